@@ -1,0 +1,126 @@
+#include "lib/runtime/server.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "tests/support/http.h"
+
+namespace ferry::runtime {
+namespace {
+
+using grpc::health::v1::Health;
+using grpc::health::v1::HealthCheckRequest;
+using grpc::health::v1::HealthCheckResponse;
+
+ServerOptions LoopbackOptions() {
+  ServerOptions options;
+  options.component = "test";
+  options.grpc_address = {"127.0.0.1", 0};
+  options.metrics_address = {"127.0.0.1", 0};
+  options.drain_timeout = absl::Milliseconds(300);
+  return options;
+}
+
+std::unique_ptr<Health::Stub> HealthStub(int port) {
+  return Health::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                             grpc::InsecureChannelCredentials()));
+}
+
+TEST(ServerTest, ServesHealthAndMetricsOnPickedPorts) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(LoopbackOptions(), {}, registry);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_GT((*server)->grpc_port(), 0);
+  ASSERT_GT((*server)->metrics_port(), 0);
+
+  grpc::ClientContext ctx;
+  HealthCheckResponse response;
+  grpc::Status status = HealthStub((*server)->grpc_port())->Check(&ctx, {}, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
+
+  absl::StatusOr<testing::HttpResponse> metrics = testing::HttpGet(
+      "http://127.0.0.1:" + std::to_string((*server)->metrics_port()) + "/metrics");
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_EQ(metrics->status, 200);
+  const std::string& body = metrics->body;
+  EXPECT_NE(body.find("ferry_grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"Check\","
+                      "grpc_service=\"grpc.health.v1.Health\",grpc_type=\"unary\"} 1"),
+            std::string::npos)
+      << body;
+  EXPECT_NE(body.find("ferry_grpc_server_handling_seconds_count{grpc_method=\"Check\""),
+            std::string::npos);
+  EXPECT_NE(body.find("ferry_build_info{component=\"test\""), std::string::npos);
+  EXPECT_NE(body.find("process_resident_memory_bytes "), std::string::npos);
+  EXPECT_NE(body.find("process_open_fds "), std::string::npos);
+}
+
+TEST(ServerTest, UnknownServiceHealthIsNotFound) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto server = Server::Start(LoopbackOptions(), {}, registry);
+  ASSERT_TRUE(server.ok()) << server.status();
+  grpc::ClientContext ctx;
+  HealthCheckRequest request;
+  request.set_service("ferry.v1.NoSuchService");
+  HealthCheckResponse response;
+  grpc::Status status = HealthStub((*server)->grpc_port())->Check(&ctx, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST(ServerTest, PortInUseIsFailedPreconditionNamingTheAddress) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto first = Server::Start(LoopbackOptions(), {}, registry);
+  ASSERT_TRUE(first.ok()) << first.status();
+
+  ServerOptions grpc_clash = LoopbackOptions();
+  grpc_clash.grpc_address.port = (*first)->grpc_port();
+  auto second = Server::Start(grpc_clash, {}, std::make_shared<prometheus::Registry>());
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find(grpc_clash.grpc_address.ToString()),
+            std::string::npos)
+      << second.status().message();
+
+  ServerOptions metrics_clash = LoopbackOptions();
+  metrics_clash.metrics_address.port = (*first)->metrics_port();
+  auto third = Server::Start(metrics_clash, {}, std::make_shared<prometheus::Registry>());
+  ASSERT_FALSE(third.ok());
+  EXPECT_EQ(third.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(third.status().message().find("cannot serve metrics on " +
+                                          metrics_clash.metrics_address.ToString()),
+            std::string::npos)
+      << third.status().message();
+}
+
+TEST(ServerTest, ShutdownTurnsHealthNotServingThenStops) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto server = Server::Start(LoopbackOptions(), {}, registry);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = HealthStub((*server)->grpc_port());
+
+  grpc::ClientContext watch_ctx;
+  auto watch = stub->Watch(&watch_ctx, {});
+  HealthCheckResponse update;
+  ASSERT_TRUE(watch->Read(&update));
+  EXPECT_EQ(update.status(), HealthCheckResponse::SERVING);
+
+  std::thread stopper([&] { (*server)->Shutdown(); });
+  // The watcher is an in-flight RPC: it sees NOT_SERVING before the server goes away.
+  ASSERT_TRUE(watch->Read(&update));
+  EXPECT_EQ(update.status(), HealthCheckResponse::NOT_SERVING);
+  stopper.join();
+  while (watch->Read(&update)) {
+  }
+  EXPECT_FALSE(watch->Finish().ok());
+
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  HealthCheckResponse response;
+  EXPECT_EQ(stub->Check(&ctx, {}, &response).error_code(), grpc::StatusCode::UNAVAILABLE);
+  (*server)->Shutdown();  // idempotent
+}
+
+}  // namespace
+}  // namespace ferry::runtime

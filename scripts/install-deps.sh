@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Ferry needs to build and test. Idempotent: packages that
+# are already installed are skipped, and apt-get is not called at all when nothing is missing.
+#
+# Usage: scripts/install-deps.sh [build|test]
+#   build  compilers, libraries and code generators (default)
+#   test   build + the real peers the test suite starts (curl, ...)
+set -euo pipefail
+
+profile="${1:-build}"
+
+build_pkgs=(
+  build-essential cmake ninja-build pkg-config git ca-certificates
+  protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgrpc++-dev libgrpc-dev
+  libabsl-dev libgit2-dev libyaml-cpp-dev prometheus-cpp-dev libcurl4-openssl-dev
+  libre2-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
+  libgtest-dev libgmock-dev libbenchmark-dev grpc-proto
+)
+test_pkgs=(curl procps)
+
+pkgs=("${build_pkgs[@]}")
+case "$profile" in
+  build) ;;
+  test) pkgs+=("${test_pkgs[@]}") ;;
+  *) echo "install-deps.sh: unknown profile '$profile' (use build or test)" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps.sh: missing packages: ${missing[*]}; run as root or install them" >&2
+  exit 1
+fi
+
+echo "install-deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
