@@ -2,9 +2,10 @@
 # Installs the Debian 12 packages Ferry needs to build and test. Idempotent: packages that
 # are already installed are skipped, and apt-get is not called at all when nothing is missing.
 #
-# Usage: scripts/install-deps.sh [build|test]
+# Usage: scripts/install-deps.sh [build|run|test]
 #   build  compilers, libraries and code generators (default)
-#   test   build + the real peers the test suite starts (curl, ...)
+#   run    build + what scripts/run-local.sh uses (curl)
+#   test   build + the real peers the test suite starts
 set -euo pipefail
 
 profile="${1:-build}"
@@ -16,13 +17,15 @@ build_pkgs=(
   libre2-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev grpc-proto
 )
-test_pkgs=(curl procps)
+run_pkgs=(curl)
+test_pkgs=(curl)
 
 pkgs=("${build_pkgs[@]}")
 case "$profile" in
   build) ;;
+  run) pkgs+=("${run_pkgs[@]}") ;;
   test) pkgs+=("${test_pkgs[@]}") ;;
-  *) echo "install-deps.sh: unknown profile '$profile' (use build or test)" >&2; exit 2 ;;
+  *) echo "install-deps.sh: unknown profile '$profile' (use build, run or test)" >&2; exit 2 ;;
 esac
 
 missing=()

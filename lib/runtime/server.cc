@@ -29,7 +29,7 @@ gpr_timespec ToGprDeadline(absl::Duration timeout) {
 const char* Version() { return FERRY_VERSION; }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(
-    const ServerOptions& options, const std::vector<grpc::Service*>& services,
+    const ServerOptions& options, const std::vector<HostedService>& services,
     std::shared_ptr<prometheus::Registry> registry) {
   std::unique_ptr<Server> server(new Server());
   server->options_ = options;
@@ -69,7 +69,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
                            options.credentials ? options.credentials
                                                : grpc::InsecureServerCredentials(),
                            &server->grpc_port_);
-  for (grpc::Service* service : services) builder.RegisterService(service);
+  for (const HostedService& hosted : services) builder.RegisterService(hosted.service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
   creators.push_back(std::make_unique<RpcMetricsInterceptorFactory>(
       std::make_shared<RpcMetrics>(*registry)));
@@ -85,6 +85,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   }
   grpc::HealthCheckServiceInterface* health = server->grpc_server_->GetHealthCheckService();
   health->SetServingStatus(true);
+  for (const HostedService& hosted : services) health->SetServingStatus(hosted.name, true);
   return server;
 }
 
@@ -102,7 +103,7 @@ void Server::Shutdown() {
   exposer_.reset();
 }
 
-int ServeUntilSignal(const ServerOptions& options, const std::vector<grpc::Service*>& services,
+int ServeUntilSignal(const ServerOptions& options, const std::vector<HostedService>& services,
                      std::shared_ptr<prometheus::Registry> registry) {
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options, services, registry);
   if (!server.ok()) {

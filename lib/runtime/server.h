@@ -30,16 +30,22 @@ struct ServerOptions {
   std::shared_ptr<grpc::ServerCredentials> credentials;
 };
 
-// A started server. Health reports SERVING for "" and every registered service once Start()
-// returns. Thread-safe.
+// A service to host, with the full name health reports it under ("ferry.v1.Ferry").
+struct HostedService {
+  grpc::Service* service;  // not owned
+  std::string name;
+};
+
+// A started server. Health reports SERVING for "" (the whole server, what Kubernetes gRPC
+// probes ask) and for every hosted service by name once Start() returns.
 class Server {
  public:
-  // Starts /metrics, then gRPC with `services` (not owned; they must outlive the server).
+  // Starts /metrics, then gRPC with `services` (they must outlive the server).
   // Metrics of the RPCs and of the process go into `registry`, which /metrics serves.
   // Errors: FailedPrecondition naming the address when a port cannot be bound (in use, or
   // not an address of this host).
   static absl::StatusOr<std::unique_ptr<Server>> Start(
-      const ServerOptions& options, const std::vector<grpc::Service*>& services,
+      const ServerOptions& options, const std::vector<HostedService>& services,
       std::shared_ptr<prometheus::Registry> registry);
 
   // Shuts down if still running.
@@ -74,7 +80,7 @@ class Server {
 // ("listening"). Returns the process exit code: 0 after a clean shutdown, 2 when the server
 // cannot start (the reason is printed on stderr). Requires BlockShutdownSignals() at the top
 // of main().
-int ServeUntilSignal(const ServerOptions& options, const std::vector<grpc::Service*>& services,
+int ServeUntilSignal(const ServerOptions& options, const std::vector<HostedService>& services,
                      std::shared_ptr<prometheus::Registry> registry);
 
 // Ferry's version, e.g. "0.1.0".

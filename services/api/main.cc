@@ -16,6 +16,6 @@ int main(int argc, char** argv) {
   ferry::runtime::InitLogging(ferry::api::kComponent, flags.server);
 
   ferry::api::ApiService service;
-  return ferry::runtime::ServeUntilSignal(config->server, {&service},
+  return ferry::runtime::ServeUntilSignal(config->server, {{&service, ferry::v1::Ferry::service_full_name()}},
                                           std::make_shared<prometheus::Registry>());
 }

@@ -16,6 +16,6 @@ int main(int argc, char** argv) {
   ferry::runtime::InitLogging(ferry::cluster_syncer::kComponent, flags.server);
 
   ferry::cluster_syncer::ClusterSyncerService service;
-  return ferry::runtime::ServeUntilSignal(config->server, {&service},
+  return ferry::runtime::ServeUntilSignal(config->server, {{&service, ferry::v1::ClusterSyncer::service_full_name()}},
                                           std::make_shared<prometheus::Registry>());
 }

@@ -16,6 +16,6 @@ int main(int argc, char** argv) {
   ferry::runtime::InitLogging(ferry::git_writer::kComponent, flags.server);
 
   ferry::git_writer::GitWriterService service;
-  return ferry::runtime::ServeUntilSignal(config->server, {&service},
+  return ferry::runtime::ServeUntilSignal(config->server, {{&service, ferry::v1::GitWriter::service_full_name()}},
                                           std::make_shared<prometheus::Registry>());
 }

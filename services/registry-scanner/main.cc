@@ -16,6 +16,6 @@ int main(int argc, char** argv) {
   ferry::runtime::InitLogging(ferry::registry_scanner::kComponent, flags.server);
 
   ferry::registry_scanner::RegistryScannerService service;
-  return ferry::runtime::ServeUntilSignal(config->server, {&service},
+  return ferry::runtime::ServeUntilSignal(config->server, {{&service, ferry::v1::RegistryScanner::service_full_name()}},
                                           std::make_shared<prometheus::Registry>());
 }

@@ -42,15 +42,12 @@ bool ReflectionDatabase::RoundTrip(const Request& request, Response* response) {
   return true;
 }
 
-std::string ReflectionDatabase::CacheFiles(const Response& response) {
-  std::string first;
+void ReflectionDatabase::CacheFiles(const Response& response) {
   for (const std::string& bytes : response.file_descriptor_response().file_descriptor_proto()) {
     google::protobuf::FileDescriptorProto file;
     if (!file.ParseFromString(bytes)) continue;
-    if (first.empty()) first = file.name();
     if (cached_names_.insert(file.name()).second) cache_.Add(file);
   }
-  return first;
 }
 
 absl::StatusOr<std::vector<std::string>> ReflectionDatabase::ListServices() {
@@ -84,8 +81,10 @@ bool ReflectionDatabase::FindFileContainingSymbol(const std::string& symbol_name
   request.set_file_containing_symbol(symbol_name);
   Response response;
   if (!RoundTrip(request, &response)) return false;
-  std::string first = CacheFiles(response);
-  return !first.empty() && cache_.FindFileByName(first, output);
+  // gRPC 1.51 servers repeat earlier answers' files in later responses on the same stream, so
+  // the first file of a response is not necessarily the one asked for: look it up by symbol.
+  CacheFiles(response);
+  return cache_.FindFileContainingSymbol(symbol_name, output);
 }
 
 bool ReflectionDatabase::FindFileContainingExtension(const std::string&, int,

@@ -45,8 +45,8 @@ class ReflectionDatabase final : public google::protobuf::DescriptorDatabase {
 
   // Sends one request and reads its response; false (with last_error_) on failure.
   bool RoundTrip(const Request& request, Response* response);
-  // Caches every file of a file_descriptor_response; returns the first one's name.
-  std::string CacheFiles(const Response& response);
+  // Caches every file of a file_descriptor_response.
+  void CacheFiles(const Response& response);
 
   std::unique_ptr<grpc::reflection::v1alpha::ServerReflection::Stub> stub_;
   grpc::ClientContext context_;
