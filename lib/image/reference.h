@@ -1,0 +1,61 @@
+// Container image references, per the Docker / OCI distribution reference grammar:
+//
+//   [registry-host[:port]/]path-component[/path-component...][:tag][@algorithm:hex]
+//
+// A reference keeps its spelling as written ("nginx", "index.docker.io/library/nginx") and
+// also offers the normalized form used to compare repositories ("docker.io/library/nginx").
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace ferry::image {
+
+// A parsed, valid image reference. Value type.
+class Reference {
+ public:
+  // Parses `text`. InvalidArgument with the reason (empty, upper-case in the path, bad tag,
+  // bad digest, name too long, ...).
+  static absl::StatusOr<Reference> Parse(absl::string_view text);
+
+  // The text as given to Parse().
+  const std::string& original() const { return original_; }
+  // The name as written, without tag or digest ("nginx", "quay.io/org/app").
+  const std::string& name() const { return name_; }
+  // Tag, empty when none.
+  const std::string& tag() const { return tag_; }
+  // Digest ("sha256:..."), empty when none.
+  const std::string& digest() const { return digest_; }
+
+  // Normalized registry host: "docker.io" for Docker Hub (also for "index.docker.io" and
+  // references without a host).
+  std::string Registry() const;
+  // Normalized repository path inside the registry ("library/nginx" for "nginx").
+  std::string Path() const;
+  // Registry() + "/" + Path(): the repository's identity, for comparison and lookups.
+  std::string Repository() const;
+  // True when both name the same repository, whatever their spelling, tag or digest.
+  bool SameRepository(const Reference& other) const { return Repository() == other.Repository(); }
+
+  // This reference's name as written, with `tag` and no digest: the spelling a manifest
+  // keeps when its tag is updated ("nginx:1.25" -> "nginx:1.26").
+  std::string WithTag(absl::string_view tag) const;
+
+  // The tag to show when none is written: "latest" for tag-less, digest-less references.
+  std::string EffectiveTag() const { return tag_.empty() && digest_.empty() ? "latest" : tag_; }
+
+ private:
+  std::string original_;
+  std::string name_;
+  std::string domain_;  // as written; empty when the name has no registry host
+  std::string path_;    // as written
+  std::string tag_;
+  std::string digest_;
+};
+
+// Checks that `tag` is a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}).
+absl::Status ValidateTag(absl::string_view tag);
+
+}  // namespace ferry::image

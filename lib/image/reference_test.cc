@@ -1,0 +1,122 @@
+#include "lib/image/reference.h"
+
+#include <gtest/gtest.h>
+
+namespace ferry::image {
+namespace {
+
+struct Good {
+  const char* text;
+  const char* name;
+  const char* tag;
+  const char* digest;
+  const char* repository;  // normalized
+};
+
+class ParseGoodTest : public ::testing::TestWithParam<Good> {};
+
+TEST_P(ParseGoodTest, ParsesAndNormalizes) {
+  const Good& g = GetParam();
+  absl::StatusOr<Reference> ref = Reference::Parse(g.text);
+  ASSERT_TRUE(ref.ok()) << ref.status();
+  EXPECT_EQ(ref->original(), g.text);
+  EXPECT_EQ(ref->name(), g.name);
+  EXPECT_EQ(ref->tag(), g.tag);
+  EXPECT_EQ(ref->digest(), g.digest);
+  EXPECT_EQ(ref->Repository(), g.repository);
+}
+
+const char kDigest[] = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+INSTANTIATE_TEST_SUITE_P(
+    References, ParseGoodTest,
+    ::testing::Values(
+        Good{"nginx", "nginx", "", "", "docker.io/library/nginx"},
+        Good{"nginx:1.25", "nginx", "1.25", "", "docker.io/library/nginx"},
+        Good{"library/nginx:1.25", "library/nginx", "1.25", "", "docker.io/library/nginx"},
+        Good{"docker.io/nginx", "docker.io/nginx", "", "", "docker.io/library/nginx"},
+        Good{"index.docker.io/library/nginx:latest", "index.docker.io/library/nginx", "latest", "",
+             "docker.io/library/nginx"},
+        Good{"weaveworksdemos/front-end:0.2.0", "weaveworksdemos/front-end", "0.2.0", "",
+             "docker.io/weaveworksdemos/front-end"},
+        Good{"quay.io/weaveworks/helloworld:master-a000001", "quay.io/weaveworks/helloworld",
+             "master-a000001", "", "quay.io/weaveworks/helloworld"},
+        Good{"localhost:5000/team/app:v1", "localhost:5000/team/app", "v1", "",
+             "localhost:5000/team/app"},
+        Good{"localhost/app", "localhost/app", "", "", "localhost/app"},
+        Good{"127.0.0.1:5000/a/b/c:1_0", "127.0.0.1:5000/a/b/c", "1_0", "",
+             "127.0.0.1:5000/a/b/c"},
+        Good{"Registry/app:1", "Registry/app", "1", "", "Registry/app"},
+        Good{"my_org__x/app-name.v2--x:TAG.x-1", "my_org__x/app-name.v2--x", "TAG.x-1", "",
+             "docker.io/my_org__x/app-name.v2--x"}));
+
+TEST(ReferenceTest, DigestWithAndWithoutTag) {
+  auto both = Reference::Parse(std::string("nginx:1.25@") + kDigest);
+  ASSERT_TRUE(both.ok()) << both.status();
+  EXPECT_EQ(both->tag(), "1.25");
+  EXPECT_EQ(both->digest(), kDigest);
+  auto only = Reference::Parse(std::string("quay.io/a/b@") + kDigest);
+  ASSERT_TRUE(only.ok()) << only.status();
+  EXPECT_EQ(only->tag(), "");
+  EXPECT_EQ(only->EffectiveTag(), "");
+  EXPECT_EQ(Reference::Parse("nginx")->EffectiveTag(), "latest");
+}
+
+TEST(ReferenceTest, WithTagKeepsTheWrittenName) {
+  EXPECT_EQ(Reference::Parse("nginx:1.25")->WithTag("1.26"), "nginx:1.26");
+  EXPECT_EQ(Reference::Parse("index.docker.io/library/nginx")->WithTag("2"),
+            "index.docker.io/library/nginx:2");
+  EXPECT_EQ(Reference::Parse(std::string("localhost:5000/app:1@") + kDigest)->WithTag("2"),
+            "localhost:5000/app:2");
+}
+
+TEST(ReferenceTest, SameRepositoryAcrossSpellings) {
+  auto a = *Reference::Parse("nginx:1");
+  auto b = *Reference::Parse("index.docker.io/library/nginx:2");
+  auto c = *Reference::Parse("docker.io/library/nginx");
+  auto d = *Reference::Parse("quay.io/library/nginx:1");
+  auto e = *Reference::Parse("localhost:5000/nginx");
+  EXPECT_TRUE(a.SameRepository(b));
+  EXPECT_TRUE(b.SameRepository(c));
+  EXPECT_FALSE(a.SameRepository(d));
+  EXPECT_FALSE(a.SameRepository(e));
+}
+
+struct Bad {
+  const char* text;
+  const char* reason;
+};
+
+class ParseBadTest : public ::testing::TestWithParam<Bad> {};
+
+TEST_P(ParseBadTest, RejectsWithReason) {
+  absl::StatusOr<Reference> ref = Reference::Parse(GetParam().text);
+  ASSERT_FALSE(ref.ok()) << GetParam().text;
+  EXPECT_EQ(ref.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(ref.status().message().find(GetParam().reason), std::string::npos)
+      << ref.status().message();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    References, ParseBadTest,
+    ::testing::Values(Bad{"", "empty"}, Bad{":1.0", "no repository name"},
+                      Bad{"nginx:", "tag \"\" must be"}, Bad{"nginx:-1", "tag \"-1\" must be"},
+                      Bad{"nginx:a/b", "registry host \"nginx:a\""}, Bad{"NGINX", "path component \"NGINX\""},
+                      Bad{"org/App:1", "path component \"App\""},
+                      Bad{"a//b", "path component \"\""}, Bad{"a/b/", "path component \"\""},
+                      Bad{"nginx@sha256:abc", "digest must be"},
+                      Bad{"-bad.io/app", "registry host \"-bad.io\""},
+                      Bad{"my host/app", "path component"}, Bad{"nginx:1 2", "tag \"1 2\""}));
+
+TEST(ReferenceTest, RejectsOverlongNamesAndTags) {
+  std::string long_name(256, 'a');
+  EXPECT_FALSE(Reference::Parse(long_name).ok());
+  EXPECT_TRUE(Reference::Parse(std::string(255, 'a')).ok());
+  EXPECT_FALSE(Reference::Parse("a:" + std::string(129, 't')).ok());
+  EXPECT_TRUE(Reference::Parse("a:" + std::string(128, 't')).ok());
+  EXPECT_TRUE(ValidateTag("v1.2.3-rc.1").ok());
+  EXPECT_FALSE(ValidateTag(".hidden").ok());
+}
+
+}  // namespace
+}  // namespace ferry::image

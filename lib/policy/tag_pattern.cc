@@ -1,0 +1,209 @@
+#include "lib/policy/tag_pattern.h"
+
+#include <re2/re2.h>
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace ferry::policy {
+namespace {
+
+// The value a numerical / alphabetical pattern ranks a tag by: RE's first group or the tag.
+std::optional<std::string> RankKey(const re2::RE2* re, absl::string_view tag) {
+  if (re == nullptr) return std::string(tag);
+  re2::StringPiece input(tag.data(), tag.size());
+  if (re->NumberOfCapturingGroups() == 0) {
+    if (!RE2::PartialMatch(input, *re)) return std::nullopt;
+    return std::string(tag);
+  }
+  std::string group;
+  if (!RE2::PartialMatch(input, *re, &group)) return std::nullopt;
+  return group;
+}
+
+std::optional<double> Number(absl::string_view text) {
+  double value = 0;
+  if (text.empty() || !absl::SimpleAtod(text, &value)) return std::nullopt;
+  for (char c : text) {
+    if (!(absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '-' ||
+          c == '+')) {
+      return std::nullopt;  // SimpleAtod also takes "inf", "nan", "1e5"
+    }
+  }
+  return value;
+}
+
+}  // namespace
+
+bool GlobMatch(absl::string_view pattern, absl::string_view text) {
+  size_t p = 0;
+  size_t t = 0;
+  size_t star = absl::string_view::npos;
+  size_t resume = 0;
+  while (t < text.size()) {
+    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == text[t])) {
+      ++p;
+      ++t;
+    } else if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      resume = t;
+    } else if (star != absl::string_view::npos) {
+      p = star + 1;
+      t = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+TagPattern TagPattern::Any() {
+  TagPattern p;
+  p.kind_ = PatternKind::kGlob;
+  p.expression_ = "*";
+  return p;
+}
+
+absl::StatusOr<TagPattern> TagPattern::Parse(absl::string_view text) {
+  TagPattern p;
+  absl::string_view expr = text;
+  size_t colon = text.find(':');
+  absl::string_view prefix = colon == absl::string_view::npos ? "" : text.substr(0, colon);
+  if (prefix == "glob") {
+    p.kind_ = PatternKind::kGlob;
+  } else if (prefix == "semver") {
+    p.kind_ = PatternKind::kSemver;
+  } else if (prefix == "regexp" || prefix == "regex") {
+    p.kind_ = PatternKind::kRegexp;
+  } else if (prefix == "numerical") {
+    p.kind_ = PatternKind::kNumerical;
+  } else if (prefix == "alphabetical") {
+    p.kind_ = PatternKind::kAlphabetical;
+  } else {
+    prefix = "";  // a bare glob; a ':' inside it is just a character
+  }
+  if (!prefix.empty()) expr = text.substr(colon + 1);
+  p.expression_ = std::string(expr);
+  p.allows_latest_ = absl::StrContains(expr, "latest");
+
+  switch (p.kind_) {
+    case PatternKind::kGlob:
+      if (expr.empty()) {
+        return absl::InvalidArgumentError(
+            "empty glob tag filter; use \"glob:*\" for any tag");
+      }
+      break;
+    case PatternKind::kSemver: {
+      absl::StatusOr<Constraints> c = Constraints::Parse(expr);
+      if (!c.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("invalid tag filter \"", text, "\": ", c.status().message()));
+      }
+      p.constraints_ = *c;
+      break;
+    }
+    case PatternKind::kRegexp:
+    case PatternKind::kNumerical:
+    case PatternKind::kAlphabetical: {
+      if (expr.empty() && p.kind_ == PatternKind::kRegexp) {
+        return absl::InvalidArgumentError("empty regexp tag filter");
+      }
+      if (expr.empty()) break;
+      RE2::Options options;
+      options.set_log_errors(false);
+      auto re = std::make_shared<re2::RE2>(re2::StringPiece(expr.data(), expr.size()), options);
+      if (!re->ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("invalid tag filter \"", text, "\": ", re->error()));
+      }
+      p.re_ = std::move(re);
+      break;
+    }
+  }
+  return p;
+}
+
+std::string TagPattern::ToString() const {
+  const char* prefix = "glob";
+  switch (kind_) {
+    case PatternKind::kGlob: prefix = "glob"; break;
+    case PatternKind::kSemver: prefix = "semver"; break;
+    case PatternKind::kRegexp: prefix = "regexp"; break;
+    case PatternKind::kNumerical: prefix = "numerical"; break;
+    case PatternKind::kAlphabetical: prefix = "alphabetical"; break;
+  }
+  return absl::StrCat(prefix, ":", expression_);
+}
+
+bool TagPattern::Matches(absl::string_view tag) const {
+  if (tag == "latest" && !allows_latest_) return false;
+  switch (kind_) {
+    case PatternKind::kGlob:
+      return GlobMatch(expression_, tag);
+    case PatternKind::kSemver: {
+      absl::StatusOr<Version> v = Version::Parse(tag);
+      return v.ok() && constraints_->Check(*v);
+    }
+    case PatternKind::kRegexp:
+      return RE2::PartialMatch(re2::StringPiece(tag.data(), tag.size()), *re_);
+    case PatternKind::kNumerical: {
+      std::optional<std::string> key = RankKey(re_.get(), tag);
+      return key.has_value() && Number(*key).has_value();
+    }
+    case PatternKind::kAlphabetical:
+      return RankKey(re_.get(), tag).has_value();
+  }
+  return false;
+}
+
+std::vector<TagCandidate> TagPattern::Rank(std::vector<TagCandidate> candidates) const {
+  candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
+                                  [&](const TagCandidate& c) { return !Matches(c.tag); }),
+                   candidates.end());
+  auto by_tag_desc = [](const TagCandidate& a, const TagCandidate& b) { return a.tag > b.tag; };
+  switch (kind_) {
+    case PatternKind::kSemver:
+      std::sort(candidates.begin(), candidates.end(),
+                [&](const TagCandidate& a, const TagCandidate& b) {
+                  int c = Version::Parse(a.tag)->Compare(*Version::Parse(b.tag));
+                  return c != 0 ? c > 0 : by_tag_desc(a, b);
+                });
+      break;
+    case PatternKind::kNumerical:
+      std::sort(candidates.begin(), candidates.end(),
+                [&](const TagCandidate& a, const TagCandidate& b) {
+                  double x = *Number(*RankKey(re_.get(), a.tag));
+                  double y = *Number(*RankKey(re_.get(), b.tag));
+                  return x != y ? x > y : by_tag_desc(a, b);
+                });
+      break;
+    case PatternKind::kAlphabetical:
+      std::sort(candidates.begin(), candidates.end(),
+                [&](const TagCandidate& a, const TagCandidate& b) {
+                  std::string x = *RankKey(re_.get(), a.tag);
+                  std::string y = *RankKey(re_.get(), b.tag);
+                  return x != y ? x > y : by_tag_desc(a, b);
+                });
+      break;
+    case PatternKind::kGlob:
+    case PatternKind::kRegexp:
+      std::sort(candidates.begin(), candidates.end(),
+                [&](const TagCandidate& a, const TagCandidate& b) {
+                  if (a.created != b.created) {
+                    if (!a.created) return false;  // unknown times rank last
+                    if (!b.created) return true;
+                    return *a.created > *b.created;
+                  }
+                  return by_tag_desc(a, b);
+                });
+      break;
+  }
+  return candidates;
+}
+
+}  // namespace ferry::policy

@@ -1,0 +1,96 @@
+#include "lib/policy/tag_pattern.h"
+
+#include <gtest/gtest.h>
+
+namespace ferry::policy {
+namespace {
+
+std::vector<std::string> Tags(const std::vector<TagCandidate>& ranked) {
+  std::vector<std::string> out;
+  for (const TagCandidate& c : ranked) out.push_back(c.tag);
+  return out;
+}
+
+absl::Time Day(int d) { return absl::FromUnixSeconds(1700000000 + d * 86400); }
+
+TEST(GlobMatchTest, StarAndQuestionMark) {
+  EXPECT_TRUE(GlobMatch("*", ""));
+  EXPECT_TRUE(GlobMatch("master-*", "master-a000001"));
+  EXPECT_FALSE(GlobMatch("master-*", "main-a000001"));
+  EXPECT_TRUE(GlobMatch("*-rc*", "1.0-rc3"));
+  EXPECT_TRUE(GlobMatch("v?.?", "v1.2"));
+  EXPECT_FALSE(GlobMatch("v?.?", "v1.22"));
+  EXPECT_TRUE(GlobMatch("a*b*c", "aXXbYYc"));
+  EXPECT_FALSE(GlobMatch("a*b*c", "aXXbYY"));
+  EXPECT_TRUE(GlobMatch(std::string(50, '*') + "x", std::string(5000, 'a') + "x"));
+}
+
+TEST(TagPatternTest, ParsesKindsAndDefaultsToGlob) {
+  EXPECT_EQ(TagPattern::Parse("master-*")->ToString(), "glob:master-*");
+  EXPECT_EQ(TagPattern::Parse("glob:*")->kind(), PatternKind::kGlob);
+  EXPECT_EQ(TagPattern::Parse("semver:~1.2")->kind(), PatternKind::kSemver);
+  EXPECT_EQ(TagPattern::Parse("regex:^v")->ToString(), "regexp:^v");
+  EXPECT_EQ(TagPattern::Parse("numerical:^build-(\\d+)$")->kind(), PatternKind::kNumerical);
+  EXPECT_EQ(TagPattern::Parse("alphabetical:")->kind(), PatternKind::kAlphabetical);
+  // An unknown prefix is part of a glob (a ':' is no kind separator there).
+  EXPECT_EQ(TagPattern::Parse("foo:bar")->ToString(), "glob:foo:bar");
+}
+
+TEST(TagPatternTest, RejectsInvalidPatternsWithReason) {
+  auto semver = TagPattern::Parse("semver:>>1");
+  ASSERT_FALSE(semver.ok());
+  EXPECT_NE(semver.status().message().find("invalid tag filter \"semver:>>1\""), std::string::npos);
+  auto re = TagPattern::Parse("regexp:(unclosed");
+  ASSERT_FALSE(re.ok());
+  EXPECT_NE(re.status().message().find("missing )"), std::string::npos) << re.status().message();
+  EXPECT_FALSE(TagPattern::Parse("glob:").ok());
+  EXPECT_FALSE(TagPattern::Parse("regexp:").ok());
+  // Backreferences are not RE2 (linear time only).
+  EXPECT_FALSE(TagPattern::Parse("regexp:(a)\\1").ok());
+}
+
+TEST(TagPatternTest, LatestOnlyWhenNamed) {
+  EXPECT_FALSE(TagPattern::Parse("*")->Matches("latest"));
+  EXPECT_FALSE(TagPattern::Any().Matches("latest"));
+  EXPECT_TRUE(TagPattern::Any().Matches("1.0"));
+  EXPECT_TRUE(TagPattern::Parse("latest")->Matches("latest"));
+  EXPECT_TRUE(TagPattern::Parse("regexp:^(latest|stable)$")->Matches("latest"));
+  EXPECT_FALSE(TagPattern::Parse("regexp:.*")->Matches("latest"));
+}
+
+TEST(TagPatternTest, RegexpIsUnanchoredUnlessAnchored) {
+  EXPECT_TRUE(TagPattern::Parse("regexp:rc")->Matches("1.0-rc1"));
+  EXPECT_FALSE(TagPattern::Parse("regexp:^rc")->Matches("1.0-rc1"));
+}
+
+TEST(TagPatternTest, GlobRanksByCreatedNewestFirstUnknownLast) {
+  std::vector<TagCandidate> in = {{"master-a", Day(1)},     {"master-c", Day(3)},
+                                  {"master-x", std::nullopt}, {"master-b", Day(2)},
+                                  {"other", Day(9)},          {"latest", Day(10)},
+                                  {"master-d", Day(3)}};
+  EXPECT_EQ(Tags(TagPattern::Parse("master-*")->Rank(in)),
+            (std::vector<std::string>{"master-d", "master-c", "master-b", "master-a", "master-x"}));
+}
+
+TEST(TagPatternTest, SemverRanksByVersionIgnoringTimes) {
+  std::vector<TagCandidate> in = {{"1.2.0", Day(5)}, {"v1.10.0", Day(1)}, {"1.9.3", Day(9)},
+                                  {"2.0.0", Day(9)}, {"1.11.0-rc.1", Day(9)}, {"master", Day(9)},
+                                  {"1.10", Day(2)}};
+  EXPECT_EQ(Tags(TagPattern::Parse("semver:^1.2")->Rank(in)),
+            (std::vector<std::string>{"v1.10.0", "1.10", "1.9.3", "1.2.0"}));
+}
+
+TEST(TagPatternTest, NumericalAndAlphabeticalUseTheCapture) {
+  std::vector<TagCandidate> in = {{"build-9", Day(1)}, {"build-10", Day(0)},
+                                  {"build-x", Day(5)}, {"main-100", Day(5)}};
+  EXPECT_EQ(Tags(TagPattern::Parse("numerical:^build-(.+)$")->Rank(in)),
+            (std::vector<std::string>{"build-10", "build-9"}));
+  EXPECT_EQ(Tags(TagPattern::Parse("alphabetical:^build-(.+)$")->Rank(in)),
+            (std::vector<std::string>{"build-x", "build-9", "build-10"}));
+  std::vector<TagCandidate> plain = {{"3", Day(0)}, {"20", Day(0)}, {"1.5", Day(0)}, {"abc", Day(0)}};
+  EXPECT_EQ(Tags(TagPattern::Parse("numerical:")->Rank(plain)),
+            (std::vector<std::string>{"20", "3", "1.5"}));
+}
+
+}  // namespace
+}  // namespace ferry::policy
