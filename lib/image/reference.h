@@ -24,6 +24,10 @@ class Reference {
   const std::string& original() const { return original_; }
   // The name as written, without tag or digest ("nginx", "quay.io/org/app").
   const std::string& name() const { return name_; }
+  // Registry host as written, empty when the name has none ("nginx").
+  const std::string& domain() const { return domain_; }
+  // Repository path as written, without the registry host ("nginx", "org/app").
+  const std::string& path() const { return path_; }
   // Tag, empty when none.
   const std::string& tag() const { return tag_; }
   // Digest ("sha256:..."), empty when none.

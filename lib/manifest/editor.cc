@@ -1,0 +1,562 @@
+#include "lib/manifest/editor.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "lib/image/reference.h"
+#include "lib/manifest/workload.h"
+#include "lib/manifest/yaml_text.h"
+#include "lib/status/status_macros.h"
+
+namespace ferry::manifest {
+namespace {
+
+constexpr size_t kNpos = absl::string_view::npos;
+
+// The document being edited.
+struct Doc {
+  std::string text;
+  YAML::Node root;
+  YAML::Node object;  // the resource: the root, or an item of a List
+  Resource resource;  // with node = object
+};
+
+struct Replacement {
+  size_t begin;
+  size_t end;
+  std::string text;
+};
+
+YAML::Node ObjectOf(const YAML::Node& root, int list_item) {
+  if (list_item < 0) return root;
+  return NodeAt(root, {"items", std::to_string(list_item)});
+}
+
+absl::StatusOr<YAML::Node> Parse(const std::string& text, absl::string_view what) {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return absl::InternalError(absl::StrCat(what, " does not parse: ", e.what()));
+  }
+}
+
+absl::StatusOr<Doc> OpenDocument(absl::string_view content, const Source& source,
+                                 absl::string_view id, const LoadOptions& options) {
+  if (source.begin > source.end || source.end > content.size()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(source.path, ": the file changed since it was indexed; reload it"));
+  }
+  Doc doc;
+  doc.text = std::string(content.substr(source.begin, source.end - source.begin));
+  LoadResult one = LoadFile(source.path, doc.text, options);
+  for (Resource& r : one.resources) {
+    if (r.id == id && r.source.list_item == source.list_item) {
+      doc.resource = std::move(r);
+      break;
+    }
+  }
+  if (doc.resource.id.empty()) {
+    return absl::NotFoundError(absl::StrCat("resource ", id, " is not in ", source.path,
+                                            " document ", source.document));
+  }
+  ASSIGN_OR_RETURN(doc.root, Parse(doc.text, source.path));
+  doc.object = ObjectOf(doc.root, source.list_item);
+  doc.resource.node = doc.object;
+  return doc;
+}
+
+std::string ApplyReplacements(absl::string_view text, std::vector<Replacement> reps) {
+  std::sort(reps.begin(), reps.end(),
+            [](const Replacement& a, const Replacement& b) { return a.begin > b.begin; });
+  std::string out(text);
+  for (const Replacement& r : reps) out.replace(r.begin, r.end - r.begin, r.text);
+  return out;
+}
+
+bool Overlapping(std::vector<Replacement> reps) {
+  std::sort(reps.begin(), reps.end(),
+            [](const Replacement& a, const Replacement& b) { return a.begin < b.begin; });
+  for (size_t i = 1; i < reps.size(); ++i) {
+    if (reps[i].begin < reps[i - 1].end) return true;
+  }
+  return false;
+}
+
+// A structural fingerprint of a parsed tree: equal fingerprints = equal content.
+void Canonical(const YAML::Node& n, std::string& out) {
+  switch (n.Type()) {
+    case YAML::NodeType::Undefined: out += '?'; break;
+    case YAML::NodeType::Null: out += '~'; break;
+    case YAML::NodeType::Scalar:
+      absl::StrAppend(&out, "s", n.Scalar().size(), ":", n.Scalar());
+      break;
+    case YAML::NodeType::Sequence:
+      out += '[';
+      for (const auto& item : n) {
+        Canonical(item, out);
+        out += ',';
+      }
+      out += ']';
+      break;
+    case YAML::NodeType::Map:
+      out += '{';
+      for (const auto& kv : n) {
+        Canonical(kv.first, out);
+        out += ':';
+        Canonical(kv.second, out);
+        out += ',';
+      }
+      out += '}';
+      break;
+  }
+}
+
+absl::Status VerifyDocument(const std::string& new_text, const YAML::Node& expected,
+                            absl::string_view path) {
+  ASSIGN_OR_RETURN(YAML::Node actual, Parse(new_text, absl::StrCat("the edited ", path)));
+  std::string a;
+  std::string e;
+  Canonical(actual, a);
+  Canonical(expected, e);
+  if (a != e) {
+    return absl::InternalError(absl::StrCat(
+        "edit of ", path,
+        " not applied: the result would differ from the intended change (is the value shared "
+        "through a YAML anchor, or written in a form Ferry cannot rewrite?)"));
+  }
+  return absl::OkStatus();
+}
+
+// The key node for `key` in map `m` (undefined when absent).
+YAML::Node KeyNode(const YAML::Node& m, absl::string_view key) {
+  if (!m || !m.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+  for (const auto& kv : m) {
+    if (kv.first.IsScalar() && kv.first.Scalar() == key) return kv.first;
+  }
+  return YAML::Node(YAML::NodeType::Undefined);
+}
+
+absl::StatusOr<ScalarSpan> LocateAt(const std::string& text, const YAML::Node& object,
+                                    const NodePath& path) {
+  NodePath parent_path(path.begin(), path.end() - 1);
+  YAML::Node parent = NodeAt(object, parent_path);
+  YAML::Node node = NodeAt(object, path);
+  if (!node) {
+    return absl::NotFoundError(absl::StrCat("no value at ", PathToString(path)));
+  }
+  size_t key_pos = kNpos;
+  if (parent.IsMap()) {
+    YAML::Node key = KeyNode(parent, path.back());
+    if (key) key_pos = static_cast<size_t>(key.Mark().pos);
+  }
+  absl::StatusOr<ScalarSpan> span =
+      LocateScalar(text, node, parent.Style() == YAML::EmitterStyle::Flow, key_pos);
+  if (!span.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(PathToString(path), ": ", span.status().message()));
+  }
+  return span;
+}
+
+int LineOf(absl::string_view text, size_t pos) {
+  return static_cast<int>(std::count(text.begin(), text.begin() + pos, '\n'));
+}
+
+// True when `a` and `b` denote the same image (spelling aside).
+bool SameImage(absl::string_view a, absl::string_view b) {
+  if (a == b) return true;
+  absl::StatusOr<image::Reference> ra = image::Reference::Parse(a);
+  absl::StatusOr<image::Reference> rb = image::Reference::Parse(b);
+  return ra.ok() && rb.ok() && ra->SameRepository(*rb) && ra->EffectiveTag() == rb->EffectiveTag() &&
+         ra->digest() == rb->digest();
+}
+
+std::string ContainerNames(const std::vector<Container>& containers) {
+  std::vector<std::string> names;
+  for (const Container& c : containers) names.push_back(c.name);
+  return names.empty() ? "none" : absl::StrJoin(names, ", ");
+}
+
+// --- block and flow text surgery for annotations ---
+
+bool BlankOrComment(absl::string_view line) {
+  for (char c : line) {
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\n') continue;
+    return c == '#';
+  }
+  return true;
+}
+
+// End (start of the following line) of the block entry whose key line starts at
+// `key_line`, for entries whose keys sit at column `col`: continuation lines are more
+// indented, or "- " items at the same column. Trailing blank and comment lines are not
+// part of the entry.
+size_t EntryEnd(absl::string_view text, size_t key_line, int col) {
+  size_t pos = NextLineStart(text, key_line);
+  size_t end = pos;
+  while (pos < text.size()) {
+    size_t next = NextLineStart(text, pos);
+    absl::string_view line = text.substr(pos, next - pos);
+    if (BlankOrComment(line)) {
+      pos = next;
+      continue;
+    }
+    int indent = IndentAt(text, pos);
+    bool dash_item = indent == col && line.size() > static_cast<size_t>(col) &&
+                     line[col] == '-' &&
+                     (line.size() == static_cast<size_t>(col) + 1 ||
+                      absl::ascii_isspace(static_cast<unsigned char>(line[col + 1])));
+    if (indent > col || dash_item) {
+      end = next;
+      pos = next;
+      continue;
+    }
+    break;
+  }
+  return end;
+}
+
+// Offset of the first byte of the flow collection starting at `pos` (skipping anchors and
+// tags), and of its closing bracket.
+absl::StatusOr<std::pair<size_t, size_t>> FlowBounds(absl::string_view text, size_t pos) {
+  while (pos < text.size() && text[pos] != '{' && text[pos] != '[') ++pos;
+  if (pos >= text.size()) return absl::FailedPreconditionError("flow mapping not found");
+  int depth = 0;
+  for (size_t i = pos; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '"') {
+      for (++i; i < text.size() && text[i] != '"'; ++i) {
+        if (text[i] == '\\') ++i;
+      }
+    } else if (c == '\'') {
+      for (++i; i < text.size(); ++i) {
+        if (text[i] == '\'' && (i + 1 >= text.size() || text[i + 1] != '\'')) break;
+        if (text[i] == '\'') ++i;
+      }
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      if (--depth == 0) return std::make_pair(pos, i);
+    }
+  }
+  return absl::FailedPreconditionError("unterminated flow mapping");
+}
+
+// Inserts `entry` ("key: value") into the flow mapping starting at `pos`.
+absl::StatusOr<Replacement> FlowInsert(absl::string_view text, size_t pos,
+                                       const std::string& entry) {
+  ASSIGN_OR_RETURN(auto bounds, FlowBounds(text, pos));
+  auto [open, close] = bounds;
+  size_t last = close;
+  while (last > open + 1 && absl::ascii_isspace(static_cast<unsigned char>(text[last - 1]))) {
+    --last;
+  }
+  if (last == open + 1) return Replacement{open + 1, close, entry};
+  return Replacement{last, last, absl::StrCat(", ", entry)};
+}
+
+// Inserts `lines` (each already indented, each ending in `eol`) at `at`.
+Replacement LineInsert(absl::string_view text, size_t at, std::string lines, absl::string_view eol) {
+  if (at == text.size() && !text.empty() && text.back() != '\n') {
+    lines = absl::StrCat(eol, lines);
+    if (absl::EndsWith(lines, eol)) lines.resize(lines.size() - eol.size());
+  }
+  return Replacement{at, at, std::move(lines)};
+}
+
+int ColumnOf(const YAML::Node& n) { return n.Mark().column; }
+
+// The column of the first key of block map `m`.
+int FirstKeyColumn(const YAML::Node& m) {
+  for (const auto& kv : m) return ColumnOf(kv.first);
+  return -1;
+}
+
+YAML::Node LastKey(const YAML::Node& m) {
+  YAML::Node last(YAML::NodeType::Undefined);
+  for (const auto& kv : m) last.reset(kv.first);
+  return last;
+}
+
+absl::StatusOr<Replacement> BlockAppend(absl::string_view text, const YAML::Node& map,
+                                        const std::string& lines_at_col0, int col,
+                                        absl::string_view eol) {
+  YAML::Node last = LastKey(map);
+  if (!last) return absl::FailedPreconditionError("empty mapping");
+  size_t key_line = LineStart(text, static_cast<size_t>(last.Mark().pos));
+  size_t at = EntryEnd(text, key_line, col);
+  // Indent every line by `col`.
+  std::string indented;
+  std::string pad(col, ' ');
+  for (absl::string_view line : absl::StrSplit(lines_at_col0, '\n', absl::SkipEmpty())) {
+    absl::StrAppend(&indented, pad, line, eol);
+  }
+  return LineInsert(text, at, indented, eol);
+}
+
+// Applies one annotation change to a document's text; returns the new text (unchanged when
+// there is nothing to do) and what changed.
+absl::StatusOr<std::string> ApplyAnnotation(const std::string& text, int list_item,
+                                            const AnnotationChange& change,
+                                            std::optional<FieldChange>& what) {
+  ASSIGN_OR_RETURN(YAML::Node root, Parse(text, "document"));
+  YAML::Node object = ObjectOf(root, list_item);
+  const absl::string_view eol = LineEnding(text);
+  YAML::Node metadata = NodeAt(object, {"metadata"});
+  if (!metadata || !metadata.IsMap()) {
+    return absl::FailedPreconditionError("metadata is not a mapping");
+  }
+  YAML::Node meta_key = KeyNode(object, "metadata");
+  YAML::Node ann_key = KeyNode(metadata, "annotations");
+  YAML::Node ann = NodeAt(metadata, {"annotations"});
+  const bool meta_flow = metadata.Style() == YAML::EmitterStyle::Flow;
+  const std::string key_text = EncodeScalar(change.key, ScalarStyle::kPlain, false);
+  const std::string field = absl::StrCat("metadata.annotations.", change.key);
+
+  if (change.value.has_value()) {
+    const std::string value_text = EncodeScalar(*change.value, ScalarStyle::kPlain, true);
+    const std::string entry = absl::StrCat(key_text, ": ", value_text);
+    Replacement rep;
+    if (ann && ann.IsMap()) {
+      YAML::Node existing_key = KeyNode(ann, change.key);
+      if (existing_key) {
+        YAML::Node value = NodeAt(ann, {change.key});
+        if (value.IsScalar() && value.Scalar() == *change.value) return text;
+        ASSIGN_OR_RETURN(ScalarSpan span,
+                         LocateAt(text, object, {"metadata", "annotations", change.key}));
+        what = FieldChange{field, value.IsScalar() ? value.Scalar() : "", *change.value, 0};
+        rep = {span.begin, span.end, EncodeScalar(*change.value, span.style, true)};
+        what->line = LineOf(text, span.begin);
+      } else if (ann.Style() == YAML::EmitterStyle::Flow) {
+        ASSIGN_OR_RETURN(rep, FlowInsert(text, static_cast<size_t>(ann.Mark().pos), entry));
+        what = FieldChange{field, "", *change.value, LineOf(text, rep.begin)};
+      } else {
+        ASSIGN_OR_RETURN(rep, BlockAppend(text, ann, entry, FirstKeyColumn(ann), eol));
+        what = FieldChange{field, "", *change.value, LineOf(text, rep.begin)};
+      }
+    } else if (ann_key) {
+      // "annotations:" with no value (or null): write the entry as a flow mapping in place
+      // of the null, or on its own line below the key.
+      if (!ann.IsNull()) {
+        return absl::FailedPreconditionError("metadata.annotations is not a mapping");
+      }
+      size_t after_colon = text.find(':', static_cast<size_t>(ann_key.Mark().pos));
+      size_t line_end = text.find('\n', after_colon);
+      if (line_end == std::string::npos) line_end = text.size();
+      absl::string_view rest = absl::string_view(text).substr(after_colon + 1, line_end - after_colon - 1);
+      absl::string_view stripped = absl::StripAsciiWhitespace(rest);
+      if (!stripped.empty() && stripped[0] != '#') {
+        size_t token = after_colon + 1 + rest.find(stripped);
+        size_t token_end = token;
+        while (token_end < line_end && !absl::ascii_isspace(static_cast<unsigned char>(text[token_end]))) {
+          ++token_end;
+        }
+        rep = {token, token_end, absl::StrCat("{", entry, "}")};
+      } else {
+        int col = ColumnOf(ann_key);
+        int step = std::max(2, col - (meta_key ? ColumnOf(meta_key) : 0));
+        rep = LineInsert(text, NextLineStart(text, after_colon),
+                         absl::StrCat(std::string(col + step, ' '), entry, eol), eol);
+      }
+      what = FieldChange{field, "", *change.value, LineOf(text, rep.begin)};
+    } else if (meta_flow) {
+      ASSIGN_OR_RETURN(rep, FlowInsert(text, static_cast<size_t>(metadata.Mark().pos),
+                                       absl::StrCat("annotations: {", entry, "}")));
+      what = FieldChange{field, "", *change.value, LineOf(text, rep.begin)};
+    } else {
+      int col = FirstKeyColumn(metadata);
+      int step = std::max(2, col - (meta_key ? ColumnOf(meta_key) : 0));
+      ASSIGN_OR_RETURN(rep, BlockAppend(text, metadata,
+                                        absl::StrCat("annotations:\n", std::string(step, ' '),
+                                                     entry),
+                                        col, eol));
+      what = FieldChange{field, "", *change.value, LineOf(text, rep.begin)};
+    }
+    return ApplyReplacements(text, {rep});
+  }
+
+  // Removal.
+  if (!ann || !ann.IsMap()) return text;
+  YAML::Node key = KeyNode(ann, change.key);
+  if (!key) return text;
+  YAML::Node value = NodeAt(ann, {change.key});
+  what = FieldChange{field, value.IsScalar() ? value.Scalar() : "", "", 0};
+  const bool last_entry = ann.size() == 1;
+  if (ann.Style() == YAML::EmitterStyle::Flow) {
+    if (last_entry && !meta_flow) {
+      size_t line = LineStart(text, static_cast<size_t>(ann_key.Mark().pos));
+      what->line = LineOf(text, line);
+      return ApplyReplacements(text, {{line, EntryEnd(text, line, ColumnOf(ann_key)), ""}});
+    }
+    ASSIGN_OR_RETURN(ScalarSpan span, LocateAt(text, object, {"metadata", "annotations", change.key}));
+    size_t begin = static_cast<size_t>(key.Mark().pos);
+    size_t end = span.end;
+    size_t after = end;
+    while (after < text.size() && absl::ascii_isspace(static_cast<unsigned char>(text[after]))) ++after;
+    if (after < text.size() && text[after] == ',') {
+      end = after + 1;
+      while (end < text.size() && text[end] == ' ') ++end;
+    } else {
+      size_t before = begin;
+      while (before > 0 && absl::ascii_isspace(static_cast<unsigned char>(text[before - 1]))) --before;
+      if (before > 0 && text[before - 1] == ',') begin = before - 1;
+    }
+    what->line = LineOf(text, begin);
+    return ApplyReplacements(text, {{begin, end, ""}});
+  }
+  if (last_entry) {
+    // The map would become empty: remove `annotations:` with it.
+    size_t line = LineStart(text, static_cast<size_t>(ann_key.Mark().pos));
+    what->line = LineOf(text, line);
+    return ApplyReplacements(text, {{line, EntryEnd(text, line, ColumnOf(ann_key)), ""}});
+  }
+  size_t line = LineStart(text, static_cast<size_t>(key.Mark().pos));
+  what->line = LineOf(text, line);
+  return ApplyReplacements(text, {{line, EntryEnd(text, line, ColumnOf(key)), ""}});
+}
+
+EditResult Splice(absl::string_view content, const Source& source, const std::string& doc_text,
+                  std::vector<FieldChange> changes) {
+  EditResult result;
+  result.content = absl::StrCat(content.substr(0, source.begin), doc_text,
+                                content.substr(source.end));
+  for (FieldChange& c : changes) c.line += source.document_line + 1;
+  result.changes = std::move(changes);
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<Source> FindResource(absl::string_view path, absl::string_view content,
+                                    absl::string_view id, const LoadOptions& options) {
+  LoadResult loaded = LoadFile(path, content, options);
+  for (const Resource& r : loaded.resources) {
+    if (r.id == id) return r.source;
+  }
+  for (const LoadError& e : loaded.errors) {
+    return absl::NotFoundError(absl::StrCat("resource ", id, " not found in ", path,
+                                            " (the file has errors: ", e.ToString(), ")"));
+  }
+  return absl::NotFoundError(absl::StrCat("resource ", id, " not found in ", path));
+}
+
+absl::StatusOr<EditResult> SetImage(absl::string_view content, const Source& source,
+                                    absl::string_view id, const ImageChange& change,
+                                    const LoadOptions& options) {
+  absl::StatusOr<image::Reference> to = image::Reference::Parse(change.to_image);
+  if (!to.ok()) return to.status();
+  if (to->tag().empty() && to->digest().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "image \"", change.to_image, "\" has no tag; give one, e.g. ", to->name(), ":1.2.3"));
+  }
+  ASSIGN_OR_RETURN(Doc doc, OpenDocument(content, source, id, options));
+  std::vector<Container> containers = FindContainers(doc.resource);
+  auto it = std::find_if(containers.begin(), containers.end(),
+                         [&](const Container& c) { return c.name == change.container; });
+  if (it == containers.end()) {
+    return absl::NotFoundError(absl::StrCat(id, " has no container \"", change.container,
+                                            "\" (containers: ", ContainerNames(containers), ")"));
+  }
+  const Container& container = *it;
+  if (change.from_image.has_value() && !SameImage(container.image, *change.from_image)) {
+    return absl::AbortedError(absl::StrCat("container ", change.container, " of ", id, " is now ",
+                                           container.image, ", not ", *change.from_image,
+                                           "; plan the change again"));
+  }
+  // Keep the manifest's spelling of the repository name.
+  std::string new_full = change.to_image;
+  absl::StatusOr<image::Reference> current = image::Reference::Parse(container.image);
+  if (current.ok() && current->SameRepository(*to)) {
+    new_full = current->name();
+    if (!to->tag().empty()) absl::StrAppend(&new_full, ":", to->tag());
+    if (!to->digest().empty()) absl::StrAppend(&new_full, "@", to->digest());
+  }
+  EditResult unchanged{std::string(content), {}};
+  if (new_full == container.image) return unchanged;
+  absl::StatusOr<image::Reference> next = image::Reference::Parse(new_full);
+  if (!next.ok()) return next.status();
+
+  YAML::Node expected_root = YAML::Clone(doc.root);
+  YAML::Node expected = ObjectOf(expected_root, source.list_item);
+  std::vector<Replacement> reps;
+  std::vector<FieldChange> changes;
+  for (const ImageField& field : container.fields) {
+    std::string value;
+    switch (field.part) {
+      case ImageField::Part::kFull: value = new_full; break;
+      case ImageField::Part::kName: value = next->name(); break;
+      case ImageField::Part::kRegistry:
+        value = next->domain().empty() ? "docker.io" : next->domain();
+        break;
+      case ImageField::Part::kPath: value = next->path(); break;
+      case ImageField::Part::kTag:
+        if (next->tag().empty()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              id, " keeps the tag of ", change.container, " in ", PathToString(field.path),
+              "; give an image with a tag, not only a digest"));
+        }
+        value = next->tag();
+        break;
+    }
+    YAML::Node node = NodeAt(doc.object, field.path);
+    if (node.IsScalar() && node.Scalar() == value) continue;
+    ASSIGN_OR_RETURN(ScalarSpan span, LocateAt(doc.text, doc.object, field.path));
+    reps.push_back({span.begin, span.end, EncodeScalar(value, span.style, true)});
+    changes.push_back({PathToString(field.path), node.IsScalar() ? node.Scalar() : "", value,
+                       LineOf(doc.text, span.begin)});
+    NodeAt(expected, field.path) = value;
+  }
+  if (Overlapping(reps)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        id, ": the fields of container ", change.container, " overlap; edit it by hand"));
+  }
+  std::string new_text = ApplyReplacements(doc.text, reps);
+  RETURN_IF_ERROR(VerifyDocument(new_text, expected_root, source.path));
+  return Splice(content, source, new_text, std::move(changes));
+}
+
+absl::StatusOr<EditResult> SetAnnotations(absl::string_view content, const Source& source,
+                                          absl::string_view id,
+                                          const std::vector<AnnotationChange>& changes,
+                                          const LoadOptions& options) {
+  ASSIGN_OR_RETURN(Doc doc, OpenDocument(content, source, id, options));
+  YAML::Node expected_root = YAML::Clone(doc.root);
+  YAML::Node expected_meta = NodeAt(ObjectOf(expected_root, source.list_item), {"metadata"});
+  const YAML::Node metadata = NodeAt(doc.object, {"metadata"});
+  const bool meta_flow = metadata && metadata.Style() == YAML::EmitterStyle::Flow;
+  std::string text = doc.text;
+  std::vector<FieldChange> made;
+  for (const AnnotationChange& change : changes) {
+    std::optional<FieldChange> what;
+    absl::StatusOr<std::string> next = ApplyAnnotation(text, source.list_item, change, what);
+    if (!next.ok()) {
+      return absl::Status(next.status().code(),
+                          absl::StrCat(source.path, ": ", id, ": ", next.status().message()));
+    }
+    text = *std::move(next);
+    if (what.has_value()) made.push_back(*what);
+    // The same change, on the expected tree.
+    if (expected_meta && expected_meta.IsMap()) {
+      if (change.value.has_value()) {
+        expected_meta["annotations"][change.key] = *change.value;
+      } else {
+        const YAML::Node& const_meta = expected_meta;
+        YAML::Node ann = const_meta["annotations"];
+        if (ann && ann.IsMap()) {
+          ann.remove(change.key);
+          // Ferry removes an emptied annotations map, except inside a flow-style metadata
+          // mapping, where it leaves "annotations: {}".
+          if (ann.size() == 0 && !meta_flow) expected_meta.remove("annotations");
+        }
+      }
+    }
+  }
+  RETURN_IF_ERROR(VerifyDocument(text, expected_root, source.path));
+  return Splice(content, source, text, std::move(made));
+}
+
+}  // namespace ferry::manifest

@@ -1,0 +1,69 @@
+// Edits of manifests that change only the bytes they must: a container's image, or policy
+// annotations. Comments, quoting, key order, indentation, line endings and every other
+// document stay byte-identical. Every edit is verified by parsing the result and checking
+// that exactly the intended change happened; otherwise it fails and nothing is returned.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "lib/manifest/resource.h"
+
+namespace ferry::manifest {
+
+// "Container `container` of the workload goes to `to_image`" (compare-and-set when
+// `from_image` is given).
+struct ImageChange {
+  std::string container;
+  std::string to_image;
+  std::optional<std::string> from_image;
+};
+
+// Set (`value`) or remove (nullopt) one annotation.
+struct AnnotationChange {
+  std::string key;
+  std::optional<std::string> value;
+};
+
+// One field the edit rewrote.
+struct FieldChange {
+  std::string field;  // "spec.template.spec.containers[0].image"
+  std::string from;
+  std::string to;
+  int line = 0;  // 1-based line in the file
+};
+
+// A successful edit.
+struct EditResult {
+  std::string content;               // the whole new file
+  std::vector<FieldChange> changes;  // empty when nothing had to change
+};
+
+// Changes a container's image in the resource `id` of the document at `source` (as
+// LoadFile reported it for this same content). The manifest's spelling of the repository
+// is kept when `to_image` names the same repository ("nginx:1" -> "nginx:2", not
+// "docker.io/library/nginx:2"). Errors: NotFound (resource or container), InvalidArgument
+// (image does not parse; a tag is needed for manifests that keep the tag apart), Aborted
+// (`from_image` no longer matches), FailedPrecondition (the value cannot be rewritten in
+// place: alias, block scalar), Internal (verification failed; nothing is returned).
+absl::StatusOr<EditResult> SetImage(absl::string_view content, const Source& source,
+                                    absl::string_view id, const ImageChange& change,
+                                    const LoadOptions& options = {});
+
+// Sets or removes annotations of the resource `id` in the document at `source`, creating
+// `metadata.annotations` when missing and removing it when it becomes empty. Values are
+// written so they read back as strings ("true" is quoted). Same errors as SetImage.
+absl::StatusOr<EditResult> SetAnnotations(absl::string_view content, const Source& source,
+                                          absl::string_view id,
+                                          const std::vector<AnnotationChange>& changes,
+                                          const LoadOptions& options = {});
+
+// Finds resource `id` in a file's content (loading it) and returns its source.
+absl::StatusOr<Source> FindResource(absl::string_view path, absl::string_view content,
+                                    absl::string_view id, const LoadOptions& options = {});
+
+}  // namespace ferry::manifest

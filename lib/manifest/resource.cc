@@ -1,0 +1,227 @@
+#include "lib/manifest/resource.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "lib/manifest/yaml_text.h"
+
+namespace ferry::manifest {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Kinds served cluster-scoped by Kubernetes and common add-ons.
+const std::set<std::string>& ClusterScopedKinds() {
+  static const auto* kinds = new std::set<std::string>{
+      "namespace", "node", "persistentvolume", "clusterrole", "clusterrolebinding",
+      "customresourcedefinition", "storageclass", "priorityclass", "podsecuritypolicy",
+      "mutatingwebhookconfiguration", "validatingwebhookconfiguration", "apiservice",
+      "csidriver", "csinode", "runtimeclass", "ingressclass", "volumeattachment",
+      "certificatesigningrequest", "componentstatus", "flowschema",
+      "prioritylevelconfiguration", "clusterissuer", "validatingadmissionpolicy",
+      "validatingadmissionpolicybinding"};
+  return *kinds;
+}
+
+std::string ScalarAt(const YAML::Node& node, const char* key) {
+  if (!node.IsMap()) return "";
+  YAML::Node v = node[key];
+  return v && v.IsScalar() ? v.Scalar() : "";
+}
+
+// Adds `obj` (a document or list item) as a resource, or an error, to `result`.
+void AddObject(const YAML::Node& obj, const Source& source, const LoadOptions& options,
+               LoadResult& result) {
+  if (!obj.IsMap()) return;
+  std::string kind = ScalarAt(obj, "kind");
+  YAML::Node metadata = obj["metadata"];
+  if (kind.empty()) return;  // not a Kubernetes object (e.g. a values or config file)
+  if (!metadata || !metadata.IsMap()) {
+    if (absl::EndsWith(kind, "List")) return;
+    result.errors.push_back({source.path, source.line, 0,
+                             absl::StrCat(kind, " has no metadata mapping")});
+    return;
+  }
+  Resource r;
+  r.kind = kind;
+  r.api_version = ScalarAt(obj, "apiVersion");
+  r.name = ScalarAt(metadata, "name");
+  if (r.name.empty()) {
+    result.errors.push_back(
+        {source.path, source.line, 0, absl::StrCat(kind, " has no metadata.name")});
+    return;
+  }
+  std::string ns = ScalarAt(metadata, "namespace");
+  if (ns.empty() && !IsClusterScopedKind(kind)) ns = options.default_namespace;
+  r.namespace_ = ns;
+  r.id = ResourceId(ns, kind, r.name);
+  r.source = source;
+  r.node = obj;
+  YAML::Node annotations = metadata["annotations"];
+  if (annotations && annotations.IsMap()) {
+    for (const auto& kv : annotations) {
+      if (kv.first.IsScalar() && kv.second.IsScalar()) {
+        r.annotations[kv.first.Scalar()] = kv.second.Scalar();
+      }
+    }
+  }
+  result.resources.push_back(std::move(r));
+}
+
+bool IsManifestFile(const fs::path& p) {
+  std::string ext = p.extension().string();
+  return ext == ".yaml" || ext == ".yml";
+}
+
+bool IsChartDir(const fs::path& dir) {
+  std::error_code ec;
+  return fs::exists(dir / "Chart.yaml", ec) && fs::exists(dir / "values.yaml", ec);
+}
+
+absl::StatusOr<std::string> ReadWholeFile(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", p.string()));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+std::string LoadError::ToString() const {
+  if (line <= 0) return absl::StrCat(path, ": ", message);
+  if (column <= 0) return absl::StrCat(path, ":", line, ": ", message);
+  return absl::StrCat(path, ":", line, ":", column, ": ", message);
+}
+
+std::string ResourceId(absl::string_view namespace_, absl::string_view kind,
+                       absl::string_view name) {
+  return absl::StrCat(namespace_.empty() ? "<cluster>" : namespace_, ":",
+                      absl::AsciiStrToLower(std::string(kind)), "/", name);
+}
+
+bool IsClusterScopedKind(absl::string_view kind) {
+  return ClusterScopedKinds().count(absl::AsciiStrToLower(std::string(kind))) > 0;
+}
+
+LoadResult LoadFile(absl::string_view path, absl::string_view content,
+                    const LoadOptions& options) {
+  LoadResult result;
+  std::vector<DocumentSpan> docs = SplitDocuments(content);
+  for (size_t d = 0; d < docs.size(); ++d) {
+    const DocumentSpan& span = docs[d];
+    YAML::Node root;
+    try {
+      root = YAML::Load(std::string(content.substr(span.begin, span.end - span.begin)));
+    } catch (const YAML::Exception& e) {
+      result.errors.push_back({std::string(path), span.line + e.mark.line + 1,
+                               e.mark.column + 1, e.msg});
+      continue;
+    }
+    Source source;
+    source.path = std::string(path);
+    source.document = static_cast<int>(d);
+    source.begin = span.begin;
+    source.end = span.end;
+    source.line = span.line + root.Mark().line + 1;
+    source.document_line = span.line;
+    std::string kind = ScalarAt(root, "kind");
+    YAML::Node items = root.IsMap() ? root["items"] : YAML::Node();
+    if (absl::EndsWith(kind, "List") && items && items.IsSequence()) {
+      for (size_t i = 0; i < items.size(); ++i) {
+        Source item_source = source;
+        item_source.list_item = static_cast<int>(i);
+        item_source.line = span.line + items[i].Mark().line + 1;
+        AddObject(items[i], item_source, options, result);
+      }
+      continue;
+    }
+    AddObject(root, source, options, result);
+  }
+  return result;
+}
+
+void FinishLoad(LoadResult& result) {
+  std::stable_sort(result.resources.begin(), result.resources.end(),
+                   [](const Resource& a, const Resource& b) {
+                     if (a.id != b.id) return a.id < b.id;
+                     if (a.source.path != b.source.path) return a.source.path < b.source.path;
+                     return a.source.line < b.source.line;
+                   });
+  std::vector<Resource> unique;
+  unique.reserve(result.resources.size());
+  for (Resource& r : result.resources) {
+    if (!unique.empty() && unique.back().id == r.id) {
+      const Source& first = unique.back().source;
+      result.errors.push_back(
+          {r.source.path, r.source.line, 0,
+           absl::StrCat("duplicate resource ", r.id, ", also defined at ", first.path, ":",
+                        first.line)});
+      continue;
+    }
+    unique.push_back(std::move(r));
+  }
+  result.resources = std::move(unique);
+}
+
+absl::StatusOr<LoadResult> LoadTree(const std::string& root, const std::vector<std::string>& paths,
+                                    const LoadOptions& options) {
+  std::error_code ec;
+  const fs::path base = fs::weakly_canonical(fs::path(root), ec);
+  if (ec || !fs::is_directory(base)) {
+    return absl::InvalidArgumentError(absl::StrCat(root, " is not a directory"));
+  }
+  std::vector<std::string> roots = paths.empty() ? std::vector<std::string>{"."} : paths;
+  std::vector<fs::path> files;
+  for (const std::string& rel : roots) {
+    fs::path start = fs::weakly_canonical(base / rel, ec);
+    std::string start_s = start.string();
+    std::string base_s = base.string();
+    if (ec || !(start_s == base_s || absl::StartsWith(start_s, base_s + "/"))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("path \"", rel, "\" is outside the repository"));
+    }
+    if (!fs::exists(start, ec)) {
+      return absl::InvalidArgumentError(absl::StrCat("path \"", rel, "\" does not exist"));
+    }
+    if (fs::is_regular_file(start)) {
+      files.push_back(start);
+      continue;
+    }
+    for (auto it = fs::recursive_directory_iterator(start, ec);
+         it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (ec) break;
+      const fs::path& p = it->path();
+      if (it->is_directory()) {
+        std::string name = p.filename().string();
+        if ((!name.empty() && name[0] == '.') || IsChartDir(p)) it.disable_recursion_pending();
+        continue;
+      }
+      if (it->is_regular_file() && IsManifestFile(p)) files.push_back(p);
+    }
+  }
+  std::sort(files.begin(), files.end());
+  files.erase(std::unique(files.begin(), files.end()), files.end());
+  LoadResult result;
+  for (const fs::path& file : files) {
+    std::string rel = fs::relative(file, base).string();
+    absl::StatusOr<std::string> content = ReadWholeFile(file);
+    if (!content.ok()) {
+      result.errors.push_back({rel, 0, 0, std::string(content.status().message())});
+      continue;
+    }
+    LoadResult one = LoadFile(rel, *content, options);
+    for (Resource& r : one.resources) result.resources.push_back(std::move(r));
+    for (LoadError& e : one.errors) result.errors.push_back(std::move(e));
+  }
+  FinishLoad(result);
+  return result;
+}
+
+}  // namespace ferry::manifest

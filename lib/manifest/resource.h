@@ -1,0 +1,97 @@
+// Kubernetes resources as found in a config repository: loading a tree of YAML files into
+// resources with ids, source locations and parsed content.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace ferry::manifest {
+
+// Where a resource came from.
+struct Source {
+  // File path relative to the repository root ("apps/web.yaml").
+  std::string path;
+  // Index of the YAML document in the file (0-based, among documents with content).
+  int document = 0;
+  // Index in the `items` of a *List document; -1 when the document is the resource.
+  int list_item = -1;
+  // Byte span of the document in the file.
+  size_t begin = 0;
+  size_t end = 0;
+  // 1-based line of the resource's first key.
+  int line = 0;
+  // 0-based line where the document starts (at `begin`).
+  int document_line = 0;
+};
+
+// One Kubernetes resource.
+struct Resource {
+  // "namespace:kind/name", kind lower-case, "<cluster>" for cluster-scoped kinds.
+  std::string id;
+  std::string api_version;
+  // Kind as written ("Deployment").
+  std::string kind;
+  std::string name;
+  // Effective namespace (the default namespace when the manifest has none); empty for
+  // cluster-scoped resources.
+  std::string namespace_;
+  Source source;
+  // The parsed object (the document, or the list item).
+  YAML::Node node;
+  // metadata.annotations, string values only.
+  std::map<std::string, std::string> annotations;
+};
+
+// A problem found while loading: file:line:column: message.
+struct LoadError {
+  std::string path;
+  int line = 0;    // 1-based; 0 when not known
+  int column = 0;  // 1-based; 0 when not known
+  std::string message;
+
+  std::string ToString() const;
+};
+
+// Everything found in a tree.
+struct LoadResult {
+  // Resources sorted by id.
+  std::vector<Resource> resources;
+  // Malformed files and documents, duplicate ids. The rest of the tree still loads; a
+  // document with an error contributes no resource.
+  std::vector<LoadError> errors;
+};
+
+struct LoadOptions {
+  // Namespace given to namespaced resources that have none.
+  std::string default_namespace = "default";
+};
+
+// Builds the id "namespace:kind/name" ("<cluster>" when namespace is empty).
+std::string ResourceId(absl::string_view namespace_, absl::string_view kind,
+                       absl::string_view name);
+
+// True for kinds Kubernetes serves cluster-scoped (Namespace, ClusterRole, CRDs, ...).
+bool IsClusterScopedKind(absl::string_view kind);
+
+// Parses the resources of one file's content. `path` is used in sources and errors.
+LoadResult LoadFile(absl::string_view path, absl::string_view content,
+                    const LoadOptions& options = {});
+
+// Loads every *.yaml / *.yml file under `root`/`paths` (relative paths; "." or empty for the
+// whole tree), skipping hidden directories and Helm chart folders (Chart.yaml with
+// values.yaml). InvalidArgument when a path leaves the tree or does not exist.
+absl::StatusOr<LoadResult> LoadTree(const std::string& root, const std::vector<std::string>& paths,
+                                    const LoadOptions& options = {});
+
+// Ids must be unique: adds an error naming both places for every duplicate and drops the
+// later resources. Sorts by id. Used by LoadTree; exposed for callers that load files
+// themselves (from a git object database).
+void FinishLoad(LoadResult& result);
+
+}  // namespace ferry::manifest
