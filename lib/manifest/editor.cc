@@ -20,8 +20,8 @@ constexpr size_t kNpos = absl::string_view::npos;
 // The document being edited.
 struct Doc {
   std::string text;
-  YAML::Node root;
-  YAML::Node object;  // the resource: the root, or an item of a List
+  NodeHandle root;
+  NodeHandle object;  // the resource: the root, or an item of a List
   Resource resource;  // with node = object
 };
 
@@ -419,6 +419,31 @@ absl::StatusOr<std::string> ApplyAnnotation(const std::string& text, int list_it
   return ApplyReplacements(text, {{line, EntryEnd(text, line, ColumnOf(key)), ""}});
 }
 
+// Checks the edited document at the domain level: the target container has the new image
+// and every other container kept its image (YAML anchors could share a value).
+absl::Status VerifyContainers(const std::string& new_text, const Source& source,
+                              absl::string_view id, const LoadOptions& options,
+                              const std::vector<Container>& before, const std::string& target,
+                              const std::string& new_image) {
+  Source doc_source = source;
+  doc_source.begin = 0;
+  doc_source.end = new_text.size();
+  ASSIGN_OR_RETURN(Doc doc, OpenDocument(new_text, doc_source, id, options));
+  std::vector<Container> after = FindContainers(doc.resource);
+  bool ok = after.size() == before.size();
+  for (size_t i = 0; ok && i < after.size(); ++i) {
+    const std::string& want = after[i].name == target ? new_image : before[i].image;
+    ok = after[i].name == before[i].name && after[i].image == want;
+  }
+  if (!ok) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        id, ": changing container ", target,
+        " would also change another container (a YAML anchor shares the value); edit it by "
+        "hand"));
+  }
+  return absl::OkStatus();
+}
+
 EditResult Splice(absl::string_view content, const Source& source, const std::string& doc_text,
                   std::vector<FieldChange> changes) {
   EditResult result;
@@ -516,6 +541,8 @@ absl::StatusOr<EditResult> SetImage(absl::string_view content, const Source& sou
   }
   std::string new_text = ApplyReplacements(doc.text, reps);
   RETURN_IF_ERROR(VerifyDocument(new_text, expected_root, source.path));
+  RETURN_IF_ERROR(VerifyContainers(new_text, source, id, options, containers, change.container,
+                                   new_full));
   return Splice(content, source, new_text, std::move(changes));
 }
 

@@ -120,8 +120,19 @@ LoadResult LoadFile(absl::string_view path, absl::string_view content,
     try {
       root = YAML::Load(std::string(content.substr(span.begin, span.end - span.begin)));
     } catch (const YAML::Exception& e) {
-      result.errors.push_back({std::string(path), span.line + e.mark.line + 1,
-                               e.mark.column + 1, e.msg});
+      // A document that ends inside an open construct is reported at its end; point at
+      // its last line rather than past it.
+      absl::string_view text = content.substr(span.begin, span.end - span.begin);
+      int line = e.mark.line;
+      int column = e.mark.column + 1;
+      if (e.mark.pos >= static_cast<int>(text.size()) && line > 0 &&
+          absl::EndsWith(text, "\n")) {
+        --line;
+        size_t last_start = text.rfind('\n', text.size() - 2);
+        last_start = last_start == absl::string_view::npos ? 0 : last_start + 1;
+        column = static_cast<int>(text.size() - 1 - last_start) + 1;
+      }
+      result.errors.push_back({std::string(path), span.line + line + 1, column, e.msg});
       continue;
     }
     Source source;

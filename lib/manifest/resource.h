@@ -13,6 +13,29 @@
 
 namespace ferry::manifest {
 
+// A YAML::Node that copies and assigns as a handle. yaml-cpp's Node::operator= writes
+// through to the node it refers to, so sorting or moving structs holding plain Nodes would
+// rewrite the parsed trees themselves; this wrapper rebinds instead.
+class NodeHandle {
+ public:
+  NodeHandle() = default;
+  NodeHandle(const YAML::Node& node) { node_.reset(node); }  // NOLINT: implicit by design
+  NodeHandle(const NodeHandle& other) { node_.reset(other.node_); }
+  NodeHandle& operator=(const NodeHandle& other) {
+    node_.reset(other.node_);
+    return *this;
+  }
+  NodeHandle& operator=(const YAML::Node& node) {
+    node_.reset(node);
+    return *this;
+  }
+  operator const YAML::Node&() const { return node_; }  // NOLINT: implicit by design
+  const YAML::Node& get() const { return node_; }
+
+ private:
+  YAML::Node node_;
+};
+
 // Where a resource came from.
 struct Source {
   // File path relative to the repository root ("apps/web.yaml").
@@ -43,7 +66,7 @@ struct Resource {
   std::string namespace_;
   Source source;
   // The parsed object (the document, or the list item).
-  YAML::Node node;
+  NodeHandle node;
   // metadata.annotations, string values only.
   std::map<std::string, std::string> annotations;
 };

@@ -1,1 +1,165 @@
+#include "lib/manifest/resource.h"
 
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "lib/manifest/workload.h"
+
+namespace ferry::manifest {
+namespace {
+
+const std::string kTestdata = FERRY_MANIFEST_TESTDATA;
+
+const Resource* Find(const LoadResult& r, const std::string& id) {
+  for (const Resource& res : r.resources) {
+    if (res.id == id) return &res;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> Ids(const LoadResult& r) {
+  std::vector<std::string> ids;
+  for (const Resource& res : r.resources) ids.push_back(res.id);
+  return ids;
+}
+
+struct Image {
+  std::string container;
+  std::string image;
+  bool init;
+  bool operator==(const Image& o) const {
+    return container == o.container && image == o.image && init == o.init;
+  }
+};
+
+std::ostream& operator<<(std::ostream& os, const Image& i) {
+  return os << i.container << "=" << i.image << (i.init ? " (init)" : "");
+}
+
+std::vector<Image> Images(const Resource& r) {
+  std::vector<Image> out;
+  for (const Container& c : FindContainers(r)) out.push_back({c.name, c.image, c.init});
+  return out;
+}
+
+TEST(LoadTreeTest, LoadsEveryResourceWithIdsAndSkipsCharts) {
+  absl::StatusOr<LoadResult> result = LoadTree(kTestdata, {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(Ids(*result), (std::vector<std::string>{
+                              "data:statefulset/db",
+                              "default:configmap/good-after",
+                              "default:configmap/good-before",
+                              "default:cronjob/report",
+                              "default:deployment/helloworld",
+                              "default:service/helloworld",
+                              "demo:helmrelease/podinfo",
+                              "kube-system:daemonset/agent",
+                              "sock-shop:deployment/front-end",
+                          }));
+}
+
+TEST(LoadTreeTest, MalformedDocumentIsReportedWithPositionAndOthersStillLoad) {
+  absl::StatusOr<LoadResult> result = LoadTree(kTestdata, {"broken.yaml"});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(Ids(*result), (std::vector<std::string>{"default:configmap/good-after",
+                                                     "default:configmap/good-before"}));
+  ASSERT_EQ(result->errors.size(), 1u);
+  const LoadError& e = result->errors[0];
+  EXPECT_EQ(e.path, "broken.yaml");
+  EXPECT_EQ(e.line, 11) << e.ToString();  // the document ends inside the flow sequence
+  EXPECT_GT(e.column, 0);
+  EXPECT_EQ(e.ToString().rfind("broken.yaml:11:", 0), 0u) << e.ToString();
+}
+
+TEST(LoadTreeTest, SourcesPointAtFileDocumentAndLine) {
+  absl::StatusOr<LoadResult> result = LoadTree(kTestdata, {"multidoc.yaml"});
+  ASSERT_TRUE(result.ok()) << result.status();
+  const Resource* deploy = Find(*result, "default:deployment/helloworld");
+  ASSERT_NE(deploy, nullptr);
+  EXPECT_EQ(deploy->source.path, "multidoc.yaml");
+  EXPECT_EQ(deploy->source.document, 1);
+  EXPECT_EQ(deploy->source.list_item, -1);
+  EXPECT_EQ(deploy->source.line, 12);
+  const Resource* cron = Find(*result, "default:cronjob/report");
+  ASSERT_NE(cron, nullptr);
+  EXPECT_EQ(cron->source.document, 2);
+  EXPECT_EQ(cron->source.list_item, 1);
+  EXPECT_EQ(cron->source.line, 37);
+  EXPECT_EQ(deploy->annotations.at("flux.weave.works/locked"), "true");
+}
+
+TEST(LoadTreeTest, RejectsPathsOutsideTheTree) {
+  absl::StatusOr<LoadResult> result = LoadTree(kTestdata, {"../"});
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(result.status().message().find("outside the repository"), std::string::npos);
+  EXPECT_EQ(LoadTree(kTestdata, {"nope.yaml"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(LoadFileTest, DefaultNamespaceAndClusterScopedKinds) {
+  const std::string content =
+      "kind: ConfigMap\nmetadata:\n  name: a\n---\nkind: Namespace\nmetadata:\n  name: team\n"
+      "---\nkind: ClusterRole\nmetadata:\n  name: reader\n---\nkind: Widget\nmetadata:\n"
+      "  name: w\n  namespace: x\n";
+  LoadOptions options;
+  options.default_namespace = "apps";
+  LoadResult r = LoadFile("f.yaml", content, options);
+  FinishLoad(r);
+  EXPECT_EQ(Ids(r), (std::vector<std::string>{"<cluster>:clusterrole/reader",
+                                               "<cluster>:namespace/team", "apps:configmap/a",
+                                               "x:widget/w"}));
+}
+
+TEST(LoadFileTest, DuplicateIdsNameBothPlaces) {
+  LoadResult r = LoadFile("a.yaml", "kind: ConfigMap\nmetadata:\n  name: c\n");
+  LoadResult b = LoadFile("b.yaml", "# dup\nkind: ConfigMap\nmetadata:\n  name: c\n");
+  r.resources.push_back(b.resources[0]);
+  FinishLoad(r);
+  ASSERT_EQ(r.resources.size(), 1u);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].ToString(),
+            "b.yaml:2: duplicate resource default:configmap/c, also defined at a.yaml:1");
+}
+
+TEST(LoadFileTest, ObjectsWithoutKindAreNotResourcesAndMissingNamesAreErrors) {
+  LoadResult r = LoadFile("f.yaml", "replicas: 3\n---\nkind: Deployment\nmetadata:\n  labels: {}\n");
+  EXPECT_TRUE(r.resources.empty());
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].ToString(), "f.yaml:3: Deployment has no metadata.name");
+}
+
+TEST(FindContainersTest, PodSpecContainersThenInitContainers) {
+  absl::StatusOr<LoadResult> result = LoadTree(kTestdata, {"deployment.yaml"});
+  ASSERT_TRUE(result.ok());
+  const Resource* r = Find(*result, "sock-shop:deployment/front-end");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(Images(*r), (std::vector<Image>{
+                            {"front-end", "weaveworksdemos/front-end:0.2.0", false},
+                            {"sidecar", "quay.io/weaveworks/sidecar:master-a000001", false},
+                            {"migrate", "weaveworksdemos/front-end:0.2.0", true}}));
+}
+
+TEST(FindContainersTest, CronJobInListAndDaemonSet) {
+  absl::StatusOr<LoadResult> result = LoadTree(kTestdata, {"multidoc.yaml"});
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(Images(*Find(*result, "default:cronjob/report")),
+            (std::vector<Image>{{"report", "example/report:2023-01", false}}));
+  EXPECT_EQ(Images(*Find(*result, "kube-system:daemonset/agent")),
+            (std::vector<Image>{{"agent", "docker.io/example/agent:1.0.0", false}}));
+  EXPECT_TRUE(Images(*Find(*result, "default:service/helloworld")).empty());
+}
+
+TEST(FindContainersTest, HelmReleaseValuesInEveryShape) {
+  absl::StatusOr<LoadResult> result = LoadTree(kTestdata, {"helmrelease.yaml"});
+  ASSERT_TRUE(result.ok());
+  std::vector<Image> images = Images(*Find(*result, "demo:helmrelease/podinfo"));
+  EXPECT_EQ(images, (std::vector<Image>{{"app", "ghcr.io/example/app:v1.2.3", false},
+                                        {"chart-image", "stefanprodan/podinfo:3.1.0", false},
+                                        {"cache", "docker.io/library/redis:6.0.1", false},
+                                        {"logger", "fluent/fluent-bit:1.9", false}}));
+}
+
+}  // namespace
+}  // namespace ferry::manifest
