@@ -27,6 +27,7 @@ struct ImageChange {
 struct AnnotationChange {
   std::string key;
   std::optional<std::string> value;
+  bool operator==(const AnnotationChange&) const = default;
 };
 
 // One field the edit rewrote.
