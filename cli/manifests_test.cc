@@ -1,0 +1,208 @@
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/exit_codes.h"
+#include "cli/manifests.h"
+#include "cli/repo_files.h"
+
+namespace ferry::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A private copy of the manifest test data, removed afterwards.
+class ManifestsCommandTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("ferryctl-test-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::copy(FERRY_MANIFEST_TESTDATA, dir_, fs::copy_options::recursive);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string File(const std::string& name) { return *ReadFile((dir_ / name).string()); }
+
+  fs::path dir_;
+  std::ostringstream out_;
+  std::ostringstream err_;
+};
+
+TEST_F(ManifestsCommandTest, ListTable) {
+  ManifestsListOptions o;
+  o.path = dir_.string();
+  o.path += "/";
+  ASSERT_EQ(RunManifestsList(o, out_, err_), kExitOk) << err_.str();
+  const std::string want =
+      "WORKLOAD                        CONTAINER       IMAGE                                              POLICY                    FILE\n"
+      "data:statefulset/db             db              postgres:15.1                                                                crlf.yaml:1\n"
+      "default:cronjob/report          report          example/report:2023-01                                                       multidoc.yaml:37\n"
+      "default:deployment/helloworld   helloworld      quay.io/weaveworks/helloworld:master-9a16ff945b9e  locked                    multidoc.yaml:12\n"
+      "demo:helmrelease/podinfo        app             ghcr.io/example/app:v1.2.3                                                   helmrelease.yaml:1\n"
+      "                                chart-image     stefanprodan/podinfo:3.1.0\n"
+      "                                cache           docker.io/library/redis:6.0.1\n"
+      "                                logger          fluent/fluent-bit:1.9\n"
+      "kube-system:daemonset/agent     agent           docker.io/example/agent:1.0.0                                                multidoc.yaml:26\n"
+      "sock-shop:deployment/front-end  front-end       weaveworksdemos/front-end:0.2.0                    automated,tag=glob:0.2.*  deployment.yaml:2\n"
+      "                                sidecar         quay.io/weaveworks/sidecar:master-a000001\n"
+      "                                migrate (init)  weaveworksdemos/front-end:0.2.0\n";
+  EXPECT_EQ(out_.str(), want);
+  // The broken document is a warning, not a failure.
+  EXPECT_NE(err_.str().find("warning: broken.yaml:11:"), std::string::npos) << err_.str();
+}
+
+TEST_F(ManifestsCommandTest, ListJson) {
+  ManifestsListOptions o;
+  o.path = dir_.string();
+  o.output = "json";
+  ASSERT_EQ(RunManifestsList(o, out_, err_), kExitOk);
+  nlohmann::json j = nlohmann::json::parse(out_.str());
+  ASSERT_EQ(j["workloads"].size(), 6u);
+  const nlohmann::json& fe = j["workloads"][5];
+  EXPECT_EQ(fe["id"], "sock-shop:deployment/front-end");
+  EXPECT_EQ(fe["path"], "deployment.yaml");
+  EXPECT_EQ(fe["line"], 2);
+  EXPECT_EQ(fe["policy"]["automated"], true);
+  EXPECT_EQ(fe["containers"][0]["tag_filter"], "glob:0.2.*");
+  EXPECT_EQ(fe["containers"][2]["init"], true);
+  EXPECT_EQ(j["errors"].size(), 1u);
+}
+
+TEST_F(ManifestsCommandTest, ListRejectsUnknownOutput) {
+  ManifestsListOptions o;
+  o.path = dir_.string();
+  o.output = "yaml";
+  EXPECT_EQ(RunManifestsList(o, out_, err_), kExitUsage);
+}
+
+TEST_F(ManifestsCommandTest, SetImageEditsOneLineInPlace) {
+  const std::string before = File("deployment.yaml");
+  ManifestsSetImageOptions o;
+  o.path = dir_.string();
+  o.workload = "sock-shop:deployment/front-end";
+  o.container = "front-end";
+  o.image = "weaveworksdemos/front-end:0.3.0";
+  ASSERT_EQ(RunManifestsSetImage(o, out_, err_), kExitOk) << err_.str();
+  EXPECT_EQ(out_.str(),
+            "deployment.yaml:23: sock-shop:deployment/front-end front-end "
+            "spec.template.spec.containers[0].image: weaveworksdemos/front-end:0.2.0 -> "
+            "weaveworksdemos/front-end:0.3.0\n");
+  std::string want = before;
+  size_t at = want.find("front-end:0.2.0 # do not");
+  want.replace(at, 15, "front-end:0.3.0");
+  EXPECT_EQ(File("deployment.yaml"), want);
+}
+
+TEST_F(ManifestsCommandTest, SetImageWithoutContainerWhenThereIsOne) {
+  ManifestsSetImageOptions o;
+  o.path = dir_.string();
+  o.workload = "statefulset/db";
+  o.namespace_ = "data";
+  o.image = "postgres:16.0";
+  ASSERT_EQ(RunManifestsSetImage(o, out_, err_), kExitOk) << err_.str();
+  EXPECT_NE(File("crlf.yaml").find("image: postgres:16.0  # CRLF file\r\n"), std::string::npos);
+  // Again: nothing to do.
+  std::ostringstream again;
+  ASSERT_EQ(RunManifestsSetImage(o, again, err_), kExitOk);
+  EXPECT_EQ(again.str(), "no changes: data:statefulset/db container db already uses postgres:16.0\n");
+}
+
+TEST_F(ManifestsCommandTest, SetImageErrorsWriteNothing) {
+  const std::string before = File("deployment.yaml");
+  ManifestsSetImageOptions o;
+  o.path = dir_.string();
+  o.workload = "sock-shop:deployment/front-end";
+  o.image = "weaveworksdemos/front-end:0.3.0";
+  EXPECT_EQ(RunManifestsSetImage(o, out_, err_), kExitUsage);  // 3 containers, none named
+  EXPECT_NE(err_.str().find("say which with --container"), std::string::npos);
+  o.container = "nope";
+  EXPECT_EQ(RunManifestsSetImage(o, out_, err_), kExitNotFound);
+  o.container = "front-end";
+  o.image = "weaveworksdemos/front-end";
+  EXPECT_EQ(RunManifestsSetImage(o, out_, err_), kExitUsage);
+  o.workload = "sock-shop:deployment/back-end";
+  o.image = "x:1";
+  EXPECT_EQ(RunManifestsSetImage(o, out_, err_), kExitNotFound);
+  EXPECT_EQ(File("deployment.yaml"), before);
+  EXPECT_TRUE(out_.str().empty());
+}
+
+TEST_F(ManifestsCommandTest, SetPolicyLocksWithUserAndMessage) {
+  ManifestsSetPolicyOptions o;
+  o.path = dir_.string();
+  o.workload = "sock-shop:deployment/front-end";
+  o.lock = true;
+  o.deautomate = true;
+  o.user = "alice";
+  o.message = "incident 42";
+  ASSERT_EQ(RunManifestsSetPolicy(o, out_, err_), kExitOk) << err_.str();
+  EXPECT_EQ(out_.str(),
+            "deployment.yaml:10: sock-shop:deployment/front-end metadata.annotations.fluxcd.io/automated: removed (was true)\n"
+            "deployment.yaml:11: sock-shop:deployment/front-end metadata.annotations.fluxcd.io/locked: set to true\n"
+            "deployment.yaml:12: sock-shop:deployment/front-end metadata.annotations.fluxcd.io/locked_user: set to alice\n"
+            "deployment.yaml:13: sock-shop:deployment/front-end metadata.annotations.fluxcd.io/locked_msg: set to incident 42\n");
+  const std::string after = File("deployment.yaml");
+  EXPECT_NE(after.find("    fluxcd.io/tag.front-end: glob:0.2.*\n"
+                       "    fluxcd.io/locked: \"true\"\n"
+                       "    fluxcd.io/locked_user: alice\n"
+                       "    fluxcd.io/locked_msg: incident 42\n\nspec:"),
+            std::string::npos)
+      << after;
+}
+
+TEST_F(ManifestsCommandTest, SetPolicyRejectsContradictionsAndBadPatternsBeforeWriting) {
+  const std::string before = File("deployment.yaml");
+  ManifestsSetPolicyOptions o;
+  o.path = dir_.string();
+  o.workload = "sock-shop:deployment/front-end";
+  o.automate = o.deautomate = true;
+  EXPECT_EQ(RunManifestsSetPolicy(o, out_, err_), kExitUsage);
+  o.deautomate = false;
+  o.tags = {"front-end=semver:>>1"};
+  EXPECT_EQ(RunManifestsSetPolicy(o, out_, err_), kExitUsage);
+  EXPECT_NE(err_.str().find("container front-end: invalid tag filter"), std::string::npos);
+  o.tags = {"front-end"};
+  EXPECT_EQ(RunManifestsSetPolicy(o, out_, err_), kExitUsage);
+  ManifestsSetPolicyOptions nothing;
+  nothing.path = dir_.string();
+  nothing.workload = o.workload;
+  EXPECT_EQ(RunManifestsSetPolicy(nothing, out_, err_), kExitUsage);
+  EXPECT_EQ(File("deployment.yaml"), before);
+}
+
+TEST_F(ManifestsCommandTest, SetPolicyStarRemovesTheFilter) {
+  ManifestsSetPolicyOptions o;
+  o.path = dir_.string();
+  o.workload = "sock-shop:deployment/front-end";
+  o.tags = {"front-end=*"};
+  ASSERT_EQ(RunManifestsSetPolicy(o, out_, err_), kExitOk) << err_.str();
+  EXPECT_EQ(File("deployment.yaml").find("tag.front-end"), std::string::npos);
+}
+
+int RunBinary(const std::string& args) {
+  int status = std::system((std::string(FERRYCTL_BIN) + " " + args + " >/dev/null 2>&1").c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST_F(ManifestsCommandTest, BinaryExitCodes) {
+  const std::string path = " --path " + dir_.string();
+  EXPECT_EQ(RunBinary("manifests list" + path), kExitOk);
+  EXPECT_EQ(RunBinary("manifests set-image" + path + " -w default:deployment/nope -i a:1"),
+            kExitNotFound);
+  EXPECT_EQ(RunBinary("manifests set-image" + path + " -i a:1"), kExitUsage);  // no -w
+  EXPECT_EQ(RunBinary("manifests frobnicate"), kExitUsage);
+  EXPECT_EQ(RunBinary("--version"), kExitOk);
+  EXPECT_EQ(RunBinary("manifests set-image" + path +
+                      " -w sock-shop:deployment/front-end -c sidecar -i quay.io/weaveworks/sidecar:x1"),
+            kExitOk);
+  EXPECT_NE(File("deployment.yaml").find("\"quay.io/weaveworks/sidecar:x1\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ferry::cli
