@@ -1,6 +1,8 @@
 // ferryctl's exit codes, so scripts and CI steps can tell failures apart.
 #pragma once
 
+#include <ostream>
+
 #include "absl/status/status.h"
 
 namespace ferry::cli {
@@ -30,6 +32,12 @@ inline int ExitCodeFor(const absl::Status& status) {
     case absl::StatusCode::kFailedPrecondition: return kExitConflict;
     default: return kExitError;
   }
+}
+
+// Prints "ferryctl: <message>" to `err` and returns the exit code for `status`.
+inline int ReportError(std::ostream& err, const absl::Status& status) {
+  err << "ferryctl: " << status.message() << "\n";
+  return ExitCodeFor(status);
 }
 
 }  // namespace ferry::cli

@@ -6,7 +6,6 @@
 #include "cli/exit_codes.h"
 #include "cli/manifests.h"
 #include "cli/repo_files.h"
-#include "cli/workload_id.h"
 #include "lib/manifest/editor.h"
 #include "lib/manifest/workload.h"
 
@@ -14,16 +13,13 @@ namespace ferry::cli {
 
 int RunManifestsSetImage(const ManifestsSetImageOptions& options, std::ostream& out,
                          std::ostream& err) {
-  auto fail = [&](const absl::Status& status) {
-    err << "ferryctl: " << status.message() << "\n";
-    return ExitCodeFor(status);
-  };
-  absl::StatusOr<std::string> id = ParseWorkloadId(options.workload, options.namespace_);
-  if (!id.ok()) return fail(id.status());
+  auto fail = [&](const absl::Status& status) { return ReportError(err, status); };
+  absl::StatusOr<manifest::Resource> resource =
+      FindWorkload(options.path, options.workload, options.namespace_);
+  if (!resource.ok()) return fail(resource.status());
+  const std::string& id = resource->id;
   manifest::LoadOptions load;
   load.default_namespace = options.namespace_;
-  absl::StatusOr<manifest::Resource> resource = FindInTree(options.path, *id, load);
-  if (!resource.ok()) return fail(resource.status());
 
   std::string container = options.container;
   if (container.empty()) {
@@ -32,7 +28,7 @@ int RunManifestsSetImage(const ManifestsSetImageOptions& options, std::ostream& 
       std::vector<std::string> names;
       for (const auto& c : containers) names.push_back(c.name);
       return fail(absl::InvalidArgumentError(absl::StrCat(
-          *id, " has ", containers.size(), " containers (", absl::StrJoin(names, ", "),
+          id, " has ", containers.size(), " containers (", absl::StrJoin(names, ", "),
           "); say which with --container")));
     }
     container = containers[0].name;
@@ -41,16 +37,16 @@ int RunManifestsSetImage(const ManifestsSetImageOptions& options, std::ostream& 
   absl::StatusOr<std::string> content = ReadFile(file);
   if (!content.ok()) return fail(content.status());
   absl::StatusOr<manifest::EditResult> edit = manifest::SetImage(
-      *content, resource->source, *id, {container, options.image, std::nullopt}, load);
+      *content, resource->source, id, {container, options.image, std::nullopt}, load);
   if (!edit.ok()) return fail(edit.status());
   if (edit->changes.empty()) {
-    out << "no changes: " << *id << " container " << container << " already uses "
+    out << "no changes: " << id << " container " << container << " already uses "
         << options.image << "\n";
     return kExitOk;
   }
   if (absl::Status s = WriteFileAtomically(file, edit->content); !s.ok()) return fail(s);
   for (const manifest::FieldChange& c : edit->changes) {
-    out << resource->source.path << ":" << c.line << ": " << *id << " " << container << " "
+    out << resource->source.path << ":" << c.line << ": " << id << " " << container << " "
         << c.field << ": " << c.from << " -> " << c.to << "\n";
   }
   return kExitOk;

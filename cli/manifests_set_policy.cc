@@ -5,7 +5,6 @@
 #include "cli/exit_codes.h"
 #include "cli/manifests.h"
 #include "cli/repo_files.h"
-#include "cli/workload_id.h"
 #include "lib/manifest/editor.h"
 #include "lib/manifest/policy.h"
 
@@ -19,10 +18,7 @@ bool IsDefaultFilter(const std::string& pattern) { return pattern == "*" || patt
 
 int RunManifestsSetPolicy(const ManifestsSetPolicyOptions& options, std::ostream& out,
                           std::ostream& err) {
-  auto fail = [&](const absl::Status& status) {
-    err << "ferryctl: " << status.message() << "\n";
-    return ExitCodeFor(status);
-  };
+  auto fail = [&](const absl::Status& status) { return ReportError(err, status); };
   if (options.automate && options.deautomate) {
     return fail(absl::InvalidArgumentError("--automate and --deautomate contradict each other"));
   }
@@ -62,28 +58,28 @@ int RunManifestsSetPolicy(const ManifestsSetPolicyOptions& options, std::ostream
         "nothing to change: give --automate, --deautomate, --lock, --unlock, --tag or --tag-all"));
   }
 
-  absl::StatusOr<std::string> id = ParseWorkloadId(options.workload, options.namespace_);
-  if (!id.ok()) return fail(id.status());
+  absl::StatusOr<manifest::Resource> resource =
+      FindWorkload(options.path, options.workload, options.namespace_);
+  if (!resource.ok()) return fail(resource.status());
+  const std::string& id = resource->id;
   manifest::LoadOptions load;
   load.default_namespace = options.namespace_;
-  absl::StatusOr<manifest::Resource> resource = FindInTree(options.path, *id, load);
-  if (!resource.ok()) return fail(resource.status());
   absl::StatusOr<std::vector<manifest::AnnotationChange>> changes =
       manifest::PolicyAnnotationChanges(resource->annotations, update);
   if (!changes.ok()) return fail(changes.status());
   if (changes->empty()) {
-    out << "no changes: " << *id << " already has these policies\n";
+    out << "no changes: " << id << " already has these policies\n";
     return kExitOk;
   }
   const std::string file = absl::StrCat(options.path, "/", resource->source.path);
   absl::StatusOr<std::string> content = ReadFile(file);
   if (!content.ok()) return fail(content.status());
   absl::StatusOr<manifest::EditResult> edit =
-      manifest::SetAnnotations(*content, resource->source, *id, *changes, load);
+      manifest::SetAnnotations(*content, resource->source, id, *changes, load);
   if (!edit.ok()) return fail(edit.status());
   if (absl::Status s = WriteFileAtomically(file, edit->content); !s.ok()) return fail(s);
   for (const manifest::FieldChange& c : edit->changes) {
-    out << resource->source.path << ":" << c.line << ": " << *id << " " << c.field << ": ";
+    out << resource->source.path << ":" << c.line << ": " << id << " " << c.field << ": ";
     if (c.to.empty()) {
       out << "removed (was " << c.from << ")\n";
     } else if (c.from.empty()) {
