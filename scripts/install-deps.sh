@@ -5,7 +5,8 @@
 # Usage: scripts/install-deps.sh [build|run|test]
 #   build  compilers, libraries and code generators (default)
 #   run    build + what scripts/run-local.sh uses (curl)
-#   test   build + the real peers the test suite starts
+#   fuzz   build + clang and libFuzzer
+#   test   build + the real peers the test suite starts (and fuzz, for its short run)
 set -euo pipefail
 
 profile="${1:-build}"
@@ -18,14 +19,16 @@ build_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev grpc-proto
 )
 run_pkgs=(curl)
-test_pkgs=(curl)
+fuzz_pkgs=(clang libclang-rt-14-dev)
+test_pkgs=(curl clang libclang-rt-14-dev)
 
 pkgs=("${build_pkgs[@]}")
 case "$profile" in
   build) ;;
   run) pkgs+=("${run_pkgs[@]}") ;;
+  fuzz) pkgs+=("${fuzz_pkgs[@]}") ;;
   test) pkgs+=("${test_pkgs[@]}") ;;
-  *) echo "install-deps.sh: unknown profile '$profile' (use build, run or test)" >&2; exit 2 ;;
+  *) echo "install-deps.sh: unknown profile '$profile' (use build, run, fuzz or test)" >&2; exit 2 ;;
 esac
 
 missing=()
