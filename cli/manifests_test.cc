@@ -51,7 +51,9 @@ TEST_F(ManifestsCommandTest, ListTable) {
       "kube-system:daemonset/agent     agent           docker.io/example/agent:1.0.0                                                multidoc.yaml:26\n"
       "sock-shop:deployment/front-end  front-end       weaveworksdemos/front-end:0.2.0                    automated,tag=glob:0.2.*  deployment.yaml:2\n"
       "                                sidecar         quay.io/weaveworks/sidecar:master-a000001\n"
-      "                                migrate (init)  weaveworksdemos/front-end:0.2.0\n";
+      "                                migrate (init)  weaveworksdemos/front-end:0.2.0\n"
+      "weird:deployment/odd            main            registry.example.com:5000/odd/main:v1.0.0          automated                 odd.yaml:2\n"
+      "                                flow            busybox:1.36\n";
   EXPECT_EQ(out_.str(), want);
   // The broken document is a warning, not a failure.
   EXPECT_NE(err_.str().find("warning: broken.yaml:11:"), std::string::npos) << err_.str();
@@ -63,7 +65,7 @@ TEST_F(ManifestsCommandTest, ListJson) {
   o.output = "json";
   ASSERT_EQ(RunManifestsList(o, out_, err_), kExitOk);
   nlohmann::json j = nlohmann::json::parse(out_.str());
-  ASSERT_EQ(j["workloads"].size(), 6u);
+  ASSERT_EQ(j["workloads"].size(), 7u);
   const nlohmann::json& fe = j["workloads"][5];
   EXPECT_EQ(fe["id"], "sock-shop:deployment/front-end");
   EXPECT_EQ(fe["path"], "deployment.yaml");

@@ -6,6 +6,7 @@
 #   build  compilers, libraries and code generators (default)
 #   run    build + what scripts/run-local.sh uses (curl)
 #   fuzz   build + clang and libFuzzer
+#   bench  build + python3 (report script)
 #   test   build + the real peers the test suite starts (and fuzz, for its short run)
 set -euo pipefail
 
@@ -20,6 +21,7 @@ build_pkgs=(
 )
 run_pkgs=(curl)
 fuzz_pkgs=(clang libclang-rt-14-dev)
+bench_pkgs=(python3)
 test_pkgs=(curl clang libclang-rt-14-dev)
 
 pkgs=("${build_pkgs[@]}")
@@ -27,8 +29,9 @@ case "$profile" in
   build) ;;
   run) pkgs+=("${run_pkgs[@]}") ;;
   fuzz) pkgs+=("${fuzz_pkgs[@]}") ;;
+  bench) pkgs+=("${bench_pkgs[@]}") ;;
   test) pkgs+=("${test_pkgs[@]}") ;;
-  *) echo "install-deps.sh: unknown profile '$profile' (use build, run, fuzz or test)" >&2; exit 2 ;;
+  *) echo "install-deps.sh: unknown profile '$profile' (use build, run, fuzz, bench or test)" >&2; exit 2 ;;
 esac
 
 missing=()

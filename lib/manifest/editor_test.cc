@@ -358,3 +358,44 @@ TEST(EditTest, OtherDocumentsAreByteIdentical) {
 
 }  // namespace
 }  // namespace ferry::manifest
+
+namespace ferry::manifest {
+namespace {
+
+const char kOdd[] = "weird:deployment/odd";
+
+TEST(OddStyleTest, ImageAfterUnicodeAndInAFlowMapping) {
+  const std::string in = Read("odd.yaml");
+  auto main = Image(in, kOdd, {"main", "registry.example.com:5000/odd/main:v1.1.0", {}});
+  ASSERT_TRUE(main.ok()) << main.status();
+  EXPECT_EQ(Diff(in, main->content),
+            (Hunk{23,
+                  {"     image: \"registry.example.com:5000/odd/main:v1.0.0\"   # ☃ snowman\n"},
+                  {"     image: \"registry.example.com:5000/odd/main:v1.1.0\"   # ☃ snowman\n"}}));
+  auto flow = Image(in, kOdd, {"flow", "busybox:1.37", {}});
+  ASSERT_TRUE(flow.ok()) << flow.status();
+  EXPECT_EQ(Diff(in, flow->content),
+            (Hunk{25,
+                  {"   - {name: flow, image: 'busybox:1.36', args: [sleep, \"1\"]}\n"},
+                  {"   - {name: flow, image: 'busybox:1.37', args: [sleep, \"1\"]}\n"}}));
+}
+
+TEST(OddStyleTest, OneSpaceIndentationAndBlockScalarsSurviveAnnotationEdits) {
+  const std::string in = Read("odd.yaml");
+  auto add = Annotate(in, kOdd, {{"ferry.dev/locked", "true"}});
+  ASSERT_TRUE(add.ok()) << add.status();
+  EXPECT_EQ(Diff(in, add->content), (Hunk{14, {}, {"  ferry.dev/locked: \"true\"\n"}}));
+  auto change = Annotate(in, kOdd, {{"ferry.dev/automated", "false"}});
+  ASSERT_TRUE(change.ok()) << change.status();
+  EXPECT_EQ(Diff(in, change->content),
+            (Hunk{13, {"  ferry.dev/automated: 'true'\n"}, {"  ferry.dev/automated: 'false'\n"}}));
+  auto remove = Annotate(in, kOdd, {{"description", std::nullopt}});
+  ASSERT_TRUE(remove.ok()) << remove.status();
+  EXPECT_EQ(Diff(in, remove->content),
+            (Hunk{10,
+                  {"  description: |\n", "   Multi-line text\n", "   that must survive.\n"},
+                  {}}));
+}
+
+}  // namespace
+}  // namespace ferry::manifest

@@ -56,6 +56,7 @@ TEST(LoadTreeTest, LoadsEveryResourceWithIdsAndSkipsCharts) {
                               "demo:helmrelease/podinfo",
                               "kube-system:daemonset/agent",
                               "sock-shop:deployment/front-end",
+                              "weird:deployment/odd",
                           }));
 }
 
