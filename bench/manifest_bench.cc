@@ -83,7 +83,7 @@ int64_t RepoBytes() {
 const std::string& BigFile() {
   static const std::string* content = [] {
     auto* s = new std::string();
-    for (int i = 0; i < 141; ++i) *s += Workload(i, 205);
+    for (int i = 0; i < 141; ++i) *s += Workload(i, 256);
     return s;
   }();
   return *content;
@@ -125,20 +125,23 @@ const char kTarget[] = "team-10:deployment/app-70";
 
 void BM_SetImage_BigFile(benchmark::State& state) {
   const std::string& content = BigFile();
-  absl::StatusOr<ferry::manifest::Source> source =
-      ferry::manifest::FindResource("big.yaml", content, kTarget);
-  if (!source.ok()) {
+  ferry::manifest::LoadResult index = ferry::manifest::LoadFile("big.yaml", content);
+  const ferry::manifest::Resource* target = nullptr;
+  for (const auto& r : index.resources) {
+    if (r.id == kTarget) target = &r;
+  }
+  if (target == nullptr) {
     state.SkipWithError("resource not found");
     return;
   }
   for (auto _ : state) {
-    auto edit = ferry::manifest::SetImage(content, *source, kTarget,
+    auto edit = ferry::manifest::SetImage(content, *target,
                                           {"app", "registry.example.com/team-10/app-70:2.0.0", {}});
     if (!edit.ok() || edit->changes.size() != 1) state.SkipWithError("edit failed");
     benchmark::DoNotOptimize(edit);
   }
   state.counters["file_mb"] = static_cast<double>(content.size()) / 1e6;
-  state.counters["resources"] = 282;
+  state.counters["resources"] = static_cast<double>(index.resources.size());
 }
 BENCHMARK(BM_SetImage_BigFile)->Unit(benchmark::kMillisecond);
 

@@ -36,8 +36,8 @@ int RunManifestsSetImage(const ManifestsSetImageOptions& options, std::ostream& 
   const std::string file = absl::StrCat(options.path, "/", resource->source.path);
   absl::StatusOr<std::string> content = ReadFile(file);
   if (!content.ok()) return fail(content.status());
-  absl::StatusOr<manifest::EditResult> edit = manifest::SetImage(
-      *content, resource->source, id, {container, options.image, std::nullopt}, load);
+  absl::StatusOr<manifest::EditResult> edit =
+      manifest::SetImage(*content, *resource, {container, options.image, std::nullopt}, load);
   if (!edit.ok()) return fail(edit.status());
   if (edit->changes.empty()) {
     out << "no changes: " << id << " container " << container << " already uses "

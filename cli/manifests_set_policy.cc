@@ -75,7 +75,7 @@ int RunManifestsSetPolicy(const ManifestsSetPolicyOptions& options, std::ostream
   absl::StatusOr<std::string> content = ReadFile(file);
   if (!content.ok()) return fail(content.status());
   absl::StatusOr<manifest::EditResult> edit =
-      manifest::SetAnnotations(*content, resource->source, id, *changes, load);
+      manifest::SetAnnotations(*content, *resource, *changes, load);
   if (!edit.ok()) return fail(edit.status());
   if (absl::Status s = WriteFileAtomically(file, edit->content); !s.ok()) return fail(s);
   for (const manifest::FieldChange& c : edit->changes) {

@@ -44,16 +44,31 @@ absl::StatusOr<YAML::Node> Parse(const std::string& text, absl::string_view what
   }
 }
 
+// Opens the document at `source` in `content`. When `indexed` (a resource loaded earlier
+// from the same bytes) is given and the bytes still hash the same, its parsed tree is used
+// and nothing is parsed again.
 absl::StatusOr<Doc> OpenDocument(absl::string_view content, const Source& source,
-                                 absl::string_view id, const LoadOptions& options) {
+                                 absl::string_view id, const LoadOptions& options,
+                                 const Resource* indexed = nullptr) {
   if (source.begin > source.end || source.end > content.size()) {
     return absl::FailedPreconditionError(
         absl::StrCat(source.path, ": the file changed since it was indexed; reload it"));
   }
   Doc doc;
   doc.text = std::string(content.substr(source.begin, source.end - source.begin));
-  LoadResult one = LoadFile(source.path, doc.text, options);
-  for (Resource& r : one.resources) {
+  if (indexed != nullptr && indexed->id == id && indexed->source.begin == source.begin &&
+      indexed->source.end == source.end && indexed->source.list_item == source.list_item &&
+      indexed->document.get() && indexed->source.document_hash == DocumentHash(doc.text)) {
+    doc.root = indexed->document;
+    doc.object = indexed->node;
+    doc.resource = *indexed;
+    return doc;
+  }
+  ASSIGN_OR_RETURN(doc.root, Parse(doc.text, source.path));
+  Source doc_source = source;
+  doc_source.list_item = -1;
+  std::vector<LoadError> errors;
+  for (Resource& r : ResourcesOfDocument(doc.root, doc_source, options, errors)) {
     if (r.id == id && r.source.list_item == source.list_item) {
       doc.resource = std::move(r);
       break;
@@ -63,9 +78,7 @@ absl::StatusOr<Doc> OpenDocument(absl::string_view content, const Source& source
     return absl::NotFoundError(absl::StrCat("resource ", id, " is not in ", source.path,
                                             " document ", source.document));
   }
-  ASSIGN_OR_RETURN(doc.root, Parse(doc.text, source.path));
-  doc.object = ObjectOf(doc.root, source.list_item);
-  doc.resource.node = doc.object;
+  doc.object = doc.resource.node;
   return doc;
 }
 
@@ -115,8 +128,10 @@ void Canonical(const YAML::Node& n, std::string& out) {
   }
 }
 
-absl::Status VerifyDocument(const std::string& new_text, const YAML::Node& expected,
-                            absl::string_view path) {
+// Parses the edited document once and checks it against the expected tree. Returns the
+// parsed edited document.
+absl::StatusOr<YAML::Node> VerifyDocument(const std::string& new_text, const YAML::Node& expected,
+                                          absl::string_view path) {
   ASSIGN_OR_RETURN(YAML::Node actual, Parse(new_text, absl::StrCat("the edited ", path)));
   std::string a;
   std::string e;
@@ -128,7 +143,7 @@ absl::Status VerifyDocument(const std::string& new_text, const YAML::Node& expec
         " not applied: the result would differ from the intended change (is the value shared "
         "through a YAML anchor, or written in a form Ferry cannot rewrite?)"));
   }
-  return absl::OkStatus();
+  return actual;
 }
 
 // The key node for `key` in map `m` (undefined when absent).
@@ -421,15 +436,17 @@ absl::StatusOr<std::string> ApplyAnnotation(const std::string& text, int list_it
 
 // Checks the edited document at the domain level: the target container has the new image
 // and every other container kept its image (YAML anchors could share a value).
-absl::Status VerifyContainers(const std::string& new_text, const Source& source,
+absl::Status VerifyContainers(const YAML::Node& new_root, const Source& source,
                               absl::string_view id, const LoadOptions& options,
                               const std::vector<Container>& before, const std::string& target,
                               const std::string& new_image) {
   Source doc_source = source;
-  doc_source.begin = 0;
-  doc_source.end = new_text.size();
-  ASSIGN_OR_RETURN(Doc doc, OpenDocument(new_text, doc_source, id, options));
-  std::vector<Container> after = FindContainers(doc.resource);
+  doc_source.list_item = -1;
+  std::vector<LoadError> errors;
+  std::vector<Container> after;
+  for (const Resource& r : ResourcesOfDocument(new_root, doc_source, options, errors)) {
+    if (r.id == id && r.source.list_item == source.list_item) after = FindContainers(r);
+  }
   bool ok = after.size() == before.size();
   for (size_t i = 0; ok && i < after.size(); ++i) {
     const std::string& want = after[i].name == target ? new_image : before[i].image;
@@ -469,16 +486,18 @@ absl::StatusOr<Source> FindResource(absl::string_view path, absl::string_view co
   return absl::NotFoundError(absl::StrCat("resource ", id, " not found in ", path));
 }
 
-absl::StatusOr<EditResult> SetImage(absl::string_view content, const Source& source,
-                                    absl::string_view id, const ImageChange& change,
-                                    const LoadOptions& options) {
+namespace {
+
+absl::StatusOr<EditResult> SetImageImpl(absl::string_view content, const Source& source,
+                                        absl::string_view id, const ImageChange& change,
+                                        const LoadOptions& options, const Resource* indexed) {
   absl::StatusOr<image::Reference> to = image::Reference::Parse(change.to_image);
   if (!to.ok()) return to.status();
   if (to->tag().empty() && to->digest().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "image \"", change.to_image, "\" has no tag; give one, e.g. ", to->name(), ":1.2.3"));
   }
-  ASSIGN_OR_RETURN(Doc doc, OpenDocument(content, source, id, options));
+  ASSIGN_OR_RETURN(Doc doc, OpenDocument(content, source, id, options, indexed));
   std::vector<Container> containers = FindContainers(doc.resource);
   auto it = std::find_if(containers.begin(), containers.end(),
                          [&](const Container& c) { return c.name == change.container; });
@@ -540,17 +559,18 @@ absl::StatusOr<EditResult> SetImage(absl::string_view content, const Source& sou
         id, ": the fields of container ", change.container, " overlap; edit it by hand"));
   }
   std::string new_text = ApplyReplacements(doc.text, reps);
-  RETURN_IF_ERROR(VerifyDocument(new_text, expected_root, source.path));
-  RETURN_IF_ERROR(VerifyContainers(new_text, source, id, options, containers, change.container,
+  ASSIGN_OR_RETURN(YAML::Node new_root, VerifyDocument(new_text, expected_root, source.path));
+  RETURN_IF_ERROR(VerifyContainers(new_root, source, id, options, containers, change.container,
                                    new_full));
   return Splice(content, source, new_text, std::move(changes));
 }
 
-absl::StatusOr<EditResult> SetAnnotations(absl::string_view content, const Source& source,
-                                          absl::string_view id,
-                                          const std::vector<AnnotationChange>& changes,
-                                          const LoadOptions& options) {
-  ASSIGN_OR_RETURN(Doc doc, OpenDocument(content, source, id, options));
+absl::StatusOr<EditResult> SetAnnotationsImpl(absl::string_view content, const Source& source,
+                                              absl::string_view id,
+                                              const std::vector<AnnotationChange>& changes,
+                                              const LoadOptions& options,
+                                              const Resource* indexed) {
+  ASSIGN_OR_RETURN(Doc doc, OpenDocument(content, source, id, options, indexed));
   YAML::Node expected_root = YAML::Clone(doc.root);
   YAML::Node expected_meta = NodeAt(ObjectOf(expected_root, source.list_item), {"metadata"});
   const YAML::Node metadata = NodeAt(doc.object, {"metadata"});
@@ -582,8 +602,34 @@ absl::StatusOr<EditResult> SetAnnotations(absl::string_view content, const Sourc
       }
     }
   }
-  RETURN_IF_ERROR(VerifyDocument(text, expected_root, source.path));
+  RETURN_IF_ERROR(VerifyDocument(text, expected_root, source.path).status());
   return Splice(content, source, text, std::move(made));
+}
+
+}  // namespace
+
+absl::StatusOr<EditResult> SetImage(absl::string_view content, const Source& source,
+                                    absl::string_view id, const ImageChange& change,
+                                    const LoadOptions& options) {
+  return SetImageImpl(content, source, id, change, options, nullptr);
+}
+
+absl::StatusOr<EditResult> SetImage(absl::string_view content, const Resource& resource,
+                                    const ImageChange& change, const LoadOptions& options) {
+  return SetImageImpl(content, resource.source, resource.id, change, options, &resource);
+}
+
+absl::StatusOr<EditResult> SetAnnotations(absl::string_view content, const Source& source,
+                                          absl::string_view id,
+                                          const std::vector<AnnotationChange>& changes,
+                                          const LoadOptions& options) {
+  return SetAnnotationsImpl(content, source, id, changes, options, nullptr);
+}
+
+absl::StatusOr<EditResult> SetAnnotations(absl::string_view content, const Resource& resource,
+                                          const std::vector<AnnotationChange>& changes,
+                                          const LoadOptions& options) {
+  return SetAnnotationsImpl(content, resource.source, resource.id, changes, options, &resource);
 }
 
 }  // namespace ferry::manifest

@@ -63,6 +63,15 @@ absl::StatusOr<EditResult> SetAnnotations(absl::string_view content, const Sourc
                                           const std::vector<AnnotationChange>& changes,
                                           const LoadOptions& options = {});
 
+// The same, for a resource loaded from this same content (an index kept per revision):
+// its parsed tree is reused when the document's bytes are unchanged, so the edit parses
+// only its result.
+absl::StatusOr<EditResult> SetImage(absl::string_view content, const Resource& resource,
+                                    const ImageChange& change, const LoadOptions& options = {});
+absl::StatusOr<EditResult> SetAnnotations(absl::string_view content, const Resource& resource,
+                                          const std::vector<AnnotationChange>& changes,
+                                          const LoadOptions& options = {});
+
 // Finds resource `id` in a file's content (loading it) and returns its source.
 absl::StatusOr<Source> FindResource(absl::string_view path, absl::string_view content,
                                     absl::string_view id, const LoadOptions& options = {});

@@ -345,6 +345,27 @@ TEST(SetAnnotationsTest, EmptyAnnotationsKeyAndFileWithoutFinalNewline) {
             "kind: Pod\nmetadata:\n  name: p\n  annotations:\n    ferry.dev/automated: \"true\"");
 }
 
+TEST(EditTest, IndexedResourceGivesTheSameResultAndStaleIndexesAreReparsed) {
+  const std::string in = Read("multidoc.yaml");
+  LoadResult index = LoadFile("f.yaml", in);
+  const Resource* cron = nullptr;
+  for (const Resource& r : index.resources) {
+    if (r.id == "default:cronjob/report") cron = &r;
+  }
+  ASSERT_NE(cron, nullptr);
+  auto fast = SetImage(in, *cron, {"report", "example/report:2023-02", {}});
+  auto slow = Image(in, "default:cronjob/report", {"report", "example/report:2023-02", {}});
+  ASSERT_TRUE(fast.ok()) << fast.status();
+  ASSERT_TRUE(slow.ok());
+  EXPECT_EQ(fast->content, slow->content);
+  // Same length, other bytes: the index no longer matches the content and is not trusted.
+  std::string changed = in;
+  changed.replace(changed.find("2023-01"), 7, "2023-09");
+  auto stale = SetImage(changed, *cron, {"report", "example/report:2023-02", {}});
+  ASSERT_TRUE(stale.ok()) << stale.status();
+  EXPECT_EQ(stale->changes[0].from, "example/report:2023-09");
+}
+
 TEST(EditTest, OtherDocumentsAreByteIdentical) {
   const std::string in = Read("multidoc.yaml");
   auto out = Image(in, "kube-system:daemonset/agent", {"agent", "example/agent:1.1.0", {}});

@@ -36,16 +36,17 @@ std::string ScalarAt(const YAML::Node& node, const char* key) {
 }
 
 // Adds `obj` (a document or list item) as a resource, or an error, to `result`.
-void AddObject(const YAML::Node& obj, const Source& source, const LoadOptions& options,
-               LoadResult& result) {
+void AddObject(const YAML::Node& obj, const YAML::Node& document, const Source& source,
+               const LoadOptions& options, std::vector<Resource>& resources,
+               std::vector<LoadError>& errors) {
   if (!obj.IsMap()) return;
   std::string kind = ScalarAt(obj, "kind");
   YAML::Node metadata = obj["metadata"];
   if (kind.empty()) return;  // not a Kubernetes object (e.g. a values or config file)
   if (!metadata || !metadata.IsMap()) {
     if (absl::EndsWith(kind, "List")) return;
-    result.errors.push_back({source.path, source.line, 0,
-                             absl::StrCat(kind, " has no metadata mapping")});
+    errors.push_back({source.path, source.line, 0,
+                      absl::StrCat(kind, " has no metadata mapping")});
     return;
   }
   Resource r;
@@ -53,7 +54,7 @@ void AddObject(const YAML::Node& obj, const Source& source, const LoadOptions& o
   r.api_version = ScalarAt(obj, "apiVersion");
   r.name = ScalarAt(metadata, "name");
   if (r.name.empty()) {
-    result.errors.push_back(
+    errors.push_back(
         {source.path, source.line, 0, absl::StrCat(kind, " has no metadata.name")});
     return;
   }
@@ -63,6 +64,7 @@ void AddObject(const YAML::Node& obj, const Source& source, const LoadOptions& o
   r.id = ResourceId(ns, kind, r.name);
   r.source = source;
   r.node = obj;
+  r.document = document;
   YAML::Node annotations = metadata["annotations"];
   if (annotations && annotations.IsMap()) {
     for (const auto& kv : annotations) {
@@ -71,7 +73,7 @@ void AddObject(const YAML::Node& obj, const Source& source, const LoadOptions& o
       }
     }
   }
-  result.resources.push_back(std::move(r));
+  resources.push_back(std::move(r));
 }
 
 bool IsManifestFile(const fs::path& p) {
@@ -93,6 +95,34 @@ absl::StatusOr<std::string> ReadWholeFile(const fs::path& p) {
 }
 
 }  // namespace
+
+uint64_t DocumentHash(absl::string_view text) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+std::vector<Resource> ResourcesOfDocument(const YAML::Node& root, const Source& source,
+                                          const LoadOptions& options,
+                                          std::vector<LoadError>& errors) {
+  std::vector<Resource> out;
+  std::string kind = ScalarAt(root, "kind");
+  YAML::Node items = root.IsMap() ? root["items"] : YAML::Node();
+  if (absl::EndsWith(kind, "List") && items && items.IsSequence()) {
+    for (size_t i = 0; i < items.size(); ++i) {
+      Source item_source = source;
+      item_source.list_item = static_cast<int>(i);
+      item_source.line = source.document_line + items[i].Mark().line + 1;
+      AddObject(items[i], root, item_source, options, out, errors);
+    }
+    return out;
+  }
+  AddObject(root, root, source, options, out, errors);
+  return out;
+}
 
 std::string LoadError::ToString() const {
   if (line <= 0) return absl::StrCat(path, ": ", message);
@@ -142,18 +172,10 @@ LoadResult LoadFile(absl::string_view path, absl::string_view content,
     source.end = span.end;
     source.line = span.line + root.Mark().line + 1;
     source.document_line = span.line;
-    std::string kind = ScalarAt(root, "kind");
-    YAML::Node items = root.IsMap() ? root["items"] : YAML::Node();
-    if (absl::EndsWith(kind, "List") && items && items.IsSequence()) {
-      for (size_t i = 0; i < items.size(); ++i) {
-        Source item_source = source;
-        item_source.list_item = static_cast<int>(i);
-        item_source.line = span.line + items[i].Mark().line + 1;
-        AddObject(items[i], item_source, options, result);
-      }
-      continue;
+    source.document_hash = DocumentHash(content.substr(span.begin, span.end - span.begin));
+    for (Resource& r : ResourcesOfDocument(root, source, options, result.errors)) {
+      result.resources.push_back(std::move(r));
     }
-    AddObject(root, source, options, result);
   }
   return result;
 }

@@ -2,6 +2,7 @@
 // resources with ids, source locations and parsed content.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -51,6 +52,9 @@ struct Source {
   int line = 0;
   // 0-based line where the document starts (at `begin`).
   int document_line = 0;
+  // DocumentHash() of the document's bytes, to tell whether a parsed resource still
+  // matches a file's content.
+  uint64_t document_hash = 0;
 };
 
 // One Kubernetes resource.
@@ -67,6 +71,8 @@ struct Resource {
   Source source;
   // The parsed object (the document, or the list item).
   NodeHandle node;
+  // The parsed document that holds it (the same as `node` unless it is a List item).
+  NodeHandle document;
   // metadata.annotations, string values only.
   std::map<std::string, std::string> annotations;
 };
@@ -94,6 +100,15 @@ struct LoadOptions {
   // Namespace given to namespaced resources that have none.
   std::string default_namespace = "default";
 };
+
+// A 64-bit FNV-1a hash of a document's bytes.
+uint64_t DocumentHash(absl::string_view text);
+
+// The resources of one parsed document (`root`, parsed from the bytes `source` describes),
+// appending problems to `errors`. `source.list_item` is set per item for List documents.
+std::vector<Resource> ResourcesOfDocument(const YAML::Node& root, const Source& source,
+                                          const LoadOptions& options,
+                                          std::vector<LoadError>& errors);
 
 // Builds the id "namespace:kind/name" ("<cluster>" when namespace is empty).
 std::string ResourceId(absl::string_view namespace_, absl::string_view kind,

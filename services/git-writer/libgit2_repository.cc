@@ -1,0 +1,583 @@
+#include "services/git-writer/libgit2_repository.h"
+
+#include <git2.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "services/git-writer/known_hosts.h"
+
+namespace ferry::git_writer {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Removes "user:password@" from URLs inside a message: libgit2 errors may quote the URL.
+std::string Redact(std::string message) {
+  size_t scheme = 0;
+  while ((scheme = message.find("://", scheme)) != std::string::npos) {
+    size_t start = scheme + 3;
+    size_t at = message.find('@', start);
+    size_t end = message.find_first_of("/ \t\n'\"", start);
+    if (at != std::string::npos && (end == std::string::npos || at < end)) {
+      message.replace(start, at + 1 - start, "***@");
+    }
+    scheme = start;
+  }
+  return message;
+}
+
+absl::Status GitError(absl::string_view what, int rc) {
+  const git_error* e = git_error_last();
+  std::string detail = e != nullptr && e->message != nullptr ? Redact(e->message) : "unknown error";
+  std::string message = absl::StrCat(what, ": ", detail);
+  if (rc == GIT_ENOTFOUND) return absl::NotFoundError(message);
+  if (rc == GIT_ECERTIFICATE) return absl::FailedPreconditionError(message);
+  if (rc == GIT_EAUTH) return absl::UnauthenticatedError(message);
+  if (rc == GIT_ENONFASTFORWARD) return absl::AbortedError(message);
+  if (e != nullptr && (e->klass == GIT_ERROR_NET || e->klass == GIT_ERROR_SSH ||
+                       e->klass == GIT_ERROR_HTTP || e->klass == GIT_ERROR_OS ||
+                       e->klass == GIT_ERROR_SSL)) {
+    return absl::UnavailableError(message);
+  }
+  return absl::InternalError(message);
+}
+
+template <typename T, void (*Free)(T*)>
+struct Owned {
+  T* ptr = nullptr;
+  ~Owned() {
+    if (ptr != nullptr) Free(ptr);
+  }
+  T** out() { return &ptr; }
+  T* get() const { return ptr; }
+};
+
+using Remote = Owned<git_remote, git_remote_free>;
+using Commit = Owned<git_commit, git_commit_free>;
+using Tree = Owned<git_tree, git_tree_free>;
+using Blob = Owned<git_blob, git_blob_free>;
+using Reference = Owned<git_reference, git_reference_free>;
+using Sig = Owned<git_signature, git_signature_free>;
+using Note = Owned<git_note, git_note_free>;
+using Object = Owned<git_object, git_object_free>;
+using Revwalk = Owned<git_revwalk, git_revwalk_free>;
+using Patch = Owned<git_patch, git_patch_free>;
+using TreeEntry = Owned<git_tree_entry, git_tree_entry_free>;
+
+absl::StatusOr<git_oid> ParseOid(const std::string& revision) {
+  git_oid oid;
+  if (revision.size() != GIT_OID_HEXSZ || git_oid_fromstr(&oid, revision.c_str()) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("revision \"", revision, "\" is not a full 40-hex commit id"));
+  }
+  return oid;
+}
+
+std::string OidString(const git_oid& oid) {
+  char buf[GIT_OID_HEXSZ + 1];
+  git_oid_tostr(buf, sizeof(buf), &oid);
+  return buf;
+}
+
+std::string ReadFirstLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return std::string(absl::StripAsciiWhitespace(line));
+}
+
+// What the transport callbacks need.
+struct CallbackState {
+  const Libgit2Options* options;
+  int credential_attempts = 0;
+  std::string certificate_error;
+  std::string rejected;  // push: first rejected ref's message
+};
+
+int Credentials(git_credential** out, const char* url, const char* username_from_url,
+                unsigned int allowed_types, void* payload) {
+  auto* state = static_cast<CallbackState*>(payload);
+  // libgit2 asks again after a failed attempt: give up instead of looping.
+  if (++state->credential_attempts > 3) return GIT_EAUTH;
+  const Libgit2Options& o = *state->options;
+  if ((allowed_types & GIT_CREDENTIAL_SSH_KEY) != 0 && !o.ssh_key_path.empty()) {
+    return git_credential_ssh_key_new(out, username_from_url ? username_from_url : "git",
+                                      nullptr, o.ssh_key_path.c_str(), nullptr);
+  }
+  if ((allowed_types & GIT_CREDENTIAL_USERNAME) != 0) {
+    return git_credential_username_new(out, username_from_url ? username_from_url : "git");
+  }
+  if ((allowed_types & GIT_CREDENTIAL_USERPASS_PLAINTEXT) != 0 &&
+      !o.https_credentials_path.empty()) {
+    std::string line = ReadFirstLine(o.https_credentials_path);
+    size_t colon = line.find(':');
+    std::string user = colon == std::string::npos ? "x-access-token" : line.substr(0, colon);
+    std::string pass = colon == std::string::npos ? line : line.substr(colon + 1);
+    return git_credential_userpass_plaintext_new(out, user.c_str(), pass.c_str());
+  }
+  return GIT_PASSTHROUGH;
+}
+
+int CertificateCheck(git_cert* cert, int valid, const char* host, void* payload) {
+  auto* state = static_cast<CallbackState*>(payload);
+  if (cert->cert_type != GIT_CERT_HOSTKEY_LIBSSH2) {
+    return valid ? 0 : GIT_PASSTHROUGH;  // TLS: libgit2's own verification decides
+  }
+  const auto* hostkey = reinterpret_cast<const git_cert_hostkey*>(cert);
+  if ((hostkey->type & GIT_CERT_SSH_RAW) == 0) {
+    state->certificate_error = "the ssh host key was not available for checking";
+    return GIT_ECERTIFICATE;
+  }
+  absl::StatusOr<KnownHosts> known = KnownHosts::Load(state->options->known_hosts_path);
+  if (!known.ok()) {
+    state->certificate_error = std::string(known.status().message());
+    return GIT_ECERTIFICATE;
+  }
+  std::string key(hostkey->hostkey, hostkey->hostkey_len);
+  int port = SshPort(state->options->url);
+  KnownHosts::Match match = known->Check(host, port, key);
+  if (match == KnownHosts::Match::kKnown) return 0;
+  state->certificate_error =
+      match == KnownHosts::Match::kChanged
+          ? absl::StrCat("the ssh host key of ", host, " is not the one in known_hosts; refusing "
+                         "to connect (update known_hosts if the change is expected)")
+          : absl::StrCat("host ", host, " is not in known_hosts; add its key to connect");
+  return GIT_ECERTIFICATE;
+}
+
+int PushUpdateReference(const char* refname, const char* status, void* payload) {
+  auto* state = static_cast<CallbackState*>(payload);
+  if (status != nullptr && state->rejected.empty()) {
+    state->rejected = absl::StrCat(refname, ": ", status);
+  }
+  return 0;
+}
+
+git_remote_callbacks Callbacks(CallbackState* state) {
+  git_remote_callbacks cb = GIT_REMOTE_CALLBACKS_INIT;
+  cb.credentials = Credentials;
+  cb.certificate_check = CertificateCheck;
+  cb.push_update_reference = PushUpdateReference;
+  cb.payload = state;
+  return cb;
+}
+
+absl::Status WithCertificateContext(absl::Status status, const CallbackState& state) {
+  if (!state.certificate_error.empty()) {
+    return absl::FailedPreconditionError(state.certificate_error);
+  }
+  return status;
+}
+
+bool IsManifest(absl::string_view name) {
+  return absl::EndsWith(name, ".yaml") || absl::EndsWith(name, ".yml");
+}
+
+bool IsChartTree(const git_tree* tree) {
+  return git_tree_entry_byname(tree, "Chart.yaml") != nullptr &&
+         git_tree_entry_byname(tree, "values.yaml") != nullptr;
+}
+
+absl::Status CollectManifests(git_repository* repo, const git_tree* tree, const std::string& prefix,
+                              std::vector<RepoFile>& out) {
+  size_t n = git_tree_entrycount(tree);
+  for (size_t i = 0; i < n; ++i) {
+    const git_tree_entry* entry = git_tree_entry_byindex(tree, i);
+    std::string name = git_tree_entry_name(entry);
+    std::string path = prefix.empty() ? name : absl::StrCat(prefix, "/", name);
+    git_object_t type = git_tree_entry_type(entry);
+    if (type == GIT_OBJECT_TREE) {
+      if (name.empty() || name[0] == '.') continue;
+      Tree sub;
+      if (int rc = git_tree_lookup(sub.out(), repo, git_tree_entry_id(entry)); rc != 0) {
+        return GitError("reading tree " + path, rc);
+      }
+      if (IsChartTree(sub.get())) continue;
+      if (absl::Status s = CollectManifests(repo, sub.get(), path, out); !s.ok()) return s;
+    } else if (type == GIT_OBJECT_BLOB && IsManifest(name)) {
+      Blob blob;
+      if (int rc = git_blob_lookup(blob.out(), repo, git_tree_entry_id(entry)); rc != 0) {
+        return GitError("reading " + path, rc);
+      }
+      out.push_back({path, std::string(static_cast<const char*>(git_blob_rawcontent(blob.get())),
+                                       static_cast<size_t>(git_blob_rawsize(blob.get())))});
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<git_signature*> MakeSignature(const Signature& who) {
+  git_signature* sig = nullptr;
+  if (int rc = git_signature_now(&sig, who.name.c_str(), who.email.c_str()); rc != 0) {
+    return GitError("signature", rc);
+  }
+  return sig;
+}
+
+}  // namespace
+
+absl::Status Libgit2Repository::ValidatePath(const std::string& path) {
+  if (path.empty() || path == ".") return absl::OkStatus();
+  if (path[0] == '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("path \"", path, "\" must be relative to the repository root"));
+  }
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    if (part == "..") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("path \"", path, "\" leaves the repository"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+Libgit2Repository::Libgit2Repository(Libgit2Options options, git_repository* repo)
+    : options_(std::move(options)), repo_(repo) {}
+
+Libgit2Repository::~Libgit2Repository() {
+  git_repository_free(repo_);
+  git_libgit2_shutdown();
+}
+
+absl::StatusOr<std::unique_ptr<Libgit2Repository>> Libgit2Repository::Open(
+    const Libgit2Options& options) {
+  git_libgit2_init();
+  git_repository* repo = nullptr;
+  std::error_code ec;
+  fs::create_directories(fs::path(options.mirror_dir).parent_path(), ec);
+  int rc = git_repository_open_bare(&repo, options.mirror_dir.c_str());
+  if (rc != 0 && fs::exists(options.mirror_dir)) {
+    // A mirror that does not open is only a cache of upstream: set it aside and start over.
+    std::string aside = absl::StrCat(options.mirror_dir, ".broken-", ::getpid());
+    fs::rename(options.mirror_dir, aside, ec);
+  }
+  if (rc != 0) {
+    rc = git_repository_init(&repo, options.mirror_dir.c_str(), /*is_bare=*/1);
+    if (rc != 0) {
+      absl::Status s = GitError("creating mirror in " + options.mirror_dir, rc);
+      git_libgit2_shutdown();
+      return s;
+    }
+  }
+  Remote remote;
+  if (git_remote_lookup(remote.out(), repo, "origin") != 0) {
+    rc = git_remote_create(remote.out(), repo, "origin", options.url.c_str());
+  } else {
+    rc = git_remote_set_url(repo, "origin", options.url.c_str());
+  }
+  if (rc != 0) {
+    absl::Status s = GitError("configuring remote", rc);
+    git_repository_free(repo);
+    git_libgit2_shutdown();
+    return s;
+  }
+  return std::unique_ptr<Libgit2Repository>(new Libgit2Repository(options, repo));
+}
+
+absl::StatusOr<std::string> Libgit2Repository::Fetch() {
+  Remote remote;
+  if (int rc = git_remote_lookup(remote.out(), repo_, "origin"); rc != 0) {
+    return GitError("remote origin", rc);
+  }
+  std::vector<std::string> specs = {
+      absl::StrCat("+refs/heads/", options_.branch, ":refs/remotes/origin/", options_.branch),
+      absl::StrCat("+", options_.notes_ref, ":", options_.notes_ref)};
+  for (const std::string& tag : options_.tags) {
+    specs.push_back(absl::StrCat("+refs/tags/", tag, ":refs/tags/", tag));
+  }
+  std::vector<char*> spec_ptrs;
+  for (std::string& s : specs) spec_ptrs.push_back(s.data());
+  git_strarray refspecs{spec_ptrs.data(), spec_ptrs.size()};
+  CallbackState state{&options_};
+  git_fetch_options opts = GIT_FETCH_OPTIONS_INIT;
+  opts.callbacks = Callbacks(&state);
+  opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+  if (int rc = git_remote_fetch(remote.get(), &refspecs, &opts, "ferry: fetch"); rc != 0) {
+    absl::Status s = GitError("fetching " + Redact(options_.url), rc);
+    if (s.code() == absl::StatusCode::kInternal || s.code() == absl::StatusCode::kNotFound) {
+      s = absl::UnavailableError(s.message());
+    }
+    return WithCertificateContext(s, state);
+  }
+  absl::StatusOr<std::string> head = Head();
+  if (!head.ok() && head.status().code() == absl::StatusCode::kNotFound) {
+    return absl::NotFoundError(
+        absl::StrCat("branch ", options_.branch, " does not exist in ", Redact(options_.url)));
+  }
+  return head;
+}
+
+absl::StatusOr<std::string> Libgit2Repository::Head() {
+  git_oid oid;
+  std::string ref = absl::StrCat("refs/remotes/origin/", options_.branch);
+  if (int rc = git_reference_name_to_id(&oid, repo_, ref.c_str()); rc != 0) {
+    return GitError("branch " + options_.branch, rc);
+  }
+  return OidString(oid);
+}
+
+absl::StatusOr<absl::Time> Libgit2Repository::CommitTime(const std::string& revision) {
+  absl::StatusOr<git_oid> oid = ParseOid(revision);
+  if (!oid.ok()) return oid.status();
+  Commit commit;
+  if (int rc = git_commit_lookup(commit.out(), repo_, &*oid); rc != 0) {
+    return GitError("revision " + revision, rc);
+  }
+  return absl::FromUnixSeconds(git_commit_time(commit.get()));
+}
+
+absl::StatusOr<std::vector<RepoFile>> Libgit2Repository::ReadManifests(
+    const std::string& revision, const std::vector<std::string>& paths) {
+  absl::StatusOr<git_oid> oid = ParseOid(revision);
+  if (!oid.ok()) return oid.status();
+  Commit commit;
+  if (int rc = git_commit_lookup(commit.out(), repo_, &*oid); rc != 0) {
+    return GitError("revision " + revision, rc);
+  }
+  Tree root;
+  if (int rc = git_commit_tree(root.out(), commit.get()); rc != 0) {
+    return GitError("tree of " + revision, rc);
+  }
+  std::vector<RepoFile> files;
+  std::vector<std::string> wanted = paths.empty() ? std::vector<std::string>{""} : paths;
+  for (std::string path : wanted) {
+    if (absl::Status s = ValidatePath(path); !s.ok()) return s;
+    while (!path.empty() && path.back() == '/') path.pop_back();
+    if (path.empty() || path == ".") {
+      if (absl::Status s = CollectManifests(repo_, root.get(), "", files); !s.ok()) return s;
+      continue;
+    }
+    TreeEntry entry;
+    if (int rc = git_tree_entry_bypath(entry.out(), root.get(), path.c_str()); rc != 0) {
+      return absl::NotFoundError(
+          absl::StrCat("path \"", path, "\" does not exist at ", revision.substr(0, 12)));
+    }
+    if (git_tree_entry_type(entry.get()) == GIT_OBJECT_TREE) {
+      Tree sub;
+      if (int rc = git_tree_lookup(sub.out(), repo_, git_tree_entry_id(entry.get())); rc != 0) {
+        return GitError("tree " + path, rc);
+      }
+      if (absl::Status s = CollectManifests(repo_, sub.get(), path, files); !s.ok()) return s;
+    } else {
+      Blob blob;
+      if (int rc = git_blob_lookup(blob.out(), repo_, git_tree_entry_id(entry.get())); rc != 0) {
+        return GitError("file " + path, rc);
+      }
+      files.push_back({path, std::string(static_cast<const char*>(git_blob_rawcontent(blob.get())),
+                                         static_cast<size_t>(git_blob_rawsize(blob.get())))});
+    }
+  }
+  std::sort(files.begin(), files.end(),
+            [](const RepoFile& a, const RepoFile& b) { return a.path < b.path; });
+  files.erase(std::unique(files.begin(), files.end(),
+                          [](const RepoFile& a, const RepoFile& b) { return a.path == b.path; }),
+              files.end());
+  return files;
+}
+
+absl::StatusOr<std::string> Libgit2Repository::CreateCommit(const CommitSpec& spec) {
+  absl::StatusOr<git_oid> parent_oid = ParseOid(spec.parent);
+  if (!parent_oid.ok()) return parent_oid.status();
+  Commit parent;
+  if (int rc = git_commit_lookup(parent.out(), repo_, &*parent_oid); rc != 0) {
+    return GitError("parent " + spec.parent, rc);
+  }
+  Tree base;
+  if (int rc = git_commit_tree(base.out(), parent.get()); rc != 0) return GitError("tree", rc);
+  std::vector<git_tree_update> updates;
+  std::vector<git_oid> blob_ids(spec.files.size());
+  size_t i = 0;
+  for (const auto& [path, content] : spec.files) {
+    if (absl::Status s = ValidatePath(path); !s.ok()) return s;
+    TreeEntry existing;
+    git_filemode_t mode = GIT_FILEMODE_BLOB;
+    if (git_tree_entry_bypath(existing.out(), base.get(), path.c_str()) == 0) {
+      mode = git_tree_entry_filemode(existing.get());
+    }
+    if (int rc = git_blob_create_from_buffer(&blob_ids[i], repo_, content.data(), content.size());
+        rc != 0) {
+      return GitError("writing " + path, rc);
+    }
+    git_tree_update u{};
+    u.action = GIT_TREE_UPDATE_UPSERT;
+    u.id = blob_ids[i];
+    u.filemode = mode;
+    u.path = path.c_str();
+    updates.push_back(u);
+    ++i;
+  }
+  git_oid tree_oid;
+  if (int rc = git_tree_create_updated(&tree_oid, repo_, base.get(), updates.size(), updates.data());
+      rc != 0) {
+    return GitError("building tree", rc);
+  }
+  Tree tree;
+  if (int rc = git_tree_lookup(tree.out(), repo_, &tree_oid); rc != 0) return GitError("tree", rc);
+  absl::StatusOr<git_signature*> author = MakeSignature(spec.author);
+  if (!author.ok()) return author.status();
+  Sig author_owned{*author};
+  absl::StatusOr<git_signature*> committer = MakeSignature(spec.committer);
+  if (!committer.ok()) return committer.status();
+  Sig committer_owned{*committer};
+  git_oid commit_oid;
+  const git_commit* parents[] = {parent.get()};
+  if (int rc = git_commit_create(&commit_oid, repo_, nullptr, author_owned.get(),
+                                 committer_owned.get(), "UTF-8", spec.message.c_str(), tree.get(),
+                                 1, parents);
+      rc != 0) {
+    return GitError("creating commit", rc);
+  }
+  return OidString(commit_oid);
+}
+
+absl::Status Libgit2Repository::Push(const std::vector<std::string>& refspecs,
+                                     std::string* rejected) {
+  Remote remote;
+  if (int rc = git_remote_lookup(remote.out(), repo_, "origin"); rc != 0) {
+    return GitError("remote origin", rc);
+  }
+  std::vector<std::string> specs = refspecs;
+  std::vector<char*> ptrs;
+  for (std::string& s : specs) ptrs.push_back(s.data());
+  git_strarray arr{ptrs.data(), ptrs.size()};
+  CallbackState state{&options_};
+  git_push_options opts = GIT_PUSH_OPTIONS_INIT;
+  opts.callbacks = Callbacks(&state);
+  int rc = git_remote_push(remote.get(), &arr, &opts);
+  if (rc != 0) {
+    absl::Status s = GitError("pushing to " + Redact(options_.url), rc);
+    if (s.code() == absl::StatusCode::kInternal) s = absl::UnavailableError(s.message());
+    return WithCertificateContext(s, state);
+  }
+  if (!state.rejected.empty()) {
+    if (rejected != nullptr) *rejected = state.rejected;
+    return absl::AbortedError(absl::StrCat("push rejected: ", state.rejected));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Libgit2Repository::PushBranch(const std::string& commit) {
+  absl::StatusOr<git_oid> oid = ParseOid(commit);
+  if (!oid.ok()) return oid.status();
+  // A local branch ref is the push source; refs/remotes/origin/<branch> moves only once
+  // upstream has taken the commit.
+  const std::string local = absl::StrCat("refs/heads/", options_.branch);
+  Reference ref;
+  if (int rc = git_reference_create(ref.out(), repo_, local.c_str(), &*oid, /*force=*/1,
+                                    "ferry: push");
+      rc != 0) {
+    return GitError("updating " + local, rc);
+  }
+  absl::Status pushed = Push({absl::StrCat(local, ":", local)}, nullptr);
+  if (!pushed.ok()) return pushed;
+  Reference tracking;
+  const std::string remote_ref = absl::StrCat("refs/remotes/origin/", options_.branch);
+  if (int rc = git_reference_create(tracking.out(), repo_, remote_ref.c_str(), &*oid, 1,
+                                    "ferry: pushed");
+      rc != 0) {
+    return GitError("updating " + remote_ref, rc);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Libgit2Repository::AddNote(const std::string& commit, const std::string& text,
+                                        const Signature& who) {
+  absl::StatusOr<git_oid> oid = ParseOid(commit);
+  if (!oid.ok()) return oid.status();
+  absl::StatusOr<git_signature*> sig = MakeSignature(who);
+  if (!sig.ok()) return sig.status();
+  Sig owned{*sig};
+  git_oid note_oid;
+  if (int rc = git_note_create(&note_oid, repo_, options_.notes_ref.c_str(), owned.get(),
+                               owned.get(), &*oid, text.c_str(), /*force=*/1);
+      rc != 0) {
+    return GitError("writing note", rc);
+  }
+  return Push({absl::StrCat(options_.notes_ref, ":", options_.notes_ref)}, nullptr);
+}
+
+absl::StatusOr<std::string> Libgit2Repository::ReadNote(const std::string& commit) {
+  absl::StatusOr<git_oid> oid = ParseOid(commit);
+  if (!oid.ok()) return oid.status();
+  Note note;
+  if (int rc = git_note_read(note.out(), repo_, options_.notes_ref.c_str(), &*oid); rc != 0) {
+    return GitError("note of " + commit, rc);
+  }
+  return std::string(git_note_message(note.get()));
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Libgit2Repository::ListNotes(
+    int limit) {
+  std::vector<std::pair<std::string, std::string>> out;
+  absl::StatusOr<std::string> head = Head();
+  if (!head.ok()) return head.status();
+  Revwalk walk;
+  if (int rc = git_revwalk_new(walk.out(), repo_); rc != 0) return GitError("revwalk", rc);
+  git_revwalk_sorting(walk.get(), GIT_SORT_TOPOLOGICAL);
+  git_revwalk_simplify_first_parent(walk.get());
+  git_oid oid = *ParseOid(*head);
+  git_revwalk_push(walk.get(), &oid);
+  constexpr int kMaxCommits = 5000;  // bound the walk on long histories
+  for (int seen = 0; seen < kMaxCommits && static_cast<int>(out.size()) < limit; ++seen) {
+    if (git_revwalk_next(&oid, walk.get()) != 0) break;
+    Note note;
+    if (git_note_read(note.out(), repo_, options_.notes_ref.c_str(), &oid) == 0) {
+      out.emplace_back(OidString(oid), git_note_message(note.get()));
+    }
+  }
+  return out;
+}
+
+absl::Status Libgit2Repository::SetTag(const std::string& name, const std::string& commit,
+                                       const std::string& message, const Signature& who) {
+  absl::StatusOr<git_oid> oid = ParseOid(commit);
+  if (!oid.ok()) return oid.status();
+  Object target;
+  if (int rc = git_object_lookup(target.out(), repo_, &*oid, GIT_OBJECT_COMMIT); rc != 0) {
+    return GitError("revision " + commit, rc);
+  }
+  absl::StatusOr<git_signature*> sig = MakeSignature(who);
+  if (!sig.ok()) return sig.status();
+  Sig owned{*sig};
+  git_oid tag_oid;
+  if (int rc = git_tag_create(&tag_oid, repo_, name.c_str(), target.get(), owned.get(),
+                              message.c_str(), /*force=*/1);
+      rc != 0) {
+    return GitError("tag " + name, rc);
+  }
+  return Push({absl::StrCat("+refs/tags/", name, ":refs/tags/", name)}, nullptr);
+}
+
+absl::StatusOr<std::string> Libgit2Repository::TagTarget(const std::string& name) {
+  Object obj;
+  std::string ref = absl::StrCat("refs/tags/", name, "^{commit}");
+  if (int rc = git_revparse_single(obj.out(), repo_, ref.c_str()); rc != 0) {
+    return absl::NotFoundError(absl::StrCat("tag ", name, " does not exist"));
+  }
+  return OidString(*git_object_id(obj.get()));
+}
+
+std::string Libgit2Repository::Diff(const std::string& path, const std::string& before,
+                                    const std::string& after) {
+  Patch patch;
+  git_diff_options opts = GIT_DIFF_OPTIONS_INIT;
+  std::string a = "a/" + path;
+  std::string b = "b/" + path;
+  if (git_patch_from_buffers(patch.out(), before.data(), before.size(), a.c_str(), after.data(),
+                             after.size(), b.c_str(), &opts) != 0) {
+    return "";
+  }
+  git_buf buf = GIT_BUF_INIT;
+  if (git_patch_to_buf(&buf, patch.get()) != 0) return "";
+  std::string out(buf.ptr, buf.size);
+  git_buf_dispose(&buf);
+  return out;
+}
+
+}  // namespace ferry::git_writer

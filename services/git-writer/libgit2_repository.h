@@ -1,0 +1,68 @@
+// Repository over libgit2: a bare mirror in the state directory, fetched from and pushed to
+// `url` (file://, local path, ssh:// or scp-like git@host:path with a key file and
+// known_hosts, https:// with credentials from a file).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "services/git-writer/repository.h"
+
+struct git_repository;
+
+namespace ferry::git_writer {
+
+struct Libgit2Options {
+  std::string url;
+  std::string branch = "main";
+  // Where the bare mirror lives (created when missing).
+  std::string mirror_dir;
+  // Notes ref for job records.
+  std::string notes_ref = "refs/notes/ferry";
+  // Tags fetched along with the branch (the sync marker).
+  std::vector<std::string> tags;
+  // ssh: private key file (OpenSSH or PEM; ed25519 or RSA) and known_hosts file. A host
+  // missing from known_hosts, or with another key, is refused.
+  std::string ssh_key_path;
+  std::string known_hosts_path;
+  // https: a file holding "user:password" or a token on its first line.
+  std::string https_credentials_path;
+};
+
+class Libgit2Repository final : public Repository {
+ public:
+  // Opens the mirror, creating it (bare, with remote "origin") when missing, and points
+  // origin at `options.url`. A mirror that cannot be opened is moved aside and recreated.
+  static absl::StatusOr<std::unique_ptr<Libgit2Repository>> Open(const Libgit2Options& options);
+  ~Libgit2Repository() override;
+
+  absl::StatusOr<std::string> Fetch() override;
+  absl::StatusOr<std::string> Head() override;
+  absl::StatusOr<absl::Time> CommitTime(const std::string& revision) override;
+  absl::StatusOr<std::vector<RepoFile>> ReadManifests(const std::string& revision,
+                                                      const std::vector<std::string>& paths) override;
+  absl::StatusOr<std::string> CreateCommit(const CommitSpec& spec) override;
+  absl::Status PushBranch(const std::string& commit) override;
+  absl::Status AddNote(const std::string& commit, const std::string& text,
+                       const Signature& who) override;
+  absl::StatusOr<std::string> ReadNote(const std::string& commit) override;
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListNotes(int limit) override;
+  absl::Status SetTag(const std::string& name, const std::string& commit,
+                      const std::string& message, const Signature& who) override;
+  absl::StatusOr<std::string> TagTarget(const std::string& name) override;
+  std::string Diff(const std::string& path, const std::string& before,
+                   const std::string& after) override;
+
+  // Checks a path given in a request: relative, no "..", inside the tree.
+  static absl::Status ValidatePath(const std::string& path);
+
+ private:
+  Libgit2Repository(Libgit2Options options, git_repository* repo);
+  absl::Status Push(const std::vector<std::string>& refspecs, std::string* rejected);
+
+  Libgit2Options options_;
+  git_repository* repo_;
+};
+
+}  // namespace ferry::git_writer

@@ -1,0 +1,91 @@
+// The config repository as git-writer sees it: one local mirror of one branch upstream.
+// An interface because it is where git-writer touches the outside world; the
+// implementation is Libgit2Repository.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace ferry::git_writer {
+
+// A file of the repository at some revision.
+struct RepoFile {
+  std::string path;  // relative to the repository root
+  std::string content;
+};
+
+// Who made a commit.
+struct Signature {
+  std::string name;
+  std::string email;
+};
+
+// A commit to create on top of `parent`.
+struct CommitSpec {
+  std::string parent;                          // full commit id
+  std::map<std::string, std::string> files;    // path -> new content (existing files only)
+  std::string message;
+  Signature author;
+  Signature committer;
+};
+
+// A git mirror. Methods of one instance are not safe to call concurrently; callers
+// serialize them.
+class Repository {
+ public:
+  virtual ~Repository() = default;
+
+  // Fetches the branch, the job notes and the sync tag from upstream. Returns the upstream
+  // head. Unavailable when upstream cannot be reached (the mirror keeps what it had),
+  // NotFound when the branch does not exist upstream, FailedPrecondition for an unknown or
+  // changed ssh host key.
+  virtual absl::StatusOr<std::string> Fetch() = 0;
+
+  // The upstream head as of the last fetch or push. NotFound before the first fetch.
+  virtual absl::StatusOr<std::string> Head() = 0;
+
+  // The commit time of `revision`.
+  virtual absl::StatusOr<absl::Time> CommitTime(const std::string& revision) = 0;
+
+  // Every *.yaml / *.yml file under `paths` ("" or "." for the whole tree) at `revision`,
+  // sorted by path, read from the object database. Helm chart folders (Chart.yaml with
+  // values.yaml) are skipped. NotFound for an unknown revision or path, InvalidArgument for
+  // a path that leaves the tree.
+  virtual absl::StatusOr<std::vector<RepoFile>> ReadManifests(
+      const std::string& revision, const std::vector<std::string>& paths) = 0;
+
+  // Creates a commit (no ref moves). Returns its id.
+  virtual absl::StatusOr<std::string> CreateCommit(const CommitSpec& spec) = 0;
+
+  // Pushes `commit` to the branch upstream as a fast-forward. Aborted when upstream moved
+  // (non-fast-forward); Unavailable when it cannot be reached.
+  virtual absl::Status PushBranch(const std::string& commit) = 0;
+
+  // Attaches `text` as a note to `commit` under the notes ref and pushes the notes ref.
+  virtual absl::Status AddNote(const std::string& commit, const std::string& text,
+                               const Signature& who) = 0;
+
+  // The note of `commit`, NotFound when it has none.
+  virtual absl::StatusOr<std::string> ReadNote(const std::string& commit) = 0;
+
+  // Notes on the first-parent history of the head, newest first, at most `limit`.
+  virtual absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListNotes(
+      int limit) = 0;
+
+  // Moves the annotated tag `name` to `commit` and pushes it.
+  virtual absl::Status SetTag(const std::string& name, const std::string& commit,
+                              const std::string& message, const Signature& who) = 0;
+
+  // The commit the tag `name` points to; NotFound when there is none.
+  virtual absl::StatusOr<std::string> TagTarget(const std::string& name) = 0;
+
+  // Unified diff of one file's change.
+  virtual std::string Diff(const std::string& path, const std::string& before,
+                           const std::string& after) = 0;
+};
+
+}  // namespace ferry::git_writer
