@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # README command 1: builds Ferry and runs its four services locally on 127.0.0.1 with the
-# embedded defaults (gRPC 3030-3033, metrics 9791-9794), shows that each is healthy, lists
-# and describes its services through reflection, and shows its metrics.
+# embedded defaults (gRPC 3030-3033, metrics 9791-9794) and a local config repo seeded from
+# examples/ (a bare git repo served over file://), shows that each service is healthy,
+# lists its services through reflection and shows its metrics, then shows git-writer at
+# work: the repo's head and workloads, and a release committed through ApplyUpdates.
 #
 # On a terminal (or with --keep-running) it then stays up until Ctrl-C so you can call the
 # services yourself; otherwise it stops them and exits. Everything it started is stopped on
@@ -33,13 +35,27 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# The config repo: a bare repo seeded from examples/ with the git CLI.
+repo="$run_dir/config.git"
+git init -q --bare -b main "$repo"
+seed="$run_dir/seed"
+git clone -q "$repo" "$seed" 2>/dev/null
+cp -r examples/. "$seed/"
+git -C "$seed" -c user.name=Ferry -c user.email=ferry@localhost add -A
+git -C "$seed" -c user.name=Ferry -c user.email=ferry@localhost commit -q -m "Example manifests"
+git -C "$seed" push -q origin HEAD:main
+
 components=(api git-writer registry-scanner cluster-syncer)
+declare -A extra_args=(
+  [git-writer]="--git_url=file://$repo --git_branch=main --state_dir=$run_dir/git-writer"
+)
 services=(ferry.v1.Ferry ferry.v1.GitWriter ferry.v1.RegistryScanner ferry.v1.ClusterSyncer)
 
 for i in "${!components[@]}"; do
   c="${components[$i]}"
+  # shellcheck disable=SC2086
   "$build/services/$c/ferry-$c" --grpc_address="127.0.0.1:$((3030 + i))" \
-    --metrics_address="127.0.0.1:$((9791 + i))" 2>"$run_dir/$c.log" &
+    --metrics_address="127.0.0.1:$((9791 + i))" ${extra_args[$c]:-} 2>"$run_dir/$c.log" &
   pids+=($!)
 done
 
@@ -75,9 +91,22 @@ if ((status != 0)); then
   exit 1
 fi
 echo
+echo "== git-writer and the config repo ($repo)"
+echo "head: $("$reflect" -plaintext 127.0.0.1:3031 ferry.v1.GitWriter/Head | tr -d '\n ')"
+echo "workloads:"
+"$reflect" -plaintext 127.0.0.1:3031 ferry.v1.GitWriter/ListWorkloads |
+  grep -E '"(id|image)"' | sed 's/^ */  /'
+echo "release default:deployment/helloworld helloworld -> master-a000002:"
+"$reflect" -plaintext -d '{"edits":[{"workload":"default:deployment/helloworld","image":{"container":"helloworld","fromImage":"quay.io/weaveworks/helloworld:master-a000001","toImage":"quay.io/weaveworks/helloworld:master-a000002"}}],"cause":{"user":"Local Demo <demo@localhost>"}}' \
+  127.0.0.1:3031 ferry.v1.GitWriter/ApplyUpdates | grep -E '"(revision|retries)"' | sed 's/^ */  /'
+echo "upstream now:"
+git -C "$repo" log --format='  %h %an: %s' -2
+git -C "$repo" show --format= HEAD | grep -E '^[-+] ' | sed 's/^/  /'
+echo
 echo "All four services are up and SERVING."
 if ((keep_running)); then
-  echo "Try:  $reflect -plaintext 127.0.0.1:3030 describe ferry.v1.Ferry"
+  echo "Try:  $reflect -plaintext 127.0.0.1:3031 ferry.v1.GitWriter/ListWorkloads"
+  echo "      $reflect -plaintext 127.0.0.1:3030 describe ferry.v1.Ferry"
   echo "      (or grpcurl -plaintext 127.0.0.1:3030 describe ferry.v1.Ferry)"
   echo "Press Ctrl-C to stop."
   wait

@@ -13,7 +13,9 @@
 #include <google/protobuf/descriptor.h>
 
 #include "absl/strings/match.h"
+#include "ferry/v1/git_writer.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "tests/support/git_repo.h"
 #include "tests/support/http.h"
 #include "tests/support/subprocess.h"
 #include "tools/ferry-reflect/reflection_database.h"
@@ -30,24 +32,29 @@ using testing::Subprocess;
 struct Binary {
   const char* component;
   const char* path;
-  const char* service;       // full name of the contract it serves
-  const char* unary_method;  // an RPC that is not built yet
+  const char* service;        // full name of the contract it serves
+  const char* unary_method;   // a unary RPC of the contract
+  bool unimplemented;         // true while that RPC is not built yet
+  bool needs_repo;            // started with --git_url of a real repo
 };
 
 // Names the parameter in test output.
 void PrintTo(const Binary& binary, std::ostream* os) { *os << binary.component; }
 
 const Binary kBinaries[] = {
-    {"api", FERRY_API_BIN, "ferry.v1.Ferry", "ListWorkloads"},
-    {"git-writer", FERRY_GIT_WRITER_BIN, "ferry.v1.GitWriter", "Head"},
-    {"registry-scanner", FERRY_REGISTRY_SCANNER_BIN, "ferry.v1.RegistryScanner", "Watch"},
-    {"cluster-syncer", FERRY_CLUSTER_SYNCER_BIN, "ferry.v1.ClusterSyncer", "ListWorkloads"},
+    {"api", FERRY_API_BIN, "ferry.v1.Ferry", "ListWorkloads", true, false},
+    {"git-writer", FERRY_GIT_WRITER_BIN, "ferry.v1.GitWriter", "Head", false, true},
+    {"registry-scanner", FERRY_REGISTRY_SCANNER_BIN, "ferry.v1.RegistryScanner", "Watch", true,
+     false},
+    {"cluster-syncer", FERRY_CLUSTER_SYNCER_BIN, "ferry.v1.ClusterSyncer", "ListWorkloads", true,
+     false},
 };
 
 const absl::Duration kStartTimeout = absl::Seconds(20);
 
 // A running binary with the ports it logged.
 struct Running {
+  std::unique_ptr<testing::GitRepo> repo;  // for git-writer
   std::unique_ptr<Subprocess> process;
   int grpc_port = 0;
   int metrics_port = 0;
@@ -58,13 +65,28 @@ struct Running {
   }
 };
 
+// Flags a binary needs besides addresses: git-writer gets a real repo (made in `r`).
+std::vector<std::string> RequiredArgs(const Binary& binary, Running& r) {
+  if (!binary.needs_repo) return {};
+  auto repo = testing::GitRepo::Create(
+      {{"apps/web.yaml",
+        "kind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n"
+        "      containers:\n      - name: web\n        image: nginx:1.25\n"}});
+  EXPECT_TRUE(repo.ok()) << repo.status();
+  if (!repo.ok()) return {};
+  r.repo = *std::move(repo);
+  return {"--git_url=" + r.repo->url(), "--state_dir=" + r.repo->dir() + "/state"};
+}
+
 Running StartOnLoopback(const Binary& binary, std::vector<std::string> extra_args = {}) {
+  Running r;
   std::vector<std::string> argv = {binary.path, "--grpc_address=127.0.0.1:0",
                                    "--metrics_address=127.0.0.1:0", "--drain_timeout=2s"};
+  std::vector<std::string> required = RequiredArgs(binary, r);
+  argv.insert(argv.end(), required.begin(), required.end());
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   auto process = Subprocess::Start(argv);
   EXPECT_TRUE(process.ok()) << process.status();
-  Running r;
   if (!process.ok()) return r;
   r.process = *std::move(process);
   std::optional<std::string> line = r.process->WaitForLine(
@@ -119,6 +141,7 @@ TEST_P(ServiceBinaryTest, ListsAndDescribesServicesThroughReflection) {
 }
 
 TEST_P(ServiceBinaryTest, UnbuiltRpcAnswersUnimplementedNamingTheMethod) {
+  if (!GetParam().unimplemented) GTEST_SKIP() << "every RPC of this service is built";
   Running r = StartOnLoopback(GetParam());
   ASSERT_GT(r.grpc_port, 0);
   grpc::GenericStub stub(r.Channel());
@@ -182,9 +205,13 @@ TEST_P(ServiceBinaryTest, SigtermTurnsHealthNotServingAndExitsZero) {
 }
 
 TEST_P(ServiceBinaryTest, ReadsAddressesFromEnvironment) {
-  auto process = Subprocess::Start({GetParam().path},
-                                   {"FERRY_GRPC_ADDRESS=127.0.0.1:0",
-                                    "FERRY_METRICS_ADDRESS=127.0.0.1:0", "FERRY_LOG_FORMAT=json"});
+  Running r;
+  std::vector<std::string> argv = {GetParam().path};
+  std::vector<std::string> required = RequiredArgs(GetParam(), r);
+  argv.insert(argv.end(), required.begin(), required.end());
+  auto process = Subprocess::Start(argv, {"FERRY_GRPC_ADDRESS=127.0.0.1:0",
+                                          "FERRY_METRICS_ADDRESS=127.0.0.1:0",
+                                          "FERRY_LOG_FORMAT=json"});
   ASSERT_TRUE(process.ok()) << process.status();
   std::optional<std::string> line = (*process)->WaitForLine(
       [](const std::string& l) { return absl::StrContains(l, "\"event\":\"listening\""); },
@@ -241,8 +268,12 @@ class HeldPort {
 TEST_P(ServiceBinaryTest, GrpcPortInUseExitsTwo) {
   HeldPort held;
   const std::string address = "127.0.0.1:" + std::to_string(held.port());
-  auto process = Subprocess::Start(
-      {GetParam().path, "--grpc_address=" + address, "--metrics_address=127.0.0.1:0"});
+  Running r;
+  std::vector<std::string> argv = {GetParam().path, "--grpc_address=" + address,
+                                   "--metrics_address=127.0.0.1:0"};
+  std::vector<std::string> required = RequiredArgs(GetParam(), r);
+  argv.insert(argv.end(), required.begin(), required.end());
+  auto process = Subprocess::Start(argv);
   ASSERT_TRUE(process.ok()) << process.status();
   std::optional<int> code = (*process)->Wait(absl::Seconds(15));
   ASSERT_TRUE(code.has_value());
@@ -254,8 +285,12 @@ TEST_P(ServiceBinaryTest, GrpcPortInUseExitsTwo) {
 TEST_P(ServiceBinaryTest, MetricsPortInUseExitsTwo) {
   HeldPort held;
   const std::string address = "127.0.0.1:" + std::to_string(held.port());
-  auto process = Subprocess::Start(
-      {GetParam().path, "--grpc_address=127.0.0.1:0", "--metrics_address=" + address});
+  Running r;
+  std::vector<std::string> argv = {GetParam().path, "--grpc_address=127.0.0.1:0",
+                                   "--metrics_address=" + address};
+  std::vector<std::string> required = RequiredArgs(GetParam(), r);
+  argv.insert(argv.end(), required.begin(), required.end());
+  auto process = Subprocess::Start(argv);
   ASSERT_TRUE(process.ok()) << process.status();
   std::optional<int> code = (*process)->Wait(absl::Seconds(15));
   ASSERT_TRUE(code.has_value());
@@ -305,6 +340,120 @@ TEST(FerryReflectTest, ListsDescribesAndCallsLikeGrpcurl) {
   auto [bad_code, bad] = run({"-d", "{\"nope\":1}", r.GrpcTarget(), "ferry.v1.Ferry/ListWorkloads"});
   EXPECT_EQ(bad_code, 2);
   EXPECT_TRUE(absl::StrContains(bad, "-d is not a valid ferry.v1.ListWorkloadsRequest")) << bad;
+}
+
+}  // namespace
+}  // namespace ferry
+
+namespace ferry {
+namespace {
+
+// ferry-git-writer as deployed: a real upstream repo over file://, called through its
+// contract.
+TEST(GitWriterBinaryTest, ServesTheRepoThroughItsContract) {
+  Running r = StartOnLoopback(kBinaries[1]);
+  ASSERT_GT(r.grpc_port, 0) << r.process->Output();
+  auto stub = ferry::v1::GitWriter::NewStub(r.Channel());
+  auto deadline = [] { return std::chrono::system_clock::now() + std::chrono::seconds(30); };
+
+  grpc::ClientContext head_ctx;
+  head_ctx.set_deadline(deadline());
+  ferry::v1::HeadResponse head;
+  ASSERT_TRUE(stub->Head(&head_ctx, {}, &head).ok());
+  EXPECT_EQ(head.revision(), r.repo->Head());
+  EXPECT_EQ(head.branch(), "main");
+
+  grpc::ClientContext list_ctx;
+  list_ctx.set_deadline(deadline());
+  ferry::v1::ListManifestWorkloadsResponse workloads;
+  ASSERT_TRUE(stub->ListWorkloads(&list_ctx, {}, &workloads).ok());
+  ASSERT_EQ(workloads.workloads_size(), 1);
+  EXPECT_EQ(workloads.workloads(0).id(), "default:deployment/web");
+  EXPECT_EQ(workloads.workloads(0).containers(0).image(), "nginx:1.25");
+  EXPECT_EQ(workloads.workloads(0).containers(0).image_ref().repository(), "library/nginx");
+
+  ferry::v1::ApplyUpdatesRequest apply;
+  ferry::v1::Edit* edit = apply.add_edits();
+  edit->set_workload("default:deployment/web");
+  edit->mutable_image()->set_container("web");
+  edit->mutable_image()->set_from_image("nginx:1.25");
+  edit->mutable_image()->set_to_image("nginx:1.26");
+  apply.mutable_cause()->set_user("Alice <alice@example.com>");
+  apply.mutable_job()->set_id("job-42");
+  grpc::ClientContext apply_ctx;
+  apply_ctx.set_deadline(deadline());
+  ferry::v1::ApplyUpdatesResponse applied;
+  grpc::Status status = stub->ApplyUpdates(&apply_ctx, apply, &applied);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(applied.revision(), r.repo->Head());
+  EXPECT_NE(r.repo->Show(applied.revision(), "apps/web.yaml").find("image: nginx:1.26"),
+            std::string::npos);
+  EXPECT_EQ(r.repo->Git("log -1 --format=%an " + applied.revision()), "Alice\n");
+  EXPECT_NE(r.repo->Git("notes --ref=ferry show " + applied.revision()).find("\"id\":\"job-42\""),
+            std::string::npos);
+
+  // The same edit again: its "from" no longer matches.
+  grpc::ClientContext stale_ctx;
+  stale_ctx.set_deadline(deadline());
+  status = stub->ApplyUpdates(&stale_ctx, apply, &applied);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ABORTED) << status.error_message();
+  EXPECT_NE(status.error_message().find("is now nginx:1.26, not nginx:1.25"), std::string::npos);
+
+  ferry::v1::ApplyUpdatesRequest bad;
+  bad.add_edits()->set_workload("web");
+  grpc::ClientContext bad_ctx;
+  bad_ctx.set_deadline(deadline());
+  status = stub->ApplyUpdates(&bad_ctx, bad, &applied);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("namespace:kind/name"), std::string::npos);
+
+  grpc::ClientContext id_ctx;
+  id_ctx.set_deadline(deadline());
+  ferry::v1::Identity identity;
+  EXPECT_EQ(stub->GetIdentity(&id_ctx, {}, &identity).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+
+  ferry::v1::SetSyncMarkerRequest mark;
+  mark.set_revision(applied.revision().empty() ? r.repo->Head() : r.repo->Head());
+  grpc::ClientContext mark_ctx;
+  mark_ctx.set_deadline(deadline());
+  ferry::v1::SyncMarker marker;
+  ASSERT_TRUE(stub->SetSyncMarker(&mark_ctx, mark, &marker).ok());
+  EXPECT_EQ(r.repo->Git("rev-parse ferry-sync^{commit}"), r.repo->Head() + "\n");
+
+  // A push by someone else, then Notify (a webhook): WatchHead streams the new head.
+  grpc::ClientContext watch_ctx;
+  auto watch = stub->WatchHead(&watch_ctx, {});
+  ferry::v1::HeadResponse seen;
+  ASSERT_TRUE(watch->Read(&seen));
+  EXPECT_EQ(seen.revision(), r.repo->Head());
+  auto pushed = r.repo->CommitWithCli({{"apps/extra.yaml", "kind: ConfigMap\nmetadata:\n  name: x\n"}},
+                                      "Someone else");
+  ASSERT_TRUE(pushed.ok());
+  grpc::ClientContext notify_ctx;
+  notify_ctx.set_deadline(deadline());
+  ferry::v1::HeadResponse notified;
+  ASSERT_TRUE(stub->Notify(&notify_ctx, {}, &notified).ok());
+  EXPECT_EQ(notified.revision(), *pushed);
+  ASSERT_TRUE(watch->Read(&seen));
+  EXPECT_EQ(seen.revision(), *pushed);
+  watch_ctx.TryCancel();
+
+  auto metrics =
+      testing::HttpGet("http://127.0.0.1:" + std::to_string(r.metrics_port) + "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_git_commits_total 1")) << metrics->body;
+  EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_git_ready 1"));
+}
+
+TEST(GitWriterBinaryTest, RequiresAGitUrl) {
+  auto process = Subprocess::Start({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0"});
+  ASSERT_TRUE(process.ok());
+  std::optional<int> code = (*process)->Wait(absl::Seconds(15));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 2);
+  EXPECT_TRUE(absl::StrContains((*process)->Output(), "--git_url: required"))
+      << (*process)->Output();
 }
 
 }  // namespace

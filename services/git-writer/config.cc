@@ -1,11 +1,77 @@
 #include "services/git-writer/config.h"
 
+#include <filesystem>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
 namespace ferry::git_writer {
 
 void AddFlags(CLI::App& app, Flags& flags) {
   // --grpc_address, --metrics_address, --drain_timeout, --log_format, --log_level:
   // documented in lib/runtime/flags.h.
   runtime::AddServerFlags(app, kComponent, flags.server);
+  // The config repo: file:///path, /path, ssh://git@host[:port]/path, git@host:path,
+  // https://host/path. Required.
+  app.add_option("--git_url", flags.git_url, "URL of the config repo")
+      ->envname("FERRY_GIT_URL");
+  // The branch Ferry reads, commits to and pushes.
+  app.add_option("--git_branch", flags.git_branch, "Branch of the config repo")
+      ->envname("FERRY_GIT_BRANCH")
+      ->capture_default_str();
+  // Folders (or files) inside the repo that hold manifests; repeat for several. Default:
+  // the whole repo.
+  app.add_option("--git_path", flags.git_paths, "Path inside the repo holding manifests")
+      ->envname("FERRY_GIT_PATH");
+  // How often upstream is fetched without a Notify (push webhook).
+  app.add_option("--git_poll_interval", flags.git_poll_interval, "Fetch interval, e.g. 1m")
+      ->envname("FERRY_GIT_POLL_INTERVAL")
+      ->capture_default_str();
+  // ssh deploy key (private half, mounted from a Secret). Generated (ed25519) when the file
+  // does not exist; its public half is served by GetIdentity.
+  app.add_option("--git_ssh_key_path", flags.git_ssh_key_path, "ssh private key file")
+      ->envname("FERRY_GIT_SSH_KEY_PATH");
+  // known_hosts for ssh URLs: unknown or changed host keys are refused.
+  app.add_option("--git_known_hosts_path", flags.git_known_hosts_path, "ssh known_hosts file")
+      ->envname("FERRY_GIT_KNOWN_HOSTS_PATH");
+  // https credentials: a file whose first line is "user:password" or a token.
+  app.add_option("--git_https_credentials_path", flags.git_https_credentials_path,
+                 "File with user:password or a token for https URLs")
+      ->envname("FERRY_GIT_HTTPS_CREDENTIALS_PATH");
+  // Committer of Ferry's commits (the requesting user is the author when given).
+  app.add_option("--git_user", flags.git_user, "Committer name")
+      ->envname("FERRY_GIT_USER")
+      ->capture_default_str();
+  app.add_option("--git_email", flags.git_email, "Committer email")
+      ->envname("FERRY_GIT_EMAIL")
+      ->capture_default_str();
+  // Read the repo, never write it: writes answer FAILED_PRECONDITION.
+  app.add_flag("--git_readonly", flags.git_readonly, "Never commit or push")
+      ->envname("FERRY_GIT_READONLY");
+  // Append "[ci skip]" to commit messages, so CI does not build Ferry's commits.
+  app.add_flag("--git_ci_skip", flags.git_ci_skip, "Append [ci skip] to commit messages")
+      ->envname("FERRY_GIT_CI_SKIP");
+  // Name of the annotated tag marking the last revision applied to the cluster.
+  app.add_option("--git_sync_tag", flags.git_sync_tag, "Sync marker tag")
+      ->envname("FERRY_GIT_SYNC_TAG")
+      ->capture_default_str();
+  // Notes ref for job records on Ferry's commits.
+  app.add_option("--git_notes_ref", flags.git_notes_ref, "Notes ref for job records")
+      ->envname("FERRY_GIT_NOTES_REF")
+      ->capture_default_str();
+  // Retries of a push rejected because upstream moved (edits re-applied on the new head).
+  app.add_option("--git_push_retries", flags.git_push_retries, "Push retries")
+      ->envname("FERRY_GIT_PUSH_RETRIES")
+      ->capture_default_str();
+  // Where the mirror lives (a persistent volume keeps restarts fast; emptyDir works too).
+  app.add_option("--state_dir", flags.state_dir, "Directory for the mirror")
+      ->envname("FERRY_STATE_DIR")
+      ->capture_default_str();
+  // Namespace of namespaced resources without one in their manifest.
+  app.add_option("--default_namespace", flags.default_namespace,
+                 "Namespace of resources that have none")
+      ->envname("FERRY_DEFAULT_NAMESPACE")
+      ->capture_default_str();
 }
 
 absl::StatusOr<Config> ToConfig(const Flags& flags) {
@@ -13,6 +79,58 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   absl::StatusOr<runtime::ServerOptions> server = runtime::ToServerOptions(kComponent, flags.server);
   if (!server.ok()) return server.status();
   config.server = *std::move(server);
+  if (flags.git_url.empty()) {
+    return absl::InvalidArgumentError(
+        "--git_url: required (e.g. ssh://git@github.com/org/config.git or file:///srv/config.git)");
+  }
+  if (flags.git_branch.empty() || absl::StrContains(flags.git_branch, "..") ||
+      absl::StartsWith(flags.git_branch, "-") || absl::StrContains(flags.git_branch, " ")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--git_branch: \"", flags.git_branch, "\" is not a branch name"));
+  }
+  for (const std::string& path : flags.git_paths) {
+    if (absl::Status s = Libgit2Repository::ValidatePath(path); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--git_path: ", s.message()));
+    }
+  }
+  if (!absl::ParseDuration(flags.git_poll_interval, &config.poll_interval) ||
+      config.poll_interval < absl::Seconds(1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--git_poll_interval: '", flags.git_poll_interval, "' is not a duration of 1s or more"));
+  }
+  if (flags.git_push_retries < 0 || flags.git_push_retries > 100) {
+    return absl::InvalidArgumentError("--git_push_retries: use 0 to 100");
+  }
+  if (!absl::StartsWith(flags.git_notes_ref, "refs/notes/")) {
+    return absl::InvalidArgumentError("--git_notes_ref: must start with refs/notes/");
+  }
+  if (flags.state_dir.empty()) return absl::InvalidArgumentError("--state_dir: required");
+  bool ssh = absl::StartsWith(flags.git_url, "ssh://") ||
+             (flags.git_url.find("://") == std::string::npos &&
+              flags.git_url.find(':') != std::string::npos && flags.git_url[0] != '/');
+  if (ssh && flags.git_ssh_key_path.empty()) {
+    return absl::InvalidArgumentError("--git_ssh_key_path: required for ssh URLs");
+  }
+  if (ssh && flags.git_known_hosts_path.empty()) {
+    return absl::InvalidArgumentError(
+        "--git_known_hosts_path: required for ssh URLs (unknown hosts are refused)");
+  }
+  config.repository.url = flags.git_url;
+  config.repository.branch = flags.git_branch;
+  config.repository.mirror_dir = (std::filesystem::path(flags.state_dir) / "mirror.git").string();
+  config.repository.notes_ref = flags.git_notes_ref;
+  config.repository.tags = {flags.git_sync_tag};
+  config.repository.ssh_key_path = flags.git_ssh_key_path;
+  config.repository.known_hosts_path = flags.git_known_hosts_path;
+  config.repository.https_credentials_path = flags.git_https_credentials_path;
+  config.writer.paths = flags.git_paths;
+  config.writer.committer = {flags.git_user, flags.git_email};
+  config.writer.message_suffix = flags.git_ci_skip ? "[ci skip]" : "";
+  config.writer.readonly = flags.git_readonly;
+  config.writer.push_retries = flags.git_push_retries;
+  config.writer.load.default_namespace = flags.default_namespace;
+  config.sync_tag = flags.git_sync_tag;
+  config.ssh_key_path = flags.git_ssh_key_path;
   return config;
 }
 

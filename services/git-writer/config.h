@@ -1,12 +1,18 @@
-// Configuration of ferry-git-writer: flags (and FERRY_* environment variables) -> a validated
-// Config. Every option is documented next to the flag that sets it, in config.cc.
+// Configuration of ferry-git-writer: flags (and FERRY_* environment variables) -> a
+// validated Config. Every option is documented next to the flag that sets it, in config.cc.
 #pragma once
+
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "lib/runtime/flags.h"
 #include "lib/runtime/server.h"
+#include "services/git-writer/libgit2_repository.h"
+#include "services/git-writer/writer.h"
 
 namespace ferry::git_writer {
 
@@ -16,11 +22,32 @@ inline const runtime::ComponentDefaults kComponent{"git-writer", 3031, 9792};
 // Flags as given on the command line, before validation.
 struct Flags {
   runtime::ServerFlags server;
+  std::string git_url;
+  std::string git_branch = "main";
+  std::vector<std::string> git_paths;
+  std::string git_poll_interval = "1m";
+  std::string git_ssh_key_path;
+  std::string git_known_hosts_path;
+  std::string git_https_credentials_path;
+  std::string git_user = "Ferry";
+  std::string git_email = "ferry@localhost";
+  bool git_readonly = false;
+  bool git_ci_skip = false;
+  std::string git_sync_tag = "ferry-sync";
+  std::string git_notes_ref = "refs/notes/ferry";
+  int git_push_retries = 5;
+  std::string state_dir = "/var/lib/ferry/git-writer";
+  std::string default_namespace = "default";
 };
 
 // The validated configuration.
 struct Config {
   runtime::ServerOptions server;
+  Libgit2Options repository;
+  WriterOptions writer;
+  absl::Duration poll_interval;
+  std::string sync_tag;
+  std::string ssh_key_path;
 };
 
 // Registers every flag of ferry-git-writer on `app`.

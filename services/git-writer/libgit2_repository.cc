@@ -94,7 +94,7 @@ std::string ReadFirstLine(const std::string& path) {
 
 // What the transport callbacks need.
 struct CallbackState {
-  const Libgit2Options* options;
+  const Libgit2Options* options = nullptr;
   int credential_attempts = 0;
   std::string certificate_error;
   std::string rejected;  // push: first rejected ref's message
@@ -294,7 +294,8 @@ absl::StatusOr<std::string> Libgit2Repository::Fetch() {
   std::vector<char*> spec_ptrs;
   for (std::string& s : specs) spec_ptrs.push_back(s.data());
   git_strarray refspecs{spec_ptrs.data(), spec_ptrs.size()};
-  CallbackState state{&options_};
+  CallbackState state;
+  state.options = &options_;
   git_fetch_options opts = GIT_FETCH_OPTIONS_INIT;
   opts.callbacks = Callbacks(&state);
   opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
@@ -446,7 +447,8 @@ absl::Status Libgit2Repository::Push(const std::vector<std::string>& refspecs,
   std::vector<char*> ptrs;
   for (std::string& s : specs) ptrs.push_back(s.data());
   git_strarray arr{ptrs.data(), ptrs.size()};
-  CallbackState state{&options_};
+  CallbackState state;
+  state.options = &options_;
   git_push_options opts = GIT_PUSH_OPTIONS_INIT;
   opts.callbacks = Callbacks(&state);
   int rc = git_remote_push(remote.get(), &arr, &opts);

@@ -1,21 +1,41 @@
 // ferry-git-writer: the config repo's one reader and writer.
 #include <memory>
 
+#include "lib/log/log.h"
+#include "lib/runtime/signals.h"
 #include "services/git-writer/config.h"
 #include "services/git-writer/git_writer_service.h"
-#include "lib/runtime/signals.h"
+#include "services/git-writer/identity.h"
+#include "services/git-writer/libgit2_repository.h"
+#include "services/git-writer/poller.h"
+#include "services/git-writer/writer.h"
 
 int main(int argc, char** argv) {
+  using namespace ferry::git_writer;
   ferry::runtime::BlockShutdownSignals();
   CLI::App app{"ferry-git-writer: the config repo's one reader and writer", "ferry-git-writer"};
-  ferry::git_writer::Flags flags;
-  ferry::git_writer::AddFlags(app, flags);
+  Flags flags;
+  AddFlags(app, flags);
   if (auto exit_code = ferry::runtime::ParseCommandLine(app, argc, argv)) return *exit_code;
-  absl::StatusOr<ferry::git_writer::Config> config = ferry::git_writer::ToConfig(flags);
+  absl::StatusOr<Config> config = ToConfig(flags);
   if (!config.ok()) return ferry::runtime::ConfigError(app.get_name(), config.status());
-  ferry::runtime::InitLogging(ferry::git_writer::kComponent, flags.server);
+  ferry::runtime::InitLogging(kComponent, flags.server);
 
-  ferry::git_writer::GitWriterService service;
-  return ferry::runtime::ServeUntilSignal(config->server, {{&service, ferry::v1::GitWriter::service_full_name()}},
-                                          std::make_shared<prometheus::Registry>());
+  if (!config->ssh_key_path.empty()) {
+    if (absl::Status s = EnsureDeployKey(config->ssh_key_path); !s.ok()) {
+      return ferry::runtime::ConfigError(app.get_name(), s);
+    }
+  }
+  absl::StatusOr<std::unique_ptr<Libgit2Repository>> repo =
+      Libgit2Repository::Open(config->repository);
+  if (!repo.ok()) return ferry::runtime::ConfigError(app.get_name(), repo.status());
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  WriterMetrics metrics(*registry);
+  Writer writer(**repo, config->writer, metrics);
+  Poller poller(config->poll_interval, [&writer] { (void)writer.Refresh(); });
+  GitWriterService service(writer, {config->repository.branch, config->sync_tag,
+                                    config->ssh_key_path});
+  return ferry::runtime::ServeUntilSignal(
+      config->server, {{&service, ferry::v1::GitWriter::service_full_name()}}, registry);
 }

@@ -1,0 +1,394 @@
+#include "services/git-writer/writer.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "lib/log/log.h"
+#include "lib/status/status_macros.h"
+
+namespace ferry::git_writer {
+namespace {
+
+constexpr size_t kIndexCacheSize = 8;
+
+const prometheus::Histogram::BucketBoundaries kSecondsBuckets = {0.005, 0.01, 0.025, 0.05, 0.1,
+                                                                 0.25,  0.5,  1,     2.5,  5,
+                                                                 10,    30};
+
+// A file being edited: its content and its resources with sources that match it.
+struct FileState {
+  std::string original;
+  std::string content;
+  std::vector<manifest::Resource> resources;
+  bool changed = false;
+};
+
+size_t CountLines(absl::string_view text) {
+  return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+// After an edit replaced the bytes of `edited`'s document (`old_content` -> file.content),
+// re-parses that document alone and shifts the sources of the documents after it.
+absl::Status Reindex(FileState& file, const manifest::Resource& edited,
+                     const std::string& old_content, const manifest::LoadOptions& options) {
+  const manifest::Source& old = edited.source;
+  const int64_t delta =
+      static_cast<int64_t>(file.content.size()) - static_cast<int64_t>(old_content.size());
+  const size_t new_end = static_cast<size_t>(static_cast<int64_t>(old.end) + delta);
+  absl::string_view new_doc =
+      absl::string_view(file.content).substr(old.begin, new_end - old.begin);
+  absl::string_view old_doc = absl::string_view(old_content).substr(old.begin, old.end - old.begin);
+  const int line_delta =
+      static_cast<int>(CountLines(new_doc)) - static_cast<int>(CountLines(old_doc));
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(new_doc));
+  } catch (const YAML::Exception& e) {
+    return absl::InternalError(
+        absl::StrCat(old.path, ": edited document does not parse: ", e.what()));
+  }
+  manifest::Source source = old;
+  source.list_item = -1;
+  source.end = new_end;
+  source.document_hash = manifest::DocumentHash(new_doc);
+  std::vector<manifest::LoadError> errors;
+  std::vector<manifest::Resource> fresh =
+      manifest::ResourcesOfDocument(root, source, options, errors);
+  std::vector<manifest::Resource> next;
+  for (manifest::Resource& r : file.resources) {
+    if (r.source.document == old.document) continue;
+    if (r.source.begin >= old.end) {
+      r.source.begin = static_cast<size_t>(static_cast<int64_t>(r.source.begin) + delta);
+      r.source.end = static_cast<size_t>(static_cast<int64_t>(r.source.end) + delta);
+      r.source.line += line_delta;
+      r.source.document_line += line_delta;
+    }
+    next.push_back(std::move(r));
+  }
+  for (manifest::Resource& r : fresh) next.push_back(std::move(r));
+  file.resources = std::move(next);
+  return absl::OkStatus();
+}
+
+std::string Summary(const std::vector<EditRequest>& edits, const std::vector<EditOutcome>& outcomes) {
+  std::vector<std::string> images;
+  std::vector<std::string> policies;
+  for (size_t i = 0; i < edits.size(); ++i) {
+    if (!outcomes[i].changed) continue;
+    if (edits[i].image) {
+      images.push_back(absl::StrCat(edits[i].workload, " ", edits[i].image->container, ": ",
+                                    edits[i].image->to_image));
+    } else {
+      policies.push_back(edits[i].workload);
+    }
+  }
+  std::string subject;
+  if (!images.empty()) {
+    subject = images.size() == 1 ? absl::StrCat("Release ", images[0])
+                                 : absl::StrCat("Release ", images.size(), " images");
+  } else {
+    subject = absl::StrCat("Update policy of ", policies.size() == 1 ? policies[0]
+                                                                     : absl::StrCat(policies.size(), " workloads"));
+  }
+  if (images.size() + policies.size() <= 1) return subject;
+  std::string body = subject + "\n\n";
+  for (const std::string& line : images) absl::StrAppend(&body, "- ", line, "\n");
+  for (const std::string& line : policies) absl::StrAppend(&body, "- policy: ", line, "\n");
+  return body;
+}
+
+double Since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+WriterMetrics::WriterMetrics(prometheus::Registry& registry)
+    : fetch_seconds(prometheus::BuildHistogram()
+                        .Name("ferry_git_fetch_duration_seconds")
+                        .Help("Fetches of the config repo, by outcome (ok, error).")
+                        .Register(registry)),
+      push_seconds(prometheus::BuildHistogram()
+                       .Name("ferry_git_push_duration_seconds")
+                       .Help("Pushes to the config repo, by outcome (ok, rejected, error).")
+                       .Register(registry)),
+      queue_length(prometheus::BuildGauge()
+                       .Name("ferry_git_queue_length")
+                       .Help("Write requests waiting for their turn.")
+                       .Register(registry)
+                       .Add({})),
+      queue_wait_seconds(prometheus::BuildHistogram()
+                             .Name("ferry_git_queue_wait_seconds")
+                             .Help("Time write requests waited for their turn.")
+                             .Register(registry)
+                             .Add({}, kSecondsBuckets)),
+      commits(prometheus::BuildCounter()
+                  .Name("ferry_git_commits_total")
+                  .Help("Commits Ferry pushed.")
+                  .Register(registry)
+                  .Add({})),
+      push_conflicts(prometheus::BuildCounter()
+                         .Name("ferry_git_push_conflicts_total")
+                         .Help("Pushes rejected because upstream moved, retried on its new head.")
+                         .Register(registry)
+                         .Add({})),
+      ready(prometheus::BuildGauge()
+                .Name("ferry_git_ready")
+                .Help("1 when the mirror has a head and the last fetch succeeded, else 0.")
+                .Register(registry)
+                .Add({})),
+      last_fetch(prometheus::BuildGauge()
+                     .Name("ferry_git_last_fetch_timestamp_seconds")
+                     .Help("Unix time of the last successful fetch.")
+                     .Register(registry)
+                     .Add({})) {}
+
+Writer::Writer(Repository& repo, WriterOptions options, WriterMetrics& metrics)
+    : repo_(repo), options_(std::move(options)), metrics_(metrics) {
+  head_.last_fetch = absl::InfinitePast();
+}
+
+void Writer::SetHead(const HeadInfo& head) {
+  {
+    std::lock_guard<std::mutex> lock(head_mu_);
+    head_ = head;
+  }
+  head_cv_.notify_all();
+}
+
+HeadInfo Writer::CurrentHead() const {
+  std::lock_guard<std::mutex> lock(head_mu_);
+  return head_;
+}
+
+HeadInfo Writer::WaitForHeadChange(const std::string& known, absl::Duration timeout) const {
+  std::unique_lock<std::mutex> lock(head_mu_);
+  head_cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                    [&] { return head_.revision != known; });
+  return head_;
+}
+
+absl::StatusOr<HeadInfo> Writer::Refresh() {
+  absl::MutexLock lock(&repo_mu_);
+  return RefreshLocked();
+}
+
+absl::StatusOr<HeadInfo> Writer::RefreshLocked() {
+  auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<std::string> fetched = repo_.Fetch();
+  HeadInfo head = CurrentHead();
+  if (!fetched.ok()) {
+    metrics_.fetch_seconds.Add({{"outcome", "error"}}, kSecondsBuckets).Observe(Since(start));
+    metrics_.ready.Set(0);
+    head.fetch_error = std::string(fetched.status().message());
+    SetHead(head);
+    log::Warn("fetch failed", {{"error", head.fetch_error}});
+    return fetched.status();
+  }
+  metrics_.fetch_seconds.Add({{"outcome", "ok"}}, kSecondsBuckets).Observe(Since(start));
+  head.revision = *fetched;
+  head.commit_time = repo_.CommitTime(*fetched).value_or(absl::InfinitePast());
+  head.last_fetch = absl::Now();
+  head.fetch_error.clear();
+  metrics_.ready.Set(1);
+  metrics_.last_fetch.Set(absl::ToDoubleSeconds(head.last_fetch - absl::UnixEpoch()));
+  SetHead(head);
+  return head;
+}
+
+absl::StatusOr<std::vector<RepoFile>> Writer::ReadManifests(const std::string& revision,
+                                                           const std::vector<std::string>& paths) {
+  absl::MutexLock lock(&repo_mu_);
+  std::string rev = revision.empty() ? CurrentHead().revision : revision;
+  if (rev.empty()) {
+    return absl::UnavailableError("the mirror has no revision yet (upstream not fetched)");
+  }
+  return repo_.ReadManifests(rev, paths.empty() ? options_.paths : paths);
+}
+
+absl::StatusOr<std::shared_ptr<const Index>> Writer::IndexAt(const std::string& revision) {
+  absl::MutexLock lock(&repo_mu_);
+  std::string rev = revision.empty() ? CurrentHead().revision : revision;
+  if (rev.empty()) {
+    return absl::UnavailableError("the mirror has no revision yet (upstream not fetched)");
+  }
+  return LoadIndex(rev);
+}
+
+absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string& revision) {
+  auto it = index_cache_.find(revision);
+  if (it != index_cache_.end()) return it->second;
+  ASSIGN_OR_RETURN(std::vector<RepoFile> files, repo_.ReadManifests(revision, options_.paths));
+  auto index = std::make_shared<Index>();
+  index->revision = revision;
+  for (RepoFile& f : files) {
+    manifest::LoadResult one = manifest::LoadFile(f.path, f.content, options_.load);
+    for (manifest::Resource& r : one.resources) index->loaded.resources.push_back(std::move(r));
+    for (manifest::LoadError& e : one.errors) index->loaded.errors.push_back(std::move(e));
+    index->files[f.path] = std::move(f.content);
+  }
+  manifest::FinishLoad(index->loaded);
+  index_cache_[revision] = index;
+  index_order_.push_back(revision);
+  if (index_order_.size() > kIndexCacheSize) {
+    index_cache_.erase(index_order_.front());
+    index_order_.erase(index_order_.begin());
+  }
+  return std::shared_ptr<const Index>(index);
+}
+
+absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
+  if (options_.readonly) {
+    return absl::FailedPreconditionError(
+        "git-writer runs read-only (--git_readonly): it reads the repo but makes no commits");
+  }
+  if (request.edits.empty()) return absl::InvalidArgumentError("no edits given");
+  const auto queued = std::chrono::steady_clock::now();
+  metrics_.queue_length.Increment();
+  absl::MutexLock queue(&apply_mu_);
+  metrics_.queue_length.Decrement();
+  metrics_.queue_wait_seconds.Observe(Since(queued));
+  absl::MutexLock lock(&repo_mu_);
+
+  ApplyOutcome out;
+  for (int attempt = 0;; ++attempt) {
+    ASSIGN_OR_RETURN(HeadInfo head, RefreshLocked());
+    ASSIGN_OR_RETURN(std::shared_ptr<const Index> index, LoadIndex(head.revision));
+    std::map<std::string, FileState> files;
+    out.edits.assign(request.edits.size(), EditOutcome{});
+    for (size_t i = 0; i < request.edits.size(); ++i) {
+      const EditRequest& edit = request.edits[i];
+      EditOutcome& result = out.edits[i];
+      auto found = std::find_if(index->loaded.resources.begin(), index->loaded.resources.end(),
+                                [&](const manifest::Resource& r) { return r.id == edit.workload; });
+      if (found == index->loaded.resources.end()) {
+        result.status = absl::NotFoundError(absl::StrCat(
+            "workload ", edit.workload, " is not in the repository at ",
+            head.revision.substr(0, 12)));
+        continue;
+      }
+      const std::string& path = found->source.path;
+      result.path = path;
+      auto [fit, inserted] = files.try_emplace(path);
+      FileState& file = fit->second;
+      if (inserted) {
+        file.original = file.content = index->files.at(path);
+        for (const manifest::Resource& r : index->loaded.resources) {
+          if (r.source.path == path) file.resources.push_back(r);
+        }
+      }
+      auto res = std::find_if(file.resources.begin(), file.resources.end(),
+                              [&](const manifest::Resource& r) { return r.id == edit.workload; });
+      absl::StatusOr<manifest::EditResult> edited;
+      if (edit.image.has_value()) {
+        edited = manifest::SetImage(file.content, *res, *edit.image, options_.load);
+      } else if (edit.policy.has_value()) {
+        absl::StatusOr<std::vector<manifest::AnnotationChange>> changes =
+            manifest::PolicyAnnotationChanges(res->annotations, *edit.policy);
+        if (!changes.ok()) {
+          result.status = changes.status();
+          continue;
+        }
+        if (changes->empty()) continue;
+        edited = manifest::SetAnnotations(file.content, *res, *changes, options_.load);
+      } else {
+        result.status = absl::InvalidArgumentError("edit has neither an image nor a policy");
+        continue;
+      }
+      if (!edited.ok()) {
+        result.status = edited.status();
+        continue;
+      }
+      if (edited->changes.empty()) continue;
+      const manifest::Resource edited_resource = *res;
+      std::string old_content = std::move(file.content);
+      file.content = std::move(edited->content);
+      file.changed = true;
+      result.changed = true;
+      if (absl::Status s = Reindex(file, edited_resource, old_content, options_.load); !s.ok()) {
+        return s;
+      }
+    }
+
+    std::map<std::string, std::string> changed;
+    out.diff.clear();
+    for (const auto& [path, file] : files) {
+      if (!file.changed) continue;
+      changed[path] = file.content;
+      absl::StrAppend(&out.diff, repo_.Diff(path, file.original, file.content));
+    }
+    if (changed.empty()) {
+      out.no_changes = true;
+      return out;
+    }
+    if (request.dry_run) return out;
+
+    CommitSpec spec;
+    spec.parent = head.revision;
+    spec.files = std::move(changed);
+    spec.message = request.message.empty() ? Summary(request.edits, out.edits) : request.message;
+    if (!options_.message_suffix.empty()) {
+      absl::StrAppend(&spec.message, spec.message.back() == '\n' ? "" : "\n\n",
+                      options_.message_suffix);
+    }
+    spec.author = request.author.value_or(options_.committer);
+    spec.committer = options_.committer;
+    ASSIGN_OR_RETURN(std::string commit, repo_.CreateCommit(spec));
+    const auto push_start = std::chrono::steady_clock::now();
+    absl::Status pushed = repo_.PushBranch(commit);
+    if (pushed.ok()) {
+      metrics_.push_seconds.Add({{"outcome", "ok"}}, kSecondsBuckets).Observe(Since(push_start));
+      metrics_.commits.Increment();
+      out.revision = commit;
+      HeadInfo now = CurrentHead();
+      now.revision = commit;
+      now.commit_time = repo_.CommitTime(commit).value_or(absl::Now());
+      SetHead(now);
+      if (!request.note.empty()) {
+        if (absl::Status noted = repo_.AddNote(commit, request.note, options_.committer);
+            !noted.ok()) {
+          log::Warn("job note not stored", {{"revision", commit},
+                                            {"error", std::string(noted.message())}});
+        }
+      }
+      log::Info("pushed", {{"revision", commit}, {"files", static_cast<int>(spec.files.size())},
+                           {"retries", out.retries}});
+      return out;
+    }
+    if (pushed.code() != absl::StatusCode::kAborted) {
+      metrics_.push_seconds.Add({{"outcome", "error"}}, kSecondsBuckets).Observe(Since(push_start));
+      return pushed;
+    }
+    metrics_.push_seconds.Add({{"outcome", "rejected"}}, kSecondsBuckets).Observe(Since(push_start));
+    metrics_.push_conflicts.Increment();
+    if (attempt >= options_.push_retries) {
+      return absl::AbortedError(absl::StrCat("upstream kept moving: push rejected ",
+                                             attempt + 1, " times; try again"));
+    }
+    ++out.retries;
+    log::Info("push rejected, retrying on the new upstream head", {{"attempt", attempt + 1}});
+  }
+}
+
+absl::Status Writer::SetSyncMarker(const std::string& tag, const std::string& revision) {
+  if (options_.readonly) {
+    return absl::FailedPreconditionError(
+        "git-writer runs read-only (--git_readonly): the sync marker cannot be moved");
+  }
+  absl::MutexLock lock(&repo_mu_);
+  return repo_.SetTag(tag, revision, "Synced by Ferry", options_.committer);
+}
+
+absl::StatusOr<std::string> Writer::GetSyncMarker(const std::string& tag) {
+  absl::MutexLock lock(&repo_mu_);
+  return repo_.TagTarget(tag);
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Writer::ListNotes(int limit) {
+  absl::MutexLock lock(&repo_mu_);
+  return repo_.ListNotes(limit);
+}
+
+}  // namespace ferry::git_writer

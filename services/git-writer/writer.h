@@ -1,0 +1,159 @@
+// git-writer's domain logic: the mirror's current head, manifests and workload index per
+// revision, and edits applied as one commit each, one request at a time, retried on top of
+// a moved upstream with compare-and-set.
+#pragma once
+
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "lib/manifest/editor.h"
+#include "lib/manifest/policy.h"
+#include "lib/manifest/resource.h"
+#include "services/git-writer/repository.h"
+
+namespace ferry::git_writer {
+
+struct WriterOptions {
+  // Paths inside the repository holding manifests ("" = whole tree).
+  std::vector<std::string> paths;
+  // Committer of every commit; also the author when a request names none.
+  Signature committer{"Ferry", "ferry@localhost"};
+  // Appended to every commit message when set (e.g. "[ci skip]").
+  std::string message_suffix;
+  // Writes answer FailedPrecondition.
+  bool readonly = false;
+  // How many times a rejected push is retried on top of the new upstream head.
+  int push_retries = 5;
+  manifest::LoadOptions load;
+};
+
+// The last known state of the branch.
+struct HeadInfo {
+  std::string revision;           // empty before the first successful fetch
+  absl::Time commit_time;
+  absl::Time last_fetch;          // last successful fetch (InfinitePast() when never)
+  std::string fetch_error;        // error of the last fetch, empty when it succeeded
+};
+
+// The parsed manifests of one revision.
+struct Index {
+  std::string revision;
+  std::map<std::string, std::string> files;  // path -> content
+  manifest::LoadResult loaded;               // resources sorted by id, and load errors
+};
+
+// One compare-and-set edit of a workload.
+struct EditRequest {
+  std::string workload;
+  std::optional<manifest::ImageChange> image;   // container, to, from
+  std::optional<manifest::PolicyUpdate> policy;
+};
+
+struct EditOutcome {
+  absl::Status status;  // OK, NotFound, Aborted (CAS), InvalidArgument, FailedPrecondition
+  std::string path;     // file changed (or that would change)
+  bool changed = false;
+};
+
+struct ApplyRequest {
+  std::vector<EditRequest> edits;
+  std::string message;              // commit message; a summary of the edits when empty
+  std::optional<Signature> author;  // requesting user
+  bool dry_run = false;
+  std::string note;                 // job record attached as a git note (empty = none)
+};
+
+struct ApplyOutcome {
+  std::string revision;  // commit made; empty for dry runs and no-ops
+  bool no_changes = false;
+  std::vector<EditOutcome> edits;  // in request order
+  std::string diff;
+  int retries = 0;
+};
+
+// Metric families of git-writer, registered in one registry.
+struct WriterMetrics {
+  explicit WriterMetrics(prometheus::Registry& registry);
+  prometheus::Family<prometheus::Histogram>& fetch_seconds;  // {outcome}
+  prometheus::Family<prometheus::Histogram>& push_seconds;   // {outcome}
+  prometheus::Gauge& queue_length;
+  prometheus::Histogram& queue_wait_seconds;
+  prometheus::Counter& commits;
+  prometheus::Counter& push_conflicts;
+  prometheus::Gauge& ready;
+  prometheus::Gauge& last_fetch;
+};
+
+// Thread-safe. Repository calls are serialized internally.
+class Writer {
+ public:
+  Writer(Repository& repo, WriterOptions options, WriterMetrics& metrics);
+
+  // Fetches upstream now. On failure the last known head stays and the error is recorded
+  // (Unavailable etc. returned).
+  absl::StatusOr<HeadInfo> Refresh();
+
+  // The last known head (no network).
+  HeadInfo CurrentHead() const;
+
+  // Waits until the head differs from `known` or `timeout` passes; returns the head.
+  HeadInfo WaitForHeadChange(const std::string& known, absl::Duration timeout) const;
+
+  // Manifest files under `paths` (configured paths when empty) at `revision` (current head
+  // when empty).
+  absl::StatusOr<std::vector<RepoFile>> ReadManifests(const std::string& revision,
+                                                      const std::vector<std::string>& paths);
+
+  // The parsed index of `revision` (current head when empty); cached per revision.
+  absl::StatusOr<std::shared_ptr<const Index>> IndexAt(const std::string& revision);
+
+  // Applies the edits as one commit and pushes it (see ApplyOutcome). Requests run one at a
+  // time. FailedPrecondition in read-only mode or when the branch is unknown; Unavailable
+  // when upstream cannot be reached; Aborted when the push kept being rejected.
+  absl::StatusOr<ApplyOutcome> Apply(const ApplyRequest& request);
+
+  // Moves the sync marker tag to `revision` and pushes it.
+  absl::Status SetSyncMarker(const std::string& tag, const std::string& revision);
+  absl::StatusOr<std::string> GetSyncMarker(const std::string& tag);
+
+  // Job notes, newest first.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListNotes(int limit);
+
+ private:
+  struct Attempt;
+  absl::StatusOr<std::shared_ptr<const Index>> LoadIndex(const std::string& revision)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  absl::StatusOr<HeadInfo> RefreshLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  void SetHead(const HeadInfo& head);
+
+  Repository& repo_;
+  const WriterOptions options_;
+  WriterMetrics& metrics_;
+
+  // Serializes Apply requests (the queue); taken before repo_mu_.
+  absl::Mutex apply_mu_;
+  // Serializes every Repository call.
+  absl::Mutex repo_mu_;
+  std::map<std::string, std::shared_ptr<const Index>> index_cache_ ABSL_GUARDED_BY(repo_mu_);
+  std::vector<std::string> index_order_ ABSL_GUARDED_BY(repo_mu_);
+
+  mutable std::mutex head_mu_;
+  mutable std::condition_variable head_cv_;
+  HeadInfo head_;  // guarded by head_mu_
+};
+
+}  // namespace ferry::git_writer

@@ -1,0 +1,366 @@
+// Writer against real git repositories (bare upstream over file://, changed by the git CLI
+// like another user would) through Libgit2Repository.
+#include "services/git-writer/writer.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "services/git-writer/libgit2_repository.h"
+#include "tests/support/git_repo.h"
+
+namespace ferry::git_writer {
+namespace {
+
+using testing::GitRepo;
+
+std::string Deployment(const std::string& name, const std::string& image,
+                       const std::string& extra_annotations = "") {
+  return absl::StrCat("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ", name,
+                      "\n  namespace: apps  # team apps\n", extra_annotations,
+                      "spec:\n  template:\n    spec:\n      containers:\n      - name: ", name,
+                      "\n        image: ", image, " # managed by Ferry\n");
+}
+
+// Forwards to a real repository; lets a test act just before a push.
+class HookedRepository : public Repository {
+ public:
+  explicit HookedRepository(Repository& inner) : inner_(inner) {}
+  std::function<void()> before_push;
+
+  absl::StatusOr<std::string> Fetch() override { return inner_.Fetch(); }
+  absl::StatusOr<std::string> Head() override { return inner_.Head(); }
+  absl::StatusOr<absl::Time> CommitTime(const std::string& r) override { return inner_.CommitTime(r); }
+  absl::StatusOr<std::vector<RepoFile>> ReadManifests(const std::string& r,
+                                                      const std::vector<std::string>& p) override {
+    return inner_.ReadManifests(r, p);
+  }
+  absl::StatusOr<std::string> CreateCommit(const CommitSpec& s) override {
+    return inner_.CreateCommit(s);
+  }
+  absl::Status PushBranch(const std::string& c) override {
+    if (before_push) {
+      auto hook = std::move(before_push);
+      before_push = nullptr;
+      hook();
+    }
+    return inner_.PushBranch(c);
+  }
+  absl::Status AddNote(const std::string& c, const std::string& t, const Signature& w) override {
+    return inner_.AddNote(c, t, w);
+  }
+  absl::StatusOr<std::string> ReadNote(const std::string& c) override { return inner_.ReadNote(c); }
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListNotes(int l) override {
+    return inner_.ListNotes(l);
+  }
+  absl::Status SetTag(const std::string& n, const std::string& c, const std::string& m,
+                      const Signature& w) override {
+    return inner_.SetTag(n, c, m, w);
+  }
+  absl::StatusOr<std::string> TagTarget(const std::string& n) override { return inner_.TagTarget(n); }
+  std::string Diff(const std::string& p, const std::string& a, const std::string& b) override {
+    return inner_.Diff(p, a, b);
+  }
+
+ private:
+  Repository& inner_;
+};
+
+class WriterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto upstream = GitRepo::Create({
+        {"apps/web.yaml", Deployment("web", "nginx:1.25")},
+        {"apps/api.yaml", Deployment("api", "example/api:1.0.0")},
+        {"README.md", "not a manifest\n"},
+    });
+    ASSERT_TRUE(upstream.ok()) << upstream.status();
+    upstream_ = *std::move(upstream);
+    OpenWriter({});
+  }
+
+  void OpenWriter(WriterOptions options) {
+    writer_.reset();
+    hooked_.reset();
+    repo_.reset();
+    Libgit2Options o;
+    o.url = upstream_->url();
+    o.branch = "main";
+    o.mirror_dir = upstream_->dir() + "/mirror.git";
+    o.tags = {"ferry-sync"};
+    auto repo = Libgit2Repository::Open(o);
+    ASSERT_TRUE(repo.ok()) << repo.status();
+    repo_ = *std::move(repo);
+    hooked_ = std::make_unique<HookedRepository>(*repo_);
+    options.committer = {"Ferry", "ferry@example.com"};
+    writer_ = std::make_unique<Writer>(*hooked_, options, metrics_);
+  }
+
+  EditRequest ImageEdit(const std::string& workload, const std::string& container,
+                        const std::string& to, std::optional<std::string> from = std::nullopt) {
+    EditRequest e;
+    e.workload = workload;
+    e.image = manifest::ImageChange{container, to, from};
+    return e;
+  }
+
+  prometheus::Registry registry_;
+  WriterMetrics metrics_{registry_};
+  std::unique_ptr<GitRepo> upstream_;
+  std::unique_ptr<Libgit2Repository> repo_;
+  std::unique_ptr<HookedRepository> hooked_;
+  std::unique_ptr<Writer> writer_;
+};
+
+TEST_F(WriterTest, ReadsHeadManifestsAndIndex) {
+  absl::StatusOr<HeadInfo> head = writer_->Refresh();
+  ASSERT_TRUE(head.ok()) << head.status();
+  EXPECT_EQ(head->revision, upstream_->Head());
+  EXPECT_TRUE(head->fetch_error.empty());
+  EXPECT_EQ(metrics_.ready.Value(), 1);
+
+  auto files = writer_->ReadManifests("", {});
+  ASSERT_TRUE(files.ok()) << files.status();
+  ASSERT_EQ(files->size(), 2u);  // README.md is not a manifest
+  EXPECT_EQ((*files)[0].path, "apps/api.yaml");
+  EXPECT_EQ((*files)[1].content, Deployment("web", "nginx:1.25"));
+
+  auto index = writer_->IndexAt("");
+  ASSERT_TRUE(index.ok()) << index.status();
+  ASSERT_EQ((*index)->loaded.resources.size(), 2u);
+  EXPECT_EQ((*index)->loaded.resources[1].id, "apps:deployment/web");
+
+  EXPECT_EQ(writer_->ReadManifests("", {"../etc"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(writer_->ReadManifests("", {"nope"}).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(WriterTest, ImageEditIsOneCommitWithOnlyThatLineAndAJobNote) {
+  const std::string before = upstream_->Head();
+  ApplyRequest req;
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26", "nginx:1.25")};
+  req.author = Signature{"alice", "alice@example.com"};
+  req.note = "{\"id\":\"job-1\"}";
+  absl::StatusOr<ApplyOutcome> out = writer_->Apply(req);
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_TRUE(out->edits[0].status.ok()) << out->edits[0].status;
+  EXPECT_EQ(out->revision, upstream_->Head());
+  EXPECT_EQ(upstream_->Git("rev-parse " + out->revision + "^"), before + "\n");
+  EXPECT_EQ(upstream_->Show(out->revision, "apps/web.yaml"), Deployment("web", "nginx:1.26"));
+  EXPECT_EQ(upstream_->Git("diff --numstat " + before + " " + out->revision), "1\t1\tapps/web.yaml\n");
+  EXPECT_EQ(upstream_->Git("log -1 '--format=%an|%ae|%cn|%s' " + out->revision),
+            "alice|alice@example.com|Ferry|Release apps:deployment/web web: nginx:1.26\n");
+  EXPECT_EQ(upstream_->Git("notes --ref=ferry show " + out->revision), "{\"id\":\"job-1\"}");
+  EXPECT_NE(out->diff.find("-        image: nginx:1.25 # managed by Ferry"), std::string::npos)
+      << out->diff;
+  EXPECT_EQ(metrics_.commits.Value(), 1);
+  auto notes = writer_->ListNotes(10);
+  ASSERT_TRUE(notes.ok()) << notes.status();
+  ASSERT_EQ(notes->size(), 1u);
+  EXPECT_EQ((*notes)[0].first, out->revision);
+}
+
+TEST_F(WriterTest, DryRunAndNoOpMakeNoCommit) {
+  const std::string before = upstream_->Head();
+  ApplyRequest dry;
+  dry.edits = {ImageEdit("apps:deployment/api", "api", "example/api:1.1.0")};
+  dry.dry_run = true;
+  auto out = writer_->Apply(dry);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(out->revision.empty());
+  EXPECT_FALSE(out->no_changes);
+  EXPECT_NE(out->diff.find("+        image: example/api:1.1.0"), std::string::npos) << out->diff;
+  ApplyRequest same;
+  same.edits = {ImageEdit("apps:deployment/api", "api", "example/api:1.0.0")};
+  auto noop = writer_->Apply(same);
+  ASSERT_TRUE(noop.ok());
+  EXPECT_TRUE(noop->no_changes);
+  EXPECT_EQ(upstream_->Head(), before);
+  EXPECT_EQ(metrics_.commits.Value(), 0);
+}
+
+TEST_F(WriterTest, BadEditsFailAloneAndTheRestIsCommitted) {
+  ApplyRequest req;
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.27", "nginx:1.20"),  // stale
+               ImageEdit("apps:deployment/nope", "x", "a:1"),
+               ImageEdit("apps:deployment/api", "nope", "a:1"),
+               ImageEdit("apps:deployment/api", "api", "example/api:2.0.0")};
+  auto out = writer_->Apply(req);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->edits[0].status.code(), absl::StatusCode::kAborted);
+  EXPECT_NE(out->edits[0].status.message().find("is now nginx:1.25, not nginx:1.20"),
+            std::string::npos);
+  EXPECT_EQ(out->edits[1].status.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(out->edits[2].status.code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(out->edits[3].status.ok());
+  EXPECT_EQ(upstream_->Show(upstream_->Head(), "apps/web.yaml"), Deployment("web", "nginx:1.25"));
+  EXPECT_EQ(upstream_->Show(upstream_->Head(), "apps/api.yaml"),
+            Deployment("api", "example/api:2.0.0"));
+}
+
+TEST_F(WriterTest, RejectedPushIsRetriedOnTheNewHeadKeepingBothChanges) {
+  hooked_->before_push = [&] {
+    // Someone else pushes a change to another file between our fetch and our push.
+    ASSERT_TRUE(upstream_->CommitWithCli({{"apps/other.yaml", "kind: ConfigMap\nmetadata:\n  name: o\n"}},
+                                         "Other change").ok());
+  };
+  ApplyRequest req;
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26")};
+  auto out = writer_->Apply(req);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->retries, 1);
+  EXPECT_EQ(metrics_.push_conflicts.Value(), 1);
+  EXPECT_EQ(out->revision, upstream_->Head());
+  // Linear history: our commit sits on top of theirs.
+  EXPECT_EQ(upstream_->Git("log --format=%s"), "Release apps:deployment/web web: nginx:1.26\nOther change\nInitial manifests\n");
+  EXPECT_EQ(upstream_->Git("rev-list --merges HEAD"), "");
+}
+
+TEST_F(WriterTest, ConflictingUpstreamChangeAbortsTheEdit) {
+  hooked_->before_push = [&] {
+    ASSERT_TRUE(upstream_->CommitWithCli({{"apps/web.yaml", Deployment("web", "nginx:1.30")}},
+                                         "Manual bump").ok());
+  };
+  ApplyRequest req;
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26", "nginx:1.25")};
+  auto out = writer_->Apply(req);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->edits[0].status.code(), absl::StatusCode::kAborted);
+  EXPECT_TRUE(out->no_changes);
+  EXPECT_EQ(upstream_->Show(upstream_->Head(), "apps/web.yaml"), Deployment("web", "nginx:1.30"));
+}
+
+TEST_F(WriterTest, PolicyEditsWriteAnnotations) {
+  EditRequest lock;
+  lock.workload = "apps:deployment/api";
+  lock.policy = manifest::PolicyUpdate{};
+  lock.policy->locked = true;
+  lock.policy->locked_user = "bob";
+  ApplyRequest req;
+  req.edits = {lock};
+  auto out = writer_->Apply(req);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(upstream_->Show(upstream_->Head(), "apps/api.yaml"),
+            Deployment("api", "example/api:1.0.0",
+                       "  annotations:\n    ferry.dev/locked: \"true\"\n    ferry.dev/locked_user: bob\n"));
+  EXPECT_EQ(upstream_->Git("log -1 --format=%s"), "Update policy of apps:deployment/api\n");
+}
+
+TEST_F(WriterTest, SeveralEditsInOneFileAndOneCommit) {
+  ASSERT_TRUE(upstream_->CommitWithCli(
+      {{"apps/both.yaml", Deployment("one", "a/one:1") + "---\n" + Deployment("two", "a/two:1")}},
+      "Two in one file").ok());
+  ApplyRequest req;
+  req.edits = {ImageEdit("apps:deployment/one", "one", "a/one:2"),
+               ImageEdit("apps:deployment/two", "two", "a/two:2")};
+  auto out = writer_->Apply(req);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(upstream_->Show(upstream_->Head(), "apps/both.yaml"),
+            Deployment("one", "a/one:2") + "---\n" + Deployment("two", "a/two:2"));
+  EXPECT_EQ(upstream_->Git("rev-list --count HEAD"), "3\n");
+}
+
+TEST_F(WriterTest, ConcurrentRequestsWhileAnotherPusherCommitsLoseNothing) {
+  std::vector<std::map<std::string, std::string>> extra;
+  std::map<std::string, std::string> files;
+  for (int i = 0; i < 20; ++i) {
+    files[absl::StrCat("apps/w", i, ".yaml")] = Deployment(absl::StrCat("w", i), "img/w:1");
+  }
+  ASSERT_TRUE(upstream_->CommitWithCli(files, "Twenty workloads").ok());
+  std::atomic<bool> done{false};
+  int cli_commits = 0;
+  std::thread other([&] {
+    // Bounded: at most 10 pushes, and only while the writers run.
+    for (int i = 0; i < 10 && !done; ++i) {
+      if (upstream_->CommitWithCli({{absl::StrCat("notes/n", i, ".txt"), "x\n"}},
+                                   absl::StrCat("CLI ", i)).ok()) {
+        ++cli_commits;
+      }
+    }
+  });
+  std::vector<std::thread> writers;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 20; ++i) {
+    writers.emplace_back([&, i] {
+      ApplyRequest req;
+      req.edits = {ImageEdit(absl::StrCat("apps:deployment/w", i), absl::StrCat("w", i), "img/w:2")};
+      auto out = writer_->Apply(req);
+      if (out.ok() && !out->revision.empty()) ++ok;
+    });
+  }
+  for (auto& t : writers) t.join();
+  done = true;
+  other.join();
+  EXPECT_EQ(ok, 20);
+  const std::string head = upstream_->Head();
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(upstream_->Show(head, absl::StrCat("apps/w", i, ".yaml")),
+              Deployment(absl::StrCat("w", i), "img/w:2"));
+  }
+  // Each release exactly once, history linear.
+  std::string log = upstream_->Git("log --format=%s");
+  for (int i = 0; i < 20; ++i) {
+    std::string subject = absl::StrCat("Release apps:deployment/w", i, " w", i, ": img/w:2\n");
+    size_t first = log.find(subject);
+    EXPECT_NE(first, std::string::npos) << subject;
+    EXPECT_EQ(log.find(subject, first + 1), std::string::npos) << "twice: " << subject;
+  }
+  EXPECT_EQ(upstream_->Git("rev-list --merges HEAD"), "");
+  EXPECT_EQ(upstream_->Git("rev-list --count HEAD"), absl::StrCat(2 + 20 + cli_commits, "\n"));
+}
+
+TEST_F(WriterTest, ReadOnlyRefusesWrites) {
+  WriterOptions ro;
+  ro.readonly = true;
+  OpenWriter(ro);
+  ApplyRequest req;
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26")};
+  auto out = writer_->Apply(req);
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(out.status().message().find("read-only"), std::string::npos);
+  EXPECT_TRUE(writer_->Refresh().ok());
+}
+
+TEST_F(WriterTest, SyncMarkerMovesAndIsPushed) {
+  ASSERT_TRUE(writer_->Refresh().ok());
+  EXPECT_EQ(writer_->GetSyncMarker("ferry-sync").status().code(), absl::StatusCode::kNotFound);
+  const std::string head = upstream_->Head();
+  ASSERT_TRUE(writer_->SetSyncMarker("ferry-sync", head).ok());
+  EXPECT_EQ(*writer_->GetSyncMarker("ferry-sync"), head);
+  EXPECT_EQ(upstream_->Git("rev-parse ferry-sync^{commit}"), head + "\n");
+  EXPECT_EQ(upstream_->Git("cat-file -t ferry-sync"), "tag\n");  // annotated
+}
+
+TEST_F(WriterTest, UnreachableUpstreamKeepsTheLastHead) {
+  ASSERT_TRUE(writer_->Refresh().ok());
+  const std::string head = writer_->CurrentHead().revision;
+  std::filesystem::rename(upstream_->dir() + "/upstream.git", upstream_->dir() + "/moved.git");
+  absl::StatusOr<HeadInfo> again = writer_->Refresh();
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kUnavailable) << again.status();
+  EXPECT_EQ(writer_->CurrentHead().revision, head);
+  EXPECT_FALSE(writer_->CurrentHead().fetch_error.empty());
+  EXPECT_EQ(metrics_.ready.Value(), 0);
+  auto files = writer_->ReadManifests("", {});
+  EXPECT_TRUE(files.ok()) << files.status();  // still served from the mirror
+  std::filesystem::rename(upstream_->dir() + "/moved.git", upstream_->dir() + "/upstream.git");
+}
+
+TEST_F(WriterTest, UnknownBranchIsNotFound) {
+  Libgit2Options o;
+  o.url = upstream_->url();
+  o.branch = "nope";
+  o.mirror_dir = upstream_->dir() + "/mirror2.git";
+  auto repo = Libgit2Repository::Open(o);
+  ASSERT_TRUE(repo.ok());
+  auto fetched = (*repo)->Fetch();
+  EXPECT_EQ(fetched.status().code(), absl::StatusCode::kNotFound) << fetched.status();
+  EXPECT_NE(fetched.status().message().find("branch nope does not exist"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ferry::git_writer
