@@ -19,10 +19,10 @@ build_pkgs=(
   libre2-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev grpc-proto
 )
-run_pkgs=(curl)
+run_pkgs=(curl openssh-client)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 bench_pkgs=(python3)
-test_pkgs=(curl clang libclang-rt-14-dev)
+test_pkgs=(curl clang libclang-rt-14-dev openssh-server openssh-client git)
 
 pkgs=("${build_pkgs[@]}")
 case "$profile" in
