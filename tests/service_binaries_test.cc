@@ -9,7 +9,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <future>
+#include <set>
+#include <thread>
 #include <google/protobuf/descriptor.h>
 
 #include "absl/strings/match.h"
@@ -454,6 +457,106 @@ TEST(GitWriterBinaryTest, RequiresAGitUrl) {
   EXPECT_EQ(*code, 2);
   EXPECT_TRUE(absl::StrContains((*process)->Output(), "--git_url: required"))
       << (*process)->Output();
+}
+
+}  // namespace
+}  // namespace ferry
+
+namespace ferry {
+namespace {
+
+// kill -9 in the middle of a stream of releases, then a restart on the same state: the
+// mirror is used (or repaired) as it is, and every release lands exactly once.
+TEST(GitWriterBinaryTest, KillNineDuringWritesLosesAndDuplicatesNothing) {
+  constexpr int kWorkloads = 24;
+  std::map<std::string, std::string> files;
+  for (int i = 0; i < kWorkloads; ++i) {
+    files["apps/w" + std::to_string(i) + ".yaml"] =
+        "kind: Deployment\nmetadata:\n  name: w" + std::to_string(i) +
+        "\nspec:\n  template:\n    spec:\n      containers:\n      - name: w\n"
+        "        image: img/w:1\n";
+  }
+  auto repo = testing::GitRepo::Create(files);
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  const std::string state = (*repo)->dir() + "/state";
+  auto start = [&]() {
+    Running r;
+    auto process = Subprocess::Start({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0",
+                                      "--metrics_address=127.0.0.1:0", "--git_url=" + (*repo)->url(),
+                                      "--state_dir=" + state});
+    EXPECT_TRUE(process.ok());
+    r.process = *std::move(process);
+    auto line = r.process->WaitForLine(
+        [](const std::string& l) { return absl::StrContains(l, " listening "); }, kStartTimeout);
+    EXPECT_TRUE(line.has_value()) << r.process->Output();
+    if (line) r.grpc_port = IntField(*line, "grpc_port").value_or(0);
+    return r;
+  };
+  // Releases w_i img/w:1 -> img/w:2. OK: done. ABORTED saying it already runs img/w:2: an
+  // earlier attempt landed (possibly unacknowledged before the kill): also done.
+  auto release = [&](Running& r, int i) -> grpc::StatusCode {
+    auto stub = ferry::v1::GitWriter::NewStub(r.Channel());
+    ferry::v1::ApplyUpdatesRequest req;
+    ferry::v1::Edit* e = req.add_edits();
+    e->set_workload("default:deployment/w" + std::to_string(i));
+    e->mutable_image()->set_container("w");
+    e->mutable_image()->set_from_image("img/w:1");
+    e->mutable_image()->set_to_image("img/w:2");
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    ferry::v1::ApplyUpdatesResponse resp;
+    grpc::Status s = stub->ApplyUpdates(&ctx, req, &resp);
+    if (s.error_code() == grpc::StatusCode::ABORTED &&
+        absl::StrContains(s.error_message(), "is now img/w:2")) {
+      return grpc::StatusCode::OK;
+    }
+    return s.error_code();
+  };
+
+  std::set<int> done;
+  {
+    Running r = start();
+    ASSERT_GT(r.grpc_port, 0);
+    std::atomic<int> next{0};
+    std::thread client([&] {
+      for (int i = 0; i < kWorkloads; ++i) {
+        next = i;
+        if (release(r, i) == grpc::StatusCode::OK) done.insert(i);
+        else break;  // the server died under us
+      }
+    });
+    // Kill once a third of the releases went through, mid-stream.
+    absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (next < kWorkloads / 3 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+    r.process->Signal(SIGKILL);
+    client.join();
+    ASSERT_EQ(r.process->Wait(absl::Seconds(10)), 128 + SIGKILL);
+  }
+  EXPECT_GE(done.size(), static_cast<size_t>(kWorkloads / 3 - 1));
+  EXPECT_LT(done.size(), static_cast<size_t>(kWorkloads));
+  {
+    Running r = start();
+    ASSERT_GT(r.grpc_port, 0) << "restart on the same state failed";
+    for (int i = 0; i < kWorkloads; ++i) {
+      EXPECT_EQ(release(r, i), grpc::StatusCode::OK) << "w" << i;
+    }
+  }
+  const std::string head = (*repo)->Head();
+  std::string log = (*repo)->Git("log --format=%s");
+  for (int i = 0; i < kWorkloads; ++i) {
+    EXPECT_NE((*repo)->Show(head, "apps/w" + std::to_string(i) + ".yaml").find("image: img/w:2"),
+              std::string::npos);
+    std::string subject =
+        "Release default:deployment/w" + std::to_string(i) + " w: img/w:2\n";
+    size_t first = log.find(subject);
+    EXPECT_NE(first, std::string::npos) << subject;
+    EXPECT_EQ(log.find(subject, first + 1), std::string::npos) << "twice: " << subject;
+  }
+  EXPECT_EQ((*repo)->Git("rev-list --count HEAD"), std::to_string(1 + kWorkloads) + "\n");
+  EXPECT_EQ((*repo)->Git("rev-list --merges HEAD"), "");
+  int fsck = 0;
+  testing::RunCommand("cd " + (*repo)->dir() + "/upstream.git && git fsck --no-progress 2>&1", &fsck);
+  EXPECT_EQ(fsck, 0);
 }
 
 }  // namespace

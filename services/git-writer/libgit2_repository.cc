@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "lib/log/log.h"
 #include "services/git-writer/known_hosts.h"
 
 namespace ferry::git_writer {
@@ -245,12 +246,33 @@ Libgit2Repository::~Libgit2Repository() {
   git_libgit2_shutdown();
 }
 
+// A process killed in the middle of a ref or config update leaves "*.lock" files that
+// would block every later update. The mirror has one writer (this process), so at start
+// any lock file is stale.
+static int RemoveStaleLocks(const std::string& mirror_dir) {
+  std::error_code ec;
+  int removed = 0;
+  if (!fs::is_directory(mirror_dir, ec)) return 0;
+  for (auto it = fs::recursive_directory_iterator(mirror_dir, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) break;
+    if (it->is_regular_file(ec) && absl::EndsWith(it->path().filename().string(), ".lock")) {
+      fs::remove(it->path(), ec);
+      ++removed;
+    }
+  }
+  return removed;
+}
+
 absl::StatusOr<std::unique_ptr<Libgit2Repository>> Libgit2Repository::Open(
     const Libgit2Options& options) {
   git_libgit2_init();
   git_repository* repo = nullptr;
   std::error_code ec;
   fs::create_directories(fs::path(options.mirror_dir).parent_path(), ec);
+  if (int removed = RemoveStaleLocks(options.mirror_dir); removed > 0) {
+    log::Warn("removed stale lock files from the mirror", {{"count", removed}});
+  }
   int rc = git_repository_open_bare(&repo, options.mirror_dir.c_str());
   if (rc != 0 && fs::exists(options.mirror_dir)) {
     // A mirror that does not open is only a cache of upstream: set it aside and start over.
