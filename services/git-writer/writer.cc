@@ -230,13 +230,18 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
     index->files[f.path] = std::move(f.content);
   }
   manifest::FinishLoad(index->loaded);
-  index_cache_[revision] = index;
-  index_order_.push_back(revision);
+  CacheIndex(index);
+  return std::shared_ptr<const Index>(index);
+}
+
+void Writer::CacheIndex(std::shared_ptr<const Index> index) {
+  const std::string revision = index->revision;
+  if (index_cache_.count(revision) == 0) index_order_.push_back(revision);
+  index_cache_[revision] = std::move(index);
   if (index_order_.size() > kIndexCacheSize) {
     index_cache_.erase(index_order_.front());
     index_order_.erase(index_order_.begin());
   }
-  return std::shared_ptr<const Index>(index);
 }
 
 absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
@@ -342,6 +347,23 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
       metrics_.push_seconds.Add({{"outcome", "ok"}}, kSecondsBuckets).Observe(Since(push_start));
       metrics_.commits.Increment();
       out.revision = commit;
+      // The new revision's index is the old one with the edited files' fresh state: no
+      // need to parse the whole tree again for the next request.
+      auto next = std::make_shared<Index>();
+      next->revision = commit;
+      next->files = index->files;
+      for (const manifest::Resource& r : index->loaded.resources) {
+        auto f = files.find(r.source.path);
+        if (f == files.end() || !f->second.changed) next->loaded.resources.push_back(r);
+      }
+      for (const manifest::LoadError& e : index->loaded.errors) next->loaded.errors.push_back(e);
+      for (auto& [path, file] : files) {
+        if (!file.changed) continue;
+        next->files[path] = file.content;
+        for (manifest::Resource& r : file.resources) next->loaded.resources.push_back(r);
+      }
+      manifest::FinishLoad(next->loaded);
+      CacheIndex(next);
       HeadInfo now = CurrentHead();
       now.revision = commit;
       now.commit_time = repo_.CommitTime(commit).value_or(absl::Now());

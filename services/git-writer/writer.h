@@ -134,10 +134,10 @@ class Writer {
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListNotes(int limit);
 
  private:
-  struct Attempt;
   absl::StatusOr<std::shared_ptr<const Index>> LoadIndex(const std::string& revision)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
   absl::StatusOr<HeadInfo> RefreshLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  void CacheIndex(std::shared_ptr<const Index> index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
   void SetHead(const HeadInfo& head);
 
   Repository& repo_;

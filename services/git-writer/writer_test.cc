@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "lib/manifest/workload.h"
 #include "services/git-writer/libgit2_repository.h"
 #include "tests/support/git_repo.h"
 
@@ -263,6 +264,27 @@ TEST_F(WriterTest, SeveralEditsInOneFileAndOneCommit) {
   EXPECT_EQ(upstream_->Show(upstream_->Head(), "apps/both.yaml"),
             Deployment("one", "a/one:2") + "---\n" + Deployment("two", "a/two:2"));
   EXPECT_EQ(upstream_->Git("rev-list --count HEAD"), "3\n");
+
+  // The index carried over to the new revision matches one loaded from scratch.
+  auto carried = writer_->IndexAt(out->revision);
+  ASSERT_TRUE(carried.ok());
+  WriterMetrics fresh_metrics(registry_);
+  Writer fresh(*repo_, WriterOptions{}, fresh_metrics);
+  auto loaded = fresh.IndexAt(out->revision);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_EQ((*carried)->loaded.resources.size(), (*loaded)->loaded.resources.size());
+  for (size_t i = 0; i < (*loaded)->loaded.resources.size(); ++i) {
+    const manifest::Resource& a = (*carried)->loaded.resources[i];
+    const manifest::Resource& b = (*loaded)->loaded.resources[i];
+    EXPECT_EQ(a.id, b.id);
+    EXPECT_EQ(a.source.path, b.source.path);
+    EXPECT_EQ(a.source.begin, b.source.begin) << a.id;
+    EXPECT_EQ(a.source.end, b.source.end) << a.id;
+    EXPECT_EQ(a.source.line, b.source.line) << a.id;
+    EXPECT_EQ(a.source.document_hash, b.source.document_hash) << a.id;
+    EXPECT_EQ(manifest::FindContainers(a)[0].image, manifest::FindContainers(b)[0].image);
+  }
+  EXPECT_EQ((*carried)->files, (*loaded)->files);
 }
 
 TEST_F(WriterTest, ConcurrentRequestsWhileAnotherPusherCommitsLoseNothing) {
