@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 report="${1:-build/bench-report.md}"
 bash scripts/build.sh bench
 build="${FERRY_BUILD_DIR:-build}"
-json="$build/manifest_bench.json"
-"$build/bench/manifest_bench" --benchmark_format=json --benchmark_out="$json" \
-  --benchmark_out_format=json >/dev/null
-python3 scripts/bench_report.py "$json" > "$report"
+for bench in manifest_bench git_writer_bench; do
+  "$build/bench/$bench" --benchmark_format=json --benchmark_out="$build/$bench.json" \
+    --benchmark_out_format=json >/dev/null
+done
+python3 scripts/bench_report.py "$build/manifest_bench.json" "$build/git_writer_bench.json" \
+  > "$report"
 cat "$report"

@@ -519,7 +519,8 @@ absl::StatusOr<EditResult> SetImageImpl(absl::string_view content, const Source&
     if (!to->tag().empty()) absl::StrAppend(&new_full, ":", to->tag());
     if (!to->digest().empty()) absl::StrAppend(&new_full, "@", to->digest());
   }
-  EditResult unchanged{std::string(content), {}};
+  EditResult unchanged;
+  unchanged.content = std::string(content);
   if (new_full == container.image) return unchanged;
   absl::StatusOr<image::Reference> next = image::Reference::Parse(new_full);
   if (!next.ok()) return next.status();
@@ -562,7 +563,9 @@ absl::StatusOr<EditResult> SetImageImpl(absl::string_view content, const Source&
   ASSIGN_OR_RETURN(YAML::Node new_root, VerifyDocument(new_text, expected_root, source.path));
   RETURN_IF_ERROR(VerifyContainers(new_root, source, id, options, containers, change.container,
                                    new_full));
-  return Splice(content, source, new_text, std::move(changes));
+  EditResult result = Splice(content, source, new_text, std::move(changes));
+  result.document = new_root;
+  return result;
 }
 
 absl::StatusOr<EditResult> SetAnnotationsImpl(absl::string_view content, const Source& source,
@@ -602,8 +605,10 @@ absl::StatusOr<EditResult> SetAnnotationsImpl(absl::string_view content, const S
       }
     }
   }
-  RETURN_IF_ERROR(VerifyDocument(text, expected_root, source.path).status());
-  return Splice(content, source, text, std::move(made));
+  ASSIGN_OR_RETURN(YAML::Node new_root, VerifyDocument(text, expected_root, source.path));
+  EditResult result = Splice(content, source, text, std::move(made));
+  if (!result.changes.empty()) result.document = new_root;
+  return result;
 }
 
 }  // namespace

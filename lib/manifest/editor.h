@@ -42,6 +42,9 @@ struct FieldChange {
 struct EditResult {
   std::string content;               // the whole new file
   std::vector<FieldChange> changes;  // empty when nothing had to change
+  // The edited document as parsed for verification (unset when nothing changed), so
+  // callers that keep an index need not parse it again.
+  NodeHandle document;
 };
 
 // Changes a container's image in the resource `id` of the document at `source` (as

@@ -1,6 +1,8 @@
 #include "services/git-writer/libgit2_repository.h"
 
 #include <git2.h>
+#include <git2/sys/mempack.h>
+#include <git2/sys/odb_backend.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -299,7 +301,47 @@ absl::StatusOr<std::unique_ptr<Libgit2Repository>> Libgit2Repository::Open(
     git_libgit2_shutdown();
     return s;
   }
-  return std::unique_ptr<Libgit2Repository>(new Libgit2Repository(options, repo));
+  std::unique_ptr<Libgit2Repository> out(new Libgit2Repository(options, repo));
+  git_odb* odb = nullptr;
+  if (git_repository_odb(&odb, repo) == 0) {
+    if (git_mempack_new(&out->mempack_) == 0 &&
+        git_odb_add_backend(odb, out->mempack_, /*priority=*/999) != 0) {
+      out->mempack_ = nullptr;  // not added: objects go to disk as usual
+    }
+    git_odb_free(odb);
+  }
+  return out;
+}
+
+absl::Status Libgit2Repository::FlushObjects() {
+  if (mempack_ == nullptr) return absl::OkStatus();
+  git_buf pack = GIT_BUF_INIT;
+  if (int rc = git_mempack_dump(&pack, repo_, mempack_); rc != 0) {
+    return GitError("packing new objects", rc);
+  }
+  // A pack with no objects is a 12-byte header and a 20-byte checksum: nothing to write.
+  if (pack.size <= 32) {
+    git_buf_dispose(&pack);
+    return absl::OkStatus();
+  }
+  git_odb* odb = nullptr;
+  if (int rc = git_repository_odb(&odb, repo_); rc != 0) {
+    git_buf_dispose(&pack);
+    return GitError("object database", rc);
+  }
+  git_odb_writepack* writepack = nullptr;
+  git_indexer_progress stats{};
+  int rc = git_odb_write_pack(&writepack, odb, nullptr, nullptr);
+  if (rc == 0) rc = writepack->append(writepack, pack.ptr, pack.size, &stats);
+  if (rc == 0) rc = writepack->commit(writepack, &stats);
+  if (writepack != nullptr) writepack->free(writepack);
+  // Let the object database see the new packfile before the in-memory copies go.
+  if (rc == 0) rc = git_odb_refresh(odb);
+  git_odb_free(odb);
+  git_buf_dispose(&pack);
+  if (rc != 0) return GitError("writing new objects", rc);
+  git_mempack_reset(mempack_);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> Libgit2Repository::Fetch() {
@@ -461,6 +503,7 @@ absl::StatusOr<std::string> Libgit2Repository::CreateCommit(const CommitSpec& sp
 
 absl::Status Libgit2Repository::Push(const std::vector<std::string>& refspecs,
                                      std::string* rejected) {
+  if (absl::Status flushed = FlushObjects(); !flushed.ok()) return flushed;
   Remote remote;
   if (int rc = git_remote_lookup(remote.out(), repo_, "origin"); rc != 0) {
     return GitError("remote origin", rc);

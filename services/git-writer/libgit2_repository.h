@@ -10,6 +10,7 @@
 #include "services/git-writer/repository.h"
 
 struct git_repository;
+struct git_odb_backend;
 
 namespace ferry::git_writer {
 
@@ -60,9 +61,14 @@ class Libgit2Repository final : public Repository {
  private:
   Libgit2Repository(Libgit2Options options, git_repository* repo);
   absl::Status Push(const std::vector<std::string>& refspecs, std::string* rejected);
+  // Writes the objects created in memory since the last flush as one packfile.
+  absl::Status FlushObjects();
 
   Libgit2Options options_;
   git_repository* repo_;
+  // New objects (blobs, trees, commits, notes, tags) are created in memory and written as
+  // one packfile before a push, instead of one loose file each.
+  git_odb_backend* mempack_ = nullptr;  // owned by the repository's object database
 };
 
 }  // namespace ferry::git_writer

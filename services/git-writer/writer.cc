@@ -32,7 +32,8 @@ size_t CountLines(absl::string_view text) {
 // After an edit replaced the bytes of `edited`'s document (`old_content` -> file.content),
 // re-parses that document alone and shifts the sources of the documents after it.
 absl::Status Reindex(FileState& file, const manifest::Resource& edited,
-                     const std::string& old_content, const manifest::LoadOptions& options) {
+                     const std::string& old_content, const YAML::Node& parsed,
+                     const manifest::LoadOptions& options) {
   const manifest::Source& old = edited.source;
   const int64_t delta =
       static_cast<int64_t>(file.content.size()) - static_cast<int64_t>(old_content.size());
@@ -42,12 +43,14 @@ absl::Status Reindex(FileState& file, const manifest::Resource& edited,
   absl::string_view old_doc = absl::string_view(old_content).substr(old.begin, old.end - old.begin);
   const int line_delta =
       static_cast<int>(CountLines(new_doc)) - static_cast<int>(CountLines(old_doc));
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(new_doc));
-  } catch (const YAML::Exception& e) {
-    return absl::InternalError(
-        absl::StrCat(old.path, ": edited document does not parse: ", e.what()));
+  YAML::Node root = parsed;  // the editor's verification parse of `new_doc`
+  if (!root) {
+    try {
+      root = YAML::Load(std::string(new_doc));
+    } catch (const YAML::Exception& e) {
+      return absl::InternalError(
+          absl::StrCat(old.path, ": edited document does not parse: ", e.what()));
+    }
   }
   manifest::Source source = old;
   source.list_item = -1;
@@ -312,7 +315,9 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
       file.content = std::move(edited->content);
       file.changed = true;
       result.changed = true;
-      if (absl::Status s = Reindex(file, edited_resource, old_content, options_.load); !s.ok()) {
+      if (absl::Status s = Reindex(file, edited_resource, old_content, edited->document.get(),
+                                   options_.load);
+          !s.ok()) {
         return s;
       }
     }

@@ -352,7 +352,8 @@ TEST_F(WriterTest, SyncMarkerMovesAndIsPushed) {
   ASSERT_TRUE(writer_->Refresh().ok());
   EXPECT_EQ(writer_->GetSyncMarker("ferry-sync").status().code(), absl::StatusCode::kNotFound);
   const std::string head = upstream_->Head();
-  ASSERT_TRUE(writer_->SetSyncMarker("ferry-sync", head).ok());
+  absl::Status marked = writer_->SetSyncMarker("ferry-sync", head);
+  ASSERT_TRUE(marked.ok()) << marked;
   EXPECT_EQ(*writer_->GetSyncMarker("ferry-sync"), head);
   EXPECT_EQ(upstream_->Git("rev-parse ferry-sync^{commit}"), head + "\n");
   EXPECT_EQ(upstream_->Git("cat-file -t ferry-sync"), "tag\n");  // annotated

@@ -1,0 +1,107 @@
+// A release of one image used by 100 of 1,000 workloads (100 files of 10 multi-document
+// workloads with sidecars and comments), pushed to a bare repo over file://:
+//
+// - BM_Ferry_Release: git-writer's Writer with a warm mirror (ApplyUpdates, 100
+//   compare-and-set edits, one commit, push);
+// - BM_GitCli_Release: the seed's manual path scripted with the git CLI: shallow clone,
+//   find the files with grep, edit with sed, commit, push.
+//
+// Each runs 5 repetitions of one release; the report compares the medians.
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "services/git-writer/libgit2_repository.h"
+#include "services/git-writer/writer.h"
+#include "tests/support/git_repo.h"
+
+namespace {
+
+using ferry::testing::GitRepo;
+
+constexpr char kShared[] = "registry.example.com/shared/app";
+
+std::map<std::string, std::string> RepoFiles() {
+  std::map<std::string, std::string> files;
+  for (int f = 0; f < 100; ++f) {
+    std::string content;
+    for (int w = 0; w < 10; ++w) {
+      int i = f * 10 + w;
+      std::string image = w == 3 ? absl::StrCat(kShared, ":1.0.0")
+                                 : absl::StrCat("registry.example.com/team/app-", i, ":1.0.0");
+      absl::StrAppend(&content, "---\n# workload ", i, "\napiVersion: apps/v1\nkind: Deployment\n",
+                      "metadata:\n  name: app-", i, "\n  namespace: team-", f % 10,
+                      "\nspec:\n  replicas: 2\n  template:\n    spec:\n      containers:\n",
+                      "      - name: app\n        image: ", image, "  # release target\n",
+                      "        env:\n        - name: MODE\n          value: production\n",
+                      "      - name: proxy\n        image: \"envoyproxy/envoy:v1.28.0\"\n");
+    }
+    files[absl::StrCat("apps/team-", f, ".yaml")] = content;
+  }
+  return files;
+}
+
+void BM_Ferry_Release(benchmark::State& state) {
+  auto upstream = GitRepo::Create(RepoFiles());
+  if (!upstream.ok()) {
+    state.SkipWithError("repo setup failed");
+    return;
+  }
+  ferry::git_writer::Libgit2Options o;
+  o.url = (*upstream)->url();
+  o.mirror_dir = (*upstream)->dir() + "/mirror.git";
+  auto repo = ferry::git_writer::Libgit2Repository::Open(o);
+  prometheus::Registry registry;
+  ferry::git_writer::WriterMetrics metrics(registry);
+  ferry::git_writer::Writer writer(**repo, {}, metrics);
+  (void)writer.Refresh();  // warm mirror
+  (void)writer.IndexAt("");
+  int version = 1;
+  for (auto _ : state) {
+    ferry::git_writer::ApplyRequest req;
+    for (int f = 0; f < 100; ++f) {
+      ferry::git_writer::EditRequest e;
+      e.workload = absl::StrCat("team-", f % 10, ":deployment/app-", f * 10 + 3);
+      e.image = ferry::manifest::ImageChange{"app", absl::StrCat(kShared, ":1.0.", version), {}};
+      req.edits.push_back(e);
+    }
+    auto out = writer.Apply(req);
+    if (!out.ok() || out->revision.empty()) state.SkipWithError("release failed");
+    ++version;
+  }
+  state.counters["workloads_changed"] = 100;
+}
+BENCHMARK(BM_Ferry_Release)->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)
+    ->ReportAggregatesOnly(true);
+
+void BM_GitCli_Release(benchmark::State& state) {
+  auto upstream = GitRepo::Create(RepoFiles());
+  if (!upstream.ok()) {
+    state.SkipWithError("repo setup failed");
+    return;
+  }
+  int version = 1;
+  for (auto _ : state) {
+    std::string script = absl::StrCat(
+        "set -e; d=$(mktemp -d); trap 'rm -rf $d' EXIT; "
+        "git clone -q --depth 1 -b main ", (*upstream)->url(), " $d/w; cd $d/w; "
+        "files=$(grep -rl --include='*.yaml' '", kShared, ":' .); "
+        "sed -i 's#", kShared, ":[^ ]*#", kShared, ":1.0.", version, "#' $files; "
+        "git -c user.name=ci -c user.email=ci@example.com commit -qam 'Release'; "
+        "git push -q origin HEAD:main");
+    int rc = std::system(absl::StrCat("(", script, ") >/dev/null 2>&1").c_str());
+    if (rc != 0) state.SkipWithError("git CLI release failed");
+    ++version;
+  }
+  state.counters["workloads_changed"] = 100;
+}
+BENCHMARK(BM_GitCli_Release)->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)
+    ->ReportAggregatesOnly(true);
+
+}  // namespace
+
+BENCHMARK_MAIN();
