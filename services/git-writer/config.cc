@@ -38,6 +38,9 @@ void AddFlags(CLI::App& app, Flags& flags) {
   app.add_option("--git_https_credentials_path", flags.git_https_credentials_path,
                  "File with user:password or a token for https URLs")
       ->envname("FERRY_GIT_HTTPS_CREDENTIALS_PATH");
+  // CA bundle (PEM) for https git servers with a private CA.
+  app.add_option("--git_ca_path", flags.git_ca_path, "CA bundle for https URLs")
+      ->envname("FERRY_GIT_CA_PATH");
   // Committer of Ferry's commits (the requesting user is the author when given).
   app.add_option("--git_user", flags.git_user, "Committer name")
       ->envname("FERRY_GIT_USER")
@@ -123,6 +126,7 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   config.repository.ssh_key_path = flags.git_ssh_key_path;
   config.repository.known_hosts_path = flags.git_known_hosts_path;
   config.repository.https_credentials_path = flags.git_https_credentials_path;
+  config.repository.ca_path = flags.git_ca_path;
   config.writer.paths = flags.git_paths;
   config.writer.committer = {flags.git_user, flags.git_email};
   config.writer.message_suffix = flags.git_ci_skip ? "[ci skip]" : "";

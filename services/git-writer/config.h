@@ -29,6 +29,7 @@ struct Flags {
   std::string git_ssh_key_path;
   std::string git_known_hosts_path;
   std::string git_https_credentials_path;
+  std::string git_ca_path;
   std::string git_user = "Ferry";
   std::string git_email = "ferry@localhost";
   bool git_readonly = false;

@@ -272,6 +272,12 @@ absl::StatusOr<std::unique_ptr<Libgit2Repository>> Libgit2Repository::Open(
   git_repository* repo = nullptr;
   std::error_code ec;
   fs::create_directories(fs::path(options.mirror_dir).parent_path(), ec);
+  if (!options.ca_path.empty() &&
+      git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, options.ca_path.c_str(), nullptr) != 0) {
+    git_libgit2_shutdown();
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot use CA bundle ", options.ca_path, ": ", git_error_last()->message));
+  }
   if (int removed = RemoveStaleLocks(options.mirror_dir); removed > 0) {
     log::Warn("removed stale lock files from the mirror", {{"count", removed}});
   }

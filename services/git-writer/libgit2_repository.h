@@ -29,6 +29,8 @@ struct Libgit2Options {
   std::string known_hosts_path;
   // https: a file holding "user:password" or a token on its first line.
   std::string https_credentials_path;
+  // https: CA bundle (PEM) to trust instead of the system's; for private git servers.
+  std::string ca_path;
 };
 
 class Libgit2Repository final : public Repository {
