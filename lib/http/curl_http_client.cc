@@ -1,0 +1,114 @@
+#include "lib/http/curl_http_client.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace ferry::http {
+namespace {
+
+size_t WriteBody(char* data, size_t size, size_t count, void* out) {
+  static_cast<std::string*>(out)->append(data, size * count);
+  return size * count;
+}
+
+size_t WriteHeader(char* data, size_t size, size_t count, void* out) {
+  auto* headers = static_cast<std::multimap<std::string, std::string>*>(out);
+  absl::string_view line(data, size * count);
+  if (absl::StartsWith(line, "HTTP/")) {
+    headers->clear();  // a new response (after a redirect or 100-continue)
+    return size * count;
+  }
+  size_t colon = line.find(':');
+  if (colon != absl::string_view::npos) {
+    headers->emplace(absl::AsciiStrToLower(std::string(absl::StripAsciiWhitespace(line.substr(0, colon)))),
+                     std::string(absl::StripAsciiWhitespace(line.substr(colon + 1))));
+  }
+  return size * count;
+}
+
+void GlobalInit() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+// "https://host:port/path" -> "host:port".
+std::string HostPort(const std::string& url) {
+  size_t start = url.find("://");
+  start = start == std::string::npos ? 0 : start + 3;
+  size_t end = url.find('/', start);
+  return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+}  // namespace
+
+std::string Response::Header(const std::string& name) const {
+  auto it = headers.find(name);
+  return it == headers.end() ? "" : it->second;
+}
+
+CurlHttpClient::CurlHttpClient(CurlOptions options) : options_(std::move(options)) {
+  GlobalInit();
+}
+
+CurlHttpClient::~CurlHttpClient() = default;
+
+absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
+  if (absl::StartsWith(request.url, "http://")) {
+    const std::string host = HostPort(request.url);
+    if (std::find(options_.insecure_hosts.begin(), options_.insecure_hosts.end(), host) ==
+        options_.insecure_hosts.end()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "plain http to ", host, " is not allowed; use https or mark the host insecure"));
+    }
+  }
+  CURL* curl = curl_easy_init();
+  if (curl == nullptr) return absl::InternalError("curl_easy_init failed");
+  Response response;
+  curl_slist* headers = nullptr;
+  for (const auto& [name, value] : request.headers) {
+    headers = curl_slist_append(headers, absl::StrCat(name, ": ", value).c_str());
+  }
+  curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, WriteBody);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response.body);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, WriteHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response.headers);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
+                   static_cast<long>(absl::ToInt64Milliseconds(request.timeout)));
+  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, request.follow_redirects ? 1L : 0L);
+  curl_easy_setopt(curl, CURLOPT_USERAGENT, options_.user_agent.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+  if (!options_.ca_path.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, options_.ca_path.c_str());
+  if (request.method == "HEAD") {
+    curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+  } else if (request.method != "GET") {
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                     static_cast<curl_off_t>(request.body.size()));
+  }
+  CURLcode code = curl_easy_perform(curl);
+  if (code == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  if (code == CURLE_OPERATION_TIMEDOUT) {
+    return absl::DeadlineExceededError(absl::StrCat(request.method, " ", HostPort(request.url),
+                                                    ": timed out"));
+  }
+  if (code != CURLE_OK) {
+    return absl::UnavailableError(absl::StrCat(request.method, " ", HostPort(request.url), ": ",
+                                               curl_easy_strerror(code)));
+  }
+  return response;
+}
+
+}  // namespace ferry::http

@@ -1,0 +1,44 @@
+// A small HTTP client interface for talking to registries (and other HTTP APIs), so that
+// callers can be tested with a fake and run with CurlHttpClient.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace ferry::http {
+
+struct Request {
+  std::string method = "GET";
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  absl::Duration timeout = absl::Seconds(30);
+  // When false, 3xx responses are returned instead of followed.
+  bool follow_redirects = true;
+};
+
+struct Response {
+  long status = 0;
+  // Header names lower-cased; repeated headers keep every value.
+  std::multimap<std::string, std::string> headers;
+  std::string body;
+
+  // The first value of header `name` (lower-case), or "".
+  std::string Header(const std::string& name) const;
+};
+
+// Thread-safe implementations only.
+class HttpClient {
+ public:
+  virtual ~HttpClient() = default;
+  // Sends `request`. A response with any status is OK; transport failures (connection
+  // refused, timeout, TLS) are Unavailable / DeadlineExceeded with the reason.
+  virtual absl::StatusOr<Response> Send(const Request& request) = 0;
+};
+
+}  // namespace ferry::http

@@ -1,0 +1,89 @@
+// The Docker Registry HTTP API v2 / OCI distribution client: tags, manifests, blobs, with
+// the anonymous, Basic and Bearer-token auth flows (tokens cached until they expire).
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "lib/http/http_client.h"
+
+namespace ferry::registry_scanner {
+
+// Credentials per registry host, from Docker config.json files.
+class CredentialStore {
+ public:
+  struct Credentials {
+    std::string username;
+    std::string password;
+  };
+  // Reads `auths` of each file ({"auths": {"host": {"auth": base64(user:pass)} | {"username",
+  // "password"}}}). InvalidArgument naming the file when one does not parse.
+  static absl::StatusOr<CredentialStore> Load(const std::vector<std::string>& paths);
+  void Add(const std::string& host, Credentials credentials);
+  // Credentials for `host` ("docker.io" also answers for Docker Hub's other names).
+  const Credentials* Find(const std::string& host) const;
+
+ private:
+  std::map<std::string, Credentials> by_host_;
+};
+
+// A manifest as the registry returned it.
+struct Manifest {
+  std::string media_type;
+  std::string digest;  // Docker-Content-Digest
+  std::string body;
+};
+
+class RegistryClient {
+ public:
+  struct Options {
+    std::set<std::string> insecure_hosts;  // hosts reached over plain http
+    int page_size = 1000;                  // tags per page (n=)
+  };
+  RegistryClient(http::HttpClient& http, CredentialStore credentials, Options options);
+
+  // Every tag of `path` on `registry`, following pagination.
+  absl::StatusOr<std::vector<std::string>> ListTags(const std::string& registry,
+                                                    const std::string& path);
+  // The manifest for a tag or digest, in any supported media type.
+  absl::StatusOr<Manifest> GetManifest(const std::string& registry, const std::string& path,
+                                       const std::string& reference);
+  // The digest of a tag without downloading the manifest (HEAD).
+  absl::StatusOr<std::string> ManifestDigest(const std::string& registry, const std::string& path,
+                                             const std::string& reference);
+  // A blob (e.g. an image config).
+  absl::StatusOr<std::string> GetBlob(const std::string& registry, const std::string& path,
+                                      const std::string& digest);
+
+  // Accept header listing every manifest type Ferry reads.
+  static const char* AcceptedManifestTypes();
+
+ private:
+  // Sends a request to the registry, answering auth challenges once.
+  absl::StatusOr<http::Response> Call(const std::string& registry, const std::string& path,
+                                      http::Request request);
+  absl::StatusOr<std::string> FetchToken(const std::string& registry, const std::string& challenge);
+  std::string BaseUrl(const std::string& registry) const;
+
+  http::HttpClient& http_;
+  const CredentialStore credentials_;
+  const Options options_;
+
+  struct CachedToken {
+    std::string token;
+    absl::Time expires;
+  };
+  std::mutex mu_;
+  std::map<std::string, CachedToken> tokens_;        // by registry + scope
+  std::map<std::string, std::string> auth_scheme_;   // registry -> "basic" once challenged
+};
+
+// Maps an HTTP status from a registry to a status code with a message naming what failed.
+absl::Status RegistryError(const http::Response& response, const std::string& what);
+
+}  // namespace ferry::registry_scanner

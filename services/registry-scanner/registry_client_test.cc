@@ -1,0 +1,159 @@
+// The registry client and metadata reader against a real registry (Debian's
+// docker-registry on a loopback port), cross-checked with skopeo.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "lib/http/curl_http_client.h"
+#include "services/registry-scanner/metadata.h"
+#include "services/registry-scanner/registry_client.h"
+#include "tests/support/git_repo.h"
+#include "tests/support/registry.h"
+
+namespace ferry::registry_scanner {
+namespace {
+
+std::string Config(const std::string& created, const std::string& arch,
+                   const std::string& labels_json = "{}") {
+  nlohmann::json c = {{"architecture", arch}, {"os", "linux"},
+                      {"config", {{"Labels", nlohmann::json::parse(labels_json)}}},
+                      {"rootfs", {{"type", "layers"}, {"diff_ids", nlohmann::json::array()}}}};
+  if (!created.empty()) c["created"] = created;
+  return c.dump();
+}
+
+absl::Time Utc(int y, int mo, int d, int h, int mi, int s) {
+  return absl::FromCivil(absl::CivilSecond(y, mo, d, h, mi, s), absl::UTCTimeZone());
+}
+
+class RegistryClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ferry-registry-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto server = testing::RegistryServer::Start(dir_);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    http::CurlOptions options;
+    options.insecure_hosts = {server_->host()};
+    http_ = std::make_unique<http::CurlHttpClient>(options);
+    RegistryClient::Options client_options;
+    client_options.insecure_hosts = {server_->host()};
+    client_options.page_size = 2;  // exercise pagination
+    client_ = std::make_unique<RegistryClient>(*http_, CredentialStore(), client_options);
+  }
+  void TearDown() override {
+    server_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::string dir_;
+  std::unique_ptr<testing::RegistryServer> server_;
+  std::unique_ptr<http::CurlHttpClient> http_;
+  std::unique_ptr<RegistryClient> client_;
+};
+
+TEST_F(RegistryClientTest, ListsEveryTagAcrossPages) {
+  for (const char* tag : {"1.0.0", "1.1.0", "2.0.0", "latest", "master-a1"}) {
+    ASSERT_TRUE(server_->PushImage("team/app", tag, Config("2023-05-01T10:00:00Z", "amd64")).ok());
+  }
+  absl::StatusOr<std::vector<std::string>> tags = client_->ListTags(server_->host(), "team/app");
+  ASSERT_TRUE(tags.ok()) << tags.status();
+  std::sort(tags->begin(), tags->end());
+  EXPECT_EQ(*tags, (std::vector<std::string>{"1.0.0", "1.1.0", "2.0.0", "latest", "master-a1"}));
+  EXPECT_EQ(client_->ListTags(server_->host(), "team/nope").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(RegistryClientTest, Schema2ConfigCreatedLabelsAndDigest) {
+  auto digest = server_->PushImage("team/app", "1.0.0",
+                                   Config("2023-05-01T10:00:00.123456789Z", "amd64",
+                                          R"({"org.opencontainers.image.revision":"abc"})"));
+  ASSERT_TRUE(digest.ok()) << digest.status();
+  absl::StatusOr<TagMetadata> m = FetchTagMetadata(*client_, server_->host(), "team/app", "1.0.0", {});
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->digest, *digest);
+  EXPECT_EQ(m->media_type, "application/vnd.docker.distribution.manifest.v2+json");
+  ASSERT_TRUE(m->created.has_value());
+  EXPECT_EQ(*m->created, Utc(2023, 5, 1, 10, 0, 0) + absl::Nanoseconds(123456789));
+  EXPECT_EQ(m->created_source, CreatedSource::kConfig);
+  EXPECT_EQ(m->labels.at("org.opencontainers.image.revision"), "abc");
+  ASSERT_EQ(m->platforms.size(), 1u);
+  EXPECT_EQ(m->platforms[0].architecture, "amd64");
+  EXPECT_EQ(*client_->ManifestDigest(server_->host(), "team/app", "1.0.0"), *digest);
+}
+
+TEST_F(RegistryClientTest, OciImageWithoutCreatedFallsBackToTheLabelAndZeroIsReported) {
+  ASSERT_TRUE(server_->PushImage("team/app", "labelled",
+                                 Config("", "amd64", R"({"org.opencontainers.image.created":"2022-01-02T03:04:05Z"})"),
+                                 /*oci=*/true).ok());
+  auto labelled = FetchTagMetadata(*client_, server_->host(), "team/app", "labelled", {});
+  ASSERT_TRUE(labelled.ok()) << labelled.status();
+  EXPECT_EQ(labelled->media_type, "application/vnd.oci.image.manifest.v1+json");
+  EXPECT_EQ(labelled->created_source, CreatedSource::kOciLabel);
+  EXPECT_EQ(*labelled->created, Utc(2022, 1, 2, 3, 4, 5));
+
+  ASSERT_TRUE(server_->PushImage("team/app", "zero", Config("0001-01-01T00:00:00Z", "amd64")).ok());
+  auto zero = FetchTagMetadata(*client_, server_->host(), "team/app", "zero", {});
+  ASSERT_TRUE(zero.ok()) << zero.status();
+  EXPECT_FALSE(zero->created.has_value());
+  EXPECT_NE(zero->incomplete_reason.find("no creation time"), std::string::npos);
+}
+
+TEST_F(RegistryClientTest, ManifestListAndOciIndexRecordEveryPlatform) {
+  for (bool oci : {false, true}) {
+    const std::string tag = oci ? "oci-multi" : "docker-multi";
+    auto amd = server_->PushImage("team/multi", tag + "-amd64", Config("2024-01-01T00:00:00Z", "amd64"), oci);
+    auto arm = server_->PushImage("team/multi", tag + "-arm64", Config("2024-02-02T00:00:00Z", "arm64"), oci);
+    ASSERT_TRUE(amd.ok() && arm.ok());
+    auto index = server_->PushIndex("team/multi", tag, {{"linux/amd64", *amd}, {"linux/arm64/v8", *arm}}, oci);
+    ASSERT_TRUE(index.ok()) << index.status();
+    MetadataOptions arm_options;
+    arm_options.platform = *PlatformSpec::Parse("linux/arm64");
+    auto m = FetchTagMetadata(*client_, server_->host(), "team/multi", tag, arm_options);
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->digest, *index);
+    ASSERT_EQ(m->platforms.size(), 2u);
+    EXPECT_EQ(m->platforms[1].variant, "v8");
+    EXPECT_EQ(*m->created, Utc(2024, 2, 2, 0, 0, 0));  // the arm64 image's
+    auto amd_default = FetchTagMetadata(*client_, server_->host(), "team/multi", tag, {});
+    ASSERT_TRUE(amd_default.ok());
+    EXPECT_EQ(*amd_default->created, Utc(2024, 1, 1, 0, 0, 0));
+    MetadataOptions s390;
+    s390.platform = *PlatformSpec::Parse("linux/s390x");
+    auto none = FetchTagMetadata(*client_, server_->host(), "team/multi", tag, s390);
+    ASSERT_TRUE(none.ok());
+    EXPECT_NE(none->incomplete_reason.find("no linux/s390x image"), std::string::npos);
+  }
+}
+
+TEST_F(RegistryClientTest, AgreesWithSkopeo) {
+  auto digest = server_->PushImage("team/app", "2.0.0", Config("2023-07-08T09:10:11Z", "amd64"));
+  ASSERT_TRUE(digest.ok());
+  auto m = FetchTagMetadata(*client_, server_->host(), "team/app", "2.0.0", {});
+  ASSERT_TRUE(m.ok());
+  int status = 0;
+  std::string out = testing::RunCommand(
+      absl::StrCat("skopeo inspect --tls-verify=false docker://", server_->host(),
+                   "/team/app:2.0.0 2>&1"),
+      &status);
+  ASSERT_EQ(status, 0) << out;
+  nlohmann::json s = nlohmann::json::parse(out);
+  EXPECT_EQ(s["Digest"], m->digest);
+  EXPECT_EQ(s["Created"], "2023-07-08T09:10:11Z");
+  EXPECT_EQ(*m->created, Utc(2023, 7, 8, 9, 10, 11));
+  EXPECT_EQ(s["Architecture"], m->platforms[0].architecture);
+}
+
+TEST(PlatformSpecTest, Parses) {
+  EXPECT_EQ(PlatformSpec::Parse("linux/arm64/v8")->variant, "v8");
+  EXPECT_FALSE(PlatformSpec::Parse("linux").ok());
+  EXPECT_FALSE(ParseCreated("0001-01-01T00:00:00Z").has_value());
+  EXPECT_FALSE(ParseCreated("yesterday").has_value());
+}
+
+}  // namespace
+}  // namespace ferry::registry_scanner

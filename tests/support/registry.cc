@@ -1,0 +1,166 @@
+#include "tests/support/registry.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/sha.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace ferry::testing {
+namespace {
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+}  // namespace
+
+std::string Sha256Digest(const std::string& data) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  std::string hex;
+  for (unsigned char c : digest) absl::StrAppend(&hex, absl::Hex(c, absl::kZeroPad2));
+  return "sha256:" + hex;
+}
+
+absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(const std::string& dir) {
+  std::unique_ptr<RegistryServer> r(new RegistryServer());
+  std::filesystem::create_directories(dir + "/data");
+  int port = FreePort();
+  r->host_ = absl::StrCat("127.0.0.1:", port);
+  std::ofstream(dir + "/config.yml") << "version: 0.1\nlog:\n  level: error\nstorage:\n"
+                                     << "  filesystem:\n    rootdirectory: " << dir
+                                     << "/data\n  delete:\n    enabled: true\nhttp:\n  addr: "
+                                     << r->host_ << "\n";
+  auto process = Subprocess::Start({"/usr/bin/docker-registry", "serve", dir + "/config.yml"});
+  if (!process.ok()) return process.status();
+  r->process_ = *std::move(process);
+  http::CurlOptions options;
+  options.insecure_hosts = {r->host_};
+  r->http_ = std::make_unique<http::CurlHttpClient>(options);
+  for (int i = 0; i < 400; ++i) {
+    http::Request ping;
+    ping.url = absl::StrCat("http://", r->host_, "/v2/");
+    ping.timeout = absl::Seconds(1);
+    absl::StatusOr<http::Response> resp = r->http_->Send(ping);
+    if (resp.ok() && resp->status == 200) return r;
+    if (r->process_->Wait(absl::Milliseconds(25)).has_value()) {
+      return absl::InternalError("docker-registry exited: " + r->process_->Output());
+    }
+  }
+  return absl::DeadlineExceededError("docker-registry did not start: " + r->process_->Output());
+}
+
+absl::StatusOr<std::string> RegistryServer::PushBlob(const std::string& repository,
+                                                     const std::string& data) {
+  const std::string digest = Sha256Digest(data);
+  http::Request start;
+  start.method = "POST";
+  start.url = absl::StrCat("http://", host_, "/v2/", repository, "/blobs/uploads/");
+  absl::StatusOr<http::Response> started = http_->Send(start);
+  if (!started.ok()) return started.status();
+  if (started->status != 202) return absl::InternalError(absl::StrCat("upload start: ", started->status));
+  std::string location = started->Header("location");
+  if (location.rfind("http", 0) != 0) location = absl::StrCat("http://", host_, location);
+  http::Request put;
+  put.method = "PUT";
+  put.url = absl::StrCat(location, location.find('?') == std::string::npos ? "?" : "&",
+                         "digest=", digest);
+  put.headers = {{"Content-Type", "application/octet-stream"}};
+  put.body = data;
+  absl::StatusOr<http::Response> done = http_->Send(put);
+  if (!done.ok()) return done.status();
+  if (done->status != 201) return absl::InternalError(absl::StrCat("blob upload: ", done->status, " ", done->body));
+  return digest;
+}
+
+absl::StatusOr<std::string> RegistryServer::PutManifest(const std::string& repository,
+                                                        const std::string& tag,
+                                                        const std::string& media_type,
+                                                        const std::string& body) {
+  http::Request put;
+  put.method = "PUT";
+  put.url = absl::StrCat("http://", host_, "/v2/", repository, "/manifests/", tag);
+  put.headers = {{"Content-Type", media_type}};
+  put.body = body;
+  absl::StatusOr<http::Response> done = http_->Send(put);
+  if (!done.ok()) return done.status();
+  if (done->status != 201) {
+    return absl::InternalError(absl::StrCat("manifest put: ", done->status, " ", done->body));
+  }
+  return Sha256Digest(body);
+}
+
+absl::StatusOr<std::string> RegistryServer::PushImage(const std::string& repository,
+                                                      const std::string& tag,
+                                                      const std::string& config_json, bool oci) {
+  const std::string layer = "layer of " + repository + ":" + tag;
+  absl::StatusOr<std::string> config_digest = PushBlob(repository, config_json);
+  if (!config_digest.ok()) return config_digest.status();
+  absl::StatusOr<std::string> layer_digest = PushBlob(repository, layer);
+  if (!layer_digest.ok()) return layer_digest.status();
+  const std::string media_type = oci ? "application/vnd.oci.image.manifest.v1+json"
+                                     : "application/vnd.docker.distribution.manifest.v2+json";
+  nlohmann::ordered_json m;
+  m["schemaVersion"] = 2;
+  m["mediaType"] = media_type;
+  m["config"] = {{"mediaType", oci ? "application/vnd.oci.image.config.v1+json"
+                                   : "application/vnd.docker.container.image.v1+json"},
+                 {"size", config_json.size()},
+                 {"digest", *config_digest}};
+  m["layers"] = nlohmann::ordered_json::array(
+      {{{"mediaType", oci ? "application/vnd.oci.image.layer.v1.tar+gzip"
+                          : "application/vnd.docker.image.rootfs.diff.tar.gzip"},
+        {"size", layer.size()},
+        {"digest", *layer_digest}}});
+  return PutManifest(repository, tag, media_type, m.dump());
+}
+
+absl::StatusOr<std::string> RegistryServer::PushIndex(
+    const std::string& repository, const std::string& tag,
+    const std::vector<std::pair<std::string, std::string>>& platform_digests, bool oci) {
+  const std::string media_type = oci ? "application/vnd.oci.image.index.v1+json"
+                                     : "application/vnd.docker.distribution.manifest.list.v2+json";
+  nlohmann::ordered_json index;
+  index["schemaVersion"] = 2;
+  index["mediaType"] = media_type;
+  index["manifests"] = nlohmann::ordered_json::array();
+  for (const auto& [platform, digest] : platform_digests) {
+    std::vector<std::string> parts = absl::StrSplit(platform, '/');
+    // The size of each manifest is what the registry stored; ask it.
+    http::Request head;
+    head.method = "HEAD";
+    head.url = absl::StrCat("http://", host_, "/v2/", repository, "/manifests/", digest);
+    head.headers = {{"Accept", oci ? "application/vnd.oci.image.manifest.v1+json"
+                                   : "application/vnd.docker.distribution.manifest.v2+json"}};
+    absl::StatusOr<http::Response> sized = http_->Send(head);
+    if (!sized.ok()) return sized.status();
+    nlohmann::ordered_json entry;
+    entry["mediaType"] = oci ? "application/vnd.oci.image.manifest.v1+json"
+                             : "application/vnd.docker.distribution.manifest.v2+json";
+    entry["size"] = std::stoll(sized->Header("content-length").empty() ? "0"
+                                                                       : sized->Header("content-length"));
+    entry["digest"] = digest;
+    entry["platform"] = {{"architecture", parts.size() > 1 ? parts[1] : ""}, {"os", parts[0]}};
+    if (parts.size() > 2) entry["platform"]["variant"] = parts[2];
+    index["manifests"].push_back(entry);
+  }
+  return PutManifest(repository, tag, media_type, index.dump());
+}
+
+}  // namespace ferry::testing

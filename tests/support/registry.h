@@ -1,0 +1,50 @@
+// A real container registry for tests: Debian's docker-registry (Docker Distribution 2.8)
+// on a loopback port with a temporary storage folder, and helpers that push images through
+// its HTTP API the way a build pipeline would.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lib/http/curl_http_client.h"
+#include "tests/support/subprocess.h"
+
+namespace ferry::testing {
+
+class RegistryServer {
+ public:
+  // Starts `docker-registry serve` with storage and config under `dir`.
+  static absl::StatusOr<std::unique_ptr<RegistryServer>> Start(const std::string& dir);
+
+  // "127.0.0.1:PORT".
+  const std::string& host() const { return host_; }
+
+  // Pushes an image whose config is `config_json` (with one small layer) as a Docker
+  // schema 2 manifest, or an OCI manifest with `oci`. Returns the manifest's digest.
+  absl::StatusOr<std::string> PushImage(const std::string& repository, const std::string& tag,
+                                        const std::string& config_json, bool oci = false);
+
+  // Pushes a manifest list (OCI index with `oci`) of already pushed manifests, each with
+  // its platform ("linux/amd64", "linux/arm64/v8"). Returns its digest.
+  absl::StatusOr<std::string> PushIndex(
+      const std::string& repository, const std::string& tag,
+      const std::vector<std::pair<std::string, std::string>>& platform_digests, bool oci = false);
+
+ private:
+  RegistryServer() = default;
+  absl::StatusOr<std::string> PushBlob(const std::string& repository, const std::string& data);
+  absl::StatusOr<std::string> PutManifest(const std::string& repository, const std::string& tag,
+                                          const std::string& media_type, const std::string& body);
+
+  std::string host_;
+  std::unique_ptr<Subprocess> process_;
+  std::unique_ptr<http::CurlHttpClient> http_;
+};
+
+// "sha256:<hex>" of `data`.
+std::string Sha256Digest(const std::string& data);
+
+}  // namespace ferry::testing
