@@ -11,24 +11,10 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "tests/support/ports.h"
 #include "absl/strings/str_split.h"
 
 namespace ferry::testing {
-namespace {
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-}  // namespace
 
 std::string Sha256Digest(const std::string& data) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
@@ -41,7 +27,7 @@ std::string Sha256Digest(const std::string& data) {
 absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(const std::string& dir) {
   std::unique_ptr<RegistryServer> r(new RegistryServer());
   std::filesystem::create_directories(dir + "/data");
-  int port = FreePort();
+  int port = FreeLoopbackPort();
   r->host_ = absl::StrCat("127.0.0.1:", port);
   std::ofstream(dir + "/config.yml") << "version: 0.1\nlog:\n  level: error\nstorage:\n"
                                      << "  filesystem:\n    rootdirectory: " << dir

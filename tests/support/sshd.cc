@@ -11,36 +11,11 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "tests/support/ports.h"
 #include "absl/strings/strip.h"
 #include "tests/support/git_repo.h"
 
 namespace ferry::testing {
-namespace {
-
-int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-bool Accepts(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  close(fd);
-  return ok;
-}
-
-}  // namespace
 
 absl::StatusOr<std::string> MakeKeyPair(const std::string& path) {
   int status = 0;
@@ -80,7 +55,7 @@ absl::StatusOr<std::unique_ptr<Sshd>> Sshd::Start(const std::string& dir) {
   if (!process.ok()) return process.status();
   s->process_ = *std::move(process);
   for (int i = 0; i < 200; ++i) {
-    if (Accepts(s->port_)) return s;
+    if (AcceptsConnections(s->port_)) return s;
     if (s->process_->Wait(absl::Milliseconds(25)).has_value()) {
       return absl::InternalError("sshd exited: " + s->process_->Output());
     }
