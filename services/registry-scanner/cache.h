@@ -1,0 +1,67 @@
+// The scanner's persistent knowledge, in SQLite: tags with their metadata per repository,
+// and each repository's scan state. Survives restarts, so a restarted scanner answers at
+// once and only refreshes. A cache that cannot be opened or has another schema is rebuilt.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "services/registry-scanner/metadata.h"
+
+struct sqlite3;
+
+namespace ferry::registry_scanner {
+
+// One cached tag.
+struct TagRecord {
+  std::string tag;
+  TagMetadata metadata;
+  absl::Time checked;              // last time the digest was confirmed
+  absl::Duration recheck_interval; // when to confirm it again (adaptive)
+};
+
+// One repository's scan state.
+struct RepositoryRecord {
+  std::string name;       // "registry/path"
+  bool watched = false;
+  std::optional<absl::Time> last_scan;   // last successful scan
+  std::string last_error;                // of the last scan; empty when it succeeded
+  absl::Time last_watched;               // when it was last in the watch set
+};
+
+// Thread-safe.
+class Cache {
+ public:
+  // Opens (creating) the cache file. A corrupt file or one with another schema version is
+  // moved aside and rebuilt empty; only an unusable directory is an error.
+  static absl::StatusOr<std::unique_ptr<Cache>> Open(const std::string& path);
+  ~Cache();
+
+  // True when the file was rebuilt at Open (corrupt or incompatible).
+  bool rebuilt() const { return rebuilt_; }
+
+  absl::Status PutTag(const std::string& repository, const TagRecord& record);
+  absl::Status DeleteTag(const std::string& repository, const std::string& tag);
+  absl::StatusOr<std::vector<TagRecord>> Tags(const std::string& repository);
+
+  absl::Status PutRepository(const RepositoryRecord& record);
+  absl::StatusOr<std::optional<RepositoryRecord>> Repository(const std::string& name);
+  absl::StatusOr<std::vector<RepositoryRecord>> Repositories();
+
+  // Forgets repositories (and their tags) not watched since `before`.
+  absl::StatusOr<int> ExpireUnwatched(absl::Time before);
+
+ private:
+  Cache() = default;
+  absl::Status Exec(const std::string& sql);
+
+  absl::Mutex mu_;
+  sqlite3* db_ = nullptr;
+  bool rebuilt_ = false;
+};
+
+}  // namespace ferry::registry_scanner

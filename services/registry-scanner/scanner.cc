@@ -1,0 +1,266 @@
+#include "services/registry-scanner/scanner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "lib/log/log.h"
+
+namespace ferry::registry_scanner {
+namespace {
+
+constexpr size_t kMaxEvents = 10000;
+
+}  // namespace
+
+ScannerMetrics::ScannerMetrics(prometheus::Registry& registry)
+    : scans(prometheus::BuildCounter()
+                .Name("ferry_registry_scans_total")
+                .Help("Repository scans, by outcome (ok, error).")
+                .Register(registry)),
+      scan_seconds(prometheus::BuildHistogram()
+                       .Name("ferry_registry_scan_duration_seconds")
+                       .Help("Time to scan one repository.")
+                       .Register(registry)
+                       .Add({}, prometheus::Histogram::BucketBoundaries{
+                                    0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60})),
+      tags_known(prometheus::BuildGauge()
+                     .Name("ferry_registry_tags_known")
+                     .Help("Tags known across watched repositories.")
+                     .Register(registry)
+                     .Add({})),
+      watched(prometheus::BuildGauge()
+                  .Name("ferry_registry_watched_repositories")
+                  .Help("Repositories in the watch set.")
+                  .Register(registry)
+                  .Add({})),
+      last_scan(prometheus::BuildGauge()
+                    .Name("ferry_registry_last_successful_scan_timestamp_seconds")
+                    .Help("Unix time of each watched repository's last successful scan.")
+                    .Register(registry)),
+      metadata_fetches(prometheus::BuildCounter()
+                           .Name("ferry_registry_cache_misses_total")
+                           .Help("Tags whose metadata had to be fetched from the registry.")
+                           .Register(registry)
+                           .Add({})),
+      cache_hits(prometheus::BuildCounter()
+                     .Name("ferry_registry_cache_hits_total")
+                     .Help("Tags answered from the cache during scans.")
+                     .Register(registry)
+                     .Add({})) {}
+
+Scanner::Scanner(RegistryClient& client, Cache& cache, ScannerOptions options,
+                 ScannerMetrics& metrics)
+    : client_(client), cache_(cache), options_(std::move(options)), metrics_(metrics) {}
+
+absl::StatusOr<std::pair<std::string, std::string>> Scanner::SplitRepository(
+    const std::string& repository) {
+  size_t slash = repository.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == repository.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "repository \"", repository, "\": use registry/path, e.g. docker.io/library/nginx"));
+  }
+  return std::make_pair(repository.substr(0, slash), repository.substr(slash + 1));
+}
+
+absl::StatusOr<std::pair<std::vector<std::string>, std::vector<std::string>>> Scanner::Watch(
+    const std::vector<std::string>& repositories) {
+  for (const std::string& r : repositories) {
+    if (absl::StatusOr<std::pair<std::string, std::string>> s = SplitRepository(r); !s.ok()) {
+      return s.status();
+    }
+  }
+  std::set<std::string> wanted(repositories.begin(), repositories.end());
+  absl::StatusOr<std::vector<RepositoryRecord>> known = cache_.Repositories();
+  if (!known.ok()) return known.status();
+  std::vector<std::string> added;
+  std::vector<std::string> removed;
+  std::set<std::string> present;
+  const absl::Time now = absl::Now();
+  for (RepositoryRecord& r : *known) {
+    present.insert(r.name);
+    bool want = wanted.count(r.name) > 0;
+    if (want && !r.watched) added.push_back(r.name);
+    if (!want && r.watched) removed.push_back(r.name);
+    if (want) r.last_watched = now;
+    if (want != r.watched || want) {
+      r.watched = want;
+      if (absl::Status s = cache_.PutRepository(r); !s.ok()) return s;
+    }
+  }
+  for (const std::string& name : wanted) {
+    if (present.count(name)) continue;
+    RepositoryRecord r;
+    r.name = name;
+    r.watched = true;
+    r.last_watched = now;
+    if (absl::Status s = cache_.PutRepository(r); !s.ok()) return s;
+    added.push_back(name);
+  }
+  metrics_.watched.Set(static_cast<double>(wanted.size()));
+  return std::make_pair(added, removed);
+}
+
+absl::Time Scanner::NextScan(const RepositoryRecord& record) const {
+  if (!record.last_scan) return absl::Now();
+  return *record.last_scan + options_.scan_interval;
+}
+
+absl::Status Scanner::Scan(const std::string& repository) {
+  absl::StatusOr<std::pair<std::string, std::string>> parts = SplitRepository(repository);
+  if (!parts.ok()) return parts.status();
+  const auto& [registry, path] = *parts;
+  std::lock_guard<std::mutex> scan_lock(scan_mu_);
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<std::optional<RepositoryRecord>> existing = cache_.Repository(repository);
+  if (!existing.ok()) return existing.status();
+  RepositoryRecord record;
+  record.name = repository;
+  if (existing->has_value()) record = **existing;
+  const bool first_scan = !record.last_scan.has_value();
+
+  auto fail = [&](const absl::Status& status) {
+    metrics_.scans.Add({{"outcome", "error"}}).Increment();
+    record.last_error = std::string(status.message());
+    (void)cache_.PutRepository(record);
+    TagEvent e;
+    e.kind = TagEvent::Kind::kRepositoryError;
+    e.repository = repository;
+    e.error = record.last_error;
+    Emit(std::move(e));
+    log::Warn("scan failed", {{"repository", repository}, {"error", record.last_error}});
+    return status;
+  };
+
+  absl::StatusOr<std::vector<std::string>> tags = client_.ListTags(registry, path);
+  if (!tags.ok()) return fail(tags.status());
+  absl::StatusOr<std::vector<TagRecord>> cached = cache_.Tags(repository);
+  if (!cached.ok()) return fail(cached.status());
+  std::map<std::string, TagRecord> known;
+  for (TagRecord& t : *cached) known.emplace(t.tag, std::move(t));
+
+  const absl::Time now = absl::Now();
+  std::set<std::string> listed(tags->begin(), tags->end());
+  for (const std::string& tag : *tags) {
+    auto it = known.find(tag);
+    if (it == known.end()) {
+      metrics_.metadata_fetches.Increment();
+      absl::StatusOr<TagMetadata> m = FetchTagMetadata(client_, registry, path, tag, options_.metadata);
+      if (!m.ok()) {
+        if (m.status().code() == absl::StatusCode::kNotFound) continue;  // deleted meanwhile
+        return fail(m.status());
+      }
+      TagRecord r;
+      r.tag = tag;
+      r.metadata = *m;
+      r.checked = now;
+      r.recheck_interval = options_.min_recheck;
+      if (absl::Status s = cache_.PutTag(repository, r); !s.ok()) return fail(s);
+      if (!first_scan) {
+        TagEvent e;
+        e.kind = TagEvent::Kind::kNewTag;
+        e.repository = repository;
+        e.tag = r;
+        Emit(std::move(e));
+      }
+      continue;
+    }
+    metrics_.cache_hits.Increment();
+    TagRecord& r = it->second;
+    if (now - r.checked < r.recheck_interval) continue;
+    absl::StatusOr<std::string> digest = client_.ManifestDigest(registry, path, tag);
+    if (!digest.ok()) {
+      if (digest.status().code() == absl::StatusCode::kNotFound) continue;
+      return fail(digest.status());
+    }
+    if (*digest == r.metadata.digest) {
+      r.checked = now;
+      r.recheck_interval = std::min(r.recheck_interval * 2, options_.max_recheck);
+      if (absl::Status s = cache_.PutTag(repository, r); !s.ok()) return fail(s);
+      continue;
+    }
+    const std::string previous = r.metadata.digest;
+    absl::StatusOr<TagMetadata> m = FetchTagMetadata(client_, registry, path, tag, options_.metadata);
+    if (!m.ok()) return fail(m.status());
+    r.metadata = *m;
+    r.checked = now;
+    r.recheck_interval = options_.min_recheck;
+    if (absl::Status s = cache_.PutTag(repository, r); !s.ok()) return fail(s);
+    TagEvent e;
+    e.kind = TagEvent::Kind::kTagMoved;
+    e.repository = repository;
+    e.tag = r;
+    e.previous_digest = previous;
+    Emit(std::move(e));
+  }
+  for (const auto& [tag, r] : known) {
+    if (!listed.count(tag)) (void)cache_.DeleteTag(repository, tag);
+  }
+  record.last_scan = now;
+  record.last_error.clear();
+  if (absl::Status s = cache_.PutRepository(record); !s.ok()) return s;
+  metrics_.scans.Add({{"outcome", "ok"}}).Increment();
+  metrics_.scan_seconds.Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  if (record.watched) {
+    metrics_.last_scan.Add({{"repository", repository}})
+        .Set(absl::ToDoubleSeconds(now - absl::UnixEpoch()));
+  }
+  return absl::OkStatus();
+}
+
+void Scanner::ScanDue() {
+  absl::StatusOr<std::vector<RepositoryRecord>> repos = cache_.Repositories();
+  if (!repos.ok()) return;
+  double tags = 0;
+  for (const RepositoryRecord& r : *repos) {
+    if (!r.watched) continue;
+    if (NextScan(r) <= absl::Now()) (void)Scan(r.name);
+    absl::StatusOr<std::vector<TagRecord>> t = cache_.Tags(r.name);
+    if (t.ok()) tags += static_cast<double>(t->size());
+  }
+  metrics_.tags_known.Set(tags);
+  (void)cache_.ExpireUnwatched(absl::Now() - options_.expire_after);
+}
+
+absl::StatusOr<std::vector<TagRecord>> Scanner::Tags(const std::string& repository) {
+  absl::StatusOr<std::optional<RepositoryRecord>> record = cache_.Repository(repository);
+  if (!record.ok()) return record.status();
+  if (!record->has_value() || !(*record)->last_scan.has_value()) {
+    if (absl::Status s = Scan(repository); !s.ok()) return s;
+  }
+  return cache_.Tags(repository);
+}
+
+absl::StatusOr<std::vector<RepositoryRecord>> Scanner::Repositories() {
+  return cache_.Repositories();
+}
+
+void Scanner::Emit(TagEvent event) {
+  {
+    std::lock_guard<std::mutex> lock(events_mu_);
+    event.sequence = ++sequence_;
+    event.time = absl::Now();
+    events_.push_back(std::move(event));
+    if (events_.size() > kMaxEvents) events_.pop_front();
+  }
+  events_cv_.notify_all();
+}
+
+uint64_t Scanner::LastSequence() const {
+  std::lock_guard<std::mutex> lock(events_mu_);
+  return sequence_;
+}
+
+std::vector<TagEvent> Scanner::WaitForEvents(uint64_t after, absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(events_mu_);
+  events_cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [&] { return sequence_ > after; });
+  std::vector<TagEvent> out;
+  for (const TagEvent& e : events_) {
+    if (e.sequence > after) out.push_back(e);
+  }
+  return out;
+}
+
+}  // namespace ferry::registry_scanner

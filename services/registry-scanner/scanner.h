@@ -1,0 +1,108 @@
+// The scanning logic: which repositories are watched, what their tags are, and what
+// changed. Tags are listed every scan; metadata is fetched only for tags not known yet;
+// known tags are re-checked with a HEAD of their manifest on an adaptive interval (longer
+// while the digest stays, back to the minimum when it moves). Everything learned goes to
+// the persistent cache first.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "services/registry-scanner/cache.h"
+#include "services/registry-scanner/metadata.h"
+#include "services/registry-scanner/registry_client.h"
+
+namespace ferry::registry_scanner {
+
+struct ScannerOptions {
+  MetadataOptions metadata;
+  // How often a watched repository's tags are listed.
+  absl::Duration scan_interval = absl::Minutes(5);
+  // Bounds of the adaptive re-check interval of known tags.
+  absl::Duration min_recheck = absl::Minutes(5);
+  absl::Duration max_recheck = absl::Hours(24);
+  // Repositories unwatched for this long are forgotten.
+  absl::Duration expire_after = absl::Hours(24 * 7);
+};
+
+struct TagEvent {
+  enum class Kind { kNewTag, kTagMoved, kRepositoryError };
+  uint64_t sequence = 0;
+  Kind kind = Kind::kNewTag;
+  std::string repository;
+  TagRecord tag;
+  std::string previous_digest;
+  std::string error;
+  absl::Time time;
+};
+
+struct ScannerMetrics {
+  explicit ScannerMetrics(prometheus::Registry& registry);
+  prometheus::Family<prometheus::Counter>& scans;            // {outcome}
+  prometheus::Histogram& scan_seconds;
+  prometheus::Gauge& tags_known;
+  prometheus::Gauge& watched;
+  prometheus::Family<prometheus::Gauge>& last_scan;          // {repository}
+  prometheus::Counter& metadata_fetches;                     // cache misses
+  prometheus::Counter& cache_hits;
+};
+
+// Thread-safe.
+class Scanner {
+ public:
+  Scanner(RegistryClient& client, Cache& cache, ScannerOptions options, ScannerMetrics& metrics);
+
+  // Replaces the watch set ("registry/path" names). Returns (added, removed).
+  absl::StatusOr<std::pair<std::vector<std::string>, std::vector<std::string>>> Watch(
+      const std::vector<std::string>& repositories);
+
+  // Scans `repository` now.
+  absl::Status Scan(const std::string& repository);
+
+  // Scans every watched repository whose scan is due; expires long-unwatched ones.
+  void ScanDue();
+
+  // Cached tags of `repository`; a repository never scanned is scanned first.
+  absl::StatusOr<std::vector<TagRecord>> Tags(const std::string& repository);
+
+  absl::StatusOr<std::vector<RepositoryRecord>> Repositories();
+  absl::Time NextScan(const RepositoryRecord& record) const;
+
+  // Events with a sequence number above `after`, waiting up to `timeout` for the first.
+  std::vector<TagEvent> WaitForEvents(uint64_t after, absl::Duration timeout);
+  // The sequence number of the newest event (0 when none).
+  uint64_t LastSequence() const;
+
+  // "registry/path" -> ("registry", "path"). InvalidArgument for a name without both.
+  static absl::StatusOr<std::pair<std::string, std::string>> SplitRepository(
+      const std::string& repository);
+
+ private:
+  void Emit(TagEvent event);
+
+  RegistryClient& client_;
+  Cache& cache_;
+  const ScannerOptions options_;
+  ScannerMetrics& metrics_;
+
+  std::mutex scan_mu_;  // one scan at a time per process keeps registries' load predictable
+
+  mutable std::mutex events_mu_;
+  std::condition_variable events_cv_;
+  std::deque<TagEvent> events_;  // bounded
+  uint64_t sequence_ = 0;
+};
+
+}  // namespace ferry::registry_scanner

@@ -1,0 +1,189 @@
+// Scanner and cache against a real registry: first scan, new and moved tags as events,
+// unchanged re-scans costing one request, and restarts answered from the cache.
+#include "services/registry-scanner/scanner.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "lib/http/curl_http_client.h"
+#include "services/registry-scanner/metered_http_client.h"
+#include "tests/support/registry.h"
+
+namespace ferry::registry_scanner {
+namespace {
+
+std::string Config(const std::string& created, const std::string& marker = "") {
+  return nlohmann::json{{"architecture", "amd64"}, {"os", "linux"}, {"created", created},
+                        {"config", {{"Labels", {{"marker", marker}}}}}}
+      .dump();
+}
+
+class ScannerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ferry-scanner-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto server = testing::RegistryServer::Start(dir_ + "/registry");
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    repo_ = server_->host() + "/team/app";
+    http::CurlOptions options;
+    options.insecure_hosts = {server_->host()};
+    curl_ = std::make_unique<http::CurlHttpClient>(options);
+    Restart(absl::Minutes(5));
+  }
+  void TearDown() override {
+    scanner_.reset();
+    cache_.reset();
+    server_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // A fresh process's worth of objects on the same cache file.
+  void Restart(absl::Duration min_recheck) {
+    scanner_.reset();
+    client_.reset();
+    metered_.reset();
+    cache_.reset();
+    registry_ = std::make_unique<prometheus::Registry>();
+    metered_ = std::make_unique<MeteredHttpClient>(*curl_, *registry_);
+    RegistryClient::Options o;
+    o.insecure_hosts = {server_->host()};
+    client_ = std::make_unique<RegistryClient>(*metered_, CredentialStore(), o);
+    auto cache = Cache::Open(dir_ + "/state/cache.db");
+    ASSERT_TRUE(cache.ok()) << cache.status();
+    cache_ = *std::move(cache);
+    metrics_ = std::make_unique<ScannerMetrics>(*registry_);
+    ScannerOptions so;
+    so.min_recheck = min_recheck;
+    scanner_ = std::make_unique<Scanner>(*client_, *cache_, so, *metrics_);
+  }
+
+  // Requests of `kind` sent so far (all status codes).
+  double Requests(const std::string& kind) {
+    double n = 0;
+    for (const auto& family : registry_->Collect()) {
+      if (family.name != "ferry_registry_requests_total") continue;
+      for (const auto& m : family.metric) {
+        for (const auto& l : m.label) {
+          if (l.name == "kind" && l.value == kind) n += m.counter.value;
+        }
+      }
+    }
+    return n;
+  }
+  double AllRequests() {
+    return Requests("tags") + Requests("manifest") + Requests("manifest_head") + Requests("blob") +
+           Requests("token");
+  }
+
+  std::string dir_;
+  std::string repo_;
+  std::unique_ptr<testing::RegistryServer> server_;
+  std::unique_ptr<http::CurlHttpClient> curl_;
+  std::unique_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<MeteredHttpClient> metered_;
+  std::unique_ptr<RegistryClient> client_;
+  std::unique_ptr<Cache> cache_;
+  std::unique_ptr<ScannerMetrics> metrics_;
+  std::unique_ptr<Scanner> scanner_;
+};
+
+TEST_F(ScannerTest, FirstScanIsSilentThenNewTagsAreEvents) {
+  ASSERT_TRUE(server_->PushImage("team/app", "1.0.0", Config("2023-01-01T00:00:00Z")).ok());
+  ASSERT_TRUE(server_->PushImage("team/app", "1.1.0", Config("2023-02-01T00:00:00Z")).ok());
+  auto watched = scanner_->Watch({repo_});
+  ASSERT_TRUE(watched.ok()) << watched.status();
+  EXPECT_EQ(watched->first, std::vector<std::string>{repo_});
+  ASSERT_TRUE(scanner_->Scan(repo_).ok());
+  EXPECT_EQ(scanner_->LastSequence(), 0u);
+  auto tags = scanner_->Tags(repo_);
+  ASSERT_TRUE(tags.ok());
+  ASSERT_EQ(tags->size(), 2u);
+  EXPECT_TRUE((*tags)[1].metadata.created.has_value());
+
+  auto pushed = server_->PushImage("team/app", "1.2.0", Config("2023-03-01T00:00:00Z"));
+  ASSERT_TRUE(pushed.ok());
+  ASSERT_TRUE(scanner_->Scan(repo_).ok());
+  std::vector<TagEvent> events = scanner_->WaitForEvents(0, absl::Seconds(5));
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, TagEvent::Kind::kNewTag);
+  EXPECT_EQ(events[0].tag.tag, "1.2.0");
+  EXPECT_EQ(events[0].tag.metadata.digest, *pushed);
+}
+
+TEST_F(ScannerTest, UnchangedRescanCostsOneRequest) {
+  for (const char* tag : {"a", "b", "c", "d"}) {
+    ASSERT_TRUE(server_->PushImage("team/app", tag, Config("2023-01-01T00:00:00Z", tag)).ok());
+  }
+  ASSERT_TRUE(scanner_->Scan(repo_).ok());
+  const double before = AllRequests();
+  ASSERT_TRUE(scanner_->Scan(repo_).ok());
+  EXPECT_EQ(AllRequests() - before, 1);  // the tag list, nothing else
+  EXPECT_EQ(Requests("tags"), 2);
+}
+
+TEST_F(ScannerTest, MovedTagIsAnEventWithThePreviousDigest) {
+  Restart(absl::ZeroDuration());  // re-check known tags on every scan
+  auto first = server_->PushImage("team/app", "stable", Config("2023-01-01T00:00:00Z", "one"));
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(scanner_->Scan(repo_).ok());
+  auto second = server_->PushImage("team/app", "stable", Config("2023-06-01T00:00:00Z", "two"));
+  ASSERT_TRUE(second.ok());
+  ASSERT_NE(*first, *second);
+  ASSERT_TRUE(scanner_->Scan(repo_).ok());
+  std::vector<TagEvent> events = scanner_->WaitForEvents(0, absl::Seconds(5));
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, TagEvent::Kind::kTagMoved);
+  EXPECT_EQ(events[0].previous_digest, *first);
+  EXPECT_EQ(events[0].tag.metadata.digest, *second);
+  EXPECT_EQ(events[0].tag.metadata.labels.at("marker"), "two");
+}
+
+TEST_F(ScannerTest, RestartAnswersFromTheCacheWithoutManifestFetches) {
+  for (const char* tag : {"1", "2", "3"}) {
+    ASSERT_TRUE(server_->PushImage("team/app", tag, Config("2023-01-01T00:00:00Z", tag)).ok());
+  }
+  ASSERT_TRUE(scanner_->Watch({repo_}).ok());
+  ASSERT_TRUE(scanner_->Scan(repo_).ok());
+  Restart(absl::Minutes(5));
+  auto tags = scanner_->Tags(repo_);
+  ASSERT_TRUE(tags.ok()) << tags.status();
+  EXPECT_EQ(tags->size(), 3u);
+  EXPECT_EQ(AllRequests(), 0);  // answered at once, from the cache
+  ASSERT_TRUE(scanner_->Scan(repo_).ok());
+  EXPECT_EQ(Requests("manifest") + Requests("blob") + Requests("manifest_head"), 0);
+  EXPECT_EQ(Requests("tags"), 1);
+}
+
+TEST_F(ScannerTest, CorruptCacheIsRebuiltNotFatal) {
+  scanner_.reset();
+  cache_.reset();
+  std::ofstream(dir_ + "/state/cache.db", std::ios::trunc) << "this is not a database";
+  std::filesystem::remove(dir_ + "/state/cache.db-wal");
+  std::filesystem::remove(dir_ + "/state/cache.db-shm");
+  auto cache = Cache::Open(dir_ + "/state/cache.db");
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  EXPECT_TRUE((*cache)->rebuilt());
+  EXPECT_TRUE((*cache)->Repositories()->empty());
+}
+
+TEST_F(ScannerTest, RegistryErrorsAreRecordedAndEmitted) {
+  ASSERT_TRUE(scanner_->Watch({repo_ + "-missing"}).ok());
+  absl::Status s = scanner_->Scan(repo_ + "-missing");
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
+  auto record = cache_->Repository(repo_ + "-missing");
+  ASSERT_TRUE(record.ok() && record->has_value());
+  EXPECT_NE((*record)->last_error.find("NAME_UNKNOWN"), std::string::npos) << (*record)->last_error;
+  std::vector<TagEvent> events = scanner_->WaitForEvents(0, absl::Seconds(5));
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, TagEvent::Kind::kRepositoryError);
+  EXPECT_EQ(scanner_->Watch({"no-slash"}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace ferry::registry_scanner
