@@ -48,6 +48,7 @@ git -C "$seed" push -q origin HEAD:main
 components=(api git-writer registry-scanner cluster-syncer)
 declare -A extra_args=(
   [git-writer]="--git_url=file://$repo --git_branch=main --state_dir=$run_dir/git-writer"
+  [registry-scanner]="--state_dir=$run_dir/registry-scanner"
 )
 services=(ferry.v1.Ferry ferry.v1.GitWriter ferry.v1.RegistryScanner ferry.v1.ClusterSyncer)
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <future>
 #include <set>
 #include <thread>
@@ -17,9 +18,11 @@
 
 #include "absl/strings/match.h"
 #include "ferry/v1/git_writer.grpc.pb.h"
+#include "ferry/v1/registry_scanner.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/support/git_repo.h"
 #include "tests/support/http.h"
+#include "tests/support/registry.h"
 #include "tests/support/subprocess.h"
 #include "tools/ferry-reflect/reflection_database.h"
 
@@ -47,7 +50,7 @@ void PrintTo(const Binary& binary, std::ostream* os) { *os << binary.component; 
 const Binary kBinaries[] = {
     {"api", FERRY_API_BIN, "ferry.v1.Ferry", "ListWorkloads", true, false},
     {"git-writer", FERRY_GIT_WRITER_BIN, "ferry.v1.GitWriter", "Head", false, true},
-    {"registry-scanner", FERRY_REGISTRY_SCANNER_BIN, "ferry.v1.RegistryScanner", "Watch", true,
+    {"registry-scanner", FERRY_REGISTRY_SCANNER_BIN, "ferry.v1.RegistryScanner", "Watch", false,
      false},
     {"cluster-syncer", FERRY_CLUSTER_SYNCER_BIN, "ferry.v1.ClusterSyncer", "ListWorkloads", true,
      false},
@@ -55,8 +58,22 @@ const Binary kBinaries[] = {
 
 const absl::Duration kStartTimeout = absl::Seconds(20);
 
+// A temporary folder, removed with its contents.
+struct TempDir {
+  TempDir() {
+    char tmpl[] = "/tmp/ferry-binary-test-XXXXXX";
+    path = mkdtemp(tmpl) ? tmpl : "";
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove_all(path, ec);
+  }
+  std::string path;
+};
+
 // A running binary with the ports it logged.
 struct Running {
+  std::unique_ptr<TempDir> state;          // --state_dir
   std::unique_ptr<testing::GitRepo> repo;  // for git-writer
   std::unique_ptr<Subprocess> process;
   int grpc_port = 0;
@@ -70,6 +87,10 @@ struct Running {
 
 // Flags a binary needs besides addresses: git-writer gets a real repo (made in `r`).
 std::vector<std::string> RequiredArgs(const Binary& binary, Running& r) {
+  if (std::string(binary.component) == "registry-scanner") {
+    r.state = std::make_unique<TempDir>();
+    return {"--state_dir=" + r.state->path};
+  }
   if (!binary.needs_repo) return {};
   auto repo = testing::GitRepo::Create(
       {{"apps/web.yaml",
@@ -557,6 +578,98 @@ TEST(GitWriterBinaryTest, KillNineDuringWritesLosesAndDuplicatesNothing) {
   int fsck = 0;
   testing::RunCommand("cd " + (*repo)->dir() + "/upstream.git && git fsck --no-progress 2>&1", &fsck);
   EXPECT_EQ(fsck, 0);
+}
+
+}  // namespace
+}  // namespace ferry
+
+namespace ferry {
+namespace {
+
+// ferry-registry-scanner against a real registry: a watched repository's new tag arrives
+// as an event within a few scan intervals, tags are listed in version order, and the
+// registry requests are counted by kind.
+TEST(RegistryScannerBinaryTest, WatchesARealRegistry) {
+  TempDir dir;
+  auto registry = testing::RegistryServer::Start(dir.path + "/registry");
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  const std::string config = R"({"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z"})";
+  ASSERT_TRUE((*registry)->PushImage("team/app", "1.0.0", config).ok());
+  ASSERT_TRUE((*registry)->PushImage("team/app", "1.10.0", config).ok());
+  ASSERT_TRUE((*registry)->PushImage("team/app", "1.9.0", config).ok());
+
+  Running r;
+  auto process = Subprocess::Start(
+      {FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+       "--state_dir=" + dir.path + "/state", "--scan_interval=1s",
+       "--registry_insecure_hosts=" + (*registry)->host()});
+  ASSERT_TRUE(process.ok());
+  r.process = *std::move(process);
+  auto line = r.process->WaitForLine(
+      [](const std::string& l) { return absl::StrContains(l, " listening "); }, kStartTimeout);
+  ASSERT_TRUE(line.has_value()) << r.process->Output();
+  r.grpc_port = IntField(*line, "grpc_port").value_or(0);
+  r.metrics_port = IntField(*line, "metrics_port").value_or(0);
+  auto stub = ferry::v1::RegistryScanner::NewStub(r.Channel());
+  auto deadline = [] { return std::chrono::system_clock::now() + std::chrono::seconds(30); };
+  const std::string repo = (*registry)->host() + "/team/app";
+
+  ferry::v1::WatchRequest watch;
+  watch.add_repositories(repo);
+  grpc::ClientContext watch_ctx;
+  watch_ctx.set_deadline(deadline());
+  ferry::v1::WatchResponse watched;
+  ASSERT_TRUE(stub->Watch(&watch_ctx, watch, &watched).ok());
+  EXPECT_EQ(watched.added_size(), 1);
+
+  ferry::v1::ListTagsRequest list;
+  list.set_repository(repo);
+  list.set_ordering(ferry::v1::TAG_ORDERING_SEMVER);
+  grpc::ClientContext list_ctx;
+  list_ctx.set_deadline(deadline());
+  ferry::v1::ListTagsResponse tags;
+  grpc::Status status = stub->ListTags(&list_ctx, list, &tags);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(tags.tags_size(), 3);
+  EXPECT_EQ(tags.tags(0).tag(), "1.10.0");
+  EXPECT_EQ(tags.tags(2).tag(), "1.0.0");
+  EXPECT_TRUE(tags.fresh());
+
+  grpc::ClientContext events_ctx;
+  events_ctx.set_deadline(deadline());
+  auto events = stub->WatchEvents(&events_ctx, {});
+  auto pushed = (*registry)->PushImage("team/app", "1.11.0", config);
+  ASSERT_TRUE(pushed.ok());
+  ferry::v1::TagEvent event;
+  ASSERT_TRUE(events->Read(&event)) << "no event within the deadline";
+  EXPECT_EQ(event.kind(), ferry::v1::TAG_EVENT_KIND_NEW_TAG);
+  EXPECT_EQ(event.repository(), repo);
+  EXPECT_EQ(event.tag().tag(), "1.11.0");
+  EXPECT_EQ(event.tag().digest(), *pushed);
+  events_ctx.TryCancel();
+
+  ferry::v1::GetImageRequest get;
+  get.set_reference(repo + ":1.11.0");
+  grpc::ClientContext get_ctx;
+  get_ctx.set_deadline(deadline());
+  ferry::v1::TagInfo info;
+  ASSERT_TRUE(stub->GetImage(&get_ctx, get, &info).ok());
+  EXPECT_EQ(info.digest(), *pushed);
+  EXPECT_EQ(info.created().seconds(), 1704067200);
+
+  grpc::ClientContext status_ctx;
+  status_ctx.set_deadline(deadline());
+  ferry::v1::StatusResponse st;
+  ASSERT_TRUE(stub->Status(&status_ctx, {}, &st).ok());
+  ASSERT_EQ(st.repositories_size(), 1);
+  EXPECT_EQ(st.repositories(0).tag_count(), 4);
+
+  auto metrics = testing::HttpGet("http://127.0.0.1:" + std::to_string(r.metrics_port) + "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_registry_requests_total{code=\"200\",host=\"" +
+                                                   (*registry)->host() + "\",kind=\"tags\"}"))
+      << metrics->body;
+  EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_registry_scans_total{outcome=\"ok\"}"));
 }
 
 }  // namespace

@@ -7,7 +7,7 @@
 #include "services/git-writer/git_writer_service.h"
 #include "services/git-writer/identity.h"
 #include "services/git-writer/libgit2_repository.h"
-#include "services/git-writer/poller.h"
+#include "lib/runtime/poller.h"
 #include "services/git-writer/writer.h"
 
 int main(int argc, char** argv) {
@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
   auto registry = std::make_shared<prometheus::Registry>();
   WriterMetrics metrics(*registry);
   Writer writer(**repo, config->writer, metrics);
-  Poller poller(config->poll_interval, [&writer] { (void)writer.Refresh(); });
+  ferry::runtime::Poller poller(config->poll_interval, [&writer] { (void)writer.Refresh(); });
   GitWriterService service(writer, {config->repository.branch, config->sync_tag,
                                     config->ssh_key_path});
   return ferry::runtime::ServeUntilSignal(

@@ -1,11 +1,42 @@
 #include "services/registry-scanner/config.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace ferry::registry_scanner {
 
 void AddFlags(CLI::App& app, Flags& flags) {
   // --grpc_address, --metrics_address, --drain_timeout, --log_format, --log_level:
   // documented in lib/runtime/flags.h.
   runtime::AddServerFlags(app, kComponent, flags.server);
+  // Where the tag cache (SQLite, cache.db) lives; keep it on a volume to survive restarts.
+  app.add_option("--state_dir", flags.state_dir, "Directory for the tag cache")
+      ->envname("FERRY_STATE_DIR")
+      ->capture_default_str();
+  // Registries reached over plain http ("host:port"); repeatable or comma-separated.
+  app.add_option("--registry_insecure_hosts", flags.insecure_hosts,
+                 "Registry hosts allowed over plain http")
+      ->envname("FERRY_REGISTRY_INSECURE_HOSTS")
+      ->delimiter(',');
+  // Docker config.json files with registry credentials (mounted Secrets); repeatable.
+  app.add_option("--docker_config_path", flags.docker_config_paths,
+                 "Docker config.json with registry credentials")
+      ->envname("FERRY_DOCKER_CONFIG_PATH")
+      ->delimiter(',');
+  // CA bundle (PEM) for registries with a private CA.
+  app.add_option("--registry_ca_path", flags.ca_path, "CA bundle for registries")
+      ->envname("FERRY_REGISTRY_CA_PATH");
+  // Platform whose image describes a multi-platform tag (creation time, labels).
+  app.add_option("--platform", flags.platform, "os/arch[/variant] to describe")
+      ->envname("FERRY_PLATFORM")
+      ->capture_default_str();
+  // How often each watched repository's tags are listed.
+  app.add_option("--scan_interval", flags.scan_interval, "Tag listing interval, e.g. 5m")
+      ->envname("FERRY_SCAN_INTERVAL")
+      ->capture_default_str();
+  // Prefer org.opencontainers.image.created / org.label-schema.build-date over the config's
+  // creation time (they are used anyway when that is missing or zero).
+  app.add_flag("--registry_use_labels", flags.use_labels, "Creation time from labels first")
+      ->envname("FERRY_REGISTRY_USE_LABELS");
 }
 
 absl::StatusOr<Config> ToConfig(const Flags& flags) {
@@ -13,6 +44,20 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   absl::StatusOr<runtime::ServerOptions> server = runtime::ToServerOptions(kComponent, flags.server);
   if (!server.ok()) return server.status();
   config.server = *std::move(server);
+  if (flags.state_dir.empty()) return absl::InvalidArgumentError("--state_dir: required");
+  config.cache_path = flags.state_dir + "/cache.db";
+  absl::StatusOr<PlatformSpec> platform = PlatformSpec::Parse(flags.platform);
+  if (!platform.ok()) return absl::InvalidArgumentError(absl::StrCat("--platform: ", platform.status().message()));
+  config.scanner.metadata.platform = *platform;
+  config.scanner.metadata.prefer_labels = flags.use_labels;
+  if (!absl::ParseDuration(flags.scan_interval, &config.scanner.scan_interval) ||
+      config.scanner.scan_interval < absl::Seconds(1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--scan_interval: '", flags.scan_interval, "' is not a duration of 1s or more"));
+  }
+  config.insecure_hosts = flags.insecure_hosts;
+  config.docker_config_paths = flags.docker_config_paths;
+  config.ca_path = flags.ca_path;
   return config;
 }
 

@@ -1,12 +1,16 @@
-// Configuration of ferry-registry-scanner: flags (and FERRY_* environment variables) -> a validated
-// Config. Every option is documented next to the flag that sets it, in config.cc.
+// Configuration of ferry-registry-scanner: flags (and FERRY_* environment variables) -> a
+// validated Config. Every option is documented next to the flag that sets it, in config.cc.
 #pragma once
+
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "absl/status/statusor.h"
 #include "lib/runtime/flags.h"
 #include "lib/runtime/server.h"
+#include "services/registry-scanner/scanner.h"
 
 namespace ferry::registry_scanner {
 
@@ -16,11 +20,23 @@ inline const runtime::ComponentDefaults kComponent{"registry-scanner", 3032, 979
 // Flags as given on the command line, before validation.
 struct Flags {
   runtime::ServerFlags server;
+  std::string state_dir = "/var/lib/ferry/registry-scanner";
+  std::vector<std::string> insecure_hosts;
+  std::vector<std::string> docker_config_paths;
+  std::string ca_path;
+  std::string platform = "linux/amd64";
+  std::string scan_interval = "5m";
+  bool use_labels = false;
 };
 
 // The validated configuration.
 struct Config {
   runtime::ServerOptions server;
+  std::string cache_path;
+  std::vector<std::string> insecure_hosts;
+  std::vector<std::string> docker_config_paths;
+  std::string ca_path;
+  ScannerOptions scanner;
 };
 
 // Registers every flag of ferry-registry-scanner on `app`.

@@ -1,21 +1,48 @@
 // ferry-registry-scanner: watches container registries for new image tags.
 #include <memory>
+#include <set>
 
-#include "services/registry-scanner/config.h"
-#include "services/registry-scanner/registry_scanner_service.h"
+#include "lib/http/curl_http_client.h"
+#include "lib/runtime/poller.h"
 #include "lib/runtime/signals.h"
+#include "services/registry-scanner/cache.h"
+#include "services/registry-scanner/config.h"
+#include "services/registry-scanner/metered_http_client.h"
+#include "services/registry-scanner/registry_scanner_service.h"
+#include "services/registry-scanner/scanner.h"
 
 int main(int argc, char** argv) {
+  using namespace ferry::registry_scanner;
   ferry::runtime::BlockShutdownSignals();
-  CLI::App app{"ferry-registry-scanner: watches container registries for new image tags", "ferry-registry-scanner"};
-  ferry::registry_scanner::Flags flags;
-  ferry::registry_scanner::AddFlags(app, flags);
+  CLI::App app{"ferry-registry-scanner: watches container registries for new image tags",
+               "ferry-registry-scanner"};
+  Flags flags;
+  AddFlags(app, flags);
   if (auto exit_code = ferry::runtime::ParseCommandLine(app, argc, argv)) return *exit_code;
-  absl::StatusOr<ferry::registry_scanner::Config> config = ferry::registry_scanner::ToConfig(flags);
+  absl::StatusOr<Config> config = ToConfig(flags);
   if (!config.ok()) return ferry::runtime::ConfigError(app.get_name(), config.status());
-  ferry::runtime::InitLogging(ferry::registry_scanner::kComponent, flags.server);
+  ferry::runtime::InitLogging(kComponent, flags.server);
 
-  ferry::registry_scanner::RegistryScannerService service;
-  return ferry::runtime::ServeUntilSignal(config->server, {{&service, ferry::v1::RegistryScanner::service_full_name()}},
-                                          std::make_shared<prometheus::Registry>());
+  absl::StatusOr<CredentialStore> credentials = CredentialStore::Load(config->docker_config_paths);
+  if (!credentials.ok()) return ferry::runtime::ConfigError(app.get_name(), credentials.status());
+  absl::StatusOr<std::unique_ptr<Cache>> cache = Cache::Open(config->cache_path);
+  if (!cache.ok()) return ferry::runtime::ConfigError(app.get_name(), cache.status());
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  ferry::http::CurlOptions curl_options;
+  curl_options.ca_path = config->ca_path;
+  curl_options.insecure_hosts = config->insecure_hosts;
+  ferry::http::CurlHttpClient curl(curl_options);
+  MeteredHttpClient http(curl, *registry);
+  RegistryClient::Options client_options;
+  client_options.insecure_hosts =
+      std::set<std::string>(config->insecure_hosts.begin(), config->insecure_hosts.end());
+  RegistryClient client(http, *std::move(credentials), client_options);
+  ScannerMetrics metrics(*registry);
+  Scanner scanner(client, **cache, config->scanner, metrics);
+  // Due scans are checked every second; each repository is listed every --scan_interval.
+  ferry::runtime::Poller poller(absl::Seconds(1), [&scanner] { scanner.ScanDue(); });
+  RegistryScannerService service(scanner, client, config->scanner.metadata);
+  return ferry::runtime::ServeUntilSignal(
+      config->server, {{&service, ferry::v1::RegistryScanner::service_full_name()}}, registry);
 }

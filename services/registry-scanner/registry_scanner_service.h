@@ -1,13 +1,34 @@
-// The ferry.v1.RegistryScanner gRPC service of ferry-registry-scanner: validates requests, converts between proto
-// and domain types, delegates, and maps errors to gRPC status codes.
+// The ferry.v1.RegistryScanner gRPC service: validates requests, converts between proto
+// and domain types, delegates to Scanner, and maps errors to gRPC status codes.
 #pragma once
 
 #include "ferry/v1/registry_scanner.grpc.pb.h"
+#include "services/registry-scanner/scanner.h"
 
 namespace ferry::registry_scanner {
 
-// RPCs not overridden here are not built yet: they answer UNIMPLEMENTED with a message
-// naming the method (see lib/runtime/unimplemented.h), never a fake success.
-class RegistryScannerService final : public ferry::v1::RegistryScanner::Service {};
+// RPCs not overridden here are not built yet: they answer UNIMPLEMENTED.
+class RegistryScannerService final : public ferry::v1::RegistryScanner::Service {
+ public:
+  RegistryScannerService(Scanner& scanner, RegistryClient& client, MetadataOptions metadata)
+      : scanner_(scanner), client_(client), metadata_(std::move(metadata)) {}
+
+  grpc::Status Watch(grpc::ServerContext* context, const ferry::v1::WatchRequest* request,
+                     ferry::v1::WatchResponse* response) override;
+  grpc::Status ListTags(grpc::ServerContext* context, const ferry::v1::ListTagsRequest* request,
+                        ferry::v1::ListTagsResponse* response) override;
+  grpc::Status GetImage(grpc::ServerContext* context, const ferry::v1::GetImageRequest* request,
+                        ferry::v1::TagInfo* response) override;
+  grpc::Status WatchEvents(grpc::ServerContext* context,
+                           const ferry::v1::WatchEventsRequest* request,
+                           grpc::ServerWriter<ferry::v1::TagEvent>* writer) override;
+  grpc::Status Status(grpc::ServerContext* context, const ferry::v1::StatusRequest* request,
+                      ferry::v1::StatusResponse* response) override;
+
+ private:
+  Scanner& scanner_;
+  RegistryClient& client_;
+  const MetadataOptions metadata_;
+};
 
 }  // namespace ferry::registry_scanner

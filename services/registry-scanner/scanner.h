@@ -77,6 +77,11 @@ class Scanner {
   // Cached tags of `repository`; a repository never scanned is scanned first.
   absl::StatusOr<std::vector<TagRecord>> Tags(const std::string& repository);
 
+  // Cached tags only; never scans.
+  absl::StatusOr<std::vector<TagRecord>> CachedTags(const std::string& repository) {
+    return cache_.Tags(repository);
+  }
+
   absl::StatusOr<std::vector<RepositoryRecord>> Repositories();
   absl::Time NextScan(const RepositoryRecord& record) const;
 

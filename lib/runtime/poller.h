@@ -8,7 +8,7 @@
 
 #include "absl/time/time.h"
 
-namespace ferry::git_writer {
+namespace ferry::runtime {
 
 class Poller {
  public:
@@ -44,4 +44,4 @@ class Poller {
   std::thread thread_;  // last: starts after the members it uses
 };
 
-}  // namespace ferry::git_writer
+}  // namespace ferry::runtime

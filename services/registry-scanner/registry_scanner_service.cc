@@ -1,0 +1,211 @@
+#include "services/registry-scanner/registry_scanner_service.h"
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "lib/image/reference.h"
+#include "lib/policy/semver.h"
+#include "lib/status/grpc_status.h"
+
+namespace ferry::registry_scanner {
+namespace {
+
+google::protobuf::Timestamp ToProto(absl::Time t) {
+  google::protobuf::Timestamp ts;
+  ts.set_seconds(absl::ToUnixSeconds(t));
+  ts.set_nanos(static_cast<int32_t>((t - absl::FromUnixSeconds(absl::ToUnixSeconds(t))) /
+                                    absl::Nanoseconds(1)));
+  return ts;
+}
+
+void FillTag(const std::string& tag, const TagMetadata& m, ferry::v1::TagInfo* out) {
+  out->set_tag(tag);
+  out->set_digest(m.digest);
+  out->set_media_type(m.media_type);
+  if (m.created) *out->mutable_created() = ToProto(*m.created);
+  switch (m.created_source) {
+    case CreatedSource::kConfig: out->set_created_source(ferry::v1::CREATED_SOURCE_CONFIG); break;
+    case CreatedSource::kOciLabel: out->set_created_source(ferry::v1::CREATED_SOURCE_OCI_LABEL); break;
+    case CreatedSource::kLabelSchema:
+      out->set_created_source(ferry::v1::CREATED_SOURCE_LABEL_SCHEMA);
+      break;
+    case CreatedSource::kNone: break;
+  }
+  for (const Platform& p : m.platforms) {
+    ferry::v1::Platform* pp = out->add_platforms();
+    pp->set_os(p.os);
+    pp->set_architecture(p.architecture);
+    pp->set_variant(p.variant);
+    pp->set_digest(p.digest);
+  }
+  for (const auto& [k, v] : m.labels) (*out->mutable_labels())[k] = v;
+  out->set_incomplete_reason(m.incomplete_reason);
+}
+
+// Orders tags best first; tags that the ordering cannot rank are left out.
+std::vector<TagRecord> Order(std::vector<TagRecord> tags, ferry::v1::TagOrdering ordering) {
+  auto by_name_desc = [](const TagRecord& a, const TagRecord& b) { return a.tag > b.tag; };
+  switch (ordering) {
+    case ferry::v1::TAG_ORDERING_SEMVER: {
+      std::vector<std::pair<policy::Version, TagRecord>> versions;
+      for (TagRecord& t : tags) {
+        if (auto v = policy::Version::Parse(t.tag); v.ok()) versions.emplace_back(*v, std::move(t));
+      }
+      std::sort(versions.begin(), versions.end(), [&](const auto& a, const auto& b) {
+        int c = a.first.Compare(b.first);
+        return c != 0 ? c > 0 : by_name_desc(a.second, b.second);
+      });
+      std::vector<TagRecord> out;
+      for (auto& [v, t] : versions) out.push_back(std::move(t));
+      return out;
+    }
+    case ferry::v1::TAG_ORDERING_NUMERICAL: {
+      std::vector<std::pair<double, TagRecord>> numbers;
+      for (TagRecord& t : tags) {
+        double d = 0;
+        bool digits = !t.tag.empty() &&
+                      t.tag.find_first_not_of("0123456789.") == std::string::npos;
+        if (digits && absl::SimpleAtod(t.tag, &d)) numbers.emplace_back(d, std::move(t));
+      }
+      std::sort(numbers.begin(), numbers.end(), [&](const auto& a, const auto& b) {
+        return a.first != b.first ? a.first > b.first : by_name_desc(a.second, b.second);
+      });
+      std::vector<TagRecord> out;
+      for (auto& [d, t] : numbers) out.push_back(std::move(t));
+      return out;
+    }
+    case ferry::v1::TAG_ORDERING_ALPHABETICAL:
+      std::sort(tags.begin(), tags.end(), by_name_desc);
+      return tags;
+    default:
+      std::sort(tags.begin(), tags.end(), [&](const TagRecord& a, const TagRecord& b) {
+        if (a.metadata.created != b.metadata.created) {
+          if (!a.metadata.created) return false;  // unknown times last
+          if (!b.metadata.created) return true;
+          return *a.metadata.created > *b.metadata.created;
+        }
+        return by_name_desc(a, b);
+      });
+      return tags;
+  }
+}
+
+}  // namespace
+
+grpc::Status RegistryScannerService::Watch(grpc::ServerContext*,
+                                           const ferry::v1::WatchRequest* request,
+                                           ferry::v1::WatchResponse* response) {
+  std::vector<std::string> repos(request->repositories().begin(), request->repositories().end());
+  auto result = scanner_.Watch(repos);
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  for (const std::string& a : result->first) response->add_added(a);
+  for (const std::string& r : result->second) response->add_removed(r);
+  return grpc::Status::OK;
+}
+
+grpc::Status RegistryScannerService::ListTags(grpc::ServerContext*,
+                                              const ferry::v1::ListTagsRequest* request,
+                                              ferry::v1::ListTagsResponse* response) {
+  if (request->limit() < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "limit must be 0 (all) or more");
+  }
+  absl::StatusOr<std::vector<TagRecord>> tags = scanner_.Tags(request->repository());
+  if (!tags.ok()) return ToGrpcStatus(tags.status());
+  auto repos = scanner_.Repositories();
+  response->set_repository(request->repository());
+  response->set_fresh(true);
+  if (repos.ok()) {
+    for (const RepositoryRecord& r : *repos) {
+      if (r.name != request->repository()) continue;
+      response->set_fresh(r.last_error.empty());
+      response->set_last_error(r.last_error);
+      if (r.last_scan) *response->mutable_last_scan() = ToProto(*r.last_scan);
+    }
+  }
+  std::vector<TagRecord> ordered = Order(*std::move(tags), request->ordering());
+  response->set_total(static_cast<int32_t>(ordered.size()));
+  for (const TagRecord& t : ordered) {
+    if (request->limit() > 0 && response->tags_size() >= request->limit()) break;
+    FillTag(t.tag, t.metadata, response->add_tags());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status RegistryScannerService::GetImage(grpc::ServerContext*,
+                                              const ferry::v1::GetImageRequest* request,
+                                              ferry::v1::TagInfo* response) {
+  absl::StatusOr<image::Reference> ref = image::Reference::Parse(request->reference());
+  if (!ref.ok()) return ToGrpcStatus(ref.status());
+  if (ref->tag().empty() && ref->digest().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("reference \"", request->reference(), "\" has no tag or digest"));
+  }
+  if (ref->digest().empty()) {
+    absl::StatusOr<std::vector<TagRecord>> tags = scanner_.Tags(ref->Repository());
+    if (tags.ok()) {
+      for (const TagRecord& t : *tags) {
+        if (t.tag == ref->tag()) {
+          FillTag(t.tag, t.metadata, response);
+          return grpc::Status::OK;
+        }
+      }
+    }
+  }
+  absl::StatusOr<TagMetadata> m = FetchTagMetadata(
+      client_, ref->Registry(), ref->Path(), ref->digest().empty() ? ref->tag() : ref->digest(),
+      metadata_);
+  if (!m.ok()) return ToGrpcStatus(m.status());
+  FillTag(ref->tag(), *m, response);
+  return grpc::Status::OK;
+}
+
+grpc::Status RegistryScannerService::WatchEvents(grpc::ServerContext* context,
+                                                 const ferry::v1::WatchEventsRequest* request,
+                                                 grpc::ServerWriter<ferry::v1::TagEvent>* writer) {
+  std::set<std::string> only(request->repositories().begin(), request->repositories().end());
+  uint64_t seen = scanner_.LastSequence();
+  while (!context->IsCancelled()) {
+    for (const TagEvent& e : scanner_.WaitForEvents(seen, absl::Seconds(1))) {
+      seen = std::max(seen, e.sequence);
+      if (!only.empty() && !only.count(e.repository)) continue;
+      ferry::v1::TagEvent out;
+      switch (e.kind) {
+        case TagEvent::Kind::kNewTag: out.set_kind(ferry::v1::TAG_EVENT_KIND_NEW_TAG); break;
+        case TagEvent::Kind::kTagMoved: out.set_kind(ferry::v1::TAG_EVENT_KIND_TAG_MOVED); break;
+        case TagEvent::Kind::kRepositoryError:
+          out.set_kind(ferry::v1::TAG_EVENT_KIND_REPOSITORY_ERROR);
+          break;
+      }
+      out.set_repository(e.repository);
+      if (e.kind != TagEvent::Kind::kRepositoryError) {
+        FillTag(e.tag.tag, e.tag.metadata, out.mutable_tag());
+      }
+      out.set_previous_digest(e.previous_digest);
+      out.set_error(e.error);
+      *out.mutable_time() = ToProto(e.time);
+      if (!writer->Write(out)) return grpc::Status::OK;
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status RegistryScannerService::Status(grpc::ServerContext*, const ferry::v1::StatusRequest*,
+                                            ferry::v1::StatusResponse* response) {
+  auto repos = scanner_.Repositories();
+  if (!repos.ok()) return ToGrpcStatus(repos.status());
+  for (const RepositoryRecord& r : *repos) {
+    if (!r.watched) continue;
+    ferry::v1::RepositoryStatus* s = response->add_repositories();
+    s->set_repository(r.name);
+    if (r.last_scan) *s->mutable_last_scan() = ToProto(*r.last_scan);
+    *s->mutable_next_scan() = ToProto(scanner_.NextScan(r));
+    s->set_last_error(r.last_error);
+    absl::StatusOr<std::vector<TagRecord>> tags = scanner_.CachedTags(r.name);
+    s->set_tag_count(tags.ok() ? static_cast<int32_t>(tags->size()) : 0);
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace ferry::registry_scanner
