@@ -23,7 +23,7 @@ run_pkgs=(curl openssh-client)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 bench_pkgs=(python3)
 test_pkgs=(curl clang libclang-rt-14-dev openssh-server openssh-client git openssl python3
-  docker-registry skopeo)
+  docker-registry skopeo apache2-utils)
 
 pkgs=("${build_pkgs[@]}")
 case "$profile" in

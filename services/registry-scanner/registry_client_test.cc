@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "lib/http/curl_http_client.h"
 #include "services/registry-scanner/metadata.h"
@@ -153,6 +155,60 @@ TEST(PlatformSpecTest, Parses) {
   EXPECT_FALSE(PlatformSpec::Parse("linux").ok());
   EXPECT_FALSE(ParseCreated("0001-01-01T00:00:00Z").has_value());
   EXPECT_FALSE(ParseCreated("yesterday").has_value());
+}
+
+}  // namespace
+}  // namespace ferry::registry_scanner
+
+namespace ferry::registry_scanner {
+namespace {
+
+// htpasswd Basic auth on a real registry, credentials from a Docker config.json file.
+TEST(RegistryAuthTest, BasicAuthWithDockerConfigCredentials) {
+  char tmpl[] = "/tmp/ferry-registry-auth-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  auto server = testing::RegistryServer::Start(dir, "ferry", "pa55-word");
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE((*server)->PushImage("private/app", "1.0.0", Config("2023-01-01T00:00:00Z", "amd64")).ok());
+  http::CurlOptions curl_options;
+  curl_options.insecure_hosts = {(*server)->host()};
+  http::CurlHttpClient http(curl_options);
+  RegistryClient::Options options;
+  options.insecure_hosts = {(*server)->host()};
+
+  RegistryClient anonymous(http, CredentialStore(), options);
+  auto denied = anonymous.ListTags((*server)->host(), "private/app");
+  EXPECT_EQ(denied.status().code(), absl::StatusCode::kUnauthenticated) << denied.status();
+
+  auto write_config = [&](const std::string& name, const std::string& user, const std::string& pass) {
+    const std::string path = dir + "/" + name;
+    std::ofstream(path) << nlohmann::json{{"auths", {{(*server)->host(),
+        {{"auth", absl::Base64Escape(user + ":" + pass)}}}}}}.dump();
+    return path;
+  };
+  auto good = CredentialStore::Load({write_config("good.json", "ferry", "pa55-word")});
+  ASSERT_TRUE(good.ok()) << good.status();
+  RegistryClient authed(http, *good, options);
+  auto tags = authed.ListTags((*server)->host(), "private/app");
+  ASSERT_TRUE(tags.ok()) << tags.status();
+  EXPECT_EQ(*tags, std::vector<std::string>{"1.0.0"});
+  auto meta = FetchTagMetadata(authed, (*server)->host(), "private/app", "1.0.0", {});
+  ASSERT_TRUE(meta.ok()) << meta.status();
+  EXPECT_TRUE(meta->created.has_value());
+
+  auto bad = CredentialStore::Load({write_config("bad.json", "ferry", "wrong-secret")});
+  ASSERT_TRUE(bad.ok());
+  RegistryClient wrong(http, *bad, options);
+  auto refused = wrong.ListTags((*server)->host(), "private/app");
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnauthenticated) << refused.status();
+  EXPECT_EQ(std::string(refused.status().message()).find("wrong-secret"), std::string::npos);
+
+  std::ofstream(dir + "/broken.json") << "{not json";
+  EXPECT_EQ(CredentialStore::Load({dir + "/broken.json"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  server->reset();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -10,7 +10,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "tests/support/git_repo.h"
 #include "tests/support/ports.h"
 #include "absl/strings/str_split.h"
 
@@ -24,15 +26,27 @@ std::string Sha256Digest(const std::string& data) {
   return "sha256:" + hex;
 }
 
-absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(const std::string& dir) {
+absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(const std::string& dir,
+                                                                     const std::string& user,
+                                                                     const std::string& password) {
   std::unique_ptr<RegistryServer> r(new RegistryServer());
   std::filesystem::create_directories(dir + "/data");
   int port = FreeLoopbackPort();
   r->host_ = absl::StrCat("127.0.0.1:", port);
-  std::ofstream(dir + "/config.yml") << "version: 0.1\nlog:\n  level: error\nstorage:\n"
-                                     << "  filesystem:\n    rootdirectory: " << dir
-                                     << "/data\n  delete:\n    enabled: true\nhttp:\n  addr: "
-                                     << r->host_ << "\n";
+  std::ofstream config(dir + "/config.yml");
+  config << "version: 0.1\nlog:\n  level: error\nstorage:\n"
+         << "  filesystem:\n    rootdirectory: " << dir
+         << "/data\n  delete:\n    enabled: true\nhttp:\n  addr: " << r->host_ << "\n";
+  if (!user.empty()) {
+    int status = 0;
+    std::string out = RunCommand(absl::StrCat("htpasswd -Bbn '", user, "' '", password, "' > ", dir,
+                                              "/htpasswd 2>&1"),
+                                 &status);
+    if (status != 0) return absl::InternalError("htpasswd failed: " + out);
+    config << "auth:\n  htpasswd:\n    realm: ferry-test\n    path: " << dir << "/htpasswd\n";
+    r->basic_auth_ = "Basic " + absl::Base64Escape(absl::StrCat(user, ":", password));
+  }
+  config.close();
   auto process = Subprocess::Start({"/usr/bin/docker-registry", "serve", dir + "/config.yml"});
   if (!process.ok()) return process.status();
   r->process_ = *std::move(process);
@@ -43,7 +57,7 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(const std:
     http::Request ping;
     ping.url = absl::StrCat("http://", r->host_, "/v2/");
     ping.timeout = absl::Seconds(1);
-    absl::StatusOr<http::Response> resp = r->http_->Send(ping);
+    absl::StatusOr<http::Response> resp = r->Send(ping);
     if (resp.ok() && resp->status == 200) return r;
     if (r->process_->Wait(absl::Milliseconds(25)).has_value()) {
       return absl::InternalError("docker-registry exited: " + r->process_->Output());
@@ -52,13 +66,18 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(const std:
   return absl::DeadlineExceededError("docker-registry did not start: " + r->process_->Output());
 }
 
+absl::StatusOr<http::Response> RegistryServer::Send(http::Request request) {
+  if (!basic_auth_.empty()) request.headers.emplace_back("Authorization", basic_auth_);
+  return http_->Send(request);
+}
+
 absl::StatusOr<std::string> RegistryServer::PushBlob(const std::string& repository,
                                                      const std::string& data) {
   const std::string digest = Sha256Digest(data);
   http::Request start;
   start.method = "POST";
   start.url = absl::StrCat("http://", host_, "/v2/", repository, "/blobs/uploads/");
-  absl::StatusOr<http::Response> started = http_->Send(start);
+  absl::StatusOr<http::Response> started = Send(start);
   if (!started.ok()) return started.status();
   if (started->status != 202) return absl::InternalError(absl::StrCat("upload start: ", started->status));
   std::string location = started->Header("location");
@@ -69,7 +88,7 @@ absl::StatusOr<std::string> RegistryServer::PushBlob(const std::string& reposito
                          "digest=", digest);
   put.headers = {{"Content-Type", "application/octet-stream"}};
   put.body = data;
-  absl::StatusOr<http::Response> done = http_->Send(put);
+  absl::StatusOr<http::Response> done = Send(put);
   if (!done.ok()) return done.status();
   if (done->status != 201) return absl::InternalError(absl::StrCat("blob upload: ", done->status, " ", done->body));
   return digest;
@@ -84,7 +103,7 @@ absl::StatusOr<std::string> RegistryServer::PutManifest(const std::string& repos
   put.url = absl::StrCat("http://", host_, "/v2/", repository, "/manifests/", tag);
   put.headers = {{"Content-Type", media_type}};
   put.body = body;
-  absl::StatusOr<http::Response> done = http_->Send(put);
+  absl::StatusOr<http::Response> done = Send(put);
   if (!done.ok()) return done.status();
   if (done->status != 201) {
     return absl::InternalError(absl::StrCat("manifest put: ", done->status, " ", done->body));
@@ -134,7 +153,7 @@ absl::StatusOr<std::string> RegistryServer::PushIndex(
     head.url = absl::StrCat("http://", host_, "/v2/", repository, "/manifests/", digest);
     head.headers = {{"Accept", oci ? "application/vnd.oci.image.manifest.v1+json"
                                    : "application/vnd.docker.distribution.manifest.v2+json"}};
-    absl::StatusOr<http::Response> sized = http_->Send(head);
+    absl::StatusOr<http::Response> sized = Send(head);
     if (!sized.ok()) return sized.status();
     nlohmann::ordered_json entry;
     entry["mediaType"] = oci ? "application/vnd.oci.image.manifest.v1+json"

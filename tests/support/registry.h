@@ -16,8 +16,12 @@ namespace ferry::testing {
 
 class RegistryServer {
  public:
-  // Starts `docker-registry serve` with storage and config under `dir`.
-  static absl::StatusOr<std::unique_ptr<RegistryServer>> Start(const std::string& dir);
+  // Starts `docker-registry serve` with storage and config under `dir`. With `user`, the
+  // registry requires htpasswd Basic auth for that user and `password` (the helpers below
+  // authenticate themselves).
+  static absl::StatusOr<std::unique_ptr<RegistryServer>> Start(const std::string& dir,
+                                                               const std::string& user = "",
+                                                               const std::string& password = "");
 
   // "127.0.0.1:PORT".
   const std::string& host() const { return host_; }
@@ -39,7 +43,11 @@ class RegistryServer {
   absl::StatusOr<std::string> PutManifest(const std::string& repository, const std::string& tag,
                                           const std::string& media_type, const std::string& body);
 
+  // Sends `request` with Basic auth when the registry requires it.
+  absl::StatusOr<http::Response> Send(http::Request request);
+
   std::string host_;
+  std::string basic_auth_;  // "Basic ..." or empty
   std::unique_ptr<Subprocess> process_;
   std::unique_ptr<http::CurlHttpClient> http_;
 };
