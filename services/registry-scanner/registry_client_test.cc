@@ -213,3 +213,50 @@ TEST(RegistryAuthTest, BasicAuthWithDockerConfigCredentials) {
 
 }  // namespace
 }  // namespace ferry::registry_scanner
+
+namespace ferry::registry_scanner {
+namespace {
+
+// The Bearer token flow against a real registry with token auth and a real token server:
+// the token is fetched with the configured credentials and reused until it expires.
+TEST(RegistryAuthTest, BearerTokenFlowWithCachedToken) {
+  char tmpl[] = "/tmp/ferry-registry-token-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  auto server = testing::RegistryServer::StartWithTokenAuth(dir, "robot", "t0ken-pass");
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto first = (*server)->PushImage("team/app", "1.0.0", Config("2023-01-01T00:00:00Z", "amd64"));
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE((*server)->PushImage("team/app", "1.1.0", Config("2023-02-01T00:00:00Z", "amd64")).ok());
+  const int pushes = (*server)->TokensIssued();
+
+  http::CurlOptions curl_options;
+  // The test's token server speaks plain http too.
+  curl_options.insecure_hosts = {(*server)->host(), (*server)->token_host()};
+  http::CurlHttpClient http(curl_options);
+  RegistryClient::Options options;
+  options.insecure_hosts = {(*server)->host()};
+  CredentialStore creds;
+  creds.Add((*server)->host(), {"robot", "t0ken-pass"});
+  RegistryClient client(http, creds, options);
+  auto tags = client.ListTags((*server)->host(), "team/app");
+  ASSERT_TRUE(tags.ok()) << tags.status();
+  EXPECT_EQ(tags->size(), 2u);
+  auto meta = FetchTagMetadata(client, (*server)->host(), "team/app", "1.1.0", {});
+  ASSERT_TRUE(meta.ok()) << meta.status();
+  EXPECT_TRUE(meta->created.has_value());
+  // One token for the repository scope, reused for tags, manifest and blob requests.
+  EXPECT_EQ((*server)->TokensIssued() - pushes, 1);
+
+  CredentialStore wrong;
+  wrong.Add((*server)->host(), {"robot", "nope-nope"});
+  RegistryClient refused(http, wrong, options);
+  auto denied = refused.ListTags((*server)->host(), "team/app");
+  EXPECT_EQ(denied.status().code(), absl::StatusCode::kUnauthenticated) << denied.status();
+  EXPECT_EQ(std::string(denied.status().message()).find("nope-nope"), std::string::npos);
+  server->reset();
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace ferry::registry_scanner

@@ -26,48 +26,114 @@ std::string Sha256Digest(const std::string& data) {
   return "sha256:" + hex;
 }
 
+absl::Status RegistryServer::StartRegistry(const std::string& dir,
+                                           const std::string& auth_config) {
+  std::filesystem::create_directories(dir + "/data");
+  int port = FreeLoopbackPort();
+  host_ = absl::StrCat("127.0.0.1:", port);
+  std::ofstream(dir + "/config.yml")
+      << "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: "
+      << dir << "/data\n  delete:\n    enabled: true\nhttp:\n  addr: " << host_ << "\n"
+      << auth_config;
+  auto process = Subprocess::Start({"/usr/bin/docker-registry", "serve", dir + "/config.yml"});
+  if (!process.ok()) return process.status();
+  process_ = *std::move(process);
+  http::CurlOptions options;
+  options.insecure_hosts = {host_};
+  if (!token_url_.empty()) options.insecure_hosts.push_back(token_host());
+  http_ = std::make_unique<http::CurlHttpClient>(options);
+  for (int i = 0; i < 400; ++i) {
+    http::Request ping;
+    ping.url = absl::StrCat("http://", host_, "/v2/");
+    ping.timeout = absl::Seconds(1);
+    absl::StatusOr<http::Response> resp = http_->Send(ping);
+    if (resp.ok() && (resp->status == 200 || resp->status == 401)) return absl::OkStatus();
+    if (process_->Wait(absl::Milliseconds(25)).has_value()) {
+      return absl::InternalError("docker-registry exited: " + process_->Output());
+    }
+  }
+  return absl::DeadlineExceededError("docker-registry did not start: " + process_->Output());
+}
+
 absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(const std::string& dir,
                                                                      const std::string& user,
                                                                      const std::string& password) {
   std::unique_ptr<RegistryServer> r(new RegistryServer());
-  std::filesystem::create_directories(dir + "/data");
-  int port = FreeLoopbackPort();
-  r->host_ = absl::StrCat("127.0.0.1:", port);
-  std::ofstream config(dir + "/config.yml");
-  config << "version: 0.1\nlog:\n  level: error\nstorage:\n"
-         << "  filesystem:\n    rootdirectory: " << dir
-         << "/data\n  delete:\n    enabled: true\nhttp:\n  addr: " << r->host_ << "\n";
+  std::filesystem::create_directories(dir);
+  std::string auth;
   if (!user.empty()) {
     int status = 0;
-    std::string out = RunCommand(absl::StrCat("htpasswd -Bbn '", user, "' '", password, "' > ", dir,
-                                              "/htpasswd 2>&1"),
+    std::string out = RunCommand(absl::StrCat("htpasswd -Bbn '", user, "' '", password, "' > ",
+                                              dir, "/htpasswd 2>&1"),
                                  &status);
     if (status != 0) return absl::InternalError("htpasswd failed: " + out);
-    config << "auth:\n  htpasswd:\n    realm: ferry-test\n    path: " << dir << "/htpasswd\n";
+    auth = absl::StrCat("auth:\n  htpasswd:\n    realm: ferry-test\n    path: ", dir,
+                        "/htpasswd\n");
     r->basic_auth_ = "Basic " + absl::Base64Escape(absl::StrCat(user, ":", password));
   }
-  config.close();
-  auto process = Subprocess::Start({"/usr/bin/docker-registry", "serve", dir + "/config.yml"});
-  if (!process.ok()) return process.status();
-  r->process_ = *std::move(process);
-  http::CurlOptions options;
-  options.insecure_hosts = {r->host_};
-  r->http_ = std::make_unique<http::CurlHttpClient>(options);
-  for (int i = 0; i < 400; ++i) {
-    http::Request ping;
-    ping.url = absl::StrCat("http://", r->host_, "/v2/");
-    ping.timeout = absl::Seconds(1);
-    absl::StatusOr<http::Response> resp = r->Send(ping);
-    if (resp.ok() && resp->status == 200) return r;
-    if (r->process_->Wait(absl::Milliseconds(25)).has_value()) {
-      return absl::InternalError("docker-registry exited: " + r->process_->Output());
-    }
-  }
-  return absl::DeadlineExceededError("docker-registry did not start: " + r->process_->Output());
+  if (absl::Status s = r->StartRegistry(dir, auth); !s.ok()) return s;
+  return r;
 }
 
-absl::StatusOr<http::Response> RegistryServer::Send(http::Request request) {
-  if (!basic_auth_.empty()) request.headers.emplace_back("Authorization", basic_auth_);
+absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::StartWithTokenAuth(
+    const std::string& dir, const std::string& user, const std::string& password) {
+  std::unique_ptr<RegistryServer> r(new RegistryServer());
+  std::filesystem::create_directories(dir);
+  int status = 0;
+  std::string out = RunCommand(
+      absl::StrCat("cd ", dir, " && openssl req -x509 -newkey rsa:2048 -nodes -days 1 ",
+                   "-subj /CN=ferry-token -keyout token_key.pem -out token_cert.pem 2>&1 && ",
+                   "openssl x509 -in token_cert.pem -outform DER -out token_cert.der 2>&1"),
+      &status);
+  if (status != 0) return absl::InternalError("openssl failed: " + out);
+  auto server = Subprocess::Start(
+      {"/usr/bin/env", "python3", std::string(FERRY_SOURCE_DIR) + "/tests/support/registry_token_server.py",
+       "--key", dir + "/token_key.pem", "--cert-der", dir + "/token_cert.der", "--issuer",
+       "ferry-test", "--user", user, "--password", password});
+  if (!server.ok()) return server.status();
+  r->token_server_ = *std::move(server);
+  auto line = r->token_server_->WaitForLine(
+      [](const std::string& l) { return l.rfind("listening ", 0) == 0; }, absl::Seconds(20));
+  if (!line) return absl::InternalError("token server did not start: " + r->token_server_->Output());
+  r->token_url_ = absl::StrCat("http://127.0.0.1:", line->substr(10), "/token");
+  r->basic_auth_ = "Basic " + absl::Base64Escape(absl::StrCat(user, ":", password));
+  std::string auth = absl::StrCat("auth:\n  token:\n    realm: ", r->token_url_,
+                                  "\n    service: ferry-registry\n    issuer: ferry-test\n",
+                                  "    rootcertbundle: ", dir, "/token_cert.pem\n");
+  if (absl::Status s = r->StartRegistry(dir, auth); !s.ok()) return s;
+  return r;
+}
+
+std::string RegistryServer::token_host() const {
+  if (token_url_.empty()) return "";
+  std::string rest = token_url_.substr(7);  // after "http://"
+  return rest.substr(0, rest.find('/'));
+}
+
+int RegistryServer::TokensIssued() {
+  if (token_url_.empty()) return 0;
+  http::Request req;
+  req.url = token_url_.substr(0, token_url_.size() - 6) + "/count";
+  absl::StatusOr<http::Response> resp = http_->Send(req);
+  if (!resp.ok()) return -1;
+  return nlohmann::json::parse(resp->body).value("count", -1);
+}
+
+absl::StatusOr<http::Response> RegistryServer::Send(http::Request request,
+                                                    const std::string& repository) {
+  if (!token_url_.empty()) {
+    // A push token for this repository from the token server.
+    http::Request token;
+    token.url = absl::StrCat(token_url_, "?service=ferry-registry&scope=repository:", repository,
+                             ":pull,push");
+    token.headers.emplace_back("Authorization", basic_auth_);
+    absl::StatusOr<http::Response> t = http_->Send(token);
+    if (!t.ok()) return t.status();
+    request.headers.emplace_back(
+        "Authorization", "Bearer " + nlohmann::json::parse(t->body).value("token", ""));
+  } else if (!basic_auth_.empty()) {
+    request.headers.emplace_back("Authorization", basic_auth_);
+  }
   return http_->Send(request);
 }
 
@@ -77,7 +143,7 @@ absl::StatusOr<std::string> RegistryServer::PushBlob(const std::string& reposito
   http::Request start;
   start.method = "POST";
   start.url = absl::StrCat("http://", host_, "/v2/", repository, "/blobs/uploads/");
-  absl::StatusOr<http::Response> started = Send(start);
+  absl::StatusOr<http::Response> started = Send(start, repository);
   if (!started.ok()) return started.status();
   if (started->status != 202) return absl::InternalError(absl::StrCat("upload start: ", started->status));
   std::string location = started->Header("location");
@@ -88,7 +154,7 @@ absl::StatusOr<std::string> RegistryServer::PushBlob(const std::string& reposito
                          "digest=", digest);
   put.headers = {{"Content-Type", "application/octet-stream"}};
   put.body = data;
-  absl::StatusOr<http::Response> done = Send(put);
+  absl::StatusOr<http::Response> done = Send(put, repository);
   if (!done.ok()) return done.status();
   if (done->status != 201) return absl::InternalError(absl::StrCat("blob upload: ", done->status, " ", done->body));
   return digest;
@@ -103,7 +169,7 @@ absl::StatusOr<std::string> RegistryServer::PutManifest(const std::string& repos
   put.url = absl::StrCat("http://", host_, "/v2/", repository, "/manifests/", tag);
   put.headers = {{"Content-Type", media_type}};
   put.body = body;
-  absl::StatusOr<http::Response> done = Send(put);
+  absl::StatusOr<http::Response> done = Send(put, repository);
   if (!done.ok()) return done.status();
   if (done->status != 201) {
     return absl::InternalError(absl::StrCat("manifest put: ", done->status, " ", done->body));
@@ -153,7 +219,7 @@ absl::StatusOr<std::string> RegistryServer::PushIndex(
     head.url = absl::StrCat("http://", host_, "/v2/", repository, "/manifests/", digest);
     head.headers = {{"Accept", oci ? "application/vnd.oci.image.manifest.v1+json"
                                    : "application/vnd.docker.distribution.manifest.v2+json"}};
-    absl::StatusOr<http::Response> sized = Send(head);
+    absl::StatusOr<http::Response> sized = Send(head, repository);
     if (!sized.ok()) return sized.status();
     nlohmann::ordered_json entry;
     entry["mediaType"] = oci ? "application/vnd.oci.image.manifest.v1+json"

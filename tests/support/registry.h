@@ -23,8 +23,20 @@ class RegistryServer {
                                                                const std::string& user = "",
                                                                const std::string& password = "");
 
+  // Starts the registry with token auth: a token server (tests/support/
+  // registry_token_server.py, plain http on loopback) issues signed tokens to `user` /
+  // `password`, and the registry trusts its certificate.
+  static absl::StatusOr<std::unique_ptr<RegistryServer>> StartWithTokenAuth(
+      const std::string& dir, const std::string& user, const std::string& password);
+
   // "127.0.0.1:PORT".
   const std::string& host() const { return host_; }
+
+  // "127.0.0.1:PORT" of the token server (token auth only).
+  std::string token_host() const;
+
+  // Tokens the token server has issued so far (token auth only).
+  int TokensIssued();
 
   // Pushes an image whose config is `config_json` (with one small layer) as a Docker
   // schema 2 manifest, or an OCI manifest with `oci`. Returns the manifest's digest.
@@ -43,11 +55,15 @@ class RegistryServer {
   absl::StatusOr<std::string> PutManifest(const std::string& repository, const std::string& tag,
                                           const std::string& media_type, const std::string& body);
 
-  // Sends `request` with Basic auth when the registry requires it.
-  absl::StatusOr<http::Response> Send(http::Request request);
+  // Sends `request` with Basic auth, or a push token for `repository`, when the registry
+  // requires it.
+  absl::StatusOr<http::Response> Send(http::Request request, const std::string& repository = "");
+  absl::Status StartRegistry(const std::string& dir, const std::string& auth_config);
 
   std::string host_;
   std::string basic_auth_;  // "Basic ..." or empty
+  std::string token_url_;   // token auth: "http://127.0.0.1:P/token"
+  std::unique_ptr<Subprocess> token_server_;
   std::unique_ptr<Subprocess> process_;
   std::unique_ptr<http::CurlHttpClient> http_;
 };
