@@ -16,7 +16,7 @@ build_pkgs=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgrpc++-dev libgrpc-dev
   libabsl-dev libgit2-dev libyaml-cpp-dev prometheus-cpp-dev libcurl4-openssl-dev
-  libre2-dev libsqlite3-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
+  libre2-dev libsqlite3-dev libcpp-httplib-dev libssl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev grpc-proto
 )
 run_pkgs=(curl openssh-client)

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <set>
 #include <thread>
@@ -22,6 +23,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/support/git_repo.h"
 #include "tests/support/http.h"
+#include "tests/support/ports.h"
 #include "tests/support/registry.h"
 #include "tests/support/subprocess.h"
 #include "tools/ferry-reflect/reflection_database.h"
@@ -670,6 +672,70 @@ TEST(RegistryScannerBinaryTest, WatchesARealRegistry) {
                                                    (*registry)->host() + "\",kind=\"tags\"}"))
       << metrics->body;
   EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_registry_scans_total{outcome=\"ok\"}"));
+}
+
+}  // namespace
+}  // namespace ferry
+
+namespace ferry {
+namespace {
+
+// A push reaches the scanner through the registry's own notifications: with a one-hour
+// scan interval, only the webhook can explain the event.
+TEST(RegistryScannerBinaryTest, RegistryNotificationTriggersTheScan) {
+  TempDir dir;
+  const int webhook_port = testing::FreeLoopbackPort();
+  const std::string secret = "hook-s3cret";
+  std::ofstream(dir.path + "/secret") << secret << "\n";
+  auto registry = testing::RegistryServer::StartWithNotifications(
+      dir.path + "/registry", "http://127.0.0.1:" + std::to_string(webhook_port) + "/webhook",
+      secret);
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  const std::string config = R"({"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z"})";
+  ASSERT_TRUE((*registry)->PushImage("team/app", "1.0.0", config).ok());
+
+  Running r;
+  auto process = Subprocess::Start(
+      {FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+       "--state_dir=" + dir.path + "/state", "--scan_interval=1h",
+       "--registry_insecure_hosts=" + (*registry)->host(),
+       "--webhook_address=127.0.0.1:" + std::to_string(webhook_port),
+       "--webhook_secret_path=" + dir.path + "/secret"});
+  ASSERT_TRUE(process.ok());
+  r.process = *std::move(process);
+  auto line = r.process->WaitForLine(
+      [](const std::string& l) { return absl::StrContains(l, "grpc_port="); }, kStartTimeout);
+  ASSERT_TRUE(line.has_value()) << r.process->Output();
+  r.grpc_port = IntField(*line, "grpc_port").value_or(0);
+  auto stub = ferry::v1::RegistryScanner::NewStub(r.Channel());
+  const std::string repo = (*registry)->host() + "/team/app";
+  auto deadline = [] { return std::chrono::system_clock::now() + std::chrono::seconds(20); };
+
+  ferry::v1::WatchRequest watch;
+  watch.add_repositories(repo);
+  grpc::ClientContext watch_ctx;
+  ferry::v1::WatchResponse watched;
+  ASSERT_TRUE(stub->Watch(&watch_ctx, watch, &watched).ok());
+  ferry::v1::ListTagsRequest list;
+  list.set_repository(repo);
+  grpc::ClientContext list_ctx;
+  list_ctx.set_deadline(deadline());
+  ferry::v1::ListTagsResponse tags;
+  ASSERT_TRUE(stub->ListTags(&list_ctx, list, &tags).ok());  // first scan
+  ASSERT_EQ(tags.tags_size(), 1);
+
+  grpc::ClientContext events_ctx;
+  events_ctx.set_deadline(deadline());
+  auto events = stub->WatchEvents(&events_ctx, {});
+  auto pushed = (*registry)->PushImage("team/app", "1.1.0", config);
+  ASSERT_TRUE(pushed.ok());
+  ferry::v1::TagEvent event;
+  ASSERT_TRUE(events->Read(&event)) << "no event: " << r.process->Output();
+  EXPECT_EQ(event.kind(), ferry::v1::TAG_EVENT_KIND_NEW_TAG);
+  EXPECT_EQ(event.tag().tag(), "1.1.0");
+  EXPECT_EQ(event.tag().digest(), *pushed);
+  events_ctx.TryCancel();
+  EXPECT_TRUE(absl::StrContains(r.process->Output(), "webhook")) << r.process->Output();
 }
 
 }  // namespace

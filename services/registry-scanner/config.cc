@@ -1,5 +1,7 @@
 #include "services/registry-scanner/config.h"
 
+#include <fstream>
+
 #include "absl/strings/str_cat.h"
 
 namespace ferry::registry_scanner {
@@ -37,6 +39,12 @@ void AddFlags(CLI::App& app, Flags& flags) {
   // creation time (they are used anyway when that is missing or zero).
   app.add_flag("--registry_use_labels", flags.use_labels, "Creation time from labels first")
       ->envname("FERRY_REGISTRY_USE_LABELS");
+  // Where registries POST push notifications (HOST:PORT); off when empty.
+  app.add_option("--webhook_address", flags.webhook_address, "Push webhook endpoint HOST:PORT")
+      ->envname("FERRY_WEBHOOK_ADDRESS");
+  // File holding the shared webhook secret (bearer token or HMAC-SHA256 key).
+  app.add_option("--webhook_secret_path", flags.webhook_secret_path, "File with the webhook secret")
+      ->envname("FERRY_WEBHOOK_SECRET_PATH");
 }
 
 absl::StatusOr<Config> ToConfig(const Flags& flags) {
@@ -54,6 +62,23 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
       config.scanner.scan_interval < absl::Seconds(1)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--scan_interval: '", flags.scan_interval, "' is not a duration of 1s or more"));
+  }
+  if (!flags.webhook_address.empty()) {
+    absl::StatusOr<runtime::ListenAddress> address = runtime::ParseListenAddress(flags.webhook_address);
+    if (!address.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--webhook_address: ", address.status().message()));
+    }
+    config.webhook_address = *address;
+    std::ifstream in(flags.webhook_secret_path);
+    std::getline(in, config.webhook_secret);
+    while (!config.webhook_secret.empty() && isspace(static_cast<unsigned char>(config.webhook_secret.back()))) {
+      config.webhook_secret.pop_back();
+    }
+    if (flags.webhook_secret_path.empty() || config.webhook_secret.empty()) {
+      return absl::InvalidArgumentError(
+          "--webhook_secret_path: a file with a non-empty secret is required with "
+          "--webhook_address (unauthenticated webhooks are refused)");
+    }
   }
   config.insecure_hosts = flags.insecure_hosts;
   config.docker_config_paths = flags.docker_config_paths;

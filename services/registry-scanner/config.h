@@ -2,6 +2,7 @@
 // validated Config. Every option is documented next to the flag that sets it, in config.cc.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,8 @@ struct Flags {
   std::string platform = "linux/amd64";
   std::string scan_interval = "5m";
   bool use_labels = false;
+  std::string webhook_address;
+  std::string webhook_secret_path;
 };
 
 // The validated configuration.
@@ -37,6 +40,8 @@ struct Config {
   std::vector<std::string> docker_config_paths;
   std::string ca_path;
   ScannerOptions scanner;
+  std::optional<runtime::ListenAddress> webhook_address;  // unset: no webhook endpoint
+  std::string webhook_secret;
 };
 
 // Registers every flag of ferry-registry-scanner on `app`.

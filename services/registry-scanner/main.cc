@@ -10,6 +10,10 @@
 #include "services/registry-scanner/metered_http_client.h"
 #include "services/registry-scanner/registry_scanner_service.h"
 #include "services/registry-scanner/scanner.h"
+#include "services/registry-scanner/webhook.h"
+#include "lib/log/log.h"
+
+#include <cstdio>
 
 int main(int argc, char** argv) {
   using namespace ferry::registry_scanner;
@@ -42,6 +46,27 @@ int main(int argc, char** argv) {
   Scanner scanner(client, **cache, config->scanner, metrics);
   // Due scans are checked every second; each repository is listed every --scan_interval.
   ferry::runtime::Poller poller(absl::Seconds(1), [&scanner] { scanner.ScanDue(); });
+  ScanQueue scan_queue(scanner);
+  std::unique_ptr<WebhookServer> webhooks;
+  if (config->webhook_address) {
+    absl::StatusOr<std::unique_ptr<WebhookServer>> started = WebhookServer::Start(
+        *config->webhook_address, config->webhook_secret, [&scan_queue](const PushHint& hint) {
+          bool queued = scan_queue.Request(hint.repository);
+          ferry::log::Info("webhook", {{"repository", hint.repository}, {"tag", hint.tag},
+                                       {"queued", queued}});
+        });
+    if (!started.ok()) {
+      std::fprintf(stderr, "ferry-registry-scanner: %s\n",
+                   std::string(started.status().message()).c_str());
+      return 2;
+    }
+    webhooks = *std::move(started);
+    ferry::log::Info("webhooks listening",
+                     {{"webhook_address", ferry::runtime::ListenAddress{config->webhook_address->host,
+                                                                        webhooks->port()}
+                                              .ToString()},
+                      {"webhook_port", webhooks->port()}});
+  }
   RegistryScannerService service(scanner, client, config->scanner.metadata);
   return ferry::runtime::ServeUntilSignal(
       config->server, {{&service, ferry::v1::RegistryScanner::service_full_name()}}, registry);

@@ -263,4 +263,43 @@ std::vector<TagEvent> Scanner::WaitForEvents(uint64_t after, absl::Duration time
   return out;
 }
 
+bool Scanner::IsWatched(const std::string& repository) {
+  absl::StatusOr<std::optional<RepositoryRecord>> r = cache_.Repository(repository);
+  return r.ok() && r->has_value() && (*r)->watched;
+}
+
+ScanQueue::ScanQueue(Scanner& scanner) : scanner_(scanner), thread_([this] { Run(); }) {}
+
+ScanQueue::~ScanQueue() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+bool ScanQueue::Request(const std::string& repository) {
+  if (!scanner_.IsWatched(repository)) return false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_.insert(repository);
+  }
+  cv_.notify_all();
+  return true;
+}
+
+void ScanQueue::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    cv_.wait(lock, [this] { return stop_ || !pending_.empty(); });
+    if (stop_) return;
+    std::string repository = *pending_.begin();
+    pending_.erase(pending_.begin());
+    lock.unlock();
+    (void)scanner_.Scan(repository);
+    lock.lock();
+  }
+}
+
 }  // namespace ferry::registry_scanner

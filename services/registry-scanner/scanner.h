@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <thread>
 #include <set>
 #include <string>
 #include <utility>
@@ -77,6 +78,9 @@ class Scanner {
   // Cached tags of `repository`; a repository never scanned is scanned first.
   absl::StatusOr<std::vector<TagRecord>> Tags(const std::string& repository);
 
+  // True when `repository` is in the watch set.
+  bool IsWatched(const std::string& repository);
+
   // Cached tags only; never scans.
   absl::StatusOr<std::vector<TagRecord>> CachedTags(const std::string& repository) {
     return cache_.Tags(repository);
@@ -108,6 +112,26 @@ class Scanner {
   std::condition_variable events_cv_;
   std::deque<TagEvent> events_;  // bounded
   uint64_t sequence_ = 0;
+};
+
+// Runs the scans that webhooks ask for, one at a time on its own thread, each watched
+// repository at most once per pending request.
+class ScanQueue {
+ public:
+  explicit ScanQueue(Scanner& scanner);
+  ~ScanQueue();
+  // Queues a scan of `repository` when it is watched (a hint about anything else is
+  // ignored). Returns whether it was queued.
+  bool Request(const std::string& repository);
+
+ private:
+  void Run();
+  Scanner& scanner_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::set<std::string> pending_;
+  bool stop_ = false;
+  std::thread thread_;
 };
 
 }  // namespace ferry::registry_scanner

@@ -75,6 +75,18 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(const std:
   return r;
 }
 
+absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::StartWithNotifications(
+    const std::string& dir, const std::string& url, const std::string& bearer) {
+  std::unique_ptr<RegistryServer> r(new RegistryServer());
+  std::filesystem::create_directories(dir);
+  std::string notifications = absl::StrCat(
+      "notifications:\n  endpoints:\n    - name: ferry\n      url: ", url,
+      "\n      headers:\n        Authorization: [\"Bearer ", bearer,
+      "\"]\n      timeout: 2s\n      threshold: 3\n      backoff: 1s\n");
+  if (absl::Status s = r->StartRegistry(dir, notifications); !s.ok()) return s;
+  return r;
+}
+
 absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::StartWithTokenAuth(
     const std::string& dir, const std::string& user, const std::string& password) {
   std::unique_ptr<RegistryServer> r(new RegistryServer());

@@ -23,6 +23,11 @@ class RegistryServer {
                                                                const std::string& user = "",
                                                                const std::string& password = "");
 
+  // Starts the registry with a notifications endpoint: every push is POSTed to `url` with
+  // "Authorization: Bearer <bearer>".
+  static absl::StatusOr<std::unique_ptr<RegistryServer>> StartWithNotifications(
+      const std::string& dir, const std::string& url, const std::string& bearer);
+
   // Starts the registry with token auth: a token server (tests/support/
   // registry_token_server.py, plain http on loopback) issues signed tokens to `user` /
   // `password`, and the registry trusts its certificate.

@@ -1,0 +1,53 @@
+// Push webhooks: an HTTP endpoint that registries (Docker Distribution notifications,
+// Docker Hub, or anything posting {"repository", "tag"}) call when an image is pushed.
+// Authenticated with a shared secret, either as "Authorization: Bearer <secret>" or as an
+// HMAC-SHA256 of the body in "X-Hub-Signature-256: sha256=<hex>". A webhook is only a hint:
+// the scanner checks the registry itself before it reports anything.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lib/runtime/address.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace ferry::registry_scanner {
+
+// "Something was pushed to this repository" ("registry/path", tag may be empty).
+struct PushHint {
+  std::string repository;
+  std::string tag;
+};
+
+// Parses a webhook body. InvalidArgument when it is not one of the known shapes.
+absl::StatusOr<std::vector<PushHint>> ParseWebhook(const std::string& body);
+
+// True when the request carries the secret (bearer) or a valid HMAC-SHA256 of `body`.
+bool AuthenticWebhook(const std::string& authorization, const std::string& signature,
+                      const std::string& body, const std::string& secret);
+
+class WebhookServer {
+ public:
+  // Listens on `address` (port 0 = any); POST /webhook with a valid secret calls `on_hint`
+  // for each push (200); a bad secret gets 401, a malformed body 400, nothing is called.
+  static absl::StatusOr<std::unique_ptr<WebhookServer>> Start(
+      const runtime::ListenAddress& address, std::string secret,
+      std::function<void(const PushHint&)> on_hint);
+  ~WebhookServer();
+  int port() const { return port_; }
+
+ private:
+  WebhookServer() = default;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+}  // namespace ferry::registry_scanner

@@ -1,0 +1,97 @@
+#include "services/registry-scanner/webhook.h"
+
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <openssl/hmac.h>
+
+#include "absl/strings/str_cat.h"
+#include "lib/http/curl_http_client.h"
+
+namespace ferry::registry_scanner {
+namespace {
+
+TEST(ParseWebhookTest, DistributionEnvelopeOnlyTaggedPushes) {
+  const std::string body = R"({"events":[
+    {"action":"push","target":{"mediaType":"application/vnd.docker.distribution.manifest.v2+json",
+     "repository":"team/app","tag":"1.2.0","url":"http://127.0.0.1:5000/v2/team/app/manifests/sha256:ab"},
+     "request":{"host":"127.0.0.1:5000"}},
+    {"action":"push","target":{"mediaType":"application/octet-stream","repository":"team/app"},
+     "request":{"host":"127.0.0.1:5000"}},
+    {"action":"pull","target":{"repository":"team/app","tag":"1.2.0"},"request":{"host":"127.0.0.1:5000"}}]})";
+  auto hints = ParseWebhook(body);
+  ASSERT_TRUE(hints.ok()) << hints.status();
+  ASSERT_EQ(hints->size(), 1u);
+  EXPECT_EQ((*hints)[0].repository, "127.0.0.1:5000/team/app");
+  EXPECT_EQ((*hints)[0].tag, "1.2.0");
+}
+
+TEST(ParseWebhookTest, DockerHubAndGeneric) {
+  auto hub = ParseWebhook(R"({"push_data":{"tag":"v2"},"repository":{"repo_name":"org/app"}})");
+  ASSERT_TRUE(hub.ok());
+  EXPECT_EQ((*hub)[0].repository, "docker.io/org/app");
+  auto official = ParseWebhook(R"({"push_data":{"tag":"1"},"repository":{"repo_name":"nginx"}})");
+  EXPECT_EQ((*official)[0].repository, "docker.io/library/nginx");
+  auto generic = ParseWebhook(R"({"repository":"quay.io/org/app","tag":"x"})");
+  ASSERT_TRUE(generic.ok());
+  EXPECT_EQ((*generic)[0].repository, "quay.io/org/app");
+  EXPECT_EQ(ParseWebhook("not json").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseWebhook(R"({"hello":1})").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+std::string HmacHex(const std::string& secret, const std::string& body) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(body.data()), body.size(), mac, &len);
+  std::string hex;
+  for (unsigned int i = 0; i < len; ++i) absl::StrAppend(&hex, absl::Hex(mac[i], absl::kZeroPad2));
+  return hex;
+}
+
+TEST(AuthenticWebhookTest, BearerOrHmac) {
+  EXPECT_TRUE(AuthenticWebhook("Bearer s3cret", "", "{}", "s3cret"));
+  EXPECT_FALSE(AuthenticWebhook("Bearer wrong", "", "{}", "s3cret"));
+  EXPECT_TRUE(AuthenticWebhook("", "sha256=" + HmacHex("s3cret", "{\"a\":1}"), "{\"a\":1}", "s3cret"));
+  EXPECT_FALSE(AuthenticWebhook("", "sha256=" + HmacHex("s3cret", "{\"a\":1}"), "{\"a\":2}", "s3cret"));
+  EXPECT_FALSE(AuthenticWebhook("", "", "{}", "s3cret"));
+  EXPECT_FALSE(AuthenticWebhook("Bearer ", "", "{}", ""));  // no secret: nothing is authentic
+}
+
+TEST(WebhookServerTest, AnswersWithStatusesAndCallsBackOnlyWhenAuthentic) {
+  std::mutex mu;
+  std::vector<PushHint> seen;
+  auto server = WebhookServer::Start({"127.0.0.1", 0}, "s3cret", [&](const PushHint& h) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.push_back(h);
+  });
+  ASSERT_TRUE(server.ok()) << server.status();
+  http::CurlOptions o;
+  o.insecure_hosts = {absl::StrCat("127.0.0.1:", (*server)->port())};
+  http::CurlHttpClient client(o);
+  auto post = [&](const std::string& auth, const std::string& body) {
+    http::Request r;
+    r.method = "POST";
+    r.url = absl::StrCat("http://127.0.0.1:", (*server)->port(), "/webhook");
+    if (!auth.empty()) r.headers.emplace_back("Authorization", auth);
+    r.headers.emplace_back("Content-Type", "application/json");
+    r.body = body;
+    auto resp = client.Send(r);
+    return resp.ok() ? resp->status : -1;
+  };
+  const std::string body = R"({"repository":"127.0.0.1:5000/team/app","tag":"1"})";
+  EXPECT_EQ(post("", body), 401);
+  EXPECT_EQ(post("Bearer nope", body), 401);
+  EXPECT_EQ(post("Bearer s3cret", "{oops"), 400);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_TRUE(seen.empty());
+  }
+  EXPECT_EQ(post("Bearer s3cret", body), 200);
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].repository, "127.0.0.1:5000/team/app");
+}
+
+}  // namespace
+}  // namespace ferry::registry_scanner
