@@ -39,6 +39,13 @@ void AddFlags(CLI::App& app, Flags& flags) {
   // creation time (they are used anyway when that is missing or zero).
   app.add_flag("--registry_use_labels", flags.use_labels, "Creation time from labels first")
       ->envname("FERRY_REGISTRY_USE_LABELS");
+  // Requests per second per registry host, and how many may go at once after a pause.
+  app.add_option("--registry_rps", flags.registry_rps, "Requests per second per registry host")
+      ->envname("FERRY_REGISTRY_RPS")
+      ->capture_default_str();
+  app.add_option("--registry_burst", flags.registry_burst, "Burst of requests per registry host")
+      ->envname("FERRY_REGISTRY_BURST")
+      ->capture_default_str();
   // Where registries POST push notifications (HOST:PORT); off when empty.
   app.add_option("--webhook_address", flags.webhook_address, "Push webhook endpoint HOST:PORT")
       ->envname("FERRY_WEBHOOK_ADDRESS");
@@ -80,6 +87,12 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
           "--webhook_address (unauthenticated webhooks are refused)");
     }
   }
+  if (!(flags.registry_rps > 0) || !(flags.registry_burst >= 1)) {
+    return absl::InvalidArgumentError(
+        "--registry_rps must be above 0 and --registry_burst at least 1");
+  }
+  config.registry_rps = flags.registry_rps;
+  config.registry_burst = flags.registry_burst;
   config.insecure_hosts = flags.insecure_hosts;
   config.docker_config_paths = flags.docker_config_paths;
   config.ca_path = flags.ca_path;

@@ -30,6 +30,8 @@ struct Flags {
   bool use_labels = false;
   std::string webhook_address;
   std::string webhook_secret_path;
+  double registry_rps = 10;
+  double registry_burst = 20;
 };
 
 // The validated configuration.
@@ -41,6 +43,8 @@ struct Config {
   std::string ca_path;
   ScannerOptions scanner;
   std::optional<runtime::ListenAddress> webhook_address;  // unset: no webhook endpoint
+  double registry_rps = 10;
+  double registry_burst = 20;
   std::string webhook_secret;
 };
 

@@ -8,6 +8,7 @@
 #include "services/registry-scanner/cache.h"
 #include "services/registry-scanner/config.h"
 #include "services/registry-scanner/metered_http_client.h"
+#include "services/registry-scanner/rate_limited_http_client.h"
 #include "services/registry-scanner/registry_scanner_service.h"
 #include "services/registry-scanner/scanner.h"
 #include "services/registry-scanner/webhook.h"
@@ -37,7 +38,11 @@ int main(int argc, char** argv) {
   curl_options.ca_path = config->ca_path;
   curl_options.insecure_hosts = config->insecure_hosts;
   ferry::http::CurlHttpClient curl(curl_options);
-  MeteredHttpClient http(curl, *registry);
+  MeteredHttpClient metered(curl, *registry);
+  RateLimitedHttpClient::Options limits;
+  limits.requests_per_second = config->registry_rps;
+  limits.burst = config->registry_burst;
+  RateLimitedHttpClient http(metered, limits, *registry);
   RegistryClient::Options client_options;
   client_options.insecure_hosts =
       std::set<std::string>(config->insecure_hosts.begin(), config->insecure_hosts.end());

@@ -1,0 +1,92 @@
+#include "services/registry-scanner/rate_limited_http_client.h"
+
+#include <algorithm>
+
+#include "absl/strings/numbers.h"
+
+namespace ferry::registry_scanner {
+namespace {
+
+std::string HostOf(const std::string& url) {
+  size_t start = url.find("://");
+  start = start == std::string::npos ? 0 : start + 3;
+  size_t end = url.find('/', start);
+  return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+}  // namespace
+
+RateLimitedHttpClient::RateLimitedHttpClient(http::HttpClient& inner, Options options,
+                                             prometheus::Registry& registry,
+                                             std::function<absl::Time()> now,
+                                             std::function<void(absl::Duration)> sleep)
+    : inner_(inner),
+      options_(options),
+      now_(std::move(now)),
+      sleep_(std::move(sleep)),
+      waited_(prometheus::BuildCounter()
+                  .Name("ferry_registry_rate_limit_wait_seconds_total")
+                  .Help("Time spent waiting for the per-host request budget.")
+                  .Register(registry)),
+      throttled_(prometheus::BuildCounter()
+                     .Name("ferry_registry_throttled_total")
+                     .Help("429 Too Many Requests answers from registries.")
+                     .Register(registry)) {}
+
+absl::Duration RateLimitedHttpClient::Acquire(const std::string& host) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const absl::Time now = now_();
+  auto [it, inserted] = buckets_.try_emplace(host);
+  Bucket& b = it->second;
+  if (inserted) {
+    b.tokens = options_.burst;
+    b.rate = options_.requests_per_second;
+    b.updated = now;
+  }
+  b.tokens = std::min(options_.burst, b.tokens + absl::ToDoubleSeconds(now - b.updated) * b.rate);
+  b.updated = now;
+  b.tokens -= 1;  // taken now; a negative balance is paid for by waiting
+  if (b.tokens >= 0) return absl::ZeroDuration();
+  return absl::Seconds(-b.tokens / b.rate);
+}
+
+void RateLimitedHttpClient::Adjust(const std::string& host, bool throttled) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Bucket& b = buckets_[host];
+  if (throttled) {
+    b.rate = std::max(options_.min_requests_per_second, b.rate / 2);
+    b.tokens = std::min(b.tokens, 0.0);
+  } else {
+    b.rate = std::min(options_.requests_per_second, b.rate * 1.1);
+  }
+}
+
+double RateLimitedHttpClient::RateFor(const std::string& host) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = buckets_.find(host);
+  return it == buckets_.end() ? options_.requests_per_second : it->second.rate;
+}
+
+absl::StatusOr<http::Response> RateLimitedHttpClient::Send(const http::Request& request) {
+  const std::string host = HostOf(request.url);
+  for (int attempt = 0;; ++attempt) {
+    absl::Duration wait = Acquire(host);
+    if (wait > absl::ZeroDuration()) {
+      waited_.Add({{"host", host}}).Increment(absl::ToDoubleSeconds(wait));
+      sleep_(wait);
+    }
+    absl::StatusOr<http::Response> response = inner_.Send(request);
+    if (!response.ok() || response->status != 429) {
+      if (response.ok()) Adjust(host, false);
+      return response;
+    }
+    throttled_.Add({{"host", host}}).Increment();
+    Adjust(host, true);
+    if (attempt >= 1) return response;  // retried once already: let the caller back off
+    int64_t seconds = 1;
+    (void)absl::SimpleAtoi(response->Header("retry-after"), &seconds);
+    sleep_(std::min(absl::Seconds(std::max<int64_t>(seconds, 0)), options_.max_retry_after));
+  }
+}
+
+}  // namespace ferry::registry_scanner

@@ -1,0 +1,62 @@
+// An HttpClient decorator that is polite to registries: a token bucket per host (rate and
+// burst), and on 429 it honours Retry-After (capped), halves that host's rate and retries
+// once; the rate then recovers by 10% per successful request up to the configured one.
+//
+//   ferry_registry_rate_limit_wait_seconds_total{host}  time spent waiting for a token
+//   ferry_registry_throttled_total{host}                429 answers received
+#pragma once
+
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "lib/http/http_client.h"
+
+namespace ferry::registry_scanner {
+
+class RateLimitedHttpClient final : public http::HttpClient {
+ public:
+  struct Options {
+    double requests_per_second = 10;
+    double burst = 20;
+    absl::Duration max_retry_after = absl::Seconds(60);
+    double min_requests_per_second = 0.1;
+  };
+  // `now` and `sleep` are injectable for tests.
+  RateLimitedHttpClient(http::HttpClient& inner, Options options, prometheus::Registry& registry,
+                        std::function<absl::Time()> now = [] { return absl::Now(); },
+                        std::function<void(absl::Duration)> sleep =
+                            [](absl::Duration d) { absl::SleepFor(d); });
+
+  absl::StatusOr<http::Response> Send(const http::Request& request) override;
+
+  // The current rate for `host` (for tests and status).
+  double RateFor(const std::string& host);
+
+ private:
+  struct Bucket {
+    double tokens = 0;
+    double rate = 0;
+    absl::Time updated;
+  };
+  // Takes a token for `host`; returns how long to wait first.
+  absl::Duration Acquire(const std::string& host);
+  void Adjust(const std::string& host, bool throttled);
+
+  http::HttpClient& inner_;
+  const Options options_;
+  std::function<absl::Time()> now_;
+  std::function<void(absl::Duration)> sleep_;
+  prometheus::Family<prometheus::Counter>& waited_;
+  prometheus::Family<prometheus::Counter>& throttled_;
+  std::mutex mu_;
+  std::map<std::string, Bucket> buckets_;
+};
+
+}  // namespace ferry::registry_scanner
