@@ -2,9 +2,9 @@
 # Installs the Debian 12 packages Ferry needs to build and test. Idempotent: packages that
 # are already installed are skipped, and apt-get is not called at all when nothing is missing.
 #
-# Usage: scripts/install-deps.sh [build|run|test]
+# Usage: scripts/install-deps.sh [build|run|fuzz|bench|test]
 #   build  compilers, libraries and code generators (default)
-#   run    build + what scripts/run-local.sh uses (curl)
+#   run    build + what scripts/run-local.sh uses (curl, ssh-keygen)
 #   fuzz   build + clang and libFuzzer
 #   bench  build + python3 (report script)
 #   test   build + the real peers the test suite starts (and fuzz, for its short run)
@@ -16,7 +16,8 @@ build_pkgs=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgrpc++-dev libgrpc-dev
   libabsl-dev libgit2-dev libyaml-cpp-dev prometheus-cpp-dev libcurl4-openssl-dev
-  libre2-dev libsqlite3-dev libcpp-httplib-dev libssl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
+  libre2-dev libsqlite3-dev libcpp-httplib-dev libssl-dev libspdlog-dev libfmt-dev
+  nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev grpc-proto
 )
 run_pkgs=(curl openssh-client)

@@ -49,9 +49,11 @@ int main(int argc, char** argv) {
   RegistryClient client(http, *std::move(credentials), client_options);
   ScannerMetrics metrics(*registry);
   Scanner scanner(client, **cache, config->scanner, metrics);
-  // Due scans are checked every second; each repository is listed every --scan_interval.
-  ferry::runtime::Poller poller(absl::Seconds(1), [&scanner] { scanner.ScanDue(); });
   ScanQueue scan_queue(scanner);
+  // Due scans are checked every second; each repository is listed every --scan_interval.
+  ferry::runtime::Poller poller(absl::Seconds(1), [&scanner, &scan_queue] {
+    for (const std::string& repository : scanner.DueRepositories()) scan_queue.Request(repository);
+  });
   std::unique_ptr<WebhookServer> webhooks;
   if (config->webhook_address) {
     absl::StatusOr<std::unique_ptr<WebhookServer>> started = WebhookServer::Start(

@@ -103,16 +103,35 @@ absl::StatusOr<std::pair<std::vector<std::string>, std::vector<std::string>>> Sc
 }
 
 absl::Time Scanner::NextScan(const RepositoryRecord& record) const {
-  if (!record.last_scan) return absl::Now();
-  return *record.last_scan + options_.scan_interval;
+  absl::Time next = record.last_scan ? *record.last_scan + options_.scan_interval
+                                     : absl::InfinitePast();
+  std::lock_guard<std::mutex> lock(attempts_mu_);
+  auto it = attempts_.find(record.name);
+  if (it != attempts_.end() && it->second.failures > 0) {
+    absl::Duration backoff = absl::Seconds(5);
+    for (int i = 1; i < it->second.failures && backoff < options_.scan_interval; ++i) backoff *= 2;
+    next = it->second.last + std::min(backoff, options_.scan_interval);
+  }
+  return next;
+}
+
+std::mutex* Scanner::RepositoryMutex(const std::string& repository) {
+  std::lock_guard<std::mutex> lock(repo_mu_map_mu_);
+  std::unique_ptr<std::mutex>& mu = repo_mu_[repository];
+  if (!mu) mu = std::make_unique<std::mutex>();
+  return mu.get();
 }
 
 absl::Status Scanner::Scan(const std::string& repository) {
   absl::StatusOr<std::pair<std::string, std::string>> parts = SplitRepository(repository);
   if (!parts.ok()) return parts.status();
   const auto& [registry, path] = *parts;
-  std::lock_guard<std::mutex> scan_lock(scan_mu_);
+  std::lock_guard<std::mutex> scan_lock(*RepositoryMutex(repository));
   const auto start = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> lock(attempts_mu_);
+    attempts_[repository].last = absl::Now();
+  }
   absl::StatusOr<std::optional<RepositoryRecord>> existing = cache_.Repository(repository);
   if (!existing.ok()) return existing.status();
   RepositoryRecord record;
@@ -121,6 +140,10 @@ absl::Status Scanner::Scan(const std::string& repository) {
   const bool first_scan = !record.last_scan.has_value();
 
   auto fail = [&](const absl::Status& status) {
+    {
+      std::lock_guard<std::mutex> lock(attempts_mu_);
+      ++attempts_[repository].failures;
+    }
     metrics_.scans.Add({{"outcome", "error"}}).Increment();
     record.last_error = std::string(status.message());
     (void)cache_.PutRepository(record);
@@ -197,6 +220,10 @@ absl::Status Scanner::Scan(const std::string& repository) {
   for (const auto& [tag, r] : known) {
     if (!listed.count(tag)) (void)cache_.DeleteTag(repository, tag);
   }
+  {
+    std::lock_guard<std::mutex> lock(attempts_mu_);
+    attempts_[repository].failures = 0;
+  }
   record.last_scan = now;
   record.last_error.clear();
   if (absl::Status s = cache_.PutRepository(record); !s.ok()) return s;
@@ -210,18 +237,24 @@ absl::Status Scanner::Scan(const std::string& repository) {
   return absl::OkStatus();
 }
 
-void Scanner::ScanDue() {
+std::vector<std::string> Scanner::DueRepositories() {
+  std::vector<std::string> due;
   absl::StatusOr<std::vector<RepositoryRecord>> repos = cache_.Repositories();
-  if (!repos.ok()) return;
+  if (!repos.ok()) return due;
   double tags = 0;
   for (const RepositoryRecord& r : *repos) {
     if (!r.watched) continue;
-    if (NextScan(r) <= absl::Now()) (void)Scan(r.name);
+    if (NextScan(r) <= absl::Now()) due.push_back(r.name);
     absl::StatusOr<std::vector<TagRecord>> t = cache_.Tags(r.name);
     if (t.ok()) tags += static_cast<double>(t->size());
   }
   metrics_.tags_known.Set(tags);
   (void)cache_.ExpireUnwatched(absl::Now() - options_.expire_after);
+  return due;
+}
+
+void Scanner::ScanDue() {
+  for (const std::string& repository : DueRepositories()) (void)Scan(repository);
 }
 
 absl::StatusOr<std::vector<TagRecord>> Scanner::Tags(const std::string& repository) {
@@ -268,7 +301,9 @@ bool Scanner::IsWatched(const std::string& repository) {
   return r.ok() && r->has_value() && (*r)->watched;
 }
 
-ScanQueue::ScanQueue(Scanner& scanner) : scanner_(scanner), thread_([this] { Run(); }) {}
+ScanQueue::ScanQueue(Scanner& scanner, int workers) : scanner_(scanner) {
+  for (int i = 0; i < std::max(1, workers); ++i) threads_.emplace_back([this] { Run(); });
+}
 
 ScanQueue::~ScanQueue() {
   {
@@ -276,7 +311,7 @@ ScanQueue::~ScanQueue() {
     stop_ = true;
   }
   cv_.notify_all();
-  thread_.join();
+  for (std::thread& t : threads_) t.join();
 }
 
 bool ScanQueue::Request(const std::string& repository) {
@@ -292,13 +327,29 @@ bool ScanQueue::Request(const std::string& repository) {
 void ScanQueue::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
-    cv_.wait(lock, [this] { return stop_ || !pending_.empty(); });
+    // A repository already being scanned waits in `pending_` for that scan to end.
+    auto ready = [this] {
+      for (const std::string& r : pending_) {
+        if (!running_.count(r)) return true;
+      }
+      return false;
+    };
+    cv_.wait(lock, [&] { return stop_ || ready(); });
     if (stop_) return;
-    std::string repository = *pending_.begin();
-    pending_.erase(pending_.begin());
+    std::string repository;
+    for (const std::string& r : pending_) {
+      if (!running_.count(r)) {
+        repository = r;
+        break;
+      }
+    }
+    pending_.erase(repository);
+    running_.insert(repository);
     lock.unlock();
     (void)scanner_.Scan(repository);
     lock.lock();
+    running_.erase(repository);
+    cv_.notify_all();
   }
 }
 

@@ -7,6 +7,8 @@
 
 #include <condition_variable>
 #include <deque>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <set>
@@ -75,6 +77,10 @@ class Scanner {
   // Scans every watched repository whose scan is due; expires long-unwatched ones.
   void ScanDue();
 
+  // Watched repositories whose scan is due (also updates the tags-known gauge and expires
+  // long-unwatched repositories).
+  std::vector<std::string> DueRepositories();
+
   // Cached tags of `repository`; a repository never scanned is scanned first.
   absl::StatusOr<std::vector<TagRecord>> Tags(const std::string& repository);
 
@@ -87,6 +93,9 @@ class Scanner {
   }
 
   absl::StatusOr<std::vector<RepositoryRecord>> Repositories();
+  // When `record` should be scanned next: --scan_interval after its last successful scan,
+  // or, while scans fail, after a backoff from the last attempt (5 s doubling per failure,
+  // at most the scan interval), so a broken registry is not hammered.
   absl::Time NextScan(const RepositoryRecord& record) const;
 
   // Events with a sequence number above `after`, waiting up to `timeout` for the first.
@@ -106,7 +115,18 @@ class Scanner {
   const ScannerOptions options_;
   ScannerMetrics& metrics_;
 
-  std::mutex scan_mu_;  // one scan at a time per process keeps registries' load predictable
+  // One scan at a time per repository; different repositories scan in parallel (the
+  // per-host rate limit keeps registries' load in check).
+  std::mutex* RepositoryMutex(const std::string& repository);
+  std::mutex repo_mu_map_mu_;
+  std::map<std::string, std::unique_ptr<std::mutex>> repo_mu_;
+
+  struct Attempts {
+    absl::Time last = absl::InfinitePast();
+    int failures = 0;
+  };
+  mutable std::mutex attempts_mu_;
+  std::map<std::string, Attempts> attempts_;
 
   mutable std::mutex events_mu_;
   std::condition_variable events_cv_;
@@ -114,11 +134,12 @@ class Scanner {
   uint64_t sequence_ = 0;
 };
 
-// Runs the scans that webhooks ask for, one at a time on its own thread, each watched
-// repository at most once per pending request.
+// Runs requested scans (due ones and those webhooks ask for) on a few worker threads, each
+// repository at most once per pending request, so one slow registry occupies one worker
+// and never delays the others.
 class ScanQueue {
  public:
-  explicit ScanQueue(Scanner& scanner);
+  explicit ScanQueue(Scanner& scanner, int workers = 4);
   ~ScanQueue();
   // Queues a scan of `repository` when it is watched (a hint about anything else is
   // ignored). Returns whether it was queued.
@@ -130,8 +151,9 @@ class ScanQueue {
   std::mutex mu_;
   std::condition_variable cv_;
   std::set<std::string> pending_;
+  std::set<std::string> running_;
   bool stop_ = false;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace ferry::registry_scanner

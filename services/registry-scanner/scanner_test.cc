@@ -183,6 +183,17 @@ TEST_F(ScannerTest, RegistryErrorsAreRecordedAndEmitted) {
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].kind, TagEvent::Kind::kRepositoryError);
   EXPECT_EQ(scanner_->Watch({"no-slash"}).status().code(), absl::StatusCode::kInvalidArgument);
+  // A failing repository backs off instead of being rescanned at once.
+  const absl::Time next = scanner_->NextScan(**record);
+  EXPECT_GT(next, absl::Now() + absl::Seconds(3));
+  EXPECT_LE(next, absl::Now() + absl::Minutes(5));
+  EXPECT_TRUE(scanner_->DueRepositories().empty());
+  // A repository that scans fine is due again only after the scan interval.
+  ASSERT_TRUE(server_->PushImage("team/app", "1", Config("2023-01-01T00:00:00Z")).ok());
+  ASSERT_TRUE(scanner_->Watch({repo_}).ok());
+  EXPECT_EQ(scanner_->DueRepositories(), std::vector<std::string>{repo_});
+  ASSERT_TRUE(scanner_->Scan(repo_).ok());
+  EXPECT_TRUE(scanner_->DueRepositories().empty());
 }
 
 }  // namespace
