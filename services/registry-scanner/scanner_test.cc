@@ -10,6 +10,8 @@
 
 #include "lib/http/curl_http_client.h"
 #include "services/registry-scanner/metered_http_client.h"
+#include "services/registry-scanner/rate_limited_http_client.h"
+#include "tests/support/fault_proxy.h"
 #include "tests/support/registry.h"
 
 namespace ferry::registry_scanner {
@@ -194,6 +196,72 @@ TEST_F(ScannerTest, RegistryErrorsAreRecordedAndEmitted) {
   EXPECT_EQ(scanner_->DueRepositories(), std::vector<std::string>{repo_});
   ASSERT_TRUE(scanner_->Scan(repo_).ok());
   EXPECT_TRUE(scanner_->DueRepositories().empty());
+}
+
+}  // namespace
+}  // namespace ferry::registry_scanner
+
+namespace ferry::registry_scanner {
+namespace {
+
+// Server errors and throttling injected between the scanner and a real registry.
+TEST(ScannerFaultTest, ServerErrorsBackOffAndThrottlingIsWaitedOut) {
+  char tmpl[] = "/tmp/ferry-scanner-fault-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  auto registry = testing::RegistryServer::Start(dir + "/registry");
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  for (const char* tag : {"1", "2"}) {
+    ASSERT_TRUE((*registry)->PushImage("team/app", tag, Config("2023-01-01T00:00:00Z", tag)).ok());
+  }
+  auto proxy = testing::FaultProxy::Start((*registry)->host());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  http::CurlOptions curl_options;
+  curl_options.insecure_hosts = {(*proxy)->host()};
+  http::CurlHttpClient curl(curl_options);
+  prometheus::Registry metrics_registry;
+  MeteredHttpClient metered(curl, metrics_registry);
+  RateLimitedHttpClient::Options limits;
+  limits.requests_per_second = 100;
+  limits.burst = 100;
+  RateLimitedHttpClient limited(metered, limits, metrics_registry);
+  RegistryClient::Options o;
+  o.insecure_hosts = {(*proxy)->host()};
+  RegistryClient client(limited, CredentialStore(), o);
+  auto cache = Cache::Open(dir + "/cache.db");
+  ASSERT_TRUE(cache.ok());
+  ScannerMetrics metrics(metrics_registry);
+  Scanner scanner(client, **cache, {}, metrics);
+  const std::string repo = (*proxy)->host() + "/team/app";
+  ASSERT_TRUE(scanner.Watch({repo}).ok());
+
+  (*proxy)->Fail(1, 500, "/tags/list");
+  absl::Status failed = scanner.Scan(repo);
+  EXPECT_EQ(failed.code(), absl::StatusCode::kUnavailable) << failed;
+  auto record = (*cache)->Repository(repo);
+  ASSERT_TRUE(record.ok() && record->has_value());
+  EXPECT_NE((*record)->last_error.find("HTTP 500"), std::string::npos) << (*record)->last_error;
+  EXPECT_GT(scanner.NextScan(**record), absl::Now());  // backing off
+
+  (*proxy)->Fail(1, 429, "/tags/list", "1");
+  const absl::Time start = absl::Now();
+  absl::Status throttled = scanner.Scan(repo);
+  EXPECT_TRUE(throttled.ok()) << throttled;
+  EXPECT_GE(absl::Now() - start, absl::Seconds(1));  // Retry-After was honoured
+  auto tags = (*cache)->Tags(repo);
+  ASSERT_TRUE(tags.ok());
+  EXPECT_EQ(tags->size(), 2u);
+  record = (*cache)->Repository(repo);
+  EXPECT_TRUE((*record)->last_error.empty());
+  double throttles = 0;
+  for (const auto& family : metrics_registry.Collect()) {
+    if (family.name != "ferry_registry_throttled_total") continue;
+    for (const auto& m : family.metric) throttles += m.counter.value;
+  }
+  EXPECT_EQ(throttles, 1);
+  proxy->reset();
+  registry->reset();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -1,0 +1,89 @@
+#include "tests/support/fault_proxy.h"
+
+#include <httplib.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace ferry::testing {
+
+absl::StatusOr<std::unique_ptr<FaultProxy>> FaultProxy::Start(const std::string& upstream_host) {
+  std::unique_ptr<FaultProxy> p(new FaultProxy());
+  p->upstream_ = upstream_host;
+  http::CurlOptions options;
+  options.insecure_hosts = {upstream_host};
+  p->client_ = std::make_unique<http::CurlHttpClient>(options);
+  p->server_ = std::make_unique<httplib::Server>();
+  FaultProxy* self = p.get();
+  auto handler = [self](const httplib::Request& req, httplib::Response& res) {
+    {
+      std::lock_guard<std::mutex> lock(self->mu_);
+      ++self->requests_;
+      if (self->fail_count_ > 0 && absl::StrContains(req.path, self->fail_path_)) {
+        --self->fail_count_;
+        res.status = self->fail_status_;
+        if (!self->retry_after_.empty()) res.set_header("Retry-After", self->retry_after_);
+        res.set_content("{\"errors\":[{\"code\":\"INJECTED\",\"message\":\"injected fault\"}]}",
+                        "application/json");
+        return;
+      }
+    }
+    http::Request forward;
+    forward.method = req.method;
+    forward.url = absl::StrCat("http://", self->upstream_, req.target);
+    for (const auto& [name, value] : req.headers) {
+      if (absl::EqualsIgnoreCase(name, "Host") || absl::EqualsIgnoreCase(name, "Content-Length") ||
+          absl::StartsWithIgnoreCase(name, "REMOTE_") || absl::EqualsIgnoreCase(name, "LOCAL_ADDR") ||
+          absl::EqualsIgnoreCase(name, "LOCAL_PORT")) {
+        continue;
+      }
+      forward.headers.emplace_back(name, value);
+    }
+    forward.body = req.body;
+    absl::StatusOr<http::Response> up = self->client_->Send(forward);
+    if (!up.ok()) {
+      res.status = 502;
+      return;
+    }
+    res.status = static_cast<int>(up->status);
+    std::string content_type = up->Header("content-type");
+    for (const auto& [name, value] : up->headers) {
+      if (name == "content-length" || name == "transfer-encoding" || name == "connection" ||
+          name == "content-type") {
+        continue;
+      }
+      res.set_header(name, value);
+    }
+    res.set_content(up->body, content_type.empty() ? "application/octet-stream" : content_type);
+  };
+  // cpp-httplib serves HEAD through the GET handlers; the method is forwarded as is.
+  p->server_->Get(".*", handler);
+  p->port_ = p->server_->bind_to_any_port("127.0.0.1");
+  if (p->port_ <= 0) return absl::InternalError("fault proxy could not bind");
+  httplib::Server* server = p->server_.get();
+  p->thread_ = std::thread([server] { server->listen_after_bind(); });
+  return p;
+}
+
+FaultProxy::~FaultProxy() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::string FaultProxy::host() const { return absl::StrCat("127.0.0.1:", port_); }
+
+void FaultProxy::Fail(int count, int status, const std::string& path_part,
+                      const std::string& retry_after) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fail_count_ = count;
+  fail_status_ = status;
+  fail_path_ = path_part;
+  retry_after_ = retry_after;
+}
+
+int FaultProxy::requests() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return requests_;
+}
+
+}  // namespace ferry::testing

@@ -1,0 +1,50 @@
+// A fault-injecting HTTP proxy for tests: forwards to a real upstream (a registry on
+// loopback) and, on request, answers the next requests with an error status (with an
+// optional Retry-After) instead, so error handling is exercised against real traffic.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "lib/http/curl_http_client.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace ferry::testing {
+
+class FaultProxy {
+ public:
+  // Listens on 127.0.0.1 (any port) and forwards to http://`upstream_host`.
+  static absl::StatusOr<std::unique_ptr<FaultProxy>> Start(const std::string& upstream_host);
+  ~FaultProxy();
+
+  // "127.0.0.1:PORT".
+  std::string host() const;
+  // The next `count` requests whose path contains `path_part` get `status` (with
+  // "Retry-After: retry_after" when not empty) instead of being forwarded.
+  void Fail(int count, int status, const std::string& path_part = "",
+            const std::string& retry_after = "");
+  // Requests seen so far (forwarded or failed).
+  int requests();
+
+ private:
+  FaultProxy() = default;
+  std::string upstream_;
+  std::unique_ptr<http::CurlHttpClient> client_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::mutex mu_;
+  int fail_count_ = 0;
+  int fail_status_ = 0;
+  std::string fail_path_;
+  std::string retry_after_;
+  int requests_ = 0;
+};
+
+}  // namespace ferry::testing
