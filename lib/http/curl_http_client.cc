@@ -38,15 +38,14 @@ void GlobalInit() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-// "https://host:port/path" -> "host:port".
-std::string HostPort(const std::string& url) {
+}  // namespace
+
+std::string HostOfUrl(const std::string& url) {
   size_t start = url.find("://");
   start = start == std::string::npos ? 0 : start + 3;
   size_t end = url.find('/', start);
   return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
 }
-
-}  // namespace
 
 std::string Response::Header(const std::string& name) const {
   auto it = headers.find(name);
@@ -61,7 +60,7 @@ CurlHttpClient::~CurlHttpClient() = default;
 
 absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
   if (absl::StartsWith(request.url, "http://")) {
-    const std::string host = HostPort(request.url);
+    const std::string host = HostOfUrl(request.url);
     if (std::find(options_.insecure_hosts.begin(), options_.insecure_hosts.end(), host) ==
         options_.insecure_hosts.end()) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -101,11 +100,11 @@ absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
   curl_slist_free_all(headers);
   curl_easy_cleanup(curl);
   if (code == CURLE_OPERATION_TIMEDOUT) {
-    return absl::DeadlineExceededError(absl::StrCat(request.method, " ", HostPort(request.url),
+    return absl::DeadlineExceededError(absl::StrCat(request.method, " ", HostOfUrl(request.url),
                                                     ": timed out"));
   }
   if (code != CURLE_OK) {
-    return absl::UnavailableError(absl::StrCat(request.method, " ", HostPort(request.url), ": ",
+    return absl::UnavailableError(absl::StrCat(request.method, " ", HostOfUrl(request.url), ": ",
                                                curl_easy_strerror(code)));
   }
   return response;

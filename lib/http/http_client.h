@@ -32,6 +32,9 @@ struct Response {
   std::string Header(const std::string& name) const;
 };
 
+// "host:port" of "scheme://host:port/path" (of "host:port/path" when there is no scheme).
+std::string HostOfUrl(const std::string& url);
+
 // Thread-safe implementations only.
 class HttpClient {
  public:

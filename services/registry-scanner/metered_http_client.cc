@@ -5,17 +5,6 @@
 #include "absl/strings/match.h"
 
 namespace ferry::registry_scanner {
-namespace {
-
-std::string HostOf(const std::string& url) {
-  size_t start = url.find("://");
-  start = start == std::string::npos ? 0 : start + 3;
-  size_t end = url.find('/', start);
-  return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
-}
-
-}  // namespace
-
 MeteredHttpClient::MeteredHttpClient(http::HttpClient& inner, prometheus::Registry& registry)
     : inner_(inner),
       requests_(prometheus::BuildCounter()
@@ -37,7 +26,7 @@ std::string MeteredHttpClient::KindOf(const http::Request& request) {
 }
 
 absl::StatusOr<http::Response> MeteredHttpClient::Send(const http::Request& request) {
-  const std::string host = HostOf(request.url);
+  const std::string host = http::HostOfUrl(request.url);
   const std::string kind = KindOf(request);
   const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<http::Response> response = inner_.Send(request);

@@ -5,17 +5,6 @@
 #include "absl/strings/numbers.h"
 
 namespace ferry::registry_scanner {
-namespace {
-
-std::string HostOf(const std::string& url) {
-  size_t start = url.find("://");
-  start = start == std::string::npos ? 0 : start + 3;
-  size_t end = url.find('/', start);
-  return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
-}
-
-}  // namespace
-
 RateLimitedHttpClient::RateLimitedHttpClient(http::HttpClient& inner, Options options,
                                              prometheus::Registry& registry,
                                              std::function<absl::Time()> now,
@@ -68,7 +57,7 @@ double RateLimitedHttpClient::RateFor(const std::string& host) {
 }
 
 absl::StatusOr<http::Response> RateLimitedHttpClient::Send(const http::Request& request) {
-  const std::string host = HostOf(request.url);
+  const std::string host = http::HostOfUrl(request.url);
   for (int attempt = 0;; ++attempt) {
     absl::Duration wait = Acquire(host);
     if (wait > absl::ZeroDuration()) {

@@ -199,8 +199,7 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const std::string& regist
 }
 
 absl::StatusOr<http::Response> RegistryClient::Call(const std::string& registry,
-                                                    const std::string& path, http::Request request) {
-  (void)path;
+                                                    http::Request request) {
   std::string scheme;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -242,7 +241,7 @@ absl::StatusOr<std::vector<std::string>> RegistryClient::ListTags(const std::str
   for (int page = 0; page < 10000 && !url.empty(); ++page) {
     http::Request req;
     req.url = url;
-    absl::StatusOr<http::Response> resp = Call(registry, path, req);
+    absl::StatusOr<http::Response> resp = Call(registry, req);
     if (!resp.ok()) return resp.status();
     if (resp->status != 200) {
       return RegistryError(*resp, absl::StrCat(registry, "/", path, ": list tags"));
@@ -274,7 +273,7 @@ absl::StatusOr<Manifest> RegistryClient::GetManifest(const std::string& registry
   http::Request req;
   req.url = absl::StrCat(BaseUrl(registry), "/v2/", path, "/manifests/", reference);
   req.headers.emplace_back("Accept", kAccept);
-  absl::StatusOr<http::Response> resp = Call(registry, path, req);
+  absl::StatusOr<http::Response> resp = Call(registry, req);
   if (!resp.ok()) return resp.status();
   if (resp->status != 200) {
     return RegistryError(*resp, absl::StrCat(registry, "/", path, ":", reference, ": manifest"));
@@ -299,7 +298,7 @@ absl::StatusOr<std::string> RegistryClient::ManifestDigest(const std::string& re
   req.method = "HEAD";
   req.url = absl::StrCat(BaseUrl(registry), "/v2/", path, "/manifests/", reference);
   req.headers.emplace_back("Accept", kAccept);
-  absl::StatusOr<http::Response> resp = Call(registry, path, req);
+  absl::StatusOr<http::Response> resp = Call(registry, req);
   if (!resp.ok()) return resp.status();
   if (resp->status != 200) {
     return RegistryError(*resp, absl::StrCat(registry, "/", path, ":", reference, ": manifest"));
@@ -316,7 +315,7 @@ absl::StatusOr<std::string> RegistryClient::GetBlob(const std::string& registry,
                                                     const std::string& digest) {
   http::Request req;
   req.url = absl::StrCat(BaseUrl(registry), "/v2/", path, "/blobs/", digest);
-  absl::StatusOr<http::Response> resp = Call(registry, path, req);
+  absl::StatusOr<http::Response> resp = Call(registry, req);
   if (!resp.ok()) return resp.status();
   if (resp->status != 200) {
     return RegistryError(*resp, absl::StrCat(registry, "/", path, "@", digest, ": blob"));

@@ -65,8 +65,7 @@ class RegistryClient {
 
  private:
   // Sends a request to the registry, answering auth challenges once.
-  absl::StatusOr<http::Response> Call(const std::string& registry, const std::string& path,
-                                      http::Request request);
+  absl::StatusOr<http::Response> Call(const std::string& registry, http::Request request);
   absl::StatusOr<std::string> FetchToken(const std::string& registry, const std::string& challenge);
   std::string BaseUrl(const std::string& registry) const;
 

@@ -9,21 +9,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "lib/http/http_client.h"
 #include "lib/log/log.h"
 
 namespace ferry::registry_scanner {
-namespace {
-
-std::string HostOfUrl(const std::string& url) {
-  size_t start = url.find("://");
-  if (start == std::string::npos) return "";
-  start += 3;
-  size_t end = url.find('/', start);
-  return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
-}
-
-}  // namespace
-
 absl::StatusOr<std::vector<PushHint>> ParseWebhook(const std::string& body) {
   nlohmann::json j;
   try {
@@ -41,7 +30,8 @@ absl::StatusOr<std::vector<PushHint>> ParseWebhook(const std::string& body) {
         std::string tag = t.value("tag", "");
         if (tag.empty()) continue;  // blob pushes and pushes by digest
         std::string host = e.contains("request") ? e["request"].value("host", "") : "";
-        if (host.empty()) host = HostOfUrl(t.value("url", ""));
+        const std::string url = t.value("url", "");
+        if (host.empty() && url.find("://") != std::string::npos) host = http::HostOfUrl(url);
         std::string repo = t.value("repository", "");
         if (host.empty() || repo.empty()) continue;
         hints.push_back({absl::StrCat(host, "/", repo), tag});
