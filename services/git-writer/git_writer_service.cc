@@ -1,35 +1,24 @@
 #include "services/git-writer/git_writer_service.h"
 
 #include <google/protobuf/util/json_util.h>
-#include <google/protobuf/util/time_util.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "lib/image/reference.h"
 #include "lib/manifest/policy.h"
 #include "lib/manifest/workload.h"
+#include "lib/runtime/proto_time.h"
 #include "lib/status/grpc_status.h"
 #include "services/git-writer/identity.h"
 
 namespace ferry::git_writer {
 namespace {
 
-using google::protobuf::util::TimeUtil;
-
-google::protobuf::Timestamp ToProto(absl::Time t) {
-  google::protobuf::Timestamp ts;
-  if (t == absl::InfinitePast() || t == absl::InfiniteFuture()) return ts;
-  ts.set_seconds(absl::ToUnixSeconds(t));
-  ts.set_nanos(static_cast<int32_t>((t - absl::FromUnixSeconds(absl::ToUnixSeconds(t))) /
-                                    absl::Nanoseconds(1)));
-  return ts;
-}
-
 void FillHead(const HeadInfo& head, const std::string& branch, ferry::v1::HeadResponse* out) {
   out->set_revision(head.revision);
   out->set_branch(branch);
-  if (!head.revision.empty()) *out->mutable_commit_time() = ToProto(head.commit_time);
-  *out->mutable_last_fetch() = ToProto(head.last_fetch);
+  if (!head.revision.empty()) *out->mutable_commit_time() = runtime::ToProtoTimestamp(head.commit_time);
+  *out->mutable_last_fetch() = runtime::ToProtoTimestamp(head.last_fetch);
   out->set_fetch_error(head.fetch_error);
 }
 
@@ -294,7 +283,7 @@ grpc::Status GitWriterService::SetSyncMarker(grpc::ServerContext*,
   }
   response->set_name(options_.sync_tag);
   response->set_revision(request->revision());
-  *response->mutable_time() = ToProto(absl::Now());
+  *response->mutable_time() = runtime::ToProtoTimestamp(absl::Now());
   return grpc::Status::OK;
 }
 

@@ -7,24 +7,17 @@
 #include "absl/strings/str_cat.h"
 #include "lib/image/reference.h"
 #include "lib/policy/semver.h"
+#include "lib/runtime/proto_time.h"
 #include "lib/status/grpc_status.h"
 
 namespace ferry::registry_scanner {
 namespace {
 
-google::protobuf::Timestamp ToProto(absl::Time t) {
-  google::protobuf::Timestamp ts;
-  ts.set_seconds(absl::ToUnixSeconds(t));
-  ts.set_nanos(static_cast<int32_t>((t - absl::FromUnixSeconds(absl::ToUnixSeconds(t))) /
-                                    absl::Nanoseconds(1)));
-  return ts;
-}
-
 void FillTag(const std::string& tag, const TagMetadata& m, ferry::v1::TagInfo* out) {
   out->set_tag(tag);
   out->set_digest(m.digest);
   out->set_media_type(m.media_type);
-  if (m.created) *out->mutable_created() = ToProto(*m.created);
+  if (m.created) *out->mutable_created() = runtime::ToProtoTimestamp(*m.created);
   switch (m.created_source) {
     case CreatedSource::kConfig: out->set_created_source(ferry::v1::CREATED_SOURCE_CONFIG); break;
     case CreatedSource::kOciLabel: out->set_created_source(ferry::v1::CREATED_SOURCE_OCI_LABEL); break;
@@ -121,7 +114,7 @@ grpc::Status RegistryScannerService::ListTags(grpc::ServerContext*,
       if (r.name != request->repository()) continue;
       response->set_fresh(r.last_error.empty());
       response->set_last_error(r.last_error);
-      if (r.last_scan) *response->mutable_last_scan() = ToProto(*r.last_scan);
+      if (r.last_scan) *response->mutable_last_scan() = runtime::ToProtoTimestamp(*r.last_scan);
     }
   }
   std::vector<TagRecord> ordered = Order(*std::move(tags), request->ordering());
@@ -184,7 +177,7 @@ grpc::Status RegistryScannerService::WatchEvents(grpc::ServerContext* context,
       }
       out.set_previous_digest(e.previous_digest);
       out.set_error(e.error);
-      *out.mutable_time() = ToProto(e.time);
+      *out.mutable_time() = runtime::ToProtoTimestamp(e.time);
       if (!writer->Write(out)) return grpc::Status::OK;
     }
   }
@@ -195,15 +188,17 @@ grpc::Status RegistryScannerService::Status(grpc::ServerContext*, const ferry::v
                                             ferry::v1::StatusResponse* response) {
   auto repos = scanner_.Repositories();
   if (!repos.ok()) return ToGrpcStatus(repos.status());
+  auto counts = scanner_.TagCounts();
+  if (!counts.ok()) return ToGrpcStatus(counts.status());
   for (const RepositoryRecord& r : *repos) {
     if (!r.watched) continue;
     ferry::v1::RepositoryStatus* s = response->add_repositories();
     s->set_repository(r.name);
-    if (r.last_scan) *s->mutable_last_scan() = ToProto(*r.last_scan);
-    *s->mutable_next_scan() = ToProto(scanner_.NextScan(r));
+    if (r.last_scan) *s->mutable_last_scan() = runtime::ToProtoTimestamp(*r.last_scan);
+    *s->mutable_next_scan() = runtime::ToProtoTimestamp(scanner_.NextScan(r));
     s->set_last_error(r.last_error);
-    absl::StatusOr<std::vector<TagRecord>> tags = scanner_.CachedTags(r.name);
-    s->set_tag_count(tags.ok() ? static_cast<int32_t>(tags->size()) : 0);
+    auto count = counts->find(r.name);
+    s->set_tag_count(count == counts->end() ? 0 : count->second);
   }
   return grpc::Status::OK;
 }
