@@ -182,6 +182,15 @@ absl::StatusOr<std::vector<TagRecord>> Cache::Tags(const std::string& repository
   return out;
 }
 
+absl::StatusOr<std::map<std::string, int>> Cache::TagCounts() {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, "SELECT repository, COUNT(*) FROM tags GROUP BY repository");
+  if (!s.ok()) return DbError(db_, "tag counts");
+  std::map<std::string, int> out;
+  while (sqlite3_step(s.get()) == SQLITE_ROW) out[s.ColumnText(0)] = sqlite3_column_int(s.get(), 1);
+  return out;
+}
+
 absl::Status Cache::PutRepository(const RepositoryRecord& r) {
   absl::MutexLock lock(&mu_);
   Statement s(db_, "INSERT OR REPLACE INTO repositories VALUES(?1,?2,?3,?4,?5)");

@@ -3,6 +3,7 @@
 // once and only refreshes. A cache that cannot be opened or has another schema is rebuilt.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,6 +48,8 @@ class Cache {
   absl::Status PutTag(const std::string& repository, const TagRecord& record);
   absl::Status DeleteTag(const std::string& repository, const std::string& tag);
   absl::StatusOr<std::vector<TagRecord>> Tags(const std::string& repository);
+  // Number of cached tags per repository (one query; no rows are decoded).
+  absl::StatusOr<std::map<std::string, int>> TagCounts();
 
   absl::Status PutRepository(const RepositoryRecord& record);
   absl::StatusOr<std::optional<RepositoryRecord>> Repository(const std::string& name);

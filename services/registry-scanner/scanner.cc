@@ -241,12 +241,12 @@ std::vector<std::string> Scanner::DueRepositories() {
   std::vector<std::string> due;
   absl::StatusOr<std::vector<RepositoryRecord>> repos = cache_.Repositories();
   if (!repos.ok()) return due;
+  const std::map<std::string, int> counts = cache_.TagCounts().value_or(std::map<std::string, int>());
   double tags = 0;
   for (const RepositoryRecord& r : *repos) {
     if (!r.watched) continue;
     if (NextScan(r) <= absl::Now()) due.push_back(r.name);
-    absl::StatusOr<std::vector<TagRecord>> t = cache_.Tags(r.name);
-    if (t.ok()) tags += static_cast<double>(t->size());
+    if (auto it = counts.find(r.name); it != counts.end()) tags += it->second;
   }
   metrics_.tags_known.Set(tags);
   (void)cache_.ExpireUnwatched(absl::Now() - options_.expire_after);

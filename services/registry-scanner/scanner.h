@@ -87,10 +87,8 @@ class Scanner {
   // True when `repository` is in the watch set.
   bool IsWatched(const std::string& repository);
 
-  // Cached tags only; never scans.
-  absl::StatusOr<std::vector<TagRecord>> CachedTags(const std::string& repository) {
-    return cache_.Tags(repository);
-  }
+  // Number of cached tags per repository.
+  absl::StatusOr<std::map<std::string, int>> TagCounts() { return cache_.TagCounts(); }
 
   absl::StatusOr<std::vector<RepositoryRecord>> Repositories();
   // When `record` should be scanned next: --scan_interval after its last successful scan,
