@@ -253,10 +253,6 @@ std::vector<std::string> Scanner::DueRepositories() {
   return due;
 }
 
-void Scanner::ScanDue() {
-  for (const std::string& repository : DueRepositories()) (void)Scan(repository);
-}
-
 absl::StatusOr<std::vector<TagRecord>> Scanner::Tags(const std::string& repository) {
   absl::StatusOr<std::optional<RepositoryRecord>> record = cache_.Repository(repository);
   if (!record.ok()) return record.status();

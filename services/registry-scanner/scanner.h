@@ -74,9 +74,6 @@ class Scanner {
   // Scans `repository` now.
   absl::Status Scan(const std::string& repository);
 
-  // Scans every watched repository whose scan is due; expires long-unwatched ones.
-  void ScanDue();
-
   // Watched repositories whose scan is due (also updates the tags-known gauge and expires
   // long-unwatched repositories).
   std::vector<std::string> DueRepositories();
