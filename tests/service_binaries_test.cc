@@ -640,6 +640,7 @@ TEST(RegistryScannerBinaryTest, WatchesARealRegistry) {
   grpc::ClientContext events_ctx;
   events_ctx.set_deadline(deadline());
   auto events = stub->WatchEvents(&events_ctx, {});
+  events->WaitForInitialMetadata();  // subscribed
   auto pushed = (*registry)->PushImage("team/app", "1.11.0", config);
   ASSERT_TRUE(pushed.ok());
   ferry::v1::TagEvent event;
@@ -648,7 +649,21 @@ TEST(RegistryScannerBinaryTest, WatchesARealRegistry) {
   EXPECT_EQ(event.repository(), repo);
   EXPECT_EQ(event.tag().tag(), "1.11.0");
   EXPECT_EQ(event.tag().digest(), *pushed);
+  EXPECT_GT(event.sequence(), 0u);
   events_ctx.TryCancel();
+
+  // A client that lost its stream resumes from the last sequence it saw: the event is
+  // replayed, nothing between is lost.
+  grpc::ClientContext resume_ctx;
+  resume_ctx.set_deadline(deadline());
+  ferry::v1::WatchEventsRequest resume;
+  resume.set_from_sequence(event.sequence());
+  auto replay = stub->WatchEvents(&resume_ctx, resume);
+  ferry::v1::TagEvent replayed;
+  ASSERT_TRUE(replay->Read(&replayed));
+  EXPECT_EQ(replayed.sequence(), event.sequence());
+  EXPECT_EQ(replayed.tag().digest(), *pushed);
+  resume_ctx.TryCancel();
 
   ferry::v1::GetImageRequest get;
   get.set_reference(repo + ":1.11.0");
@@ -727,6 +742,7 @@ TEST(RegistryScannerBinaryTest, RegistryNotificationTriggersTheScan) {
   grpc::ClientContext events_ctx;
   events_ctx.set_deadline(deadline());
   auto events = stub->WatchEvents(&events_ctx, {});
+  events->WaitForInitialMetadata();  // subscribed
   auto pushed = (*registry)->PushImage("team/app", "1.1.0", config);
   ASSERT_TRUE(pushed.ok());
   ferry::v1::TagEvent event;

@@ -46,6 +46,11 @@ void AddFlags(CLI::App& app, Flags& flags) {
   app.add_option("--registry_burst", flags.registry_burst, "Burst of requests per registry host")
       ->envname("FERRY_REGISTRY_BURST")
       ->capture_default_str();
+  // Requests in flight at once per registry host (a slow registry holds only its own).
+  app.add_option("--registry_concurrency", flags.registry_concurrency,
+                 "Concurrent requests per registry host")
+      ->envname("FERRY_REGISTRY_CONCURRENCY")
+      ->capture_default_str();
   // Where registries POST push notifications (HOST:PORT); off when empty.
   app.add_option("--webhook_address", flags.webhook_address, "Push webhook endpoint HOST:PORT")
       ->envname("FERRY_WEBHOOK_ADDRESS");
@@ -93,6 +98,10 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   }
   config.registry_rps = flags.registry_rps;
   config.registry_burst = flags.registry_burst;
+  if (flags.registry_concurrency < 1) {
+    return absl::InvalidArgumentError("--registry_concurrency must be at least 1");
+  }
+  config.registry_concurrency = flags.registry_concurrency;
   config.insecure_hosts = flags.insecure_hosts;
   config.docker_config_paths = flags.docker_config_paths;
   config.ca_path = flags.ca_path;

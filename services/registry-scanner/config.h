@@ -32,6 +32,7 @@ struct Flags {
   std::string webhook_secret_path;
   double registry_rps = 10;
   double registry_burst = 20;
+  int registry_concurrency = 8;
 };
 
 // The validated configuration.
@@ -45,6 +46,7 @@ struct Config {
   std::optional<runtime::ListenAddress> webhook_address;  // unset: no webhook endpoint
   double registry_rps = 10;
   double registry_burst = 20;
+  int registry_concurrency = 8;
   std::string webhook_secret;
 };
 

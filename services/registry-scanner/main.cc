@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   RateLimitedHttpClient::Options limits;
   limits.requests_per_second = config->registry_rps;
   limits.burst = config->registry_burst;
+  limits.max_in_flight = config->registry_concurrency;
   RateLimitedHttpClient http(metered, limits, *registry);
   RegistryClient::Options client_options;
   client_options.insecure_hosts =
@@ -61,7 +62,8 @@ int main(int argc, char** argv) {
           bool queued = scan_queue.Request(hint.repository);
           ferry::log::Info("webhook", {{"repository", hint.repository}, {"tag", hint.tag},
                                        {"queued", queued}});
-        });
+        },
+        *registry);
     if (!started.ok()) {
       std::fprintf(stderr, "ferry-registry-scanner: %s\n",
                    std::string(started.status().message()).c_str());

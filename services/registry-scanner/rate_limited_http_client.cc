@@ -20,7 +20,39 @@ RateLimitedHttpClient::RateLimitedHttpClient(http::HttpClient& inner, Options op
       throttled_(prometheus::BuildCounter()
                      .Name("ferry_registry_throttled_total")
                      .Help("429 Too Many Requests answers from registries.")
+                     .Register(registry)),
+      in_flight_(prometheus::BuildGauge()
+                     .Name("ferry_registry_in_flight_requests")
+                     .Help("Requests to a registry host being sent now.")
                      .Register(registry)) {}
+
+class RateLimitedHttpClient::Slot {
+ public:
+  Slot(RateLimitedHttpClient& owner, const std::string& host)
+      : owner_(owner), gauge_(owner.in_flight_.Add({{"host", host}})) {
+    std::unique_lock<std::mutex> lock(owner_.mu_);
+    bucket_ = &owner_.buckets_[host];  // std::map: the address is stable
+    owner_.slot_freed_.wait(lock, [&] { return bucket_->in_flight < owner_.options_.max_in_flight; });
+    ++bucket_->in_flight;
+    bucket_->peak_in_flight = std::max(bucket_->peak_in_flight, bucket_->in_flight);
+    gauge_.Increment();
+  }
+  ~Slot() {
+    {
+      std::lock_guard<std::mutex> lock(owner_.mu_);
+      --bucket_->in_flight;
+    }
+    gauge_.Decrement();
+    owner_.slot_freed_.notify_all();
+  }
+  Slot(const Slot&) = delete;
+  Slot& operator=(const Slot&) = delete;
+
+ private:
+  RateLimitedHttpClient& owner_;
+  prometheus::Gauge& gauge_;
+  Bucket* bucket_ = nullptr;
+};
 
 absl::Duration RateLimitedHttpClient::Acquire(const std::string& host) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -50,6 +82,12 @@ void RateLimitedHttpClient::Adjust(const std::string& host, bool throttled) {
   }
 }
 
+int RateLimitedHttpClient::PeakInFlight(const std::string& host) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = buckets_.find(host);
+  return it == buckets_.end() ? 0 : it->second.peak_in_flight;
+}
+
 double RateLimitedHttpClient::RateFor(const std::string& host) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = buckets_.find(host);
@@ -64,7 +102,10 @@ absl::StatusOr<http::Response> RateLimitedHttpClient::Send(const http::Request& 
       waited_.Add({{"host", host}}).Increment(absl::ToDoubleSeconds(wait));
       sleep_(wait);
     }
-    absl::StatusOr<http::Response> response = inner_.Send(request);
+    absl::StatusOr<http::Response> response = [&] {
+      Slot slot(*this, host);
+      return inner_.Send(request);
+    }();
     if (!response.ok() || response->status != 429) {
       if (response.ok()) Adjust(host, false);
       return response;

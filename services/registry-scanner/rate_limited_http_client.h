@@ -1,17 +1,20 @@
 // An HttpClient decorator that is polite to registries: a token bucket per host (rate and
-// burst), and on 429 it honours Retry-After (capped), halves that host's rate and retries
+// burst), at most `max_in_flight` requests per host at a time, and on 429 it honours Retry-After (capped), halves that host's rate and retries
 // once; the rate then recovers by 10% per successful request up to the configured one.
 //
 //   ferry_registry_rate_limit_wait_seconds_total{host}  time spent waiting for a token
 //   ferry_registry_throttled_total{host}                429 answers received
+//   ferry_registry_in_flight_requests{host}             requests being sent now
 #pragma once
 
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <string>
 
 #include <prometheus/counter.h>
+#include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
 #include "absl/time/clock.h"
@@ -27,6 +30,8 @@ class RateLimitedHttpClient final : public http::HttpClient {
     double burst = 20;
     absl::Duration max_retry_after = absl::Seconds(60);
     double min_requests_per_second = 0.1;
+    // Concurrent requests per host; one slow registry holds only its own slots.
+    int max_in_flight = 8;
   };
   // `now` and `sleep` are injectable for tests.
   RateLimitedHttpClient(http::HttpClient& inner, Options options, prometheus::Registry& registry,
@@ -38,13 +43,19 @@ class RateLimitedHttpClient final : public http::HttpClient {
 
   // The current rate for `host` (for tests and status).
   double RateFor(const std::string& host);
+  // The most requests that were in flight to `host` at once (for tests).
+  int PeakInFlight(const std::string& host);
 
  private:
   struct Bucket {
     double tokens = 0;
     double rate = 0;
     absl::Time updated;
+    int in_flight = 0;
+    int peak_in_flight = 0;
   };
+  // Holds one of the host's in-flight slots while a request is sent.
+  class Slot;
   // Takes a token for `host`; returns how long to wait first.
   absl::Duration Acquire(const std::string& host);
   void Adjust(const std::string& host, bool throttled);
@@ -55,7 +66,9 @@ class RateLimitedHttpClient final : public http::HttpClient {
   std::function<void(absl::Duration)> sleep_;
   prometheus::Family<prometheus::Counter>& waited_;
   prometheus::Family<prometheus::Counter>& throttled_;
+  prometheus::Family<prometheus::Gauge>& in_flight_;
   std::mutex mu_;
+  std::condition_variable slot_freed_;
   std::map<std::string, Bucket> buckets_;
 };
 

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <deque>
+#include <thread>
 
 namespace ferry::registry_scanner {
 namespace {
@@ -88,6 +90,69 @@ TEST_F(RateLimitTest, RepeatedThrottlingIsReturnedAndRetryAfterIsCapped) {
   http::Request other;
   other.url = "https://other.example/v2/";
   EXPECT_DOUBLE_EQ(client->RateFor("other.example"), 8);
+}
+
+// Blocks every request until released, counting how many are inside at once.
+class GatedHttp : public http::HttpClient {
+ public:
+  absl::StatusOr<http::Response> Send(const http::Request& request) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++inside_;
+    ++entered_[http::HostOfUrl(request.url)];
+    changed_.notify_all();
+    changed_.wait(lock, [&] { return open_; });
+    --inside_;
+    return http::Response{200, {}, ""};
+  }
+  // Waits until `n` requests to `host` have entered (bounded by 10 s).
+  bool WaitEntered(const std::string& host, int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return changed_.wait_for(lock, std::chrono::seconds(10), [&] { return entered_[host] >= n; });
+  }
+  int Inside() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return inside_;
+  }
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    changed_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable changed_;
+  int inside_ = 0;
+  std::map<std::string, int> entered_;
+  bool open_ = false;
+};
+
+TEST(RateLimitConcurrency, AtMostMaxInFlightPerHostAndOtherHostsUnaffected) {
+  prometheus::Registry registry;
+  GatedHttp inner;
+  RateLimitedHttpClient::Options o;
+  o.requests_per_second = 1000;
+  o.burst = 1000;
+  o.max_in_flight = 2;
+  RateLimitedHttpClient client(inner, o, registry);
+  auto get = [&](const std::string& host) {
+    http::Request r;
+    r.url = "https://" + host + "/v2/a/tags/list";
+    return client.Send(r).ok();
+  };
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 6; ++i) threads.emplace_back([&] { ok += get("slow.example") ? 1 : 0; });
+  ASSERT_TRUE(inner.WaitEntered("slow.example", 2));
+  // A second host still gets its own slots while the first one's are all taken.
+  threads.emplace_back([&] { ok += get("other.example") ? 1 : 0; });
+  ASSERT_TRUE(inner.WaitEntered("other.example", 1));
+  EXPECT_EQ(inner.Inside(), 3);  // 2 for slow.example + 1 for other.example, not 7
+  inner.Open();
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 7);
+  EXPECT_EQ(client.PeakInFlight("slow.example"), 2);
+  EXPECT_EQ(client.PeakInFlight("other.example"), 1);
 }
 
 }  // namespace

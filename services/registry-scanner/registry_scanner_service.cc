@@ -159,6 +159,12 @@ grpc::Status RegistryScannerService::WatchEvents(grpc::ServerContext* context,
                                                  grpc::ServerWriter<ferry::v1::TagEvent>* writer) {
   std::set<std::string> only(request->repositories().begin(), request->repositories().end());
   uint64_t seen = scanner_.LastSequence();
+  if (request->from_sequence() > 0 && request->from_sequence() <= seen) {
+    seen = request->from_sequence() - 1;
+  }
+  // Initial metadata tells the client the subscription is in place: an event emitted after
+  // it arrives is never missed.
+  writer->SendInitialMetadata();
   while (!context->IsCancelled()) {
     for (const TagEvent& e : scanner_.WaitForEvents(seen, absl::Seconds(1))) {
       seen = std::max(seen, e.sequence);
@@ -177,6 +183,7 @@ grpc::Status RegistryScannerService::WatchEvents(grpc::ServerContext* context,
       }
       out.set_previous_digest(e.previous_digest);
       out.set_error(e.error);
+      out.set_sequence(e.sequence);
       *out.mutable_time() = runtime::ToProtoTimestamp(e.time);
       if (!writer->Write(out)) return grpc::Status::OK;
     }

@@ -12,6 +12,7 @@
 #include "services/registry-scanner/metered_http_client.h"
 #include "services/registry-scanner/rate_limited_http_client.h"
 #include "tests/support/fault_proxy.h"
+#include "tests/support/metrics.h"
 #include "tests/support/registry.h"
 
 namespace ferry::registry_scanner {
@@ -67,16 +68,7 @@ class ScannerTest : public ::testing::Test {
 
   // Requests of `kind` sent so far (all status codes).
   double Requests(const std::string& kind) {
-    double n = 0;
-    for (const auto& family : registry_->Collect()) {
-      if (family.name != "ferry_registry_requests_total") continue;
-      for (const auto& m : family.metric) {
-        for (const auto& l : m.label) {
-          if (l.name == "kind" && l.value == kind) n += m.counter.value;
-        }
-      }
-    }
-    return n;
+    return testing::MetricSum(*registry_, "ferry_registry_requests_total", {{"kind", kind}});
   }
   double AllRequests() {
     return Requests("tags") + Requests("manifest") + Requests("manifest_head") + Requests("blob") +
@@ -253,12 +245,7 @@ TEST(ScannerFaultTest, ServerErrorsBackOffAndThrottlingIsWaitedOut) {
   EXPECT_EQ(tags->size(), 2u);
   record = (*cache)->Repository(repo);
   EXPECT_TRUE((*record)->last_error.empty());
-  double throttles = 0;
-  for (const auto& family : metrics_registry.Collect()) {
-    if (family.name != "ferry_registry_throttled_total") continue;
-    for (const auto& m : family.metric) throttles += m.counter.value;
-  }
-  EXPECT_EQ(throttles, 1);
+  EXPECT_EQ(testing::MetricSum(metrics_registry, "ferry_registry_throttled_total"), 1);
   proxy->reset();
   registry->reset();
   std::filesystem::remove_all(dir);

@@ -1,5 +1,8 @@
 #include "services/registry-scanner/webhook.h"
 
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
 #include <httplib.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -77,23 +80,40 @@ bool AuthenticWebhook(const std::string& authorization, const std::string& signa
 
 absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
     const runtime::ListenAddress& address, std::string secret,
-    std::function<void(const PushHint&)> on_hint) {
+    std::function<void(const PushHint&)> on_hint, prometheus::Registry& registry) {
+  auto& requests = prometheus::BuildCounter()
+                       .Name("ferry_registry_webhook_requests_total")
+                       .Help("Push webhook requests by result (accepted, unauthorized, malformed).")
+                       .Register(registry);
+  prometheus::Counter& accepted = requests.Add({{"result", "accepted"}});
+  prometheus::Counter& unauthorized = requests.Add({{"result", "unauthorized"}});
+  prometheus::Counter& malformed = requests.Add({{"result", "malformed"}});
+  prometheus::Counter& hinted = prometheus::BuildCounter()
+                                    .Name("ferry_registry_webhook_hints_total")
+                                    .Help("Pushes announced by accepted webhook requests.")
+                                    .Register(registry)
+                                    .Add({});
   std::unique_ptr<WebhookServer> w(new WebhookServer());
   w->server_ = std::make_unique<httplib::Server>();
-  w->server_->Post("/webhook", [secret, on_hint](const httplib::Request& req, httplib::Response& res) {
+  w->server_->Post("/webhook", [secret, on_hint, &accepted, &unauthorized, &malformed, &hinted](
+                                   const httplib::Request& req, httplib::Response& res) {
     if (!AuthenticWebhook(req.get_header_value("Authorization"),
                           req.get_header_value("X-Hub-Signature-256"), req.body, secret)) {
+      unauthorized.Increment();
       res.status = 401;
       res.set_content("{\"error\":\"missing or wrong webhook secret\"}", "application/json");
       return;
     }
     absl::StatusOr<std::vector<PushHint>> hints = ParseWebhook(req.body);
     if (!hints.ok()) {
+      malformed.Increment();
       res.status = 400;
       res.set_content(nlohmann::json{{"error", std::string(hints.status().message())}}.dump(),
                       "application/json");
       return;
     }
+    accepted.Increment();
+    hinted.Increment(static_cast<double>(hints->size()));
     for (const PushHint& h : *hints) on_hint(h);
     res.status = 200;
     res.set_content(nlohmann::json{{"accepted", hints->size()}}.dump(), "application/json");

@@ -17,6 +17,9 @@
 namespace httplib {
 class Server;
 }
+namespace prometheus {
+class Registry;
+}
 
 namespace ferry::registry_scanner {
 
@@ -37,9 +40,11 @@ class WebhookServer {
  public:
   // Listens on `address` (port 0 = any); POST /webhook with a valid secret calls `on_hint`
   // for each push (200); a bad secret gets 401, a malformed body 400, nothing is called.
+  // Counts requests in `registry` as ferry_registry_webhook_requests_total{result} (result:
+  // accepted, unauthorized, malformed) and hints as ferry_registry_webhook_hints_total.
   static absl::StatusOr<std::unique_ptr<WebhookServer>> Start(
       const runtime::ListenAddress& address, std::string secret,
-      std::function<void(const PushHint&)> on_hint);
+      std::function<void(const PushHint&)> on_hint, prometheus::Registry& registry);
   ~WebhookServer();
   int port() const { return port_; }
 

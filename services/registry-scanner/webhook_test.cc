@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "lib/http/curl_http_client.h"
+#include "tests/support/metrics.h"
 
 namespace ferry::registry_scanner {
 namespace {
@@ -61,10 +62,14 @@ TEST(AuthenticWebhookTest, BearerOrHmac) {
 TEST(WebhookServerTest, AnswersWithStatusesAndCallsBackOnlyWhenAuthentic) {
   std::mutex mu;
   std::vector<PushHint> seen;
-  auto server = WebhookServer::Start({"127.0.0.1", 0}, "s3cret", [&](const PushHint& h) {
-    std::lock_guard<std::mutex> lock(mu);
-    seen.push_back(h);
-  });
+  prometheus::Registry metrics;
+  auto server = WebhookServer::Start(
+      {"127.0.0.1", 0}, "s3cret",
+      [&](const PushHint& h) {
+        std::lock_guard<std::mutex> lock(mu);
+        seen.push_back(h);
+      },
+      metrics);
   ASSERT_TRUE(server.ok()) << server.status();
   http::CurlOptions o;
   o.insecure_hosts = {absl::StrCat("127.0.0.1:", (*server)->port())};
@@ -88,6 +93,11 @@ TEST(WebhookServerTest, AnswersWithStatusesAndCallsBackOnlyWhenAuthentic) {
     EXPECT_TRUE(seen.empty());
   }
   EXPECT_EQ(post("Bearer s3cret", body), 200);
+  const std::string requests = "ferry_registry_webhook_requests_total";
+  EXPECT_EQ(testing::MetricSum(metrics, requests, {{"result", "unauthorized"}}), 2);
+  EXPECT_EQ(testing::MetricSum(metrics, requests, {{"result", "malformed"}}), 1);
+  EXPECT_EQ(testing::MetricSum(metrics, requests, {{"result", "accepted"}}), 1);
+  EXPECT_EQ(testing::MetricSum(metrics, "ferry_registry_webhook_hints_total"), 1);
   std::lock_guard<std::mutex> lock(mu);
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen[0].repository, "127.0.0.1:5000/team/app");
