@@ -35,6 +35,10 @@ void AddFlags(CLI::App& app, Flags& flags) {
   app.add_option("--scan_interval", flags.scan_interval, "Tag listing interval, e.g. 5m")
       ->envname("FERRY_SCAN_INTERVAL")
       ->capture_default_str();
+  // How long one registry request may take before it counts as failed.
+  app.add_option("--registry_timeout", flags.registry_timeout, "Per-request timeout, e.g. 30s")
+      ->envname("FERRY_REGISTRY_TIMEOUT")
+      ->capture_default_str();
   // Prefer org.opencontainers.image.created / org.label-schema.build-date over the config's
   // creation time (they are used anyway when that is missing or zero).
   app.add_flag("--registry_use_labels", flags.use_labels, "Creation time from labels first")
@@ -70,6 +74,11 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   if (!platform.ok()) return absl::InvalidArgumentError(absl::StrCat("--platform: ", platform.status().message()));
   config.scanner.metadata.platform = *platform;
   config.scanner.metadata.prefer_labels = flags.use_labels;
+  if (!absl::ParseDuration(flags.registry_timeout, &config.registry_timeout) ||
+      config.registry_timeout < absl::Milliseconds(100)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--registry_timeout: '", flags.registry_timeout, "' is not a duration of 100ms or more"));
+  }
   if (!absl::ParseDuration(flags.scan_interval, &config.scanner.scan_interval) ||
       config.scanner.scan_interval < absl::Seconds(1)) {
     return absl::InvalidArgumentError(absl::StrCat(

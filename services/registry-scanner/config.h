@@ -27,6 +27,7 @@ struct Flags {
   std::string ca_path;
   std::string platform = "linux/amd64";
   std::string scan_interval = "5m";
+  std::string registry_timeout = "30s";
   bool use_labels = false;
   std::string webhook_address;
   std::string webhook_secret_path;
@@ -47,6 +48,7 @@ struct Config {
   double registry_rps = 10;
   double registry_burst = 20;
   int registry_concurrency = 8;
+  absl::Duration registry_timeout = absl::Seconds(30);
   std::string webhook_secret;
 };
 

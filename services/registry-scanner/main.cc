@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   limits.max_in_flight = config->registry_concurrency;
   RateLimitedHttpClient http(metered, limits, *registry);
   RegistryClient::Options client_options;
+  client_options.request_timeout = config->registry_timeout;
   client_options.insecure_hosts =
       std::set<std::string>(config->insecure_hosts.begin(), config->insecure_hosts.end());
   RegistryClient client(http, *std::move(credentials), client_options);

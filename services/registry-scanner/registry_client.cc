@@ -181,6 +181,7 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const std::string& regist
         "Authorization",
         "Basic " + absl::Base64Escape(absl::StrCat(c->username, ":", c->password)));
   }
+  req.timeout = options_.request_timeout;
   absl::StatusOr<http::Response> resp = http_.Send(req);
   if (!resp.ok()) return resp.status();
   if (resp->status != 200) return RegistryError(*resp, absl::StrCat(registry, ": token"));
@@ -205,6 +206,7 @@ absl::StatusOr<http::Response> RegistryClient::Call(const std::string& registry,
     std::lock_guard<std::mutex> lock(mu_);
     scheme = auth_scheme_[registry];
   }
+  request.timeout = options_.request_timeout;
   const CredentialStore::Credentials* creds = credentials_.Find(registry);
   if (scheme == "basic" && creds != nullptr) {
     request.headers.emplace_back(

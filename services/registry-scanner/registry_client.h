@@ -44,6 +44,7 @@ class RegistryClient {
   struct Options {
     std::set<std::string> insecure_hosts;  // hosts reached over plain http
     int page_size = 1000;                  // tags per page (n=)
+    absl::Duration request_timeout = absl::Seconds(30);  // per HTTP request
   };
   RegistryClient(http::HttpClient& http, CredentialStore credentials, Options options);
 

@@ -196,59 +196,131 @@ TEST_F(ScannerTest, RegistryErrorsAreRecordedAndEmitted) {
 namespace ferry::registry_scanner {
 namespace {
 
-// Server errors and throttling injected between the scanner and a real registry.
-TEST(ScannerFaultTest, ServerErrorsBackOffAndThrottlingIsWaitedOut) {
-  char tmpl[] = "/tmp/ferry-scanner-fault-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl;
-  auto registry = testing::RegistryServer::Start(dir + "/registry");
-  ASSERT_TRUE(registry.ok()) << registry.status();
-  for (const char* tag : {"1", "2"}) {
-    ASSERT_TRUE((*registry)->PushImage("team/app", tag, Config("2023-01-01T00:00:00Z", tag)).ok());
+// Faults injected between the scanner and a real registry. Repositories reached through
+// the proxy are "PROXY/team/..."; the same registry reached directly is another host.
+class ScannerFaultTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ferry-scanner-fault-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto registry = testing::RegistryServer::Start(dir_ + "/registry");
+    ASSERT_TRUE(registry.ok()) << registry.status();
+    registry_ = *std::move(registry);
+    for (const char* tag : {"1", "2"}) {
+      ASSERT_TRUE(registry_->PushImage("team/app", tag, Config("2023-01-01T00:00:00Z", tag)).ok());
+    }
+    auto proxy = testing::FaultProxy::Start(registry_->host());
+    ASSERT_TRUE(proxy.ok()) << proxy.status();
+    proxy_ = *std::move(proxy);
+    http::CurlOptions curl_options;
+    curl_options.insecure_hosts = {proxy_->host(), registry_->host()};
+    curl_ = std::make_unique<http::CurlHttpClient>(curl_options);
+    metered_ = std::make_unique<MeteredHttpClient>(*curl_, metrics_registry_);
+    RateLimitedHttpClient::Options limits;
+    limits.requests_per_second = 100;
+    limits.burst = 100;
+    limited_ = std::make_unique<RateLimitedHttpClient>(*metered_, limits, metrics_registry_);
+    RegistryClient::Options o;
+    o.insecure_hosts = {proxy_->host(), registry_->host()};
+    o.request_timeout = absl::Seconds(2);
+    client_ = std::make_unique<RegistryClient>(*limited_, CredentialStore(), o);
+    auto cache = Cache::Open(dir_ + "/cache.db");
+    ASSERT_TRUE(cache.ok());
+    cache_ = *std::move(cache);
+    metrics_ = std::make_unique<ScannerMetrics>(metrics_registry_);
+    scanner_ = std::make_unique<Scanner>(*client_, *cache_, ScannerOptions{}, *metrics_);
+    repo_ = proxy_->host() + "/team/app";
+    ASSERT_TRUE(scanner_->Watch({repo_}).ok());
   }
-  auto proxy = testing::FaultProxy::Start((*registry)->host());
-  ASSERT_TRUE(proxy.ok()) << proxy.status();
-  http::CurlOptions curl_options;
-  curl_options.insecure_hosts = {(*proxy)->host()};
-  http::CurlHttpClient curl(curl_options);
-  prometheus::Registry metrics_registry;
-  MeteredHttpClient metered(curl, metrics_registry);
-  RateLimitedHttpClient::Options limits;
-  limits.requests_per_second = 100;
-  limits.burst = 100;
-  RateLimitedHttpClient limited(metered, limits, metrics_registry);
-  RegistryClient::Options o;
-  o.insecure_hosts = {(*proxy)->host()};
-  RegistryClient client(limited, CredentialStore(), o);
-  auto cache = Cache::Open(dir + "/cache.db");
-  ASSERT_TRUE(cache.ok());
-  ScannerMetrics metrics(metrics_registry);
-  Scanner scanner(client, **cache, {}, metrics);
-  const std::string repo = (*proxy)->host() + "/team/app";
-  ASSERT_TRUE(scanner.Watch({repo}).ok());
+  void TearDown() override {
+    scanner_.reset();
+    proxy_.reset();
+    registry_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  std::string LastError(const std::string& repo) {
+    auto record = cache_->Repository(repo);
+    return record.ok() && record->has_value() ? (*record)->last_error : "<no record>";
+  }
 
-  (*proxy)->Fail(1, 500, "/tags/list");
-  absl::Status failed = scanner.Scan(repo);
+  std::string dir_;
+  std::unique_ptr<testing::RegistryServer> registry_;
+  std::unique_ptr<testing::FaultProxy> proxy_;
+  prometheus::Registry metrics_registry_;
+  std::unique_ptr<http::CurlHttpClient> curl_;
+  std::unique_ptr<MeteredHttpClient> metered_;
+  std::unique_ptr<RateLimitedHttpClient> limited_;
+  std::unique_ptr<RegistryClient> client_;
+  std::unique_ptr<Cache> cache_;
+  std::unique_ptr<ScannerMetrics> metrics_;
+  std::unique_ptr<Scanner> scanner_;
+  std::string repo_;
+};
+
+TEST_F(ScannerFaultTest, ServerErrorsBackOffAndThrottlingIsWaitedOut) {
+  proxy_->Fail(1, 500, "/tags/list");
+  absl::Status failed = scanner_->Scan(repo_);
   EXPECT_EQ(failed.code(), absl::StatusCode::kUnavailable) << failed;
-  auto record = (*cache)->Repository(repo);
+  EXPECT_NE(LastError(repo_).find("HTTP 500"), std::string::npos) << LastError(repo_);
+  auto record = cache_->Repository(repo_);
   ASSERT_TRUE(record.ok() && record->has_value());
-  EXPECT_NE((*record)->last_error.find("HTTP 500"), std::string::npos) << (*record)->last_error;
-  EXPECT_GT(scanner.NextScan(**record), absl::Now());  // backing off
+  EXPECT_GT(scanner_->NextScan(**record), absl::Now());  // backing off
 
-  (*proxy)->Fail(1, 429, "/tags/list", "1");
+  proxy_->Fail(1, 429, "/tags/list", "1");
   const absl::Time start = absl::Now();
-  absl::Status throttled = scanner.Scan(repo);
+  absl::Status throttled = scanner_->Scan(repo_);
   EXPECT_TRUE(throttled.ok()) << throttled;
   EXPECT_GE(absl::Now() - start, absl::Seconds(1));  // Retry-After was honoured
-  auto tags = (*cache)->Tags(repo);
+  auto tags = cache_->Tags(repo_);
   ASSERT_TRUE(tags.ok());
   EXPECT_EQ(tags->size(), 2u);
-  record = (*cache)->Repository(repo);
-  EXPECT_TRUE((*record)->last_error.empty());
-  EXPECT_EQ(testing::MetricSum(metrics_registry, "ferry_registry_throttled_total"), 1);
-  proxy->reset();
-  registry->reset();
-  std::filesystem::remove_all(dir);
+  EXPECT_TRUE(LastError(repo_).empty()) << LastError(repo_);
+  EXPECT_EQ(testing::MetricSum(metrics_registry_, "ferry_registry_throttled_total"), 1);
+}
+
+TEST_F(ScannerFaultTest, ConnectionCutMidResponseFailsTheScanAndTheNextOneRecovers) {
+  proxy_->Cut(1, "/manifests/");
+  absl::Status cut = scanner_->Scan(repo_);
+  EXPECT_EQ(cut.code(), absl::StatusCode::kUnavailable) << cut;
+  EXPECT_FALSE(LastError(repo_).empty());
+  // Nothing half-known was stored: the tags of the failed scan are fetched again in full.
+  auto tags = cache_->Tags(repo_);
+  ASSERT_TRUE(tags.ok());
+  for (const auto& t : *tags) EXPECT_FALSE(t.metadata.digest.empty()) << t.tag;
+
+  ASSERT_TRUE(scanner_->Scan(repo_).ok()) << LastError(repo_);
+  tags = cache_->Tags(repo_);
+  ASSERT_TRUE(tags.ok());
+  EXPECT_EQ(tags->size(), 2u);
+  EXPECT_TRUE(LastError(repo_).empty()) << LastError(repo_);
+}
+
+TEST_F(ScannerFaultTest, SlowRegistryTimesOutAndDoesNotDelayOthers) {
+  // Held far beyond the 2 s request timeout.
+  proxy_->Hold(1, absl::Seconds(60), "/tags/list");
+  const std::string direct = registry_->host() + "/team/app";
+  ASSERT_TRUE(scanner_->Watch({repo_, direct}).ok());
+  ScanQueue queue(*scanner_, 2);
+  ASSERT_TRUE(queue.Request(repo_));
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (proxy_->held() == 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_EQ(proxy_->held(), 1) << "the slow request never reached the proxy";
+  // The other registry host is scanned while the slow one is stuck.
+  ASSERT_TRUE(queue.Request(direct));
+  auto scanned = [&](const std::string& repo) {
+    auto r = cache_->Repository(repo);
+    return r.ok() && r->has_value() && ((*r)->last_scan.has_value() || !(*r)->last_error.empty());
+  };
+  while (!scanned(direct) && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_TRUE(scanned(direct));
+  EXPECT_TRUE(LastError(direct).empty()) << LastError(direct);
+  EXPECT_FALSE(scanned(repo_)) << "the slow scan should still be waiting";
+  // Then the slow request times out: an error, recorded, with the reason.
+  while (!scanned(repo_) && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_TRUE(scanned(repo_));
+  EXPECT_NE(LastError(repo_).find("imed out"), std::string::npos) << LastError(repo_);
+  proxy_->Release();
 }
 
 }  // namespace

@@ -27,6 +27,26 @@ absl::StatusOr<std::unique_ptr<FaultProxy>> FaultProxy::Start(const std::string&
                         "application/json");
         return;
       }
+      if (self->cut_count_ > 0 && absl::StrContains(req.path, self->cut_path_)) {
+        --self->cut_count_;
+        res.status = 200;
+        // Promises 1 MiB and sends none of it: the server closes the connection.
+        res.set_content_provider(
+            1 << 20, "application/octet-stream",
+            [](size_t, size_t, httplib::DataSink&) { return false; });
+        return;
+      }
+    }
+    {
+      std::unique_lock<std::mutex> lock(self->mu_);
+      if (self->hold_count_ > 0 && absl::StrContains(req.path, self->hold_path_)) {
+        --self->hold_count_;
+        ++self->held_;
+        const uint64_t generation = self->release_generation_;
+        self->released_.wait_for(lock, absl::ToChronoNanoseconds(self->hold_),
+                                 [&] { return self->release_generation_ != generation; });
+        --self->held_;
+      }
     }
     http::Request forward;
     forward.method = req.method;
@@ -66,6 +86,7 @@ absl::StatusOr<std::unique_ptr<FaultProxy>> FaultProxy::Start(const std::string&
 }
 
 FaultProxy::~FaultProxy() {
+  Release();
   if (server_) server_->stop();
   if (thread_.joinable()) thread_.join();
 }
@@ -79,6 +100,32 @@ void FaultProxy::Fail(int count, int status, const std::string& path_part,
   fail_status_ = status;
   fail_path_ = path_part;
   retry_after_ = retry_after;
+}
+
+void FaultProxy::Cut(int count, const std::string& path_part) {
+  std::lock_guard<std::mutex> lock(mu_);
+  cut_count_ = count;
+  cut_path_ = path_part;
+}
+
+void FaultProxy::Hold(int count, absl::Duration hold, const std::string& path_part) {
+  std::lock_guard<std::mutex> lock(mu_);
+  hold_count_ = count;
+  hold_ = hold;
+  hold_path_ = path_part;
+}
+
+void FaultProxy::Release() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++release_generation_;
+  }
+  released_.notify_all();
+}
+
+int FaultProxy::held() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return held_;
 }
 
 int FaultProxy::requests() {
