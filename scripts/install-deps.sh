@@ -24,7 +24,8 @@ run_pkgs=(curl openssh-client)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 bench_pkgs=(python3)
 test_pkgs=(curl clang libclang-rt-14-dev openssh-server openssh-client git openssl python3
-  docker-registry skopeo apache2-utils)
+  docker-registry skopeo apache2-utils
+  golang-go etcd-server golang-github-modern-go-reflect2-dev dpkg-dev)
 
 pkgs=("${build_pkgs[@]}")
 case "$profile" in

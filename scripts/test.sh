@@ -6,5 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh test
+# The Kubernetes API the cluster-syncer tests use: built once per machine, cached.
+bash tests/kube/build.sh >/dev/null
 cd "${FERRY_BUILD_DIR:-build}"
 ctest -j2 --output-on-failure --timeout 600 "$@"
