@@ -56,7 +56,34 @@ CurlHttpClient::CurlHttpClient(CurlOptions options) : options_(std::move(options
   GlobalInit();
 }
 
-CurlHttpClient::~CurlHttpClient() = default;
+CurlHttpClient::~CurlHttpClient() {
+  for (void* curl : pool_) curl_easy_cleanup(static_cast<CURL*>(curl));
+}
+
+void* CurlHttpClient::Acquire() {
+  {
+    std::lock_guard<std::mutex> lock(pool_mu_);
+    if (!pool_.empty()) {
+      void* curl = pool_.back();
+      pool_.pop_back();
+      curl_easy_reset(static_cast<CURL*>(curl));  // keeps live connections and TLS sessions
+      return curl;
+    }
+  }
+  return curl_easy_init();
+}
+
+void CurlHttpClient::Release(void* curl) {
+  constexpr size_t kMaxIdle = 16;
+  {
+    std::lock_guard<std::mutex> lock(pool_mu_);
+    if (pool_.size() < kMaxIdle) {
+      pool_.push_back(curl);
+      return;
+    }
+  }
+  curl_easy_cleanup(static_cast<CURL*>(curl));
+}
 
 absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
   if (absl::StartsWith(request.url, "http://")) {
@@ -67,13 +94,15 @@ absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
           "plain http to ", host, " is not allowed; use https or mark the host insecure"));
     }
   }
-  CURL* curl = curl_easy_init();
+  CURL* curl = static_cast<CURL*>(Acquire());
   if (curl == nullptr) return absl::InternalError("curl_easy_init failed");
   Response response;
   curl_slist* headers = nullptr;
   for (const auto& [name, value] : request.headers) {
     headers = curl_slist_append(headers, absl::StrCat(name, ": ", value).c_str());
   }
+  char error_detail[CURL_ERROR_SIZE] = "";
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_detail);
   curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, WriteBody);
@@ -86,7 +115,33 @@ absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, request.follow_redirects ? 1L : 0L);
   curl_easy_setopt(curl, CURLOPT_USERAGENT, options_.user_agent.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
-  if (!options_.ca_path.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, options_.ca_path.c_str());
+  if (!options_.ca_pem.empty()) {
+    curl_blob blob{const_cast<char*>(options_.ca_pem.data()), options_.ca_pem.size(),
+                   CURL_BLOB_NOCOPY};
+    curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &blob);
+  } else if (!options_.ca_path.empty()) {
+    curl_easy_setopt(curl, CURLOPT_CAINFO, options_.ca_path.c_str());
+  }
+  if (!options_.client_cert_pem.empty()) {
+    curl_blob blob{const_cast<char*>(options_.client_cert_pem.data()),
+                   options_.client_cert_pem.size(), CURL_BLOB_NOCOPY};
+    curl_easy_setopt(curl, CURLOPT_SSLCERT_BLOB, &blob);
+    curl_easy_setopt(curl, CURLOPT_SSLCERTTYPE, "PEM");
+  } else if (!options_.client_cert_path.empty()) {
+    curl_easy_setopt(curl, CURLOPT_SSLCERT, options_.client_cert_path.c_str());
+  }
+  if (!options_.client_key_pem.empty()) {
+    curl_blob blob{const_cast<char*>(options_.client_key_pem.data()),
+                   options_.client_key_pem.size(), CURL_BLOB_NOCOPY};
+    curl_easy_setopt(curl, CURLOPT_SSLKEY_BLOB, &blob);
+    curl_easy_setopt(curl, CURLOPT_SSLKEYTYPE, "PEM");
+  } else if (!options_.client_key_path.empty()) {
+    curl_easy_setopt(curl, CURLOPT_SSLKEY, options_.client_key_path.c_str());
+  }
+  if (options_.insecure_skip_tls_verify) {
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
   if (request.method == "HEAD") {
     curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
   } else if (request.method != "GET") {
@@ -97,15 +152,22 @@ absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
   }
   CURLcode code = curl_easy_perform(curl);
   if (code == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
   curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
+  if (code == CURLE_OK) {
+    Release(curl);
+  } else {
+    curl_easy_cleanup(curl);  // a failed transfer's connection is not worth keeping
+  }
   if (code == CURLE_OPERATION_TIMEDOUT) {
     return absl::DeadlineExceededError(absl::StrCat(request.method, " ", HostOfUrl(request.url),
                                                     ": timed out"));
   }
   if (code != CURLE_OK) {
     return absl::UnavailableError(absl::StrCat(request.method, " ", HostOfUrl(request.url), ": ",
-                                               curl_easy_strerror(code)));
+                                               error_detail[0] != '\0' ? error_detail
+                                                                        : curl_easy_strerror(code)));
   }
   return response;
 }

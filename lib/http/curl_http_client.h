@@ -1,8 +1,11 @@
-// HttpClient over libcurl (OpenSSL): TLS verification on, optional CA bundle, HTTP/2 when
-// the server offers it.
+// HttpClient over libcurl (OpenSSL): TLS verification on, optional CA bundle and client
+// certificate, HTTP/2 when the server offers it. Connections are kept alive and reused:
+// finished easy handles (with their connection cache and TLS sessions) go back to a pool.
 #pragma once
 
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "lib/http/http_client.h"
 
@@ -11,6 +14,15 @@ namespace ferry::http {
 struct CurlOptions {
   // PEM bundle to trust instead of the system's; empty for the system's.
   std::string ca_path;
+  // The same as PEM text (e.g. a kubeconfig's certificate-authority-data); wins over ca_path.
+  std::string ca_pem;
+  // Client certificate and key for mutual TLS, as PEM text or as files (text wins).
+  std::string client_cert_pem;
+  std::string client_key_pem;
+  std::string client_cert_path;
+  std::string client_key_path;
+  // Skips server certificate verification. Only for an explicit user setting.
+  bool insecure_skip_tls_verify = false;
   // Hosts ("host:port") allowed over plain http; others must use https.
   std::vector<std::string> insecure_hosts;
   std::string user_agent = "ferry";
@@ -23,7 +35,12 @@ class CurlHttpClient final : public HttpClient {
   absl::StatusOr<Response> Send(const Request& request) override;
 
  private:
+  void* Acquire();           // a CURL* from the pool, or a new one
+  void Release(void* curl);  // back to the pool (or cleaned up when the pool is full)
+
   CurlOptions options_;
+  std::mutex pool_mu_;
+  std::vector<void*> pool_;
 };
 
 }  // namespace ferry::http

@@ -1,0 +1,380 @@
+// registry-scanner against a real registry (Debian's docker-registry on loopback) holding
+// 100 repositories x 100 tags, each tag its own image (Docker schema 2 manifest + config):
+//
+// - BM_Ferry_ColdScan: Scanner with an empty cache scans all 100 repositories on 4 threads
+//   (the binary's scan workers): list tags, then manifest + config blob of every tag, each
+//   stored in the SQLite cache.
+// - BM_RawGets_ColdScan: the registry's raw capacity for the same requests: the same tag
+//   lists, manifests and config blobs fetched with plain concurrent GETs on 4 threads, no
+//   parsing, no storing.
+// - BM_Skopeo_Inspect: `skopeo inspect` of 100 of the tags (one repository), one process per
+//   tag, as a shell loop would; counters report the time per tag and extrapolate to 10,000.
+// - BM_Ferry_UnchangedRescan: the 100 repositories scanned again with nothing changed;
+//   counter requests_per_repository (the target is exactly 1).
+// - BM_Ferry_PushToEvent: a push to a registry whose notifications go to the scanner's
+//   webhook, until the scanner emits the new-tag event (20 pushes; mean and max).
+// - BM_Binary_Rss10kTags: the real ferry-registry-scanner binary told to Watch the 100
+//   repositories; once all are scanned, its resident memory (VmRSS, VmHWM).
+//
+// Each runs once (Iterations(1)): the setup alone pushes 10,000 images.
+#include <benchmark/benchmark.h>
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "ferry/v1/registry_scanner.grpc.pb.h"
+#include "lib/http/curl_http_client.h"
+#include "services/registry-scanner/metered_http_client.h"
+#include "services/registry-scanner/rate_limited_http_client.h"
+#include "services/registry-scanner/scanner.h"
+#include "services/registry-scanner/webhook.h"
+#include "tests/support/metrics.h"
+#include "tests/support/registry.h"
+#include "tests/support/subprocess.h"
+
+namespace {
+
+using namespace ferry::registry_scanner;  // NOLINT: a benchmark of this one service
+using ferry::testing::RegistryServer;
+
+constexpr int kRepositories = 100;
+constexpr int kTags = 100;
+constexpr int kThreads = 4;
+
+std::string TagName(int t) { return absl::StrCat("1.", t, ".0"); }
+std::string RepoPath(int r) { return absl::StrCat("team/app-", r); }
+
+std::string ImageConfig(int r, int t) {
+  return absl::StrCat(R"({"architecture":"amd64","os":"linux","created":"2024-01-)",
+                      absl::Dec(1 + t % 28, absl::kZeroPad2), R"(T00:00:00Z","config":{"Labels":{"repo":")", r,
+                      R"(","tag":")", t, R"("}}})");
+}
+
+// Runs `fn(i)` for i in [0, n) on kThreads threads.
+template <typename Fn>
+void ParallelFor(int n, Fn fn) {
+  std::atomic<int> next{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kThreads; ++w) {
+    threads.emplace_back([&] {
+      for (int i = next++; i < n; i = next++) fn(i);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+}
+
+// The shared registry, filled once.
+struct Fixture {
+  std::string dir;
+  std::unique_ptr<RegistryServer> registry;
+  double seed_seconds = 0;
+  bool ok = false;
+
+  static Fixture& Get() {
+    static Fixture* f = [] {
+      auto* fx = new Fixture();
+      char tmpl[] = "/tmp/ferry-scanner-bench-XXXXXX";
+      if (mkdtemp(tmpl) == nullptr) return fx;
+      fx->dir = tmpl;
+      auto registry = RegistryServer::Start(fx->dir + "/registry");
+      if (!registry.ok()) return fx;
+      fx->registry = *std::move(registry);
+      const absl::Time start = absl::Now();
+      std::atomic<bool> failed{false};
+      ParallelFor(kRepositories * kTags, [&](int i) {
+        const int r = i / kTags, t = i % kTags;
+        if (!fx->registry->PushImage(RepoPath(r), TagName(t), ImageConfig(r, t)).ok()) failed = true;
+      });
+      fx->seed_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+      fx->ok = !failed;
+      return fx;
+    }();
+    return *f;
+  }
+  std::string Repo(int r) const { return registry->host() + "/" + RepoPath(r); }
+  std::vector<std::string> Repos() const {
+    std::vector<std::string> out;
+    for (int r = 0; r < kRepositories; ++r) out.push_back(Repo(r));
+    return out;
+  }
+};
+
+// A scanner as the binary assembles it (rate limit lifted: the registry's speed is measured).
+struct ScannerStack {
+  explicit ScannerStack(const std::string& cache_path, const std::string& host)
+      : curl(CurlOptionsFor(host)),
+        metered(curl, metrics),
+        limited(metered, Limits(), metrics),
+        client(limited, CredentialStore(), ClientOptions(host)),
+        cache(std::move(Cache::Open(cache_path)).value()),
+        scanner_metrics(metrics),
+        scanner(client, *cache, ScannerOptions{}, scanner_metrics) {}
+  static ferry::http::CurlOptions CurlOptionsFor(const std::string& host) {
+    ferry::http::CurlOptions o;
+    o.insecure_hosts = {host};
+    return o;
+  }
+  static RateLimitedHttpClient::Options Limits() {
+    RateLimitedHttpClient::Options o;
+    o.requests_per_second = 1e6;
+    o.burst = 1e6;
+    return o;
+  }
+  static RegistryClient::Options ClientOptions(const std::string& host) {
+    RegistryClient::Options o;
+    o.insecure_hosts = {host};
+    return o;
+  }
+  double Requests() { return ferry::testing::MetricSum(metrics, "ferry_registry_requests_total"); }
+
+  prometheus::Registry metrics;
+  ferry::http::CurlHttpClient curl;
+  MeteredHttpClient metered;
+  RateLimitedHttpClient limited;
+  RegistryClient client;
+  std::unique_ptr<Cache> cache;
+  ScannerMetrics scanner_metrics;
+  Scanner scanner;
+};
+
+bool ScanAll(Scanner& scanner, const std::vector<std::string>& repos) {
+  std::atomic<bool> ok{true};
+  ParallelFor(static_cast<int>(repos.size()), [&](int i) {
+    if (!scanner.Scan(repos[i]).ok()) ok = false;
+  });
+  return ok;
+}
+
+void BM_Ferry_ColdScan(benchmark::State& state) {
+  Fixture& fx = Fixture::Get();
+  if (!fx.ok) return state.SkipWithError("registry setup failed");
+  state.counters["seed_seconds"] = fx.seed_seconds;
+  double requests = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    const std::string cache = fx.dir + "/cold.db";
+    std::filesystem::remove(cache);
+    auto stack = std::make_unique<ScannerStack>(cache, fx.registry->host());
+    if (!stack->scanner.Watch(fx.Repos()).ok()) return state.SkipWithError("watch failed");
+    state.ResumeTiming();
+    if (!ScanAll(stack->scanner, fx.Repos())) return state.SkipWithError("scan failed");
+    state.PauseTiming();
+    requests = stack->Requests();
+    auto counts = stack->scanner.TagCounts();
+    size_t tags = 0;
+    if (counts.ok()) {
+      for (const auto& [repo, n] : *counts) tags += n;
+    }
+    if (tags != kRepositories * kTags) return state.SkipWithError("not every tag was stored");
+    state.ResumeTiming();
+  }
+  state.counters["requests"] = requests;
+  state.counters["tags"] = kRepositories * kTags;
+}
+BENCHMARK(BM_Ferry_ColdScan)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_RawGets_ColdScan(benchmark::State& state) {
+  Fixture& fx = Fixture::Get();
+  if (!fx.ok) return state.SkipWithError("registry setup failed");
+  ferry::http::CurlHttpClient curl(ScannerStack::CurlOptionsFor(fx.registry->host()));
+  const std::string base = "http://" + fx.registry->host() + "/v2/";
+  std::atomic<int> requests{0};
+  std::atomic<bool> failed{false};
+  auto get = [&](const std::string& url, const std::string& accept) -> std::string {
+    ferry::http::Request r;
+    r.url = url;
+    if (!accept.empty()) r.headers.emplace_back("Accept", accept);
+    ++requests;
+    auto resp = curl.Send(r);
+    if (!resp.ok() || resp->status != 200) failed = true;
+    return resp.ok() ? resp->body : "";
+  };
+  for (auto _ : state) {
+    ParallelFor(kRepositories, [&](int r) {
+      get(base + RepoPath(r) + "/tags/list?n=1000", "");
+      for (int t = 0; t < kTags; ++t) {
+        std::string manifest = get(base + RepoPath(r) + "/manifests/" + TagName(t),
+                                   RegistryClient::AcceptedManifestTypes());
+        // The config digest, found without a JSON parser: "config":{..."digest":"sha256:..."
+        size_t config = manifest.find("\"config\"");
+        size_t at = manifest.find("sha256:", config == std::string::npos ? 0 : config);
+        if (at == std::string::npos) {
+          failed = true;
+          continue;
+        }
+        get(base + RepoPath(r) + "/blobs/" + manifest.substr(at, 71), "");
+      }
+    });
+  }
+  if (failed) state.SkipWithError("a request failed");
+  state.counters["requests"] = requests.load();
+}
+BENCHMARK(BM_RawGets_ColdScan)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_Skopeo_Inspect(benchmark::State& state) {
+  Fixture& fx = Fixture::Get();
+  if (!fx.ok) return state.SkipWithError("registry setup failed");
+  for (auto _ : state) {
+    for (int t = 0; t < kTags; ++t) {
+      std::string cmd = absl::StrCat("skopeo inspect --no-tags --tls-verify=false docker://",
+                                     fx.Repo(0), ":", TagName(t), " >/dev/null 2>&1");
+      if (std::system(cmd.c_str()) != 0) return state.SkipWithError("skopeo inspect failed");
+    }
+  }
+  state.counters["tags"] = kTags;
+}
+BENCHMARK(BM_Skopeo_Inspect)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_Ferry_UnchangedRescan(benchmark::State& state) {
+  Fixture& fx = Fixture::Get();
+  if (!fx.ok) return state.SkipWithError("registry setup failed");
+  const std::string cache = fx.dir + "/warm.db";
+  std::filesystem::remove(cache);
+  ScannerStack stack(cache, fx.registry->host());
+  if (!stack.scanner.Watch(fx.Repos()).ok() || !ScanAll(stack.scanner, fx.Repos())) {
+    return state.SkipWithError("warm-up scan failed");
+  }
+  const double before = stack.Requests();
+  for (auto _ : state) {
+    if (!ScanAll(stack.scanner, fx.Repos())) return state.SkipWithError("re-scan failed");
+  }
+  state.counters["requests_per_repository"] =
+      (stack.Requests() - before) / static_cast<double>(kRepositories * state.iterations());
+}
+BENCHMARK(BM_Ferry_UnchangedRescan)->Iterations(3)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_Ferry_PushToEvent(benchmark::State& state) {
+  Fixture& fx = Fixture::Get();
+  if (!fx.ok) return state.SkipWithError("registry setup failed");
+  const std::string dir = fx.dir + "/push";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  // The scanner's webhook first (the registry needs its URL), then the registry.
+  std::unique_ptr<ScannerStack> stack;
+  std::unique_ptr<ScanQueue> queue;
+  std::mutex mu;
+  prometheus::Registry webhook_metrics;
+  auto webhook = WebhookServer::Start(
+      {"127.0.0.1", 0}, "bench-secret",
+      [&](const PushHint& hint) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (queue) queue->Request(hint.repository);
+      },
+      webhook_metrics);
+  if (!webhook.ok()) return state.SkipWithError("webhook server failed");
+  auto registry = RegistryServer::StartWithNotifications(
+      dir + "/registry", absl::StrCat("http://127.0.0.1:", (*webhook)->port(), "/webhook"),
+      "bench-secret");
+  if (!registry.ok()) return state.SkipWithError("notifying registry failed");
+  if (!(*registry)->PushImage("team/live", "0.0.0", ImageConfig(0, 0)).ok()) {
+    return state.SkipWithError("push failed");
+  }
+  stack = std::make_unique<ScannerStack>(dir + "/cache.db", (*registry)->host());
+  const std::string repo = (*registry)->host() + "/team/live";
+  if (!stack->scanner.Watch({repo}).ok() || !stack->scanner.Scan(repo).ok()) {
+    return state.SkipWithError("first scan failed");
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    queue = std::make_unique<ScanQueue>(stack->scanner);
+  }
+  double worst = 0, total = 0;
+  int pushes = 0;
+  for (auto _ : state) {
+    for (int i = 1; i <= 20; ++i) {
+      const std::string tag = absl::StrCat("1.", i, ".0");
+      uint64_t seen = stack->scanner.LastSequence();
+      auto pushed = (*registry)->PushImage("team/live", tag, ImageConfig(1, i));
+      const absl::Time pushed_at = absl::Now();
+      if (!pushed.ok()) return state.SkipWithError("push failed");
+      bool found = false;
+      const absl::Time deadline = pushed_at + absl::Seconds(10);
+      while (!found && absl::Now() < deadline) {
+        for (const TagEvent& e : stack->scanner.WaitForEvents(seen, absl::Seconds(1))) {
+          seen = std::max(seen, e.sequence);
+          if (e.kind == TagEvent::Kind::kNewTag && e.tag.tag == tag) found = true;
+        }
+      }
+      if (!found) return state.SkipWithError("no event within 10 s of a push");
+      const double ms = absl::ToDoubleMilliseconds(absl::Now() - pushed_at);
+      worst = std::max(worst, ms);
+      total += ms;
+      ++pushes;
+    }
+  }
+  state.counters["mean_ms"] = total / pushes;
+  state.counters["max_ms"] = worst;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    queue.reset();
+  }
+}
+BENCHMARK(BM_Ferry_PushToEvent)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// VmRSS / VmHWM of `pid` in MB.
+std::pair<double, double> RssMb(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  double rss = 0, hwm = 0;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) rss = std::stod(line.substr(6)) / 1024.0;
+    if (line.rfind("VmHWM:", 0) == 0) hwm = std::stod(line.substr(6)) / 1024.0;
+  }
+  return {rss, hwm};
+}
+
+void BM_Binary_Rss10kTags(benchmark::State& state) {
+  Fixture& fx = Fixture::Get();
+  if (!fx.ok) return state.SkipWithError("registry setup failed");
+  const std::string state_dir = fx.dir + "/binary-state";
+  std::filesystem::remove_all(state_dir);
+  auto process = ferry::testing::Subprocess::Start(
+      {FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+       "--state_dir=" + state_dir, "--registry_insecure_hosts=" + fx.registry->host(),
+       "--registry_rps=100000", "--registry_burst=100000"});
+  if (!process.ok()) return state.SkipWithError("could not start the scanner");
+  auto line = (*process)->WaitForLine(
+      [](const std::string& l) { return absl::StrContains(l, " listening "); }, absl::Seconds(20));
+  const int port = line ? ferry::testing::IntField(*line, "grpc_port").value_or(0) : 0;
+  if (port == 0) return state.SkipWithError("the scanner did not start");
+  auto stub = ferry::v1::RegistryScanner::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  for (auto _ : state) {
+    ferry::v1::WatchRequest watch;
+    for (const std::string& r : fx.Repos()) watch.add_repositories(r);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+    ferry::v1::WatchResponse watched;
+    if (!stub->Watch(&ctx, watch, &watched).ok()) return state.SkipWithError("Watch failed");
+    // Scanned when every repository reports a last scan (polled every 100 ms, at most 10 min).
+    const absl::Time deadline = absl::Now() + absl::Minutes(10);
+    int tags = 0;
+    while (absl::Now() < deadline) {
+      grpc::ClientContext sctx;
+      ferry::v1::StatusResponse status;
+      if (!stub->Status(&sctx, {}, &status).ok()) return state.SkipWithError("Status failed");
+      int scanned = 0;
+      tags = 0;
+      for (const auto& r : status.repositories()) {
+        if (r.has_last_scan()) ++scanned;
+        tags += r.tag_count();
+      }
+      if (scanned == kRepositories) break;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    if (tags != kRepositories * kTags) return state.SkipWithError("not every tag was scanned");
+  }
+  auto [rss, hwm] = RssMb((*process)->pid());
+  state.counters["rss_mb"] = rss;
+  state.counters["peak_rss_mb"] = hwm;
+}
+BENCHMARK(BM_Binary_Rss10kTags)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
