@@ -1,0 +1,23 @@
+// YAML <-> JSON the way Kubernetes tools read manifests: plain scalars are resolved to null,
+// booleans, integers and floats with YAML 1.1 rules (as kubectl's YAML decoder does:
+// `yes`/`no`/`on`/`off` are booleans, 0x1F and 0o17 are integers), quoted scalars stay
+// strings, mapping keys become strings. And back: JSON as block YAML that resolves to the
+// same JSON (strings that would read as something else are quoted).
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include "absl/status/statusor.h"
+
+namespace ferry::manifest {
+
+// InvalidArgument for what JSON cannot hold (e.g. a mapping used as a key).
+absl::StatusOr<nlohmann::json> YamlToJson(const YAML::Node& node);
+
+// Block-style YAML of `value` (a document without the leading "---").
+std::string JsonToYaml(const nlohmann::json& value);
+
+}  // namespace ferry::manifest

@@ -1,0 +1,288 @@
+#include "services/cluster-syncer/kube_client.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace ferry::cluster_syncer {
+namespace {
+
+prometheus::Histogram::BucketBoundaries LatencyBuckets() {
+  return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+}
+
+}  // namespace
+
+KubeClient::KubeClient(ClusterAccess access, prometheus::Registry& registry)
+    : access_(std::move(access)),
+      http_(access_.tls),
+      requests_total_(prometheus::BuildCounter()
+                          .Name("ferry_kube_requests_total")
+                          .Help("Kubernetes API requests by verb and HTTP status code.")
+                          .Register(registry)),
+      duration_(prometheus::BuildHistogram()
+                    .Name("ferry_kube_request_duration_seconds")
+                    .Help("Kubernetes API request latency by verb.")
+                    .Register(registry)) {}
+
+std::string KubeClient::Token() {
+  if (access_.token_path.empty()) return access_.token;
+  std::lock_guard<std::mutex> lock(token_mu_);
+  // Projected tokens rotate: re-read the file at most once a minute.
+  if (absl::Now() - token_read_ > absl::Minutes(1) || file_token_.empty()) {
+    std::ifstream in(access_.token_path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string token(absl::StripAsciiWhitespace(ss.str()));
+    if (!token.empty()) file_token_ = token;
+    token_read_ = absl::Now();
+  }
+  return file_token_.empty() ? access_.token : file_token_;
+}
+
+absl::Status ApiError(long status, const std::string& body, const std::string& what) {
+  std::string reason, message;
+  nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_object() && j.value("kind", "") == "Status") {
+    reason = j.value("reason", "");
+    message = j.value("message", "");
+  }
+  if (message.empty()) message = body.size() > 300 ? body.substr(0, 300) + "..." : body;
+  std::string text = absl::StrCat(what, ": ", message.empty() ? "HTTP " + std::to_string(status) : message);
+  switch (status) {
+    case 400:
+    case 415:
+    case 422:
+      return absl::InvalidArgumentError(text);
+    case 401:
+      return absl::UnauthenticatedError(
+          absl::StrCat(what, ": the API server rejected the credentials (HTTP 401)"));
+    case 403:
+      return absl::PermissionDeniedError(text);
+    case 404:
+      return absl::NotFoundError(text);
+    case 405:
+      return absl::FailedPreconditionError(text);
+    case 409:
+      return reason == "AlreadyExists" ? absl::AlreadyExistsError(text) : absl::AbortedError(text);
+    case 410:
+      return absl::AbortedError(text);
+    case 429:
+      return absl::ResourceExhaustedError(text);
+    case 500:
+      // Kubernetes < 1.22 answers 500 when an applied object does not fit its schema.
+      if (absl::StrContains(message, "failed to create typed patch object")) {
+        return absl::InvalidArgumentError(text);
+      }
+      return absl::InternalError(text);
+    default:
+      break;
+  }
+  if (status >= 500) return absl::UnavailableError(text);
+  return absl::UnknownError(absl::StrCat(text, " (HTTP ", status, ")"));
+}
+
+absl::StatusOr<nlohmann::json> KubeClient::Call(const std::string& verb, const std::string& method,
+                                                const std::string& path, const std::string& body,
+                                                const std::string& content_type) {
+  http::Request request;
+  request.method = method;
+  request.url = access_.server + path;
+  request.timeout = absl::Seconds(60);
+  request.headers.emplace_back("Accept", "application/json");
+  if (!content_type.empty()) request.headers.emplace_back("Content-Type", content_type);
+  if (std::string token = Token(); !token.empty()) {
+    request.headers.emplace_back("Authorization", "Bearer " + token);
+  } else if (!access_.username.empty()) {
+    request.headers.emplace_back(
+        "Authorization",
+        "Basic " + absl::Base64Escape(absl::StrCat(access_.username, ":", access_.password)));
+  }
+  request.body = body;
+  ++requests_;
+  if (method != "GET") ++writes_;
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<http::Response> response = http_.Send(request);
+  duration_.Add({{"verb", verb}}, LatencyBuckets())
+      .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  if (!response.ok()) {
+    requests_total_.Add({{"verb", verb}, {"code", "error"}}).Increment();
+    return absl::Status(response.status().code(),
+                        absl::StrCat("Kubernetes API ", access_.server, ": ",
+                                     response.status().message()));
+  }
+  requests_total_.Add({{"verb", verb}, {"code", std::to_string(response->status)}}).Increment();
+  if (response->status < 200 || response->status >= 300) {
+    return ApiError(response->status, response->body, absl::StrCat(method, " ", path));
+  }
+  if (response->body.empty()) return nlohmann::json::object();
+  nlohmann::json j = nlohmann::json::parse(response->body, nullptr, false);
+  if (j.is_discarded()) {
+    return absl::InternalError(absl::StrCat(method, " ", path, ": the API answered with invalid JSON"));
+  }
+  return j;
+}
+
+absl::StatusOr<nlohmann::json> KubeClient::Get(const std::string& path, const std::string& verb) {
+  return Call(verb, "GET", path, "", "");
+}
+
+absl::StatusOr<nlohmann::json> KubeClient::Apply(const std::string& path,
+                                                 const nlohmann::json& object,
+                                                 const std::string& manager, bool force,
+                                                 bool dry_run) {
+  std::string query = absl::StrCat("?fieldManager=", manager, force ? "&force=true" : "",
+                                   dry_run ? "&dryRun=All" : "");
+  // JSON is YAML: the apply content type takes it as is.
+  return Call("apply", "PATCH", path + query, object.dump(), "application/apply-patch+yaml");
+}
+
+absl::StatusOr<nlohmann::json> KubeClient::MergePatch(const std::string& path,
+                                                      const nlohmann::json& patch) {
+  return Call("patch", "PATCH", path, patch.dump(), "application/merge-patch+json");
+}
+
+absl::Status KubeClient::Delete(const std::string& path, bool dry_run) {
+  nlohmann::json options = {{"apiVersion", "v1"}, {"kind", "DeleteOptions"},
+                            {"propagationPolicy", "Background"}};
+  if (dry_run) options["dryRun"] = {"All"};
+  return Call("delete", "DELETE", path, options.dump(), "application/json").status();
+}
+
+bool ApiResource::Can(const std::string& verb) const {
+  return std::find(verbs.begin(), verbs.end(), verb) != verbs.end();
+}
+
+std::string ApiResource::CollectionPath(const std::string& ns) const {
+  std::string base = group.empty() ? absl::StrCat("/api/", version)
+                                   : absl::StrCat("/apis/", group, "/", version);
+  if (namespaced && !ns.empty()) absl::StrAppend(&base, "/namespaces/", ns);
+  return absl::StrCat(base, "/", name);
+}
+
+std::string ApiResource::ObjectPath(const std::string& ns, const std::string& object_name) const {
+  return absl::StrCat(CollectionPath(ns), "/", object_name);
+}
+
+Discovery::Discovery(KubeClient& client, absl::Duration min_refresh)
+    : client_(client), min_refresh_(min_refresh) {}
+
+absl::Status Discovery::Refresh() {
+  // (group, version) pairs, preferred version of each group first.
+  std::vector<std::pair<std::string, std::string>> group_versions;
+  std::map<std::string, std::string> preferred;
+  auto core = client_.Get("/api", "discovery");
+  if (!core.ok()) return core.status();
+  for (const auto& v : (*core)["versions"]) group_versions.emplace_back("", v.get<std::string>());
+  if (!group_versions.empty()) preferred[""] = group_versions.front().second;
+  auto groups = client_.Get("/apis", "discovery");
+  if (!groups.ok()) return groups.status();
+  for (const auto& g : (*groups)["groups"]) {
+    const std::string name = g.value("name", "");
+    const std::string pref = g.contains("preferredVersion")
+                                 ? g["preferredVersion"].value("version", "")
+                                 : "";
+    preferred[name] = pref;
+    if (!pref.empty()) group_versions.emplace_back(name, pref);
+    for (const auto& v : g["versions"]) {
+      const std::string version = v.value("version", "");
+      if (version != pref) group_versions.emplace_back(name, version);
+    }
+  }
+  std::vector<ApiResource> resources;
+  for (const auto& [group, version] : group_versions) {
+    const std::string path = group.empty() ? "/api/" + version
+                                           : absl::StrCat("/apis/", group, "/", version);
+    auto list = client_.Get(path, "discovery");
+    if (!list.ok()) {
+      // An aggregated API that is down must not hide everything else.
+      if (list.status().code() == absl::StatusCode::kUnavailable ||
+          list.status().code() == absl::StatusCode::kNotFound) {
+        continue;
+      }
+      return list.status();
+    }
+    for (const auto& r : (*list)["resources"]) {
+      const std::string name = r.value("name", "");
+      if (name.empty() || name.find('/') != std::string::npos) continue;  // subresources
+      ApiResource res;
+      res.group = group;
+      res.version = version;
+      res.kind = r.value("kind", "");
+      res.name = name;
+      res.namespaced = r.value("namespaced", false);
+      if (r.contains("verbs")) {
+        for (const auto& v : r["verbs"]) res.verbs.push_back(v.get<std::string>());
+      }
+      resources.push_back(std::move(res));
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  resources_ = std::move(resources);
+  preferred_ = std::move(preferred);
+  loaded_ = true;
+  refreshed_ = absl::Now();
+  return absl::OkStatus();
+}
+
+absl::Status Discovery::EnsureLoaded() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (loaded_) return absl::OkStatus();
+  }
+  return Refresh();
+}
+
+absl::StatusOr<ApiResource> Discovery::Find(const std::string& api_version,
+                                            const std::string& kind) {
+  if (absl::Status s = EnsureLoaded(); !s.ok()) return s;
+  const size_t slash = api_version.find('/');
+  const std::string group = slash == std::string::npos ? "" : api_version.substr(0, slash);
+  const std::string version = slash == std::string::npos ? api_version : api_version.substr(slash + 1);
+  auto lookup = [&]() -> std::optional<ApiResource> {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const ApiResource& r : resources_) {
+      if (r.group == group && r.version == version && r.kind == kind) return r;
+    }
+    return std::nullopt;
+  };
+  if (auto found = lookup()) return *found;
+  bool refresh;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    refresh = absl::Now() - refreshed_ >= min_refresh_;
+  }
+  if (refresh) {
+    if (absl::Status s = Refresh(); !s.ok()) return s;
+    if (auto found = lookup()) return *found;
+  }
+  return absl::NotFoundError(absl::StrCat("the API server does not serve kind ", kind, " in ",
+                                          api_version, " (unknown kind or apiVersion)"));
+}
+
+absl::StatusOr<ApiResource> Discovery::FindPreferred(const std::string& group,
+                                                     const std::string& kind) {
+  if (absl::Status s = EnsureLoaded(); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const ApiResource& r : resources_) {  // preferred versions come first
+    if (r.group == group && r.kind == kind) return r;
+  }
+  return absl::NotFoundError(absl::StrCat("the API server does not serve kind ", kind,
+                                          group.empty() ? "" : " in group " + group));
+}
+
+absl::StatusOr<std::vector<ApiResource>> Discovery::All() {
+  if (absl::Status s = EnsureLoaded(); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  return resources_;
+}
+
+}  // namespace ferry::cluster_syncer
