@@ -1,0 +1,466 @@
+#include "services/cluster-syncer/syncer.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "lib/log/log.h"
+#include "lib/manifest/policy.h"
+#include "lib/manifest/resource.h"
+#include "lib/manifest/yaml_json.h"
+
+namespace ferry::cluster_syncer {
+namespace {
+
+constexpr int kRanks = 5;
+
+// Runs fn(i) for i in [0, n) on up to `parallelism` threads.
+template <typename Fn>
+void ParallelFor(size_t n, int parallelism, Fn fn) {
+  if (n == 0) return;
+  const size_t workers = std::min<size_t>(n, static_cast<size_t>(std::max(1, parallelism)));
+  if (workers == 1) {
+    for (size_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> threads;
+  for (size_t w = 0; w < workers; ++w) {
+    threads.emplace_back([&] {
+      for (size_t i = next++; i < n; i = next++) fn(i);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+}
+
+std::string Sha256Hex(const std::string& data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
+}
+
+std::string UrlEncode(const std::string& s) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+// Group-insensitive identity: the same object is served under several groups/versions
+// (e.g. Ingress in extensions and networking.k8s.io).
+std::string ObjectKey(const std::string& kind, const std::string& ns, const std::string& name) {
+  return absl::StrCat(kind, "|", ns, "|", name);
+}
+
+std::string GroupOf(const std::string& api_version) {
+  size_t slash = api_version.find('/');
+  return slash == std::string::npos ? "" : api_version.substr(0, slash);
+}
+
+struct LiveObject {
+  std::string kind;
+  std::string ns;
+  std::string name;
+  std::string checksum;
+  std::string source;
+  std::map<std::string, std::string> annotations;
+  bool owned = false;  // has ownerReferences (made by a controller)
+  ApiResource api;
+};
+
+// A resource from git on its way to the cluster.
+struct Item {
+  std::string id;
+  std::string path;
+  std::string api_version;
+  std::string kind;
+  std::string name;
+  std::string manifest_namespace;  // as the loader saw it
+  nlohmann::json object;
+  int rank = kRanks - 1;
+  ApiResource api;
+  std::string ns;  // effective, once resolved
+  std::string checksum;
+  enum class State { kPending, kApplied, kUnchanged, kFailed, kSkipped } state = State::kPending;
+  std::string error;
+};
+
+}  // namespace
+
+int ApplyRank(const std::string& group, const std::string& kind) {
+  static const std::map<std::string, int> kRank = {
+      {"Namespace", 0},
+      {"CustomResourceDefinition", 1}, {"ServiceAccount", 1}, {"ClusterRole", 1}, {"Role", 1},
+      {"Service", 1}, {"PersistentVolume", 1}, {"StorageClass", 1}, {"PriorityClass", 1},
+      {"ResourceQuota", 2}, {"LimitRange", 2}, {"Secret", 2}, {"ConfigMap", 2},
+      {"ClusterRoleBinding", 2}, {"RoleBinding", 2}, {"PersistentVolumeClaim", 2},
+      {"Ingress", 2}, {"NetworkPolicy", 2}, {"PodDisruptionBudget", 2},
+      {"Deployment", 3}, {"DaemonSet", 3}, {"StatefulSet", 3}, {"ReplicaSet", 3},
+      {"Job", 3}, {"CronJob", 3}, {"Pod", 3}, {"ReplicationController", 3},
+      {"HelmRelease", 3},
+  };
+  auto it = kRank.find(kind);
+  if (it == kRank.end()) return kRanks - 1;
+  // Built-in kinds only: a custom "Service" of some CRD group is "everything else".
+  static const std::set<std::string> kBuiltinGroups = {
+      "", "apps", "batch", "rbac.authorization.k8s.io", "apiextensions.k8s.io",
+      "networking.k8s.io", "extensions", "policy", "storage.k8s.io", "scheduling.k8s.io",
+      "helm.fluxcd.io", "helm.toolkit.fluxcd.io"};
+  return kBuiltinGroups.count(group) ? it->second : kRanks - 1;
+}
+
+SyncMetrics::SyncMetrics(prometheus::Registry& registry)
+    : syncs_(prometheus::BuildCounter()
+                 .Name("ferry_sync_total")
+                 .Help("Syncs by outcome (success: every object applied; partial: some failed; "
+                       "error: the sync could not run).")
+                 .Register(registry)),
+      objects_(prometheus::BuildCounter()
+                   .Name("ferry_sync_objects_total")
+                   .Help("Objects by what a sync did with them (applied, unchanged, failed, "
+                         "pruned, skipped).")
+                   .Register(registry)),
+      duration_(prometheus::BuildHistogram()
+                    .Name("ferry_sync_duration_seconds")
+                    .Help("Duration of syncs.")
+                    .Register(registry)
+                    .Add({}, prometheus::Histogram::BucketBoundaries{
+                                 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300})),
+      last_success_(prometheus::BuildGauge()
+                        .Name("ferry_sync_last_success_timestamp_seconds")
+                        .Help("When the last sync without errors finished (Unix time).")
+                        .Register(registry)
+                        .Add({})) {}
+
+void SyncMetrics::Record(const SyncReport& report) {
+  const std::string outcome =
+      !report.error.empty() ? "error" : (report.failed > 0 ? "partial" : "success");
+  syncs_.Add({{"outcome", outcome}}).Increment();
+  objects_.Add({{"result", "applied"}}).Increment(report.applied);
+  objects_.Add({{"result", "unchanged"}}).Increment(report.unchanged);
+  objects_.Add({{"result", "failed"}}).Increment(report.failed);
+  objects_.Add({{"result", "pruned"}}).Increment(report.pruned);
+  objects_.Add({{"result", "skipped"}}).Increment(report.skipped);
+  duration_.Observe(absl::ToDoubleSeconds(report.finished - report.started));
+  if (outcome == "success") last_success_.Set(absl::ToDoubleSeconds(report.finished - absl::UnixEpoch()));
+}
+
+Syncer::Syncer(KubeClient& client, Discovery& discovery, SyncOptions options)
+    : client_(client), discovery_(discovery), options_(std::move(options)) {}
+
+SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestFileContent>& files,
+                        bool dry_run) {
+  SyncReport report;
+  report.revision = revision;
+  report.started = absl::Now();
+  auto finish = [&]() -> SyncReport {
+    report.finished = absl::Now();
+    return report;
+  };
+  auto allowed_namespace = [&](const std::string& ns) {
+    return options_.allow_namespaces.empty() || options_.allow_namespaces.count(ns) > 0;
+  };
+
+  // 1. Parse.
+  std::vector<Item> items;
+  std::set<std::string> broken_paths;
+  std::map<std::string, std::string> defined_in;  // object key -> path
+  manifest::LoadOptions load_options;
+  load_options.default_namespace = options_.default_namespace;
+  for (const ManifestFileContent& file : files) {
+    manifest::LoadResult loaded = manifest::LoadFile(file.path, file.content, load_options);
+    for (const manifest::LoadError& e : loaded.errors) {
+      broken_paths.insert(file.path);
+      report.errors.push_back({"", file.path, e.ToString()});
+      ++report.failed;
+    }
+    for (const manifest::Resource& r : loaded.resources) {
+      Item item;
+      item.id = r.id;
+      item.path = file.path;
+      item.api_version = r.api_version;
+      item.kind = r.kind;
+      item.name = r.name;
+      item.manifest_namespace = r.namespace_;
+      const manifest::Policies policies = manifest::ReadPolicies(r.annotations);
+      if (policies.ignore != manifest::IgnoreMode::kNone) {
+        item.state = Item::State::kSkipped;
+      } else if (absl::StatusOr<nlohmann::json> json = manifest::YamlToJson(r.node); !json.ok()) {
+        item.state = Item::State::kFailed;
+        item.error = std::string(json.status().message());
+      } else {
+        item.object = *std::move(json);
+      }
+      item.rank = ApplyRank(GroupOf(r.api_version), r.kind);
+      items.push_back(std::move(item));
+    }
+  }
+
+  // Live objects carrying this sync set's label, listed once per kind.
+  std::mutex live_mu;
+  std::map<std::string, std::vector<LiveObject>> live_by_resource;  // "group/kind" -> objects
+  auto list_live = [&](const ApiResource& api) -> absl::StatusOr<std::vector<LiveObject>> {
+    const std::string cache_key = api.group + "/" + api.kind;
+    {
+      std::lock_guard<std::mutex> lock(live_mu);
+      auto it = live_by_resource.find(cache_key);
+      if (it != live_by_resource.end()) return it->second;
+    }
+    std::vector<std::string> namespaces = {""};
+    if (!options_.allow_namespaces.empty() && api.namespaced) {
+      namespaces.clear();
+      for (const std::string& ns : options_.allow_namespaces) namespaces.push_back(ns);
+    }
+    std::vector<LiveObject> out;
+    const std::string selector =
+        "?labelSelector=" + UrlEncode(absl::StrCat(kSyncSetLabel, "=", options_.sync_set));
+    for (const std::string& ns : namespaces) {
+      absl::StatusOr<nlohmann::json> list = client_.Get(api.CollectionPath(ns) + selector, "list");
+      if (!list.ok()) return list.status();
+      for (const auto& obj : (*list)["items"]) {
+        const auto& meta = obj["metadata"];
+        LiveObject live;
+        live.kind = api.kind;
+        live.ns = meta.value("namespace", "");
+        live.name = meta.value("name", "");
+        live.api = api;
+        if (meta.contains("annotations") && meta["annotations"].is_object()) {
+          for (const auto& [k, v] : meta["annotations"].items()) {
+            if (v.is_string()) live.annotations[k] = v.get<std::string>();
+          }
+        }
+        live.checksum = live.annotations[kChecksumAnnotation];
+        live.source = live.annotations[kSourceAnnotation];
+        live.owned = meta.contains("ownerReferences") && !meta["ownerReferences"].empty();
+        out.push_back(std::move(live));
+      }
+    }
+    std::lock_guard<std::mutex> lock(live_mu);
+    live_by_resource[cache_key] = out;
+    return out;
+  };
+
+  // 2. Apply rank by rank.
+  for (int rank = 0; rank < kRanks; ++rank) {
+    std::vector<Item*> todo;
+    for (Item& item : items) {
+      if (item.rank == rank && item.state == Item::State::kPending) todo.push_back(&item);
+    }
+    // Resolve kinds and namespaces first (discovery may refresh once for new CRDs).
+    for (Item* item : todo) {
+      absl::StatusOr<ApiResource> api = discovery_.Find(item->api_version, item->kind);
+      if (!api.ok()) {
+        if (api.status().code() != absl::StatusCode::kNotFound) {
+          report.error = absl::StrCat("API discovery failed: ", api.status().message());
+          return finish();
+        }
+        item->state = Item::State::kFailed;
+        item->error = std::string(api.status().message());
+        continue;
+      }
+      item->api = *api;
+      auto& meta = item->object["metadata"];
+      if (api->namespaced) {
+        item->ns = meta.contains("namespace") && meta["namespace"].is_string() &&
+                           !meta["namespace"].get<std::string>().empty()
+                       ? meta["namespace"].get<std::string>()
+                       : options_.default_namespace;
+        meta["namespace"] = item->ns;
+        if (!allowed_namespace(item->ns)) item->state = Item::State::kSkipped;
+      } else {
+        meta.erase("namespace");
+        item->id = manifest::ResourceId("", item->kind, item->name);
+        if (!options_.allow_namespaces.empty() &&
+            !(item->kind == "Namespace" && allowed_namespace(item->name))) {
+          item->state = Item::State::kSkipped;
+        }
+      }
+      if (item->state != Item::State::kPending) continue;
+      const std::string key = ObjectKey(item->kind, item->ns, item->name);
+      if (auto [it, inserted] = defined_in.emplace(key, item->path); !inserted) {
+        item->state = Item::State::kFailed;
+        item->error = absl::StrCat("defined twice: also in ", it->second);
+        continue;
+      }
+      item->checksum = Sha256Hex(item->object.dump()).substr(0, 32);
+      auto& labels = meta["labels"];
+      if (!labels.is_object()) labels = nlohmann::json::object();
+      labels[kSyncSetLabel] = options_.sync_set;
+      auto& annotations = meta["annotations"];
+      if (!annotations.is_object()) annotations = nlohmann::json::object();
+      annotations[kChecksumAnnotation] = item->checksum;
+      annotations[kSourceAnnotation] = item->path;
+    }
+    std::erase_if(todo, [](Item* i) { return i->state != Item::State::kPending; });
+    // Live checksums for the kinds of this rank.
+    std::map<std::string, std::string> live_checksums;
+    std::set<std::string> listed;
+    for (Item* item : todo) {
+      if (!listed.insert(item->api.group + "/" + item->api.kind).second) continue;
+      absl::StatusOr<std::vector<LiveObject>> live = list_live(item->api);
+      if (!live.ok()) {
+        if (live.status().code() == absl::StatusCode::kUnavailable ||
+            live.status().code() == absl::StatusCode::kUnauthenticated) {
+          report.error = absl::StrCat("listing ", item->kind, ": ", live.status().message());
+          return finish();
+        }
+        continue;  // e.g. no list permission: every object of the kind is applied
+      }
+      for (const LiveObject& o : *live) live_checksums[ObjectKey(o.kind, o.ns, o.name)] = o.checksum;
+    }
+    std::atomic<bool> unreachable{false};
+    std::mutex error_mu;
+    std::string unreachable_error;
+    ParallelFor(todo.size(), options_.parallelism, [&](size_t i) {
+      Item* item = todo[i];
+      auto live = live_checksums.find(ObjectKey(item->kind, item->ns, item->name));
+      if (live != live_checksums.end() && live->second == item->checksum) {
+        item->state = Item::State::kUnchanged;
+        return;
+      }
+      absl::StatusOr<nlohmann::json> applied =
+          client_.Apply(item->api.ObjectPath(item->ns, item->name), item->object, kFieldManager,
+                        options_.force_conflicts, dry_run);
+      if (applied.ok()) {
+        item->state = Item::State::kApplied;
+        return;
+      }
+      item->state = Item::State::kFailed;
+      item->error = std::string(applied.status().message());
+      if (applied.status().code() == absl::StatusCode::kUnavailable ||
+          applied.status().code() == absl::StatusCode::kUnauthenticated) {
+        unreachable = true;
+        std::lock_guard<std::mutex> lock(error_mu);
+        unreachable_error = item->error;
+      }
+    });
+    if (unreachable) {
+      report.error = unreachable_error;
+      return finish();
+    }
+    // CRDs created now: wait until they are served, then learn their kinds.
+    bool new_crds = false;
+    for (Item* item : todo) {
+      if (item->kind != "CustomResourceDefinition" || item->state != Item::State::kApplied ||
+          dry_run) {
+        continue;
+      }
+      new_crds = true;
+      const absl::Time deadline = absl::Now() + options_.crd_wait;
+      while (absl::Now() < deadline) {
+        absl::StatusOr<nlohmann::json> crd = client_.Get(item->api.ObjectPath("", item->name));
+        bool established = false;
+        if (crd.ok() && (*crd).contains("status")) {
+          for (const auto& c : (*crd)["status"].value("conditions", nlohmann::json::array())) {
+            established |= c.value("type", "") == "Established" && c.value("status", "") == "True";
+          }
+        }
+        if (established) break;
+        absl::SleepFor(absl::Milliseconds(100));
+      }
+    }
+    if (new_crds) {
+      if (absl::Status s = discovery_.Refresh(); !s.ok()) {
+        report.error = absl::StrCat("API discovery failed: ", s.message());
+        return finish();
+      }
+    }
+  }
+
+  std::set<std::string> failed_names;  // kind|name of failed items: never pruned
+  for (const Item& item : items) {
+    switch (item.state) {
+      case Item::State::kApplied: ++report.applied; break;
+      case Item::State::kUnchanged: ++report.unchanged; break;
+      case Item::State::kSkipped: ++report.skipped; break;
+      case Item::State::kFailed:
+      case Item::State::kPending:
+        ++report.failed;
+        report.errors.push_back({item.id, item.path, item.error.empty() ? "not applied" : item.error});
+        failed_names.insert(item.kind + "|" + item.name);
+        break;
+    }
+  }
+
+  // 3. Garbage collection.
+  if (options_.garbage_collection) {
+    std::set<std::string> in_git;
+    for (const Item& item : items) {
+      in_git.insert(ObjectKey(item.kind, item.ns.empty() && item.api.name.empty()
+                                             ? item.manifest_namespace
+                                             : item.ns,
+                              item.name));
+    }
+    absl::StatusOr<std::vector<ApiResource>> all = discovery_.All();
+    if (!all.ok()) {
+      report.error = absl::StrCat("API discovery failed: ", all.status().message());
+      return finish();
+    }
+    std::set<std::string> seen_kinds;
+    std::vector<LiveObject> doomed;
+    std::set<std::string> doomed_keys;
+    for (const ApiResource& api : *all) {
+      if (!api.Can("list") || !api.Can("delete")) continue;
+      if (!seen_kinds.insert(api.group + "/" + api.kind).second) continue;  // preferred only
+      absl::StatusOr<std::vector<LiveObject>> live = list_live(api);
+      if (!live.ok()) continue;  // not allowed to list it: not ours to prune
+      for (const LiveObject& o : *live) {
+        const std::string key = ObjectKey(o.kind, o.ns, o.name);
+        // Only what Ferry applied: controllers copy labels (Endpoints get their Service's)
+        // but not Ferry's checksum annotation.
+        if (o.checksum.empty() || o.owned) continue;
+        if (in_git.count(key) || failed_names.count(o.kind + "|" + o.name) ||
+            broken_paths.count(o.source) || doomed_keys.count(key)) {
+          continue;
+        }
+        if (manifest::ReadPolicies(o.annotations).ignore != manifest::IgnoreMode::kNone) continue;
+        if (!o.ns.empty() && !allowed_namespace(o.ns)) continue;
+        doomed_keys.insert(key);
+        doomed.push_back(o);
+      }
+    }
+    std::stable_sort(doomed.begin(), doomed.end(), [](const LiveObject& a, const LiveObject& b) {
+      return ApplyRank(a.api.group, a.kind) > ApplyRank(b.api.group, b.kind);
+    });
+    for (const LiveObject& o : doomed) {
+      const std::string id = manifest::ResourceId(o.ns, o.kind, o.name);
+      if (options_.gc_dry_run || dry_run) {
+        log::Info("would prune", {{"resource", id}});
+        report.pruned_ids.push_back(id);
+        ++report.pruned;
+        continue;
+      }
+      absl::Status deleted = client_.Delete(o.api.ObjectPath(o.ns, o.name));
+      if (deleted.ok() || deleted.code() == absl::StatusCode::kNotFound) {
+        log::Info("pruned", {{"resource", id}});
+        report.pruned_ids.push_back(id);
+        ++report.pruned;
+      } else {
+        ++report.failed;
+        report.errors.push_back({id, o.source, absl::StrCat("prune: ", deleted.message())});
+      }
+    }
+  }
+  return finish();
+}
+
+}  // namespace ferry::cluster_syncer

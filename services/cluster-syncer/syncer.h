@@ -1,0 +1,113 @@
+// Applies the manifests of one git revision to the cluster with server-side apply.
+//
+// - Order: Namespaces; CRDs, ServiceAccounts, (Cluster)Roles, Services, PersistentVolumes;
+//   quotas, Secrets, ConfigMaps, bindings, PVCs, Ingresses; workloads; everything else.
+//   Objects of one rank are applied in parallel (bounded). CRDs applied in a sync are waited
+//   for (Established) before the custom resources that need them.
+// - Every applied object carries the label ferry.dev/sync-set=<set>, and the annotations
+//   ferry.dev/checksum (of its manifest) and ferry.dev/source (the file it came from). Live
+//   objects are listed per kind by that label: an object whose checksum matches is not
+//   written again, so a sync with nothing changed sends no write request.
+// - Errors are per resource: a broken document, an unknown kind or a rejected object fails
+//   alone and is listed with its reason.
+// - Garbage collection (opt-in): labelled objects that are no longer in git are deleted in
+//   reverse order, except those marked ignore / sync_only, and those whose source file
+//   failed to parse in this sync (their manifests might still be there).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "absl/time/time.h"
+#include "services/cluster-syncer/kube_client.h"
+
+namespace ferry::cluster_syncer {
+
+inline constexpr char kSyncSetLabel[] = "ferry.dev/sync-set";
+inline constexpr char kChecksumAnnotation[] = "ferry.dev/checksum";
+inline constexpr char kSourceAnnotation[] = "ferry.dev/source";
+inline constexpr char kFieldManager[] = "ferry";
+
+struct SyncOptions {
+  // Value of the sync-set label: which objects this Ferry owns.
+  std::string sync_set = "ferry";
+  // Only these namespaces (and Namespace objects of these names); empty for all.
+  std::set<std::string> allow_namespaces;
+  std::string default_namespace = "default";
+  bool garbage_collection = false;
+  // Garbage collection reports what it would delete and deletes nothing.
+  bool gc_dry_run = false;
+  // Take over fields another field manager owns (otherwise such objects fail with the
+  // conflict).
+  bool force_conflicts = true;
+  int parallelism = 8;
+  // How long to wait for a CRD applied in this sync to be served.
+  absl::Duration crd_wait = absl::Seconds(30);
+};
+
+// One manifest file at a revision.
+struct ManifestFileContent {
+  std::string path;
+  std::string content;
+};
+
+struct ResourceFailure {
+  std::string resource;  // "namespace:kind/name"; empty when the document has no identity
+  std::string path;
+  std::string error;
+};
+
+struct SyncReport {
+  std::string revision;
+  absl::Time started;
+  absl::Time finished;
+  int applied = 0;
+  int unchanged = 0;
+  int failed = 0;
+  int pruned = 0;
+  int skipped = 0;  // ignored by policy or outside the allowed namespaces
+  std::vector<ResourceFailure> errors;
+  std::vector<std::string> pruned_ids;  // deleted (or, in dry-run, would be)
+  // Set when the sync could not run at all (API unreachable).
+  std::string error;
+};
+
+class SyncMetrics {
+ public:
+  explicit SyncMetrics(prometheus::Registry& registry);
+  void Record(const SyncReport& report);
+
+ private:
+  prometheus::Family<prometheus::Counter>& syncs_;
+  prometheus::Family<prometheus::Counter>& objects_;
+  prometheus::Histogram& duration_;
+  prometheus::Gauge& last_success_;
+};
+
+class Syncer {
+ public:
+  Syncer(KubeClient& client, Discovery& discovery, SyncOptions options);
+  // Applies `files` (the manifests of `revision`). `dry_run`: the API server validates
+  // everything (dryRun=All), nothing is stored.
+  SyncReport Sync(const std::string& revision, const std::vector<ManifestFileContent>& files,
+                  bool dry_run);
+  const SyncOptions& options() const { return options_; }
+
+ private:
+  KubeClient& client_;
+  Discovery& discovery_;
+  const SyncOptions options_;
+};
+
+// The apply rank of a kind (0 first).
+int ApplyRank(const std::string& group, const std::string& kind);
+
+}  // namespace ferry::cluster_syncer
