@@ -26,18 +26,17 @@ std::string ReadFile(const std::string& path) {
 class KubeClientTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    char tmpl[] = "/tmp/ferry-kube-client-XXXXXX";
+    auto cluster = testing::SharedKubeCluster();
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = *cluster;
+    char tmpl[] = "/tmp/ferry-kube-test-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = new std::string(tmpl);
-    auto cluster = testing::KubeCluster::Start(*dir_ + "/cluster");
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = cluster->release();
   }
   static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
     if (dir_) std::filesystem::remove_all(*dir_);
     delete dir_;
+    dir_ = nullptr;
   }
   void SetUp() override {
     if (cluster_ == nullptr) GTEST_SKIP() << "no cluster";

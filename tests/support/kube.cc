@@ -68,4 +68,33 @@ std::string KubeCluster::Kubectl(const std::string& args, int* status,
   return RunCommand(cmd + " 2>&1", status);
 }
 
+absl::StatusOr<KubeCluster*> SharedKubeCluster() {
+  struct Shared {
+    std::string dir;
+    absl::StatusOr<std::unique_ptr<KubeCluster>> cluster;
+    ~Shared() {
+      if (cluster.ok()) cluster->reset();
+      if (!dir.empty()) std::filesystem::remove_all(dir);
+    }
+  };
+  static Shared* shared = [] {
+    auto* s = new Shared{"", absl::UnknownError("not started")};
+    char tmpl[] = "/tmp/ferry-kube-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) {
+      s->cluster = absl::InternalError("mkdtemp failed");
+      return s;
+    }
+    s->dir = tmpl;
+    s->cluster = KubeCluster::Start(s->dir + "/cluster");
+    return s;
+  }();
+  static const bool registered = [] {
+    std::atexit([] { delete shared; });
+    return true;
+  }();
+  (void)registered;
+  if (!shared->cluster.ok()) return shared->cluster.status();
+  return shared->cluster->get();
+}
+
 }  // namespace ferry::testing

@@ -38,4 +38,8 @@ class KubeCluster {
   std::unique_ptr<Subprocess> process_;
 };
 
+// One cluster for the whole test process, started on first use under a temporary folder
+// and stopped at exit. The error says why it could not start.
+absl::StatusOr<KubeCluster*> SharedKubeCluster();
+
 }  // namespace ferry::testing
