@@ -139,9 +139,11 @@ bool NeedsQuotes(const std::string& s) {
       absl::ascii_isspace(static_cast<unsigned char>(s.back()))) {
     return true;
   }
-  static const RE2 kSafe("[A-Za-z0-9_./@(][^\\n\\t:#]*");
+  // Starts like a plain scalar, one line, no ": " or " #" inside, no ':' at the end.
+  static const RE2 kSafe("[A-Za-z0-9_./($][^\\n\\t]*");
   if (!RE2::FullMatch(s, kSafe)) return true;
-  return s.find(": ") != std::string::npos || s.find(" #") != std::string::npos;
+  return s.find(": ") != std::string::npos || s.find(" #") != std::string::npos ||
+         s.back() == ':';
 }
 
 std::string Quote(const std::string& s) {

@@ -102,7 +102,10 @@ TEST(JsonToYaml, RoundTripsTrickyValues) {
         {"quote", "say \"hi\""},
         {"star", "*"},
         {"dash", "- x"},
-        {"unicode", "größe"}}},
+        {"unicode", "größe"},
+        {"image", "registry.example.com:5000/web:1.0"},
+        {"trailing_colon", "a:"},
+        {"url", "http://example.com/#frag"}}},
       {"list", {1, 2.5, true, nullptr, "1.0", nlohmann::json::array(), {{"k", "v"}, {"n", 1}}}},
       {"nested", {{"x", {{"y", {{"z", "deep"}}}}}}},
   };
@@ -112,6 +115,10 @@ TEST(JsonToYaml, RoundTripsTrickyValues) {
   EXPECT_EQ(*back, in) << yaml;
   EXPECT_NE(yaml.find("script: |\n    #!/bin/sh\n    echo hi\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("port: \"8080\""), std::string::npos) << yaml;
+  // Plain where plain reads back the same.
+  EXPECT_EQ(JsonToYaml({{"image", "registry.example.com:5000/web:1.0"}, {"url", "http://x/#a"}}),
+            "image: registry.example.com:5000/web:1.0\nurl: http://x/#a\n");
+  EXPECT_EQ(JsonToYaml({{"k", "ends:"}, {"at", "@x"}}), "at: \"@x\"\nk: \"ends:\"\n");
 }
 
 }  // namespace

@@ -116,11 +116,12 @@ for _ in $(seq 1 600); do
 done
 $ready || { log "kube-apiserver not ready after 60 s; see $dir/logs"; exit 1; }
 
-# Deployments get ReplicaSets, service accounts get tokens, namespaces get cleaned up.
+# Deployments get ReplicaSets, service accounts get tokens, namespaces get cleaned up. The
+# StatefulSet controller is off: tests set StatefulSet statuses themselves.
 "$bin/kube-controller-manager" --kubeconfig kubeconfig --leader-elect=false \
   --port 0 --secure-port 0 \
   --service-account-private-key-file sa.key --root-ca-file ca.crt \
-  --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-route,-service' \
+  --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-route,-service,-statefulset' \
   >logs/kube-controller-manager.log 2>&1 &
 pids+=($!)
 

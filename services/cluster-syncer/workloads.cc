@@ -1,0 +1,266 @@
+#include "services/cluster-syncer/workloads.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "lib/manifest/resource.h"
+
+namespace ferry::cluster_syncer {
+namespace {
+
+int64_t Int(const nlohmann::json& obj, const char* key, int64_t fallback = 0) {
+  if (!obj.is_object() || !obj.contains(key) || !obj[key].is_number()) return fallback;
+  return obj[key].get<int64_t>();
+}
+
+const nlohmann::json& Field(const nlohmann::json& obj, std::initializer_list<const char*> path) {
+  static const nlohmann::json kNull;
+  const nlohmann::json* cur = &obj;
+  for (const char* key : path) {
+    if (!cur->is_object() || !cur->contains(key)) return kNull;
+    cur = &(*cur)[key];
+  }
+  return *cur;
+}
+
+std::map<std::string, std::string> StringMap(const nlohmann::json& obj) {
+  std::map<std::string, std::string> out;
+  if (!obj.is_object()) return out;
+  for (const auto& [k, v] : obj.items()) {
+    if (v.is_string()) out[k] = v.get<std::string>();
+  }
+  return out;
+}
+
+// The condition of `type` in status.conditions, or null.
+const nlohmann::json& Condition(const nlohmann::json& object, const std::string& type) {
+  static const nlohmann::json kNull;
+  const nlohmann::json& conditions = Field(object, {"status", "conditions"});
+  if (!conditions.is_array()) return kNull;
+  for (const auto& c : conditions) {
+    if (c.value("type", "") == type) return c;
+  }
+  return kNull;
+}
+
+const nlohmann::json& PodSpec(const std::string& kind, const nlohmann::json& object) {
+  if (kind == "CronJob") return Field(object, {"spec", "jobTemplate", "spec", "template", "spec"});
+  return Field(object, {"spec", "template", "spec"});
+}
+
+}  // namespace
+
+RolloutInfo RolloutOf(const std::string& kind, const nlohmann::json& object) {
+  RolloutInfo r;
+  const nlohmann::json& spec = Field(object, {"spec"});
+  const nlohmann::json& status = Field(object, {"status"});
+  r.generation = Int(Field(object, {"metadata"}), "generation");
+  r.observed_generation = Int(status, "observedGeneration");
+  using State = RolloutInfo::State;
+  const bool observed = r.generation <= r.observed_generation;
+  auto waiting_for_observation = [&] {
+    r.state = State::kUpdating;
+    r.messages.push_back("waiting for the controller to observe the new spec");
+  };
+  if (kind == "Deployment") {
+    r.desired = static_cast<int>(Int(spec, "replicas", 1));
+    r.updated = static_cast<int>(Int(status, "updatedReplicas"));
+    r.ready = static_cast<int>(Int(status, "readyReplicas"));
+    r.available = static_cast<int>(Int(status, "availableReplicas"));
+    r.outdated = std::max(0, static_cast<int>(Int(status, "replicas")) - r.updated);
+    if (!observed) {
+      waiting_for_observation();
+    } else if (const auto& p = Condition(object, "Progressing");
+               !p.is_null() && p.value("reason", "") == "ProgressDeadlineExceeded") {
+      r.state = State::kError;
+      r.messages.push_back(absl::StrCat("progress deadline exceeded: ", p.value("message", "")));
+    } else if (r.updated < r.desired) {
+      r.state = State::kUpdating;
+      r.messages.push_back(absl::StrCat(r.updated, " of ", r.desired, " new replicas updated"));
+    } else if (r.outdated > 0) {
+      r.state = State::kUpdating;
+      r.messages.push_back(absl::StrCat(r.outdated, " old replicas pending termination"));
+    } else if (r.available < r.updated) {
+      r.state = State::kUpdating;
+      r.messages.push_back(absl::StrCat(r.available, " of ", r.updated, " updated replicas available"));
+    } else {
+      r.state = State::kReady;
+    }
+    if (const auto& f = Condition(object, "ReplicaFailure");
+        !f.is_null() && f.value("status", "") == "True") {
+      r.messages.push_back(absl::StrCat("replica failure: ", f.value("message", "")));
+      if (r.state != State::kReady) r.state = State::kError;
+    }
+  } else if (kind == "DaemonSet") {
+    r.desired = static_cast<int>(Int(status, "desiredNumberScheduled"));
+    r.updated = static_cast<int>(Int(status, "updatedNumberScheduled"));
+    r.ready = static_cast<int>(Int(status, "numberReady"));
+    r.available = static_cast<int>(Int(status, "numberAvailable"));
+    r.outdated = std::max(0, static_cast<int>(Int(status, "currentNumberScheduled")) - r.updated);
+    if (!observed) {
+      waiting_for_observation();
+    } else if (r.updated < r.desired) {
+      r.state = State::kUpdating;
+      r.messages.push_back(absl::StrCat(r.updated, " of ", r.desired, " pods updated"));
+    } else if (r.available < r.desired) {
+      r.state = State::kUpdating;
+      r.messages.push_back(absl::StrCat(r.available, " of ", r.desired, " updated pods available"));
+    } else {
+      r.state = State::kReady;
+    }
+  } else if (kind == "StatefulSet") {
+    r.desired = static_cast<int>(Int(spec, "replicas", 1));
+    r.updated = static_cast<int>(Int(status, "updatedReplicas"));
+    r.ready = static_cast<int>(Int(status, "readyReplicas"));
+    r.available = static_cast<int>(Int(status, "availableReplicas", r.ready));
+    r.outdated = std::max(0, static_cast<int>(Int(status, "replicas")) - r.updated);
+    const std::string current = Field(status, {"currentRevision"}).is_string()
+                                    ? status["currentRevision"].get<std::string>()
+                                    : "";
+    const std::string update = Field(status, {"updateRevision"}).is_string()
+                                   ? status["updateRevision"].get<std::string>()
+                                   : "";
+    if (!observed) {
+      waiting_for_observation();
+    } else if (r.ready < r.desired) {
+      r.state = State::kUpdating;
+      r.messages.push_back(absl::StrCat(r.ready, " of ", r.desired, " pods ready"));
+    } else if (!update.empty() && current != update) {
+      r.state = State::kUpdating;
+      r.messages.push_back(absl::StrCat("rolling update to revision ", update, " in progress"));
+    } else {
+      r.state = State::kReady;
+    }
+  } else if (kind == "Job") {
+    r.desired = static_cast<int>(Int(spec, "completions", Int(spec, "parallelism", 1)));
+    r.ready = r.available = r.updated = static_cast<int>(Int(status, "succeeded"));
+    if (const auto& f = Condition(object, "Failed"); !f.is_null() && f.value("status", "") == "True") {
+      r.state = State::kError;
+      r.messages.push_back(absl::StrCat("job failed: ", f.value("message", f.value("reason", ""))));
+    } else if (const auto& c = Condition(object, "Complete");
+               !c.is_null() && c.value("status", "") == "True") {
+      r.state = State::kReady;
+    } else {
+      r.state = State::kUpdating;
+      r.messages.push_back(absl::StrCat(r.ready, " of ", r.desired, " completions"));
+    }
+  } else if (kind == "CronJob") {
+    // Nothing rolls out: the next run uses the new spec.
+    r.state = State::kReady;
+  } else if (kind == "HelmRelease") {
+    const auto& ready = Condition(object, "Ready");
+    const auto& released = Condition(object, "Released");
+    const auto& c = !ready.is_null() ? ready : released;
+    if (c.is_null()) {
+      r.state = State::kUnknown;
+    } else if (c.value("status", "") == "True") {
+      r.state = observed ? State::kReady : State::kUpdating;
+    } else {
+      r.state = c.value("reason", "").find("Fail") != std::string::npos ? State::kError
+                                                                        : State::kUpdating;
+      r.messages.push_back(c.value("message", ""));
+    }
+  }
+  return r;
+}
+
+ClusterWorkloadInfo WorkloadOf(const std::string& kind, const nlohmann::json& object) {
+  ClusterWorkloadInfo w;
+  const auto& meta = Field(object, {"metadata"});
+  w.kind = kind;
+  w.name = meta.value("name", "");
+  w.namespace_ = meta.value("namespace", "");
+  w.id = manifest::ResourceId(w.namespace_, kind, w.name);
+  w.labels = StringMap(Field(meta, {"labels"}));
+  w.annotations = StringMap(Field(meta, {"annotations"}));
+  const nlohmann::json& pod = PodSpec(kind, object);
+  for (const char* list : {"containers", "initContainers"}) {
+    const nlohmann::json& containers = Field(pod, {list});
+    if (!containers.is_array()) continue;
+    for (const auto& c : containers) {
+      w.containers.push_back({c.value("name", ""), c.value("image", ""),
+                              std::string(list) == "initContainers"});
+    }
+  }
+  w.rollout = RolloutOf(kind, object);
+  return w;
+}
+
+bool IsClusterAddon(const nlohmann::json& object) {
+  const auto& labels = Field(object, {"metadata", "labels"});
+  if (!labels.is_object()) return false;
+  return labels.value("kubernetes.io/cluster-service", "") == "true" ||
+         labels.contains("addonmanager.kubernetes.io/mode");
+}
+
+const std::vector<std::pair<std::string, std::string>>& WorkloadKinds() {
+  static const std::vector<std::pair<std::string, std::string>> kKinds = {
+      {"apps", "Deployment"}, {"apps", "DaemonSet"}, {"apps", "StatefulSet"},
+      {"batch", "CronJob"},   {"batch", "Job"},      {"helm.fluxcd.io", "HelmRelease"},
+      {"helm.toolkit.fluxcd.io", "HelmRelease"}};
+  return kKinds;
+}
+
+absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
+    KubeClient& client, Discovery& discovery, const std::string& ns,
+    const std::set<std::string>& allow) {
+  std::vector<std::string> namespaces;
+  if (!ns.empty()) {
+    if (!allow.empty() && !allow.count(ns)) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("namespace ", ns, " is outside the allowed namespaces (--allow_namespace)"));
+    }
+    namespaces.push_back(ns);
+  } else if (!allow.empty()) {
+    namespaces.assign(allow.begin(), allow.end());
+  } else {
+    namespaces.push_back("");
+  }
+  std::vector<ClusterWorkloadInfo> out;
+  for (const auto& [group, kind] : WorkloadKinds()) {
+    absl::StatusOr<ApiResource> api = discovery.FindPreferred(group, kind);
+    if (!api.ok()) {
+      if (api.status().code() == absl::StatusCode::kNotFound) continue;  // e.g. no HelmRelease CRD
+      return api.status();
+    }
+    for (const std::string& n : namespaces) {
+      absl::StatusOr<nlohmann::json> list = client.Get(api->CollectionPath(n), "list");
+      if (!list.ok()) return list.status();
+      for (const auto& obj : (*list)["items"]) {
+        if (IsClusterAddon(obj)) continue;
+        const auto& owners = Field(obj, {"metadata", "ownerReferences"});
+        if (kind == "Job" && owners.is_array() && !owners.empty()) continue;  // a CronJob's run
+        out.push_back(WorkloadOf(kind, obj));
+      }
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const ClusterWorkloadInfo& a, const ClusterWorkloadInfo& b) { return a.id < b.id; });
+  return out;
+}
+
+absl::StatusOr<ClusterWorkloadInfo> GetClusterWorkload(KubeClient& client, Discovery& discovery,
+                                                       const std::string& id) {
+  // "namespace:kind/name"
+  const size_t colon = id.find(':');
+  const size_t slash = id.find('/', colon == std::string::npos ? 0 : colon);
+  if (colon == std::string::npos || slash == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("workload id '", id, "' is not of the form namespace:kind/name"));
+  }
+  const std::string ns = id.substr(0, colon);
+  const std::string kind_lower = id.substr(colon + 1, slash - colon - 1);
+  const std::string name = id.substr(slash + 1);
+  for (const auto& [group, kind] : WorkloadKinds()) {
+    if (absl::AsciiStrToLower(kind) != kind_lower) continue;
+    absl::StatusOr<ApiResource> api = discovery.FindPreferred(group, kind);
+    if (!api.ok()) continue;
+    absl::StatusOr<nlohmann::json> obj = client.Get(api->ObjectPath(ns, name));
+    if (obj.ok()) return WorkloadOf(kind, *obj);
+    if (obj.status().code() != absl::StatusCode::kNotFound) return obj.status();
+  }
+  return absl::NotFoundError(absl::StrCat("workload ", id, " is not in the cluster"));
+}
+
+}  // namespace ferry::cluster_syncer

@@ -1,0 +1,69 @@
+// Workloads as they run in the cluster: containers with their images, labels, annotations,
+// and rollout status computed the way `kubectl rollout status` does.
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+#include "services/cluster-syncer/kube_client.h"
+
+namespace ferry::cluster_syncer {
+
+struct RolloutInfo {
+  enum class State { kUnknown, kReady, kUpdating, kError } state = State::kUnknown;
+  int desired = 0;
+  int updated = 0;
+  int ready = 0;
+  int available = 0;
+  int outdated = 0;
+  int64_t generation = 0;
+  int64_t observed_generation = 0;
+  std::vector<std::string> messages;
+};
+
+struct RunningContainer {
+  std::string name;
+  std::string image;
+  bool init = false;
+};
+
+struct ClusterWorkloadInfo {
+  std::string id;  // "namespace:kind/name", kind lower-case
+  std::string kind;
+  std::string namespace_;
+  std::string name;
+  std::vector<RunningContainer> containers;  // containers, then initContainers
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
+  RolloutInfo rollout;
+};
+
+// The rollout status of a workload object of `kind`.
+RolloutInfo RolloutOf(const std::string& kind, const nlohmann::json& object);
+
+// A workload object as ClusterWorkloadInfo.
+ClusterWorkloadInfo WorkloadOf(const std::string& kind, const nlohmann::json& object);
+
+// True for cluster add-ons (kubernetes.io/cluster-service=true, addonmanager.kubernetes.io/mode).
+bool IsClusterAddon(const nlohmann::json& object);
+
+// Deployments, DaemonSets, StatefulSets, CronJobs, Jobs (not those a CronJob made) and
+// HelmReleases (when the CRD is served) in `ns` (empty: all, or the allowed namespaces when
+// `allow` is not empty), add-ons hidden, sorted by id.
+absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
+    KubeClient& client, Discovery& discovery, const std::string& ns,
+    const std::set<std::string>& allow);
+
+// One workload by id ("namespace:kind/name"). NotFound when it does not exist.
+absl::StatusOr<ClusterWorkloadInfo> GetClusterWorkload(KubeClient& client, Discovery& discovery,
+                                                       const std::string& id);
+
+// The kinds ListClusterWorkloads reads, as (group, kind).
+const std::vector<std::pair<std::string, std::string>>& WorkloadKinds();
+
+}  // namespace ferry::cluster_syncer

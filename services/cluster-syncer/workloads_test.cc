@@ -1,0 +1,283 @@
+// Workloads, rollout status and export: status rules as a table, then against the real API
+// server (statuses set by the Deployment controller, and by the test through the status
+// subresource of a StatefulSet, whose controller the test cluster does not run).
+#include "services/cluster-syncer/workloads.h"
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "lib/manifest/resource.h"
+#include "services/cluster-syncer/export.h"
+#include "services/cluster-syncer/syncer.h"
+#include "tests/support/kube.h"
+
+namespace ferry::cluster_syncer {
+namespace {
+
+using State = RolloutInfo::State;
+
+nlohmann::json Deployment(int replicas, int64_t generation, const nlohmann::json& status) {
+  return {{"metadata", {{"name", "web"}, {"namespace", "ns"}, {"generation", generation}}},
+          {"spec", {{"replicas", replicas}}},
+          {"status", status}};
+}
+
+TEST(RolloutOf, DeploymentStatesLikeKubectl) {
+  EXPECT_EQ(RolloutOf("Deployment", Deployment(2, 3, {{"observedGeneration", 2}})).state,
+            State::kUpdating);  // spec not observed yet
+  RolloutInfo partial = RolloutOf("Deployment", Deployment(3, 2, {{"observedGeneration", 2},
+                                                                   {"replicas", 4},
+                                                                   {"updatedReplicas", 2},
+                                                                   {"readyReplicas", 3},
+                                                                   {"availableReplicas", 3}}));
+  EXPECT_EQ(partial.state, State::kUpdating);
+  EXPECT_EQ(partial.desired, 3);
+  EXPECT_EQ(partial.updated, 2);
+  EXPECT_EQ(partial.outdated, 2);
+  EXPECT_EQ(partial.messages.at(0), "2 of 3 new replicas updated");
+  RolloutInfo ready = RolloutOf("Deployment", Deployment(2, 2, {{"observedGeneration", 2},
+                                                                 {"replicas", 2},
+                                                                 {"updatedReplicas", 2},
+                                                                 {"readyReplicas", 2},
+                                                                 {"availableReplicas", 2}}));
+  EXPECT_EQ(ready.state, State::kReady);
+  EXPECT_TRUE(ready.messages.empty());
+  nlohmann::json stuck = Deployment(2, 2, {{"observedGeneration", 2}, {"updatedReplicas", 1}});
+  stuck["status"]["conditions"] = {{{"type", "Progressing"},
+                                    {"status", "False"},
+                                    {"reason", "ProgressDeadlineExceeded"},
+                                    {"message", "ReplicaSet \"web-1\" has timed out progressing."}}};
+  RolloutInfo error = RolloutOf("Deployment", stuck);
+  EXPECT_EQ(error.state, State::kError);
+  EXPECT_TRUE(absl::StrContains(error.messages.at(0), "timed out")) << error.messages.at(0);
+}
+
+TEST(RolloutOf, JobsAndDaemonSets) {
+  nlohmann::json job = {{"spec", {{"completions", 2}}}, {"status", {{"succeeded", 1}}}};
+  EXPECT_EQ(RolloutOf("Job", job).state, State::kUpdating);
+  job["status"]["conditions"] = {{{"type", "Failed"}, {"status", "True"}, {"reason", "BackoffLimitExceeded"}}};
+  EXPECT_EQ(RolloutOf("Job", job).state, State::kError);
+  nlohmann::json ds = {{"metadata", {{"generation", 1}}},
+                       {"status",
+                        {{"observedGeneration", 1},
+                         {"desiredNumberScheduled", 3},
+                         {"updatedNumberScheduled", 3},
+                         {"numberAvailable", 2}}}};
+  EXPECT_EQ(RolloutOf("DaemonSet", ds).state, State::kUpdating);
+  ds["status"]["numberAvailable"] = 3;
+  EXPECT_EQ(RolloutOf("DaemonSet", ds).state, State::kReady);
+}
+
+TEST(WorkloadOf, ContainersThenInitContainersAndCronJobTemplates) {
+  nlohmann::json cron = {
+      {"metadata", {{"name", "report"}, {"namespace", "tools"}, {"labels", {{"a", "b"}}}}},
+      {"spec",
+       {{"jobTemplate",
+         {{"spec",
+           {{"template",
+             {{"spec",
+               {{"containers", {{{"name", "report"}, {"image", "r:1"}}}},
+                {"initContainers", {{{"name", "init"}, {"image", "i:1"}}}}}}}}}}}}}}};
+  ClusterWorkloadInfo w = WorkloadOf("CronJob", cron);
+  EXPECT_EQ(w.id, "tools:cronjob/report");
+  ASSERT_EQ(w.containers.size(), 2u);
+  EXPECT_EQ(w.containers[0].image, "r:1");
+  EXPECT_FALSE(w.containers[0].init);
+  EXPECT_EQ(w.containers[1].name, "init");
+  EXPECT_TRUE(w.containers[1].init);
+  EXPECT_EQ(w.labels.at("a"), "b");
+}
+
+class ClusterWorkloadsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto cluster = testing::SharedKubeCluster();
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = *cluster;
+    auto access = LoadKubeconfig(cluster_->kubeconfig(), "");
+    ASSERT_TRUE(access.ok()) << access.status();
+    client_ = std::make_unique<KubeClient>(*access, registry_);
+    discovery_ = std::make_unique<Discovery>(*client_);
+  }
+  void Apply(const std::string& set, const std::vector<ManifestFileContent>& files) {
+    SyncOptions o;
+    o.sync_set = set;
+    Syncer syncer(*client_, *discovery_, o);
+    SyncReport r = syncer.Sync("rev", files, false);
+    ASSERT_EQ(r.failed, 0) << (r.errors.empty() ? r.error : r.errors[0].error);
+  }
+  // Polls GetClusterWorkload until `done` holds (at most 30 s).
+  ClusterWorkloadInfo WaitFor(const std::string& id,
+                              const std::function<bool(const ClusterWorkloadInfo&)>& done) {
+    ClusterWorkloadInfo last;
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < deadline) {
+      auto w = GetClusterWorkload(*client_, *discovery_, id);
+      if (w.ok()) {
+        last = *w;
+        if (done(last)) break;
+      }
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return last;
+  }
+
+  testing::KubeCluster* cluster_ = nullptr;
+  prometheus::Registry registry_;
+  std::unique_ptr<KubeClient> client_;
+  std::unique_ptr<Discovery> discovery_;
+};
+
+constexpr char kWorkloads[] = R"(apiVersion: v1
+kind: Namespace
+metadata: {name: w1}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: w1}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: web, image: "registry.example.com/web:1.0"}
+      initContainers:
+      - {name: migrate, image: "registry.example.com/migrate:1.0"}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: w1}
+spec:
+  replicas: 3
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers:
+      - {name: db, image: "postgres:15"}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: addon
+  namespace: w1
+  labels: {addonmanager.kubernetes.io/mode: Reconcile}
+spec:
+  selector: {matchLabels: {app: addon}}
+  template:
+    metadata: {labels: {app: addon}}
+    spec:
+      containers:
+      - {name: addon, image: "addon:1"}
+)";
+
+TEST_F(ClusterWorkloadsTest, ListsWorkloadsWithRolloutStatusHidingAddons) {
+  Apply("workloads", {{"w.yaml", kWorkloads}});
+  // No scheduler in the test cluster: the controller creates the pods, none becomes ready.
+  ClusterWorkloadInfo web = WaitFor("w1:deployment/web", [](const ClusterWorkloadInfo& w) {
+    return w.rollout.observed_generation >= w.rollout.generation && w.rollout.updated == 2;
+  });
+  EXPECT_EQ(web.rollout.state, State::kUpdating);
+  EXPECT_EQ(web.rollout.desired, 2);
+  EXPECT_EQ(web.rollout.available, 0);
+  ASSERT_EQ(web.containers.size(), 2u);
+  EXPECT_EQ(web.containers[1].image, "registry.example.com/migrate:1.0");
+  EXPECT_TRUE(web.containers[1].init);
+
+  auto list = ListClusterWorkloads(*client_, *discovery_, "w1", {});
+  ASSERT_TRUE(list.ok()) << list.status();
+  std::vector<std::string> ids;
+  for (const auto& w : *list) ids.push_back(w.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"w1:deployment/web", "w1:statefulset/db"}));
+
+  // StatefulSet statuses through the status subresource.
+  auto sts = discovery_->FindPreferred("apps", "StatefulSet");
+  ASSERT_TRUE(sts.ok());
+  const std::string status_path = sts->ObjectPath("w1", "db") + "/status";
+  ASSERT_TRUE(client_->MergePatch(status_path, {{"status",
+                                                 {{"observedGeneration", 1},
+                                                  {"replicas", 3},
+                                                  {"readyReplicas", 1},
+                                                  {"updatedReplicas", 3},
+                                                  {"currentRevision", "db-1"},
+                                                  {"updateRevision", "db-1"}}}})
+                  .ok());
+  auto db = GetClusterWorkload(*client_, *discovery_, "w1:statefulset/db");
+  ASSERT_TRUE(db.ok()) << db.status();
+  EXPECT_EQ(db->rollout.state, State::kUpdating);
+  EXPECT_EQ(db->rollout.messages.at(0), "1 of 3 pods ready");
+  ASSERT_TRUE(client_->MergePatch(status_path, {{"status", {{"readyReplicas", 3}}}}).ok());
+  db = GetClusterWorkload(*client_, *discovery_, "w1:statefulset/db");
+  ASSERT_TRUE(db.ok());
+  EXPECT_EQ(db->rollout.state, State::kReady);
+  EXPECT_EQ(GetClusterWorkload(*client_, *discovery_, "w1:deployment/nope").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(ClusterWorkloadsTest, ExportAppliesToAFreshNamespaceWithoutDiff) {
+  std::string repo = std::string(kWorkloads);
+  repo = absl::StrReplaceAll(repo, {{"w1", "x1"}});
+  repo += R"(---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: x1, labels: {app: web}}
+spec:
+  selector: {app: web}
+  ports:
+  - {port: 80, targetPort: 8080, protocol: TCP}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: web, namespace: x1, annotations: {team: platform}}
+data: {port: "8080", mode: "yes"}
+)";
+  Apply("export", {{"x.yaml", repo}});
+  auto exported = [&](const std::string& ns) {
+    ExportOptions o;
+    o.namespaces = {ns};
+    o.kinds = {"Namespace", "Deployment", "StatefulSet", "Service", "ConfigMap"};
+    std::map<std::string, std::string> out;
+    absl::Status s = ExportResources(*client_, *discovery_, o,
+                                     [&](const std::string& id, const std::string& yaml) {
+                                       out[id] = yaml;
+                                       return true;
+                                     });
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  };
+  std::map<std::string, std::string> first = exported("x1");
+  ASSERT_TRUE(first.count("x1:deployment/web")) << first.size();
+  const std::string& deploy = first["x1:deployment/web"];
+  for (const char* server_made : {"status:", "uid:", "resourceVersion", "managedFields",
+                                  "creationTimestamp", "ferry.dev/", "deployment.kubernetes.io"}) {
+    EXPECT_FALSE(absl::StrContains(deploy, server_made)) << server_made << " in\n" << deploy;
+  }
+  EXPECT_FALSE(absl::StrContains(first["x1:service/web"], "clusterIP:")) << first["x1:service/web"];
+  EXPECT_TRUE(absl::StrContains(first["x1:configmap/web"], "port: \"8080\"")) << first["x1:configmap/web"];
+
+  // Apply the export (renamed to x2) with kubectl, export again: the same documents.
+  std::string copy;
+  for (const auto& [id, yaml] : first) {
+    if (absl::StrContains(id, "kube-root-ca.crt")) continue;
+    copy += "---\n" + absl::StrReplaceAll(yaml, {{"x1", "x2"}});
+  }
+  int status = 0;
+  std::string out = cluster_->Kubectl("apply -f -", &status, copy);
+  ASSERT_EQ(status, 0) << out;
+  std::map<std::string, std::string> second = exported("x2");
+  for (const auto& [id, yaml] : first) {
+    if (absl::StrContains(id, "kube-root-ca.crt")) continue;
+    const std::string id2 = absl::StrReplaceAll(id, {{"x1", "x2"}});
+    ASSERT_TRUE(second.count(id2)) << id2;
+    // kubectl's own bookkeeping annotation is removed by the export as well.
+    EXPECT_EQ(absl::StrReplaceAll(second[id2], {{"x2", "x1"}}), yaml) << id;
+  }
+}
+
+}  // namespace
+}  // namespace ferry::cluster_syncer
