@@ -18,11 +18,14 @@
 #include <google/protobuf/descriptor.h>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_replace.h"
+#include "ferry/v1/cluster_syncer.grpc.pb.h"
 #include "ferry/v1/git_writer.grpc.pb.h"
 #include "ferry/v1/registry_scanner.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/support/git_repo.h"
 #include "tests/support/http.h"
+#include "tests/support/kube.h"
 #include "tests/support/ports.h"
 #include "tests/support/registry.h"
 #include "tests/support/subprocess.h"
@@ -54,7 +57,7 @@ const Binary kBinaries[] = {
     {"git-writer", FERRY_GIT_WRITER_BIN, "ferry.v1.GitWriter", "Head", false, true},
     {"registry-scanner", FERRY_REGISTRY_SCANNER_BIN, "ferry.v1.RegistryScanner", "Watch", false,
      false},
-    {"cluster-syncer", FERRY_CLUSTER_SYNCER_BIN, "ferry.v1.ClusterSyncer", "ListWorkloads", true,
+    {"cluster-syncer", FERRY_CLUSTER_SYNCER_BIN, "ferry.v1.ClusterSyncer", "ListWorkloads", false,
      false},
 };
 
@@ -92,6 +95,16 @@ std::vector<std::string> RequiredArgs(const Binary& binary, Running& r) {
   if (std::string(binary.component) == "registry-scanner") {
     r.state = std::make_unique<TempDir>();
     return {"--state_dir=" + r.state->path};
+  }
+  if (std::string(binary.component) == "cluster-syncer") {
+    // Nothing listens at either address: the syncer serves anyway (and is not ready).
+    r.state = std::make_unique<TempDir>();
+    const std::string kubeconfig = r.state->path + "/kubeconfig";
+    std::ofstream(kubeconfig) << "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n"
+                                 "    server: https://127.0.0.1:1\nusers:\n- name: u\n  user:\n"
+                                 "    token: t\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n"
+                                 "current-context: x\n";
+    return {"--kubeconfig=" + kubeconfig, "--git_writer_address=127.0.0.1:1"};
   }
   if (!binary.needs_repo) return {};
   auto repo = testing::GitRepo::Create(
@@ -512,7 +525,10 @@ TEST(GitWriterBinaryTest, KillNineDuringWritesLosesAndDuplicatesNothing) {
     auto line = r.process->WaitForLine(
         [](const std::string& l) { return absl::StrContains(l, " listening "); }, kStartTimeout);
     EXPECT_TRUE(line.has_value()) << r.process->Output();
-    if (line) r.grpc_port = IntField(*line, "grpc_port").value_or(0);
+    if (line) {
+      r.grpc_port = IntField(*line, "grpc_port").value_or(0);
+      r.metrics_port = IntField(*line, "metrics_port").value_or(0);
+    }
     return r;
   };
   // Releases w_i img/w:1 -> img/w:2. OK: done. ABORTED saying it already runs img/w:2: an
@@ -752,6 +768,162 @@ TEST(RegistryScannerBinaryTest, RegistryNotificationTriggersTheScan) {
   EXPECT_EQ(event.tag().digest(), *pushed);
   events_ctx.TryCancel();
   EXPECT_TRUE(absl::StrContains(r.process->Output(), "webhook")) << r.process->Output();
+}
+
+}  // namespace
+}  // namespace ferry
+
+namespace ferry {
+namespace {
+
+constexpr char kSyncedApp[] = R"(apiVersion: v1
+kind: Namespace
+metadata: {name: e2e}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: e2e}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: registry.example.com/team/web:1.0.0
+)";
+
+// ferry-git-writer + ferry-cluster-syncer + a real Kubernetes API: a pushed commit reaches
+// the cluster through WatchHead; status, workloads, rollout, export and the sync marker.
+TEST(ClusterSyncerBinaryTest, AppliesEachNewHeadOfARealRepoToARealCluster) {
+  auto cluster = testing::SharedKubeCluster();
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  auto repo = testing::GitRepo::Create({{"apps/web.yaml", kSyncedApp}});
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  auto start = [](std::vector<std::string> argv) {
+    Running r;
+    auto process = Subprocess::Start(argv);
+    EXPECT_TRUE(process.ok());
+    if (!process.ok()) return r;
+    r.process = *std::move(process);
+    auto line = r.process->WaitForLine(
+        [](const std::string& l) { return absl::StrContains(l, " listening "); }, kStartTimeout);
+    EXPECT_TRUE(line.has_value()) << r.process->Output();
+    if (line) {
+      r.grpc_port = IntField(*line, "grpc_port").value_or(0);
+      r.metrics_port = IntField(*line, "metrics_port").value_or(0);
+    }
+    return r;
+  };
+  Running git = start({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0",
+                       "--metrics_address=127.0.0.1:0", "--git_url=" + (*repo)->url(),
+                       "--state_dir=" + (*repo)->dir() + "/state", "--git_poll_interval=1h"});
+  ASSERT_GT(git.grpc_port, 0);
+  Running syncer = start({FERRY_CLUSTER_SYNCER_BIN, "--grpc_address=127.0.0.1:0",
+                          "--metrics_address=127.0.0.1:0", "--kubeconfig=" + (*cluster)->kubeconfig(),
+                          "--git_writer_address=" + git.GrpcTarget(), "--sync_interval=1h",
+                          "--sync_set=e2e"});
+  ASSERT_GT(syncer.grpc_port, 0);
+  auto stub = ferry::v1::ClusterSyncer::NewStub(syncer.Channel());
+  auto deadline = [] { return std::chrono::system_clock::now() + std::chrono::seconds(60); };
+
+  grpc::ClientContext watch_ctx;
+  watch_ctx.set_deadline(deadline());
+  auto watch = stub->WatchSync(&watch_ctx, {});
+  ferry::v1::SyncResult result;
+  ASSERT_TRUE(watch->Read(&result)) << syncer.process->Output();
+  EXPECT_EQ(result.revision(), (*repo)->Head());
+  EXPECT_TRUE(result.error().empty()) << result.error();
+  EXPECT_EQ(result.applied(), 2);
+  EXPECT_EQ(result.failed(), 0);
+  EXPECT_EQ(CheckHealth(syncer, "readiness"), HealthCheckResponse::SERVING);
+  EXPECT_EQ((*repo)->Git("rev-parse ferry-sync^{commit}"), (*repo)->Head() + "\n");
+
+  // Someone pushes a new image; git-writer is told (a webhook would), the syncer follows.
+  auto pushed = (*repo)->CommitWithCli(
+      {{"apps/web.yaml", absl::StrReplaceAll(kSyncedApp, {{"web:1.0.0", "web:1.1.0"}})}}, "Bump");
+  ASSERT_TRUE(pushed.ok());
+  auto git_stub = ferry::v1::GitWriter::NewStub(git.Channel());
+  grpc::ClientContext notify_ctx;
+  notify_ctx.set_deadline(deadline());
+  ferry::v1::HeadResponse head;
+  ASSERT_TRUE(git_stub->Notify(&notify_ctx, {}, &head).ok());
+  do {
+    ASSERT_TRUE(watch->Read(&result)) << syncer.process->Output();
+  } while (result.revision() != *pushed);
+  EXPECT_EQ(result.applied(), 1);
+  EXPECT_EQ(result.unchanged(), 1);
+  int status = 0;
+  EXPECT_EQ((*cluster)->Kubectl("-n e2e get deploy web -o jsonpath={.spec.template.spec.containers[0].image}",
+                                &status),
+            "registry.example.com/team/web:1.1.0");
+  watch_ctx.TryCancel();
+
+  grpc::ClientContext list_ctx;
+  list_ctx.set_deadline(deadline());
+  ferry::v1::ListClusterWorkloadsRequest list;
+  list.set_namespace_("e2e");
+  ferry::v1::ListClusterWorkloadsResponse workloads;
+  ASSERT_TRUE(stub->ListWorkloads(&list_ctx, list, &workloads).ok());
+  ASSERT_EQ(workloads.workloads_size(), 1);
+  EXPECT_EQ(workloads.workloads(0).id(), "e2e:deployment/web");
+  EXPECT_EQ(workloads.workloads(0).containers(0).image_ref().tag(), "1.1.0");
+
+  // Zero replicas: ready as soon as the controller has seen the new spec.
+  grpc::ClientContext rollout_ctx;
+  rollout_ctx.set_deadline(deadline());
+  ferry::v1::WaitRolloutRequest wait;
+  wait.add_workloads("e2e:deployment/web");
+  wait.set_revision(*pushed);
+  wait.set_timeout_seconds(30);
+  auto rollout = stub->WaitRollout(&rollout_ctx, wait);
+  ferry::v1::WaitRolloutProgress progress;
+  while (rollout->Read(&progress) && !progress.done()) {
+  }
+  EXPECT_TRUE(progress.done());
+  EXPECT_EQ(progress.rollouts(0).status().state(), ferry::v1::ROLLOUT_STATE_READY);
+  EXPECT_TRUE(rollout->Finish().ok());
+
+  grpc::ClientContext bad_ctx;
+  bad_ctx.set_deadline(deadline());
+  ferry::v1::SyncNowRequest bad;
+  bad.set_revision("0123456789012345678901234567890123456789");
+  ferry::v1::SyncResult ignored;
+  EXPECT_EQ(stub->SyncNow(&bad_ctx, bad, &ignored).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  grpc::ClientContext export_ctx;
+  export_ctx.set_deadline(deadline());
+  ferry::v1::ExportResourcesRequest exp;
+  exp.add_namespaces("e2e");
+  auto exported = stub->Export(&export_ctx, exp);
+  ferry::v1::ExportedResource resource;
+  std::set<std::string> ids;
+  while (exported->Read(&resource)) ids.insert(resource.id());
+  EXPECT_TRUE(exported->Finish().ok());
+  EXPECT_EQ(ids, (std::set<std::string>{"<cluster>:namespace/e2e", "e2e:deployment/web"}));
+
+  auto metrics = testing::HttpGet("http://127.0.0.1:" + std::to_string(syncer.metrics_port) + "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_sync_total{outcome=\"success\"} 2"))
+      << metrics->body;
+  EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_kube_requests_total{code=\"200\",verb=\"apply\"}"))
+      << metrics->body;
+}
+
+// Unreachable dependencies: the syncer serves, reports not ready, and says why.
+TEST(ClusterSyncerBinaryTest, ServesButIsNotReadyWhileDependenciesAreUnreachable) {
+  Running r = StartOnLoopback(kBinaries[3]);
+  ASSERT_GT(r.grpc_port, 0);
+  EXPECT_EQ(CheckHealth(r, ""), HealthCheckResponse::SERVING);
+  EXPECT_EQ(CheckHealth(r, "readiness"), HealthCheckResponse::NOT_SERVING);
+  auto stub = ferry::v1::ClusterSyncer::NewStub(r.Channel());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  ferry::v1::SyncResult result;
+  grpc::Status status = stub->SyncNow(&ctx, {}, &result);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "git-writer")) << status.error_message();
 }
 
 }  // namespace

@@ -103,8 +103,14 @@ void Server::Shutdown() {
   exposer_.reset();
 }
 
+void Server::SetServingStatus(const std::string& name, bool serving) {
+  // After Shutdown() the health service ignores changes (everything is NOT_SERVING).
+  grpc_server_->GetHealthCheckService()->SetServingStatus(name, serving);
+}
+
 int ServeUntilSignal(const ServerOptions& options, const std::vector<HostedService>& services,
-                     std::shared_ptr<prometheus::Registry> registry) {
+                     std::shared_ptr<prometheus::Registry> registry,
+                     const std::function<void(Server*)>& attach) {
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options, services, registry);
   if (!server.ok()) {
     log::Error("start failed", {{"error", std::string(server.status().message())}});
@@ -112,6 +118,7 @@ int ServeUntilSignal(const ServerOptions& options, const std::vector<HostedServi
                  std::string(server.status().message()).c_str());
     return 2;
   }
+  if (attach) attach(server->get());
   log::Info("listening", {{"grpc_address", ListenAddress{options.grpc_address.host,
                                                           (*server)->grpc_port()}
                                                 .ToString()},
@@ -122,6 +129,7 @@ int ServeUntilSignal(const ServerOptions& options, const std::vector<HostedServi
                           {"metrics_port", (*server)->metrics_port()},
                           {"version", Version()}});
   int sig = WaitForShutdownSignal();
+  if (attach) attach(nullptr);
   log::Info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
                               {"drain_timeout_ms",
                                absl::ToInt64Milliseconds(options.drain_timeout)}});

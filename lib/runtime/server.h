@@ -2,6 +2,7 @@
 // server reflection, per-RPC metrics and a Prometheus /metrics endpoint on its own port.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -59,6 +60,10 @@ class Server {
   // The bound metrics port.
   int metrics_port() const { return metrics_port_; }
 
+  // Sets the health status reported for `name` (e.g. a readiness check of a component's
+  // dependencies, separate from "" which says the process serves).
+  void SetServingStatus(const std::string& name, bool serving);
+
   // Health goes NOT_SERVING, new RPCs are refused, in-flight RPCs get up to the drain
   // timeout to finish and are cancelled after it; then /metrics stops. Idempotent.
   void Shutdown();
@@ -80,8 +85,11 @@ class Server {
 // ("listening"). Returns the process exit code: 0 after a clean shutdown, 2 when the server
 // cannot start (the reason is printed on stderr). Requires BlockShutdownSignals() at the top
 // of main().
+// `attach` is called with the server once it serves (e.g. for a component to report
+// readiness through SetServingStatus), and with nullptr before it shuts down.
 int ServeUntilSignal(const ServerOptions& options, const std::vector<HostedService>& services,
-                     std::shared_ptr<prometheus::Registry> registry);
+                     std::shared_ptr<prometheus::Registry> registry,
+                     const std::function<void(Server*)>& attach = nullptr);
 
 // Ferry's version, e.g. "0.1.0".
 const char* Version();

@@ -1,13 +1,49 @@
-// The ferry.v1.ClusterSyncer gRPC service of ferry-cluster-syncer: validates requests, converts between proto
-// and domain types, delegates, and maps errors to gRPC status codes.
+// The ferry.v1.ClusterSyncer gRPC service of ferry-cluster-syncer: validates requests, converts
+// between proto and domain types, delegates, and maps errors to gRPC status codes.
 #pragma once
 
 #include "ferry/v1/cluster_syncer.grpc.pb.h"
+#include "services/cluster-syncer/sync_loop.h"
+#include "services/cluster-syncer/workloads.h"
 
 namespace ferry::cluster_syncer {
 
-// RPCs not overridden here are not built yet: they answer UNIMPLEMENTED with a message
-// naming the method (see lib/runtime/unimplemented.h), never a fake success.
-class ClusterSyncerService final : public ferry::v1::ClusterSyncer::Service {};
+// The health check name of the readiness check: SERVING while the last sync attempt reached
+// git-writer and the Kubernetes API ("" stays SERVING as long as the process serves).
+inline constexpr char kReadinessHealthName[] = "readiness";
+
+class ClusterSyncerService final : public ferry::v1::ClusterSyncer::Service {
+ public:
+  ClusterSyncerService(KubeClient& kube, Discovery& discovery, SyncLoop& loop,
+                       std::set<std::string> allow_namespaces);
+
+  grpc::Status ListWorkloads(grpc::ServerContext* context,
+                             const ferry::v1::ListClusterWorkloadsRequest* request,
+                             ferry::v1::ListClusterWorkloadsResponse* response) override;
+  grpc::Status SyncNow(grpc::ServerContext* context, const ferry::v1::SyncNowRequest* request,
+                       ferry::v1::SyncResult* response) override;
+  grpc::Status GetSyncStatus(grpc::ServerContext* context,
+                             const ferry::v1::GetSyncStatusRequest* request,
+                             ferry::v1::SyncResult* response) override;
+  grpc::Status WatchSync(grpc::ServerContext* context, const ferry::v1::WatchSyncRequest* request,
+                         grpc::ServerWriter<ferry::v1::SyncResult>* writer) override;
+  grpc::Status WaitRollout(grpc::ServerContext* context,
+                           const ferry::v1::WaitRolloutRequest* request,
+                           grpc::ServerWriter<ferry::v1::WaitRolloutProgress>* writer) override;
+  grpc::Status Export(grpc::ServerContext* context,
+                      const ferry::v1::ExportResourcesRequest* request,
+                      grpc::ServerWriter<ferry::v1::ExportedResource>* writer) override;
+
+ private:
+  KubeClient& kube_;
+  Discovery& discovery_;
+  SyncLoop& loop_;
+  const std::set<std::string> allow_;
+};
+
+// Proto forms.
+void ToProto(const SyncReport& report, ferry::v1::SyncResult* out);
+void ToProto(const RolloutInfo& rollout, ferry::v1::RolloutStatus* out);
+void ToProto(const ClusterWorkloadInfo& workload, ferry::v1::ClusterWorkload* out);
 
 }  // namespace ferry::cluster_syncer

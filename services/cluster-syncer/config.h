@@ -2,11 +2,17 @@
 // Config. Every option is documented next to the flag that sets it, in config.cc.
 #pragma once
 
+#include <set>
+#include <string>
+#include <vector>
+
 #include <CLI/CLI.hpp>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "lib/runtime/flags.h"
 #include "lib/runtime/server.h"
+#include "services/cluster-syncer/syncer.h"
 
 namespace ferry::cluster_syncer {
 
@@ -16,11 +22,33 @@ inline const runtime::ComponentDefaults kComponent{"cluster-syncer", 3033, 9794}
 // Flags as given on the command line, before validation.
 struct Flags {
   runtime::ServerFlags server;
+  std::string kubeconfig;
+  std::string context;
+  std::string git_writer_address = "127.0.0.1:3031";
+  std::string sync_interval = "5m";
+  std::vector<std::string> allow_namespaces;
+  bool garbage_collection = false;
+  bool gc_dry_run = false;
+  std::string sync_state = "git";
+  std::string sync_state_namespace;
+  std::string sync_set = "ferry";
+  bool force_conflicts = true;
+  int parallelism = 8;
 };
+
+// Where the "last applied revision" is recorded.
+enum class SyncState { kGit, kCluster };
 
 // The validated configuration.
 struct Config {
   runtime::ServerOptions server;
+  std::string kubeconfig;  // empty: in-cluster service account
+  std::string context;
+  std::string git_writer_address;
+  absl::Duration sync_interval = absl::Minutes(5);
+  SyncOptions sync;
+  SyncState sync_state = SyncState::kGit;
+  std::string sync_state_namespace;  // empty: the kubeconfig's / pod's namespace
 };
 
 // Registers every flag of ferry-cluster-syncer on `app`.

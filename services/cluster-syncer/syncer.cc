@@ -174,6 +174,9 @@ SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestF
   report.started = absl::Now();
   auto finish = [&]() -> SyncReport {
     report.finished = absl::Now();
+    if (!report.error.empty() && report.error_code == absl::StatusCode::kOk) {
+      report.error_code = absl::StatusCode::kUnavailable;
+    }
     return report;
   };
   auto allowed_namespace = [&](const std::string& ns) {

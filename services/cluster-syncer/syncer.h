@@ -26,6 +26,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "services/cluster-syncer/kube_client.h"
 
@@ -76,8 +77,10 @@ struct SyncReport {
   int skipped = 0;  // ignored by policy or outside the allowed namespaces
   std::vector<ResourceFailure> errors;
   std::vector<std::string> pruned_ids;  // deleted (or, in dry-run, would be)
-  // Set when the sync could not run at all (API unreachable).
+  // Set when the sync could not run at all (API or git-writer unreachable, unknown
+  // revision), with the code to answer with.
   std::string error;
+  absl::StatusCode error_code = absl::StatusCode::kOk;
 };
 
 class SyncMetrics {

@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "lib/convert/container.h"
 #include "lib/image/reference.h"
 #include "lib/manifest/policy.h"
 #include "lib/manifest/workload.h"
@@ -183,19 +184,7 @@ grpc::Status GitWriterService::ListWorkloads(grpc::ServerContext*,
     ferry::v1::ManifestWorkload* w = response->add_workloads();
     w->set_id(r.id);
     for (const manifest::Container& c : manifest::FindContainers(r)) {
-      ferry::v1::Container* pc = w->add_containers();
-      pc->set_name(c.name);
-      pc->set_image(c.image);
-      pc->set_init(c.init);
-      absl::StatusOr<image::Reference> ref = image::Reference::Parse(c.image);
-      if (ref.ok()) {
-        ferry::v1::ImageRef* pr = pc->mutable_image_ref();
-        pr->set_original(c.image);
-        pr->set_registry(ref->Registry());
-        pr->set_repository(ref->Path());
-        pr->set_tag(ref->tag());
-        pr->set_digest(ref->digest());
-      }
+      convert::FillContainer(c.name, c.image, c.init, w->add_containers());
     }
     FillPolicy(manifest::ReadPolicies(r.annotations), w->mutable_policy());
     w->set_path(r.source.path);

@@ -1,0 +1,188 @@
+#include "services/cluster-syncer/cluster_syncer_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "lib/convert/container.h"
+#include "lib/runtime/proto_time.h"
+#include "lib/status/grpc_status.h"
+#include "services/cluster-syncer/export.h"
+
+namespace ferry::cluster_syncer {
+
+void ToProto(const SyncReport& report, ferry::v1::SyncResult* out) {
+  out->set_revision(report.revision);
+  *out->mutable_started() = runtime::ToProtoTimestamp(report.started);
+  *out->mutable_finished() = runtime::ToProtoTimestamp(report.finished);
+  out->set_applied(report.applied);
+  out->set_unchanged(report.unchanged);
+  out->set_failed(report.failed);
+  out->set_pruned(report.pruned);
+  for (const ResourceFailure& f : report.errors) {
+    ferry::v1::ResourceError* e = out->add_errors();
+    e->set_resource(f.resource);
+    e->set_path(f.path);
+    e->set_error(f.error);
+  }
+  out->set_error(report.error);
+}
+
+void ToProto(const RolloutInfo& r, ferry::v1::RolloutStatus* out) {
+  switch (r.state) {
+    case RolloutInfo::State::kReady: out->set_state(ferry::v1::ROLLOUT_STATE_READY); break;
+    case RolloutInfo::State::kUpdating: out->set_state(ferry::v1::ROLLOUT_STATE_UPDATING); break;
+    case RolloutInfo::State::kError: out->set_state(ferry::v1::ROLLOUT_STATE_ERROR); break;
+    case RolloutInfo::State::kUnknown: out->set_state(ferry::v1::ROLLOUT_STATE_UNKNOWN); break;
+  }
+  out->set_desired(r.desired);
+  out->set_updated(r.updated);
+  out->set_ready(r.ready);
+  out->set_available(r.available);
+  out->set_outdated(r.outdated);
+  out->set_generation(r.generation);
+  out->set_observed_generation(r.observed_generation);
+  for (const std::string& m : r.messages) out->add_messages(m);
+}
+
+void ToProto(const ClusterWorkloadInfo& w, ferry::v1::ClusterWorkload* out) {
+  out->set_id(w.id);
+  for (const RunningContainer& c : w.containers) {
+    convert::FillContainer(c.name, c.image, c.init, out->add_containers());
+  }
+  ToProto(w.rollout, out->mutable_rollout());
+  out->mutable_labels()->insert(w.labels.begin(), w.labels.end());
+  out->mutable_annotations()->insert(w.annotations.begin(), w.annotations.end());
+}
+
+ClusterSyncerService::ClusterSyncerService(KubeClient& kube, Discovery& discovery, SyncLoop& loop,
+                                           std::set<std::string> allow_namespaces)
+    : kube_(kube), discovery_(discovery), loop_(loop), allow_(std::move(allow_namespaces)) {}
+
+grpc::Status ClusterSyncerService::ListWorkloads(grpc::ServerContext*,
+                                                 const ferry::v1::ListClusterWorkloadsRequest* request,
+                                                 ferry::v1::ListClusterWorkloadsResponse* response) {
+  auto workloads = ListClusterWorkloads(kube_, discovery_, request->namespace_(), allow_);
+  if (!workloads.ok()) return ToGrpcStatus(workloads.status());
+  for (const ClusterWorkloadInfo& w : *workloads) ToProto(w, response->add_workloads());
+  return grpc::Status::OK;
+}
+
+grpc::Status ClusterSyncerService::SyncNow(grpc::ServerContext*,
+                                           const ferry::v1::SyncNowRequest* request,
+                                           ferry::v1::SyncResult* response) {
+  SyncReport report = loop_.SyncNow(request->revision(), request->dry_run());
+  if (!report.error.empty()) return ToGrpcStatus(absl::Status(report.error_code, report.error));
+  ToProto(report, response);
+  return grpc::Status::OK;
+}
+
+grpc::Status ClusterSyncerService::GetSyncStatus(grpc::ServerContext*,
+                                                 const ferry::v1::GetSyncStatusRequest*,
+                                                 ferry::v1::SyncResult* response) {
+  auto [sequence, last] = loop_.Last();
+  if (!last) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        "no sync has finished yet; call SyncNow or wait for the first sync");
+  }
+  ToProto(*last, response);
+  return grpc::Status::OK;
+}
+
+grpc::Status ClusterSyncerService::WatchSync(grpc::ServerContext* context,
+                                             const ferry::v1::WatchSyncRequest*,
+                                             grpc::ServerWriter<ferry::v1::SyncResult>* writer) {
+  auto [sequence, last] = loop_.Last();
+  writer->SendInitialMetadata();  // subscribed: later syncs are not missed
+  if (last) {
+    ferry::v1::SyncResult out;
+    ToProto(*last, &out);
+    if (!writer->Write(out)) return grpc::Status::OK;
+  }
+  while (!context->IsCancelled()) {
+    auto [next, report] = loop_.WaitNext(sequence, absl::Seconds(1));
+    if (next == sequence || !report) continue;
+    sequence = next;
+    ferry::v1::SyncResult out;
+    ToProto(*report, &out);
+    if (!writer->Write(out)) return grpc::Status::OK;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ClusterSyncerService::WaitRollout(
+    grpc::ServerContext* context, const ferry::v1::WaitRolloutRequest* request,
+    grpc::ServerWriter<ferry::v1::WaitRolloutProgress>* writer) {
+  if (request->workloads().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "workloads: name at least one workload id");
+  }
+  const absl::Duration timeout =
+      request->timeout_seconds() > 0 ? absl::Seconds(request->timeout_seconds()) : absl::Minutes(5);
+  const absl::Time deadline = absl::Now() + timeout;
+  // First the revision must have been applied.
+  if (!request->revision().empty()) {
+    auto [sequence, last] = loop_.Last();
+    while (!(last && last->revision == request->revision() && last->error.empty())) {
+      if (context->IsCancelled()) return grpc::Status::CANCELLED;
+      if (absl::Now() >= deadline) {
+        return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                            absl::StrCat("revision ", request->revision(),
+                                         " was not applied within ", absl::FormatDuration(timeout)));
+      }
+      std::tie(sequence, last) = loop_.WaitNext(sequence, std::min(absl::Seconds(1), deadline - absl::Now()));
+    }
+  }
+  std::string previous;
+  while (true) {
+    if (context->IsCancelled()) return grpc::Status::CANCELLED;
+    ferry::v1::WaitRolloutProgress progress;
+    bool all_done = true;
+    for (const std::string& id : request->workloads()) {
+      ferry::v1::WorkloadRollout* r = progress.add_rollouts();
+      r->set_workload(id);
+      absl::StatusOr<ClusterWorkloadInfo> w = GetClusterWorkload(kube_, discovery_, id);
+      if (w.status().code() == absl::StatusCode::kInvalidArgument) return ToGrpcStatus(w.status());
+      if (!w.ok()) {
+        r->mutable_status()->set_state(ferry::v1::ROLLOUT_STATE_UNKNOWN);
+        r->mutable_status()->add_messages(std::string(w.status().message()));
+        all_done = false;
+        continue;
+      }
+      ToProto(w->rollout, r->mutable_status());
+      if (w->rollout.state != RolloutInfo::State::kReady &&
+          w->rollout.state != RolloutInfo::State::kError) {
+        all_done = false;
+      }
+    }
+    progress.set_done(all_done);
+    const std::string serialized = progress.SerializeAsString();
+    if (serialized != previous || all_done) {
+      if (!writer->Write(progress)) return grpc::Status::OK;
+      previous = serialized;
+    }
+    if (all_done) return grpc::Status::OK;
+    if (absl::Now() >= deadline) {
+      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                          absl::StrCat("the rollout did not finish within ",
+                                       absl::FormatDuration(timeout)));
+    }
+    absl::SleepFor(std::min(absl::Milliseconds(500), deadline - absl::Now()));
+  }
+}
+
+grpc::Status ClusterSyncerService::Export(grpc::ServerContext* context,
+                                          const ferry::v1::ExportResourcesRequest* request,
+                                          grpc::ServerWriter<ferry::v1::ExportedResource>* writer) {
+  ExportOptions options;
+  options.namespaces.assign(request->namespaces().begin(), request->namespaces().end());
+  options.kinds.assign(request->kinds().begin(), request->kinds().end());
+  options.allow = allow_;
+  absl::Status s = ExportResources(kube_, discovery_, options,
+                                   [&](const std::string& id, const std::string& yaml) {
+                                     if (context->IsCancelled()) return false;
+                                     ferry::v1::ExportedResource out;
+                                     out.set_id(id);
+                                     out.set_yaml(yaml);
+                                     return writer->Write(out);
+                                   });
+  return ToGrpcStatus(s);
+}
+
+}  // namespace ferry::cluster_syncer

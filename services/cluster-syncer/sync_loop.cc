@@ -1,0 +1,250 @@
+#include "services/cluster-syncer/sync_loop.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "lib/log/log.h"
+#include "lib/runtime/proto_time.h"
+
+namespace ferry::cluster_syncer {
+namespace {
+
+std::chrono::system_clock::time_point Deadline(absl::Duration d) {
+  return std::chrono::system_clock::now() + absl::ToChronoNanoseconds(d);
+}
+
+absl::StatusCode CodeOf(const grpc::Status& s) {
+  return static_cast<absl::StatusCode>(s.error_code());
+}
+
+}  // namespace
+
+SyncLoop::SyncLoop(ferry::v1::GitWriter::StubInterface& git, KubeClient& kube, Syncer& syncer,
+                   SyncMetrics& metrics, Options options)
+    : git_(git), kube_(kube), syncer_(syncer), metrics_(metrics), options_(std::move(options)) {}
+
+SyncLoop::~SyncLoop() { Stop(); }
+
+void SyncLoop::Start() {
+  watcher_ = std::thread([this] { WatchHeads(); });
+  worker_ = std::thread([this] { Work(); });
+}
+
+void SyncLoop::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    if (watch_context_ != nullptr) watch_context_->TryCancel();
+  }
+  cv_.notify_all();
+  if (watcher_.joinable()) watcher_.join();
+  if (worker_.joinable()) worker_.join();
+}
+
+void SyncLoop::SetReadinessSink(std::function<void(bool)> sink) {
+  std::lock_guard<std::mutex> lock(mu_);
+  readiness_sink_ = std::move(sink);
+  if (readiness_sink_) readiness_sink_(ready_);
+}
+
+void SyncLoop::Trigger(const std::string& revision) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    triggered_ = true;
+    if (!revision.empty()) wanted_revision_ = revision;
+  }
+  cv_.notify_all();
+}
+
+void SyncLoop::WatchHeads() {
+  absl::Duration backoff = absl::Seconds(1);
+  while (true) {
+    grpc::ClientContext context;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) return;
+      watch_context_ = &context;
+    }
+    std::unique_ptr<grpc::ClientReaderInterface<ferry::v1::HeadResponse>> stream =
+        git_.WatchHead(&context, ferry::v1::WatchHeadRequest());
+    ferry::v1::HeadResponse head;
+    bool got_any = false;
+    while (stream->Read(&head)) {
+      got_any = true;
+      backoff = absl::Seconds(1);
+      Trigger(head.revision());
+    }
+    grpc::Status status = stream->Finish();
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      watch_context_ = nullptr;
+      if (stop_) return;
+      if (!got_any) {
+        log::Warn("git-writer head stream failed; retrying",
+                  {{"error", status.error_message()},
+                   {"retry_in_ms", absl::ToInt64Milliseconds(backoff)}});
+      }
+      cv_.wait_for(lock, absl::ToChronoNanoseconds(backoff), [&] { return stop_; });
+      if (stop_) return;
+    }
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+void SyncLoop::Work() {
+  absl::Time next_due = absl::Now();  // first sync at once
+  absl::Duration backoff = absl::Seconds(1);
+  while (true) {
+    std::string revision;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, absl::ToChronoNanoseconds(std::max(absl::ZeroDuration(), next_due - absl::Now())),
+                   [&] { return stop_ || triggered_; });
+      if (stop_) return;
+      const bool due = absl::Now() >= next_due;
+      if (!triggered_ && !due) continue;
+      triggered_ = false;
+      revision = wanted_revision_;
+      // A head that is already applied (WatchHead repeats the current one on connect)
+      // waits for the interval.
+      if (!due && last_ && last_->error.empty() && last_->revision == revision) continue;
+    }
+    SyncReport report;
+    {
+      std::lock_guard<std::mutex> lock(sync_mu_);
+      report = RunSync(revision, false, false);
+    }
+    if (report.error.empty()) {
+      backoff = absl::Seconds(1);
+      next_due = absl::Now() + options_.interval;
+    } else {
+      log::Warn("sync failed; retrying", {{"error", report.error},
+                                           {"retry_in_ms", absl::ToInt64Milliseconds(backoff)}});
+      next_due = absl::Now() + backoff;
+      backoff = std::min(backoff * 2, options_.max_backoff);
+    }
+  }
+}
+
+SyncReport SyncLoop::SyncNow(const std::string& revision, bool dry_run) {
+  std::lock_guard<std::mutex> lock(sync_mu_);
+  return RunSync(revision, dry_run, revision.empty());
+}
+
+SyncReport SyncLoop::RunSync(const std::string& wanted, bool dry_run, bool fetch_first) {
+  SyncReport report;
+  report.started = absl::Now();
+  auto fail = [&](absl::StatusCode code, const std::string& message) {
+    report.error = message;
+    report.error_code = code;
+    report.finished = absl::Now();
+  };
+  std::string revision = wanted;
+  if (revision.empty()) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline(absl::Seconds(60)));
+    ferry::v1::HeadResponse head;
+    grpc::Status s = fetch_first ? git_.Notify(&ctx, ferry::v1::NotifyRequest(), &head)
+                                 : git_.Head(&ctx, ferry::v1::HeadRequest(), &head);
+    if (!s.ok()) {
+      fail(s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                   s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+               ? absl::StatusCode::kUnavailable
+               : CodeOf(s),
+           absl::StrCat("git-writer: ", s.error_message()));
+    } else {
+      revision = head.revision();
+    }
+  }
+  if (report.error.empty()) {
+    report.revision = revision;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline(absl::Seconds(120)));
+    ferry::v1::ReadManifestsRequest request;
+    request.set_revision(revision);
+    auto stream = git_.ReadManifests(&ctx, request);
+    std::vector<ManifestFileContent> files;
+    ferry::v1::ManifestFile file;
+    while (stream->Read(&file)) files.push_back({file.path(), file.content()});
+    grpc::Status s = stream->Finish();
+    if (!s.ok()) {
+      fail(s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ? absl::StatusCode::kUnavailable
+                                                                 : CodeOf(s),
+           absl::StrCat("git-writer: reading manifests at ", revision, ": ", s.error_message()));
+    } else {
+      report = syncer_.Sync(revision, files, dry_run);
+    }
+  }
+  report.revision = revision;
+  if (dry_run) return report;
+  // A revision the caller asked for that does not exist is the caller's mistake, not a sync.
+  if (!wanted.empty() && (report.error_code == absl::StatusCode::kNotFound ||
+                          report.error_code == absl::StatusCode::kInvalidArgument)) {
+    return report;
+  }
+  if (report.error.empty()) RecordState(report);
+  metrics_.Record(report);
+  const bool ready = report.error.empty();
+  {
+    // The sink is called under the lock: SetReadinessSink(nullptr) returns only once no call
+    // is in progress, so the server behind it can go away safely.
+    std::lock_guard<std::mutex> lock(mu_);
+    last_ = report;
+    ++sequence_;
+    if (ready != ready_ && readiness_sink_) readiness_sink_(ready);
+    ready_ = ready;
+  }
+  cv_.notify_all();
+  log::Info("synced", {{"revision", report.revision},
+                       {"applied", report.applied},
+                       {"unchanged", report.unchanged},
+                       {"failed", report.failed},
+                       {"pruned", report.pruned},
+                       {"error", report.error},
+                       {"duration_ms", absl::ToInt64Milliseconds(report.finished - report.started)}});
+  return report;
+}
+
+void SyncLoop::RecordState(const SyncReport& report) {
+  if (options_.state == SyncState::kGit) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline(absl::Seconds(60)));
+    ferry::v1::SetSyncMarkerRequest request;
+    request.set_revision(report.revision);
+    ferry::v1::SyncMarker marker;
+    grpc::Status s = git_.SetSyncMarker(&ctx, request, &marker);
+    if (!s.ok()) {
+      log::Warn("could not move the sync marker",
+                {{"revision", report.revision}, {"error", s.error_message()}});
+    }
+    return;
+  }
+  nlohmann::json state = {
+      {"apiVersion", "v1"},
+      {"kind", "ConfigMap"},
+      {"metadata", {{"name", "ferry-sync-state"}, {"namespace", options_.state_namespace}}},
+      {"data",
+       {{"revision", report.revision},
+        {"time", absl::FormatTime(absl::RFC3339_sec, report.finished, absl::UTCTimeZone())}}}};
+  absl::StatusOr<nlohmann::json> applied = kube_.Apply(
+      absl::StrCat("/api/v1/namespaces/", options_.state_namespace, "/configmaps/ferry-sync-state"),
+      state, kFieldManager, true, false);
+  if (!applied.ok()) {
+    log::Warn("could not record the sync state in the cluster",
+              {{"revision", report.revision}, {"error", std::string(applied.status().message())}});
+  }
+}
+
+std::pair<uint64_t, std::optional<SyncReport>> SyncLoop::Last() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {sequence_, last_};
+}
+
+std::pair<uint64_t, std::optional<SyncReport>> SyncLoop::WaitNext(uint64_t after,
+                                                                  absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [&] { return stop_ || sequence_ > after; });
+  return {sequence_, last_};
+}
+
+}  // namespace ferry::cluster_syncer

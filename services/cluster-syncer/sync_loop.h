@@ -1,0 +1,82 @@
+// When syncs run: on every new head git-writer streams (WatchHead), every --sync_interval
+// (drift correction), and on SyncNow. One sync at a time; a sync that cannot run at all
+// (git-writer or the Kubernetes API unreachable) is retried with backoff, and readiness
+// reports whether the last attempt reached both.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "ferry/v1/git_writer.grpc.pb.h"
+#include "services/cluster-syncer/config.h"
+#include "services/cluster-syncer/syncer.h"
+
+namespace ferry::cluster_syncer {
+
+class SyncLoop {
+ public:
+  struct Options {
+    absl::Duration interval = absl::Minutes(5);
+    SyncState state = SyncState::kGit;
+    std::string state_namespace = "default";
+    absl::Duration max_backoff = absl::Seconds(60);
+  };
+  SyncLoop(ferry::v1::GitWriter::StubInterface& git, KubeClient& kube, Syncer& syncer,
+           SyncMetrics& metrics, Options options);
+  ~SyncLoop();
+
+  // Starts watching heads and the interval timer.
+  void Start();
+
+  // Syncs `revision` (empty: git-writer fetches and its new head is used) now, after any
+  // sync in progress. Dry runs are not recorded as the last sync.
+  SyncReport SyncNow(const std::string& revision, bool dry_run);
+
+  // The last recorded sync and its sequence number (0: none yet).
+  std::pair<uint64_t, std::optional<SyncReport>> Last();
+  // Waits up to `timeout` for a sync recorded after sequence `after`.
+  std::pair<uint64_t, std::optional<SyncReport>> WaitNext(uint64_t after, absl::Duration timeout);
+
+  // Called with the readiness after every sync attempt (and at once with the current one).
+  void SetReadinessSink(std::function<void(bool)> sink);
+
+  // Cancels waits and stops the threads (the destructor does too).
+  void Stop();
+
+ private:
+  void WatchHeads();
+  void Work();
+  // One sync (the caller holds sync_mu_).
+  SyncReport RunSync(const std::string& revision, bool dry_run, bool fetch_first);
+  void RecordState(const SyncReport& report);
+  void Trigger(const std::string& revision);
+
+  ferry::v1::GitWriter::StubInterface& git_;
+  KubeClient& kube_;
+  Syncer& syncer_;
+  SyncMetrics& metrics_;
+  const Options options_;
+
+  std::mutex sync_mu_;  // one sync at a time
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  bool triggered_ = false;
+  std::string wanted_revision_;  // newest head seen; empty: ask git-writer
+  uint64_t sequence_ = 0;
+  std::optional<SyncReport> last_;
+  bool ready_ = false;
+  std::function<void(bool)> readiness_sink_;
+  grpc::ClientContext* watch_context_ = nullptr;  // to cancel the head stream
+
+  std::thread watcher_;
+  std::thread worker_;
+};
+
+}  // namespace ferry::cluster_syncer
