@@ -117,6 +117,22 @@ std::vector<std::string> RequiredArgs(const Binary& binary, Running& r) {
   return {"--git_url=" + r.repo->url(), "--state_dir=" + r.repo->dir() + "/state"};
 }
 
+// Starts `argv` and waits for its "listening" line with the bound ports.
+void StartArgv(const std::vector<std::string>& argv, Running& r) {
+  auto process = Subprocess::Start(argv);
+  EXPECT_TRUE(process.ok()) << process.status();
+  if (!process.ok()) return;
+  r.process = *std::move(process);
+  std::optional<std::string> line = r.process->WaitForLine(
+      [](const std::string& l) { return absl::StrContains(l, " listening "); }, kStartTimeout);
+  EXPECT_TRUE(line.has_value()) << r.process->Output();
+  if (!line) return;
+  r.grpc_port = IntField(*line, "grpc_port").value_or(0);
+  r.metrics_port = IntField(*line, "metrics_port").value_or(0);
+  EXPECT_GT(r.grpc_port, 0) << *line;
+  EXPECT_GT(r.metrics_port, 0) << *line;
+}
+
 Running StartOnLoopback(const Binary& binary, std::vector<std::string> extra_args = {}) {
   Running r;
   std::vector<std::string> argv = {binary.path, "--grpc_address=127.0.0.1:0",
@@ -124,18 +140,7 @@ Running StartOnLoopback(const Binary& binary, std::vector<std::string> extra_arg
   std::vector<std::string> required = RequiredArgs(binary, r);
   argv.insert(argv.end(), required.begin(), required.end());
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-  auto process = Subprocess::Start(argv);
-  EXPECT_TRUE(process.ok()) << process.status();
-  if (!process.ok()) return r;
-  r.process = *std::move(process);
-  std::optional<std::string> line = r.process->WaitForLine(
-      [](const std::string& l) { return absl::StrContains(l, " listening "); }, kStartTimeout);
-  EXPECT_TRUE(line.has_value()) << r.process->Output();
-  if (!line) return r;
-  r.grpc_port = IntField(*line, "grpc_port").value_or(0);
-  r.metrics_port = IntField(*line, "metrics_port").value_or(0);
-  EXPECT_GT(r.grpc_port, 0) << *line;
-  EXPECT_GT(r.metrics_port, 0) << *line;
+  StartArgv(argv, r);
   return r;
 }
 
@@ -517,18 +522,9 @@ TEST(GitWriterBinaryTest, KillNineDuringWritesLosesAndDuplicatesNothing) {
   const std::string state = (*repo)->dir() + "/state";
   auto start = [&]() {
     Running r;
-    auto process = Subprocess::Start({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0",
-                                      "--metrics_address=127.0.0.1:0", "--git_url=" + (*repo)->url(),
-                                      "--state_dir=" + state});
-    EXPECT_TRUE(process.ok());
-    r.process = *std::move(process);
-    auto line = r.process->WaitForLine(
-        [](const std::string& l) { return absl::StrContains(l, " listening "); }, kStartTimeout);
-    EXPECT_TRUE(line.has_value()) << r.process->Output();
-    if (line) {
-      r.grpc_port = IntField(*line, "grpc_port").value_or(0);
-      r.metrics_port = IntField(*line, "metrics_port").value_or(0);
-    }
+    StartArgv({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+               "--git_url=" + (*repo)->url(), "--state_dir=" + state},
+              r);
     return r;
   };
   // Releases w_i img/w:1 -> img/w:2. OK: done. ABORTED saying it already runs img/w:2: an
@@ -801,19 +797,9 @@ TEST(ClusterSyncerBinaryTest, AppliesEachNewHeadOfARealRepoToARealCluster) {
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   auto repo = testing::GitRepo::Create({{"apps/web.yaml", kSyncedApp}});
   ASSERT_TRUE(repo.ok()) << repo.status();
-  auto start = [](std::vector<std::string> argv) {
+  auto start = [](const std::vector<std::string>& argv) {
     Running r;
-    auto process = Subprocess::Start(argv);
-    EXPECT_TRUE(process.ok());
-    if (!process.ok()) return r;
-    r.process = *std::move(process);
-    auto line = r.process->WaitForLine(
-        [](const std::string& l) { return absl::StrContains(l, " listening "); }, kStartTimeout);
-    EXPECT_TRUE(line.has_value()) << r.process->Output();
-    if (line) {
-      r.grpc_port = IntField(*line, "grpc_port").value_or(0);
-      r.metrics_port = IntField(*line, "metrics_port").value_or(0);
-    }
+    StartArgv(argv, r);
     return r;
   };
   Running git = start({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0",
