@@ -15,6 +15,12 @@ namespace {
 
 // YAML 1.1 resolution of a plain scalar.
 nlohmann::json ResolvePlain(const std::string& s) {
+  // Most scalars are names and references: text that starts with a letter no null or
+  // boolean word starts with is a string without trying the patterns below.
+  if (!s.empty() && absl::ascii_isalpha(static_cast<unsigned char>(s[0])) &&
+      std::string_view("yYnNtTfFoO").find(s[0]) == std::string_view::npos) {
+    return s;
+  }
   static const RE2 kNull("~|null|Null|NULL|");
   static const RE2 kTrue("y|Y|yes|Yes|YES|true|True|TRUE|on|On|ON");
   static const RE2 kFalse("n|N|no|No|NO|false|False|FALSE|off|Off|OFF");

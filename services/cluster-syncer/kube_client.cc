@@ -92,12 +92,13 @@ absl::Status ApiError(long status, const std::string& body, const std::string& w
 
 absl::StatusOr<nlohmann::json> KubeClient::Call(const std::string& verb, const std::string& method,
                                                 const std::string& path, const std::string& body,
-                                                const std::string& content_type) {
+                                                const std::string& content_type,
+                                                const std::string& accept) {
   http::Request request;
   request.method = method;
   request.url = access_.server + path;
   request.timeout = absl::Seconds(60);
-  request.headers.emplace_back("Accept", "application/json");
+  request.headers.emplace_back("Accept", accept);
   if (!content_type.empty()) request.headers.emplace_back("Content-Type", content_type);
   if (std::string token = Token(); !token.empty()) {
     request.headers.emplace_back("Authorization", "Bearer " + token);
@@ -133,6 +134,12 @@ absl::StatusOr<nlohmann::json> KubeClient::Call(const std::string& verb, const s
 
 absl::StatusOr<nlohmann::json> KubeClient::Get(const std::string& path, const std::string& verb) {
   return Call(verb, "GET", path, "", "");
+}
+
+absl::StatusOr<nlohmann::json> KubeClient::ListMetadata(const std::string& path) {
+  // Servers that cannot answer with metadata only fall back to the plain list.
+  return Call("list", "GET", path, "", "",
+              "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json");
 }
 
 absl::StatusOr<nlohmann::json> KubeClient::Apply(const std::string& path,
@@ -225,8 +232,14 @@ absl::Status Discovery::Refresh() {
       resources.push_back(std::move(res));
     }
   }
+  std::map<std::string, size_t> by_gvk;
+  for (size_t i = 0; i < resources.size(); ++i) {
+    const ApiResource& r = resources[i];
+    by_gvk.emplace(absl::StrCat(r.group, "/", r.version, "/", r.kind), i);
+  }
   std::lock_guard<std::mutex> lock(mu_);
   resources_ = std::move(resources);
+  by_gvk_ = std::move(by_gvk);
   preferred_ = std::move(preferred);
   loaded_ = true;
   refreshed_ = absl::Now();
@@ -249,10 +262,9 @@ absl::StatusOr<ApiResource> Discovery::Find(const std::string& api_version,
   const std::string version = slash == std::string::npos ? api_version : api_version.substr(slash + 1);
   auto lookup = [&]() -> std::optional<ApiResource> {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const ApiResource& r : resources_) {
-      if (r.group == group && r.version == version && r.kind == kind) return r;
-    }
-    return std::nullopt;
+    auto it = by_gvk_.find(absl::StrCat(group, "/", version, "/", kind));
+    if (it == by_gvk_.end()) return std::nullopt;
+    return resources_[it->second];
   };
   if (auto found = lookup()) return *found;
   bool refresh;

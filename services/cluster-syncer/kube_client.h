@@ -32,6 +32,9 @@ class KubeClient {
 
   // GET `path` ("/api/v1/namespaces"); `verb` labels the metric (get, list, discovery).
   absl::StatusOr<nlohmann::json> Get(const std::string& path, const std::string& verb = "get");
+  // A collection's objects with their metadata only (PartialObjectMetadataList): much less
+  // for the server to encode and for us to parse than whole objects.
+  absl::StatusOr<nlohmann::json> ListMetadata(const std::string& path);
   // Server-side apply of `object` at `path` (the object's own URL) with field manager
   // `manager`; `force` takes over fields owned by other managers; `dry_run` writes nothing.
   absl::StatusOr<nlohmann::json> Apply(const std::string& path, const nlohmann::json& object,
@@ -49,7 +52,8 @@ class KubeClient {
  private:
   absl::StatusOr<nlohmann::json> Call(const std::string& verb, const std::string& method,
                                       const std::string& path, const std::string& body,
-                                      const std::string& content_type);
+                                      const std::string& content_type,
+                                      const std::string& accept = "application/json");
   std::string Token();
 
   const ClusterAccess access_;
@@ -110,6 +114,7 @@ class Discovery {
   bool loaded_ = false;
   absl::Time refreshed_ = absl::InfinitePast();
   std::vector<ApiResource> resources_;         // preferred versions first
+  std::map<std::string, size_t> by_gvk_;       // "group/version/kind" -> index
   std::map<std::string, std::string> preferred_;  // group -> preferred version
 };
 

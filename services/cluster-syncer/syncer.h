@@ -16,6 +16,8 @@
 #pragma once
 
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -105,9 +107,12 @@ class Syncer {
   const SyncOptions& options() const { return options_; }
 
  private:
+  struct ParsedFile;
   KubeClient& client_;
   Discovery& discovery_;
   const SyncOptions options_;
+  std::mutex cache_mu_;
+  std::map<std::string, std::shared_ptr<const ParsedFile>> parse_cache_;  // by path
 };
 
 // The apply rank of a kind (0 first).

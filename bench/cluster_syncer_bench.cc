@@ -1,0 +1,134 @@
+// cluster-syncer against a real API server (tests/kube/cluster.sh), side by side with
+// `kubectl apply --server-side` (kubectl 1.20, built with the server) on the same manifests:
+// 1,000 workloads in 10 namespaces, each a Deployment (0 replicas: no pods to schedule in a
+// cluster without nodes) and a Service: 2,000 objects plus the namespaces.
+//
+// - BM_Ferry_FirstSync / BM_Kubectl_FirstSync: everything is new (each in its own set of
+//   namespaces).
+// - BM_Ferry_NoOpResync / BM_Kubectl_NoOpResync: the same files again; counter `writes` is
+//   the number of write requests Ferry sent (the target is 0).
+#include <benchmark/benchmark.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "services/cluster-syncer/syncer.h"
+#include "tests/support/git_repo.h"
+#include "tests/support/kube.h"
+
+namespace {
+
+using namespace ferry::cluster_syncer;  // NOLINT: a benchmark of this one service
+
+constexpr int kNamespaces = 10;
+constexpr int kWorkloads = 1000;
+
+std::vector<ManifestFileContent> Files(const std::string& prefix) {
+  std::vector<ManifestFileContent> files;
+  std::string namespaces;
+  for (int n = 0; n < kNamespaces; ++n) {
+    absl::StrAppend(&namespaces, "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: ",
+                    prefix, n, "\n");
+  }
+  files.push_back({"namespaces.yaml", namespaces});
+  for (int i = 0; i < kWorkloads; ++i) {
+    const std::string ns = absl::StrCat(prefix, i % kNamespaces);
+    files.push_back(
+        {absl::StrCat("apps/app-", i, ".yaml"),
+         absl::StrCat("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-", i,
+                      "\n  namespace: ", ns,
+                      "\n  labels: {app: app-", i, ", team: bench}\nspec:\n  replicas: 0\n"
+                      "  selector:\n    matchLabels: {app: app-", i, "}\n  template:\n"
+                      "    metadata:\n      labels: {app: app-", i, "}\n    spec:\n"
+                      "      containers:\n      - name: app\n        image: registry.example.com/team/app-",
+                      i, ":1.0.", i % 7, "\n        ports:\n        - containerPort: 8080\n"
+                      "        env:\n        - {name: MODE, value: production}\n"
+                      "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: app-", i,
+                      "\n  namespace: ", ns, "\nspec:\n  selector: {app: app-", i, "}\n  ports:\n"
+                      "  - {port: 80, targetPort: 8080, protocol: TCP}\n")});
+  }
+  return files;
+}
+
+struct Env {
+  ferry::testing::KubeCluster* cluster = nullptr;
+  std::unique_ptr<prometheus::Registry> registry;
+  std::unique_ptr<KubeClient> client;
+  std::unique_ptr<Discovery> discovery;
+  std::unique_ptr<Syncer> syncer;  // one for both runs, as in the service
+  std::string kubectl_dir;
+
+  static Env& Get() {
+    static Env* env = [] {
+      auto* e = new Env();
+      auto cluster = ferry::testing::SharedKubeCluster();
+      if (!cluster.ok()) return e;
+      auto access = LoadKubeconfig((*cluster)->kubeconfig(), "");
+      if (!access.ok()) return e;
+      e->cluster = *cluster;
+      e->registry = std::make_unique<prometheus::Registry>();
+      e->client = std::make_unique<KubeClient>(*access, *e->registry);
+      e->discovery = std::make_unique<Discovery>(*e->client);
+      SyncOptions o;
+      o.sync_set = "bench";
+      e->syncer = std::make_unique<Syncer>(*e->client, *e->discovery, o);
+      // kubectl gets the same documents (other namespaces) as files in a folder.
+      e->kubectl_dir = (*cluster)->dir() + "/kubectl-bench";
+      for (const ManifestFileContent& f : Files("kubectl-")) {
+        std::filesystem::path p = std::filesystem::path(e->kubectl_dir) / f.path;
+        std::filesystem::create_directories(p.parent_path());
+        std::ofstream(p) << f.content;
+      }
+      return e;
+    }();
+    return *env;
+  }
+};
+
+void RunFerry(benchmark::State& state) {
+  Env& env = Env::Get();
+  if (env.cluster == nullptr) return state.SkipWithError("no Kubernetes API");
+  const auto files = Files("ferry-");
+  const int64_t writes = env.client->writes();
+  SyncReport report;
+  for (auto _ : state) report = env.syncer->Sync("bench", files, false);
+  if (!report.error.empty() || report.failed > 0) {
+    return state.SkipWithError(("sync failed: " + (report.errors.empty() ? report.error
+                                                                         : report.errors[0].error))
+                                   .c_str());
+  }
+  state.counters["objects"] = report.applied + report.unchanged;
+  state.counters["applied"] = report.applied;
+  state.counters["writes"] = static_cast<double>(env.client->writes() - writes);
+}
+
+void BM_Ferry_FirstSync(benchmark::State& state) { RunFerry(state); }
+BENCHMARK(BM_Ferry_FirstSync)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_Ferry_NoOpResync(benchmark::State& state) { RunFerry(state); }
+BENCHMARK(BM_Ferry_NoOpResync)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void RunKubectl(benchmark::State& state) {
+  Env& env = Env::Get();
+  if (env.cluster == nullptr) return state.SkipWithError("no Kubernetes API");
+  int status = 0;
+  for (auto _ : state) {
+    // The namespaces first, as a person would (kubectl does not order by dependency).
+    env.cluster->Kubectl("apply --server-side -f " + env.kubectl_dir + "/namespaces.yaml", &status);
+    if (status != 0) return state.SkipWithError("kubectl apply (namespaces) failed");
+    std::string out = env.cluster->Kubectl(
+        "apply --server-side -R -f " + env.kubectl_dir + "/apps >/dev/null", &status);
+    if (status != 0) return state.SkipWithError(("kubectl apply failed: " + out).c_str());
+  }
+}
+
+void BM_Kubectl_FirstSync(benchmark::State& state) { RunKubectl(state); }
+BENCHMARK(BM_Kubectl_FirstSync)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_Kubectl_NoOpResync(benchmark::State& state) { RunKubectl(state); }
+BENCHMARK(BM_Kubectl_NoOpResync)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
