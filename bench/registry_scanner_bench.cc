@@ -92,6 +92,11 @@ struct Fixture {
       });
       fx->seed_seconds = absl::ToDoubleSeconds(absl::Now() - start);
       fx->ok = !failed;
+      std::atexit([] {
+        Fixture& done = Get();
+        done.registry.reset();  // stops docker-registry
+        if (!done.dir.empty()) std::filesystem::remove_all(done.dir);
+      });
       return fx;
     }();
     return *f;
@@ -249,11 +254,9 @@ void BM_Ferry_UnchangedRescan(benchmark::State& state) {
 BENCHMARK(BM_Ferry_UnchangedRescan)->Iterations(3)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_Ferry_PushToEvent(benchmark::State& state) {
-  Fixture& fx = Fixture::Get();
-  if (!fx.ok) return state.SkipWithError("registry setup failed");
-  const std::string dir = fx.dir + "/push";
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  char tmpl[] = "/tmp/ferry-push-bench-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) return state.SkipWithError("mkdtemp failed");
+  const std::string dir = tmpl;
   // The scanner's webhook first (the registry needs its URL), then the registry.
   std::unique_ptr<ScannerStack> stack;
   std::unique_ptr<ScanQueue> queue;
@@ -263,7 +266,7 @@ void BM_Ferry_PushToEvent(benchmark::State& state) {
       {"127.0.0.1", 0}, "bench-secret",
       [&](const PushHint& hint) {
         std::lock_guard<std::mutex> lock(mu);
-        if (queue) queue->Request(hint.repository);
+        if (queue) queue->Request(hint.repository, hint.tag);
       },
       webhook_metrics);
   if (!webhook.ok()) return state.SkipWithError("webhook server failed");
@@ -313,6 +316,7 @@ void BM_Ferry_PushToEvent(benchmark::State& state) {
     std::lock_guard<std::mutex> lock(mu);
     queue.reset();
   }
+  std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_Ferry_PushToEvent)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 

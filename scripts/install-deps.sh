@@ -20,7 +20,7 @@ build_pkgs=(
   nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev grpc-proto
 )
-run_pkgs=(curl openssh-client)
+run_pkgs=(curl openssh-client python3 openssl)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 bench_pkgs=(python3 git docker-registry skopeo)
 test_pkgs=(curl clang libclang-rt-14-dev openssh-server openssh-client git openssl python3

@@ -820,6 +820,7 @@ TEST(ClusterSyncerBinaryTest, AppliesEachNewHeadOfARealRepoToARealCluster) {
   ferry::v1::SyncResult result;
   ASSERT_TRUE(watch->Read(&result)) << syncer.process->Output();
   EXPECT_EQ(result.revision(), (*repo)->Head());
+  const std::string first_revision = result.revision();
   EXPECT_TRUE(result.error().empty()) << result.error();
   EXPECT_EQ(result.applied(), 2);
   EXPECT_EQ(result.failed(), 0);
@@ -895,6 +896,10 @@ TEST(ClusterSyncerBinaryTest, AppliesEachNewHeadOfARealRepoToARealCluster) {
       << metrics->body;
   EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_kube_requests_total{code=\"200\",verb=\"apply\"}"))
       << metrics->body;
+  // Only the last revision has a series.
+  EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_sync_revision_info{revision=\"" + *pushed + "\"} 1"))
+      << metrics->body;
+  EXPECT_FALSE(absl::StrContains(metrics->body, "revision=\"" + first_revision + "\""));
 }
 
 // Unreachable dependencies: the syncer serves, reports not ready, and says why.

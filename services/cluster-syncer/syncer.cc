@@ -76,6 +76,45 @@ std::string GroupOf(const std::string& api_version) {
   return slash == std::string::npos ? "" : api_version.substr(0, slash);
 }
 
+// Ports without `protocol` get the server's default, TCP, written out: protocol is part of
+// the key of these lists, and Kubernetes before 1.22 rejects a server-side apply without it.
+void DefaultProtocols(nlohmann::json& ports) {
+  if (!ports.is_array()) return;
+  for (auto& port : ports) {
+    if (port.is_object() && !port.contains("protocol")) port["protocol"] = "TCP";
+  }
+}
+
+void DefaultPortProtocols(const std::string& kind, nlohmann::json& object) {
+  if (!object.contains("spec") || !object["spec"].is_object()) return;
+  nlohmann::json& spec = object["spec"];
+  if (kind == "Service") {
+    if (spec.contains("ports")) DefaultProtocols(spec["ports"]);
+    return;
+  }
+  // Pod templates: Deployment & co (spec.template.spec), CronJob (one level deeper), Pod.
+  nlohmann::json* pod = nullptr;
+  if (kind == "Pod") {
+    pod = &spec;
+  } else if (kind == "CronJob" && spec.contains("jobTemplate")) {
+    nlohmann::json& job = spec["jobTemplate"];
+    if (job.contains("spec") && job["spec"].contains("template") &&
+        job["spec"]["template"].contains("spec")) {
+      pod = &job["spec"]["template"]["spec"];
+    }
+  } else if (spec.contains("template") && spec["template"].is_object() &&
+             spec["template"].contains("spec")) {
+    pod = &spec["template"]["spec"];
+  }
+  if (pod == nullptr || !pod->is_object()) return;
+  for (const char* list : {"containers", "initContainers"}) {
+    if (!pod->contains(list) || !(*pod)[list].is_array()) continue;
+    for (auto& container : (*pod)[list]) {
+      if (container.is_object() && container.contains("ports")) DefaultProtocols(container["ports"]);
+    }
+  }
+}
+
 struct LiveObject {
   std::string kind;
   std::string ns;
@@ -164,7 +203,11 @@ SyncMetrics::SyncMetrics(prometheus::Registry& registry)
                         .Name("ferry_sync_last_success_timestamp_seconds")
                         .Help("When the last sync without errors finished (Unix time).")
                         .Register(registry)
-                        .Add({})) {}
+                        .Add({})),
+      revision_(prometheus::BuildGauge()
+                    .Name("ferry_sync_revision_info")
+                    .Help("The revision the last sync that ran applied (value 1).")
+                    .Register(registry)) {}
 
 void SyncMetrics::Record(const SyncReport& report) {
   const std::string outcome =
@@ -177,6 +220,12 @@ void SyncMetrics::Record(const SyncReport& report) {
   objects_.Add({{"result", "skipped"}}).Increment(report.skipped);
   duration_.Observe(absl::ToDoubleSeconds(report.finished - report.started));
   if (outcome == "success") last_success_.Set(absl::ToDoubleSeconds(report.finished - absl::UnixEpoch()));
+  if (report.error.empty() && !report.revision.empty()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (revision_series_ != nullptr) revision_.Remove(revision_series_);
+    revision_series_ = &revision_.Add({{"revision", report.revision}});
+    revision_series_->Set(1);
+  }
 }
 
 Syncer::Syncer(KubeClient& client, Discovery& discovery, SyncOptions options)
@@ -348,6 +397,7 @@ SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestF
         item->error = absl::StrCat("defined twice: also in ", it->second);
         continue;
       }
+      DefaultPortProtocols(item->kind, item->object);
       item->checksum = Sha256Hex(item->object.dump()).substr(0, 32);
       auto& labels = meta["labels"];
       if (!labels.is_object()) labels = nlohmann::json::object();

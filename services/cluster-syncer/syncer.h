@@ -95,6 +95,9 @@ class SyncMetrics {
   prometheus::Family<prometheus::Counter>& objects_;
   prometheus::Histogram& duration_;
   prometheus::Gauge& last_success_;
+  prometheus::Family<prometheus::Gauge>& revision_;
+  prometheus::Gauge* revision_series_ = nullptr;  // the one series kept: the last revision
+  std::mutex mu_;
 };
 
 class Syncer {

@@ -87,7 +87,6 @@ spec:
   ports:
   - port: 80
     targetPort: 8080
-    protocol: TCP
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -108,6 +107,7 @@ spec:
         image: registry.example.com/team/web:1.0.0
         ports:
         - containerPort: 8080
+          name: http
       - name: proxy
         image: envoyproxy/envoy:v1.28.0
 )")},
@@ -191,6 +191,8 @@ TEST_F(SyncerTest, FirstSyncThenNoOpResyncThenOneChangedObject) {
                     &status),
             "registry.example.com/team/web:1.0.0");
   EXPECT_EQ(Kubectl("-n s1-apps get cm web-config -o jsonpath={.data.debug}"), "yes");
+  // The Service's port had no protocol: 1.20 refuses such an apply unless Ferry writes TCP.
+  EXPECT_EQ(Kubectl("-n s1-apps get svc web -o jsonpath={.spec.ports[0].protocol}"), "TCP");
   EXPECT_EQ(Kubectl("-n s1-apps get s1widget w -o jsonpath={.spec.size}"), "3");
   EXPECT_EQ(Kubectl("-n s1-tools get cronjob report -o jsonpath={.spec.schedule}"), "0 * * * *");
   EXPECT_EQ(Kubectl("get clusterrole s1-viewer -o 'jsonpath={.metadata.labels.ferry\\.dev/sync-set}'"),

@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   if (config->webhook_address) {
     absl::StatusOr<std::unique_ptr<WebhookServer>> started = WebhookServer::Start(
         *config->webhook_address, config->webhook_secret, [&scan_queue](const PushHint& hint) {
-          bool queued = scan_queue.Request(hint.repository);
+          bool queued = scan_queue.Request(hint.repository, hint.tag);
           ferry::log::Info("webhook", {{"repository", hint.repository}, {"tag", hint.tag},
                                        {"queued", queued}});
         },

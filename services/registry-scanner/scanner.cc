@@ -5,6 +5,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "lib/log/log.h"
 
 namespace ferry::registry_scanner {
@@ -310,28 +311,63 @@ ScanQueue::~ScanQueue() {
   for (std::thread& t : threads_) t.join();
 }
 
-bool ScanQueue::Request(const std::string& repository) {
+bool ScanQueue::Request(const std::string& repository, const std::string& expected_tag) {
   if (!scanner_.IsWatched(repository)) return false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     pending_.insert(repository);
+    if (!expected_tag.empty()) {
+      Expected& e = expected_[repository];
+      e.tags.insert(expected_tag);
+      e.attempts = 0;
+    }
   }
   cv_.notify_all();
   return true;
 }
 
+void ScanQueue::CheckExpected(const std::string& repository, std::unique_lock<std::mutex>& lock) {
+  auto it = expected_.find(repository);
+  if (it == expected_.end()) return;
+  std::set<std::string> waiting = it->second.tags;
+  lock.unlock();
+  absl::StatusOr<std::vector<TagRecord>> known = scanner_.Tags(repository);
+  lock.lock();
+  it = expected_.find(repository);
+  if (it == expected_.end()) return;
+  if (known.ok()) {
+    for (const TagRecord& t : *known) it->second.tags.erase(t.tag);
+  }
+  constexpr int kMaxAttempts = 6;
+  if (it->second.tags.empty() || it->second.attempts >= kMaxAttempts) {
+    if (!it->second.tags.empty()) {
+      log::Warn("webhook announced tags the registry does not list",
+                {{"repository", repository},
+                 {"tags", absl::StrJoin(it->second.tags, ",")}});
+    }
+    expected_.erase(it);
+    return;
+  }
+  retry_at_[repository] = absl::Now() + absl::Milliseconds(100) * (1 << it->second.attempts);
+  ++it->second.attempts;
+}
+
 void ScanQueue::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
-    // A repository already being scanned waits in `pending_` for that scan to end.
-    auto ready = [this] {
-      for (const std::string& r : pending_) {
-        if (!running_.count(r)) return true;
+    // Retries that are due join the pending scans.
+    const absl::Time now = absl::Now();
+    absl::Time next_retry = absl::InfiniteFuture();
+    for (auto it = retry_at_.begin(); it != retry_at_.end();) {
+      if (it->second <= now) {
+        pending_.insert(it->first);
+        it = retry_at_.erase(it);
+      } else {
+        next_retry = std::min(next_retry, it->second);
+        ++it;
       }
-      return false;
-    };
-    cv_.wait(lock, [&] { return stop_ || ready(); });
-    if (stop_) return;
+    }
+    // A repository already being scanned waits in `pending_` for that scan to end.
     std::string repository;
     for (const std::string& r : pending_) {
       if (!running_.count(r)) {
@@ -339,12 +375,22 @@ void ScanQueue::Run() {
         break;
       }
     }
+    if (stop_) return;
+    if (repository.empty()) {
+      if (next_retry == absl::InfiniteFuture()) {
+        cv_.wait(lock);
+      } else {
+        cv_.wait_for(lock, absl::ToChronoNanoseconds(next_retry - absl::Now()));
+      }
+      continue;
+    }
     pending_.erase(repository);
     running_.insert(repository);
     lock.unlock();
     (void)scanner_.Scan(repository);
     lock.lock();
     running_.erase(repository);
+    CheckExpected(repository, lock);
     cv_.notify_all();
   }
 }

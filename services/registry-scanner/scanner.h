@@ -137,16 +137,27 @@ class ScanQueue {
   explicit ScanQueue(Scanner& scanner, int workers = 4);
   ~ScanQueue();
   // Queues a scan of `repository` when it is watched (a hint about anything else is
-  // ignored). Returns whether it was queued.
-  bool Request(const std::string& repository);
+  // ignored). Returns whether it was queued. With `expected_tag` (a push webhook names the
+  // tag), the scan is repeated a few times with growing pauses (0.1 s ... 3.2 s) until the
+  // tag shows: registries may notify before the tag is listed.
+  bool Request(const std::string& repository, const std::string& expected_tag = "");
 
  private:
   void Run();
+  // After a scan of `repository`: drops the expected tags now known, schedules a retry for
+  // the others (the caller holds mu_).
+  void CheckExpected(const std::string& repository, std::unique_lock<std::mutex>& lock);
+  struct Expected {
+    std::set<std::string> tags;
+    int attempts = 0;
+  };
   Scanner& scanner_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::set<std::string> pending_;
   std::set<std::string> running_;
+  std::map<std::string, Expected> expected_;      // repository -> tags a webhook announced
+  std::map<std::string, absl::Time> retry_at_;    // repository -> when to scan again
   bool stop_ = false;
   std::vector<std::thread> threads_;
 };

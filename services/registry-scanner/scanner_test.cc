@@ -190,6 +190,33 @@ TEST_F(ScannerTest, RegistryErrorsAreRecordedAndEmitted) {
   EXPECT_TRUE(scanner_->DueRepositories().empty());
 }
 
+// Registries may notify about a manifest before its tag is listed: a webhook's tag is looked
+// for again until it shows.
+TEST_F(ScannerTest, AnnouncedTagIsRescannedUntilItIsListed) {
+  ASSERT_TRUE(server_->PushImage("team/app", "1", Config("2023-01-01T00:00:00Z")).ok());
+  ASSERT_TRUE(scanner_->Watch({repo_}).ok());
+  ASSERT_TRUE(scanner_->Scan(repo_).ok());
+  const uint64_t before = scanner_->LastSequence();
+  ScanQueue queue(*scanner_, 2);
+  const double lists_before = Requests("tags");
+  ASSERT_TRUE(queue.Request(repo_, "2"));  // announced, not pushed yet
+  // The announced tag is not there: the queue lists the repository again (wait for the
+  // first two listings), then the push lands and a retry finds it.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (Requests("tags") < lists_before + 2 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_GE(Requests("tags"), lists_before + 2);
+  ASSERT_TRUE(server_->PushImage("team/app", "2", Config("2023-02-01T00:00:00Z")).ok());
+  std::vector<TagEvent> events;
+  while (events.empty() && absl::Now() < deadline) {
+    events = scanner_->WaitForEvents(before, absl::Seconds(1));
+  }
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, TagEvent::Kind::kNewTag);
+  EXPECT_EQ(events[0].tag.tag, "2");
+}
+
 }  // namespace
 }  // namespace ferry::registry_scanner
 
