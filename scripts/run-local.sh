@@ -135,7 +135,7 @@ echo "upstream now:"
 git -C "$repo" log --format='  %h %an: %s' -2
 git -C "$repo" show --format= HEAD | grep -E '^[-+] ' | sed 's/^/  /'
 echo
-echo "== cluster-syncer applies the new head to the cluster (SyncNow waits for it)"
+echo "== cluster-syncer follows each new head (WatchHead); SyncNow applies the head again (unchanged objects are not written)"
 "$reflect" -plaintext 127.0.0.1:3033 ferry.v1.ClusterSyncer/SyncNow |
   grep -E '"(revision|applied|unchanged|failed)"' | sed 's/^ */  /'
 echo "workloads in the cluster:"

@@ -33,7 +33,12 @@ int main(int argc, char** argv) {
   sync_options.default_namespace = access->default_namespace;
   Syncer syncer(kube, discovery, sync_options);
   SyncMetrics metrics(*registry);
-  auto channel = grpc::CreateChannel(config->git_writer_address, grpc::InsecureChannelCredentials());
+  // Reconnect quickly after git-writer restarts (gRPC's default backoff grows to 2 min).
+  grpc::ChannelArguments channel_args;
+  channel_args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
+  channel_args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+  auto channel = grpc::CreateCustomChannel(config->git_writer_address,
+                                           grpc::InsecureChannelCredentials(), channel_args);
   auto git = ferry::v1::GitWriter::NewStub(channel);
   SyncLoop::Options loop_options;
   loop_options.interval = config->sync_interval;

@@ -65,6 +65,7 @@ void SyncLoop::WatchHeads() {
       if (stop_) return;
       watch_context_ = &context;
     }
+    context.set_wait_for_ready(true);  // connects as soon as git-writer is up
     std::unique_ptr<grpc::ClientReaderInterface<ferry::v1::HeadResponse>> stream =
         git_.WatchHead(&context, ferry::v1::WatchHeadRequest());
     ferry::v1::HeadResponse head;
@@ -141,11 +142,18 @@ SyncReport SyncLoop::RunSync(const std::string& wanted, bool dry_run, bool fetch
   };
   std::string revision = wanted;
   if (revision.empty()) {
+    // Head first, waiting up to 5 s for the connection (git-writer may be starting, or its
+    // channel backing off after a failure); then, when asked to, a fetch.
     grpc::ClientContext ctx;
-    ctx.set_deadline(Deadline(absl::Seconds(60)));
+    ctx.set_wait_for_ready(true);
+    ctx.set_deadline(Deadline(absl::Seconds(5)));
     ferry::v1::HeadResponse head;
-    grpc::Status s = fetch_first ? git_.Notify(&ctx, ferry::v1::NotifyRequest(), &head)
-                                 : git_.Head(&ctx, ferry::v1::HeadRequest(), &head);
+    grpc::Status s = git_.Head(&ctx, ferry::v1::HeadRequest(), &head);
+    if (s.ok() && fetch_first) {
+      grpc::ClientContext fetch_ctx;
+      fetch_ctx.set_deadline(Deadline(absl::Seconds(60)));
+      s = git_.Notify(&fetch_ctx, ferry::v1::NotifyRequest(), &head);
+    }
     if (!s.ok()) {
       fail(s.error_code() == grpc::StatusCode::UNAVAILABLE ||
                    s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
