@@ -792,24 +792,31 @@ spec:
 
 // ferry-git-writer + ferry-cluster-syncer + a real Kubernetes API: a pushed commit reaches
 // the cluster through WatchHead; status, workloads, rollout, export and the sync marker.
+// A real git-writer on `repo` and a cluster-syncer on `cluster` with `syncer_args`.
+void StartGitWriterAndSyncer(const testing::GitRepo& repo, const testing::KubeCluster& cluster,
+                             const std::vector<std::string>& syncer_args, Running& git,
+                             Running& syncer) {
+  StartArgv({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+             "--git_url=" + repo.url(), "--state_dir=" + repo.dir() + "/state",
+             "--git_poll_interval=1h"},
+            git);
+  if (git.grpc_port == 0) return;
+  std::vector<std::string> argv = {FERRY_CLUSTER_SYNCER_BIN, "--grpc_address=127.0.0.1:0",
+                                   "--metrics_address=127.0.0.1:0",
+                                   "--kubeconfig=" + cluster.kubeconfig(),
+                                   "--git_writer_address=" + git.GrpcTarget(),
+                                   "--sync_interval=1h"};
+  argv.insert(argv.end(), syncer_args.begin(), syncer_args.end());
+  StartArgv(argv, syncer);
+}
+
 TEST(ClusterSyncerBinaryTest, AppliesEachNewHeadOfARealRepoToARealCluster) {
   auto cluster = testing::SharedKubeCluster();
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   auto repo = testing::GitRepo::Create({{"apps/web.yaml", kSyncedApp}});
   ASSERT_TRUE(repo.ok()) << repo.status();
-  auto start = [](const std::vector<std::string>& argv) {
-    Running r;
-    StartArgv(argv, r);
-    return r;
-  };
-  Running git = start({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0",
-                       "--metrics_address=127.0.0.1:0", "--git_url=" + (*repo)->url(),
-                       "--state_dir=" + (*repo)->dir() + "/state", "--git_poll_interval=1h"});
-  ASSERT_GT(git.grpc_port, 0);
-  Running syncer = start({FERRY_CLUSTER_SYNCER_BIN, "--grpc_address=127.0.0.1:0",
-                          "--metrics_address=127.0.0.1:0", "--kubeconfig=" + (*cluster)->kubeconfig(),
-                          "--git_writer_address=" + git.GrpcTarget(), "--sync_interval=1h",
-                          "--sync_set=e2e"});
+  Running git, syncer;
+  StartGitWriterAndSyncer(**repo, **cluster, {"--sync_set=e2e"}, git, syncer);
   ASSERT_GT(syncer.grpc_port, 0);
   auto stub = ferry::v1::ClusterSyncer::NewStub(syncer.Channel());
   auto deadline = [] { return std::chrono::system_clock::now() + std::chrono::seconds(60); };
@@ -900,6 +907,36 @@ TEST(ClusterSyncerBinaryTest, AppliesEachNewHeadOfARealRepoToARealCluster) {
   EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_sync_revision_info{revision=\"" + *pushed + "\"} 1"))
       << metrics->body;
   EXPECT_FALSE(absl::StrContains(metrics->body, "revision=\"" + first_revision + "\""));
+}
+
+// --sync_state=cluster: the applied revision is recorded in a ConfigMap, git is not touched.
+TEST(ClusterSyncerBinaryTest, RecordsTheSyncStateInTheClusterWhenAsked) {
+  auto cluster = testing::SharedKubeCluster();
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  auto repo = testing::GitRepo::Create(
+      {{"cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: state-test, namespace: default}\n"
+                   "data: {a: b}\n"}});
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  Running git, syncer;
+  StartGitWriterAndSyncer(**repo, **cluster,
+                          {"--sync_set=state", "--sync_state=cluster",
+                           "--sync_state_namespace=kube-public"},
+                          git, syncer);
+  ASSERT_GT(syncer.grpc_port, 0);
+  auto stub = ferry::v1::ClusterSyncer::NewStub(syncer.Channel());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto watch = stub->WatchSync(&ctx, {});
+  ferry::v1::SyncResult result;
+  ASSERT_TRUE(watch->Read(&result)) << syncer.process->Output();
+  EXPECT_EQ(result.revision(), (*repo)->Head());
+  ctx.TryCancel();
+  EXPECT_EQ((*cluster)->Kubectl("-n kube-public get cm ferry-sync-state -o jsonpath={.data.revision}"),
+            (*repo)->Head());
+  int status = 0;
+  testing::RunCommand("git -C " + (*repo)->dir() + "/upstream.git rev-parse -q --verify ferry-sync",
+                      &status);
+  EXPECT_NE(status, 0) << "the sync tag was pushed although the state lives in the cluster";
 }
 
 // Unreachable dependencies: the syncer serves, reports not ready, and says why.
