@@ -138,9 +138,9 @@ echo
 echo "== cluster-syncer follows each new head (WatchHead); SyncNow applies the head again (unchanged objects are not written)"
 "$reflect" -plaintext 127.0.0.1:3033 ferry.v1.ClusterSyncer/SyncNow |
   grep -E '"(revision|applied|unchanged|failed)"' | sed 's/^ */  /'
-echo "workloads in the cluster:"
-"$reflect" -plaintext -d '{"namespace":"default"}' 127.0.0.1:3033 ferry.v1.ClusterSyncer/ListWorkloads |
-  grep -E '"(id|image|state)"' | sed 's/^ */  /'
+echo "workloads through the public api (git merged with the cluster):"
+"$reflect" -plaintext -d '{"namespace":"default"}' 127.0.0.1:3030 ferry.v1.Ferry/ListWorkloads |
+  grep -E '"(id|image|state|path)"' | sed 's/^ */  /'
 if [[ -n "$kubectl" ]]; then
   echo "kubectl agrees:"
   "$kubectl" --kubeconfig "$kubeconfig" get deployments -A \

@@ -19,6 +19,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_replace.h"
+#include "ferry/v1/api.grpc.pb.h"
 #include "ferry/v1/cluster_syncer.grpc.pb.h"
 #include "ferry/v1/git_writer.grpc.pb.h"
 #include "ferry/v1/registry_scanner.grpc.pb.h"
@@ -53,7 +54,7 @@ struct Binary {
 void PrintTo(const Binary& binary, std::ostream* os) { *os << binary.component; }
 
 const Binary kBinaries[] = {
-    {"api", FERRY_API_BIN, "ferry.v1.Ferry", "ListWorkloads", true, false},
+    {"api", FERRY_API_BIN, "ferry.v1.Ferry", "GetJob", true, false},
     {"git-writer", FERRY_GIT_WRITER_BIN, "ferry.v1.GitWriter", "Head", false, true},
     {"registry-scanner", FERRY_REGISTRY_SCANNER_BIN, "ferry.v1.RegistryScanner", "Watch", false,
      false},
@@ -377,7 +378,7 @@ TEST(FerryReflectTest, ListsDescribesAndCallsLikeGrpcurl) {
   EXPECT_TRUE(absl::StrContains(check, "\"status\": \"SERVING\"")) << check;
 
   auto [call_code, call] =
-      run({"-d", "{\"namespace\":\"default\"}", r.GrpcTarget(), "ferry.v1.Ferry/ListWorkloads"});
+      run({"-d", "{\"id\":\"job-1\"}", r.GrpcTarget(), "ferry.v1.Ferry/GetJob"});
   EXPECT_EQ(call_code, 64 + 12);  // UNIMPLEMENTED
   EXPECT_TRUE(absl::StrContains(call, "Code: UNIMPLEMENTED")) << call;
 
@@ -907,6 +908,91 @@ TEST(ClusterSyncerBinaryTest, AppliesEachNewHeadOfARealRepoToARealCluster) {
   EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_sync_revision_info{revision=\"" + *pushed + "\"} 1"))
       << metrics->body;
   EXPECT_FALSE(absl::StrContains(metrics->body, "revision=\"" + first_revision + "\""));
+}
+
+// ferry-api over TLS with tokens, in front of a real git-writer and cluster-syncer: workloads
+// from git merged with their state in the cluster.
+TEST(ApiBinaryTest, ListsWorkloadsFromGitAndClusterOverTlsWithTokens) {
+  auto cluster = testing::SharedKubeCluster();
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  const std::string app = absl::StrReplaceAll(kSyncedApp, {{"e2e", "api-e2e"}});
+  auto repo = testing::GitRepo::Create({{"apps/web.yaml", app}});
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  Running git, syncer;
+  StartGitWriterAndSyncer(**repo, **cluster, {"--sync_set=api"}, git, syncer);
+  ASSERT_GT(syncer.grpc_port, 0);
+  // Wait for the first sync, then add a workload to the cluster that git does not have.
+  {
+    auto stub = ferry::v1::ClusterSyncer::NewStub(syncer.Channel());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    auto watch = stub->WatchSync(&ctx, {});
+    ferry::v1::SyncResult result;
+    ASSERT_TRUE(watch->Read(&result));
+    ASSERT_EQ(result.failed(), 0);
+    ctx.TryCancel();
+  }
+  int status = 0;
+  (*cluster)->Kubectl("-n api-e2e create deployment manual --image=registry.example.com/manual:1 --replicas=0",
+                      &status);
+  ASSERT_EQ(status, 0);
+
+  const std::string dir = (*repo)->dir();
+  testing::RunCommand("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=ferry-api "
+                      "-addext subjectAltName=IP:127.0.0.1 -keyout " + dir + "/api.key -out " +
+                          dir + "/api.crt 2>&1",
+                      &status);
+  ASSERT_EQ(status, 0);
+  std::ofstream(dir + "/tokens") << "read read-token-0123456789\nwrite write-token-0123456789 ci\n";
+  Running api;
+  StartArgv({FERRY_API_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+             "--git_writer_address=" + git.GrpcTarget(),
+             "--cluster_syncer_address=" + syncer.GrpcTarget(), "--tokens_path=" + dir + "/tokens",
+             "--tls_cert_path=" + dir + "/api.crt", "--tls_key_path=" + dir + "/api.key"},
+            api);
+  ASSERT_GT(api.grpc_port, 0);
+  grpc::SslCredentialsOptions tls;
+  std::ifstream cert_in(dir + "/api.crt");
+  tls.pem_root_certs.assign(std::istreambuf_iterator<char>(cert_in), {});
+  auto stub = ferry::v1::Ferry::NewStub(grpc::CreateChannel(api.GrpcTarget(), grpc::SslCredentials(tls)));
+  ferry::v1::ListWorkloadsRequest request;
+  request.set_namespace_("api-e2e");
+  ferry::v1::ListWorkloadsResponse response;
+  {
+    grpc::ClientContext anonymous;
+    anonymous.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    EXPECT_EQ(stub->ListWorkloads(&anonymous, request, &response).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  ctx.AddMetadata("authorization", "Bearer read-token-0123456789");
+  grpc::Status s = stub->ListWorkloads(&ctx, request, &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(response.revision(), (*repo)->Head());
+  ASSERT_EQ(response.workloads_size(), 2) << response.DebugString();
+  const ferry::v1::Workload& manual = response.workloads(0);
+  EXPECT_EQ(manual.id(), "api-e2e:deployment/manual");
+  EXPECT_EQ(manual.read_only(), ferry::v1::READ_ONLY_REASON_NOT_IN_REPO);
+  EXPECT_TRUE(manual.path().empty());
+  const ferry::v1::Workload& web = response.workloads(1);
+  EXPECT_EQ(web.id(), "api-e2e:deployment/web");
+  EXPECT_EQ(web.path(), "apps/web.yaml");
+  EXPECT_EQ(web.read_only(), ferry::v1::READ_ONLY_REASON_UNSPECIFIED);
+  EXPECT_EQ(web.containers(0).image(), "registry.example.com/team/web:1.0.0");
+  EXPECT_NE(web.rollout().state(), ferry::v1::ROLLOUT_STATE_UNSPECIFIED);
+  EXPECT_TRUE(web.rollout().messages_size() == 0 ||
+              web.rollout().messages(0) != "not in the cluster");
+
+  // The cluster-syncer goes away: git still answers, marked not ready.
+  syncer.process.reset();
+  grpc::ClientContext later;
+  later.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  later.AddMetadata("authorization", "Bearer read-token-0123456789");
+  ferry::v1::ListWorkloadsResponse partial;
+  ASSERT_TRUE(stub->ListWorkloads(&later, request, &partial).ok());
+  ASSERT_EQ(partial.workloads_size(), 1);
+  EXPECT_EQ(partial.workloads(0).read_only(), ferry::v1::READ_ONLY_REASON_NOT_READY);
 }
 
 // --sync_state=cluster: the applied revision is recorded in a ConfigMap, git is not touched.

@@ -1,13 +1,34 @@
-// The ferry.v1.Ferry gRPC service of ferry-api: validates requests, converts between proto
-// and domain types, delegates, and maps errors to gRPC status codes.
+// The ferry.v1.Ferry gRPC service of ferry-api: checks access, validates requests, asks the
+// services behind it, merges their answers, and maps errors to gRPC status codes.
 #pragma once
 
 #include "ferry/v1/api.grpc.pb.h"
+#include "ferry/v1/cluster_syncer.grpc.pb.h"
+#include "ferry/v1/git_writer.grpc.pb.h"
+#include "services/api/access.h"
 
 namespace ferry::api {
 
 // RPCs not overridden here are not built yet: they answer UNIMPLEMENTED with a message
 // naming the method (see lib/runtime/unimplemented.h), never a fake success.
-class ApiService final : public ferry::v1::Ferry::Service {};
+class ApiService final : public ferry::v1::Ferry::Service {
+ public:
+  ApiService(const Access& access, ferry::v1::GitWriter::StubInterface& git,
+             ferry::v1::ClusterSyncer::StubInterface& cluster);
+
+  grpc::Status ListWorkloads(grpc::ServerContext* context,
+                             const ferry::v1::ListWorkloadsRequest* request,
+                             ferry::v1::ListWorkloadsResponse* response) override;
+  grpc::Status GetIdentity(grpc::ServerContext* context,
+                           const ferry::v1::GetIdentityRequest* request,
+                           ferry::v1::Identity* response) override;
+  grpc::Status Export(grpc::ServerContext* context, const ferry::v1::ExportRequest* request,
+                      grpc::ServerWriter<ferry::v1::ExportedResource>* writer) override;
+
+ private:
+  const Access& access_;
+  ferry::v1::GitWriter::StubInterface& git_;
+  ferry::v1::ClusterSyncer::StubInterface& cluster_;
+};
 
 }  // namespace ferry::api

@@ -1,11 +1,42 @@
 #include "services/api/config.h"
 
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
 namespace ferry::api {
 
 void AddFlags(CLI::App& app, Flags& flags) {
   // --grpc_address, --metrics_address, --drain_timeout, --log_format, --log_level:
   // documented in lib/runtime/flags.h.
   runtime::AddServerFlags(app, kComponent, flags.server);
+  // The three services behind the api.
+  app.add_option("--git_writer_address", flags.git_writer_address, "git-writer HOST:PORT")
+      ->envname("FERRY_GIT_WRITER_ADDRESS")
+      ->capture_default_str();
+  app.add_option("--registry_scanner_address", flags.registry_scanner_address,
+                 "registry-scanner HOST:PORT")
+      ->envname("FERRY_REGISTRY_SCANNER_ADDRESS")
+      ->capture_default_str();
+  app.add_option("--cluster_syncer_address", flags.cluster_syncer_address,
+                 "cluster-syncer HOST:PORT")
+      ->envname("FERRY_CLUSTER_SYNCER_ADDRESS")
+      ->capture_default_str();
+  // Bearer tokens with their roles (see access.h). Without it the api serves only on a
+  // loopback address, to everyone there (local mode).
+  app.add_option("--tokens_path", flags.tokens_path, "File of '<read|write> <token> [name]' lines")
+      ->envname("FERRY_TOKENS_PATH");
+  // TLS for callers: certificate chain and private key (PEM). Plaintext when unset.
+  app.add_option("--tls_cert_path", flags.tls_cert_path, "TLS certificate chain (PEM)")
+      ->envname("FERRY_TLS_CERT_PATH");
+  app.add_option("--tls_key_path", flags.tls_key_path, "TLS private key (PEM)")
+      ->envname("FERRY_TLS_KEY_PATH");
+}
+
+bool IsLoopbackHost(const std::string& host) {
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
 }
 
 absl::StatusOr<Config> ToConfig(const Flags& flags) {
@@ -13,6 +44,41 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   absl::StatusOr<runtime::ServerOptions> server = runtime::ToServerOptions(kComponent, flags.server);
   if (!server.ok()) return server.status();
   config.server = *std::move(server);
+  for (const auto& [flag, value] :
+       {std::pair<const char*, const std::string*>{"--git_writer_address", &flags.git_writer_address},
+        {"--registry_scanner_address", &flags.registry_scanner_address},
+        {"--cluster_syncer_address", &flags.cluster_syncer_address}}) {
+    if (value->empty()) return absl::InvalidArgumentError(absl::StrCat(flag, ": HOST:PORT is required"));
+  }
+  config.git_writer_address = flags.git_writer_address;
+  config.registry_scanner_address = flags.registry_scanner_address;
+  config.cluster_syncer_address = flags.cluster_syncer_address;
+  config.tokens_path = flags.tokens_path;
+  if (config.tokens_path.empty() && !IsLoopbackHost(config.server.grpc_address.host)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--tokens_path is required when --grpc_address is not a loopback address (",
+        config.server.grpc_address.ToString(),
+        "); without tokens the api serves only on 127.0.0.1 / ::1"));
+  }
+  if (flags.tls_cert_path.empty() != flags.tls_key_path.empty()) {
+    return absl::InvalidArgumentError("--tls_cert_path and --tls_key_path go together");
+  }
+  if (!flags.tls_cert_path.empty()) {
+    auto read = [](const std::string& path, const char* flag) -> absl::StatusOr<std::string> {
+      std::ifstream in(path);
+      if (!in) return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read ", path));
+      std::stringstream ss;
+      ss << in.rdbuf();
+      return ss.str();
+    };
+    absl::StatusOr<std::string> cert = read(flags.tls_cert_path, "--tls_cert_path");
+    if (!cert.ok()) return cert.status();
+    absl::StatusOr<std::string> key = read(flags.tls_key_path, "--tls_key_path");
+    if (!key.ok()) return key.status();
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({*key, *cert});
+    config.server.credentials = grpc::SslServerCredentials(ssl);
+  }
   return config;
 }
 

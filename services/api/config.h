@@ -2,6 +2,8 @@
 // Config. Every option is documented next to the flag that sets it, in config.cc.
 #pragma once
 
+#include <string>
+
 #include <CLI/CLI.hpp>
 
 #include "absl/status/statusor.h"
@@ -16,17 +18,30 @@ inline const runtime::ComponentDefaults kComponent{"api", 3030, 9791};
 // Flags as given on the command line, before validation.
 struct Flags {
   runtime::ServerFlags server;
+  std::string git_writer_address = "127.0.0.1:3031";
+  std::string registry_scanner_address = "127.0.0.1:3032";
+  std::string cluster_syncer_address = "127.0.0.1:3033";
+  std::string tokens_path;
+  std::string tls_cert_path;
+  std::string tls_key_path;
 };
 
 // The validated configuration.
 struct Config {
-  runtime::ServerOptions server;
+  runtime::ServerOptions server;  // with TLS credentials when configured
+  std::string git_writer_address;
+  std::string registry_scanner_address;
+  std::string cluster_syncer_address;
+  std::string tokens_path;  // empty: local mode (loopback only)
 };
 
 // Registers every flag of ferry-api on `app`.
 void AddFlags(CLI::App& app, Flags& flags);
 
-// Validates `flags`. InvalidArgument naming the offending flag.
+// Validates `flags` (and reads the TLS files). InvalidArgument naming the offending flag.
 absl::StatusOr<Config> ToConfig(const Flags& flags);
+
+// True for 127.0.0.0/8, ::1 and localhost.
+bool IsLoopbackHost(const std::string& host);
 
 }  // namespace ferry::api

@@ -1,21 +1,52 @@
 // ferry-api: the public ferry.v1.Ferry API: jobs, release planning, automation.
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 
-#include "services/api/config.h"
-#include "services/api/api_service.h"
+#include "lib/log/log.h"
 #include "lib/runtime/signals.h"
+#include "services/api/api_service.h"
+#include "services/api/config.h"
+
+namespace {
+
+std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address) {
+  // Reconnect quickly after a peer restarts (gRPC's default backoff grows to 2 min).
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
+  using namespace ferry::api;  // NOLINT: this binary's own namespace
   ferry::runtime::BlockShutdownSignals();
-  CLI::App app{"ferry-api: the public ferry.v1.Ferry API: jobs, release planning, automation", "ferry-api"};
-  ferry::api::Flags flags;
-  ferry::api::AddFlags(app, flags);
+  CLI::App app{"ferry-api: the public ferry.v1.Ferry API: jobs, release planning, automation",
+               "ferry-api"};
+  Flags flags;
+  AddFlags(app, flags);
   if (auto exit_code = ferry::runtime::ParseCommandLine(app, argc, argv)) return *exit_code;
-  absl::StatusOr<ferry::api::Config> config = ferry::api::ToConfig(flags);
+  absl::StatusOr<Config> config = ToConfig(flags);
   if (!config.ok()) return ferry::runtime::ConfigError(app.get_name(), config.status());
-  ferry::runtime::InitLogging(ferry::api::kComponent, flags.server);
+  ferry::runtime::InitLogging(kComponent, flags.server);
 
-  ferry::api::ApiService service;
-  return ferry::runtime::ServeUntilSignal(config->server, {{&service, ferry::v1::Ferry::service_full_name()}},
-                                          std::make_shared<prometheus::Registry>());
+  absl::StatusOr<Access> access =
+      config->tokens_path.empty() ? Access::Open() : Access::LoadTokens(config->tokens_path);
+  if (!access.ok()) return ferry::runtime::ConfigError(app.get_name(), access.status());
+  if (access->open()) {
+    ferry::log::Warn("local mode: no --tokens_path, every caller on this loopback address may "
+                     "do everything",
+                     {{"grpc_address", config->server.grpc_address.ToString()}});
+  } else {
+    ferry::log::Info("access", {{"tokens", static_cast<int>(access->size())},
+                                {"tls", config->server.credentials != nullptr}});
+  }
+  auto git = ferry::v1::GitWriter::NewStub(ChannelTo(config->git_writer_address));
+  auto cluster = ferry::v1::ClusterSyncer::NewStub(ChannelTo(config->cluster_syncer_address));
+  ApiService service(*access, *git, *cluster);
+  return ferry::runtime::ServeUntilSignal(
+      config->server, {{&service, ferry::v1::Ferry::service_full_name()}},
+      std::make_shared<prometheus::Registry>());
 }

@@ -1,0 +1,83 @@
+#include "services/api/access.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "services/api/config.h"
+
+namespace ferry::api {
+namespace {
+
+class AccessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ferry-access-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string File(const std::string& content) {
+    const std::string path = dir_ + "/tokens";
+    std::ofstream(path) << content;
+    return path;
+  }
+  static grpc::Status Call(const Access& a, const std::string& authorization, Role role) {
+    std::multimap<grpc::string_ref, grpc::string_ref> metadata;
+    if (!authorization.empty()) metadata.emplace("authorization", authorization);
+    return a.Check(metadata, role);
+  }
+  std::string dir_;
+};
+
+TEST_F(AccessTest, RolesFromTheTokensFile) {
+  auto access = Access::LoadTokens(File("# Ferry tokens\n\nread  r3ad-0123456789abcdef  dashboards\n"
+                                        "write wr1te-0123456789abcdef ci-pipeline\n"));
+  ASSERT_TRUE(access.ok()) << access.status();
+  EXPECT_TRUE(Call(*access, "Bearer r3ad-0123456789abcdef", Role::kRead).ok());
+  EXPECT_TRUE(Call(*access, "Bearer wr1te-0123456789abcdef", Role::kWrite).ok());
+  EXPECT_TRUE(Call(*access, "Bearer wr1te-0123456789abcdef", Role::kRead).ok());
+  grpc::Status denied = Call(*access, "Bearer r3ad-0123456789abcdef", Role::kWrite);
+  EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(absl::StrContains(denied.error_message(), "dashboards")) << denied.error_message();
+  EXPECT_FALSE(absl::StrContains(denied.error_message(), "r3ad-0123")) << "a token leaked";
+  EXPECT_EQ(Call(*access, "", Role::kRead).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Call(*access, "Bearer nope-0123456789abcdef", Role::kRead).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Call(*access, "r3ad-0123456789abcdef", Role::kRead).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(AccessTest, MalformedFilesAreRefusedNamingTheLine) {
+  auto bad_role = Access::LoadTokens(File("admin 0123456789abcdef0\n"));
+  EXPECT_EQ(bad_role.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(bad_role.status().message(), "line 1"));
+  auto short_token = Access::LoadTokens(File("read\nread abc\n"));
+  EXPECT_EQ(short_token.status().code(), absl::StatusCode::kInvalidArgument);
+  auto empty = Access::LoadTokens(File("# nothing\n"));
+  EXPECT_EQ(empty.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Access::LoadTokens(dir_ + "/absent").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(AccessTest, OpenAccessOnlyOnLoopback) {
+  EXPECT_TRUE(Call(Access::Open(), "", Role::kWrite).ok());
+  Flags flags;
+  flags.server.metrics_address = "127.0.0.1:0";
+  flags.server.grpc_address = "0.0.0.0:3030";
+  auto refused = ToConfig(flags);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "--tokens_path")) << refused.status();
+  flags.server.grpc_address = "127.0.0.1:3030";
+  EXPECT_TRUE(ToConfig(flags).ok()) << ToConfig(flags).status();
+  flags.server.grpc_address = "0.0.0.0:3030";
+  flags.tokens_path = File("read 0123456789abcdef0\n");
+  EXPECT_TRUE(ToConfig(flags).ok());
+  flags.tls_cert_path = dir_ + "/cert.pem";
+  auto half_tls = ToConfig(flags);
+  EXPECT_EQ(half_tls.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace ferry::api
