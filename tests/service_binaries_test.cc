@@ -995,6 +995,87 @@ TEST(ApiBinaryTest, ListsWorkloadsFromGitAndClusterOverTlsWithTokens) {
   EXPECT_EQ(partial.workloads(0).read_only(), ferry::v1::READ_ONLY_REASON_NOT_READY);
 }
 
+// ferry-api's ListImages in front of a real git-writer, registry-scanner and registry: tags
+// in the container's ordering, which pass its filter, the current and the latest one.
+TEST(ApiBinaryTest, ListsImagesUnderEachContainersFilter) {
+  TempDir dir;
+  auto registry = testing::RegistryServer::Start(dir.path + "/registry");
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  const std::string config = R"({"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z"})";
+  for (const char* tag : {"1.0.0", "1.0.1", "1.1.0", "latest"}) {
+    ASSERT_TRUE((*registry)->PushImage("team/app", tag, config).ok());
+  }
+  const std::string image = (*registry)->host() + "/team/app";
+  auto repo = testing::GitRepo::Create(
+      {{"apps/app.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: shop\n"
+        "  annotations:\n    ferry.dev/tag.app: semver:~1.0\nspec:\n  template:\n    spec:\n"
+        "      containers:\n      - name: app\n        image: " + image + ":1.0.0\n"
+        "      - name: proxy\n        image: " + image + ":latest\n"}});
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  Running git, scanner, api;
+  StartArgv({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+             "--git_url=" + (*repo)->url(), "--state_dir=" + (*repo)->dir() + "/state"},
+            git);
+  StartArgv({FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0",
+             "--metrics_address=127.0.0.1:0", "--state_dir=" + dir.path + "/scanner",
+             "--registry_insecure_hosts=" + (*registry)->host()},
+            scanner);
+  ASSERT_GT(git.grpc_port, 0);
+  ASSERT_GT(scanner.grpc_port, 0);
+  StartArgv({FERRY_API_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+             "--git_writer_address=" + git.GrpcTarget(),
+             "--registry_scanner_address=" + scanner.GrpcTarget(),
+             "--cluster_syncer_address=127.0.0.1:1"},
+            api);
+  ASSERT_GT(api.grpc_port, 0);
+  auto stub = ferry::v1::Ferry::NewStub(api.Channel());
+  ferry::v1::ListImagesRequest request;
+  request.set_workload("shop:deployment/app");
+  ferry::v1::ListImagesResponse response;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  grpc::Status s = stub->ListImages(&ctx, request, &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(response.workloads_size(), 1);
+  ASSERT_EQ(response.workloads(0).containers_size(), 2);
+  const ferry::v1::ContainerImages& app = response.workloads(0).containers(0);
+  EXPECT_EQ(app.container(), "app");
+  EXPECT_EQ(app.repository(), image);
+  EXPECT_EQ(app.tag_filter(), "semver:~1.0");
+  EXPECT_TRUE(app.error().empty()) << app.error();
+  std::vector<std::string> order;
+  std::vector<std::string> passing;
+  for (const auto& t : app.tags()) {
+    order.push_back(t.info().tag());
+    if (t.matches_filter()) passing.push_back(t.info().tag());
+    EXPECT_EQ(t.current(), t.info().tag() == "1.0.0") << t.info().tag();
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"1.1.0", "1.0.1", "1.0.0"}));  // versions only
+  EXPECT_EQ(passing, (std::vector<std::string>{"1.0.1", "1.0.0"}));
+  EXPECT_EQ(app.latest_filtered(), "1.0.1");
+  EXPECT_EQ(app.filtered(), 2);
+  const ferry::v1::ContainerImages& proxy = response.workloads(0).containers(1);
+  EXPECT_EQ(proxy.tag_filter(), "glob:*");
+  EXPECT_EQ(proxy.tags_size(), 4);  // by creation time, all of them
+  EXPECT_EQ(proxy.filtered(), 3);   // "latest" only passes a filter that names it
+
+  // A limit, a workload that is not in git, a malformed id.
+  request.set_limit(1);
+  grpc::ClientContext limited_ctx;
+  ferry::v1::ListImagesResponse limited;
+  ASSERT_TRUE(stub->ListImages(&limited_ctx, request, &limited).ok());
+  EXPECT_EQ(limited.workloads(0).containers(0).tags_size(), 1);
+  EXPECT_EQ(limited.workloads(0).containers(0).omitted(), 2);
+  request.set_workload("shop:deployment/nope");
+  grpc::ClientContext missing_ctx;
+  EXPECT_EQ(stub->ListImages(&missing_ctx, request, &limited).error_code(), grpc::StatusCode::NOT_FOUND);
+  request.set_workload("nope");
+  grpc::ClientContext bad_ctx;
+  EXPECT_EQ(stub->ListImages(&bad_ctx, request, &limited).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 // --sync_state=cluster: the applied revision is recorded in a ConfigMap, git is not touched.
 TEST(ClusterSyncerBinaryTest, RecordsTheSyncStateInTheClusterWhenAsked) {
   auto cluster = testing::SharedKubeCluster();

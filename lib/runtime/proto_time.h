@@ -1,4 +1,4 @@
-// absl::Time -> google.protobuf.Timestamp at the RPC edge.
+// absl::Time <-> google.protobuf.Timestamp at the RPC edge.
 #pragma once
 
 #include <google/protobuf/timestamp.pb.h>
@@ -16,6 +16,11 @@ inline google::protobuf::Timestamp ToProtoTimestamp(absl::Time t) {
   ts.set_seconds(seconds);
   ts.set_nanos(static_cast<int32_t>((t - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
   return ts;
+}
+
+// The time of `ts`.
+inline absl::Time FromProtoTimestamp(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
 }
 
 }  // namespace ferry::runtime

@@ -5,6 +5,7 @@
 #include "ferry/v1/api.grpc.pb.h"
 #include "ferry/v1/cluster_syncer.grpc.pb.h"
 #include "ferry/v1/git_writer.grpc.pb.h"
+#include "ferry/v1/registry_scanner.grpc.pb.h"
 #include "services/api/access.h"
 
 namespace ferry::api {
@@ -14,11 +15,15 @@ namespace ferry::api {
 class ApiService final : public ferry::v1::Ferry::Service {
  public:
   ApiService(const Access& access, ferry::v1::GitWriter::StubInterface& git,
+             ferry::v1::RegistryScanner::StubInterface& registry,
              ferry::v1::ClusterSyncer::StubInterface& cluster);
 
   grpc::Status ListWorkloads(grpc::ServerContext* context,
                              const ferry::v1::ListWorkloadsRequest* request,
                              ferry::v1::ListWorkloadsResponse* response) override;
+  grpc::Status ListImages(grpc::ServerContext* context,
+                          const ferry::v1::ListImagesRequest* request,
+                          ferry::v1::ListImagesResponse* response) override;
   grpc::Status GetIdentity(grpc::ServerContext* context,
                            const ferry::v1::GetIdentityRequest* request,
                            ferry::v1::Identity* response) override;
@@ -28,6 +33,7 @@ class ApiService final : public ferry::v1::Ferry::Service {
  private:
   const Access& access_;
   ferry::v1::GitWriter::StubInterface& git_;
+  ferry::v1::RegistryScanner::StubInterface& registry_;
   ferry::v1::ClusterSyncer::StubInterface& cluster_;
 };
 

@@ -44,8 +44,9 @@ int main(int argc, char** argv) {
                                 {"tls", config->server.credentials != nullptr}});
   }
   auto git = ferry::v1::GitWriter::NewStub(ChannelTo(config->git_writer_address));
+  auto registry = ferry::v1::RegistryScanner::NewStub(ChannelTo(config->registry_scanner_address));
   auto cluster = ferry::v1::ClusterSyncer::NewStub(ChannelTo(config->cluster_syncer_address));
-  ApiService service(*access, *git, *cluster);
+  ApiService service(*access, *git, *registry, *cluster);
   return ferry::runtime::ServeUntilSignal(
       config->server, {{&service, ferry::v1::Ferry::service_full_name()}},
       std::make_shared<prometheus::Registry>());
