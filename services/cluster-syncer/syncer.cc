@@ -398,7 +398,9 @@ SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestF
         continue;
       }
       DefaultPortProtocols(item->kind, item->object);
-      item->checksum = Sha256Hex(item->object.dump()).substr(0, 32);
+      // The file is part of the checksum: an object moved to another file is applied again,
+      // so its ferry.dev/source annotation (which GC consults) follows it.
+      item->checksum = Sha256Hex(item->path + "\n" + item->object.dump()).substr(0, 32);
       auto& labels = meta["labels"];
       if (!labels.is_object()) labels = nlohmann::json::object();
       labels[kSyncSetLabel] = options_.sync_set;

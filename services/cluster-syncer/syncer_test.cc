@@ -223,6 +223,18 @@ TEST_F(SyncerTest, FirstSyncThenNoOpResyncThenOneChangedObject) {
             "registry.example.com/team/web:1.1.0");
 }
 
+TEST_F(SyncerTest, AnObjectMovedToAnotherFileIsAppliedAgainWithItsNewSource) {
+  auto syncer = MakeSyncer("moved");
+  const std::string cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: moving, namespace: default}\n"
+                         "data: {a: b}\n";
+  SyncReport first = syncer->Sync("rev1", {{"old.yaml", cm}}, false);
+  ASSERT_EQ(first.applied, 1) << Errors(first);
+  SyncReport moved = syncer->Sync("rev2", {{"new/place.yaml", cm}}, false);
+  EXPECT_EQ(moved.applied, 1) << Errors(moved);
+  EXPECT_EQ(Kubectl("get cm moving -o 'jsonpath={.metadata.annotations.ferry\\.dev/source}'"),
+            "new/place.yaml");
+}
+
 TEST_F(SyncerTest, BrokenManifestsFailAloneWithTheirReason) {
   auto syncer = MakeSyncer("broken");
   auto files = RepoFiles("s2");
