@@ -811,6 +811,18 @@ void StartGitWriterAndSyncer(const testing::GitRepo& repo, const testing::KubeCl
   StartArgv(argv, syncer);
 }
 
+// The first sync result a running cluster-syncer reports (waiting up to 60 s).
+std::optional<ferry::v1::SyncResult> FirstSync(const Running& syncer) {
+  auto stub = ferry::v1::ClusterSyncer::NewStub(syncer.Channel());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto watch = stub->WatchSync(&ctx, {});
+  ferry::v1::SyncResult result;
+  if (!watch->Read(&result)) return std::nullopt;
+  ctx.TryCancel();
+  return result;
+}
+
 TEST(ClusterSyncerBinaryTest, AppliesEachNewHeadOfARealRepoToARealCluster) {
   auto cluster = testing::SharedKubeCluster();
   ASSERT_TRUE(cluster.ok()) << cluster.status();
@@ -922,16 +934,9 @@ TEST(ApiBinaryTest, ListsWorkloadsFromGitAndClusterOverTlsWithTokens) {
   StartGitWriterAndSyncer(**repo, **cluster, {"--sync_set=api"}, git, syncer);
   ASSERT_GT(syncer.grpc_port, 0);
   // Wait for the first sync, then add a workload to the cluster that git does not have.
-  {
-    auto stub = ferry::v1::ClusterSyncer::NewStub(syncer.Channel());
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-    auto watch = stub->WatchSync(&ctx, {});
-    ferry::v1::SyncResult result;
-    ASSERT_TRUE(watch->Read(&result));
-    ASSERT_EQ(result.failed(), 0);
-    ctx.TryCancel();
-  }
+  std::optional<ferry::v1::SyncResult> first = FirstSync(syncer);
+  ASSERT_TRUE(first.has_value()) << syncer.process->Output();
+  ASSERT_EQ(first->failed(), 0);
   int status = 0;
   (*cluster)->Kubectl("-n api-e2e create deployment manual --image=registry.example.com/manual:1 --replicas=0",
                       &status);
@@ -1090,14 +1095,9 @@ TEST(ClusterSyncerBinaryTest, RecordsTheSyncStateInTheClusterWhenAsked) {
                            "--sync_state_namespace=kube-public"},
                           git, syncer);
   ASSERT_GT(syncer.grpc_port, 0);
-  auto stub = ferry::v1::ClusterSyncer::NewStub(syncer.Channel());
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-  auto watch = stub->WatchSync(&ctx, {});
-  ferry::v1::SyncResult result;
-  ASSERT_TRUE(watch->Read(&result)) << syncer.process->Output();
-  EXPECT_EQ(result.revision(), (*repo)->Head());
-  ctx.TryCancel();
+  std::optional<ferry::v1::SyncResult> result = FirstSync(syncer);
+  ASSERT_TRUE(result.has_value()) << syncer.process->Output();
+  EXPECT_EQ(result->revision(), (*repo)->Head());
   EXPECT_EQ((*cluster)->Kubectl("-n kube-public get cm ferry-sync-state -o jsonpath={.data.revision}"),
             (*repo)->Head());
   int status = 0;

@@ -11,7 +11,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "tests/support/kube.h"
+#include "tests/support/kube_fixture.h"
 
 namespace ferry::cluster_syncer {
 namespace {
@@ -23,25 +23,8 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-class KubeClientTest : public ::testing::Test {
+class KubeClientTest : public testing::KubeSuite {
  protected:
-  static void SetUpTestSuite() {
-    auto cluster = testing::SharedKubeCluster();
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = *cluster;
-    char tmpl[] = "/tmp/ferry-kube-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = new std::string(tmpl);
-  }
-  static void TearDownTestSuite() {
-    if (dir_) std::filesystem::remove_all(*dir_);
-    delete dir_;
-    dir_ = nullptr;
-  }
-  void SetUp() override {
-    if (cluster_ == nullptr) GTEST_SKIP() << "no cluster";
-  }
-
   // Writes a kubeconfig under the test dir with `cluster_fields` and `user_fields` (YAML
   // lines, indented by the caller) and returns its path.
   static std::string Kubeconfig(const std::string& name, const std::string& cluster_fields,
@@ -64,11 +47,7 @@ class KubeClientTest : public ::testing::Test {
     return client.Get("/api/v1/namespaces", "list");
   }
 
-  static std::string* dir_;
-  static testing::KubeCluster* cluster_;
 };
-std::string* KubeClientTest::dir_ = nullptr;
-testing::KubeCluster* KubeClientTest::cluster_ = nullptr;
 
 TEST_F(KubeClientTest, TokenWithCaFileRelativeToTheKubeconfig) {
   std::filesystem::copy_file(cluster_->ca_path(), *dir_ + "/ca-copy.crt",

@@ -8,7 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
-#include "tests/support/kube.h"
+#include "tests/support/kube_fixture.h"
 
 namespace ferry::cluster_syncer {
 namespace {
@@ -130,23 +130,11 @@ spec:
   };
 }
 
-class SyncerTest : public ::testing::Test {
+class SyncerTest : public testing::KubeSuite {
  protected:
-  static void SetUpTestSuite() {
-    auto cluster = testing::SharedKubeCluster();
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = *cluster;
-    char tmpl[] = "/tmp/ferry-kube-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = new std::string(tmpl);
-  }
-  static void TearDownTestSuite() {
-    if (dir_) std::filesystem::remove_all(*dir_);
-    delete dir_;
-    dir_ = nullptr;
-  }
   void SetUp() override {
-    if (cluster_ == nullptr) GTEST_SKIP() << "no cluster";
+    KubeSuite::SetUp();
+    if (IsSkipped()) return;
     auto access = LoadKubeconfig(cluster_->kubeconfig(), "");
     ASSERT_TRUE(access.ok()) << access.status();
     client_ = std::make_unique<KubeClient>(*access, registry_);
@@ -169,14 +157,10 @@ class SyncerTest : public ::testing::Test {
     return out;
   }
 
-  static std::string* dir_;
-  static testing::KubeCluster* cluster_;
   prometheus::Registry registry_;
   std::unique_ptr<KubeClient> client_;
   std::unique_ptr<Discovery> discovery_;
 };
-std::string* SyncerTest::dir_ = nullptr;
-testing::KubeCluster* SyncerTest::cluster_ = nullptr;
 
 TEST_F(SyncerTest, FirstSyncThenNoOpResyncThenOneChangedObject) {
   auto syncer = MakeSyncer("first");
