@@ -1,0 +1,400 @@
+#include "services/api/release_planner.h"
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "lib/image/reference.h"
+#include "lib/runtime/proto_time.h"
+
+namespace ferry::api {
+namespace {
+
+using ferry::v1::WorkloadResult;
+
+WorkloadResult Result(const std::string& id, ferry::v1::WorkloadResultStatus status,
+                      std::string why = "") {
+  WorkloadResult r;
+  r.set_workload(id);
+  r.set_status(status);
+  r.set_reason(std::move(why));
+  return r;
+}
+
+// "workload/container" -> (workload, container); the container is after the last '/'.
+std::pair<std::string, std::string> SplitContainerRef(const std::string& ref) {
+  const size_t slash = ref.rfind('/');
+  return {ref.substr(0, slash), ref.substr(slash + 1)};
+}
+
+// The filter-passing tags of a listing as ranking candidates; those without a usable
+// creation time are left out (and counted) when `need_created`.
+std::vector<policy::TagCandidate> Candidates(const ferry::v1::ListTagsResponse& listed,
+                                             const policy::TagPattern& pattern, bool need_created,
+                                             int* incomplete) {
+  std::vector<policy::TagCandidate> out;
+  for (const ferry::v1::TagInfo& t : listed.tags()) {
+    if (!pattern.Matches(t.tag())) continue;
+    if (need_created && (!t.has_created() || !t.incomplete_reason().empty())) {
+      if (incomplete != nullptr) ++*incomplete;
+      continue;
+    }
+    policy::TagCandidate c;
+    c.tag = t.tag();
+    if (t.has_created()) c.created = runtime::FromProtoTimestamp(t.created());
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+bool NeedsCreated(const policy::TagPattern& pattern) {
+  return pattern.kind() == policy::PatternKind::kGlob ||
+         pattern.kind() == policy::PatternKind::kRegexp;
+}
+
+// One container's part in a release.
+enum class Outcome { kUpdate, kUpToDate, kUnknown, kOtherImage };
+
+struct ContainerPlan {
+  Outcome outcome = Outcome::kOtherImage;
+  std::string to_image;
+  std::string detail;  // for kUnknown
+};
+
+ContainerPlan PlanExplicit(const ferry::v1::ReleaseSpec& spec, const image::Reference& target,
+                           const ferry::v1::Policy& policy, const ferry::v1::Container& c) {
+  ContainerPlan plan;
+  absl::StatusOr<image::Reference> current = image::Reference::Parse(c.image());
+  if (!current.ok() || !current->SameRepository(target)) return plan;
+  if (current->tag() == target.tag() && current->digest().empty()) {
+    plan.outcome = Outcome::kUpToDate;
+    return plan;
+  }
+  if (!spec.force()) {
+    absl::StatusOr<policy::TagPattern> filter = FilterOf(policy, c.name());
+    if (!filter.ok()) {
+      plan.outcome = Outcome::kUnknown;
+      plan.detail = absl::StrCat("container ", c.name(), ": ", filter.status().message());
+      return plan;
+    }
+    if (!filter->Matches(target.tag())) {
+      plan.outcome = Outcome::kUnknown;
+      plan.detail = absl::StrCat("tag ", target.tag(), " does not pass the tag filter ",
+                                 filter->ToString(), " of container ", c.name(),
+                                 " (force releases it anyway)");
+      return plan;
+    }
+  }
+  plan.outcome = Outcome::kUpdate;
+  plan.to_image = current->WithTag(target.tag());
+  return plan;
+}
+
+ContainerPlan PlanLatest(const ferry::v1::Policy& policy, const ferry::v1::Container& c,
+                         const TagLookup& tags) {
+  ContainerPlan plan;
+  plan.outcome = Outcome::kUnknown;
+  absl::StatusOr<image::Reference> current = image::Reference::Parse(c.image());
+  if (!current.ok()) {
+    plan.detail = absl::StrCat("container ", c.name(), ": '", c.image(),
+                               "' is not an image reference");
+    return plan;
+  }
+  absl::StatusOr<policy::TagPattern> filter = FilterOf(policy, c.name());
+  if (!filter.ok()) {
+    plan.detail = absl::StrCat("container ", c.name(), ": ", filter.status().message());
+    return plan;
+  }
+  const RepositoryTags& listed = tags(current->Repository(), OrderingFor(*filter));
+  if (!listed.status.ok()) {
+    plan.detail = absl::StrCat(current->Repository(), ": ", listed.status.message());
+    return plan;
+  }
+  std::vector<policy::TagCandidate> ranked =
+      filter->Rank(Candidates(listed.tags, *filter, /*need_created=*/false, nullptr));
+  if (ranked.empty()) {
+    plan.detail = absl::StrCat("no tag of ", current->Repository(), " passes the tag filter ",
+                               filter->ToString(), " of container ", c.name());
+    return plan;
+  }
+  if (ranked.front().tag == current->tag() && current->digest().empty()) {
+    plan.outcome = Outcome::kUpToDate;
+    return plan;
+  }
+  plan.outcome = Outcome::kUpdate;
+  plan.to_image = current->WithTag(ranked.front().tag);
+  return plan;
+}
+
+}  // namespace
+
+ferry::v1::TagOrdering OrderingFor(const policy::TagPattern& pattern) {
+  switch (pattern.kind()) {
+    case policy::PatternKind::kSemver: return ferry::v1::TAG_ORDERING_SEMVER;
+    case policy::PatternKind::kNumerical: return ferry::v1::TAG_ORDERING_NUMERICAL;
+    case policy::PatternKind::kAlphabetical: return ferry::v1::TAG_ORDERING_ALPHABETICAL;
+    default: return ferry::v1::TAG_ORDERING_CREATED;
+  }
+}
+
+absl::StatusOr<policy::TagPattern> FilterOf(const ferry::v1::Policy& policy,
+                                            const std::string& container) {
+  auto own = policy.tag_filters().find(container);
+  const std::string& text = own != policy.tag_filters().end() ? own->second : policy.tag_all();
+  if (text.empty()) return policy::TagPattern::Any();
+  absl::StatusOr<policy::TagPattern> parsed = policy::TagPattern::Parse(text);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid tag filter '", text, "': ", parsed.status().message()));
+  }
+  return parsed;
+}
+
+bool ValidWorkloadId(const std::string& id) {
+  const size_t colon = id.find(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  const size_t slash = id.find('/', colon);
+  if (slash == std::string::npos || slash == colon + 1 || slash + 1 >= id.size()) return false;
+  if (id.find('/', slash + 1) != std::string::npos) return false;
+  for (size_t i = colon + 1; i < slash; ++i) {
+    const char k = id[i];
+    if (!((k >= 'a' && k <= 'z') || (k >= '0' && k <= '9') || k == '.' || k == '-')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::Status ValidateReleaseSpec(const ferry::v1::ReleaseSpec& spec) {
+  if (spec.all_workloads() && !spec.workloads().empty()) {
+    return absl::InvalidArgumentError(
+        "give either workloads or all_workloads, not both (all_workloads releases every one)");
+  }
+  if (!spec.all_workloads() && spec.workloads().empty()) {
+    return absl::InvalidArgumentError(
+        "no workloads: name them (namespace:kind/name) or set all_workloads");
+  }
+  if (spec.image().empty() == !spec.all_latest()) {
+    return absl::InvalidArgumentError(spec.all_latest()
+        ? "give either image or all_latest, not both"
+        : "no image: give an image reference with a tag (repo:tag) or set all_latest");
+  }
+  auto check_id = [](const std::string& id, const char* field) -> absl::Status {
+    if (ValidWorkloadId(id)) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": '", id, "' is not a workload id; use namespace:kind/name with a lower-case "
+        "kind, e.g. default:deployment/helloworld"));
+  };
+  for (const std::string& id : spec.workloads()) {
+    if (absl::Status s = check_id(id, "workloads"); !s.ok()) return s;
+  }
+  for (const std::string& id : spec.excludes()) {
+    if (absl::Status s = check_id(id, "excludes"); !s.ok()) return s;
+  }
+  for (const std::string& ref : spec.containers()) {
+    auto [workload, container] = SplitContainerRef(ref);
+    if (ref.find('/') == std::string::npos || container.empty() || !ValidWorkloadId(workload)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "containers: '", ref, "' is not namespace:kind/name/container"));
+    }
+  }
+  if (!spec.image().empty()) {
+    absl::StatusOr<image::Reference> ref = image::Reference::Parse(spec.image());
+    if (!ref.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("image '", spec.image(), "': ", ref.status().message()));
+    }
+    if (ref->tag().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "image '", spec.image(), "' has no tag; give repo:tag (e.g. ", ref->name(), ":1.2.3)"));
+    }
+    if (!ref->digest().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "image '", spec.image(), "' has a digest; release a tag (", ref->name(), ":",
+          ref->tag(), "), Ferry writes tags into the manifests"));
+    }
+  }
+  if (spec.rollout_timeout_seconds() < 0) {
+    return absl::InvalidArgumentError("rollout_timeout_seconds: 0 (default) or more");
+  }
+  return absl::OkStatus();
+}
+
+std::vector<ferry::v1::Edit> ReleasePlan::Edits() const {
+  std::vector<ferry::v1::Edit> edits;
+  for (const WorkloadResult& r : results) {
+    if (r.status() != ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS) continue;
+    for (const ferry::v1::ContainerUpdate& u : r.updates()) {
+      ferry::v1::Edit e;
+      e.set_workload(r.workload());
+      e.mutable_image()->set_container(u.container());
+      e.mutable_image()->set_from_image(u.from_image());
+      e.mutable_image()->set_to_image(u.to_image());
+      edits.push_back(std::move(e));
+    }
+  }
+  return edits;
+}
+
+int ReleasePlan::Count(ferry::v1::WorkloadResultStatus status) const {
+  return static_cast<int>(std::count_if(results.begin(), results.end(),
+                                        [&](const WorkloadResult& r) { return r.status() == status; }));
+}
+
+ReleasePlan PlanRelease(const ferry::v1::ReleaseSpec& spec,
+                        const std::vector<ferry::v1::ManifestWorkload>& in_git,
+                        const std::map<std::string, bool>& running, const TagLookup& tags) {
+  using ferry::v1::WORKLOAD_RESULT_STATUS_IGNORED;
+  using ferry::v1::WORKLOAD_RESULT_STATUS_SKIPPED;
+  const std::set<std::string> included(spec.workloads().begin(), spec.workloads().end());
+  const std::set<std::string> excluded(spec.excludes().begin(), spec.excludes().end());
+  std::map<std::string, std::set<std::string>> only_containers;
+  for (const std::string& ref : spec.containers()) {
+    auto [workload, container] = SplitContainerRef(ref);
+    only_containers[workload].insert(container);
+  }
+  std::optional<image::Reference> target;
+  if (!spec.image().empty()) target = *image::Reference::Parse(spec.image());
+
+  ReleasePlan plan;
+  std::set<std::string> seen;
+  for (const ferry::v1::ManifestWorkload& w : in_git) {
+    seen.insert(w.id());
+    const std::string& id = w.id();
+    if (!spec.all_workloads() && !included.count(id)) {
+      plan.results.push_back(Result(id, WORKLOAD_RESULT_STATUS_IGNORED, reason::kNotIncluded));
+      continue;
+    }
+    if (excluded.count(id)) {
+      plan.results.push_back(Result(id, WORKLOAD_RESULT_STATUS_IGNORED, reason::kExcluded));
+      continue;
+    }
+    if (!spec.containers().empty() && !only_containers.count(id)) {
+      plan.results.push_back(Result(id, WORKLOAD_RESULT_STATUS_IGNORED, reason::kNotIncluded));
+      continue;
+    }
+    if (!running.count(id)) {
+      plan.results.push_back(Result(id, WORKLOAD_RESULT_STATUS_SKIPPED, reason::kNotInCluster));
+      continue;
+    }
+    if (target.has_value()) {
+      const bool uses = std::any_of(w.containers().begin(), w.containers().end(),
+                                    [&](const ferry::v1::Container& c) {
+                                      auto ref = image::Reference::Parse(c.image());
+                                      return ref.ok() && ref->SameRepository(*target);
+                                    });
+      if (!uses) {
+        plan.results.push_back(Result(id, WORKLOAD_RESULT_STATUS_IGNORED, reason::kDifferentImage));
+        continue;
+      }
+    }
+    if (w.policy().locked() && !spec.force()) {
+      plan.results.push_back(Result(id, WORKLOAD_RESULT_STATUS_SKIPPED, reason::kLocked));
+      continue;
+    }
+    if (w.policy().ignore() == ferry::v1::IGNORE_MODE_ALL) {
+      plan.results.push_back(Result(id, WORKLOAD_RESULT_STATUS_SKIPPED, reason::kIgnore));
+      continue;
+    }
+    WorkloadResult r = Result(id, ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS);
+    bool up_to_date = false;
+    std::vector<std::string> unknown;
+    for (const ferry::v1::Container& c : w.containers()) {
+      auto only = only_containers.find(id);
+      if (only != only_containers.end() && !only->second.count(c.name())) continue;
+      ContainerPlan cp = target.has_value() ? PlanExplicit(spec, *target, w.policy(), c)
+                                            : PlanLatest(w.policy(), c, tags);
+      switch (cp.outcome) {
+        case Outcome::kUpdate: {
+          ferry::v1::ContainerUpdate* u = r.add_updates();
+          u->set_container(c.name());
+          u->set_from_image(c.image());
+          u->set_to_image(cp.to_image);
+          break;
+        }
+        case Outcome::kUpToDate: up_to_date = true; break;
+        case Outcome::kUnknown: unknown.push_back(cp.detail); break;
+        case Outcome::kOtherImage: break;
+      }
+    }
+    if (r.updates_size() == 0) {
+      if (!unknown.empty()) {
+        r = Result(id, WORKLOAD_RESULT_STATUS_SKIPPED,
+                   absl::StrCat(reason::kImageNotFound, ": ", absl::StrJoin(unknown, "; ")));
+      } else if (up_to_date) {
+        r = Result(id, WORKLOAD_RESULT_STATUS_SKIPPED, reason::kUpToDate);
+      } else {
+        r = Result(id, WORKLOAD_RESULT_STATUS_IGNORED, reason::kDoesNotUseImage);
+      }
+    }
+    plan.results.push_back(std::move(r));
+  }
+  for (const std::string& id : included) {
+    if (!seen.count(id)) {
+      plan.results.push_back(Result(id, WORKLOAD_RESULT_STATUS_SKIPPED, reason::kNotInRepo));
+    }
+  }
+  std::sort(plan.results.begin(), plan.results.end(),
+            [](const WorkloadResult& a, const WorkloadResult& b) { return a.workload() < b.workload(); });
+  return plan;
+}
+
+std::vector<AutomationCandidate> PlanAutomation(
+    const std::vector<ferry::v1::ManifestWorkload>& in_git, const TagLookup& tags) {
+  std::vector<AutomationCandidate> out;
+  for (const ferry::v1::ManifestWorkload& w : in_git) {
+    const ferry::v1::Policy& p = w.policy();
+    if (!p.automated() || p.locked() || p.ignore() == ferry::v1::IGNORE_MODE_ALL) continue;
+    for (const ferry::v1::Container& c : w.containers()) {
+      AutomationCandidate a;
+      a.workload = w.id();
+      a.container = c.name();
+      a.from_image = c.image();
+      absl::StatusOr<image::Reference> current = image::Reference::Parse(c.image());
+      absl::StatusOr<policy::TagPattern> filter = FilterOf(p, c.name());
+      if (!current.ok()) {
+        a.note = absl::StrCat("'", c.image(), "' is not an image reference");
+      } else if (!filter.ok()) {
+        a.note = std::string(filter.status().message());
+      } else {
+        const RepositoryTags& listed = tags(current->Repository(), OrderingFor(*filter));
+        if (!listed.status.ok()) {
+          a.note = absl::StrCat(current->Repository(), ": ", listed.status.message());
+        } else {
+          const bool need_created = NeedsCreated(*filter);
+          std::vector<policy::TagCandidate> candidates =
+              Candidates(listed.tags, *filter, need_created, &a.incomplete);
+          // The running tag takes part in the ranking (when it passes the filter), so a
+          // release never goes to a tag that ranks below it: two tags cannot alternate.
+          std::vector<policy::TagCandidate> ranked = filter->Rank(std::move(candidates));
+          if (a.incomplete > 0) {
+            a.note = absl::StrCat(a.incomplete, " tag(s) of ", current->Repository(),
+                                  " passed over: metadata incomplete (no creation time)");
+          }
+          if (!ranked.empty() && ranked.front().tag != current->tag()) {
+            a.to_image = current->WithTag(ranked.front().tag);
+          } else if (ranked.empty() && a.note.empty()) {
+            a.note = absl::StrCat("no tag of ", current->Repository(), " passes the tag filter ",
+                                  filter->ToString());
+          }
+        }
+      }
+      if (!a.to_image.empty() || !a.note.empty()) out.push_back(std::move(a));
+    }
+  }
+  return out;
+}
+
+std::string AutomationCommitMessage(const std::vector<AutomationCandidate>& releases) {
+  std::set<std::string> images;
+  for (const AutomationCandidate& a : releases) {
+    if (!a.to_image.empty()) images.insert(a.to_image);
+  }
+  if (images.size() == 1) return absl::StrCat("Auto-release ", *images.begin());
+  std::string message = absl::StrCat("Auto-release multiple (", images.size(), ") images\n");
+  for (const std::string& image : images) absl::StrAppend(&message, "\n - ", image);
+  return message;
+}
+
+}  // namespace ferry::api

@@ -1,0 +1,116 @@
+// Release planning: which containers of which workloads move to which image, and why every
+// other workload is left alone. Pure functions over the git workload index, the set of
+// workloads running in the cluster and the scanner's tag lists; nothing here talks to a
+// service, so every rule is table-tested.
+//
+// The statuses and reasons are Flux v1's, so scripts that read fluxctl's output carry over:
+//
+//   ignored  "not included"       not named in the spec (and not --all)
+//   ignored  "excluded"           named in the spec's excludes
+//   skipped  "not accessible in cluster"  defined in git, not running in the cluster
+//   ignored  "a different image"  explicit image: no container uses its repository
+//   skipped  "locked"             locked and not forced
+//   skipped  "ignore"             `ignore: true` (sync_only workloads are released)
+//   ignored  "does not use image" explicit image: the containers using it are not selected
+//   skipped  "cannot find one or more images"  no tag data, or no tag passes the filter
+//                                 (the reason goes on to say which)
+//   skipped  "image up to date"   every candidate container already runs its target
+//   skipped  "not found in repository"  named in the spec, not defined in git
+//   success                       the container updates to make
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "ferry/v1/git_writer.pb.h"
+#include "ferry/v1/registry_scanner.pb.h"
+#include "ferry/v1/types.pb.h"
+#include "lib/policy/tag_pattern.h"
+
+namespace ferry::api {
+
+// The reasons, spelled once.
+namespace reason {
+inline constexpr char kNotIncluded[] = "not included";
+inline constexpr char kExcluded[] = "excluded";
+inline constexpr char kNotInCluster[] = "not accessible in cluster";
+inline constexpr char kDifferentImage[] = "a different image";
+inline constexpr char kLocked[] = "locked";
+inline constexpr char kIgnore[] = "ignore";
+inline constexpr char kDoesNotUseImage[] = "does not use image";
+inline constexpr char kImageNotFound[] = "cannot find one or more images";
+inline constexpr char kUpToDate[] = "image up to date";
+inline constexpr char kNotInRepo[] = "not found in repository";
+}  // namespace reason
+
+// A repository's tags as the scanner answered (status not OK: the scanner's error).
+struct RepositoryTags {
+  absl::Status status;
+  ferry::v1::ListTagsResponse tags;
+};
+
+// Looks up a repository's tags in the given ordering. The reference stays valid for the
+// duration of the planning call.
+using TagLookup =
+    std::function<const RepositoryTags&(const std::string& repository, ferry::v1::TagOrdering)>;
+
+// The scanner ordering that matches a filter's ranking.
+ferry::v1::TagOrdering OrderingFor(const policy::TagPattern& pattern);
+
+// The tag filter of a container: its own, else the workload's tag_all, else any tag.
+// InvalidArgument when the annotation does not parse.
+absl::StatusOr<policy::TagPattern> FilterOf(const ferry::v1::Policy& policy,
+                                            const std::string& container);
+
+// True for "namespace:kind/name" (kind lower-case letters, digits, dots, dashes).
+bool ValidWorkloadId(const std::string& id);
+
+// Checks a release spec before anything runs: workloads or all (not both, not neither),
+// image or all_latest (exactly one), ids and "workload/container" entries well-formed, the
+// image a reference with a tag. InvalidArgument saying what to fix.
+absl::Status ValidateReleaseSpec(const ferry::v1::ReleaseSpec& spec);
+
+// The outcome of planning: one result per workload concerned, sorted by workload id.
+struct ReleasePlan {
+  std::vector<ferry::v1::WorkloadResult> results;
+
+  // The compare-and-set image edits for every SUCCESS result.
+  std::vector<ferry::v1::Edit> Edits() const;
+  // Number of results with `status`.
+  int Count(ferry::v1::WorkloadResultStatus status) const;
+};
+
+// Plans `spec` (already validated) over the workloads in git. `running` holds the ids of the
+// workloads in the cluster. `tags` is consulted for all_latest releases only.
+ReleasePlan PlanRelease(const ferry::v1::ReleaseSpec& spec,
+                        const std::vector<ferry::v1::ManifestWorkload>& in_git,
+                        const std::map<std::string, bool>& running, const TagLookup& tags);
+
+// One container the automation would move, or why it does not.
+struct AutomationCandidate {
+  std::string workload;
+  std::string container;
+  std::string from_image;
+  std::string to_image;  // empty when nothing is released; see `note`
+  // Why nothing is released, or what was passed over on the way (incomplete metadata);
+  // empty when there is nothing to say.
+  std::string note;
+  // Tags passed over because their metadata is incomplete.
+  int incomplete = 0;
+};
+
+// For every automated, unlocked, not ignored workload: each container's newest tag passing
+// its filter, when it ranks above the running one. A tag never moves to one that ranks
+// lower than the current tag, so two tags never alternate. Tags with incomplete metadata are
+// passed over (and counted) when the ordering needs the creation time.
+std::vector<AutomationCandidate> PlanAutomation(
+    const std::vector<ferry::v1::ManifestWorkload>& in_git, const TagLookup& tags);
+
+// "Auto-release <image>" or "Auto-release multiple (N) images" with the list.
+std::string AutomationCommitMessage(const std::vector<AutomationCandidate>& releases);
+
+}  // namespace ferry::api

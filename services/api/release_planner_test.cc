@@ -1,0 +1,329 @@
+#include "services/api/release_planner.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_join.h"
+#include "lib/runtime/proto_time.h"
+
+namespace ferry::api {
+namespace {
+
+using ferry::v1::WORKLOAD_RESULT_STATUS_IGNORED;
+using ferry::v1::WORKLOAD_RESULT_STATUS_SKIPPED;
+using ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS;
+
+constexpr char kApp[] = "registry.test/team/app";
+constexpr char kProxy[] = "registry.test/tools/proxy";
+constexpr char kWeb[] = "registry.test/team/web";
+
+ferry::v1::ManifestWorkload Workload(const std::string& id,
+                                     std::vector<std::pair<std::string, std::string>> containers) {
+  ferry::v1::ManifestWorkload w;
+  w.set_id(id);
+  for (const auto& [name, image] : containers) {
+    ferry::v1::Container* c = w.add_containers();
+    c->set_name(name);
+    c->set_image(image);
+  }
+  return w;
+}
+
+ferry::v1::TagInfo Tag(const std::string& name, int64_t created_seconds) {
+  ferry::v1::TagInfo t;
+  t.set_tag(name);
+  if (created_seconds > 0) {
+    *t.mutable_created() = runtime::ToProtoTimestamp(absl::FromUnixSeconds(created_seconds));
+  } else {
+    t.set_incomplete_reason("config blob has no creation time");
+  }
+  return t;
+}
+
+// The repository contents every test plans against: the scanner's tags, and which
+// repositories fail.
+class PlannerTest : public testing::Test {
+ protected:
+  PlannerTest() {
+    tags_[kApp] = {Tag("1.0.0", 100), Tag("1.1.0", 200), Tag("2.0.0", 300),
+                   Tag("master-abc", 400), Tag("latest", 500)};
+    tags_[kProxy] = {Tag("v1", 100), Tag("v2", 200)};
+    broken_[kWeb] = absl::UnavailableError("registry.test: 503 Service Unavailable");
+
+    auto app = Workload("default:deployment/app",
+                        {{"app", std::string(kApp) + ":1.0.0"}, {"proxy", std::string(kProxy) + ":v1"}});
+    (*app.mutable_policy()->mutable_tag_filters())["app"] = "semver:~1";
+    git_.push_back(app);
+    auto locked = Workload("default:deployment/locked", {{"app", std::string(kApp) + ":1.0.0"}});
+    locked.mutable_policy()->set_locked(true);
+    git_.push_back(locked);
+    auto ignored = Workload("default:deployment/ignored", {{"app", std::string(kApp) + ":1.0.0"}});
+    ignored.mutable_policy()->set_ignore(ferry::v1::IGNORE_MODE_ALL);
+    git_.push_back(ignored);
+    auto sync_only = Workload("default:deployment/synconly", {{"app", std::string(kApp) + ":1.0.0"}});
+    sync_only.mutable_policy()->set_ignore(ferry::v1::IGNORE_MODE_SYNC_ONLY);
+    git_.push_back(sync_only);
+    git_.push_back(Workload("default:deployment/web", {{"web", std::string(kWeb) + ":1"}}));
+    git_.push_back(Workload("default:deployment/pending", {{"app", std::string(kApp) + ":1.0.0"}}));
+    for (const auto& w : git_) {
+      if (w.id() != "default:deployment/pending") running_[w.id()] = true;
+    }
+  }
+
+  TagLookup Lookup() {
+    return [this](const std::string& repository, ferry::v1::TagOrdering ordering)
+               -> const RepositoryTags& {
+      orderings_.push_back(ordering);
+      RepositoryTags& out = answers_[repository];
+      if (broken_.count(repository)) {
+        out.status = broken_[repository];
+      } else if (!tags_.count(repository)) {
+        out.status = absl::NotFoundError("repository not found");
+      } else {
+        out.tags.clear_tags();
+        for (const auto& t : tags_[repository]) *out.tags.add_tags() = t;
+      }
+      return out;
+    };
+  }
+
+  ReleasePlan Plan(const ferry::v1::ReleaseSpec& spec) {
+    EXPECT_TRUE(ValidateReleaseSpec(spec).ok()) << ValidateReleaseSpec(spec);
+    return PlanRelease(spec, git_, running_, Lookup());
+  }
+
+  // "id status reason [container:from->to,...]" per result, for compact expectations.
+  static std::map<std::string, std::string> Table(const ReleasePlan& plan) {
+    std::map<std::string, std::string> out;
+    for (const auto& r : plan.results) {
+      std::vector<std::string> updates;
+      for (const auto& u : r.updates()) {
+        updates.push_back(u.container() + ":" + u.from_image().substr(u.from_image().rfind(':') + 1) +
+                          "->" + u.to_image().substr(u.to_image().rfind(':') + 1));
+      }
+      std::string status = r.status() == WORKLOAD_RESULT_STATUS_SUCCESS   ? "success"
+                           : r.status() == WORKLOAD_RESULT_STATUS_SKIPPED ? "skipped"
+                           : r.status() == WORKLOAD_RESULT_STATUS_IGNORED ? "ignored"
+                                                                          : "other";
+      out[r.workload()] = status + " " + r.reason() + (updates.empty() ? "" : " ") +
+                          absl::StrJoin(updates, ",");
+    }
+    return out;
+  }
+
+  static ferry::v1::ReleaseSpec Spec(const std::string& image, std::vector<std::string> workloads) {
+    ferry::v1::ReleaseSpec spec;
+    if (image.empty()) spec.set_all_latest(true);
+    else spec.set_image(image);
+    if (workloads.empty()) spec.set_all_workloads(true);
+    for (const auto& w : workloads) spec.add_workloads(w);
+    return spec;
+  }
+
+  std::vector<ferry::v1::ManifestWorkload> git_;
+  std::map<std::string, bool> running_;
+  std::map<std::string, std::vector<ferry::v1::TagInfo>> tags_;
+  std::map<std::string, absl::Status> broken_;
+  std::map<std::string, RepositoryTags> answers_;
+  std::vector<ferry::v1::TagOrdering> orderings_;
+};
+
+TEST_F(PlannerTest, ExplicitImageToAllWorkloads) {
+  ReleasePlan plan = Plan(Spec(std::string(kApp) + ":1.1.0", {}));
+  EXPECT_THAT(Table(plan), testing::ElementsAre(
+      testing::Pair("default:deployment/app", "success  app:1.0.0->1.1.0"),
+      testing::Pair("default:deployment/ignored", "skipped ignore"),
+      testing::Pair("default:deployment/locked", "skipped locked"),
+      testing::Pair("default:deployment/pending", "skipped not accessible in cluster"),
+      testing::Pair("default:deployment/synconly", "success  app:1.0.0->1.1.0"),
+      testing::Pair("default:deployment/web", "ignored a different image")));
+  EXPECT_EQ(plan.Count(WORKLOAD_RESULT_STATUS_SUCCESS), 2);
+  std::vector<ferry::v1::Edit> edits = plan.Edits();
+  ASSERT_EQ(edits.size(), 2u);
+  EXPECT_EQ(edits[0].workload(), "default:deployment/app");
+  EXPECT_EQ(edits[0].image().container(), "app");
+  EXPECT_EQ(edits[0].image().from_image(), std::string(kApp) + ":1.0.0");
+  EXPECT_EQ(edits[0].image().to_image(), std::string(kApp) + ":1.1.0");
+  EXPECT_TRUE(orderings_.empty()) << "an explicit image needs no tag lists";
+}
+
+TEST_F(PlannerTest, ForceReleasesLockedWorkloadsAndIgnoresFilters) {
+  ferry::v1::ReleaseSpec spec = Spec(std::string(kApp) + ":2.0.0", {});
+  // Unforced: 2.0.0 does not pass app's semver:~1, locked stays locked.
+  auto table = Table(Plan(spec));
+  EXPECT_EQ(table["default:deployment/app"],
+            "skipped cannot find one or more images: tag 2.0.0 does not pass the tag filter "
+            "semver:~1 of container app (force releases it anyway)");
+  EXPECT_EQ(table["default:deployment/locked"], "skipped locked");
+  spec.set_force(true);
+  table = Table(Plan(spec));
+  EXPECT_EQ(table["default:deployment/app"], "success  app:1.0.0->2.0.0");
+  EXPECT_EQ(table["default:deployment/locked"], "success  app:1.0.0->2.0.0");
+  EXPECT_EQ(table["default:deployment/ignored"], "skipped ignore") << "force does not override ignore";
+}
+
+TEST_F(PlannerTest, UpToDateIsSkipped) {
+  auto table = Table(Plan(Spec(std::string(kApp) + ":1.0.0", {"default:deployment/app"})));
+  EXPECT_EQ(table["default:deployment/app"], "skipped image up to date");
+}
+
+TEST_F(PlannerTest, NamedWorkloadsExcludesAndMissingOnes) {
+  ferry::v1::ReleaseSpec spec = Spec(std::string(kApp) + ":1.1.0",
+                                     {"default:deployment/app", "default:deployment/synconly",
+                                      "default:deployment/ghost"});
+  spec.add_excludes("default:deployment/synconly");
+  EXPECT_THAT(Table(Plan(spec)), testing::ElementsAre(
+      testing::Pair("default:deployment/app", "success  app:1.0.0->1.1.0"),
+      testing::Pair("default:deployment/ghost", "skipped not found in repository"),
+      testing::Pair("default:deployment/ignored", "ignored not included"),
+      testing::Pair("default:deployment/locked", "ignored not included"),
+      testing::Pair("default:deployment/pending", "ignored not included"),
+      testing::Pair("default:deployment/synconly", "ignored excluded"),
+      testing::Pair("default:deployment/web", "ignored not included")));
+}
+
+TEST_F(PlannerTest, AllLatestUsesEachContainersFilterAndOrdering) {
+  ReleasePlan plan = Plan(Spec("", {"default:deployment/app", "default:deployment/web",
+                                    "default:deployment/synconly"}));
+  auto table = Table(plan);
+  // app: semver:~1 -> 1.1.0 (not 2.0.0, not master-abc, not latest); proxy: newest by time.
+  EXPECT_EQ(table["default:deployment/app"], "success  app:1.0.0->1.1.0,proxy:v1->v2");
+  // No filter: the newest tag by creation time, never "latest".
+  EXPECT_EQ(table["default:deployment/synconly"], "success  app:1.0.0->master-abc");
+  EXPECT_EQ(table["default:deployment/web"],
+            "skipped cannot find one or more images: registry.test/team/web: registry.test: 503 "
+            "Service Unavailable");
+  EXPECT_THAT(orderings_, testing::Contains(ferry::v1::TAG_ORDERING_SEMVER));
+  EXPECT_THAT(orderings_, testing::Contains(ferry::v1::TAG_ORDERING_CREATED));
+}
+
+TEST_F(PlannerTest, AllLatestUpToDateAndNoCandidate) {
+  git_[0].mutable_containers(0)->set_image(std::string(kApp) + ":1.1.0");
+  git_[0].mutable_containers(1)->set_image(std::string(kProxy) + ":v2");
+  EXPECT_EQ(Table(Plan(Spec("", {"default:deployment/app"})))["default:deployment/app"],
+            "skipped image up to date");
+  (*git_[0].mutable_policy()->mutable_tag_filters())["proxy"] = "regexp:^release-";
+  EXPECT_EQ(Table(Plan(Spec("", {"default:deployment/app"})))["default:deployment/app"],
+            "skipped cannot find one or more images: no tag of registry.test/tools/proxy passes "
+            "the tag filter regexp:^release- of container proxy");
+}
+
+TEST_F(PlannerTest, ChosenContainersOnly) {
+  ferry::v1::ReleaseSpec spec = Spec("", {"default:deployment/app", "default:deployment/synconly"});
+  spec.add_containers("default:deployment/app/proxy");
+  auto table = Table(Plan(spec));
+  EXPECT_EQ(table["default:deployment/app"], "success  proxy:v1->v2");
+  EXPECT_EQ(table["default:deployment/synconly"], "ignored not included");
+  spec = Spec(std::string(kApp) + ":1.1.0", {"default:deployment/app"});
+  spec.add_containers("default:deployment/app/proxy");
+  EXPECT_EQ(Table(Plan(spec))["default:deployment/app"], "ignored does not use image");
+}
+
+TEST_F(PlannerTest, ManifestSpellingIsKept) {
+  git_ = {Workload("default:deployment/hub", {{"nginx", "nginx:1.25"}})};
+  running_ = {{"default:deployment/hub", true}};
+  ReleasePlan plan = Plan(Spec("docker.io/library/nginx:1.26", {}));
+  ASSERT_EQ(plan.Edits().size(), 1u);
+  EXPECT_EQ(plan.Edits()[0].image().to_image(), "nginx:1.26");
+}
+
+TEST(ValidateReleaseSpecTest, SaysWhatToFix) {
+  struct Case {
+    std::string name;
+    std::function<void(ferry::v1::ReleaseSpec&)> change;
+    std::string message_part;
+  };
+  std::vector<Case> cases = {
+      {"no workloads", [](auto& s) { s.clear_workloads(); }, "no workloads"},
+      {"both", [](auto& s) { s.set_all_workloads(true); }, "not both"},
+      {"no image", [](auto& s) { s.clear_image(); }, "no image"},
+      {"image and latest", [](auto& s) { s.set_all_latest(true); }, "not both"},
+      {"bad id", [](auto& s) { s.add_workloads("default/app"); }, "is not a workload id"},
+      {"upper-case kind", [](auto& s) { s.add_workloads("default:Deployment/app"); },
+       "lower-case"},
+      {"bad exclude", [](auto& s) { s.add_excludes("app"); }, "excludes"},
+      {"no tag", [](auto& s) { s.set_image("registry.test/team/app"); }, "has no tag"},
+      {"digest", [](auto& s) { s.set_image("registry.test/team/app:1@sha256:" + std::string(64, 'a')); },
+       "has a digest"},
+      {"bad image", [](auto& s) { s.set_image("Registry.test/UPPER:1"); }, "image 'Registry"},
+      {"bad container", [](auto& s) { s.add_containers("default:deployment/app"); },
+       "namespace:kind/name/container"},
+      {"timeout", [](auto& s) { s.set_rollout_timeout_seconds(-1); }, "rollout_timeout"},
+  };
+  for (const Case& c : cases) {
+    ferry::v1::ReleaseSpec spec;
+    spec.add_workloads("default:deployment/app");
+    spec.set_image("registry.test/team/app:1.1.0");
+    ASSERT_TRUE(ValidateReleaseSpec(spec).ok());
+    c.change(spec);
+    absl::Status s = ValidateReleaseSpec(spec);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.name;
+    EXPECT_THAT(std::string(s.message()), testing::HasSubstr(c.message_part)) << c.name;
+  }
+}
+
+// Automation: which containers move, and why the others do not.
+class AutomationPlanTest : public PlannerTest {
+ protected:
+  std::map<std::string, std::string> Automate() {
+    std::map<std::string, std::string> out;
+    for (const AutomationCandidate& a : PlanAutomation(git_, Lookup())) {
+      out[a.workload + "/" + a.container] =
+          (a.to_image.empty() ? "-" : a.to_image.substr(a.to_image.rfind(':') + 1)) +
+          (a.note.empty() ? "" : " (" + a.note + ")");
+    }
+    return out;
+  }
+};
+
+TEST_F(AutomationPlanTest, GlobSemverRegexpFilters) {
+  for (auto& w : git_) w.mutable_policy()->set_automated(true);
+  (*git_[3].mutable_policy()->mutable_tag_filters())["app"] = "regexp:^1\\.";
+  git_[5].mutable_policy()->set_tag_all("glob:1.*");
+  EXPECT_THAT(Automate(), testing::ElementsAre(
+      testing::Pair("default:deployment/app/app", "1.1.0"),
+      testing::Pair("default:deployment/app/proxy", "v2"),
+      testing::Pair("default:deployment/pending/app", "1.1.0"),
+      testing::Pair("default:deployment/synconly/app", "1.1.0"),
+      testing::Pair("default:deployment/web/web",
+                    "- (registry.test/team/web: registry.test: 503 Service Unavailable)")));
+  // locked and ignored are never touched even though automated.
+}
+
+TEST_F(AutomationPlanTest, NeverMovesToALowerRankedTag) {
+  git_ = {Workload("default:deployment/app", {{"app", std::string(kApp) + ":1.1.0"}})};
+  git_[0].mutable_policy()->set_automated(true);
+  git_[0].mutable_policy()->set_tag_all("semver:>=1");
+  EXPECT_EQ(Automate()["default:deployment/app/app"], "2.0.0");
+  git_[0].mutable_containers(0)->set_image(std::string(kApp) + ":2.0.0");
+  EXPECT_TRUE(Automate().empty()) << "at the top of its ordering: nothing to do";
+  // By creation time: the running tag is newer than every other candidate.
+  git_[0].mutable_policy()->set_tag_all("glob:*");
+  git_[0].mutable_containers(0)->set_image(std::string(kApp) + ":master-abc");
+  EXPECT_TRUE(Automate().empty());
+}
+
+TEST_F(AutomationPlanTest, IncompleteMetadataIsPassedOverAndSaid) {
+  tags_[kApp].push_back(Tag("1.9.9", 0));  // no creation time
+  git_ = {Workload("default:deployment/app", {{"app", std::string(kApp) + ":1.0.0"}})};
+  git_[0].mutable_policy()->set_automated(true);
+  git_[0].mutable_policy()->set_tag_all("glob:1.*");
+  EXPECT_EQ(Automate()["default:deployment/app/app"],
+            "1.1.0 (1 tag(s) of registry.test/team/app passed over: metadata incomplete (no "
+            "creation time))");
+  // semver ranks without creation times: the tag is a fine candidate.
+  git_[0].mutable_policy()->set_tag_all("semver:~1");
+  EXPECT_EQ(Automate()["default:deployment/app/app"], "1.9.9");
+}
+
+TEST(AutomationCommitMessageTest, OneOrMany) {
+  AutomationCandidate a{"ns:deployment/a", "c", "r/a:1", "r/a:2", "", 0};
+  AutomationCandidate b{"ns:deployment/b", "c", "r/b:1", "r/b:2", "", 0};
+  AutomationCandidate a2{"ns:deployment/a2", "c", "r/a:1", "r/a:2", "", 0};
+  EXPECT_EQ(AutomationCommitMessage({a, a2}), "Auto-release r/a:2");
+  EXPECT_EQ(AutomationCommitMessage({a, b}),
+            "Auto-release multiple (2) images\n\n - r/a:2\n - r/b:2");
+}
+
+}  // namespace
+}  // namespace ferry::api
