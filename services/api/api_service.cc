@@ -3,10 +3,14 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "lib/policy/tag_pattern.h"
 #include "lib/runtime/proto_time.h"
+#include "lib/status/grpc_status.h"
+#include "services/api/release_planner.h"
 
 namespace ferry::api {
 namespace {
@@ -17,18 +21,21 @@ void SetDeadline(grpc::ClientContext& ctx, const grpc::ServerContext& caller) {
 }
 
 // A downstream failure as the api's answer: which service, and its message.
-grpc::Status Downstream(const char* service, const grpc::Status& s) {
-  grpc::StatusCode code = s.error_code();
-  if (code == grpc::StatusCode::DEADLINE_EXCEEDED) code = grpc::StatusCode::UNAVAILABLE;
-  return grpc::Status(code, absl::StrCat(service, ": ", s.error_message()));
+grpc::Status DownstreamError(const char* service, const grpc::Status& s) {
+  return ToGrpcStatus(Downstream(service, s));
 }
 
 }  // namespace
 
-ApiService::ApiService(const Access& access, ferry::v1::GitWriter::StubInterface& git,
-                       ferry::v1::RegistryScanner::StubInterface& registry,
-                       ferry::v1::ClusterSyncer::StubInterface& cluster)
-    : access_(access), git_(git), registry_(registry), cluster_(cluster) {}
+ApiService::ApiService(const Access& access, Peers peers, JobStore& jobs, JobRunner& runner,
+                       Executor& executor)
+    : access_(access),
+      git_(peers.git),
+      registry_(peers.registry),
+      cluster_(peers.cluster),
+      jobs_(jobs),
+      runner_(runner),
+      executor_(executor) {}
 
 grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
                                        const ferry::v1::ListWorkloadsRequest* request,
@@ -41,7 +48,7 @@ grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
     grpc::ClientContext ctx;
     SetDeadline(ctx, *context);
     grpc::Status s = git_.ListWorkloads(&ctx, git_request, &in_git);
-    if (!s.ok()) return Downstream("git-writer", s);
+    if (!s.ok()) return DownstreamError("git-writer", s);
   }
   // The cluster's view and the last sync's errors; without them the list still answers,
   // marked not ready.
@@ -112,26 +119,6 @@ grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-namespace {
-
-// The scanner's ordering that matches a filter's ranking.
-ferry::v1::TagOrdering OrderingFor(const policy::TagPattern& pattern) {
-  switch (pattern.kind()) {
-    case policy::PatternKind::kSemver: return ferry::v1::TAG_ORDERING_SEMVER;
-    case policy::PatternKind::kNumerical: return ferry::v1::TAG_ORDERING_NUMERICAL;
-    case policy::PatternKind::kAlphabetical: return ferry::v1::TAG_ORDERING_ALPHABETICAL;
-    default: return ferry::v1::TAG_ORDERING_CREATED;
-  }
-}
-
-bool ValidWorkloadId(const std::string& id) {
-  const size_t colon = id.find(':');
-  const size_t slash = id.find('/', colon == std::string::npos ? 0 : colon);
-  return colon != std::string::npos && colon > 0 && slash != std::string::npos &&
-         slash > colon + 1 && slash + 1 < id.size();
-}
-
-}  // namespace
 
 grpc::Status ApiService::ListImages(grpc::ServerContext* context,
                                     const ferry::v1::ListImagesRequest* request,
@@ -156,24 +143,9 @@ grpc::Status ApiService::ListImages(grpc::ServerContext* context,
     grpc::ClientContext ctx;
     SetDeadline(ctx, *context);
     grpc::Status s = git_.ListWorkloads(&ctx, git_request, &in_git);
-    if (!s.ok()) return Downstream("git-writer", s);
+    if (!s.ok()) return DownstreamError("git-writer", s);
   }
-  // One ListTags per repository and ordering.
-  std::map<std::pair<std::string, int>, std::pair<grpc::Status, ferry::v1::ListTagsResponse>> tags;
-  auto tags_of = [&](const std::string& repository, ferry::v1::TagOrdering ordering)
-      -> const std::pair<grpc::Status, ferry::v1::ListTagsResponse>& {
-    auto key = std::make_pair(repository, static_cast<int>(ordering));
-    auto it = tags.find(key);
-    if (it != tags.end()) return it->second;
-    ferry::v1::ListTagsRequest list;
-    list.set_repository(repository);
-    list.set_ordering(ordering);
-    ferry::v1::ListTagsResponse out;
-    grpc::ClientContext ctx;
-    SetDeadline(ctx, *context);
-    grpc::Status s = registry_.ListTags(&ctx, list, &out);
-    return tags.emplace(key, std::make_pair(s, std::move(out))).first->second;
-  };
+  TagCache tags(registry_);  // one ListTags per repository and ordering
   bool found = request->workload().empty();
   for (const ferry::v1::ManifestWorkload& w : in_git.workloads()) {
     if (!request->workload().empty() && w.id() != request->workload()) continue;
@@ -199,11 +171,12 @@ grpc::Status ApiService::ListImages(grpc::ServerContext* context,
         continue;
       }
       ci->set_tag_filter(pattern->ToString());
-      const auto& [status, listed] = tags_of(ci->repository(), OrderingFor(*pattern));
-      if (!status.ok()) {
-        ci->set_error(absl::StrCat("registry-scanner: ", status.error_message()));
+      const RepositoryTags& known = tags.Get(ci->repository(), OrderingFor(*pattern));
+      if (!known.status.ok()) {
+        ci->set_error(std::string(known.status.message()));
         continue;
       }
+      const ferry::v1::ListTagsResponse& listed = known.tags;
       if (!listed.fresh()) ci->set_error(listed.last_error());
       ci->set_total(listed.total());
       std::vector<policy::TagCandidate> candidates;
@@ -243,7 +216,7 @@ grpc::Status ApiService::GetIdentity(grpc::ServerContext* context,
   grpc::ClientContext ctx;
   SetDeadline(ctx, *context);
   grpc::Status s = git_.GetIdentity(&ctx, ferry::v1::GetDeployKeyRequest(), response);
-  return s.ok() ? s : Downstream("git-writer", s);
+  return s.ok() ? s : DownstreamError("git-writer", s);
 }
 
 grpc::Status ApiService::Export(grpc::ServerContext* context, const ferry::v1::ExportRequest* request,
@@ -264,7 +237,195 @@ grpc::Status ApiService::Export(grpc::ServerContext* context, const ferry::v1::E
     }
   }
   grpc::Status s = stream->Finish();
-  return s.ok() || context->IsCancelled() ? grpc::Status::OK : Downstream("cluster-syncer", s);
+  return s.ok() || context->IsCancelled() ? grpc::Status::OK : DownstreamError("cluster-syncer", s);
+}
+
+grpc::Status ApiService::Release(grpc::ServerContext* context,
+                                 const ferry::v1::ReleaseRequest* request,
+                                 ferry::v1::Job* response) {
+  if (grpc::Status s = access_.Check(*context, Role::kWrite); !s.ok()) return s;
+  if (!request->has_spec()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "spec is missing: say what to release");
+  }
+  const ferry::v1::ReleaseSpec& spec = request->spec();
+  if (absl::Status s = ValidateReleaseSpec(spec); !s.ok()) return ToGrpcStatus(s);
+  if (!spec.image().empty() && !spec.force()) {
+    // An image the registry does not have would only break the rollout.
+    ferry::v1::GetImageRequest lookup;
+    lookup.set_reference(spec.image());
+    ferry::v1::TagInfo info;
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, *context);
+    grpc::Status s = registry_.GetImage(&ctx, lookup, &info);
+    if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("image ", spec.image(), " is not in its registry (",
+                                       s.error_message(), "); push it first, or force the release"));
+    }
+    if (!s.ok()) return DownstreamError("registry-scanner", s);
+  }
+  ferry::v1::Job job;
+  job.set_kind(ferry::v1::JOB_KIND_RELEASE);
+  *job.mutable_cause() = request->cause();
+  *job.mutable_release_spec() = spec;
+  job.set_dry_run(spec.dry_run());
+  *response = jobs_.Submit(std::move(job));
+  ferry::v1::Job submitted = *response;
+  runner_.Run(submitted.id(), [this, submitted] { executor_.RunRelease(submitted); });
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::UpdatePolicy(grpc::ServerContext* context,
+                                      const ferry::v1::UpdatePolicyRequest* request,
+                                      ferry::v1::Job* response) {
+  if (grpc::Status s = access_.Check(*context, Role::kWrite); !s.ok()) return s;
+  if (absl::Status s = ValidatePolicyChanges(request->changes()); !s.ok()) return ToGrpcStatus(s);
+  // Every workload must exist in git, and a container filter must name one of its containers.
+  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git = executor_.GitWorkloads();
+  if (!in_git.ok()) return ToGrpcStatus(in_git.status());
+  std::map<std::string, const ferry::v1::ManifestWorkload*> by_id;
+  for (const auto& w : in_git->workloads()) by_id[w.id()] = &w;
+  ferry::v1::Job job;
+  job.set_kind(ferry::v1::JOB_KIND_POLICY);
+  *job.mutable_cause() = request->cause();
+  for (const ferry::v1::WorkloadPolicyChanges& w : request->changes()) {
+    auto found = by_id.find(w.workload());
+    if (found == by_id.end()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("workload ", w.workload(), " is not in the repository (at ",
+                                       in_git->revision().substr(0, 12), ")"));
+    }
+    ferry::v1::WorkloadPolicyChanges* out = job.add_policy_changes();
+    *out = w;
+    for (ferry::v1::PolicyChange& c : *out->mutable_changes()) {
+      if (c.has_lock() && c.lock().user().empty()) c.mutable_lock()->set_user(request->cause().user());
+      if (c.has_lock() && c.lock().message().empty()) {
+        c.mutable_lock()->set_message(request->cause().message());
+      }
+      if (!c.has_set_tag_filter()) continue;
+      const auto& containers = found->second->containers();
+      std::vector<std::string> names;
+      for (const auto& k : containers) names.push_back(k.name());
+      if (std::find(names.begin(), names.end(), c.set_tag_filter().container()) == names.end()) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            absl::StrCat(w.workload(), " has no container ",
+                                         c.set_tag_filter().container(), " (containers: ",
+                                         absl::StrJoin(names, ", "), ")"));
+      }
+    }
+  }
+  *response = jobs_.Submit(std::move(job));
+  ferry::v1::Job submitted = *response;
+  runner_.Run(submitted.id(), [this, submitted] { executor_.RunPolicy(submitted); });
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::Sync(grpc::ServerContext* context, const ferry::v1::SyncRequest* request,
+                              ferry::v1::Job* response) {
+  if (grpc::Status s = access_.Check(*context, Role::kWrite); !s.ok()) return s;
+  ferry::v1::Job job;
+  job.set_kind(ferry::v1::JOB_KIND_SYNC);
+  *job.mutable_cause() = request->cause();
+  *response = jobs_.Submit(std::move(job));
+  ferry::v1::Job submitted = *response;
+  runner_.Run(submitted.id(), [this, submitted] { executor_.RunSync(submitted); });
+  return grpc::Status::OK;
+}
+
+namespace {
+
+grpc::Status JobFromNotes(ferry::v1::GitWriter::StubInterface& git, const grpc::ServerContext& caller,
+                          const std::string& id, ferry::v1::Job* out) {
+  ferry::v1::ListJobNotesRequest request;
+  request.set_job_id(id);
+  request.set_limit(1);
+  ferry::v1::ListJobNotesResponse notes;
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, caller);
+  grpc::Status s = git.ListJobNotes(&ctx, request, &notes);
+  if (s.error_code() == grpc::StatusCode::NOT_FOUND || (s.ok() && notes.jobs().empty())) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("no job ", id, ": this api does not hold it (it keeps recent "
+                                     "jobs) and no commit's git note records it"));
+  }
+  if (!s.ok()) return DownstreamError("git-writer", s);
+  *out = notes.jobs(0);
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
+grpc::Status ApiService::GetJob(grpc::ServerContext* context, const ferry::v1::GetJobRequest* request,
+                                ferry::v1::Job* response) {
+  if (grpc::Status s = access_.Check(*context, Role::kRead); !s.ok()) return s;
+  if (request->id().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "id is empty");
+  if (std::optional<ferry::v1::Job> job = jobs_.Get(request->id())) {
+    *response = *std::move(job);
+    return grpc::Status::OK;
+  }
+  return JobFromNotes(git_, *context, request->id(), response);
+}
+
+grpc::Status ApiService::WatchJob(grpc::ServerContext* context,
+                                  const ferry::v1::GetJobRequest* request,
+                                  grpc::ServerWriter<ferry::v1::Job>* writer) {
+  if (grpc::Status s = access_.Check(*context, Role::kRead); !s.ok()) return s;
+  if (request->id().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "id is empty");
+  uint64_t version = 0;
+  std::optional<ferry::v1::Job> job = jobs_.Get(request->id(), &version);
+  if (!job.has_value()) {
+    ferry::v1::Job recorded;
+    grpc::Status s = JobFromNotes(git_, *context, request->id(), &recorded);
+    if (s.ok()) writer->Write(recorded);
+    return s;
+  }
+  for (;;) {
+    if (!writer->Write(*job)) return grpc::Status::OK;  // the caller went away
+    if (job->state() == ferry::v1::JOB_STATE_SUCCEEDED || job->state() == ferry::v1::JOB_STATE_FAILED) {
+      return grpc::Status::OK;
+    }
+    const uint64_t seen = version;
+    while (version == seen) {
+      if (context->IsCancelled()) return grpc::Status::CANCELLED;
+      job = jobs_.WaitChange(request->id(), &version, absl::Seconds(1));
+      if (!job.has_value()) {
+        return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                            absl::StrCat("job ", request->id(), " was dropped from the history"));
+      }
+    }
+  }
+}
+
+grpc::Status ApiService::ListJobs(grpc::ServerContext* context,
+                                  const ferry::v1::ListJobsRequest* request,
+                                  ferry::v1::ListJobsResponse* response) {
+  if (grpc::Status s = access_.Check(*context, Role::kRead); !s.ok()) return s;
+  if (request->limit() < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "limit: 0 (default 50) or more");
+  }
+  const int limit = request->limit() == 0 ? 50 : std::min(request->limit(), 1000);
+  std::vector<ferry::v1::Job> jobs = jobs_.List(limit);
+  if (static_cast<int>(jobs.size()) < limit) {
+    // Older jobs, from before this process started, from the git notes.
+    ferry::v1::ListJobNotesRequest notes_request;
+    notes_request.set_limit(limit);
+    ferry::v1::ListJobNotesResponse notes;
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, *context);
+    if (git_.ListJobNotes(&ctx, notes_request, &notes).ok()) {
+      std::set<std::string> known;
+      for (const auto& j : jobs) known.insert(j.id());
+      for (const auto& j : notes.jobs()) {
+        if (static_cast<int>(jobs.size()) >= limit) break;
+        if (known.insert(j.id()).second) jobs.push_back(j);
+      }
+    }
+  }
+  std::stable_sort(jobs.begin(), jobs.end(), [](const ferry::v1::Job& a, const ferry::v1::Job& b) {
+    return runtime::FromProtoTimestamp(a.submitted()) > runtime::FromProtoTimestamp(b.submitted());
+  });
+  for (auto& j : jobs) *response->add_jobs() = std::move(j);
+  return grpc::Status::OK;
 }
 
 }  // namespace ferry::api

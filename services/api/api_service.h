@@ -7,6 +7,8 @@
 #include "ferry/v1/git_writer.grpc.pb.h"
 #include "ferry/v1/registry_scanner.grpc.pb.h"
 #include "services/api/access.h"
+#include "services/api/executor.h"
+#include "services/api/jobs.h"
 
 namespace ferry::api {
 
@@ -14,9 +16,8 @@ namespace ferry::api {
 // naming the method (see lib/runtime/unimplemented.h), never a fake success.
 class ApiService final : public ferry::v1::Ferry::Service {
  public:
-  ApiService(const Access& access, ferry::v1::GitWriter::StubInterface& git,
-             ferry::v1::RegistryScanner::StubInterface& registry,
-             ferry::v1::ClusterSyncer::StubInterface& cluster);
+  ApiService(const Access& access, Peers peers, JobStore& jobs, JobRunner& runner,
+             Executor& executor);
 
   grpc::Status ListWorkloads(grpc::ServerContext* context,
                              const ferry::v1::ListWorkloadsRequest* request,
@@ -24,6 +25,19 @@ class ApiService final : public ferry::v1::Ferry::Service {
   grpc::Status ListImages(grpc::ServerContext* context,
                           const ferry::v1::ListImagesRequest* request,
                           ferry::v1::ListImagesResponse* response) override;
+  grpc::Status Release(grpc::ServerContext* context, const ferry::v1::ReleaseRequest* request,
+                       ferry::v1::Job* response) override;
+  grpc::Status UpdatePolicy(grpc::ServerContext* context,
+                            const ferry::v1::UpdatePolicyRequest* request,
+                            ferry::v1::Job* response) override;
+  grpc::Status Sync(grpc::ServerContext* context, const ferry::v1::SyncRequest* request,
+                    ferry::v1::Job* response) override;
+  grpc::Status GetJob(grpc::ServerContext* context, const ferry::v1::GetJobRequest* request,
+                      ferry::v1::Job* response) override;
+  grpc::Status WatchJob(grpc::ServerContext* context, const ferry::v1::GetJobRequest* request,
+                        grpc::ServerWriter<ferry::v1::Job>* writer) override;
+  grpc::Status ListJobs(grpc::ServerContext* context, const ferry::v1::ListJobsRequest* request,
+                        ferry::v1::ListJobsResponse* response) override;
   grpc::Status GetIdentity(grpc::ServerContext* context,
                            const ferry::v1::GetIdentityRequest* request,
                            ferry::v1::Identity* response) override;
@@ -35,6 +49,9 @@ class ApiService final : public ferry::v1::Ferry::Service {
   ferry::v1::GitWriter::StubInterface& git_;
   ferry::v1::RegistryScanner::StubInterface& registry_;
   ferry::v1::ClusterSyncer::StubInterface& cluster_;
+  JobStore& jobs_;
+  JobRunner& runner_;
+  Executor& executor_;
 };
 
 }  // namespace ferry::api

@@ -33,6 +33,25 @@ void AddFlags(CLI::App& app, Flags& flags) {
       ->envname("FERRY_TLS_CERT_PATH");
   app.add_option("--tls_key_path", flags.tls_key_path, "TLS private key (PEM)")
       ->envname("FERRY_TLS_KEY_PATH");
+  // Automation: besides reacting to the scanner's new-tag events at once, look for newer
+  // tags of automated workloads this often (a safety net for missed events).
+  app.add_option("--automation_interval", flags.automation_interval,
+                 "Safety-net automation pass interval, e.g. 5m")
+      ->envname("FERRY_AUTOMATION_INTERVAL")
+      ->capture_default_str();
+  // Turns the automation loop off (automated workloads are then only released by hand).
+  app.add_flag("!--no_automation", flags.automation, "Do not run the automation loop")
+      ->envname("FERRY_NO_AUTOMATION");
+  // How many jobs are kept in memory for GetJob/WatchJob/ListJobs; older committed jobs are
+  // still answered from the git notes.
+  app.add_option("--job_history", flags.job_history, "Jobs kept in memory")
+      ->envname("FERRY_JOB_HISTORY")
+      ->capture_default_str();
+  // Jobs running at the same time (releases, policy changes, syncs); git-writer serializes
+  // the commits themselves.
+  app.add_option("--job_workers", flags.job_workers, "Jobs run concurrently")
+      ->envname("FERRY_JOB_WORKERS")
+      ->capture_default_str();
 }
 
 bool IsLoopbackHost(const std::string& host) {
@@ -54,6 +73,18 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   config.registry_scanner_address = flags.registry_scanner_address;
   config.cluster_syncer_address = flags.cluster_syncer_address;
   config.tokens_path = flags.tokens_path;
+  if (!absl::ParseDuration(flags.automation_interval, &config.automation_interval) ||
+      config.automation_interval < absl::Seconds(1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--automation_interval: '", flags.automation_interval, "' is not a duration of 1s or more"));
+  }
+  config.automation = flags.automation;
+  if (flags.job_history < 10) return absl::InvalidArgumentError("--job_history: 10 or more");
+  if (flags.job_workers < 1 || flags.job_workers > 64) {
+    return absl::InvalidArgumentError("--job_workers: between 1 and 64");
+  }
+  config.job_history = static_cast<size_t>(flags.job_history);
+  config.job_workers = flags.job_workers;
   if (config.tokens_path.empty() && !IsLoopbackHost(config.server.grpc_address.host)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--tokens_path is required when --grpc_address is not a loopback address (",

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "lib/runtime/flags.h"
 #include "lib/runtime/server.h"
 
@@ -24,6 +25,10 @@ struct Flags {
   std::string tokens_path;
   std::string tls_cert_path;
   std::string tls_key_path;
+  std::string automation_interval = "5m";
+  bool automation = true;
+  int job_history = 1000;
+  int job_workers = 4;
 };
 
 // The validated configuration.
@@ -33,6 +38,10 @@ struct Config {
   std::string registry_scanner_address;
   std::string cluster_syncer_address;
   std::string tokens_path;  // empty: local mode (loopback only)
+  absl::Duration automation_interval = absl::Minutes(5);
+  bool automation = true;
+  size_t job_history = 1000;
+  int job_workers = 4;
 };
 
 // Registers every flag of ferry-api on `app`.

@@ -46,8 +46,16 @@ int main(int argc, char** argv) {
   auto git = ferry::v1::GitWriter::NewStub(ChannelTo(config->git_writer_address));
   auto registry = ferry::v1::RegistryScanner::NewStub(ChannelTo(config->registry_scanner_address));
   auto cluster = ferry::v1::ClusterSyncer::NewStub(ChannelTo(config->cluster_syncer_address));
-  ApiService service(*access, *git, *registry, *cluster);
+  auto metrics = std::make_shared<prometheus::Registry>();
+  Peers peers{*git, *registry, *cluster};
+  JobMetrics job_metrics(*metrics);
+  JobStore jobs(config->job_history, job_metrics);
+  JobRunner runner(jobs, config->job_workers);
+  Executor executor(peers, jobs, runner.cancel());
+  ApiService service(*access, peers, jobs, runner, executor);
   return ferry::runtime::ServeUntilSignal(
-      config->server, {{&service, ferry::v1::Ferry::service_full_name()}},
-      std::make_shared<prometheus::Registry>());
+      config->server, {{&service, ferry::v1::Ferry::service_full_name()}}, metrics,
+      [&](ferry::runtime::Server* server) {
+        if (server == nullptr) runner.Stop();  // shutting down: cut rollout waits short
+      });
 }

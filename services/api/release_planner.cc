@@ -221,6 +221,78 @@ absl::Status ValidateReleaseSpec(const ferry::v1::ReleaseSpec& spec) {
   return absl::OkStatus();
 }
 
+absl::Status ValidatePolicyChanges(
+    const google::protobuf::RepeatedPtrField<ferry::v1::WorkloadPolicyChanges>& changes) {
+  if (changes.empty()) return absl::InvalidArgumentError("no policy changes given");
+  std::set<std::string> seen;
+  for (const ferry::v1::WorkloadPolicyChanges& w : changes) {
+    const std::string& id = w.workload();
+    if (!ValidWorkloadId(id)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", id, "' is not a workload id; use namespace:kind/name with a lower-case kind, "
+          "e.g. default:deployment/helloworld"));
+    }
+    if (!seen.insert(id).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(id, " is listed twice; put all of its changes in one entry"));
+    }
+    if (w.changes().empty()) return absl::InvalidArgumentError(absl::StrCat(id, ": no changes"));
+    std::set<int> kinds;
+    std::map<std::string, std::string> filters;  // container -> "set:<pattern>" / "remove"
+    auto contradiction = [&](const std::string& what) {
+      return absl::InvalidArgumentError(absl::StrCat(id, ": ", what, " contradict each other"));
+    };
+    for (const ferry::v1::PolicyChange& c : w.changes()) {
+      switch (c.change_case()) {
+        case ferry::v1::PolicyChange::kSetTagFilter:
+        case ferry::v1::PolicyChange::kRemoveTagFilter: {
+          const bool set = c.has_set_tag_filter();
+          const std::string& container =
+              set ? c.set_tag_filter().container() : c.remove_tag_filter();
+          if (container.empty()) {
+            return absl::InvalidArgumentError(absl::StrCat(id, ": a tag filter needs a container name"));
+          }
+          if (set) {
+            absl::StatusOr<policy::TagPattern> p = policy::TagPattern::Parse(c.set_tag_filter().pattern());
+            if (!p.ok()) {
+              return absl::InvalidArgumentError(absl::StrCat(
+                  id, ": tag filter of container ", container, ": ", p.status().message()));
+            }
+          }
+          std::string value = set ? "set:" + c.set_tag_filter().pattern() : "remove";
+          auto [it, inserted] = filters.emplace(container, value);
+          if (!inserted && it->second != value) {
+            return contradiction(absl::StrCat("the tag filter changes of container ", container));
+          }
+          break;
+        }
+        case ferry::v1::PolicyChange::kSetTagAll: {
+          absl::StatusOr<policy::TagPattern> p = policy::TagPattern::Parse(c.set_tag_all());
+          if (!p.ok()) {
+            return absl::InvalidArgumentError(
+                absl::StrCat(id, ": tag filter for all containers: ", p.status().message()));
+          }
+          kinds.insert(c.change_case());
+          break;
+        }
+        case ferry::v1::PolicyChange::CHANGE_NOT_SET:
+          return absl::InvalidArgumentError(absl::StrCat(id, ": an empty policy change"));
+        default:
+          kinds.insert(c.change_case());
+      }
+    }
+    using PC = ferry::v1::PolicyChange;
+    if (kinds.count(PC::kAutomate) && kinds.count(PC::kDeautomate)) {
+      return contradiction("automate and deautomate");
+    }
+    if (kinds.count(PC::kLock) && kinds.count(PC::kUnlock)) return contradiction("lock and unlock");
+    if (kinds.count(PC::kSetTagAll) && kinds.count(PC::kRemoveTagAll)) {
+      return contradiction("setting and removing the tag filter of all containers");
+    }
+  }
+  return absl::OkStatus();
+}
+
 std::vector<ferry::v1::Edit> ReleasePlan::Edits() const {
   std::vector<ferry::v1::Edit> edits;
   for (const WorkloadResult& r : results) {

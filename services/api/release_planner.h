@@ -74,6 +74,13 @@ bool ValidWorkloadId(const std::string& id);
 // image a reference with a tag. InvalidArgument saying what to fix.
 absl::Status ValidateReleaseSpec(const ferry::v1::ReleaseSpec& spec);
 
+// Checks policy changes before anything is written: each workload listed once with at least
+// one change, well-formed ids, no contradictions (automate and deautomate, lock and unlock,
+// setting and removing the same filter), tag patterns that parse. InvalidArgument saying
+// what to fix.
+absl::Status ValidatePolicyChanges(
+    const google::protobuf::RepeatedPtrField<ferry::v1::WorkloadPolicyChanges>& changes);
+
 // The outcome of planning: one result per workload concerned, sorted by workload id.
 struct ReleasePlan {
   std::vector<ferry::v1::WorkloadResult> results;

@@ -1,0 +1,510 @@
+// ApiService over an in-process channel, with the generated mock stubs of git-writer,
+// registry-scanner and cluster-syncer behind it: jobs, their stages and results, what is
+// sent downstream, and what is refused before anything is written.
+#include "services/api/api_service.h"
+
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/test/mock_stream.h>
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+
+#include <condition_variable>
+#include <mutex>
+
+#include "ferry/v1/cluster_syncer_mock.grpc.pb.h"
+#include "ferry/v1/git_writer_mock.grpc.pb.h"
+#include "ferry/v1/registry_scanner_mock.grpc.pb.h"
+#include "tests/support/metrics.h"
+
+namespace ferry::api {
+namespace {
+
+using ::testing::_;
+using ::testing::DoAll;
+using ::testing::Invoke;
+using ::testing::Return;
+using ::testing::SaveArg;
+
+const std::string kHead(40, 'a');
+const std::string kCommit(40, 'b');
+constexpr char kApp[] = "registry.test/team/app";
+
+ferry::v1::ManifestWorkload GitWorkload(const std::string& id, const std::string& image) {
+  ferry::v1::ManifestWorkload w;
+  w.set_id(id);
+  ferry::v1::Container* c = w.add_containers();
+  c->set_name("app");
+  c->set_image(image);
+  w.set_path("apps/" + id.substr(id.rfind('/') + 1) + ".yaml");
+  return w;
+}
+
+class ApiServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    access_ = std::make_unique<Access>(Access::Open());
+    metrics_ = std::make_shared<prometheus::Registry>();
+    job_metrics_ = std::make_unique<JobMetrics>(*metrics_);
+    store_ = std::make_unique<JobStore>(100, *job_metrics_);
+    runner_ = std::make_unique<JobRunner>(*store_, 4);
+    Peers peers{git_, registry_, cluster_};
+    executor_ = std::make_unique<Executor>(peers, *store_, runner_->cancel());
+    service_ = std::make_unique<ApiService>(*access_, peers, *store_, *runner_, *executor_);
+    grpc::ServerBuilder builder;
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    stub_ = ferry::v1::Ferry::NewStub(server_->InProcessChannel(grpc::ChannelArguments()));
+
+    // git: two workloads, one locked; both run in the cluster.
+    in_git_.set_revision(kHead);
+    *in_git_.add_workloads() = GitWorkload("default:deployment/app", std::string(kApp) + ":1.0.0");
+    auto locked = GitWorkload("default:deployment/locked", std::string(kApp) + ":1.0.0");
+    locked.mutable_policy()->set_locked(true);
+    *in_git_.add_workloads() = locked;
+    ON_CALL(git_, ListWorkloads(_, _, _))
+        .WillByDefault(DoAll(::testing::SetArgPointee<2>(in_git_), Return(grpc::Status::OK)));
+    for (const auto& w : in_git_.workloads()) in_cluster_.add_workloads()->set_id(w.id());
+    ON_CALL(cluster_, ListWorkloads(_, _, _))
+        .WillByDefault(DoAll(::testing::SetArgPointee<2>(in_cluster_), Return(grpc::Status::OK)));
+    ON_CALL(registry_, GetImage(_, _, _)).WillByDefault(Return(grpc::Status::OK));
+    ON_CALL(git_, ApplyUpdates(_, _, _))
+        .WillByDefault(Invoke([this](grpc::ClientContext*, const ferry::v1::ApplyUpdatesRequest& r,
+                                     ferry::v1::ApplyUpdatesResponse* out) {
+          std::lock_guard<std::mutex> lock(mu_);
+          applied_.push_back(r);
+          out->set_revision(r.dry_run() ? "" : kCommit);
+          for (const auto& e : r.edits()) *out->add_results()->mutable_edit() = e;
+          return grpc::Status::OK;
+        }));
+    ON_CALL(cluster_, SyncNow(_, _, _))
+        .WillByDefault(Invoke([this](grpc::ClientContext*, const ferry::v1::SyncNowRequest& r,
+                                     ferry::v1::SyncResult* out) {
+          std::lock_guard<std::mutex> lock(mu_);
+          synced_.push_back(r.revision());
+          out->set_revision(r.revision());
+          out->set_applied(1);
+          return grpc::Status::OK;
+        }));
+  }
+
+  void TearDown() override {
+    server_->Shutdown();
+    runner_.reset();
+  }
+
+  // Follows a job with WatchJob until it finishes; every streamed state is kept.
+  ferry::v1::Job Follow(const std::string& id, std::vector<ferry::v1::Job>* seen = nullptr) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    ferry::v1::GetJobRequest request;
+    request.set_id(id);
+    auto stream = stub_->WatchJob(&ctx, request);
+    ferry::v1::Job job;
+    ferry::v1::Job last;
+    while (stream->Read(&job)) {
+      last = job;
+      if (seen != nullptr) seen->push_back(job);
+    }
+    EXPECT_TRUE(stream->Finish().ok());
+    return last;
+  }
+
+  grpc::Status Release(const ferry::v1::ReleaseSpec& spec, ferry::v1::Job* job,
+                       const std::string& user = "alice") {
+    ferry::v1::ReleaseRequest request;
+    *request.mutable_spec() = spec;
+    request.mutable_cause()->set_user(user);
+    request.mutable_cause()->set_message("build 42");
+    grpc::ClientContext ctx;
+    return stub_->Release(&ctx, request, job);
+  }
+
+  static ferry::v1::ReleaseSpec AllTo(const std::string& tag) {
+    ferry::v1::ReleaseSpec spec;
+    spec.set_all_workloads(true);
+    spec.set_image(std::string(kApp) + ":" + tag);
+    return spec;
+  }
+
+  static std::vector<ferry::v1::JobStageKind> Stages(const ferry::v1::Job& job) {
+    std::vector<ferry::v1::JobStageKind> out;
+    for (const auto& s : job.stages()) out.push_back(s.kind());
+    return out;
+  }
+
+  ::testing::NiceMock<ferry::v1::MockGitWriterStub> git_;
+  ::testing::NiceMock<ferry::v1::MockRegistryScannerStub> registry_;
+  ::testing::NiceMock<ferry::v1::MockClusterSyncerStub> cluster_;
+  ferry::v1::ListManifestWorkloadsResponse in_git_;
+  ferry::v1::ListClusterWorkloadsResponse in_cluster_;
+  std::mutex mu_;
+  std::vector<ferry::v1::ApplyUpdatesRequest> applied_;
+  std::vector<std::string> synced_;
+
+  std::unique_ptr<Access> access_;
+  std::shared_ptr<prometheus::Registry> metrics_;
+  std::unique_ptr<JobMetrics> job_metrics_;
+  std::unique_ptr<JobStore> store_;
+  std::unique_ptr<JobRunner> runner_;
+  std::unique_ptr<Executor> executor_;
+  std::unique_ptr<ApiService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<ferry::v1::Ferry::Stub> stub_;
+};
+
+TEST_F(ApiServiceTest, ReleaseCommitsAppliesAndReportsEveryStage) {
+  ferry::v1::Job job;
+  ASSERT_TRUE(Release(AllTo("1.1.0"), &job).ok());
+  EXPECT_EQ(job.id().size(), 36u);
+  EXPECT_EQ(job.kind(), ferry::v1::JOB_KIND_RELEASE);
+  EXPECT_TRUE(job.state() == ferry::v1::JOB_STATE_QUEUED || job.state() == ferry::v1::JOB_STATE_RUNNING);
+  std::vector<ferry::v1::Job> seen;
+  ferry::v1::Job done = Follow(job.id(), &seen);
+  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.error();
+  EXPECT_THAT(Stages(done), ::testing::ElementsAre(
+      ferry::v1::JOB_STAGE_KIND_SUBMITTED, ferry::v1::JOB_STAGE_KIND_PLANNING,
+      ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED, ferry::v1::JOB_STAGE_KIND_APPLIED,
+      ferry::v1::JOB_STAGE_KIND_DONE));
+  EXPECT_EQ(done.stages(2).revision(), kCommit);
+  EXPECT_EQ(done.stages(3).revision(), kCommit);
+  EXPECT_EQ(done.revision(), kCommit);
+  EXPECT_TRUE(done.has_finished());
+  ASSERT_EQ(done.results_size(), 2);
+  EXPECT_EQ(done.results(0).status(), ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS);
+  EXPECT_EQ(done.results(1).reason(), "locked");
+  EXPECT_GE(seen.size(), 1u);
+
+  ASSERT_EQ(applied_.size(), 1u);
+  const ferry::v1::ApplyUpdatesRequest& commit = applied_[0];
+  ASSERT_EQ(commit.edits_size(), 1);
+  EXPECT_EQ(commit.edits(0).workload(), "default:deployment/app");
+  EXPECT_EQ(commit.edits(0).image().from_image(), std::string(kApp) + ":1.0.0");
+  EXPECT_EQ(commit.edits(0).image().to_image(), std::string(kApp) + ":1.1.0");
+  EXPECT_EQ(commit.cause().user(), "alice");
+  EXPECT_THAT(commit.message(), ::testing::StartsWith("Release registry.test/team/app:1.1.0 to "
+                                                    "default:deployment/app"));
+  EXPECT_THAT(commit.message(), ::testing::EndsWith("build 42"));
+  EXPECT_EQ(commit.job().id(), job.id()) << "the job is recorded in the git note";
+  EXPECT_EQ(commit.job().state(), ferry::v1::JOB_STATE_SUCCEEDED);
+  EXPECT_THAT(synced_, ::testing::ElementsAre(kCommit));
+
+  EXPECT_EQ(ferry::testing::MetricSum(*metrics_, "ferry_jobs_total",
+                               {{"kind", "release"}, {"outcome", "succeeded"}}),
+            1);
+}
+
+TEST_F(ApiServiceTest, DryRunCommitsNothing) {
+  ferry::v1::ReleaseSpec spec = AllTo("1.1.0");
+  spec.set_dry_run(true);
+  ferry::v1::Job job;
+  ASSERT_TRUE(Release(spec, &job).ok());
+  ferry::v1::Job done = Follow(job.id());
+  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED);
+  EXPECT_TRUE(done.dry_run());
+  EXPECT_TRUE(done.revision().empty());
+  ASSERT_EQ(applied_.size(), 1u);
+  EXPECT_TRUE(applied_[0].dry_run());
+  EXPECT_FALSE(applied_[0].has_job()) << "no note for a dry run";
+  EXPECT_TRUE(synced_.empty());
+}
+
+TEST_F(ApiServiceTest, MalformedReleasesAreRefusedBeforeAnythingRuns) {
+  EXPECT_CALL(git_, ApplyUpdates(_, _, _)).Times(0);
+  ferry::v1::Job job;
+  ferry::v1::ReleaseSpec spec = AllTo("1.1.0");
+  spec.set_image(kApp);
+  grpc::Status s = Release(spec, &job);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("has no tag"));
+  spec = AllTo("1.1.0");
+  spec.add_workloads("app");
+  EXPECT_EQ(Release(spec, &job).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Release(ferry::v1::ReleaseSpec(), &job).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(store_->List(0).empty()) << "no job was created";
+}
+
+TEST_F(ApiServiceTest, AnImageTheRegistryDoesNotHaveIsAnErrorUnlessForced) {
+  EXPECT_CALL(registry_, GetImage(_, _, _))
+      .WillOnce(Return(grpc::Status(grpc::StatusCode::NOT_FOUND, "manifest unknown")));
+  ferry::v1::Job job;
+  grpc::Status s = Release(AllTo("9.9.9"), &job);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("push it first, or force"));
+  ferry::v1::ReleaseSpec forced = AllTo("9.9.9");
+  forced.set_force(true);
+  ASSERT_TRUE(Release(forced, &job).ok());
+  ferry::v1::Job done = Follow(job.id());
+  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED);
+  ASSERT_EQ(applied_.size(), 1u);
+  EXPECT_EQ(applied_[0].edits_size(), 2) << "force also releases the locked workload";
+}
+
+TEST_F(ApiServiceTest, ADownstreamServiceDownFailsTheJobNamingIt) {
+  ON_CALL(cluster_, ListWorkloads(_, _, _))
+      .WillByDefault(Return(grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection refused")));
+  ferry::v1::Job job;
+  ASSERT_TRUE(Release(AllTo("1.1.0"), &job).ok());
+  ferry::v1::Job done = Follow(job.id());
+  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_FAILED);
+  EXPECT_EQ(done.error(), "cluster-syncer: connection refused");
+  EXPECT_EQ(done.stages(done.stages_size() - 1).kind(), ferry::v1::JOB_STAGE_KIND_FAILED);
+  EXPECT_TRUE(applied_.empty());
+  EXPECT_EQ(ferry::testing::MetricSum(*metrics_, "ferry_jobs_total",
+                               {{"kind", "release"}, {"outcome", "failed"}}),
+            1);
+}
+
+TEST_F(ApiServiceTest, FailedEditsAndRefusedObjectsFailTheirWorkloads) {
+  in_git_.mutable_workloads(1)->mutable_policy()->set_locked(false);
+  ON_CALL(git_, ListWorkloads(_, _, _))
+      .WillByDefault(DoAll(::testing::SetArgPointee<2>(in_git_), Return(grpc::Status::OK)));
+  ON_CALL(git_, ApplyUpdates(_, _, _))
+      .WillByDefault(Invoke([](grpc::ClientContext*, const ferry::v1::ApplyUpdatesRequest& r,
+                               ferry::v1::ApplyUpdatesResponse* out) {
+        out->set_revision(kCommit);
+        for (const auto& e : r.edits()) {
+          auto* result = out->add_results();
+          *result->mutable_edit() = e;
+          if (e.workload() == "default:deployment/locked") {
+            result->set_code(static_cast<int>(grpc::StatusCode::ABORTED));
+            result->set_error("container app runs registry.test/team/app:0.9, not 1.0.0");
+          }
+        }
+        return grpc::Status::OK;
+      }));
+  ON_CALL(cluster_, SyncNow(_, _, _))
+      .WillByDefault(Invoke([](grpc::ClientContext*, const ferry::v1::SyncNowRequest& r,
+                               ferry::v1::SyncResult* out) {
+        out->set_revision(r.revision());
+        auto* e = out->add_errors();
+        e->set_resource("default:deployment/app");
+        e->set_error("admission webhook denied the request");
+        return grpc::Status::OK;
+      }));
+  ferry::v1::Job job;
+  ASSERT_TRUE(Release(AllTo("1.1.0"), &job).ok());
+  ferry::v1::Job done = Follow(job.id());
+  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED);
+  ASSERT_EQ(done.results_size(), 2);
+  EXPECT_EQ(done.results(0).status(), ferry::v1::WORKLOAD_RESULT_STATUS_FAILED);
+  EXPECT_THAT(done.results(0).reason(), ::testing::HasSubstr("admission webhook denied"));
+  EXPECT_EQ(done.results(1).status(), ferry::v1::WORKLOAD_RESULT_STATUS_FAILED);
+  EXPECT_THAT(done.results(1).reason(), ::testing::HasSubstr("not 1.0.0"));
+}
+
+TEST_F(ApiServiceTest, WaitRolloutReportsProgressAsStages) {
+  auto* reader = new grpc::testing::MockClientReader<ferry::v1::WaitRolloutProgress>();
+  ferry::v1::WaitRolloutProgress updating;
+  auto* r = updating.add_rollouts();
+  r->set_workload("default:deployment/app");
+  r->mutable_status()->set_state(ferry::v1::ROLLOUT_STATE_UPDATING);
+  ferry::v1::WaitRolloutProgress ready = updating;
+  ready.mutable_rollouts(0)->mutable_status()->set_state(ferry::v1::ROLLOUT_STATE_READY);
+  ready.set_done(true);
+  EXPECT_CALL(*reader, Read(_))
+      .WillOnce(DoAll(::testing::SetArgPointee<0>(updating), Return(true)))
+      .WillOnce(DoAll(::testing::SetArgPointee<0>(ready), Return(true)))
+      .WillOnce(Return(false));
+  EXPECT_CALL(*reader, Finish()).WillOnce(Return(grpc::Status::OK));
+  ferry::v1::WaitRolloutRequest asked;
+  EXPECT_CALL(cluster_, WaitRolloutRaw(_, _)).WillOnce(DoAll(SaveArg<1>(&asked), Return(reader)));
+  ferry::v1::ReleaseSpec spec = AllTo("1.1.0");
+  spec.set_wait_rollout(true);
+  spec.set_rollout_timeout_seconds(60);
+  ferry::v1::Job job;
+  ASSERT_TRUE(Release(spec, &job).ok());
+  ferry::v1::Job done = Follow(job.id());
+  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED);
+  EXPECT_THAT(Stages(done), ::testing::ElementsAre(
+      ferry::v1::JOB_STAGE_KIND_SUBMITTED, ferry::v1::JOB_STAGE_KIND_PLANNING,
+      ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED, ferry::v1::JOB_STAGE_KIND_APPLIED,
+      ferry::v1::JOB_STAGE_KIND_ROLLOUT, ferry::v1::JOB_STAGE_KIND_ROLLOUT,
+      ferry::v1::JOB_STAGE_KIND_DONE));
+  EXPECT_EQ(done.stages(5).message(), "1 of 1 workload(s) ready");
+  EXPECT_THAT(asked.workloads(), ::testing::ElementsAre("default:deployment/app"));
+  EXPECT_EQ(asked.revision(), kCommit);
+  EXPECT_EQ(asked.timeout_seconds(), 60);
+}
+
+TEST_F(ApiServiceTest, AReleaseDoesNotWaitBehindASlowSync) {
+  // The sync job's apply hangs until released; a release submitted meanwhile finishes.
+  std::mutex gate_mu;
+  std::condition_variable gate_cv;
+  bool open = false;
+  ferry::v1::HeadResponse head;
+  head.set_revision(kHead);
+  ON_CALL(git_, Notify(_, _, _))
+      .WillByDefault(DoAll(::testing::SetArgPointee<2>(head), Return(grpc::Status::OK)));
+  ON_CALL(cluster_, SyncNow(_, _, _))
+      .WillByDefault(Invoke([&](grpc::ClientContext*, const ferry::v1::SyncNowRequest& r,
+                                ferry::v1::SyncResult* out) {
+        if (r.revision() == kHead) {
+          std::unique_lock<std::mutex> lock(gate_mu);
+          gate_cv.wait(lock, [&] { return open; });
+        }
+        out->set_revision(r.revision());
+        return grpc::Status::OK;
+      }));
+  ferry::v1::Job sync;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->Sync(&ctx, ferry::v1::SyncRequest(), &sync).ok());
+  }
+  ferry::v1::Job release;
+  ASSERT_TRUE(Release(AllTo("1.1.0"), &release).ok());
+  EXPECT_EQ(Follow(release.id()).state(), ferry::v1::JOB_STATE_SUCCEEDED);
+  grpc::ClientContext ctx;
+  ferry::v1::GetJobRequest get;
+  get.set_id(sync.id());
+  ferry::v1::Job still;
+  ASSERT_TRUE(stub_->GetJob(&ctx, get, &still).ok());
+  EXPECT_EQ(still.state(), ferry::v1::JOB_STATE_RUNNING);
+  {
+    std::lock_guard<std::mutex> lock(gate_mu);
+    open = true;
+  }
+  gate_cv.notify_all();
+  ferry::v1::Job synced = Follow(sync.id());
+  EXPECT_EQ(synced.state(), ferry::v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(synced.revision(), kHead);
+}
+
+TEST_F(ApiServiceTest, PolicyChangesAreValidatedThenCommittedInOneGo) {
+  auto request = [](const std::string& workload, std::vector<ferry::v1::PolicyChange> changes) {
+    ferry::v1::UpdatePolicyRequest r;
+    auto* w = r.add_changes();
+    w->set_workload(workload);
+    for (auto& c : changes) *w->add_changes() = c;
+    r.mutable_cause()->set_user("bob");
+    r.mutable_cause()->set_message("incident 7");
+    return r;
+  };
+  ferry::v1::PolicyChange automate, deautomate, lock, filter, bad_filter, other_container;
+  automate.set_automate(true);
+  deautomate.set_deautomate(true);
+  lock.mutable_lock();
+  filter.mutable_set_tag_filter()->set_container("app");
+  filter.mutable_set_tag_filter()->set_pattern("semver:~1");
+  bad_filter.mutable_set_tag_filter()->set_container("app");
+  bad_filter.mutable_set_tag_filter()->set_pattern("semver:~>>1");
+  other_container.mutable_set_tag_filter()->set_container("sidecar");
+  other_container.mutable_set_tag_filter()->set_pattern("glob:*");
+
+  struct Case {
+    ferry::v1::UpdatePolicyRequest request;
+    grpc::StatusCode code;
+    std::string message_part;
+  };
+  std::vector<Case> refused = {
+      {request("default:deployment/app", {automate, deautomate}),
+       grpc::StatusCode::INVALID_ARGUMENT, "automate and deautomate contradict each other"},
+      {request("default:deployment/app", {bad_filter}), grpc::StatusCode::INVALID_ARGUMENT,
+       "tag filter of container app"},
+      {request("default:deployment/app", {other_container}), grpc::StatusCode::INVALID_ARGUMENT,
+       "has no container sidecar (containers: app)"},
+      {request("default:deployment/ghost", {automate}), grpc::StatusCode::NOT_FOUND,
+       "not in the repository"},
+      {request("deployment/app", {automate}), grpc::StatusCode::INVALID_ARGUMENT,
+       "is not a workload id"},
+      {request("default:deployment/app", {}), grpc::StatusCode::INVALID_ARGUMENT, "no changes"},
+  };
+  for (const Case& c : refused) {
+    grpc::ClientContext ctx;
+    ferry::v1::Job job;
+    grpc::Status s = stub_->UpdatePolicy(&ctx, c.request, &job);
+    EXPECT_EQ(s.error_code(), c.code) << c.message_part;
+    EXPECT_THAT(s.error_message(), ::testing::HasSubstr(c.message_part));
+  }
+  EXPECT_TRUE(applied_.empty());
+
+  grpc::ClientContext ctx;
+  ferry::v1::Job job;
+  ASSERT_TRUE(stub_->UpdatePolicy(&ctx, request("default:deployment/app", {automate, lock, filter}),
+                                  &job).ok());
+  EXPECT_EQ(job.kind(), ferry::v1::JOB_KIND_POLICY);
+  ferry::v1::Job done = Follow(job.id());
+  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.error();
+  ASSERT_EQ(applied_.size(), 1u);
+  ASSERT_EQ(applied_[0].edits_size(), 3);
+  EXPECT_TRUE(applied_[0].edits(0).policy().automate());
+  EXPECT_EQ(applied_[0].edits(1).policy().lock().user(), "bob") << "the lock records who";
+  EXPECT_EQ(applied_[0].edits(1).policy().lock().message(), "incident 7");
+  EXPECT_EQ(applied_[0].edits(2).policy().set_tag_filter().pattern(), "semver:~1");
+  EXPECT_THAT(applied_[0].message(),
+              ::testing::StartsWith("Update policy of default:deployment/app: automate, lock, tag "
+                                  "app=semver:~1"));
+  EXPECT_THAT(synced_, ::testing::ElementsAre(kCommit)) << "policies are applied as annotations";
+}
+
+TEST_F(ApiServiceTest, FinishedJobsComeBackFromTheGitNotes) {
+  ferry::v1::Job recorded;
+  recorded.set_id("0b0e4a8e-0000-4000-8000-000000000001");
+  recorded.set_kind(ferry::v1::JOB_KIND_RELEASE);
+  recorded.set_state(ferry::v1::JOB_STATE_SUCCEEDED);
+  recorded.set_revision(kCommit);
+  recorded.mutable_submitted()->set_seconds(1000);
+  EXPECT_CALL(git_, ListJobNotes(_, _, _))
+      .WillRepeatedly(Invoke([&](grpc::ClientContext*, const ferry::v1::ListJobNotesRequest& r,
+                                 ferry::v1::ListJobNotesResponse* out) {
+        if (!r.job_id().empty() && r.job_id() != recorded.id()) {
+          return grpc::Status(grpc::StatusCode::NOT_FOUND, "no job in the git notes");
+        }
+        *out->add_jobs() = recorded;
+        return grpc::Status::OK;
+      }));
+  ferry::v1::GetJobRequest get;
+  get.set_id(recorded.id());
+  ferry::v1::Job job;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->GetJob(&ctx, get, &job).ok());
+  }
+  EXPECT_EQ(job.revision(), kCommit);
+  EXPECT_EQ(Follow(recorded.id()).id(), recorded.id()) << "WatchJob answers from the notes too";
+  get.set_id("11111111-0000-4000-8000-000000000000");
+  {
+    grpc::ClientContext ctx;
+    grpc::Status s = stub_->GetJob(&ctx, get, &job);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  // ListJobs: this process's jobs first (newest), then the notes' older ones.
+  ferry::v1::Job fresh;
+  ASSERT_TRUE(Release(AllTo("1.1.0"), &fresh).ok());
+  Follow(fresh.id());
+  grpc::ClientContext ctx;
+  ferry::v1::ListJobsResponse list;
+  ASSERT_TRUE(stub_->ListJobs(&ctx, ferry::v1::ListJobsRequest(), &list).ok());
+  ASSERT_EQ(list.jobs_size(), 2);
+  EXPECT_EQ(list.jobs(0).id(), fresh.id());
+  EXPECT_EQ(list.jobs(1).id(), recorded.id());
+}
+
+TEST(JobStoreTest, HistoryIsBoundedAndKeepsRunningJobs) {
+  prometheus::Registry registry;
+  JobMetrics metrics(registry);
+  JobStore store(3, metrics);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    ferry::v1::Job job;
+    job.set_kind(ferry::v1::JOB_KIND_SYNC);
+    ids.push_back(store.Submit(job).id());
+  }
+  store.Finish(ids[1], "");
+  ferry::v1::Job job;
+  job.set_kind(ferry::v1::JOB_KIND_SYNC);
+  ids.push_back(store.Submit(job).id());
+  EXPECT_TRUE(store.Get(ids[0]).has_value()) << "unfinished jobs are kept";
+  EXPECT_FALSE(store.Get(ids[1]).has_value()) << "the oldest finished job goes";
+  EXPECT_EQ(store.List(0).size(), 3u);
+  EXPECT_EQ(store.List(0).front().id(), ids[3]);
+  // A finished job does not change any more.
+  store.Finish(ids[3], "boom");
+  store.Finish(ids[3], "");
+  EXPECT_EQ(store.Get(ids[3])->state(), ferry::v1::JOB_STATE_FAILED);
+  EXPECT_NE(ids[0], ids[2]);
+}
+
+}  // namespace
+}  // namespace ferry::api

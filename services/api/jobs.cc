@@ -1,0 +1,289 @@
+#include "services/api/jobs.h"
+
+#include <openssl/rand.h>
+
+#include <cstdio>
+
+#include "lib/log/log.h"
+#include "lib/runtime/proto_time.h"
+
+namespace ferry::api {
+namespace {
+
+const prometheus::Histogram::BucketBoundaries kSeconds = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+                                                          5,    10,   30,  60,   120, 300};
+
+bool Finished(const ferry::v1::Job& job) {
+  return job.state() == ferry::v1::JOB_STATE_SUCCEEDED || job.state() == ferry::v1::JOB_STATE_FAILED;
+}
+
+}  // namespace
+
+const char* JobKindName(ferry::v1::JobKind kind) {
+  switch (kind) {
+    case ferry::v1::JOB_KIND_RELEASE: return "release";
+    case ferry::v1::JOB_KIND_POLICY: return "policy";
+    case ferry::v1::JOB_KIND_SYNC: return "sync";
+    case ferry::v1::JOB_KIND_AUTOMATED_RELEASE: return "automated_release";
+    default: return "unspecified";
+  }
+}
+
+const char* StageName(ferry::v1::JobStageKind stage) {
+  switch (stage) {
+    case ferry::v1::JOB_STAGE_KIND_SUBMITTED: return "submitted";
+    case ferry::v1::JOB_STAGE_KIND_PLANNING: return "planning";
+    case ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED: return "commit_pushed";
+    case ferry::v1::JOB_STAGE_KIND_APPLIED: return "applied";
+    case ferry::v1::JOB_STAGE_KIND_ROLLOUT: return "rollout";
+    case ferry::v1::JOB_STAGE_KIND_DONE: return "done";
+    case ferry::v1::JOB_STAGE_KIND_FAILED: return "failed";
+    default: return "unspecified";
+  }
+}
+
+JobMetrics::JobMetrics(prometheus::Registry& registry)
+    : jobs_(prometheus::BuildCounter()
+                .Name("ferry_jobs_total")
+                .Help("Finished jobs by kind and outcome (succeeded, failed).")
+                .Register(registry)),
+      duration_(prometheus::BuildHistogram()
+                    .Name("ferry_job_duration_seconds")
+                    .Help("Jobs from submission to finish, by kind.")
+                    .Register(registry)),
+      stage_(prometheus::BuildHistogram()
+                 .Name("ferry_job_stage_duration_seconds")
+                 .Help("Time from a job's previous stage to this stage, by kind and stage.")
+                 .Register(registry)),
+      queue_wait_(prometheus::BuildHistogram()
+                      .Name("ferry_job_queue_wait_seconds")
+                      .Help("Time jobs waited for a worker, by kind.")
+                      .Register(registry)) {}
+
+void JobMetrics::Finished(ferry::v1::JobKind kind, bool succeeded, absl::Duration duration) {
+  jobs_.Add({{"kind", JobKindName(kind)}, {"outcome", succeeded ? "succeeded" : "failed"}})
+      .Increment();
+  duration_.Add({{"kind", JobKindName(kind)}}, kSeconds).Observe(absl::ToDoubleSeconds(duration));
+}
+
+void JobMetrics::Stage(ferry::v1::JobKind kind, ferry::v1::JobStageKind stage,
+                       absl::Duration since_previous) {
+  stage_.Add({{"kind", JobKindName(kind)}, {"stage", StageName(stage)}}, kSeconds)
+      .Observe(absl::ToDoubleSeconds(since_previous));
+}
+
+void JobMetrics::QueueWait(ferry::v1::JobKind kind, absl::Duration wait) {
+  queue_wait_.Add({{"kind", JobKindName(kind)}}, kSeconds).Observe(absl::ToDoubleSeconds(wait));
+}
+
+std::string NewJobId() {
+  unsigned char b[16];
+  if (RAND_bytes(b, sizeof(b)) != 1) {
+    // Never expected; a time-and-counter id keeps ids unique within the process.
+    static std::atomic<uint64_t> counter{0};
+    uint64_t t = static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())) ^ (++counter << 48);
+    for (int i = 0; i < 16; ++i) b[i] = static_cast<unsigned char>(t >> ((i % 8) * 8));
+  }
+  b[6] = (b[6] & 0x0f) | 0x40;  // version 4
+  b[8] = (b[8] & 0x3f) | 0x80;  // RFC 4122 variant
+  char out[37];
+  std::snprintf(out, sizeof(out),
+                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+                b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+                b[15]);
+  return out;
+}
+
+JobStore::JobStore(size_t history, JobMetrics& metrics) : history_(history), metrics_(metrics) {}
+
+ferry::v1::Job JobStore::Submit(ferry::v1::Job job) {
+  const absl::Time now = absl::Now();
+  job.set_id(NewJobId());
+  job.set_state(ferry::v1::JOB_STATE_QUEUED);
+  *job.mutable_submitted() = runtime::ToProtoTimestamp(now);
+  ferry::v1::JobStage* stage = job.add_stages();
+  stage->set_kind(ferry::v1::JOB_STAGE_KIND_SUBMITTED);
+  *stage->mutable_time() = job.submitted();
+  std::lock_guard<std::mutex> lock(mu_);
+  while (order_.size() >= history_) {
+    // Forget the oldest finished job; while every kept job still runs, keep them all.
+    auto oldest = std::find_if(order_.begin(), order_.end(), [&](const std::string& id) {
+      return Finished(jobs_.at(id).job);
+    });
+    if (oldest == order_.end()) break;
+    jobs_.erase(*oldest);
+    order_.erase(oldest);
+  }
+  Entry& e = jobs_[job.id()];
+  e.job = job;
+  e.submitted = now;
+  e.last_stage = now;
+  order_.push_back(job.id());
+  return job;
+}
+
+void JobStore::Change(const std::string& id, const std::function<void(Entry&)>& change) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = jobs_.find(id);
+    if (it == jobs_.end() || Finished(it->second.job)) return;
+    change(it->second);
+    ++it->second.version;
+  }
+  changed_.notify_all();
+}
+
+void JobStore::Start(const std::string& id) {
+  Change(id, [&](Entry& e) {
+    e.job.set_state(ferry::v1::JOB_STATE_RUNNING);
+    metrics_.QueueWait(e.job.kind(), absl::Now() - e.submitted);
+  });
+}
+
+void JobStore::AddStage(const std::string& id, ferry::v1::JobStageKind kind,
+                        const std::string& message, const std::string& revision,
+                        const std::vector<ferry::v1::WorkloadRollout>& rollouts) {
+  Change(id, [&](Entry& e) {
+    const absl::Time now = absl::Now();
+    ferry::v1::JobStage* stage = e.job.add_stages();
+    stage->set_kind(kind);
+    *stage->mutable_time() = runtime::ToProtoTimestamp(now);
+    stage->set_message(message);
+    stage->set_revision(revision);
+    for (const auto& r : rollouts) *stage->add_rollouts() = r;
+    if (!revision.empty()) e.job.set_revision(revision);
+    metrics_.Stage(e.job.kind(), kind, now - e.last_stage);
+    e.last_stage = now;
+  });
+}
+
+void JobStore::SetResults(const std::string& id, std::vector<ferry::v1::WorkloadResult> results) {
+  Change(id, [&](Entry& e) {
+    e.job.clear_results();
+    for (auto& r : results) *e.job.add_results() = std::move(r);
+  });
+}
+
+void JobStore::Finish(const std::string& id, const std::string& error,
+                      const std::string& done_message) {
+  Change(id, [&](Entry& e) {
+    const absl::Time now = absl::Now();
+    const bool ok = error.empty();
+    e.job.set_state(ok ? ferry::v1::JOB_STATE_SUCCEEDED : ferry::v1::JOB_STATE_FAILED);
+    e.job.set_error(error);
+    ferry::v1::JobStage* stage = e.job.add_stages();
+    stage->set_kind(ok ? ferry::v1::JOB_STAGE_KIND_DONE : ferry::v1::JOB_STAGE_KIND_FAILED);
+    *stage->mutable_time() = runtime::ToProtoTimestamp(now);
+    stage->set_message(ok ? done_message : error);
+    *e.job.mutable_finished() = stage->time();
+    metrics_.Stage(e.job.kind(), stage->kind(), now - e.last_stage);
+    metrics_.Finished(e.job.kind(), ok, now - e.submitted);
+    log::Info(ok ? "job done" : "job failed", {{"job", id},
+                                                {"kind", JobKindName(e.job.kind())},
+                                                {"revision", e.job.revision()},
+                                                {"error", error}});
+  });
+}
+
+std::optional<ferry::v1::Job> JobStore::Get(const std::string& id, uint64_t* version) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return std::nullopt;
+  if (version != nullptr) *version = it->second.version;
+  return it->second.job;
+}
+
+std::optional<ferry::v1::Job> JobStore::WaitChange(const std::string& id, uint64_t* version,
+                                                   absl::Duration timeout) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
+  changed_.wait_until(lock, deadline, [&] {
+    auto it = jobs_.find(id);
+    return it == jobs_.end() || it->second.version != *version;
+  });
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return std::nullopt;
+  *version = it->second.version;
+  return it->second.job;
+}
+
+std::vector<ferry::v1::Job> JobStore::List(size_t limit) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ferry::v1::Job> out;
+  for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
+    if (limit > 0 && out.size() >= limit) break;
+    out.push_back(jobs_.at(*it).job);
+  }
+  return out;
+}
+
+void CancelSet::Add(grpc::ClientContext* ctx) {
+  std::lock_guard<std::mutex> lock(mu_);
+  calls_.insert(ctx);
+  if (cancelled_) ctx->TryCancel();
+}
+
+void CancelSet::Remove(grpc::ClientContext* ctx) {
+  std::lock_guard<std::mutex> lock(mu_);
+  calls_.erase(ctx);
+}
+
+void CancelSet::CancelAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  cancelled_ = true;
+  for (grpc::ClientContext* ctx : calls_) ctx->TryCancel();
+}
+
+JobRunner::JobRunner(JobStore& store, int workers) : store_(store) {
+  for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { Work(); });
+}
+
+JobRunner::~JobRunner() {
+  Stop();
+  for (std::thread& t : threads_) t.join();
+}
+
+void JobRunner::Run(const std::string& id, std::function<void()> work) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_) {
+      queue_.emplace_back(id, std::move(work));
+      wake_.notify_one();
+      return;
+    }
+  }
+  store_.Finish(id, "the api is shutting down; submit the job again");
+}
+
+void JobRunner::Stop() {
+  std::deque<std::pair<std::string, std::function<void()>>> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    dropped.swap(queue_);
+  }
+  wake_.notify_all();
+  cancel_.CancelAll();
+  for (const auto& [id, work] : dropped) {
+    store_.Finish(id, "the api shut down before the job started; submit it again");
+  }
+}
+
+void JobRunner::Work() {
+  for (;;) {
+    std::pair<std::string, std::function<void()>> next;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      next = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    store_.Start(next.first);
+    next.second();
+    // A job its work forgot to finish is not left running forever.
+    store_.Finish(next.first, "the job ended without a result (a bug in ferry-api)");
+  }
+}
+
+}  // namespace ferry::api

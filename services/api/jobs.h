@@ -1,0 +1,169 @@
+// Jobs: every change the api makes (release, policy, sync, automated release) is a job with
+// an id, a state, timestamped stages and per-workload results.
+//
+// JobStore keeps the jobs of this process (a bounded history; finished jobs beyond it are
+// forgotten, the git notes still hold those that committed) and wakes watchers on every
+// change. JobRunner runs submitted jobs on a few worker threads, so a release never queues
+// behind a long sync or another release's rollout wait; writes are serialized by git-writer.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/client_context.h>
+#include <prometheus/counter.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/time/time.h"
+#include "ferry/v1/types.pb.h"
+
+namespace ferry::api {
+
+// Job metrics, declared in one place:
+//   ferry_jobs_total{kind,outcome}          finished jobs (succeeded, failed)
+//   ferry_job_duration_seconds{kind}        submitted -> finished
+//   ferry_job_stage_duration_seconds{kind,stage}  previous stage -> this stage
+//   ferry_job_queue_wait_seconds{kind}      submitted -> started running
+class JobMetrics {
+ public:
+  explicit JobMetrics(prometheus::Registry& registry);
+
+  void Finished(ferry::v1::JobKind kind, bool succeeded, absl::Duration duration);
+  void Stage(ferry::v1::JobKind kind, ferry::v1::JobStageKind stage, absl::Duration since_previous);
+  void QueueWait(ferry::v1::JobKind kind, absl::Duration wait);
+
+ private:
+  prometheus::Family<prometheus::Counter>& jobs_;
+  prometheus::Family<prometheus::Histogram>& duration_;
+  prometheus::Family<prometheus::Histogram>& stage_;
+  prometheus::Family<prometheus::Histogram>& queue_wait_;
+};
+
+// "release", "policy", "sync", "automated_release".
+const char* JobKindName(ferry::v1::JobKind kind);
+// "submitted", "planning", "commit_pushed", ...
+const char* StageName(ferry::v1::JobStageKind stage);
+
+// The jobs of this process. Thread-safe.
+class JobStore {
+ public:
+  // Keeps at most `history` jobs; when full, the oldest finished job is forgotten.
+  JobStore(size_t history, JobMetrics& metrics);
+
+  // Registers `job` (kind, cause, spec set by the caller) with a new id, state QUEUED, the
+  // SUBMITTED stage and the submission time. Returns the stored job.
+  ferry::v1::Job Submit(ferry::v1::Job job);
+
+  // Marks a job RUNNING (records the queue wait).
+  void Start(const std::string& id);
+  // Appends a stage; `revision` also becomes the job's revision when not empty.
+  void AddStage(const std::string& id, ferry::v1::JobStageKind kind, const std::string& message,
+                const std::string& revision = "",
+                const std::vector<ferry::v1::WorkloadRollout>& rollouts = {});
+  // Replaces the per-workload results.
+  void SetResults(const std::string& id, std::vector<ferry::v1::WorkloadResult> results);
+  // Finishes a job: SUCCEEDED with the DONE stage when `error` is empty, FAILED with the
+  // FAILED stage otherwise. Idempotent: a finished job stays as it is.
+  void Finish(const std::string& id, const std::string& error, const std::string& done_message = "");
+
+  // A copy of the job; nullopt when this process does not know it. `version` (optional)
+  // receives the job's change counter for WaitChange.
+  std::optional<ferry::v1::Job> Get(const std::string& id, uint64_t* version = nullptr) const;
+  // Blocks until the job changed after `version` or `timeout` passed; returns the job and
+  // updates `version`. nullopt when the job is unknown.
+  std::optional<ferry::v1::Job> WaitChange(const std::string& id, uint64_t* version,
+                                           absl::Duration timeout) const;
+  // Jobs newest first, at most `limit` (0: all kept).
+  std::vector<ferry::v1::Job> List(size_t limit) const;
+
+ private:
+  struct Entry {
+    ferry::v1::Job job;
+    uint64_t version = 0;
+    absl::Time submitted;
+    absl::Time last_stage;
+  };
+  // Applies `change` to a live job and wakes watchers; a finished job is not changed.
+  void Change(const std::string& id, const std::function<void(Entry&)>& change);
+
+  const size_t history_;
+  JobMetrics& metrics_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable changed_;
+  std::map<std::string, Entry> jobs_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> order_ ABSL_GUARDED_BY(mu_);  // oldest first
+};
+
+// Client calls that a shutdown must be able to cut short (rollout waits, syncs).
+class CancelSet {
+ public:
+  void Add(grpc::ClientContext* ctx);
+  void Remove(grpc::ClientContext* ctx);
+  // Cancels every registered call, and every one registered from now on.
+  void CancelAll();
+  bool cancelled() const { return cancelled_; }
+
+ private:
+  std::mutex mu_;
+  std::set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> cancelled_{false};
+};
+
+// Registers a ClientContext with a CancelSet for the lifetime of a scope.
+class ScopedCancel {
+ public:
+  ScopedCancel(CancelSet& set, grpc::ClientContext& ctx) : set_(set), ctx_(ctx) { set_.Add(&ctx_); }
+  ~ScopedCancel() { set_.Remove(&ctx_); }
+  ScopedCancel(const ScopedCancel&) = delete;
+  ScopedCancel& operator=(const ScopedCancel&) = delete;
+
+ private:
+  CancelSet& set_;
+  grpc::ClientContext& ctx_;
+};
+
+// Runs jobs on `workers` threads in submission order.
+class JobRunner {
+ public:
+  JobRunner(JobStore& store, int workers);
+  // Stop() then join.
+  ~JobRunner();
+
+  // Queues `work` for job `id`; the job is marked RUNNING when a worker picks it up. `work`
+  // finishes the job itself (JobStore::Finish); a job it leaves unfinished is failed.
+  void Run(const std::string& id, std::function<void()> work);
+
+  // Cancels running downstream calls and fails queued jobs ("the api is shutting down").
+  void Stop();
+
+  CancelSet& cancel() { return cancel_; }
+
+ private:
+  void Work();
+
+  JobStore& store_;
+  CancelSet cancel_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::deque<std::pair<std::string, std::function<void()>>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+// A random (version 4) UUID.
+std::string NewJobId();
+
+}  // namespace ferry::api
