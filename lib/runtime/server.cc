@@ -15,6 +15,7 @@
 #include "lib/runtime/rpc_metrics.h"
 #include "lib/runtime/signals.h"
 #include "lib/runtime/unimplemented.h"
+#include "lib/runtime/version_header.h"
 
 namespace ferry::runtime {
 namespace {
@@ -74,6 +75,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   creators.push_back(std::make_unique<RpcMetricsInterceptorFactory>(
       std::make_shared<RpcMetrics>(*registry)));
   creators.push_back(std::make_unique<UnimplementedMessageInterceptorFactory>());
+  creators.push_back(std::make_unique<VersionHeaderInterceptorFactory>());
   builder.experimental().SetInterceptorCreators(std::move(creators));
 
   server->grpc_server_ = builder.BuildAndStart();

@@ -4,7 +4,9 @@
 
 #include <thread>
 
+#include "ferry/v1/api.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "lib/runtime/version_header.h"
 #include "tests/support/http.h"
 
 namespace ferry::runtime {
@@ -55,6 +57,32 @@ TEST(ServerTest, ServesHealthAndMetricsOnPickedPorts) {
   EXPECT_NE(body.find("ferry_build_info{component=\"test\""), std::string::npos);
   EXPECT_NE(body.find("process_resident_memory_bytes "), std::string::npos);
   EXPECT_NE(body.find("process_open_fds "), std::string::npos);
+}
+
+TEST(ServerTest, UnbuiltRpcsAnswerUnimplementedNamingTheMethodAndAnswersCarryTheVersion) {
+  // The generated base class: every RPC is "not built".
+  ferry::v1::Ferry::Service bare;
+  auto registry = std::make_shared<prometheus::Registry>();
+  absl::StatusOr<std::unique_ptr<Server>> server =
+      Server::Start(LoopbackOptions(), {{&bare, ferry::v1::Ferry::service_full_name()}}, registry);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = ferry::v1::Ferry::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string((*server)->grpc_port()), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ferry::v1::Job job;
+  grpc::Status status = stub->GetJob(&ctx, ferry::v1::GetJobRequest(), &job);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_NE(status.error_message().find("ferry.v1.Ferry/GetJob is not implemented in this build "
+                                        "of Ferry (" + std::string(Version()) + ")"),
+            std::string::npos)
+      << status.error_message();
+
+  grpc::ClientContext health_ctx;
+  HealthCheckResponse response;
+  ASSERT_TRUE(HealthStub((*server)->grpc_port())->Check(&health_ctx, {}, &response).ok());
+  auto version = health_ctx.GetServerInitialMetadata().find(kVersionHeader);
+  ASSERT_NE(version, health_ctx.GetServerInitialMetadata().end());
+  EXPECT_EQ(std::string(version->second.data(), version->second.size()), Version());
 }
 
 TEST(ServerTest, UnknownServiceHealthIsNotFound) {

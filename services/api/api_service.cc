@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -9,6 +10,8 @@
 #include "absl/strings/str_join.h"
 #include "lib/policy/tag_pattern.h"
 #include "lib/runtime/proto_time.h"
+#include "lib/runtime/server.h"
+#include "lib/runtime/version_header.h"
 #include "lib/status/grpc_status.h"
 #include "services/api/release_planner.h"
 
@@ -425,6 +428,41 @@ grpc::Status ApiService::ListJobs(grpc::ServerContext* context,
     return runtime::FromProtoTimestamp(a.submitted()) > runtime::FromProtoTimestamp(b.submitted());
   });
   for (auto& j : jobs) *response->add_jobs() = std::move(j);
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::GetVersion(grpc::ServerContext* context,
+                                    const ferry::v1::GetVersionRequest*,
+                                    ferry::v1::VersionInfo* response) {
+  if (grpc::Status s = access_.Check(*context, Role::kRead); !s.ok()) return s;
+  response->set_version(runtime::Version());
+  *response->mutable_started() = runtime::ToProtoTimestamp(started_);
+  // Every Ferry server puts its version into the metadata of its answers; a cheap call to
+  // each peer reads it.
+  auto ask = [&](const char* name, const std::function<grpc::Status(grpc::ClientContext*)>& call) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::min(std::chrono::system_clock::now() + std::chrono::seconds(5),
+                              context->deadline()));
+    grpc::Status s = call(&ctx);
+    std::string version = "unavailable";
+    for (const auto* metadata : {&ctx.GetServerInitialMetadata(), &ctx.GetServerTrailingMetadata()}) {
+      auto it = metadata->find(runtime::kVersionHeader);
+      if (it != metadata->end()) version.assign(it->second.data(), it->second.size());
+    }
+    (*response->mutable_services())[name] = version;
+  };
+  ask("git-writer", [&](grpc::ClientContext* ctx) {
+    ferry::v1::HeadResponse out;
+    return git_.Head(ctx, ferry::v1::HeadRequest(), &out);
+  });
+  ask("registry-scanner", [&](grpc::ClientContext* ctx) {
+    ferry::v1::StatusResponse out;
+    return registry_.Status(ctx, ferry::v1::StatusRequest(), &out);
+  });
+  ask("cluster-syncer", [&](grpc::ClientContext* ctx) {
+    ferry::v1::SyncResult out;
+    return cluster_.GetSyncStatus(ctx, ferry::v1::GetSyncStatusRequest(), &out);
+  });
   return grpc::Status::OK;
 }
 

@@ -2,6 +2,7 @@
 // services behind it, merges their answers, and maps errors to gRPC status codes.
 #pragma once
 
+#include "absl/time/time.h"
 #include "ferry/v1/api.grpc.pb.h"
 #include "ferry/v1/cluster_syncer.grpc.pb.h"
 #include "ferry/v1/git_writer.grpc.pb.h"
@@ -41,6 +42,9 @@ class ApiService final : public ferry::v1::Ferry::Service {
   grpc::Status GetIdentity(grpc::ServerContext* context,
                            const ferry::v1::GetIdentityRequest* request,
                            ferry::v1::Identity* response) override;
+  grpc::Status GetVersion(grpc::ServerContext* context,
+                          const ferry::v1::GetVersionRequest* request,
+                          ferry::v1::VersionInfo* response) override;
   grpc::Status Export(grpc::ServerContext* context, const ferry::v1::ExportRequest* request,
                       grpc::ServerWriter<ferry::v1::ExportedResource>* writer) override;
 
@@ -52,6 +56,7 @@ class ApiService final : public ferry::v1::Ferry::Service {
   JobStore& jobs_;
   JobRunner& runner_;
   Executor& executor_;
+  const absl::Time started_ = absl::Now();
 };
 
 }  // namespace ferry::api

@@ -2,6 +2,7 @@
 // registry-scanner and cluster-syncer behind it: jobs, their stages and results, what is
 // sent downstream, and what is refused before anything is written.
 #include "services/api/api_service.h"
+#include "services/api/automation.h"
 
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
@@ -479,6 +480,75 @@ TEST_F(ApiServiceTest, FinishedJobsComeBackFromTheGitNotes) {
   ASSERT_EQ(list.jobs_size(), 2);
   EXPECT_EQ(list.jobs(0).id(), fresh.id());
   EXPECT_EQ(list.jobs(1).id(), recorded.id());
+}
+
+TEST_F(ApiServiceTest, AutomationReleasesEveryNewerTagInOneCommitAndWatchesTheRepositories) {
+  in_git_.mutable_workloads(0)->mutable_policy()->set_automated(true);
+  in_git_.mutable_workloads(0)->mutable_policy()->set_tag_all("semver:~1");
+  in_git_.mutable_workloads(1)->mutable_policy()->set_automated(true);  // but locked
+  auto web = GitWorkload("default:deployment/web", "registry.test/team/web:v1");
+  web.mutable_policy()->set_automated(true);
+  *in_git_.add_workloads() = web;
+  ON_CALL(git_, ListWorkloads(_, _, _))
+      .WillByDefault(DoAll(::testing::SetArgPointee<2>(in_git_), Return(grpc::Status::OK)));
+  ON_CALL(registry_, ListTags(_, _, _))
+      .WillByDefault(Invoke([](grpc::ClientContext*, const ferry::v1::ListTagsRequest& r,
+                               ferry::v1::ListTagsResponse* out) {
+        auto add = [&](const std::string& tag, int64_t created) {
+          auto* t = out->add_tags();
+          t->set_tag(tag);
+          t->mutable_created()->set_seconds(created);
+        };
+        if (r.repository() == kApp) {
+          add("1.0.0", 100);
+          add("1.2.0", 200);
+          add("2.0.0", 300);
+        } else {
+          add("v1", 100);
+          add("v2", 200);
+        }
+        return grpc::Status::OK;
+      }));
+  std::vector<ferry::v1::WatchRequest> watched;
+  EXPECT_CALL(registry_, Watch(_, _, _))
+      .WillOnce(DoAll(::testing::Invoke([&](grpc::ClientContext*, const ferry::v1::WatchRequest& r,
+                                            ferry::v1::WatchResponse*) { watched.push_back(r); }),
+                      Return(grpc::Status::OK)));
+  AutomationMetrics metrics(*metrics_);
+  Automation automation(Peers{git_, registry_, cluster_}, *store_, *executor_, metrics,
+                        absl::Minutes(5));
+  std::optional<std::string> id = automation.RunOnce();
+  ASSERT_TRUE(id.has_value());
+  std::optional<ferry::v1::Job> job = store_->Get(*id);
+  ASSERT_TRUE(job.has_value());
+  EXPECT_EQ(job->kind(), ferry::v1::JOB_KIND_AUTOMATED_RELEASE);
+  EXPECT_EQ(job->state(), ferry::v1::JOB_STATE_SUCCEEDED) << job->error();
+  EXPECT_EQ(job->revision(), kCommit);
+  ASSERT_EQ(applied_.size(), 1u);
+  EXPECT_EQ(applied_[0].edits_size(), 2) << "the locked workload is not touched";
+  EXPECT_EQ(applied_[0].message(),
+            "Auto-release multiple (2) images\n\n - registry.test/team/app:1.2.0\n"
+            " - registry.test/team/web:v2");
+  ASSERT_EQ(watched.size(), 1u);
+  EXPECT_THAT(watched[0].repositories(),
+              ::testing::ElementsAre("registry.test/team/app", "registry.test/team/web"));
+  EXPECT_EQ(ferry::testing::MetricSum(*metrics_, "ferry_automation_releases_total"), 2);
+  EXPECT_EQ(ferry::testing::MetricSum(*metrics_, "ferry_automation_runs_total",
+                                      {{"outcome", "released"}}),
+            1);
+  EXPECT_EQ(ferry::testing::MetricSum(*metrics_, "ferry_workloads", {{"policy", "automated"}}), 3);
+
+  // Git now runs the new tags: the next pass has nothing to do and does not re-send the
+  // unchanged watch list (Watch was expected once).
+  in_git_.mutable_workloads(0)->mutable_containers(0)->set_image(std::string(kApp) + ":1.2.0");
+  in_git_.mutable_workloads(2)->mutable_containers(0)->set_image("registry.test/team/web:v2");
+  ON_CALL(git_, ListWorkloads(_, _, _))
+      .WillByDefault(DoAll(::testing::SetArgPointee<2>(in_git_), Return(grpc::Status::OK)));
+  EXPECT_FALSE(automation.RunOnce().has_value());
+  EXPECT_EQ(applied_.size(), 1u);
+  EXPECT_EQ(ferry::testing::MetricSum(*metrics_, "ferry_automation_runs_total",
+                                      {{"outcome", "nothing"}}),
+            1);
 }
 
 TEST(JobStoreTest, HistoryIsBoundedAndKeepsRunningJobs) {

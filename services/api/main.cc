@@ -6,6 +6,7 @@
 #include "lib/log/log.h"
 #include "lib/runtime/signals.h"
 #include "services/api/api_service.h"
+#include "services/api/automation.h"
 #include "services/api/config.h"
 
 namespace {
@@ -53,9 +54,19 @@ int main(int argc, char** argv) {
   JobRunner runner(jobs, config->job_workers);
   Executor executor(peers, jobs, runner.cancel());
   ApiService service(*access, peers, jobs, runner, executor);
+  AutomationMetrics automation_metrics(*metrics);
+  Automation automation(peers, jobs, executor, automation_metrics, config->automation_interval);
+  if (config->automation) {
+    automation.Start();
+  } else {
+    ferry::log::Info("automation is off (--no_automation)");
+  }
   return ferry::runtime::ServeUntilSignal(
       config->server, {{&service, ferry::v1::Ferry::service_full_name()}}, metrics,
       [&](ferry::runtime::Server* server) {
-        if (server == nullptr) runner.Stop();  // shutting down: cut rollout waits short
+        if (server != nullptr) return;
+        // Shutting down: no new automation passes, rollout waits cut short.
+        automation.Stop();
+        runner.Stop();
       });
 }

@@ -1,0 +1,230 @@
+#include "services/api/automation.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "lib/image/reference.h"
+#include "lib/log/log.h"
+
+namespace ferry::api {
+
+AutomationMetrics::AutomationMetrics(prometheus::Registry& registry)
+    : runs_(prometheus::BuildCounter()
+                .Name("ferry_automation_runs_total")
+                .Help("Automation passes by outcome (released, nothing, error).")
+                .Register(registry)),
+      releases_(prometheus::BuildCounter()
+                    .Name("ferry_automation_releases_total")
+                    .Help("Containers released by the automation.")
+                    .Register(registry)
+                    .Add({})),
+      incomplete_(prometheus::BuildCounter()
+                      .Name("ferry_automation_incomplete_tags_total")
+                      .Help("Tags the automation passed over because their metadata is "
+                            "incomplete (no creation time where the ordering needs one).")
+                      .Register(registry)
+                      .Add({})),
+      blocked_(prometheus::BuildGauge()
+                   .Name("ferry_automation_blocked_containers")
+                   .Help("Automated containers that could not be planned in the last pass "
+                         "(registry error, invalid filter, no tag passing the filter).")
+                   .Register(registry)
+                   .Add({})),
+      workloads_(prometheus::BuildGauge()
+                     .Name("ferry_workloads")
+                     .Help("Workloads in git by policy (all, automated, locked, ignored).")
+                     .Register(registry)) {}
+
+Automation::Automation(Peers peers, JobStore& store, Executor& executor,
+                       AutomationMetrics& metrics, absl::Duration interval)
+    : peers_(peers), store_(store), executor_(executor), metrics_(metrics), interval_(interval) {}
+
+Automation::~Automation() { Stop(); }
+
+void Automation::Start() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    triggered_ = true;
+  }
+  loop_ = std::thread([this] { Loop(); });
+  events_ = std::thread([this] { FollowEvents(); });
+}
+
+void Automation::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    if (events_ctx_ != nullptr) events_ctx_->TryCancel();
+  }
+  wake_.notify_all();
+  if (loop_.joinable()) loop_.join();
+  if (events_.joinable()) events_.join();
+}
+
+void Automation::Trigger() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    triggered_ = true;
+  }
+  wake_.notify_all();
+}
+
+void Automation::Loop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_.wait_for(lock, absl::ToChronoNanoseconds(interval_),
+                     [&] { return stopping_ || triggered_; });
+      if (stopping_) return;
+      triggered_ = false;
+    }
+    RunOnce();
+  }
+}
+
+void Automation::FollowEvents() {
+  uint64_t next_sequence = 0;
+  bool lost = false;  // a stream was lost: look for missed events once reconnected
+  absl::Duration backoff = absl::Milliseconds(250);
+  for (;;) {
+    grpc::ClientContext ctx;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+      events_ctx_ = &ctx;
+    }
+    ferry::v1::WatchEventsRequest request;
+    request.set_from_sequence(next_sequence);
+    auto stream = peers_.registry.WatchEvents(&ctx, request);
+    ferry::v1::TagEvent event;
+    // The scanner sends its initial metadata once the subscription is in place; events that
+    // came while the stream was down are looked for by a pass.
+    stream->WaitForInitialMetadata();
+    // Every Ferry server's answer carries initial metadata (ferry-version); a stream that
+    // never reached the scanner has none.
+    const bool connected = !ctx.GetServerInitialMetadata().empty();
+    if (connected && lost) {
+      Trigger();
+      lost = false;
+    }
+    while (stream->Read(&event)) {
+      next_sequence = event.sequence() + 1;
+      if (event.kind() != ferry::v1::TAG_EVENT_KIND_NEW_TAG &&
+          event.kind() != ferry::v1::TAG_EVENT_KIND_TAG_MOVED) {
+        continue;
+      }
+      bool automated;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        automated = automated_repositories_.count(event.repository()) > 0;
+      }
+      if (automated) {
+        log::Info("automation: new tag", {{"repository", event.repository()},
+                                          {"tag", event.tag().tag()}});
+        Trigger();
+      }
+    }
+    grpc::Status s = stream->Finish();
+    std::unique_lock<std::mutex> lock(mu_);
+    events_ctx_ = nullptr;
+    if (stopping_) return;
+    if (connected || !lost) {
+      log::Warn("automation: registry-scanner event stream ended; reconnecting",
+                {{"error", s.error_message()}});
+    }
+    lost = true;
+    if (connected) backoff = absl::Milliseconds(250);
+    wake_.wait_for(lock, absl::ToChronoNanoseconds(backoff), [&] { return stopping_; });
+    backoff = std::min(backoff * 2, absl::Seconds(5));
+  }
+}
+
+std::optional<std::string> Automation::RunOnce() {
+  std::lock_guard<std::mutex> pass(pass_mu_);
+  auto done = [&](const char* outcome) { metrics_.runs_.Add({{"outcome", outcome}}).Increment(); };
+  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git = executor_.GitWorkloads();
+  if (!in_git.ok()) {
+    log::Warn("automation: cannot read git", {{"error", std::string(in_git.status().message())}});
+    done("error");
+    ++passes_;
+    return std::nullopt;
+  }
+  std::set<std::string> repositories, automated;
+  int automated_count = 0, locked = 0, ignored = 0;
+  for (const ferry::v1::ManifestWorkload& w : in_git->workloads()) {
+    const bool is_automated = w.policy().automated() && !w.policy().locked() &&
+                              w.policy().ignore() != ferry::v1::IGNORE_MODE_ALL;
+    automated_count += w.policy().automated();
+    locked += w.policy().locked();
+    ignored += w.policy().ignore() != ferry::v1::IGNORE_MODE_UNSPECIFIED;
+    for (const ferry::v1::Container& c : w.containers()) {
+      absl::StatusOr<image::Reference> ref = image::Reference::Parse(c.image());
+      if (!ref.ok()) continue;
+      repositories.insert(ref->Repository());
+      if (is_automated) automated.insert(ref->Repository());
+    }
+  }
+  metrics_.workloads_.Add({{"policy", "all"}}).Set(in_git->workloads_size());
+  metrics_.workloads_.Add({{"policy", "automated"}}).Set(automated_count);
+  metrics_.workloads_.Add({{"policy", "locked"}}).Set(locked);
+  metrics_.workloads_.Add({{"policy", "ignored"}}).Set(ignored);
+  bool watch_changed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    automated_repositories_ = automated;
+    watch_changed = watched_ != repositories;
+  }
+  if (watch_changed) {
+    ferry::v1::WatchRequest watch;
+    for (const std::string& r : repositories) watch.add_repositories(r);
+    ferry::v1::WatchResponse answer;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    grpc::Status s = peers_.registry.Watch(&ctx, watch, &answer);
+    if (s.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      watched_ = repositories;
+    } else {
+      log::Warn("automation: cannot set the scanner's watch list",
+                {{"error", s.error_message()}});
+    }
+  }
+
+  TagCache tags(peers_.registry);
+  std::vector<ferry::v1::ManifestWorkload> workloads(in_git->workloads().begin(),
+                                                     in_git->workloads().end());
+  std::vector<AutomationCandidate> planned = PlanAutomation(workloads, tags.Lookup());
+  int releases = 0, blocked = 0, incomplete = 0;
+  std::vector<std::string> notes;
+  for (const AutomationCandidate& a : planned) {
+    incomplete += a.incomplete;
+    if (!a.to_image.empty()) ++releases;
+    else if (a.incomplete == 0) ++blocked;  // registry error, bad filter, no candidate
+    if (!a.note.empty()) notes.push_back(absl::StrCat(a.workload, " ", a.container, ": ", a.note));
+  }
+  metrics_.incomplete_.Increment(incomplete);
+  metrics_.blocked_.Set(blocked);
+  for (const std::string& note : notes) log::Info("automation", {{"note", note}});
+  if (releases == 0) {
+    done("nothing");
+    ++passes_;
+    return std::nullopt;
+  }
+  ferry::v1::Job job;
+  job.set_kind(ferry::v1::JOB_KIND_AUTOMATED_RELEASE);
+  job.mutable_cause()->set_message("automation");
+  job = store_.Submit(job);
+  store_.Start(job.id());
+  std::string planning = absl::StrCat(releases, " container(s) to release");
+  if (!notes.empty()) absl::StrAppend(&planning, "; ", absl::StrJoin(notes, "; "));
+  executor_.RunAutomated(job, planned, planning);
+  std::optional<ferry::v1::Job> finished = store_.Get(job.id());
+  const bool ok = finished.has_value() && finished->state() == ferry::v1::JOB_STATE_SUCCEEDED;
+  done(ok ? "released" : "error");
+  if (ok) metrics_.releases_.Increment(releases);
+  ++passes_;
+  return job.id();
+}
+
+}  // namespace ferry::api

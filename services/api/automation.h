@@ -1,0 +1,97 @@
+// The automation loop: automated, unlocked, not ignored workloads follow their image
+// repositories without anyone asking.
+//
+// A pass reads the workload index from git-writer, tells registry-scanner which repositories
+// to watch (every image used in git, so ListImages is fresh too), plans each automated
+// container's move to its newest filter-passing tag (PlanAutomation) and, when there is
+// any, runs one AUTOMATED_RELEASE job that commits every move in one commit. Passes run on a
+// new-tag event from the scanner's WatchEvents stream for a repository an automated
+// workload uses, after the stream reconnects (events may have been missed), and every
+// `interval` as a safety net. Passes never overlap.
+//
+// Metrics:
+//   ferry_automation_runs_total{outcome}   passes: released, nothing, error
+//   ferry_automation_releases_total        containers released
+//   ferry_automation_incomplete_tags_total tags passed over: metadata incomplete
+//   ferry_automation_blocked_containers    automated containers that cannot move now
+//                                          (registry error, bad filter, no candidate tag)
+//   ferry_workloads{policy}                workloads in git: all, automated, locked, ignored
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/time/time.h"
+#include "services/api/executor.h"
+#include "services/api/jobs.h"
+
+namespace ferry::api {
+
+class AutomationMetrics {
+ public:
+  explicit AutomationMetrics(prometheus::Registry& registry);
+
+ private:
+  friend class Automation;
+  prometheus::Family<prometheus::Counter>& runs_;
+  prometheus::Counter& releases_;
+  prometheus::Counter& incomplete_;
+  prometheus::Gauge& blocked_;
+  prometheus::Family<prometheus::Gauge>& workloads_;
+};
+
+class Automation {
+ public:
+  Automation(Peers peers, JobStore& store, Executor& executor, AutomationMetrics& metrics,
+             absl::Duration interval);
+  // Stop().
+  ~Automation();
+
+  // Starts the loop and the event stream; the first pass runs at once.
+  void Start();
+  // Stops both and waits for a running pass to end.
+  void Stop();
+
+  // Asks for a pass soon (coalesced with one already asked for).
+  void Trigger();
+
+  // Runs one pass now, on the calling thread. Returns the id of the job it ran, if any.
+  std::optional<std::string> RunOnce();
+
+  // Passes completed so far (for tests that wait for one).
+  uint64_t passes() const { return passes_; }
+
+ private:
+  void Loop();
+  void FollowEvents();
+
+  Peers peers_;
+  JobStore& store_;
+  Executor& executor_;
+  AutomationMetrics& metrics_;
+  const absl::Duration interval_;
+
+  std::mutex pass_mu_;  // one pass at a time
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool triggered_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::set<std::string> automated_repositories_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> watched_ ABSL_GUARDED_BY(mu_);
+  grpc::ClientContext* events_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::atomic<uint64_t> passes_{0};
+  std::thread loop_;
+  std::thread events_;
+};
+
+}  // namespace ferry::api
