@@ -85,7 +85,10 @@ void Automation::Loop() {
 
 void Automation::FollowEvents() {
   uint64_t next_sequence = 0;
-  bool lost = false;  // a stream was lost: look for missed events once reconnected
+  // Until the first subscription (and after a lost stream) events may have been missed: a
+  // pass once (re)connected looks at every tag.
+  bool lost = true;
+  bool unreachable = false;
   absl::Duration backoff = absl::Milliseconds(250);
   for (;;) {
     grpc::ClientContext ctx;
@@ -129,10 +132,12 @@ void Automation::FollowEvents() {
     std::unique_lock<std::mutex> lock(mu_);
     events_ctx_ = nullptr;
     if (stopping_) return;
-    if (connected || !lost) {
+    // Said once per outage, not on every reconnect attempt.
+    if (connected || !unreachable) {
       log::Warn("automation: registry-scanner event stream ended; reconnecting",
                 {{"error", s.error_message()}});
     }
+    unreachable = !connected;
     lost = true;
     if (connected) backoff = absl::Milliseconds(250);
     wake_.wait_for(lock, absl::ToChronoNanoseconds(backoff), [&] { return stopping_; });

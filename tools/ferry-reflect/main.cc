@@ -169,6 +169,24 @@ bool Next(grpc::CompletionQueue& cq) {
   return cq.Next(&tag, &ok) && ok;
 }
 
+// The code's name as grpcurl prints it (Go's codes.Code names: "InvalidArgument",
+// "Canceled"), so scripts written against grpcurl's errors keep working.
+std::string GoCodeName(grpc::StatusCode code) {
+  if (code == grpc::StatusCode::OK) return "OK";
+  if (code == grpc::StatusCode::CANCELLED) return "Canceled";
+  std::string out;
+  bool upper = true;
+  for (const char c : std::string(ferry::GrpcCodeName(code))) {
+    if (c == '_') {
+      upper = true;
+      continue;
+    }
+    out += upper ? c : static_cast<char>(c - 'A' + 'a');
+    upper = false;
+  }
+  return out;
+}
+
 int Call(const Args& args, const std::shared_ptr<grpc::Channel>& channel,
          ReflectionDatabase& db, const google::protobuf::DescriptorPool& pool) {
   std::string name = args.command[0];
@@ -234,7 +252,7 @@ int Call(const Args& args, const std::shared_ptr<grpc::Channel>& channel,
   call->Finish(&status, nullptr);
   Next(cq);
   if (status.ok()) return 0;
-  std::string code = absl::StrReplaceAll(ferry::GrpcCodeName(status.error_code()), {{"_", " "}});
+  std::string code = GoCodeName(status.error_code());
   std::fprintf(stderr, "ERROR:\n  Code: %s\n  Message: %s\n", code.c_str(),
                status.error_message().c_str());
   return 64 + static_cast<int>(status.error_code());

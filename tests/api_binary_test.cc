@@ -1,0 +1,492 @@
+// ferry-api as deployed, in front of the real git-writer, registry-scanner and
+// cluster-syncer, with a real git repo, registry and Kubernetes API: lists, releases,
+// policies, jobs (also after a restart), versions, and the automation loop end to end.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_replace.h"
+#include "ferry/v1/api.grpc.pb.h"
+#include "ferry/v1/registry_scanner.grpc.pb.h"
+#include "tests/binaries.h"
+#include "tests/support/http.h"
+#include "tests/support/ports.h"
+#include "tests/support/registry.h"
+
+namespace ferry {
+namespace {
+
+using testing::FirstSync;
+using testing::Running;
+using testing::StartArgv;
+using testing::StartGitWriterAndSyncer;
+using testing::TempDir;
+
+constexpr char kSyncedApp[] = R"(apiVersion: v1
+kind: Namespace
+metadata: {name: e2e}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: e2e}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: registry.example.com/team/web:1.0.0
+)";
+
+// ferry-api over TLS with tokens, in front of a real git-writer and cluster-syncer: workloads
+// from git merged with their state in the cluster.
+TEST(ApiBinaryTest, ListsWorkloadsFromGitAndClusterOverTlsWithTokens) {
+  auto cluster = testing::SharedKubeCluster();
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  const std::string app = absl::StrReplaceAll(kSyncedApp, {{"e2e", "api-e2e"}});
+  auto repo = testing::GitRepo::Create({{"apps/web.yaml", app}});
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  Running git, syncer;
+  StartGitWriterAndSyncer(**repo, **cluster, {"--sync_set=api"}, git, syncer);
+  ASSERT_GT(syncer.grpc_port, 0);
+  // Wait for the first sync, then add a workload to the cluster that git does not have.
+  std::optional<ferry::v1::SyncResult> first = FirstSync(syncer);
+  ASSERT_TRUE(first.has_value()) << syncer.process->Output();
+  ASSERT_EQ(first->failed(), 0);
+  int status = 0;
+  (*cluster)->Kubectl("-n api-e2e create deployment manual --image=registry.example.com/manual:1 --replicas=0",
+                      &status);
+  ASSERT_EQ(status, 0);
+
+  const std::string dir = (*repo)->dir();
+  testing::RunCommand("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=ferry-api "
+                      "-addext subjectAltName=IP:127.0.0.1 -keyout " + dir + "/api.key -out " +
+                          dir + "/api.crt 2>&1",
+                      &status);
+  ASSERT_EQ(status, 0);
+  std::ofstream(dir + "/tokens") << "read read-token-0123456789\nwrite write-token-0123456789 ci\n";
+  Running api;
+  StartArgv({FERRY_API_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+             "--git_writer_address=" + git.GrpcTarget(),
+             "--cluster_syncer_address=" + syncer.GrpcTarget(), "--tokens_path=" + dir + "/tokens",
+             "--tls_cert_path=" + dir + "/api.crt", "--tls_key_path=" + dir + "/api.key"},
+            api);
+  ASSERT_GT(api.grpc_port, 0);
+  grpc::SslCredentialsOptions tls;
+  std::ifstream cert_in(dir + "/api.crt");
+  tls.pem_root_certs.assign(std::istreambuf_iterator<char>(cert_in), {});
+  auto stub = ferry::v1::Ferry::NewStub(grpc::CreateChannel(api.GrpcTarget(), grpc::SslCredentials(tls)));
+  ferry::v1::ListWorkloadsRequest request;
+  request.set_namespace_("api-e2e");
+  ferry::v1::ListWorkloadsResponse response;
+  {
+    grpc::ClientContext anonymous;
+    anonymous.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    EXPECT_EQ(stub->ListWorkloads(&anonymous, request, &response).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  ctx.AddMetadata("authorization", "Bearer read-token-0123456789");
+  grpc::Status s = stub->ListWorkloads(&ctx, request, &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(response.revision(), (*repo)->Head());
+  ASSERT_EQ(response.workloads_size(), 2) << response.DebugString();
+  const ferry::v1::Workload& manual = response.workloads(0);
+  EXPECT_EQ(manual.id(), "api-e2e:deployment/manual");
+  EXPECT_EQ(manual.read_only(), ferry::v1::READ_ONLY_REASON_NOT_IN_REPO);
+  EXPECT_TRUE(manual.path().empty());
+  const ferry::v1::Workload& web = response.workloads(1);
+  EXPECT_EQ(web.id(), "api-e2e:deployment/web");
+  EXPECT_EQ(web.path(), "apps/web.yaml");
+  EXPECT_EQ(web.read_only(), ferry::v1::READ_ONLY_REASON_UNSPECIFIED);
+  EXPECT_EQ(web.containers(0).image(), "registry.example.com/team/web:1.0.0");
+  EXPECT_NE(web.rollout().state(), ferry::v1::ROLLOUT_STATE_UNSPECIFIED);
+  EXPECT_TRUE(web.rollout().messages_size() == 0 ||
+              web.rollout().messages(0) != "not in the cluster");
+
+  // The cluster-syncer goes away: git still answers, marked not ready.
+  syncer.process.reset();
+  grpc::ClientContext later;
+  later.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  later.AddMetadata("authorization", "Bearer read-token-0123456789");
+  ferry::v1::ListWorkloadsResponse partial;
+  ASSERT_TRUE(stub->ListWorkloads(&later, request, &partial).ok());
+  ASSERT_EQ(partial.workloads_size(), 1);
+  EXPECT_EQ(partial.workloads(0).read_only(), ferry::v1::READ_ONLY_REASON_NOT_READY);
+}
+
+// ferry-api's ListImages in front of a real git-writer, registry-scanner and registry: tags
+// in the container's ordering, which pass its filter, the current and the latest one.
+TEST(ApiBinaryTest, ListsImagesUnderEachContainersFilter) {
+  TempDir dir;
+  auto registry = testing::RegistryServer::Start(dir.path + "/registry");
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  const std::string config = R"({"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z"})";
+  for (const char* tag : {"1.0.0", "1.0.1", "1.1.0", "latest"}) {
+    ASSERT_TRUE((*registry)->PushImage("team/app", tag, config).ok());
+  }
+  const std::string image = (*registry)->host() + "/team/app";
+  auto repo = testing::GitRepo::Create(
+      {{"apps/app.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: shop\n"
+        "  annotations:\n    ferry.dev/tag.app: semver:~1.0\nspec:\n  template:\n    spec:\n"
+        "      containers:\n      - name: app\n        image: " + image + ":1.0.0\n"
+        "      - name: proxy\n        image: " + image + ":latest\n"}});
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  Running git, scanner, api;
+  StartArgv({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+             "--git_url=" + (*repo)->url(), "--state_dir=" + (*repo)->dir() + "/state"},
+            git);
+  StartArgv({FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0",
+             "--metrics_address=127.0.0.1:0", "--state_dir=" + dir.path + "/scanner",
+             "--registry_insecure_hosts=" + (*registry)->host()},
+            scanner);
+  ASSERT_GT(git.grpc_port, 0);
+  ASSERT_GT(scanner.grpc_port, 0);
+  StartArgv({FERRY_API_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+             "--git_writer_address=" + git.GrpcTarget(),
+             "--registry_scanner_address=" + scanner.GrpcTarget(),
+             "--cluster_syncer_address=127.0.0.1:1"},
+            api);
+  ASSERT_GT(api.grpc_port, 0);
+  auto stub = ferry::v1::Ferry::NewStub(api.Channel());
+  ferry::v1::ListImagesRequest request;
+  request.set_workload("shop:deployment/app");
+  ferry::v1::ListImagesResponse response;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  grpc::Status s = stub->ListImages(&ctx, request, &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(response.workloads_size(), 1);
+  ASSERT_EQ(response.workloads(0).containers_size(), 2);
+  const ferry::v1::ContainerImages& app = response.workloads(0).containers(0);
+  EXPECT_EQ(app.container(), "app");
+  EXPECT_EQ(app.repository(), image);
+  EXPECT_EQ(app.tag_filter(), "semver:~1.0");
+  EXPECT_TRUE(app.error().empty()) << app.error();
+  std::vector<std::string> order;
+  std::vector<std::string> passing;
+  for (const auto& t : app.tags()) {
+    order.push_back(t.info().tag());
+    if (t.matches_filter()) passing.push_back(t.info().tag());
+    EXPECT_EQ(t.current(), t.info().tag() == "1.0.0") << t.info().tag();
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"1.1.0", "1.0.1", "1.0.0"}));  // versions only
+  EXPECT_EQ(passing, (std::vector<std::string>{"1.0.1", "1.0.0"}));
+  EXPECT_EQ(app.latest_filtered(), "1.0.1");
+  EXPECT_EQ(app.filtered(), 2);
+  const ferry::v1::ContainerImages& proxy = response.workloads(0).containers(1);
+  EXPECT_EQ(proxy.tag_filter(), "glob:*");
+  EXPECT_EQ(proxy.tags_size(), 4);  // by creation time, all of them
+  EXPECT_EQ(proxy.filtered(), 3);   // "latest" only passes a filter that names it
+
+  // A limit, a workload that is not in git, a malformed id.
+  request.set_limit(1);
+  grpc::ClientContext limited_ctx;
+  ferry::v1::ListImagesResponse limited;
+  ASSERT_TRUE(stub->ListImages(&limited_ctx, request, &limited).ok());
+  EXPECT_EQ(limited.workloads(0).containers(0).tags_size(), 1);
+  EXPECT_EQ(limited.workloads(0).containers(0).omitted(), 2);
+  request.set_workload("shop:deployment/nope");
+  grpc::ClientContext missing_ctx;
+  EXPECT_EQ(stub->ListImages(&missing_ctx, request, &limited).error_code(), grpc::StatusCode::NOT_FOUND);
+  request.set_workload("nope");
+  grpc::ClientContext bad_ctx;
+  EXPECT_EQ(stub->ListImages(&bad_ctx, request, &limited).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+
+constexpr char kImageConfig[] =
+    R"({"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z"})";
+
+std::string Deployment(const std::string& ns, const std::string& name, const std::string& image,
+                       const std::string& annotations = "") {
+  return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + name + "\n  namespace: " +
+         ns + "\n" + (annotations.empty() ? "" : "  annotations:\n" + annotations) +
+         "spec:\n  replicas: 0\n  selector: {matchLabels: {app: " + name + "}}\n  template:\n"
+         "    metadata: {labels: {app: " + name + "}}\n    spec:\n      containers:\n"
+         "      - name: app\n        image: " + image + "\n";
+}
+
+// The four services on loopback in front of a real registry, git repo and cluster.
+struct Stack {
+  TempDir dir;
+  std::unique_ptr<testing::RegistryServer> registry;
+  std::unique_ptr<testing::GitRepo> repo;
+  Running git, syncer, scanner, api;
+  std::unique_ptr<ferry::v1::Ferry::Stub> stub;
+
+  // Starts (or restarts) the api with `extra` flags.
+  void StartApi(const std::vector<std::string>& extra) {
+    api.process.reset();
+    std::vector<std::string> argv = {FERRY_API_BIN, "--grpc_address=127.0.0.1:0",
+                                     "--metrics_address=127.0.0.1:0",
+                                     "--git_writer_address=" + git.GrpcTarget(),
+                                     "--registry_scanner_address=" + scanner.GrpcTarget(),
+                                     "--cluster_syncer_address=" + syncer.GrpcTarget()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    StartArgv(argv, api);
+    stub = ferry::v1::Ferry::NewStub(api.Channel());
+  }
+
+  // Follows a job to its end.
+  ferry::v1::Job Follow(const std::string& id) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(90));
+    ferry::v1::GetJobRequest request;
+    request.set_id(id);
+    auto stream = stub->WatchJob(&ctx, request);
+    ferry::v1::Job job, last;
+    while (stream->Read(&job)) last = job;
+    grpc::Status s = stream->Finish();
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return last;
+  }
+
+  grpc::Status Release(const ferry::v1::ReleaseSpec& spec, ferry::v1::Job* job) {
+    ferry::v1::ReleaseRequest request;
+    *request.mutable_spec() = spec;
+    request.mutable_cause()->set_user("Alice <alice@example.com>");
+    request.mutable_cause()->set_message("ci build 7");
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    return stub->Release(&ctx, request, job);
+  }
+};
+
+// Starts registry, git repo (with `files`), git-writer, scanner, syncer for `sync_set`.
+void StartStack(Stack& stack, const std::map<std::string, std::string>& files,
+                const std::string& sync_set, const std::vector<std::string>& scanner_args = {}) {
+  auto cluster = testing::SharedKubeCluster();
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  auto repo = testing::GitRepo::Create(files);
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  stack.repo = *std::move(repo);
+  StartGitWriterAndSyncer(*stack.repo, **cluster, {"--sync_set=" + sync_set}, stack.git,
+                          stack.syncer);
+  ASSERT_GT(stack.syncer.grpc_port, 0);
+  std::vector<std::string> argv = {FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0",
+                                   "--metrics_address=127.0.0.1:0",
+                                   "--state_dir=" + stack.dir.path + "/scanner",
+                                   "--registry_insecure_hosts=" + stack.registry->host()};
+  argv.insert(argv.end(), scanner_args.begin(), scanner_args.end());
+  StartArgv(argv, stack.scanner);
+  ASSERT_GT(stack.scanner.grpc_port, 0);
+  std::optional<ferry::v1::SyncResult> first = FirstSync(stack.syncer);
+  ASSERT_TRUE(first.has_value()) << stack.syncer.process->Output();
+  ASSERT_EQ(first->failed(), 0) << first->DebugString();
+}
+
+std::string Image(const Stack& stack, const std::string& repository, const std::string& tag) {
+  return stack.registry->host() + "/" + repository + ":" + tag;
+}
+
+// A release from request to running spec: plan, commit with note, apply, rollout; the locked
+// workload is skipped until forced; policies; the job survives an api restart.
+TEST(ApiBinaryTest, ReleasesThroughGitIntoTheClusterAndAnswersForJobsAfterARestart) {
+  Stack stack;
+  auto registry = testing::RegistryServer::Start(stack.dir.path + "/registry");
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  stack.registry = *std::move(registry);
+  for (const char* tag : {"1.0.0", "1.1.0"}) {
+    ASSERT_TRUE(stack.registry->PushImage("team/web", tag, kImageConfig).ok());
+  }
+  const std::string old_image = Image(stack, "team/web", "1.0.0");
+  StartStack(stack,
+             {{"ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: rel}\n"},
+              {"apps/web.yaml", "# the shop's front end\n" + Deployment("rel", "web", old_image)},
+              {"apps/frozen.yaml",
+               Deployment("rel", "frozen", old_image,
+                          "    ferry.dev/locked: \"true\"\n    ferry.dev/locked_msg: freeze\n")}},
+             "rel");
+  if (HasFatalFailure()) return;
+  stack.StartApi({"--no_automation"});
+  ASSERT_GT(stack.api.grpc_port, 0);
+
+  ferry::v1::ReleaseSpec spec;
+  spec.set_all_workloads(true);
+  spec.set_image(Image(stack, "team/web", "1.1.0"));
+  spec.set_wait_rollout(true);
+  spec.set_rollout_timeout_seconds(60);
+  ferry::v1::Job submitted;
+  grpc::Status s = stack.Release(spec, &submitted);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ferry::v1::Job done = stack.Follow(submitted.id());
+  ASSERT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.DebugString()
+                                                          << stack.api.process->Output();
+  const std::string revision = stack.repo->Head();
+  EXPECT_EQ(done.revision(), revision) << "the commit was pushed upstream";
+  std::vector<ferry::v1::JobStageKind> stages;
+  for (const auto& stage : done.stages()) stages.push_back(stage.kind());
+  EXPECT_EQ(stages.front(), ferry::v1::JOB_STAGE_KIND_SUBMITTED);
+  EXPECT_EQ(stages[2], ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED);
+  EXPECT_EQ(stages[3], ferry::v1::JOB_STAGE_KIND_APPLIED);
+  EXPECT_EQ(stages[4], ferry::v1::JOB_STAGE_KIND_ROLLOUT);
+  EXPECT_EQ(stages.back(), ferry::v1::JOB_STAGE_KIND_DONE);
+  ASSERT_EQ(done.results_size(), 2);
+  EXPECT_EQ(done.results(0).workload(), "rel:deployment/frozen");
+  EXPECT_EQ(done.results(0).status(), ferry::v1::WORKLOAD_RESULT_STATUS_SKIPPED);
+  EXPECT_EQ(done.results(0).reason(), "locked");
+  EXPECT_EQ(done.results(1).status(), ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS);
+
+  // Git: only the image's bytes changed, the comment stays; the author and the note.
+  EXPECT_EQ(stack.repo->Show(revision, "apps/web.yaml"),
+            "# the shop's front end\n" + Deployment("rel", "web", Image(stack, "team/web", "1.1.0")));
+  EXPECT_EQ(stack.repo->Git("diff --stat HEAD~1 HEAD -- apps/frozen.yaml"), "");
+  EXPECT_EQ(stack.repo->Git("log -1 --format=%an%n%s " + revision),
+            "Alice\nRelease " + Image(stack, "team/web", "1.1.0") + " to rel:deployment/web\n");
+  stack.repo->Git("fetch -q origin refs/notes/ferry:refs/notes/ferry");
+  EXPECT_TRUE(absl::StrContains(stack.repo->Git("notes --ref=ferry show " + revision),
+                                submitted.id()));
+  // The cluster runs it.
+  auto cluster = testing::SharedKubeCluster();
+  EXPECT_EQ((*cluster)->Kubectl("-n rel get deploy web -o jsonpath={.spec.template.spec.containers[0].image}"),
+            Image(stack, "team/web", "1.1.0"));
+
+  // An image the registry does not have: refused, nothing written.
+  spec.set_image(Image(stack, "team/web", "9.9.9"));
+  ferry::v1::Job refused;
+  EXPECT_EQ(stack.Release(spec, &refused).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(stack.repo->Head(), revision);
+
+  // Forced: the locked workload moves too.
+  spec.set_image(Image(stack, "team/web", "1.1.0"));
+  spec.set_force(true);
+  spec.set_wait_rollout(false);
+  ASSERT_TRUE(stack.Release(spec, &submitted).ok());
+  done = stack.Follow(submitted.id());
+  ASSERT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.DebugString();
+  EXPECT_EQ(done.results(0).status(), ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS);
+  EXPECT_EQ(done.results(1).reason(), "image up to date");
+  const std::string forced_job = submitted.id();
+
+  // Policy: automate with a semver filter, in one commit.
+  ferry::v1::UpdatePolicyRequest policy;
+  auto* changes = policy.add_changes();
+  changes->set_workload("rel:deployment/web");
+  changes->add_changes()->set_automate(true);
+  auto* filter = changes->add_changes()->mutable_set_tag_filter();
+  filter->set_container("app");
+  filter->set_pattern("semver:~1");
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stack.stub->UpdatePolicy(&ctx, policy, &submitted).ok());
+  }
+  done = stack.Follow(submitted.id());
+  ASSERT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.DebugString();
+  const std::string web = stack.repo->Show(stack.repo->Head(), "apps/web.yaml");
+  EXPECT_TRUE(absl::StrContains(web, "ferry.dev/automated: \"true\"")) << web;
+  EXPECT_TRUE(absl::StrContains(web, "ferry.dev/tag.app: semver:~1")) << web;
+  EXPECT_TRUE(absl::StrContains(
+      (*cluster)->Kubectl("-n rel get deploy web -o jsonpath={.metadata.annotations}"),
+      "\"ferry.dev/automated\":\"true\""))
+      << "the policy is applied to the cluster too";
+
+  // Versions of everything behind the api.
+  {
+    grpc::ClientContext ctx;
+    ferry::v1::VersionInfo version;
+    ASSERT_TRUE(stack.stub->GetVersion(&ctx, {}, &version).ok());
+    EXPECT_FALSE(version.version().empty());
+    for (const char* service : {"git-writer", "registry-scanner", "cluster-syncer"}) {
+      EXPECT_EQ(version.services().at(service), version.version()) << service;
+    }
+  }
+
+  // A new api process knows the finished jobs from the git notes.
+  stack.StartApi({"--no_automation"});
+  ASSERT_GT(stack.api.grpc_port, 0);
+  ferry::v1::GetJobRequest get;
+  get.set_id(forced_job);
+  ferry::v1::Job recovered;
+  grpc::ClientContext get_ctx;
+  s = stack.stub->GetJob(&get_ctx, get, &recovered);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(recovered.state(), ferry::v1::JOB_STATE_SUCCEEDED);
+  EXPECT_TRUE(recovered.release_spec().force());
+  EXPECT_EQ(recovered.results_size(), 2);
+  grpc::ClientContext list_ctx;
+  ferry::v1::ListJobsResponse jobs;
+  ASSERT_TRUE(stack.stub->ListJobs(&list_ctx, {}, &jobs).ok());
+  EXPECT_EQ(jobs.jobs_size(), 3) << "two releases and a policy change committed";
+}
+
+// Automation end to end: a tag pushed to the registry reaches the cluster through the
+// registry's notification, the scanner's event, the api's automated release, git and the
+// syncer; nothing polls (every interval is an hour).
+TEST(ApiBinaryTest, AutomationReleasesANewlyPushedTag) {
+  Stack stack;
+  const int webhook_port = testing::FreeLoopbackPort();
+  std::ofstream(stack.dir.path + "/secret") << "hook-secret\n";
+  auto registry = testing::RegistryServer::StartWithNotifications(
+      stack.dir.path + "/registry",
+      "http://127.0.0.1:" + std::to_string(webhook_port) + "/webhook", "hook-secret");
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  stack.registry = *std::move(registry);
+  ASSERT_TRUE(stack.registry->PushImage("team/auto", "1.0.0", kImageConfig).ok());
+  StartStack(stack,
+             {{"ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: auto}\n"},
+              {"apps/auto.yaml",
+               Deployment("auto", "auto", Image(stack, "team/auto", "1.0.0"),
+                          "    ferry.dev/automated: \"true\"\n    ferry.dev/tag.app: semver:~1\n")}},
+             "auto",
+             {"--scan_interval=1h", "--webhook_address=127.0.0.1:" + std::to_string(webhook_port),
+              "--webhook_secret_path=" + stack.dir.path + "/secret"});
+  if (HasFatalFailure()) return;
+  stack.StartApi({"--automation_interval=1h"});
+  ASSERT_GT(stack.api.grpc_port, 0);
+
+  // The api's first pass hands the repository to the scanner.
+  const std::string repository = stack.registry->host() + "/team/auto";
+  auto scanner = ferry::v1::RegistryScanner::NewStub(stack.scanner.Channel());
+  const absl::Time give_up = absl::Now() + absl::Seconds(30);
+  bool watched = false;
+  while (!watched && absl::Now() < give_up) {
+    grpc::ClientContext ctx;
+    ferry::v1::StatusResponse status;
+    if (scanner->Status(&ctx, {}, &status).ok()) {
+      for (const auto& r : status.repositories()) watched |= r.repository() == repository;
+    }
+    if (!watched) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(watched) << stack.api.process->Output();
+
+  // 2.0.0 does not pass semver:~1; 1.1.0 does.
+  ASSERT_TRUE(stack.registry->PushImage("team/auto", "2.0.0", kImageConfig).ok());
+  const absl::Time pushed = absl::Now();
+  ASSERT_TRUE(stack.registry->PushImage("team/auto", "1.1.0", kImageConfig).ok());
+  auto cluster = testing::SharedKubeCluster();
+  const std::string want = Image(stack, "team/auto", "1.1.0");
+  std::string running;
+  while (absl::Now() < pushed + absl::Seconds(60)) {
+    running = (*cluster)->Kubectl(
+        "-n auto get deploy auto -o jsonpath={.spec.template.spec.containers[0].image}");
+    if (running == want) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(running, want) << stack.api.process->Output() << stack.scanner.process->Output();
+  std::cerr << "push -> running spec: " << absl::FormatDuration(absl::Now() - pushed) << "\n";
+  EXPECT_EQ(stack.repo->Git("log -1 --format=%s"), "Auto-release " + want + "\n");
+
+  grpc::ClientContext ctx;
+  ferry::v1::ListJobsResponse jobs;
+  ASSERT_TRUE(stack.stub->ListJobs(&ctx, {}, &jobs).ok());
+  ASSERT_GE(jobs.jobs_size(), 1);
+  EXPECT_EQ(jobs.jobs(0).kind(), ferry::v1::JOB_KIND_AUTOMATED_RELEASE);
+  auto metrics = testing::HttpGet("http://127.0.0.1:" + std::to_string(stack.api.metrics_port) +
+                                  "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_automation_releases_total 1"))
+      << metrics->body;
+  EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_workloads{policy=\"automated\"} 1"));
+}
+
+}  // namespace
+}  // namespace ferry

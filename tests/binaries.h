@@ -1,0 +1,122 @@
+// Running Ferry's binaries in cross-process tests: each started as a process on loopback
+// port 0, its ports read from its "listening" log line. Included by the tests/*_test.cc
+// files, which are compiled with the binaries' paths (FERRY_*_BIN).
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/time/time.h"
+#include "ferry/v1/cluster_syncer.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "tests/support/git_repo.h"
+#include "tests/support/kube.h"
+#include "tests/support/subprocess.h"
+
+namespace ferry::testing {
+
+inline const absl::Duration kStartTimeout = absl::Seconds(20);
+
+// A temporary folder, removed with its contents.
+struct TempDir {
+  TempDir() {
+    char tmpl[] = "/tmp/ferry-binary-test-XXXXXX";
+    path = mkdtemp(tmpl) ? tmpl : "";
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove_all(path, ec);
+  }
+  std::string path;
+};
+
+// A running binary with the ports it logged.
+struct Running {
+  std::unique_ptr<TempDir> state;          // --state_dir
+  std::unique_ptr<testing::GitRepo> repo;  // for git-writer
+  std::unique_ptr<Subprocess> process;
+  int grpc_port = 0;
+  int metrics_port = 0;
+
+  std::string GrpcTarget() const { return "127.0.0.1:" + std::to_string(grpc_port); }
+  std::shared_ptr<grpc::Channel> Channel() const {
+    return grpc::CreateChannel(GrpcTarget(), grpc::InsecureChannelCredentials());
+  }
+};
+
+// Starts `argv` and waits for its "listening" line with the bound ports.
+inline void StartArgv(const std::vector<std::string>& argv, Running& r) {
+  auto process = Subprocess::Start(argv);
+  EXPECT_TRUE(process.ok()) << process.status();
+  if (!process.ok()) return;
+  r.process = *std::move(process);
+  std::optional<std::string> line = r.process->WaitForLine(
+      [](const std::string& l) {
+        return absl::StrContains(l, " listening ") && absl::StrContains(l, "grpc_port=");
+      },
+      kStartTimeout);
+  EXPECT_TRUE(line.has_value()) << r.process->Output();
+  if (!line) return;
+  r.grpc_port = IntField(*line, "grpc_port").value_or(0);
+  r.metrics_port = IntField(*line, "metrics_port").value_or(0);
+  EXPECT_GT(r.grpc_port, 0) << *line;
+  EXPECT_GT(r.metrics_port, 0) << *line;
+}
+
+// The health status the server reports for `service` ("" for the whole server).
+inline grpc::health::v1::HealthCheckResponse::ServingStatus CheckHealth(const Running& r,
+                                                                       const std::string& service) {
+  using grpc::health::v1::Health;
+  using grpc::health::v1::HealthCheckRequest;
+  using grpc::health::v1::HealthCheckResponse;
+
+  auto stub = Health::NewStub(r.Channel());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  HealthCheckRequest request;
+  request.set_service(service);
+  HealthCheckResponse response;
+  grpc::Status status = stub->Check(&ctx, request, &response);
+  EXPECT_TRUE(status.ok()) << service << ": " << status.error_message();
+  return response.status();
+}
+
+// A real git-writer on `repo` and a cluster-syncer on `cluster` with `syncer_args`.
+inline void StartGitWriterAndSyncer(const testing::GitRepo& repo, const testing::KubeCluster& cluster,
+                             const std::vector<std::string>& syncer_args, Running& git,
+                             Running& syncer) {
+  StartArgv({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+             "--git_url=" + repo.url(), "--state_dir=" + repo.dir() + "/state",
+             "--git_poll_interval=1h"},
+            git);
+  if (git.grpc_port == 0) return;
+  std::vector<std::string> argv = {FERRY_CLUSTER_SYNCER_BIN, "--grpc_address=127.0.0.1:0",
+                                   "--metrics_address=127.0.0.1:0",
+                                   "--kubeconfig=" + cluster.kubeconfig(),
+                                   "--git_writer_address=" + git.GrpcTarget(),
+                                   "--sync_interval=1h"};
+  argv.insert(argv.end(), syncer_args.begin(), syncer_args.end());
+  StartArgv(argv, syncer);
+}
+
+// The first sync result a running cluster-syncer reports (waiting up to 60 s).
+inline std::optional<ferry::v1::SyncResult> FirstSync(const Running& syncer) {
+  auto stub = ferry::v1::ClusterSyncer::NewStub(syncer.Channel());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto watch = stub->WatchSync(&ctx, {});
+  ferry::v1::SyncResult result;
+  if (!watch->Read(&result)) return std::nullopt;
+  ctx.TryCancel();
+  return result;
+}
+
+}  // namespace ferry::testing
