@@ -8,7 +8,6 @@
 #include <thread>
 
 #include "absl/strings/match.h"
-#include "absl/strings/str_replace.h"
 #include "ferry/v1/api.grpc.pb.h"
 #include "ferry/v1/registry_scanner.grpc.pb.h"
 #include "tests/binaries.h"
@@ -25,30 +24,23 @@ using testing::StartArgv;
 using testing::StartGitWriterAndSyncer;
 using testing::TempDir;
 
-constexpr char kSyncedApp[] = R"(apiVersion: v1
-kind: Namespace
-metadata: {name: e2e}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: e2e}
-spec:
-  replicas: 0
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        image: registry.example.com/team/web:1.0.0
-)";
+
+std::string Deployment(const std::string& ns, const std::string& name, const std::string& image,
+                       const std::string& annotations = "") {
+  return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + name + "\n  namespace: " +
+         ns + "\n" + (annotations.empty() ? "" : "  annotations:\n" + annotations) +
+         "spec:\n  replicas: 0\n  selector: {matchLabels: {app: " + name + "}}\n  template:\n"
+         "    metadata: {labels: {app: " + name + "}}\n    spec:\n      containers:\n"
+         "      - name: app\n        image: " + image + "\n";
+}
 
 // ferry-api over TLS with tokens, in front of a real git-writer and cluster-syncer: workloads
 // from git merged with their state in the cluster.
 TEST(ApiBinaryTest, ListsWorkloadsFromGitAndClusterOverTlsWithTokens) {
   auto cluster = testing::SharedKubeCluster();
   ASSERT_TRUE(cluster.ok()) << cluster.status();
-  const std::string app = absl::StrReplaceAll(kSyncedApp, {{"e2e", "api-e2e"}});
+  const std::string app = "apiVersion: v1\nkind: Namespace\nmetadata: {name: api-e2e}\n---\n" +
+                          Deployment("api-e2e", "web", "registry.example.com/team/web:1.0.0");
   auto repo = testing::GitRepo::Create({{"apps/web.yaml", app}});
   ASSERT_TRUE(repo.ok()) << repo.status();
   Running git, syncer;
@@ -205,15 +197,6 @@ TEST(ApiBinaryTest, ListsImagesUnderEachContainersFilter) {
 
 constexpr char kImageConfig[] =
     R"({"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z"})";
-
-std::string Deployment(const std::string& ns, const std::string& name, const std::string& image,
-                       const std::string& annotations = "") {
-  return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + name + "\n  namespace: " +
-         ns + "\n" + (annotations.empty() ? "" : "  annotations:\n" + annotations) +
-         "spec:\n  replicas: 0\n  selector: {matchLabels: {app: " + name + "}}\n  template:\n"
-         "    metadata: {labels: {app: " + name + "}}\n    spec:\n      containers:\n"
-         "      - name: app\n        image: " + image + "\n";
-}
 
 // The four services on loopback in front of a real registry, git repo and cluster.
 struct Stack {

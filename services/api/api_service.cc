@@ -115,6 +115,13 @@ grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
     w.set_read_only(ferry::v1::READ_ONLY_REASON_NOT_IN_REPO);
     out.push_back(std::move(w));
   }
+  if (!request->namespace_().empty() && in_git.workloads().empty() && cluster_known &&
+      running.empty() && out.empty()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("namespace ", request->namespace_(),
+                                     " has no workloads, in git or in the cluster; check its "
+                                     "spelling (ferryctl list-workloads -a lists every one)"));
+  }
   std::sort(out.begin(), out.end(),
             [](const ferry::v1::Workload& a, const ferry::v1::Workload& b) { return a.id() < b.id(); });
   for (ferry::v1::Workload& w : out) *response->add_workloads() = std::move(w);
@@ -208,6 +215,10 @@ grpc::Status ApiService::ListImages(grpc::ServerContext* context,
   if (!found) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND,
                         absl::StrCat("workload ", request->workload(), " is not in the repository"));
+  }
+  if (request->workload().empty() && !ns.empty() && in_git.workloads().empty()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("namespace ", ns, " has no workloads in the repository"));
   }
   return grpc::Status::OK;
 }

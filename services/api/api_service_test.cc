@@ -551,6 +551,28 @@ TEST_F(ApiServiceTest, AutomationReleasesEveryNewerTagInOneCommitAndWatchesTheRe
             1);
 }
 
+TEST_F(ApiServiceTest, AnUnknownNamespaceIsNotFound) {
+  ON_CALL(git_, ListWorkloads(_, _, _)).WillByDefault(Return(grpc::Status::OK));
+  ON_CALL(cluster_, ListWorkloads(_, _, _)).WillByDefault(Return(grpc::Status::OK));
+  ferry::v1::ListWorkloadsRequest request;
+  request.set_namespace_("defualt");
+  ferry::v1::ListWorkloadsResponse response;
+  grpc::ClientContext ctx;
+  grpc::Status s = stub_->ListWorkloads(&ctx, request, &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("namespace defualt has no workloads"));
+  ferry::v1::ListImagesRequest images;
+  images.set_namespace_("defualt");
+  ferry::v1::ListImagesResponse listed;
+  grpc::ClientContext images_ctx;
+  EXPECT_EQ(stub_->ListImages(&images_ctx, images, &listed).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  // Every namespace: an empty answer is an answer.
+  request.clear_namespace_();
+  grpc::ClientContext all_ctx;
+  EXPECT_TRUE(stub_->ListWorkloads(&all_ctx, request, &response).ok());
+}
+
 TEST(JobStoreTest, HistoryIsBoundedAndKeepsRunningJobs) {
   prometheus::Registry registry;
   JobMetrics metrics(registry);
