@@ -128,14 +128,31 @@ echo "head: $("$reflect" -plaintext 127.0.0.1:3031 ferry.v1.GitWriter/Head | tr 
 echo "workloads:"
 "$reflect" -plaintext 127.0.0.1:3031 ferry.v1.GitWriter/ListWorkloads |
   grep -E '"(id|image)"' | sed 's/^ */  /'
-echo "release default:deployment/helloworld helloworld -> master-a000002:"
-"$reflect" -plaintext -d '{"edits":[{"workload":"default:deployment/helloworld","image":{"container":"helloworld","fromImage":"quay.io/weaveworks/helloworld:master-a000001","toImage":"quay.io/weaveworks/helloworld:master-a000002"}}],"cause":{"user":"Local Demo <demo@localhost>"}}' \
-  127.0.0.1:3031 ferry.v1.GitWriter/ApplyUpdates | grep -E '"(revision|retries)"' | sed 's/^ */  /'
+echo "== a release through the public api: a job, followed with WatchJob"
+echo "(forced: the example images live on quay.io, which this local demo does not reach)"
+job="$("$reflect" -plaintext -d '{"spec":{"workloads":["default:deployment/helloworld"],"image":"quay.io/weaveworks/helloworld:master-a000002","force":true},"cause":{"user":"Local Demo <demo@localhost>","message":"released by run-local.sh"}}' \
+  127.0.0.1:3030 ferry.v1.Ferry/Release | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
+echo "job: $job"
+"$reflect" -plaintext -d "{\"id\":\"$job\"}" 127.0.0.1:3030 ferry.v1.Ferry/WatchJob >/dev/null
+"$reflect" -plaintext -d "{\"id\":\"$job\"}" 127.0.0.1:3030 ferry.v1.Ferry/GetJob | python3 -c '
+import datetime, json, sys
+job = json.load(sys.stdin)
+t0 = None
+for stage in job["stages"]:
+    sec = datetime.datetime.fromisoformat(stage["time"]).timestamp()
+    t0 = sec if t0 is None else t0
+    print("  %-28s +%5.0f ms  %s %s" % (stage["kind"].replace("JOB_STAGE_KIND_", "").lower(),
+          (sec - t0) * 1000, stage.get("message", ""), stage.get("revision", "")[:12]))
+for r in job.get("results", []):
+    print("  %-40s %s %s" % (r["workload"], r["status"].replace("WORKLOAD_RESULT_STATUS_", ""),
+          ", ".join(u["container"] + ": " + u["toImage"] for u in r.get("updates", [])) or r.get("reason", "")))
+print("  state: " + job["state"].replace("JOB_STATE_", ""))
+'
 echo "upstream now:"
 git -C "$repo" log --format='  %h %an: %s' -2
 git -C "$repo" show --format= HEAD | grep -E '^[-+] ' | sed 's/^/  /'
 echo
-echo "== cluster-syncer follows each new head (WatchHead); SyncNow applies the head again (unchanged objects are not written)"
+echo "== the job applied its commit; SyncNow applies the head again (unchanged objects are not written)"
 "$reflect" -plaintext 127.0.0.1:3033 ferry.v1.ClusterSyncer/SyncNow |
   grep -E '"(revision|applied|unchanged|failed)"' | sed 's/^ */  /'
 echo "workloads through the public api (git merged with the cluster):"
