@@ -372,6 +372,16 @@ TEST(ApiBinaryTest, ReleasesThroughGitIntoTheClusterAndAnswersForJobsAfterAResta
       "\"ferry.dev/automated\":\"true\""))
       << "the policy is applied to the cluster too";
 
+  // A sync job: fetch now, apply the head.
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stack.stub->Sync(&ctx, {}, &submitted).ok());
+  }
+  done = stack.Follow(submitted.id());
+  ASSERT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.DebugString();
+  EXPECT_EQ(done.revision(), stack.repo->Head());
+  EXPECT_EQ(done.results_size(), 0) << "no resource failed";
+
   // Versions of everything behind the api.
   {
     grpc::ClientContext ctx;

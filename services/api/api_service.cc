@@ -103,6 +103,7 @@ grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
                                                       : "the cluster state is not known");
     }
     if (!cluster_known) w.set_read_only(ferry::v1::READ_ONLY_REASON_NOT_READY);
+    if (in_git.readonly()) w.set_read_only(ferry::v1::READ_ONLY_REASON_READ_ONLY_MODE);
     if (auto e = sync_errors.find(g.id()); e != sync_errors.end()) w.set_sync_error(e->second);
     out.push_back(std::move(w));
   }

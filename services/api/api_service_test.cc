@@ -551,6 +551,31 @@ TEST_F(ApiServiceTest, AutomationReleasesEveryNewerTagInOneCommitAndWatchesTheRe
             1);
 }
 
+TEST_F(ApiServiceTest, ReadOnlyGitMeansReadOnlyWorkloadsAndNoReleases) {
+  in_git_.set_readonly(true);
+  ON_CALL(git_, ListWorkloads(_, _, _))
+      .WillByDefault(DoAll(::testing::SetArgPointee<2>(in_git_), Return(grpc::Status::OK)));
+  ferry::v1::ListWorkloadsResponse listed;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->ListWorkloads(&ctx, {}, &listed).ok());
+  }
+  ASSERT_EQ(listed.workloads_size(), 2);
+  EXPECT_EQ(listed.workloads(0).read_only(), ferry::v1::READ_ONLY_REASON_READ_ONLY_MODE);
+  ferry::v1::Job job;
+  ASSERT_TRUE(Release(AllTo("1.1.0"), &job).ok());
+  ferry::v1::Job done = Follow(job.id());
+  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_FAILED);
+  EXPECT_THAT(done.error(), ::testing::HasSubstr("read-only"));
+  ferry::v1::ReleaseSpec dry = AllTo("1.1.0");
+  dry.set_dry_run(true);
+  ASSERT_TRUE(Release(dry, &job).ok());
+  done = Follow(job.id());
+  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(done.results(0).status(), ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS);
+  EXPECT_TRUE(applied_.empty());
+}
+
 TEST_F(ApiServiceTest, AnUnknownNamespaceIsNotFound) {
   ON_CALL(git_, ListWorkloads(_, _, _)).WillByDefault(Return(grpc::Status::OK));
   ON_CALL(cluster_, ListWorkloads(_, _, _)).WillByDefault(Return(grpc::Status::OK));

@@ -132,6 +132,10 @@ void Executor::RunRelease(const ferry::v1::Job& job) {
   store_.AddStage(id, ferry::v1::JOB_STAGE_KIND_PLANNING, "reading git, the cluster and the registry");
   absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git = GitWorkloads();
   if (!in_git.ok()) return store_.Finish(id, std::string(in_git.status().message()));
+  if (in_git->readonly() && !spec.dry_run()) {
+    return store_.Finish(id, "git-writer runs read-only (--git_readonly): nothing can be released; "
+                             "a dry run still plans");
+  }
   std::map<std::string, bool> running;
   {
     ferry::v1::ListClusterWorkloadsResponse in_cluster;
@@ -150,6 +154,9 @@ void Executor::RunRelease(const ferry::v1::Job& job) {
   std::vector<ferry::v1::Edit> edits = plan.Edits();
   if (edits.empty()) {
     return store_.Finish(id, "", "nothing to release: no workload needs a change");
+  }
+  if (in_git->readonly()) {
+    return store_.Finish(id, "", "dry run, planned only: git-writer runs read-only");
   }
   CommitAndApply(job, plan.results, edits, ReleaseMessage(spec, plan.results, job.cause()),
                  spec.wait_rollout(), spec.rollout_timeout_seconds());

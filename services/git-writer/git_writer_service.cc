@@ -178,6 +178,7 @@ grpc::Status GitWriterService::ListWorkloads(grpc::ServerContext*,
   absl::StatusOr<std::shared_ptr<const Index>> index = writer_.IndexAt(request->revision());
   if (!index.ok()) return ToGrpcStatus(index.status());
   response->set_revision((*index)->revision);
+  response->set_readonly(options_.readonly);
   for (const manifest::Resource& r : (*index)->loaded.resources) {
     if (!manifest::IsWorkloadKind(r.kind)) continue;
     if (!request->namespace_().empty() && r.namespace_ != request->namespace_()) continue;

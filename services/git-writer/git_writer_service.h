@@ -13,6 +13,7 @@ struct ServiceOptions {
   std::string branch;
   std::string sync_tag = "ferry-sync";
   std::string ssh_key_path;  // empty: no deploy key configured
+  bool readonly = false;     // --git_readonly: reported with the workload index
 };
 
 class GitWriterService final : public ferry::v1::GitWriter::Service {

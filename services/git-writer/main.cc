@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
   Writer writer(**repo, config->writer, metrics);
   ferry::runtime::Poller poller(config->poll_interval, [&writer] { (void)writer.Refresh(); });
   GitWriterService service(writer, {config->repository.branch, config->sync_tag,
-                                    config->ssh_key_path});
+                                    config->ssh_key_path, config->writer.readonly});
   return ferry::runtime::ServeUntilSignal(
       config->server, {{&service, ferry::v1::GitWriter::service_full_name()}}, registry);
 }
