@@ -15,6 +15,7 @@ enum ExitCode : int {
   kExitDenied = 4,            // UNAUTHENTICATED or PERMISSION_DENIED
   kExitUnavailable = 5,       // the server cannot be reached (UNAVAILABLE, DEADLINE_EXCEEDED)
   kExitConflict = 6,          // ABORTED / FAILED_PRECONDITION: state changed or forbids it
+  kExitJobFailed = 7,         // a release/policy/sync job failed, or a workload in it failed
 };
 
 // The exit code for a failed status.

@@ -3,20 +3,10 @@
 #include <iostream>
 #include <memory>
 
+#include "cli/commands.h"
 #include "cli/manifests.h"
 
 namespace ferry::cli {
-namespace {
-
-std::string DefaultUser() {
-  for (const char* var : {"FERRY_USER", "GIT_AUTHOR_NAME", "USER"}) {
-    const char* v = std::getenv(var);
-    if (v != nullptr && *v != '\0') return v;
-  }
-  return "";
-}
-
-}  // namespace
 
 void AddManifestsCommands(CLI::App& app, int& exit_code) {
   CLI::App* manifests = app.add_subcommand(

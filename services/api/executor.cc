@@ -304,8 +304,8 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
   const std::string revision = applied.revision();
   store_.AddStage(id, ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED,
                   applied.retries() > 0
-                      ? absl::StrCat("pushed after ", applied.retries(), " retry(ies): upstream moved")
-                      : "pushed",
+                      ? absl::StrCat("after ", applied.retries(), " retry(ies): upstream moved")
+                      : "",
                   revision);
 
   absl::StatusOr<ferry::v1::SyncResult> synced = Apply(revision);

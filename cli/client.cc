@@ -1,0 +1,137 @@
+#include "cli/client.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/security/tls_certificate_verifier.h>
+#include <grpcpp/security/tls_credentials_options.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "cli/exit_codes.h"
+#include "lib/manifest/yaml_json.h"
+#include "lib/runtime/proto_time.h"
+#include "lib/status/grpc_status.h"
+#include "nlohmann/json.hpp"
+
+namespace ferry::cli {
+
+void AddClientFlags(CLI::App& app, ClientOptions& options) {
+  app.add_option("--url", options.url, "The api's HOST:PORT")
+      ->envname("FERRY_URL")
+      ->capture_default_str();
+  app.add_option("--token", options.token, "Bearer token (read or write role)")
+      ->envname("FERRY_TOKEN");
+  app.add_flag("--tls", options.tls, "Use TLS, trusting the system's CAs")->envname("FERRY_TLS");
+  app.add_option("--tls-ca-file", options.ca_file, "Use TLS, trusting this CA bundle (PEM)")
+      ->envname("FERRY_TLS_CA_FILE");
+  app.add_flag("--insecure-skip-tls-verify", options.insecure_skip_tls_verify,
+               "Use TLS without checking the server's certificate (testing only)");
+  app.add_option("--timeout", options.timeout, "How long to wait for the api, e.g. 60s, 5m")
+      ->envname("FERRY_TIMEOUT")
+      ->capture_default_str();
+}
+
+absl::StatusOr<absl::Duration> ParseTimeout(const ClientOptions& options) {
+  absl::Duration d;
+  if (!absl::ParseDuration(options.timeout, &d) || d <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--timeout: '", options.timeout, "' is not a positive duration (e.g. 60s, 5m)"));
+  }
+  return d;
+}
+
+absl::StatusOr<std::unique_ptr<ferry::v1::Ferry::StubInterface>> Connect(
+    const ClientOptions& options) {
+  if (options.url.empty() || options.url.find(':') == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--url: '", options.url, "' is not HOST:PORT (e.g. 127.0.0.1:3030); or set FERRY_URL"));
+  }
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (options.insecure_skip_tls_verify) {
+    grpc::experimental::TlsChannelCredentialsOptions tls;
+    tls.set_verify_server_certs(false);
+    tls.set_check_call_host(false);
+    tls.set_certificate_verifier(std::make_shared<grpc::experimental::NoOpCertificateVerifier>());
+    credentials = grpc::experimental::TlsCredentials(tls);
+  } else if (!options.ca_file.empty()) {
+    std::ifstream in(options.ca_file);
+    if (!in) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tls-ca-file: cannot read ", options.ca_file));
+    }
+    std::stringstream pem;
+    pem << in.rdbuf();
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = pem.str();
+    credentials = grpc::SslCredentials(ssl);
+  } else if (options.tls) {
+    credentials = grpc::SslCredentials(grpc::SslCredentialsOptions());
+  } else {
+    credentials = grpc::InsecureChannelCredentials();
+  }
+  return ferry::v1::Ferry::NewStub(grpc::CreateChannel(options.url, credentials));
+}
+
+void PrepareCall(grpc::ClientContext& ctx, const ClientOptions& options, absl::Duration timeout) {
+  ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(timeout));
+  if (!options.token.empty()) ctx.AddMetadata("authorization", "Bearer " + options.token);
+}
+
+int ReportCallError(std::ostream& err, const grpc::Status& status, const ClientOptions& options,
+                    const std::string& what) {
+  err << "ferryctl: " << status.error_message() << "\n";
+  switch (status.error_code()) {
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      err << "ferryctl: no answer within --timeout " << options.timeout << " while " << what
+          << "; the operation may still complete on the server: check with `ferryctl jobs` or "
+             "`ferryctl list-workloads`, or wait longer with --timeout\n";
+      break;
+    case grpc::StatusCode::UNAVAILABLE:
+      err << "ferryctl: cannot reach the api at " << options.url
+          << " (--url / FERRY_URL); is it running, and is TLS (--tls) right?\n";
+      break;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      err << "ferryctl: give a token with --token or FERRY_TOKEN\n";
+      break;
+    default:
+      break;
+  }
+  return ExitCodeFor(FromGrpcStatus(status));
+}
+
+namespace {
+
+std::string ToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions json;
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, json);
+  return out;
+}
+
+}  // namespace
+
+void PrintJson(const google::protobuf::Message& message, std::ostream& out) {
+  out << nlohmann::json::parse(ToJson(message)).dump(2) << "\n";
+}
+
+void PrintYaml(const google::protobuf::Message& message, std::ostream& out) {
+  out << manifest::JsonToYaml(nlohmann::json::parse(ToJson(message)));
+}
+
+absl::Status ValidateOutput(const std::string& output) {
+  if (output == "table" || output == "json" || output == "yaml") return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("-o: '", output, "' is not an output format; use table, json or yaml"));
+}
+
+std::string Rfc822(const google::protobuf::Timestamp& ts) {
+  if (ts.seconds() == 0 && ts.nanos() == 0) return "";
+  return absl::FormatTime("%d %b %y %H:%M UTC", runtime::FromProtoTimestamp(ts),
+                          absl::UTCTimeZone());
+}
+
+}  // namespace ferry::cli

@@ -1,0 +1,60 @@
+// ferryctl's connection to the api (ferry.v1.Ferry): address, token, TLS and timeout, from
+// flags or FERRY_* environment variables, and what every command shares: the call context,
+// error reporting with exit codes, and json/yaml output of answers.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <ostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "ferry/v1/api.grpc.pb.h"
+
+namespace ferry::cli {
+
+// How to reach the api.
+struct ClientOptions {
+  std::string url = "127.0.0.1:3030";  // HOST:PORT (--url, FERRY_URL)
+  std::string token;                   // bearer token (--token, FERRY_TOKEN)
+  bool tls = false;                    // TLS with the system's roots (--tls)
+  std::string ca_file;                 // TLS with this CA bundle (--tls-ca-file)
+  bool insecure_skip_tls_verify = false;
+  std::string timeout = "60s";         // --timeout, FERRY_TIMEOUT
+};
+
+// Registers --url, --token, --tls, --tls-ca-file, --insecure-skip-tls-verify, --timeout
+// on `app` (inherited by its subcommands).
+void AddClientFlags(CLI::App& app, ClientOptions& options);
+
+// The timeout as a duration; InvalidArgument naming the flag.
+absl::StatusOr<absl::Duration> ParseTimeout(const ClientOptions& options);
+
+// A stub for the api. The connection is made lazily on the first call.
+absl::StatusOr<std::unique_ptr<ferry::v1::Ferry::StubInterface>> Connect(
+    const ClientOptions& options);
+
+// Sets the deadline (`timeout`) and the authorization header on a call.
+void PrepareCall(grpc::ClientContext& ctx, const ClientOptions& options, absl::Duration timeout);
+
+// Prints the failure of a call ("ferryctl: <server's message>"), with a hint for timeouts
+// and unreachable servers, and returns the exit code (cli/exit_codes.h).
+int ReportCallError(std::ostream& err, const grpc::Status& status, const ClientOptions& options,
+                    const std::string& what);
+
+// Writes `message` as JSON (proto3 JSON mapping, lowerCamel field names, two-space indent)
+// or YAML (the same data).
+void PrintJson(const google::protobuf::Message& message, std::ostream& out);
+void PrintYaml(const google::protobuf::Message& message, std::ostream& out);
+
+// Checks -o: "table", "json" or "yaml". InvalidArgument otherwise.
+absl::Status ValidateOutput(const std::string& output);
+
+// "2 minutes ago"-free absolute time in fluxctl's format: "20 Jul 16 13:19 UTC" (RFC 822).
+std::string Rfc822(const google::protobuf::Timestamp& ts);
+
+}  // namespace ferry::cli

@@ -1,0 +1,429 @@
+// ferryctl's api commands against a generated mock of ferry.v1.Ferry: golden outputs (table
+// and json), argument checks before any call, exit codes, job following, the Drone mapping.
+// FERRY_UPDATE_GOLDEN=1 rewrites the golden files.
+#include "cli/commands.h"
+
+#include <gmock/gmock.h>
+#include <grpcpp/test/mock_stream.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "cli/exit_codes.h"
+#include "ferry/v1/api_mock.grpc.pb.h"
+
+namespace ferry::cli {
+namespace {
+
+using ::testing::_;
+using ::testing::DoAll;
+using ::testing::HasSubstr;
+using ::testing::Invoke;
+using ::testing::Return;
+using ::testing::SaveArg;
+using ::testing::SetArgPointee;
+
+// Compares `actual` with testdata/<name>, or rewrites it when FERRY_UPDATE_GOLDEN is set.
+void ExpectGolden(const std::string& actual, const std::string& name) {
+  const std::string path = std::string(FERRYCTL_TESTDATA) + "/" + name;
+  if (std::getenv("FERRY_UPDATE_GOLDEN") != nullptr) {
+    std::ofstream(path) << actual;
+    return;
+  }
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << "no golden file " << path << " (run with FERRY_UPDATE_GOLDEN=1)";
+  std::stringstream want;
+  want << in.rdbuf();
+  EXPECT_EQ(actual, want.str()) << "golden file " << name;
+}
+
+google::protobuf::Timestamp At(int64_t seconds, int32_t millis = 0) {
+  google::protobuf::Timestamp t;
+  t.set_seconds(seconds);
+  t.set_nanos(millis * 1000000);
+  return t;
+}
+
+class CommandsTest : public ::testing::Test {
+ protected:
+  int Run(const std::function<int(Env&)>& command) {
+    out_.str("");
+    err_.str("");
+    Env env{stub_, client_, out_, err_, false};
+    return command(env);
+  }
+
+  // A WatchJob stream answering `states` in turn.
+  void StreamJob(const std::vector<ferry::v1::Job>& states) {
+    auto* reader = new grpc::testing::MockClientReader<ferry::v1::Job>();
+    auto& read = EXPECT_CALL(*reader, Read(_));
+    for (const auto& s : states) read.WillOnce(DoAll(SetArgPointee<0>(s), Return(true)));
+    read.WillRepeatedly(Return(false));
+    EXPECT_CALL(*reader, Finish()).WillOnce(Return(grpc::Status::OK));
+    EXPECT_CALL(stub_, WatchJobRaw(_, _)).WillOnce(Return(reader));
+  }
+
+  static ferry::v1::JobStage Stage(ferry::v1::JobStageKind kind, int millis,
+                                   const std::string& message = "",
+                                   const std::string& revision = "") {
+    ferry::v1::JobStage s;
+    s.set_kind(kind);
+    *s.mutable_time() = At(1700000000, millis);
+    s.set_message(message);
+    s.set_revision(revision);
+    return s;
+  }
+
+  // A release job in three steps: planning, committed, done.
+  std::vector<ferry::v1::Job> ReleaseStates(bool fail_one = false) {
+    ferry::v1::Job job;
+    job.set_id("5f0c7c7e-1b2a-4c3d-8e9f-0a1b2c3d4e5f");
+    job.set_kind(ferry::v1::JOB_KIND_RELEASE);
+    job.set_state(ferry::v1::JOB_STATE_RUNNING);
+    *job.mutable_submitted() = At(1700000000);
+    *job.add_stages() = Stage(ferry::v1::JOB_STAGE_KIND_SUBMITTED, 0);
+    *job.add_stages() = Stage(ferry::v1::JOB_STAGE_KIND_PLANNING, 4, "reading git, the cluster and the registry");
+    std::vector<ferry::v1::Job> states = {job};
+    auto* ok = job.add_results();
+    ok->set_workload("default:deployment/helloworld");
+    ok->set_status(ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS);
+    auto* u = ok->add_updates();
+    u->set_container("helloworld");
+    u->set_from_image("quay.io/weaveworks/helloworld:master-a000001");
+    u->set_to_image("quay.io/weaveworks/helloworld:master-a000002");
+    auto* locked = job.add_results();
+    locked->set_workload("default:deployment/locked");
+    locked->set_status(ferry::v1::WORKLOAD_RESULT_STATUS_SKIPPED);
+    locked->set_reason("locked");
+    auto* other = job.add_results();
+    other->set_workload("sock-shop:deployment/front-end");
+    other->set_status(ferry::v1::WORKLOAD_RESULT_STATUS_IGNORED);
+    other->set_reason("not included");
+    const std::string rev = "35e789d64067ef55a810c96cd053b0cc106852df";
+    *job.add_stages() = Stage(ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED, 166, "", rev);
+    job.set_revision(rev);
+    states.push_back(job);
+    *job.add_stages() = Stage(ferry::v1::JOB_STAGE_KIND_APPLIED, 207, "1 applied, 3 unchanged, 0 failed", rev);
+    if (fail_one) {
+      ok->set_status(ferry::v1::WORKLOAD_RESULT_STATUS_FAILED);
+      ok->set_reason("committed, but the cluster refused it: admission webhook denied the request");
+      job.mutable_results(0)->CopyFrom(*ok);
+    }
+    *job.add_stages() = Stage(ferry::v1::JOB_STAGE_KIND_DONE, 208, "released 35e789d64067");
+    job.set_state(ferry::v1::JOB_STATE_SUCCEEDED);
+    *job.mutable_finished() = At(1700000000, 208);
+    states.push_back(job);
+    return states;
+  }
+
+  ::testing::StrictMock<ferry::v1::MockFerryStub> stub_;
+  ClientOptions client_;
+  std::ostringstream out_;
+  std::ostringstream err_;
+};
+
+ferry::v1::ListWorkloadsResponse Workloads() {
+  ferry::v1::ListWorkloadsResponse r;
+  r.set_revision("35e789d64067ef55a810c96cd053b0cc106852df");
+  auto add = [&](const std::string& id, std::vector<std::pair<std::string, std::string>> containers) {
+    auto* w = r.add_workloads();
+    w->set_id(id);
+    for (const auto& [name, image] : containers) {
+      auto* c = w->add_containers();
+      c->set_name(name);
+      c->set_image(image);
+    }
+    return w;
+  };
+  auto* hello = add("default:deployment/helloworld",
+                    {{"helloworld", "quay.io/weaveworks/helloworld:master-a000001"},
+                     {"sidecar", "quay.io/weaveworks/sidecar:master-a000001"}});
+  hello->mutable_rollout()->set_state(ferry::v1::ROLLOUT_STATE_READY);
+  hello->mutable_policy()->set_automated(true);
+  auto* rolling = add("default:deployment/a-workload-with-a-rather-long-name-for-the-column",
+                      {{"app", "registry.example.com:5000/team/app:1.2.3"}});
+  rolling->mutable_rollout()->set_state(ferry::v1::ROLLOUT_STATE_UPDATING);
+  rolling->mutable_rollout()->set_desired(3);
+  rolling->mutable_rollout()->set_updated(1);
+  rolling->mutable_rollout()->set_ready(2);
+  rolling->mutable_policy()->set_locked(true);
+  rolling->set_sync_error("admission webhook denied the request");
+  auto* broken = add("default:statefulset/db", {{"postgres", "postgres:15"}});
+  broken->mutable_rollout()->set_state(ferry::v1::ROLLOUT_STATE_ERROR);
+  broken->mutable_rollout()->add_messages("progress deadline exceeded");
+  broken->mutable_policy()->set_ignore(ferry::v1::IGNORE_MODE_SYNC_ONLY);
+  auto* manual = add("default:deployment/manual", {{"manual", "nginx:1.25"}});
+  manual->set_read_only(ferry::v1::READ_ONLY_REASON_NOT_IN_REPO);
+  manual->mutable_rollout()->set_state(ferry::v1::ROLLOUT_STATE_READY);
+  return r;
+}
+
+TEST_F(CommandsTest, ListWorkloadsTableAndJson) {
+  ferry::v1::ListWorkloadsRequest asked;
+  EXPECT_CALL(stub_, ListWorkloads(_, _, _))
+      .Times(3)
+      .WillRepeatedly(DoAll(SaveArg<1>(&asked), SetArgPointee<2>(Workloads()), Return(grpc::Status::OK)));
+  ListWorkloadsOptions options;
+  EXPECT_EQ(Run([&](Env& env) { return RunListWorkloads(options, env); }), kExitOk);
+  EXPECT_EQ(asked.namespace_(), "default");
+  ExpectGolden(out_.str(), "list_workloads.txt");
+  options.all_namespaces = true;
+  options.output = "json";
+  EXPECT_EQ(Run([&](Env& env) { return RunListWorkloads(options, env); }), kExitOk);
+  EXPECT_EQ(asked.namespace_(), "");
+  ExpectGolden(out_.str(), "list_workloads.json");
+  options.output = "table";
+  options.no_headers = true;
+  EXPECT_EQ(Run([&](Env& env) { return RunListWorkloads(options, env); }), kExitOk);
+  EXPECT_EQ(out_.str().rfind("default:deployment/helloworld", 0), 0u) << "no header line";
+}
+
+TEST_F(CommandsTest, ListImagesTree) {
+  ferry::v1::ListImagesResponse r;
+  auto* w = r.add_workloads();
+  w->set_workload("default:deployment/helloworld");
+  auto* c = w->add_containers();
+  c->set_container("helloworld");
+  c->set_current_image("quay.io/weaveworks/helloworld:master-a000003");
+  // 8 tags, the running one sixth: limit 3 shows 3, "(2 image(s) omitted)", the running
+  // one, then "(2 image(s) omitted)" for the rest.
+  for (int i = 8; i >= 1; --i) {
+    auto* t = c->add_tags();
+    t->mutable_info()->set_tag("master-a00000" + std::to_string(i));
+    *t->mutable_info()->mutable_created() = At(1468999140 + i * 3600);
+    t->set_current(i == 3);
+    t->set_matches_filter(true);
+  }
+  auto* side = w->add_containers();
+  side->set_container("sidecar");
+  side->set_current_image("quay.io/weaveworks/sidecar:gone");
+  auto* t = side->add_tags();
+  t->mutable_info()->set_tag("master-a000001");
+  auto* missing = w->add_containers();
+  missing->set_container("private");
+  missing->set_current_image("registry.example.com/private/app:1");
+  missing->set_error("registry-scanner: registry.example.com: 401 Unauthorized");
+  ferry::v1::ListImagesRequest asked;
+  EXPECT_CALL(stub_, ListImages(_, _, _))
+      .WillOnce(DoAll(SaveArg<1>(&asked), SetArgPointee<2>(r), Return(grpc::Status::OK)));
+  ListImagesOptions options;
+  options.workload = "deployment/helloworld";
+  options.limit = 3;
+  EXPECT_EQ(Run([&](Env& env) { return RunListImages(options, env); }), kExitOk) << err_.str();
+  EXPECT_EQ(asked.workload(), "default:deployment/helloworld");
+  EXPECT_EQ(asked.limit(), 0) << "the table places the running tag itself";
+  ExpectGolden(out_.str(), "list_images.txt");
+}
+
+TEST_F(CommandsTest, ReleaseFollowsTheJobAndPrintsItsResults) {
+  ferry::v1::ReleaseRequest asked;
+  ferry::v1::Job submitted = ReleaseStates()[0];
+  EXPECT_CALL(stub_, Release(_, _, _))
+      .WillOnce(DoAll(SaveArg<1>(&asked), SetArgPointee<2>(submitted), Return(grpc::Status::OK)));
+  StreamJob(ReleaseStates());
+  ReleaseOptions options;
+  options.workloads = {"deployment/helloworld"};
+  options.image = "quay.io/weaveworks/helloworld:master-a000002";
+  options.user = "Alice <alice@example.com>";
+  options.message = "build 42";
+  options.verbosity = 1;
+  EXPECT_EQ(Run([&](Env& env) { return RunRelease(options, env); }), kExitOk);
+  EXPECT_THAT(asked.spec().workloads(), ::testing::ElementsAre("default:deployment/helloworld"));
+  EXPECT_EQ(asked.spec().image(), options.image);
+  EXPECT_EQ(asked.cause().user(), "Alice <alice@example.com>");
+  EXPECT_EQ(asked.cause().message(), "build 42");
+  ExpectGolden(out_.str(), "release.txt");
+  ExpectGolden(err_.str(), "release.stderr.txt");
+}
+
+TEST_F(CommandsTest, AFailedWorkloadFailsTheCommand) {
+  EXPECT_CALL(stub_, Release(_, _, _))
+      .WillOnce(DoAll(SetArgPointee<2>(ReleaseStates()[0]), Return(grpc::Status::OK)));
+  StreamJob(ReleaseStates(/*fail_one=*/true));
+  ReleaseOptions options;
+  options.all = true;
+  options.update_all_images = true;
+  EXPECT_EQ(Run([&](Env& env) { return RunRelease(options, env); }), kExitJobFailed);
+  EXPECT_THAT(out_.str(), HasSubstr("admission webhook denied"));
+}
+
+TEST_F(CommandsTest, BadArgumentsAreRefusedBeforeAnyCall) {
+  // StrictMock: any call fails the test.
+  struct Case {
+    std::function<void(ReleaseOptions&)> change;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {[](ReleaseOptions& o) { o.workloads.clear(); }, "--workload=namespace:kind/name"},
+      {[](ReleaseOptions& o) { o.all = true; }, "not both"},
+      {[](ReleaseOptions& o) { o.image.clear(); }, "--update-image=repo:tag or --update-all-images"},
+      {[](ReleaseOptions& o) { o.update_all_images = true; }, "not both"},
+      {[](ReleaseOptions& o) { o.workloads = {"helloworld"}; }, "helloworld"},
+      {[](ReleaseOptions& o) { o.output = "xml"; }, "table, json or yaml"},
+  };
+  for (const Case& c : cases) {
+    ReleaseOptions options;
+    options.workloads = {"default:deployment/helloworld"};
+    options.image = "quay.io/weaveworks/helloworld:master-a000002";
+    c.change(options);
+    EXPECT_EQ(Run([&](Env& env) { return RunRelease(options, env); }), kExitUsage) << c.message;
+    EXPECT_THAT(err_.str(), HasSubstr(c.message));
+  }
+  PolicyOptions policy;
+  policy.workloads = {"default:deployment/helloworld"};
+  policy.automate = policy.deautomate = true;
+  EXPECT_EQ(Run([&](Env& env) { return RunPolicy(policy, env); }), kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("--automate and --deautomate contradict each other"));
+  policy = PolicyOptions();
+  policy.workloads = {"default:deployment/helloworld"};
+  policy.tags = {"app"};
+  EXPECT_EQ(Run([&](Env& env) { return RunPolicy(policy, env); }), kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("CONTAINER=PATTERN"));
+  client_.timeout = "soon";
+  EXPECT_EQ(Run([&](Env& env) { return RunSync(SyncOptions(), env); }), kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("--timeout"));
+}
+
+TEST_F(CommandsTest, ServerErrorsMapToExitCodesWithHints) {
+  struct Case {
+    grpc::StatusCode code;
+    int exit;
+    std::string hint;
+  };
+  for (const Case& c : std::vector<Case>{
+           {grpc::StatusCode::NOT_FOUND, kExitNotFound, "namespace nope has no workloads"},
+           {grpc::StatusCode::UNAUTHENTICATED, kExitDenied, "--token or FERRY_TOKEN"},
+           {grpc::StatusCode::PERMISSION_DENIED, kExitDenied, "namespace nope has no workloads"},
+           {grpc::StatusCode::UNAVAILABLE, kExitUnavailable, "cannot reach the api at 127.0.0.1:3030"},
+           {grpc::StatusCode::DEADLINE_EXCEEDED, kExitUnavailable, "may still complete"}}) {
+    EXPECT_CALL(stub_, ListWorkloads(_, _, _))
+        .WillOnce(Return(grpc::Status(c.code, "namespace nope has no workloads")));
+    EXPECT_EQ(Run([&](Env& env) { return RunListWorkloads(ListWorkloadsOptions(), env); }), c.exit);
+    EXPECT_THAT(err_.str(), HasSubstr("ferryctl: namespace nope has no workloads"));
+    EXPECT_THAT(err_.str(), HasSubstr(c.hint));
+  }
+}
+
+TEST_F(CommandsTest, PolicyCommandsSendOneRequestForEveryWorkload) {
+  ferry::v1::UpdatePolicyRequest asked;
+  ferry::v1::Job job;
+  job.set_id("job-1");
+  EXPECT_CALL(stub_, UpdatePolicy(_, _, _))
+      .WillOnce(DoAll(SaveArg<1>(&asked), SetArgPointee<2>(job), Return(grpc::Status::OK)));
+  ferry::v1::Job done = job;
+  done.set_state(ferry::v1::JOB_STATE_SUCCEEDED);
+  StreamJob({done});
+  PolicyOptions options;
+  options.workloads = {"deployment/a", "prod:deployment/b"};
+  options.lock = true;
+  options.user = "bob";
+  options.message = "incident 7";
+  options.tags = {"app=semver:~1", "sidecar=*"};
+  options.wait = true;
+  EXPECT_EQ(Run([&](Env& env) { return RunPolicy(options, env); }), kExitOk) << err_.str();
+  ASSERT_EQ(asked.changes_size(), 2);
+  EXPECT_EQ(asked.changes(0).workload(), "default:deployment/a");
+  EXPECT_EQ(asked.changes(1).workload(), "prod:deployment/b");
+  ASSERT_EQ(asked.changes(0).changes_size(), 3);
+  EXPECT_EQ(asked.changes(0).changes(0).lock().user(), "bob");
+  EXPECT_EQ(asked.changes(0).changes(1).set_tag_filter().pattern(), "semver:~1");
+  EXPECT_EQ(asked.changes(0).changes(2).remove_tag_filter(), "sidecar");
+}
+
+TEST_F(CommandsTest, ATimeoutWhileFollowingSaysHowToCheck) {
+  EXPECT_CALL(stub_, Release(_, _, _))
+      .WillOnce(DoAll(SetArgPointee<2>(ReleaseStates()[0]), Return(grpc::Status::OK)));
+  auto* reader = new grpc::testing::MockClientReader<ferry::v1::Job>();
+  EXPECT_CALL(*reader, Read(_)).WillOnce(DoAll(SetArgPointee<0>(ReleaseStates()[0]), Return(true)))
+      .WillOnce(Return(false));
+  EXPECT_CALL(*reader, Finish())
+      .WillOnce(Return(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded")));
+  EXPECT_CALL(stub_, WatchJobRaw(_, _)).WillOnce(Return(reader));
+  ReleaseOptions options;
+  options.all = true;
+  options.update_all_images = true;
+  EXPECT_EQ(Run([&](Env& env) { return RunRelease(options, env); }), kExitUnavailable);
+  EXPECT_THAT(err_.str(), HasSubstr("is still running after --timeout 60s; it may still complete: "
+                                    "follow it with `ferryctl jobs 5f0c7c7e-"));
+}
+
+TEST(DroneTest, MapsAFullPluginEnvironmentOntoARelease) {
+  std::map<std::string, std::string> env = {
+      {"DRONE", "true"},
+      {"PLUGIN_URL", "ferry.example.com:443"},
+      {"PLUGIN_TOKEN", "write-token-0123456789"},
+      {"PLUGIN_TLS", "true"},
+      {"PLUGIN_WORKLOADS", "deployment/helloworld, prod:deployment/api"},
+      {"PLUGIN_NAMESPACE", "shop"},
+      {"PLUGIN_IMAGE", "quay.io/weaveworks/helloworld:master-a000002"},
+      {"PLUGIN_EXCLUDE", "shop:deployment/legacy"},
+      {"PLUGIN_DRY_RUN", "false"},
+      {"PLUGIN_FORCE", "true"},
+      {"PLUGIN_WAIT", "true"},
+      {"PLUGIN_TIMEOUT", "5m"},
+      {"DRONE_COMMIT_AUTHOR", "alice"},
+      {"DRONE_COMMIT_AUTHOR_EMAIL", "alice@example.com"},
+      {"DRONE_BUILD_LINK", "https://drone.example.com/shop/helloworld/42"},
+      {"DRONE_REPO", "shop/helloworld"},
+      {"DRONE_COMMIT_SHA", "9a16ff945b9e"},
+  };
+  EXPECT_TRUE(IsDronePlugin(env));
+  ReleaseOptions release;
+  ClientOptions client;
+  ASSERT_TRUE(DroneToRelease(env, release, client).ok());
+  EXPECT_EQ(client.url, "ferry.example.com:443");
+  EXPECT_EQ(client.token, "write-token-0123456789");
+  EXPECT_TRUE(client.tls);
+  EXPECT_EQ(client.timeout, "5m");
+  EXPECT_EQ(release.workloads, (std::vector<std::string>{"deployment/helloworld", "prod:deployment/api"}));
+  EXPECT_EQ(release.namespace_, "shop");
+  EXPECT_EQ(release.image, "quay.io/weaveworks/helloworld:master-a000002");
+  EXPECT_EQ(release.excludes, (std::vector<std::string>{"shop:deployment/legacy"}));
+  EXPECT_FALSE(release.dry_run);
+  EXPECT_TRUE(release.force);
+  EXPECT_TRUE(release.watch);
+  EXPECT_EQ(release.user, "alice <alice@example.com>");
+  EXPECT_EQ(release.message, "Drone build https://drone.example.com/shop/helloworld/42, commit "
+                             "shop/helloworld@9a16ff945b9e");
+  // The step's own user and message win; bad booleans and missing settings are named.
+  env["PLUGIN_USER"] = "ci-bot";
+  env["PLUGIN_MESSAGE"] = "nightly";
+  release = ReleaseOptions();
+  ASSERT_TRUE(DroneToRelease(env, release, client).ok());
+  EXPECT_EQ(release.user, "ci-bot");
+  EXPECT_EQ(release.message, "nightly");
+  env["PLUGIN_FORCE"] = "maybe";
+  release = ReleaseOptions();
+  EXPECT_THAT(std::string(DroneToRelease(env, release, client).message()),
+              HasSubstr("setting force: 'maybe' is not true or false"));
+  env["PLUGIN_FORCE"] = "false";
+  env.erase("PLUGIN_WORKLOADS");
+  release = ReleaseOptions();
+  EXPECT_THAT(std::string(DroneToRelease(env, release, client).message()),
+              HasSubstr("setting workload"));
+  EXPECT_FALSE(IsDronePlugin({{"HOME", "/root"}}));
+}
+
+TEST(CompletionTest, CoversEveryCommandAndFlag) {
+  CLI::App app{"ferryctl", "ferryctl"};
+  ClientOptions client;
+  int exit_code = 0;
+  AddApiCommands(app, client, [] { return absl::StatusOr<std::unique_ptr<ferry::v1::Ferry::StubInterface>>(
+                                       absl::UnavailableError("not in this test")); },
+                 exit_code, "test");
+  for (const char* shell : {"bash", "zsh", "fish"}) {
+    absl::StatusOr<std::string> script = CompletionScript(app, shell);
+    ASSERT_TRUE(script.ok()) << shell;
+    for (const char* word : {"list-workloads", "list-services", "list-images", "release",
+                             "update-all-images", "automate", "policy", "tag-all", "sync",
+                             "identity", "save", "completion"}) {
+      EXPECT_THAT(*script, HasSubstr(word)) << shell;
+    }
+  }
+  EXPECT_FALSE(CompletionScript(app, "tcsh").ok());
+}
+
+}  // namespace
+}  // namespace ferry::cli

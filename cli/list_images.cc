@@ -1,0 +1,98 @@
+// ferryctl list-images: fluxctl's tree of each container's tags, newest first under the
+// container's ordering, the running one marked.
+#include <algorithm>
+#include <ostream>
+
+#include "absl/strings/str_cat.h"
+#include "cli/commands.h"
+#include "cli/exit_codes.h"
+#include "cli/table.h"
+#include "cli/workload_id.h"
+#include "lib/image/reference.h"
+
+namespace ferry::cli {
+namespace {
+
+void AddContainer(const ferry::v1::ContainerImages& c, int limit, std::string& workload,
+                  Table& table) {
+  absl::StatusOr<image::Reference> current = image::Reference::Parse(c.current_image());
+  const std::string name = current.ok() ? current->name() : c.current_image();
+  const std::string current_tag = current.ok() ? current->tag() : "";
+  std::string note = c.error();
+  if (c.tags().empty() && note.empty()) note = "no image data";
+  table.AddRow({workload, c.container(), name, note});
+  workload.clear();
+
+  const int n = c.tags_size();
+  int current_index = -1;
+  for (int i = 0; i < n; ++i) {
+    if (c.tags(i).current()) current_index = i;
+  }
+  for (int i = 0; i < n; ++i) {
+    const ferry::v1::ImageTag& t = c.tags(i);
+    const bool current = i == current_index;
+    if (limit > 0 && i >= limit && !current) continue;
+    if (limit > 0 && current && i > limit) {
+      // The running tag is always shown, after a line saying how many were left out.
+      table.AddRow({"", "", absl::StrCat(": (", i - limit, " image(s) omitted)"), ""});
+    }
+    const char* marker = current ? "'->" : current_index >= 0 && i > current_index ? "   " : "|  ";
+    table.AddRow({"", "", absl::StrCat(marker, " ", t.info().tag()), Rfc822(t.info().created())});
+  }
+  // Tags below the last line shown (fluxctl left these out silently).
+  if (limit > 0) {
+    const int after = n - std::max(limit, current_index + 1);
+    if (after > 0) table.AddRow({"", "", absl::StrCat(": (", after, " image(s) omitted)"), ""});
+  }
+  const bool found_running = current_index >= 0;
+  if (!found_running) {
+    table.AddRow({"", "", absl::StrCat("'-> ", current_tag.empty() ? "(untagged)" : current_tag),
+                  "?"});
+  }
+}
+
+}  // namespace
+
+int RunListImages(const ListImagesOptions& options, Env& env) {
+  if (absl::Status s = ValidateOutput(options.output); !s.ok()) return ReportError(env.err, s);
+  if (options.limit < 0) {
+    return ReportError(env.err, absl::InvalidArgumentError("--limit: 0 (all) or more"));
+  }
+  absl::StatusOr<absl::Duration> timeout = ParseTimeout(env.client);
+  if (!timeout.ok()) return ReportError(env.err, timeout.status());
+  ferry::v1::ListImagesRequest request;
+  if (!options.workload.empty()) {
+    absl::StatusOr<std::string> id = ParseWorkloadId(options.workload, options.namespace_);
+    if (!id.ok()) return ReportError(env.err, id.status());
+    request.set_workload(*id);
+  } else if (!options.all_namespaces) {
+    request.set_namespace_(options.namespace_);
+  }
+  // The table needs every tag to place the running one; json and yaml get what was asked.
+  request.set_limit(options.output == "table" ? 0 : options.limit);
+  ferry::v1::ListImagesResponse response;
+  grpc::ClientContext ctx;
+  PrepareCall(ctx, env.client, *timeout);
+  grpc::Status s = env.stub.ListImages(&ctx, request, &response);
+  if (!s.ok()) return ReportCallError(env.err, s, env.client, "listing images");
+  if (options.output == "json") {
+    PrintJson(response, env.out);
+    return kExitOk;
+  }
+  if (options.output == "yaml") {
+    PrintYaml(response, env.out);
+    return kExitOk;
+  }
+  Table table({"WORKLOAD", "CONTAINER", "IMAGE", "CREATED"});
+  for (const ferry::v1::WorkloadImages& w : response.workloads()) {
+    std::string workload = w.workload();
+    if (w.containers().empty()) table.AddRow({workload, "", "", ""});
+    for (const ferry::v1::ContainerImages& c : w.containers()) {
+      AddContainer(c, options.limit, workload, table);
+    }
+  }
+  table.Print(env.out, !options.no_headers);
+  return kExitOk;
+}
+
+}  // namespace ferry::cli

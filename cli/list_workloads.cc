@@ -1,0 +1,96 @@
+// ferryctl list-workloads (aliases list-controllers, list-services)
+#include <ostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "cli/commands.h"
+#include "cli/exit_codes.h"
+#include "cli/table.h"
+
+namespace ferry::cli {
+namespace {
+
+// The RELEASE column: the rollout as fluxctl summarized it.
+std::string ReleaseColumn(const ferry::v1::Workload& w) {
+  const ferry::v1::RolloutStatus& r = w.rollout();
+  std::string status;
+  switch (r.state()) {
+    case ferry::v1::ROLLOUT_STATE_READY: status = "ready"; break;
+    case ferry::v1::ROLLOUT_STATE_UPDATING:
+      status = absl::StrCat("updating (", r.updated(), " of ", r.desired(), " updated, ", r.ready(),
+                            " ready)");
+      break;
+    case ferry::v1::ROLLOUT_STATE_ERROR:
+      status = r.messages().empty() ? "error" : absl::StrCat("error: ", r.messages(0));
+      break;
+    default: status = "unknown"; break;
+  }
+  if (!w.sync_error().empty()) absl::StrAppend(&status, " (sync error)");
+  return status;
+}
+
+const char* ReadOnlyName(ferry::v1::ReadOnlyReason reason) {
+  switch (reason) {
+    case ferry::v1::READ_ONLY_REASON_NOT_IN_REPO: return "not in repo";
+    case ferry::v1::READ_ONLY_REASON_SYSTEM: return "system";
+    case ferry::v1::READ_ONLY_REASON_READ_ONLY_MODE: return "read-only mode";
+    case ferry::v1::READ_ONLY_REASON_NOT_READY: return "not ready";
+    default: return "";
+  }
+}
+
+// The POLICY column: "automated,locked" as fluxctl showed it, and why a workload cannot be
+// released.
+std::string PolicyColumn(const ferry::v1::Workload& w) {
+  std::vector<std::string> parts;
+  if (w.policy().automated()) parts.push_back("automated");
+  if (w.policy().locked()) parts.push_back("locked");
+  if (w.policy().ignore() == ferry::v1::IGNORE_MODE_ALL) parts.push_back("ignore");
+  if (w.policy().ignore() == ferry::v1::IGNORE_MODE_SYNC_ONLY) parts.push_back("ignore=sync_only");
+  if (w.read_only() != ferry::v1::READ_ONLY_REASON_UNSPECIFIED) {
+    parts.push_back(absl::StrCat("readonly(", ReadOnlyName(w.read_only()), ")"));
+  }
+  return absl::StrJoin(parts, ",");
+}
+
+}  // namespace
+
+int RunListWorkloads(const ListWorkloadsOptions& options, Env& env) {
+  if (absl::Status s = ValidateOutput(options.output); !s.ok()) return ReportError(env.err, s);
+  absl::StatusOr<absl::Duration> timeout = ParseTimeout(env.client);
+  if (!timeout.ok()) return ReportError(env.err, timeout.status());
+  ferry::v1::ListWorkloadsRequest request;
+  if (!options.all_namespaces) request.set_namespace_(options.namespace_);
+  request.set_container(options.container);
+  ferry::v1::ListWorkloadsResponse response;
+  grpc::ClientContext ctx;
+  PrepareCall(ctx, env.client, *timeout);
+  grpc::Status s = env.stub.ListWorkloads(&ctx, request, &response);
+  if (!s.ok()) return ReportCallError(env.err, s, env.client, "listing workloads");
+  if (options.output == "json") {
+    PrintJson(response, env.out);
+    return kExitOk;
+  }
+  if (options.output == "yaml") {
+    PrintYaml(response, env.out);
+    return kExitOk;
+  }
+  Table table({"WORKLOAD", "CONTAINER", "IMAGE", "RELEASE", "POLICY"});
+  for (const ferry::v1::Workload& w : response.workloads()) {
+    if (w.containers().empty()) {
+      table.AddRow({w.id(), "", "", ReleaseColumn(w), PolicyColumn(w)});
+      continue;
+    }
+    bool first = true;
+    for (const ferry::v1::Container& c : w.containers()) {
+      if (!options.container.empty() && c.name() != options.container) continue;
+      table.AddRow({first ? w.id() : "", c.name(), c.image(), first ? ReleaseColumn(w) : "",
+                    first ? PolicyColumn(w) : ""});
+      first = false;
+    }
+  }
+  table.Print(env.out, !options.no_headers);
+  return kExitOk;
+}
+
+}  // namespace ferry::cli
