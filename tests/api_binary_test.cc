@@ -481,5 +481,97 @@ TEST(ApiBinaryTest, AutomationReleasesANewlyPushedTag) {
   EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_workloads{policy=\"automated\"} 1"));
 }
 
+// The real ferryctl binary against the running stack, as a person or a CI step uses it.
+TEST(ApiBinaryTest, FerryctlDrivesTheStack) {
+  Stack stack;
+  auto registry = testing::RegistryServer::Start(stack.dir.path + "/registry");
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  stack.registry = *std::move(registry);
+  for (const char* tag : {"1.0.0", "1.1.0", "1.2.0"}) {
+    ASSERT_TRUE(stack.registry->PushImage("team/web", tag, kImageConfig).ok());
+  }
+  const std::string image = stack.registry->host() + "/team/web";
+  StartStack(stack,
+             {{"ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: ctl}\n"},
+              {"apps/web.yaml", Deployment("ctl", "web", image + ":1.0.0")},
+              {"apps/frozen.yaml", Deployment("ctl", "frozen", image + ":1.0.0")}},
+             "ctl");
+  if (HasFatalFailure()) return;
+  stack.StartApi({"--no_automation"});
+  ASSERT_GT(stack.api.grpc_port, 0);
+  auto ferryctl = [&](std::vector<std::string> args, const std::vector<std::string>& env = {}) {
+    args.insert(args.begin(), FERRYCTL_BIN);
+    if (env.empty()) args.push_back("--url=" + stack.api.GrpcTarget());
+    auto p = testing::Subprocess::Start(args, env);
+    EXPECT_TRUE(p.ok());
+    std::optional<int> code = (*p)->Wait(absl::Seconds(60));
+    return std::make_pair(code.value_or(-1), (*p)->Output());
+  };
+
+  auto [list_code, list] = ferryctl({"list-workloads", "-n", "ctl"});
+  EXPECT_EQ(list_code, 0) << list;
+  EXPECT_TRUE(absl::StrContains(list, "WORKLOAD")) << list;
+  EXPECT_TRUE(absl::StrContains(list, "ctl:deployment/web")) << list;
+  EXPECT_TRUE(absl::StrContains(list, image + ":1.0.0")) << list;
+
+  auto [images_code, images] = ferryctl({"list-images", "-w", "ctl:deployment/web"});
+  EXPECT_EQ(images_code, 0) << images;
+  EXPECT_TRUE(absl::StrContains(images, "'-> 1.0.0")) << images;
+  EXPECT_TRUE(absl::StrContains(images, "|   1.2.0")) << images;
+
+  auto [lock_code, lock] = ferryctl({"lock", "-w", "deployment/frozen", "-n", "ctl", "--user",
+                                     "bob", "-m", "freeze"});
+  EXPECT_EQ(lock_code, 0) << lock;
+  EXPECT_TRUE(absl::StrContains(stack.repo->Show(stack.repo->Head(), "apps/frozen.yaml"),
+                                "ferry.dev/locked_user: bob"));
+
+  auto [release_code, release] =
+      ferryctl({"release", "--workload=ctl:deployment/web", "--workload=ctl:deployment/frozen",
+                "--update-image=" + image + ":1.1.0", "-v", "--user", "Alice", "-m", "ci 9"});
+  EXPECT_EQ(release_code, 0) << release;
+  EXPECT_TRUE(absl::StrContains(release, "ctl:deployment/web     success  app: " + image +
+                                             ":1.0.0 -> 1.1.0"))
+      << release;
+  EXPECT_TRUE(absl::StrContains(release, "ctl:deployment/frozen  skipped  locked")) << release;
+  EXPECT_TRUE(absl::StrContains(release, "Commit pushed:  " + stack.repo->Head())) << release;
+  EXPECT_TRUE(absl::StrContains(release, "commit pushed")) << "the stages as they happen";
+
+  auto [missing_code, missing] = ferryctl({"release", "--all", "-i", image + ":9.9.9"});
+  EXPECT_EQ(missing_code, 3) << missing;  // not found
+  EXPECT_TRUE(absl::StrContains(missing, "push it first, or force")) << missing;
+
+  auto [bad_code, bad] = ferryctl({"release", "--all"});
+  EXPECT_EQ(bad_code, 2) << bad;  // usage
+
+  // The Drone plugin: no arguments, the step's settings in PLUGIN_*; a forced release.
+  auto [drone_code, drone] = ferryctl(
+      {}, {"DRONE=true", "PLUGIN_URL=" + stack.api.GrpcTarget(),
+           "PLUGIN_WORKLOAD=ctl:deployment/frozen", "PLUGIN_IMAGE=" + image + ":1.2.0",
+           "PLUGIN_FORCE=true", "DRONE_COMMIT_AUTHOR=carol",
+           "DRONE_BUILD_LINK=https://drone.example.com/x/1", "DRONE_COMMIT_SHA=abc123"});
+  EXPECT_EQ(drone_code, 0) << drone;
+  EXPECT_TRUE(absl::StrContains(drone, "ctl:deployment/frozen  success")) << drone;
+  EXPECT_EQ(stack.repo->Git("log -1 --format=%an%n%b"),
+            "carol\n - ctl:deployment/frozen app: " + image + ":1.0.0 -> " + image +
+                ":1.2.0\n\nDrone build https://drone.example.com/x/1, commit abc123\n");
+
+  auto [sync_code, sync] = ferryctl({"sync"});
+  EXPECT_EQ(sync_code, 0) << sync;
+  EXPECT_TRUE(absl::StrContains(sync, "Revision applied: " + stack.repo->Head())) << sync;
+
+  auto [version_code, version] = ferryctl({"version"});
+  EXPECT_EQ(version_code, 0) << version;
+  EXPECT_TRUE(absl::StrContains(version, "cluster-syncer: ")) << version;
+  EXPECT_FALSE(absl::StrContains(version, "unavailable")) << version;
+
+  auto [jobs_code, jobs] = ferryctl({"jobs"});
+  EXPECT_EQ(jobs_code, 0) << jobs;
+  EXPECT_TRUE(absl::StrContains(jobs, "release")) << jobs;
+
+  auto cluster = testing::SharedKubeCluster();
+  EXPECT_EQ((*cluster)->Kubectl("-n ctl get deploy frozen -o jsonpath={.spec.template.spec.containers[0].image}"),
+            image + ":1.2.0");
+}
+
 }  // namespace
 }  // namespace ferry
