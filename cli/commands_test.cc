@@ -111,7 +111,7 @@ class CommandsTest : public ::testing::Test {
       ok->set_reason("committed, but the cluster refused it: admission webhook denied the request");
       job.mutable_results(0)->CopyFrom(*ok);
     }
-    *job.add_stages() = Stage(ferry::v1::JOB_STAGE_KIND_DONE, 208, "released 35e789d64067");
+    *job.add_stages() = Stage(ferry::v1::JOB_STAGE_KIND_DONE, 208, "committed and applied 35e789d64067");
     job.set_state(ferry::v1::JOB_STATE_SUCCEEDED);
     *job.mutable_finished() = At(1700000000, 208);
     states.push_back(job);

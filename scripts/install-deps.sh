@@ -4,7 +4,7 @@
 #
 # Usage: scripts/install-deps.sh [build|run|fuzz|bench|test]
 #   build  compilers, libraries and code generators (default)
-#   run    build + what scripts/run-local.sh uses (curl, ssh-keygen)
+#   run    build + what scripts/run-local.sh uses (curl, ssh-keygen, python3, docker-registry)
 #   fuzz   build + clang and libFuzzer
 #   bench  build + python3 (report script)
 #   test   build + the real peers the test suite starts (and fuzz, for its short run)
@@ -20,7 +20,7 @@ build_pkgs=(
   nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev grpc-proto
 )
-run_pkgs=(curl openssh-client python3 openssl)
+run_pkgs=(curl openssh-client python3 openssl docker-registry)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 bench_pkgs=(python3 git docker-registry skopeo)
 test_pkgs=(curl clang libclang-rt-14-dev openssh-server openssh-client git openssl python3

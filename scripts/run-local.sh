@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# README command 1: builds Ferry and runs its four services locally on 127.0.0.1 with the
-# embedded defaults (gRPC 3030-3033, metrics 9791-9794), a local config repo seeded from
-# examples/ (a bare git repo served over file://) and a real Kubernetes API on loopback
-# (tests/kube/cluster.sh; or your cluster with --kubeconfig PATH), shows that each service
-# is healthy, lists its services through reflection and shows its metrics, then shows the
-# loop: cluster-syncer applying the repo, a release committed through git-writer's
-# ApplyUpdates, and the new image in the cluster.
+# README command 1: builds Ferry and runs the whole loop locally on 127.0.0.1: a real
+# registry (Debian's docker-registry, its push notifications going to the scanner's
+# webhook) with the example images, a local config repo seeded from examples/ (a bare git
+# repo served over file://, image references pointed at the local registry), a real
+# Kubernetes API (tests/kube/cluster.sh; or your cluster with --kubeconfig PATH) and the
+# four services on their embedded defaults (gRPC 3030-3033, metrics 9791-9794). It checks
+# each service's health, then shows the loop with ferryctl: the automation catching up,
+# list-workloads, list-images, a manual roll-back release, and a tag pushed to the
+# registry reaching git and the cluster by itself.
 #
 # On a terminal (or with --keep-running) it then stays up until Ctrl-C so you can call the
 # services yourself; otherwise it stops them and exits. Everything it started is stopped on
@@ -34,6 +36,7 @@ if [[ -z "$kubeconfig" ]]; then
 fi
 build="${FERRY_BUILD_DIR:-build}"
 reflect="$build/tools/ferry-reflect/ferry-reflect"
+ferryctl="$build/cli/ferryctl"
 run_dir="$(mktemp -d /tmp/ferry-local.XXXXXX)"
 pids=()
 
@@ -64,12 +67,53 @@ else
   kubectl="$(command -v kubectl || true)"
 fi
 
-# The config repo: a bare repo seeded from examples/ with the git CLI.
+# The registry: Debian's docker-registry on loopback; every push is announced to the
+# scanner's webhook (127.0.0.1:9780) with a shared secret.
+registry_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+registry="127.0.0.1:$registry_port"
+mkdir -p "$run_dir/registry"
+echo "local-demo-webhook-secret" >"$run_dir/webhook-secret"
+cat >"$run_dir/registry/config.yml" <<YAML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $run_dir/registry/data
+http:
+  addr: $registry
+notifications:
+  endpoints:
+    - name: ferry
+      url: http://127.0.0.1:9780/webhook
+      headers:
+        Authorization: ["Bearer local-demo-webhook-secret"]
+      timeout: 2s
+      threshold: 3
+      backoff: 1s
+YAML
+docker-registry serve "$run_dir/registry/config.yml" >"$run_dir/registry.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do curl -fsS "http://$registry/v2/" >/dev/null 2>&1 && break; sleep 0.05; done
+push() { python3 scripts/push-image.py "$registry" "$1" "$2" "$3" >/dev/null; }
+echo "== registry $registry: pushing the example images"
+push weaveworks/helloworld master-a000001 2026-01-10T10:00:00Z
+push weaveworks/helloworld master-a000002 2026-01-11T10:00:00Z
+push weaveworks/sidecar master-a000001 2026-01-10T10:00:00Z
+push weaveworksdemos/front-end 0.3.0 2026-01-05T10:00:00Z
+push weaveworksdemos/front-end 0.3.1 2026-01-06T10:00:00Z
+push weaveworksdemos/front-end 0.4.0 2026-01-07T10:00:00Z
+curl -fsS "http://$registry/v2/_catalog"; echo
+
+# The config repo: a bare repo seeded from examples/ with the git CLI, its images pointed
+# at the local registry.
 repo="$run_dir/config.git"
 git init -q --bare -b main "$repo"
 seed="$run_dir/seed"
 git clone -q "$repo" "$seed" 2>/dev/null
 cp -r examples/. "$seed/"
+find "$seed" -name '*.yaml' -exec sed -i -e "s#quay.io/weaveworks/#$registry/weaveworks/#" \
+  -e "s#image: weaveworksdemos/#image: $registry/weaveworksdemos/#" {} +
 git -C "$seed" -c user.name=Ferry -c user.email=ferry@localhost add -A
 git -C "$seed" -c user.name=Ferry -c user.email=ferry@localhost commit -q -m "Example manifests"
 git -C "$seed" push -q origin HEAD:main
@@ -77,7 +121,7 @@ git -C "$seed" push -q origin HEAD:main
 components=(api git-writer registry-scanner cluster-syncer)
 declare -A extra_args=(
   [git-writer]="--git_url=file://$repo --git_branch=main --state_dir=$run_dir/git-writer"
-  [registry-scanner]="--state_dir=$run_dir/registry-scanner"
+  [registry-scanner]="--state_dir=$run_dir/registry-scanner --registry_insecure_hosts=$registry --webhook_address=127.0.0.1:9780 --webhook_secret_path=$run_dir/webhook-secret"
   [cluster-syncer]="--kubeconfig=$kubeconfig --git_writer_address=127.0.0.1:3031 --sync_interval=1m"
 )
 services=(ferry.v1.Ferry ferry.v1.GitWriter ferry.v1.RegistryScanner ferry.v1.ClusterSyncer)
@@ -123,55 +167,67 @@ if ((status != 0)); then
   exit 1
 fi
 echo
-echo "== git-writer and the config repo ($repo)"
-echo "head: $("$reflect" -plaintext 127.0.0.1:3031 ferry.v1.GitWriter/Head | tr -d '\n ')"
-echo "workloads:"
-"$reflect" -plaintext 127.0.0.1:3031 ferry.v1.GitWriter/ListWorkloads |
-  grep -E '"(id|image)"' | sed 's/^ */  /'
-echo "== a release through the public api: a job, followed with WatchJob"
-echo "(forced: the example images live on quay.io, which this local demo does not reach)"
-job="$("$reflect" -plaintext -d '{"spec":{"workloads":["default:deployment/helloworld"],"image":"quay.io/weaveworks/helloworld:master-a000002","force":true},"cause":{"user":"Local Demo <demo@localhost>","message":"released by run-local.sh"}}' \
-  127.0.0.1:3030 ferry.v1.Ferry/Release | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
-echo "job: $job"
-"$reflect" -plaintext -d "{\"id\":\"$job\"}" 127.0.0.1:3030 ferry.v1.Ferry/WatchJob >/dev/null
-"$reflect" -plaintext -d "{\"id\":\"$job\"}" 127.0.0.1:3030 ferry.v1.Ferry/GetJob | python3 -c '
-import datetime, json, sys
-job = json.load(sys.stdin)
-t0 = None
-for stage in job["stages"]:
-    sec = datetime.datetime.fromisoformat(stage["time"]).timestamp()
-    t0 = sec if t0 is None else t0
-    print("  %-28s +%5.0f ms  %s %s" % (stage["kind"].replace("JOB_STAGE_KIND_", "").lower(),
-          (sec - t0) * 1000, stage.get("message", ""), stage.get("revision", "")[:12]))
-for r in job.get("results", []):
-    print("  %-40s %s %s" % (r["workload"], r["status"].replace("WORKLOAD_RESULT_STATUS_", ""),
-          ", ".join(u["container"] + ": " + u["toImage"] for u in r.get("updates", [])) or r.get("reason", "")))
-print("  state: " + job["state"].replace("JOB_STATE_", ""))
-'
-echo "upstream now:"
-git -C "$repo" log --format='  %h %an: %s' -2
-git -C "$repo" show --format= HEAD | grep -E '^[-+] ' | sed 's/^/  /'
+# Prints a command as typed (arguments with spaces quoted), then runs it.
+show() {
+  local line="\$" arg
+  for arg in "$@"; do
+    [[ "$arg" == *" "* ]] && arg="\"$arg\""
+    line+=" $arg"
+  done
+  echo "${line/$ferryctl/ferryctl}"
+  "$@" 2>&1
+}
+export FERRY_USER="Local Demo <demo@localhost>"
+# Waits (up to 30 s) for a commit whose subject starts with $1 on the config repo.
+wait_for_commit() {
+  for _ in $(seq 1 300); do
+    git -C "$repo" log -1 --format=%s | grep -q "^$1" && return 0
+    sleep 0.1
+  done
+  echo "no '$1' commit after 30 s; logs in $run_dir" >&2
+  return 1
+}
+
+echo "== the automation catches up: helloworld (glob:master-*) and front-end (semver:~0.3) are automated"
+wait_for_commit "Auto-release"
+git -C "$repo" log -1 --format='%h %an: %B' | sed 's/^/  /; /^  $/d'
 echo
-echo "== the job applied its commit; SyncNow applies the head again (unchanged objects are not written)"
-"$reflect" -plaintext 127.0.0.1:3033 ferry.v1.ClusterSyncer/SyncNow |
-  grep -E '"(revision|applied|unchanged|failed)"' | sed 's/^ */  /'
-echo "workloads through the public api (git merged with the cluster):"
-"$reflect" -plaintext -d '{"namespace":"default"}' 127.0.0.1:3030 ferry.v1.Ferry/ListWorkloads |
-  grep -E '"(id|image|state|path)"' | sed 's/^ */  /'
+show "$ferryctl" list-workloads --all-namespaces
+echo
+show "$ferryctl" list-images -w default:deployment/helloworld
+echo
+echo "== a manual roll-back: stop the automation of helloworld, release the older tag"
+show "$ferryctl" deautomate -w default:deployment/helloworld -m "rolling back"
+show "$ferryctl" release --workload=default:deployment/helloworld \
+  --update-image="$registry/weaveworks/helloworld:master-a000001" -m "roll back: master-a000002 broke the login"
+echo
+echo "== a new tag pushed to the registry reaches git and the cluster by itself"
+pushed_at=$(date +%s%N)
+push weaveworksdemos/front-end 0.3.2 "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "\$ python3 scripts/push-image.py $registry weaveworksdemos/front-end 0.3.2"
+for _ in $(seq 1 300); do
+  [[ -z "$kubectl" ]] && { wait_for_commit "Auto-release $registry/weaveworksdemos/front-end:0.3.2"; break; }
+  [[ "$("$kubectl" --kubeconfig "$kubeconfig" -n sock-shop get deploy front-end -o jsonpath='{.spec.template.spec.containers[0].image}' 2>/dev/null)" == *:0.3.2 ]] && break
+  sleep 0.05
+done
+echo "running in the cluster $(( ($(date +%s%N) - pushed_at) / 1000000 )) ms after the push:"
+git -C "$repo" log -1 --format='  %h %an: %s'
 if [[ -n "$kubectl" ]]; then
-  echo "kubectl agrees:"
   "$kubectl" --kubeconfig "$kubeconfig" get deployments -A \
     -o custom-columns='NAMESPACE:.metadata.namespace,NAME:.metadata.name,IMAGE:.spec.template.spec.containers[*].image' |
     sed 's/^/  /'
 fi
+show "$ferryctl" jobs
 echo
 echo "All four services are up and SERVING."
 if ((keep_running)); then
-  echo "Try:  $reflect -plaintext 127.0.0.1:3031 ferry.v1.GitWriter/ListWorkloads"
-  echo "      $reflect -plaintext 127.0.0.1:3033 ferry.v1.ClusterSyncer/GetSyncStatus"
+  echo "Try:  $ferryctl list-workloads -a"
+  echo "      python3 scripts/push-image.py $registry weaveworksdemos/front-end 0.3.3"
+  echo "      $ferryctl release --workload=default:deployment/helloworld --update-all-images --watch"
+  echo "      $reflect -plaintext 127.0.0.1:3030 describe ferry.v1.Ferry   (or grpcurl)"
   echo "      $kubectl --kubeconfig $kubeconfig get all -A"
-  echo "      $reflect -plaintext 127.0.0.1:3030 describe ferry.v1.Ferry"
-  echo "      (or grpcurl -plaintext 127.0.0.1:3030 describe ferry.v1.Ferry)"
+  echo "      curl -s 127.0.0.1:9791/metrics | grep ferry_jobs     (api; 9792-9794 the others)"
+  echo "      logs: $run_dir"
   echo "Press Ctrl-C to stop."
   wait
 fi

@@ -71,15 +71,21 @@ void Automation::Trigger() {
 }
 
 void Automation::Loop() {
+  // A pass that could not read git (git-writer not up yet, say) is retried soon, backing off
+  // to the interval, rather than an interval later.
+  absl::Duration retry = absl::Seconds(1);
+  bool failed = false;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait_for(lock, absl::ToChronoNanoseconds(interval_),
+      wake_.wait_for(lock, absl::ToChronoNanoseconds(failed ? std::min(retry, interval_) : interval_),
                      [&] { return stopping_ || triggered_; });
       if (stopping_) return;
       triggered_ = false;
     }
     RunOnce();
+    failed = last_pass_failed_;
+    retry = failed ? std::min(retry * 2, absl::Seconds(30)) : absl::Seconds(1);
   }
 }
 
@@ -151,10 +157,12 @@ std::optional<std::string> Automation::RunOnce() {
   absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git = executor_.GitWorkloads();
   if (!in_git.ok()) {
     log::Warn("automation: cannot read git", {{"error", std::string(in_git.status().message())}});
+    last_pass_failed_ = true;
     done("error");
     ++passes_;
     return std::nullopt;
   }
+  last_pass_failed_ = false;
   std::set<std::string> repositories, automated;
   int automated_count = 0, locked = 0, ignored = 0;
   for (const ferry::v1::ManifestWorkload& w : in_git->workloads()) {

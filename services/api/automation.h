@@ -90,6 +90,7 @@ class Automation {
   std::set<std::string> watched_ ABSL_GUARDED_BY(mu_);
   grpc::ClientContext* events_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::atomic<uint64_t> passes_{0};
+  bool last_pass_failed_ = false;  // guarded by pass_mu_
   std::thread loop_;
   std::thread events_;
 };

@@ -330,7 +330,7 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
                                synced->failed(), " failed"),
                   synced->revision());
   if (!wait_rollout || released.empty()) {
-    return store_.Finish(id, "", absl::StrCat("released ", Short(revision)));
+    return store_.Finish(id, "", absl::StrCat("committed and applied ", Short(revision)));
   }
 
   const int timeout = rollout_timeout_seconds > 0 ? rollout_timeout_seconds : 300;
@@ -373,7 +373,7 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
     }
   }
   store_.SetResults(id, results);
-  store_.Finish(id, "", absl::StrCat("released ", Short(revision), ", rolled out"));
+  store_.Finish(id, "", absl::StrCat("committed and applied ", Short(revision), ", rolled out"));
 }
 
 }  // namespace ferry::api
