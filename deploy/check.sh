@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Checks deploy/ (run by CTest as deploy_check; needs the built binaries and the Kubernetes
+# API of the tests, tests/kube/build.sh):
+#   - every kustomization renders with the kustomize inside kubectl 1.20 (and with a newer
+#     kubectl when one is on PATH);
+#   - the rendered objects pass a server-side dry run against a real kube-apiserver
+#     (tests/kube/cluster.sh). That API is 1.20, older than native gRPC probes (1.24), so for
+#     the dry run gRPC probes are swapped for TCP ones, as deploy/overlays/pre-1.24 does;
+#   - the alerting rules parse and type-check (promtool);
+#   - every Dockerfile's build stage is the README's build command (scripts/build.sh) and its
+#     run stage installs packages that provide every shared library the binary links.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+build="$(cd "${FERRY_BUILD_DIR:-build}" && pwd)"
+work="$(mktemp -d /tmp/ferry-deploy-check.XXXXXX)"
+cluster_pid=""
+cleanup() {
+  [[ -n "$cluster_pid" ]] && kill -TERM "$cluster_pid" 2>/dev/null && wait "$cluster_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "deploy/check.sh: $*" >&2; exit 1; }
+
+bash tests/kube/cluster.sh "$work/kube" >"$work/kube.log" 2>&1 &
+cluster_pid=$!
+for _ in $(seq 1 600); do
+  grep -q '^ferry-kube ready' "$work/kube.log" && break
+  kill -0 "$cluster_pid" 2>/dev/null || { cat "$work/kube.log" >&2; fail "the Kubernetes API did not start"; }
+  sleep 0.1
+done
+grep -q '^ferry-kube ready' "$work/kube.log" || fail "the Kubernetes API is not ready after 60 s"
+kubectl="$(cat "$work/kube/bin")/kubectl"
+k() { "$kubectl" --kubeconfig "$work/kube/kubeconfig" "$@"; }
+
+# 1. Render.
+overlays=(deploy/base deploy/overlays/*/)
+for dir in "${overlays[@]}"; do
+  name="$(basename "$dir")"
+  "$kubectl" kustomize "$dir" >"$work/$name.yaml" || fail "$dir does not render with kubectl 1.20"
+  if command -v kubectl >/dev/null && [[ "$(command -v kubectl)" != "$kubectl" ]]; then
+    kubectl kustomize "$dir" >"$work/$name.new.yaml" 2>"$work/$name.warnings" || fail "$dir does not render with $(command -v kubectl)"
+    ! grep -qx '{}' "$work/$name.new.yaml" || fail "$dir: empty documents with $(command -v kubectl)"
+  fi
+  echo "rendered $dir: $(grep -c '^kind:' "$work/$name.yaml") objects"
+done
+[[ "$(grep -c 'grpc:' "$work/base.yaml")" == 8 ]] || fail "base: expected a gRPC readiness and liveness probe per service"
+! grep -q 'grpc:' "$work/pre-1.24.yaml" || fail "pre-1.24 still has gRPC probes"
+grep -q 'FERRY_ALLOW_NAMESPACE: apps' "$work/namespaced.yaml" || fail "namespaced: no FERRY_ALLOW_NAMESPACE"
+! grep -q 'kind: ClusterRole' "$work/namespaced.yaml" || fail "namespaced: cluster-wide RBAC left"
+
+# 2. Server-side dry run. The namespaces must exist (a dry run creates nothing), and the
+# monitoring overlay needs the Prometheus Operator's kinds: minimal CRDs stand in for them.
+k create namespace ferry >/dev/null
+k create namespace apps >/dev/null
+for kind in ServiceMonitor PrometheusRule; do
+  plural="$(tr '[:upper:]' '[:lower:]' <<<"$kind")s"
+  k apply -f - >/dev/null <<YAML
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: $plural.monitoring.coreos.com
+spec:
+  group: monitoring.coreos.com
+  scope: Namespaced
+  names: {kind: $kind, plural: $plural, singular: $(tr '[:upper:]' '[:lower:]' <<<"$kind")}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+YAML
+done
+k wait --for condition=established --timeout=30s crd/servicemonitors.monitoring.coreos.com crd/prometheusrules.monitoring.coreos.com >/dev/null
+for dir in "${overlays[@]}"; do
+  name="$(basename "$dir")"
+  python3 - "$work/$name.yaml" >"$work/$name.1.20.yaml" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+# The kustomize in kubectl 1.20 leaves an empty document for each `$patch: delete`
+# (namespaced overlay); newer ones drop them.
+docs = [d for d in text.split("\n---\n") if d.strip() != "{}"]
+print(re.sub(r"(\n\s+)grpc:(\n\s+port:)", r"\1tcpSocket:\2", "\n---\n".join(docs)), end="")
+PY
+  k apply --server-side --dry-run=server --field-manager=ferry-deploy-check \
+    -f "$work/$name.1.20.yaml" >"$work/$name.dry-run" 2>&1 || { cat "$work/$name.dry-run" >&2; fail "$dir: the server-side dry run failed"; }
+  echo "dry run $dir: $(grep -c 'serverside-applied (server dry run)' "$work/$name.dry-run") objects accepted"
+done
+
+# 3. Alerting rules.
+sed -n '/^spec:/,$p' deploy/overlays/monitoring/prometheusrule.yaml | tail -n +2 | sed 's/^  //' >"$work/rules.yaml"
+promtool check rules "$work/rules.yaml" >"$work/promtool.log" 2>&1 || { cat "$work/promtool.log" >&2; fail "alerting rules"; }
+echo "alerting rules: $(grep -o '[0-9]* rules found' "$work/promtool.log")"
+
+# 4. Dockerfiles.
+for dockerfile in deploy/images/*/Dockerfile deploy/drone-plugin/Dockerfile; do
+  build_run="$(sed -n '/^FROM .* AS build/,/^FROM /p' "$dockerfile" | grep -A1 '^RUN' | tr -d '\\\n' | tr -s ' ')"
+  [[ "$build_run" == "RUN FERRY_BUILD_TYPE=Release bash scripts/build.sh build && strip -o /"* ]] ||
+    fail "$dockerfile: the build stage must run the README's build (bash scripts/build.sh), not: $build_run"
+  binary="$(grep -o 'strip -o /[^ ]* build/[^ ]*' "$dockerfile" | awk '{print $4}')"
+  binary="$build/${binary#build/}"
+  [[ -x "$binary" ]] || fail "$dockerfile: $binary is not built"
+  packages="$(sed -n '/^FROM debian:12-slim/,$p' "$dockerfile" | tr -d '\\\n' | grep -o 'install -y -qq --no-install-recommends [^&]*' | cut -d' ' -f5-)"
+  closure="$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+    --no-replaces --no-enhances $packages 2>/dev/null | grep -v '^ ' | sed 's/:any$//' | sort -u)"
+  [[ -n "$closure" ]] || fail "apt-cache knows none of $packages (run apt-get update)"
+  for lib in $(ldd "$binary" | awk '$3 ~ /^\// {print $3}'); do
+    # dpkg knows a library by one of its paths (/lib or /usr/lib, link or file).
+    owner=""
+    for candidate in "$lib" "$(realpath "$lib")" "/usr$lib" "${lib#/usr}"; do
+      owner="$(dpkg -S "$candidate" 2>/dev/null | head -1 | cut -d: -f1 || true)"
+      [[ -n "$owner" ]] && break
+    done
+    [[ -n "$owner" ]] || fail "$dockerfile: $lib (linked by $(basename "$binary")) is from no Debian package"
+    [[ "$owner" == libc6 ]] && continue
+    grep -qx "$owner" <<<"$closure" || fail "$dockerfile: $(basename "$lib") comes from $owner, which the run stage does not install"
+  done
+  echo "$dockerfile: build stage is scripts/build.sh; run stage provides every library of $(basename "$binary")"
+done
+echo "deploy/check.sh: all checks passed"
