@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_replace.h"
 #include "ferry/v1/api.grpc.pb.h"
 #include "ferry/v1/registry_scanner.grpc.pb.h"
 #include "tests/binaries.h"
@@ -467,6 +468,20 @@ TEST(ApiBinaryTest, AutomationReleasesANewlyPushedTag) {
   ASSERT_EQ(running, want) << stack.api.process->Output() << stack.scanner.process->Output();
   std::cerr << "push -> running spec: " << absl::FormatDuration(absl::Now() - pushed) << "\n";
   EXPECT_EQ(stack.repo->Git("log -1 --format=%s"), "Auto-release " + want + "\n");
+  // The diff is the image's bytes, nothing else; the note records the job.
+  EXPECT_EQ(stack.repo->Git("diff -U0 HEAD~1 HEAD -- apps/auto.yaml | grep '^[-+] '"),
+            "-        image: " + Image(stack, "team/auto", "1.0.0") + "\n+        image: " + want +
+                "\n");
+  stack.repo->Git("fetch -q origin refs/notes/ferry:refs/notes/ferry");
+  EXPECT_TRUE(absl::StrContains(stack.repo->Git("notes --ref=ferry show HEAD"),
+                                "JOB_KIND_AUTOMATED_RELEASE"));
+  // ferryctl shows it.
+  auto p = testing::Subprocess::Start(
+      {FERRYCTL_BIN, "list-workloads", "-n", "auto", "--url=" + stack.api.GrpcTarget()});
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ((*p)->Wait(absl::Seconds(30)), 0);
+  EXPECT_TRUE(absl::StrContains((*p)->Output(), "auto:deployment/auto  app        " + want))
+      << (*p)->Output();
 
   grpc::ClientContext ctx;
   ferry::v1::ListJobsResponse jobs;
@@ -571,6 +586,211 @@ TEST(ApiBinaryTest, FerryctlDrivesTheStack) {
   auto cluster = testing::SharedKubeCluster();
   EXPECT_EQ((*cluster)->Kubectl("-n ctl get deploy frozen -o jsonpath={.spec.template.spec.containers[0].image}"),
             image + ":1.2.0");
+}
+
+// A service on a fixed loopback port, so it can be killed and started again where its peers
+// expect it.
+struct Restartable {
+  explicit Restartable(std::vector<std::string> a) : argv(std::move(a)) {}
+  std::vector<std::string> argv;
+  Running running;
+  void Start() {
+    running.process.reset();
+    StartArgv(argv, running);
+  }
+  void Kill() { running.process.reset(); }  // SIGKILL: nothing is shut down cleanly
+  std::string target() const { return running.GrpcTarget(); }
+};
+
+std::string Port(int port) { return "127.0.0.1:" + std::to_string(port); }
+
+// Waits up to 60 s until `deployment` in `ns` runs `image`; returns what it runs.
+std::string WaitForImage(const std::string& ns, const std::string& deployment,
+                         const std::string& image) {
+  auto cluster = testing::SharedKubeCluster();
+  std::string running;
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < give_up) {
+    running = (*cluster)->Kubectl("-n " + ns + " get deploy " + deployment +
+                                  " -o jsonpath={.spec.template.spec.containers[0].image}");
+    if (running == image) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return running;
+}
+
+// Each service killed (SIGKILL) and started again in the middle of the loop; nothing is lost:
+// a tag pushed while the api is down is released when it is back, the scanner's and
+// git-writer's restarts are ridden out by their peers, and every job is still answered for.
+TEST(EndToEndTest, KillingEachServiceMidLoopLosesNothing) {
+  auto cluster = testing::SharedKubeCluster();
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  TempDir dir;
+  const int webhook_port = testing::FreeLoopbackPort();
+  std::ofstream(dir.path + "/secret") << "hook-secret\n";
+  auto registry = testing::RegistryServer::StartWithNotifications(
+      dir.path + "/registry", "http://127.0.0.1:" + std::to_string(webhook_port) + "/webhook",
+      "hook-secret");
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  ASSERT_TRUE((*registry)->PushImage("team/auto", "1.0.0", kImageConfig).ok());
+  ASSERT_TRUE((*registry)->PushImage("team/web", "1.0.0", kImageConfig).ok());
+  ASSERT_TRUE((*registry)->PushImage("team/web", "2.0.0", kImageConfig).ok());
+  const std::string auto_image = (*registry)->host() + "/team/auto";
+  const std::string web_image = (*registry)->host() + "/team/web";
+  auto repo = testing::GitRepo::Create(
+      {{"ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: restart}\n"},
+       {"apps/auto.yaml", Deployment("restart", "auto", auto_image + ":1.0.0",
+                                     "    ferry.dev/automated: \"true\"\n"
+                                     "    ferry.dev/tag.app: semver:~1\n")},
+       {"apps/web.yaml", Deployment("restart", "web", web_image + ":1.0.0")}});
+  ASSERT_TRUE(repo.ok()) << repo.status();
+
+  const int git_port = testing::FreeLoopbackPort(), scanner_port = testing::FreeLoopbackPort(),
+            syncer_port = testing::FreeLoopbackPort(), api_port = testing::FreeLoopbackPort();
+  Restartable git({FERRY_GIT_WRITER_BIN, "--grpc_address=" + Port(git_port),
+                   "--metrics_address=127.0.0.1:0", "--git_url=" + (*repo)->url(),
+                   "--state_dir=" + dir.path + "/git", "--git_poll_interval=1h"});
+  Restartable scanner({FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=" + Port(scanner_port),
+                       "--metrics_address=127.0.0.1:0", "--state_dir=" + dir.path + "/scanner",
+                       "--registry_insecure_hosts=" + (*registry)->host(), "--scan_interval=1h",
+                       "--webhook_address=127.0.0.1:" + std::to_string(webhook_port),
+                       "--webhook_secret_path=" + dir.path + "/secret"});
+  Restartable syncer({FERRY_CLUSTER_SYNCER_BIN, "--grpc_address=" + Port(syncer_port),
+                      "--metrics_address=127.0.0.1:0", "--kubeconfig=" + (*cluster)->kubeconfig(),
+                      "--git_writer_address=" + Port(git_port), "--sync_interval=1h",
+                      "--sync_set=restart"});
+  Restartable api({FERRY_API_BIN, "--grpc_address=" + Port(api_port),
+                   "--metrics_address=127.0.0.1:0", "--git_writer_address=" + Port(git_port),
+                   "--registry_scanner_address=" + Port(scanner_port),
+                   "--cluster_syncer_address=" + Port(syncer_port), "--automation_interval=1h"});
+  for (Restartable* s : {&git, &scanner, &syncer, &api}) {
+    s->Start();
+    ASSERT_GT(s->running.grpc_port, 0);
+  }
+  ASSERT_EQ(WaitForImage("restart", "web", web_image + ":1.0.0"), web_image + ":1.0.0")
+      << syncer.running.process->Output();
+  auto stub = ferry::v1::Ferry::NewStub(api.running.Channel());
+  auto release_web = [&](const std::string& tag) {
+    ferry::v1::ReleaseRequest request;
+    request.mutable_spec()->add_workloads("restart:deployment/web");
+    request.mutable_spec()->set_image(web_image + ":" + tag);
+    ferry::v1::Job job;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    grpc::Status s = stub->Release(&ctx, request, &job);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    grpc::ClientContext watch_ctx;
+    watch_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    ferry::v1::GetJobRequest get;
+    get.set_id(job.id());
+    auto stream = stub->WatchJob(&watch_ctx, get);
+    ferry::v1::Job last;
+    while (stream->Read(&job)) last = job;
+    return last;
+  };
+
+  // 1. The api is down while a tag is pushed; back up, it looks and releases it.
+  api.Kill();
+  ASSERT_TRUE((*registry)->PushImage("team/auto", "1.1.0", kImageConfig).ok());
+  api.Start();
+  ASSERT_GT(api.running.grpc_port, 0);
+  EXPECT_EQ(WaitForImage("restart", "auto", auto_image + ":1.1.0"), auto_image + ":1.1.0")
+      << api.running.process->Output();
+
+  // 2. The scanner is killed and started again (its cache on disk); the next push is still
+  // seen through the registry's notification and released.
+  scanner.Kill();
+  scanner.Start();
+  ASSERT_GT(scanner.running.grpc_port, 0);
+  ASSERT_TRUE((*registry)->PushImage("team/auto", "1.2.0", kImageConfig).ok());
+  EXPECT_EQ(WaitForImage("restart", "auto", auto_image + ":1.2.0"), auto_image + ":1.2.0")
+      << api.running.process->Output() << scanner.running.process->Output();
+
+  // 3. git-writer is killed and started again (it clones its mirror anew); a release works.
+  git.Kill();
+  git.Start();
+  ASSERT_GT(git.running.grpc_port, 0);
+  ferry::v1::Job done = release_web("2.0.0");
+  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.DebugString();
+  EXPECT_EQ(WaitForImage("restart", "web", web_image + ":2.0.0"), web_image + ":2.0.0");
+
+  // 4. The cluster-syncer is killed and started again; the next release is applied.
+  syncer.Kill();
+  syncer.Start();
+  ASSERT_GT(syncer.running.grpc_port, 0);
+  done = release_web("1.0.0");
+  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.DebugString();
+  bool applied = false;
+  for (const auto& stage : done.stages()) applied |= stage.kind() == ferry::v1::JOB_STAGE_KIND_APPLIED;
+  EXPECT_TRUE(applied);
+  EXPECT_EQ(WaitForImage("restart", "web", web_image + ":1.0.0"), web_image + ":1.0.0");
+
+  // Every commit is in git once: three automated releases and two manual ones, no duplicate.
+  EXPECT_EQ((*repo)->Git("log --format=%s --grep=^Auto-release --grep=^Release"),
+            "Release " + web_image + ":1.0.0 to restart:deployment/web\n"
+            "Release " + web_image + ":2.0.0 to restart:deployment/web\n"
+            "Auto-release " + auto_image + ":1.2.0\n"
+            "Auto-release " + auto_image + ":1.1.0\n");
+  // And the api, killed once, still answers for every committed job.
+  api.Kill();
+  api.Start();
+  stub = ferry::v1::Ferry::NewStub(api.running.Channel());
+  grpc::ClientContext ctx;
+  ferry::v1::ListJobsResponse jobs;
+  ASSERT_TRUE(stub->ListJobs(&ctx, {}, &jobs).ok());
+  EXPECT_EQ(jobs.jobs_size(), 4) << jobs.DebugString();
+}
+
+// A manifest the API refuses does not hold back the others: the release of a good workload
+// is applied, and `ferryctl sync` names the bad one and fails.
+TEST(EndToEndTest, ASyncErrorInOneManifestDoesNotBlockTheOthers) {
+  Stack stack;
+  auto registry = testing::RegistryServer::Start(stack.dir.path + "/registry");
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  stack.registry = *std::move(registry);
+  ASSERT_TRUE(stack.registry->PushImage("team/web", "1.0.0", kImageConfig).ok());
+  ASSERT_TRUE(stack.registry->PushImage("team/web", "1.1.0", kImageConfig).ok());
+  const std::string image = stack.registry->host() + "/team/web";
+  std::string bad = Deployment("broken", "bad", image + ":1.0.0");
+  bad = absl::StrReplaceAll(bad, {{"replicas: 0", "replicas: -1"}});  // refused by the API
+  auto cluster = testing::SharedKubeCluster();
+  ASSERT_TRUE(cluster.ok());
+  auto repo = testing::GitRepo::Create(
+      {{"ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: broken}\n"},
+       {"apps/bad.yaml", bad},
+       {"apps/good.yaml", Deployment("broken", "good", image + ":1.0.0")}});
+  ASSERT_TRUE(repo.ok());
+  stack.repo = *std::move(repo);
+  StartGitWriterAndSyncer(*stack.repo, **cluster, {"--sync_set=broken"}, stack.git, stack.syncer);
+  StartArgv({FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0",
+             "--metrics_address=127.0.0.1:0", "--state_dir=" + stack.dir.path + "/scanner",
+             "--registry_insecure_hosts=" + stack.registry->host()},
+            stack.scanner);
+  std::optional<ferry::v1::SyncResult> first = FirstSync(stack.syncer);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->failed(), 1) << first->DebugString();
+  stack.StartApi({"--no_automation"});
+  ASSERT_GT(stack.api.grpc_port, 0);
+
+  ferry::v1::ReleaseSpec spec;
+  spec.add_workloads("broken:deployment/good");
+  spec.set_image(image + ":1.1.0");
+  ferry::v1::Job job;
+  ASSERT_TRUE(stack.Release(spec, &job).ok());
+  ferry::v1::Job done = stack.Follow(job.id());
+  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.DebugString();
+  ASSERT_EQ(done.results_size(), 2);
+  EXPECT_EQ(done.results(1).workload(), "broken:deployment/good");
+  EXPECT_EQ(done.results(1).status(), ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS);
+  EXPECT_EQ(WaitForImage("broken", "good", image + ":1.1.0"), image + ":1.1.0");
+
+  auto p = testing::Subprocess::Start({FERRYCTL_BIN, "sync", "--url=" + stack.api.GrpcTarget()});
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ((*p)->Wait(absl::Seconds(60)), 7);  // a resource failed
+  const std::string out = (*p)->Output();
+  EXPECT_TRUE(absl::StrContains(out, "broken:deployment/bad")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "apps/bad.yaml")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "Revision applied: " + stack.repo->Head())) << out;
 }
 
 }  // namespace

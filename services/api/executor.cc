@@ -14,8 +14,11 @@ namespace {
 
 using ferry::v1::WorkloadResult;
 
+// Jobs and automation run in the background: a peer that is restarting (or whose connection
+// is backing off) is waited for until the deadline, instead of failing the job at once.
 void SetTimeout(grpc::ClientContext& ctx, absl::Duration timeout) {
   ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(timeout));
+  ctx.set_wait_for_ready(true);
 }
 
 std::string Short(const std::string& revision) { return revision.substr(0, 12); }
