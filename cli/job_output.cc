@@ -72,7 +72,9 @@ bool Finished(const ferry::v1::Job& job) {
 grpc::Status FollowJob(const std::string& id, Env& env, ferry::v1::Job* job) {
   absl::StatusOr<absl::Duration> timeout = ParseTimeout(env.client);
   grpc::ClientContext ctx;
-  PrepareCall(ctx, env.client, timeout.ok() ? *timeout : absl::Seconds(60));
+  // --timeout bounds the job's own waits (a release's rollout); following it gets a margin
+  // for the commit and the apply around them.
+  PrepareCall(ctx, env.client, (timeout.ok() ? *timeout : absl::Seconds(60)) + absl::Seconds(30));
   ferry::v1::GetJobRequest request;
   request.set_id(id);
   auto stream = env.stub.WatchJob(&ctx, request);

@@ -93,7 +93,8 @@ const RepositoryTags& TagCache::Get(const std::string& repository,
   request.set_ordering(ordering);
   RepositoryTags out;
   grpc::ClientContext ctx;
-  SetTimeout(ctx, absl::Seconds(30));
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  ctx.set_wait_for_ready(background_);
   grpc::Status s = registry_.ListTags(&ctx, request, &out.tags);
   if (!s.ok()) out.status = Downstream("registry-scanner", s);
   return cache_.emplace(key, std::move(out)).first->second;
@@ -109,6 +110,7 @@ absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> Executor::GitWorkloads(
   ferry::v1::ListManifestWorkloadsResponse out;
   grpc::ClientContext ctx;
   SetTimeout(ctx, absl::Seconds(30));
+  ScopedCancel scoped(cancel_, ctx);
   grpc::Status s = peers_.git.ListWorkloads(&ctx, request, &out);
   if (!s.ok()) return Downstream("git-writer", s);
   return out;
@@ -144,12 +146,13 @@ void Executor::RunRelease(const ferry::v1::Job& job) {
     ferry::v1::ListClusterWorkloadsResponse in_cluster;
     grpc::ClientContext ctx;
     SetTimeout(ctx, absl::Seconds(30));
+    ScopedCancel scoped(cancel_, ctx);
     grpc::Status s = peers_.cluster.ListWorkloads(&ctx, ferry::v1::ListClusterWorkloadsRequest(),
                                                   &in_cluster);
     if (!s.ok()) return store_.Finish(id, std::string(Downstream("cluster-syncer", s).message()));
     for (const auto& w : in_cluster.workloads()) running[w.id()] = true;
   }
-  TagCache tags(peers_.registry);
+  TagCache tags(peers_.registry, /*background=*/true);
   std::vector<ferry::v1::ManifestWorkload> workloads(in_git->workloads().begin(),
                                                      in_git->workloads().end());
   ReleasePlan plan = PlanRelease(spec, workloads, running, tags.Lookup());
@@ -195,6 +198,7 @@ void Executor::RunSync(const ferry::v1::Job& job) {
   {
     grpc::ClientContext ctx;
     SetTimeout(ctx, absl::Seconds(60));
+    ScopedCancel scoped(cancel_, ctx);
     grpc::Status s = peers_.git.Notify(&ctx, ferry::v1::NotifyRequest(), &head);
     if (!s.ok()) return store_.Finish(id, std::string(Downstream("git-writer", s).message()));
   }
@@ -285,6 +289,7 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
   {
     grpc::ClientContext ctx;
     SetTimeout(ctx, absl::Minutes(2));
+    ScopedCancel scoped(cancel_, ctx);
     grpc::Status s = peers_.git.ApplyUpdates(&ctx, request, &applied);
     if (!s.ok()) {
       absl::Status why = Downstream("git-writer", s);

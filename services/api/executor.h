@@ -27,10 +27,12 @@ struct Peers {
 absl::Status Downstream(const char* service, const grpc::Status& status);
 
 // The scanner's tag lists, fetched once per repository and ordering for the lifetime of
-// the object (one planning pass). Not thread-safe.
+// the object (one planning pass). `background`: a restarting scanner is waited for (jobs,
+// automation) rather than failing at once (reads answering a person). Not thread-safe.
 class TagCache {
  public:
-  explicit TagCache(ferry::v1::RegistryScanner::StubInterface& registry) : registry_(registry) {}
+  explicit TagCache(ferry::v1::RegistryScanner::StubInterface& registry, bool background = false)
+      : registry_(registry), background_(background) {}
   const RepositoryTags& Get(const std::string& repository, ferry::v1::TagOrdering ordering);
   TagLookup Lookup() {
     return [this](const std::string& r, ferry::v1::TagOrdering o) -> const RepositoryTags& {
@@ -40,6 +42,7 @@ class TagCache {
 
  private:
   ferry::v1::RegistryScanner::StubInterface& registry_;
+  const bool background_;
   std::map<std::pair<std::string, int>, RepositoryTags> cache_;
 };
 

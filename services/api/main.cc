@@ -65,8 +65,9 @@ int main(int argc, char** argv) {
       config->server, {{&service, ferry::v1::Ferry::service_full_name()}}, metrics,
       [&](ferry::runtime::Server* server) {
         if (server != nullptr) return;
-        // Shutting down: no new automation passes, rollout waits cut short.
-        automation.Stop();
+        // Shutting down: cut in-flight downstream calls short (rollout waits, applies, also
+        // an automated release's), then stop the automation loop.
         runner.Stop();
+        automation.Stop();
       });
 }
