@@ -48,6 +48,9 @@ done
 ! grep -q 'grpc:' "$work/pre-1.24.yaml" || fail "pre-1.24 still has gRPC probes"
 grep -q 'FERRY_ALLOW_NAMESPACE: apps' "$work/namespaced.yaml" || fail "namespaced: no FERRY_ALLOW_NAMESPACE"
 ! grep -q 'kind: ClusterRole' "$work/namespaced.yaml" || fail "namespaced: cluster-wide RBAC left"
+grep -q 'FERRY_DOCKER_CONFIG_PATH: /etc/ferry/registry/config.json' "$work/registry-credentials.yaml" &&
+  grep -q 'secretName: ferry-registry-credentials' "$work/registry-credentials.yaml" ||
+  fail "registry-credentials: the scanner does not read the credentials Secret"
 
 # 2. Server-side dry run. The namespaces must exist (a dry run creates nothing), and the
 # monitoring overlay needs the Prometheus Operator's kinds: minimal CRDs stand in for them.
