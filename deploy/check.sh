@@ -108,11 +108,15 @@ for dockerfile in deploy/images/*/Dockerfile deploy/drone-plugin/Dockerfile; do
   closure="$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
     --no-replaces --no-enhances $packages 2>/dev/null | grep -v '^ ' | sed 's/:any$//' | sort -u)"
   [[ -n "$closure" ]] || fail "apt-cache knows none of $packages (run apt-get update)"
-  for lib in $(ldd "$binary" | awk '$3 ~ /^\// {print $3}'); do
-    # dpkg knows a library by one of its paths (/lib or /usr/lib, link or file).
+  # dpkg knows a library by one of its paths (/lib or /usr/lib, link or file): ask once for
+  # every candidate path of every library.
+  libs="$(ldd "$binary" | awk '$3 ~ /^\// {print $3}')"
+  candidates="$(for lib in $libs; do printf '%s\n%s\n%s\n%s\n' "$lib" "$(realpath "$lib")" "/usr$lib" "${lib#/usr}"; done | sort -u)"
+  owners="$(dpkg -S $candidates 2>/dev/null || true)"
+  for lib in $libs; do
     owner=""
     for candidate in "$lib" "$(realpath "$lib")" "/usr$lib" "${lib#/usr}"; do
-      owner="$(dpkg -S "$candidate" 2>/dev/null | head -1 | cut -d: -f1 || true)"
+      owner="$(awk -F': ' -v p="$candidate" '$2 == p {print $1; exit}' <<<"$owners" | cut -d: -f1)"
       [[ -n "$owner" ]] && break
     done
     [[ -n "$owner" ]] || fail "$dockerfile: $lib (linked by $(basename "$binary")) is from no Debian package"
