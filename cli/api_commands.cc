@@ -74,6 +74,7 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
                     int& exit_code, const std::string& version) {
   AddClientFlags(app, client);
   app.fallthrough();  // connection flags also after the command
+  const std::string user = DefaultUser();  // asks git once, not once per command
   // Runs `command` with a connected stub.
   auto run = [&client, connect, &exit_code](const std::function<int(Env&)>& command) {
     auto stub = connect();
@@ -110,7 +111,7 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
   images_cmd->callback([run, images] { run([images](Env& env) { return RunListImages(*images, env); }); });
 
   auto release = std::make_shared<ReleaseOptions>();
-  release->user = DefaultUser();
+  release->user = user;
   CLI::App* release_cmd = app.add_subcommand("release", "Release an image to workloads, as a job");
   release_cmd->add_option("-w,--workload", release->workloads, "Workload to release (repeatable)");
   release_cmd->add_flag("--all", release->all, "Release every workload");
@@ -153,7 +154,7 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
                              Shortcut{"unlock", "Unlock", &PolicyOptions::unlock}}) {
     auto options = std::make_shared<PolicyOptions>();
     (*options).*(sc.field) = true;
-    options->user = DefaultUser();
+    options->user = user;
     CLI::App* cmd = app.add_subcommand(sc.name, sc.description);
     cmd->add_option("-w,--workload", options->workloads, "Workload (repeatable)")->required();
     cmd->add_option("-n,--namespace", options->namespace_,
@@ -166,7 +167,7 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
   }
 
   auto policy = std::make_shared<PolicyOptions>();
-  policy->user = DefaultUser();
+  policy->user = user;
   CLI::App* policy_cmd = app.add_subcommand("policy", "Change workloads' policies in one commit");
   policy_cmd->add_option("-w,--workload", policy->workloads, "Workload (repeatable)")->required();
   policy_cmd->add_option("-n,--namespace", policy->namespace_,
@@ -185,7 +186,7 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
   policy_cmd->callback([run, policy] { run([policy](Env& env) { return RunPolicy(*policy, env); }); });
 
   auto sync = std::make_shared<SyncOptions>();
-  sync->user = DefaultUser();
+  sync->user = user;
   CLI::App* sync_cmd = app.add_subcommand("sync", "Fetch git now and wait until it is applied");
   sync_cmd->add_option("-m,--message", sync->message, "Why");
   sync_cmd->add_option("--user", sync->user, "Who")->capture_default_str();

@@ -204,7 +204,7 @@ std::optional<std::string> Automation::RunOnce() {
     }
   }
 
-  TagCache tags(peers_.registry, /*background=*/true);
+  TagCache tags = executor_.BackgroundTags();
   std::vector<ferry::v1::ManifestWorkload> workloads(in_git->workloads().begin(),
                                                      in_git->workloads().end());
   std::vector<AutomationCandidate> planned = PlanAutomation(workloads, tags.Lookup());

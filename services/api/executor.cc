@@ -94,8 +94,14 @@ const RepositoryTags& TagCache::Get(const std::string& repository,
   RepositoryTags out;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  ctx.set_wait_for_ready(background_);
-  grpc::Status s = registry_.ListTags(&ctx, request, &out.tags);
+  grpc::Status s;
+  if (background_ != nullptr) {
+    ctx.set_wait_for_ready(true);
+    ScopedCancel scoped(*background_, ctx);
+    s = registry_.ListTags(&ctx, request, &out.tags);
+  } else {
+    s = registry_.ListTags(&ctx, request, &out.tags);
+  }
   if (!s.ok()) out.status = Downstream("registry-scanner", s);
   return cache_.emplace(key, std::move(out)).first->second;
 }
@@ -152,7 +158,7 @@ void Executor::RunRelease(const ferry::v1::Job& job) {
     if (!s.ok()) return store_.Finish(id, std::string(Downstream("cluster-syncer", s).message()));
     for (const auto& w : in_cluster.workloads()) running[w.id()] = true;
   }
-  TagCache tags(peers_.registry, /*background=*/true);
+  TagCache tags(peers_.registry, &cancel_);
   std::vector<ferry::v1::ManifestWorkload> workloads(in_git->workloads().begin(),
                                                      in_git->workloads().end());
   ReleasePlan plan = PlanRelease(spec, workloads, running, tags.Lookup());

@@ -27,11 +27,13 @@ struct Peers {
 absl::Status Downstream(const char* service, const grpc::Status& status);
 
 // The scanner's tag lists, fetched once per repository and ordering for the lifetime of
-// the object (one planning pass). `background`: a restarting scanner is waited for (jobs,
-// automation) rather than failing at once (reads answering a person). Not thread-safe.
+// the object (one planning pass). With `background` (jobs, automation) a restarting scanner
+// is waited for, the calls registered in that CancelSet so a shutdown cuts them short;
+// without (reads answering a person) they fail at once. Not thread-safe.
 class TagCache {
  public:
-  explicit TagCache(ferry::v1::RegistryScanner::StubInterface& registry, bool background = false)
+  explicit TagCache(ferry::v1::RegistryScanner::StubInterface& registry,
+                    CancelSet* background = nullptr)
       : registry_(registry), background_(background) {}
   const RepositoryTags& Get(const std::string& repository, ferry::v1::TagOrdering ordering);
   TagLookup Lookup() {
@@ -42,7 +44,7 @@ class TagCache {
 
  private:
   ferry::v1::RegistryScanner::StubInterface& registry_;
-  const bool background_;
+  CancelSet* const background_;
   std::map<std::pair<std::string, int>, RepositoryTags> cache_;
 };
 
@@ -61,6 +63,10 @@ class Executor {
   void RunPolicy(const ferry::v1::Job& job);
   // Fetches git now and applies the head.
   void RunSync(const ferry::v1::Job& job);
+  // The scanner's tag lists for a background pass (waits for a restarting scanner; cut short
+  // at shutdown).
+  TagCache BackgroundTags() { return TagCache(peers_.registry, &cancel_); }
+
   // Executes an automated release of the planned container moves (to_image set).
   void RunAutomated(const ferry::v1::Job& job, const std::vector<AutomationCandidate>& planned,
                     const std::string& planning_note);

@@ -56,15 +56,16 @@ int main(int argc, char** argv) {
   ApiService service(*access, peers, jobs, runner, executor);
   AutomationMetrics automation_metrics(*metrics);
   Automation automation(peers, jobs, executor, automation_metrics, config->automation_interval);
-  if (config->automation) {
-    automation.Start();
-  } else {
-    ferry::log::Info("automation is off (--no_automation)");
-  }
+  if (!config->automation) ferry::log::Info("automation is off (--no_automation)");
   return ferry::runtime::ServeUntilSignal(
       config->server, {{&service, ferry::v1::Ferry::service_full_name()}}, metrics,
       [&](ferry::runtime::Server* server) {
-        if (server != nullptr) return;
+        if (server != nullptr) {
+          // Serving: the automation starts now, so a server that cannot start (a port in
+          // use) exits at once instead of waiting on a pass.
+          if (config->automation) automation.Start();
+          return;
+        }
         // Shutting down: cut in-flight downstream calls short (rollout waits, applies, also
         // an automated release's), then stop the automation loop.
         runner.Stop();
