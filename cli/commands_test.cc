@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -347,6 +348,38 @@ TEST_F(CommandsTest, ATimeoutWhileFollowingSaysHowToCheck) {
   EXPECT_EQ(Run([&](Env& env) { return RunRelease(options, env); }), kExitUnavailable);
   EXPECT_THAT(err_.str(), HasSubstr("is still running after --timeout 60s; it may still complete: "
                                     "follow it with `ferryctl jobs 5f0c7c7e-"));
+}
+
+TEST_F(CommandsTest, SaveWritesOneFilePerResourceIntoAFolder) {
+  auto* reader = new grpc::testing::MockClientReader<ferry::v1::ExportedResource>();
+  ferry::v1::ExportedResource ns, deploy;
+  ns.set_id("<cluster>:namespace/shop");
+  ns.set_yaml("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n");
+  deploy.set_id("shop:deployment/front-end");
+  deploy.set_yaml("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: front-end\n");
+  EXPECT_CALL(*reader, Read(_))
+      .WillOnce(DoAll(SetArgPointee<0>(ns), Return(true)))
+      .WillOnce(DoAll(SetArgPointee<0>(deploy), Return(true)))
+      .WillOnce(Return(false));
+  EXPECT_CALL(*reader, Finish()).WillOnce(Return(grpc::Status::OK));
+  ferry::v1::ExportRequest asked;
+  EXPECT_CALL(stub_, ExportRaw(_, _)).WillOnce(DoAll(SaveArg<1>(&asked), Return(reader)));
+  char tmpl[] = "/tmp/ferryctl-save-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  SaveOptions options;
+  options.output = dir + "/";
+  options.namespaces = {"shop"};
+  EXPECT_EQ(Run([&](Env& env) { return RunSave(options, env); }), kExitOk) << err_.str();
+  EXPECT_THAT(asked.namespaces(), ::testing::ElementsAre("shop"));
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  EXPECT_EQ(read(dir + "/_cluster/shop-namespace.yaml"), ns.yaml());
+  EXPECT_EQ(read(dir + "/shop/front-end-deployment.yaml"), deploy.yaml());
+  std::filesystem::remove_all(dir);
 }
 
 TEST(DroneTest, MapsAFullPluginEnvironmentOntoARelease) {

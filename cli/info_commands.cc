@@ -79,12 +79,12 @@ int RunSave(const SaveOptions& options, Env& env) {
   while (stream->Read(&r)) resources.push_back(r);
   grpc::Status s = stream->Finish();
   if (!s.ok()) return ReportCallError(env.err, s, env.client, "exporting");
-  const bool folder = options.output != "-" && (options.output.back() == '/' ||
-                                                std::filesystem::is_directory(options.output));
+  const std::string target = options.output.empty() ? "-" : options.output;
+  const bool folder = target != "-" && (target.back() == '/' || std::filesystem::is_directory(target));
   if (folder) {
     // One file per resource, a folder per namespace.
     for (const auto& res : resources) {
-      const std::filesystem::path path = std::filesystem::path(options.output) / FileFor(res.id());
+      const std::filesystem::path path = std::filesystem::path(target) / FileFor(res.id());
       std::error_code ec;
       std::filesystem::create_directories(path.parent_path(), ec);
       std::ofstream file(path);
@@ -93,23 +93,23 @@ int RunSave(const SaveOptions& options, Env& env) {
         return ReportError(env.err, absl::PermissionDeniedError(absl::StrCat("cannot write ", path.string())));
       }
     }
-    env.err << "Saved " << resources.size() << " resource(s) under " << options.output << "\n";
+    env.err << "Saved " << resources.size() << " resource(s) under " << target << "\n";
     return kExitOk;
   }
   std::string all;
   for (size_t i = 0; i < resources.size(); ++i) {
     absl::StrAppend(&all, i > 0 ? "---\n" : "", resources[i].yaml());
   }
-  if (options.output == "-") {
+  if (target == "-") {
     env.out << all;
     return kExitOk;
   }
-  std::ofstream file(options.output);
+  std::ofstream file(target);
   file << all;
   if (!file) {
-    return ReportError(env.err, absl::PermissionDeniedError(absl::StrCat("cannot write ", options.output)));
+    return ReportError(env.err, absl::PermissionDeniedError(absl::StrCat("cannot write ", target)));
   }
-  env.err << "Saved " << resources.size() << " resource(s) to " << options.output << "\n";
+  env.err << "Saved " << resources.size() << " resource(s) to " << target << "\n";
   return kExitOk;
 }
 
