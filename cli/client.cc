@@ -114,12 +114,16 @@ std::string ToJson(const google::protobuf::Message& message) {
 
 }  // namespace
 
-void PrintJson(const google::protobuf::Message& message, std::ostream& out) {
-  out << nlohmann::json::parse(ToJson(message)).dump(2) << "\n";
-}
-
-void PrintYaml(const google::protobuf::Message& message, std::ostream& out) {
-  out << manifest::JsonToYaml(nlohmann::json::parse(ToJson(message)));
+bool PrintStructured(const std::string& output, const google::protobuf::Message& message,
+                     std::ostream& out) {
+  if (output == "json") {
+    out << nlohmann::json::parse(ToJson(message)).dump(2) << "\n";
+  } else if (output == "yaml") {
+    out << manifest::JsonToYaml(nlohmann::json::parse(ToJson(message)));
+  } else {
+    return false;
+  }
+  return true;
 }
 
 absl::Status ValidateOutput(const std::string& output) {

@@ -46,10 +46,11 @@ void PrepareCall(grpc::ClientContext& ctx, const ClientOptions& options, absl::D
 int ReportCallError(std::ostream& err, const grpc::Status& status, const ClientOptions& options,
                     const std::string& what);
 
-// Writes `message` as JSON (proto3 JSON mapping, lowerCamel field names, two-space indent)
-// or YAML (the same data).
-void PrintJson(const google::protobuf::Message& message, std::ostream& out);
-void PrintYaml(const google::protobuf::Message& message, std::ostream& out);
+// When -o asks for "json" (proto3 JSON mapping, lowerCamel field names, two-space indent) or
+// "yaml" (the same data), writes `message` that way and returns true; false for "table",
+// which the command prints itself.
+bool PrintStructured(const std::string& output, const google::protobuf::Message& message,
+                     std::ostream& out);
 
 // Checks -o: "table", "json" or "yaml". InvalidArgument otherwise.
 absl::Status ValidateOutput(const std::string& output);

@@ -144,14 +144,7 @@ int RunJobs(const JobsOptions& options, Env& env) {
   PrepareCall(ctx, env.client, *timeout);
   grpc::Status s = env.stub.ListJobs(&ctx, request, &response);
   if (!s.ok()) return ReportCallError(env.err, s, env.client, "listing jobs");
-  if (options.output == "json") {
-    PrintJson(response, env.out);
-    return kExitOk;
-  }
-  if (options.output == "yaml") {
-    PrintYaml(response, env.out);
-    return kExitOk;
-  }
+  if (PrintStructured(options.output, response, env.out)) return kExitOk;
   Table table({"ID", "KIND", "STATE", "SUBMITTED", "REVISION", "USER"});
   for (const ferry::v1::Job& j : response.jobs()) {
     const std::string kind =

@@ -157,11 +157,7 @@ int FollowAndReport(const std::string& id, int verbosity, const std::string& out
     return kExitUnavailable;
   }
   if (!s.ok()) return ReportCallError(env.err, s, env.client, "following the job");
-  if (output == "json") {
-    PrintJson(job, env.out);
-  } else if (output == "yaml") {
-    PrintYaml(job, env.out);
-  } else {
+  if (!PrintStructured(output, job, env.out)) {
     PrintResults(job, verbosity, env.out);
     std::string pushed, applied;
     for (const ferry::v1::JobStage& stage : job.stages()) {

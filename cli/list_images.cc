@@ -75,14 +75,7 @@ int RunListImages(const ListImagesOptions& options, Env& env) {
   PrepareCall(ctx, env.client, *timeout);
   grpc::Status s = env.stub.ListImages(&ctx, request, &response);
   if (!s.ok()) return ReportCallError(env.err, s, env.client, "listing images");
-  if (options.output == "json") {
-    PrintJson(response, env.out);
-    return kExitOk;
-  }
-  if (options.output == "yaml") {
-    PrintYaml(response, env.out);
-    return kExitOk;
-  }
+  if (PrintStructured(options.output, response, env.out)) return kExitOk;
   Table table({"WORKLOAD", "CONTAINER", "IMAGE", "CREATED"});
   for (const ferry::v1::WorkloadImages& w : response.workloads()) {
     std::string workload = w.workload();

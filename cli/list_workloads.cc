@@ -67,14 +67,7 @@ int RunListWorkloads(const ListWorkloadsOptions& options, Env& env) {
   PrepareCall(ctx, env.client, *timeout);
   grpc::Status s = env.stub.ListWorkloads(&ctx, request, &response);
   if (!s.ok()) return ReportCallError(env.err, s, env.client, "listing workloads");
-  if (options.output == "json") {
-    PrintJson(response, env.out);
-    return kExitOk;
-  }
-  if (options.output == "yaml") {
-    PrintYaml(response, env.out);
-    return kExitOk;
-  }
+  if (PrintStructured(options.output, response, env.out)) return kExitOk;
   Table table({"WORKLOAD", "CONTAINER", "IMAGE", "RELEASE", "POLICY"});
   for (const ferry::v1::Workload& w : response.workloads()) {
     if (w.containers().empty()) {
