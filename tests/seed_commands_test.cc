@@ -1,0 +1,2 @@
+// (filled in by the change that adds these tests)
+#include "tests/binaries.h"
