@@ -8,9 +8,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace ferry::policy {
 namespace {
+
+constexpr char kKindHint[] = "use glob:, semver:, regexp:, numerical: or alphabetical:";
 
 // The value a numerical / alphabetical pattern ranks a tag by: RE's first group or the tag.
 std::optional<std::string> RankKey(const re2::RE2* re, absl::string_view tag) {
@@ -70,6 +73,15 @@ TagPattern TagPattern::Any() {
 }
 
 absl::StatusOr<TagPattern> TagPattern::Parse(absl::string_view text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "tag filter has a control character (byte 0x%02x at offset %d); write it on one line "
+          "without tabs or newlines",
+          c, i));
+    }
+  }
   TagPattern p;
   absl::string_view expr = text;
   size_t colon = text.find(':');
@@ -84,10 +96,21 @@ absl::StatusOr<TagPattern> TagPattern::Parse(absl::string_view text) {
     p.kind_ = PatternKind::kNumerical;
   } else if (prefix == "alphabetical") {
     p.kind_ = PatternKind::kAlphabetical;
-  } else {
-    prefix = "";  // a bare glob; a ':' inside it is just a character
+  } else if (colon != absl::string_view::npos) {
+    // Tags never contain ':', so a bare glob with one would never match: it is a misspelled
+    // kind ("semvr:^1.0") or a kind left out.
+    const bool word = !prefix.empty() && std::all_of(prefix.begin(), prefix.end(), [](char c) {
+      return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+    });
+    if (word) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown filter kind \"", prefix, "\" (", kKindHint, ")"));
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("tag filter \"", text, "\" has a ':' but no filter kind before it, and a "
+                     "tag never contains ':' (", kKindHint, ")"));
   }
-  if (!prefix.empty()) expr = text.substr(colon + 1);
+  if (colon != absl::string_view::npos) expr = text.substr(colon + 1);
   p.expression_ = std::string(expr);
   p.allows_latest_ = absl::StrContains(expr, "latest");
 
@@ -96,6 +119,17 @@ absl::StatusOr<TagPattern> TagPattern::Parse(absl::string_view text) {
       if (expr.empty()) {
         return absl::InvalidArgumentError(
             "empty glob tag filter; use \"glob:*\" for any tag");
+      }
+      for (char c : expr) {
+        if (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' ||
+            c == '-' || c == '*' || c == '?') {
+          continue;
+        }
+        // A glob with any other character never matches a tag ([A-Za-z0-9_][A-Za-z0-9_.-]*).
+        return absl::InvalidArgumentError(absl::StrCat(
+            "glob tag filter \"", expr, "\" has '", absl::string_view(&c, 1),
+            "', which no tag contains (tags are letters, digits, '_', '.' and '-'; a glob adds "
+            "'*' and '?'; ", kKindHint, ")"));
       }
       break;
     case PatternKind::kSemver: {

@@ -3,6 +3,7 @@
 //
 //   glob:PATTERN        '*' any run of characters, '?' one character; the default when no
 //                       kind is given ("master-*" = "glob:master-*"). Ranks by creation time.
+//                       Only characters a tag can hold: letters, digits, '_', '.', '-'.
 //   semver:CONSTRAINTS  Masterminds v3 constraints ("~1.2", ">=1.0 <2 || 3.x"). Ranks by
 //                       version, highest first; tags that are not versions never match.
 //   regexp:RE / regex:RE  RE2 syntax, unanchored unless the RE anchors itself (as Flux v1
@@ -43,8 +44,11 @@ struct TagCandidate {
 // A parsed tag filter. Thread-compatible value type (copies share the compiled RE).
 class TagPattern {
  public:
-  // Parses "KIND:EXPRESSION" (or a bare glob). InvalidArgument with what to fix: unknown
-  // kind, bad semver constraint, RE2 error.
+  // Parses "KIND:EXPRESSION" (or a bare glob). InvalidArgument with what to fix: a control
+  // character anywhere; an unknown kind ("semvr:^1.0": unknown filter kind "semvr" (use
+  // glob:, ...)); a ':' without a known kind before it or any other character no tag can
+  // hold in a glob (tags are [A-Za-z0-9_][A-Za-z0-9_.-]*, so such a glob would never match);
+  // a bad semver constraint; an RE2 error.
   static absl::StatusOr<TagPattern> Parse(absl::string_view text);
 
   // The pattern that accepts every tag but "latest" ("glob:*").

@@ -32,8 +32,48 @@ TEST(TagPatternTest, ParsesKindsAndDefaultsToGlob) {
   EXPECT_EQ(TagPattern::Parse("regex:^v")->ToString(), "regexp:^v");
   EXPECT_EQ(TagPattern::Parse("numerical:^build-(\\d+)$")->kind(), PatternKind::kNumerical);
   EXPECT_EQ(TagPattern::Parse("alphabetical:")->kind(), PatternKind::kAlphabetical);
-  // An unknown prefix is part of a glob (a ':' is no kind separator there).
-  EXPECT_EQ(TagPattern::Parse("foo:bar")->ToString(), "glob:foo:bar");
+}
+
+// Filters that could never match a tag are refused with what to write instead, so a
+// misspelled kind is never committed as a glob.
+TEST(TagPatternTest, RefusesUnknownKindsAndGlobsNoTagCanMatch) {
+  struct Case {
+    const char* text;
+    const char* message;  // a part of the InvalidArgument message
+  };
+  const Case cases[] = {
+      {"semvr:^1.0", "unknown filter kind \"semvr\" (use glob:, semver:, regexp:"},
+      {"foo:bar", "unknown filter kind \"foo\" (use glob:, semver:, regexp:"},
+      {"Semver:~1", "unknown filter kind \"Semver\""},
+      {"regexpp:^v", "unknown filter kind \"regexpp\""},
+      {"master-*:x", "has a ':' but no filter kind"},
+      {":1.0", "has a ':' but no filter kind"},
+      {"^1.0:", "has a ':' but no filter kind"},
+      {"glob:semvr:^1.0", "glob tag filter \"semvr:^1.0\" has ':', which no tag contains"},
+      {"glob:1.0 beta", "has ' ', which no tag contains"},
+      {"v1/*", "has '/', which no tag contains"},
+      {"master-*\n", "control character (byte 0x0a at offset 8)"},
+      {"semver:^1.0\t", "control character (byte 0x09"},
+      {"regexp:^v\x7f", "control character (byte 0x7f"},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<TagPattern> p = TagPattern::Parse(c.text);
+    ASSERT_FALSE(p.ok()) << c.text << " parsed as " << p->ToString();
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << c.text;
+    EXPECT_NE(p.status().message().find(c.message), std::string::npos)
+        << c.text << ": " << p.status().message();
+  }
+  // A NUL byte is a control character too.
+  absl::StatusOr<TagPattern> nul = TagPattern::Parse(absl::string_view("glob:a\0b", 8));
+  ASSERT_FALSE(nul.ok());
+  EXPECT_NE(nul.status().message().find("byte 0x00 at offset 6"), std::string::npos);
+  // What tags can hold still parses, with or without the glob: prefix.
+  for (const char* ok : {"1.0.*", "glob:v?.?-rc_*", "main-*", "A_b.c-9", "latest"}) {
+    EXPECT_TRUE(TagPattern::Parse(ok).ok()) << ok << ": " << TagPattern::Parse(ok).status();
+  }
+  // Other kinds keep their own syntax (a ':' or a space inside a regexp or constraint).
+  EXPECT_TRUE(TagPattern::Parse("regexp:^v[0-9]+ ?:?$").ok());
+  EXPECT_TRUE(TagPattern::Parse("semver:>=1.0 <2").ok());
 }
 
 TEST(TagPatternTest, RejectsInvalidPatternsWithReason) {
