@@ -28,6 +28,35 @@ struct Limit {
 
 // ---- Names and messages (git-writer commits) ----
 
+// An author given with a request ("Name <email>" or a bare name), whole text. Fixed: the
+// names and addresses of people are short, and the text lands in every commit header.
+inline constexpr Limit kAuthorBytes{"author", "bytes", 256, ""};
+// A commit message given with a request. Long enough for any hand-written message and a
+// generated list of every edit; the message is stored in the repo forever.
+inline constexpr Limit kCommitMessageBytes{"commit message", "bytes", 64 * kKiB,
+                                           "--max_commit_message_bytes"};
+// A job record stored as a git note on Ferry's commit.
+inline constexpr Limit kJobNoteBytes{"job note", "bytes", 256 * kKiB, ""};
+// A path in a request or a file name in the repo (PATH_MAX on Linux).
+inline constexpr Limit kPathBytes{"path", "bytes", 4096, ""};
+// A one-line name in a request: workload id, container, tag filter, lock user or message.
+inline constexpr Limit kRequestNameBytes{"name", "bytes", 1024, ""};
+// Edits in one ApplyUpdates request (one commit); each is looked up in the whole index.
+inline constexpr Limit kEditsPerRequest{"edits in one request", "edits", 10000, ""};
+// One manifest file served by git-writer (ReadManifests, the workload index). Twice the
+// largest object Kubernetes stores (1.5 MiB) and 1 MiB under gRPC's default 4 MiB receive
+// limit, so every ReadManifests message fits a peer with default settings. A bigger file is
+// a load error of its own; the others are served.
+inline constexpr Limit kManifestFileBytes{"manifest file size", "bytes", 3 * kMiB,
+                                          "--max_manifest_file_bytes"};
+// All manifest files of one revision together (one ReadManifests answer; git-writer keeps
+// a few revisions' worth in memory). Over it the whole read fails with ResourceExhausted.
+inline constexpr Limit kManifestTreeBytes{"manifest files at one revision", "bytes", 64 * kMiB,
+                                          "--max_manifest_tree_bytes"};
+// One ListWorkloads answer (a single message): under gRPC's default 4 MiB receive limit.
+inline constexpr Limit kWorkloadIndexBytes{"workload index answer", "bytes", 4 * kMiB - 64 * kKiB,
+                                           "--max_workload_index_bytes"};
+
 // ---- Webhooks (registry-scanner) ----
 
 // ---- Messages between services and from clients (lib/runtime) ----

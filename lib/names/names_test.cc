@@ -1,0 +1,119 @@
+#include "lib/names/names.h"
+
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/match.h"
+
+namespace ferry::names {
+namespace {
+
+TEST(ParseAuthorTest, NameAndEmail) {
+  absl::StatusOr<Author> a = ParseAuthor("  Alice Liddell <alice@example.com> ");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->name, "Alice Liddell");
+  EXPECT_EQ(a->email, "alice@example.com");
+}
+
+TEST(ParseAuthorTest, BareNameHasNoEmail) {
+  absl::StatusOr<Author> a = ParseAuthor("Jürgen");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->name, "Jürgen");
+  EXPECT_EQ(a->email, "");
+}
+
+TEST(ParseAuthorTest, RefusesWhatWouldCorruptACommit) {
+  struct Case {
+    std::string text;
+    std::string message;  // part of the error
+  };
+  const Case cases[] = {
+      {"x\ny", "control character (\\n) at byte 1"},
+      {"Eve\nx <e@x>", "control character (\\n)"},
+      {std::string("a\0b", 3), "control character (\\x00)"},
+      {"tab\there", "control character (\\t)"},
+      {"bad\xff", "not UTF-8 at byte 3 (\\xff)"},
+      {"", "author is empty"},
+      {"   ", "author is empty"},
+      {"<>", "email in <> is empty"},
+      {"<a@x>", "no name before the email"},
+      {"Al<ice> <a@x>", "'<' and '>' may only enclose the email"},
+      {"Alice>", "'>' without '<'"},
+      {"Al<ice", "'<' and '>' may only enclose the email"},
+      {"Bob <bob>", "is not local@domain"},
+      {"Bob <@x>", "is not local@domain"},
+      {"Bob <a@b@c>", "is not local@domain"},
+      {"Bob <a b@c>", "holds a space"},
+      {"... <a@b>", "only punctuation"},
+      {std::string(300, 'a'), "author is 300 bytes, over the limit of 256 bytes"},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<Author> a = ParseAuthor(c.text);
+    ASSERT_FALSE(a.ok()) << c.text;
+    EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument) << c.text;
+    EXPECT_TRUE(absl::StrContains(a.status().message(), c.message))
+        << c.text << " -> " << a.status().message();
+  }
+}
+
+TEST(ValidateCommitMessageTest, AllowsNewlineAndTab) {
+  EXPECT_TRUE(ValidateCommitMessage("Release\n\n\t- one\n").ok());
+  EXPECT_TRUE(ValidateCommitMessage("").ok());
+  EXPECT_TRUE(ValidateCommitMessage("Größe ✓").ok());
+}
+
+TEST(ValidateCommitMessageTest, RefusesNulControlAndOversize) {
+  absl::Status nul = ValidateCommitMessage(std::string("cut\0here", 8));
+  EXPECT_EQ(nul.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(nul.message(), "control character (\\x00) at byte 3")) << nul;
+  EXPECT_EQ(ValidateCommitMessage("a\rb").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateCommitMessage("a\x1b[31m").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateCommitMessage("a\xc0\x80").code(), absl::StatusCode::kInvalidArgument);
+  absl::Status big = ValidateCommitMessage(std::string(11, 'x'), 10);
+  EXPECT_EQ(big.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(big.message(),
+            "commit message is 11 bytes, over the limit of 10 bytes (raise it with "
+            "--max_commit_message_bytes)");
+}
+
+TEST(ValidateNameTest, OneLineOnly) {
+  EXPECT_TRUE(ValidateName("tag filter", "glob:1.*").ok());
+  absl::Status s = ValidateName("tag filter", "glob:*\nInjected subject");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(s.message(), "tag filter \"glob:*\\nInjected subject\""))
+      << s;
+  EXPECT_EQ(ValidateName("container", std::string(1025, 'c')).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ValidatePathTest, Utf8WithoutControlCharacters) {
+  EXPECT_TRUE(ValidatePath("default/app.yaml").ok());
+  EXPECT_TRUE(ValidatePath("ünïcode/😀.yaml").ok());
+  absl::Status s = ValidatePath("default/bad\xff\xfe.yaml");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(s.message(), "\"default/bad\\xff\\xfe.yaml\" is not UTF-8"))
+      << s;
+  EXPECT_EQ(ValidatePath("a\nb.yaml").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidatePath(std::string(5000, 'p')).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(IsUtf8Test, RefusesMalformedSequences) {
+  EXPECT_TRUE(IsUtf8("plain ✓ 😀"));
+  EXPECT_FALSE(IsUtf8("\xff"));
+  EXPECT_FALSE(IsUtf8("\xc0\xaf"));          // overlong '/'
+  EXPECT_FALSE(IsUtf8("\xed\xa0\x80"));      // surrogate
+  EXPECT_FALSE(IsUtf8("\xf4\x90\x80\x80"));  // past U+10FFFF
+  EXPECT_FALSE(IsUtf8("\xe2\x9c"));          // cut short
+}
+
+TEST(EscapeTest, OneLineValidUtf8) {
+  EXPECT_EQ(Escape("default/bad\xff\xfe.yaml"), "default/bad\\xff\\xfe.yaml");
+  EXPECT_EQ(Escape("a\nb\tc\\d"), "a\\nb\\tc\\\\d");
+  EXPECT_EQ(Escape(std::string("\0\x1b", 2)), "\\x00\\x1b");
+  EXPECT_EQ(Escape("ü✓"), "ü✓");
+  EXPECT_TRUE(IsUtf8(Escape("\xc3\x28\xa0\xa1")));
+}
+
+}  // namespace
+}  // namespace ferry::names
