@@ -63,6 +63,23 @@ inline constexpr Limit kWorkloadIndexBytes{"workload index answer", "bytes", 4 *
 
 // ---- Jobs and peers (api) ----
 
+// How long the api waits for a peer (git-writer, registry-scanner, cluster-syncer) that is
+// not connected, in a job and in a request's own calls: long enough for a peer restarting
+// in place, short enough that a peer that is down fails the job (or answers the caller
+// UNAVAILABLE) instead of holding a worker. The job's stage deadlines bound it too.
+inline constexpr Limit kPeerWait{"wait for a peer to connect", "seconds", 10, "--peer_wait"};
+// The stages of a job (each stage's calls share its deadline). Planning reads git, the
+// cluster and every image repository concerned; commit is git-writer's commit and push
+// (with its retries when upstream moves); apply is cluster-syncer applying the revision;
+// rollout is the default wait for a release's rollout when the release gives none.
+inline constexpr Limit kJobPlanningTimeout{"job planning stage", "seconds", 120,
+                                           "--job_planning_timeout"};
+inline constexpr Limit kJobCommitTimeout{"job commit stage", "seconds", 120,
+                                         "--job_commit_timeout"};
+inline constexpr Limit kJobApplyTimeout{"job apply stage", "seconds", 300, "--job_apply_timeout"};
+inline constexpr Limit kJobRolloutTimeout{"job rollout wait", "seconds", 300,
+                                          "--job_rollout_timeout"};
+
 // The message for an item over `limit`: "<item>: <what> is <actual> <unit>, over the limit of
 // <max> <unit> (raise it with <flag>)". `actual` 0 means unknown ("over the limit of ...").
 std::string OverLimit(absl::string_view item, const Limit& limit, uint64_t max,

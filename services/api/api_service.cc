@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lib/names/names.h"
 #include "lib/policy/tag_pattern.h"
 #include "lib/runtime/proto_time.h"
 #include "lib/runtime/server.h"
@@ -26,6 +27,28 @@ void SetDeadline(grpc::ClientContext& ctx, const grpc::ServerContext& caller) {
 // A downstream failure as the api's answer: which service, and its message.
 grpc::Status DownstreamError(const char* service, const grpc::Status& s) {
   return ToGrpcStatus(Downstream(service, s));
+}
+
+// The deadline of a request's own call to a peer: 30 s, or the caller's when earlier.
+absl::Time CallDeadline(const grpc::ServerContext& caller) {
+  return std::min(absl::Now() + absl::Seconds(30), absl::FromChrono(caller.deadline()));
+}
+
+// The cause of a change becomes its commit's author and part of its message: checked here,
+// before a job exists, with the rules git-writer applies (lib/names).
+grpc::Status ValidateCause(const ferry::v1::Cause& cause) {
+  if (!cause.user().empty()) {
+    absl::StatusOr<names::Author> author = names::ParseAuthor(cause.user());
+    if (!author.ok()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("cause.user: ", author.status().message()));
+    }
+  }
+  if (absl::Status s = names::ValidateCommitMessage(cause.message()); !s.ok()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("cause.message: ", s.message()));
+  }
+  return grpc::Status::OK;
 }
 
 }  // namespace
@@ -264,13 +287,18 @@ grpc::Status ApiService::Release(grpc::ServerContext* context,
   }
   const ferry::v1::ReleaseSpec& spec = request->spec();
   if (absl::Status s = ValidateReleaseSpec(spec); !s.ok()) return ToGrpcStatus(s);
+  if (grpc::Status s = ValidateCause(request->cause()); !s.ok()) return s;
   if (!spec.image().empty() && !spec.force()) {
     // An image the registry does not have would only break the rollout.
     ferry::v1::GetImageRequest lookup;
     lookup.set_reference(spec.image());
     ferry::v1::TagInfo info;
     grpc::ClientContext ctx;
-    SetDeadline(ctx, *context);
+    const absl::Time deadline = CallDeadline(*context);
+    if (absl::Status s = executor_.AwaitPeer("registry-scanner", deadline); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+    ctx.set_deadline(absl::ToChronoTime(deadline));
     grpc::Status s = registry_.GetImage(&ctx, lookup, &info);
     if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
       return grpc::Status(grpc::StatusCode::NOT_FOUND,
@@ -286,7 +314,10 @@ grpc::Status ApiService::Release(grpc::ServerContext* context,
   job.set_dry_run(spec.dry_run());
   *response = jobs_.Submit(std::move(job));
   ferry::v1::Job submitted = *response;
-  runner_.Run(submitted.id(), [this, submitted] { executor_.RunRelease(submitted); });
+  // A dry run writes nothing: it may take the read-only lane, so it never waits behind
+  // jobs stuck on a peer.
+  runner_.Run(
+      submitted.id(), [this, submitted] { executor_.RunRelease(submitted); }, submitted.dry_run());
   return grpc::Status::OK;
 }
 
@@ -295,8 +326,11 @@ grpc::Status ApiService::UpdatePolicy(grpc::ServerContext* context,
                                       ferry::v1::Job* response) {
   if (grpc::Status s = access_.Check(*context, Role::kWrite); !s.ok()) return s;
   if (absl::Status s = ValidatePolicyChanges(request->changes()); !s.ok()) return ToGrpcStatus(s);
+  if (grpc::Status s = ValidateCause(request->cause()); !s.ok()) return s;
   // Every workload must exist in git, and a container filter must name one of its containers.
-  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git = executor_.GitWorkloads();
+  // A git-writer that is down answers UNAVAILABLE after --peer_wait.
+  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
+      executor_.GitWorkloads(CallDeadline(*context));
   if (!in_git.ok()) return ToGrpcStatus(in_git.status());
   std::map<std::string, const ferry::v1::ManifestWorkload*> by_id;
   for (const auto& w : in_git->workloads()) by_id[w.id()] = &w;
@@ -338,6 +372,7 @@ grpc::Status ApiService::UpdatePolicy(grpc::ServerContext* context,
 grpc::Status ApiService::Sync(grpc::ServerContext* context, const ferry::v1::SyncRequest* request,
                               ferry::v1::Job* response) {
   if (grpc::Status s = access_.Check(*context, Role::kWrite); !s.ok()) return s;
+  if (grpc::Status s = ValidateCause(request->cause()); !s.ok()) return s;
   ferry::v1::Job job;
   job.set_kind(ferry::v1::JOB_KIND_SYNC);
   *job.mutable_cause() = request->cause();

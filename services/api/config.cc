@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -28,11 +29,8 @@ void AddFlags(CLI::App& app, Flags& flags) {
   // loopback address, to everyone there (local mode).
   app.add_option("--tokens_path", flags.tokens_path, "File of '<read|write> <token> [name]' lines")
       ->envname("FERRY_TOKENS_PATH");
-  // TLS for callers: certificate chain and private key (PEM). Plaintext when unset.
-  app.add_option("--tls_cert_path", flags.tls_cert_path, "TLS certificate chain (PEM)")
-      ->envname("FERRY_TLS_CERT_PATH");
-  app.add_option("--tls_key_path", flags.tls_key_path, "TLS private key (PEM)")
-      ->envname("FERRY_TLS_KEY_PATH");
+  // TLS for callers (--tls_cert_path, --tls_key_path, --tls_client_ca_path) and for peers
+  // (--peer_*): shared flags, lib/runtime/flags.h.
   // Automation: besides reacting to the scanner's new-tag events at once, look for newer
   // tags of automated workloads this often (a safety net for missed events).
   app.add_option("--automation_interval", flags.automation_interval,
@@ -52,6 +50,35 @@ void AddFlags(CLI::App& app, Flags& flags) {
   app.add_option("--job_workers", flags.job_workers, "Jobs run concurrently")
       ->envname("FERRY_JOB_WORKERS")
       ->capture_default_str();
+  // A peer that is not connected (restarting, or down) is waited for this long, by jobs and
+  // by a request's own calls (UpdatePolicy's check against git, Release's image lookup);
+  // then the job fails, or the request answers UNAVAILABLE, naming the peer and its address.
+  // 0: no waiting.
+  app.add_option("--peer_wait", flags.peer_wait, "Seconds to wait for a peer that is not connected")
+      ->envname("FERRY_PEER_WAIT")
+      ->capture_default_str();
+  // Deadlines of a job's stages, so a peer that accepts calls but never answers holds a
+  // worker for a bounded time.
+  const struct {
+    const limits::Limit& limit;
+    int* value;
+    const char* env;
+    const char* help;
+  } stages[] = {
+      {limits::kJobPlanningTimeout, &flags.job_planning_timeout, "FERRY_JOB_PLANNING_TIMEOUT",
+       "Seconds a job may spend planning (reading git, the cluster, the registry)"},
+      {limits::kJobCommitTimeout, &flags.job_commit_timeout, "FERRY_JOB_COMMIT_TIMEOUT",
+       "Seconds a job's commit and push through git-writer may take"},
+      {limits::kJobApplyTimeout, &flags.job_apply_timeout, "FERRY_JOB_APPLY_TIMEOUT",
+       "Seconds cluster-syncer may take to apply a job's revision"},
+      {limits::kJobRolloutTimeout, &flags.job_rollout_timeout, "FERRY_JOB_ROLLOUT_TIMEOUT",
+       "Seconds a release waits for its rollout when it gives no timeout"},
+  };
+  for (const auto& stage : stages) {
+    app.add_option(std::string(stage.limit.flag), *stage.value, stage.help)
+        ->envname(stage.env)
+        ->capture_default_str();
+  }
 }
 
 bool IsLoopbackHost(const std::string& host) {
@@ -85,30 +112,27 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   }
   config.job_history = static_cast<size_t>(flags.job_history);
   config.job_workers = flags.job_workers;
+  if (flags.peer_wait < 0 || flags.peer_wait > 3600) {
+    return absl::InvalidArgumentError("--peer_wait: seconds between 0 and 3600");
+  }
+  config.timeouts.peer_wait = absl::Seconds(flags.peer_wait);
+  for (const auto& [flag, value, out] :
+       {std::tuple<const char*, int, absl::Duration*>{"--job_planning_timeout",
+                                                      flags.job_planning_timeout,
+                                                      &config.timeouts.planning},
+        {"--job_commit_timeout", flags.job_commit_timeout, &config.timeouts.commit},
+        {"--job_apply_timeout", flags.job_apply_timeout, &config.timeouts.apply},
+        {"--job_rollout_timeout", flags.job_rollout_timeout, &config.timeouts.rollout}}) {
+    if (value < 1 || value > 24 * 3600) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": seconds between 1 and 86400"));
+    }
+    *out = absl::Seconds(value);
+  }
   if (config.tokens_path.empty() && !IsLoopbackHost(config.server.grpc_address.host)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--tokens_path is required when --grpc_address is not a loopback address (",
         config.server.grpc_address.ToString(),
         "); without tokens the api serves only on 127.0.0.1 / ::1"));
-  }
-  if (flags.tls_cert_path.empty() != flags.tls_key_path.empty()) {
-    return absl::InvalidArgumentError("--tls_cert_path and --tls_key_path go together");
-  }
-  if (!flags.tls_cert_path.empty()) {
-    auto read = [](const std::string& path, const char* flag) -> absl::StatusOr<std::string> {
-      std::ifstream in(path);
-      if (!in) return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read ", path));
-      std::stringstream ss;
-      ss << in.rdbuf();
-      return ss.str();
-    };
-    absl::StatusOr<std::string> cert = read(flags.tls_cert_path, "--tls_cert_path");
-    if (!cert.ok()) return cert.status();
-    absl::StatusOr<std::string> key = read(flags.tls_key_path, "--tls_key_path");
-    if (!key.ok()) return key.status();
-    grpc::SslServerCredentialsOptions ssl;
-    ssl.pem_key_cert_pairs.push_back({*key, *cert});
-    config.server.credentials = grpc::SslServerCredentials(ssl);
   }
   return config;
 }

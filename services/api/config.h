@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "lib/limits/limits.h"
 #include "lib/runtime/flags.h"
 #include "lib/runtime/server.h"
 
@@ -16,6 +17,18 @@ namespace ferry::api {
 // Identity and default ports of this component.
 inline const runtime::ComponentDefaults kComponent{"api", 3030, 9791};
 
+// How long jobs wait for peers and how long each stage of a job may take (the limits and
+// their flags: lib/limits/limits.h, "Jobs and peers"). A stage's calls share its deadline;
+// a peer that is not connected is waited for at most `peer_wait` of it, then the call fails
+// UNAVAILABLE naming the peer and its address.
+struct JobTimeouts {
+  absl::Duration peer_wait = absl::Seconds(limits::kPeerWait.default_value);
+  absl::Duration planning = absl::Seconds(limits::kJobPlanningTimeout.default_value);
+  absl::Duration commit = absl::Seconds(limits::kJobCommitTimeout.default_value);
+  absl::Duration apply = absl::Seconds(limits::kJobApplyTimeout.default_value);
+  absl::Duration rollout = absl::Seconds(limits::kJobRolloutTimeout.default_value);
+};
+
 // Flags as given on the command line, before validation.
 struct Flags {
   runtime::ServerFlags server;
@@ -23,12 +36,16 @@ struct Flags {
   std::string registry_scanner_address = "127.0.0.1:3032";
   std::string cluster_syncer_address = "127.0.0.1:3033";
   std::string tokens_path;
-  std::string tls_cert_path;
-  std::string tls_key_path;
   std::string automation_interval = "5m";
   bool automation = true;
   int job_history = 1000;
   int job_workers = 4;
+  // Seconds; see JobTimeouts.
+  int peer_wait = static_cast<int>(limits::kPeerWait.default_value);
+  int job_planning_timeout = static_cast<int>(limits::kJobPlanningTimeout.default_value);
+  int job_commit_timeout = static_cast<int>(limits::kJobCommitTimeout.default_value);
+  int job_apply_timeout = static_cast<int>(limits::kJobApplyTimeout.default_value);
+  int job_rollout_timeout = static_cast<int>(limits::kJobRolloutTimeout.default_value);
 };
 
 // The validated configuration.
@@ -42,6 +59,7 @@ struct Config {
   bool automation = true;
   size_t job_history = 1000;
   int job_workers = 4;
+  JobTimeouts timeouts;
 };
 
 // Registers every flag of ferry-api on `app`.

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lib/limits/limits.h"
 #include "lib/log/log.h"
 #include "lib/runtime/proto_time.h"
 #include "lib/status/grpc_status.h"
@@ -13,13 +14,6 @@ namespace ferry::api {
 namespace {
 
 using ferry::v1::WorkloadResult;
-
-// Jobs and automation run in the background: a peer that is restarting (or whose connection
-// is backing off) is waited for until the deadline, instead of failing the job at once.
-void SetTimeout(grpc::ClientContext& ctx, absl::Duration timeout) {
-  ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(timeout));
-  ctx.set_wait_for_ready(true);
-}
 
 std::string Short(const std::string& revision) { return revision.substr(0, 12); }
 
@@ -77,6 +71,33 @@ std::string PolicyMessage(const ferry::v1::Job& job) {
 
 }  // namespace
 
+absl::Status AwaitPeer(const char* service, const PeerLink& link, absl::Duration wait,
+                       const CancelSet* cancel) {
+  if (link.channel == nullptr) return absl::OkStatus();
+  const absl::Time give_up = absl::Now() + std::max(wait, absl::ZeroDuration());
+  grpc_connectivity_state state = link.channel->GetState(/*try_to_connect=*/true);
+  bool refused = false;  // a connection attempt failed (rather than never completing)
+  while (state != GRPC_CHANNEL_READY) {
+    refused = refused || state == GRPC_CHANNEL_TRANSIENT_FAILURE;
+    if (cancel != nullptr && cancel->cancelled()) {
+      return absl::CancelledError(absl::StrCat("the api is shutting down (was waiting for ",
+                                               service, " at ", link.address, ")"));
+    }
+    const absl::Time now = absl::Now();
+    if (now >= give_up) {
+      return absl::UnavailableError(absl::StrCat(
+          service, " at ", link.address, " is not reachable: ",
+          refused ? "it refuses connections (is it running?)" : "no connection completes",
+          ", waited ", absl::FormatDuration(wait), " (--peer_wait)"));
+    }
+    // Short slices, so that a shutdown is noticed at once.
+    link.channel->WaitForStateChange(
+        state, absl::ToChronoTime(std::min(give_up, now + absl::Milliseconds(100))));
+    state = link.channel->GetState(/*try_to_connect=*/true);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Downstream(const char* service, const grpc::Status& status) {
   grpc::StatusCode code = status.error_code();
   if (code == grpc::StatusCode::DEADLINE_EXCEEDED) code = grpc::StatusCode::UNAVAILABLE;
@@ -93,32 +114,98 @@ const RepositoryTags& TagCache::Get(const std::string& repository,
   request.set_ordering(ordering);
   RepositoryTags out;
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
   grpc::Status s;
-  if (background_ != nullptr) {
-    ctx.set_wait_for_ready(true);
-    ScopedCancel scoped(*background_, ctx);
+  if (background_.has_value()) {
+    if (unreachable_.ok()) {
+      deadline = std::min(deadline, background_->deadline);
+      unreachable_ = AwaitPeer("registry-scanner", background_->link,
+                               std::min(background_->peer_wait, deadline - absl::Now()),
+                               background_->cancel);
+    }
+    if (!unreachable_.ok()) {
+      out.status = unreachable_;
+      return cache_.emplace(key, std::move(out)).first->second;
+    }
+    ctx.set_deadline(absl::ToChronoTime(deadline));
+    ctx.set_wait_for_ready(background_->link.channel == nullptr);
+    ScopedCancel scoped(*background_->cancel, ctx);
     s = registry_.ListTags(&ctx, request, &out.tags);
   } else {
+    ctx.set_deadline(absl::ToChronoTime(deadline));
     s = registry_.ListTags(&ctx, request, &out.tags);
   }
   if (!s.ok()) out.status = Downstream("registry-scanner", s);
   return cache_.emplace(key, std::move(out)).first->second;
 }
 
-Executor::Executor(Peers peers, JobStore& store, CancelSet& cancel)
-    : peers_(peers), store_(store), cancel_(cancel) {}
+Executor::Executor(Peers peers, JobStore& store, CancelSet& cancel, ExecutorOptions options)
+    : peers_(peers), store_(store), cancel_(cancel), options_(std::move(options)) {}
+
+std::pair<absl::Duration, const limits::Limit*> Executor::TimeoutOf(Stage stage) const {
+  switch (stage) {
+    case Stage::kPlanning: return {options_.timeouts.planning, &limits::kJobPlanningTimeout};
+    case Stage::kCommit: return {options_.timeouts.commit, &limits::kJobCommitTimeout};
+    case Stage::kApply: return {options_.timeouts.apply, &limits::kJobApplyTimeout};
+  }
+  return {options_.timeouts.planning, &limits::kJobPlanningTimeout};
+}
+
+const PeerLink& Executor::LinkOf(const char* service) const {
+  const std::string_view name = service;
+  if (name == "git-writer") return options_.git;
+  if (name == "registry-scanner") return options_.registry;
+  return options_.cluster;
+}
+
+TagCache::Background Executor::Background(absl::Time deadline) {
+  return TagCache::Background{&cancel_, options_.registry, options_.timeouts.peer_wait, deadline};
+}
+
+absl::Status Executor::AwaitPeer(const char* service, absl::Time deadline) {
+  return api::AwaitPeer(service, LinkOf(service),
+                        std::min(options_.timeouts.peer_wait, deadline - absl::Now()), &cancel_);
+}
+
+absl::Status Executor::Prepare(const char* service, grpc::ClientContext& ctx,
+                               absl::Time deadline) {
+  if (absl::Status s = AwaitPeer(service, deadline); !s.ok()) return s;
+  ctx.set_deadline(absl::ToChronoTime(deadline));
+  // Connected now: a call that cannot be sent fails at once instead of waiting past
+  // --peer_wait. (In-process fakes without a channel keep waiting for ready.)
+  ctx.set_wait_for_ready(LinkOf(service).channel == nullptr);
+  return absl::OkStatus();
+}
+
+absl::Status Executor::CallFailed(const char* service, Stage stage,
+                                  const grpc::Status& status) const {
+  const std::string& address = LinkOf(service).address;
+  const std::string where = address.empty() ? service : absl::StrCat(service, " at ", address);
+  switch (status.error_code()) {
+    case grpc::StatusCode::DEADLINE_EXCEEDED: {
+      auto [timeout, limit] = TimeoutOf(stage);
+      return absl::UnavailableError(limits::OverLimit(
+          absl::StrCat(where, " did not answer"), *limit,
+          static_cast<uint64_t>(std::max<int64_t>(1, absl::ToInt64Seconds(timeout)))));
+    }
+    case grpc::StatusCode::UNAVAILABLE:
+      return absl::UnavailableError(absl::StrCat(where, ": ", status.error_message()));
+    default:
+      return Downstream(service, status);
+  }
+}
 
 absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> Executor::GitWorkloads(
-    const std::string& ns) {
-  ferry::v1::ListManifestWorkloadsRequest request;
-  request.set_namespace_(ns);
+    absl::Time deadline) {
   ferry::v1::ListManifestWorkloadsResponse out;
   grpc::ClientContext ctx;
-  SetTimeout(ctx, absl::Seconds(30));
+  if (absl::Status s = Prepare("git-writer", ctx, std::min(deadline, Deadline(Stage::kPlanning)));
+      !s.ok()) {
+    return s;
+  }
   ScopedCancel scoped(cancel_, ctx);
-  grpc::Status s = peers_.git.ListWorkloads(&ctx, request, &out);
-  if (!s.ok()) return Downstream("git-writer", s);
+  grpc::Status s = peers_.git.ListWorkloads(&ctx, ferry::v1::ListManifestWorkloadsRequest(), &out);
+  if (!s.ok()) return CallFailed("git-writer", Stage::kPlanning, s);
   return out;
 }
 
@@ -127,10 +214,10 @@ absl::StatusOr<ferry::v1::SyncResult> Executor::Apply(const std::string& revisio
   request.set_revision(revision);
   ferry::v1::SyncResult out;
   grpc::ClientContext ctx;
-  SetTimeout(ctx, absl::Minutes(10));
+  if (absl::Status s = Prepare("cluster-syncer", ctx, Deadline(Stage::kApply)); !s.ok()) return s;
   ScopedCancel scoped(cancel_, ctx);
   grpc::Status s = peers_.cluster.SyncNow(&ctx, request, &out);
-  if (!s.ok()) return Downstream("cluster-syncer", s);
+  if (!s.ok()) return CallFailed("cluster-syncer", Stage::kApply, s);
   if (!out.error().empty()) {
     return absl::UnavailableError(absl::StrCat("cluster-syncer: ", out.error()));
   }
@@ -141,7 +228,8 @@ void Executor::RunRelease(const ferry::v1::Job& job) {
   const std::string& id = job.id();
   const ferry::v1::ReleaseSpec& spec = job.release_spec();
   store_.AddStage(id, ferry::v1::JOB_STAGE_KIND_PLANNING, "reading git, the cluster and the registry");
-  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git = GitWorkloads();
+  const absl::Time planning = Deadline(Stage::kPlanning);
+  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git = GitWorkloads(planning);
   if (!in_git.ok()) return store_.Finish(id, std::string(in_git.status().message()));
   if (in_git->readonly() && !spec.dry_run()) {
     return store_.Finish(id, "git-writer runs read-only (--git_readonly): nothing can be released; "
@@ -151,14 +239,19 @@ void Executor::RunRelease(const ferry::v1::Job& job) {
   {
     ferry::v1::ListClusterWorkloadsResponse in_cluster;
     grpc::ClientContext ctx;
-    SetTimeout(ctx, absl::Seconds(30));
+    if (absl::Status s = Prepare("cluster-syncer", ctx, planning); !s.ok()) {
+      return store_.Finish(id, std::string(s.message()));
+    }
     ScopedCancel scoped(cancel_, ctx);
     grpc::Status s = peers_.cluster.ListWorkloads(&ctx, ferry::v1::ListClusterWorkloadsRequest(),
                                                   &in_cluster);
-    if (!s.ok()) return store_.Finish(id, std::string(Downstream("cluster-syncer", s).message()));
+    if (!s.ok()) {
+      return store_.Finish(id,
+                           std::string(CallFailed("cluster-syncer", Stage::kPlanning, s).message()));
+    }
     for (const auto& w : in_cluster.workloads()) running[w.id()] = true;
   }
-  TagCache tags(peers_.registry, &cancel_);
+  TagCache tags(peers_.registry, Background(planning));
   std::vector<ferry::v1::ManifestWorkload> workloads(in_git->workloads().begin(),
                                                      in_git->workloads().end());
   ReleasePlan plan = PlanRelease(spec, workloads, running, tags.Lookup());
@@ -203,10 +296,14 @@ void Executor::RunSync(const ferry::v1::Job& job) {
   ferry::v1::HeadResponse head;
   {
     grpc::ClientContext ctx;
-    SetTimeout(ctx, absl::Seconds(60));
+    if (absl::Status s = Prepare("git-writer", ctx, Deadline(Stage::kPlanning)); !s.ok()) {
+      return store_.Finish(id, std::string(s.message()));
+    }
     ScopedCancel scoped(cancel_, ctx);
     grpc::Status s = peers_.git.Notify(&ctx, ferry::v1::NotifyRequest(), &head);
-    if (!s.ok()) return store_.Finish(id, std::string(Downstream("git-writer", s).message()));
+    if (!s.ok()) {
+      return store_.Finish(id, std::string(CallFailed("git-writer", Stage::kPlanning, s).message()));
+    }
   }
   absl::StatusOr<ferry::v1::SyncResult> applied = Apply(head.revision());
   if (!applied.ok()) return store_.Finish(id, std::string(applied.status().message()));
@@ -294,11 +391,13 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
   ferry::v1::ApplyUpdatesResponse applied;
   {
     grpc::ClientContext ctx;
-    SetTimeout(ctx, absl::Minutes(2));
-    ScopedCancel scoped(cancel_, ctx);
-    grpc::Status s = peers_.git.ApplyUpdates(&ctx, request, &applied);
-    if (!s.ok()) {
-      absl::Status why = Downstream("git-writer", s);
+    absl::Status why = Prepare("git-writer", ctx, Deadline(Stage::kCommit));
+    if (why.ok()) {
+      ScopedCancel scoped(cancel_, ctx);
+      grpc::Status s = peers_.git.ApplyUpdates(&ctx, request, &applied);
+      if (!s.ok()) why = CallFailed("git-writer", Stage::kCommit, s);
+    }
+    if (!why.ok()) {
       fail_all(std::string(why.message()));
       return store_.Finish(id, std::string(why.message()));
     }
@@ -347,13 +446,21 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
     return store_.Finish(id, "", absl::StrCat("committed and applied ", Short(revision)));
   }
 
-  const int timeout = rollout_timeout_seconds > 0 ? rollout_timeout_seconds : 300;
+  // The release's own rollout timeout, else --job_rollout_timeout; the call itself may take
+  // a little longer (the syncer reports the timeout).
+  const int timeout = rollout_timeout_seconds > 0
+      ? rollout_timeout_seconds
+      : static_cast<int>(absl::ToInt64Seconds(options_.timeouts.rollout));
   ferry::v1::WaitRolloutRequest wait;
   for (const std::string& w : released) wait.add_workloads(w);
   wait.set_revision(revision);
   wait.set_timeout_seconds(timeout);
   grpc::ClientContext ctx;
-  SetTimeout(ctx, absl::Seconds(timeout + 30));
+  if (absl::Status s = Prepare("cluster-syncer", ctx, absl::Now() + absl::Seconds(timeout + 30));
+      !s.ok()) {
+    return store_.Finish(id, absl::StrCat("committed and applied ", Short(revision),
+                                          ", but following the rollout failed: ", s.message()));
+  }
   ScopedCancel scoped(cancel_, ctx);
   auto stream = peers_.cluster.WaitRollout(&ctx, wait);
   ferry::v1::WaitRolloutProgress progress;

@@ -3,13 +3,17 @@
 #pragma once
 
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "ferry/v1/cluster_syncer.grpc.pb.h"
 #include "ferry/v1/git_writer.grpc.pb.h"
 #include "ferry/v1/registry_scanner.grpc.pb.h"
+#include "services/api/config.h"
 #include "services/api/jobs.h"
 #include "services/api/release_planner.h"
 
@@ -22,19 +26,45 @@ struct Peers {
   ferry::v1::ClusterSyncer::StubInterface& cluster;
 };
 
+// Where a peer is, to wait for it to connect. Without a channel (tests with in-process
+// fakes) nothing is waited for.
+struct PeerLink {
+  std::string address;
+  std::shared_ptr<grpc::ChannelInterface> channel;
+};
+
+// What the Executor needs beyond the stubs.
+struct ExecutorOptions {
+  JobTimeouts timeouts;
+  PeerLink git, registry, cluster;
+};
+
+// Waits until `link`'s channel is connected, at most `wait` (at once when it is, or has no
+// channel). UNAVAILABLE naming `service` and its address when it does not connect in time;
+// CANCELLED when `cancel` (optional) is cancelled meanwhile (a shutdown).
+absl::Status AwaitPeer(const char* service, const PeerLink& link, absl::Duration wait,
+                       const CancelSet* cancel = nullptr);
+
 // A downstream failure as an absl::Status naming the service: DEADLINE_EXCEEDED becomes
 // UNAVAILABLE (the peer did not answer), the message is prefixed with the service's name.
 absl::Status Downstream(const char* service, const grpc::Status& status);
 
 // The scanner's tag lists, fetched once per repository and ordering for the lifetime of
-// the object (one planning pass). With `background` (jobs, automation) a restarting scanner
-// is waited for, the calls registered in that CancelSet so a shutdown cuts them short;
-// without (reads answering a person) they fail at once. Not thread-safe.
+// the object (one planning pass). Not thread-safe.
 class TagCache {
  public:
-  explicit TagCache(ferry::v1::RegistryScanner::StubInterface& registry,
-                    CancelSet* background = nullptr)
-      : registry_(registry), background_(background) {}
+  // How a background pass reaches the scanner: a restarting scanner is waited for up to
+  // `peer_wait`, every lookup ends by `deadline`, a shutdown (`cancel`) cuts them short.
+  struct Background {
+    CancelSet* cancel = nullptr;  // required
+    PeerLink link;
+    absl::Duration peer_wait = absl::Seconds(10);
+    absl::Time deadline = absl::InfiniteFuture();
+  };
+  // For a read answering a person: each lookup fails at once when the scanner is down.
+  explicit TagCache(ferry::v1::RegistryScanner::StubInterface& registry) : registry_(registry) {}
+  TagCache(ferry::v1::RegistryScanner::StubInterface& registry, Background background)
+      : registry_(registry), background_(std::move(background)) {}
   const RepositoryTags& Get(const std::string& repository, ferry::v1::TagOrdering ordering);
   TagLookup Lookup() {
     return [this](const std::string& r, ferry::v1::TagOrdering o) -> const RepositoryTags& {
@@ -44,7 +74,8 @@ class TagCache {
 
  private:
   ferry::v1::RegistryScanner::StubInterface& registry_;
-  CancelSet* const background_;
+  std::optional<Background> background_;
+  absl::Status unreachable_;  // once the scanner did not connect, later lookups fail at once
   std::map<std::pair<std::string, int>, RepositoryTags> cache_;
 };
 
@@ -52,10 +83,18 @@ class TagCache {
 // jobs run concurrently on the JobRunner's workers.
 class Executor {
  public:
-  Executor(Peers peers, JobStore& store, CancelSet& cancel);
+  Executor(Peers peers, JobStore& store, CancelSet& cancel, ExecutorOptions options = {});
 
-  // The workload index at git-writer's head.
-  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> GitWorkloads(const std::string& ns = "");
+  // The workload index at git-writer's head, for a job's planning or the automation: a
+  // git-writer that is not connected is waited for up to --peer_wait, the call ends within
+  // --job_planning_timeout (or by `deadline` when earlier: a caller's own).
+  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> GitWorkloads(
+      absl::Time deadline = absl::InfiniteFuture());
+
+  // Waits up to --peer_wait (not past `deadline`) for the peer named "git-writer",
+  // "registry-scanner" or "cluster-syncer" to be connected: for a request's own calls, so a
+  // restarting peer is waited for briefly and one that is down is named with its address.
+  absl::Status AwaitPeer(const char* service, absl::Time deadline = absl::InfiniteFuture());
 
   // Plans and executes a release job (job.release_spec, validated).
   void RunRelease(const ferry::v1::Job& job);
@@ -65,7 +104,11 @@ class Executor {
   void RunSync(const ferry::v1::Job& job);
   // The scanner's tag lists for a background pass (waits for a restarting scanner; cut short
   // at shutdown).
-  TagCache BackgroundTags() { return TagCache(peers_.registry, &cancel_); }
+  TagCache BackgroundTags() {
+    return TagCache(peers_.registry, Background(Deadline(Stage::kPlanning)));
+  }
+
+  const JobTimeouts& timeouts() const { return options_.timeouts; }
 
   // Executes an automated release of the planned container moves (to_image set).
   void RunAutomated(const ferry::v1::Job& job, const std::vector<AutomationCandidate>& planned,
@@ -81,9 +124,26 @@ class Executor {
   // failure.
   absl::StatusOr<ferry::v1::SyncResult> Apply(const std::string& revision);
 
+  // The stages of a job with a deadline of their own.
+  enum class Stage { kPlanning, kCommit, kApply };
+  // The timeout of `stage` and its limit (with the flag that sets it).
+  std::pair<absl::Duration, const limits::Limit*> TimeoutOf(Stage stage) const;
+  // The deadline of `stage` if it starts now.
+  absl::Time Deadline(Stage stage) const { return absl::Now() + TimeoutOf(stage).first; }
+  // Readies `ctx` for a call to `service` that must end by `deadline` (its stage's): waits
+  // for the peer to connect (up to --peer_wait), sets the deadline. The call is then to be
+  // registered with cancel_ (ScopedCancel).
+  absl::Status Prepare(const char* service, grpc::ClientContext& ctx, absl::Time deadline);
+  // A failed call within `stage` as a Status naming the peer and its address, and the
+  // stage's flag when its deadline passed.
+  absl::Status CallFailed(const char* service, Stage stage, const grpc::Status& status) const;
+  const PeerLink& LinkOf(const char* service) const;
+  TagCache::Background Background(absl::Time deadline);
+
   Peers peers_;
   JobStore& store_;
   CancelSet& cancel_;
+  const ExecutorOptions options_;
 };
 
 }  // namespace ferry::api

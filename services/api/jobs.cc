@@ -235,7 +235,8 @@ void CancelSet::CancelAll() {
 }
 
 JobRunner::JobRunner(JobStore& store, int workers) : store_(store) {
-  for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { Work(); });
+  for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { Work(false); });
+  threads_.emplace_back([this] { Work(true); });
 }
 
 JobRunner::~JobRunner() {
@@ -243,12 +244,13 @@ JobRunner::~JobRunner() {
   for (std::thread& t : threads_) t.join();
 }
 
-void JobRunner::Run(const std::string& id, std::function<void()> work) {
+void JobRunner::Run(const std::string& id, std::function<void()> work, bool read_only) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopping_) {
-      queue_.emplace_back(id, std::move(work));
-      wake_.notify_one();
+      (read_only ? read_only_queue_ : queue_).push_back(Queued{submitted_++, id, std::move(work)});
+      // Wake every worker: only some of them may take this job.
+      wake_.notify_all();
       return;
     }
   }
@@ -256,33 +258,44 @@ void JobRunner::Run(const std::string& id, std::function<void()> work) {
 }
 
 void JobRunner::Stop() {
-  std::deque<std::pair<std::string, std::function<void()>>> dropped;
+  std::deque<Queued> dropped, dropped_read_only;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
     dropped.swap(queue_);
+    dropped_read_only.swap(read_only_queue_);
   }
   wake_.notify_all();
   cancel_.CancelAll();
-  for (const auto& [id, work] : dropped) {
-    store_.Finish(id, "the api shut down before the job started; submit it again");
+  for (const std::deque<Queued>* queue : {&dropped, &dropped_read_only}) {
+    for (const Queued& q : *queue) {
+      store_.Finish(q.id, "the api shut down before the job started; submit it again");
+    }
   }
 }
 
-void JobRunner::Work() {
+void JobRunner::Work(bool read_only_lane) {
   for (;;) {
-    std::pair<std::string, std::function<void()>> next;
+    Queued next;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;
-      next = std::move(queue_.front());
-      queue_.pop_front();
+      auto has_work = [&] {
+        return !read_only_queue_.empty() || (!read_only_lane && !queue_.empty());
+      };
+      wake_.wait(lock, [&] { return stopping_ || has_work(); });
+      if (!has_work()) return;
+      std::deque<Queued>* from = &read_only_queue_;
+      if (!read_only_lane && !queue_.empty() &&
+          (read_only_queue_.empty() || queue_.front().order < read_only_queue_.front().order)) {
+        from = &queue_;
+      }
+      next = std::move(from->front());
+      from->pop_front();
     }
-    store_.Start(next.first);
-    next.second();
+    store_.Start(next.id);
+    next.work();
     // A job its work forgot to finish is not left running forever.
-    store_.Finish(next.first, "the job ended without a result (a bug in ferry-api)");
+    store_.Finish(next.id, "the job ended without a result (a bug in ferry-api)");
   }
 }
 

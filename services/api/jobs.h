@@ -135,7 +135,9 @@ class ScopedCancel {
   grpc::ClientContext& ctx_;
 };
 
-// Runs jobs on `workers` threads in submission order.
+// Runs jobs on `workers` threads in submission order, and read-only jobs (dry runs) also on
+// a lane of their own: one more thread that takes only those, so a dry run never waits
+// behind jobs stuck on a peer (each of those ends within its stage deadlines).
 class JobRunner {
  public:
   JobRunner(JobStore& store, int workers);
@@ -144,7 +146,8 @@ class JobRunner {
 
   // Queues `work` for job `id`; the job is marked RUNNING when a worker picks it up. `work`
   // finishes the job itself (JobStore::Finish); a job it leaves unfinished is failed.
-  void Run(const std::string& id, std::function<void()> work);
+  // `read_only`: the job writes nothing (a dry run), so it may take the read-only lane.
+  void Run(const std::string& id, std::function<void()> work, bool read_only = false);
 
   // Cancels running downstream calls and fails queued jobs ("the api is shutting down").
   void Stop();
@@ -152,13 +155,22 @@ class JobRunner {
   CancelSet& cancel() { return cancel_; }
 
  private:
-  void Work();
+  struct Queued {
+    uint64_t order = 0;  // submission order across both queues
+    std::string id;
+    std::function<void()> work;
+  };
+  // A worker's loop; the read-only lane's worker takes only read-only jobs, the others take
+  // any, oldest first.
+  void Work(bool read_only_lane);
 
   JobStore& store_;
   CancelSet cancel_;
   std::mutex mu_;
   std::condition_variable wake_;
-  std::deque<std::pair<std::string, std::function<void()>>> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<Queued> read_only_queue_ ABSL_GUARDED_BY(mu_);
+  uint64_t submitted_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };

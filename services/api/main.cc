@@ -4,6 +4,8 @@
 #include <memory>
 
 #include "lib/log/log.h"
+#include "lib/runtime/channel.h"
+#include "lib/runtime/channel.h"
 #include "lib/runtime/signals.h"
 #include "services/api/api_service.h"
 #include "services/api/automation.h"
@@ -11,12 +13,11 @@
 
 namespace {
 
+// How to reach the peers (TLS, client certificate, token: --peer_*), set by main() first.
+ferry::runtime::PeerOptions peer_options;
+
 std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address) {
-  // Reconnect quickly after a peer restarts (gRPC's default backoff grows to 2 min).
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return ferry::runtime::ChannelTo(address, peer_options);
 }
 
 }  // namespace
@@ -32,6 +33,12 @@ int main(int argc, char** argv) {
   absl::StatusOr<Config> config = ToConfig(flags);
   if (!config.ok()) return ferry::runtime::ConfigError(app.get_name(), config.status());
   ferry::runtime::InitLogging(kComponent, flags.server);
+  absl::StatusOr<ferry::runtime::PeerOptions> peer_settings =
+      ferry::runtime::ToPeerOptions(flags.server);
+  if (!peer_settings.ok()) {
+    return ferry::runtime::ConfigError(app.get_name(), peer_settings.status());
+  }
+  peer_options = *std::move(peer_settings);
 
   absl::StatusOr<Access> access =
       config->tokens_path.empty() ? Access::Open() : Access::LoadTokens(config->tokens_path);
@@ -44,15 +51,20 @@ int main(int argc, char** argv) {
     ferry::log::Info("access", {{"tokens", static_cast<int>(access->size())},
                                 {"tls", config->server.credentials != nullptr}});
   }
-  auto git = ferry::v1::GitWriter::NewStub(ChannelTo(config->git_writer_address));
-  auto registry = ferry::v1::RegistryScanner::NewStub(ChannelTo(config->registry_scanner_address));
-  auto cluster = ferry::v1::ClusterSyncer::NewStub(ChannelTo(config->cluster_syncer_address));
+  ExecutorOptions options{config->timeouts,
+                          {config->git_writer_address, ChannelTo(config->git_writer_address)},
+                          {config->registry_scanner_address,
+                           ChannelTo(config->registry_scanner_address)},
+                          {config->cluster_syncer_address, ChannelTo(config->cluster_syncer_address)}};
+  auto git = ferry::v1::GitWriter::NewStub(options.git.channel);
+  auto registry = ferry::v1::RegistryScanner::NewStub(options.registry.channel);
+  auto cluster = ferry::v1::ClusterSyncer::NewStub(options.cluster.channel);
   auto metrics = std::make_shared<prometheus::Registry>();
   Peers peers{*git, *registry, *cluster};
   JobMetrics job_metrics(*metrics);
   JobStore jobs(config->job_history, job_metrics);
   JobRunner runner(jobs, config->job_workers);
-  Executor executor(peers, jobs, runner.cancel());
+  Executor executor(peers, jobs, runner.cancel(), options);
   ApiService service(*access, peers, jobs, runner, executor);
   AutomationMetrics automation_metrics(*metrics);
   Automation automation(peers, jobs, executor, automation_metrics, config->automation_interval);
