@@ -1,6 +1,9 @@
 #include "lib/http/curl_http_client.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <mutex>
@@ -31,6 +34,32 @@ size_t WriteHeader(char* data, size_t size, size_t count, void* out) {
                      std::string(absl::StripAsciiWhitespace(line.substr(colon + 1))));
   }
   return size * count;
+}
+
+// What the open-socket callback needs: the guard, and the first refusal it gave.
+struct GuardContext {
+  const std::function<absl::Status(const std::string&)>* guard;
+  absl::Status refused;
+};
+
+curl_socket_t OpenGuardedSocket(void* clientp, curlsocktype purpose, curl_sockaddr* address) {
+  auto* context = static_cast<GuardContext*>(clientp);
+  char ip[INET6_ADDRSTRLEN] = "";
+  if (address->family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&address->addr)->sin_addr, ip,
+              sizeof(ip));
+  } else if (address->family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&address->addr)->sin6_addr, ip,
+              sizeof(ip));
+  }
+  absl::Status allowed = purpose == CURLSOCKTYPE_IPCXN && ip[0] != '\0'
+                             ? (*context->guard)(ip)
+                             : absl::PermissionDeniedError("not an IP connection");
+  if (!allowed.ok()) {
+    if (context->refused.ok()) context->refused = allowed;
+    return CURL_SOCKET_BAD;
+  }
+  return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
 }
 
 void GlobalInit() {
@@ -86,7 +115,7 @@ void CurlHttpClient::Release(void* curl) {
 }
 
 absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
-  if (absl::StartsWith(request.url, "http://")) {
+  if (absl::StartsWithIgnoreCase(request.url, "http://")) {
     const std::string host = HostOfUrl(request.url);
     if (std::find(options_.insecure_hosts.begin(), options_.insecure_hosts.end(), host) ==
         options_.insecure_hosts.end()) {
@@ -115,6 +144,15 @@ absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, request.follow_redirects ? 1L : 0L);
   curl_easy_setopt(curl, CURLOPT_USERAGENT, options_.user_agent.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+  // A URL from a server (a token realm, a Link header, a redirect) must not reach file://,
+  // gopher:// or any other protocol curl speaks.
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  GuardContext guard{&options_.connect_guard, absl::OkStatus()};
+  if (options_.connect_guard) {
+    curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, OpenGuardedSocket);
+    curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, &guard);
+  }
   if (!options_.ca_pem.empty()) {
     curl_blob blob{const_cast<char*>(options_.ca_pem.data()), options_.ca_pem.size(),
                    CURL_BLOB_NOCOPY};
@@ -154,12 +192,14 @@ absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
   if (code == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
+  curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, nullptr);  // `guard` dies with this call
   curl_slist_free_all(headers);
   if (code == CURLE_OK) {
     Release(curl);
   } else {
     curl_easy_cleanup(curl);  // a failed transfer's connection is not worth keeping
   }
+  if (code != CURLE_OK && !guard.refused.ok()) return guard.refused;
   if (code == CURLE_OPERATION_TIMEDOUT) {
     return absl::DeadlineExceededError(absl::StrCat(request.method, " ", HostOfUrl(request.url),
                                                     ": timed out"));

@@ -1,8 +1,10 @@
 // HttpClient over libcurl (OpenSSL): TLS verification on, optional CA bundle and client
-// certificate, HTTP/2 when the server offers it. Connections are kept alive and reused:
+// certificate, HTTP/2 when the server offers it. Only http and https URLs are fetched, and
+// redirects are followed only to http and https. Connections are kept alive and reused:
 // finished easy handles (with their connection cache and TLS sessions) go back to a pool.
 #pragma once
 
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -26,6 +28,11 @@ struct CurlOptions {
   // Hosts ("host:port") allowed over plain http; others must use https.
   std::vector<std::string> insecure_hosts;
   std::string user_agent = "ferry";
+  // Called with the numeric address ("127.0.0.1", "fe80::1") of every connection about to be
+  // opened, after name resolution and for redirects too, so a harmless-looking name that
+  // resolves to a refused address is caught. A non-OK status refuses the connection (no
+  // packet is sent) and becomes Send()'s answer. Unset: every address is allowed.
+  std::function<absl::Status(const std::string& ip)> connect_guard;
 };
 
 class CurlHttpClient final : public HttpClient {

@@ -3,7 +3,9 @@
 #include <re2/re2.h>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace ferry::image {
 namespace {
@@ -29,6 +31,9 @@ const RE2& DigestRe() {
 }
 
 constexpr size_t kMaxNameLength = 255;
+// Name, ':' and a 128-character tag, '@' and a sha512 digest, with room to spare: longer
+// text is refused before any pattern runs on it.
+constexpr size_t kMaxReferenceLength = 512;
 
 absl::Status Invalid(absl::string_view text, absl::string_view why) {
   return absl::InvalidArgumentError(
@@ -46,8 +51,56 @@ absl::Status ValidateTag(absl::string_view tag) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// Reasons that name what a hostile or mistaken spelling got wrong, before the grammar's
+// generic messages: control characters, a URL scheme, user info.
+absl::Status CheckSpelling(absl::string_view text) {
+  if (text.size() > kMaxReferenceLength) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid image reference (", text.size(),
+                                                   " characters): longer than ",
+                                                   kMaxReferenceLength, " characters"));
+  }
+  for (size_t i = 0; i < text.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c <= 0x20 || c >= 0x7f) {
+      // The text is not echoed: it may hold a line break or bytes that garble a log line.
+      return absl::InvalidArgumentError(absl::StrCat(
+          "invalid image reference: character ", i + 1, " is ",
+          c == ' ' ? "a space" : absl::StrCat("byte 0x", absl::Hex(c, absl::kZeroPad2)),
+          "; a reference is printable ASCII without spaces"));
+    }
+  }
+  if (absl::StrContains(text, "://")) {
+    return Invalid(text, "a reference has no scheme (http://, https://): write host[:port]/path");
+  }
+  const size_t at = text.find('@');
+  if (at != absl::string_view::npos && text.find('/', at) != absl::string_view::npos) {
+    return Invalid(text, "user info (user[:password]@) is not allowed in a registry host; "
+                         "registry credentials come from --docker_config_path");
+  }
+  return absl::OkStatus();
+}
+
+// The port of a registry host "host:port", checked to be 1-65535 (the grammar only says
+// digits).
+absl::Status CheckPort(absl::string_view text, absl::string_view domain) {
+  const size_t colon = domain.rfind(':');
+  if (colon == absl::string_view::npos) return absl::OkStatus();
+  absl::string_view digits = domain.substr(colon + 1);
+  uint32_t port = 0;
+  if (digits.size() > 5 || !absl::SimpleAtoi(digits, &port) || port < 1 || port > 65535) {
+    return Invalid(text, absl::StrCat("port \"", digits, "\" of registry host \"", domain,
+                                      "\" is not 1-65535"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<Reference> Reference::Parse(absl::string_view text) {
   if (text.empty()) return Invalid(text, "empty");
+  if (absl::Status s = CheckSpelling(text); !s.ok()) return s;
   Reference ref;
   ref.original_ = std::string(text);
   absl::string_view rest = text;
@@ -92,6 +145,7 @@ absl::StatusOr<Reference> Reference::Parse(absl::string_view text) {
       if (!RE2::FullMatch(re2::StringPiece(first.data(), first.size()), DomainRe())) {
         return Invalid(text, absl::StrCat("registry host \"", first, "\" is not a valid host[:port]"));
       }
+      if (absl::Status s = CheckPort(text, first); !s.ok()) return s;
       ref.domain_ = std::string(first);
       rest = rest.substr(first_slash + 1);
     }
@@ -128,6 +182,50 @@ std::string Reference::Path() const {
 }
 
 std::string Reference::Repository() const { return absl::StrCat(Registry(), "/", Path()); }
+
+absl::StatusOr<Reference> Reference::ParseRepository(absl::string_view text) {
+  absl::StatusOr<Reference> ref = Parse(text);
+  if (!ref.ok()) {
+    // The same reasons, about a repository.
+    absl::string_view message = ref.status().message();
+    absl::ConsumePrefix(&message, "invalid image reference");
+    return absl::InvalidArgumentError(absl::StrCat("invalid repository", message));
+  }
+  auto invalid = [text](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid repository \"", text, "\": ", why));
+  };
+  if (!ref->tag().empty() || !ref->digest().empty()) {
+    return invalid(absl::StrCat("a repository has no tag or digest; write ", ref->Repository()));
+  }
+  if (ref->domain().empty()) {
+    return invalid(absl::StrCat("the registry host is missing; write ", ref->Repository()));
+  }
+  if (ref->Repository() != text) {
+    return invalid(absl::StrCat("write it in normalized form, ", ref->Repository()));
+  }
+  return ref;
+}
+
+std::string Reference::ToString() const {
+  std::string out = name_;
+  if (!tag_.empty()) absl::StrAppend(&out, ":", tag_);
+  if (!digest_.empty()) absl::StrAppend(&out, "@", digest_);
+  return out;
+}
+
+std::string Reference::Host() const {
+  const std::string registry = Registry();
+  const size_t colon = registry.rfind(':');
+  return colon == std::string::npos ? registry : registry.substr(0, colon);
+}
+
+int Reference::Port() const {
+  const std::string registry = Registry();
+  const size_t colon = registry.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(registry.substr(colon + 1), &port)) return 0;
+  return port;
+}
 
 std::string Reference::WithTag(absl::string_view tag) const {
   return absl::StrCat(name_, ":", tag);

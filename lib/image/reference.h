@@ -17,8 +17,16 @@ namespace ferry::image {
 class Reference {
  public:
   // Parses `text`. InvalidArgument with the reason (empty, upper-case in the path, bad tag,
-  // bad digest, name too long, ...).
+  // bad digest, name too long, ...). Hostile spellings are refused with a reason of their
+  // own: control characters or spaces (the message does not echo such text), a URL scheme,
+  // user info ("user:pass@host/..."), a port outside 1-65535, over 512 characters.
   static absl::StatusOr<Reference> Parse(absl::string_view text);
+
+  // Parses a repository name as the registry scanner takes it: "registry-host[:port]/path",
+  // with the host, without tag or digest, and already normalized (Repository() == text, so
+  // "docker.io/library/nginx", not "nginx" or "docker.io/nginx"). InvalidArgument naming
+  // what is wrong, and the normalized spelling when there is one.
+  static absl::StatusOr<Reference> ParseRepository(absl::string_view text);
 
   // The text as given to Parse().
   const std::string& original() const { return original_; }
@@ -42,6 +50,15 @@ class Reference {
   std::string Repository() const;
   // True when both name the same repository, whatever their spelling, tag or digest.
   bool SameRepository(const Reference& other) const { return Repository() == other.Repository(); }
+
+  // Host of Registry(), without the port ("docker.io", "127.0.0.1").
+  std::string Host() const;
+  // Port of Registry(), 0 when none is written.
+  int Port() const;
+
+  // The reference as written: name()[:tag()][@digest()]. Parse(ToString()) gives the same
+  // reference.
+  std::string ToString() const;
 
   // This reference's name as written, with `tag` and no digest: the spelling a manifest
   // keeps when its tag is updated ("nginx:1.25" -> "nginx:1.26").

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace ferry::image {
 namespace {
 
@@ -106,7 +110,60 @@ INSTANTIATE_TEST_SUITE_P(
                       Bad{"a//b", "path component \"\""}, Bad{"a/b/", "path component \"\""},
                       Bad{"nginx@sha256:abc", "digest must be"},
                       Bad{"-bad.io/app", "registry host \"-bad.io\""},
-                      Bad{"my host/app", "path component"}, Bad{"nginx:1 2", "tag \"1 2\""}));
+                      Bad{"my host/app", "character 3 is a space"},
+                      Bad{"nginx:1 2", "character 8 is a space"},
+                      // Hostile spellings, each refused with a reason of its own.
+                      Bad{"127.0.0.1:5000/../../etc", "path component \"..\""},
+                      Bad{"user:pass@127.0.0.1:5000/team/app", "user info"},
+                      Bad{"127.0.0.1:5000/team/app\r\nX-Injected: 1", "character 24 is byte 0x0d"},
+                      Bad{"127.0.0.1:5000/team/\napp", "byte 0x0a"},
+                      Bad{"127.0.0.1:99999/team/app", "port \"99999\" of registry host"},
+                      Bad{"127.0.0.1:0/team/app", "is not 1-65535"},
+                      Bad{"127.0.0.1:0065536/team/app", "is not 1-65535"},
+                      Bad{"http://127.0.0.1:5000/team/app", "no scheme"},
+                      Bad{"registry.example.com:/app", "registry host"},
+                      Bad{"caf\xc3\xa9.io/app", "byte 0xc3"}));
+
+TEST(ReferenceTest, RefusesOverlongTextWithoutEchoingIt) {
+  const std::string huge(100000, 'a');
+  absl::StatusOr<Reference> ref = Reference::Parse(huge);
+  ASSERT_FALSE(ref.ok());
+  EXPECT_LT(ref.status().message().size(), 200u) << "the message must not echo the text";
+  EXPECT_NE(ref.status().message().find("longer than 512 characters"), std::string::npos);
+}
+
+TEST(ReferenceTest, ParseRepositoryWantsTheNormalizedRegistryPath) {
+  auto ok = Reference::ParseRepository("127.0.0.1:5000/team/app");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->Host(), "127.0.0.1");
+  EXPECT_EQ(ok->Port(), 5000);
+  auto hub = Reference::ParseRepository("docker.io/library/nginx");
+  ASSERT_TRUE(hub.ok()) << hub.status();
+  EXPECT_EQ(hub->Host(), "docker.io");
+  EXPECT_EQ(hub->Port(), 0);
+  for (auto [text, reason] : std::vector<std::pair<std::string, std::string>>{
+           {"nginx", "registry host is missing; write docker.io/library/nginx"},
+           {"docker.io/nginx", "normalized form, docker.io/library/nginx"},
+           {"quay.io/a/b:1", "no tag or digest; write quay.io/a/b"},
+           {"no-slash", "registry host is missing"},
+           {"127.0.0.1:5000/../x", "invalid repository \"127.0.0.1:5000/../x\": path component"},
+           {"127.0.0.1:70000/x", "invalid repository"}}) {
+    absl::StatusOr<Reference> bad = Reference::ParseRepository(text);
+    ASSERT_FALSE(bad.ok()) << text;
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(bad.status().message().find(reason), std::string::npos) << bad.status().message();
+  }
+}
+
+TEST(ReferenceTest, ToStringRoundTrips) {
+  for (const std::string& text : std::vector<std::string>{
+           "nginx", "nginx:1.25", std::string("quay.io/a/b:1@") + kDigest,
+        std::string("localhost:5000/app@") + kDigest, std::string("Registry/app:1")}) {
+    auto ref = Reference::Parse(text);
+    ASSERT_TRUE(ref.ok()) << ref.status();
+    EXPECT_EQ(ref->ToString(), text);
+  }
+}
 
 TEST(ReferenceTest, RejectsOverlongNamesAndTags) {
   std::string long_name(256, 'a');

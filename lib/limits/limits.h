@@ -59,6 +59,12 @@ inline constexpr Limit kWorkloadIndexBytes{"workload index answer", "bytes", 4 *
 
 // ---- Webhooks (registry-scanner) ----
 
+// A push webhook's body (Docker Distribution notification envelopes are a few KiB): a
+// declared Content-Length over it is refused before reading, a body growing past it while
+// read (chunked, compressed) is cut off; either way 413 before any parsing or HMAC.
+inline constexpr Limit kWebhookBody{"webhook body size", "bytes", 1 * kMiB,
+                                    "--webhook_max_body_bytes"};
+
 // ---- Messages between services and from clients (lib/runtime) ----
 
 // ---- Jobs and peers (api) ----

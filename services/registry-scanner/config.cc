@@ -61,6 +61,22 @@ void AddFlags(CLI::App& app, Flags& flags) {
   // File holding the shared webhook secret (bearer token or HMAC-SHA256 key).
   app.add_option("--webhook_secret_path", flags.webhook_secret_path, "File with the webhook secret")
       ->envname("FERRY_WEBHOOK_SECRET_PATH");
+  // Registry hosts the scanner may reach ("host", "host:port", "*.example.com"); empty: any
+  // host except link-local and cloud metadata ones. Repeatable or comma-separated.
+  app.add_option("--registry_allow_hosts", flags.registry_allow_hosts,
+                 "Registry hosts the scanner may reach (empty: any)")
+      ->envname("FERRY_REGISTRY_ALLOW_HOSTS")
+      ->delimiter(',');
+  // Lets registry names and connections reach link-local and cloud metadata addresses
+  // (169.254.0.0/16, fe80::/10, metadata.google.internal, ...), refused by default.
+  app.add_flag("--registry_allow_link_local", flags.registry_allow_link_local,
+               "Allow link-local and cloud metadata registry addresses")
+      ->envname("FERRY_REGISTRY_ALLOW_LINK_LOCAL");
+  // Largest webhook body read; larger ones get 413 before parsing (docs/limits.md).
+  app.add_option(std::string(limits::kWebhookBody.flag), flags.webhook_max_body_bytes,
+                 "Largest push webhook body, in bytes")
+      ->envname("FERRY_WEBHOOK_MAX_BODY_BYTES")
+      ->capture_default_str();
 }
 
 absl::StatusOr<Config> ToConfig(const Flags& flags) {
@@ -101,6 +117,10 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
           "--webhook_address (unauthenticated webhooks are refused)");
     }
   }
+  if (flags.webhook_max_body_bytes == 0) {
+    return absl::InvalidArgumentError("--webhook_max_body_bytes must be at least 1");
+  }
+  config.webhook_max_body_bytes = flags.webhook_max_body_bytes;
   if (!(flags.registry_rps > 0) || !(flags.registry_burst >= 1)) {
     return absl::InvalidArgumentError(
         "--registry_rps must be above 0 and --registry_burst at least 1");
@@ -111,6 +131,10 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
     return absl::InvalidArgumentError("--registry_concurrency must be at least 1");
   }
   config.registry_concurrency = flags.registry_concurrency;
+  absl::StatusOr<RegistryPolicy> policy =
+      RegistryPolicy::Create(flags.registry_allow_hosts, flags.registry_allow_link_local);
+  if (!policy.ok()) return policy.status();
+  config.registry_policy = *std::move(policy);
   config.insecure_hosts = flags.insecure_hosts;
   config.docker_config_paths = flags.docker_config_paths;
   config.ca_path = flags.ca_path;

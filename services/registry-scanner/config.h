@@ -9,8 +9,10 @@
 #include <CLI/CLI.hpp>
 
 #include "absl/status/statusor.h"
+#include "lib/limits/limits.h"
 #include "lib/runtime/flags.h"
 #include "lib/runtime/server.h"
+#include "services/registry-scanner/registry_policy.h"
 #include "services/registry-scanner/scanner.h"
 
 namespace ferry::registry_scanner {
@@ -31,9 +33,12 @@ struct Flags {
   bool use_labels = false;
   std::string webhook_address;
   std::string webhook_secret_path;
+  uint64_t webhook_max_body_bytes = limits::kWebhookBody.default_value;
   double registry_rps = 10;
   double registry_burst = 20;
   int registry_concurrency = 8;
+  std::vector<std::string> registry_allow_hosts;
+  bool registry_allow_link_local = false;
 };
 
 // The validated configuration.
@@ -50,6 +55,8 @@ struct Config {
   int registry_concurrency = 8;
   absl::Duration registry_timeout = absl::Seconds(30);
   std::string webhook_secret;
+  uint64_t webhook_max_body_bytes = limits::kWebhookBody.default_value;
+  RegistryPolicy registry_policy;  // --registry_allow_hosts, --registry_allow_link_local
 };
 
 // Registers every flag of ferry-registry-scanner on `app`.

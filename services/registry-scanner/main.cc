@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
   ferry::http::CurlOptions curl_options;
   curl_options.ca_path = config->ca_path;
   curl_options.insecure_hosts = config->insecure_hosts;
+  const RegistryPolicy& policy = config->registry_policy;
+  curl_options.connect_guard = [&policy](const std::string& ip) { return policy.CheckAddress(ip); };
   ferry::http::CurlHttpClient curl(curl_options);
   MeteredHttpClient metered(curl, *registry);
   RateLimitedHttpClient::Options limits;
@@ -48,6 +50,7 @@ int main(int argc, char** argv) {
   client_options.request_timeout = config->registry_timeout;
   client_options.insecure_hosts =
       std::set<std::string>(config->insecure_hosts.begin(), config->insecure_hosts.end());
+  client_options.check_registry = [&policy](const std::string& r) { return policy.CheckRegistry(r); };
   RegistryClient client(http, *std::move(credentials), client_options);
   ScannerMetrics metrics(*registry);
   Scanner scanner(client, **cache, config->scanner, metrics);
@@ -59,7 +62,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<WebhookServer> webhooks;
   if (config->webhook_address) {
     absl::StatusOr<std::unique_ptr<WebhookServer>> started = WebhookServer::Start(
-        *config->webhook_address, config->webhook_secret, [&scan_queue](const PushHint& hint) {
+        *config->webhook_address, config->webhook_secret, config->webhook_max_body_bytes,
+        [&scan_queue](const PushHint& hint) {
           bool queued = scan_queue.Request(hint.repository, hint.tag);
           ferry::log::Info("webhook", {{"repository", hint.repository}, {"tag", hint.tag},
                                        {"queued", queued}});
@@ -77,7 +81,7 @@ int main(int argc, char** argv) {
                                               .ToString()},
                       {"webhook_port", webhooks->port()}});
   }
-  RegistryScannerService service(scanner, client, config->scanner.metadata);
+  RegistryScannerService service(scanner, client, config->scanner.metadata, policy);
   return ferry::runtime::ServeUntilSignal(
       config->server, {{&service, ferry::v1::RegistryScanner::service_full_name()}}, registry);
 }

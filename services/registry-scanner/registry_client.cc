@@ -201,6 +201,9 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const std::string& regist
 
 absl::StatusOr<http::Response> RegistryClient::Call(const std::string& registry,
                                                     http::Request request) {
+  if (options_.check_registry) {
+    if (absl::Status allowed = options_.check_registry(registry); !allowed.ok()) return allowed;
+  }
   std::string scheme;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -263,7 +266,15 @@ absl::StatusOr<std::vector<std::string>> RegistryClient::ListTags(const std::str
     size_t gt = link.find('>');
     if (lt != std::string::npos && gt != std::string::npos && absl::StrContains(link, "rel=\"next\"")) {
       std::string next = link.substr(lt + 1, gt - lt - 1);
-      url = absl::StartsWith(next, "http") ? next : BaseUrl(registry) + next;
+      if (absl::StartsWith(next, "/")) {
+        url = BaseUrl(registry) + next;
+      } else if (absl::StartsWith(next, BaseUrl(registry) + "/")) {
+        url = next;
+      } else {
+        // The next page goes out with this registry's credentials: never to another host.
+        return absl::InternalError(absl::StrCat(
+            registry, "/", path, ": list tags: the registry's next page is on another host"));
+      }
     }
   }
   return tags;

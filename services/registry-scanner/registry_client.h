@@ -2,6 +2,7 @@
 // the anonymous, Basic and Bearer-token auth flows (tokens cached until they expire).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -45,6 +46,9 @@ class RegistryClient {
     std::set<std::string> insecure_hosts;  // hosts reached over plain http
     int page_size = 1000;                  // tags per page (n=)
     absl::Duration request_timeout = absl::Seconds(30);  // per HTTP request
+    // Checked before every request to a registry (RegistryPolicy::CheckRegistry); its error
+    // is the request's answer and nothing is sent. Unset: every registry.
+    std::function<absl::Status(const std::string& registry)> check_registry;
   };
   RegistryClient(http::HttpClient& http, CredentialStore credentials, Options options);
 

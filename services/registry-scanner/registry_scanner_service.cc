@@ -5,6 +5,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "lib/image/reference.h"
 #include "lib/policy/semver.h"
 #include "lib/runtime/proto_time.h"
@@ -90,11 +91,29 @@ std::vector<TagRecord> Order(std::vector<TagRecord> tags, ferry::v1::TagOrdering
 grpc::Status RegistryScannerService::Watch(grpc::ServerContext*,
                                            const ferry::v1::WatchRequest* request,
                                            ferry::v1::WatchResponse* response) {
-  std::vector<std::string> repos(request->repositories().begin(), request->repositories().end());
+  std::vector<std::string> repos;
+  absl::Status refused;
+  std::vector<std::string> reasons;
+  for (const std::string& repository : request->repositories()) {
+    absl::StatusOr<image::Reference> checked = policy_.CheckRepository(repository);
+    if (checked.ok()) {
+      repos.push_back(repository);
+      continue;
+    }
+    if (refused.ok()) refused = checked.status();
+    reasons.push_back(std::string(checked.status().message()));
+  }
   auto result = scanner_.Watch(repos);
   if (!result.ok()) return ToGrpcStatus(result.status());
   for (const std::string& a : result->first) response->add_added(a);
   for (const std::string& r : result->second) response->add_removed(r);
+  if (!refused.ok()) {
+    return ToGrpcStatus(absl::Status(
+        refused.code(),
+        absl::StrCat(reasons.size(), " of ", request->repositories_size(),
+                     " repositories refused (the others are watched): ",
+                     absl::StrJoin(reasons, "; "))));
+  }
   return grpc::Status::OK;
 }
 
@@ -103,6 +122,10 @@ grpc::Status RegistryScannerService::ListTags(grpc::ServerContext*,
                                               ferry::v1::ListTagsResponse* response) {
   if (request->limit() < 0) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "limit must be 0 (all) or more");
+  }
+  if (absl::StatusOr<image::Reference> checked = policy_.CheckRepository(request->repository());
+      !checked.ok()) {
+    return ToGrpcStatus(checked.status());
   }
   absl::StatusOr<std::vector<TagRecord>> tags = scanner_.Tags(request->repository());
   if (!tags.ok()) return ToGrpcStatus(tags.status());
@@ -131,6 +154,9 @@ grpc::Status RegistryScannerService::GetImage(grpc::ServerContext*,
                                               ferry::v1::TagInfo* response) {
   absl::StatusOr<image::Reference> ref = image::Reference::Parse(request->reference());
   if (!ref.ok()) return ToGrpcStatus(ref.status());
+  if (absl::Status allowed = policy_.CheckRegistry(ref->Registry()); !allowed.ok()) {
+    return ToGrpcStatus(allowed);
+  }
   if (ref->tag().empty() && ref->digest().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         absl::StrCat("reference \"", request->reference(), "\" has no tag or digest"));

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "ferry/v1/registry_scanner.grpc.pb.h"
+#include "services/registry-scanner/registry_policy.h"
 #include "services/registry-scanner/scanner.h"
 
 namespace ferry::registry_scanner {
@@ -10,9 +11,19 @@ namespace ferry::registry_scanner {
 // RPCs not overridden here are not built yet: they answer UNIMPLEMENTED.
 class RegistryScannerService final : public ferry::v1::RegistryScanner::Service {
  public:
-  RegistryScannerService(Scanner& scanner, RegistryClient& client, MetadataOptions metadata)
-      : scanner_(scanner), client_(client), metadata_(std::move(metadata)) {}
+  // Every repository named in a request is checked with `policy` before anything is stored
+  // or sent: InvalidArgument for a name outside the reference grammar, PermissionDenied for
+  // a registry the policy refuses, each naming what is wrong.
+  RegistryScannerService(Scanner& scanner, RegistryClient& client, MetadataOptions metadata,
+                         RegistryPolicy policy = {})
+      : scanner_(scanner),
+        client_(client),
+        metadata_(std::move(metadata)),
+        policy_(std::move(policy)) {}
 
+  // Replaces the watch set with the request's repositories that pass the checks. Each one
+  // that does not fails alone: the others are watched all the same, and the answer is the
+  // first failure's code with a message naming every refused repository and why.
   grpc::Status Watch(grpc::ServerContext* context, const ferry::v1::WatchRequest* request,
                      ferry::v1::WatchResponse* response) override;
   grpc::Status ListTags(grpc::ServerContext* context, const ferry::v1::ListTagsRequest* request,
@@ -29,6 +40,7 @@ class RegistryScannerService final : public ferry::v1::RegistryScanner::Service 
   Scanner& scanner_;
   RegistryClient& client_;
   const MetadataOptions metadata_;
+  const RegistryPolicy policy_;
 };
 
 }  // namespace ferry::registry_scanner

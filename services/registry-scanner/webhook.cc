@@ -11,8 +11,10 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "lib/http/http_client.h"
+#include "lib/limits/limits.h"
 #include "lib/log/log.h"
 
 namespace ferry::registry_scanner {
@@ -59,14 +61,17 @@ absl::StatusOr<std::vector<PushHint>> ParseWebhook(const std::string& body) {
       "Hub payload, or {\"repository\": \"registry/path\", \"tag\": \"...\"}");
 }
 
+bool BearerMatches(const std::string& authorization, const std::string& secret) {
+  if (secret.empty()) return false;
+  const std::string bearer = "Bearer " + secret;
+  return authorization.size() == bearer.size() &&
+         CRYPTO_memcmp(authorization.data(), bearer.data(), bearer.size()) == 0;
+}
+
 bool AuthenticWebhook(const std::string& authorization, const std::string& signature,
                       const std::string& body, const std::string& secret) {
   if (secret.empty()) return false;
-  const std::string bearer = "Bearer " + secret;
-  if (authorization.size() == bearer.size() &&
-      CRYPTO_memcmp(authorization.data(), bearer.data(), bearer.size()) == 0) {
-    return true;
-  }
+  if (BearerMatches(authorization, secret)) return true;
   if (!absl::StartsWith(signature, "sha256=")) return false;
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -78,16 +83,29 @@ bool AuthenticWebhook(const std::string& authorization, const std::string& signa
   return given.size() == hex.size() && CRYPTO_memcmp(given.data(), hex.data(), hex.size()) == 0;
 }
 
+namespace {
+
+void Answer(httplib::Response& res, int status, prometheus::Counter& counter,
+            const std::string& error) {
+  counter.Increment();
+  res.status = status;
+  res.set_content(nlohmann::json{{"error", error}}.dump(), "application/json");
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
-    const runtime::ListenAddress& address, std::string secret,
+    const runtime::ListenAddress& address, std::string secret, uint64_t max_body_bytes,
     std::function<void(const PushHint&)> on_hint, prometheus::Registry& registry) {
-  auto& requests = prometheus::BuildCounter()
-                       .Name("ferry_registry_webhook_requests_total")
-                       .Help("Push webhook requests by result (accepted, unauthorized, malformed).")
-                       .Register(registry);
+  auto& requests =
+      prometheus::BuildCounter()
+          .Name("ferry_registry_webhook_requests_total")
+          .Help("Push webhook requests by result (accepted, unauthorized, malformed, too_large).")
+          .Register(registry);
   prometheus::Counter& accepted = requests.Add({{"result", "accepted"}});
   prometheus::Counter& unauthorized = requests.Add({{"result", "unauthorized"}});
   prometheus::Counter& malformed = requests.Add({{"result", "malformed"}});
+  prometheus::Counter& too_large = requests.Add({{"result", "too_large"}});
   prometheus::Counter& hinted = prometheus::BuildCounter()
                                     .Name("ferry_registry_webhook_hints_total")
                                     .Help("Pushes announced by accepted webhook requests.")
@@ -95,21 +113,64 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
                                     .Add({});
   std::unique_ptr<WebhookServer> w(new WebhookServer());
   w->server_ = std::make_unique<httplib::Server>();
-  w->server_->Post("/webhook", [secret, on_hint, &accepted, &unauthorized, &malformed, &hinted](
-                                   const httplib::Request& req, httplib::Response& res) {
-    if (!AuthenticWebhook(req.get_header_value("Authorization"),
-                          req.get_header_value("X-Hub-Signature-256"), req.body, secret)) {
-      unauthorized.Increment();
-      res.status = 401;
-      res.set_content("{\"error\":\"missing or wrong webhook secret\"}", "application/json");
+  // One request per connection: a refused request's body stays unread, and must not be
+  // parsed as the next request on a kept-alive connection.
+  w->server_->set_keep_alive_max_count(1);
+  // Bodies httplib reads itself (methods without a handler below) stop at the limit too.
+  w->server_->set_payload_max_length(max_body_bytes);
+  const std::string too_large_message = limits::OverLimit("webhook", limits::kWebhookBody,
+                                                          max_body_bytes);
+  // The handler gets the headers first and reads the body itself, only once the request
+  // may be authentic and only up to the limit.
+  w->server_->Post("/webhook", [secret, max_body_bytes, too_large_message, on_hint, &accepted,
+                                &unauthorized, &malformed, &too_large, &hinted](
+                                   const httplib::Request& req, httplib::Response& res,
+                                   const httplib::ContentReader& content_reader) {
+    if (req.has_header("Content-Length")) {
+      uint64_t declared = 0;
+      if (!absl::SimpleAtoi(req.get_header_value("Content-Length"), &declared)) {
+        Answer(res, 400, malformed, "Content-Length is not a number");
+        return;
+      }
+      if (declared > max_body_bytes) {
+        Answer(res, 413, too_large,
+               limits::OverLimit("webhook", limits::kWebhookBody, max_body_bytes, declared));
+        return;
+      }
+    }
+    const std::string authorization = req.get_header_value("Authorization");
+    const std::string signature = req.get_header_value("X-Hub-Signature-256");
+    const bool bearer = BearerMatches(authorization, secret);
+    if (!bearer && !absl::StartsWith(signature, "sha256=")) {
+      Answer(res, 401, unauthorized, "missing or wrong webhook secret");
       return;
     }
-    absl::StatusOr<std::vector<PushHint>> hints = ParseWebhook(req.body);
+    std::string body;
+    bool over_limit = false;
+    const bool read = content_reader([&body, &over_limit, max_body_bytes](const char* data,
+                                                                          size_t length) {
+      if (body.size() + length > max_body_bytes) {
+        over_limit = true;
+        return false;
+      }
+      body.append(data, length);
+      return true;
+    });
+    if (over_limit || res.status == 413) {
+      Answer(res, 413, too_large, too_large_message);
+      return;
+    }
+    if (!read) {
+      Answer(res, 400, malformed, "the request body could not be read");
+      return;
+    }
+    if (!bearer && !AuthenticWebhook("", signature, body, secret)) {
+      Answer(res, 401, unauthorized, "missing or wrong webhook secret");
+      return;
+    }
+    absl::StatusOr<std::vector<PushHint>> hints = ParseWebhook(body);
     if (!hints.ok()) {
-      malformed.Increment();
-      res.status = 400;
-      res.set_content(nlohmann::json{{"error", std::string(hints.status().message())}}.dump(),
-                      "application/json");
+      Answer(res, 400, malformed, std::string(hints.status().message()));
       return;
     }
     accepted.Increment();
@@ -118,6 +179,13 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
     res.status = 200;
     res.set_content(nlohmann::json{{"accepted", hints->size()}}.dump(), "application/json");
   });
+  // Any other path or method: 404 without reading what was sent.
+  auto not_found = [](const httplib::Request&, httplib::Response& res,
+                      const httplib::ContentReader&) { res.status = 404; };
+  w->server_->Post(".*", not_found);
+  w->server_->Put(".*", not_found);
+  w->server_->Patch(".*", not_found);
+  w->server_->Delete(".*", not_found);
   int port = address.port == 0 ? w->server_->bind_to_any_port(address.host)
                                : (w->server_->bind_to_port(address.host, address.port)
                                       ? address.port

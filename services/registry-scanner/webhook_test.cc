@@ -2,11 +2,16 @@
 
 #include <gtest/gtest.h>
 
-#include <mutex>
+#include <httplib.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
+#include <mutex>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lib/http/curl_http_client.h"
+#include "lib/limits/limits.h"
 #include "tests/support/metrics.h"
 
 namespace ferry::registry_scanner {
@@ -64,7 +69,7 @@ TEST(WebhookServerTest, AnswersWithStatusesAndCallsBackOnlyWhenAuthentic) {
   std::vector<PushHint> seen;
   prometheus::Registry metrics;
   auto server = WebhookServer::Start(
-      {"127.0.0.1", 0}, "s3cret",
+      {"127.0.0.1", 0}, "s3cret", limits::kWebhookBody.default_value,
       [&](const PushHint& h) {
         std::lock_guard<std::mutex> lock(mu);
         seen.push_back(h);
@@ -101,6 +106,64 @@ TEST(WebhookServerTest, AnswersWithStatusesAndCallsBackOnlyWhenAuthentic) {
   std::lock_guard<std::mutex> lock(mu);
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen[0].repository, "127.0.0.1:5000/team/app");
+}
+
+TEST(WebhookServerTest, RefusesBodiesOverTheLimitBeforeParsingOrHmac) {
+  int hints = 0;
+  prometheus::Registry metrics;
+  constexpr uint64_t kMax = 64;
+  auto server = WebhookServer::Start({"127.0.0.1", 0}, "s3cret", kMax,
+                                     [&](const PushHint&) { ++hints; }, metrics);
+  ASSERT_TRUE(server.ok()) << server.status();
+  httplib::Client client("127.0.0.1", (*server)->port());
+  const std::string small = R"({"repository":"127.0.0.1:5000/a/b","tag":"1"})";
+  const std::string big(200, ' ');  // whitespace: valid JSON padding, over the limit
+  ASSERT_LE(small.size(), kMax);
+
+  // Declared length over the limit: 413 naming the limit and the flag, even when authentic.
+  auto declared = client.Post("/webhook", {{"Authorization", "Bearer s3cret"}}, big + small,
+                              "application/json");
+  ASSERT_TRUE(declared);
+  EXPECT_EQ(declared->status, 413);
+  EXPECT_TRUE(absl::StrContains(declared->body, "over the limit of 64 bytes")) << declared->body;
+  EXPECT_TRUE(absl::StrContains(declared->body, "--webhook_max_body_bytes")) << declared->body;
+
+  // Chunked (no declared length), HMAC-signed: cut off at the limit, 413.
+  const std::string payload = big + small;
+  const std::string signature = "sha256=" + HmacHex("s3cret", payload);
+  auto chunked = client.Post(
+      "/webhook", {{"X-Hub-Signature-256", signature}},
+      [&payload](size_t offset, httplib::DataSink& sink) {
+        if (offset < payload.size()) {
+          sink.write(payload.data() + offset, std::min<size_t>(16, payload.size() - offset));
+        } else {
+          sink.done();
+        }
+        return true;
+      },
+      "application/json");
+  ASSERT_TRUE(chunked);
+  EXPECT_EQ(chunked->status, 413);
+  EXPECT_TRUE(absl::StrContains(chunked->body, "--webhook_max_body_bytes")) << chunked->body;
+
+  // No credentials at all: 401 from the headers alone.
+  auto anonymous = client.Post("/webhook", small, "application/json");
+  ASSERT_TRUE(anonymous);
+  EXPECT_EQ(anonymous->status, 401);
+  // Other paths never read a body.
+  auto elsewhere = client.Post("/elsewhere", big, "application/json");
+  ASSERT_TRUE(elsewhere);
+  EXPECT_EQ(elsewhere->status, 404);
+
+  // Within the limit, signed: accepted.
+  auto ok = client.Post("/webhook", {{"X-Hub-Signature-256", "sha256=" + HmacHex("s3cret", small)}},
+                        small, "application/json");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200) << ok->body;
+  EXPECT_EQ(hints, 1);
+  const std::string requests = "ferry_registry_webhook_requests_total";
+  EXPECT_EQ(testing::MetricSum(metrics, requests, {{"result", "too_large"}}), 2);
+  EXPECT_EQ(testing::MetricSum(metrics, requests, {{"result", "unauthorized"}}), 1);
 }
 
 }  // namespace

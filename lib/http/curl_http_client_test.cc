@@ -1,0 +1,94 @@
+#include "lib/http/curl_http_client.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace ferry::http {
+namespace {
+
+// A loopback listener that only counts the connections it could accept.
+class CountingListener {
+ public:
+  CountingListener() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    listen(fd_, 16);
+    socklen_t len = sizeof(addr);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~CountingListener() { close(fd_); }
+  int port() const { return port_; }
+  // Connections waiting in the backlog (completed handshakes), accepted and closed now.
+  int Accepted() {
+    int n = 0;
+    for (int fd; n < 1000 && (fd = accept(fd_, nullptr, nullptr)) >= 0; ++n) close(fd);
+    return n;
+  }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+TEST(CurlHttpClientTest, ConnectGuardSeesTheResolvedAddressAndRefusesBeforeConnecting) {
+  CountingListener listener;
+  std::vector<std::string> seen;
+  CurlOptions options;
+  options.insecure_hosts = {absl::StrCat("localhost:", listener.port())};
+  options.connect_guard = [&seen](const std::string& ip) {
+    seen.push_back(ip);
+    return absl::PermissionDeniedError(absl::StrCat("connection to ", ip, " refused"));
+  };
+  CurlHttpClient client(options);
+  Request request;
+  // A name, not an address: the guard gets what it resolved to.
+  request.url = absl::StrCat("http://localhost:", listener.port(), "/v2/");
+  absl::StatusOr<Response> response = client.Send(request);
+  ASSERT_FALSE(response.ok());
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(absl::StrContains(response.status().message(), "refused")) << response.status();
+  ASSERT_FALSE(seen.empty());
+  for (const std::string& ip : seen) EXPECT_TRUE(ip == "127.0.0.1" || ip == "::1") << ip;
+  EXPECT_EQ(listener.Accepted(), 0);
+}
+
+TEST(CurlHttpClientTest, AllowedAddressesConnect) {
+  CountingListener listener;
+  CurlOptions options;
+  options.insecure_hosts = {absl::StrCat("127.0.0.1:", listener.port())};
+  options.connect_guard = [](const std::string&) { return absl::OkStatus(); };
+  CurlHttpClient client(options);
+  Request request;
+  request.url = absl::StrCat("http://127.0.0.1:", listener.port(), "/v2/");
+  request.timeout = absl::Milliseconds(300);
+  // Nobody answers: a timeout, but the connection was made.
+  EXPECT_FALSE(client.Send(request).ok());
+  EXPECT_EQ(listener.Accepted(), 1);
+}
+
+TEST(CurlHttpClientTest, OnlyHttpAndHttps) {
+  CurlHttpClient client;
+  for (const char* url : {"file:///etc/hostname", "gopher://127.0.0.1:1/x", "dict://127.0.0.1:1/"}) {
+    Request request;
+    request.url = url;
+    absl::StatusOr<Response> response = client.Send(request);
+    EXPECT_FALSE(response.ok()) << url;
+  }
+}
+
+}  // namespace
+}  // namespace ferry::http
