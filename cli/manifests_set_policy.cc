@@ -65,7 +65,7 @@ int RunManifestsSetPolicy(const ManifestsSetPolicyOptions& options, std::ostream
   manifest::LoadOptions load;
   load.default_namespace = options.namespace_;
   absl::StatusOr<std::vector<manifest::AnnotationChange>> changes =
-      manifest::PolicyAnnotationChanges(resource->annotations, update);
+      manifest::PolicyAnnotationChanges(*resource, update);
   if (!changes.ok()) return fail(changes.status());
   if (changes->empty()) {
     out << "no changes: " << id << " already has these policies\n";

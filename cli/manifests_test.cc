@@ -40,19 +40,23 @@ TEST_F(ManifestsCommandTest, ListTable) {
   o.path += "/";
   ASSERT_EQ(RunManifestsList(o, out_, err_), kExitOk) << err_.str();
   const std::string want =
-      "WORKLOAD                        CONTAINER       IMAGE                                              POLICY                    FILE\n"
-      "data:statefulset/db             db              postgres:15.1                                                                crlf.yaml:1\n"
-      "default:cronjob/report          report          example/report:2023-01                                                       multidoc.yaml:37\n"
-      "default:deployment/helloworld   helloworld      quay.io/weaveworks/helloworld:master-9a16ff945b9e  locked                    multidoc.yaml:12\n"
-      "demo:helmrelease/podinfo        app             ghcr.io/example/app:v1.2.3                                                   helmrelease.yaml:1\n"
+      "WORKLOAD                        CONTAINER       IMAGE                                              POLICY                     FILE\n"
+      "data:statefulset/db             db              postgres:15.1                                                                 crlf.yaml:1\n"
+      "default:cronjob/report          report          example/report:2023-01                                                        multidoc.yaml:37\n"
+      "default:deployment/helloworld   helloworld      quay.io/weaveworks/helloworld:master-9a16ff945b9e  locked                     multidoc.yaml:12\n"
+      "demo:helmrelease/podinfo        app             ghcr.io/example/app:v1.2.3                                                    helmrelease.yaml:1\n"
       "                                chart-image     stefanprodan/podinfo:3.1.0\n"
       "                                cache           docker.io/library/redis:6.0.1\n"
       "                                logger          fluent/fluent-bit:1.9\n"
-      "kube-system:daemonset/agent     agent           docker.io/example/agent:1.0.0                                                multidoc.yaml:26\n"
-      "sock-shop:deployment/front-end  front-end       weaveworksdemos/front-end:0.2.0                    automated,tag=glob:0.2.*  deployment.yaml:2\n"
+      "kube-system:daemonset/agent     agent           docker.io/example/agent:1.0.0                                                 multidoc.yaml:26\n"
+      "legacy:fluxhelmrelease/mongodb  chart-image     bitnami/mongodb:3.6.8                              automated,tag=semver:~3.6  fluxhelmrelease.yaml:2\n"
+      "legacy:fluxhelmrelease/shop     chart-image     weaveworksdemos/front-end:0.2.0                                               fluxhelmrelease.yaml:18\n"
+      "                                worker          weaveworksdemos/worker:0.3.0\n"
+      "                                cache           docker.io/library/redis:6.0.1\n"
+      "sock-shop:deployment/front-end  front-end       weaveworksdemos/front-end:0.2.0                    automated,tag=glob:0.2.*   deployment.yaml:2\n"
       "                                sidecar         quay.io/weaveworks/sidecar:master-a000001\n"
       "                                migrate (init)  weaveworksdemos/front-end:0.2.0\n"
-      "weird:deployment/odd            main            registry.example.com:5000/odd/main:v1.0.0          automated                 odd.yaml:2\n"
+      "weird:deployment/odd            main            registry.example.com:5000/odd/main:v1.0.0          automated                  odd.yaml:2\n"
       "                                flow            busybox:1.36\n";
   EXPECT_EQ(out_.str(), want);
   // The broken document is a warning, not a failure.
@@ -65,8 +69,8 @@ TEST_F(ManifestsCommandTest, ListJson) {
   o.output = "json";
   ASSERT_EQ(RunManifestsList(o, out_, err_), kExitOk);
   nlohmann::json j = nlohmann::json::parse(out_.str());
-  ASSERT_EQ(j["workloads"].size(), 7u);
-  const nlohmann::json& fe = j["workloads"][5];
+  ASSERT_EQ(j["workloads"].size(), 9u);
+  const nlohmann::json& fe = j["workloads"][7];
   EXPECT_EQ(fe["id"], "sock-shop:deployment/front-end");
   EXPECT_EQ(fe["path"], "deployment.yaml");
   EXPECT_EQ(fe["line"], 2);
@@ -185,6 +189,53 @@ TEST_F(ManifestsCommandTest, SetPolicyStarRemovesTheFilter) {
   o.tags = {"front-end=*"};
   ASSERT_EQ(RunManifestsSetPolicy(o, out_, err_), kExitOk) << err_.str();
   EXPECT_EQ(File("deployment.yaml").find("tag.front-end"), std::string::npos);
+}
+
+// A FluxHelmRelease's images are released like a HelmRelease's: the values' own fields.
+TEST_F(ManifestsCommandTest, SetImageOnAFluxHelmReleaseWritesItsValues) {
+  const std::string before = File("fluxhelmrelease.yaml");
+  ManifestsSetImageOptions o;
+  o.path = dir_.string();
+  o.workload = "legacy:fluxhelmrelease/shop";
+  o.container = "worker";
+  o.image = "weaveworksdemos/worker:0.4.0";
+  ASSERT_EQ(RunManifestsSetImage(o, out_, err_), kExitOk) << err_.str();
+  std::string want = before;
+  want.replace(want.find("tag: \"0.3.0\""), 12, "tag: \"0.4.0\"");
+  EXPECT_EQ(File("fluxhelmrelease.yaml"), want);
+  o.workload = "legacy:fluxhelmrelease/mongodb";
+  o.container = "";  // one container: chart-image
+  o.image = "bitnami/mongodb:3.6.9";
+  ASSERT_EQ(RunManifestsSetImage(o, out_, err_), kExitOk) << err_.str();
+  want.replace(want.find("bitnami/mongodb:3.6.8"), 21, "bitnami/mongodb:3.6.9");
+  EXPECT_EQ(File("fluxhelmrelease.yaml"), want);
+}
+
+// --tag-all as Flux v1 wrote it: one filter per container, in the workload's Flux prefix.
+TEST_F(ManifestsCommandTest, SetPolicyTagAllWritesOneFilterPerContainer) {
+  ManifestsSetPolicyOptions o;
+  o.path = dir_.string();
+  o.workload = "sock-shop:deployment/front-end";
+  o.tag_all = "semver:~0.2";
+  ASSERT_EQ(RunManifestsSetPolicy(o, out_, err_), kExitOk) << err_.str();
+  const std::string after = File("deployment.yaml");
+  for (const char* line : {"    fluxcd.io/tag.front-end: semver:~0.2\n",
+                           "    fluxcd.io/tag.sidecar: semver:~0.2\n",
+                           "    fluxcd.io/tag.migrate: semver:~0.2\n"}) {
+    EXPECT_NE(after.find(line), std::string::npos) << line << after;
+  }
+  EXPECT_EQ(after.find("tag_all"), std::string::npos) << after;
+  // The FluxHelmRelease with flux.weave.works/ policies gets them under that prefix.
+  o.workload = "legacy:fluxhelmrelease/mongodb";
+  o.tag_all = "glob:3.6.*";
+  ASSERT_EQ(RunManifestsSetPolicy(o, out_, err_), kExitOk) << err_.str();
+  EXPECT_NE(File("fluxhelmrelease.yaml").find("flux.weave.works/tag.chart-image: glob:3.6.*"),
+            std::string::npos);
+  // '*' removes every container's filter.
+  o.workload = "sock-shop:deployment/front-end";
+  o.tag_all = "*";
+  ASSERT_EQ(RunManifestsSetPolicy(o, out_, err_), kExitOk) << err_.str();
+  EXPECT_EQ(File("deployment.yaml").find("fluxcd.io/tag."), std::string::npos);
 }
 
 int RunBinary(const std::string& args) {

@@ -1,8 +1,11 @@
 #include "lib/manifest/policy.h"
 
+#include <set>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "lib/manifest/workload.h"
 #include "lib/policy/tag_pattern.h"
 
 namespace ferry::manifest {
@@ -73,6 +76,46 @@ void Change(const std::map<std::string, std::string>& annotations, const std::st
   }
 }
 
+// Sets (or removes, when nullopt) policy `name` under exactly `target`, removing its copies
+// under every other key.
+void ChangeTo(const std::map<std::string, std::string>& annotations, const std::string& name,
+              const std::string& target, const std::optional<std::string>& value,
+              std::vector<AnnotationChange>& out) {
+  if (value.has_value()) {
+    auto it = annotations.find(target);
+    if (it == annotations.end() || it->second != *value) out.push_back({target, value});
+  }
+  for (const std::string& key : KeysOf(name)) {
+    if ((key != target || !value.has_value()) && annotations.count(key)) {
+      out.push_back({key, std::nullopt});
+    }
+  }
+}
+
+// The key Flux v1 reads for container `container`'s tag filter on this workload: the one it
+// already has, else in the form of the workload's other tag filters, else under the Flux
+// prefix of its other policies, else fluxcd.io/tag.<container>.
+std::string FluxTagKey(const std::map<std::string, std::string>& annotations,
+                       const std::string& container) {
+  const std::vector<std::string> forms = {absl::StrCat(kFilterPrefix, container),
+                                          absl::StrCat("fluxcd.io/tag.", container),
+                                          absl::StrCat("flux.weave.works/tag.", container)};
+  for (const std::string& key : forms) {
+    if (annotations.count(key)) return key;
+  }
+  for (const char* prefix : {kFilterPrefix, "fluxcd.io/tag.", "flux.weave.works/tag."}) {
+    for (const auto& [key, value] : annotations) {
+      if (absl::StartsWith(key, prefix)) return absl::StrCat(prefix, container);
+    }
+  }
+  for (const char* prefix : {"fluxcd.io/", "flux.weave.works/"}) {
+    for (const auto& [key, value] : annotations) {
+      if (absl::StartsWith(key, prefix)) return absl::StrCat(prefix, "tag.", container);
+    }
+  }
+  return forms[1];
+}
+
 }  // namespace
 
 std::string Policies::TagFilterFor(const std::string& container) const {
@@ -109,7 +152,8 @@ Policies ReadPolicies(const std::map<std::string, std::string>& annotations) {
 }
 
 absl::StatusOr<std::vector<AnnotationChange>> PolicyAnnotationChanges(
-    const std::map<std::string, std::string>& annotations, const PolicyUpdate& update) {
+    const std::map<std::string, std::string>& annotations,
+    const std::vector<std::string>& containers, const PolicyUpdate& update) {
   // Validate everything before producing any change.
   std::map<std::string, std::string> normalized;
   for (const auto& [container, pattern] : update.tag_filters) {
@@ -127,6 +171,10 @@ absl::StatusOr<std::vector<AnnotationChange>> PolicyAnnotationChanges(
     absl::StatusOr<policy::TagPattern> p = policy::TagPattern::Parse(**update.tag_all);
     if (!p.ok()) return absl::InvalidArgumentError(absl::StrCat("tag_all: ", p.status().message()));
     tag_all = p->ToString();
+    if (containers.empty()) {
+      return absl::FailedPreconditionError(
+          "tag_all: the workload has no containers to set a tag filter on");
+    }
   }
 
   std::vector<AnnotationChange> out;
@@ -158,8 +206,26 @@ absl::StatusOr<std::vector<AnnotationChange>> PolicyAnnotationChanges(
     if (pattern.has_value()) value = normalized[container];
     Change(annotations, "tag." + container, value, out);
   }
-  if (update.tag_all.has_value()) Change(annotations, "tag_all", tag_all, out);
+  if (update.tag_all.has_value()) {
+    std::set<std::string> done;
+    for (const std::string& container : containers) {
+      if (container.empty() || update.tag_filters.count(container) ||
+          !done.insert(container).second) {
+        continue;
+      }
+      ChangeTo(annotations, "tag." + container, FluxTagKey(annotations, container), tag_all,
+               out);
+    }
+    Change(annotations, "tag_all", std::nullopt, out);
+  }
   return out;
+}
+
+absl::StatusOr<std::vector<AnnotationChange>> PolicyAnnotationChanges(const Resource& workload,
+                                                                      const PolicyUpdate& update) {
+  std::vector<std::string> containers;
+  for (const Container& c : FindContainers(workload)) containers.push_back(c.name);
+  return PolicyAnnotationChanges(workload.annotations, containers, update);
 }
 
 }  // namespace ferry::manifest

@@ -3,7 +3,8 @@
 //
 // Prefixes read, in precedence order: ferry.dev/, fluxcd.io/, flux.weave.works/ (and
 // filter.fluxcd.io/<container> as a tag filter). Keys after the prefix: automated, locked,
-// locked_user, locked_msg, ignore (true | sync_only), tag.<container>, tag_all.
+// locked_user, locked_msg, ignore (true | sync_only), tag.<container>, tag_all (read only:
+// --tag-all is written as one tag.<container> per container, as Flux v1 did).
 #pragma once
 
 #include <map>
@@ -51,12 +52,27 @@ struct PolicyUpdate {
   std::optional<std::optional<std::string>> tag_all;
 };
 
-// The annotation edits that make `update` true of a manifest with `annotations`. Patterns
-// are validated first (InvalidArgument naming the container and what is wrong). Writes
-// use the key the manifest already has for that policy, else the prefix it already uses
-// for other policies, else ferry.dev/; copies of the policy under other prefixes are
-// removed so that only one value is in force.
+// The annotation edits that make `update` true of a workload with `annotations` and the
+// containers named `containers` (FindContainers' names). Patterns are validated first
+// (InvalidArgument naming the container and what is wrong). Writes use the key the
+// manifest already has for that policy, else the prefix it already uses for other
+// policies, else ferry.dev/; copies of the policy under other prefixes are removed so that
+// only one value is in force.
+//
+// `update.tag_all` is written as Flux v1 wrote it, so that a repository shared with Flux v1
+// means the same to both: one tag.<container> filter per container of `containers` (removal
+// removes each container's filter), under the Flux prefix the workload already uses for tag
+// filters or other policies (filter.fluxcd.io/<container>, fluxcd.io/tag.<container>,
+// flux.weave.works/tag.<container>), else fluxcd.io/; a tag_all annotation the workload has
+// (ferry.dev/tag_all, read by ReadPolicies) is removed. A container's own entry in
+// `update.tag_filters` wins over the expansion. FailedPrecondition when a pattern is to be
+// set and `containers` is empty.
 absl::StatusOr<std::vector<AnnotationChange>> PolicyAnnotationChanges(
-    const std::map<std::string, std::string>& annotations, const PolicyUpdate& update);
+    const std::map<std::string, std::string>& annotations,
+    const std::vector<std::string>& containers, const PolicyUpdate& update);
+
+// The same for a loaded workload: its annotations and the names of its containers.
+absl::StatusOr<std::vector<AnnotationChange>> PolicyAnnotationChanges(const Resource& workload,
+                                                                      const PolicyUpdate& update);
 
 }  // namespace ferry::manifest

@@ -11,6 +11,12 @@ std::ostream& operator<<(std::ostream& os, const AnnotationChange& c) {
 namespace {
 
 using Annotations = std::map<std::string, std::string>;
+using Edits = std::vector<AnnotationChange>;
+
+absl::StatusOr<Edits> Changes(const Annotations& annotations, const PolicyUpdate& update,
+                              const std::vector<std::string>& containers = {"web"}) {
+  return PolicyAnnotationChanges(annotations, containers, update);
+}
 
 TEST(ReadPoliciesTest, ReadsEveryPrefixWithPrecedence) {
   Policies p = ReadPolicies({{"fluxcd.io/automated", "true"},
@@ -39,14 +45,14 @@ TEST(ReadPoliciesTest, ReadsEveryPrefixWithPrecedence) {
 TEST(PolicyChangesTest, NewPoliciesUseTheManifestsPrefixOrFerryDev) {
   PolicyUpdate automate;
   automate.automated = true;
-  EXPECT_EQ(*PolicyAnnotationChanges({}, automate),
+  EXPECT_EQ(*Changes({}, automate),
             (std::vector<AnnotationChange>{{"ferry.dev/automated", "true"}}));
-  EXPECT_EQ(*PolicyAnnotationChanges({{"fluxcd.io/tag.web", "glob:*"}}, automate),
+  EXPECT_EQ(*Changes({{"fluxcd.io/tag.web", "glob:*"}}, automate),
             (std::vector<AnnotationChange>{{"fluxcd.io/automated", "true"}}));
-  EXPECT_EQ(*PolicyAnnotationChanges({{"flux.weave.works/automated", "false"}}, automate),
+  EXPECT_EQ(*Changes({{"flux.weave.works/automated", "false"}}, automate),
             (std::vector<AnnotationChange>{{"flux.weave.works/automated", "true"}}));
   // Already so: nothing to do.
-  EXPECT_TRUE(PolicyAnnotationChanges({{"ferry.dev/automated", "true"}}, automate)->empty());
+  EXPECT_TRUE(Changes({{"ferry.dev/automated", "true"}}, automate)->empty());
 }
 
 TEST(PolicyChangesTest, LockAndUnlock) {
@@ -54,13 +60,13 @@ TEST(PolicyChangesTest, LockAndUnlock) {
   lock.locked = true;
   lock.locked_user = "bob";
   lock.locked_msg = "freeze";
-  EXPECT_EQ(*PolicyAnnotationChanges({{"fluxcd.io/automated", "true"}}, lock),
+  EXPECT_EQ(*Changes({{"fluxcd.io/automated", "true"}}, lock),
             (std::vector<AnnotationChange>{{"fluxcd.io/locked", "true"},
                                            {"fluxcd.io/locked_user", "bob"},
                                            {"fluxcd.io/locked_msg", "freeze"}}));
   PolicyUpdate unlock;
   unlock.locked = false;
-  EXPECT_EQ(*PolicyAnnotationChanges({{"fluxcd.io/locked", "true"},
+  EXPECT_EQ(*Changes({{"fluxcd.io/locked", "true"},
                                       {"fluxcd.io/locked_user", "bob"},
                                       {"ferry.dev/locked", "true"}},
                                      unlock),
@@ -72,25 +78,117 @@ TEST(PolicyChangesTest, LockAndUnlock) {
 TEST(PolicyChangesTest, TagFiltersAreValidatedNormalizedAndDeduplicated) {
   PolicyUpdate tag;
   tag.tag_filters["web"] = "1.*";
-  EXPECT_EQ(*PolicyAnnotationChanges({{"filter.fluxcd.io/web", "master-*"},
+  EXPECT_EQ(*Changes({{"filter.fluxcd.io/web", "master-*"},
                                       {"flux.weave.works/tag.web", "x"}},
                                      tag),
             (std::vector<AnnotationChange>{{"filter.fluxcd.io/web", "glob:1.*"},
                                            {"flux.weave.works/tag.web", std::nullopt}}));
   PolicyUpdate bad;
   bad.tag_filters["web"] = "semver:>>1";
-  auto status = PolicyAnnotationChanges({}, bad).status();
+  auto status = Changes({}, bad).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(status.message().find("container web: invalid tag filter"), std::string::npos)
       << status.message();
   PolicyUpdate remove_all;
   remove_all.tag_all = std::optional<std::string>();
   remove_all.tag_filters["web"] = std::nullopt;
-  EXPECT_EQ(*PolicyAnnotationChanges({{"ferry.dev/tag_all", "glob:*"},
+  EXPECT_EQ(*Changes({{"ferry.dev/tag_all", "glob:*"},
                                       {"fluxcd.io/tag.web", "glob:*"}},
                                      remove_all),
             (std::vector<AnnotationChange>{{"fluxcd.io/tag.web", std::nullopt},
                                            {"ferry.dev/tag_all", std::nullopt}}));
+}
+
+// --tag-all as Flux v1 wrote it: one tag.<container> per container, under the workload's
+// Flux prefix, so that Flux v1 and Ferry read the same filters from a shared repository.
+TEST(PolicyChangesTest, TagAllExpandsToOneFilterPerContainer) {
+  PolicyUpdate tag_all;
+  tag_all.tag_all = std::optional<std::string>("semver:~1.2");
+  const std::vector<std::string> containers = {"web", "sidecar"};
+  struct Case {
+    const char* name;
+    Annotations annotations;
+    Edits want;
+  };
+  const Case cases[] = {
+      {"no policies yet: fluxcd.io/",
+       {},
+       {{"fluxcd.io/tag.web", "semver:~1.2"}, {"fluxcd.io/tag.sidecar", "semver:~1.2"}}},
+      {"only ferry.dev/ policies: still fluxcd.io/",
+       {{"ferry.dev/automated", "true"}},
+       {{"fluxcd.io/tag.web", "semver:~1.2"}, {"fluxcd.io/tag.sidecar", "semver:~1.2"}}},
+      {"flux.weave.works/ policies",
+       {{"flux.weave.works/automated", "true"}},
+       {{"flux.weave.works/tag.web", "semver:~1.2"},
+        {"flux.weave.works/tag.sidecar", "semver:~1.2"}}},
+      {"filter.fluxcd.io/ filters win over other fluxcd.io/ policies",
+       {{"fluxcd.io/automated", "true"}, {"filter.fluxcd.io/web", "glob:*"}},
+       {{"filter.fluxcd.io/web", "semver:~1.2"}, {"filter.fluxcd.io/sidecar", "semver:~1.2"}}},
+      {"a container's existing key is kept, a ferry.dev/ copy and tag_all removed",
+       {{"flux.weave.works/tag.sidecar", "glob:*"},
+        {"ferry.dev/tag.web", "glob:1.*"},
+        {"ferry.dev/tag_all", "regexp:^v"}},
+       {{"flux.weave.works/tag.web", "semver:~1.2"},
+        {"ferry.dev/tag.web", std::nullopt},
+        {"flux.weave.works/tag.sidecar", "semver:~1.2"},
+        {"ferry.dev/tag_all", std::nullopt}}},
+      {"already so: nothing to do",
+       {{"fluxcd.io/tag.web", "semver:~1.2"}, {"fluxcd.io/tag.sidecar", "semver:~1.2"}},
+       {}},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<Edits> got = Changes(c.annotations, tag_all, containers);
+    ASSERT_TRUE(got.ok()) << c.name << ": " << got.status();
+    EXPECT_EQ(*got, c.want) << c.name;
+    // What Ferry reads back is the pattern for every container.
+    Annotations after = c.annotations;
+    for (const AnnotationChange& e : *got) {
+      if (e.value) after[e.key] = *e.value;
+      else after.erase(e.key);
+    }
+    Policies read = ReadPolicies(after);
+    EXPECT_EQ(read.TagFilterFor("web"), "semver:~1.2") << c.name;
+    EXPECT_EQ(read.TagFilterFor("sidecar"), "semver:~1.2") << c.name;
+    EXPECT_EQ(read.tag_all, "") << c.name;
+  }
+
+  // '*' removes every container's filter (and a tag_all).
+  PolicyUpdate remove;
+  remove.tag_all = std::optional<std::string>();
+  EXPECT_EQ(*Changes({{"fluxcd.io/tag.web", "glob:1.*"},
+                      {"filter.fluxcd.io/sidecar", "glob:*"},
+                      {"ferry.dev/tag_all", "glob:2.*"},
+                      {"fluxcd.io/tag.gone", "glob:*"}},
+                     remove, containers),
+            (Edits{{"fluxcd.io/tag.web", std::nullopt},
+                   {"filter.fluxcd.io/sidecar", std::nullopt},
+                   {"ferry.dev/tag_all", std::nullopt}}));
+  // A container's own filter wins over the expansion.
+  PolicyUpdate both = tag_all;
+  both.tag_filters["web"] = "glob:1.*";
+  EXPECT_EQ(*Changes({}, both, containers),
+            (Edits{{"ferry.dev/tag.web", "glob:1.*"}, {"fluxcd.io/tag.sidecar", "semver:~1.2"}}));
+  // Nothing to expand to; a bad pattern.
+  EXPECT_EQ(Changes({}, tag_all, {}).status().code(), absl::StatusCode::kFailedPrecondition);
+  PolicyUpdate bad;
+  bad.tag_all = std::optional<std::string>("semver:>>1");
+  EXPECT_EQ(Changes({}, bad, containers).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A loaded workload's containers are the expansion's: a HelmRelease's chart-image and maps.
+TEST(PolicyChangesTest, TagAllOnALoadedFluxHelmRelease) {
+  LoadResult loaded = LoadFile(
+      "shop.yaml",
+      "apiVersion: flux.weave.works/v1beta1\nkind: FluxHelmRelease\nmetadata:\n  name: shop\n"
+      "  annotations:\n    flux.weave.works/automated: \"true\"\nspec:\n  values:\n"
+      "    image: example/shop:1.0.0\n    worker:\n      image: example/worker\n"
+      "      tag: 1.0.0\n");
+  ASSERT_EQ(loaded.resources.size(), 1u);
+  PolicyUpdate tag_all;
+  tag_all.tag_all = std::optional<std::string>("glob:1.*");
+  EXPECT_EQ(*PolicyAnnotationChanges(loaded.resources[0], tag_all),
+            (Edits{{"flux.weave.works/tag.chart-image", "glob:1.*"},
+                   {"flux.weave.works/tag.worker", "glob:1.*"}}));
 }
 
 }  // namespace

@@ -55,6 +55,8 @@ TEST(LoadTreeTest, LoadsEveryResourceWithIdsAndSkipsCharts) {
                               "default:service/helloworld",
                               "demo:helmrelease/podinfo",
                               "kube-system:daemonset/agent",
+                              "legacy:fluxhelmrelease/mongodb",
+                              "legacy:fluxhelmrelease/shop",
                               "sock-shop:deployment/front-end",
                               "weird:deployment/odd",
                           }));
@@ -121,14 +123,16 @@ TEST(LoadFileTest, DuplicateIdsNameBothPlaces) {
   ASSERT_EQ(r.resources.size(), 1u);
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].ToString(),
-            "b.yaml:2: duplicate resource default:configmap/c, also defined at a.yaml:1");
+            "b.yaml:2: document 0: duplicate resource default:configmap/c, also defined at "
+            "a.yaml:1; remove or rename one of them");
 }
 
 TEST(LoadFileTest, ObjectsWithoutKindAreNotResourcesAndMissingNamesAreErrors) {
   LoadResult r = LoadFile("f.yaml", "replicas: 3\n---\nkind: Deployment\nmetadata:\n  labels: {}\n");
   EXPECT_TRUE(r.resources.empty());
   ASSERT_EQ(r.errors.size(), 1u);
-  EXPECT_EQ(r.errors[0].ToString(), "f.yaml:3: Deployment has no metadata.name");
+  EXPECT_EQ(r.errors[0].ToString(),
+            "f.yaml:3: document 1: Deployment has no metadata.name; add one");
 }
 
 TEST(FindContainersTest, PodSpecContainersThenInitContainers) {
@@ -160,6 +164,31 @@ TEST(FindContainersTest, HelmReleaseValuesInEveryShape) {
                                         {"chart-image", "stefanprodan/podinfo:3.1.0", false},
                                         {"cache", "docker.io/library/redis:6.0.1", false},
                                         {"logger", "fluent/fluent-bit:1.9", false}}));
+}
+
+// FluxHelmRelease (flux.weave.works/v1beta1): the HelmRelease value shapes and names.
+TEST(FindContainersTest, FluxHelmReleaseValuesLikeHelmRelease) {
+  absl::StatusOr<LoadResult> result = LoadTree(kTestdata, {"fluxhelmrelease.yaml"});
+  ASSERT_TRUE(result.ok());
+  ASSERT_TRUE(result->errors.empty()) << result->errors[0].ToString();
+  const Resource* simple = Find(*result, "legacy:fluxhelmrelease/mongodb");
+  ASSERT_NE(simple, nullptr);
+  EXPECT_TRUE(IsWorkloadKind(simple->kind));
+  EXPECT_EQ(Images(*simple),
+            (std::vector<Image>{{"chart-image", "bitnami/mongodb:3.6.8", false}}));
+  const Resource* multi = Find(*result, "legacy:fluxhelmrelease/shop");
+  ASSERT_NE(multi, nullptr);
+  EXPECT_EQ(Images(*multi),
+            (std::vector<Image>{{"chart-image", "weaveworksdemos/front-end:0.2.0", false},
+                                {"worker", "weaveworksdemos/worker:0.3.0", false},
+                                {"cache", "docker.io/library/redis:6.0.1", false}}));
+  // Each image field is where a release writes it.
+  std::vector<Container> containers = FindContainers(*multi);
+  ASSERT_EQ(containers.size(), 3u);
+  ASSERT_EQ(containers[0].fields.size(), 2u);
+  EXPECT_EQ(PathToString(containers[0].fields[0].path), "spec.values.image.repository");
+  EXPECT_EQ(PathToString(containers[0].fields[1].path), "spec.values.image.tag");
+  EXPECT_EQ(PathToString(containers[1].fields[1].path), "spec.values.worker.tag");
 }
 
 }  // namespace

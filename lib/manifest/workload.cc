@@ -143,7 +143,7 @@ std::vector<Container> HelmContainers(const Resource& r) {
 bool IsWorkloadKind(absl::string_view kind) {
   static const auto* kinds = new std::set<std::string>{
       "deployment", "daemonset", "statefulset", "replicaset", "replicationcontroller",
-      "job",        "cronjob",   "pod",         "helmrelease"};
+      "job",        "cronjob",   "pod",         "helmrelease", "fluxhelmrelease"};
   return kinds->count(absl::AsciiStrToLower(std::string(kind))) > 0;
 }
 
@@ -188,7 +188,9 @@ std::string PathToString(const NodePath& path) {
 
 std::vector<Container> FindContainers(const Resource& resource) {
   std::string kind = absl::AsciiStrToLower(resource.kind);
-  if (kind == "helmrelease") return HelmContainers(resource);
+  // FluxHelmRelease (flux.weave.works/v1beta1, helm-operator 0.x) keeps its images in
+  // spec.values in the same shapes, with the same container names.
+  if (kind == "helmrelease" || kind == "fluxhelmrelease") return HelmContainers(resource);
   if (!IsWorkloadKind(kind)) return {};
   std::vector<Container> out;
   const NodePath spec = PodSpecPath(kind);

@@ -41,11 +41,11 @@ struct Container {
 };
 
 // True for kinds whose containers Ferry manages: Deployment, DaemonSet, StatefulSet,
-// ReplicaSet, ReplicationController, Job, CronJob, Pod, HelmRelease.
+// ReplicaSet, ReplicationController, Job, CronJob, Pod, HelmRelease, FluxHelmRelease.
 bool IsWorkloadKind(absl::string_view kind);
 
 // The containers of a workload resource: containers then initContainers of its pod
-// template, or the images of a HelmRelease's values (top-level `image` is the container
+// template, or the images of a HelmRelease's (or FluxHelmRelease's) values (top-level `image` is the container
 // "chart-image"; a map `<key>: {image: ...}` one level down is the container "<key>"; the
 // annotation maps repository.fluxcd.io/<c>, tag.fluxcd.io/<c>, registry.fluxcd.io/<c> name
 // dotted paths into the values). Empty for other kinds.

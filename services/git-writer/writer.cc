@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lib/log/log.h"
+#include "lib/names/names.h"
 #include "lib/status/status_macros.h"
 
 namespace ferry::git_writer {
@@ -75,16 +76,20 @@ absl::Status Reindex(FileState& file, const manifest::Resource& edited,
   return absl::OkStatus();
 }
 
+// The commit message made from the edits: a one-line subject, and a list of the edits when
+// there are several. Every piece from the request is escaped to one line, so nothing in a
+// request can split the subject or add lines of its own.
 std::string Summary(const std::vector<EditRequest>& edits, const std::vector<EditOutcome>& outcomes) {
   std::vector<std::string> images;
   std::vector<std::string> policies;
   for (size_t i = 0; i < edits.size(); ++i) {
     if (!outcomes[i].changed) continue;
     if (edits[i].image) {
-      images.push_back(absl::StrCat(edits[i].workload, " ", edits[i].image->container, ": ",
-                                    edits[i].image->to_image));
+      images.push_back(names::Escape(absl::StrCat(edits[i].workload, " ",
+                                                  edits[i].image->container, ": ",
+                                                  edits[i].image->to_image)));
     } else {
-      policies.push_back(edits[i].workload);
+      policies.push_back(names::Escape(edits[i].workload));
     }
   }
   std::string subject;
@@ -96,9 +101,17 @@ std::string Summary(const std::vector<EditRequest>& edits, const std::vector<Edi
                                                                      : absl::StrCat(policies.size(), " workloads"));
   }
   if (images.size() + policies.size() <= 1) return subject;
+  // The list stays well under the commit message limit however many edits there are.
+  constexpr size_t kMaxListed = 200;
   std::string body = subject + "\n\n";
-  for (const std::string& line : images) absl::StrAppend(&body, "- ", line, "\n");
-  for (const std::string& line : policies) absl::StrAppend(&body, "- policy: ", line, "\n");
+  size_t listed = 0;
+  for (const std::string& line : images) {
+    if (listed++ < kMaxListed) absl::StrAppend(&body, "- ", line, "\n");
+  }
+  for (const std::string& line : policies) {
+    if (listed++ < kMaxListed) absl::StrAppend(&body, "- policy: ", line, "\n");
+  }
+  if (listed > kMaxListed) absl::StrAppend(&body, "- and ", listed - kMaxListed, " more\n");
   return body;
 }
 
@@ -227,6 +240,13 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
   auto index = std::make_shared<Index>();
   index->revision = revision;
   for (RepoFile& f : files) {
+    if (!f.error.empty()) {
+      manifest::LoadError error;
+      error.path = f.path;
+      error.message = f.error;
+      index->loaded.errors.push_back(std::move(error));
+      continue;
+    }
     manifest::LoadResult one = manifest::LoadFile(f.path, f.content, options_.load);
     for (manifest::Resource& r : one.resources) index->loaded.resources.push_back(std::move(r));
     for (manifest::LoadError& e : one.errors) index->loaded.errors.push_back(std::move(e));
@@ -294,7 +314,7 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
         edited = manifest::SetImage(file.content, *res, *edit.image, options_.load);
       } else if (edit.policy.has_value()) {
         absl::StatusOr<std::vector<manifest::AnnotationChange>> changes =
-            manifest::PolicyAnnotationChanges(res->annotations, *edit.policy);
+            manifest::PolicyAnnotationChanges(*res, *edit.policy);
         if (!changes.ok()) {
           result.status = changes.status();
           continue;
