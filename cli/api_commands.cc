@@ -46,6 +46,15 @@ std::vector<std::string> ChooseOnTerminal(const std::vector<ferry::v1::WorkloadR
   return chosen;
 }
 
+// fluxctl's older names of --workload, kept so copied command lines work: each value goes
+// to its own list, and WorkloadsGiven notes the deprecation and refuses mixed spellings.
+template <typename T>
+void AddDeprecatedWorkloadFlags(CLI::App* cmd, T& controllers, T& services) {
+  cmd->add_option("--controller", controllers, "Deprecated: use --workload")
+      ->group("Deprecated");
+  cmd->add_option("--service", services, "Deprecated: use --workload")->group("Deprecated");
+}
+
 }  // namespace
 
 std::map<std::string, std::string> Environment() {
@@ -102,6 +111,7 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
   CLI::App* images_cmd = app.add_subcommand(
       "list-images", "Each container's image tags, newest first, the running one marked");
   images_cmd->add_option("-w,--workload", images->workload, "Workload (namespace:kind/name)");
+  AddDeprecatedWorkloadFlags(images_cmd, images->controller, images->service);
   images_cmd->add_option("-n,--namespace", images->namespace_, "Namespace")->capture_default_str();
   images_cmd->add_flag("-a,--all-namespaces", images->all_namespaces, "Every namespace");
   images_cmd->add_option("-l,--limit", images->limit, "Tags per container, 0 for all")
@@ -114,6 +124,7 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
   release->user = user;
   CLI::App* release_cmd = app.add_subcommand("release", "Release an image to workloads, as a job");
   release_cmd->add_option("-w,--workload", release->workloads, "Workload to release (repeatable)");
+  AddDeprecatedWorkloadFlags(release_cmd, release->controllers, release->services);
   release_cmd->add_flag("--all", release->all, "Release every workload");
   release_cmd->add_option("-n,--namespace", release->namespace_,
                           "Namespace of workload ids given without one")
@@ -156,7 +167,8 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
     (*options).*(sc.field) = true;
     options->user = user;
     CLI::App* cmd = app.add_subcommand(sc.name, sc.description);
-    cmd->add_option("-w,--workload", options->workloads, "Workload (repeatable)")->required();
+    cmd->add_option("-w,--workload", options->workloads, "Workload (repeatable)");
+    AddDeprecatedWorkloadFlags(cmd, options->controllers, options->services);
     cmd->add_option("-n,--namespace", options->namespace_,
                     "Namespace of workload ids given without one")
         ->capture_default_str();
@@ -169,7 +181,8 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
   auto policy = std::make_shared<PolicyOptions>();
   policy->user = user;
   CLI::App* policy_cmd = app.add_subcommand("policy", "Change workloads' policies in one commit");
-  policy_cmd->add_option("-w,--workload", policy->workloads, "Workload (repeatable)")->required();
+  policy_cmd->add_option("-w,--workload", policy->workloads, "Workload (repeatable)");
+  AddDeprecatedWorkloadFlags(policy_cmd, policy->controllers, policy->services);
   policy_cmd->add_option("-n,--namespace", policy->namespace_,
                          "Namespace of workload ids given without one")
       ->capture_default_str();

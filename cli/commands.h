@@ -28,6 +28,21 @@ struct Env {
   bool terminal = false;
 };
 
+// Workloads as the commands take them: -w/--workload, or the deprecated aliases
+// --controller and --service (fluxctl's older names), one spelling per command line.
+// Checks the spellings without a call: InvalidArgument when two are mixed; notes a
+// deprecated one on `err` (never on stdout, which scripts parse). Returns the values given.
+absl::StatusOr<std::vector<std::string>> WorkloadsGiven(const std::vector<std::string>& workloads,
+                                                        const std::vector<std::string>& controllers,
+                                                        const std::vector<std::string>& services,
+                                                        std::ostream& err);
+
+// The ids "namespace:kind/name" of `given` (ParseWorkloadId with `namespace_`); legacy ids
+// "namespace/name" are resolved with one ListWorkloads call (ResolveLegacyWorkloadId).
+// Reports a failure on env.err and returns its exit code; kExitOk with `ids` filled.
+int ResolveWorkloads(const std::vector<std::string>& given, const std::string& namespace_,
+                     Env& env, std::vector<std::string>& ids);
+
 struct ListWorkloadsOptions {
   std::string namespace_ = "default";
   bool all_namespaces = false;
@@ -39,6 +54,8 @@ int RunListWorkloads(const ListWorkloadsOptions& options, Env& env);
 
 struct ListImagesOptions {
   std::string workload;
+  std::string controller;  // deprecated alias of `workload`
+  std::string service;     // deprecated alias of `workload`
   std::string namespace_ = "default";
   bool all_namespaces = false;
   int limit = 10;
@@ -49,6 +66,8 @@ int RunListImages(const ListImagesOptions& options, Env& env);
 
 struct ReleaseOptions {
   std::vector<std::string> workloads;
+  std::vector<std::string> controllers;  // deprecated alias of `workloads`
+  std::vector<std::string> services;     // deprecated alias of `workloads`
   bool all = false;
   std::string namespace_ = "default";
   std::string image;
@@ -59,7 +78,10 @@ struct ReleaseOptions {
   std::string message;
   std::string user;
   bool watch = false;
-  int verbosity = 0;  // -v: skipped rows too; -vv: ignored rows too
+  // -v: skipped rows too, and fluxctl's lines for scripts on stdout ("Release job
+  // submitted, ID <id>", the numbered stages, "Commit pushed: <sha>", "Took <duration>");
+  // -vv: ignored rows too.
+  int verbosity = 0;
   bool interactive = false;
   std::string output = "table";
 };
@@ -71,6 +93,8 @@ int RunRelease(const ReleaseOptions& options, Env& env, const ContainerChooser& 
 
 struct PolicyOptions {
   std::vector<std::string> workloads;
+  std::vector<std::string> controllers;  // deprecated alias of `workloads`
+  std::vector<std::string> services;     // deprecated alias of `workloads`
   std::string namespace_ = "default";
   bool automate = false;
   bool deautomate = false;
@@ -120,8 +144,10 @@ grpc::Status FollowJob(const std::string& id, Env& env, ferry::v1::Job* job);
 void PrintResults(const ferry::v1::Job& job, int verbosity, std::ostream& out);
 
 // Follows job `id` (FollowJob), then prints the result table (or the job as json/yaml), the
-// commits ("Commit pushed: <sha>", "Commit applied: <sha>"), the job's error and the total
-// time. Returns the exit code.
+// commits ("Commit pushed:  <sha>", "Commit applied: <sha>"), the job's error and the total
+// time. From verbosity 1 the table is framed by fluxctl's lines on `out` instead ("Status:",
+// "Here's what happened:" with the numbered stages, "Commit pushed: <sha7>", "Applied <sha>",
+// "Took <duration>"), which scripts written for fluxctl grep for. Returns the exit code.
 int FollowAndReport(const std::string& id, int verbosity, const std::string& output, Env& env);
 
 // The exit code of a finished job: 0, or kExitJobFailed when the job or any workload failed.

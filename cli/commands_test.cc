@@ -382,6 +382,121 @@ TEST_F(CommandsTest, SaveWritesOneFilePerResourceIntoAFolder) {
   std::filesystem::remove_all(dir);
 }
 
+// Without -v, Ferry's own lines: full commit ids, the time on stderr with the job id.
+TEST_F(CommandsTest, ReleaseWithoutVerboseKeepsFerrysLines) {
+  EXPECT_CALL(stub_, Release(_, _, _))
+      .WillOnce(DoAll(SetArgPointee<2>(ReleaseStates()[0]), Return(grpc::Status::OK)));
+  StreamJob(ReleaseStates());
+  ReleaseOptions options;
+  options.workloads = {"deployment/helloworld"};
+  options.image = "quay.io/weaveworks/helloworld:master-a000002";
+  EXPECT_EQ(Run([&](Env& env) { return RunRelease(options, env); }), kExitOk);
+  EXPECT_THAT(out_.str(), HasSubstr("Commit pushed:  35e789d64067ef55a810c96cd053b0cc106852df\n"
+                                    "Commit applied: 35e789d64067ef55a810c96cd053b0cc106852df\n"));
+  EXPECT_THAT(out_.str(), ::testing::Not(HasSubstr("Release job submitted")));
+  EXPECT_THAT(err_.str(), HasSubstr("Took 0.21s (job 5f0c7c7e-1b2a-4c3d-8e9f-0a1b2c3d4e5f)"));
+}
+
+// fluxctl's --controller and --service: the same request as --workload, a note on stderr only.
+TEST_F(CommandsTest, DeprecatedWorkloadFlagsWorkWithANoteOnStderr) {
+  ferry::v1::ReleaseRequest asked;
+  EXPECT_CALL(stub_, Release(_, _, _))
+      .WillOnce(DoAll(SaveArg<1>(&asked), SetArgPointee<2>(ReleaseStates()[0]),
+                      Return(grpc::Status::OK)));
+  StreamJob(ReleaseStates());
+  ReleaseOptions options;
+  options.controllers = {"default:deployment/helloworld"};
+  options.image = "quay.io/weaveworks/helloworld:master-a000002";
+  EXPECT_EQ(Run([&](Env& env) { return RunRelease(options, env); }), kExitOk) << err_.str();
+  EXPECT_THAT(asked.spec().workloads(), ::testing::ElementsAre("default:deployment/helloworld"));
+  EXPECT_THAT(err_.str(), HasSubstr("ferryctl: --controller is deprecated; use --workload (-w)\n"));
+  EXPECT_THAT(out_.str(), ::testing::Not(HasSubstr("deprecated")));
+
+  ferry::v1::ListImagesRequest images;
+  EXPECT_CALL(stub_, ListImages(_, _, _))
+      .WillOnce(DoAll(SaveArg<1>(&images), Return(grpc::Status::OK)));
+  ListImagesOptions list;
+  list.service = "default:deployment/helloworld";
+  EXPECT_EQ(Run([&](Env& env) { return RunListImages(list, env); }), kExitOk) << err_.str();
+  EXPECT_EQ(images.workload(), "default:deployment/helloworld");
+  EXPECT_THAT(err_.str(), HasSubstr("--service is deprecated"));
+}
+
+// The legacy id "namespace/name" is looked up with one ListWorkloads call.
+TEST_F(CommandsTest, LegacyIdsAreResolvedThroughTheApi) {
+  ferry::v1::ListWorkloadsRequest listed;
+  EXPECT_CALL(stub_, ListWorkloads(_, _, _))
+      .WillOnce(DoAll(SaveArg<1>(&listed), SetArgPointee<2>(Workloads()),
+                      Return(grpc::Status::OK)));
+  ferry::v1::UpdatePolicyRequest asked;
+  ferry::v1::Job job;
+  job.set_id("5f0c7c7e-1b2a-4c3d-8e9f-0a1b2c3d4e5f");
+  EXPECT_CALL(stub_, UpdatePolicy(_, _, _))
+      .WillOnce(DoAll(SaveArg<1>(&asked), SetArgPointee<2>(job), Return(grpc::Status::OK)));
+  PolicyOptions policy;
+  policy.services = {"default/helloworld"};
+  policy.automate = true;
+  policy.wait = false;
+  EXPECT_EQ(Run([&](Env& env) { return RunPolicy(policy, env); }), kExitOk) << err_.str();
+  EXPECT_EQ(listed.namespace_(), "");
+  ASSERT_EQ(asked.changes_size(), 1);
+  EXPECT_EQ(asked.changes(0).workload(), "default:deployment/helloworld");
+
+  // Not there: not found with the closest ids.
+  EXPECT_CALL(stub_, ListWorkloads(_, _, _))
+      .WillOnce(DoAll(SetArgPointee<2>(Workloads()), Return(grpc::Status::OK)));
+  ListImagesOptions list;
+  list.workload = "default/hellowrld";
+  EXPECT_EQ(Run([&](Env& env) { return RunListImages(list, env); }), kExitNotFound);
+  EXPECT_THAT(err_.str(), HasSubstr("workload \"default/hellowrld\" not found; closest: "
+                                    "default:deployment/helloworld"));
+}
+
+// Bad input: usage errors naming what to fix, and nothing submitted (StrictMock).
+TEST_F(CommandsTest, MixedOrUnresolvableWorkloadsSubmitNothing) {
+  ReleaseOptions both;
+  both.workloads = {"default:deployment/helloworld"};
+  both.services = {"default/helloworld"};
+  both.update_all_images = true;
+  EXPECT_EQ(Run([&](Env& env) { return RunRelease(both, env); }), kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("--workload and --service both name workloads"));
+
+  ferry::v1::ListWorkloadsResponse two = Workloads();
+  two.add_workloads()->set_id("default:statefulset/helloworld");
+  EXPECT_CALL(stub_, ListWorkloads(_, _, _))
+      .WillOnce(DoAll(SetArgPointee<2>(two), Return(grpc::Status::OK)));
+  ReleaseOptions ambiguous;
+  ambiguous.services = {"default/helloworld"};
+  ambiguous.update_all_images = true;
+  EXPECT_EQ(Run([&](Env& env) { return RunRelease(ambiguous, env); }), kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("\"default/helloworld\" is ambiguous: name one of "
+                                    "default:deployment/helloworld, default:statefulset/helloworld"));
+
+  EXPECT_CALL(stub_, ListWorkloads(_, _, _))
+      .WillOnce(DoAll(SetArgPointee<2>(Workloads()), Return(grpc::Status::OK)));
+  ReleaseOptions nowhere;
+  nowhere.controllers = {"sock-shop/front-end"};
+  nowhere.update_all_images = true;
+  EXPECT_EQ(Run([&](Env& env) { return RunRelease(nowhere, env); }), kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("no workload in namespace \"sock-shop\"; namespaces with "
+                                    "workloads: default"));
+}
+
+TEST(DroneTest, FluxctlPluginSettingNamesAreAliases) {
+  std::map<std::string, std::string> env = {{"PLUGIN_SERVICE", "sock-shop/front-end"},
+                                            {"PLUGIN_UPDATE_ALL_IMAGES", "true"}};
+  ReleaseOptions release;
+  ClientOptions client;
+  ASSERT_TRUE(DroneToRelease(env, release, client).ok());
+  EXPECT_EQ(release.services, (std::vector<std::string>{"sock-shop/front-end"}));
+  env = {{"PLUGIN_CONTROLLER", "default:deployment/helloworld, default:deployment/other"},
+         {"PLUGIN_IMAGE", "quay.io/weaveworks/helloworld:master-a000002"}};
+  release = ReleaseOptions();
+  ASSERT_TRUE(DroneToRelease(env, release, client).ok());
+  EXPECT_EQ(release.controllers, (std::vector<std::string>{"default:deployment/helloworld",
+                                                           "default:deployment/other"}));
+}
+
 TEST(DroneTest, MapsAFullPluginEnvironmentOntoARelease) {
   std::map<std::string, std::string> env = {
       {"DRONE", "true"},

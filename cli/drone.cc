@@ -1,5 +1,7 @@
 // ferryctl as a Drone plugin: the step's settings arrive as PLUGIN_* environment variables
 // and become a release.
+#include <utility>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -55,8 +57,15 @@ absl::Status DroneToRelease(const std::map<std::string, std::string>& env, Relea
   }
   if (std::string ca = Get(env, "PLUGIN_TLS_CA_FILE"); !ca.empty()) client.ca_file = ca;
 
-  for (const char* key : {"PLUGIN_WORKLOAD", "PLUGIN_WORKLOADS"}) {
-    for (const std::string& w : List(Get(env, key))) release.workloads.push_back(w);
+  // The names plugins built on fluxctl used go to the deprecated aliases, so that mixing
+  // them with workload is refused as on the command line.
+  for (auto [key, field] : {std::make_pair("PLUGIN_WORKLOAD", &release.workloads),
+                            std::make_pair("PLUGIN_WORKLOADS", &release.workloads),
+                            std::make_pair("PLUGIN_CONTROLLER", &release.controllers),
+                            std::make_pair("PLUGIN_CONTROLLERS", &release.controllers),
+                            std::make_pair("PLUGIN_SERVICE", &release.services),
+                            std::make_pair("PLUGIN_SERVICES", &release.services)}) {
+    for (const std::string& w : List(Get(env, key))) field->push_back(w);
   }
   absl::StatusOr<bool> all = Bool(env, "PLUGIN_ALL", "all");
   if (!all.ok()) return all.status();
@@ -94,9 +103,11 @@ absl::Status DroneToRelease(const std::map<std::string, std::string>& env, Relea
     if (!parts.empty()) release.message = absl::StrCat("Drone build ", absl::StrJoin(parts, ", "));
   }
   release.verbosity = 1;  // CI logs show what was skipped
-  if (release.workloads.empty() && !release.all) {
+  if (release.workloads.empty() && release.controllers.empty() && release.services.empty() &&
+      !release.all) {
     return absl::InvalidArgumentError(
-        "setting workload (or workloads, or all: true) is required: which workloads to release");
+        "setting workload (or workloads, controller, service, or all: true) is required: which "
+        "workloads to release");
   }
   if (release.image.empty() && !release.update_all_images) {
     return absl::InvalidArgumentError(

@@ -63,6 +63,28 @@ std::string StageLine(const ferry::v1::Job& job, const ferry::v1::JobStage& stag
   return line;
 }
 
+// A stage as one of fluxctl's numbered lines ("Pushed commit: 33ce4e3 (...)").
+std::string FluxStageLine(const ferry::v1::JobStage& stage) {
+  const std::string revision = stage.revision().substr(0, 7);
+  std::string detail = stage.message();
+  std::string line;
+  switch (stage.kind()) {
+    case ferry::v1::JOB_STAGE_KIND_SUBMITTED: line = "Submitted job"; break;
+    case ferry::v1::JOB_STAGE_KIND_PLANNING: line = "Calculating release actions"; break;
+    case ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED: line = "Pushed commit: " + revision; break;
+    case ferry::v1::JOB_STAGE_KIND_APPLIED: line = "Applied " + revision; break;
+    case ferry::v1::JOB_STAGE_KIND_ROLLOUT:
+      line = "Rollout";
+      detail = RolloutSummary(stage);
+      break;
+    case ferry::v1::JOB_STAGE_KIND_DONE: line = "Done"; break;
+    case ferry::v1::JOB_STAGE_KIND_FAILED: line = "Failed"; break;
+    default: line = "?"; break;
+  }
+  if (!detail.empty()) absl::StrAppend(&line, " (", detail, ")");
+  return line + ".";
+}
+
 bool Finished(const ferry::v1::Job& job) {
   return job.state() == ferry::v1::JOB_STATE_SUCCEEDED || job.state() == ferry::v1::JOB_STATE_FAILED;
 }
@@ -157,21 +179,36 @@ int FollowAndReport(const std::string& id, int verbosity, const std::string& out
     return kExitUnavailable;
   }
   if (!s.ok()) return ReportCallError(env.err, s, env.client, "following the job");
+  // From -v, fluxctl's wording for the lines its users' scripts grep for.
+  const bool flux_lines = verbosity >= 1 && output == "table";
+  const absl::Duration took = runtime::FromProtoTimestamp(job.finished()) -
+                              runtime::FromProtoTimestamp(job.submitted());
   if (!PrintStructured(output, job, env.out)) {
+    if (flux_lines) {
+      env.out << "Status: " << (JobExitCode(job) == kExitOk ? "Complete." : "Failed.") << "\n"
+              << "Here's what happened:\n";
+      for (int i = 0; i < job.stages_size(); ++i) {
+        env.out << i + 1 << ". " << FluxStageLine(job.stages(i)) << "\n";
+      }
+    }
     PrintResults(job, verbosity, env.out);
     std::string pushed, applied;
     for (const ferry::v1::JobStage& stage : job.stages()) {
       if (stage.kind() == ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED) pushed = stage.revision();
       if (stage.kind() == ferry::v1::JOB_STAGE_KIND_APPLIED) applied = stage.revision();
     }
-    if (!pushed.empty()) env.out << "Commit pushed:  " << pushed << "\n";
-    if (!applied.empty()) env.out << "Commit applied: " << applied << "\n";
+    if (flux_lines) {
+      if (!pushed.empty()) env.out << "Commit pushed: " << pushed.substr(0, 7) << "\n";
+      if (!applied.empty()) env.out << "Applied " << applied << "\n";
+    } else {
+      if (!pushed.empty()) env.out << "Commit pushed:  " << pushed << "\n";
+      if (!applied.empty()) env.out << "Commit applied: " << applied << "\n";
+    }
     if (job.dry_run()) env.out << "Dry run: nothing was committed\n";
+    if (flux_lines && job.has_finished()) env.out << "Took " << absl::FormatDuration(took) << "\n";
   }
   if (!job.error().empty()) env.err << "ferryctl: job failed: " << job.error() << "\n";
-  if (job.has_finished()) {
-    const absl::Duration took = runtime::FromProtoTimestamp(job.finished()) -
-                                runtime::FromProtoTimestamp(job.submitted());
+  if (job.has_finished() && !flux_lines) {
     env.err << absl::StrFormat("Took %.2fs (job %s)\n", absl::ToDoubleSeconds(took), id);
   }
   return JobExitCode(job);

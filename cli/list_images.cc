@@ -7,7 +7,6 @@
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/table.h"
-#include "cli/workload_id.h"
 #include "lib/image/reference.h"
 
 namespace ferry::cli {
@@ -60,11 +59,19 @@ int RunListImages(const ListImagesOptions& options, Env& env) {
   }
   absl::StatusOr<absl::Duration> timeout = ParseTimeout(env.client);
   if (!timeout.ok()) return ReportError(env.err, timeout.status());
+  auto one = [](const std::string& w) {
+    return w.empty() ? std::vector<std::string>() : std::vector<std::string>{w};
+  };
+  absl::StatusOr<std::vector<std::string>> given = WorkloadsGiven(
+      one(options.workload), one(options.controller), one(options.service), env.err);
+  if (!given.ok()) return ReportError(env.err, given.status());
   ferry::v1::ListImagesRequest request;
-  if (!options.workload.empty()) {
-    absl::StatusOr<std::string> id = ParseWorkloadId(options.workload, options.namespace_);
-    if (!id.ok()) return ReportError(env.err, id.status());
-    request.set_workload(*id);
+  if (!given->empty()) {
+    std::vector<std::string> ids;
+    if (int code = ResolveWorkloads(*given, options.namespace_, env, ids); code != kExitOk) {
+      return code;
+    }
+    request.set_workload(ids[0]);
   } else if (!options.all_namespaces) {
     request.set_namespace_(options.namespace_);
   }

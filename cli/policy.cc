@@ -6,7 +6,6 @@
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
-#include "cli/workload_id.h"
 
 namespace ferry::cli {
 namespace {
@@ -66,7 +65,10 @@ absl::StatusOr<std::vector<ferry::v1::PolicyChange>> Changes(const PolicyOptions
 }  // namespace
 
 int RunPolicy(const PolicyOptions& options, Env& env) {
-  if (options.workloads.empty()) {
+  absl::StatusOr<std::vector<std::string>> given =
+      WorkloadsGiven(options.workloads, options.controllers, options.services, env.err);
+  if (!given.ok()) return ReportError(env.err, given.status());
+  if (given->empty()) {
     return ReportError(env.err, absl::InvalidArgumentError(
                                     "name a workload: --workload=namespace:kind/name (repeatable)"));
   }
@@ -74,14 +76,16 @@ int RunPolicy(const PolicyOptions& options, Env& env) {
   if (!changes.ok()) return ReportError(env.err, changes.status());
   absl::StatusOr<absl::Duration> timeout = ParseTimeout(env.client);
   if (!timeout.ok()) return ReportError(env.err, timeout.status());
+  std::vector<std::string> ids;
+  if (int code = ResolveWorkloads(*given, options.namespace_, env, ids); code != kExitOk) {
+    return code;
+  }
   ferry::v1::UpdatePolicyRequest request;
   std::set<std::string> seen;
-  for (const std::string& w : options.workloads) {
-    absl::StatusOr<std::string> id = ParseWorkloadId(w, options.namespace_);
-    if (!id.ok()) return ReportError(env.err, id.status());
-    if (!seen.insert(*id).second) continue;
+  for (const std::string& id : ids) {
+    if (!seen.insert(id).second) continue;
     ferry::v1::WorkloadPolicyChanges* entry = request.add_changes();
-    entry->set_workload(*id);
+    entry->set_workload(id);
     for (const auto& c : *changes) *entry->add_changes() = c;
   }
   request.mutable_cause()->set_user(options.user);

@@ -9,11 +9,12 @@
 namespace ferry::cli {
 namespace {
 
-absl::Status Validate(const ReleaseOptions& options) {
-  if (options.all && !options.workloads.empty()) {
+// `workloads`: as given with --workload or an alias (WorkloadsGiven).
+absl::Status Validate(const ReleaseOptions& options, const std::vector<std::string>& workloads) {
+  if (options.all && !workloads.empty()) {
     return absl::InvalidArgumentError("give --workload or --all, not both");
   }
-  if (!options.all && options.workloads.empty()) {
+  if (!options.all && workloads.empty()) {
     return absl::InvalidArgumentError(
         "say what to release: --workload=namespace:kind/name (repeatable) or --all");
   }
@@ -43,16 +44,19 @@ grpc::Status Submit(const ferry::v1::ReleaseSpec& spec, const ReleaseOptions& op
 }  // namespace
 
 int RunRelease(const ReleaseOptions& options, Env& env, const ContainerChooser& choose) {
-  if (absl::Status s = Validate(options); !s.ok()) return ReportError(env.err, s);
+  absl::StatusOr<std::vector<std::string>> given =
+      WorkloadsGiven(options.workloads, options.controllers, options.services, env.err);
+  if (!given.ok()) return ReportError(env.err, given.status());
+  if (absl::Status s = Validate(options, *given); !s.ok()) return ReportError(env.err, s);
   if (absl::Status s = ValidateOutput(options.output); !s.ok()) return ReportError(env.err, s);
   absl::StatusOr<absl::Duration> timeout = ParseTimeout(env.client);
   if (!timeout.ok()) return ReportError(env.err, timeout.status());
   ferry::v1::ReleaseSpec spec;
-  for (const std::string& w : options.workloads) {
-    absl::StatusOr<std::string> id = ParseWorkloadId(w, options.namespace_);
-    if (!id.ok()) return ReportError(env.err, id.status());
-    spec.add_workloads(*id);
+  std::vector<std::string> ids;
+  if (int code = ResolveWorkloads(*given, options.namespace_, env, ids); code != kExitOk) {
+    return code;
   }
+  for (const std::string& id : ids) spec.add_workloads(id);
   for (const std::string& w : options.excludes) {
     absl::StatusOr<std::string> id = ParseWorkloadId(w, options.namespace_);
     if (!id.ok()) return ReportError(env.err, id.status());
@@ -95,6 +99,10 @@ int RunRelease(const ReleaseOptions& options, Env& env, const ContainerChooser& 
   ferry::v1::Job job;
   grpc::Status s = Submit(spec, options, env, *timeout, &job);
   if (!s.ok()) return ReportCallError(env.err, s, env.client, "submitting the release");
+  // fluxctl's line with the job id, which scripts grep for.
+  if (options.verbosity >= 1 && options.output == "table") {
+    env.out << "Release job submitted, ID " << job.id() << "\n";
+  }
   // A dry run shows the rows it would skip, so the plan can be read.
   return FollowAndReport(job.id(), options.dry_run ? std::max(options.verbosity, 1) : options.verbosity,
                          options.output, env);

@@ -1,8 +1,10 @@
-// Workload ids as people type them: "namespace:kind/name", or "kind/name" in a namespace
-// given separately (as fluxctl accepted with -n).
+// Workload ids as people type them: "namespace:kind/name", "kind/name" in a namespace
+// given separately (as fluxctl accepted with -n), or the legacy "namespace/name" of fluxctl
+// before workload ids had kinds, resolved against the ids Ferry knows.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -13,5 +15,16 @@ namespace ferry::cli {
 // `default_namespace`. InvalidArgument with an example when it is not an id.
 absl::StatusOr<std::string> ParseWorkloadId(absl::string_view text,
                                             absl::string_view default_namespace);
+
+// True for the legacy form "namespace/name": no ':' and one '/', and the part before the
+// slash is not a workload kind ("deployment/web" stays a kind and a name).
+bool IsLegacyWorkloadId(absl::string_view text);
+
+// The one id among `ids` ("namespace:kind/name") with the namespace and name of legacy id
+// `text`. When none has them: NotFound naming the closest ids, or InvalidArgument when no id
+// is in that namespace (naming the namespaces there are). When several have them (kinds
+// differ): InvalidArgument listing them to choose from.
+absl::StatusOr<std::string> ResolveLegacyWorkloadId(absl::string_view text,
+                                                    const std::vector<std::string>& ids);
 
 }  // namespace ferry::cli

@@ -22,5 +22,40 @@ TEST(ParseWorkloadIdTest, RejectsWithExample) {
   }
 }
 
+TEST(LegacyWorkloadIdTest, NamespaceSlashNameUnlessTheFirstPartIsAKind) {
+  EXPECT_TRUE(IsLegacyWorkloadId("sock-shop/front-end"));
+  EXPECT_TRUE(IsLegacyWorkloadId("default/helloworld"));
+  for (const char* not_legacy : {"deployment/web", "HelmRelease/podinfo", "fluxhelmrelease/db",
+                                 "default:deployment/helloworld", "web", "a/b/c", "/web", "ns/"}) {
+    EXPECT_FALSE(IsLegacyWorkloadId(not_legacy)) << not_legacy;
+  }
+}
+
+TEST(LegacyWorkloadIdTest, ResolvesToTheOneWorkloadOrSaysWhatToFix) {
+  const std::vector<std::string> ids = {"sock-shop:deployment/front-end", "sock-shop:deployment/cart",
+                                        "default:deployment/helloworld", "default:statefulset/db",
+                                        "default:deployment/db"};
+  EXPECT_EQ(*ResolveLegacyWorkloadId("sock-shop/front-end", ids), "sock-shop:deployment/front-end");
+  EXPECT_EQ(*ResolveLegacyWorkloadId("default/helloworld", ids), "default:deployment/helloworld");
+
+  absl::StatusOr<std::string> several = ResolveLegacyWorkloadId("default/db", ids);
+  EXPECT_EQ(several.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(several.status().message(),
+            "workload \"default/db\" is ambiguous: name one of default:statefulset/db, "
+            "default:deployment/db (namespace:kind/name)");
+
+  absl::StatusOr<std::string> none = ResolveLegacyWorkloadId("sock-shop/frontend", ids);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(none.status().message(),
+            "workload \"sock-shop/frontend\" not found; closest: sock-shop:deployment/front-end, "
+            "sock-shop:deployment/cart, default:deployment/db");
+
+  absl::StatusOr<std::string> no_namespace = ResolveLegacyWorkloadId("sockshop/front-end", ids);
+  EXPECT_EQ(no_namespace.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(no_namespace.status().message(),
+            "workload \"sockshop/front-end\": no workload in namespace \"sockshop\"; namespaces "
+            "with workloads: default, sock-shop");
+}
+
 }  // namespace
 }  // namespace ferry::cli
