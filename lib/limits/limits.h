@@ -26,6 +26,25 @@ struct Limit {
 
 // ---- Manifests read from the repo (lib/manifest; git-writer, cluster-syncer) ----
 
+// Checked per YAML document while it is parsed, before a tree is built or an alias expanded
+// (lib/manifest/document.h); a document over one fails alone. Every walk over a parsed
+// document (YAML->JSON for applying, the editor's verification, finding containers) visits
+// an alias once per use, so the sizes count each alias as what it repeats.
+//
+// Nesting of mappings and sequences, aliases expanded. The deepest Kubernetes objects (CRD
+// schemas) stay under 50; yaml-cpp itself stops at about 500, so the flag takes at most 400.
+inline constexpr Limit kManifestDepth{"manifest nesting depth", "levels", 100,
+                                      "--max_manifest_depth"};
+// Nodes (scalars, mappings, sequences), aliases expanded. A large CRD has some 30,000;
+// a parsed node costs yaml-cpp about 350 bytes, so this bounds a document to ~70 MB.
+inline constexpr Limit kManifestNodes{"manifest document size (aliases expanded)", "nodes",
+                                      200'000, "--max_manifest_nodes"};
+// Bytes of scalars (keys and values), aliases expanded: what YAML->JSON produces. Kubernetes
+// stores objects up to 1.5 MiB; a List document may hold several.
+inline constexpr Limit kManifestExpandedBytes{"manifest document text (aliases expanded)",
+                                              "bytes", 16 * kMiB,
+                                              "--max_manifest_expanded_bytes"};
+
 // ---- Names and messages (git-writer commits) ----
 
 // An author given with a request ("Name <email>" or a bare name), whole text. Fixed: the

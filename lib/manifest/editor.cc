@@ -36,12 +36,14 @@ YAML::Node ObjectOf(const YAML::Node& root, int list_item) {
   return NodeAt(root, {"items", std::to_string(list_item)});
 }
 
-absl::StatusOr<YAML::Node> Parse(const std::string& text, absl::string_view what) {
-  try {
-    return YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    return absl::InternalError(absl::StrCat(what, " does not parse: ", e.what()));
+// Parses text the editor produced (within `limits`, as every document it reads).
+absl::StatusOr<YAML::Node> Parse(const std::string& text, absl::string_view what,
+                                 const DocumentLimits& limits) {
+  absl::StatusOr<YAML::Node> root = ParseDocument(text, limits);
+  if (!root.ok()) {
+    return absl::InternalError(absl::StrCat(what, " does not parse: ", root.status().message()));
   }
+  return root;
 }
 
 // Opens the document at `source` in `content`. When `indexed` (a resource loaded earlier
@@ -64,7 +66,13 @@ absl::StatusOr<Doc> OpenDocument(absl::string_view content, const Source& source
     doc.resource = *indexed;
     return doc;
   }
-  ASSIGN_OR_RETURN(doc.root, Parse(doc.text, source.path));
+  absl::StatusOr<YAML::Node> root =
+      ParseDocument(doc.text, options.limits, source.document_line);
+  if (!root.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        source.path, " document ", source.document, ": ", root.status().message()));
+  }
+  doc.root = *root;
   Source doc_source = source;
   doc_source.list_item = -1;
   std::vector<LoadError> errors;
@@ -131,8 +139,9 @@ void Canonical(const YAML::Node& n, std::string& out) {
 // Parses the edited document once and checks it against the expected tree. Returns the
 // parsed edited document.
 absl::StatusOr<YAML::Node> VerifyDocument(const std::string& new_text, const YAML::Node& expected,
-                                          absl::string_view path) {
-  ASSIGN_OR_RETURN(YAML::Node actual, Parse(new_text, absl::StrCat("the edited ", path)));
+                                          absl::string_view path, const DocumentLimits& limits) {
+  ASSIGN_OR_RETURN(YAML::Node actual,
+                   Parse(new_text, absl::StrCat("the edited ", path), limits));
   std::string a;
   std::string e;
   Canonical(actual, a);
@@ -317,8 +326,9 @@ absl::StatusOr<Replacement> BlockAppend(absl::string_view text, const YAML::Node
 // there is nothing to do) and what changed.
 absl::StatusOr<std::string> ApplyAnnotation(const std::string& text, int list_item,
                                             const AnnotationChange& change,
+                                            const DocumentLimits& limits,
                                             std::optional<FieldChange>& what) {
-  ASSIGN_OR_RETURN(YAML::Node root, Parse(text, "document"));
+  ASSIGN_OR_RETURN(YAML::Node root, Parse(text, "document", limits));
   YAML::Node object = ObjectOf(root, list_item);
   const absl::string_view eol = LineEnding(text);
   YAML::Node metadata = NodeAt(object, {"metadata"});
@@ -560,7 +570,8 @@ absl::StatusOr<EditResult> SetImageImpl(absl::string_view content, const Source&
         id, ": the fields of container ", change.container, " overlap; edit it by hand"));
   }
   std::string new_text = ApplyReplacements(doc.text, reps);
-  ASSIGN_OR_RETURN(YAML::Node new_root, VerifyDocument(new_text, expected_root, source.path));
+  ASSIGN_OR_RETURN(YAML::Node new_root, VerifyDocument(new_text, expected_root, source.path,
+                                                           options.limits));
   RETURN_IF_ERROR(VerifyContainers(new_root, source, id, options, containers, change.container,
                                    new_full));
   EditResult result = Splice(content, source, new_text, std::move(changes));
@@ -582,7 +593,8 @@ absl::StatusOr<EditResult> SetAnnotationsImpl(absl::string_view content, const S
   std::vector<FieldChange> made;
   for (const AnnotationChange& change : changes) {
     std::optional<FieldChange> what;
-    absl::StatusOr<std::string> next = ApplyAnnotation(text, source.list_item, change, what);
+    absl::StatusOr<std::string> next =
+        ApplyAnnotation(text, source.list_item, change, options.limits, what);
     if (!next.ok()) {
       return absl::Status(next.status().code(),
                           absl::StrCat(source.path, ": ", id, ": ", next.status().message()));
@@ -605,7 +617,8 @@ absl::StatusOr<EditResult> SetAnnotationsImpl(absl::string_view content, const S
       }
     }
   }
-  ASSIGN_OR_RETURN(YAML::Node new_root, VerifyDocument(text, expected_root, source.path));
+  ASSIGN_OR_RETURN(YAML::Node new_root, VerifyDocument(text, expected_root, source.path,
+                                                           options.limits));
   EditResult result = Splice(content, source, text, std::move(made));
   if (!result.changes.empty()) result.document = new_root;
   return result;

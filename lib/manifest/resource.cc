@@ -3,12 +3,16 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "lib/manifest/workload.h"
 #include "lib/manifest/yaml_text.h"
 
 namespace ferry::manifest {
@@ -35,6 +39,53 @@ std::string ScalarAt(const YAML::Node& node, const char* key) {
   return v && v.IsScalar() ? v.Scalar() : "";
 }
 
+// The offset of the first control character (C0 or DEL) in `s`, or npos. Tabs and line
+// breaks count: no name, namespace, kind or image holds one.
+size_t ControlCharacter(absl::string_view s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) return i;
+  }
+  return absl::string_view::npos;
+}
+
+// An error when a scalar Ferry indexes (shown in listings, used in ids and edits) holds a
+// control character: the first such field of `r`, or nullopt.
+std::optional<LoadError> ControlCharacterError(const Resource& r, const Source& source) {
+  struct Field {
+    std::string what;
+    NodePath path;
+    std::string value;
+  };
+  std::vector<Field> fields = {{"apiVersion", {"apiVersion"}, r.api_version},
+                               {"kind", {"kind"}, r.kind},
+                               {"metadata.name", {"metadata", "name"}, r.name},
+                               {"metadata.namespace", {"metadata", "namespace"},
+                                ScalarAt(r.node.get()["metadata"], "namespace")}};
+  if (IsWorkloadKind(r.kind)) {
+    for (const Container& c : FindContainers(r)) {
+      NodePath at = c.fields.empty() ? NodePath{} : c.fields.front().path;
+      fields.push_back({absl::StrCat("the name of container ", absl::CHexEscape(c.name)), at, c.name});
+      fields.push_back({absl::StrCat("the image of container ", absl::CHexEscape(c.name)), at,
+                        c.image});
+    }
+  }
+  for (const Field& f : fields) {
+    const size_t at = ControlCharacter(f.value);
+    if (at == absl::string_view::npos) continue;
+    YAML::Node node = NodeAt(r.node, f.path);
+    const int line = node ? source.document_line + node.Mark().line + 1 : source.line;
+    return LoadError{
+        source.path, line, 0,
+        absl::StrFormat("%s holds the control character 0x%02x (byte %d of \"%s\"): names, "
+                        "namespaces and images must be printable text; remove it",
+                        f.what, static_cast<unsigned char>(f.value[at]), at + 1,
+                        absl::CHexEscape(f.value.substr(0, 120))),
+        source.document};
+  }
+  return std::nullopt;
+}
+
 // Adds `obj` (a document or list item) as a resource, or an error, to `result`.
 void AddObject(const YAML::Node& obj, const YAML::Node& document, const Source& source,
                const LoadOptions& options, std::vector<Resource>& resources,
@@ -46,7 +97,8 @@ void AddObject(const YAML::Node& obj, const YAML::Node& document, const Source& 
   if (!metadata || !metadata.IsMap()) {
     if (absl::EndsWith(kind, "List")) return;
     errors.push_back({source.path, source.line, 0,
-                      absl::StrCat(kind, " has no metadata mapping")});
+                      absl::StrCat(kind, " has no metadata mapping; add metadata with a name"),
+                      source.document});
     return;
   }
   Resource r;
@@ -54,8 +106,8 @@ void AddObject(const YAML::Node& obj, const YAML::Node& document, const Source& 
   r.api_version = ScalarAt(obj, "apiVersion");
   r.name = ScalarAt(metadata, "name");
   if (r.name.empty()) {
-    errors.push_back(
-        {source.path, source.line, 0, absl::StrCat(kind, " has no metadata.name")});
+    errors.push_back({source.path, source.line, 0,
+                      absl::StrCat(kind, " has no metadata.name; add one"), source.document});
     return;
   }
   std::string ns = ScalarAt(metadata, "namespace");
@@ -72,6 +124,10 @@ void AddObject(const YAML::Node& obj, const YAML::Node& document, const Source& 
         r.annotations[kv.first.Scalar()] = kv.second.Scalar();
       }
     }
+  }
+  if (std::optional<LoadError> error = ControlCharacterError(r, source)) {
+    errors.push_back(*std::move(error));
+    return;
   }
   resources.push_back(std::move(r));
 }
@@ -125,9 +181,12 @@ std::vector<Resource> ResourcesOfDocument(const YAML::Node& root, const Source& 
 }
 
 std::string LoadError::ToString() const {
-  if (line <= 0) return absl::StrCat(path, ": ", message);
-  if (column <= 0) return absl::StrCat(path, ":", line, ": ", message);
-  return absl::StrCat(path, ":", line, ":", column, ": ", message);
+  std::string out = path;
+  if (line > 0) absl::StrAppend(&out, ":", line);
+  if (line > 0 && column > 0) absl::StrAppend(&out, ":", column);
+  if (document >= 0) absl::StrAppend(&out, ": document ", document);
+  absl::StrAppend(&out, ": ", message);
+  return out;
 }
 
 std::string ResourceId(absl::string_view namespace_, absl::string_view kind,
@@ -146,25 +205,30 @@ LoadResult LoadFile(absl::string_view path, absl::string_view content,
   std::vector<DocumentSpan> docs = SplitDocuments(content);
   for (size_t d = 0; d < docs.size(); ++d) {
     const DocumentSpan& span = docs[d];
-    YAML::Node root;
-    try {
-      root = YAML::Load(std::string(content.substr(span.begin, span.end - span.begin)));
-    } catch (const YAML::Exception& e) {
+    const absl::string_view text = content.substr(span.begin, span.end - span.begin);
+    YAML::Mark where;
+    absl::StatusOr<YAML::Node> parsed = ParseDocument(text, options.limits, span.line, &where);
+    if (!parsed.ok()) {
+      int line = where.line;
+      int column = where.column + 1;
       // A document that ends inside an open construct is reported at its end; point at
       // its last line rather than past it.
-      absl::string_view text = content.substr(span.begin, span.end - span.begin);
-      int line = e.mark.line;
-      int column = e.mark.column + 1;
-      if (e.mark.pos >= static_cast<int>(text.size()) && line > 0 &&
+      if (where.pos >= static_cast<int>(text.size()) && line > 0 &&
           absl::EndsWith(text, "\n")) {
         --line;
         size_t last_start = text.rfind('\n', text.size() - 2);
         last_start = last_start == absl::string_view::npos ? 0 : last_start + 1;
         column = static_cast<int>(text.size() - 1 - last_start) + 1;
       }
-      result.errors.push_back({std::string(path), span.line + line + 1, column, e.msg});
+      if (line < 0) {  // position unknown: the document's first line
+        line = 0;
+        column = 0;
+      }
+      result.errors.push_back({std::string(path), span.line + line + 1, column,
+                               std::string(parsed.status().message()), static_cast<int>(d)});
       continue;
     }
+    const YAML::Node& root = *parsed;
     Source source;
     source.path = std::string(path);
     source.document = static_cast<int>(d);
@@ -172,7 +236,7 @@ LoadResult LoadFile(absl::string_view path, absl::string_view content,
     source.end = span.end;
     source.line = span.line + root.Mark().line + 1;
     source.document_line = span.line;
-    source.document_hash = DocumentHash(content.substr(span.begin, span.end - span.begin));
+    source.document_hash = DocumentHash(text);
     for (Resource& r : ResourcesOfDocument(root, source, options, result.errors)) {
       result.resources.push_back(std::move(r));
     }
@@ -195,7 +259,8 @@ void FinishLoad(LoadResult& result) {
       result.errors.push_back(
           {r.source.path, r.source.line, 0,
            absl::StrCat("duplicate resource ", r.id, ", also defined at ", first.path, ":",
-                        first.line)});
+                        first.line, "; remove or rename one of them"),
+           r.source.document});
       continue;
     }
     unique.push_back(std::move(r));
@@ -246,7 +311,7 @@ absl::StatusOr<LoadResult> LoadTree(const std::string& root, const std::vector<s
     std::string rel = fs::relative(file, base).string();
     absl::StatusOr<std::string> content = ReadWholeFile(file);
     if (!content.ok()) {
-      result.errors.push_back({rel, 0, 0, std::string(content.status().message())});
+      result.errors.push_back({rel, 0, 0, std::string(content.status().message()), -1});
       continue;
     }
     LoadResult one = LoadFile(rel, *content, options);

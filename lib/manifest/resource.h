@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "lib/manifest/document.h"
 
 namespace ferry::manifest {
 
@@ -77,12 +78,14 @@ struct Resource {
   std::map<std::string, std::string> annotations;
 };
 
-// A problem found while loading: file:line:column: message.
+// A problem found while loading: "file:line:column: document N: message", the message
+// saying what is wrong and what to fix.
 struct LoadError {
   std::string path;
   int line = 0;    // 1-based; 0 when not known
   int column = 0;  // 1-based; 0 when not known
   std::string message;
+  int document = -1;  // index of the YAML document in the file (as Source::document); -1: none
 
   std::string ToString() const;
 };
@@ -99,6 +102,9 @@ struct LoadResult {
 struct LoadOptions {
   // Namespace given to namespaced resources that have none.
   std::string default_namespace = "default";
+  // Limits on each document (depth, size with aliases expanded): a document over one is a
+  // load error of its own.
+  DocumentLimits limits;
 };
 
 // A 64-bit FNV-1a hash of a document's bytes.
@@ -117,7 +123,11 @@ std::string ResourceId(absl::string_view namespace_, absl::string_view kind,
 // True for kinds Kubernetes serves cluster-scoped (Namespace, ClusterRole, CRDs, ...).
 bool IsClusterScopedKind(absl::string_view kind);
 
-// Parses the resources of one file's content. `path` is used in sources and errors.
+// Parses the resources of one file's content. `path` is used in sources and errors. A
+// document fails alone (an error, no resources) when it does not parse, is over
+// `options.limits`, has a duplicate mapping key or an alias cycle (see ParseDocument), or
+// when an object's apiVersion, kind, name, namespace, container name or image holds a
+// control character.
 LoadResult LoadFile(absl::string_view path, absl::string_view content,
                     const LoadOptions& options = {});
 

@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "lib/limits/limits.h"
 #include "re2/re2.h"
 
 namespace ferry::manifest {
@@ -98,9 +99,38 @@ std::string KeyText(const YAML::Node& key) {
   return key.Scalar();
 }
 
-}  // namespace
+// Nodes and scalar bytes visited so far by one YamlToJson.
+struct Budget {
+  const DocumentLimits& limits;
+  uint64_t nodes = 0;
+  uint64_t bytes = 0;
+};
 
-absl::StatusOr<nlohmann::json> YamlToJson(const YAML::Node& node) {
+absl::Status Spend(Budget& budget, uint64_t bytes) {
+  ++budget.nodes;
+  budget.bytes += bytes;
+  if (budget.nodes > budget.limits.max_nodes) {
+    return absl::ResourceExhaustedError(
+        limits::OverLimit("", limits::kManifestNodes, budget.limits.max_nodes));
+  }
+  if (budget.bytes > budget.limits.max_expanded_bytes) {
+    return absl::ResourceExhaustedError(
+        limits::OverLimit("", limits::kManifestExpandedBytes, budget.limits.max_expanded_bytes));
+  }
+  return absl::OkStatus();
+}
+
+// `depth`: collections around `node`.
+absl::StatusOr<nlohmann::json> ToJson(const YAML::Node& node, uint64_t depth, Budget& budget) {
+  const bool collection = node.IsSequence() || node.IsMap();
+  if (collection && depth + 1 > budget.limits.max_depth) {
+    return absl::ResourceExhaustedError(
+        limits::OverLimit("", limits::kManifestDepth, budget.limits.max_depth));
+  }
+  if (absl::Status spent = Spend(budget, node.IsScalar() ? node.Scalar().size() : 0);
+      !spent.ok()) {
+    return spent;
+  }
   switch (node.Type()) {
     case YAML::NodeType::Undefined:
     case YAML::NodeType::Null:
@@ -112,7 +142,7 @@ absl::StatusOr<nlohmann::json> YamlToJson(const YAML::Node& node) {
     case YAML::NodeType::Sequence: {
       nlohmann::json out = nlohmann::json::array();
       for (const YAML::Node& item : node) {
-        absl::StatusOr<nlohmann::json> v = YamlToJson(item);
+        absl::StatusOr<nlohmann::json> v = ToJson(item, depth + 1, budget);
         if (!v.ok()) return v.status();
         out.push_back(*std::move(v));
       }
@@ -125,7 +155,10 @@ absl::StatusOr<nlohmann::json> YamlToJson(const YAML::Node& node) {
           return absl::InvalidArgumentError(absl::StrCat(
               "line ", kv.first.Mark().line + 1, ": a mapping key must be a plain value"));
         }
-        absl::StatusOr<nlohmann::json> v = YamlToJson(kv.second);
+        if (absl::Status spent = Spend(budget, kv.first.Scalar().size()); !spent.ok()) {
+          return spent;
+        }
+        absl::StatusOr<nlohmann::json> v = ToJson(kv.second, depth + 1, budget);
         if (!v.ok()) return v.status();
         out[KeyText(kv.first)] = *std::move(v);
       }
@@ -133,6 +166,13 @@ absl::StatusOr<nlohmann::json> YamlToJson(const YAML::Node& node) {
     }
   }
   return nullptr;
+}
+
+}  // namespace
+
+absl::StatusOr<nlohmann::json> YamlToJson(const YAML::Node& node, const DocumentLimits& limits) {
+  Budget budget{limits};
+  return ToJson(node, 0, budget);
 }
 
 namespace {

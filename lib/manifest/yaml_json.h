@@ -11,11 +11,16 @@
 #include <yaml-cpp/yaml.h>
 
 #include "absl/status/statusor.h"
+#include "lib/manifest/document.h"
 
 namespace ferry::manifest {
 
-// InvalidArgument for what JSON cannot hold (e.g. a mapping used as a key).
-absl::StatusOr<nlohmann::json> YamlToJson(const YAML::Node& node);
+// InvalidArgument for what JSON cannot hold (e.g. a mapping used as a key). The walk visits
+// an alias once per use: ResourceExhausted (naming the limit's flag) when that goes past
+// `limits` (a tree from ParseDocument with the same limits never does; a cyclic tree from
+// elsewhere fails on depth instead of recursing forever).
+absl::StatusOr<nlohmann::json> YamlToJson(const YAML::Node& node,
+                                          const DocumentLimits& limits = {});
 
 // Block-style YAML of `value` (a document without the leading "---").
 std::string JsonToYaml(const nlohmann::json& value);
