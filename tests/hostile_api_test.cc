@@ -358,6 +358,17 @@ TEST(HostileApiTest, UpdatePolicyRefusesFiltersThatWouldNeverMatch) {
         << c.pattern << ": " << s.error_message();
     EXPECT_TRUE(job.id().empty()) << "no job for " << c.pattern;
   }
+  // The same through ferryctl, as a person would type it.
+  auto ferryctl = testing::Subprocess::Start({FERRYCTL_BIN, "policy", "-w", kWorkload, "--tag",
+                                              "app=semvr:^1.0", "--url=" + stack.api.GrpcTarget()});
+  ASSERT_TRUE(ferryctl.ok()) << ferryctl.status();
+  std::optional<int> code = (*ferryctl)->Wait(absl::Seconds(60));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_NE(*code, 0) << (*ferryctl)->Output();
+  EXPECT_TRUE(absl::StrContains((*ferryctl)->Output(),
+                                "unknown filter kind \"semvr\" (use glob:, semver:, regexp:"))
+      << (*ferryctl)->Output();
+
   EXPECT_EQ(stack.repo->Head(), head) << "nothing committed";
   EXPECT_EQ(stack.Commits(), 1);
 }

@@ -623,5 +623,52 @@ TEST(JobStoreTest, HistoryIsBoundedAndKeepsRunningJobs) {
   EXPECT_NE(ids[0], ids[2]);
 }
 
+// With every worker busy (here: on a job that does not end until released), a read-only job
+// (a dry run) still runs at once on its own lane, while another job waits for a worker.
+TEST(JobRunnerTest, AReadOnlyJobDoesNotWaitBehindBusyWorkers) {
+  prometheus::Registry registry;
+  JobMetrics metrics(registry);
+  JobStore store(10, metrics);
+  JobRunner runner(store, 1);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool released = false;
+  auto submit = [&] {
+    ferry::v1::Job job;
+    job.set_kind(ferry::v1::JOB_KIND_RELEASE);
+    return store.Submit(job).id();
+  };
+  const std::string stuck = submit();
+  runner.Run(stuck, [&] {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return released; });
+    store.Finish(stuck, "");
+  });
+  const std::string queued = submit();
+  runner.Run(queued, [&] { store.Finish(queued, ""); });
+  const std::string dry = submit();
+  runner.Run(dry, [&] { store.Finish(dry, "", "planned"); }, /*read_only=*/true);
+
+  uint64_t version = 0;
+  std::optional<ferry::v1::Job> job = store.Get(dry, &version);
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (job->state() != ferry::v1::JOB_STATE_SUCCEEDED && absl::Now() < give_up) {
+    job = store.WaitChange(dry, &version, give_up - absl::Now());
+  }
+  EXPECT_EQ(job->state(), ferry::v1::JOB_STATE_SUCCEEDED) << "the dry run waited for a worker";
+  EXPECT_EQ(store.Get(queued)->state(), ferry::v1::JOB_STATE_QUEUED);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    released = true;
+  }
+  cv.notify_all();
+  version = 0;
+  job = store.Get(queued, &version);
+  while (job->state() != ferry::v1::JOB_STATE_SUCCEEDED && absl::Now() < give_up) {
+    job = store.WaitChange(queued, &version, give_up - absl::Now());
+  }
+  EXPECT_EQ(job->state(), ferry::v1::JOB_STATE_SUCCEEDED);
+}
+
 }  // namespace
 }  // namespace ferry::api
