@@ -52,6 +52,22 @@ void AddFlags(CLI::App& app, Flags& flags) {
   app.add_option("--sync_parallelism", flags.parallelism, "Concurrent applies")
       ->envname("FERRY_SYNC_PARALLELISM")
       ->capture_default_str();
+  // Limits on each YAML document of the repo, checked before anything is expanded (see
+  // docs/limits.md): nesting levels, and nodes and scalar bytes with every alias counted as
+  // what it repeats. A document over one fails alone, reported with its file.
+  app.add_option(std::string(limits::kManifestDepth.flag), flags.max_manifest_depth,
+                 "Nesting levels of a manifest document (at most 400)")
+      ->envname("FERRY_MAX_MANIFEST_DEPTH")
+      ->capture_default_str();
+  app.add_option(std::string(limits::kManifestNodes.flag), flags.max_manifest_nodes,
+                 "Nodes of a manifest document, aliases expanded")
+      ->envname("FERRY_MAX_MANIFEST_NODES")
+      ->capture_default_str();
+  app.add_option(std::string(limits::kManifestExpandedBytes.flag),
+                 flags.max_manifest_expanded_bytes,
+                 "Scalar bytes of a manifest document, aliases expanded")
+      ->envname("FERRY_MAX_MANIFEST_EXPANDED_BYTES")
+      ->capture_default_str();
 }
 
 absl::StatusOr<Config> ToConfig(const Flags& flags) {
@@ -96,6 +112,13 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
     return absl::InvalidArgumentError("--sync_parallelism must be between 1 and 64");
   }
   config.sync.parallelism = flags.parallelism;
+  config.sync.manifest_limits.max_depth = flags.max_manifest_depth;
+  config.sync.manifest_limits.max_nodes = flags.max_manifest_nodes;
+  config.sync.manifest_limits.max_expanded_bytes = flags.max_manifest_expanded_bytes;
+  if (absl::Status limits = manifest::ValidateDocumentLimits(config.sync.manifest_limits);
+      !limits.ok()) {
+    return limits;
+  }
   if (flags.sync_state == "git") {
     config.sync_state = SyncState::kGit;
   } else if (flags.sync_state == "cluster") {

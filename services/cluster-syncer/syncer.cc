@@ -268,6 +268,7 @@ SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestF
   }
   manifest::LoadOptions load_options;
   load_options.default_namespace = options_.default_namespace;
+  load_options.limits = options_.manifest_limits;
   ParallelFor(misses.size(), options_.parallelism, [&](size_t m) {
     const ManifestFileContent& file = files[misses[m]];
     auto out = std::make_shared<ParsedFile>();
@@ -286,7 +287,9 @@ SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestF
       const manifest::Policies policies = manifest::ReadPolicies(r.annotations);
       if (policies.ignore != manifest::IgnoreMode::kNone) {
         item.state = Item::State::kSkipped;
-      } else if (absl::StatusOr<nlohmann::json> json = manifest::YamlToJson(r.node); !json.ok()) {
+      } else if (absl::StatusOr<nlohmann::json> json =
+                     manifest::YamlToJson(r.node, options_.manifest_limits);
+                 !json.ok()) {
         item.state = Item::State::kFailed;
         item.error = std::string(json.status().message());
       } else {

@@ -30,6 +30,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "lib/manifest/document.h"
 #include "services/cluster-syncer/kube_client.h"
 
 namespace ferry::cluster_syncer {
@@ -54,6 +55,9 @@ struct SyncOptions {
   int parallelism = 8;
   // How long to wait for a CRD applied in this sync to be served.
   absl::Duration crd_wait = absl::Seconds(30);
+  // Limits on each manifest document (--max_manifest_*): a document over one is reported as
+  // a failure of its file; the other files are applied.
+  manifest::DocumentLimits manifest_limits;
 };
 
 // One manifest file at a revision.
