@@ -74,7 +74,8 @@ std::string PolicyMessage(const ferry::v1::Job& job) {
 absl::Status AwaitPeer(const char* service, const PeerLink& link, absl::Duration wait,
                        const CancelSet* cancel) {
   if (link.channel == nullptr) return absl::OkStatus();
-  const absl::Time give_up = absl::Now() + std::max(wait, absl::ZeroDuration());
+  wait = std::max(wait, absl::ZeroDuration());
+  const absl::Time give_up = absl::Now() + wait;
   grpc_connectivity_state state = link.channel->GetState(/*try_to_connect=*/true);
   bool refused = false;  // a connection attempt failed (rather than never completing)
   while (state != GRPC_CHANNEL_READY) {
