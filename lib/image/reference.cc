@@ -76,8 +76,12 @@ absl::Status CheckSpelling(absl::string_view text) {
   }
   const size_t at = text.find('@');
   if (at != absl::string_view::npos && text.find('/', at) != absl::string_view::npos) {
-    return Invalid(text, "user info (user[:password]@) is not allowed in a registry host; "
-                         "registry credentials come from --docker_config_path");
+    // Echoes only what follows the user info: the rest may be a password.
+    const size_t last_at = text.rfind('@', text.find('/', at));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid image reference \"", text.substr(last_at + 1),
+        "\" (user info left out): user info (user[:password]@) is not allowed in a registry "
+        "host; registry credentials come from --docker_config_path"));
   }
   return absl::OkStatus();
 }

@@ -124,6 +124,21 @@ INSTANTIATE_TEST_SUITE_P(
                       Bad{"registry.example.com:/app", "registry host"},
                       Bad{"caf\xc3\xa9.io/app", "byte 0xc3"}));
 
+TEST(ReferenceTest, UserInfoIsNeverEchoed) {
+  for (const char* text : {"user:s3cret@registry.example.com/team/app",
+                           "user:s3c@ret@registry.example.com/team/app:1"}) {
+    absl::StatusOr<Reference> ref = Reference::Parse(text);
+    ASSERT_FALSE(ref.ok()) << text;
+    EXPECT_EQ(ref.status().message().find("s3c"), std::string::npos) << ref.status().message();
+    EXPECT_NE(ref.status().message().find("\"registry.example.com/team/app"), std::string::npos)
+        << ref.status().message();
+    auto repository = Reference::ParseRepository(text);
+    ASSERT_FALSE(repository.ok());
+    EXPECT_EQ(repository.status().message().find("s3c"), std::string::npos)
+        << repository.status().message();
+  }
+}
+
 TEST(ReferenceTest, RefusesOverlongTextWithoutEchoingIt) {
   const std::string huge(100000, 'a');
   absl::StatusOr<Reference> ref = Reference::Parse(huge);

@@ -118,7 +118,7 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
   w->server_->set_keep_alive_max_count(1);
   // Bodies httplib reads itself (methods without a handler below) stop at the limit too.
   w->server_->set_payload_max_length(max_body_bytes);
-  const std::string too_large_message = limits::OverLimit("webhook", limits::kWebhookBody,
+  const std::string too_large_message = limits::OverLimit("POST /webhook", limits::kWebhookBody,
                                                           max_body_bytes);
   // The handler gets the headers first and reads the body itself, only once the request
   // may be authentic and only up to the limit.
@@ -126,6 +126,13 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
                                 &unauthorized, &malformed, &too_large, &hinted](
                                    const httplib::Request& req, httplib::Response& res,
                                    const httplib::ContentReader& content_reader) {
+    const std::string authorization = req.get_header_value("Authorization");
+    const std::string signature = req.get_header_value("X-Hub-Signature-256");
+    const bool bearer = BearerMatches(authorization, secret);
+    if (!bearer && !absl::StartsWith(signature, "sha256=")) {
+      Answer(res, 401, unauthorized, "missing or wrong webhook secret");
+      return;
+    }
     if (req.has_header("Content-Length")) {
       uint64_t declared = 0;
       if (!absl::SimpleAtoi(req.get_header_value("Content-Length"), &declared)) {
@@ -134,16 +141,9 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
       }
       if (declared > max_body_bytes) {
         Answer(res, 413, too_large,
-               limits::OverLimit("webhook", limits::kWebhookBody, max_body_bytes, declared));
+               limits::OverLimit("POST /webhook", limits::kWebhookBody, max_body_bytes, declared));
         return;
       }
-    }
-    const std::string authorization = req.get_header_value("Authorization");
-    const std::string signature = req.get_header_value("X-Hub-Signature-256");
-    const bool bearer = BearerMatches(authorization, secret);
-    if (!bearer && !absl::StartsWith(signature, "sha256=")) {
-      Answer(res, 401, unauthorized, "missing or wrong webhook secret");
-      return;
     }
     std::string body;
     bool over_limit = false;
