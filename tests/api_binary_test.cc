@@ -509,6 +509,18 @@ TEST(ApiBinaryTest, FerryctlDrivesTheStack) {
   EXPECT_EQ(jobs_code, 0) << jobs;
   EXPECT_TRUE(absl::StrContains(jobs, "release")) << jobs;
 
+  // --tag-all through the api and git-writer, written as Flux v1 wrote it: one filter per
+  // container, and Ferry reads it back for that container.
+  auto [tag_all_code, tag_all] =
+      ferryctl({"policy", "--service", "ctl/web", "--tag-all", "glob:1.*"});
+  EXPECT_EQ(tag_all_code, 0) << tag_all;
+  const std::string web = stack.repo->Show(stack.repo->Head(), "apps/web.yaml");
+  EXPECT_TRUE(absl::StrContains(web, "    fluxcd.io/tag.app: glob:1.*\n")) << web;
+  EXPECT_FALSE(absl::StrContains(web, "tag_all")) << web;
+  auto [filtered_code, filtered] = ferryctl({"list-images", "-w", "ctl:deployment/web", "-o", "json"});
+  EXPECT_EQ(filtered_code, 0) << filtered;
+  EXPECT_TRUE(absl::StrContains(filtered, "\"tagFilter\": \"glob:1.*\"")) << filtered;
+
   auto cluster = testing::SharedKubeCluster();
   EXPECT_EQ((*cluster)->Kubectl("-n ctl get deploy frozen -o jsonpath={.spec.template.spec.containers[0].image}"),
             image + ":1.2.0");
