@@ -4,7 +4,9 @@
 #include <yaml-cpp/eventhandler.h>
 
 #include <algorithm>
-#include <sstream>
+#include <istream>
+#include <memory>
+#include <streambuf>
 #include <string>
 #include <vector>
 
@@ -107,9 +109,30 @@ class Checker final : public YAML::EventHandler {
     YAML::anchor_t anchor = 0;
     std::string anchor_name;
     Extent extent;
-    // Scalar keys seen, with their 0-based line (maps only).
-    absl::flat_hash_map<std::string, int> keys;
+    // Scalar keys seen, with their 0-based line (maps only): a list while short (most
+    // mappings have a few keys), and a hash map from kManyKeys on.
+    std::vector<std::pair<std::string, int>> keys;
+    std::unique_ptr<absl::flat_hash_map<std::string, int>> many_keys;
   };
+  static constexpr size_t kManyKeys = 16;
+
+  // The line where `key` was first seen in `frame`, or -1 when it is new (and now recorded).
+  static int SeenKey(Frame& frame, const std::string& key, int line) {
+    if (frame.many_keys != nullptr) {
+      auto [it, inserted] = frame.many_keys->emplace(key, line);
+      return inserted ? -1 : it->second;
+    }
+    for (const auto& [seen, seen_line] : frame.keys) {
+      if (seen == key) return seen_line;
+    }
+    frame.keys.emplace_back(key, line);
+    if (frame.keys.size() >= kManyKeys) {
+      frame.many_keys = std::make_unique<absl::flat_hash_map<std::string, int>>();
+      for (auto& [k, l] : frame.keys) frame.many_keys->emplace(std::move(k), l);
+      frame.keys.clear();
+    }
+    return -1;
+  }
 
   static void Absorb(Extent& parent, const Extent& child) {
     parent.nodes += child.nodes;
@@ -125,11 +148,11 @@ class Checker final : public YAML::EventHandler {
     const bool is_key = frame.is_map && frame.children % 2 == 0;
     ++frame.children;
     if (!is_key || key == nullptr) return;
-    auto [it, inserted] = frame.keys.emplace(*key, mark.line);
-    if (inserted) return;
+    const int first = SeenKey(frame, *key, mark.line);
+    if (first < 0) return;
     throw Stop{absl::InvalidArgumentError(absl::StrCat(
                    "duplicate key ", QuoteKey(*key), " in a mapping (first at line ",
-                   first_line_ + it->second + 1,
+                   first_line_ + first + 1,
                    "): remove one; kubectl refuses duplicate keys too, and tools disagree on "
                    "which value wins")),
                mark};
@@ -205,6 +228,15 @@ class Checker final : public YAML::EventHandler {
   uint64_t bytes_ = 0;
 };
 
+// Reads a string_view as a stream without copying it.
+class ViewStreamBuf final : public std::streambuf {
+ public:
+  explicit ViewStreamBuf(absl::string_view text) {
+    char* begin = const_cast<char*>(text.data());  // only ever read
+    setg(begin, begin, begin + text.size());
+  }
+};
+
 void SetWhere(YAML::Mark* where, const YAML::Mark& mark) {
   if (where != nullptr) *where = mark;
 }
@@ -214,9 +246,9 @@ void SetWhere(YAML::Mark* where, const YAML::Mark& mark) {
 absl::StatusOr<YAML::Node> ParseDocument(absl::string_view text, const DocumentLimits& limits,
                                          int first_line, YAML::Mark* where) {
   SetWhere(where, YAML::Mark::null_mark());
-  const std::string owned(text);
   try {
-    std::istringstream in(owned);
+    ViewStreamBuf buffer(text);
+    std::istream in(&buffer);
     YAML::Parser parser(in);
     Checker checker(limits, first_line);
     parser.HandleNextDocument(checker);
@@ -234,7 +266,9 @@ absl::StatusOr<YAML::Node> ParseDocument(absl::string_view text, const DocumentL
         absl::StrCat("invalid YAML: ", e.msg, "; fix the syntax there"));
   }
   try {
-    return YAML::Load(owned);
+    ViewStreamBuf buffer(text);
+    std::istream in(&buffer);
+    return YAML::Load(in);
   } catch (const YAML::Exception& e) {
     SetWhere(where, e.mark);
     return absl::InvalidArgumentError(
