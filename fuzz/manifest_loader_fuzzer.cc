@@ -1,17 +1,42 @@
-// Any bytes as a manifest file: loading must never crash, hang or grow without bound.
+// Any bytes as a manifest file: loading must never crash, hang or grow without bound, with
+// the default limits and with tight ones (so that every limit is hit often). A document that
+// loads is within its limits: walking it (YAML->JSON, finding containers) never goes past
+// them, however its aliases expand.
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "lib/manifest/resource.h"
 #include "lib/manifest/workload.h"
+#include "lib/manifest/yaml_json.h"
+
+namespace {
+
+void LoadAndWalk(const std::string& content, const ferry::manifest::LoadOptions& options) {
+  using namespace ferry::manifest;
+  LoadResult result = LoadFile("fuzz.yaml", content, options);
+  for (const Resource& r : result.resources) {
+    (void)FindContainers(r);
+    absl::StatusOr<nlohmann::json> json = YamlToJson(r.node, options.limits);
+    if (json.status().code() == absl::StatusCode::kResourceExhausted) std::abort();
+  }
+  FinishLoad(result);
+  for (const LoadError& e : result.errors) {
+    if (!absl::StartsWith(e.ToString(), "fuzz.yaml")) std::abort();
+  }
+}
+
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string content(reinterpret_cast<const char*>(data), size);
-  ferry::manifest::LoadResult result = ferry::manifest::LoadFile("fuzz.yaml", content);
-  for (const ferry::manifest::Resource& r : result.resources) {
-    (void)ferry::manifest::FindContainers(r);
-  }
-  ferry::manifest::FinishLoad(result);
+  LoadAndWalk(content, {});
+  ferry::manifest::LoadOptions tight;
+  tight.limits.max_depth = 1 + size % 7;
+  tight.limits.max_nodes = 1 + size % 97;
+  tight.limits.max_expanded_bytes = 1 + size % 509;
+  LoadAndWalk(content, tight);
   return 0;
 }
