@@ -2,7 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "absl/strings/match.h"
+#include "services/registry-scanner/registry_client.h"
 
 namespace ferry::registry_scanner {
 namespace {
@@ -71,6 +76,49 @@ TEST(RegistryPolicyTest, CheckRepositoryParsesThenChecksTheHost) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(policy->CheckRepository("127.0.0.1:5001/team/app").status().code(),
             absl::StatusCode::kPermissionDenied);
+}
+
+// Answers every request with one tag page whose Link points at `next`; records the URLs.
+class OnePageHttp : public http::HttpClient {
+ public:
+  explicit OnePageHttp(std::string next) : next_(std::move(next)) {}
+  absl::StatusOr<http::Response> Send(const http::Request& request) override {
+    urls.push_back(request.url);
+    http::Response response;
+    response.status = 200;
+    response.body = R"({"name":"team/app","tags":["1"]})";
+    response.headers.emplace("link", "<" + next_ + ">; rel=\"next\"");
+    return response;
+  }
+  std::vector<std::string> urls;
+
+ private:
+  std::string next_;
+};
+
+TEST(RegistryClientPolicyTest, RefusedRegistryIsNeverSentARequest) {
+  OnePageHttp http("/v2/team/app/tags/list?last=1");
+  RegistryClient::Options options;
+  auto policy = RegistryPolicy::Create({"registry.example.com"}, false);
+  ASSERT_TRUE(policy.ok());
+  options.check_registry = [&](const std::string& r) { return policy->CheckRegistry(r); };
+  RegistryClient client(http, CredentialStore(), options);
+  absl::StatusOr<std::vector<std::string>> tags = client.ListTags("127.0.0.1:5000", "team/app");
+  EXPECT_EQ(tags.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(http.urls.empty());
+}
+
+TEST(RegistryClientPolicyTest, NextPageOnAnotherHostIsNotFollowed) {
+  OnePageHttp http("https://elsewhere.example.com/v2/team/app/tags/list?last=1");
+  CredentialStore credentials;
+  credentials.Add("registry.example.com", {"user", "s3cret"});
+  RegistryClient client(http, std::move(credentials), {});
+  absl::StatusOr<std::vector<std::string>> tags = client.ListTags("registry.example.com", "team/app");
+  ASSERT_FALSE(tags.ok());
+  EXPECT_TRUE(absl::StrContains(tags.status().message(), "next page is on another host"))
+      << tags.status();
+  ASSERT_EQ(http.urls.size(), 1u);
+  EXPECT_TRUE(absl::StartsWith(http.urls[0], "https://registry.example.com/v2/team/app/tags/list"));
 }
 
 }  // namespace
