@@ -145,10 +145,12 @@ void PrintResults(const ferry::v1::Job& job, int verbosity, std::ostream& out);
 
 // Follows job `id` (FollowJob), then prints the result table (or the job as json/yaml), the
 // commits ("Commit pushed:  <sha>", "Commit applied: <sha>"), the job's error and the total
-// time. From verbosity 1 the table is framed by fluxctl's lines on `out` instead ("Status:",
-// "Here's what happened:" with the numbered stages, "Commit pushed: <sha7>", "Applied <sha>",
-// "Took <duration>"), which scripts written for fluxctl grep for. Returns the exit code.
-int FollowAndReport(const std::string& id, int verbosity, const std::string& output, Env& env);
+// time. With `fluxctl_lines` (release -v) and table output, the table is framed on `out` by
+// fluxctl's lines instead, which scripts written for fluxctl grep for ("Status:", "Here's
+// what happened:" with the numbered stages, "Commit pushed: <sha7>", "Applied <sha>",
+// "Took <duration>"). Returns the exit code.
+int FollowAndReport(const std::string& id, int verbosity, const std::string& output,
+                    bool fluxctl_lines, Env& env);
 
 // The exit code of a finished job: 0, or kExitJobFailed when the job or any workload failed.
 int JobExitCode(const ferry::v1::Job& job);

@@ -135,7 +135,7 @@ int RunJobs(const JobsOptions& options, Env& env) {
   absl::StatusOr<absl::Duration> timeout = ParseTimeout(env.client);
   if (!timeout.ok()) return ReportError(env.err, timeout.status());
   if (!options.id.empty()) {
-    return FollowAndReport(options.id, 2, options.output, env);
+    return FollowAndReport(options.id, 2, options.output, /*fluxctl_lines=*/false, env);
   }
   ferry::v1::ListJobsRequest request;
   request.set_limit(options.limit);

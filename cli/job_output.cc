@@ -170,7 +170,8 @@ int JobExitCode(const ferry::v1::Job& job) {
   return job.state() == ferry::v1::JOB_STATE_SUCCEEDED ? kExitOk : kExitError;
 }
 
-int FollowAndReport(const std::string& id, int verbosity, const std::string& output, Env& env) {
+int FollowAndReport(const std::string& id, int verbosity, const std::string& output,
+                    bool fluxctl_lines, Env& env) {
   ferry::v1::Job job;
   grpc::Status s = FollowJob(id, env, &job);
   if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
@@ -179,8 +180,7 @@ int FollowAndReport(const std::string& id, int verbosity, const std::string& out
     return kExitUnavailable;
   }
   if (!s.ok()) return ReportCallError(env.err, s, env.client, "following the job");
-  // From -v, fluxctl's wording for the lines its users' scripts grep for.
-  const bool flux_lines = verbosity >= 1 && output == "table";
+  const bool flux_lines = fluxctl_lines && output == "table";
   const absl::Duration took = runtime::FromProtoTimestamp(job.finished()) -
                               runtime::FromProtoTimestamp(job.submitted());
   if (!PrintStructured(output, job, env.out)) {

@@ -99,7 +99,7 @@ int RunPolicy(const PolicyOptions& options, Env& env) {
     env.out << job.id() << "\n";
     return kExitOk;
   }
-  return FollowAndReport(job.id(), 0, "table", env);
+  return FollowAndReport(job.id(), 0, "table", /*fluxctl_lines=*/false, env);
 }
 
 }  // namespace ferry::cli

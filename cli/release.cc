@@ -4,7 +4,6 @@
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
-#include "cli/workload_id.h"
 
 namespace ferry::cli {
 namespace {
@@ -57,11 +56,12 @@ int RunRelease(const ReleaseOptions& options, Env& env, const ContainerChooser& 
     return code;
   }
   for (const std::string& id : ids) spec.add_workloads(id);
-  for (const std::string& w : options.excludes) {
-    absl::StatusOr<std::string> id = ParseWorkloadId(w, options.namespace_);
-    if (!id.ok()) return ReportError(env.err, id.status());
-    spec.add_excludes(*id);
+  std::vector<std::string> excludes;
+  if (int code = ResolveWorkloads(options.excludes, options.namespace_, env, excludes);
+      code != kExitOk) {
+    return code;
   }
+  for (const std::string& id : excludes) spec.add_excludes(id);
   spec.set_all_workloads(options.all);
   spec.set_image(options.image);
   spec.set_all_latest(options.update_all_images);
@@ -103,9 +103,10 @@ int RunRelease(const ReleaseOptions& options, Env& env, const ContainerChooser& 
   if (options.verbosity >= 1 && options.output == "table") {
     env.out << "Release job submitted, ID " << job.id() << "\n";
   }
-  // A dry run shows the rows it would skip, so the plan can be read.
-  return FollowAndReport(job.id(), options.dry_run ? std::max(options.verbosity, 1) : options.verbosity,
-                         options.output, env);
+  // A dry run shows the rows it would skip, so the plan can be read; -v adds fluxctl's lines.
+  return FollowAndReport(job.id(),
+                         options.dry_run ? std::max(options.verbosity, 1) : options.verbosity,
+                         options.output, /*fluxctl_lines=*/options.verbosity >= 1, env);
 }
 
 }  // namespace ferry::cli

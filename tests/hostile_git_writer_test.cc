@@ -1,2 +1,381 @@
-// (filled in by the change that adds these tests)
+// ferry-git-writer against hostile requests and a hostile repo, as a real process on
+// loopback over a real file:// upstream: bad authors, messages and names are refused with
+// INVALID_ARGUMENT before anything is written, a failed write leaves the mirror as it was,
+// files that cannot be served (too big, names that are not UTF-8) fail alone, answers stay
+// within their limits, and the diff of a release applies with `git apply`.
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "ferry/v1/git_writer.grpc.pb.h"
 #include "tests/binaries.h"
+#include "tests/support/git_repo.h"
+
+namespace ferry {
+namespace {
+
+using testing::GitRepo;
+using testing::RunCommand;
+using testing::Running;
+using testing::StartArgv;
+
+constexpr char kWorkload[] = "default:deployment/web";
+
+std::string Deployment(const std::string& name, const std::string& image) {
+  return absl::StrCat("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ", name,
+                      "\n  namespace: default\nspec:\n  template:\n    spec:\n      containers:\n"
+                      "      - name: ",
+                      name, "\n        image: ", image, "\n");
+}
+
+std::chrono::system_clock::time_point Deadline() {
+  return std::chrono::system_clock::now() + std::chrono::seconds(30);
+}
+
+// A git-writer on a fresh upstream holding `files` (apps/web.yaml by default).
+struct GitWriter {
+  explicit GitWriter(std::map<std::string, std::string> files = {},
+                     std::vector<std::string> flags = {}) {
+    if (files.empty()) files = {{"apps/web.yaml", Deployment("web", "nginx:1.25")}};
+    auto created = GitRepo::Create(files);
+    EXPECT_TRUE(created.ok()) << created.status();
+    if (!created.ok()) return;
+    repo = *std::move(created);
+    std::vector<std::string> argv = {FERRY_GIT_WRITER_BIN,
+                                     "--grpc_address=127.0.0.1:0",
+                                     "--metrics_address=127.0.0.1:0",
+                                     "--git_url=" + repo->url(),
+                                     "--state_dir=" + repo->dir() + "/state",
+                                     "--git_poll_interval=1h"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    StartArgv(argv, running);
+    if (running.grpc_port == 0) return;
+    stub = ferry::v1::GitWriter::NewStub(running.Channel());
+    // The first fetch: reads of the current head need one.
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    ferry::v1::HeadResponse head;
+    grpc::Status status = stub->Head(&ctx, {}, &head);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+  }
+
+  bool ok() const { return stub != nullptr; }
+
+  // The mirror's local branch ref (the push source), "" when it does not exist.
+  std::string MirrorRef(const std::string& ref) const {
+    return std::string(absl::StripAsciiWhitespace(
+        RunCommand(absl::StrCat("git --git-dir=", repo->dir(),
+                                "/state/mirror.git rev-parse --verify -q ", ref, " 2>/dev/null"))));
+  }
+
+  grpc::Status Apply(const ferry::v1::ApplyUpdatesRequest& request,
+                     ferry::v1::ApplyUpdatesResponse* response = nullptr) {
+    ferry::v1::ApplyUpdatesResponse ignored;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    return stub->ApplyUpdates(&ctx, request, response ? response : &ignored);
+  }
+
+  grpc::Status List(ferry::v1::ListManifestWorkloadsResponse* response) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    return stub->ListWorkloads(&ctx, {}, response);
+  }
+
+  grpc::Status Read(std::vector<ferry::v1::ManifestFile>* files,
+                    const std::vector<std::string>& paths = {}) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    ferry::v1::ReadManifestsRequest request;
+    for (const std::string& p : paths) request.add_paths(p);
+    auto stream = stub->ReadManifests(&ctx, request);
+    ferry::v1::ManifestFile file;
+    while (stream->Read(&file)) files->push_back(file);
+    return stream->Finish();
+  }
+
+  std::unique_ptr<GitRepo> repo;
+  Running running;
+  std::unique_ptr<ferry::v1::GitWriter::Stub> stub;
+};
+
+// A release of the web container to `to` by `user` (none when empty).
+ferry::v1::ApplyUpdatesRequest Release(const std::string& to, const std::string& user = "") {
+  ferry::v1::ApplyUpdatesRequest request;
+  ferry::v1::Edit* edit = request.add_edits();
+  edit->set_workload(kWorkload);
+  edit->mutable_image()->set_container("web");
+  edit->mutable_image()->set_to_image(to);
+  if (!user.empty()) request.mutable_cause()->set_user(user);
+  return request;
+}
+
+TEST(HostileGitWriterTest, BadAuthorsAreInvalidArgumentAndTheNextWriteSucceeds) {
+  GitWriter git;
+  ASSERT_TRUE(git.ok());
+  const std::string before = git.repo->Head();
+  const std::map<std::string, std::string> bad = {
+      {"x\ny", "control character (\\n)"},
+      {"Eve\nx <e@x>", "control character (\\n)"},
+      {"<>", "the email in <> is empty"},
+      {"   ", "author is empty"},
+      {"Al<ice> <a@x>", "'<' and '>' may only enclose the email"},
+      {"Bob <not-an-email>", "is not local@domain"},
+      {std::string(300, 'a'), "over the limit of 256 bytes"},
+  };
+  for (const auto& [user, message] : bad) {
+    grpc::Status status = git.Apply(Release("nginx:1.26", user));
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << user;
+    EXPECT_TRUE(absl::StrContains(status.error_message(), message))
+        << user << ": " << status.error_message();
+  }
+  EXPECT_EQ(git.repo->Head(), before);  // nothing was pushed
+
+  ferry::v1::ApplyUpdatesResponse applied;
+  grpc::Status status =
+      git.Apply(Release("nginx:1.26", "Alice Liddell <alice@example.com>"), &applied);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(applied.revision(), git.repo->Head());
+  EXPECT_EQ(git.repo->Git("log -1 --format=%an%n%ae " + applied.revision()),
+            "Alice Liddell\nalice@example.com\n");
+  // A bare name keeps Ferry's address.
+  status = git.Apply(Release("nginx:1.27", "Jürgen"), &applied);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(git.repo->Git("log -1 --format=%an%n%ae " + applied.revision()),
+            "Jürgen\nferry@localhost\n");
+}
+
+TEST(HostileGitWriterTest, AFailedPushLeavesTheMirrorAsItWas) {
+  GitWriter git;
+  ASSERT_TRUE(git.ok());
+  ferry::v1::ApplyUpdatesResponse applied;
+  ASSERT_TRUE(git.Apply(Release("nginx:1.26"), &applied).ok());
+  const std::string pushed = applied.revision();
+  ASSERT_EQ(git.MirrorRef("refs/heads/main"), pushed);
+
+  // Upstream's branch is locked: the fetch works, the push of the new commit fails.
+  const std::string lock = git.repo->dir() + "/upstream.git/refs/heads/main.lock";
+  { std::ofstream(lock) << "locked by another writer\n"; }
+  grpc::Status failed = git.Apply(Release("nginx:1.27"), &applied);
+  EXPECT_FALSE(failed.ok());
+  EXPECT_NE(failed.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << failed.error_message();
+  EXPECT_EQ(git.repo->Head(), pushed);
+  EXPECT_EQ(git.MirrorRef("refs/heads/main"), pushed) << "the failed write moved a ref";
+  EXPECT_EQ(git.MirrorRef("refs/remotes/origin/main"), pushed);
+
+  std::filesystem::remove(lock);
+  grpc::Status retried = git.Apply(Release("nginx:1.27"), &applied);
+  ASSERT_TRUE(retried.ok()) << retried.error_message();
+  EXPECT_EQ(applied.revision(), git.repo->Head());
+  EXPECT_TRUE(
+      absl::StrContains(git.repo->Show(applied.revision(), "apps/web.yaml"), "image: nginx:1.27"));
+  EXPECT_EQ(git.repo->Git("rev-parse " + applied.revision() + "^"), pushed + "\n");
+}
+
+TEST(HostileGitWriterTest, CommitMessagesAreTextWithinTheLimit) {
+  GitWriter git({}, {"--max_commit_message_bytes=200"});
+  ASSERT_TRUE(git.ok());
+  const std::string before = git.repo->Head();
+  struct Case {
+    std::string message;
+    std::string error;
+  };
+  const Case cases[] = {
+      {std::string("Release\0hidden", 14), "control character (\\x00) at byte 7"},
+      {"Release \x1b[31mred", "control character (\\x1b)"},
+      {"Release\r\nCRLF", "control character (\\r)"},
+      {std::string(201, 'm'),
+       "commit message is 201 bytes, over the limit of 200 bytes (raise it with "
+       "--max_commit_message_bytes)"},
+  };
+  for (const Case& c : cases) {
+    ferry::v1::ApplyUpdatesRequest request = Release("nginx:1.26");
+    request.set_message(c.message);
+    grpc::Status status = git.Apply(request);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.error;
+    EXPECT_TRUE(absl::StrContains(status.error_message(), c.error)) << status.error_message();
+  }
+  EXPECT_EQ(git.repo->Head(), before);
+
+  ferry::v1::ApplyUpdatesRequest request = Release("nginx:1.26");
+  request.set_message("Release web\n\n\t- nginx:1.26\n");
+  ferry::v1::ApplyUpdatesResponse applied;
+  ASSERT_TRUE(git.Apply(request, &applied).ok());
+  EXPECT_EQ(git.repo->Git("log -1 --format=%B " + applied.revision()),
+            "Release web\n\n\t- nginx:1.26\n\n");
+}
+
+TEST(HostileGitWriterTest, RequestNamesAreOneLineAndBounded) {
+  GitWriter git;
+  ASSERT_TRUE(git.ok());
+  const std::string before = git.repo->Head();
+
+  ferry::v1::ApplyUpdatesRequest pattern;
+  ferry::v1::Edit* edit = pattern.add_edits();
+  edit->set_workload(kWorkload);
+  edit->mutable_policy()->mutable_set_tag_filter()->set_container("web");
+  edit->mutable_policy()->mutable_set_tag_filter()->set_pattern("glob:1.*\nInjected subject");
+  grpc::Status status = git.Apply(pattern);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(status.error_message(),
+                                "tag filter \"glob:1.*\\nInjected subject\" has a control "
+                                "character"))
+      << status.error_message();
+
+  ferry::v1::ApplyUpdatesRequest workload = Release("nginx:1.26");
+  workload.mutable_edits(0)->set_workload("default:deployment/web\nInjected");
+  EXPECT_EQ(git.Apply(workload).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  ferry::v1::ApplyUpdatesRequest container = Release("nginx:1.26");
+  container.mutable_edits(0)->mutable_image()->set_container(std::string(2000, 'c'));
+  status = git.Apply(container);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "container: name is 2000 bytes"))
+      << status.error_message();
+
+  ferry::v1::ApplyUpdatesRequest lock;
+  edit = lock.add_edits();
+  edit->set_workload(kWorkload);
+  edit->mutable_policy()->mutable_lock()->set_user("eve\nx");
+  EXPECT_EQ(git.Apply(lock).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  std::vector<ferry::v1::ManifestFile> files;
+  status = git.Read(&files, {"apps/\nweb.yaml"});
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(git.repo->Head(), before);
+
+  // A commit subject made from the request is one line.
+  ferry::v1::ApplyUpdatesResponse applied;
+  ASSERT_TRUE(git.Apply(Release("nginx:1.26"), &applied).ok());
+  EXPECT_EQ(git.repo->Git("log -1 --format=%s " + applied.revision()),
+            "Release default:deployment/web web: nginx:1.26\n");
+}
+
+TEST(HostileGitWriterTest, AFileOverTheSizeLimitFailsAloneAndIsNeverSent) {
+  // 5 MiB: over gRPC's default 4 MiB receive limit, which stopped every sync before.
+  std::string big = Deployment("big", "nginx:1.25") + "# " + std::string(5 << 20, 'x') + "\n";
+  GitWriter git({{"apps/web.yaml", Deployment("web", "nginx:1.25")}, {"apps/big.yaml", big}});
+  ASSERT_TRUE(git.ok());
+
+  std::vector<ferry::v1::ManifestFile> files;
+  grpc::Status status = git.Read(&files);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(files[0].path(), "apps/big.yaml");
+  EXPECT_EQ(files[0].content(), "");
+  EXPECT_TRUE(absl::StrContains(files[0].load_error(),
+                                absl::StrCat("manifest file size is ", big.size(),
+                                             " bytes, over the limit of 3145728 bytes (raise it "
+                                             "with --max_manifest_file_bytes)")))
+      << files[0].load_error();
+  EXPECT_EQ(files[1].path(), "apps/web.yaml");
+  EXPECT_EQ(files[1].load_error(), "");
+  EXPECT_TRUE(absl::StrContains(files[1].content(), "image: nginx:1.25"));
+
+  ferry::v1::ListManifestWorkloadsResponse index;
+  status = git.List(&index);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(index.workloads_size(), 1);
+  EXPECT_EQ(index.workloads(0).id(), kWorkload);
+  ASSERT_EQ(index.load_errors_size(), 1);
+  EXPECT_TRUE(absl::StrContains(index.load_errors(0), "apps/big.yaml: manifest file size is"))
+      << index.load_errors(0);
+
+  // The other file can still be released.
+  EXPECT_TRUE(git.Apply(Release("nginx:1.26")).ok());
+}
+
+TEST(HostileGitWriterTest, AnswersOverTheirLimitsAreResourceExhaustedNamingTheFlag) {
+  std::map<std::string, std::string> files;
+  for (int i = 0; i < 20; ++i) {
+    files[absl::StrCat("apps/w", i, ".yaml")] = Deployment(absl::StrCat("w", i), "nginx:1.25");
+  }
+  GitWriter git(files, {"--max_manifest_file_bytes=1000", "--max_manifest_tree_bytes=2000",
+                        "--max_workload_index_bytes=1000"});
+  ASSERT_TRUE(git.ok());
+  std::vector<ferry::v1::ManifestFile> read;
+  grpc::Status status = git.Read(&read);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "--max_manifest_tree_bytes"))
+      << status.error_message();
+
+  // One folder fits the tree limit; its index does not fit the answer limit.
+  GitWriter small({{"apps/web.yaml", Deployment("web", "nginx:1.25")}},
+                  {"--max_workload_index_bytes=100"});
+  ASSERT_TRUE(small.ok());
+  ferry::v1::ListManifestWorkloadsResponse index;
+  status = small.List(&index);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "workload index answer is "))
+      << status.error_message();
+  EXPECT_TRUE(absl::StrContains(status.error_message(),
+                                "over the limit of 100 bytes (raise it with "
+                                "--max_workload_index_bytes)"))
+      << status.error_message();
+}
+
+TEST(HostileGitWriterTest, FileNamesThatAreNotUtf8FailAloneEscaped) {
+  GitWriter git({{"apps/web.yaml", Deployment("web", "nginx:1.25")},
+                 {"default/bad\xff\xfe.yaml", Deployment("bad", "nginx:1.25")},
+                 {"default/ctl\x1b.yaml", Deployment("ctl", "nginx:1.25")},
+                 {"dir\xc0/inside.yaml", Deployment("inside", "nginx:1.25")}});
+  ASSERT_TRUE(git.ok());
+
+  ferry::v1::ListManifestWorkloadsResponse index;
+  grpc::Status status = git.List(&index);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(index.workloads_size(), 1);
+  EXPECT_EQ(index.workloads(0).id(), kWorkload);
+  std::string errors;
+  for (const std::string& e : index.load_errors()) absl::StrAppend(&errors, e, "\n");
+  EXPECT_EQ(index.load_errors_size(), 3) << errors;
+  EXPECT_TRUE(absl::StrContains(errors, "default/bad\\xff\\xfe.yaml: the file name is not UTF-8"))
+      << errors;
+  EXPECT_TRUE(absl::StrContains(errors, "default/ctl\\x1b.yaml: the file name")) << errors;
+  EXPECT_TRUE(absl::StrContains(errors, "dir\\xc0: the folder name")) << errors;
+
+  std::vector<ferry::v1::ManifestFile> files;
+  status = git.Read(&files);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(files.size(), 4u);
+  int served = 0;
+  for (const ferry::v1::ManifestFile& f : files) {
+    if (f.load_error().empty()) {
+      ++served;
+      EXPECT_EQ(f.path(), "apps/web.yaml");
+    } else {
+      EXPECT_EQ(f.content(), "") << f.path();
+      EXPECT_TRUE(absl::StrContains(f.path(), "\\x")) << f.path();
+    }
+  }
+  EXPECT_EQ(served, 1);
+  EXPECT_TRUE(git.Apply(Release("nginx:1.26")).ok());
+}
+
+TEST(HostileGitWriterTest, TheDiffOfAReleaseAppliesWithGitApply) {
+  GitWriter git;
+  ASSERT_TRUE(git.ok());
+  const std::string before = git.repo->Head();
+  ferry::v1::ApplyUpdatesResponse applied;
+  ASSERT_TRUE(git.Apply(Release("nginx:1.26"), &applied).ok());
+  EXPECT_TRUE(absl::StrContains(applied.diff(), "--- a/apps/web.yaml\n+++ b/apps/web.yaml\n"))
+      << applied.diff();
+
+  const std::string work = git.repo->dir() + "/apply-check";
+  int rc = -1;
+  RunCommand(absl::StrCat("git clone -q ", git.repo->url(), " ", work, " && cd ", work,
+                          " && git checkout -q ", before, " 2>&1"),
+             &rc);
+  ASSERT_EQ(rc, 0);
+  { std::ofstream(work + "/release.patch", std::ios::binary) << applied.diff(); }
+  std::string out =
+      RunCommand(absl::StrCat("cd ", work, " && git apply --check release.patch 2>&1"), &rc);
+  EXPECT_EQ(rc, 0) << out << applied.diff();
+}
+
+}  // namespace
+}  // namespace ferry

@@ -75,6 +75,26 @@ void AddFlags(CLI::App& app, Flags& flags) {
                  "Namespace of resources that have none")
       ->envname("FERRY_DEFAULT_NAMESPACE")
       ->capture_default_str();
+  // Limits (docs/limits.md). A commit message given with ApplyUpdates.
+  app.add_option(std::string(limits::kCommitMessageBytes.flag), flags.max_commit_message_bytes,
+                 "Largest commit message accepted, in bytes")
+      ->envname("FERRY_MAX_COMMIT_MESSAGE_BYTES")
+      ->capture_default_str();
+  // One manifest file: a bigger one is a load error of its own, never sent or parsed.
+  app.add_option(std::string(limits::kManifestFileBytes.flag), flags.max_manifest_file_bytes,
+                 "Largest manifest file served, in bytes")
+      ->envname("FERRY_MAX_MANIFEST_FILE_BYTES")
+      ->capture_default_str();
+  // All manifest files of one revision together: over it reads fail (RESOURCE_EXHAUSTED).
+  app.add_option(std::string(limits::kManifestTreeBytes.flag), flags.max_manifest_tree_bytes,
+                 "Largest total of the manifest files at one revision, in bytes")
+      ->envname("FERRY_MAX_MANIFEST_TREE_BYTES")
+      ->capture_default_str();
+  // One ListWorkloads answer. Peers must accept messages this big (gRPC's default is 4 MiB).
+  app.add_option(std::string(limits::kWorkloadIndexBytes.flag), flags.max_workload_index_bytes,
+                 "Largest workload index answer, in bytes")
+      ->envname("FERRY_MAX_WORKLOAD_INDEX_BYTES")
+      ->capture_default_str();
 }
 
 absl::StatusOr<Config> ToConfig(const Flags& flags) {
@@ -108,6 +128,20 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
     return absl::InvalidArgumentError("--git_notes_ref: must start with refs/notes/");
   }
   if (flags.state_dir.empty()) return absl::InvalidArgumentError("--state_dir: required");
+  for (const auto& [limit, value] :
+       {std::pair{&limits::kCommitMessageBytes, flags.max_commit_message_bytes},
+        std::pair{&limits::kManifestFileBytes, flags.max_manifest_file_bytes},
+        std::pair{&limits::kManifestTreeBytes, flags.max_manifest_tree_bytes},
+        std::pair{&limits::kWorkloadIndexBytes, flags.max_workload_index_bytes}}) {
+    if (value == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(limit->flag, ": must be at least 1"));
+    }
+  }
+  if (flags.max_manifest_file_bytes > flags.max_manifest_tree_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(limits::kManifestFileBytes.flag, ": must not be over ",
+                     limits::kManifestTreeBytes.flag));
+  }
   bool ssh = absl::StartsWith(flags.git_url, "ssh://") ||
              (flags.git_url.find("://") == std::string::npos &&
               flags.git_url.find(':') != std::string::npos && flags.git_url[0] != '/');
@@ -127,6 +161,8 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   config.repository.known_hosts_path = flags.git_known_hosts_path;
   config.repository.https_credentials_path = flags.git_https_credentials_path;
   config.repository.ca_path = flags.git_ca_path;
+  config.repository.max_file_bytes = flags.max_manifest_file_bytes;
+  config.repository.max_tree_bytes = flags.max_manifest_tree_bytes;
   config.writer.paths = flags.git_paths;
   config.writer.committer = {flags.git_user, flags.git_email};
   config.writer.message_suffix = flags.git_ci_skip ? "[ci skip]" : "";
@@ -135,6 +171,8 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   config.writer.load.default_namespace = flags.default_namespace;
   config.sync_tag = flags.git_sync_tag;
   config.ssh_key_path = flags.git_ssh_key_path;
+  config.max_commit_message_bytes = flags.max_commit_message_bytes;
+  config.max_workload_index_bytes = flags.max_workload_index_bytes;
   return config;
 }
 

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "lib/limits/limits.h"
 #include "lib/runtime/flags.h"
 #include "lib/runtime/server.h"
 #include "services/git-writer/libgit2_repository.h"
@@ -39,6 +40,10 @@ struct Flags {
   int git_push_retries = 5;
   std::string state_dir = "/var/lib/ferry/git-writer";
   std::string default_namespace = "default";
+  uint64_t max_commit_message_bytes = limits::kCommitMessageBytes.default_value;
+  uint64_t max_manifest_file_bytes = limits::kManifestFileBytes.default_value;
+  uint64_t max_manifest_tree_bytes = limits::kManifestTreeBytes.default_value;
+  uint64_t max_workload_index_bytes = limits::kWorkloadIndexBytes.default_value;
 };
 
 // The validated configuration.
@@ -49,6 +54,8 @@ struct Config {
   absl::Duration poll_interval;
   std::string sync_tag;
   std::string ssh_key_path;
+  uint64_t max_commit_message_bytes = 0;
+  uint64_t max_workload_index_bytes = 0;
 };
 
 // Registers every flag of ferry-git-writer on `app`.

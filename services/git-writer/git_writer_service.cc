@@ -2,15 +2,19 @@
 
 #include <google/protobuf/util/json_util.h>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "lib/convert/container.h"
 #include "lib/image/reference.h"
+#include "lib/limits/limits.h"
 #include "lib/manifest/policy.h"
 #include "lib/manifest/workload.h"
+#include "lib/names/names.h"
 #include "lib/runtime/proto_time.h"
 #include "lib/status/grpc_status.h"
 #include "services/git-writer/identity.h"
+#include "services/git-writer/libgit2_repository.h"
 
 namespace ferry::git_writer {
 namespace {
@@ -38,6 +42,7 @@ absl::Status ValidateRevision(const std::string& rev) {
 }
 
 absl::Status ValidateWorkload(const std::string& id) {
+  if (absl::Status s = names::ValidateName("workload", id); !s.ok()) return s;
   size_t colon = id.find(':');
   size_t slash = id.find('/', colon == std::string::npos ? 0 : colon);
   if (colon == std::string::npos || colon == 0 || slash == std::string::npos ||
@@ -49,8 +54,34 @@ absl::Status ValidateWorkload(const std::string& id) {
   return absl::OkStatus();
 }
 
+// The name fields of a policy change and an image edit: one line each, bounded.
+absl::Status ValidateEditNames(const ferry::v1::Edit& edit) {
+  const std::string prefix = edit.workload() + ": ";
+  std::vector<std::pair<std::string, std::string>> fields;
+  if (edit.has_image()) {
+    fields = {{"container", edit.image().container()},
+              {"from_image", edit.image().from_image()},
+              {"to_image", edit.image().to_image()}};
+  } else if (edit.has_policy()) {
+    const ferry::v1::PolicyChange& p = edit.policy();
+    fields = {{"lock user", p.lock().user()},
+              {"lock message", p.lock().message()},
+              {"tag filter container", p.set_tag_filter().container()},
+              {"tag filter", p.set_tag_filter().pattern()},
+              {"tag filter container", p.remove_tag_filter()},
+              {"tag filter", p.set_tag_all()}};
+  }
+  for (const auto& [what, value] : fields) {
+    if (absl::Status s = names::ValidateName(what, value); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(prefix, s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<EditRequest> ToEdit(const ferry::v1::Edit& edit) {
   if (absl::Status s = ValidateWorkload(edit.workload()); !s.ok()) return s;
+  if (absl::Status s = ValidateEditNames(edit); !s.ok()) return s;
   EditRequest out;
   out.workload = edit.workload();
   switch (edit.change_case()) {
@@ -117,6 +148,43 @@ void FillPolicy(const manifest::Policies& p, ferry::v1::Policy* out) {
   out->set_tag_all(p.tag_all);
 }
 
+// True when every string field of `message` (nested, repeated and map fields included) is
+// UTF-8: one that is not makes the whole answer fail to serialize.
+bool StringsAreUtf8(const google::protobuf::Message& message) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection* reflection = message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const FieldDescriptor* field : fields) {
+    if (field->type() == FieldDescriptor::TYPE_STRING) {
+      if (!field->is_repeated()) {
+        if (!names::IsUtf8(reflection->GetString(message, field))) return false;
+        continue;
+      }
+      for (int i = 0; i < reflection->FieldSize(message, field); ++i) {
+        if (!names::IsUtf8(reflection->GetRepeatedString(message, field, i))) return false;
+      }
+    } else if (field->type() == FieldDescriptor::TYPE_MESSAGE) {
+      if (!field->is_repeated()) {
+        if (!StringsAreUtf8(reflection->GetMessage(message, field))) return false;
+        continue;
+      }
+      for (int i = 0; i < reflection->FieldSize(message, field); ++i) {
+        if (!StringsAreUtf8(reflection->GetRepeatedMessage(message, field, i))) return false;
+      }
+    }
+  }
+  return true;
+}
+
+// `text` when it is UTF-8, else each of its lines escaped (the lines stay lines).
+std::string Utf8Lines(const std::string& text) {
+  if (names::IsUtf8(text)) return text;
+  std::vector<std::string> lines;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) lines.push_back(names::Escape(line));
+  return absl::StrJoin(lines, "\n");
+}
+
 }  // namespace
 
 grpc::Status GitWriterService::Head(grpc::ServerContext*, const ferry::v1::HeadRequest*,
@@ -156,6 +224,9 @@ grpc::Status GitWriterService::ReadManifests(grpc::ServerContext* context,
                                              grpc::ServerWriter<ferry::v1::ManifestFile>* writer) {
   if (absl::Status s = ValidateRevision(request->revision()); !s.ok()) return ToGrpcStatus(s);
   std::vector<std::string> paths(request->paths().begin(), request->paths().end());
+  for (const std::string& path : paths) {
+    if (absl::Status s = Libgit2Repository::ValidatePath(path); !s.ok()) return ToGrpcStatus(s);
+  }
   std::string revision = request->revision().empty() ? writer_.CurrentHead().revision
                                                      : request->revision();
   absl::StatusOr<std::vector<RepoFile>> files = writer_.ReadManifests(revision, paths);
@@ -163,9 +234,10 @@ grpc::Status GitWriterService::ReadManifests(grpc::ServerContext* context,
   for (const RepoFile& f : *files) {
     if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
     ferry::v1::ManifestFile out;
-    out.set_path(f.path);
+    out.set_path(f.path);  // UTF-8: names that are not come escaped, with an error
     out.set_content(f.content);
     out.set_revision(revision);
+    out.set_load_error(f.error);
     if (!writer->Write(out)) break;
   }
   return grpc::Status::OK;
@@ -175,6 +247,9 @@ grpc::Status GitWriterService::ListWorkloads(grpc::ServerContext*,
                                              const ferry::v1::ListManifestWorkloadsRequest* request,
                                              ferry::v1::ListManifestWorkloadsResponse* response) {
   if (absl::Status s = ValidateRevision(request->revision()); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = names::ValidateName("namespace", request->namespace_()); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   absl::StatusOr<std::shared_ptr<const Index>> index = writer_.IndexAt(request->revision());
   if (!index.ok()) return ToGrpcStatus(index.status());
   response->set_revision((*index)->revision);
@@ -191,9 +266,22 @@ grpc::Status GitWriterService::ListWorkloads(grpc::ServerContext*,
     w->set_path(r.source.path);
     w->set_document(r.source.document);
     w->set_line(r.source.line);
+    if (!StringsAreUtf8(*w)) {
+      response->mutable_workloads()->RemoveLast();
+      response->add_load_errors(absl::StrCat(
+          names::Escape(r.source.path), ": workload ", names::Escape(r.id),
+          " skipped: a name, image or annotation in it is not UTF-8"));
+    }
   }
   for (const manifest::LoadError& e : (*index)->loaded.errors) {
-    response->add_load_errors(e.ToString());
+    response->add_load_errors(Utf8Lines(e.ToString()));
+  }
+  if (size_t size = response->ByteSizeLong(); size > options_.max_workload_index_bytes) {
+    response->Clear();
+    return ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
+        limits::OverLimit(absl::StrCat("the workload index at ", (*index)->revision.substr(0, 12)),
+                          limits::kWorkloadIndexBytes, options_.max_workload_index_bytes, size),
+        "; or ask for one namespace")));
   }
   return grpc::Status::OK;
 }
@@ -204,6 +292,17 @@ grpc::Status GitWriterService::ApplyUpdates(grpc::ServerContext*,
   if (request->edits().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no edits given");
   }
+  if (static_cast<uint64_t>(request->edits_size()) > limits::kEditsPerRequest.default_value) {
+    return ToGrpcStatus(absl::InvalidArgumentError(
+        limits::OverLimit("", limits::kEditsPerRequest, limits::kEditsPerRequest.default_value,
+                          request->edits_size()) +
+        "; split the request"));
+  }
+  if (absl::Status s =
+          names::ValidateCommitMessage(request->message(), options_.max_commit_message_bytes);
+      !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   ApplyRequest apply;
   for (const ferry::v1::Edit& edit : request->edits()) {
     absl::StatusOr<EditRequest> e = ToEdit(edit);
@@ -213,27 +312,26 @@ grpc::Status GitWriterService::ApplyUpdates(grpc::ServerContext*,
   apply.message = request->message();
   apply.dry_run = request->dry_run();
   if (!request->cause().user().empty()) {
-    // "Name <email>" or a bare name.
-    std::string user = request->cause().user();
-    Signature author{user, "ferry@localhost"};
-    size_t lt = user.find('<');
-    size_t gt = user.find('>', lt == std::string::npos ? 0 : lt);
-    if (lt != std::string::npos && gt != std::string::npos) {
-      author.name = std::string(absl::StripAsciiWhitespace(user.substr(0, lt)));
-      author.email = user.substr(lt + 1, gt - lt - 1);
-    }
-    apply.author = author;
+    absl::StatusOr<names::Author> author = names::ParseAuthor(request->cause().user());
+    if (!author.ok()) return ToGrpcStatus(author.status());
+    apply.author = Signature{author->name,
+                             author->email.empty() ? "ferry@localhost" : author->email};
   }
   if (request->has_job()) {
     google::protobuf::util::JsonPrintOptions json;
     json.preserve_proto_field_names = true;
     (void)google::protobuf::util::MessageToJsonString(request->job(), &apply.note, json);
+    if (apply.note.size() > limits::kJobNoteBytes.default_value) {
+      return ToGrpcStatus(absl::InvalidArgumentError(
+          limits::OverLimit("job", limits::kJobNoteBytes, limits::kJobNoteBytes.default_value,
+                            apply.note.size())));
+    }
   }
   absl::StatusOr<ApplyOutcome> out = writer_.Apply(apply);
   if (!out.ok()) return ToGrpcStatus(out.status());
   response->set_revision(out->revision);
   response->set_no_changes(out->no_changes);
-  response->set_diff(out->diff);
+  response->set_diff(Utf8Lines(out->diff));
   response->set_retries(out->retries);
   absl::Status first_error;
   bool any_ok = false;
@@ -242,7 +340,7 @@ grpc::Status GitWriterService::ApplyUpdates(grpc::ServerContext*,
     ferry::v1::EditResult* r = response->add_results();
     *r->mutable_edit() = request->edits(i);
     r->set_code(static_cast<int>(e.status.code()));
-    r->set_error(std::string(e.status.message()));
+    r->set_error(Utf8Lines(std::string(e.status.message())));
     r->set_path(e.path);
     if (e.status.ok()) any_ok = true;
     else if (first_error.ok()) first_error = e.status;

@@ -1,10 +1,16 @@
 // The ferry.v1.GitWriter gRPC service: validates requests, converts between proto and
 // domain types, delegates to Writer, and maps errors to gRPC status codes.
+//
+// Every request field that can end up in a commit, a note or a ref (authors, messages,
+// workload ids, containers, images, patterns, lock texts, paths) is checked here with
+// lib/names and answers INVALID_ARGUMENT before anything is queued; every string in an
+// answer is UTF-8 (names read from the repo that are not come back escaped, as load errors).
 #pragma once
 
 #include <string>
 
 #include "ferry/v1/git_writer.grpc.pb.h"
+#include "lib/limits/limits.h"
 #include "services/git-writer/writer.h"
 
 namespace ferry::git_writer {
@@ -14,6 +20,10 @@ struct ServiceOptions {
   std::string sync_tag = "ferry-sync";
   std::string ssh_key_path;  // empty: no deploy key configured
   bool readonly = false;     // --git_readonly: reported with the workload index
+  // ApplyUpdates: a longer message is InvalidArgument (--max_commit_message_bytes).
+  uint64_t max_commit_message_bytes = limits::kCommitMessageBytes.default_value;
+  // ListWorkloads: a bigger answer is ResourceExhausted (--max_workload_index_bytes).
+  uint64_t max_workload_index_bytes = limits::kWorkloadIndexBytes.default_value;
 };
 
 class GitWriterService final : public ferry::v1::GitWriter::Service {

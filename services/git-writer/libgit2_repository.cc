@@ -12,7 +12,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "lib/limits/limits.h"
 #include "lib/log/log.h"
+#include "lib/names/names.h"
+#include "lib/status/status_macros.h"
 #include "services/git-writer/known_hosts.h"
 
 namespace ferry::git_writer {
@@ -72,6 +75,8 @@ using Object = Owned<git_object, git_object_free>;
 using Revwalk = Owned<git_revwalk, git_revwalk_free>;
 using Patch = Owned<git_patch, git_patch_free>;
 using TreeEntry = Owned<git_tree_entry, git_tree_entry_free>;
+using Odb = Owned<git_odb, git_odb_free>;
+using Packbuilder = Owned<git_packbuilder, git_packbuilder_free>;
 
 absl::StatusOr<git_oid> ParseOid(const std::string& revision) {
   git_oid oid;
@@ -187,33 +192,115 @@ bool IsChartTree(const git_tree* tree) {
          git_tree_entry_byname(tree, "values.yaml") != nullptr;
 }
 
-absl::Status CollectManifests(git_repository* repo, const git_tree* tree, const std::string& prefix,
-                              std::vector<RepoFile>& out) {
-  size_t n = git_tree_entrycount(tree);
-  for (size_t i = 0; i < n; ++i) {
-    const git_tree_entry* entry = git_tree_entry_byindex(tree, i);
-    std::string name = git_tree_entry_name(entry);
-    std::string path = prefix.empty() ? name : absl::StrCat(prefix, "/", name);
-    git_object_t type = git_tree_entry_type(entry);
-    if (type == GIT_OBJECT_TREE) {
-      if (name.empty() || name[0] == '.') continue;
-      Tree sub;
-      if (int rc = git_tree_lookup(sub.out(), repo, git_tree_entry_id(entry)); rc != 0) {
-        return GitError("reading tree " + path, rc);
+// Reads manifest files into `out`, within the limits of `options`: a file whose name is not
+// UTF-8 or is too big comes back with an error instead of content; the files together may
+// not pass the tree limit.
+class ManifestCollector {
+ public:
+  ManifestCollector(git_repository* repo, const Libgit2Options& options, std::vector<RepoFile>& out)
+      : repo_(repo), options_(options), out_(out) {}
+
+  absl::Status AddTree(const git_tree* tree, const std::string& prefix) {
+    size_t n = git_tree_entrycount(tree);
+    for (size_t i = 0; i < n; ++i) {
+      const git_tree_entry* entry = git_tree_entry_byindex(tree, i);
+      std::string name = git_tree_entry_name(entry);
+      std::string path = prefix.empty() ? name : absl::StrCat(prefix, "/", name);
+      git_object_t type = git_tree_entry_type(entry);
+      if (type == GIT_OBJECT_TREE) {
+        if (name.empty() || name[0] == '.') continue;
+        if (!names::ValidatePath(path).ok()) {
+          // Nothing below a folder with such a name can be named in an answer.
+          out_.push_back({names::Escape(path), "",
+                          "the folder name is not UTF-8, holds a control character or is too "
+                          "long (shown escaped); Ferry skips the folder: rename it"});
+          continue;
+        }
+        Tree sub;
+        if (int rc = git_tree_lookup(sub.out(), repo_, git_tree_entry_id(entry)); rc != 0) {
+          return GitError("reading tree " + names::Escape(path), rc);
+        }
+        if (IsChartTree(sub.get())) continue;
+        if (absl::Status s = AddTree(sub.get(), path); !s.ok()) return s;
+      } else if (type == GIT_OBJECT_BLOB && IsManifest(name)) {
+        if (absl::Status s = AddBlob(path, *git_tree_entry_id(entry)); !s.ok()) return s;
       }
-      if (IsChartTree(sub.get())) continue;
-      if (absl::Status s = CollectManifests(repo, sub.get(), path, out); !s.ok()) return s;
-    } else if (type == GIT_OBJECT_BLOB && IsManifest(name)) {
-      Blob blob;
-      if (int rc = git_blob_lookup(blob.out(), repo, git_tree_entry_id(entry)); rc != 0) {
-        return GitError("reading " + path, rc);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status AddBlob(const std::string& path, const git_oid& id) {
+    if (!names::ValidatePath(path).ok()) {
+      out_.push_back({names::Escape(path), "",
+                      "the file name is not UTF-8, holds a control character or is too long "
+                      "(shown escaped); Ferry skips the file: rename it"});
+      return absl::OkStatus();
+    }
+    // The size from the object header: a file over the limit is never loaded.
+    Odb odb;
+    size_t size = 0;
+    git_object_t type = GIT_OBJECT_ANY;
+    if (int rc = git_repository_odb(odb.out(), repo_); rc != 0) return GitError("odb", rc);
+    if (int rc = git_odb_read_header(&size, &type, odb.get(), &id); rc != 0) {
+      return GitError("reading " + path, rc);
+    }
+    if (size > options_.max_file_bytes) {
+      out_.push_back({path, "",
+                      limits::OverLimit("", limits::kManifestFileBytes, options_.max_file_bytes,
+                                        size) +
+                          "; Ferry skips the file: split it"});
+      return absl::OkStatus();
+    }
+    total_ += size;
+    if (total_ > options_.max_tree_bytes) {
+      return absl::ResourceExhaustedError(limits::OverLimit(
+          "reading manifests", limits::kManifestTreeBytes, options_.max_tree_bytes));
+    }
+    Blob blob;
+    if (int rc = git_blob_lookup(blob.out(), repo_, &id); rc != 0) {
+      return GitError("reading " + path, rc);
+    }
+    out_.push_back({path,
+                    std::string(static_cast<const char*>(git_blob_rawcontent(blob.get())),
+                                static_cast<size_t>(git_blob_rawsize(blob.get()))),
+                    ""});
+    return absl::OkStatus();
+  }
+
+ private:
+  git_repository* repo_;
+  const Libgit2Options& options_;
+  std::vector<RepoFile>& out_;
+  uint64_t total_ = 0;
+};
+
+// A local ref's target before a write, put back when the write fails, so that a failed
+// write leaves no ref pointing at objects that were never written or pushed.
+class RefSnapshot {
+ public:
+  RefSnapshot(git_repository* repo, std::string name) : repo_(repo), name_(std::move(name)) {
+    existed_ = git_reference_name_to_id(&oid_, repo_, name_.c_str()) == 0;
+  }
+
+  // The ref as it was: moved back, or deleted when it did not exist.
+  void Restore() {
+    Reference ref;
+    if (existed_) {
+      if (git_reference_create(ref.out(), repo_, name_.c_str(), &oid_, /*force=*/1,
+                               "ferry: write failed, restored") != 0) {
+        log::Warn("could not restore a ref after a failed write", {{"ref", name_}});
       }
-      out.push_back({path, std::string(static_cast<const char*>(git_blob_rawcontent(blob.get())),
-                                       static_cast<size_t>(git_blob_rawsize(blob.get())))});
+    } else if (git_reference_lookup(ref.out(), repo_, name_.c_str()) == 0) {
+      (void)git_reference_delete(ref.get());
     }
   }
-  return absl::OkStatus();
-}
+
+ private:
+  git_repository* repo_;
+  std::string name_;
+  git_oid oid_{};
+  bool existed_ = false;
+};
 
 absl::StatusOr<git_signature*> MakeSignature(const Signature& who) {
   git_signature* sig = nullptr;
@@ -227,6 +314,7 @@ absl::StatusOr<git_signature*> MakeSignature(const Signature& who) {
 
 absl::Status Libgit2Repository::ValidatePath(const std::string& path) {
   if (path.empty() || path == ".") return absl::OkStatus();
+  if (absl::Status s = names::ValidatePath(path); !s.ok()) return s;
   if (path[0] == '/') {
     return absl::InvalidArgumentError(
         absl::StrCat("path \"", path, "\" must be relative to the repository root"));
@@ -244,6 +332,7 @@ Libgit2Repository::Libgit2Repository(Libgit2Options options, git_repository* rep
     : options_(std::move(options)), repo_(repo) {}
 
 Libgit2Repository::~Libgit2Repository() {
+  if (remote_ != nullptr) git_remote_free(remote_);
   git_repository_free(repo_);
   git_libgit2_shutdown();
 }
@@ -278,6 +367,12 @@ absl::StatusOr<std::unique_ptr<Libgit2Repository>> Libgit2Repository::Open(
     return absl::InvalidArgumentError(
         absl::StrCat("cannot use CA bundle ", options.ca_path, ": ", git_error_last()->message));
   }
+  // Bounds on what libgit2 keeps between calls (its defaults suit a short-lived command, not
+  // a server): decoded objects cached (default 256 MiB), pack windows mapped (default
+  // 8 GiB) and packfiles held open (default: every one).
+  git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, static_cast<ssize_t>(32 * limits::kMiB));
+  git_libgit2_opts(GIT_OPT_SET_MWINDOW_MAPPED_LIMIT, static_cast<size_t>(128 * limits::kMiB));
+  git_libgit2_opts(GIT_OPT_SET_MWINDOW_FILE_LIMIT, static_cast<size_t>(128));
   if (int removed = RemoveStaleLocks(options.mirror_dir); removed > 0) {
     log::Warn("removed stale lock files from the mirror", {{"count", removed}});
   }
@@ -308,6 +403,11 @@ absl::StatusOr<std::unique_ptr<Libgit2Repository>> Libgit2Repository::Open(
     return s;
   }
   std::unique_ptr<Libgit2Repository> out(new Libgit2Repository(options, repo));
+  // One remote for the life of the process: each lookup reads the remote's config with
+  // regular expressions whose match data libgit2 1.5 never frees (about 80 KB per fetch).
+  if (int rc = git_remote_lookup(&out->remote_, repo, "origin"); rc != 0) {
+    return GitError("remote origin", rc);
+  }
   git_odb* odb = nullptr;
   if (git_repository_odb(&odb, repo) == 0) {
     if (git_mempack_new(&out->mempack_) == 0 &&
@@ -319,42 +419,86 @@ absl::StatusOr<std::unique_ptr<Libgit2Repository>> Libgit2Repository::Open(
   return out;
 }
 
-absl::Status Libgit2Repository::FlushObjects() {
-  if (mempack_ == nullptr) return absl::OkStatus();
-  git_buf pack = GIT_BUF_INIT;
-  if (int rc = git_mempack_dump(&pack, repo_, mempack_); rc != 0) {
+absl::Status Libgit2Repository::AddNewObjects(git_packbuilder* pack, const git_oid& id) {
+  // Objects already on disk are not packed again, nor is anything below them: an object
+  // written earlier never refers to one created since.
+  if (mempack_->exists(mempack_, &id) == 0) return absl::OkStatus();
+  Object object;
+  if (int rc = git_object_lookup(object.out(), repo_, &id, GIT_OBJECT_ANY); rc != 0) {
+    return GitError("reading a new object", rc);
+  }
+  if (int rc = git_packbuilder_insert(pack, &id, nullptr); rc != 0) {
     return GitError("packing new objects", rc);
   }
-  // A pack with no objects is a 12-byte header and a 20-byte checksum: nothing to write.
-  if (pack.size <= 32) {
-    git_buf_dispose(&pack);
-    return absl::OkStatus();
+  switch (git_object_type(object.get())) {
+    case GIT_OBJECT_COMMIT: {
+      const auto* commit = reinterpret_cast<const git_commit*>(object.get());
+      for (unsigned i = 0; i < git_commit_parentcount(commit); ++i) {
+        RETURN_IF_ERROR(AddNewObjects(pack, *git_commit_parent_id(commit, i)));
+      }
+      return AddNewObjects(pack, *git_commit_tree_id(commit));
+    }
+    case GIT_OBJECT_TREE: {
+      const auto* tree = reinterpret_cast<const git_tree*>(object.get());
+      for (size_t i = 0; i < git_tree_entrycount(tree); ++i) {
+        const git_tree_entry* entry = git_tree_entry_byindex(tree, i);
+        if (git_tree_entry_type(entry) == GIT_OBJECT_COMMIT) continue;  // a submodule
+        RETURN_IF_ERROR(AddNewObjects(pack, *git_tree_entry_id(entry)));
+      }
+      return absl::OkStatus();
+    }
+    case GIT_OBJECT_TAG:
+      return AddNewObjects(pack,
+                           *git_tag_target_id(reinterpret_cast<const git_tag*>(object.get())));
+    default:
+      return absl::OkStatus();
   }
-  git_odb* odb = nullptr;
-  if (int rc = git_repository_odb(&odb, repo_); rc != 0) {
-    git_buf_dispose(&pack);
-    return GitError("object database", rc);
+}
+
+absl::Status Libgit2Repository::FlushObjects() {
+  if (mempack_ == nullptr) return absl::OkStatus();
+  std::vector<git_oid> roots = std::move(new_roots_);
+  new_roots_.clear();
+  absl::Status status = WritePack(roots);
+  // Written or not, the in-memory objects go: a write that failed must not leave them to
+  // fail (or be written with) the next one.
+  git_mempack_reset(mempack_);
+  return status;
+}
+
+absl::Status Libgit2Repository::WritePack(const std::vector<git_oid>& roots) {
+  // Only the objects made since the last write, reachable from what was made (commits,
+  // notes commits, tags): one small packfile per write.
+  Packbuilder builder;
+  if (int rc = git_packbuilder_new(builder.out(), repo_); rc != 0) {
+    return GitError("packing new objects", rc);
   }
+  git_packbuilder_set_threads(builder.get(), 1);
+  for (const git_oid& root : roots) RETURN_IF_ERROR(AddNewObjects(builder.get(), root));
+  if (git_packbuilder_object_count(builder.get()) == 0) return absl::OkStatus();
+  git_buf pack = GIT_BUF_INIT;
+  int rc = git_packbuilder_write_buf(&pack, builder.get());
+  Odb odb;
   git_odb_writepack* writepack = nullptr;
   git_indexer_progress stats{};
-  int rc = git_odb_write_pack(&writepack, odb, nullptr, nullptr);
+  if (rc == 0) rc = git_repository_odb(odb.out(), repo_);
+  if (rc == 0) rc = git_odb_write_pack(&writepack, odb.get(), nullptr, nullptr);
   if (rc == 0) rc = writepack->append(writepack, pack.ptr, pack.size, &stats);
   if (rc == 0) rc = writepack->commit(writepack, &stats);
   if (writepack != nullptr) writepack->free(writepack);
   // Let the object database see the new packfile before the in-memory copies go.
-  if (rc == 0) rc = git_odb_refresh(odb);
-  git_odb_free(odb);
+  if (rc == 0) rc = git_odb_refresh(odb.get());
   git_buf_dispose(&pack);
   if (rc != 0) return GitError("writing new objects", rc);
-  git_mempack_reset(mempack_);
   return absl::OkStatus();
 }
 
+void Libgit2Repository::DiscardObjects() {
+  new_roots_.clear();
+  if (mempack_ != nullptr) git_mempack_reset(mempack_);
+}
+
 absl::StatusOr<std::string> Libgit2Repository::Fetch() {
-  Remote remote;
-  if (int rc = git_remote_lookup(remote.out(), repo_, "origin"); rc != 0) {
-    return GitError("remote origin", rc);
-  }
   std::vector<std::string> specs = {
       absl::StrCat("+refs/heads/", options_.branch, ":refs/remotes/origin/", options_.branch),
       absl::StrCat("+", options_.notes_ref, ":", options_.notes_ref)};
@@ -369,7 +513,7 @@ absl::StatusOr<std::string> Libgit2Repository::Fetch() {
   git_fetch_options opts = GIT_FETCH_OPTIONS_INIT;
   opts.callbacks = Callbacks(&state);
   opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-  if (int rc = git_remote_fetch(remote.get(), &refspecs, &opts, "ferry: fetch"); rc != 0) {
+  if (int rc = git_remote_fetch(remote_, &refspecs, &opts, "ferry: fetch"); rc != 0) {
     absl::Status s = GitError("fetching " + Redact(options_.url), rc);
     if (s.code() == absl::StatusCode::kInternal || s.code() == absl::StatusCode::kNotFound) {
       s = absl::UnavailableError(s.message());
@@ -416,12 +560,13 @@ absl::StatusOr<std::vector<RepoFile>> Libgit2Repository::ReadManifests(
     return GitError("tree of " + revision, rc);
   }
   std::vector<RepoFile> files;
+  ManifestCollector collector(repo_, options_, files);
   std::vector<std::string> wanted = paths.empty() ? std::vector<std::string>{""} : paths;
   for (std::string path : wanted) {
     if (absl::Status s = ValidatePath(path); !s.ok()) return s;
     while (!path.empty() && path.back() == '/') path.pop_back();
     if (path.empty() || path == ".") {
-      if (absl::Status s = CollectManifests(repo_, root.get(), "", files); !s.ok()) return s;
+      if (absl::Status s = collector.AddTree(root.get(), ""); !s.ok()) return s;
       continue;
     }
     TreeEntry entry;
@@ -434,14 +579,11 @@ absl::StatusOr<std::vector<RepoFile>> Libgit2Repository::ReadManifests(
       if (int rc = git_tree_lookup(sub.out(), repo_, git_tree_entry_id(entry.get())); rc != 0) {
         return GitError("tree " + path, rc);
       }
-      if (absl::Status s = CollectManifests(repo_, sub.get(), path, files); !s.ok()) return s;
+      if (absl::Status s = collector.AddTree(sub.get(), path); !s.ok()) return s;
     } else {
-      Blob blob;
-      if (int rc = git_blob_lookup(blob.out(), repo_, git_tree_entry_id(entry.get())); rc != 0) {
-        return GitError("file " + path, rc);
+      if (absl::Status s = collector.AddBlob(path, *git_tree_entry_id(entry.get())); !s.ok()) {
+        return s;
       }
-      files.push_back({path, std::string(static_cast<const char*>(git_blob_rawcontent(blob.get())),
-                                         static_cast<size_t>(git_blob_rawsize(blob.get())))});
     }
   }
   std::sort(files.begin(), files.end(),
@@ -453,6 +595,12 @@ absl::StatusOr<std::vector<RepoFile>> Libgit2Repository::ReadManifests(
 }
 
 absl::StatusOr<std::string> Libgit2Repository::CreateCommit(const CommitSpec& spec) {
+  absl::StatusOr<std::string> commit = CreateCommitObjects(spec);
+  if (!commit.ok()) DiscardObjects();
+  return commit;
+}
+
+absl::StatusOr<std::string> Libgit2Repository::CreateCommitObjects(const CommitSpec& spec) {
   absl::StatusOr<git_oid> parent_oid = ParseOid(spec.parent);
   if (!parent_oid.ok()) return parent_oid.status();
   Commit parent;
@@ -504,16 +652,13 @@ absl::StatusOr<std::string> Libgit2Repository::CreateCommit(const CommitSpec& sp
       rc != 0) {
     return GitError("creating commit", rc);
   }
+  new_roots_.push_back(commit_oid);
   return OidString(commit_oid);
 }
 
 absl::Status Libgit2Repository::Push(const std::vector<std::string>& refspecs,
                                      std::string* rejected) {
   if (absl::Status flushed = FlushObjects(); !flushed.ok()) return flushed;
-  Remote remote;
-  if (int rc = git_remote_lookup(remote.out(), repo_, "origin"); rc != 0) {
-    return GitError("remote origin", rc);
-  }
   std::vector<std::string> specs = refspecs;
   std::vector<char*> ptrs;
   for (std::string& s : specs) ptrs.push_back(s.data());
@@ -522,7 +667,7 @@ absl::Status Libgit2Repository::Push(const std::vector<std::string>& refspecs,
   state.options = &options_;
   git_push_options opts = GIT_PUSH_OPTIONS_INIT;
   opts.callbacks = Callbacks(&state);
-  int rc = git_remote_push(remote.get(), &arr, &opts);
+  int rc = git_remote_push(remote_, &arr, &opts);
   if (rc != 0) {
     absl::Status s = GitError("pushing to " + Redact(options_.url), rc);
     if (s.code() == absl::StatusCode::kInternal) s = absl::UnavailableError(s.message());
@@ -540,7 +685,10 @@ absl::Status Libgit2Repository::PushBranch(const std::string& commit) {
   if (!oid.ok()) return oid.status();
   // A local branch ref is the push source; refs/remotes/origin/<branch> moves only once
   // upstream has taken the commit.
+  // The objects are written first: the ref never points at an object that is not on disk.
+  if (absl::Status flushed = FlushObjects(); !flushed.ok()) return flushed;
   const std::string local = absl::StrCat("refs/heads/", options_.branch);
+  RefSnapshot before(repo_, local);
   Reference ref;
   if (int rc = git_reference_create(ref.out(), repo_, local.c_str(), &*oid, /*force=*/1,
                                     "ferry: push");
@@ -548,7 +696,10 @@ absl::Status Libgit2Repository::PushBranch(const std::string& commit) {
     return GitError("updating " + local, rc);
   }
   absl::Status pushed = Push({absl::StrCat(local, ":", local)}, nullptr);
-  if (!pushed.ok()) return pushed;
+  if (!pushed.ok()) {
+    before.Restore();
+    return pushed;
+  }
   Reference tracking;
   const std::string remote_ref = absl::StrCat("refs/remotes/origin/", options_.branch);
   if (int rc = git_reference_create(tracking.out(), repo_, remote_ref.c_str(), &*oid, 1,
@@ -566,13 +717,25 @@ absl::Status Libgit2Repository::AddNote(const std::string& commit, const std::st
   absl::StatusOr<git_signature*> sig = MakeSignature(who);
   if (!sig.ok()) return sig.status();
   Sig owned{*sig};
+  if (text.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError("a note cannot hold a NUL byte");
+  }
+  RefSnapshot before(repo_, options_.notes_ref);
   git_oid note_oid;
   if (int rc = git_note_create(&note_oid, repo_, options_.notes_ref.c_str(), owned.get(),
                                owned.get(), &*oid, text.c_str(), /*force=*/1);
       rc != 0) {
+    DiscardObjects();
+    before.Restore();
     return GitError("writing note", rc);
   }
-  return Push({absl::StrCat(options_.notes_ref, ":", options_.notes_ref)}, nullptr);
+  git_oid notes_commit;
+  if (git_reference_name_to_id(&notes_commit, repo_, options_.notes_ref.c_str()) == 0) {
+    new_roots_.push_back(notes_commit);
+  }
+  absl::Status pushed = Push({absl::StrCat(options_.notes_ref, ":", options_.notes_ref)}, nullptr);
+  if (!pushed.ok()) before.Restore();
+  return pushed;
 }
 
 absl::StatusOr<std::string> Libgit2Repository::ReadNote(const std::string& commit) {
@@ -618,13 +781,19 @@ absl::Status Libgit2Repository::SetTag(const std::string& name, const std::strin
   absl::StatusOr<git_signature*> sig = MakeSignature(who);
   if (!sig.ok()) return sig.status();
   Sig owned{*sig};
+  RefSnapshot before(repo_, absl::StrCat("refs/tags/", name));
   git_oid tag_oid;
   if (int rc = git_tag_create(&tag_oid, repo_, name.c_str(), target.get(), owned.get(),
                               message.c_str(), /*force=*/1);
       rc != 0) {
+    DiscardObjects();
+    before.Restore();
     return GitError("tag " + name, rc);
   }
-  return Push({absl::StrCat("+refs/tags/", name, ":refs/tags/", name)}, nullptr);
+  new_roots_.push_back(tag_oid);
+  absl::Status pushed = Push({absl::StrCat("+refs/tags/", name, ":refs/tags/", name)}, nullptr);
+  if (!pushed.ok()) before.Restore();
+  return pushed;
 }
 
 absl::StatusOr<std::string> Libgit2Repository::TagTarget(const std::string& name) {
@@ -640,10 +809,9 @@ std::string Libgit2Repository::Diff(const std::string& path, const std::string& 
                                     const std::string& after) {
   Patch patch;
   git_diff_options opts = GIT_DIFF_OPTIONS_INIT;
-  std::string a = "a/" + path;
-  std::string b = "b/" + path;
-  if (git_patch_from_buffers(patch.out(), before.data(), before.size(), a.c_str(), after.data(),
-                             after.size(), b.c_str(), &opts) != 0) {
+  // libgit2 adds the "a/" and "b/" prefixes of the headers itself.
+  if (git_patch_from_buffers(patch.out(), before.data(), before.size(), path.c_str(),
+                             after.data(), after.size(), path.c_str(), &opts) != 0) {
     return "";
   }
   git_buf buf = GIT_BUF_INIT;

@@ -3,14 +3,21 @@
 // known_hosts, https:// with credentials from a file).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "lib/limits/limits.h"
 #include "services/git-writer/repository.h"
 
+#include <git2/oid.h>
+
+struct git_remote;
 struct git_repository;
 struct git_odb_backend;
+struct git_packbuilder;
 
 namespace ferry::git_writer {
 
@@ -31,6 +38,10 @@ struct Libgit2Options {
   std::string https_credentials_path;
   // https: CA bundle (PEM) to trust instead of the system's; for private git servers.
   std::string ca_path;
+  // ReadManifests: a bigger file is a load error of its own (limits::kManifestFileBytes);
+  // all files of one read together (limits::kManifestTreeBytes).
+  uint64_t max_file_bytes = limits::kManifestFileBytes.default_value;
+  uint64_t max_tree_bytes = limits::kManifestTreeBytes.default_value;
 };
 
 class Libgit2Repository final : public Repository {
@@ -57,20 +68,32 @@ class Libgit2Repository final : public Repository {
   std::string Diff(const std::string& path, const std::string& before,
                    const std::string& after) override;
 
-  // Checks a path given in a request: relative, no "..", inside the tree.
+  // Checks a path given in a request: relative, no "..", inside the tree, UTF-8 without
+  // control characters (names::ValidatePath).
   static absl::Status ValidatePath(const std::string& path);
 
  private:
   Libgit2Repository(Libgit2Options options, git_repository* repo);
   absl::Status Push(const std::vector<std::string>& refspecs, std::string* rejected);
-  // Writes the objects created in memory since the last flush as one packfile.
+  // Writes the objects created in memory since the last flush as one packfile. Success or
+  // not, the in-memory objects are gone afterwards.
   absl::Status FlushObjects();
+  absl::Status WritePack(const std::vector<git_oid>& roots);
+  // Adds `id` and what it refers to to `pack`, as far as they are in memory only.
+  absl::Status AddNewObjects(git_packbuilder* pack, const git_oid& id);
+  // Drops the objects created in memory since the last flush (a write that failed).
+  void DiscardObjects();
+  absl::StatusOr<std::string> CreateCommitObjects(const CommitSpec& spec);
 
   Libgit2Options options_;
   git_repository* repo_;
+  git_remote* remote_ = nullptr;  // "origin", looked up once
   // New objects (blobs, trees, commits, notes, tags) are created in memory and written as
   // one packfile before a push, instead of one loose file each.
   git_odb_backend* mempack_ = nullptr;  // owned by the repository's object database
+  // What was made since the last flush (commits, notes commits, tags): the pack holds them
+  // and the new objects below them.
+  std::vector<git_oid> new_roots_;
 };
 
 }  // namespace ferry::git_writer

@@ -35,7 +35,9 @@ int main(int argc, char** argv) {
   Writer writer(**repo, config->writer, metrics);
   ferry::runtime::Poller poller(config->poll_interval, [&writer] { (void)writer.Refresh(); });
   GitWriterService service(writer, {config->repository.branch, config->sync_tag,
-                                    config->ssh_key_path, config->writer.readonly});
+                                    config->ssh_key_path, config->writer.readonly,
+                                    config->max_commit_message_bytes,
+                                    config->max_workload_index_bytes});
   return ferry::runtime::ServeUntilSignal(
       config->server, {{&service, ferry::v1::GitWriter::service_full_name()}}, registry);
 }

@@ -14,8 +14,12 @@ namespace ferry::git_writer {
 
 // A file of the repository at some revision.
 struct RepoFile {
-  std::string path;  // relative to the repository root
+  std::string path;  // relative to the repository root; UTF-8 (escaped when `error` is set)
   std::string content;
+  // Set when the file is not served: its name is not UTF-8 or holds control characters
+  // (`path` is then names::Escape() of the name), or it is over the file size limit.
+  // `content` is empty. A load error of that file alone.
+  std::string error;
 };
 
 // Who made a commit.
@@ -53,16 +57,20 @@ class Repository {
 
   // Every *.yaml / *.yml file under `paths` ("" or "." for the whole tree) at `revision`,
   // sorted by path, read from the object database. Helm chart folders (Chart.yaml with
-  // values.yaml) are skipped. NotFound for an unknown revision or path, InvalidArgument for
-  // a path that leaves the tree.
+  // values.yaml) are skipped. A file whose name is not UTF-8 (or holds control characters)
+  // or whose size is over the file limit comes back with `error` set and no content.
+  // NotFound for an unknown revision or path, InvalidArgument for a path that leaves the
+  // tree or is not UTF-8, ResourceExhausted when the files together pass the tree limit.
   virtual absl::StatusOr<std::vector<RepoFile>> ReadManifests(
       const std::string& revision, const std::vector<std::string>& paths) = 0;
 
-  // Creates a commit (no ref moves). Returns its id.
+  // Creates a commit (no ref moves). Returns its id. On failure nothing of it is kept.
   virtual absl::StatusOr<std::string> CreateCommit(const CommitSpec& spec) = 0;
 
   // Pushes `commit` to the branch upstream as a fast-forward. Aborted when upstream moved
-  // (non-fast-forward); Unavailable when it cannot be reached.
+  // (non-fast-forward); Unavailable when it cannot be reached. Every write (PushBranch,
+  // AddNote, SetTag) that fails leaves the mirror as it was: objects created since the
+  // last write are dropped and no local ref moves.
   virtual absl::Status PushBranch(const std::string& commit) = 0;
 
   // Attaches `text` as a note to `commit` under the notes ref and pushes the notes ref.

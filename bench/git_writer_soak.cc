@@ -1,0 +1,160 @@
+// Soak of a real ferry-git-writer against a real file:// upstream: N fetches (Notify, each a
+// fetch with nothing new) and M releases (ApplyUpdates, each a commit, a push and a job note),
+// then the resident memory of the process at the start and at the end.
+//
+//   build/bench/git_writer_soak [--fetches=10000] [--releases=1000]
+//
+// The start is measured after a warm-up (the first 1% of each, at least 10), so the figure
+// is growth, not the first allocations. Exit code 1 when RSS grew by 5% or more.
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "ferry/v1/git_writer.grpc.pb.h"
+#include "tests/support/git_repo.h"
+#include "tests/support/subprocess.h"
+
+namespace {
+
+using ferry::testing::GitRepo;
+using ferry::testing::Subprocess;
+
+// VmRSS of `pid` in KiB, -1 when unknown.
+long RssKib(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (absl::StartsWith(line, "VmRSS:")) {
+      long kib = -1;
+      (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(6, line.size() - 9)), &kib);
+      return kib;
+    }
+  }
+  return -1;
+}
+
+// A repo like a small team's: 50 files of 4 workloads each.
+std::map<std::string, std::string> RepoFiles() {
+  std::map<std::string, std::string> files;
+  for (int f = 0; f < 50; ++f) {
+    std::string content;
+    for (int w = 0; w < 4; ++w) {
+      absl::StrAppend(&content,
+                      "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-",
+                      f * 4 + w, "\n  namespace: team-", f % 5,
+                      "\nspec:\n  template:\n    spec:\n      containers:\n      - name: app\n",
+                      "        image: registry.example.com/team/app-", f * 4 + w, ":1.0.0\n");
+    }
+    files[absl::StrCat("apps/team-", f, ".yaml")] = content;
+  }
+  return files;
+}
+
+int Flag(int argc, char** argv, absl::string_view name, int fallback) {
+  const std::string prefix = absl::StrCat("--", name, "=");
+  for (int i = 1; i < argc; ++i) {
+    int value = 0;
+    if (absl::StartsWith(argv[i], prefix) &&
+        absl::SimpleAtoi(absl::string_view(argv[i]).substr(prefix.size()), &value) && value > 0) {
+      return value;
+    }
+  }
+  return fallback;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int fetches = Flag(argc, argv, "fetches", 10000);
+  const int releases = Flag(argc, argv, "releases", 1000);
+  auto upstream = GitRepo::Create(RepoFiles());
+  if (!upstream.ok()) {
+    std::fprintf(stderr, "repo setup failed: %s\n", upstream.status().ToString().c_str());
+    return 2;
+  }
+  // FERRY_SOAK_WRAPPER runs git-writer under a profiler, e.g. "heaptrack" (RSS figures are
+  // then the wrapper's).
+  std::vector<std::string> command;
+  if (const char* wrapper = std::getenv("FERRY_SOAK_WRAPPER"); wrapper != nullptr && *wrapper) {
+    command.push_back(wrapper);
+  }
+  for (std::string arg :
+       {std::string(FERRY_GIT_WRITER_BIN), std::string("--grpc_address=127.0.0.1:0"),
+        std::string("--metrics_address=127.0.0.1:0"), "--git_url=" + (*upstream)->url(),
+        "--state_dir=" + (*upstream)->dir() + "/state", std::string("--git_poll_interval=1h")}) {
+    command.push_back(std::move(arg));
+  }
+  auto process = Subprocess::Start(command);
+  if (!process.ok()) return 2;
+  std::optional<std::string> line = (*process)->WaitForLine(
+      [](const std::string& l) { return absl::StrContains(l, "grpc_port="); }, absl::Seconds(30));
+  std::optional<int> port = line ? ferry::testing::IntField(*line, "grpc_port") : std::nullopt;
+  if (!port) {
+    std::fprintf(stderr, "git-writer did not start:\n%s\n", (*process)->Output().c_str());
+    return 2;
+  }
+  auto stub = ferry::v1::GitWriter::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials()));
+  const pid_t pid = (*process)->pid();
+
+  int failed = 0;
+  auto notify = [&] {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    ferry::v1::HeadResponse head;
+    if (!stub->Notify(&ctx, {}, &head).ok()) ++failed;
+  };
+  int released = 0;
+  auto release = [&] {
+    ferry::v1::ApplyUpdatesRequest request;
+    ferry::v1::Edit* edit = request.add_edits();
+    edit->set_workload("team-0:deployment/app-0");
+    edit->mutable_image()->set_container("app");
+    edit->mutable_image()->set_to_image(
+        absl::StrCat("registry.example.com/team/app-0:2.0.", ++released));
+    request.mutable_cause()->set_user("Soak <soak@example.com>");
+    request.mutable_job()->set_id(absl::StrCat("soak-", released));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    ferry::v1::ApplyUpdatesResponse response;
+    grpc::Status status = stub->ApplyUpdates(&ctx, request, &response);
+    if (!status.ok()) {
+      ++failed;
+      std::fprintf(stderr, "release %d: %s\n", released, status.error_message().c_str());
+    }
+  };
+
+  const int warm_fetches = std::max(10, fetches / 100);
+  const int warm_releases = std::max(10, releases / 100);
+  for (int i = 0; i < warm_fetches; ++i) notify();
+  for (int i = 0; i < warm_releases; ++i) release();
+  const long start_kib = RssKib(pid);
+  const auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < fetches; ++i) notify();
+  const long after_fetches_kib = RssKib(pid);
+  for (int i = 0; i < releases; ++i) release();
+  const long end_kib = RssKib(pid);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const double growth = start_kib > 0 ? 100.0 * (end_kib - start_kib) / start_kib : 0;
+  std::printf(
+      "git-writer soak: %d fetches, %d releases (%d failed) in %.1f s\n"
+      "RSS start %ld KiB, after fetches %ld KiB, end %ld KiB: growth %.1f%%\n",
+      fetches, releases, failed, seconds, start_kib, after_fetches_kib, end_kib, growth);
+  (*process)->Signal(SIGTERM);
+  (void)(*process)->Wait(absl::Seconds(60));
+  return failed == 0 && growth < 5.0 ? 0 : 1;
+}
