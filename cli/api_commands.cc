@@ -192,7 +192,9 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
   policy_cmd->add_flag("--unlock", policy->unlock, "Unlock");
   policy_cmd->add_option("--tag", policy->tags,
                          "CONTAINER=PATTERN (glob:, semver:, regexp:); '*' removes it (repeatable)");
-  policy_cmd->add_option("--tag-all", policy->tag_all, "Filter for every container; '*' removes it");
+  policy_cmd->add_option("--tag-all", policy->tag_all,
+                         "The filter of each container (one tag.<container> each, as Flux v1 "
+                         "wrote it); '*' removes them");
   policy_cmd->add_option("-m,--message", policy->message, "Why");
   policy_cmd->add_option("--user", policy->user, "Who (default: git config user.name)")
       ->capture_default_str();

@@ -60,7 +60,8 @@ void AddManifestsCommands(CLI::App& app, int& exit_code) {
   policy_cmd->add_option("--tag", policy->tags,
                          "CONTAINER=PATTERN tag filter (glob:, semver:, regexp:); '*' removes it");
   policy_cmd->add_option("--tag-all", policy->tag_all,
-                         "Tag filter for every container; '*' removes it");
+                         "The filter of each container (one tag.<container> each, as Flux v1 "
+                         "wrote it); '*' removes them");
   policy_cmd->add_option("--user", policy->user, "Who locks (default: $FERRY_USER, $GIT_AUTHOR_NAME, $USER)");
   policy_cmd->add_option("-m,--message", policy->message, "Why it is locked");
   policy_cmd->callback([policy, &exit_code] {
