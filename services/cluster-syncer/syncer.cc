@@ -170,7 +170,7 @@ int ApplyRank(const std::string& group, const std::string& kind) {
       {"Ingress", 2}, {"NetworkPolicy", 2}, {"PodDisruptionBudget", 2},
       {"Deployment", 3}, {"DaemonSet", 3}, {"StatefulSet", 3}, {"ReplicaSet", 3},
       {"Job", 3}, {"CronJob", 3}, {"Pod", 3}, {"ReplicationController", 3},
-      {"HelmRelease", 3},
+      {"HelmRelease", 3}, {"FluxHelmRelease", 3},
   };
   auto it = kRank.find(kind);
   if (it == kRank.end()) return kRanks - 1;
@@ -178,7 +178,7 @@ int ApplyRank(const std::string& group, const std::string& kind) {
   static const std::set<std::string> kBuiltinGroups = {
       "", "apps", "batch", "rbac.authorization.k8s.io", "apiextensions.k8s.io",
       "networking.k8s.io", "extensions", "policy", "storage.k8s.io", "scheduling.k8s.io",
-      "helm.fluxcd.io", "helm.toolkit.fluxcd.io"};
+      "helm.fluxcd.io", "helm.toolkit.fluxcd.io", "flux.weave.works"};
   return kBuiltinGroups.count(group) ? it->second : kRanks - 1;
 }
 

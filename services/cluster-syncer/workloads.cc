@@ -148,7 +148,8 @@ RolloutInfo RolloutOf(const std::string& kind, const nlohmann::json& object) {
   } else if (kind == "CronJob") {
     // Nothing rolls out: the next run uses the new spec.
     r.state = State::kReady;
-  } else if (kind == "HelmRelease") {
+  } else if (kind == "HelmRelease" || kind == "FluxHelmRelease") {
+    // helm-operator's Released condition (FluxHelmRelease has no other), or Flux v2's Ready.
     const auto& ready = Condition(object, "Ready");
     const auto& released = Condition(object, "Released");
     const auto& c = !ready.is_null() ? ready : released;
@@ -198,7 +199,7 @@ const std::vector<std::pair<std::string, std::string>>& WorkloadKinds() {
   static const std::vector<std::pair<std::string, std::string>> kKinds = {
       {"apps", "Deployment"}, {"apps", "DaemonSet"}, {"apps", "StatefulSet"},
       {"batch", "CronJob"},   {"batch", "Job"},      {"helm.fluxcd.io", "HelmRelease"},
-      {"helm.toolkit.fluxcd.io", "HelmRelease"}};
+      {"helm.toolkit.fluxcd.io", "HelmRelease"}, {"flux.weave.works", "FluxHelmRelease"}};
   return kKinds;
 }
 

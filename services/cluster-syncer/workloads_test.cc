@@ -70,6 +70,23 @@ TEST(RolloutOf, JobsAndDaemonSets) {
   EXPECT_EQ(RolloutOf("DaemonSet", ds).state, State::kReady);
 }
 
+TEST(RolloutOf, HelmReleasesOfBothOperatorsByTheirConditions) {
+  nlohmann::json fhr = {{"metadata", {{"generation", 2}}}, {"status", {{"observedGeneration", 2}}}};
+  EXPECT_EQ(RolloutOf("FluxHelmRelease", fhr).state, State::kUnknown);  // no condition yet
+  fhr["status"]["conditions"] = {{{"type", "Released"}, {"status", "True"}}};
+  EXPECT_EQ(RolloutOf("FluxHelmRelease", fhr).state, State::kReady);
+  fhr["metadata"]["generation"] = 3;  // a new spec the operator has not seen
+  EXPECT_EQ(RolloutOf("FluxHelmRelease", fhr).state, State::kUpdating);
+  fhr["status"]["conditions"] = {{{"type", "Released"},
+                                  {"status", "False"},
+                                  {"reason", "HelmUpgradeFailed"},
+                                  {"message", "upgrade failed"}}};
+  RolloutInfo failed = RolloutOf("FluxHelmRelease", fhr);
+  EXPECT_EQ(failed.state, State::kError);
+  EXPECT_EQ(failed.messages.at(0), "upgrade failed");
+  EXPECT_EQ(RolloutOf("HelmRelease", fhr).state, State::kError);
+}
+
 TEST(WorkloadOf, ContainersThenInitContainersAndCronJobTemplates) {
   nlohmann::json cron = {
       {"metadata", {{"name", "report"}, {"namespace", "tools"}, {"labels", {{"a", "b"}}}}},
@@ -217,6 +234,65 @@ TEST_F(ClusterWorkloadsTest, ListsWorkloadsWithRolloutStatusHidingAddons) {
   EXPECT_EQ(db->rollout.state, State::kReady);
   EXPECT_EQ(GetClusterWorkload(*client_, *discovery_, "w1:deployment/nope").status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// helm-operator 0.x's FluxHelmRelease, as a Flux v1 repo has it: once its CRD is served, the
+// syncer applies it and lists it as a workload with its Released condition.
+constexpr char kFluxHelmReleaseCrd[] = R"(apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: fluxhelmreleases.flux.weave.works}
+spec:
+  group: flux.weave.works
+  names: {kind: FluxHelmRelease, listKind: FluxHelmReleaseList, plural: fluxhelmreleases,
+          singular: fluxhelmrelease}
+  scope: Namespaced
+  versions:
+  - name: v1beta1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+)";
+
+constexpr char kFluxHelmRelease[] = R"(apiVersion: v1
+kind: Namespace
+metadata: {name: fhr}
+---
+apiVersion: flux.weave.works/v1beta1
+kind: FluxHelmRelease
+metadata: {name: podinfo, namespace: fhr}
+spec:
+  chartGitPath: podinfo
+  values:
+    image: stefanprodan/podinfo:1.2.0
+)";
+
+TEST_F(ClusterWorkloadsTest, ListsFluxHelmReleasesOnceTheirCrdIsServed) {
+  Apply("fhr-crd", {{"crd.yaml", kFluxHelmReleaseCrd}});
+  // The CRD's kind is discoverable once it is established.
+  absl::StatusOr<ApiResource> api = absl::NotFoundError("not yet");
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(30);
+       !api.ok() && absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(100))) {
+    ASSERT_TRUE(discovery_->Refresh().ok());
+    api = discovery_->FindPreferred("flux.weave.works", "FluxHelmRelease");
+  }
+  ASSERT_TRUE(api.ok()) << api.status();
+  Apply("fhr", {{"podinfo.yaml", kFluxHelmRelease}});
+  auto list = ListClusterWorkloads(*client_, *discovery_, "fhr", {});
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ(list->at(0).id, "fhr:fluxhelmrelease/podinfo");
+  EXPECT_EQ(list->at(0).rollout.state, State::kUnknown);  // no operator in the test cluster
+  ASSERT_TRUE(client_->MergePatch(api->ObjectPath("fhr", "podinfo") + "/status",
+                                  {{"status",
+                                    {{"observedGeneration", 1},
+                                     {"conditions", {{{"type", "Released"},
+                                                      {"status", "True"}}}}}}})
+                  .ok());
+  auto released = GetClusterWorkload(*client_, *discovery_, "fhr:fluxhelmrelease/podinfo");
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_EQ(released->rollout.state, State::kReady);
 }
 
 TEST_F(ClusterWorkloadsTest, ExportAppliesToAFreshNamespaceWithoutDiff) {
