@@ -245,6 +245,31 @@ TEST_F(SyncerTest, BrokenManifestsFailAloneWithTheirReason) {
   EXPECT_EQ(status, 0);
 }
 
+// SyncOptions::manifest_limits (--max_manifest_*) bound loading and YAML->JSON: a document
+// over them fails with its file and the flag, the rest is applied.
+TEST_F(SyncerTest, ManifestLimitsFailTheDocumentOverThemAlone) {
+  SyncOptions o;
+  o.sync_set = "limits";
+  o.manifest_limits.max_depth = 3;
+  Syncer syncer(*client_, *discovery_, o);
+  const std::vector<ManifestFileContent> files = {
+      {"ok.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: s6-limits}\n---\n"
+                  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: flat, namespace: s6-limits}\n"
+                  "data: {a: b}\n"},
+      {"deep.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: deep\n"
+                    "  namespace: s6-limits\n  labels: {a: b}\n  annotations: &a {x: y}\n"
+                    "data: {k: {kk: *a}}\n"}};
+  SyncReport r = syncer.Sync("rev1", files, false);
+  ASSERT_TRUE(r.error.empty()) << r.error;
+  EXPECT_EQ(r.applied, 2) << Errors(r);
+  ASSERT_EQ(r.failed, 1) << Errors(r);
+  EXPECT_EQ(r.errors[0].path, "deep.yaml");
+  EXPECT_TRUE(absl::StrContains(r.errors[0].error, "deep.yaml:8:")) << Errors(r);
+  EXPECT_TRUE(absl::StrContains(r.errors[0].error,
+                                "over the limit of 3 levels (raise it with --max_manifest_depth)"))
+      << Errors(r);
+}
+
 TEST_F(SyncerTest, GarbageCollectionDeletesWhatLeftGitKeepsIgnoredAndForeignObjects) {
   auto syncer = MakeSyncer("gc", /*gc=*/true);
   auto files = RepoFiles("s3");
