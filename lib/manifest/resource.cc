@@ -8,8 +8,8 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "lib/manifest/workload.h"
@@ -64,10 +64,10 @@ std::optional<LoadError> ControlCharacterError(const Resource& r, const Source& 
                                 ScalarAt(r.node.get()["metadata"], "namespace")}};
   if (IsWorkloadKind(r.kind)) {
     for (const Container& c : FindContainers(r)) {
-      NodePath at = c.fields.empty() ? NodePath{} : c.fields.front().path;
-      fields.push_back({absl::StrCat("the name of container ", absl::CHexEscape(c.name)), at, c.name});
-      fields.push_back({absl::StrCat("the image of container ", absl::CHexEscape(c.name)), at,
-                        c.image});
+      const NodePath at = c.fields.empty() ? NodePath{} : c.fields.front().path;
+      const std::string container = absl::CHexEscape(c.name);
+      fields.push_back({absl::StrCat("the name of container ", container), at, c.name});
+      fields.push_back({absl::StrCat("the image of container ", container), at, c.image});
     }
   }
   for (const Field& f : fields) {
