@@ -51,20 +51,37 @@ grep -q 'FERRY_ALLOW_NAMESPACE: apps' "$work/namespaced.yaml" || fail "namespace
 grep -q 'FERRY_DOCKER_CONFIG_PATH: /etc/ferry/registry/config.json' "$work/registry-credentials.yaml" &&
   grep -q 'secretName: ferry-registry-credentials' "$work/registry-credentials.yaml" ||
   fail "registry-credentials: the scanner does not read the credentials Secret"
+[[ "$(grep -c 'FERRY_PEER_TOKEN_PATH: /etc/ferry/peer/token' "$work/base.yaml")" == 4 &&
+   "$(grep -c 'secretName: ferry-peer-token' "$work/base.yaml")" == 4 ]] ||
+  fail "base: every service must read the peer token Secret"
+[[ "$(grep -c '^kind: Certificate' "$work/cert-manager.yaml")" == 5 &&
+   "$(grep -c 'FERRY_TLS_CLIENT_CA_PATH: /etc/ferry/tls/ca.crt' "$work/cert-manager.yaml")" == 3 &&
+   "$(grep -c 'FERRY_PEER_TLS_CERT_PATH' "$work/cert-manager.yaml")" == 2 ]] ||
+  fail "cert-manager: expected the CA and four certificates, mutual TLS on the three internal services and client certificates for the api and the syncer"
+for port in 3041 3042 3043; do
+  [[ "$(grep -c "port: $port" "$work/cert-manager.yaml")" == 2 ]] || fail "cert-manager: the probes must use the health-only port $port"
+done
 
 # 2. Server-side dry run. The namespaces must exist (a dry run creates nothing), and the
-# monitoring overlay needs the Prometheus Operator's kinds: minimal CRDs stand in for them.
+# monitoring and cert-manager overlays need the Prometheus Operator's and cert-manager's
+# kinds: minimal CRDs stand in for them.
 k create namespace ferry >/dev/null
 k create namespace apps >/dev/null
-for kind in ServiceMonitor PrometheusRule; do
+crds=(monitoring.coreos.com/ServiceMonitor monitoring.coreos.com/PrometheusRule
+      cert-manager.io/Issuer cert-manager.io/Certificate)
+crd_names=()
+for crd in "${crds[@]}"; do
+  group="${crd%/*}"
+  kind="${crd#*/}"
   plural="$(tr '[:upper:]' '[:lower:]' <<<"$kind")s"
+  crd_names+=("crd/$plural.$group")
   k apply -f - >/dev/null <<YAML
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
-  name: $plural.monitoring.coreos.com
+  name: $plural.$group
 spec:
-  group: monitoring.coreos.com
+  group: $group
   scope: Namespaced
   names: {kind: $kind, plural: $plural, singular: $(tr '[:upper:]' '[:lower:]' <<<"$kind")}
   versions:
@@ -75,7 +92,7 @@ spec:
         openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
 YAML
 done
-k wait --for condition=established --timeout=30s crd/servicemonitors.monitoring.coreos.com crd/prometheusrules.monitoring.coreos.com >/dev/null
+k wait --for condition=established --timeout=30s "${crd_names[@]}" >/dev/null
 for dir in "${overlays[@]}"; do
   name="$(basename "$dir")"
   python3 - "$work/$name.yaml" >"$work/$name.1.20.yaml" <<'PY'

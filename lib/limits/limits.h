@@ -86,6 +86,15 @@ inline constexpr Limit kWebhookBody{"webhook body size", "bytes", 1 * kMiB,
 
 // ---- Messages between services and from clients (lib/runtime) ----
 
+// One gRPC message, received or sent, on every server and every channel between services.
+// The biggest legitimate messages are unary answers over the whole repo or cluster
+// (ListWorkloads, a release plan: about 1 KiB per workload, so some 10,000 workloads) and one
+// manifest file of ReadManifests (a stream, one file per message, each under the manifest
+// file limit). gRPC's own default of 4 MiB would cut a large repo's listing; 16 MiB bounds
+// what one call can make a process allocate.
+inline constexpr Limit kGrpcMessageBytes{"gRPC message size", "bytes", 16 * kMiB,
+                                         "--grpc_max_message_bytes"};
+
 // ---- Jobs and peers (api) ----
 
 // How long the api waits for a peer (git-writer, registry-scanner, cluster-syncer) that is

@@ -8,8 +8,28 @@
 //                                             (default 15s; Kubernetes waits 30s by default)
 //   --log_format       FERRY_LOG_FORMAT       text | json (default text)
 //   --log_level        FERRY_LOG_LEVEL        debug | info | warn | error (default info)
+//   --grpc_max_message_bytes                  largest gRPC message received or sent, on the
+//                                             server and on channels to peers (16 MiB)
+//
+// Who may call (deploy/README.md describes the modes; loopback-only local mode needs none):
+//   --tls_cert_path, --tls_key_path           serve TLS with this certificate chain and key
+//                                             (PEM), reloaded when the files change
+//   --tls_client_ca_path                      require callers to present a certificate signed
+//                                             by this CA (mutual TLS)
+//   --peer_token_path                         a file holding the token Ferry's services share:
+//                                             internal services refuse calls without
+//                                             "authorization: Bearer <token>"; clients send it
+//   --insecure_allow_unauthenticated          let an internal service serve callers it cannot
+//                                             authenticate on a non-loopback address
+//   --health_address                          also serve only the health service, plaintext,
+//                                             here (for Kubernetes gRPC probes, which cannot
+//                                             speak TLS); empty: no such port
+// Calling peers (the api -> git-writer, scanner, syncer; syncer -> git-writer):
+//   --peer_tls_ca_path                        use TLS, verifying peers against this CA
+//   --peer_tls_cert_path, --peer_tls_key_path present this certificate to peers (reloaded)
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include "absl/strings/string_view.h"
@@ -17,6 +37,7 @@
 #include <CLI/CLI.hpp>
 
 #include "absl/status/statusor.h"
+#include "lib/limits/limits.h"
 #include "lib/log/log.h"
 #include "lib/runtime/server.h"
 
@@ -39,15 +60,52 @@ struct ServerFlags {
   std::string drain_timeout = "15s";
   std::string log_format = "text";
   std::string log_level = "info";
+  int64_t grpc_max_message_bytes = static_cast<int64_t>(limits::kGrpcMessageBytes.default_value);
+  std::string tls_cert_path;
+  std::string tls_key_path;
+  std::string tls_client_ca_path;
+  std::string peer_token_path;
+  bool insecure_allow_unauthenticated = false;
+  std::string health_address;
+  std::string peer_tls_ca_path;
+  std::string peer_tls_cert_path;
+  std::string peer_tls_key_path;
+};
+
+// How to reach Ferry's other services (ChannelTo in lib/runtime/channel.h).
+struct PeerOptions {
+  std::string tls_ca_path;    // empty: plaintext
+  std::string tls_cert_path;  // with tls_key_path: presented to the peer (mutual TLS)
+  std::string tls_key_path;
+  std::string token;  // sent as "authorization: Bearer <token>" when set
+  int max_message_bytes = 0;
 };
 
 // Registers the shared flags on `app`, with defaults from `defaults` (listening on every
 // interface, as a pod must).
 void AddServerFlags(CLI::App& app, const ComponentDefaults& defaults, ServerFlags& flags);
 
-// Validates the shared flags. InvalidArgument naming the flag ("--grpc_address: ...").
+// Validates the shared flags and builds the server's TLS credentials (certificate files
+// watched for changes). InvalidArgument naming the flag ("--grpc_address: ...", a TLS file
+// that cannot be read). Does not require callers to authenticate: see
+// AuthenticateInternalCallers.
 absl::StatusOr<ServerOptions> ToServerOptions(const ComponentDefaults& defaults,
                                               const ServerFlags& flags);
+
+// For the services only Ferry itself calls (git-writer, registry-scanner, cluster-syncer):
+// sets the token callers must send (--peer_token_path), and refuses to serve callers that
+// cannot be authenticated — neither a client CA (--tls_client_ca_path) nor a peer token —
+// on an address other than loopback, unless --insecure_allow_unauthenticated.
+// InvalidArgument saying which flags to set. The api authenticates its callers itself
+// (--tokens_path) and does not call this.
+absl::Status AuthenticateInternalCallers(const ServerFlags& flags, ServerOptions& options);
+
+// The settings for channels to peers. InvalidArgument naming the flag for a file that cannot
+// be read, a certificate without its key, or an empty token file.
+absl::StatusOr<PeerOptions> ToPeerOptions(const ServerFlags& flags);
+
+// True for 127.0.0.0/8, ::1 and localhost.
+bool IsLoopbackHost(absl::string_view host);
 
 // Logging settings from the shared flags (already validated by ToServerOptions).
 void InitLogging(const ComponentDefaults& defaults, const ServerFlags& flags);

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <vector>
 
 namespace ferry::runtime {
@@ -61,6 +63,68 @@ TEST(ServerFlagsTest, InvalidValuesNameTheFlag) {
     EXPECT_EQ(options.status().message().substr(0, std::string_view(c.prefix).size()), c.prefix)
         << options.status().message();
   }
+}
+
+TEST(ServerFlagsTest, InternalServicesRefuseUnauthenticatedCallersBeyondLoopback) {
+  ServerFlags flags;
+  ASSERT_EQ(Parse({"--grpc_address=0.0.0.0:3031"}, flags), std::nullopt);
+  absl::StatusOr<ServerOptions> options = ToServerOptions(kDefaults, flags);
+  ASSERT_TRUE(options.ok()) << options.status();
+  absl::Status refused = AuthenticateInternalCallers(flags, *options);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  for (const char* flag : {"--tls_client_ca_path", "--peer_token_path",
+                           "--insecure_allow_unauthenticated", "0.0.0.0:3031"}) {
+    EXPECT_NE(refused.message().find(flag), std::string::npos) << refused.message();
+  }
+  flags.insecure_allow_unauthenticated = true;
+  EXPECT_TRUE(AuthenticateInternalCallers(flags, *options).ok());
+
+  // With a token file: required from callers, and sent to peers.
+  char dir[] = "/tmp/ferry-flags-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string token_path = std::string(dir) + "/token";
+  std::ofstream(token_path) << "peer-token-0123456789\n";
+  flags.insecure_allow_unauthenticated = false;
+  flags.peer_token_path = token_path;
+  EXPECT_TRUE(AuthenticateInternalCallers(flags, *options).ok());
+  EXPECT_EQ(options->caller_token, "peer-token-0123456789");
+  absl::StatusOr<PeerOptions> peer = ToPeerOptions(flags);
+  ASSERT_TRUE(peer.ok()) << peer.status();
+  EXPECT_EQ(peer->token, "peer-token-0123456789");
+  EXPECT_EQ(peer->max_message_bytes, 16 << 20);
+
+  std::ofstream(token_path) << "short\n";
+  absl::Status short_token = ToPeerOptions(flags).status();
+  EXPECT_EQ(short_token.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(short_token.message().find("--peer_token_path"), std::string::npos);
+  EXPECT_EQ(short_token.message().find("short"), std::string::npos) << short_token.message();
+  std::filesystem::remove_all(dir);
+
+  // Loopback (local mode, run-local.sh and the tests) needs nothing.
+  ServerFlags local;
+  ASSERT_EQ(Parse({"--grpc_address=127.0.0.1:0"}, local), std::nullopt);
+  absl::StatusOr<ServerOptions> local_options = ToServerOptions(kDefaults, local);
+  ASSERT_TRUE(local_options.ok());
+  EXPECT_TRUE(AuthenticateInternalCallers(local, *local_options).ok());
+}
+
+TEST(ServerFlagsTest, TlsFilesAreCheckedAtStart) {
+  ServerFlags flags;
+  ASSERT_EQ(Parse({"--tls_cert_path=/nonexistent/tls.crt", "--tls_key_path=/nonexistent/tls.key"},
+                  flags),
+            std::nullopt);
+  absl::Status unreadable = ToServerOptions(kDefaults, flags).status();
+  EXPECT_EQ(unreadable.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(unreadable.message().find("--tls_cert_path: cannot read /nonexistent/tls.crt"),
+            std::string::npos)
+      << unreadable.message();
+  ServerFlags ca_only;
+  ASSERT_EQ(Parse({"--tls_client_ca_path=/nonexistent/ca.crt"}, ca_only), std::nullopt);
+  EXPECT_EQ(ToServerOptions(kDefaults, ca_only).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ServerFlags peer_half;
+  ASSERT_EQ(Parse({"--peer_tls_cert_path=/nonexistent/c.crt"}, peer_half), std::nullopt);
+  EXPECT_EQ(ToPeerOptions(peer_half).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ServerFlagsTest, UnknownFlagIsUsageErrorExitTwo) {

@@ -1,15 +1,24 @@
 #include "lib/runtime/server.h"
 
 #include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/security/auth_metadata_processor.h>
+#include <openssl/crypto.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <prometheus/gauge.h>
 
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.pb.h"
+#include "lib/runtime/channel.h"
 #include "lib/log/log.h"
 #include "lib/runtime/process_metrics.h"
 #include "lib/runtime/rpc_metrics.h"
@@ -24,6 +33,84 @@ gpr_timespec ToGprDeadline(absl::Duration timeout) {
   return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                       gpr_time_from_millis(absl::ToInt64Milliseconds(timeout), GPR_TIMESPAN));
 }
+
+// Calls must carry "authorization: Bearer <token>"; the health service is open to all (the
+// Kubernetes probes cannot send a token). Runs in gRPC's auth filter, before any service.
+class CallerTokenProcessor final : public grpc::AuthMetadataProcessor {
+ public:
+  explicit CallerTokenProcessor(std::string token) : token_(std::move(token)) {}
+
+  bool IsBlocking() const override { return false; }
+
+  grpc::Status Process(const InputMetadata& metadata, grpc::AuthContext* /*context*/,
+                       OutputMetadata* /*consumed*/, OutputMetadata* /*response*/) override {
+    auto path = metadata.find(":path");
+    if (path != metadata.end() &&
+        absl::StartsWith(absl::string_view(path->second.data(), path->second.size()),
+                         "/grpc.health.v1.Health/")) {
+      return grpc::Status::OK;
+    }
+    auto it = metadata.find("authorization");
+    if (it == metadata.end()) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                          "no token: this Ferry service takes calls from Ferry's services only, "
+                          "with \"authorization: Bearer <token>\" (--peer_token_path)");
+    }
+    absl::string_view value(it->second.data(), it->second.size());
+    const std::string expected = absl::StrCat("Bearer ", token_);
+    if (value.size() != expected.size() ||
+        CRYPTO_memcmp(value.data(), expected.data(), expected.size()) != 0) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                          "wrong token: not the one in this service's --peer_token_path");
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  const std::string token_;
+};
+
+// gRPC's C API face of a CallerTokenProcessor, for plaintext ports (the C++ insecure
+// credentials take no processor).
+void ProcessCallerToken(void* state, grpc_auth_context* /*context*/, const grpc_metadata* md,
+                        size_t num_md, grpc_process_auth_metadata_done_cb done, void* user_data) {
+  grpc::AuthMetadataProcessor::InputMetadata metadata;
+  for (size_t i = 0; i < num_md; ++i) {
+    metadata.emplace(
+        grpc::string_ref(reinterpret_cast<const char*>(GRPC_SLICE_START_PTR(md[i].key)),
+                         GRPC_SLICE_LENGTH(md[i].key)),
+        grpc::string_ref(reinterpret_cast<const char*>(GRPC_SLICE_START_PTR(md[i].value)),
+                         GRPC_SLICE_LENGTH(md[i].value)));
+  }
+  grpc::AuthMetadataProcessor::OutputMetadata unused;
+  grpc::Status status = static_cast<CallerTokenProcessor*>(state)->Process(metadata, nullptr,
+                                                                           &unused, &unused);
+  done(user_data, nullptr, 0, nullptr, 0, static_cast<grpc_status_code>(status.error_code()),
+       status.ok() ? nullptr : status.error_message().c_str());
+}
+
+// Plaintext with a caller token checked on every call.
+class PlaintextWithTokenCredentials final : public grpc::ServerCredentials {
+ public:
+  explicit PlaintextWithTokenCredentials(std::string token)
+      : processor_(std::make_shared<CallerTokenProcessor>(std::move(token))) {}
+
+  void SetAuthMetadataProcessor(
+      const std::shared_ptr<grpc::AuthMetadataProcessor>& /*processor*/) override {}
+
+ private:
+  int AddPortToServer(const std::string& address, grpc_server* server) override {
+    grpc_server_credentials* credentials = grpc_insecure_server_credentials_create();
+    // The processor outlives the server: this object is held by the ServerOptions.
+    grpc_server_credentials_set_auth_metadata_processor(
+        credentials, {ProcessCallerToken, nullptr, processor_.get()});
+    int port = grpc_server_add_http2_port(server, address.c_str(), credentials);
+    grpc_server_credentials_release(credentials);
+    return port;
+  }
+
+  std::shared_ptr<CallerTokenProcessor> processor_;
+};
 
 }  // namespace
 
@@ -66,10 +153,23 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   // Without this, gRPC sets SO_REUSEPORT and a second process would silently share the port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   const std::string grpc_address = options.grpc_address.ToString();
+  std::shared_ptr<grpc::ServerCredentials> credentials = options.credentials;
+  if (!options.caller_token.empty()) {
+    if (credentials) {
+      credentials->SetAuthMetadataProcessor(
+          std::make_shared<CallerTokenProcessor>(options.caller_token));
+    } else {
+      credentials = std::make_shared<PlaintextWithTokenCredentials>(options.caller_token);
+    }
+    server->options_.credentials = credentials;  // keeps the processor alive
+  }
   builder.AddListeningPort(grpc_address,
-                           options.credentials ? options.credentials
-                                               : grpc::InsecureServerCredentials(),
+                           credentials ? credentials : grpc::InsecureServerCredentials(),
                            &server->grpc_port_);
+  if (options.max_message_bytes > 0) {
+    builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+    builder.SetMaxSendMessageSize(options.max_message_bytes);
+  }
   for (const HostedService& hosted : services) builder.RegisterService(hosted.service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
   creators.push_back(std::make_unique<RpcMetricsInterceptorFactory>(
@@ -85,9 +185,28 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
         absl::StrCat("cannot listen for gRPC on ", grpc_address,
                      ": the address is in use or not an address of this host"));
   }
-  grpc::HealthCheckServiceInterface* health = server->grpc_server_->GetHealthCheckService();
-  health->SetServingStatus(true);
-  for (const HostedService& hosted : services) health->SetServingStatus(hosted.name, true);
+  if (options.health_address) {
+    // Only the health service (and reflection describing it): a server of its own, plaintext.
+    grpc::ServerBuilder health_builder;
+    health_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    const std::string health_address = options.health_address->ToString();
+    health_builder.AddListeningPort(health_address, grpc::InsecureServerCredentials(),
+                                    &server->health_port_);
+    server->health_server_ = health_builder.BuildAndStart();
+    if (server->health_server_ == nullptr || server->health_port_ == 0) {
+      server->grpc_server_->Shutdown();
+      server->exposer_.reset();
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot serve health on ", health_address,
+                       ": the address is in use or not an address of this host"));
+    }
+  }
+  for (grpc::Server* each : {server->grpc_server_.get(), server->health_server_.get()}) {
+    if (each == nullptr) continue;
+    grpc::HealthCheckServiceInterface* health = each->GetHealthCheckService();
+    health->SetServingStatus(true);
+    for (const HostedService& hosted : services) health->SetServingStatus(hosted.name, true);
+  }
   return server;
 }
 
@@ -96,18 +215,29 @@ Server::~Server() { Shutdown(); }
 void Server::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  // The metrics server takes up to 2 s to stop (its workers wait out idle scrape
+  // connections): it stops alongside the drain rather than after it.
+  std::thread metrics_stop([this] { exposer_.reset(); });
+  if (health_server_ != nullptr) health_server_->GetHealthCheckService()->Shutdown();
   if (grpc_server_ != nullptr) {
     // NOT_SERVING for every service, and stays so, before the listener closes.
     grpc_server_->GetHealthCheckService()->Shutdown();
     grpc_server_->Shutdown(ToGprDeadline(options_.drain_timeout));
     grpc_server_->Wait();
   }
-  exposer_.reset();
+  if (health_server_ != nullptr) {
+    health_server_->Shutdown(ToGprDeadline(absl::ZeroDuration()));
+    health_server_->Wait();
+  }
+  metrics_stop.join();
 }
 
 void Server::SetServingStatus(const std::string& name, bool serving) {
   // After Shutdown() the health service ignores changes (everything is NOT_SERVING).
   grpc_server_->GetHealthCheckService()->SetServingStatus(name, serving);
+  if (health_server_ != nullptr) {
+    health_server_->GetHealthCheckService()->SetServingStatus(name, serving);
+  }
 }
 
 int ServeUntilSignal(const ServerOptions& options, const std::vector<HostedService>& services,
@@ -129,8 +259,20 @@ int ServeUntilSignal(const ServerOptions& options, const std::vector<HostedServi
                                                   .ToString()},
                           {"grpc_port", (*server)->grpc_port()},
                           {"metrics_port", (*server)->metrics_port()},
+                          {"health_port", (*server)->health_port()},
                           {"version", Version()}});
   int sig = WaitForShutdownSignal();
+  // When the drain timeout has passed, the server cancels the RPCs still running: cancel
+  // their calls to peers too, so their handlers return. Then bound the whole stop, whatever
+  // a component's loops do.
+  std::thread([drain_timeout = options.drain_timeout] {
+    absl::SleepFor(drain_timeout);
+    CancelPeerCalls();
+    absl::SleepFor(kStopGrace);
+    log::Error("stop took too long; exiting with work in progress",
+               {{"limit_ms", absl::ToInt64Milliseconds(drain_timeout + kStopGrace)}});
+    std::_Exit(1);
+  }).detach();
   if (attach) attach(nullptr);
   log::Info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
                               {"drain_timeout_ms",

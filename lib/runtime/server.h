@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,14 @@ struct ServerOptions {
   absl::Duration drain_timeout = absl::Seconds(15);
   // Transport credentials; insecure (plaintext) when null.
   std::shared_ptr<grpc::ServerCredentials> credentials;
+  // When set, every call except to the health service must carry "authorization: Bearer
+  // <caller_token>"; others fail UNAUTHENTICATED before reaching a service.
+  std::string caller_token;
+  // Largest message received or sent (0: gRPC's default).
+  int max_message_bytes = 0;
+  // When set, a second, plaintext port serving only the health service (what Kubernetes
+  // gRPC probes can reach when the main port needs TLS or a client certificate).
+  std::optional<ListenAddress> health_address;
 };
 
 // A service to host, with the full name health reports it under ("ferry.v1.Ferry").
@@ -59,13 +68,15 @@ class Server {
   int grpc_port() const { return grpc_port_; }
   // The bound metrics port.
   int metrics_port() const { return metrics_port_; }
+  // The bound health-only port (0 without ServerOptions::health_address).
+  int health_port() const { return health_port_; }
 
   // Sets the health status reported for `name` (e.g. a readiness check of a component's
   // dependencies, separate from "" which says the process serves).
   void SetServingStatus(const std::string& name, bool serving);
 
   // Health goes NOT_SERVING, new RPCs are refused, in-flight RPCs get up to the drain
-  // timeout to finish and are cancelled after it; then /metrics stops. Idempotent.
+  // timeout to finish and are cancelled after it; /metrics stops meanwhile. Idempotent.
   void Shutdown();
 
  private:
@@ -76,6 +87,8 @@ class Server {
   std::shared_ptr<prometheus::Collectable> process_metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<grpc::Server> health_server_;
+  int health_port_ = 0;
   int grpc_port_ = 0;
   int metrics_port_ = 0;
   bool shut_down_ = false;
@@ -85,11 +98,19 @@ class Server {
 // ("listening"). Returns the process exit code: 0 after a clean shutdown, 2 when the server
 // cannot start (the reason is printed on stderr). Requires BlockShutdownSignals() at the top
 // of main().
+// When the drain timeout has passed, the calls to peers still in progress are cancelled
+// (CancelPeerCalls) along with the RPCs the server still runs.
+// The drain timeout bounds the whole stop: when the process is still running
+// drain_timeout + kStopGrace after the signal (a background loop or an outgoing call that
+// did not stop when cancelled), it logs "stop took too long" and exits with code 1.
 // `attach` is called with the server once it serves (e.g. for a component to report
 // readiness through SetServingStatus), and with nullptr before it shuts down.
 int ServeUntilSignal(const ServerOptions& options, const std::vector<HostedService>& services,
                      std::shared_ptr<prometheus::Registry> registry,
                      const std::function<void(Server*)>& attach = nullptr);
+
+// How long after the drain timeout a stopping process may take to return from main().
+inline constexpr absl::Duration kStopGrace = absl::Seconds(5);
 
 // Ferry's version, e.g. "0.1.0".
 const char* Version();

@@ -6,6 +6,7 @@
 
 #include "ferry/v1/api.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "lib/runtime/channel.h"
 #include "lib/runtime/version_header.h"
 #include "tests/support/http.h"
 
@@ -83,6 +84,92 @@ TEST(ServerTest, UnbuiltRpcsAnswerUnimplementedNamingTheMethodAndAnswersCarryThe
   auto version = health_ctx.GetServerInitialMetadata().find(kVersionHeader);
   ASSERT_NE(version, health_ctx.GetServerInitialMetadata().end());
   EXPECT_EQ(std::string(version->second.data(), version->second.size()), Version());
+}
+
+TEST(ServerTest, ACallerTokenIsRequiredFromEveryCallButHealth) {
+  ferry::v1::Ferry::Service bare;
+  ServerOptions options = LoopbackOptions();
+  options.caller_token = "peer-token-0123456789";
+  auto registry = std::make_shared<prometheus::Registry>();
+  absl::StatusOr<std::unique_ptr<Server>> server =
+      Server::Start(options, {{&bare, ferry::v1::Ferry::service_full_name()}}, registry);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string target = "127.0.0.1:" + std::to_string((*server)->grpc_port());
+  auto call = [&](const std::string& token) {
+    PeerOptions peer;
+    peer.token = token;
+    auto stub = ferry::v1::Ferry::NewStub(ChannelTo(target, peer));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ferry::v1::Job job;
+    return stub->GetJob(&ctx, ferry::v1::GetJobRequest(), &job);
+  };
+  grpc::Status none = call("");
+  EXPECT_EQ(none.error_code(), grpc::StatusCode::UNAUTHENTICATED) << none.error_message();
+  EXPECT_NE(none.error_message().find("--peer_token_path"), std::string::npos)
+      << none.error_message();
+  grpc::Status wrong = call("peer-token-9999999999");
+  EXPECT_EQ(wrong.error_code(), grpc::StatusCode::UNAUTHENTICATED) << wrong.error_message();
+  EXPECT_EQ(wrong.error_message().find("peer-token"), std::string::npos) << wrong.error_message();
+  // Past the check: the service itself answers.
+  EXPECT_EQ(call("peer-token-0123456789").error_code(), grpc::StatusCode::UNIMPLEMENTED);
+
+  grpc::ClientContext health_ctx;
+  HealthCheckResponse response;
+  grpc::Status health = HealthStub((*server)->grpc_port())->Check(&health_ctx, {}, &response);
+  ASSERT_TRUE(health.ok()) << health.error_message();
+  EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
+}
+
+TEST(ServerTest, AHealthOnlyPortServesHealthAndNothingElse) {
+  ferry::v1::Ferry::Service bare;
+  ServerOptions options = LoopbackOptions();
+  options.health_address = ListenAddress{"127.0.0.1", 0};
+  auto registry = std::make_shared<prometheus::Registry>();
+  absl::StatusOr<std::unique_ptr<Server>> server =
+      Server::Start(options, {{&bare, ferry::v1::Ferry::service_full_name()}}, registry);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_GT((*server)->health_port(), 0);
+  grpc::ClientContext ctx;
+  HealthCheckRequest request;
+  request.set_service(ferry::v1::Ferry::service_full_name());
+  HealthCheckResponse response;
+  ASSERT_TRUE(HealthStub((*server)->health_port())->Check(&ctx, request, &response).ok());
+  EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
+  auto stub = ferry::v1::Ferry::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string((*server)->health_port()),
+                          grpc::InsecureChannelCredentials()));
+  grpc::ClientContext job_ctx;
+  ferry::v1::Job job;
+  grpc::Status status = stub->GetJob(&job_ctx, ferry::v1::GetJobRequest(), &job);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(status.error_message().find("in this build of Ferry"), std::string::npos)
+      << "the Ferry service must not be on the health port";
+}
+
+TEST(ServerTest, AMessageOverTheLimitFailsNamingTheFlag) {
+  ServerOptions options = LoopbackOptions();
+  options.max_message_bytes = 1024;
+  auto registry = std::make_shared<prometheus::Registry>();
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options, {}, registry);
+  ASSERT_TRUE(server.ok()) << server.status();
+  PeerOptions peer;
+  peer.max_message_bytes = 1 << 20;
+  auto stub = Health::NewStub(
+      ChannelTo("127.0.0.1:" + std::to_string((*server)->grpc_port()), peer));
+  HealthCheckRequest request;
+  request.set_service(std::string(2000, 'x'));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  HealthCheckResponse response;
+  grpc::Status status = stub->Check(&ctx, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_NE(status.error_message().find("--grpc_max_message_bytes"), std::string::npos)
+      << status.error_message();
+  // Within the limit, the same call goes through.
+  request.set_service(std::string(100, 'x'));
+  grpc::ClientContext small_ctx;
+  EXPECT_EQ(stub->Check(&small_ctx, request, &response).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
 TEST(ServerTest, UnknownServiceHealthIsNotFound) {

@@ -1,13 +1,16 @@
 #include "services/api/access.h"
 
 #include <openssl/crypto.h>
+#include <sys/stat.h>
 
+#include <cstdio>
 #include <fstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "lib/log/log.h"
 
 namespace ferry::api {
 
@@ -20,7 +23,18 @@ Access Access::Open() {
 absl::StatusOr<Access> Access::LoadTokens(const std::string& path) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read the tokens file ", path));
+  // A Kubernetes Secret is mounted 0644 unless its defaultMode says otherwise: every process
+  // of the pod's other users could then read the tokens.
+  struct stat info;
+  if (stat(path.c_str(), &info) == 0 && (info.st_mode & (S_IRGRP | S_IROTH)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(info.st_mode & 07777));
+    log::Warn("the tokens file is readable by group or others; make it 0400 or 0600 (a Secret's "
+              "defaultMode: 0400)",
+              {{"path", path}, {"mode", std::string(mode)}});
+  }
   Access a;
+  std::map<std::string, int> line_of;  // token -> the line it is on
   std::string line;
   int number = 0;
   while (std::getline(in, line)) {
@@ -36,6 +50,11 @@ absl::StatusOr<Access> Access::LoadTokens(const std::string& path) {
     if (fields[1].size() < 16) {
       return absl::InvalidArgumentError(absl::StrCat(
           "tokens file ", path, " line ", number, ": the token is shorter than 16 characters"));
+    }
+    auto [seen, inserted] = line_of.emplace(fields[1], number);
+    if (!inserted) {
+      return absl::InvalidArgumentError(absl::StrCat("tokens file ", path, " lines ", seen->second,
+                                                     " and ", number, " hold the same token"));
     }
     Entry e{fields[0] == "write" ? Role::kWrite : Role::kRead,
             fields.size() == 3 ? fields[2] : absl::StrCat("line ", number)};

@@ -21,7 +21,10 @@ class Access {
  public:
   // Everyone may do everything: local mode (plaintext on loopback only, see config).
   static Access Open();
-  // InvalidArgument naming the line for a malformed file; NotFound when unreadable.
+  // InvalidArgument naming the line for a malformed file, naming both lines when a token is
+  // on two lines (a copy-paste that would give one of them the other's role); NotFound when
+  // unreadable. Logs a warning (the path and mode, never a token) when the file is readable
+  // by group or others.
   static absl::StatusOr<Access> LoadTokens(const std::string& path);
 
   // OK when the call's "authorization: Bearer <token>" grants `needed`; UNAUTHENTICATED

@@ -61,6 +61,36 @@ TEST_F(AccessTest, MalformedFilesAreRefusedNamingTheLine) {
   EXPECT_EQ(Access::LoadTokens(dir_ + "/absent").status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(AccessTest, TheSameTokenOnTwoLinesIsRefusedNamingBothLines) {
+  auto twice = Access::LoadTokens(File("read dupl1cate-0123456789 dashboards\n"
+                                       "# a comment\n"
+                                       "write dupl1cate-0123456789 ci\n"));
+  ASSERT_EQ(twice.status().code(), absl::StatusCode::kInvalidArgument) << twice.status();
+  EXPECT_TRUE(absl::StrContains(twice.status().message(), "lines 1 and 3")) << twice.status();
+  EXPECT_FALSE(absl::StrContains(twice.status().message(), "dupl1cate")) << twice.status();
+}
+
+TEST_F(AccessTest, ATokensFileReadableByOthersIsWarnedAboutWithoutTheTokens) {
+  const std::string path = File("write s3cret-0123456789abcdef ci\n");
+  std::filesystem::permissions(path, std::filesystem::perms::owner_read |
+                                         std::filesystem::perms::owner_write |
+                                         std::filesystem::perms::group_read |
+                                         std::filesystem::perms::others_read);
+  ::testing::internal::CaptureStderr();
+  ASSERT_TRUE(Access::LoadTokens(path).ok());
+  std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(absl::StrContains(log, "readable by group or others")) << log;
+  EXPECT_TRUE(absl::StrContains(log, path)) << log;
+  EXPECT_TRUE(absl::StrContains(log, "0644")) << log;
+  EXPECT_FALSE(absl::StrContains(log, "s3cret")) << log;
+
+  std::filesystem::permissions(path, std::filesystem::perms::owner_read);
+  ::testing::internal::CaptureStderr();
+  ASSERT_TRUE(Access::LoadTokens(path).ok());
+  log = ::testing::internal::GetCapturedStderr();
+  EXPECT_FALSE(absl::StrContains(log, "readable by group or others")) << log;
+}
+
 TEST_F(AccessTest, OpenAccessOnlyOnLoopback) {
   EXPECT_TRUE(Call(Access::Open(), "", Role::kWrite).ok());
   Flags flags;
@@ -74,7 +104,7 @@ TEST_F(AccessTest, OpenAccessOnlyOnLoopback) {
   flags.server.grpc_address = "0.0.0.0:3030";
   flags.tokens_path = File("read 0123456789abcdef0\n");
   EXPECT_TRUE(ToConfig(flags).ok());
-  flags.tls_cert_path = dir_ + "/cert.pem";
+  flags.server.tls_cert_path = dir_ + "/cert.pem";
   auto half_tls = ToConfig(flags);
   EXPECT_EQ(half_tls.status().code(), absl::StatusCode::kInvalidArgument);
 }

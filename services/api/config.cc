@@ -29,11 +29,8 @@ void AddFlags(CLI::App& app, Flags& flags) {
   // loopback address, to everyone there (local mode).
   app.add_option("--tokens_path", flags.tokens_path, "File of '<read|write> <token> [name]' lines")
       ->envname("FERRY_TOKENS_PATH");
-  // TLS for callers: certificate chain and private key (PEM). Plaintext when unset.
-  app.add_option("--tls_cert_path", flags.tls_cert_path, "TLS certificate chain (PEM)")
-      ->envname("FERRY_TLS_CERT_PATH");
-  app.add_option("--tls_key_path", flags.tls_key_path, "TLS private key (PEM)")
-      ->envname("FERRY_TLS_KEY_PATH");
+  // TLS for callers (--tls_cert_path, --tls_key_path, --tls_client_ca_path) and for peers
+  // (--peer_*): shared flags, lib/runtime/flags.h.
   // Automation: besides reacting to the scanner's new-tag events at once, look for newer
   // tags of automated workloads this often (a safety net for missed events).
   app.add_option("--automation_interval", flags.automation_interval,
@@ -136,25 +133,6 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
         "--tokens_path is required when --grpc_address is not a loopback address (",
         config.server.grpc_address.ToString(),
         "); without tokens the api serves only on 127.0.0.1 / ::1"));
-  }
-  if (flags.tls_cert_path.empty() != flags.tls_key_path.empty()) {
-    return absl::InvalidArgumentError("--tls_cert_path and --tls_key_path go together");
-  }
-  if (!flags.tls_cert_path.empty()) {
-    auto read = [](const std::string& path, const char* flag) -> absl::StatusOr<std::string> {
-      std::ifstream in(path);
-      if (!in) return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read ", path));
-      std::stringstream ss;
-      ss << in.rdbuf();
-      return ss.str();
-    };
-    absl::StatusOr<std::string> cert = read(flags.tls_cert_path, "--tls_cert_path");
-    if (!cert.ok()) return cert.status();
-    absl::StatusOr<std::string> key = read(flags.tls_key_path, "--tls_key_path");
-    if (!key.ok()) return key.status();
-    grpc::SslServerCredentialsOptions ssl;
-    ssl.pem_key_cert_pairs.push_back({*key, *cert});
-    config.server.credentials = grpc::SslServerCredentials(ssl);
   }
   return config;
 }

@@ -36,8 +36,6 @@ struct Flags {
   std::string registry_scanner_address = "127.0.0.1:3032";
   std::string cluster_syncer_address = "127.0.0.1:3033";
   std::string tokens_path;
-  std::string tls_cert_path;
-  std::string tls_key_path;
   std::string automation_interval = "5m";
   bool automation = true;
   int job_history = 1000;

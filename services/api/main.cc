@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "lib/log/log.h"
+#include "lib/runtime/channel.h"
 #include "lib/runtime/signals.h"
 #include "services/api/api_service.h"
 #include "services/api/automation.h"
@@ -11,12 +12,11 @@
 
 namespace {
 
+// How to reach the peers (TLS, client certificate, token: --peer_*), set by main() first.
+ferry::runtime::PeerOptions peer_options;
+
 std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address) {
-  // Reconnect quickly after a peer restarts (gRPC's default backoff grows to 2 min).
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return ferry::runtime::ChannelTo(address, peer_options);
 }
 
 }  // namespace
@@ -32,6 +32,12 @@ int main(int argc, char** argv) {
   absl::StatusOr<Config> config = ToConfig(flags);
   if (!config.ok()) return ferry::runtime::ConfigError(app.get_name(), config.status());
   ferry::runtime::InitLogging(kComponent, flags.server);
+  absl::StatusOr<ferry::runtime::PeerOptions> peer_settings =
+      ferry::runtime::ToPeerOptions(flags.server);
+  if (!peer_settings.ok()) {
+    return ferry::runtime::ConfigError(app.get_name(), peer_settings.status());
+  }
+  peer_options = *std::move(peer_settings);
 
   absl::StatusOr<Access> access =
       config->tokens_path.empty() ? Access::Open() : Access::LoadTokens(config->tokens_path);

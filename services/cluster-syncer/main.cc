@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "lib/log/log.h"
+#include "lib/runtime/channel.h"
 #include "lib/runtime/signals.h"
 #include "services/cluster-syncer/cluster_syncer_service.h"
 #include "services/cluster-syncer/config.h"
@@ -18,6 +19,12 @@ int main(int argc, char** argv) {
   if (auto exit_code = ferry::runtime::ParseCommandLine(app, argc, argv)) return *exit_code;
   absl::StatusOr<Config> config = ToConfig(flags);
   if (!config.ok()) return ferry::runtime::ConfigError(app.get_name(), config.status());
+  if (absl::Status s = ferry::runtime::AuthenticateInternalCallers(flags.server, config->server);
+      !s.ok()) {
+    return ferry::runtime::ConfigError(app.get_name(), s);
+  }
+  absl::StatusOr<ferry::runtime::PeerOptions> peer = ferry::runtime::ToPeerOptions(flags.server);
+  if (!peer.ok()) return ferry::runtime::ConfigError(app.get_name(), peer.status());
   ferry::runtime::InitLogging(kComponent, flags.server);
 
   absl::StatusOr<ClusterAccess> access = config->kubeconfig.empty()
@@ -33,13 +40,8 @@ int main(int argc, char** argv) {
   sync_options.default_namespace = access->default_namespace;
   Syncer syncer(kube, discovery, sync_options);
   SyncMetrics metrics(*registry);
-  // Reconnect quickly after git-writer restarts (gRPC's default backoff grows to 2 min).
-  grpc::ChannelArguments channel_args;
-  channel_args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
-  channel_args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
-  auto channel = grpc::CreateCustomChannel(config->git_writer_address,
-                                           grpc::InsecureChannelCredentials(), channel_args);
-  auto git = ferry::v1::GitWriter::NewStub(channel);
+  auto git = ferry::v1::GitWriter::NewStub(
+      ferry::runtime::ChannelTo(config->git_writer_address, *peer));
   SyncLoop::Options loop_options;
   loop_options.interval = config->sync_interval;
   loop_options.state = config->sync_state;
@@ -54,6 +56,10 @@ int main(int argc, char** argv) {
       [&loop](ferry::runtime::Server* server) {
         if (server == nullptr) {
           loop.SetReadinessSink(nullptr);
+          // Shutting down: cancel the sync in progress and its calls to git-writer (a
+          // ReadManifests would otherwise wait out its deadline), so that in-flight SyncNow
+          // calls answer within the drain timeout.
+          loop.Stop();
           return;
         }
         loop.SetReadinessSink([server](bool ready) {

@@ -30,11 +30,24 @@ void SyncLoop::Start() {
   worker_ = std::thread([this] { Work(); });
 }
 
+SyncLoop::TrackedCall::TrackedCall(SyncLoop& loop, grpc::ClientContext& context)
+    : loop_(loop), context_(context) {
+  std::lock_guard<std::mutex> lock(loop_.mu_);
+  loop_.calls_.insert(&context_);
+  if (loop_.stop_) context_.TryCancel();
+}
+
+SyncLoop::TrackedCall::~TrackedCall() {
+  std::lock_guard<std::mutex> lock(loop_.mu_);
+  loop_.calls_.erase(&context_);
+}
+
 void SyncLoop::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
     if (watch_context_ != nullptr) watch_context_->TryCancel();
+    for (grpc::ClientContext* call : calls_) call->TryCancel();
   }
   cv_.notify_all();
   if (watcher_.joinable()) watcher_.join();
@@ -148,10 +161,15 @@ SyncReport SyncLoop::RunSync(const std::string& wanted, bool dry_run, bool fetch
     ctx.set_wait_for_ready(true);
     ctx.set_deadline(Deadline(absl::Seconds(5)));
     ferry::v1::HeadResponse head;
-    grpc::Status s = git_.Head(&ctx, ferry::v1::HeadRequest(), &head);
+    grpc::Status s;
+    {
+      TrackedCall tracked(*this, ctx);
+      s = git_.Head(&ctx, ferry::v1::HeadRequest(), &head);
+    }
     if (s.ok() && fetch_first) {
       grpc::ClientContext fetch_ctx;
       fetch_ctx.set_deadline(Deadline(absl::Seconds(60)));
+      TrackedCall tracked(*this, fetch_ctx);
       s = git_.Notify(&fetch_ctx, ferry::v1::NotifyRequest(), &head);
     }
     if (!s.ok()) {
@@ -170,11 +188,15 @@ SyncReport SyncLoop::RunSync(const std::string& wanted, bool dry_run, bool fetch
     ctx.set_deadline(Deadline(absl::Seconds(120)));
     ferry::v1::ReadManifestsRequest request;
     request.set_revision(revision);
-    auto stream = git_.ReadManifests(&ctx, request);
     std::vector<ManifestFileContent> files;
-    ferry::v1::ManifestFile file;
-    while (stream->Read(&file)) files.push_back({file.path(), file.content()});
-    grpc::Status s = stream->Finish();
+    grpc::Status s;
+    {
+      TrackedCall tracked(*this, ctx);
+      auto stream = git_.ReadManifests(&ctx, request);
+      ferry::v1::ManifestFile file;
+      while (stream->Read(&file)) files.push_back({file.path(), file.content()});
+      s = stream->Finish();
+    }
     if (!s.ok()) {
       fail(s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ? absl::StatusCode::kUnavailable
                                                                  : CodeOf(s),
@@ -220,6 +242,7 @@ void SyncLoop::RecordState(const SyncReport& report) {
     ferry::v1::SetSyncMarkerRequest request;
     request.set_revision(report.revision);
     ferry::v1::SyncMarker marker;
+    TrackedCall tracked(*this, ctx);
     grpc::Status s = git_.SetSyncMarker(&ctx, request, &marker);
     if (!s.ok()) {
       log::Warn("could not move the sync marker",

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -45,7 +46,9 @@ class SyncLoop {
   // Called with the readiness after every sync attempt (and at once with the current one).
   void SetReadinessSink(std::function<void(bool)> sink);
 
-  // Cancels waits and stops the threads (the destructor does too).
+  // Cancels waits and every call to git-writer in progress (a sync in progress fails at
+  // once, and so do later SyncNow calls), then stops the threads (the destructor does too).
+  // Idempotent.
   void Stop();
 
  private:
@@ -55,6 +58,17 @@ class SyncLoop {
   SyncReport RunSync(const std::string& revision, bool dry_run, bool fetch_first);
   void RecordState(const SyncReport& report);
   void Trigger(const std::string& revision);
+
+  // Registers a call to git-writer for Stop() to cancel (cancelled at once after Stop()).
+  class TrackedCall {
+   public:
+    TrackedCall(SyncLoop& loop, grpc::ClientContext& context);
+    ~TrackedCall();
+
+   private:
+    SyncLoop& loop_;
+    grpc::ClientContext& context_;
+  };
 
   ferry::v1::GitWriter::StubInterface& git_;
   KubeClient& kube_;
@@ -74,6 +88,7 @@ class SyncLoop {
   bool ready_ = false;
   std::function<void(bool)> readiness_sink_;
   grpc::ClientContext* watch_context_ = nullptr;  // to cancel the head stream
+  std::set<grpc::ClientContext*> calls_;         // calls in progress, to cancel on Stop()
 
   std::thread watcher_;
   std::thread worker_;

@@ -19,6 +19,10 @@ int main(int argc, char** argv) {
   if (auto exit_code = ferry::runtime::ParseCommandLine(app, argc, argv)) return *exit_code;
   absl::StatusOr<Config> config = ToConfig(flags);
   if (!config.ok()) return ferry::runtime::ConfigError(app.get_name(), config.status());
+  if (absl::Status s = ferry::runtime::AuthenticateInternalCallers(flags.server, config->server);
+      !s.ok()) {
+    return ferry::runtime::ConfigError(app.get_name(), s);
+  }
   ferry::runtime::InitLogging(kComponent, flags.server);
 
   if (!config->ssh_key_path.empty()) {

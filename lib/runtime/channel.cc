@@ -1,0 +1,142 @@
+#include "lib/runtime/channel.h"
+
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_certificate_verifier.h>
+#include <grpcpp/security/tls_credentials_options.h>
+#include <grpcpp/support/client_interceptor.h>
+
+#include <mutex>
+#include <set>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "lib/limits/limits.h"
+
+namespace ferry::runtime {
+namespace {
+
+using grpc::experimental::InterceptionHookPoints;
+
+// How often the certificate files of a channel are checked for changes.
+constexpr unsigned kCertificateRefreshSeconds = 5;
+
+// The calls in progress on ChannelTo's channels, for CancelPeerCalls().
+struct PeerCalls {
+  std::mutex mu;
+  std::set<grpc::ClientContext*> in_progress;
+};
+
+PeerCalls& Calls() {
+  static PeerCalls* calls = new PeerCalls();
+  return *calls;
+}
+
+// Adds the peer token to every call, names the message size limit in the status of a call
+// whose message was over it, and keeps the call in Calls() while it is in progress.
+class PeerCallInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  PeerCallInterceptor(grpc::ClientContext* context, const std::string* token,
+                      int max_message_bytes)
+      : context_(context), token_(token), max_message_bytes_(max_message_bytes) {}
+  ~PeerCallInterceptor() override { Done(); }
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      if (!token_->empty()) {
+        methods->GetSendInitialMetadata()->emplace("authorization",
+                                                   absl::StrCat("Bearer ", *token_));
+      }
+      std::lock_guard<std::mutex> lock(Calls().mu);
+      Calls().in_progress.insert(context_);
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_STATUS)) {
+      Done();
+      grpc::Status* status = methods->GetRecvStatus();
+      // gRPC's own wording: "Received message larger than max (N vs. M)" (also "Sent ...").
+      if (status->error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+          absl::StrContains(status->error_message(), "message larger than max")) {
+        *status = grpc::Status(
+            grpc::StatusCode::RESOURCE_EXHAUSTED,
+            absl::StrCat(limits::OverLimit("a message between Ferry's services",
+                                           limits::kGrpcMessageBytes,
+                                           static_cast<uint64_t>(max_message_bytes_)),
+                         " (", status->error_message(), ")"));
+      }
+    }
+    methods->Proceed();
+  }
+
+ private:
+  void Done() {
+    std::lock_guard<std::mutex> lock(Calls().mu);
+    Calls().in_progress.erase(context_);
+  }
+
+  grpc::ClientContext* context_;
+  const std::string* token_;  // owned by the factory, which the channel keeps
+  int max_message_bytes_;
+};
+
+class PeerCallInterceptorFactory final
+    : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  PeerCallInterceptorFactory(std::string token, int max_message_bytes)
+      : token_(std::move(token)), max_message_bytes_(max_message_bytes) {}
+
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo* info) override {
+    return new PeerCallInterceptor(info->client_context(), &token_, max_message_bytes_);
+  }
+
+ private:
+  const std::string token_;
+  int max_message_bytes_;
+};
+
+std::shared_ptr<grpc::ChannelCredentials> Credentials(const PeerOptions& peer) {
+  if (peer.tls_ca_path.empty()) return grpc::InsecureChannelCredentials();
+  std::shared_ptr<grpc::experimental::FileWatcherCertificateProvider> certificates =
+      peer.tls_cert_path.empty()
+          ? std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+                peer.tls_ca_path, kCertificateRefreshSeconds)
+          : std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+                peer.tls_key_path, peer.tls_cert_path, peer.tls_ca_path,
+                kCertificateRefreshSeconds);
+  grpc::experimental::TlsChannelCredentialsOptions tls;
+  tls.set_certificate_provider(certificates);
+  tls.watch_root_certs();
+  if (!peer.tls_cert_path.empty()) tls.watch_identity_key_cert_pairs();
+  // The peer's certificate must name the host the address names.
+  tls.set_certificate_verifier(
+      std::make_shared<grpc::experimental::HostNameCertificateVerifier>());
+  return grpc::experimental::TlsCredentials(tls);
+}
+
+}  // namespace
+
+std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address, const PeerOptions& peer) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+  if (peer.max_message_bytes > 0) {
+    args.SetMaxReceiveMessageSize(peer.max_message_bytes);
+    args.SetMaxSendMessageSize(peer.max_message_bytes);
+  }
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> factories;
+  factories.push_back(
+      std::make_unique<PeerCallInterceptorFactory>(peer.token, peer.max_message_bytes));
+  return grpc::experimental::CreateCustomChannelWithInterceptors(address, Credentials(peer), args,
+                                                                 std::move(factories));
+}
+
+void CancelPeerCalls() {
+  // A call leaves the set under the lock when its status arrives, which every call finished
+  // the usual way (a unary call, a stream's Finish) does before its context goes away. A
+  // stream dropped without Finish leaves only when its context is destroyed: not before
+  // the context's call is released, a window this does not guard.
+  std::lock_guard<std::mutex> lock(Calls().mu);
+  for (grpc::ClientContext* context : Calls().in_progress) context->TryCancel();
+}
+
+}  // namespace ferry::runtime

@@ -1,0 +1,31 @@
+// Channels from one Ferry service to another (the api to git-writer, registry-scanner and
+// cluster-syncer; cluster-syncer to git-writer).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "lib/runtime/flags.h"
+
+namespace ferry::runtime {
+
+// A channel to the peer at `address` ("host:port") with `peer`'s settings:
+//   - TLS when peer.tls_ca_path is set, verifying the peer's certificate (its names must
+//     cover the host of `address`) against that CA, and presenting peer.tls_cert_path /
+//     tls_key_path when set (mutual TLS); the files are watched, so renewed certificates
+//     are used by the next connection;
+//   - "authorization: Bearer <peer.token>" on every call when the token is set;
+//   - messages up to peer.max_message_bytes both ways; an answer over it fails
+//     RESOURCE_EXHAUSTED with a message naming the limit and --grpc_max_message_bytes;
+//   - reconnects within 5 s after the peer restarts (gRPC's default backoff grows to 2 min);
+//   - its calls in progress are cancelled by CancelPeerCalls().
+std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address, const PeerOptions& peer);
+
+// Cancels every call in progress on channels made by ChannelTo (they fail CANCELLED). A
+// stopping server calls it once its drain timeout has passed (ServeUntilSignal), so that a
+// handler waiting on a peer that does not answer returns and the process can exit.
+void CancelPeerCalls();
+
+}  // namespace ferry::runtime
