@@ -32,14 +32,17 @@ namespace {
 using ferry::testing::GitRepo;
 using ferry::testing::Subprocess;
 
-// VmRSS of `pid` in KiB, -1 when unknown.
-long RssKib(pid_t pid) {
+// A "Name:   123 kB" field of /proc/`pid`/status in KiB (VmRSS, RssAnon, RssFile), -1 when
+// unknown.
+long RssKib(pid_t pid, absl::string_view field = "VmRSS:") {
   std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
   while (std::getline(in, line)) {
-    if (absl::StartsWith(line, "VmRSS:")) {
+    if (absl::StartsWith(line, field)) {
       long kib = -1;
-      (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(6, line.size() - 9)), &kib);
+      (void)absl::SimpleAtoi(
+          absl::StripAsciiWhitespace(line.substr(field.size(), line.size() - field.size() - 3)),
+          &kib);
       return kib;
     }
   }
@@ -142,18 +145,24 @@ int main(int argc, char** argv) {
   for (int i = 0; i < warm_fetches; ++i) notify();
   for (int i = 0; i < warm_releases; ++i) release();
   const long start_kib = RssKib(pid);
+  const long start_anon_kib = RssKib(pid, "RssAnon:");
+  const long start_file_kib = RssKib(pid, "RssFile:");
   const auto started = std::chrono::steady_clock::now();
   for (int i = 0; i < fetches; ++i) notify();
   const long after_fetches_kib = RssKib(pid);
   for (int i = 0; i < releases; ++i) release();
   const long end_kib = RssKib(pid);
+  const long end_anon_kib = RssKib(pid, "RssAnon:");
+  const long end_file_kib = RssKib(pid, "RssFile:");
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const double growth = start_kib > 0 ? 100.0 * (end_kib - start_kib) / start_kib : 0;
   std::printf(
       "git-writer soak: %d fetches, %d releases (%d failed) in %.1f s\n"
-      "RSS start %ld KiB, after fetches %ld KiB, end %ld KiB: growth %.1f%%\n",
-      fetches, releases, failed, seconds, start_kib, after_fetches_kib, end_kib, growth);
+      "RSS start %ld KiB, after fetches %ld KiB, end %ld KiB: growth %.1f%%\n"
+      "  of which heap (RssAnon) %ld -> %ld KiB, mapped files (RssFile) %ld -> %ld KiB\n",
+      fetches, releases, failed, seconds, start_kib, after_fetches_kib, end_kib, growth,
+      start_anon_kib, end_anon_kib, start_file_kib, end_file_kib);
   (*process)->Signal(SIGTERM);
   (void)(*process)->Wait(absl::Seconds(60));
   return failed == 0 && growth < 5.0 ? 0 : 1;

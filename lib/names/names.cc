@@ -38,8 +38,7 @@ size_t Utf8SequenceAt(absl::string_view text, size_t i, uint32_t& code_point) {
     if ((byte(i + k) & 0xC0) != 0x80) return 0;
     code_point = (code_point << 6) | (byte(i + k) & 0x3F);
   }
-  if (code_point < min || code_point > 0x10FFFF ||
-      (code_point >= 0xD800 && code_point <= 0xDFFF)) {
+  if (code_point < min || code_point > 0x10FFFF || (code_point >= 0xD800 && code_point <= 0xDFFF)) {
     return 0;
   }
   return length;
@@ -68,8 +67,7 @@ std::string DescribeBadByte(absl::string_view text, size_t at) {
   uint32_t code_point = 0;
   size_t n = Utf8SequenceAt(text, at, code_point);
   if (n == 0) {
-    return absl::StrCat("is not UTF-8 at byte ", at, " (",
-                        Escape(text.substr(at, 1)), ")");
+    return absl::StrCat("is not UTF-8 at byte ", at, " (", Escape(text.substr(at, 1)), ")");
   }
   return absl::StrCat("has a control character (", Escape(text.substr(at, n)), ") at byte ", at);
 }
@@ -78,8 +76,8 @@ bool NoControl(uint32_t) { return false; }
 
 // Characters libgit2 trims from both ends of a signature's name and email.
 bool IsTrimmedBySignature(char c) {
-  return absl::ascii_isspace(static_cast<unsigned char>(c)) || c == '.' || c == ',' ||
-         c == ':' || c == ';' || c == '"' || c == '\'' || c == '\\';
+  return absl::ascii_isspace(static_cast<unsigned char>(c)) || c == '.' || c == ',' || c == ':' ||
+         c == ';' || c == '"' || c == '\'' || c == '\\';
 }
 
 bool HasSignatureContent(absl::string_view text) {
@@ -100,8 +98,8 @@ absl::Status ValidateEmail(absl::string_view email) {
   }
   for (char c : email) {
     if (absl::ascii_isspace(static_cast<unsigned char>(c)) || c == ',' || c == ';' || c == '"') {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "author: email \"", Escape(email), "\" holds a space, ',', ';' or '\"'", hint));
+      return absl::InvalidArgumentError(absl::StrCat("author: email \"", Escape(email),
+                                                     "\" holds a space, ',', ';' or '\"'", hint));
     }
   }
   if (!HasSignatureContent(email.substr(0, at)) || !HasSignatureContent(email.substr(at + 1))) {
@@ -157,9 +155,10 @@ std::string Escape(absl::string_view bytes) {
 absl::StatusOr<Author> ParseAuthor(absl::string_view text) {
   const std::string form = "give \"Name <local@domain>\" or a bare name";
   if (text.size() > limits::kAuthorBytes.default_value) {
-    return absl::InvalidArgumentError(
-        limits::OverLimit("", limits::kAuthorBytes, limits::kAuthorBytes.default_value,
-                          text.size()) + "; " + form);
+    return absl::InvalidArgumentError(limits::OverLimit("", limits::kAuthorBytes,
+                                                        limits::kAuthorBytes.default_value,
+                                                        text.size()) +
+                                      "; " + form);
   }
   if (size_t bad = FirstBadByte(text, NoControl); bad != absl::string_view::npos) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -186,12 +185,12 @@ absl::StatusOr<Author> ParseAuthor(absl::string_view text) {
         absl::StrCat("author \"", trimmed, "\" has no name before the email; ", form));
   }
   if (name.find_first_of("<>") != absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "author \"", trimmed, "\": '<' and '>' may only enclose the email; ", form));
+    return absl::InvalidArgumentError(
+        absl::StrCat("author \"", trimmed, "\": '<' and '>' may only enclose the email; ", form));
   }
   if (!HasSignatureContent(name)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "author \"", trimmed, "\" has no name (only punctuation); ", form));
+    return absl::InvalidArgumentError(
+        absl::StrCat("author \"", trimmed, "\" has no name (only punctuation); ", form));
   }
   author.name = std::string(name);
   return author;
@@ -213,22 +212,22 @@ absl::Status ValidateCommitMessage(absl::string_view message, uint64_t max_bytes
 
 absl::Status ValidateName(absl::string_view what, absl::string_view value, uint64_t max_bytes) {
   if (value.size() > max_bytes) {
-    return absl::InvalidArgumentError(limits::OverLimit(
-        what, limits::kRequestNameBytes, max_bytes, value.size()));
+    return absl::InvalidArgumentError(
+        limits::OverLimit(what, limits::kRequestNameBytes, max_bytes, value.size()));
   }
   if (size_t bad = FirstBadByte(value, NoControl); bad != absl::string_view::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " \"", Escape(value), "\" ", DescribeBadByte(value, bad),
-                     "; use one line of UTF-8 text"));
+    return absl::InvalidArgumentError(absl::StrCat(what, " \"", Escape(value), "\" ",
+                                                   DescribeBadByte(value, bad),
+                                                   "; use one line of UTF-8 text"));
   }
   return absl::OkStatus();
 }
 
 absl::Status ValidatePath(absl::string_view path) {
   if (path.size() > limits::kPathBytes.default_value) {
-    return absl::InvalidArgumentError(limits::OverLimit(
-        absl::StrCat("path \"", Escape(path.substr(0, 64)), "...\""), limits::kPathBytes,
-        limits::kPathBytes.default_value, path.size()));
+    return absl::InvalidArgumentError(
+        limits::OverLimit(absl::StrCat("path \"", Escape(path.substr(0, 64)), "...\""),
+                          limits::kPathBytes, limits::kPathBytes.default_value, path.size()));
   }
   if (size_t bad = FirstBadByte(path, NoControl); bad != absl::string_view::npos) {
     return absl::InvalidArgumentError(

@@ -1,8 +1,8 @@
 #include "lib/names/names.h"
 
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "absl/strings/match.h"
 
@@ -81,8 +81,7 @@ TEST(ValidateNameTest, OneLineOnly) {
   EXPECT_TRUE(ValidateName("tag filter", "glob:1.*").ok());
   absl::Status s = ValidateName("tag filter", "glob:*\nInjected subject");
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StrContains(s.message(), "tag filter \"glob:*\\nInjected subject\""))
-      << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "tag filter \"glob:*\\nInjected subject\"")) << s;
   EXPECT_EQ(ValidateName("container", std::string(1025, 'c')).code(),
             absl::StatusCode::kInvalidArgument);
 }
@@ -92,8 +91,7 @@ TEST(ValidatePathTest, Utf8WithoutControlCharacters) {
   EXPECT_TRUE(ValidatePath("ünïcode/😀.yaml").ok());
   absl::Status s = ValidatePath("default/bad\xff\xfe.yaml");
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StrContains(s.message(), "\"default/bad\\xff\\xfe.yaml\" is not UTF-8"))
-      << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "\"default/bad\\xff\\xfe.yaml\" is not UTF-8")) << s;
   EXPECT_EQ(ValidatePath("a\nb.yaml").code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ValidatePath(std::string(5000, 'p')).code(), absl::StatusCode::kInvalidArgument);
 }

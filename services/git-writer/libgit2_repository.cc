@@ -3,6 +3,7 @@
 #include <git2.h>
 #include <git2/sys/mempack.h>
 #include <git2/sys/odb_backend.h>
+#include <git2/sys/repository.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -278,7 +279,8 @@ class ManifestCollector {
 // write leaves no ref pointing at objects that were never written or pushed.
 class RefSnapshot {
  public:
-  RefSnapshot(git_repository* repo, std::string name) : repo_(repo), name_(std::move(name)) {
+  // `repo` is read at each use: a write may reopen the repository (Repack).
+  RefSnapshot(git_repository*& repo, std::string name) : repo_(repo), name_(std::move(name)) {
     existed_ = git_reference_name_to_id(&oid_, repo_, name_.c_str()) == 0;
   }
 
@@ -296,7 +298,7 @@ class RefSnapshot {
   }
 
  private:
-  git_repository* repo_;
+  git_repository*& repo_;
   std::string name_;
   git_oid oid_{};
   bool existed_ = false;
@@ -370,7 +372,7 @@ absl::StatusOr<std::unique_ptr<Libgit2Repository>> Libgit2Repository::Open(
   // Bounds on what libgit2 keeps between calls (its defaults suit a short-lived command, not
   // a server): decoded objects cached (default 256 MiB), pack windows mapped (default
   // 8 GiB) and packfiles held open (default: every one).
-  git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, static_cast<ssize_t>(32 * limits::kMiB));
+  git_libgit2_opts(GIT_OPT_ENABLE_CACHING, 0);
   git_libgit2_opts(GIT_OPT_SET_MWINDOW_MAPPED_LIMIT, static_cast<size_t>(128 * limits::kMiB));
   git_libgit2_opts(GIT_OPT_SET_MWINDOW_FILE_LIMIT, static_cast<size_t>(128));
   if (int removed = RemoveStaleLocks(options.mirror_dir); removed > 0) {
@@ -403,20 +405,83 @@ absl::StatusOr<std::unique_ptr<Libgit2Repository>> Libgit2Repository::Open(
     return s;
   }
   std::unique_ptr<Libgit2Repository> out(new Libgit2Repository(options, repo));
-  // One remote for the life of the process: each lookup reads the remote's config with
-  // regular expressions whose match data libgit2 1.5 never frees (about 80 KB per fetch).
-  if (int rc = git_remote_lookup(&out->remote_, repo, "origin"); rc != 0) {
+  RETURN_IF_ERROR(out->AttachHandles());
+  return out;
+}
+
+absl::Status Libgit2Repository::AttachHandles() {
+  // One remote per open repository: each lookup reads the remote's config with regular
+  // expressions whose match data libgit2 1.5 never frees (about 80 KB per fetch).
+  if (int rc = git_remote_lookup(&remote_, repo_, "origin"); rc != 0) {
     return GitError("remote origin", rc);
   }
-  git_odb* odb = nullptr;
-  if (git_repository_odb(&odb, repo) == 0) {
-    if (git_mempack_new(&out->mempack_) == 0 &&
-        git_odb_add_backend(odb, out->mempack_, /*priority=*/999) != 0) {
-      out->mempack_ = nullptr;  // not added: objects go to disk as usual
+  Odb odb;
+  if (git_repository_odb(odb.out(), repo_) == 0) {
+    if (git_mempack_new(&mempack_) == 0 &&
+        git_odb_add_backend(odb.get(), mempack_, /*priority=*/999) != 0) {
+      mempack_ = nullptr;  // not added: objects go to disk as usual
     }
-    git_odb_free(odb);
   }
-  return out;
+  return absl::OkStatus();
+}
+
+absl::Status Libgit2Repository::Repack() {
+  packs_written_ = 0;
+  Packbuilder builder;
+  Revwalk walk;
+  if (int rc = git_packbuilder_new(builder.out(), repo_); rc != 0) return GitError("repack", rc);
+  git_packbuilder_set_threads(builder.get(), 1);
+  if (int rc = git_revwalk_new(walk.out(), repo_); rc != 0) return GitError("repack", rc);
+  // Everything the refs reach: the branch, its upstream copy, the notes and the tags.
+  git_reference_iterator* refs = nullptr;
+  if (int rc = git_reference_iterator_new(&refs, repo_); rc != 0) return GitError("repack", rc);
+  git_reference* ref = nullptr;
+  int rc = 0;
+  while (rc == 0 && git_reference_next(&ref, refs) == 0) {
+    const git_oid* target = git_reference_target(ref);
+    if (target != nullptr) {
+      Object object;
+      if (git_object_lookup(object.out(), repo_, target, GIT_OBJECT_ANY) == 0) {
+        if (git_object_type(object.get()) == GIT_OBJECT_TAG) {
+          rc = git_packbuilder_insert(builder.get(), target, nullptr);
+          target = git_tag_target_id(reinterpret_cast<const git_tag*>(object.get()));
+        }
+        if (rc == 0) rc = git_revwalk_push(walk.get(), target);
+      }
+    }
+    git_reference_free(ref);
+  }
+  git_reference_iterator_free(refs);
+  if (rc == 0) rc = git_packbuilder_insert_walk(builder.get(), walk.get());
+  const std::string pack_dir = (fs::path(options_.mirror_dir) / "objects" / "pack").string();
+  if (rc == 0) rc = git_packbuilder_write(builder.get(), pack_dir.c_str(), 0, nullptr, nullptr);
+  if (rc != 0) return GitError("repack", rc);
+  const std::string kept = absl::StrCat("pack-", git_packbuilder_name(builder.get()));
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(pack_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (absl::StartsWith(name, "pack-") && !absl::StartsWith(name, kept) &&
+        (absl::EndsWith(name, ".pack") || absl::EndsWith(name, ".idx"))) {
+      fs::remove(entry.path(), ec);
+    }
+  }
+  // A fresh object database on the same folder: libgit2 drops a pack's index, map and
+  // file only with the database that opened it. (Reopening the whole repository would
+  // read its config again, which leaks in libgit2 1.5.)
+  Odb fresh;
+  const std::string objects_dir = (fs::path(options_.mirror_dir) / "objects").string();
+  if (int rc = git_odb_open(fresh.out(), objects_dir.c_str()); rc != 0) {
+    return GitError("reopening the object database", rc);
+  }
+  if (int rc = git_repository_set_odb(repo_, fresh.get()); rc != 0) {
+    return GitError("reopening the object database", rc);
+  }
+  mempack_ = nullptr;  // went with the old database
+  if (git_mempack_new(&mempack_) == 0 &&
+      git_odb_add_backend(fresh.get(), mempack_, /*priority=*/999) != 0) {
+    mempack_ = nullptr;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Libgit2Repository::AddNewObjects(git_packbuilder* pack, const git_oid& id) {
@@ -462,7 +527,7 @@ absl::Status Libgit2Repository::FlushObjects() {
   absl::Status status = WritePack(roots);
   // Written or not, the in-memory objects go: a write that failed must not leave them to
   // fail (or be written with) the next one.
-  git_mempack_reset(mempack_);
+  if (mempack_ != nullptr) git_mempack_reset(mempack_);
   return status;
 }
 
@@ -490,6 +555,13 @@ absl::Status Libgit2Repository::WritePack(const std::vector<git_oid>& roots) {
   if (rc == 0) rc = git_odb_refresh(odb.get());
   git_buf_dispose(&pack);
   if (rc != 0) return GitError("writing new objects", rc);
+  // One small pack per write would pile up: libgit2 keeps every pack open, mapped and
+  // indexed in memory (some 30 KB each). Every so often they become one.
+  if (++packs_written_ >= kPacksBeforeRepack) {
+    if (absl::Status repacked = Repack(); !repacked.ok()) {
+      log::Warn("repacking the mirror failed", {{"error", std::string(repacked.message())}});
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -774,21 +846,24 @@ absl::Status Libgit2Repository::SetTag(const std::string& name, const std::strin
                                        const std::string& message, const Signature& who) {
   absl::StatusOr<git_oid> oid = ParseOid(commit);
   if (!oid.ok()) return oid.status();
-  Object target;
-  if (int rc = git_object_lookup(target.out(), repo_, &*oid, GIT_OBJECT_COMMIT); rc != 0) {
-    return GitError("revision " + commit, rc);
-  }
   absl::StatusOr<git_signature*> sig = MakeSignature(who);
   if (!sig.ok()) return sig.status();
   Sig owned{*sig};
   RefSnapshot before(repo_, absl::StrCat("refs/tags/", name));
   git_oid tag_oid;
-  if (int rc = git_tag_create(&tag_oid, repo_, name.c_str(), target.get(), owned.get(),
-                              message.c_str(), /*force=*/1);
-      rc != 0) {
-    DiscardObjects();
-    before.Restore();
-    return GitError("tag " + name, rc);
+  {
+    // Released before the push, which may reopen the repository.
+    Object target;
+    if (int rc = git_object_lookup(target.out(), repo_, &*oid, GIT_OBJECT_COMMIT); rc != 0) {
+      return GitError("revision " + commit, rc);
+    }
+    if (int rc = git_tag_create(&tag_oid, repo_, name.c_str(), target.get(), owned.get(),
+                                message.c_str(), /*force=*/1);
+        rc != 0) {
+      DiscardObjects();
+      before.Restore();
+      return GitError("tag " + name, rc);
+    }
   }
   new_roots_.push_back(tag_oid);
   absl::Status pushed = Push({absl::StrCat("+refs/tags/", name, ":refs/tags/", name)}, nullptr);

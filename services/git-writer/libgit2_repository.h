@@ -83,6 +83,13 @@ class Libgit2Repository final : public Repository {
   absl::Status AddNewObjects(git_packbuilder* pack, const git_oid& id);
   // Drops the objects created in memory since the last flush (a write that failed).
   void DiscardObjects();
+  // Looks up the remote and adds the in-memory object backend to a freshly opened repo_.
+  absl::Status AttachHandles();
+  // Writes everything the refs reach as one packfile, removes the other packs and opens a
+  // fresh object database. Called after kPacksBeforeRepack writes.
+  absl::Status Repack();
+  static constexpr int kPacksBeforeRepack = 32;
+  int packs_written_ = 0;
   absl::StatusOr<std::string> CreateCommitObjects(const CommitSpec& spec);
 
   Libgit2Options options_;

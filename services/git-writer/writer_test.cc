@@ -385,5 +385,37 @@ TEST_F(WriterTest, UnknownBranchIsNotFound) {
   EXPECT_NE(fetched.status().message().find("branch nope does not exist"), std::string::npos);
 }
 
+
+// Each write leaves a small pack; every so often the mirror's packs are folded into one and
+// the object database reopened, with every ref still resolving and writes going on.
+TEST_F(WriterTest, ManyWritesKeepFewPacksAndEveryRef) {
+  for (int i = 0; i < 40; ++i) {
+    ApplyRequest req;
+    req.edits = {ImageEdit("apps:deployment/web", "web", absl::StrCat("nginx:2.", i))};
+    req.note = absl::StrCat("{\"id\":\"job-", i, "\"}");
+    absl::StatusOr<ApplyOutcome> out = writer_->Apply(req);
+    ASSERT_TRUE(out.ok()) << i << ": " << out.status();
+    ASSERT_EQ(out->revision, upstream_->Head()) << i;
+  }
+  ASSERT_TRUE(writer_->SetSyncMarker("ferry-sync", upstream_->Head()).ok());
+  int packs = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(upstream_->dir() + "/mirror.git/objects/pack")) {
+    if (entry.path().extension() == ".pack") ++packs;
+  }
+  EXPECT_LT(packs, 40);  // 80 writes (commits and notes), repacked every 32
+  EXPECT_EQ(*writer_->GetSyncMarker("ferry-sync"), upstream_->Head());
+  auto notes = writer_->ListNotes(100);
+  ASSERT_TRUE(notes.ok()) << notes.status();
+  EXPECT_EQ(notes->size(), 40u);
+  auto files = writer_->ReadManifests("", {});
+  ASSERT_TRUE(files.ok()) << files.status();
+  EXPECT_EQ((*files)[1].content, Deployment("web", "nginx:2.39"));
+  // A fresh mirror process reads the same history from the repacked mirror.
+  OpenWriter({});
+  ASSERT_TRUE(writer_->Refresh().ok());
+  EXPECT_EQ(writer_->ListNotes(100)->size(), 40u);
+}
+
 }  // namespace
 }  // namespace ferry::git_writer
