@@ -483,5 +483,35 @@ TEST(InternalAuthTest, TheApiStopsWithinTheDrainTimeoutWhilePeersNeverAnswer) {
   EXPECT_LT(took, absl::Seconds(kDrainSeconds) + kExitMargin) << api.process->Output();
 }
 
+// A registry that never answers holds a ListTags up to --registry_timeout (30 s); the stop
+// is bounded all the same, by the watchdog at the drain timeout + 5 s (exit code 1).
+TEST(InternalAuthTest, TheScannerStopsWithinTheStopLimitWhileARegistryNeverAnswers) {
+  StuckListener registry;
+  TempDir dir;
+  Running scanner;
+  StartArgv({FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0",
+             "--metrics_address=127.0.0.1:0", "--state_dir=" + dir.path + "/scanner",
+             "--registry_insecure_hosts=" + registry.target(),
+             "--drain_timeout=" + std::to_string(kDrainSeconds) + "s"},
+            scanner);
+  ASSERT_GT(scanner.grpc_port, 0);
+  std::thread list([&] {
+    auto stub = ferry::v1::RegistryScanner::NewStub(scanner.Channel());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(60));
+    ferry::v1::ListTagsRequest request;
+    request.set_repository(registry.target() + "/team/app");
+    ferry::v1::ListTagsResponse response;
+    (void)stub->ListTags(&ctx, request, &response);
+  });
+  EXPECT_TRUE(WaitStarted(scanner, "ListTags"));
+  auto [took, code] = StopTime(scanner);
+  list.join();
+  std::printf("registry-scanner stopped in %ld ms (drain timeout %d s)\n",
+              static_cast<long>(absl::ToInt64Milliseconds(took)), kDrainSeconds);
+  ASSERT_TRUE(code.has_value()) << scanner.process->Output();
+  EXPECT_LT(took, absl::Seconds(kDrainSeconds + 5) + kExitMargin) << scanner.process->Output();
+}
+
 }  // namespace
 }  // namespace ferry
