@@ -249,6 +249,22 @@ TEST(InternalAuthTest, ThePeerTokenIsRequiredAndHealthStaysOpen) {
   EXPECT_TRUE(right.ok()) << right.error_message();
   EXPECT_EQ(testing::CheckHealth(git, ""), grpc::health::v1::HealthCheckResponse::SERVING);
   EXPECT_FALSE(absl::StrContains(git.process->Output(), "peer-token-0123456789abcdef"));
+
+  // The api sends the token: its listing reads git-writer (the cluster, unreachable here,
+  // only marks the answer).
+  Running api;
+  StartArgv({FERRY_API_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+             "--git_writer_address=" + git.GrpcTarget(), "--cluster_syncer_address=127.0.0.1:1",
+             "--peer_token_path=" + dir.path + "/token", "--no_automation"},
+            api);
+  ASSERT_GT(api.grpc_port, 0);
+  auto stub = ferry::v1::Ferry::NewStub(api.Channel());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(In(30));
+  ferry::v1::ListWorkloadsResponse response;
+  grpc::Status listed = stub->ListWorkloads(&ctx, {}, &response);
+  ASSERT_TRUE(listed.ok()) << listed.error_message() << "\n" << api.process->Output();
+  EXPECT_EQ(response.revision(), git.repo->Head());
 }
 
 TEST(InternalAuthTest, UnauthenticatedCallersBeyondLoopbackAreRefusedAtStart) {
