@@ -114,7 +114,22 @@ void CurlHttpClient::Release(void* curl) {
   curl_easy_cleanup(static_cast<CURL*>(curl));
 }
 
+namespace {
+
+// libcurl calls this about once a second even while a transfer stalls; non-zero aborts it.
+int AbortWhenCancelled(void* flag, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::atomic<bool>*>(flag)->load() ? 1 : 0;
+}
+
+absl::Status CancelledStatus(const Request& request) {
+  return absl::CancelledError(absl::StrCat(request.method, " ", HostOfUrl(request.url),
+                                           ": cancelled, the process is stopping"));
+}
+
+}  // namespace
+
 absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
+  if (options_.cancelled != nullptr && options_.cancelled->load()) return CancelledStatus(request);
   if (absl::StartsWithIgnoreCase(request.url, "http://")) {
     const std::string host = HostOfUrl(request.url);
     if (std::find(options_.insecure_hosts.begin(), options_.insecure_hosts.end(), host) ==
@@ -188,6 +203,11 @@ absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
                      static_cast<curl_off_t>(request.body.size()));
   }
+  if (options_.cancelled != nullptr) {
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, AbortWhenCancelled);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, options_.cancelled.get());
+  }
   CURLcode code = curl_easy_perform(curl);
   if (code == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
@@ -200,6 +220,7 @@ absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
     curl_easy_cleanup(curl);  // a failed transfer's connection is not worth keeping
   }
   if (code != CURLE_OK && !guard.refused.ok()) return guard.refused;
+  if (code == CURLE_ABORTED_BY_CALLBACK) return CancelledStatus(request);
   if (code == CURLE_OPERATION_TIMEDOUT) {
     return absl::DeadlineExceededError(absl::StrCat(request.method, " ", HostOfUrl(request.url),
                                                     ": timed out"));

@@ -4,7 +4,9 @@
 // finished easy handles (with their connection cache and TLS sessions) go back to a pool.
 #pragma once
 
+#include <atomic>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -33,6 +35,10 @@ struct CurlOptions {
   // resolves to a refused address is caught. A non-OK status refuses the connection (no
   // packet is sent) and becomes Send()'s answer. Unset: every address is allowed.
   std::function<absl::Status(const std::string& ip)> connect_guard;
+  // When the flag turns true (a stopping process whose drain timeout has passed), transfers
+  // in progress abort within about a second and new ones are not started: Send() answers
+  // Cancelled. Unset: transfers end only by finishing or by their timeout.
+  std::shared_ptr<const std::atomic<bool>> cancelled;
 };
 
 class CurlHttpClient final : public HttpClient {

@@ -7,11 +7,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace ferry::http {
 namespace {
@@ -30,7 +34,10 @@ class CountingListener {
     getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
     port_ = ntohs(addr.sin_port);
   }
-  ~CountingListener() { close(fd_); }
+  ~CountingListener() {
+    for (int fd : held_) close(fd);
+    close(fd_);
+  }
   int port() const { return port_; }
   // Connections waiting in the backlog (completed handshakes), accepted and closed now.
   int Accepted() {
@@ -38,10 +45,18 @@ class CountingListener {
     for (int fd; n < 1000 && (fd = accept(fd_, nullptr, nullptr)) >= 0; ++n) close(fd);
     return n;
   }
+  // Accepts one waiting connection and keeps it open, unanswered; false when none waits.
+  bool AcceptAndHold() {
+    int fd = accept(fd_, nullptr, nullptr);
+    if (fd < 0) return false;
+    held_.push_back(fd);
+    return true;
+  }
 
  private:
   int fd_ = -1;
   int port_ = 0;
+  std::vector<int> held_;
 };
 
 TEST(CurlHttpClientTest, ConnectGuardSeesTheResolvedAddressAndRefusesBeforeConnecting) {
@@ -64,6 +79,32 @@ TEST(CurlHttpClientTest, ConnectGuardSeesTheResolvedAddressAndRefusesBeforeConne
   ASSERT_FALSE(seen.empty());
   for (const std::string& ip : seen) EXPECT_TRUE(ip == "127.0.0.1" || ip == "::1") << ip;
   EXPECT_EQ(listener.Accepted(), 0);
+}
+
+TEST(CurlHttpClientTest, CancellingAbortsAStalledTransferAndRefusesNewOnes) {
+  CountingListener listener;  // holds the connection, never answers
+  auto cancelled = std::make_shared<std::atomic<bool>>(false);
+  CurlOptions options;
+  options.insecure_hosts = {absl::StrCat("127.0.0.1:", listener.port())};
+  options.cancelled = cancelled;
+  CurlHttpClient client(options);
+  Request request;
+  request.url = absl::StrCat("http://127.0.0.1:", listener.port(), "/v2/");
+  request.timeout = absl::Seconds(60);
+  std::thread stopper([&] {
+    // Cancel once the request is waiting on the listener.
+    while (!listener.AcceptAndHold()) absl::SleepFor(absl::Milliseconds(10));
+    cancelled->store(true);
+  });
+  absl::StatusOr<Response> response = client.Send(request);
+  stopper.join();
+  ASSERT_FALSE(response.ok());
+  // Cancelled, not the 60 s timeout.
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kCancelled) << response.status();
+  EXPECT_TRUE(absl::StrContains(response.status().message(), "stopping")) << response.status();
+  absl::StatusOr<Response> after = client.Send(request);
+  EXPECT_EQ(after.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(listener.Accepted(), 0);  // no new connection once cancelled
 }
 
 TEST(CurlHttpClientTest, AllowedAddressesConnect) {

@@ -1,6 +1,8 @@
 // ferry-registry-scanner: watches container registries for new image tags.
+#include <atomic>
 #include <memory>
 #include <set>
+#include <thread>
 
 #include "lib/http/curl_http_client.h"
 #include "lib/runtime/poller.h"
@@ -39,6 +41,10 @@ int main(int argc, char** argv) {
 
   auto registry = std::make_shared<prometheus::Registry>();
   ferry::http::CurlOptions curl_options;
+  // Set once the drain timeout has passed (or the server has stopped): registry requests in
+  // flight end then instead of waiting out --registry_timeout.
+  auto stopping = std::make_shared<std::atomic<bool>>(false);
+  curl_options.cancelled = stopping;
   curl_options.ca_path = config->ca_path;
   curl_options.insecure_hosts = config->insecure_hosts;
   const RegistryPolicy& policy = config->registry_policy;
@@ -86,6 +92,15 @@ int main(int argc, char** argv) {
                       {"webhook_port", webhooks->port()}});
   }
   RegistryScannerService service(scanner, client, config->scanner.metadata, policy);
-  return ferry::runtime::ServeUntilSignal(
-      config->server, {{&service, ferry::v1::RegistryScanner::service_full_name()}}, registry);
+  const int exit_code = ferry::runtime::ServeUntilSignal(
+      config->server, {{&service, ferry::v1::RegistryScanner::service_full_name()}}, registry,
+      [stopping, drain = config->server.drain_timeout](ferry::runtime::Server* server) {
+        if (server != nullptr) return;
+        std::thread([stopping, drain] {
+          absl::SleepFor(drain);
+          stopping->store(true);
+        }).detach();
+      });
+  stopping->store(true);  // the scans still running end before the queue is destroyed
+  return exit_code;
 }
