@@ -194,7 +194,9 @@ SyncReport SyncLoop::RunSync(const std::string& wanted, bool dry_run, bool fetch
       TrackedCall tracked(*this, ctx);
       auto stream = git_.ReadManifests(&ctx, request);
       ferry::v1::ManifestFile file;
-      while (stream->Read(&file)) files.push_back({file.path(), file.content()});
+      while (stream->Read(&file)) {
+        files.push_back({file.path(), file.content(), file.load_error()});
+      }
       s = stream->Finish();
     }
     if (!s.ok()) {

@@ -258,7 +258,8 @@ SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestF
     std::lock_guard<std::mutex> lock(cache_mu_);
     for (size_t i = 0; i < files.size(); ++i) {
       auto it = parse_cache_.find(files[i].path);
-      if (it != parse_cache_.end() && it->second->size == files[i].content.size() &&
+      if (it != parse_cache_.end() && files[i].load_error.empty() &&
+          it->second->size == files[i].content.size() &&
           it->second->hash == manifest::DocumentHash(files[i].content)) {
         parsed[i] = it->second;
       } else {
@@ -274,6 +275,12 @@ SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestF
     auto out = std::make_shared<ParsedFile>();
     out->hash = manifest::DocumentHash(file.content);
     out->size = file.content.size();
+    if (!file.load_error.empty()) {
+      out->size = std::string::npos;  // never taken for a served file of the same path
+      out->errors.push_back(absl::StrCat(file.path, ": ", file.load_error));
+      parsed[misses[m]] = std::move(out);
+      return;
+    }
     manifest::LoadResult loaded = manifest::LoadFile(file.path, file.content, load_options);
     for (const manifest::LoadError& e : loaded.errors) out->errors.push_back(e.ToString());
     for (const manifest::Resource& r : loaded.resources) {

@@ -64,6 +64,9 @@ struct SyncOptions {
 struct ManifestFileContent {
   std::string path;
   std::string content;
+  // Set when git-writer did not serve the file (too big, a name that is not UTF-8): the file
+  // fails to load and nothing it held is pruned.
+  std::string load_error = {};
 };
 
 struct ResourceFailure {

@@ -344,5 +344,28 @@ TEST_F(SyncerTest, NamespaceAllowListSkipsEverythingElse) {
   EXPECT_EQ(r.skipped, 4);
 }
 
+// A file git-writer did not serve (over its size limit, a name that is not UTF-8) comes
+// with a load error and no content: it fails alone, and what it held is never pruned.
+TEST_F(SyncerTest, AFileGitWriterDidNotServeFailsAloneAndKeepsItsObjects) {
+  auto syncer = MakeSyncer("unserved", /*gc=*/true);
+  auto files = RepoFiles("s7");
+  files.push_back({"big.yaml",
+                   "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big, namespace: s7-apps}\n"
+                   "data: {a: b}\n"});
+  SyncReport first = syncer->Sync("rev1", files, false);
+  ASSERT_EQ(first.failed, 0) << Errors(first);
+  files.back() = {"big.yaml", "",
+                  "manifest file size is 5242880 bytes, over the limit of 3145728 bytes (raise it "
+                  "with --max_manifest_file_bytes)"};
+  SyncReport second = syncer->Sync("rev2", files, false);
+  EXPECT_EQ(second.failed, 1) << Errors(second);
+  EXPECT_EQ(second.pruned, 0) << Errors(second);
+  EXPECT_TRUE(absl::StrContains(Errors(second), "big.yaml: manifest file size is 5242880 bytes"))
+      << Errors(second);
+  int status = 0;
+  Kubectl("-n s7-apps get cm big", &status);
+  EXPECT_EQ(status, 0) << "the unserved file's object was pruned";
+}
+
 }  // namespace
 }  // namespace ferry::cluster_syncer
