@@ -13,7 +13,7 @@ CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DFERRY_FUZZ=ON -DFERRY_WER
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j2 --target fuzzers
 status=0
-for target in manifest_loader:manifest manifest_editor:manifest image_reference:image_reference semver:semver; do
+for target in manifest_loader:manifest manifest_editor:manifest image_reference:image_reference semver:semver names:names; do
   name="${target%%:*}"
   corpus="${target##*:}"
   work="$build/corpus-$name"

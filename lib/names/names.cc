@@ -97,9 +97,10 @@ absl::Status ValidateEmail(absl::string_view email) {
         absl::StrCat("author: email \"", Escape(email), "\" is not local@domain", hint));
   }
   for (char c : email) {
-    if (absl::ascii_isspace(static_cast<unsigned char>(c)) || c == ',' || c == ';' || c == '"') {
-      return absl::InvalidArgumentError(absl::StrCat("author: email \"", Escape(email),
-                                                     "\" holds a space, ',', ';' or '\"'", hint));
+    if (absl::ascii_isspace(static_cast<unsigned char>(c)) || c == ',' || c == ';' || c == '"' ||
+        c == '<' || c == '>') {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "author: email \"", Escape(email), "\" holds a space, ',', ';', '\"', '<' or '>'", hint));
     }
   }
   if (!HasSignatureContent(email.substr(0, at)) || !HasSignatureContent(email.substr(at + 1))) {
