@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "cli/exit_codes.h"
+#include "lib/limits/limits.h"
 #include "lib/manifest/yaml_json.h"
 #include "lib/runtime/proto_time.h"
 #include "lib/status/grpc_status.h"
@@ -73,7 +74,11 @@ absl::StatusOr<std::unique_ptr<ferry::v1::Ferry::StubInterface>> Connect(
   } else {
     credentials = grpc::InsecureChannelCredentials();
   }
-  return ferry::v1::Ferry::NewStub(grpc::CreateChannel(options.url, credentials));
+  // As much as the api may send (its --grpc_max_message_bytes default): a large repo's
+  // ListWorkloads is not cut at gRPC's 4 MiB default.
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(static_cast<int>(limits::kGrpcMessageBytes.default_value));
+  return ferry::v1::Ferry::NewStub(grpc::CreateCustomChannel(options.url, credentials, args));
 }
 
 void PrepareCall(grpc::ClientContext& ctx, const ClientOptions& options, absl::Duration timeout) {

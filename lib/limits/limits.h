@@ -72,8 +72,10 @@ inline constexpr Limit kManifestFileBytes{"manifest file size", "bytes", 3 * kMi
 // a few revisions' worth in memory). Over it the whole read fails with ResourceExhausted.
 inline constexpr Limit kManifestTreeBytes{"manifest files at one revision", "bytes", 64 * kMiB,
                                           "--max_manifest_tree_bytes"};
-// One ListWorkloads answer (a single message): under gRPC's default 4 MiB receive limit.
-inline constexpr Limit kWorkloadIndexBytes{"workload index answer", "bytes", 4 * kMiB - 64 * kKiB,
+// One ListWorkloads answer (a single message): under the message size every Ferry channel
+// receives (kGrpcMessageBytes below), with room for the envelope. ~1 KiB per workload, so a
+// repo of 10,000 workloads fits.
+inline constexpr Limit kWorkloadIndexBytes{"workload index answer", "bytes", 16 * kMiB - 64 * kKiB,
                                            "--max_workload_index_bytes"};
 
 // ---- Webhooks (registry-scanner) ----
@@ -94,6 +96,8 @@ inline constexpr Limit kWebhookBody{"webhook body size", "bytes", 1 * kMiB,
 // what one call can make a process allocate.
 inline constexpr Limit kGrpcMessageBytes{"gRPC message size", "bytes", 16 * kMiB,
                                          "--grpc_max_message_bytes"};
+static_assert(kWorkloadIndexBytes.default_value < kGrpcMessageBytes.default_value,
+              "a workload index answer must fit in one message between services");
 
 // ---- Jobs and peers (api) ----
 
