@@ -35,9 +35,22 @@ constexpr size_t kMaxNameLength = 255;
 // text is refused before any pattern runs on it.
 constexpr size_t kMaxReferenceLength = 512;
 
+// Text before the last '@' may be user info with a password: never echoed.
+std::string Shown(absl::string_view text) {
+  const size_t last_at = text.rfind('@');
+  if (last_at == absl::string_view::npos) return absl::StrCat("\"", text, "\"");
+  return absl::StrCat("\"...@", text.substr(last_at + 1), "\" (text before '@' left out)");
+}
+
 absl::Status Invalid(absl::string_view text, absl::string_view why) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("invalid image reference \"", text, "\": ", why));
+  return absl::InvalidArgumentError(absl::StrCat("invalid image reference ", Shown(text), ": ", why));
+}
+
+// A piece of the name (before any '@') quoted in a reason, or left out when the text has an
+// '@' (the piece may be user info).
+std::string Piece(absl::string_view text, absl::string_view piece) {
+  if (text.find('@') != absl::string_view::npos) return "(left out)";
+  return absl::StrCat("\"", piece, "\"");
 }
 
 }  // namespace
@@ -74,14 +87,26 @@ absl::Status CheckSpelling(absl::string_view text) {
   if (absl::StrContains(text, "://")) {
     return Invalid(text, "a reference has no scheme (http://, https://): write host[:port]/path");
   }
+  // User info: an '@' before the first '/' (or the end), unless what follows the last '@'
+  // is a digest ("name@sha256:..."; a host, with its '.', is not one).
   const size_t at = text.find('@');
-  if (at != absl::string_view::npos && text.find('/', at) != absl::string_view::npos) {
-    // Echoes only what follows the user info: the rest may be a password.
-    const size_t last_at = text.rfind('@', text.find('/', at));
-    return absl::InvalidArgumentError(absl::StrCat(
-        "invalid image reference \"", text.substr(last_at + 1),
-        "\" (user info left out): user info (user[:password]@) is not allowed in a registry "
-        "host; registry credentials come from --docker_config_path"));
+  const size_t first_slash = text.find('/');
+  if (at != absl::string_view::npos && (first_slash == absl::string_view::npos || at < first_slash)) {
+    const size_t last_at = text.rfind('@', first_slash == absl::string_view::npos
+                                               ? absl::string_view::npos
+                                               : first_slash);
+    absl::string_view after = text.substr(last_at + 1);
+    const size_t colon = after.find(':');
+    const bool digest_like = first_slash == absl::string_view::npos &&
+                             colon != absl::string_view::npos &&
+                             after.substr(0, colon).find('.') == absl::string_view::npos;
+    if (!digest_like) {
+      // Echoes only what follows the user info: the rest may be a password.
+      return absl::InvalidArgumentError(absl::StrCat(
+          "invalid image reference \"", text.substr(last_at + 1),
+          "\" (user info left out): user info (user[:password]@) is not allowed in a registry "
+          "host; registry credentials come from --docker_config_path"));
+    }
   }
   return absl::OkStatus();
 }
@@ -94,8 +119,8 @@ absl::Status CheckPort(absl::string_view text, absl::string_view domain) {
   absl::string_view digits = domain.substr(colon + 1);
   uint32_t port = 0;
   if (digits.size() > 5 || !absl::SimpleAtoi(digits, &port) || port < 1 || port > 65535) {
-    return Invalid(text, absl::StrCat("port \"", digits, "\" of registry host \"", domain,
-                                      "\" is not 1-65535"));
+    return Invalid(text, absl::StrCat("port \"", digits, "\" of registry host ",
+                                      Piece(text, domain), " is not 1-65535"));
   }
   return absl::OkStatus();
 }
@@ -124,8 +149,8 @@ absl::StatusOr<Reference> Reference::Parse(absl::string_view text) {
   if (colon != absl::string_view::npos && (slash == absl::string_view::npos || colon > slash)) {
     absl::string_view tag = rest.substr(colon + 1);
     if (!RE2::FullMatch(re2::StringPiece(tag.data(), tag.size()), TagRe())) {
-      return Invalid(text, absl::StrCat("tag \"", tag,
-                                        "\" must be 1-128 letters, digits, '_', '.' or '-', "
+      return Invalid(text, absl::StrCat("tag ", Piece(text, tag),
+                                        " must be 1-128 letters, digits, '_', '.' or '-', "
                                         "not starting with '.' or '-'"));
     }
     ref.tag_ = std::string(tag);
@@ -147,7 +172,8 @@ absl::StatusOr<Reference> Reference::Parse(absl::string_view text) {
     if (absl::StrContains(first, ".") || absl::StrContains(first, ":") || first == "localhost" ||
         has_upper) {
       if (!RE2::FullMatch(re2::StringPiece(first.data(), first.size()), DomainRe())) {
-        return Invalid(text, absl::StrCat("registry host \"", first, "\" is not a valid host[:port]"));
+        return Invalid(text, absl::StrCat("registry host ", Piece(text, first),
+                                          " is not a valid host[:port]"));
       }
       if (absl::Status s = CheckPort(text, first); !s.ok()) return s;
       ref.domain_ = std::string(first);
@@ -162,8 +188,8 @@ absl::StatusOr<Reference> Reference::Parse(absl::string_view text) {
     absl::string_view component = rest.substr(start, end - start);
     if (!RE2::FullMatch(re2::StringPiece(component.data(), component.size()),
                         PathComponentRe())) {
-      return Invalid(text, absl::StrCat("path component \"", component,
-                                        "\" must be lower-case letters and digits, separated by "
+      return Invalid(text, absl::StrCat("path component ", Piece(text, component),
+                                        " must be lower-case letters and digits, separated by "
                                         "'.', '_', '__' or '-'"));
     }
     start = end + 1;
@@ -196,9 +222,13 @@ absl::StatusOr<Reference> Reference::ParseRepository(absl::string_view text) {
     return absl::InvalidArgumentError(absl::StrCat("invalid repository", message));
   }
   auto invalid = [text](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid repository \"", text, "\": ", why));
+    return absl::InvalidArgumentError(absl::StrCat("invalid repository ", Shown(text), ": ", why));
   };
-  if (!ref->tag().empty() || !ref->digest().empty()) {
+  if (!ref->digest().empty()) {
+    // The name before the '@' may be user info: not echoed.
+    return invalid("a repository has no tag or digest");
+  }
+  if (!ref->tag().empty()) {
     return invalid(absl::StrCat("a repository has no tag or digest; write ", ref->Repository()));
   }
   if (ref->domain().empty()) {

@@ -139,6 +139,34 @@ TEST(ReferenceTest, UserInfoIsNeverEchoed) {
   }
 }
 
+// User info with no '/' after it reached the digest branch, whose error echoed the whole
+// text; and no error quotes anything before the last '@'.
+TEST(ReferenceTest, UserInfoWithoutPathIsNeverEchoed) {
+  for (const std::string& text :
+       {std::string("user:s3cret@registry.example.com"), std::string("user:s3cret@registry.example.com:5000"),
+        std::string("us3c:s3cret@localhost:5000"), std::string("user:s3cret@sha256:abc"),
+        std::string("s3cret/App@") + kDigest, std::string("S3C!:x@") + kDigest,
+        std::string("user:s3c@ret@registry.example.com")}) {
+    absl::StatusOr<Reference> ref = Reference::Parse(text);
+    ASSERT_FALSE(ref.ok()) << text;
+    EXPECT_EQ(ref.status().message().find("s3c"), std::string::npos) << ref.status().message();
+    EXPECT_EQ(ref.status().message().find("S3C"), std::string::npos) << ref.status().message();
+    auto repository = Reference::ParseRepository(text);
+    ASSERT_FALSE(repository.ok()) << text;
+    EXPECT_EQ(repository.status().message().find("s3c"), std::string::npos)
+        << repository.status().message();
+  }
+  absl::StatusOr<Reference> host = Reference::Parse("user:s3cret@registry.example.com");
+  EXPECT_NE(host.status().message().find("user info"), std::string::npos) << host.status().message();
+  EXPECT_NE(host.status().message().find("\"registry.example.com\""), std::string::npos)
+      << host.status().message();
+  // A digest after a name is still one.
+  EXPECT_TRUE(Reference::Parse(std::string("nginx@") + kDigest).ok());
+  auto repo = Reference::ParseRepository(std::string("s3cret.io/app@") + kDigest);
+  ASSERT_FALSE(repo.ok());
+  EXPECT_EQ(repo.status().message().find("s3c"), std::string::npos) << repo.status().message();
+}
+
 TEST(ReferenceTest, RefusesOverlongTextWithoutEchoingIt) {
   const std::string huge(100000, 'a');
   absl::StatusOr<Reference> ref = Reference::Parse(huge);
