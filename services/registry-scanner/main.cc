@@ -21,6 +21,8 @@
 int main(int argc, char** argv) {
   using namespace ferry::registry_scanner;
   ferry::runtime::BlockShutdownSignals();
+  // Ends the stop watchdog when main() returns, after the teardown below.
+  ferry::runtime::StopGuard stop_guard;
   CLI::App app{"ferry-registry-scanner: watches container registries for new image tags",
                "ferry-registry-scanner"};
   Flags flags;
@@ -61,6 +63,7 @@ int main(int argc, char** argv) {
   client_options.insecure_hosts =
       std::set<std::string>(config->insecure_hosts.begin(), config->insecure_hosts.end());
   client_options.check_registry = [&policy](const std::string& r) { return policy.CheckRegistry(r); };
+  client_options.registry_listed = [&policy](const std::string& h) { return policy.Lists(h); };
   RegistryClient client(http, *std::move(credentials), client_options);
   ScannerMetrics metrics(*registry);
   Scanner scanner(client, **cache, config->scanner, metrics);
@@ -92,15 +95,11 @@ int main(int argc, char** argv) {
                       {"webhook_port", webhooks->port()}});
   }
   RegistryScannerService service(scanner, client, config->scanner.metadata, policy);
+  // At the drain deadline the registry requests in flight are cancelled (libcurl's progress
+  // callback checks the flag about once a second).
+  config->server.at_drain_deadline = [stopping] { stopping->store(true); };
   const int exit_code = ferry::runtime::ServeUntilSignal(
-      config->server, {{&service, ferry::v1::RegistryScanner::service_full_name()}}, registry,
-      [stopping, drain = config->server.drain_timeout](ferry::runtime::Server* server) {
-        if (server != nullptr) return;
-        std::thread([stopping, drain] {
-          absl::SleepFor(drain);
-          stopping->store(true);
-        }).detach();
-      });
+      config->server, {{&service, ferry::v1::RegistryScanner::service_full_name()}}, registry);
   stopping->store(true);  // the scans still running end before the queue is destroyed
   return exit_code;
 }

@@ -145,6 +145,19 @@ const CredentialStore::Credentials* CredentialStore::Find(const std::string& hos
   return it == by_host_.end() ? nullptr : &it->second;
 }
 
+namespace {
+
+// "host[:port]" of an absolute URL, lower-case (no path, query or fragment).
+std::string AuthorityOf(const std::string& url) {
+  size_t start = url.find("://");
+  start = start == std::string::npos ? 0 : start + 3;
+  const size_t end = url.find_first_of("/?#", start);
+  return absl::AsciiStrToLower(
+      url.substr(start, end == std::string::npos ? std::string::npos : end - start));
+}
+
+}  // namespace
+
 RegistryClient::RegistryClient(http::HttpClient& http, CredentialStore credentials, Options options)
     : http_(http), credentials_(std::move(credentials)), options_(std::move(options)) {}
 
@@ -168,21 +181,38 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const std::string& regist
   if (params["realm"].empty()) {
     return absl::UnauthenticatedError(absl::StrCat(registry, ": token challenge without realm"));
   }
+  // The realm is a URL the registry names: its host passes the same policy as a registry,
+  // and gets the registry's credentials only when it is the registry's own or listed.
+  const std::string& realm = params["realm"];
+  const std::string realm_host = AuthorityOf(realm);
+  if (!absl::StartsWith(realm, "https://") && !absl::StartsWith(realm, "http://")) {
+    return absl::UnauthenticatedError(
+        absl::StrCat(registry, ": token realm is not an http(s) URL"));
+  }
+  if (realm_host.empty() || absl::StrContains(realm_host, "@")) {
+    return absl::UnauthenticatedError(absl::StrCat(registry, ": token realm has no valid host"));
+  }
+  if (options_.check_registry && !IsOwnHost(registry, realm_host)) {
+    if (absl::Status allowed = options_.check_registry(realm_host); !allowed.ok()) {
+      return absl::Status(allowed.code(), absl::StrCat(registry, ": token realm: ", allowed.message()));
+    }
+  }
   http::Request req;
-  req.url = params["realm"];
+  req.url = realm;
   std::vector<std::string> query;
   if (!params["service"].empty()) query.push_back("service=" + UrlEncode(params["service"]));
   if (!params["scope"].empty()) query.push_back("scope=" + UrlEncode(params["scope"]));
   if (!query.empty()) {
     req.url += (req.url.find('?') == std::string::npos ? "?" : "&") + absl::StrJoin(query, "&");
   }
-  if (const CredentialStore::Credentials* c = credentials_.Find(registry)) {
+  const CredentialStore::Credentials* c = credentials_.Find(registry);
+  if (c != nullptr && MaySendCredentials(registry, realm_host)) {
     req.headers.emplace_back(
         "Authorization",
         "Basic " + absl::Base64Escape(absl::StrCat(c->username, ":", c->password)));
   }
   req.timeout = options_.request_timeout;
-  absl::StatusOr<http::Response> resp = http_.Send(req);
+  absl::StatusOr<http::Response> resp = SendChecked(registry, req);
   if (!resp.ok()) return resp.status();
   if (resp->status != 200) return RegistryError(*resp, absl::StrCat(registry, ": token"));
   try {
@@ -196,6 +226,63 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const std::string& regist
     return token;
   } catch (const nlohmann::json::exception&) {
     return absl::UnauthenticatedError(absl::StrCat(registry, ": token response is not JSON"));
+  }
+}
+
+bool RegistryClient::IsOwnHost(const std::string& registry, const std::string& host) const {
+  if (host == AuthorityOf(BaseUrl(registry))) return true;
+  // Docker Hub's token service is Docker Hub's own.
+  return registry == "docker.io" && host == "auth.docker.io";
+}
+
+bool RegistryClient::MaySendCredentials(const std::string& registry,
+                                        const std::string& host) const {
+  if (IsOwnHost(registry, host)) return true;
+  return options_.registry_listed && options_.registry_listed(host);
+}
+
+absl::StatusOr<http::Response> RegistryClient::SendChecked(const std::string& registry,
+                                                           http::Request request) {
+  request.follow_redirects = false;
+  for (int hop = 0;; ++hop) {
+    absl::StatusOr<http::Response> resp = http_.Send(request);
+    if (!resp.ok()) return resp;
+    const long code = resp->status;
+    if (code != 301 && code != 302 && code != 303 && code != 307 && code != 308) return resp;
+    std::string location = resp->Header("location");
+    if (location.empty()) return resp;
+    if (hop >= 5) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(registry, ": more than 5 redirects"));
+    }
+    if (absl::StartsWith(location, "/")) {
+      const std::string& from = request.url;
+      const size_t scheme_end = from.find("://");
+      const size_t path = from.find('/', scheme_end == std::string::npos ? 0 : scheme_end + 3);
+      location = from.substr(0, path) + location;
+    } else if (!absl::StartsWith(location, "https://") && !absl::StartsWith(location, "http://")) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(registry, ": redirect to a URL that is not http(s)"));
+    }
+    const std::string host = AuthorityOf(location);
+    if (host.empty() || absl::StrContains(host, "@")) {
+      return absl::FailedPreconditionError(absl::StrCat(registry, ": redirect without a valid host"));
+    }
+    if (options_.check_registry && !IsOwnHost(registry, host)) {
+      if (absl::Status allowed = options_.check_registry(host); !allowed.ok()) {
+        return absl::Status(allowed.code(),
+                            absl::StrCat(registry, ": redirect: ", allowed.message()));
+      }
+    }
+    if (!MaySendCredentials(registry, host)) {
+      std::vector<std::pair<std::string, std::string>> kept;
+      for (auto& h : request.headers) {
+        if (!absl::EqualsIgnoreCase(h.first, "authorization")) kept.push_back(std::move(h));
+      }
+      request.headers = std::move(kept);
+    }
+    if (code == 303) request.method = request.method == "HEAD" ? "HEAD" : "GET";
+    request.url = std::move(location);
   }
 }
 
@@ -216,7 +303,7 @@ absl::StatusOr<http::Response> RegistryClient::Call(const std::string& registry,
         "Authorization",
         "Basic " + absl::Base64Escape(absl::StrCat(creds->username, ":", creds->password)));
   }
-  absl::StatusOr<http::Response> resp = http_.Send(request);
+  absl::StatusOr<http::Response> resp = SendChecked(registry, request);
   if (!resp.ok() || resp->status != 401) return resp;
   const std::string challenge = resp->Header("www-authenticate");
   http::Request retry = request;
@@ -236,7 +323,7 @@ absl::StatusOr<http::Response> RegistryClient::Call(const std::string& registry,
   } else {
     return resp;
   }
-  return http_.Send(retry);
+  return SendChecked(registry, retry);
 }
 
 absl::StatusOr<std::vector<std::string>> RegistryClient::ListTags(const std::string& registry,
@@ -272,7 +359,8 @@ absl::StatusOr<std::vector<std::string>> RegistryClient::ListTags(const std::str
         url = next;
       } else {
         // The next page goes out with this registry's credentials: never to another host.
-        return absl::InternalError(absl::StrCat(
+        // FailedPrecondition: the registry's answer, not a fault of the scanner's.
+        return absl::FailedPreconditionError(absl::StrCat(
             registry, "/", path, ": list tags: the registry's next page is on another host"));
       }
     }

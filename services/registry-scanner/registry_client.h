@@ -49,6 +49,10 @@ class RegistryClient {
     // Checked before every request to a registry (RegistryPolicy::CheckRegistry); its error
     // is the request's answer and nothing is sent. Unset: every registry.
     std::function<absl::Status(const std::string& registry)> check_registry;
+    // True when a host is named on the allow list itself (RegistryPolicy::Lists): only such a
+    // host, besides the registry's own, is sent the registry's credentials (a token realm or
+    // a redirect elsewhere). Unset: no other host.
+    std::function<bool(const std::string& host)> registry_listed;
   };
   RegistryClient(http::HttpClient& http, CredentialStore credentials, Options options);
 
@@ -73,6 +77,14 @@ class RegistryClient {
   absl::StatusOr<http::Response> Call(const std::string& registry, http::Request request);
   absl::StatusOr<std::string> FetchToken(const std::string& registry, const std::string& challenge);
   std::string BaseUrl(const std::string& registry) const;
+  // Sends `request` to `registry`'s host or where it redirects (at most 5 hops, followed here
+  // rather than by the HTTP client): each hop's host must pass check_registry, and the
+  // Authorization header goes only to the registry's own host or to a listed one.
+  absl::StatusOr<http::Response> SendChecked(const std::string& registry, http::Request request);
+  // Whether `host` is the registry's own (its API host; auth.docker.io for Docker Hub).
+  bool IsOwnHost(const std::string& registry, const std::string& host) const;
+  // Whether `host` ("host[:port]") may be sent `registry`'s credentials.
+  bool MaySendCredentials(const std::string& registry, const std::string& host) const;
 
   http::HttpClient& http_;
   const CredentialStore credentials_;

@@ -7,10 +7,12 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lib/http/curl_http_client.h"
 #include "services/registry-scanner/metadata.h"
 #include "services/registry-scanner/registry_client.h"
+#include "services/registry-scanner/registry_policy.h"
 #include "tests/support/git_repo.h"
 #include "tests/support/registry.h"
 
@@ -238,6 +240,36 @@ TEST(RegistryAuthTest, BearerTokenFlowWithCachedToken) {
   options.insecure_hosts = {(*server)->host()};
   CredentialStore creds;
   creds.Add((*server)->host(), {"robot", "t0ken-pass"});
+  {
+    // The realm is on another host: without an allow list it is reached, but the registry's
+    // credentials go only to a host listed explicitly, so the token server refuses.
+    RegistryClient unlisted(http, creds, options);
+    auto anonymous = unlisted.ListTags((*server)->host(), "team/app");
+    EXPECT_EQ(anonymous.status().code(), absl::StatusCode::kUnauthenticated) << anonymous.status();
+    EXPECT_EQ((*server)->TokensIssued(), pushes);
+  }
+  {
+    // An allow list naming the registry but not the realm's host: the realm is never asked.
+    auto policy = RegistryPolicy::Create({(*server)->host()}, false);
+    ASSERT_TRUE(policy.ok());
+    RegistryClient::Options allow_registry_only = options;
+    allow_registry_only.check_registry = [&](const std::string& r) {
+      return policy->CheckRegistry(r);
+    };
+    allow_registry_only.registry_listed = [&](const std::string& h) { return policy->Lists(h); };
+    RegistryClient confined(http, creds, allow_registry_only);
+    auto refused_realm = confined.ListTags((*server)->host(), "team/app");
+    EXPECT_EQ(refused_realm.status().code(), absl::StatusCode::kPermissionDenied)
+        << refused_realm.status();
+    EXPECT_TRUE(absl::StrContains(refused_realm.status().message(), "token realm"))
+        << refused_realm.status();
+    EXPECT_EQ((*server)->TokensIssued(), pushes);
+  }
+  // The token server listed with the registry: credentials go there.
+  auto policy = RegistryPolicy::Create({(*server)->host(), (*server)->token_host()}, false);
+  ASSERT_TRUE(policy.ok());
+  options.check_registry = [&](const std::string& r) { return policy->CheckRegistry(r); };
+  options.registry_listed = [&](const std::string& h) { return policy->Lists(h); };
   RegistryClient client(http, creds, options);
   auto tags = client.ListTags((*server)->host(), "team/app");
   ASSERT_TRUE(tags.ok()) << tags.status();

@@ -76,6 +76,10 @@ absl::Status RegistryPolicy::CheckRegistry(const std::string& registry) const {
       "registry \"", registry, "\" is not in --registry_allow_hosts; add it there to scan it"));
 }
 
+bool RegistryPolicy::Lists(const std::string& registry) const {
+  return !allow_.empty() && CheckRegistry(registry).ok();
+}
+
 absl::StatusOr<image::Reference> RegistryPolicy::CheckRepository(
     const std::string& repository) const {
   absl::StatusOr<image::Reference> ref = image::Reference::ParseRepository(repository);

@@ -34,6 +34,9 @@ class RegistryPolicy {
 
   // Checks a registry host as named ("host[:port]", "docker.io" for Docker Hub).
   absl::Status CheckRegistry(const std::string& registry) const;
+  // True when --registry_allow_hosts is set and names `registry` (a host reached without an
+  // allow list is allowed but not listed).
+  bool Lists(const std::string& registry) const;
   // Parses a "registry/path" repository name (image::Reference::ParseRepository) and checks
   // its registry.
   absl::StatusOr<image::Reference> CheckRepository(const std::string& repository) const;

@@ -115,10 +115,118 @@ TEST(RegistryClientPolicyTest, NextPageOnAnotherHostIsNotFollowed) {
   RegistryClient client(http, std::move(credentials), {});
   absl::StatusOr<std::vector<std::string>> tags = client.ListTags("registry.example.com", "team/app");
   ASSERT_FALSE(tags.ok());
+  EXPECT_EQ(tags.status().code(), absl::StatusCode::kFailedPrecondition) << tags.status();
   EXPECT_TRUE(absl::StrContains(tags.status().message(), "next page is on another host"))
       << tags.status();
   ASSERT_EQ(http.urls.size(), 1u);
   EXPECT_TRUE(absl::StartsWith(http.urls[0], "https://registry.example.com/v2/team/app/tags/list"));
+}
+
+// Answers the first request with a redirect to `location`, the next ones with a tag page;
+// records each request.
+class RedirectingHttp : public http::HttpClient {
+ public:
+  // `challenge`: a Basic challenge comes first, so that the redirected request carries
+  // the registry's credentials.
+  explicit RedirectingHttp(std::string location, bool challenge = false)
+      : location_(std::move(location)), challenge_(challenge) {}
+  absl::StatusOr<http::Response> Send(const http::Request& request) override {
+    EXPECT_FALSE(request.follow_redirects) << "the client follows redirects itself";
+    requests.push_back(request);
+    http::Response response;
+    if (challenge_ && requests.size() == 1) {
+      response.status = 401;
+      response.headers.emplace("www-authenticate", "Basic realm=\"registry\"");
+      return response;
+    }
+    if (requests.size() == (challenge_ ? 2u : 1u)) {
+      response.status = 307;
+      response.headers.emplace("location", location_);
+      return response;
+    }
+    response.status = 200;
+    response.body = R"({"name":"team/app","tags":["1"]})";
+    return response;
+  }
+  static bool HasAuthorization(const http::Request& r) {
+    for (const auto& h : r.headers) {
+      if (absl::EqualsIgnoreCase(h.first, "authorization")) return true;
+    }
+    return false;
+  }
+  std::vector<http::Request> requests;
+
+ private:
+  std::string location_;
+  bool challenge_;
+};
+
+RegistryClient::Options PolicyOptions(const RegistryPolicy& policy) {
+  RegistryClient::Options options;
+  options.insecure_hosts = {"127.0.0.1:5000"};
+  options.check_registry = [&policy](const std::string& r) { return policy.CheckRegistry(r); };
+  options.registry_listed = [&policy](const std::string& h) { return policy.Lists(h); };
+  return options;
+}
+
+CredentialStore RegistryCredentials() {
+  CredentialStore credentials;
+  credentials.Add("127.0.0.1:5000", {"user", "s3cret"});
+  return credentials;
+}
+
+TEST(RegistryClientPolicyTest, RedirectOffTheAllowListIsNotFollowed) {
+  RedirectingHttp http("http://127.0.0.1:6000/v2/team/app/tags/list");
+  auto policy = RegistryPolicy::Create({"127.0.0.1:5000"}, false);
+  ASSERT_TRUE(policy.ok());
+  RegistryClient client(http, RegistryCredentials(), PolicyOptions(*policy));
+  auto tags = client.ListTags("127.0.0.1:5000", "team/app");
+  EXPECT_EQ(tags.status().code(), absl::StatusCode::kPermissionDenied) << tags.status();
+  EXPECT_TRUE(absl::StrContains(tags.status().message(), "redirect")) << tags.status();
+  EXPECT_EQ(http.requests.size(), 1u);
+}
+
+TEST(RegistryClientPolicyTest, RedirectToALinkLocalHostIsNotFollowed) {
+  RedirectingHttp http("http://169.254.169.254/latest/meta-data");
+  RegistryPolicy policy;
+  RegistryClient client(http, RegistryCredentials(), PolicyOptions(policy));
+  auto tags = client.ListTags("127.0.0.1:5000", "team/app");
+  EXPECT_EQ(tags.status().code(), absl::StatusCode::kPermissionDenied) << tags.status();
+  EXPECT_EQ(http.requests.size(), 1u);
+}
+
+TEST(RegistryClientPolicyTest, RedirectElsewhereWithoutAnAllowListDropsCredentials) {
+  RedirectingHttp http("http://127.0.0.1:6000/v2/team/app/tags/list", /*challenge=*/true);
+  RegistryPolicy policy;  // no allow list: another host is reached, but is not listed
+  RegistryClient client(http, RegistryCredentials(), PolicyOptions(policy));
+  auto tags = client.ListTags("127.0.0.1:5000", "team/app");
+  ASSERT_TRUE(tags.ok()) << tags.status();
+  ASSERT_EQ(http.requests.size(), 3u);
+  EXPECT_TRUE(RedirectingHttp::HasAuthorization(http.requests[1]));  // the registry's own
+  EXPECT_EQ(http.requests[2].url, "http://127.0.0.1:6000/v2/team/app/tags/list");
+  EXPECT_FALSE(RedirectingHttp::HasAuthorization(http.requests[2]));
+}
+
+TEST(RegistryClientPolicyTest, RedirectToAListedHostKeepsCredentials) {
+  RedirectingHttp http("http://127.0.0.1:6000/v2/team/app/tags/list", /*challenge=*/true);
+  auto policy = RegistryPolicy::Create({"127.0.0.1:5000", "127.0.0.1:6000"}, false);
+  ASSERT_TRUE(policy.ok());
+  RegistryClient client(http, RegistryCredentials(), PolicyOptions(*policy));
+  auto tags = client.ListTags("127.0.0.1:5000", "team/app");
+  ASSERT_TRUE(tags.ok()) << tags.status();
+  ASSERT_EQ(http.requests.size(), 3u);
+  EXPECT_TRUE(RedirectingHttp::HasAuthorization(http.requests[2]));
+}
+
+TEST(RegistryClientPolicyTest, RedirectToAListedHostIsFollowedWithRelativeLocation) {
+  RedirectingHttp http("/v2/team/app/tags/list?n=1000&page=2");
+  auto policy = RegistryPolicy::Create({"127.0.0.1:5000"}, false);
+  ASSERT_TRUE(policy.ok());
+  RegistryClient client(http, RegistryCredentials(), PolicyOptions(*policy));
+  auto tags = client.ListTags("127.0.0.1:5000", "team/app");
+  ASSERT_TRUE(tags.ok()) << tags.status();
+  ASSERT_EQ(http.requests.size(), 2u);
+  EXPECT_EQ(http.requests[1].url, "http://127.0.0.1:5000/v2/team/app/tags/list?n=1000&page=2");
 }
 
 }  // namespace
