@@ -337,8 +337,8 @@ TEST(HostileApiTest, UpdatePolicyRefusesFiltersThatWouldNeverMatch) {
       {"foo:bar", false, "unknown filter kind \"foo\" (use glob:, semver:, regexp:"},
       {"foo:bar", true, "unknown filter kind \"foo\""},
       {"glob:semvr:^1.0", false, "has ':', which no tag contains"},
-      {"main-*\nferry.dev/automated: \"true\"", false, "control character (byte 0x0a"},
-      {"regexp:^v\r", true, "control character (byte 0x0d"},
+      {"main-*\nferry.dev/automated: \"true\"", false, "control character (\\n)"},
+      {"regexp:^v\r", true, "control character (\\r)"},
   };
   for (const Case& c : cases) {
     ferry::v1::UpdatePolicyRequest request;

@@ -1,5 +1,6 @@
 // Hostile manifests in the config repo, against the real binaries: an alias bomb, a nest
-// 100,000 levels deep, duplicate keys and control characters in images. Each such file is
+// 100,000 levels deep, duplicate keys, control characters in images and text that is not
+// UTF-8. Each such file is
 // a load error of its own, named with its file, line and the limit's flag; ferry-git-writer
 // keeps serving the other files and ferry-cluster-syncer keeps applying them, both with
 // bounded memory and no crash.
@@ -82,8 +83,13 @@ const std::map<std::string, std::vector<std::string>>& HostileErrors() {
       {"apps/dup.yaml",
        {"apps/dup.yaml:13:9: document 0: duplicate key \"image\" in a mapping (first at line 12)"}},
       {"apps/nul.yaml",
-       {"apps/nul.yaml:12: document 0: the image of container nul holds the control character "
-        "0x00"}},
+       {"apps/nul.yaml:12: document 0: the image of container nul \"web:1\\x00evil\" has a "
+        "control character (\\x00)"}},
+      // Latin-1 text: nlohmann::json::dump() throws on it (type_error.316), which crashed
+      // the syncer on every sync; now a load error of its file.
+      {"apps/latin1.yaml",
+       {"apps/latin1.yaml:5:", ": document 0: the value \"caf\\xe9\" is not valid UTF-8",
+        "re-save the file as UTF-8"}},
   };
   return *errors;
 }
@@ -96,6 +102,9 @@ std::map<std::string, std::string> HostileFiles(const std::string& ns) {
                                       std::string(100'000, '['), "\n")},
       {"apps/dup.yaml", Deployment(ns, "dup", "web:1", "        image: evil:2\n")},
       {"apps/nul.yaml", Deployment(ns, "nul", "\"web:1\\0evil\"")},
+      {"apps/latin1.yaml", absl::StrCat("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: latin1, "
+                                        "namespace: ",
+                                        ns, "}\ndata:\n  greeting: caf\xe9\n")},
   };
 }
 
@@ -170,7 +179,7 @@ TEST(HostileManifestGitWriterTest, ReportsEachHostileFileAndServesTheOthers) {
     std::map<std::string, std::string> served;
     while (stream->Read(&file)) served[file.path()] = file.content();
     ASSERT_TRUE(stream->Finish().ok());
-    EXPECT_EQ(served.size(), 5u);
+    EXPECT_EQ(served.size(), 6u);
     EXPECT_EQ(served["apps/bomb.yaml"], files["apps/bomb.yaml"]);
     EXPECT_TRUE(absl::StrContains(served["apps/web.yaml"], "nginx:1.26"));
   }
@@ -223,7 +232,7 @@ TEST_F(HostileManifestSyncerTest, SurvivesTheAliasBombAndAppliesTheOtherFiles) {
   watch_ctx.TryCancel();
   EXPECT_TRUE(result.error().empty()) << result.error();
   EXPECT_EQ(result.applied(), 1) << result.DebugString();  // the new ConfigMap
-  EXPECT_EQ(result.failed(), 4) << result.DebugString();
+  EXPECT_EQ(result.failed(), 5) << result.DebugString();
   std::vector<std::string> errors;
   for (const auto& e : result.errors()) errors.push_back(absl::StrCat(e.path(), " ", e.error()));
   ExpectHostileErrors(errors);
@@ -239,7 +248,7 @@ TEST_F(HostileManifestSyncerTest, SurvivesTheAliasBombAndAppliesTheOtherFiles) {
     ferry::v1::SyncResult again;
     grpc::Status s = stub->SyncNow(&ctx, {}, &again);
     ASSERT_TRUE(s.ok()) << s.error_message() << syncer.process->Output();
-    EXPECT_EQ(again.failed(), 4);
+    EXPECT_EQ(again.failed(), 5);
     EXPECT_EQ(again.unchanged(), 3);
   }
   EXPECT_EQ(testing::CheckHealth(syncer, ""), grpc::health::v1::HealthCheckResponse::SERVING);

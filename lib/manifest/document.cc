@@ -13,6 +13,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "lib/names/names.h"
 
 namespace ferry::manifest {
 namespace {
@@ -57,6 +58,15 @@ class Checker final : public YAML::EventHandler {
 
   void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
                 const std::string& value) override {
+    if (!names::IsUtf8(value)) {
+      // JSON (and so the cluster's API and protobuf) holds only UTF-8: refused here, with
+      // its line, rather than failing later wherever the value is serialised.
+      throw Stop{absl::InvalidArgumentError(absl::StrCat(
+                     "the value \"", names::Escape(value.substr(0, 120)),
+                     "\" is not valid UTF-8; Kubernetes manifests must be UTF-8 text: "
+                     "re-save the file as UTF-8 or remove the byte")),
+                 mark};
+    }
     Child(mark, &value);
     if (anchor != 0) anchored_scalars_[anchor] = value;
     Leaf(mark, anchor, Extent{1, value.size(), 0});
@@ -79,7 +89,7 @@ class Checker final : public YAML::EventHandler {
                                           " nodes, ", extent.bytes, " bytes)");
     if (open_.size() + extent.height > limits_.max_depth) {
       throw Stop{
-          absl::ResourceExhaustedError(limits::OverLimit(
+          absl::InvalidArgumentError(limits::OverLimit(
               item, limits::kManifestDepth, limits_.max_depth, open_.size() + extent.height)),
           mark};
     }
@@ -164,12 +174,12 @@ class Checker final : public YAML::EventHandler {
     nodes_ += extent.nodes;
     bytes_ += extent.bytes;
     if (nodes_ > limits_.max_nodes) {
-      throw Stop{absl::ResourceExhaustedError(
+      throw Stop{absl::InvalidArgumentError(
                      limits::OverLimit(item, limits::kManifestNodes, limits_.max_nodes)),
                  mark};
     }
     if (bytes_ > limits_.max_expanded_bytes) {
-      throw Stop{absl::ResourceExhaustedError(limits::OverLimit(
+      throw Stop{absl::InvalidArgumentError(limits::OverLimit(
                      item, limits::kManifestExpandedBytes, limits_.max_expanded_bytes)),
                  mark};
     }
@@ -184,7 +194,7 @@ class Checker final : public YAML::EventHandler {
   void Open(const YAML::Mark& mark, YAML::anchor_t anchor, bool is_map) {
     Child(mark, nullptr);
     if (open_.size() + 1 > limits_.max_depth) {
-      throw Stop{absl::ResourceExhaustedError(
+      throw Stop{absl::InvalidArgumentError(
                      limits::OverLimit("", limits::kManifestDepth, limits_.max_depth)),
                  mark};
     }
@@ -258,7 +268,7 @@ absl::StatusOr<YAML::Node> ParseDocument(absl::string_view text, const DocumentL
   } catch (const YAML::DeepRecursion& e) {
     // yaml-cpp's own guard (about 500 levels), for limits set above what it parses.
     SetWhere(where, e.mark);
-    return absl::ResourceExhaustedError(
+    return absl::InvalidArgumentError(
         limits::OverLimit("", limits::kManifestDepth, limits.max_depth));
   } catch (const YAML::Exception& e) {
     SetWhere(where, e.mark);

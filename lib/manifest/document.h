@@ -31,8 +31,9 @@ struct DocumentLimits {
 inline constexpr uint64_t kMaxDocumentDepth = 400;
 
 // Parses `text`, one YAML document (the first, if it holds more). Errors:
-//   ResourceExhausted: over one of `limits` (the message comes from limits::OverLimit);
-//   InvalidArgument: a YAML syntax error, a duplicate key in a mapping (kubectl refuses
+//   InvalidArgument: over one of `limits` (the message comes from limits::OverLimit; a
+//     property of the input, not retryable), a scalar (key or value) that is not UTF-8, a
+//     YAML syntax error, a duplicate key in a mapping (kubectl refuses
 //     them too: which value wins differs between tools), an alias used inside the node it
 //     names (a cycle no walk could finish).
 // Messages say what to fix, without the file name or the problem's position: `where` (when

@@ -90,40 +90,40 @@ INSTANTIATE_TEST_SUITE_P(
         LimitCase{"AliasBomb",
                   ReadTestdata("hostile/alias_bomb.yaml"),
                   kDefaults,
-                  absl::StatusCode::kResourceExhausted,
+                  absl::StatusCode::kInvalidArgument,
                   {"alias *a4 (repeating 66430 nodes", "manifest document size (aliases expanded)",
                    "over the limit of 200000 nodes", "(raise it with --max_manifest_nodes)"},
                   10},
         LimitCase{"AliasBombOfBytes",
                   AliasChain(4, std::string(100, 'x')),
                   Limits(100, 1'000'000, 100'000),
-                  absl::StatusCode::kResourceExhausted,
+                  absl::StatusCode::kInvalidArgument,
                   {"alias *a3", "manifest document text (aliases expanded)",
                    "over the limit of 100000 bytes", "--max_manifest_expanded_bytes"},
                   4},
         LimitCase{"TooManyNodes",
                   "[1, 2, 3, 4, 5, 6]",
                   Limits(100, 5, 1000),
-                  absl::StatusCode::kResourceExhausted,
+                  absl::StatusCode::kInvalidArgument,
                   {"over the limit of 5 nodes", "--max_manifest_nodes"},
                   0},
         LimitCase{"DeepFlowNest",
                   std::string(100'000, '['),
                   kDefaults,
-                  absl::StatusCode::kResourceExhausted,
+                  absl::StatusCode::kInvalidArgument,
                   {"manifest nesting depth over the limit of 100 levels",
                    "(raise it with --max_manifest_depth)"},
                   0},
         LimitCase{"DeepBlockNest",
                   Nested(150),
                   kDefaults,
-                  absl::StatusCode::kResourceExhausted,
+                  absl::StatusCode::kInvalidArgument,
                   {"over the limit of 100 levels", "--max_manifest_depth"},
                   100},
         LimitCase{"DeepCompactSequences",
                   Repeated("- ", 100'000) + "x",
                   Limits(10, 1000, 1000),
-                  absl::StatusCode::kResourceExhausted,
+                  absl::StatusCode::kInvalidArgument,
                   {"over the limit of 10 levels"},
                   -1},
         LimitCase{
@@ -131,7 +131,7 @@ INSTANTIATE_TEST_SUITE_P(
             absl::StrCat("a: &deep ", std::string(60, '['), std::string(60, ']'), "\n",
                          "b: ", std::string(50, '['), "*deep", std::string(50, ']'), "\n"),
             kDefaults,
-            absl::StatusCode::kResourceExhausted,
+            absl::StatusCode::kInvalidArgument,
             {"alias *deep", "manifest nesting depth is 111 levels", "over the limit of 100 levels"},
             1},
         LimitCase{"DuplicateKey",
@@ -289,27 +289,61 @@ INSTANTIATE_TEST_SUITE_P(
                                  "metadata: {name: web}\nspec:\n  template:\n"
                                  "    spec:\n      containers:\n      - name: web\n"
                                  "        image: \"web:1\\0evil\"\n"),
-                    "the image of container web holds the control character 0x00 (byte 6 of "
-                    "\"web:1\\x00\\x65vil\")",
+                    "the image of container web \"web:1\\x00evil\" has a control character "
+                    "(\\x00) at byte 5",
                     13},
         ControlCase{"EscapeInImage",
                     absl::StrCat(kDeployHead,
                                  "metadata: {name: web}\nspec:\n  template:\n"
                                  "    spec:\n      initContainers:\n      - name: init\n"
                                  "        image: \"web:1\\e[31m\"\n"),
-                    "the image of container init holds the control character 0x1b", 13},
+                    "the image of container init \"web:1\\x1b[31m\" has a control character (\\x1b)", 13},
         ControlCase{"NewlineInName", absl::StrCat(kDeployHead, "metadata:\n  name: \"web\\nx\"\n"),
-                    "metadata.name holds the control character 0x0a", 8},
+                    "metadata.name \"web\\nx\" has a control character (\\n) at byte 3", 8},
         ControlCase{"TabInNamespace",
                     "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: \"a\\tb\"}\n",
-                    "metadata.namespace holds the control character 0x09", 7},
+                    "metadata.namespace \"a\\tb\" has a control character (\\t)", 7},
         ControlCase{"DelInKind", "apiVersion: v1\nkind: \"Service\\x7f\"\nmetadata: {name: s}\n",
-                    "kind holds the control character 0x7f", 6},
+                    "kind \"Service\\x7f\" has a control character (\\x7f)", 6},
         ControlCase{"ListItem",
                     "apiVersion: v1\nkind: List\nitems:\n- kind: ConfigMap\n  metadata:\n"
                     "    name: \"a\\u0001\"\n",
-                    "metadata.name holds the control character 0x01", 10}),
+                    "metadata.name \"a\\x01\" has a control character (\\x01)", 10},
+        // C1: U+009B (CSI) starts a terminal escape as ESC [ does.
+        ControlCase{"C1CsiInImage",
+                    absl::StrCat(kDeployHead,
+                                 "metadata: {name: web}\nspec:\n  template:\n"
+                                 "    spec:\n      containers:\n      - name: web\n"
+                                 "        image: \"web:1\\u009b31m\"\n"),
+                    "the image of container web \"web:1\\xc2\\x9b31m\" has a control character "
+                    "(\\xc2\\x9b) at byte 5",
+                    13},
+        ControlCase{"C1InName", absl::StrCat(kDeployHead, "metadata:\n  name: \"web\\x85\"\n"),
+                    "metadata.name \"web\\xc2\\x85\" has a control character (\\xc2\\x85)", 8}),
     [](const ::testing::TestParamInfo<ControlCase>& info) { return info.param.name; });
+
+// JSON holds only UTF-8 (nlohmann::json::dump() throws on anything else): a scalar, value
+// or key, that is not UTF-8 fails its document, with its line, and nothing else.
+TEST(LoadFileTest, RefusesScalarsThatAreNotUtf8) {
+  for (const char* doc : {"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+                          "data:\n  x: caf\xe9\n",
+                          "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+                          "data:\n  caf\xe9: x\n"}) {
+    LoadResult r = LoadFile("u.yaml", absl::StrCat(kGood, "---\n", doc));
+    ASSERT_EQ(r.resources.size(), 1u) << doc;
+    ASSERT_EQ(r.errors.size(), 1u) << doc;
+    const std::string message = r.errors[0].ToString();
+    EXPECT_TRUE(absl::StartsWith(message, "u.yaml:")) << message;
+    EXPECT_EQ(r.errors[0].line, 9) << message;
+    EXPECT_TRUE(absl::StrContains(message, "\"caf\\xe9\" is not valid UTF-8")) << message;
+    EXPECT_TRUE(absl::StrContains(message, "re-save the file as UTF-8")) << message;
+  }
+  // YamlToJson refuses them too (a tree from elsewhere): never a string dump() throws on.
+  absl::StatusOr<nlohmann::json> json = YamlToJson(YAML::Load("a: caf\xe9\n"));
+  EXPECT_EQ(json.status().code(), absl::StatusCode::kInvalidArgument);
+  json = YamlToJson(YAML::Load("caf\xe9: a\n"));
+  EXPECT_EQ(json.status().code(), absl::StatusCode::kInvalidArgument);
+}
 
 TEST(LoadFileTest, EveryErrorNamesFileLineDocumentAndTheFix) {
   LoadResult r = LoadFile("f.yaml",
@@ -330,15 +364,15 @@ TEST(LoadFileTest, EveryErrorNamesFileLineDocumentAndTheFix) {
 TEST(YamlToJsonLimitsTest, CyclesAndBombsFailInsteadOfRecursingOrExpanding) {
   YAML::Node cycle = YAML::Load("a: &a [1, *a]");
   absl::StatusOr<nlohmann::json> json = YamlToJson(cycle);
-  EXPECT_EQ(json.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(json.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(json.status().message(), "--max_manifest_depth")) << json.status();
 
   YAML::Node bomb = YAML::Load(ReadTestdata("hostile/alias_bomb.yaml"));
   json = YamlToJson(bomb);
-  EXPECT_EQ(json.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(json.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(json.status().message(), "--max_manifest_nodes")) << json.status();
   json = YamlToJson(YAML::Load("a: [1, 2]"), Limits(1, 100, 100));
-  EXPECT_EQ(json.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(json.status().code(), absl::StatusCode::kInvalidArgument);
   ASSERT_TRUE(YamlToJson(YAML::Load("a: [1, 2]"), Limits(2, 100, 100)).ok());
 }
 

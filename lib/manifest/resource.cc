@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "lib/manifest/workload.h"
 #include "lib/manifest/yaml_text.h"
+#include "lib/names/names.h"
 
 namespace ferry::manifest {
 namespace {
@@ -39,16 +41,6 @@ std::string ScalarAt(const YAML::Node& node, const char* key) {
   return v && v.IsScalar() ? v.Scalar() : "";
 }
 
-// The offset of the first control character (C0 or DEL) in `s`, or npos. Tabs and line
-// breaks count: no name, namespace, kind or image holds one.
-size_t ControlCharacter(absl::string_view s) {
-  for (size_t i = 0; i < s.size(); ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f) return i;
-  }
-  return absl::string_view::npos;
-}
-
 // An error when a scalar Ferry indexes (shown in listings, used in ids and edits) holds a
 // control character: the first such field of `r`, or nullopt.
 std::optional<LoadError> ControlCharacterError(const Resource& r, const Source& source) {
@@ -71,17 +63,18 @@ std::optional<LoadError> ControlCharacterError(const Resource& r, const Source& 
     }
   }
   for (const Field& f : fields) {
-    const size_t at = ControlCharacter(f.value);
-    if (at == absl::string_view::npos) continue;
+    // lib/names owns the rule (C0, DEL, C1 such as U+009B CSI, and bytes that are not
+    // UTF-8); the size limits are the loader's own, so none is applied here.
+    absl::Status valid =
+        names::ValidateName(f.what, f.value, std::numeric_limits<uint64_t>::max());
+    if (valid.ok()) continue;
     YAML::Node node = NodeAt(r.node, f.path);
     const int line = node ? source.document_line + node.Mark().line + 1 : source.line;
-    return LoadError{
-        source.path, line, 0,
-        absl::StrFormat("%s holds the control character 0x%02x (byte %d of \"%s\"): names, "
-                        "namespaces and images must be printable text; remove it",
-                        f.what, static_cast<unsigned char>(f.value[at]), at + 1,
-                        absl::CHexEscape(f.value.substr(0, 120))),
-        source.document};
+    return LoadError{source.path, line, 0,
+                     absl::StrCat(valid.message(),
+                                  "; names, namespaces and images must be printable "
+                                  "text; remove it"),
+                     source.document};
   }
   return std::nullopt;
 }

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "lib/limits/limits.h"
+#include "lib/names/names.h"
 #include "re2/re2.h"
 
 namespace ferry::manifest {
@@ -110,27 +111,35 @@ absl::Status Spend(Budget& budget, uint64_t bytes) {
   ++budget.nodes;
   budget.bytes += bytes;
   if (budget.nodes > budget.limits.max_nodes) {
-    return absl::ResourceExhaustedError(
+    return absl::InvalidArgumentError(
         limits::OverLimit("", limits::kManifestNodes, budget.limits.max_nodes));
   }
   if (budget.bytes > budget.limits.max_expanded_bytes) {
-    return absl::ResourceExhaustedError(
+    return absl::InvalidArgumentError(
         limits::OverLimit("", limits::kManifestExpandedBytes, budget.limits.max_expanded_bytes));
   }
   return absl::OkStatus();
+}
+
+// JSON holds only UTF-8 text (dump() throws on anything else).
+absl::Status NotUtf8(const YAML::Node& scalar) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "line ", scalar.Mark().line + 1, ": the value \"", names::Escape(scalar.Scalar().substr(0, 120)),
+      "\" is not valid UTF-8; re-save the file as UTF-8 or remove the byte"));
 }
 
 // `depth`: collections around `node`.
 absl::StatusOr<nlohmann::json> ToJson(const YAML::Node& node, uint64_t depth, Budget& budget) {
   const bool collection = node.IsSequence() || node.IsMap();
   if (collection && depth + 1 > budget.limits.max_depth) {
-    return absl::ResourceExhaustedError(
+    return absl::InvalidArgumentError(
         limits::OverLimit("", limits::kManifestDepth, budget.limits.max_depth));
   }
   if (absl::Status spent = Spend(budget, node.IsScalar() ? node.Scalar().size() : 0);
       !spent.ok()) {
     return spent;
   }
+  if (node.IsScalar() && !names::IsUtf8(node.Scalar())) return NotUtf8(node);
   switch (node.Type()) {
     case YAML::NodeType::Undefined:
     case YAML::NodeType::Null:
@@ -155,6 +164,7 @@ absl::StatusOr<nlohmann::json> ToJson(const YAML::Node& node, uint64_t depth, Bu
           return absl::InvalidArgumentError(absl::StrCat(
               "line ", kv.first.Mark().line + 1, ": a mapping key must be a plain value"));
         }
+        if (!names::IsUtf8(kv.first.Scalar())) return NotUtf8(kv.first);
         if (absl::Status spent = Spend(budget, kv.first.Scalar().size()); !spent.ok()) {
           return spent;
         }

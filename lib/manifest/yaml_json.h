@@ -15,8 +15,9 @@
 
 namespace ferry::manifest {
 
-// InvalidArgument for what JSON cannot hold (e.g. a mapping used as a key). The walk visits
-// an alias once per use: ResourceExhausted (naming the limit's flag) when that goes past
+// InvalidArgument for what JSON cannot hold (e.g. a mapping used as a key, a scalar that is
+// not UTF-8: nlohmann::json::dump() would throw on it). The walk visits an alias once per
+// use: InvalidArgument (naming the limit's flag) when that goes past
 // `limits` (a tree from ParseDocument with the same limits never does; a cyclic tree from
 // elsewhere fails on depth instead of recursing forever).
 absl::StatusOr<nlohmann::json> YamlToJson(const YAML::Node& node,

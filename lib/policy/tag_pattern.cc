@@ -3,12 +3,14 @@
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "lib/names/names.h"
 
 namespace ferry::policy {
 namespace {
@@ -73,14 +75,12 @@ TagPattern TagPattern::Any() {
 }
 
 absl::StatusOr<TagPattern> TagPattern::Parse(absl::string_view text) {
-  for (size_t i = 0; i < text.size(); ++i) {
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c == 0x7f) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "tag filter has a control character (byte 0x%02x at offset %d); write it on one line "
-          "without tabs or newlines",
-          c, i));
-    }
+  // lib/names owns the rule: C0, DEL, C1 (e.g. U+009B CSI) and bytes that are not UTF-8.
+  if (absl::Status valid =
+          names::ValidateName("tag filter", text, std::numeric_limits<uint64_t>::max());
+      !valid.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(valid.message(), " (write it on one line without tabs or newlines)"));
   }
   TagPattern p;
   absl::string_view expr = text;

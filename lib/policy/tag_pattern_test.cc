@@ -52,9 +52,12 @@ TEST(TagPatternTest, RefusesUnknownKindsAndGlobsNoTagCanMatch) {
       {"glob:semvr:^1.0", "glob tag filter \"semvr:^1.0\" has ':', which no tag contains"},
       {"glob:1.0 beta", "has ' ', which no tag contains"},
       {"v1/*", "has '/', which no tag contains"},
-      {"master-*\n", "control character (byte 0x0a at offset 8)"},
-      {"semver:^1.0\t", "control character (byte 0x09"},
-      {"regexp:^v\x7f", "control character (byte 0x7f"},
+      {"master-*\n", "control character (\\n) at byte 8"},
+      {"semver:^1.0\t", "control character (\\t)"},
+      {"regexp:^v\x7f", "control character (\\x7f)"},
+      // C1 controls (U+009B CSI starts a terminal escape) and bytes that are not UTF-8.
+      {"glob:v\xc2\x9b" "31m", "control character (\\xc2\\x9b)"},
+      {"glob:v\xff", "is not UTF-8 at byte 6"},
   };
   for (const Case& c : cases) {
     absl::StatusOr<TagPattern> p = TagPattern::Parse(c.text);
@@ -66,7 +69,7 @@ TEST(TagPatternTest, RefusesUnknownKindsAndGlobsNoTagCanMatch) {
   // A NUL byte is a control character too.
   absl::StatusOr<TagPattern> nul = TagPattern::Parse(absl::string_view("glob:a\0b", 8));
   ASSERT_FALSE(nul.ok());
-  EXPECT_NE(nul.status().message().find("byte 0x00 at offset 6"), std::string::npos);
+  EXPECT_NE(nul.status().message().find("control character (\\x00) at byte 6"), std::string::npos);
   // What tags can hold still parses, with or without the glob: prefix.
   for (const char* ok : {"1.0.*", "glob:v?.?-rc_*", "main-*", "A_b.c-9", "latest"}) {
     EXPECT_TRUE(TagPattern::Parse(ok).ok()) << ok << ": " << TagPattern::Parse(ok).status();

@@ -1,6 +1,7 @@
 #include "services/cluster-syncer/config.h"
 
 #include "absl/strings/str_cat.h"
+#include "lib/manifest/document_flags.h"
 #include "re2/re2.h"
 
 namespace ferry::cluster_syncer {
@@ -52,22 +53,9 @@ void AddFlags(CLI::App& app, Flags& flags) {
   app.add_option("--sync_parallelism", flags.parallelism, "Concurrent applies")
       ->envname("FERRY_SYNC_PARALLELISM")
       ->capture_default_str();
-  // Limits on each YAML document of the repo, checked before anything is expanded (see
-  // docs/limits.md): nesting levels, and nodes and scalar bytes with every alias counted as
-  // what it repeats. A document over one fails alone, reported with its file.
-  app.add_option(std::string(limits::kManifestDepth.flag), flags.max_manifest_depth,
-                 "Nesting levels of a manifest document (at most 400)")
-      ->envname("FERRY_MAX_MANIFEST_DEPTH")
-      ->capture_default_str();
-  app.add_option(std::string(limits::kManifestNodes.flag), flags.max_manifest_nodes,
-                 "Nodes of a manifest document, aliases expanded")
-      ->envname("FERRY_MAX_MANIFEST_NODES")
-      ->capture_default_str();
-  app.add_option(std::string(limits::kManifestExpandedBytes.flag),
-                 flags.max_manifest_expanded_bytes,
-                 "Scalar bytes of a manifest document, aliases expanded")
-      ->envname("FERRY_MAX_MANIFEST_EXPANDED_BYTES")
-      ->capture_default_str();
+  // --max_manifest_depth, --max_manifest_nodes, --max_manifest_expanded_bytes: documented
+  // in lib/manifest/document_flags.h (shared with ferry-git-writer).
+  manifest::AddDocumentLimitFlags(app, flags.manifest_limits);
 }
 
 absl::StatusOr<Config> ToConfig(const Flags& flags) {
@@ -112,10 +100,8 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
     return absl::InvalidArgumentError("--sync_parallelism must be between 1 and 64");
   }
   config.sync.parallelism = flags.parallelism;
-  config.sync.manifest_limits.max_depth = flags.max_manifest_depth;
-  config.sync.manifest_limits.max_nodes = flags.max_manifest_nodes;
-  config.sync.manifest_limits.max_expanded_bytes = flags.max_manifest_expanded_bytes;
-  if (absl::Status limits = manifest::ValidateDocumentLimits(config.sync.manifest_limits);
+  config.sync.manifest_limits = flags.manifest_limits;
+  if (absl::Status limits = manifest::ValidateDocumentLimitFlags(config.sync.manifest_limits);
       !limits.ok()) {
     return limits;
   }

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "lib/limits/limits.h"
+#include "lib/manifest/document.h"
 #include "lib/runtime/flags.h"
 #include "lib/runtime/server.h"
 #include "services/cluster-syncer/syncer.h"
@@ -35,10 +36,8 @@ struct Flags {
   std::string sync_set = "ferry";
   bool force_conflicts = true;
   int parallelism = 8;
-  // Limits on each manifest document (lib/limits kManifest*).
-  uint64_t max_manifest_depth = limits::kManifestDepth.default_value;
-  uint64_t max_manifest_nodes = limits::kManifestNodes.default_value;
-  uint64_t max_manifest_expanded_bytes = limits::kManifestExpandedBytes.default_value;
+  // Limits on each manifest document (lib/manifest/document_flags.h).
+  manifest::DocumentLimits manifest_limits;
 };
 
 // Where the "last applied revision" is recorded.

@@ -132,6 +132,22 @@ absl::StatusOr<nlohmann::json> KubeClient::Call(const std::string& verb, const s
   return j;
 }
 
+namespace {
+
+// `value` as JSON text; InvalidArgument (never an exception) when it holds a string that is
+// not UTF-8, on which nlohmann::json::dump() throws.
+absl::StatusOr<std::string> DumpJson(const nlohmann::json& value) {
+  try {
+    return value.dump();
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the object cannot be serialised as JSON (", e.what(),
+                     "); the manifest must be UTF-8 text"));
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<nlohmann::json> KubeClient::Get(const std::string& path, const std::string& verb) {
   return Call(verb, "GET", path, "", "");
 }
@@ -149,12 +165,16 @@ absl::StatusOr<nlohmann::json> KubeClient::Apply(const std::string& path,
   std::string query = absl::StrCat("?fieldManager=", manager, force ? "&force=true" : "",
                                    dry_run ? "&dryRun=All" : "");
   // JSON is YAML: the apply content type takes it as is.
-  return Call("apply", "PATCH", path + query, object.dump(), "application/apply-patch+yaml");
+  absl::StatusOr<std::string> body = DumpJson(object);
+  if (!body.ok()) return body.status();
+  return Call("apply", "PATCH", path + query, *body, "application/apply-patch+yaml");
 }
 
 absl::StatusOr<nlohmann::json> KubeClient::MergePatch(const std::string& path,
                                                       const nlohmann::json& patch) {
-  return Call("patch", "PATCH", path, patch.dump(), "application/merge-patch+json");
+  absl::StatusOr<std::string> body = DumpJson(patch);
+  if (!body.ok()) return body.status();
+  return Call("patch", "PATCH", path, *body, "application/merge-patch+json");
 }
 
 absl::Status KubeClient::Delete(const std::string& path, bool dry_run) {

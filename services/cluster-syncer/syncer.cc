@@ -410,7 +410,18 @@ SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestF
       DefaultPortProtocols(item->kind, item->object);
       // The file is part of the checksum: an object moved to another file is applied again,
       // so its ferry.dev/source annotation (which GC consults) follows it.
-      item->checksum = Sha256Hex(item->path + "\n" + item->object.dump()).substr(0, 32);
+      // The loader refuses text that is not UTF-8, on which dump() throws; should any reach
+      // here, it fails this resource alone rather than the process.
+      std::string dumped;
+      try {
+        dumped = item->object.dump();
+      } catch (const nlohmann::json::exception& e) {
+        item->state = Item::State::kFailed;
+        item->error = absl::StrCat("cannot be serialised as JSON (", e.what(),
+                                   "); the manifest must be UTF-8 text");
+        continue;
+      }
+      item->checksum = Sha256Hex(item->path + "\n" + dumped).substr(0, 32);
       auto& labels = meta["labels"];
       if (!labels.is_object()) labels = nlohmann::json::object();
       labels[kSyncSetLabel] = options_.sync_set;

@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "lib/manifest/document_flags.h"
 
 namespace ferry::git_writer {
 
@@ -95,6 +96,10 @@ void AddFlags(CLI::App& app, Flags& flags) {
                  "Largest workload index answer, in bytes")
       ->envname("FERRY_MAX_WORKLOAD_INDEX_BYTES")
       ->capture_default_str();
+  // --max_manifest_depth, --max_manifest_nodes, --max_manifest_expanded_bytes: documented
+  // in lib/manifest/document_flags.h (shared with ferry-cluster-syncer). Every document
+  // git-writer loads (indexing, edits) is held to them.
+  manifest::AddDocumentLimitFlags(app, flags.manifest_limits);
 }
 
 absl::StatusOr<Config> ToConfig(const Flags& flags) {
@@ -137,6 +142,10 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
       return absl::InvalidArgumentError(absl::StrCat(limit->flag, ": must be at least 1"));
     }
   }
+  if (absl::Status limits = manifest::ValidateDocumentLimitFlags(flags.manifest_limits);
+      !limits.ok()) {
+    return limits;
+  }
   if (flags.max_manifest_file_bytes > flags.max_manifest_tree_bytes) {
     return absl::InvalidArgumentError(
         absl::StrCat(limits::kManifestFileBytes.flag, ": must not be over ",
@@ -169,6 +178,7 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   config.writer.readonly = flags.git_readonly;
   config.writer.push_retries = flags.git_push_retries;
   config.writer.load.default_namespace = flags.default_namespace;
+  config.writer.load.limits = flags.manifest_limits;
   config.sync_tag = flags.git_sync_tag;
   config.ssh_key_path = flags.git_ssh_key_path;
   config.max_commit_message_bytes = flags.max_commit_message_bytes;

@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "lib/limits/limits.h"
+#include "lib/manifest/document.h"
 #include "lib/runtime/flags.h"
 #include "lib/runtime/server.h"
 #include "services/git-writer/libgit2_repository.h"
@@ -44,6 +45,8 @@ struct Flags {
   uint64_t max_manifest_file_bytes = limits::kManifestFileBytes.default_value;
   uint64_t max_manifest_tree_bytes = limits::kManifestTreeBytes.default_value;
   uint64_t max_workload_index_bytes = limits::kWorkloadIndexBytes.default_value;
+  // Limits on each manifest document (lib/manifest/document_flags.h).
+  manifest::DocumentLimits manifest_limits;
 };
 
 // The validated configuration.
