@@ -213,10 +213,14 @@ grpc::Status Call(RegistryScanner::Stub& stub,
   return (stub.*method)(&ctx, request, &response);
 }
 
-grpc::Status WatchOnly(RegistryScanner::Stub& stub, const std::vector<std::string>& repositories) {
+// Watch answers OK and names each refused repository in its response.
+grpc::Status WatchOnly(RegistryScanner::Stub& stub, const std::vector<std::string>& repositories,
+                       ferry::v1::WatchResponse* response) {
   ferry::v1::WatchRequest request;
   for (const std::string& r : repositories) request.add_repositories(r);
-  return Call(stub, &RegistryScanner::Stub::Watch, request);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(Deadline());
+  return stub.Watch(&ctx, request, response);
 }
 
 grpc::Status ListTagsOf(RegistryScanner::Stub& stub, const std::string& repository) {
@@ -260,11 +264,17 @@ TEST(HostileScannerTest, HostileRepositoryNamesAreRefusedWithoutConnecting) {
   auto stub = RegistryScanner::NewStub(s.running.Channel());
   for (const Sample& sample : HostileSamples(listener.host())) {
     SCOPED_TRACE(sample.repository);
-    grpc::Status status = WatchOnly(*stub, {sample.repository});
-    EXPECT_EQ(status.error_code(), sample.code) << status.error_message();
-    EXPECT_TRUE(absl::StrContains(status.error_message(), sample.reason)) << status.error_message();
-    EXPECT_FALSE(absl::StrContains(status.error_message(), "pass@")) << "credentials echoed";
-    EXPECT_FALSE(absl::StrContains(status.error_message(), "\n")) << status.error_message();
+    ferry::v1::WatchResponse watched;
+    grpc::Status status = WatchOnly(*stub, {sample.repository}, &watched);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(watched.added_size(), 0);
+    ASSERT_EQ(watched.refused_size(), 1);
+    const ferry::v1::RefusedRepository& refused = watched.refused(0);
+    EXPECT_EQ(refused.repository(), sample.repository);
+    EXPECT_EQ(refused.code(), static_cast<int>(sample.code)) << refused.reason();
+    EXPECT_TRUE(absl::StrContains(refused.reason(), sample.reason)) << refused.reason();
+    EXPECT_FALSE(absl::StrContains(refused.reason(), "pass@")) << "credentials echoed";
+    EXPECT_FALSE(absl::StrContains(refused.reason(), "\n")) << refused.reason();
     status = ListTagsOf(*stub, sample.repository);
     EXPECT_EQ(status.error_code(), sample.code) << status.error_message();
     EXPECT_TRUE(absl::StrContains(status.error_message(), sample.reason)) << status.error_message();
@@ -273,12 +283,18 @@ TEST(HostileScannerTest, HostileRepositoryNamesAreRefusedWithoutConnecting) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
   EXPECT_EQ(listener.Connections(), 0);
 
-  // One bad item in a batch fails alone: the good one is watched, the answer names the bad.
-  status = WatchOnly(*stub, {listener.host() + "/team/app", listener.host() + "/../etc"});
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_TRUE(absl::StrContains(status.error_message(), "1 of 2 repositories refused"))
-      << status.error_message();
-  EXPECT_TRUE(absl::StrContains(status.error_message(), "/../etc")) << status.error_message();
+  // One bad item in a batch fails alone: the call is OK, the good one is watched (and
+  // reported added), the answer names the bad one.
+  ferry::v1::WatchResponse batch;
+  status = WatchOnly(*stub, {listener.host() + "/team/app", listener.host() + "/../etc"}, &batch);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(batch.added_size(), 1);
+  EXPECT_EQ(batch.added(0), listener.host() + "/team/app");
+  ASSERT_EQ(batch.refused_size(), 1);
+  EXPECT_EQ(batch.refused(0).repository(), listener.host() + "/../etc");
+  EXPECT_EQ(batch.refused(0).code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_TRUE(absl::StrContains(batch.refused(0).reason(), "path component"))
+      << batch.refused(0).reason();
   grpc::ClientContext status_ctx;
   status_ctx.set_deadline(Deadline());
   ferry::v1::StatusResponse state;
@@ -309,10 +325,13 @@ TEST(HostileScannerTest, AHostOffTheAllowListIsNeverContacted) {
   auto stub = RegistryScanner::NewStub(s.running.Channel());
   const std::string repository = listener.host() + "/team/app";
 
-  grpc::Status status = WatchOnly(*stub, {repository});
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
-  EXPECT_TRUE(absl::StrContains(status.error_message(), "--registry_allow_hosts"))
-      << status.error_message();
+  ferry::v1::WatchResponse watched;
+  grpc::Status status = WatchOnly(*stub, {repository}, &watched);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(watched.refused_size(), 1);
+  EXPECT_EQ(watched.refused(0).code(), static_cast<int>(grpc::StatusCode::PERMISSION_DENIED));
+  EXPECT_TRUE(absl::StrContains(watched.refused(0).reason(), "--registry_allow_hosts"))
+      << watched.refused(0).reason();
   status = ListTagsOf(*stub, repository);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
   EXPECT_TRUE(absl::StrContains(status.error_message(), listener.host())) << status.error_message();

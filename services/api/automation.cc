@@ -196,6 +196,12 @@ std::optional<std::string> Automation::RunOnce() {
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     grpc::Status s = peers_.registry.Watch(&ctx, watch, &answer);
     if (s.ok()) {
+      // Refused repositories are logged once: the list is recorded as sent, so it is not
+      // sent again until it changes.
+      for (const ferry::v1::RefusedRepository& r : answer.refused()) {
+        log::Warn("automation: the scanner refused to watch a repository",
+                  {{"reason", r.reason()}, {"code", absl::StrCat(r.code())}});
+      }
       std::lock_guard<std::mutex> lock(mu_);
       watched_ = repositories;
     } else {

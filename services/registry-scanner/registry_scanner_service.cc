@@ -91,29 +91,26 @@ std::vector<TagRecord> Order(std::vector<TagRecord> tags, ferry::v1::TagOrdering
 grpc::Status RegistryScannerService::Watch(grpc::ServerContext*,
                                            const ferry::v1::WatchRequest* request,
                                            ferry::v1::WatchResponse* response) {
+  // A refused repository is named in the answer and the others are watched: the call is OK,
+  // so the caller sees what changed (gRPC drops the response body of a failed call).
   std::vector<std::string> repos;
-  absl::Status refused;
-  std::vector<std::string> reasons;
+  std::vector<ferry::v1::RefusedRepository> refused;
   for (const std::string& repository : request->repositories()) {
     absl::StatusOr<image::Reference> checked = policy_.CheckRepository(repository);
     if (checked.ok()) {
       repos.push_back(repository);
       continue;
     }
-    if (refused.ok()) refused = checked.status();
-    reasons.push_back(std::string(checked.status().message()));
+    ferry::v1::RefusedRepository& r = refused.emplace_back();
+    r.set_repository(repository);
+    r.set_reason(std::string(checked.status().message()));
+    r.set_code(static_cast<int>(checked.status().code()));
   }
   auto result = scanner_.Watch(repos);
   if (!result.ok()) return ToGrpcStatus(result.status());
   for (const std::string& a : result->first) response->add_added(a);
   for (const std::string& r : result->second) response->add_removed(r);
-  if (!refused.ok()) {
-    return ToGrpcStatus(absl::Status(
-        refused.code(),
-        absl::StrCat(reasons.size(), " of ", request->repositories_size(),
-                     " repositories refused (the others are watched): ",
-                     absl::StrJoin(reasons, "; "))));
-  }
+  for (ferry::v1::RefusedRepository& r : refused) *response->add_refused() = std::move(r);
   return grpc::Status::OK;
 }
 
