@@ -22,8 +22,8 @@ class RegistryScannerService final : public ferry::v1::RegistryScanner::Service 
         policy_(std::move(policy)) {}
 
   // Replaces the watch set with the request's repositories that pass the checks. Each one
-  // that does not fails alone: the others are watched all the same, and the answer is the
-  // first failure's code with a message naming every refused repository and why.
+  // that does not fails alone: the others are watched all the same, the call answers OK, and
+  // WatchResponse.refused names every refused repository with its reason and code.
   grpc::Status Watch(grpc::ServerContext* context, const ferry::v1::WatchRequest* request,
                      ferry::v1::WatchResponse* response) override;
   grpc::Status ListTags(grpc::ServerContext* context, const ferry::v1::ListTagsRequest* request,
