@@ -1,5 +1,6 @@
 #include "lib/runtime/channel.h"
 
+#include <grpc/grpc.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_certificate_verifier.h>
 #include <grpcpp/security/tls_credentials_options.h>
@@ -21,10 +22,21 @@ using grpc::experimental::InterceptionHookPoints;
 // How often the certificate files of a channel are checked for changes.
 constexpr unsigned kCertificateRefreshSeconds = 5;
 
-// The calls in progress on ChannelTo's channels, for CancelPeerCalls().
+// The calls in progress on ChannelTo's channels, for CancelPeerCalls(): the core calls
+// themselves, each with a reference of its own, not their ClientContexts.
+//
+// Why not the contexts: ~ClientContext releases its call before its interceptors (the only
+// code that could take the context out of the set) are destroyed, and TryCancel on a
+// context in that window touches a call already freed. Nothing in the context's lifetime
+// can close that window from an interceptor. A reference on the grpc_call keeps the call
+// alive for as long as it is in the set, so grpc_call_cancel on it is always safe (after
+// the call ended it does nothing); the entry and its reference go together, under the
+// mutex CancelPeerCalls holds, when the status arrives (POST_RECV_STATUS, the last hook of
+// a call finished the usual way) or, for a stream dropped without Finish, when the
+// interceptor is destroyed.
 struct PeerCalls {
   std::mutex mu;
-  std::set<grpc::ClientContext*> in_progress;
+  std::set<grpc_call*> in_progress;
 };
 
 PeerCalls& Calls() {
@@ -47,8 +59,15 @@ class PeerCallInterceptor final : public grpc::experimental::Interceptor {
         methods->GetSendInitialMetadata()->emplace("authorization",
                                                    absl::StrCat("Bearer ", *token_));
       }
-      std::lock_guard<std::mutex> lock(Calls().mu);
-      Calls().in_progress.insert(context_);
+      // The call exists by now: the channel creates it (set_call) before any hook runs.
+      grpc_call* call = context_->c_call();
+      if (call != nullptr) {
+        std::lock_guard<std::mutex> lock(Calls().mu);
+        if (call_ == nullptr && Calls().in_progress.insert(call).second) {
+          grpc_call_ref(call);
+          call_ = call;
+        }
+      }
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_STATUS)) {
       Done();
@@ -69,11 +88,19 @@ class PeerCallInterceptor final : public grpc::experimental::Interceptor {
 
  private:
   void Done() {
-    std::lock_guard<std::mutex> lock(Calls().mu);
-    Calls().in_progress.erase(context_);
+    grpc_call* call = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(Calls().mu);
+      if (call_ == nullptr) return;
+      Calls().in_progress.erase(call_);
+      call = call_;
+      call_ = nullptr;
+    }
+    grpc_call_unref(call);  // outside the lock: the last reference frees the call
   }
 
-  grpc::ClientContext* context_;
+  grpc::ClientContext* context_;  // used only in hooks, while the call is in progress
+  grpc_call* call_ = nullptr;     // our reference while the call is in Calls(); under its mu
   const std::string* token_;  // owned by the factory, which the channel keeps
   int max_message_bytes_;
 };
@@ -131,12 +158,16 @@ std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address, const PeerO
 }
 
 void CancelPeerCalls() {
-  // A call leaves the set under the lock when its status arrives, which every call finished
-  // the usual way (a unary call, a stream's Finish) does before its context goes away. A
-  // stream dropped without Finish leaves only when its context is destroyed: not before
-  // the context's call is released, a window this does not guard.
+  // Each call in the set holds a reference taken for it, released only after it has left
+  // the set under this lock: the calls cancelled here are alive, whatever their contexts
+  // are doing (see PeerCalls).
   std::lock_guard<std::mutex> lock(Calls().mu);
-  for (grpc::ClientContext* context : Calls().in_progress) context->TryCancel();
+  for (grpc_call* call : Calls().in_progress) grpc_call_cancel(call, nullptr);
+}
+
+size_t PeerCallsInProgress() {
+  std::lock_guard<std::mutex> lock(Calls().mu);
+  return Calls().in_progress.size();
 }
 
 }  // namespace ferry::runtime

@@ -28,4 +28,7 @@ std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address, const PeerO
 // handler waiting on a peer that does not answer returns and the process can exit.
 void CancelPeerCalls();
 
+// How many calls on ChannelTo's channels are in progress (for tests).
+size_t PeerCallsInProgress();
+
 }  // namespace ferry::runtime

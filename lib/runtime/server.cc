@@ -8,6 +8,8 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <prometheus/gauge.h>
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -212,7 +214,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
 
 Server::~Server() { Shutdown(); }
 
-void Server::Shutdown() {
+void Server::Shutdown() { ShutdownBy(absl::Now() + options_.drain_timeout); }
+
+void Server::ShutdownBy(absl::Time drain_end) {
   if (shut_down_) return;
   shut_down_ = true;
   // The metrics server takes up to 2 s to stop (its workers wait out idle scrape
@@ -222,7 +226,7 @@ void Server::Shutdown() {
   if (grpc_server_ != nullptr) {
     // NOT_SERVING for every service, and stays so, before the listener closes.
     grpc_server_->GetHealthCheckService()->Shutdown();
-    grpc_server_->Shutdown(ToGprDeadline(options_.drain_timeout));
+    grpc_server_->Shutdown(ToGprDeadline(std::max(drain_end - absl::Now(), absl::ZeroDuration())));
     grpc_server_->Wait();
   }
   if (health_server_ != nullptr) {
@@ -238,6 +242,83 @@ void Server::SetServingStatus(const std::string& name, bool serving) {
   if (health_server_ != nullptr) {
     health_server_->GetHealthCheckService()->SetServingStatus(name, serving);
   }
+}
+
+namespace {
+
+// The stop watchdog: one per process, armed by ServeUntilSignal at the signal, ended by the
+// last StopGuard (or by ServeUntilSignal without one). A joinable thread waiting on a
+// condition variable, so that ending it is immediate and nothing of it runs afterwards.
+struct StopWatchdog {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool ended = false;
+  int guards = 0;
+  std::thread thread;
+};
+
+StopWatchdog& Watchdog() {
+  static StopWatchdog* watchdog = new StopWatchdog();
+  return *watchdog;
+}
+
+bool StopGuarded() {
+  std::lock_guard<std::mutex> lock(Watchdog().mu);
+  return Watchdog().guards > 0;
+}
+
+void ArmStopWatchdog(absl::Time drain_end, std::function<void()> at_drain_deadline) {
+  StopWatchdog& w = Watchdog();
+  std::lock_guard<std::mutex> lock(w.mu);
+  if (w.thread.joinable()) return;  // one stop at a time
+  const auto now = std::chrono::steady_clock::now();
+  const auto deadline =
+      now + absl::ToChronoNanoseconds(std::max(drain_end - absl::Now(), absl::ZeroDuration()));
+  const auto limit = deadline + absl::ToChronoNanoseconds(kStopGrace);
+  const absl::Duration limit_from_signal = drain_end - absl::Now() + kStopGrace;
+  w.thread = std::thread([&w, deadline, limit, limit_from_signal,
+                          at_drain_deadline = std::move(at_drain_deadline)] {
+    std::unique_lock<std::mutex> lock(w.mu);
+    if (w.cv.wait_until(lock, deadline, [&w] { return w.ended; })) return;
+    lock.unlock();
+    CancelPeerCalls();
+    if (at_drain_deadline) at_drain_deadline();
+    lock.lock();
+    if (w.cv.wait_until(lock, limit, [&w] { return w.ended; })) return;
+    log::Error("stop took too long; exiting with work in progress",
+               {{"limit_ms", absl::ToInt64Milliseconds(limit_from_signal)}});
+    std::_Exit(1);
+  });
+}
+
+void EndStopWatchdog() {
+  StopWatchdog& w = Watchdog();
+  std::thread thread;
+  {
+    std::lock_guard<std::mutex> lock(w.mu);
+    w.ended = true;
+    thread = std::move(w.thread);
+  }
+  w.cv.notify_all();
+  if (thread.joinable()) thread.join();
+  std::lock_guard<std::mutex> lock(w.mu);
+  w.ended = false;  // a later stop (another server in the same process) may arm it again
+}
+
+}  // namespace
+
+StopGuard::StopGuard() {
+  std::lock_guard<std::mutex> lock(Watchdog().mu);
+  ++Watchdog().guards;
+}
+
+StopGuard::~StopGuard() {
+  bool last;
+  {
+    std::lock_guard<std::mutex> lock(Watchdog().mu);
+    last = --Watchdog().guards == 0;
+  }
+  if (last) EndStopWatchdog();
 }
 
 int ServeUntilSignal(const ServerOptions& options, const std::vector<HostedService>& services,
@@ -262,23 +343,15 @@ int ServeUntilSignal(const ServerOptions& options, const std::vector<HostedServi
                           {"health_port", (*server)->health_port()},
                           {"version", Version()}});
   int sig = WaitForShutdownSignal();
-  // When the drain timeout has passed, the server cancels the RPCs still running: cancel
-  // their calls to peers too, so their handlers return. Then bound the whole stop, whatever
-  // a component's loops do.
-  std::thread([drain_timeout = options.drain_timeout] {
-    absl::SleepFor(drain_timeout);
-    CancelPeerCalls();
-    absl::SleepFor(kStopGrace);
-    log::Error("stop took too long; exiting with work in progress",
-               {{"limit_ms", absl::ToInt64Milliseconds(drain_timeout + kStopGrace)}});
-    std::_Exit(1);
-  }).detach();
+  const absl::Time drain_end = absl::Now() + options.drain_timeout;
+  ArmStopWatchdog(drain_end, options.at_drain_deadline);
   if (attach) attach(nullptr);
   log::Info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
                               {"drain_timeout_ms",
                                absl::ToInt64Milliseconds(options.drain_timeout)}});
-  (*server)->Shutdown();
+  (*server)->ShutdownBy(drain_end);
   log::Info("stopped");
+  if (!StopGuarded()) EndStopWatchdog();
   return 0;
 }
 

@@ -38,6 +38,10 @@ struct ServerOptions {
   // When set, a second, plaintext port serving only the health service (what Kubernetes
   // gRPC probes can reach when the main port needs TLS or a client certificate).
   std::optional<ListenAddress> health_address;
+  // ServeUntilSignal only: called once when the drain timeout has passed during a stop
+  // (with CancelPeerCalls), e.g. to cancel a component's outgoing requests of other kinds.
+  // Runs on the stop watchdog's thread; what it uses must live until the StopGuard ends.
+  std::function<void()> at_drain_deadline;
 };
 
 // A service to host, with the full name health reports it under ("ferry.v1.Ferry").
@@ -79,6 +83,9 @@ class Server {
   // timeout to finish and are cancelled after it; /metrics stops meanwhile. Idempotent.
   void Shutdown();
 
+  // Shutdown() with the drain ending at `drain_end` instead of drain_timeout from now.
+  void ShutdownBy(absl::Time drain_end);
+
  private:
   Server() = default;
 
@@ -94,15 +101,31 @@ class Server {
   bool shut_down_ = false;
 };
 
+// Keeps ServeUntilSignal's stop watchdog (below) running until it goes out of scope. Declare
+// one at the top of main(), before the objects a stop tears down, so that it ends when main()
+// returns: the watchdog then bounds main()'s teardown too, yet never outlives main() (it
+// cannot fire, or log, during static destruction). Without a StopGuard, ServeUntilSignal
+// ends its watchdog itself before it returns.
+class StopGuard {
+ public:
+  StopGuard();
+  ~StopGuard();
+  StopGuard(const StopGuard&) = delete;
+  StopGuard& operator=(const StopGuard&) = delete;
+};
+
 // Runs a server until SIGTERM or SIGINT, then shuts it down. Logs the bound ports
 // ("listening"). Returns the process exit code: 0 after a clean shutdown, 2 when the server
 // cannot start (the reason is printed on stderr). Requires BlockShutdownSignals() at the top
 // of main().
-// When the drain timeout has passed, the calls to peers still in progress are cancelled
-// (CancelPeerCalls) along with the RPCs the server still runs.
-// The drain timeout bounds the whole stop: when the process is still running
-// drain_timeout + kStopGrace after the signal (a background loop or an outgoing call that
-// did not stop when cancelled), it logs "stop took too long" and exits with code 1.
+// The drain deadline is drain_timeout after the signal, for the server's drain and the
+// watchdog alike (attach(nullptr) runs first and uses up part of it). At the deadline the
+// RPCs the server still runs are cancelled, and the watchdog cancels the calls to peers
+// still in progress (CancelPeerCalls) and calls options.at_drain_deadline.
+// The drain timeout bounds the whole stop: when the process is still running kStopGrace
+// after the deadline (a background loop or an outgoing call that did not stop when
+// cancelled, a teardown in main() that hangs), it logs "stop took too long" and exits with
+// code 1. The watchdog ends with the StopGuard (or with ServeUntilSignal without one).
 // `attach` is called with the server once it serves (e.g. for a component to report
 // readiness through SetServingStatus), and with nullptr before it shuts down.
 int ServeUntilSignal(const ServerOptions& options, const std::vector<HostedService>& services,

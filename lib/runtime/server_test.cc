@@ -2,11 +2,16 @@
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <thread>
 
 #include "ferry/v1/api.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "lib/runtime/channel.h"
+#include "lib/runtime/signals.h"
 #include "lib/runtime/version_header.h"
 #include "tests/support/http.h"
 
@@ -235,6 +240,93 @@ TEST(ServerTest, ShutdownTurnsHealthNotServingThenStops) {
   HealthCheckResponse response;
   EXPECT_EQ(stub->Check(&ctx, {}, &response).error_code(), grpc::StatusCode::UNAVAILABLE);
   (*server)->Shutdown();  // idempotent
+}
+
+// Streams dropped without Finish (their contexts destroyed right after a cancel) while
+// CancelPeerCalls runs over and over on another thread: the set holds references on the
+// calls, so a call is never cancelled after its context released it (with the contexts in
+// the set, TryCancel could reach a freed call; AddressSanitizer reports that). Every call
+// leaves the set.
+TEST(ServerTest, CancelPeerCallsIsSafeWhileStreamsAreDroppedWithoutFinish) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto server = Server::Start(LoopbackOptions(), {}, registry);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = Health::NewStub(
+      ChannelTo("127.0.0.1:" + std::to_string((*server)->grpc_port()), PeerOptions{}));
+  const size_t before = PeerCallsInProgress();
+  std::atomic<bool> done{false};
+  std::thread canceller([&] {
+    while (!done.load()) CancelPeerCalls();
+  });
+  int read = 0;
+  for (int i = 0; i < 300; ++i) {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    auto watch = stub->Watch(ctx.get(), {});
+    HealthCheckResponse update;
+    if (watch->Read(&update)) ++read;  // false when the canceller got there first
+    ctx->TryCancel();
+    watch.reset();  // no Finish
+    ctx.reset();
+  }
+  done.store(true);
+  canceller.join();
+  EXPECT_EQ(PeerCallsInProgress(), before);
+
+  // A stream in progress is cancelled by CancelPeerCalls, and leaves the set with its status.
+  grpc::ClientContext ctx;
+  auto watch = stub->Watch(&ctx, {});
+  HealthCheckResponse update;
+  ASSERT_TRUE(watch->Read(&update));
+  EXPECT_EQ(PeerCallsInProgress(), before + 1);
+  CancelPeerCalls();
+  while (watch->Read(&update)) {
+  }
+  EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_EQ(PeerCallsInProgress(), before);
+}
+
+// A clean stop whose process then takes longer than the drain deadline + kStopGrace (what
+// runs after main() returns: static destructors, exit handlers) exits 0: the stop watchdog
+// ends with the StopGuard main() keeps.
+TEST(ServeUntilSignalDeathTest, TheStopWatchdogEndsWithItsGuard) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        BlockShutdownSignals();
+        {
+          StopGuard guard;
+          ServerOptions options = LoopbackOptions();
+          options.drain_timeout = absl::Milliseconds(100);
+          kill(getpid(), SIGTERM);  // pending until ServeUntilSignal waits for it
+          if (ServeUntilSignal(options, {}, std::make_shared<prometheus::Registry>()) != 0) {
+            std::_Exit(3);
+          }
+        }
+        absl::SleepFor(absl::Milliseconds(100) + kStopGrace + absl::Seconds(1));
+        std::_Exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+// While the guard lives, the watchdog bounds the stop, teardown in main() included: at the
+// drain deadline it calls ServerOptions::at_drain_deadline, kStopGrace later it exits 1.
+TEST(ServeUntilSignalDeathTest, WhileItsGuardLivesTheStopWatchdogBoundsTheTeardown) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        BlockShutdownSignals();
+        StopGuard guard;
+        ServerOptions options = LoopbackOptions();
+        options.drain_timeout = absl::Milliseconds(100);
+        options.at_drain_deadline = [] { std::fprintf(stderr, "at the drain deadline\n"); };
+        kill(getpid(), SIGTERM);
+        if (ServeUntilSignal(options, {}, std::make_shared<prometheus::Registry>()) != 0) {
+          std::_Exit(3);
+        }
+        absl::SleepFor(absl::Milliseconds(100) + kStopGrace + absl::Seconds(10));  // hangs
+        std::_Exit(0);
+      },
+      ::testing::ExitedWithCode(1), "at the drain deadline.*stop took too long");
 }
 
 }  // namespace

@@ -24,6 +24,8 @@ std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address) {
 int main(int argc, char** argv) {
   using namespace ferry::api;  // NOLINT: this binary's own namespace
   ferry::runtime::BlockShutdownSignals();
+  // Ends the stop watchdog when main() returns, after the teardown below.
+  ferry::runtime::StopGuard stop_guard;
   CLI::App app{"ferry-api: the public ferry.v1.Ferry API: jobs, release planning, automation",
                "ferry-api"};
   Flags flags;

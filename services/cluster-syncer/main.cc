@@ -12,6 +12,8 @@
 int main(int argc, char** argv) {
   using namespace ferry::cluster_syncer;  // NOLINT: this binary's own namespace
   ferry::runtime::BlockShutdownSignals();
+  // Ends the stop watchdog when main() returns, after the teardown below.
+  ferry::runtime::StopGuard stop_guard;
   CLI::App app{"ferry-cluster-syncer: keeps the cluster in sync with the config repo",
                "ferry-cluster-syncer"};
   Flags flags;

@@ -13,6 +13,8 @@
 int main(int argc, char** argv) {
   using namespace ferry::git_writer;
   ferry::runtime::BlockShutdownSignals();
+  // Ends the stop watchdog when main() returns, after the teardown below.
+  ferry::runtime::StopGuard stop_guard;
   CLI::App app{"ferry-git-writer: the config repo's one reader and writer", "ferry-git-writer"};
   Flags flags;
   AddFlags(app, flags);

@@ -21,6 +21,8 @@
 int main(int argc, char** argv) {
   using namespace ferry::registry_scanner;
   ferry::runtime::BlockShutdownSignals();
+  // Ends the stop watchdog when main() returns, after the teardown below.
+  ferry::runtime::StopGuard stop_guard;
   CLI::App app{"ferry-registry-scanner: watches container registries for new image tags",
                "ferry-registry-scanner"};
   Flags flags;
@@ -93,15 +95,11 @@ int main(int argc, char** argv) {
                       {"webhook_port", webhooks->port()}});
   }
   RegistryScannerService service(scanner, client, config->scanner.metadata, policy);
+  // At the drain deadline the registry requests in flight are cancelled (libcurl's progress
+  // callback checks the flag about once a second).
+  config->server.at_drain_deadline = [stopping] { stopping->store(true); };
   const int exit_code = ferry::runtime::ServeUntilSignal(
-      config->server, {{&service, ferry::v1::RegistryScanner::service_full_name()}}, registry,
-      [stopping, drain = config->server.drain_timeout](ferry::runtime::Server* server) {
-        if (server != nullptr) return;
-        std::thread([stopping, drain] {
-          absl::SleepFor(drain);
-          stopping->store(true);
-        }).detach();
-      });
+      config->server, {{&service, ferry::v1::RegistryScanner::service_full_name()}}, registry);
   stopping->store(true);  // the scans still running end before the queue is destroyed
   return exit_code;
 }
