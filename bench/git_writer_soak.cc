@@ -2,7 +2,10 @@
 // fetch with nothing new) and M releases (ApplyUpdates, each a commit, a push and a job note),
 // then the resident memory of the process at the start and at the end.
 //
-//   build/bench/git_writer_soak [--fetches=10000] [--releases=1000]
+//   build/bench/git_writer_soak [--fetches=10000] [--releases=1000] [--ssh]
+//
+// --ssh: the upstream is served by a real sshd on loopback (as in production, where the
+// remote is ssh or https) instead of file://, which libgit2 serves inside the process.
 //
 // The start is measured after a warm-up (the first 1% of each, at least 10), so the figure
 // is growth, not the first allocations. Exit code 1 when RSS grew by 5% or more.
@@ -25,6 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "ferry/v1/git_writer.grpc.pb.h"
 #include "tests/support/git_repo.h"
+#include "tests/support/sshd.h"
 #include "tests/support/subprocess.h"
 
 namespace {
@@ -71,7 +75,7 @@ int Flag(int argc, char** argv, absl::string_view name, int fallback) {
   for (int i = 1; i < argc; ++i) {
     int value = 0;
     if (absl::StartsWith(argv[i], prefix) &&
-        absl::SimpleAtoi(absl::string_view(argv[i]).substr(prefix.size()), &value) && value > 0) {
+        absl::SimpleAtoi(absl::string_view(argv[i]).substr(prefix.size()), &value) && value >= 0) {
       return value;
     }
   }
@@ -83,10 +87,29 @@ int Flag(int argc, char** argv, absl::string_view name, int fallback) {
 int main(int argc, char** argv) {
   const int fetches = Flag(argc, argv, "fetches", 10000);
   const int releases = Flag(argc, argv, "releases", 1000);
+  // A git server packs what it received every so often (git's gc.autoPackLimit is 50 packs);
+  // the file:// upstream here is a plain folder, so the soak does it. 0: never.
+  const int upstream_gc_every = Flag(argc, argv, "upstream_gc_every", 50);
+  const bool ssh = std::find(argv + 1, argv + argc, std::string("--ssh")) != argv + argc;
   auto upstream = GitRepo::Create(RepoFiles());
   if (!upstream.ok()) {
     std::fprintf(stderr, "repo setup failed: %s\n", upstream.status().ToString().c_str());
     return 2;
+  }
+  std::unique_ptr<ferry::testing::Sshd> sshd;
+  std::vector<std::string> remote_flags = {"--git_url=" + (*upstream)->url()};
+  if (ssh) {
+    auto started = ferry::testing::Sshd::Start((*upstream)->dir() + "/sshd");
+    if (!started.ok()) {
+      std::fprintf(stderr, "sshd: %s\n", started.status().ToString().c_str());
+      return 2;
+    }
+    sshd = *std::move(started);
+    const std::string known_hosts = (*upstream)->dir() + "/known_hosts";
+    std::ofstream(known_hosts) << sshd->KnownHostsLine() << "\n";
+    remote_flags = {"--git_url=" + sshd->Url((*upstream)->dir() + "/upstream.git"),
+                    "--git_ssh_key_path=" + sshd->client_key_path(),
+                    "--git_known_hosts_path=" + known_hosts};
   }
   // FERRY_SOAK_WRAPPER runs git-writer under a profiler, e.g. "heaptrack" (RSS figures are
   // then the wrapper's).
@@ -96,10 +119,11 @@ int main(int argc, char** argv) {
   }
   for (std::string arg :
        {std::string(FERRY_GIT_WRITER_BIN), std::string("--grpc_address=127.0.0.1:0"),
-        std::string("--metrics_address=127.0.0.1:0"), "--git_url=" + (*upstream)->url(),
+        std::string("--metrics_address=127.0.0.1:0"),
         "--state_dir=" + (*upstream)->dir() + "/state", std::string("--git_poll_interval=1h")}) {
     command.push_back(std::move(arg));
   }
+  command.insert(command.end(), remote_flags.begin(), remote_flags.end());
   auto process = Subprocess::Start(command);
   if (!process.ok()) return 2;
   std::optional<std::string> line = (*process)->WaitForLine(
@@ -134,6 +158,9 @@ int main(int argc, char** argv) {
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
     ferry::v1::ApplyUpdatesResponse response;
     grpc::Status status = stub->ApplyUpdates(&ctx, request, &response);
+    if (upstream_gc_every > 0 && released % upstream_gc_every == 0) {
+      (*upstream)->Git("repack -a -d -q");
+    }
     if (!status.ok()) {
       ++failed;
       std::fprintf(stderr, "release %d: %s\n", released, status.error_message().c_str());
@@ -158,10 +185,10 @@ int main(int argc, char** argv) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const double growth = start_kib > 0 ? 100.0 * (end_kib - start_kib) / start_kib : 0;
   std::printf(
-      "git-writer soak: %d fetches, %d releases (%d failed) in %.1f s\n"
+      "git-writer soak over %s: %d fetches, %d releases (%d failed) in %.1f s\n"
       "RSS start %ld KiB, after fetches %ld KiB, end %ld KiB: growth %.1f%%\n"
       "  of which heap (RssAnon) %ld -> %ld KiB, mapped files (RssFile) %ld -> %ld KiB\n",
-      fetches, releases, failed, seconds, start_kib, after_fetches_kib, end_kib, growth,
+      ssh ? "ssh" : "file://", fetches, releases, failed, seconds, start_kib, after_fetches_kib, end_kib, growth,
       start_anon_kib, end_anon_kib, start_file_kib, end_file_kib);
   (*process)->Signal(SIGTERM);
   (void)(*process)->Wait(absl::Seconds(60));
