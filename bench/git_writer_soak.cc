@@ -26,6 +26,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "ferry/v1/git_writer.grpc.pb.h"
 #include "tests/support/git_repo.h"
 #include "tests/support/sshd.h"
@@ -114,8 +115,11 @@ int main(int argc, char** argv) {
   // FERRY_SOAK_WRAPPER runs git-writer under a profiler, e.g. "heaptrack" (RSS figures are
   // then the wrapper's).
   std::vector<std::string> command;
-  if (const char* wrapper = std::getenv("FERRY_SOAK_WRAPPER"); wrapper != nullptr && *wrapper) {
-    command.push_back(wrapper);
+  if (const char* wrapper = std::getenv("FERRY_SOAK_WRAPPER"); wrapper != nullptr) {
+    // A command with its options, split on spaces ("valgrind --tool=massif").
+    for (absl::string_view word : absl::StrSplit(wrapper, ' ', absl::SkipEmpty())) {
+      command.emplace_back(word);
+    }
   }
   for (std::string arg :
        {std::string(FERRY_GIT_WRITER_BIN), std::string("--grpc_address=127.0.0.1:0"),
