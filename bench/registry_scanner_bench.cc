@@ -29,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "ferry/v1/registry_scanner.grpc.pb.h"
 #include "lib/http/curl_http_client.h"
+#include "lib/limits/limits.h"
 #include "services/registry-scanner/metered_http_client.h"
 #include "services/registry-scanner/rate_limited_http_client.h"
 #include "services/registry-scanner/scanner.h"
@@ -263,7 +264,7 @@ void BM_Ferry_PushToEvent(benchmark::State& state) {
   std::mutex mu;
   prometheus::Registry webhook_metrics;
   auto webhook = WebhookServer::Start(
-      {"127.0.0.1", 0}, "bench-secret",
+      {"127.0.0.1", 0}, "bench-secret", ferry::limits::kWebhookBody.default_value,
       [&](const PushHint& hint) {
         std::lock_guard<std::mutex> lock(mu);
         if (queue) queue->Request(hint.repository, hint.tag);
