@@ -10,17 +10,6 @@
 #include "services/api/automation.h"
 #include "services/api/config.h"
 
-namespace {
-
-// How to reach the peers (TLS, client certificate, token: --peer_*), set by main() first.
-ferry::runtime::PeerOptions peer_options;
-
-std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address) {
-  return ferry::runtime::ChannelTo(address, peer_options);
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   using namespace ferry::api;  // NOLINT: this binary's own namespace
   ferry::runtime::BlockShutdownSignals();
@@ -39,7 +28,10 @@ int main(int argc, char** argv) {
   if (!peer_settings.ok()) {
     return ferry::runtime::ConfigError(app.get_name(), peer_settings.status());
   }
-  peer_options = *std::move(peer_settings);
+  // How to reach the peers (TLS, client certificate, token: --peer_*).
+  auto channel_to = [&peer_settings](const std::string& address) {
+    return ferry::runtime::ChannelTo(address, *peer_settings);
+  };
 
   absl::StatusOr<Access> access =
       config->tokens_path.empty() ? Access::Open() : Access::LoadTokens(config->tokens_path);
@@ -53,10 +45,10 @@ int main(int argc, char** argv) {
                                 {"tls", config->server.credentials != nullptr}});
   }
   ExecutorOptions options{config->timeouts,
-                          {config->git_writer_address, ChannelTo(config->git_writer_address)},
+                          {config->git_writer_address, channel_to(config->git_writer_address)},
                           {config->registry_scanner_address,
-                           ChannelTo(config->registry_scanner_address)},
-                          {config->cluster_syncer_address, ChannelTo(config->cluster_syncer_address)}};
+                           channel_to(config->registry_scanner_address)},
+                          {config->cluster_syncer_address, channel_to(config->cluster_syncer_address)}};
   auto git = ferry::v1::GitWriter::NewStub(options.git.channel);
   auto registry = ferry::v1::RegistryScanner::NewStub(options.registry.channel);
   auto cluster = ferry::v1::ClusterSyncer::NewStub(options.cluster.channel);
