@@ -195,49 +195,126 @@ bool TagPattern::Matches(absl::string_view tag) const {
   return false;
 }
 
-std::vector<TagCandidate> TagPattern::Rank(std::vector<TagCandidate> candidates) const {
-  candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
-                                  [&](const TagCandidate& c) { return !Matches(c.tag); }),
-                   candidates.end());
-  auto by_tag_desc = [](const TagCandidate& a, const TagCandidate& b) { return a.tag > b.tag; };
-  switch (kind_) {
-    case PatternKind::kSemver:
-      std::sort(candidates.begin(), candidates.end(),
-                [&](const TagCandidate& a, const TagCandidate& b) {
-                  int c = Version::Parse(a.tag)->Compare(*Version::Parse(b.tag));
-                  return c != 0 ? c > 0 : by_tag_desc(a, b);
-                });
-      break;
-    case PatternKind::kNumerical:
-      std::sort(candidates.begin(), candidates.end(),
-                [&](const TagCandidate& a, const TagCandidate& b) {
-                  double x = *Number(*RankKey(re_.get(), a.tag));
-                  double y = *Number(*RankKey(re_.get(), b.tag));
-                  return x != y ? x > y : by_tag_desc(a, b);
-                });
-      break;
-    case PatternKind::kAlphabetical:
-      std::sort(candidates.begin(), candidates.end(),
-                [&](const TagCandidate& a, const TagCandidate& b) {
-                  std::string x = *RankKey(re_.get(), a.tag);
-                  std::string y = *RankKey(re_.get(), b.tag);
-                  return x != y ? x > y : by_tag_desc(a, b);
-                });
-      break;
-    case PatternKind::kGlob:
-    case PatternKind::kRegexp:
-      std::sort(candidates.begin(), candidates.end(),
-                [&](const TagCandidate& a, const TagCandidate& b) {
-                  if (a.created != b.created) {
-                    if (!a.created) return false;  // unknown times rank last
-                    if (!b.created) return true;
-                    return *a.created > *b.created;
-                  }
-                  return by_tag_desc(a, b);
-                });
-      break;
+// A candidate with the key its kind ranks it by, computed once before sorting.
+struct TagPattern::Keyed {
+  TagCandidate candidate;
+  std::optional<Version> version;  // semver
+  double number = 0;               // numerical
+  std::string text;                // alphabetical
+};
+
+template <typename Keep>
+std::vector<TagCandidate> TagPattern::Sorted(std::vector<TagCandidate> candidates,
+                                             Keep keep) const {
+  std::vector<Keyed> keyed;
+  keyed.reserve(candidates.size());
+  for (TagCandidate& c : candidates) {
+    if (!keep(c)) continue;
+    Keyed k;
+    switch (kind_) {
+      case PatternKind::kSemver: {
+        absl::StatusOr<Version> v = Version::Parse(c.tag);
+        if (!v.ok()) continue;
+        k.version = *std::move(v);
+        break;
+      }
+      case PatternKind::kNumerical: {
+        std::optional<std::string> key = RankKey(re_.get(), c.tag);
+        std::optional<double> number = key ? Number(*key) : std::nullopt;
+        if (!number) continue;
+        k.number = *number;
+        break;
+      }
+      case PatternKind::kAlphabetical: {
+        std::optional<std::string> key = RankKey(re_.get(), c.tag);
+        if (!key) continue;
+        k.text = *std::move(key);
+        break;
+      }
+      case PatternKind::kGlob:
+      case PatternKind::kRegexp:
+        break;
+    }
+    k.candidate = std::move(c);
+    keyed.push_back(std::move(k));
   }
-  return candidates;
+  // Best first; ties broken by tag name descending so the order never depends on input order.
+  auto better = [this](const Keyed& a, const Keyed& b) {
+    switch (kind_) {
+      case PatternKind::kSemver:
+        if (int c = a.version->Compare(*b.version); c != 0) return c > 0;
+        break;
+      case PatternKind::kNumerical:
+        if (a.number != b.number) return a.number > b.number;
+        break;
+      case PatternKind::kAlphabetical:
+        if (a.text != b.text) return a.text > b.text;
+        break;
+      case PatternKind::kGlob:
+      case PatternKind::kRegexp: {
+        const std::optional<absl::Time>& x = a.candidate.created;
+        const std::optional<absl::Time>& y = b.candidate.created;
+        if (x != y) {
+          if (!x) return false;  // unknown times rank last
+          if (!y) return true;
+          return *x > *y;
+        }
+        break;
+      }
+    }
+    return a.candidate.tag > b.candidate.tag;
+  };
+  std::sort(keyed.begin(), keyed.end(), better);
+  std::vector<TagCandidate> out;
+  out.reserve(keyed.size());
+  for (Keyed& k : keyed) out.push_back(std::move(k.candidate));
+  return out;
+}
+
+std::vector<TagCandidate> TagPattern::Rank(std::vector<TagCandidate> candidates) const {
+  return Sorted(std::move(candidates), [this](const TagCandidate& c) { return Matches(c.tag); });
+}
+
+std::vector<TagCandidate> TagPattern::Order(std::vector<TagCandidate> candidates) const {
+  return Sorted(std::move(candidates), [](const TagCandidate&) { return true; });
+}
+
+bool TagPattern::NeedsCreationTime() const {
+  return kind_ == PatternKind::kGlob || kind_ == PatternKind::kRegexp;
+}
+
+TagChoice TagPattern::Choose(std::vector<TagCandidate> listed,
+                             absl::string_view current_tag) const {
+  TagChoice choice;
+  const bool need_time = NeedsCreationTime();
+  bool current_listed = false;
+  std::vector<TagCandidate> usable;
+  for (TagCandidate& c : listed) {
+    if (!Matches(c.tag)) continue;
+    if (c.tag == current_tag) current_listed = true;
+    if (need_time && (!c.created.has_value() || !c.incomplete_reason.empty())) {
+      ++choice.incomplete;
+      continue;
+    }
+    usable.push_back(std::move(c));
+  }
+  // A running tag the registry no longer lists still ranks by its name, so the choice never
+  // goes below it. By creation time it cannot rank: its time is unknown.
+  if (!current_listed && !need_time && !current_tag.empty() && Matches(current_tag)) {
+    usable.push_back(TagCandidate{std::string(current_tag), std::nullopt, ""});
+  }
+  choice.ranked = Rank(std::move(usable));
+  return choice;
+}
+
+absl::StatusOr<TagPattern> ParseFilter(absl::string_view text) {
+  if (text.empty()) return TagPattern::Any();
+  absl::StatusOr<TagPattern> parsed = TagPattern::Parse(text);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid tag filter '", text, "': ", parsed.status().message()));
+  }
+  return parsed;
 }
 
 }  // namespace ferry::policy

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
+
 namespace ferry::policy {
 namespace {
 
@@ -133,6 +136,97 @@ TEST(TagPatternTest, NumericalAndAlphabeticalUseTheCapture) {
   std::vector<TagCandidate> plain = {{"3", Day(0)}, {"20", Day(0)}, {"1.5", Day(0)}, {"abc", Day(0)}};
   EXPECT_EQ(Tags(TagPattern::Parse("numerical:")->Rank(plain)),
             (std::vector<std::string>{"20", "3", "1.5"}));
+}
+
+
+// The case: numbers in a capture group, neither the newest tag nor the last by name.
+TEST(TagPatternTest, NumericalCaptureOutranksTimeAndName) {
+  std::vector<TagCandidate> in = {{"build-12", Day(1)}, {"build-2", Day(2)}, {"build-1", Day(3)},
+                                  {"latest", Day(4)}};
+  EXPECT_EQ(Tags(TagPattern::Parse("numerical:^build-(\\d+)$")->Rank(in)),
+            (std::vector<std::string>{"build-12", "build-2", "build-1"}));
+}
+
+TEST(TagPatternTest, RankDoesNotDependOnInputOrder) {
+  std::vector<TagCandidate> in = {{"1.0.0", Day(1)}, {"1.0.0+b", Day(1)}, {"1.0.0+a", Day(1)},
+                                  {"v1.0.0", Day(1)}, {"0.9.0", Day(2)}};
+  for (const char* filter : {"semver:*", "glob:*", "alphabetical:", "numerical:^(\\d)"}) {
+    std::vector<TagCandidate> shuffled = in;
+    std::vector<std::string> first = Tags(TagPattern::Parse(filter)->Rank(shuffled));
+    std::sort(shuffled.begin(), shuffled.end(),
+              [](const TagCandidate& a, const TagCandidate& b) { return a.tag < b.tag; });
+    do {
+      EXPECT_EQ(Tags(TagPattern::Parse(filter)->Rank(shuffled)), first) << filter;
+    } while (std::next_permutation(
+        shuffled.begin(), shuffled.end(),
+        [](const TagCandidate& a, const TagCandidate& b) { return a.tag < b.tag; }));
+  }
+}
+
+TEST(TagPatternTest, OrderKeepsWhatTheKindRanksFilterOrNot) {
+  std::vector<TagCandidate> in = {{"1.2.0", Day(5)}, {"2.0.0", Day(1)}, {"1.3.0-rc.1", Day(9)},
+                                  {"master", Day(9)}, {"latest", Day(10)}};
+  const TagPattern semver = *TagPattern::Parse("semver:~1.2");
+  EXPECT_EQ(Tags(semver.Order(in)), (std::vector<std::string>{"2.0.0", "1.3.0-rc.1", "1.2.0"}));
+  EXPECT_EQ(Tags(semver.Rank(in)), (std::vector<std::string>{"1.2.0"}));
+  EXPECT_EQ(Tags(TagPattern::Parse("glob:1.*")->Order(in)),
+            (std::vector<std::string>{"latest", "master", "1.3.0-rc.1", "1.2.0", "2.0.0"}));
+  EXPECT_EQ(Tags(TagPattern::Parse("numerical:^(\\d+)\\.")->Order(in)),
+            (std::vector<std::string>{"2.0.0", "1.3.0-rc.1", "1.2.0"}));
+  EXPECT_EQ(Tags(TagPattern::Parse("alphabetical:")->Order(in)),
+            (std::vector<std::string>{"master", "latest", "2.0.0", "1.3.0-rc.1", "1.2.0"}));
+}
+
+TagCandidate Incomplete(const std::string& tag, std::optional<absl::Time> created = std::nullopt) {
+  return {tag, created, "the image config has no creation time"};
+}
+
+TEST(TagPatternTest, ChooseByTimePassesOverIncompleteMetadata) {
+  std::vector<TagCandidate> in = {{"main-a", Day(1)}, {"main-b", Day(2)}, Incomplete("main-c"),
+                                  Incomplete("main-d", Day(9)), {"other", Day(5)}};
+  TagChoice choice = TagPattern::Parse("glob:main-*")->Choose(in, "main-a");
+  EXPECT_EQ(Tags(choice.ranked), (std::vector<std::string>{"main-b", "main-a"}));
+  EXPECT_EQ(choice.incomplete, 2);
+  // A version ranking needs no time: the same metadata is no obstacle.
+  in.push_back(Incomplete("1.5.0"));
+  in.push_back({"1.4.0", Day(9)});
+  choice = TagPattern::Parse("semver:~1")->Choose(in, "1.4.0");
+  EXPECT_EQ(Tags(choice.ranked), (std::vector<std::string>{"1.5.0", "1.4.0"}));
+  EXPECT_EQ(choice.incomplete, 0);
+  choice = TagPattern::Parse("glob:nothing-*")->Choose(in, "main-a");
+  EXPECT_TRUE(choice.ranked.empty());
+  EXPECT_EQ(choice.incomplete, 0);
+}
+
+TEST(TagPatternTest, ChooseNeverRanksBelowTheRunningTag) {
+  std::vector<TagCandidate> in = {{"1.2.0", Day(9)}, {"1.1.0", Day(8)}};
+  const TagPattern semver = *TagPattern::Parse("semver:~1");
+  EXPECT_EQ(semver.Choose(in, "1.1.0").ranked.front().tag, "1.2.0");
+  in.push_back({"1.3.0", Day(1)});
+  EXPECT_EQ(semver.Choose(in, "1.3.0").ranked.front().tag, "1.3.0");
+  // Deleted from the registry, the running version still outranks the older ones.
+  in.pop_back();
+  EXPECT_EQ(semver.Choose(in, "1.3.0").ranked.front().tag, "1.3.0");
+  EXPECT_EQ(semver.Choose(in, "").ranked.front().tag, "1.2.0");
+  // A running tag that does not pass the filter takes no part.
+  EXPECT_EQ(semver.Choose(in, "2.0.0").ranked.front().tag, "1.2.0");
+  // By creation time, a running tag the registry does not list has no time to rank by.
+  EXPECT_EQ(TagPattern::Parse("glob:1.*")->Choose(in, "1.9.0").ranked.front().tag, "1.2.0");
+  EXPECT_EQ(TagPattern::Parse("glob:1.*")->Choose(in, "1.9.0").ranked.size(), 2u);
+}
+
+TEST(FilterForTest, OwnThenTagAllThenAny) {
+  const std::map<std::string, std::string> own = {{"web", "semver:~2"}, {"empty", ""}};
+  EXPECT_EQ(FilterFor(own, "regexp:^v", "web")->ToString(), "semver:~2");
+  EXPECT_EQ(FilterFor(own, "regexp:^v", "other")->ToString(), "regexp:^v");
+  EXPECT_EQ(FilterFor(own, "", "other")->ToString(), "glob:*");
+  EXPECT_EQ(FilterFor(own, "regexp:^v", "empty")->ToString(), "glob:*")
+      << "an empty filter of its own is no filter, not tag_all";
+  absl::StatusOr<TagPattern> bad = FilterFor(own, "semvr:~1", "other");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("invalid tag filter 'semvr:~1': unknown filter kind"),
+            std::string::npos)
+      << bad.status();
 }
 
 }  // namespace
