@@ -119,8 +119,7 @@ std::string FluxTagKey(const std::map<std::string, std::string>& annotations,
 }  // namespace
 
 std::string Policies::TagFilterFor(const std::string& container) const {
-  auto it = tag_filters.find(container);
-  return it != tag_filters.end() ? it->second : tag_all;
+  return policy::FilterTextFor(tag_filters, tag_all, container);
 }
 
 Policies ReadPolicies(const std::map<std::string, std::string>& annotations) {

@@ -31,7 +31,7 @@ struct Policies {
   // Tag filter for containers without their own; empty for none.
   std::string tag_all;
 
-  // The filter in force for `container` ("" when none).
+  // The filter in force for `container` ("" when none): lib/policy's FilterTextFor.
   std::string TagFilterFor(const std::string& container) const;
 };
 
