@@ -14,6 +14,7 @@
 #include "lib/runtime/server.h"
 #include "lib/runtime/version_header.h"
 #include "lib/status/grpc_status.h"
+#include "services/api/image_listing.h"
 #include "services/api/release_planner.h"
 
 namespace ferry::api {
@@ -179,7 +180,7 @@ grpc::Status ApiService::ListImages(grpc::ServerContext* context,
     grpc::Status s = git_.ListWorkloads(&ctx, git_request, &in_git);
     if (!s.ok()) return DownstreamError("git-writer", s);
   }
-  TagCache tags(registry_);  // one ListTags per repository and ordering
+  TagCache tags(registry_);  // one ListTags per repository
   bool found = request->workload().empty();
   for (const ferry::v1::ManifestWorkload& w : in_git.workloads()) {
     if (!request->workload().empty() && w.id() != request->workload()) continue;
@@ -195,45 +196,21 @@ grpc::Status ApiService::ListImages(grpc::ServerContext* context,
         continue;
       }
       ci->set_repository(c.image_ref().registry() + "/" + c.image_ref().repository());
-      const auto& filters = w.policy().tag_filters();
-      std::string filter = filters.count(c.name()) ? filters.at(c.name()) : w.policy().tag_all();
-      absl::StatusOr<policy::TagPattern> pattern =
-          filter.empty() ? policy::TagPattern::Any() : policy::TagPattern::Parse(filter);
+      absl::StatusOr<policy::TagPattern> pattern = FilterOf(w.policy(), c.name());
       if (!pattern.ok()) {
-        ci->set_tag_filter(filter);
-        ci->set_error(absl::StrCat("invalid tag filter: ", pattern.status().message()));
+        ci->set_tag_filter(
+            policy::FilterTextFor(w.policy().tag_filters(), w.policy().tag_all(), c.name()));
+        ci->set_error(std::string(pattern.status().message()));
         continue;
       }
       ci->set_tag_filter(pattern->ToString());
-      const RepositoryTags& known = tags.Get(ci->repository(), OrderingFor(*pattern));
+      const RepositoryTags& known = tags.Get(ci->repository());
       if (!known.status.ok()) {
         ci->set_error(std::string(known.status.message()));
         continue;
       }
-      const ferry::v1::ListTagsResponse& listed = known.tags;
-      if (!listed.fresh()) ci->set_error(listed.last_error());
-      ci->set_total(listed.total());
-      std::vector<policy::TagCandidate> candidates;
-      int shown = 0;
-      for (const ferry::v1::TagInfo& t : listed.tags()) {
-        const bool matches = pattern->Matches(t.tag());
-        if (matches) {
-          ci->set_filtered(ci->filtered() + 1);
-          policy::TagCandidate candidate;
-          candidate.tag = t.tag();
-          if (t.has_created()) candidate.created = runtime::FromProtoTimestamp(t.created());
-          candidates.push_back(std::move(candidate));
-        }
-        if (request->limit() > 0 && shown >= request->limit()) continue;
-        ++shown;
-        ferry::v1::ImageTag* it = ci->add_tags();
-        *it->mutable_info() = t;
-        it->set_matches_filter(matches);
-        it->set_current(t.tag() == c.image_ref().tag());
-      }
-      ci->set_omitted(listed.tags_size() - shown);
-      std::vector<policy::TagCandidate> ranked = pattern->Rank(std::move(candidates));
-      if (!ranked.empty()) ci->set_latest_filtered(ranked.front().tag);
+      if (!known.tags.fresh()) ci->set_error(known.tags.last_error());
+      FillContainerTags(*pattern, known.tags, c.image_ref().tag(), request->limit(), ci);
     }
   }
   if (!found) {

@@ -105,14 +105,14 @@ absl::Status Downstream(const char* service, const grpc::Status& status) {
   return FromGrpcStatus(grpc::Status(code, absl::StrCat(service, ": ", status.error_message())));
 }
 
-const RepositoryTags& TagCache::Get(const std::string& repository,
-                                    ferry::v1::TagOrdering ordering) {
-  auto key = std::make_pair(repository, static_cast<int>(ordering));
+const RepositoryTags& TagCache::Get(const std::string& repository) {
+  const std::string& key = repository;
   auto it = cache_.find(key);
   if (it != cache_.end()) return it->second;
   ferry::v1::ListTagsRequest request;
   request.set_repository(repository);
-  request.set_ordering(ordering);
+  // Every tag, by creation time: the api ranks them by each container's filter (lib/policy).
+  request.set_ordering(ferry::v1::TAG_ORDERING_CREATED);
   RepositoryTags out;
   grpc::ClientContext ctx;
   absl::Time deadline = absl::Now() + absl::Seconds(30);

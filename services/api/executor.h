@@ -49,8 +49,8 @@ absl::Status AwaitPeer(const char* service, const PeerLink& link, absl::Duration
 // UNAVAILABLE (the peer did not answer), the message is prefixed with the service's name.
 absl::Status Downstream(const char* service, const grpc::Status& status);
 
-// The scanner's tag lists, fetched once per repository and ordering for the lifetime of
-// the object (one planning pass). Not thread-safe.
+// The scanner's tag lists (every tag, newest first by creation time), fetched once per
+// repository for the lifetime of the object (one planning pass). Not thread-safe.
 class TagCache {
  public:
   // How a background pass reaches the scanner: a restarting scanner is waited for up to
@@ -65,18 +65,16 @@ class TagCache {
   explicit TagCache(ferry::v1::RegistryScanner::StubInterface& registry) : registry_(registry) {}
   TagCache(ferry::v1::RegistryScanner::StubInterface& registry, Background background)
       : registry_(registry), background_(std::move(background)) {}
-  const RepositoryTags& Get(const std::string& repository, ferry::v1::TagOrdering ordering);
+  const RepositoryTags& Get(const std::string& repository);
   TagLookup Lookup() {
-    return [this](const std::string& r, ferry::v1::TagOrdering o) -> const RepositoryTags& {
-      return Get(r, o);
-    };
+    return [this](const std::string& r) -> const RepositoryTags& { return Get(r); };
   }
 
  private:
   ferry::v1::RegistryScanner::StubInterface& registry_;
   std::optional<Background> background_;
   absl::Status unreachable_;  // once the scanner did not connect, later lookups fail at once
-  std::map<std::pair<std::string, int>, RepositoryTags> cache_;
+  std::map<std::string, RepositoryTags> cache_;
 };
 
 // Runs jobs. Each Run* finishes its job (JobStore::Finish) whatever happens. Thread-safe:

@@ -28,29 +28,10 @@ std::pair<std::string, std::string> SplitContainerRef(const std::string& ref) {
   return {ref.substr(0, slash), ref.substr(slash + 1)};
 }
 
-// The filter-passing tags of a listing as ranking candidates; those without a usable
-// creation time are left out (and counted) when `need_created`.
-std::vector<policy::TagCandidate> Candidates(const ferry::v1::ListTagsResponse& listed,
-                                             const policy::TagPattern& pattern, bool need_created,
-                                             int* incomplete) {
-  std::vector<policy::TagCandidate> out;
-  for (const ferry::v1::TagInfo& t : listed.tags()) {
-    if (!pattern.Matches(t.tag())) continue;
-    if (need_created && (!t.has_created() || !t.incomplete_reason().empty())) {
-      if (incomplete != nullptr) ++*incomplete;
-      continue;
-    }
-    policy::TagCandidate c;
-    c.tag = t.tag();
-    if (t.has_created()) c.created = runtime::FromProtoTimestamp(t.created());
-    out.push_back(std::move(c));
-  }
-  return out;
-}
-
-bool NeedsCreated(const policy::TagPattern& pattern) {
-  return pattern.kind() == policy::PatternKind::kGlob ||
-         pattern.kind() == policy::PatternKind::kRegexp;
+// "N tag(s) of REPOSITORY passed over: ..." for a choice that passed tags over.
+std::string PassedOver(int incomplete, const std::string& repository) {
+  return absl::StrCat(incomplete, " tag(s) of ", repository,
+                      " passed over: metadata incomplete (no creation time)");
 }
 
 // One container's part in a release.
@@ -106,16 +87,20 @@ ContainerPlan PlanLatest(const ferry::v1::Policy& policy, const ferry::v1::Conta
     plan.detail = absl::StrCat("container ", c.name(), ": ", filter.status().message());
     return plan;
   }
-  const RepositoryTags& listed = tags(current->Repository(), OrderingFor(*filter));
+  const RepositoryTags& listed = tags(current->Repository());
   if (!listed.status.ok()) {
     plan.detail = absl::StrCat(current->Repository(), ": ", listed.status.message());
     return plan;
   }
-  std::vector<policy::TagCandidate> ranked =
-      filter->Rank(Candidates(listed.tags, *filter, /*need_created=*/false, nullptr));
+  const policy::TagChoice choice = ChooseTag(*filter, listed.tags, current->tag());
+  const std::vector<policy::TagCandidate>& ranked = choice.ranked;
   if (ranked.empty()) {
     plan.detail = absl::StrCat("no tag of ", current->Repository(), " passes the tag filter ",
                                filter->ToString(), " of container ", c.name());
+    if (choice.incomplete > 0) {
+      absl::StrAppend(&plan.detail, " (", PassedOver(choice.incomplete, current->Repository()),
+                      ")");
+    }
     return plan;
   }
   if (ranked.front().tag == current->tag() && current->digest().empty()) {
@@ -129,26 +114,26 @@ ContainerPlan PlanLatest(const ferry::v1::Policy& policy, const ferry::v1::Conta
 
 }  // namespace
 
-ferry::v1::TagOrdering OrderingFor(const policy::TagPattern& pattern) {
-  switch (pattern.kind()) {
-    case policy::PatternKind::kSemver: return ferry::v1::TAG_ORDERING_SEMVER;
-    case policy::PatternKind::kNumerical: return ferry::v1::TAG_ORDERING_NUMERICAL;
-    case policy::PatternKind::kAlphabetical: return ferry::v1::TAG_ORDERING_ALPHABETICAL;
-    default: return ferry::v1::TAG_ORDERING_CREATED;
-  }
-}
-
 absl::StatusOr<policy::TagPattern> FilterOf(const ferry::v1::Policy& policy,
                                             const std::string& container) {
-  auto own = policy.tag_filters().find(container);
-  const std::string& text = own != policy.tag_filters().end() ? own->second : policy.tag_all();
-  if (text.empty()) return policy::TagPattern::Any();
-  absl::StatusOr<policy::TagPattern> parsed = policy::TagPattern::Parse(text);
-  if (!parsed.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid tag filter '", text, "': ", parsed.status().message()));
+  return policy::FilterFor(policy.tag_filters(), policy.tag_all(), container);
+}
+
+std::vector<policy::TagCandidate> TagCandidates(const ferry::v1::ListTagsResponse& listed) {
+  std::vector<policy::TagCandidate> out;
+  out.reserve(listed.tags_size());
+  for (const ferry::v1::TagInfo& t : listed.tags()) {
+    std::optional<absl::Time> created;
+    if (t.has_created()) created = runtime::FromProtoTimestamp(t.created());
+    out.emplace_back(t.tag(), created, t.incomplete_reason());
   }
-  return parsed;
+  return out;
+}
+
+policy::TagChoice ChooseTag(const policy::TagPattern& filter,
+                            const ferry::v1::ListTagsResponse& listed,
+                            const std::string& current_tag) {
+  return filter.Choose(TagCandidates(listed), current_tag);
 }
 
 bool ValidWorkloadId(const std::string& id) {
@@ -430,20 +415,16 @@ std::vector<AutomationCandidate> PlanAutomation(
       } else if (!filter.ok()) {
         a.note = std::string(filter.status().message());
       } else {
-        const RepositoryTags& listed = tags(current->Repository(), OrderingFor(*filter));
+        const RepositoryTags& listed = tags(current->Repository());
         if (!listed.status.ok()) {
           a.note = absl::StrCat(current->Repository(), ": ", listed.status.message());
         } else {
-          const bool need_created = NeedsCreated(*filter);
-          std::vector<policy::TagCandidate> candidates =
-              Candidates(listed.tags, *filter, need_created, &a.incomplete);
           // The running tag takes part in the ranking (when it passes the filter), so a
           // release never goes to a tag that ranks below it: two tags cannot alternate.
-          std::vector<policy::TagCandidate> ranked = filter->Rank(std::move(candidates));
-          if (a.incomplete > 0) {
-            a.note = absl::StrCat(a.incomplete, " tag(s) of ", current->Repository(),
-                                  " passed over: metadata incomplete (no creation time)");
-          }
+          policy::TagChoice choice = ChooseTag(*filter, listed.tags, current->tag());
+          const std::vector<policy::TagCandidate>& ranked = choice.ranked;
+          a.incomplete = choice.incomplete;
+          if (a.incomplete > 0) a.note = PassedOver(a.incomplete, current->Repository());
           if (!ranked.empty() && ranked.front().tag != current->tag()) {
             a.to_image = current->WithTag(ranked.front().tag);
           } else if (ranked.empty() && a.note.empty()) {

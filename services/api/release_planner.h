@@ -53,18 +53,27 @@ struct RepositoryTags {
   ferry::v1::ListTagsResponse tags;
 };
 
-// Looks up a repository's tags in the given ordering. The reference stays valid for the
-// duration of the planning call.
-using TagLookup =
-    std::function<const RepositoryTags&(const std::string& repository, ferry::v1::TagOrdering)>;
+// Looks up a repository's tags as the scanner lists them (newest first by creation time;
+// ranking by a container's filter is lib/policy's, see ChooseTag). The reference stays valid
+// for the duration of the planning call.
+using TagLookup = std::function<const RepositoryTags&(const std::string& repository)>;
 
-// The scanner ordering that matches a filter's ranking.
-ferry::v1::TagOrdering OrderingFor(const policy::TagPattern& pattern);
-
-// The tag filter of a container: its own, else the workload's tag_all, else any tag.
-// InvalidArgument when the annotation does not parse.
+// The tag filter of a container: its own, else the workload's tag_all, else any tag
+// (lib/policy's FilterFor over the proto policy). InvalidArgument when the annotation does
+// not parse.
 absl::StatusOr<policy::TagPattern> FilterOf(const ferry::v1::Policy& policy,
                                             const std::string& container);
+
+// The scanner's tags as lib/policy's ranking candidates (name, creation time, why the
+// metadata is incomplete).
+std::vector<policy::TagCandidate> TagCandidates(const ferry::v1::ListTagsResponse& listed);
+
+// The tag a container running `current_tag` should run under `filter`, with the tags passed
+// over: lib/policy's TagPattern::Choose over the listing. One rule for release planning,
+// automation and ListImages' latest_filtered.
+policy::TagChoice ChooseTag(const policy::TagPattern& filter,
+                            const ferry::v1::ListTagsResponse& listed,
+                            const std::string& current_tag);
 
 // True for "namespace:kind/name" (kind lower-case letters, digits, dots, dashes).
 bool ValidWorkloadId(const std::string& id);
@@ -92,7 +101,8 @@ struct ReleasePlan {
 };
 
 // Plans `spec` (already validated) over the workloads in git. `running` holds the ids of the
-// workloads in the cluster. `tags` is consulted for all_latest releases only.
+// workloads in the cluster. `tags` is consulted for all_latest releases only, where each
+// container moves to its ChooseTag choice (the same tag automation would pick).
 ReleasePlan PlanRelease(const ferry::v1::ReleaseSpec& spec,
                         const std::vector<ferry::v1::ManifestWorkload>& in_git,
                         const std::map<std::string, bool>& running, const TagLookup& tags);
@@ -110,10 +120,10 @@ struct AutomationCandidate {
   int incomplete = 0;
 };
 
-// For every automated, unlocked, not ignored workload: each container's newest tag passing
-// its filter, when it ranks above the running one. A tag never moves to one that ranks
-// lower than the current tag, so two tags never alternate. Tags with incomplete metadata are
-// passed over (and counted) when the ordering needs the creation time.
+// For every automated, unlocked, not ignored workload: each container's choice (ChooseTag)
+// when it is not the running tag. A tag never moves to one that ranks lower than the current
+// tag, so two tags never alternate. Tags with incomplete metadata are passed over (and
+// counted) when the ordering needs the creation time.
 std::vector<AutomationCandidate> PlanAutomation(
     const std::vector<ferry::v1::ManifestWorkload>& in_git, const TagLookup& tags);
 

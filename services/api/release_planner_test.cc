@@ -71,9 +71,8 @@ class PlannerTest : public testing::Test {
   }
 
   TagLookup Lookup() {
-    return [this](const std::string& repository, ferry::v1::TagOrdering ordering)
-               -> const RepositoryTags& {
-      orderings_.push_back(ordering);
+    return [this](const std::string& repository) -> const RepositoryTags& {
+      lookups_.push_back(repository);
       RepositoryTags& out = answers_[repository];
       if (broken_.count(repository)) {
         out.status = broken_[repository];
@@ -125,7 +124,7 @@ class PlannerTest : public testing::Test {
   std::map<std::string, std::vector<ferry::v1::TagInfo>> tags_;
   std::map<std::string, absl::Status> broken_;
   std::map<std::string, RepositoryTags> answers_;
-  std::vector<ferry::v1::TagOrdering> orderings_;
+  std::vector<std::string> lookups_;
 };
 
 TEST_F(PlannerTest, ExplicitImageToAllWorkloads) {
@@ -144,7 +143,7 @@ TEST_F(PlannerTest, ExplicitImageToAllWorkloads) {
   EXPECT_EQ(edits[0].image().container(), "app");
   EXPECT_EQ(edits[0].image().from_image(), std::string(kApp) + ":1.0.0");
   EXPECT_EQ(edits[0].image().to_image(), std::string(kApp) + ":1.1.0");
-  EXPECT_TRUE(orderings_.empty()) << "an explicit image needs no tag lists";
+  EXPECT_TRUE(lookups_.empty()) << "an explicit image needs no tag lists";
 }
 
 TEST_F(PlannerTest, ForceReleasesLockedWorkloadsAndIgnoresFilters) {
@@ -193,8 +192,43 @@ TEST_F(PlannerTest, AllLatestUsesEachContainersFilterAndOrdering) {
   EXPECT_EQ(table["default:deployment/web"],
             "skipped cannot find one or more images: registry.test/team/web: registry.test: 503 "
             "Service Unavailable");
-  EXPECT_THAT(orderings_, testing::Contains(ferry::v1::TAG_ORDERING_SEMVER));
-  EXPECT_THAT(orderings_, testing::Contains(ferry::v1::TAG_ORDERING_CREATED));
+  // One listing per repository serves every filter: ranking is the planner's, not the
+  // scanner's.
+  EXPECT_THAT(lookups_, testing::IsSupersetOf({std::string(kApp), std::string(kProxy)}));
+}
+
+// The tag a release picks is the tag automation picks (lib/policy's Choose): numbers and text
+// in a capture group, versions with a "v", and by creation time only tags that have one.
+TEST_F(PlannerTest, AllLatestPicksWhatAutomationPicks) {
+  tags_[kApp] = {Tag("build-12", 100), Tag("build-2", 200), Tag("build-1", 300),
+                 Tag("v1.9.0", 400), Tag("v1.10.0", 100), Tag("v2.0.0", 100),
+                 Tag("main-a", 100), Tag("main-b", 200), Tag("main-c", 0)};
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"numerical:^build-(\\d+)$", "build-12"},
+      {"alphabetical:^build-(\\d+)$", "build-2"},
+      {"semver:~1", "v1.10.0"},
+      {"glob:main-*", "main-b"},
+  };
+  for (const auto& [filter, want] : cases) {
+    git_ = {Workload("default:deployment/app", {{"app", std::string(kApp) + ":build-1"}})};
+    git_[0].mutable_policy()->set_tag_all(filter);
+    git_[0].mutable_policy()->set_automated(true);
+    EXPECT_EQ(Table(Plan(Spec("", {})))["default:deployment/app"], "success  app:build-1->" + want)
+        << filter;
+    std::vector<AutomationCandidate> automated = PlanAutomation(git_, Lookup());
+    ASSERT_EQ(automated.size(), 1u) << filter;
+    EXPECT_EQ(automated[0].to_image, std::string(kApp) + ":" + want) << filter;
+  }
+}
+
+TEST_F(PlannerTest, AllLatestPassesOverTagsWithoutCreationTime) {
+  tags_[kApp] = {Tag("main-a", 0), Tag("main-b", 0)};
+  git_ = {Workload("default:deployment/app", {{"app", std::string(kApp) + ":1.0.0"}})};
+  git_[0].mutable_policy()->set_tag_all("glob:main-*");
+  EXPECT_EQ(Table(Plan(Spec("", {})))["default:deployment/app"],
+            "skipped cannot find one or more images: no tag of registry.test/team/app passes the "
+            "tag filter glob:main-* of container app (2 tag(s) of registry.test/team/app passed "
+            "over: metadata incomplete (no creation time))");
 }
 
 TEST_F(PlannerTest, AllLatestUpToDateAndNoCandidate) {
