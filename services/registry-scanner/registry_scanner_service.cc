@@ -1,13 +1,13 @@
 #include "services/registry-scanner/registry_scanner_service.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lib/image/reference.h"
-#include "lib/policy/semver.h"
+#include "lib/policy/tag_pattern.h"
 #include "lib/runtime/proto_time.h"
 #include "lib/status/grpc_status.h"
 
@@ -38,52 +38,34 @@ void FillTag(const std::string& tag, const TagMetadata& m, ferry::v1::TagInfo* o
   out->set_incomplete_reason(m.incomplete_reason);
 }
 
-// Orders tags best first; tags that the ordering cannot rank are left out.
-std::vector<TagRecord> Order(std::vector<TagRecord> tags, ferry::v1::TagOrdering ordering) {
-  auto by_name_desc = [](const TagRecord& a, const TagRecord& b) { return a.tag > b.tag; };
+// The lib/policy ranking a ListTags ordering names: the kind's order without a filter
+// (TagPattern::Order ranks every tag the kind can rank, filter or not).
+policy::TagPattern OrderingPattern(ferry::v1::TagOrdering ordering) {
+  const char* text = "glob:*";
   switch (ordering) {
-    case ferry::v1::TAG_ORDERING_SEMVER: {
-      std::vector<std::pair<policy::Version, TagRecord>> versions;
-      for (TagRecord& t : tags) {
-        if (auto v = policy::Version::Parse(t.tag); v.ok()) versions.emplace_back(*v, std::move(t));
-      }
-      std::sort(versions.begin(), versions.end(), [&](const auto& a, const auto& b) {
-        int c = a.first.Compare(b.first);
-        return c != 0 ? c > 0 : by_name_desc(a.second, b.second);
-      });
-      std::vector<TagRecord> out;
-      for (auto& [v, t] : versions) out.push_back(std::move(t));
-      return out;
-    }
-    case ferry::v1::TAG_ORDERING_NUMERICAL: {
-      std::vector<std::pair<double, TagRecord>> numbers;
-      for (TagRecord& t : tags) {
-        double d = 0;
-        bool digits = !t.tag.empty() &&
-                      t.tag.find_first_not_of("0123456789.") == std::string::npos;
-        if (digits && absl::SimpleAtod(t.tag, &d)) numbers.emplace_back(d, std::move(t));
-      }
-      std::sort(numbers.begin(), numbers.end(), [&](const auto& a, const auto& b) {
-        return a.first != b.first ? a.first > b.first : by_name_desc(a.second, b.second);
-      });
-      std::vector<TagRecord> out;
-      for (auto& [d, t] : numbers) out.push_back(std::move(t));
-      return out;
-    }
-    case ferry::v1::TAG_ORDERING_ALPHABETICAL:
-      std::sort(tags.begin(), tags.end(), by_name_desc);
-      return tags;
-    default:
-      std::sort(tags.begin(), tags.end(), [&](const TagRecord& a, const TagRecord& b) {
-        if (a.metadata.created != b.metadata.created) {
-          if (!a.metadata.created) return false;  // unknown times last
-          if (!b.metadata.created) return true;
-          return *a.metadata.created > *b.metadata.created;
-        }
-        return by_name_desc(a, b);
-      });
-      return tags;
+    case ferry::v1::TAG_ORDERING_SEMVER: text = "semver:*"; break;
+    case ferry::v1::TAG_ORDERING_NUMERICAL: text = "numerical:"; break;
+    case ferry::v1::TAG_ORDERING_ALPHABETICAL: text = "alphabetical:"; break;
+    default: break;
   }
+  return *policy::TagPattern::Parse(text);
+}
+
+// Orders tags best first (lib/policy's ranking); tags that the ordering cannot rank are left
+// out.
+std::vector<TagRecord> Order(std::vector<TagRecord> tags, ferry::v1::TagOrdering ordering) {
+  std::map<std::string, TagRecord*> by_tag;
+  std::vector<policy::TagCandidate> candidates;
+  candidates.reserve(tags.size());
+  for (TagRecord& t : tags) {
+    by_tag.emplace(t.tag, &t);
+    candidates.emplace_back(t.tag, t.metadata.created, t.metadata.incomplete_reason);
+  }
+  std::vector<TagRecord> out;
+  for (const policy::TagCandidate& c : OrderingPattern(ordering).Order(std::move(candidates))) {
+    out.push_back(std::move(*by_tag.at(c.tag)));
+  }
+  return out;
 }
 
 }  // namespace
