@@ -71,34 +71,6 @@ std::string PolicyMessage(const ferry::v1::Job& job) {
 
 }  // namespace
 
-absl::Status AwaitPeer(const char* service, const PeerLink& link, absl::Duration wait,
-                       const CancelSet* cancel) {
-  if (link.channel == nullptr) return absl::OkStatus();
-  wait = std::max(wait, absl::ZeroDuration());
-  const absl::Time give_up = absl::Now() + wait;
-  grpc_connectivity_state state = link.channel->GetState(/*try_to_connect=*/true);
-  bool refused = false;  // a connection attempt failed (rather than never completing)
-  while (state != GRPC_CHANNEL_READY) {
-    refused = refused || state == GRPC_CHANNEL_TRANSIENT_FAILURE;
-    if (cancel != nullptr && cancel->cancelled()) {
-      return absl::CancelledError(absl::StrCat("the api is shutting down (was waiting for ",
-                                               service, " at ", link.address, ")"));
-    }
-    const absl::Time now = absl::Now();
-    if (now >= give_up) {
-      return absl::UnavailableError(absl::StrCat(
-          service, " at ", link.address, " is not reachable: ",
-          refused ? "it refuses connections (is it running?)" : "no connection completes",
-          ", waited ", absl::FormatDuration(wait), " (--peer_wait)"));
-    }
-    // Short slices, so that a shutdown is noticed at once.
-    link.channel->WaitForStateChange(
-        state, absl::ToChronoTime(std::min(give_up, now + absl::Milliseconds(100))));
-    state = link.channel->GetState(/*try_to_connect=*/true);
-  }
-  return absl::OkStatus();
-}
-
 absl::Status Downstream(const char* service, const grpc::Status& status) {
   grpc::StatusCode code = status.error_code();
   if (code == grpc::StatusCode::DEADLINE_EXCEEDED) code = grpc::StatusCode::UNAVAILABLE;

@@ -15,35 +15,16 @@
 #include "ferry/v1/registry_scanner.grpc.pb.h"
 #include "services/api/config.h"
 #include "services/api/jobs.h"
+#include "services/api/peers.h"
 #include "services/api/release_planner.h"
 
 namespace ferry::api {
-
-// The three services behind the api.
-struct Peers {
-  ferry::v1::GitWriter::StubInterface& git;
-  ferry::v1::RegistryScanner::StubInterface& registry;
-  ferry::v1::ClusterSyncer::StubInterface& cluster;
-};
-
-// Where a peer is, to wait for it to connect. Without a channel (tests with in-process
-// fakes) nothing is waited for.
-struct PeerLink {
-  std::string address;
-  std::shared_ptr<grpc::ChannelInterface> channel;
-};
 
 // What the Executor needs beyond the stubs.
 struct ExecutorOptions {
   JobTimeouts timeouts;
   PeerLink git, registry, cluster;
 };
-
-// Waits until `link`'s channel is connected, at most `wait` (at once when it is, or has no
-// channel). UNAVAILABLE naming `service` and its address when it does not connect in time;
-// CANCELLED when `cancel` (optional) is cancelled meanwhile (a shutdown).
-absl::Status AwaitPeer(const char* service, const PeerLink& link, absl::Duration wait,
-                       const CancelSet* cancel = nullptr);
 
 // A downstream failure as an absl::Status naming the service: DEADLINE_EXCEEDED becomes
 // UNAVAILABLE (the peer did not answer), the message is prefixed with the service's name.
