@@ -16,6 +16,7 @@
 #include "lib/status/grpc_status.h"
 #include "services/api/image_listing.h"
 #include "services/api/release_planner.h"
+#include "services/api/workload_listing.h"
 
 namespace ferry::api {
 namespace {
@@ -79,81 +80,29 @@ grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
   }
   // The cluster's view and the last sync's errors; without them the list still answers,
   // marked not ready.
-  bool cluster_known = true;
-  std::map<std::string, ferry::v1::ClusterWorkload> running;
+  ferry::v1::ListClusterWorkloadsRequest cluster_request;
+  cluster_request.set_namespace_(request->namespace_());
+  ferry::v1::ListClusterWorkloadsResponse in_cluster;
+  bool cluster_known;
   {
-    ferry::v1::ListClusterWorkloadsRequest cluster_request;
-    cluster_request.set_namespace_(request->namespace_());
-    ferry::v1::ListClusterWorkloadsResponse in_cluster;
     grpc::ClientContext ctx;
     SetDeadline(ctx, *context);
-    if (cluster_.ListWorkloads(&ctx, cluster_request, &in_cluster).ok()) {
-      for (const auto& w : in_cluster.workloads()) running[w.id()] = w;
-    } else {
-      cluster_known = false;
-    }
+    cluster_known = cluster_.ListWorkloads(&ctx, cluster_request, &in_cluster).ok();
   }
-  std::map<std::string, std::string> sync_errors;
+  ferry::v1::SyncResult sync;
+  bool sync_known;
   {
-    ferry::v1::SyncResult sync;
     grpc::ClientContext ctx;
     SetDeadline(ctx, *context);
-    if (cluster_.GetSyncStatus(&ctx, ferry::v1::GetSyncStatusRequest(), &sync).ok()) {
-      for (const auto& e : sync.errors()) {
-        if (!e.resource().empty()) sync_errors[e.resource()] = e.error();
-      }
-    }
+    sync_known = cluster_.GetSyncStatus(&ctx, ferry::v1::GetSyncStatusRequest(), &sync).ok();
   }
-  auto has_container = [&](const auto& containers) {
-    if (request->container().empty()) return true;
-    return std::any_of(containers.begin(), containers.end(),
-                       [&](const ferry::v1::Container& c) { return c.name() == request->container(); });
-  };
-  std::vector<ferry::v1::Workload> out;
-  for (const ferry::v1::ManifestWorkload& g : in_git.workloads()) {
-    if (!has_container(g.containers())) continue;
-    ferry::v1::Workload w;
-    w.set_id(g.id());
-    *w.mutable_containers() = g.containers();
-    *w.mutable_policy() = g.policy();
-    w.set_path(g.path());
-    auto live = running.find(g.id());
-    if (live != running.end()) {
-      *w.mutable_rollout() = live->second.rollout();
-      running.erase(live);
-    } else {
-      w.mutable_rollout()->set_state(ferry::v1::ROLLOUT_STATE_UNKNOWN);
-      w.mutable_rollout()->add_messages(cluster_known ? "not in the cluster"
-                                                      : "the cluster state is not known");
-    }
-    if (!cluster_known) w.set_read_only(ferry::v1::READ_ONLY_REASON_NOT_READY);
-    if (in_git.readonly()) w.set_read_only(ferry::v1::READ_ONLY_REASON_READ_ONLY_MODE);
-    if (auto e = sync_errors.find(g.id()); e != sync_errors.end()) w.set_sync_error(e->second);
-    out.push_back(std::move(w));
-  }
-  for (auto& [id, live] : running) {  // in the cluster, not in git
-    if (!has_container(live.containers())) continue;
-    ferry::v1::Workload w;
-    w.set_id(id);
-    *w.mutable_containers() = live.containers();
-    *w.mutable_rollout() = live.rollout();
-    w.set_read_only(ferry::v1::READ_ONLY_REASON_NOT_IN_REPO);
-    out.push_back(std::move(w));
-  }
-  if (!request->namespace_().empty() && in_git.workloads().empty() && cluster_known &&
-      running.empty() && out.empty()) {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        absl::StrCat("namespace ", request->namespace_(),
-                                     " has no workloads, in git or in the cluster; check its "
-                                     "spelling (ferryctl list-workloads -a lists every one)"));
-  }
-  std::sort(out.begin(), out.end(),
-            [](const ferry::v1::Workload& a, const ferry::v1::Workload& b) { return a.id() < b.id(); });
-  for (ferry::v1::Workload& w : out) *response->add_workloads() = std::move(w);
-  response->set_revision(in_git.revision());
+  absl::StatusOr<ferry::v1::ListWorkloadsResponse> merged =
+      MergeWorkloads(*request, in_git, cluster_known ? &in_cluster : nullptr,
+                     sync_known ? &sync : nullptr);
+  if (!merged.ok()) return ToGrpcStatus(merged.status());
+  *response = *std::move(merged);
   return grpc::Status::OK;
 }
-
 
 grpc::Status ApiService::ListImages(grpc::ServerContext* context,
                                     const ferry::v1::ListImagesRequest* request,
@@ -181,46 +130,10 @@ grpc::Status ApiService::ListImages(grpc::ServerContext* context,
     if (!s.ok()) return DownstreamError("git-writer", s);
   }
   TagCache tags(registry_);  // one ListTags per repository
-  bool found = request->workload().empty();
-  for (const ferry::v1::ManifestWorkload& w : in_git.workloads()) {
-    if (!request->workload().empty() && w.id() != request->workload()) continue;
-    found = true;
-    ferry::v1::WorkloadImages* out = response->add_workloads();
-    out->set_workload(w.id());
-    for (const ferry::v1::Container& c : w.containers()) {
-      ferry::v1::ContainerImages* ci = out->add_containers();
-      ci->set_container(c.name());
-      ci->set_current_image(c.image());
-      if (!c.has_image_ref()) {
-        ci->set_error(absl::StrCat("'", c.image(), "' is not an image reference"));
-        continue;
-      }
-      ci->set_repository(c.image_ref().registry() + "/" + c.image_ref().repository());
-      absl::StatusOr<policy::TagPattern> pattern = FilterOf(w.policy(), c.name());
-      if (!pattern.ok()) {
-        ci->set_tag_filter(
-            policy::FilterTextFor(w.policy().tag_filters(), w.policy().tag_all(), c.name()));
-        ci->set_error(std::string(pattern.status().message()));
-        continue;
-      }
-      ci->set_tag_filter(pattern->ToString());
-      const RepositoryTags& known = tags.Get(ci->repository());
-      if (!known.status.ok()) {
-        ci->set_error(std::string(known.status.message()));
-        continue;
-      }
-      if (!known.tags.fresh()) ci->set_error(known.tags.last_error());
-      FillContainerTags(*pattern, known.tags, c.image_ref().tag(), request->limit(), ci);
-    }
-  }
-  if (!found) {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        absl::StrCat("workload ", request->workload(), " is not in the repository"));
-  }
-  if (request->workload().empty() && !ns.empty() && in_git.workloads().empty()) {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        absl::StrCat("namespace ", ns, " has no workloads in the repository"));
-  }
+  absl::StatusOr<ferry::v1::ListImagesResponse> listed =
+      ListImagesOf(*request, in_git, tags.Lookup());
+  if (!listed.ok()) return ToGrpcStatus(listed.status());
+  *response = *std::move(listed);
   return grpc::Status::OK;
 }
 

@@ -4,6 +4,8 @@
 #include <map>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+
 #include "services/api/release_planner.h"
 
 namespace ferry::api {
@@ -30,6 +32,64 @@ void FillContainerTags(const policy::TagPattern& filter, const ferry::v1::ListTa
   out->set_omitted(static_cast<int32_t>(ordered.size()) - shown);
   const policy::TagChoice choice = ChooseTag(filter, listed, current_tag);
   if (!choice.ranked.empty()) out->set_latest_filtered(choice.ranked.front().tag);
+}
+
+namespace {
+
+// One container's images under its workload's `policy`.
+ferry::v1::ContainerImages ContainerImagesOf(const ferry::v1::Container& c,
+                                             const ferry::v1::Policy& policy, int limit,
+                                             const TagLookup& tags) {
+  ferry::v1::ContainerImages ci;
+  ci.set_container(c.name());
+  ci.set_current_image(c.image());
+  if (!c.has_image_ref()) {
+    ci.set_error(absl::StrCat("'", c.image(), "' is not an image reference"));
+    return ci;
+  }
+  ci.set_repository(c.image_ref().registry() + "/" + c.image_ref().repository());
+  absl::StatusOr<policy::TagPattern> pattern = FilterOf(policy, c.name());
+  if (!pattern.ok()) {
+    ci.set_tag_filter(policy::FilterTextFor(policy.tag_filters(), policy.tag_all(), c.name()));
+    ci.set_error(std::string(pattern.status().message()));
+    return ci;
+  }
+  ci.set_tag_filter(pattern->ToString());
+  const RepositoryTags& known = tags(ci.repository());
+  if (!known.status.ok()) {
+    ci.set_error(std::string(known.status.message()));
+    return ci;
+  }
+  if (!known.tags.fresh()) ci.set_error(known.tags.last_error());
+  FillContainerTags(*pattern, known.tags, c.image_ref().tag(), limit, &ci);
+  return ci;
+}
+
+}  // namespace
+
+absl::StatusOr<ferry::v1::ListImagesResponse> ListImagesOf(
+    const ferry::v1::ListImagesRequest& request,
+    const ferry::v1::ListManifestWorkloadsResponse& in_git, const TagLookup& tags) {
+  ferry::v1::ListImagesResponse response;
+  bool found = request.workload().empty();
+  for (const ferry::v1::ManifestWorkload& w : in_git.workloads()) {
+    if (!request.workload().empty() && w.id() != request.workload()) continue;
+    found = true;
+    ferry::v1::WorkloadImages* out = response.add_workloads();
+    out->set_workload(w.id());
+    for (const ferry::v1::Container& c : w.containers()) {
+      *out->add_containers() = ContainerImagesOf(c, w.policy(), request.limit(), tags);
+    }
+  }
+  if (!found) {
+    return absl::NotFoundError(
+        absl::StrCat("workload ", request.workload(), " is not in the repository"));
+  }
+  if (request.workload().empty() && !request.namespace_().empty() && in_git.workloads().empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("namespace ", request.namespace_(), " has no workloads in the repository"));
+  }
+  return response;
 }
 
 }  // namespace ferry::api

@@ -1,14 +1,18 @@
-// ListImages' view of one container: the repository's tags in the order of the container's
-// tag filter, which of them pass it, and the tag a release or the automation would pick.
-// Pure: the ranking rules are lib/policy's (TagPattern::Order, ChooseTag), this only fills
-// the answer.
+// ListImages' answer: for each workload in git, each container's repository tags in the
+// order of the container's tag filter, which of them pass it, and the tag a release or the
+// automation would pick. Pure: the RPC method asks git-writer and passes the scanner's
+// listings as a TagLookup; the ranking rules are lib/policy's (TagPattern::Order, ChooseTag),
+// this only fills the answer.
 #pragma once
 
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "ferry/v1/api.pb.h"
+#include "ferry/v1/git_writer.pb.h"
 #include "ferry/v1/registry_scanner.pb.h"
 #include "lib/policy/tag_pattern.h"
+#include "services/api/release_planner.h"
 
 namespace ferry::api {
 
@@ -24,5 +28,16 @@ namespace ferry::api {
 //   omitted          tags left out by `limit`.
 void FillContainerTags(const policy::TagPattern& filter, const ferry::v1::ListTagsResponse& listed,
                        const std::string& current_tag, int limit, ferry::v1::ContainerImages* out);
+
+// The answer to `request` (validated: a well-formed workload id or none, limit >= 0) from
+// `in_git`, git-writer's index of the request's namespace (the workload's, when one is
+// named), each container's tags from `tags` (looked up once per repository by the caller's
+// lookup). A container whose image is not a reference, whose filter does not parse or whose
+// repository could not be listed carries the error, the others are filled as
+// FillContainerTags says. NotFound when the named workload is not in git, or a namespace
+// asked for has no workload there.
+absl::StatusOr<ferry::v1::ListImagesResponse> ListImagesOf(
+    const ferry::v1::ListImagesRequest& request,
+    const ferry::v1::ListManifestWorkloadsResponse& in_git, const TagLookup& tags);
 
 }  // namespace ferry::api

@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "lib/runtime/proto_time.h"
 
 namespace ferry::api {
@@ -85,6 +87,120 @@ TEST(FillContainerTagsTest, NoTagPassesNoLatest) {
   EXPECT_EQ(s.images.latest_filtered(), "");
   EXPECT_EQ(s.images.filtered(), 0);
   EXPECT_EQ(s.images.total(), 1);
+}
+
+// git's index for ListImagesOf: `images` per workload id (one container "app" each).
+ferry::v1::ListManifestWorkloadsResponse InGit(
+    const std::vector<std::pair<std::string, std::string>>& images) {
+  ferry::v1::ListManifestWorkloadsResponse out;
+  for (const auto& [id, image] : images) {
+    ferry::v1::ManifestWorkload* w = out.add_workloads();
+    w->set_id(id);
+    ferry::v1::Container* c = w->add_containers();
+    c->set_name("app");
+    c->set_image(image);
+    const size_t colon = image.rfind(':');
+    if (colon == std::string::npos) continue;  // no image_ref: not a reference
+    const size_t slash = image.find('/');
+    c->mutable_image_ref()->set_registry(image.substr(0, slash));
+    c->mutable_image_ref()->set_repository(image.substr(slash + 1, colon - slash - 1));
+    c->mutable_image_ref()->set_tag(image.substr(colon + 1));
+  }
+  return out;
+}
+
+TEST(ListImagesOfTest, EveryContainerIsFilledOrCarriesItsError) {
+  auto in_git = InGit({{"default:deployment/app", "reg.test/team/app:build-1"},
+                       {"default:deployment/bad-filter", "reg.test/team/app:build-1"},
+                       {"default:deployment/down", "reg.test/team/down:1"},
+                       {"default:deployment/stale", "reg.test/team/stale:1"},
+                       {"default:deployment/raw", "not a reference"}});
+  (*in_git.mutable_workloads(0)->mutable_policy()->mutable_tag_filters())["app"] =
+      "numerical:^build-(\\d+)$";
+  in_git.mutable_workloads(1)->mutable_policy()->set_tag_all("semvr:~1");
+  std::map<std::string, RepositoryTags> registry;
+  registry["reg.test/team/app"].tags = Listing({{"build-1", 3}, {"build-12", 1}});
+  registry["reg.test/team/down"].status = absl::UnavailableError("registry-scanner: 503");
+  registry["reg.test/team/stale"].tags = Listing({{"1", 1}, {"2", 2}});
+  registry["reg.test/team/stale"].tags.set_fresh(false);
+  registry["reg.test/team/stale"].tags.set_last_error("reg.test: 429 Too Many Requests");
+  std::vector<std::string> looked_up;
+  TagLookup lookup = [&](const std::string& repository) -> const RepositoryTags& {
+    looked_up.push_back(repository);
+    return registry[repository];
+  };
+  ferry::v1::ListImagesRequest request;
+  request.set_limit(1);
+  absl::StatusOr<ferry::v1::ListImagesResponse> listed = ListImagesOf(request, in_git, lookup);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->workloads_size(), 5);
+  struct Row {
+    std::string tag_filter, error, latest;
+    int tags;
+  };
+  const Row want[] = {
+      {"numerical:^build-(\\d+)$", "", "build-12", 1},
+      {"semvr:~1", "unknown filter kind", "", 0},
+      {"glob:*", "registry-scanner: 503", "", 0},
+      {"glob:*", "reg.test: 429 Too Many Requests", "2", 1},
+      {"", "'not a reference' is not an image reference", "", 0},
+  };
+  for (int i = 0; i < 5; ++i) {
+    const ferry::v1::ContainerImages& ci = listed->workloads(i).containers(0);
+    SCOPED_TRACE(listed->workloads(i).workload());
+    EXPECT_EQ(ci.container(), "app");
+    EXPECT_EQ(ci.current_image(), in_git.workloads(i).containers(0).image());
+    EXPECT_EQ(ci.tag_filter(), want[i].tag_filter);
+    EXPECT_THAT(ci.error(), ::testing::HasSubstr(want[i].error));
+    EXPECT_EQ(ci.error().empty(), want[i].error.empty()) << ci.error();
+    EXPECT_EQ(ci.latest_filtered(), want[i].latest);
+    EXPECT_EQ(ci.tags_size(), want[i].tags) << "limit 1";
+  }
+  EXPECT_EQ(listed->workloads(0).containers(0).omitted(), 1);
+  EXPECT_EQ(listed->workloads(0).containers(0).repository(), "reg.test/team/app");
+  EXPECT_THAT(looked_up, ElementsAre("reg.test/team/app", "reg.test/team/down",
+                                     "reg.test/team/stale"))
+      << "a bad filter or a non-reference is never looked up";
+}
+
+TEST(ListImagesOfTest, OneWorkloadOrNotFound) {
+  const auto in_git = InGit({{"default:deployment/a", "not a reference"},
+                             {"default:deployment/b", "not a reference"}});
+  TagLookup none = [](const std::string&) -> const RepositoryTags& {
+    ADD_FAILURE() << "no lookup expected";
+    static const RepositoryTags empty;
+    return empty;
+  };
+  struct Case {
+    std::string workload, ns;
+    const ferry::v1::ListManifestWorkloadsResponse* in_git;
+    std::vector<std::string> want;  // workload ids, or
+    std::string not_found;          // the NotFound message
+  };
+  const ferry::v1::ListManifestWorkloadsResponse empty;
+  const Case cases[] = {
+      {"default:deployment/b", "", &in_git, {"default:deployment/b"}, ""},
+      {"", "", &in_git, {"default:deployment/a", "default:deployment/b"}, ""},
+      {"default:deployment/ghost", "", &in_git, {},
+       "workload default:deployment/ghost is not in the repository"},
+      {"", "defualt", &empty, {}, "namespace defualt has no workloads in the repository"},
+      {"", "", &empty, {}, ""},
+  };
+  for (const Case& c : cases) {
+    ferry::v1::ListImagesRequest request;
+    request.set_workload(c.workload);
+    request.set_namespace_(c.ns);
+    absl::StatusOr<ferry::v1::ListImagesResponse> listed = ListImagesOf(request, *c.in_git, none);
+    if (!c.not_found.empty()) {
+      EXPECT_EQ(listed.status().code(), absl::StatusCode::kNotFound) << c.not_found;
+      EXPECT_EQ(listed.status().message(), c.not_found);
+      continue;
+    }
+    ASSERT_TRUE(listed.ok()) << listed.status();
+    std::vector<std::string> ids;
+    for (const auto& w : listed->workloads()) ids.push_back(w.workload());
+    EXPECT_THAT(ids, ::testing::ElementsAreArray(c.want)) << c.workload << c.ns;
+  }
 }
 
 }  // namespace
