@@ -11,6 +11,7 @@
 #include "lib/manifest/policy.h"
 #include "lib/manifest/workload.h"
 #include "lib/names/names.h"
+#include "lib/runtime/memory.h"
 #include "lib/runtime/proto_time.h"
 #include "lib/status/grpc_status.h"
 #include "services/git-writer/identity.h"
@@ -328,6 +329,9 @@ grpc::Status GitWriterService::ApplyUpdates(grpc::ServerContext*,
     }
   }
   absl::StatusOr<ApplyOutcome> out = writer_.Apply(apply);
+  // A write allocates and frees a few MB (packs, trees, the next index) on whichever gRPC
+  // thread serves it; handing the freed pages back keeps RSS at the live heap.
+  runtime::ReturnFreeMemory();
   if (!out.ok()) return ToGrpcStatus(out.status());
   response->set_revision(out->revision);
   response->set_no_changes(out->no_changes);

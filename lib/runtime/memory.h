@@ -1,0 +1,21 @@
+#pragma once
+
+// The C allocator's hold on freed memory.
+//
+// glibc keeps what a process frees for reuse: per-thread arenas (up to eight per core) and
+// free pages inside each heap stay resident. A service whose live heap is flat can still
+// see its RSS climb when many threads take turns at bursts of short-lived allocations (a
+// git write: packs, trees, indexes, then all freed). These two calls bound that.
+
+namespace ferry::runtime {
+
+// Caps the number of allocator arenas (glibc's M_ARENA_MAX); call at start, before threads.
+// Fewer arenas mean more lock contention in malloc and far less retained memory; worth it
+// in a service whose hot path is serialised anyway. No-op where the allocator lacks it.
+void LimitAllocatorArenas(int arenas);
+
+// Returns every whole free page of every arena to the kernel (glibc's malloc_trim). Costs
+// about a walk of the free lists; call after a burst, not per allocation. Thread-safe.
+void ReturnFreeMemory();
+
+}  // namespace ferry::runtime
