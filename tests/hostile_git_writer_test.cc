@@ -2,7 +2,8 @@
 // loopback over a real file:// upstream: bad authors, messages and names are refused with
 // INVALID_ARGUMENT before anything is written, a failed write leaves the mirror as it was,
 // files that cannot be served (too big, names that are not UTF-8) fail alone, answers stay
-// within their limits, and the diff of a release applies with `git apply`.
+// within their limits, the diff of a release applies with `git apply`, and a long run of
+// releases is folded into one pack by a child process, not by the service's own heap.
 #include <fstream>
 #include <map>
 #include <string>
@@ -378,4 +379,48 @@ TEST(HostileGitWriterTest, TheDiffOfAReleaseAppliesWithGitApply) {
 }
 
 }  // namespace
+TEST(HostileGitWriterTest, ManyReleasesAreFoldedIntoOnePackByAChildProcess) {
+  GitWriter git;
+  ASSERT_TRUE(git.ok());
+  // 40 releases with a job note each: 80 writes, each its own small pack, folded every 32
+  // writes by `ferry-git-writer --repack_mirror` (a failed fold only logs, and the small
+  // packs would pile up).
+  for (int i = 0; i < 40; ++i) {
+    ferry::v1::ApplyUpdatesRequest request = Release(absl::StrCat("nginx:1.", 100 + i));
+    request.mutable_job()->set_id(absl::StrCat("job-", i));
+    grpc::Status status = git.Apply(request);
+    ASSERT_TRUE(status.ok()) << i << ": " << status.error_message();
+  }
+  const std::string mirror = git.repo->dir() + "/state/mirror.git";
+  int packs = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::filesystem::path(mirror) / "objects" / "pack")) {
+    if (entry.path().extension() == ".pack") ++packs;
+  }
+  EXPECT_GE(packs, 1);
+  EXPECT_LE(packs, 1 + 16) << "the packs of 80 writes were not folded";
+  EXPECT_FALSE(absl::StrContains(git.running.process->Output(), "repacking the mirror failed"))
+      << git.running.process->Output();
+  // Nothing was lost: every commit and note is still readable from the mirror.
+  int fsck_status = -1;
+  std::string fsck = RunCommand(
+      absl::StrCat("git --git-dir=", mirror, " fsck --no-dangling 2>&1"), &fsck_status);
+  EXPECT_EQ(fsck_status, 0) << fsck;
+  EXPECT_EQ(RunCommand(absl::StrCat("git --git-dir=", mirror, " rev-list --count refs/heads/main")),
+            git.repo->Git("rev-list --count main"));
+  EXPECT_EQ(RunCommand(absl::StrCat("git --git-dir=", mirror,
+                                    " notes --ref=refs/notes/ferry list | wc -l")),
+            "40\n");
+}
+
+TEST(HostileGitWriterTest, TheRepackChildRefusesAMirrorThatIsNotARepository) {
+  const std::string dir = ::testing::TempDir() + "/not-a-mirror";
+  std::filesystem::create_directories(dir);
+  int status = -1;
+  const std::string output = RunCommand(
+      absl::StrCat(FERRY_GIT_WRITER_BIN, " --repack_mirror=", dir, " 2>&1"), &status);
+  EXPECT_NE(status, 0);
+  EXPECT_TRUE(absl::StrContains(output, "opening the mirror " + dir)) << output;
+}
+
 }  // namespace ferry

@@ -71,6 +71,10 @@ void AddFlags(CLI::App& app, Flags& flags) {
   app.add_option("--state_dir", flags.state_dir, "Directory for the mirror")
       ->envname("FERRY_STATE_DIR")
       ->capture_default_str();
+  // Internal: the git-writer runs itself with this flag to repack its mirror in a child
+  // process (Libgit2Options::repack_program); it repacks that bare repo and exits. Hidden.
+  app.add_option("--repack_mirror", flags.repack_mirror, "Repack this mirror and exit")
+      ->group("");
   // Namespace of namespaced resources without one in their manifest.
   app.add_option("--default_namespace", flags.default_namespace,
                  "Namespace of resources that have none")

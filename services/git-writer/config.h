@@ -40,6 +40,7 @@ struct Flags {
   std::string git_notes_ref = "refs/notes/ferry";
   int git_push_retries = 5;
   std::string state_dir = "/var/lib/ferry/git-writer";
+  std::string repack_mirror;  // internal: repack this mirror and exit
   std::string default_namespace = "default";
   uint64_t max_commit_message_bytes = limits::kCommitMessageBytes.default_value;
   uint64_t max_manifest_file_bytes = limits::kManifestFileBytes.default_value;

@@ -5,7 +5,16 @@
 #include <git2/sys/odb_backend.h>
 #include <git2/sys/repository.h>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -13,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/time.h"
 #include "lib/limits/limits.h"
 #include "lib/log/log.h"
 #include "lib/names/names.h"
@@ -425,23 +435,25 @@ absl::Status Libgit2Repository::AttachHandles() {
   return absl::OkStatus();
 }
 
-absl::Status Libgit2Repository::Repack() {
-  packs_written_ = 0;
+namespace {
+
+// Writes everything the refs of `repo` reach (the branch, its upstream copy, the notes and
+// the tags) as one packfile in `mirror_dir` and removes the other packs.
+absl::Status PackEverything(git_repository* repo, const std::string& mirror_dir) {
   Packbuilder builder;
   Revwalk walk;
-  if (int rc = git_packbuilder_new(builder.out(), repo_); rc != 0) return GitError("repack", rc);
+  if (int rc = git_packbuilder_new(builder.out(), repo); rc != 0) return GitError("repack", rc);
   git_packbuilder_set_threads(builder.get(), 1);
-  if (int rc = git_revwalk_new(walk.out(), repo_); rc != 0) return GitError("repack", rc);
-  // Everything the refs reach: the branch, its upstream copy, the notes and the tags.
+  if (int rc = git_revwalk_new(walk.out(), repo); rc != 0) return GitError("repack", rc);
   git_reference_iterator* refs = nullptr;
-  if (int rc = git_reference_iterator_new(&refs, repo_); rc != 0) return GitError("repack", rc);
+  if (int rc = git_reference_iterator_new(&refs, repo); rc != 0) return GitError("repack", rc);
   git_reference* ref = nullptr;
   int rc = 0;
   while (rc == 0 && git_reference_next(&ref, refs) == 0) {
     const git_oid* target = git_reference_target(ref);
     if (target != nullptr) {
       Object object;
-      if (git_object_lookup(object.out(), repo_, target, GIT_OBJECT_ANY) == 0) {
+      if (git_object_lookup(object.out(), repo, target, GIT_OBJECT_ANY) == 0) {
         if (git_object_type(object.get()) == GIT_OBJECT_TAG) {
           rc = git_packbuilder_insert(builder.get(), target, nullptr);
           target = git_tag_target_id(reinterpret_cast<const git_tag*>(object.get()));
@@ -453,7 +465,7 @@ absl::Status Libgit2Repository::Repack() {
   }
   git_reference_iterator_free(refs);
   if (rc == 0) rc = git_packbuilder_insert_walk(builder.get(), walk.get());
-  const std::string pack_dir = (fs::path(options_.mirror_dir) / "objects" / "pack").string();
+  const std::string pack_dir = (fs::path(mirror_dir) / "objects" / "pack").string();
   if (rc == 0) rc = git_packbuilder_write(builder.get(), pack_dir.c_str(), 0, nullptr, nullptr);
   if (rc != 0) return GitError("repack", rc);
   const std::string kept = absl::StrCat("pack-", git_packbuilder_name(builder.get()));
@@ -464,6 +476,103 @@ absl::Status Libgit2Repository::Repack() {
         (absl::EndsWith(name, ".pack") || absl::EndsWith(name, ".idx"))) {
       fs::remove(entry.path(), ec);
     }
+  }
+  return absl::OkStatus();
+}
+
+// Runs `program --repack_mirror=<mirror_dir>` and waits for it, at most `timeout`. Its
+// stderr (the first 4 KiB) becomes the error message when it fails.
+absl::Status RunRepackProgram(const std::string& program, const std::string& mirror_dir,
+                              absl::Duration timeout) {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    return absl::InternalError(absl::StrCat("repack: pipe: ", std::strerror(errno)));
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  // The service blocks its shutdown signals in every thread; the child must not inherit
+  // that, or a stop could not end it.
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attributes, &none);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
+  std::string flag = absl::StrCat("--repack_mirror=", mirror_dir);
+  std::string program_copy = program;
+  char* argv[] = {program_copy.data(), flag.data(), nullptr};
+  pid_t pid = -1;
+  const int spawned = posix_spawn(&pid, program.c_str(), &actions, &attributes, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
+  ::close(pipe_fds[1]);
+  if (spawned != 0) {
+    ::close(pipe_fds[0]);
+    return absl::InternalError(
+        absl::StrCat("repack: cannot start ", program, ": ", std::strerror(spawned)));
+  }
+  // The pipe reaches end-of-file when the child exits (it holds the only write end).
+  std::string output;
+  const absl::Time deadline = absl::Now() + timeout;
+  bool timed_out = false;
+  for (;;) {
+    const int64_t wait_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (wait_ms <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd fd{pipe_fds[0], POLLIN, 0};
+    const int ready = ::poll(&fd, 1, static_cast<int>(std::min<int64_t>(wait_ms, 60'000)));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) continue;
+    char buffer[1024];
+    const ssize_t n = ::read(pipe_fds[0], buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    if (output.size() < 4096) output.append(buffer, std::min<size_t>(n, 4096 - output.size()));
+  }
+  ::close(pipe_fds[0]);
+  if (timed_out) ::kill(pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("repack: still running after ", absl::FormatDuration(timeout), "; stopped"));
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat(
+      "repack: ", program, " ended with ",
+      WIFEXITED(status) ? absl::StrCat("exit code ", WEXITSTATUS(status))
+                        : absl::StrCat("signal ", WTERMSIG(status)),
+      output.empty() ? "" : ": ", absl::StripAsciiWhitespace(output)));
+}
+
+}  // namespace
+
+absl::Status Libgit2Repository::RepackMirror(const std::string& mirror_dir) {
+  git_libgit2_init();
+  git_libgit2_opts(GIT_OPT_ENABLE_CACHING, 0);
+  git_repository* repo = nullptr;
+  absl::Status status;
+  if (int rc = git_repository_open_bare(&repo, mirror_dir.c_str()); rc != 0) {
+    status = GitError("opening the mirror " + mirror_dir, rc);
+  } else {
+    status = PackEverything(repo, mirror_dir);
+    git_repository_free(repo);
+  }
+  git_libgit2_shutdown();
+  return status;
+}
+
+absl::Status Libgit2Repository::Repack() {
+  packs_written_ = 0;
+  if (options_.repack_program.empty()) {
+    RETURN_IF_ERROR(PackEverything(repo_, options_.mirror_dir));
+  } else {
+    RETURN_IF_ERROR(RunRepackProgram(options_.repack_program, options_.mirror_dir,
+                                     kRepackTimeout));
   }
   // A fresh object database on the same folder: libgit2 drops a pack's index, map and
   // file only with the database that opened it. (Reopening the whole repository would

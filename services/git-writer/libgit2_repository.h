@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "lib/limits/limits.h"
 #include "services/git-writer/repository.h"
 
@@ -42,6 +43,11 @@ struct Libgit2Options {
   // all files of one read together (limits::kManifestTreeBytes).
   uint64_t max_file_bytes = limits::kManifestFileBytes.default_value;
   uint64_t max_tree_bytes = limits::kManifestTreeBytes.default_value;
+  // Folding the packs into one (every kPacksBeforeRepack writes) walks the whole history;
+  // its memory grows with the repo. With a program here (the git-writer binary itself,
+  // which takes --repack_mirror=<dir>) that walk runs in a child process, so its peak never
+  // becomes the service's resident heap. Empty: in this process.
+  std::string repack_program;
 };
 
 class Libgit2Repository final : public Repository {
@@ -72,6 +78,12 @@ class Libgit2Repository final : public Repository {
   // control characters (names::ValidatePath).
   static absl::Status ValidatePath(const std::string& path);
 
+  // Packs everything the refs of the bare repository in `mirror_dir` reach into one packfile
+  // and removes the other packs: what a git-writer started with --repack_mirror does (see
+  // Libgit2Options::repack_program). Safe while the service has the mirror open: the new
+  // pack is complete before any old one goes.
+  static absl::Status RepackMirror(const std::string& mirror_dir);
+
  private:
   Libgit2Repository(Libgit2Options options, git_repository* repo);
   absl::Status Push(const std::vector<std::string>& refspecs, std::string* rejected);
@@ -89,6 +101,7 @@ class Libgit2Repository final : public Repository {
   // fresh object database. Called after kPacksBeforeRepack writes.
   absl::Status Repack();
   static constexpr int kPacksBeforeRepack = 32;
+  static constexpr absl::Duration kRepackTimeout = absl::Minutes(10);
   int packs_written_ = 0;
   absl::StatusOr<std::string> CreateCommitObjects(const CommitSpec& spec);
 

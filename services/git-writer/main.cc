@@ -1,7 +1,9 @@
 // ferry-git-writer: the config repo's one reader and writer.
+#include <cstdio>
 #include <memory>
 
 #include "lib/log/log.h"
+#include "lib/runtime/memory.h"
 #include "lib/runtime/signals.h"
 #include "services/git-writer/config.h"
 #include "services/git-writer/git_writer_service.h"
@@ -12,6 +14,8 @@
 
 int main(int argc, char** argv) {
   using namespace ferry::git_writer;
+  // Writes are serialised; more allocator arenas would only keep more freed memory.
+  ferry::runtime::LimitAllocatorArenas(2);
   ferry::runtime::BlockShutdownSignals();
   // Ends the stop watchdog when main() returns, after the teardown below.
   ferry::runtime::StopGuard stop_guard;
@@ -19,6 +23,12 @@ int main(int argc, char** argv) {
   Flags flags;
   AddFlags(app, flags);
   if (auto exit_code = ferry::runtime::ParseCommandLine(app, argc, argv)) return *exit_code;
+  if (!flags.repack_mirror.empty()) {
+    // The child of Libgit2Repository::Repack: the service's flags do not apply.
+    absl::Status s = Libgit2Repository::RepackMirror(flags.repack_mirror);
+    if (!s.ok()) std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
+    return s.ok() ? 0 : 1;
+  }
   absl::StatusOr<Config> config = ToConfig(flags);
   if (!config.ok()) return ferry::runtime::ConfigError(app.get_name(), config.status());
   if (absl::Status s = ferry::runtime::AuthenticateInternalCallers(flags.server, config->server);
@@ -32,6 +42,9 @@ int main(int argc, char** argv) {
       return ferry::runtime::ConfigError(app.get_name(), s);
     }
   }
+  // Folding the mirror's packs walks all history; a child process does it (see
+  // Libgit2Options::repack_program), so its peak memory is not kept by this one.
+  config->repository.repack_program = "/proc/self/exe";
   absl::StatusOr<std::unique_ptr<Libgit2Repository>> repo =
       Libgit2Repository::Open(config->repository);
   if (!repo.ok()) return ferry::runtime::ConfigError(app.get_name(), repo.status());
