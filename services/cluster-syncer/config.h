@@ -14,6 +14,7 @@
 #include "lib/manifest/document.h"
 #include "lib/runtime/flags.h"
 #include "lib/runtime/server.h"
+#include "services/cluster-syncer/sync_loop.h"
 #include "services/cluster-syncer/syncer.h"
 
 namespace ferry::cluster_syncer {
@@ -39,9 +40,6 @@ struct Flags {
   // Limits on each manifest document (lib/manifest/document_flags.h).
   manifest::DocumentLimits manifest_limits;
 };
-
-// Where the "last applied revision" is recorded.
-enum class SyncState { kGit, kCluster };
 
 // The validated configuration.
 struct Config {

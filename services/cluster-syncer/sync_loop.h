@@ -14,10 +14,13 @@
 #include <thread>
 
 #include "ferry/v1/git_writer.grpc.pb.h"
-#include "services/cluster-syncer/config.h"
 #include "services/cluster-syncer/syncer.h"
 
 namespace ferry::cluster_syncer {
+
+// Where the "last applied revision" is recorded: git-writer's sync marker, or a ConfigMap
+// (ferry-sync-state) in the cluster.
+enum class SyncState { kGit, kCluster };
 
 class SyncLoop {
  public:

@@ -12,6 +12,7 @@
 #include "lib/manifest/policy.h"
 #include "lib/manifest/resource.h"
 #include "lib/manifest/yaml_json.h"
+#include "lib/status/status_macros.h"
 
 namespace ferry::cluster_syncer {
 namespace {
@@ -126,6 +127,12 @@ struct LiveObject {
   ApiResource api;
 };
 
+// Unavailable and Unauthenticated mean the API cannot be used at all: the sync stops.
+bool Unreachable(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kUnavailable ||
+         status.code() == absl::StatusCode::kUnauthenticated;
+}
+
 }  // namespace
 
 namespace internal {
@@ -228,6 +235,387 @@ void SyncMetrics::Record(const SyncReport& report) {
   }
 }
 
+namespace {
+
+// Live objects carrying the sync set's label, listed once per kind and kept for the rest of
+// one sync. Thread-safe.
+class LiveObjects {
+ public:
+  LiveObjects(KubeClient& client, const SyncOptions& options)
+      : client_(client), options_(options) {}
+
+  // The labelled objects of `api`'s kind (in the allowed namespaces when there is a list).
+  // The API's error when a listing fails.
+  absl::StatusOr<std::vector<LiveObject>> List(const ApiResource& api);
+
+ private:
+  static LiveObject FromMetadata(const ApiResource& api, const nlohmann::json& meta);
+
+  KubeClient& client_;
+  const SyncOptions& options_;
+  std::mutex mu_;
+  std::map<std::string, std::vector<LiveObject>> by_resource_;  // "group/kind" -> objects
+};
+
+absl::StatusOr<std::vector<LiveObject>> LiveObjects::List(const ApiResource& api) {
+  const std::string cache_key = api.group + "/" + api.kind;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = by_resource_.find(cache_key);
+    if (it != by_resource_.end()) return it->second;
+  }
+  std::vector<std::string> namespaces = {""};
+  if (!options_.allow_namespaces.empty() && api.namespaced) {
+    namespaces.clear();
+    for (const std::string& ns : options_.allow_namespaces) namespaces.push_back(ns);
+  }
+  std::vector<LiveObject> out;
+  const std::string selector =
+      "?labelSelector=" + UrlEncode(absl::StrCat(kSyncSetLabel, "=", options_.sync_set));
+  for (const std::string& ns : namespaces) {
+    absl::StatusOr<nlohmann::json> list = client_.ListMetadata(api.CollectionPath(ns) + selector);
+    if (!list.ok()) return list.status();
+    for (const auto& obj : (*list)["items"]) out.push_back(FromMetadata(api, obj["metadata"]));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  by_resource_[cache_key] = out;
+  return out;
+}
+
+LiveObject LiveObjects::FromMetadata(const ApiResource& api, const nlohmann::json& meta) {
+  LiveObject live;
+  live.kind = api.kind;
+  live.ns = meta.value("namespace", "");
+  live.name = meta.value("name", "");
+  live.api = api;
+  if (meta.contains("annotations") && meta["annotations"].is_object()) {
+    for (const auto& [k, v] : meta["annotations"].items()) {
+      if (v.is_string()) live.annotations[k] = v.get<std::string>();
+    }
+  }
+  live.checksum = live.annotations[kChecksumAnnotation];
+  live.source = live.annotations[kSourceAnnotation];
+  live.owned = meta.contains("ownerReferences") && !meta["ownerReferences"].empty();
+  return live;
+}
+
+// One call of Syncer::Sync once its files are parsed: applies the items rank by rank and
+// collects garbage. Errors of single resources go to the report; a returned error means the
+// sync could not go on (its message is the report's error).
+class SyncRun {
+ public:
+  SyncRun(KubeClient& client, Discovery& discovery, const SyncOptions& options, bool dry_run,
+          SyncReport& report)
+      : client_(client),
+        discovery_(discovery),
+        options_(options),
+        dry_run_(dry_run),
+        report_(report),
+        live_(client, options) {}
+
+  // Takes the items of one file and reports its errors.
+  void AddFile(const std::string& path, const std::vector<std::string>& errors,
+               const std::vector<Item>& items);
+  absl::Status Run();
+
+ private:
+  bool AllowedNamespace(const std::string& ns) const {
+    return options_.allow_namespaces.empty() || options_.allow_namespaces.count(ns) > 0;
+  }
+  absl::Status ApplyItemsOfRank(int rank);
+  // Finds the item's resource and effective namespace, and skips it when outside the allowed
+  // namespaces. An error only when discovery itself failed.
+  absl::Status Resolve(Item& item);
+  // The last checks, then the labels and annotations every applied object carries.
+  void Prepare(Item& item);
+  using Checksums = std::map<std::string, std::string>;  // "kind|ns|name" -> checksum
+  // Live checksums of the kinds of `todo`.
+  absl::StatusOr<Checksums> LiveChecksums(const std::vector<Item*>& todo);
+  // Applies what changed, in parallel.
+  absl::Status Apply(const std::vector<Item*>& todo, const Checksums& live_checksums);
+  absl::Status WaitForNewCrds(const std::vector<Item*>& todo);
+  // Counts the items in the report; returns "kind|name" of the failed ones.
+  std::set<std::string> Tally();
+  absl::Status CollectGarbage(const std::set<std::string>& failed_names);
+  absl::StatusOr<std::vector<LiveObject>> FindGarbage(const std::set<std::string>& failed_names);
+  void Prune(const std::vector<LiveObject>& doomed);
+
+  KubeClient& client_;
+  Discovery& discovery_;
+  const SyncOptions& options_;
+  const bool dry_run_;
+  SyncReport& report_;
+  LiveObjects live_;
+  std::vector<Item> items_;
+  std::set<std::string> broken_paths_;
+  std::map<std::string, std::string> defined_in_;  // object key -> path
+};
+
+void SyncRun::AddFile(const std::string& path, const std::vector<std::string>& errors,
+                      const std::vector<Item>& items) {
+  for (const std::string& e : errors) {
+    broken_paths_.insert(path);
+    report_.errors.push_back({"", path, e});
+    ++report_.failed;
+  }
+  items_.insert(items_.end(), items.begin(), items.end());
+}
+
+absl::Status SyncRun::Run() {
+  for (int rank = 0; rank < kRanks; ++rank) RETURN_IF_ERROR(ApplyItemsOfRank(rank));
+  const std::set<std::string> failed_names = Tally();
+  if (options_.garbage_collection) RETURN_IF_ERROR(CollectGarbage(failed_names));
+  return absl::OkStatus();
+}
+
+absl::Status SyncRun::ApplyItemsOfRank(int rank) {
+  std::vector<Item*> todo;
+  for (Item& item : items_) {
+    if (item.rank == rank && item.state == Item::State::kPending) todo.push_back(&item);
+  }
+  // Resolve kinds and namespaces first (discovery may refresh once for new CRDs).
+  for (Item* item : todo) {
+    RETURN_IF_ERROR(Resolve(*item));
+    if (item->state == Item::State::kPending) Prepare(*item);
+  }
+  std::erase_if(todo, [](Item* i) { return i->state != Item::State::kPending; });
+  ASSIGN_OR_RETURN(const Checksums live_checksums, LiveChecksums(todo));
+  RETURN_IF_ERROR(Apply(todo, live_checksums));
+  return WaitForNewCrds(todo);
+}
+
+absl::Status SyncRun::Resolve(Item& item) {
+  absl::StatusOr<ApiResource> api = discovery_.Find(item.api_version, item.kind);
+  if (!api.ok()) {
+    if (api.status().code() != absl::StatusCode::kNotFound) {
+      return absl::UnavailableError(absl::StrCat("API discovery failed: ", api.status().message()));
+    }
+    item.state = Item::State::kFailed;
+    item.error = std::string(api.status().message());
+    return absl::OkStatus();
+  }
+  item.api = *api;
+  auto& meta = item.object["metadata"];
+  if (api->namespaced) {
+    item.ns = meta.contains("namespace") && meta["namespace"].is_string() &&
+                      !meta["namespace"].get<std::string>().empty()
+                  ? meta["namespace"].get<std::string>()
+                  : options_.default_namespace;
+    meta["namespace"] = item.ns;
+    if (!AllowedNamespace(item.ns)) item.state = Item::State::kSkipped;
+  } else {
+    meta.erase("namespace");
+    item.id = manifest::ResourceId("", item.kind, item.name);
+    if (!options_.allow_namespaces.empty() &&
+        !(item.kind == "Namespace" && AllowedNamespace(item.name))) {
+      item.state = Item::State::kSkipped;
+    }
+  }
+  return absl::OkStatus();
+}
+
+void SyncRun::Prepare(Item& item) {
+  const std::string key = ObjectKey(item.kind, item.ns, item.name);
+  if (auto [it, inserted] = defined_in_.emplace(key, item.path); !inserted) {
+    item.state = Item::State::kFailed;
+    item.error = absl::StrCat("defined twice: also in ", it->second);
+    return;
+  }
+  DefaultPortProtocols(item.kind, item.object);
+  // The file is part of the checksum: an object moved to another file is applied again,
+  // so its ferry.dev/source annotation (which GC consults) follows it.
+  // The loader refuses text that is not UTF-8, on which dump() throws; should any reach
+  // here, it fails this resource alone rather than the process.
+  std::string dumped;
+  try {
+    dumped = item.object.dump();
+  } catch (const nlohmann::json::exception& e) {
+    item.state = Item::State::kFailed;
+    item.error = absl::StrCat("cannot be serialised as JSON (", e.what(),
+                              "); the manifest must be UTF-8 text");
+    return;
+  }
+  item.checksum = Sha256Hex(item.path + "\n" + dumped).substr(0, 32);
+  auto& meta = item.object["metadata"];
+  auto& labels = meta["labels"];
+  if (!labels.is_object()) labels = nlohmann::json::object();
+  labels[kSyncSetLabel] = options_.sync_set;
+  auto& annotations = meta["annotations"];
+  if (!annotations.is_object()) annotations = nlohmann::json::object();
+  annotations[kChecksumAnnotation] = item.checksum;
+  annotations[kSourceAnnotation] = item.path;
+}
+
+absl::StatusOr<SyncRun::Checksums> SyncRun::LiveChecksums(const std::vector<Item*>& todo) {
+  Checksums live_checksums;
+  std::set<std::string> listed;
+  for (Item* item : todo) {
+    if (!listed.insert(item->api.group + "/" + item->api.kind).second) continue;
+    absl::StatusOr<std::vector<LiveObject>> live = live_.List(item->api);
+    if (!live.ok()) {
+      if (Unreachable(live.status())) {
+        return absl::UnavailableError(
+            absl::StrCat("listing ", item->kind, ": ", live.status().message()));
+      }
+      continue;  // e.g. no list permission: every object of the kind is applied
+    }
+    for (const LiveObject& o : *live) live_checksums[ObjectKey(o.kind, o.ns, o.name)] = o.checksum;
+  }
+  return live_checksums;
+}
+
+absl::Status SyncRun::Apply(const std::vector<Item*>& todo, const Checksums& live_checksums) {
+  std::atomic<bool> unreachable{false};
+  std::mutex error_mu;
+  std::string unreachable_error;
+  ParallelFor(todo.size(), options_.parallelism, [&](size_t i) {
+    Item* item = todo[i];
+    auto live = live_checksums.find(ObjectKey(item->kind, item->ns, item->name));
+    if (live != live_checksums.end() && live->second == item->checksum) {
+      item->state = Item::State::kUnchanged;
+      return;
+    }
+    absl::StatusOr<nlohmann::json> applied =
+        client_.Apply(item->api.ObjectPath(item->ns, item->name), item->object, kFieldManager,
+                      options_.force_conflicts, dry_run_);
+    if (applied.ok()) {
+      item->state = Item::State::kApplied;
+      return;
+    }
+    item->state = Item::State::kFailed;
+    item->error = std::string(applied.status().message());
+    if (Unreachable(applied.status())) {
+      unreachable = true;
+      std::lock_guard<std::mutex> lock(error_mu);
+      unreachable_error = item->error;
+    }
+  });
+  if (unreachable) return absl::UnavailableError(unreachable_error);
+  return absl::OkStatus();
+}
+
+// CRDs created now: wait until they are served, then learn their kinds.
+absl::Status SyncRun::WaitForNewCrds(const std::vector<Item*>& todo) {
+  bool new_crds = false;
+  for (Item* item : todo) {
+    if (item->kind != "CustomResourceDefinition" || item->state != Item::State::kApplied ||
+        dry_run_) {
+      continue;
+    }
+    new_crds = true;
+    const absl::Time deadline = absl::Now() + options_.crd_wait;
+    while (absl::Now() < deadline) {
+      absl::StatusOr<nlohmann::json> crd = client_.Get(item->api.ObjectPath("", item->name));
+      bool established = false;
+      if (crd.ok() && (*crd).contains("status")) {
+        for (const auto& c : (*crd)["status"].value("conditions", nlohmann::json::array())) {
+          established |= c.value("type", "") == "Established" && c.value("status", "") == "True";
+        }
+      }
+      if (established) break;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+  }
+  if (!new_crds) return absl::OkStatus();
+  if (absl::Status s = discovery_.Refresh(); !s.ok()) {
+    return absl::UnavailableError(absl::StrCat("API discovery failed: ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
+std::set<std::string> SyncRun::Tally() {
+  std::set<std::string> failed_names;  // kind|name of failed items: never pruned
+  for (const Item& item : items_) {
+    switch (item.state) {
+      case Item::State::kApplied: ++report_.applied; break;
+      case Item::State::kUnchanged: ++report_.unchanged; break;
+      case Item::State::kSkipped: ++report_.skipped; break;
+      case Item::State::kFailed:
+      case Item::State::kPending:
+        ++report_.failed;
+        report_.errors.push_back(
+            {item.id, item.path, item.error.empty() ? "not applied" : item.error});
+        failed_names.insert(item.kind + "|" + item.name);
+        break;
+    }
+  }
+  return failed_names;
+}
+
+absl::Status SyncRun::CollectGarbage(const std::set<std::string>& failed_names) {
+  ASSIGN_OR_RETURN(std::vector<LiveObject> doomed, FindGarbage(failed_names));
+  std::stable_sort(doomed.begin(), doomed.end(), [](const LiveObject& a, const LiveObject& b) {
+    return ApplyRank(a.api.group, a.kind) > ApplyRank(b.api.group, b.kind);
+  });
+  Prune(doomed);
+  return absl::OkStatus();
+}
+
+// What to prune: objects Ferry applied (labelled, with a checksum) that git no longer holds,
+// except those of failed items and broken files, those marked ignore, and those outside the
+// allowed namespaces.
+absl::StatusOr<std::vector<LiveObject>> SyncRun::FindGarbage(
+    const std::set<std::string>& failed_names) {
+  std::set<std::string> in_git;
+  for (const Item& item : items_) {
+    in_git.insert(ObjectKey(item.kind, item.ns.empty() && item.api.name.empty()
+                                           ? item.manifest_namespace
+                                           : item.ns,
+                            item.name));
+  }
+  absl::StatusOr<std::vector<ApiResource>> all = discovery_.All();
+  if (!all.ok()) {
+    return absl::UnavailableError(absl::StrCat("API discovery failed: ", all.status().message()));
+  }
+  std::set<std::string> seen_kinds;
+  std::vector<LiveObject> doomed;
+  std::set<std::string> doomed_keys;
+  for (const ApiResource& api : *all) {
+    if (!api.Can("list") || !api.Can("delete")) continue;
+    if (!seen_kinds.insert(api.group + "/" + api.kind).second) continue;  // preferred only
+    absl::StatusOr<std::vector<LiveObject>> live = live_.List(api);
+    if (!live.ok()) continue;  // not allowed to list it: not ours to prune
+    for (const LiveObject& o : *live) {
+      const std::string key = ObjectKey(o.kind, o.ns, o.name);
+      // Only what Ferry applied: controllers copy labels (Endpoints get their Service's)
+      // but not Ferry's checksum annotation.
+      if (o.checksum.empty() || o.owned) continue;
+      if (in_git.count(key) || failed_names.count(o.kind + "|" + o.name) ||
+          broken_paths_.count(o.source) || doomed_keys.count(key)) {
+        continue;
+      }
+      if (manifest::ReadPolicies(o.annotations).ignore != manifest::IgnoreMode::kNone) continue;
+      if (!o.ns.empty() && !AllowedNamespace(o.ns)) continue;
+      doomed_keys.insert(key);
+      doomed.push_back(o);
+    }
+  }
+  return doomed;
+}
+
+void SyncRun::Prune(const std::vector<LiveObject>& doomed) {
+  for (const LiveObject& o : doomed) {
+    const std::string id = manifest::ResourceId(o.ns, o.kind, o.name);
+    if (options_.gc_dry_run || dry_run_) {
+      log::Info("would prune", {{"resource", id}});
+      report_.pruned_ids.push_back(id);
+      ++report_.pruned;
+      continue;
+    }
+    absl::Status deleted = client_.Delete(o.api.ObjectPath(o.ns, o.name));
+    if (deleted.ok() || deleted.code() == absl::StatusCode::kNotFound) {
+      log::Info("pruned", {{"resource", id}});
+      report_.pruned_ids.push_back(id);
+      ++report_.pruned;
+    } else {
+      ++report_.failed;
+      report_.errors.push_back({id, o.source, absl::StrCat("prune: ", deleted.message())});
+    }
+  }
+}
+
+}  // namespace
+
 Syncer::Syncer(KubeClient& client, Discovery& discovery, SyncOptions options)
     : client_(client), discovery_(discovery), options_(std::move(options)) {}
 
@@ -236,22 +624,23 @@ SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestF
   SyncReport report;
   report.revision = revision;
   report.started = absl::Now();
-  auto finish = [&]() -> SyncReport {
-    report.finished = absl::Now();
-    if (!report.error.empty() && report.error_code == absl::StatusCode::kOk) {
-      report.error_code = absl::StatusCode::kUnavailable;
-    }
-    return report;
-  };
-  auto allowed_namespace = [&](const std::string& ns) {
-    return options_.allow_namespaces.empty() || options_.allow_namespaces.count(ns) > 0;
-  };
+  // 1. Parse, reusing the parse of files unchanged since the last sync.
+  const std::vector<std::shared_ptr<const ParsedFile>> parsed = Parse(files);
+  SyncRun run(client_, discovery_, options_, dry_run, report);
+  for (size_t f = 0; f < files.size(); ++f) {
+    run.AddFile(files[f].path, parsed[f]->errors, parsed[f]->items);
+  }
+  // 2. Apply rank by rank, 3. collect garbage.
+  if (absl::Status s = run.Run(); !s.ok()) report.error = std::string(s.message());
+  report.finished = absl::Now();
+  if (!report.error.empty() && report.error_code == absl::StatusCode::kOk) {
+    report.error_code = absl::StatusCode::kUnavailable;
+  }
+  return report;
+}
 
-  // 1. Parse, reusing the parse of files unchanged since the last sync. Parsing is
-  // CPU-bound and per file: the misses are spread over the workers.
-  std::vector<Item> items;
-  std::set<std::string> broken_paths;
-  std::map<std::string, std::string> defined_in;  // object key -> path
+std::vector<std::shared_ptr<const Syncer::ParsedFile>> Syncer::Parse(
+    const std::vector<ManifestFileContent>& files) {
   std::vector<std::shared_ptr<const ParsedFile>> parsed(files.size());
   std::vector<size_t> misses;
   {
@@ -267,320 +656,54 @@ SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestF
       }
     }
   }
-  manifest::LoadOptions load_options;
-  load_options.default_namespace = options_.default_namespace;
-  load_options.limits = options_.manifest_limits;
-  ParallelFor(misses.size(), options_.parallelism, [&](size_t m) {
-    const ManifestFileContent& file = files[misses[m]];
-    auto out = std::make_shared<ParsedFile>();
-    out->hash = manifest::DocumentHash(file.content);
-    out->size = file.content.size();
-    if (!file.load_error.empty()) {
-      out->size = std::string::npos;  // never taken for a served file of the same path
-      out->errors.push_back(absl::StrCat(file.path, ": ", file.load_error));
-      parsed[misses[m]] = std::move(out);
-      return;
-    }
-    manifest::LoadResult loaded = manifest::LoadFile(file.path, file.content, load_options);
-    for (const manifest::LoadError& e : loaded.errors) out->errors.push_back(e.ToString());
-    for (const manifest::Resource& r : loaded.resources) {
-      Item item;
-      item.id = r.id;
-      item.path = file.path;
-      item.api_version = r.api_version;
-      item.kind = r.kind;
-      item.name = r.name;
-      item.manifest_namespace = r.namespace_;
-      const manifest::Policies policies = manifest::ReadPolicies(r.annotations);
-      if (policies.ignore != manifest::IgnoreMode::kNone) {
-        item.state = Item::State::kSkipped;
-      } else if (absl::StatusOr<nlohmann::json> json =
-                     manifest::YamlToJson(r.node, options_.manifest_limits);
-                 !json.ok()) {
-        item.state = Item::State::kFailed;
-        item.error = std::string(json.status().message());
-      } else {
-        item.object = *std::move(json);
-      }
-      item.rank = ApplyRank(GroupOf(r.api_version), r.kind);
-      out->items.push_back(std::move(item));
-    }
-    parsed[misses[m]] = std::move(out);
-  });
+  // Parsing is CPU-bound and per file: the misses are spread over the workers.
+  ParallelFor(misses.size(), options_.parallelism,
+              [&](size_t m) { parsed[misses[m]] = ParseFile(files[misses[m]]); });
   {
     std::lock_guard<std::mutex> lock(cache_mu_);
     parse_cache_.clear();  // files gone from git are forgotten
     for (size_t i = 0; i < files.size(); ++i) parse_cache_[files[i].path] = parsed[i];
   }
-  for (size_t f = 0; f < files.size(); ++f) {
-    for (const std::string& e : parsed[f]->errors) {
-      broken_paths.insert(files[f].path);
-      report.errors.push_back({"", files[f].path, e});
-      ++report.failed;
-    }
-    items.insert(items.end(), parsed[f]->items.begin(), parsed[f]->items.end());
-  }
+  return parsed;
+}
 
-  // Live objects carrying this sync set's label, listed once per kind.
-  std::mutex live_mu;
-  std::map<std::string, std::vector<LiveObject>> live_by_resource;  // "group/kind" -> objects
-  auto list_live = [&](const ApiResource& api) -> absl::StatusOr<std::vector<LiveObject>> {
-    const std::string cache_key = api.group + "/" + api.kind;
-    {
-      std::lock_guard<std::mutex> lock(live_mu);
-      auto it = live_by_resource.find(cache_key);
-      if (it != live_by_resource.end()) return it->second;
-    }
-    std::vector<std::string> namespaces = {""};
-    if (!options_.allow_namespaces.empty() && api.namespaced) {
-      namespaces.clear();
-      for (const std::string& ns : options_.allow_namespaces) namespaces.push_back(ns);
-    }
-    std::vector<LiveObject> out;
-    const std::string selector =
-        "?labelSelector=" + UrlEncode(absl::StrCat(kSyncSetLabel, "=", options_.sync_set));
-    for (const std::string& ns : namespaces) {
-      absl::StatusOr<nlohmann::json> list = client_.ListMetadata(api.CollectionPath(ns) + selector);
-      if (!list.ok()) return list.status();
-      for (const auto& obj : (*list)["items"]) {
-        const auto& meta = obj["metadata"];
-        LiveObject live;
-        live.kind = api.kind;
-        live.ns = meta.value("namespace", "");
-        live.name = meta.value("name", "");
-        live.api = api;
-        if (meta.contains("annotations") && meta["annotations"].is_object()) {
-          for (const auto& [k, v] : meta["annotations"].items()) {
-            if (v.is_string()) live.annotations[k] = v.get<std::string>();
-          }
-        }
-        live.checksum = live.annotations[kChecksumAnnotation];
-        live.source = live.annotations[kSourceAnnotation];
-        live.owned = meta.contains("ownerReferences") && !meta["ownerReferences"].empty();
-        out.push_back(std::move(live));
-      }
-    }
-    std::lock_guard<std::mutex> lock(live_mu);
-    live_by_resource[cache_key] = out;
+std::shared_ptr<const Syncer::ParsedFile> Syncer::ParseFile(const ManifestFileContent& file) const {
+  auto out = std::make_shared<ParsedFile>();
+  out->hash = manifest::DocumentHash(file.content);
+  out->size = file.content.size();
+  if (!file.load_error.empty()) {
+    out->size = std::string::npos;  // never taken for a served file of the same path
+    out->errors.push_back(absl::StrCat(file.path, ": ", file.load_error));
     return out;
-  };
-
-  // 2. Apply rank by rank.
-  for (int rank = 0; rank < kRanks; ++rank) {
-    std::vector<Item*> todo;
-    for (Item& item : items) {
-      if (item.rank == rank && item.state == Item::State::kPending) todo.push_back(&item);
-    }
-    // Resolve kinds and namespaces first (discovery may refresh once for new CRDs).
-    for (Item* item : todo) {
-      absl::StatusOr<ApiResource> api = discovery_.Find(item->api_version, item->kind);
-      if (!api.ok()) {
-        if (api.status().code() != absl::StatusCode::kNotFound) {
-          report.error = absl::StrCat("API discovery failed: ", api.status().message());
-          return finish();
-        }
-        item->state = Item::State::kFailed;
-        item->error = std::string(api.status().message());
-        continue;
-      }
-      item->api = *api;
-      auto& meta = item->object["metadata"];
-      if (api->namespaced) {
-        item->ns = meta.contains("namespace") && meta["namespace"].is_string() &&
-                           !meta["namespace"].get<std::string>().empty()
-                       ? meta["namespace"].get<std::string>()
-                       : options_.default_namespace;
-        meta["namespace"] = item->ns;
-        if (!allowed_namespace(item->ns)) item->state = Item::State::kSkipped;
-      } else {
-        meta.erase("namespace");
-        item->id = manifest::ResourceId("", item->kind, item->name);
-        if (!options_.allow_namespaces.empty() &&
-            !(item->kind == "Namespace" && allowed_namespace(item->name))) {
-          item->state = Item::State::kSkipped;
-        }
-      }
-      if (item->state != Item::State::kPending) continue;
-      const std::string key = ObjectKey(item->kind, item->ns, item->name);
-      if (auto [it, inserted] = defined_in.emplace(key, item->path); !inserted) {
-        item->state = Item::State::kFailed;
-        item->error = absl::StrCat("defined twice: also in ", it->second);
-        continue;
-      }
-      DefaultPortProtocols(item->kind, item->object);
-      // The file is part of the checksum: an object moved to another file is applied again,
-      // so its ferry.dev/source annotation (which GC consults) follows it.
-      // The loader refuses text that is not UTF-8, on which dump() throws; should any reach
-      // here, it fails this resource alone rather than the process.
-      std::string dumped;
-      try {
-        dumped = item->object.dump();
-      } catch (const nlohmann::json::exception& e) {
-        item->state = Item::State::kFailed;
-        item->error = absl::StrCat("cannot be serialised as JSON (", e.what(),
-                                   "); the manifest must be UTF-8 text");
-        continue;
-      }
-      item->checksum = Sha256Hex(item->path + "\n" + dumped).substr(0, 32);
-      auto& labels = meta["labels"];
-      if (!labels.is_object()) labels = nlohmann::json::object();
-      labels[kSyncSetLabel] = options_.sync_set;
-      auto& annotations = meta["annotations"];
-      if (!annotations.is_object()) annotations = nlohmann::json::object();
-      annotations[kChecksumAnnotation] = item->checksum;
-      annotations[kSourceAnnotation] = item->path;
-    }
-    std::erase_if(todo, [](Item* i) { return i->state != Item::State::kPending; });
-    // Live checksums for the kinds of this rank.
-    std::map<std::string, std::string> live_checksums;
-    std::set<std::string> listed;
-    for (Item* item : todo) {
-      if (!listed.insert(item->api.group + "/" + item->api.kind).second) continue;
-      absl::StatusOr<std::vector<LiveObject>> live = list_live(item->api);
-      if (!live.ok()) {
-        if (live.status().code() == absl::StatusCode::kUnavailable ||
-            live.status().code() == absl::StatusCode::kUnauthenticated) {
-          report.error = absl::StrCat("listing ", item->kind, ": ", live.status().message());
-          return finish();
-        }
-        continue;  // e.g. no list permission: every object of the kind is applied
-      }
-      for (const LiveObject& o : *live) live_checksums[ObjectKey(o.kind, o.ns, o.name)] = o.checksum;
-    }
-    std::atomic<bool> unreachable{false};
-    std::mutex error_mu;
-    std::string unreachable_error;
-    ParallelFor(todo.size(), options_.parallelism, [&](size_t i) {
-      Item* item = todo[i];
-      auto live = live_checksums.find(ObjectKey(item->kind, item->ns, item->name));
-      if (live != live_checksums.end() && live->second == item->checksum) {
-        item->state = Item::State::kUnchanged;
-        return;
-      }
-      absl::StatusOr<nlohmann::json> applied =
-          client_.Apply(item->api.ObjectPath(item->ns, item->name), item->object, kFieldManager,
-                        options_.force_conflicts, dry_run);
-      if (applied.ok()) {
-        item->state = Item::State::kApplied;
-        return;
-      }
-      item->state = Item::State::kFailed;
-      item->error = std::string(applied.status().message());
-      if (applied.status().code() == absl::StatusCode::kUnavailable ||
-          applied.status().code() == absl::StatusCode::kUnauthenticated) {
-        unreachable = true;
-        std::lock_guard<std::mutex> lock(error_mu);
-        unreachable_error = item->error;
-      }
-    });
-    if (unreachable) {
-      report.error = unreachable_error;
-      return finish();
-    }
-    // CRDs created now: wait until they are served, then learn their kinds.
-    bool new_crds = false;
-    for (Item* item : todo) {
-      if (item->kind != "CustomResourceDefinition" || item->state != Item::State::kApplied ||
-          dry_run) {
-        continue;
-      }
-      new_crds = true;
-      const absl::Time deadline = absl::Now() + options_.crd_wait;
-      while (absl::Now() < deadline) {
-        absl::StatusOr<nlohmann::json> crd = client_.Get(item->api.ObjectPath("", item->name));
-        bool established = false;
-        if (crd.ok() && (*crd).contains("status")) {
-          for (const auto& c : (*crd)["status"].value("conditions", nlohmann::json::array())) {
-            established |= c.value("type", "") == "Established" && c.value("status", "") == "True";
-          }
-        }
-        if (established) break;
-        absl::SleepFor(absl::Milliseconds(100));
-      }
-    }
-    if (new_crds) {
-      if (absl::Status s = discovery_.Refresh(); !s.ok()) {
-        report.error = absl::StrCat("API discovery failed: ", s.message());
-        return finish();
-      }
-    }
   }
-
-  std::set<std::string> failed_names;  // kind|name of failed items: never pruned
-  for (const Item& item : items) {
-    switch (item.state) {
-      case Item::State::kApplied: ++report.applied; break;
-      case Item::State::kUnchanged: ++report.unchanged; break;
-      case Item::State::kSkipped: ++report.skipped; break;
-      case Item::State::kFailed:
-      case Item::State::kPending:
-        ++report.failed;
-        report.errors.push_back({item.id, item.path, item.error.empty() ? "not applied" : item.error});
-        failed_names.insert(item.kind + "|" + item.name);
-        break;
+  manifest::LoadOptions load_options;
+  load_options.default_namespace = options_.default_namespace;
+  load_options.limits = options_.manifest_limits;
+  manifest::LoadResult loaded = manifest::LoadFile(file.path, file.content, load_options);
+  for (const manifest::LoadError& e : loaded.errors) out->errors.push_back(e.ToString());
+  for (const manifest::Resource& r : loaded.resources) {
+    Item item;
+    item.id = r.id;
+    item.path = file.path;
+    item.api_version = r.api_version;
+    item.kind = r.kind;
+    item.name = r.name;
+    item.manifest_namespace = r.namespace_;
+    const manifest::Policies policies = manifest::ReadPolicies(r.annotations);
+    if (policies.ignore != manifest::IgnoreMode::kNone) {
+      item.state = Item::State::kSkipped;
+    } else if (absl::StatusOr<nlohmann::json> json =
+                   manifest::YamlToJson(r.node, options_.manifest_limits);
+               !json.ok()) {
+      item.state = Item::State::kFailed;
+      item.error = std::string(json.status().message());
+    } else {
+      item.object = *std::move(json);
     }
+    item.rank = ApplyRank(GroupOf(r.api_version), r.kind);
+    out->items.push_back(std::move(item));
   }
-
-  // 3. Garbage collection.
-  if (options_.garbage_collection) {
-    std::set<std::string> in_git;
-    for (const Item& item : items) {
-      in_git.insert(ObjectKey(item.kind, item.ns.empty() && item.api.name.empty()
-                                             ? item.manifest_namespace
-                                             : item.ns,
-                              item.name));
-    }
-    absl::StatusOr<std::vector<ApiResource>> all = discovery_.All();
-    if (!all.ok()) {
-      report.error = absl::StrCat("API discovery failed: ", all.status().message());
-      return finish();
-    }
-    std::set<std::string> seen_kinds;
-    std::vector<LiveObject> doomed;
-    std::set<std::string> doomed_keys;
-    for (const ApiResource& api : *all) {
-      if (!api.Can("list") || !api.Can("delete")) continue;
-      if (!seen_kinds.insert(api.group + "/" + api.kind).second) continue;  // preferred only
-      absl::StatusOr<std::vector<LiveObject>> live = list_live(api);
-      if (!live.ok()) continue;  // not allowed to list it: not ours to prune
-      for (const LiveObject& o : *live) {
-        const std::string key = ObjectKey(o.kind, o.ns, o.name);
-        // Only what Ferry applied: controllers copy labels (Endpoints get their Service's)
-        // but not Ferry's checksum annotation.
-        if (o.checksum.empty() || o.owned) continue;
-        if (in_git.count(key) || failed_names.count(o.kind + "|" + o.name) ||
-            broken_paths.count(o.source) || doomed_keys.count(key)) {
-          continue;
-        }
-        if (manifest::ReadPolicies(o.annotations).ignore != manifest::IgnoreMode::kNone) continue;
-        if (!o.ns.empty() && !allowed_namespace(o.ns)) continue;
-        doomed_keys.insert(key);
-        doomed.push_back(o);
-      }
-    }
-    std::stable_sort(doomed.begin(), doomed.end(), [](const LiveObject& a, const LiveObject& b) {
-      return ApplyRank(a.api.group, a.kind) > ApplyRank(b.api.group, b.kind);
-    });
-    for (const LiveObject& o : doomed) {
-      const std::string id = manifest::ResourceId(o.ns, o.kind, o.name);
-      if (options_.gc_dry_run || dry_run) {
-        log::Info("would prune", {{"resource", id}});
-        report.pruned_ids.push_back(id);
-        ++report.pruned;
-        continue;
-      }
-      absl::Status deleted = client_.Delete(o.api.ObjectPath(o.ns, o.name));
-      if (deleted.ok() || deleted.code() == absl::StatusCode::kNotFound) {
-        log::Info("pruned", {{"resource", id}});
-        report.pruned_ids.push_back(id);
-        ++report.pruned;
-      } else {
-        ++report.failed;
-        report.errors.push_back({id, o.source, absl::StrCat("prune: ", deleted.message())});
-      }
-    }
-  }
-  return finish();
+  return out;
 }
 
 }  // namespace ferry::cluster_syncer

@@ -118,6 +118,11 @@ class Syncer {
 
  private:
   struct ParsedFile;
+  // Each file's parse, taken from the cache when the file is unchanged since the last sync.
+  std::vector<std::shared_ptr<const ParsedFile>> Parse(
+      const std::vector<ManifestFileContent>& files);
+  std::shared_ptr<const ParsedFile> ParseFile(const ManifestFileContent& file) const;
+
   KubeClient& client_;
   Discovery& discovery_;
   const SyncOptions options_;
