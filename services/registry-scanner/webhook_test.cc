@@ -142,9 +142,17 @@ TEST(WebhookServerTest, RefusesBodiesOverTheLimitBeforeParsingOrHmac) {
         return true;
       },
       "application/json");
-  ASSERT_TRUE(chunked);
-  EXPECT_EQ(chunked->status, 413);
-  EXPECT_TRUE(absl::StrContains(chunked->body, "--webhook_max_body_bytes")) << chunked->body;
+  // The server answers and closes while the client may still be sending chunks: the client
+  // then sees its write or read fail instead of the answer. Either way the refusal is
+  // counted (too_large below).
+  if (chunked) {
+    EXPECT_EQ(chunked->status, 413);
+    EXPECT_TRUE(absl::StrContains(chunked->body, "--webhook_max_body_bytes")) << chunked->body;
+  } else {
+    EXPECT_TRUE(chunked.error() == httplib::Error::Write ||
+                chunked.error() == httplib::Error::Read)
+        << httplib::to_string(chunked.error());
+  }
 
   // No credentials at all: 401 from the headers alone.
   auto anonymous = client.Post("/webhook", small, "application/json");
