@@ -13,6 +13,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "services/cluster-syncer/kube_client.h"
 #include "services/cluster-syncer/syncer.h"
 #include "tests/support/git_repo.h"
 #include "tests/support/kube.h"

@@ -52,7 +52,7 @@ void ToProto(const ClusterWorkloadInfo& w, ferry::v1::ClusterWorkload* out) {
   out->mutable_annotations()->insert(w.annotations.begin(), w.annotations.end());
 }
 
-ClusterSyncerService::ClusterSyncerService(KubeClient& kube, Discovery& discovery, SyncLoop& loop,
+ClusterSyncerService::ClusterSyncerService(KubeApi& kube, Discovery& discovery, SyncLoop& loop,
                                            std::set<std::string> allow_namespaces)
     : kube_(kube), discovery_(discovery), loop_(loop), allow_(std::move(allow_namespaces)) {}
 

@@ -14,7 +14,7 @@ inline constexpr char kReadinessHealthName[] = "readiness";
 
 class ClusterSyncerService final : public ferry::v1::ClusterSyncer::Service {
  public:
-  ClusterSyncerService(KubeClient& kube, Discovery& discovery, SyncLoop& loop,
+  ClusterSyncerService(KubeApi& kube, Discovery& discovery, SyncLoop& loop,
                        std::set<std::string> allow_namespaces);
 
   grpc::Status ListWorkloads(grpc::ServerContext* context,
@@ -35,7 +35,7 @@ class ClusterSyncerService final : public ferry::v1::ClusterSyncer::Service {
                       grpc::ServerWriter<ferry::v1::ExportedResource>* writer) override;
 
  private:
-  KubeClient& kube_;
+  KubeApi& kube_;
   Discovery& discovery_;
   SyncLoop& loop_;
   const std::set<std::string> allow_;

@@ -75,7 +75,7 @@ void CleanForExport(const std::string& kind, nlohmann::json& object) {
   if (kind == "ServiceAccount") object.erase("secrets");  // token secrets are generated
 }
 
-absl::Status ExportResources(KubeClient& client, Discovery& discovery, const ExportOptions& options,
+absl::Status ExportResources(KubeApi& client, Discovery& discovery, const ExportOptions& options,
                              const std::function<bool(const std::string& id,
                                                       const std::string& yaml)>& emit) {
   std::vector<std::pair<std::string, std::string>> kinds;  // (group or "*", kind)

@@ -12,7 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/status.h"
-#include "services/cluster-syncer/kube_client.h"
+#include "services/cluster-syncer/discovery.h"
+#include "services/cluster-syncer/kube_api.h"
 
 namespace ferry::cluster_syncer {
 
@@ -27,7 +28,7 @@ struct ExportOptions {
 
 // Calls `emit(id, yaml)` for each exported resource, sorted by id. Objects made by
 // controllers (with ownerReferences) and cluster add-ons are left out.
-absl::Status ExportResources(KubeClient& client, Discovery& discovery, const ExportOptions& options,
+absl::Status ExportResources(KubeApi& client, Discovery& discovery, const ExportOptions& options,
                              const std::function<bool(const std::string& id,
                                                       const std::string& yaml)>& emit);
 

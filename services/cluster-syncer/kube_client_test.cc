@@ -168,7 +168,7 @@ TEST_F(KubeClientTest, DiscoveryApplyAndApiErrors) {
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(absl::StrContains(unknown.status().message(), "Widget")) << unknown.status();
 
-  auto missing = client.Get("/api/v1/namespaces/does-not-exist");
+  auto missing = client.Get("/api/v1/namespaces/does-not-exist", "get");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(absl::StrContains(missing.status().message(), "\"does-not-exist\" not found"))
       << missing.status();
@@ -193,8 +193,8 @@ TEST_F(KubeClientTest, DiscoveryApplyAndApiErrors) {
   auto rejected = client.Apply(path, invalid, "ferry", true, false);
   EXPECT_EQ(rejected.status().code(), absl::StatusCode::kInvalidArgument) << rejected.status();
 
-  ASSERT_TRUE(client.Delete(path).ok());
-  EXPECT_EQ(client.Get(path).status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(client.Delete(path, false).ok());
+  EXPECT_EQ(client.Get(path, "get").status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "lib/runtime/signals.h"
 #include "services/cluster-syncer/cluster_syncer_service.h"
 #include "services/cluster-syncer/config.h"
+#include "services/cluster-syncer/kube_client.h"
 
 int main(int argc, char** argv) {
   using namespace ferry::cluster_syncer;  // NOLINT: this binary's own namespace

@@ -19,7 +19,7 @@ absl::StatusCode CodeOf(const grpc::Status& s) {
 
 }  // namespace
 
-SyncLoop::SyncLoop(ferry::v1::GitWriter::StubInterface& git, KubeClient& kube, Syncer& syncer,
+SyncLoop::SyncLoop(ferry::v1::GitWriter::StubInterface& git, KubeApi& kube, Syncer& syncer,
                    SyncMetrics& metrics, Options options)
     : git_(git), kube_(kube), syncer_(syncer), metrics_(metrics), options_(std::move(options)) {}
 

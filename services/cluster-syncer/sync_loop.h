@@ -30,7 +30,7 @@ class SyncLoop {
     std::string state_namespace = "default";
     absl::Duration max_backoff = absl::Seconds(60);
   };
-  SyncLoop(ferry::v1::GitWriter::StubInterface& git, KubeClient& kube, Syncer& syncer,
+  SyncLoop(ferry::v1::GitWriter::StubInterface& git, KubeApi& kube, Syncer& syncer,
            SyncMetrics& metrics, Options options);
   ~SyncLoop();
 
@@ -74,7 +74,7 @@ class SyncLoop {
   };
 
   ferry::v1::GitWriter::StubInterface& git_;
-  KubeClient& kube_;
+  KubeApi& kube_;
   Syncer& syncer_;
   SyncMetrics& metrics_;
   const Options options_;

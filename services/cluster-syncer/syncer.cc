@@ -241,7 +241,7 @@ namespace {
 // one sync. Thread-safe.
 class LiveObjects {
  public:
-  LiveObjects(KubeClient& client, const SyncOptions& options)
+  LiveObjects(KubeApi& client, const SyncOptions& options)
       : client_(client), options_(options) {}
 
   // The labelled objects of `api`'s kind (in the allowed namespaces when there is a list).
@@ -251,7 +251,7 @@ class LiveObjects {
  private:
   static LiveObject FromMetadata(const ApiResource& api, const nlohmann::json& meta);
 
-  KubeClient& client_;
+  KubeApi& client_;
   const SyncOptions& options_;
   std::mutex mu_;
   std::map<std::string, std::vector<LiveObject>> by_resource_;  // "group/kind" -> objects
@@ -304,7 +304,7 @@ LiveObject LiveObjects::FromMetadata(const ApiResource& api, const nlohmann::jso
 // sync could not go on (its message is the report's error).
 class SyncRun {
  public:
-  SyncRun(KubeClient& client, Discovery& discovery, const SyncOptions& options, bool dry_run,
+  SyncRun(KubeApi& client, Discovery& discovery, const SyncOptions& options, bool dry_run,
           SyncReport& report)
       : client_(client),
         discovery_(discovery),
@@ -340,7 +340,7 @@ class SyncRun {
   absl::StatusOr<std::vector<LiveObject>> FindGarbage(const std::set<std::string>& failed_names);
   void Prune(const std::vector<LiveObject>& doomed);
 
-  KubeClient& client_;
+  KubeApi& client_;
   Discovery& discovery_;
   const SyncOptions& options_;
   const bool dry_run_;
@@ -505,7 +505,7 @@ absl::Status SyncRun::WaitForNewCrds(const std::vector<Item*>& todo) {
     new_crds = true;
     const absl::Time deadline = absl::Now() + options_.crd_wait;
     while (absl::Now() < deadline) {
-      absl::StatusOr<nlohmann::json> crd = client_.Get(item->api.ObjectPath("", item->name));
+      absl::StatusOr<nlohmann::json> crd = client_.Get(item->api.ObjectPath("", item->name), "get");
       bool established = false;
       if (crd.ok() && (*crd).contains("status")) {
         for (const auto& c : (*crd)["status"].value("conditions", nlohmann::json::array())) {
@@ -602,7 +602,7 @@ void SyncRun::Prune(const std::vector<LiveObject>& doomed) {
       ++report_.pruned;
       continue;
     }
-    absl::Status deleted = client_.Delete(o.api.ObjectPath(o.ns, o.name));
+    absl::Status deleted = client_.Delete(o.api.ObjectPath(o.ns, o.name), false);
     if (deleted.ok() || deleted.code() == absl::StatusCode::kNotFound) {
       log::Info("pruned", {{"resource", id}});
       report_.pruned_ids.push_back(id);
@@ -616,7 +616,7 @@ void SyncRun::Prune(const std::vector<LiveObject>& doomed) {
 
 }  // namespace
 
-Syncer::Syncer(KubeClient& client, Discovery& discovery, SyncOptions options)
+Syncer::Syncer(KubeApi& client, Discovery& discovery, SyncOptions options)
     : client_(client), discovery_(discovery), options_(std::move(options)) {}
 
 SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestFileContent>& files,

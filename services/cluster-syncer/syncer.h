@@ -31,7 +31,8 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "lib/manifest/document.h"
-#include "services/cluster-syncer/kube_client.h"
+#include "services/cluster-syncer/discovery.h"
+#include "services/cluster-syncer/kube_api.h"
 
 namespace ferry::cluster_syncer {
 
@@ -109,7 +110,7 @@ class SyncMetrics {
 
 class Syncer {
  public:
-  Syncer(KubeClient& client, Discovery& discovery, SyncOptions options);
+  Syncer(KubeApi& client, Discovery& discovery, SyncOptions options);
   // Applies `files` (the manifests of `revision`). `dry_run`: the API server validates
   // everything (dryRun=All), nothing is stored.
   SyncReport Sync(const std::string& revision, const std::vector<ManifestFileContent>& files,
@@ -123,7 +124,7 @@ class Syncer {
       const std::vector<ManifestFileContent>& files);
   std::shared_ptr<const ParsedFile> ParseFile(const ManifestFileContent& file) const;
 
-  KubeClient& client_;
+  KubeApi& client_;
   Discovery& discovery_;
   const SyncOptions options_;
   std::mutex cache_mu_;

@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "services/cluster-syncer/kube_client.h"
 #include "tests/support/kube_fixture.h"
 
 namespace ferry::cluster_syncer {

@@ -204,7 +204,7 @@ const std::vector<std::pair<std::string, std::string>>& WorkloadKinds() {
 }
 
 absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
-    KubeClient& client, Discovery& discovery, const std::string& ns,
+    KubeApi& client, Discovery& discovery, const std::string& ns,
     const std::set<std::string>& allow) {
   std::vector<std::string> namespaces;
   if (!ns.empty()) {
@@ -241,7 +241,7 @@ absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
   return out;
 }
 
-absl::StatusOr<ClusterWorkloadInfo> GetClusterWorkload(KubeClient& client, Discovery& discovery,
+absl::StatusOr<ClusterWorkloadInfo> GetClusterWorkload(KubeApi& client, Discovery& discovery,
                                                        const std::string& id) {
   // "namespace:kind/name"
   const size_t colon = id.find(':');
@@ -257,7 +257,7 @@ absl::StatusOr<ClusterWorkloadInfo> GetClusterWorkload(KubeClient& client, Disco
     if (absl::AsciiStrToLower(kind) != kind_lower) continue;
     absl::StatusOr<ApiResource> api = discovery.FindPreferred(group, kind);
     if (!api.ok()) continue;
-    absl::StatusOr<nlohmann::json> obj = client.Get(api->ObjectPath(ns, name));
+    absl::StatusOr<nlohmann::json> obj = client.Get(api->ObjectPath(ns, name), "get");
     if (obj.ok()) return WorkloadOf(kind, *obj);
     if (obj.status().code() != absl::StatusCode::kNotFound) return obj.status();
   }

@@ -10,7 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
-#include "services/cluster-syncer/kube_client.h"
+#include "services/cluster-syncer/discovery.h"
+#include "services/cluster-syncer/kube_api.h"
 
 namespace ferry::cluster_syncer {
 
@@ -56,11 +57,11 @@ bool IsClusterAddon(const nlohmann::json& object);
 // HelmReleases (when the CRD is served) in `ns` (empty: all, or the allowed namespaces when
 // `allow` is not empty), add-ons hidden, sorted by id.
 absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
-    KubeClient& client, Discovery& discovery, const std::string& ns,
+    KubeApi& client, Discovery& discovery, const std::string& ns,
     const std::set<std::string>& allow);
 
 // One workload by id ("namespace:kind/name"). NotFound when it does not exist.
-absl::StatusOr<ClusterWorkloadInfo> GetClusterWorkload(KubeClient& client, Discovery& discovery,
+absl::StatusOr<ClusterWorkloadInfo> GetClusterWorkload(KubeApi& client, Discovery& discovery,
                                                        const std::string& id);
 
 // The kinds ListClusterWorkloads reads, as (group, kind).

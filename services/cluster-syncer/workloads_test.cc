@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "lib/manifest/resource.h"
 #include "services/cluster-syncer/export.h"
+#include "services/cluster-syncer/kube_client.h"
 #include "services/cluster-syncer/syncer.h"
 #include "tests/support/kube.h"
 

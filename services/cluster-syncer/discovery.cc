@@ -1,0 +1,143 @@
+#include "services/cluster-syncer/discovery.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+
+namespace ferry::cluster_syncer {
+
+bool ApiResource::Can(const std::string& verb) const {
+  return std::find(verbs.begin(), verbs.end(), verb) != verbs.end();
+}
+
+std::string ApiResource::CollectionPath(const std::string& ns) const {
+  std::string base = group.empty() ? absl::StrCat("/api/", version)
+                                   : absl::StrCat("/apis/", group, "/", version);
+  if (namespaced && !ns.empty()) absl::StrAppend(&base, "/namespaces/", ns);
+  return absl::StrCat(base, "/", name);
+}
+
+std::string ApiResource::ObjectPath(const std::string& ns, const std::string& object_name) const {
+  return absl::StrCat(CollectionPath(ns), "/", object_name);
+}
+
+Discovery::Discovery(KubeApi& client, absl::Duration min_refresh)
+    : client_(client), min_refresh_(min_refresh) {}
+
+absl::Status Discovery::Refresh() {
+  // (group, version) pairs, preferred version of each group first.
+  std::vector<std::pair<std::string, std::string>> group_versions;
+  std::map<std::string, std::string> preferred;
+  auto core = client_.Get("/api", "discovery");
+  if (!core.ok()) return core.status();
+  for (const auto& v : (*core)["versions"]) group_versions.emplace_back("", v.get<std::string>());
+  if (!group_versions.empty()) preferred[""] = group_versions.front().second;
+  auto groups = client_.Get("/apis", "discovery");
+  if (!groups.ok()) return groups.status();
+  for (const auto& g : (*groups)["groups"]) {
+    const std::string name = g.value("name", "");
+    const std::string pref = g.contains("preferredVersion")
+                                 ? g["preferredVersion"].value("version", "")
+                                 : "";
+    preferred[name] = pref;
+    if (!pref.empty()) group_versions.emplace_back(name, pref);
+    for (const auto& v : g["versions"]) {
+      const std::string version = v.value("version", "");
+      if (version != pref) group_versions.emplace_back(name, version);
+    }
+  }
+  std::vector<ApiResource> resources;
+  for (const auto& [group, version] : group_versions) {
+    const std::string path = group.empty() ? "/api/" + version
+                                           : absl::StrCat("/apis/", group, "/", version);
+    auto list = client_.Get(path, "discovery");
+    if (!list.ok()) {
+      // An aggregated API that is down must not hide everything else.
+      if (list.status().code() == absl::StatusCode::kUnavailable ||
+          list.status().code() == absl::StatusCode::kNotFound) {
+        continue;
+      }
+      return list.status();
+    }
+    for (const auto& r : (*list)["resources"]) {
+      const std::string name = r.value("name", "");
+      if (name.empty() || name.find('/') != std::string::npos) continue;  // subresources
+      ApiResource res;
+      res.group = group;
+      res.version = version;
+      res.kind = r.value("kind", "");
+      res.name = name;
+      res.namespaced = r.value("namespaced", false);
+      if (r.contains("verbs")) {
+        for (const auto& v : r["verbs"]) res.verbs.push_back(v.get<std::string>());
+      }
+      resources.push_back(std::move(res));
+    }
+  }
+  std::map<std::string, size_t> by_gvk;
+  for (size_t i = 0; i < resources.size(); ++i) {
+    const ApiResource& r = resources[i];
+    by_gvk.emplace(absl::StrCat(r.group, "/", r.version, "/", r.kind), i);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  resources_ = std::move(resources);
+  by_gvk_ = std::move(by_gvk);
+  preferred_ = std::move(preferred);
+  loaded_ = true;
+  refreshed_ = absl::Now();
+  return absl::OkStatus();
+}
+
+absl::Status Discovery::EnsureLoaded() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (loaded_) return absl::OkStatus();
+  }
+  return Refresh();
+}
+
+absl::StatusOr<ApiResource> Discovery::Find(const std::string& api_version,
+                                            const std::string& kind) {
+  if (absl::Status s = EnsureLoaded(); !s.ok()) return s;
+  const size_t slash = api_version.find('/');
+  const std::string group = slash == std::string::npos ? "" : api_version.substr(0, slash);
+  const std::string version = slash == std::string::npos ? api_version : api_version.substr(slash + 1);
+  auto lookup = [&]() -> std::optional<ApiResource> {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = by_gvk_.find(absl::StrCat(group, "/", version, "/", kind));
+    if (it == by_gvk_.end()) return std::nullopt;
+    return resources_[it->second];
+  };
+  if (auto found = lookup()) return *found;
+  bool refresh;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    refresh = absl::Now() - refreshed_ >= min_refresh_;
+  }
+  if (refresh) {
+    if (absl::Status s = Refresh(); !s.ok()) return s;
+    if (auto found = lookup()) return *found;
+  }
+  return absl::NotFoundError(absl::StrCat("the API server does not serve kind ", kind, " in ",
+                                          api_version, " (unknown kind or apiVersion)"));
+}
+
+absl::StatusOr<ApiResource> Discovery::FindPreferred(const std::string& group,
+                                                     const std::string& kind) {
+  if (absl::Status s = EnsureLoaded(); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const ApiResource& r : resources_) {  // preferred versions come first
+    if (r.group == group && r.kind == kind) return r;
+  }
+  return absl::NotFoundError(absl::StrCat("the API server does not serve kind ", kind,
+                                          group.empty() ? "" : " in group " + group));
+}
+
+absl::StatusOr<std::vector<ApiResource>> Discovery::All() {
+  if (absl::Status s = EnsureLoaded(); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  return resources_;
+}
+
+}  // namespace ferry::cluster_syncer

@@ -1,0 +1,61 @@
+// API discovery: which kinds the API server serves, under which resource names and scopes,
+// with which verbs; and the URLs of their collections and objects.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "services/cluster-syncer/kube_api.h"
+
+namespace ferry::cluster_syncer {
+
+// One kind the API serves.
+struct ApiResource {
+  std::string group;    // "" for the core group
+  std::string version;  // "v1"
+  std::string kind;     // "Deployment"
+  std::string name;     // plural resource name, "deployments"
+  bool namespaced = false;
+  std::vector<std::string> verbs;
+
+  std::string ApiVersion() const { return group.empty() ? version : group + "/" + version; }
+  bool Can(const std::string& verb) const;
+  // The collection URL ("/apis/apps/v1/namespaces/ns/deployments"; `ns` ignored when
+  // cluster-scoped, empty for all namespaces).
+  std::string CollectionPath(const std::string& ns) const;
+  // The object URL.
+  std::string ObjectPath(const std::string& ns, const std::string& object_name) const;
+};
+
+// Kind -> resource mapping from /api and /apis, cached; refreshed on demand when a kind is
+// unknown (a CRD just created), at most once per `min_refresh`.
+class Discovery {
+ public:
+  explicit Discovery(KubeApi& client, absl::Duration min_refresh = absl::Seconds(2));
+  // The resource serving `kind` in `api_version` ("apps/v1"). NotFound naming both when
+  // the API does not serve it (after one refresh).
+  absl::StatusOr<ApiResource> Find(const std::string& api_version, const std::string& kind);
+  // The preferred version's resource for `kind` in `group`, if served.
+  absl::StatusOr<ApiResource> FindPreferred(const std::string& group, const std::string& kind);
+  // Reloads everything now.
+  absl::Status Refresh();
+  // Every resource of every served version (preferred versions first).
+  absl::StatusOr<std::vector<ApiResource>> All();
+
+ private:
+  absl::Status EnsureLoaded();
+  KubeApi& client_;
+  const absl::Duration min_refresh_;
+  std::mutex mu_;
+  bool loaded_ = false;
+  absl::Time refreshed_ = absl::InfinitePast();
+  std::vector<ApiResource> resources_;         // preferred versions first
+  std::map<std::string, size_t> by_gvk_;       // "group/version/kind" -> index
+  std::map<std::string, std::string> preferred_;  // group -> preferred version
+};
+
+}  // namespace ferry::cluster_syncer

@@ -1,0 +1,40 @@
+// The Kubernetes API calls Ferry makes, as an interface: KubeClient (kube_client.h) talks to
+// a real API server over HTTPS, FakeKubeApi (fake_kube_api.h) keeps objects in memory for
+// unit tests.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace ferry::cluster_syncer {
+
+// Paths are API paths ("/api/v1/namespaces/ns/configmaps/name", a collection, or a discovery
+// document such as "/apis"), with a query string where the call takes one. Errors are the
+// API's, mapped as ApiError (kube_client.h) says: NotFound, AlreadyExists, InvalidArgument,
+// PermissionDenied, Unauthenticated, Aborted (conflict), ResourceExhausted, Internal; and
+// Unavailable when the API server cannot be reached. Implementations are thread-safe.
+class KubeApi {
+ public:
+  virtual ~KubeApi() = default;
+
+  // GET `path`; `verb` names the call for metrics ("get", "list", "discovery").
+  virtual absl::StatusOr<nlohmann::json> Get(const std::string& path, const std::string& verb) = 0;
+  // A collection's objects with their metadata only (a PartialObjectMetadataList): `items`,
+  // each with its `metadata`.
+  virtual absl::StatusOr<nlohmann::json> ListMetadata(const std::string& path) = 0;
+  // Server-side apply of `object` at `path` (the object's own URL) with field manager
+  // `manager`; `force` takes over fields owned by other managers; `dry_run` writes nothing.
+  // The object as stored.
+  virtual absl::StatusOr<nlohmann::json> Apply(const std::string& path,
+                                               const nlohmann::json& object,
+                                               const std::string& manager, bool force,
+                                               bool dry_run) = 0;
+  // DELETE with background propagation; `dry_run` deletes nothing.
+  virtual absl::Status Delete(const std::string& path, bool dry_run) = 0;
+};
+
+}  // namespace ferry::cluster_syncer
