@@ -20,8 +20,13 @@ absl::StatusCode CodeOf(const grpc::Status& s) {
 }  // namespace
 
 SyncLoop::SyncLoop(ferry::v1::GitWriter::StubInterface& git, KubeApi& kube, Syncer& syncer,
-                   SyncMetrics& metrics, Options options)
-    : git_(git), kube_(kube), syncer_(syncer), metrics_(metrics), options_(std::move(options)) {}
+                   SyncMetrics& metrics, Options options, Clock& clock)
+    : git_(git),
+      kube_(kube),
+      syncer_(syncer),
+      metrics_(metrics),
+      options_(std::move(options)),
+      clock_(clock) {}
 
 SyncLoop::~SyncLoop() { Stop(); }
 
@@ -98,7 +103,7 @@ void SyncLoop::WatchHeads() {
                   {{"error", status.error_message()},
                    {"retry_in_ms", absl::ToInt64Milliseconds(backoff)}});
       }
-      cv_.wait_for(lock, absl::ToChronoNanoseconds(backoff), [&] { return stop_; });
+      clock_.WaitUntil(cv_, lock, clock_.Now() + backoff, [&] { return stop_; });
       if (stop_) return;
     }
     backoff = std::min(backoff * 2, options_.max_backoff);
@@ -106,16 +111,15 @@ void SyncLoop::WatchHeads() {
 }
 
 void SyncLoop::Work() {
-  absl::Time next_due = absl::Now();  // first sync at once
+  absl::Time next_due = clock_.Now();  // first sync at once
   absl::Duration backoff = absl::Seconds(1);
   while (true) {
     std::string revision;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, absl::ToChronoNanoseconds(std::max(absl::ZeroDuration(), next_due - absl::Now())),
-                   [&] { return stop_ || triggered_; });
+      clock_.WaitUntil(cv_, lock, next_due, [&] { return stop_ || triggered_; });
       if (stop_) return;
-      const bool due = absl::Now() >= next_due;
+      const bool due = clock_.Now() >= next_due;
       if (!triggered_ && !due) continue;
       triggered_ = false;
       revision = wanted_revision_;
@@ -130,11 +134,11 @@ void SyncLoop::Work() {
     }
     if (report.error.empty()) {
       backoff = absl::Seconds(1);
-      next_due = absl::Now() + options_.interval;
+      next_due = clock_.Now() + options_.interval;
     } else {
       log::Warn("sync failed; retrying", {{"error", report.error},
                                            {"retry_in_ms", absl::ToInt64Milliseconds(backoff)}});
-      next_due = absl::Now() + backoff;
+      next_due = clock_.Now() + backoff;
       backoff = std::min(backoff * 2, options_.max_backoff);
     }
   }
@@ -147,11 +151,11 @@ SyncReport SyncLoop::SyncNow(const std::string& revision, bool dry_run) {
 
 SyncReport SyncLoop::RunSync(const std::string& wanted, bool dry_run, bool fetch_first) {
   SyncReport report;
-  report.started = absl::Now();
+  report.started = clock_.Now();
   auto fail = [&](absl::StatusCode code, const std::string& message) {
     report.error = message;
     report.error_code = code;
-    report.finished = absl::Now();
+    report.finished = clock_.Now();
   };
   std::string revision = wanted;
   if (revision.empty()) {

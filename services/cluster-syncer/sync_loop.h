@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "ferry/v1/git_writer.grpc.pb.h"
+#include "services/cluster-syncer/clock.h"
 #include "services/cluster-syncer/syncer.h"
 
 namespace ferry::cluster_syncer {
@@ -30,8 +31,10 @@ class SyncLoop {
     std::string state_namespace = "default";
     absl::Duration max_backoff = absl::Seconds(60);
   };
+  // `clock` times the interval, the backoff and the reports; `kube` records the sync state
+  // when Options::state is kCluster.
   SyncLoop(ferry::v1::GitWriter::StubInterface& git, KubeApi& kube, Syncer& syncer,
-           SyncMetrics& metrics, Options options);
+           SyncMetrics& metrics, Options options, Clock& clock = SystemClock());
   ~SyncLoop();
 
   // Starts watching heads and the interval timer.
@@ -43,7 +46,8 @@ class SyncLoop {
 
   // The last recorded sync and its sequence number (0: none yet).
   std::pair<uint64_t, std::optional<SyncReport>> Last();
-  // Waits up to `timeout` for a sync recorded after sequence `after`.
+  // Waits up to `timeout` (real time: a caller's wait, not the loop's clock) for a sync
+  // recorded after sequence `after`.
   std::pair<uint64_t, std::optional<SyncReport>> WaitNext(uint64_t after, absl::Duration timeout);
 
   // Called with the readiness after every sync attempt (and at once with the current one).
@@ -78,6 +82,7 @@ class SyncLoop {
   Syncer& syncer_;
   SyncMetrics& metrics_;
   const Options options_;
+  Clock& clock_;
 
   std::mutex sync_mu_;  // one sync at a time
 

@@ -304,11 +304,12 @@ LiveObject LiveObjects::FromMetadata(const ApiResource& api, const nlohmann::jso
 // sync could not go on (its message is the report's error).
 class SyncRun {
  public:
-  SyncRun(KubeApi& client, Discovery& discovery, const SyncOptions& options, bool dry_run,
-          SyncReport& report)
+  SyncRun(KubeApi& client, Discovery& discovery, const SyncOptions& options, Clock& clock,
+          bool dry_run, SyncReport& report)
       : client_(client),
         discovery_(discovery),
         options_(options),
+        clock_(clock),
         dry_run_(dry_run),
         report_(report),
         live_(client, options) {}
@@ -343,6 +344,7 @@ class SyncRun {
   KubeApi& client_;
   Discovery& discovery_;
   const SyncOptions& options_;
+  Clock& clock_;
   const bool dry_run_;
   SyncReport& report_;
   LiveObjects live_;
@@ -503,8 +505,8 @@ absl::Status SyncRun::WaitForNewCrds(const std::vector<Item*>& todo) {
       continue;
     }
     new_crds = true;
-    const absl::Time deadline = absl::Now() + options_.crd_wait;
-    while (absl::Now() < deadline) {
+    const absl::Time deadline = clock_.Now() + options_.crd_wait;
+    while (clock_.Now() < deadline) {
       absl::StatusOr<nlohmann::json> crd = client_.Get(item->api.ObjectPath("", item->name), "get");
       bool established = false;
       if (crd.ok() && (*crd).contains("status")) {
@@ -513,7 +515,7 @@ absl::Status SyncRun::WaitForNewCrds(const std::vector<Item*>& todo) {
         }
       }
       if (established) break;
-      absl::SleepFor(absl::Milliseconds(100));
+      clock_.SleepFor(absl::Milliseconds(100));
     }
   }
   if (!new_crds) return absl::OkStatus();
@@ -616,23 +618,23 @@ void SyncRun::Prune(const std::vector<LiveObject>& doomed) {
 
 }  // namespace
 
-Syncer::Syncer(KubeApi& client, Discovery& discovery, SyncOptions options)
-    : client_(client), discovery_(discovery), options_(std::move(options)) {}
+Syncer::Syncer(KubeApi& client, Discovery& discovery, SyncOptions options, Clock& clock)
+    : client_(client), discovery_(discovery), options_(std::move(options)), clock_(clock) {}
 
 SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestFileContent>& files,
                         bool dry_run) {
   SyncReport report;
   report.revision = revision;
-  report.started = absl::Now();
+  report.started = clock_.Now();
   // 1. Parse, reusing the parse of files unchanged since the last sync.
   const std::vector<std::shared_ptr<const ParsedFile>> parsed = Parse(files);
-  SyncRun run(client_, discovery_, options_, dry_run, report);
+  SyncRun run(client_, discovery_, options_, clock_, dry_run, report);
   for (size_t f = 0; f < files.size(); ++f) {
     run.AddFile(files[f].path, parsed[f]->errors, parsed[f]->items);
   }
   // 2. Apply rank by rank, 3. collect garbage.
   if (absl::Status s = run.Run(); !s.ok()) report.error = std::string(s.message());
-  report.finished = absl::Now();
+  report.finished = clock_.Now();
   if (!report.error.empty() && report.error_code == absl::StatusCode::kOk) {
     report.error_code = absl::StatusCode::kUnavailable;
   }

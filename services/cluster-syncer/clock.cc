@@ -1,0 +1,33 @@
+#include "services/cluster-syncer/clock.h"
+
+#include <algorithm>
+
+#include "absl/time/clock.h"
+
+namespace ferry::cluster_syncer {
+namespace {
+
+class RealClock final : public Clock {
+ public:
+  absl::Time Now() override { return absl::Now(); }
+  void SleepFor(absl::Duration d) override { absl::SleepFor(d); }
+  bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+                 absl::Time deadline, const std::function<bool()>& done) override {
+    if (deadline == absl::InfiniteFuture()) {
+      cv.wait(lock, done);
+      return true;
+    }
+    return cv.wait_for(
+        lock, absl::ToChronoNanoseconds(std::max(absl::ZeroDuration(), deadline - absl::Now())),
+        done);
+  }
+};
+
+}  // namespace
+
+Clock& SystemClock() {
+  static RealClock* const clock = new RealClock();
+  return *clock;
+}
+
+}  // namespace ferry::cluster_syncer
