@@ -1,7 +1,6 @@
 #include "services/api/api_service.h"
 
 #include <algorithm>
-#include <chrono>
 #include <functional>
 #include <map>
 #include <set>
@@ -9,7 +8,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lib/names/names.h"
-#include "lib/policy/tag_pattern.h"
 #include "lib/runtime/proto_time.h"
 #include "lib/runtime/server.h"
 #include "lib/runtime/version_header.h"
@@ -21,19 +19,12 @@
 namespace ferry::api {
 namespace {
 
-void SetDeadline(grpc::ClientContext& ctx, const grpc::ServerContext& caller) {
-  auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(30);
-  ctx.set_deadline(std::min(deadline, caller.deadline()));
-}
-
-// A downstream failure as the api's answer: which service, and its message.
-grpc::Status DownstreamError(const char* service, const grpc::Status& s) {
-  return ToGrpcStatus(Downstream(service, s));
-}
-
-// The deadline of a request's own call to a peer: 30 s, or the caller's when earlier.
-absl::Time CallDeadline(const grpc::ServerContext& caller) {
-  return std::min(absl::Now() + absl::Seconds(30), absl::FromChrono(caller.deadline()));
+// The answer, or the failure as the call's status.
+template <typename T>
+grpc::Status Answer(absl::StatusOr<T> result, T* response) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *response = *std::move(result);
+  return grpc::Status::OK;
 }
 
 // The cause of a change becomes its commit's author and part of its message: checked here,
@@ -55,12 +46,10 @@ grpc::Status ValidateCause(const ferry::v1::Cause& cause) {
 
 }  // namespace
 
-ApiService::ApiService(const Access& access, Peers peers, JobStore& jobs, JobRunner& runner,
-                       Executor& executor)
+ApiService::ApiService(const Access& access, const PeerClients& peers, JobStore& jobs,
+                       JobRunner& runner, Executor& executor)
     : access_(access),
-      git_(peers.git),
-      registry_(peers.registry),
-      cluster_(peers.cluster),
+      peers_(peers),
       jobs_(jobs),
       runner_(runner),
       executor_(executor) {}
@@ -69,39 +58,23 @@ grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
                                        const ferry::v1::ListWorkloadsRequest* request,
                                        ferry::v1::ListWorkloadsResponse* response) {
   if (grpc::Status s = access_.Check(*context, Role::kRead); !s.ok()) return s;
+  const CallBudget budget = peers_.ForRequest(*context, /*await_peer=*/false);
   ferry::v1::ListManifestWorkloadsRequest git_request;
   git_request.set_namespace_(request->namespace_());
-  ferry::v1::ListManifestWorkloadsResponse in_git;
-  {
-    grpc::ClientContext ctx;
-    SetDeadline(ctx, *context);
-    grpc::Status s = git_.ListWorkloads(&ctx, git_request, &in_git);
-    if (!s.ok()) return DownstreamError("git-writer", s);
-  }
+  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
+      peers_.git.Call(&GitWriterStub::ListWorkloads, git_request, budget);
+  if (!in_git.ok()) return ToGrpcStatus(in_git.status());
   // The cluster's view and the last sync's errors; without them the list still answers,
   // marked not ready.
   ferry::v1::ListClusterWorkloadsRequest cluster_request;
   cluster_request.set_namespace_(request->namespace_());
-  ferry::v1::ListClusterWorkloadsResponse in_cluster;
-  bool cluster_known;
-  {
-    grpc::ClientContext ctx;
-    SetDeadline(ctx, *context);
-    cluster_known = cluster_.ListWorkloads(&ctx, cluster_request, &in_cluster).ok();
-  }
-  ferry::v1::SyncResult sync;
-  bool sync_known;
-  {
-    grpc::ClientContext ctx;
-    SetDeadline(ctx, *context);
-    sync_known = cluster_.GetSyncStatus(&ctx, ferry::v1::GetSyncStatusRequest(), &sync).ok();
-  }
-  absl::StatusOr<ferry::v1::ListWorkloadsResponse> merged =
-      MergeWorkloads(*request, in_git, cluster_known ? &in_cluster : nullptr,
-                     sync_known ? &sync : nullptr);
-  if (!merged.ok()) return ToGrpcStatus(merged.status());
-  *response = *std::move(merged);
-  return grpc::Status::OK;
+  absl::StatusOr<ferry::v1::ListClusterWorkloadsResponse> in_cluster =
+      peers_.cluster.Call(&ClusterSyncerStub::ListWorkloads, cluster_request, budget);
+  absl::StatusOr<ferry::v1::SyncResult> last_sync = peers_.cluster.Call(
+      &ClusterSyncerStub::GetSyncStatus, ferry::v1::GetSyncStatusRequest(), budget);
+  return Answer(MergeWorkloads(*request, *in_git, in_cluster.ok() ? &*in_cluster : nullptr,
+                               last_sync.ok() ? &*last_sync : nullptr),
+                response);
 }
 
 grpc::Status ApiService::ListImages(grpc::ServerContext* context,
@@ -120,31 +93,23 @@ grpc::Status ApiService::ListImages(grpc::ServerContext* context,
     }
     ns = request->workload().substr(0, request->workload().find(':'));
   }
+  const CallBudget budget = peers_.ForRequest(*context, /*await_peer=*/false);
   ferry::v1::ListManifestWorkloadsRequest git_request;
   git_request.set_namespace_(ns);
-  ferry::v1::ListManifestWorkloadsResponse in_git;
-  {
-    grpc::ClientContext ctx;
-    SetDeadline(ctx, *context);
-    grpc::Status s = git_.ListWorkloads(&ctx, git_request, &in_git);
-    if (!s.ok()) return DownstreamError("git-writer", s);
-  }
-  TagCache tags(registry_);  // one ListTags per repository
-  absl::StatusOr<ferry::v1::ListImagesResponse> listed =
-      ListImagesOf(*request, in_git, tags.Lookup());
-  if (!listed.ok()) return ToGrpcStatus(listed.status());
-  *response = *std::move(listed);
-  return grpc::Status::OK;
+  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
+      peers_.git.Call(&GitWriterStub::ListWorkloads, git_request, budget);
+  if (!in_git.ok()) return ToGrpcStatus(in_git.status());
+  TagCache tags(peers_.registry, budget);  // one ListTags per repository
+  return Answer(ListImagesOf(*request, *in_git, tags.Lookup()), response);
 }
 
 grpc::Status ApiService::GetIdentity(grpc::ServerContext* context,
                                      const ferry::v1::GetIdentityRequest*,
                                      ferry::v1::Identity* response) {
   if (grpc::Status s = access_.Check(*context, Role::kRead); !s.ok()) return s;
-  grpc::ClientContext ctx;
-  SetDeadline(ctx, *context);
-  grpc::Status s = git_.GetIdentity(&ctx, ferry::v1::GetDeployKeyRequest(), response);
-  return s.ok() ? s : DownstreamError("git-writer", s);
+  return Answer(peers_.git.Call(&GitWriterStub::GetIdentity, ferry::v1::GetDeployKeyRequest(),
+                                peers_.ForRequest(*context, /*await_peer=*/false)),
+                response);
 }
 
 grpc::Status ApiService::Export(grpc::ServerContext* context, const ferry::v1::ExportRequest* request,
@@ -153,19 +118,21 @@ grpc::Status ApiService::Export(grpc::ServerContext* context, const ferry::v1::E
   ferry::v1::ExportResourcesRequest forward;
   *forward.mutable_namespaces() = request->namespaces();
   *forward.mutable_kinds() = request->kinds();
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::min(std::chrono::system_clock::now() + std::chrono::minutes(5),
-                            context->deadline()));
-  auto stream = cluster_.Export(&ctx, forward);
+  const CallBudget budget = peers_.ForRequest(*context, /*await_peer=*/false, kExportTimeout);
+  PeerCall call;
+  absl::StatusOr<std::unique_ptr<grpc::ClientReaderInterface<ferry::v1::ExportedResource>>>
+      stream = peers_.cluster.Open(&ClusterSyncerStub::Export, forward, budget, call);
+  if (!stream.ok()) return ToGrpcStatus(stream.status());
   ferry::v1::ExportedResource resource;
-  while (stream->Read(&resource)) {
+  while ((*stream)->Read(&resource)) {
     if (!writer->Write(resource)) {
-      ctx.TryCancel();
+      call.context().TryCancel();
       break;
     }
   }
-  grpc::Status s = stream->Finish();
-  return s.ok() || context->IsCancelled() ? grpc::Status::OK : DownstreamError("cluster-syncer", s);
+  grpc::Status s = (*stream)->Finish();
+  return s.ok() || context->IsCancelled() ? grpc::Status::OK
+                                          : ToGrpcStatus(peers_.cluster.Failed(s, budget));
 }
 
 grpc::Status ApiService::Release(grpc::ServerContext* context,
@@ -182,20 +149,16 @@ grpc::Status ApiService::Release(grpc::ServerContext* context,
     // An image the registry does not have would only break the rollout.
     ferry::v1::GetImageRequest lookup;
     lookup.set_reference(spec.image());
-    ferry::v1::TagInfo info;
-    grpc::ClientContext ctx;
-    const absl::Time deadline = CallDeadline(*context);
-    if (absl::Status s = executor_.AwaitPeer("registry-scanner", deadline); !s.ok()) {
-      return ToGrpcStatus(s);
-    }
-    ctx.set_deadline(absl::ToChronoTime(deadline));
-    grpc::Status s = registry_.GetImage(&ctx, lookup, &info);
-    if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
+    // A scanner that may be restarting is waited for (--peer_wait).
+    absl::StatusOr<ferry::v1::TagInfo> info = peers_.registry.Call(
+        &RegistryScannerStub::GetImage, lookup, peers_.ForRequest(*context, /*await_peer=*/true));
+    if (info.status().code() == absl::StatusCode::kNotFound) {
       return grpc::Status(grpc::StatusCode::NOT_FOUND,
                           absl::StrCat("image ", spec.image(), " is not in its registry (",
-                                       s.error_message(), "); push it first, or force the release"));
+                                       info.status().message(),
+                                       "); push it first, or force the release"));
     }
-    if (!s.ok()) return DownstreamError("registry-scanner", s);
+    if (!info.ok()) return ToGrpcStatus(info.status());
   }
   ferry::v1::Job job;
   job.set_kind(ferry::v1::JOB_KIND_RELEASE);
@@ -220,7 +183,8 @@ grpc::Status ApiService::UpdatePolicy(grpc::ServerContext* context,
   // Every workload must exist in git, and a container filter must name one of its containers.
   // A git-writer that is down answers UNAVAILABLE after --peer_wait.
   absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
-      executor_.GitWorkloads(CallDeadline(*context));
+      peers_.git.Call(&GitWriterStub::ListWorkloads, ferry::v1::ListManifestWorkloadsRequest(),
+                      peers_.ForRequest(*context, /*await_peer=*/true));
   if (!in_git.ok()) return ToGrpcStatus(in_git.status());
   std::map<std::string, const ferry::v1::ManifestWorkload*> by_id;
   for (const auto& w : in_git->workloads()) by_id[w.id()] = &w;
@@ -272,28 +236,22 @@ grpc::Status ApiService::Sync(grpc::ServerContext* context, const ferry::v1::Syn
   return grpc::Status::OK;
 }
 
-namespace {
-
-grpc::Status JobFromNotes(ferry::v1::GitWriter::StubInterface& git, const grpc::ServerContext& caller,
-                          const std::string& id, ferry::v1::Job* out) {
+grpc::Status ApiService::JobFromNotes(const grpc::ServerContext& caller, const std::string& id,
+                                      ferry::v1::Job* out) const {
   ferry::v1::ListJobNotesRequest request;
   request.set_job_id(id);
   request.set_limit(1);
-  ferry::v1::ListJobNotesResponse notes;
-  grpc::ClientContext ctx;
-  SetDeadline(ctx, caller);
-  grpc::Status s = git.ListJobNotes(&ctx, request, &notes);
-  if (s.error_code() == grpc::StatusCode::NOT_FOUND || (s.ok() && notes.jobs().empty())) {
+  absl::StatusOr<ferry::v1::ListJobNotesResponse> notes = peers_.git.Call(
+      &GitWriterStub::ListJobNotes, request, peers_.ForRequest(caller, /*await_peer=*/false));
+  if (notes.status().code() == absl::StatusCode::kNotFound || (notes.ok() && notes->jobs().empty())) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND,
                         absl::StrCat("no job ", id, ": this api does not hold it (it keeps recent "
                                      "jobs) and no commit's git note records it"));
   }
-  if (!s.ok()) return DownstreamError("git-writer", s);
-  *out = notes.jobs(0);
+  if (!notes.ok()) return ToGrpcStatus(notes.status());
+  *out = notes->jobs(0);
   return grpc::Status::OK;
 }
-
-}  // namespace
 
 grpc::Status ApiService::GetJob(grpc::ServerContext* context, const ferry::v1::GetJobRequest* request,
                                 ferry::v1::Job* response) {
@@ -303,7 +261,7 @@ grpc::Status ApiService::GetJob(grpc::ServerContext* context, const ferry::v1::G
     *response = *std::move(job);
     return grpc::Status::OK;
   }
-  return JobFromNotes(git_, *context, request->id(), response);
+  return JobFromNotes(*context, request->id(), response);
 }
 
 grpc::Status ApiService::WatchJob(grpc::ServerContext* context,
@@ -315,7 +273,7 @@ grpc::Status ApiService::WatchJob(grpc::ServerContext* context,
   std::optional<ferry::v1::Job> job = jobs_.Get(request->id(), &version);
   if (!job.has_value()) {
     ferry::v1::Job recorded;
-    grpc::Status s = JobFromNotes(git_, *context, request->id(), &recorded);
+    grpc::Status s = JobFromNotes(*context, request->id(), &recorded);
     if (s.ok()) writer->Write(recorded);
     return s;
   }
@@ -349,13 +307,13 @@ grpc::Status ApiService::ListJobs(grpc::ServerContext* context,
     // Older jobs, from before this process started, from the git notes.
     ferry::v1::ListJobNotesRequest notes_request;
     notes_request.set_limit(limit);
-    ferry::v1::ListJobNotesResponse notes;
-    grpc::ClientContext ctx;
-    SetDeadline(ctx, *context);
-    if (git_.ListJobNotes(&ctx, notes_request, &notes).ok()) {
+    absl::StatusOr<ferry::v1::ListJobNotesResponse> notes =
+        peers_.git.Call(&GitWriterStub::ListJobNotes, notes_request,
+                        peers_.ForRequest(*context, /*await_peer=*/false));
+    if (notes.ok()) {
       std::set<std::string> known;
       for (const auto& j : jobs) known.insert(j.id());
-      for (const auto& j : notes.jobs()) {
+      for (const auto& j : notes->jobs()) {
         if (static_cast<int>(jobs.size()) >= limit) break;
         if (known.insert(j.id()).second) jobs.push_back(j);
       }
@@ -376,29 +334,31 @@ grpc::Status ApiService::GetVersion(grpc::ServerContext* context,
   *response->mutable_started() = runtime::ToProtoTimestamp(started_);
   // Every Ferry server puts its version into the metadata of its answers; a cheap call to
   // each peer reads it.
-  auto ask = [&](const char* name, const std::function<grpc::Status(grpc::ClientContext*)>& call) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::min(std::chrono::system_clock::now() + std::chrono::seconds(5),
-                              context->deadline()));
-    grpc::Status s = call(&ctx);
+  const CallBudget budget =
+      peers_.ForRequest(*context, /*await_peer=*/false, kVersionCallTimeout);
+  auto ask = [&](const PeerBase& peer, const std::function<void(PeerCall*)>& call) {
+    PeerCall made;
+    call(&made);  // answered or not: the version is in whatever metadata came back (a
+                  // request's budget never fails before the call is made)
     std::string version = "unavailable";
-    for (const auto* metadata : {&ctx.GetServerInitialMetadata(), &ctx.GetServerTrailingMetadata()}) {
+    for (const auto* metadata : {&made.context().GetServerInitialMetadata(),
+                                 &made.context().GetServerTrailingMetadata()}) {
       auto it = metadata->find(runtime::kVersionHeader);
       if (it != metadata->end()) version.assign(it->second.data(), it->second.size());
     }
-    (*response->mutable_services())[name] = version;
+    (*response->mutable_services())[peer.name()] = version;
   };
-  ask("git-writer", [&](grpc::ClientContext* ctx) {
-    ferry::v1::HeadResponse out;
-    return git_.Head(ctx, ferry::v1::HeadRequest(), &out);
+  ask(peers_.git, [&](PeerCall* call) {
+    peers_.git.Call(&GitWriterStub::Head, ferry::v1::HeadRequest(), budget, call).IgnoreError();
   });
-  ask("registry-scanner", [&](grpc::ClientContext* ctx) {
-    ferry::v1::StatusResponse out;
-    return registry_.Status(ctx, ferry::v1::StatusRequest(), &out);
+  ask(peers_.registry, [&](PeerCall* call) {
+    peers_.registry.Call(&RegistryScannerStub::Status, ferry::v1::StatusRequest(), budget, call)
+        .IgnoreError();
   });
-  ask("cluster-syncer", [&](grpc::ClientContext* ctx) {
-    ferry::v1::SyncResult out;
-    return cluster_.GetSyncStatus(ctx, ferry::v1::GetSyncStatusRequest(), &out);
+  ask(peers_.cluster, [&](PeerCall* call) {
+    peers_.cluster
+        .Call(&ClusterSyncerStub::GetSyncStatus, ferry::v1::GetSyncStatusRequest(), budget, call)
+        .IgnoreError();
   });
   return grpc::Status::OK;
 }

@@ -4,20 +4,21 @@
 
 #include "absl/time/time.h"
 #include "ferry/v1/api.grpc.pb.h"
-#include "ferry/v1/cluster_syncer.grpc.pb.h"
-#include "ferry/v1/git_writer.grpc.pb.h"
-#include "ferry/v1/registry_scanner.grpc.pb.h"
 #include "services/api/access.h"
 #include "services/api/executor.h"
 #include "services/api/jobs.h"
+#include "services/api/peers.h"
 
 namespace ferry::api {
 
+// Each method checks access, validates, calls the peers (through `peers`, under the
+// request's budget: PeerClients::ForRequest) or submits a job, and converts the answer; the
+// merging is in pure functions (workload_listing.h, image_listing.h).
 // RPCs not overridden here are not built yet: they answer UNIMPLEMENTED with a message
 // naming the method (see lib/runtime/unimplemented.h), never a fake success.
 class ApiService final : public ferry::v1::Ferry::Service {
  public:
-  ApiService(const Access& access, Peers peers, JobStore& jobs, JobRunner& runner,
+  ApiService(const Access& access, const PeerClients& peers, JobStore& jobs, JobRunner& runner,
              Executor& executor);
 
   grpc::Status ListWorkloads(grpc::ServerContext* context,
@@ -49,10 +50,13 @@ class ApiService final : public ferry::v1::Ferry::Service {
                       grpc::ServerWriter<ferry::v1::ExportedResource>* writer) override;
 
  private:
+  // A job recorded in the git notes (GetJob and WatchJob for jobs this process does not
+  // hold).
+  grpc::Status JobFromNotes(const grpc::ServerContext& caller, const std::string& id,
+                            ferry::v1::Job* out) const;
+
   const Access& access_;
-  ferry::v1::GitWriter::StubInterface& git_;
-  ferry::v1::RegistryScanner::StubInterface& registry_;
-  ferry::v1::ClusterSyncer::StubInterface& cluster_;
+  const PeerClients& peers_;
   JobStore& jobs_;
   JobRunner& runner_;
   Executor& executor_;

@@ -49,9 +49,9 @@ class ApiServiceTest : public ::testing::Test {
     job_metrics_ = std::make_unique<JobMetrics>(*metrics_);
     store_ = std::make_unique<JobStore>(100, *job_metrics_);
     runner_ = std::make_unique<JobRunner>(*store_, 4);
-    Peers peers{git_, registry_, cluster_};
-    executor_ = std::make_unique<Executor>(peers, *store_, runner_->cancel());
-    service_ = std::make_unique<ApiService>(*access_, peers, *store_, *runner_, *executor_);
+    peers_ = std::make_unique<PeerClients>(Peers{git_, registry_, cluster_}, runner_->cancel());
+    executor_ = std::make_unique<Executor>(*peers_, *store_);
+    service_ = std::make_unique<ApiService>(*access_, *peers_, *store_, *runner_, *executor_);
     grpc::ServerBuilder builder;
     builder.RegisterService(service_.get());
     server_ = builder.BuildAndStart();
@@ -148,6 +148,7 @@ class ApiServiceTest : public ::testing::Test {
   std::unique_ptr<JobMetrics> job_metrics_;
   std::unique_ptr<JobStore> store_;
   std::unique_ptr<JobRunner> runner_;
+  std::unique_ptr<PeerClients> peers_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<ApiService> service_;
   std::unique_ptr<grpc::Server> server_;
@@ -515,8 +516,7 @@ TEST_F(ApiServiceTest, AutomationReleasesEveryNewerTagInOneCommitAndWatchesTheRe
                                             ferry::v1::WatchResponse*) { watched.push_back(r); }),
                       Return(grpc::Status::OK)));
   AutomationMetrics metrics(*metrics_);
-  Automation automation(Peers{git_, registry_, cluster_}, *store_, *executor_, metrics,
-                        absl::Minutes(5));
+  Automation automation(*peers_, *store_, *executor_, metrics, absl::Minutes(5));
   std::optional<std::string> id = automation.RunOnce();
   ASSERT_TRUE(id.has_value());
   std::optional<ferry::v1::Job> job = store_->Get(*id);
@@ -596,6 +596,70 @@ TEST_F(ApiServiceTest, AnUnknownNamespaceIsNotFound) {
   request.clear_namespace_();
   grpc::ClientContext all_ctx;
   EXPECT_TRUE(stub_->ListWorkloads(&all_ctx, request, &response).ok());
+}
+
+// A request's own calls end by the caller's deadline when it is the earlier, else within
+// kPeerCallTimeout; the calls of one request share that one deadline.
+TEST_F(ApiServiceTest, ARequestsCallsEndByItsCallersDeadlineOrWithin30s) {
+  std::vector<std::chrono::system_clock::time_point> deadlines;
+  auto keep = [&](grpc::ClientContext* ctx) {
+    std::lock_guard<std::mutex> lock(mu_);
+    deadlines.push_back(ctx->deadline());
+  };
+  ON_CALL(git_, ListWorkloads(_, _, _))
+      .WillByDefault(Invoke([&](grpc::ClientContext* ctx, const auto&, auto* out) {
+        keep(ctx);
+        *out = in_git_;
+        return grpc::Status::OK;
+      }));
+  ON_CALL(cluster_, ListWorkloads(_, _, _))
+      .WillByDefault(Invoke([&](grpc::ClientContext* ctx, const auto&, auto* out) {
+        keep(ctx);
+        *out = in_cluster_;
+        return grpc::Status::OK;
+      }));
+  const absl::Time asked = absl::Now();
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(asked + absl::Seconds(4)));
+    ferry::v1::ListWorkloadsResponse listed;
+    ASSERT_TRUE(stub_->ListWorkloads(&ctx, {}, &listed).ok());
+  }
+  ASSERT_EQ(deadlines.size(), 2u) << "git, then the cluster";
+  // (gRPC rounds a deadline it sends up a little.)
+  EXPECT_LE(absl::FromChrono(deadlines[0]), asked + absl::Seconds(5)) << "the caller's";
+  EXPECT_GT(absl::FromChrono(deadlines[0]), asked + absl::Seconds(3));
+  EXPECT_EQ(deadlines[1], deadlines[0]) << "one deadline for the request's calls";
+  deadlines.clear();
+  const absl::Time unbounded = absl::Now();
+  {
+    grpc::ClientContext ctx;  // no deadline
+    ferry::v1::ListWorkloadsResponse listed;
+    ASSERT_TRUE(stub_->ListWorkloads(&ctx, {}, &listed).ok());
+  }
+  ASSERT_EQ(deadlines.size(), 2u);
+  EXPECT_GE(absl::FromChrono(deadlines[0]), unbounded + kPeerCallTimeout);
+  EXPECT_LE(absl::FromChrono(deadlines[0]), absl::Now() + kPeerCallTimeout);
+}
+
+// A read answering a person names the peer that failed it.
+TEST_F(ApiServiceTest, AReadNamesThePeerThatFailedIt) {
+  ON_CALL(git_, ListWorkloads(_, _, _))
+      .WillByDefault(Return(grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection refused")));
+  grpc::ClientContext ctx;
+  ferry::v1::ListWorkloadsResponse listed;
+  grpc::Status s = stub_->ListWorkloads(&ctx, {}, &listed);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(s.error_message(), "git-writer: connection refused");
+  // The cluster down: the list still answers, marked not ready.
+  ON_CALL(git_, ListWorkloads(_, _, _))
+      .WillByDefault(DoAll(::testing::SetArgPointee<2>(in_git_), Return(grpc::Status::OK)));
+  ON_CALL(cluster_, ListWorkloads(_, _, _))
+      .WillByDefault(Return(grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection refused")));
+  grpc::ClientContext again;
+  ASSERT_TRUE(stub_->ListWorkloads(&again, {}, &listed).ok());
+  ASSERT_EQ(listed.workloads_size(), 2);
+  EXPECT_EQ(listed.workloads(0).read_only(), ferry::v1::READ_ONLY_REASON_NOT_READY);
 }
 
 TEST(JobStoreTest, HistoryIsBoundedAndKeepsRunningJobs) {

@@ -1,7 +1,5 @@
 #include "services/api/automation.h"
 
-#include <chrono>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lib/image/reference.h"
@@ -36,7 +34,7 @@ AutomationMetrics::AutomationMetrics(prometheus::Registry& registry)
                      .Help("Workloads in git by policy (all, automated, locked, ignored).")
                      .Register(registry)) {}
 
-Automation::Automation(Peers peers, JobStore& store, Executor& executor,
+Automation::Automation(const PeerClients& peers, JobStore& store, Executor& executor,
                        AutomationMetrics& metrics, absl::Duration interval)
     : peers_(peers), store_(store), executor_(executor), metrics_(metrics), interval_(interval) {}
 
@@ -97,22 +95,25 @@ void Automation::FollowEvents() {
   bool unreachable = false;
   absl::Duration backoff = absl::Milliseconds(250);
   for (;;) {
-    grpc::ClientContext ctx;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_) return;
-      events_ctx_ = &ctx;
-    }
     ferry::v1::WatchEventsRequest request;
     request.set_from_sequence(next_sequence);
-    auto stream = peers_.registry.WatchEvents(&ctx, request);
+    PeerCall call;
+    absl::StatusOr<std::unique_ptr<grpc::ClientReaderInterface<ferry::v1::TagEvent>>> opened =
+        peers_.registry.Open(&RegistryScannerStub::WatchEvents, request,
+                             peers_.Until(absl::InfiniteFuture(), /*await_peer=*/false), call);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_ || !opened.ok()) return;  // not opened: the api is shutting down
+      events_ctx_ = &call.context();
+    }
+    auto& stream = *opened;
     ferry::v1::TagEvent event;
     // The scanner sends its initial metadata once the subscription is in place; events that
     // came while the stream was down are looked for by a pass.
     stream->WaitForInitialMetadata();
     // Every Ferry server's answer carries initial metadata (ferry-version); a stream that
     // never reached the scanner has none.
-    const bool connected = !ctx.GetServerInitialMetadata().empty();
+    const bool connected = !call.context().GetServerInitialMetadata().empty();
     if (connected && lost) {
       Trigger();
       lost = false;
@@ -137,7 +138,7 @@ void Automation::FollowEvents() {
     grpc::Status s = stream->Finish();
     std::unique_lock<std::mutex> lock(mu_);
     events_ctx_ = nullptr;
-    if (stopping_) return;
+    if (stopping_ || peers_.shutting_down()) return;
     // Said once per outage, not on every reconnect attempt.
     if (connected || !unreachable) {
       log::Warn("automation: registry-scanner event stream ended; reconnecting",
@@ -154,7 +155,9 @@ void Automation::FollowEvents() {
 std::optional<std::string> Automation::RunOnce() {
   std::lock_guard<std::mutex> pass(pass_mu_);
   auto done = [&](const char* outcome) { metrics_.runs_.Add({{"outcome", outcome}}).Increment(); };
-  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git = executor_.GitWorkloads();
+  const CallBudget budget = peers_.ForStage(Stage::kPlanning);  // the pass's reads
+  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git = peers_.git.Call(
+      &GitWriterStub::ListWorkloads, ferry::v1::ListManifestWorkloadsRequest(), budget);
   if (!in_git.ok()) {
     log::Warn("automation: cannot read git", {{"error", std::string(in_git.status().message())}});
     last_pass_failed_ = true;
@@ -191,14 +194,13 @@ std::optional<std::string> Automation::RunOnce() {
   if (watch_changed) {
     ferry::v1::WatchRequest watch;
     for (const std::string& r : repositories) watch.add_repositories(r);
-    ferry::v1::WatchResponse answer;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    grpc::Status s = peers_.registry.Watch(&ctx, watch, &answer);
-    if (s.ok()) {
+    absl::StatusOr<ferry::v1::WatchResponse> answer = peers_.registry.Call(
+        &RegistryScannerStub::Watch, watch,
+        peers_.Until(absl::Now() + kPeerCallTimeout, /*await_peer=*/false));
+    if (answer.ok()) {
       // Refused repositories are logged once: the list is recorded as sent, so it is not
       // sent again until it changes.
-      for (const ferry::v1::RefusedRepository& r : answer.refused()) {
+      for (const ferry::v1::RefusedRepository& r : answer->refused()) {
         log::Warn("automation: the scanner refused to watch a repository",
                   {{"reason", r.reason()}, {"code", absl::StrCat(r.code())}});
       }
@@ -206,11 +208,11 @@ std::optional<std::string> Automation::RunOnce() {
       watched_ = repositories;
     } else {
       log::Warn("automation: cannot set the scanner's watch list",
-                {{"error", s.error_message()}});
+                {{"error", std::string(answer.status().message())}});
     }
   }
 
-  TagCache tags = executor_.BackgroundTags();
+  TagCache tags(peers_.registry, budget);
   std::vector<ferry::v1::ManifestWorkload> workloads(in_git->workloads().begin(),
                                                      in_git->workloads().end());
   std::vector<AutomationCandidate> planned = PlanAutomation(workloads, tags.Lookup());

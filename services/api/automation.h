@@ -52,8 +52,10 @@ class AutomationMetrics {
 
 class Automation {
  public:
-  Automation(Peers peers, JobStore& store, Executor& executor, AutomationMetrics& metrics,
-             absl::Duration interval);
+  // Reads git and the scanner through `peers` (a pass's calls under the planning stage's
+  // budget), releases through `executor`.
+  Automation(const PeerClients& peers, JobStore& store, Executor& executor,
+             AutomationMetrics& metrics, absl::Duration interval);
   // Stop().
   ~Automation();
 
@@ -75,7 +77,7 @@ class Automation {
   void Loop();
   void FollowEvents();
 
-  Peers peers_;
+  const PeerClients& peers_;
   JobStore& store_;
   Executor& executor_;
   AutomationMetrics& metrics_;

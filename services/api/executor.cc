@@ -1,14 +1,10 @@
 #include "services/api/executor.h"
 
-#include <chrono>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "lib/limits/limits.h"
-#include "lib/log/log.h"
 #include "lib/runtime/proto_time.h"
-#include "lib/status/grpc_status.h"
 
 namespace ferry::api {
 namespace {
@@ -71,128 +67,40 @@ std::string PolicyMessage(const ferry::v1::Job& job) {
 
 }  // namespace
 
-absl::Status Downstream(const char* service, const grpc::Status& status) {
-  grpc::StatusCode code = status.error_code();
-  if (code == grpc::StatusCode::DEADLINE_EXCEEDED) code = grpc::StatusCode::UNAVAILABLE;
-  return FromGrpcStatus(grpc::Status(code, absl::StrCat(service, ": ", status.error_message())));
-}
-
 const RepositoryTags& TagCache::Get(const std::string& repository) {
-  const std::string& key = repository;
-  auto it = cache_.find(key);
+  auto it = cache_.find(repository);
   if (it != cache_.end()) return it->second;
   ferry::v1::ListTagsRequest request;
   request.set_repository(repository);
   // Every tag, by creation time: the api ranks them by each container's filter (lib/policy).
   request.set_ordering(ferry::v1::TAG_ORDERING_CREATED);
+  CallBudget budget = budget_.AtMost(kPeerCallTimeout);
+  if (budget.await_peer && !connected_.has_value()) connected_ = registry_.Await(budget);
+  budget.await_peer = false;  // waited for once, above
   RepositoryTags out;
-  grpc::ClientContext ctx;
-  absl::Time deadline = absl::Now() + absl::Seconds(30);
-  grpc::Status s;
-  if (background_.has_value()) {
-    if (unreachable_.ok()) {
-      deadline = std::min(deadline, background_->deadline);
-      unreachable_ = AwaitPeer("registry-scanner", background_->link,
-                               std::min(background_->peer_wait, deadline - absl::Now()),
-                               background_->cancel);
-    }
-    if (!unreachable_.ok()) {
-      out.status = unreachable_;
-      return cache_.emplace(key, std::move(out)).first->second;
-    }
-    ctx.set_deadline(absl::ToChronoTime(deadline));
-    ctx.set_wait_for_ready(background_->link.channel == nullptr);
-    ScopedCancel scoped(*background_->cancel, ctx);
-    s = registry_.ListTags(&ctx, request, &out.tags);
+  if (connected_.has_value() && !connected_->ok()) {
+    out.status = *connected_;
   } else {
-    ctx.set_deadline(absl::ToChronoTime(deadline));
-    s = registry_.ListTags(&ctx, request, &out.tags);
-  }
-  if (!s.ok()) out.status = Downstream("registry-scanner", s);
-  return cache_.emplace(key, std::move(out)).first->second;
-}
-
-Executor::Executor(Peers peers, JobStore& store, CancelSet& cancel, ExecutorOptions options)
-    : peers_(peers), store_(store), cancel_(cancel), options_(std::move(options)) {}
-
-std::pair<absl::Duration, const limits::Limit*> Executor::TimeoutOf(Stage stage) const {
-  switch (stage) {
-    case Stage::kPlanning: return {options_.timeouts.planning, &limits::kJobPlanningTimeout};
-    case Stage::kCommit: return {options_.timeouts.commit, &limits::kJobCommitTimeout};
-    case Stage::kApply: return {options_.timeouts.apply, &limits::kJobApplyTimeout};
-  }
-  return {options_.timeouts.planning, &limits::kJobPlanningTimeout};
-}
-
-const PeerLink& Executor::LinkOf(const char* service) const {
-  const std::string_view name = service;
-  if (name == "git-writer") return options_.git;
-  if (name == "registry-scanner") return options_.registry;
-  return options_.cluster;
-}
-
-TagCache::Background Executor::Background(absl::Time deadline) {
-  return TagCache::Background{&cancel_, options_.registry, options_.timeouts.peer_wait, deadline};
-}
-
-absl::Status Executor::AwaitPeer(const char* service, absl::Time deadline) {
-  return api::AwaitPeer(service, LinkOf(service),
-                        std::min(options_.timeouts.peer_wait, deadline - absl::Now()), &cancel_);
-}
-
-absl::Status Executor::Prepare(const char* service, grpc::ClientContext& ctx,
-                               absl::Time deadline) {
-  if (absl::Status s = AwaitPeer(service, deadline); !s.ok()) return s;
-  ctx.set_deadline(absl::ToChronoTime(deadline));
-  // Connected now: a call that cannot be sent fails at once instead of waiting past
-  // --peer_wait. (In-process fakes without a channel keep waiting for ready.)
-  ctx.set_wait_for_ready(LinkOf(service).channel == nullptr);
-  return absl::OkStatus();
-}
-
-absl::Status Executor::CallFailed(const char* service, Stage stage,
-                                  const grpc::Status& status) const {
-  const std::string& address = LinkOf(service).address;
-  const std::string where = address.empty() ? service : absl::StrCat(service, " at ", address);
-  switch (status.error_code()) {
-    case grpc::StatusCode::DEADLINE_EXCEEDED: {
-      auto [timeout, limit] = TimeoutOf(stage);
-      return absl::UnavailableError(limits::OverLimit(
-          absl::StrCat(where, " did not answer"), *limit,
-          static_cast<uint64_t>(std::max<int64_t>(1, absl::ToInt64Seconds(timeout)))));
+    absl::StatusOr<ferry::v1::ListTagsResponse> listed =
+        registry_.Call(&RegistryScannerStub::ListTags, request, budget);
+    if (listed.ok()) {
+      out.tags = *std::move(listed);
+    } else {
+      out.status = listed.status();
     }
-    case grpc::StatusCode::UNAVAILABLE:
-      return absl::UnavailableError(absl::StrCat(where, ": ", status.error_message()));
-    default:
-      return Downstream(service, status);
   }
+  return cache_.emplace(repository, std::move(out)).first->second;
 }
 
-absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> Executor::GitWorkloads(
-    absl::Time deadline) {
-  ferry::v1::ListManifestWorkloadsResponse out;
-  grpc::ClientContext ctx;
-  if (absl::Status s = Prepare("git-writer", ctx, std::min(deadline, Deadline(Stage::kPlanning)));
-      !s.ok()) {
-    return s;
-  }
-  ScopedCancel scoped(cancel_, ctx);
-  grpc::Status s = peers_.git.ListWorkloads(&ctx, ferry::v1::ListManifestWorkloadsRequest(), &out);
-  if (!s.ok()) return CallFailed("git-writer", Stage::kPlanning, s);
-  return out;
-}
+Executor::Executor(const PeerClients& peers, JobStore& store) : peers_(peers), store_(store) {}
 
 absl::StatusOr<ferry::v1::SyncResult> Executor::Apply(const std::string& revision) {
   ferry::v1::SyncNowRequest request;
   request.set_revision(revision);
-  ferry::v1::SyncResult out;
-  grpc::ClientContext ctx;
-  if (absl::Status s = Prepare("cluster-syncer", ctx, Deadline(Stage::kApply)); !s.ok()) return s;
-  ScopedCancel scoped(cancel_, ctx);
-  grpc::Status s = peers_.cluster.SyncNow(&ctx, request, &out);
-  if (!s.ok()) return CallFailed("cluster-syncer", Stage::kApply, s);
-  if (!out.error().empty()) {
-    return absl::UnavailableError(absl::StrCat("cluster-syncer: ", out.error()));
+  absl::StatusOr<ferry::v1::SyncResult> out =
+      peers_.cluster.Call(&ClusterSyncerStub::SyncNow, request, peers_.ForStage(Stage::kApply));
+  if (out.ok() && !out->error().empty()) {
+    return absl::UnavailableError(absl::StrCat(peers_.cluster.name(), ": ", out->error()));
   }
   return out;
 }
@@ -201,30 +109,20 @@ void Executor::RunRelease(const ferry::v1::Job& job) {
   const std::string& id = job.id();
   const ferry::v1::ReleaseSpec& spec = job.release_spec();
   store_.AddStage(id, ferry::v1::JOB_STAGE_KIND_PLANNING, "reading git, the cluster and the registry");
-  const absl::Time planning = Deadline(Stage::kPlanning);
-  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git = GitWorkloads(planning);
+  const CallBudget planning = peers_.ForStage(Stage::kPlanning);  // shared by its calls
+  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git = peers_.git.Call(
+      &GitWriterStub::ListWorkloads, ferry::v1::ListManifestWorkloadsRequest(), planning);
   if (!in_git.ok()) return store_.Finish(id, std::string(in_git.status().message()));
   if (in_git->readonly() && !spec.dry_run()) {
     return store_.Finish(id, "git-writer runs read-only (--git_readonly): nothing can be released; "
                              "a dry run still plans");
   }
+  absl::StatusOr<ferry::v1::ListClusterWorkloadsResponse> in_cluster = peers_.cluster.Call(
+      &ClusterSyncerStub::ListWorkloads, ferry::v1::ListClusterWorkloadsRequest(), planning);
+  if (!in_cluster.ok()) return store_.Finish(id, std::string(in_cluster.status().message()));
   std::map<std::string, bool> running;
-  {
-    ferry::v1::ListClusterWorkloadsResponse in_cluster;
-    grpc::ClientContext ctx;
-    if (absl::Status s = Prepare("cluster-syncer", ctx, planning); !s.ok()) {
-      return store_.Finish(id, std::string(s.message()));
-    }
-    ScopedCancel scoped(cancel_, ctx);
-    grpc::Status s = peers_.cluster.ListWorkloads(&ctx, ferry::v1::ListClusterWorkloadsRequest(),
-                                                  &in_cluster);
-    if (!s.ok()) {
-      return store_.Finish(id,
-                           std::string(CallFailed("cluster-syncer", Stage::kPlanning, s).message()));
-    }
-    for (const auto& w : in_cluster.workloads()) running[w.id()] = true;
-  }
-  TagCache tags(peers_.registry, Background(planning));
+  for (const auto& w : in_cluster->workloads()) running[w.id()] = true;
+  TagCache tags(peers_.registry, planning);
   std::vector<ferry::v1::ManifestWorkload> workloads(in_git->workloads().begin(),
                                                      in_git->workloads().end());
   ReleasePlan plan = PlanRelease(spec, workloads, running, tags.Lookup());
@@ -266,19 +164,10 @@ void Executor::RunPolicy(const ferry::v1::Job& job) {
 void Executor::RunSync(const ferry::v1::Job& job) {
   const std::string& id = job.id();
   store_.AddStage(id, ferry::v1::JOB_STAGE_KIND_PLANNING, "fetching git");
-  ferry::v1::HeadResponse head;
-  {
-    grpc::ClientContext ctx;
-    if (absl::Status s = Prepare("git-writer", ctx, Deadline(Stage::kPlanning)); !s.ok()) {
-      return store_.Finish(id, std::string(s.message()));
-    }
-    ScopedCancel scoped(cancel_, ctx);
-    grpc::Status s = peers_.git.Notify(&ctx, ferry::v1::NotifyRequest(), &head);
-    if (!s.ok()) {
-      return store_.Finish(id, std::string(CallFailed("git-writer", Stage::kPlanning, s).message()));
-    }
-  }
-  absl::StatusOr<ferry::v1::SyncResult> applied = Apply(head.revision());
+  absl::StatusOr<ferry::v1::HeadResponse> head = peers_.git.Call(
+      &GitWriterStub::Notify, ferry::v1::NotifyRequest(), peers_.ForStage(Stage::kPlanning));
+  if (!head.ok()) return store_.Finish(id, std::string(head.status().message()));
+  absl::StatusOr<ferry::v1::SyncResult> applied = Apply(head->revision());
   if (!applied.ok()) return store_.Finish(id, std::string(applied.status().message()));
   std::vector<WorkloadResult> results;
   for (const ferry::v1::ResourceError& e : applied->errors()) {
@@ -361,20 +250,13 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
     *note.mutable_finished() = runtime::ToProtoTimestamp(absl::Now());
     *request.mutable_job() = note;
   }
-  ferry::v1::ApplyUpdatesResponse applied;
-  {
-    grpc::ClientContext ctx;
-    absl::Status why = Prepare("git-writer", ctx, Deadline(Stage::kCommit));
-    if (why.ok()) {
-      ScopedCancel scoped(cancel_, ctx);
-      grpc::Status s = peers_.git.ApplyUpdates(&ctx, request, &applied);
-      if (!s.ok()) why = CallFailed("git-writer", Stage::kCommit, s);
-    }
-    if (!why.ok()) {
-      fail_all(std::string(why.message()));
-      return store_.Finish(id, std::string(why.message()));
-    }
+  absl::StatusOr<ferry::v1::ApplyUpdatesResponse> committed =
+      peers_.git.Call(&GitWriterStub::ApplyUpdates, request, peers_.ForStage(Stage::kCommit));
+  if (!committed.ok()) {
+    fail_all(std::string(committed.status().message()));
+    return store_.Finish(id, std::string(committed.status().message()));
   }
+  const ferry::v1::ApplyUpdatesResponse& applied = *committed;
   for (const ferry::v1::EditResult& r : applied.results()) {
     if (r.code() == 0) continue;
     WorkloadResult* wr = result_of(r.edit().workload());
@@ -423,23 +305,25 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
   // a little longer (the syncer reports the timeout).
   const int timeout = rollout_timeout_seconds > 0
       ? rollout_timeout_seconds
-      : static_cast<int>(absl::ToInt64Seconds(options_.timeouts.rollout));
+      : static_cast<int>(absl::ToInt64Seconds(peers_.timeouts().rollout));
   ferry::v1::WaitRolloutRequest wait;
   for (const std::string& w : released) wait.add_workloads(w);
   wait.set_revision(revision);
   wait.set_timeout_seconds(timeout);
-  grpc::ClientContext ctx;
-  if (absl::Status s = Prepare("cluster-syncer", ctx, absl::Now() + absl::Seconds(timeout + 30));
-      !s.ok()) {
+  const CallBudget budget =
+      peers_.Until(absl::Now() + absl::Seconds(timeout + 30), /*await_peer=*/true);
+  PeerCall call;
+  absl::StatusOr<std::unique_ptr<grpc::ClientReaderInterface<ferry::v1::WaitRolloutProgress>>>
+      stream = peers_.cluster.Open(&ClusterSyncerStub::WaitRollout, wait, budget, call);
+  if (!stream.ok()) {
     return store_.Finish(id, absl::StrCat("committed and applied ", Short(revision),
-                                          ", but following the rollout failed: ", s.message()));
+                                          ", but following the rollout failed: ",
+                                          stream.status().message()));
   }
-  ScopedCancel scoped(cancel_, ctx);
-  auto stream = peers_.cluster.WaitRollout(&ctx, wait);
   ferry::v1::WaitRolloutProgress progress;
   ferry::v1::WaitRolloutProgress last;
   std::string last_seen;
-  while (stream->Read(&progress)) {
+  while ((*stream)->Read(&progress)) {
     std::string seen = progress.SerializeAsString();
     if (seen == last_seen) continue;
     last_seen = seen;
@@ -451,12 +335,12 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
     store_.AddStage(id, ferry::v1::JOB_STAGE_KIND_ROLLOUT,
                     absl::StrCat(ready, " of ", rollouts.size(), " workload(s) ready"), "", rollouts);
   }
-  grpc::Status s = stream->Finish();
+  grpc::Status s = (*stream)->Finish();
   if (!s.ok()) {
     std::string why = s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
         ? absl::StrCat("the rollout did not finish within ", timeout, "s (the release is committed "
                        "and applied; follow it with list-workloads)")
-        : std::string(Downstream("cluster-syncer", s).message());
+        : std::string(peers_.cluster.Failed(s, budget).message());
     return store_.Finish(id, why);
   }
   for (const auto& r : last.rollouts()) {

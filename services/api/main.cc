@@ -44,20 +44,20 @@ int main(int argc, char** argv) {
     ferry::log::Info("access", {{"tokens", static_cast<int>(access->size())},
                                 {"tls", config->server.credentials != nullptr}});
   }
-  ExecutorOptions options{config->timeouts,
-                          {config->git_writer_address, channel_to(config->git_writer_address)},
-                          {config->registry_scanner_address,
-                           channel_to(config->registry_scanner_address)},
-                          {config->cluster_syncer_address, channel_to(config->cluster_syncer_address)}};
-  auto git = ferry::v1::GitWriter::NewStub(options.git.channel);
-  auto registry = ferry::v1::RegistryScanner::NewStub(options.registry.channel);
-  auto cluster = ferry::v1::ClusterSyncer::NewStub(options.cluster.channel);
+  PeerLinks links{{config->git_writer_address, channel_to(config->git_writer_address)},
+                  {config->registry_scanner_address, channel_to(config->registry_scanner_address)},
+                  {config->cluster_syncer_address, channel_to(config->cluster_syncer_address)}};
+  auto git = ferry::v1::GitWriter::NewStub(links.git.channel);
+  auto registry = ferry::v1::RegistryScanner::NewStub(links.registry.channel);
+  auto cluster = ferry::v1::ClusterSyncer::NewStub(links.cluster.channel);
   auto metrics = std::make_shared<prometheus::Registry>();
-  Peers peers{*git, *registry, *cluster};
   JobMetrics job_metrics(*metrics);
   JobStore jobs(config->job_history, job_metrics);
   JobRunner runner(jobs, config->job_workers);
-  Executor executor(peers, jobs, runner.cancel(), options);
+  // Every call to a peer: deadlines from --peer_wait and --job_*_timeout, cancelled by
+  // runner.Stop() at shutdown.
+  PeerClients peers(Peers{*git, *registry, *cluster}, runner.cancel(), config->timeouts, links);
+  Executor executor(peers, jobs);
   ApiService service(*access, peers, jobs, runner, executor);
   AutomationMetrics automation_metrics(*metrics);
   Automation automation(peers, jobs, executor, automation_metrics, config->automation_interval);

@@ -95,7 +95,8 @@ PeerClients::PeerClients(Peers stubs, CancelSet& cancel, JobTimeouts timeouts, P
                cancel),
       cluster("cluster-syncer", stubs.cluster, std::move(links.cluster), timeouts.peer_wait,
               cancel),
-      timeouts_(timeouts) {}
+      timeouts_(timeouts),
+      cancel_(cancel) {}
 
 CallBudget PeerClients::ForRequest(const grpc::ServerContext& caller, bool await_peer,
                                    absl::Duration timeout) const {
@@ -116,7 +117,7 @@ CallBudget PeerClients::ForStage(Stage stage) const {
   return budget(timeouts_.planning, limits::kJobPlanningTimeout);
 }
 
-CallBudget PeerClients::ForBackground(absl::Time deadline, bool await_peer) const {
+CallBudget PeerClients::Until(absl::Time deadline, bool await_peer) const {
   return CallBudget{deadline, deadline - absl::Now(), nullptr, await_peer, nullptr};
 }
 

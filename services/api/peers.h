@@ -54,6 +54,10 @@ struct PeerLinks {
 // How long a single call outside a job stage may take: a request's own calls, the
 // automation's Watch, one tag listing.
 inline constexpr absl::Duration kPeerCallTimeout = absl::Seconds(30);
+// GetVersion's call to each peer (a cheap call, only to read the version it answers with).
+inline constexpr absl::Duration kVersionCallTimeout = absl::Seconds(5);
+// Export's stream of every resource from cluster-syncer.
+inline constexpr absl::Duration kExportTimeout = absl::Minutes(5);
 
 // Waits until `link`'s channel is connected, at most `wait` (at once when it is, or has no
 // channel). UNAVAILABLE naming `service` and its address when it does not connect in time;
@@ -194,10 +198,13 @@ class PeerClients {
                         absl::Duration timeout = kPeerCallTimeout) const;
   // The calls of a job's `stage` starting now: its flag's timeout, peers waited for.
   CallBudget ForStage(Stage stage) const;
-  // Background work ending by `deadline` (a rollout wait, the automation's calls).
-  CallBudget ForBackground(absl::Time deadline, bool await_peer) const;
+  // Calls ending by `deadline` that are cancelled at shutdown: a job's rollout wait, the
+  // automation's own calls.
+  CallBudget Until(absl::Time deadline, bool await_peer) const;
 
   const JobTimeouts& timeouts() const { return timeouts_; }
+  // True once the api shuts down (every call of a job or of background work is cancelled).
+  bool shutting_down() const { return cancel_.cancelled(); }
 
   PeerClient<GitWriterStub> git;
   PeerClient<RegistryScannerStub> registry;
@@ -205,6 +212,7 @@ class PeerClients {
 
  private:
   const JobTimeouts timeouts_;
+  const CancelSet& cancel_;
 };
 
 }  // namespace ferry::api
