@@ -20,4 +20,13 @@ void ReturnFreeMemory() {
 #endif
 }
 
+std::optional<HeapUsage> ReadHeapUsage() {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+  const struct mallinfo2 info = mallinfo2();
+  return HeapUsage{info.uordblks + info.hblkhd, info.fordblks};
+#else
+  return std::nullopt;
+#endif
+}
+
 }  // namespace ferry::runtime

@@ -7,7 +7,21 @@
 // see its RSS climb when many threads take turns at bursts of short-lived allocations (a
 // git write: packs, trees, indexes, then all freed). These two calls bound that.
 
+#include <cstdint>
+#include <optional>
+
 namespace ferry::runtime {
+
+// What the allocator holds: bytes handed out and not yet freed (heap and mmapped chunks),
+// and bytes freed but kept for reuse. RSS well above `in_use` means retention, not a leak.
+struct HeapUsage {
+  uint64_t in_use = 0;
+  uint64_t free = 0;
+};
+
+// The allocator's own count (glibc's mallinfo2, a walk of every arena's free lists: call it
+// per scrape, not per request). nullopt where the allocator has none. Thread-safe.
+std::optional<HeapUsage> ReadHeapUsage();
 
 // Caps the number of allocator arenas (glibc's M_ARENA_MAX); call at start, before threads.
 // Fewer arenas mean more lock contention in malloc and far less retained memory; worth it

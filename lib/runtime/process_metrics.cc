@@ -8,6 +8,8 @@
 #include <sstream>
 #include <string>
 
+#include "lib/runtime/memory.h"
+
 namespace ferry::runtime {
 namespace {
 
@@ -76,7 +78,7 @@ std::vector<prometheus::MetricFamily> ProcessMetrics::Collect() const {
   getrlimit(RLIMIT_NOFILE, &limit);
 
   using prometheus::MetricType;
-  return {
+  std::vector<prometheus::MetricFamily> families = {
       Family("process_cpu_seconds_total", "User and system CPU time spent in seconds.",
              MetricType::Counter, cpu),
       Family("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::Gauge,
@@ -92,6 +94,17 @@ std::vector<prometheus::MetricFamily> ProcessMetrics::Collect() const {
       Family("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
              MetricType::Gauge, start),
   };
+  // Beside RSS, what the allocator says is live and what it keeps freed: tells a leak (in
+  // use grows) from retention (free grows).
+  if (std::optional<HeapUsage> heap = ReadHeapUsage()) {
+    families.push_back(Family("ferry_process_heap_in_use_bytes",
+                              "Bytes allocated with malloc and not yet freed.", MetricType::Gauge,
+                              static_cast<double>(heap->in_use)));
+    families.push_back(Family("ferry_process_heap_free_bytes",
+                              "Bytes freed but kept by the allocator for reuse.",
+                              MetricType::Gauge, static_cast<double>(heap->free)));
+  }
+  return families;
 }
 
 }  // namespace ferry::runtime

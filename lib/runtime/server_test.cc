@@ -63,6 +63,8 @@ TEST(ServerTest, ServesHealthAndMetricsOnPickedPorts) {
   EXPECT_NE(body.find("ferry_build_info{component=\"test\""), std::string::npos);
   EXPECT_NE(body.find("process_resident_memory_bytes "), std::string::npos);
   EXPECT_NE(body.find("process_open_fds "), std::string::npos);
+  EXPECT_NE(body.find("ferry_process_heap_in_use_bytes "), std::string::npos);
+  EXPECT_NE(body.find("ferry_process_heap_free_bytes "), std::string::npos);
 }
 
 TEST(ServerTest, UnbuiltRpcsAnswerUnimplementedNamingTheMethodAndAnswersCarryTheVersion) {
