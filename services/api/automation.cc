@@ -103,8 +103,9 @@ void Automation::FollowEvents() {
                              peers_.Until(absl::InfiniteFuture(), /*await_peer=*/false), call);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_ || !opened.ok()) return;  // not opened: the api is shutting down
+      if (!opened.ok()) return;  // not opened: the api is shutting down
       events_ctx_ = &call.context();
+      if (stopping_) call.context().TryCancel();  // Stop() came first: the stream ends at once
     }
     auto& stream = *opened;
     ferry::v1::TagEvent event;
