@@ -239,9 +239,13 @@ JobRunner::JobRunner(JobStore& store, int workers) : store_(store) {
   threads_.emplace_back([this] { Work(true); });
 }
 
-JobRunner::~JobRunner() {
+JobRunner::~JobRunner() { Join(); }
+
+void JobRunner::Join() {
   Stop();
-  for (std::thread& t : threads_) t.join();
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
 }
 
 void JobRunner::Run(const std::string& id, std::function<void()> work, bool read_only) {

@@ -141,7 +141,7 @@ class ScopedCancel {
 class JobRunner {
  public:
   JobRunner(JobStore& store, int workers);
-  // Stop() then join.
+  // Join().
   ~JobRunner();
 
   // Queues `work` for job `id`; the job is marked RUNNING when a worker picks it up. `work`
@@ -151,6 +151,10 @@ class JobRunner {
 
   // Cancels running downstream calls and fails queued jobs ("the api is shutting down").
   void Stop();
+
+  // Stop(), then waits for the running jobs to end. Call it before destroying what the jobs
+  // use (the executor, the peer clients). Idempotent; not from a job's own thread.
+  void Join();
 
   CancelSet& cancel() { return cancel_; }
 

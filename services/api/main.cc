@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
   AutomationMetrics automation_metrics(*metrics);
   Automation automation(peers, jobs, executor, automation_metrics, config->automation_interval);
   if (!config->automation) ferry::log::Info("automation is off (--no_automation)");
-  return ferry::runtime::ServeUntilSignal(
+  const int exit_code = ferry::runtime::ServeUntilSignal(
       config->server, {{&service, ferry::v1::Ferry::service_full_name()}}, metrics,
       [&](ferry::runtime::Server* server) {
         if (server != nullptr) {
@@ -76,4 +76,7 @@ int main(int argc, char** argv) {
         runner.Stop();
         automation.Stop();
       });
+  // The jobs still running use the executor and the peer clients: they end before those go.
+  runner.Join();
+  return exit_code;
 }
