@@ -53,8 +53,8 @@ class Discovery {
   std::mutex mu_;
   bool loaded_ = false;
   absl::Time refreshed_ = absl::InfinitePast();
-  std::vector<ApiResource> resources_;         // preferred versions first
-  std::map<std::string, size_t> by_gvk_;       // "group/version/kind" -> index
+  std::vector<ApiResource> resources_;            // preferred versions first
+  std::map<std::string, size_t> by_gvk_;          // "group/version/kind" -> index
   std::map<std::string, std::string> preferred_;  // group -> preferred version
 };
 

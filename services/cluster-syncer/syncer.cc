@@ -241,8 +241,7 @@ namespace {
 // one sync. Thread-safe.
 class LiveObjects {
  public:
-  LiveObjects(KubeApi& client, const SyncOptions& options)
-      : client_(client), options_(options) {}
+  LiveObjects(KubeApi& client, const SyncOptions& options) : client_(client), options_(options) {}
 
   // The labelled objects of `api`'s kind (in the allowed namespaces when there is a list).
   // The API's error when a listing fails.
@@ -560,10 +559,9 @@ absl::StatusOr<std::vector<LiveObject>> SyncRun::FindGarbage(
     const std::set<std::string>& failed_names) {
   std::set<std::string> in_git;
   for (const Item& item : items_) {
-    in_git.insert(ObjectKey(item.kind, item.ns.empty() && item.api.name.empty()
-                                           ? item.manifest_namespace
-                                           : item.ns,
-                            item.name));
+    in_git.insert(ObjectKey(
+        item.kind, item.ns.empty() && item.api.name.empty() ? item.manifest_namespace : item.ns,
+        item.name));
   }
   absl::StatusOr<std::vector<ApiResource>> all = discovery_.All();
   if (!all.ok()) {
