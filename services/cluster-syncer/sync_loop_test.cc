@@ -1,0 +1,305 @@
+// The sync loop with a mocked git-writer stub, the in-memory API and a fake clock: when syncs
+// run (at start, on a new head, every interval, after a failure with backoff), what is
+// recorded, in milliseconds and without sleeping. The binaries' tests
+// (tests/service_binaries_test.cc) run the loop against real peers.
+#include "services/cluster-syncer/sync_loop.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <deque>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "ferry/v1/git_writer_mock.grpc.pb.h"
+#include "services/cluster-syncer/fake_clock.h"
+#include "services/cluster-syncer/fake_kube_api.h"
+#include "tests/support/metrics.h"
+
+namespace ferry::cluster_syncer {
+namespace {
+
+using ::testing::_;
+using ::testing::NiceMock;
+
+// A stream that reads out `messages`, then ends with `status`.
+template <typename T>
+class ListReader final : public grpc::ClientReaderInterface<T> {
+ public:
+  ListReader(std::vector<T> messages, grpc::Status status)
+      : messages_(std::move(messages)), status_(std::move(status)) {}
+  bool Read(T* message) override {
+    if (next_ == messages_.size()) return false;
+    *message = messages_[next_++];
+    return true;
+  }
+  grpc::Status Finish() override { return status_; }
+  bool NextMessageSize(uint32_t* size) override {
+    *size = 1 << 20;
+    return next_ < messages_.size();
+  }
+  void WaitForInitialMetadata() override {}
+
+ private:
+  std::vector<T> messages_;
+  size_t next_ = 0;
+  grpc::Status status_;
+};
+
+// WatchHead as git-writer serves it: heads as they come, until the test closes the streams.
+class HeadStreams {
+ public:
+  void Push(const std::string& revision) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      heads_.push_back(revision);
+    }
+    cv_.notify_all();
+  }
+  // Ends the open stream and every later one.
+  void Close() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closed_ = true;
+    }
+    cv_.notify_all();
+  }
+  grpc::ClientReaderInterface<ferry::v1::HeadResponse>* NewReader() { return new Reader(*this); }
+
+ private:
+  class Reader final : public grpc::ClientReaderInterface<ferry::v1::HeadResponse> {
+   public:
+    explicit Reader(HeadStreams& streams) : streams_(streams) {}
+    bool Read(ferry::v1::HeadResponse* head) override {
+      std::unique_lock<std::mutex> lock(streams_.mu_);
+      streams_.cv_.wait(lock, [&] { return streams_.closed_ || !streams_.heads_.empty(); });
+      if (streams_.heads_.empty()) return false;
+      head->set_revision(streams_.heads_.front());
+      streams_.heads_.pop_front();
+      return true;
+    }
+    grpc::Status Finish() override { return {grpc::StatusCode::UNAVAILABLE, "closed"}; }
+    bool NextMessageSize(uint32_t* size) override {
+      *size = 1 << 20;
+      return true;
+    }
+    void WaitForInitialMetadata() override {}
+
+   private:
+    HeadStreams& streams_;
+  };
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> heads_;
+  bool closed_ = false;
+};
+
+SyncOptions Options() {
+  SyncOptions o;
+  o.sync_set = "loop";
+  return o;
+}
+
+class SyncLoopTest : public ::testing::Test {
+ protected:
+  SyncLoopTest()
+      : discovery_(api_), syncer_(api_, discovery_, Options(), clock_), metrics_(registry_) {
+    revisions_["rev1"] = {
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: apps}\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: apps}\n"};
+    revisions_["rev2"] = {
+        revisions_["rev1"][0],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: d, namespace: apps}\n"};
+    ON_CALL(git_, Head(_, _, _))
+        .WillByDefault(
+            [](grpc::ClientContext*, const ferry::v1::HeadRequest&, ferry::v1::HeadResponse* head) {
+              head->set_revision("rev1");
+              return grpc::Status::OK;
+            });
+    ON_CALL(git_, Notify(_, _, _))
+        .WillByDefault([](grpc::ClientContext*, const ferry::v1::NotifyRequest&,
+                          ferry::v1::HeadResponse* head) {
+          head->set_revision("rev1");
+          return grpc::Status::OK;
+        });
+    ON_CALL(git_, WatchHeadRaw(_, _)).WillByDefault([this](grpc::ClientContext*, const auto&) {
+      return heads_.NewReader();
+    });
+    ON_CALL(git_, ReadManifestsRaw(_, _))
+        .WillByDefault([this](grpc::ClientContext*, const ferry::v1::ReadManifestsRequest& r) {
+          return ReadManifests(r.revision());
+        });
+    ON_CALL(git_, SetSyncMarker(_, _, _))
+        .WillByDefault([this](grpc::ClientContext*, const ferry::v1::SetSyncMarkerRequest& r,
+                              ferry::v1::SyncMarker*) {
+          std::lock_guard<std::mutex> lock(mu_);
+          markers_.push_back(r.revision());
+          return grpc::Status::OK;
+        });
+  }
+  ~SyncLoopTest() override {
+    heads_.Close();  // the watcher's stream ends, so that Stop() can join it
+    loop_.reset();
+  }
+
+  SyncLoop& Loop(SyncLoop::Options options = {}) {
+    if (!loop_) loop_ = std::make_unique<SyncLoop>(git_, api_, syncer_, metrics_, options, clock_);
+    return *loop_;
+  }
+  grpc::ClientReaderInterface<ferry::v1::ManifestFile>* ReadManifests(const std::string& revision) {
+    std::lock_guard<std::mutex> lock(mu_);
+    reads_.push_back(revision);
+    if (read_failures_ > 0) {
+      --read_failures_;
+      return new ListReader<ferry::v1::ManifestFile>({}, {grpc::StatusCode::UNAVAILABLE, "down"});
+    }
+    auto it = revisions_.find(revision);
+    if (it == revisions_.end()) {
+      return new ListReader<ferry::v1::ManifestFile>(
+          {}, {grpc::StatusCode::NOT_FOUND, "no revision " + revision});
+    }
+    std::vector<ferry::v1::ManifestFile> files;
+    for (size_t i = 0; i < it->second.size(); ++i) {
+      files.emplace_back().set_path(absl::StrCat("f", i, ".yaml"));
+      files.back().set_content(it->second[i]);
+    }
+    return new ListReader<ferry::v1::ManifestFile>(std::move(files), grpc::Status::OK);
+  }
+  std::vector<std::string> Reads() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return reads_;
+  }
+  std::vector<std::string> Markers() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return markers_;
+  }
+  // The next recorded sync after `after`; fails the test when none comes in 10 s.
+  SyncReport Next(uint64_t after) {
+    auto [sequence, report] = loop_->WaitNext(after, absl::Seconds(10));
+    EXPECT_EQ(sequence, after + 1);
+    return report.value_or(SyncReport{});
+  }
+  double Syncs(const std::string& outcome) {
+    return testing::MetricSum(registry_, "ferry_sync_total", {{"outcome", outcome}});
+  }
+
+  FakeKubeApi api_;
+  Discovery discovery_;
+  FakeClock clock_;
+  Syncer syncer_;
+  prometheus::Registry registry_;
+  SyncMetrics metrics_;
+  NiceMock<ferry::v1::MockGitWriterStub> git_;
+  HeadStreams heads_;
+  std::mutex mu_;
+  std::map<std::string, std::vector<std::string>> revisions_;  // revision -> file contents
+  std::vector<std::string> reads_;
+  std::vector<std::string> markers_;
+  int read_failures_ = 0;
+  std::unique_ptr<SyncLoop> loop_;
+};
+
+TEST_F(SyncLoopTest, SyncsAtStartThenEveryIntervalOfTheClock) {
+  SyncLoop::Options o;
+  o.interval = absl::Minutes(5);
+  const absl::Time start = clock_.Now();
+  Loop(o).Start();
+  SyncReport first = Next(0);
+  EXPECT_TRUE(first.error.empty()) << first.error;
+  EXPECT_EQ(first.revision, "rev1");
+  EXPECT_EQ(first.applied, 2);
+  EXPECT_EQ(first.started, start);
+  EXPECT_EQ(Markers(), std::vector<std::string>{"rev1"});
+  // The worker's second wait is the interval's (the first returned at once).
+  ASSERT_TRUE(clock_.AwaitWaits(2));
+  clock_.Advance(absl::Minutes(5) - absl::Seconds(1));
+  EXPECT_EQ(clock_.waiting(), 1);  // looked at the time, not due yet, waits on
+  EXPECT_EQ(loop_->Last().first, 1u);
+  EXPECT_EQ(Reads().size(), 1u);
+  clock_.Advance(absl::Seconds(1));
+  SyncReport second = Next(1);
+  EXPECT_EQ(second.unchanged, 2) << second.error;
+  EXPECT_EQ(second.started, start + absl::Minutes(5));
+  EXPECT_EQ(Reads(), (std::vector<std::string>{"rev1", "rev1"}));
+  EXPECT_EQ(Syncs("success"), 2);
+}
+
+TEST_F(SyncLoopTest, ANewHeadSyncsAtOnceAndARepeatedOneWaitsForTheInterval) {
+  Loop().Start();
+  ASSERT_EQ(Next(0).revision, "rev1");
+  ASSERT_TRUE(clock_.AwaitWaits(2));
+  heads_.Push("rev2");
+  SyncReport second = Next(1);
+  EXPECT_EQ(second.revision, "rev2");
+  EXPECT_EQ(second.applied, 1) << second.error;
+  ASSERT_TRUE(clock_.AwaitWaits(3));
+  // git-writer repeats the current head when a stream reconnects: no sync.
+  heads_.Push("rev2");
+  ASSERT_TRUE(clock_.AwaitWaits(4));
+  EXPECT_EQ(loop_->Last().first, 2u);
+  EXPECT_EQ(Reads(), (std::vector<std::string>{"rev1", "rev2"}));
+}
+
+TEST_F(SyncLoopTest, AFailedSyncIsRetriedWithDoublingBackoffAndReadinessFollows) {
+  read_failures_ = 3;
+  std::vector<bool> readiness;
+  Loop().SetReadinessSink([&](bool ready) { readiness.push_back(ready); });
+  loop_->Start();
+  SyncReport failed = Next(0);
+  EXPECT_EQ(failed.error_code, absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(absl::StrContains(failed.error, "git-writer: reading manifests at rev1: down"))
+      << failed.error;
+  int waits = 2;
+  uint64_t sequence = 1;
+  for (absl::Duration backoff : {absl::Seconds(1), absl::Seconds(2), absl::Seconds(4)}) {
+    ASSERT_TRUE(clock_.AwaitWaits(waits++));
+    clock_.Advance(backoff - absl::Milliseconds(1));
+    EXPECT_EQ(clock_.waiting(), 1) << "retried before " << backoff;
+    EXPECT_EQ(loop_->Last().first, sequence) << "retried before " << backoff;
+    clock_.Advance(absl::Milliseconds(1));
+    SyncReport retry = Next(sequence++);
+    EXPECT_EQ(retry.error.empty(), backoff == absl::Seconds(4)) << retry.error;
+  }
+  EXPECT_EQ(Syncs("error"), 3);
+  EXPECT_EQ(Syncs("success"), 1);
+  EXPECT_EQ(readiness, (std::vector<bool>{false, true}));
+  EXPECT_EQ(Markers(), std::vector<std::string>{"rev1"});
+}
+
+TEST_F(SyncLoopTest, RecordsTheSyncStateInTheClusterWhenAsked) {
+  api_.Put({{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "ferry"}}}});
+  SyncLoop::Options o;
+  o.state = SyncState::kCluster;
+  o.state_namespace = "ferry";
+  EXPECT_CALL(git_, SetSyncMarker(_, _, _)).Times(0);
+  EXPECT_CALL(git_, Notify(_, _, _)).Times(1);  // SyncNow without a revision fetches first
+  SyncReport r = Loop(o).SyncNow("", false);
+  EXPECT_TRUE(r.error.empty()) << r.error;
+  std::optional<nlohmann::json> state =
+      api_.Object("/api/v1/namespaces/ferry/configmaps/ferry-sync-state");
+  ASSERT_TRUE(state.has_value());
+  EXPECT_EQ((*state)["data"]["revision"], "rev1");
+  EXPECT_EQ((*state)["data"]["time"],
+            absl::FormatTime(absl::RFC3339_sec, clock_.Now(), absl::UTCTimeZone()));
+}
+
+TEST_F(SyncLoopTest, DryRunsAndUnknownRevisionsAreNotRecorded) {
+  // A dry run stores nothing: the ConfigMap's namespace must exist already.
+  api_.Put({{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "apps"}}}});
+  SyncReport dry = Loop().SyncNow("rev1", true);
+  EXPECT_EQ(dry.applied, 2) << dry.error;
+  EXPECT_EQ(api_.writes(), 0);
+  SyncReport unknown = loop_->SyncNow("nope", false);
+  EXPECT_EQ(unknown.error_code, absl::StatusCode::kNotFound);
+  EXPECT_EQ(loop_->Last().first, 0u);
+  EXPECT_TRUE(Markers().empty());
+  EXPECT_EQ(Syncs("error") + Syncs("success"), 0);
+  SyncReport real = loop_->SyncNow("rev1", false);
+  EXPECT_TRUE(real.error.empty()) << real.error;
+  EXPECT_EQ(loop_->Last().first, 1u);
+  EXPECT_EQ(Markers(), std::vector<std::string>{"rev1"});
+}
+
+}  // namespace
+}  // namespace ferry::cluster_syncer
