@@ -14,6 +14,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/client.h"
+#include "cli/policy_flags.h"
 #include "ferry/v1/api.grpc.pb.h"
 
 namespace ferry::cli {
@@ -91,19 +92,11 @@ using ContainerChooser =
     std::function<std::vector<std::string>(const std::vector<ferry::v1::WorkloadResult>&)>;
 int RunRelease(const ReleaseOptions& options, Env& env, const ContainerChooser& choose = nullptr);
 
-struct PolicyOptions {
+struct PolicyOptions : PolicyFlags {
   std::vector<std::string> workloads;
   std::vector<std::string> controllers;  // deprecated alias of `workloads`
   std::vector<std::string> services;     // deprecated alias of `workloads`
   std::string namespace_ = "default";
-  bool automate = false;
-  bool deautomate = false;
-  bool lock = false;
-  bool unlock = false;
-  std::vector<std::string> tags;  // "container=pattern"; pattern "*" removes the filter
-  std::optional<std::string> tag_all;
-  std::string user;
-  std::string message;
   bool wait = true;
 };
 int RunPolicy(const PolicyOptions& options, Env& env);

@@ -321,16 +321,18 @@ TEST_F(CommandsTest, PolicyCommandsSendOneRequestForEveryWorkload) {
   options.lock = true;
   options.user = "bob";
   options.message = "incident 7";
-  options.tags = {"app=semver:~1", "sidecar=*"};
+  // "*" and "glob:*" (the default filter) both remove a filter, as set-policy does.
+  options.tags = {"app=semver:~1", "sidecar=*", "web=glob:*"};
   options.wait = true;
   EXPECT_EQ(Run([&](Env& env) { return RunPolicy(options, env); }), kExitOk) << err_.str();
   ASSERT_EQ(asked.changes_size(), 2);
   EXPECT_EQ(asked.changes(0).workload(), "default:deployment/a");
   EXPECT_EQ(asked.changes(1).workload(), "prod:deployment/b");
-  ASSERT_EQ(asked.changes(0).changes_size(), 3);
+  ASSERT_EQ(asked.changes(0).changes_size(), 4);
   EXPECT_EQ(asked.changes(0).changes(0).lock().user(), "bob");
   EXPECT_EQ(asked.changes(0).changes(1).set_tag_filter().pattern(), "semver:~1");
   EXPECT_EQ(asked.changes(0).changes(2).remove_tag_filter(), "sidecar");
+  EXPECT_EQ(asked.changes(0).changes(3).remove_tag_filter(), "web");
 }
 
 TEST_F(CommandsTest, ATimeoutWhileFollowingSaysHowToCheck) {

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "cli/policy_flags.h"
+
 #include <CLI/CLI.hpp>
 
 namespace ferry::cli {
@@ -26,18 +28,10 @@ struct ManifestsSetImageOptions {
   std::string namespace_ = "default";
 };
 
-struct ManifestsSetPolicyOptions {
+struct ManifestsSetPolicyOptions : PolicyFlags {
   std::string path = ".";
   std::string workload;
   std::string namespace_ = "default";
-  bool automate = false;
-  bool deautomate = false;
-  bool lock = false;
-  bool unlock = false;
-  std::vector<std::string> tags;  // "container=pattern"
-  std::optional<std::string> tag_all;
-  std::string user;
-  std::string message;
 };
 
 // Each returns the process exit code (cli/exit_codes.h) after writing results to `out` and

@@ -3,66 +3,12 @@
 #include <ostream>
 #include <set>
 
-#include "absl/strings/str_cat.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/policy_flags.h"
+#include "lib/convert/policy.h"
 
 namespace ferry::cli {
-namespace {
-
-// The changes the flags ask for; InvalidArgument for contradictions, before any call.
-absl::StatusOr<std::vector<ferry::v1::PolicyChange>> Changes(const PolicyOptions& options) {
-  if (options.automate && options.deautomate) {
-    return absl::InvalidArgumentError("--automate and --deautomate contradict each other");
-  }
-  if (options.lock && options.unlock) {
-    return absl::InvalidArgumentError("--lock and --unlock contradict each other");
-  }
-  std::vector<ferry::v1::PolicyChange> out;
-  if (options.automate) out.emplace_back().set_automate(true);
-  if (options.deautomate) out.emplace_back().set_deautomate(true);
-  if (options.lock) {
-    ferry::v1::LockChange* lock = out.emplace_back().mutable_lock();
-    lock->set_user(options.user);
-    lock->set_message(options.message);
-  }
-  if (options.unlock) out.emplace_back().set_unlock(true);
-  std::set<std::string> containers;
-  for (const std::string& tag : options.tags) {
-    const size_t eq = tag.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == tag.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--tag '", tag, "': use CONTAINER=PATTERN, e.g. --tag app=semver:~1.2 ('*' removes it)"));
-    }
-    const std::string container = tag.substr(0, eq);
-    const std::string pattern = tag.substr(eq + 1);
-    if (!containers.insert(container).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--tag names container ", container, " twice"));
-    }
-    if (pattern == "*") {
-      out.emplace_back().set_remove_tag_filter(container);
-    } else {
-      ferry::v1::TagFilterChange* f = out.emplace_back().mutable_set_tag_filter();
-      f->set_container(container);
-      f->set_pattern(pattern);
-    }
-  }
-  if (options.tag_all.has_value()) {
-    if (options.tag_all->empty()) {
-      return absl::InvalidArgumentError("--tag-all: give a pattern ('*' removes it)");
-    }
-    if (*options.tag_all == "*") out.emplace_back().set_remove_tag_all(true);
-    else out.emplace_back().set_set_tag_all(*options.tag_all);
-  }
-  if (out.empty()) {
-    return absl::InvalidArgumentError(
-        "nothing to change: give --automate, --deautomate, --lock, --unlock, --tag or --tag-all");
-  }
-  return out;
-}
-
-}  // namespace
 
 int RunPolicy(const PolicyOptions& options, Env& env) {
   absl::StatusOr<std::vector<std::string>> given =
@@ -72,8 +18,9 @@ int RunPolicy(const PolicyOptions& options, Env& env) {
     return ReportError(env.err, absl::InvalidArgumentError(
                                     "name a workload: --workload=namespace:kind/name (repeatable)"));
   }
-  absl::StatusOr<std::vector<ferry::v1::PolicyChange>> changes = Changes(options);
-  if (!changes.ok()) return ReportError(env.err, changes.status());
+  absl::StatusOr<manifest::PolicyUpdate> update = ParsePolicyFlags(options);
+  if (!update.ok()) return ReportError(env.err, update.status());
+  const std::vector<ferry::v1::PolicyChange> changes = convert::ToPolicyChanges(*update);
   absl::StatusOr<absl::Duration> timeout = ParseTimeout(env.client);
   if (!timeout.ok()) return ReportError(env.err, timeout.status());
   std::vector<std::string> ids;
@@ -86,7 +33,7 @@ int RunPolicy(const PolicyOptions& options, Env& env) {
     if (!seen.insert(id).second) continue;
     ferry::v1::WorkloadPolicyChanges* entry = request.add_changes();
     entry->set_workload(id);
-    for (const auto& c : *changes) *entry->add_changes() = c;
+    for (const auto& c : changes) *entry->add_changes() = c;
   }
   request.mutable_cause()->set_user(options.user);
   request.mutable_cause()->set_message(options.message);

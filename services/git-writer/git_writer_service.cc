@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "lib/convert/container.h"
+#include "lib/convert/policy.h"
 #include "lib/image/reference.h"
 #include "lib/limits/limits.h"
 #include "lib/manifest/policy.h"
@@ -99,54 +100,18 @@ absl::StatusOr<EditRequest> ToEdit(const ferry::v1::Edit& edit) {
       return out;
     }
     case ferry::v1::Edit::kPolicy: {
-      const ferry::v1::PolicyChange& p = edit.policy();
-      manifest::PolicyUpdate u;
-      switch (p.change_case()) {
-        case ferry::v1::PolicyChange::kAutomate: u.automated = true; break;
-        case ferry::v1::PolicyChange::kDeautomate: u.automated = false; break;
-        case ferry::v1::PolicyChange::kLock:
-          u.locked = true;
-          u.locked_user = p.lock().user();
-          u.locked_msg = p.lock().message();
-          break;
-        case ferry::v1::PolicyChange::kUnlock: u.locked = false; break;
-        case ferry::v1::PolicyChange::kSetTagFilter:
-          if (p.set_tag_filter().container().empty()) {
-            return absl::InvalidArgumentError("set_tag_filter needs a container");
-          }
-          u.tag_filters[p.set_tag_filter().container()] = p.set_tag_filter().pattern();
-          break;
-        case ferry::v1::PolicyChange::kRemoveTagFilter:
-          u.tag_filters[p.remove_tag_filter()] = std::nullopt;
-          break;
-        case ferry::v1::PolicyChange::kSetTagAll:
-          u.tag_all = std::optional<std::string>(p.set_tag_all());
-          break;
-        case ferry::v1::PolicyChange::kRemoveTagAll:
-          u.tag_all = std::optional<std::string>();
-          break;
-        default:
-          return absl::InvalidArgumentError(absl::StrCat(edit.workload(), ": empty policy change"));
+      absl::StatusOr<manifest::PolicyUpdate> update = convert::ToPolicyUpdate(edit.policy());
+      if (!update.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(edit.workload(), ": ", update.status().message()));
       }
-      out.policy = u;
+      out.policy = *std::move(update);
       return out;
     }
     default:
       return absl::InvalidArgumentError(
           absl::StrCat(edit.workload(), ": edit has neither an image nor a policy change"));
   }
-}
-
-void FillPolicy(const manifest::Policies& p, ferry::v1::Policy* out) {
-  out->set_automated(p.automated);
-  out->set_locked(p.locked);
-  out->set_locked_user(p.locked_user);
-  out->set_locked_msg(p.locked_msg);
-  out->set_ignore(p.ignore == manifest::IgnoreMode::kAll        ? ferry::v1::IGNORE_MODE_ALL
-                  : p.ignore == manifest::IgnoreMode::kSyncOnly ? ferry::v1::IGNORE_MODE_SYNC_ONLY
-                                                                : ferry::v1::IGNORE_MODE_UNSPECIFIED);
-  for (const auto& [c, pattern] : p.tag_filters) (*out->mutable_tag_filters())[c] = pattern;
-  out->set_tag_all(p.tag_all);
 }
 
 // True when every string field of `message` (nested, repeated and map fields included) is
@@ -263,7 +228,7 @@ grpc::Status GitWriterService::ListWorkloads(grpc::ServerContext*,
     for (const manifest::Container& c : manifest::FindContainers(r)) {
       convert::FillContainer(c.name, c.image, c.init, w->add_containers());
     }
-    FillPolicy(manifest::ReadPolicies(r.annotations), w->mutable_policy());
+    convert::FillPolicy(manifest::ReadPolicies(r.annotations), w->mutable_policy());
     w->set_path(r.source.path);
     w->set_document(r.source.document);
     w->set_line(r.source.line);
