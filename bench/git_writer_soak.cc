@@ -214,13 +214,26 @@ int main(int argc, char** argv) {
   const long after_fetches_kib = RssKib(pid);
   // FERRY_SOAK_SERIES=1: the heap (RssAnon, KiB) after every release, on stderr.
   const bool series = std::getenv("FERRY_SOAK_SERIES") != nullptr;
+  std::vector<double> release_ms;
   for (int i = 0; i < releases; ++i) {
+    const auto release_start = std::chrono::steady_clock::now();
     release();
+    release_ms.push_back(std::chrono::duration<double, std::milli>(
+                             std::chrono::steady_clock::now() - release_start)
+                             .count());
     if (series) {
-      std::fprintf(stderr, "release %d heap %ld in use %ld\n", i + 1, RssKib(pid, "RssAnon:"),
-                   GaugeKib(metrics_port, "ferry_process_heap_in_use_bytes"));
+      std::fprintf(stderr, "release %d heap %ld in use %ld ms %.1f\n", i + 1,
+                   RssKib(pid, "RssAnon:"),
+                   GaugeKib(metrics_port, "ferry_process_heap_in_use_bytes"), release_ms.back());
     }
   }
+  // Does a release cost more as the history grows? The mean of the first and last tenth.
+  auto mean_ms = [&release_ms](size_t from, size_t to) {
+    double sum = 0;
+    for (size_t i = from; i < to; ++i) sum += release_ms[i];
+    return to > from ? sum / static_cast<double>(to - from) : 0.0;
+  };
+  const size_t tenth = std::max<size_t>(1, release_ms.size() / 10);
   const long end_kib = RssKib(pid);
   const long end_in_use_kib = GaugeKib(metrics_port, "ferry_process_heap_in_use_bytes");
   const long end_free_kib = GaugeKib(metrics_port, "ferry_process_heap_free_bytes");
@@ -243,5 +256,9 @@ int main(int argc, char** argv) {
   (*process)->Signal(SIGTERM);
   (void)(*process)->Wait(absl::Seconds(60));
   std::printf("own memory (RssAnon) growth: %.1f%% of the starting RSS\n", own_growth);
+  if (!release_ms.empty()) {
+    std::printf("a release took %.1f ms on average over the first tenth, %.1f ms over the last\n",
+                mean_ms(0, tenth), mean_ms(release_ms.size() - tenth, release_ms.size()));
+  }
   return failed == 0 && own_growth < 5.0 ? 0 : 1;
 }

@@ -170,8 +170,7 @@ std::optional<std::string> Automation::RunOnce() {
   std::set<std::string> repositories, automated;
   int automated_count = 0, locked = 0, ignored = 0;
   for (const ferry::v1::ManifestWorkload& w : in_git->workloads()) {
-    const bool is_automated = w.policy().automated() && !w.policy().locked() &&
-                              w.policy().ignore() != ferry::v1::IGNORE_MODE_ALL;
+    const bool is_automated = AutomationApplies(w.policy());
     automated_count += w.policy().automated();
     locked += w.policy().locked();
     ignored += w.policy().ignore() != ferry::v1::IGNORE_MODE_UNSPECIFIED;

@@ -397,12 +397,16 @@ ReleasePlan PlanRelease(const ferry::v1::ReleaseSpec& spec,
   return plan;
 }
 
+bool AutomationApplies(const ferry::v1::Policy& policy) {
+  return policy.automated() && !policy.locked() && policy.ignore() != ferry::v1::IGNORE_MODE_ALL;
+}
+
 std::vector<AutomationCandidate> PlanAutomation(
     const std::vector<ferry::v1::ManifestWorkload>& in_git, const TagLookup& tags) {
   std::vector<AutomationCandidate> out;
   for (const ferry::v1::ManifestWorkload& w : in_git) {
+    if (!AutomationApplies(w.policy())) continue;
     const ferry::v1::Policy& p = w.policy();
-    if (!p.automated() || p.locked() || p.ignore() == ferry::v1::IGNORE_MODE_ALL) continue;
     for (const ferry::v1::Container& c : w.containers()) {
       AutomationCandidate a;
       a.workload = w.id();

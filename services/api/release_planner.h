@@ -120,7 +120,10 @@ struct AutomationCandidate {
   int incomplete = 0;
 };
 
-// For every automated, unlocked, not ignored workload: each container's choice (ChooseTag)
+// Whether the automation moves a workload with `policy`: automated, not locked, not ignored.
+bool AutomationApplies(const ferry::v1::Policy& policy);
+
+// For every workload the automation applies to: each container's choice (ChooseTag)
 // when it is not the running tag. A tag never moves to one that ranks lower than the current
 // tag, so two tags never alternate. Tags with incomplete metadata are passed over (and
 // counted) when the ordering needs the creation time.

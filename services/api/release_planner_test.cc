@@ -127,6 +127,29 @@ class PlannerTest : public testing::Test {
   std::vector<std::string> lookups_;
 };
 
+TEST(AutomationAppliesTest, AutomatedNotLockedNotIgnored) {
+  struct Case {
+    bool automated, locked;
+    ferry::v1::IgnoreMode ignore;
+    bool applies;
+  };
+  const Case cases[] = {
+      {true, false, ferry::v1::IGNORE_MODE_UNSPECIFIED, true},
+      {true, false, ferry::v1::IGNORE_MODE_SYNC_ONLY, true},  // only the sync skips it
+      {false, false, ferry::v1::IGNORE_MODE_UNSPECIFIED, false},
+      {true, true, ferry::v1::IGNORE_MODE_UNSPECIFIED, false},
+      {true, false, ferry::v1::IGNORE_MODE_ALL, false},
+  };
+  for (const Case& c : cases) {
+    ferry::v1::Policy policy;
+    policy.set_automated(c.automated);
+    policy.set_locked(c.locked);
+    policy.set_ignore(c.ignore);
+    EXPECT_EQ(AutomationApplies(policy), c.applies)
+        << c.automated << " " << c.locked << " " << c.ignore;
+  }
+}
+
 TEST_F(PlannerTest, ExplicitImageToAllWorkloads) {
   ReleasePlan plan = Plan(Spec(std::string(kApp) + ":1.1.0", {}));
   EXPECT_THAT(Table(plan), testing::ElementsAre(
