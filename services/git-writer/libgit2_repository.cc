@@ -17,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -480,6 +481,102 @@ absl::Status PackEverything(git_repository* repo, const std::string& mirror_dir)
   return absl::OkStatus();
 }
 
+// A packfile of the mirror and the number of objects its index lists.
+struct PackFile {
+  fs::path idx;
+  uint32_t objects = 0;
+};
+
+// The object count of a pack index (version 2: magic, version, then the fan-out table whose
+// last entry is the total; version 1: the fan-out table first). nullopt when unreadable.
+std::optional<uint32_t> IndexObjectCount(const fs::path& idx) {
+  std::ifstream in(idx, std::ios::binary);
+  unsigned char header[8];
+  if (!in.read(reinterpret_cast<char*>(header), sizeof header)) return std::nullopt;
+  const bool v2 = header[0] == 0xff && header[1] == 't' && header[2] == 'O' && header[3] == 'c';
+  in.seekg(v2 ? 8 + 255 * 4 : 255 * 4);
+  unsigned char total[4];
+  if (!in.read(reinterpret_cast<char*>(total), sizeof total)) return std::nullopt;
+  return (uint32_t{total[0]} << 24) | (uint32_t{total[1]} << 16) | (uint32_t{total[2]} << 8) |
+         uint32_t{total[3]};
+}
+
+std::vector<PackFile> ListPacks(const fs::path& pack_dir) {
+  std::vector<PackFile> packs;
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(pack_dir, ec)) {
+    const fs::path& path = entry.path();
+    if (path.extension() != ".idx" || !absl::StartsWith(path.filename().string(), "pack-")) {
+      continue;
+    }
+    if (!fs::exists(fs::path(path).replace_extension(".pack"), ec)) continue;
+    if (std::optional<uint32_t> count = IndexObjectCount(path)) packs.push_back({path, *count});
+  }
+  std::sort(packs.begin(), packs.end(), [](const PackFile& a, const PackFile& b) {
+    return a.objects != b.objects ? a.objects < b.objects : a.idx < b.idx;
+  });
+  return packs;
+}
+
+// Adds every object of the pack indexed by `idx` to `builder`.
+absl::Status InsertPackObjects(git_packbuilder* builder, const fs::path& idx) {
+  git_odb_backend* backend = nullptr;
+  if (int rc = git_odb_backend_one_pack(&backend, idx.c_str()); rc != 0) {
+    return GitError("reading " + idx.filename().string(), rc);
+  }
+  Odb one;
+  if (int rc = git_odb_new(one.out()); rc != 0) {
+    backend->free(backend);
+    return GitError("repack", rc);
+  }
+  if (int rc = git_odb_add_backend(one.get(), backend, 1); rc != 0) {
+    backend->free(backend);
+    return GitError("repack", rc);
+  }
+  auto insert = [](const git_oid* id, void* payload) {
+    return git_packbuilder_insert(static_cast<git_packbuilder*>(payload), id, nullptr);
+  };
+  if (int rc = git_odb_foreach(one.get(), insert, builder); rc != 0) {
+    return GitError("packing the objects of " + idx.filename().string(), rc);
+  }
+  return absl::OkStatus();
+}
+
+// Merges the smallest packs of `mirror_dir` into one, as many as keep the packs a geometric
+// progression (each at least twice the objects of all smaller ones together), so a fold
+// costs what was written since, not the whole history: every object is rewritten about
+// log2(history) times in all. When every pack would be merged, packs only what the refs
+// reach instead (objects nothing refers to any more go).
+absl::Status FoldPacks(git_repository* repo, const std::string& mirror_dir) {
+  const fs::path pack_dir = fs::path(mirror_dir) / "objects" / "pack";
+  const std::vector<PackFile> packs = ListPacks(pack_dir);
+  const size_t count = PacksToFold([&] {
+    std::vector<uint32_t> sizes;
+    for (const PackFile& p : packs) sizes.push_back(p.objects);
+    return sizes;
+  }());
+  if (count < 2) return absl::OkStatus();
+  if (count == packs.size()) return PackEverything(repo, mirror_dir);
+  Packbuilder builder;
+  if (int rc = git_packbuilder_new(builder.out(), repo); rc != 0) return GitError("repack", rc);
+  git_packbuilder_set_threads(builder.get(), 1);
+  for (size_t i = 0; i < count; ++i) {
+    RETURN_IF_ERROR(InsertPackObjects(builder.get(), packs[i].idx));
+  }
+  if (int rc = git_packbuilder_write(builder.get(), pack_dir.c_str(), 0, nullptr, nullptr);
+      rc != 0) {
+    return GitError("repack", rc);
+  }
+  const std::string kept = absl::StrCat("pack-", git_packbuilder_name(builder.get()));
+  std::error_code ec;
+  for (size_t i = 0; i < count; ++i) {
+    if (absl::StartsWith(packs[i].idx.filename().string(), kept)) continue;
+    fs::remove(fs::path(packs[i].idx).replace_extension(".pack"), ec);
+    fs::remove(packs[i].idx, ec);
+  }
+  return absl::OkStatus();
+}
+
 // Runs `program --repack_mirror=<mirror_dir>` and waits for it, at most `timeout`. Its
 // stderr (the first 4 KiB) becomes the error message when it fails.
 absl::Status RunRepackProgram(const std::string& program, const std::string& mirror_dir,
@@ -551,6 +648,16 @@ absl::Status RunRepackProgram(const std::string& program, const std::string& mir
 
 }  // namespace
 
+size_t PacksToFold(const std::vector<uint32_t>& sorted_sizes) {
+  if (sorted_sizes.empty()) return 0;
+  uint64_t merged = sorted_sizes[0];
+  size_t count = 1;
+  while (count < sorted_sizes.size() && sorted_sizes[count] < 2 * merged) {
+    merged += sorted_sizes[count++];
+  }
+  return count;
+}
+
 absl::Status Libgit2Repository::RepackMirror(const std::string& mirror_dir) {
   git_libgit2_init();
   git_libgit2_opts(GIT_OPT_ENABLE_CACHING, 0);
@@ -559,7 +666,7 @@ absl::Status Libgit2Repository::RepackMirror(const std::string& mirror_dir) {
   if (int rc = git_repository_open_bare(&repo, mirror_dir.c_str()); rc != 0) {
     status = GitError("opening the mirror " + mirror_dir, rc);
   } else {
-    status = PackEverything(repo, mirror_dir);
+    status = FoldPacks(repo, mirror_dir);
     git_repository_free(repo);
   }
   git_libgit2_shutdown();
@@ -569,7 +676,7 @@ absl::Status Libgit2Repository::RepackMirror(const std::string& mirror_dir) {
 absl::Status Libgit2Repository::Repack() {
   packs_written_ = 0;
   if (options_.repack_program.empty()) {
-    RETURN_IF_ERROR(PackEverything(repo_, options_.mirror_dir));
+    RETURN_IF_ERROR(FoldPacks(repo_, options_.mirror_dir));
   } else {
     RETURN_IF_ERROR(RunRepackProgram(options_.repack_program, options_.mirror_dir,
                                      kRepackTimeout));

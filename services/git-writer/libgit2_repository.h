@@ -43,12 +43,18 @@ struct Libgit2Options {
   // all files of one read together (limits::kManifestTreeBytes).
   uint64_t max_file_bytes = limits::kManifestFileBytes.default_value;
   uint64_t max_tree_bytes = limits::kManifestTreeBytes.default_value;
-  // Folding the packs into one (every kPacksBeforeRepack writes) walks the whole history;
-  // its memory grows with the repo. With a program here (the git-writer binary itself,
+  // Folding the packs (every kPacksBeforeRepack writes) now and then merges all of them,
+  // whose memory grows with the repo. With a program here (the git-writer binary itself,
   // which takes --repack_mirror=<dir>) that walk runs in a child process, so its peak never
   // becomes the service's resident heap. Empty: in this process.
   std::string repack_program;
 };
+
+// How many of a mirror's packs, sorted by object count (smallest first), one fold merges:
+// the smallest, then each next one while it holds fewer than twice the objects merged so
+// far. Afterwards each pack has at least twice the objects of all smaller ones together
+// (a geometric progression), so a fold's cost follows what was written since the last one.
+size_t PacksToFold(const std::vector<uint32_t>& sorted_sizes);
 
 class Libgit2Repository final : public Repository {
  public:
@@ -78,8 +84,9 @@ class Libgit2Repository final : public Repository {
   // control characters (names::ValidatePath).
   static absl::Status ValidatePath(const std::string& path);
 
-  // Packs everything the refs of the bare repository in `mirror_dir` reach into one packfile
-  // and removes the other packs: what a git-writer started with --repack_mirror does (see
+  // Folds the packs of the bare repository in `mirror_dir` (PacksToFold: the small ones into
+  // one; all of them into a pack of what the refs reach when the progression calls for every
+  // pack): what a git-writer started with --repack_mirror does (see
   // Libgit2Options::repack_program). Safe while the service has the mirror open: the new
   // pack is complete before any old one goes.
   static absl::Status RepackMirror(const std::string& mirror_dir);
@@ -97,7 +104,7 @@ class Libgit2Repository final : public Repository {
   void DiscardObjects();
   // Looks up the remote and adds the in-memory object backend to a freshly opened repo_.
   absl::Status AttachHandles();
-  // Writes everything the refs reach as one packfile, removes the other packs and opens a
+  // Folds the packs (RepackMirror, in the repack program when there is one) and opens a
   // fresh object database. Called after kPacksBeforeRepack writes.
   absl::Status Repack();
   static constexpr int kPacksBeforeRepack = 32;

@@ -118,6 +118,27 @@ class WriterTest : public ::testing::Test {
   std::unique_ptr<Writer> writer_;
 };
 
+TEST(PacksToFoldTest, MergesTheSmallPacksUntilTheRestIsAGeometricProgression) {
+  struct Case {
+    std::vector<uint32_t> sizes;  // sorted, smallest first
+    size_t folded;
+  };
+  const Case cases[] = {
+      {{}, 0},
+      {{5}, 1},                         // one pack: nothing to merge
+      {{4, 4, 4, 4}, 4},                // equals merge
+      {{3, 4, 5000}, 2},                // the writes since the last fold, not the base
+      {{4, 4, 100, 5000}, 2},           // 8 < 100/2: the progression holds above
+      {{40, 50, 100, 5000}, 3},         // 40+50 = 90 > 100/2: the 100 joins
+      {{40, 50, 100, 300}, 4},          // and then the 300: everything (all that refs reach)
+      {{1, 1, 3, 9}, 4},                // each under twice the sum before it
+      {{1, 2, 4, 8, 16}, 1},            // already a progression: nothing to do
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(PacksToFold(c.sizes), c.folded) << ::testing::PrintToString(c.sizes);
+  }
+}
+
 TEST_F(WriterTest, ReadsHeadManifestsAndIndex) {
   absl::StatusOr<HeadInfo> head = writer_->Refresh();
   ASSERT_TRUE(head.ok()) << head.status();
