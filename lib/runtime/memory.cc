@@ -14,6 +14,14 @@ void LimitAllocatorArenas(int arenas) {
 #endif
 }
 
+void MapLargeAllocations(size_t bytes) {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_THRESHOLD, static_cast<int>(bytes));
+#else
+  (void)bytes;
+#endif
+}
+
 void ReturnFreeMemory() {
 #if defined(__GLIBC__)
   malloc_trim(0);

@@ -7,6 +7,7 @@
 // see its RSS climb when many threads take turns at bursts of short-lived allocations (a
 // git write: packs, trees, indexes, then all freed). These two calls bound that.
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 
@@ -27,6 +28,12 @@ std::optional<HeapUsage> ReadHeapUsage();
 // Fewer arenas mean more lock contention in malloc and far less retained memory; worth it
 // in a service whose hot path is serialised anyway. No-op where the allocator lacks it.
 void LimitAllocatorArenas(int arenas);
+
+// Serves every allocation of at least `bytes` with its own mapping, returned to the kernel
+// when freed (glibc's M_MMAP_THRESHOLD; setting it also stops glibc from raising it on its
+// own). Buffers of a burst (file contents, pack data) then never stay behind in a heap as
+// fragments. Call at start. No-op where the allocator lacks it.
+void MapLargeAllocations(size_t bytes);
 
 // Returns every whole free page of every arena to the kernel (glibc's malloc_trim). Costs
 // about a walk of the free lists; call after a burst, not per allocation. Thread-safe.

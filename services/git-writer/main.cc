@@ -14,8 +14,10 @@
 
 int main(int argc, char** argv) {
   using namespace ferry::git_writer;
-  // Writes are serialised; more allocator arenas would only keep more freed memory.
+  // Writes are serialised; more allocator arenas would only keep more freed memory, and a
+  // write's large buffers would stay behind as fragments (build/bench/git_writer_soak).
   ferry::runtime::LimitAllocatorArenas(2);
+  ferry::runtime::MapLargeAllocations(64 * 1024);
   ferry::runtime::BlockShutdownSignals();
   // Ends the stop watchdog when main() returns, after the teardown below.
   ferry::runtime::StopGuard stop_guard;
