@@ -431,6 +431,28 @@ TEST(HostileGitWriterTest, ReleasesAreFoldedByAChildProcessWithoutRewritingTheHi
             "40\n");
 }
 
+TEST(HostileGitWriterTest, AFoldOfEveryPackNeverDropsTheReleaseBeingPushed) {
+  // A small repo and releases without notes: the 32nd write is a release, and the fold
+  // then merges every pack (keeping what the refs reach). It must wait until the new
+  // commit is referenced.
+  GitWriter git;
+  ASSERT_TRUE(git.ok());
+  for (int i = 0; i < 40; ++i) {
+    ferry::v1::ApplyUpdatesResponse applied;
+    grpc::Status status = git.Apply(Release(absl::StrCat("nginx:1.", 100 + i)), &applied);
+    ASSERT_TRUE(status.ok()) << i << ": " << status.error_message();
+    ASSERT_EQ(applied.revision(), git.repo->Head()) << i;
+  }
+  const std::string mirror = git.repo->dir() + "/state/mirror.git";
+  EXPECT_LE(Packs(mirror).size(), 1u + 8u);
+  int fsck_status = -1;
+  std::string fsck = RunCommand(
+      absl::StrCat("git --git-dir=", mirror, " fsck --no-dangling 2>&1"), &fsck_status);
+  EXPECT_EQ(fsck_status, 0) << fsck;
+  EXPECT_EQ(RunCommand(absl::StrCat("git --git-dir=", mirror, " rev-list --count refs/heads/main")),
+            git.repo->Git("rev-list --count main"));
+}
+
 TEST(HostileGitWriterTest, TheRepackChildRefusesAMirrorThatIsNotARepository) {
   const std::string dir = ::testing::TempDir() + "/not-a-mirror";
   std::filesystem::create_directories(dir);

@@ -622,7 +622,15 @@ absl::Status RunRepackProgram(const std::string& program, const std::string& mir
     pollfd fd{pipe_fds[0], POLLIN, 0};
     const int ready = ::poll(&fd, 1, static_cast<int>(std::min<int64_t>(wait_ms, 60'000)));
     if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) continue;
+    if (ready < 0) {
+      const std::string error = std::strerror(errno);
+      ::close(pipe_fds[0]);
+      ::kill(pid, SIGKILL);
+      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      return absl::InternalError(absl::StrCat("repack: waiting for the child: ", error));
+    }
+    if (ready == 0) continue;
     char buffer[1024];
     const ssize_t n = ::read(pipe_fds[0], buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
@@ -649,9 +657,19 @@ absl::Status RunRepackProgram(const std::string& program, const std::string& mir
 }  // namespace
 
 size_t PacksToFold(const std::vector<uint32_t>& sorted_sizes) {
-  if (sorted_sizes.empty()) return 0;
-  uint64_t merged = sorted_sizes[0];
-  size_t count = 1;
+  // The highest place where the progression breaks (a pack under twice the one below it):
+  // everything up to there merges, whatever small pack lies under it.
+  size_t count = 0;
+  for (size_t i = sorted_sizes.size(); i-- > 1;) {
+    if (sorted_sizes[i] < 2 * uint64_t{sorted_sizes[i - 1]}) {
+      count = i + 1;
+      break;
+    }
+  }
+  if (count == 0) return sorted_sizes.empty() ? 0 : 1;
+  // Then the packs above, while one holds under twice what was merged.
+  uint64_t merged = 0;
+  for (size_t i = 0; i < count; ++i) merged += sorted_sizes[i];
   while (count < sorted_sizes.size() && sorted_sizes[count] < 2 * merged) {
     merged += sorted_sizes[count++];
   }
@@ -772,13 +790,19 @@ absl::Status Libgit2Repository::WritePack(const std::vector<git_oid>& roots) {
   git_buf_dispose(&pack);
   if (rc != 0) return GitError("writing new objects", rc);
   // One small pack per write would pile up: libgit2 keeps every pack open, mapped and
-  // indexed in memory (some 30 KB each). Every so often they become one.
-  if (++packs_written_ >= kPacksBeforeRepack) {
-    if (absl::Status repacked = Repack(); !repacked.ok()) {
-      log::Warn("repacking the mirror failed", {{"error", std::string(repacked.message())}});
-    }
-  }
+  // indexed in memory (some 30 KB each). Every so often they are folded (FoldIfDue), once
+  // a ref names what was just written.
+  ++packs_written_;
   return absl::OkStatus();
+}
+
+void Libgit2Repository::FoldIfDue() {
+  // Only between writes: a fold may keep only what the refs reach, and it replaces the
+  // object database, in-memory objects included.
+  if (packs_written_ < kPacksBeforeRepack || !new_roots_.empty()) return;
+  if (absl::Status repacked = Repack(); !repacked.ok()) {
+    log::Warn("repacking the mirror failed", {{"error", std::string(repacked.message())}});
+  }
 }
 
 void Libgit2Repository::DiscardObjects() {
@@ -995,6 +1019,7 @@ absl::Status Libgit2Repository::PushBranch(const std::string& commit) {
       rc != 0) {
     return GitError("updating " + remote_ref, rc);
   }
+  FoldIfDue();
   return absl::OkStatus();
 }
 
@@ -1022,7 +1047,11 @@ absl::Status Libgit2Repository::AddNote(const std::string& commit, const std::st
     new_roots_.push_back(notes_commit);
   }
   absl::Status pushed = Push({absl::StrCat(options_.notes_ref, ":", options_.notes_ref)}, nullptr);
-  if (!pushed.ok()) before.Restore();
+  if (!pushed.ok()) {
+    before.Restore();
+    return pushed;
+  }
+  FoldIfDue();
   return pushed;
 }
 

@@ -51,9 +51,11 @@ struct Libgit2Options {
 };
 
 // How many of a mirror's packs, sorted by object count (smallest first), one fold merges:
-// the smallest, then each next one while it holds fewer than twice the objects merged so
-// far. Afterwards each pack has at least twice the objects of all smaller ones together
-// (a geometric progression), so a fold's cost follows what was written since the last one.
+// all up to the highest pack holding fewer than twice the objects of the one below it, then
+// each next one while it holds fewer than twice the objects merged so far; 1 (nothing to
+// do) when the packs already grow geometrically. Afterwards each pack has at least twice
+// the objects of all smaller ones together, so a fold's cost follows what was written
+// since the last one.
 size_t PacksToFold(const std::vector<uint32_t>& sorted_sizes);
 
 class Libgit2Repository final : public Repository {
@@ -107,6 +109,9 @@ class Libgit2Repository final : public Repository {
   // Folds the packs (RepackMirror, in the repack program when there is one) and opens a
   // fresh object database. Called after kPacksBeforeRepack writes.
   absl::Status Repack();
+  // Repack() when kPacksBeforeRepack writes were made and nothing unreferenced is pending:
+  // called after a write's refs are in place (a push, a note).
+  void FoldIfDue();
   static constexpr int kPacksBeforeRepack = 32;
   static constexpr absl::Duration kRepackTimeout = absl::Minutes(10);
   int packs_written_ = 0;

@@ -1,4 +1,8 @@
 // ferry-git-writer: the config repo's one reader and writer.
+#include <pthread.h>
+#include <signal.h>
+#include <sys/prctl.h>
+
 #include <cstdio>
 #include <memory>
 
@@ -26,7 +30,14 @@ int main(int argc, char** argv) {
   AddFlags(app, flags);
   if (auto exit_code = ferry::runtime::ParseCommandLine(app, argc, argv)) return *exit_code;
   if (!flags.repack_mirror.empty()) {
-    // The child of Libgit2Repository::Repack: the service's flags do not apply.
+    // The child of Libgit2Repository::Repack: the service's flags do not apply. A stop ends
+    // it (signals unblocked), and so does its parent's death.
+    sigset_t shutdown;
+    sigemptyset(&shutdown);
+    sigaddset(&shutdown, SIGTERM);
+    sigaddset(&shutdown, SIGINT);
+    pthread_sigmask(SIG_UNBLOCK, &shutdown, nullptr);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     absl::Status s = Libgit2Repository::RepackMirror(flags.repack_mirror);
     if (!s.ok()) std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
     return s.ok() ? 0 : 1;

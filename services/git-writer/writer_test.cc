@@ -132,6 +132,9 @@ TEST(PacksToFoldTest, MergesTheSmallPacksUntilTheRestIsAGeometricProgression) {
       {{40, 50, 100, 5000}, 3},         // 40+50 = 90 > 100/2: the 100 joins
       {{40, 50, 100, 300}, 4},          // and then the 300: everything (all that refs reach)
       {{1, 1, 3, 9}, 4},                // each under twice the sum before it
+      {{1, 5, 5, 5, 5}, 5},             // a small pack below never stops the fold
+      {{3, 7, 7, 7}, 4},
+      {{1, 5, 5, 100}, 3},
       {{1, 2, 4, 8, 16}, 1},            // already a progression: nothing to do
   };
   for (const Case& c : cases) {
