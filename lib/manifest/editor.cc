@@ -140,7 +140,7 @@ void Canonical(const YAML::Node& n, std::string& out) {
 // parsed edited document.
 absl::StatusOr<YAML::Node> VerifyDocument(const std::string& new_text, const YAML::Node& expected,
                                           absl::string_view path, const DocumentLimits& limits) {
-  ASSIGN_OR_RETURN(YAML::Node actual,
+  FERRY_ASSIGN_OR_RETURN(YAML::Node actual,
                    Parse(new_text, absl::StrCat("the edited ", path), limits));
   std::string a;
   std::string e;
@@ -273,7 +273,7 @@ absl::StatusOr<std::pair<size_t, size_t>> FlowBounds(absl::string_view text, siz
 // Inserts `entry` ("key: value") into the flow mapping starting at `pos`.
 absl::StatusOr<Replacement> FlowInsert(absl::string_view text, size_t pos,
                                        const std::string& entry) {
-  ASSIGN_OR_RETURN(auto bounds, FlowBounds(text, pos));
+  FERRY_ASSIGN_OR_RETURN(auto bounds, FlowBounds(text, pos));
   auto [open, close] = bounds;
   size_t last = close;
   while (last > open + 1 && absl::ascii_isspace(static_cast<unsigned char>(text[last - 1]))) {
@@ -328,7 +328,7 @@ absl::StatusOr<std::string> ApplyAnnotation(const std::string& text, int list_it
                                             const AnnotationChange& change,
                                             const DocumentLimits& limits,
                                             std::optional<FieldChange>& what) {
-  ASSIGN_OR_RETURN(YAML::Node root, Parse(text, "document", limits));
+  FERRY_ASSIGN_OR_RETURN(YAML::Node root, Parse(text, "document", limits));
   YAML::Node object = ObjectOf(root, list_item);
   const absl::string_view eol = LineEnding(text);
   YAML::Node metadata = NodeAt(object, {"metadata"});
@@ -351,16 +351,16 @@ absl::StatusOr<std::string> ApplyAnnotation(const std::string& text, int list_it
       if (existing_key) {
         YAML::Node value = NodeAt(ann, {change.key});
         if (value.IsScalar() && value.Scalar() == *change.value) return text;
-        ASSIGN_OR_RETURN(ScalarSpan span,
+        FERRY_ASSIGN_OR_RETURN(ScalarSpan span,
                          LocateAt(text, object, {"metadata", "annotations", change.key}));
         what = FieldChange{field, value.IsScalar() ? value.Scalar() : "", *change.value, 0};
         rep = {span.begin, span.end, EncodeScalar(*change.value, span.style, true)};
         what->line = LineOf(text, span.begin);
       } else if (ann.Style() == YAML::EmitterStyle::Flow) {
-        ASSIGN_OR_RETURN(rep, FlowInsert(text, static_cast<size_t>(ann.Mark().pos), entry));
+        FERRY_ASSIGN_OR_RETURN(rep, FlowInsert(text, static_cast<size_t>(ann.Mark().pos), entry));
         what = FieldChange{field, "", *change.value, LineOf(text, rep.begin)};
       } else {
-        ASSIGN_OR_RETURN(rep, BlockAppend(text, ann, entry, FirstKeyColumn(ann), eol));
+        FERRY_ASSIGN_OR_RETURN(rep, BlockAppend(text, ann, entry, FirstKeyColumn(ann), eol));
         what = FieldChange{field, "", *change.value, LineOf(text, rep.begin)};
       }
     } else if (ann_key) {
@@ -389,13 +389,13 @@ absl::StatusOr<std::string> ApplyAnnotation(const std::string& text, int list_it
       }
       what = FieldChange{field, "", *change.value, LineOf(text, rep.begin)};
     } else if (meta_flow) {
-      ASSIGN_OR_RETURN(rep, FlowInsert(text, static_cast<size_t>(metadata.Mark().pos),
+      FERRY_ASSIGN_OR_RETURN(rep, FlowInsert(text, static_cast<size_t>(metadata.Mark().pos),
                                        absl::StrCat("annotations: {", entry, "}")));
       what = FieldChange{field, "", *change.value, LineOf(text, rep.begin)};
     } else {
       int col = FirstKeyColumn(metadata);
       int step = std::max(2, col - (meta_key ? ColumnOf(meta_key) : 0));
-      ASSIGN_OR_RETURN(rep, BlockAppend(text, metadata,
+      FERRY_ASSIGN_OR_RETURN(rep, BlockAppend(text, metadata,
                                         absl::StrCat("annotations:\n", std::string(step, ' '),
                                                      entry),
                                         col, eol));
@@ -417,7 +417,7 @@ absl::StatusOr<std::string> ApplyAnnotation(const std::string& text, int list_it
       what->line = LineOf(text, line);
       return ApplyReplacements(text, {{line, EntryEnd(text, line, ColumnOf(ann_key)), ""}});
     }
-    ASSIGN_OR_RETURN(ScalarSpan span, LocateAt(text, object, {"metadata", "annotations", change.key}));
+    FERRY_ASSIGN_OR_RETURN(ScalarSpan span, LocateAt(text, object, {"metadata", "annotations", change.key}));
     size_t begin = static_cast<size_t>(key.Mark().pos);
     size_t end = span.end;
     size_t after = end;
@@ -507,7 +507,7 @@ absl::StatusOr<EditResult> SetImageImpl(absl::string_view content, const Source&
     return absl::InvalidArgumentError(absl::StrCat(
         "image \"", change.to_image, "\" has no tag; give one, e.g. ", to->name(), ":1.2.3"));
   }
-  ASSIGN_OR_RETURN(Doc doc, OpenDocument(content, source, id, options, indexed));
+  FERRY_ASSIGN_OR_RETURN(Doc doc, OpenDocument(content, source, id, options, indexed));
   std::vector<Container> containers = FindContainers(doc.resource);
   auto it = std::find_if(containers.begin(), containers.end(),
                          [&](const Container& c) { return c.name == change.container; });
@@ -559,7 +559,7 @@ absl::StatusOr<EditResult> SetImageImpl(absl::string_view content, const Source&
     }
     YAML::Node node = NodeAt(doc.object, field.path);
     if (node.IsScalar() && node.Scalar() == value) continue;
-    ASSIGN_OR_RETURN(ScalarSpan span, LocateAt(doc.text, doc.object, field.path));
+    FERRY_ASSIGN_OR_RETURN(ScalarSpan span, LocateAt(doc.text, doc.object, field.path));
     reps.push_back({span.begin, span.end, EncodeScalar(value, span.style, true)});
     changes.push_back({PathToString(field.path), node.IsScalar() ? node.Scalar() : "", value,
                        LineOf(doc.text, span.begin)});
@@ -570,9 +570,9 @@ absl::StatusOr<EditResult> SetImageImpl(absl::string_view content, const Source&
         id, ": the fields of container ", change.container, " overlap; edit it by hand"));
   }
   std::string new_text = ApplyReplacements(doc.text, reps);
-  ASSIGN_OR_RETURN(YAML::Node new_root, VerifyDocument(new_text, expected_root, source.path,
+  FERRY_ASSIGN_OR_RETURN(YAML::Node new_root, VerifyDocument(new_text, expected_root, source.path,
                                                            options.limits));
-  RETURN_IF_ERROR(VerifyContainers(new_root, source, id, options, containers, change.container,
+  FERRY_RETURN_IF_ERROR(VerifyContainers(new_root, source, id, options, containers, change.container,
                                    new_full));
   EditResult result = Splice(content, source, new_text, std::move(changes));
   result.document = new_root;
@@ -584,7 +584,7 @@ absl::StatusOr<EditResult> SetAnnotationsImpl(absl::string_view content, const S
                                               const std::vector<AnnotationChange>& changes,
                                               const LoadOptions& options,
                                               const Resource* indexed) {
-  ASSIGN_OR_RETURN(Doc doc, OpenDocument(content, source, id, options, indexed));
+  FERRY_ASSIGN_OR_RETURN(Doc doc, OpenDocument(content, source, id, options, indexed));
   YAML::Node expected_root = YAML::Clone(doc.root);
   YAML::Node expected_meta = NodeAt(ObjectOf(expected_root, source.list_item), {"metadata"});
   const YAML::Node metadata = NodeAt(doc.object, {"metadata"});
@@ -617,7 +617,7 @@ absl::StatusOr<EditResult> SetAnnotationsImpl(absl::string_view content, const S
       }
     }
   }
-  ASSIGN_OR_RETURN(YAML::Node new_root, VerifyDocument(text, expected_root, source.path,
+  FERRY_ASSIGN_OR_RETURN(YAML::Node new_root, VerifyDocument(text, expected_root, source.path,
                                                            options.limits));
   EditResult result = Splice(content, source, text, std::move(made));
   if (!result.changes.empty()) result.document = new_root;

@@ -34,13 +34,13 @@ absl::StatusOr<int> Half(int n) {
 }
 
 absl::StatusOr<int> Quarter(int n) {
-  ASSIGN_OR_RETURN(int half, Half(n));
-  ASSIGN_OR_RETURN(int quarter, Half(half));
+  FERRY_ASSIGN_OR_RETURN(int half, Half(n));
+  FERRY_ASSIGN_OR_RETURN(int quarter, Half(half));
   return quarter;
 }
 
 absl::Status CheckEven(int n) {
-  RETURN_IF_ERROR(Half(n).status());
+  FERRY_RETURN_IF_ERROR(Half(n).status());
   return absl::OkStatus();
 }
 

@@ -363,9 +363,9 @@ void SyncRun::AddFile(const std::string& path, const std::vector<std::string>& e
 }
 
 absl::Status SyncRun::Run() {
-  for (int rank = 0; rank < kRanks; ++rank) RETURN_IF_ERROR(ApplyItemsOfRank(rank));
+  for (int rank = 0; rank < kRanks; ++rank) FERRY_RETURN_IF_ERROR(ApplyItemsOfRank(rank));
   const std::set<std::string> failed_names = Tally();
-  if (options_.garbage_collection) RETURN_IF_ERROR(CollectGarbage(failed_names));
+  if (options_.garbage_collection) FERRY_RETURN_IF_ERROR(CollectGarbage(failed_names));
   return absl::OkStatus();
 }
 
@@ -376,12 +376,12 @@ absl::Status SyncRun::ApplyItemsOfRank(int rank) {
   }
   // Resolve kinds and namespaces first (discovery may refresh once for new CRDs).
   for (Item* item : todo) {
-    RETURN_IF_ERROR(Resolve(*item));
+    FERRY_RETURN_IF_ERROR(Resolve(*item));
     if (item->state == Item::State::kPending) Prepare(*item);
   }
   std::erase_if(todo, [](Item* i) { return i->state != Item::State::kPending; });
-  ASSIGN_OR_RETURN(const Checksums live_checksums, LiveChecksums(todo));
-  RETURN_IF_ERROR(Apply(todo, live_checksums));
+  FERRY_ASSIGN_OR_RETURN(const Checksums live_checksums, LiveChecksums(todo));
+  FERRY_RETURN_IF_ERROR(Apply(todo, live_checksums));
   return WaitForNewCrds(todo);
 }
 
@@ -544,7 +544,7 @@ std::set<std::string> SyncRun::Tally() {
 }
 
 absl::Status SyncRun::CollectGarbage(const std::set<std::string>& failed_names) {
-  ASSIGN_OR_RETURN(std::vector<LiveObject> doomed, FindGarbage(failed_names));
+  FERRY_ASSIGN_OR_RETURN(std::vector<LiveObject> doomed, FindGarbage(failed_names));
   std::stable_sort(doomed.begin(), doomed.end(), [](const LiveObject& a, const LiveObject& b) {
     return ApplyRank(a.api.group, a.kind) > ApplyRank(b.api.group, b.kind);
   });

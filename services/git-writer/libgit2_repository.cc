@@ -416,7 +416,7 @@ absl::StatusOr<std::unique_ptr<Libgit2Repository>> Libgit2Repository::Open(
     return s;
   }
   std::unique_ptr<Libgit2Repository> out(new Libgit2Repository(options, repo));
-  RETURN_IF_ERROR(out->AttachHandles());
+  FERRY_RETURN_IF_ERROR(out->AttachHandles());
   return out;
 }
 
@@ -561,7 +561,7 @@ absl::Status FoldPacks(git_repository* repo, const std::string& mirror_dir) {
   if (int rc = git_packbuilder_new(builder.out(), repo); rc != 0) return GitError("repack", rc);
   git_packbuilder_set_threads(builder.get(), 1);
   for (size_t i = 0; i < count; ++i) {
-    RETURN_IF_ERROR(InsertPackObjects(builder.get(), packs[i].idx));
+    FERRY_RETURN_IF_ERROR(InsertPackObjects(builder.get(), packs[i].idx));
   }
   if (int rc = git_packbuilder_write(builder.get(), pack_dir.c_str(), 0, nullptr, nullptr);
       rc != 0) {
@@ -694,9 +694,9 @@ absl::Status Libgit2Repository::RepackMirror(const std::string& mirror_dir) {
 absl::Status Libgit2Repository::Repack() {
   packs_written_ = 0;
   if (options_.repack_program.empty()) {
-    RETURN_IF_ERROR(FoldPacks(repo_, options_.mirror_dir));
+    FERRY_RETURN_IF_ERROR(FoldPacks(repo_, options_.mirror_dir));
   } else {
-    RETURN_IF_ERROR(RunRepackProgram(options_.repack_program, options_.mirror_dir,
+    FERRY_RETURN_IF_ERROR(RunRepackProgram(options_.repack_program, options_.mirror_dir,
                                      kRepackTimeout));
   }
   // A fresh object database on the same folder: libgit2 drops a pack's index, map and
@@ -733,7 +733,7 @@ absl::Status Libgit2Repository::AddNewObjects(git_packbuilder* pack, const git_o
     case GIT_OBJECT_COMMIT: {
       const auto* commit = reinterpret_cast<const git_commit*>(object.get());
       for (unsigned i = 0; i < git_commit_parentcount(commit); ++i) {
-        RETURN_IF_ERROR(AddNewObjects(pack, *git_commit_parent_id(commit, i)));
+        FERRY_RETURN_IF_ERROR(AddNewObjects(pack, *git_commit_parent_id(commit, i)));
       }
       return AddNewObjects(pack, *git_commit_tree_id(commit));
     }
@@ -742,7 +742,7 @@ absl::Status Libgit2Repository::AddNewObjects(git_packbuilder* pack, const git_o
       for (size_t i = 0; i < git_tree_entrycount(tree); ++i) {
         const git_tree_entry* entry = git_tree_entry_byindex(tree, i);
         if (git_tree_entry_type(entry) == GIT_OBJECT_COMMIT) continue;  // a submodule
-        RETURN_IF_ERROR(AddNewObjects(pack, *git_tree_entry_id(entry)));
+        FERRY_RETURN_IF_ERROR(AddNewObjects(pack, *git_tree_entry_id(entry)));
       }
       return absl::OkStatus();
     }
@@ -773,7 +773,7 @@ absl::Status Libgit2Repository::WritePack(const std::vector<git_oid>& roots) {
     return GitError("packing new objects", rc);
   }
   git_packbuilder_set_threads(builder.get(), 1);
-  for (const git_oid& root : roots) RETURN_IF_ERROR(AddNewObjects(builder.get(), root));
+  for (const git_oid& root : roots) FERRY_RETURN_IF_ERROR(AddNewObjects(builder.get(), root));
   if (git_packbuilder_object_count(builder.get()) == 0) return absl::OkStatus();
   git_buf pack = GIT_BUF_INIT;
   int rc = git_packbuilder_write_buf(&pack, builder.get());

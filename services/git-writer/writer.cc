@@ -236,7 +236,7 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::IndexAt(const std::string& 
 absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string& revision) {
   auto it = index_cache_.find(revision);
   if (it != index_cache_.end()) return it->second;
-  ASSIGN_OR_RETURN(std::vector<RepoFile> files, repo_.ReadManifests(revision, options_.paths));
+  FERRY_ASSIGN_OR_RETURN(std::vector<RepoFile> files, repo_.ReadManifests(revision, options_.paths));
   auto index = std::make_shared<Index>();
   index->revision = revision;
   for (RepoFile& f : files) {
@@ -282,8 +282,8 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
 
   ApplyOutcome out;
   for (int attempt = 0;; ++attempt) {
-    ASSIGN_OR_RETURN(HeadInfo head, RefreshLocked());
-    ASSIGN_OR_RETURN(std::shared_ptr<const Index> index, LoadIndex(head.revision));
+    FERRY_ASSIGN_OR_RETURN(HeadInfo head, RefreshLocked());
+    FERRY_ASSIGN_OR_RETURN(std::shared_ptr<const Index> index, LoadIndex(head.revision));
     std::map<std::string, FileState> files;
     out.edits.assign(request.edits.size(), EditOutcome{});
     for (size_t i = 0; i < request.edits.size(); ++i) {
@@ -365,7 +365,7 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
     }
     spec.author = request.author.value_or(options_.committer);
     spec.committer = options_.committer;
-    ASSIGN_OR_RETURN(std::string commit, repo_.CreateCommit(spec));
+    FERRY_ASSIGN_OR_RETURN(std::string commit, repo_.CreateCommit(spec));
     const auto push_start = std::chrono::steady_clock::now();
     absl::Status pushed = repo_.PushBranch(commit);
     if (pushed.ok()) {
