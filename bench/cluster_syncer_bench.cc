@@ -29,25 +29,32 @@ std::vector<ManifestFileContent> Files(const std::string& prefix) {
   std::vector<ManifestFileContent> files;
   std::string namespaces;
   for (int n = 0; n < kNamespaces; ++n) {
-    absl::StrAppend(&namespaces, "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: ",
-                    prefix, n, "\n");
+    absl::StrAppend(&namespaces,
+                    "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: ", prefix, n, "\n");
   }
   files.push_back({"namespaces.yaml", namespaces});
   for (int i = 0; i < kWorkloads; ++i) {
     const std::string ns = absl::StrCat(prefix, i % kNamespaces);
     files.push_back(
         {absl::StrCat("apps/app-", i, ".yaml"),
-         absl::StrCat("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-", i,
-                      "\n  namespace: ", ns,
-                      "\n  labels: {app: app-", i, ", team: bench}\nspec:\n  replicas: 0\n"
-                      "  selector:\n    matchLabels: {app: app-", i, "}\n  template:\n"
-                      "    metadata:\n      labels: {app: app-", i, "}\n    spec:\n"
-                      "      containers:\n      - name: app\n        image: registry.example.com/team/app-",
-                      i, ":1.0.", i % 7, "\n        ports:\n        - containerPort: 8080\n"
-                      "        env:\n        - {name: MODE, value: production}\n"
-                      "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: app-", i,
-                      "\n  namespace: ", ns, "\nspec:\n  selector: {app: app-", i, "}\n  ports:\n"
-                      "  - {port: 80, targetPort: 8080, protocol: TCP}\n")});
+         absl::StrCat(
+             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-", i,
+             "\n  namespace: ", ns, "\n  labels: {app: app-", i,
+             ", team: bench}\nspec:\n  replicas: 0\n"
+             "  selector:\n    matchLabels: {app: app-",
+             i,
+             "}\n  template:\n"
+             "    metadata:\n      labels: {app: app-",
+             i,
+             "}\n    spec:\n"
+             "      containers:\n      - name: app\n        image: registry.example.com/team/app-",
+             i, ":1.0.", i % 7,
+             "\n        ports:\n        - containerPort: 8080\n"
+             "        env:\n        - {name: MODE, value: production}\n"
+             "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: app-",
+             i, "\n  namespace: ", ns, "\nspec:\n  selector: {app: app-", i,
+             "}\n  ports:\n"
+             "  - {port: 80, targetPort: 8080, protocol: TCP}\n")});
   }
   return files;
 }
@@ -95,9 +102,9 @@ void RunFerry(benchmark::State& state) {
   SyncReport report;
   for (auto _ : state) report = env.syncer->Sync("bench", files, false);
   if (!report.error.empty() || report.failed > 0) {
-    return state.SkipWithError(("sync failed: " + (report.errors.empty() ? report.error
-                                                                         : report.errors[0].error))
-                                   .c_str());
+    return state.SkipWithError(
+        ("sync failed: " + (report.errors.empty() ? report.error : report.errors[0].error))
+            .c_str());
   }
   state.counters["objects"] = report.applied + report.unchanged;
   state.counters["applied"] = report.applied;

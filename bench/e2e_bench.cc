@@ -28,7 +28,8 @@ namespace {
 
 using ferry::testing::Subprocess;
 
-constexpr char kConfig[] = R"({"architecture":"amd64","os":"linux","created":"2026-01-01T00:00:00Z"})";
+constexpr char kConfig[] =
+    R"({"architecture":"amd64","os":"linux","created":"2026-01-01T00:00:00Z"})";
 
 std::unique_ptr<Subprocess> StartService(const std::vector<std::string>& argv) {
   auto p = Subprocess::Start(argv);
@@ -60,31 +61,40 @@ struct Stack {
     if (!cluster.ok()) return;
     const int webhook_port = ferry::testing::FreeLoopbackPort();
     std::ofstream(dir + "/secret") << "bench-secret\n";
-    auto r = webhook ? ferry::testing::RegistryServer::StartWithNotifications(
-                           dir + "/registry",
-                           absl::StrCat("http://127.0.0.1:", webhook_port, "/webhook"), "bench-secret")
-                     : ferry::testing::RegistryServer::Start(dir + "/registry");
+    auto r = webhook
+                 ? ferry::testing::RegistryServer::StartWithNotifications(
+                       dir + "/registry",
+                       absl::StrCat("http://127.0.0.1:", webhook_port, "/webhook"), "bench-secret")
+                 : ferry::testing::RegistryServer::Start(dir + "/registry");
     if (!r.ok()) return;
     registry = *std::move(r);
     image = registry->host() + "/bench/app";
     if (!registry->PushImage("bench/app", "1.0.0", kConfig).ok()) return;
     auto g = ferry::testing::GitRepo::Create(
         {{"app.yaml",
-          absl::StrCat("apiVersion: v1\nkind: Namespace\nmetadata: {name: ", ns, "}\n---\n"
-                       "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n"
-                       "  namespace: ", ns, "\n  annotations:\n    ferry.dev/automated: \"true\"\n"
-                       "    ferry.dev/tag.app: semver:~1\nspec:\n  replicas: 0\n  selector:\n"
-                       "    matchLabels: {app: app}\n  template:\n    metadata:\n      labels: {app: app}\n"
-                       "    spec:\n      containers:\n      - name: app\n        image: ", image,
-                       ":1.0.0\n")}});
+          absl::StrCat(
+              "apiVersion: v1\nkind: Namespace\nmetadata: {name: ", ns,
+              "}\n---\n"
+              "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n"
+              "  namespace: ",
+              ns,
+              "\n  annotations:\n    ferry.dev/automated: \"true\"\n"
+              "    ferry.dev/tag.app: semver:~1\nspec:\n  replicas: 0\n  selector:\n"
+              "    matchLabels: {app: app}\n  template:\n    metadata:\n      labels: {app: app}\n"
+              "    spec:\n      containers:\n      - name: app\n        image: ",
+              image, ":1.0.0\n")}});
     if (!g.ok()) return;
     repo = *std::move(g);
-    const int git = ferry::testing::FreeLoopbackPort(), scanner = ferry::testing::FreeLoopbackPort(),
+    const int git = ferry::testing::FreeLoopbackPort(),
+              scanner = ferry::testing::FreeLoopbackPort(),
               syncer = ferry::testing::FreeLoopbackPort(), api = ferry::testing::FreeLoopbackPort();
     auto at = [](int port) { return absl::StrCat("127.0.0.1:", port); };
     std::vector<std::string> scanner_argv = {
-        FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=" + at(scanner), "--metrics_address=127.0.0.1:0",
-        "--state_dir=" + dir + "/scanner", "--registry_insecure_hosts=" + registry->host(),
+        FERRY_REGISTRY_SCANNER_BIN,
+        "--grpc_address=" + at(scanner),
+        "--metrics_address=127.0.0.1:0",
+        "--state_dir=" + dir + "/scanner",
+        "--registry_insecure_hosts=" + registry->host(),
         webhook ? "--scan_interval=1h" : "--scan_interval=10s"};
     if (webhook) {
       scanner_argv.push_back(absl::StrCat("--webhook_address=127.0.0.1:", webhook_port));
@@ -122,7 +132,8 @@ struct Stack {
       return o;
     }());
     ferry::http::Request get;
-    get.url = absl::StrCat((*cluster)->server(), "/apis/apps/v1/namespaces/", ns, "/deployments/app");
+    get.url =
+        absl::StrCat((*cluster)->server(), "/apis/apps/v1/namespaces/", ns, "/deployments/app");
     get.headers.emplace_back("Authorization", "Bearer " + (*cluster)->token());
     const std::string want = image + ":" + tag;
     const absl::Time give_up = absl::Now() + timeout;

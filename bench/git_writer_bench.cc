@@ -75,7 +75,10 @@ void BM_Ferry_Release(benchmark::State& state) {
   }
   state.counters["workloads_changed"] = 100;
 }
-BENCHMARK(BM_Ferry_Release)->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)
+BENCHMARK(BM_Ferry_Release)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1)
+    ->Repetitions(5)
     ->ReportAggregatesOnly(true);
 
 void BM_GitCli_Release(benchmark::State& state) {
@@ -88,9 +91,15 @@ void BM_GitCli_Release(benchmark::State& state) {
   for (auto _ : state) {
     std::string script = absl::StrCat(
         "set -e; d=$(mktemp -d); trap 'rm -rf $d' EXIT; "
-        "git clone -q --depth 1 -b main ", (*upstream)->url(), " $d/w; cd $d/w; "
-        "files=$(grep -rl --include='*.yaml' '", kShared, ":' .); "
-        "sed -i 's#", kShared, ":[^ ]*#", kShared, ":1.0.", version, "#' $files; "
+        "git clone -q --depth 1 -b main ",
+        (*upstream)->url(),
+        " $d/w; cd $d/w; "
+        "files=$(grep -rl --include='*.yaml' '",
+        kShared,
+        ":' .); "
+        "sed -i 's#",
+        kShared, ":[^ ]*#", kShared, ":1.0.", version,
+        "#' $files; "
         "git -c user.name=ci -c user.email=ci@example.com commit -qam 'Release'; "
         "git push -q origin HEAD:main");
     int rc = std::system(absl::StrCat("(", script, ") >/dev/null 2>&1").c_str());
@@ -99,7 +108,10 @@ void BM_GitCli_Release(benchmark::State& state) {
   }
   state.counters["workloads_changed"] = 100;
 }
-BENCHMARK(BM_GitCli_Release)->Unit(benchmark::kMillisecond)->Iterations(1)->Repetitions(5)
+BENCHMARK(BM_GitCli_Release)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1)
+    ->Repetitions(5)
     ->ReportAggregatesOnly(true);
 
 }  // namespace

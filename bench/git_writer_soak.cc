@@ -93,8 +93,8 @@ int Flag(int argc, char** argv, absl::string_view name, int fallback) {
 
 // A gauge of the git-writer's /metrics in KiB, -1 when missing.
 long GaugeKib(int metrics_port, absl::string_view name) {
-  auto response = ferry::testing::HttpGet(absl::StrCat("http://127.0.0.1:", metrics_port,
-                                                       "/metrics"));
+  auto response =
+      ferry::testing::HttpGet(absl::StrCat("http://127.0.0.1:", metrics_port, "/metrics"));
   if (!response.ok()) return -1;
   for (absl::string_view line : absl::StrSplit(response->body, '\n')) {
     if (!absl::ConsumePrefix(&line, name) || !absl::ConsumePrefix(&line, " ")) continue;
@@ -218,9 +218,9 @@ int main(int argc, char** argv) {
   for (int i = 0; i < releases; ++i) {
     const auto release_start = std::chrono::steady_clock::now();
     release();
-    release_ms.push_back(std::chrono::duration<double, std::milli>(
-                             std::chrono::steady_clock::now() - release_start)
-                             .count());
+    release_ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - release_start)
+            .count());
     if (series) {
       std::fprintf(stderr, "release %d heap %ld in use %ld ms %.1f\n", i + 1,
                    RssKib(pid, "RssAnon:"),
@@ -243,15 +243,14 @@ int main(int argc, char** argv) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const double growth = start_kib > 0 ? 100.0 * (end_kib - start_kib) / start_kib : 0;
-  const double own_growth =
-      start_kib > 0 ? 100.0 * (end_anon_kib - start_anon_kib) / start_kib : 0;
+  const double own_growth = start_kib > 0 ? 100.0 * (end_anon_kib - start_anon_kib) / start_kib : 0;
   std::printf(
       "git-writer soak over %s: %d fetches, %d releases (%d failed) in %.1f s\n"
       "RSS start %ld KiB, after fetches %ld KiB, end %ld KiB: growth %.1f%%\n"
       "  of which heap (RssAnon) %ld -> %ld KiB, mapped files (RssFile) %ld -> %ld KiB\n"
       "  allocated and not freed (mallinfo2) %ld -> %ld KiB, freed and kept %ld KiB at the end\n",
-      ssh ? "ssh" : "file://", fetches, releases, failed, seconds, start_kib, after_fetches_kib, end_kib, growth,
-      start_anon_kib, end_anon_kib, start_file_kib, end_file_kib, start_in_use_kib,
+      ssh ? "ssh" : "file://", fetches, releases, failed, seconds, start_kib, after_fetches_kib,
+      end_kib, growth, start_anon_kib, end_anon_kib, start_file_kib, end_file_kib, start_in_use_kib,
       end_in_use_kib, end_free_kib);
   (*process)->Signal(SIGTERM);
   (void)(*process)->Wait(absl::Seconds(60));

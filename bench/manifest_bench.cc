@@ -41,8 +41,8 @@ double PeakRssMb() {
 std::string Workload(int i, int padding_env) {
   std::string s = absl::StrCat(
       "---\n# workload ", i, " of the benchmark repo\napiVersion: apps/v1\nkind: Deployment\n",
-      "metadata:\n  name: app-", i, "\n  namespace: team-", i % 20, "\n  labels:\n    app: app-",
-      i, "\n  annotations:\n    fluxcd.io/automated: \"", (i % 3 == 0 ? "true" : "false"),
+      "metadata:\n  name: app-", i, "\n  namespace: team-", i % 20, "\n  labels:\n    app: app-", i,
+      "\n  annotations:\n    fluxcd.io/automated: \"", (i % 3 == 0 ? "true" : "false"),
       "\"\n    fluxcd.io/tag.app: semver:~1.", i % 7, "\nspec:\n  replicas: 2\n  selector:\n",
       "    matchLabels:\n      app: app-", i, "\n  template:\n    metadata:\n      labels:\n",
       "        app: app-", i, "\n    spec:\n      containers:\n      - name: app\n",
@@ -61,9 +61,13 @@ std::string Workload(int i, int padding_env) {
 
 const fs::path& Repo() {
   static const fs::path* dir = [] {
-    auto* p = new fs::path(fs::temp_directory_path() / ("ferry-bench-repo-" + std::to_string(getpid())));
+    auto* p =
+        new fs::path(fs::temp_directory_path() / ("ferry-bench-repo-" + std::to_string(getpid())));
     fs::create_directories(*p);
-    std::atexit([] { std::error_code ec; fs::remove_all(Repo(), ec); });
+    std::atexit([] {
+      std::error_code ec;
+      fs::remove_all(Repo(), ec);
+    });
     for (int f = 0; f < 500; ++f) {
       std::ofstream out(*p / absl::StrCat("apps-", f, ".yaml"));
       for (int w = 0; w < 10; ++w) out << Workload(f * 10 + w, 3);

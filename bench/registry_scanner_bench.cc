@@ -52,8 +52,9 @@ std::string RepoPath(int r) { return absl::StrCat("team/app-", r); }
 
 std::string ImageConfig(int r, int t) {
   return absl::StrCat(R"({"architecture":"amd64","os":"linux","created":"2024-01-)",
-                      absl::Dec(1 + t % 28, absl::kZeroPad2), R"(T00:00:00Z","config":{"Labels":{"repo":")", r,
-                      R"(","tag":")", t, R"("}}})");
+                      absl::Dec(1 + t % 28, absl::kZeroPad2),
+                      R"(T00:00:00Z","config":{"Labels":{"repo":")", r, R"(","tag":")", t,
+                      R"("}}})");
 }
 
 // Runs `fn(i)` for i in [0, n) on kThreads threads.
@@ -89,7 +90,8 @@ struct Fixture {
       std::atomic<bool> failed{false};
       ParallelFor(kRepositories * kTags, [&](int i) {
         const int r = i / kTags, t = i % kTags;
-        if (!fx->registry->PushImage(RepoPath(r), TagName(t), ImageConfig(r, t)).ok()) failed = true;
+        if (!fx->registry->PushImage(RepoPath(r), TagName(t), ImageConfig(r, t)).ok())
+          failed = true;
       });
       fx->seed_seconds = absl::ToDoubleSeconds(absl::Now() - start);
       fx->ok = !failed;
@@ -347,8 +349,8 @@ void BM_Binary_Rss10kTags(benchmark::State& state) {
       [](const std::string& l) { return absl::StrContains(l, " listening "); }, absl::Seconds(20));
   const int port = line ? ferry::testing::IntField(*line, "grpc_port").value_or(0) : 0;
   if (port == 0) return state.SkipWithError("the scanner did not start");
-  auto stub = ferry::v1::RegistryScanner::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  auto stub = ferry::v1::RegistryScanner::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
   for (auto _ : state) {
     ferry::v1::WatchRequest watch;
     for (const std::string& r : fx.Repos()) watch.add_repositories(r);

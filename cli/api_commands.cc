@@ -50,8 +50,7 @@ std::vector<std::string> ChooseOnTerminal(const std::vector<ferry::v1::WorkloadR
 // to its own list, and WorkloadsGiven notes the deprecation and refuses mixed spellings.
 template <typename T>
 void AddDeprecatedWorkloadFlags(CLI::App* cmd, T& controllers, T& services) {
-  cmd->add_option("--controller", controllers, "Deprecated: use --workload")
-      ->group("Deprecated");
+  cmd->add_option("--controller", controllers, "Deprecated: use --workload")->group("Deprecated");
   cmd->add_option("--service", services, "Deprecated: use --workload")->group("Deprecated");
 }
 
@@ -82,7 +81,7 @@ int RunDrone(const std::map<std::string, std::string>& environment, ClientOption
 void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& connect,
                     int& exit_code, const std::string& version) {
   AddClientFlags(app, client);
-  app.fallthrough();  // connection flags also after the command
+  app.fallthrough();                       // connection flags also after the command
   const std::string user = DefaultUser();  // asks git once, not once per command
   // Runs `command` with a connected stub.
   auto run = [&client, connect, &exit_code](const std::function<int(Env&)>& command) {
@@ -105,7 +104,8 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
   list_cmd->add_option("-c,--container", list->container, "Only workloads with this container");
   list_cmd->add_flag("--no-headers", list->no_headers, "No header line");
   list_cmd->add_option("-o,--output", list->output, "table, json or yaml")->capture_default_str();
-  list_cmd->callback([run, list] { run([list](Env& env) { return RunListWorkloads(*list, env); }); });
+  list_cmd->callback(
+      [run, list] { run([list](Env& env) { return RunListWorkloads(*list, env); }); });
 
   auto images = std::make_shared<ListImagesOptions>();
   CLI::App* images_cmd = app.add_subcommand(
@@ -117,8 +117,10 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
   images_cmd->add_option("-l,--limit", images->limit, "Tags per container, 0 for all")
       ->capture_default_str();
   images_cmd->add_flag("--no-headers", images->no_headers, "No header line");
-  images_cmd->add_option("-o,--output", images->output, "table, json or yaml")->capture_default_str();
-  images_cmd->callback([run, images] { run([images](Env& env) { return RunListImages(*images, env); }); });
+  images_cmd->add_option("-o,--output", images->output, "table, json or yaml")
+      ->capture_default_str();
+  images_cmd->callback(
+      [run, images] { run([images](Env& env) { return RunListImages(*images, env); }); });
 
   auto release = std::make_shared<ReleaseOptions>();
   release->user = user;
@@ -126,8 +128,9 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
   release_cmd->add_option("-w,--workload", release->workloads, "Workload to release (repeatable)");
   AddDeprecatedWorkloadFlags(release_cmd, release->controllers, release->services);
   release_cmd->add_flag("--all", release->all, "Release every workload");
-  release_cmd->add_option("-n,--namespace", release->namespace_,
-                          "Namespace of workload ids given without one")
+  release_cmd
+      ->add_option("-n,--namespace", release->namespace_,
+                   "Namespace of workload ids given without one")
       ->capture_default_str();
   release_cmd->add_option("-i,--update-image", release->image, "Image to release, repo:tag");
   release_cmd->add_flag("--update-all-images", release->update_all_images,
@@ -144,7 +147,8 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
                         "-v: also skipped workloads; -vv: also ignored ones");
   release_cmd->add_flag("--interactive", release->interactive,
                         "Choose containers from the plan in a terminal menu");
-  release_cmd->add_option("-o,--output", release->output, "table, json or yaml")->capture_default_str();
+  release_cmd->add_option("-o,--output", release->output, "table, json or yaml")
+      ->capture_default_str();
   release_cmd->callback([run, release] {
     run([release](Env& env) {
       ContainerChooser chooser;
@@ -159,10 +163,11 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
     const char* description;
     bool PolicyOptions::*field;
   };
-  for (const Shortcut& sc : {Shortcut{"automate", "Release new images automatically", &PolicyOptions::automate},
-                             Shortcut{"deautomate", "Stop automatic releases", &PolicyOptions::deautomate},
-                             Shortcut{"lock", "Lock: no release touches the workload", &PolicyOptions::lock},
-                             Shortcut{"unlock", "Unlock", &PolicyOptions::unlock}}) {
+  for (const Shortcut& sc :
+       {Shortcut{"automate", "Release new images automatically", &PolicyOptions::automate},
+        Shortcut{"deautomate", "Stop automatic releases", &PolicyOptions::deautomate},
+        Shortcut{"lock", "Lock: no release touches the workload", &PolicyOptions::lock},
+        Shortcut{"unlock", "Unlock", &PolicyOptions::unlock}}) {
     auto options = std::make_shared<PolicyOptions>();
     (*options).*(sc.field) = true;
     options->user = user;
@@ -175,7 +180,8 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
     cmd->add_option("-m,--message", options->message, "Why");
     cmd->add_option("--user", options->user, "Who (default: git config user.name)")
         ->capture_default_str();
-    cmd->callback([run, options] { run([options](Env& env) { return RunPolicy(*options, env); }); });
+    cmd->callback(
+        [run, options] { run([options](Env& env) { return RunPolicy(*options, env); }); });
   }
 
   auto policy = std::make_shared<PolicyOptions>();
@@ -183,22 +189,25 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
   CLI::App* policy_cmd = app.add_subcommand("policy", "Change workloads' policies in one commit");
   policy_cmd->add_option("-w,--workload", policy->workloads, "Workload (repeatable)");
   AddDeprecatedWorkloadFlags(policy_cmd, policy->controllers, policy->services);
-  policy_cmd->add_option("-n,--namespace", policy->namespace_,
-                         "Namespace of workload ids given without one")
+  policy_cmd
+      ->add_option("-n,--namespace", policy->namespace_,
+                   "Namespace of workload ids given without one")
       ->capture_default_str();
   policy_cmd->add_flag("--automate", policy->automate, "Release new images automatically");
   policy_cmd->add_flag("--deautomate", policy->deautomate, "Stop automatic releases");
   policy_cmd->add_flag("--lock", policy->lock, "Lock");
   policy_cmd->add_flag("--unlock", policy->unlock, "Unlock");
-  policy_cmd->add_option("--tag", policy->tags,
-                         "CONTAINER=PATTERN (glob:, semver:, regexp:); '*' removes it (repeatable)");
+  policy_cmd->add_option(
+      "--tag", policy->tags,
+      "CONTAINER=PATTERN (glob:, semver:, regexp:); '*' removes it (repeatable)");
   policy_cmd->add_option("--tag-all", policy->tag_all,
                          "The filter of each container (one tag.<container> each, as Flux v1 "
                          "wrote it); '*' removes them");
   policy_cmd->add_option("-m,--message", policy->message, "Why");
   policy_cmd->add_option("--user", policy->user, "Who (default: git config user.name)")
       ->capture_default_str();
-  policy_cmd->callback([run, policy] { run([policy](Env& env) { return RunPolicy(*policy, env); }); });
+  policy_cmd->callback(
+      [run, policy] { run([policy](Env& env) { return RunPolicy(*policy, env); }); });
 
   auto sync = std::make_shared<SyncOptions>();
   sync->user = user;
@@ -210,20 +219,23 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
   auto identity = std::make_shared<IdentityOptions>();
   CLI::App* identity_cmd = app.add_subcommand("identity", "The deploy key to add to the git host");
   identity_cmd->add_flag("-l,--fingerprint", identity->fingerprint, "Its SHA256 fingerprint");
-  identity_cmd->callback([run, identity] { run([identity](Env& env) { return RunIdentity(*identity, env); }); });
+  identity_cmd->callback(
+      [run, identity] { run([identity](Env& env) { return RunIdentity(*identity, env); }); });
 
   auto save = std::make_shared<SaveOptions>();
   CLI::App* save_cmd = app.add_subcommand("save", "Cluster resources as clean YAML");
   save_cmd->alias("export");
-  save_cmd->add_option("-o,--out", save->output,
-                       "File, or folder for one file per resource ('-' for stdout)")
+  save_cmd
+      ->add_option("-o,--out", save->output,
+                   "File, or folder for one file per resource ('-' for stdout)")
       ->capture_default_str();
   save_cmd->add_option("--namespace", save->namespaces, "Only this namespace (repeatable)");
   save_cmd->add_option("--kind", save->kinds, "Only this kind (repeatable)");
   save_cmd->callback([run, save] { run([save](Env& env) { return RunSave(*save, env); }); });
 
   CLI::App* version_cmd = app.add_subcommand("version", "Versions of ferryctl and the services");
-  version_cmd->callback([run, version] { run([version](Env& env) { return RunVersion(env, version); }); });
+  version_cmd->callback(
+      [run, version] { run([version](Env& env) { return RunVersion(env, version); }); });
 
   auto jobs = std::make_shared<JobsOptions>();
   CLI::App* jobs_cmd = app.add_subcommand("jobs", "Recent jobs, or one job followed to its end");
@@ -245,8 +257,8 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
     exit_code = kExitOk;
   });
 
-  CLI::App* drone_cmd = app.add_subcommand(
-      "drone", "Run as a Drone plugin step: release from the PLUGIN_* settings");
+  CLI::App* drone_cmd =
+      app.add_subcommand("drone", "Run as a Drone plugin step: release from the PLUGIN_* settings");
   drone_cmd->callback([&client, connect, &exit_code] {
     exit_code = RunDrone(Environment(), client, connect, std::cout, std::cerr);
   });

@@ -39,8 +39,8 @@ void AddClientFlags(CLI::App& app, ClientOptions& options) {
 absl::StatusOr<absl::Duration> ParseTimeout(const ClientOptions& options) {
   absl::Duration d;
   if (!absl::ParseDuration(options.timeout, &d) || d <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--timeout: '", options.timeout, "' is not a positive duration (e.g. 60s, 5m)"));
+    return absl::InvalidArgumentError(absl::StrCat("--timeout: '", options.timeout,
+                                                   "' is not a positive duration (e.g. 60s, 5m)"));
   }
   return d;
 }

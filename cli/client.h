@@ -5,11 +5,10 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <CLI/CLI.hpp>
 #include <memory>
 #include <ostream>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -24,7 +23,7 @@ struct ClientOptions {
   bool tls = false;                    // TLS with the system's roots (--tls)
   std::string ca_file;                 // TLS with this CA bundle (--tls-ca-file)
   bool insecure_skip_tls_verify = false;
-  std::string timeout = "60s";         // --timeout, FERRY_TIMEOUT
+  std::string timeout = "60s";  // --timeout, FERRY_TIMEOUT
 };
 
 // Registers --url, --token, --tls, --tls-ca-file, --insecure-skip-tls-verify, --timeout

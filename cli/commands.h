@@ -4,14 +4,13 @@
 // (cli/exit_codes.h). One source file per command; AddApiCommands wires them to CLI11.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <iosfwd>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "cli/client.h"
 #include "cli/policy_flags.h"
@@ -41,8 +40,8 @@ absl::StatusOr<std::vector<std::string>> WorkloadsGiven(const std::vector<std::s
 // The ids "namespace:kind/name" of `given` (ParseWorkloadId with `namespace_`); legacy ids
 // "namespace/name" are resolved with one ListWorkloads call (ResolveLegacyWorkloadId).
 // Reports a failure on env.err and returns its exit code; kExitOk with `ids` filled.
-int ResolveWorkloads(const std::vector<std::string>& given, const std::string& namespace_,
-                     Env& env, std::vector<std::string>& ids);
+int ResolveWorkloads(const std::vector<std::string>& given, const std::string& namespace_, Env& env,
+                     std::vector<std::string>& ids);
 
 struct ListWorkloadsOptions {
   std::string namespace_ = "default";

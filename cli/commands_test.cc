@@ -85,7 +85,8 @@ class CommandsTest : public ::testing::Test {
     job.set_state(ferry::v1::JOB_STATE_RUNNING);
     *job.mutable_submitted() = At(1700000000);
     *job.add_stages() = Stage(ferry::v1::JOB_STAGE_KIND_SUBMITTED, 0);
-    *job.add_stages() = Stage(ferry::v1::JOB_STAGE_KIND_PLANNING, 4, "reading git, the cluster and the registry");
+    *job.add_stages() =
+        Stage(ferry::v1::JOB_STAGE_KIND_PLANNING, 4, "reading git, the cluster and the registry");
     std::vector<ferry::v1::Job> states = {job};
     auto* ok = job.add_results();
     ok->set_workload("default:deployment/helloworld");
@@ -106,13 +107,15 @@ class CommandsTest : public ::testing::Test {
     *job.add_stages() = Stage(ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED, 166, "", rev);
     job.set_revision(rev);
     states.push_back(job);
-    *job.add_stages() = Stage(ferry::v1::JOB_STAGE_KIND_APPLIED, 207, "1 applied, 3 unchanged, 0 failed", rev);
+    *job.add_stages() =
+        Stage(ferry::v1::JOB_STAGE_KIND_APPLIED, 207, "1 applied, 3 unchanged, 0 failed", rev);
     if (fail_one) {
       ok->set_status(ferry::v1::WORKLOAD_RESULT_STATUS_FAILED);
       ok->set_reason("committed, but the cluster refused it: admission webhook denied the request");
       job.mutable_results(0)->CopyFrom(*ok);
     }
-    *job.add_stages() = Stage(ferry::v1::JOB_STAGE_KIND_DONE, 208, "committed and applied 35e789d64067");
+    *job.add_stages() =
+        Stage(ferry::v1::JOB_STAGE_KIND_DONE, 208, "committed and applied 35e789d64067");
     job.set_state(ferry::v1::JOB_STATE_SUCCEEDED);
     *job.mutable_finished() = At(1700000000, 208);
     states.push_back(job);
@@ -128,7 +131,8 @@ class CommandsTest : public ::testing::Test {
 ferry::v1::ListWorkloadsResponse Workloads() {
   ferry::v1::ListWorkloadsResponse r;
   r.set_revision("35e789d64067ef55a810c96cd053b0cc106852df");
-  auto add = [&](const std::string& id, std::vector<std::pair<std::string, std::string>> containers) {
+  auto add = [&](const std::string& id,
+                 std::vector<std::pair<std::string, std::string>> containers) {
     auto* w = r.add_workloads();
     w->set_id(id);
     for (const auto& [name, image] : containers) {
@@ -165,7 +169,8 @@ TEST_F(CommandsTest, ListWorkloadsTableAndJson) {
   ferry::v1::ListWorkloadsRequest asked;
   EXPECT_CALL(stub_, ListWorkloads(_, _, _))
       .Times(3)
-      .WillRepeatedly(DoAll(SaveArg<1>(&asked), SetArgPointee<2>(Workloads()), Return(grpc::Status::OK)));
+      .WillRepeatedly(
+          DoAll(SaveArg<1>(&asked), SetArgPointee<2>(Workloads()), Return(grpc::Status::OK)));
   ListWorkloadsOptions options;
   EXPECT_EQ(Run([&](Env& env) { return RunListWorkloads(options, env); }), kExitOk);
   EXPECT_EQ(asked.namespace_(), "default");
@@ -259,7 +264,8 @@ TEST_F(CommandsTest, BadArgumentsAreRefusedBeforeAnyCall) {
   std::vector<Case> cases = {
       {[](ReleaseOptions& o) { o.workloads.clear(); }, "--workload=namespace:kind/name"},
       {[](ReleaseOptions& o) { o.all = true; }, "not both"},
-      {[](ReleaseOptions& o) { o.image.clear(); }, "--update-image=repo:tag or --update-all-images"},
+      {[](ReleaseOptions& o) { o.image.clear(); },
+       "--update-image=repo:tag or --update-all-images"},
       {[](ReleaseOptions& o) { o.update_all_images = true; }, "not both"},
       {[](ReleaseOptions& o) { o.workloads = {"helloworld"}; }, "helloworld"},
       {[](ReleaseOptions& o) { o.output = "xml"; }, "table, json or yaml"},
@@ -297,7 +303,8 @@ TEST_F(CommandsTest, ServerErrorsMapToExitCodesWithHints) {
            {grpc::StatusCode::NOT_FOUND, kExitNotFound, "namespace nope has no workloads"},
            {grpc::StatusCode::UNAUTHENTICATED, kExitDenied, "--token or FERRY_TOKEN"},
            {grpc::StatusCode::PERMISSION_DENIED, kExitDenied, "namespace nope has no workloads"},
-           {grpc::StatusCode::UNAVAILABLE, kExitUnavailable, "cannot reach the api at 127.0.0.1:3030"},
+           {grpc::StatusCode::UNAVAILABLE, kExitUnavailable,
+            "cannot reach the api at 127.0.0.1:3030"},
            {grpc::StatusCode::DEADLINE_EXCEEDED, kExitUnavailable, "may still complete"}}) {
     EXPECT_CALL(stub_, ListWorkloads(_, _, _))
         .WillOnce(Return(grpc::Status(c.code, "namespace nope has no workloads")));
@@ -339,7 +346,8 @@ TEST_F(CommandsTest, ATimeoutWhileFollowingSaysHowToCheck) {
   EXPECT_CALL(stub_, Release(_, _, _))
       .WillOnce(DoAll(SetArgPointee<2>(ReleaseStates()[0]), Return(grpc::Status::OK)));
   auto* reader = new grpc::testing::MockClientReader<ferry::v1::Job>();
-  EXPECT_CALL(*reader, Read(_)).WillOnce(DoAll(SetArgPointee<0>(ReleaseStates()[0]), Return(true)))
+  EXPECT_CALL(*reader, Read(_))
+      .WillOnce(DoAll(SetArgPointee<0>(ReleaseStates()[0]), Return(true)))
       .WillOnce(Return(false));
   EXPECT_CALL(*reader, Finish())
       .WillOnce(Return(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded")));
@@ -428,8 +436,8 @@ TEST_F(CommandsTest, DeprecatedWorkloadFlagsWorkWithANoteOnStderr) {
 TEST_F(CommandsTest, LegacyIdsAreResolvedThroughTheApi) {
   ferry::v1::ListWorkloadsRequest listed;
   EXPECT_CALL(stub_, ListWorkloads(_, _, _))
-      .WillOnce(DoAll(SaveArg<1>(&listed), SetArgPointee<2>(Workloads()),
-                      Return(grpc::Status::OK)));
+      .WillOnce(
+          DoAll(SaveArg<1>(&listed), SetArgPointee<2>(Workloads()), Return(grpc::Status::OK)));
   ferry::v1::UpdatePolicyRequest asked;
   ferry::v1::Job job;
   job.set_id("5f0c7c7e-1b2a-4c3d-8e9f-0a1b2c3d4e5f");
@@ -471,8 +479,9 @@ TEST_F(CommandsTest, MixedOrUnresolvableWorkloadsSubmitNothing) {
   ambiguous.services = {"default/helloworld"};
   ambiguous.update_all_images = true;
   EXPECT_EQ(Run([&](Env& env) { return RunRelease(ambiguous, env); }), kExitUsage);
-  EXPECT_THAT(err_.str(), HasSubstr("\"default/helloworld\" is ambiguous: name one of "
-                                    "default:deployment/helloworld, default:statefulset/helloworld"));
+  EXPECT_THAT(err_.str(),
+              HasSubstr("\"default/helloworld\" is ambiguous: name one of "
+                        "default:deployment/helloworld, default:statefulset/helloworld"));
 
   EXPECT_CALL(stub_, ListWorkloads(_, _, _))
       .WillOnce(DoAll(SetArgPointee<2>(Workloads()), Return(grpc::Status::OK)));
@@ -527,7 +536,8 @@ TEST(DroneTest, MapsAFullPluginEnvironmentOntoARelease) {
   EXPECT_EQ(client.token, "write-token-0123456789");
   EXPECT_TRUE(client.tls);
   EXPECT_EQ(client.timeout, "5m");
-  EXPECT_EQ(release.workloads, (std::vector<std::string>{"deployment/helloworld", "prod:deployment/api"}));
+  EXPECT_EQ(release.workloads,
+            (std::vector<std::string>{"deployment/helloworld", "prod:deployment/api"}));
   EXPECT_EQ(release.namespace_, "shop");
   EXPECT_EQ(release.image, "quay.io/weaveworks/helloworld:master-a000002");
   EXPECT_EQ(release.excludes, (std::vector<std::string>{"shop:deployment/legacy"}));
@@ -535,8 +545,9 @@ TEST(DroneTest, MapsAFullPluginEnvironmentOntoARelease) {
   EXPECT_TRUE(release.force);
   EXPECT_TRUE(release.watch);
   EXPECT_EQ(release.user, "alice <alice@example.com>");
-  EXPECT_EQ(release.message, "Drone build https://drone.example.com/shop/helloworld/42, commit "
-                             "shop/helloworld@9a16ff945b9e");
+  EXPECT_EQ(release.message,
+            "Drone build https://drone.example.com/shop/helloworld/42, commit "
+            "shop/helloworld@9a16ff945b9e");
   // The step's own user and message win; bad booleans and missing settings are named.
   env["PLUGIN_USER"] = "ci-bot";
   env["PLUGIN_MESSAGE"] = "nightly";
@@ -560,15 +571,19 @@ TEST(CompletionTest, CoversEveryCommandAndFlag) {
   CLI::App app{"ferryctl", "ferryctl"};
   ClientOptions client;
   int exit_code = 0;
-  AddApiCommands(app, client, [] { return absl::StatusOr<std::unique_ptr<ferry::v1::Ferry::StubInterface>>(
-                                       absl::UnavailableError("not in this test")); },
-                 exit_code, "test");
+  AddApiCommands(
+      app, client,
+      [] {
+        return absl::StatusOr<std::unique_ptr<ferry::v1::Ferry::StubInterface>>(
+            absl::UnavailableError("not in this test"));
+      },
+      exit_code, "test");
   for (const char* shell : {"bash", "zsh", "fish"}) {
     absl::StatusOr<std::string> script = CompletionScript(app, shell);
     ASSERT_TRUE(script.ok()) << shell;
-    for (const char* word : {"list-workloads", "list-services", "list-images", "release",
-                             "update-all-images", "automate", "policy", "tag-all", "sync",
-                             "identity", "save", "completion"}) {
+    for (const char* word :
+         {"list-workloads", "list-services", "list-images", "release", "update-all-images",
+          "automate", "policy", "tag-all", "sync", "identity", "save", "completion"}) {
       EXPECT_THAT(*script, HasSubstr(word)) << shell;
     }
   }

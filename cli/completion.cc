@@ -20,8 +20,10 @@ void Collect(const CLI::App& app, const std::string& prefix, std::vector<Command
     for (const std::string& alias : sub->get_aliases()) c.names.push_back(prefix + alias);
     c.description = sub->get_description();
     for (const CLI::Option* opt : sub->get_options()) {
-      for (const std::string& l : opt->get_lnames()) c.flags.emplace_back("--" + l, opt->get_description());
-      for (const std::string& s : opt->get_snames()) c.flags.emplace_back("-" + s, opt->get_description());
+      for (const std::string& l : opt->get_lnames())
+        c.flags.emplace_back("--" + l, opt->get_description());
+      for (const std::string& s : opt->get_snames())
+        c.flags.emplace_back("-" + s, opt->get_description());
     }
     out.push_back(c);
   }
@@ -30,8 +32,10 @@ void Collect(const CLI::App& app, const std::string& prefix, std::vector<Command
 std::string Quote(const std::string& text) {
   std::string out = "'";
   for (char ch : text) {
-    if (ch == '\'') out += "'\\''";
-    else out += ch;
+    if (ch == '\'')
+      out += "'\\''";
+    else
+      out += ch;
   }
   return out + "'";
 }
@@ -50,10 +54,12 @@ std::string Bash(const std::vector<Command>& commands, const CLI::App& app) {
       "  for ((i = 1; i < COMP_CWORD; i++)); do\n"
       "    [[ \"${COMP_WORDS[i]}\" != -* ]] && { cmd=\"${COMP_WORDS[i]}\"; break; }\n"
       "  done\n"
-      "  local global=", Quote(absl::StrJoin(global, " ")), "\n"
+      "  local global=",
+      Quote(absl::StrJoin(global, " ")),
+      "\n"
       "  case \"$cmd\" in\n"
-      "    \"\") COMPREPLY=($(compgen -W ", Quote(absl::StrJoin(names, " ") + " $global"),
-      " -- \"$cur\")) ;;\n");
+      "    \"\") COMPREPLY=($(compgen -W ",
+      Quote(absl::StrJoin(names, " ") + " $global"), " -- \"$cur\")) ;;\n");
   for (const Command& c : commands) {
     std::vector<std::string> flags;
     for (const auto& [flag, description] : c.flags) flags.push_back(flag);
@@ -68,8 +74,8 @@ std::string Fish(const std::vector<Command>& commands) {
   std::string script = "# fish completion for ferryctl: ferryctl completion fish | source\n";
   for (const Command& c : commands) {
     for (const std::string& name : c.names) {
-      absl::StrAppend(&script, "complete -c ferryctl -f -n __fish_use_subcommand -a ", name,
-                      " -d ", Quote(c.description), "\n");
+      absl::StrAppend(&script, "complete -c ferryctl -f -n __fish_use_subcommand -a ", name, " -d ",
+                      Quote(c.description), "\n");
     }
     for (const auto& [flag, description] : c.flags) {
       const bool long_flag = flag.rfind("--", 0) == 0;
@@ -88,13 +94,14 @@ absl::StatusOr<std::string> CompletionScript(const CLI::App& app, const std::str
   Collect(app, "", commands);
   if (shell == "bash") return Bash(commands, app);
   if (shell == "zsh") {
-    return absl::StrCat("# zsh completion for ferryctl: source <(ferryctl completion zsh)\n"
-                        "autoload -U +X bashcompinit && bashcompinit\n",
-                        Bash(commands, app));
+    return absl::StrCat(
+        "# zsh completion for ferryctl: source <(ferryctl completion zsh)\n"
+        "autoload -U +X bashcompinit && bashcompinit\n",
+        Bash(commands, app));
   }
   if (shell == "fish") return Fish(commands);
-  return absl::InvalidArgumentError(
-      absl::StrCat("completion: '", shell, "' is not a shell ferryctl knows; use bash, zsh or fish"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "completion: '", shell, "' is not a shell ferryctl knows; use bash, zsh or fish"));
 }
 
 }  // namespace ferry::cli

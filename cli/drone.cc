@@ -78,10 +78,9 @@ absl::Status DroneToRelease(const std::map<std::string, std::string>& env, Relea
   for (const char* key : {"PLUGIN_EXCLUDE", "PLUGIN_EXCLUDES"}) {
     for (const std::string& w : List(Get(env, key))) release.excludes.push_back(w);
   }
-  for (auto [key, setting, field] :
-       {std::make_tuple("PLUGIN_DRY_RUN", "dry_run", &release.dry_run),
-        std::make_tuple("PLUGIN_FORCE", "force", &release.force),
-        std::make_tuple("PLUGIN_WAIT", "wait", &release.watch)}) {
+  for (auto [key, setting, field] : {std::make_tuple("PLUGIN_DRY_RUN", "dry_run", &release.dry_run),
+                                     std::make_tuple("PLUGIN_FORCE", "force", &release.force),
+                                     std::make_tuple("PLUGIN_WAIT", "wait", &release.watch)}) {
     absl::StatusOr<bool> v = Bool(env, key, setting);
     if (!v.ok()) return v.status();
     *field = *v;
@@ -90,7 +89,8 @@ absl::Status DroneToRelease(const std::map<std::string, std::string>& env, Relea
   if (release.user.empty()) {
     const std::string author = Get(env, "DRONE_COMMIT_AUTHOR");
     const std::string email = Get(env, "DRONE_COMMIT_AUTHOR_EMAIL");
-    release.user = email.empty() || author.empty() ? author : absl::StrCat(author, " <", email, ">");
+    release.user =
+        email.empty() || author.empty() ? author : absl::StrCat(author, " <", email, ">");
   }
   release.message = Get(env, "PLUGIN_MESSAGE");
   if (release.message.empty()) {

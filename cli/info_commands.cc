@@ -80,7 +80,8 @@ int RunSave(const SaveOptions& options, Env& env) {
   grpc::Status s = stream->Finish();
   if (!s.ok()) return ReportCallError(env.err, s, env.client, "exporting");
   const std::string target = options.output.empty() ? "-" : options.output;
-  const bool folder = target != "-" && (target.back() == '/' || std::filesystem::is_directory(target));
+  const bool folder =
+      target != "-" && (target.back() == '/' || std::filesystem::is_directory(target));
   if (folder) {
     // One file per resource, a folder per namespace.
     for (const auto& res : resources) {
@@ -90,7 +91,8 @@ int RunSave(const SaveOptions& options, Env& env) {
       std::ofstream file(path);
       file << res.yaml();
       if (!file) {
-        return ReportError(env.err, absl::PermissionDeniedError(absl::StrCat("cannot write ", path.string())));
+        return ReportError(
+            env.err, absl::PermissionDeniedError(absl::StrCat("cannot write ", path.string())));
       }
     }
     env.err << "Saved " << resources.size() << " resource(s) under " << target << "\n";
@@ -123,8 +125,8 @@ int RunVersion(Env& env, const std::string& client_version) {
   grpc::Status s = env.stub.GetVersion(&ctx, ferry::v1::GetVersionRequest(), &version);
   if (!s.ok()) return ReportCallError(env.err, s, env.client, "asking the api's version");
   env.out << "api: " << version.version() << " (" << env.client.url << ")\n";
-  for (const auto& [service, v] : std::map<std::string, std::string>(version.services().begin(),
-                                                                     version.services().end())) {
+  for (const auto& [service, v] :
+       std::map<std::string, std::string>(version.services().begin(), version.services().end())) {
     env.out << service << ": " << v << "\n";
   }
   return kExitOk;
@@ -151,8 +153,8 @@ int RunJobs(const JobsOptions& options, Env& env) {
         absl::AsciiStrToLower(absl::StripPrefix(ferry::v1::JobKind_Name(j.kind()), "JOB_KIND_"));
     const std::string state =
         absl::AsciiStrToLower(absl::StripPrefix(ferry::v1::JobState_Name(j.state()), "JOB_STATE_"));
-    table.AddRow({j.id(), kind, state,
-                  Rfc822(j.submitted()), j.revision().substr(0, 12), j.cause().user()});
+    table.AddRow(
+        {j.id(), kind, state, Rfc822(j.submitted()), j.revision().substr(0, 12), j.cause().user()});
   }
   table.Print(env.out);
   return kExitOk;

@@ -15,14 +15,22 @@ namespace {
 
 const char* StageLabel(ferry::v1::JobStageKind kind) {
   switch (kind) {
-    case ferry::v1::JOB_STAGE_KIND_SUBMITTED: return "submitted";
-    case ferry::v1::JOB_STAGE_KIND_PLANNING: return "planning";
-    case ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED: return "commit pushed";
-    case ferry::v1::JOB_STAGE_KIND_APPLIED: return "applied";
-    case ferry::v1::JOB_STAGE_KIND_ROLLOUT: return "rollout";
-    case ferry::v1::JOB_STAGE_KIND_DONE: return "done";
-    case ferry::v1::JOB_STAGE_KIND_FAILED: return "failed";
-    default: return "?";
+    case ferry::v1::JOB_STAGE_KIND_SUBMITTED:
+      return "submitted";
+    case ferry::v1::JOB_STAGE_KIND_PLANNING:
+      return "planning";
+    case ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED:
+      return "commit pushed";
+    case ferry::v1::JOB_STAGE_KIND_APPLIED:
+      return "applied";
+    case ferry::v1::JOB_STAGE_KIND_ROLLOUT:
+      return "rollout";
+    case ferry::v1::JOB_STAGE_KIND_DONE:
+      return "done";
+    case ferry::v1::JOB_STAGE_KIND_FAILED:
+      return "failed";
+    default:
+      return "?";
   }
 }
 
@@ -39,7 +47,9 @@ std::string RolloutSummary(const ferry::v1::JobStage& stage) {
     const ferry::v1::RolloutStatus& s = r.status();
     std::string state;
     switch (s.state()) {
-      case ferry::v1::ROLLOUT_STATE_READY: state = "ready"; break;
+      case ferry::v1::ROLLOUT_STATE_READY:
+        state = "ready";
+        break;
       case ferry::v1::ROLLOUT_STATE_ERROR:
         state = s.messages().empty() ? "error" : absl::StrCat("error: ", s.messages(0));
         break;
@@ -52,7 +62,8 @@ std::string RolloutSummary(const ferry::v1::JobStage& stage) {
 }
 
 std::string StageLine(const ferry::v1::Job& job, const ferry::v1::JobStage& stage) {
-  std::string line = absl::StrFormat("%s %-13s", Elapsed(job, stage.time()), StageLabel(stage.kind()));
+  std::string line =
+      absl::StrFormat("%s %-13s", Elapsed(job, stage.time()), StageLabel(stage.kind()));
   if (!stage.revision().empty()) absl::StrAppend(&line, " ", stage.revision().substr(0, 12));
   if (stage.kind() == ferry::v1::JOB_STAGE_KIND_ROLLOUT) {
     absl::StrAppend(&line, " ", RolloutSummary(stage));
@@ -69,24 +80,39 @@ std::string FluxStageLine(const ferry::v1::JobStage& stage) {
   std::string detail = stage.message();
   std::string line;
   switch (stage.kind()) {
-    case ferry::v1::JOB_STAGE_KIND_SUBMITTED: line = "Submitted job"; break;
-    case ferry::v1::JOB_STAGE_KIND_PLANNING: line = "Calculating release actions"; break;
-    case ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED: line = "Pushed commit: " + revision; break;
-    case ferry::v1::JOB_STAGE_KIND_APPLIED: line = "Applied " + revision; break;
+    case ferry::v1::JOB_STAGE_KIND_SUBMITTED:
+      line = "Submitted job";
+      break;
+    case ferry::v1::JOB_STAGE_KIND_PLANNING:
+      line = "Calculating release actions";
+      break;
+    case ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED:
+      line = "Pushed commit: " + revision;
+      break;
+    case ferry::v1::JOB_STAGE_KIND_APPLIED:
+      line = "Applied " + revision;
+      break;
     case ferry::v1::JOB_STAGE_KIND_ROLLOUT:
       line = "Rollout";
       detail = RolloutSummary(stage);
       break;
-    case ferry::v1::JOB_STAGE_KIND_DONE: line = "Done"; break;
-    case ferry::v1::JOB_STAGE_KIND_FAILED: line = "Failed"; break;
-    default: line = "?"; break;
+    case ferry::v1::JOB_STAGE_KIND_DONE:
+      line = "Done";
+      break;
+    case ferry::v1::JOB_STAGE_KIND_FAILED:
+      line = "Failed";
+      break;
+    default:
+      line = "?";
+      break;
   }
   if (!detail.empty()) absl::StrAppend(&line, " (", detail, ")");
   return line + ".";
 }
 
 bool Finished(const ferry::v1::Job& job) {
-  return job.state() == ferry::v1::JOB_STATE_SUCCEEDED || job.state() == ferry::v1::JOB_STATE_FAILED;
+  return job.state() == ferry::v1::JOB_STATE_SUCCEEDED ||
+         job.state() == ferry::v1::JOB_STATE_FAILED;
 }
 
 }  // namespace
@@ -129,8 +155,12 @@ void PrintResults(const ferry::v1::Job& job, int verbosity, std::ostream& out) {
   for (const ferry::v1::WorkloadResult& r : job.results()) {
     std::string status;
     switch (r.status()) {
-      case ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS: status = "success"; break;
-      case ferry::v1::WORKLOAD_RESULT_STATUS_FAILED: status = "failed"; break;
+      case ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS:
+        status = "success";
+        break;
+      case ferry::v1::WORKLOAD_RESULT_STATUS_FAILED:
+        status = "failed";
+        break;
       case ferry::v1::WORKLOAD_RESULT_STATUS_SKIPPED:
         if (verbosity < 1) continue;
         status = "skipped";
@@ -139,7 +169,8 @@ void PrintResults(const ferry::v1::Job& job, int verbosity, std::ostream& out) {
         if (verbosity < 2) continue;
         status = "ignored";
         break;
-      default: continue;
+      default:
+        continue;
     }
     any = true;
     if (r.updates().empty()) {
@@ -181,8 +212,8 @@ int FollowAndReport(const std::string& id, int verbosity, const std::string& out
   }
   if (!s.ok()) return ReportCallError(env.err, s, env.client, "following the job");
   const bool flux_lines = fluxctl_lines && output == "table";
-  const absl::Duration took = runtime::FromProtoTimestamp(job.finished()) -
-                              runtime::FromProtoTimestamp(job.submitted());
+  const absl::Duration took =
+      runtime::FromProtoTimestamp(job.finished()) - runtime::FromProtoTimestamp(job.submitted());
   if (!PrintStructured(output, job, env.out)) {
     if (flux_lines) {
       env.out << "Status: " << (JobExitCode(job) == kExitOk ? "Complete." : "Failed.") << "\n"

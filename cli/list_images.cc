@@ -45,8 +45,8 @@ void AddContainer(const ferry::v1::ContainerImages& c, int limit, std::string& w
   }
   const bool found_running = current_index >= 0;
   if (!found_running) {
-    table.AddRow({"", "", absl::StrCat("'-> ", current_tag.empty() ? "(untagged)" : current_tag),
-                  "?"});
+    table.AddRow(
+        {"", "", absl::StrCat("'-> ", current_tag.empty() ? "(untagged)" : current_tag), "?"});
   }
 }
 
@@ -62,8 +62,8 @@ int RunListImages(const ListImagesOptions& options, Env& env) {
   auto one = [](const std::string& w) {
     return w.empty() ? std::vector<std::string>() : std::vector<std::string>{w};
   };
-  absl::StatusOr<std::vector<std::string>> given = WorkloadsGiven(
-      one(options.workload), one(options.controller), one(options.service), env.err);
+  absl::StatusOr<std::vector<std::string>> given =
+      WorkloadsGiven(one(options.workload), one(options.controller), one(options.service), env.err);
   if (!given.ok()) return ReportError(env.err, given.status());
   ferry::v1::ListImagesRequest request;
   if (!given->empty()) {

@@ -15,7 +15,9 @@ std::string ReleaseColumn(const ferry::v1::Workload& w) {
   const ferry::v1::RolloutStatus& r = w.rollout();
   std::string status;
   switch (r.state()) {
-    case ferry::v1::ROLLOUT_STATE_READY: status = "ready"; break;
+    case ferry::v1::ROLLOUT_STATE_READY:
+      status = "ready";
+      break;
     case ferry::v1::ROLLOUT_STATE_UPDATING:
       status = absl::StrCat("updating (", r.updated(), " of ", r.desired(), " updated, ", r.ready(),
                             " ready)");
@@ -23,7 +25,9 @@ std::string ReleaseColumn(const ferry::v1::Workload& w) {
     case ferry::v1::ROLLOUT_STATE_ERROR:
       status = r.messages().empty() ? "error" : absl::StrCat("error: ", r.messages(0));
       break;
-    default: status = "unknown"; break;
+    default:
+      status = "unknown";
+      break;
   }
   if (!w.sync_error().empty()) absl::StrAppend(&status, " (sync error)");
   return status;
@@ -31,11 +35,16 @@ std::string ReleaseColumn(const ferry::v1::Workload& w) {
 
 const char* ReadOnlyName(ferry::v1::ReadOnlyReason reason) {
   switch (reason) {
-    case ferry::v1::READ_ONLY_REASON_NOT_IN_REPO: return "not in repo";
-    case ferry::v1::READ_ONLY_REASON_SYSTEM: return "system";
-    case ferry::v1::READ_ONLY_REASON_READ_ONLY_MODE: return "read-only mode";
-    case ferry::v1::READ_ONLY_REASON_NOT_READY: return "not ready";
-    default: return "";
+    case ferry::v1::READ_ONLY_REASON_NOT_IN_REPO:
+      return "not in repo";
+    case ferry::v1::READ_ONLY_REASON_SYSTEM:
+      return "system";
+    case ferry::v1::READ_ONLY_REASON_READ_ONLY_MODE:
+      return "read-only mode";
+    case ferry::v1::READ_ONLY_REASON_NOT_READY:
+      return "not ready";
+    default:
+      return "";
   }
 }
 

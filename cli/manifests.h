@@ -3,14 +3,13 @@
 // verified, and written atomically; on any error nothing is written.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <iosfwd>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/policy_flags.h"
-
-#include <CLI/CLI.hpp>
 
 namespace ferry::cli {
 

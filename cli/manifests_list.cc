@@ -16,9 +16,12 @@ namespace {
 
 const char* IgnoreName(manifest::IgnoreMode mode) {
   switch (mode) {
-    case manifest::IgnoreMode::kAll: return "true";
-    case manifest::IgnoreMode::kSyncOnly: return "sync_only";
-    case manifest::IgnoreMode::kNone: return "";
+    case manifest::IgnoreMode::kAll:
+      return "true";
+    case manifest::IgnoreMode::kSyncOnly:
+      return "sync_only";
+    case manifest::IgnoreMode::kNone:
+      return "";
   }
   return "";
 }
@@ -105,8 +108,8 @@ int RunManifestsList(const ManifestsListOptions& options, std::ostream& out, std
       std::string policy = i == 0 ? PolicySummary(p) : "";
       std::string filter = p.TagFilterFor(c.name);
       if (!filter.empty()) {
-        policy = policy.empty() ? absl::StrCat("tag=", filter)
-                                : absl::StrCat(policy, ",tag=", filter);
+        policy =
+            policy.empty() ? absl::StrCat("tag=", filter) : absl::StrCat(policy, ",tag=", filter);
       }
       table.AddRow({i == 0 ? r.id : "", c.init ? c.name + " (init)" : c.name, c.image, policy,
                     i == 0 ? file : ""});

@@ -27,9 +27,9 @@ int RunManifestsSetImage(const ManifestsSetImageOptions& options, std::ostream& 
     if (containers.size() != 1) {
       std::vector<std::string> names;
       for (const auto& c : containers) names.push_back(c.name);
-      return fail(absl::InvalidArgumentError(absl::StrCat(
-          id, " has ", containers.size(), " containers (", absl::StrJoin(names, ", "),
-          "); say which with --container")));
+      return fail(absl::InvalidArgumentError(
+          absl::StrCat(id, " has ", containers.size(), " containers (", absl::StrJoin(names, ", "),
+                       "); say which with --container")));
     }
     container = containers[0].name;
   }
@@ -40,8 +40,8 @@ int RunManifestsSetImage(const ManifestsSetImageOptions& options, std::ostream& 
       manifest::SetImage(*content, *resource, {container, options.image, std::nullopt}, load);
   if (!edit.ok()) return fail(edit.status());
   if (edit->changes.empty()) {
-    out << "no changes: " << id << " container " << container << " already uses "
-        << options.image << "\n";
+    out << "no changes: " << id << " container " << container << " already uses " << options.image
+        << "\n";
     return kExitOk;
   }
   if (absl::Status s = WriteFileAtomically(file, edit->content); !s.ok()) return fail(s);

@@ -1,3 +1,5 @@
+#include "cli/manifests.h"
+
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -7,7 +9,6 @@
 #include <sstream>
 
 #include "cli/exit_codes.h"
-#include "cli/manifests.h"
 #include "cli/repo_files.h"
 
 namespace ferry::cli {
@@ -40,23 +41,34 @@ TEST_F(ManifestsCommandTest, ListTable) {
   o.path += "/";
   ASSERT_EQ(RunManifestsList(o, out_, err_), kExitOk) << err_.str();
   const std::string want =
-      "WORKLOAD                        CONTAINER       IMAGE                                              POLICY                     FILE\n"
-      "data:statefulset/db             db              postgres:15.1                                                                 crlf.yaml:1\n"
-      "default:cronjob/report          report          example/report:2023-01                                                        multidoc.yaml:37\n"
-      "default:deployment/helloworld   helloworld      quay.io/weaveworks/helloworld:master-9a16ff945b9e  locked                     multidoc.yaml:12\n"
-      "demo:helmrelease/podinfo        app             ghcr.io/example/app:v1.2.3                                                    helmrelease.yaml:1\n"
+      "WORKLOAD                        CONTAINER       IMAGE                                       "
+      "       POLICY                     FILE\n"
+      "data:statefulset/db             db              postgres:15.1                               "
+      "                                  crlf.yaml:1\n"
+      "default:cronjob/report          report          example/report:2023-01                      "
+      "                                  multidoc.yaml:37\n"
+      "default:deployment/helloworld   helloworld      "
+      "quay.io/weaveworks/helloworld:master-9a16ff945b9e  locked                     "
+      "multidoc.yaml:12\n"
+      "demo:helmrelease/podinfo        app             ghcr.io/example/app:v1.2.3                  "
+      "                                  helmrelease.yaml:1\n"
       "                                chart-image     stefanprodan/podinfo:3.1.0\n"
       "                                cache           docker.io/library/redis:6.0.1\n"
       "                                logger          fluent/fluent-bit:1.9\n"
-      "kube-system:daemonset/agent     agent           docker.io/example/agent:1.0.0                                                 multidoc.yaml:26\n"
-      "legacy:fluxhelmrelease/mongodb  chart-image     bitnami/mongodb:3.6.8                              automated,tag=semver:~3.6  fluxhelmrelease.yaml:2\n"
-      "legacy:fluxhelmrelease/shop     chart-image     weaveworksdemos/front-end:0.2.0                                               fluxhelmrelease.yaml:18\n"
+      "kube-system:daemonset/agent     agent           docker.io/example/agent:1.0.0               "
+      "                                  multidoc.yaml:26\n"
+      "legacy:fluxhelmrelease/mongodb  chart-image     bitnami/mongodb:3.6.8                       "
+      "       automated,tag=semver:~3.6  fluxhelmrelease.yaml:2\n"
+      "legacy:fluxhelmrelease/shop     chart-image     weaveworksdemos/front-end:0.2.0             "
+      "                                  fluxhelmrelease.yaml:18\n"
       "                                worker          weaveworksdemos/worker:0.3.0\n"
       "                                cache           docker.io/library/redis:6.0.1\n"
-      "sock-shop:deployment/front-end  front-end       weaveworksdemos/front-end:0.2.0                    automated,tag=glob:0.2.*   deployment.yaml:2\n"
+      "sock-shop:deployment/front-end  front-end       weaveworksdemos/front-end:0.2.0             "
+      "       automated,tag=glob:0.2.*   deployment.yaml:2\n"
       "                                sidecar         quay.io/weaveworks/sidecar:master-a000001\n"
       "                                migrate (init)  weaveworksdemos/front-end:0.2.0\n"
-      "weird:deployment/odd            main            registry.example.com:5000/odd/main:v1.0.0          automated                  odd.yaml:2\n"
+      "weird:deployment/odd            main            registry.example.com:5000/odd/main:v1.0.0   "
+      "       automated                  odd.yaml:2\n"
       "                                flow            busybox:1.36\n";
   EXPECT_EQ(out_.str(), want);
   // The broken document is a warning, not a failure.
@@ -121,7 +133,8 @@ TEST_F(ManifestsCommandTest, SetImageWithoutContainerWhenThereIsOne) {
   // Again: nothing to do.
   std::ostringstream again;
   ASSERT_EQ(RunManifestsSetImage(o, again, err_), kExitOk);
-  EXPECT_EQ(again.str(), "no changes: data:statefulset/db container db already uses postgres:16.0\n");
+  EXPECT_EQ(again.str(),
+            "no changes: data:statefulset/db container db already uses postgres:16.0\n");
 }
 
 TEST_F(ManifestsCommandTest, SetImageErrorsWriteNothing) {
@@ -154,10 +167,14 @@ TEST_F(ManifestsCommandTest, SetPolicyLocksWithUserAndMessage) {
   o.message = "incident 42";
   ASSERT_EQ(RunManifestsSetPolicy(o, out_, err_), kExitOk) << err_.str();
   EXPECT_EQ(out_.str(),
-            "deployment.yaml:10: sock-shop:deployment/front-end metadata.annotations.fluxcd.io/automated: removed (was true)\n"
-            "deployment.yaml:11: sock-shop:deployment/front-end metadata.annotations.fluxcd.io/locked: set to true\n"
-            "deployment.yaml:12: sock-shop:deployment/front-end metadata.annotations.fluxcd.io/locked_user: set to alice\n"
-            "deployment.yaml:13: sock-shop:deployment/front-end metadata.annotations.fluxcd.io/locked_msg: set to incident 42\n");
+            "deployment.yaml:10: sock-shop:deployment/front-end "
+            "metadata.annotations.fluxcd.io/automated: removed (was true)\n"
+            "deployment.yaml:11: sock-shop:deployment/front-end "
+            "metadata.annotations.fluxcd.io/locked: set to true\n"
+            "deployment.yaml:12: sock-shop:deployment/front-end "
+            "metadata.annotations.fluxcd.io/locked_user: set to alice\n"
+            "deployment.yaml:13: sock-shop:deployment/front-end "
+            "metadata.annotations.fluxcd.io/locked_msg: set to incident 42\n");
   const std::string after = File("deployment.yaml");
   EXPECT_NE(after.find("    fluxcd.io/tag.front-end: glob:0.2.*\n"
                        "    fluxcd.io/locked: \"true\"\n"
@@ -224,9 +241,9 @@ TEST_F(ManifestsCommandTest, SetPolicyTagAllWritesOneFilterPerContainer) {
   o.tag_all = "semver:~0.2";
   ASSERT_EQ(RunManifestsSetPolicy(o, out_, err_), kExitOk) << err_.str();
   const std::string after = File("deployment.yaml");
-  for (const char* line : {"    fluxcd.io/tag.front-end: semver:~0.2\n",
-                           "    fluxcd.io/tag.sidecar: semver:~0.2\n",
-                           "    fluxcd.io/tag.migrate: semver:~0.2\n"}) {
+  for (const char* line :
+       {"    fluxcd.io/tag.front-end: semver:~0.2\n", "    fluxcd.io/tag.sidecar: semver:~0.2\n",
+        "    fluxcd.io/tag.migrate: semver:~0.2\n"}) {
     EXPECT_NE(after.find(line), std::string::npos) << line << after;
   }
   EXPECT_EQ(after.find("tag_all"), std::string::npos) << after;
@@ -256,9 +273,10 @@ TEST_F(ManifestsCommandTest, BinaryExitCodes) {
   EXPECT_EQ(RunBinary("manifests set-image" + path + " -i a:1"), kExitUsage);  // no -w
   EXPECT_EQ(RunBinary("manifests frobnicate"), kExitUsage);
   EXPECT_EQ(RunBinary("--version"), kExitOk);
-  EXPECT_EQ(RunBinary("manifests set-image" + path +
-                      " -w sock-shop:deployment/front-end -c sidecar -i quay.io/weaveworks/sidecar:x1"),
-            kExitOk);
+  EXPECT_EQ(
+      RunBinary("manifests set-image" + path +
+                " -w sock-shop:deployment/front-end -c sidecar -i quay.io/weaveworks/sidecar:x1"),
+      kExitOk);
   EXPECT_NE(File("deployment.yaml").find("\"quay.io/weaveworks/sidecar:x1\""), std::string::npos);
 }
 

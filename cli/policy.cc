@@ -1,12 +1,13 @@
 // ferryctl automate / deautomate / lock / unlock / policy: one policy job for every named
 // workload, one commit.
+#include "lib/convert/policy.h"
+
 #include <ostream>
 #include <set>
 
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/policy_flags.h"
-#include "lib/convert/policy.h"
 
 namespace ferry::cli {
 
@@ -15,8 +16,9 @@ int RunPolicy(const PolicyOptions& options, Env& env) {
       WorkloadsGiven(options.workloads, options.controllers, options.services, env.err);
   if (!given.ok()) return ReportError(env.err, given.status());
   if (given->empty()) {
-    return ReportError(env.err, absl::InvalidArgumentError(
-                                    "name a workload: --workload=namespace:kind/name (repeatable)"));
+    return ReportError(
+        env.err,
+        absl::InvalidArgumentError("name a workload: --workload=namespace:kind/name (repeatable)"));
   }
   absl::StatusOr<manifest::PolicyUpdate> update = ParsePolicyFlags(options);
   if (!update.ok()) return ReportError(env.err, update.status());

@@ -52,7 +52,8 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& con
   return absl::OkStatus();
 }
 
-absl::StatusOr<manifest::Resource> FindWorkload(const std::string& root, const std::string& workload,
+absl::StatusOr<manifest::Resource> FindWorkload(const std::string& root,
+                                                const std::string& workload,
                                                 const std::string& default_namespace) {
   absl::StatusOr<std::string> id = ParseWorkloadId(workload, default_namespace);
   if (!id.ok()) return id.status();

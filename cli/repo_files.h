@@ -18,7 +18,8 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& con
 // Loads the tree at `root` (resources without namespace in `default_namespace`) and returns
 // the workload `workload` ("namespace:kind/name" or "kind/name"). InvalidArgument for a
 // malformed id, NotFound naming the id.
-absl::StatusOr<manifest::Resource> FindWorkload(const std::string& root, const std::string& workload,
+absl::StatusOr<manifest::Resource> FindWorkload(const std::string& root,
+                                                const std::string& workload,
                                                 const std::string& default_namespace);
 
 }  // namespace ferry::cli

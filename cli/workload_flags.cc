@@ -19,10 +19,10 @@ absl::StatusOr<std::vector<std::string>> WorkloadsGiven(const std::vector<std::s
   if (!controllers.empty()) used.push_back("--controller");
   if (!services.empty()) used.push_back("--service");
   if (used.size() > 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        absl::StrJoin(used, " and "),
-        " both name workloads: give them all with --workload (-w); --controller and "
-        "--service are its old names"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(absl::StrJoin(used, " and "),
+                     " both name workloads: give them all with --workload (-w); --controller and "
+                     "--service are its old names"));
   }
   if (!controllers.empty() || !services.empty()) {
     err << "ferryctl: " << used[0] << " is deprecated; use --workload (-w)\n";
@@ -30,8 +30,8 @@ absl::StatusOr<std::vector<std::string>> WorkloadsGiven(const std::vector<std::s
   return !controllers.empty() ? controllers : !services.empty() ? services : workloads;
 }
 
-int ResolveWorkloads(const std::vector<std::string>& given, const std::string& namespace_,
-                     Env& env, std::vector<std::string>& ids) {
+int ResolveWorkloads(const std::vector<std::string>& given, const std::string& namespace_, Env& env,
+                     std::vector<std::string>& ids) {
   ids.clear();
   bool legacy = false;
   for (const std::string& w : given) {
@@ -55,8 +55,8 @@ int ResolveWorkloads(const std::vector<std::string>& given, const std::string& n
     for (const ferry::v1::Workload& w : response.workloads()) known.push_back(w.id());
   }
   for (const std::string& w : given) {
-    absl::StatusOr<std::string> id = IsLegacyWorkloadId(w) ? ResolveLegacyWorkloadId(w, known)
-                                                           : ParseWorkloadId(w, namespace_);
+    absl::StatusOr<std::string> id =
+        IsLegacyWorkloadId(w) ? ResolveLegacyWorkloadId(w, known) : ParseWorkloadId(w, namespace_);
     if (!id.ok()) return ReportError(env.err, id.status());
     ids.push_back(*std::move(id));
   }

@@ -14,9 +14,9 @@ namespace ferry::cli {
 absl::StatusOr<std::string> ParseWorkloadId(absl::string_view text,
                                             absl::string_view default_namespace) {
   auto invalid = [&] {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "workload \"", text, "\" is not an id; use namespace:kind/name, e.g. "
-        "default:deployment/helloworld"));
+    return absl::InvalidArgumentError(absl::StrCat("workload \"", text,
+                                                   "\" is not an id; use namespace:kind/name, e.g. "
+                                                   "default:deployment/helloworld"));
   };
   absl::string_view ns = default_namespace;
   absl::string_view rest = text;
@@ -84,24 +84,24 @@ absl::StatusOr<std::string> ResolveLegacyWorkloadId(absl::string_view text,
   }
   if (matches.size() == 1) return matches[0];
   if (matches.size() > 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "workload \"", text, "\" is ambiguous: name one of ", absl::StrJoin(matches, ", "),
-        " (namespace:kind/name)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("workload \"", text, "\" is ambiguous: name one of ",
+                     absl::StrJoin(matches, ", "), " (namespace:kind/name)"));
   }
   if (!namespaces.count(std::string(ns))) {
     return absl::InvalidArgumentError(absl::StrCat(
         "workload \"", text, "\": no workload in namespace \"", ns, "\"",
-        namespaces.empty() ? std::string(" (Ferry knows no workloads)")
-                           : absl::StrCat("; namespaces with workloads: ",
-                                          absl::StrJoin(namespaces, ", "))));
+        namespaces.empty()
+            ? std::string(" (Ferry knows no workloads)")
+            : absl::StrCat("; namespaces with workloads: ", absl::StrJoin(namespaces, ", "))));
   }
   std::vector<std::pair<size_t, std::string>> ranked;
   for (const std::string& id : ids) ranked.emplace_back(Distance(LegacyForm(id), text), id);
   std::sort(ranked.begin(), ranked.end());
   std::vector<std::string> closest;
   for (size_t i = 0; i < ranked.size() && i < 3; ++i) closest.push_back(ranked[i].second);
-  return absl::NotFoundError(absl::StrCat("workload \"", text, "\" not found; closest: ",
-                                          absl::StrJoin(closest, ", ")));
+  return absl::NotFoundError(
+      absl::StrCat("workload \"", text, "\" not found; closest: ", absl::StrJoin(closest, ", ")));
 }
 
 }  // namespace ferry::cli

@@ -6,8 +6,10 @@ namespace ferry::cli {
 namespace {
 
 TEST(ParseWorkloadIdTest, AcceptsFullAndShortForms) {
-  EXPECT_EQ(*ParseWorkloadId("default:deployment/helloworld", "x"), "default:deployment/helloworld");
-  EXPECT_EQ(*ParseWorkloadId("sock-shop:Deployment/front-end", "x"), "sock-shop:deployment/front-end");
+  EXPECT_EQ(*ParseWorkloadId("default:deployment/helloworld", "x"),
+            "default:deployment/helloworld");
+  EXPECT_EQ(*ParseWorkloadId("sock-shop:Deployment/front-end", "x"),
+            "sock-shop:deployment/front-end");
   EXPECT_EQ(*ParseWorkloadId("deployment/web", "team"), "team:deployment/web");
   EXPECT_EQ(*ParseWorkloadId("<cluster>:namespace/team", "x"), "<cluster>:namespace/team");
 }
@@ -32,9 +34,9 @@ TEST(LegacyWorkloadIdTest, NamespaceSlashNameUnlessTheFirstPartIsAKind) {
 }
 
 TEST(LegacyWorkloadIdTest, ResolvesToTheOneWorkloadOrSaysWhatToFix) {
-  const std::vector<std::string> ids = {"sock-shop:deployment/front-end", "sock-shop:deployment/cart",
-                                        "default:deployment/helloworld", "default:statefulset/db",
-                                        "default:deployment/db"};
+  const std::vector<std::string> ids = {
+      "sock-shop:deployment/front-end", "sock-shop:deployment/cart",
+      "default:deployment/helloworld", "default:statefulset/db", "default:deployment/db"};
   EXPECT_EQ(*ResolveLegacyWorkloadId("sock-shop/front-end", ids), "sock-shop:deployment/front-end");
   EXPECT_EQ(*ResolveLegacyWorkloadId("default/helloworld", ids), "default:deployment/helloworld");
 

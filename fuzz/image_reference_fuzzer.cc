@@ -31,8 +31,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       ferry::image::Reference::ParseRepository(text);
   if (repository.ok()) {
     // A scanner repository name is its own normalized form, with a valid host and port.
-    if (repository->Repository() != text || repository->Port() < 0 ||
-        repository->Port() > 65535 || repository->Host().empty()) {
+    if (repository->Repository() != text || repository->Port() < 0 || repository->Port() > 65535 ||
+        repository->Host().empty()) {
       std::abort();
     }
   } else {
@@ -46,7 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (ref->ToString() != text) std::abort();
   absl::StatusOr<ferry::image::Reference> printed = ferry::image::Reference::Parse(ref->ToString());
   if (!printed.ok() || !SameReference(*printed, *ref)) std::abort();
-  absl::StatusOr<ferry::image::Reference> again = ferry::image::Reference::Parse(ref->WithTag("v1"));
+  absl::StatusOr<ferry::image::Reference> again =
+      ferry::image::Reference::Parse(ref->WithTag("v1"));
   if (!again.ok() || !again->SameRepository(*ref)) std::abort();
   return 0;
 }

@@ -32,8 +32,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (author.ok()) {
     Check(!author->name.empty() && IsUtf8(author->name) && !HasControl(author->name, false));
     Check(author->name.find_first_of("<>") == std::string::npos);
-    Check(!HasControl(author->email, false) && author->email.find_first_of("<> ") ==
-                                                   std::string::npos);
+    Check(!HasControl(author->email, false) &&
+          author->email.find_first_of("<> ") == std::string::npos);
     // What is written as "Name <email>" parses back to the same author.
     const std::string written =
         author->email.empty() ? author->name : absl::StrCat(author->name, " <", author->email, ">");

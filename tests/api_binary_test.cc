@@ -31,7 +31,6 @@ using testing::StartGitWriterAndSyncer;
 using testing::StartStack;
 using testing::TempDir;
 
-
 // ferry-api over TLS with tokens, in front of a real git-writer and cluster-syncer: workloads
 // from git merged with their state in the cluster.
 TEST(ApiBinaryTest, ListsWorkloadsFromGitAndClusterOverTlsWithTokens) {
@@ -49,15 +48,17 @@ TEST(ApiBinaryTest, ListsWorkloadsFromGitAndClusterOverTlsWithTokens) {
   ASSERT_TRUE(first.has_value()) << syncer.process->Output();
   ASSERT_EQ(first->failed(), 0);
   int status = 0;
-  (*cluster)->Kubectl("-n api-e2e create deployment manual --image=registry.example.com/manual:1 --replicas=0",
-                      &status);
+  (*cluster)->Kubectl(
+      "-n api-e2e create deployment manual --image=registry.example.com/manual:1 --replicas=0",
+      &status);
   ASSERT_EQ(status, 0);
 
   const std::string dir = (*repo)->dir();
-  testing::RunCommand("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=ferry-api "
-                      "-addext subjectAltName=IP:127.0.0.1 -keyout " + dir + "/api.key -out " +
-                          dir + "/api.crt 2>&1",
-                      &status);
+  testing::RunCommand(
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=ferry-api "
+      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+          dir + "/api.key -out " + dir + "/api.crt 2>&1",
+      &status);
   ASSERT_EQ(status, 0);
   std::ofstream(dir + "/tokens") << "read read-token-0123456789\nwrite write-token-0123456789 ci\n";
   Running api;
@@ -70,7 +71,8 @@ TEST(ApiBinaryTest, ListsWorkloadsFromGitAndClusterOverTlsWithTokens) {
   grpc::SslCredentialsOptions tls;
   std::ifstream cert_in(dir + "/api.crt");
   tls.pem_root_certs.assign(std::istreambuf_iterator<char>(cert_in), {});
-  auto stub = ferry::v1::Ferry::NewStub(grpc::CreateChannel(api.GrpcTarget(), grpc::SslCredentials(tls)));
+  auto stub =
+      ferry::v1::Ferry::NewStub(grpc::CreateChannel(api.GrpcTarget(), grpc::SslCredentials(tls)));
   ferry::v1::ListWorkloadsRequest request;
   request.set_namespace_("api-e2e");
   ferry::v1::ListWorkloadsResponse response;
@@ -117,7 +119,8 @@ TEST(ApiBinaryTest, ListsImagesUnderEachContainersFilter) {
   TempDir dir;
   auto registry = testing::RegistryServer::Start(dir.path + "/registry");
   ASSERT_TRUE(registry.ok()) << registry.status();
-  const std::string config = R"({"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z"})";
+  const std::string config =
+      R"({"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z"})";
   for (const char* tag : {"1.0.0", "1.0.1", "1.1.0", "latest"}) {
     ASSERT_TRUE((*registry)->PushImage("team/app", tag, config).ok());
   }
@@ -126,17 +129,20 @@ TEST(ApiBinaryTest, ListsImagesUnderEachContainersFilter) {
       {{"apps/app.yaml",
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: shop\n"
         "  annotations:\n    ferry.dev/tag.app: semver:~1.0\nspec:\n  template:\n    spec:\n"
-        "      containers:\n      - name: app\n        image: " + image + ":1.0.0\n"
-        "      - name: proxy\n        image: " + image + ":latest\n"}});
+        "      containers:\n      - name: app\n        image: " +
+            image +
+            ":1.0.0\n"
+            "      - name: proxy\n        image: " +
+            image + ":latest\n"}});
   ASSERT_TRUE(repo.ok()) << repo.status();
   Running git, scanner, api;
   StartArgv({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
              "--git_url=" + (*repo)->url(), "--state_dir=" + (*repo)->dir() + "/state"},
             git);
-  StartArgv({FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0",
-             "--metrics_address=127.0.0.1:0", "--state_dir=" + dir.path + "/scanner",
-             "--registry_insecure_hosts=" + (*registry)->host()},
-            scanner);
+  StartArgv(
+      {FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+       "--state_dir=" + dir.path + "/scanner", "--registry_insecure_hosts=" + (*registry)->host()},
+      scanner);
   ASSERT_GT(git.grpc_port, 0);
   ASSERT_GT(scanner.grpc_port, 0);
   StartArgv({FERRY_API_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
@@ -185,13 +191,13 @@ TEST(ApiBinaryTest, ListsImagesUnderEachContainersFilter) {
   EXPECT_EQ(limited.workloads(0).containers(0).omitted(), 2);
   request.set_workload("shop:deployment/nope");
   grpc::ClientContext missing_ctx;
-  EXPECT_EQ(stub->ListImages(&missing_ctx, request, &limited).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(stub->ListImages(&missing_ctx, request, &limited).error_code(),
+            grpc::StatusCode::NOT_FOUND);
   request.set_workload("nope");
   grpc::ClientContext bad_ctx;
   EXPECT_EQ(stub->ListImages(&bad_ctx, request, &limited).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
 }
-
 
 // A release from request to running spec: plan, commit with note, apply, rollout; the locked
 // workload is skipped until forced; policies; the job survives an api restart.
@@ -224,8 +230,8 @@ TEST(ApiBinaryTest, ReleasesThroughGitIntoTheClusterAndAnswersForJobsAfterAResta
   grpc::Status s = stack.Release(spec, &submitted);
   ASSERT_TRUE(s.ok()) << s.error_message();
   ferry::v1::Job done = stack.Follow(submitted.id());
-  ASSERT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.DebugString()
-                                                          << stack.api.process->Output();
+  ASSERT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED)
+      << done.DebugString() << stack.api.process->Output();
   const std::string revision = stack.repo->Head();
   EXPECT_EQ(done.revision(), revision) << "the commit was pushed upstream";
   std::vector<ferry::v1::JobStageKind> stages;
@@ -242,17 +248,19 @@ TEST(ApiBinaryTest, ReleasesThroughGitIntoTheClusterAndAnswersForJobsAfterAResta
   EXPECT_EQ(done.results(1).status(), ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS);
 
   // Git: only the image's bytes changed, the comment stays; the author and the note.
-  EXPECT_EQ(stack.repo->Show(revision, "apps/web.yaml"),
-            "# the shop's front end\n" + Deployment("rel", "web", Image(stack, "team/web", "1.1.0")));
+  EXPECT_EQ(
+      stack.repo->Show(revision, "apps/web.yaml"),
+      "# the shop's front end\n" + Deployment("rel", "web", Image(stack, "team/web", "1.1.0")));
   EXPECT_EQ(stack.repo->Git("diff --stat HEAD~1 HEAD -- apps/frozen.yaml"), "");
   EXPECT_EQ(stack.repo->Git("log -1 --format=%an%n%s " + revision),
             "Alice\nRelease " + Image(stack, "team/web", "1.1.0") + " to rel:deployment/web\n");
   stack.repo->Git("fetch -q origin refs/notes/ferry:refs/notes/ferry");
-  EXPECT_TRUE(absl::StrContains(stack.repo->Git("notes --ref=ferry show " + revision),
-                                submitted.id()));
+  EXPECT_TRUE(
+      absl::StrContains(stack.repo->Git("notes --ref=ferry show " + revision), submitted.id()));
   // The cluster runs it.
   auto cluster = testing::SharedKubeCluster();
-  EXPECT_EQ((*cluster)->Kubectl("-n rel get deploy web -o jsonpath={.spec.template.spec.containers[0].image}"),
+  EXPECT_EQ((*cluster)->Kubectl(
+                "-n rel get deploy web -o jsonpath={.spec.template.spec.containers[0].image}"),
             Image(stack, "team/web", "1.1.0"));
 
   // An image the registry does not have: refused, nothing written.
@@ -341,19 +349,20 @@ TEST(ApiBinaryTest, AutomationReleasesANewlyPushedTag) {
   const int webhook_port = testing::FreeLoopbackPort();
   std::ofstream(stack.dir.path + "/secret") << "hook-secret\n";
   auto registry = testing::RegistryServer::StartWithNotifications(
-      stack.dir.path + "/registry",
-      "http://127.0.0.1:" + std::to_string(webhook_port) + "/webhook", "hook-secret");
+      stack.dir.path + "/registry", "http://127.0.0.1:" + std::to_string(webhook_port) + "/webhook",
+      "hook-secret");
   ASSERT_TRUE(registry.ok()) << registry.status();
   stack.registry = *std::move(registry);
   ASSERT_TRUE(stack.registry->PushImage("team/auto", "1.0.0", kImageConfig).ok());
-  StartStack(stack,
-             {{"ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: auto}\n"},
-              {"apps/auto.yaml",
-               Deployment("auto", "auto", Image(stack, "team/auto", "1.0.0"),
-                          "    ferry.dev/automated: \"true\"\n    ferry.dev/tag.app: semver:~1\n")}},
-             "auto",
-             {"--scan_interval=1h", "--webhook_address=127.0.0.1:" + std::to_string(webhook_port),
-              "--webhook_secret_path=" + stack.dir.path + "/secret"});
+  StartStack(
+      stack,
+      {{"ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: auto}\n"},
+       {"apps/auto.yaml",
+        Deployment("auto", "auto", Image(stack, "team/auto", "1.0.0"),
+                   "    ferry.dev/automated: \"true\"\n    ferry.dev/tag.app: semver:~1\n")}},
+      "auto",
+      {"--scan_interval=1h", "--webhook_address=127.0.0.1:" + std::to_string(webhook_port),
+       "--webhook_secret_path=" + stack.dir.path + "/secret"});
   if (HasFatalFailure()) return;
   stack.StartApi({"--automation_interval=1h"});
   ASSERT_GT(stack.api.grpc_port, 0);
@@ -390,9 +399,9 @@ TEST(ApiBinaryTest, AutomationReleasesANewlyPushedTag) {
   std::cerr << "push -> running spec: " << absl::FormatDuration(absl::Now() - pushed) << "\n";
   EXPECT_EQ(stack.repo->Git("log -1 --format=%s"), "Auto-release " + want + "\n");
   // The diff is the image's bytes, nothing else; the note records the job.
-  EXPECT_EQ(stack.repo->Git("diff -U0 HEAD~1 HEAD -- apps/auto.yaml | grep '^[-+] '"),
-            "-        image: " + Image(stack, "team/auto", "1.0.0") + "\n+        image: " + want +
-                "\n");
+  EXPECT_EQ(
+      stack.repo->Git("diff -U0 HEAD~1 HEAD -- apps/auto.yaml | grep '^[-+] '"),
+      "-        image: " + Image(stack, "team/auto", "1.0.0") + "\n+        image: " + want + "\n");
   stack.repo->Git("fetch -q origin refs/notes/ferry:refs/notes/ferry");
   EXPECT_TRUE(absl::StrContains(stack.repo->Git("notes --ref=ferry show HEAD"),
                                 "JOB_KIND_AUTOMATED_RELEASE"));
@@ -409,8 +418,8 @@ TEST(ApiBinaryTest, AutomationReleasesANewlyPushedTag) {
   ASSERT_TRUE(stack.stub->ListJobs(&ctx, {}, &jobs).ok());
   ASSERT_GE(jobs.jobs_size(), 1);
   EXPECT_EQ(jobs.jobs(0).kind(), ferry::v1::JOB_KIND_AUTOMATED_RELEASE);
-  auto metrics = testing::HttpGet("http://127.0.0.1:" + std::to_string(stack.api.metrics_port) +
-                                  "/metrics");
+  auto metrics =
+      testing::HttpGet("http://127.0.0.1:" + std::to_string(stack.api.metrics_port) + "/metrics");
   ASSERT_TRUE(metrics.ok());
   EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_automation_releases_total 1"))
       << metrics->body;
@@ -455,8 +464,8 @@ TEST(ApiBinaryTest, FerryctlDrivesTheStack) {
   EXPECT_TRUE(absl::StrContains(images, "'-> 1.0.0")) << images;
   EXPECT_TRUE(absl::StrContains(images, "|   1.2.0")) << images;
 
-  auto [lock_code, lock] = ferryctl({"lock", "-w", "deployment/frozen", "-n", "ctl", "--user",
-                                     "bob", "-m", "freeze"});
+  auto [lock_code, lock] =
+      ferryctl({"lock", "-w", "deployment/frozen", "-n", "ctl", "--user", "bob", "-m", "freeze"});
   EXPECT_EQ(lock_code, 0) << lock;
   EXPECT_TRUE(absl::StrContains(stack.repo->Show(stack.repo->Head(), "apps/frozen.yaml"),
                                 "ferry.dev/locked_user: bob"));
@@ -465,15 +474,15 @@ TEST(ApiBinaryTest, FerryctlDrivesTheStack) {
       ferryctl({"release", "--workload=ctl:deployment/web", "--workload=ctl:deployment/frozen",
                 "--update-image=" + image + ":1.1.0", "-v", "--user", "Alice", "-m", "ci 9"});
   EXPECT_EQ(release_code, 0) << release;
-  EXPECT_TRUE(absl::StrContains(release, "ctl:deployment/web     success  app: " + image +
-                                             ":1.0.0 -> 1.1.0"))
+  EXPECT_TRUE(absl::StrContains(
+      release, "ctl:deployment/web     success  app: " + image + ":1.0.0 -> 1.1.0"))
       << release;
   EXPECT_TRUE(absl::StrContains(release, "ctl:deployment/frozen  skipped  locked")) << release;
   EXPECT_TRUE(absl::StrContains(release, "commit pushed")) << "the stages as they happen";
   // -v: fluxctl's lines for scripts, with the job id, the commit and the time taken.
   EXPECT_TRUE(absl::StrContains(release, "Release job submitted, ID ")) << release;
-  EXPECT_TRUE(absl::StrContains(release, "\nCommit pushed: " + stack.repo->Head().substr(0, 7) +
-                                             "\n"))
+  EXPECT_TRUE(
+      absl::StrContains(release, "\nCommit pushed: " + stack.repo->Head().substr(0, 7) + "\n"))
       << release;
   EXPECT_TRUE(absl::StrContains(release, "\nTook ")) << release;
 
@@ -485,11 +494,11 @@ TEST(ApiBinaryTest, FerryctlDrivesTheStack) {
   EXPECT_EQ(bad_code, 2) << bad;  // usage
 
   // The Drone plugin: no arguments, the step's settings in PLUGIN_*; a forced release.
-  auto [drone_code, drone] = ferryctl(
-      {}, {"DRONE=true", "PLUGIN_URL=" + stack.api.GrpcTarget(),
-           "PLUGIN_WORKLOAD=ctl:deployment/frozen", "PLUGIN_IMAGE=" + image + ":1.2.0",
-           "PLUGIN_FORCE=true", "DRONE_COMMIT_AUTHOR=carol",
-           "DRONE_BUILD_LINK=https://drone.example.com/x/1", "DRONE_COMMIT_SHA=abc123"});
+  auto [drone_code, drone] =
+      ferryctl({}, {"DRONE=true", "PLUGIN_URL=" + stack.api.GrpcTarget(),
+                    "PLUGIN_WORKLOAD=ctl:deployment/frozen", "PLUGIN_IMAGE=" + image + ":1.2.0",
+                    "PLUGIN_FORCE=true", "DRONE_COMMIT_AUTHOR=carol",
+                    "DRONE_BUILD_LINK=https://drone.example.com/x/1", "DRONE_COMMIT_SHA=abc123"});
   EXPECT_EQ(drone_code, 0) << drone;
   EXPECT_TRUE(absl::StrContains(drone, "ctl:deployment/frozen  success")) << drone;
   EXPECT_EQ(stack.repo->Git("log -1 --format=%an%n%b"),
@@ -517,12 +526,14 @@ TEST(ApiBinaryTest, FerryctlDrivesTheStack) {
   const std::string web = stack.repo->Show(stack.repo->Head(), "apps/web.yaml");
   EXPECT_TRUE(absl::StrContains(web, "    fluxcd.io/tag.app: glob:1.*\n")) << web;
   EXPECT_FALSE(absl::StrContains(web, "tag_all")) << web;
-  auto [filtered_code, filtered] = ferryctl({"list-images", "-w", "ctl:deployment/web", "-o", "json"});
+  auto [filtered_code, filtered] =
+      ferryctl({"list-images", "-w", "ctl:deployment/web", "-o", "json"});
   EXPECT_EQ(filtered_code, 0) << filtered;
   EXPECT_TRUE(absl::StrContains(filtered, "\"tagFilter\": \"glob:1.*\"")) << filtered;
 
   auto cluster = testing::SharedKubeCluster();
-  EXPECT_EQ((*cluster)->Kubectl("-n ctl get deploy frozen -o jsonpath={.spec.template.spec.containers[0].image}"),
+  EXPECT_EQ((*cluster)->Kubectl(
+                "-n ctl get deploy frozen -o jsonpath={.spec.template.spec.containers[0].image}"),
             image + ":1.2.0");
 }
 
@@ -659,16 +670,23 @@ TEST(EndToEndTest, KillingEachServiceMidLoopLosesNothing) {
   done = release_web("1.0.0");
   EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.DebugString();
   bool applied = false;
-  for (const auto& stage : done.stages()) applied |= stage.kind() == ferry::v1::JOB_STAGE_KIND_APPLIED;
+  for (const auto& stage : done.stages())
+    applied |= stage.kind() == ferry::v1::JOB_STAGE_KIND_APPLIED;
   EXPECT_TRUE(applied);
   EXPECT_EQ(WaitForImage("restart", "web", web_image + ":1.0.0"), web_image + ":1.0.0");
 
   // Every commit is in git once: three automated releases and two manual ones, no duplicate.
   EXPECT_EQ((*repo)->Git("log --format=%s --grep=^Auto-release --grep=^Release"),
-            "Release " + web_image + ":1.0.0 to restart:deployment/web\n"
-            "Release " + web_image + ":2.0.0 to restart:deployment/web\n"
-            "Auto-release " + auto_image + ":1.2.0\n"
-            "Auto-release " + auto_image + ":1.1.0\n");
+            "Release " + web_image +
+                ":1.0.0 to restart:deployment/web\n"
+                "Release " +
+                web_image +
+                ":2.0.0 to restart:deployment/web\n"
+                "Auto-release " +
+                auto_image +
+                ":1.2.0\n"
+                "Auto-release " +
+                auto_image + ":1.1.0\n");
   // And the api, killed once, still answers for every committed job.
   api.Kill();
   api.Start();

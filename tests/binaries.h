@@ -72,8 +72,8 @@ inline void StartArgv(const std::vector<std::string>& argv, Running& r) {
 }
 
 // The health status the server reports for `service` ("" for the whole server).
-inline grpc::health::v1::HealthCheckResponse::ServingStatus CheckHealth(const Running& r,
-                                                                       const std::string& service) {
+inline grpc::health::v1::HealthCheckResponse::ServingStatus CheckHealth(
+    const Running& r, const std::string& service) {
   using grpc::health::v1::Health;
   using grpc::health::v1::HealthCheckRequest;
   using grpc::health::v1::HealthCheckResponse;
@@ -90,15 +90,17 @@ inline grpc::health::v1::HealthCheckResponse::ServingStatus CheckHealth(const Ru
 }
 
 // A real git-writer on `repo` and a cluster-syncer on `cluster` with `syncer_args`.
-inline void StartGitWriterAndSyncer(const testing::GitRepo& repo, const testing::KubeCluster& cluster,
-                             const std::vector<std::string>& syncer_args, Running& git,
-                             Running& syncer) {
-  StartArgv({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
-             "--git_url=" + repo.url(), "--state_dir=" + repo.dir() + "/state",
-             "--git_poll_interval=1h"},
-            git);
+inline void StartGitWriterAndSyncer(const testing::GitRepo& repo,
+                                    const testing::KubeCluster& cluster,
+                                    const std::vector<std::string>& syncer_args, Running& git,
+                                    Running& syncer) {
+  StartArgv(
+      {FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+       "--git_url=" + repo.url(), "--state_dir=" + repo.dir() + "/state", "--git_poll_interval=1h"},
+      git);
   if (git.grpc_port == 0) return;
-  std::vector<std::string> argv = {FERRY_CLUSTER_SYNCER_BIN, "--grpc_address=127.0.0.1:0",
+  std::vector<std::string> argv = {FERRY_CLUSTER_SYNCER_BIN,
+                                   "--grpc_address=127.0.0.1:0",
                                    "--metrics_address=127.0.0.1:0",
                                    "--kubeconfig=" + cluster.kubeconfig(),
                                    "--git_writer_address=" + git.GrpcTarget(),

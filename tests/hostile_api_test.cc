@@ -128,11 +128,13 @@ struct Stack {
   void StartApi(const std::string& git_writer, const std::string& cluster_syncer,
                 const std::vector<std::string>& extra) {
     api.process.reset();
-    std::vector<std::string> argv = {
-        FERRY_API_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
-        "--git_writer_address=" + git_writer, "--cluster_syncer_address=" + cluster_syncer,
-        "--registry_scanner_address=" + Refusing(),
-        "--no_automation"};
+    std::vector<std::string> argv = {FERRY_API_BIN,
+                                     "--grpc_address=127.0.0.1:0",
+                                     "--metrics_address=127.0.0.1:0",
+                                     "--git_writer_address=" + git_writer,
+                                     "--cluster_syncer_address=" + cluster_syncer,
+                                     "--registry_scanner_address=" + Refusing(),
+                                     "--no_automation"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     StartArgv(argv, api);
     ASSERT_GT(api.grpc_port, 0);
@@ -197,7 +199,8 @@ struct Stack {
 };
 
 bool Finished(const ferry::v1::Job& job) {
-  return job.state() == ferry::v1::JOB_STATE_SUCCEEDED || job.state() == ferry::v1::JOB_STATE_FAILED;
+  return job.state() == ferry::v1::JOB_STATE_SUCCEEDED ||
+         job.state() == ferry::v1::JOB_STATE_FAILED;
 }
 
 double Seconds(const google::protobuf::Timestamp& from, const google::protobuf::Timestamp& to) {
@@ -213,9 +216,9 @@ TEST(HostileApiTest, JobsStuckOnAPeerEndAtTheirStageDeadlineAndADryRunDoesNotWai
   if (HasFatalFailure()) return;
   StuckSyncer syncer;
   const int kApplyTimeout = 6;
-  stack.StartApi(stack.git.GrpcTarget(), syncer.address(),
-                 {"--job_workers=2", "--peer_wait=2",
-                  "--job_apply_timeout=" + std::to_string(kApplyTimeout)});
+  stack.StartApi(
+      stack.git.GrpcTarget(), syncer.address(),
+      {"--job_workers=2", "--peer_wait=2", "--job_apply_timeout=" + std::to_string(kApplyTimeout)});
   if (HasFatalFailure()) return;
 
   const absl::Time start = absl::Now();
@@ -292,8 +295,8 @@ TEST(HostileApiTest, PeersThatAreDownFailJobsAndRequestsAfterPeerWait) {
   for (const std::string& id : ids) {
     ferry::v1::Job done = stack.Follow(id, absl::Seconds(60));
     ASSERT_EQ(done.state(), ferry::v1::JOB_STATE_FAILED) << done.DebugString();
-    EXPECT_TRUE(absl::StrContains(done.error(), "cluster-syncer at " + refused +
-                                                    " is not reachable: it refuses connections"))
+    EXPECT_TRUE(absl::StrContains(
+        done.error(), "cluster-syncer at " + refused + " is not reachable: it refuses connections"))
         << done.error();
     EXPECT_TRUE(absl::StrContains(done.error(), "waited 2s (--peer_wait)")) << done.error();
   }

@@ -421,8 +421,8 @@ TEST(HostileGitWriterTest, ReleasesAreFoldedByAChildProcessWithoutRewritingTheHi
       << git.running.process->Output();
   // Nothing was lost: every commit and note is still readable from the mirror.
   int fsck_status = -1;
-  std::string fsck = RunCommand(
-      absl::StrCat("git --git-dir=", mirror, " fsck --no-dangling 2>&1"), &fsck_status);
+  std::string fsck =
+      RunCommand(absl::StrCat("git --git-dir=", mirror, " fsck --no-dangling 2>&1"), &fsck_status);
   EXPECT_EQ(fsck_status, 0) << fsck;
   EXPECT_EQ(RunCommand(absl::StrCat("git --git-dir=", mirror, " rev-list --count refs/heads/main")),
             git.repo->Git("rev-list --count main"));
@@ -446,8 +446,8 @@ TEST(HostileGitWriterTest, AFoldOfEveryPackNeverDropsTheReleaseBeingPushed) {
   const std::string mirror = git.repo->dir() + "/state/mirror.git";
   EXPECT_LE(Packs(mirror).size(), 1u + 8u);
   int fsck_status = -1;
-  std::string fsck = RunCommand(
-      absl::StrCat("git --git-dir=", mirror, " fsck --no-dangling 2>&1"), &fsck_status);
+  std::string fsck =
+      RunCommand(absl::StrCat("git --git-dir=", mirror, " fsck --no-dangling 2>&1"), &fsck_status);
   EXPECT_EQ(fsck_status, 0) << fsck;
   EXPECT_EQ(RunCommand(absl::StrCat("git --git-dir=", mirror, " rev-list --count refs/heads/main")),
             git.repo->Git("rev-list --count main"));
@@ -457,8 +457,8 @@ TEST(HostileGitWriterTest, TheRepackChildRefusesAMirrorThatIsNotARepository) {
   const std::string dir = ::testing::TempDir() + "/not-a-mirror";
   std::filesystem::create_directories(dir);
   int status = -1;
-  const std::string output = RunCommand(
-      absl::StrCat(FERRY_GIT_WRITER_BIN, " --repack_mirror=", dir, " 2>&1"), &status);
+  const std::string output =
+      RunCommand(absl::StrCat(FERRY_GIT_WRITER_BIN, " --repack_mirror=", dir, " 2>&1"), &status);
   EXPECT_NE(status, 0);
   EXPECT_TRUE(absl::StrContains(output, "opening the mirror " + dir)) << output;
 }

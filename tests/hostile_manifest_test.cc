@@ -200,8 +200,7 @@ TEST_F(HostileManifestSyncerTest, SurvivesTheAliasBombAndAppliesTheOtherFiles) {
   auto repo = GitRepo::Create({{"apps/web.yaml", good}});
   ASSERT_TRUE(repo.ok()) << repo.status();
   Running git, syncer;
-  testing::StartGitWriterAndSyncer(**repo, *cluster_, {"--sync_set=hostile-manifest"}, git,
-                                   syncer);
+  testing::StartGitWriterAndSyncer(**repo, *cluster_, {"--sync_set=hostile-manifest"}, git, syncer);
   ASSERT_GT(syncer.grpc_port, 0);
   auto stub = ferry::v1::ClusterSyncer::NewStub(syncer.Channel());
   grpc::ClientContext watch_ctx;
@@ -213,8 +212,9 @@ TEST_F(HostileManifestSyncerTest, SurvivesTheAliasBombAndAppliesTheOtherFiles) {
 
   // The hostile files land with a change to the healthy file.
   std::map<std::string, std::string> push = HostileFiles(ns);
-  push["apps/web.yaml"] = absl::StrCat(good, "---\napiVersion: v1\nkind: ConfigMap\n"
-                                             "metadata: {name: after-bomb, namespace: ",
+  push["apps/web.yaml"] = absl::StrCat(good,
+                                       "---\napiVersion: v1\nkind: ConfigMap\n"
+                                       "metadata: {name: after-bomb, namespace: ",
                                        ns, "}\ndata: {a: b}\n");
   auto pushed = (*repo)->CommitWithCli(push, "Hostile manifests");
   ASSERT_TRUE(pushed.ok()) << pushed.status();

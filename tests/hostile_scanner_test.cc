@@ -76,8 +76,7 @@ int64_t PeakRssKiB(pid_t pid) {
 // Sends `head` and then up to `body_bytes` bytes of `{` to 127.0.0.1:`port` (chunked when
 // `chunked`), stopping as soon as the server answers; returns what the server sent, until
 // it closed the connection (at most 64 KiB).
-std::string HostileRequest(int port, const std::string& head, uint64_t body_bytes,
-                           bool chunked) {
+std::string HostileRequest(int port, const std::string& head, uint64_t body_bytes, bool chunked) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -139,9 +138,7 @@ void StartScanner(const std::vector<std::string>& extra, Scanner& s) {
 
 TEST(HostileScannerTest, WebhookNeverHoldsAHugeBody) {
   Scanner s;
-  {
-    std::ofstream(s.dir.path + "/secret") << "s3cret\n";
-  }
+  { std::ofstream(s.dir.path + "/secret") << "s3cret\n"; }
   StartScanner({"--webhook_address=127.0.0.1:0", "--webhook_secret_path=" + s.dir.path + "/secret"},
                s);
   ASSERT_GT(s.webhook_port, 0) << s.running.process->Output();
@@ -154,28 +151,30 @@ TEST(HostileScannerTest, WebhookNeverHoldsAHugeBody) {
   std::string anonymous = HostileRequest(
       s.webhook_port,
       absl::StrCat("POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                   "Content-Length: ", k100MiB, "\r\n\r\n"),
+                   "Content-Length: ",
+                   k100MiB, "\r\n\r\n"),
       k100MiB, false);
   EXPECT_TRUE(absl::StartsWith(anonymous, "HTTP/1.1 401")) << anonymous.substr(0, 200);
 
   // A declared 4 GiB body with the right secret: 413 at once, naming the limit and flag.
-  std::string declared = HostileRequest(
-      s.webhook_port,
-      "POST /webhook HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n"
-      "Content-Length: 4294967296\r\n\r\n",
-      k100MiB, false);
+  std::string declared =
+      HostileRequest(s.webhook_port,
+                     "POST /webhook HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n"
+                     "Content-Length: 4294967296\r\n\r\n",
+                     k100MiB, false);
   EXPECT_TRUE(absl::StartsWith(declared, "HTTP/1.1 413")) << declared.substr(0, 200);
-  EXPECT_TRUE(absl::StrContains(declared, "webhook body size is 4294967296 bytes, over the limit "
-                                          "of 1048576 bytes (raise it with "
-                                          "--webhook_max_body_bytes)"))
+  EXPECT_TRUE(absl::StrContains(declared,
+                                "webhook body size is 4294967296 bytes, over the limit "
+                                "of 1048576 bytes (raise it with "
+                                "--webhook_max_body_bytes)"))
       << declared;
 
   // 100 MB chunked, announced as HMAC-signed: read up to the limit only, then 413.
-  std::string chunked = HostileRequest(
-      s.webhook_port,
-      "POST /webhook HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: sha256=00\r\n"
-      "Transfer-Encoding: chunked\r\n\r\n",
-      k100MiB, true);
+  std::string chunked =
+      HostileRequest(s.webhook_port,
+                     "POST /webhook HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: sha256=00\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n",
+                     k100MiB, true);
   EXPECT_TRUE(absl::StartsWith(chunked, "HTTP/1.1 413")) << chunked.substr(0, 200);
   EXPECT_TRUE(absl::StrContains(chunked, "--webhook_max_body_bytes")) << chunked;
 
@@ -196,7 +195,8 @@ TEST(HostileScannerTest, WebhookNeverHoldsAHugeBody) {
   std::string ok = HostileRequest(
       s.webhook_port,
       absl::StrCat("POST /webhook HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n"
-                   "Content-Length: ", small.size(), "\r\n\r\n", small),
+                   "Content-Length: ",
+                   small.size(), "\r\n\r\n", small),
       0, false);
   EXPECT_TRUE(absl::StartsWith(ok, "HTTP/1.1 200")) << ok;
 }

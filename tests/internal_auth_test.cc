@@ -15,10 +15,10 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/strings/str_split.h"
 #include "ferry/v1/api.grpc.pb.h"
 #include "ferry/v1/git_writer.grpc.pb.h"
 #include "ferry/v1/registry_scanner.grpc.pb.h"
-#include "absl/strings/str_split.h"
 #include "tests/binaries.h"
 #include "tests/support/http.h"
 
@@ -48,9 +48,8 @@ class Pki {
   }
   // A certificate for 127.0.0.1 (server and client use) signed by `ca`.
   void Issue(const std::string& ca, const std::string& name) {
-    std::ofstream(Path(name) + ".ext")
-        << "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-           "extendedKeyUsage=serverAuth,clientAuth\n";
+    std::ofstream(Path(name) + ".ext") << "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                                          "extendedKeyUsage=serverAuth,clientAuth\n";
     Run("openssl req -newkey rsa:2048 -nodes -subj /CN=" + name + " -keyout " + Path(name) +
         ".key -out " + Path(name) + ".csr");
     Run("openssl x509 -req -days 1 -in " + Path(name) + ".csr -CA " + Path(ca) + ".crt -CAkey " +
@@ -111,8 +110,8 @@ int HealthPort(const Running& r) {
 }
 
 grpc::health::v1::HealthCheckResponse::ServingStatus PlainHealth(int port) {
-  auto stub = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
-      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  auto stub = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   ctx.set_deadline(In(10));
   grpc::health::v1::HealthCheckResponse response;
@@ -123,11 +122,14 @@ grpc::health::v1::HealthCheckResponse::ServingStatus PlainHealth(int port) {
 
 // A git-writer on a fresh repo with `extra` flags.
 void StartGitWriter(const std::vector<std::string>& extra, Running& git) {
-  auto repo = testing::GitRepo::Create({{"apps/a.yaml", "apiVersion: v1\nkind: ConfigMap\n"
-                                                        "metadata: {name: a, namespace: x}\n"}});
+  auto repo = testing::GitRepo::Create({{"apps/a.yaml",
+                                         "apiVersion: v1\nkind: ConfigMap\n"
+                                         "metadata: {name: a, namespace: x}\n"}});
   ASSERT_TRUE(repo.ok()) << repo.status();
-  std::vector<std::string> argv = {FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0",
-                                   "--metrics_address=127.0.0.1:0", "--git_url=" + (*repo)->url(),
+  std::vector<std::string> argv = {FERRY_GIT_WRITER_BIN,
+                                   "--grpc_address=127.0.0.1:0",
+                                   "--metrics_address=127.0.0.1:0",
+                                   "--git_url=" + (*repo)->url(),
                                    "--state_dir=" + (*repo)->dir() + "/state",
                                    "--git_poll_interval=1h"};
   argv.insert(argv.end(), extra.begin(), extra.end());
@@ -154,7 +156,8 @@ TEST(InternalAuthTest, MutualTlsAdmitsOnlyClientsWithACertificateFromTheClientCa
   StartGitWriter(flags, git);
   ASSERT_GT(git.grpc_port, 0);
 
-  grpc::Status plaintext = GitHead(NewChannel(git.GrpcTarget(), grpc::InsecureChannelCredentials()));
+  grpc::Status plaintext =
+      GitHead(NewChannel(git.GrpcTarget(), grpc::InsecureChannelCredentials()));
   EXPECT_EQ(plaintext.error_code(), grpc::StatusCode::UNAVAILABLE) << plaintext.error_message();
   grpc::Status no_cert = GitHead(NewChannel(git.GrpcTarget(), pki.Client("ca")));
   EXPECT_EQ(no_cert.error_code(), grpc::StatusCode::UNAVAILABLE) << no_cert.error_message();
@@ -208,9 +211,10 @@ TEST(InternalAuthTest, NewConnectionsUseARotatedServerCertificate) {
   std::filesystem::copy_file(pki.Crt("old"), live.path + "/tls.crt");
   std::filesystem::copy_file(pki.Key("old"), live.path + "/tls.key");
   Running git;
-  StartGitWriter({"--tls_cert_path=" + live.path + "/tls.crt",
-                  "--tls_key_path=" + live.path + "/tls.key", "--tls_client_ca_path=" + pki.Crt("ca")},
-                 git);
+  StartGitWriter(
+      {"--tls_cert_path=" + live.path + "/tls.crt", "--tls_key_path=" + live.path + "/tls.key",
+       "--tls_client_ca_path=" + pki.Crt("ca")},
+      git);
   ASSERT_GT(git.grpc_port, 0);
   ASSERT_TRUE(GitHead(NewChannel(git.GrpcTarget(), pki.Client("ca", "api"))).ok());
   EXPECT_EQ(GitHead(NewChannel(git.GrpcTarget(), pki.Client("new-ca", "api"))).error_code(),
@@ -268,9 +272,9 @@ TEST(InternalAuthTest, ThePeerTokenIsRequiredAndHealthStaysOpen) {
 }
 
 TEST(InternalAuthTest, UnauthenticatedCallersBeyondLoopbackAreRefusedAtStart) {
-  auto process = testing::Subprocess::Start(
-      {FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=0.0.0.0:0", "--metrics_address=127.0.0.1:0",
-       "--state_dir=/tmp/ferry-internal-auth-never-used"});
+  auto process = testing::Subprocess::Start({FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=0.0.0.0:0",
+                                             "--metrics_address=127.0.0.1:0",
+                                             "--state_dir=/tmp/ferry-internal-auth-never-used"});
   ASSERT_TRUE(process.ok()) << process.status();
   std::optional<int> code = (*process)->Wait(absl::Seconds(20));
   ASSERT_TRUE(code.has_value());
@@ -294,8 +298,10 @@ TEST(InternalAuthTest, TheApiReachesItsPeersWithItsClientCertificate) {
       {{"apps/web.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: auth-e2e}\n"}});
   ASSERT_TRUE(repo.ok()) << repo.status();
   Running git;
-  std::vector<std::string> argv = {FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0",
-                                   "--metrics_address=127.0.0.1:0", "--git_url=" + (*repo)->url(),
+  std::vector<std::string> argv = {FERRY_GIT_WRITER_BIN,
+                                   "--grpc_address=127.0.0.1:0",
+                                   "--metrics_address=127.0.0.1:0",
+                                   "--git_url=" + (*repo)->url(),
                                    "--state_dir=" + (*repo)->dir() + "/state",
                                    "--git_poll_interval=1h"};
   for (const std::string& flag : MutualTlsFlags(pki, "git-writer", "ca")) argv.push_back(flag);
@@ -307,17 +313,24 @@ TEST(InternalAuthTest, TheApiReachesItsPeersWithItsClientCertificate) {
                                     "--peer_tls_key_path=" + pki.Key(self)};
   };
   Running syncer;
-  argv = {FERRY_CLUSTER_SYNCER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
-          "--kubeconfig=" + (*cluster)->kubeconfig(), "--git_writer_address=" + git.GrpcTarget(),
-          "--sync_interval=1h", "--sync_set=internal-auth"};
+  argv = {FERRY_CLUSTER_SYNCER_BIN,
+          "--grpc_address=127.0.0.1:0",
+          "--metrics_address=127.0.0.1:0",
+          "--kubeconfig=" + (*cluster)->kubeconfig(),
+          "--git_writer_address=" + git.GrpcTarget(),
+          "--sync_interval=1h",
+          "--sync_set=internal-auth"};
   for (const std::string& flag : MutualTlsFlags(pki, "cluster-syncer", "ca")) argv.push_back(flag);
   for (const std::string& flag : peer_flags("cluster-syncer")) argv.push_back(flag);
   StartArgv(argv, syncer);
   ASSERT_GT(syncer.grpc_port, 0);
   Running api;
-  argv = {FERRY_API_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+  argv = {FERRY_API_BIN,
+          "--grpc_address=127.0.0.1:0",
+          "--metrics_address=127.0.0.1:0",
           "--git_writer_address=" + git.GrpcTarget(),
-          "--cluster_syncer_address=" + syncer.GrpcTarget(), "--no_automation"};
+          "--cluster_syncer_address=" + syncer.GrpcTarget(),
+          "--no_automation"};
   for (const std::string& flag : peer_flags("api")) argv.push_back(flag);
   StartArgv(argv, api);
   ASSERT_GT(api.grpc_port, 0);
@@ -442,12 +455,15 @@ TEST(InternalAuthTest, TheSyncerStopsWithinTheDrainTimeoutWhileASyncWaitsOnGitWr
   TempDir dir;
   std::ofstream(dir.path + "/kubeconfig")
       << "apiVersion: v1\nkind: Config\ncurrent-context: stuck\n"
-         "clusters: [{name: stuck, cluster: {server: 'http://" + kube.target() + "'}}]\n"
-         "users: [{name: stuck, user: {token: t}}]\n"
-         "contexts: [{name: stuck, context: {cluster: stuck, user: stuck, namespace: default}}]\n";
+         "clusters: [{name: stuck, cluster: {server: 'http://" +
+             kube.target() +
+             "'}}]\n"
+             "users: [{name: stuck, user: {token: t}}]\n"
+             "contexts: [{name: stuck, context: {cluster: stuck, user: stuck, namespace: "
+             "default}}]\n";
   Running syncer;
-  StartArgv({FERRY_CLUSTER_SYNCER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
-             "--kubeconfig=" + dir.path + "/kubeconfig",
+  StartArgv({FERRY_CLUSTER_SYNCER_BIN, "--grpc_address=127.0.0.1:0",
+             "--metrics_address=127.0.0.1:0", "--kubeconfig=" + dir.path + "/kubeconfig",
              "--git_writer_address=127.0.0.1:" + std::to_string(port), "--sync_interval=1h",
              "--drain_timeout=" + std::to_string(kDrainSeconds) + "s"},
             syncer);
@@ -505,11 +521,11 @@ TEST(InternalAuthTest, TheScannerStopsWithinTheDrainTimeoutWhileARegistryNeverAn
   StuckListener registry;
   TempDir dir;
   Running scanner;
-  StartArgv({FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0",
-             "--metrics_address=127.0.0.1:0", "--state_dir=" + dir.path + "/scanner",
-             "--registry_insecure_hosts=" + registry.target(),
-             "--drain_timeout=" + std::to_string(kDrainSeconds) + "s"},
-            scanner);
+  StartArgv(
+      {FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+       "--state_dir=" + dir.path + "/scanner", "--registry_insecure_hosts=" + registry.target(),
+       "--drain_timeout=" + std::to_string(kDrainSeconds) + "s"},
+      scanner);
   ASSERT_GT(scanner.grpc_port, 0);
   std::thread list([&] {
     auto stub = ferry::v1::RegistryScanner::NewStub(scanner.Channel());

@@ -27,12 +27,11 @@ std::string Config(const std::string& created) {
 
 std::string ZeroReplicas(const std::string& kind, const std::string& ns, const std::string& name,
                          const std::string& containers) {
-  return absl::StrCat("apiVersion: apps/v1\nkind: ", kind, "\nmetadata:\n  name: ", name,
-                      "\n  namespace: ", ns, "\nspec:\n  replicas: 0\n",
-                      kind == "StatefulSet" ? "  serviceName: " + name + "\n" : "",
-                      "  selector: {matchLabels: {app: ", name, "}}\n  template:\n",
-                      "    metadata: {labels: {app: ", name, "}}\n    spec:\n      containers:\n",
-                      containers);
+  return absl::StrCat(
+      "apiVersion: apps/v1\nkind: ", kind, "\nmetadata:\n  name: ", name, "\n  namespace: ", ns,
+      "\nspec:\n  replicas: 0\n", kind == "StatefulSet" ? "  serviceName: " + name + "\n" : "",
+      "  selector: {matchLabels: {app: ", name, "}}\n  template:\n",
+      "    metadata: {labels: {app: ", name, "}}\n    spec:\n      containers:\n", containers);
 }
 
 struct Outcome {
@@ -52,14 +51,15 @@ class SeedCommandsTest : public ::testing::Test {
       const char* tag;
       const char* created;
     };
-    for (const Push& p : {Push{"weaveworksdemos/front-end", "0.2.0", "2016-11-09T10:26:00Z"},
-                          Push{"weaveworksdemos/front-end", "0.3.0", "2016-11-18T16:00:00Z"},
-                          Push{"weaveworksdemos/cart", "0.3.0", "2016-11-09T10:26:00Z"},
-                          Push{"weaveworks/helloworld", "master-a000001", "2016-07-12T17:16:00Z"},
-                          Push{"weaveworks/helloworld", "master-a000002", "2016-07-12T17:17:00Z"},
-                          Push{"weaveworks/helloworld", "master-9a16ff945b9e", "2016-07-20T13:19:00Z"},
-                          Push{"weaveworks/sidecar", "master-a000001", "2016-08-23T09:53:00Z"},
-                          Push{"weaveworks/sidecar", "master-a000002", "2016-08-23T10:05:00Z"}}) {
+    for (const Push& p :
+         {Push{"weaveworksdemos/front-end", "0.2.0", "2016-11-09T10:26:00Z"},
+          Push{"weaveworksdemos/front-end", "0.3.0", "2016-11-18T16:00:00Z"},
+          Push{"weaveworksdemos/cart", "0.3.0", "2016-11-09T10:26:00Z"},
+          Push{"weaveworks/helloworld", "master-a000001", "2016-07-12T17:16:00Z"},
+          Push{"weaveworks/helloworld", "master-a000002", "2016-07-12T17:17:00Z"},
+          Push{"weaveworks/helloworld", "master-9a16ff945b9e", "2016-07-20T13:19:00Z"},
+          Push{"weaveworks/sidecar", "master-a000001", "2016-08-23T09:53:00Z"},
+          Push{"weaveworks/sidecar", "master-a000002", "2016-08-23T10:05:00Z"}}) {
       ASSERT_TRUE(stack_.registry->PushImage(p.repository, p.tag, Config(p.created)).ok());
     }
     host_ = stack_.registry->host();
@@ -73,12 +73,11 @@ class SeedCommandsTest : public ::testing::Test {
           ZeroReplicas("Deployment", "sock-shop", "front-end",
                        container("front-end", "weaveworksdemos/front-end:0.2.0"))},
          // Two workloads named cart: the legacy id sock-shop/cart is ambiguous.
-         {"sock-shop/cart.yaml",
-          ZeroReplicas("Deployment", "sock-shop", "cart",
-                       container("cart", "weaveworksdemos/cart:0.3.0")) +
-              "---\n" +
-              ZeroReplicas("StatefulSet", "sock-shop", "cart",
-                           container("cart", "weaveworksdemos/cart:0.3.0"))},
+         {"sock-shop/cart.yaml", ZeroReplicas("Deployment", "sock-shop", "cart",
+                                              container("cart", "weaveworksdemos/cart:0.3.0")) +
+                                     "---\n" +
+                                     ZeroReplicas("StatefulSet", "sock-shop", "cart",
+                                                  container("cart", "weaveworksdemos/cart:0.3.0"))},
          {"default/helloworld.yaml",
           ZeroReplicas("Deployment", "default", "helloworld",
                        container("helloworld", "weaveworks/helloworld:master-9a16ff945b9e") +
@@ -131,8 +130,9 @@ TEST_F(SeedCommandsTest, TheSeedsCommandLinesWorkUnchanged) {
   ASSERT_EQ(release.code, 0) << release.out << release.err;
   EXPECT_TRUE(absl::StrContains(InGit("sock-shop/front-end.yaml"),
                                 "image: " + host_ + "/weaveworksdemos/front-end:0.3.0\n"));
-  EXPECT_TRUE(absl::StrContains(release.out, "sock-shop:deployment/front-end  success  front-end: " +
-                                                 host_ + "/weaveworksdemos/front-end:0.2.0 -> 0.3.0"))
+  EXPECT_TRUE(absl::StrContains(release.out,
+                                "sock-shop:deployment/front-end  success  front-end: " + host_ +
+                                    "/weaveworksdemos/front-end:0.2.0 -> 0.3.0"))
       << release.out;
   EXPECT_TRUE(absl::StrContains(release.out, "Commit pushed:  " + stack_.repo->Head()))
       << release.out;
@@ -154,18 +154,19 @@ TEST_F(SeedCommandsTest, TheSeedsCommandLinesWorkUnchanged) {
   EXPECT_TRUE(absl::StrContains(images.out, "    0.2.0")) << images.out;
 
   // 4. One image to a workload with a sidecar: only the container running that image moves.
-  Outcome controller = Run(
-      "fluxctl release --controller=default:deployment/helloworld "
-      "--update-image=quay.io/weaveworks/helloworld:master-a000001");
+  Outcome controller =
+      Run("fluxctl release --controller=default:deployment/helloworld "
+          "--update-image=quay.io/weaveworks/helloworld:master-a000001");
   ASSERT_EQ(controller.code, 0) << controller.out << controller.err;
   const std::string helloworld = InGit("default/helloworld.yaml");
   EXPECT_TRUE(absl::StrContains(helloworld, host_ + "/weaveworks/helloworld:master-a000001\n"))
       << helloworld;
   EXPECT_TRUE(absl::StrContains(helloworld, host_ + "/weaveworks/sidecar:master-a000001\n"))
       << helloworld;
-  EXPECT_TRUE(absl::StrContains(controller.out, "default:deployment/helloworld  success  helloworld: " +
-                                                    host_ + "/weaveworks/helloworld:master-9a16ff945b9e -> "
-                                                    "master-a000001"))
+  EXPECT_TRUE(absl::StrContains(controller.out,
+                                "default:deployment/helloworld  success  helloworld: " + host_ +
+                                    "/weaveworks/helloworld:master-9a16ff945b9e -> "
+                                    "master-a000001"))
       << controller.out;
   EXPECT_TRUE(absl::StrContains(controller.err, "--controller is deprecated")) << controller.err;
 
@@ -178,9 +179,10 @@ TEST_F(SeedCommandsTest, TheSeedsCommandLinesWorkUnchanged) {
 
   // 6. The Drone plugin step: the image and the target as settings, named as fluxctl-based
   // plugins named them.
-  Outcome drone = Run("fluxctl", {"DRONE=true", "PLUGIN_URL=" + stack_.api.GrpcTarget(),
-                                  "PLUGIN_CONTROLLER=default:deployment/helloworld",
-                                  "PLUGIN_IMAGE=" + host_ + "/weaveworks/helloworld:master-a000002"});
+  Outcome drone =
+      Run("fluxctl", {"DRONE=true", "PLUGIN_URL=" + stack_.api.GrpcTarget(),
+                      "PLUGIN_CONTROLLER=default:deployment/helloworld",
+                      "PLUGIN_IMAGE=" + host_ + "/weaveworks/helloworld:master-a000002"});
   ASSERT_EQ(drone.code, 0) << drone.out << drone.err;
   EXPECT_TRUE(absl::StrContains(InGit("default/helloworld.yaml"),
                                 host_ + "/weaveworks/helloworld:master-a000002\n"));
@@ -190,8 +192,9 @@ TEST_F(SeedCommandsTest, TheSeedsCommandLinesWorkUnchanged) {
 
 // fluxctl's -v lines, which scripts grep for: the job id, the commit, the time taken.
 TEST_F(SeedCommandsTest, VerboseReleasePrintsFluxctlsLinesOnStdout) {
-  Outcome release = Run("fluxctl release -v --controller=default:deployment/helloworld "
-                        "--update-image=quay.io/weaveworks/helloworld:master-a000002");
+  Outcome release =
+      Run("fluxctl release -v --controller=default:deployment/helloworld "
+          "--update-image=quay.io/weaveworks/helloworld:master-a000002");
   ASSERT_EQ(release.code, 0) << release.out << release.err;
   const std::string head = stack_.repo->Head();
   EXPECT_TRUE(absl::StrContains(release.out, "Release job submitted, ID ")) << release.out;
@@ -206,9 +209,9 @@ TEST_F(SeedCommandsTest, VerboseReleasePrintsFluxctlsLinesOnStdout) {
 // Bad input: a usage error (exit 2) naming what to fix, and nothing committed.
 TEST_F(SeedCommandsTest, MixedFlagsAndUnresolvableLegacyIdsSubmitNothing) {
   const std::string head = stack_.repo->Head();
-  Outcome both = Run(
-      "fluxctl release --service=sock-shop/front-end --workload=sock-shop:deployment/front-end "
-      "--update-all-images");
+  Outcome both =
+      Run("fluxctl release --service=sock-shop/front-end --workload=sock-shop:deployment/front-end "
+          "--update-all-images");
   EXPECT_EQ(both.code, 2) << both.err;
   EXPECT_TRUE(absl::StrContains(both.err, "--workload and --service both name workloads"))
       << both.err;
@@ -222,7 +225,8 @@ TEST_F(SeedCommandsTest, MixedFlagsAndUnresolvableLegacyIdsSubmitNothing) {
 
   Outcome nowhere = Run("fluxctl release --service=sockshop/front-end --update-all-images");
   EXPECT_EQ(nowhere.code, 2) << nowhere.err;
-  EXPECT_TRUE(absl::StrContains(nowhere.err, "no workload in namespace \"sockshop\"")) << nowhere.err;
+  EXPECT_TRUE(absl::StrContains(nowhere.err, "no workload in namespace \"sockshop\""))
+      << nowhere.err;
 
   Outcome missing = Run("fluxctl list-images --service=sock-shop/frontend");
   EXPECT_EQ(missing.code, 3) << missing.err;  // not found, with the closest ids

@@ -1,6 +1,7 @@
 // The four service binaries as a user runs them: started as processes on loopback port 0,
 // checked through gRPC health, server reflection, /metrics, signals and exit codes.
 #include <arpa/inet.h>
+#include <google/protobuf/descriptor.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
@@ -15,7 +16,6 @@
 #include <future>
 #include <set>
 #include <thread>
-#include <google/protobuf/descriptor.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_replace.h"
@@ -52,9 +52,9 @@ using testing::TempDir;
 struct Binary {
   const char* component;
   const char* path;
-  const char* service;        // full name of the contract it serves
-  const char* unary_method;   // a unary RPC of the contract
-  bool needs_repo;            // started with --git_url of a real repo
+  const char* service;       // full name of the contract it serves
+  const char* unary_method;  // a unary RPC of the contract
+  bool needs_repo;           // started with --git_url of a real repo
 };
 
 // Names the parameter in test output.
@@ -77,10 +77,11 @@ std::vector<std::string> RequiredArgs(const Binary& binary, Running& r) {
     // Nothing listens at either address: the syncer serves anyway (and is not ready).
     r.state = std::make_unique<TempDir>();
     const std::string kubeconfig = r.state->path + "/kubeconfig";
-    std::ofstream(kubeconfig) << "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n"
-                                 "    server: https://127.0.0.1:1\nusers:\n- name: u\n  user:\n"
-                                 "    token: t\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n"
-                                 "current-context: x\n";
+    std::ofstream(kubeconfig)
+        << "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n"
+           "    server: https://127.0.0.1:1\nusers:\n- name: u\n  user:\n"
+           "    token: t\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n"
+           "current-context: x\n";
     return {"--kubeconfig=" + kubeconfig, "--git_writer_address=127.0.0.1:1"};
   }
   if (!binary.needs_repo) return {};
@@ -161,8 +162,9 @@ TEST_P(ServiceBinaryTest, ServesPrometheusMetricsWithFerryPrefix) {
                                 "ferry_grpc_server_handled_total{grpc_code=\"OK\","
                                 "grpc_method=\"Check\",grpc_service=\"grpc.health.v1.Health\""))
       << metrics->body;
-  EXPECT_TRUE(absl::StrContains(metrics->body, "# TYPE ferry_grpc_server_handling_seconds "
-                                               "histogram"));
+  EXPECT_TRUE(absl::StrContains(metrics->body,
+                                "# TYPE ferry_grpc_server_handling_seconds "
+                                "histogram"));
   EXPECT_TRUE(absl::StrContains(metrics->body, "process_cpu_seconds_total "));
 }
 
@@ -194,9 +196,9 @@ TEST_P(ServiceBinaryTest, ReadsAddressesFromEnvironment) {
   std::vector<std::string> argv = {GetParam().path};
   std::vector<std::string> required = RequiredArgs(GetParam(), r);
   argv.insert(argv.end(), required.begin(), required.end());
-  auto process = Subprocess::Start(argv, {"FERRY_GRPC_ADDRESS=127.0.0.1:0",
-                                          "FERRY_METRICS_ADDRESS=127.0.0.1:0",
-                                          "FERRY_LOG_FORMAT=json"});
+  auto process =
+      Subprocess::Start(argv, {"FERRY_GRPC_ADDRESS=127.0.0.1:0",
+                               "FERRY_METRICS_ADDRESS=127.0.0.1:0", "FERRY_LOG_FORMAT=json"});
   ASSERT_TRUE(process.ok()) << process.status();
   std::optional<std::string> line = (*process)->WaitForLine(
       [](const std::string& l) { return absl::StrContains(l, "\"event\":\"listening\""); },
@@ -304,13 +306,15 @@ TEST(FerryReflectTest, ListsDescribesAndCallsLikeGrpcurl) {
   };
   auto [list_code, list] = run({r.GrpcTarget(), "list"});
   EXPECT_EQ(list_code, 0);
-  EXPECT_EQ(list, "ferry.v1.Ferry\ngrpc.health.v1.Health\ngrpc.reflection.v1alpha.ServerReflection");
+  EXPECT_EQ(list,
+            "ferry.v1.Ferry\ngrpc.health.v1.Health\ngrpc.reflection.v1alpha.ServerReflection");
 
   auto [describe_code, describe] = run({r.GrpcTarget(), "describe", "grpc.health.v1.Health"});
   EXPECT_EQ(describe_code, 0);
   EXPECT_TRUE(absl::StartsWith(describe, "grpc.health.v1.Health is a service:")) << describe;
-  EXPECT_TRUE(absl::StrContains(describe, "rpc Watch(.grpc.health.v1.HealthCheckRequest) returns "
-                                          "(stream .grpc.health.v1.HealthCheckResponse);"))
+  EXPECT_TRUE(absl::StrContains(describe,
+                                "rpc Watch(.grpc.health.v1.HealthCheckRequest) returns "
+                                "(stream .grpc.health.v1.HealthCheckResponse);"))
       << describe;
 
   auto [check_code, check] = run({r.GrpcTarget(), "grpc.health.v1.Health/Check"});
@@ -322,7 +326,8 @@ TEST(FerryReflectTest, ListsDescribesAndCallsLikeGrpcurl) {
   EXPECT_TRUE(absl::StrContains(call, "Code: InvalidArgument")) << call;
   EXPECT_TRUE(absl::StrContains(call, "id is empty")) << call;
 
-  auto [bad_code, bad] = run({"-d", "{\"nope\":1}", r.GrpcTarget(), "ferry.v1.Ferry/ListWorkloads"});
+  auto [bad_code, bad] =
+      run({"-d", "{\"nope\":1}", r.GrpcTarget(), "ferry.v1.Ferry/ListWorkloads"});
   EXPECT_EQ(bad_code, 2);
   EXPECT_TRUE(absl::StrContains(bad, "-d is not a valid ferry.v1.ListWorkloadsRequest")) << bad;
 }
@@ -412,8 +417,8 @@ TEST(GitWriterBinaryTest, ServesTheRepoThroughItsContract) {
   ferry::v1::HeadResponse seen;
   ASSERT_TRUE(watch->Read(&seen));
   EXPECT_EQ(seen.revision(), r.repo->Head());
-  auto pushed = r.repo->CommitWithCli({{"apps/extra.yaml", "kind: ConfigMap\nmetadata:\n  name: x\n"}},
-                                      "Someone else");
+  auto pushed = r.repo->CommitWithCli(
+      {{"apps/extra.yaml", "kind: ConfigMap\nmetadata:\n  name: x\n"}}, "Someone else");
   ASSERT_TRUE(pushed.ok());
   grpc::ClientContext notify_ctx;
   notify_ctx.set_deadline(deadline());
@@ -497,8 +502,10 @@ TEST(GitWriterBinaryTest, KillNineDuringWritesLosesAndDuplicatesNothing) {
     std::thread client([&] {
       for (int i = 0; i < kWorkloads; ++i) {
         next = i;
-        if (release(r, i) == grpc::StatusCode::OK) done.insert(i);
-        else break;  // the server died under us
+        if (release(r, i) == grpc::StatusCode::OK)
+          done.insert(i);
+        else
+          break;  // the server died under us
       }
     });
     // Kill once a third of the releases went through, mid-stream.
@@ -522,8 +529,7 @@ TEST(GitWriterBinaryTest, KillNineDuringWritesLosesAndDuplicatesNothing) {
   for (int i = 0; i < kWorkloads; ++i) {
     EXPECT_NE((*repo)->Show(head, "apps/w" + std::to_string(i) + ".yaml").find("image: img/w:2"),
               std::string::npos);
-    std::string subject =
-        "Release default:deployment/w" + std::to_string(i) + " w: img/w:2\n";
+    std::string subject = "Release default:deployment/w" + std::to_string(i) + " w: img/w:2\n";
     size_t first = log.find(subject);
     EXPECT_NE(first, std::string::npos) << subject;
     EXPECT_EQ(log.find(subject, first + 1), std::string::npos) << "twice: " << subject;
@@ -531,7 +537,8 @@ TEST(GitWriterBinaryTest, KillNineDuringWritesLosesAndDuplicatesNothing) {
   EXPECT_EQ((*repo)->Git("rev-list --count HEAD"), std::to_string(1 + kWorkloads) + "\n");
   EXPECT_EQ((*repo)->Git("rev-list --merges HEAD"), "");
   int fsck = 0;
-  testing::RunCommand("cd " + (*repo)->dir() + "/upstream.git && git fsck --no-progress 2>&1", &fsck);
+  testing::RunCommand("cd " + (*repo)->dir() + "/upstream.git && git fsck --no-progress 2>&1",
+                      &fsck);
   EXPECT_EQ(fsck, 0);
 }
 
@@ -548,16 +555,17 @@ TEST(RegistryScannerBinaryTest, WatchesARealRegistry) {
   TempDir dir;
   auto registry = testing::RegistryServer::Start(dir.path + "/registry");
   ASSERT_TRUE(registry.ok()) << registry.status();
-  const std::string config = R"({"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z"})";
+  const std::string config =
+      R"({"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z"})";
   ASSERT_TRUE((*registry)->PushImage("team/app", "1.0.0", config).ok());
   ASSERT_TRUE((*registry)->PushImage("team/app", "1.10.0", config).ok());
   ASSERT_TRUE((*registry)->PushImage("team/app", "1.9.0", config).ok());
 
   Running r;
-  auto process = Subprocess::Start(
-      {FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
-       "--state_dir=" + dir.path + "/state", "--scan_interval=1s",
-       "--registry_insecure_hosts=" + (*registry)->host()});
+  auto process =
+      Subprocess::Start({FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0",
+                         "--metrics_address=127.0.0.1:0", "--state_dir=" + dir.path + "/state",
+                         "--scan_interval=1s", "--registry_insecure_hosts=" + (*registry)->host()});
   ASSERT_TRUE(process.ok());
   r.process = *std::move(process);
   auto line = r.process->WaitForLine(
@@ -634,10 +642,12 @@ TEST(RegistryScannerBinaryTest, WatchesARealRegistry) {
   ASSERT_EQ(st.repositories_size(), 1);
   EXPECT_EQ(st.repositories(0).tag_count(), 4);
 
-  auto metrics = testing::HttpGet("http://127.0.0.1:" + std::to_string(r.metrics_port) + "/metrics");
+  auto metrics =
+      testing::HttpGet("http://127.0.0.1:" + std::to_string(r.metrics_port) + "/metrics");
   ASSERT_TRUE(metrics.ok());
-  EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_registry_requests_total{code=\"200\",host=\"" +
-                                                   (*registry)->host() + "\",kind=\"tags\"}"))
+  EXPECT_TRUE(
+      absl::StrContains(metrics->body, "ferry_registry_requests_total{code=\"200\",host=\"" +
+                                           (*registry)->host() + "\",kind=\"tags\"}"))
       << metrics->body;
   EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_registry_scans_total{outcome=\"ok\"}"));
 }
@@ -659,16 +669,17 @@ TEST(RegistryScannerBinaryTest, RegistryNotificationTriggersTheScan) {
       dir.path + "/registry", "http://127.0.0.1:" + std::to_string(webhook_port) + "/webhook",
       secret);
   ASSERT_TRUE(registry.ok()) << registry.status();
-  const std::string config = R"({"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z"})";
+  const std::string config =
+      R"({"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z"})";
   ASSERT_TRUE((*registry)->PushImage("team/app", "1.0.0", config).ok());
 
   Running r;
-  auto process = Subprocess::Start(
-      {FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
-       "--state_dir=" + dir.path + "/state", "--scan_interval=1h",
-       "--registry_insecure_hosts=" + (*registry)->host(),
-       "--webhook_address=127.0.0.1:" + std::to_string(webhook_port),
-       "--webhook_secret_path=" + dir.path + "/secret"});
+  auto process =
+      Subprocess::Start({FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0",
+                         "--metrics_address=127.0.0.1:0", "--state_dir=" + dir.path + "/state",
+                         "--scan_interval=1h", "--registry_insecure_hosts=" + (*registry)->host(),
+                         "--webhook_address=127.0.0.1:" + std::to_string(webhook_port),
+                         "--webhook_secret_path=" + dir.path + "/secret"});
   ASSERT_TRUE(process.ok());
   r.process = *std::move(process);
   auto line = r.process->WaitForLine(
@@ -772,9 +783,10 @@ TEST(ClusterSyncerBinaryTest, AppliesEachNewHeadOfARealRepoToARealCluster) {
   EXPECT_EQ(result.applied(), 1);
   EXPECT_EQ(result.unchanged(), 1);
   int status = 0;
-  EXPECT_EQ((*cluster)->Kubectl("-n e2e get deploy web -o jsonpath={.spec.template.spec.containers[0].image}",
-                                &status),
-            "registry.example.com/team/web:1.1.0");
+  EXPECT_EQ(
+      (*cluster)->Kubectl(
+          "-n e2e get deploy web -o jsonpath={.spec.template.spec.containers[0].image}", &status),
+      "registry.example.com/team/web:1.1.0");
   watch_ctx.TryCancel();
 
   grpc::ClientContext list_ctx;
@@ -820,14 +832,17 @@ TEST(ClusterSyncerBinaryTest, AppliesEachNewHeadOfARealRepoToARealCluster) {
   EXPECT_TRUE(exported->Finish().ok());
   EXPECT_EQ(ids, (std::set<std::string>{"<cluster>:namespace/e2e", "e2e:deployment/web"}));
 
-  auto metrics = testing::HttpGet("http://127.0.0.1:" + std::to_string(syncer.metrics_port) + "/metrics");
+  auto metrics =
+      testing::HttpGet("http://127.0.0.1:" + std::to_string(syncer.metrics_port) + "/metrics");
   ASSERT_TRUE(metrics.ok());
   EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_sync_total{outcome=\"success\"} 2"))
       << metrics->body;
-  EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_kube_requests_total{code=\"200\",verb=\"apply\"}"))
+  EXPECT_TRUE(
+      absl::StrContains(metrics->body, "ferry_kube_requests_total{code=\"200\",verb=\"apply\"}"))
       << metrics->body;
   // Only the last revision has a series.
-  EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_sync_revision_info{revision=\"" + *pushed + "\"} 1"))
+  EXPECT_TRUE(
+      absl::StrContains(metrics->body, "ferry_sync_revision_info{revision=\"" + *pushed + "\"} 1"))
       << metrics->body;
   EXPECT_FALSE(absl::StrContains(metrics->body, "revision=\"" + first_revision + "\""));
 }
@@ -837,20 +852,22 @@ TEST(ClusterSyncerBinaryTest, RecordsTheSyncStateInTheClusterWhenAsked) {
   auto cluster = testing::SharedKubeCluster();
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   auto repo = testing::GitRepo::Create(
-      {{"cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: state-test, namespace: default}\n"
-                   "data: {a: b}\n"}});
+      {{"cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: state-test, namespace: default}\n"
+        "data: {a: b}\n"}});
   ASSERT_TRUE(repo.ok()) << repo.status();
   Running git, syncer;
-  StartGitWriterAndSyncer(**repo, **cluster,
-                          {"--sync_set=state", "--sync_state=cluster",
-                           "--sync_state_namespace=kube-public"},
-                          git, syncer);
+  StartGitWriterAndSyncer(
+      **repo, **cluster,
+      {"--sync_set=state", "--sync_state=cluster", "--sync_state_namespace=kube-public"}, git,
+      syncer);
   ASSERT_GT(syncer.grpc_port, 0);
   std::optional<ferry::v1::SyncResult> result = FirstSync(syncer);
   ASSERT_TRUE(result.has_value()) << syncer.process->Output();
   EXPECT_EQ(result->revision(), (*repo)->Head());
-  EXPECT_EQ((*cluster)->Kubectl("-n kube-public get cm ferry-sync-state -o jsonpath={.data.revision}"),
-            (*repo)->Head());
+  EXPECT_EQ(
+      (*cluster)->Kubectl("-n kube-public get cm ferry-sync-state -o jsonpath={.data.revision}"),
+      (*repo)->Head());
   int status = 0;
   testing::RunCommand("git -C " + (*repo)->dir() + "/upstream.git rev-parse -q --verify ferry-sync",
                       &status);

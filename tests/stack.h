@@ -22,11 +22,16 @@ namespace ferry::testing {
 // A Deployment with no replicas (nothing to schedule) and one container "app".
 inline std::string Deployment(const std::string& ns, const std::string& name,
                               const std::string& image, const std::string& annotations = "") {
-  return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + name + "\n  namespace: " +
-         ns + "\n" + (annotations.empty() ? "" : "  annotations:\n" + annotations) +
-         "spec:\n  replicas: 0\n  selector: {matchLabels: {app: " + name + "}}\n  template:\n"
-         "    metadata: {labels: {app: " + name + "}}\n    spec:\n      containers:\n"
-         "      - name: app\n        image: " + image + "\n";
+  return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + name +
+         "\n  namespace: " + ns + "\n" +
+         (annotations.empty() ? "" : "  annotations:\n" + annotations) +
+         "spec:\n  replicas: 0\n  selector: {matchLabels: {app: " + name +
+         "}}\n  template:\n"
+         "    metadata: {labels: {app: " +
+         name +
+         "}}\n    spec:\n      containers:\n"
+         "      - name: app\n        image: " +
+         image + "\n";
 }
 
 inline constexpr char kImageConfig[] =
@@ -43,7 +48,8 @@ struct Stack {
   // Starts (or restarts) the api with `extra` flags.
   void StartApi(const std::vector<std::string>& extra) {
     api.process.reset();
-    std::vector<std::string> argv = {FERRY_API_BIN, "--grpc_address=127.0.0.1:0",
+    std::vector<std::string> argv = {FERRY_API_BIN,
+                                     "--grpc_address=127.0.0.1:0",
                                      "--metrics_address=127.0.0.1:0",
                                      "--git_writer_address=" + git.GrpcTarget(),
                                      "--registry_scanner_address=" + scanner.GrpcTarget(),
@@ -80,7 +86,8 @@ struct Stack {
 
 // Starts registry, git repo (with `files`), git-writer, scanner, syncer for `sync_set`.
 inline void StartStack(Stack& stack, const std::map<std::string, std::string>& files,
-                const std::string& sync_set, const std::vector<std::string>& scanner_args = {}) {
+                       const std::string& sync_set,
+                       const std::vector<std::string>& scanner_args = {}) {
   auto cluster = SharedKubeCluster();
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   auto repo = GitRepo::Create(files);
@@ -101,7 +108,8 @@ inline void StartStack(Stack& stack, const std::map<std::string, std::string>& f
   ASSERT_EQ(first->failed(), 0) << first->DebugString();
 }
 
-inline std::string Image(const Stack& stack, const std::string& repository, const std::string& tag) {
+inline std::string Image(const Stack& stack, const std::string& repository,
+                         const std::string& tag) {
   return stack.registry->host() + "/" + repository + ":" + tag;
 }
 

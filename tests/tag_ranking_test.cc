@@ -104,8 +104,8 @@ std::map<std::string, std::string> PlanAllLatest(Stack& stack) {
   EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.DebugString();
   std::map<std::string, std::string> out;
   for (const ferry::v1::WorkloadResult& r : done.results()) {
-    std::string line = absl::StrCat(ferry::v1::WorkloadResultStatus_Name(r.status()), " ",
-                                    r.reason());
+    std::string line =
+        absl::StrCat(ferry::v1::WorkloadResultStatus_Name(r.status()), " ", r.reason());
     for (const ferry::v1::ContainerUpdate& u : r.updates()) {
       absl::StrAppend(&line, " ", u.container(), "->", u.to_image());
     }
@@ -130,8 +130,8 @@ TEST(TagRankingTest, ListImagesReleaseAndAutomationPickTheSameTag) {
   ASSERT_TRUE(registry.ok()) << registry.status();
   stack.registry = *std::move(registry);
   std::map<std::string, std::string> files = {
-      {"ns.yaml", absl::StrCat("apiVersion: v1\nkind: Namespace\nmetadata: {name: ", kNamespace,
-                               "}\n")}};
+      {"ns.yaml",
+       absl::StrCat("apiVersion: v1\nkind: Namespace\nmetadata: {name: ", kNamespace, "}\n")}};
   for (const Case& c : Cases()) {
     for (const auto& [tag, day] : c.tags) {
       ASSERT_TRUE(stack.registry->PushImage("team/" + c.name, tag, Config(day)).ok()) << tag;
@@ -170,8 +170,7 @@ TEST(TagRankingTest, ListImagesReleaseAndAutomationPickTheSameTag) {
       listed.push_back(t.info().tag());
       EXPECT_EQ(t.current(), t.info().tag() == c.running) << t.info().tag();
       // The scanner reports the missing creation time; the api passes the tag over.
-      EXPECT_EQ(t.info().incomplete_reason().empty(), t.info().tag() != "main-c")
-          << t.info().tag();
+      EXPECT_EQ(t.info().incomplete_reason().empty(), t.info().tag() != "main-c") << t.info().tag();
     }
     EXPECT_EQ(listed, c.listed);
   }
@@ -179,8 +178,8 @@ TEST(TagRankingTest, ListImagesReleaseAndAutomationPickTheSameTag) {
   // A release of every container's latest tag plans the same moves.
   std::map<std::string, std::string> plan = PlanAllLatest(stack);
   for (const Case& c : Cases()) {
-    EXPECT_EQ(plan[Id(c)], "WORKLOAD_RESULT_STATUS_SUCCESS  app->" +
-                               Image(stack, "team/" + c.name, c.want));
+    EXPECT_EQ(plan[Id(c)],
+              "WORKLOAD_RESULT_STATUS_SUCCESS  app->" + Image(stack, "team/" + c.name, c.want));
   }
   EXPECT_EQ(stack.repo->Head(), initial) << "a dry run commits nothing";
 

@@ -18,7 +18,8 @@ manifest::PolicyUpdate Merge(const std::vector<ferry::v1::PolicyChange>& changes
       merged.locked_user = one->locked_user;
       merged.locked_msg = one->locked_msg;
     }
-    for (const auto& [container, pattern] : one->tag_filters) merged.tag_filters[container] = pattern;
+    for (const auto& [container, pattern] : one->tag_filters)
+      merged.tag_filters[container] = pattern;
     if (one->tag_all) merged.tag_all = one->tag_all;
   }
   return merged;

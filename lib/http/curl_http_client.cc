@@ -30,8 +30,9 @@ size_t WriteHeader(char* data, size_t size, size_t count, void* out) {
   }
   size_t colon = line.find(':');
   if (colon != absl::string_view::npos) {
-    headers->emplace(absl::AsciiStrToLower(std::string(absl::StripAsciiWhitespace(line.substr(0, colon)))),
-                     std::string(absl::StripAsciiWhitespace(line.substr(colon + 1))));
+    headers->emplace(
+        absl::AsciiStrToLower(std::string(absl::StripAsciiWhitespace(line.substr(0, colon)))),
+        std::string(absl::StripAsciiWhitespace(line.substr(colon + 1))));
   }
   return size * count;
 }
@@ -81,9 +82,7 @@ std::string Response::Header(const std::string& name) const {
   return it == headers.end() ? "" : it->second;
 }
 
-CurlHttpClient::CurlHttpClient(CurlOptions options) : options_(std::move(options)) {
-  GlobalInit();
-}
+CurlHttpClient::CurlHttpClient(CurlOptions options) : options_(std::move(options)) { GlobalInit(); }
 
 CurlHttpClient::~CurlHttpClient() {
   for (void* curl : pool_) curl_easy_cleanup(static_cast<CURL*>(curl));
@@ -222,13 +221,13 @@ absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
   if (code != CURLE_OK && !guard.refused.ok()) return guard.refused;
   if (code == CURLE_ABORTED_BY_CALLBACK) return CancelledStatus(request);
   if (code == CURLE_OPERATION_TIMEDOUT) {
-    return absl::DeadlineExceededError(absl::StrCat(request.method, " ", HostOfUrl(request.url),
-                                                    ": timed out"));
+    return absl::DeadlineExceededError(
+        absl::StrCat(request.method, " ", HostOfUrl(request.url), ": timed out"));
   }
   if (code != CURLE_OK) {
-    return absl::UnavailableError(absl::StrCat(request.method, " ", HostOfUrl(request.url), ": ",
-                                               error_detail[0] != '\0' ? error_detail
-                                                                        : curl_easy_strerror(code)));
+    return absl::UnavailableError(
+        absl::StrCat(request.method, " ", HostOfUrl(request.url), ": ",
+                     error_detail[0] != '\0' ? error_detail : curl_easy_strerror(code)));
   }
   return response;
 }

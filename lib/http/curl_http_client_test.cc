@@ -123,7 +123,8 @@ TEST(CurlHttpClientTest, AllowedAddressesConnect) {
 
 TEST(CurlHttpClientTest, OnlyHttpAndHttps) {
   CurlHttpClient client;
-  for (const char* url : {"file:///etc/hostname", "gopher://127.0.0.1:1/x", "dict://127.0.0.1:1/"}) {
+  for (const char* url :
+       {"file:///etc/hostname", "gopher://127.0.0.1:1/x", "dict://127.0.0.1:1/"}) {
     Request request;
     request.url = url;
     absl::StatusOr<Response> response = client.Send(request);

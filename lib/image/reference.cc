@@ -43,7 +43,8 @@ std::string Shown(absl::string_view text) {
 }
 
 absl::Status Invalid(absl::string_view text, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat("invalid image reference ", Shown(text), ": ", why));
+  return absl::InvalidArgumentError(
+      absl::StrCat("invalid image reference ", Shown(text), ": ", why));
 }
 
 // A piece of the name (before any '@') quoted in a reason, or left out when the text has an
@@ -91,10 +92,10 @@ absl::Status CheckSpelling(absl::string_view text) {
   // is a digest ("name@sha256:..."; a host, with its '.', is not one).
   const size_t at = text.find('@');
   const size_t first_slash = text.find('/');
-  if (at != absl::string_view::npos && (first_slash == absl::string_view::npos || at < first_slash)) {
-    const size_t last_at = text.rfind('@', first_slash == absl::string_view::npos
-                                               ? absl::string_view::npos
-                                               : first_slash);
+  if (at != absl::string_view::npos &&
+      (first_slash == absl::string_view::npos || at < first_slash)) {
+    const size_t last_at = text.rfind(
+        '@', first_slash == absl::string_view::npos ? absl::string_view::npos : first_slash);
     absl::string_view after = text.substr(last_at + 1);
     const size_t colon = after.find(':');
     const bool digest_like = first_slash == absl::string_view::npos &&
@@ -186,8 +187,7 @@ absl::StatusOr<Reference> Reference::Parse(absl::string_view text) {
     size_t end = rest.find('/', start);
     if (end == absl::string_view::npos) end = rest.size();
     absl::string_view component = rest.substr(start, end - start);
-    if (!RE2::FullMatch(re2::StringPiece(component.data(), component.size()),
-                        PathComponentRe())) {
+    if (!RE2::FullMatch(re2::StringPiece(component.data(), component.size()), PathComponentRe())) {
       return Invalid(text, absl::StrCat("path component ", Piece(text, component),
                                         " must be lower-case letters and digits, separated by "
                                         "'.', '_', '__' or '-'"));

@@ -48,8 +48,7 @@ INSTANTIATE_TEST_SUITE_P(
         Good{"localhost:5000/team/app:v1", "localhost:5000/team/app", "v1", "",
              "localhost:5000/team/app"},
         Good{"localhost/app", "localhost/app", "", "", "localhost/app"},
-        Good{"127.0.0.1:5000/a/b/c:1_0", "127.0.0.1:5000/a/b/c", "1_0", "",
-             "127.0.0.1:5000/a/b/c"},
+        Good{"127.0.0.1:5000/a/b/c:1_0", "127.0.0.1:5000/a/b/c", "1_0", "", "127.0.0.1:5000/a/b/c"},
         Good{"Registry/app:1", "Registry/app", "1", "", "Registry/app"},
         Good{"my_org__x/app-name.v2--x:TAG.x-1", "my_org__x/app-name.v2--x", "TAG.x-1", "",
              "docker.io/my_org__x/app-name.v2--x"}));
@@ -103,26 +102,23 @@ TEST_P(ParseBadTest, RejectsWithReason) {
 
 INSTANTIATE_TEST_SUITE_P(
     References, ParseBadTest,
-    ::testing::Values(Bad{"", "empty"}, Bad{":1.0", "no repository name"},
-                      Bad{"nginx:", "tag \"\" must be"}, Bad{"nginx:-1", "tag \"-1\" must be"},
-                      Bad{"nginx:a/b", "registry host \"nginx:a\""}, Bad{"NGINX", "path component \"NGINX\""},
-                      Bad{"org/App:1", "path component \"App\""},
-                      Bad{"a//b", "path component \"\""}, Bad{"a/b/", "path component \"\""},
-                      Bad{"nginx@sha256:abc", "digest must be"},
-                      Bad{"-bad.io/app", "registry host \"-bad.io\""},
-                      Bad{"my host/app", "character 3 is a space"},
-                      Bad{"nginx:1 2", "character 8 is a space"},
-                      // Hostile spellings, each refused with a reason of its own.
-                      Bad{"127.0.0.1:5000/../../etc", "path component \"..\""},
-                      Bad{"user:pass@127.0.0.1:5000/team/app", "user info"},
-                      Bad{"127.0.0.1:5000/team/app\r\nX-Injected: 1", "character 24 is byte 0x0d"},
-                      Bad{"127.0.0.1:5000/team/\napp", "byte 0x0a"},
-                      Bad{"127.0.0.1:99999/team/app", "port \"99999\" of registry host"},
-                      Bad{"127.0.0.1:0/team/app", "is not 1-65535"},
-                      Bad{"127.0.0.1:0065536/team/app", "is not 1-65535"},
-                      Bad{"http://127.0.0.1:5000/team/app", "no scheme"},
-                      Bad{"registry.example.com:/app", "registry host"},
-                      Bad{"caf\xc3\xa9.io/app", "byte 0xc3"}));
+    ::testing::Values(
+        Bad{"", "empty"}, Bad{":1.0", "no repository name"}, Bad{"nginx:", "tag \"\" must be"},
+        Bad{"nginx:-1", "tag \"-1\" must be"}, Bad{"nginx:a/b", "registry host \"nginx:a\""},
+        Bad{"NGINX", "path component \"NGINX\""}, Bad{"org/App:1", "path component \"App\""},
+        Bad{"a//b", "path component \"\""}, Bad{"a/b/", "path component \"\""},
+        Bad{"nginx@sha256:abc", "digest must be"}, Bad{"-bad.io/app", "registry host \"-bad.io\""},
+        Bad{"my host/app", "character 3 is a space"}, Bad{"nginx:1 2", "character 8 is a space"},
+        // Hostile spellings, each refused with a reason of its own.
+        Bad{"127.0.0.1:5000/../../etc", "path component \"..\""},
+        Bad{"user:pass@127.0.0.1:5000/team/app", "user info"},
+        Bad{"127.0.0.1:5000/team/app\r\nX-Injected: 1", "character 24 is byte 0x0d"},
+        Bad{"127.0.0.1:5000/team/\napp", "byte 0x0a"},
+        Bad{"127.0.0.1:99999/team/app", "port \"99999\" of registry host"},
+        Bad{"127.0.0.1:0/team/app", "is not 1-65535"},
+        Bad{"127.0.0.1:0065536/team/app", "is not 1-65535"},
+        Bad{"http://127.0.0.1:5000/team/app", "no scheme"},
+        Bad{"registry.example.com:/app", "registry host"}, Bad{"caf\xc3\xa9.io/app", "byte 0xc3"}));
 
 TEST(ReferenceTest, UserInfoIsNeverEchoed) {
   for (const char* text : {"user:s3cret@registry.example.com/team/app",
@@ -143,7 +139,8 @@ TEST(ReferenceTest, UserInfoIsNeverEchoed) {
 // text; and no error quotes anything before the last '@'.
 TEST(ReferenceTest, UserInfoWithoutPathIsNeverEchoed) {
   for (const std::string& text :
-       {std::string("user:s3cret@registry.example.com"), std::string("user:s3cret@registry.example.com:5000"),
+       {std::string("user:s3cret@registry.example.com"),
+        std::string("user:s3cret@registry.example.com:5000"),
         std::string("us3c:s3cret@localhost:5000"), std::string("user:s3cret@sha256:abc"),
         std::string("s3cret/App@") + kDigest, std::string("S3C!:x@") + kDigest,
         std::string("user:s3c@ret@registry.example.com")}) {
@@ -157,7 +154,8 @@ TEST(ReferenceTest, UserInfoWithoutPathIsNeverEchoed) {
         << repository.status().message();
   }
   absl::StatusOr<Reference> host = Reference::Parse("user:s3cret@registry.example.com");
-  EXPECT_NE(host.status().message().find("user info"), std::string::npos) << host.status().message();
+  EXPECT_NE(host.status().message().find("user info"), std::string::npos)
+      << host.status().message();
   EXPECT_NE(host.status().message().find("\"registry.example.com\""), std::string::npos)
       << host.status().message();
   // A digest after a name is still one.
@@ -201,7 +199,7 @@ TEST(ReferenceTest, ParseRepositoryWantsTheNormalizedRegistryPath) {
 TEST(ReferenceTest, ToStringRoundTrips) {
   for (const std::string& text : std::vector<std::string>{
            "nginx", "nginx:1.25", std::string("quay.io/a/b:1@") + kDigest,
-        std::string("localhost:5000/app@") + kDigest, std::string("Registry/app:1")}) {
+           std::string("localhost:5000/app@") + kDigest, std::string("Registry/app:1")}) {
     auto ref = Reference::Parse(text);
     ASSERT_TRUE(ref.ok()) << ref.status();
     EXPECT_EQ(ref->ToString(), text);

@@ -4,8 +4,7 @@
 
 namespace ferry::limits {
 
-std::string OverLimit(absl::string_view item, const Limit& limit, uint64_t max,
-                      uint64_t actual) {
+std::string OverLimit(absl::string_view item, const Limit& limit, uint64_t max, uint64_t actual) {
   std::string message = absl::StrCat(item, item.empty() ? "" : ": ", limit.what);
   if (actual > 0) absl::StrAppend(&message, " is ", actual, " ", limit.unit, ",");
   absl::StrAppend(&message, " over the limit of ", max, " ", limit.unit);

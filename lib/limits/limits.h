@@ -37,13 +37,12 @@ inline constexpr Limit kManifestDepth{"manifest nesting depth", "levels", 100,
                                       "--max_manifest_depth"};
 // Nodes (scalars, mappings, sequences), aliases expanded. A large CRD has some 30,000;
 // a parsed node costs yaml-cpp about 350 bytes, so this bounds a document to ~70 MB.
-inline constexpr Limit kManifestNodes{"manifest document size (aliases expanded)", "nodes",
-                                      200'000, "--max_manifest_nodes"};
+inline constexpr Limit kManifestNodes{"manifest document size (aliases expanded)", "nodes", 200'000,
+                                      "--max_manifest_nodes"};
 // Bytes of scalars (keys and values), aliases expanded: what YAML->JSON produces. Kubernetes
 // stores objects up to 1.5 MiB; a List document may hold several.
-inline constexpr Limit kManifestExpandedBytes{"manifest document text (aliases expanded)",
-                                              "bytes", 16 * kMiB,
-                                              "--max_manifest_expanded_bytes"};
+inline constexpr Limit kManifestExpandedBytes{"manifest document text (aliases expanded)", "bytes",
+                                              16 * kMiB, "--max_manifest_expanded_bytes"};
 
 // ---- Names and messages (git-writer commits) ----
 

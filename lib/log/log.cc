@@ -34,10 +34,14 @@ std::shared_ptr<spdlog::logger>& Logger() {
 
 const char* LevelName(Level level) {
   switch (level) {
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarn: return "warn";
-    case Level::kError: return "error";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
   }
   return "info";
 }
@@ -61,8 +65,8 @@ absl::StatusOr<Format> ParseFormat(std::string_view name) {
   std::string n = absl::AsciiStrToLower(std::string(name));
   if (n == "text") return Format::kText;
   if (n == "json") return Format::kJson;
-  return absl::InvalidArgumentError(absl::StrCat("unknown log format '", std::string(name),
-                                                 "' (use text or json)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown log format '", std::string(name), "' (use text or json)"));
 }
 
 absl::StatusOr<Level> ParseLevel(std::string_view name) {
@@ -71,8 +75,8 @@ absl::StatusOr<Level> ParseLevel(std::string_view name) {
   if (n == "info") return Level::kInfo;
   if (n == "warn" || n == "warning") return Level::kWarn;
   if (n == "error") return Level::kError;
-  return absl::InvalidArgumentError(absl::StrCat("unknown log level '", std::string(name),
-                                                 "' (use debug, info, warn or error)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown log level '", std::string(name), "' (use debug, info, warn or error)"));
 }
 
 void Init(std::string_view component, Format format, Level level) {

@@ -12,8 +12,9 @@ const absl::Time kTime = absl::FromUnixMillis(1795780800123);  // 2026-11-27T12:
 TEST(LogTest, TextLineHasTimeLevelComponentEventAndFields) {
   std::string line = FormatLine(Format::kText, kTime, Level::kWarn, "api", "listening",
                                 {{"grpc_address", "127.0.0.1:3030"}, {"port", 3030}});
-  EXPECT_EQ(line, "2026-11-27T12:00:00.123Z WARN  api listening grpc_address=127.0.0.1:3030 "
-                  "port=3030");
+  EXPECT_EQ(line,
+            "2026-11-27T12:00:00.123Z WARN  api listening grpc_address=127.0.0.1:3030 "
+            "port=3030");
 }
 
 TEST(LogTest, TextQuotesValuesWithSpacesAndNewlines) {

@@ -61,10 +61,10 @@ class Checker final : public YAML::EventHandler {
     if (!names::IsUtf8(value)) {
       // JSON (and so the cluster's API and protobuf) holds only UTF-8: refused here, with
       // its line, rather than failing later wherever the value is serialised.
-      throw Stop{absl::InvalidArgumentError(absl::StrCat(
-                     "the value \"", names::Escape(value.substr(0, 120)),
-                     "\" is not valid UTF-8; Kubernetes manifests must be UTF-8 text: "
-                     "re-save the file as UTF-8 or remove the byte")),
+      throw Stop{absl::InvalidArgumentError(
+                     absl::StrCat("the value \"", names::Escape(value.substr(0, 120)),
+                                  "\" is not valid UTF-8; Kubernetes manifests must be UTF-8 text: "
+                                  "re-save the file as UTF-8 or remove the byte")),
                  mark};
     }
     Child(mark, &value);
@@ -179,8 +179,8 @@ class Checker final : public YAML::EventHandler {
                  mark};
     }
     if (bytes_ > limits_.max_expanded_bytes) {
-      throw Stop{absl::InvalidArgumentError(limits::OverLimit(
-                     item, limits::kManifestExpandedBytes, limits_.max_expanded_bytes)),
+      throw Stop{absl::InvalidArgumentError(limits::OverLimit(item, limits::kManifestExpandedBytes,
+                                                              limits_.max_expanded_bytes)),
                  mark};
     }
   }

@@ -4,9 +4,8 @@
 // error messages name. Header-only: CLI11 is header-only and services already use it.
 #pragma once
 
-#include <string>
-
 #include <CLI/CLI.hpp>
+#include <string>
 
 #include "absl/status/status.h"
 #include "lib/limits/limits.h"

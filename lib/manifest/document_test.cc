@@ -292,12 +292,13 @@ INSTANTIATE_TEST_SUITE_P(
                     "the image of container web \"web:1\\x00evil\" has a control character "
                     "(\\x00) at byte 5",
                     13},
-        ControlCase{"EscapeInImage",
-                    absl::StrCat(kDeployHead,
-                                 "metadata: {name: web}\nspec:\n  template:\n"
-                                 "    spec:\n      initContainers:\n      - name: init\n"
-                                 "        image: \"web:1\\e[31m\"\n"),
-                    "the image of container init \"web:1\\x1b[31m\" has a control character (\\x1b)", 13},
+        ControlCase{
+            "EscapeInImage",
+            absl::StrCat(kDeployHead,
+                         "metadata: {name: web}\nspec:\n  template:\n"
+                         "    spec:\n      initContainers:\n      - name: init\n"
+                         "        image: \"web:1\\e[31m\"\n"),
+            "the image of container init \"web:1\\x1b[31m\" has a control character (\\x1b)", 13},
         ControlCase{"NewlineInName", absl::StrCat(kDeployHead, "metadata:\n  name: \"web\\nx\"\n"),
                     "metadata.name \"web\\nx\" has a control character (\\n) at byte 3", 8},
         ControlCase{"TabInNamespace",

@@ -66,11 +66,10 @@ absl::StatusOr<Doc> OpenDocument(absl::string_view content, const Source& source
     doc.resource = *indexed;
     return doc;
   }
-  absl::StatusOr<YAML::Node> root =
-      ParseDocument(doc.text, options.limits, source.document_line);
+  absl::StatusOr<YAML::Node> root = ParseDocument(doc.text, options.limits, source.document_line);
   if (!root.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        source.path, " document ", source.document, ": ", root.status().message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat(source.path, " document ", source.document, ": ", root.status().message()));
   }
   doc.root = *root;
   Source doc_source = source;
@@ -83,8 +82,8 @@ absl::StatusOr<Doc> OpenDocument(absl::string_view content, const Source& source
     }
   }
   if (doc.resource.id.empty()) {
-    return absl::NotFoundError(absl::StrCat("resource ", id, " is not in ", source.path,
-                                            " document ", source.document));
+    return absl::NotFoundError(
+        absl::StrCat("resource ", id, " is not in ", source.path, " document ", source.document));
   }
   doc.object = doc.resource.node;
   return doc;
@@ -110,8 +109,12 @@ bool Overlapping(std::vector<Replacement> reps) {
 // A structural fingerprint of a parsed tree: equal fingerprints = equal content.
 void Canonical(const YAML::Node& n, std::string& out) {
   switch (n.Type()) {
-    case YAML::NodeType::Undefined: out += '?'; break;
-    case YAML::NodeType::Null: out += '~'; break;
+    case YAML::NodeType::Undefined:
+      out += '?';
+      break;
+    case YAML::NodeType::Null:
+      out += '~';
+      break;
     case YAML::NodeType::Scalar:
       absl::StrAppend(&out, "s", n.Scalar().size(), ":", n.Scalar());
       break;
@@ -141,7 +144,7 @@ void Canonical(const YAML::Node& n, std::string& out) {
 absl::StatusOr<YAML::Node> VerifyDocument(const std::string& new_text, const YAML::Node& expected,
                                           absl::string_view path, const DocumentLimits& limits) {
   FERRY_ASSIGN_OR_RETURN(YAML::Node actual,
-                   Parse(new_text, absl::StrCat("the edited ", path), limits));
+                         Parse(new_text, absl::StrCat("the edited ", path), limits));
   std::string a;
   std::string e;
   Canonical(actual, a);
@@ -195,8 +198,8 @@ bool SameImage(absl::string_view a, absl::string_view b) {
   if (a == b) return true;
   absl::StatusOr<image::Reference> ra = image::Reference::Parse(a);
   absl::StatusOr<image::Reference> rb = image::Reference::Parse(b);
-  return ra.ok() && rb.ok() && ra->SameRepository(*rb) && ra->EffectiveTag() == rb->EffectiveTag() &&
-         ra->digest() == rb->digest();
+  return ra.ok() && rb.ok() && ra->SameRepository(*rb) &&
+         ra->EffectiveTag() == rb->EffectiveTag() && ra->digest() == rb->digest();
 }
 
 std::string ContainerNames(const std::vector<Container>& containers) {
@@ -230,8 +233,7 @@ size_t EntryEnd(absl::string_view text, size_t key_line, int col) {
       continue;
     }
     int indent = IndentAt(text, pos);
-    bool dash_item = indent == col && line.size() > static_cast<size_t>(col) &&
-                     line[col] == '-' &&
+    bool dash_item = indent == col && line.size() > static_cast<size_t>(col) && line[col] == '-' &&
                      (line.size() == static_cast<size_t>(col) + 1 ||
                       absl::ascii_isspace(static_cast<unsigned char>(line[col + 1])));
     if (indent > col || dash_item) {
@@ -284,7 +286,8 @@ absl::StatusOr<Replacement> FlowInsert(absl::string_view text, size_t pos,
 }
 
 // Inserts `lines` (each already indented, each ending in `eol`) at `at`.
-Replacement LineInsert(absl::string_view text, size_t at, std::string lines, absl::string_view eol) {
+Replacement LineInsert(absl::string_view text, size_t at, std::string lines,
+                       absl::string_view eol) {
   if (at == text.size() && !text.empty() && text.back() != '\n') {
     lines = absl::StrCat(eol, lines);
     if (absl::EndsWith(lines, eol)) lines.resize(lines.size() - eol.size());
@@ -352,7 +355,7 @@ absl::StatusOr<std::string> ApplyAnnotation(const std::string& text, int list_it
         YAML::Node value = NodeAt(ann, {change.key});
         if (value.IsScalar() && value.Scalar() == *change.value) return text;
         FERRY_ASSIGN_OR_RETURN(ScalarSpan span,
-                         LocateAt(text, object, {"metadata", "annotations", change.key}));
+                               LocateAt(text, object, {"metadata", "annotations", change.key}));
         what = FieldChange{field, value.IsScalar() ? value.Scalar() : "", *change.value, 0};
         rep = {span.begin, span.end, EncodeScalar(*change.value, span.style, true)};
         what->line = LineOf(text, span.begin);
@@ -372,12 +375,14 @@ absl::StatusOr<std::string> ApplyAnnotation(const std::string& text, int list_it
       size_t after_colon = text.find(':', static_cast<size_t>(ann_key.Mark().pos));
       size_t line_end = text.find('\n', after_colon);
       if (line_end == std::string::npos) line_end = text.size();
-      absl::string_view rest = absl::string_view(text).substr(after_colon + 1, line_end - after_colon - 1);
+      absl::string_view rest =
+          absl::string_view(text).substr(after_colon + 1, line_end - after_colon - 1);
       absl::string_view stripped = absl::StripAsciiWhitespace(rest);
       if (!stripped.empty() && stripped[0] != '#') {
         size_t token = after_colon + 1 + rest.find(stripped);
         size_t token_end = token;
-        while (token_end < line_end && !absl::ascii_isspace(static_cast<unsigned char>(text[token_end]))) {
+        while (token_end < line_end &&
+               !absl::ascii_isspace(static_cast<unsigned char>(text[token_end]))) {
           ++token_end;
         }
         rep = {token, token_end, absl::StrCat("{", entry, "}")};
@@ -390,15 +395,15 @@ absl::StatusOr<std::string> ApplyAnnotation(const std::string& text, int list_it
       what = FieldChange{field, "", *change.value, LineOf(text, rep.begin)};
     } else if (meta_flow) {
       FERRY_ASSIGN_OR_RETURN(rep, FlowInsert(text, static_cast<size_t>(metadata.Mark().pos),
-                                       absl::StrCat("annotations: {", entry, "}")));
+                                             absl::StrCat("annotations: {", entry, "}")));
       what = FieldChange{field, "", *change.value, LineOf(text, rep.begin)};
     } else {
       int col = FirstKeyColumn(metadata);
       int step = std::max(2, col - (meta_key ? ColumnOf(meta_key) : 0));
-      FERRY_ASSIGN_OR_RETURN(rep, BlockAppend(text, metadata,
-                                        absl::StrCat("annotations:\n", std::string(step, ' '),
-                                                     entry),
-                                        col, eol));
+      FERRY_ASSIGN_OR_RETURN(
+          rep,
+          BlockAppend(text, metadata, absl::StrCat("annotations:\n", std::string(step, ' '), entry),
+                      col, eol));
       what = FieldChange{field, "", *change.value, LineOf(text, rep.begin)};
     }
     return ApplyReplacements(text, {rep});
@@ -417,17 +422,20 @@ absl::StatusOr<std::string> ApplyAnnotation(const std::string& text, int list_it
       what->line = LineOf(text, line);
       return ApplyReplacements(text, {{line, EntryEnd(text, line, ColumnOf(ann_key)), ""}});
     }
-    FERRY_ASSIGN_OR_RETURN(ScalarSpan span, LocateAt(text, object, {"metadata", "annotations", change.key}));
+    FERRY_ASSIGN_OR_RETURN(ScalarSpan span,
+                           LocateAt(text, object, {"metadata", "annotations", change.key}));
     size_t begin = static_cast<size_t>(key.Mark().pos);
     size_t end = span.end;
     size_t after = end;
-    while (after < text.size() && absl::ascii_isspace(static_cast<unsigned char>(text[after]))) ++after;
+    while (after < text.size() && absl::ascii_isspace(static_cast<unsigned char>(text[after])))
+      ++after;
     if (after < text.size() && text[after] == ',') {
       end = after + 1;
       while (end < text.size() && text[end] == ' ') ++end;
     } else {
       size_t before = begin;
-      while (before > 0 && absl::ascii_isspace(static_cast<unsigned char>(text[before - 1]))) --before;
+      while (before > 0 && absl::ascii_isspace(static_cast<unsigned char>(text[before - 1])))
+        --before;
       if (before > 0 && text[before - 1] == ',') begin = before - 1;
     }
     what->line = LineOf(text, begin);
@@ -474,8 +482,8 @@ absl::Status VerifyContainers(const YAML::Node& new_root, const Source& source,
 EditResult Splice(absl::string_view content, const Source& source, const std::string& doc_text,
                   std::vector<FieldChange> changes) {
   EditResult result;
-  result.content = absl::StrCat(content.substr(0, source.begin), doc_text,
-                                content.substr(source.end));
+  result.content =
+      absl::StrCat(content.substr(0, source.begin), doc_text, content.substr(source.end));
   for (FieldChange& c : changes) c.line += source.document_line + 1;
   result.changes = std::move(changes);
   return result;
@@ -542,12 +550,18 @@ absl::StatusOr<EditResult> SetImageImpl(absl::string_view content, const Source&
   for (const ImageField& field : container.fields) {
     std::string value;
     switch (field.part) {
-      case ImageField::Part::kFull: value = new_full; break;
-      case ImageField::Part::kName: value = next->name(); break;
+      case ImageField::Part::kFull:
+        value = new_full;
+        break;
+      case ImageField::Part::kName:
+        value = next->name();
+        break;
       case ImageField::Part::kRegistry:
         value = next->domain().empty() ? "docker.io" : next->domain();
         break;
-      case ImageField::Part::kPath: value = next->path(); break;
+      case ImageField::Part::kPath:
+        value = next->path();
+        break;
       case ImageField::Part::kTag:
         if (next->tag().empty()) {
           return absl::InvalidArgumentError(absl::StrCat(
@@ -570,10 +584,10 @@ absl::StatusOr<EditResult> SetImageImpl(absl::string_view content, const Source&
         id, ": the fields of container ", change.container, " overlap; edit it by hand"));
   }
   std::string new_text = ApplyReplacements(doc.text, reps);
-  FERRY_ASSIGN_OR_RETURN(YAML::Node new_root, VerifyDocument(new_text, expected_root, source.path,
-                                                           options.limits));
-  FERRY_RETURN_IF_ERROR(VerifyContainers(new_root, source, id, options, containers, change.container,
-                                   new_full));
+  FERRY_ASSIGN_OR_RETURN(YAML::Node new_root,
+                         VerifyDocument(new_text, expected_root, source.path, options.limits));
+  FERRY_RETURN_IF_ERROR(
+      VerifyContainers(new_root, source, id, options, containers, change.container, new_full));
   EditResult result = Splice(content, source, new_text, std::move(changes));
   result.document = new_root;
   return result;
@@ -582,8 +596,7 @@ absl::StatusOr<EditResult> SetImageImpl(absl::string_view content, const Source&
 absl::StatusOr<EditResult> SetAnnotationsImpl(absl::string_view content, const Source& source,
                                               absl::string_view id,
                                               const std::vector<AnnotationChange>& changes,
-                                              const LoadOptions& options,
-                                              const Resource* indexed) {
+                                              const LoadOptions& options, const Resource* indexed) {
   FERRY_ASSIGN_OR_RETURN(Doc doc, OpenDocument(content, source, id, options, indexed));
   YAML::Node expected_root = YAML::Clone(doc.root);
   YAML::Node expected_meta = NodeAt(ObjectOf(expected_root, source.list_item), {"metadata"});
@@ -617,8 +630,8 @@ absl::StatusOr<EditResult> SetAnnotationsImpl(absl::string_view content, const S
       }
     }
   }
-  FERRY_ASSIGN_OR_RETURN(YAML::Node new_root, VerifyDocument(text, expected_root, source.path,
-                                                           options.limits));
+  FERRY_ASSIGN_OR_RETURN(YAML::Node new_root,
+                         VerifyDocument(text, expected_root, source.path, options.limits));
   EditResult result = Splice(content, source, text, std::move(made));
   if (!result.changes.empty()) result.document = new_root;
   return result;

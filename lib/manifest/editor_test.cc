@@ -110,16 +110,15 @@ TEST(SetImageTest, KeepsQuotingStyle) {
                   {"        image: \"quay.io/weaveworks/sidecar:master-b31c617\"\n"}}));
   auto sq = Image(in, kFrontEnd, {"migrate", "weaveworksdemos/front-end:0.3.0", {}});
   ASSERT_TRUE(sq.ok()) << sq.status();
-  EXPECT_EQ(Diff(in, sq->content),
-            (Hunk{19,
-                  {"        image: 'weaveworksdemos/front-end:0.2.0'\n"},
-                  {"        image: 'weaveworksdemos/front-end:0.3.0'\n"}}));
+  EXPECT_EQ(Diff(in, sq->content), (Hunk{19,
+                                         {"        image: 'weaveworksdemos/front-end:0.2.0'\n"},
+                                         {"        image: 'weaveworksdemos/front-end:0.3.0'\n"}}));
 }
 
 TEST(SetImageTest, KeepsTheManifestsSpellingOfTheRepository) {
   const std::string in = Read("deployment.yaml");
-  auto out = Image(in, kFrontEnd,
-                   {"front-end", "index.docker.io/weaveworksdemos/front-end:0.4.0", {}});
+  auto out =
+      Image(in, kFrontEnd, {"front-end", "index.docker.io/weaveworksdemos/front-end:0.4.0", {}});
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(Diff(in, out->content).after,
             (std::vector<std::string>{
@@ -128,8 +127,9 @@ TEST(SetImageTest, KeepsTheManifestsSpellingOfTheRepository) {
 
 TEST(SetImageTest, CompareAndSet) {
   const std::string in = Read("deployment.yaml");
-  auto stale = Image(in, kFrontEnd, {"front-end", "weaveworksdemos/front-end:0.3.0",
-                                     "weaveworksdemos/front-end:0.1.0"});
+  auto stale =
+      Image(in, kFrontEnd,
+            {"front-end", "weaveworksdemos/front-end:0.3.0", "weaveworksdemos/front-end:0.1.0"});
   ASSERT_FALSE(stale.ok());
   EXPECT_EQ(stale.status().code(), absl::StatusCode::kAborted);
   EXPECT_EQ(stale.status().message(),
@@ -137,8 +137,9 @@ TEST(SetImageTest, CompareAndSet) {
             "weaveworksdemos/front-end:0.2.0, not weaveworksdemos/front-end:0.1.0; plan the "
             "change again");
   // The "from" image may be spelled differently.
-  auto ok = Image(in, kFrontEnd, {"front-end", "weaveworksdemos/front-end:0.3.0",
-                                  "docker.io/weaveworksdemos/front-end:0.2.0"});
+  auto ok = Image(in, kFrontEnd,
+                  {"front-end", "weaveworksdemos/front-end:0.3.0",
+                   "docker.io/weaveworksdemos/front-end:0.2.0"});
   EXPECT_TRUE(ok.ok()) << ok.status();
 }
 
@@ -170,10 +171,9 @@ TEST(SetImageTest, CrlfFileStaysCrlf) {
   const std::string in = Read("crlf.yaml");
   auto out = Image(in, "data:statefulset/db", {"db", "postgres:15.2", {}});
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(Diff(in, out->content),
-            (Hunk{11,
-                  {"          image: postgres:15.1  # CRLF file\r\n"},
-                  {"          image: postgres:15.2  # CRLF file\r\n"}}));
+  EXPECT_EQ(Diff(in, out->content), (Hunk{11,
+                                          {"          image: postgres:15.1  # CRLF file\r\n"},
+                                          {"          image: postgres:15.2  # CRLF file\r\n"}}));
 }
 
 TEST(SetImageTest, MultiDocumentFlowMetadataAndOddIndentation) {
@@ -191,18 +191,17 @@ TEST(SetImageTest, ItemOfAList) {
   const std::string in = Read("multidoc.yaml");
   auto out = Image(in, "default:cronjob/report", {"report", "example/report:2023-02", {}});
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(Diff(in, out->content),
-            (Hunk{48,
-                  {"              image: example/report:2023-01\n"},
-                  {"              image: example/report:2023-02\n"}}));
+  EXPECT_EQ(Diff(in, out->content), (Hunk{48,
+                                          {"              image: example/report:2023-01\n"},
+                                          {"              image: example/report:2023-02\n"}}));
 }
 
 TEST(SetImageTest, HelmReleaseImageAndSeparateTag) {
   const std::string in = Read("helmrelease.yaml");
-  auto out = Image(in, "demo:helmrelease/podinfo", {"chart-image", "stefanprodan/podinfo:3.2.1", {}});
+  auto out =
+      Image(in, "demo:helmrelease/podinfo", {"chart-image", "stefanprodan/podinfo:3.2.1", {}});
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(Diff(in, out->content),
-            (Hunk{16, {"    tag: \"3.1.0\"\n"}, {"    tag: \"3.2.1\"\n"}}));
+  EXPECT_EQ(Diff(in, out->content), (Hunk{16, {"    tag: \"3.1.0\"\n"}, {"    tag: \"3.2.1\"\n"}}));
 }
 
 TEST(SetImageTest, HelmReleaseImageMapQuotesANumericTag) {
@@ -235,8 +234,9 @@ TEST(SetImageTest, HelmReleaseAnnotationImageMap) {
             (Hunk{25, {"        version: v1.2.3\n"}, {"        version: v1.3.0\n"}}));
   auto logger = Image(in, "demo:helmrelease/podinfo", {"logger", "fluent/fluent-bit:2.0", {}});
   ASSERT_TRUE(logger.ok()) << logger.status();
-  EXPECT_EQ(Diff(in, logger->content),
-            (Hunk{27, {"      image: fluent/fluent-bit:1.9\n"}, {"      image: fluent/fluent-bit:2.0\n"}}));
+  EXPECT_EQ(Diff(in, logger->content), (Hunk{27,
+                                             {"      image: fluent/fluent-bit:1.9\n"},
+                                             {"      image: fluent/fluent-bit:2.0\n"}}));
 }
 
 TEST(SetImageTest, SharedAnchorIsRefusedAndNothingIsReturned) {
@@ -265,7 +265,9 @@ TEST(SetAnnotationsTest, ChangesAValueKeepingQuotesAndComment) {
 
 TEST(SetAnnotationsTest, AddsAfterTheLastEntryBeforeBlankLines) {
   const std::string in = Read("deployment.yaml");
-  auto out = Annotate(in, kFrontEnd, {{"fluxcd.io/locked", "true"}, {"fluxcd.io/locked_msg", "hotfix: do not touch"}});
+  auto out =
+      Annotate(in, kFrontEnd,
+               {{"fluxcd.io/locked", "true"}, {"fluxcd.io/locked_msg", "hotfix: do not touch"}});
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(Diff(in, out->content),
             (Hunk{12,
@@ -279,10 +281,10 @@ TEST(SetAnnotationsTest, RemovesEntriesAndTheEmptiedMap) {
   const std::string in = Read("deployment.yaml");
   auto one = Annotate(in, kFrontEnd, {{"fluxcd.io/tag.front-end", std::nullopt}});
   ASSERT_TRUE(one.ok()) << one.status();
-  EXPECT_EQ(Diff(in, one->content),
-            (Hunk{11, {"    fluxcd.io/tag.front-end: glob:0.2.*\n"}, {}}));
-  auto both = Annotate(in, kFrontEnd, {{"fluxcd.io/tag.front-end", std::nullopt},
-                                       {"fluxcd.io/automated", std::nullopt}});
+  EXPECT_EQ(Diff(in, one->content), (Hunk{11, {"    fluxcd.io/tag.front-end: glob:0.2.*\n"}, {}}));
+  auto both =
+      Annotate(in, kFrontEnd,
+               {{"fluxcd.io/tag.front-end", std::nullopt}, {"fluxcd.io/automated", std::nullopt}});
   ASSERT_TRUE(both.ok()) << both.status();
   EXPECT_EQ(Diff(in, both->content),
             (Hunk{9,
@@ -371,10 +373,9 @@ TEST(EditTest, OtherDocumentsAreByteIdentical) {
   auto out = Image(in, "kube-system:daemonset/agent", {"agent", "example/agent:1.1.0", {}});
   ASSERT_TRUE(out.ok()) << out.status();
   // Spelling kept: the manifest says docker.io/example/agent.
-  EXPECT_EQ(Diff(in, out->content),
-            (Hunk{36,
-                  {"          image: docker.io/example/agent:1.0.0\n"},
-                  {"          image: docker.io/example/agent:1.1.0\n"}}));
+  EXPECT_EQ(Diff(in, out->content), (Hunk{36,
+                                          {"          image: docker.io/example/agent:1.0.0\n"},
+                                          {"          image: docker.io/example/agent:1.1.0\n"}}));
 }
 
 }  // namespace
@@ -412,10 +413,9 @@ TEST(OddStyleTest, OneSpaceIndentationAndBlockScalarsSurviveAnnotationEdits) {
             (Hunk{13, {"  ferry.dev/automated: 'true'\n"}, {"  ferry.dev/automated: 'false'\n"}}));
   auto remove = Annotate(in, kOdd, {{"description", std::nullopt}});
   ASSERT_TRUE(remove.ok()) << remove.status();
-  EXPECT_EQ(Diff(in, remove->content),
-            (Hunk{10,
-                  {"  description: |\n", "   Multi-line text\n", "   that must survive.\n"},
-                  {}}));
+  EXPECT_EQ(
+      Diff(in, remove->content),
+      (Hunk{10, {"  description: |\n", "   Multi-line text\n", "   that must survive.\n"}, {}}));
 }
 
 }  // namespace

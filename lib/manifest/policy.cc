@@ -40,8 +40,8 @@ bool IsTrue(const std::string& v) { return absl::AsciiStrToLower(v) == "true"; }
 
 // The prefix the manifest already uses for any policy, else ferry.dev/.
 std::string PreferredPrefix(const std::map<std::string, std::string>& annotations) {
-  static const char* kPolicyNames[] = {"automated", "locked", "locked_user", "locked_msg",
-                                       "ignore", "tag_all"};
+  static const char* kPolicyNames[] = {"automated",  "locked", "locked_user",
+                                       "locked_msg", "ignore", "tag_all"};
   for (const char* prefix : kPrefixes) {
     for (const auto& [key, value] : annotations) {
       if (!absl::StartsWith(key, prefix)) continue;
@@ -129,7 +129,7 @@ Policies ReadPolicies(const std::map<std::string, std::string>& annotations) {
   p.locked_user = Lookup(annotations, "locked_user").value_or("");
   p.locked_msg = Lookup(annotations, "locked_msg").value_or("");
   std::string ignore = absl::AsciiStrToLower(Lookup(annotations, "ignore").value_or(""));
-  p.ignore = ignore == "true" ? IgnoreMode::kAll
+  p.ignore = ignore == "true"        ? IgnoreMode::kAll
              : ignore == "sync_only" ? IgnoreMode::kSyncOnly
                                      : IgnoreMode::kNone;
   p.tag_all = Lookup(annotations, "tag_all").value_or("");
@@ -212,8 +212,7 @@ absl::StatusOr<std::vector<AnnotationChange>> PolicyAnnotationChanges(
           !done.insert(container).second) {
         continue;
       }
-      ChangeTo(annotations, "tag." + container, FluxTagKey(annotations, container), tag_all,
-               out);
+      ChangeTo(annotations, "tag." + container, FluxTagKey(annotations, container), tag_all, out);
     }
     Change(annotations, "tag_all", std::nullopt, out);
   }

@@ -67,9 +67,9 @@ TEST(PolicyChangesTest, LockAndUnlock) {
   PolicyUpdate unlock;
   unlock.locked = false;
   EXPECT_EQ(*Changes({{"fluxcd.io/locked", "true"},
-                                      {"fluxcd.io/locked_user", "bob"},
-                                      {"ferry.dev/locked", "true"}},
-                                     unlock),
+                      {"fluxcd.io/locked_user", "bob"},
+                      {"ferry.dev/locked", "true"}},
+                     unlock),
             (std::vector<AnnotationChange>{{"ferry.dev/locked", std::nullopt},
                                            {"fluxcd.io/locked", std::nullopt},
                                            {"fluxcd.io/locked_user", std::nullopt}}));
@@ -78,11 +78,10 @@ TEST(PolicyChangesTest, LockAndUnlock) {
 TEST(PolicyChangesTest, TagFiltersAreValidatedNormalizedAndDeduplicated) {
   PolicyUpdate tag;
   tag.tag_filters["web"] = "1.*";
-  EXPECT_EQ(*Changes({{"filter.fluxcd.io/web", "master-*"},
-                                      {"flux.weave.works/tag.web", "x"}},
-                                     tag),
-            (std::vector<AnnotationChange>{{"filter.fluxcd.io/web", "glob:1.*"},
-                                           {"flux.weave.works/tag.web", std::nullopt}}));
+  EXPECT_EQ(
+      *Changes({{"filter.fluxcd.io/web", "master-*"}, {"flux.weave.works/tag.web", "x"}}, tag),
+      (std::vector<AnnotationChange>{{"filter.fluxcd.io/web", "glob:1.*"},
+                                     {"flux.weave.works/tag.web", std::nullopt}}));
   PolicyUpdate bad;
   bad.tag_filters["web"] = "semver:>>1";
   auto status = Changes({}, bad).status();
@@ -92,11 +91,10 @@ TEST(PolicyChangesTest, TagFiltersAreValidatedNormalizedAndDeduplicated) {
   PolicyUpdate remove_all;
   remove_all.tag_all = std::optional<std::string>();
   remove_all.tag_filters["web"] = std::nullopt;
-  EXPECT_EQ(*Changes({{"ferry.dev/tag_all", "glob:*"},
-                                      {"fluxcd.io/tag.web", "glob:*"}},
-                                     remove_all),
-            (std::vector<AnnotationChange>{{"fluxcd.io/tag.web", std::nullopt},
-                                           {"ferry.dev/tag_all", std::nullopt}}));
+  EXPECT_EQ(
+      *Changes({{"ferry.dev/tag_all", "glob:*"}, {"fluxcd.io/tag.web", "glob:*"}}, remove_all),
+      (std::vector<AnnotationChange>{{"fluxcd.io/tag.web", std::nullopt},
+                                     {"ferry.dev/tag_all", std::nullopt}}));
 }
 
 // --tag-all as Flux v1 wrote it: one tag.<container> per container, under the workload's
@@ -143,8 +141,10 @@ TEST(PolicyChangesTest, TagAllExpandsToOneFilterPerContainer) {
     // What Ferry reads back is the pattern for every container.
     Annotations after = c.annotations;
     for (const AnnotationChange& e : *got) {
-      if (e.value) after[e.key] = *e.value;
-      else after.erase(e.key);
+      if (e.value)
+        after[e.key] = *e.value;
+      else
+        after.erase(e.key);
     }
     Policies read = ReadPolicies(after);
     EXPECT_EQ(read.TagFilterFor("web"), "semver:~1.2") << c.name;

@@ -24,14 +24,30 @@ namespace fs = std::filesystem;
 
 // Kinds served cluster-scoped by Kubernetes and common add-ons.
 const std::set<std::string>& ClusterScopedKinds() {
-  static const auto* kinds = new std::set<std::string>{
-      "namespace", "node", "persistentvolume", "clusterrole", "clusterrolebinding",
-      "customresourcedefinition", "storageclass", "priorityclass", "podsecuritypolicy",
-      "mutatingwebhookconfiguration", "validatingwebhookconfiguration", "apiservice",
-      "csidriver", "csinode", "runtimeclass", "ingressclass", "volumeattachment",
-      "certificatesigningrequest", "componentstatus", "flowschema",
-      "prioritylevelconfiguration", "clusterissuer", "validatingadmissionpolicy",
-      "validatingadmissionpolicybinding"};
+  static const auto* kinds = new std::set<std::string>{"namespace",
+                                                       "node",
+                                                       "persistentvolume",
+                                                       "clusterrole",
+                                                       "clusterrolebinding",
+                                                       "customresourcedefinition",
+                                                       "storageclass",
+                                                       "priorityclass",
+                                                       "podsecuritypolicy",
+                                                       "mutatingwebhookconfiguration",
+                                                       "validatingwebhookconfiguration",
+                                                       "apiservice",
+                                                       "csidriver",
+                                                       "csinode",
+                                                       "runtimeclass",
+                                                       "ingressclass",
+                                                       "volumeattachment",
+                                                       "certificatesigningrequest",
+                                                       "componentstatus",
+                                                       "flowschema",
+                                                       "prioritylevelconfiguration",
+                                                       "clusterissuer",
+                                                       "validatingadmissionpolicy",
+                                                       "validatingadmissionpolicybinding"};
   return *kinds;
 }
 
@@ -52,7 +68,8 @@ std::optional<LoadError> ControlCharacterError(const Resource& r, const Source& 
   std::vector<Field> fields = {{"apiVersion", {"apiVersion"}, r.api_version},
                                {"kind", {"kind"}, r.kind},
                                {"metadata.name", {"metadata", "name"}, r.name},
-                               {"metadata.namespace", {"metadata", "namespace"},
+                               {"metadata.namespace",
+                                {"metadata", "namespace"},
                                 ScalarAt(r.node.get()["metadata"], "namespace")}};
   if (IsWorkloadKind(r.kind)) {
     for (const Container& c : FindContainers(r)) {
@@ -65,8 +82,7 @@ std::optional<LoadError> ControlCharacterError(const Resource& r, const Source& 
   for (const Field& f : fields) {
     // lib/names owns the rule (C0, DEL, C1 such as U+009B CSI, and bytes that are not
     // UTF-8); the size limits are the loader's own, so none is applied here.
-    absl::Status valid =
-        names::ValidateName(f.what, f.value, std::numeric_limits<uint64_t>::max());
+    absl::Status valid = names::ValidateName(f.what, f.value, std::numeric_limits<uint64_t>::max());
     if (valid.ok()) continue;
     YAML::Node node = NodeAt(r.node, f.path);
     const int line = node ? source.document_line + node.Mark().line + 1 : source.line;
@@ -192,8 +208,7 @@ bool IsClusterScopedKind(absl::string_view kind) {
   return ClusterScopedKinds().count(absl::AsciiStrToLower(std::string(kind))) > 0;
 }
 
-LoadResult LoadFile(absl::string_view path, absl::string_view content,
-                    const LoadOptions& options) {
+LoadResult LoadFile(absl::string_view path, absl::string_view content, const LoadOptions& options) {
   LoadResult result;
   std::vector<DocumentSpan> docs = SplitDocuments(content);
   for (size_t d = 0; d < docs.size(); ++d) {
@@ -206,8 +221,7 @@ LoadResult LoadFile(absl::string_view path, absl::string_view content,
       int column = where.column + 1;
       // A document that ends inside an open construct is reported at its end; point at
       // its last line rather than past it.
-      if (where.pos >= static_cast<int>(text.size()) && line > 0 &&
-          absl::EndsWith(text, "\n")) {
+      if (where.pos >= static_cast<int>(text.size()) && line > 0 && absl::EndsWith(text, "\n")) {
         --line;
         size_t last_start = text.rfind('\n', text.size() - 2);
         last_start = last_start == absl::string_view::npos ? 0 : last_start + 1;

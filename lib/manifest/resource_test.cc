@@ -66,7 +66,7 @@ TEST(LoadTreeTest, MalformedDocumentIsReportedWithPositionAndOthersStillLoad) {
   absl::StatusOr<LoadResult> result = LoadTree(kTestdata, {"broken.yaml"});
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(Ids(*result), (std::vector<std::string>{"default:configmap/good-after",
-                                                     "default:configmap/good-before"}));
+                                                    "default:configmap/good-before"}));
   ASSERT_EQ(result->errors.size(), 1u);
   const LoadError& e = result->errors[0];
   EXPECT_EQ(e.path, "broken.yaml");
@@ -97,8 +97,7 @@ TEST(LoadTreeTest, RejectsPathsOutsideTheTree) {
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(result.status().message().find("outside the repository"), std::string::npos);
-  EXPECT_EQ(LoadTree(kTestdata, {"nope.yaml"}).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LoadTree(kTestdata, {"nope.yaml"}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(LoadFileTest, DefaultNamespaceAndClusterScopedKinds) {
@@ -110,9 +109,9 @@ TEST(LoadFileTest, DefaultNamespaceAndClusterScopedKinds) {
   options.default_namespace = "apps";
   LoadResult r = LoadFile("f.yaml", content, options);
   FinishLoad(r);
-  EXPECT_EQ(Ids(r), (std::vector<std::string>{"<cluster>:clusterrole/reader",
-                                               "<cluster>:namespace/team", "apps:configmap/a",
-                                               "x:widget/w"}));
+  EXPECT_EQ(Ids(r),
+            (std::vector<std::string>{"<cluster>:clusterrole/reader", "<cluster>:namespace/team",
+                                      "apps:configmap/a", "x:widget/w"}));
 }
 
 TEST(LoadFileTest, DuplicateIdsNameBothPlaces) {
@@ -128,7 +127,8 @@ TEST(LoadFileTest, DuplicateIdsNameBothPlaces) {
 }
 
 TEST(LoadFileTest, ObjectsWithoutKindAreNotResourcesAndMissingNamesAreErrors) {
-  LoadResult r = LoadFile("f.yaml", "replicas: 3\n---\nkind: Deployment\nmetadata:\n  labels: {}\n");
+  LoadResult r =
+      LoadFile("f.yaml", "replicas: 3\n---\nkind: Deployment\nmetadata:\n  labels: {}\n");
   EXPECT_TRUE(r.resources.empty());
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].ToString(),
@@ -140,10 +140,10 @@ TEST(FindContainersTest, PodSpecContainersThenInitContainers) {
   ASSERT_TRUE(result.ok());
   const Resource* r = Find(*result, "sock-shop:deployment/front-end");
   ASSERT_NE(r, nullptr);
-  EXPECT_EQ(Images(*r), (std::vector<Image>{
-                            {"front-end", "weaveworksdemos/front-end:0.2.0", false},
-                            {"sidecar", "quay.io/weaveworks/sidecar:master-a000001", false},
-                            {"migrate", "weaveworksdemos/front-end:0.2.0", true}}));
+  EXPECT_EQ(Images(*r),
+            (std::vector<Image>{{"front-end", "weaveworksdemos/front-end:0.2.0", false},
+                                {"sidecar", "quay.io/weaveworks/sidecar:master-a000001", false},
+                                {"migrate", "weaveworksdemos/front-end:0.2.0", true}}));
 }
 
 TEST(FindContainersTest, CronJobInListAndDaemonSet) {
@@ -174,8 +174,7 @@ TEST(FindContainersTest, FluxHelmReleaseValuesLikeHelmRelease) {
   const Resource* simple = Find(*result, "legacy:fluxhelmrelease/mongodb");
   ASSERT_NE(simple, nullptr);
   EXPECT_TRUE(IsWorkloadKind(simple->kind));
-  EXPECT_EQ(Images(*simple),
-            (std::vector<Image>{{"chart-image", "bitnami/mongodb:3.6.8", false}}));
+  EXPECT_EQ(Images(*simple), (std::vector<Image>{{"chart-image", "bitnami/mongodb:3.6.8", false}}));
   const Resource* multi = Find(*result, "legacy:fluxhelmrelease/shop");
   ASSERT_NE(multi, nullptr);
   EXPECT_EQ(Images(*multi),

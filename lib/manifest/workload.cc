@@ -63,7 +63,7 @@ bool ReadHelmImage(const YAML::Node& m, const NodePath& path, Container& out) {
     std::string t = IsScalar(tag) ? tag.Scalar() : "";
     out.image = Join(reg, image["repository"].Scalar(), t);
     if (!reg.empty()) out.fields.push_back({Append(ip, "registry"), ImageField::Part::kRegistry});
-    ImageField::Part repo_part = !reg.empty()  ? ImageField::Part::kPath
+    ImageField::Part repo_part = !reg.empty() ? ImageField::Part::kPath
                                  : !t.empty() ? ImageField::Part::kName
                                               : ImageField::Part::kFull;
     out.fields.push_back({Append(ip, "repository"), repo_part});
@@ -113,8 +113,10 @@ std::vector<Container> HelmContainers(const Resource& r) {
       tag_path = DottedPath(values_path, tag_it->second);
       if (IsScalar(NodeAt(r.node, tag_path))) tag = NodeAt(r.node, tag_path).Scalar();
     }
-    if (!reg.empty()) repo_part = ImageField::Part::kPath;
-    else if (!tag.empty()) repo_part = ImageField::Part::kName;
+    if (!reg.empty())
+      repo_part = ImageField::Part::kPath;
+    else if (!tag.empty())
+      repo_part = ImageField::Part::kName;
     c.fields.push_back({repo_path, repo_part});
     if (!tag.empty()) c.fields.push_back({tag_path, ImageField::Part::kTag});
     c.image = Join(reg, repo.Scalar(), tag);
@@ -142,7 +144,7 @@ std::vector<Container> HelmContainers(const Resource& r) {
 
 bool IsWorkloadKind(absl::string_view kind) {
   static const auto* kinds = new std::set<std::string>{
-      "deployment", "daemonset", "statefulset", "replicaset", "replicationcontroller",
+      "deployment", "daemonset", "statefulset", "replicaset",  "replicationcontroller",
       "job",        "cronjob",   "pod",         "helmrelease", "fluxhelmrelease"};
   return kinds->count(absl::AsciiStrToLower(std::string(kind))) > 0;
 }

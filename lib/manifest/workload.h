@@ -3,10 +3,10 @@
 // shapes).
 #pragma once
 
+#include <yaml-cpp/yaml.h>
+
 #include <string>
 #include <vector>
-
-#include <yaml-cpp/yaml.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -45,9 +45,9 @@ struct Container {
 bool IsWorkloadKind(absl::string_view kind);
 
 // The containers of a workload resource: containers then initContainers of its pod
-// template, or the images of a HelmRelease's (or FluxHelmRelease's) values (top-level `image` is the container
-// "chart-image"; a map `<key>: {image: ...}` one level down is the container "<key>"; the
-// annotation maps repository.fluxcd.io/<c>, tag.fluxcd.io/<c>, registry.fluxcd.io/<c> name
+// template, or the images of a HelmRelease's (or FluxHelmRelease's) values (top-level `image` is
+// the container "chart-image"; a map `<key>: {image: ...}` one level down is the container "<key>";
+// the annotation maps repository.fluxcd.io/<c>, tag.fluxcd.io/<c>, registry.fluxcd.io/<c> name
 // dotted paths into the values). Empty for other kinds.
 std::vector<Container> FindContainers(const Resource& resource);
 

@@ -123,9 +123,10 @@ absl::Status Spend(Budget& budget, uint64_t bytes) {
 
 // JSON holds only UTF-8 text (dump() throws on anything else).
 absl::Status NotUtf8(const YAML::Node& scalar) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "line ", scalar.Mark().line + 1, ": the value \"", names::Escape(scalar.Scalar().substr(0, 120)),
-      "\" is not valid UTF-8; re-save the file as UTF-8 or remove the byte"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("line ", scalar.Mark().line + 1, ": the value \"",
+                   names::Escape(scalar.Scalar().substr(0, 120)),
+                   "\" is not valid UTF-8; re-save the file as UTF-8 or remove the byte"));
 }
 
 // `depth`: collections around `node`.
@@ -135,8 +136,7 @@ absl::StatusOr<nlohmann::json> ToJson(const YAML::Node& node, uint64_t depth, Bu
     return absl::InvalidArgumentError(
         limits::OverLimit("", limits::kManifestDepth, budget.limits.max_depth));
   }
-  if (absl::Status spent = Spend(budget, node.IsScalar() ? node.Scalar().size() : 0);
-      !spent.ok()) {
+  if (absl::Status spent = Spend(budget, node.IsScalar() ? node.Scalar().size() : 0); !spent.ok()) {
     return spent;
   }
   if (node.IsScalar() && !names::IsUtf8(node.Scalar())) return NotUtf8(node);
@@ -145,7 +145,7 @@ absl::StatusOr<nlohmann::json> ToJson(const YAML::Node& node, uint64_t depth, Bu
     case YAML::NodeType::Null:
       return nullptr;
     case YAML::NodeType::Scalar:
-      if (node.Tag() == "!" ) return node.Scalar();  // quoted
+      if (node.Tag() == "!") return node.Scalar();  // quoted
       if (node.Tag() == "?" || node.Tag().empty()) return ResolvePlain(node.Scalar());
       return ResolveTagged(node.Tag(), node.Scalar());
     case YAML::NodeType::Sequence: {
@@ -161,8 +161,8 @@ absl::StatusOr<nlohmann::json> ToJson(const YAML::Node& node, uint64_t depth, Bu
       nlohmann::json out = nlohmann::json::object();
       for (const auto& kv : node) {
         if (!kv.first.IsScalar()) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "line ", kv.first.Mark().line + 1, ": a mapping key must be a plain value"));
+          return absl::InvalidArgumentError(absl::StrCat("line ", kv.first.Mark().line + 1,
+                                                         ": a mapping key must be a plain value"));
         }
         if (!names::IsUtf8(kv.first.Scalar())) return NotUtf8(kv.first);
         if (absl::Status spent = Spend(budget, kv.first.Scalar().size()); !spent.ok()) {
@@ -198,8 +198,7 @@ bool NeedsQuotes(const std::string& s) {
   // Starts like a plain scalar, one line, no ": " or " #" inside, no ':' at the end.
   static const RE2 kSafe("[A-Za-z0-9_./($][^\\n\\t]*");
   if (!RE2::FullMatch(s, kSafe)) return true;
-  return s.find(": ") != std::string::npos || s.find(" #") != std::string::npos ||
-         s.back() == ':';
+  return s.find(": ") != std::string::npos || s.find(" #") != std::string::npos || s.back() == ':';
 }
 
 std::string Quote(const std::string& s) {

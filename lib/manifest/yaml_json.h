@@ -5,10 +5,10 @@
 // same JSON (strings that would read as something else are quoted).
 #pragma once
 
-#include <string>
+#include <yaml-cpp/yaml.h>
 
 #include <nlohmann/json.hpp>
-#include <yaml-cpp/yaml.h>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "lib/manifest/document.h"

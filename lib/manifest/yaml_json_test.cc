@@ -86,7 +86,8 @@ TEST(JsonToYaml, RoundTripsTrickyValues) {
   nlohmann::json in = {
       {"apiVersion", "v1"},
       {"kind", "ConfigMap"},
-      {"metadata", {{"name", "c"}, {"labels", {{"app", "web"}}}, {"annotations", nlohmann::json::object()}}},
+      {"metadata",
+       {{"name", "c"}, {"labels", {{"app", "web"}}}, {"annotations", nlohmann::json::object()}}},
       {"data",
        {{"port", "8080"},
         {"flag", "yes"},

@@ -165,33 +165,44 @@ std::string EncodeScalar(absl::string_view value, ScalarStyle style, bool must_s
   bool has_control = false;
   for (char c : value) has_control |= static_cast<unsigned char>(c) < 0x20;
   if (style == ScalarStyle::kPlain) {
-    bool plain_ok = !value.empty() && !has_control &&
-                    absl::string_view("-?:,[]{}#&*!|>'\"%@`").find(value[0]) ==
-                        absl::string_view::npos &&
-                    !IsSpace(value.front()) && !IsSpace(value.back()) &&
-                    !absl::StrContains(value, ": ") && !absl::StrContains(value, " #") &&
-                    !absl::EndsWith(value, ":") &&
-                    value.find_first_of(",[]{}") == absl::string_view::npos &&
-                    !(must_stay_string && ResolvesAsNonString(value));
+    bool plain_ok =
+        !value.empty() && !has_control &&
+        absl::string_view("-?:,[]{}#&*!|>'\"%@`").find(value[0]) == absl::string_view::npos &&
+        !IsSpace(value.front()) && !IsSpace(value.back()) && !absl::StrContains(value, ": ") &&
+        !absl::StrContains(value, " #") && !absl::EndsWith(value, ":") &&
+        value.find_first_of(",[]{}") == absl::string_view::npos &&
+        !(must_stay_string && ResolvesAsNonString(value));
     if (plain_ok) return std::string(value);
     style = ScalarStyle::kDoubleQuoted;
   }
   if (style == ScalarStyle::kSingleQuoted && !has_control) {
     std::string out = "'";
     for (char c : value) {
-      if (c == '\'') out += "''";
-      else out += c;
+      if (c == '\'')
+        out += "''";
+      else
+        out += c;
     }
     return out + "'";
   }
   std::string out = "\"";
   for (char c : value) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out += absl::StrFormat("\\x%02x", static_cast<unsigned char>(c));

@@ -3,11 +3,11 @@
 // given style. Parsing itself is yaml-cpp's job; these only locate what it parsed.
 #pragma once
 
+#include <yaml-cpp/yaml.h>
+
 #include <cstddef>
 #include <string>
 #include <vector>
-
-#include <yaml-cpp/yaml.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"

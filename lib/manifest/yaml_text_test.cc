@@ -19,7 +19,8 @@ TEST(SplitDocumentsTest, SplitsAtMarkersAndDropsEmptyDocuments) {
             (std::vector<std::string>{"---\na: 1\n", "---\nb: 2"}));
   EXPECT_EQ(Docs("a: 1\n...\nb: 2\n"), (std::vector<std::string>{"a: 1\n...\n", "b: 2\n"}));
   EXPECT_EQ(Docs("--- {a: 1}\n---\n"), (std::vector<std::string>{"--- {a: 1}\n"}));
-  EXPECT_EQ(Docs("a: 1\r\n---\r\nb: 2\r\n"), (std::vector<std::string>{"a: 1\r\n", "---\r\nb: 2\r\n"}));
+  EXPECT_EQ(Docs("a: 1\r\n---\r\nb: 2\r\n"),
+            (std::vector<std::string>{"a: 1\r\n", "---\r\nb: 2\r\n"}));
   // "----" and "--- x" inside text are not both markers: only "---" followed by a space.
   EXPECT_EQ(Docs("a: |\n  ---x\n----\n"), (std::vector<std::string>{"a: |\n  ---x\n----\n"}));
   EXPECT_TRUE(Docs("").empty());
@@ -91,8 +92,9 @@ TEST(EncodeScalarTest, KeepsStyleAndQuotesWhenNeeded) {
 }
 
 TEST(ResolvesAsNonStringTest, YamlOneOneAndOneTwoScalars) {
-  for (const char* v : {"true", "False", "yes", "NO", "on", "off", "y", "~", "null", "", "12",
-                        "-3", "1.5", ".5", "1e3", "0x1F", "0o17", "1:30", ".inf", ".NaN", "1_000"}) {
+  for (const char* v :
+       {"true", "False", "yes", "NO",  "on",   "off",  "y",    "~",    "null", "",     "12",
+        "-3",   "1.5",   ".5",  "1e3", "0x1F", "0o17", "1:30", ".inf", ".NaN", "1_000"}) {
     EXPECT_TRUE(ResolvesAsNonString(v)) << v;
   }
   for (const char* v : {"1.2.3", "v1", "nginx:1", "master-a000001", "1.0-rc1", "yesno", "0.2.0"}) {

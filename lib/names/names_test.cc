@@ -45,7 +45,8 @@ TEST(ParseAuthorTest, RefusesWhatWouldCorruptACommit) {
       {"Bob <@x>", "is not local@domain"},
       {"Bob <a@b@c>", "is not local@domain"},
       {"Bob <a b@c>", "holds a space"},
-      {"Jane <jane@example.com>m>", "holds a space, ',', ';', '\"', '<' or '>'"},  // found by fuzzing
+      {"Jane <jane@example.com>m>",
+       "holds a space, ',', ';', '\"', '<' or '>'"},  // found by fuzzing
       {"Jane <<j@x>", "'<' and '>' may only enclose the email"},
       {"... <a@b>", "only punctuation"},
       {std::string(300, 'a'), "author is 300 bytes, over the limit of 256 bytes"},

@@ -14,26 +14,26 @@ namespace {
 constexpr char kIdentifiers[] = R"([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)";
 
 const RE2& VersionRe() {
-  static const RE2* re = new RE2(absl::StrCat(R"(v?([0-9]+)(?:\.([0-9]+))?(?:\.([0-9]+))?)",
-                                              "(?:-(", kIdentifiers, "))?(?:\\+(", kIdentifiers,
-                                              "))?"));
+  static const RE2* re =
+      new RE2(absl::StrCat(R"(v?([0-9]+)(?:\.([0-9]+))?(?:\.([0-9]+))?)", "(?:-(", kIdentifiers,
+                           "))?(?:\\+(", kIdentifiers, "))?"));
   return *re;
 }
 
 // A constraint's version: parts may be wildcards.
 const RE2& ConstraintVersionRe() {
-  static const RE2* re = new RE2(absl::StrCat(R"(v?([0-9]+|[xX*])(?:\.([0-9]+|[xX*]))?)",
-                                              R"((?:\.([0-9]+|[xX*]))?)", "(?:-(", kIdentifiers,
-                                              "))?(?:\\+(", kIdentifiers, "))?"));
+  static const RE2* re =
+      new RE2(absl::StrCat(R"(v?([0-9]+|[xX*])(?:\.([0-9]+|[xX*]))?)", R"((?:\.([0-9]+|[xX*]))?)",
+                           "(?:-(", kIdentifiers, "))?(?:\\+(", kIdentifiers, "))?"));
   return *re;
 }
 
 // "A - B" inside a group means ">=A, <=B".
 const RE2& HyphenRangeRe() {
-  static const RE2* re = new RE2(absl::StrCat(
-      R"((v?[0-9xX*]+(?:\.[0-9xX*]+){0,2}(?:-)", kIdentifiers, R"()?(?:\+)", kIdentifiers,
-      R"()?)\s+-\s+(v?[0-9xX*]+(?:\.[0-9xX*]+){0,2}(?:-)", kIdentifiers, R"()?(?:\+)",
-      kIdentifiers, R"()?))"));
+  static const RE2* re =
+      new RE2(absl::StrCat(R"((v?[0-9xX*]+(?:\.[0-9xX*]+){0,2}(?:-)", kIdentifiers, R"()?(?:\+)",
+                           kIdentifiers, R"()?)\s+-\s+(v?[0-9xX*]+(?:\.[0-9xX*]+){0,2}(?:-)",
+                           kIdentifiers, R"()?(?:\+)", kIdentifiers, R"()?))"));
   return *re;
 }
 
@@ -96,11 +96,12 @@ absl::StatusOr<Version> Version::Parse(absl::string_view text) {
   std::string meta;
   if (!RE2::FullMatch(re2::StringPiece(text.data(), text.size()), VersionRe(), &major, &minor,
                       &patch, &pre, &meta)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("\"", text, "\" is not a semantic version (expected e.g. 1.2.3 or v1.2.3-rc.1)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"", text, "\" is not a semantic version (expected e.g. 1.2.3 or v1.2.3-rc.1)"));
   }
   Version v;
-  if (!absl::SimpleAtoi(major, &v.major_) || (!minor.empty() && !absl::SimpleAtoi(minor, &v.minor_)) ||
+  if (!absl::SimpleAtoi(major, &v.major_) ||
+      (!minor.empty() && !absl::SimpleAtoi(minor, &v.minor_)) ||
       (!patch.empty() && !absl::SimpleAtoi(patch, &v.patch_))) {
     return absl::InvalidArgumentError(absl::StrCat("\"", text, "\": version number too large"));
   }
@@ -127,17 +128,25 @@ std::string Version::ToString() const {
 absl::StatusOr<Constraints::Constraint> Constraints::ParseOne(absl::string_view op,
                                                               absl::string_view version) {
   Constraint c;
-  if (op.empty() || op == "=") c.op = Op::kEqual;
-  else if (op == "!=") c.op = Op::kNotEqual;
-  else if (op == ">") c.op = Op::kGreater;
-  else if (op == "<") c.op = Op::kLess;
-  else if (op == ">=" || op == "=>") c.op = Op::kGreaterEqual;
-  else if (op == "<=" || op == "=<") c.op = Op::kLessEqual;
-  else if (op == "~" || op == "~>") c.op = Op::kTilde;
-  else if (op == "^") c.op = Op::kCaret;
+  if (op.empty() || op == "=")
+    c.op = Op::kEqual;
+  else if (op == "!=")
+    c.op = Op::kNotEqual;
+  else if (op == ">")
+    c.op = Op::kGreater;
+  else if (op == "<")
+    c.op = Op::kLess;
+  else if (op == ">=" || op == "=>")
+    c.op = Op::kGreaterEqual;
+  else if (op == "<=" || op == "=<")
+    c.op = Op::kLessEqual;
+  else if (op == "~" || op == "~>")
+    c.op = Op::kTilde;
+  else if (op == "^")
+    c.op = Op::kCaret;
   else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown operator \"", op, "\" (use =, !=, >, <, >=, <=, ~, ~> or ^)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown operator \"", op, "\" (use =, !=, >, <, >=, <=, ~, ~> or ^)"));
   }
   std::string major;
   std::string minor;
@@ -175,8 +184,8 @@ absl::StatusOr<Constraints> Constraints::Parse(absl::string_view text) {
   for (absl::string_view group_text : absl::StrSplit(text, "||")) {
     std::string group(absl::StripAsciiWhitespace(group_text));
     if (group.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "semver constraint \"", text, "\" has an empty alternative (around '||')"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("semver constraint \"", text, "\" has an empty alternative (around '||')"));
     }
     RE2::GlobalReplace(&group, HyphenRangeRe(), ">=\\1, <=\\2");
     std::vector<Constraint> constraints;
@@ -185,15 +194,17 @@ absl::StatusOr<Constraints> Constraints::Parse(absl::string_view text) {
       while (i < group.size() && (group[i] == ' ' || group[i] == '\t' || group[i] == ',')) ++i;
       if (i >= group.size()) break;
       size_t op_start = i;
-      while (i < group.size() && absl::string_view("=!<>~^").find(group[i]) != absl::string_view::npos) ++i;
+      while (i < group.size() &&
+             absl::string_view("=!<>~^").find(group[i]) != absl::string_view::npos)
+        ++i;
       absl::string_view op = absl::string_view(group).substr(op_start, i - op_start);
       while (i < group.size() && (group[i] == ' ' || group[i] == '\t')) ++i;
       size_t v_start = i;
       while (i < group.size() && group[i] != ' ' && group[i] != '\t' && group[i] != ',') ++i;
       absl::string_view version = absl::string_view(group).substr(v_start, i - v_start);
       if (version.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat("semver constraint \"", text,
-                                                       "\": operator \"", op, "\" has no version"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("semver constraint \"", text, "\": operator \"", op, "\" has no version"));
       }
       absl::StatusOr<Constraint> c = ParseOne(op, version);
       if (!c.ok()) {

@@ -67,8 +67,8 @@ class Constraints {
   enum class Op { kEqual, kNotEqual, kGreater, kLess, kGreaterEqual, kLessEqual, kTilde, kCaret };
   struct Constraint {
     Op op;
-    Version version;         // wildcards replaced by 0
-    bool dirty = false;      // some part was a wildcard or missing
+    Version version;     // wildcards replaced by 0
+    bool dirty = false;  // some part was a wildcard or missing
     bool minor_dirty = false;
     bool patch_dirty = false;
   };

@@ -34,8 +34,7 @@ std::optional<double> Number(absl::string_view text) {
   double value = 0;
   if (text.empty() || !absl::SimpleAtod(text, &value)) return std::nullopt;
   for (char c : text) {
-    if (!(absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '-' ||
-          c == '+')) {
+    if (!(absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '+')) {
       return std::nullopt;  // SimpleAtod also takes "inf", "nan", "1e5"
     }
   }
@@ -107,8 +106,10 @@ absl::StatusOr<TagPattern> TagPattern::Parse(absl::string_view text) {
           absl::StrCat("unknown filter kind \"", prefix, "\" (", kKindHint, ")"));
     }
     return absl::InvalidArgumentError(
-        absl::StrCat("tag filter \"", text, "\" has a ':' but no filter kind before it, and a "
-                     "tag never contains ':' (", kKindHint, ")"));
+        absl::StrCat("tag filter \"", text,
+                     "\" has a ':' but no filter kind before it, and a "
+                     "tag never contains ':' (",
+                     kKindHint, ")"));
   }
   if (colon != absl::string_view::npos) expr = text.substr(colon + 1);
   p.expression_ = std::string(expr);
@@ -117,8 +118,7 @@ absl::StatusOr<TagPattern> TagPattern::Parse(absl::string_view text) {
   switch (p.kind_) {
     case PatternKind::kGlob:
       if (expr.empty()) {
-        return absl::InvalidArgumentError(
-            "empty glob tag filter; use \"glob:*\" for any tag");
+        return absl::InvalidArgumentError("empty glob tag filter; use \"glob:*\" for any tag");
       }
       for (char c : expr) {
         if (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' ||
@@ -129,7 +129,8 @@ absl::StatusOr<TagPattern> TagPattern::Parse(absl::string_view text) {
         return absl::InvalidArgumentError(absl::StrCat(
             "glob tag filter \"", expr, "\" has '", absl::string_view(&c, 1),
             "', which no tag contains (tags are letters, digits, '_', '.' and '-'; a glob adds "
-            "'*' and '?'; ", kKindHint, ")"));
+            "'*' and '?'; ",
+            kKindHint, ")"));
       }
       break;
     case PatternKind::kSemver: {
@@ -165,11 +166,21 @@ absl::StatusOr<TagPattern> TagPattern::Parse(absl::string_view text) {
 std::string TagPattern::ToString() const {
   const char* prefix = "glob";
   switch (kind_) {
-    case PatternKind::kGlob: prefix = "glob"; break;
-    case PatternKind::kSemver: prefix = "semver"; break;
-    case PatternKind::kRegexp: prefix = "regexp"; break;
-    case PatternKind::kNumerical: prefix = "numerical"; break;
-    case PatternKind::kAlphabetical: prefix = "alphabetical"; break;
+    case PatternKind::kGlob:
+      prefix = "glob";
+      break;
+    case PatternKind::kSemver:
+      prefix = "semver";
+      break;
+    case PatternKind::kRegexp:
+      prefix = "regexp";
+      break;
+    case PatternKind::kNumerical:
+      prefix = "numerical";
+      break;
+    case PatternKind::kAlphabetical:
+      prefix = "alphabetical";
+      break;
   }
   return absl::StrCat(prefix, ":", expression_);
 }

@@ -46,9 +46,7 @@ struct TagCandidate {
   TagCandidate() = default;
   TagCandidate(std::string tag, std::optional<absl::Time> created,
                std::string incomplete_reason = "")
-      : tag(std::move(tag)),
-        created(created),
-        incomplete_reason(std::move(incomplete_reason)) {}
+      : tag(std::move(tag)), created(created), incomplete_reason(std::move(incomplete_reason)) {}
 
   std::string tag;
   // Creation time; nullopt when unknown (ranked after every known time).

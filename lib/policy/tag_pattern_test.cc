@@ -59,7 +59,9 @@ TEST(TagPatternTest, RefusesUnknownKindsAndGlobsNoTagCanMatch) {
       {"semver:^1.0\t", "control character (\\t)"},
       {"regexp:^v\x7f", "control character (\\x7f)"},
       // C1 controls (U+009B CSI starts a terminal escape) and bytes that are not UTF-8.
-      {"glob:v\xc2\x9b" "31m", "control character (\\xc2\\x9b)"},
+      {"glob:v\xc2\x9b"
+       "31m",
+       "control character (\\xc2\\x9b)"},
       {"glob:v\xff", "is not UTF-8 at byte 6"},
   };
   for (const Case& c : cases) {
@@ -110,16 +112,15 @@ TEST(TagPatternTest, RegexpIsUnanchoredUnlessAnchored) {
 }
 
 TEST(TagPatternTest, GlobRanksByCreatedNewestFirstUnknownLast) {
-  std::vector<TagCandidate> in = {{"master-a", Day(1)},     {"master-c", Day(3)},
-                                  {"master-x", std::nullopt}, {"master-b", Day(2)},
-                                  {"other", Day(9)},          {"latest", Day(10)},
-                                  {"master-d", Day(3)}};
+  std::vector<TagCandidate> in = {
+      {"master-a", Day(1)}, {"master-c", Day(3)}, {"master-x", std::nullopt}, {"master-b", Day(2)},
+      {"other", Day(9)},    {"latest", Day(10)},  {"master-d", Day(3)}};
   EXPECT_EQ(Tags(TagPattern::Parse("master-*")->Rank(in)),
             (std::vector<std::string>{"master-d", "master-c", "master-b", "master-a", "master-x"}));
 }
 
 TEST(TagPatternTest, SemverRanksByVersionIgnoringTimes) {
-  std::vector<TagCandidate> in = {{"1.2.0", Day(5)}, {"v1.10.0", Day(1)}, {"1.9.3", Day(9)},
+  std::vector<TagCandidate> in = {{"1.2.0", Day(5)}, {"v1.10.0", Day(1)},     {"1.9.3", Day(9)},
                                   {"2.0.0", Day(9)}, {"1.11.0-rc.1", Day(9)}, {"master", Day(9)},
                                   {"1.10", Day(2)}};
   EXPECT_EQ(Tags(TagPattern::Parse("semver:^1.2")->Rank(in)),
@@ -127,29 +128,32 @@ TEST(TagPatternTest, SemverRanksByVersionIgnoringTimes) {
 }
 
 TEST(TagPatternTest, NumericalAndAlphabeticalUseTheCapture) {
-  std::vector<TagCandidate> in = {{"build-9", Day(1)}, {"build-10", Day(0)},
-                                  {"build-x", Day(5)}, {"main-100", Day(5)}};
+  std::vector<TagCandidate> in = {
+      {"build-9", Day(1)}, {"build-10", Day(0)}, {"build-x", Day(5)}, {"main-100", Day(5)}};
   EXPECT_EQ(Tags(TagPattern::Parse("numerical:^build-(.+)$")->Rank(in)),
             (std::vector<std::string>{"build-10", "build-9"}));
   EXPECT_EQ(Tags(TagPattern::Parse("alphabetical:^build-(.+)$")->Rank(in)),
             (std::vector<std::string>{"build-x", "build-9", "build-10"}));
-  std::vector<TagCandidate> plain = {{"3", Day(0)}, {"20", Day(0)}, {"1.5", Day(0)}, {"abc", Day(0)}};
+  std::vector<TagCandidate> plain = {
+      {"3", Day(0)}, {"20", Day(0)}, {"1.5", Day(0)}, {"abc", Day(0)}};
   EXPECT_EQ(Tags(TagPattern::Parse("numerical:")->Rank(plain)),
             (std::vector<std::string>{"20", "3", "1.5"}));
 }
 
-
 // The case: numbers in a capture group, neither the newest tag nor the last by name.
 TEST(TagPatternTest, NumericalCaptureOutranksTimeAndName) {
-  std::vector<TagCandidate> in = {{"build-12", Day(1)}, {"build-2", Day(2)}, {"build-1", Day(3)},
-                                  {"latest", Day(4)}};
+  std::vector<TagCandidate> in = {
+      {"build-12", Day(1)}, {"build-2", Day(2)}, {"build-1", Day(3)}, {"latest", Day(4)}};
   EXPECT_EQ(Tags(TagPattern::Parse("numerical:^build-(\\d+)$")->Rank(in)),
             (std::vector<std::string>{"build-12", "build-2", "build-1"}));
 }
 
 TEST(TagPatternTest, RankDoesNotDependOnInputOrder) {
-  std::vector<TagCandidate> in = {{"1.0.0", Day(1)}, {"1.0.0+b", Day(1)}, {"1.0.0+a", Day(1)},
-                                  {"v1.0.0", Day(1)}, {"0.9.0", Day(2)}};
+  std::vector<TagCandidate> in = {{"1.0.0", Day(1)},
+                                  {"1.0.0+b", Day(1)},
+                                  {"1.0.0+a", Day(1)},
+                                  {"v1.0.0", Day(1)},
+                                  {"0.9.0", Day(2)}};
   for (const char* filter : {"semver:*", "glob:*", "alphabetical:", "numerical:^(\\d)"}) {
     std::vector<TagCandidate> shuffled = in;
     std::vector<std::string> first = Tags(TagPattern::Parse(filter)->Rank(shuffled));
@@ -164,8 +168,11 @@ TEST(TagPatternTest, RankDoesNotDependOnInputOrder) {
 }
 
 TEST(TagPatternTest, OrderKeepsWhatTheKindRanksFilterOrNot) {
-  std::vector<TagCandidate> in = {{"1.2.0", Day(5)}, {"2.0.0", Day(1)}, {"1.3.0-rc.1", Day(9)},
-                                  {"master", Day(9)}, {"latest", Day(10)}};
+  std::vector<TagCandidate> in = {{"1.2.0", Day(5)},
+                                  {"2.0.0", Day(1)},
+                                  {"1.3.0-rc.1", Day(9)},
+                                  {"master", Day(9)},
+                                  {"latest", Day(10)}};
   const TagPattern semver = *TagPattern::Parse("semver:~1.2");
   EXPECT_EQ(Tags(semver.Order(in)), (std::vector<std::string>{"2.0.0", "1.3.0-rc.1", "1.2.0"}));
   EXPECT_EQ(Tags(semver.Rank(in)), (std::vector<std::string>{"1.2.0"}));
@@ -182,8 +189,11 @@ TagCandidate Incomplete(const std::string& tag, std::optional<absl::Time> create
 }
 
 TEST(TagPatternTest, ChooseByTimePassesOverIncompleteMetadata) {
-  std::vector<TagCandidate> in = {{"main-a", Day(1)}, {"main-b", Day(2)}, Incomplete("main-c"),
-                                  Incomplete("main-d", Day(9)), {"other", Day(5)}};
+  std::vector<TagCandidate> in = {{"main-a", Day(1)},
+                                  {"main-b", Day(2)},
+                                  Incomplete("main-c"),
+                                  Incomplete("main-d", Day(9)),
+                                  {"other", Day(5)}};
   TagChoice choice = TagPattern::Parse("glob:main-*")->Choose(in, "main-a");
   EXPECT_EQ(Tags(choice.ranked), (std::vector<std::string>{"main-b", "main-a"}));
   EXPECT_EQ(choice.incomplete, 2);

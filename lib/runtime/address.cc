@@ -8,8 +8,8 @@ namespace ferry::runtime {
 namespace {
 
 absl::Status Invalid(absl::string_view text, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "invalid address '", text, "': ", why, " (expected HOST:PORT, e.g. 127.0.0.1:3030)"));
+  return absl::InvalidArgumentError(absl::StrCat("invalid address '", text, "': ", why,
+                                                 " (expected HOST:PORT, e.g. 127.0.0.1:3030)"));
 }
 
 bool ValidHostName(absl::string_view host) {
@@ -39,8 +39,8 @@ absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view text) {
       return Invalid(text, "missing ':PORT' after IPv6 host");
     }
     port_text = text.substr(close + 2);
-    if (out.host.empty() || out.host.find_first_not_of("0123456789abcdefABCDEF:.") !=
-                                std::string::npos) {
+    if (out.host.empty() ||
+        out.host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos) {
       return Invalid(text, "not an IPv6 address inside the brackets");
     }
   } else {

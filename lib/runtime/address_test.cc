@@ -11,11 +11,10 @@ TEST(ParseListenAddressTest, AcceptsHostPortForms) {
     const char* host;
     int port;
   };
-  for (const Case& c : {Case{"127.0.0.1:3030", "127.0.0.1", 3030},
-                        Case{"0.0.0.0:0", "0.0.0.0", 0},
-                        Case{"localhost:9791", "localhost", 9791},
-                        Case{"[::1]:65535", "::1", 65535},
-                        Case{"ferry-api.ferry.svc:3030", "ferry-api.ferry.svc", 3030}}) {
+  for (const Case& c :
+       {Case{"127.0.0.1:3030", "127.0.0.1", 3030}, Case{"0.0.0.0:0", "0.0.0.0", 0},
+        Case{"localhost:9791", "localhost", 9791}, Case{"[::1]:65535", "::1", 65535},
+        Case{"ferry-api.ferry.svc:3030", "ferry-api.ferry.svc", 3030}}) {
     absl::StatusOr<ListenAddress> a = ParseListenAddress(c.text);
     ASSERT_TRUE(a.ok()) << c.text << ": " << a.status();
     EXPECT_EQ(a->host, c.host);
@@ -29,18 +28,15 @@ TEST(ParseListenAddressTest, RejectsWithReason) {
     const char* text;
     const char* reason;
   };
-  for (const Case& c : {Case{"3030", "no port"},
-                        Case{"127.0.0.1", "no port"},
-                        Case{":3030", "no host"},
-                        Case{"127.0.0.1:", "port must be a number"},
-                        Case{"127.0.0.1:70000", "port must be a number"},
-                        Case{"127.0.0.1:-1", "port must be a number"},
-                        Case{"127.0.0.1:30x", "port must be a number"},
-                        Case{"::1:3030", "IPv6 hosts need brackets"},
-                        Case{"[::1:3030", "missing ']'"},
-                        Case{"[::1]3030", "missing ':PORT'"},
-                        Case{"[zz]:1", "not an IPv6 address"},
-                        Case{"ho st:1", "characters not allowed"}}) {
+  for (const Case& c :
+       {Case{"3030", "no port"}, Case{"127.0.0.1", "no port"}, Case{":3030", "no host"},
+        Case{"127.0.0.1:", "port must be a number"},
+        Case{"127.0.0.1:70000", "port must be a number"},
+        Case{"127.0.0.1:-1", "port must be a number"},
+        Case{"127.0.0.1:30x", "port must be a number"},
+        Case{"::1:3030", "IPv6 hosts need brackets"}, Case{"[::1:3030", "missing ']'"},
+        Case{"[::1]3030", "missing ':PORT'"}, Case{"[zz]:1", "not an IPv6 address"},
+        Case{"ho st:1", "characters not allowed"}}) {
     absl::StatusOr<ListenAddress> a = ParseListenAddress(c.text);
     ASSERT_FALSE(a.ok()) << c.text;
     EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument);

@@ -48,8 +48,7 @@ PeerCalls& Calls() {
 // whose message was over it, and keeps the call in Calls() while it is in progress.
 class PeerCallInterceptor final : public grpc::experimental::Interceptor {
  public:
-  PeerCallInterceptor(grpc::ClientContext* context, const std::string* token,
-                      int max_message_bytes)
+  PeerCallInterceptor(grpc::ClientContext* context, const std::string* token, int max_message_bytes)
       : context_(context), token_(token), max_message_bytes_(max_message_bytes) {}
   ~PeerCallInterceptor() override { Done(); }
 
@@ -75,12 +74,12 @@ class PeerCallInterceptor final : public grpc::experimental::Interceptor {
       // gRPC's own wording: "Received message larger than max (N vs. M)" (also "Sent ...").
       if (status->error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
           absl::StrContains(status->error_message(), "message larger than max")) {
-        *status = grpc::Status(
-            grpc::StatusCode::RESOURCE_EXHAUSTED,
-            absl::StrCat(limits::OverLimit("a message between Ferry's services",
-                                           limits::kGrpcMessageBytes,
-                                           static_cast<uint64_t>(max_message_bytes_)),
-                         " (", status->error_message(), ")"));
+        *status =
+            grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                         absl::StrCat(limits::OverLimit("a message between Ferry's services",
+                                                        limits::kGrpcMessageBytes,
+                                                        static_cast<uint64_t>(max_message_bytes_)),
+                                      " (", status->error_message(), ")"));
       }
     }
     methods->Proceed();
@@ -101,7 +100,7 @@ class PeerCallInterceptor final : public grpc::experimental::Interceptor {
 
   grpc::ClientContext* context_;  // used only in hooks, while the call is in progress
   grpc_call* call_ = nullptr;     // our reference while the call is in Calls(); under its mu
-  const std::string* token_;  // owned by the factory, which the channel keeps
+  const std::string* token_;      // owned by the factory, which the channel keeps
   int max_message_bytes_;
 };
 
@@ -135,8 +134,7 @@ std::shared_ptr<grpc::ChannelCredentials> Credentials(const PeerOptions& peer) {
   tls.watch_root_certs();
   if (!peer.tls_cert_path.empty()) tls.watch_identity_key_cert_pairs();
   // The peer's certificate must name the host the address names.
-  tls.set_certificate_verifier(
-      std::make_shared<grpc::experimental::HostNameCertificateVerifier>());
+  tls.set_certificate_verifier(std::make_shared<grpc::experimental::HostNameCertificateVerifier>());
   return grpc::experimental::TlsCredentials(tls);
 }
 

@@ -2,10 +2,10 @@
 // cluster-syncer; cluster-syncer to git-writer).
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "lib/runtime/flags.h"
 

@@ -31,7 +31,8 @@ absl::StatusOr<std::string> ReadFlagFile(absl::string_view flag, const std::stri
 }
 
 // InvalidArgument unless every non-empty path of `files` ({flag, path}) can be read.
-absl::Status CheckReadable(std::initializer_list<std::pair<const char*, const std::string*>> files) {
+absl::Status CheckReadable(
+    std::initializer_list<std::pair<const char*, const std::string*>> files) {
   for (const auto& [flag, path] : files) {
     if (path->empty()) continue;
     if (absl::StatusOr<std::string> read = ReadFlagFile(flag, *path); !read.ok()) {
@@ -116,13 +117,14 @@ absl::StatusOr<ServerOptions> ToServerOptions(const ComponentDefaults& defaults,
   options.metrics_address = *metrics;
   if (options.grpc_address.port != 0 && options.grpc_address.port == options.metrics_address.port &&
       options.grpc_address.host == options.metrics_address.host) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--metrics_address: ", flags.metrics_address, " is also the --grpc_address; use another port"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--metrics_address: ", flags.metrics_address,
+                     " is also the --grpc_address; use another port"));
   }
   if (!absl::ParseDuration(flags.drain_timeout, &options.drain_timeout) ||
       options.drain_timeout < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--drain_timeout: '", flags.drain_timeout, "' is not a duration (use e.g. 15s or 500ms)"));
+    return absl::InvalidArgumentError(absl::StrCat("--drain_timeout: '", flags.drain_timeout,
+                                                   "' is not a duration (use e.g. 15s or 500ms)"));
   }
   absl::StatusOr<log::Format> format = log::ParseFormat(flags.log_format);
   if (!format.ok()) return FlagError("log_format", format.status());
@@ -215,9 +217,9 @@ absl::StatusOr<PeerOptions> ToPeerOptions(const ServerFlags& flags) {
     peers.token = std::string(absl::StripAsciiWhitespace(*token));
     if (peers.token.size() < 16 || absl::StrContains(peers.token, "\n") ||
         absl::StrContains(peers.token, " ")) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--peer_token_path: ", flags.peer_token_path,
-          " must hold one token of 16 or more characters without spaces"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--peer_token_path: ", flags.peer_token_path,
+                       " must hold one token of 16 or more characters without spaces"));
     }
   }
   return peers;
@@ -239,8 +241,7 @@ std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "%s: %s\nRun with --help for usage.\n", app.get_name().c_str(),
-                 e.what());
+    std::fprintf(stderr, "%s: %s\nRun with --help for usage.\n", app.get_name().c_str(), e.what());
     return 2;
   }
   return std::nullopt;

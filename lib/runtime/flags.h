@@ -29,14 +29,13 @@
 //   --peer_tls_cert_path, --peer_tls_key_path present this certificate to peers (reloaded)
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <cstdint>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
-
-#include <CLI/CLI.hpp>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "lib/limits/limits.h"
 #include "lib/log/log.h"
 #include "lib/runtime/server.h"

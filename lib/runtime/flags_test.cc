@@ -110,9 +110,9 @@ TEST(ServerFlagsTest, InternalServicesRefuseUnauthenticatedCallersBeyondLoopback
 
 TEST(ServerFlagsTest, TlsFilesAreCheckedAtStart) {
   ServerFlags flags;
-  ASSERT_EQ(Parse({"--tls_cert_path=/nonexistent/tls.crt", "--tls_key_path=/nonexistent/tls.key"},
-                  flags),
-            std::nullopt);
+  ASSERT_EQ(
+      Parse({"--tls_cert_path=/nonexistent/tls.crt", "--tls_key_path=/nonexistent/tls.key"}, flags),
+      std::nullopt);
   absl::Status unreadable = ToServerOptions(kDefaults, flags).status();
   EXPECT_EQ(unreadable.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(unreadable.message().find("--tls_cert_path: cannot read /nonexistent/tls.crt"),

@@ -89,8 +89,7 @@ std::vector<prometheus::MetricFamily> ProcessMetrics::Collect() const {
              CountOpenFds()),
       Family("process_max_fds", "Maximum number of open file descriptors.", MetricType::Gauge,
              static_cast<double>(limit.rlim_cur)),
-      Family("process_threads", "Number of OS threads in the process.", MetricType::Gauge,
-             threads),
+      Family("process_threads", "Number of OS threads in the process.", MetricType::Gauge, threads),
       Family("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
              MetricType::Gauge, start),
   };
@@ -101,8 +100,8 @@ std::vector<prometheus::MetricFamily> ProcessMetrics::Collect() const {
                               "Bytes allocated with malloc and not yet freed.", MetricType::Gauge,
                               static_cast<double>(heap->in_use)));
     families.push_back(Family("ferry_process_heap_free_bytes",
-                              "Bytes freed but kept by the allocator for reuse.",
-                              MetricType::Gauge, static_cast<double>(heap->free)));
+                              "Bytes freed but kept by the allocator for reuse.", MetricType::Gauge,
+                              static_cast<double>(heap->free)));
   }
   return families;
 }

@@ -2,10 +2,10 @@
 // process_resident_memory_bytes, ...), read from /proc on each scrape.
 #pragma once
 
-#include <vector>
-
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
+
+#include <vector>
 
 namespace ferry::runtime {
 

@@ -19,8 +19,8 @@ prometheus::Labels MethodLabels(const std::string& full_method, const std::strin
   std::string method = full_method;
   size_t slash = full_method.rfind('/');
   if (slash != std::string::npos && slash > 0) {
-    service = full_method.substr(full_method[0] == '/' ? 1 : 0,
-                                 slash - (full_method[0] == '/' ? 1 : 0));
+    service =
+        full_method.substr(full_method[0] == '/' ? 1 : 0, slash - (full_method[0] == '/' ? 1 : 0));
     method = full_method.substr(slash + 1);
   }
   return {{"grpc_service", service}, {"grpc_method", method}, {"grpc_type", type}};
@@ -29,10 +29,14 @@ prometheus::Labels MethodLabels(const std::string& full_method, const std::strin
 const char* TypeName(grpc::experimental::ServerRpcInfo::Type type) {
   using Type = grpc::experimental::ServerRpcInfo::Type;
   switch (type) {
-    case Type::UNARY: return "unary";
-    case Type::CLIENT_STREAMING: return "client_stream";
-    case Type::SERVER_STREAMING: return "server_stream";
-    case Type::BIDI_STREAMING: return "bidi_stream";
+    case Type::UNARY:
+      return "unary";
+    case Type::CLIENT_STREAMING:
+      return "client_stream";
+    case Type::SERVER_STREAMING:
+      return "server_stream";
+    case Type::BIDI_STREAMING:
+      return "bidi_stream";
   }
   return "unknown";
 }

@@ -3,9 +3,9 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/auth_metadata_processor.h>
 #include <openssl/crypto.h>
-#include <grpcpp/health_check_service_interface.h>
 #include <prometheus/gauge.h>
 
 #include <algorithm>
@@ -20,8 +20,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.pb.h"
-#include "lib/runtime/channel.h"
 #include "lib/log/log.h"
+#include "lib/runtime/channel.h"
 #include "lib/runtime/process_metrics.h"
 #include "lib/runtime/rpc_metrics.h"
 #include "lib/runtime/signals.h"
@@ -85,8 +85,8 @@ void ProcessCallerToken(void* state, grpc_auth_context* /*context*/, const grpc_
                          GRPC_SLICE_LENGTH(md[i].value)));
   }
   grpc::AuthMetadataProcessor::OutputMetadata unused;
-  grpc::Status status = static_cast<CallerTokenProcessor*>(state)->Process(metadata, nullptr,
-                                                                           &unused, &unused);
+  grpc::Status status =
+      static_cast<CallerTokenProcessor*>(state)->Process(metadata, nullptr, &unused, &unused);
   done(user_data, nullptr, 0, nullptr, 0, static_cast<grpc_status_code>(status.error_code()),
        status.ok() ? nullptr : status.error_message().c_str());
 }
@@ -174,8 +174,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   }
   for (const HostedService& hosted : services) builder.RegisterService(hosted.service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
-  creators.push_back(std::make_unique<RpcMetricsInterceptorFactory>(
-      std::make_shared<RpcMetrics>(*registry)));
+  creators.push_back(
+      std::make_unique<RpcMetricsInterceptorFactory>(std::make_shared<RpcMetrics>(*registry)));
   creators.push_back(std::make_unique<UnimplementedMessageInterceptorFactory>());
   creators.push_back(std::make_unique<VersionHeaderInterceptorFactory>());
   builder.experimental().SetInterceptorCreators(std::move(creators));
@@ -276,19 +276,19 @@ void ArmStopWatchdog(absl::Time drain_end, std::function<void()> at_drain_deadli
       now + absl::ToChronoNanoseconds(std::max(drain_end - absl::Now(), absl::ZeroDuration()));
   const auto limit = deadline + absl::ToChronoNanoseconds(kStopGrace);
   const absl::Duration limit_from_signal = drain_end - absl::Now() + kStopGrace;
-  w.thread = std::thread([&w, deadline, limit, limit_from_signal,
-                          at_drain_deadline = std::move(at_drain_deadline)] {
-    std::unique_lock<std::mutex> lock(w.mu);
-    if (w.cv.wait_until(lock, deadline, [&w] { return w.ended; })) return;
-    lock.unlock();
-    CancelPeerCalls();
-    if (at_drain_deadline) at_drain_deadline();
-    lock.lock();
-    if (w.cv.wait_until(lock, limit, [&w] { return w.ended; })) return;
-    log::Error("stop took too long; exiting with work in progress",
-               {{"limit_ms", absl::ToInt64Milliseconds(limit_from_signal)}});
-    std::_Exit(1);
-  });
+  w.thread = std::thread(
+      [&w, deadline, limit, limit_from_signal, at_drain_deadline = std::move(at_drain_deadline)] {
+        std::unique_lock<std::mutex> lock(w.mu);
+        if (w.cv.wait_until(lock, deadline, [&w] { return w.ended; })) return;
+        lock.unlock();
+        CancelPeerCalls();
+        if (at_drain_deadline) at_drain_deadline();
+        lock.lock();
+        if (w.cv.wait_until(lock, limit, [&w] { return w.ended; })) return;
+        log::Error("stop took too long; exiting with work in progress",
+                   {{"limit_ms", absl::ToInt64Milliseconds(limit_from_signal)}});
+        std::_Exit(1);
+      });
 }
 
 void EndStopWatchdog() {
@@ -332,23 +332,22 @@ int ServeUntilSignal(const ServerOptions& options, const std::vector<HostedServi
     return 2;
   }
   if (attach) attach(server->get());
-  log::Info("listening", {{"grpc_address", ListenAddress{options.grpc_address.host,
-                                                          (*server)->grpc_port()}
-                                                .ToString()},
-                          {"metrics_address", ListenAddress{options.metrics_address.host,
-                                                            (*server)->metrics_port()}
-                                                  .ToString()},
-                          {"grpc_port", (*server)->grpc_port()},
-                          {"metrics_port", (*server)->metrics_port()},
-                          {"health_port", (*server)->health_port()},
-                          {"version", Version()}});
+  log::Info("listening",
+            {{"grpc_address",
+              ListenAddress{options.grpc_address.host, (*server)->grpc_port()}.ToString()},
+             {"metrics_address",
+              ListenAddress{options.metrics_address.host, (*server)->metrics_port()}.ToString()},
+             {"grpc_port", (*server)->grpc_port()},
+             {"metrics_port", (*server)->metrics_port()},
+             {"health_port", (*server)->health_port()},
+             {"version", Version()}});
   int sig = WaitForShutdownSignal();
   const absl::Time drain_end = absl::Now() + options.drain_timeout;
   ArmStopWatchdog(drain_end, options.at_drain_deadline);
   if (attach) attach(nullptr);
-  log::Info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
-                              {"drain_timeout_ms",
-                               absl::ToInt64Milliseconds(options.drain_timeout)}});
+  log::Info("shutting down",
+            {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
+             {"drain_timeout_ms", absl::ToInt64Milliseconds(options.drain_timeout)}});
   (*server)->ShutdownBy(drain_end);
   log::Info("stopped");
   if (!StopGuarded()) EndStopWatchdog();

@@ -1,7 +1,6 @@
 #include "lib/runtime/server.h"
 
 #include <gtest/gtest.h>
-
 #include <signal.h>
 #include <unistd.h>
 
@@ -32,8 +31,8 @@ ServerOptions LoopbackOptions() {
 }
 
 std::unique_ptr<Health::Stub> HealthStub(int port) {
-  return Health::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
-                                             grpc::InsecureChannelCredentials()));
+  return Health::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
 }
 
 TEST(ServerTest, ServesHealthAndMetricsOnPickedPorts) {
@@ -81,7 +80,8 @@ TEST(ServerTest, UnbuiltRpcsAnswerUnimplementedNamingTheMethodAndAnswersCarryThe
   grpc::Status status = stub->GetJob(&ctx, ferry::v1::GetJobRequest(), &job);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
   EXPECT_NE(status.error_message().find("ferry.v1.Ferry/GetJob is not implemented in this build "
-                                        "of Ferry (" + std::string(Version()) + ")"),
+                                        "of Ferry (" +
+                                        std::string(Version()) + ")"),
             std::string::npos)
       << status.error_message();
 
@@ -143,9 +143,8 @@ TEST(ServerTest, AHealthOnlyPortServesHealthAndNothingElse) {
   HealthCheckResponse response;
   ASSERT_TRUE(HealthStub((*server)->health_port())->Check(&ctx, request, &response).ok());
   EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
-  auto stub = ferry::v1::Ferry::NewStub(
-      grpc::CreateChannel("127.0.0.1:" + std::to_string((*server)->health_port()),
-                          grpc::InsecureChannelCredentials()));
+  auto stub = ferry::v1::Ferry::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string((*server)->health_port()), grpc::InsecureChannelCredentials()));
   grpc::ClientContext job_ctx;
   ferry::v1::Job job;
   grpc::Status status = stub->GetJob(&job_ctx, ferry::v1::GetJobRequest(), &job);
@@ -162,8 +161,8 @@ TEST(ServerTest, AMessageOverTheLimitFailsNamingTheFlag) {
   ASSERT_TRUE(server.ok()) << server.status();
   PeerOptions peer;
   peer.max_message_bytes = 1 << 20;
-  auto stub = Health::NewStub(
-      ChannelTo("127.0.0.1:" + std::to_string((*server)->grpc_port()), peer));
+  auto stub =
+      Health::NewStub(ChannelTo("127.0.0.1:" + std::to_string((*server)->grpc_port()), peer));
   HealthCheckRequest request;
   request.set_service(std::string(2000, 'x'));
   grpc::ClientContext ctx;
@@ -201,8 +200,7 @@ TEST(ServerTest, PortInUseIsFailedPreconditionNamingTheAddress) {
   auto second = Server::Start(grpc_clash, {}, std::make_shared<prometheus::Registry>());
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(second.status().message().find(grpc_clash.grpc_address.ToString()),
-            std::string::npos)
+  EXPECT_NE(second.status().message().find(grpc_clash.grpc_address.ToString()), std::string::npos)
       << second.status().message();
 
   ServerOptions metrics_clash = LoopbackOptions();

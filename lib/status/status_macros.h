@@ -16,10 +16,10 @@
 #define FERRY_STATUS_CONCAT_(a, b) FERRY_STATUS_CONCAT_INNER_(a, b)
 
 // Returns the status of `expr` from the enclosing function when it is not OK.
-#define FERRY_RETURN_IF_ERROR(expr)                         \
-  do {                                                \
-    const ::absl::Status ferry_status_ = (expr);      \
-    if (!ferry_status_.ok()) return ferry_status_;    \
+#define FERRY_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    const ::absl::Status ferry_status_ = (expr);   \
+    if (!ferry_status_.ok()) return ferry_status_; \
   } while (false)
 
 // Evaluates `rexpr` (an absl::StatusOr<T>); on error returns its status from the enclosing
@@ -28,6 +28,6 @@
   FERRY_ASSIGN_OR_RETURN_IMPL_(FERRY_STATUS_CONCAT_(ferry_statusor_, __LINE__), lhs, rexpr)
 
 #define FERRY_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr) \
-  auto statusor = (rexpr);                                  \
-  if (!statusor.ok()) return std::move(statusor).status();  \
+  auto statusor = (rexpr);                                 \
+  if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = *std::move(statusor)

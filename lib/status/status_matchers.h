@@ -53,6 +53,6 @@ MATCHER_P2(StatusIs, code, message_matcher,
   FERRY_ASSERT_OK_AND_ASSIGN_IMPL_(FERRY_STATUS_CONCAT_(ferry_statusor_, __LINE__), lhs, rexpr)
 
 #define FERRY_ASSERT_OK_AND_ASSIGN_IMPL_(statusor, lhs, rexpr) \
-  auto statusor = (rexpr);                                      \
-  ASSERT_THAT(statusor, ::ferry::testing::IsOk());              \
+  auto statusor = (rexpr);                                     \
+  ASSERT_THAT(statusor, ::ferry::testing::IsOk());             \
   lhs = *std::move(statusor)

@@ -6,10 +6,10 @@
 // Blank lines and lines starting with '#' are ignored. Names appear in logs, tokens never.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <map>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
 

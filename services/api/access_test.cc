@@ -33,8 +33,9 @@ class AccessTest : public ::testing::Test {
 };
 
 TEST_F(AccessTest, RolesFromTheTokensFile) {
-  auto access = Access::LoadTokens(File("# Ferry tokens\n\nread  r3ad-0123456789abcdef  dashboards\n"
-                                        "write wr1te-0123456789abcdef ci-pipeline\n"));
+  auto access =
+      Access::LoadTokens(File("# Ferry tokens\n\nread  r3ad-0123456789abcdef  dashboards\n"
+                              "write wr1te-0123456789abcdef ci-pipeline\n"));
   ASSERT_TRUE(access.ok()) << access.status();
   EXPECT_TRUE(Call(*access, "Bearer r3ad-0123456789abcdef", Role::kRead).ok());
   EXPECT_TRUE(Call(*access, "Bearer wr1te-0123456789abcdef", Role::kWrite).ok());
@@ -62,9 +63,10 @@ TEST_F(AccessTest, MalformedFilesAreRefusedNamingTheLine) {
 }
 
 TEST_F(AccessTest, TheSameTokenOnTwoLinesIsRefusedNamingBothLines) {
-  auto twice = Access::LoadTokens(File("read dupl1cate-0123456789 dashboards\n"
-                                       "# a comment\n"
-                                       "write dupl1cate-0123456789 ci\n"));
+  auto twice =
+      Access::LoadTokens(File("read dupl1cate-0123456789 dashboards\n"
+                              "# a comment\n"
+                              "write dupl1cate-0123456789 ci\n"));
   ASSERT_EQ(twice.status().code(), absl::StatusCode::kInvalidArgument) << twice.status();
   EXPECT_TRUE(absl::StrContains(twice.status().message(), "lines 1 and 3")) << twice.status();
   EXPECT_FALSE(absl::StrContains(twice.status().message(), "dupl1cate")) << twice.status();
@@ -72,10 +74,9 @@ TEST_F(AccessTest, TheSameTokenOnTwoLinesIsRefusedNamingBothLines) {
 
 TEST_F(AccessTest, ATokensFileReadableByOthersIsWarnedAboutWithoutTheTokens) {
   const std::string path = File("write s3cret-0123456789abcdef ci\n");
-  std::filesystem::permissions(path, std::filesystem::perms::owner_read |
-                                         std::filesystem::perms::owner_write |
-                                         std::filesystem::perms::group_read |
-                                         std::filesystem::perms::others_read);
+  std::filesystem::permissions(
+      path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+                std::filesystem::perms::group_read | std::filesystem::perms::others_read);
   ::testing::internal::CaptureStderr();
   ASSERT_TRUE(Access::LoadTokens(path).ok());
   std::string log = ::testing::internal::GetCapturedStderr();

@@ -48,11 +48,7 @@ grpc::Status ValidateCause(const ferry::v1::Cause& cause) {
 
 ApiService::ApiService(const Access& access, const PeerClients& peers, JobStore& jobs,
                        JobRunner& runner, Executor& executor)
-    : access_(access),
-      peers_(peers),
-      jobs_(jobs),
-      runner_(runner),
-      executor_(executor) {}
+    : access_(access), peers_(peers), jobs_(jobs), runner_(runner), executor_(executor) {}
 
 grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
                                        const ferry::v1::ListWorkloadsRequest* request,
@@ -112,7 +108,8 @@ grpc::Status ApiService::GetIdentity(grpc::ServerContext* context,
                 response);
 }
 
-grpc::Status ApiService::Export(grpc::ServerContext* context, const ferry::v1::ExportRequest* request,
+grpc::Status ApiService::Export(grpc::ServerContext* context,
+                                const ferry::v1::ExportRequest* request,
                                 grpc::ServerWriter<ferry::v1::ExportedResource>* writer) {
   if (grpc::Status s = access_.Check(*context, Role::kRead); !s.ok()) return s;
   ferry::v1::ExportResourcesRequest forward;
@@ -120,8 +117,8 @@ grpc::Status ApiService::Export(grpc::ServerContext* context, const ferry::v1::E
   *forward.mutable_kinds() = request->kinds();
   const CallBudget budget = peers_.ForRequest(*context, /*await_peer=*/false, kExportTimeout);
   PeerCall call;
-  absl::StatusOr<std::unique_ptr<grpc::ClientReaderInterface<ferry::v1::ExportedResource>>>
-      stream = peers_.cluster.Open(&ClusterSyncerStub::Export, forward, budget, call);
+  absl::StatusOr<std::unique_ptr<grpc::ClientReaderInterface<ferry::v1::ExportedResource>>> stream =
+      peers_.cluster.Open(&ClusterSyncerStub::Export, forward, budget, call);
   if (!stream.ok()) return ToGrpcStatus(stream.status());
   ferry::v1::ExportedResource resource;
   while ((*stream)->Read(&resource)) {
@@ -153,10 +150,10 @@ grpc::Status ApiService::Release(grpc::ServerContext* context,
     absl::StatusOr<ferry::v1::TagInfo> info = peers_.registry.Call(
         &RegistryScannerStub::GetImage, lookup, peers_.ForRequest(*context, /*await_peer=*/true));
     if (info.status().code() == absl::StatusCode::kNotFound) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                          absl::StrCat("image ", spec.image(), " is not in its registry (",
-                                       info.status().message(),
-                                       "); push it first, or force the release"));
+      return grpc::Status(
+          grpc::StatusCode::NOT_FOUND,
+          absl::StrCat("image ", spec.image(), " is not in its registry (", info.status().message(),
+                       "); push it first, or force the release"));
     }
     if (!info.ok()) return ToGrpcStatus(info.status());
   }
@@ -201,7 +198,8 @@ grpc::Status ApiService::UpdatePolicy(grpc::ServerContext* context,
     ferry::v1::WorkloadPolicyChanges* out = job.add_policy_changes();
     *out = w;
     for (ferry::v1::PolicyChange& c : *out->mutable_changes()) {
-      if (c.has_lock() && c.lock().user().empty()) c.mutable_lock()->set_user(request->cause().user());
+      if (c.has_lock() && c.lock().user().empty())
+        c.mutable_lock()->set_user(request->cause().user());
       if (c.has_lock() && c.lock().message().empty()) {
         c.mutable_lock()->set_message(request->cause().message());
       }
@@ -210,10 +208,10 @@ grpc::Status ApiService::UpdatePolicy(grpc::ServerContext* context,
       std::vector<std::string> names;
       for (const auto& k : containers) names.push_back(k.name());
       if (std::find(names.begin(), names.end(), c.set_tag_filter().container()) == names.end()) {
-        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            absl::StrCat(w.workload(), " has no container ",
-                                         c.set_tag_filter().container(), " (containers: ",
-                                         absl::StrJoin(names, ", "), ")"));
+        return grpc::Status(
+            grpc::StatusCode::INVALID_ARGUMENT,
+            absl::StrCat(w.workload(), " has no container ", c.set_tag_filter().container(),
+                         " (containers: ", absl::StrJoin(names, ", "), ")"));
       }
     }
   }
@@ -243,9 +241,11 @@ grpc::Status ApiService::JobFromNotes(const grpc::ServerContext& caller, const s
   request.set_limit(1);
   absl::StatusOr<ferry::v1::ListJobNotesResponse> notes = peers_.git.Call(
       &GitWriterStub::ListJobNotes, request, peers_.ForRequest(caller, /*await_peer=*/false));
-  if (notes.status().code() == absl::StatusCode::kNotFound || (notes.ok() && notes->jobs().empty())) {
+  if (notes.status().code() == absl::StatusCode::kNotFound ||
+      (notes.ok() && notes->jobs().empty())) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        absl::StrCat("no job ", id, ": this api does not hold it (it keeps recent "
+                        absl::StrCat("no job ", id,
+                                     ": this api does not hold it (it keeps recent "
                                      "jobs) and no commit's git note records it"));
   }
   if (!notes.ok()) return ToGrpcStatus(notes.status());
@@ -253,8 +253,8 @@ grpc::Status ApiService::JobFromNotes(const grpc::ServerContext& caller, const s
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::GetJob(grpc::ServerContext* context, const ferry::v1::GetJobRequest* request,
-                                ferry::v1::Job* response) {
+grpc::Status ApiService::GetJob(grpc::ServerContext* context,
+                                const ferry::v1::GetJobRequest* request, ferry::v1::Job* response) {
   if (grpc::Status s = access_.Check(*context, Role::kRead); !s.ok()) return s;
   if (request->id().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "id is empty");
   if (std::optional<ferry::v1::Job> job = jobs_.Get(request->id())) {
@@ -279,7 +279,8 @@ grpc::Status ApiService::WatchJob(grpc::ServerContext* context,
   }
   for (;;) {
     if (!writer->Write(*job)) return grpc::Status::OK;  // the caller went away
-    if (job->state() == ferry::v1::JOB_STATE_SUCCEEDED || job->state() == ferry::v1::JOB_STATE_FAILED) {
+    if (job->state() == ferry::v1::JOB_STATE_SUCCEEDED ||
+        job->state() == ferry::v1::JOB_STATE_FAILED) {
       return grpc::Status::OK;
     }
     const uint64_t seen = version;
@@ -334,8 +335,7 @@ grpc::Status ApiService::GetVersion(grpc::ServerContext* context,
   *response->mutable_started() = runtime::ToProtoTimestamp(started_);
   // Every Ferry server puts its version into the metadata of its answers; a cheap call to
   // each peer reads it.
-  const CallBudget budget =
-      peers_.ForRequest(*context, /*await_peer=*/false, kVersionCallTimeout);
+  const CallBudget budget = peers_.ForRequest(*context, /*await_peer=*/false, kVersionCallTimeout);
   auto ask = [&](const PeerBase& peer, const std::function<void(PeerCall*)>& call) {
     PeerCall made;
     call(&made);  // answered or not: the version is in whatever metadata came back (a

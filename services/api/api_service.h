@@ -24,8 +24,7 @@ class ApiService final : public ferry::v1::Ferry::Service {
   grpc::Status ListWorkloads(grpc::ServerContext* context,
                              const ferry::v1::ListWorkloadsRequest* request,
                              ferry::v1::ListWorkloadsResponse* response) override;
-  grpc::Status ListImages(grpc::ServerContext* context,
-                          const ferry::v1::ListImagesRequest* request,
+  grpc::Status ListImages(grpc::ServerContext* context, const ferry::v1::ListImagesRequest* request,
                           ferry::v1::ListImagesResponse* response) override;
   grpc::Status Release(grpc::ServerContext* context, const ferry::v1::ReleaseRequest* request,
                        ferry::v1::Job* response) override;
@@ -43,8 +42,7 @@ class ApiService final : public ferry::v1::Ferry::Service {
   grpc::Status GetIdentity(grpc::ServerContext* context,
                            const ferry::v1::GetIdentityRequest* request,
                            ferry::v1::Identity* response) override;
-  grpc::Status GetVersion(grpc::ServerContext* context,
-                          const ferry::v1::GetVersionRequest* request,
+  grpc::Status GetVersion(grpc::ServerContext* context, const ferry::v1::GetVersionRequest* request,
                           ferry::v1::VersionInfo* response) override;
   grpc::Status Export(grpc::ServerContext* context, const ferry::v1::ExportRequest* request,
                       grpc::ServerWriter<ferry::v1::ExportedResource>* writer) override;

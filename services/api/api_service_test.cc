@@ -2,7 +2,6 @@
 // registry-scanner and cluster-syncer behind it: jobs, their stages and results, what is
 // sent downstream, and what is refused before anything is written.
 #include "services/api/api_service.h"
-#include "services/api/automation.h"
 
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
@@ -16,6 +15,7 @@
 #include "ferry/v1/cluster_syncer_mock.grpc.pb.h"
 #include "ferry/v1/git_writer_mock.grpc.pb.h"
 #include "ferry/v1/registry_scanner_mock.grpc.pb.h"
+#include "services/api/automation.h"
 #include "tests/support/metrics.h"
 
 namespace ferry::api {
@@ -160,14 +160,16 @@ TEST_F(ApiServiceTest, ReleaseCommitsAppliesAndReportsEveryStage) {
   ASSERT_TRUE(Release(AllTo("1.1.0"), &job).ok());
   EXPECT_EQ(job.id().size(), 36u);
   EXPECT_EQ(job.kind(), ferry::v1::JOB_KIND_RELEASE);
-  EXPECT_TRUE(job.state() == ferry::v1::JOB_STATE_QUEUED || job.state() == ferry::v1::JOB_STATE_RUNNING);
+  EXPECT_TRUE(job.state() == ferry::v1::JOB_STATE_QUEUED ||
+              job.state() == ferry::v1::JOB_STATE_RUNNING);
   std::vector<ferry::v1::Job> seen;
   ferry::v1::Job done = Follow(job.id(), &seen);
   EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.error();
-  EXPECT_THAT(Stages(done), ::testing::ElementsAre(
-      ferry::v1::JOB_STAGE_KIND_SUBMITTED, ferry::v1::JOB_STAGE_KIND_PLANNING,
-      ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED, ferry::v1::JOB_STAGE_KIND_APPLIED,
-      ferry::v1::JOB_STAGE_KIND_DONE));
+  EXPECT_THAT(Stages(done), ::testing::ElementsAre(ferry::v1::JOB_STAGE_KIND_SUBMITTED,
+                                                   ferry::v1::JOB_STAGE_KIND_PLANNING,
+                                                   ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED,
+                                                   ferry::v1::JOB_STAGE_KIND_APPLIED,
+                                                   ferry::v1::JOB_STAGE_KIND_DONE));
   EXPECT_EQ(done.stages(2).revision(), kCommit);
   EXPECT_EQ(done.stages(3).revision(), kCommit);
   EXPECT_EQ(done.revision(), kCommit);
@@ -185,14 +187,14 @@ TEST_F(ApiServiceTest, ReleaseCommitsAppliesAndReportsEveryStage) {
   EXPECT_EQ(commit.edits(0).image().to_image(), std::string(kApp) + ":1.1.0");
   EXPECT_EQ(commit.cause().user(), "alice");
   EXPECT_THAT(commit.message(), ::testing::StartsWith("Release registry.test/team/app:1.1.0 to "
-                                                    "default:deployment/app"));
+                                                      "default:deployment/app"));
   EXPECT_THAT(commit.message(), ::testing::EndsWith("build 42"));
   EXPECT_EQ(commit.job().id(), job.id()) << "the job is recorded in the git note";
   EXPECT_EQ(commit.job().state(), ferry::v1::JOB_STATE_SUCCEEDED);
   EXPECT_THAT(synced_, ::testing::ElementsAre(kCommit));
 
   EXPECT_EQ(ferry::testing::MetricSum(*metrics_, "ferry_jobs_total",
-                               {{"kind", "release"}, {"outcome", "succeeded"}}),
+                                      {{"kind", "release"}, {"outcome", "succeeded"}}),
             1);
 }
 
@@ -254,7 +256,7 @@ TEST_F(ApiServiceTest, ADownstreamServiceDownFailsTheJobNamingIt) {
   EXPECT_EQ(done.stages(done.stages_size() - 1).kind(), ferry::v1::JOB_STAGE_KIND_FAILED);
   EXPECT_TRUE(applied_.empty());
   EXPECT_EQ(ferry::testing::MetricSum(*metrics_, "ferry_jobs_total",
-                               {{"kind", "release"}, {"outcome", "failed"}}),
+                                      {{"kind", "release"}, {"outcome", "failed"}}),
             1);
 }
 
@@ -277,14 +279,14 @@ TEST_F(ApiServiceTest, FailedEditsAndRefusedObjectsFailTheirWorkloads) {
         return grpc::Status::OK;
       }));
   ON_CALL(cluster_, SyncNow(_, _, _))
-      .WillByDefault(Invoke([](grpc::ClientContext*, const ferry::v1::SyncNowRequest& r,
-                               ferry::v1::SyncResult* out) {
-        out->set_revision(r.revision());
-        auto* e = out->add_errors();
-        e->set_resource("default:deployment/app");
-        e->set_error("admission webhook denied the request");
-        return grpc::Status::OK;
-      }));
+      .WillByDefault(Invoke(
+          [](grpc::ClientContext*, const ferry::v1::SyncNowRequest& r, ferry::v1::SyncResult* out) {
+            out->set_revision(r.revision());
+            auto* e = out->add_errors();
+            e->set_resource("default:deployment/app");
+            e->set_error("admission webhook denied the request");
+            return grpc::Status::OK;
+          }));
   ferry::v1::Job job;
   ASSERT_TRUE(Release(AllTo("1.1.0"), &job).ok());
   ferry::v1::Job done = Follow(job.id());
@@ -319,11 +321,12 @@ TEST_F(ApiServiceTest, WaitRolloutReportsProgressAsStages) {
   ASSERT_TRUE(Release(spec, &job).ok());
   ferry::v1::Job done = Follow(job.id());
   EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED);
-  EXPECT_THAT(Stages(done), ::testing::ElementsAre(
-      ferry::v1::JOB_STAGE_KIND_SUBMITTED, ferry::v1::JOB_STAGE_KIND_PLANNING,
-      ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED, ferry::v1::JOB_STAGE_KIND_APPLIED,
-      ferry::v1::JOB_STAGE_KIND_ROLLOUT, ferry::v1::JOB_STAGE_KIND_ROLLOUT,
-      ferry::v1::JOB_STAGE_KIND_DONE));
+  EXPECT_THAT(Stages(done),
+              ::testing::ElementsAre(
+                  ferry::v1::JOB_STAGE_KIND_SUBMITTED, ferry::v1::JOB_STAGE_KIND_PLANNING,
+                  ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED, ferry::v1::JOB_STAGE_KIND_APPLIED,
+                  ferry::v1::JOB_STAGE_KIND_ROLLOUT, ferry::v1::JOB_STAGE_KIND_ROLLOUT,
+                  ferry::v1::JOB_STAGE_KIND_DONE));
   EXPECT_EQ(done.stages(5).message(), "1 of 1 workload(s) ready");
   EXPECT_THAT(asked.workloads(), ::testing::ElementsAre("default:deployment/app"));
   EXPECT_EQ(asked.revision(), kCommit);
@@ -423,8 +426,9 @@ TEST_F(ApiServiceTest, PolicyChangesAreValidatedThenCommittedInOneGo) {
 
   grpc::ClientContext ctx;
   ferry::v1::Job job;
-  ASSERT_TRUE(stub_->UpdatePolicy(&ctx, request("default:deployment/app", {automate, lock, filter}),
-                                  &job).ok());
+  ASSERT_TRUE(
+      stub_->UpdatePolicy(&ctx, request("default:deployment/app", {automate, lock, filter}), &job)
+          .ok());
   EXPECT_EQ(job.kind(), ferry::v1::JOB_KIND_POLICY);
   ferry::v1::Job done = Follow(job.id());
   EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.error();
@@ -436,7 +440,7 @@ TEST_F(ApiServiceTest, PolicyChangesAreValidatedThenCommittedInOneGo) {
   EXPECT_EQ(applied_[0].edits(2).policy().set_tag_filter().pattern(), "semver:~1");
   EXPECT_THAT(applied_[0].message(),
               ::testing::StartsWith("Update policy of default:deployment/app: automate, lock, tag "
-                                  "app=semver:~1"));
+                                    "app=semver:~1"));
   EXPECT_THAT(synced_, ::testing::ElementsAre(kCommit)) << "policies are applied as annotations";
 }
 
@@ -546,9 +550,9 @@ TEST_F(ApiServiceTest, AutomationReleasesEveryNewerTagInOneCommitAndWatchesTheRe
       .WillByDefault(DoAll(::testing::SetArgPointee<2>(in_git_), Return(grpc::Status::OK)));
   EXPECT_FALSE(automation.RunOnce().has_value());
   EXPECT_EQ(applied_.size(), 1u);
-  EXPECT_EQ(ferry::testing::MetricSum(*metrics_, "ferry_automation_runs_total",
-                                      {{"outcome", "nothing"}}),
-            1);
+  EXPECT_EQ(
+      ferry::testing::MetricSum(*metrics_, "ferry_automation_runs_total", {{"outcome", "nothing"}}),
+      1);
 }
 
 TEST_F(ApiServiceTest, ReadOnlyGitMeansReadOnlyWorkloadsAndNoReleases) {
@@ -711,7 +715,8 @@ TEST(JobRunnerTest, AReadOnlyJobDoesNotWaitBehindBusyWorkers) {
   const std::string queued = submit();
   runner.Run(queued, [&] { store.Finish(queued, ""); });
   const std::string dry = submit();
-  runner.Run(dry, [&] { store.Finish(dry, "", "planned"); }, /*read_only=*/true);
+  runner.Run(
+      dry, [&] { store.Finish(dry, "", "planned"); }, /*read_only=*/true);
 
   uint64_t version = 0;
   std::optional<ferry::v1::Job> job = store.Get(dry, &version);

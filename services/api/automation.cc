@@ -76,7 +76,8 @@ void Automation::Loop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait_for(lock, absl::ToChronoNanoseconds(failed ? std::min(retry, interval_) : interval_),
+      wake_.wait_for(lock,
+                     absl::ToChronoNanoseconds(failed ? std::min(retry, interval_) : interval_),
                      [&] { return stopping_ || triggered_; });
       if (stopping_) return;
       triggered_ = false;
@@ -131,8 +132,8 @@ void Automation::FollowEvents() {
         automated = automated_repositories_.count(event.repository()) > 0;
       }
       if (automated) {
-        log::Info("automation: new tag", {{"repository", event.repository()},
-                                          {"tag", event.tag().tag()}});
+        log::Info("automation: new tag",
+                  {{"repository", event.repository()}, {"tag", event.tag().tag()}});
         Trigger();
       }
     }
@@ -194,9 +195,9 @@ std::optional<std::string> Automation::RunOnce() {
   if (watch_changed) {
     ferry::v1::WatchRequest watch;
     for (const std::string& r : repositories) watch.add_repositories(r);
-    absl::StatusOr<ferry::v1::WatchResponse> answer = peers_.registry.Call(
-        &RegistryScannerStub::Watch, watch,
-        peers_.Until(absl::Now() + kPeerCallTimeout, /*await_peer=*/false));
+    absl::StatusOr<ferry::v1::WatchResponse> answer =
+        peers_.registry.Call(&RegistryScannerStub::Watch, watch,
+                             peers_.Until(absl::Now() + kPeerCallTimeout, /*await_peer=*/false));
     if (answer.ok()) {
       // Refused repositories are logged once: the list is recorded as sent, so it is not
       // sent again until it changes.
@@ -220,8 +221,10 @@ std::optional<std::string> Automation::RunOnce() {
   std::vector<std::string> notes;
   for (const AutomationCandidate& a : planned) {
     incomplete += a.incomplete;
-    if (!a.to_image.empty()) ++releases;
-    else if (a.incomplete == 0) ++blocked;  // registry error, bad filter, no candidate
+    if (!a.to_image.empty())
+      ++releases;
+    else if (a.incomplete == 0)
+      ++blocked;  // registry error, bad filter, no candidate
     if (!a.note.empty()) notes.push_back(absl::StrCat(a.workload, " ", a.container, ": ", a.note));
   }
   metrics_.incomplete_.Increment(incomplete);

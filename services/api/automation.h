@@ -18,6 +18,10 @@
 //   ferry_workloads{policy}                workloads in git: all, automated, locked, ignored
 #pragma once
 
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -25,10 +29,6 @@
 #include <set>
 #include <string>
 #include <thread>
-
-#include <prometheus/counter.h>
-#include <prometheus/gauge.h>
-#include <prometheus/registry.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"

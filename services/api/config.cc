@@ -87,14 +87,16 @@ bool IsLoopbackHost(const std::string& host) {
 
 absl::StatusOr<Config> ToConfig(const Flags& flags) {
   Config config;
-  absl::StatusOr<runtime::ServerOptions> server = runtime::ToServerOptions(kComponent, flags.server);
+  absl::StatusOr<runtime::ServerOptions> server =
+      runtime::ToServerOptions(kComponent, flags.server);
   if (!server.ok()) return server.status();
   config.server = *std::move(server);
-  for (const auto& [flag, value] :
-       {std::pair<const char*, const std::string*>{"--git_writer_address", &flags.git_writer_address},
-        {"--registry_scanner_address", &flags.registry_scanner_address},
-        {"--cluster_syncer_address", &flags.cluster_syncer_address}}) {
-    if (value->empty()) return absl::InvalidArgumentError(absl::StrCat(flag, ": HOST:PORT is required"));
+  for (const auto& [flag, value] : {std::pair<const char*, const std::string*>{
+                                        "--git_writer_address", &flags.git_writer_address},
+                                    {"--registry_scanner_address", &flags.registry_scanner_address},
+                                    {"--cluster_syncer_address", &flags.cluster_syncer_address}}) {
+    if (value->empty())
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": HOST:PORT is required"));
   }
   config.git_writer_address = flags.git_writer_address;
   config.registry_scanner_address = flags.registry_scanner_address;
@@ -102,8 +104,9 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   config.tokens_path = flags.tokens_path;
   if (!absl::ParseDuration(flags.automation_interval, &config.automation_interval) ||
       config.automation_interval < absl::Seconds(1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--automation_interval: '", flags.automation_interval, "' is not a duration of 1s or more"));
+    return absl::InvalidArgumentError(absl::StrCat("--automation_interval: '",
+                                                   flags.automation_interval,
+                                                   "' is not a duration of 1s or more"));
   }
   config.automation = flags.automation;
   if (flags.job_history < 10) return absl::InvalidArgumentError("--job_history: 10 or more");
@@ -117,9 +120,8 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   }
   config.timeouts.peer_wait = absl::Seconds(flags.peer_wait);
   for (const auto& [flag, value, out] :
-       {std::tuple<const char*, int, absl::Duration*>{"--job_planning_timeout",
-                                                      flags.job_planning_timeout,
-                                                      &config.timeouts.planning},
+       {std::tuple<const char*, int, absl::Duration*>{
+            "--job_planning_timeout", flags.job_planning_timeout, &config.timeouts.planning},
         {"--job_commit_timeout", flags.job_commit_timeout, &config.timeouts.commit},
         {"--job_apply_timeout", flags.job_apply_timeout, &config.timeouts.apply},
         {"--job_rollout_timeout", flags.job_rollout_timeout, &config.timeouts.rollout}}) {
@@ -129,10 +131,10 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
     *out = absl::Seconds(value);
   }
   if (config.tokens_path.empty() && !IsLoopbackHost(config.server.grpc_address.host)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--tokens_path is required when --grpc_address is not a loopback address (",
-        config.server.grpc_address.ToString(),
-        "); without tokens the api serves only on 127.0.0.1 / ::1"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--tokens_path is required when --grpc_address is not a loopback address (",
+                     config.server.grpc_address.ToString(),
+                     "); without tokens the api serves only on 127.0.0.1 / ::1"));
   }
   return config;
 }

@@ -2,9 +2,8 @@
 // Config. Every option is documented next to the flag that sets it, in config.cc.
 #pragma once
 
-#include <string>
-
 #include <CLI/CLI.hpp>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"

@@ -29,24 +29,33 @@ std::string ReleaseMessage(const ferry::v1::ReleaseSpec& spec,
   }
   std::string what = spec.image().empty() ? "latest images" : spec.image();
   std::string to = ids.size() == 1 ? ids[0] : absl::StrCat(ids.size(), " workloads");
-  std::string message = absl::StrCat("Release ", what, " to ", to, "\n\n", absl::StrJoin(moves, "\n"));
+  std::string message =
+      absl::StrCat("Release ", what, " to ", to, "\n\n", absl::StrJoin(moves, "\n"));
   if (!cause.message().empty()) absl::StrAppend(&message, "\n\n", cause.message());
   return message;
 }
 
 std::string ChangeName(const ferry::v1::PolicyChange& c) {
   switch (c.change_case()) {
-    case ferry::v1::PolicyChange::kAutomate: return "automate";
-    case ferry::v1::PolicyChange::kDeautomate: return "deautomate";
-    case ferry::v1::PolicyChange::kLock: return "lock";
-    case ferry::v1::PolicyChange::kUnlock: return "unlock";
+    case ferry::v1::PolicyChange::kAutomate:
+      return "automate";
+    case ferry::v1::PolicyChange::kDeautomate:
+      return "deautomate";
+    case ferry::v1::PolicyChange::kLock:
+      return "lock";
+    case ferry::v1::PolicyChange::kUnlock:
+      return "unlock";
     case ferry::v1::PolicyChange::kSetTagFilter:
-      return absl::StrCat("tag ", c.set_tag_filter().container(), "=", c.set_tag_filter().pattern());
+      return absl::StrCat("tag ", c.set_tag_filter().container(), "=",
+                          c.set_tag_filter().pattern());
     case ferry::v1::PolicyChange::kRemoveTagFilter:
       return absl::StrCat("remove tag filter of ", c.remove_tag_filter());
-    case ferry::v1::PolicyChange::kSetTagAll: return absl::StrCat("tag all=", c.set_tag_all());
-    case ferry::v1::PolicyChange::kRemoveTagAll: return "remove tag filter of all containers";
-    default: return "nothing";
+    case ferry::v1::PolicyChange::kSetTagAll:
+      return absl::StrCat("tag all=", c.set_tag_all());
+    case ferry::v1::PolicyChange::kRemoveTagAll:
+      return "remove tag filter of all containers";
+    default:
+      return "nothing";
   }
 }
 
@@ -58,9 +67,9 @@ std::string PolicyMessage(const ferry::v1::Job& job) {
     lines.push_back(absl::StrCat(w.workload(), ": ", absl::StrJoin(names, ", ")));
   }
   std::string message = lines.size() == 1
-      ? absl::StrCat("Update policy of ", lines[0])
-      : absl::StrCat("Update policy of ", lines.size(), " workloads\n\n - ",
-                     absl::StrJoin(lines, "\n - "));
+                            ? absl::StrCat("Update policy of ", lines[0])
+                            : absl::StrCat("Update policy of ", lines.size(), " workloads\n\n - ",
+                                           absl::StrJoin(lines, "\n - "));
   if (!job.cause().message().empty()) absl::StrAppend(&message, "\n\n", job.cause().message());
   return message;
 }
@@ -108,14 +117,16 @@ absl::StatusOr<ferry::v1::SyncResult> Executor::Apply(const std::string& revisio
 void Executor::RunRelease(const ferry::v1::Job& job) {
   const std::string& id = job.id();
   const ferry::v1::ReleaseSpec& spec = job.release_spec();
-  store_.AddStage(id, ferry::v1::JOB_STAGE_KIND_PLANNING, "reading git, the cluster and the registry");
+  store_.AddStage(id, ferry::v1::JOB_STAGE_KIND_PLANNING,
+                  "reading git, the cluster and the registry");
   const CallBudget planning = peers_.ForStage(Stage::kPlanning);  // shared by its calls
   absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git = peers_.git.Call(
       &GitWriterStub::ListWorkloads, ferry::v1::ListManifestWorkloadsRequest(), planning);
   if (!in_git.ok()) return store_.Finish(id, std::string(in_git.status().message()));
   if (in_git->readonly() && !spec.dry_run()) {
-    return store_.Finish(id, "git-writer runs read-only (--git_readonly): nothing can be released; "
-                             "a dry run still plans");
+    return store_.Finish(id,
+                         "git-writer runs read-only (--git_readonly): nothing can be released; "
+                         "a dry run still plans");
   }
   absl::StatusOr<ferry::v1::ListClusterWorkloadsResponse> in_cluster = peers_.cluster.Call(
       &ClusterSyncerStub::ListWorkloads, ferry::v1::ListClusterWorkloadsRequest(), planning);
@@ -155,8 +166,9 @@ void Executor::RunPolicy(const ferry::v1::Job& job) {
       edits.push_back(std::move(e));
     }
   }
-  std::sort(results.begin(), results.end(),
-            [](const WorkloadResult& a, const WorkloadResult& b) { return a.workload() < b.workload(); });
+  std::sort(results.begin(), results.end(), [](const WorkloadResult& a, const WorkloadResult& b) {
+    return a.workload() < b.workload();
+  });
   store_.SetResults(job.id(), results);
   CommitAndApply(job, results, edits, PolicyMessage(job), false, 0);
 }
@@ -178,11 +190,11 @@ void Executor::RunSync(const ferry::v1::Job& job) {
     results.push_back(std::move(r));
   }
   store_.SetResults(id, results);
-  store_.AddStage(id, ferry::v1::JOB_STAGE_KIND_APPLIED,
-                  absl::StrCat(applied->applied(), " applied, ", applied->unchanged(),
-                               " unchanged, ", applied->failed(), " failed, ", applied->pruned(),
-                               " pruned"),
-                  applied->revision());
+  store_.AddStage(
+      id, ferry::v1::JOB_STAGE_KIND_APPLIED,
+      absl::StrCat(applied->applied(), " applied, ", applied->unchanged(), " unchanged, ",
+                   applied->failed(), " failed, ", applied->pruned(), " pruned"),
+      applied->revision());
   store_.Finish(id, "", absl::StrCat("synced ", Short(applied->revision())));
 }
 
@@ -216,9 +228,8 @@ void Executor::RunAutomated(const ferry::v1::Job& job,
 }
 
 void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadResult> results,
-                              const std::vector<ferry::v1::Edit>& edits,
-                              const std::string& message, bool wait_rollout,
-                              int rollout_timeout_seconds) {
+                              const std::vector<ferry::v1::Edit>& edits, const std::string& message,
+                              bool wait_rollout, int rollout_timeout_seconds) {
   const std::string& id = job.id();
   auto result_of = [&](const std::string& workload) -> WorkloadResult* {
     for (WorkloadResult& r : results) {
@@ -304,8 +315,8 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
   // The release's own rollout timeout, else --job_rollout_timeout; the call itself may take
   // a little longer (the syncer reports the timeout).
   const int timeout = rollout_timeout_seconds > 0
-      ? rollout_timeout_seconds
-      : static_cast<int>(absl::ToInt64Seconds(peers_.timeouts().rollout));
+                          ? rollout_timeout_seconds
+                          : static_cast<int>(absl::ToInt64Seconds(peers_.timeouts().rollout));
   ferry::v1::WaitRolloutRequest wait;
   for (const std::string& w : released) wait.add_workloads(w);
   wait.set_revision(revision);
@@ -316,9 +327,9 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
   absl::StatusOr<std::unique_ptr<grpc::ClientReaderInterface<ferry::v1::WaitRolloutProgress>>>
       stream = peers_.cluster.Open(&ClusterSyncerStub::WaitRollout, wait, budget, call);
   if (!stream.ok()) {
-    return store_.Finish(id, absl::StrCat("committed and applied ", Short(revision),
-                                          ", but following the rollout failed: ",
-                                          stream.status().message()));
+    return store_.Finish(
+        id, absl::StrCat("committed and applied ", Short(revision),
+                         ", but following the rollout failed: ", stream.status().message()));
   }
   ferry::v1::WaitRolloutProgress progress;
   ferry::v1::WaitRolloutProgress last;
@@ -333,14 +344,16 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
     int ready = 0;
     for (const auto& r : rollouts) ready += r.status().state() == ferry::v1::ROLLOUT_STATE_READY;
     store_.AddStage(id, ferry::v1::JOB_STAGE_KIND_ROLLOUT,
-                    absl::StrCat(ready, " of ", rollouts.size(), " workload(s) ready"), "", rollouts);
+                    absl::StrCat(ready, " of ", rollouts.size(), " workload(s) ready"), "",
+                    rollouts);
   }
   grpc::Status s = (*stream)->Finish();
   if (!s.ok()) {
     std::string why = s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
-        ? absl::StrCat("the rollout did not finish within ", timeout, "s (the release is committed "
-                       "and applied; follow it with list-workloads)")
-        : std::string(peers_.cluster.Failed(s, budget).message());
+                          ? absl::StrCat("the rollout did not finish within ", timeout,
+                                         "s (the release is committed "
+                                         "and applied; follow it with list-workloads)")
+                          : std::string(peers_.cluster.Failed(s, budget).message());
     return store_.Finish(id, why);
   }
   for (const auto& r : last.rollouts()) {

@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-
 #include "services/api/release_planner.h"
 
 namespace ferry::api {

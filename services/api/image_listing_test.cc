@@ -158,14 +158,14 @@ TEST(ListImagesOfTest, EveryContainerIsFilledOrCarriesItsError) {
   }
   EXPECT_EQ(listed->workloads(0).containers(0).omitted(), 1);
   EXPECT_EQ(listed->workloads(0).containers(0).repository(), "reg.test/team/app");
-  EXPECT_THAT(looked_up, ElementsAre("reg.test/team/app", "reg.test/team/down",
-                                     "reg.test/team/stale"))
+  EXPECT_THAT(looked_up,
+              ElementsAre("reg.test/team/app", "reg.test/team/down", "reg.test/team/stale"))
       << "a bad filter or a non-reference is never looked up";
 }
 
 TEST(ListImagesOfTest, OneWorkloadOrNotFound) {
-  const auto in_git = InGit({{"default:deployment/a", "not a reference"},
-                             {"default:deployment/b", "not a reference"}});
+  const auto in_git = InGit(
+      {{"default:deployment/a", "not a reference"}, {"default:deployment/b", "not a reference"}});
   TagLookup none = [](const std::string&) -> const RepositoryTags& {
     ADD_FAILURE() << "no lookup expected";
     static const RepositoryTags empty;
@@ -181,7 +181,10 @@ TEST(ListImagesOfTest, OneWorkloadOrNotFound) {
   const Case cases[] = {
       {"default:deployment/b", "", &in_git, {"default:deployment/b"}, ""},
       {"", "", &in_git, {"default:deployment/a", "default:deployment/b"}, ""},
-      {"default:deployment/ghost", "", &in_git, {},
+      {"default:deployment/ghost",
+       "",
+       &in_git,
+       {},
        "workload default:deployment/ghost is not in the repository"},
       {"", "defualt", &empty, {}, "namespace defualt has no workloads in the repository"},
       {"", "", &empty, {}, ""},

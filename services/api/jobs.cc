@@ -10,35 +10,49 @@
 namespace ferry::api {
 namespace {
 
-const prometheus::Histogram::BucketBoundaries kSeconds = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+const prometheus::Histogram::BucketBoundaries kSeconds = {0.01, 0.05, 0.1, 0.25, 0.5, 1,  2.5,
                                                           5,    10,   30,  60,   120, 300};
 
 bool Finished(const ferry::v1::Job& job) {
-  return job.state() == ferry::v1::JOB_STATE_SUCCEEDED || job.state() == ferry::v1::JOB_STATE_FAILED;
+  return job.state() == ferry::v1::JOB_STATE_SUCCEEDED ||
+         job.state() == ferry::v1::JOB_STATE_FAILED;
 }
 
 }  // namespace
 
 const char* JobKindName(ferry::v1::JobKind kind) {
   switch (kind) {
-    case ferry::v1::JOB_KIND_RELEASE: return "release";
-    case ferry::v1::JOB_KIND_POLICY: return "policy";
-    case ferry::v1::JOB_KIND_SYNC: return "sync";
-    case ferry::v1::JOB_KIND_AUTOMATED_RELEASE: return "automated_release";
-    default: return "unspecified";
+    case ferry::v1::JOB_KIND_RELEASE:
+      return "release";
+    case ferry::v1::JOB_KIND_POLICY:
+      return "policy";
+    case ferry::v1::JOB_KIND_SYNC:
+      return "sync";
+    case ferry::v1::JOB_KIND_AUTOMATED_RELEASE:
+      return "automated_release";
+    default:
+      return "unspecified";
   }
 }
 
 const char* StageName(ferry::v1::JobStageKind stage) {
   switch (stage) {
-    case ferry::v1::JOB_STAGE_KIND_SUBMITTED: return "submitted";
-    case ferry::v1::JOB_STAGE_KIND_PLANNING: return "planning";
-    case ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED: return "commit_pushed";
-    case ferry::v1::JOB_STAGE_KIND_APPLIED: return "applied";
-    case ferry::v1::JOB_STAGE_KIND_ROLLOUT: return "rollout";
-    case ferry::v1::JOB_STAGE_KIND_DONE: return "done";
-    case ferry::v1::JOB_STAGE_KIND_FAILED: return "failed";
-    default: return "unspecified";
+    case ferry::v1::JOB_STAGE_KIND_SUBMITTED:
+      return "submitted";
+    case ferry::v1::JOB_STAGE_KIND_PLANNING:
+      return "planning";
+    case ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED:
+      return "commit_pushed";
+    case ferry::v1::JOB_STAGE_KIND_APPLIED:
+      return "applied";
+    case ferry::v1::JOB_STAGE_KIND_ROLLOUT:
+      return "rollout";
+    case ferry::v1::JOB_STAGE_KIND_DONE:
+      return "done";
+    case ferry::v1::JOB_STAGE_KIND_FAILED:
+      return "failed";
+    default:
+      return "unspecified";
   }
 }
 
@@ -107,9 +121,8 @@ ferry::v1::Job JobStore::Submit(ferry::v1::Job job) {
   std::lock_guard<std::mutex> lock(mu_);
   while (order_.size() >= history_) {
     // Forget the oldest finished job; while every kept job still runs, keep them all.
-    auto oldest = std::find_if(order_.begin(), order_.end(), [&](const std::string& id) {
-      return Finished(jobs_.at(id).job);
-    });
+    auto oldest = std::find_if(order_.begin(), order_.end(),
+                               [&](const std::string& id) { return Finished(jobs_.at(id).job); });
     if (oldest == order_.end()) break;
     jobs_.erase(*oldest);
     order_.erase(oldest);
@@ -179,9 +192,9 @@ void JobStore::Finish(const std::string& id, const std::string& error,
     metrics_.Stage(e.job.kind(), stage->kind(), now - e.last_stage);
     metrics_.Finished(e.job.kind(), ok, now - e.submitted);
     log::Info(ok ? "job done" : "job failed", {{"job", id},
-                                                {"kind", JobKindName(e.job.kind())},
-                                                {"revision", e.job.revision()},
-                                                {"error", error}});
+                                               {"kind", JobKindName(e.job.kind())},
+                                               {"revision", e.job.revision()},
+                                               {"error", error}});
   });
 }
 

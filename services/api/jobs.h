@@ -7,6 +7,11 @@
 // behind a long sync or another release's rollout wait; writes are serialized by git-writer.
 #pragma once
 
+#include <grpcpp/client_context.h>
+#include <prometheus/counter.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -20,11 +25,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/client_context.h>
-#include <prometheus/counter.h>
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
@@ -77,7 +77,8 @@ class JobStore {
   void SetResults(const std::string& id, std::vector<ferry::v1::WorkloadResult> results);
   // Finishes a job: SUCCEEDED with the DONE stage when `error` is empty, FAILED with the
   // FAILED stage otherwise. Idempotent: a finished job stays as it is.
-  void Finish(const std::string& id, const std::string& error, const std::string& done_message = "");
+  void Finish(const std::string& id, const std::string& error,
+              const std::string& done_message = "");
 
   // A copy of the job; nullopt when this process does not know it. `version` (optional)
   // receives the job's change counter for WaitChange.

@@ -37,9 +37,10 @@ int main(int argc, char** argv) {
       config->tokens_path.empty() ? Access::Open() : Access::LoadTokens(config->tokens_path);
   if (!access.ok()) return ferry::runtime::ConfigError(app.get_name(), access.status());
   if (access->open()) {
-    ferry::log::Warn("local mode: no --tokens_path, every caller on this loopback address may "
-                     "do everything",
-                     {{"grpc_address", config->server.grpc_address.ToString()}});
+    ferry::log::Warn(
+        "local mode: no --tokens_path, every caller on this loopback address may "
+        "do everything",
+        {{"grpc_address", config->server.grpc_address.ToString()}});
   } else {
     ferry::log::Info("access", {{"tokens", static_cast<int>(access->size())},
                                 {"tls", config->server.credentials != nullptr}});

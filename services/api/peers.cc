@@ -56,9 +56,8 @@ absl::Status PeerBase::Start(PeerCall& call, const CallBudget& budget) const {
   if (budget.await_peer) {
     if (absl::Status s = Await(budget); !s.ok()) return s;
   }
-  call.context_ = budget.caller != nullptr
-                      ? grpc::ClientContext::FromServerContext(*budget.caller)
-                      : std::make_unique<grpc::ClientContext>();
+  call.context_ = budget.caller != nullptr ? grpc::ClientContext::FromServerContext(*budget.caller)
+                                           : std::make_unique<grpc::ClientContext>();
   call.context_->set_deadline(absl::ToChronoTime(budget.deadline));
   // Connected now, or not to be waited for: a call that cannot be sent fails at once rather
   // than outlast --peer_wait. Without a channel to watch (in-process fakes), gRPC waits for
@@ -110,9 +109,12 @@ CallBudget PeerClients::ForStage(Stage stage) const {
     return CallBudget{absl::Now() + timeout, timeout, &limit, /*await_peer=*/true, nullptr};
   };
   switch (stage) {
-    case Stage::kPlanning: return budget(timeouts_.planning, limits::kJobPlanningTimeout);
-    case Stage::kCommit: return budget(timeouts_.commit, limits::kJobCommitTimeout);
-    case Stage::kApply: return budget(timeouts_.apply, limits::kJobApplyTimeout);
+    case Stage::kPlanning:
+      return budget(timeouts_.planning, limits::kJobPlanningTimeout);
+    case Stage::kCommit:
+      return budget(timeouts_.commit, limits::kJobCommitTimeout);
+    case Stage::kApply:
+      return budget(timeouts_.apply, limits::kJobApplyTimeout);
   }
   return budget(timeouts_.planning, limits::kJobPlanningTimeout);
 }

@@ -49,9 +49,8 @@ TEST_F(PeersTest, AStageBudgetPutsItsFlagsTimeoutOnTheCall) {
         return grpc::Status::OK;
       }));
   const absl::Time before = absl::Now();
-  absl::StatusOr<ferry::v1::HeadResponse> head =
-      clients.git.Call(&GitWriterStub::Head, ferry::v1::HeadRequest(),
-                       clients.ForStage(Stage::kCommit));
+  absl::StatusOr<ferry::v1::HeadResponse> head = clients.git.Call(
+      &GitWriterStub::Head, ferry::v1::HeadRequest(), clients.ForStage(Stage::kCommit));
   ASSERT_TRUE(head.ok()) << head.status();
   EXPECT_EQ(head->revision(), "abc");
   EXPECT_GE(absl::FromChrono(deadline), before + absl::Seconds(7));
@@ -91,20 +90,37 @@ TEST_F(PeersTest, EveryFailureNamesThePeer) {
     std::string message;
   };
   const Case cases[] = {
-      {&clients.git, {grpc::StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded"}, commit,
+      {&clients.git,
+       {grpc::StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded"},
+       commit,
        absl::StatusCode::kUnavailable,
        "git-writer at 127.0.0.1:3031 did not answer: job commit stage over the limit of 90 "
        "seconds (raise it with --job_commit_timeout)"},
-      {&clients.git, {grpc::StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded"}, background,
-       absl::StatusCode::kUnavailable, "git-writer at 127.0.0.1:3031 did not answer within 30s"},
-      {&clients.git, {grpc::StatusCode::UNAVAILABLE, "connection refused"}, commit,
-       absl::StatusCode::kUnavailable, "git-writer at 127.0.0.1:3031: connection refused"},
-      {&clients.git, {grpc::StatusCode::NOT_FOUND, "no job x"}, commit,
-       absl::StatusCode::kNotFound, "git-writer: no job x"},
-      {&clients.registry, {grpc::StatusCode::UNAVAILABLE, "connection refused"}, commit,
-       absl::StatusCode::kUnavailable, "registry-scanner: connection refused"},
-      {&clients.cluster, {grpc::StatusCode::FAILED_PRECONDITION, "not synced"}, background,
-       absl::StatusCode::kFailedPrecondition, "cluster-syncer: not synced"},
+      {&clients.git,
+       {grpc::StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded"},
+       background,
+       absl::StatusCode::kUnavailable,
+       "git-writer at 127.0.0.1:3031 did not answer within 30s"},
+      {&clients.git,
+       {grpc::StatusCode::UNAVAILABLE, "connection refused"},
+       commit,
+       absl::StatusCode::kUnavailable,
+       "git-writer at 127.0.0.1:3031: connection refused"},
+      {&clients.git,
+       {grpc::StatusCode::NOT_FOUND, "no job x"},
+       commit,
+       absl::StatusCode::kNotFound,
+       "git-writer: no job x"},
+      {&clients.registry,
+       {grpc::StatusCode::UNAVAILABLE, "connection refused"},
+       commit,
+       absl::StatusCode::kUnavailable,
+       "registry-scanner: connection refused"},
+      {&clients.cluster,
+       {grpc::StatusCode::FAILED_PRECONDITION, "not synced"},
+       background,
+       absl::StatusCode::kFailedPrecondition,
+       "cluster-syncer: not synced"},
   };
   for (const Case& c : cases) {
     absl::Status s = c.peer->Failed(c.status, c.budget);
@@ -130,8 +146,8 @@ TEST_F(PeersTest, APeerThatIsDownIsWaitedForThenNamedAndNeverCalled) {
   JobTimeouts timeouts;
   timeouts.peer_wait = absl::Milliseconds(600);
   PeerClients clients = Clients(
-      timeouts, {{address, grpc::CreateChannel(address, grpc::InsecureChannelCredentials())}, {},
-                 {}});
+      timeouts,
+      {{address, grpc::CreateChannel(address, grpc::InsecureChannelCredentials())}, {}, {}});
   EXPECT_CALL(git_, ListWorkloads(_, _, _)).Times(0);
   const absl::Time start = absl::Now();
   absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> listed =
@@ -211,8 +227,9 @@ class PeersOverLoopbackTest : public PeersTest {
     address_ = absl::StrCat("127.0.0.1:", port_);
     channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
     stub_ = ferry::v1::GitWriter::NewStub(channel_);
-    clients_ = std::make_unique<PeerClients>(Peers{*stub_, registry_, cluster_}, cancel_,
-                                             JobTimeouts{}, PeerLinks{{address_, channel_}, {}, {}});
+    clients_ =
+        std::make_unique<PeerClients>(Peers{*stub_, registry_, cluster_}, cancel_, JobTimeouts{},
+                                      PeerLinks{{address_, channel_}, {}, {}});
     fake_.forward = clients_.get();
   }
   void TearDown() override { server_->Shutdown(); }

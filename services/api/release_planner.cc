@@ -61,9 +61,9 @@ ContainerPlan PlanExplicit(const ferry::v1::ReleaseSpec& spec, const image::Refe
     }
     if (!filter->Matches(target.tag())) {
       plan.outcome = Outcome::kUnknown;
-      plan.detail = absl::StrCat("tag ", target.tag(), " does not pass the tag filter ",
-                                 filter->ToString(), " of container ", c.name(),
-                                 " (force releases it anyway)");
+      plan.detail =
+          absl::StrCat("tag ", target.tag(), " does not pass the tag filter ", filter->ToString(),
+                       " of container ", c.name(), " (force releases it anyway)");
       return plan;
     }
   }
@@ -78,8 +78,8 @@ ContainerPlan PlanLatest(const ferry::v1::Policy& policy, const ferry::v1::Conta
   plan.outcome = Outcome::kUnknown;
   absl::StatusOr<image::Reference> current = image::Reference::Parse(c.image());
   if (!current.ok()) {
-    plan.detail = absl::StrCat("container ", c.name(), ": '", c.image(),
-                               "' is not an image reference");
+    plan.detail =
+        absl::StrCat("container ", c.name(), ": '", c.image(), "' is not an image reference");
     return plan;
   }
   absl::StatusOr<policy::TagPattern> filter = FilterOf(policy, c.name());
@@ -161,15 +161,17 @@ absl::Status ValidateReleaseSpec(const ferry::v1::ReleaseSpec& spec) {
         "no workloads: name them (namespace:kind/name) or set all_workloads");
   }
   if (spec.image().empty() == !spec.all_latest()) {
-    return absl::InvalidArgumentError(spec.all_latest()
-        ? "give either image or all_latest, not both"
-        : "no image: give an image reference with a tag (repo:tag) or set all_latest");
+    return absl::InvalidArgumentError(
+        spec.all_latest()
+            ? "give either image or all_latest, not both"
+            : "no image: give an image reference with a tag (repo:tag) or set all_latest");
   }
   auto check_id = [](const std::string& id, const char* field) -> absl::Status {
     if (ValidWorkloadId(id)) return absl::OkStatus();
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ": '", id, "' is not a workload id; use namespace:kind/name with a lower-case "
-        "kind, e.g. default:deployment/helloworld"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": '", id,
+                     "' is not a workload id; use namespace:kind/name with a lower-case "
+                     "kind, e.g. default:deployment/helloworld"));
   };
   for (const std::string& id : spec.workloads()) {
     if (absl::Status s = check_id(id, "workloads"); !s.ok()) return s;
@@ -180,8 +182,8 @@ absl::Status ValidateReleaseSpec(const ferry::v1::ReleaseSpec& spec) {
   for (const std::string& ref : spec.containers()) {
     auto [workload, container] = SplitContainerRef(ref);
     if (ref.find('/') == std::string::npos || container.empty() || !ValidWorkloadId(workload)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "containers: '", ref, "' is not namespace:kind/name/container"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("containers: '", ref, "' is not namespace:kind/name/container"));
     }
   }
   if (!spec.image().empty()) {
@@ -195,9 +197,9 @@ absl::Status ValidateReleaseSpec(const ferry::v1::ReleaseSpec& spec) {
           "image '", spec.image(), "' has no tag; give repo:tag (e.g. ", ref->name(), ":1.2.3)"));
     }
     if (!ref->digest().empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "image '", spec.image(), "' has a digest; release a tag (", ref->name(), ":",
-          ref->tag(), "), Ferry writes tags into the manifests"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("image '", spec.image(), "' has a digest; release a tag (", ref->name(), ":",
+                       ref->tag(), "), Ferry writes tags into the manifests"));
     }
   }
   if (spec.rollout_timeout_seconds() < 0) {
@@ -213,9 +215,10 @@ absl::Status ValidatePolicyChanges(
   for (const ferry::v1::WorkloadPolicyChanges& w : changes) {
     const std::string& id = w.workload();
     if (!ValidWorkloadId(id)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "'", id, "' is not a workload id; use namespace:kind/name with a lower-case kind, "
-          "e.g. default:deployment/helloworld"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", id,
+                       "' is not a workload id; use namespace:kind/name with a lower-case kind, "
+                       "e.g. default:deployment/helloworld"));
     }
     if (!seen.insert(id).second) {
       return absl::InvalidArgumentError(
@@ -235,10 +238,12 @@ absl::Status ValidatePolicyChanges(
           const std::string& container =
               set ? c.set_tag_filter().container() : c.remove_tag_filter();
           if (container.empty()) {
-            return absl::InvalidArgumentError(absl::StrCat(id, ": a tag filter needs a container name"));
+            return absl::InvalidArgumentError(
+                absl::StrCat(id, ": a tag filter needs a container name"));
           }
           if (set) {
-            absl::StatusOr<policy::TagPattern> p = policy::TagPattern::Parse(c.set_tag_filter().pattern());
+            absl::StatusOr<policy::TagPattern> p =
+                policy::TagPattern::Parse(c.set_tag_filter().pattern());
             if (!p.ok()) {
               return absl::InvalidArgumentError(absl::StrCat(
                   id, ": tag filter of container ", container, ": ", p.status().message()));
@@ -295,8 +300,9 @@ std::vector<ferry::v1::Edit> ReleasePlan::Edits() const {
 }
 
 int ReleasePlan::Count(ferry::v1::WorkloadResultStatus status) const {
-  return static_cast<int>(std::count_if(results.begin(), results.end(),
-                                        [&](const WorkloadResult& r) { return r.status() == status; }));
+  return static_cast<int>(
+      std::count_if(results.begin(), results.end(),
+                    [&](const WorkloadResult& r) { return r.status() == status; }));
 }
 
 ReleasePlan PlanRelease(const ferry::v1::ReleaseSpec& spec,
@@ -370,9 +376,14 @@ ReleasePlan PlanRelease(const ferry::v1::ReleaseSpec& spec,
           u->set_to_image(cp.to_image);
           break;
         }
-        case Outcome::kUpToDate: up_to_date = true; break;
-        case Outcome::kUnknown: unknown.push_back(cp.detail); break;
-        case Outcome::kOtherImage: break;
+        case Outcome::kUpToDate:
+          up_to_date = true;
+          break;
+        case Outcome::kUnknown:
+          unknown.push_back(cp.detail);
+          break;
+        case Outcome::kOtherImage:
+          break;
       }
     }
     if (r.updates_size() == 0) {
@@ -392,8 +403,9 @@ ReleasePlan PlanRelease(const ferry::v1::ReleaseSpec& spec,
       plan.results.push_back(Result(id, WORKLOAD_RESULT_STATUS_SKIPPED, reason::kNotInRepo));
     }
   }
-  std::sort(plan.results.begin(), plan.results.end(),
-            [](const WorkloadResult& a, const WorkloadResult& b) { return a.workload() < b.workload(); });
+  std::sort(
+      plan.results.begin(), plan.results.end(),
+      [](const WorkloadResult& a, const WorkloadResult& b) { return a.workload() < b.workload(); });
   return plan;
 }
 

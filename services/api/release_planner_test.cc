@@ -45,13 +45,13 @@ ferry::v1::TagInfo Tag(const std::string& name, int64_t created_seconds) {
 class PlannerTest : public testing::Test {
  protected:
   PlannerTest() {
-    tags_[kApp] = {Tag("1.0.0", 100), Tag("1.1.0", 200), Tag("2.0.0", 300),
-                   Tag("master-abc", 400), Tag("latest", 500)};
+    tags_[kApp] = {Tag("1.0.0", 100), Tag("1.1.0", 200), Tag("2.0.0", 300), Tag("master-abc", 400),
+                   Tag("latest", 500)};
     tags_[kProxy] = {Tag("v1", 100), Tag("v2", 200)};
     broken_[kWeb] = absl::UnavailableError("registry.test: 503 Service Unavailable");
 
-    auto app = Workload("default:deployment/app",
-                        {{"app", std::string(kApp) + ":1.0.0"}, {"proxy", std::string(kProxy) + ":v1"}});
+    auto app = Workload("default:deployment/app", {{"app", std::string(kApp) + ":1.0.0"},
+                                                   {"proxy", std::string(kProxy) + ":v1"}});
     (*app.mutable_policy()->mutable_tag_filters())["app"] = "semver:~1";
     git_.push_back(app);
     auto locked = Workload("default:deployment/locked", {{"app", std::string(kApp) + ":1.0.0"}});
@@ -60,7 +60,8 @@ class PlannerTest : public testing::Test {
     auto ignored = Workload("default:deployment/ignored", {{"app", std::string(kApp) + ":1.0.0"}});
     ignored.mutable_policy()->set_ignore(ferry::v1::IGNORE_MODE_ALL);
     git_.push_back(ignored);
-    auto sync_only = Workload("default:deployment/synconly", {{"app", std::string(kApp) + ":1.0.0"}});
+    auto sync_only =
+        Workload("default:deployment/synconly", {{"app", std::string(kApp) + ":1.0.0"}});
     sync_only.mutable_policy()->set_ignore(ferry::v1::IGNORE_MODE_SYNC_ONLY);
     git_.push_back(sync_only);
     git_.push_back(Workload("default:deployment/web", {{"web", std::string(kWeb) + ":1"}}));
@@ -97,23 +98,26 @@ class PlannerTest : public testing::Test {
     for (const auto& r : plan.results) {
       std::vector<std::string> updates;
       for (const auto& u : r.updates()) {
-        updates.push_back(u.container() + ":" + u.from_image().substr(u.from_image().rfind(':') + 1) +
-                          "->" + u.to_image().substr(u.to_image().rfind(':') + 1));
+        updates.push_back(u.container() + ":" +
+                          u.from_image().substr(u.from_image().rfind(':') + 1) + "->" +
+                          u.to_image().substr(u.to_image().rfind(':') + 1));
       }
       std::string status = r.status() == WORKLOAD_RESULT_STATUS_SUCCESS   ? "success"
                            : r.status() == WORKLOAD_RESULT_STATUS_SKIPPED ? "skipped"
                            : r.status() == WORKLOAD_RESULT_STATUS_IGNORED ? "ignored"
                                                                           : "other";
-      out[r.workload()] = status + " " + r.reason() + (updates.empty() ? "" : " ") +
-                          absl::StrJoin(updates, ",");
+      out[r.workload()] =
+          status + " " + r.reason() + (updates.empty() ? "" : " ") + absl::StrJoin(updates, ",");
     }
     return out;
   }
 
   static ferry::v1::ReleaseSpec Spec(const std::string& image, std::vector<std::string> workloads) {
     ferry::v1::ReleaseSpec spec;
-    if (image.empty()) spec.set_all_latest(true);
-    else spec.set_image(image);
+    if (image.empty())
+      spec.set_all_latest(true);
+    else
+      spec.set_image(image);
     if (workloads.empty()) spec.set_all_workloads(true);
     for (const auto& w : workloads) spec.add_workloads(w);
     return spec;
@@ -152,13 +156,14 @@ TEST(AutomationAppliesTest, AutomatedNotLockedNotIgnored) {
 
 TEST_F(PlannerTest, ExplicitImageToAllWorkloads) {
   ReleasePlan plan = Plan(Spec(std::string(kApp) + ":1.1.0", {}));
-  EXPECT_THAT(Table(plan), testing::ElementsAre(
-      testing::Pair("default:deployment/app", "success  app:1.0.0->1.1.0"),
-      testing::Pair("default:deployment/ignored", "skipped ignore"),
-      testing::Pair("default:deployment/locked", "skipped locked"),
-      testing::Pair("default:deployment/pending", "skipped not accessible in cluster"),
-      testing::Pair("default:deployment/synconly", "success  app:1.0.0->1.1.0"),
-      testing::Pair("default:deployment/web", "ignored a different image")));
+  EXPECT_THAT(Table(plan),
+              testing::ElementsAre(
+                  testing::Pair("default:deployment/app", "success  app:1.0.0->1.1.0"),
+                  testing::Pair("default:deployment/ignored", "skipped ignore"),
+                  testing::Pair("default:deployment/locked", "skipped locked"),
+                  testing::Pair("default:deployment/pending", "skipped not accessible in cluster"),
+                  testing::Pair("default:deployment/synconly", "success  app:1.0.0->1.1.0"),
+                  testing::Pair("default:deployment/web", "ignored a different image")));
   EXPECT_EQ(plan.Count(WORKLOAD_RESULT_STATUS_SUCCESS), 2);
   std::vector<ferry::v1::Edit> edits = plan.Edits();
   ASSERT_EQ(edits.size(), 2u);
@@ -181,7 +186,8 @@ TEST_F(PlannerTest, ForceReleasesLockedWorkloadsAndIgnoresFilters) {
   table = Table(Plan(spec));
   EXPECT_EQ(table["default:deployment/app"], "success  app:1.0.0->2.0.0");
   EXPECT_EQ(table["default:deployment/locked"], "success  app:1.0.0->2.0.0");
-  EXPECT_EQ(table["default:deployment/ignored"], "skipped ignore") << "force does not override ignore";
+  EXPECT_EQ(table["default:deployment/ignored"], "skipped ignore")
+      << "force does not override ignore";
 }
 
 TEST_F(PlannerTest, UpToDateIsSkipped) {
@@ -190,23 +196,24 @@ TEST_F(PlannerTest, UpToDateIsSkipped) {
 }
 
 TEST_F(PlannerTest, NamedWorkloadsExcludesAndMissingOnes) {
-  ferry::v1::ReleaseSpec spec = Spec(std::string(kApp) + ":1.1.0",
-                                     {"default:deployment/app", "default:deployment/synconly",
-                                      "default:deployment/ghost"});
+  ferry::v1::ReleaseSpec spec =
+      Spec(std::string(kApp) + ":1.1.0",
+           {"default:deployment/app", "default:deployment/synconly", "default:deployment/ghost"});
   spec.add_excludes("default:deployment/synconly");
-  EXPECT_THAT(Table(Plan(spec)), testing::ElementsAre(
-      testing::Pair("default:deployment/app", "success  app:1.0.0->1.1.0"),
-      testing::Pair("default:deployment/ghost", "skipped not found in repository"),
-      testing::Pair("default:deployment/ignored", "ignored not included"),
-      testing::Pair("default:deployment/locked", "ignored not included"),
-      testing::Pair("default:deployment/pending", "ignored not included"),
-      testing::Pair("default:deployment/synconly", "ignored excluded"),
-      testing::Pair("default:deployment/web", "ignored not included")));
+  EXPECT_THAT(Table(Plan(spec)),
+              testing::ElementsAre(
+                  testing::Pair("default:deployment/app", "success  app:1.0.0->1.1.0"),
+                  testing::Pair("default:deployment/ghost", "skipped not found in repository"),
+                  testing::Pair("default:deployment/ignored", "ignored not included"),
+                  testing::Pair("default:deployment/locked", "ignored not included"),
+                  testing::Pair("default:deployment/pending", "ignored not included"),
+                  testing::Pair("default:deployment/synconly", "ignored excluded"),
+                  testing::Pair("default:deployment/web", "ignored not included")));
 }
 
 TEST_F(PlannerTest, AllLatestUsesEachContainersFilterAndOrdering) {
-  ReleasePlan plan = Plan(Spec("", {"default:deployment/app", "default:deployment/web",
-                                    "default:deployment/synconly"}));
+  ReleasePlan plan = Plan(Spec(
+      "", {"default:deployment/app", "default:deployment/web", "default:deployment/synconly"}));
   auto table = Table(plan);
   // app: semver:~1 -> 1.1.0 (not 2.0.0, not master-abc, not latest); proxy: newest by time.
   EXPECT_EQ(table["default:deployment/app"], "success  app:1.0.0->1.1.0,proxy:v1->v2");
@@ -224,8 +231,8 @@ TEST_F(PlannerTest, AllLatestUsesEachContainersFilterAndOrdering) {
 // in a capture group, versions with a "v", and by creation time only tags that have one.
 TEST_F(PlannerTest, AllLatestPicksWhatAutomationPicks) {
   tags_[kApp] = {Tag("build-12", 100), Tag("build-2", 200), Tag("build-1", 300),
-                 Tag("v1.9.0", 400), Tag("v1.10.0", 100), Tag("v2.0.0", 100),
-                 Tag("main-a", 100), Tag("main-b", 200), Tag("main-c", 0)};
+                 Tag("v1.9.0", 400),   Tag("v1.10.0", 100), Tag("v2.0.0", 100),
+                 Tag("main-a", 100),   Tag("main-b", 200),  Tag("main-c", 0)};
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"numerical:^build-(\\d+)$", "build-12"},
       {"alphabetical:^build-(\\d+)$", "build-2"},
@@ -296,11 +303,11 @@ TEST(ValidateReleaseSpecTest, SaysWhatToFix) {
       {"no image", [](auto& s) { s.clear_image(); }, "no image"},
       {"image and latest", [](auto& s) { s.set_all_latest(true); }, "not both"},
       {"bad id", [](auto& s) { s.add_workloads("default/app"); }, "is not a workload id"},
-      {"upper-case kind", [](auto& s) { s.add_workloads("default:Deployment/app"); },
-       "lower-case"},
+      {"upper-case kind", [](auto& s) { s.add_workloads("default:Deployment/app"); }, "lower-case"},
       {"bad exclude", [](auto& s) { s.add_excludes("app"); }, "excludes"},
       {"no tag", [](auto& s) { s.set_image("registry.test/team/app"); }, "has no tag"},
-      {"digest", [](auto& s) { s.set_image("registry.test/team/app:1@sha256:" + std::string(64, 'a')); },
+      {"digest",
+       [](auto& s) { s.set_image("registry.test/team/app:1@sha256:" + std::string(64, 'a')); },
        "has a digest"},
       {"bad image", [](auto& s) { s.set_image("Registry.test/UPPER:1"); }, "image 'Registry"},
       {"bad container", [](auto& s) { s.add_containers("default:deployment/app"); },
@@ -337,13 +344,15 @@ TEST_F(AutomationPlanTest, GlobSemverRegexpFilters) {
   for (auto& w : git_) w.mutable_policy()->set_automated(true);
   (*git_[3].mutable_policy()->mutable_tag_filters())["app"] = "regexp:^1\\.";
   git_[5].mutable_policy()->set_tag_all("glob:1.*");
-  EXPECT_THAT(Automate(), testing::ElementsAre(
-      testing::Pair("default:deployment/app/app", "1.1.0"),
-      testing::Pair("default:deployment/app/proxy", "v2"),
-      testing::Pair("default:deployment/pending/app", "1.1.0"),
-      testing::Pair("default:deployment/synconly/app", "1.1.0"),
-      testing::Pair("default:deployment/web/web",
-                    "- (registry.test/team/web: registry.test: 503 Service Unavailable)")));
+  EXPECT_THAT(
+      Automate(),
+      testing::ElementsAre(
+          testing::Pair("default:deployment/app/app", "1.1.0"),
+          testing::Pair("default:deployment/app/proxy", "v2"),
+          testing::Pair("default:deployment/pending/app", "1.1.0"),
+          testing::Pair("default:deployment/synconly/app", "1.1.0"),
+          testing::Pair("default:deployment/web/web",
+                        "- (registry.test/team/web: registry.test: 503 Service Unavailable)")));
   // locked and ignored are never touched even though automated.
 }
 

@@ -27,8 +27,9 @@ absl::StatusOr<ferry::v1::ListWorkloadsResponse> MergeWorkloads(
   }
   auto has_container = [&](const auto& containers) {
     if (request.container().empty()) return true;
-    return std::any_of(containers.begin(), containers.end(),
-                       [&](const ferry::v1::Container& c) { return c.name() == request.container(); });
+    return std::any_of(containers.begin(), containers.end(), [&](const ferry::v1::Container& c) {
+      return c.name() == request.container();
+    });
   };
   std::vector<ferry::v1::Workload> out;
   for (const ferry::v1::ManifestWorkload& g : in_git.workloads()) {
@@ -68,8 +69,9 @@ absl::StatusOr<ferry::v1::ListWorkloadsResponse> MergeWorkloads(
                                             "its spelling (ferryctl list-workloads -a lists "
                                             "every one)"));
   }
-  std::sort(out.begin(), out.end(),
-            [](const ferry::v1::Workload& a, const ferry::v1::Workload& b) { return a.id() < b.id(); });
+  std::sort(out.begin(), out.end(), [](const ferry::v1::Workload& a, const ferry::v1::Workload& b) {
+    return a.id() < b.id();
+  });
   ferry::v1::ListWorkloadsResponse response;
   for (ferry::v1::Workload& w : out) *response.add_workloads() = std::move(w);
   response.set_revision(in_git.revision());

@@ -27,10 +27,18 @@ void ToProto(const SyncReport& report, ferry::v1::SyncResult* out) {
 
 void ToProto(const RolloutInfo& r, ferry::v1::RolloutStatus* out) {
   switch (r.state) {
-    case RolloutInfo::State::kReady: out->set_state(ferry::v1::ROLLOUT_STATE_READY); break;
-    case RolloutInfo::State::kUpdating: out->set_state(ferry::v1::ROLLOUT_STATE_UPDATING); break;
-    case RolloutInfo::State::kError: out->set_state(ferry::v1::ROLLOUT_STATE_ERROR); break;
-    case RolloutInfo::State::kUnknown: out->set_state(ferry::v1::ROLLOUT_STATE_UNKNOWN); break;
+    case RolloutInfo::State::kReady:
+      out->set_state(ferry::v1::ROLLOUT_STATE_READY);
+      break;
+    case RolloutInfo::State::kUpdating:
+      out->set_state(ferry::v1::ROLLOUT_STATE_UPDATING);
+      break;
+    case RolloutInfo::State::kError:
+      out->set_state(ferry::v1::ROLLOUT_STATE_ERROR);
+      break;
+    case RolloutInfo::State::kUnknown:
+      out->set_state(ferry::v1::ROLLOUT_STATE_UNKNOWN);
+      break;
   }
   out->set_desired(r.desired);
   out->set_updated(r.updated);
@@ -56,9 +64,9 @@ ClusterSyncerService::ClusterSyncerService(KubeApi& kube, Discovery& discovery, 
                                            std::set<std::string> allow_namespaces)
     : kube_(kube), discovery_(discovery), loop_(loop), allow_(std::move(allow_namespaces)) {}
 
-grpc::Status ClusterSyncerService::ListWorkloads(grpc::ServerContext*,
-                                                 const ferry::v1::ListClusterWorkloadsRequest* request,
-                                                 ferry::v1::ListClusterWorkloadsResponse* response) {
+grpc::Status ClusterSyncerService::ListWorkloads(
+    grpc::ServerContext*, const ferry::v1::ListClusterWorkloadsRequest* request,
+    ferry::v1::ListClusterWorkloadsResponse* response) {
   auto workloads = ListClusterWorkloads(kube_, discovery_, request->namespace_(), allow_);
   if (!workloads.ok()) return ToGrpcStatus(workloads.status());
   for (const ClusterWorkloadInfo& w : *workloads) ToProto(w, response->add_workloads());
@@ -111,7 +119,8 @@ grpc::Status ClusterSyncerService::WaitRollout(
     grpc::ServerContext* context, const ferry::v1::WaitRolloutRequest* request,
     grpc::ServerWriter<ferry::v1::WaitRolloutProgress>* writer) {
   if (request->workloads().empty()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "workloads: name at least one workload id");
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "workloads: name at least one workload id");
   }
   const absl::Duration timeout =
       request->timeout_seconds() > 0 ? absl::Seconds(request->timeout_seconds()) : absl::Minutes(5);
@@ -122,11 +131,13 @@ grpc::Status ClusterSyncerService::WaitRollout(
     while (!(last && last->revision == request->revision() && last->error.empty())) {
       if (context->IsCancelled()) return grpc::Status::CANCELLED;
       if (absl::Now() >= deadline) {
-        return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                            absl::StrCat("revision ", request->revision(),
-                                         " was not applied within ", absl::FormatDuration(timeout)));
+        return grpc::Status(
+            grpc::StatusCode::DEADLINE_EXCEEDED,
+            absl::StrCat("revision ", request->revision(), " was not applied within ",
+                         absl::FormatDuration(timeout)));
       }
-      std::tie(sequence, last) = loop_.WaitNext(sequence, std::min(absl::Seconds(1), deadline - absl::Now()));
+      std::tie(sequence, last) =
+          loop_.WaitNext(sequence, std::min(absl::Seconds(1), deadline - absl::Now()));
     }
   }
   std::string previous;
@@ -159,9 +170,9 @@ grpc::Status ClusterSyncerService::WaitRollout(
     }
     if (all_done) return grpc::Status::OK;
     if (absl::Now() >= deadline) {
-      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                          absl::StrCat("the rollout did not finish within ",
-                                       absl::FormatDuration(timeout)));
+      return grpc::Status(
+          grpc::StatusCode::DEADLINE_EXCEEDED,
+          absl::StrCat("the rollout did not finish within ", absl::FormatDuration(timeout)));
     }
     absl::SleepFor(std::min(absl::Milliseconds(500), deadline - absl::Now()));
   }

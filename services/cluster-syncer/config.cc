@@ -60,7 +60,8 @@ void AddFlags(CLI::App& app, Flags& flags) {
 
 absl::StatusOr<Config> ToConfig(const Flags& flags) {
   Config config;
-  absl::StatusOr<runtime::ServerOptions> server = runtime::ToServerOptions(kComponent, flags.server);
+  absl::StatusOr<runtime::ServerOptions> server =
+      runtime::ToServerOptions(kComponent, flags.server);
   if (!server.ok()) return server.status();
   config.server = *std::move(server);
   config.kubeconfig = flags.kubeconfig;
@@ -71,8 +72,8 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   config.git_writer_address = flags.git_writer_address;
   if (!absl::ParseDuration(flags.sync_interval, &config.sync_interval) ||
       config.sync_interval < absl::Seconds(1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--sync_interval: '", flags.sync_interval, "' is not a duration of 1s or more"));
+    return absl::InvalidArgumentError(absl::StrCat("--sync_interval: '", flags.sync_interval,
+                                                   "' is not a duration of 1s or more"));
   }
   static const RE2 kDnsLabel("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?");
   for (const std::string& ns : flags.allow_namespaces) {
@@ -84,9 +85,9 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   }
   static const RE2 kLabelValue("([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)");
   if (!RE2::FullMatch(flags.sync_set, kLabelValue)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--sync_set: '", flags.sync_set, "' is not a valid label value (1-63 characters, "
-        "alphanumerics, '-', '_', '.')"));
+    return absl::InvalidArgumentError(absl::StrCat("--sync_set: '", flags.sync_set,
+                                                   "' is not a valid label value (1-63 characters, "
+                                                   "alphanumerics, '-', '_', '.')"));
   }
   config.sync.sync_set = flags.sync_set;
   if (flags.gc_dry_run && !flags.garbage_collection) {

@@ -12,8 +12,8 @@ bool ApiResource::Can(const std::string& verb) const {
 }
 
 std::string ApiResource::CollectionPath(const std::string& ns) const {
-  std::string base = group.empty() ? absl::StrCat("/api/", version)
-                                   : absl::StrCat("/apis/", group, "/", version);
+  std::string base =
+      group.empty() ? absl::StrCat("/api/", version) : absl::StrCat("/apis/", group, "/", version);
   if (namespaced && !ns.empty()) absl::StrAppend(&base, "/namespaces/", ns);
   return absl::StrCat(base, "/", name);
 }
@@ -37,9 +37,8 @@ absl::Status Discovery::Refresh() {
   if (!groups.ok()) return groups.status();
   for (const auto& g : (*groups)["groups"]) {
     const std::string name = g.value("name", "");
-    const std::string pref = g.contains("preferredVersion")
-                                 ? g["preferredVersion"].value("version", "")
-                                 : "";
+    const std::string pref =
+        g.contains("preferredVersion") ? g["preferredVersion"].value("version", "") : "";
     preferred[name] = pref;
     if (!pref.empty()) group_versions.emplace_back(name, pref);
     for (const auto& v : g["versions"]) {
@@ -49,8 +48,8 @@ absl::Status Discovery::Refresh() {
   }
   std::vector<ApiResource> resources;
   for (const auto& [group, version] : group_versions) {
-    const std::string path = group.empty() ? "/api/" + version
-                                           : absl::StrCat("/apis/", group, "/", version);
+    const std::string path =
+        group.empty() ? "/api/" + version : absl::StrCat("/apis/", group, "/", version);
     auto list = client_.Get(path, "discovery");
     if (!list.ok()) {
       // An aggregated API that is down must not hide everything else.
@@ -102,7 +101,8 @@ absl::StatusOr<ApiResource> Discovery::Find(const std::string& api_version,
   if (absl::Status s = EnsureLoaded(); !s.ok()) return s;
   const size_t slash = api_version.find('/');
   const std::string group = slash == std::string::npos ? "" : api_version.substr(0, slash);
-  const std::string version = slash == std::string::npos ? api_version : api_version.substr(slash + 1);
+  const std::string version =
+      slash == std::string::npos ? api_version : api_version.substr(slash + 1);
   auto lookup = [&]() -> std::optional<ApiResource> {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = by_gvk_.find(absl::StrCat(group, "/", version, "/", kind));

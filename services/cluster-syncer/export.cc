@@ -15,8 +15,8 @@ namespace {
 
 void EraseIfEmpty(nlohmann::json& parent, const char* key) {
   if (parent.is_object() && parent.contains(key) &&
-      (parent[key].is_null() || ((parent[key].is_object() || parent[key].is_array()) &&
-                                 parent[key].empty()))) {
+      (parent[key].is_null() ||
+       ((parent[key].is_object() || parent[key].is_array()) && parent[key].empty()))) {
     parent.erase(key);
   }
 }
@@ -46,9 +46,9 @@ void CleanForExport(const std::string& kind, nlohmann::json& object) {
   }
   if (meta.contains("annotations") && meta["annotations"].is_object()) {
     nlohmann::json& a = meta["annotations"];
-    for (const char* key : {"kubectl.kubernetes.io/last-applied-configuration",
-                            "deployment.kubernetes.io/revision", kChecksumAnnotation,
-                            kSourceAnnotation}) {
+    for (const char* key :
+         {"kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/revision",
+          kChecksumAnnotation, kSourceAnnotation}) {
       a.erase(key);
     }
     EraseIfEmpty(meta, "annotations");
@@ -75,9 +75,9 @@ void CleanForExport(const std::string& kind, nlohmann::json& object) {
   if (kind == "ServiceAccount") object.erase("secrets");  // token secrets are generated
 }
 
-absl::Status ExportResources(KubeApi& client, Discovery& discovery, const ExportOptions& options,
-                             const std::function<bool(const std::string& id,
-                                                      const std::string& yaml)>& emit) {
+absl::Status ExportResources(
+    KubeApi& client, Discovery& discovery, const ExportOptions& options,
+    const std::function<bool(const std::string& id, const std::string& yaml)>& emit) {
   std::vector<std::pair<std::string, std::string>> kinds;  // (group or "*", kind)
   if (options.kinds.empty()) {
     kinds.emplace_back("", "Namespace");
@@ -96,7 +96,7 @@ absl::Status ExportResources(KubeApi& client, Discovery& discovery, const Export
   absl::StatusOr<std::vector<ApiResource>> all = discovery.All();
   if (!all.ok()) return all.status();
   std::map<std::string, std::string> out;  // id -> yaml
-  std::set<std::string> done;  // group/kind
+  std::set<std::string> done;              // group/kind
   for (const auto& [group, kind] : kinds) {
     bool served = false;
     for (const ApiResource& api : *all) {  // preferred versions first

@@ -5,11 +5,10 @@
 #pragma once
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/status.h"
 #include "services/cluster-syncer/discovery.h"
@@ -28,8 +27,8 @@ struct ExportOptions {
 
 // Calls `emit(id, yaml)` for each exported resource, sorted by id. Objects made by
 // controllers (with ownerReferences) and cluster add-ons are left out.
-absl::Status ExportResources(KubeApi& client, Discovery& discovery, const ExportOptions& options,
-                             const std::function<bool(const std::string& id,
-                                                      const std::string& yaml)>& emit);
+absl::Status ExportResources(
+    KubeApi& client, Discovery& discovery, const ExportOptions& options,
+    const std::function<bool(const std::string& id, const std::string& yaml)>& emit);
 
 }  // namespace ferry::cluster_syncer

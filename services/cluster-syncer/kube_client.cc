@@ -56,7 +56,8 @@ absl::Status ApiError(long status, const std::string& body, const std::string& w
     message = j.value("message", "");
   }
   if (message.empty()) message = body.size() > 300 ? body.substr(0, 300) + "..." : body;
-  std::string text = absl::StrCat(what, ": ", message.empty() ? "HTTP " + std::to_string(status) : message);
+  std::string text =
+      absl::StrCat(what, ": ", message.empty() ? "HTTP " + std::to_string(status) : message);
   switch (status) {
     case 400:
     case 415:
@@ -116,9 +117,8 @@ absl::StatusOr<nlohmann::json> KubeClient::Call(const std::string& verb, const s
       .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   if (!response.ok()) {
     requests_total_.Add({{"verb", verb}, {"code", "error"}}).Increment();
-    return absl::Status(response.status().code(),
-                        absl::StrCat("Kubernetes API ", access_.server, ": ",
-                                     response.status().message()));
+    return absl::Status(response.status().code(), absl::StrCat("Kubernetes API ", access_.server,
+                                                               ": ", response.status().message()));
   }
   requests_total_.Add({{"verb", verb}, {"code", std::to_string(response->status)}}).Increment();
   if (response->status < 200 || response->status >= 300) {
@@ -127,7 +127,8 @@ absl::StatusOr<nlohmann::json> KubeClient::Call(const std::string& verb, const s
   if (response->body.empty()) return nlohmann::json::object();
   nlohmann::json j = nlohmann::json::parse(response->body, nullptr, false);
   if (j.is_discarded()) {
-    return absl::InternalError(absl::StrCat(method, " ", path, ": the API answered with invalid JSON"));
+    return absl::InternalError(
+        absl::StrCat(method, " ", path, ": the API answered with invalid JSON"));
   }
   return j;
 }
@@ -140,9 +141,8 @@ absl::StatusOr<std::string> DumpJson(const nlohmann::json& value) {
   try {
     return value.dump();
   } catch (const nlohmann::json::exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the object cannot be serialised as JSON (", e.what(),
-                     "); the manifest must be UTF-8 text"));
+    return absl::InvalidArgumentError(absl::StrCat("the object cannot be serialised as JSON (",
+                                                   e.what(), "); the manifest must be UTF-8 text"));
   }
 }
 
@@ -178,8 +178,8 @@ absl::StatusOr<nlohmann::json> KubeClient::MergePatch(const std::string& path,
 }
 
 absl::Status KubeClient::Delete(const std::string& path, bool dry_run) {
-  nlohmann::json options = {{"apiVersion", "v1"}, {"kind", "DeleteOptions"},
-                            {"propagationPolicy", "Background"}};
+  nlohmann::json options = {
+      {"apiVersion", "v1"}, {"kind", "DeleteOptions"}, {"propagationPolicy", "Background"}};
   if (dry_run) options["dryRun"] = {"All"};
   return Call("delete", "DELETE", path, options.dump(), "application/json").status();
 }

@@ -46,7 +46,6 @@ class KubeClientTest : public testing::KubeSuite {
     KubeClient client(*access, registry);
     return client.Get("/api/v1/namespaces", "list");
   }
-
 };
 
 TEST_F(KubeClientTest, TokenWithCaFileRelativeToTheKubeconfig) {
@@ -67,24 +66,23 @@ TEST_F(KubeClientTest, TokenWithCaFileRelativeToTheKubeconfig) {
 
 TEST_F(KubeClientTest, ClientCertificateWithInlineCa) {
   const std::string ca = absl::Base64Escape(ReadFile(cluster_->ca_path()));
-  const std::string path =
-      Kubeconfig("cert.yaml", "    certificate-authority-data: " + ca + "\n",
-                 "    client-certificate: " + cluster_->dir() + "/admin.crt\n" +
-                     "    client-key-data: " + absl::Base64Escape(ReadFile(cluster_->dir() + "/admin.key")) +
-                     "\n");
+  const std::string path = Kubeconfig(
+      "cert.yaml", "    certificate-authority-data: " + ca + "\n",
+      "    client-certificate: " + cluster_->dir() + "/admin.crt\n" + "    client-key-data: " +
+          absl::Base64Escape(ReadFile(cluster_->dir() + "/admin.key")) + "\n");
   auto list = ListNamespaces(path);
   EXPECT_TRUE(list.ok()) << list.status();
 }
 
 TEST_F(KubeClientTest, TokenFileIsReadAndAWrongTokenIsUnauthenticated) {
   std::ofstream(*dir_ + "/token-file") << cluster_->token() << "\n";
-  const std::string ok = Kubeconfig("tokenfile.yaml",
-                                    "    certificate-authority: " + cluster_->ca_path() + "\n",
-                                    "    tokenFile: " + *dir_ + "/token-file\n");
+  const std::string ok =
+      Kubeconfig("tokenfile.yaml", "    certificate-authority: " + cluster_->ca_path() + "\n",
+                 "    tokenFile: " + *dir_ + "/token-file\n");
   EXPECT_TRUE(ListNamespaces(ok).ok());
-  const std::string bad = Kubeconfig("badtoken.yaml",
-                                     "    certificate-authority: " + cluster_->ca_path() + "\n",
-                                     "    token: not-the-token\n");
+  const std::string bad =
+      Kubeconfig("badtoken.yaml", "    certificate-authority: " + cluster_->ca_path() + "\n",
+                 "    token: not-the-token\n");
   auto list = ListNamespaces(bad);
   EXPECT_EQ(list.status().code(), absl::StatusCode::kUnauthenticated) << list.status();
   EXPECT_FALSE(absl::StrContains(list.status().message(), "not-the-token"));  // no secrets
@@ -93,12 +91,13 @@ TEST_F(KubeClientTest, TokenFileIsReadAndAWrongTokenIsUnauthenticated) {
 TEST_F(KubeClientTest, WrongCaIsAClearTlsErrorUnlessVerificationIsSkipped) {
   const std::string other_ca = *dir_ + "/other-ca";
   ASSERT_EQ(std::system(("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other "
-                         "-keyout " + other_ca + ".key -out " + other_ca + ".crt 2>/dev/null")
+                         "-keyout " +
+                         other_ca + ".key -out " + other_ca + ".crt 2>/dev/null")
                             .c_str()),
             0);
   const std::string token = "    token: " + cluster_->token() + "\n";
-  const std::string wrong = Kubeconfig(
-      "wrongca.yaml", "    certificate-authority: " + other_ca + ".crt\n", token);
+  const std::string wrong =
+      Kubeconfig("wrongca.yaml", "    certificate-authority: " + other_ca + ".crt\n", token);
   auto list = ListNamespaces(wrong);
   EXPECT_EQ(list.status().code(), absl::StatusCode::kUnavailable) << list.status();
   EXPECT_TRUE(absl::StrContains(list.status().message(), "certificate")) << list.status();
@@ -110,8 +109,7 @@ TEST_F(KubeClientTest, WrongCaIsAClearTlsErrorUnlessVerificationIsSkipped) {
 }
 
 TEST_F(KubeClientTest, KubeconfigMistakesSayWhatToFix) {
-  const std::string path = Kubeconfig("exec.yaml", "",
-                                      "    exec:\n      command: aws\n");
+  const std::string path = Kubeconfig("exec.yaml", "", "    exec:\n      command: aws\n");
   auto exec = LoadKubeconfig(path, "");
   EXPECT_EQ(exec.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(exec.status().message(), "exec")) << exec.status();

@@ -64,7 +64,8 @@ absl::StatusOr<ClusterAccess> LoadKubeconfig(const std::string& path, const std:
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("kubeconfig ", path, ": ", e.what()));
   }
-  if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat("kubeconfig ", path, ": not a mapping"));
+  if (!root.IsMap())
+    return absl::InvalidArgumentError(absl::StrCat("kubeconfig ", path, ": not a mapping"));
   const std::filesystem::path base = std::filesystem::path(path).parent_path();
   auto resolve = [&](const std::string& file) {
     if (file.empty() || std::filesystem::path(file).is_absolute()) return file;
@@ -74,8 +75,8 @@ absl::StatusOr<ClusterAccess> LoadKubeconfig(const std::string& path, const std:
   ClusterAccess access;
   access.context = context.empty() ? Str(root, "current-context") : context;
   if (access.context.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "kubeconfig ", path, " has no current-context; pass --context NAME"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("kubeconfig ", path, " has no current-context; pass --context NAME"));
   }
   auto ctx = Named(root, "contexts", "context", access.context, path);
   if (!ctx.ok()) return ctx.status();
@@ -122,7 +123,8 @@ absl::StatusOr<ClusterAccess> LoadKubeconfig(const std::string& path, const std:
       access.tls.client_key_pem = *pem;
     }
     access.token = Str(*user, "token");
-    if (std::string file = Str(*user, "tokenFile"); !file.empty()) access.token_path = resolve(file);
+    if (std::string file = Str(*user, "tokenFile"); !file.empty())
+      access.token_path = resolve(file);
     access.username = Str(*user, "username");
     access.password = Str(*user, "password");
     if ((*user)["exec"] || (*user)["auth-provider"]) {
@@ -135,9 +137,9 @@ absl::StatusOr<ClusterAccess> LoadKubeconfig(const std::string& path, const std:
     }
   }
   if (access.tls.client_cert_pem.empty() != access.tls.client_key_pem.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "kubeconfig ", path, ": user '", user_name, "' has a client certificate without its key "
-        "(or a key without its certificate)"));
+    return absl::InvalidArgumentError(absl::StrCat("kubeconfig ", path, ": user '", user_name,
+                                                   "' has a client certificate without its key "
+                                                   "(or a key without its certificate)"));
   }
   return access;
 }
@@ -151,8 +153,8 @@ absl::StatusOr<ClusterAccess> InClusterAccess(const std::string& account_dir) {
   }
   ClusterAccess access;
   const std::string h = host;
-  access.server = absl::StrCat("https://", h.find(':') != std::string::npos ? "[" + h + "]" : h,
-                               ":", port);
+  access.server =
+      absl::StrCat("https://", h.find(':') != std::string::npos ? "[" + h + "]" : h, ":", port);
   access.token_path = account_dir + "/token";
   auto token = ReadFile(access.token_path, "service account token");
   if (!token.ok()) return token.status();

@@ -14,8 +14,8 @@ namespace ferry::cluster_syncer {
 struct ClusterAccess {
   std::string server;  // "https://host:port" (no trailing slash)
   http::CurlOptions tls;
-  std::string token;       // bearer token, or
-  std::string token_path;  // a file holding it, re-read when it changes (rotation)
+  std::string token;               // bearer token, or
+  std::string token_path;          // a file holding it, re-read when it changes (rotation)
   std::string username, password;  // basic auth (rare; kept for old kubeconfigs)
   std::string default_namespace = "default";
   std::string context;  // the context used (kubeconfig only), for messages

@@ -43,8 +43,8 @@ int main(int argc, char** argv) {
   sync_options.default_namespace = access->default_namespace;
   Syncer syncer(kube, discovery, sync_options);
   SyncMetrics metrics(*registry);
-  auto git = ferry::v1::GitWriter::NewStub(
-      ferry::runtime::ChannelTo(config->git_writer_address, *peer));
+  auto git =
+      ferry::v1::GitWriter::NewStub(ferry::runtime::ChannelTo(config->git_writer_address, *peer));
   SyncLoop::Options loop_options;
   loop_options.interval = config->sync_interval;
   loop_options.state = config->sync_state;
@@ -65,9 +65,8 @@ int main(int argc, char** argv) {
           loop.Stop();
           return;
         }
-        loop.SetReadinessSink([server](bool ready) {
-          server->SetServingStatus(kReadinessHealthName, ready);
-        });
+        loop.SetReadinessSink(
+            [server](bool ready) { server->SetServingStatus(kReadinessHealthName, ready); });
       });
   loop.Stop();
   return code;

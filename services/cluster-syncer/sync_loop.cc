@@ -136,8 +136,8 @@ void SyncLoop::Work() {
       backoff = absl::Seconds(1);
       next_due = clock_.Now() + options_.interval;
     } else {
-      log::Warn("sync failed; retrying", {{"error", report.error},
-                                           {"retry_in_ms", absl::ToInt64Milliseconds(backoff)}});
+      log::Warn("sync failed; retrying",
+                {{"error", report.error}, {"retry_in_ms", absl::ToInt64Milliseconds(backoff)}});
       next_due = clock_.Now() + backoff;
       backoff = std::min(backoff * 2, options_.max_backoff);
     }
@@ -231,13 +231,14 @@ SyncReport SyncLoop::RunSync(const std::string& wanted, bool dry_run, bool fetch
     ready_ = ready;
   }
   cv_.notify_all();
-  log::Info("synced", {{"revision", report.revision},
-                       {"applied", report.applied},
-                       {"unchanged", report.unchanged},
-                       {"failed", report.failed},
-                       {"pruned", report.pruned},
-                       {"error", report.error},
-                       {"duration_ms", absl::ToInt64Milliseconds(report.finished - report.started)}});
+  log::Info("synced",
+            {{"revision", report.revision},
+             {"applied", report.applied},
+             {"unchanged", report.unchanged},
+             {"failed", report.failed},
+             {"pruned", report.pruned},
+             {"error", report.error},
+             {"duration_ms", absl::ToInt64Milliseconds(report.finished - report.started)}});
   return report;
 }
 
@@ -280,7 +281,8 @@ std::pair<uint64_t, std::optional<SyncReport>> SyncLoop::Last() {
 std::pair<uint64_t, std::optional<SyncReport>> SyncLoop::WaitNext(uint64_t after,
                                                                   absl::Duration timeout) {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [&] { return stop_ || sequence_ > after; });
+  cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+               [&] { return stop_ || sequence_ > after; });
   return {sequence_, last_};
 }
 

@@ -96,7 +96,7 @@ class SyncLoop {
   bool ready_ = false;
   std::function<void(bool)> readiness_sink_;
   grpc::ClientContext* watch_context_ = nullptr;  // to cancel the head stream
-  std::set<grpc::ClientContext*> calls_;         // calls in progress, to cancel on Stop()
+  std::set<grpc::ClientContext*> calls_;          // calls in progress, to cancel on Stop()
 
   std::thread watcher_;
   std::thread worker_;

@@ -111,7 +111,8 @@ void DefaultPortProtocols(const std::string& kind, nlohmann::json& object) {
   for (const char* list : {"containers", "initContainers"}) {
     if (!pod->contains(list) || !(*pod)[list].is_array()) continue;
     for (auto& container : (*pod)[list]) {
-      if (container.is_object() && container.contains("ports")) DefaultProtocols(container["ports"]);
+      if (container.is_object() && container.contains("ports"))
+        DefaultProtocols(container["ports"]);
     }
   }
 }
@@ -154,7 +155,6 @@ struct Item {
   std::string error;
 };
 
-
 }  // namespace internal
 
 using internal::Item;
@@ -170,22 +170,51 @@ struct Syncer::ParsedFile {
 int ApplyRank(const std::string& group, const std::string& kind) {
   static const std::map<std::string, int> kRank = {
       {"Namespace", 0},
-      {"CustomResourceDefinition", 1}, {"ServiceAccount", 1}, {"ClusterRole", 1}, {"Role", 1},
-      {"Service", 1}, {"PersistentVolume", 1}, {"StorageClass", 1}, {"PriorityClass", 1},
-      {"ResourceQuota", 2}, {"LimitRange", 2}, {"Secret", 2}, {"ConfigMap", 2},
-      {"ClusterRoleBinding", 2}, {"RoleBinding", 2}, {"PersistentVolumeClaim", 2},
-      {"Ingress", 2}, {"NetworkPolicy", 2}, {"PodDisruptionBudget", 2},
-      {"Deployment", 3}, {"DaemonSet", 3}, {"StatefulSet", 3}, {"ReplicaSet", 3},
-      {"Job", 3}, {"CronJob", 3}, {"Pod", 3}, {"ReplicationController", 3},
-      {"HelmRelease", 3}, {"FluxHelmRelease", 3},
+      {"CustomResourceDefinition", 1},
+      {"ServiceAccount", 1},
+      {"ClusterRole", 1},
+      {"Role", 1},
+      {"Service", 1},
+      {"PersistentVolume", 1},
+      {"StorageClass", 1},
+      {"PriorityClass", 1},
+      {"ResourceQuota", 2},
+      {"LimitRange", 2},
+      {"Secret", 2},
+      {"ConfigMap", 2},
+      {"ClusterRoleBinding", 2},
+      {"RoleBinding", 2},
+      {"PersistentVolumeClaim", 2},
+      {"Ingress", 2},
+      {"NetworkPolicy", 2},
+      {"PodDisruptionBudget", 2},
+      {"Deployment", 3},
+      {"DaemonSet", 3},
+      {"StatefulSet", 3},
+      {"ReplicaSet", 3},
+      {"Job", 3},
+      {"CronJob", 3},
+      {"Pod", 3},
+      {"ReplicationController", 3},
+      {"HelmRelease", 3},
+      {"FluxHelmRelease", 3},
   };
   auto it = kRank.find(kind);
   if (it == kRank.end()) return kRanks - 1;
   // Built-in kinds only: a custom "Service" of some CRD group is "everything else".
-  static const std::set<std::string> kBuiltinGroups = {
-      "", "apps", "batch", "rbac.authorization.k8s.io", "apiextensions.k8s.io",
-      "networking.k8s.io", "extensions", "policy", "storage.k8s.io", "scheduling.k8s.io",
-      "helm.fluxcd.io", "helm.toolkit.fluxcd.io", "flux.weave.works"};
+  static const std::set<std::string> kBuiltinGroups = {"",
+                                                       "apps",
+                                                       "batch",
+                                                       "rbac.authorization.k8s.io",
+                                                       "apiextensions.k8s.io",
+                                                       "networking.k8s.io",
+                                                       "extensions",
+                                                       "policy",
+                                                       "storage.k8s.io",
+                                                       "scheduling.k8s.io",
+                                                       "helm.fluxcd.io",
+                                                       "helm.toolkit.fluxcd.io",
+                                                       "flux.weave.works"};
   return kBuiltinGroups.count(group) ? it->second : kRanks - 1;
 }
 
@@ -204,8 +233,8 @@ SyncMetrics::SyncMetrics(prometheus::Registry& registry)
                     .Name("ferry_sync_duration_seconds")
                     .Help("Duration of syncs.")
                     .Register(registry)
-                    .Add({}, prometheus::Histogram::BucketBoundaries{
-                                 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300})),
+                    .Add({}, prometheus::Histogram::BucketBoundaries{0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+                                                                     30, 60, 120, 300})),
       last_success_(prometheus::BuildGauge()
                         .Name("ferry_sync_last_success_timestamp_seconds")
                         .Help("When the last sync without errors finished (Unix time).")
@@ -226,7 +255,8 @@ void SyncMetrics::Record(const SyncReport& report) {
   objects_.Add({{"result", "pruned"}}).Increment(report.pruned);
   objects_.Add({{"result", "skipped"}}).Increment(report.skipped);
   duration_.Observe(absl::ToDoubleSeconds(report.finished - report.started));
-  if (outcome == "success") last_success_.Set(absl::ToDoubleSeconds(report.finished - absl::UnixEpoch()));
+  if (outcome == "success")
+    last_success_.Set(absl::ToDoubleSeconds(report.finished - absl::UnixEpoch()));
   if (report.error.empty() && !report.revision.empty()) {
     std::lock_guard<std::mutex> lock(mu_);
     if (revision_series_ != nullptr) revision_.Remove(revision_series_);
@@ -528,9 +558,15 @@ std::set<std::string> SyncRun::Tally() {
   std::set<std::string> failed_names;  // kind|name of failed items: never pruned
   for (const Item& item : items_) {
     switch (item.state) {
-      case Item::State::kApplied: ++report_.applied; break;
-      case Item::State::kUnchanged: ++report_.unchanged; break;
-      case Item::State::kSkipped: ++report_.skipped; break;
+      case Item::State::kApplied:
+        ++report_.applied;
+        break;
+      case Item::State::kUnchanged:
+        ++report_.unchanged;
+        break;
+      case Item::State::kSkipped:
+        ++report_.skipped;
+        break;
       case Item::State::kFailed:
       case Item::State::kPending:
         ++report_.failed;

@@ -18,8 +18,9 @@ namespace {
 std::vector<ManifestFileContent> RepoFiles(const std::string& p) {
   auto sub = [&](const std::string& text) { return absl::StrReplaceAll(text, {{"@@", p}}); };
   return {
-      {"namespaces.yaml", sub("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: @@-apps\n"
-                              "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: @@-tools\n")},
+      {"namespaces.yaml",
+       sub("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: @@-apps\n"
+           "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: @@-tools\n")},
       {"crd.yaml", sub(R"(apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
@@ -154,7 +155,8 @@ class SyncerTest : public testing::KubeSuite {
   }
   static std::string Errors(const SyncReport& r) {
     std::string out = r.error;
-    for (const auto& e : r.errors) absl::StrAppend(&out, "\n", e.resource, " (", e.path, "): ", e.error);
+    for (const auto& e : r.errors)
+      absl::StrAppend(&out, "\n", e.resource, " (", e.path, "): ", e.error);
     return out;
   }
 
@@ -172,17 +174,20 @@ TEST_F(SyncerTest, FirstSyncThenNoOpResyncThenOneChangedObject) {
   EXPECT_EQ(first.applied, 12);
   // kubectl sees what Ferry applied, with the values' types intact.
   int status = 0;
-  EXPECT_EQ(Kubectl("-n s1-apps get deploy web -o jsonpath={.spec.template.spec.containers[0].image}",
-                    &status),
-            "registry.example.com/team/web:1.0.0");
+  EXPECT_EQ(
+      Kubectl("-n s1-apps get deploy web -o jsonpath={.spec.template.spec.containers[0].image}",
+              &status),
+      "registry.example.com/team/web:1.0.0");
   EXPECT_EQ(Kubectl("-n s1-apps get cm web-config -o jsonpath={.data.debug}"), "yes");
   // The Service's port had no protocol: 1.20 refuses such an apply unless Ferry writes TCP.
   EXPECT_EQ(Kubectl("-n s1-apps get svc web -o jsonpath={.spec.ports[0].protocol}"), "TCP");
   EXPECT_EQ(Kubectl("-n s1-apps get s1widget w -o jsonpath={.spec.size}"), "3");
   EXPECT_EQ(Kubectl("-n s1-tools get cronjob report -o jsonpath={.spec.schedule}"), "0 * * * *");
-  EXPECT_EQ(Kubectl("get clusterrole s1-viewer -o 'jsonpath={.metadata.labels.ferry\\.dev/sync-set}'"),
-            "first");
-  std::string managers = Kubectl("-n s1-apps get deploy web -o jsonpath={.metadata.managedFields[*].manager}");
+  EXPECT_EQ(
+      Kubectl("get clusterrole s1-viewer -o 'jsonpath={.metadata.labels.ferry\\.dev/sync-set}'"),
+      "first");
+  std::string managers =
+      Kubectl("-n s1-apps get deploy web -o jsonpath={.metadata.managedFields[*].manager}");
   EXPECT_TRUE(absl::StrContains(managers, "ferry")) << managers;
 
   // Nothing changed: nothing is written.
@@ -204,14 +209,16 @@ TEST_F(SyncerTest, FirstSyncThenNoOpResyncThenOneChangedObject) {
   EXPECT_EQ(changed.applied, 1);
   EXPECT_EQ(changed.unchanged, 11);
   EXPECT_EQ(client_->writes(), writes + 1);
-  EXPECT_EQ(Kubectl("-n s1-apps get deploy web -o jsonpath={.spec.template.spec.containers[0].image}"),
-            "registry.example.com/team/web:1.1.0");
+  EXPECT_EQ(
+      Kubectl("-n s1-apps get deploy web -o jsonpath={.spec.template.spec.containers[0].image}"),
+      "registry.example.com/team/web:1.1.0");
 }
 
 TEST_F(SyncerTest, AnObjectMovedToAnotherFileIsAppliedAgainWithItsNewSource) {
   auto syncer = MakeSyncer("moved");
-  const std::string cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: moving, namespace: default}\n"
-                         "data: {a: b}\n";
+  const std::string cm =
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: moving, namespace: default}\n"
+      "data: {a: b}\n";
   SyncReport first = syncer->Sync("rev1", {{"old.yaml", cm}}, false);
   ASSERT_EQ(first.applied, 1) << Errors(first);
   SyncReport moved = syncer->Sync("rev2", {{"new/place.yaml", cm}}, false);
@@ -226,10 +233,12 @@ TEST_F(SyncerTest, BrokenManifestsFailAloneWithTheirReason) {
   files.push_back({"bad/invalid-field.yaml",
                    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bad, namespace: s2-apps}\n"
                    "data:\n  nested: {not: allowed}\n"});
-  files.push_back({"bad/unknown-kind.yaml",
-                   "apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g, namespace: s2-apps}\n"});
-  files.push_back({"bad/wrong-namespace.yaml",
-                   "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: s2-nowhere}\n"});
+  files.push_back(
+      {"bad/unknown-kind.yaml",
+       "apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g, namespace: s2-apps}\n"});
+  files.push_back(
+      {"bad/wrong-namespace.yaml",
+       "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: s2-nowhere}\n"});
   files.push_back({"bad/not-yaml.yaml", "apiVersion: v1\nkind: [unclosed\n"});
   SyncReport r = syncer->Sync("rev1", files, false);
   ASSERT_TRUE(r.error.empty()) << r.error;
@@ -254,12 +263,14 @@ TEST_F(SyncerTest, ManifestLimitsFailTheDocumentOverThemAlone) {
   o.manifest_limits.max_depth = 3;
   Syncer syncer(*client_, *discovery_, o);
   const std::vector<ManifestFileContent> files = {
-      {"ok.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: s6-limits}\n---\n"
-                  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: flat, namespace: s6-limits}\n"
-                  "data: {a: b}\n"},
-      {"deep.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: deep\n"
-                    "  namespace: s6-limits\n  labels: {a: b}\n  annotations: &a {x: y}\n"
-                    "data: {k: {kk: *a}}\n"}};
+      {"ok.yaml",
+       "apiVersion: v1\nkind: Namespace\nmetadata: {name: s6-limits}\n---\n"
+       "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: flat, namespace: s6-limits}\n"
+       "data: {a: b}\n"},
+      {"deep.yaml",
+       "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: deep\n"
+       "  namespace: s6-limits\n  labels: {a: b}\n  annotations: &a {x: y}\n"
+       "data: {k: {kk: *a}}\n"}};
   SyncReport r = syncer.Sync("rev1", files, false);
   ASSERT_TRUE(r.error.empty()) << r.error;
   EXPECT_EQ(r.applied, 2) << Errors(r);
@@ -274,11 +285,12 @@ TEST_F(SyncerTest, ManifestLimitsFailTheDocumentOverThemAlone) {
 TEST_F(SyncerTest, GarbageCollectionDeletesWhatLeftGitKeepsIgnoredAndForeignObjects) {
   auto syncer = MakeSyncer("gc", /*gc=*/true);
   auto files = RepoFiles("s3");
-  files.push_back({"extra.yaml",
-                   "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: leaving, namespace: s3-apps}\n"
-                   "data: {a: b}\n---\n"
-                   "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  namespace: s3-apps\n"
-                   "data: {a: b}\n"});
+  files.push_back(
+      {"extra.yaml",
+       "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: leaving, namespace: s3-apps}\n"
+       "data: {a: b}\n---\n"
+       "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  namespace: s3-apps\n"
+       "data: {a: b}\n"});
   SyncReport first = syncer->Sync("rev1", files, false);
   ASSERT_EQ(first.failed, 0) << Errors(first);
   EXPECT_EQ(first.pruned, 0);

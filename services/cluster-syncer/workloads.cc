@@ -83,7 +83,8 @@ RolloutInfo RolloutOf(const std::string& kind, const nlohmann::json& object) {
       r.messages.push_back(absl::StrCat(r.outdated, " old replicas pending termination"));
     } else if (r.available < r.updated) {
       r.state = State::kUpdating;
-      r.messages.push_back(absl::StrCat(r.available, " of ", r.updated, " updated replicas available"));
+      r.messages.push_back(
+          absl::StrCat(r.available, " of ", r.updated, " updated replicas available"));
     } else {
       r.state = State::kReady;
     }
@@ -135,7 +136,8 @@ RolloutInfo RolloutOf(const std::string& kind, const nlohmann::json& object) {
   } else if (kind == "Job") {
     r.desired = static_cast<int>(Int(spec, "completions", Int(spec, "parallelism", 1)));
     r.ready = r.available = r.updated = static_cast<int>(Int(status, "succeeded"));
-    if (const auto& f = Condition(object, "Failed"); !f.is_null() && f.value("status", "") == "True") {
+    if (const auto& f = Condition(object, "Failed");
+        !f.is_null() && f.value("status", "") == "True") {
       r.state = State::kError;
       r.messages.push_back(absl::StrCat("job failed: ", f.value("message", f.value("reason", ""))));
     } else if (const auto& c = Condition(object, "Complete");
@@ -180,8 +182,8 @@ ClusterWorkloadInfo WorkloadOf(const std::string& kind, const nlohmann::json& ob
     const nlohmann::json& containers = Field(pod, {list});
     if (!containers.is_array()) continue;
     for (const auto& c : containers) {
-      w.containers.push_back({c.value("name", ""), c.value("image", ""),
-                              std::string(list) == "initContainers"});
+      w.containers.push_back(
+          {c.value("name", ""), c.value("image", ""), std::string(list) == "initContainers"});
     }
   }
   w.rollout = RolloutOf(kind, object);
@@ -197,9 +199,14 @@ bool IsClusterAddon(const nlohmann::json& object) {
 
 const std::vector<std::pair<std::string, std::string>>& WorkloadKinds() {
   static const std::vector<std::pair<std::string, std::string>> kKinds = {
-      {"apps", "Deployment"}, {"apps", "DaemonSet"}, {"apps", "StatefulSet"},
-      {"batch", "CronJob"},   {"batch", "Job"},      {"helm.fluxcd.io", "HelmRelease"},
-      {"helm.toolkit.fluxcd.io", "HelmRelease"}, {"flux.weave.works", "FluxHelmRelease"}};
+      {"apps", "Deployment"},
+      {"apps", "DaemonSet"},
+      {"apps", "StatefulSet"},
+      {"batch", "CronJob"},
+      {"batch", "Job"},
+      {"helm.fluxcd.io", "HelmRelease"},
+      {"helm.toolkit.fluxcd.io", "HelmRelease"},
+      {"flux.weave.works", "FluxHelmRelease"}};
   return kKinds;
 }
 

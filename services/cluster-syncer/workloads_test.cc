@@ -28,28 +28,31 @@ nlohmann::json Deployment(int replicas, int64_t generation, const nlohmann::json
 TEST(RolloutOf, DeploymentStatesLikeKubectl) {
   EXPECT_EQ(RolloutOf("Deployment", Deployment(2, 3, {{"observedGeneration", 2}})).state,
             State::kUpdating);  // spec not observed yet
-  RolloutInfo partial = RolloutOf("Deployment", Deployment(3, 2, {{"observedGeneration", 2},
-                                                                   {"replicas", 4},
-                                                                   {"updatedReplicas", 2},
-                                                                   {"readyReplicas", 3},
-                                                                   {"availableReplicas", 3}}));
+  RolloutInfo partial = RolloutOf("Deployment", Deployment(3, 2,
+                                                           {{"observedGeneration", 2},
+                                                            {"replicas", 4},
+                                                            {"updatedReplicas", 2},
+                                                            {"readyReplicas", 3},
+                                                            {"availableReplicas", 3}}));
   EXPECT_EQ(partial.state, State::kUpdating);
   EXPECT_EQ(partial.desired, 3);
   EXPECT_EQ(partial.updated, 2);
   EXPECT_EQ(partial.outdated, 2);
   EXPECT_EQ(partial.messages.at(0), "2 of 3 new replicas updated");
-  RolloutInfo ready = RolloutOf("Deployment", Deployment(2, 2, {{"observedGeneration", 2},
-                                                                 {"replicas", 2},
-                                                                 {"updatedReplicas", 2},
-                                                                 {"readyReplicas", 2},
-                                                                 {"availableReplicas", 2}}));
+  RolloutInfo ready = RolloutOf("Deployment", Deployment(2, 2,
+                                                         {{"observedGeneration", 2},
+                                                          {"replicas", 2},
+                                                          {"updatedReplicas", 2},
+                                                          {"readyReplicas", 2},
+                                                          {"availableReplicas", 2}}));
   EXPECT_EQ(ready.state, State::kReady);
   EXPECT_TRUE(ready.messages.empty());
   nlohmann::json stuck = Deployment(2, 2, {{"observedGeneration", 2}, {"updatedReplicas", 1}});
-  stuck["status"]["conditions"] = {{{"type", "Progressing"},
-                                    {"status", "False"},
-                                    {"reason", "ProgressDeadlineExceeded"},
-                                    {"message", "ReplicaSet \"web-1\" has timed out progressing."}}};
+  stuck["status"]["conditions"] = {
+      {{"type", "Progressing"},
+       {"status", "False"},
+       {"reason", "ProgressDeadlineExceeded"},
+       {"message", "ReplicaSet \"web-1\" has timed out progressing."}}};
   RolloutInfo error = RolloutOf("Deployment", stuck);
   EXPECT_EQ(error.state, State::kError);
   EXPECT_TRUE(absl::StrContains(error.messages.at(0), "timed out")) << error.messages.at(0);
@@ -58,7 +61,8 @@ TEST(RolloutOf, DeploymentStatesLikeKubectl) {
 TEST(RolloutOf, JobsAndDaemonSets) {
   nlohmann::json job = {{"spec", {{"completions", 2}}}, {"status", {{"succeeded", 1}}}};
   EXPECT_EQ(RolloutOf("Job", job).state, State::kUpdating);
-  job["status"]["conditions"] = {{{"type", "Failed"}, {"status", "True"}, {"reason", "BackoffLimitExceeded"}}};
+  job["status"]["conditions"] = {
+      {{"type", "Failed"}, {"status", "True"}, {"reason", "BackoffLimitExceeded"}}};
   EXPECT_EQ(RolloutOf("Job", job).state, State::kError);
   nlohmann::json ds = {{"metadata", {{"generation", 1}}},
                        {"status",
@@ -217,13 +221,14 @@ TEST_F(ClusterWorkloadsTest, ListsWorkloadsWithRolloutStatusHidingAddons) {
   auto sts = discovery_->FindPreferred("apps", "StatefulSet");
   ASSERT_TRUE(sts.ok());
   const std::string status_path = sts->ObjectPath("w1", "db") + "/status";
-  ASSERT_TRUE(client_->MergePatch(status_path, {{"status",
-                                                 {{"observedGeneration", 1},
-                                                  {"replicas", 3},
-                                                  {"readyReplicas", 1},
-                                                  {"updatedReplicas", 3},
-                                                  {"currentRevision", "db-1"},
-                                                  {"updateRevision", "db-1"}}}})
+  ASSERT_TRUE(client_
+                  ->MergePatch(status_path, {{"status",
+                                              {{"observedGeneration", 1},
+                                               {"replicas", 3},
+                                               {"readyReplicas", 1},
+                                               {"updatedReplicas", 3},
+                                               {"currentRevision", "db-1"},
+                                               {"updateRevision", "db-1"}}}})
                   .ok());
   auto db = GetClusterWorkload(*client_, *discovery_, "w1:statefulset/db");
   ASSERT_TRUE(db.ok()) << db.status();
@@ -285,11 +290,11 @@ TEST_F(ClusterWorkloadsTest, ListsFluxHelmReleasesOnceTheirCrdIsServed) {
   ASSERT_EQ(list->size(), 1u);
   EXPECT_EQ(list->at(0).id, "fhr:fluxhelmrelease/podinfo");
   EXPECT_EQ(list->at(0).rollout.state, State::kUnknown);  // no operator in the test cluster
-  ASSERT_TRUE(client_->MergePatch(api->ObjectPath("fhr", "podinfo") + "/status",
-                                  {{"status",
-                                    {{"observedGeneration", 1},
-                                     {"conditions", {{{"type", "Released"},
-                                                      {"status", "True"}}}}}}})
+  ASSERT_TRUE(client_
+                  ->MergePatch(api->ObjectPath("fhr", "podinfo") + "/status",
+                               {{"status",
+                                 {{"observedGeneration", 1},
+                                  {"conditions", {{{"type", "Released"}, {"status", "True"}}}}}}})
                   .ok());
   auto released = GetClusterWorkload(*client_, *discovery_, "fhr:fluxhelmrelease/podinfo");
   ASSERT_TRUE(released.ok()) << released.status();
@@ -335,7 +340,8 @@ data: {port: "8080", mode: "yes"}
     EXPECT_FALSE(absl::StrContains(deploy, server_made)) << server_made << " in\n" << deploy;
   }
   EXPECT_FALSE(absl::StrContains(first["x1:service/web"], "clusterIP:")) << first["x1:service/web"];
-  EXPECT_TRUE(absl::StrContains(first["x1:configmap/web"], "port: \"8080\"")) << first["x1:configmap/web"];
+  EXPECT_TRUE(absl::StrContains(first["x1:configmap/web"], "port: \"8080\""))
+      << first["x1:configmap/web"];
 
   // Apply the export (renamed to x2) with kubectl, export again: the same documents.
   std::string copy;

@@ -14,8 +14,7 @@ void AddFlags(CLI::App& app, Flags& flags) {
   runtime::AddServerFlags(app, kComponent, flags.server);
   // The config repo: file:///path, /path, ssh://git@host[:port]/path, git@host:path,
   // https://host/path. Required.
-  app.add_option("--git_url", flags.git_url, "URL of the config repo")
-      ->envname("FERRY_GIT_URL");
+  app.add_option("--git_url", flags.git_url, "URL of the config repo")->envname("FERRY_GIT_URL");
   // The branch Ferry reads, commits to and pushes.
   app.add_option("--git_branch", flags.git_branch, "Branch of the config repo")
       ->envname("FERRY_GIT_BRANCH")
@@ -73,8 +72,7 @@ void AddFlags(CLI::App& app, Flags& flags) {
       ->capture_default_str();
   // Internal: the git-writer runs itself with this flag to repack its mirror in a child
   // process (Libgit2Options::repack_program); it repacks that bare repo and exits. Hidden.
-  app.add_option("--repack_mirror", flags.repack_mirror, "Repack this mirror and exit")
-      ->group("");
+  app.add_option("--repack_mirror", flags.repack_mirror, "Repack this mirror and exit")->group("");
   // Namespace of namespaced resources without one in their manifest.
   app.add_option("--default_namespace", flags.default_namespace,
                  "Namespace of resources that have none")
@@ -108,7 +106,8 @@ void AddFlags(CLI::App& app, Flags& flags) {
 
 absl::StatusOr<Config> ToConfig(const Flags& flags) {
   Config config;
-  absl::StatusOr<runtime::ServerOptions> server = runtime::ToServerOptions(kComponent, flags.server);
+  absl::StatusOr<runtime::ServerOptions> server =
+      runtime::ToServerOptions(kComponent, flags.server);
   if (!server.ok()) return server.status();
   config.server = *std::move(server);
   if (flags.git_url.empty()) {
@@ -151,9 +150,8 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
     return limits;
   }
   if (flags.max_manifest_file_bytes > flags.max_manifest_tree_bytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(limits::kManifestFileBytes.flag, ": must not be over ",
-                     limits::kManifestTreeBytes.flag));
+    return absl::InvalidArgumentError(absl::StrCat(
+        limits::kManifestFileBytes.flag, ": must not be over ", limits::kManifestTreeBytes.flag));
   }
   bool ssh = absl::StartsWith(flags.git_url, "ssh://") ||
              (flags.git_url.find("://") == std::string::npos &&

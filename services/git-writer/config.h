@@ -2,10 +2,9 @@
 // validated Config. Every option is documented next to the flag that sets it, in config.cc.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"

@@ -24,7 +24,8 @@ namespace {
 void FillHead(const HeadInfo& head, const std::string& branch, ferry::v1::HeadResponse* out) {
   out->set_revision(head.revision);
   out->set_branch(branch);
-  if (!head.revision.empty()) *out->mutable_commit_time() = runtime::ToProtoTimestamp(head.commit_time);
+  if (!head.revision.empty())
+    *out->mutable_commit_time() = runtime::ToProtoTimestamp(head.commit_time);
   *out->mutable_last_fetch() = runtime::ToProtoTimestamp(head.last_fetch);
   out->set_fetch_error(head.fetch_error);
 }
@@ -49,9 +50,9 @@ absl::Status ValidateWorkload(const std::string& id) {
   size_t slash = id.find('/', colon == std::string::npos ? 0 : colon);
   if (colon == std::string::npos || colon == 0 || slash == std::string::npos ||
       slash == colon + 1 || slash + 1 == id.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "workload \"", id, "\" is not an id; use namespace:kind/name, e.g. "
-        "default:deployment/helloworld"));
+    return absl::InvalidArgumentError(absl::StrCat("workload \"", id,
+                                                   "\" is not an id; use namespace:kind/name, e.g. "
+                                                   "default:deployment/helloworld"));
   }
   return absl::OkStatus();
 }
@@ -90,7 +91,8 @@ absl::StatusOr<EditRequest> ToEdit(const ferry::v1::Edit& edit) {
     case ferry::v1::Edit::kImage: {
       const ferry::v1::ImageEdit& image = edit.image();
       if (image.container().empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(edit.workload(), ": image edit needs a container"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(edit.workload(), ": image edit needs a container"));
       }
       absl::StatusOr<image::Reference> to = image::Reference::Parse(image.to_image());
       if (!to.ok()) return to.status();
@@ -193,8 +195,8 @@ grpc::Status GitWriterService::ReadManifests(grpc::ServerContext* context,
   for (const std::string& path : paths) {
     if (absl::Status s = Libgit2Repository::ValidatePath(path); !s.ok()) return ToGrpcStatus(s);
   }
-  std::string revision = request->revision().empty() ? writer_.CurrentHead().revision
-                                                     : request->revision();
+  std::string revision =
+      request->revision().empty() ? writer_.CurrentHead().revision : request->revision();
   absl::StatusOr<std::vector<RepoFile>> files = writer_.ReadManifests(revision, paths);
   if (!files.ok()) return ToGrpcStatus(files.status());
   for (const RepoFile& f : *files) {
@@ -234,9 +236,9 @@ grpc::Status GitWriterService::ListWorkloads(grpc::ServerContext*,
     w->set_line(r.source.line);
     if (!StringsAreUtf8(*w)) {
       response->mutable_workloads()->RemoveLast();
-      response->add_load_errors(absl::StrCat(
-          names::Escape(r.source.path), ": workload ", names::Escape(r.id),
-          " skipped: a name, image or annotation in it is not UTF-8"));
+      response->add_load_errors(
+          absl::StrCat(names::Escape(r.source.path), ": workload ", names::Escape(r.id),
+                       " skipped: a name, image or annotation in it is not UTF-8"));
     }
   }
   for (const manifest::LoadError& e : (*index)->loaded.errors) {
@@ -280,17 +282,16 @@ grpc::Status GitWriterService::ApplyUpdates(grpc::ServerContext*,
   if (!request->cause().user().empty()) {
     absl::StatusOr<names::Author> author = names::ParseAuthor(request->cause().user());
     if (!author.ok()) return ToGrpcStatus(author.status());
-    apply.author = Signature{author->name,
-                             author->email.empty() ? "ferry@localhost" : author->email};
+    apply.author =
+        Signature{author->name, author->email.empty() ? "ferry@localhost" : author->email};
   }
   if (request->has_job()) {
     google::protobuf::util::JsonPrintOptions json;
     json.preserve_proto_field_names = true;
     (void)google::protobuf::util::MessageToJsonString(request->job(), &apply.note, json);
     if (apply.note.size() > limits::kJobNoteBytes.default_value) {
-      return ToGrpcStatus(absl::InvalidArgumentError(
-          limits::OverLimit("job", limits::kJobNoteBytes, limits::kJobNoteBytes.default_value,
-                            apply.note.size())));
+      return ToGrpcStatus(absl::InvalidArgumentError(limits::OverLimit(
+          "job", limits::kJobNoteBytes, limits::kJobNoteBytes.default_value, apply.note.size())));
     }
   }
   absl::StatusOr<ApplyOutcome> out = writer_.Apply(apply);
@@ -311,8 +312,10 @@ grpc::Status GitWriterService::ApplyUpdates(grpc::ServerContext*,
     r->set_code(static_cast<int>(e.status.code()));
     r->set_error(Utf8Lines(std::string(e.status.message())));
     r->set_path(e.path);
-    if (e.status.ok()) any_ok = true;
-    else if (first_error.ok()) first_error = e.status;
+    if (e.status.ok())
+      any_ok = true;
+    else if (first_error.ok())
+      first_error = e.status;
   }
   // A request whose every edit failed fails with the first edit's code, so a single edit's
   // NOT_FOUND / ABORTED / INVALID_ARGUMENT reaches the caller as the call's status.
@@ -372,8 +375,8 @@ grpc::Status GitWriterService::ListJobNotes(grpc::ServerContext*,
                                             const ferry::v1::ListJobNotesRequest* request,
                                             ferry::v1::ListJobNotesResponse* response) {
   int limit = request->limit() > 0 ? std::min(request->limit(), 1000) : 50;
-  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> notes = writer_.ListNotes(
-      request->job_id().empty() ? limit : 1000);
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> notes =
+      writer_.ListNotes(request->job_id().empty() ? limit : 1000);
   if (!notes.ok()) return ToGrpcStatus(notes.status());
   for (const auto& [commit, text] : *notes) {
     ferry::v1::Job job;

@@ -17,21 +17,23 @@ namespace {
 class HttpsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto upstream = testing::GitRepo::Create({{"app.yaml", "kind: ConfigMap\nmetadata:\n  name: a\n"}});
+    auto upstream =
+        testing::GitRepo::Create({{"app.yaml", "kind: ConfigMap\nmetadata:\n  name: a\n"}});
     ASSERT_TRUE(upstream.ok()) << upstream.status();
     upstream_ = *std::move(upstream);
     const std::string d = upstream_->dir();
     int status = 0;
     std::string out = testing::RunCommand(
         absl::StrCat("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
-                     "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout ", d, "/key.pem -out ", d,
-                     "/cert.pem 2>&1"),
+                     "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout ",
+                     d, "/key.pem -out ", d, "/cert.pem 2>&1"),
         &status);
     ASSERT_EQ(status, 0) << out;
     auto server = testing::Subprocess::Start(
-        {"/usr/bin/env", "python3", std::string(FERRY_SOURCE_DIR) + "/tests/support/git_https_server.py",
-         "--root", d, "--cert", d + "/cert.pem", "--key", d + "/key.pem", "--user", "ferry",
-         "--password", "s3cret-pass"});
+        {"/usr/bin/env", "python3",
+         std::string(FERRY_SOURCE_DIR) + "/tests/support/git_https_server.py", "--root", d,
+         "--cert", d + "/cert.pem", "--key", d + "/key.pem", "--user", "ferry", "--password",
+         "s3cret-pass"});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     auto line = server_->WaitForLine(
@@ -41,7 +43,8 @@ class HttpsTest : public ::testing::Test {
   }
 
   absl::StatusOr<std::unique_ptr<Libgit2Repository>> Open(const std::string& credentials,
-                                                           bool trust_ca, const std::string& mirror) {
+                                                          bool trust_ca,
+                                                          const std::string& mirror) {
     const std::string cred_path = upstream_->dir() + "/credentials-" + mirror;
     std::ofstream(cred_path) << credentials << "\n";
     Libgit2Options o;

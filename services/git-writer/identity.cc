@@ -21,14 +21,15 @@ absl::Status EnsureDeployKey(const std::string& private_key_path) {
   std::error_code ec;
   if (std::filesystem::exists(private_key_path, ec)) return absl::OkStatus();
   std::filesystem::create_directories(std::filesystem::path(private_key_path).parent_path(), ec);
-  std::vector<std::string> args = {"ssh-keygen", "-q", "-t", "ed25519", "-N", "",
-                                   "-C", "ferry", "-f", private_key_path};
+  std::vector<std::string> args = {"ssh-keygen", "-q", "-t",    "ed25519", "-N",
+                                   "",           "-C", "ferry", "-f",      private_key_path};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid = 0;
   if (posix_spawnp(&pid, "ssh-keygen", nullptr, nullptr, argv.data(), environ) != 0) {
-    return absl::UnavailableError("cannot run ssh-keygen to create the deploy key (install openssh-client)");
+    return absl::UnavailableError(
+        "cannot run ssh-keygen to create the deploy key (install openssh-client)");
   }
   int status = 0;
   waitpid(pid, &status, 0);
@@ -47,8 +48,8 @@ absl::StatusOr<std::string> Fingerprint(const std::string& public_key_line) {
   }
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(blob.data()), blob.size(), digest);
-  std::string b64 = absl::Base64Escape(
-      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
+  std::string b64 =
+      absl::Base64Escape(absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
   while (!b64.empty() && b64.back() == '=') b64.pop_back();
   return absl::StrCat("SHA256:", b64);
 }

@@ -29,7 +29,7 @@ class KnownHosts {
     std::vector<std::string> patterns;  // plain or wildcard patterns, "!" negations
     std::string hashed_salt;            // set for |1| entries
     std::string hashed_hash;
-    std::string key;                    // decoded blob
+    std::string key;  // decoded blob
     bool revoked = false;
   };
   bool HostMatches(const Entry& e, const std::string& name) const;

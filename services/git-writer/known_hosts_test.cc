@@ -15,9 +15,9 @@ std::string Line(const std::string& hosts, const std::string& key) {
 }
 
 TEST(KnownHostsTest, PlainPortWildcardAndNegation) {
-  KnownHosts kh = KnownHosts::Parse(Line("github.com,gh.example", kKeyA) +
-                                    Line("[127.0.0.1]:2222", kKeyB) +
-                                    Line("*.corp,!bad.corp", kKeyA) + "# comment\n\n");
+  KnownHosts kh =
+      KnownHosts::Parse(Line("github.com,gh.example", kKeyA) + Line("[127.0.0.1]:2222", kKeyB) +
+                        Line("*.corp,!bad.corp", kKeyA) + "# comment\n\n");
   EXPECT_EQ(kh.Check("github.com", 22, kKeyA), KnownHosts::Match::kKnown);
   EXPECT_EQ(kh.Check("GH.example", 22, kKeyA), KnownHosts::Match::kKnown);
   EXPECT_EQ(kh.Check("github.com", 22, kKeyB), KnownHosts::Match::kChanged);
@@ -37,8 +37,8 @@ TEST(KnownHostsTest, HashedEntriesAndRevokedKeys) {
   EXPECT_EQ(kh.Check("localhost", 22, kKeyA), KnownHosts::Match::kKnown);
   EXPECT_EQ(kh.Check("localhost", 22, kKeyB), KnownHosts::Match::kChanged);
   EXPECT_EQ(kh.Check("otherhost", 22, kKeyA), KnownHosts::Match::kUnknown);
-  KnownHosts revoked = KnownHosts::Parse("@revoked " + Line("example.org", kKeyB) +
-                                         Line("example.org", kKeyA));
+  KnownHosts revoked =
+      KnownHosts::Parse("@revoked " + Line("example.org", kKeyB) + Line("example.org", kKeyA));
   EXPECT_EQ(revoked.Check("example.org", 22, kKeyA), KnownHosts::Match::kKnown);
   EXPECT_EQ(revoked.Check("example.org", 22, kKeyB), KnownHosts::Match::kChanged);
 }

@@ -1,11 +1,10 @@
 #include "services/git-writer/libgit2_repository.h"
 
+#include <fcntl.h>
 #include <git2.h>
 #include <git2/sys/mempack.h>
 #include <git2/sys/odb_backend.h>
 #include <git2/sys/repository.h>
-
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -58,9 +57,9 @@ absl::Status GitError(absl::string_view what, int rc) {
   if (rc == GIT_ECERTIFICATE) return absl::FailedPreconditionError(message);
   if (rc == GIT_EAUTH) return absl::UnauthenticatedError(message);
   if (rc == GIT_ENONFASTFORWARD) return absl::AbortedError(message);
-  if (e != nullptr && (e->klass == GIT_ERROR_NET || e->klass == GIT_ERROR_SSH ||
-                       e->klass == GIT_ERROR_HTTP || e->klass == GIT_ERROR_OS ||
-                       e->klass == GIT_ERROR_SSL)) {
+  if (e != nullptr &&
+      (e->klass == GIT_ERROR_NET || e->klass == GIT_ERROR_SSH || e->klass == GIT_ERROR_HTTP ||
+       e->klass == GIT_ERROR_OS || e->klass == GIT_ERROR_SSL)) {
     return absl::UnavailableError(message);
   }
   return absl::InternalError(message);
@@ -127,8 +126,8 @@ int Credentials(git_credential** out, const char* url, const char* username_from
   if (++state->credential_attempts > 3) return GIT_EAUTH;
   const Libgit2Options& o = *state->options;
   if ((allowed_types & GIT_CREDENTIAL_SSH_KEY) != 0 && !o.ssh_key_path.empty()) {
-    return git_credential_ssh_key_new(out, username_from_url ? username_from_url : "git",
-                                      nullptr, o.ssh_key_path.c_str(), nullptr);
+    return git_credential_ssh_key_new(out, username_from_url ? username_from_url : "git", nullptr,
+                                      o.ssh_key_path.c_str(), nullptr);
   }
   if ((allowed_types & GIT_CREDENTIAL_USERNAME) != 0) {
     return git_credential_username_new(out, username_from_url ? username_from_url : "git");
@@ -165,7 +164,8 @@ int CertificateCheck(git_cert* cert, int valid, const char* host, void* payload)
   if (match == KnownHosts::Match::kKnown) return 0;
   state->certificate_error =
       match == KnownHosts::Match::kChanged
-          ? absl::StrCat("the ssh host key of ", host, " is not the one in known_hosts; refusing "
+          ? absl::StrCat("the ssh host key of ", host,
+                         " is not the one in known_hosts; refusing "
                          "to connect (update known_hosts if the change is expected)")
           : absl::StrCat("host ", host, " is not in known_hosts; add its key to connect");
   return GIT_ECERTIFICATE;
@@ -257,10 +257,10 @@ class ManifestCollector {
       return GitError("reading " + path, rc);
     }
     if (size > options_.max_file_bytes) {
-      out_.push_back({path, "",
-                      limits::OverLimit("", limits::kManifestFileBytes, options_.max_file_bytes,
-                                        size) +
-                          "; Ferry skips the file: split it"});
+      out_.push_back(
+          {path, "",
+           limits::OverLimit("", limits::kManifestFileBytes, options_.max_file_bytes, size) +
+               "; Ferry skips the file: split it"});
       return absl::OkStatus();
     }
     total_ += size;
@@ -334,8 +334,7 @@ absl::Status Libgit2Repository::ValidatePath(const std::string& path) {
   }
   for (absl::string_view part : absl::StrSplit(path, '/')) {
     if (part == "..") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("path \"", path, "\" leaves the repository"));
+      return absl::InvalidArgumentError(absl::StrCat("path \"", path, "\" leaves the repository"));
     }
   }
   return absl::OkStatus();
@@ -647,11 +646,11 @@ absl::Status RunRepackProgram(const std::string& program, const std::string& mir
         absl::StrCat("repack: still running after ", absl::FormatDuration(timeout), "; stopped"));
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
-  return absl::InternalError(absl::StrCat(
-      "repack: ", program, " ended with ",
-      WIFEXITED(status) ? absl::StrCat("exit code ", WEXITSTATUS(status))
-                        : absl::StrCat("signal ", WTERMSIG(status)),
-      output.empty() ? "" : ": ", absl::StripAsciiWhitespace(output)));
+  return absl::InternalError(
+      absl::StrCat("repack: ", program, " ended with ",
+                   WIFEXITED(status) ? absl::StrCat("exit code ", WEXITSTATUS(status))
+                                     : absl::StrCat("signal ", WTERMSIG(status)),
+                   output.empty() ? "" : ": ", absl::StripAsciiWhitespace(output)));
 }
 
 }  // namespace
@@ -696,8 +695,8 @@ absl::Status Libgit2Repository::Repack() {
   if (options_.repack_program.empty()) {
     FERRY_RETURN_IF_ERROR(FoldPacks(repo_, options_.mirror_dir));
   } else {
-    FERRY_RETURN_IF_ERROR(RunRepackProgram(options_.repack_program, options_.mirror_dir,
-                                     kRepackTimeout));
+    FERRY_RETURN_IF_ERROR(
+        RunRepackProgram(options_.repack_program, options_.mirror_dir, kRepackTimeout));
   }
   // A fresh object database on the same folder: libgit2 drops a pack's index, map and
   // file only with the database that opened it. (Reopening the whole repository would
@@ -944,7 +943,8 @@ absl::StatusOr<std::string> Libgit2Repository::CreateCommitObjects(const CommitS
     ++i;
   }
   git_oid tree_oid;
-  if (int rc = git_tree_create_updated(&tree_oid, repo_, base.get(), updates.size(), updates.data());
+  if (int rc =
+          git_tree_create_updated(&tree_oid, repo_, base.get(), updates.size(), updates.data());
       rc != 0) {
     return GitError("building tree", rc);
   }
@@ -958,9 +958,9 @@ absl::StatusOr<std::string> Libgit2Repository::CreateCommitObjects(const CommitS
   Sig committer_owned{*committer};
   git_oid commit_oid;
   const git_commit* parents[] = {parent.get()};
-  if (int rc = git_commit_create(&commit_oid, repo_, nullptr, author_owned.get(),
-                                 committer_owned.get(), "UTF-8", spec.message.c_str(), tree.get(),
-                                 1, parents);
+  if (int rc =
+          git_commit_create(&commit_oid, repo_, nullptr, author_owned.get(), committer_owned.get(),
+                            "UTF-8", spec.message.c_str(), tree.get(), 1, parents);
       rc != 0) {
     return GitError("creating commit", rc);
   }
@@ -1002,8 +1002,8 @@ absl::Status Libgit2Repository::PushBranch(const std::string& commit) {
   const std::string local = absl::StrCat("refs/heads/", options_.branch);
   RefSnapshot before(repo_, local);
   Reference ref;
-  if (int rc = git_reference_create(ref.out(), repo_, local.c_str(), &*oid, /*force=*/1,
-                                    "ferry: push");
+  if (int rc =
+          git_reference_create(ref.out(), repo_, local.c_str(), &*oid, /*force=*/1, "ferry: push");
       rc != 0) {
     return GitError("updating " + local, rc);
   }
@@ -1130,8 +1130,8 @@ std::string Libgit2Repository::Diff(const std::string& path, const std::string& 
   Patch patch;
   git_diff_options opts = GIT_DIFF_OPTIONS_INIT;
   // libgit2 adds the "a/" and "b/" prefixes of the headers itself.
-  if (git_patch_from_buffers(patch.out(), before.data(), before.size(), path.c_str(),
-                             after.data(), after.size(), path.c_str(), &opts) != 0) {
+  if (git_patch_from_buffers(patch.out(), before.data(), before.size(), path.c_str(), after.data(),
+                             after.size(), path.c_str(), &opts) != 0) {
     return "";
   }
   git_buf buf = GIT_BUF_INIT;

@@ -3,6 +3,8 @@
 // known_hosts, https:// with credentials from a file).
 #pragma once
 
+#include <git2/oid.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -12,8 +14,6 @@
 #include "absl/time/time.h"
 #include "lib/limits/limits.h"
 #include "services/git-writer/repository.h"
-
-#include <git2/oid.h>
 
 struct git_remote;
 struct git_repository;
@@ -68,8 +68,8 @@ class Libgit2Repository final : public Repository {
   absl::StatusOr<std::string> Fetch() override;
   absl::StatusOr<std::string> Head() override;
   absl::StatusOr<absl::Time> CommitTime(const std::string& revision) override;
-  absl::StatusOr<std::vector<RepoFile>> ReadManifests(const std::string& revision,
-                                                      const std::vector<std::string>& paths) override;
+  absl::StatusOr<std::vector<RepoFile>> ReadManifests(
+      const std::string& revision, const std::vector<std::string>& paths) override;
   absl::StatusOr<std::string> CreateCommit(const CommitSpec& spec) override;
   absl::Status PushBranch(const std::string& commit) override;
   absl::Status AddNote(const std::string& commit, const std::string& text,

@@ -8,12 +8,12 @@
 
 #include "lib/log/log.h"
 #include "lib/runtime/memory.h"
+#include "lib/runtime/poller.h"
 #include "lib/runtime/signals.h"
 #include "services/git-writer/config.h"
 #include "services/git-writer/git_writer_service.h"
 #include "services/git-writer/identity.h"
 #include "services/git-writer/libgit2_repository.h"
-#include "lib/runtime/poller.h"
 #include "services/git-writer/writer.h"
 
 int main(int argc, char** argv) {
@@ -66,10 +66,10 @@ int main(int argc, char** argv) {
   WriterMetrics metrics(*registry);
   Writer writer(**repo, config->writer, metrics);
   ferry::runtime::Poller poller(config->poll_interval, [&writer] { (void)writer.Refresh(); });
-  GitWriterService service(writer, {config->repository.branch, config->sync_tag,
-                                    config->ssh_key_path, config->writer.readonly,
-                                    config->max_commit_message_bytes,
-                                    config->max_workload_index_bytes});
+  GitWriterService service(
+      writer,
+      {config->repository.branch, config->sync_tag, config->ssh_key_path, config->writer.readonly,
+       config->max_commit_message_bytes, config->max_workload_index_bytes});
   return ferry::runtime::ServeUntilSignal(
       config->server, {{&service, ferry::v1::GitWriter::service_full_name()}}, registry);
 }

@@ -30,8 +30,8 @@ struct Signature {
 
 // A commit to create on top of `parent`.
 struct CommitSpec {
-  std::string parent;                          // full commit id
-  std::map<std::string, std::string> files;    // path -> new content (existing files only)
+  std::string parent;                        // full commit id
+  std::map<std::string, std::string> files;  // path -> new content (existing files only)
   std::string message;
   Signature author;
   Signature committer;
@@ -81,8 +81,7 @@ class Repository {
   virtual absl::StatusOr<std::string> ReadNote(const std::string& commit) = 0;
 
   // Notes on the first-parent history of the head, newest first, at most `limit`.
-  virtual absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListNotes(
-      int limit) = 0;
+  virtual absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListNotes(int limit) = 0;
 
   // Moves the annotated tag `name` to `commit` and pushes it.
   virtual absl::Status SetTag(const std::string& name, const std::string& commit,

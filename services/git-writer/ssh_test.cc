@@ -17,8 +17,9 @@ class SshTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto upstream = testing::GitRepo::Create(
-        {{"app.yaml", "kind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n    spec:\n"
-                      "      containers:\n      - name: app\n        image: nginx:1.25\n"}});
+        {{"app.yaml",
+          "kind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n    spec:\n"
+          "      containers:\n      - name: app\n        image: nginx:1.25\n"}});
     ASSERT_TRUE(upstream.ok()) << upstream.status();
     upstream_ = *std::move(upstream);
     auto sshd = testing::Sshd::Start(upstream_->dir() + "/sshd");
@@ -27,7 +28,7 @@ class SshTest : public ::testing::Test {
   }
 
   absl::StatusOr<std::unique_ptr<Libgit2Repository>> Open(const std::string& known_hosts,
-                                                           const std::string& mirror) {
+                                                          const std::string& mirror) {
     std::string path = upstream_->dir() + "/known_hosts-" + mirror;
     std::ofstream(path) << known_hosts;
     Libgit2Options o;

@@ -14,9 +14,8 @@ namespace {
 
 constexpr size_t kIndexCacheSize = 8;
 
-const prometheus::Histogram::BucketBoundaries kSecondsBuckets = {0.005, 0.01, 0.025, 0.05, 0.1,
-                                                                 0.25,  0.5,  1,     2.5,  5,
-                                                                 10,    30};
+const prometheus::Histogram::BucketBoundaries kSecondsBuckets = {
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 
 // A file being edited: its content and its resources with sources that match it.
 struct FileState {
@@ -79,15 +78,15 @@ absl::Status Reindex(FileState& file, const manifest::Resource& edited,
 // The commit message made from the edits: a one-line subject, and a list of the edits when
 // there are several. Every piece from the request is escaped to one line, so nothing in a
 // request can split the subject or add lines of its own.
-std::string Summary(const std::vector<EditRequest>& edits, const std::vector<EditOutcome>& outcomes) {
+std::string Summary(const std::vector<EditRequest>& edits,
+                    const std::vector<EditOutcome>& outcomes) {
   std::vector<std::string> images;
   std::vector<std::string> policies;
   for (size_t i = 0; i < edits.size(); ++i) {
     if (!outcomes[i].changed) continue;
     if (edits[i].image) {
-      images.push_back(names::Escape(absl::StrCat(edits[i].workload, " ",
-                                                  edits[i].image->container, ": ",
-                                                  edits[i].image->to_image)));
+      images.push_back(names::Escape(absl::StrCat(edits[i].workload, " ", edits[i].image->container,
+                                                  ": ", edits[i].image->to_image)));
     } else {
       policies.push_back(names::Escape(edits[i].workload));
     }
@@ -97,8 +96,9 @@ std::string Summary(const std::vector<EditRequest>& edits, const std::vector<Edi
     subject = images.size() == 1 ? absl::StrCat("Release ", images[0])
                                  : absl::StrCat("Release ", images.size(), " images");
   } else {
-    subject = absl::StrCat("Update policy of ", policies.size() == 1 ? policies[0]
-                                                                     : absl::StrCat(policies.size(), " workloads"));
+    subject = absl::StrCat("Update policy of ", policies.size() == 1
+                                                    ? policies[0]
+                                                    : absl::StrCat(policies.size(), " workloads"));
   }
   if (images.size() + policies.size() <= 1) return subject;
   // The list stays well under the commit message limit however many edits there are.
@@ -215,7 +215,7 @@ absl::StatusOr<HeadInfo> Writer::RefreshLocked() {
 }
 
 absl::StatusOr<std::vector<RepoFile>> Writer::ReadManifests(const std::string& revision,
-                                                           const std::vector<std::string>& paths) {
+                                                            const std::vector<std::string>& paths) {
   absl::MutexLock lock(&repo_mu_);
   std::string rev = revision.empty() ? CurrentHead().revision : revision;
   if (rev.empty()) {
@@ -236,7 +236,8 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::IndexAt(const std::string& 
 absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string& revision) {
   auto it = index_cache_.find(revision);
   if (it != index_cache_.end()) return it->second;
-  FERRY_ASSIGN_OR_RETURN(std::vector<RepoFile> files, repo_.ReadManifests(revision, options_.paths));
+  FERRY_ASSIGN_OR_RETURN(std::vector<RepoFile> files,
+                         repo_.ReadManifests(revision, options_.paths));
   auto index = std::make_shared<Index>();
   index->revision = revision;
   for (RepoFile& f : files) {
@@ -292,9 +293,9 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
       auto found = std::find_if(index->loaded.resources.begin(), index->loaded.resources.end(),
                                 [&](const manifest::Resource& r) { return r.id == edit.workload; });
       if (found == index->loaded.resources.end()) {
-        result.status = absl::NotFoundError(absl::StrCat(
-            "workload ", edit.workload, " is not in the repository at ",
-            head.revision.substr(0, 12)));
+        result.status = absl::NotFoundError(absl::StrCat("workload ", edit.workload,
+                                                         " is not in the repository at ",
+                                                         head.revision.substr(0, 12)));
         continue;
       }
       const std::string& path = found->source.path;
@@ -335,8 +336,8 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
       file.content = std::move(edited->content);
       file.changed = true;
       result.changed = true;
-      if (absl::Status s = Reindex(file, edited_resource, old_content, edited->document.get(),
-                                   options_.load);
+      if (absl::Status s =
+              Reindex(file, edited_resource, old_content, edited->document.get(), options_.load);
           !s.ok()) {
         return s;
       }
@@ -396,11 +397,12 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
       if (!request.note.empty()) {
         if (absl::Status noted = repo_.AddNote(commit, request.note, options_.committer);
             !noted.ok()) {
-          log::Warn("job note not stored", {{"revision", commit},
-                                            {"error", std::string(noted.message())}});
+          log::Warn("job note not stored",
+                    {{"revision", commit}, {"error", std::string(noted.message())}});
         }
       }
-      log::Info("pushed", {{"revision", commit}, {"files", static_cast<int>(spec.files.size())},
+      log::Info("pushed", {{"revision", commit},
+                           {"files", static_cast<int>(spec.files.size())},
                            {"retries", out.retries}});
       return out;
     }
@@ -408,11 +410,12 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
       metrics_.push_seconds.Add({{"outcome", "error"}}, kSecondsBuckets).Observe(Since(push_start));
       return pushed;
     }
-    metrics_.push_seconds.Add({{"outcome", "rejected"}}, kSecondsBuckets).Observe(Since(push_start));
+    metrics_.push_seconds.Add({{"outcome", "rejected"}}, kSecondsBuckets)
+        .Observe(Since(push_start));
     metrics_.push_conflicts.Increment();
     if (attempt >= options_.push_retries) {
-      return absl::AbortedError(absl::StrCat("upstream kept moving: push rejected ",
-                                             attempt + 1, " times; try again"));
+      return absl::AbortedError(
+          absl::StrCat("upstream kept moving: push rejected ", attempt + 1, " times; try again"));
     }
     ++out.retries;
     log::Info("push rejected, retrying on the new upstream head", {{"attempt", attempt + 1}});

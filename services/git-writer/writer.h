@@ -3,6 +3,11 @@
 // a moved upstream with compare-and-set.
 #pragma once
 
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -10,11 +15,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <prometheus/counter.h>
-#include <prometheus/gauge.h>
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -43,10 +43,10 @@ struct WriterOptions {
 
 // The last known state of the branch.
 struct HeadInfo {
-  std::string revision;           // empty before the first successful fetch
+  std::string revision;  // empty before the first successful fetch
   absl::Time commit_time;
-  absl::Time last_fetch;          // last successful fetch (InfinitePast() when never)
-  std::string fetch_error;        // error of the last fetch, empty when it succeeded
+  absl::Time last_fetch;    // last successful fetch (InfinitePast() when never)
+  std::string fetch_error;  // error of the last fetch, empty when it succeeded
 };
 
 // The parsed manifests of one revision.
@@ -59,7 +59,7 @@ struct Index {
 // One compare-and-set edit of a workload.
 struct EditRequest {
   std::string workload;
-  std::optional<manifest::ImageChange> image;   // container, to, from
+  std::optional<manifest::ImageChange> image;  // container, to, from
   std::optional<manifest::PolicyUpdate> policy;
 };
 
@@ -74,7 +74,7 @@ struct ApplyRequest {
   std::string message;              // commit message; a summary of the edits when empty
   std::optional<Signature> author;  // requesting user
   bool dry_run = false;
-  std::string note;                 // job record attached as a git note (empty = none)
+  std::string note;  // job record attached as a git note (empty = none)
 };
 
 struct ApplyOutcome {

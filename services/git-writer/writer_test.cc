@@ -36,7 +36,9 @@ class HookedRepository : public Repository {
 
   absl::StatusOr<std::string> Fetch() override { return inner_.Fetch(); }
   absl::StatusOr<std::string> Head() override { return inner_.Head(); }
-  absl::StatusOr<absl::Time> CommitTime(const std::string& r) override { return inner_.CommitTime(r); }
+  absl::StatusOr<absl::Time> CommitTime(const std::string& r) override {
+    return inner_.CommitTime(r);
+  }
   absl::StatusOr<std::vector<RepoFile>> ReadManifests(const std::string& r,
                                                       const std::vector<std::string>& p) override {
     return inner_.ReadManifests(r, p);
@@ -63,7 +65,9 @@ class HookedRepository : public Repository {
                       const Signature& w) override {
     return inner_.SetTag(n, c, m, w);
   }
-  absl::StatusOr<std::string> TagTarget(const std::string& n) override { return inner_.TagTarget(n); }
+  absl::StatusOr<std::string> TagTarget(const std::string& n) override {
+    return inner_.TagTarget(n);
+  }
   std::string Diff(const std::string& p, const std::string& a, const std::string& b) override {
     return inner_.Diff(p, a, b);
   }
@@ -125,17 +129,17 @@ TEST(PacksToFoldTest, MergesTheSmallPacksUntilTheRestIsAGeometricProgression) {
   };
   const Case cases[] = {
       {{}, 0},
-      {{5}, 1},                         // one pack: nothing to merge
-      {{4, 4, 4, 4}, 4},                // equals merge
-      {{3, 4, 5000}, 2},                // the writes since the last fold, not the base
-      {{4, 4, 100, 5000}, 2},           // 8 < 100/2: the progression holds above
-      {{40, 50, 100, 5000}, 3},         // 40+50 = 90 > 100/2: the 100 joins
-      {{40, 50, 100, 300}, 4},          // and then the 300: everything (all that refs reach)
-      {{1, 1, 3, 9}, 4},                // each under twice the sum before it
-      {{1, 5, 5, 5, 5}, 5},             // a small pack below never stops the fold
+      {{5}, 1},                  // one pack: nothing to merge
+      {{4, 4, 4, 4}, 4},         // equals merge
+      {{3, 4, 5000}, 2},         // the writes since the last fold, not the base
+      {{4, 4, 100, 5000}, 2},    // 8 < 100/2: the progression holds above
+      {{40, 50, 100, 5000}, 3},  // 40+50 = 90 > 100/2: the 100 joins
+      {{40, 50, 100, 300}, 4},   // and then the 300: everything (all that refs reach)
+      {{1, 1, 3, 9}, 4},         // each under twice the sum before it
+      {{1, 5, 5, 5, 5}, 5},      // a small pack below never stops the fold
       {{3, 7, 7, 7}, 4},
       {{1, 5, 5, 100}, 3},
-      {{1, 2, 4, 8, 16}, 1},            // already a progression: nothing to do
+      {{1, 2, 4, 8, 16}, 1},  // already a progression: nothing to do
   };
   for (const Case& c : cases) {
     EXPECT_EQ(PacksToFold(c.sizes), c.folded) << ::testing::PrintToString(c.sizes);
@@ -177,7 +181,8 @@ TEST_F(WriterTest, ImageEditIsOneCommitWithOnlyThatLineAndAJobNote) {
   EXPECT_EQ(out->revision, upstream_->Head());
   EXPECT_EQ(upstream_->Git("rev-parse " + out->revision + "^"), before + "\n");
   EXPECT_EQ(upstream_->Show(out->revision, "apps/web.yaml"), Deployment("web", "nginx:1.26"));
-  EXPECT_EQ(upstream_->Git("diff --numstat " + before + " " + out->revision), "1\t1\tapps/web.yaml\n");
+  EXPECT_EQ(upstream_->Git("diff --numstat " + before + " " + out->revision),
+            "1\t1\tapps/web.yaml\n");
   EXPECT_EQ(upstream_->Git("log -1 '--format=%an|%ae|%cn|%s' " + out->revision),
             "alice|alice@example.com|Ferry|Release apps:deployment/web web: nginx:1.26\n");
   EXPECT_EQ(upstream_->Git("notes --ref=ferry show " + out->revision), "{\"id\":\"job-1\"}");
@@ -231,8 +236,11 @@ TEST_F(WriterTest, BadEditsFailAloneAndTheRestIsCommitted) {
 TEST_F(WriterTest, RejectedPushIsRetriedOnTheNewHeadKeepingBothChanges) {
   hooked_->before_push = [&] {
     // Someone else pushes a change to another file between our fetch and our push.
-    ASSERT_TRUE(upstream_->CommitWithCli({{"apps/other.yaml", "kind: ConfigMap\nmetadata:\n  name: o\n"}},
-                                         "Other change").ok());
+    ASSERT_TRUE(
+        upstream_
+            ->CommitWithCli({{"apps/other.yaml", "kind: ConfigMap\nmetadata:\n  name: o\n"}},
+                            "Other change")
+            .ok());
   };
   ApplyRequest req;
   req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26")};
@@ -242,14 +250,17 @@ TEST_F(WriterTest, RejectedPushIsRetriedOnTheNewHeadKeepingBothChanges) {
   EXPECT_EQ(metrics_.push_conflicts.Value(), 1);
   EXPECT_EQ(out->revision, upstream_->Head());
   // Linear history: our commit sits on top of theirs.
-  EXPECT_EQ(upstream_->Git("log --format=%s"), "Release apps:deployment/web web: nginx:1.26\nOther change\nInitial manifests\n");
+  EXPECT_EQ(upstream_->Git("log --format=%s"),
+            "Release apps:deployment/web web: nginx:1.26\nOther change\nInitial manifests\n");
   EXPECT_EQ(upstream_->Git("rev-list --merges HEAD"), "");
 }
 
 TEST_F(WriterTest, ConflictingUpstreamChangeAbortsTheEdit) {
   hooked_->before_push = [&] {
-    ASSERT_TRUE(upstream_->CommitWithCli({{"apps/web.yaml", Deployment("web", "nginx:1.30")}},
-                                         "Manual bump").ok());
+    ASSERT_TRUE(
+        upstream_
+            ->CommitWithCli({{"apps/web.yaml", Deployment("web", "nginx:1.30")}}, "Manual bump")
+            .ok());
   };
   ApplyRequest req;
   req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26", "nginx:1.25")};
@@ -270,16 +281,20 @@ TEST_F(WriterTest, PolicyEditsWriteAnnotations) {
   req.edits = {lock};
   auto out = writer_->Apply(req);
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(upstream_->Show(upstream_->Head(), "apps/api.yaml"),
-            Deployment("api", "example/api:1.0.0",
-                       "  annotations:\n    ferry.dev/locked: \"true\"\n    ferry.dev/locked_user: bob\n"));
+  EXPECT_EQ(
+      upstream_->Show(upstream_->Head(), "apps/api.yaml"),
+      Deployment(
+          "api", "example/api:1.0.0",
+          "  annotations:\n    ferry.dev/locked: \"true\"\n    ferry.dev/locked_user: bob\n"));
   EXPECT_EQ(upstream_->Git("log -1 --format=%s"), "Update policy of apps:deployment/api\n");
 }
 
 TEST_F(WriterTest, SeveralEditsInOneFileAndOneCommit) {
-  ASSERT_TRUE(upstream_->CommitWithCli(
-      {{"apps/both.yaml", Deployment("one", "a/one:1") + "---\n" + Deployment("two", "a/two:1")}},
-      "Two in one file").ok());
+  ASSERT_TRUE(upstream_
+                  ->CommitWithCli({{"apps/both.yaml", Deployment("one", "a/one:1") + "---\n" +
+                                                          Deployment("two", "a/two:1")}},
+                                  "Two in one file")
+                  .ok());
   ApplyRequest req;
   req.edits = {ImageEdit("apps:deployment/one", "one", "a/one:2"),
                ImageEdit("apps:deployment/two", "two", "a/two:2")};
@@ -323,8 +338,10 @@ TEST_F(WriterTest, ConcurrentRequestsWhileAnotherPusherCommitsLoseNothing) {
   std::thread other([&] {
     // Bounded: at most 10 pushes, and only while the writers run.
     for (int i = 0; i < 10 && !done; ++i) {
-      if (upstream_->CommitWithCli({{absl::StrCat("notes/n", i, ".txt"), "x\n"}},
-                                   absl::StrCat("CLI ", i)).ok()) {
+      if (upstream_
+              ->CommitWithCli({{absl::StrCat("notes/n", i, ".txt"), "x\n"}},
+                              absl::StrCat("CLI ", i))
+              .ok()) {
         ++cli_commits;
       }
     }
@@ -334,7 +351,8 @@ TEST_F(WriterTest, ConcurrentRequestsWhileAnotherPusherCommitsLoseNothing) {
   for (int i = 0; i < 20; ++i) {
     writers.emplace_back([&, i] {
       ApplyRequest req;
-      req.edits = {ImageEdit(absl::StrCat("apps:deployment/w", i), absl::StrCat("w", i), "img/w:2")};
+      req.edits = {
+          ImageEdit(absl::StrCat("apps:deployment/w", i), absl::StrCat("w", i), "img/w:2")};
       auto out = writer_->Apply(req);
       if (out.ok() && !out->revision.empty()) ++ok;
     });
@@ -408,7 +426,6 @@ TEST_F(WriterTest, UnknownBranchIsNotFound) {
   EXPECT_EQ(fetched.status().code(), absl::StatusCode::kNotFound) << fetched.status();
   EXPECT_NE(fetched.status().message().find("branch nope does not exist"), std::string::npos);
 }
-
 
 // Each write leaves a small pack; every so often the mirror's packs are folded into one and
 // the object database reopened, with every ref still resolving and writes going on.

@@ -32,7 +32,9 @@ absl::Time FromNanos(int64_t n) { return absl::FromUnixNanos(n); }
 // A prepared statement that finalizes itself.
 class Statement {
  public:
-  Statement(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  Statement(sqlite3* db, const char* sql) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
   ~Statement() { sqlite3_finalize(stmt_); }
   bool ok() const { return rc_ == SQLITE_OK; }
   sqlite3_stmt* get() { return stmt_; }
@@ -78,7 +80,9 @@ absl::StatusOr<std::unique_ptr<Cache>> Cache::Open(const std::string& path) {
       } else if (sqlite3_step(q.get()) == SQLITE_ROW) {
         usable = q.ColumnText(0) == std::to_string(kSchemaVersion);
       } else {
-        usable = cache->Exec(absl::StrCat("INSERT INTO meta VALUES('schema','", kSchemaVersion, "')")).ok();
+        usable =
+            cache->Exec(absl::StrCat("INSERT INTO meta VALUES('schema','", kSchemaVersion, "')"))
+                .ok();
       }
     }
     if (usable) {
@@ -115,19 +119,23 @@ absl::Status Cache::Exec(const std::string& sql) {
 
 absl::Status Cache::PutTag(const std::string& repository, const TagRecord& r) {
   absl::MutexLock lock(&mu_);
-  Statement s(db_,
-              "INSERT OR REPLACE INTO tags VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)");
+  Statement s(db_, "INSERT OR REPLACE INTO tags VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)");
   if (!s.ok()) return DbError(db_, "put tag");
   nlohmann::json platforms = nlohmann::json::array();
   for (const Platform& p : r.metadata.platforms) {
-    platforms.push_back({{"os", p.os}, {"architecture", p.architecture},
-                         {"variant", p.variant}, {"digest", p.digest}});
+    platforms.push_back({{"os", p.os},
+                         {"architecture", p.architecture},
+                         {"variant", p.variant},
+                         {"digest", p.digest}});
   }
   s.Text(1, repository);
   s.Text(2, r.tag);
   s.Text(3, r.metadata.digest);
   s.Text(4, r.metadata.media_type);
-  if (r.metadata.created) s.Int(5, ToNanos(*r.metadata.created)); else s.Null(5);
+  if (r.metadata.created)
+    s.Int(5, ToNanos(*r.metadata.created));
+  else
+    s.Null(5);
   s.Int(6, static_cast<int>(r.metadata.created_source));
   s.Text(7, platforms.dump());
   s.Text(8, nlohmann::json(r.metadata.labels).dump());
@@ -197,7 +205,10 @@ absl::Status Cache::PutRepository(const RepositoryRecord& r) {
   if (!s.ok()) return DbError(db_, "put repository");
   s.Text(1, r.name);
   s.Int(2, r.watched ? 1 : 0);
-  if (r.last_scan) s.Int(3, ToNanos(*r.last_scan)); else s.Null(3);
+  if (r.last_scan)
+    s.Int(3, ToNanos(*r.last_scan));
+  else
+    s.Null(3);
   s.Text(4, r.last_error);
   s.Int(5, ToNanos(r.last_watched));
   if (sqlite3_step(s.get()) != SQLITE_DONE) return DbError(db_, "put repository");
@@ -220,8 +231,9 @@ RepositoryRecord ReadRepository(Statement& s) {
 
 absl::StatusOr<std::optional<RepositoryRecord>> Cache::Repository(const std::string& name) {
   absl::MutexLock lock(&mu_);
-  Statement s(db_, "SELECT name,watched,last_scan,last_error,last_watched FROM repositories "
-                   "WHERE name=?1");
+  Statement s(db_,
+              "SELECT name,watched,last_scan,last_error,last_watched FROM repositories "
+              "WHERE name=?1");
   if (!s.ok()) return DbError(db_, "repository");
   s.Text(1, name);
   if (sqlite3_step(s.get()) != SQLITE_ROW) return std::optional<RepositoryRecord>();
@@ -230,8 +242,9 @@ absl::StatusOr<std::optional<RepositoryRecord>> Cache::Repository(const std::str
 
 absl::StatusOr<std::vector<RepositoryRecord>> Cache::Repositories() {
   absl::MutexLock lock(&mu_);
-  Statement s(db_, "SELECT name,watched,last_scan,last_error,last_watched FROM repositories "
-                   "ORDER BY name");
+  Statement s(db_,
+              "SELECT name,watched,last_scan,last_error,last_watched FROM repositories "
+              "ORDER BY name");
   if (!s.ok()) return DbError(db_, "repositories");
   std::vector<RepositoryRecord> out;
   while (sqlite3_step(s.get()) == SQLITE_ROW) out.push_back(ReadRepository(s));
@@ -240,8 +253,9 @@ absl::StatusOr<std::vector<RepositoryRecord>> Cache::Repositories() {
 
 absl::StatusOr<int> Cache::ExpireUnwatched(absl::Time before) {
   absl::MutexLock lock(&mu_);
-  Statement tags(db_, "DELETE FROM tags WHERE repository IN (SELECT name FROM repositories "
-                      "WHERE watched=0 AND last_watched<?1)");
+  Statement tags(db_,
+                 "DELETE FROM tags WHERE repository IN (SELECT name FROM repositories "
+                 "WHERE watched=0 AND last_watched<?1)");
   tags.Int(1, ToNanos(before));
   if (sqlite3_step(tags.get()) != SQLITE_DONE) return DbError(db_, "expire tags");
   Statement repos(db_, "DELETE FROM repositories WHERE watched=0 AND last_watched<?1");

@@ -21,17 +21,17 @@ namespace ferry::registry_scanner {
 struct TagRecord {
   std::string tag;
   TagMetadata metadata;
-  absl::Time checked;              // last time the digest was confirmed
-  absl::Duration recheck_interval; // when to confirm it again (adaptive)
+  absl::Time checked;               // last time the digest was confirmed
+  absl::Duration recheck_interval;  // when to confirm it again (adaptive)
 };
 
 // One repository's scan state.
 struct RepositoryRecord {
-  std::string name;       // "registry/path"
+  std::string name;  // "registry/path"
   bool watched = false;
-  std::optional<absl::Time> last_scan;   // last successful scan
-  std::string last_error;                // of the last scan; empty when it succeeded
-  absl::Time last_watched;               // when it was last in the watch set
+  std::optional<absl::Time> last_scan;  // last successful scan
+  std::string last_error;               // of the last scan; empty when it succeeded
+  absl::Time last_watched;              // when it was last in the watch set
 };
 
 // Thread-safe.

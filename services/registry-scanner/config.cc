@@ -81,34 +81,39 @@ void AddFlags(CLI::App& app, Flags& flags) {
 
 absl::StatusOr<Config> ToConfig(const Flags& flags) {
   Config config;
-  absl::StatusOr<runtime::ServerOptions> server = runtime::ToServerOptions(kComponent, flags.server);
+  absl::StatusOr<runtime::ServerOptions> server =
+      runtime::ToServerOptions(kComponent, flags.server);
   if (!server.ok()) return server.status();
   config.server = *std::move(server);
   if (flags.state_dir.empty()) return absl::InvalidArgumentError("--state_dir: required");
   config.cache_path = flags.state_dir + "/cache.db";
   absl::StatusOr<PlatformSpec> platform = PlatformSpec::Parse(flags.platform);
-  if (!platform.ok()) return absl::InvalidArgumentError(absl::StrCat("--platform: ", platform.status().message()));
+  if (!platform.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--platform: ", platform.status().message()));
   config.scanner.metadata.platform = *platform;
   config.scanner.metadata.prefer_labels = flags.use_labels;
   if (!absl::ParseDuration(flags.registry_timeout, &config.registry_timeout) ||
       config.registry_timeout < absl::Milliseconds(100)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--registry_timeout: '", flags.registry_timeout, "' is not a duration of 100ms or more"));
+    return absl::InvalidArgumentError(absl::StrCat("--registry_timeout: '", flags.registry_timeout,
+                                                   "' is not a duration of 100ms or more"));
   }
   if (!absl::ParseDuration(flags.scan_interval, &config.scanner.scan_interval) ||
       config.scanner.scan_interval < absl::Seconds(1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--scan_interval: '", flags.scan_interval, "' is not a duration of 1s or more"));
+    return absl::InvalidArgumentError(absl::StrCat("--scan_interval: '", flags.scan_interval,
+                                                   "' is not a duration of 1s or more"));
   }
   if (!flags.webhook_address.empty()) {
-    absl::StatusOr<runtime::ListenAddress> address = runtime::ParseListenAddress(flags.webhook_address);
+    absl::StatusOr<runtime::ListenAddress> address =
+        runtime::ParseListenAddress(flags.webhook_address);
     if (!address.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("--webhook_address: ", address.status().message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--webhook_address: ", address.status().message()));
     }
     config.webhook_address = *address;
     std::ifstream in(flags.webhook_secret_path);
     std::getline(in, config.webhook_secret);
-    while (!config.webhook_secret.empty() && isspace(static_cast<unsigned char>(config.webhook_secret.back()))) {
+    while (!config.webhook_secret.empty() &&
+           isspace(static_cast<unsigned char>(config.webhook_secret.back()))) {
       config.webhook_secret.pop_back();
     }
     if (flags.webhook_secret_path.empty() || config.webhook_secret.empty()) {

@@ -2,11 +2,10 @@
 // validated Config. Every option is documented next to the flag that sets it, in config.cc.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "absl/status/statusor.h"
 #include "lib/limits/limits.h"

@@ -1,10 +1,12 @@
 // ferry-registry-scanner: watches container registries for new image tags.
 #include <atomic>
+#include <cstdio>
 #include <memory>
 #include <set>
 #include <thread>
 
 #include "lib/http/curl_http_client.h"
+#include "lib/log/log.h"
 #include "lib/runtime/poller.h"
 #include "lib/runtime/signals.h"
 #include "services/registry-scanner/cache.h"
@@ -14,9 +16,6 @@
 #include "services/registry-scanner/registry_scanner_service.h"
 #include "services/registry-scanner/scanner.h"
 #include "services/registry-scanner/webhook.h"
-#include "lib/log/log.h"
-
-#include <cstdio>
 
 int main(int argc, char** argv) {
   using namespace ferry::registry_scanner;
@@ -62,7 +61,9 @@ int main(int argc, char** argv) {
   client_options.request_timeout = config->registry_timeout;
   client_options.insecure_hosts =
       std::set<std::string>(config->insecure_hosts.begin(), config->insecure_hosts.end());
-  client_options.check_registry = [&policy](const std::string& r) { return policy.CheckRegistry(r); };
+  client_options.check_registry = [&policy](const std::string& r) {
+    return policy.CheckRegistry(r);
+  };
   client_options.registry_listed = [&policy](const std::string& h) { return policy.Lists(h); };
   RegistryClient client(http, *std::move(credentials), client_options);
   ScannerMetrics metrics(*registry);
@@ -78,8 +79,8 @@ int main(int argc, char** argv) {
         *config->webhook_address, config->webhook_secret, config->webhook_max_body_bytes,
         [&scan_queue](const PushHint& hint) {
           bool queued = scan_queue.Request(hint.repository, hint.tag);
-          ferry::log::Info("webhook", {{"repository", hint.repository}, {"tag", hint.tag},
-                                       {"queued", queued}});
+          ferry::log::Info(
+              "webhook", {{"repository", hint.repository}, {"tag", hint.tag}, {"queued", queued}});
         },
         *registry);
     if (!started.ok()) {
@@ -88,11 +89,12 @@ int main(int argc, char** argv) {
       return 2;
     }
     webhooks = *std::move(started);
-    ferry::log::Info("webhooks listening",
-                     {{"webhook_address", ferry::runtime::ListenAddress{config->webhook_address->host,
-                                                                        webhooks->port()}
-                                              .ToString()},
-                      {"webhook_port", webhooks->port()}});
+    ferry::log::Info(
+        "webhooks listening",
+        {{"webhook_address",
+          ferry::runtime::ListenAddress{config->webhook_address->host, webhooks->port()}
+              .ToString()},
+         {"webhook_port", webhooks->port()}});
   }
   RegistryScannerService service(scanner, client, config->scanner.metadata, policy);
   // At the drain deadline the registry requests in flight are cancelled (libcurl's progress

@@ -115,17 +115,17 @@ absl::StatusOr<TagMetadata> FetchTagMetadata(RegistryClient& client, const std::
         }
       }
       if (chosen.empty()) {
-        out.incomplete_reason = absl::StrCat("no ", options.platform.os, "/",
-                                             options.platform.architecture,
-                                             " image in the manifest list");
+        out.incomplete_reason =
+            absl::StrCat("no ", options.platform.os, "/", options.platform.architecture,
+                         " image in the manifest list");
         return out;
       }
       absl::StatusOr<Manifest> platform_manifest = client.GetManifest(registry, path, chosen);
       if (!platform_manifest.ok()) return platform_manifest.status();
       manifest = json::parse(platform_manifest->body);
     } else if (IsSchema1(top->media_type)) {
-      out.platforms.push_back({manifest.value("os", "linux"), manifest.value("architecture", ""),
-                               "", out.digest});
+      out.platforms.push_back(
+          {manifest.value("os", "linux"), manifest.value("architecture", ""), "", out.digest});
       if (manifest.contains("history") && !manifest["history"].empty()) {
         json v1 = json::parse(manifest["history"][0].value("v1Compatibility", "{}"));
         ReadConfig(v1, options, out);

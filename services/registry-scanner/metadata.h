@@ -23,7 +23,7 @@ struct Platform {
 enum class CreatedSource { kNone, kConfig, kOciLabel, kLabelSchema };
 
 struct TagMetadata {
-  std::string digest;      // of the manifest (or index) the tag points to
+  std::string digest;  // of the manifest (or index) the tag points to
   std::string media_type;
   std::optional<absl::Time> created;
   CreatedSource created_source = CreatedSource::kNone;

@@ -19,7 +19,8 @@ MeteredHttpClient::MeteredHttpClient(http::HttpClient& inner, prometheus::Regist
 std::string MeteredHttpClient::KindOf(const http::Request& request) {
   const std::string& url = request.url;
   if (absl::StrContains(url, "/tags/list")) return "tags";
-  if (absl::StrContains(url, "/manifests/")) return request.method == "HEAD" ? "manifest_head" : "manifest";
+  if (absl::StrContains(url, "/manifests/"))
+    return request.method == "HEAD" ? "manifest_head" : "manifest";
   if (absl::StrContains(url, "/blobs/")) return "blob";
   if (absl::EndsWith(url, "/v2/")) return "ping";
   return "token";
@@ -32,8 +33,8 @@ absl::StatusOr<http::Response> MeteredHttpClient::Send(const http::Request& requ
   absl::StatusOr<http::Response> response = inner_.Send(request);
   seconds_
       .Add({{"host", host}, {"kind", kind}},
-           prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-                                                   2.5, 5, 10})
+           prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+                                                   5, 10})
       .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   requests_
       .Add({{"host", host},

@@ -32,7 +32,8 @@ class RateLimitedHttpClient::Slot {
       : owner_(owner), gauge_(owner.in_flight_.Add({{"host", host}})) {
     std::unique_lock<std::mutex> lock(owner_.mu_);
     bucket_ = &owner_.buckets_[host];  // std::map: the address is stable
-    owner_.slot_freed_.wait(lock, [&] { return bucket_->in_flight < owner_.options_.max_in_flight; });
+    owner_.slot_freed_.wait(lock,
+                            [&] { return bucket_->in_flight < owner_.options_.max_in_flight; });
     ++bucket_->in_flight;
     bucket_->peak_in_flight = std::max(bucket_->peak_in_flight, bucket_->in_flight);
     gauge_.Increment();

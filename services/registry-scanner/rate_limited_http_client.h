@@ -1,21 +1,22 @@
 // An HttpClient decorator that is polite to registries: a token bucket per host (rate and
-// burst), at most `max_in_flight` requests per host at a time, and on 429 it honours Retry-After (capped), halves that host's rate and retries
-// once; the rate then recovers by 10% per successful request up to the configured one.
+// burst), at most `max_in_flight` requests per host at a time, and on 429 it honours Retry-After
+// (capped), halves that host's rate and retries once; the rate then recovers by 10% per successful
+// request up to the configured one.
 //
 //   ferry_registry_rate_limit_wait_seconds_total{host}  time spent waiting for a token
 //   ferry_registry_throttled_total{host}                429 answers received
 //   ferry_registry_in_flight_requests{host}             requests being sent now
 #pragma once
 
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
 #include <condition_variable>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <string>
-
-#include <prometheus/counter.h>
-#include <prometheus/gauge.h>
-#include <prometheus/registry.h>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -34,10 +35,10 @@ class RateLimitedHttpClient final : public http::HttpClient {
     int max_in_flight = 8;
   };
   // `now` and `sleep` are injectable for tests.
-  RateLimitedHttpClient(http::HttpClient& inner, Options options, prometheus::Registry& registry,
-                        std::function<absl::Time()> now = [] { return absl::Now(); },
-                        std::function<void(absl::Duration)> sleep =
-                            [](absl::Duration d) { absl::SleepFor(d); });
+  RateLimitedHttpClient(
+      http::HttpClient& inner, Options options, prometheus::Registry& registry,
+      std::function<absl::Time()> now = [] { return absl::Now(); },
+      std::function<void(absl::Duration)> sleep = [](absl::Duration d) { absl::SleepFor(d); });
 
   absl::StatusOr<http::Response> Send(const http::Request& request) override;
 

@@ -56,7 +56,7 @@ TEST_F(RateLimitTest, BurstThenSteadyRate) {
   ASSERT_TRUE(client->Send(Get()).ok());
   ASSERT_EQ(sleeps_.size(), 1u);
   EXPECT_EQ(sleeps_[0], absl::Milliseconds(500));  // 2 per second
-  now_ += absl::Seconds(10);  // idle: the bucket refills up to the burst only
+  now_ += absl::Seconds(10);                       // idle: the bucket refills up to the burst only
   sleeps_.clear();
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(client->Send(Get()).ok());
   EXPECT_TRUE(sleeps_.empty());

@@ -46,7 +46,8 @@ std::map<std::string, std::string> ChallengeParams(absl::string_view header) {
     rest = absl::StripLeadingAsciiWhitespace(rest);
     size_t eq = rest.find('=');
     if (eq == absl::string_view::npos) break;
-    std::string key = absl::AsciiStrToLower(std::string(absl::StripAsciiWhitespace(rest.substr(0, eq))));
+    std::string key =
+        absl::AsciiStrToLower(std::string(absl::StripAsciiWhitespace(rest.substr(0, eq))));
     rest = rest.substr(eq + 1);
     std::string value;
     if (!rest.empty() && rest[0] == '"') {
@@ -92,10 +93,14 @@ absl::Status RegistryError(const http::Response& response, const std::string& wh
   }
   std::string message = absl::StrCat(what, ": HTTP ", response.status, detail);
   switch (response.status) {
-    case 401: return absl::UnauthenticatedError(message);
-    case 403: return absl::PermissionDeniedError(message);
-    case 404: return absl::NotFoundError(message);
-    case 429: return absl::ResourceExhaustedError(message);
+    case 401:
+      return absl::UnauthenticatedError(message);
+    case 403:
+      return absl::PermissionDeniedError(message);
+    case 404:
+      return absl::NotFoundError(message);
+    case 429:
+      return absl::ResourceExhaustedError(message);
     default:
       if (response.status >= 500) return absl::UnavailableError(message);
       return absl::InternalError(message);
@@ -194,7 +199,8 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const std::string& regist
   }
   if (options_.check_registry && !IsOwnHost(registry, realm_host)) {
     if (absl::Status allowed = options_.check_registry(realm_host); !allowed.ok()) {
-      return absl::Status(allowed.code(), absl::StrCat(registry, ": token realm: ", allowed.message()));
+      return absl::Status(allowed.code(),
+                          absl::StrCat(registry, ": token realm: ", allowed.message()));
     }
   }
   http::Request req;
@@ -207,9 +213,8 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const std::string& regist
   }
   const CredentialStore::Credentials* c = credentials_.Find(registry);
   if (c != nullptr && MaySendCredentials(registry, realm_host)) {
-    req.headers.emplace_back(
-        "Authorization",
-        "Basic " + absl::Base64Escape(absl::StrCat(c->username, ":", c->password)));
+    req.headers.emplace_back("Authorization", "Basic " + absl::Base64Escape(absl::StrCat(
+                                                             c->username, ":", c->password)));
   }
   req.timeout = options_.request_timeout;
   absl::StatusOr<http::Response> resp = SendChecked(registry, req);
@@ -252,8 +257,7 @@ absl::StatusOr<http::Response> RegistryClient::SendChecked(const std::string& re
     std::string location = resp->Header("location");
     if (location.empty()) return resp;
     if (hop >= 5) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(registry, ": more than 5 redirects"));
+      return absl::FailedPreconditionError(absl::StrCat(registry, ": more than 5 redirects"));
     }
     if (absl::StartsWith(location, "/")) {
       const std::string& from = request.url;
@@ -266,7 +270,8 @@ absl::StatusOr<http::Response> RegistryClient::SendChecked(const std::string& re
     }
     const std::string host = AuthorityOf(location);
     if (host.empty() || absl::StrContains(host, "@")) {
-      return absl::FailedPreconditionError(absl::StrCat(registry, ": redirect without a valid host"));
+      return absl::FailedPreconditionError(
+          absl::StrCat(registry, ": redirect without a valid host"));
     }
     if (options_.check_registry && !IsOwnHost(registry, host)) {
       if (absl::Status allowed = options_.check_registry(host); !allowed.ok()) {
@@ -329,7 +334,8 @@ absl::StatusOr<http::Response> RegistryClient::Call(const std::string& registry,
 absl::StatusOr<std::vector<std::string>> RegistryClient::ListTags(const std::string& registry,
                                                                   const std::string& path) {
   std::vector<std::string> tags;
-  std::string url = absl::StrCat(BaseUrl(registry), "/v2/", path, "/tags/list?n=", options_.page_size);
+  std::string url =
+      absl::StrCat(BaseUrl(registry), "/v2/", path, "/tags/list?n=", options_.page_size);
   for (int page = 0; page < 10000 && !url.empty(); ++page) {
     http::Request req;
     req.url = url;
@@ -351,7 +357,8 @@ absl::StatusOr<std::vector<std::string>> RegistryClient::ListTags(const std::str
     std::string link = resp->Header("link");
     size_t lt = link.find('<');
     size_t gt = link.find('>');
-    if (lt != std::string::npos && gt != std::string::npos && absl::StrContains(link, "rel=\"next\"")) {
+    if (lt != std::string::npos && gt != std::string::npos &&
+        absl::StrContains(link, "rel=\"next\"")) {
       std::string next = link.substr(lt + 1, gt - lt - 1);
       if (absl::StartsWith(next, "/")) {
         url = BaseUrl(registry) + next;

@@ -43,8 +43,8 @@ struct Manifest {
 class RegistryClient {
  public:
   struct Options {
-    std::set<std::string> insecure_hosts;  // hosts reached over plain http
-    int page_size = 1000;                  // tags per page (n=)
+    std::set<std::string> insecure_hosts;                // hosts reached over plain http
+    int page_size = 1000;                                // tags per page (n=)
     absl::Duration request_timeout = absl::Seconds(30);  // per HTTP request
     // Checked before every request to a registry (RegistryPolicy::CheckRegistry); its error
     // is the request's answer and nothing is sent. Unset: every registry.
@@ -95,8 +95,8 @@ class RegistryClient {
     absl::Time expires;
   };
   std::mutex mu_;
-  std::map<std::string, CachedToken> tokens_;        // by registry + scope
-  std::map<std::string, std::string> auth_scheme_;   // registry -> "basic" once challenged
+  std::map<std::string, CachedToken> tokens_;       // by registry + scope
+  std::map<std::string, std::string> auth_scheme_;  // registry -> "basic" once challenged
 };
 
 // Maps an HTTP status from a registry to a status code with a message naming what failed.

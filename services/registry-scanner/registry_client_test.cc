@@ -1,5 +1,7 @@
 // The registry client and metadata reader against a real registry (Debian's
 // docker-registry on a loopback port), cross-checked with skopeo.
+#include "services/registry-scanner/registry_client.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -11,7 +13,6 @@
 #include "absl/strings/str_cat.h"
 #include "lib/http/curl_http_client.h"
 #include "services/registry-scanner/metadata.h"
-#include "services/registry-scanner/registry_client.h"
 #include "services/registry-scanner/registry_policy.h"
 #include "tests/support/git_repo.h"
 #include "tests/support/registry.h"
@@ -21,7 +22,8 @@ namespace {
 
 std::string Config(const std::string& created, const std::string& arch,
                    const std::string& labels_json = "{}") {
-  nlohmann::json c = {{"architecture", arch}, {"os", "linux"},
+  nlohmann::json c = {{"architecture", arch},
+                      {"os", "linux"},
                       {"config", {{"Labels", nlohmann::json::parse(labels_json)}}},
                       {"rootfs", {{"type", "layers"}, {"diff_ids", nlohmann::json::array()}}}};
   if (!created.empty()) c["created"] = created;
@@ -77,7 +79,8 @@ TEST_F(RegistryClientTest, Schema2ConfigCreatedLabelsAndDigest) {
                                    Config("2023-05-01T10:00:00.123456789Z", "amd64",
                                           R"({"org.opencontainers.image.revision":"abc"})"));
   ASSERT_TRUE(digest.ok()) << digest.status();
-  absl::StatusOr<TagMetadata> m = FetchTagMetadata(*client_, server_->host(), "team/app", "1.0.0", {});
+  absl::StatusOr<TagMetadata> m =
+      FetchTagMetadata(*client_, server_->host(), "team/app", "1.0.0", {});
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->digest, *digest);
   EXPECT_EQ(m->media_type, "application/vnd.docker.distribution.manifest.v2+json");
@@ -91,9 +94,13 @@ TEST_F(RegistryClientTest, Schema2ConfigCreatedLabelsAndDigest) {
 }
 
 TEST_F(RegistryClientTest, OciImageWithoutCreatedFallsBackToTheLabelAndZeroIsReported) {
-  ASSERT_TRUE(server_->PushImage("team/app", "labelled",
-                                 Config("", "amd64", R"({"org.opencontainers.image.created":"2022-01-02T03:04:05Z"})"),
-                                 /*oci=*/true).ok());
+  ASSERT_TRUE(
+      server_
+          ->PushImage(
+              "team/app", "labelled",
+              Config("", "amd64", R"({"org.opencontainers.image.created":"2022-01-02T03:04:05Z"})"),
+              /*oci=*/true)
+          .ok());
   auto labelled = FetchTagMetadata(*client_, server_->host(), "team/app", "labelled", {});
   ASSERT_TRUE(labelled.ok()) << labelled.status();
   EXPECT_EQ(labelled->media_type, "application/vnd.oci.image.manifest.v1+json");
@@ -110,10 +117,13 @@ TEST_F(RegistryClientTest, OciImageWithoutCreatedFallsBackToTheLabelAndZeroIsRep
 TEST_F(RegistryClientTest, ManifestListAndOciIndexRecordEveryPlatform) {
   for (bool oci : {false, true}) {
     const std::string tag = oci ? "oci-multi" : "docker-multi";
-    auto amd = server_->PushImage("team/multi", tag + "-amd64", Config("2024-01-01T00:00:00Z", "amd64"), oci);
-    auto arm = server_->PushImage("team/multi", tag + "-arm64", Config("2024-02-02T00:00:00Z", "arm64"), oci);
+    auto amd = server_->PushImage("team/multi", tag + "-amd64",
+                                  Config("2024-01-01T00:00:00Z", "amd64"), oci);
+    auto arm = server_->PushImage("team/multi", tag + "-arm64",
+                                  Config("2024-02-02T00:00:00Z", "arm64"), oci);
     ASSERT_TRUE(amd.ok() && arm.ok());
-    auto index = server_->PushIndex("team/multi", tag, {{"linux/amd64", *amd}, {"linux/arm64/v8", *arm}}, oci);
+    auto index = server_->PushIndex("team/multi", tag,
+                                    {{"linux/amd64", *amd}, {"linux/arm64/v8", *arm}}, oci);
     ASSERT_TRUE(index.ok()) << index.status();
     MetadataOptions arm_options;
     arm_options.platform = *PlatformSpec::Parse("linux/arm64");
@@ -140,10 +150,9 @@ TEST_F(RegistryClientTest, AgreesWithSkopeo) {
   auto m = FetchTagMetadata(*client_, server_->host(), "team/app", "2.0.0", {});
   ASSERT_TRUE(m.ok());
   int status = 0;
-  std::string out = testing::RunCommand(
-      absl::StrCat("skopeo inspect --tls-verify=false docker://", server_->host(),
-                   "/team/app:2.0.0 2>&1"),
-      &status);
+  std::string out = testing::RunCommand(absl::StrCat("skopeo inspect --tls-verify=false docker://",
+                                                     server_->host(), "/team/app:2.0.0 2>&1"),
+                                        &status);
   ASSERT_EQ(status, 0) << out;
   nlohmann::json s = nlohmann::json::parse(out);
   EXPECT_EQ(s["Digest"], m->digest);
@@ -172,7 +181,8 @@ TEST(RegistryAuthTest, BasicAuthWithDockerConfigCredentials) {
   const std::string dir = tmpl;
   auto server = testing::RegistryServer::Start(dir, "ferry", "pa55-word");
   ASSERT_TRUE(server.ok()) << server.status();
-  ASSERT_TRUE((*server)->PushImage("private/app", "1.0.0", Config("2023-01-01T00:00:00Z", "amd64")).ok());
+  ASSERT_TRUE(
+      (*server)->PushImage("private/app", "1.0.0", Config("2023-01-01T00:00:00Z", "amd64")).ok());
   http::CurlOptions curl_options;
   curl_options.insecure_hosts = {(*server)->host()};
   http::CurlHttpClient http(curl_options);
@@ -183,10 +193,13 @@ TEST(RegistryAuthTest, BasicAuthWithDockerConfigCredentials) {
   auto denied = anonymous.ListTags((*server)->host(), "private/app");
   EXPECT_EQ(denied.status().code(), absl::StatusCode::kUnauthenticated) << denied.status();
 
-  auto write_config = [&](const std::string& name, const std::string& user, const std::string& pass) {
+  auto write_config = [&](const std::string& name, const std::string& user,
+                          const std::string& pass) {
     const std::string path = dir + "/" + name;
-    std::ofstream(path) << nlohmann::json{{"auths", {{(*server)->host(),
-        {{"auth", absl::Base64Escape(user + ":" + pass)}}}}}}.dump();
+    std::ofstream(path) << nlohmann::json{{"auths",
+                                           {{(*server)->host(),
+                                             {{"auth", absl::Base64Escape(user + ":" + pass)}}}}}}
+                               .dump();
     return path;
   };
   auto good = CredentialStore::Load({write_config("good.json", "ferry", "pa55-word")});
@@ -229,7 +242,8 @@ TEST(RegistryAuthTest, BearerTokenFlowWithCachedToken) {
   ASSERT_TRUE(server.ok()) << server.status();
   auto first = (*server)->PushImage("team/app", "1.0.0", Config("2023-01-01T00:00:00Z", "amd64"));
   ASSERT_TRUE(first.ok()) << first.status();
-  ASSERT_TRUE((*server)->PushImage("team/app", "1.1.0", Config("2023-02-01T00:00:00Z", "amd64")).ok());
+  ASSERT_TRUE(
+      (*server)->PushImage("team/app", "1.1.0", Config("2023-02-01T00:00:00Z", "amd64")).ok());
   const int pushes = (*server)->TokensIssued();
 
   http::CurlOptions curl_options;

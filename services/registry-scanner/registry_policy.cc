@@ -40,9 +40,9 @@ absl::StatusOr<RegistryPolicy> RegistryPolicy::Create(const std::vector<std::str
                  image::Reference::Parse(absl::StrCat(p.host, ".x/a")).ok() &&
                  p.host.find_first_of("*/@") == std::string::npos;
     if (!valid) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--registry_allow_hosts: \"", entry,
-          "\" is not host, host:port, *.domain or *.domain:port (port 1-65535)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--registry_allow_hosts: \"", entry,
+                       "\" is not host, host:port, *.domain or *.domain:port (port 1-65535)"));
     }
     if (wildcard) p.host = "*." + p.host;
     policy.allow_.push_back(std::move(p));

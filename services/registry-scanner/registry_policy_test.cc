@@ -40,8 +40,8 @@ TEST(RegistryPolicyTest, LinkLocalOnlyWithTheFlag) {
 }
 
 TEST(RegistryPolicyTest, AllowListByHostPortAndWildcard) {
-  auto policy = RegistryPolicy::Create({"registry.example.com", "127.0.0.1:5000", "*.corp.example"},
-                                       false);
+  auto policy =
+      RegistryPolicy::Create({"registry.example.com", "127.0.0.1:5000", "*.corp.example"}, false);
   ASSERT_TRUE(policy.ok()) << policy.status();
   EXPECT_TRUE(policy->CheckRegistry("registry.example.com").ok());
   EXPECT_TRUE(policy->CheckRegistry("Registry.Example.com:443").ok());
@@ -59,8 +59,8 @@ TEST(RegistryPolicyTest, AllowListByHostPortAndWildcard) {
 }
 
 TEST(RegistryPolicyTest, BadAllowListEntriesNameTheFlag) {
-  for (const char* entry : {"", "http://x.io", "x.io:0", "x.io:70000", "*", "a*.x.io", "x.io/path",
-                            "user@x.io"}) {
+  for (const char* entry :
+       {"", "http://x.io", "x.io:0", "x.io:70000", "*", "a*.x.io", "x.io/path", "user@x.io"}) {
     auto policy = RegistryPolicy::Create({entry}, false);
     ASSERT_FALSE(policy.ok()) << entry;
     EXPECT_EQ(policy.status().code(), absl::StatusCode::kInvalidArgument);
@@ -113,7 +113,8 @@ TEST(RegistryClientPolicyTest, NextPageOnAnotherHostIsNotFollowed) {
   CredentialStore credentials;
   credentials.Add("registry.example.com", {"user", "s3cret"});
   RegistryClient client(http, std::move(credentials), {});
-  absl::StatusOr<std::vector<std::string>> tags = client.ListTags("registry.example.com", "team/app");
+  absl::StatusOr<std::vector<std::string>> tags =
+      client.ListTags("registry.example.com", "team/app");
   ASSERT_FALSE(tags.ok());
   EXPECT_EQ(tags.status().code(), absl::StatusCode::kFailedPrecondition) << tags.status();
   EXPECT_TRUE(absl::StrContains(tags.status().message(), "next page is on another host"))

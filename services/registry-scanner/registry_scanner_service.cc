@@ -20,12 +20,17 @@ void FillTag(const std::string& tag, const TagMetadata& m, ferry::v1::TagInfo* o
   out->set_media_type(m.media_type);
   if (m.created) *out->mutable_created() = runtime::ToProtoTimestamp(*m.created);
   switch (m.created_source) {
-    case CreatedSource::kConfig: out->set_created_source(ferry::v1::CREATED_SOURCE_CONFIG); break;
-    case CreatedSource::kOciLabel: out->set_created_source(ferry::v1::CREATED_SOURCE_OCI_LABEL); break;
+    case CreatedSource::kConfig:
+      out->set_created_source(ferry::v1::CREATED_SOURCE_CONFIG);
+      break;
+    case CreatedSource::kOciLabel:
+      out->set_created_source(ferry::v1::CREATED_SOURCE_OCI_LABEL);
+      break;
     case CreatedSource::kLabelSchema:
       out->set_created_source(ferry::v1::CREATED_SOURCE_LABEL_SCHEMA);
       break;
-    case CreatedSource::kNone: break;
+    case CreatedSource::kNone:
+      break;
   }
   for (const Platform& p : m.platforms) {
     ferry::v1::Platform* pp = out->add_platforms();
@@ -43,10 +48,17 @@ void FillTag(const std::string& tag, const TagMetadata& m, ferry::v1::TagInfo* o
 policy::TagPattern OrderingPattern(ferry::v1::TagOrdering ordering) {
   const char* text = "glob:*";
   switch (ordering) {
-    case ferry::v1::TAG_ORDERING_SEMVER: text = "semver:*"; break;
-    case ferry::v1::TAG_ORDERING_NUMERICAL: text = "numerical:"; break;
-    case ferry::v1::TAG_ORDERING_ALPHABETICAL: text = "alphabetical:"; break;
-    default: break;
+    case ferry::v1::TAG_ORDERING_SEMVER:
+      text = "semver:*";
+      break;
+    case ferry::v1::TAG_ORDERING_NUMERICAL:
+      text = "numerical:";
+      break;
+    case ferry::v1::TAG_ORDERING_ALPHABETICAL:
+      text = "alphabetical:";
+      break;
+    default:
+      break;
   }
   return *policy::TagPattern::Parse(text);
 }
@@ -137,8 +149,9 @@ grpc::Status RegistryScannerService::GetImage(grpc::ServerContext*,
     return ToGrpcStatus(allowed);
   }
   if (ref->tag().empty() && ref->digest().empty()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("reference \"", request->reference(), "\" has no tag or digest"));
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("reference \"", request->reference(), "\" has no tag or digest"));
   }
   if (ref->digest().empty()) {
     absl::StatusOr<std::vector<TagRecord>> tags = scanner_.Tags(ref->Repository());
@@ -151,9 +164,9 @@ grpc::Status RegistryScannerService::GetImage(grpc::ServerContext*,
       }
     }
   }
-  absl::StatusOr<TagMetadata> m = FetchTagMetadata(
-      client_, ref->Registry(), ref->Path(), ref->digest().empty() ? ref->tag() : ref->digest(),
-      metadata_);
+  absl::StatusOr<TagMetadata> m =
+      FetchTagMetadata(client_, ref->Registry(), ref->Path(),
+                       ref->digest().empty() ? ref->tag() : ref->digest(), metadata_);
   if (!m.ok()) return ToGrpcStatus(m.status());
   FillTag(ref->tag(), *m, response);
   return grpc::Status::OK;
@@ -176,8 +189,12 @@ grpc::Status RegistryScannerService::WatchEvents(grpc::ServerContext* context,
       if (!only.empty() && !only.count(e.repository)) continue;
       ferry::v1::TagEvent out;
       switch (e.kind) {
-        case TagEvent::Kind::kNewTag: out.set_kind(ferry::v1::TAG_EVENT_KIND_NEW_TAG); break;
-        case TagEvent::Kind::kTagMoved: out.set_kind(ferry::v1::TAG_EVENT_KIND_TAG_MOVED); break;
+        case TagEvent::Kind::kNewTag:
+          out.set_kind(ferry::v1::TAG_EVENT_KIND_NEW_TAG);
+          break;
+        case TagEvent::Kind::kTagMoved:
+          out.set_kind(ferry::v1::TAG_EVENT_KIND_TAG_MOVED);
+          break;
         case TagEvent::Kind::kRepositoryError:
           out.set_kind(ferry::v1::TAG_EVENT_KIND_REPOSITORY_ERROR);
           break;

@@ -24,8 +24,8 @@ ScannerMetrics::ScannerMetrics(prometheus::Registry& registry)
                        .Name("ferry_registry_scan_duration_seconds")
                        .Help("Time to scan one repository.")
                        .Register(registry)
-                       .Add({}, prometheus::Histogram::BucketBoundaries{
-                                    0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60})),
+                       .Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.25, 0.5,
+                                                                        1, 2.5, 5, 10, 30, 60})),
       tags_known(prometheus::BuildGauge()
                      .Name("ferry_registry_tags_known")
                      .Help("Tags known across watched repositories.")
@@ -104,8 +104,8 @@ absl::StatusOr<std::pair<std::vector<std::string>, std::vector<std::string>>> Sc
 }
 
 absl::Time Scanner::NextScan(const RepositoryRecord& record) const {
-  absl::Time next = record.last_scan ? *record.last_scan + options_.scan_interval
-                                     : absl::InfinitePast();
+  absl::Time next =
+      record.last_scan ? *record.last_scan + options_.scan_interval : absl::InfinitePast();
   std::lock_guard<std::mutex> lock(attempts_mu_);
   auto it = attempts_.find(record.name);
   if (it != attempts_.end() && it->second.failures > 0) {
@@ -170,7 +170,8 @@ absl::Status Scanner::Scan(const std::string& repository) {
     auto it = known.find(tag);
     if (it == known.end()) {
       metrics_.metadata_fetches.Increment();
-      absl::StatusOr<TagMetadata> m = FetchTagMetadata(client_, registry, path, tag, options_.metadata);
+      absl::StatusOr<TagMetadata> m =
+          FetchTagMetadata(client_, registry, path, tag, options_.metadata);
       if (!m.ok()) {
         if (m.status().code() == absl::StatusCode::kNotFound) continue;  // deleted meanwhile
         return fail(m.status());
@@ -205,7 +206,8 @@ absl::Status Scanner::Scan(const std::string& repository) {
       continue;
     }
     const std::string previous = r.metadata.digest;
-    absl::StatusOr<TagMetadata> m = FetchTagMetadata(client_, registry, path, tag, options_.metadata);
+    absl::StatusOr<TagMetadata> m =
+        FetchTagMetadata(client_, registry, path, tag, options_.metadata);
     if (!m.ok()) return fail(m.status());
     r.metadata = *m;
     r.checked = now;
@@ -242,7 +244,8 @@ std::vector<std::string> Scanner::DueRepositories() {
   std::vector<std::string> due;
   absl::StatusOr<std::vector<RepositoryRecord>> repos = cache_.Repositories();
   if (!repos.ok()) return due;
-  const std::map<std::string, int> counts = cache_.TagCounts().value_or(std::map<std::string, int>());
+  const std::map<std::string, int> counts =
+      cache_.TagCounts().value_or(std::map<std::string, int>());
   double tags = 0;
   for (const RepositoryRecord& r : *repos) {
     if (!r.watched) continue;
@@ -342,8 +345,7 @@ void ScanQueue::CheckExpected(const std::string& repository, std::unique_lock<st
   if (it->second.tags.empty() || it->second.attempts >= kMaxAttempts) {
     if (!it->second.tags.empty()) {
       log::Warn("webhook announced tags the registry does not list",
-                {{"repository", repository},
-                 {"tags", absl::StrJoin(it->second.tags, ",")}});
+                {{"repository", repository}, {"tags", absl::StrJoin(it->second.tags, ",")}});
     }
     expected_.erase(it);
     return;

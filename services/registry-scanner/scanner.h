@@ -5,21 +5,21 @@
 // the persistent cache first.
 #pragma once
 
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
 #include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
-
-#include <prometheus/counter.h>
-#include <prometheus/gauge.h>
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -53,12 +53,12 @@ struct TagEvent {
 
 struct ScannerMetrics {
   explicit ScannerMetrics(prometheus::Registry& registry);
-  prometheus::Family<prometheus::Counter>& scans;            // {outcome}
+  prometheus::Family<prometheus::Counter>& scans;  // {outcome}
   prometheus::Histogram& scan_seconds;
   prometheus::Gauge& tags_known;
   prometheus::Gauge& watched;
-  prometheus::Family<prometheus::Gauge>& last_scan;          // {repository}
-  prometheus::Counter& metadata_fetches;                     // cache misses
+  prometheus::Family<prometheus::Gauge>& last_scan;  // {repository}
+  prometheus::Counter& metadata_fetches;             // cache misses
   prometheus::Counter& cache_hits;
 };
 
@@ -156,8 +156,8 @@ class ScanQueue {
   std::condition_variable cv_;
   std::set<std::string> pending_;
   std::set<std::string> running_;
-  std::map<std::string, Expected> expected_;      // repository -> tags a webhook announced
-  std::map<std::string, absl::Time> retry_at_;    // repository -> when to scan again
+  std::map<std::string, Expected> expected_;    // repository -> tags a webhook announced
+  std::map<std::string, absl::Time> retry_at_;  // repository -> when to scan again
   bool stop_ = false;
   std::vector<std::thread> threads_;
 };

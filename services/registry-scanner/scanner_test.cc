@@ -19,7 +19,9 @@ namespace ferry::registry_scanner {
 namespace {
 
 std::string Config(const std::string& created, const std::string& marker = "") {
-  return nlohmann::json{{"architecture", "amd64"}, {"os", "linux"}, {"created", created},
+  return nlohmann::json{{"architecture", "amd64"},
+                        {"os", "linux"},
+                        {"created", created},
                         {"config", {{"Labels", {{"marker", marker}}}}}}
       .dump();
 }

@@ -1,12 +1,11 @@
 #include "services/registry-scanner/webhook.h"
 
-#include <prometheus/counter.h>
-#include <prometheus/registry.h>
-
 #include <httplib.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
 
 #include <nlohmann/json.hpp>
 
@@ -118,14 +117,14 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
   w->server_->set_keep_alive_max_count(1);
   // Bodies httplib reads itself (methods without a handler below) stop at the limit too.
   w->server_->set_payload_max_length(max_body_bytes);
-  const std::string too_large_message = limits::OverLimit("POST /webhook", limits::kWebhookBody,
-                                                          max_body_bytes);
+  const std::string too_large_message =
+      limits::OverLimit("POST /webhook", limits::kWebhookBody, max_body_bytes);
   // The handler gets the headers first and reads the body itself, only once the request
   // may be authentic and only up to the limit.
   w->server_->Post("/webhook", [secret, max_body_bytes, too_large_message, on_hint, &accepted,
-                                &unauthorized, &malformed, &too_large, &hinted](
-                                   const httplib::Request& req, httplib::Response& res,
-                                   const httplib::ContentReader& content_reader) {
+                                &unauthorized, &malformed, &too_large,
+                                &hinted](const httplib::Request& req, httplib::Response& res,
+                                         const httplib::ContentReader& content_reader) {
     const std::string authorization = req.get_header_value("Authorization");
     const std::string signature = req.get_header_value("X-Hub-Signature-256");
     const bool bearer = BearerMatches(authorization, secret);
@@ -147,15 +146,15 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
     }
     std::string body;
     bool over_limit = false;
-    const bool read = content_reader([&body, &over_limit, max_body_bytes](const char* data,
-                                                                          size_t length) {
-      if (body.size() + length > max_body_bytes) {
-        over_limit = true;
-        return false;
-      }
-      body.append(data, length);
-      return true;
-    });
+    const bool read =
+        content_reader([&body, &over_limit, max_body_bytes](const char* data, size_t length) {
+          if (body.size() + length > max_body_bytes) {
+            over_limit = true;
+            return false;
+          }
+          body.append(data, length);
+          return true;
+        });
     if (over_limit || res.status == 413) {
       Answer(res, 413, too_large, too_large_message);
       return;
@@ -186,10 +185,9 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
   w->server_->Put(".*", not_found);
   w->server_->Patch(".*", not_found);
   w->server_->Delete(".*", not_found);
-  int port = address.port == 0 ? w->server_->bind_to_any_port(address.host)
-                               : (w->server_->bind_to_port(address.host, address.port)
-                                      ? address.port
-                                      : -1);
+  int port = address.port == 0
+                 ? w->server_->bind_to_any_port(address.host)
+                 : (w->server_->bind_to_port(address.host, address.port) ? address.port : -1);
   if (port <= 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot listen for webhooks on ", address.ToString(),

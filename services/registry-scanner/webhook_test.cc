@@ -1,7 +1,6 @@
 #include "services/registry-scanner/webhook.h"
 
 #include <gtest/gtest.h>
-
 #include <httplib.h>
 #include <openssl/hmac.h>
 
@@ -58,8 +57,10 @@ std::string HmacHex(const std::string& secret, const std::string& body) {
 TEST(AuthenticWebhookTest, BearerOrHmac) {
   EXPECT_TRUE(AuthenticWebhook("Bearer s3cret", "", "{}", "s3cret"));
   EXPECT_FALSE(AuthenticWebhook("Bearer wrong", "", "{}", "s3cret"));
-  EXPECT_TRUE(AuthenticWebhook("", "sha256=" + HmacHex("s3cret", "{\"a\":1}"), "{\"a\":1}", "s3cret"));
-  EXPECT_FALSE(AuthenticWebhook("", "sha256=" + HmacHex("s3cret", "{\"a\":1}"), "{\"a\":2}", "s3cret"));
+  EXPECT_TRUE(
+      AuthenticWebhook("", "sha256=" + HmacHex("s3cret", "{\"a\":1}"), "{\"a\":1}", "s3cret"));
+  EXPECT_FALSE(
+      AuthenticWebhook("", "sha256=" + HmacHex("s3cret", "{\"a\":1}"), "{\"a\":2}", "s3cret"));
   EXPECT_FALSE(AuthenticWebhook("", "", "{}", "s3cret"));
   EXPECT_FALSE(AuthenticWebhook("Bearer ", "", "{}", ""));  // no secret: nothing is authentic
 }
@@ -112,8 +113,8 @@ TEST(WebhookServerTest, RefusesBodiesOverTheLimitBeforeParsingOrHmac) {
   int hints = 0;
   prometheus::Registry metrics;
   constexpr uint64_t kMax = 64;
-  auto server = WebhookServer::Start({"127.0.0.1", 0}, "s3cret", kMax,
-                                     [&](const PushHint&) { ++hints; }, metrics);
+  auto server = WebhookServer::Start(
+      {"127.0.0.1", 0}, "s3cret", kMax, [&](const PushHint&) { ++hints; }, metrics);
   ASSERT_TRUE(server.ok()) << server.status();
   httplib::Client client("127.0.0.1", (*server)->port());
   const std::string small = R"({"repository":"127.0.0.1:5000/a/b","tag":"1"})";
@@ -149,8 +150,7 @@ TEST(WebhookServerTest, RefusesBodiesOverTheLimitBeforeParsingOrHmac) {
     EXPECT_EQ(chunked->status, 413);
     EXPECT_TRUE(absl::StrContains(chunked->body, "--webhook_max_body_bytes")) << chunked->body;
   } else {
-    EXPECT_TRUE(chunked.error() == httplib::Error::Write ||
-                chunked.error() == httplib::Error::Read)
+    EXPECT_TRUE(chunked.error() == httplib::Error::Write || chunked.error() == httplib::Error::Read)
         << httplib::to_string(chunked.error());
   }
 

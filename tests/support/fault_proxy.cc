@@ -31,9 +31,8 @@ absl::StatusOr<std::unique_ptr<FaultProxy>> FaultProxy::Start(const std::string&
         --self->cut_count_;
         res.status = 200;
         // Promises 1 MiB and sends none of it: the server closes the connection.
-        res.set_content_provider(
-            1 << 20, "application/octet-stream",
-            [](size_t, size_t, httplib::DataSink&) { return false; });
+        res.set_content_provider(1 << 20, "application/octet-stream",
+                                 [](size_t, size_t, httplib::DataSink&) { return false; });
         return;
       }
     }
@@ -53,7 +52,8 @@ absl::StatusOr<std::unique_ptr<FaultProxy>> FaultProxy::Start(const std::string&
     forward.url = absl::StrCat("http://", self->upstream_, req.target);
     for (const auto& [name, value] : req.headers) {
       if (absl::EqualsIgnoreCase(name, "Host") || absl::EqualsIgnoreCase(name, "Content-Length") ||
-          absl::StartsWithIgnoreCase(name, "REMOTE_") || absl::EqualsIgnoreCase(name, "LOCAL_ADDR") ||
+          absl::StartsWithIgnoreCase(name, "REMOTE_") ||
+          absl::EqualsIgnoreCase(name, "LOCAL_ADDR") ||
           absl::EqualsIgnoreCase(name, "LOCAL_PORT")) {
         continue;
       }

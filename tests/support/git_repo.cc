@@ -70,15 +70,15 @@ absl::StatusOr<std::string> GitRepo::CommitWithCli(const std::map<std::string, s
                                                    const std::string& message) {
   const std::string work = absl::StrCat(dir_, "/scratch-", scratch_++);
   int status = 0;
-  std::string out = RunCommand(absl::StrCat(kGitEnv, "git clone -q ", url(), " ", work, " 2>&1"),
-                               &status);
+  std::string out =
+      RunCommand(absl::StrCat(kGitEnv, "git clone -q ", url(), " ", work, " 2>&1"), &status);
   if (status != 0) return absl::InternalError("git clone failed: " + out);
   RunCommand(absl::StrCat("cd ", work, " && ", kGitEnv, "git checkout -q -B ", branch_, " 2>&1"));
   WriteFiles(work, files);
-  out = RunCommand(absl::StrCat("cd ", work, " && ", kGitEnv, "git add -A && ", kGitEnv,
-                                "git commit -q -m '", message, "' && ", kGitEnv,
-                                "git push -q origin ", branch_, " 2>&1"),
-                   &status);
+  out = RunCommand(
+      absl::StrCat("cd ", work, " && ", kGitEnv, "git add -A && ", kGitEnv, "git commit -q -m '",
+                   message, "' && ", kGitEnv, "git push -q origin ", branch_, " 2>&1"),
+      &status);
   std::error_code ec;
   fs::remove_all(work, ec);
   if (status != 0) return absl::AbortedError("git push failed: " + out);
@@ -86,8 +86,8 @@ absl::StatusOr<std::string> GitRepo::CommitWithCli(const std::map<std::string, s
 }
 
 std::string GitRepo::Git(const std::string& args) const {
-  return RunCommand(absl::StrCat("cd ", dir_, "/upstream.git && ", kGitEnv, "git ", args,
-                                 " 2>/dev/null"));
+  return RunCommand(
+      absl::StrCat("cd ", dir_, "/upstream.git && ", kGitEnv, "git ", args, " 2>/dev/null"));
 }
 
 std::string GitRepo::Head() const {

@@ -1,10 +1,10 @@
 // Reading metric values back from a prometheus::Registry in tests.
 #pragma once
 
+#include <prometheus/registry.h>
+
 #include <map>
 #include <string>
-
-#include <prometheus/registry.h>
 
 namespace ferry::testing {
 
@@ -22,8 +22,8 @@ inline double MetricSum(prometheus::Registry& registry, const std::string& name,
         if (it != labels.end() && it->second == label.value) ++matched;
       }
       if (matched != labels.size()) continue;
-      sum += family.type == prometheus::MetricType::Gauge ? metric.gauge.value
-                                                          : metric.counter.value;
+      sum +=
+          family.type == prometheus::MetricType::Gauge ? metric.gauge.value : metric.counter.value;
     }
   }
   return sum;

@@ -12,9 +12,9 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "tests/support/git_repo.h"
 #include "tests/support/ports.h"
-#include "absl/strings/str_split.h"
 
 namespace ferry::testing {
 
@@ -26,14 +26,13 @@ std::string Sha256Digest(const std::string& data) {
   return "sha256:" + hex;
 }
 
-absl::Status RegistryServer::StartRegistry(const std::string& dir,
-                                           const std::string& auth_config) {
+absl::Status RegistryServer::StartRegistry(const std::string& dir, const std::string& auth_config) {
   std::filesystem::create_directories(dir + "/data");
   int port = FreeLoopbackPort();
   host_ = absl::StrCat("127.0.0.1:", port);
   std::ofstream(dir + "/config.yml")
-      << "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: "
-      << dir << "/data\n  delete:\n    enabled: true\nhttp:\n  addr: " << host_ << "\n"
+      << "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: " << dir
+      << "/data\n  delete:\n    enabled: true\nhttp:\n  addr: " << host_ << "\n"
       << auth_config;
   auto process = Subprocess::Start({"/usr/bin/docker-registry", "serve", dir + "/config.yml"});
   if (!process.ok()) return process.status();
@@ -56,19 +55,19 @@ absl::Status RegistryServer::StartRegistry(const std::string& dir,
 }
 
 absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(const std::string& dir,
-                                                                     const std::string& user,
-                                                                     const std::string& password) {
+                                                                      const std::string& user,
+                                                                      const std::string& password) {
   std::unique_ptr<RegistryServer> r(new RegistryServer());
   std::filesystem::create_directories(dir);
   std::string auth;
   if (!user.empty()) {
     int status = 0;
-    std::string out = RunCommand(absl::StrCat("htpasswd -Bbn '", user, "' '", password, "' > ",
-                                              dir, "/htpasswd 2>&1"),
-                                 &status);
+    std::string out = RunCommand(
+        absl::StrCat("htpasswd -Bbn '", user, "' '", password, "' > ", dir, "/htpasswd 2>&1"),
+        &status);
     if (status != 0) return absl::InternalError("htpasswd failed: " + out);
-    auth = absl::StrCat("auth:\n  htpasswd:\n    realm: ferry-test\n    path: ", dir,
-                        "/htpasswd\n");
+    auth =
+        absl::StrCat("auth:\n  htpasswd:\n    realm: ferry-test\n    path: ", dir, "/htpasswd\n");
     r->basic_auth_ = "Basic " + absl::Base64Escape(absl::StrCat(user, ":", password));
   }
   if (absl::Status s = r->StartRegistry(dir, auth); !s.ok()) return s;
@@ -79,10 +78,10 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::StartWithNotific
     const std::string& dir, const std::string& url, const std::string& bearer) {
   std::unique_ptr<RegistryServer> r(new RegistryServer());
   std::filesystem::create_directories(dir);
-  std::string notifications = absl::StrCat(
-      "notifications:\n  endpoints:\n    - name: ferry\n      url: ", url,
-      "\n      headers:\n        Authorization: [\"Bearer ", bearer,
-      "\"]\n      timeout: 2s\n      threshold: 3\n      backoff: 1s\n");
+  std::string notifications =
+      absl::StrCat("notifications:\n  endpoints:\n    - name: ferry\n      url: ", url,
+                   "\n      headers:\n        Authorization: [\"Bearer ", bearer,
+                   "\"]\n      timeout: 2s\n      threshold: 3\n      backoff: 1s\n");
   if (absl::Status s = r->StartRegistry(dir, notifications); !s.ok()) return s;
   return r;
 }
@@ -98,15 +97,17 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::StartWithTokenAu
                    "openssl x509 -in token_cert.pem -outform DER -out token_cert.der 2>&1"),
       &status);
   if (status != 0) return absl::InternalError("openssl failed: " + out);
-  auto server = Subprocess::Start(
-      {"/usr/bin/env", "python3", std::string(FERRY_SOURCE_DIR) + "/tests/support/registry_token_server.py",
-       "--key", dir + "/token_key.pem", "--cert-der", dir + "/token_cert.der", "--issuer",
-       "ferry-test", "--user", user, "--password", password});
+  auto server =
+      Subprocess::Start({"/usr/bin/env", "python3",
+                         std::string(FERRY_SOURCE_DIR) + "/tests/support/registry_token_server.py",
+                         "--key", dir + "/token_key.pem", "--cert-der", dir + "/token_cert.der",
+                         "--issuer", "ferry-test", "--user", user, "--password", password});
   if (!server.ok()) return server.status();
   r->token_server_ = *std::move(server);
   auto line = r->token_server_->WaitForLine(
       [](const std::string& l) { return l.rfind("listening ", 0) == 0; }, absl::Seconds(20));
-  if (!line) return absl::InternalError("token server did not start: " + r->token_server_->Output());
+  if (!line)
+    return absl::InternalError("token server did not start: " + r->token_server_->Output());
   r->token_url_ = absl::StrCat("http://127.0.0.1:", line->substr(10), "/token");
   r->basic_auth_ = "Basic " + absl::Base64Escape(absl::StrCat(user, ":", password));
   std::string auth = absl::StrCat("auth:\n  token:\n    realm: ", r->token_url_,
@@ -141,8 +142,8 @@ absl::StatusOr<http::Response> RegistryServer::Send(http::Request request,
     token.headers.emplace_back("Authorization", basic_auth_);
     absl::StatusOr<http::Response> t = http_->Send(token);
     if (!t.ok()) return t.status();
-    request.headers.emplace_back(
-        "Authorization", "Bearer " + nlohmann::json::parse(t->body).value("token", ""));
+    request.headers.emplace_back("Authorization",
+                                 "Bearer " + nlohmann::json::parse(t->body).value("token", ""));
   } else if (!basic_auth_.empty()) {
     request.headers.emplace_back("Authorization", basic_auth_);
   }
@@ -157,7 +158,8 @@ absl::StatusOr<std::string> RegistryServer::PushBlob(const std::string& reposito
   start.url = absl::StrCat("http://", host_, "/v2/", repository, "/blobs/uploads/");
   absl::StatusOr<http::Response> started = Send(start, repository);
   if (!started.ok()) return started.status();
-  if (started->status != 202) return absl::InternalError(absl::StrCat("upload start: ", started->status));
+  if (started->status != 202)
+    return absl::InternalError(absl::StrCat("upload start: ", started->status));
   std::string location = started->Header("location");
   if (location.rfind("http", 0) != 0) location = absl::StrCat("http://", host_, location);
   http::Request put;
@@ -168,7 +170,8 @@ absl::StatusOr<std::string> RegistryServer::PushBlob(const std::string& reposito
   put.body = data;
   absl::StatusOr<http::Response> done = Send(put, repository);
   if (!done.ok()) return done.status();
-  if (done->status != 201) return absl::InternalError(absl::StrCat("blob upload: ", done->status, " ", done->body));
+  if (done->status != 201)
+    return absl::InternalError(absl::StrCat("blob upload: ", done->status, " ", done->body));
   return digest;
 }
 
@@ -236,8 +239,8 @@ absl::StatusOr<std::string> RegistryServer::PushIndex(
     nlohmann::ordered_json entry;
     entry["mediaType"] = oci ? "application/vnd.oci.image.manifest.v1+json"
                              : "application/vnd.docker.distribution.manifest.v2+json";
-    entry["size"] = std::stoll(sized->Header("content-length").empty() ? "0"
-                                                                       : sized->Header("content-length"));
+    entry["size"] =
+        std::stoll(sized->Header("content-length").empty() ? "0" : sized->Header("content-length"));
     entry["digest"] = digest;
     entry["platform"] = {{"architecture", parts.size() > 1 ? parts[1] : ""}, {"os", parts[0]}};
     if (parts.size() > 2) entry["platform"]["variant"] = parts[2];

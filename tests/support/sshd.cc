@@ -11,9 +11,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "tests/support/ports.h"
 #include "absl/strings/strip.h"
 #include "tests/support/git_repo.h"
+#include "tests/support/ports.h"
 
 namespace ferry::testing {
 
@@ -49,8 +49,7 @@ absl::StatusOr<std::unique_ptr<Sshd>> Sshd::Start(const std::string& dir) {
       << "/host_key\nPidFile " << dir << "/sshd.pid\nAuthorizedKeysFile " << dir
       << "/authorized_keys\nStrictModes no\nPasswordAuthentication no\n"
       << "KbdInteractiveAuthentication no\nUsePAM no\nPubkeyAuthentication yes\n"
-      << "PermitRootLogin prohibit-password\nAllowUsers " << s->user_
-      << "\nLogLevel ERROR\n";
+      << "PermitRootLogin prohibit-password\nAllowUsers " << s->user_ << "\nLogLevel ERROR\n";
   auto process = Subprocess::Start({"/usr/sbin/sshd", "-D", "-e", "-f", dir + "/sshd_config"});
   if (!process.ok()) return process.status();
   s->process_ = *std::move(process);

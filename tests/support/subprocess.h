@@ -20,8 +20,8 @@ namespace ferry::testing {
 class Subprocess {
  public:
   // Starts `argv[0]` with `argv`, in the current environment plus `env` ("NAME=value").
-  static absl::StatusOr<std::unique_ptr<Subprocess>> Start(const std::vector<std::string>& argv,
-                                                           const std::vector<std::string>& env = {});
+  static absl::StatusOr<std::unique_ptr<Subprocess>> Start(
+      const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
   // Kills the process (SIGKILL) if it is still running and reaps it.
   ~Subprocess();
 

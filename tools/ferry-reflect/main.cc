@@ -5,8 +5,8 @@
 //   ferry-reflect -plaintext 127.0.0.1:3030 list
 //   ferry-reflect -plaintext 127.0.0.1:3030 list ferry.v1.Ferry
 //   ferry-reflect -plaintext 127.0.0.1:3030 describe grpc.health.v1.Health
-//   ferry-reflect -plaintext -d '{"namespace":"default"}' 127.0.0.1:3030 ferry.v1.Ferry/ListWorkloads
-//   ferry-reflect -plaintext -H 'authorization: Bearer TOKEN' ...
+//   ferry-reflect -plaintext -d '{"namespace":"default"}' 127.0.0.1:3030
+//   ferry.v1.Ferry/ListWorkloads ferry-reflect -plaintext -H 'authorization: Bearer TOKEN' ...
 //
 // Exit codes: 0 success, 1 connection or reflection failure, 2 usage error, and for a call
 // that fails, 64 + the gRPC status code (as grpcurl does).
@@ -67,8 +67,8 @@ std::optional<int> ParseArgs(int argc, char** argv, Args& args) {
       if (!h) return Usage("-H needs a value 'name: value'");
       size_t colon = h->find(':');
       if (colon == std::string::npos) return Usage("-H '" + *h + "': expected 'name: value'");
-      std::string name = absl::AsciiStrToLower(std::string(absl::StripAsciiWhitespace(
-          h->substr(0, colon))));
+      std::string name =
+          absl::AsciiStrToLower(std::string(absl::StripAsciiWhitespace(h->substr(0, colon))));
       std::string v = std::string(absl::StripAsciiWhitespace(h->substr(colon + 1)));
       args.headers.emplace_back(name, v);
     } else if (arg == "-d" || arg == "--d") {
@@ -153,11 +153,16 @@ int Describe(ReflectionDatabase& db, const google::protobuf::DescriptorPool& poo
       return 1;
     }
     std::string text;
-    if (auto* s = pool.FindServiceByName(symbol)) text = s->DebugString();
-    else if (auto* m = pool.FindMessageTypeByName(symbol)) text = m->DebugString();
-    else if (auto* e = pool.FindEnumTypeByName(symbol)) text = e->DebugString();
-    else if (auto* r = pool.FindMethodByName(symbol)) text = r->DebugString();
-    else if (auto* f = pool.FindFieldByName(symbol)) text = f->DebugString();
+    if (auto* s = pool.FindServiceByName(symbol))
+      text = s->DebugString();
+    else if (auto* m = pool.FindMessageTypeByName(symbol))
+      text = m->DebugString();
+    else if (auto* e = pool.FindEnumTypeByName(symbol))
+      text = e->DebugString();
+    else if (auto* r = pool.FindMethodByName(symbol))
+      text = r->DebugString();
+    else if (auto* f = pool.FindFieldByName(symbol))
+      text = f->DebugString();
     std::printf("%s is %s:\n%s", symbol.c_str(), kind, text.c_str());
   }
   return 0;
@@ -187,8 +192,8 @@ std::string GoCodeName(grpc::StatusCode code) {
   return out;
 }
 
-int Call(const Args& args, const std::shared_ptr<grpc::Channel>& channel,
-         ReflectionDatabase& db, const google::protobuf::DescriptorPool& pool) {
+int Call(const Args& args, const std::shared_ptr<grpc::Channel>& channel, ReflectionDatabase& db,
+         const google::protobuf::DescriptorPool& pool) {
   std::string name = args.command[0];
   size_t slash = name.rfind('/');
   if (slash != std::string::npos) name[slash] = '.';
@@ -239,7 +244,8 @@ int Call(const Args& args, const std::shared_ptr<grpc::Channel>& channel,
     std::vector<grpc::Slice> slices;
     (void)buffer.Dump(&slices);
     std::string data;
-    for (const grpc::Slice& s : slices) data.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    for (const grpc::Slice& s : slices)
+      data.append(reinterpret_cast<const char*>(s.begin()), s.size());
     std::unique_ptr<google::protobuf::Message> response(
         factory.GetPrototype(method->output_type())->New());
     response->ParseFromString(data);
@@ -262,9 +268,9 @@ int Run(int argc, char** argv) {
   Args args;
   if (std::optional<int> exit_code = ParseArgs(argc, argv, args)) return *exit_code;
   auto channel = grpc::CreateChannel(args.address, grpc::InsecureChannelCredentials());
-  if (!channel->WaitForConnected(std::chrono::system_clock::now() +
-                                 std::chrono::milliseconds(
-                                     static_cast<int64_t>(args.max_time_seconds * 1000)))) {
+  if (!channel->WaitForConnected(
+          std::chrono::system_clock::now() +
+          std::chrono::milliseconds(static_cast<int64_t>(args.max_time_seconds * 1000)))) {
     std::fprintf(stderr, "ferry-reflect: cannot connect to %s\n", args.address.c_str());
     return 1;
   }

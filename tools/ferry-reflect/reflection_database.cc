@@ -6,9 +6,8 @@
 
 namespace ferry::reflect {
 
-ReflectionDatabase::ReflectionDatabase(
-    std::shared_ptr<grpc::Channel> channel,
-    std::vector<std::pair<std::string, std::string>> metadata)
+ReflectionDatabase::ReflectionDatabase(std::shared_ptr<grpc::Channel> channel,
+                                       std::vector<std::pair<std::string, std::string>> metadata)
     : stub_(grpc::reflection::v1alpha::ServerReflection::NewStub(std::move(channel))) {
   for (const auto& [key, value] : metadata) context_.AddMetadata(key, value);
 }
