@@ -14,7 +14,7 @@
 #include <thread>
 
 #include "ferry/v1/git_writer.grpc.pb.h"
-#include "services/cluster-syncer/clock.h"
+#include "lib/runtime/clock.h"
 #include "services/cluster-syncer/syncer.h"
 
 namespace ferry::cluster_syncer {
@@ -34,7 +34,7 @@ class SyncLoop {
   // `clock` times the interval, the backoff and the reports; `kube` records the sync state
   // when Options::state is kCluster.
   SyncLoop(ferry::v1::GitWriter::StubInterface& git, KubeApi& kube, Syncer& syncer,
-           SyncMetrics& metrics, Options options, Clock& clock = SystemClock());
+           SyncMetrics& metrics, Options options, runtime::Clock& clock = runtime::SystemClock());
   ~SyncLoop();
 
   // Starts watching heads and the interval timer.
@@ -82,7 +82,7 @@ class SyncLoop {
   Syncer& syncer_;
   SyncMetrics& metrics_;
   const Options options_;
-  Clock& clock_;
+  runtime::Clock& clock_;
 
   std::mutex sync_mu_;  // one sync at a time
 

@@ -12,7 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "ferry/v1/git_writer_mock.grpc.pb.h"
-#include "services/cluster-syncer/fake_clock.h"
+#include "lib/runtime/fake_clock.h"
 #include "services/cluster-syncer/fake_kube_api.h"
 #include "tests/support/metrics.h"
 
@@ -186,7 +186,7 @@ class SyncLoopTest : public ::testing::Test {
 
   FakeKubeApi api_;
   Discovery discovery_;
-  FakeClock clock_;
+  runtime::FakeClock clock_;
   Syncer syncer_;
   prometheus::Registry registry_;
   SyncMetrics metrics_;

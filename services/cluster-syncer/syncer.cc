@@ -333,7 +333,7 @@ LiveObject LiveObjects::FromMetadata(const ApiResource& api, const nlohmann::jso
 // sync could not go on (its message is the report's error).
 class SyncRun {
  public:
-  SyncRun(KubeApi& client, Discovery& discovery, const SyncOptions& options, Clock& clock,
+  SyncRun(KubeApi& client, Discovery& discovery, const SyncOptions& options, runtime::Clock& clock,
           bool dry_run, SyncReport& report)
       : client_(client),
         discovery_(discovery),
@@ -373,7 +373,7 @@ class SyncRun {
   KubeApi& client_;
   Discovery& discovery_;
   const SyncOptions& options_;
-  Clock& clock_;
+  runtime::Clock& clock_;
   const bool dry_run_;
   SyncReport& report_;
   LiveObjects live_;
@@ -652,7 +652,7 @@ void SyncRun::Prune(const std::vector<LiveObject>& doomed) {
 
 }  // namespace
 
-Syncer::Syncer(KubeApi& client, Discovery& discovery, SyncOptions options, Clock& clock)
+Syncer::Syncer(KubeApi& client, Discovery& discovery, SyncOptions options, runtime::Clock& clock)
     : client_(client), discovery_(discovery), options_(std::move(options)), clock_(clock) {}
 
 SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestFileContent>& files,

@@ -31,7 +31,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "lib/manifest/document.h"
-#include "services/cluster-syncer/clock.h"
+#include "lib/runtime/clock.h"
 #include "services/cluster-syncer/discovery.h"
 #include "services/cluster-syncer/kube_api.h"
 
@@ -112,7 +112,8 @@ class SyncMetrics {
 class Syncer {
  public:
   // `clock` times the sync and the wait for new CRDs.
-  Syncer(KubeApi& client, Discovery& discovery, SyncOptions options, Clock& clock = SystemClock());
+  Syncer(KubeApi& client, Discovery& discovery, SyncOptions options,
+         runtime::Clock& clock = runtime::SystemClock());
   // Applies `files` (the manifests of `revision`). `dry_run`: the API server validates
   // everything (dryRun=All), nothing is stored.
   SyncReport Sync(const std::string& revision, const std::vector<ManifestFileContent>& files,
@@ -129,7 +130,7 @@ class Syncer {
   KubeApi& client_;
   Discovery& discovery_;
   const SyncOptions options_;
-  Clock& clock_;
+  runtime::Clock& clock_;
   std::mutex cache_mu_;
   std::map<std::string, std::shared_ptr<const ParsedFile>> parse_cache_;  // by path
 };

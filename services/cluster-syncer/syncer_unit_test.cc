@@ -7,7 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "services/cluster-syncer/fake_clock.h"
+#include "lib/runtime/fake_clock.h"
 #include "services/cluster-syncer/fake_kube_api.h"
 #include "services/cluster-syncer/syncer.h"
 
@@ -87,7 +87,7 @@ class SyncerUnitTest : public ::testing::Test {
 
   FakeKubeApi api_;
   Discovery discovery_;
-  FakeClock clock_;
+  runtime::FakeClock clock_;
 };
 
 TEST_F(SyncerUnitTest, AppliesRankByRankWhateverTheFileOrder) {

@@ -8,9 +8,9 @@
 #include <map>
 #include <mutex>
 
-#include "services/cluster-syncer/clock.h"
+#include "lib/runtime/clock.h"
 
-namespace ferry::cluster_syncer {
+namespace ferry::runtime {
 
 class FakeClock final : public Clock {
  public:
@@ -51,4 +51,4 @@ class FakeClock final : public Clock {
   std::map<int64_t, Waiter> waiters_;  // WaitUntil calls in progress, by id
 };
 
-}  // namespace ferry::cluster_syncer
+}  // namespace ferry::runtime

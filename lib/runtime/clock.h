@@ -1,4 +1,4 @@
-// Time as the syncer and the sync loop see it: the system's (SystemClock), or a test's
+// Time as Ferry's loops see it: the system's (SystemClock), or a test's
 // (FakeClock in fake_clock.h), so that intervals, backoff and the CRD wait can be tested in
 // milliseconds without sleeping.
 #pragma once
@@ -9,7 +9,7 @@
 
 #include "absl/time/time.h"
 
-namespace ferry::cluster_syncer {
+namespace ferry::runtime {
 
 // Implementations are thread-safe.
 class Clock {
@@ -31,4 +31,4 @@ class Clock {
 // long as the program.
 Clock& SystemClock();
 
-}  // namespace ferry::cluster_syncer
+}  // namespace ferry::runtime

@@ -1,8 +1,8 @@
-#include "services/cluster-syncer/fake_clock.h"
+#include "lib/runtime/fake_clock.h"
 
 #include <chrono>
 
-namespace ferry::cluster_syncer {
+namespace ferry::runtime {
 
 FakeClock::FakeClock(absl::Time start) : now_(start) {}
 
@@ -83,4 +83,4 @@ bool FakeClock::AwaitWaits(int64_t n, absl::Duration timeout) {
                            [&] { return waits_begun_ >= n; });
 }
 
-}  // namespace ferry::cluster_syncer
+}  // namespace ferry::runtime

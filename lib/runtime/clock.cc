@@ -1,10 +1,10 @@
-#include "services/cluster-syncer/clock.h"
+#include "lib/runtime/clock.h"
 
 #include <algorithm>
 
 #include "absl/time/clock.h"
 
-namespace ferry::cluster_syncer {
+namespace ferry::runtime {
 namespace {
 
 class RealClock final : public Clock {
@@ -30,4 +30,4 @@ Clock& SystemClock() {
   return *clock;
 }
 
-}  // namespace ferry::cluster_syncer
+}  // namespace ferry::runtime
