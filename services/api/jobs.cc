@@ -118,11 +118,13 @@ ferry::v1::Job JobStore::Submit(ferry::v1::Job job) {
   ferry::v1::JobStage* stage = job.add_stages();
   stage->set_kind(ferry::v1::JOB_STAGE_KIND_SUBMITTED);
   *stage->mutable_time() = job.submitted();
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   while (order_.size() >= history_) {
     // Forget the oldest finished job; while every kept job still runs, keep them all.
     auto oldest = std::find_if(order_.begin(), order_.end(),
-                               [&](const std::string& id) { return Finished(jobs_.at(id).job); });
+                               [&](const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                                 return Finished(jobs_.at(id).job);
+                               });
     if (oldest == order_.end()) break;
     jobs_.erase(*oldest);
     order_.erase(oldest);
@@ -137,13 +139,12 @@ ferry::v1::Job JobStore::Submit(ferry::v1::Job job) {
 
 void JobStore::Change(const std::string& id, const std::function<void(Entry&)>& change) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = jobs_.find(id);
     if (it == jobs_.end() || Finished(it->second.job)) return;
     change(it->second);
     ++it->second.version;
   }
-  changed_.notify_all();
 }
 
 void JobStore::Start(const std::string& id) {
@@ -199,7 +200,7 @@ void JobStore::Finish(const std::string& id, const std::string& error,
 }
 
 std::optional<ferry::v1::Job> JobStore::Get(const std::string& id, uint64_t* version) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return std::nullopt;
   if (version != nullptr) *version = it->second.version;
@@ -208,12 +209,12 @@ std::optional<ferry::v1::Job> JobStore::Get(const std::string& id, uint64_t* ver
 
 std::optional<ferry::v1::Job> JobStore::WaitChange(const std::string& id, uint64_t* version,
                                                    absl::Duration timeout) const {
-  std::unique_lock<std::mutex> lock(mu_);
-  const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
-  changed_.wait_until(lock, deadline, [&] {
+  absl::MutexLock lock(&mu_);
+  auto changed = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto it = jobs_.find(id);
     return it == jobs_.end() || it->second.version != *version;
-  });
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&changed), timeout);
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return std::nullopt;
   *version = it->second.version;
@@ -221,7 +222,7 @@ std::optional<ferry::v1::Job> JobStore::WaitChange(const std::string& id, uint64
 }
 
 std::vector<ferry::v1::Job> JobStore::List(size_t limit) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<ferry::v1::Job> out;
   for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
     if (limit > 0 && out.size() >= limit) break;
@@ -231,18 +232,18 @@ std::vector<ferry::v1::Job> JobStore::List(size_t limit) const {
 }
 
 void CancelSet::Add(grpc::ClientContext* ctx) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   calls_.insert(ctx);
   if (cancelled_) ctx->TryCancel();
 }
 
 void CancelSet::Remove(grpc::ClientContext* ctx) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   calls_.erase(ctx);
 }
 
 void CancelSet::CancelAll() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   cancelled_ = true;
   for (grpc::ClientContext* ctx : calls_) ctx->TryCancel();
 }
@@ -263,11 +264,10 @@ void JobRunner::Join() {
 
 void JobRunner::Run(const std::string& id, std::function<void()> work, bool read_only) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (!stopping_) {
+      // Workers wait on conditions of mu_: each one able to take this job wakes on unlock.
       (read_only ? read_only_queue_ : queue_).push_back(Queued{submitted_++, id, std::move(work)});
-      // Wake every worker: only some of them may take this job.
-      wake_.notify_all();
       return;
     }
   }
@@ -277,12 +277,11 @@ void JobRunner::Run(const std::string& id, std::function<void()> work, bool read
 void JobRunner::Stop() {
   std::deque<Queued> dropped, dropped_read_only;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
     dropped.swap(queue_);
     dropped_read_only.swap(read_only_queue_);
   }
-  wake_.notify_all();
   cancel_.CancelAll();
   for (const std::deque<Queued>* queue : {&dropped, &dropped_read_only}) {
     for (const Queued& q : *queue) {
@@ -295,11 +294,12 @@ void JobRunner::Work(bool read_only_lane) {
   for (;;) {
     Queued next;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      auto has_work = [&] {
+      absl::MutexLock lock(&mu_);
+      auto has_work = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return !read_only_queue_.empty() || (!read_only_lane && !queue_.empty());
       };
-      wake_.wait(lock, [&] { return stopping_ || has_work(); });
+      auto wake = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || has_work(); };
+      mu_.Await(absl::Condition(&wake));
       if (!has_work()) return;
       std::deque<Queued>* from = &read_only_queue_;
       if (!read_only_lane && !queue_.empty() &&

@@ -13,13 +13,11 @@
 #include <prometheus/registry.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -27,6 +25,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "ferry/v1/types.pb.h"
 
@@ -98,12 +97,13 @@ class JobStore {
     absl::Time last_stage;
   };
   // Applies `change` to a live job and wakes watchers; a finished job is not changed.
-  void Change(const std::string& id, const std::function<void(Entry&)>& change);
+  void Change(const std::string& id, const std::function<void(Entry&)>& change)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   const size_t history_;
   JobMetrics& metrics_;
-  mutable std::mutex mu_;
-  mutable std::condition_variable changed_;
+  // Waiters (WaitChange) wait on conditions of mu_; absl::Mutex wakes them on unlock.
+  mutable absl::Mutex mu_;
   std::map<std::string, Entry> jobs_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> order_ ABSL_GUARDED_BY(mu_);  // oldest first
 };
@@ -118,7 +118,7 @@ class CancelSet {
   bool cancelled() const { return cancelled_; }
 
  private:
-  std::mutex mu_;
+  absl::Mutex mu_;
   std::set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> cancelled_{false};
 };
@@ -171,8 +171,7 @@ class JobRunner {
 
   JobStore& store_;
   CancelSet cancel_;
-  std::mutex mu_;
-  std::condition_variable wake_;
+  absl::Mutex mu_;
   std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
   std::deque<Queued> read_only_queue_ ABSL_GUARDED_BY(mu_);
   uint64_t submitted_ ABSL_GUARDED_BY(mu_) = 0;
