@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lib/log/log.h"
+#include "lib/manifest/reindex.h"
 #include "lib/names/names.h"
 #include "lib/status/status_macros.h"
 
@@ -24,56 +25,6 @@ struct FileState {
   std::vector<manifest::Resource> resources;
   bool changed = false;
 };
-
-size_t CountLines(absl::string_view text) {
-  return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
-}
-
-// After an edit replaced the bytes of `edited`'s document (`old_content` -> file.content),
-// re-parses that document alone and shifts the sources of the documents after it.
-absl::Status Reindex(FileState& file, const manifest::Resource& edited,
-                     const std::string& old_content, const YAML::Node& parsed,
-                     const manifest::LoadOptions& options) {
-  const manifest::Source& old = edited.source;
-  const int64_t delta =
-      static_cast<int64_t>(file.content.size()) - static_cast<int64_t>(old_content.size());
-  const size_t new_end = static_cast<size_t>(static_cast<int64_t>(old.end) + delta);
-  absl::string_view new_doc =
-      absl::string_view(file.content).substr(old.begin, new_end - old.begin);
-  absl::string_view old_doc = absl::string_view(old_content).substr(old.begin, old.end - old.begin);
-  const int line_delta =
-      static_cast<int>(CountLines(new_doc)) - static_cast<int>(CountLines(old_doc));
-  YAML::Node root = parsed;  // the editor's verification parse of `new_doc`
-  if (!root) {
-    try {
-      root = YAML::Load(std::string(new_doc));
-    } catch (const YAML::Exception& e) {
-      return absl::InternalError(
-          absl::StrCat(old.path, ": edited document does not parse: ", e.what()));
-    }
-  }
-  manifest::Source source = old;
-  source.list_item = -1;
-  source.end = new_end;
-  source.document_hash = manifest::DocumentHash(new_doc);
-  std::vector<manifest::LoadError> errors;
-  std::vector<manifest::Resource> fresh =
-      manifest::ResourcesOfDocument(root, source, options, errors);
-  std::vector<manifest::Resource> next;
-  for (manifest::Resource& r : file.resources) {
-    if (r.source.document == old.document) continue;
-    if (r.source.begin >= old.end) {
-      r.source.begin = static_cast<size_t>(static_cast<int64_t>(r.source.begin) + delta);
-      r.source.end = static_cast<size_t>(static_cast<int64_t>(r.source.end) + delta);
-      r.source.line += line_delta;
-      r.source.document_line += line_delta;
-    }
-    next.push_back(std::move(r));
-  }
-  for (manifest::Resource& r : fresh) next.push_back(std::move(r));
-  file.resources = std::move(next);
-  return absl::OkStatus();
-}
 
 // The commit message made from the edits: a one-line subject, and a list of the edits when
 // there are several. Every piece from the request is escaped to one line, so nothing in a
@@ -331,16 +282,14 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
         continue;
       }
       if (edited->changes.empty()) continue;
-      const manifest::Resource edited_resource = *res;
+      const manifest::Source edited_source = res->source;
       std::string old_content = std::move(file.content);
       file.content = std::move(edited->content);
       file.changed = true;
       result.changed = true;
-      if (absl::Status s =
-              Reindex(file, edited_resource, old_content, edited->document.get(), options_.load);
-          !s.ok()) {
-        return s;
-      }
+      FERRY_RETURN_IF_ERROR(manifest::ReindexEditedDocument(file.resources, edited_source,
+                                                            old_content, file.content,
+                                                            edited->document, options_.load));
     }
 
     std::map<std::string, std::string> changed;
