@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "lib/manifest/workload.h"
+#include "lib/manifest/workload_id.h"
 #include "lib/manifest/yaml_text.h"
 #include "lib/names/names.h"
 
@@ -200,8 +201,7 @@ std::string LoadError::ToString() const {
 
 std::string ResourceId(absl::string_view namespace_, absl::string_view kind,
                        absl::string_view name) {
-  return absl::StrCat(namespace_.empty() ? "<cluster>" : namespace_, ":",
-                      absl::AsciiStrToLower(std::string(kind)), "/", name);
+  return WorkloadId::Format(namespace_, kind, name);
 }
 
 bool IsClusterScopedKind(absl::string_view kind) {

@@ -60,7 +60,7 @@ struct Source {
 
 // One Kubernetes resource.
 struct Resource {
-  // "namespace:kind/name", kind lower-case, "<cluster>" for cluster-scoped kinds.
+  // "namespace:kind/name", kind lower-case, "<cluster>" for cluster-scoped kinds (ResourceId).
   std::string id;
   std::string api_version;
   // Kind as written ("Deployment").
@@ -116,7 +116,8 @@ std::vector<Resource> ResourcesOfDocument(const YAML::Node& root, const Source& 
                                           const LoadOptions& options,
                                           std::vector<LoadError>& errors);
 
-// Builds the id "namespace:kind/name" ("<cluster>" when namespace is empty).
+// The id "namespace:kind/name" of an object ("<cluster>" when namespace is empty, the kind
+// lower-cased): WorkloadId::Format, not checked against WorkloadId's grammar.
 std::string ResourceId(absl::string_view namespace_, absl::string_view kind,
                        absl::string_view name);
 
