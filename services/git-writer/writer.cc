@@ -18,14 +18,6 @@ constexpr size_t kIndexCacheSize = 8;
 const prometheus::Histogram::BucketBoundaries kSecondsBuckets = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 
-// A file being edited: its content and its resources with sources that match it.
-struct FileState {
-  std::string original;
-  std::string content;
-  std::vector<manifest::Resource> resources;
-  bool changed = false;
-};
-
 // The commit message made from the edits: a one-line subject, and a list of the edits when
 // there are several. Every piece from the request is escaped to one line, so nothing in a
 // request can split the subject or add lines of its own.
@@ -71,6 +63,14 @@ double Since(std::chrono::steady_clock::time_point start) {
 }
 
 }  // namespace
+
+// A file being edited: its content and its resources with sources that match it.
+struct Writer::FileState {
+  std::string original;
+  std::string content;
+  std::vector<manifest::Resource> resources;
+  bool changed = false;
+};
 
 WriterMetrics::WriterMetrics(prometheus::Registry& registry)
     : fetch_seconds(prometheus::BuildHistogram()
@@ -236,132 +236,27 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
   for (int attempt = 0;; ++attempt) {
     FERRY_ASSIGN_OR_RETURN(HeadInfo head, RefreshLocked());
     FERRY_ASSIGN_OR_RETURN(std::shared_ptr<const Index> index, LoadIndex(head.revision));
-    std::map<std::string, FileState> files;
-    out.edits.assign(request.edits.size(), EditOutcome{});
-    for (size_t i = 0; i < request.edits.size(); ++i) {
-      const EditRequest& edit = request.edits[i];
-      EditOutcome& result = out.edits[i];
-      auto found = std::find_if(index->loaded.resources.begin(), index->loaded.resources.end(),
-                                [&](const manifest::Resource& r) { return r.id == edit.workload; });
-      if (found == index->loaded.resources.end()) {
-        result.status = absl::NotFoundError(absl::StrCat("workload ", edit.workload,
-                                                         " is not in the repository at ",
-                                                         head.revision.substr(0, 12)));
-        continue;
-      }
-      const std::string& path = found->source.path;
-      result.path = path;
-      auto [fit, inserted] = files.try_emplace(path);
-      FileState& file = fit->second;
-      if (inserted) {
-        file.original = file.content = index->files.at(path);
-        for (const manifest::Resource& r : index->loaded.resources) {
-          if (r.source.path == path) file.resources.push_back(r);
-        }
-      }
-      auto res = std::find_if(file.resources.begin(), file.resources.end(),
-                              [&](const manifest::Resource& r) { return r.id == edit.workload; });
-      absl::StatusOr<manifest::EditResult> edited;
-      if (edit.image.has_value()) {
-        edited = manifest::SetImage(file.content, *res, *edit.image, options_.load);
-      } else if (edit.policy.has_value()) {
-        absl::StatusOr<std::vector<manifest::AnnotationChange>> changes =
-            manifest::PolicyAnnotationChanges(*res, *edit.policy);
-        if (!changes.ok()) {
-          result.status = changes.status();
-          continue;
-        }
-        if (changes->empty()) continue;
-        edited = manifest::SetAnnotations(file.content, *res, *changes, options_.load);
-      } else {
-        result.status = absl::InvalidArgumentError("edit has neither an image nor a policy");
-        continue;
-      }
-      if (!edited.ok()) {
-        result.status = edited.status();
-        continue;
-      }
-      if (edited->changes.empty()) continue;
-      const manifest::Source edited_source = res->source;
-      std::string old_content = std::move(file.content);
-      file.content = std::move(edited->content);
-      file.changed = true;
-      result.changed = true;
-      FERRY_RETURN_IF_ERROR(manifest::ReindexEditedDocument(file.resources, edited_source,
-                                                            old_content, file.content,
-                                                            edited->document, options_.load));
-    }
-
-    std::map<std::string, std::string> changed;
-    out.diff.clear();
-    for (const auto& [path, file] : files) {
-      if (!file.changed) continue;
-      changed[path] = file.content;
-      absl::StrAppend(&out.diff, repo_.Diff(path, file.original, file.content));
-    }
+    EditedFiles files;
+    FERRY_RETURN_IF_ERROR(EditFiles(request.edits, *index, head.revision, files, out.edits));
+    std::map<std::string, std::string> changed = ChangedFiles(files, out.diff);
     if (changed.empty()) {
       out.no_changes = true;
       return out;
     }
     if (request.dry_run) return out;
 
-    CommitSpec spec;
-    spec.parent = head.revision;
-    spec.files = std::move(changed);
-    spec.message = request.message.empty() ? Summary(request.edits, out.edits) : request.message;
-    if (!options_.message_suffix.empty()) {
-      absl::StrAppend(&spec.message, spec.message.back() == '\n' ? "" : "\n\n",
-                      options_.message_suffix);
-    }
-    spec.author = request.author.value_or(options_.committer);
-    spec.committer = options_.committer;
+    const CommitSpec spec = CommitSpecOf(request, out.edits, head.revision, std::move(changed));
     FERRY_ASSIGN_OR_RETURN(std::string commit, repo_.CreateCommit(spec));
-    const auto push_start = std::chrono::steady_clock::now();
-    absl::Status pushed = repo_.PushBranch(commit);
+    absl::Status pushed = Push(commit);
     if (pushed.ok()) {
-      metrics_.push_seconds.Add({{"outcome", "ok"}}, kSecondsBuckets).Observe(Since(push_start));
-      metrics_.commits.Increment();
       out.revision = commit;
-      // The new revision's index is the old one with the edited files' fresh state: no
-      // need to parse the whole tree again for the next request.
-      auto next = std::make_shared<Index>();
-      next->revision = commit;
-      next->files = index->files;
-      for (const manifest::Resource& r : index->loaded.resources) {
-        auto f = files.find(r.source.path);
-        if (f == files.end() || !f->second.changed) next->loaded.resources.push_back(r);
-      }
-      for (const manifest::LoadError& e : index->loaded.errors) next->loaded.errors.push_back(e);
-      for (auto& [path, file] : files) {
-        if (!file.changed) continue;
-        next->files[path] = file.content;
-        for (manifest::Resource& r : file.resources) next->loaded.resources.push_back(r);
-      }
-      manifest::FinishLoad(next->loaded);
-      CacheIndex(next);
-      HeadInfo now = CurrentHead();
-      now.revision = commit;
-      now.commit_time = repo_.CommitTime(commit).value_or(absl::Now());
-      SetHead(now);
-      if (!request.note.empty()) {
-        if (absl::Status noted = repo_.AddNote(commit, request.note, options_.committer);
-            !noted.ok()) {
-          log::Warn("job note not stored",
-                    {{"revision", commit}, {"error", std::string(noted.message())}});
-        }
-      }
+      Pushed(commit, *index, files, request.note);
       log::Info("pushed", {{"revision", commit},
                            {"files", static_cast<int>(spec.files.size())},
                            {"retries", out.retries}});
       return out;
     }
-    if (pushed.code() != absl::StatusCode::kAborted) {
-      metrics_.push_seconds.Add({{"outcome", "error"}}, kSecondsBuckets).Observe(Since(push_start));
-      return pushed;
-    }
-    metrics_.push_seconds.Add({{"outcome", "rejected"}}, kSecondsBuckets)
-        .Observe(Since(push_start));
-    metrics_.push_conflicts.Increment();
+    if (pushed.code() != absl::StatusCode::kAborted) return pushed;
     if (attempt >= options_.push_retries) {
       return absl::AbortedError(
           absl::StrCat("upstream kept moving: push rejected ", attempt + 1, " times; try again"));
@@ -369,6 +264,151 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
     ++out.retries;
     log::Info("push rejected, retrying on the new upstream head", {{"attempt", attempt + 1}});
   }
+}
+
+absl::Status Writer::EditFiles(const std::vector<EditRequest>& edits, const Index& index,
+                               const std::string& revision, EditedFiles& files,
+                               std::vector<EditOutcome>& outcomes) const {
+  outcomes.assign(edits.size(), EditOutcome{});
+  for (size_t i = 0; i < edits.size(); ++i) {
+    FERRY_RETURN_IF_ERROR(EditFile(edits[i], index, revision, files, outcomes[i]));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Writer::EditFile(const EditRequest& edit, const Index& index,
+                              const std::string& revision, EditedFiles& files,
+                              EditOutcome& result) const {
+  auto found = std::find_if(index.loaded.resources.begin(), index.loaded.resources.end(),
+                            [&](const manifest::Resource& r) { return r.id == edit.workload; });
+  if (found == index.loaded.resources.end()) {
+    result.status = absl::NotFoundError(absl::StrCat(
+        "workload ", edit.workload, " is not in the repository at ", revision.substr(0, 12)));
+    return absl::OkStatus();
+  }
+  const std::string& path = found->source.path;
+  result.path = path;
+  FileState& file = OpenFile(index, path, files);
+  auto res = std::find_if(file.resources.begin(), file.resources.end(),
+                          [&](const manifest::Resource& r) { return r.id == edit.workload; });
+  absl::StatusOr<manifest::EditResult> edited = EditContent(edit, file.content, *res);
+  if (!edited.ok()) {
+    result.status = edited.status();
+    return absl::OkStatus();
+  }
+  if (edited->changes.empty()) return absl::OkStatus();
+  const manifest::Source edited_source = res->source;
+  std::string old_content = std::move(file.content);
+  file.content = std::move(edited->content);
+  file.changed = true;
+  result.changed = true;
+  return manifest::ReindexEditedDocument(file.resources, edited_source, old_content, file.content,
+                                         edited->document, options_.load);
+}
+
+absl::StatusOr<manifest::EditResult> Writer::EditContent(const EditRequest& edit,
+                                                         const std::string& content,
+                                                         const manifest::Resource& resource) const {
+  if (edit.image.has_value()) {
+    return manifest::SetImage(content, resource, *edit.image, options_.load);
+  }
+  if (!edit.policy.has_value()) {
+    return absl::InvalidArgumentError("edit has neither an image nor a policy");
+  }
+  FERRY_ASSIGN_OR_RETURN(std::vector<manifest::AnnotationChange> changes,
+                         manifest::PolicyAnnotationChanges(resource, *edit.policy));
+  if (changes.empty()) return manifest::EditResult{};  // nothing to change
+  return manifest::SetAnnotations(content, resource, changes, options_.load);
+}
+
+std::map<std::string, std::string> Writer::ChangedFiles(const EditedFiles& files,
+                                                        std::string& diff) {
+  std::map<std::string, std::string> changed;
+  diff.clear();
+  for (const auto& [path, file] : files) {
+    if (!file.changed) continue;
+    changed[path] = file.content;
+    absl::StrAppend(&diff, repo_.Diff(path, file.original, file.content));
+  }
+  return changed;
+}
+
+CommitSpec Writer::CommitSpecOf(const ApplyRequest& request,
+                                const std::vector<EditOutcome>& outcomes, const std::string& parent,
+                                std::map<std::string, std::string> changed) const {
+  CommitSpec spec;
+  spec.parent = parent;
+  spec.files = std::move(changed);
+  spec.message = request.message.empty() ? Summary(request.edits, outcomes) : request.message;
+  if (!options_.message_suffix.empty()) {
+    absl::StrAppend(&spec.message, spec.message.back() == '\n' ? "" : "\n\n",
+                    options_.message_suffix);
+  }
+  spec.author = request.author.value_or(options_.committer);
+  spec.committer = options_.committer;
+  return spec;
+}
+
+absl::Status Writer::Push(const std::string& commit) {
+  const auto push_start = std::chrono::steady_clock::now();
+  absl::Status pushed = repo_.PushBranch(commit);
+  if (pushed.ok()) {
+    metrics_.push_seconds.Add({{"outcome", "ok"}}, kSecondsBuckets).Observe(Since(push_start));
+    metrics_.commits.Increment();
+  } else if (pushed.code() != absl::StatusCode::kAborted) {
+    metrics_.push_seconds.Add({{"outcome", "error"}}, kSecondsBuckets).Observe(Since(push_start));
+  } else {
+    metrics_.push_seconds.Add({{"outcome", "rejected"}}, kSecondsBuckets)
+        .Observe(Since(push_start));
+    metrics_.push_conflicts.Increment();
+  }
+  return pushed;
+}
+
+void Writer::Pushed(const std::string& commit, const Index& base, const EditedFiles& files,
+                    const std::string& note) {
+  CacheIndex(IndexAfterCommit(commit, base, files));
+  HeadInfo now = CurrentHead();
+  now.revision = commit;
+  now.commit_time = repo_.CommitTime(commit).value_or(absl::Now());
+  SetHead(now);
+  if (note.empty()) return;
+  if (absl::Status noted = repo_.AddNote(commit, note, options_.committer); !noted.ok()) {
+    log::Warn("job note not stored",
+              {{"revision", commit}, {"error", std::string(noted.message())}});
+  }
+}
+
+Writer::FileState& Writer::OpenFile(const Index& index, const std::string& path,
+                                    EditedFiles& files) {
+  auto [it, inserted] = files.try_emplace(path);
+  FileState& file = it->second;
+  if (inserted) {
+    file.original = file.content = index.files.at(path);
+    for (const manifest::Resource& r : index.loaded.resources) {
+      if (r.source.path == path) file.resources.push_back(r);
+    }
+  }
+  return file;
+}
+
+std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit, const Index& base,
+                                                      const EditedFiles& files) {
+  auto next = std::make_shared<Index>();
+  next->revision = commit;
+  next->files = base.files;
+  for (const manifest::Resource& r : base.loaded.resources) {
+    auto f = files.find(r.source.path);
+    if (f == files.end() || !f->second.changed) next->loaded.resources.push_back(r);
+  }
+  for (const manifest::LoadError& e : base.loaded.errors) next->loaded.errors.push_back(e);
+  for (const auto& [path, file] : files) {
+    if (!file.changed) continue;
+    next->files[path] = file.content;
+    for (const manifest::Resource& r : file.resources) next->loaded.resources.push_back(r);
+  }
+  manifest::FinishLoad(next->loaded);
+  return next;
 }
 
 absl::Status Writer::SetSyncMarker(const std::string& tag, const std::string& revision) {

@@ -134,6 +134,42 @@ class Writer {
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListNotes(int limit);
 
  private:
+  // A file being edited (defined in writer.cc), by path.
+  struct FileState;
+  using EditedFiles = std::map<std::string, FileState>;
+
+  // Apply's steps, on the head `revision` whose index is `index`.
+  // Applies every edit to its file in `files`, each edit's own failure in its outcome; an
+  // error is returned only when an edited document cannot be re-indexed.
+  absl::Status EditFiles(const std::vector<EditRequest>& edits, const Index& index,
+                         const std::string& revision, EditedFiles& files,
+                         std::vector<EditOutcome>& outcomes) const;
+  absl::Status EditFile(const EditRequest& edit, const Index& index, const std::string& revision,
+                        EditedFiles& files, EditOutcome& result) const;
+  // The new content of `content` with `edit` applied to `resource` (no changes when a policy
+  // update asks for none).
+  absl::StatusOr<manifest::EditResult> EditContent(const EditRequest& edit,
+                                                   const std::string& content,
+                                                   const manifest::Resource& resource) const;
+  // The changed files' new contents; `diff` becomes their diff.
+  std::map<std::string, std::string> ChangedFiles(const EditedFiles& files, std::string& diff)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  CommitSpec CommitSpecOf(const ApplyRequest& request, const std::vector<EditOutcome>& outcomes,
+                          const std::string& parent,
+                          std::map<std::string, std::string> changed) const;
+  // Pushes `commit`, counting the outcome: Aborted when upstream moved (rejected).
+  absl::Status Push(const std::string& commit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  // After `commit` (made on `base` with `files` edited) was pushed: caches its index, moves
+  // the head to it and stores the job note.
+  void Pushed(const std::string& commit, const Index& base, const EditedFiles& files,
+              const std::string& note) ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  // The file at `path` in `files`, opened from `index` on first use.
+  static FileState& OpenFile(const Index& index, const std::string& path, EditedFiles& files);
+  // The index of `commit`: `base` with the edited files' fresh state, so the next request
+  // need not parse the whole tree again.
+  static std::shared_ptr<const Index> IndexAfterCommit(const std::string& commit, const Index& base,
+                                                       const EditedFiles& files);
+
   absl::StatusOr<std::shared_ptr<const Index>> LoadIndex(const std::string& revision)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
   absl::StatusOr<HeadInfo> RefreshLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
