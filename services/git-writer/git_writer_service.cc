@@ -11,6 +11,7 @@
 #include "lib/limits/limits.h"
 #include "lib/manifest/policy.h"
 #include "lib/manifest/workload.h"
+#include "lib/manifest/workload_id.h"
 #include "lib/names/names.h"
 #include "lib/runtime/memory.h"
 #include "lib/runtime/proto_time.h"
@@ -44,19 +45,6 @@ absl::Status ValidateRevision(const std::string& rev) {
       absl::StrCat("revision \"", rev, "\" is not a full 40-hex commit id"));
 }
 
-absl::Status ValidateWorkload(const std::string& id) {
-  if (absl::Status s = names::ValidateName("workload", id); !s.ok()) return s;
-  size_t colon = id.find(':');
-  size_t slash = id.find('/', colon == std::string::npos ? 0 : colon);
-  if (colon == std::string::npos || colon == 0 || slash == std::string::npos ||
-      slash == colon + 1 || slash + 1 == id.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("workload \"", id,
-                                                   "\" is not an id; use namespace:kind/name, e.g. "
-                                                   "default:deployment/helloworld"));
-  }
-  return absl::OkStatus();
-}
-
 // The name fields of a policy change and an image edit: one line each, bounded.
 absl::Status ValidateEditNames(const ferry::v1::Edit& edit) {
   const std::string prefix = edit.workload() + ": ";
@@ -83,7 +71,7 @@ absl::Status ValidateEditNames(const ferry::v1::Edit& edit) {
 }
 
 absl::StatusOr<EditRequest> ToEdit(const ferry::v1::Edit& edit) {
-  if (absl::Status s = ValidateWorkload(edit.workload()); !s.ok()) return s;
+  if (absl::Status s = manifest::WorkloadId::Parse(edit.workload()).status(); !s.ok()) return s;
   if (absl::Status s = ValidateEditNames(edit); !s.ok()) return s;
   EditRequest out;
   out.workload = edit.workload();

@@ -12,6 +12,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "lib/manifest/workload.h"
+#include "lib/manifest/workload_id.h"
+#include "lib/manifest/workload_id_test_cases.h"
+#include "services/git-writer/git_writer_service.h"
 #include "services/git-writer/libgit2_repository.h"
 #include "tests/support/git_repo.h"
 
@@ -456,6 +459,31 @@ TEST_F(WriterTest, ManyWritesKeepFewPacksAndEveryRef) {
   OpenWriter({});
   ASSERT_TRUE(writer_->Refresh().ok());
   EXPECT_EQ(writer_->ListNotes(100)->size(), 40u);
+}
+
+// The ids every caller takes or refuses alike (lib/manifest/workload_id_test_cases.h), through
+// the service: one that is not an id is refused with WorkloadId's message before anything is
+// written; a valid one reaches the writer (and is not in this repository).
+TEST_F(WriterTest, ServiceTakesWorkloadIdsAsEveryServiceDoes) {
+  GitWriterService service(*writer_, ServiceOptions{});
+  const std::string before = upstream_->Head();
+  for (const auto& c : manifest::testing::kWorkloadIdCases) {
+    const std::string id(c.text);
+    ferry::v1::ApplyUpdatesRequest request;
+    ferry::v1::Edit* edit = request.add_edits();
+    edit->set_workload(id);
+    edit->mutable_image()->set_container("web");
+    edit->mutable_image()->set_to_image("nginx:1.26");
+    ferry::v1::ApplyUpdatesResponse response;
+    const grpc::Status s = service.ApplyUpdates(nullptr, &request, &response);
+    if (c.problem.empty()) {
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << id << ": " << s.error_message();
+    } else {
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << id;
+      EXPECT_EQ(s.error_message(), manifest::WorkloadId::Parse(id).status().message()) << id;
+    }
+  }
+  EXPECT_EQ(upstream_->Head(), before);
 }
 
 }  // namespace
