@@ -4,37 +4,19 @@
 #include <set>
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lib/manifest/workload.h"
+#include "lib/manifest/workload_id.h"
 
 namespace ferry::cli {
 
 absl::StatusOr<std::string> ParseWorkloadId(absl::string_view text,
                                             absl::string_view default_namespace) {
-  auto invalid = [&] {
-    return absl::InvalidArgumentError(absl::StrCat("workload \"", text,
-                                                   "\" is not an id; use namespace:kind/name, e.g. "
-                                                   "default:deployment/helloworld"));
-  };
-  absl::string_view ns = default_namespace;
-  absl::string_view rest = text;
-  size_t colon = text.find(':');
-  if (colon != absl::string_view::npos) {
-    ns = text.substr(0, colon);
-    rest = text.substr(colon + 1);
-  }
-  size_t slash = rest.find('/');
-  if (ns.empty() || slash == absl::string_view::npos || slash == 0 || slash + 1 == rest.size() ||
-      rest.find('/', slash + 1) != absl::string_view::npos) {
-    return invalid();
-  }
-  for (char c : text) {
-    if (absl::ascii_isspace(static_cast<unsigned char>(c))) return invalid();
-  }
-  return absl::StrCat(ns, ":", absl::AsciiStrToLower(std::string(rest.substr(0, slash))), "/",
-                      rest.substr(slash + 1));
+  absl::StatusOr<manifest::WorkloadId> id =
+      manifest::WorkloadId::ParseLoose(text, default_namespace);
+  if (!id.ok()) return id.status();
+  return id->ToString();
 }
 
 namespace {
@@ -55,12 +37,9 @@ size_t Distance(absl::string_view a, absl::string_view b) {
   return row[b.size()];
 }
 
-// "namespace/name" of an id "namespace:kind/name" (the id itself when it is not one).
-std::string LegacyForm(absl::string_view id) {
-  const size_t colon = id.find(':');
-  const size_t slash = id.find('/', colon == absl::string_view::npos ? 0 : colon);
-  if (colon == absl::string_view::npos || slash == absl::string_view::npos) return std::string(id);
-  return absl::StrCat(id.substr(0, colon), "/", id.substr(slash + 1));
+// "namespace/name" of an id "namespace:kind/name".
+std::string LegacyForm(const manifest::WorkloadId& id) {
+  return absl::StrCat(id.namespace_(), "/", id.name());
 }
 
 }  // namespace
@@ -76,11 +55,16 @@ bool IsLegacyWorkloadId(absl::string_view text) {
 absl::StatusOr<std::string> ResolveLegacyWorkloadId(absl::string_view text,
                                                     const std::vector<std::string>& ids) {
   const absl::string_view ns = text.substr(0, text.find('/'));
+  std::vector<manifest::WorkloadId> known;  // the ids that are workload ids
+  for (const std::string& id : ids) {
+    absl::StatusOr<manifest::WorkloadId> parsed = manifest::WorkloadId::Parse(id);
+    if (parsed.ok()) known.push_back(*std::move(parsed));
+  }
   std::vector<std::string> matches;
   std::set<std::string> namespaces;
-  for (const std::string& id : ids) {
-    if (LegacyForm(id) == text) matches.push_back(id);
-    namespaces.insert(id.substr(0, id.find(':')));
+  for (const manifest::WorkloadId& id : known) {
+    if (LegacyForm(id) == text) matches.push_back(id.ToString());
+    namespaces.insert(id.namespace_());
   }
   if (matches.size() == 1) return matches[0];
   if (matches.size() > 1) {
@@ -96,7 +80,9 @@ absl::StatusOr<std::string> ResolveLegacyWorkloadId(absl::string_view text,
             : absl::StrCat("; namespaces with workloads: ", absl::StrJoin(namespaces, ", "))));
   }
   std::vector<std::pair<size_t, std::string>> ranked;
-  for (const std::string& id : ids) ranked.emplace_back(Distance(LegacyForm(id), text), id);
+  for (const manifest::WorkloadId& id : known) {
+    ranked.emplace_back(Distance(LegacyForm(id), text), id.ToString());
+  }
   std::sort(ranked.begin(), ranked.end());
   std::vector<std::string> closest;
   for (size_t i = 0; i < ranked.size() && i < 3; ++i) closest.push_back(ranked[i].second);

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include "lib/manifest/workload_id.h"
+#include "lib/manifest/workload_id_test_cases.h"
+
 namespace ferry::cli {
 namespace {
 
@@ -20,7 +23,24 @@ TEST(ParseWorkloadIdTest, RejectsWithExample) {
     absl::StatusOr<std::string> id = ParseWorkloadId(bad, "default");
     ASSERT_FALSE(id.ok()) << bad;
     EXPECT_EQ(id.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(id.status().message().find("is not a workload id: "), std::string::npos) << bad;
     EXPECT_NE(id.status().message().find("e.g. default:deployment/helloworld"), std::string::npos);
+  }
+}
+
+// ferryctl refuses what the services refuse, with their message, and what it takes it
+// sends in the form they take.
+TEST(ParseWorkloadIdTest, AgreesWithTheServices) {
+  for (const auto& c : manifest::testing::kWorkloadIdCases) {
+    const std::string text(c.text);
+    absl::StatusOr<std::string> id = ParseWorkloadId(text, "default");
+    if (c.loose.empty()) {
+      EXPECT_EQ(id.status(), manifest::WorkloadId::Parse(text).status()) << text;
+      continue;
+    }
+    ASSERT_TRUE(id.ok()) << text << ": " << id.status();
+    EXPECT_EQ(*id, c.loose);
+    EXPECT_TRUE(manifest::WorkloadId::Parse(*id).ok()) << *id;
   }
 }
 
@@ -57,6 +77,12 @@ TEST(LegacyWorkloadIdTest, ResolvesToTheOneWorkloadOrSaysWhatToFix) {
   EXPECT_EQ(no_namespace.status().message(),
             "workload \"sockshop/front-end\": no workload in namespace \"sockshop\"; namespaces "
             "with workloads: default, sock-shop");
+
+  // What is not a workload id names nothing, even when it is spelled like the legacy id.
+  const std::vector<std::string> with_junk = {"sock-shop/front-end", "sock-shop:deployment/Front",
+                                              "sock-shop:deployment/front-end"};
+  EXPECT_EQ(*ResolveLegacyWorkloadId("sock-shop/front-end", with_junk),
+            "sock-shop:deployment/front-end");
 }
 
 }  // namespace
