@@ -6,12 +6,12 @@
 #include <grpcpp/security/tls_credentials_options.h>
 #include <grpcpp/support/client_interceptor.h>
 
-#include <mutex>
 #include <set>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "lib/limits/limits.h"
 
 namespace ferry::runtime {
@@ -35,8 +35,8 @@ constexpr unsigned kCertificateRefreshSeconds = 5;
 // a call finished the usual way) or, for a stream dropped without Finish, when the
 // interceptor is destroyed.
 struct PeerCalls {
-  std::mutex mu;
-  std::set<grpc_call*> in_progress;
+  absl::Mutex mu;
+  std::set<grpc_call*> in_progress ABSL_GUARDED_BY(mu);
 };
 
 PeerCalls& Calls() {
@@ -61,8 +61,9 @@ class PeerCallInterceptor final : public grpc::experimental::Interceptor {
       // The call exists by now: the channel creates it (set_call) before any hook runs.
       grpc_call* call = context_->c_call();
       if (call != nullptr) {
-        std::lock_guard<std::mutex> lock(Calls().mu);
-        if (call_ == nullptr && Calls().in_progress.insert(call).second) {
+        PeerCalls& calls = Calls();
+        absl::MutexLock lock(&calls.mu);
+        if (call_ == nullptr && calls.in_progress.insert(call).second) {
           grpc_call_ref(call);
           call_ = call;
         }
@@ -89,9 +90,10 @@ class PeerCallInterceptor final : public grpc::experimental::Interceptor {
   void Done() {
     grpc_call* call = nullptr;
     {
-      std::lock_guard<std::mutex> lock(Calls().mu);
+      PeerCalls& calls = Calls();
+      absl::MutexLock lock(&calls.mu);
       if (call_ == nullptr) return;
-      Calls().in_progress.erase(call_);
+      calls.in_progress.erase(call_);
       call = call_;
       call_ = nullptr;
     }
@@ -159,13 +161,15 @@ void CancelPeerCalls() {
   // Each call in the set holds a reference taken for it, released only after it has left
   // the set under this lock: the calls cancelled here are alive, whatever their contexts
   // are doing (see PeerCalls).
-  std::lock_guard<std::mutex> lock(Calls().mu);
-  for (grpc_call* call : Calls().in_progress) grpc_call_cancel(call, nullptr);
+  PeerCalls& calls = Calls();
+  absl::MutexLock lock(&calls.mu);
+  for (grpc_call* call : calls.in_progress) grpc_call_cancel(call, nullptr);
 }
 
 size_t PeerCallsInProgress() {
-  std::lock_guard<std::mutex> lock(Calls().mu);
-  return Calls().in_progress.size();
+  PeerCalls& calls = Calls();
+  absl::MutexLock lock(&calls.mu);
+  return calls.in_progress.size();
 }
 
 }  // namespace ferry::runtime

@@ -1,11 +1,11 @@
 // Runs a task now and then every interval on its own thread until destroyed.
 #pragma once
 
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace ferry::runtime {
@@ -16,10 +16,9 @@ class Poller {
       : interval_(interval), task_(std::move(task)), thread_([this] { Run(); }) {}
   ~Poller() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
+      absl::MutexLock lock(&mu_);
+      stop_ = true;  // wakes Run's wait when the lock is released
     }
-    cv_.notify_all();
     thread_.join();
   }
   Poller(const Poller&) = delete;
@@ -27,20 +26,17 @@ class Poller {
 
  private:
   void Run() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stop_) {
-      lock.unlock();
+    for (;;) {
       task_();
-      lock.lock();
-      cv_.wait_for(lock, absl::ToChronoNanoseconds(interval_), [this] { return stop_; });
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&stop_), interval_)) return;
     }
   }
 
   const absl::Duration interval_;
   const std::function<void()> task_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;  // last: starts after the members it uses
 };
 

@@ -9,16 +9,14 @@
 #include <prometheus/gauge.h>
 
 #include <algorithm>
-#include <chrono>
-#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <mutex>
 #include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "grpc/health/v1/health.pb.h"
 #include "lib/log/log.h"
 #include "lib/runtime/channel.h"
@@ -250,11 +248,10 @@ namespace {
 // last StopGuard (or by ServeUntilSignal without one). A joinable thread waiting on a
 // condition variable, so that ending it is immediate and nothing of it runs afterwards.
 struct StopWatchdog {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool ended = false;
-  int guards = 0;
-  std::thread thread;
+  absl::Mutex mu;
+  bool ended ABSL_GUARDED_BY(mu) = false;
+  int guards ABSL_GUARDED_BY(mu) = 0;
+  std::thread thread ABSL_GUARDED_BY(mu);
 };
 
 StopWatchdog& Watchdog() {
@@ -263,60 +260,64 @@ StopWatchdog& Watchdog() {
 }
 
 bool StopGuarded() {
-  std::lock_guard<std::mutex> lock(Watchdog().mu);
-  return Watchdog().guards > 0;
+  StopWatchdog& w = Watchdog();
+  absl::MutexLock lock(&w.mu);
+  return w.guards > 0;
 }
 
 void ArmStopWatchdog(absl::Time drain_end, std::function<void()> at_drain_deadline) {
   StopWatchdog& w = Watchdog();
-  std::lock_guard<std::mutex> lock(w.mu);
+  absl::MutexLock lock(&w.mu);
   if (w.thread.joinable()) return;  // one stop at a time
-  const auto now = std::chrono::steady_clock::now();
-  const auto deadline =
-      now + absl::ToChronoNanoseconds(std::max(drain_end - absl::Now(), absl::ZeroDuration()));
-  const auto limit = deadline + absl::ToChronoNanoseconds(kStopGrace);
-  const absl::Duration limit_from_signal = drain_end - absl::Now() + kStopGrace;
-  w.thread = std::thread(
-      [&w, deadline, limit, limit_from_signal, at_drain_deadline = std::move(at_drain_deadline)] {
-        std::unique_lock<std::mutex> lock(w.mu);
-        if (w.cv.wait_until(lock, deadline, [&w] { return w.ended; })) return;
-        lock.unlock();
-        CancelPeerCalls();
-        if (at_drain_deadline) at_drain_deadline();
-        lock.lock();
-        if (w.cv.wait_until(lock, limit, [&w] { return w.ended; })) return;
-        log::Error("stop took too long; exiting with work in progress",
-                   {{"limit_ms", absl::ToInt64Milliseconds(limit_from_signal)}});
-        std::_Exit(1);
-      });
+  const absl::Time now = absl::Now();
+  const absl::Time deadline = std::max(drain_end, now);
+  const absl::Time limit = deadline + kStopGrace;
+  w.thread = std::thread([&w, deadline, limit, limit_from_signal = limit - now,
+                          at_drain_deadline = std::move(at_drain_deadline)] {
+    // Waits on a condition of w.mu: EndStopWatchdog's unlock after `ended = true` wakes it.
+    {
+      absl::MutexLock lock(&w.mu);
+      if (w.mu.AwaitWithDeadline(absl::Condition(&w.ended), deadline)) return;
+    }
+    CancelPeerCalls();
+    if (at_drain_deadline) at_drain_deadline();
+    {
+      absl::MutexLock lock(&w.mu);
+      if (w.mu.AwaitWithDeadline(absl::Condition(&w.ended), limit)) return;
+    }
+    log::Error("stop took too long; exiting with work in progress",
+               {{"limit_ms", absl::ToInt64Milliseconds(limit_from_signal)}});
+    std::_Exit(1);
+  });
 }
 
 void EndStopWatchdog() {
   StopWatchdog& w = Watchdog();
   std::thread thread;
   {
-    std::lock_guard<std::mutex> lock(w.mu);
+    absl::MutexLock lock(&w.mu);
     w.ended = true;
     thread = std::move(w.thread);
   }
-  w.cv.notify_all();
   if (thread.joinable()) thread.join();
-  std::lock_guard<std::mutex> lock(w.mu);
+  absl::MutexLock lock(&w.mu);
   w.ended = false;  // a later stop (another server in the same process) may arm it again
 }
 
 }  // namespace
 
 StopGuard::StopGuard() {
-  std::lock_guard<std::mutex> lock(Watchdog().mu);
-  ++Watchdog().guards;
+  StopWatchdog& w = Watchdog();
+  absl::MutexLock lock(&w.mu);
+  ++w.guards;
 }
 
 StopGuard::~StopGuard() {
   bool last;
   {
-    std::lock_guard<std::mutex> lock(Watchdog().mu);
-    last = --Watchdog().guards == 0;
+    StopWatchdog& w = Watchdog();
+    absl::MutexLock lock(&w.mu);
+    last = --w.guards == 0;
   }
   if (last) EndStopWatchdog();
 }

@@ -79,7 +79,7 @@ absl::Status Discovery::Refresh() {
     const ApiResource& r = resources[i];
     by_gvk.emplace(absl::StrCat(r.group, "/", r.version, "/", r.kind), i);
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   resources_ = std::move(resources);
   by_gvk_ = std::move(by_gvk);
   preferred_ = std::move(preferred);
@@ -90,7 +90,7 @@ absl::Status Discovery::Refresh() {
 
 absl::Status Discovery::EnsureLoaded() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (loaded_) return absl::OkStatus();
   }
   return Refresh();
@@ -104,7 +104,7 @@ absl::StatusOr<ApiResource> Discovery::Find(const std::string& api_version,
   const std::string version =
       slash == std::string::npos ? api_version : api_version.substr(slash + 1);
   auto lookup = [&]() -> std::optional<ApiResource> {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = by_gvk_.find(absl::StrCat(group, "/", version, "/", kind));
     if (it == by_gvk_.end()) return std::nullopt;
     return resources_[it->second];
@@ -112,7 +112,7 @@ absl::StatusOr<ApiResource> Discovery::Find(const std::string& api_version,
   if (auto found = lookup()) return *found;
   bool refresh;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     refresh = absl::Now() - refreshed_ >= min_refresh_;
   }
   if (refresh) {
@@ -126,7 +126,7 @@ absl::StatusOr<ApiResource> Discovery::Find(const std::string& api_version,
 absl::StatusOr<ApiResource> Discovery::FindPreferred(const std::string& group,
                                                      const std::string& kind) {
   if (absl::Status s = EnsureLoaded(); !s.ok()) return s;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (const ApiResource& r : resources_) {  // preferred versions come first
     if (r.group == group && r.kind == kind) return r;
   }
@@ -136,7 +136,7 @@ absl::StatusOr<ApiResource> Discovery::FindPreferred(const std::string& group,
 
 absl::StatusOr<std::vector<ApiResource>> Discovery::All() {
   if (absl::Status s = EnsureLoaded(); !s.ok()) return s;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return resources_;
 }
 

@@ -3,11 +3,12 @@
 #pragma once
 
 #include <map>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "services/cluster-syncer/kube_api.h"
 
@@ -47,15 +48,15 @@ class Discovery {
   absl::StatusOr<std::vector<ApiResource>> All();
 
  private:
-  absl::Status EnsureLoaded();
+  absl::Status EnsureLoaded() ABSL_LOCKS_EXCLUDED(mu_);
   KubeApi& client_;
   const absl::Duration min_refresh_;
-  std::mutex mu_;
-  bool loaded_ = false;
-  absl::Time refreshed_ = absl::InfinitePast();
-  std::vector<ApiResource> resources_;            // preferred versions first
-  std::map<std::string, size_t> by_gvk_;          // "group/version/kind" -> index
-  std::map<std::string, std::string> preferred_;  // group -> preferred version
+  absl::Mutex mu_;
+  bool loaded_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time refreshed_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  std::vector<ApiResource> resources_ ABSL_GUARDED_BY(mu_);    // preferred versions first
+  std::map<std::string, size_t> by_gvk_ ABSL_GUARDED_BY(mu_);  // "group/version/kind" -> index
+  std::map<std::string, std::string> preferred_ ABSL_GUARDED_BY(mu_);  // group -> preferred
 };
 
 }  // namespace ferry::cluster_syncer

@@ -35,7 +35,7 @@ KubeClient::KubeClient(ClusterAccess access, prometheus::Registry& registry)
 
 std::string KubeClient::Token() {
   if (access_.token_path.empty()) return access_.token;
-  std::lock_guard<std::mutex> lock(token_mu_);
+  absl::MutexLock lock(&token_mu_);
   // Projected tokens rotate: re-read the file at most once a minute.
   if (absl::Now() - token_read_ > absl::Minutes(1) || file_token_.empty()) {
     std::ifstream in(access_.token_path);

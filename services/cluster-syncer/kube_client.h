@@ -14,12 +14,13 @@
 #include <atomic>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "lib/http/curl_http_client.h"
 #include "services/cluster-syncer/discovery.h"
@@ -65,9 +66,9 @@ class KubeClient final : public KubeApi {
   prometheus::Family<prometheus::Histogram>& duration_;
   std::atomic<int64_t> writes_{0};
   std::atomic<int64_t> requests_{0};
-  std::mutex token_mu_;
-  std::string file_token_;
-  absl::Time token_read_ = absl::InfinitePast();
+  absl::Mutex token_mu_;
+  std::string file_token_ ABSL_GUARDED_BY(token_mu_);
+  absl::Time token_read_ ABSL_GUARDED_BY(token_mu_) = absl::InfinitePast();
 };
 
 // The API error for an HTTP status and the body of a failed request (a Status object when
