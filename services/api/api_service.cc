@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lib/manifest/workload_id.h"
 #include "lib/names/names.h"
 #include "lib/runtime/proto_time.h"
 #include "lib/runtime/server.h"
@@ -82,12 +83,12 @@ grpc::Status ApiService::ListImages(grpc::ServerContext* context,
   }
   std::string ns = request->namespace_();
   if (!request->workload().empty()) {
-    if (!ValidWorkloadId(request->workload())) {
+    absl::StatusOr<manifest::WorkloadId> id = manifest::WorkloadId::Parse(request->workload());
+    if (!id.ok()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          absl::StrCat("workload '", request->workload(),
-                                       "' is not of the form namespace:kind/name"));
+                          absl::StrCat("workload: ", id.status().message()));
     }
-    ns = request->workload().substr(0, request->workload().find(':'));
+    ns = id->namespace_();
   }
   const CallBudget budget = peers_.ForRequest(*context, /*await_peer=*/false);
   ferry::v1::ListManifestWorkloadsRequest git_request;

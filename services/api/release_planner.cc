@@ -6,6 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lib/image/reference.h"
+#include "lib/manifest/workload_id.h"
+#include "lib/names/names.h"
 #include "lib/runtime/proto_time.h"
 
 namespace ferry::api {
@@ -136,21 +138,6 @@ policy::TagChoice ChooseTag(const policy::TagPattern& filter,
   return filter.Choose(TagCandidates(listed), current_tag);
 }
 
-bool ValidWorkloadId(const std::string& id) {
-  const size_t colon = id.find(':');
-  if (colon == std::string::npos || colon == 0) return false;
-  const size_t slash = id.find('/', colon);
-  if (slash == std::string::npos || slash == colon + 1 || slash + 1 >= id.size()) return false;
-  if (id.find('/', slash + 1) != std::string::npos) return false;
-  for (size_t i = colon + 1; i < slash; ++i) {
-    const char k = id[i];
-    if (!((k >= 'a' && k <= 'z') || (k >= '0' && k <= '9') || k == '.' || k == '-')) {
-      return false;
-    }
-  }
-  return true;
-}
-
 absl::Status ValidateReleaseSpec(const ferry::v1::ReleaseSpec& spec) {
   if (spec.all_workloads() && !spec.workloads().empty()) {
     return absl::InvalidArgumentError(
@@ -167,11 +154,9 @@ absl::Status ValidateReleaseSpec(const ferry::v1::ReleaseSpec& spec) {
             : "no image: give an image reference with a tag (repo:tag) or set all_latest");
   }
   auto check_id = [](const std::string& id, const char* field) -> absl::Status {
-    if (ValidWorkloadId(id)) return absl::OkStatus();
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": '", id,
-                     "' is not a workload id; use namespace:kind/name with a lower-case "
-                     "kind, e.g. default:deployment/helloworld"));
+    absl::Status valid = manifest::WorkloadId::Parse(id).status();
+    if (valid.ok()) return valid;
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", valid.message()));
   };
   for (const std::string& id : spec.workloads()) {
     if (absl::Status s = check_id(id, "workloads"); !s.ok()) return s;
@@ -180,10 +165,14 @@ absl::Status ValidateReleaseSpec(const ferry::v1::ReleaseSpec& spec) {
     if (absl::Status s = check_id(id, "excludes"); !s.ok()) return s;
   }
   for (const std::string& ref : spec.containers()) {
-    auto [workload, container] = SplitContainerRef(ref);
-    if (ref.find('/') == std::string::npos || container.empty() || !ValidWorkloadId(workload)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("containers: '", ref, "' is not namespace:kind/name/container"));
+    const std::string not_ref = absl::StrCat("containers: \"", names::Escape(ref),
+                                             "\" is not namespace:kind/name/container");
+    if (ref.find('/') == std::string::npos || ref.back() == '/') {
+      return absl::InvalidArgumentError(not_ref);
+    }
+    if (absl::Status valid = manifest::WorkloadId::Parse(SplitContainerRef(ref).first).status();
+        !valid.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(not_ref, ": ", valid.message()));
     }
   }
   if (!spec.image().empty()) {
@@ -214,12 +203,7 @@ absl::Status ValidatePolicyChanges(
   std::set<std::string> seen;
   for (const ferry::v1::WorkloadPolicyChanges& w : changes) {
     const std::string& id = w.workload();
-    if (!ValidWorkloadId(id)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("'", id,
-                       "' is not a workload id; use namespace:kind/name with a lower-case kind, "
-                       "e.g. default:deployment/helloworld"));
-    }
+    if (absl::Status valid = manifest::WorkloadId::Parse(id).status(); !valid.ok()) return valid;
     if (!seen.insert(id).second) {
       return absl::InvalidArgumentError(
           absl::StrCat(id, " is listed twice; put all of its changes in one entry"));

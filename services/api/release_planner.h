@@ -75,18 +75,16 @@ policy::TagChoice ChooseTag(const policy::TagPattern& filter,
                             const ferry::v1::ListTagsResponse& listed,
                             const std::string& current_tag);
 
-// True for "namespace:kind/name" (kind lower-case letters, digits, dots, dashes).
-bool ValidWorkloadId(const std::string& id);
-
 // Checks a release spec before anything runs: workloads or all (not both, not neither),
-// image or all_latest (exactly one), ids and "workload/container" entries well-formed, the
+// image or all_latest (exactly one), ids (manifest::WorkloadId::Parse, its message after the
+// field: "workloads: ...", "excludes: ...") and "workload/container" entries well-formed, the
 // image a reference with a tag. InvalidArgument saying what to fix.
 absl::Status ValidateReleaseSpec(const ferry::v1::ReleaseSpec& spec);
 
 // Checks policy changes before anything is written: each workload listed once with at least
-// one change, well-formed ids, no contradictions (automate and deautomate, lock and unlock,
-// setting and removing the same filter), tag patterns that parse. InvalidArgument saying
-// what to fix.
+// one change, well-formed ids (manifest::WorkloadId::Parse's message), no contradictions
+// (automate and deautomate, lock and unlock, setting and removing the same filter), tag
+// patterns that parse. InvalidArgument saying what to fix.
 absl::Status ValidatePolicyChanges(
     const google::protobuf::RepeatedPtrField<ferry::v1::WorkloadPolicyChanges>& changes);
 

@@ -3,7 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lib/manifest/workload_id.h"
+#include "lib/manifest/workload_id_test_cases.h"
+#include "lib/names/names.h"
 #include "lib/runtime/proto_time.h"
 
 namespace ferry::api {
@@ -323,6 +327,51 @@ TEST(ValidateReleaseSpecTest, SaysWhatToFix) {
     absl::Status s = ValidateReleaseSpec(spec);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.name;
     EXPECT_THAT(std::string(s.message()), testing::HasSubstr(c.message_part)) << c.name;
+  }
+}
+
+// The ids every caller takes or refuses alike (lib/manifest/workload_id_test_cases.h), with
+// WorkloadId's message after the field that holds them.
+TEST(ValidateReleaseSpecTest, WorkloadIdsAsEveryServiceTakesThem) {
+  for (const auto& c : manifest::testing::kWorkloadIdCases) {
+    const std::string id(c.text);
+    const absl::Status parsed = manifest::WorkloadId::Parse(id).status();
+    ASSERT_EQ(parsed.ok(), c.problem.empty()) << id;
+    for (const char* field : {"workloads", "excludes", "containers"}) {
+      ferry::v1::ReleaseSpec spec;
+      spec.set_image("registry.test/team/app:1.1.0");
+      spec.add_workloads("default:deployment/app");
+      if (std::string(field) == "workloads") spec.set_workloads(0, id);
+      if (std::string(field) == "excludes") spec.add_excludes(id);
+      if (std::string(field) == "containers") spec.add_containers(id + "/app");
+      const absl::Status s = ValidateReleaseSpec(spec);
+      if (c.problem.empty()) {
+        EXPECT_TRUE(s.ok()) << field << " " << id << ": " << s;
+        continue;
+      }
+      EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << field << " " << id;
+      const std::string prefix = std::string(field) == "containers"
+                                     ? absl::StrCat("containers: \"", names::Escape(id + "/app"),
+                                                    "\" is not namespace:kind/name/container: ")
+                                     : absl::StrCat(field, ": ");
+      EXPECT_EQ(s.message(), prefix + std::string(parsed.message()));
+    }
+  }
+}
+
+TEST(ValidatePolicyChangesTest, WorkloadIdsAsEveryServiceTakesThem) {
+  for (const auto& c : manifest::testing::kWorkloadIdCases) {
+    const std::string id(c.text);
+    google::protobuf::RepeatedPtrField<ferry::v1::WorkloadPolicyChanges> changes;
+    ferry::v1::WorkloadPolicyChanges* w = changes.Add();
+    w->set_workload(id);
+    w->add_changes()->set_automate(true);
+    const absl::Status s = ValidatePolicyChanges(changes);
+    if (c.problem.empty()) {
+      EXPECT_TRUE(s.ok()) << id << ": " << s;
+    } else {
+      EXPECT_EQ(s, manifest::WorkloadId::Parse(id).status()) << id;
+    }
   }
 }
 
