@@ -74,6 +74,64 @@ std::string PolicyMessage(const ferry::v1::Job& job) {
   return message;
 }
 
+// The result of `workload` in `results`; null when it has none.
+WorkloadResult* ResultOf(std::vector<WorkloadResult>& results, const std::string& workload) {
+  for (WorkloadResult& r : results) {
+    if (r.workload() == workload) return &r;
+  }
+  return nullptr;
+}
+
+// Every workload still to be released fails with `why`.
+void FailReleased(std::vector<WorkloadResult>& results, const std::string& why) {
+  for (WorkloadResult& r : results) {
+    if (r.status() != ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS) continue;
+    r.set_status(ferry::v1::WORKLOAD_RESULT_STATUS_FAILED);
+    r.set_reason(why);
+  }
+}
+
+// The workloads whose edits git-writer refused fail with its reason.
+void MarkFailedEdits(const ferry::v1::ApplyUpdatesResponse& applied,
+                     std::vector<WorkloadResult>& results) {
+  for (const ferry::v1::EditResult& r : applied.results()) {
+    if (r.code() == 0) continue;
+    WorkloadResult* wr = ResultOf(results, r.edit().workload());
+    if (wr == nullptr) continue;
+    wr->set_status(ferry::v1::WORKLOAD_RESULT_STATUS_FAILED);
+    wr->set_reason(r.error());
+  }
+}
+
+// The released workloads the cluster refused fail; returns those it took.
+std::set<std::string> MarkRefusedByCluster(const ferry::v1::SyncResult& synced,
+                                           std::vector<WorkloadResult>& results) {
+  std::set<std::string> released;
+  for (const WorkloadResult& r : results) {
+    if (r.status() == ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS) released.insert(r.workload());
+  }
+  for (const ferry::v1::ResourceError& e : synced.errors()) {
+    WorkloadResult* wr = ResultOf(results, e.resource());
+    if (wr == nullptr || wr->status() != ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS) continue;
+    wr->set_status(ferry::v1::WORKLOAD_RESULT_STATUS_FAILED);
+    wr->set_reason(absl::StrCat("committed, but the cluster refused it: ", e.error()));
+    released.erase(e.resource());
+  }
+  return released;
+}
+
+// The workloads whose rollout ended in an error (in the last progress seen) fail.
+void MarkFailedRollouts(const ferry::v1::WaitRolloutProgress& last,
+                        std::vector<WorkloadResult>& results) {
+  for (const auto& r : last.rollouts()) {
+    if (r.status().state() != ferry::v1::ROLLOUT_STATE_ERROR) continue;
+    if (WorkloadResult* wr = ResultOf(results, r.workload())) {
+      wr->set_status(ferry::v1::WORKLOAD_RESULT_STATUS_FAILED);
+      wr->set_reason(absl::StrCat("rollout failed: ", absl::StrJoin(r.status().messages(), "; ")));
+    }
+  }
+}
+
 }  // namespace
 
 const RepositoryTags& TagCache::Get(const std::string& repository) {
@@ -231,50 +289,16 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
                               const std::vector<ferry::v1::Edit>& edits, const std::string& message,
                               bool wait_rollout, int rollout_timeout_seconds) {
   const std::string& id = job.id();
-  auto result_of = [&](const std::string& workload) -> WorkloadResult* {
-    for (WorkloadResult& r : results) {
-      if (r.workload() == workload) return &r;
-    }
-    return nullptr;
-  };
-  auto fail_all = [&](const std::string& why) {
-    for (WorkloadResult& r : results) {
-      if (r.status() != ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS) continue;
-      r.set_status(ferry::v1::WORKLOAD_RESULT_STATUS_FAILED);
-      r.set_reason(why);
-    }
-    store_.SetResults(id, results);
-  };
-
-  ferry::v1::ApplyUpdatesRequest request;
-  for (const auto& e : edits) *request.add_edits() = e;
-  request.set_message(message);
-  *request.mutable_cause() = job.cause();
-  request.set_dry_run(job.dry_run());
-  if (!job.dry_run()) {
-    // The record kept in the git note: the job as it will have finished, so a restarted api
-    // can still answer for it.
-    ferry::v1::Job note = *store_.Get(id);
-    note.clear_results();
-    for (const auto& r : results) *note.add_results() = r;
-    note.set_state(ferry::v1::JOB_STATE_SUCCEEDED);
-    *note.mutable_finished() = runtime::ToProtoTimestamp(absl::Now());
-    *request.mutable_job() = note;
-  }
   absl::StatusOr<ferry::v1::ApplyUpdatesResponse> committed =
-      peers_.git.Call(&GitWriterStub::ApplyUpdates, request, peers_.ForStage(Stage::kCommit));
+      peers_.git.Call(&GitWriterStub::ApplyUpdates, CommitRequest(job, results, edits, message),
+                      peers_.ForStage(Stage::kCommit));
   if (!committed.ok()) {
-    fail_all(std::string(committed.status().message()));
+    FailReleased(results, std::string(committed.status().message()));
+    store_.SetResults(id, results);
     return store_.Finish(id, std::string(committed.status().message()));
   }
   const ferry::v1::ApplyUpdatesResponse& applied = *committed;
-  for (const ferry::v1::EditResult& r : applied.results()) {
-    if (r.code() == 0) continue;
-    WorkloadResult* wr = result_of(r.edit().workload());
-    if (wr == nullptr) continue;
-    wr->set_status(ferry::v1::WORKLOAD_RESULT_STATUS_FAILED);
-    wr->set_reason(r.error());
-  }
+  MarkFailedEdits(applied, results);
   store_.SetResults(id, results);
   if (job.dry_run()) return store_.Finish(id, "", "dry run: nothing committed");
   if (applied.no_changes() || applied.revision().empty()) {
@@ -292,17 +316,7 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
     return store_.Finish(id, absl::StrCat("committed ", Short(revision),
                                           ", but applying it failed: ", synced.status().message()));
   }
-  std::set<std::string> released;
-  for (const WorkloadResult& r : results) {
-    if (r.status() == ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS) released.insert(r.workload());
-  }
-  for (const ferry::v1::ResourceError& e : synced->errors()) {
-    WorkloadResult* wr = result_of(e.resource());
-    if (wr == nullptr || wr->status() != ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS) continue;
-    wr->set_status(ferry::v1::WORKLOAD_RESULT_STATUS_FAILED);
-    wr->set_reason(absl::StrCat("committed, but the cluster refused it: ", e.error()));
-    released.erase(e.resource());
-  }
+  const std::set<std::string> released = MarkRefusedByCluster(*synced, results);
   store_.SetResults(id, results);
   store_.AddStage(id, ferry::v1::JOB_STAGE_KIND_APPLIED,
                   absl::StrCat(synced->applied(), " applied, ", synced->unchanged(), " unchanged, ",
@@ -311,7 +325,34 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
   if (!wait_rollout || released.empty()) {
     return store_.Finish(id, "", absl::StrCat("committed and applied ", Short(revision)));
   }
+  FollowRollout(id, revision, released, rollout_timeout_seconds, results);
+}
 
+ferry::v1::ApplyUpdatesRequest Executor::CommitRequest(const ferry::v1::Job& job,
+                                                       const std::vector<WorkloadResult>& results,
+                                                       const std::vector<ferry::v1::Edit>& edits,
+                                                       const std::string& message) {
+  ferry::v1::ApplyUpdatesRequest request;
+  for (const auto& e : edits) *request.add_edits() = e;
+  request.set_message(message);
+  *request.mutable_cause() = job.cause();
+  request.set_dry_run(job.dry_run());
+  if (!job.dry_run()) {
+    // The record kept in the git note: the job as it will have finished, so a restarted api
+    // can still answer for it.
+    ferry::v1::Job note = *store_.Get(job.id());
+    note.clear_results();
+    for (const auto& r : results) *note.add_results() = r;
+    note.set_state(ferry::v1::JOB_STATE_SUCCEEDED);
+    *note.mutable_finished() = runtime::ToProtoTimestamp(absl::Now());
+    *request.mutable_job() = note;
+  }
+  return request;
+}
+
+void Executor::FollowRollout(const std::string& id, const std::string& revision,
+                             const std::set<std::string>& released, int rollout_timeout_seconds,
+                             std::vector<WorkloadResult>& results) {
   // The release's own rollout timeout, else --job_rollout_timeout; the call itself may take
   // a little longer (the syncer reports the timeout).
   const int timeout = rollout_timeout_seconds > 0
@@ -331,10 +372,27 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
         id, absl::StrCat("committed and applied ", Short(revision),
                          ", but following the rollout failed: ", stream.status().message()));
   }
+  const ferry::v1::WaitRolloutProgress last = RecordRollout(id, **stream);
+  grpc::Status s = (*stream)->Finish();
+  if (!s.ok()) {
+    std::string why = s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+                          ? absl::StrCat("the rollout did not finish within ", timeout,
+                                         "s (the release is committed "
+                                         "and applied; follow it with list-workloads)")
+                          : std::string(peers_.cluster.Failed(s, budget).message());
+    return store_.Finish(id, why);
+  }
+  MarkFailedRollouts(last, results);
+  store_.SetResults(id, results);
+  store_.Finish(id, "", absl::StrCat("committed and applied ", Short(revision), ", rolled out"));
+}
+
+ferry::v1::WaitRolloutProgress Executor::RecordRollout(
+    const std::string& id, grpc::ClientReaderInterface<ferry::v1::WaitRolloutProgress>& stream) {
   ferry::v1::WaitRolloutProgress progress;
   ferry::v1::WaitRolloutProgress last;
   std::string last_seen;
-  while ((*stream)->Read(&progress)) {
+  while (stream.Read(&progress)) {
     std::string seen = progress.SerializeAsString();
     if (seen == last_seen) continue;
     last_seen = seen;
@@ -347,24 +405,7 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
                     absl::StrCat(ready, " of ", rollouts.size(), " workload(s) ready"), "",
                     rollouts);
   }
-  grpc::Status s = (*stream)->Finish();
-  if (!s.ok()) {
-    std::string why = s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
-                          ? absl::StrCat("the rollout did not finish within ", timeout,
-                                         "s (the release is committed "
-                                         "and applied; follow it with list-workloads)")
-                          : std::string(peers_.cluster.Failed(s, budget).message());
-    return store_.Finish(id, why);
-  }
-  for (const auto& r : last.rollouts()) {
-    if (r.status().state() != ferry::v1::ROLLOUT_STATE_ERROR) continue;
-    if (WorkloadResult* wr = result_of(r.workload())) {
-      wr->set_status(ferry::v1::WORKLOAD_RESULT_STATUS_FAILED);
-      wr->set_reason(absl::StrCat("rollout failed: ", absl::StrJoin(r.status().messages(), "; ")));
-    }
-  }
-  store_.SetResults(id, results);
-  store_.Finish(id, "", absl::StrCat("committed and applied ", Short(revision), ", rolled out"));
+  return last;
 }
 
 }  // namespace ferry::api

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,20 @@ class Executor {
   void CommitAndApply(const ferry::v1::Job& job, std::vector<ferry::v1::WorkloadResult> results,
                       const std::vector<ferry::v1::Edit>& edits, const std::string& message,
                       bool wait_rollout, int rollout_timeout_seconds);
+  // CommitAndApply's steps.
+  // The ApplyUpdates request for `edits`, with the job's record as it will have finished
+  // (the git note) unless it is a dry run.
+  ferry::v1::ApplyUpdatesRequest CommitRequest(
+      const ferry::v1::Job& job, const std::vector<ferry::v1::WorkloadResult>& results,
+      const std::vector<ferry::v1::Edit>& edits, const std::string& message);
+  // Follows the rollout of the `released` workloads at `revision` and finishes job `id`;
+  // rollout errors fail their workloads in `results`.
+  void FollowRollout(const std::string& id, const std::string& revision,
+                     const std::set<std::string>& released, int rollout_timeout_seconds,
+                     std::vector<ferry::v1::WorkloadResult>& results);
+  // Records every new rollout progress of `stream` as a stage of job `id`; returns the last.
+  ferry::v1::WaitRolloutProgress RecordRollout(
+      const std::string& id, grpc::ClientReaderInterface<ferry::v1::WaitRolloutProgress>& stream);
   // SyncNow of `revision` ("" = fetch and apply the head). The result, or the whole-sync
   // failure.
   absl::StatusOr<ferry::v1::SyncResult> Apply(const std::string& revision);
