@@ -54,46 +54,11 @@ void AddDeprecatedWorkloadFlags(CLI::App* cmd, T& controllers, T& services) {
   cmd->add_option("--service", services, "Deprecated: use --workload")->group("Deprecated");
 }
 
-}  // namespace
+// Runs a command with a connected stub, storing its exit code.
+using Runner = std::function<void(const std::function<int(Env&)>&)>;
 
-std::map<std::string, std::string> Environment() {
-  std::map<std::string, std::string> out;
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    const std::string entry = *e;
-    const size_t eq = entry.find('=');
-    if (eq != std::string::npos) out[entry.substr(0, eq)] = entry.substr(eq + 1);
-  }
-  return out;
-}
-
-int RunDrone(const std::map<std::string, std::string>& environment, ClientOptions& client,
-             const StubFactory& connect, std::ostream& out, std::ostream& err) {
-  ReleaseOptions release;
-  if (absl::Status s = DroneToRelease(environment, release, client); !s.ok()) {
-    return ReportError(err, s);
-  }
-  auto stub = connect();
-  if (!stub.ok()) return ReportError(err, stub.status());
-  Env env{**stub, client, out, err, false};
-  return RunRelease(release, env);
-}
-
-void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& connect,
-                    int& exit_code, const std::string& version) {
-  AddClientFlags(app, client);
-  app.fallthrough();                       // connection flags also after the command
-  const std::string user = DefaultUser();  // asks git once, not once per command
-  // Runs `command` with a connected stub.
-  auto run = [&client, connect, &exit_code](const std::function<int(Env&)>& command) {
-    auto stub = connect();
-    if (!stub.ok()) {
-      exit_code = ReportError(std::cerr, stub.status());
-      return;
-    }
-    Env env{**stub, client, std::cout, std::cerr, isatty(STDERR_FILENO) == 1};
-    exit_code = command(env);
-  };
-
+// The read-only listings: list-workloads and list-images.
+void AddListCommands(CLI::App& app, const Runner& run) {
   auto list = std::make_shared<ListWorkloadsOptions>();
   CLI::App* list_cmd = app.add_subcommand(
       "list-workloads", "Workloads in git with their images, rollout and policies");
@@ -121,7 +86,10 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
       ->capture_default_str();
   images_cmd->callback(
       [run, images] { run([images](Env& env) { return RunListImages(*images, env); }); });
+}
 
+// release, with a terminal menu for --interactive when both stdin and stderr are terminals.
+void AddReleaseCommand(CLI::App& app, const Runner& run, const std::string& user) {
   auto release = std::make_shared<ReleaseOptions>();
   release->user = user;
   CLI::App* release_cmd = app.add_subcommand("release", "Release an image to workloads, as a job");
@@ -156,7 +124,10 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
       return RunRelease(*release, env, chooser);
     });
   });
+}
 
+// automate / deautomate / lock / unlock (one flag of `policy` each), and policy itself.
+void AddPolicyCommands(CLI::App& app, const Runner& run, const std::string& user) {
   // automate / deautomate / lock / unlock: one flag of `policy` each.
   struct Shortcut {
     const char* name;
@@ -208,7 +179,11 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
       ->capture_default_str();
   policy_cmd->callback(
       [run, policy] { run([policy](Env& env) { return RunPolicy(*policy, env); }); });
+}
 
+// sync, identity, save, version and jobs: one call (or one job followed) each.
+void AddOperationCommands(CLI::App& app, const Runner& run, const std::string& user,
+                          const std::string& version) {
   auto sync = std::make_shared<SyncOptions>();
   sync->user = user;
   CLI::App* sync_cmd = app.add_subcommand("sync", "Fetch git now and wait until it is applied");
@@ -243,7 +218,11 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
   jobs_cmd->add_option("--limit", jobs->limit, "How many")->capture_default_str();
   jobs_cmd->add_option("-o,--output", jobs->output, "table, json or yaml")->capture_default_str();
   jobs_cmd->callback([run, jobs] { run([jobs](Env& env) { return RunJobs(*jobs, env); }); });
+}
 
+// completion and drone, which need no connection (drone connects by itself).
+void AddLocalCommands(CLI::App& app, ClientOptions& client, const StubFactory& connect,
+                      int& exit_code) {
   auto shell = std::make_shared<std::string>();
   CLI::App* completion_cmd = app.add_subcommand("completion", "Shell completion script");
   completion_cmd->add_option("shell", *shell, "bash, zsh or fish")->required();
@@ -262,6 +241,53 @@ void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& con
   drone_cmd->callback([&client, connect, &exit_code] {
     exit_code = RunDrone(Environment(), client, connect, std::cout, std::cerr);
   });
+}
+
+}  // namespace
+
+std::map<std::string, std::string> Environment() {
+  std::map<std::string, std::string> out;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const size_t eq = entry.find('=');
+    if (eq != std::string::npos) out[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  return out;
+}
+
+int RunDrone(const std::map<std::string, std::string>& environment, ClientOptions& client,
+             const StubFactory& connect, std::ostream& out, std::ostream& err) {
+  ReleaseOptions release;
+  if (absl::Status s = DroneToRelease(environment, release, client); !s.ok()) {
+    return ReportError(err, s);
+  }
+  auto stub = connect();
+  if (!stub.ok()) return ReportError(err, stub.status());
+  Env env{**stub, client, out, err, false};
+  return RunRelease(release, env);
+}
+
+void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& connect,
+                    int& exit_code, const std::string& version) {
+  AddClientFlags(app, client);
+  app.fallthrough();                       // connection flags also after the command
+  const std::string user = DefaultUser();  // asks git once, not once per command
+  // Runs `command` with a connected stub.
+  const Runner run = [&client, connect, &exit_code](const std::function<int(Env&)>& command) {
+    auto stub = connect();
+    if (!stub.ok()) {
+      exit_code = ReportError(std::cerr, stub.status());
+      return;
+    }
+    Env env{**stub, client, std::cout, std::cerr, isatty(STDERR_FILENO) == 1};
+    exit_code = command(env);
+  };
+
+  AddListCommands(app, run);
+  AddReleaseCommand(app, run, user);
+  AddPolicyCommands(app, run, user);
+  AddOperationCommands(app, run, user, version);
+  AddLocalCommands(app, client, connect, exit_code);
 }
 
 }  // namespace ferry::cli
