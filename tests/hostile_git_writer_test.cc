@@ -391,6 +391,16 @@ std::set<std::string> Packs(const std::string& mirror) {
   return packs;
 }
 
+// The mirror passes `git fsck` and holds as many commits on main as the upstream.
+void ExpectMirrorIntact(const std::string& mirror, const GitRepo& upstream) {
+  int fsck_status = -1;
+  std::string fsck =
+      RunCommand(absl::StrCat("git --git-dir=", mirror, " fsck --no-dangling 2>&1"), &fsck_status);
+  EXPECT_EQ(fsck_status, 0) << fsck;
+  EXPECT_EQ(RunCommand(absl::StrCat("git --git-dir=", mirror, " rev-list --count refs/heads/main")),
+            upstream.Git("rev-list --count main"));
+}
+
 TEST(HostileGitWriterTest, ReleasesAreFoldedByAChildProcessWithoutRewritingTheHistory) {
   // A repo of 600 files: its first pack (the clone, ~600 objects) holds more than twice the
   // objects 40 releases write (~7 per release and note), so folding what they write never
@@ -420,12 +430,7 @@ TEST(HostileGitWriterTest, ReleasesAreFoldedByAChildProcessWithoutRewritingTheHi
   EXPECT_FALSE(absl::StrContains(git.running.process->Output(), "repacking the mirror failed"))
       << git.running.process->Output();
   // Nothing was lost: every commit and note is still readable from the mirror.
-  int fsck_status = -1;
-  std::string fsck =
-      RunCommand(absl::StrCat("git --git-dir=", mirror, " fsck --no-dangling 2>&1"), &fsck_status);
-  EXPECT_EQ(fsck_status, 0) << fsck;
-  EXPECT_EQ(RunCommand(absl::StrCat("git --git-dir=", mirror, " rev-list --count refs/heads/main")),
-            git.repo->Git("rev-list --count main"));
+  ExpectMirrorIntact(mirror, *git.repo);
   EXPECT_EQ(RunCommand(absl::StrCat("git --git-dir=", mirror,
                                     " notes --ref=refs/notes/ferry list | wc -l")),
             "40\n");
@@ -445,12 +450,7 @@ TEST(HostileGitWriterTest, AFoldOfEveryPackNeverDropsTheReleaseBeingPushed) {
   }
   const std::string mirror = git.repo->dir() + "/state/mirror.git";
   EXPECT_LE(Packs(mirror).size(), 1u + 8u);
-  int fsck_status = -1;
-  std::string fsck =
-      RunCommand(absl::StrCat("git --git-dir=", mirror, " fsck --no-dangling 2>&1"), &fsck_status);
-  EXPECT_EQ(fsck_status, 0) << fsck;
-  EXPECT_EQ(RunCommand(absl::StrCat("git --git-dir=", mirror, " rev-list --count refs/heads/main")),
-            git.repo->Git("rev-list --count main"));
+  ExpectMirrorIntact(mirror, *git.repo);
 }
 
 TEST(HostileGitWriterTest, TheRepackChildRefusesAMirrorThatIsNotARepository) {
