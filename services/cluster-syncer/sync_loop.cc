@@ -152,63 +152,27 @@ SyncReport SyncLoop::SyncNow(const std::string& revision, bool dry_run) {
 SyncReport SyncLoop::RunSync(const std::string& wanted, bool dry_run, bool fetch_first) {
   SyncReport report;
   report.started = clock_.Now();
-  auto fail = [&](absl::StatusCode code, const std::string& message) {
-    report.error = message;
-    report.error_code = code;
+  auto fail = [&](const absl::Status& status) {
+    report.error = std::string(status.message());
+    report.error_code = status.code();
     report.finished = clock_.Now();
   };
   std::string revision = wanted;
   if (revision.empty()) {
-    // Head first, waiting up to 5 s for the connection (git-writer may be starting, or its
-    // channel backing off after a failure); then, when asked to, a fetch.
-    grpc::ClientContext ctx;
-    ctx.set_wait_for_ready(true);
-    ctx.set_deadline(Deadline(absl::Seconds(5)));
-    ferry::v1::HeadResponse head;
-    grpc::Status s;
-    {
-      TrackedCall tracked(*this, ctx);
-      s = git_.Head(&ctx, ferry::v1::HeadRequest(), &head);
-    }
-    if (s.ok() && fetch_first) {
-      grpc::ClientContext fetch_ctx;
-      fetch_ctx.set_deadline(Deadline(absl::Seconds(60)));
-      TrackedCall tracked(*this, fetch_ctx);
-      s = git_.Notify(&fetch_ctx, ferry::v1::NotifyRequest(), &head);
-    }
-    if (!s.ok()) {
-      fail(s.error_code() == grpc::StatusCode::UNAVAILABLE ||
-                   s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
-               ? absl::StatusCode::kUnavailable
-               : CodeOf(s),
-           absl::StrCat("git-writer: ", s.error_message()));
+    absl::StatusOr<std::string> head = HeadRevision(fetch_first);
+    if (head.ok()) {
+      revision = *std::move(head);
     } else {
-      revision = head.revision();
+      fail(head.status());
     }
   }
   if (report.error.empty()) {
     report.revision = revision;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(Deadline(absl::Seconds(120)));
-    ferry::v1::ReadManifestsRequest request;
-    request.set_revision(revision);
-    std::vector<ManifestFileContent> files;
-    grpc::Status s;
-    {
-      TrackedCall tracked(*this, ctx);
-      auto stream = git_.ReadManifests(&ctx, request);
-      ferry::v1::ManifestFile file;
-      while (stream->Read(&file)) {
-        files.push_back({file.path(), file.content(), file.load_error()});
-      }
-      s = stream->Finish();
-    }
-    if (!s.ok()) {
-      fail(s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ? absl::StatusCode::kUnavailable
-                                                                 : CodeOf(s),
-           absl::StrCat("git-writer: reading manifests at ", revision, ": ", s.error_message()));
+    absl::StatusOr<std::vector<ManifestFileContent>> files = ReadManifests(revision);
+    if (files.ok()) {
+      report = syncer_.Sync(revision, *files, dry_run);
     } else {
-      report = syncer_.Sync(revision, files, dry_run);
+      fail(files.status());
     }
   }
   report.revision = revision;
@@ -218,6 +182,65 @@ SyncReport SyncLoop::RunSync(const std::string& wanted, bool dry_run, bool fetch
                           report.error_code == absl::StatusCode::kInvalidArgument)) {
     return report;
   }
+  Record(report);
+  return report;
+}
+
+absl::StatusOr<std::string> SyncLoop::HeadRevision(bool fetch_first) {
+  // Head first, waiting up to 5 s for the connection (git-writer may be starting, or its
+  // channel backing off after a failure); then, when asked to, a fetch.
+  grpc::ClientContext ctx;
+  ctx.set_wait_for_ready(true);
+  ctx.set_deadline(Deadline(absl::Seconds(5)));
+  ferry::v1::HeadResponse head;
+  grpc::Status s;
+  {
+    TrackedCall tracked(*this, ctx);
+    s = git_.Head(&ctx, ferry::v1::HeadRequest(), &head);
+  }
+  if (s.ok() && fetch_first) {
+    grpc::ClientContext fetch_ctx;
+    fetch_ctx.set_deadline(Deadline(absl::Seconds(60)));
+    TrackedCall tracked(*this, fetch_ctx);
+    s = git_.Notify(&fetch_ctx, ferry::v1::NotifyRequest(), &head);
+  }
+  if (!s.ok()) {
+    return absl::Status(s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                                s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+                            ? absl::StatusCode::kUnavailable
+                            : CodeOf(s),
+                        absl::StrCat("git-writer: ", s.error_message()));
+  }
+  return head.revision();
+}
+
+absl::StatusOr<std::vector<ManifestFileContent>> SyncLoop::ReadManifests(
+    const std::string& revision) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(Deadline(absl::Seconds(120)));
+  ferry::v1::ReadManifestsRequest request;
+  request.set_revision(revision);
+  std::vector<ManifestFileContent> files;
+  grpc::Status s;
+  {
+    TrackedCall tracked(*this, ctx);
+    auto stream = git_.ReadManifests(&ctx, request);
+    ferry::v1::ManifestFile file;
+    while (stream->Read(&file)) {
+      files.push_back({file.path(), file.content(), file.load_error()});
+    }
+    s = stream->Finish();
+  }
+  if (!s.ok()) {
+    return absl::Status(
+        s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ? absl::StatusCode::kUnavailable
+                                                              : CodeOf(s),
+        absl::StrCat("git-writer: reading manifests at ", revision, ": ", s.error_message()));
+  }
+  return files;
+}
+
+void SyncLoop::Record(const SyncReport& report) {
   if (report.error.empty()) RecordState(report);
   metrics_.Record(report);
   const bool ready = report.error.empty();
@@ -239,7 +262,6 @@ SyncReport SyncLoop::RunSync(const std::string& wanted, bool dry_run, bool fetch
              {"pruned", report.pruned},
              {"error", report.error},
              {"duration_ms", absl::ToInt64Milliseconds(report.finished - report.started)}});
-  return report;
 }
 
 void SyncLoop::RecordState(const SyncReport& report) {

@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "ferry/v1/git_writer.grpc.pb.h"
 #include "lib/runtime/clock.h"
@@ -63,6 +64,15 @@ class SyncLoop {
   void Work();
   // One sync (the caller holds sync_mu_).
   SyncReport RunSync(const std::string& revision, bool dry_run, bool fetch_first);
+  // RunSync's steps. git-writer's head, after a fetch when `fetch_first`; Unavailable when
+  // git-writer cannot be reached in time, its own code otherwise, named "git-writer: ...".
+  absl::StatusOr<std::string> HeadRevision(bool fetch_first);
+  // The manifest files at `revision`; Unavailable when the read timed out, git-writer's code
+  // otherwise.
+  absl::StatusOr<std::vector<ManifestFileContent>> ReadManifests(const std::string& revision);
+  // Records a finished sync: the sync state when it succeeded, metrics, the last report and
+  // readiness (waking WaitNext), a log line.
+  void Record(const SyncReport& report);
   void RecordState(const SyncReport& report);
   void Trigger(const std::string& revision);
 

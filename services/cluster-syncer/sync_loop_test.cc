@@ -301,5 +301,53 @@ TEST_F(SyncLoopTest, DryRunsAndUnknownRevisionsAreNotRecorded) {
   EXPECT_EQ(Markers(), std::vector<std::string>{"rev1"});
 }
 
+TEST_F(SyncLoopTest, GitWriterOutOfReachIsUnavailableAndItsOwnRefusalsKeepTheirCode) {
+  EXPECT_CALL(git_, Head(_, _, _))
+      .WillOnce([](grpc::ClientContext*, const ferry::v1::HeadRequest&, ferry::v1::HeadResponse*) {
+        return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "slow");
+      })
+      .WillRepeatedly(
+          [](grpc::ClientContext*, const ferry::v1::HeadRequest&, ferry::v1::HeadResponse* head) {
+            head->set_revision("rev1");
+            return grpc::Status::OK;
+          });
+  EXPECT_CALL(git_, Notify(_, _, _))
+      .WillOnce(
+          [](grpc::ClientContext*, const ferry::v1::NotifyRequest&, ferry::v1::HeadResponse*) {
+            return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "no such branch");
+          });
+  // No head: nothing is read, and the failed sync is recorded (no revision was asked for).
+  SyncReport unreachable = Loop().SyncNow("", false);
+  EXPECT_EQ(unreachable.error_code, absl::StatusCode::kUnavailable);
+  EXPECT_EQ(unreachable.error, "git-writer: slow");
+  EXPECT_EQ(unreachable.revision, "");
+  EXPECT_EQ(unreachable.finished, clock_.Now());
+  EXPECT_TRUE(Reads().empty());
+  EXPECT_EQ(loop_->Last().first, 1u);
+  // The fetch git-writer refuses keeps its code.
+  SyncReport refused = loop_->SyncNow("", false);
+  EXPECT_EQ(refused.error_code, absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(refused.error, "git-writer: no such branch");
+  EXPECT_TRUE(Reads().empty());
+  EXPECT_EQ(loop_->Last().first, 2u);
+  EXPECT_EQ(Syncs("error"), 2);
+  EXPECT_TRUE(Markers().empty());
+}
+
+TEST_F(SyncLoopTest, AManifestReadThatTimesOutIsUnavailableAndRecorded) {
+  EXPECT_CALL(git_, ReadManifestsRaw(_, _))
+      .WillOnce([](grpc::ClientContext*, const ferry::v1::ReadManifestsRequest&) {
+        return new ListReader<ferry::v1::ManifestFile>(
+            {}, {grpc::StatusCode::DEADLINE_EXCEEDED, "too slow"});
+      });
+  SyncReport r = Loop().SyncNow("rev1", false);
+  EXPECT_EQ(r.error_code, absl::StatusCode::kUnavailable);
+  EXPECT_EQ(r.error, "git-writer: reading manifests at rev1: too slow");
+  EXPECT_EQ(r.revision, "rev1");
+  EXPECT_EQ(loop_->Last().first, 1u);  // not the caller's mistake: a failed sync
+  EXPECT_EQ(Syncs("error"), 1);
+  EXPECT_TRUE(Markers().empty());
+}
+
 }  // namespace
 }  // namespace ferry::cluster_syncer
