@@ -6,13 +6,10 @@
 
 namespace ferry::registry_scanner {
 RateLimitedHttpClient::RateLimitedHttpClient(http::HttpClient& inner, Options options,
-                                             prometheus::Registry& registry,
-                                             std::function<absl::Time()> now,
-                                             std::function<void(absl::Duration)> sleep)
+                                             prometheus::Registry& registry, runtime::Clock& clock)
     : inner_(inner),
       options_(options),
-      now_(std::move(now)),
-      sleep_(std::move(sleep)),
+      clock_(clock),
       waited_(prometheus::BuildCounter()
                   .Name("ferry_registry_rate_limit_wait_seconds_total")
                   .Help("Time spent waiting for the per-host request budget.")
@@ -57,7 +54,7 @@ class RateLimitedHttpClient::Slot {
 
 absl::Duration RateLimitedHttpClient::Acquire(const std::string& host) {
   std::lock_guard<std::mutex> lock(mu_);
-  const absl::Time now = now_();
+  const absl::Time now = clock_.Now();
   auto [it, inserted] = buckets_.try_emplace(host);
   Bucket& b = it->second;
   if (inserted) {
@@ -101,7 +98,7 @@ absl::StatusOr<http::Response> RateLimitedHttpClient::Send(const http::Request& 
     absl::Duration wait = Acquire(host);
     if (wait > absl::ZeroDuration()) {
       waited_.Add({{"host", host}}).Increment(absl::ToDoubleSeconds(wait));
-      sleep_(wait);
+      clock_.SleepFor(wait);
     }
     absl::StatusOr<http::Response> response = [&] {
       Slot slot(*this, host);
@@ -116,7 +113,8 @@ absl::StatusOr<http::Response> RateLimitedHttpClient::Send(const http::Request& 
     if (attempt >= 1) return response;  // retried once already: let the caller back off
     int64_t seconds = 1;
     (void)absl::SimpleAtoi(response->Header("retry-after"), &seconds);
-    sleep_(std::min(absl::Seconds(std::max<int64_t>(seconds, 0)), options_.max_retry_after));
+    clock_.SleepFor(
+        std::min(absl::Seconds(std::max<int64_t>(seconds, 0)), options_.max_retry_after));
   }
 }
 

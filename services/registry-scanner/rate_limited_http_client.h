@@ -13,14 +13,13 @@
 #include <prometheus/registry.h>
 
 #include <condition_variable>
-#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
 
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "lib/http/http_client.h"
+#include "lib/runtime/clock.h"
 
 namespace ferry::registry_scanner {
 
@@ -34,11 +33,9 @@ class RateLimitedHttpClient final : public http::HttpClient {
     // Concurrent requests per host; one slow registry holds only its own slots.
     int max_in_flight = 8;
   };
-  // `now` and `sleep` are injectable for tests.
-  RateLimitedHttpClient(
-      http::HttpClient& inner, Options options, prometheus::Registry& registry,
-      std::function<absl::Time()> now = [] { return absl::Now(); },
-      std::function<void(absl::Duration)> sleep = [](absl::Duration d) { absl::SleepFor(d); });
+  // `clock` refills the buckets and times the waits (for a token, after a 429).
+  RateLimitedHttpClient(http::HttpClient& inner, Options options, prometheus::Registry& registry,
+                        runtime::Clock& clock = runtime::SystemClock());
 
   absl::StatusOr<http::Response> Send(const http::Request& request) override;
 
@@ -63,8 +60,7 @@ class RateLimitedHttpClient final : public http::HttpClient {
 
   http::HttpClient& inner_;
   const Options options_;
-  std::function<absl::Time()> now_;
-  std::function<void(absl::Duration)> sleep_;
+  runtime::Clock& clock_;
   prometheus::Family<prometheus::Counter>& waited_;
   prometheus::Family<prometheus::Counter>& throttled_;
   prometheus::Family<prometheus::Gauge>& in_flight_;

@@ -3,93 +3,114 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <deque>
 #include <thread>
+
+#include "lib/http/fake_http_client.h"
+#include "lib/runtime/fake_clock.h"
+#include "lib/status/status_matchers.h"
+#include "tests/support/metrics.h"
 
 namespace ferry::registry_scanner {
 namespace {
 
-// Answers with scripted statuses; a unit-test fake for the transport only.
-class ScriptedHttp : public http::HttpClient {
- public:
-  std::deque<http::Response> script;
-  int calls = 0;
-  absl::StatusOr<http::Response> Send(const http::Request&) override {
-    ++calls;
-    if (script.empty()) return http::Response{200, {}, ""};
-    http::Response r = script.front();
-    script.pop_front();
-    return r;
-  }
-};
+constexpr char kUrl[] = "https://registry.example:5000/v2/a/tags/list";
+constexpr char kHost[] = "registry.example:5000";
+constexpr char kOtherUrl[] = "https://other.example/v2/b/tags/list";
+constexpr char kOtherHost[] = "other.example";
 
+// The client's waits move the fake clock: the time it has moved is the time waited.
 class RateLimitTest : public ::testing::Test {
  protected:
-  absl::Time now_ = absl::FromUnixSeconds(1000);
-  std::vector<absl::Duration> sleeps_;
-  prometheus::Registry registry_;
-  ScriptedHttp inner_;
+  RateLimitTest() {
+    for (const char* url : {kUrl, kOtherUrl}) inner_.Set("GET", url, http::Response{200, {}, ""});
+  }
 
   std::unique_ptr<RateLimitedHttpClient> Client(double rps, double burst) {
     RateLimitedHttpClient::Options o;
     o.requests_per_second = rps;
     o.burst = burst;
     o.max_retry_after = absl::Seconds(30);
-    return std::make_unique<RateLimitedHttpClient>(
-        inner_, o, registry_, [this] { return now_; },
-        [this](absl::Duration d) {
-          sleeps_.push_back(d);
-          now_ += d;
-        });
+    return std::make_unique<RateLimitedHttpClient>(inner_, o, registry_, clock_);
   }
-  http::Request Get() {
+  static http::Request Get(const std::string& url = kUrl) {
     http::Request r;
-    r.url = "https://registry.example:5000/v2/a/tags/list";
+    r.url = url;
     return r;
   }
+  double WaitedSeconds(const std::string& host) {
+    return testing::MetricSum(registry_, "ferry_registry_rate_limit_wait_seconds_total",
+                              {{"host", host}});
+  }
+
+  runtime::FakeClock clock_;
+  prometheus::Registry registry_;
+  http::FakeHttpClient inner_;
 };
 
 TEST_F(RateLimitTest, BurstThenSteadyRate) {
   auto client = Client(2, 3);
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(client->Send(Get()).ok());
-  EXPECT_TRUE(sleeps_.empty());  // the burst
-  ASSERT_TRUE(client->Send(Get()).ok());
-  ASSERT_EQ(sleeps_.size(), 1u);
-  EXPECT_EQ(sleeps_[0], absl::Milliseconds(500));  // 2 per second
-  now_ += absl::Seconds(10);                       // idle: the bucket refills up to the burst only
-  sleeps_.clear();
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(client->Send(Get()).ok());
-  EXPECT_TRUE(sleeps_.empty());
+  const absl::Time start = clock_.Now();
+  for (int i = 0; i < 3; ++i) FERRY_ASSERT_OK(client->Send(Get()));
+  EXPECT_EQ(clock_.Now(), start);  // the burst
+  FERRY_ASSERT_OK(client->Send(Get()));
+  EXPECT_EQ(clock_.Now() - start, absl::Milliseconds(500));  // 2 per second
+  EXPECT_DOUBLE_EQ(WaitedSeconds(kHost), 0.5);
+  clock_.Advance(absl::Seconds(10));  // idle: the bucket refills up to the burst only
+  const absl::Time idle = clock_.Now();
+  for (int i = 0; i < 3; ++i) FERRY_ASSERT_OK(client->Send(Get()));
+  EXPECT_EQ(clock_.Now(), idle);
+  FERRY_ASSERT_OK(client->Send(Get()));
+  EXPECT_EQ(clock_.Now() - idle, absl::Milliseconds(500));
+  EXPECT_EQ(inner_.Count("GET", kUrl), 8);
+}
+
+TEST_F(RateLimitTest, OtherHostsKeepTheirOwnBudget) {
+  auto client = Client(2, 3);
+  const absl::Time start = clock_.Now();
+  for (int i = 0; i < 3; ++i) FERRY_ASSERT_OK(client->Send(Get(kUrl)));  // kHost's burst, spent
+  // A budget shared between hosts would make these wait.
+  for (int i = 0; i < 3; ++i) FERRY_ASSERT_OK(client->Send(Get(kOtherUrl)));
+  EXPECT_EQ(clock_.Now(), start) << kOtherHost << " has a burst of its own";
+  EXPECT_EQ(WaitedSeconds(kOtherHost), 0);
+  // kHost's budget is still the one that was spent.
+  FERRY_ASSERT_OK(client->Send(Get(kUrl)));
+  EXPECT_EQ(clock_.Now() - start, absl::Milliseconds(500));
+  EXPECT_DOUBLE_EQ(WaitedSeconds(kHost), 0.5);
 }
 
 TEST_F(RateLimitTest, TooManyRequestsHonoursRetryAfterHalvesTheRateAndRecovers) {
   auto client = Client(8, 100);
-  http::Response throttled{429, {{"retry-after", "3"}}, ""};
-  inner_.script = {throttled};
+  inner_.Enqueue("GET", kUrl, http::Response{429, {{"retry-after", "3"}}, ""});
+  const absl::Time start = clock_.Now();
   absl::StatusOr<http::Response> r = client->Send(Get());
-  ASSERT_TRUE(r.ok());
+  FERRY_ASSERT_OK(r);
   EXPECT_EQ(r->status, 200);  // retried once after waiting
-  EXPECT_EQ(inner_.calls, 2);
-  ASSERT_FALSE(sleeps_.empty());
-  EXPECT_EQ(sleeps_[0], absl::Seconds(3));
-  EXPECT_NEAR(client->RateFor("registry.example:5000"), 8 * 1.1 / 2, 1e-9);
-  for (int i = 0; i < 20; ++i) ASSERT_TRUE(client->Send(Get()).ok());
-  EXPECT_DOUBLE_EQ(client->RateFor("registry.example:5000"), 8);  // back, never above
+  EXPECT_EQ(inner_.Count("GET", kUrl), 2);
+  EXPECT_EQ(clock_.Now() - start, absl::Seconds(3));
+  EXPECT_NEAR(client->RateFor(kHost), 8 * 1.1 / 2, 1e-9);
+  EXPECT_EQ(testing::MetricSum(registry_, "ferry_registry_throttled_total", {{"host", kHost}}), 1);
+  for (int i = 0; i < 20; ++i) FERRY_ASSERT_OK(client->Send(Get()));
+  EXPECT_DOUBLE_EQ(client->RateFor(kHost), 8);  // back, never above
 }
 
 TEST_F(RateLimitTest, RepeatedThrottlingIsReturnedAndRetryAfterIsCapped) {
   auto client = Client(8, 100);
   http::Response throttled{429, {{"retry-after", "3600"}}, ""};
-  inner_.script = {throttled, throttled};
+  inner_.Enqueue("GET", kUrl, throttled);
+  inner_.Enqueue("GET", kUrl, throttled);
+  const absl::Time start = clock_.Now();
   absl::StatusOr<http::Response> r = client->Send(Get());
-  ASSERT_TRUE(r.ok());
+  FERRY_ASSERT_OK(r);
   EXPECT_EQ(r->status, 429);
-  EXPECT_EQ(inner_.calls, 2);
-  EXPECT_EQ(sleeps_[0], absl::Seconds(30));
-  // Other hosts keep their own budget.
-  http::Request other;
-  other.url = "https://other.example/v2/";
-  EXPECT_DOUBLE_EQ(client->RateFor("other.example"), 8);
+  EXPECT_EQ(inner_.Count("GET", kUrl), 2);
+  EXPECT_EQ(clock_.Now() - start, absl::Seconds(30));
+  EXPECT_DOUBLE_EQ(client->RateFor(kHost), 2);  // halved twice
+  // The throttled host's lowered rate and emptied bucket are its own: another host is sent
+  // to at once and keeps the configured rate.
+  const absl::Time throttled_at = clock_.Now();
+  FERRY_ASSERT_OK(client->Send(Get(kOtherUrl)));
+  EXPECT_EQ(clock_.Now(), throttled_at);
+  EXPECT_DOUBLE_EQ(client->RateFor(kOtherHost), 8);
 }
 
 // Blocks every request until released, counting how many are inside at once.

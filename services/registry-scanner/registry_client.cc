@@ -163,8 +163,12 @@ std::string AuthorityOf(const std::string& url) {
 
 }  // namespace
 
-RegistryClient::RegistryClient(http::HttpClient& http, CredentialStore credentials, Options options)
-    : http_(http), credentials_(std::move(credentials)), options_(std::move(options)) {}
+RegistryClient::RegistryClient(http::HttpClient& http, CredentialStore credentials, Options options,
+                               runtime::Clock& clock)
+    : http_(http),
+      credentials_(std::move(credentials)),
+      options_(std::move(options)),
+      clock_(clock) {}
 
 const char* RegistryClient::AcceptedManifestTypes() { return kAccept; }
 
@@ -181,7 +185,7 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const std::string& regist
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = tokens_.find(key);
-    if (it != tokens_.end() && it->second.expires > absl::Now()) return it->second.token;
+    if (it != tokens_.end() && it->second.expires > clock_.Now()) return it->second.token;
   }
   if (params["realm"].empty()) {
     return absl::UnauthenticatedError(absl::StrCat(registry, ": token challenge without realm"));
@@ -227,7 +231,7 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const std::string& regist
     int expires_in = j.value("expires_in", 60);
     std::lock_guard<std::mutex> lock(mu_);
     // Renew a little before the registry would refuse it.
-    tokens_[key] = {token, absl::Now() + absl::Seconds(std::max(expires_in - 10, 1))};
+    tokens_[key] = {token, clock_.Now() + absl::Seconds(std::max(expires_in - 10, 1))};
     return token;
   } catch (const nlohmann::json::exception&) {
     return absl::UnauthenticatedError(absl::StrCat(registry, ": token response is not JSON"));

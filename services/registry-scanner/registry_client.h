@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "lib/http/http_client.h"
+#include "lib/runtime/clock.h"
 
 namespace ferry::registry_scanner {
 
@@ -54,7 +55,9 @@ class RegistryClient {
     // a redirect elsewhere). Unset: no other host.
     std::function<bool(const std::string& host)> registry_listed;
   };
-  RegistryClient(http::HttpClient& http, CredentialStore credentials, Options options);
+  // `clock` decides when a cached Bearer token has expired.
+  RegistryClient(http::HttpClient& http, CredentialStore credentials, Options options,
+                 runtime::Clock& clock = runtime::SystemClock());
 
   // Every tag of `path` on `registry`, following pagination.
   absl::StatusOr<std::vector<std::string>> ListTags(const std::string& registry,
@@ -89,6 +92,7 @@ class RegistryClient {
   http::HttpClient& http_;
   const CredentialStore credentials_;
   const Options options_;
+  runtime::Clock& clock_;
 
   struct CachedToken {
     std::string token;

@@ -52,8 +52,12 @@ ScannerMetrics::ScannerMetrics(prometheus::Registry& registry)
                      .Add({})) {}
 
 Scanner::Scanner(RegistryClient& client, Cache& cache, ScannerOptions options,
-                 ScannerMetrics& metrics)
-    : client_(client), cache_(cache), options_(std::move(options)), metrics_(metrics) {}
+                 ScannerMetrics& metrics, runtime::Clock& clock)
+    : client_(client),
+      cache_(cache),
+      options_(std::move(options)),
+      metrics_(metrics),
+      clock_(clock) {}
 
 absl::StatusOr<std::pair<std::string, std::string>> Scanner::SplitRepository(
     const std::string& repository) {
@@ -78,7 +82,7 @@ absl::StatusOr<std::pair<std::vector<std::string>, std::vector<std::string>>> Sc
   std::vector<std::string> added;
   std::vector<std::string> removed;
   std::set<std::string> present;
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock_.Now();
   for (RepositoryRecord& r : *known) {
     present.insert(r.name);
     bool want = wanted.count(r.name) > 0;
@@ -131,7 +135,7 @@ absl::Status Scanner::Scan(const std::string& repository) {
   const auto start = std::chrono::steady_clock::now();
   {
     std::lock_guard<std::mutex> lock(attempts_mu_);
-    attempts_[repository].last = absl::Now();
+    attempts_[repository].last = clock_.Now();
   }
   absl::StatusOr<std::optional<RepositoryRecord>> existing = cache_.Repository(repository);
   if (!existing.ok()) return existing.status();
@@ -164,7 +168,7 @@ absl::Status Scanner::Scan(const std::string& repository) {
   std::map<std::string, TagRecord> known;
   for (TagRecord& t : *cached) known.emplace(t.tag, std::move(t));
 
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock_.Now();
   std::set<std::string> listed(tags->begin(), tags->end());
   for (const std::string& tag : *tags) {
     auto it = known.find(tag);
@@ -247,13 +251,14 @@ std::vector<std::string> Scanner::DueRepositories() {
   const std::map<std::string, int> counts =
       cache_.TagCounts().value_or(std::map<std::string, int>());
   double tags = 0;
+  const absl::Time now = clock_.Now();
   for (const RepositoryRecord& r : *repos) {
     if (!r.watched) continue;
-    if (NextScan(r) <= absl::Now()) due.push_back(r.name);
+    if (NextScan(r) <= now) due.push_back(r.name);
     if (auto it = counts.find(r.name); it != counts.end()) tags += it->second;
   }
   metrics_.tags_known.Set(tags);
-  (void)cache_.ExpireUnwatched(absl::Now() - options_.expire_after);
+  (void)cache_.ExpireUnwatched(now - options_.expire_after);
   return due;
 }
 
@@ -274,7 +279,7 @@ void Scanner::Emit(TagEvent event) {
   {
     std::lock_guard<std::mutex> lock(events_mu_);
     event.sequence = ++sequence_;
-    event.time = absl::Now();
+    event.time = clock_.Now();
     events_.push_back(std::move(event));
     if (events_.size() > kMaxEvents) events_.pop_front();
   }
@@ -319,6 +324,7 @@ bool ScanQueue::Request(const std::string& repository, const std::string& expect
   {
     std::lock_guard<std::mutex> lock(mu_);
     pending_.insert(repository);
+    ++changes_;
     if (!expected_tag.empty()) {
       Expected& e = expected_[repository];
       e.tags.insert(expected_tag);
@@ -350,7 +356,8 @@ void ScanQueue::CheckExpected(const std::string& repository, std::unique_lock<st
     expected_.erase(it);
     return;
   }
-  retry_at_[repository] = absl::Now() + absl::Milliseconds(100) * (1 << it->second.attempts);
+  retry_at_[repository] =
+      scanner_.clock().Now() + absl::Milliseconds(100) * (1 << it->second.attempts);
   ++it->second.attempts;
 }
 
@@ -358,7 +365,8 @@ void ScanQueue::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     // Retries that are due join the pending scans.
-    const absl::Time now = absl::Now();
+    runtime::Clock& clock = scanner_.clock();
+    const absl::Time now = clock.Now();
     absl::Time next_retry = absl::InfiniteFuture();
     for (auto it = retry_at_.begin(); it != retry_at_.end();) {
       if (it->second <= now) {
@@ -379,11 +387,8 @@ void ScanQueue::Run() {
     }
     if (stop_) return;
     if (repository.empty()) {
-      if (next_retry == absl::InfiniteFuture()) {
-        cv_.wait(lock);
-      } else {
-        cv_.wait_for(lock, absl::ToChronoNanoseconds(next_retry - absl::Now()));
-      }
+      const uint64_t seen = changes_;
+      clock.WaitUntil(cv_, lock, next_retry, [&] { return stop_ || changes_ != seen; });
       continue;
     }
     pending_.erase(repository);
@@ -393,6 +398,7 @@ void ScanQueue::Run() {
     lock.lock();
     running_.erase(repository);
     CheckExpected(repository, lock);
+    ++changes_;
     cv_.notify_all();
   }
 }

@@ -23,6 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "lib/runtime/clock.h"
 #include "services/registry-scanner/cache.h"
 #include "services/registry-scanner/metadata.h"
 #include "services/registry-scanner/registry_client.h"
@@ -65,7 +66,10 @@ struct ScannerMetrics {
 // Thread-safe.
 class Scanner {
  public:
-  Scanner(RegistryClient& client, Cache& cache, ScannerOptions options, ScannerMetrics& metrics);
+  // `clock` decides what is due (scan interval, backoff, re-checks, expiry) and stamps what
+  // is stored and emitted; the scan-duration metric stays in real time.
+  Scanner(RegistryClient& client, Cache& cache, ScannerOptions options, ScannerMetrics& metrics,
+          runtime::Clock& clock = runtime::SystemClock());
 
   // Replaces the watch set ("registry/path" names). Returns (added, removed).
   absl::StatusOr<std::pair<std::vector<std::string>, std::vector<std::string>>> Watch(
@@ -93,7 +97,8 @@ class Scanner {
   // at most the scan interval), so a broken registry is not hammered.
   absl::Time NextScan(const RepositoryRecord& record) const;
 
-  // Events with a sequence number above `after`, waiting up to `timeout` for the first.
+  // Events with a sequence number above `after`, waiting up to `timeout` for the first
+  // (real time: a caller's wait, not the scanner's clock).
   std::vector<TagEvent> WaitForEvents(uint64_t after, absl::Duration timeout);
   // The sequence number of the newest event (0 when none).
   uint64_t LastSequence() const;
@@ -102,6 +107,8 @@ class Scanner {
   static absl::StatusOr<std::pair<std::string, std::string>> SplitRepository(
       const std::string& repository);
 
+  runtime::Clock& clock() const { return clock_; }
+
  private:
   void Emit(TagEvent event);
 
@@ -109,6 +116,7 @@ class Scanner {
   Cache& cache_;
   const ScannerOptions options_;
   ScannerMetrics& metrics_;
+  runtime::Clock& clock_;
 
   // One scan at a time per repository; different repositories scan in parallel (the
   // per-host rate limit keeps registries' load in check).
@@ -131,7 +139,7 @@ class Scanner {
 
 // Runs requested scans (due ones and those webhooks ask for) on a few worker threads, each
 // repository at most once per pending request, so one slow registry occupies one worker
-// and never delays the others.
+// and never delays the others. Retries are timed by the scanner's clock.
 class ScanQueue {
  public:
   explicit ScanQueue(Scanner& scanner, int workers = 4);
@@ -158,6 +166,9 @@ class ScanQueue {
   std::set<std::string> running_;
   std::map<std::string, Expected> expected_;    // repository -> tags a webhook announced
   std::map<std::string, absl::Time> retry_at_;  // repository -> when to scan again
+  // Counts the changes an idle worker wakes for: a request, a scan's end (and the retry it
+  // may have scheduled).
+  uint64_t changes_ = 0;
   bool stop_ = false;
   std::vector<std::thread> threads_;
 };

@@ -1,0 +1,349 @@
+// The scanner's rules over an in-memory registry (a FakeHttpClient) and a FakeClock: when a
+// repository is due, the backoff after errors, paged tag lists, the Bearer challenge and its
+// token's expiry, adaptive re-checks, watch list changes and the webhook queue's retries.
+// Milliseconds, no registry, no sleeping; scanner_test.cc runs the scanner against a real
+// registry.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "lib/http/fake_http_client.h"
+#include "lib/runtime/fake_clock.h"
+#include "lib/status/status_matchers.h"
+#include "services/registry-scanner/scanner.h"
+#include "tests/support/metrics.h"
+
+namespace ferry::registry_scanner {
+namespace {
+
+using ::ferry::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+constexpr char kRegistry[] = "reg.test";
+constexpr char kRepo[] = "reg.test/team/app";
+constexpr char kBase[] = "http://reg.test/v2/team/app";
+constexpr char kSchema2[] = "application/vnd.docker.distribution.manifest.v2+json";
+constexpr char kCreated[] = "2023-01-01T00:00:00Z";
+
+// One repository served by a FakeHttpClient as Docker Distribution serves it: tag lists in
+// pages linked by Link headers, manifests (GET and HEAD) and config blobs.
+class FakeRepository {
+ public:
+  FakeRepository(http::FakeHttpClient& http, int page_size) : http_(http), page_size_(page_size) {
+    Publish();
+  }
+
+  // Points `tag` at a new single-platform image; returns the image's digest.
+  std::string Push(const std::string& tag) {
+    const std::string config_digest = NextDigest();
+    const std::string digest = NextDigest();
+    http_.Set(
+        "GET", absl::StrCat(kBase, "/blobs/", config_digest),
+        http::Response{200, {}, nlohmann::json{{"os", "linux"}, {"created", kCreated}}.dump()});
+    const nlohmann::json manifest = {
+        {"schemaVersion", 2}, {"mediaType", kSchema2}, {"config", {{"digest", config_digest}}}};
+    const std::multimap<std::string, std::string> headers = {{"content-type", kSchema2},
+                                                             {"docker-content-digest", digest}};
+    http_.Set("GET", ManifestUrl(tag), http::Response{200, headers, manifest.dump()});
+    http_.Set("HEAD", ManifestUrl(tag), http::Response{200, headers, ""});
+    if (std::find(tags_.begin(), tags_.end(), tag) == tags_.end()) tags_.push_back(tag);
+    Publish();
+    return digest;
+  }
+
+  std::string FirstPageUrl() const { return absl::StrCat(kBase, "/tags/list?n=", page_size_); }
+  static std::string ManifestUrl(const std::string& tag) {
+    return absl::StrCat(kBase, "/manifests/", tag);
+  }
+
+ private:
+  std::string NextDigest() { return absl::StrFormat("sha256:%064d", ++digests_); }
+
+  // Answers the tag list's pages, each naming the next one.
+  void Publish() {
+    std::string url = FirstPageUrl();
+    for (size_t start = 0;; start += page_size_) {
+      const size_t end = std::min(tags_.size(), start + page_size_);
+      const std::vector<std::string> page(tags_.begin() + start, tags_.begin() + end);
+      http::Response response{200, {}, nlohmann::json{{"tags", page}}.dump()};
+      std::string next;
+      if (end < tags_.size()) {
+        next = absl::StrCat("/v2/team/app/tags/list?last=", tags_[end - 1], "&n=", page_size_);
+        response.headers.emplace("link", absl::StrCat("<", next, ">; rel=\"next\""));
+      }
+      http_.Set("GET", url, response);
+      if (next.empty()) return;
+      url = absl::StrCat("http://", kRegistry, next);
+    }
+  }
+
+  http::FakeHttpClient& http_;
+  const size_t page_size_;
+  std::vector<std::string> tags_;
+  int digests_ = 0;
+};
+
+class ScannerUnitTest : public ::testing::Test {
+ protected:
+  explicit ScannerUnitTest(int page_size = 1000) : repo_(http_, page_size) {
+    RegistryClient::Options options;
+    options.insecure_hosts = {kRegistry};
+    options.page_size = page_size;
+    client_ = std::make_unique<RegistryClient>(http_, CredentialStore(), options, clock_);
+  }
+  void SetUp() override {
+    FERRY_ASSERT_OK_AND_ASSIGN(cache_, Cache::Open(":memory:"));
+    scanner_ = std::make_unique<Scanner>(*client_, *cache_, ScannerOptions{}, metrics_, clock_);
+  }
+
+  // How long until the scanner scans kRepo again.
+  absl::Duration UntilNextScan() {
+    absl::StatusOr<std::optional<RepositoryRecord>> record = cache_->Repository(kRepo);
+    if (!record.ok() || !record->has_value()) return absl::InfiniteDuration();
+    return scanner_->NextScan(**record) - clock_.Now();
+  }
+  double Scans(const std::string& outcome) {
+    return testing::MetricSum(registry_, "ferry_registry_scans_total", {{"outcome", outcome}});
+  }
+
+  runtime::FakeClock clock_;
+  http::FakeHttpClient http_;
+  FakeRepository repo_;
+  prometheus::Registry registry_;
+  ScannerMetrics metrics_{registry_};
+  std::unique_ptr<RegistryClient> client_;
+  std::unique_ptr<Cache> cache_;
+  std::unique_ptr<Scanner> scanner_;
+};
+
+TEST_F(ScannerUnitTest, FirstScanIsSilentThenANewTagIsAnEvent) {
+  repo_.Push("1");
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  EXPECT_EQ(scanner_->LastSequence(), 0u);
+  const std::string digest = repo_.Push("2");
+  clock_.Advance(absl::Minutes(1));
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  std::vector<TagEvent> events = scanner_->WaitForEvents(0, absl::ZeroDuration());
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, TagEvent::Kind::kNewTag);
+  EXPECT_EQ(events[0].tag.tag, "2");
+  EXPECT_EQ(events[0].tag.metadata.digest, digest);
+  EXPECT_EQ(events[0].time, clock_.Now());
+  EXPECT_EQ(testing::MetricSum(registry_, "ferry_registry_cache_misses_total"), 2);
+}
+
+TEST_F(ScannerUnitTest, AWatchedRepositoryIsDueAtOnceThenEveryScanInterval) {
+  repo_.Push("1");
+  FERRY_ASSERT_OK(scanner_->Watch({kRepo}).status());
+  EXPECT_THAT(scanner_->DueRepositories(), ElementsAre(kRepo));
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  EXPECT_THAT(scanner_->DueRepositories(), IsEmpty());
+  clock_.Advance(absl::Minutes(5) - absl::Seconds(1));
+  EXPECT_THAT(scanner_->DueRepositories(), IsEmpty());
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_THAT(scanner_->DueRepositories(), ElementsAre(kRepo));
+  FERRY_ASSERT_OK(scanner_->Watch({}).status());
+  EXPECT_THAT(scanner_->DueRepositories(), IsEmpty()) << "an unwatched repository is never due";
+}
+
+TEST_F(ScannerUnitTest, FailingScansBackOffDoublingUpToTheScanInterval) {
+  repo_.Push("1");
+  FERRY_ASSERT_OK(scanner_->Watch({kRepo}).status());
+  const std::vector<absl::Duration> backoffs = {
+      absl::Seconds(5),  absl::Seconds(10),  absl::Seconds(20), absl::Seconds(40),
+      absl::Seconds(80), absl::Seconds(160), absl::Minutes(5),  absl::Minutes(5)};
+  for (size_t i = 0; i < backoffs.size(); ++i) {
+    http_.Enqueue("GET", repo_.FirstPageUrl(), http::Response{500, {}, ""});
+  }
+  for (absl::Duration backoff : backoffs) {
+    ASSERT_THAT(scanner_->DueRepositories(), ElementsAre(kRepo));
+    EXPECT_THAT(scanner_->Scan(kRepo),
+                StatusIs(absl::StatusCode::kUnavailable, HasSubstr("HTTP 500")));
+    EXPECT_EQ(UntilNextScan(), backoff);
+    clock_.Advance(backoff - absl::Seconds(1));
+    EXPECT_THAT(scanner_->DueRepositories(), IsEmpty()) << "still backing off from " << backoff;
+    clock_.Advance(absl::Seconds(1));
+  }
+  EXPECT_EQ(Scans("error"), backoffs.size());
+  EXPECT_EQ(scanner_->LastSequence(), backoffs.size()) << "one error event per failed scan";
+  // The registry answers again: the backoff is over and the interval applies.
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  EXPECT_EQ(UntilNextScan(), absl::Minutes(5));
+  EXPECT_EQ(Scans("ok"), 1);
+}
+
+class PagedScannerUnitTest : public ScannerUnitTest {
+ protected:
+  PagedScannerUnitTest() : ScannerUnitTest(/*page_size=*/2) {}
+};
+
+TEST_F(PagedScannerUnitTest, TagListIsFollowedAcrossPages) {
+  for (const char* tag : {"a", "b", "c", "d", "e"}) repo_.Push(tag);
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TagRecord> tags, scanner_->Tags(kRepo));
+  std::vector<std::string> names;
+  for (const TagRecord& t : tags) names.push_back(t.tag);
+  std::sort(names.begin(), names.end());
+  EXPECT_THAT(names, ElementsAre("a", "b", "c", "d", "e"));
+  EXPECT_EQ(http_.CountContaining("/tags/list"), 3);
+  EXPECT_EQ(http_.Count("GET", absl::StrCat(kBase, "/tags/list?last=d&n=2")), 1);
+}
+
+TEST_F(ScannerUnitTest, BearerChallengeIsAnsweredAndTheTokenKeptUntilItExpires) {
+  const std::string token_url =
+      "http://reg.test/token?service=reg.test&scope=repository%3ateam%2fapp%3apull";
+  int issued = 0;
+  std::string current;
+  http_.Set("GET", token_url, [&](const http::Request&) -> absl::StatusOr<http::Response> {
+    current = absl::StrCat("token-", ++issued);
+    return http::Response{200, {}, nlohmann::json{{"token", current}, {"expires_in", 60}}.dump()};
+  });
+  http_.Set("GET", repo_.FirstPageUrl(),
+            [&](const http::Request& r) -> absl::StatusOr<http::Response> {
+              for (const auto& [name, value] : r.headers) {
+                if (name == "Authorization" && value == "Bearer " + current) {
+                  return http::Response{200, {}, R"({"tags": []})"};
+                }
+              }
+              return http::Response{401,
+                                    {{"www-authenticate",
+                                      "Bearer realm=\"http://reg.test/token\",service=\"reg.test\","
+                                      "scope=\"repository:team/app:pull\""}},
+                                    ""};
+            });
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  EXPECT_EQ(issued, 1);
+  // Kept until 10 s before the registry's 60 s are up.
+  clock_.Advance(absl::Seconds(49));
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  EXPECT_EQ(issued, 1);
+  clock_.Advance(absl::Seconds(1));
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  EXPECT_EQ(issued, 2);
+  EXPECT_EQ(http_.Count("GET", token_url), 2);
+}
+
+TEST_F(ScannerUnitTest, KnownTagsAreRecheckedOnAnAdaptiveInterval) {
+  const std::string first = repo_.Push("stable");
+  const std::string head = FakeRepository::ManifestUrl("stable");
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  // Re-checked after min_recheck (5 min), then after twice as long while the digest stays.
+  for (absl::Duration interval : {absl::Minutes(5), absl::Minutes(10), absl::Minutes(20)}) {
+    const int heads = http_.Count("HEAD", head);
+    clock_.Advance(interval - absl::Minutes(1));
+    FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+    EXPECT_EQ(http_.Count("HEAD", head), heads) << "re-checked before " << interval;
+    clock_.Advance(absl::Minutes(1));
+    FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+    EXPECT_EQ(http_.Count("HEAD", head), heads + 1) << "not re-checked after " << interval;
+  }
+  EXPECT_EQ(scanner_->LastSequence(), 0u);
+  // The tag moves: the next re-check sees it, emits it and starts again from min_recheck.
+  const std::string second = repo_.Push("stable");
+  clock_.Advance(absl::Minutes(40));
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  std::vector<TagEvent> events = scanner_->WaitForEvents(0, absl::ZeroDuration());
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, TagEvent::Kind::kTagMoved);
+  EXPECT_EQ(events[0].previous_digest, first);
+  EXPECT_EQ(events[0].tag.metadata.digest, second);
+  EXPECT_EQ(events[0].tag.recheck_interval, absl::Minutes(5));
+}
+
+TEST_F(ScannerUnitTest, WatchListChangesAndLongUnwatchedRepositoriesAreForgotten) {
+  const std::string a = "reg.test/team/a", b = "reg.test/team/b", c = "reg.test/team/c";
+  FERRY_ASSERT_OK_AND_ASSIGN(auto first, scanner_->Watch({a, b}));
+  EXPECT_THAT(first.first, ElementsAre(a, b));
+  EXPECT_THAT(first.second, IsEmpty());
+  clock_.Advance(absl::Hours(24));
+  FERRY_ASSERT_OK_AND_ASSIGN(auto second, scanner_->Watch({b, c}));
+  EXPECT_THAT(second.first, ElementsAre(c));
+  EXPECT_THAT(second.second, ElementsAre(a));
+  EXPECT_FALSE(scanner_->IsWatched(a));
+  EXPECT_TRUE(scanner_->IsWatched(b));
+  EXPECT_TRUE(scanner_->IsWatched(c));
+  EXPECT_EQ(testing::MetricSum(registry_, "ferry_registry_watched_repositories"), 2);
+  EXPECT_THAT(scanner_->Watch({"no-slash"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("use registry/path")));
+  auto names = [&] {
+    std::vector<std::string> out;
+    absl::StatusOr<std::vector<RepositoryRecord>> records = scanner_->Repositories();
+    if (records.ok()) {
+      for (const RepositoryRecord& r : *records) out.push_back(r.name);
+    }
+    return out;
+  };
+  // `a` was last watched at the start: it is forgotten once expire_after (7 days) has passed.
+  clock_.Advance(absl::Hours(24 * 6));
+  scanner_->DueRepositories();
+  EXPECT_THAT(names(), ElementsAre(a, b, c));
+  clock_.Advance(absl::Seconds(1));
+  scanner_->DueRepositories();
+  EXPECT_THAT(names(), ElementsAre(b, c));
+}
+
+// The webhook queue with one worker: `waits` counts the worker's waits on the clock, each
+// begun once a scan has ended (or, the first, when the queue starts idle).
+class ScanQueueUnitTest : public ScannerUnitTest {
+ protected:
+  // Advances the clock to just before the worker's next retry, checks nothing is scanned,
+  // then to the retry, and waits for the scan it runs to end.
+  void ExpectRetryAfter(absl::Duration pause) {
+    const int lists = http_.CountContaining("/tags/list");
+    const int64_t waits = clock_.waits_begun();
+    clock_.Advance(pause - absl::Milliseconds(1));
+    EXPECT_EQ(clock_.waiting(), 1) << "retried before " << pause;
+    EXPECT_EQ(clock_.waits_begun(), waits);
+    clock_.Advance(absl::Milliseconds(1));
+    ASSERT_TRUE(clock_.AwaitWaits(waits + 1)) << "no retry after " << pause;
+    EXPECT_EQ(http_.CountContaining("/tags/list"), lists + 1);
+  }
+  // Asserts the worker is idle for good: a long time passes and it does not scan.
+  void ExpectNoMoreRetries() {
+    const int64_t waits = clock_.waits_begun();
+    clock_.Advance(absl::Hours(1));
+    EXPECT_EQ(clock_.waiting(), 1);
+    EXPECT_EQ(clock_.waits_begun(), waits);
+  }
+};
+
+TEST_F(ScanQueueUnitTest, AnnouncedTagIsRescannedWithGrowingPausesUntilItIsListed) {
+  repo_.Push("1");
+  FERRY_ASSERT_OK(scanner_->Watch({kRepo}).status());
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  ScanQueue queue(*scanner_, 1);
+  ASSERT_TRUE(clock_.AwaitWaits(1));  // idle
+  EXPECT_FALSE(queue.Request("reg.test/team/unwatched", "2"));
+  ASSERT_TRUE(queue.Request(kRepo, "2"));  // announced before the registry lists it
+  ASSERT_TRUE(clock_.AwaitWaits(2));
+  EXPECT_EQ(http_.CountContaining("/tags/list"), 2);
+  ExpectRetryAfter(absl::Milliseconds(100));
+  ExpectRetryAfter(absl::Milliseconds(200));
+  const std::string digest = repo_.Push("2");
+  ExpectRetryAfter(absl::Milliseconds(400));
+  std::vector<TagEvent> events = scanner_->WaitForEvents(0, absl::ZeroDuration());
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, TagEvent::Kind::kNewTag);
+  EXPECT_EQ(events[0].tag.tag, "2");
+  EXPECT_EQ(events[0].tag.metadata.digest, digest);
+  ExpectNoMoreRetries();
+}
+
+TEST_F(ScanQueueUnitTest, AnnouncedTagThatNeverShowsIsGivenUpAfterSixRetries) {
+  repo_.Push("1");
+  FERRY_ASSERT_OK(scanner_->Watch({kRepo}).status());
+  ScanQueue queue(*scanner_, 1);
+  ASSERT_TRUE(clock_.AwaitWaits(1));
+  ASSERT_TRUE(queue.Request(kRepo, "never"));
+  ASSERT_TRUE(clock_.AwaitWaits(2));
+  for (int ms : {100, 200, 400, 800, 1600, 3200}) ExpectRetryAfter(absl::Milliseconds(ms));
+  ExpectNoMoreRetries();
+  EXPECT_EQ(http_.CountContaining("/tags/list"), 7);
+}
+
+}  // namespace
+}  // namespace ferry::registry_scanner
