@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "lib/manifest/resource.h"
+#include "lib/manifest/workload_id.h"
 
 namespace ferry::cluster_syncer {
 namespace {
@@ -250,21 +251,14 @@ absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
 
 absl::StatusOr<ClusterWorkloadInfo> GetClusterWorkload(KubeApi& client, Discovery& discovery,
                                                        const std::string& id) {
-  // "namespace:kind/name"
-  const size_t colon = id.find(':');
-  const size_t slash = id.find('/', colon == std::string::npos ? 0 : colon);
-  if (colon == std::string::npos || slash == std::string::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("workload id '", id, "' is not of the form namespace:kind/name"));
-  }
-  const std::string ns = id.substr(0, colon);
-  const std::string kind_lower = id.substr(colon + 1, slash - colon - 1);
-  const std::string name = id.substr(slash + 1);
+  absl::StatusOr<manifest::WorkloadId> parsed = manifest::WorkloadId::Parse(id);
+  if (!parsed.ok()) return parsed.status();
+  const std::string ns = parsed->cluster_scoped() ? "" : parsed->namespace_();
   for (const auto& [group, kind] : WorkloadKinds()) {
-    if (absl::AsciiStrToLower(kind) != kind_lower) continue;
+    if (absl::AsciiStrToLower(kind) != parsed->kind()) continue;
     absl::StatusOr<ApiResource> api = discovery.FindPreferred(group, kind);
     if (!api.ok()) continue;
-    absl::StatusOr<nlohmann::json> obj = client.Get(api->ObjectPath(ns, name), "get");
+    absl::StatusOr<nlohmann::json> obj = client.Get(api->ObjectPath(ns, parsed->name()), "get");
     if (obj.ok()) return WorkloadOf(kind, *obj);
     if (obj.status().code() != absl::StatusCode::kNotFound) return obj.status();
   }

@@ -33,7 +33,7 @@ struct RunningContainer {
 };
 
 struct ClusterWorkloadInfo {
-  std::string id;  // "namespace:kind/name", kind lower-case
+  std::string id;  // "namespace:kind/name", kind lower-case (manifest::ResourceId)
   std::string kind;
   std::string namespace_;
   std::string name;
@@ -59,7 +59,8 @@ absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
     KubeApi& client, Discovery& discovery, const std::string& ns,
     const std::set<std::string>& allow);
 
-// One workload by id ("namespace:kind/name"). NotFound when it does not exist.
+// One workload by id ("namespace:kind/name"). InvalidArgument, before any call, when `id`
+// is not one (manifest::WorkloadId::Parse's message); NotFound when it does not exist.
 absl::StatusOr<ClusterWorkloadInfo> GetClusterWorkload(KubeApi& client, Discovery& discovery,
                                                        const std::string& id);
 

@@ -9,6 +9,8 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "lib/manifest/resource.h"
+#include "lib/manifest/workload_id.h"
+#include "lib/manifest/workload_id_test_cases.h"
 #include "services/cluster-syncer/export.h"
 #include "services/cluster-syncer/kube_client.h"
 #include "services/cluster-syncer/syncer.h"
@@ -110,6 +112,61 @@ TEST(WorkloadOf, ContainersThenInitContainersAndCronJobTemplates) {
   EXPECT_EQ(w.containers[1].name, "init");
   EXPECT_TRUE(w.containers[1].init);
   EXPECT_EQ(w.labels.at("a"), "b");
+}
+
+// Serves discovery for apps/v1 Deployments and records every other GET (each NotFound).
+class DeploymentsOnlyApi : public KubeApi {
+ public:
+  std::vector<std::string> gets;
+
+  absl::StatusOr<nlohmann::json> Get(const std::string& path, const std::string&) override {
+    if (path == "/api") return nlohmann::json{{"versions", nlohmann::json::array()}};
+    if (path == "/apis") {
+      return nlohmann::json{{"groups",
+                             {{{"name", "apps"},
+                               {"preferredVersion", {{"version", "v1"}}},
+                               {"versions", {{{"version", "v1"}}}}}}}};
+    }
+    if (path == "/apis/apps/v1") {
+      return nlohmann::json{
+          {"resources", {{{"name", "deployments"}, {"kind", "Deployment"}, {"namespaced", true}}}}};
+    }
+    gets.push_back(path);
+    return absl::NotFoundError(path);
+  }
+  absl::StatusOr<nlohmann::json> ListMetadata(const std::string& path) override {
+    return absl::UnimplementedError(path);
+  }
+  absl::StatusOr<nlohmann::json> Apply(const std::string& path, const nlohmann::json&,
+                                       const std::string&, bool, bool) override {
+    return absl::UnimplementedError(path);
+  }
+  absl::Status Delete(const std::string& path, bool) override {
+    return absl::UnimplementedError(path);
+  }
+};
+
+// The ids every caller takes or refuses alike (lib/manifest/workload_id_test_cases.h): one
+// that is not an id is refused with WorkloadId's message before the API server is asked.
+TEST(GetClusterWorkload, TakesWorkloadIdsAsEveryServiceDoes) {
+  for (const auto& c : manifest::testing::kWorkloadIdCases) {
+    const std::string id(c.text);
+    DeploymentsOnlyApi api;
+    Discovery discovery(api);
+    absl::StatusOr<ClusterWorkloadInfo> w = GetClusterWorkload(api, discovery, id);
+    if (c.problem.empty()) {
+      EXPECT_EQ(w.status().code(), absl::StatusCode::kNotFound) << id << ": " << w.status();
+    } else {
+      EXPECT_EQ(w.status(), manifest::WorkloadId::Parse(id).status()) << id;
+      EXPECT_TRUE(api.gets.empty()) << id << " reached the API server: " << api.gets[0];
+    }
+  }
+  DeploymentsOnlyApi api;
+  Discovery discovery(api);
+  (void)GetClusterWorkload(api, discovery, "team-1:deployment/web");
+  (void)GetClusterWorkload(api, discovery, "<cluster>:deployment/web");
+  EXPECT_EQ(api.gets, (std::vector<std::string>{"/apis/apps/v1/namespaces/team-1/deployments/web",
+                                                "/apis/apps/v1/deployments/web"}));
 }
 
 class ClusterWorkloadsTest : public ::testing::Test {
