@@ -35,8 +35,13 @@ AutomationMetrics::AutomationMetrics(prometheus::Registry& registry)
                      .Register(registry)) {}
 
 Automation::Automation(const PeerClients& peers, JobStore& store, Executor& executor,
-                       AutomationMetrics& metrics, absl::Duration interval)
-    : peers_(peers), store_(store), executor_(executor), metrics_(metrics), interval_(interval) {}
+                       AutomationMetrics& metrics, absl::Duration interval, runtime::Clock& clock)
+    : peers_(peers),
+      store_(store),
+      executor_(executor),
+      metrics_(metrics),
+      interval_(interval),
+      clock_(clock) {}
 
 Automation::~Automation() { Stop(); }
 
@@ -69,22 +74,27 @@ void Automation::Trigger() {
 }
 
 void Automation::Loop() {
-  // A pass that could not read git (git-writer not up yet, say) is retried soon, backing off
-  // to the interval, rather than an interval later.
-  absl::Duration retry = absl::Seconds(1);
-  bool failed = false;
+  // A pass that could not read git (git-writer not up yet, say) is retried soon (1 s, doubling
+  // up to 30 s, never later than the interval) rather than an interval later.
+  constexpr absl::Duration kFirstRetry = absl::Seconds(1);
+  constexpr absl::Duration kMaxRetry = absl::Seconds(30);
+  absl::Duration retry = kFirstRetry;
+  absl::Duration pause = interval_;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait_for(lock,
-                     absl::ToChronoNanoseconds(failed ? std::min(retry, interval_) : interval_),
-                     [&] { return stopping_ || triggered_; });
+      clock_.WaitUntil(wake_, lock, clock_.Now() + pause, [&] { return stopping_ || triggered_; });
       if (stopping_) return;
       triggered_ = false;
     }
     RunOnce();
-    failed = last_pass_failed_;
-    retry = failed ? std::min(retry * 2, absl::Seconds(30)) : absl::Seconds(1);
+    if (last_pass_failed_) {
+      pause = std::min(retry, interval_);
+      retry = std::min(retry * 2, kMaxRetry);
+    } else {
+      pause = interval_;
+      retry = kFirstRetry;
+    }
   }
 }
 
@@ -149,7 +159,7 @@ void Automation::FollowEvents() {
     unreachable = !connected;
     lost = true;
     if (connected) backoff = absl::Milliseconds(250);
-    wake_.wait_for(lock, absl::ToChronoNanoseconds(backoff), [&] { return stopping_; });
+    clock_.WaitUntil(wake_, lock, clock_.Now() + backoff, [&] { return stopping_; });
     backoff = std::min(backoff * 2, absl::Seconds(5));
   }
 }

@@ -32,6 +32,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
+#include "lib/runtime/clock.h"
 #include "services/api/executor.h"
 #include "services/api/jobs.h"
 
@@ -53,9 +54,12 @@ class AutomationMetrics {
 class Automation {
  public:
   // Reads git and the scanner through `peers` (a pass's calls under the planning stage's
-  // budget), releases through `executor`.
+  // budget), releases through `executor`. `clock` times the interval between passes, the
+  // retries of a failed pass and the event stream's reconnects (the peers' call deadlines
+  // stay in real time).
   Automation(const PeerClients& peers, JobStore& store, Executor& executor,
-             AutomationMetrics& metrics, absl::Duration interval);
+             AutomationMetrics& metrics, absl::Duration interval,
+             runtime::Clock& clock = runtime::SystemClock());
   // Stop().
   ~Automation();
 
@@ -82,6 +86,7 @@ class Automation {
   Executor& executor_;
   AutomationMetrics& metrics_;
   const absl::Duration interval_;
+  runtime::Clock& clock_;
 
   std::mutex pass_mu_;  // one pass at a time
   std::mutex mu_;

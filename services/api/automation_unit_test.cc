@@ -1,0 +1,198 @@
+// When the automation loop runs its passes, on a FakeClock: the first at once, then every
+// interval; a failed pass retried after 1 s, doubling up to 30 s and never beyond the
+// interval; a (re)connected event stream and a new tag for an automated repository at once.
+// The peers are the generated mock stubs; the event stream is a scripted reader.
+#include <gmock/gmock.h>
+#include <grpcpp/test/client_context_test_peer.h>
+#include <grpcpp/test/mock_stream.h>
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+
+#include "ferry/v1/cluster_syncer_mock.grpc.pb.h"
+#include "ferry/v1/git_writer_mock.grpc.pb.h"
+#include "ferry/v1/registry_scanner_mock.grpc.pb.h"
+#include "lib/runtime/fake_clock.h"
+#include "services/api/automation.h"
+
+namespace ferry::api {
+namespace {
+
+using ::testing::_;
+using ::testing::Invoke;
+using ::testing::NiceMock;
+using ::testing::Return;
+
+constexpr char kApp[] = "registry.test/team/app";
+
+// The scanner's WatchEvents streams, as the test scripts them: a stream connects when the
+// test says so, then reads the events the test sends, until the test closes every stream.
+class EventStreams {
+ public:
+  grpc::ClientReaderInterface<ferry::v1::TagEvent>* Open(grpc::ClientContext* context) {
+    auto* reader = new NiceMock<grpc::testing::MockClientReader<ferry::v1::TagEvent>>();
+    ON_CALL(*reader, WaitForInitialMetadata()).WillByDefault(Invoke([this, context] {
+      std::unique_lock<std::mutex> lock(mu_);
+      changed_.wait(lock, [&] { return connect_ || closed_; });
+      // A stream that reached the scanner carries its initial metadata.
+      peers_.push_back(std::make_unique<grpc::testing::ClientContextTestPeer>(context));
+      peers_.back()->AddServerInitialMetadata("ferry-version", "test");
+    }));
+    ON_CALL(*reader, Read(_)).WillByDefault(Invoke([this](ferry::v1::TagEvent* event) {
+      std::unique_lock<std::mutex> lock(mu_);
+      changed_.wait(lock, [&] { return !events_.empty() || closed_; });
+      if (events_.empty()) return false;
+      *event = events_.front();
+      events_.pop_front();
+      return true;
+    }));
+    ON_CALL(*reader, Finish()).WillByDefault(Return(grpc::Status::CANCELLED));
+    return reader;
+  }
+  void Connect() {
+    Set([&] { connect_ = true; });
+  }
+  void Send(const std::string& repository, ferry::v1::TagEventKind kind) {
+    ferry::v1::TagEvent event;
+    event.set_repository(repository);
+    event.set_kind(kind);
+    Set([&] { events_.push_back(event); });
+  }
+  void Close() {
+    Set([&] { closed_ = true; });
+  }
+
+ private:
+  template <typename F>
+  void Set(F change) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      change();
+    }
+    changed_.notify_all();
+  }
+
+  std::mutex mu_;
+  std::condition_variable changed_;
+  bool connect_ = false;
+  bool closed_ = false;
+  std::deque<ferry::v1::TagEvent> events_;
+  std::vector<std::unique_ptr<grpc::testing::ClientContextTestPeer>> peers_;
+};
+
+class AutomationUnitTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // One automated workload whose repository lists no newer tag: passes release nothing.
+    ferry::v1::ManifestWorkload* w = in_git_.add_workloads();
+    w->set_id("default:deployment/app");
+    w->mutable_policy()->set_automated(true);
+    w->add_containers()->set_image(std::string(kApp) + ":1.0.0");
+    ON_CALL(git_, ListWorkloads(_, _, _))
+        .WillByDefault(Invoke([this](grpc::ClientContext*, const auto&, auto* out) {
+          if (git_failures_ > 0) {
+            --git_failures_;
+            return grpc::Status(grpc::StatusCode::UNAVAILABLE, "git-writer is starting");
+          }
+          *out = in_git_;
+          return grpc::Status::OK;
+        }));
+    ON_CALL(registry_, WatchEventsRaw(_, _))
+        .WillByDefault(Invoke(
+            [this](grpc::ClientContext* context, const auto&) { return streams_.Open(context); }));
+  }
+  void TearDown() override {
+    streams_.Close();
+    if (automation_) automation_->Stop();
+  }
+
+  void Start(absl::Duration interval) {
+    automation_ =
+        std::make_unique<Automation>(peers_, store_, executor_, metrics_, interval, clock_);
+    automation_->Start();
+    // The first wait ends at once (a pass is asked for at the start); the second begins
+    // after that pass.
+    ASSERT_TRUE(clock_.AwaitWaits(2));
+    ASSERT_EQ(automation_->passes(), 1u);
+  }
+  // Advances the clock to just before the next pass is due and checks none runs, then to
+  // when it is due, and waits for that pass to end (the loop waits again).
+  void ExpectPassAfter(absl::Duration pause) {
+    const uint64_t passes = automation_->passes();
+    const int64_t waits = clock_.waits_begun();
+    clock_.Advance(pause - absl::Milliseconds(1));
+    EXPECT_EQ(clock_.waits_begun(), waits) << "a pass before " << pause;
+    EXPECT_EQ(clock_.waiting(), 1) << "a pass before " << pause;
+    clock_.Advance(absl::Milliseconds(1));
+    ASSERT_TRUE(clock_.AwaitWaits(waits + 1)) << "no pass after " << pause;
+    EXPECT_EQ(automation_->passes(), passes + 1);
+  }
+  // Does `cause` and waits for the pass it asks for, the clock standing still.
+  void ExpectPassOn(const std::function<void()>& cause) {
+    const uint64_t passes = automation_->passes();
+    const int64_t waits = clock_.waits_begun();
+    cause();
+    ASSERT_TRUE(clock_.AwaitWaits(waits + 1)) << "no pass";
+    EXPECT_EQ(automation_->passes(), passes + 1);
+  }
+
+  NiceMock<ferry::v1::MockGitWriterStub> git_;
+  NiceMock<ferry::v1::MockRegistryScannerStub> registry_;
+  NiceMock<ferry::v1::MockClusterSyncerStub> cluster_;
+  CancelSet cancel_;
+  PeerClients peers_{Peers{git_, registry_, cluster_}, cancel_};
+  prometheus::Registry metrics_registry_;
+  JobMetrics job_metrics_{metrics_registry_};
+  JobStore store_{10, job_metrics_};
+  Executor executor_{peers_, store_};
+  AutomationMetrics metrics_{metrics_registry_};
+  runtime::FakeClock clock_;
+  EventStreams streams_;
+  ferry::v1::ListManifestWorkloadsResponse in_git_;
+  std::atomic<int> git_failures_{0};
+  std::unique_ptr<Automation> automation_;
+};
+
+TEST_F(AutomationUnitTest, FirstPassAtOnceThenOneEveryInterval) {
+  Start(absl::Minutes(5));
+  ExpectPassAfter(absl::Minutes(5));
+  ExpectPassAfter(absl::Minutes(5));
+}
+
+TEST_F(AutomationUnitTest, AFailedPassIsRetriedDoublingUpTo30Seconds) {
+  git_failures_ = 7;
+  Start(absl::Minutes(5));  // the first failure
+  for (int seconds : {1, 2, 4, 8, 16, 30, 30}) ExpectPassAfter(absl::Seconds(seconds));
+  // Git answered the last one: the interval again, and the next failure starts from 1 s.
+  ExpectPassAfter(absl::Minutes(5));
+  git_failures_ = 1;
+  ExpectPassAfter(absl::Minutes(5));
+  ExpectPassAfter(absl::Seconds(1));
+}
+
+TEST_F(AutomationUnitTest, RetriesNeverWaitLongerThanTheInterval) {
+  git_failures_ = 5;
+  Start(absl::Seconds(5));
+  for (int seconds : {1, 2, 4, 5, 5}) ExpectPassAfter(absl::Seconds(seconds));
+}
+
+TEST_F(AutomationUnitTest, AConnectedStreamAndANewTagOfAnAutomatedRepositoryAskForAPass) {
+  Start(absl::Minutes(5));
+  const absl::Time start = clock_.Now();
+  // Events may have been missed before the stream connected: a pass looks at every tag.
+  ExpectPassOn([&] { streams_.Connect(); });
+  ExpectPassOn([&] { streams_.Send(kApp, ferry::v1::TAG_EVENT_KIND_NEW_TAG); });
+  ExpectPassOn([&] { streams_.Send(kApp, ferry::v1::TAG_EVENT_KIND_TAG_MOVED); });
+  EXPECT_EQ(clock_.Now(), start) << "no pass waited for the clock";
+  // A triggered pass starts the interval again.
+  ExpectPassAfter(absl::Minutes(5));
+}
+
+}  // namespace
+}  // namespace ferry::api
