@@ -7,11 +7,16 @@
 #include <grpcpp/test/mock_stream.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "cli/exit_codes.h"
 #include "ferry/v1/api_mock.grpc.pb.h"
 
@@ -19,6 +24,7 @@ namespace ferry::cli {
 namespace {
 
 using ::testing::_;
+using ::testing::Contains;
 using ::testing::DoAll;
 using ::testing::HasSubstr;
 using ::testing::Invoke;
@@ -567,6 +573,44 @@ TEST(DroneTest, MapsAFullPluginEnvironmentOntoARelease) {
   EXPECT_FALSE(IsDronePlugin({{"HOME", "/root"}}));
 }
 
+// Every subcommand (at any depth) of the app AddApiCommands builds, with its names and its
+// flags ("--long", "-s").
+struct CommandFlags {
+  std::vector<std::string> names;
+  std::vector<std::string> flags;
+};
+
+void CollectCommands(const CLI::App& app, std::vector<CommandFlags>& out) {
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    CommandFlags c;
+    c.names.push_back(sub->get_name());
+    for (const std::string& alias : sub->get_aliases()) c.names.push_back(alias);
+    for (const CLI::Option* opt : sub->get_options()) {
+      for (const std::string& l : opt->get_lnames()) c.flags.push_back("--" + l);
+      for (const std::string& s : opt->get_snames()) c.flags.push_back("-" + s);
+    }
+    out.push_back(c);
+    CollectCommands(*sub, out);
+  }
+}
+
+// The words of the bash case arm for `name` ("    a|b) COMPREPLY=($(compgen -W '...' ...").
+std::vector<std::string> BashArmWords(const std::string& script, const std::string& name) {
+  for (absl::string_view line : absl::StrSplit(script, '\n')) {
+    const size_t paren = line.find(") COMPREPLY=");
+    if (paren == absl::string_view::npos) continue;
+    std::vector<absl::string_view> pattern =
+        absl::StrSplit(absl::StripAsciiWhitespace(line.substr(0, paren)), '|');
+    if (std::find(pattern.begin(), pattern.end(), name) == pattern.end()) continue;
+    const size_t open = line.find('\'', paren);
+    const size_t close = line.find('\'', open + 1);
+    return absl::StrSplit(line.substr(open + 1, close - open - 1), ' ', absl::SkipEmpty());
+  }
+  return {};
+}
+
+// The app as ferryctl builds it: every command and every flag of each is offered by each shell,
+// for that command.
 TEST(CompletionTest, CoversEveryCommandAndFlag) {
   CLI::App app{"ferryctl", "ferryctl"};
   ClientOptions client;
@@ -578,13 +622,40 @@ TEST(CompletionTest, CoversEveryCommandAndFlag) {
             absl::UnavailableError("not in this test"));
       },
       exit_code, "test");
-  for (const char* shell : {"bash", "zsh", "fish"}) {
+  std::vector<CommandFlags> commands;
+  CollectCommands(app, commands);
+  ASSERT_GE(commands.size(), 12u);  // list-workloads ... completion, drone
+
+  for (const char* shell : {"bash", "zsh"}) {
     absl::StatusOr<std::string> script = CompletionScript(app, shell);
     ASSERT_TRUE(script.ok()) << shell;
-    for (const char* word :
-         {"list-workloads", "list-services", "list-images", "release", "update-all-images",
-          "automate", "policy", "tag-all", "sync", "identity", "save", "completion"}) {
-      EXPECT_THAT(*script, HasSubstr(word)) << shell;
+    const std::vector<std::string> top = BashArmWords(*script, "\"\"");
+    for (const CommandFlags& c : commands) {
+      for (const std::string& name : c.names) {
+        EXPECT_THAT(top, Contains(name)) << shell << ": command " << name;
+        const std::vector<std::string> words = BashArmWords(*script, name);
+        for (const std::string& flag : c.flags) {
+          EXPECT_THAT(words, Contains(flag)) << shell << ": " << name << " " << flag;
+        }
+      }
+    }
+  }
+
+  absl::StatusOr<std::string> fish = CompletionScript(app, "fish");
+  ASSERT_TRUE(fish.ok());
+  for (const CommandFlags& c : commands) {
+    const std::string seen =
+        "-n '__fish_seen_subcommand_from " + absl::StrJoin(c.names, " ") + "' ";
+    for (const std::string& name : c.names) {
+      EXPECT_THAT(*fish,
+                  HasSubstr("complete -c ferryctl -f -n __fish_use_subcommand -a " + name + " -d "))
+          << "fish: command " << name;
+    }
+    for (const std::string& flag : c.flags) {
+      const bool long_flag = absl::StartsWith(flag, "--");
+      const std::string option =
+          (long_flag ? "-l " : "-s ") + flag.substr(long_flag ? 2 : 1) + " -d ";
+      EXPECT_THAT(*fish, HasSubstr(seen + option)) << "fish: " << c.names[0] << " " << flag;
     }
   }
   EXPECT_FALSE(CompletionScript(app, "tcsh").ok());

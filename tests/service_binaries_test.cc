@@ -715,7 +715,14 @@ TEST(RegistryScannerBinaryTest, RegistryNotificationTriggersTheScan) {
   EXPECT_EQ(event.tag().tag(), "1.1.0");
   EXPECT_EQ(event.tag().digest(), *pushed);
   events_ctx.TryCancel();
-  EXPECT_TRUE(absl::StrContains(r.process->Output(), "webhook")) << r.process->Output();
+  // The delivery itself is logged, naming the repository and tag the registry pushed (not
+  // only the "webhooks listening" start-up line).
+  auto delivery = r.process->WaitForLine(
+      [&repo](const std::string& l) {
+        return absl::StrContains(l, " webhook repository=" + repo + " tag=1.1.0 queued=true");
+      },
+      absl::Seconds(20));
+  EXPECT_TRUE(delivery.has_value()) << r.process->Output();
 }
 
 }  // namespace
