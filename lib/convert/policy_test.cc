@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "lib/status/status_matchers.h"
+
 namespace ferry::convert {
 namespace {
 
@@ -10,7 +12,7 @@ manifest::PolicyUpdate Merge(const std::vector<ferry::v1::PolicyChange>& changes
   manifest::PolicyUpdate merged;
   for (const ferry::v1::PolicyChange& change : changes) {
     absl::StatusOr<manifest::PolicyUpdate> one = ToPolicyUpdate(change);
-    EXPECT_TRUE(one.ok()) << one.status();
+    FERRY_EXPECT_OK(one);
     if (!one.ok()) continue;
     if (one->automated) merged.automated = one->automated;
     if (one->locked) {

@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "lib/status/status_matchers.h"
+
 namespace ferry::image {
 namespace {
 
@@ -22,7 +24,7 @@ class ParseGoodTest : public ::testing::TestWithParam<Good> {};
 TEST_P(ParseGoodTest, ParsesAndNormalizes) {
   const Good& g = GetParam();
   absl::StatusOr<Reference> ref = Reference::Parse(g.text);
-  ASSERT_TRUE(ref.ok()) << ref.status();
+  FERRY_ASSERT_OK(ref);
   EXPECT_EQ(ref->original(), g.text);
   EXPECT_EQ(ref->name(), g.name);
   EXPECT_EQ(ref->tag(), g.tag);
@@ -55,11 +57,11 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(ReferenceTest, DigestWithAndWithoutTag) {
   auto both = Reference::Parse(std::string("nginx:1.25@") + kDigest);
-  ASSERT_TRUE(both.ok()) << both.status();
+  FERRY_ASSERT_OK(both);
   EXPECT_EQ(both->tag(), "1.25");
   EXPECT_EQ(both->digest(), kDigest);
   auto only = Reference::Parse(std::string("quay.io/a/b@") + kDigest);
-  ASSERT_TRUE(only.ok()) << only.status();
+  FERRY_ASSERT_OK(only);
   EXPECT_EQ(only->tag(), "");
   EXPECT_EQ(only->EffectiveTag(), "");
   EXPECT_EQ(Reference::Parse("nginx")->EffectiveTag(), "latest");
@@ -159,7 +161,7 @@ TEST(ReferenceTest, UserInfoWithoutPathIsNeverEchoed) {
   EXPECT_NE(host.status().message().find("\"registry.example.com\""), std::string::npos)
       << host.status().message();
   // A digest after a name is still one.
-  EXPECT_TRUE(Reference::Parse(std::string("nginx@") + kDigest).ok());
+  FERRY_EXPECT_OK(Reference::Parse(std::string("nginx@") + kDigest));
   auto repo = Reference::ParseRepository(std::string("s3cret.io/app@") + kDigest);
   ASSERT_FALSE(repo.ok());
   EXPECT_EQ(repo.status().message().find("s3c"), std::string::npos) << repo.status().message();
@@ -175,11 +177,11 @@ TEST(ReferenceTest, RefusesOverlongTextWithoutEchoingIt) {
 
 TEST(ReferenceTest, ParseRepositoryWantsTheNormalizedRegistryPath) {
   auto ok = Reference::ParseRepository("127.0.0.1:5000/team/app");
-  ASSERT_TRUE(ok.ok()) << ok.status();
+  FERRY_ASSERT_OK(ok);
   EXPECT_EQ(ok->Host(), "127.0.0.1");
   EXPECT_EQ(ok->Port(), 5000);
   auto hub = Reference::ParseRepository("docker.io/library/nginx");
-  ASSERT_TRUE(hub.ok()) << hub.status();
+  FERRY_ASSERT_OK(hub);
   EXPECT_EQ(hub->Host(), "docker.io");
   EXPECT_EQ(hub->Port(), 0);
   for (auto [text, reason] : std::vector<std::pair<std::string, std::string>>{
@@ -201,7 +203,7 @@ TEST(ReferenceTest, ToStringRoundTrips) {
            "nginx", "nginx:1.25", std::string("quay.io/a/b:1@") + kDigest,
            std::string("localhost:5000/app@") + kDigest, std::string("Registry/app:1")}) {
     auto ref = Reference::Parse(text);
-    ASSERT_TRUE(ref.ok()) << ref.status();
+    FERRY_ASSERT_OK(ref);
     EXPECT_EQ(ref->ToString(), text);
   }
 }
@@ -209,10 +211,10 @@ TEST(ReferenceTest, ToStringRoundTrips) {
 TEST(ReferenceTest, RejectsOverlongNamesAndTags) {
   std::string long_name(256, 'a');
   EXPECT_FALSE(Reference::Parse(long_name).ok());
-  EXPECT_TRUE(Reference::Parse(std::string(255, 'a')).ok());
+  FERRY_EXPECT_OK(Reference::Parse(std::string(255, 'a')));
   EXPECT_FALSE(Reference::Parse("a:" + std::string(129, 't')).ok());
-  EXPECT_TRUE(Reference::Parse("a:" + std::string(128, 't')).ok());
-  EXPECT_TRUE(ValidateTag("v1.2.3-rc.1").ok());
+  FERRY_EXPECT_OK(Reference::Parse("a:" + std::string(128, 't')));
+  FERRY_EXPECT_OK(ValidateTag("v1.2.3-rc.1"));
   EXPECT_FALSE(ValidateTag(".hidden").ok());
 }
 

@@ -5,20 +5,21 @@
 #include <string>
 
 #include "absl/strings/match.h"
+#include "lib/status/status_matchers.h"
 
 namespace ferry::names {
 namespace {
 
 TEST(ParseAuthorTest, NameAndEmail) {
   absl::StatusOr<Author> a = ParseAuthor("  Alice Liddell <alice@example.com> ");
-  ASSERT_TRUE(a.ok()) << a.status();
+  FERRY_ASSERT_OK(a);
   EXPECT_EQ(a->name, "Alice Liddell");
   EXPECT_EQ(a->email, "alice@example.com");
 }
 
 TEST(ParseAuthorTest, BareNameHasNoEmail) {
   absl::StatusOr<Author> a = ParseAuthor("Jürgen");
-  ASSERT_TRUE(a.ok()) << a.status();
+  FERRY_ASSERT_OK(a);
   EXPECT_EQ(a->name, "Jürgen");
   EXPECT_EQ(a->email, "");
 }
@@ -61,9 +62,9 @@ TEST(ParseAuthorTest, RefusesWhatWouldCorruptACommit) {
 }
 
 TEST(ValidateCommitMessageTest, AllowsNewlineAndTab) {
-  EXPECT_TRUE(ValidateCommitMessage("Release\n\n\t- one\n").ok());
-  EXPECT_TRUE(ValidateCommitMessage("").ok());
-  EXPECT_TRUE(ValidateCommitMessage("Größe ✓").ok());
+  FERRY_EXPECT_OK(ValidateCommitMessage("Release\n\n\t- one\n"));
+  FERRY_EXPECT_OK(ValidateCommitMessage(""));
+  FERRY_EXPECT_OK(ValidateCommitMessage("Größe ✓"));
 }
 
 TEST(ValidateCommitMessageTest, RefusesNulControlAndOversize) {
@@ -81,7 +82,7 @@ TEST(ValidateCommitMessageTest, RefusesNulControlAndOversize) {
 }
 
 TEST(ValidateNameTest, OneLineOnly) {
-  EXPECT_TRUE(ValidateName("tag filter", "glob:1.*").ok());
+  FERRY_EXPECT_OK(ValidateName("tag filter", "glob:1.*"));
   absl::Status s = ValidateName("tag filter", "glob:*\nInjected subject");
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(s.message(), "tag filter \"glob:*\\nInjected subject\"")) << s;
@@ -90,8 +91,8 @@ TEST(ValidateNameTest, OneLineOnly) {
 }
 
 TEST(ValidatePathTest, Utf8WithoutControlCharacters) {
-  EXPECT_TRUE(ValidatePath("default/app.yaml").ok());
-  EXPECT_TRUE(ValidatePath("ünïcode/😀.yaml").ok());
+  FERRY_EXPECT_OK(ValidatePath("default/app.yaml"));
+  FERRY_EXPECT_OK(ValidatePath("ünïcode/😀.yaml"));
   absl::Status s = ValidatePath("default/bad\xff\xfe.yaml");
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(s.message(), "\"default/bad\\xff\\xfe.yaml\" is not UTF-8")) << s;

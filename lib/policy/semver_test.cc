@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "lib/status/status_matchers.h"
+
 namespace ferry::policy {
 namespace {
 
@@ -42,9 +44,9 @@ class ConstraintTest : public ::testing::TestWithParam<Case> {};
 TEST_P(ConstraintTest, Checks) {
   const Case& c = GetParam();
   absl::StatusOr<Constraints> cs = Constraints::Parse(c.constraint);
-  ASSERT_TRUE(cs.ok()) << c.constraint << ": " << cs.status();
+  FERRY_ASSERT_OK(cs) << c.constraint;
   absl::StatusOr<Version> v = Version::Parse(c.version);
-  ASSERT_TRUE(v.ok()) << c.version;
+  FERRY_ASSERT_OK(v) << c.version;
   EXPECT_EQ(cs->Check(*v), c.want) << "\"" << c.constraint << "\" vs " << c.version;
 }
 

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <map>
 
+#include "lib/status/status_matchers.h"
+
 namespace ferry::policy {
 namespace {
 
@@ -77,11 +79,11 @@ TEST(TagPatternTest, RefusesUnknownKindsAndGlobsNoTagCanMatch) {
   EXPECT_NE(nul.status().message().find("control character (\\x00) at byte 6"), std::string::npos);
   // What tags can hold still parses, with or without the glob: prefix.
   for (const char* ok : {"1.0.*", "glob:v?.?-rc_*", "main-*", "A_b.c-9", "latest"}) {
-    EXPECT_TRUE(TagPattern::Parse(ok).ok()) << ok << ": " << TagPattern::Parse(ok).status();
+    FERRY_EXPECT_OK(TagPattern::Parse(ok)) << ok;
   }
   // Other kinds keep their own syntax (a ':' or a space inside a regexp or constraint).
-  EXPECT_TRUE(TagPattern::Parse("regexp:^v[0-9]+ ?:?$").ok());
-  EXPECT_TRUE(TagPattern::Parse("semver:>=1.0 <2").ok());
+  FERRY_EXPECT_OK(TagPattern::Parse("regexp:^v[0-9]+ ?:?$"));
+  FERRY_EXPECT_OK(TagPattern::Parse("semver:>=1.0 <2"));
 }
 
 TEST(TagPatternTest, RejectsInvalidPatternsWithReason) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "lib/status/status_matchers.h"
+
 namespace ferry::runtime {
 namespace {
 
@@ -16,7 +18,7 @@ TEST(ParseListenAddressTest, AcceptsHostPortForms) {
         Case{"localhost:9791", "localhost", 9791}, Case{"[::1]:65535", "::1", 65535},
         Case{"ferry-api.ferry.svc:3030", "ferry-api.ferry.svc", 3030}}) {
     absl::StatusOr<ListenAddress> a = ParseListenAddress(c.text);
-    ASSERT_TRUE(a.ok()) << c.text << ": " << a.status();
+    FERRY_ASSERT_OK(a) << c.text;
     EXPECT_EQ(a->host, c.host);
     EXPECT_EQ(a->port, c.port);
     EXPECT_EQ(a->ToString(), c.text);

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <vector>
 
+#include "lib/status/status_matchers.h"
+
 namespace ferry::runtime {
 namespace {
 
@@ -24,7 +26,7 @@ TEST(ServerFlagsTest, DefaultsListenOnEveryInterfaceOnComponentPorts) {
   ServerFlags flags;
   ASSERT_EQ(Parse({}, flags), std::nullopt);
   absl::StatusOr<ServerOptions> options = ToServerOptions(kDefaults, flags);
-  ASSERT_TRUE(options.ok()) << options.status();
+  FERRY_ASSERT_OK(options);
   EXPECT_EQ(options->grpc_address.ToString(), "0.0.0.0:3030");
   EXPECT_EQ(options->metrics_address.ToString(), "0.0.0.0:9791");
   EXPECT_EQ(options->drain_timeout, absl::Seconds(15));
@@ -69,7 +71,7 @@ TEST(ServerFlagsTest, InternalServicesRefuseUnauthenticatedCallersBeyondLoopback
   ServerFlags flags;
   ASSERT_EQ(Parse({"--grpc_address=0.0.0.0:3031"}, flags), std::nullopt);
   absl::StatusOr<ServerOptions> options = ToServerOptions(kDefaults, flags);
-  ASSERT_TRUE(options.ok()) << options.status();
+  FERRY_ASSERT_OK(options);
   absl::Status refused = AuthenticateInternalCallers(flags, *options);
   EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
   for (const char* flag : {"--tls_client_ca_path", "--peer_token_path",
@@ -77,7 +79,7 @@ TEST(ServerFlagsTest, InternalServicesRefuseUnauthenticatedCallersBeyondLoopback
     EXPECT_NE(refused.message().find(flag), std::string::npos) << refused.message();
   }
   flags.insecure_allow_unauthenticated = true;
-  EXPECT_TRUE(AuthenticateInternalCallers(flags, *options).ok());
+  FERRY_EXPECT_OK(AuthenticateInternalCallers(flags, *options));
 
   // With a token file: required from callers, and sent to peers.
   char dir[] = "/tmp/ferry-flags-XXXXXX";
@@ -86,10 +88,10 @@ TEST(ServerFlagsTest, InternalServicesRefuseUnauthenticatedCallersBeyondLoopback
   std::ofstream(token_path) << "peer-token-0123456789\n";
   flags.insecure_allow_unauthenticated = false;
   flags.peer_token_path = token_path;
-  EXPECT_TRUE(AuthenticateInternalCallers(flags, *options).ok());
+  FERRY_EXPECT_OK(AuthenticateInternalCallers(flags, *options));
   EXPECT_EQ(options->caller_token, "peer-token-0123456789");
   absl::StatusOr<PeerOptions> peer = ToPeerOptions(flags);
-  ASSERT_TRUE(peer.ok()) << peer.status();
+  FERRY_ASSERT_OK(peer);
   EXPECT_EQ(peer->token, "peer-token-0123456789");
   EXPECT_EQ(peer->max_message_bytes, 16 << 20);
 
@@ -104,8 +106,8 @@ TEST(ServerFlagsTest, InternalServicesRefuseUnauthenticatedCallersBeyondLoopback
   ServerFlags local;
   ASSERT_EQ(Parse({"--grpc_address=127.0.0.1:0"}, local), std::nullopt);
   absl::StatusOr<ServerOptions> local_options = ToServerOptions(kDefaults, local);
-  ASSERT_TRUE(local_options.ok());
-  EXPECT_TRUE(AuthenticateInternalCallers(local, *local_options).ok());
+  FERRY_ASSERT_OK(local_options);
+  FERRY_EXPECT_OK(AuthenticateInternalCallers(local, *local_options));
 }
 
 TEST(ServerFlagsTest, TlsFilesAreCheckedAtStart) {

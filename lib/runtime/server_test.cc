@@ -12,6 +12,7 @@
 #include "lib/runtime/channel.h"
 #include "lib/runtime/signals.h"
 #include "lib/runtime/version_header.h"
+#include "lib/status/status_matchers.h"
 #include "tests/support/http.h"
 
 namespace ferry::runtime {
@@ -38,19 +39,19 @@ std::unique_ptr<Health::Stub> HealthStub(int port) {
 TEST(ServerTest, ServesHealthAndMetricsOnPickedPorts) {
   auto registry = std::make_shared<prometheus::Registry>();
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(LoopbackOptions(), {}, registry);
-  ASSERT_TRUE(server.ok()) << server.status();
+  FERRY_ASSERT_OK(server);
   ASSERT_GT((*server)->grpc_port(), 0);
   ASSERT_GT((*server)->metrics_port(), 0);
 
   grpc::ClientContext ctx;
   HealthCheckResponse response;
   grpc::Status status = HealthStub((*server)->grpc_port())->Check(&ctx, {}, &response);
-  ASSERT_TRUE(status.ok()) << status.error_message();
+  FERRY_ASSERT_OK(status);
   EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
 
   absl::StatusOr<testing::HttpResponse> metrics = testing::HttpGet(
       "http://127.0.0.1:" + std::to_string((*server)->metrics_port()) + "/metrics");
-  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  FERRY_ASSERT_OK(metrics);
   EXPECT_EQ(metrics->status, 200);
   const std::string& body = metrics->body;
   EXPECT_NE(body.find("ferry_grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"Check\","
@@ -72,7 +73,7 @@ TEST(ServerTest, UnbuiltRpcsAnswerUnimplementedNamingTheMethodAndAnswersCarryThe
   auto registry = std::make_shared<prometheus::Registry>();
   absl::StatusOr<std::unique_ptr<Server>> server =
       Server::Start(LoopbackOptions(), {{&bare, ferry::v1::Ferry::service_full_name()}}, registry);
-  ASSERT_TRUE(server.ok()) << server.status();
+  FERRY_ASSERT_OK(server);
   auto stub = ferry::v1::Ferry::NewStub(grpc::CreateChannel(
       "127.0.0.1:" + std::to_string((*server)->grpc_port()), grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
@@ -87,7 +88,7 @@ TEST(ServerTest, UnbuiltRpcsAnswerUnimplementedNamingTheMethodAndAnswersCarryThe
 
   grpc::ClientContext health_ctx;
   HealthCheckResponse response;
-  ASSERT_TRUE(HealthStub((*server)->grpc_port())->Check(&health_ctx, {}, &response).ok());
+  FERRY_ASSERT_OK(HealthStub((*server)->grpc_port())->Check(&health_ctx, {}, &response));
   auto version = health_ctx.GetServerInitialMetadata().find(kVersionHeader);
   ASSERT_NE(version, health_ctx.GetServerInitialMetadata().end());
   EXPECT_EQ(std::string(version->second.data(), version->second.size()), Version());
@@ -100,7 +101,7 @@ TEST(ServerTest, ACallerTokenIsRequiredFromEveryCallButHealth) {
   auto registry = std::make_shared<prometheus::Registry>();
   absl::StatusOr<std::unique_ptr<Server>> server =
       Server::Start(options, {{&bare, ferry::v1::Ferry::service_full_name()}}, registry);
-  ASSERT_TRUE(server.ok()) << server.status();
+  FERRY_ASSERT_OK(server);
   const std::string target = "127.0.0.1:" + std::to_string((*server)->grpc_port());
   auto call = [&](const std::string& token) {
     PeerOptions peer;
@@ -124,7 +125,7 @@ TEST(ServerTest, ACallerTokenIsRequiredFromEveryCallButHealth) {
   grpc::ClientContext health_ctx;
   HealthCheckResponse response;
   grpc::Status health = HealthStub((*server)->grpc_port())->Check(&health_ctx, {}, &response);
-  ASSERT_TRUE(health.ok()) << health.error_message();
+  FERRY_ASSERT_OK(health);
   EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
 }
 
@@ -135,13 +136,13 @@ TEST(ServerTest, AHealthOnlyPortServesHealthAndNothingElse) {
   auto registry = std::make_shared<prometheus::Registry>();
   absl::StatusOr<std::unique_ptr<Server>> server =
       Server::Start(options, {{&bare, ferry::v1::Ferry::service_full_name()}}, registry);
-  ASSERT_TRUE(server.ok()) << server.status();
+  FERRY_ASSERT_OK(server);
   ASSERT_GT((*server)->health_port(), 0);
   grpc::ClientContext ctx;
   HealthCheckRequest request;
   request.set_service(ferry::v1::Ferry::service_full_name());
   HealthCheckResponse response;
-  ASSERT_TRUE(HealthStub((*server)->health_port())->Check(&ctx, request, &response).ok());
+  FERRY_ASSERT_OK(HealthStub((*server)->health_port())->Check(&ctx, request, &response));
   EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
   auto stub = ferry::v1::Ferry::NewStub(grpc::CreateChannel(
       "127.0.0.1:" + std::to_string((*server)->health_port()), grpc::InsecureChannelCredentials()));
@@ -158,7 +159,7 @@ TEST(ServerTest, AMessageOverTheLimitFailsNamingTheFlag) {
   options.max_message_bytes = 1024;
   auto registry = std::make_shared<prometheus::Registry>();
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options, {}, registry);
-  ASSERT_TRUE(server.ok()) << server.status();
+  FERRY_ASSERT_OK(server);
   PeerOptions peer;
   peer.max_message_bytes = 1 << 20;
   auto stub =
@@ -181,7 +182,7 @@ TEST(ServerTest, AMessageOverTheLimitFailsNamingTheFlag) {
 TEST(ServerTest, UnknownServiceHealthIsNotFound) {
   auto registry = std::make_shared<prometheus::Registry>();
   auto server = Server::Start(LoopbackOptions(), {}, registry);
-  ASSERT_TRUE(server.ok()) << server.status();
+  FERRY_ASSERT_OK(server);
   grpc::ClientContext ctx;
   HealthCheckRequest request;
   request.set_service("ferry.v1.NoSuchService");
@@ -193,7 +194,7 @@ TEST(ServerTest, UnknownServiceHealthIsNotFound) {
 TEST(ServerTest, PortInUseIsFailedPreconditionNamingTheAddress) {
   auto registry = std::make_shared<prometheus::Registry>();
   auto first = Server::Start(LoopbackOptions(), {}, registry);
-  ASSERT_TRUE(first.ok()) << first.status();
+  FERRY_ASSERT_OK(first);
 
   ServerOptions grpc_clash = LoopbackOptions();
   grpc_clash.grpc_address.port = (*first)->grpc_port();
@@ -217,7 +218,7 @@ TEST(ServerTest, PortInUseIsFailedPreconditionNamingTheAddress) {
 TEST(ServerTest, ShutdownTurnsHealthNotServingThenStops) {
   auto registry = std::make_shared<prometheus::Registry>();
   auto server = Server::Start(LoopbackOptions(), {}, registry);
-  ASSERT_TRUE(server.ok()) << server.status();
+  FERRY_ASSERT_OK(server);
   auto stub = HealthStub((*server)->grpc_port());
 
   grpc::ClientContext watch_ctx;
@@ -250,7 +251,7 @@ TEST(ServerTest, ShutdownTurnsHealthNotServingThenStops) {
 TEST(ServerTest, CancelPeerCallsIsSafeWhileStreamsAreDroppedWithoutFinish) {
   auto registry = std::make_shared<prometheus::Registry>();
   auto server = Server::Start(LoopbackOptions(), {}, registry);
-  ASSERT_TRUE(server.ok()) << server.status();
+  FERRY_ASSERT_OK(server);
   auto stub = Health::NewStub(
       ChannelTo("127.0.0.1:" + std::to_string((*server)->grpc_port()), PeerOptions{}));
   const size_t before = PeerCallsInProgress();

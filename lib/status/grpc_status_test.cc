@@ -4,6 +4,7 @@
 
 #include "absl/status/statusor.h"
 #include "lib/status/status_macros.h"
+#include "lib/status/status_matchers.h"
 
 namespace ferry {
 namespace {
@@ -17,8 +18,8 @@ TEST(GrpcStatusTest, RoundTripsCodeAndMessage) {
 }
 
 TEST(GrpcStatusTest, OkMapsToOk) {
-  EXPECT_TRUE(ToGrpcStatus(absl::OkStatus()).ok());
-  EXPECT_TRUE(FromGrpcStatus(grpc::Status::OK).ok());
+  EXPECT_TRUE(ToGrpcStatus(absl::OkStatus()).ok());  // not IsOk(): it converts back
+  FERRY_EXPECT_OK(FromGrpcStatus(grpc::Status::OK));
 }
 
 TEST(GrpcStatusTest, CodeNamesMatchGrpcSpelling) {
@@ -47,7 +48,7 @@ absl::Status CheckEven(int n) {
 TEST(StatusMacrosTest, PropagateErrorsAndValues) {
   EXPECT_EQ(*Quarter(8), 2);
   EXPECT_EQ(Quarter(6).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(CheckEven(4).ok());
+  FERRY_EXPECT_OK(CheckEven(4));
   EXPECT_EQ(CheckEven(3).code(), absl::StatusCode::kInvalidArgument);
 }
 

@@ -1,9 +1,10 @@
-// Test helpers for absl::Status and absl::StatusOr<T>.
+// Test helpers for absl::Status, absl::StatusOr<T> and grpc::Status.
 //
 //   FERRY_ASSERT_OK(repo.Push());                       // prints the status when it fails
 //   FERRY_ASSERT_OK_AND_ASSIGN(Index index, Build(files));
 //   EXPECT_THAT(Parse(text), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("line 3")));
 //   EXPECT_THAT(Load(path), IsOk());
+//   FERRY_ASSERT_OK(stub->GetJob(&context, request, &job));  // a grpc::Status works too
 //
 // Failures print the code and message, so a broken test says why without a hand-written `<<`.
 #pragma once
@@ -15,7 +16,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "gmock/gmock.h"
+#include "grpcpp/support/status.h"
 #include "gtest/gtest.h"
+#include "lib/status/grpc_status.h"
 #include "lib/status/status_macros.h"
 
 namespace ferry::testing {
@@ -25,9 +28,11 @@ template <typename T>
 const absl::Status& StatusOf(const absl::StatusOr<T>& status_or) {
   return status_or.status();
 }
+// A grpc::Status is matched as the absl::Status with the same code and message.
+inline absl::Status StatusOf(const grpc::Status& status) { return FromGrpcStatus(status); }
 
 MATCHER(IsOk, negation ? "is not OK" : "is OK") {
-  const absl::Status& status = ::ferry::testing::StatusOf(arg);
+  const absl::Status status = ::ferry::testing::StatusOf(arg);
   if (!status.ok()) *result_listener << "whose status is " << status;
   return status.ok();
 }
@@ -35,7 +40,7 @@ MATCHER(IsOk, negation ? "is not OK" : "is OK") {
 MATCHER_P2(StatusIs, code, message_matcher,
            std::string(negation ? "does not have" : "has") + " code " +
                absl::StatusCodeToString(code)) {
-  const absl::Status& status = ::ferry::testing::StatusOf(arg);
+  const absl::Status status = ::ferry::testing::StatusOf(arg);
   *result_listener << "whose status is " << status;
   return status.code() == code &&
          ::testing::ExplainMatchResult(message_matcher, std::string(status.message()),
@@ -44,7 +49,8 @@ MATCHER_P2(StatusIs, code, message_matcher,
 
 }  // namespace ferry::testing
 
-// Asserts that `expr` (an absl::Status or absl::StatusOr<T>) is OK, printing it otherwise.
+// Asserts that `expr` (an absl::Status, absl::StatusOr<T> or grpc::Status) is OK, printing it
+// otherwise.
 #define FERRY_ASSERT_OK(expr) ASSERT_THAT((expr), ::ferry::testing::IsOk())
 #define FERRY_EXPECT_OK(expr) EXPECT_THAT((expr), ::ferry::testing::IsOk())
 

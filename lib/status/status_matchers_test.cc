@@ -42,6 +42,18 @@ TEST(StatusMatchersTest, AssertOkAndAssignMovesTheValue) {
   EXPECT_EQ(*boxed, 7);
 }
 
+TEST(StatusMatchersTest, GrpcStatusIsMatchedByCodeAndMessage) {
+  EXPECT_THAT(grpc::Status::OK, IsOk());
+  FERRY_EXPECT_OK(grpc::Status());
+  const grpc::Status denied(grpc::StatusCode::PERMISSION_DENIED, "token lacks release scope");
+  EXPECT_THAT(denied, Not(IsOk()));
+  EXPECT_THAT(denied, StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("release scope")));
+  EXPECT_THAT(denied, Not(StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("release"))));
+  EXPECT_FATAL_FAILURE(
+      FERRY_ASSERT_OK(grpc::Status(grpc::StatusCode::UNAVAILABLE, "connect refused")),
+      "connect refused");
+}
+
 void AssignFromError() {
   FERRY_ASSERT_OK_AND_ASSIGN(int value, absl::StatusOr<int>(absl::DataLossError("torn pack")));
   (void)value;
