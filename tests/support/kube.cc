@@ -1,6 +1,7 @@
 #include "tests/support/kube.h"
 
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -48,6 +49,17 @@ absl::StatusOr<std::unique_ptr<KubeCluster>> KubeCluster::Start(const std::strin
   return k;
 }
 
+absl::StatusOr<std::unique_ptr<KubeCluster>> KubeCluster::Attach(const std::string& dir) {
+  std::unique_ptr<KubeCluster> k(new KubeCluster());
+  k->dir_ = dir;
+  k->server_ = ReadAll(dir + "/server");
+  k->bin_ = ReadAll(dir + "/bin");
+  if (k->server_.empty() || k->bin_.empty()) {
+    return absl::UnavailableError(absl::StrCat("no test Kubernetes API running in ", dir));
+  }
+  return k;
+}
+
 KubeCluster::~KubeCluster() {
   if (process_) {
     process_->Signal(SIGTERM);
@@ -79,6 +91,10 @@ absl::StatusOr<KubeCluster*> SharedKubeCluster() {
   };
   static Shared* shared = [] {
     auto* s = new Shared{"", absl::UnknownError("not started")};
+    if (const char* running = std::getenv("FERRY_TEST_KUBE_DIR"); running != nullptr) {
+      s->cluster = KubeCluster::Attach(running);
+      return s;
+    }
     char tmpl[] = "/tmp/ferry-kube-XXXXXX";
     if (mkdtemp(tmpl) == nullptr) {
       s->cluster = absl::InternalError("mkdtemp failed");

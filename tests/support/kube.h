@@ -16,6 +16,9 @@ class KubeCluster {
   // Starts a cluster with its files under `dir`; waits until the API is ready (up to 20 min
   // the first time on a machine: the binaries are built then).
   static absl::StatusOr<std::unique_ptr<KubeCluster>> Start(const std::string& dir);
+  // A cluster started by someone else (tests/kube/cluster.sh DIR) and left running when this
+  // object goes. Unavailable when `dir` holds no ready cluster.
+  static absl::StatusOr<std::unique_ptr<KubeCluster>> Attach(const std::string& dir);
   ~KubeCluster();
 
   const std::string& dir() const { return dir_; }
@@ -39,7 +42,9 @@ class KubeCluster {
 };
 
 // One cluster for the whole test process, started on first use under a temporary folder
-// and stopped at exit. The error says why it could not start.
+// and stopped at exit. With FERRY_TEST_KUBE_DIR set, the cluster already running with its
+// files in that folder instead (one cluster for several test processes:
+// tests/support/kube_ctest_fixture.sh). The error says why there is none.
 absl::StatusOr<KubeCluster*> SharedKubeCluster();
 
 }  // namespace ferry::testing
