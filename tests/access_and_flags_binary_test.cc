@@ -22,6 +22,7 @@
 #include "tests/git_writer_process.h"
 #include "tests/stack.h"
 #include "tests/support/registry.h"
+#include "tests/sync_steps.h"
 
 namespace ferry {
 namespace {
@@ -209,26 +210,13 @@ TEST(SyncForceConflictsBinaryTest, AFieldOwnedByAnotherManagerIsKeptOnlyWithoutF
     ASSERT_EQ(LiveImage(**cluster, ns), "registry.example.com/web:6.6.6");
 
     // Git changes another field; git-writer is told, the syncer syncs that revision.
-    auto pushed = (*repo)->CommitWithCli(
-        {{"app.yaml", absl::StrReplaceAll(app, {{"  replicas: 0\n",
-                                                 "  replicas: 0\n"
-                                                 "  minReadySeconds: 1\n"}})}},
-        "min ready");
-    ASSERT_TRUE(pushed.ok()) << pushed.status();
-    auto git_stub = ferry::v1::GitWriter::NewStub(git.Channel());
-    grpc::ClientContext notify_ctx;
-    notify_ctx.set_deadline(Deadline());
-    ferry::v1::HeadResponse head;
-    ASSERT_TRUE(git_stub->Notify(&notify_ctx, {}, &head).ok());
-    auto stub = ferry::v1::ClusterSyncer::NewStub(syncer.Channel());
-    grpc::ClientContext sync_ctx;
-    sync_ctx.set_deadline(Deadline());
-    ferry::v1::SyncNowRequest request;
-    request.set_revision(*pushed);
     ferry::v1::SyncResult result;
-    grpc::Status s = stub->SyncNow(&sync_ctx, request, &result);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-    EXPECT_EQ(result.revision(), *pushed);
+    testing::PushAndSync(**repo, git, syncer,
+                         {{"app.yaml", absl::StrReplaceAll(app, {{"  replicas: 0\n",
+                                                                  "  replicas: 0\n"
+                                                                  "  minReadySeconds: 1\n"}})}},
+                         &result);
+    if (HasFatalFailure()) return;
     EXPECT_EQ((*cluster)->Kubectl("-n " + ns +
                                   " get deploy web -o jsonpath={.spec.minReadySeconds}") == "1",
               force);
