@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "absl/strings/match.h"
+#include "lib/status/status_matchers.h"
 #include "services/api/config.h"
 
 namespace ferry::api {
@@ -36,10 +37,10 @@ TEST_F(AccessTest, RolesFromTheTokensFile) {
   auto access =
       Access::LoadTokens(File("# Ferry tokens\n\nread  r3ad-0123456789abcdef  dashboards\n"
                               "write wr1te-0123456789abcdef ci-pipeline\n"));
-  ASSERT_TRUE(access.ok()) << access.status();
-  EXPECT_TRUE(Call(*access, "Bearer r3ad-0123456789abcdef", Role::kRead).ok());
-  EXPECT_TRUE(Call(*access, "Bearer wr1te-0123456789abcdef", Role::kWrite).ok());
-  EXPECT_TRUE(Call(*access, "Bearer wr1te-0123456789abcdef", Role::kRead).ok());
+  FERRY_ASSERT_OK(access);
+  FERRY_EXPECT_OK(Call(*access, "Bearer r3ad-0123456789abcdef", Role::kRead));
+  FERRY_EXPECT_OK(Call(*access, "Bearer wr1te-0123456789abcdef", Role::kWrite));
+  FERRY_EXPECT_OK(Call(*access, "Bearer wr1te-0123456789abcdef", Role::kRead));
   grpc::Status denied = Call(*access, "Bearer r3ad-0123456789abcdef", Role::kWrite);
   EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_TRUE(absl::StrContains(denied.error_message(), "dashboards")) << denied.error_message();
@@ -78,7 +79,7 @@ TEST_F(AccessTest, ATokensFileReadableByOthersIsWarnedAboutWithoutTheTokens) {
       path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
                 std::filesystem::perms::group_read | std::filesystem::perms::others_read);
   ::testing::internal::CaptureStderr();
-  ASSERT_TRUE(Access::LoadTokens(path).ok());
+  FERRY_ASSERT_OK(Access::LoadTokens(path));
   std::string log = ::testing::internal::GetCapturedStderr();
   EXPECT_TRUE(absl::StrContains(log, "readable by group or others")) << log;
   EXPECT_TRUE(absl::StrContains(log, path)) << log;
@@ -87,13 +88,13 @@ TEST_F(AccessTest, ATokensFileReadableByOthersIsWarnedAboutWithoutTheTokens) {
 
   std::filesystem::permissions(path, std::filesystem::perms::owner_read);
   ::testing::internal::CaptureStderr();
-  ASSERT_TRUE(Access::LoadTokens(path).ok());
+  FERRY_ASSERT_OK(Access::LoadTokens(path));
   log = ::testing::internal::GetCapturedStderr();
   EXPECT_FALSE(absl::StrContains(log, "readable by group or others")) << log;
 }
 
 TEST_F(AccessTest, OpenAccessOnlyOnLoopback) {
-  EXPECT_TRUE(Call(Access::Open(), "", Role::kWrite).ok());
+  FERRY_EXPECT_OK(Call(Access::Open(), "", Role::kWrite));
   Flags flags;
   flags.server.metrics_address = "127.0.0.1:0";
   flags.server.grpc_address = "0.0.0.0:3030";
@@ -101,10 +102,10 @@ TEST_F(AccessTest, OpenAccessOnlyOnLoopback) {
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(refused.status().message(), "--tokens_path")) << refused.status();
   flags.server.grpc_address = "127.0.0.1:3030";
-  EXPECT_TRUE(ToConfig(flags).ok()) << ToConfig(flags).status();
+  FERRY_EXPECT_OK(ToConfig(flags));
   flags.server.grpc_address = "0.0.0.0:3030";
   flags.tokens_path = File("read 0123456789abcdef0\n");
-  EXPECT_TRUE(ToConfig(flags).ok());
+  FERRY_EXPECT_OK(ToConfig(flags));
   flags.server.tls_cert_path = dir_ + "/cert.pem";
   auto half_tls = ToConfig(flags);
   EXPECT_EQ(half_tls.status().code(), absl::StatusCode::kInvalidArgument);

@@ -15,6 +15,7 @@
 #include "ferry/v1/cluster_syncer_mock.grpc.pb.h"
 #include "ferry/v1/git_writer_mock.grpc.pb.h"
 #include "ferry/v1/registry_scanner_mock.grpc.pb.h"
+#include "lib/status/status_matchers.h"
 #include "services/api/automation.h"
 #include "tests/support/metrics.h"
 
@@ -107,7 +108,7 @@ class ApiServiceTest : public ::testing::Test {
       last = job;
       if (seen != nullptr) seen->push_back(job);
     }
-    EXPECT_TRUE(stream->Finish().ok());
+    FERRY_EXPECT_OK(stream->Finish());
     return last;
   }
 
@@ -157,7 +158,7 @@ class ApiServiceTest : public ::testing::Test {
 
 TEST_F(ApiServiceTest, ReleaseCommitsAppliesAndReportsEveryStage) {
   ferry::v1::Job job;
-  ASSERT_TRUE(Release(AllTo("1.1.0"), &job).ok());
+  FERRY_ASSERT_OK(Release(AllTo("1.1.0"), &job));
   EXPECT_EQ(job.id().size(), 36u);
   EXPECT_EQ(job.kind(), ferry::v1::JOB_KIND_RELEASE);
   EXPECT_TRUE(job.state() == ferry::v1::JOB_STATE_QUEUED ||
@@ -202,7 +203,7 @@ TEST_F(ApiServiceTest, DryRunCommitsNothing) {
   ferry::v1::ReleaseSpec spec = AllTo("1.1.0");
   spec.set_dry_run(true);
   ferry::v1::Job job;
-  ASSERT_TRUE(Release(spec, &job).ok());
+  FERRY_ASSERT_OK(Release(spec, &job));
   ferry::v1::Job done = Follow(job.id());
   EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED);
   EXPECT_TRUE(done.dry_run());
@@ -238,7 +239,7 @@ TEST_F(ApiServiceTest, AnImageTheRegistryDoesNotHaveIsAnErrorUnlessForced) {
   EXPECT_THAT(s.error_message(), ::testing::HasSubstr("push it first, or force"));
   ferry::v1::ReleaseSpec forced = AllTo("9.9.9");
   forced.set_force(true);
-  ASSERT_TRUE(Release(forced, &job).ok());
+  FERRY_ASSERT_OK(Release(forced, &job));
   ferry::v1::Job done = Follow(job.id());
   EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED);
   ASSERT_EQ(applied_.size(), 1u);
@@ -249,7 +250,7 @@ TEST_F(ApiServiceTest, ADownstreamServiceDownFailsTheJobNamingIt) {
   ON_CALL(cluster_, ListWorkloads(_, _, _))
       .WillByDefault(Return(grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection refused")));
   ferry::v1::Job job;
-  ASSERT_TRUE(Release(AllTo("1.1.0"), &job).ok());
+  FERRY_ASSERT_OK(Release(AllTo("1.1.0"), &job));
   ferry::v1::Job done = Follow(job.id());
   EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_FAILED);
   EXPECT_EQ(done.error(), "cluster-syncer: connection refused");
@@ -288,7 +289,7 @@ TEST_F(ApiServiceTest, FailedEditsAndRefusedObjectsFailTheirWorkloads) {
             return grpc::Status::OK;
           }));
   ferry::v1::Job job;
-  ASSERT_TRUE(Release(AllTo("1.1.0"), &job).ok());
+  FERRY_ASSERT_OK(Release(AllTo("1.1.0"), &job));
   ferry::v1::Job done = Follow(job.id());
   EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED);
   ASSERT_EQ(done.results_size(), 2);
@@ -318,7 +319,7 @@ TEST_F(ApiServiceTest, WaitRolloutReportsProgressAsStages) {
   spec.set_wait_rollout(true);
   spec.set_rollout_timeout_seconds(60);
   ferry::v1::Job job;
-  ASSERT_TRUE(Release(spec, &job).ok());
+  FERRY_ASSERT_OK(Release(spec, &job));
   ferry::v1::Job done = Follow(job.id());
   EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED);
   EXPECT_THAT(Stages(done),
@@ -355,16 +356,16 @@ TEST_F(ApiServiceTest, AReleaseDoesNotWaitBehindASlowSync) {
   ferry::v1::Job sync;
   {
     grpc::ClientContext ctx;
-    ASSERT_TRUE(stub_->Sync(&ctx, ferry::v1::SyncRequest(), &sync).ok());
+    FERRY_ASSERT_OK(stub_->Sync(&ctx, ferry::v1::SyncRequest(), &sync));
   }
   ferry::v1::Job release;
-  ASSERT_TRUE(Release(AllTo("1.1.0"), &release).ok());
+  FERRY_ASSERT_OK(Release(AllTo("1.1.0"), &release));
   EXPECT_EQ(Follow(release.id()).state(), ferry::v1::JOB_STATE_SUCCEEDED);
   grpc::ClientContext ctx;
   ferry::v1::GetJobRequest get;
   get.set_id(sync.id());
   ferry::v1::Job still;
-  ASSERT_TRUE(stub_->GetJob(&ctx, get, &still).ok());
+  FERRY_ASSERT_OK(stub_->GetJob(&ctx, get, &still));
   EXPECT_EQ(still.state(), ferry::v1::JOB_STATE_RUNNING);
   {
     std::lock_guard<std::mutex> lock(gate_mu);
@@ -465,7 +466,7 @@ TEST_F(ApiServiceTest, FinishedJobsComeBackFromTheGitNotes) {
   ferry::v1::Job job;
   {
     grpc::ClientContext ctx;
-    ASSERT_TRUE(stub_->GetJob(&ctx, get, &job).ok());
+    FERRY_ASSERT_OK(stub_->GetJob(&ctx, get, &job));
   }
   EXPECT_EQ(job.revision(), kCommit);
   EXPECT_EQ(Follow(recorded.id()).id(), recorded.id()) << "WatchJob answers from the notes too";
@@ -477,11 +478,11 @@ TEST_F(ApiServiceTest, FinishedJobsComeBackFromTheGitNotes) {
   }
   // ListJobs: this process's jobs first (newest), then the notes' older ones.
   ferry::v1::Job fresh;
-  ASSERT_TRUE(Release(AllTo("1.1.0"), &fresh).ok());
+  FERRY_ASSERT_OK(Release(AllTo("1.1.0"), &fresh));
   Follow(fresh.id());
   grpc::ClientContext ctx;
   ferry::v1::ListJobsResponse list;
-  ASSERT_TRUE(stub_->ListJobs(&ctx, ferry::v1::ListJobsRequest(), &list).ok());
+  FERRY_ASSERT_OK(stub_->ListJobs(&ctx, ferry::v1::ListJobsRequest(), &list));
   ASSERT_EQ(list.jobs_size(), 2);
   EXPECT_EQ(list.jobs(0).id(), fresh.id());
   EXPECT_EQ(list.jobs(1).id(), recorded.id());
@@ -562,18 +563,18 @@ TEST_F(ApiServiceTest, ReadOnlyGitMeansReadOnlyWorkloadsAndNoReleases) {
   ferry::v1::ListWorkloadsResponse listed;
   {
     grpc::ClientContext ctx;
-    ASSERT_TRUE(stub_->ListWorkloads(&ctx, {}, &listed).ok());
+    FERRY_ASSERT_OK(stub_->ListWorkloads(&ctx, {}, &listed));
   }
   ASSERT_EQ(listed.workloads_size(), 2);
   EXPECT_EQ(listed.workloads(0).read_only(), ferry::v1::READ_ONLY_REASON_READ_ONLY_MODE);
   ferry::v1::Job job;
-  ASSERT_TRUE(Release(AllTo("1.1.0"), &job).ok());
+  FERRY_ASSERT_OK(Release(AllTo("1.1.0"), &job));
   ferry::v1::Job done = Follow(job.id());
   EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_FAILED);
   EXPECT_THAT(done.error(), ::testing::HasSubstr("read-only"));
   ferry::v1::ReleaseSpec dry = AllTo("1.1.0");
   dry.set_dry_run(true);
-  ASSERT_TRUE(Release(dry, &job).ok());
+  FERRY_ASSERT_OK(Release(dry, &job));
   done = Follow(job.id());
   EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(done.results(0).status(), ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS);
@@ -599,7 +600,7 @@ TEST_F(ApiServiceTest, AnUnknownNamespaceIsNotFound) {
   // Every namespace: an empty answer is an answer.
   request.clear_namespace_();
   grpc::ClientContext all_ctx;
-  EXPECT_TRUE(stub_->ListWorkloads(&all_ctx, request, &response).ok());
+  FERRY_EXPECT_OK(stub_->ListWorkloads(&all_ctx, request, &response));
 }
 
 // A request's own calls end by the caller's deadline when it is the earlier, else within
@@ -627,7 +628,7 @@ TEST_F(ApiServiceTest, ARequestsCallsEndByItsCallersDeadlineOrWithin30s) {
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(asked + absl::Seconds(4)));
     ferry::v1::ListWorkloadsResponse listed;
-    ASSERT_TRUE(stub_->ListWorkloads(&ctx, {}, &listed).ok());
+    FERRY_ASSERT_OK(stub_->ListWorkloads(&ctx, {}, &listed));
   }
   ASSERT_EQ(deadlines.size(), 2u) << "git, then the cluster";
   // (gRPC rounds a deadline it sends up a little.)
@@ -639,7 +640,7 @@ TEST_F(ApiServiceTest, ARequestsCallsEndByItsCallersDeadlineOrWithin30s) {
   {
     grpc::ClientContext ctx;  // no deadline
     ferry::v1::ListWorkloadsResponse listed;
-    ASSERT_TRUE(stub_->ListWorkloads(&ctx, {}, &listed).ok());
+    FERRY_ASSERT_OK(stub_->ListWorkloads(&ctx, {}, &listed));
   }
   ASSERT_EQ(deadlines.size(), 2u);
   EXPECT_GE(absl::FromChrono(deadlines[0]), unbounded + kPeerCallTimeout);
@@ -661,7 +662,7 @@ TEST_F(ApiServiceTest, AReadNamesThePeerThatFailedIt) {
   ON_CALL(cluster_, ListWorkloads(_, _, _))
       .WillByDefault(Return(grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection refused")));
   grpc::ClientContext again;
-  ASSERT_TRUE(stub_->ListWorkloads(&again, {}, &listed).ok());
+  FERRY_ASSERT_OK(stub_->ListWorkloads(&again, {}, &listed));
   ASSERT_EQ(listed.workloads_size(), 2);
   EXPECT_EQ(listed.workloads(0).read_only(), ferry::v1::READ_ONLY_REASON_NOT_READY);
 }

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "lib/status/status_matchers.h"
+
 namespace ferry::api {
 namespace {
 
@@ -18,7 +20,7 @@ absl::StatusOr<Config> Parse(std::vector<std::string> args) {
 
 TEST(ConfigTest, JobDeadlinesAndPeerWaitDefaultToTheirLimits) {
   absl::StatusOr<Config> config = Parse({});
-  ASSERT_TRUE(config.ok()) << config.status();
+  FERRY_ASSERT_OK(config);
   EXPECT_EQ(config->timeouts.peer_wait, absl::Seconds(10));
   EXPECT_EQ(config->timeouts.planning, absl::Seconds(limits::kJobPlanningTimeout.default_value));
   EXPECT_EQ(config->timeouts.commit, absl::Seconds(limits::kJobCommitTimeout.default_value));
@@ -27,7 +29,7 @@ TEST(ConfigTest, JobDeadlinesAndPeerWaitDefaultToTheirLimits) {
 
   config = Parse({"--peer_wait=0", "--job_planning_timeout=5", "--job_commit_timeout=6",
                   "--job_apply_timeout=7", "--job_rollout_timeout=8"});
-  ASSERT_TRUE(config.ok()) << config.status();
+  FERRY_ASSERT_OK(config);
   EXPECT_EQ(config->timeouts.peer_wait, absl::ZeroDuration());
   EXPECT_EQ(config->timeouts.planning, absl::Seconds(5));
   EXPECT_EQ(config->timeouts.commit, absl::Seconds(6));

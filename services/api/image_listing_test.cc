@@ -6,6 +6,7 @@
 #include <map>
 
 #include "lib/runtime/proto_time.h"
+#include "lib/status/status_matchers.h"
 
 namespace ferry::api {
 namespace {
@@ -37,7 +38,7 @@ Shown Fill(const std::string& filter, const ferry::v1::ListTagsResponse& listed,
            const std::string& current, int limit = 0) {
   Shown out;
   absl::StatusOr<policy::TagPattern> pattern = policy::ParseFilter(filter);
-  EXPECT_TRUE(pattern.ok()) << pattern.status();
+  FERRY_EXPECT_OK(pattern);
   FillContainerTags(*pattern, listed, current, limit, &out.images);
   for (const ferry::v1::ImageTag& t : out.images.tags()) {
     out.tags.push_back(t.info().tag());
@@ -47,7 +48,7 @@ Shown Fill(const std::string& filter, const ferry::v1::ListTagsResponse& listed,
   return out;
 }
 
-using testing::ElementsAre;
+using ::testing::ElementsAre;
 
 TEST(FillContainerTagsTest, NumericalCaptureRanksTheCapturedNumber) {
   const auto listed = Listing({{"latest", 9}, {"build-1", 3}, {"build-2", 2}, {"build-12", 1}});
@@ -132,7 +133,7 @@ TEST(ListImagesOfTest, EveryContainerIsFilledOrCarriesItsError) {
   ferry::v1::ListImagesRequest request;
   request.set_limit(1);
   absl::StatusOr<ferry::v1::ListImagesResponse> listed = ListImagesOf(request, in_git, lookup);
-  ASSERT_TRUE(listed.ok()) << listed.status();
+  FERRY_ASSERT_OK(listed);
   ASSERT_EQ(listed->workloads_size(), 5);
   struct Row {
     std::string tag_filter, error, latest;
@@ -199,7 +200,7 @@ TEST(ListImagesOfTest, OneWorkloadOrNotFound) {
       EXPECT_EQ(listed.status().message(), c.not_found);
       continue;
     }
-    ASSERT_TRUE(listed.ok()) << listed.status();
+    FERRY_ASSERT_OK(listed);
     std::vector<std::string> ids;
     for (const auto& w : listed->workloads()) ids.push_back(w.workload());
     EXPECT_THAT(ids, ::testing::ElementsAreArray(c.want)) << c.workload << c.ns;

@@ -14,6 +14,7 @@
 #include "ferry/v1/cluster_syncer_mock.grpc.pb.h"
 #include "ferry/v1/git_writer_mock.grpc.pb.h"
 #include "ferry/v1/registry_scanner_mock.grpc.pb.h"
+#include "lib/status/status_matchers.h"
 #include "tests/support/ports.h"
 
 namespace ferry::api {
@@ -51,7 +52,7 @@ TEST_F(PeersTest, AStageBudgetPutsItsFlagsTimeoutOnTheCall) {
   const absl::Time before = absl::Now();
   absl::StatusOr<ferry::v1::HeadResponse> head = clients.git.Call(
       &GitWriterStub::Head, ferry::v1::HeadRequest(), clients.ForStage(Stage::kCommit));
-  ASSERT_TRUE(head.ok()) << head.status();
+  FERRY_ASSERT_OK(head);
   EXPECT_EQ(head->revision(), "abc");
   EXPECT_GE(absl::FromChrono(deadline), before + absl::Seconds(7));
   EXPECT_LE(absl::FromChrono(deadline), absl::Now() + absl::Seconds(7));

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lib/status/status_matchers.h"
 
 namespace ferry::api {
 namespace {
@@ -175,7 +176,7 @@ TEST(MergeWorkloadsTest, EveryRule) {
       EXPECT_EQ(merged.status().code(), c.code) << c.rule;
       continue;
     }
-    ASSERT_TRUE(merged.ok()) << c.rule << ": " << merged.status();
+    FERRY_ASSERT_OK(merged) << c.rule;
     std::vector<std::string> lines;
     for (const ferry::v1::Workload& w : merged->workloads()) lines.push_back(Line(w));
     EXPECT_THAT(lines, ::testing::ElementsAreArray(c.want)) << c.rule;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "lib/status/status_matchers.h"
 
 namespace ferry::git_writer {
 namespace {
@@ -25,7 +26,7 @@ absl::StatusOr<Config> Parse(std::vector<std::string> args) {
 
 TEST(GitWriterConfigTest, DocumentLimitFlagsReachTheLoadOptions) {
   absl::StatusOr<Config> config = Parse({});
-  ASSERT_TRUE(config.ok()) << config.status();
+  FERRY_ASSERT_OK(config);
   EXPECT_EQ(config->writer.load.limits.max_depth, limits::kManifestDepth.default_value);
   EXPECT_EQ(config->writer.load.limits.max_nodes, limits::kManifestNodes.default_value);
   EXPECT_EQ(config->writer.load.limits.max_expanded_bytes,
@@ -33,7 +34,7 @@ TEST(GitWriterConfigTest, DocumentLimitFlagsReachTheLoadOptions) {
 
   config = Parse({"--max_manifest_depth=7", "--max_manifest_nodes=1000",
                   "--max_manifest_expanded_bytes=5000"});
-  ASSERT_TRUE(config.ok()) << config.status();
+  FERRY_ASSERT_OK(config);
   EXPECT_EQ(config->writer.load.limits.max_depth, 7u);
   EXPECT_EQ(config->writer.load.limits.max_nodes, 1000u);
   EXPECT_EQ(config->writer.load.limits.max_expanded_bytes, 5000u);

@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "lib/status/status_matchers.h"
 #include "services/git-writer/libgit2_repository.h"
 #include "tests/support/git_repo.h"
 #include "tests/support/subprocess.h"
@@ -19,7 +20,7 @@ class HttpsTest : public ::testing::Test {
   void SetUp() override {
     auto upstream =
         testing::GitRepo::Create({{"app.yaml", "kind: ConfigMap\nmetadata:\n  name: a\n"}});
-    ASSERT_TRUE(upstream.ok()) << upstream.status();
+    FERRY_ASSERT_OK(upstream);
     upstream_ = *std::move(upstream);
     const std::string d = upstream_->dir();
     int status = 0;
@@ -34,7 +35,7 @@ class HttpsTest : public ::testing::Test {
          std::string(FERRY_SOURCE_DIR) + "/tests/support/git_https_server.py", "--root", d,
          "--cert", d + "/cert.pem", "--key", d + "/key.pem", "--user", "ferry", "--password",
          "s3cret-pass"});
-    ASSERT_TRUE(server.ok()) << server.status();
+    FERRY_ASSERT_OK(server);
     server_ = *std::move(server);
     auto line = server_->WaitForLine(
         [](const std::string& l) { return absl::StartsWith(l, "listening "); }, absl::Seconds(20));
@@ -62,9 +63,9 @@ class HttpsTest : public ::testing::Test {
 
 TEST_F(HttpsTest, FetchesAndPushesWithCredentialsFromAFile) {
   auto repo = Open("ferry:s3cret-pass", true, "m1.git");
-  ASSERT_TRUE(repo.ok()) << repo.status();
+  FERRY_ASSERT_OK(repo);
   absl::StatusOr<std::string> head = (*repo)->Fetch();
-  ASSERT_TRUE(head.ok()) << head.status();
+  FERRY_ASSERT_OK(head);
   EXPECT_EQ(*head, upstream_->Head());
   CommitSpec spec;
   spec.parent = *head;
@@ -72,15 +73,15 @@ TEST_F(HttpsTest, FetchesAndPushesWithCredentialsFromAFile) {
   spec.message = "Over https";
   spec.author = spec.committer = {"Ferry", "ferry@example.com"};
   absl::StatusOr<std::string> commit = (*repo)->CreateCommit(spec);
-  ASSERT_TRUE(commit.ok()) << commit.status();
+  FERRY_ASSERT_OK(commit);
   absl::Status pushed = (*repo)->PushBranch(*commit);
-  ASSERT_TRUE(pushed.ok()) << pushed;
+  FERRY_ASSERT_OK(pushed);
   EXPECT_EQ(upstream_->Head(), *commit);
 }
 
 TEST_F(HttpsTest, WrongPasswordIsRefusedWithoutShowingIt) {
   auto repo = Open("ferry:wrong-password", true, "m2.git");
-  ASSERT_TRUE(repo.ok());
+  FERRY_ASSERT_OK(repo);
   absl::StatusOr<std::string> head = (*repo)->Fetch();
   ASSERT_FALSE(head.ok());
   EXPECT_EQ(head.status().code(), absl::StatusCode::kUnauthenticated) << head.status();
@@ -89,7 +90,7 @@ TEST_F(HttpsTest, WrongPasswordIsRefusedWithoutShowingIt) {
 
 TEST_F(HttpsTest, UntrustedCertificateIsRefused) {
   auto repo = Open("ferry:s3cret-pass", false, "m3.git");
-  ASSERT_TRUE(repo.ok());
+  FERRY_ASSERT_OK(repo);
   absl::StatusOr<std::string> head = (*repo)->Fetch();
   ASSERT_FALSE(head.ok());
   EXPECT_NE(head.status().code(), absl::StatusCode::kOk);

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "lib/status/status_matchers.h"
 #include "services/git-writer/identity.h"
 #include "services/git-writer/libgit2_repository.h"
 #include "tests/support/git_repo.h"
@@ -20,10 +21,10 @@ class SshTest : public ::testing::Test {
         {{"app.yaml",
           "kind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n    spec:\n"
           "      containers:\n      - name: app\n        image: nginx:1.25\n"}});
-    ASSERT_TRUE(upstream.ok()) << upstream.status();
+    FERRY_ASSERT_OK(upstream);
     upstream_ = *std::move(upstream);
     auto sshd = testing::Sshd::Start(upstream_->dir() + "/sshd");
-    ASSERT_TRUE(sshd.ok()) << sshd.status();
+    FERRY_ASSERT_OK(sshd);
     sshd_ = *std::move(sshd);
   }
 
@@ -45,9 +46,9 @@ class SshTest : public ::testing::Test {
 
 TEST_F(SshTest, FetchesAndPushesWithTheDeployKey) {
   auto repo = Open(sshd_->KnownHostsLine() + "\n", "m1.git");
-  ASSERT_TRUE(repo.ok()) << repo.status();
+  FERRY_ASSERT_OK(repo);
   absl::StatusOr<std::string> head = (*repo)->Fetch();
-  ASSERT_TRUE(head.ok()) << head.status();
+  FERRY_ASSERT_OK(head);
   EXPECT_EQ(*head, upstream_->Head());
   CommitSpec spec;
   spec.parent = *head;
@@ -55,16 +56,16 @@ TEST_F(SshTest, FetchesAndPushesWithTheDeployKey) {
   spec.message = "Over ssh";
   spec.author = spec.committer = {"Ferry", "ferry@example.com"};
   absl::StatusOr<std::string> commit = (*repo)->CreateCommit(spec);
-  ASSERT_TRUE(commit.ok()) << commit.status();
+  FERRY_ASSERT_OK(commit);
   absl::Status pushed = (*repo)->PushBranch(*commit);
-  ASSERT_TRUE(pushed.ok()) << pushed;
+  FERRY_ASSERT_OK(pushed);
   EXPECT_EQ(upstream_->Head(), *commit);
   EXPECT_EQ(upstream_->Show(*commit, "app.yaml"), "changed: true\n");
 }
 
 TEST_F(SshTest, UnknownHostIsRefused) {
   auto repo = Open("# nothing known\n", "m2.git");
-  ASSERT_TRUE(repo.ok());
+  FERRY_ASSERT_OK(repo);
   absl::StatusOr<std::string> head = (*repo)->Fetch();
   ASSERT_FALSE(head.ok());
   EXPECT_EQ(head.status().code(), absl::StatusCode::kFailedPrecondition) << head.status();
@@ -74,11 +75,11 @@ TEST_F(SshTest, UnknownHostIsRefused) {
 
 TEST_F(SshTest, ChangedHostKeyIsRefused) {
   auto other = testing::MakeKeyPair(upstream_->dir() + "/impostor");
-  ASSERT_TRUE(other.ok());
+  FERRY_ASSERT_OK(other);
   std::string line = sshd_->KnownHostsLine();
   std::string impostor = line.substr(0, line.find(' ')) + " " + other->substr(0, other->rfind(' '));
   auto repo = Open(impostor + "\n", "m3.git");
-  ASSERT_TRUE(repo.ok());
+  FERRY_ASSERT_OK(repo);
   absl::StatusOr<std::string> head = (*repo)->Fetch();
   ASSERT_FALSE(head.ok());
   EXPECT_EQ(head.status().code(), absl::StatusCode::kFailedPrecondition) << head.status();
@@ -90,11 +91,11 @@ TEST(IdentityTest, GeneratesAKeyOnceAndFingerprintsItLikeSshKeygen) {
   char tmpl[] = "/tmp/ferry-identity-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   const std::string key = std::string(tmpl) + "/keys/identity";
-  ASSERT_TRUE(EnsureDeployKey(key).ok());
+  FERRY_ASSERT_OK(EnsureDeployKey(key));
   absl::StatusOr<DeployKey> first = ReadDeployKey(key);
-  ASSERT_TRUE(first.ok()) << first.status();
+  FERRY_ASSERT_OK(first);
   EXPECT_EQ(first->public_key.rfind("ssh-ed25519 ", 0), 0u);
-  ASSERT_TRUE(EnsureDeployKey(key).ok());  // exists: kept
+  FERRY_ASSERT_OK(EnsureDeployKey(key));  // exists: kept
   EXPECT_EQ(ReadDeployKey(key)->public_key, first->public_key);
   // ssh-keygen -l prints "256 SHA256:... comment (ED25519)".
   std::string listed = testing::RunCommand("ssh-keygen -l -f " + key + ".pub");

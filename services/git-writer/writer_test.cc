@@ -14,6 +14,7 @@
 #include "lib/manifest/workload.h"
 #include "lib/manifest/workload_id.h"
 #include "lib/manifest/workload_id_test_cases.h"
+#include "lib/status/status_matchers.h"
 #include "services/git-writer/git_writer_service.h"
 #include "services/git-writer/libgit2_repository.h"
 #include "tests/support/git_repo.h"
@@ -87,7 +88,7 @@ class WriterTest : public ::testing::Test {
         {"apps/api.yaml", Deployment("api", "example/api:1.0.0")},
         {"README.md", "not a manifest\n"},
     });
-    ASSERT_TRUE(upstream.ok()) << upstream.status();
+    FERRY_ASSERT_OK(upstream);
     upstream_ = *std::move(upstream);
     OpenWriter({});
   }
@@ -102,7 +103,7 @@ class WriterTest : public ::testing::Test {
     o.mirror_dir = upstream_->dir() + "/mirror.git";
     o.tags = {"ferry-sync"};
     auto repo = Libgit2Repository::Open(o);
-    ASSERT_TRUE(repo.ok()) << repo.status();
+    FERRY_ASSERT_OK(repo);
     repo_ = *std::move(repo);
     hooked_ = std::make_unique<HookedRepository>(*repo_);
     options.committer = {"Ferry", "ferry@example.com"};
@@ -151,19 +152,19 @@ TEST(PacksToFoldTest, MergesTheSmallPacksUntilTheRestIsAGeometricProgression) {
 
 TEST_F(WriterTest, ReadsHeadManifestsAndIndex) {
   absl::StatusOr<HeadInfo> head = writer_->Refresh();
-  ASSERT_TRUE(head.ok()) << head.status();
+  FERRY_ASSERT_OK(head);
   EXPECT_EQ(head->revision, upstream_->Head());
   EXPECT_TRUE(head->fetch_error.empty());
   EXPECT_EQ(metrics_.ready.Value(), 1);
 
   auto files = writer_->ReadManifests("", {});
-  ASSERT_TRUE(files.ok()) << files.status();
+  FERRY_ASSERT_OK(files);
   ASSERT_EQ(files->size(), 2u);  // README.md is not a manifest
   EXPECT_EQ((*files)[0].path, "apps/api.yaml");
   EXPECT_EQ((*files)[1].content, Deployment("web", "nginx:1.25"));
 
   auto index = writer_->IndexAt("");
-  ASSERT_TRUE(index.ok()) << index.status();
+  FERRY_ASSERT_OK(index);
   ASSERT_EQ((*index)->loaded.resources.size(), 2u);
   EXPECT_EQ((*index)->loaded.resources[1].id, "apps:deployment/web");
 
@@ -179,8 +180,8 @@ TEST_F(WriterTest, ImageEditIsOneCommitWithOnlyThatLineAndAJobNote) {
   req.author = Signature{"alice", "alice@example.com"};
   req.note = "{\"id\":\"job-1\"}";
   absl::StatusOr<ApplyOutcome> out = writer_->Apply(req);
-  ASSERT_TRUE(out.ok()) << out.status();
-  ASSERT_TRUE(out->edits[0].status.ok()) << out->edits[0].status;
+  FERRY_ASSERT_OK(out);
+  FERRY_ASSERT_OK(out->edits[0].status);
   EXPECT_EQ(out->revision, upstream_->Head());
   EXPECT_EQ(upstream_->Git("rev-parse " + out->revision + "^"), before + "\n");
   EXPECT_EQ(upstream_->Show(out->revision, "apps/web.yaml"), Deployment("web", "nginx:1.26"));
@@ -193,7 +194,7 @@ TEST_F(WriterTest, ImageEditIsOneCommitWithOnlyThatLineAndAJobNote) {
       << out->diff;
   EXPECT_EQ(metrics_.commits.Value(), 1);
   auto notes = writer_->ListNotes(10);
-  ASSERT_TRUE(notes.ok()) << notes.status();
+  FERRY_ASSERT_OK(notes);
   ASSERT_EQ(notes->size(), 1u);
   EXPECT_EQ((*notes)[0].first, out->revision);
 }
@@ -204,14 +205,14 @@ TEST_F(WriterTest, DryRunAndNoOpMakeNoCommit) {
   dry.edits = {ImageEdit("apps:deployment/api", "api", "example/api:1.1.0")};
   dry.dry_run = true;
   auto out = writer_->Apply(dry);
-  ASSERT_TRUE(out.ok()) << out.status();
+  FERRY_ASSERT_OK(out);
   EXPECT_TRUE(out->revision.empty());
   EXPECT_FALSE(out->no_changes);
   EXPECT_NE(out->diff.find("+        image: example/api:1.1.0"), std::string::npos) << out->diff;
   ApplyRequest same;
   same.edits = {ImageEdit("apps:deployment/api", "api", "example/api:1.0.0")};
   auto noop = writer_->Apply(same);
-  ASSERT_TRUE(noop.ok());
+  FERRY_ASSERT_OK(noop);
   EXPECT_TRUE(noop->no_changes);
   EXPECT_EQ(upstream_->Head(), before);
   EXPECT_EQ(metrics_.commits.Value(), 0);
@@ -224,13 +225,13 @@ TEST_F(WriterTest, BadEditsFailAloneAndTheRestIsCommitted) {
                ImageEdit("apps:deployment/api", "nope", "a:1"),
                ImageEdit("apps:deployment/api", "api", "example/api:2.0.0")};
   auto out = writer_->Apply(req);
-  ASSERT_TRUE(out.ok()) << out.status();
+  FERRY_ASSERT_OK(out);
   EXPECT_EQ(out->edits[0].status.code(), absl::StatusCode::kAborted);
   EXPECT_NE(out->edits[0].status.message().find("is now nginx:1.25, not nginx:1.20"),
             std::string::npos);
   EXPECT_EQ(out->edits[1].status.code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(out->edits[2].status.code(), absl::StatusCode::kNotFound);
-  EXPECT_TRUE(out->edits[3].status.ok());
+  FERRY_EXPECT_OK(out->edits[3].status);
   EXPECT_EQ(upstream_->Show(upstream_->Head(), "apps/web.yaml"), Deployment("web", "nginx:1.25"));
   EXPECT_EQ(upstream_->Show(upstream_->Head(), "apps/api.yaml"),
             Deployment("api", "example/api:2.0.0"));
@@ -248,7 +249,7 @@ TEST_F(WriterTest, RejectedPushIsRetriedOnTheNewHeadKeepingBothChanges) {
   ApplyRequest req;
   req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26")};
   auto out = writer_->Apply(req);
-  ASSERT_TRUE(out.ok()) << out.status();
+  FERRY_ASSERT_OK(out);
   EXPECT_EQ(out->retries, 1);
   EXPECT_EQ(metrics_.push_conflicts.Value(), 1);
   EXPECT_EQ(out->revision, upstream_->Head());
@@ -268,7 +269,7 @@ TEST_F(WriterTest, ConflictingUpstreamChangeAbortsTheEdit) {
   ApplyRequest req;
   req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26", "nginx:1.25")};
   auto out = writer_->Apply(req);
-  ASSERT_TRUE(out.ok()) << out.status();
+  FERRY_ASSERT_OK(out);
   EXPECT_EQ(out->edits[0].status.code(), absl::StatusCode::kAborted);
   EXPECT_TRUE(out->no_changes);
   EXPECT_EQ(upstream_->Show(upstream_->Head(), "apps/web.yaml"), Deployment("web", "nginx:1.30"));
@@ -283,7 +284,7 @@ TEST_F(WriterTest, PolicyEditsWriteAnnotations) {
   ApplyRequest req;
   req.edits = {lock};
   auto out = writer_->Apply(req);
-  ASSERT_TRUE(out.ok()) << out.status();
+  FERRY_ASSERT_OK(out);
   EXPECT_EQ(
       upstream_->Show(upstream_->Head(), "apps/api.yaml"),
       Deployment(
@@ -302,18 +303,18 @@ TEST_F(WriterTest, SeveralEditsInOneFileAndOneCommit) {
   req.edits = {ImageEdit("apps:deployment/one", "one", "a/one:2"),
                ImageEdit("apps:deployment/two", "two", "a/two:2")};
   auto out = writer_->Apply(req);
-  ASSERT_TRUE(out.ok()) << out.status();
+  FERRY_ASSERT_OK(out);
   EXPECT_EQ(upstream_->Show(upstream_->Head(), "apps/both.yaml"),
             Deployment("one", "a/one:2") + "---\n" + Deployment("two", "a/two:2"));
   EXPECT_EQ(upstream_->Git("rev-list --count HEAD"), "3\n");
 
   // The index carried over to the new revision matches one loaded from scratch.
   auto carried = writer_->IndexAt(out->revision);
-  ASSERT_TRUE(carried.ok());
+  FERRY_ASSERT_OK(carried);
   WriterMetrics fresh_metrics(registry_);
   Writer fresh(*repo_, WriterOptions{}, fresh_metrics);
   auto loaded = fresh.IndexAt(out->revision);
-  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  FERRY_ASSERT_OK(loaded);
   ASSERT_EQ((*carried)->loaded.resources.size(), (*loaded)->loaded.resources.size());
   for (size_t i = 0; i < (*loaded)->loaded.resources.size(); ++i) {
     const manifest::Resource& a = (*carried)->loaded.resources[i];
@@ -335,7 +336,7 @@ TEST_F(WriterTest, ConcurrentRequestsWhileAnotherPusherCommitsLoseNothing) {
   for (int i = 0; i < 20; ++i) {
     files[absl::StrCat("apps/w", i, ".yaml")] = Deployment(absl::StrCat("w", i), "img/w:1");
   }
-  ASSERT_TRUE(upstream_->CommitWithCli(files, "Twenty workloads").ok());
+  FERRY_ASSERT_OK(upstream_->CommitWithCli(files, "Twenty workloads"));
   std::atomic<bool> done{false};
   int cli_commits = 0;
   std::thread other([&] {
@@ -390,22 +391,22 @@ TEST_F(WriterTest, ReadOnlyRefusesWrites) {
   auto out = writer_->Apply(req);
   EXPECT_EQ(out.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(out.status().message().find("read-only"), std::string::npos);
-  EXPECT_TRUE(writer_->Refresh().ok());
+  FERRY_EXPECT_OK(writer_->Refresh());
 }
 
 TEST_F(WriterTest, SyncMarkerMovesAndIsPushed) {
-  ASSERT_TRUE(writer_->Refresh().ok());
+  FERRY_ASSERT_OK(writer_->Refresh());
   EXPECT_EQ(writer_->GetSyncMarker("ferry-sync").status().code(), absl::StatusCode::kNotFound);
   const std::string head = upstream_->Head();
   absl::Status marked = writer_->SetSyncMarker("ferry-sync", head);
-  ASSERT_TRUE(marked.ok()) << marked;
+  FERRY_ASSERT_OK(marked);
   EXPECT_EQ(*writer_->GetSyncMarker("ferry-sync"), head);
   EXPECT_EQ(upstream_->Git("rev-parse ferry-sync^{commit}"), head + "\n");
   EXPECT_EQ(upstream_->Git("cat-file -t ferry-sync"), "tag\n");  // annotated
 }
 
 TEST_F(WriterTest, UnreachableUpstreamKeepsTheLastHead) {
-  ASSERT_TRUE(writer_->Refresh().ok());
+  FERRY_ASSERT_OK(writer_->Refresh());
   const std::string head = writer_->CurrentHead().revision;
   std::filesystem::rename(upstream_->dir() + "/upstream.git", upstream_->dir() + "/moved.git");
   absl::StatusOr<HeadInfo> again = writer_->Refresh();
@@ -414,7 +415,7 @@ TEST_F(WriterTest, UnreachableUpstreamKeepsTheLastHead) {
   EXPECT_FALSE(writer_->CurrentHead().fetch_error.empty());
   EXPECT_EQ(metrics_.ready.Value(), 0);
   auto files = writer_->ReadManifests("", {});
-  EXPECT_TRUE(files.ok()) << files.status();  // still served from the mirror
+  FERRY_EXPECT_OK(files);  // still served from the mirror
   std::filesystem::rename(upstream_->dir() + "/moved.git", upstream_->dir() + "/upstream.git");
 }
 
@@ -424,7 +425,7 @@ TEST_F(WriterTest, UnknownBranchIsNotFound) {
   o.branch = "nope";
   o.mirror_dir = upstream_->dir() + "/mirror2.git";
   auto repo = Libgit2Repository::Open(o);
-  ASSERT_TRUE(repo.ok());
+  FERRY_ASSERT_OK(repo);
   auto fetched = (*repo)->Fetch();
   EXPECT_EQ(fetched.status().code(), absl::StatusCode::kNotFound) << fetched.status();
   EXPECT_NE(fetched.status().message().find("branch nope does not exist"), std::string::npos);
@@ -438,10 +439,10 @@ TEST_F(WriterTest, ManyWritesKeepFewPacksAndEveryRef) {
     req.edits = {ImageEdit("apps:deployment/web", "web", absl::StrCat("nginx:2.", i))};
     req.note = absl::StrCat("{\"id\":\"job-", i, "\"}");
     absl::StatusOr<ApplyOutcome> out = writer_->Apply(req);
-    ASSERT_TRUE(out.ok()) << i << ": " << out.status();
+    FERRY_ASSERT_OK(out) << i;
     ASSERT_EQ(out->revision, upstream_->Head()) << i;
   }
-  ASSERT_TRUE(writer_->SetSyncMarker("ferry-sync", upstream_->Head()).ok());
+  FERRY_ASSERT_OK(writer_->SetSyncMarker("ferry-sync", upstream_->Head()));
   int packs = 0;
   for (const auto& entry :
        std::filesystem::directory_iterator(upstream_->dir() + "/mirror.git/objects/pack")) {
@@ -450,14 +451,14 @@ TEST_F(WriterTest, ManyWritesKeepFewPacksAndEveryRef) {
   EXPECT_LT(packs, 40);  // 80 writes (commits and notes), repacked every 32
   EXPECT_EQ(*writer_->GetSyncMarker("ferry-sync"), upstream_->Head());
   auto notes = writer_->ListNotes(100);
-  ASSERT_TRUE(notes.ok()) << notes.status();
+  FERRY_ASSERT_OK(notes);
   EXPECT_EQ(notes->size(), 40u);
   auto files = writer_->ReadManifests("", {});
-  ASSERT_TRUE(files.ok()) << files.status();
+  FERRY_ASSERT_OK(files);
   EXPECT_EQ((*files)[1].content, Deployment("web", "nginx:2.39"));
   // A fresh mirror process reads the same history from the repacked mirror.
   OpenWriter({});
-  ASSERT_TRUE(writer_->Refresh().ok());
+  FERRY_ASSERT_OK(writer_->Refresh());
   EXPECT_EQ(writer_->ListNotes(100)->size(), 40u);
 }
 

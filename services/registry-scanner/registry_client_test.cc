@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lib/http/curl_http_client.h"
+#include "lib/status/status_matchers.h"
 #include "services/registry-scanner/metadata.h"
 #include "services/registry-scanner/registry_policy.h"
 #include "tests/support/git_repo.h"
@@ -41,7 +42,7 @@ class RegistryClientTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     auto server = testing::RegistryServer::Start(dir_);
-    ASSERT_TRUE(server.ok()) << server.status();
+    FERRY_ASSERT_OK(server);
     server_ = *std::move(server);
     http::CurlOptions options;
     options.insecure_hosts = {server_->host()};
@@ -64,10 +65,10 @@ class RegistryClientTest : public ::testing::Test {
 
 TEST_F(RegistryClientTest, ListsEveryTagAcrossPages) {
   for (const char* tag : {"1.0.0", "1.1.0", "2.0.0", "latest", "master-a1"}) {
-    ASSERT_TRUE(server_->PushImage("team/app", tag, Config("2023-05-01T10:00:00Z", "amd64")).ok());
+    FERRY_ASSERT_OK(server_->PushImage("team/app", tag, Config("2023-05-01T10:00:00Z", "amd64")));
   }
   absl::StatusOr<std::vector<std::string>> tags = client_->ListTags(server_->host(), "team/app");
-  ASSERT_TRUE(tags.ok()) << tags.status();
+  FERRY_ASSERT_OK(tags);
   std::sort(tags->begin(), tags->end());
   EXPECT_EQ(*tags, (std::vector<std::string>{"1.0.0", "1.1.0", "2.0.0", "latest", "master-a1"}));
   EXPECT_EQ(client_->ListTags(server_->host(), "team/nope").status().code(),
@@ -78,10 +79,10 @@ TEST_F(RegistryClientTest, Schema2ConfigCreatedLabelsAndDigest) {
   auto digest = server_->PushImage("team/app", "1.0.0",
                                    Config("2023-05-01T10:00:00.123456789Z", "amd64",
                                           R"({"org.opencontainers.image.revision":"abc"})"));
-  ASSERT_TRUE(digest.ok()) << digest.status();
+  FERRY_ASSERT_OK(digest);
   absl::StatusOr<TagMetadata> m =
       FetchTagMetadata(*client_, server_->host(), "team/app", "1.0.0", {});
-  ASSERT_TRUE(m.ok()) << m.status();
+  FERRY_ASSERT_OK(m);
   EXPECT_EQ(m->digest, *digest);
   EXPECT_EQ(m->media_type, "application/vnd.docker.distribution.manifest.v2+json");
   ASSERT_TRUE(m->created.has_value());
@@ -102,14 +103,14 @@ TEST_F(RegistryClientTest, OciImageWithoutCreatedFallsBackToTheLabelAndZeroIsRep
               /*oci=*/true)
           .ok());
   auto labelled = FetchTagMetadata(*client_, server_->host(), "team/app", "labelled", {});
-  ASSERT_TRUE(labelled.ok()) << labelled.status();
+  FERRY_ASSERT_OK(labelled);
   EXPECT_EQ(labelled->media_type, "application/vnd.oci.image.manifest.v1+json");
   EXPECT_EQ(labelled->created_source, CreatedSource::kOciLabel);
   EXPECT_EQ(*labelled->created, Utc(2022, 1, 2, 3, 4, 5));
 
-  ASSERT_TRUE(server_->PushImage("team/app", "zero", Config("0001-01-01T00:00:00Z", "amd64")).ok());
+  FERRY_ASSERT_OK(server_->PushImage("team/app", "zero", Config("0001-01-01T00:00:00Z", "amd64")));
   auto zero = FetchTagMetadata(*client_, server_->host(), "team/app", "zero", {});
-  ASSERT_TRUE(zero.ok()) << zero.status();
+  FERRY_ASSERT_OK(zero);
   EXPECT_FALSE(zero->created.has_value());
   EXPECT_NE(zero->incomplete_reason.find("no creation time"), std::string::npos);
 }
@@ -124,31 +125,31 @@ TEST_F(RegistryClientTest, ManifestListAndOciIndexRecordEveryPlatform) {
     ASSERT_TRUE(amd.ok() && arm.ok());
     auto index = server_->PushIndex("team/multi", tag,
                                     {{"linux/amd64", *amd}, {"linux/arm64/v8", *arm}}, oci);
-    ASSERT_TRUE(index.ok()) << index.status();
+    FERRY_ASSERT_OK(index);
     MetadataOptions arm_options;
     arm_options.platform = *PlatformSpec::Parse("linux/arm64");
     auto m = FetchTagMetadata(*client_, server_->host(), "team/multi", tag, arm_options);
-    ASSERT_TRUE(m.ok()) << m.status();
+    FERRY_ASSERT_OK(m);
     EXPECT_EQ(m->digest, *index);
     ASSERT_EQ(m->platforms.size(), 2u);
     EXPECT_EQ(m->platforms[1].variant, "v8");
     EXPECT_EQ(*m->created, Utc(2024, 2, 2, 0, 0, 0));  // the arm64 image's
     auto amd_default = FetchTagMetadata(*client_, server_->host(), "team/multi", tag, {});
-    ASSERT_TRUE(amd_default.ok());
+    FERRY_ASSERT_OK(amd_default);
     EXPECT_EQ(*amd_default->created, Utc(2024, 1, 1, 0, 0, 0));
     MetadataOptions s390;
     s390.platform = *PlatformSpec::Parse("linux/s390x");
     auto none = FetchTagMetadata(*client_, server_->host(), "team/multi", tag, s390);
-    ASSERT_TRUE(none.ok());
+    FERRY_ASSERT_OK(none);
     EXPECT_NE(none->incomplete_reason.find("no linux/s390x image"), std::string::npos);
   }
 }
 
 TEST_F(RegistryClientTest, AgreesWithSkopeo) {
   auto digest = server_->PushImage("team/app", "2.0.0", Config("2023-07-08T09:10:11Z", "amd64"));
-  ASSERT_TRUE(digest.ok());
+  FERRY_ASSERT_OK(digest);
   auto m = FetchTagMetadata(*client_, server_->host(), "team/app", "2.0.0", {});
-  ASSERT_TRUE(m.ok());
+  FERRY_ASSERT_OK(m);
   int status = 0;
   std::string out = testing::RunCommand(absl::StrCat("skopeo inspect --tls-verify=false docker://",
                                                      server_->host(), "/team/app:2.0.0 2>&1"),
@@ -180,7 +181,7 @@ TEST(RegistryAuthTest, BasicAuthWithDockerConfigCredentials) {
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   const std::string dir = tmpl;
   auto server = testing::RegistryServer::Start(dir, "ferry", "pa55-word");
-  ASSERT_TRUE(server.ok()) << server.status();
+  FERRY_ASSERT_OK(server);
   ASSERT_TRUE(
       (*server)->PushImage("private/app", "1.0.0", Config("2023-01-01T00:00:00Z", "amd64")).ok());
   http::CurlOptions curl_options;
@@ -203,17 +204,17 @@ TEST(RegistryAuthTest, BasicAuthWithDockerConfigCredentials) {
     return path;
   };
   auto good = CredentialStore::Load({write_config("good.json", "ferry", "pa55-word")});
-  ASSERT_TRUE(good.ok()) << good.status();
+  FERRY_ASSERT_OK(good);
   RegistryClient authed(http, *good, options);
   auto tags = authed.ListTags((*server)->host(), "private/app");
-  ASSERT_TRUE(tags.ok()) << tags.status();
+  FERRY_ASSERT_OK(tags);
   EXPECT_EQ(*tags, std::vector<std::string>{"1.0.0"});
   auto meta = FetchTagMetadata(authed, (*server)->host(), "private/app", "1.0.0", {});
-  ASSERT_TRUE(meta.ok()) << meta.status();
+  FERRY_ASSERT_OK(meta);
   EXPECT_TRUE(meta->created.has_value());
 
   auto bad = CredentialStore::Load({write_config("bad.json", "ferry", "wrong-secret")});
-  ASSERT_TRUE(bad.ok());
+  FERRY_ASSERT_OK(bad);
   RegistryClient wrong(http, *bad, options);
   auto refused = wrong.ListTags((*server)->host(), "private/app");
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnauthenticated) << refused.status();
@@ -239,9 +240,9 @@ TEST(RegistryAuthTest, BearerTokenFlowWithCachedToken) {
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   const std::string dir = tmpl;
   auto server = testing::RegistryServer::StartWithTokenAuth(dir, "robot", "t0ken-pass");
-  ASSERT_TRUE(server.ok()) << server.status();
+  FERRY_ASSERT_OK(server);
   auto first = (*server)->PushImage("team/app", "1.0.0", Config("2023-01-01T00:00:00Z", "amd64"));
-  ASSERT_TRUE(first.ok()) << first.status();
+  FERRY_ASSERT_OK(first);
   ASSERT_TRUE(
       (*server)->PushImage("team/app", "1.1.0", Config("2023-02-01T00:00:00Z", "amd64")).ok());
   const int pushes = (*server)->TokensIssued();
@@ -265,7 +266,7 @@ TEST(RegistryAuthTest, BearerTokenFlowWithCachedToken) {
   {
     // An allow list naming the registry but not the realm's host: the realm is never asked.
     auto policy = RegistryPolicy::Create({(*server)->host()}, false);
-    ASSERT_TRUE(policy.ok());
+    FERRY_ASSERT_OK(policy);
     RegistryClient::Options allow_registry_only = options;
     allow_registry_only.check_registry = [&](const std::string& r) {
       return policy->CheckRegistry(r);
@@ -281,15 +282,15 @@ TEST(RegistryAuthTest, BearerTokenFlowWithCachedToken) {
   }
   // The token server listed with the registry: credentials go there.
   auto policy = RegistryPolicy::Create({(*server)->host(), (*server)->token_host()}, false);
-  ASSERT_TRUE(policy.ok());
+  FERRY_ASSERT_OK(policy);
   options.check_registry = [&](const std::string& r) { return policy->CheckRegistry(r); };
   options.registry_listed = [&](const std::string& h) { return policy->Lists(h); };
   RegistryClient client(http, creds, options);
   auto tags = client.ListTags((*server)->host(), "team/app");
-  ASSERT_TRUE(tags.ok()) << tags.status();
+  FERRY_ASSERT_OK(tags);
   EXPECT_EQ(tags->size(), 2u);
   auto meta = FetchTagMetadata(client, (*server)->host(), "team/app", "1.1.0", {});
-  ASSERT_TRUE(meta.ok()) << meta.status();
+  FERRY_ASSERT_OK(meta);
   EXPECT_TRUE(meta->created.has_value());
   // One token for the repository scope, reused for tags, manifest and blob requests.
   EXPECT_EQ((*server)->TokensIssued() - pushes, 1);

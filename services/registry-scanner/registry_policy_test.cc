@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "lib/status/status_matchers.h"
 #include "services/registry-scanner/registry_client.h"
 
 namespace ferry::registry_scanner {
@@ -14,16 +15,16 @@ namespace {
 
 TEST(RegistryPolicyTest, DefaultAllowsAnyHostButLinkLocalAndMetadata) {
   RegistryPolicy policy;
-  EXPECT_TRUE(policy.CheckRegistry("127.0.0.1:5000").ok());
-  EXPECT_TRUE(policy.CheckRegistry("docker.io").ok());
+  FERRY_EXPECT_OK(policy.CheckRegistry("127.0.0.1:5000"));
+  FERRY_EXPECT_OK(policy.CheckRegistry("docker.io"));
   for (const char* registry : {"169.254.169.254", "169.254.169.254:80", "metadata.google.internal",
                                "METADATA.google.internal:80", "100.100.100.200"}) {
     absl::Status s = policy.CheckRegistry(registry);
     EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << registry;
     EXPECT_TRUE(absl::StrContains(s.message(), "--registry_allow_link_local")) << s;
   }
-  EXPECT_TRUE(policy.CheckAddress("127.0.0.1").ok());
-  EXPECT_TRUE(policy.CheckAddress("::1").ok());
+  FERRY_EXPECT_OK(policy.CheckAddress("127.0.0.1"));
+  FERRY_EXPECT_OK(policy.CheckAddress("::1"));
   absl::Status metadata = policy.CheckAddress("169.254.169.254");
   EXPECT_EQ(metadata.code(), absl::StatusCode::kPermissionDenied);
   EXPECT_TRUE(absl::StrContains(metadata.message(), "169.254.169.254")) << metadata;
@@ -34,20 +35,20 @@ TEST(RegistryPolicyTest, DefaultAllowsAnyHostButLinkLocalAndMetadata) {
 
 TEST(RegistryPolicyTest, LinkLocalOnlyWithTheFlag) {
   auto policy = RegistryPolicy::Create({}, /*allow_link_local=*/true);
-  ASSERT_TRUE(policy.ok()) << policy.status();
-  EXPECT_TRUE(policy->CheckRegistry("169.254.169.254").ok());
-  EXPECT_TRUE(policy->CheckAddress("169.254.169.254").ok());
+  FERRY_ASSERT_OK(policy);
+  FERRY_EXPECT_OK(policy->CheckRegistry("169.254.169.254"));
+  FERRY_EXPECT_OK(policy->CheckAddress("169.254.169.254"));
 }
 
 TEST(RegistryPolicyTest, AllowListByHostPortAndWildcard) {
   auto policy =
       RegistryPolicy::Create({"registry.example.com", "127.0.0.1:5000", "*.corp.example"}, false);
-  ASSERT_TRUE(policy.ok()) << policy.status();
-  EXPECT_TRUE(policy->CheckRegistry("registry.example.com").ok());
-  EXPECT_TRUE(policy->CheckRegistry("Registry.Example.com:443").ok());
-  EXPECT_TRUE(policy->CheckRegistry("127.0.0.1:5000").ok());
-  EXPECT_TRUE(policy->CheckRegistry("eu.corp.example").ok());
-  EXPECT_TRUE(policy->CheckRegistry("a.b.corp.example:8443").ok());
+  FERRY_ASSERT_OK(policy);
+  FERRY_EXPECT_OK(policy->CheckRegistry("registry.example.com"));
+  FERRY_EXPECT_OK(policy->CheckRegistry("Registry.Example.com:443"));
+  FERRY_EXPECT_OK(policy->CheckRegistry("127.0.0.1:5000"));
+  FERRY_EXPECT_OK(policy->CheckRegistry("eu.corp.example"));
+  FERRY_EXPECT_OK(policy->CheckRegistry("a.b.corp.example:8443"));
   for (const char* registry : {"127.0.0.1:5001", "127.0.0.1", "corp.example", "evilcorp.example",
                                "registry.example.com.evil.io", "docker.io"}) {
     absl::Status s = policy->CheckRegistry(registry);
@@ -55,7 +56,7 @@ TEST(RegistryPolicyTest, AllowListByHostPortAndWildcard) {
     EXPECT_TRUE(absl::StrContains(s.message(), "--registry_allow_hosts")) << s;
   }
   // The address guard is independent of the allow list: loopback stays reachable.
-  EXPECT_TRUE(policy->CheckAddress("127.0.0.1").ok());
+  FERRY_EXPECT_OK(policy->CheckAddress("127.0.0.1"));
 }
 
 TEST(RegistryPolicyTest, BadAllowListEntriesNameTheFlag) {
@@ -70,8 +71,8 @@ TEST(RegistryPolicyTest, BadAllowListEntriesNameTheFlag) {
 
 TEST(RegistryPolicyTest, CheckRepositoryParsesThenChecksTheHost) {
   auto policy = RegistryPolicy::Create({"127.0.0.1:5000"}, false);
-  ASSERT_TRUE(policy.ok());
-  EXPECT_TRUE(policy->CheckRepository("127.0.0.1:5000/team/app").ok());
+  FERRY_ASSERT_OK(policy);
+  FERRY_EXPECT_OK(policy->CheckRepository("127.0.0.1:5000/team/app"));
   EXPECT_EQ(policy->CheckRepository("127.0.0.1:5000/../x").status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(policy->CheckRepository("127.0.0.1:5001/team/app").status().code(),
@@ -100,7 +101,7 @@ TEST(RegistryClientPolicyTest, RefusedRegistryIsNeverSentARequest) {
   OnePageHttp http("/v2/team/app/tags/list?last=1");
   RegistryClient::Options options;
   auto policy = RegistryPolicy::Create({"registry.example.com"}, false);
-  ASSERT_TRUE(policy.ok());
+  FERRY_ASSERT_OK(policy);
   options.check_registry = [&](const std::string& r) { return policy->CheckRegistry(r); };
   RegistryClient client(http, CredentialStore(), options);
   absl::StatusOr<std::vector<std::string>> tags = client.ListTags("127.0.0.1:5000", "team/app");
@@ -179,7 +180,7 @@ CredentialStore RegistryCredentials() {
 TEST(RegistryClientPolicyTest, RedirectOffTheAllowListIsNotFollowed) {
   RedirectingHttp http("http://127.0.0.1:6000/v2/team/app/tags/list");
   auto policy = RegistryPolicy::Create({"127.0.0.1:5000"}, false);
-  ASSERT_TRUE(policy.ok());
+  FERRY_ASSERT_OK(policy);
   RegistryClient client(http, RegistryCredentials(), PolicyOptions(*policy));
   auto tags = client.ListTags("127.0.0.1:5000", "team/app");
   EXPECT_EQ(tags.status().code(), absl::StatusCode::kPermissionDenied) << tags.status();
@@ -201,7 +202,7 @@ TEST(RegistryClientPolicyTest, RedirectElsewhereWithoutAnAllowListDropsCredentia
   RegistryPolicy policy;  // no allow list: another host is reached, but is not listed
   RegistryClient client(http, RegistryCredentials(), PolicyOptions(policy));
   auto tags = client.ListTags("127.0.0.1:5000", "team/app");
-  ASSERT_TRUE(tags.ok()) << tags.status();
+  FERRY_ASSERT_OK(tags);
   ASSERT_EQ(http.requests.size(), 3u);
   EXPECT_TRUE(RedirectingHttp::HasAuthorization(http.requests[1]));  // the registry's own
   EXPECT_EQ(http.requests[2].url, "http://127.0.0.1:6000/v2/team/app/tags/list");
@@ -211,10 +212,10 @@ TEST(RegistryClientPolicyTest, RedirectElsewhereWithoutAnAllowListDropsCredentia
 TEST(RegistryClientPolicyTest, RedirectToAListedHostKeepsCredentials) {
   RedirectingHttp http("http://127.0.0.1:6000/v2/team/app/tags/list", /*challenge=*/true);
   auto policy = RegistryPolicy::Create({"127.0.0.1:5000", "127.0.0.1:6000"}, false);
-  ASSERT_TRUE(policy.ok());
+  FERRY_ASSERT_OK(policy);
   RegistryClient client(http, RegistryCredentials(), PolicyOptions(*policy));
   auto tags = client.ListTags("127.0.0.1:5000", "team/app");
-  ASSERT_TRUE(tags.ok()) << tags.status();
+  FERRY_ASSERT_OK(tags);
   ASSERT_EQ(http.requests.size(), 3u);
   EXPECT_TRUE(RedirectingHttp::HasAuthorization(http.requests[2]));
 }
@@ -222,10 +223,10 @@ TEST(RegistryClientPolicyTest, RedirectToAListedHostKeepsCredentials) {
 TEST(RegistryClientPolicyTest, RedirectToAListedHostIsFollowedWithRelativeLocation) {
   RedirectingHttp http("/v2/team/app/tags/list?n=1000&page=2");
   auto policy = RegistryPolicy::Create({"127.0.0.1:5000"}, false);
-  ASSERT_TRUE(policy.ok());
+  FERRY_ASSERT_OK(policy);
   RegistryClient client(http, RegistryCredentials(), PolicyOptions(*policy));
   auto tags = client.ListTags("127.0.0.1:5000", "team/app");
-  ASSERT_TRUE(tags.ok()) << tags.status();
+  FERRY_ASSERT_OK(tags);
   ASSERT_EQ(http.requests.size(), 2u);
   EXPECT_EQ(http.requests[1].url, "http://127.0.0.1:5000/v2/team/app/tags/list?n=1000&page=2");
 }

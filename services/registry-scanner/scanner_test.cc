@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lib/http/curl_http_client.h"
+#include "lib/status/status_matchers.h"
 #include "services/registry-scanner/metered_http_client.h"
 #include "services/registry-scanner/rate_limited_http_client.h"
 #include "tests/support/fault_proxy.h"
@@ -33,7 +34,7 @@ class ScannerTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     auto server = testing::RegistryServer::Start(dir_ + "/registry");
-    ASSERT_TRUE(server.ok()) << server.status();
+    FERRY_ASSERT_OK(server);
     server_ = *std::move(server);
     repo_ = server_->host() + "/team/app";
     http::CurlOptions options;
@@ -60,7 +61,7 @@ class ScannerTest : public ::testing::Test {
     o.insecure_hosts = {server_->host()};
     client_ = std::make_unique<RegistryClient>(*metered_, CredentialStore(), o);
     auto cache = Cache::Open(dir_ + "/state/cache.db");
-    ASSERT_TRUE(cache.ok()) << cache.status();
+    FERRY_ASSERT_OK(cache);
     cache_ = *std::move(cache);
     metrics_ = std::make_unique<ScannerMetrics>(*registry_);
     ScannerOptions so;
@@ -90,21 +91,21 @@ class ScannerTest : public ::testing::Test {
 };
 
 TEST_F(ScannerTest, FirstScanIsSilentThenNewTagsAreEvents) {
-  ASSERT_TRUE(server_->PushImage("team/app", "1.0.0", Config("2023-01-01T00:00:00Z")).ok());
-  ASSERT_TRUE(server_->PushImage("team/app", "1.1.0", Config("2023-02-01T00:00:00Z")).ok());
+  FERRY_ASSERT_OK(server_->PushImage("team/app", "1.0.0", Config("2023-01-01T00:00:00Z")));
+  FERRY_ASSERT_OK(server_->PushImage("team/app", "1.1.0", Config("2023-02-01T00:00:00Z")));
   auto watched = scanner_->Watch({repo_});
-  ASSERT_TRUE(watched.ok()) << watched.status();
+  FERRY_ASSERT_OK(watched);
   EXPECT_EQ(watched->first, std::vector<std::string>{repo_});
-  ASSERT_TRUE(scanner_->Scan(repo_).ok());
+  FERRY_ASSERT_OK(scanner_->Scan(repo_));
   EXPECT_EQ(scanner_->LastSequence(), 0u);
   auto tags = scanner_->Tags(repo_);
-  ASSERT_TRUE(tags.ok());
+  FERRY_ASSERT_OK(tags);
   ASSERT_EQ(tags->size(), 2u);
   EXPECT_TRUE((*tags)[1].metadata.created.has_value());
 
   auto pushed = server_->PushImage("team/app", "1.2.0", Config("2023-03-01T00:00:00Z"));
-  ASSERT_TRUE(pushed.ok());
-  ASSERT_TRUE(scanner_->Scan(repo_).ok());
+  FERRY_ASSERT_OK(pushed);
+  FERRY_ASSERT_OK(scanner_->Scan(repo_));
   std::vector<TagEvent> events = scanner_->WaitForEvents(0, absl::Seconds(5));
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].kind, TagEvent::Kind::kNewTag);
@@ -114,11 +115,11 @@ TEST_F(ScannerTest, FirstScanIsSilentThenNewTagsAreEvents) {
 
 TEST_F(ScannerTest, UnchangedRescanCostsOneRequest) {
   for (const char* tag : {"a", "b", "c", "d"}) {
-    ASSERT_TRUE(server_->PushImage("team/app", tag, Config("2023-01-01T00:00:00Z", tag)).ok());
+    FERRY_ASSERT_OK(server_->PushImage("team/app", tag, Config("2023-01-01T00:00:00Z", tag)));
   }
-  ASSERT_TRUE(scanner_->Scan(repo_).ok());
+  FERRY_ASSERT_OK(scanner_->Scan(repo_));
   const double before = AllRequests();
-  ASSERT_TRUE(scanner_->Scan(repo_).ok());
+  FERRY_ASSERT_OK(scanner_->Scan(repo_));
   EXPECT_EQ(AllRequests() - before, 1);  // the tag list, nothing else
   EXPECT_EQ(Requests("tags"), 2);
 }
@@ -126,12 +127,12 @@ TEST_F(ScannerTest, UnchangedRescanCostsOneRequest) {
 TEST_F(ScannerTest, MovedTagIsAnEventWithThePreviousDigest) {
   Restart(absl::ZeroDuration());  // re-check known tags on every scan
   auto first = server_->PushImage("team/app", "stable", Config("2023-01-01T00:00:00Z", "one"));
-  ASSERT_TRUE(first.ok());
-  ASSERT_TRUE(scanner_->Scan(repo_).ok());
+  FERRY_ASSERT_OK(first);
+  FERRY_ASSERT_OK(scanner_->Scan(repo_));
   auto second = server_->PushImage("team/app", "stable", Config("2023-06-01T00:00:00Z", "two"));
-  ASSERT_TRUE(second.ok());
+  FERRY_ASSERT_OK(second);
   ASSERT_NE(*first, *second);
-  ASSERT_TRUE(scanner_->Scan(repo_).ok());
+  FERRY_ASSERT_OK(scanner_->Scan(repo_));
   std::vector<TagEvent> events = scanner_->WaitForEvents(0, absl::Seconds(5));
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].kind, TagEvent::Kind::kTagMoved);
@@ -142,16 +143,16 @@ TEST_F(ScannerTest, MovedTagIsAnEventWithThePreviousDigest) {
 
 TEST_F(ScannerTest, RestartAnswersFromTheCacheWithoutManifestFetches) {
   for (const char* tag : {"1", "2", "3"}) {
-    ASSERT_TRUE(server_->PushImage("team/app", tag, Config("2023-01-01T00:00:00Z", tag)).ok());
+    FERRY_ASSERT_OK(server_->PushImage("team/app", tag, Config("2023-01-01T00:00:00Z", tag)));
   }
-  ASSERT_TRUE(scanner_->Watch({repo_}).ok());
-  ASSERT_TRUE(scanner_->Scan(repo_).ok());
+  FERRY_ASSERT_OK(scanner_->Watch({repo_}));
+  FERRY_ASSERT_OK(scanner_->Scan(repo_));
   Restart(absl::Minutes(5));
   auto tags = scanner_->Tags(repo_);
-  ASSERT_TRUE(tags.ok()) << tags.status();
+  FERRY_ASSERT_OK(tags);
   EXPECT_EQ(tags->size(), 3u);
   EXPECT_EQ(AllRequests(), 0);  // answered at once, from the cache
-  ASSERT_TRUE(scanner_->Scan(repo_).ok());
+  FERRY_ASSERT_OK(scanner_->Scan(repo_));
   EXPECT_EQ(Requests("manifest") + Requests("blob") + Requests("manifest_head"), 0);
   EXPECT_EQ(Requests("tags"), 1);
 }
@@ -163,13 +164,13 @@ TEST_F(ScannerTest, CorruptCacheIsRebuiltNotFatal) {
   std::filesystem::remove(dir_ + "/state/cache.db-wal");
   std::filesystem::remove(dir_ + "/state/cache.db-shm");
   auto cache = Cache::Open(dir_ + "/state/cache.db");
-  ASSERT_TRUE(cache.ok()) << cache.status();
+  FERRY_ASSERT_OK(cache);
   EXPECT_TRUE((*cache)->rebuilt());
   EXPECT_TRUE((*cache)->Repositories()->empty());
 }
 
 TEST_F(ScannerTest, RegistryErrorsAreRecordedAndEmitted) {
-  ASSERT_TRUE(scanner_->Watch({repo_ + "-missing"}).ok());
+  FERRY_ASSERT_OK(scanner_->Watch({repo_ + "-missing"}));
   absl::Status s = scanner_->Scan(repo_ + "-missing");
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
   auto record = cache_->Repository(repo_ + "-missing");
@@ -185,19 +186,19 @@ TEST_F(ScannerTest, RegistryErrorsAreRecordedAndEmitted) {
   EXPECT_LE(next, absl::Now() + absl::Minutes(5));
   EXPECT_TRUE(scanner_->DueRepositories().empty());
   // A repository that scans fine is due again only after the scan interval.
-  ASSERT_TRUE(server_->PushImage("team/app", "1", Config("2023-01-01T00:00:00Z")).ok());
-  ASSERT_TRUE(scanner_->Watch({repo_}).ok());
+  FERRY_ASSERT_OK(server_->PushImage("team/app", "1", Config("2023-01-01T00:00:00Z")));
+  FERRY_ASSERT_OK(scanner_->Watch({repo_}));
   EXPECT_EQ(scanner_->DueRepositories(), std::vector<std::string>{repo_});
-  ASSERT_TRUE(scanner_->Scan(repo_).ok());
+  FERRY_ASSERT_OK(scanner_->Scan(repo_));
   EXPECT_TRUE(scanner_->DueRepositories().empty());
 }
 
 // Registries may notify about a manifest before its tag is listed: a webhook's tag is looked
 // for again until it shows.
 TEST_F(ScannerTest, AnnouncedTagIsRescannedUntilItIsListed) {
-  ASSERT_TRUE(server_->PushImage("team/app", "1", Config("2023-01-01T00:00:00Z")).ok());
-  ASSERT_TRUE(scanner_->Watch({repo_}).ok());
-  ASSERT_TRUE(scanner_->Scan(repo_).ok());
+  FERRY_ASSERT_OK(server_->PushImage("team/app", "1", Config("2023-01-01T00:00:00Z")));
+  FERRY_ASSERT_OK(scanner_->Watch({repo_}));
+  FERRY_ASSERT_OK(scanner_->Scan(repo_));
   const uint64_t before = scanner_->LastSequence();
   ScanQueue queue(*scanner_, 2);
   const double lists_before = Requests("tags");
@@ -209,7 +210,7 @@ TEST_F(ScannerTest, AnnouncedTagIsRescannedUntilItIsListed) {
     absl::SleepFor(absl::Milliseconds(10));
   }
   ASSERT_GE(Requests("tags"), lists_before + 2);
-  ASSERT_TRUE(server_->PushImage("team/app", "2", Config("2023-02-01T00:00:00Z")).ok());
+  FERRY_ASSERT_OK(server_->PushImage("team/app", "2", Config("2023-02-01T00:00:00Z")));
   std::vector<TagEvent> events;
   while (events.empty() && absl::Now() < deadline) {
     events = scanner_->WaitForEvents(before, absl::Seconds(1));
@@ -234,13 +235,13 @@ class ScannerFaultTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     auto registry = testing::RegistryServer::Start(dir_ + "/registry");
-    ASSERT_TRUE(registry.ok()) << registry.status();
+    FERRY_ASSERT_OK(registry);
     registry_ = *std::move(registry);
     for (const char* tag : {"1", "2"}) {
-      ASSERT_TRUE(registry_->PushImage("team/app", tag, Config("2023-01-01T00:00:00Z", tag)).ok());
+      FERRY_ASSERT_OK(registry_->PushImage("team/app", tag, Config("2023-01-01T00:00:00Z", tag)));
     }
     auto proxy = testing::FaultProxy::Start(registry_->host());
-    ASSERT_TRUE(proxy.ok()) << proxy.status();
+    FERRY_ASSERT_OK(proxy);
     proxy_ = *std::move(proxy);
     http::CurlOptions curl_options;
     curl_options.insecure_hosts = {proxy_->host(), registry_->host()};
@@ -255,12 +256,12 @@ class ScannerFaultTest : public ::testing::Test {
     o.request_timeout = absl::Seconds(2);
     client_ = std::make_unique<RegistryClient>(*limited_, CredentialStore(), o);
     auto cache = Cache::Open(dir_ + "/cache.db");
-    ASSERT_TRUE(cache.ok());
+    FERRY_ASSERT_OK(cache);
     cache_ = *std::move(cache);
     metrics_ = std::make_unique<ScannerMetrics>(metrics_registry_);
     scanner_ = std::make_unique<Scanner>(*client_, *cache_, ScannerOptions{}, *metrics_);
     repo_ = proxy_->host() + "/team/app";
-    ASSERT_TRUE(scanner_->Watch({repo_}).ok());
+    FERRY_ASSERT_OK(scanner_->Watch({repo_}));
   }
   void TearDown() override {
     scanner_.reset();
@@ -299,10 +300,10 @@ TEST_F(ScannerFaultTest, ServerErrorsBackOffAndThrottlingIsWaitedOut) {
   proxy_->Fail(1, 429, "/tags/list", "1");
   const absl::Time start = absl::Now();
   absl::Status throttled = scanner_->Scan(repo_);
-  EXPECT_TRUE(throttled.ok()) << throttled;
+  FERRY_EXPECT_OK(throttled);
   EXPECT_GE(absl::Now() - start, absl::Seconds(1));  // Retry-After was honoured
   auto tags = cache_->Tags(repo_);
-  ASSERT_TRUE(tags.ok());
+  FERRY_ASSERT_OK(tags);
   EXPECT_EQ(tags->size(), 2u);
   EXPECT_TRUE(LastError(repo_).empty()) << LastError(repo_);
   EXPECT_EQ(testing::MetricSum(metrics_registry_, "ferry_registry_throttled_total"), 1);
@@ -315,12 +316,12 @@ TEST_F(ScannerFaultTest, ConnectionCutMidResponseFailsTheScanAndTheNextOneRecove
   EXPECT_FALSE(LastError(repo_).empty());
   // Nothing half-known was stored: the tags of the failed scan are fetched again in full.
   auto tags = cache_->Tags(repo_);
-  ASSERT_TRUE(tags.ok());
+  FERRY_ASSERT_OK(tags);
   for (const auto& t : *tags) EXPECT_FALSE(t.metadata.digest.empty()) << t.tag;
 
-  ASSERT_TRUE(scanner_->Scan(repo_).ok()) << LastError(repo_);
+  FERRY_ASSERT_OK(scanner_->Scan(repo_)) << LastError(repo_);
   tags = cache_->Tags(repo_);
-  ASSERT_TRUE(tags.ok());
+  FERRY_ASSERT_OK(tags);
   EXPECT_EQ(tags->size(), 2u);
   EXPECT_TRUE(LastError(repo_).empty()) << LastError(repo_);
 }
@@ -329,7 +330,7 @@ TEST_F(ScannerFaultTest, SlowRegistryTimesOutAndDoesNotDelayOthers) {
   // Held far beyond the 2 s request timeout.
   proxy_->Hold(1, absl::Seconds(60), "/tags/list");
   const std::string direct = registry_->host() + "/team/app";
-  ASSERT_TRUE(scanner_->Watch({repo_, direct}).ok());
+  FERRY_ASSERT_OK(scanner_->Watch({repo_, direct}));
   ScanQueue queue(*scanner_, 2);
   ASSERT_TRUE(queue.Request(repo_));
   const absl::Time deadline = absl::Now() + absl::Seconds(10);

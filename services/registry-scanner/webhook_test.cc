@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "lib/http/curl_http_client.h"
 #include "lib/limits/limits.h"
+#include "lib/status/status_matchers.h"
 #include "tests/support/metrics.h"
 
 namespace ferry::registry_scanner {
@@ -25,7 +26,7 @@ TEST(ParseWebhookTest, DistributionEnvelopeOnlyTaggedPushes) {
      "request":{"host":"127.0.0.1:5000"}},
     {"action":"pull","target":{"repository":"team/app","tag":"1.2.0"},"request":{"host":"127.0.0.1:5000"}}]})";
   auto hints = ParseWebhook(body);
-  ASSERT_TRUE(hints.ok()) << hints.status();
+  FERRY_ASSERT_OK(hints);
   ASSERT_EQ(hints->size(), 1u);
   EXPECT_EQ((*hints)[0].repository, "127.0.0.1:5000/team/app");
   EXPECT_EQ((*hints)[0].tag, "1.2.0");
@@ -33,12 +34,12 @@ TEST(ParseWebhookTest, DistributionEnvelopeOnlyTaggedPushes) {
 
 TEST(ParseWebhookTest, DockerHubAndGeneric) {
   auto hub = ParseWebhook(R"({"push_data":{"tag":"v2"},"repository":{"repo_name":"org/app"}})");
-  ASSERT_TRUE(hub.ok());
+  FERRY_ASSERT_OK(hub);
   EXPECT_EQ((*hub)[0].repository, "docker.io/org/app");
   auto official = ParseWebhook(R"({"push_data":{"tag":"1"},"repository":{"repo_name":"nginx"}})");
   EXPECT_EQ((*official)[0].repository, "docker.io/library/nginx");
   auto generic = ParseWebhook(R"({"repository":"quay.io/org/app","tag":"x"})");
-  ASSERT_TRUE(generic.ok());
+  FERRY_ASSERT_OK(generic);
   EXPECT_EQ((*generic)[0].repository, "quay.io/org/app");
   EXPECT_EQ(ParseWebhook("not json").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ParseWebhook(R"({"hello":1})").status().code(), absl::StatusCode::kInvalidArgument);
@@ -76,7 +77,7 @@ TEST(WebhookServerTest, AnswersWithStatusesAndCallsBackOnlyWhenAuthentic) {
         seen.push_back(h);
       },
       metrics);
-  ASSERT_TRUE(server.ok()) << server.status();
+  FERRY_ASSERT_OK(server);
   http::CurlOptions o;
   o.insecure_hosts = {absl::StrCat("127.0.0.1:", (*server)->port())};
   http::CurlHttpClient client(o);
@@ -115,7 +116,7 @@ TEST(WebhookServerTest, RefusesBodiesOverTheLimitBeforeParsingOrHmac) {
   constexpr uint64_t kMax = 64;
   auto server = WebhookServer::Start(
       {"127.0.0.1", 0}, "s3cret", kMax, [&](const PushHint&) { ++hints; }, metrics);
-  ASSERT_TRUE(server.ok()) << server.status();
+  FERRY_ASSERT_OK(server);
   httplib::Client client("127.0.0.1", (*server)->port());
   const std::string small = R"({"repository":"127.0.0.1:5000/a/b","tag":"1"})";
   const std::string big(200, ' ');  // whitespace: valid JSON padding, over the limit
