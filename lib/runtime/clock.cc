@@ -11,6 +11,14 @@ class RealClock final : public Clock {
  public:
   absl::Time Now() override { return absl::Now(); }
   void SleepFor(absl::Duration d) override { absl::SleepFor(d); }
+  bool WaitUntil(absl::Mutex& mu, absl::Time deadline, const std::function<bool()>& done) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (deadline == absl::InfiniteFuture()) {
+      mu.Await(absl::Condition(&done));
+      return true;
+    }
+    return mu.AwaitWithDeadline(absl::Condition(&done), deadline);
+  }
   bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
                  absl::Time deadline, const std::function<bool()>& done) override {
     if (deadline == absl::InfiniteFuture()) {

@@ -7,6 +7,8 @@
 #include <functional>
 #include <mutex>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace ferry::runtime {
@@ -19,15 +21,21 @@ class Clock {
   virtual absl::Time Now() = 0;
   // Blocks the calling thread for `d` of this clock's time.
   virtual void SleepFor(absl::Duration d) = 0;
-  // Called with `lock` held on the mutex `cv` waits with: waits (releasing it, as
-  // std::condition_variable::wait does) until `done()` holds or this clock reaches
-  // `deadline`, whichever comes first; absl::InfiniteFuture() waits for `done()` alone.
-  // Returns done(). Whoever makes done() true notifies `cv`, holding the mutex or after.
+  // Called with `mu` held: waits (releasing it, as absl::Mutex::Await does) until `done()`
+  // holds or this clock reaches `deadline`, whichever comes first; absl::InfiniteFuture()
+  // waits for `done()` alone. `done` is evaluated with `mu` held, by any thread, and must
+  // neither block nor lock; whoever makes it true does so holding `mu` (its unlock wakes the
+  // waiter, no notification needed). Returns done().
+  virtual bool WaitUntil(absl::Mutex& mu, absl::Time deadline, const std::function<bool()>& done)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) = 0;
+  // The same for a std::mutex and a condition variable; `lock` is held on the mutex `cv`
+  // waits with, and whoever makes done() true notifies `cv`. (For the callers not yet on
+  // absl::Mutex.)
   virtual bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
                          absl::Time deadline, const std::function<bool()>& done) = 0;
 };
 
-// The system's clock: absl::Now(), absl::SleepFor(), condition-variable timeouts. Lives as
+// The system's clock: absl::Now(), absl::SleepFor(), absl::Mutex's timed waits. Lives as
 // long as the program.
 Clock& SystemClock();
 

@@ -3,11 +3,14 @@
 // returns, every waiter has looked at the new time.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <mutex>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "lib/runtime/clock.h"
 
 namespace ferry::runtime {
@@ -19,6 +22,8 @@ class FakeClock final : public Clock {
   absl::Time Now() override;
   // Moves time on by `d` at once: sleeping is what moves time for a single thread.
   void SleepFor(absl::Duration d) override { Advance(d); }
+  bool WaitUntil(absl::Mutex& mu, absl::Time deadline, const std::function<bool()>& done) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
                  absl::Time deadline, const std::function<bool()>& done) override;
 
@@ -30,25 +35,34 @@ class FakeClock final : public Clock {
   // How many WaitUntil calls are in progress.
   int waiting();
   // Blocks until `n` WaitUntil calls have begun (the n-th caller then holds or has released
-  // its lock in cv.wait, so what the test does next under that lock happens while it
+  // its lock in its wait, so what the test does next under that lock happens while it
   // waits), or until `timeout` of real time has passed (a bug's safety net). Returns whether
   // they had.
   bool AwaitWaits(int64_t n, absl::Duration timeout = absl::Seconds(10));
 
  private:
+  // How a waiter is woken to look at the time again: a lock and unlock of its absl::Mutex
+  // (the unlock evaluates its condition), or a notification of its condition variable.
   struct Waiter {
-    std::condition_variable* cv;
-    std::mutex* mu;
-    int64_t seen;  // the last generation of the time it compared with its deadline
+    absl::Mutex* absl_mu = nullptr;
+    std::condition_variable* cv = nullptr;
+    std::mutex* mu = nullptr;
+    int64_t seen = 0;  // the last generation of the time it compared with its deadline
   };
+  // Registers a wait; returns its id.
+  int64_t Begin(const Waiter& waiter) ABSL_LOCKS_EXCLUDED(mu_);
+  // Records that wait `id` looked at the time; returns whether `deadline` has passed (the
+  // wait is then over) and, in `generation`, the time's generation it looked at.
+  bool LookAtTime(int64_t id, absl::Time deadline, int64_t* generation) ABSL_LOCKS_EXCLUDED(mu_);
+  void End(int64_t id) ABSL_LOCKS_EXCLUDED(mu_);
 
-  std::mutex mu_;
-  std::condition_variable changed_;  // a wait began, looked at the time or ended
-  absl::Time now_;
-  int64_t generation_ = 0;  // Advance calls
-  int64_t waits_begun_ = 0;
-  int64_t next_id_ = 0;
-  std::map<int64_t, Waiter> waiters_;  // WaitUntil calls in progress, by id
+  absl::Mutex mu_;
+  absl::Time now_ ABSL_GUARDED_BY(mu_);
+  // Advance calls; read without mu_ by the conditions of waiters on an absl::Mutex.
+  std::atomic<int64_t> generation_{0};
+  int64_t waits_begun_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<int64_t, Waiter> waiters_ ABSL_GUARDED_BY(mu_);  // WaitUntil calls in progress
 };
 
 }  // namespace ferry::runtime

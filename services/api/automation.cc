@@ -47,7 +47,7 @@ Automation::~Automation() { Stop(); }
 
 void Automation::Start() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     triggered_ = true;
   }
   loop_ = std::thread([this] { Loop(); });
@@ -56,21 +56,19 @@ void Automation::Start() {
 
 void Automation::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
     if (events_ctx_ != nullptr) events_ctx_->TryCancel();
   }
-  wake_.notify_all();
   if (loop_.joinable()) loop_.join();
   if (events_.joinable()) events_.join();
 }
 
 void Automation::Trigger() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    triggered_ = true;
+    absl::MutexLock lock(&mu_);
+    triggered_ = true;  // the unlock wakes Loop's wait
   }
-  wake_.notify_all();
 }
 
 void Automation::Loop() {
@@ -82,13 +80,20 @@ void Automation::Loop() {
   absl::Duration pause = interval_;
   for (;;) {
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      clock_.WaitUntil(wake_, lock, clock_.Now() + pause, [&] { return stopping_ || triggered_; });
+      absl::MutexLock lock(&mu_);
+      clock_.WaitUntil(mu_, clock_.Now() + pause, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || triggered_;
+      });
       if (stopping_) return;
       triggered_ = false;
     }
     RunOnce();
-    if (last_pass_failed_) {
+    bool failed;
+    {
+      absl::MutexLock pass(&pass_mu_);
+      failed = last_pass_failed_;
+    }
+    if (failed) {
       pause = std::min(retry, interval_);
       retry = std::min(retry * 2, kMaxRetry);
     } else {
@@ -113,7 +118,7 @@ void Automation::FollowEvents() {
         peers_.registry.Open(&RegistryScannerStub::WatchEvents, request,
                              peers_.Until(absl::InfiniteFuture(), /*await_peer=*/false), call);
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       if (!opened.ok()) return;  // not opened: the api is shutting down
       events_ctx_ = &call.context();
       if (stopping_) call.context().TryCancel();  // Stop() came first: the stream ends at once
@@ -138,7 +143,7 @@ void Automation::FollowEvents() {
       }
       bool automated;
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        absl::MutexLock lock(&mu_);
         automated = automated_repositories_.count(event.repository()) > 0;
       }
       if (automated) {
@@ -148,7 +153,7 @@ void Automation::FollowEvents() {
       }
     }
     grpc::Status s = stream->Finish();
-    std::unique_lock<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     events_ctx_ = nullptr;
     if (stopping_ || peers_.shutting_down()) return;
     // Said once per outage, not on every reconnect attempt.
@@ -159,13 +164,14 @@ void Automation::FollowEvents() {
     unreachable = !connected;
     lost = true;
     if (connected) backoff = absl::Milliseconds(250);
-    clock_.WaitUntil(wake_, lock, clock_.Now() + backoff, [&] { return stopping_; });
+    clock_.WaitUntil(mu_, clock_.Now() + backoff,
+                     [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; });
     backoff = std::min(backoff * 2, absl::Seconds(5));
   }
 }
 
 std::optional<std::string> Automation::RunOnce() {
-  std::lock_guard<std::mutex> pass(pass_mu_);
+  absl::MutexLock pass(&pass_mu_);
   auto done = [&](const char* outcome) { metrics_.runs_.Add({{"outcome", outcome}}).Increment(); };
   const CallBudget budget = peers_.ForStage(Stage::kPlanning);  // the pass's reads
   absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git = peers_.git.Call(
@@ -198,7 +204,7 @@ std::optional<std::string> Automation::RunOnce() {
   metrics_.workloads_.Add({{"policy", "ignored"}}).Set(ignored);
   bool watch_changed;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     automated_repositories_ = automated;
     watch_changed = watched_ != repositories;
   }
@@ -215,7 +221,7 @@ std::optional<std::string> Automation::RunOnce() {
         log::Warn("automation: the scanner refused to watch a repository",
                   {{"reason", r.reason()}, {"code", absl::StrCat(r.code())}});
       }
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       watched_ = repositories;
     } else {
       log::Warn("automation: cannot set the scanner's watch list",

@@ -23,14 +23,13 @@
 #include <prometheus/registry.h>
 
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "lib/runtime/clock.h"
 #include "services/api/executor.h"
@@ -88,16 +87,15 @@ class Automation {
   const absl::Duration interval_;
   runtime::Clock& clock_;
 
-  std::mutex pass_mu_;  // one pass at a time
-  std::mutex mu_;
-  std::condition_variable wake_;
+  absl::Mutex pass_mu_;  // one pass at a time
+  absl::Mutex mu_;       // Loop and FollowEvents wait on conditions of it
   bool triggered_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::set<std::string> automated_repositories_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> watched_ ABSL_GUARDED_BY(mu_);
   grpc::ClientContext* events_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::atomic<uint64_t> passes_{0};
-  bool last_pass_failed_ = false;  // guarded by pass_mu_
+  bool last_pass_failed_ ABSL_GUARDED_BY(pass_mu_) = false;
   std::thread loop_;
   std::thread events_;
 };
