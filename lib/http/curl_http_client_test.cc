@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "lib/status/status_matchers.h"
 
 namespace ferry::http {
 namespace {
@@ -117,7 +118,7 @@ TEST(CurlHttpClientTest, AllowedAddressesConnect) {
   request.url = absl::StrCat("http://127.0.0.1:", listener.port(), "/v2/");
   request.timeout = absl::Milliseconds(300);
   // Nobody answers: a timeout, but the connection was made.
-  EXPECT_FALSE(client.Send(request).ok());
+  EXPECT_THAT(client.Send(request), ::testing::Not(::ferry::testing::IsOk()));
   EXPECT_EQ(listener.Accepted(), 1);
 }
 
@@ -128,7 +129,7 @@ TEST(CurlHttpClientTest, OnlyHttpAndHttps) {
     Request request;
     request.url = url;
     absl::StatusOr<Response> response = client.Send(request);
-    EXPECT_FALSE(response.ok()) << url;
+    EXPECT_THAT(response, ::testing::Not(::ferry::testing::IsOk())) << url;
   }
 }
 

@@ -210,12 +210,13 @@ TEST(ReferenceTest, ToStringRoundTrips) {
 
 TEST(ReferenceTest, RejectsOverlongNamesAndTags) {
   std::string long_name(256, 'a');
-  EXPECT_FALSE(Reference::Parse(long_name).ok());
+  EXPECT_THAT(Reference::Parse(long_name), ::testing::Not(::ferry::testing::IsOk()));
   FERRY_EXPECT_OK(Reference::Parse(std::string(255, 'a')));
-  EXPECT_FALSE(Reference::Parse("a:" + std::string(129, 't')).ok());
+  EXPECT_THAT(Reference::Parse("a:" + std::string(129, 't')),
+              ::testing::Not(::ferry::testing::IsOk()));
   FERRY_EXPECT_OK(Reference::Parse("a:" + std::string(128, 't')));
   FERRY_EXPECT_OK(ValidateTag("v1.2.3-rc.1"));
-  EXPECT_FALSE(ValidateTag(".hidden").ok());
+  EXPECT_THAT(ValidateTag(".hidden"), ::testing::Not(::ferry::testing::IsOk()));
 }
 
 }  // namespace

@@ -234,7 +234,7 @@ TEST(ServerTest, ShutdownTurnsHealthNotServingThenStops) {
   stopper.join();
   while (watch->Read(&update)) {
   }
-  EXPECT_FALSE(watch->Finish().ok());
+  EXPECT_THAT(watch->Finish(), ::testing::Not(::ferry::testing::IsOk()));
 
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
