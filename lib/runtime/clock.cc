@@ -19,16 +19,6 @@ class RealClock final : public Clock {
     }
     return mu.AwaitWithDeadline(absl::Condition(&done), deadline);
   }
-  bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
-                 absl::Time deadline, const std::function<bool()>& done) override {
-    if (deadline == absl::InfiniteFuture()) {
-      cv.wait(lock, done);
-      return true;
-    }
-    return cv.wait_for(
-        lock, absl::ToChronoNanoseconds(std::max(absl::ZeroDuration(), deadline - absl::Now())),
-        done);
-  }
 };
 
 }  // namespace

@@ -3,9 +3,7 @@
 // milliseconds without sleeping.
 #pragma once
 
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -28,11 +26,6 @@ class Clock {
   // waiter, no notification needed). Returns done().
   virtual bool WaitUntil(absl::Mutex& mu, absl::Time deadline, const std::function<bool()>& done)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) = 0;
-  // The same for a std::mutex and a condition variable; `lock` is held on the mutex `cv`
-  // waits with, and whoever makes done() true notifies `cv`. (For the callers not yet on
-  // absl::Mutex.)
-  virtual bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
-                         absl::Time deadline, const std::function<bool()>& done) = 0;
 };
 
 // The system's clock: absl::Now(), absl::SleepFor(), absl::Mutex's timed waits. Lives as

@@ -33,7 +33,7 @@ void FakeClock::End(int64_t id) {
 }
 
 bool FakeClock::WaitUntil(absl::Mutex& mu, absl::Time deadline, const std::function<bool()>& done) {
-  const int64_t id = Begin(Waiter{.absl_mu = &mu});
+  const int64_t id = Begin(Waiter{.mu = &mu});
   while (!done()) {
     int64_t generation;
     if (LookAtTime(id, deadline, &generation)) return false;
@@ -41,20 +41,6 @@ bool FakeClock::WaitUntil(absl::Mutex& mu, absl::Time deadline, const std::funct
     // after moving it, and that unlock evaluates this condition.
     const std::function<bool()> woken = [&] { return done() || generation_.load() != generation; };
     mu.Await(absl::Condition(&woken));
-  }
-  End(id);
-  return true;
-}
-
-bool FakeClock::WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
-                          absl::Time deadline, const std::function<bool()>& done) {
-  const int64_t id = Begin(Waiter{.cv = &cv, .mu = lock.mutex()});
-  // The caller holds `lock` from each check until cv.wait releases it, and Advance takes that
-  // mutex before notifying: no wake-up is lost between the check and the wait.
-  while (!done()) {
-    int64_t generation;
-    if (LookAtTime(id, deadline, &generation)) return false;
-    cv.wait(lock);
   }
   End(id);
   return true;
@@ -70,13 +56,8 @@ void FakeClock::Advance(absl::Duration d) {
     waiters = waiters_;
   }
   for (const auto& [id, w] : waiters) {
-    if (w.absl_mu != nullptr) {
-      w.absl_mu->Lock();
-      w.absl_mu->Unlock();
-    } else {
-      std::lock_guard<std::mutex> lock(*w.mu);
-      w.cv->notify_all();
-    }
+    w.mu->Lock();
+    w.mu->Unlock();
   }
   // Bounded in real time all the same: a waiter that never looks again is a bug of the test.
   absl::MutexLock lock(&mu_);

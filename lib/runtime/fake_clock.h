@@ -4,10 +4,8 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
-#include <mutex>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -24,8 +22,6 @@ class FakeClock final : public Clock {
   void SleepFor(absl::Duration d) override { Advance(d); }
   bool WaitUntil(absl::Mutex& mu, absl::Time deadline, const std::function<bool()>& done) override
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
-  bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
-                 absl::Time deadline, const std::function<bool()>& done) override;
 
   // Moves time on by `d`, and returns once every WaitUntil in progress has looked at the new
   // time: each has either returned (its deadline passed) or waits on.
@@ -41,12 +37,10 @@ class FakeClock final : public Clock {
   bool AwaitWaits(int64_t n, absl::Duration timeout = absl::Seconds(10));
 
  private:
-  // How a waiter is woken to look at the time again: a lock and unlock of its absl::Mutex
-  // (the unlock evaluates its condition), or a notification of its condition variable.
   struct Waiter {
-    absl::Mutex* absl_mu = nullptr;
-    std::condition_variable* cv = nullptr;
-    std::mutex* mu = nullptr;
+    // Woken to look at the time again by a lock and unlock of its mutex (the unlock
+    // evaluates its condition).
+    absl::Mutex* mu = nullptr;
     int64_t seen = 0;  // the last generation of the time it compared with its deadline
   };
   // Registers a wait; returns its id.

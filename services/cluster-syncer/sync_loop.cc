@@ -37,41 +37,39 @@ void SyncLoop::Start() {
 
 SyncLoop::TrackedCall::TrackedCall(SyncLoop& loop, grpc::ClientContext& context)
     : loop_(loop), context_(context) {
-  std::lock_guard<std::mutex> lock(loop_.mu_);
+  absl::MutexLock lock(&loop_.mu_);
   loop_.calls_.insert(&context_);
   if (loop_.stop_) context_.TryCancel();
 }
 
 SyncLoop::TrackedCall::~TrackedCall() {
-  std::lock_guard<std::mutex> lock(loop_.mu_);
+  absl::MutexLock lock(&loop_.mu_);
   loop_.calls_.erase(&context_);
 }
 
 void SyncLoop::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stop_ = true;
     if (watch_context_ != nullptr) watch_context_->TryCancel();
     for (grpc::ClientContext* call : calls_) call->TryCancel();
   }
-  cv_.notify_all();
   if (watcher_.joinable()) watcher_.join();
   if (worker_.joinable()) worker_.join();
 }
 
 void SyncLoop::SetReadinessSink(std::function<void(bool)> sink) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   readiness_sink_ = std::move(sink);
   if (readiness_sink_) readiness_sink_(ready_);
 }
 
 void SyncLoop::Trigger(const std::string& revision) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     triggered_ = true;
     if (!revision.empty()) wanted_revision_ = revision;
   }
-  cv_.notify_all();
 }
 
 void SyncLoop::WatchHeads() {
@@ -79,7 +77,7 @@ void SyncLoop::WatchHeads() {
   while (true) {
     grpc::ClientContext context;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       if (stop_) return;
       watch_context_ = &context;
     }
@@ -95,7 +93,7 @@ void SyncLoop::WatchHeads() {
     }
     grpc::Status status = stream->Finish();
     {
-      std::unique_lock<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       watch_context_ = nullptr;
       if (stop_) return;
       if (!got_any) {
@@ -103,7 +101,8 @@ void SyncLoop::WatchHeads() {
                   {{"error", status.error_message()},
                    {"retry_in_ms", absl::ToInt64Milliseconds(backoff)}});
       }
-      clock_.WaitUntil(cv_, lock, clock_.Now() + backoff, [&] { return stop_; });
+      clock_.WaitUntil(mu_, clock_.Now() + backoff,
+                       [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; });
       if (stop_) return;
     }
     backoff = std::min(backoff * 2, options_.max_backoff);
@@ -116,8 +115,9 @@ void SyncLoop::Work() {
   while (true) {
     std::string revision;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      clock_.WaitUntil(cv_, lock, next_due, [&] { return stop_ || triggered_; });
+      absl::MutexLock lock(&mu_);
+      clock_.WaitUntil(mu_, next_due,
+                       [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || triggered_; });
       if (stop_) return;
       const bool due = clock_.Now() >= next_due;
       if (!triggered_ && !due) continue;
@@ -129,7 +129,7 @@ void SyncLoop::Work() {
     }
     SyncReport report;
     {
-      std::lock_guard<std::mutex> lock(sync_mu_);
+      absl::MutexLock lock(&sync_mu_);
       report = RunSync(revision, false, false);
     }
     if (report.error.empty()) {
@@ -145,7 +145,7 @@ void SyncLoop::Work() {
 }
 
 SyncReport SyncLoop::SyncNow(const std::string& revision, bool dry_run) {
-  std::lock_guard<std::mutex> lock(sync_mu_);
+  absl::MutexLock lock(&sync_mu_);
   return RunSync(revision, dry_run, revision.empty());
 }
 
@@ -247,13 +247,12 @@ void SyncLoop::Record(const SyncReport& report) {
   {
     // The sink is called under the lock: SetReadinessSink(nullptr) returns only once no call
     // is in progress, so the server behind it can go away safely.
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     last_ = report;
     ++sequence_;
     if (ready != ready_ && readiness_sink_) readiness_sink_(ready);
     ready_ = ready;
   }
-  cv_.notify_all();
   log::Info("synced",
             {{"revision", report.revision},
              {"applied", report.applied},
@@ -296,15 +295,15 @@ void SyncLoop::RecordState(const SyncReport& report) {
 }
 
 std::pair<uint64_t, std::optional<SyncReport>> SyncLoop::Last() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return {sequence_, last_};
 }
 
 std::pair<uint64_t, std::optional<SyncReport>> SyncLoop::WaitNext(uint64_t after,
                                                                   absl::Duration timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
-               [&] { return stop_ || sequence_ > after; });
+  absl::MutexLock lock(&mu_);
+  auto next = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || sequence_ > after; };
+  mu_.AwaitWithTimeout(absl::Condition(&next), timeout);
   return {sequence_, last_};
 }
 

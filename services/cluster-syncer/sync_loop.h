@@ -4,16 +4,16 @@
 // reports whether the last attempt reached both.
 #pragma once
 
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "ferry/v1/git_writer.grpc.pb.h"
 #include "lib/runtime/clock.h"
 #include "services/cluster-syncer/syncer.h"
@@ -62,8 +62,9 @@ class SyncLoop {
  private:
   void WatchHeads();
   void Work();
-  // One sync (the caller holds sync_mu_).
-  SyncReport RunSync(const std::string& revision, bool dry_run, bool fetch_first);
+  // One sync.
+  SyncReport RunSync(const std::string& revision, bool dry_run, bool fetch_first)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(sync_mu_);
   // RunSync's steps. git-writer's head, after a fetch when `fetch_first`; Unavailable when
   // git-writer cannot be reached in time, its own code otherwise, named "git-writer: ...".
   absl::StatusOr<std::string> HeadRevision(bool fetch_first);
@@ -94,19 +95,22 @@ class SyncLoop {
   const Options options_;
   runtime::Clock& clock_;
 
-  std::mutex sync_mu_;  // one sync at a time
+  absl::Mutex sync_mu_;  // one sync at a time
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  bool triggered_ = false;
-  std::string wanted_revision_;  // newest head seen; empty: ask git-writer
-  uint64_t sequence_ = 0;
-  std::optional<SyncReport> last_;
-  bool ready_ = false;
-  std::function<void(bool)> readiness_sink_;
-  grpc::ClientContext* watch_context_ = nullptr;  // to cancel the head stream
-  std::set<grpc::ClientContext*> calls_;          // calls in progress, to cancel on Stop()
+  // The loop's threads and WaitNext wait on conditions of mu_ (woken by its unlock).
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool triggered_ ABSL_GUARDED_BY(mu_) = false;
+  // Newest head seen; empty: ask git-writer.
+  std::string wanted_revision_ ABSL_GUARDED_BY(mu_);
+  uint64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<SyncReport> last_ ABSL_GUARDED_BY(mu_);
+  bool ready_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void(bool)> readiness_sink_ ABSL_GUARDED_BY(mu_);
+  // To cancel the head stream.
+  grpc::ClientContext* watch_context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // Calls in progress, to cancel on Stop().
+  std::set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(mu_);
 
   std::thread watcher_;
   std::thread worker_;

@@ -110,7 +110,7 @@ absl::StatusOr<std::pair<std::vector<std::string>, std::vector<std::string>>> Sc
 absl::Time Scanner::NextScan(const RepositoryRecord& record) const {
   absl::Time next =
       record.last_scan ? *record.last_scan + options_.scan_interval : absl::InfinitePast();
-  std::lock_guard<std::mutex> lock(attempts_mu_);
+  absl::MutexLock lock(&attempts_mu_);
   auto it = attempts_.find(record.name);
   if (it != attempts_.end() && it->second.failures > 0) {
     absl::Duration backoff = absl::Seconds(5);
@@ -120,10 +120,10 @@ absl::Time Scanner::NextScan(const RepositoryRecord& record) const {
   return next;
 }
 
-std::mutex* Scanner::RepositoryMutex(const std::string& repository) {
-  std::lock_guard<std::mutex> lock(repo_mu_map_mu_);
-  std::unique_ptr<std::mutex>& mu = repo_mu_[repository];
-  if (!mu) mu = std::make_unique<std::mutex>();
+absl::Mutex* Scanner::RepositoryMutex(const std::string& repository) {
+  absl::MutexLock lock(&repo_mu_map_mu_);
+  std::unique_ptr<absl::Mutex>& mu = repo_mu_[repository];
+  if (!mu) mu = std::make_unique<absl::Mutex>();
   return mu.get();
 }
 
@@ -131,10 +131,10 @@ absl::Status Scanner::Scan(const std::string& repository) {
   absl::StatusOr<std::pair<std::string, std::string>> parts = SplitRepository(repository);
   if (!parts.ok()) return parts.status();
   const auto& [registry, path] = *parts;
-  std::lock_guard<std::mutex> scan_lock(*RepositoryMutex(repository));
+  absl::MutexLock scan_lock(RepositoryMutex(repository));
   const auto start = std::chrono::steady_clock::now();
   {
-    std::lock_guard<std::mutex> lock(attempts_mu_);
+    absl::MutexLock lock(&attempts_mu_);
     attempts_[repository].last = clock_.Now();
   }
   absl::StatusOr<std::optional<RepositoryRecord>> existing = cache_.Repository(repository);
@@ -146,7 +146,7 @@ absl::Status Scanner::Scan(const std::string& repository) {
 
   auto fail = [&](const absl::Status& status) {
     {
-      std::lock_guard<std::mutex> lock(attempts_mu_);
+      absl::MutexLock lock(&attempts_mu_);
       ++attempts_[repository].failures;
     }
     metrics_.scans.Add({{"outcome", "error"}}).Increment();
@@ -228,7 +228,7 @@ absl::Status Scanner::Scan(const std::string& repository) {
     if (!listed.count(tag)) (void)cache_.DeleteTag(repository, tag);
   }
   {
-    std::lock_guard<std::mutex> lock(attempts_mu_);
+    absl::MutexLock lock(&attempts_mu_);
     attempts_[repository].failures = 0;
   }
   record.last_scan = now;
@@ -277,23 +277,23 @@ absl::StatusOr<std::vector<RepositoryRecord>> Scanner::Repositories() {
 
 void Scanner::Emit(TagEvent event) {
   {
-    std::lock_guard<std::mutex> lock(events_mu_);
+    absl::MutexLock lock(&events_mu_);
     event.sequence = ++sequence_;
     event.time = clock_.Now();
     events_.push_back(std::move(event));
     if (events_.size() > kMaxEvents) events_.pop_front();
   }
-  events_cv_.notify_all();
 }
 
 uint64_t Scanner::LastSequence() const {
-  std::lock_guard<std::mutex> lock(events_mu_);
+  absl::MutexLock lock(&events_mu_);
   return sequence_;
 }
 
 std::vector<TagEvent> Scanner::WaitForEvents(uint64_t after, absl::Duration timeout) {
-  std::unique_lock<std::mutex> lock(events_mu_);
-  events_cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [&] { return sequence_ > after; });
+  absl::MutexLock lock(&events_mu_);
+  auto newer = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(events_mu_) { return sequence_ > after; };
+  events_mu_.AwaitWithTimeout(absl::Condition(&newer), timeout);
   std::vector<TagEvent> out;
   for (const TagEvent& e : events_) {
     if (e.sequence > after) out.push_back(e);
@@ -312,17 +312,16 @@ ScanQueue::ScanQueue(Scanner& scanner, int workers) : scanner_(scanner) {
 
 ScanQueue::~ScanQueue() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stop_ = true;
   }
-  cv_.notify_all();
   for (std::thread& t : threads_) t.join();
 }
 
 bool ScanQueue::Request(const std::string& repository, const std::string& expected_tag) {
   if (!scanner_.IsWatched(repository)) return false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     pending_.insert(repository);
     ++changes_;
     if (!expected_tag.empty()) {
@@ -331,17 +330,16 @@ bool ScanQueue::Request(const std::string& repository, const std::string& expect
       e.attempts = 0;
     }
   }
-  cv_.notify_all();
   return true;
 }
 
-void ScanQueue::CheckExpected(const std::string& repository, std::unique_lock<std::mutex>& lock) {
+void ScanQueue::CheckExpected(const std::string& repository) {
   auto it = expected_.find(repository);
   if (it == expected_.end()) return;
   std::set<std::string> waiting = it->second.tags;
-  lock.unlock();
+  mu_.Unlock();
   absl::StatusOr<std::vector<TagRecord>> known = scanner_.Tags(repository);
-  lock.lock();
+  mu_.Lock();
   it = expected_.find(repository);
   if (it == expected_.end()) return;
   if (known.ok()) {
@@ -362,7 +360,7 @@ void ScanQueue::CheckExpected(const std::string& repository, std::unique_lock<st
 }
 
 void ScanQueue::Run() {
-  std::unique_lock<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   while (true) {
     // Retries that are due join the pending scans.
     runtime::Clock& clock = scanner_.clock();
@@ -388,18 +386,19 @@ void ScanQueue::Run() {
     if (stop_) return;
     if (repository.empty()) {
       const uint64_t seen = changes_;
-      clock.WaitUntil(cv_, lock, next_retry, [&] { return stop_ || changes_ != seen; });
+      clock.WaitUntil(mu_, next_retry, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stop_ || changes_ != seen;
+      });
       continue;
     }
     pending_.erase(repository);
     running_.insert(repository);
-    lock.unlock();
+    mu_.Unlock();
     (void)scanner_.Scan(repository);
-    lock.lock();
+    mu_.Lock();
     running_.erase(repository);
-    CheckExpected(repository, lock);
-    ++changes_;
-    cv_.notify_all();
+    CheckExpected(repository);
+    ++changes_;  // the unlock (at the next wait) wakes the idle workers
   }
 }
 

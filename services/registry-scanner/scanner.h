@@ -10,18 +10,18 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
-#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "lib/runtime/clock.h"
 #include "services/registry-scanner/cache.h"
@@ -120,21 +120,21 @@ class Scanner {
 
   // One scan at a time per repository; different repositories scan in parallel (the
   // per-host rate limit keeps registries' load in check).
-  std::mutex* RepositoryMutex(const std::string& repository);
-  std::mutex repo_mu_map_mu_;
-  std::map<std::string, std::unique_ptr<std::mutex>> repo_mu_;
+  absl::Mutex* RepositoryMutex(const std::string& repository);
+  absl::Mutex repo_mu_map_mu_;
+  std::map<std::string, std::unique_ptr<absl::Mutex>> repo_mu_ ABSL_GUARDED_BY(repo_mu_map_mu_);
 
   struct Attempts {
     absl::Time last = absl::InfinitePast();
     int failures = 0;
   };
-  mutable std::mutex attempts_mu_;
-  std::map<std::string, Attempts> attempts_;
+  mutable absl::Mutex attempts_mu_;
+  std::map<std::string, Attempts> attempts_ ABSL_GUARDED_BY(attempts_mu_);
 
-  mutable std::mutex events_mu_;
-  std::condition_variable events_cv_;
-  std::deque<TagEvent> events_;  // bounded
-  uint64_t sequence_ = 0;
+  // WaitForEvents waits on a condition of events_mu_ (woken by Emit's unlock).
+  mutable absl::Mutex events_mu_;
+  std::deque<TagEvent> events_ ABSL_GUARDED_BY(events_mu_);  // bounded
+  uint64_t sequence_ ABSL_GUARDED_BY(events_mu_) = 0;
 };
 
 // Runs requested scans (due ones and those webhooks ask for) on a few worker threads, each
@@ -154,22 +154,24 @@ class ScanQueue {
   void Run();
   // After a scan of `repository`: drops the expected tags now known, schedules a retry for
   // the others (the caller holds mu_).
-  void CheckExpected(const std::string& repository, std::unique_lock<std::mutex>& lock);
+  void CheckExpected(const std::string& repository) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   struct Expected {
     std::set<std::string> tags;
     int attempts = 0;
   };
   Scanner& scanner_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::set<std::string> pending_;
-  std::set<std::string> running_;
-  std::map<std::string, Expected> expected_;    // repository -> tags a webhook announced
-  std::map<std::string, absl::Time> retry_at_;  // repository -> when to scan again
+  // Idle workers wait on a condition of mu_ (woken by the unlock after a change).
+  absl::Mutex mu_;
+  std::set<std::string> pending_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> running_ ABSL_GUARDED_BY(mu_);
+  // Repository -> tags a webhook announced.
+  std::map<std::string, Expected> expected_ ABSL_GUARDED_BY(mu_);
+  // Repository -> when to scan again.
+  std::map<std::string, absl::Time> retry_at_ ABSL_GUARDED_BY(mu_);
   // Counts the changes an idle worker wakes for: a request, a scan's end (and the retry it
   // may have scheduled).
-  uint64_t changes_ = 0;
-  bool stop_ = false;
+  uint64_t changes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
 
