@@ -90,7 +90,7 @@ CurlHttpClient::~CurlHttpClient() {
 
 void* CurlHttpClient::Acquire() {
   {
-    std::lock_guard<std::mutex> lock(pool_mu_);
+    absl::MutexLock lock(&pool_mu_);
     if (!pool_.empty()) {
       void* curl = pool_.back();
       pool_.pop_back();
@@ -104,7 +104,7 @@ void* CurlHttpClient::Acquire() {
 void CurlHttpClient::Release(void* curl) {
   constexpr size_t kMaxIdle = 16;
   {
-    std::lock_guard<std::mutex> lock(pool_mu_);
+    absl::MutexLock lock(&pool_mu_);
     if (pool_.size() < kMaxIdle) {
       pool_.push_back(curl);
       return;

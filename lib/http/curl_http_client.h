@@ -7,10 +7,11 @@
 #include <atomic>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "lib/http/http_client.h"
 
 namespace ferry::http {
@@ -52,8 +53,8 @@ class CurlHttpClient final : public HttpClient {
   void Release(void* curl);  // back to the pool (or cleaned up when the pool is full)
 
   CurlOptions options_;
-  std::mutex pool_mu_;
-  std::vector<void*> pool_;
+  absl::Mutex pool_mu_;
+  std::vector<void*> pool_ ABSL_GUARDED_BY(pool_mu_);
 };
 
 }  // namespace ferry::http

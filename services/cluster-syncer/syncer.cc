@@ -258,7 +258,7 @@ void SyncMetrics::Record(const SyncReport& report) {
   if (outcome == "success")
     last_success_.Set(absl::ToDoubleSeconds(report.finished - absl::UnixEpoch()));
   if (report.error.empty() && !report.revision.empty()) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (revision_series_ != nullptr) revision_.Remove(revision_series_);
     revision_series_ = &revision_.Add({{"revision", report.revision}});
     revision_series_->Set(1);
@@ -282,14 +282,15 @@ class LiveObjects {
 
   KubeApi& client_;
   const SyncOptions& options_;
-  std::mutex mu_;
-  std::map<std::string, std::vector<LiveObject>> by_resource_;  // "group/kind" -> objects
+  absl::Mutex mu_;
+  // "group/kind" -> objects.
+  std::map<std::string, std::vector<LiveObject>> by_resource_ ABSL_GUARDED_BY(mu_);
 };
 
 absl::StatusOr<std::vector<LiveObject>> LiveObjects::List(const ApiResource& api) {
   const std::string cache_key = api.group + "/" + api.kind;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = by_resource_.find(cache_key);
     if (it != by_resource_.end()) return it->second;
   }
@@ -306,7 +307,7 @@ absl::StatusOr<std::vector<LiveObject>> LiveObjects::List(const ApiResource& api
     if (!list.ok()) return list.status();
     for (const auto& obj : (*list)["items"]) out.push_back(FromMetadata(api, obj["metadata"]));
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   by_resource_[cache_key] = out;
   return out;
 }
@@ -680,7 +681,7 @@ std::vector<std::shared_ptr<const Syncer::ParsedFile>> Syncer::Parse(
   std::vector<std::shared_ptr<const ParsedFile>> parsed(files.size());
   std::vector<size_t> misses;
   {
-    std::lock_guard<std::mutex> lock(cache_mu_);
+    absl::MutexLock lock(&cache_mu_);
     for (size_t i = 0; i < files.size(); ++i) {
       auto it = parse_cache_.find(files[i].path);
       if (it != parse_cache_.end() && files[i].load_error.empty() &&
@@ -696,7 +697,7 @@ std::vector<std::shared_ptr<const Syncer::ParsedFile>> Syncer::Parse(
   ParallelFor(misses.size(), options_.parallelism,
               [&](size_t m) { parsed[misses[m]] = ParseFile(files[misses[m]]); });
   {
-    std::lock_guard<std::mutex> lock(cache_mu_);
+    absl::MutexLock lock(&cache_mu_);
     parse_cache_.clear();  // files gone from git are forgotten
     for (size_t i = 0; i < files.size(); ++i) parse_cache_[files[i].path] = parsed[i];
   }

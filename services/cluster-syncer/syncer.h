@@ -22,13 +22,14 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "lib/manifest/document.h"
 #include "lib/runtime/clock.h"
@@ -105,8 +106,9 @@ class SyncMetrics {
   prometheus::Histogram& duration_;
   prometheus::Gauge& last_success_;
   prometheus::Family<prometheus::Gauge>& revision_;
-  prometheus::Gauge* revision_series_ = nullptr;  // the one series kept: the last revision
-  std::mutex mu_;
+  absl::Mutex mu_;
+  // The one series kept: the last revision.
+  prometheus::Gauge* revision_series_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 class Syncer {
@@ -131,8 +133,9 @@ class Syncer {
   Discovery& discovery_;
   const SyncOptions options_;
   runtime::Clock& clock_;
-  std::mutex cache_mu_;
-  std::map<std::string, std::shared_ptr<const ParsedFile>> parse_cache_;  // by path
+  absl::Mutex cache_mu_;
+  // By path.
+  std::map<std::string, std::shared_ptr<const ParsedFile>> parse_cache_ ABSL_GUARDED_BY(cache_mu_);
 };
 
 // The apply rank of a kind (0 first).

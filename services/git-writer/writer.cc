@@ -118,22 +118,19 @@ Writer::Writer(Repository& repo, WriterOptions options, WriterMetrics& metrics)
 }
 
 void Writer::SetHead(const HeadInfo& head) {
-  {
-    std::lock_guard<std::mutex> lock(head_mu_);
-    head_ = head;
-  }
-  head_cv_.notify_all();
+  absl::MutexLock lock(&head_mu_);
+  head_ = head;
 }
 
 HeadInfo Writer::CurrentHead() const {
-  std::lock_guard<std::mutex> lock(head_mu_);
+  absl::MutexLock lock(&head_mu_);
   return head_;
 }
 
 HeadInfo Writer::WaitForHeadChange(const std::string& known, absl::Duration timeout) const {
-  std::unique_lock<std::mutex> lock(head_mu_);
-  head_cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
-                    [&] { return head_.revision != known; });
+  absl::MutexLock lock(&head_mu_);
+  auto changed = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(head_mu_) { return head_.revision != known; };
+  head_mu_.AwaitWithTimeout(absl::Condition(&changed), timeout);
   return head_;
 }
 

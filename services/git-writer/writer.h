@@ -8,10 +8,8 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
-#include <condition_variable>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -187,9 +185,9 @@ class Writer {
   std::map<std::string, std::shared_ptr<const Index>> index_cache_ ABSL_GUARDED_BY(repo_mu_);
   std::vector<std::string> index_order_ ABSL_GUARDED_BY(repo_mu_);
 
-  mutable std::mutex head_mu_;
-  mutable std::condition_variable head_cv_;
-  HeadInfo head_;  // guarded by head_mu_
+  // WaitForHeadChange waits on a condition of head_mu_ (woken by SetHead's unlock).
+  mutable absl::Mutex head_mu_;
+  HeadInfo head_ ABSL_GUARDED_BY(head_mu_);
 };
 
 }  // namespace ferry::git_writer

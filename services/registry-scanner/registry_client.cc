@@ -183,7 +183,7 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const std::string& regist
   std::map<std::string, std::string> params = ChallengeParams(challenge);
   const std::string key = absl::StrCat(registry, " ", params["scope"]);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = tokens_.find(key);
     if (it != tokens_.end() && it->second.expires > clock_.Now()) return it->second.token;
   }
@@ -229,7 +229,7 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const std::string& regist
     std::string token = j.value("token", j.value("access_token", ""));
     if (token.empty()) return absl::UnauthenticatedError(absl::StrCat(registry, ": empty token"));
     int expires_in = j.value("expires_in", 60);
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     // Renew a little before the registry would refuse it.
     tokens_[key] = {token, clock_.Now() + absl::Seconds(std::max(expires_in - 10, 1))};
     return token;
@@ -302,7 +302,7 @@ absl::StatusOr<http::Response> RegistryClient::Call(const std::string& registry,
   }
   std::string scheme;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     scheme = auth_scheme_[registry];
   }
   request.timeout = options_.request_timeout;
@@ -319,7 +319,7 @@ absl::StatusOr<http::Response> RegistryClient::Call(const std::string& registry,
   if (absl::StartsWithIgnoreCase(challenge, "basic")) {
     if (creds == nullptr) return RegistryError(*resp, absl::StrCat(registry, ": no credentials"));
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       auth_scheme_[registry] = "basic";
     }
     retry.headers.emplace_back(

@@ -4,12 +4,13 @@
 
 #include <functional>
 #include <map>
-#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "lib/http/http_client.h"
 #include "lib/runtime/clock.h"
@@ -98,9 +99,11 @@ class RegistryClient {
     std::string token;
     absl::Time expires;
   };
-  std::mutex mu_;
-  std::map<std::string, CachedToken> tokens_;       // by registry + scope
-  std::map<std::string, std::string> auth_scheme_;  // registry -> "basic" once challenged
+  absl::Mutex mu_;
+  // By registry + scope.
+  std::map<std::string, CachedToken> tokens_ ABSL_GUARDED_BY(mu_);
+  // Registry -> "basic" once challenged.
+  std::map<std::string, std::string> auth_scheme_ ABSL_GUARDED_BY(mu_);
 };
 
 // Maps an HTTP status from a registry to a status code with a message naming what failed.
