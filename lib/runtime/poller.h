@@ -27,6 +27,10 @@ class Poller {
  private:
   void Run() {
     for (;;) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (stop_) return;  // destroyed before the first run
+      }
       task_();
       absl::MutexLock lock(&mu_);
       if (mu_.AwaitWithTimeout(absl::Condition(&stop_), interval_)) return;
