@@ -21,13 +21,13 @@ if ((fix)); then
   "$format" -i "${files[@]}"
   exit 0
 fi
-if ! "$format" --dry-run --Werror "${files[@]}" 2>/tmp/ferry-format.$$; then
-  grep -E '^[^ ].*: (error|warning):' /tmp/ferry-format.$$ | cut -d: -f1 | sort -u |
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+if ! "$format" --dry-run --Werror "${files[@]}" 2>"$log"; then
+  { grep -E '^[^ ].*: (error|warning):' "$log" || true; } | cut -d: -f1 | sort -u |
     sed 's/^/check-format.sh: not formatted: /' >&2
-  head -40 /tmp/ferry-format.$$ >&2
-  rm -f /tmp/ferry-format.$$
+  head -40 "$log" >&2
   echo "check-format.sh: run scripts/check-format.sh --fix" >&2
   exit 1
 fi
-rm -f /tmp/ferry-format.$$
 echo "check-format.sh: ${#files[@]} files formatted"

@@ -30,13 +30,29 @@ def annotated(path):
             return bool(pattern.search(f.read()))
     except OSError:
         return False
+# Headers with annotations, so that a source including one (a header-only class such as
+# lib/runtime/poller.h) is checked too.
+include = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+annotated_headers = set()
+for top in ("lib", "services", "cli"):
+    for dirpath, _, names in os.walk(os.path.join(root, top)):
+        for n in names:
+            if n.endswith(".h") and annotated(os.path.join(dirpath, n)):
+                annotated_headers.add(os.path.relpath(os.path.join(dirpath, n), root))
+def includes_annotated(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return any(h in annotated_headers for h in include.findall(f.read()))
+    except OSError:
+        return False
 seen = set()
 for entry in json.load(open(db)):
     src = os.path.realpath(os.path.join(entry["directory"], entry["file"]))
     rel = os.path.relpath(src, root)
     if rel in seen or not rel.split("/")[0] in ("lib", "services", "cli"):
         continue
-    if not (annotated(src) or annotated(os.path.splitext(src)[0] + ".h")):
+    if not (annotated(src) or annotated(os.path.splitext(src)[0] + ".h")
+            or includes_annotated(src)):
         continue
     seen.add(rel)
     args = shlex.split(entry["command"])[1:]
