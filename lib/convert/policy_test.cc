@@ -7,6 +7,9 @@
 namespace ferry::convert {
 namespace {
 
+using ::ferry::testing::StatusIs;
+using ::testing::_;
+
 // Folds the updates of `changes` into one, as git-writer applies them one edit at a time.
 manifest::PolicyUpdate Merge(const std::vector<ferry::v1::PolicyChange>& changes) {
   manifest::PolicyUpdate merged;
@@ -62,8 +65,8 @@ TEST(PolicyConvertTest, EveryUpdateSurvivesTheContract) {
 }
 
 TEST(PolicyConvertTest, EmptyChangesAndFiltersWithoutAContainerAreRefused) {
-  EXPECT_EQ(ToPolicyUpdate(ferry::v1::PolicyChange()).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ToPolicyUpdate(ferry::v1::PolicyChange()),
+              StatusIs(absl::StatusCode::kInvalidArgument, _));
   ferry::v1::PolicyChange no_container;
   no_container.mutable_set_tag_filter()->set_pattern("glob:*");
   EXPECT_EQ(ToPolicyUpdate(no_container).status().message(), "set_tag_filter needs a container");

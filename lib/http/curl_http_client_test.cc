@@ -21,6 +21,12 @@
 namespace ferry::http {
 namespace {
 
+using ::ferry::testing::IsOk;
+using ::ferry::testing::StatusIs;
+using ::testing::_;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
 // A loopback listener that only counts the connections it could accept.
 class CountingListener {
  public:
@@ -74,9 +80,7 @@ TEST(CurlHttpClientTest, ConnectGuardSeesTheResolvedAddressAndRefusesBeforeConne
   // A name, not an address: the guard gets what it resolved to.
   request.url = absl::StrCat("http://localhost:", listener.port(), "/v2/");
   absl::StatusOr<Response> response = client.Send(request);
-  ASSERT_FALSE(response.ok());
-  EXPECT_EQ(response.status().code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_TRUE(absl::StrContains(response.status().message(), "refused")) << response.status();
+  ASSERT_THAT(response, StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("refused")));
   ASSERT_FALSE(seen.empty());
   for (const std::string& ip : seen) EXPECT_TRUE(ip == "127.0.0.1" || ip == "::1") << ip;
   EXPECT_EQ(listener.Accepted(), 0);
@@ -99,12 +103,11 @@ TEST(CurlHttpClientTest, CancellingAbortsAStalledTransferAndRefusesNewOnes) {
   });
   absl::StatusOr<Response> response = client.Send(request);
   stopper.join();
-  ASSERT_FALSE(response.ok());
+  ASSERT_THAT(response, Not(IsOk()));
   // Cancelled, not the 60 s timeout.
-  EXPECT_EQ(response.status().code(), absl::StatusCode::kCancelled) << response.status();
-  EXPECT_TRUE(absl::StrContains(response.status().message(), "stopping")) << response.status();
+  EXPECT_THAT(response, StatusIs(absl::StatusCode::kCancelled, HasSubstr("stopping")));
   absl::StatusOr<Response> after = client.Send(request);
-  EXPECT_EQ(after.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_THAT(after, StatusIs(absl::StatusCode::kCancelled, _));
   EXPECT_EQ(listener.Accepted(), 0);  // no new connection once cancelled
 }
 

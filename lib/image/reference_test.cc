@@ -11,6 +11,11 @@
 namespace ferry::image {
 namespace {
 
+using ::ferry::testing::IsOk;
+using ::ferry::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
 struct Good {
   const char* text;
   const char* name;
@@ -96,10 +101,8 @@ class ParseBadTest : public ::testing::TestWithParam<Bad> {};
 
 TEST_P(ParseBadTest, RejectsWithReason) {
   absl::StatusOr<Reference> ref = Reference::Parse(GetParam().text);
-  ASSERT_FALSE(ref.ok()) << GetParam().text;
-  EXPECT_EQ(ref.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(ref.status().message().find(GetParam().reason), std::string::npos)
-      << ref.status().message();
+  EXPECT_THAT(ref, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(GetParam().reason)))
+      << GetParam().text;
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -126,12 +129,12 @@ TEST(ReferenceTest, UserInfoIsNeverEchoed) {
   for (const char* text : {"user:s3cret@registry.example.com/team/app",
                            "user:s3c@ret@registry.example.com/team/app:1"}) {
     absl::StatusOr<Reference> ref = Reference::Parse(text);
-    ASSERT_FALSE(ref.ok()) << text;
+    ASSERT_THAT(ref, Not(IsOk())) << text;
     EXPECT_EQ(ref.status().message().find("s3c"), std::string::npos) << ref.status().message();
     EXPECT_NE(ref.status().message().find("\"registry.example.com/team/app"), std::string::npos)
         << ref.status().message();
     auto repository = Reference::ParseRepository(text);
-    ASSERT_FALSE(repository.ok());
+    ASSERT_THAT(repository, Not(IsOk()));
     EXPECT_EQ(repository.status().message().find("s3c"), std::string::npos)
         << repository.status().message();
   }
@@ -147,11 +150,11 @@ TEST(ReferenceTest, UserInfoWithoutPathIsNeverEchoed) {
         std::string("s3cret/App@") + kDigest, std::string("S3C!:x@") + kDigest,
         std::string("user:s3c@ret@registry.example.com")}) {
     absl::StatusOr<Reference> ref = Reference::Parse(text);
-    ASSERT_FALSE(ref.ok()) << text;
+    ASSERT_THAT(ref, Not(IsOk())) << text;
     EXPECT_EQ(ref.status().message().find("s3c"), std::string::npos) << ref.status().message();
     EXPECT_EQ(ref.status().message().find("S3C"), std::string::npos) << ref.status().message();
     auto repository = Reference::ParseRepository(text);
-    ASSERT_FALSE(repository.ok()) << text;
+    ASSERT_THAT(repository, Not(IsOk())) << text;
     EXPECT_EQ(repository.status().message().find("s3c"), std::string::npos)
         << repository.status().message();
   }
@@ -163,14 +166,14 @@ TEST(ReferenceTest, UserInfoWithoutPathIsNeverEchoed) {
   // A digest after a name is still one.
   FERRY_EXPECT_OK(Reference::Parse(std::string("nginx@") + kDigest));
   auto repo = Reference::ParseRepository(std::string("s3cret.io/app@") + kDigest);
-  ASSERT_FALSE(repo.ok());
+  ASSERT_THAT(repo, Not(IsOk()));
   EXPECT_EQ(repo.status().message().find("s3c"), std::string::npos) << repo.status().message();
 }
 
 TEST(ReferenceTest, RefusesOverlongTextWithoutEchoingIt) {
   const std::string huge(100000, 'a');
   absl::StatusOr<Reference> ref = Reference::Parse(huge);
-  ASSERT_FALSE(ref.ok());
+  ASSERT_THAT(ref, Not(IsOk()));
   EXPECT_LT(ref.status().message().size(), 200u) << "the message must not echo the text";
   EXPECT_NE(ref.status().message().find("longer than 512 characters"), std::string::npos);
 }
@@ -192,9 +195,7 @@ TEST(ReferenceTest, ParseRepositoryWantsTheNormalizedRegistryPath) {
            {"127.0.0.1:5000/../x", "invalid repository \"127.0.0.1:5000/../x\": path component"},
            {"127.0.0.1:70000/x", "invalid repository"}}) {
     absl::StatusOr<Reference> bad = Reference::ParseRepository(text);
-    ASSERT_FALSE(bad.ok()) << text;
-    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_NE(bad.status().message().find(reason), std::string::npos) << bad.status().message();
+    EXPECT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(reason))) << text;
   }
 }
 

@@ -4,8 +4,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lib/status/status_matchers.h"
+
 namespace ferry::log {
 namespace {
+
+using ::ferry::testing::StatusIs;
+using ::testing::_;
 
 const absl::Time kTime = absl::FromUnixMillis(1795780800123);  // 2026-11-27T12:00:00.123Z
 
@@ -47,7 +52,7 @@ TEST(LogTest, InvalidUtf8DoesNotBreakJson) {
 TEST(LogTest, ParsesFormatsAndLevels) {
   EXPECT_EQ(*ParseFormat("JSON"), Format::kJson);
   EXPECT_EQ(*ParseFormat("text"), Format::kText);
-  EXPECT_EQ(ParseFormat("xml").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ParseFormat("xml"), StatusIs(absl::StatusCode::kInvalidArgument, _));
   EXPECT_EQ(*ParseLevel("warning"), Level::kWarn);
   EXPECT_EQ(*ParseLevel("debug"), Level::kDebug);
   EXPECT_NE(ParseLevel("loud").status().message().find("use debug, info"), std::string::npos);

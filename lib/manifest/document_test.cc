@@ -12,9 +12,16 @@
 #include "lib/manifest/editor.h"
 #include "lib/manifest/resource.h"
 #include "lib/manifest/yaml_json.h"
+#include "lib/status/status_matchers.h"
 
 namespace ferry::manifest {
 namespace {
+
+using ::ferry::testing::IsOk;
+using ::ferry::testing::StatusIs;
+using ::testing::_;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 const std::string kTestdata = FERRY_MANIFEST_TESTDATA;
 
@@ -72,7 +79,7 @@ TEST_P(ParseDocumentLimitsTest, RefusesBeforeExpandingWithTheLimitAndWhere) {
   const LimitCase& c = GetParam();
   YAML::Mark where;
   absl::StatusOr<YAML::Node> root = ParseDocument(c.text, c.limits, 0, &where);
-  ASSERT_EQ(root.status().code(), c.code) << root.status();
+  ASSERT_THAT(root, StatusIs(c.code, _));
   for (const std::string& part : c.message_parts) {
     EXPECT_TRUE(absl::StrContains(root.status().message(), part))
         << root.status().message() << "\nmissing: " << part;
@@ -176,14 +183,13 @@ TEST(ParseDocumentTest, AcceptsWhatFitsAndKeepsAliasesShared) {
   const std::string text =
       "base: &env [{name: A, value: '1'}]\nx: {env: *env}\ny: {env: *env}\nsame: {k: 1}\n"
       "other: {k: 2}\n";
-  absl::StatusOr<YAML::Node> root = ParseDocument(text, DocumentLimits{});
-  ASSERT_TRUE(root.ok()) << root.status();
-  EXPECT_EQ((*root)["y"]["env"][0]["name"].Scalar(), "A");
+  FERRY_ASSERT_OK_AND_ASSIGN(YAML::Node root, ParseDocument(text, DocumentLimits{}));
+  EXPECT_EQ(root["y"]["env"][0]["name"].Scalar(), "A");
   // Exactly at each limit passes: 100 levels, and a document of exactly N nodes.
-  EXPECT_TRUE(ParseDocument(std::string(100, '[') + std::string(100, ']'), DocumentLimits{}).ok());
-  EXPECT_TRUE(ParseDocument("[1, 2, 3, 4, 5]", Limits(1, 6, 5)).ok());
-  EXPECT_FALSE(ParseDocument("[1, 2, 3, 4, 5]", Limits(1, 5, 5)).ok());
-  EXPECT_FALSE(ParseDocument("[1, 2, 3, 4, 5]", Limits(1, 6, 4)).ok());
+  FERRY_EXPECT_OK(ParseDocument(std::string(100, '[') + std::string(100, ']'), DocumentLimits{}));
+  FERRY_EXPECT_OK(ParseDocument("[1, 2, 3, 4, 5]", Limits(1, 6, 5)));
+  EXPECT_THAT(ParseDocument("[1, 2, 3, 4, 5]", Limits(1, 5, 5)), Not(IsOk()));
+  EXPECT_THAT(ParseDocument("[1, 2, 3, 4, 5]", Limits(1, 6, 4)), Not(IsOk()));
 }
 
 TEST(ParseDocumentTest, MessagesCountLinesFromTheDocumentsFirstLine) {
@@ -192,10 +198,10 @@ TEST(ParseDocumentTest, MessagesCountLinesFromTheDocumentsFirstLine) {
 }
 
 TEST(ValidateDocumentLimitsTest, NamesTheFlag) {
-  EXPECT_TRUE(ValidateDocumentLimits(DocumentLimits{}).ok());
+  FERRY_EXPECT_OK(ValidateDocumentLimits(DocumentLimits{}));
   absl::Status deep = ValidateDocumentLimits(Limits(401, 1, 1));
-  EXPECT_EQ(deep.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StrContains(deep.message(), "--max_manifest_depth")) << deep;
+  EXPECT_THAT(deep,
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--max_manifest_depth")));
   EXPECT_TRUE(
       absl::StrContains(ValidateDocumentLimits(Limits(1, 0, 1)).message(), "--max_manifest_nodes"));
   EXPECT_TRUE(absl::StrContains(ValidateDocumentLimits(Limits(1, 1, 0)).message(),
@@ -341,9 +347,9 @@ TEST(LoadFileTest, RefusesScalarsThatAreNotUtf8) {
   }
   // YamlToJson refuses them too (a tree from elsewhere): never a string dump() throws on.
   absl::StatusOr<nlohmann::json> json = YamlToJson(YAML::Load("a: caf\xe9\n"));
-  EXPECT_EQ(json.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(json, StatusIs(absl::StatusCode::kInvalidArgument, _));
   json = YamlToJson(YAML::Load("caf\xe9: a\n"));
-  EXPECT_EQ(json.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(json, StatusIs(absl::StatusCode::kInvalidArgument, _));
 }
 
 TEST(LoadFileTest, EveryErrorNamesFileLineDocumentAndTheFix) {
@@ -365,16 +371,16 @@ TEST(LoadFileTest, EveryErrorNamesFileLineDocumentAndTheFix) {
 TEST(YamlToJsonLimitsTest, CyclesAndBombsFailInsteadOfRecursingOrExpanding) {
   YAML::Node cycle = YAML::Load("a: &a [1, *a]");
   absl::StatusOr<nlohmann::json> json = YamlToJson(cycle);
-  EXPECT_EQ(json.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StrContains(json.status().message(), "--max_manifest_depth")) << json.status();
+  EXPECT_THAT(json,
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--max_manifest_depth")));
 
   YAML::Node bomb = YAML::Load(ReadTestdata("hostile/alias_bomb.yaml"));
   json = YamlToJson(bomb);
-  EXPECT_EQ(json.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StrContains(json.status().message(), "--max_manifest_nodes")) << json.status();
+  EXPECT_THAT(json,
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--max_manifest_nodes")));
   json = YamlToJson(YAML::Load("a: [1, 2]"), Limits(1, 100, 100));
-  EXPECT_EQ(json.status().code(), absl::StatusCode::kInvalidArgument);
-  ASSERT_TRUE(YamlToJson(YAML::Load("a: [1, 2]"), Limits(2, 100, 100)).ok());
+  EXPECT_THAT(json, StatusIs(absl::StatusCode::kInvalidArgument, _));
+  FERRY_ASSERT_OK(YamlToJson(YAML::Load("a: [1, 2]"), Limits(2, 100, 100)));
 }
 
 // The editor reads and verifies within the same limits: the bomb is refused up front.
@@ -385,11 +391,10 @@ TEST(EditorLimitsTest, EditOfTheAliasBombIsRefusedWithoutExpanding) {
   source.end = content.size();
   ImageChange change{"bomb", "busybox:1.37", std::nullopt};
   absl::StatusOr<EditResult> edit = SetImage(content, source, "hostile:deployment/bomb", change);
-  EXPECT_EQ(edit.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(absl::StrContains(edit.status().message(), "bomb.yaml document 0: alias *a4"))
-      << edit.status();
-  EXPECT_EQ(FindResource("bomb.yaml", content, "hostile:deployment/bomb").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_THAT(edit, StatusIs(absl::StatusCode::kFailedPrecondition,
+                             HasSubstr("bomb.yaml document 0: alias *a4")));
+  EXPECT_THAT(FindResource("bomb.yaml", content, "hostile:deployment/bomb"),
+              StatusIs(absl::StatusCode::kNotFound, _));
 }
 
 }  // namespace

@@ -7,9 +7,15 @@
 
 #include "absl/strings/str_split.h"
 #include "lib/manifest/workload.h"
+#include "lib/status/status_matchers.h"
 
 namespace ferry::manifest {
 namespace {
+
+using ::ferry::testing::StatusIs;
+using ::testing::_;
+using ::testing::Eq;
+using ::testing::HasSubstr;
 
 const std::string kTestdata = FERRY_MANIFEST_TESTDATA;
 
@@ -87,40 +93,41 @@ const char kFrontEnd[] = "sock-shop:deployment/front-end";
 
 TEST(SetImageTest, ChangesOnlyTheImageBytesKeepingTheTrailingComment) {
   const std::string in = Read("deployment.yaml");
-  auto out = Image(in, kFrontEnd, {"front-end", "weaveworksdemos/front-end:0.3.0", std::nullopt});
-  ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(Diff(in, out->content),
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto out,
+      Image(in, kFrontEnd, {"front-end", "weaveworksdemos/front-end:0.3.0", std::nullopt}));
+  EXPECT_EQ(Diff(in, out.content),
             (Hunk{23,
                   {"        image: weaveworksdemos/front-end:0.2.0 # do not edit by hand\n"},
                   {"        image: weaveworksdemos/front-end:0.3.0 # do not edit by hand\n"}}));
-  ASSERT_EQ(out->changes.size(), 1u);
-  EXPECT_EQ(out->changes[0].field, "spec.template.spec.containers[0].image");
-  EXPECT_EQ(out->changes[0].from, "weaveworksdemos/front-end:0.2.0");
-  EXPECT_EQ(out->changes[0].to, "weaveworksdemos/front-end:0.3.0");
-  EXPECT_EQ(out->changes[0].line, 23);
+  ASSERT_EQ(out.changes.size(), 1u);
+  EXPECT_EQ(out.changes[0].field, "spec.template.spec.containers[0].image");
+  EXPECT_EQ(out.changes[0].from, "weaveworksdemos/front-end:0.2.0");
+  EXPECT_EQ(out.changes[0].to, "weaveworksdemos/front-end:0.3.0");
+  EXPECT_EQ(out.changes[0].line, 23);
 }
 
 TEST(SetImageTest, KeepsQuotingStyle) {
   const std::string in = Read("deployment.yaml");
-  auto dq = Image(in, kFrontEnd, {"sidecar", "quay.io/weaveworks/sidecar:master-b31c617", {}});
-  ASSERT_TRUE(dq.ok()) << dq.status();
-  EXPECT_EQ(Diff(in, dq->content),
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto dq, Image(in, kFrontEnd, {"sidecar", "quay.io/weaveworks/sidecar:master-b31c617", {}}));
+  EXPECT_EQ(Diff(in, dq.content),
             (Hunk{27,
                   {"        image: \"quay.io/weaveworks/sidecar:master-a000001\"\n"},
                   {"        image: \"quay.io/weaveworks/sidecar:master-b31c617\"\n"}}));
-  auto sq = Image(in, kFrontEnd, {"migrate", "weaveworksdemos/front-end:0.3.0", {}});
-  ASSERT_TRUE(sq.ok()) << sq.status();
-  EXPECT_EQ(Diff(in, sq->content), (Hunk{19,
-                                         {"        image: 'weaveworksdemos/front-end:0.2.0'\n"},
-                                         {"        image: 'weaveworksdemos/front-end:0.3.0'\n"}}));
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto sq, Image(in, kFrontEnd, {"migrate", "weaveworksdemos/front-end:0.3.0", {}}));
+  EXPECT_EQ(Diff(in, sq.content), (Hunk{19,
+                                        {"        image: 'weaveworksdemos/front-end:0.2.0'\n"},
+                                        {"        image: 'weaveworksdemos/front-end:0.3.0'\n"}}));
 }
 
 TEST(SetImageTest, KeepsTheManifestsSpellingOfTheRepository) {
   const std::string in = Read("deployment.yaml");
-  auto out =
-      Image(in, kFrontEnd, {"front-end", "index.docker.io/weaveworksdemos/front-end:0.4.0", {}});
-  ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(Diff(in, out->content).after,
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto out,
+      Image(in, kFrontEnd, {"front-end", "index.docker.io/weaveworksdemos/front-end:0.4.0", {}}));
+  EXPECT_EQ(Diff(in, out.content).after,
             (std::vector<std::string>{
                 "        image: weaveworksdemos/front-end:0.4.0 # do not edit by hand\n"}));
 }
@@ -130,58 +137,59 @@ TEST(SetImageTest, CompareAndSet) {
   auto stale =
       Image(in, kFrontEnd,
             {"front-end", "weaveworksdemos/front-end:0.3.0", "weaveworksdemos/front-end:0.1.0"});
-  ASSERT_FALSE(stale.ok());
-  EXPECT_EQ(stale.status().code(), absl::StatusCode::kAborted);
-  EXPECT_EQ(stale.status().message(),
-            "container front-end of sock-shop:deployment/front-end is now "
-            "weaveworksdemos/front-end:0.2.0, not weaveworksdemos/front-end:0.1.0; plan the "
-            "change again");
+  ASSERT_THAT(
+      stale,
+      StatusIs(absl::StatusCode::kAborted,
+               Eq("container front-end of sock-shop:deployment/front-end is now "
+                  "weaveworksdemos/front-end:0.2.0, not weaveworksdemos/front-end:0.1.0; plan the "
+                  "change again")));
   // The "from" image may be spelled differently.
   auto ok = Image(in, kFrontEnd,
                   {"front-end", "weaveworksdemos/front-end:0.3.0",
                    "docker.io/weaveworksdemos/front-end:0.2.0"});
-  EXPECT_TRUE(ok.ok()) << ok.status();
+  FERRY_EXPECT_OK(ok);
 }
 
 TEST(SetImageTest, BadRequestsSayWhatToFix) {
   const std::string in = Read("deployment.yaml");
   auto container = Image(in, kFrontEnd, {"nope", "a:1", {}});
-  EXPECT_EQ(container.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(container.status().message(),
-            "sock-shop:deployment/front-end has no container \"nope\" (containers: front-end, "
-            "sidecar, migrate)");
-  EXPECT_EQ(Image(in, "sock-shop:deployment/back-end", {"x", "a:1", {}}).status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_THAT(
+      container,
+      StatusIs(
+          absl::StatusCode::kNotFound,
+          Eq("sock-shop:deployment/front-end has no container \"nope\" (containers: front-end, "
+             "sidecar, migrate)")));
+  EXPECT_THAT(Image(in, "sock-shop:deployment/back-end", {"x", "a:1", {}}),
+              StatusIs(absl::StatusCode::kNotFound, _));
   auto no_tag = Image(in, kFrontEnd, {"front-end", "weaveworksdemos/front-end", {}});
-  EXPECT_EQ(no_tag.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(no_tag.status().message().find("has no tag"), std::string::npos);
-  EXPECT_EQ(Image(in, kFrontEnd, {"front-end", "Bad Image:1", {}}).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(no_tag, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("has no tag")));
+  EXPECT_THAT(Image(in, kFrontEnd, {"front-end", "Bad Image:1", {}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, _));
 }
 
 TEST(SetImageTest, SameImageIsNoChange) {
   const std::string in = Read("deployment.yaml");
-  auto out = Image(in, kFrontEnd, {"front-end", "weaveworksdemos/front-end:0.2.0", {}});
-  ASSERT_TRUE(out.ok());
-  EXPECT_EQ(out->content, in);
-  EXPECT_TRUE(out->changes.empty());
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto out, Image(in, kFrontEnd, {"front-end", "weaveworksdemos/front-end:0.2.0", {}}));
+  EXPECT_EQ(out.content, in);
+  EXPECT_TRUE(out.changes.empty());
 }
 
 TEST(SetImageTest, CrlfFileStaysCrlf) {
   const std::string in = Read("crlf.yaml");
-  auto out = Image(in, "data:statefulset/db", {"db", "postgres:15.2", {}});
-  ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(Diff(in, out->content), (Hunk{11,
-                                          {"          image: postgres:15.1  # CRLF file\r\n"},
-                                          {"          image: postgres:15.2  # CRLF file\r\n"}}));
+  FERRY_ASSERT_OK_AND_ASSIGN(auto out,
+                             Image(in, "data:statefulset/db", {"db", "postgres:15.2", {}}));
+  EXPECT_EQ(Diff(in, out.content), (Hunk{11,
+                                         {"          image: postgres:15.1  # CRLF file\r\n"},
+                                         {"          image: postgres:15.2  # CRLF file\r\n"}}));
 }
 
 TEST(SetImageTest, MultiDocumentFlowMetadataAndOddIndentation) {
   const std::string in = Read("multidoc.yaml");
-  auto out = Image(in, "default:deployment/helloworld",
-                   {"helloworld", "quay.io/weaveworks/helloworld:master-a000001", {}});
-  ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(Diff(in, out->content),
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto out, Image(in, "default:deployment/helloworld",
+                      {"helloworld", "quay.io/weaveworks/helloworld:master-a000001", {}}));
+  EXPECT_EQ(Diff(in, out.content),
             (Hunk{20,
                   {"         image: quay.io/weaveworks/helloworld:master-9a16ff945b9e\n"},
                   {"         image: quay.io/weaveworks/helloworld:master-a000001\n"}}));
@@ -189,54 +197,53 @@ TEST(SetImageTest, MultiDocumentFlowMetadataAndOddIndentation) {
 
 TEST(SetImageTest, ItemOfAList) {
   const std::string in = Read("multidoc.yaml");
-  auto out = Image(in, "default:cronjob/report", {"report", "example/report:2023-02", {}});
-  ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(Diff(in, out->content), (Hunk{48,
-                                          {"              image: example/report:2023-01\n"},
-                                          {"              image: example/report:2023-02\n"}}));
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto out, Image(in, "default:cronjob/report", {"report", "example/report:2023-02", {}}));
+  EXPECT_EQ(Diff(in, out.content), (Hunk{48,
+                                         {"              image: example/report:2023-01\n"},
+                                         {"              image: example/report:2023-02\n"}}));
 }
 
 TEST(SetImageTest, HelmReleaseImageAndSeparateTag) {
   const std::string in = Read("helmrelease.yaml");
-  auto out =
-      Image(in, "demo:helmrelease/podinfo", {"chart-image", "stefanprodan/podinfo:3.2.1", {}});
-  ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(Diff(in, out->content), (Hunk{16, {"    tag: \"3.1.0\"\n"}, {"    tag: \"3.2.1\"\n"}}));
+  FERRY_ASSERT_OK_AND_ASSIGN(auto out, Image(in, "demo:helmrelease/podinfo",
+                                             {"chart-image", "stefanprodan/podinfo:3.2.1", {}}));
+  EXPECT_EQ(Diff(in, out.content), (Hunk{16, {"    tag: \"3.1.0\"\n"}, {"    tag: \"3.2.1\"\n"}}));
 }
 
 TEST(SetImageTest, HelmReleaseImageMapQuotesANumericTag) {
   const std::string in = Read("helmrelease.yaml");
-  auto out = Image(in, "demo:helmrelease/podinfo", {"cache", "docker.io/library/redis:7", {}});
-  ASSERT_TRUE(out.ok()) << out.status();
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto out, Image(in, "demo:helmrelease/podinfo", {"cache", "docker.io/library/redis:7", {}}));
   // A plain 7 would be a number to Helm; the tag must stay a string.
-  EXPECT_EQ(Diff(in, out->content),
+  EXPECT_EQ(Diff(in, out.content),
             (Hunk{21, {"        tag: 6.0.1 # cache\n"}, {"        tag: \"7\" # cache\n"}}));
 }
 
 TEST(SetImageTest, HelmReleaseRegistryRepositoryAndTagAllChange) {
   const std::string in = Read("helmrelease.yaml");
-  auto out = Image(in, "demo:helmrelease/podinfo", {"cache", "quay.io/mirror/redis:6.2.0", {}});
-  ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(Diff(in, out->content),
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto out, Image(in, "demo:helmrelease/podinfo", {"cache", "quay.io/mirror/redis:6.2.0", {}}));
+  EXPECT_EQ(Diff(in, out.content),
             (Hunk{19,
                   {"        registry: docker.io\n", "        repository: library/redis\n",
                    "        tag: 6.0.1 # cache\n"},
                   {"        registry: quay.io\n", "        repository: mirror/redis\n",
                    "        tag: 6.2.0 # cache\n"}}));
-  EXPECT_EQ(out->changes.size(), 3u);
+  EXPECT_EQ(out.changes.size(), 3u);
 }
 
 TEST(SetImageTest, HelmReleaseAnnotationImageMap) {
   const std::string in = Read("helmrelease.yaml");
-  auto out = Image(in, "demo:helmrelease/podinfo", {"app", "ghcr.io/example/app:v1.3.0", {}});
-  ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(Diff(in, out->content),
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto out, Image(in, "demo:helmrelease/podinfo", {"app", "ghcr.io/example/app:v1.3.0", {}}));
+  EXPECT_EQ(Diff(in, out.content),
             (Hunk{25, {"        version: v1.2.3\n"}, {"        version: v1.3.0\n"}}));
-  auto logger = Image(in, "demo:helmrelease/podinfo", {"logger", "fluent/fluent-bit:2.0", {}});
-  ASSERT_TRUE(logger.ok()) << logger.status();
-  EXPECT_EQ(Diff(in, logger->content), (Hunk{27,
-                                             {"      image: fluent/fluent-bit:1.9\n"},
-                                             {"      image: fluent/fluent-bit:2.0\n"}}));
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto logger, Image(in, "demo:helmrelease/podinfo", {"logger", "fluent/fluent-bit:2.0", {}}));
+  EXPECT_EQ(Diff(in, logger.content), (Hunk{27,
+                                            {"      image: fluent/fluent-bit:1.9\n"},
+                                            {"      image: fluent/fluent-bit:2.0\n"}}));
 }
 
 TEST(SetImageTest, SharedAnchorIsRefusedAndNothingIsReturned) {
@@ -244,20 +251,16 @@ TEST(SetImageTest, SharedAnchorIsRefusedAndNothingIsReturned) {
       "kind: Deployment\nmetadata:\n  name: a\nspec:\n  template:\n    spec:\n      containers:\n"
       "      - name: one\n        image: &img nginx:1\n      - name: two\n        image: *img\n";
   auto one = Image(in, "default:deployment/a", {"one", "nginx:2", {}});
-  ASSERT_FALSE(one.ok());
-  EXPECT_EQ(one.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(one.status().message().find("would also change another container"), std::string::npos);
+  ASSERT_THAT(one, StatusIs(absl::StatusCode::kFailedPrecondition,
+                            HasSubstr("would also change another container")));
   auto two = Image(in, "default:deployment/a", {"two", "nginx:2", {}});
-  ASSERT_FALSE(two.ok());
-  EXPECT_EQ(two.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(two.status().message().find("alias"), std::string::npos);
+  EXPECT_THAT(two, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("alias")));
 }
 
 TEST(SetAnnotationsTest, ChangesAValueKeepingQuotesAndComment) {
   const std::string in = Read("deployment.yaml");
-  auto out = Annotate(in, kFrontEnd, {{"fluxcd.io/automated", "false"}});
-  ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(Diff(in, out->content),
+  FERRY_ASSERT_OK_AND_ASSIGN(auto out, Annotate(in, kFrontEnd, {{"fluxcd.io/automated", "false"}}));
+  EXPECT_EQ(Diff(in, out.content),
             (Hunk{10,
                   {"    fluxcd.io/automated: \"true\"   # release new builds at once\n"},
                   {"    fluxcd.io/automated: \"false\"   # release new builds at once\n"}}));
@@ -265,85 +268,83 @@ TEST(SetAnnotationsTest, ChangesAValueKeepingQuotesAndComment) {
 
 TEST(SetAnnotationsTest, AddsAfterTheLastEntryBeforeBlankLines) {
   const std::string in = Read("deployment.yaml");
-  auto out =
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto out,
       Annotate(in, kFrontEnd,
-               {{"fluxcd.io/locked", "true"}, {"fluxcd.io/locked_msg", "hotfix: do not touch"}});
-  ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(Diff(in, out->content),
+               {{"fluxcd.io/locked", "true"}, {"fluxcd.io/locked_msg", "hotfix: do not touch"}}));
+  EXPECT_EQ(Diff(in, out.content),
             (Hunk{12,
                   {},
                   {"    fluxcd.io/locked: \"true\"\n",
                    "    fluxcd.io/locked_msg: \"hotfix: do not touch\"\n"}}));
-  EXPECT_EQ(out->changes.size(), 2u);
+  EXPECT_EQ(out.changes.size(), 2u);
 }
 
 TEST(SetAnnotationsTest, RemovesEntriesAndTheEmptiedMap) {
   const std::string in = Read("deployment.yaml");
-  auto one = Annotate(in, kFrontEnd, {{"fluxcd.io/tag.front-end", std::nullopt}});
-  ASSERT_TRUE(one.ok()) << one.status();
-  EXPECT_EQ(Diff(in, one->content), (Hunk{11, {"    fluxcd.io/tag.front-end: glob:0.2.*\n"}, {}}));
-  auto both =
-      Annotate(in, kFrontEnd,
-               {{"fluxcd.io/tag.front-end", std::nullopt}, {"fluxcd.io/automated", std::nullopt}});
-  ASSERT_TRUE(both.ok()) << both.status();
-  EXPECT_EQ(Diff(in, both->content),
+  FERRY_ASSERT_OK_AND_ASSIGN(auto one,
+                             Annotate(in, kFrontEnd, {{"fluxcd.io/tag.front-end", std::nullopt}}));
+  EXPECT_EQ(Diff(in, one.content), (Hunk{11, {"    fluxcd.io/tag.front-end: glob:0.2.*\n"}, {}}));
+  FERRY_ASSERT_OK_AND_ASSIGN(auto both, Annotate(in, kFrontEnd,
+                                                 {{"fluxcd.io/tag.front-end", std::nullopt},
+                                                  {"fluxcd.io/automated", std::nullopt}}));
+  EXPECT_EQ(Diff(in, both.content),
             (Hunk{9,
                   {"  annotations:\n",
                    "    fluxcd.io/automated: \"true\"   # release new builds at once\n",
                    "    fluxcd.io/tag.front-end: glob:0.2.*\n"},
                   {}}));
-  auto absent = Annotate(in, kFrontEnd, {{"ferry.dev/ignore", std::nullopt}});
-  ASSERT_TRUE(absent.ok());
-  EXPECT_EQ(absent->content, in);
+  FERRY_ASSERT_OK_AND_ASSIGN(auto absent,
+                             Annotate(in, kFrontEnd, {{"ferry.dev/ignore", std::nullopt}}));
+  EXPECT_EQ(absent.content, in);
 }
 
 TEST(SetAnnotationsTest, CreatesTheMapWhenMissingKeepingCrlf) {
   const std::string in = Read("crlf.yaml");
-  auto out = Annotate(in, "data:statefulset/db", {{"ferry.dev/automated", "true"}});
-  ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(Diff(in, out->content),
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto out, Annotate(in, "data:statefulset/db", {{"ferry.dev/automated", "true"}}));
+  EXPECT_EQ(Diff(in, out.content),
             (Hunk{6, {}, {"  annotations:\r\n", "    ferry.dev/automated: \"true\"\r\n"}}));
 }
 
 TEST(SetAnnotationsTest, CreatesTheMapInAListItem) {
   const std::string in = Read("multidoc.yaml");
-  auto out = Annotate(in, "kube-system:daemonset/agent", {{"ferry.dev/tag.agent", "semver:~1.0"}});
-  ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(Diff(in, out->content),
+  FERRY_ASSERT_OK_AND_ASSIGN(auto out, Annotate(in, "kube-system:daemonset/agent",
+                                                {{"ferry.dev/tag.agent", "semver:~1.0"}}));
+  EXPECT_EQ(Diff(in, out.content),
             (Hunk{31, {}, {"    annotations:\n", "      ferry.dev/tag.agent: semver:~1.0\n"}}));
 }
 
 TEST(SetAnnotationsTest, FlowStyleMetadata) {
   const std::string in = Read("multidoc.yaml");
   const char kId[] = "default:deployment/helloworld";
-  auto add = Annotate(in, kId, {{"flux.weave.works/automated", "true"}});
-  ASSERT_TRUE(add.ok()) << add.status();
-  EXPECT_EQ(Diff(in, add->content).after,
+  FERRY_ASSERT_OK_AND_ASSIGN(auto add, Annotate(in, kId, {{"flux.weave.works/automated", "true"}}));
+  EXPECT_EQ(Diff(in, add.content).after,
             (std::vector<std::string>{
                 "metadata: {name: helloworld, annotations: {flux.weave.works/locked: \"true\", "
                 "flux.weave.works/automated: \"true\"}}\n"}));
-  auto remove = Annotate(in, kId, {{"flux.weave.works/locked", std::nullopt}});
-  ASSERT_TRUE(remove.ok()) << remove.status();
-  EXPECT_EQ(Diff(in, remove->content).after,
+  FERRY_ASSERT_OK_AND_ASSIGN(auto remove,
+                             Annotate(in, kId, {{"flux.weave.works/locked", std::nullopt}}));
+  EXPECT_EQ(Diff(in, remove.content).after,
             (std::vector<std::string>{"metadata: {name: helloworld, annotations: {}}\n"}));
-  auto create = Annotate("kind: Pod\nmetadata: {name: p}\n", "default:pod/p",
-                         {{"ferry.dev/ignore", "sync_only"}});
-  ASSERT_TRUE(create.ok()) << create.status();
-  EXPECT_EQ(create->content,
+  FERRY_ASSERT_OK_AND_ASSIGN(auto create,
+                             Annotate("kind: Pod\nmetadata: {name: p}\n", "default:pod/p",
+                                      {{"ferry.dev/ignore", "sync_only"}}));
+  EXPECT_EQ(create.content,
             "kind: Pod\nmetadata: {name: p, annotations: {ferry.dev/ignore: sync_only}}\n");
 }
 
 TEST(SetAnnotationsTest, EmptyAnnotationsKeyAndFileWithoutFinalNewline) {
-  auto empty = Annotate("kind: Pod\nmetadata:\n  name: p\n  annotations:\n  labels: {}\n",
-                        "default:pod/p", {{"ferry.dev/automated", "true"}});
-  ASSERT_TRUE(empty.ok()) << empty.status();
-  EXPECT_EQ(empty->content,
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto empty, Annotate("kind: Pod\nmetadata:\n  name: p\n  annotations:\n  labels: {}\n",
+                           "default:pod/p", {{"ferry.dev/automated", "true"}}));
+  EXPECT_EQ(empty.content,
             "kind: Pod\nmetadata:\n  name: p\n  annotations:\n    ferry.dev/automated: \"true\"\n"
             "  labels: {}\n");
-  auto no_newline = Annotate("kind: Pod\nmetadata:\n  name: p", "default:pod/p",
-                             {{"ferry.dev/automated", "true"}});
-  ASSERT_TRUE(no_newline.ok()) << no_newline.status();
-  EXPECT_EQ(no_newline->content,
+  FERRY_ASSERT_OK_AND_ASSIGN(auto no_newline,
+                             Annotate("kind: Pod\nmetadata:\n  name: p", "default:pod/p",
+                                      {{"ferry.dev/automated", "true"}}));
+  EXPECT_EQ(no_newline.content,
             "kind: Pod\nmetadata:\n  name: p\n  annotations:\n    ferry.dev/automated: \"true\"");
 }
 
@@ -357,25 +358,25 @@ TEST(EditTest, IndexedResourceGivesTheSameResultAndStaleIndexesAreReparsed) {
   ASSERT_NE(cron, nullptr);
   auto fast = SetImage(in, *cron, {"report", "example/report:2023-02", {}});
   auto slow = Image(in, "default:cronjob/report", {"report", "example/report:2023-02", {}});
-  ASSERT_TRUE(fast.ok()) << fast.status();
-  ASSERT_TRUE(slow.ok());
+  FERRY_ASSERT_OK(fast);
+  FERRY_ASSERT_OK(slow);
   EXPECT_EQ(fast->content, slow->content);
   // Same length, other bytes: the index no longer matches the content and is not trusted.
   std::string changed = in;
   changed.replace(changed.find("2023-01"), 7, "2023-09");
-  auto stale = SetImage(changed, *cron, {"report", "example/report:2023-02", {}});
-  ASSERT_TRUE(stale.ok()) << stale.status();
-  EXPECT_EQ(stale->changes[0].from, "example/report:2023-09");
+  FERRY_ASSERT_OK_AND_ASSIGN(auto stale,
+                             SetImage(changed, *cron, {"report", "example/report:2023-02", {}}));
+  EXPECT_EQ(stale.changes[0].from, "example/report:2023-09");
 }
 
 TEST(EditTest, OtherDocumentsAreByteIdentical) {
   const std::string in = Read("multidoc.yaml");
-  auto out = Image(in, "kube-system:daemonset/agent", {"agent", "example/agent:1.1.0", {}});
-  ASSERT_TRUE(out.ok()) << out.status();
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto out, Image(in, "kube-system:daemonset/agent", {"agent", "example/agent:1.1.0", {}}));
   // Spelling kept: the manifest says docker.io/example/agent.
-  EXPECT_EQ(Diff(in, out->content), (Hunk{36,
-                                          {"          image: docker.io/example/agent:1.0.0\n"},
-                                          {"          image: docker.io/example/agent:1.1.0\n"}}));
+  EXPECT_EQ(Diff(in, out.content), (Hunk{36,
+                                         {"          image: docker.io/example/agent:1.0.0\n"},
+                                         {"          image: docker.io/example/agent:1.1.0\n"}}));
 }
 
 }  // namespace
@@ -389,13 +390,13 @@ const char kOdd[] = "weird:deployment/odd";
 TEST(OddStyleTest, ImageAfterUnicodeAndInAFlowMapping) {
   const std::string in = Read("odd.yaml");
   auto main = Image(in, kOdd, {"main", "registry.example.com:5000/odd/main:v1.1.0", {}});
-  ASSERT_TRUE(main.ok()) << main.status();
+  FERRY_ASSERT_OK(main);
   EXPECT_EQ(Diff(in, main->content),
             (Hunk{23,
                   {"     image: \"registry.example.com:5000/odd/main:v1.0.0\"   # ☃ snowman\n"},
                   {"     image: \"registry.example.com:5000/odd/main:v1.1.0\"   # ☃ snowman\n"}}));
   auto flow = Image(in, kOdd, {"flow", "busybox:1.37", {}});
-  ASSERT_TRUE(flow.ok()) << flow.status();
+  FERRY_ASSERT_OK(flow);
   EXPECT_EQ(Diff(in, flow->content),
             (Hunk{25,
                   {"   - {name: flow, image: 'busybox:1.36', args: [sleep, \"1\"]}\n"},
@@ -404,17 +405,14 @@ TEST(OddStyleTest, ImageAfterUnicodeAndInAFlowMapping) {
 
 TEST(OddStyleTest, OneSpaceIndentationAndBlockScalarsSurviveAnnotationEdits) {
   const std::string in = Read("odd.yaml");
-  auto add = Annotate(in, kOdd, {{"ferry.dev/locked", "true"}});
-  ASSERT_TRUE(add.ok()) << add.status();
-  EXPECT_EQ(Diff(in, add->content), (Hunk{14, {}, {"  ferry.dev/locked: \"true\"\n"}}));
-  auto change = Annotate(in, kOdd, {{"ferry.dev/automated", "false"}});
-  ASSERT_TRUE(change.ok()) << change.status();
-  EXPECT_EQ(Diff(in, change->content),
+  FERRY_ASSERT_OK_AND_ASSIGN(auto add, Annotate(in, kOdd, {{"ferry.dev/locked", "true"}}));
+  EXPECT_EQ(Diff(in, add.content), (Hunk{14, {}, {"  ferry.dev/locked: \"true\"\n"}}));
+  FERRY_ASSERT_OK_AND_ASSIGN(auto change, Annotate(in, kOdd, {{"ferry.dev/automated", "false"}}));
+  EXPECT_EQ(Diff(in, change.content),
             (Hunk{13, {"  ferry.dev/automated: 'true'\n"}, {"  ferry.dev/automated: 'false'\n"}}));
-  auto remove = Annotate(in, kOdd, {{"description", std::nullopt}});
-  ASSERT_TRUE(remove.ok()) << remove.status();
+  FERRY_ASSERT_OK_AND_ASSIGN(auto remove, Annotate(in, kOdd, {{"description", std::nullopt}}));
   EXPECT_EQ(
-      Diff(in, remove->content),
+      Diff(in, remove.content),
       (Hunk{10, {"  description: |\n", "   Multi-line text\n", "   that must survive.\n"}, {}}));
 }
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "lib/status/status_matchers.h"
+
 namespace ferry::manifest {
 
 std::ostream& operator<<(std::ostream& os, const AnnotationChange& c) {
@@ -9,6 +11,10 @@ std::ostream& operator<<(std::ostream& os, const AnnotationChange& c) {
 }
 
 namespace {
+
+using ::ferry::testing::StatusIs;
+using ::testing::_;
+using ::testing::HasSubstr;
 
 using Annotations = std::map<std::string, std::string>;
 using Edits = std::vector<AnnotationChange>;
@@ -85,9 +91,8 @@ TEST(PolicyChangesTest, TagFiltersAreValidatedNormalizedAndDeduplicated) {
   PolicyUpdate bad;
   bad.tag_filters["web"] = "semver:>>1";
   auto status = Changes({}, bad).status();
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(status.message().find("container web: invalid tag filter"), std::string::npos)
-      << status.message();
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument,
+                               HasSubstr("container web: invalid tag filter")));
   PolicyUpdate remove_all;
   remove_all.tag_all = std::optional<std::string>();
   remove_all.tag_filters["web"] = std::nullopt;
@@ -136,7 +141,7 @@ TEST(PolicyChangesTest, TagAllExpandsToOneFilterPerContainer) {
   };
   for (const Case& c : cases) {
     absl::StatusOr<Edits> got = Changes(c.annotations, tag_all, containers);
-    ASSERT_TRUE(got.ok()) << c.name << ": " << got.status();
+    FERRY_ASSERT_OK(got) << c.name;
     EXPECT_EQ(*got, c.want) << c.name;
     // What Ferry reads back is the pattern for every container.
     Annotations after = c.annotations;
@@ -169,10 +174,10 @@ TEST(PolicyChangesTest, TagAllExpandsToOneFilterPerContainer) {
   EXPECT_EQ(*Changes({}, both, containers),
             (Edits{{"ferry.dev/tag.web", "glob:1.*"}, {"fluxcd.io/tag.sidecar", "semver:~1.2"}}));
   // Nothing to expand to; a bad pattern.
-  EXPECT_EQ(Changes({}, tag_all, {}).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(Changes({}, tag_all, {}), StatusIs(absl::StatusCode::kFailedPrecondition, _));
   PolicyUpdate bad;
   bad.tag_all = std::optional<std::string>("semver:>>1");
-  EXPECT_EQ(Changes({}, bad, containers).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Changes({}, bad, containers), StatusIs(absl::StatusCode::kInvalidArgument, _));
 }
 
 // A loaded workload's containers are the expansion's: a HelmRelease's chart-image and maps.

@@ -98,7 +98,7 @@ EditResult AnnotateWeb(const std::vector<Resource>& resources) {
   absl::StatusOr<EditResult> edited =
       SetAnnotations(kFile, Find(resources, kWeb),
                      {{"ferry.dev/automated", "true"}, {"ferry.dev/locked", "true"}});
-  EXPECT_TRUE(edited.ok()) << edited.status();
+  FERRY_EXPECT_OK(edited);
   EXPECT_FALSE(edited->changes.empty());
   return *std::move(edited);
 }

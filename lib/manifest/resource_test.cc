@@ -5,9 +5,14 @@
 #include <algorithm>
 
 #include "lib/manifest/workload.h"
+#include "lib/status/status_matchers.h"
 
 namespace ferry::manifest {
 namespace {
+
+using ::ferry::testing::StatusIs;
+using ::testing::_;
+using ::testing::HasSubstr;
 
 const std::string kTestdata = FERRY_MANIFEST_TESTDATA;
 
@@ -44,31 +49,29 @@ std::vector<Image> Images(const Resource& r) {
 }
 
 TEST(LoadTreeTest, LoadsEveryResourceWithIdsAndSkipsCharts) {
-  absl::StatusOr<LoadResult> result = LoadTree(kTestdata, {});
-  ASSERT_TRUE(result.ok()) << result.status();
-  EXPECT_EQ(Ids(*result), (std::vector<std::string>{
-                              "data:statefulset/db",
-                              "default:configmap/good-after",
-                              "default:configmap/good-before",
-                              "default:cronjob/report",
-                              "default:deployment/helloworld",
-                              "default:service/helloworld",
-                              "demo:helmrelease/podinfo",
-                              "kube-system:daemonset/agent",
-                              "legacy:fluxhelmrelease/mongodb",
-                              "legacy:fluxhelmrelease/shop",
-                              "sock-shop:deployment/front-end",
-                              "weird:deployment/odd",
-                          }));
+  FERRY_ASSERT_OK_AND_ASSIGN(LoadResult result, LoadTree(kTestdata, {}));
+  EXPECT_EQ(Ids(result), (std::vector<std::string>{
+                             "data:statefulset/db",
+                             "default:configmap/good-after",
+                             "default:configmap/good-before",
+                             "default:cronjob/report",
+                             "default:deployment/helloworld",
+                             "default:service/helloworld",
+                             "demo:helmrelease/podinfo",
+                             "kube-system:daemonset/agent",
+                             "legacy:fluxhelmrelease/mongodb",
+                             "legacy:fluxhelmrelease/shop",
+                             "sock-shop:deployment/front-end",
+                             "weird:deployment/odd",
+                         }));
 }
 
 TEST(LoadTreeTest, MalformedDocumentIsReportedWithPositionAndOthersStillLoad) {
-  absl::StatusOr<LoadResult> result = LoadTree(kTestdata, {"broken.yaml"});
-  ASSERT_TRUE(result.ok()) << result.status();
-  EXPECT_EQ(Ids(*result), (std::vector<std::string>{"default:configmap/good-after",
-                                                    "default:configmap/good-before"}));
-  ASSERT_EQ(result->errors.size(), 1u);
-  const LoadError& e = result->errors[0];
+  FERRY_ASSERT_OK_AND_ASSIGN(LoadResult result, LoadTree(kTestdata, {"broken.yaml"}));
+  EXPECT_EQ(Ids(result), (std::vector<std::string>{"default:configmap/good-after",
+                                                   "default:configmap/good-before"}));
+  ASSERT_EQ(result.errors.size(), 1u);
+  const LoadError& e = result.errors[0];
   EXPECT_EQ(e.path, "broken.yaml");
   EXPECT_EQ(e.line, 11) << e.ToString();  // the document ends inside the flow sequence
   EXPECT_GT(e.column, 0);
@@ -76,15 +79,14 @@ TEST(LoadTreeTest, MalformedDocumentIsReportedWithPositionAndOthersStillLoad) {
 }
 
 TEST(LoadTreeTest, SourcesPointAtFileDocumentAndLine) {
-  absl::StatusOr<LoadResult> result = LoadTree(kTestdata, {"multidoc.yaml"});
-  ASSERT_TRUE(result.ok()) << result.status();
-  const Resource* deploy = Find(*result, "default:deployment/helloworld");
+  FERRY_ASSERT_OK_AND_ASSIGN(LoadResult result, LoadTree(kTestdata, {"multidoc.yaml"}));
+  const Resource* deploy = Find(result, "default:deployment/helloworld");
   ASSERT_NE(deploy, nullptr);
   EXPECT_EQ(deploy->source.path, "multidoc.yaml");
   EXPECT_EQ(deploy->source.document, 1);
   EXPECT_EQ(deploy->source.list_item, -1);
   EXPECT_EQ(deploy->source.line, 12);
-  const Resource* cron = Find(*result, "default:cronjob/report");
+  const Resource* cron = Find(result, "default:cronjob/report");
   ASSERT_NE(cron, nullptr);
   EXPECT_EQ(cron->source.document, 2);
   EXPECT_EQ(cron->source.list_item, 1);
@@ -94,10 +96,9 @@ TEST(LoadTreeTest, SourcesPointAtFileDocumentAndLine) {
 
 TEST(LoadTreeTest, RejectsPathsOutsideTheTree) {
   absl::StatusOr<LoadResult> result = LoadTree(kTestdata, {"../"});
-  ASSERT_FALSE(result.ok());
-  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(result.status().message().find("outside the repository"), std::string::npos);
-  EXPECT_EQ(LoadTree(kTestdata, {"nope.yaml"}).status().code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_THAT(result,
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("outside the repository")));
+  EXPECT_THAT(LoadTree(kTestdata, {"nope.yaml"}), StatusIs(absl::StatusCode::kInvalidArgument, _));
 }
 
 TEST(LoadFileTest, DefaultNamespaceAndClusterScopedKinds) {
@@ -136,9 +137,8 @@ TEST(LoadFileTest, ObjectsWithoutKindAreNotResourcesAndMissingNamesAreErrors) {
 }
 
 TEST(FindContainersTest, PodSpecContainersThenInitContainers) {
-  absl::StatusOr<LoadResult> result = LoadTree(kTestdata, {"deployment.yaml"});
-  ASSERT_TRUE(result.ok());
-  const Resource* r = Find(*result, "sock-shop:deployment/front-end");
+  FERRY_ASSERT_OK_AND_ASSIGN(LoadResult result, LoadTree(kTestdata, {"deployment.yaml"}));
+  const Resource* r = Find(result, "sock-shop:deployment/front-end");
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(Images(*r),
             (std::vector<Image>{{"front-end", "weaveworksdemos/front-end:0.2.0", false},
@@ -147,19 +147,17 @@ TEST(FindContainersTest, PodSpecContainersThenInitContainers) {
 }
 
 TEST(FindContainersTest, CronJobInListAndDaemonSet) {
-  absl::StatusOr<LoadResult> result = LoadTree(kTestdata, {"multidoc.yaml"});
-  ASSERT_TRUE(result.ok());
-  EXPECT_EQ(Images(*Find(*result, "default:cronjob/report")),
+  FERRY_ASSERT_OK_AND_ASSIGN(LoadResult result, LoadTree(kTestdata, {"multidoc.yaml"}));
+  EXPECT_EQ(Images(*Find(result, "default:cronjob/report")),
             (std::vector<Image>{{"report", "example/report:2023-01", false}}));
-  EXPECT_EQ(Images(*Find(*result, "kube-system:daemonset/agent")),
+  EXPECT_EQ(Images(*Find(result, "kube-system:daemonset/agent")),
             (std::vector<Image>{{"agent", "docker.io/example/agent:1.0.0", false}}));
-  EXPECT_TRUE(Images(*Find(*result, "default:service/helloworld")).empty());
+  EXPECT_TRUE(Images(*Find(result, "default:service/helloworld")).empty());
 }
 
 TEST(FindContainersTest, HelmReleaseValuesInEveryShape) {
-  absl::StatusOr<LoadResult> result = LoadTree(kTestdata, {"helmrelease.yaml"});
-  ASSERT_TRUE(result.ok());
-  std::vector<Image> images = Images(*Find(*result, "demo:helmrelease/podinfo"));
+  FERRY_ASSERT_OK_AND_ASSIGN(LoadResult result, LoadTree(kTestdata, {"helmrelease.yaml"}));
+  std::vector<Image> images = Images(*Find(result, "demo:helmrelease/podinfo"));
   EXPECT_EQ(images, (std::vector<Image>{{"app", "ghcr.io/example/app:v1.2.3", false},
                                         {"chart-image", "stefanprodan/podinfo:3.1.0", false},
                                         {"cache", "docker.io/library/redis:6.0.1", false},
@@ -168,14 +166,13 @@ TEST(FindContainersTest, HelmReleaseValuesInEveryShape) {
 
 // FluxHelmRelease (flux.weave.works/v1beta1): the HelmRelease value shapes and names.
 TEST(FindContainersTest, FluxHelmReleaseValuesLikeHelmRelease) {
-  absl::StatusOr<LoadResult> result = LoadTree(kTestdata, {"fluxhelmrelease.yaml"});
-  ASSERT_TRUE(result.ok());
-  ASSERT_TRUE(result->errors.empty()) << result->errors[0].ToString();
-  const Resource* simple = Find(*result, "legacy:fluxhelmrelease/mongodb");
+  FERRY_ASSERT_OK_AND_ASSIGN(LoadResult result, LoadTree(kTestdata, {"fluxhelmrelease.yaml"}));
+  ASSERT_TRUE(result.errors.empty()) << result.errors[0].ToString();
+  const Resource* simple = Find(result, "legacy:fluxhelmrelease/mongodb");
   ASSERT_NE(simple, nullptr);
   EXPECT_TRUE(IsWorkloadKind(simple->kind));
   EXPECT_EQ(Images(*simple), (std::vector<Image>{{"chart-image", "bitnami/mongodb:3.6.8", false}}));
-  const Resource* multi = Find(*result, "legacy:fluxhelmrelease/shop");
+  const Resource* multi = Find(result, "legacy:fluxhelmrelease/shop");
   ASSERT_NE(multi, nullptr);
   EXPECT_EQ(Images(*multi),
             (std::vector<Image>{{"chart-image", "weaveworksdemos/front-end:0.2.0", false},

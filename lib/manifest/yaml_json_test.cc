@@ -2,12 +2,17 @@
 
 #include <gtest/gtest.h>
 
+#include "lib/status/status_matchers.h"
+
 namespace ferry::manifest {
 namespace {
 
+using ::ferry::testing::StatusIs;
+using ::testing::_;
+
 nlohmann::json Convert(const std::string& yaml) {
   auto j = YamlToJson(YAML::Load(yaml));
-  EXPECT_TRUE(j.ok()) << j.status();
+  FERRY_EXPECT_OK(j);
   return j.ok() ? *j : nlohmann::json();
 }
 
@@ -79,7 +84,7 @@ TEST(YamlToJson, StructureAndKeys) {
 
 TEST(YamlToJson, NonScalarKeyIsAnError) {
   auto j = YamlToJson(YAML::Load("? [a, b]\n: c\n"));
-  EXPECT_EQ(j.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(j, StatusIs(absl::StatusCode::kInvalidArgument, _));
 }
 
 TEST(JsonToYaml, RoundTripsTrickyValues) {
@@ -112,7 +117,7 @@ TEST(JsonToYaml, RoundTripsTrickyValues) {
   };
   const std::string yaml = JsonToYaml(in);
   auto back = YamlToJson(YAML::Load(yaml));
-  ASSERT_TRUE(back.ok()) << back.status() << "\n" << yaml;
+  FERRY_ASSERT_OK(back) << "\n" << yaml;
   EXPECT_EQ(*back, in) << yaml;
   EXPECT_NE(yaml.find("script: |\n    #!/bin/sh\n    echo hi\n"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("port: \"8080\""), std::string::npos) << yaml;

@@ -2,8 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include "lib/status/status_matchers.h"
+
 namespace ferry::manifest {
 namespace {
+
+using ::ferry::testing::IsOk;
+using ::ferry::testing::StatusIs;
+using ::testing::_;
+using ::testing::Not;
 
 std::vector<std::string> Docs(const std::string& content) {
   std::vector<std::string> out;
@@ -68,10 +75,10 @@ TEST(LocateScalarTest, FindsExactBytesInEveryStyle) {
 }
 
 TEST(LocateScalarTest, RefusesWhatCannotBeRewrittenInPlace) {
-  EXPECT_EQ(SpanOf("a: |\n  text\n", "a").status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(SpanOf("a: one\n  two\n", "a").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(SpanOf("a: |\n  text\n", "a"), StatusIs(absl::StatusCode::kFailedPrecondition, _));
+  EXPECT_THAT(SpanOf("a: one\n  two\n", "a"), StatusIs(absl::StatusCode::kFailedPrecondition, _));
   absl::StatusOr<std::string> alias = SpanOf("x: &v nginx\na: *v\n", "a");
-  ASSERT_FALSE(alias.ok());
+  ASSERT_THAT(alias, Not(IsOk()));
   EXPECT_NE(alias.status().message().find("alias"), std::string::npos);
 }
 

@@ -10,6 +10,11 @@
 namespace ferry::names {
 namespace {
 
+using ::ferry::testing::StatusIs;
+using ::testing::_;
+using ::testing::Eq;
+using ::testing::HasSubstr;
+
 TEST(ParseAuthorTest, NameAndEmail) {
   absl::StatusOr<Author> a = ParseAuthor("  Alice Liddell <alice@example.com> ");
   FERRY_ASSERT_OK(a);
@@ -54,10 +59,7 @@ TEST(ParseAuthorTest, RefusesWhatWouldCorruptACommit) {
   };
   for (const Case& c : cases) {
     absl::StatusOr<Author> a = ParseAuthor(c.text);
-    ASSERT_FALSE(a.ok()) << c.text;
-    EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument) << c.text;
-    EXPECT_TRUE(absl::StrContains(a.status().message(), c.message))
-        << c.text << " -> " << a.status().message();
+    EXPECT_THAT(a, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message))) << c.text;
   }
 }
 
@@ -69,35 +71,36 @@ TEST(ValidateCommitMessageTest, AllowsNewlineAndTab) {
 
 TEST(ValidateCommitMessageTest, RefusesNulControlAndOversize) {
   absl::Status nul = ValidateCommitMessage(std::string("cut\0here", 8));
-  EXPECT_EQ(nul.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StrContains(nul.message(), "control character (\\x00) at byte 3")) << nul;
-  EXPECT_EQ(ValidateCommitMessage("a\rb").code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ValidateCommitMessage("a\x1b[31m").code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ValidateCommitMessage("a\xc0\x80").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(nul, StatusIs(absl::StatusCode::kInvalidArgument,
+                            HasSubstr("control character (\\x00) at byte 3")));
+  EXPECT_THAT(ValidateCommitMessage("a\rb"), StatusIs(absl::StatusCode::kInvalidArgument, _));
+  EXPECT_THAT(ValidateCommitMessage("a\x1b[31m"), StatusIs(absl::StatusCode::kInvalidArgument, _));
+  EXPECT_THAT(ValidateCommitMessage("a\xc0\x80"), StatusIs(absl::StatusCode::kInvalidArgument, _));
   absl::Status big = ValidateCommitMessage(std::string(11, 'x'), 10);
-  EXPECT_EQ(big.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(big.message(),
-            "commit message is 11 bytes, over the limit of 10 bytes (raise it with "
-            "--max_commit_message_bytes)");
+  EXPECT_THAT(big,
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       Eq("commit message is 11 bytes, over the limit of 10 bytes (raise it with "
+                          "--max_commit_message_bytes)")));
 }
 
 TEST(ValidateNameTest, OneLineOnly) {
   FERRY_EXPECT_OK(ValidateName("tag filter", "glob:1.*"));
   absl::Status s = ValidateName("tag filter", "glob:*\nInjected subject");
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StrContains(s.message(), "tag filter \"glob:*\\nInjected subject\"")) << s;
-  EXPECT_EQ(ValidateName("container", std::string(1025, 'c')).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          HasSubstr("tag filter \"glob:*\\nInjected subject\"")));
+  EXPECT_THAT(ValidateName("container", std::string(1025, 'c')),
+              StatusIs(absl::StatusCode::kInvalidArgument, _));
 }
 
 TEST(ValidatePathTest, Utf8WithoutControlCharacters) {
   FERRY_EXPECT_OK(ValidatePath("default/app.yaml"));
   FERRY_EXPECT_OK(ValidatePath("ünïcode/😀.yaml"));
   absl::Status s = ValidatePath("default/bad\xff\xfe.yaml");
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StrContains(s.message(), "\"default/bad\\xff\\xfe.yaml\" is not UTF-8")) << s;
-  EXPECT_EQ(ValidatePath("a\nb.yaml").code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ValidatePath(std::string(5000, 'p')).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          HasSubstr("\"default/bad\\xff\\xfe.yaml\" is not UTF-8")));
+  EXPECT_THAT(ValidatePath("a\nb.yaml"), StatusIs(absl::StatusCode::kInvalidArgument, _));
+  EXPECT_THAT(ValidatePath(std::string(5000, 'p')),
+              StatusIs(absl::StatusCode::kInvalidArgument, _));
 }
 
 TEST(IsUtf8Test, RefusesMalformedSequences) {

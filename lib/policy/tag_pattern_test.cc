@@ -10,6 +10,11 @@
 namespace ferry::policy {
 namespace {
 
+using ::ferry::testing::IsOk;
+using ::ferry::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
 std::vector<std::string> Tags(const std::vector<TagCandidate>& ranked) {
   std::vector<std::string> out;
   for (const TagCandidate& c : ranked) out.push_back(c.tag);
@@ -69,13 +74,11 @@ TEST(TagPatternTest, RefusesUnknownKindsAndGlobsNoTagCanMatch) {
   for (const Case& c : cases) {
     absl::StatusOr<TagPattern> p = TagPattern::Parse(c.text);
     ASSERT_FALSE(p.ok()) << c.text << " parsed as " << p->ToString();
-    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << c.text;
-    EXPECT_NE(p.status().message().find(c.message), std::string::npos)
-        << c.text << ": " << p.status().message();
+    EXPECT_THAT(p, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message))) << c.text;
   }
   // A NUL byte is a control character too.
   absl::StatusOr<TagPattern> nul = TagPattern::Parse(absl::string_view("glob:a\0b", 8));
-  ASSERT_FALSE(nul.ok());
+  ASSERT_THAT(nul, Not(IsOk()));
   EXPECT_NE(nul.status().message().find("control character (\\x00) at byte 6"), std::string::npos);
   // What tags can hold still parses, with or without the glob: prefix.
   for (const char* ok : {"1.0.*", "glob:v?.?-rc_*", "main-*", "A_b.c-9", "latest"}) {
@@ -88,10 +91,10 @@ TEST(TagPatternTest, RefusesUnknownKindsAndGlobsNoTagCanMatch) {
 
 TEST(TagPatternTest, RejectsInvalidPatternsWithReason) {
   auto semver = TagPattern::Parse("semver:>>1");
-  ASSERT_FALSE(semver.ok());
+  ASSERT_THAT(semver, Not(IsOk()));
   EXPECT_NE(semver.status().message().find("invalid tag filter \"semver:>>1\""), std::string::npos);
   auto re = TagPattern::Parse("regexp:(unclosed");
-  ASSERT_FALSE(re.ok());
+  ASSERT_THAT(re, Not(IsOk()));
   EXPECT_NE(re.status().message().find("missing )"), std::string::npos) << re.status().message();
   EXPECT_THAT(TagPattern::Parse("glob:"), ::testing::Not(::ferry::testing::IsOk()));
   EXPECT_THAT(TagPattern::Parse("regexp:"), ::testing::Not(::ferry::testing::IsOk()));
@@ -235,10 +238,8 @@ TEST(FilterForTest, OwnThenTagAllThenAny) {
   EXPECT_EQ(FilterFor(own, "regexp:^v", "empty")->ToString(), "glob:*")
       << "an empty filter of its own is no filter, not tag_all";
   absl::StatusOr<TagPattern> bad = FilterFor(own, "semvr:~1", "other");
-  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(bad.status().message().find("invalid tag filter 'semvr:~1': unknown filter kind"),
-            std::string::npos)
-      << bad.status();
+  EXPECT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument,
+                            HasSubstr("invalid tag filter 'semvr:~1': unknown filter kind")));
 }
 
 }  // namespace

@@ -18,6 +18,11 @@
 namespace ferry::runtime {
 namespace {
 
+using ::ferry::testing::StatusIs;
+using ::testing::_;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
 using grpc::health::v1::Health;
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
@@ -79,12 +84,10 @@ TEST(ServerTest, UnbuiltRpcsAnswerUnimplementedNamingTheMethodAndAnswersCarryThe
   grpc::ClientContext ctx;
   ferry::v1::Job job;
   grpc::Status status = stub->GetJob(&ctx, ferry::v1::GetJobRequest(), &job);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_NE(status.error_message().find("ferry.v1.Ferry/GetJob is not implemented in this build "
-                                        "of Ferry (" +
-                                        std::string(Version()) + ")"),
-            std::string::npos)
-      << status.error_message();
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kUnimplemented,
+                               HasSubstr("ferry.v1.Ferry/GetJob is not implemented in this build "
+                                         "of Ferry (" +
+                                         std::string(Version()) + ")")));
 
   grpc::ClientContext health_ctx;
   HealthCheckResponse response;
@@ -113,14 +116,11 @@ TEST(ServerTest, ACallerTokenIsRequiredFromEveryCallButHealth) {
     return stub->GetJob(&ctx, ferry::v1::GetJobRequest(), &job);
   };
   grpc::Status none = call("");
-  EXPECT_EQ(none.error_code(), grpc::StatusCode::UNAUTHENTICATED) << none.error_message();
-  EXPECT_NE(none.error_message().find("--peer_token_path"), std::string::npos)
-      << none.error_message();
+  EXPECT_THAT(none, StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("--peer_token_path")));
   grpc::Status wrong = call("peer-token-9999999999");
-  EXPECT_EQ(wrong.error_code(), grpc::StatusCode::UNAUTHENTICATED) << wrong.error_message();
-  EXPECT_EQ(wrong.error_message().find("peer-token"), std::string::npos) << wrong.error_message();
+  EXPECT_THAT(wrong, StatusIs(absl::StatusCode::kUnauthenticated, Not(HasSubstr("peer-token"))));
   // Past the check: the service itself answers.
-  EXPECT_EQ(call("peer-token-0123456789").error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_THAT(call("peer-token-0123456789"), StatusIs(absl::StatusCode::kUnimplemented, _));
 
   grpc::ClientContext health_ctx;
   HealthCheckResponse response;
@@ -149,8 +149,8 @@ TEST(ServerTest, AHealthOnlyPortServesHealthAndNothingElse) {
   grpc::ClientContext job_ctx;
   ferry::v1::Job job;
   grpc::Status status = stub->GetJob(&job_ctx, ferry::v1::GetJobRequest(), &job);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_EQ(status.error_message().find("in this build of Ferry"), std::string::npos)
+  EXPECT_THAT(status,
+              StatusIs(absl::StatusCode::kUnimplemented, Not(HasSubstr("in this build of Ferry"))))
       << "the Ferry service must not be on the health port";
 }
 
@@ -170,13 +170,13 @@ TEST(ServerTest, AMessageOverTheLimitFailsNamingTheFlag) {
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   HealthCheckResponse response;
   grpc::Status status = stub->Check(&ctx, request, &response);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
-  EXPECT_NE(status.error_message().find("--grpc_max_message_bytes"), std::string::npos)
-      << status.error_message();
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kResourceExhausted,
+                               HasSubstr("--grpc_max_message_bytes")));
   // Within the limit, the same call goes through.
   request.set_service(std::string(100, 'x'));
   grpc::ClientContext small_ctx;
-  EXPECT_EQ(stub->Check(&small_ctx, request, &response).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(stub->Check(&small_ctx, request, &response),
+              StatusIs(absl::StatusCode::kNotFound, _));
 }
 
 TEST(ServerTest, UnknownServiceHealthIsNotFound) {
@@ -188,7 +188,7 @@ TEST(ServerTest, UnknownServiceHealthIsNotFound) {
   request.set_service("ferry.v1.NoSuchService");
   HealthCheckResponse response;
   grpc::Status status = HealthStub((*server)->grpc_port())->Check(&ctx, request, &response);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kNotFound, _));
 }
 
 TEST(ServerTest, PortInUseIsFailedPreconditionNamingTheAddress) {
@@ -199,20 +199,15 @@ TEST(ServerTest, PortInUseIsFailedPreconditionNamingTheAddress) {
   ServerOptions grpc_clash = LoopbackOptions();
   grpc_clash.grpc_address.port = (*first)->grpc_port();
   auto second = Server::Start(grpc_clash, {}, std::make_shared<prometheus::Registry>());
-  ASSERT_FALSE(second.ok());
-  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(second.status().message().find(grpc_clash.grpc_address.ToString()), std::string::npos)
-      << second.status().message();
+  ASSERT_THAT(second, StatusIs(absl::StatusCode::kFailedPrecondition,
+                               HasSubstr(grpc_clash.grpc_address.ToString())));
 
   ServerOptions metrics_clash = LoopbackOptions();
   metrics_clash.metrics_address.port = (*first)->metrics_port();
   auto third = Server::Start(metrics_clash, {}, std::make_shared<prometheus::Registry>());
-  ASSERT_FALSE(third.ok());
-  EXPECT_EQ(third.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(third.status().message().find("cannot serve metrics on " +
-                                          metrics_clash.metrics_address.ToString()),
-            std::string::npos)
-      << third.status().message();
+  EXPECT_THAT(third, StatusIs(absl::StatusCode::kFailedPrecondition,
+                              HasSubstr("cannot serve metrics on " +
+                                        metrics_clash.metrics_address.ToString())));
 }
 
 TEST(ServerTest, ShutdownTurnsHealthNotServingThenStops) {
@@ -239,7 +234,7 @@ TEST(ServerTest, ShutdownTurnsHealthNotServingThenStops) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
   HealthCheckResponse response;
-  EXPECT_EQ(stub->Check(&ctx, {}, &response).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(stub->Check(&ctx, {}, &response), StatusIs(absl::StatusCode::kUnavailable, _));
   (*server)->Shutdown();  // idempotent
 }
 
@@ -282,7 +277,7 @@ TEST(ServerTest, CancelPeerCallsIsSafeWhileStreamsAreDroppedWithoutFinish) {
   CancelPeerCalls();
   while (watch->Read(&update)) {
   }
-  EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_THAT(watch->Finish(), StatusIs(absl::StatusCode::kCancelled, _));
   EXPECT_EQ(PeerCallsInProgress(), before);
 }
 
