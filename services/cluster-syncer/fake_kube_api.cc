@@ -59,23 +59,13 @@ std::string Key(const std::string& group, const std::string& resource, const std
   return absl::StrCat(group, "|", resource, "|", ns, "|", name);
 }
 
-}  // namespace
-
-struct FakeKubeApi::Target {
-  bool discovery = false;  // a discovery document: "/api", "/apis" or a group version
-  std::string group;
-  std::string version;
-  std::string ns;
-  std::string name;
-  std::optional<ApiResource> resource;  // served; unset for discovery and unknown resources
-  std::string resource_name;
-};
-
-FakeKubeApi::FakeKubeApi() {
+// The kinds every FakeKubeApi serves from the start (see the constructor's comment).
+std::vector<ApiResource> BuiltInResources() {
+  std::vector<ApiResource> resources;
   auto serve = [&](std::string group, std::string version, std::string kind, std::string name,
                    bool namespaced) {
-    resources_.push_back({std::move(group), std::move(version), std::move(kind), std::move(name),
-                          namespaced, kVerbs});
+    resources.push_back({std::move(group), std::move(version), std::move(kind), std::move(name),
+                         namespaced, kVerbs});
   };
   serve("", "v1", "Namespace", "namespaces", false);
   serve("", "v1", "ConfigMap", "configmaps", true);
@@ -90,7 +80,22 @@ FakeKubeApi::FakeKubeApi() {
   serve("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false);
   serve("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions",
         false);
+  return resources;
 }
+
+}  // namespace
+
+struct FakeKubeApi::Target {
+  bool discovery = false;  // a discovery document: "/api", "/apis" or a group version
+  std::string group;
+  std::string version;
+  std::string ns;
+  std::string name;
+  std::optional<ApiResource> resource;  // served; unset for discovery and unknown resources
+  std::string resource_name;
+};
+
+FakeKubeApi::FakeKubeApi() : resources_(BuiltInResources()) {}
 
 std::optional<FakeKubeApi::Target> FakeKubeApi::Parse(const std::string& path) {
   std::vector<std::string> s = absl::StrSplit(StripQuery(path), '/', absl::SkipEmpty());
@@ -148,7 +153,7 @@ nlohmann::json FakeKubeApi::DiscoveryDocument(const Target& t) {
 }
 
 absl::StatusOr<nlohmann::json> FakeKubeApi::Get(const std::string& path, const std::string& verb) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (absl::Status s = Begin(verb, path); !s.ok()) return s;
   const std::string bare = StripQuery(path);
   if (bare == "/api") return nlohmann::json{{"versions", {"v1"}}};
@@ -203,7 +208,7 @@ absl::StatusOr<nlohmann::json> FakeKubeApi::Get(const std::string& path, const s
 }
 
 absl::StatusOr<nlohmann::json> FakeKubeApi::ListMetadata(const std::string& path) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (absl::Status s = Begin("list", path); !s.ok()) return s;
   std::optional<Target> t = Parse(path);
   if (!t || t->discovery || !t->resource || !t->name.empty()) {
@@ -225,7 +230,7 @@ absl::StatusOr<nlohmann::json> FakeKubeApi::Apply(const std::string& path,
                                                   const nlohmann::json& object,
                                                   const std::string& manager, bool force,
                                                   bool dry_run) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (absl::Status s = Begin("apply", path); !s.ok()) return s;
   const std::string what = absl::StrCat("PATCH ", StripQuery(path));
   std::optional<Target> t = Parse(path);
@@ -255,7 +260,7 @@ absl::StatusOr<nlohmann::json> FakeKubeApi::Apply(const std::string& path,
 }
 
 absl::Status FakeKubeApi::Delete(const std::string& path, bool dry_run) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (absl::Status s = Begin("delete", path); !s.ok()) return s;
   std::optional<Target> t = Parse(path);
   const std::string what = absl::StrCat("DELETE ", StripQuery(path));
@@ -275,7 +280,7 @@ absl::Status FakeKubeApi::Delete(const std::string& path, bool dry_run) {
 }
 
 void FakeKubeApi::Serve(const ApiResource& resource) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ServeLocked(resource);
 }
 
@@ -299,7 +304,7 @@ void FakeKubeApi::ServeCrd(const nlohmann::json& crd) {
 }
 
 void FakeKubeApi::Put(const nlohmann::json& object) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   const std::string api_version = Str(object, "apiVersion");
   const size_t slash = api_version.find('/');
   const std::string group = slash == std::string::npos ? "" : api_version.substr(0, slash);
@@ -316,7 +321,7 @@ void FakeKubeApi::Put(const nlohmann::json& object) {
 }
 
 std::optional<nlohmann::json> FakeKubeApi::Object(const std::string& path) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::optional<Target> t = Parse(path);
   if (!t || !t->resource) return std::nullopt;
   auto it = objects_.find(Key(t->group, t->resource_name, t->ns, t->name));
@@ -326,29 +331,29 @@ std::optional<nlohmann::json> FakeKubeApi::Object(const std::string& path) {
 
 void FakeKubeApi::Fail(const std::string& verb, const std::string& path_prefix,
                        absl::Status status) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::erase_if(fail_,
                 [&](const FailRule& r) { return r.verb == verb && r.path_prefix == path_prefix; });
   if (!status.ok()) fail_.push_back({verb, path_prefix, std::move(status)});
 }
 
 void FakeKubeApi::set_crd_established_after(int gets) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   crd_established_after_ = gets;
 }
 
 std::vector<std::string> FakeKubeApi::calls() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return calls_;
 }
 
 std::vector<std::string> FakeKubeApi::applied_kinds() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return applied_kinds_;
 }
 
 int64_t FakeKubeApi::writes() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return writes_;
 }
 

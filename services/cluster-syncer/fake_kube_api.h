@@ -6,11 +6,12 @@
 #pragma once
 
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "services/cluster-syncer/discovery.h"
 #include "services/cluster-syncer/kube_api.h"
 
@@ -57,28 +58,30 @@ class FakeKubeApi final : public KubeApi {
     std::string ns;
     nlohmann::json object;
   };
-  struct Target;                                                         // a parsed path
-  std::optional<Target> Parse(const std::string& path);                  // mu_ held
-  absl::Status Begin(const std::string& verb, const std::string& path);  // mu_ held
+  struct Target;  // a parsed path
+  std::optional<Target> Parse(const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Begin(const std::string& verb, const std::string& path)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The resources of a group version ("/api/v1", "/apis/apps/v1").
-  nlohmann::json DiscoveryDocument(const Target& target);  // mu_ held
-  void ServeCrd(const nlohmann::json& crd);                // mu_ held
-  void ServeLocked(const ApiResource& resource);           // mu_ held
+  nlohmann::json DiscoveryDocument(const Target& target) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ServeCrd(const nlohmann::json& crd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ServeLocked(const ApiResource& resource) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  std::mutex mu_;
-  std::vector<ApiResource> resources_;
-  std::map<std::string, Stored> objects_;  // "group|resource|namespace|name" -> object
-  std::map<std::string, int> crd_gets_;    // CRD name -> reads
-  int crd_established_after_ = 1;
+  absl::Mutex mu_;
+  std::vector<ApiResource> resources_ ABSL_GUARDED_BY(mu_);
+  // "group|resource|namespace|name" -> object
+  std::map<std::string, Stored> objects_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int> crd_gets_ ABSL_GUARDED_BY(mu_);  // CRD name -> reads
+  int crd_established_after_ ABSL_GUARDED_BY(mu_) = 1;
   struct FailRule {
     std::string verb;
     std::string path_prefix;
     absl::Status status;
   };
-  std::vector<FailRule> fail_;
-  std::vector<std::string> calls_;
-  std::vector<std::string> applied_kinds_;
-  int64_t writes_ = 0;
+  std::vector<FailRule> fail_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> calls_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> applied_kinds_ ABSL_GUARDED_BY(mu_);
+  int64_t writes_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace ferry::cluster_syncer

@@ -4,10 +4,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "lib/log/log.h"
 #include "lib/manifest/policy.h"
 #include "lib/manifest/resource.h"
@@ -497,9 +498,12 @@ absl::StatusOr<SyncRun::Checksums> SyncRun::LiveChecksums(const std::vector<Item
 }
 
 absl::Status SyncRun::Apply(const std::vector<Item*>& todo, const Checksums& live_checksums) {
-  std::atomic<bool> unreachable{false};
-  std::mutex error_mu;
-  std::string unreachable_error;
+  // Set by whichever apply finds the API server unreachable (the applies run in parallel).
+  struct UnreachableError {
+    absl::Mutex mu;
+    bool seen ABSL_GUARDED_BY(mu) = false;
+    std::string error ABSL_GUARDED_BY(mu);
+  } unreachable;
   ParallelFor(todo.size(), options_.parallelism, [&](size_t i) {
     Item* item = todo[i];
     auto live = live_checksums.find(ObjectKey(item->kind, item->ns, item->name));
@@ -517,12 +521,13 @@ absl::Status SyncRun::Apply(const std::vector<Item*>& todo, const Checksums& liv
     item->state = Item::State::kFailed;
     item->error = std::string(applied.status().message());
     if (Unreachable(applied.status())) {
-      unreachable = true;
-      std::lock_guard<std::mutex> lock(error_mu);
-      unreachable_error = item->error;
+      absl::MutexLock lock(&unreachable.mu);
+      unreachable.seen = true;
+      unreachable.error = item->error;
     }
   });
-  if (unreachable) return absl::UnavailableError(unreachable_error);
+  absl::MutexLock lock(&unreachable.mu);
+  if (unreachable.seen) return absl::UnavailableError(unreachable.error);
   return absl::OkStatus();
 }
 

@@ -23,25 +23,26 @@ RateLimitedHttpClient::RateLimitedHttpClient(http::HttpClient& inner, Options op
                      .Help("Requests to a registry host being sent now.")
                      .Register(registry)) {}
 
+// Waits for a free slot of the host's; the slot is given back when destroyed, and releasing
+// mu_ then wakes a waiter whose condition now holds (absl::Mutex needs no notification).
 class RateLimitedHttpClient::Slot {
  public:
   Slot(RateLimitedHttpClient& owner, const std::string& host)
       : owner_(owner), gauge_(owner.in_flight_.Add({{"host", host}})) {
-    std::unique_lock<std::mutex> lock(owner_.mu_);
-    bucket_ = &owner_.buckets_[host];  // std::map: the address is stable
-    owner_.slot_freed_.wait(lock,
-                            [&] { return bucket_->in_flight < owner_.options_.max_in_flight; });
-    ++bucket_->in_flight;
-    bucket_->peak_in_flight = std::max(bucket_->peak_in_flight, bucket_->in_flight);
+    absl::MutexLock lock(&owner_.mu_);
+    Bucket* bucket = &owner_.buckets_[host];
+    const int max_in_flight = owner_.options_.max_in_flight;
+    auto free = [bucket, max_in_flight] { return bucket->in_flight < max_in_flight; };
+    owner_.mu_.Await(absl::Condition(&free));
+    ++bucket->in_flight;
+    bucket->peak_in_flight = std::max(bucket->peak_in_flight, bucket->in_flight);
     gauge_.Increment();
+    bucket_ = bucket;
   }
   ~Slot() {
-    {
-      std::lock_guard<std::mutex> lock(owner_.mu_);
-      --bucket_->in_flight;
-    }
+    absl::MutexLock lock(&owner_.mu_);
+    --bucket_->in_flight;
     gauge_.Decrement();
-    owner_.slot_freed_.notify_all();
   }
   Slot(const Slot&) = delete;
   Slot& operator=(const Slot&) = delete;
@@ -49,11 +50,11 @@ class RateLimitedHttpClient::Slot {
  private:
   RateLimitedHttpClient& owner_;
   prometheus::Gauge& gauge_;
-  Bucket* bucket_ = nullptr;
+  Bucket* bucket_ = nullptr;  // in owner_.buckets_; read and written with owner_.mu_ held
 };
 
 absl::Duration RateLimitedHttpClient::Acquire(const std::string& host) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   const absl::Time now = clock_.Now();
   auto [it, inserted] = buckets_.try_emplace(host);
   Bucket& b = it->second;
@@ -70,7 +71,7 @@ absl::Duration RateLimitedHttpClient::Acquire(const std::string& host) {
 }
 
 void RateLimitedHttpClient::Adjust(const std::string& host, bool throttled) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Bucket& b = buckets_[host];
   if (throttled) {
     b.rate = std::max(options_.min_requests_per_second, b.rate / 2);
@@ -81,13 +82,13 @@ void RateLimitedHttpClient::Adjust(const std::string& host, bool throttled) {
 }
 
 int RateLimitedHttpClient::PeakInFlight(const std::string& host) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = buckets_.find(host);
   return it == buckets_.end() ? 0 : it->second.peak_in_flight;
 }
 
 double RateLimitedHttpClient::RateFor(const std::string& host) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = buckets_.find(host);
   return it == buckets_.end() ? options_.requests_per_second : it->second.rate;
 }

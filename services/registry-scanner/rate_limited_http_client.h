@@ -12,11 +12,11 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
-#include <condition_variable>
 #include <map>
-#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "lib/http/http_client.h"
 #include "lib/runtime/clock.h"
@@ -33,16 +33,19 @@ class RateLimitedHttpClient final : public http::HttpClient {
     // Concurrent requests per host; one slow registry holds only its own slots.
     int max_in_flight = 8;
   };
-  // `clock` refills the buckets and times the waits (for a token, after a 429).
+  // `clock` refills the buckets and times the waits (for a token, after a 429). Thread-safe:
+  // Send may be called from any number of threads; a call beyond a host's `max_in_flight`
+  // blocks until one of that host's requests has been answered.
   RateLimitedHttpClient(http::HttpClient& inner, Options options, prometheus::Registry& registry,
                         runtime::Clock& clock = runtime::SystemClock());
 
-  absl::StatusOr<http::Response> Send(const http::Request& request) override;
+  absl::StatusOr<http::Response> Send(const http::Request& request) override
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // The current rate for `host` (for tests and status).
-  double RateFor(const std::string& host);
+  double RateFor(const std::string& host) ABSL_LOCKS_EXCLUDED(mu_);
   // The most requests that were in flight to `host` at once (for tests).
-  int PeakInFlight(const std::string& host);
+  int PeakInFlight(const std::string& host) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Bucket {
@@ -55,8 +58,8 @@ class RateLimitedHttpClient final : public http::HttpClient {
   // Holds one of the host's in-flight slots while a request is sent.
   class Slot;
   // Takes a token for `host`; returns how long to wait first.
-  absl::Duration Acquire(const std::string& host);
-  void Adjust(const std::string& host, bool throttled);
+  absl::Duration Acquire(const std::string& host) ABSL_LOCKS_EXCLUDED(mu_);
+  void Adjust(const std::string& host, bool throttled) ABSL_LOCKS_EXCLUDED(mu_);
 
   http::HttpClient& inner_;
   const Options options_;
@@ -64,9 +67,9 @@ class RateLimitedHttpClient final : public http::HttpClient {
   prometheus::Family<prometheus::Counter>& waited_;
   prometheus::Family<prometheus::Counter>& throttled_;
   prometheus::Family<prometheus::Gauge>& in_flight_;
-  std::mutex mu_;
-  std::condition_variable slot_freed_;
-  std::map<std::string, Bucket> buckets_;
+  absl::Mutex mu_;
+  // std::map: a Bucket's address is stable, so a Slot may keep a pointer to it.
+  std::map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ferry::registry_scanner

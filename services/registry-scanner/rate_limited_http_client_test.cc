@@ -3,8 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "lib/http/fake_http_client.h"
 #include "lib/runtime/fake_clock.h"
 #include "lib/status/status_matchers.h"
@@ -117,35 +122,34 @@ TEST_F(RateLimitTest, RepeatedThrottlingIsReturnedAndRetryAfterIsCapped) {
 class GatedHttp : public http::HttpClient {
  public:
   absl::StatusOr<http::Response> Send(const http::Request& request) override {
-    std::unique_lock<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     ++inside_;
     ++entered_[http::HostOfUrl(request.url)];
-    changed_.notify_all();
-    changed_.wait(lock, [&] { return open_; });
+    mu_.Await(absl::Condition(&open_));
     --inside_;
     return http::Response{200, {}, ""};
   }
   // Waits until `n` requests to `host` have entered (bounded by 10 s).
   bool WaitEntered(const std::string& host, int n) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return changed_.wait_for(lock, std::chrono::seconds(10), [&] { return entered_[host] >= n; });
+    absl::MutexLock lock(&mu_);
+    int& entered = entered_[host];
+    auto reached = [&entered, n] { return entered >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&reached), absl::Seconds(10));
   }
   int Inside() {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     return inside_;
   }
   void Open() {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     open_ = true;
-    changed_.notify_all();
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable changed_;
-  int inside_ = 0;
-  std::map<std::string, int> entered_;
-  bool open_ = false;
+  absl::Mutex mu_;
+  int inside_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, int> entered_ ABSL_GUARDED_BY(mu_);
+  bool open_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 TEST(RateLimitConcurrency, AtMostMaxInFlightPerHostAndOtherHostsUnaffected) {
