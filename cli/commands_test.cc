@@ -19,15 +19,18 @@
 #include "absl/strings/strip.h"
 #include "cli/exit_codes.h"
 #include "ferry/v1/api_mock.grpc.pb.h"
+#include "lib/status/status_matchers.h"
 
 namespace ferry::cli {
 namespace {
 
+using ::ferry::testing::IsOk;
 using ::testing::_;
 using ::testing::Contains;
 using ::testing::DoAll;
 using ::testing::HasSubstr;
 using ::testing::Invoke;
+using ::testing::Not;
 using ::testing::Return;
 using ::testing::SaveArg;
 using ::testing::SetArgPointee;
@@ -504,12 +507,12 @@ TEST(DroneTest, FluxctlPluginSettingNamesAreAliases) {
                                             {"PLUGIN_UPDATE_ALL_IMAGES", "true"}};
   ReleaseOptions release;
   ClientOptions client;
-  ASSERT_TRUE(DroneToRelease(env, release, client).ok());
+  FERRY_ASSERT_OK(DroneToRelease(env, release, client));
   EXPECT_EQ(release.services, (std::vector<std::string>{"sock-shop/front-end"}));
   env = {{"PLUGIN_CONTROLLER", "default:deployment/helloworld, default:deployment/other"},
          {"PLUGIN_IMAGE", "quay.io/weaveworks/helloworld:master-a000002"}};
   release = ReleaseOptions();
-  ASSERT_TRUE(DroneToRelease(env, release, client).ok());
+  FERRY_ASSERT_OK(DroneToRelease(env, release, client));
   EXPECT_EQ(release.controllers, (std::vector<std::string>{"default:deployment/helloworld",
                                                            "default:deployment/other"}));
 }
@@ -537,7 +540,7 @@ TEST(DroneTest, MapsAFullPluginEnvironmentOntoARelease) {
   EXPECT_TRUE(IsDronePlugin(env));
   ReleaseOptions release;
   ClientOptions client;
-  ASSERT_TRUE(DroneToRelease(env, release, client).ok());
+  FERRY_ASSERT_OK(DroneToRelease(env, release, client));
   EXPECT_EQ(client.url, "ferry.example.com:443");
   EXPECT_EQ(client.token, "write-token-0123456789");
   EXPECT_TRUE(client.tls);
@@ -558,7 +561,7 @@ TEST(DroneTest, MapsAFullPluginEnvironmentOntoARelease) {
   env["PLUGIN_USER"] = "ci-bot";
   env["PLUGIN_MESSAGE"] = "nightly";
   release = ReleaseOptions();
-  ASSERT_TRUE(DroneToRelease(env, release, client).ok());
+  FERRY_ASSERT_OK(DroneToRelease(env, release, client));
   EXPECT_EQ(release.user, "ci-bot");
   EXPECT_EQ(release.message, "nightly");
   env["PLUGIN_FORCE"] = "maybe";
@@ -628,7 +631,7 @@ TEST(CompletionTest, CoversEveryCommandAndFlag) {
 
   for (const char* shell : {"bash", "zsh"}) {
     absl::StatusOr<std::string> script = CompletionScript(app, shell);
-    ASSERT_TRUE(script.ok()) << shell;
+    FERRY_ASSERT_OK(script) << shell;
     const std::vector<std::string> top = BashArmWords(*script, "\"\"");
     for (const CommandFlags& c : commands) {
       for (const std::string& name : c.names) {
@@ -642,7 +645,7 @@ TEST(CompletionTest, CoversEveryCommandAndFlag) {
   }
 
   absl::StatusOr<std::string> fish = CompletionScript(app, "fish");
-  ASSERT_TRUE(fish.ok());
+  FERRY_ASSERT_OK(fish);
   for (const CommandFlags& c : commands) {
     const std::string seen =
         "-n '__fish_seen_subcommand_from " + absl::StrJoin(c.names, " ") + "' ";
@@ -658,7 +661,7 @@ TEST(CompletionTest, CoversEveryCommandAndFlag) {
       EXPECT_THAT(*fish, HasSubstr(seen + option)) << "fish: " << c.names[0] << " " << flag;
     }
   }
-  EXPECT_FALSE(CompletionScript(app, "tcsh").ok());
+  EXPECT_THAT(CompletionScript(app, "tcsh"), Not(IsOk()));
 }
 
 }  // namespace

@@ -4,9 +4,15 @@
 
 #include "lib/manifest/workload_id.h"
 #include "lib/manifest/workload_id_test_cases.h"
+#include "lib/status/status_matchers.h"
 
 namespace ferry::cli {
 namespace {
+
+using ::ferry::testing::StatusIs;
+using ::testing::AllOf;
+using ::testing::Eq;
+using ::testing::HasSubstr;
 
 TEST(ParseWorkloadIdTest, AcceptsFullAndShortForms) {
   EXPECT_EQ(*ParseWorkloadId("default:deployment/helloworld", "x"),
@@ -21,10 +27,10 @@ TEST(ParseWorkloadIdTest, RejectsWithExample) {
   for (const char* bad : {"", "web", ":deployment/web", "default:web", "default:/web",
                           "default:deployment/", "a:b/c/d", "default:deployment/my web"}) {
     absl::StatusOr<std::string> id = ParseWorkloadId(bad, "default");
-    ASSERT_FALSE(id.ok()) << bad;
-    EXPECT_EQ(id.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_NE(id.status().message().find("is not a workload id: "), std::string::npos) << bad;
-    EXPECT_NE(id.status().message().find("e.g. default:deployment/helloworld"), std::string::npos);
+    EXPECT_THAT(id, StatusIs(absl::StatusCode::kInvalidArgument,
+                             AllOf(HasSubstr("is not a workload id: "),
+                                   HasSubstr("e.g. default:deployment/helloworld"))))
+        << bad;
   }
 }
 
@@ -38,9 +44,9 @@ TEST(ParseWorkloadIdTest, AgreesWithTheServices) {
       EXPECT_EQ(id.status(), manifest::WorkloadId::Parse(text).status()) << text;
       continue;
     }
-    ASSERT_TRUE(id.ok()) << text << ": " << id.status();
+    FERRY_ASSERT_OK(id) << text;
     EXPECT_EQ(*id, c.loose);
-    EXPECT_TRUE(manifest::WorkloadId::Parse(*id).ok()) << *id;
+    FERRY_EXPECT_OK(manifest::WorkloadId::Parse(*id)) << *id;
   }
 }
 
@@ -61,22 +67,27 @@ TEST(LegacyWorkloadIdTest, ResolvesToTheOneWorkloadOrSaysWhatToFix) {
   EXPECT_EQ(*ResolveLegacyWorkloadId("default/helloworld", ids), "default:deployment/helloworld");
 
   absl::StatusOr<std::string> several = ResolveLegacyWorkloadId("default/db", ids);
-  EXPECT_EQ(several.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(several.status().message(),
-            "workload \"default/db\" is ambiguous: name one of default:statefulset/db, "
-            "default:deployment/db (namespace:kind/name)");
+  EXPECT_THAT(
+      several,
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               Eq("workload \"default/db\" is ambiguous: name one of default:statefulset/db, "
+                  "default:deployment/db (namespace:kind/name)")));
 
   absl::StatusOr<std::string> none = ResolveLegacyWorkloadId("sock-shop/frontend", ids);
-  EXPECT_EQ(none.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(none.status().message(),
-            "workload \"sock-shop/frontend\" not found; closest: sock-shop:deployment/front-end, "
-            "sock-shop:deployment/cart, default:deployment/db");
+  EXPECT_THAT(
+      none,
+      StatusIs(
+          absl::StatusCode::kNotFound,
+          Eq("workload \"sock-shop/frontend\" not found; closest: sock-shop:deployment/front-end, "
+             "sock-shop:deployment/cart, default:deployment/db")));
 
   absl::StatusOr<std::string> no_namespace = ResolveLegacyWorkloadId("sockshop/front-end", ids);
-  EXPECT_EQ(no_namespace.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(no_namespace.status().message(),
-            "workload \"sockshop/front-end\": no workload in namespace \"sockshop\"; namespaces "
-            "with workloads: default, sock-shop");
+  EXPECT_THAT(
+      no_namespace,
+      StatusIs(
+          absl::StatusCode::kInvalidArgument,
+          Eq("workload \"sockshop/front-end\": no workload in namespace \"sockshop\"; namespaces "
+             "with workloads: default, sock-shop")));
 
   // What is not a workload id names nothing, even when it is spelled like the legacy id.
   const std::vector<std::string> with_junk = {"sock-shop/front-end", "sock-shop:deployment/Front",

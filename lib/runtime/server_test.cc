@@ -19,13 +19,12 @@ namespace ferry::runtime {
 namespace {
 
 using ::ferry::testing::StatusIs;
-using ::testing::_;
-using ::testing::HasSubstr;
-using ::testing::Not;
-
 using grpc::health::v1::Health;
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
+using ::testing::_;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 ServerOptions LoopbackOptions() {
   ServerOptions options;

@@ -22,8 +22,10 @@
 namespace ferry::api {
 namespace {
 
+using ::ferry::testing::StatusIs;
 using ::testing::_;
 using ::testing::DoAll;
+using ::testing::Eq;
 using ::testing::Invoke;
 using ::testing::Return;
 using ::testing::SaveArg;
@@ -220,13 +222,12 @@ TEST_F(ApiServiceTest, MalformedReleasesAreRefusedBeforeAnythingRuns) {
   ferry::v1::ReleaseSpec spec = AllTo("1.1.0");
   spec.set_image(kApp);
   grpc::Status s = Release(spec, &job);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("has no tag"));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("has no tag")));
   spec = AllTo("1.1.0");
   spec.add_workloads("app");
-  EXPECT_EQ(Release(spec, &job).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(Release(ferry::v1::ReleaseSpec(), &job).error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(Release(spec, &job), StatusIs(absl::StatusCode::kInvalidArgument, _));
+  EXPECT_THAT(Release(ferry::v1::ReleaseSpec(), &job),
+              StatusIs(absl::StatusCode::kInvalidArgument, _));
   EXPECT_TRUE(store_->List(0).empty()) << "no job was created";
 }
 
@@ -235,8 +236,8 @@ TEST_F(ApiServiceTest, AnImageTheRegistryDoesNotHaveIsAnErrorUnlessForced) {
       .WillOnce(Return(grpc::Status(grpc::StatusCode::NOT_FOUND, "manifest unknown")));
   ferry::v1::Job job;
   grpc::Status s = Release(AllTo("9.9.9"), &job);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
-  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("push it first, or force"));
+  EXPECT_THAT(
+      s, StatusIs(absl::StatusCode::kNotFound, ::testing::HasSubstr("push it first, or force")));
   ferry::v1::ReleaseSpec forced = AllTo("9.9.9");
   forced.set_force(true);
   FERRY_ASSERT_OK(Release(forced, &job));
@@ -420,16 +421,16 @@ TEST_F(ApiServiceTest, PolicyChangesAreValidatedThenCommittedInOneGo) {
     grpc::ClientContext ctx;
     ferry::v1::Job job;
     grpc::Status s = stub_->UpdatePolicy(&ctx, c.request, &job);
-    EXPECT_EQ(s.error_code(), c.code) << c.message_part;
-    EXPECT_THAT(s.error_message(), ::testing::HasSubstr(c.message_part));
+    EXPECT_THAT(
+        s, StatusIs(static_cast<absl::StatusCode>(c.code), ::testing::HasSubstr(c.message_part)))
+        << c.message_part;
   }
   EXPECT_TRUE(applied_.empty());
 
   grpc::ClientContext ctx;
   ferry::v1::Job job;
-  ASSERT_TRUE(
-      stub_->UpdatePolicy(&ctx, request("default:deployment/app", {automate, lock, filter}), &job)
-          .ok());
+  FERRY_ASSERT_OK(
+      stub_->UpdatePolicy(&ctx, request("default:deployment/app", {automate, lock, filter}), &job));
   EXPECT_EQ(job.kind(), ferry::v1::JOB_KIND_POLICY);
   ferry::v1::Job done = Follow(job.id());
   EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.error();
@@ -474,7 +475,7 @@ TEST_F(ApiServiceTest, FinishedJobsComeBackFromTheGitNotes) {
   {
     grpc::ClientContext ctx;
     grpc::Status s = stub_->GetJob(&ctx, get, &job);
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_THAT(s, StatusIs(absl::StatusCode::kNotFound, _));
   }
   // ListJobs: this process's jobs first (newest), then the notes' older ones.
   ferry::v1::Job fresh;
@@ -589,14 +590,14 @@ TEST_F(ApiServiceTest, AnUnknownNamespaceIsNotFound) {
   ferry::v1::ListWorkloadsResponse response;
   grpc::ClientContext ctx;
   grpc::Status s = stub_->ListWorkloads(&ctx, request, &response);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
-  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("namespace defualt has no workloads"));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kNotFound,
+                          ::testing::HasSubstr("namespace defualt has no workloads")));
   ferry::v1::ListImagesRequest images;
   images.set_namespace_("defualt");
   ferry::v1::ListImagesResponse listed;
   grpc::ClientContext images_ctx;
-  EXPECT_EQ(stub_->ListImages(&images_ctx, images, &listed).error_code(),
-            grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(stub_->ListImages(&images_ctx, images, &listed),
+              StatusIs(absl::StatusCode::kNotFound, _));
   // Every namespace: an empty answer is an answer.
   request.clear_namespace_();
   grpc::ClientContext all_ctx;
@@ -654,8 +655,7 @@ TEST_F(ApiServiceTest, AReadNamesThePeerThatFailedIt) {
   grpc::ClientContext ctx;
   ferry::v1::ListWorkloadsResponse listed;
   grpc::Status s = stub_->ListWorkloads(&ctx, {}, &listed);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_EQ(s.error_message(), "git-writer: connection refused");
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kUnavailable, Eq("git-writer: connection refused")));
   // The cluster down: the list still answers, marked not ready.
   ON_CALL(git_, ListWorkloads(_, _, _))
       .WillByDefault(DoAll(::testing::SetArgPointee<2>(in_git_), Return(grpc::Status::OK)));

@@ -11,6 +11,9 @@
 namespace ferry::api {
 namespace {
 
+using ::ferry::testing::StatusIs;
+using ::testing::Eq;
+
 // The scanner's listing: every tag, newest first by creation time; 0 = no creation time.
 ferry::v1::ListTagsResponse Listing(const std::vector<std::pair<std::string, int>>& tags) {
   ferry::v1::ListTagsResponse out;
@@ -196,8 +199,7 @@ TEST(ListImagesOfTest, OneWorkloadOrNotFound) {
     request.set_namespace_(c.ns);
     absl::StatusOr<ferry::v1::ListImagesResponse> listed = ListImagesOf(request, *c.in_git, none);
     if (!c.not_found.empty()) {
-      EXPECT_EQ(listed.status().code(), absl::StatusCode::kNotFound) << c.not_found;
-      EXPECT_EQ(listed.status().message(), c.not_found);
+      EXPECT_THAT(listed, StatusIs(absl::StatusCode::kNotFound, Eq(c.not_found))) << c.not_found;
       continue;
     }
     FERRY_ASSERT_OK(listed);

@@ -20,7 +20,10 @@
 namespace ferry::api {
 namespace {
 
+using ::ferry::testing::StatusIs;
 using ::testing::_;
+using ::testing::AllOf;
+using ::testing::Eq;
 using ::testing::HasSubstr;
 using ::testing::Invoke;
 
@@ -125,8 +128,7 @@ TEST_F(PeersTest, EveryFailureNamesThePeer) {
   };
   for (const Case& c : cases) {
     absl::Status s = c.peer->Failed(c.status, c.budget);
-    EXPECT_EQ(s.code(), c.code) << c.message;
-    EXPECT_EQ(std::string(s.message()), c.message);
+    EXPECT_THAT(s, StatusIs(c.code, Eq(c.message)));
   }
 }
 
@@ -136,8 +138,7 @@ TEST_F(PeersTest, AnAnswerWithAnErrorComesBackNamingThePeerAndKeepsItsCode) {
       .WillOnce(::testing::Return(grpc::Status(grpc::StatusCode::ABORTED, "sync in progress")));
   absl::StatusOr<ferry::v1::SyncResult> synced = clients.cluster.Call(
       &ClusterSyncerStub::SyncNow, ferry::v1::SyncNowRequest(), clients.ForStage(Stage::kApply));
-  EXPECT_EQ(synced.status().code(), absl::StatusCode::kAborted);
-  EXPECT_EQ(synced.status().message(), "cluster-syncer: sync in progress");
+  EXPECT_THAT(synced, StatusIs(absl::StatusCode::kAborted, Eq("cluster-syncer: sync in progress")));
 }
 
 // A peer that refuses connections is waited for --peer_wait, then named with its address;
@@ -155,10 +156,11 @@ TEST_F(PeersTest, APeerThatIsDownIsWaitedForThenNamedAndNeverCalled) {
       clients.git.Call(&GitWriterStub::ListWorkloads, ferry::v1::ListManifestWorkloadsRequest(),
                        clients.ForStage(Stage::kPlanning));
   const absl::Duration took = absl::Now() - start;
-  EXPECT_EQ(listed.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(std::string(listed.status().message()),
-              HasSubstr(absl::StrCat("git-writer at ", address, " is not reachable")));
-  EXPECT_THAT(std::string(listed.status().message()), HasSubstr("(--peer_wait)"));
+  EXPECT_THAT(
+      listed,
+      StatusIs(absl::StatusCode::kUnavailable,
+               AllOf(HasSubstr(absl::StrCat("git-writer at ", address, " is not reachable")),
+                     HasSubstr("(--peer_wait)"))));
   EXPECT_GE(took, absl::Milliseconds(600));
   EXPECT_LT(took, absl::Seconds(5));
 }
@@ -256,14 +258,14 @@ TEST_F(PeersOverLoopbackTest, JobCallsAreCancelledAtShutdown) {
   ASSERT_TRUE(fake_.WaitHolding(true));
   cancel_.CancelAll();
   job.join();
-  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
-  EXPECT_THAT(std::string(status.message()), ::testing::StartsWith("git-writer: "));
+  EXPECT_THAT(status,
+              StatusIs(absl::StatusCode::kCancelled, ::testing::StartsWith("git-writer: ")));
   ASSERT_TRUE(fake_.WaitHolding(false));
   EXPECT_TRUE(fake_.cancelled()) << "the peer saw the cancellation";
 
   absl::StatusOr<ferry::v1::HeadResponse> later = clients_->git.Call(
       &GitWriterStub::Head, ferry::v1::HeadRequest(), clients_->ForStage(Stage::kPlanning));
-  EXPECT_EQ(later.status().code(), absl::StatusCode::kCancelled) << later.status();
+  EXPECT_THAT(later, StatusIs(absl::StatusCode::kCancelled, _));
 }
 
 // A request's own call carries the caller's (earlier) deadline and ends when the caller
@@ -280,7 +282,7 @@ TEST_F(PeersOverLoopbackTest, ARequestsCallsFollowTheirCaller) {
   EXPECT_GT(fake_.deadline(), absl::Now() + absl::Seconds(5));
   caller.TryCancel();
   request.join();
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kCancelled, _));
   ASSERT_TRUE(fake_.WaitHolding(false));
   EXPECT_TRUE(fake_.cancelled()) << "the caller's cancellation reached the peer";
 }

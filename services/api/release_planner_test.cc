@@ -9,13 +9,16 @@
 #include "lib/manifest/workload_id_test_cases.h"
 #include "lib/names/names.h"
 #include "lib/runtime/proto_time.h"
+#include "lib/status/status_matchers.h"
 
 namespace ferry::api {
 namespace {
 
+using ::ferry::testing::StatusIs;
 using ferry::v1::WORKLOAD_RESULT_STATUS_IGNORED;
 using ferry::v1::WORKLOAD_RESULT_STATUS_SKIPPED;
 using ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS;
+using ::testing::_;
 
 constexpr char kApp[] = "registry.test/team/app";
 constexpr char kProxy[] = "registry.test/tools/proxy";
@@ -46,7 +49,7 @@ ferry::v1::TagInfo Tag(const std::string& name, int64_t created_seconds) {
 
 // The repository contents every test plans against: the scanner's tags, and which
 // repositories fail.
-class PlannerTest : public testing::Test {
+class PlannerTest : public ::testing::Test {
  protected:
   PlannerTest() {
     tags_[kApp] = {Tag("1.0.0", 100), Tag("1.1.0", 200), Tag("2.0.0", 300), Tag("master-abc", 400),
@@ -92,7 +95,7 @@ class PlannerTest : public testing::Test {
   }
 
   ReleasePlan Plan(const ferry::v1::ReleaseSpec& spec) {
-    EXPECT_TRUE(ValidateReleaseSpec(spec).ok()) << ValidateReleaseSpec(spec);
+    FERRY_EXPECT_OK(ValidateReleaseSpec(spec));
     return PlanRelease(spec, git_, running_, Lookup());
   }
 
@@ -160,14 +163,15 @@ TEST(AutomationAppliesTest, AutomatedNotLockedNotIgnored) {
 
 TEST_F(PlannerTest, ExplicitImageToAllWorkloads) {
   ReleasePlan plan = Plan(Spec(std::string(kApp) + ":1.1.0", {}));
-  EXPECT_THAT(Table(plan),
-              testing::ElementsAre(
-                  testing::Pair("default:deployment/app", "success  app:1.0.0->1.1.0"),
-                  testing::Pair("default:deployment/ignored", "skipped ignore"),
-                  testing::Pair("default:deployment/locked", "skipped locked"),
-                  testing::Pair("default:deployment/pending", "skipped not accessible in cluster"),
-                  testing::Pair("default:deployment/synconly", "success  app:1.0.0->1.1.0"),
-                  testing::Pair("default:deployment/web", "ignored a different image")));
+  EXPECT_THAT(
+      Table(plan),
+      ::testing::ElementsAre(
+          ::testing::Pair("default:deployment/app", "success  app:1.0.0->1.1.0"),
+          ::testing::Pair("default:deployment/ignored", "skipped ignore"),
+          ::testing::Pair("default:deployment/locked", "skipped locked"),
+          ::testing::Pair("default:deployment/pending", "skipped not accessible in cluster"),
+          ::testing::Pair("default:deployment/synconly", "success  app:1.0.0->1.1.0"),
+          ::testing::Pair("default:deployment/web", "ignored a different image")));
   EXPECT_EQ(plan.Count(WORKLOAD_RESULT_STATUS_SUCCESS), 2);
   std::vector<ferry::v1::Edit> edits = plan.Edits();
   ASSERT_EQ(edits.size(), 2u);
@@ -205,14 +209,14 @@ TEST_F(PlannerTest, NamedWorkloadsExcludesAndMissingOnes) {
            {"default:deployment/app", "default:deployment/synconly", "default:deployment/ghost"});
   spec.add_excludes("default:deployment/synconly");
   EXPECT_THAT(Table(Plan(spec)),
-              testing::ElementsAre(
-                  testing::Pair("default:deployment/app", "success  app:1.0.0->1.1.0"),
-                  testing::Pair("default:deployment/ghost", "skipped not found in repository"),
-                  testing::Pair("default:deployment/ignored", "ignored not included"),
-                  testing::Pair("default:deployment/locked", "ignored not included"),
-                  testing::Pair("default:deployment/pending", "ignored not included"),
-                  testing::Pair("default:deployment/synconly", "ignored excluded"),
-                  testing::Pair("default:deployment/web", "ignored not included")));
+              ::testing::ElementsAre(
+                  ::testing::Pair("default:deployment/app", "success  app:1.0.0->1.1.0"),
+                  ::testing::Pair("default:deployment/ghost", "skipped not found in repository"),
+                  ::testing::Pair("default:deployment/ignored", "ignored not included"),
+                  ::testing::Pair("default:deployment/locked", "ignored not included"),
+                  ::testing::Pair("default:deployment/pending", "ignored not included"),
+                  ::testing::Pair("default:deployment/synconly", "ignored excluded"),
+                  ::testing::Pair("default:deployment/web", "ignored not included")));
 }
 
 TEST_F(PlannerTest, AllLatestUsesEachContainersFilterAndOrdering) {
@@ -228,7 +232,7 @@ TEST_F(PlannerTest, AllLatestUsesEachContainersFilterAndOrdering) {
             "Service Unavailable");
   // One listing per repository serves every filter: ranking is the planner's, not the
   // scanner's.
-  EXPECT_THAT(lookups_, testing::IsSupersetOf({std::string(kApp), std::string(kProxy)}));
+  EXPECT_THAT(lookups_, ::testing::IsSupersetOf({std::string(kApp), std::string(kProxy)}));
 }
 
 // The tag a release picks is the tag automation picks (lib/policy's Choose): numbers and text
@@ -322,11 +326,12 @@ TEST(ValidateReleaseSpecTest, SaysWhatToFix) {
     ferry::v1::ReleaseSpec spec;
     spec.add_workloads("default:deployment/app");
     spec.set_image("registry.test/team/app:1.1.0");
-    ASSERT_TRUE(ValidateReleaseSpec(spec).ok());
+    FERRY_ASSERT_OK(ValidateReleaseSpec(spec));
     c.change(spec);
     absl::Status s = ValidateReleaseSpec(spec);
-    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.name;
-    EXPECT_THAT(std::string(s.message()), testing::HasSubstr(c.message_part)) << c.name;
+    EXPECT_THAT(s,
+                StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr(c.message_part)))
+        << c.name;
   }
 }
 
@@ -346,10 +351,10 @@ TEST(ValidateReleaseSpecTest, WorkloadIdsAsEveryServiceTakesThem) {
       if (std::string(field) == "containers") spec.add_containers(id + "/app");
       const absl::Status s = ValidateReleaseSpec(spec);
       if (c.problem.empty()) {
-        EXPECT_TRUE(s.ok()) << field << " " << id << ": " << s;
+        FERRY_EXPECT_OK(s) << field << " " << id;
         continue;
       }
-      EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << field << " " << id;
+      EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument, _)) << field << " " << id;
       const std::string prefix = std::string(field) == "containers"
                                      ? absl::StrCat("containers: \"", names::Escape(id + "/app"),
                                                     "\" is not namespace:kind/name/container: ")
@@ -368,7 +373,7 @@ TEST(ValidatePolicyChangesTest, WorkloadIdsAsEveryServiceTakesThem) {
     w->add_changes()->set_automate(true);
     const absl::Status s = ValidatePolicyChanges(changes);
     if (c.problem.empty()) {
-      EXPECT_TRUE(s.ok()) << id << ": " << s;
+      FERRY_EXPECT_OK(s) << id;
     } else {
       EXPECT_EQ(s, manifest::WorkloadId::Parse(id).status()) << id;
     }
@@ -395,13 +400,13 @@ TEST_F(AutomationPlanTest, GlobSemverRegexpFilters) {
   git_[5].mutable_policy()->set_tag_all("glob:1.*");
   EXPECT_THAT(
       Automate(),
-      testing::ElementsAre(
-          testing::Pair("default:deployment/app/app", "1.1.0"),
-          testing::Pair("default:deployment/app/proxy", "v2"),
-          testing::Pair("default:deployment/pending/app", "1.1.0"),
-          testing::Pair("default:deployment/synconly/app", "1.1.0"),
-          testing::Pair("default:deployment/web/web",
-                        "- (registry.test/team/web: registry.test: 503 Service Unavailable)")));
+      ::testing::ElementsAre(
+          ::testing::Pair("default:deployment/app/app", "1.1.0"),
+          ::testing::Pair("default:deployment/app/proxy", "v2"),
+          ::testing::Pair("default:deployment/pending/app", "1.1.0"),
+          ::testing::Pair("default:deployment/synconly/app", "1.1.0"),
+          ::testing::Pair("default:deployment/web/web",
+                          "- (registry.test/team/web: registry.test: 503 Service Unavailable)")));
   // locked and ignored are never touched even though automated.
 }
 

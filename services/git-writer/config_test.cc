@@ -14,6 +14,9 @@
 namespace ferry::git_writer {
 namespace {
 
+using ::ferry::testing::StatusIs;
+using ::testing::HasSubstr;
+
 absl::StatusOr<Config> Parse(std::vector<std::string> args) {
   CLI::App app("ferry-git-writer");
   Flags flags;
@@ -47,9 +50,7 @@ TEST(GitWriterConfigTest, DocumentLimitFlagsAreValidatedNamingTheFlag) {
         {"--max_manifest_nodes=0", "--max_manifest_nodes"},
         {"--max_manifest_expanded_bytes=0", "--max_manifest_expanded_bytes"}}) {
     absl::StatusOr<Config> config = Parse({arg});
-    ASSERT_FALSE(config.ok()) << arg;
-    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << arg;
-    EXPECT_TRUE(absl::StrContains(config.status().message(), flag)) << config.status();
+    EXPECT_THAT(config, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(flag))) << arg;
   }
 }
 

@@ -15,6 +15,11 @@
 namespace ferry::git_writer {
 namespace {
 
+using ::ferry::testing::IsOk;
+using ::ferry::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
 class HttpsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -83,18 +88,15 @@ TEST_F(HttpsTest, WrongPasswordIsRefusedWithoutShowingIt) {
   auto repo = Open("ferry:wrong-password", true, "m2.git");
   FERRY_ASSERT_OK(repo);
   absl::StatusOr<std::string> head = (*repo)->Fetch();
-  ASSERT_FALSE(head.ok());
-  EXPECT_EQ(head.status().code(), absl::StatusCode::kUnauthenticated) << head.status();
-  EXPECT_FALSE(absl::StrContains(head.status().message(), "wrong-password"));
+  EXPECT_THAT(head, StatusIs(absl::StatusCode::kUnauthenticated, Not(HasSubstr("wrong-password"))));
 }
 
 TEST_F(HttpsTest, UntrustedCertificateIsRefused) {
   auto repo = Open("ferry:s3cret-pass", false, "m3.git");
   FERRY_ASSERT_OK(repo);
   absl::StatusOr<std::string> head = (*repo)->Fetch();
-  ASSERT_FALSE(head.ok());
-  EXPECT_NE(head.status().code(), absl::StatusCode::kOk);
-  EXPECT_TRUE(absl::StrContains(head.status().message(), "certificate")) << head.status();
+  ASSERT_THAT(head, Not(IsOk()));
+  EXPECT_THAT(head.status().message(), HasSubstr("certificate"));
 }
 
 }  // namespace

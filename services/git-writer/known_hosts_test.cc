@@ -3,9 +3,13 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/escaping.h"
+#include "lib/status/status_matchers.h"
 
 namespace ferry::git_writer {
 namespace {
+
+using ::ferry::testing::StatusIs;
+using ::testing::_;
 
 const std::string kKeyA = std::string("\0\0\0\x0bssh-ed25519\0\0\0\x20", 19) + std::string(32, 'A');
 const std::string kKeyB = std::string("\0\0\0\x0bssh-ed25519\0\0\0\x20", 19) + std::string(32, 'B');
@@ -44,9 +48,9 @@ TEST(KnownHostsTest, HashedEntriesAndRevokedKeys) {
 }
 
 TEST(KnownHostsTest, MissingFileIsRefusedWithReason) {
-  EXPECT_EQ(KnownHosts::Load("").status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(KnownHosts::Load("/nonexistent/known_hosts").status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(KnownHosts::Load(""), StatusIs(absl::StatusCode::kFailedPrecondition, _));
+  EXPECT_THAT(KnownHosts::Load("/nonexistent/known_hosts"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, _));
 }
 
 TEST(SshPortTest, FromUrls) {

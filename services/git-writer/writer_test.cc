@@ -22,6 +22,11 @@
 namespace ferry::git_writer {
 namespace {
 
+using ::ferry::testing::StatusIs;
+using ::testing::_;
+using ::testing::Eq;
+using ::testing::HasSubstr;
+
 using testing::GitRepo;
 
 std::string Deployment(const std::string& name, const std::string& image,
@@ -168,9 +173,9 @@ TEST_F(WriterTest, ReadsHeadManifestsAndIndex) {
   ASSERT_EQ((*index)->loaded.resources.size(), 2u);
   EXPECT_EQ((*index)->loaded.resources[1].id, "apps:deployment/web");
 
-  EXPECT_EQ(writer_->ReadManifests("", {"../etc"}).status().code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(writer_->ReadManifests("", {"nope"}).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(writer_->ReadManifests("", {"../etc"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, _));
+  EXPECT_THAT(writer_->ReadManifests("", {"nope"}), StatusIs(absl::StatusCode::kNotFound, _));
 }
 
 TEST_F(WriterTest, ImageEditIsOneCommitWithOnlyThatLineAndAJobNote) {
@@ -226,11 +231,10 @@ TEST_F(WriterTest, BadEditsFailAloneAndTheRestIsCommitted) {
                ImageEdit("apps:deployment/api", "api", "example/api:2.0.0")};
   auto out = writer_->Apply(req);
   FERRY_ASSERT_OK(out);
-  EXPECT_EQ(out->edits[0].status.code(), absl::StatusCode::kAborted);
-  EXPECT_NE(out->edits[0].status.message().find("is now nginx:1.25, not nginx:1.20"),
-            std::string::npos);
-  EXPECT_EQ(out->edits[1].status.code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(out->edits[2].status.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(out->edits[0].status,
+              StatusIs(absl::StatusCode::kAborted, HasSubstr("is now nginx:1.25, not nginx:1.20")));
+  EXPECT_THAT(out->edits[1].status, StatusIs(absl::StatusCode::kNotFound, _));
+  EXPECT_THAT(out->edits[2].status, StatusIs(absl::StatusCode::kNotFound, _));
   FERRY_EXPECT_OK(out->edits[3].status);
   EXPECT_EQ(upstream_->Show(upstream_->Head(), "apps/web.yaml"), Deployment("web", "nginx:1.25"));
   EXPECT_EQ(upstream_->Show(upstream_->Head(), "apps/api.yaml"),
@@ -240,11 +244,8 @@ TEST_F(WriterTest, BadEditsFailAloneAndTheRestIsCommitted) {
 TEST_F(WriterTest, RejectedPushIsRetriedOnTheNewHeadKeepingBothChanges) {
   hooked_->before_push = [&] {
     // Someone else pushes a change to another file between our fetch and our push.
-    ASSERT_TRUE(
-        upstream_
-            ->CommitWithCli({{"apps/other.yaml", "kind: ConfigMap\nmetadata:\n  name: o\n"}},
-                            "Other change")
-            .ok());
+    FERRY_ASSERT_OK(upstream_->CommitWithCli(
+        {{"apps/other.yaml", "kind: ConfigMap\nmetadata:\n  name: o\n"}}, "Other change"));
   };
   ApplyRequest req;
   req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26")};
@@ -261,16 +262,14 @@ TEST_F(WriterTest, RejectedPushIsRetriedOnTheNewHeadKeepingBothChanges) {
 
 TEST_F(WriterTest, ConflictingUpstreamChangeAbortsTheEdit) {
   hooked_->before_push = [&] {
-    ASSERT_TRUE(
-        upstream_
-            ->CommitWithCli({{"apps/web.yaml", Deployment("web", "nginx:1.30")}}, "Manual bump")
-            .ok());
+    FERRY_ASSERT_OK(upstream_->CommitWithCli({{"apps/web.yaml", Deployment("web", "nginx:1.30")}},
+                                             "Manual bump"));
   };
   ApplyRequest req;
   req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26", "nginx:1.25")};
   auto out = writer_->Apply(req);
   FERRY_ASSERT_OK(out);
-  EXPECT_EQ(out->edits[0].status.code(), absl::StatusCode::kAborted);
+  EXPECT_THAT(out->edits[0].status, StatusIs(absl::StatusCode::kAborted, _));
   EXPECT_TRUE(out->no_changes);
   EXPECT_EQ(upstream_->Show(upstream_->Head(), "apps/web.yaml"), Deployment("web", "nginx:1.30"));
 }
@@ -294,11 +293,9 @@ TEST_F(WriterTest, PolicyEditsWriteAnnotations) {
 }
 
 TEST_F(WriterTest, SeveralEditsInOneFileAndOneCommit) {
-  ASSERT_TRUE(upstream_
-                  ->CommitWithCli({{"apps/both.yaml", Deployment("one", "a/one:1") + "---\n" +
-                                                          Deployment("two", "a/two:1")}},
-                                  "Two in one file")
-                  .ok());
+  FERRY_ASSERT_OK(upstream_->CommitWithCli(
+      {{"apps/both.yaml", Deployment("one", "a/one:1") + "---\n" + Deployment("two", "a/two:1")}},
+      "Two in one file"));
   ApplyRequest req;
   req.edits = {ImageEdit("apps:deployment/one", "one", "a/one:2"),
                ImageEdit("apps:deployment/two", "two", "a/two:2")};
@@ -389,14 +386,13 @@ TEST_F(WriterTest, ReadOnlyRefusesWrites) {
   ApplyRequest req;
   req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26")};
   auto out = writer_->Apply(req);
-  EXPECT_EQ(out.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(out.status().message().find("read-only"), std::string::npos);
+  EXPECT_THAT(out, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("read-only")));
   FERRY_EXPECT_OK(writer_->Refresh());
 }
 
 TEST_F(WriterTest, SyncMarkerMovesAndIsPushed) {
   FERRY_ASSERT_OK(writer_->Refresh());
-  EXPECT_EQ(writer_->GetSyncMarker("ferry-sync").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(writer_->GetSyncMarker("ferry-sync"), StatusIs(absl::StatusCode::kNotFound, _));
   const std::string head = upstream_->Head();
   absl::Status marked = writer_->SetSyncMarker("ferry-sync", head);
   FERRY_ASSERT_OK(marked);
@@ -410,7 +406,7 @@ TEST_F(WriterTest, UnreachableUpstreamKeepsTheLastHead) {
   const std::string head = writer_->CurrentHead().revision;
   std::filesystem::rename(upstream_->dir() + "/upstream.git", upstream_->dir() + "/moved.git");
   absl::StatusOr<HeadInfo> again = writer_->Refresh();
-  EXPECT_EQ(again.status().code(), absl::StatusCode::kUnavailable) << again.status();
+  EXPECT_THAT(again, StatusIs(absl::StatusCode::kUnavailable, _));
   EXPECT_EQ(writer_->CurrentHead().revision, head);
   EXPECT_FALSE(writer_->CurrentHead().fetch_error.empty());
   EXPECT_EQ(metrics_.ready.Value(), 0);
@@ -427,8 +423,8 @@ TEST_F(WriterTest, UnknownBranchIsNotFound) {
   auto repo = Libgit2Repository::Open(o);
   FERRY_ASSERT_OK(repo);
   auto fetched = (*repo)->Fetch();
-  EXPECT_EQ(fetched.status().code(), absl::StatusCode::kNotFound) << fetched.status();
-  EXPECT_NE(fetched.status().message().find("branch nope does not exist"), std::string::npos);
+  EXPECT_THAT(fetched,
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("branch nope does not exist")));
 }
 
 // Each write leaves a small pack; every so often the mirror's packs are folded into one and
@@ -478,10 +474,11 @@ TEST_F(WriterTest, ServiceTakesWorkloadIdsAsEveryServiceDoes) {
     ferry::v1::ApplyUpdatesResponse response;
     const grpc::Status s = service.ApplyUpdates(nullptr, &request, &response);
     if (c.problem.empty()) {
-      EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << id << ": " << s.error_message();
+      EXPECT_THAT(s, StatusIs(absl::StatusCode::kNotFound, _)) << id;
     } else {
-      EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << id;
-      EXPECT_EQ(s.error_message(), manifest::WorkloadId::Parse(id).status().message()) << id;
+      EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                              Eq(std::string(manifest::WorkloadId::Parse(id).status().message()))))
+          << id;
     }
   }
   EXPECT_EQ(upstream_->Head(), before);

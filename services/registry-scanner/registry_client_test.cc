@@ -21,6 +21,11 @@
 namespace ferry::registry_scanner {
 namespace {
 
+using ::ferry::testing::StatusIs;
+using ::testing::_;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
 std::string Config(const std::string& created, const std::string& arch,
                    const std::string& labels_json = "{}") {
   nlohmann::json c = {{"architecture", arch},
@@ -71,8 +76,8 @@ TEST_F(RegistryClientTest, ListsEveryTagAcrossPages) {
   FERRY_ASSERT_OK(tags);
   std::sort(tags->begin(), tags->end());
   EXPECT_EQ(*tags, (std::vector<std::string>{"1.0.0", "1.1.0", "2.0.0", "latest", "master-a1"}));
-  EXPECT_EQ(client_->ListTags(server_->host(), "team/nope").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_THAT(client_->ListTags(server_->host(), "team/nope"),
+              StatusIs(absl::StatusCode::kNotFound, _));
 }
 
 TEST_F(RegistryClientTest, Schema2ConfigCreatedLabelsAndDigest) {
@@ -95,13 +100,10 @@ TEST_F(RegistryClientTest, Schema2ConfigCreatedLabelsAndDigest) {
 }
 
 TEST_F(RegistryClientTest, OciImageWithoutCreatedFallsBackToTheLabelAndZeroIsReported) {
-  ASSERT_TRUE(
-      server_
-          ->PushImage(
-              "team/app", "labelled",
-              Config("", "amd64", R"({"org.opencontainers.image.created":"2022-01-02T03:04:05Z"})"),
-              /*oci=*/true)
-          .ok());
+  FERRY_ASSERT_OK(server_->PushImage(
+      "team/app", "labelled",
+      Config("", "amd64", R"({"org.opencontainers.image.created":"2022-01-02T03:04:05Z"})"),
+      /*oci=*/true));
   auto labelled = FetchTagMetadata(*client_, server_->host(), "team/app", "labelled", {});
   FERRY_ASSERT_OK(labelled);
   EXPECT_EQ(labelled->media_type, "application/vnd.oci.image.manifest.v1+json");
@@ -122,7 +124,8 @@ TEST_F(RegistryClientTest, ManifestListAndOciIndexRecordEveryPlatform) {
                                   Config("2024-01-01T00:00:00Z", "amd64"), oci);
     auto arm = server_->PushImage("team/multi", tag + "-arm64",
                                   Config("2024-02-02T00:00:00Z", "arm64"), oci);
-    ASSERT_TRUE(amd.ok() && arm.ok());
+    FERRY_ASSERT_OK(amd);
+    FERRY_ASSERT_OK(arm);
     auto index = server_->PushIndex("team/multi", tag,
                                     {{"linux/amd64", *amd}, {"linux/arm64/v8", *arm}}, oci);
     FERRY_ASSERT_OK(index);
@@ -182,8 +185,8 @@ TEST(RegistryAuthTest, BasicAuthWithDockerConfigCredentials) {
   const std::string dir = tmpl;
   auto server = testing::RegistryServer::Start(dir, "ferry", "pa55-word");
   FERRY_ASSERT_OK(server);
-  ASSERT_TRUE(
-      (*server)->PushImage("private/app", "1.0.0", Config("2023-01-01T00:00:00Z", "amd64")).ok());
+  FERRY_ASSERT_OK(
+      (*server)->PushImage("private/app", "1.0.0", Config("2023-01-01T00:00:00Z", "amd64")));
   http::CurlOptions curl_options;
   curl_options.insecure_hosts = {(*server)->host()};
   http::CurlHttpClient http(curl_options);
@@ -192,7 +195,7 @@ TEST(RegistryAuthTest, BasicAuthWithDockerConfigCredentials) {
 
   RegistryClient anonymous(http, CredentialStore(), options);
   auto denied = anonymous.ListTags((*server)->host(), "private/app");
-  EXPECT_EQ(denied.status().code(), absl::StatusCode::kUnauthenticated) << denied.status();
+  EXPECT_THAT(denied, StatusIs(absl::StatusCode::kUnauthenticated, _));
 
   auto write_config = [&](const std::string& name, const std::string& user,
                           const std::string& pass) {
@@ -217,12 +220,12 @@ TEST(RegistryAuthTest, BasicAuthWithDockerConfigCredentials) {
   FERRY_ASSERT_OK(bad);
   RegistryClient wrong(http, *bad, options);
   auto refused = wrong.ListTags((*server)->host(), "private/app");
-  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnauthenticated) << refused.status();
-  EXPECT_EQ(std::string(refused.status().message()).find("wrong-secret"), std::string::npos);
+  EXPECT_THAT(refused,
+              StatusIs(absl::StatusCode::kUnauthenticated, Not(HasSubstr("wrong-secret"))));
 
   std::ofstream(dir + "/broken.json") << "{not json";
-  EXPECT_EQ(CredentialStore::Load({dir + "/broken.json"}).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(CredentialStore::Load({dir + "/broken.json"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, _));
   server->reset();
   std::filesystem::remove_all(dir);
 }
@@ -243,8 +246,8 @@ TEST(RegistryAuthTest, BearerTokenFlowWithCachedToken) {
   FERRY_ASSERT_OK(server);
   auto first = (*server)->PushImage("team/app", "1.0.0", Config("2023-01-01T00:00:00Z", "amd64"));
   FERRY_ASSERT_OK(first);
-  ASSERT_TRUE(
-      (*server)->PushImage("team/app", "1.1.0", Config("2023-02-01T00:00:00Z", "amd64")).ok());
+  FERRY_ASSERT_OK(
+      (*server)->PushImage("team/app", "1.1.0", Config("2023-02-01T00:00:00Z", "amd64")));
   const int pushes = (*server)->TokensIssued();
 
   http::CurlOptions curl_options;
@@ -260,7 +263,7 @@ TEST(RegistryAuthTest, BearerTokenFlowWithCachedToken) {
     // credentials go only to a host listed explicitly, so the token server refuses.
     RegistryClient unlisted(http, creds, options);
     auto anonymous = unlisted.ListTags((*server)->host(), "team/app");
-    EXPECT_EQ(anonymous.status().code(), absl::StatusCode::kUnauthenticated) << anonymous.status();
+    EXPECT_THAT(anonymous, StatusIs(absl::StatusCode::kUnauthenticated, _));
     EXPECT_EQ((*server)->TokensIssued(), pushes);
   }
   {
@@ -274,10 +277,8 @@ TEST(RegistryAuthTest, BearerTokenFlowWithCachedToken) {
     allow_registry_only.registry_listed = [&](const std::string& h) { return policy->Lists(h); };
     RegistryClient confined(http, creds, allow_registry_only);
     auto refused_realm = confined.ListTags((*server)->host(), "team/app");
-    EXPECT_EQ(refused_realm.status().code(), absl::StatusCode::kPermissionDenied)
-        << refused_realm.status();
-    EXPECT_TRUE(absl::StrContains(refused_realm.status().message(), "token realm"))
-        << refused_realm.status();
+    EXPECT_THAT(refused_realm,
+                StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("token realm")));
     EXPECT_EQ((*server)->TokensIssued(), pushes);
   }
   // The token server listed with the registry: credentials go there.
@@ -299,8 +300,7 @@ TEST(RegistryAuthTest, BearerTokenFlowWithCachedToken) {
   wrong.Add((*server)->host(), {"robot", "nope-nope"});
   RegistryClient refused(http, wrong, options);
   auto denied = refused.ListTags((*server)->host(), "team/app");
-  EXPECT_EQ(denied.status().code(), absl::StatusCode::kUnauthenticated) << denied.status();
-  EXPECT_EQ(std::string(denied.status().message()).find("nope-nope"), std::string::npos);
+  EXPECT_THAT(denied, StatusIs(absl::StatusCode::kUnauthenticated, Not(HasSubstr("nope-nope"))));
   server->reset();
   std::filesystem::remove_all(dir);
 }

@@ -13,6 +13,11 @@
 namespace ferry::registry_scanner {
 namespace {
 
+using ::ferry::testing::StatusIs;
+using ::testing::_;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
 TEST(RegistryPolicyTest, DefaultAllowsAnyHostButLinkLocalAndMetadata) {
   RegistryPolicy policy;
   FERRY_EXPECT_OK(policy.CheckRegistry("127.0.0.1:5000"));
@@ -20,17 +25,19 @@ TEST(RegistryPolicyTest, DefaultAllowsAnyHostButLinkLocalAndMetadata) {
   for (const char* registry : {"169.254.169.254", "169.254.169.254:80", "metadata.google.internal",
                                "METADATA.google.internal:80", "100.100.100.200"}) {
     absl::Status s = policy.CheckRegistry(registry);
-    EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << registry;
-    EXPECT_TRUE(absl::StrContains(s.message(), "--registry_allow_link_local")) << s;
+    EXPECT_THAT(
+        s, StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("--registry_allow_link_local")))
+        << registry;
   }
   FERRY_EXPECT_OK(policy.CheckAddress("127.0.0.1"));
   FERRY_EXPECT_OK(policy.CheckAddress("::1"));
   absl::Status metadata = policy.CheckAddress("169.254.169.254");
-  EXPECT_EQ(metadata.code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_TRUE(absl::StrContains(metadata.message(), "169.254.169.254")) << metadata;
-  EXPECT_TRUE(absl::StrContains(metadata.message(), "--registry_allow_link_local")) << metadata;
-  EXPECT_EQ(policy.CheckAddress("fe80::1").code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(policy.CheckAddress("fd00:ec2::254").code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(metadata, StatusIs(absl::StatusCode::kPermissionDenied,
+                                 AllOf(HasSubstr("169.254.169.254"),
+                                       HasSubstr("--registry_allow_link_local"))));
+  EXPECT_THAT(policy.CheckAddress("fe80::1"), StatusIs(absl::StatusCode::kPermissionDenied, _));
+  EXPECT_THAT(policy.CheckAddress("fd00:ec2::254"),
+              StatusIs(absl::StatusCode::kPermissionDenied, _));
 }
 
 TEST(RegistryPolicyTest, LinkLocalOnlyWithTheFlag) {
@@ -52,8 +59,9 @@ TEST(RegistryPolicyTest, AllowListByHostPortAndWildcard) {
   for (const char* registry : {"127.0.0.1:5001", "127.0.0.1", "corp.example", "evilcorp.example",
                                "registry.example.com.evil.io", "docker.io"}) {
     absl::Status s = policy->CheckRegistry(registry);
-    EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << registry;
-    EXPECT_TRUE(absl::StrContains(s.message(), "--registry_allow_hosts")) << s;
+    EXPECT_THAT(s,
+                StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("--registry_allow_hosts")))
+        << registry;
   }
   // The address guard is independent of the allow list: loopback stays reachable.
   FERRY_EXPECT_OK(policy->CheckAddress("127.0.0.1"));
@@ -63,9 +71,9 @@ TEST(RegistryPolicyTest, BadAllowListEntriesNameTheFlag) {
   for (const char* entry :
        {"", "http://x.io", "x.io:0", "x.io:70000", "*", "a*.x.io", "x.io/path", "user@x.io"}) {
     auto policy = RegistryPolicy::Create({entry}, false);
-    ASSERT_FALSE(policy.ok()) << entry;
-    EXPECT_EQ(policy.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_TRUE(absl::StrContains(policy.status().message(), "--registry_allow_hosts"));
+    EXPECT_THAT(policy,
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--registry_allow_hosts")))
+        << entry;
   }
 }
 
@@ -73,10 +81,10 @@ TEST(RegistryPolicyTest, CheckRepositoryParsesThenChecksTheHost) {
   auto policy = RegistryPolicy::Create({"127.0.0.1:5000"}, false);
   FERRY_ASSERT_OK(policy);
   FERRY_EXPECT_OK(policy->CheckRepository("127.0.0.1:5000/team/app"));
-  EXPECT_EQ(policy->CheckRepository("127.0.0.1:5000/../x").status().code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(policy->CheckRepository("127.0.0.1:5001/team/app").status().code(),
-            absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(policy->CheckRepository("127.0.0.1:5000/../x"),
+              StatusIs(absl::StatusCode::kInvalidArgument, _));
+  EXPECT_THAT(policy->CheckRepository("127.0.0.1:5001/team/app"),
+              StatusIs(absl::StatusCode::kPermissionDenied, _));
 }
 
 // Answers every request with one tag page whose Link points at `next`; records the URLs.
@@ -105,7 +113,7 @@ TEST(RegistryClientPolicyTest, RefusedRegistryIsNeverSentARequest) {
   options.check_registry = [&](const std::string& r) { return policy->CheckRegistry(r); };
   RegistryClient client(http, CredentialStore(), options);
   absl::StatusOr<std::vector<std::string>> tags = client.ListTags("127.0.0.1:5000", "team/app");
-  EXPECT_EQ(tags.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(tags, StatusIs(absl::StatusCode::kPermissionDenied, _));
   EXPECT_TRUE(http.urls.empty());
 }
 
@@ -116,10 +124,8 @@ TEST(RegistryClientPolicyTest, NextPageOnAnotherHostIsNotFollowed) {
   RegistryClient client(http, std::move(credentials), {});
   absl::StatusOr<std::vector<std::string>> tags =
       client.ListTags("registry.example.com", "team/app");
-  ASSERT_FALSE(tags.ok());
-  EXPECT_EQ(tags.status().code(), absl::StatusCode::kFailedPrecondition) << tags.status();
-  EXPECT_TRUE(absl::StrContains(tags.status().message(), "next page is on another host"))
-      << tags.status();
+  ASSERT_THAT(tags, StatusIs(absl::StatusCode::kFailedPrecondition,
+                             HasSubstr("next page is on another host")));
   ASSERT_EQ(http.urls.size(), 1u);
   EXPECT_TRUE(absl::StartsWith(http.urls[0], "https://registry.example.com/v2/team/app/tags/list"));
 }
@@ -183,8 +189,7 @@ TEST(RegistryClientPolicyTest, RedirectOffTheAllowListIsNotFollowed) {
   FERRY_ASSERT_OK(policy);
   RegistryClient client(http, RegistryCredentials(), PolicyOptions(*policy));
   auto tags = client.ListTags("127.0.0.1:5000", "team/app");
-  EXPECT_EQ(tags.status().code(), absl::StatusCode::kPermissionDenied) << tags.status();
-  EXPECT_TRUE(absl::StrContains(tags.status().message(), "redirect")) << tags.status();
+  EXPECT_THAT(tags, StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("redirect")));
   EXPECT_EQ(http.requests.size(), 1u);
 }
 
@@ -193,7 +198,7 @@ TEST(RegistryClientPolicyTest, RedirectToALinkLocalHostIsNotFollowed) {
   RegistryPolicy policy;
   RegistryClient client(http, RegistryCredentials(), PolicyOptions(policy));
   auto tags = client.ListTags("127.0.0.1:5000", "team/app");
-  EXPECT_EQ(tags.status().code(), absl::StatusCode::kPermissionDenied) << tags.status();
+  EXPECT_THAT(tags, StatusIs(absl::StatusCode::kPermissionDenied, _));
   EXPECT_EQ(http.requests.size(), 1u);
 }
 

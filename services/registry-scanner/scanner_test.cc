@@ -19,6 +19,9 @@
 namespace ferry::registry_scanner {
 namespace {
 
+using ::ferry::testing::StatusIs;
+using ::testing::_;
+
 std::string Config(const std::string& created, const std::string& marker = "") {
   return nlohmann::json{{"architecture", "amd64"},
                         {"os", "linux"},
@@ -172,14 +175,15 @@ TEST_F(ScannerTest, CorruptCacheIsRebuiltNotFatal) {
 TEST_F(ScannerTest, RegistryErrorsAreRecordedAndEmitted) {
   FERRY_ASSERT_OK(scanner_->Watch({repo_ + "-missing"}));
   absl::Status s = scanner_->Scan(repo_ + "-missing");
-  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kNotFound, _));
   auto record = cache_->Repository(repo_ + "-missing");
-  ASSERT_TRUE(record.ok() && record->has_value());
+  FERRY_ASSERT_OK(record);
+  ASSERT_TRUE(record->has_value());
   EXPECT_NE((*record)->last_error.find("NAME_UNKNOWN"), std::string::npos) << (*record)->last_error;
   std::vector<TagEvent> events = scanner_->WaitForEvents(0, absl::Seconds(5));
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].kind, TagEvent::Kind::kRepositoryError);
-  EXPECT_EQ(scanner_->Watch({"no-slash"}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(scanner_->Watch({"no-slash"}), StatusIs(absl::StatusCode::kInvalidArgument, _));
   // A failing repository backs off instead of being rescanned at once.
   const absl::Time next = scanner_->NextScan(**record);
   EXPECT_GT(next, absl::Now() + absl::Seconds(3));
@@ -291,10 +295,11 @@ class ScannerFaultTest : public ::testing::Test {
 TEST_F(ScannerFaultTest, ServerErrorsBackOffAndThrottlingIsWaitedOut) {
   proxy_->Fail(1, 500, "/tags/list");
   absl::Status failed = scanner_->Scan(repo_);
-  EXPECT_EQ(failed.code(), absl::StatusCode::kUnavailable) << failed;
+  EXPECT_THAT(failed, StatusIs(absl::StatusCode::kUnavailable, _));
   EXPECT_NE(LastError(repo_).find("HTTP 500"), std::string::npos) << LastError(repo_);
   auto record = cache_->Repository(repo_);
-  ASSERT_TRUE(record.ok() && record->has_value());
+  FERRY_ASSERT_OK(record);
+  ASSERT_TRUE(record->has_value());
   EXPECT_GT(scanner_->NextScan(**record), absl::Now());  // backing off
 
   proxy_->Fail(1, 429, "/tags/list", "1");
@@ -312,7 +317,7 @@ TEST_F(ScannerFaultTest, ServerErrorsBackOffAndThrottlingIsWaitedOut) {
 TEST_F(ScannerFaultTest, ConnectionCutMidResponseFailsTheScanAndTheNextOneRecovers) {
   proxy_->Cut(1, "/manifests/");
   absl::Status cut = scanner_->Scan(repo_);
-  EXPECT_EQ(cut.code(), absl::StatusCode::kUnavailable) << cut;
+  EXPECT_THAT(cut, StatusIs(absl::StatusCode::kUnavailable, _));
   EXPECT_FALSE(LastError(repo_).empty());
   // Nothing half-known was stored: the tags of the failed scan are fetched again in full.
   auto tags = cache_->Tags(repo_);
