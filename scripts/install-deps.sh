@@ -25,7 +25,7 @@ fuzz_pkgs=(clang libclang-rt-14-dev)
 bench_pkgs=(python3 git docker-registry skopeo)
 test_pkgs=(curl clang clang-format libclang-rt-14-dev openssh-server openssh-client git openssl python3
   docker-registry skopeo apache2-utils
-  golang-go etcd-server golang-github-modern-go-reflect2-dev dpkg-dev prometheus)
+  golang-go etcd-server golang-github-modern-go-reflect2-dev dpkg-dev prometheus procps sqlite3)
 
 pkgs=("${build_pkgs[@]}")
 case "$profile" in
