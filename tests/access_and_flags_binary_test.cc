@@ -18,6 +18,7 @@
 #include "ferry/v1/api.grpc.pb.h"
 #include "ferry/v1/cluster_syncer.grpc.pb.h"
 #include "ferry/v1/git_writer.grpc.pb.h"
+#include "lib/status/status_matchers.h"
 #include "tests/binaries.h"
 #include "tests/git_writer_process.h"
 #include "tests/stack.h"
@@ -26,6 +27,10 @@
 
 namespace ferry {
 namespace {
+
+using ::ferry::testing::StatusIs;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
 
 using testing::Deployment;
 using testing::Running;
@@ -71,9 +76,9 @@ ferry::v1::Job AwaitJob(ferry::v1::Ferry::Stub& stub, const std::string& id) {
 TEST(WriteAccessBinaryTest, AReadTokenIsRefusedOnEveryWriteRpcAndNothingIsWritten) {
   Stack stack;
   auto registry = testing::RegistryServer::Start(stack.dir.path + "/registry");
-  ASSERT_TRUE(registry.ok()) << registry.status();
+  FERRY_ASSERT_OK(registry);
   stack.registry = *std::move(registry);
-  ASSERT_TRUE(stack.registry->PushImage("team/web", "1.1.0", testing::kImageConfig).ok());
+  FERRY_ASSERT_OK(stack.registry->PushImage("team/web", "1.1.0", testing::kImageConfig));
   StartStack(
       stack,
       {{"ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: ro}\n"},
@@ -111,12 +116,10 @@ TEST(WriteAccessBinaryTest, AReadTokenIsRefusedOnEveryWriteRpcAndNothingIsWritte
     refused.emplace_back("Sync", stack.stub->Sync(&ctx, {}, &job));
   }
   for (const auto& [rpc, status] : refused) {
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED)
-        << rpc << ": " << status.error_message();
-    EXPECT_TRUE(absl::StrContains(status.error_message(), "needs write"))
-        << rpc << ": " << status.error_message();
-    EXPECT_TRUE(absl::StrContains(status.error_message(), "'viewer' has the read role"))
-        << rpc << ": " << status.error_message();
+    EXPECT_THAT(status,
+                StatusIs(absl::StatusCode::kPermissionDenied,
+                         AllOf(HasSubstr("needs write"), HasSubstr("'viewer' has the read role"))))
+        << rpc;
   }
   // No job was recorded, nothing was pushed.
   {
@@ -124,7 +127,7 @@ TEST(WriteAccessBinaryTest, AReadTokenIsRefusedOnEveryWriteRpcAndNothingIsWritte
     Authorize(ctx, kReadToken);
     ferry::v1::ListJobsResponse jobs;
     grpc::Status s = stack.stub->ListJobs(&ctx, {}, &jobs);
-    ASSERT_TRUE(s.ok()) << s.error_message();
+    FERRY_ASSERT_OK(s);
     EXPECT_EQ(jobs.jobs_size(), 0) << jobs.DebugString();
   }
   EXPECT_EQ(stack.repo->Head(), head);
@@ -133,7 +136,7 @@ TEST(WriteAccessBinaryTest, AReadTokenIsRefusedOnEveryWriteRpcAndNothingIsWritte
   grpc::ClientContext ctx;
   Authorize(ctx, kWriteToken);
   grpc::Status s = stack.stub->UpdatePolicy(&ctx, policy, &job);
-  ASSERT_TRUE(s.ok()) << s.error_message();
+  FERRY_ASSERT_OK(s);
   ferry::v1::Job done = AwaitJob(*stack.stub, job.id());
   EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.DebugString();
   EXPECT_NE(stack.repo->Head(), head);
@@ -143,7 +146,7 @@ TEST(WriteAccessBinaryTest, AReadTokenIsRefusedOnEveryWriteRpcAndNothingIsWritte
 std::string CommitMessage(testing::GitWriterProcess& git, const ferry::v1::Edit& edit) {
   ferry::v1::ApplyUpdatesResponse response;
   grpc::Status s = git.Apply(edit, &response);
-  EXPECT_TRUE(s.ok()) << s.error_message();
+  FERRY_EXPECT_OK(s);
   EXPECT_FALSE(response.no_changes());
   EXPECT_EQ(response.revision(), git.repo().Head());
   return git.repo().Git("log -1 --format=%B " + response.revision());
@@ -178,24 +181,22 @@ std::string LiveImage(const testing::KubeCluster& cluster, const std::string& ns
 // label (so the object is applied again). With --sync_force_conflicts=false the image stays
 // the other manager's and the sync reports the conflict; with the default Ferry takes it back.
 TEST(SyncForceConflictsBinaryTest, AFieldOwnedByAnotherManagerIsKeptOnlyWithoutForce) {
-  auto cluster = testing::SharedKubeCluster();
-  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  FERRY_ASSERT_OK_AND_ASSIGN(auto cluster, testing::SharedKubeCluster());
   for (bool force : {false, true}) {
     SCOPED_TRACE(force ? "default (force)" : "--sync_force_conflicts=false");
     const std::string ns = force ? "conflict-forced" : "conflict-kept";
     const std::string app = "apiVersion: v1\nkind: Namespace\nmetadata: {name: " + ns + "}\n---\n" +
                             Deployment(ns, "web", "registry.example.com/web:1.0.0");
-    auto repo = testing::GitRepo::Create({{"app.yaml", app}});
-    ASSERT_TRUE(repo.ok()) << repo.status();
+    FERRY_ASSERT_OK_AND_ASSIGN(auto repo, testing::GitRepo::Create({{"app.yaml", app}}));
     Running git, syncer;
     std::vector<std::string> flags = {"--sync_set=" + ns};
     if (!force) flags.push_back("--sync_force_conflicts=false");
-    testing::StartGitWriterAndSyncer(**repo, **cluster, flags, git, syncer);
+    testing::StartGitWriterAndSyncer(*repo, *cluster, flags, git, syncer);
     ASSERT_GT(syncer.grpc_port, 0);
     std::optional<ferry::v1::SyncResult> first = testing::FirstSync(syncer);
     ASSERT_TRUE(first.has_value()) << syncer.process->Output();
     ASSERT_EQ(first->failed(), 0) << first->DebugString();
-    ASSERT_EQ(LiveImage(**cluster, ns), "registry.example.com/web:1.0.0");
+    ASSERT_EQ(LiveImage(*cluster, ns), "registry.example.com/web:1.0.0");
 
     // Someone else takes the image with their own field manager.
     const std::string other =
@@ -203,28 +204,28 @@ TEST(SyncForceConflictsBinaryTest, AFieldOwnedByAnotherManagerIsKeptOnlyWithoutF
         "}\nspec:\n  template:\n    spec:\n      containers:\n      - name: app\n"
         "        image: registry.example.com/web:6.6.6\n";
     int status = 0;
-    std::string out = (*cluster)->Kubectl(
+    std::string out = cluster->Kubectl(
         "apply --server-side --force-conflicts --validate=false --field-manager=someone-else -f -",
         &status, other);
     ASSERT_EQ(status, 0) << out;
-    ASSERT_EQ(LiveImage(**cluster, ns), "registry.example.com/web:6.6.6");
+    ASSERT_EQ(LiveImage(*cluster, ns), "registry.example.com/web:6.6.6");
 
     // Git changes another field; git-writer is told, the syncer syncs that revision.
     ferry::v1::SyncResult result;
-    testing::PushAndSync(**repo, git, syncer,
+    testing::PushAndSync(*repo, git, syncer,
                          {{"app.yaml", absl::StrReplaceAll(app, {{"  replicas: 0\n",
                                                                   "  replicas: 0\n"
                                                                   "  minReadySeconds: 1\n"}})}},
                          &result);
     if (HasFatalFailure()) return;
-    EXPECT_EQ((*cluster)->Kubectl("-n " + ns +
-                                  " get deploy web -o jsonpath={.spec.minReadySeconds}") == "1",
-              force);
+    EXPECT_EQ(
+        cluster->Kubectl("-n " + ns + " get deploy web -o jsonpath={.spec.minReadySeconds}") == "1",
+        force);
     if (force) {
       EXPECT_EQ(result.failed(), 0) << result.DebugString();
-      EXPECT_EQ(LiveImage(**cluster, ns), "registry.example.com/web:1.0.0");
+      EXPECT_EQ(LiveImage(*cluster, ns), "registry.example.com/web:1.0.0");
     } else {
-      EXPECT_EQ(LiveImage(**cluster, ns), "registry.example.com/web:6.6.6");
+      EXPECT_EQ(LiveImage(*cluster, ns), "registry.example.com/web:6.6.6");
       ASSERT_EQ(result.failed(), 1) << result.DebugString();
       ASSERT_EQ(result.errors_size(), 1);
       EXPECT_EQ(result.errors(0).path(), "app.yaml");
@@ -233,7 +234,7 @@ TEST(SyncForceConflictsBinaryTest, AFieldOwnedByAnotherManagerIsKeptOnlyWithoutF
       EXPECT_TRUE(absl::StrContains(result.errors(0).error(), "someone-else"))
           << result.errors(0).DebugString();
     }
-    (*cluster)->Kubectl("delete namespace " + ns + " --wait=false");
+    cluster->Kubectl("delete namespace " + ns + " --wait=false");
   }
 }
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_replace.h"
 #include "ferry/v1/api.grpc.pb.h"
 #include "ferry/v1/registry_scanner.grpc.pb.h"
+#include "lib/status/status_matchers.h"
 #include "tests/binaries.h"
 #include "tests/stack.h"
 #include "tests/support/http.h"
@@ -19,6 +20,9 @@
 
 namespace ferry {
 namespace {
+
+using ::ferry::testing::StatusIs;
+using ::testing::_;
 
 using testing::Deployment;
 using testing::FirstSync;
@@ -35,13 +39,12 @@ using testing::TempDir;
 // from git merged with their state in the cluster.
 TEST(ApiBinaryTest, ListsWorkloadsFromGitAndClusterOverTlsWithTokens) {
   auto cluster = testing::SharedKubeCluster();
-  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  FERRY_ASSERT_OK(cluster);
   const std::string app = "apiVersion: v1\nkind: Namespace\nmetadata: {name: api-e2e}\n---\n" +
                           Deployment("api-e2e", "web", "registry.example.com/team/web:1.0.0");
-  auto repo = testing::GitRepo::Create({{"apps/web.yaml", app}});
-  ASSERT_TRUE(repo.ok()) << repo.status();
+  FERRY_ASSERT_OK_AND_ASSIGN(auto repo, testing::GitRepo::Create({{"apps/web.yaml", app}}));
   Running git, syncer;
-  StartGitWriterAndSyncer(**repo, **cluster, {"--sync_set=api"}, git, syncer);
+  StartGitWriterAndSyncer(*repo, **cluster, {"--sync_set=api"}, git, syncer);
   ASSERT_GT(syncer.grpc_port, 0);
   // Wait for the first sync, then add a workload to the cluster that git does not have.
   std::optional<ferry::v1::SyncResult> first = FirstSync(syncer);
@@ -53,7 +56,7 @@ TEST(ApiBinaryTest, ListsWorkloadsFromGitAndClusterOverTlsWithTokens) {
       &status);
   ASSERT_EQ(status, 0);
 
-  const std::string dir = (*repo)->dir();
+  const std::string dir = repo->dir();
   testing::RunCommand(
       "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=ferry-api "
       "-addext subjectAltName=IP:127.0.0.1 -keyout " +
@@ -79,15 +82,15 @@ TEST(ApiBinaryTest, ListsWorkloadsFromGitAndClusterOverTlsWithTokens) {
   {
     grpc::ClientContext anonymous;
     anonymous.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    EXPECT_EQ(stub->ListWorkloads(&anonymous, request, &response).error_code(),
-              grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_THAT(stub->ListWorkloads(&anonymous, request, &response),
+                StatusIs(absl::StatusCode::kUnauthenticated, _));
   }
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   ctx.AddMetadata("authorization", "Bearer read-token-0123456789");
   grpc::Status s = stub->ListWorkloads(&ctx, request, &response);
-  ASSERT_TRUE(s.ok()) << s.error_message();
-  EXPECT_EQ(response.revision(), (*repo)->Head());
+  FERRY_ASSERT_OK(s);
+  EXPECT_EQ(response.revision(), repo->Head());
   ASSERT_EQ(response.workloads_size(), 2) << response.DebugString();
   const ferry::v1::Workload& manual = response.workloads(0);
   EXPECT_EQ(manual.id(), "api-e2e:deployment/manual");
@@ -108,7 +111,7 @@ TEST(ApiBinaryTest, ListsWorkloadsFromGitAndClusterOverTlsWithTokens) {
   later.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   later.AddMetadata("authorization", "Bearer read-token-0123456789");
   ferry::v1::ListWorkloadsResponse partial;
-  ASSERT_TRUE(stub->ListWorkloads(&later, request, &partial).ok());
+  FERRY_ASSERT_OK(stub->ListWorkloads(&later, request, &partial));
   ASSERT_EQ(partial.workloads_size(), 1);
   EXPECT_EQ(partial.workloads(0).read_only(), ferry::v1::READ_ONLY_REASON_NOT_READY);
 }
@@ -117,31 +120,31 @@ TEST(ApiBinaryTest, ListsWorkloadsFromGitAndClusterOverTlsWithTokens) {
 // in the container's ordering, which pass its filter, the current and the latest one.
 TEST(ApiBinaryTest, ListsImagesUnderEachContainersFilter) {
   TempDir dir;
-  auto registry = testing::RegistryServer::Start(dir.path + "/registry");
-  ASSERT_TRUE(registry.ok()) << registry.status();
+  FERRY_ASSERT_OK_AND_ASSIGN(auto registry, testing::RegistryServer::Start(dir.path + "/registry"));
   const std::string config =
       R"({"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z"})";
   for (const char* tag : {"1.0.0", "1.0.1", "1.1.0", "latest"}) {
-    ASSERT_TRUE((*registry)->PushImage("team/app", tag, config).ok());
+    FERRY_ASSERT_OK(registry->PushImage("team/app", tag, config));
   }
-  const std::string image = (*registry)->host() + "/team/app";
-  auto repo = testing::GitRepo::Create(
-      {{"apps/app.yaml",
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: shop\n"
-        "  annotations:\n    ferry.dev/tag.app: semver:~1.0\nspec:\n  template:\n    spec:\n"
-        "      containers:\n      - name: app\n        image: " +
-            image +
-            ":1.0.0\n"
-            "      - name: proxy\n        image: " +
-            image + ":latest\n"}});
-  ASSERT_TRUE(repo.ok()) << repo.status();
+  const std::string image = registry->host() + "/team/app";
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto repo,
+      testing::GitRepo::Create(
+          {{"apps/app.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: shop\n"
+            "  annotations:\n    ferry.dev/tag.app: semver:~1.0\nspec:\n  template:\n    spec:\n"
+            "      containers:\n      - name: app\n        image: " +
+                image +
+                ":1.0.0\n"
+                "      - name: proxy\n        image: " +
+                image + ":latest\n"}}));
   Running git, scanner, api;
   StartArgv({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
-             "--git_url=" + (*repo)->url(), "--state_dir=" + (*repo)->dir() + "/state"},
+             "--git_url=" + repo->url(), "--state_dir=" + repo->dir() + "/state"},
             git);
   StartArgv(
       {FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
-       "--state_dir=" + dir.path + "/scanner", "--registry_insecure_hosts=" + (*registry)->host()},
+       "--state_dir=" + dir.path + "/scanner", "--registry_insecure_hosts=" + registry->host()},
       scanner);
   ASSERT_GT(git.grpc_port, 0);
   ASSERT_GT(scanner.grpc_port, 0);
@@ -158,7 +161,7 @@ TEST(ApiBinaryTest, ListsImagesUnderEachContainersFilter) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
   grpc::Status s = stub->ListImages(&ctx, request, &response);
-  ASSERT_TRUE(s.ok()) << s.error_message();
+  FERRY_ASSERT_OK(s);
   ASSERT_EQ(response.workloads_size(), 1);
   ASSERT_EQ(response.workloads(0).containers_size(), 2);
   const ferry::v1::ContainerImages& app = response.workloads(0).containers(0);
@@ -186,17 +189,17 @@ TEST(ApiBinaryTest, ListsImagesUnderEachContainersFilter) {
   request.set_limit(1);
   grpc::ClientContext limited_ctx;
   ferry::v1::ListImagesResponse limited;
-  ASSERT_TRUE(stub->ListImages(&limited_ctx, request, &limited).ok());
+  FERRY_ASSERT_OK(stub->ListImages(&limited_ctx, request, &limited));
   EXPECT_EQ(limited.workloads(0).containers(0).tags_size(), 1);
   EXPECT_EQ(limited.workloads(0).containers(0).omitted(), 2);
   request.set_workload("shop:deployment/nope");
   grpc::ClientContext missing_ctx;
-  EXPECT_EQ(stub->ListImages(&missing_ctx, request, &limited).error_code(),
-            grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(stub->ListImages(&missing_ctx, request, &limited),
+              StatusIs(absl::StatusCode::kNotFound, _));
   request.set_workload("nope");
   grpc::ClientContext bad_ctx;
-  EXPECT_EQ(stub->ListImages(&bad_ctx, request, &limited).error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(stub->ListImages(&bad_ctx, request, &limited),
+              StatusIs(absl::StatusCode::kInvalidArgument, _));
 }
 
 // A release from request to running spec: plan, commit with note, apply, rollout; the locked
@@ -204,10 +207,10 @@ TEST(ApiBinaryTest, ListsImagesUnderEachContainersFilter) {
 TEST(ApiBinaryTest, ReleasesThroughGitIntoTheClusterAndAnswersForJobsAfterARestart) {
   Stack stack;
   auto registry = testing::RegistryServer::Start(stack.dir.path + "/registry");
-  ASSERT_TRUE(registry.ok()) << registry.status();
+  FERRY_ASSERT_OK(registry);
   stack.registry = *std::move(registry);
   for (const char* tag : {"1.0.0", "1.1.0"}) {
-    ASSERT_TRUE(stack.registry->PushImage("team/web", tag, kImageConfig).ok());
+    FERRY_ASSERT_OK(stack.registry->PushImage("team/web", tag, kImageConfig));
   }
   const std::string old_image = Image(stack, "team/web", "1.0.0");
   StartStack(stack,
@@ -228,7 +231,7 @@ TEST(ApiBinaryTest, ReleasesThroughGitIntoTheClusterAndAnswersForJobsAfterAResta
   spec.set_rollout_timeout_seconds(60);
   ferry::v1::Job submitted;
   grpc::Status s = stack.Release(spec, &submitted);
-  ASSERT_TRUE(s.ok()) << s.error_message();
+  FERRY_ASSERT_OK(s);
   ferry::v1::Job done = stack.Follow(submitted.id());
   ASSERT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED)
       << done.DebugString() << stack.api.process->Output();
@@ -266,14 +269,14 @@ TEST(ApiBinaryTest, ReleasesThroughGitIntoTheClusterAndAnswersForJobsAfterAResta
   // An image the registry does not have: refused, nothing written.
   spec.set_image(Image(stack, "team/web", "9.9.9"));
   ferry::v1::Job refused;
-  EXPECT_EQ(stack.Release(spec, &refused).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(stack.Release(spec, &refused), StatusIs(absl::StatusCode::kNotFound, _));
   EXPECT_EQ(stack.repo->Head(), revision);
 
   // Forced: the locked workload moves too.
   spec.set_image(Image(stack, "team/web", "1.1.0"));
   spec.set_force(true);
   spec.set_wait_rollout(false);
-  ASSERT_TRUE(stack.Release(spec, &submitted).ok());
+  FERRY_ASSERT_OK(stack.Release(spec, &submitted));
   done = stack.Follow(submitted.id());
   ASSERT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.DebugString();
   EXPECT_EQ(done.results(0).status(), ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS);
@@ -290,7 +293,7 @@ TEST(ApiBinaryTest, ReleasesThroughGitIntoTheClusterAndAnswersForJobsAfterAResta
   filter->set_pattern("semver:~1");
   {
     grpc::ClientContext ctx;
-    ASSERT_TRUE(stack.stub->UpdatePolicy(&ctx, policy, &submitted).ok());
+    FERRY_ASSERT_OK(stack.stub->UpdatePolicy(&ctx, policy, &submitted));
   }
   done = stack.Follow(submitted.id());
   ASSERT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.DebugString();
@@ -305,7 +308,7 @@ TEST(ApiBinaryTest, ReleasesThroughGitIntoTheClusterAndAnswersForJobsAfterAResta
   // A sync job: fetch now, apply the head.
   {
     grpc::ClientContext ctx;
-    ASSERT_TRUE(stack.stub->Sync(&ctx, {}, &submitted).ok());
+    FERRY_ASSERT_OK(stack.stub->Sync(&ctx, {}, &submitted));
   }
   done = stack.Follow(submitted.id());
   ASSERT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.DebugString();
@@ -316,7 +319,7 @@ TEST(ApiBinaryTest, ReleasesThroughGitIntoTheClusterAndAnswersForJobsAfterAResta
   {
     grpc::ClientContext ctx;
     ferry::v1::VersionInfo version;
-    ASSERT_TRUE(stack.stub->GetVersion(&ctx, {}, &version).ok());
+    FERRY_ASSERT_OK(stack.stub->GetVersion(&ctx, {}, &version));
     EXPECT_FALSE(version.version().empty());
     for (const char* service : {"git-writer", "registry-scanner", "cluster-syncer"}) {
       EXPECT_EQ(version.services().at(service), version.version()) << service;
@@ -331,13 +334,13 @@ TEST(ApiBinaryTest, ReleasesThroughGitIntoTheClusterAndAnswersForJobsAfterAResta
   ferry::v1::Job recovered;
   grpc::ClientContext get_ctx;
   s = stack.stub->GetJob(&get_ctx, get, &recovered);
-  ASSERT_TRUE(s.ok()) << s.error_message();
+  FERRY_ASSERT_OK(s);
   EXPECT_EQ(recovered.state(), ferry::v1::JOB_STATE_SUCCEEDED);
   EXPECT_TRUE(recovered.release_spec().force());
   EXPECT_EQ(recovered.results_size(), 2);
   grpc::ClientContext list_ctx;
   ferry::v1::ListJobsResponse jobs;
-  ASSERT_TRUE(stack.stub->ListJobs(&list_ctx, {}, &jobs).ok());
+  FERRY_ASSERT_OK(stack.stub->ListJobs(&list_ctx, {}, &jobs));
   EXPECT_EQ(jobs.jobs_size(), 3) << "two releases and a policy change committed";
 }
 
@@ -351,9 +354,9 @@ TEST(ApiBinaryTest, AutomationReleasesANewlyPushedTag) {
   auto registry = testing::RegistryServer::StartWithNotifications(
       stack.dir.path + "/registry", "http://127.0.0.1:" + std::to_string(webhook_port) + "/webhook",
       "hook-secret");
-  ASSERT_TRUE(registry.ok()) << registry.status();
+  FERRY_ASSERT_OK(registry);
   stack.registry = *std::move(registry);
-  ASSERT_TRUE(stack.registry->PushImage("team/auto", "1.0.0", kImageConfig).ok());
+  FERRY_ASSERT_OK(stack.registry->PushImage("team/auto", "1.0.0", kImageConfig));
   StartStack(
       stack,
       {{"ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: auto}\n"},
@@ -383,9 +386,9 @@ TEST(ApiBinaryTest, AutomationReleasesANewlyPushedTag) {
   ASSERT_TRUE(watched) << stack.api.process->Output();
 
   // 2.0.0 does not pass semver:~1; 1.1.0 does.
-  ASSERT_TRUE(stack.registry->PushImage("team/auto", "2.0.0", kImageConfig).ok());
+  FERRY_ASSERT_OK(stack.registry->PushImage("team/auto", "2.0.0", kImageConfig));
   const absl::Time pushed = absl::Now();
-  ASSERT_TRUE(stack.registry->PushImage("team/auto", "1.1.0", kImageConfig).ok());
+  FERRY_ASSERT_OK(stack.registry->PushImage("team/auto", "1.1.0", kImageConfig));
   auto cluster = testing::SharedKubeCluster();
   const std::string want = Image(stack, "team/auto", "1.1.0");
   std::string running;
@@ -406,34 +409,33 @@ TEST(ApiBinaryTest, AutomationReleasesANewlyPushedTag) {
   EXPECT_TRUE(absl::StrContains(stack.repo->Git("notes --ref=ferry show HEAD"),
                                 "JOB_KIND_AUTOMATED_RELEASE"));
   // ferryctl shows it.
-  auto p = testing::Subprocess::Start(
-      {FERRYCTL_BIN, "list-workloads", "-n", "auto", "--url=" + stack.api.GrpcTarget()});
-  ASSERT_TRUE(p.ok());
-  EXPECT_EQ((*p)->Wait(absl::Seconds(30)), 0);
-  EXPECT_TRUE(absl::StrContains((*p)->Output(), "auto:deployment/auto  app        " + want))
-      << (*p)->Output();
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto p, testing::Subprocess::Start({FERRYCTL_BIN, "list-workloads", "-n", "auto",
+                                          "--url=" + stack.api.GrpcTarget()}));
+  EXPECT_EQ(p->Wait(absl::Seconds(30)), 0);
+  EXPECT_TRUE(absl::StrContains(p->Output(), "auto:deployment/auto  app        " + want))
+      << p->Output();
 
   grpc::ClientContext ctx;
   ferry::v1::ListJobsResponse jobs;
-  ASSERT_TRUE(stack.stub->ListJobs(&ctx, {}, &jobs).ok());
+  FERRY_ASSERT_OK(stack.stub->ListJobs(&ctx, {}, &jobs));
   ASSERT_GE(jobs.jobs_size(), 1);
   EXPECT_EQ(jobs.jobs(0).kind(), ferry::v1::JOB_KIND_AUTOMATED_RELEASE);
-  auto metrics =
-      testing::HttpGet("http://127.0.0.1:" + std::to_string(stack.api.metrics_port) + "/metrics");
-  ASSERT_TRUE(metrics.ok());
-  EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_automation_releases_total 1"))
-      << metrics->body;
-  EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_workloads{policy=\"automated\"} 1"));
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto metrics,
+      testing::HttpGet("http://127.0.0.1:" + std::to_string(stack.api.metrics_port) + "/metrics"));
+  EXPECT_TRUE(absl::StrContains(metrics.body, "ferry_automation_releases_total 1")) << metrics.body;
+  EXPECT_TRUE(absl::StrContains(metrics.body, "ferry_workloads{policy=\"automated\"} 1"));
 }
 
 // The real ferryctl binary against the running stack, as a person or a CI step uses it.
 TEST(ApiBinaryTest, FerryctlDrivesTheStack) {
   Stack stack;
   auto registry = testing::RegistryServer::Start(stack.dir.path + "/registry");
-  ASSERT_TRUE(registry.ok()) << registry.status();
+  FERRY_ASSERT_OK(registry);
   stack.registry = *std::move(registry);
   for (const char* tag : {"1.0.0", "1.1.0", "1.2.0"}) {
-    ASSERT_TRUE(stack.registry->PushImage("team/web", tag, kImageConfig).ok());
+    FERRY_ASSERT_OK(stack.registry->PushImage("team/web", tag, kImageConfig));
   }
   const std::string image = stack.registry->host() + "/team/web";
   StartStack(stack,
@@ -448,7 +450,7 @@ TEST(ApiBinaryTest, FerryctlDrivesTheStack) {
     args.insert(args.begin(), FERRYCTL_BIN);
     if (env.empty()) args.push_back("--url=" + stack.api.GrpcTarget());
     auto p = testing::Subprocess::Start(args, env);
-    EXPECT_TRUE(p.ok());
+    FERRY_EXPECT_OK(p);
     std::optional<int> code = (*p)->Wait(absl::Seconds(60));
     return std::make_pair(code.value_or(-1), (*p)->Output());
   };
@@ -573,31 +575,31 @@ std::string WaitForImage(const std::string& ns, const std::string& deployment,
 // git-writer's restarts are ridden out by their peers, and every job is still answered for.
 TEST(EndToEndTest, KillingEachServiceMidLoopLosesNothing) {
   auto cluster = testing::SharedKubeCluster();
-  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  FERRY_ASSERT_OK(cluster);
   TempDir dir;
   const int webhook_port = testing::FreeLoopbackPort();
   std::ofstream(dir.path + "/secret") << "hook-secret\n";
   auto registry = testing::RegistryServer::StartWithNotifications(
       dir.path + "/registry", "http://127.0.0.1:" + std::to_string(webhook_port) + "/webhook",
       "hook-secret");
-  ASSERT_TRUE(registry.ok()) << registry.status();
-  ASSERT_TRUE((*registry)->PushImage("team/auto", "1.0.0", kImageConfig).ok());
-  ASSERT_TRUE((*registry)->PushImage("team/web", "1.0.0", kImageConfig).ok());
-  ASSERT_TRUE((*registry)->PushImage("team/web", "2.0.0", kImageConfig).ok());
+  FERRY_ASSERT_OK(registry);
+  FERRY_ASSERT_OK((*registry)->PushImage("team/auto", "1.0.0", kImageConfig));
+  FERRY_ASSERT_OK((*registry)->PushImage("team/web", "1.0.0", kImageConfig));
+  FERRY_ASSERT_OK((*registry)->PushImage("team/web", "2.0.0", kImageConfig));
   const std::string auto_image = (*registry)->host() + "/team/auto";
   const std::string web_image = (*registry)->host() + "/team/web";
-  auto repo = testing::GitRepo::Create(
-      {{"ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: restart}\n"},
-       {"apps/auto.yaml", Deployment("restart", "auto", auto_image + ":1.0.0",
-                                     "    ferry.dev/automated: \"true\"\n"
-                                     "    ferry.dev/tag.app: semver:~1\n")},
-       {"apps/web.yaml", Deployment("restart", "web", web_image + ":1.0.0")}});
-  ASSERT_TRUE(repo.ok()) << repo.status();
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto repo, testing::GitRepo::Create(
+                     {{"ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: restart}\n"},
+                      {"apps/auto.yaml", Deployment("restart", "auto", auto_image + ":1.0.0",
+                                                    "    ferry.dev/automated: \"true\"\n"
+                                                    "    ferry.dev/tag.app: semver:~1\n")},
+                      {"apps/web.yaml", Deployment("restart", "web", web_image + ":1.0.0")}}));
 
   const int git_port = testing::FreeLoopbackPort(), scanner_port = testing::FreeLoopbackPort(),
             syncer_port = testing::FreeLoopbackPort(), api_port = testing::FreeLoopbackPort();
   Restartable git({FERRY_GIT_WRITER_BIN, "--grpc_address=" + Port(git_port),
-                   "--metrics_address=127.0.0.1:0", "--git_url=" + (*repo)->url(),
+                   "--metrics_address=127.0.0.1:0", "--git_url=" + repo->url(),
                    "--state_dir=" + dir.path + "/git", "--git_poll_interval=1h"});
   Restartable scanner({FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=" + Port(scanner_port),
                        "--metrics_address=127.0.0.1:0", "--state_dir=" + dir.path + "/scanner",
@@ -627,7 +629,7 @@ TEST(EndToEndTest, KillingEachServiceMidLoopLosesNothing) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     grpc::Status s = stub->Release(&ctx, request, &job);
-    EXPECT_TRUE(s.ok()) << s.error_message();
+    FERRY_EXPECT_OK(s);
     grpc::ClientContext watch_ctx;
     watch_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
     ferry::v1::GetJobRequest get;
@@ -640,7 +642,7 @@ TEST(EndToEndTest, KillingEachServiceMidLoopLosesNothing) {
 
   // 1. The api is down while a tag is pushed; back up, it looks and releases it.
   api.Kill();
-  ASSERT_TRUE((*registry)->PushImage("team/auto", "1.1.0", kImageConfig).ok());
+  FERRY_ASSERT_OK((*registry)->PushImage("team/auto", "1.1.0", kImageConfig));
   api.Start();
   ASSERT_GT(api.running.grpc_port, 0);
   EXPECT_EQ(WaitForImage("restart", "auto", auto_image + ":1.1.0"), auto_image + ":1.1.0")
@@ -651,7 +653,7 @@ TEST(EndToEndTest, KillingEachServiceMidLoopLosesNothing) {
   scanner.Kill();
   scanner.Start();
   ASSERT_GT(scanner.running.grpc_port, 0);
-  ASSERT_TRUE((*registry)->PushImage("team/auto", "1.2.0", kImageConfig).ok());
+  FERRY_ASSERT_OK((*registry)->PushImage("team/auto", "1.2.0", kImageConfig));
   EXPECT_EQ(WaitForImage("restart", "auto", auto_image + ":1.2.0"), auto_image + ":1.2.0")
       << api.running.process->Output() << scanner.running.process->Output();
 
@@ -676,7 +678,7 @@ TEST(EndToEndTest, KillingEachServiceMidLoopLosesNothing) {
   EXPECT_EQ(WaitForImage("restart", "web", web_image + ":1.0.0"), web_image + ":1.0.0");
 
   // Every commit is in git once: three automated releases and two manual ones, no duplicate.
-  EXPECT_EQ((*repo)->Git("log --format=%s --grep=^Auto-release --grep=^Release"),
+  EXPECT_EQ(repo->Git("log --format=%s --grep=^Auto-release --grep=^Release"),
             "Release " + web_image +
                 ":1.0.0 to restart:deployment/web\n"
                 "Release " +
@@ -693,7 +695,7 @@ TEST(EndToEndTest, KillingEachServiceMidLoopLosesNothing) {
   stub = ferry::v1::Ferry::NewStub(api.running.Channel());
   grpc::ClientContext ctx;
   ferry::v1::ListJobsResponse jobs;
-  ASSERT_TRUE(stub->ListJobs(&ctx, {}, &jobs).ok());
+  FERRY_ASSERT_OK(stub->ListJobs(&ctx, {}, &jobs));
   EXPECT_EQ(jobs.jobs_size(), 4) << jobs.DebugString();
 }
 
@@ -702,22 +704,21 @@ TEST(EndToEndTest, KillingEachServiceMidLoopLosesNothing) {
 TEST(EndToEndTest, ASyncErrorInOneManifestDoesNotBlockTheOthers) {
   Stack stack;
   auto registry = testing::RegistryServer::Start(stack.dir.path + "/registry");
-  ASSERT_TRUE(registry.ok()) << registry.status();
+  FERRY_ASSERT_OK(registry);
   stack.registry = *std::move(registry);
-  ASSERT_TRUE(stack.registry->PushImage("team/web", "1.0.0", kImageConfig).ok());
-  ASSERT_TRUE(stack.registry->PushImage("team/web", "1.1.0", kImageConfig).ok());
+  FERRY_ASSERT_OK(stack.registry->PushImage("team/web", "1.0.0", kImageConfig));
+  FERRY_ASSERT_OK(stack.registry->PushImage("team/web", "1.1.0", kImageConfig));
   const std::string image = stack.registry->host() + "/team/web";
   std::string bad = Deployment("broken", "bad", image + ":1.0.0");
   bad = absl::StrReplaceAll(bad, {{"replicas: 0", "replicas: -1"}});  // refused by the API
-  auto cluster = testing::SharedKubeCluster();
-  ASSERT_TRUE(cluster.ok());
+  FERRY_ASSERT_OK_AND_ASSIGN(auto cluster, testing::SharedKubeCluster());
   auto repo = testing::GitRepo::Create(
       {{"ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: broken}\n"},
        {"apps/bad.yaml", bad},
        {"apps/good.yaml", Deployment("broken", "good", image + ":1.0.0")}});
-  ASSERT_TRUE(repo.ok());
+  FERRY_ASSERT_OK(repo);
   stack.repo = *std::move(repo);
-  StartGitWriterAndSyncer(*stack.repo, **cluster, {"--sync_set=broken"}, stack.git, stack.syncer);
+  StartGitWriterAndSyncer(*stack.repo, *cluster, {"--sync_set=broken"}, stack.git, stack.syncer);
   StartArgv({FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0",
              "--metrics_address=127.0.0.1:0", "--state_dir=" + stack.dir.path + "/scanner",
              "--registry_insecure_hosts=" + stack.registry->host()},
@@ -732,7 +733,7 @@ TEST(EndToEndTest, ASyncErrorInOneManifestDoesNotBlockTheOthers) {
   spec.add_workloads("broken:deployment/good");
   spec.set_image(image + ":1.1.0");
   ferry::v1::Job job;
-  ASSERT_TRUE(stack.Release(spec, &job).ok());
+  FERRY_ASSERT_OK(stack.Release(spec, &job));
   ferry::v1::Job done = stack.Follow(job.id());
   EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.DebugString();
   ASSERT_EQ(done.results_size(), 2);
@@ -740,10 +741,11 @@ TEST(EndToEndTest, ASyncErrorInOneManifestDoesNotBlockTheOthers) {
   EXPECT_EQ(done.results(1).status(), ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS);
   EXPECT_EQ(WaitForImage("broken", "good", image + ":1.1.0"), image + ":1.1.0");
 
-  auto p = testing::Subprocess::Start({FERRYCTL_BIN, "sync", "--url=" + stack.api.GrpcTarget()});
-  ASSERT_TRUE(p.ok());
-  EXPECT_EQ((*p)->Wait(absl::Seconds(60)), 7);  // a resource failed
-  const std::string out = (*p)->Output();
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto p,
+      testing::Subprocess::Start({FERRYCTL_BIN, "sync", "--url=" + stack.api.GrpcTarget()}));
+  EXPECT_EQ(p->Wait(absl::Seconds(60)), 7);  // a resource failed
+  const std::string out = p->Output();
   EXPECT_TRUE(absl::StrContains(out, "broken:deployment/bad")) << out;
   EXPECT_TRUE(absl::StrContains(out, "apps/bad.yaml")) << out;
   EXPECT_TRUE(absl::StrContains(out, "Revision applied: " + stack.repo->Head())) << out;

@@ -10,10 +10,14 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "lib/status/status_matchers.h"
 #include "tests/git_writer_process.h"
 
 namespace ferry {
 namespace {
+
+using ::ferry::testing::IsOk;
+using ::testing::Not;
 
 namespace fs = std::filesystem;
 using testing::GitWriterProcess;
@@ -37,7 +41,7 @@ void ReleaseOnceAndKill(GitWriterProcess& git) {
   ASSERT_TRUE(git.Start());
   ferry::v1::ApplyUpdatesResponse response;
   grpc::Status s = git.Apply(WebRelease("nginx:1.26"), &response);
-  ASSERT_TRUE(s.ok()) << s.error_message() << git.Output();
+  FERRY_ASSERT_OK(s) << git.Output();
   ASSERT_EQ(response.revision(), git.repo().Head());
   git.Kill();
 }
@@ -48,11 +52,11 @@ void ExpectAReleaseWorks(GitWriterProcess& git, const std::string& image) {
   const std::string before = git.repo().Head();
   std::string head;
   grpc::Status s = git.Head(&head);
-  ASSERT_TRUE(s.ok()) << s.error_message() << git.Output();
+  FERRY_ASSERT_OK(s) << git.Output();
   EXPECT_EQ(head, before);
   ferry::v1::ApplyUpdatesResponse response;
   s = git.Apply(WebRelease(image), &response);
-  ASSERT_TRUE(s.ok()) << s.error_message() << git.Output();
+  FERRY_ASSERT_OK(s) << git.Output();
   EXPECT_EQ(response.revision(), git.repo().Head());
   EXPECT_EQ(git.repo().Git("rev-parse " + response.revision() + "^"), before + "\n");
   EXPECT_EQ(git.repo().Show(response.revision(), "apps/web.yaml"), testing::WebDeployment(image));
@@ -88,11 +92,11 @@ TEST(GitWriterRestartTest, ALockOnTheBranchBlocksAReleaseWhileRunning) {
   GitWriterProcess git;
   ASSERT_TRUE(git.Start());
   std::string head;
-  ASSERT_TRUE(git.Head(&head).ok());
+  FERRY_ASSERT_OK(git.Head(&head));
   std::ofstream(git.mirror_dir() + "/refs/heads/main.lock") << "held\n";
   ferry::v1::ApplyUpdatesResponse response;
   grpc::Status s = git.Apply(WebRelease("nginx:1.26"), &response);
-  EXPECT_FALSE(s.ok()) << response.DebugString();
+  EXPECT_THAT(s, Not(IsOk())) << response.DebugString();
   EXPECT_EQ(git.repo().Head(), head);
 }
 

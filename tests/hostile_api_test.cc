@@ -16,11 +16,18 @@
 #include "absl/strings/str_cat.h"
 #include "ferry/v1/api.grpc.pb.h"
 #include "ferry/v1/cluster_syncer.grpc.pb.h"
+#include "lib/status/status_matchers.h"
 #include "tests/binaries.h"
 #include "tests/support/ports.h"
 
 namespace ferry {
 namespace {
+
+using ::ferry::testing::StatusIs;
+using ::testing::_;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
 
 using testing::Running;
 using testing::StartArgv;
@@ -114,7 +121,7 @@ struct Stack {
 
   void StartGitWriter() {
     auto created = testing::GitRepo::Create({{"apps/web.yaml", Deployment()}});
-    ASSERT_TRUE(created.ok()) << created.status();
+    FERRY_ASSERT_OK(created);
     repo = *std::move(created);
     StartArgv({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
                "--git_url=" + repo->url(), "--state_dir=" + repo->dir() + "/state",
@@ -226,7 +233,7 @@ TEST(HostileApiTest, JobsStuckOnAPeerEndAtTheirStageDeadlineAndADryRunDoesNotWai
   for (const char* pattern : {"semver:~1.1", "semver:~1.2", "semver:~1.3"}) {
     ferry::v1::Job job;
     grpc::Status s = stack.SetFilter(pattern, &job);
-    ASSERT_TRUE(s.ok()) << s.error_message();
+    FERRY_ASSERT_OK(s);
     ids.push_back(job.id());
   }
   // Both workers are now (or soon) stuck in SyncNow; the third job waits for one.
@@ -242,7 +249,7 @@ TEST(HostileApiTest, JobsStuckOnAPeerEndAtTheirStageDeadlineAndADryRunDoesNotWai
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     grpc::Status s = stack.stub->Release(&ctx, dry, &dry_job);
-    ASSERT_TRUE(s.ok()) << s.error_message();
+    FERRY_ASSERT_OK(s);
   }
   ferry::v1::Job planned = stack.Follow(dry_job.id(), absl::Seconds(30));
   EXPECT_EQ(planned.state(), ferry::v1::JOB_STATE_SUCCEEDED) << planned.DebugString();
@@ -289,7 +296,7 @@ TEST(HostileApiTest, PeersThatAreDownFailJobsAndRequestsAfterPeerWait) {
   for (const char* pattern : {"semver:~2.1", "semver:~2.2", "semver:~2.3"}) {
     ferry::v1::Job job;
     grpc::Status s = stack.SetFilter(pattern, &job);
-    ASSERT_TRUE(s.ok()) << s.error_message();
+    FERRY_ASSERT_OK(s);
     ids.push_back(job.id());
   }
   for (const std::string& id : ids) {
@@ -313,10 +320,9 @@ TEST(HostileApiTest, PeersThatAreDownFailJobsAndRequestsAfterPeerWait) {
     const absl::Time asked = absl::Now();
     grpc::Status s = stack.SetFilter("semver:~3", &job);
     const absl::Duration took = absl::Now() - asked;
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
-    EXPECT_TRUE(absl::StrContains(s.error_message(), "git-writer at " + down + " is not reachable"))
-        << s.error_message();
-    EXPECT_TRUE(absl::StrContains(s.error_message(), "(--peer_wait)")) << s.error_message();
+    EXPECT_THAT(s, StatusIs(absl::StatusCode::kUnavailable,
+                            AllOf(HasSubstr("git-writer at " + down + " is not reachable"),
+                                  HasSubstr("(--peer_wait)"))));
     EXPECT_GE(took, absl::Seconds(1.9)) << "a peer that may be restarting is waited for";
     EXPECT_LT(took, absl::Seconds(2 + 4)) << took;
     std::cerr << "UpdatePolicy with git-writer at " << down << " down answered after " << took
@@ -356,21 +362,20 @@ TEST(HostileApiTest, UpdatePolicyRefusesFiltersThatWouldNeverMatch) {
     }
     ferry::v1::Job job;
     grpc::Status s = stack.UpdatePolicy(request, &job);
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.pattern;
-    EXPECT_TRUE(absl::StrContains(s.error_message(), c.message))
-        << c.pattern << ": " << s.error_message();
+    EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message))) << c.pattern;
     EXPECT_TRUE(job.id().empty()) << "no job for " << c.pattern;
   }
   // The same through ferryctl, as a person would type it.
-  auto ferryctl = testing::Subprocess::Start({FERRYCTL_BIN, "policy", "-w", kWorkload, "--tag",
-                                              "app=semvr:^1.0", "--url=" + stack.api.GrpcTarget()});
-  ASSERT_TRUE(ferryctl.ok()) << ferryctl.status();
-  std::optional<int> code = (*ferryctl)->Wait(absl::Seconds(60));
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto ferryctl,
+      testing::Subprocess::Start({FERRYCTL_BIN, "policy", "-w", kWorkload, "--tag",
+                                  "app=semvr:^1.0", "--url=" + stack.api.GrpcTarget()}));
+  std::optional<int> code = ferryctl->Wait(absl::Seconds(60));
   ASSERT_TRUE(code.has_value());
-  EXPECT_NE(*code, 0) << (*ferryctl)->Output();
-  EXPECT_TRUE(absl::StrContains((*ferryctl)->Output(),
+  EXPECT_NE(*code, 0) << ferryctl->Output();
+  EXPECT_TRUE(absl::StrContains(ferryctl->Output(),
                                 "unknown filter kind \"semvr\" (use glob:, semver:, regexp:"))
-      << (*ferryctl)->Output();
+      << ferryctl->Output();
 
   EXPECT_EQ(stack.repo->Head(), head) << "nothing committed";
   EXPECT_EQ(stack.Commits(), 1);
@@ -404,8 +409,7 @@ TEST(HostileApiTest, ACauseThatCannotBeCommittedIsRefusedBeforeAJobExists) {
     policy.mutable_cause()->set_message(c.message);
     ferry::v1::Job job;
     grpc::Status s = stack.UpdatePolicy(policy, &job);
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.user;
-    EXPECT_TRUE(absl::StartsWith(s.error_message(), c.expected)) << s.error_message();
+    EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument, StartsWith(c.expected))) << c.user;
 
     ferry::v1::ReleaseRequest release;
     release.mutable_spec()->add_workloads(kWorkload);
@@ -414,12 +418,11 @@ TEST(HostileApiTest, ACauseThatCannotBeCommittedIsRefusedBeforeAJobExists) {
     *release.mutable_cause() = policy.cause();
     grpc::ClientContext ctx;
     s = stack.stub->Release(&ctx, release, &job);
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.user;
-    EXPECT_TRUE(absl::StartsWith(s.error_message(), c.expected)) << s.error_message();
+    EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument, StartsWith(c.expected))) << c.user;
   }
   grpc::ClientContext ctx;
   ferry::v1::ListJobsResponse jobs;
-  ASSERT_TRUE(stack.stub->ListJobs(&ctx, {}, &jobs).ok());
+  FERRY_ASSERT_OK(stack.stub->ListJobs(&ctx, {}, &jobs));
   EXPECT_EQ(jobs.jobs_size(), 0) << "no job was created";
   EXPECT_EQ(stack.repo->Head(), head);
 }
@@ -435,7 +438,7 @@ TEST(HostileApiTest, SigtermWithAJobStuckOnAPeerExitsWithinTheDrainTimeout) {
   if (HasFatalFailure()) return;
   ferry::v1::Job job;
   grpc::Status s = stack.SetFilter("semver:~4", &job);
-  ASSERT_TRUE(s.ok()) << s.error_message();
+  FERRY_ASSERT_OK(s);
   ASSERT_TRUE(syncer.WaitForSyncCalls(1, absl::Seconds(30))) << stack.api.process->Output();
 
   const absl::Time signalled = absl::Now();

@@ -15,11 +15,19 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "ferry/v1/git_writer.grpc.pb.h"
+#include "lib/status/status_matchers.h"
 #include "tests/binaries.h"
 #include "tests/support/git_repo.h"
 
 namespace ferry {
 namespace {
+
+using ::ferry::testing::IsOk;
+using ::ferry::testing::StatusIs;
+using ::testing::_;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 using testing::GitRepo;
 using testing::RunCommand;
@@ -45,7 +53,7 @@ struct GitWriter {
                      std::vector<std::string> flags = {}) {
     if (files.empty()) files = {{"apps/web.yaml", Deployment("web", "nginx:1.25")}};
     auto created = GitRepo::Create(files);
-    EXPECT_TRUE(created.ok()) << created.status();
+    FERRY_EXPECT_OK(created);
     if (!created.ok()) return;
     repo = *std::move(created);
     std::vector<std::string> argv = {FERRY_GIT_WRITER_BIN,
@@ -63,7 +71,7 @@ struct GitWriter {
     ctx.set_deadline(Deadline());
     ferry::v1::HeadResponse head;
     grpc::Status status = stub->Head(&ctx, {}, &head);
-    EXPECT_TRUE(status.ok()) << status.error_message();
+    FERRY_EXPECT_OK(status);
   }
 
   bool ok() const { return stub != nullptr; }
@@ -132,22 +140,20 @@ TEST(HostileGitWriterTest, BadAuthorsAreInvalidArgumentAndTheNextWriteSucceeds) 
   };
   for (const auto& [user, message] : bad) {
     grpc::Status status = git.Apply(Release("nginx:1.26", user));
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << user;
-    EXPECT_TRUE(absl::StrContains(status.error_message(), message))
-        << user << ": " << status.error_message();
+    EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(message))) << user;
   }
   EXPECT_EQ(git.repo->Head(), before);  // nothing was pushed
 
   ferry::v1::ApplyUpdatesResponse applied;
   grpc::Status status =
       git.Apply(Release("nginx:1.26", "Alice Liddell <alice@example.com>"), &applied);
-  ASSERT_TRUE(status.ok()) << status.error_message();
+  FERRY_ASSERT_OK(status);
   EXPECT_EQ(applied.revision(), git.repo->Head());
   EXPECT_EQ(git.repo->Git("log -1 --format=%an%n%ae " + applied.revision()),
             "Alice Liddell\nalice@example.com\n");
   // A bare name keeps Ferry's address.
   status = git.Apply(Release("nginx:1.27", "Jürgen"), &applied);
-  ASSERT_TRUE(status.ok()) << status.error_message();
+  FERRY_ASSERT_OK(status);
   EXPECT_EQ(git.repo->Git("log -1 --format=%an%n%ae " + applied.revision()),
             "Jürgen\nferry@localhost\n");
 }
@@ -156,7 +162,7 @@ TEST(HostileGitWriterTest, AFailedPushLeavesTheMirrorAsItWas) {
   GitWriter git;
   ASSERT_TRUE(git.ok());
   ferry::v1::ApplyUpdatesResponse applied;
-  ASSERT_TRUE(git.Apply(Release("nginx:1.26"), &applied).ok());
+  FERRY_ASSERT_OK(git.Apply(Release("nginx:1.26"), &applied));
   const std::string pushed = applied.revision();
   ASSERT_EQ(git.MirrorRef("refs/heads/main"), pushed);
 
@@ -164,15 +170,14 @@ TEST(HostileGitWriterTest, AFailedPushLeavesTheMirrorAsItWas) {
   const std::string lock = git.repo->dir() + "/upstream.git/refs/heads/main.lock";
   { std::ofstream(lock) << "locked by another writer\n"; }
   grpc::Status failed = git.Apply(Release("nginx:1.27"), &applied);
-  EXPECT_FALSE(failed.ok());
-  EXPECT_NE(failed.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << failed.error_message();
+  EXPECT_THAT(failed, AllOf(Not(IsOk()), Not(StatusIs(absl::StatusCode::kInvalidArgument, _))));
   EXPECT_EQ(git.repo->Head(), pushed);
   EXPECT_EQ(git.MirrorRef("refs/heads/main"), pushed) << "the failed write moved a ref";
   EXPECT_EQ(git.MirrorRef("refs/remotes/origin/main"), pushed);
 
   std::filesystem::remove(lock);
   grpc::Status retried = git.Apply(Release("nginx:1.27"), &applied);
-  ASSERT_TRUE(retried.ok()) << retried.error_message();
+  FERRY_ASSERT_OK(retried);
   EXPECT_EQ(applied.revision(), git.repo->Head());
   EXPECT_TRUE(
       absl::StrContains(git.repo->Show(applied.revision(), "apps/web.yaml"), "image: nginx:1.27"));
@@ -199,15 +204,15 @@ TEST(HostileGitWriterTest, CommitMessagesAreTextWithinTheLimit) {
     ferry::v1::ApplyUpdatesRequest request = Release("nginx:1.26");
     request.set_message(c.message);
     grpc::Status status = git.Apply(request);
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.error;
-    EXPECT_TRUE(absl::StrContains(status.error_message(), c.error)) << status.error_message();
+    EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.error)))
+        << c.error;
   }
   EXPECT_EQ(git.repo->Head(), before);
 
   ferry::v1::ApplyUpdatesRequest request = Release("nginx:1.26");
   request.set_message("Release web\n\n\t- nginx:1.26\n");
   ferry::v1::ApplyUpdatesResponse applied;
-  ASSERT_TRUE(git.Apply(request, &applied).ok());
+  FERRY_ASSERT_OK(git.Apply(request, &applied));
   EXPECT_EQ(git.repo->Git("log -1 --format=%B " + applied.revision()),
             "Release web\n\n\t- nginx:1.26\n\n");
 }
@@ -223,37 +228,34 @@ TEST(HostileGitWriterTest, RequestNamesAreOneLineAndBounded) {
   edit->mutable_policy()->mutable_set_tag_filter()->set_container("web");
   edit->mutable_policy()->mutable_set_tag_filter()->set_pattern("glob:1.*\nInjected subject");
   grpc::Status status = git.Apply(pattern);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_TRUE(absl::StrContains(status.error_message(),
-                                "tag filter \"glob:1.*\\nInjected subject\" has a control "
-                                "character"))
-      << status.error_message();
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument,
+                               HasSubstr("tag filter \"glob:1.*\\nInjected subject\" has a control "
+                                         "character")));
 
   ferry::v1::ApplyUpdatesRequest workload = Release("nginx:1.26");
   workload.mutable_edits(0)->set_workload("default:deployment/web\nInjected");
-  EXPECT_EQ(git.Apply(workload).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(git.Apply(workload), StatusIs(absl::StatusCode::kInvalidArgument, _));
 
   ferry::v1::ApplyUpdatesRequest container = Release("nginx:1.26");
   container.mutable_edits(0)->mutable_image()->set_container(std::string(2000, 'c'));
   status = git.Apply(container);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_TRUE(absl::StrContains(status.error_message(), "container: name is 2000 bytes"))
-      << status.error_message();
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument,
+                               HasSubstr("container: name is 2000 bytes")));
 
   ferry::v1::ApplyUpdatesRequest lock;
   edit = lock.add_edits();
   edit->set_workload(kWorkload);
   edit->mutable_policy()->mutable_lock()->set_user("eve\nx");
-  EXPECT_EQ(git.Apply(lock).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(git.Apply(lock), StatusIs(absl::StatusCode::kInvalidArgument, _));
 
   std::vector<ferry::v1::ManifestFile> files;
   status = git.Read(&files, {"apps/\nweb.yaml"});
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument, _));
   EXPECT_EQ(git.repo->Head(), before);
 
   // A commit subject made from the request is one line.
   ferry::v1::ApplyUpdatesResponse applied;
-  ASSERT_TRUE(git.Apply(Release("nginx:1.26"), &applied).ok());
+  FERRY_ASSERT_OK(git.Apply(Release("nginx:1.26"), &applied));
   EXPECT_EQ(git.repo->Git("log -1 --format=%s " + applied.revision()),
             "Release default:deployment/web web: nginx:1.26\n");
 }
@@ -266,7 +268,7 @@ TEST(HostileGitWriterTest, AFileOverTheSizeLimitFailsAloneAndIsNeverSent) {
 
   std::vector<ferry::v1::ManifestFile> files;
   grpc::Status status = git.Read(&files);
-  ASSERT_TRUE(status.ok()) << status.error_message();
+  FERRY_ASSERT_OK(status);
   ASSERT_EQ(files.size(), 2u);
   EXPECT_EQ(files[0].path(), "apps/big.yaml");
   EXPECT_EQ(files[0].content(), "");
@@ -281,7 +283,7 @@ TEST(HostileGitWriterTest, AFileOverTheSizeLimitFailsAloneAndIsNeverSent) {
 
   ferry::v1::ListManifestWorkloadsResponse index;
   status = git.List(&index);
-  ASSERT_TRUE(status.ok()) << status.error_message();
+  FERRY_ASSERT_OK(status);
   ASSERT_EQ(index.workloads_size(), 1);
   EXPECT_EQ(index.workloads(0).id(), kWorkload);
   ASSERT_EQ(index.load_errors_size(), 1);
@@ -289,7 +291,7 @@ TEST(HostileGitWriterTest, AFileOverTheSizeLimitFailsAloneAndIsNeverSent) {
       << index.load_errors(0);
 
   // The other file can still be released.
-  EXPECT_TRUE(git.Apply(Release("nginx:1.26")).ok());
+  FERRY_EXPECT_OK(git.Apply(Release("nginx:1.26")));
 }
 
 TEST(HostileGitWriterTest, AnswersOverTheirLimitsAreResourceExhaustedNamingTheFlag) {
@@ -302,9 +304,8 @@ TEST(HostileGitWriterTest, AnswersOverTheirLimitsAreResourceExhaustedNamingTheFl
   ASSERT_TRUE(git.ok());
   std::vector<ferry::v1::ManifestFile> read;
   grpc::Status status = git.Read(&read);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-  EXPECT_TRUE(absl::StrContains(status.error_message(), "--max_manifest_tree_bytes"))
-      << status.error_message();
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kResourceExhausted,
+                               HasSubstr("--max_manifest_tree_bytes")));
 
   // One folder fits the tree limit; its index does not fit the answer limit.
   GitWriter small({{"apps/web.yaml", Deployment("web", "nginx:1.25")}},
@@ -312,13 +313,10 @@ TEST(HostileGitWriterTest, AnswersOverTheirLimitsAreResourceExhaustedNamingTheFl
   ASSERT_TRUE(small.ok());
   ferry::v1::ListManifestWorkloadsResponse index;
   status = small.List(&index);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-  EXPECT_TRUE(absl::StrContains(status.error_message(), "workload index answer is "))
-      << status.error_message();
-  EXPECT_TRUE(absl::StrContains(status.error_message(),
-                                "over the limit of 100 bytes (raise it with "
-                                "--max_workload_index_bytes)"))
-      << status.error_message();
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kResourceExhausted,
+                               AllOf(HasSubstr("workload index answer is "),
+                                     HasSubstr("over the limit of 100 bytes (raise it with "
+                                               "--max_workload_index_bytes)"))));
 }
 
 TEST(HostileGitWriterTest, FileNamesThatAreNotUtf8FailAloneEscaped) {
@@ -330,7 +328,7 @@ TEST(HostileGitWriterTest, FileNamesThatAreNotUtf8FailAloneEscaped) {
 
   ferry::v1::ListManifestWorkloadsResponse index;
   grpc::Status status = git.List(&index);
-  ASSERT_TRUE(status.ok()) << status.error_message();
+  FERRY_ASSERT_OK(status);
   ASSERT_EQ(index.workloads_size(), 1);
   EXPECT_EQ(index.workloads(0).id(), kWorkload);
   std::string errors;
@@ -343,7 +341,7 @@ TEST(HostileGitWriterTest, FileNamesThatAreNotUtf8FailAloneEscaped) {
 
   std::vector<ferry::v1::ManifestFile> files;
   status = git.Read(&files);
-  ASSERT_TRUE(status.ok()) << status.error_message();
+  FERRY_ASSERT_OK(status);
   ASSERT_EQ(files.size(), 4u);
   int served = 0;
   for (const ferry::v1::ManifestFile& f : files) {
@@ -356,7 +354,7 @@ TEST(HostileGitWriterTest, FileNamesThatAreNotUtf8FailAloneEscaped) {
     }
   }
   EXPECT_EQ(served, 1);
-  EXPECT_TRUE(git.Apply(Release("nginx:1.26")).ok());
+  FERRY_EXPECT_OK(git.Apply(Release("nginx:1.26")));
 }
 
 TEST(HostileGitWriterTest, TheDiffOfAReleaseAppliesWithGitApply) {
@@ -364,7 +362,7 @@ TEST(HostileGitWriterTest, TheDiffOfAReleaseAppliesWithGitApply) {
   ASSERT_TRUE(git.ok());
   const std::string before = git.repo->Head();
   ferry::v1::ApplyUpdatesResponse applied;
-  ASSERT_TRUE(git.Apply(Release("nginx:1.26"), &applied).ok());
+  FERRY_ASSERT_OK(git.Apply(Release("nginx:1.26"), &applied));
   EXPECT_TRUE(absl::StrContains(applied.diff(), "--- a/apps/web.yaml\n+++ b/apps/web.yaml\n"))
       << applied.diff();
 
@@ -422,7 +420,7 @@ TEST(HostileGitWriterTest, ReleasesAreFoldedByAChildProcessWithoutRewritingTheHi
     ferry::v1::ApplyUpdatesRequest request = Release(absl::StrCat("nginx:1.", 100 + i));
     request.mutable_job()->set_id(absl::StrCat("job-", i));
     grpc::Status status = git.Apply(request);
-    ASSERT_TRUE(status.ok()) << i << ": " << status.error_message();
+    FERRY_ASSERT_OK(status) << i;
   }
   const std::set<std::string> packs = Packs(mirror);
   EXPECT_TRUE(packs.count(*cloned.begin())) << "the clone's pack was rewritten";
@@ -445,7 +443,7 @@ TEST(HostileGitWriterTest, AFoldOfEveryPackNeverDropsTheReleaseBeingPushed) {
   for (int i = 0; i < 40; ++i) {
     ferry::v1::ApplyUpdatesResponse applied;
     grpc::Status status = git.Apply(Release(absl::StrCat("nginx:1.", 100 + i)), &applied);
-    ASSERT_TRUE(status.ok()) << i << ": " << status.error_message();
+    FERRY_ASSERT_OK(status) << i;
     ASSERT_EQ(applied.revision(), git.repo->Head()) << i;
   }
   const std::string mirror = git.repo->dir() + "/state/mirror.git";

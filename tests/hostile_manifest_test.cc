@@ -21,6 +21,7 @@
 #include "absl/strings/strip.h"
 #include "ferry/v1/cluster_syncer.grpc.pb.h"
 #include "ferry/v1/git_writer.grpc.pb.h"
+#include "lib/status/status_matchers.h"
 #include "tests/binaries.h"
 #include "tests/support/git_repo.h"
 #include "tests/support/kube_fixture.h"
@@ -126,11 +127,10 @@ void ExpectHostileErrors(const std::vector<std::string>& errors) {
 TEST(HostileManifestGitWriterTest, ReportsEachHostileFileAndServesTheOthers) {
   std::map<std::string, std::string> files = HostileFiles("hostile");
   files["apps/web.yaml"] = Deployment("hostile", "web", "nginx:1.25");
-  auto repo = GitRepo::Create(files);
-  ASSERT_TRUE(repo.ok()) << repo.status();
+  FERRY_ASSERT_OK_AND_ASSIGN(auto repo, GitRepo::Create(files));
   Running git;
   StartArgv({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
-             "--git_url=" + (*repo)->url(), "--state_dir=" + (*repo)->dir() + "/state",
+             "--git_url=" + repo->url(), "--state_dir=" + repo->dir() + "/state",
              "--git_poll_interval=1h"},
             git);
   ASSERT_GT(git.grpc_port, 0);
@@ -141,7 +141,7 @@ TEST(HostileManifestGitWriterTest, ReportsEachHostileFileAndServesTheOthers) {
     grpc::ClientContext ctx;
     ctx.set_deadline(Deadline());
     grpc::Status status = stub->ListWorkloads(&ctx, {}, &listed);
-    ASSERT_TRUE(status.ok()) << status.error_message() << git.process->Output();
+    FERRY_ASSERT_OK(status) << git.process->Output();
   }
   ASSERT_EQ(listed.workloads_size(), 1);
   EXPECT_EQ(listed.workloads(0).id(), "hostile:deployment/web");
@@ -162,13 +162,13 @@ TEST(HostileManifestGitWriterTest, ReportsEachHostileFileAndServesTheOthers) {
     grpc::ClientContext ctx;
     ctx.set_deadline(Deadline());
     grpc::Status status = stub->ApplyUpdates(&ctx, request, &applied);
-    ASSERT_TRUE(status.ok()) << status.error_message();
+    FERRY_ASSERT_OK(status);
   }
   ASSERT_EQ(applied.results_size(), 2);
   EXPECT_EQ(applied.results(0).code(), grpc::StatusCode::NOT_FOUND) << applied.results(0).error();
   EXPECT_EQ(applied.results(1).code(), grpc::StatusCode::OK) << applied.results(1).error();
   EXPECT_FALSE(applied.revision().empty());
-  EXPECT_EQ((*repo)->Head(), applied.revision());
+  EXPECT_EQ(repo->Head(), applied.revision());
 
   // ReadManifests serves every file as it is (the reader loads it under its own limits).
   {
@@ -178,7 +178,7 @@ TEST(HostileManifestGitWriterTest, ReportsEachHostileFileAndServesTheOthers) {
     ferry::v1::ManifestFile file;
     std::map<std::string, std::string> served;
     while (stream->Read(&file)) served[file.path()] = file.content();
-    ASSERT_TRUE(stream->Finish().ok());
+    FERRY_ASSERT_OK(stream->Finish());
     EXPECT_EQ(served.size(), 6u);
     EXPECT_EQ(served["apps/bomb.yaml"], files["apps/bomb.yaml"]);
     EXPECT_TRUE(absl::StrContains(served["apps/web.yaml"], "nginx:1.26"));
@@ -197,10 +197,9 @@ TEST_F(HostileManifestSyncerTest, SurvivesTheAliasBombAndAppliesTheOtherFiles) {
   const std::string ns = "hostile-manifest";
   const std::string good = absl::StrCat("apiVersion: v1\nkind: Namespace\nmetadata: {name: ", ns,
                                         "}\n---\n", Deployment(ns, "web", "nginx:1.25"));
-  auto repo = GitRepo::Create({{"apps/web.yaml", good}});
-  ASSERT_TRUE(repo.ok()) << repo.status();
+  FERRY_ASSERT_OK_AND_ASSIGN(auto repo, GitRepo::Create({{"apps/web.yaml", good}}));
   Running git, syncer;
-  testing::StartGitWriterAndSyncer(**repo, *cluster_, {"--sync_set=hostile-manifest"}, git, syncer);
+  testing::StartGitWriterAndSyncer(*repo, *cluster_, {"--sync_set=hostile-manifest"}, git, syncer);
   ASSERT_GT(syncer.grpc_port, 0);
   auto stub = ferry::v1::ClusterSyncer::NewStub(syncer.Channel());
   grpc::ClientContext watch_ctx;
@@ -216,19 +215,18 @@ TEST_F(HostileManifestSyncerTest, SurvivesTheAliasBombAndAppliesTheOtherFiles) {
                                        "---\napiVersion: v1\nkind: ConfigMap\n"
                                        "metadata: {name: after-bomb, namespace: ",
                                        ns, "}\ndata: {a: b}\n");
-  auto pushed = (*repo)->CommitWithCli(push, "Hostile manifests");
-  ASSERT_TRUE(pushed.ok()) << pushed.status();
+  FERRY_ASSERT_OK_AND_ASSIGN(auto pushed, repo->CommitWithCli(push, "Hostile manifests"));
   {
     auto git_stub = ferry::v1::GitWriter::NewStub(git.Channel());
     grpc::ClientContext ctx;
     ctx.set_deadline(Deadline());
     ferry::v1::HeadResponse head;
-    ASSERT_TRUE(git_stub->Notify(&ctx, {}, &head).ok());
+    FERRY_ASSERT_OK(git_stub->Notify(&ctx, {}, &head));
   }
-  for (int i = 0; i < 10 && result.revision() != *pushed; ++i) {
+  for (int i = 0; i < 10 && result.revision() != pushed; ++i) {
     ASSERT_TRUE(watch->Read(&result)) << syncer.process->Output();
   }
-  ASSERT_EQ(result.revision(), *pushed);
+  ASSERT_EQ(result.revision(), pushed);
   watch_ctx.TryCancel();
   EXPECT_TRUE(result.error().empty()) << result.error();
   EXPECT_EQ(result.applied(), 1) << result.DebugString();  // the new ConfigMap
@@ -247,7 +245,7 @@ TEST_F(HostileManifestSyncerTest, SurvivesTheAliasBombAndAppliesTheOtherFiles) {
     ctx.set_deadline(Deadline());
     ferry::v1::SyncResult again;
     grpc::Status s = stub->SyncNow(&ctx, {}, &again);
-    ASSERT_TRUE(s.ok()) << s.error_message() << syncer.process->Output();
+    FERRY_ASSERT_OK(s) << syncer.process->Output();
     EXPECT_EQ(again.failed(), 5);
     EXPECT_EQ(again.unchanged(), 3);
   }

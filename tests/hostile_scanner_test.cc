@@ -16,10 +16,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "ferry/v1/registry_scanner.grpc.pb.h"
+#include "lib/status/status_matchers.h"
 #include "tests/binaries.h"
 
 namespace ferry::testing {
 namespace {
+
+using ::ferry::testing::IsOk;
+using ::ferry::testing::StatusIs;
+using ::testing::_;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 using ferry::v1::RegistryScanner;
 
@@ -266,7 +273,7 @@ TEST(HostileScannerTest, HostileRepositoryNamesAreRefusedWithoutConnecting) {
     SCOPED_TRACE(sample.repository);
     ferry::v1::WatchResponse watched;
     grpc::Status status = WatchOnly(*stub, {sample.repository}, &watched);
-    ASSERT_TRUE(status.ok()) << status.error_message();
+    FERRY_ASSERT_OK(status);
     EXPECT_EQ(watched.added_size(), 0);
     ASSERT_EQ(watched.refused_size(), 1);
     const ferry::v1::RefusedRepository& refused = watched.refused(0);
@@ -276,18 +283,18 @@ TEST(HostileScannerTest, HostileRepositoryNamesAreRefusedWithoutConnecting) {
     EXPECT_FALSE(absl::StrContains(refused.reason(), "pass@")) << "credentials echoed";
     EXPECT_FALSE(absl::StrContains(refused.reason(), "\n")) << refused.reason();
     status = ListTagsOf(*stub, sample.repository);
-    EXPECT_EQ(status.error_code(), sample.code) << status.error_message();
-    EXPECT_TRUE(absl::StrContains(status.error_message(), sample.reason)) << status.error_message();
+    EXPECT_THAT(status,
+                StatusIs(static_cast<absl::StatusCode>(sample.code), HasSubstr(sample.reason)));
   }
   grpc::Status status = GetImageOf(*stub, "169.254.169.254/latest/meta-data:1");
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kPermissionDenied, _));
   EXPECT_EQ(listener.Connections(), 0);
 
   // One bad item in a batch fails alone: the call is OK, the good one is watched (and
   // reported added), the answer names the bad one.
   ferry::v1::WatchResponse batch;
   status = WatchOnly(*stub, {listener.host() + "/team/app", listener.host() + "/../etc"}, &batch);
-  ASSERT_TRUE(status.ok()) << status.error_message();
+  FERRY_ASSERT_OK(status);
   ASSERT_EQ(batch.added_size(), 1);
   EXPECT_EQ(batch.added(0), listener.host() + "/team/app");
   ASSERT_EQ(batch.refused_size(), 1);
@@ -298,7 +305,7 @@ TEST(HostileScannerTest, HostileRepositoryNamesAreRefusedWithoutConnecting) {
   grpc::ClientContext status_ctx;
   status_ctx.set_deadline(Deadline());
   ferry::v1::StatusResponse state;
-  ASSERT_TRUE(stub->Status(&status_ctx, {}, &state).ok());
+  FERRY_ASSERT_OK(stub->Status(&status_ctx, {}, &state));
   ASSERT_EQ(state.repositories_size(), 1);
   EXPECT_EQ(state.repositories(0).repository(), listener.host() + "/team/app");
 }
@@ -312,7 +319,7 @@ TEST(HostileScannerTest, AHostOffTheAllowListIsNeverContacted) {
     StartScanner({"--registry_insecure_hosts=" + listener.host()}, open);
     ASSERT_GT(open.running.grpc_port, 0);
     auto stub = RegistryScanner::NewStub(open.running.Channel());
-    EXPECT_FALSE(ListTagsOf(*stub, listener.host() + "/team/app").ok());
+    EXPECT_THAT(ListTagsOf(*stub, listener.host() + "/team/app"), Not(IsOk()));
     ASSERT_GE(listener.Connections(), 1);
   }
   const int connections = listener.Connections();
@@ -327,31 +334,29 @@ TEST(HostileScannerTest, AHostOffTheAllowListIsNeverContacted) {
 
   ferry::v1::WatchResponse watched;
   grpc::Status status = WatchOnly(*stub, {repository}, &watched);
-  ASSERT_TRUE(status.ok()) << status.error_message();
+  FERRY_ASSERT_OK(status);
   ASSERT_EQ(watched.refused_size(), 1);
   EXPECT_EQ(watched.refused(0).code(), static_cast<int>(grpc::StatusCode::PERMISSION_DENIED));
   EXPECT_TRUE(absl::StrContains(watched.refused(0).reason(), "--registry_allow_hosts"))
       << watched.refused(0).reason();
   status = ListTagsOf(*stub, repository);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
-  EXPECT_TRUE(absl::StrContains(status.error_message(), listener.host())) << status.error_message();
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr(listener.host())));
   status = GetImageOf(*stub, repository + ":1");
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kPermissionDenied, _));
 
   EXPECT_EQ(listener.Connections(), connections) << "the scanner connected to a host not allowed";
 }
 
 TEST(HostileScannerTest, BadAllowListIsAConfigurationError) {
   Scanner s;
-  auto process = Subprocess::Start({FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0",
-                                    "--metrics_address=127.0.0.1:0", "--state_dir=" + s.dir.path,
-                                    "--registry_allow_hosts=http://registry.example.com"});
-  ASSERT_TRUE(process.ok());
-  std::optional<int> code = (*process)->Wait(absl::Seconds(20));
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto process, Subprocess::Start({FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0",
+                                       "--metrics_address=127.0.0.1:0", "--state_dir=" + s.dir.path,
+                                       "--registry_allow_hosts=http://registry.example.com"}));
+  std::optional<int> code = process->Wait(absl::Seconds(20));
   ASSERT_TRUE(code.has_value());
   EXPECT_NE(*code, 0);
-  EXPECT_TRUE(absl::StrContains((*process)->Output(), "--registry_allow_hosts"))
-      << (*process)->Output();
+  EXPECT_TRUE(absl::StrContains(process->Output(), "--registry_allow_hosts")) << process->Output();
 }
 
 }  // namespace

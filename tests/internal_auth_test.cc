@@ -19,11 +19,16 @@
 #include "ferry/v1/api.grpc.pb.h"
 #include "ferry/v1/git_writer.grpc.pb.h"
 #include "ferry/v1/registry_scanner.grpc.pb.h"
+#include "lib/status/status_matchers.h"
 #include "tests/binaries.h"
 #include "tests/support/http.h"
 
 namespace ferry {
 namespace {
+
+using ::ferry::testing::StatusIs;
+using ::testing::_;
+using ::testing::HasSubstr;
 
 using testing::Running;
 using testing::StartArgv;
@@ -116,7 +121,7 @@ grpc::health::v1::HealthCheckResponse::ServingStatus PlainHealth(int port) {
   ctx.set_deadline(In(10));
   grpc::health::v1::HealthCheckResponse response;
   grpc::Status status = stub->Check(&ctx, {}, &response);
-  EXPECT_TRUE(status.ok()) << status.error_message();
+  FERRY_EXPECT_OK(status);
   return response.status();
 }
 
@@ -125,7 +130,7 @@ void StartGitWriter(const std::vector<std::string>& extra, Running& git) {
   auto repo = testing::GitRepo::Create({{"apps/a.yaml",
                                          "apiVersion: v1\nkind: ConfigMap\n"
                                          "metadata: {name: a, namespace: x}\n"}});
-  ASSERT_TRUE(repo.ok()) << repo.status();
+  FERRY_ASSERT_OK(repo);
   std::vector<std::string> argv = {FERRY_GIT_WRITER_BIN,
                                    "--grpc_address=127.0.0.1:0",
                                    "--metrics_address=127.0.0.1:0",
@@ -158,13 +163,13 @@ TEST(InternalAuthTest, MutualTlsAdmitsOnlyClientsWithACertificateFromTheClientCa
 
   grpc::Status plaintext =
       GitHead(NewChannel(git.GrpcTarget(), grpc::InsecureChannelCredentials()));
-  EXPECT_EQ(plaintext.error_code(), grpc::StatusCode::UNAVAILABLE) << plaintext.error_message();
+  EXPECT_THAT(plaintext, StatusIs(absl::StatusCode::kUnavailable, _));
   grpc::Status no_cert = GitHead(NewChannel(git.GrpcTarget(), pki.Client("ca")));
-  EXPECT_EQ(no_cert.error_code(), grpc::StatusCode::UNAVAILABLE) << no_cert.error_message();
+  EXPECT_THAT(no_cert, StatusIs(absl::StatusCode::kUnavailable, _));
   grpc::Status other_ca = GitHead(NewChannel(git.GrpcTarget(), pki.Client("ca", "stranger")));
-  EXPECT_EQ(other_ca.error_code(), grpc::StatusCode::UNAVAILABLE) << other_ca.error_message();
+  EXPECT_THAT(other_ca, StatusIs(absl::StatusCode::kUnavailable, _));
   grpc::Status right = GitHead(NewChannel(git.GrpcTarget(), pki.Client("ca", "api")));
-  EXPECT_TRUE(right.ok()) << right.error_message() << git.process->Output();
+  FERRY_EXPECT_OK(right) << git.process->Output();
 
   // Kubernetes probes: plaintext, no certificate, on the health-only port.
   int health_port = HealthPort(git);
@@ -194,10 +199,10 @@ TEST(InternalAuthTest, TheScannerTooRefusesCallersWithoutTheRightCertificate) {
     ferry::v1::StatusResponse response;
     return stub->Status(&ctx, {}, &response);
   };
-  EXPECT_EQ(status(pki.Client("ca")).error_code(), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_EQ(status(pki.Client("ca", "stranger")).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(status(pki.Client("ca")), StatusIs(absl::StatusCode::kUnavailable, _));
+  EXPECT_THAT(status(pki.Client("ca", "stranger")), StatusIs(absl::StatusCode::kUnavailable, _));
   grpc::Status right = status(pki.Client("ca", "api"));
-  EXPECT_TRUE(right.ok()) << right.error_message();
+  FERRY_EXPECT_OK(right);
 }
 
 TEST(InternalAuthTest, NewConnectionsUseARotatedServerCertificate) {
@@ -216,9 +221,9 @@ TEST(InternalAuthTest, NewConnectionsUseARotatedServerCertificate) {
        "--tls_client_ca_path=" + pki.Crt("ca")},
       git);
   ASSERT_GT(git.grpc_port, 0);
-  ASSERT_TRUE(GitHead(NewChannel(git.GrpcTarget(), pki.Client("ca", "api"))).ok());
-  EXPECT_EQ(GitHead(NewChannel(git.GrpcTarget(), pki.Client("new-ca", "api"))).error_code(),
-            grpc::StatusCode::UNAVAILABLE);
+  FERRY_ASSERT_OK(GitHead(NewChannel(git.GrpcTarget(), pki.Client("ca", "api"))));
+  EXPECT_THAT(GitHead(NewChannel(git.GrpcTarget(), pki.Client("new-ca", "api"))),
+              StatusIs(absl::StatusCode::kUnavailable, _));
 
   // Renewal, as the kubelet does it: new files moved into place.
   std::filesystem::copy_file(pki.Crt("new"), live.path + "/tls.crt.new");
@@ -234,8 +239,8 @@ TEST(InternalAuthTest, NewConnectionsUseARotatedServerCertificate) {
   ASSERT_TRUE(rotated) << "the new certificate is not used 30 s after the files changed";
   std::printf("rotation picked up after %ld ms\n",
               static_cast<long>(absl::ToInt64Milliseconds(absl::Now() - renewed)));
-  EXPECT_EQ(GitHead(NewChannel(git.GrpcTarget(), pki.Client("ca", "api"))).error_code(),
-            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(GitHead(NewChannel(git.GrpcTarget(), pki.Client("ca", "api"))),
+              StatusIs(absl::StatusCode::kUnavailable, _));
 }
 
 TEST(InternalAuthTest, ThePeerTokenIsRequiredAndHealthStaysOpen) {
@@ -245,12 +250,11 @@ TEST(InternalAuthTest, ThePeerTokenIsRequiredAndHealthStaysOpen) {
   StartGitWriter({"--peer_token_path=" + dir.path + "/token"}, git);
   ASSERT_GT(git.grpc_port, 0);
   grpc::Status none = GitHead(git.Channel());
-  EXPECT_EQ(none.error_code(), grpc::StatusCode::UNAUTHENTICATED) << none.error_message();
-  EXPECT_TRUE(absl::StrContains(none.error_message(), "--peer_token_path")) << none.error_message();
+  EXPECT_THAT(none, StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("--peer_token_path")));
   grpc::Status wrong = GitHead(git.Channel(), "peer-token-wrong-0000000000");
-  EXPECT_EQ(wrong.error_code(), grpc::StatusCode::UNAUTHENTICATED) << wrong.error_message();
+  EXPECT_THAT(wrong, StatusIs(absl::StatusCode::kUnauthenticated, _));
   grpc::Status right = GitHead(git.Channel(), "peer-token-0123456789abcdef");
-  EXPECT_TRUE(right.ok()) << right.error_message();
+  FERRY_EXPECT_OK(right);
   EXPECT_EQ(testing::CheckHealth(git, ""), grpc::health::v1::HealthCheckResponse::SERVING);
   EXPECT_FALSE(absl::StrContains(git.process->Output(), "peer-token-0123456789abcdef"));
 
@@ -267,42 +271,44 @@ TEST(InternalAuthTest, ThePeerTokenIsRequiredAndHealthStaysOpen) {
   ctx.set_deadline(In(30));
   ferry::v1::ListWorkloadsResponse response;
   grpc::Status listed = stub->ListWorkloads(&ctx, {}, &response);
-  ASSERT_TRUE(listed.ok()) << listed.error_message() << "\n" << api.process->Output();
+  FERRY_ASSERT_OK(listed) << "\n" << api.process->Output();
   EXPECT_EQ(response.revision(), git.repo->Head());
 }
 
 TEST(InternalAuthTest, UnauthenticatedCallersBeyondLoopbackAreRefusedAtStart) {
-  auto process = testing::Subprocess::Start({FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=0.0.0.0:0",
-                                             "--metrics_address=127.0.0.1:0",
-                                             "--state_dir=/tmp/ferry-internal-auth-never-used"});
-  ASSERT_TRUE(process.ok()) << process.status();
-  std::optional<int> code = (*process)->Wait(absl::Seconds(20));
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto process,
+      testing::Subprocess::Start({FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=0.0.0.0:0",
+                                  "--metrics_address=127.0.0.1:0",
+                                  "--state_dir=/tmp/ferry-internal-auth-never-used"}));
+  std::optional<int> code = process->Wait(absl::Seconds(20));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 2);
-  EXPECT_TRUE(absl::StrContains((*process)->Output(), "--insecure_allow_unauthenticated"))
-      << (*process)->Output();
-  EXPECT_TRUE(absl::StrContains((*process)->Output(), "--peer_token_path")) << (*process)->Output();
+  EXPECT_TRUE(absl::StrContains(process->Output(), "--insecure_allow_unauthenticated"))
+      << process->Output();
+  EXPECT_TRUE(absl::StrContains(process->Output(), "--peer_token_path")) << process->Output();
 }
 
 // The api with its client certificate in front of git-writer and cluster-syncer that require
 // one, the syncer reaching git-writer with its own: ListWorkloads end to end.
 TEST(InternalAuthTest, TheApiReachesItsPeersWithItsClientCertificate) {
   auto cluster = testing::SharedKubeCluster();
-  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  FERRY_ASSERT_OK(cluster);
   Pki pki;
   pki.Ca("ca");
   pki.Issue("ca", "git-writer");
   pki.Issue("ca", "cluster-syncer");
   pki.Issue("ca", "api");
-  auto repo = testing::GitRepo::Create(
-      {{"apps/web.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: auth-e2e}\n"}});
-  ASSERT_TRUE(repo.ok()) << repo.status();
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto repo,
+      testing::GitRepo::Create(
+          {{"apps/web.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: auth-e2e}\n"}}));
   Running git;
   std::vector<std::string> argv = {FERRY_GIT_WRITER_BIN,
                                    "--grpc_address=127.0.0.1:0",
                                    "--metrics_address=127.0.0.1:0",
-                                   "--git_url=" + (*repo)->url(),
-                                   "--state_dir=" + (*repo)->dir() + "/state",
+                                   "--git_url=" + repo->url(),
+                                   "--state_dir=" + repo->dir() + "/state",
                                    "--git_poll_interval=1h"};
   for (const std::string& flag : MutualTlsFlags(pki, "git-writer", "ca")) argv.push_back(flag);
   StartArgv(argv, git);
@@ -341,8 +347,8 @@ TEST(InternalAuthTest, TheApiReachesItsPeersWithItsClientCertificate) {
   ferry::v1::ListWorkloadsRequest request;
   ferry::v1::ListWorkloadsResponse response;
   grpc::Status status = stub->ListWorkloads(&ctx, request, &response);
-  ASSERT_TRUE(status.ok()) << status.error_message() << "\n" << api.process->Output();
-  EXPECT_EQ(response.revision(), (*repo)->Head());
+  FERRY_ASSERT_OK(status) << "\n" << api.process->Output();
+  EXPECT_EQ(response.revision(), repo->Head());
 
   // The syncer, with its certificate, read git-writer: its first sync has the head.
   auto sync = ferry::v1::ClusterSyncer::NewStub(
@@ -352,7 +358,7 @@ TEST(InternalAuthTest, TheApiReachesItsPeersWithItsClientCertificate) {
   auto watch = sync->WatchSync(&sync_ctx, {});
   ferry::v1::SyncResult first;
   ASSERT_TRUE(watch->Read(&first)) << syncer.process->Output();
-  EXPECT_EQ(first.revision(), (*repo)->Head()) << first.DebugString();
+  EXPECT_EQ(first.revision(), repo->Head()) << first.DebugString();
   sync_ctx.TryCancel();
 }
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "lib/status/status_matchers.h"
 #include "tests/binaries.h"
 #include "tests/stack.h"
 
@@ -44,7 +45,7 @@ class SeedCommandsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto registry = testing::RegistryServer::Start(stack_.dir.path + "/registry");
-    ASSERT_TRUE(registry.ok()) << registry.status();
+    FERRY_ASSERT_OK(registry);
     stack_.registry = *std::move(registry);
     struct Push {
       const char* repository;
@@ -60,7 +61,7 @@ class SeedCommandsTest : public ::testing::Test {
           Push{"weaveworks/helloworld", "master-9a16ff945b9e", "2016-07-20T13:19:00Z"},
           Push{"weaveworks/sidecar", "master-a000001", "2016-08-23T09:53:00Z"},
           Push{"weaveworks/sidecar", "master-a000002", "2016-08-23T10:05:00Z"}}) {
-      ASSERT_TRUE(stack_.registry->PushImage(p.repository, p.tag, Config(p.created)).ok());
+      FERRY_ASSERT_OK(stack_.registry->PushImage(p.repository, p.tag, Config(p.created)));
     }
     host_ = stack_.registry->host();
     auto container = [&](const std::string& name, const std::string& image) {
@@ -104,7 +105,7 @@ class SeedCommandsTest : public ::testing::Test {
     environment.insert(environment.end(), env.begin(), env.end());
     auto p = testing::Subprocess::Start({"/bin/sh", "-c", shell}, environment);
     Outcome o;
-    EXPECT_TRUE(p.ok()) << p.status();
+    FERRY_EXPECT_OK(p);
     if (!p.ok()) return o;
     o.code = (*p)->Wait(absl::Seconds(90)).value_or(-1);
     o.out = (*p)->Output();

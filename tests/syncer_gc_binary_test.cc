@@ -9,6 +9,7 @@
 #include <string>
 
 #include "ferry/v1/cluster_syncer.grpc.pb.h"
+#include "lib/status/status_matchers.h"
 #include "tests/binaries.h"
 #include "tests/sync_steps.h"
 
@@ -24,18 +25,17 @@ std::string ConfigMap(const std::string& ns, const std::string& name) {
 
 TEST(SyncerGcBinaryTest, NeverPrunesObjectsOfABrokenFileOrNamedLikeAFailedObject) {
   auto cluster = testing::SharedKubeCluster();
-  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  FERRY_ASSERT_OK(cluster);
   const std::string ns = "gc-kept";
   const std::map<std::string, std::string> files = {
       {"ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: " + ns + "}\n"},
       {"pair.yaml", ConfigMap(ns, "one") + "---\n" + ConfigMap(ns, "two")},
       {"settings.yaml", ConfigMap(ns, "settings")},
       {"leaving.yaml", ConfigMap(ns, "leaving")}};
-  auto repo = testing::GitRepo::Create(files);
-  ASSERT_TRUE(repo.ok()) << repo.status();
+  FERRY_ASSERT_OK_AND_ASSIGN(auto repo, testing::GitRepo::Create(files));
   Running git, syncer;
   testing::StartGitWriterAndSyncer(
-      **repo, **cluster, {"--sync_set=gc-kept", "--sync_garbage_collection"}, git, syncer);
+      *repo, **cluster, {"--sync_set=gc-kept", "--sync_garbage_collection"}, git, syncer);
   ASSERT_GT(syncer.grpc_port, 0);
   std::optional<ferry::v1::SyncResult> first = testing::FirstSync(syncer);
   ASSERT_TRUE(first.has_value()) << syncer.process->Output();
@@ -45,7 +45,7 @@ TEST(SyncerGcBinaryTest, NeverPrunesObjectsOfABrokenFileOrNamedLikeAFailedObject
   // pair.yaml no longer parses; "settings" moves to a namespace that does not exist (its
   // apply fails); leaving.yaml goes.
   ferry::v1::SyncResult result;
-  testing::PushAndSync(**repo, git, syncer,
+  testing::PushAndSync(*repo, git, syncer,
                        {{"pair.yaml", ConfigMap(ns, "one") + "---\nkind: [ConfigMap\n"},
                         {"settings.yaml", ConfigMap("gc-not-there", "settings")},
                         {"leaving.yaml", ""}},

@@ -12,6 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "ferry/v1/cluster_syncer.grpc.pb.h"
+#include "lib/status/status_matchers.h"
 #include "tests/binaries.h"
 
 namespace ferry {
@@ -21,14 +22,14 @@ using testing::Running;
 
 TEST(SyncerTokenRotationTest, ARewrittenTokenFileIsUsed) {
   auto cluster = testing::SharedKubeCluster();
-  ASSERT_TRUE(cluster.ok()) << cluster.status();
-  auto repo = testing::GitRepo::Create(
-      {{"cm.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: rotated, namespace: "
-        "default}\ndata: {a: b}\n"}});
-  ASSERT_TRUE(repo.ok()) << repo.status();
-  const std::string token_path = (*repo)->dir() + "/token";
-  std::ofstream((*repo)->dir() + "/kubeconfig")
+  FERRY_ASSERT_OK(cluster);
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto repo, testing::GitRepo::Create(
+                     {{"cm.yaml",
+                       "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: rotated, namespace: "
+                       "default}\ndata: {a: b}\n"}}));
+  const std::string token_path = repo->dir() + "/token";
+  std::ofstream(repo->dir() + "/kubeconfig")
       << "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: "
       << (*cluster)->server() << "\n    certificate-authority: " << (*cluster)->ca_path()
       << "\nusers:\n- name: u\n  user:\n    tokenFile: " << token_path
@@ -36,13 +37,13 @@ TEST(SyncerTokenRotationTest, ARewrittenTokenFileIsUsed) {
   std::ofstream(token_path) << (*cluster)->token() << "\n";
   Running git, syncer;
   testing::StartArgv({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0",
-                      "--metrics_address=127.0.0.1:0", "--git_url=" + (*repo)->url(),
-                      "--state_dir=" + (*repo)->dir() + "/state", "--git_poll_interval=1h"},
+                      "--metrics_address=127.0.0.1:0", "--git_url=" + repo->url(),
+                      "--state_dir=" + repo->dir() + "/state", "--git_poll_interval=1h"},
                      git);
   ASSERT_GT(git.grpc_port, 0);
   testing::StartArgv(
       {FERRY_CLUSTER_SYNCER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
-       "--kubeconfig=" + (*repo)->dir() + "/kubeconfig", "--git_writer_address=" + git.GrpcTarget(),
+       "--kubeconfig=" + repo->dir() + "/kubeconfig", "--git_writer_address=" + git.GrpcTarget(),
        "--sync_interval=1h", "--sync_set=rotation"},
       syncer);
   ASSERT_GT(syncer.grpc_port, 0);

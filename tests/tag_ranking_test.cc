@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "ferry/v1/api.grpc.pb.h"
+#include "lib/status/status_matchers.h"
 #include "tests/stack.h"
 #include "tests/support/http.h"
 
@@ -98,7 +99,7 @@ std::map<std::string, std::string> PlanAllLatest(Stack& stack) {
   spec.set_dry_run(true);
   ferry::v1::Job submitted;
   grpc::Status s = stack.Release(spec, &submitted);
-  EXPECT_TRUE(s.ok()) << s.error_message();
+  FERRY_EXPECT_OK(s);
   if (!s.ok()) return {};
   ferry::v1::Job done = stack.Follow(submitted.id());
   EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.DebugString();
@@ -127,14 +128,14 @@ double Counter(const std::string& page, const std::string& name) {
 TEST(TagRankingTest, ListImagesReleaseAndAutomationPickTheSameTag) {
   Stack stack;
   auto registry = testing::RegistryServer::Start(stack.dir.path + "/registry");
-  ASSERT_TRUE(registry.ok()) << registry.status();
+  FERRY_ASSERT_OK(registry);
   stack.registry = *std::move(registry);
   std::map<std::string, std::string> files = {
       {"ns.yaml",
        absl::StrCat("apiVersion: v1\nkind: Namespace\nmetadata: {name: ", kNamespace, "}\n")}};
   for (const Case& c : Cases()) {
     for (const auto& [tag, day] : c.tags) {
-      ASSERT_TRUE(stack.registry->PushImage("team/" + c.name, tag, Config(day)).ok()) << tag;
+      FERRY_ASSERT_OK(stack.registry->PushImage("team/" + c.name, tag, Config(day))) << tag;
     }
     files["apps/" + c.name + ".yaml"] = Manifest(stack, c, c.running);
   }
@@ -151,7 +152,7 @@ TEST(TagRankingTest, ListImagesReleaseAndAutomationPickTheSameTag) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
   grpc::Status s = stack.stub->ListImages(&ctx, request, &images);
-  ASSERT_TRUE(s.ok()) << s.error_message();
+  FERRY_ASSERT_OK(s);
   std::map<std::string, const ferry::v1::ContainerImages*> by_workload;
   for (const ferry::v1::WorkloadImages& w : images.workloads()) {
     ASSERT_EQ(w.containers_size(), 1) << w.workload();
@@ -205,7 +206,7 @@ TEST(TagRankingTest, ListImagesReleaseAndAutomationPickTheSameTag) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     metrics = testing::HttpGet(metrics_url);
   }
-  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  FERRY_ASSERT_OK(metrics);
   EXPECT_EQ(Counter(metrics->body, "ferry_automation_releases_total"), 4) << metrics->body;
   EXPECT_GE(Counter(metrics->body, "ferry_automation_incomplete_tags_total"), 1)
       << "main-c was passed over, and counted";
