@@ -5,71 +5,62 @@
 
 #include "lib/log/log.h"
 #include "lib/runtime/channel.h"
-#include "lib/runtime/signals.h"
+#include "lib/runtime/start_service.h"
 #include "services/api/api_service.h"
 #include "services/api/automation.h"
 #include "services/api/config.h"
 
 int main(int argc, char** argv) {
   using namespace ferry::api;  // NOLINT: this binary's own namespace
-  ferry::runtime::BlockShutdownSignals();
-  // Ends the stop watchdog when main() returns, after the teardown below.
-  ferry::runtime::StopGuard stop_guard;
-  CLI::App app{"ferry-api: the public ferry.v1.Ferry API: jobs, release planning, automation",
-               "ferry-api"};
-  Flags flags;
-  AddFlags(app, flags);
-  if (auto exit_code = ferry::runtime::ParseCommandLine(app, argc, argv)) return *exit_code;
-  absl::StatusOr<Config> config = ToConfig(flags);
-  if (!config.ok()) return ferry::runtime::ConfigError(app.get_name(), config.status());
-  ferry::runtime::InitLogging(kComponent, flags.server);
-  absl::StatusOr<ferry::runtime::PeerOptions> peer_settings =
-      ferry::runtime::ToPeerOptions(flags.server);
-  if (!peer_settings.ok()) {
-    return ferry::runtime::ConfigError(app.get_name(), peer_settings.status());
-  }
+  ferry::runtime::ServiceStart<Flags, Config> start(
+      argc, argv, kComponent,
+      "ferry-api: the public ferry.v1.Ferry API: jobs, release planning, automation", AddFlags,
+      ToConfig, {.calls_peers = true});
+  if (!start.ok()) return start.exit_code();
+  Config& config = start.config();
   // How to reach the peers (TLS, client certificate, token: --peer_*).
-  auto channel_to = [&peer_settings](const std::string& address) {
-    return ferry::runtime::ChannelTo(address, *peer_settings);
+  const ferry::runtime::PeerOptions& peer = start.peer();
+  auto channel_to = [&peer](const std::string& address) {
+    return ferry::runtime::ChannelTo(address, peer);
   };
 
   absl::StatusOr<Access> access =
-      config->tokens_path.empty() ? Access::Open() : Access::LoadTokens(config->tokens_path);
-  if (!access.ok()) return ferry::runtime::ConfigError(app.get_name(), access.status());
+      config.tokens_path.empty() ? Access::Open() : Access::LoadTokens(config.tokens_path);
+  if (!access.ok()) return start.ConfigError(access.status());
   if (access->open()) {
     ferry::log::Warn(
         "local mode: no --tokens_path, every caller on this loopback address may "
         "do everything",
-        {{"grpc_address", config->server.grpc_address.ToString()}});
+        {{"grpc_address", config.server.grpc_address.ToString()}});
   } else {
     ferry::log::Info("access", {{"tokens", static_cast<int>(access->size())},
-                                {"tls", config->server.credentials != nullptr}});
+                                {"tls", config.server.credentials != nullptr}});
   }
-  PeerLinks links{{config->git_writer_address, channel_to(config->git_writer_address)},
-                  {config->registry_scanner_address, channel_to(config->registry_scanner_address)},
-                  {config->cluster_syncer_address, channel_to(config->cluster_syncer_address)}};
+  PeerLinks links{{config.git_writer_address, channel_to(config.git_writer_address)},
+                  {config.registry_scanner_address, channel_to(config.registry_scanner_address)},
+                  {config.cluster_syncer_address, channel_to(config.cluster_syncer_address)}};
   auto git = ferry::v1::GitWriter::NewStub(links.git.channel);
   auto registry = ferry::v1::RegistryScanner::NewStub(links.registry.channel);
   auto cluster = ferry::v1::ClusterSyncer::NewStub(links.cluster.channel);
   auto metrics = std::make_shared<prometheus::Registry>();
   JobMetrics job_metrics(*metrics);
-  JobStore jobs(config->job_history, job_metrics);
-  JobRunner runner(jobs, config->job_workers);
+  JobStore jobs(config.job_history, job_metrics);
+  JobRunner runner(jobs, config.job_workers);
   // Every call to a peer: deadlines from --peer_wait and --job_*_timeout, cancelled by
   // runner.Stop() at shutdown.
-  PeerClients peers(Peers{*git, *registry, *cluster}, runner.cancel(), config->timeouts, links);
+  PeerClients peers(Peers{*git, *registry, *cluster}, runner.cancel(), config.timeouts, links);
   Executor executor(peers, jobs);
   ApiService service(*access, peers, jobs, runner, executor);
   AutomationMetrics automation_metrics(*metrics);
-  Automation automation(peers, jobs, executor, automation_metrics, config->automation_interval);
-  if (!config->automation) ferry::log::Info("automation is off (--no_automation)");
+  Automation automation(peers, jobs, executor, automation_metrics, config.automation_interval);
+  if (!config.automation) ferry::log::Info("automation is off (--no_automation)");
   const int exit_code = ferry::runtime::ServeUntilSignal(
-      config->server, {{&service, ferry::v1::Ferry::service_full_name()}}, metrics,
+      config.server, {{&service, ferry::v1::Ferry::service_full_name()}}, metrics,
       [&](ferry::runtime::Server* server) {
         if (server != nullptr) {
           // Serving: the automation starts now, so a server that cannot start (a port in
           // use) exits at once instead of waiting on a pass.
-          if (config->automation) automation.Start();
+          if (config.automation) automation.Start();
           return;
         }
         // Shutting down: cut in-flight downstream calls short (rollout waits, applies, also

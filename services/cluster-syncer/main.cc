@@ -5,57 +5,46 @@
 
 #include "lib/log/log.h"
 #include "lib/runtime/channel.h"
-#include "lib/runtime/signals.h"
+#include "lib/runtime/start_service.h"
 #include "services/cluster-syncer/cluster_syncer_service.h"
 #include "services/cluster-syncer/config.h"
 #include "services/cluster-syncer/kube_client.h"
 
 int main(int argc, char** argv) {
   using namespace ferry::cluster_syncer;  // NOLINT: this binary's own namespace
-  ferry::runtime::BlockShutdownSignals();
-  // Ends the stop watchdog when main() returns, after the teardown below.
-  ferry::runtime::StopGuard stop_guard;
-  CLI::App app{"ferry-cluster-syncer: keeps the cluster in sync with the config repo",
-               "ferry-cluster-syncer"};
-  Flags flags;
-  AddFlags(app, flags);
-  if (auto exit_code = ferry::runtime::ParseCommandLine(app, argc, argv)) return *exit_code;
-  absl::StatusOr<Config> config = ToConfig(flags);
-  if (!config.ok()) return ferry::runtime::ConfigError(app.get_name(), config.status());
-  if (absl::Status s = ferry::runtime::AuthenticateInternalCallers(flags.server, config->server);
-      !s.ok()) {
-    return ferry::runtime::ConfigError(app.get_name(), s);
-  }
-  absl::StatusOr<ferry::runtime::PeerOptions> peer = ferry::runtime::ToPeerOptions(flags.server);
-  if (!peer.ok()) return ferry::runtime::ConfigError(app.get_name(), peer.status());
-  ferry::runtime::InitLogging(kComponent, flags.server);
+  ferry::runtime::ServiceStart<Flags, Config> start(
+      argc, argv, kComponent,
+      "ferry-cluster-syncer: keeps the cluster in sync with the config repo", AddFlags, ToConfig,
+      {.internal = true, .calls_peers = true});
+  if (!start.ok()) return start.exit_code();
+  Config& config = start.config();
+  const ferry::runtime::PeerOptions& peer = start.peer();
 
-  absl::StatusOr<ClusterAccess> access = config->kubeconfig.empty()
+  absl::StatusOr<ClusterAccess> access = config.kubeconfig.empty()
                                              ? InClusterAccess()
-                                             : LoadKubeconfig(config->kubeconfig, config->context);
-  if (!access.ok()) return ferry::runtime::ConfigError(app.get_name(), access.status());
+                                             : LoadKubeconfig(config.kubeconfig, config.context);
+  if (!access.ok()) return start.ConfigError(access.status());
   ferry::log::Info("kubernetes", {{"server", access->server}, {"context", access->context}});
 
   auto registry = std::make_shared<prometheus::Registry>();
   KubeClient kube(*access, *registry);
   Discovery discovery(kube);
-  SyncOptions sync_options = config->sync;
+  SyncOptions sync_options = config.sync;
   sync_options.default_namespace = access->default_namespace;
   Syncer syncer(kube, discovery, sync_options);
   SyncMetrics metrics(*registry);
   auto git =
-      ferry::v1::GitWriter::NewStub(ferry::runtime::ChannelTo(config->git_writer_address, *peer));
+      ferry::v1::GitWriter::NewStub(ferry::runtime::ChannelTo(config.git_writer_address, peer));
   SyncLoop::Options loop_options;
-  loop_options.interval = config->sync_interval;
-  loop_options.state = config->sync_state;
-  loop_options.state_namespace = config->sync_state_namespace.empty()
-                                     ? access->default_namespace
-                                     : config->sync_state_namespace;
+  loop_options.interval = config.sync_interval;
+  loop_options.state = config.sync_state;
+  loop_options.state_namespace =
+      config.sync_state_namespace.empty() ? access->default_namespace : config.sync_state_namespace;
   SyncLoop loop(*git, kube, syncer, metrics, loop_options);
-  ClusterSyncerService service(kube, discovery, loop, config->sync.allow_namespaces);
+  ClusterSyncerService service(kube, discovery, loop, config.sync.allow_namespaces);
   loop.Start();
   int code = ferry::runtime::ServeUntilSignal(
-      config->server, {{&service, ferry::v1::ClusterSyncer::service_full_name()}}, registry,
+      config.server, {{&service, ferry::v1::ClusterSyncer::service_full_name()}}, registry,
       [&loop](ferry::runtime::Server* server) {
         if (server == nullptr) {
           loop.SetReadinessSink(nullptr);

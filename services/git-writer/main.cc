@@ -5,16 +5,37 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 
 #include "lib/log/log.h"
 #include "lib/runtime/memory.h"
 #include "lib/runtime/poller.h"
-#include "lib/runtime/signals.h"
+#include "lib/runtime/start_service.h"
 #include "services/git-writer/config.h"
 #include "services/git-writer/git_writer_service.h"
 #include "services/git-writer/identity.h"
 #include "services/git-writer/libgit2_repository.h"
 #include "services/git-writer/writer.h"
+
+namespace {
+
+// With --repack_mirror this process is the child of Libgit2Repository::Repack: it repacks and
+// exits (0, or 1 with the error on stderr), and the service's flags do not apply. A stop ends
+// it (signals unblocked), and so does its parent's death.
+std::optional<int> RunRepackChild(const ferry::git_writer::Flags& flags) {
+  if (flags.repack_mirror.empty()) return std::nullopt;
+  sigset_t shutdown;
+  sigemptyset(&shutdown);
+  sigaddset(&shutdown, SIGTERM);
+  sigaddset(&shutdown, SIGINT);
+  pthread_sigmask(SIG_UNBLOCK, &shutdown, nullptr);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  absl::Status s = ferry::git_writer::Libgit2Repository::RepackMirror(flags.repack_mirror);
+  if (!s.ok()) std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
+  return s.ok() ? 0 : 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace ferry::git_writer;
@@ -22,54 +43,31 @@ int main(int argc, char** argv) {
   // write's large buffers would stay behind as fragments (build/bench/git_writer_soak).
   ferry::runtime::LimitAllocatorArenas(2);
   ferry::runtime::MapLargeAllocations(64 * 1024);
-  ferry::runtime::BlockShutdownSignals();
-  // Ends the stop watchdog when main() returns, after the teardown below.
-  ferry::runtime::StopGuard stop_guard;
-  CLI::App app{"ferry-git-writer: the config repo's one reader and writer", "ferry-git-writer"};
-  Flags flags;
-  AddFlags(app, flags);
-  if (auto exit_code = ferry::runtime::ParseCommandLine(app, argc, argv)) return *exit_code;
-  if (!flags.repack_mirror.empty()) {
-    // The child of Libgit2Repository::Repack: the service's flags do not apply. A stop ends
-    // it (signals unblocked), and so does its parent's death.
-    sigset_t shutdown;
-    sigemptyset(&shutdown);
-    sigaddset(&shutdown, SIGTERM);
-    sigaddset(&shutdown, SIGINT);
-    pthread_sigmask(SIG_UNBLOCK, &shutdown, nullptr);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    absl::Status s = Libgit2Repository::RepackMirror(flags.repack_mirror);
-    if (!s.ok()) std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
-    return s.ok() ? 0 : 1;
-  }
-  absl::StatusOr<Config> config = ToConfig(flags);
-  if (!config.ok()) return ferry::runtime::ConfigError(app.get_name(), config.status());
-  if (absl::Status s = ferry::runtime::AuthenticateInternalCallers(flags.server, config->server);
-      !s.ok()) {
-    return ferry::runtime::ConfigError(app.get_name(), s);
-  }
-  ferry::runtime::InitLogging(kComponent, flags.server);
+  ferry::runtime::ServiceStart<Flags, Config> start(
+      argc, argv, kComponent, "ferry-git-writer: the config repo's one reader and writer", AddFlags,
+      ToConfig, {.internal = true, .after_parse = RunRepackChild});
+  if (!start.ok()) return start.exit_code();
+  Config& config = start.config();
 
-  if (!config->ssh_key_path.empty()) {
-    if (absl::Status s = EnsureDeployKey(config->ssh_key_path); !s.ok()) {
-      return ferry::runtime::ConfigError(app.get_name(), s);
+  if (!config.ssh_key_path.empty()) {
+    if (absl::Status s = EnsureDeployKey(config.ssh_key_path); !s.ok()) {
+      return start.ConfigError(s);
     }
   }
   // Folding the mirror's packs walks all history; a child process does it (see
   // Libgit2Options::repack_program), so its peak memory is not kept by this one.
-  config->repository.repack_program = "/proc/self/exe";
+  config.repository.repack_program = "/proc/self/exe";
   absl::StatusOr<std::unique_ptr<Libgit2Repository>> repo =
-      Libgit2Repository::Open(config->repository);
-  if (!repo.ok()) return ferry::runtime::ConfigError(app.get_name(), repo.status());
+      Libgit2Repository::Open(config.repository);
+  if (!repo.ok()) return start.ConfigError(repo.status());
 
   auto registry = std::make_shared<prometheus::Registry>();
   WriterMetrics metrics(*registry);
-  Writer writer(**repo, config->writer, metrics);
-  ferry::runtime::Poller poller(config->poll_interval, [&writer] { (void)writer.Refresh(); });
-  GitWriterService service(
-      writer,
-      {config->repository.branch, config->sync_tag, config->ssh_key_path, config->writer.readonly,
-       config->max_commit_message_bytes, config->max_workload_index_bytes});
+  Writer writer(**repo, config.writer, metrics);
+  ferry::runtime::Poller poller(config.poll_interval, [&writer] { (void)writer.Refresh(); });
+  GitWriterService service(writer, {config.repository.branch, config.sync_tag, config.ssh_key_path,
+                                    config.writer.readonly, config.max_commit_message_bytes,
+                                    config.max_workload_index_bytes});
   return ferry::runtime::ServeUntilSignal(
-      config->server, {{&service, ferry::v1::GitWriter::service_full_name()}}, registry);
+      config.server, {{&service, ferry::v1::GitWriter::service_full_name()}}, registry);
 }

@@ -8,7 +8,7 @@
 #include "lib/http/curl_http_client.h"
 #include "lib/log/log.h"
 #include "lib/runtime/poller.h"
-#include "lib/runtime/signals.h"
+#include "lib/runtime/start_service.h"
 #include "services/registry-scanner/cache.h"
 #include "services/registry-scanner/config.h"
 #include "services/registry-scanner/metered_http_client.h"
@@ -19,26 +19,17 @@
 
 int main(int argc, char** argv) {
   using namespace ferry::registry_scanner;
-  ferry::runtime::BlockShutdownSignals();
-  // Ends the stop watchdog when main() returns, after the teardown below.
-  ferry::runtime::StopGuard stop_guard;
-  CLI::App app{"ferry-registry-scanner: watches container registries for new image tags",
-               "ferry-registry-scanner"};
-  Flags flags;
-  AddFlags(app, flags);
-  if (auto exit_code = ferry::runtime::ParseCommandLine(app, argc, argv)) return *exit_code;
-  absl::StatusOr<Config> config = ToConfig(flags);
-  if (!config.ok()) return ferry::runtime::ConfigError(app.get_name(), config.status());
-  if (absl::Status s = ferry::runtime::AuthenticateInternalCallers(flags.server, config->server);
-      !s.ok()) {
-    return ferry::runtime::ConfigError(app.get_name(), s);
-  }
-  ferry::runtime::InitLogging(kComponent, flags.server);
+  ferry::runtime::ServiceStart<Flags, Config> start(
+      argc, argv, kComponent,
+      "ferry-registry-scanner: watches container registries for new image tags", AddFlags, ToConfig,
+      {.internal = true});
+  if (!start.ok()) return start.exit_code();
+  Config& config = start.config();
 
-  absl::StatusOr<CredentialStore> credentials = CredentialStore::Load(config->docker_config_paths);
-  if (!credentials.ok()) return ferry::runtime::ConfigError(app.get_name(), credentials.status());
-  absl::StatusOr<std::unique_ptr<Cache>> cache = Cache::Open(config->cache_path);
-  if (!cache.ok()) return ferry::runtime::ConfigError(app.get_name(), cache.status());
+  absl::StatusOr<CredentialStore> credentials = CredentialStore::Load(config.docker_config_paths);
+  if (!credentials.ok()) return start.ConfigError(credentials.status());
+  absl::StatusOr<std::unique_ptr<Cache>> cache = Cache::Open(config.cache_path);
+  if (!cache.ok()) return start.ConfigError(cache.status());
 
   auto registry = std::make_shared<prometheus::Registry>();
   ferry::http::CurlOptions curl_options;
@@ -46,37 +37,37 @@ int main(int argc, char** argv) {
   // flight end then instead of waiting out --registry_timeout.
   auto stopping = std::make_shared<std::atomic<bool>>(false);
   curl_options.cancelled = stopping;
-  curl_options.ca_path = config->ca_path;
-  curl_options.insecure_hosts = config->insecure_hosts;
-  const RegistryPolicy& policy = config->registry_policy;
+  curl_options.ca_path = config.ca_path;
+  curl_options.insecure_hosts = config.insecure_hosts;
+  const RegistryPolicy& policy = config.registry_policy;
   curl_options.connect_guard = [&policy](const std::string& ip) { return policy.CheckAddress(ip); };
   ferry::http::CurlHttpClient curl(curl_options);
   MeteredHttpClient metered(curl, *registry);
   RateLimitedHttpClient::Options limits;
-  limits.requests_per_second = config->registry_rps;
-  limits.burst = config->registry_burst;
-  limits.max_in_flight = config->registry_concurrency;
+  limits.requests_per_second = config.registry_rps;
+  limits.burst = config.registry_burst;
+  limits.max_in_flight = config.registry_concurrency;
   RateLimitedHttpClient http(metered, limits, *registry);
   RegistryClient::Options client_options;
-  client_options.request_timeout = config->registry_timeout;
+  client_options.request_timeout = config.registry_timeout;
   client_options.insecure_hosts =
-      std::set<std::string>(config->insecure_hosts.begin(), config->insecure_hosts.end());
+      std::set<std::string>(config.insecure_hosts.begin(), config.insecure_hosts.end());
   client_options.check_registry = [&policy](const std::string& r) {
     return policy.CheckRegistry(r);
   };
   client_options.registry_listed = [&policy](const std::string& h) { return policy.Lists(h); };
   RegistryClient client(http, *std::move(credentials), client_options);
   ScannerMetrics metrics(*registry);
-  Scanner scanner(client, **cache, config->scanner, metrics);
+  Scanner scanner(client, **cache, config.scanner, metrics);
   ScanQueue scan_queue(scanner);
   // Due scans are checked every second; each repository is listed every --scan_interval.
   ferry::runtime::Poller poller(absl::Seconds(1), [&scanner, &scan_queue] {
     for (const std::string& repository : scanner.DueRepositories()) scan_queue.Request(repository);
   });
   std::unique_ptr<WebhookServer> webhooks;
-  if (config->webhook_address) {
+  if (config.webhook_address) {
     absl::StatusOr<std::unique_ptr<WebhookServer>> started = WebhookServer::Start(
-        *config->webhook_address, config->webhook_secret, config->webhook_max_body_bytes,
+        *config.webhook_address, config.webhook_secret, config.webhook_max_body_bytes,
         [&scan_queue](const PushHint& hint) {
           bool queued = scan_queue.Request(hint.repository, hint.tag);
           ferry::log::Info(
@@ -92,16 +83,15 @@ int main(int argc, char** argv) {
     ferry::log::Info(
         "webhooks listening",
         {{"webhook_address",
-          ferry::runtime::ListenAddress{config->webhook_address->host, webhooks->port()}
-              .ToString()},
+          ferry::runtime::ListenAddress{config.webhook_address->host, webhooks->port()}.ToString()},
          {"webhook_port", webhooks->port()}});
   }
-  RegistryScannerService service(scanner, client, config->scanner.metadata, policy);
+  RegistryScannerService service(scanner, client, config.scanner.metadata, policy);
   // At the drain deadline the registry requests in flight are cancelled (libcurl's progress
   // callback checks the flag about once a second).
-  config->server.at_drain_deadline = [stopping] { stopping->store(true); };
+  config.server.at_drain_deadline = [stopping] { stopping->store(true); };
   const int exit_code = ferry::runtime::ServeUntilSignal(
-      config->server, {{&service, ferry::v1::RegistryScanner::service_full_name()}}, registry);
+      config.server, {{&service, ferry::v1::RegistryScanner::service_full_name()}}, registry);
   stopping->store(true);  // the scans still running end before the queue is destroyed
   return exit_code;
 }
