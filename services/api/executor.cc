@@ -161,9 +161,11 @@ const RepositoryTags& TagCache::Get(const std::string& repository) {
 
 Executor::Executor(const PeerClients& peers, JobStore& store) : peers_(peers), store_(store) {}
 
-absl::StatusOr<ferry::v1::SyncResult> Executor::Apply(const std::string& revision) {
+absl::StatusOr<ferry::v1::SyncResult> Executor::Apply(const std::string& revision,
+                                                      bool skip_if_applied) {
   ferry::v1::SyncNowRequest request;
   request.set_revision(revision);
+  request.set_skip_if_applied(skip_if_applied);
   absl::StatusOr<ferry::v1::SyncResult> out =
       peers_.cluster.Call(&ClusterSyncerStub::SyncNow, request, peers_.ForStage(Stage::kApply));
   if (out.ok() && !out->error().empty()) {
@@ -237,7 +239,8 @@ void Executor::RunSync(const ferry::v1::Job& job) {
   absl::StatusOr<ferry::v1::HeadResponse> head = peers_.git.Call(
       &GitWriterStub::Notify, ferry::v1::NotifyRequest(), peers_.ForStage(Stage::kPlanning));
   if (!head.ok()) return store_.Finish(id, std::string(head.status().message()));
-  absl::StatusOr<ferry::v1::SyncResult> applied = Apply(head->revision());
+  // A person's sync applies again even an unchanged head: it corrects drift.
+  absl::StatusOr<ferry::v1::SyncResult> applied = Apply(head->revision(), false);
   if (!applied.ok()) return store_.Finish(id, std::string(applied.status().message()));
   std::vector<WorkloadResult> results;
   for (const ferry::v1::ResourceError& e : applied->errors()) {
@@ -311,7 +314,8 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
                       : "",
                   revision);
 
-  absl::StatusOr<ferry::v1::SyncResult> synced = Apply(revision);
+  // The commit's own sync (WatchHead starts it as soon as the push lands) is the answer.
+  absl::StatusOr<ferry::v1::SyncResult> synced = Apply(revision, /*skip_if_applied=*/true);
   if (!synced.ok()) {
     return store_.Finish(id, absl::StrCat("committed ", Short(revision),
                                           ", but applying it failed: ", synced.status().message()));

@@ -78,9 +78,10 @@ class Executor {
   // Records every new rollout progress of `stream` as a stage of job `id`; returns the last.
   ferry::v1::WaitRolloutProgress RecordRollout(
       const std::string& id, grpc::ClientReaderInterface<ferry::v1::WaitRolloutProgress>& stream);
-  // SyncNow of `revision` ("" = fetch and apply the head). The result, or the whole-sync
-  // failure.
-  absl::StatusOr<ferry::v1::SyncResult> Apply(const std::string& revision);
+  // SyncNow of `revision` ("" = fetch and apply the head); with `skip_if_applied` the sync
+  // that already applied `revision` answers (see SyncNowRequest). The result, or the
+  // whole-sync failure.
+  absl::StatusOr<ferry::v1::SyncResult> Apply(const std::string& revision, bool skip_if_applied);
 
   const PeerClients& peers_;
   JobStore& store_;

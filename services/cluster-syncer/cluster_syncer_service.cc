@@ -76,7 +76,8 @@ grpc::Status ClusterSyncerService::ListWorkloads(
 grpc::Status ClusterSyncerService::SyncNow(grpc::ServerContext*,
                                            const ferry::v1::SyncNowRequest* request,
                                            ferry::v1::SyncResult* response) {
-  SyncReport report = loop_.SyncNow(request->revision(), request->dry_run());
+  SyncReport report =
+      loop_.SyncNow(request->revision(), request->dry_run(), request->skip_if_applied());
   if (!report.error.empty()) return ToGrpcStatus(absl::Status(report.error_code, report.error));
   ToProto(report, response);
   return grpc::Status::OK;

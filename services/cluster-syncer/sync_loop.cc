@@ -144,8 +144,17 @@ void SyncLoop::Work() {
   }
 }
 
-SyncReport SyncLoop::SyncNow(const std::string& revision, bool dry_run) {
+SyncReport SyncLoop::SyncNow(const std::string& revision, bool dry_run, bool skip_if_applied) {
   absl::MutexLock lock(&sync_mu_);
+  if (skip_if_applied && !dry_run && !revision.empty()) {
+    // A release job asks for the revision it pushed, which WatchHead has usually brought here
+    // already: the sync that applied it (or the one in progress, waited for above through
+    // sync_mu_) is the answer, not a second sync of the same files.
+    absl::MutexLock state(&mu_);
+    if (last_ && last_->revision == revision && last_->error.empty() && last_->failed == 0) {
+      return *last_;
+    }
+  }
   return RunSync(revision, dry_run, revision.empty());
 }
 

@@ -42,8 +42,11 @@ class SyncLoop {
   void Start();
 
   // Syncs `revision` (empty: git-writer fetches and its new head is used) now, after any
-  // sync in progress. Dry runs are not recorded as the last sync.
-  SyncReport SyncNow(const std::string& revision, bool dry_run);
+  // sync in progress. With `skip_if_applied`, when `revision` is the last one recorded and
+  // that sync applied every object, its report is returned without syncing again (a release
+  // waiting for its commit is answered as soon as the sync WatchHead started for it ends).
+  // Dry runs are not recorded as the last sync.
+  SyncReport SyncNow(const std::string& revision, bool dry_run, bool skip_if_applied = false);
 
   // The last recorded sync and its sequence number (0: none yet).
   std::pair<uint64_t, std::optional<SyncReport>> Last();

@@ -241,6 +241,42 @@ TEST_F(SyncLoopTest, ANewHeadSyncsAtOnceAndARepeatedOneWaitsForTheInterval) {
   EXPECT_EQ(Reads(), (std::vector<std::string>{"rev1", "rev2"}));
 }
 
+TEST_F(SyncLoopTest, SyncNowOfTheRevisionLastAppliedAnswersWithThatSync) {
+  Loop().Start();
+  ASSERT_EQ(Next(0).revision, "rev1");
+  heads_.Push("rev2");
+  const SyncReport pushed = Next(1);
+  ASSERT_EQ(pushed.revision, "rev2");
+  ASSERT_EQ(pushed.applied, 1) << pushed.error;
+
+  // The revision WatchHead just applied: that sync is the answer, nothing is read again.
+  SyncReport same = loop_->SyncNow("rev2", false, /*skip_if_applied=*/true);
+  EXPECT_EQ(same.revision, "rev2");
+  EXPECT_EQ(same.applied, 1);
+  EXPECT_EQ(same.started, pushed.started);
+  EXPECT_EQ(loop_->Last().first, 2u);
+  EXPECT_EQ(Reads(), (std::vector<std::string>{"rev1", "rev2"}));
+
+  // Without the flag (a person's `sync`, correcting drift), any other revision, a dry run,
+  // or "the head": a real sync.
+  EXPECT_EQ(loop_->SyncNow("rev2", false).revision, "rev2");
+  EXPECT_EQ(loop_->SyncNow("rev1", false, true).revision, "rev1");
+  EXPECT_EQ(loop_->SyncNow("rev1", true, true).revision, "rev1");
+  EXPECT_EQ(loop_->SyncNow("", false, true).revision, "rev1");
+  EXPECT_EQ(Reads(), (std::vector<std::string>{"rev1", "rev2", "rev2", "rev1", "rev1", "rev1"}));
+  EXPECT_EQ(loop_->Last().first, 5u);
+}
+
+TEST_F(SyncLoopTest, SyncNowSyncsAgainWhenTheLastSyncOfThatRevisionHadFailures) {
+  revisions_["rev3"] = {revisions_["rev1"][0], "kind: ConfigMap\nmetadata: {name: x}\n"};
+  Loop().Start();
+  ASSERT_EQ(Next(0).revision, "rev1");
+  const SyncReport first = loop_->SyncNow("rev3", false, true);
+  ASSERT_GT(first.failed, 0) << "a document without apiVersion fails";
+  loop_->SyncNow("rev3", false, true);
+  EXPECT_EQ(Reads(), (std::vector<std::string>{"rev1", "rev3", "rev3"}));
+}
+
 TEST_F(SyncLoopTest, AFailedSyncIsRetriedWithDoublingBackoffAndReadinessFollows) {
   read_failures_ = 3;
   std::vector<bool> readiness;
