@@ -97,11 +97,13 @@ std::string HostileRequest(int port, const std::string& head, uint64_t body_byte
   const std::string block(64 * 1024, '{');
   const std::string chunk = absl::StrCat(absl::Hex(block.size()), "\r\n", block, "\r\n");
   uint64_t sent = 0;
+  bool sending = true;
   std::string answer;
   char buf[4096];
   // Bounded: every turn sends a block or reads; the server's 30 s read timeout ends it.
   for (int turn = 0; turn < 200000; ++turn) {
-    if (out.empty() && sent < body_bytes) {
+    if (!sending) out.clear();
+    if (sending && out.empty() && sent < body_bytes) {
       out = chunked ? chunk : block;
       sent += block.size();
     }
@@ -116,7 +118,12 @@ std::string HostileRequest(int port, const std::string& head, uint64_t body_byte
     }
     if (p.revents & POLLOUT) {
       ssize_t n = send(fd, out.data(), out.size(), MSG_NOSIGNAL);
-      if (n <= 0) break;
+      if (n <= 0) {
+        // The server answered and closed while this side was still sending (the reset
+        // can arrive between poll and send): its answer is already queued, so read it.
+        sending = false;
+        continue;
+      }
       out.erase(0, static_cast<size_t>(n));
     }
   }
@@ -287,7 +294,7 @@ TEST(HostileScannerTest, HostileRepositoryNamesAreRefusedWithoutConnecting) {
                 StatusIs(static_cast<absl::StatusCode>(sample.code), HasSubstr(sample.reason)));
   }
   grpc::Status status = GetImageOf(*stub, "169.254.169.254/latest/meta-data:1");
-  EXPECT_THAT(status, StatusIs(absl::StatusCode::kPermissionDenied, _));
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kPermissionDenied));
   EXPECT_EQ(listener.Connections(), 0);
 
   // One bad item in a batch fails alone: the call is OK, the good one is watched (and
@@ -342,7 +349,7 @@ TEST(HostileScannerTest, AHostOffTheAllowListIsNeverContacted) {
   status = ListTagsOf(*stub, repository);
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr(listener.host())));
   status = GetImageOf(*stub, repository + ":1");
-  EXPECT_THAT(status, StatusIs(absl::StatusCode::kPermissionDenied, _));
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kPermissionDenied));
 
   EXPECT_EQ(listener.Connections(), connections) << "the scanner connected to a host not allowed";
 }

@@ -24,6 +24,7 @@
 #include "ferry/v1/git_writer.grpc.pb.h"
 #include "ferry/v1/registry_scanner.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "lib/status/status_matchers.h"
 #include "tests/binaries.h"
 #include "tests/support/git_repo.h"
 #include "tests/support/http.h"
@@ -35,6 +36,10 @@
 
 namespace ferry {
 namespace {
+
+using ::ferry::testing::StatusIs;
+using ::testing::_;
+using ::testing::HasSubstr;
 
 using grpc::health::v1::Health;
 using grpc::health::v1::HealthCheckRequest;
@@ -89,7 +94,7 @@ std::vector<std::string> RequiredArgs(const Binary& binary, Running& r) {
       {{"apps/web.yaml",
         "kind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n"
         "      containers:\n      - name: web\n        image: nginx:1.25\n"}});
-  EXPECT_TRUE(repo.ok()) << repo.status();
+  FERRY_EXPECT_OK(repo);
   if (!repo.ok()) return {};
   r.repo = *std::move(repo);
   return {"--git_url=" + r.repo->url(), "--state_dir=" + r.repo->dir() + "/state"};
@@ -119,10 +124,9 @@ TEST_P(ServiceBinaryTest, ListsAndDescribesServicesThroughReflection) {
   Running r = StartOnLoopback(GetParam());
   ASSERT_GT(r.grpc_port, 0);
   reflect::ReflectionDatabase db(r.Channel(), {});
-  absl::StatusOr<std::vector<std::string>> services = db.ListServices();
-  ASSERT_TRUE(services.ok()) << services.status();
-  EXPECT_EQ(*services, (std::vector<std::string>{GetParam().service, "grpc.health.v1.Health",
-                                                 "grpc.reflection.v1alpha.ServerReflection"}));
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<std::string> services, db.ListServices());
+  EXPECT_EQ(services, (std::vector<std::string>{GetParam().service, "grpc.health.v1.Health",
+                                                "grpc.reflection.v1alpha.ServerReflection"}));
 
   google::protobuf::DescriptorPool pool(&db);
   const google::protobuf::ServiceDescriptor* own = pool.FindServiceByName(GetParam().service);
@@ -141,7 +145,7 @@ TEST_P(ServiceBinaryTest, AnswersCarryTheFerryVersion) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   HealthCheckResponse response;
-  ASSERT_TRUE(stub->Check(&ctx, HealthCheckRequest(), &response).ok());
+  FERRY_ASSERT_OK(stub->Check(&ctx, HealthCheckRequest(), &response));
   auto version = ctx.GetServerInitialMetadata().find("ferry-version");
   ASSERT_NE(version, ctx.GetServerInitialMetadata().end());
   EXPECT_FALSE(version->second.empty());
@@ -151,21 +155,21 @@ TEST_P(ServiceBinaryTest, ServesPrometheusMetricsWithFerryPrefix) {
   Running r = StartOnLoopback(GetParam());
   ASSERT_GT(r.grpc_port, 0);
   ASSERT_EQ(CheckHealth(r, ""), HealthCheckResponse::SERVING);
-  auto metrics =
-      testing::HttpGet("http://127.0.0.1:" + std::to_string(r.metrics_port) + "/metrics");
-  ASSERT_TRUE(metrics.ok()) << metrics.status();
-  EXPECT_EQ(metrics->status, 200);
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto metrics,
+      testing::HttpGet("http://127.0.0.1:" + std::to_string(r.metrics_port) + "/metrics"));
+  EXPECT_EQ(metrics.status, 200);
   EXPECT_TRUE(absl::StrContains(
-      metrics->body, std::string("ferry_build_info{component=\"") + GetParam().component + "\""))
-      << metrics->body;
-  EXPECT_TRUE(absl::StrContains(metrics->body,
+      metrics.body, std::string("ferry_build_info{component=\"") + GetParam().component + "\""))
+      << metrics.body;
+  EXPECT_TRUE(absl::StrContains(metrics.body,
                                 "ferry_grpc_server_handled_total{grpc_code=\"OK\","
                                 "grpc_method=\"Check\",grpc_service=\"grpc.health.v1.Health\""))
-      << metrics->body;
-  EXPECT_TRUE(absl::StrContains(metrics->body,
+      << metrics.body;
+  EXPECT_TRUE(absl::StrContains(metrics.body,
                                 "# TYPE ferry_grpc_server_handling_seconds "
                                 "histogram"));
-  EXPECT_TRUE(absl::StrContains(metrics->body, "process_cpu_seconds_total "));
+  EXPECT_TRUE(absl::StrContains(metrics.body, "process_cpu_seconds_total "));
 }
 
 TEST_P(ServiceBinaryTest, SigtermTurnsHealthNotServingAndExitsZero) {
@@ -196,37 +200,37 @@ TEST_P(ServiceBinaryTest, ReadsAddressesFromEnvironment) {
   std::vector<std::string> argv = {GetParam().path};
   std::vector<std::string> required = RequiredArgs(GetParam(), r);
   argv.insert(argv.end(), required.begin(), required.end());
-  auto process =
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto process,
       Subprocess::Start(argv, {"FERRY_GRPC_ADDRESS=127.0.0.1:0",
-                               "FERRY_METRICS_ADDRESS=127.0.0.1:0", "FERRY_LOG_FORMAT=json"});
-  ASSERT_TRUE(process.ok()) << process.status();
-  std::optional<std::string> line = (*process)->WaitForLine(
+                               "FERRY_METRICS_ADDRESS=127.0.0.1:0", "FERRY_LOG_FORMAT=json"}));
+  std::optional<std::string> line = process->WaitForLine(
       [](const std::string& l) { return absl::StrContains(l, "\"event\":\"listening\""); },
       kStartTimeout);
-  ASSERT_TRUE(line.has_value()) << (*process)->Output();
+  ASSERT_TRUE(line.has_value()) << process->Output();
   EXPECT_TRUE(absl::StrContains(*line, "\"grpc_address\":\"127.0.0.1:")) << *line;
   EXPECT_TRUE(absl::StrContains(*line, std::string("\"component\":\"") + GetParam().component))
       << *line;
 }
 
 TEST_P(ServiceBinaryTest, InvalidAddressExitsTwoNamingTheFlag) {
-  auto process = Subprocess::Start({GetParam().path, "--grpc_address=localhost"});
-  ASSERT_TRUE(process.ok()) << process.status();
-  std::optional<int> code = (*process)->Wait(absl::Seconds(15));
+  FERRY_ASSERT_OK_AND_ASSIGN(auto process,
+                             Subprocess::Start({GetParam().path, "--grpc_address=localhost"}));
+  std::optional<int> code = process->Wait(absl::Seconds(15));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 2);
-  EXPECT_TRUE(absl::StrContains((*process)->Output(),
-                                "--grpc_address: invalid address 'localhost': no port"))
-      << (*process)->Output();
+  EXPECT_TRUE(
+      absl::StrContains(process->Output(), "--grpc_address: invalid address 'localhost': no port"))
+      << process->Output();
 }
 
 TEST_P(ServiceBinaryTest, UnknownFlagExitsTwo) {
-  auto process = Subprocess::Start({GetParam().path, "--grpc_adress=127.0.0.1:0"});
-  ASSERT_TRUE(process.ok()) << process.status();
-  std::optional<int> code = (*process)->Wait(absl::Seconds(15));
+  FERRY_ASSERT_OK_AND_ASSIGN(auto process,
+                             Subprocess::Start({GetParam().path, "--grpc_adress=127.0.0.1:0"}));
+  std::optional<int> code = process->Wait(absl::Seconds(15));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 2);
-  EXPECT_TRUE(absl::StrContains((*process)->Output(), "--grpc_adress")) << (*process)->Output();
+  EXPECT_TRUE(absl::StrContains(process->Output(), "--grpc_adress")) << process->Output();
 }
 
 // A listening socket on a kernel-picked loopback port, held for the test's lifetime.
@@ -260,13 +264,12 @@ TEST_P(ServiceBinaryTest, GrpcPortInUseExitsTwo) {
                                    "--metrics_address=127.0.0.1:0"};
   std::vector<std::string> required = RequiredArgs(GetParam(), r);
   argv.insert(argv.end(), required.begin(), required.end());
-  auto process = Subprocess::Start(argv);
-  ASSERT_TRUE(process.ok()) << process.status();
-  std::optional<int> code = (*process)->Wait(absl::Seconds(15));
+  FERRY_ASSERT_OK_AND_ASSIGN(auto process, Subprocess::Start(argv));
+  std::optional<int> code = process->Wait(absl::Seconds(15));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 2);
-  EXPECT_TRUE(absl::StrContains((*process)->Output(), "cannot listen for gRPC on " + address))
-      << (*process)->Output();
+  EXPECT_TRUE(absl::StrContains(process->Output(), "cannot listen for gRPC on " + address))
+      << process->Output();
 }
 
 TEST_P(ServiceBinaryTest, MetricsPortInUseExitsTwo) {
@@ -277,13 +280,12 @@ TEST_P(ServiceBinaryTest, MetricsPortInUseExitsTwo) {
                                    "--metrics_address=" + address};
   std::vector<std::string> required = RequiredArgs(GetParam(), r);
   argv.insert(argv.end(), required.begin(), required.end());
-  auto process = Subprocess::Start(argv);
-  ASSERT_TRUE(process.ok()) << process.status();
-  std::optional<int> code = (*process)->Wait(absl::Seconds(15));
+  FERRY_ASSERT_OK_AND_ASSIGN(auto process, Subprocess::Start(argv));
+  std::optional<int> code = process->Wait(absl::Seconds(15));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 2);
-  EXPECT_TRUE(absl::StrContains((*process)->Output(), "cannot serve metrics on " + address))
-      << (*process)->Output();
+  EXPECT_TRUE(absl::StrContains(process->Output(), "cannot serve metrics on " + address))
+      << process->Output();
 }
 
 INSTANTIATE_TEST_SUITE_P(AllServices, ServiceBinaryTest, ::testing::ValuesIn(kBinaries),
@@ -300,7 +302,7 @@ TEST(FerryReflectTest, ListsDescribesAndCallsLikeGrpcurl) {
   auto run = [&](std::vector<std::string> args) {
     args.insert(args.begin(), {FERRY_REFLECT_BIN, "-plaintext"});
     auto p = Subprocess::Start(args);
-    EXPECT_TRUE(p.ok());
+    FERRY_EXPECT_OK(p);
     std::optional<int> code = (*p)->Wait(absl::Seconds(20));
     return std::make_pair(code.value_or(-1), (*p)->Output());
   };
@@ -349,14 +351,14 @@ TEST(GitWriterBinaryTest, ServesTheRepoThroughItsContract) {
   grpc::ClientContext head_ctx;
   head_ctx.set_deadline(deadline());
   ferry::v1::HeadResponse head;
-  ASSERT_TRUE(stub->Head(&head_ctx, {}, &head).ok());
+  FERRY_ASSERT_OK(stub->Head(&head_ctx, {}, &head));
   EXPECT_EQ(head.revision(), r.repo->Head());
   EXPECT_EQ(head.branch(), "main");
 
   grpc::ClientContext list_ctx;
   list_ctx.set_deadline(deadline());
   ferry::v1::ListManifestWorkloadsResponse workloads;
-  ASSERT_TRUE(stub->ListWorkloads(&list_ctx, {}, &workloads).ok());
+  FERRY_ASSERT_OK(stub->ListWorkloads(&list_ctx, {}, &workloads));
   ASSERT_EQ(workloads.workloads_size(), 1);
   EXPECT_EQ(workloads.workloads(0).id(), "default:deployment/web");
   EXPECT_EQ(workloads.workloads(0).containers(0).image(), "nginx:1.25");
@@ -374,7 +376,7 @@ TEST(GitWriterBinaryTest, ServesTheRepoThroughItsContract) {
   apply_ctx.set_deadline(deadline());
   ferry::v1::ApplyUpdatesResponse applied;
   grpc::Status status = stub->ApplyUpdates(&apply_ctx, apply, &applied);
-  ASSERT_TRUE(status.ok()) << status.error_message();
+  FERRY_ASSERT_OK(status);
   EXPECT_EQ(applied.revision(), r.repo->Head());
   EXPECT_NE(r.repo->Show(applied.revision(), "apps/web.yaml").find("image: nginx:1.26"),
             std::string::npos);
@@ -386,29 +388,29 @@ TEST(GitWriterBinaryTest, ServesTheRepoThroughItsContract) {
   grpc::ClientContext stale_ctx;
   stale_ctx.set_deadline(deadline());
   status = stub->ApplyUpdates(&stale_ctx, apply, &applied);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::ABORTED) << status.error_message();
-  EXPECT_NE(status.error_message().find("is now nginx:1.26, not nginx:1.25"), std::string::npos);
+  EXPECT_THAT(status,
+              StatusIs(absl::StatusCode::kAborted, HasSubstr("is now nginx:1.26, not nginx:1.25")));
 
   ferry::v1::ApplyUpdatesRequest bad;
   bad.add_edits()->set_workload("web");
   grpc::ClientContext bad_ctx;
   bad_ctx.set_deadline(deadline());
   status = stub->ApplyUpdates(&bad_ctx, bad, &applied);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_NE(status.error_message().find("namespace:kind/name"), std::string::npos);
+  EXPECT_THAT(status,
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("namespace:kind/name")));
 
   grpc::ClientContext id_ctx;
   id_ctx.set_deadline(deadline());
   ferry::v1::Identity identity;
-  EXPECT_EQ(stub->GetIdentity(&id_ctx, {}, &identity).error_code(),
-            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(stub->GetIdentity(&id_ctx, {}, &identity),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
 
   ferry::v1::SetSyncMarkerRequest mark;
   mark.set_revision(applied.revision().empty() ? r.repo->Head() : r.repo->Head());
   grpc::ClientContext mark_ctx;
   mark_ctx.set_deadline(deadline());
   ferry::v1::SyncMarker marker;
-  ASSERT_TRUE(stub->SetSyncMarker(&mark_ctx, mark, &marker).ok());
+  FERRY_ASSERT_OK(stub->SetSyncMarker(&mark_ctx, mark, &marker));
   EXPECT_EQ(r.repo->Git("rev-parse ferry-sync^{commit}"), r.repo->Head() + "\n");
 
   // A push by someone else, then Notify (a webhook): WatchHead streams the new head.
@@ -417,33 +419,33 @@ TEST(GitWriterBinaryTest, ServesTheRepoThroughItsContract) {
   ferry::v1::HeadResponse seen;
   ASSERT_TRUE(watch->Read(&seen));
   EXPECT_EQ(seen.revision(), r.repo->Head());
-  auto pushed = r.repo->CommitWithCli(
-      {{"apps/extra.yaml", "kind: ConfigMap\nmetadata:\n  name: x\n"}}, "Someone else");
-  ASSERT_TRUE(pushed.ok());
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto pushed,
+      r.repo->CommitWithCli({{"apps/extra.yaml", "kind: ConfigMap\nmetadata:\n  name: x\n"}},
+                            "Someone else"));
   grpc::ClientContext notify_ctx;
   notify_ctx.set_deadline(deadline());
   ferry::v1::HeadResponse notified;
-  ASSERT_TRUE(stub->Notify(&notify_ctx, {}, &notified).ok());
-  EXPECT_EQ(notified.revision(), *pushed);
+  FERRY_ASSERT_OK(stub->Notify(&notify_ctx, {}, &notified));
+  EXPECT_EQ(notified.revision(), pushed);
   ASSERT_TRUE(watch->Read(&seen));
-  EXPECT_EQ(seen.revision(), *pushed);
+  EXPECT_EQ(seen.revision(), pushed);
   watch_ctx.TryCancel();
 
-  auto metrics =
-      testing::HttpGet("http://127.0.0.1:" + std::to_string(r.metrics_port) + "/metrics");
-  ASSERT_TRUE(metrics.ok());
-  EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_git_commits_total 1")) << metrics->body;
-  EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_git_ready 1"));
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto metrics,
+      testing::HttpGet("http://127.0.0.1:" + std::to_string(r.metrics_port) + "/metrics"));
+  EXPECT_TRUE(absl::StrContains(metrics.body, "ferry_git_commits_total 1")) << metrics.body;
+  EXPECT_TRUE(absl::StrContains(metrics.body, "ferry_git_ready 1"));
 }
 
 TEST(GitWriterBinaryTest, RequiresAGitUrl) {
-  auto process = Subprocess::Start({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0"});
-  ASSERT_TRUE(process.ok());
-  std::optional<int> code = (*process)->Wait(absl::Seconds(15));
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto process, Subprocess::Start({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0"}));
+  std::optional<int> code = process->Wait(absl::Seconds(15));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 2);
-  EXPECT_TRUE(absl::StrContains((*process)->Output(), "--git_url: required"))
-      << (*process)->Output();
+  EXPECT_TRUE(absl::StrContains(process->Output(), "--git_url: required")) << process->Output();
 }
 
 }  // namespace
@@ -463,13 +465,12 @@ TEST(GitWriterBinaryTest, KillNineDuringWritesLosesAndDuplicatesNothing) {
         "\nspec:\n  template:\n    spec:\n      containers:\n      - name: w\n"
         "        image: img/w:1\n";
   }
-  auto repo = testing::GitRepo::Create(files);
-  ASSERT_TRUE(repo.ok()) << repo.status();
-  const std::string state = (*repo)->dir() + "/state";
+  FERRY_ASSERT_OK_AND_ASSIGN(auto repo, testing::GitRepo::Create(files));
+  const std::string state = repo->dir() + "/state";
   auto start = [&]() {
     Running r;
     StartArgv({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
-               "--git_url=" + (*repo)->url(), "--state_dir=" + state},
+               "--git_url=" + repo->url(), "--state_dir=" + state},
               r);
     return r;
   };
@@ -524,21 +525,20 @@ TEST(GitWriterBinaryTest, KillNineDuringWritesLosesAndDuplicatesNothing) {
       EXPECT_EQ(release(r, i), grpc::StatusCode::OK) << "w" << i;
     }
   }
-  const std::string head = (*repo)->Head();
-  std::string log = (*repo)->Git("log --format=%s");
+  const std::string head = repo->Head();
+  std::string log = repo->Git("log --format=%s");
   for (int i = 0; i < kWorkloads; ++i) {
-    EXPECT_NE((*repo)->Show(head, "apps/w" + std::to_string(i) + ".yaml").find("image: img/w:2"),
+    EXPECT_NE(repo->Show(head, "apps/w" + std::to_string(i) + ".yaml").find("image: img/w:2"),
               std::string::npos);
     std::string subject = "Release default:deployment/w" + std::to_string(i) + " w: img/w:2\n";
     size_t first = log.find(subject);
     EXPECT_NE(first, std::string::npos) << subject;
     EXPECT_EQ(log.find(subject, first + 1), std::string::npos) << "twice: " << subject;
   }
-  EXPECT_EQ((*repo)->Git("rev-list --count HEAD"), std::to_string(1 + kWorkloads) + "\n");
-  EXPECT_EQ((*repo)->Git("rev-list --merges HEAD"), "");
+  EXPECT_EQ(repo->Git("rev-list --count HEAD"), std::to_string(1 + kWorkloads) + "\n");
+  EXPECT_EQ(repo->Git("rev-list --merges HEAD"), "");
   int fsck = 0;
-  testing::RunCommand("cd " + (*repo)->dir() + "/upstream.git && git fsck --no-progress 2>&1",
-                      &fsck);
+  testing::RunCommand("cd " + repo->dir() + "/upstream.git && git fsck --no-progress 2>&1", &fsck);
   EXPECT_EQ(fsck, 0);
 }
 
@@ -553,20 +553,19 @@ namespace {
 // registry requests are counted by kind.
 TEST(RegistryScannerBinaryTest, WatchesARealRegistry) {
   TempDir dir;
-  auto registry = testing::RegistryServer::Start(dir.path + "/registry");
-  ASSERT_TRUE(registry.ok()) << registry.status();
+  FERRY_ASSERT_OK_AND_ASSIGN(auto registry, testing::RegistryServer::Start(dir.path + "/registry"));
   const std::string config =
       R"({"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z"})";
-  ASSERT_TRUE((*registry)->PushImage("team/app", "1.0.0", config).ok());
-  ASSERT_TRUE((*registry)->PushImage("team/app", "1.10.0", config).ok());
-  ASSERT_TRUE((*registry)->PushImage("team/app", "1.9.0", config).ok());
+  FERRY_ASSERT_OK(registry->PushImage("team/app", "1.0.0", config));
+  FERRY_ASSERT_OK(registry->PushImage("team/app", "1.10.0", config));
+  FERRY_ASSERT_OK(registry->PushImage("team/app", "1.9.0", config));
 
   Running r;
   auto process =
       Subprocess::Start({FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0",
                          "--metrics_address=127.0.0.1:0", "--state_dir=" + dir.path + "/state",
-                         "--scan_interval=1s", "--registry_insecure_hosts=" + (*registry)->host()});
-  ASSERT_TRUE(process.ok());
+                         "--scan_interval=1s", "--registry_insecure_hosts=" + registry->host()});
+  FERRY_ASSERT_OK(process);
   r.process = *std::move(process);
   auto line = r.process->WaitForLine(
       [](const std::string& l) { return absl::StrContains(l, " listening "); }, kStartTimeout);
@@ -575,14 +574,14 @@ TEST(RegistryScannerBinaryTest, WatchesARealRegistry) {
   r.metrics_port = IntField(*line, "metrics_port").value_or(0);
   auto stub = ferry::v1::RegistryScanner::NewStub(r.Channel());
   auto deadline = [] { return std::chrono::system_clock::now() + std::chrono::seconds(30); };
-  const std::string repo = (*registry)->host() + "/team/app";
+  const std::string repo = registry->host() + "/team/app";
 
   ferry::v1::WatchRequest watch;
   watch.add_repositories(repo);
   grpc::ClientContext watch_ctx;
   watch_ctx.set_deadline(deadline());
   ferry::v1::WatchResponse watched;
-  ASSERT_TRUE(stub->Watch(&watch_ctx, watch, &watched).ok());
+  FERRY_ASSERT_OK(stub->Watch(&watch_ctx, watch, &watched));
   EXPECT_EQ(watched.added_size(), 1);
 
   ferry::v1::ListTagsRequest list;
@@ -592,7 +591,7 @@ TEST(RegistryScannerBinaryTest, WatchesARealRegistry) {
   list_ctx.set_deadline(deadline());
   ferry::v1::ListTagsResponse tags;
   grpc::Status status = stub->ListTags(&list_ctx, list, &tags);
-  ASSERT_TRUE(status.ok()) << status.error_message();
+  FERRY_ASSERT_OK(status);
   ASSERT_EQ(tags.tags_size(), 3);
   EXPECT_EQ(tags.tags(0).tag(), "1.10.0");
   EXPECT_EQ(tags.tags(2).tag(), "1.0.0");
@@ -602,14 +601,13 @@ TEST(RegistryScannerBinaryTest, WatchesARealRegistry) {
   events_ctx.set_deadline(deadline());
   auto events = stub->WatchEvents(&events_ctx, {});
   events->WaitForInitialMetadata();  // subscribed
-  auto pushed = (*registry)->PushImage("team/app", "1.11.0", config);
-  ASSERT_TRUE(pushed.ok());
+  FERRY_ASSERT_OK_AND_ASSIGN(auto pushed, registry->PushImage("team/app", "1.11.0", config));
   ferry::v1::TagEvent event;
   ASSERT_TRUE(events->Read(&event)) << "no event within the deadline";
   EXPECT_EQ(event.kind(), ferry::v1::TAG_EVENT_KIND_NEW_TAG);
   EXPECT_EQ(event.repository(), repo);
   EXPECT_EQ(event.tag().tag(), "1.11.0");
-  EXPECT_EQ(event.tag().digest(), *pushed);
+  EXPECT_EQ(event.tag().digest(), pushed);
   EXPECT_GT(event.sequence(), 0u);
   events_ctx.TryCancel();
 
@@ -623,7 +621,7 @@ TEST(RegistryScannerBinaryTest, WatchesARealRegistry) {
   ferry::v1::TagEvent replayed;
   ASSERT_TRUE(replay->Read(&replayed));
   EXPECT_EQ(replayed.sequence(), event.sequence());
-  EXPECT_EQ(replayed.tag().digest(), *pushed);
+  EXPECT_EQ(replayed.tag().digest(), pushed);
   resume_ctx.TryCancel();
 
   ferry::v1::GetImageRequest get;
@@ -631,25 +629,24 @@ TEST(RegistryScannerBinaryTest, WatchesARealRegistry) {
   grpc::ClientContext get_ctx;
   get_ctx.set_deadline(deadline());
   ferry::v1::TagInfo info;
-  ASSERT_TRUE(stub->GetImage(&get_ctx, get, &info).ok());
-  EXPECT_EQ(info.digest(), *pushed);
+  FERRY_ASSERT_OK(stub->GetImage(&get_ctx, get, &info));
+  EXPECT_EQ(info.digest(), pushed);
   EXPECT_EQ(info.created().seconds(), 1704067200);
 
   grpc::ClientContext status_ctx;
   status_ctx.set_deadline(deadline());
   ferry::v1::StatusResponse st;
-  ASSERT_TRUE(stub->Status(&status_ctx, {}, &st).ok());
+  FERRY_ASSERT_OK(stub->Status(&status_ctx, {}, &st));
   ASSERT_EQ(st.repositories_size(), 1);
   EXPECT_EQ(st.repositories(0).tag_count(), 4);
 
-  auto metrics =
-      testing::HttpGet("http://127.0.0.1:" + std::to_string(r.metrics_port) + "/metrics");
-  ASSERT_TRUE(metrics.ok());
-  EXPECT_TRUE(
-      absl::StrContains(metrics->body, "ferry_registry_requests_total{code=\"200\",host=\"" +
-                                           (*registry)->host() + "\",kind=\"tags\"}"))
-      << metrics->body;
-  EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_registry_scans_total{outcome=\"ok\"}"));
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto metrics,
+      testing::HttpGet("http://127.0.0.1:" + std::to_string(r.metrics_port) + "/metrics"));
+  EXPECT_TRUE(absl::StrContains(metrics.body, "ferry_registry_requests_total{code=\"200\",host=\"" +
+                                                  registry->host() + "\",kind=\"tags\"}"))
+      << metrics.body;
+  EXPECT_TRUE(absl::StrContains(metrics.body, "ferry_registry_scans_total{outcome=\"ok\"}"));
 }
 
 }  // namespace
@@ -668,10 +665,10 @@ TEST(RegistryScannerBinaryTest, RegistryNotificationTriggersTheScan) {
   auto registry = testing::RegistryServer::StartWithNotifications(
       dir.path + "/registry", "http://127.0.0.1:" + std::to_string(webhook_port) + "/webhook",
       secret);
-  ASSERT_TRUE(registry.ok()) << registry.status();
+  FERRY_ASSERT_OK(registry);
   const std::string config =
       R"({"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z"})";
-  ASSERT_TRUE((*registry)->PushImage("team/app", "1.0.0", config).ok());
+  FERRY_ASSERT_OK((*registry)->PushImage("team/app", "1.0.0", config));
 
   Running r;
   auto process =
@@ -680,7 +677,7 @@ TEST(RegistryScannerBinaryTest, RegistryNotificationTriggersTheScan) {
                          "--scan_interval=1h", "--registry_insecure_hosts=" + (*registry)->host(),
                          "--webhook_address=127.0.0.1:" + std::to_string(webhook_port),
                          "--webhook_secret_path=" + dir.path + "/secret"});
-  ASSERT_TRUE(process.ok());
+  FERRY_ASSERT_OK(process);
   r.process = *std::move(process);
   auto line = r.process->WaitForLine(
       [](const std::string& l) { return absl::StrContains(l, "grpc_port="); }, kStartTimeout);
@@ -694,13 +691,13 @@ TEST(RegistryScannerBinaryTest, RegistryNotificationTriggersTheScan) {
   watch.add_repositories(repo);
   grpc::ClientContext watch_ctx;
   ferry::v1::WatchResponse watched;
-  ASSERT_TRUE(stub->Watch(&watch_ctx, watch, &watched).ok());
+  FERRY_ASSERT_OK(stub->Watch(&watch_ctx, watch, &watched));
   ferry::v1::ListTagsRequest list;
   list.set_repository(repo);
   grpc::ClientContext list_ctx;
   list_ctx.set_deadline(deadline());
   ferry::v1::ListTagsResponse tags;
-  ASSERT_TRUE(stub->ListTags(&list_ctx, list, &tags).ok());  // first scan
+  FERRY_ASSERT_OK(stub->ListTags(&list_ctx, list, &tags));  // first scan
   ASSERT_EQ(tags.tags_size(), 1);
 
   grpc::ClientContext events_ctx;
@@ -708,7 +705,7 @@ TEST(RegistryScannerBinaryTest, RegistryNotificationTriggersTheScan) {
   auto events = stub->WatchEvents(&events_ctx, {});
   events->WaitForInitialMetadata();  // subscribed
   auto pushed = (*registry)->PushImage("team/app", "1.1.0", config);
-  ASSERT_TRUE(pushed.ok());
+  FERRY_ASSERT_OK(pushed);
   ferry::v1::TagEvent event;
   ASSERT_TRUE(events->Read(&event)) << "no event: " << r.process->Output();
   EXPECT_EQ(event.kind(), ferry::v1::TAG_EVENT_KIND_NEW_TAG);
@@ -753,11 +750,10 @@ spec:
 // the cluster through WatchHead; status, workloads, rollout, export and the sync marker.
 TEST(ClusterSyncerBinaryTest, AppliesEachNewHeadOfARealRepoToARealCluster) {
   auto cluster = testing::SharedKubeCluster();
-  ASSERT_TRUE(cluster.ok()) << cluster.status();
-  auto repo = testing::GitRepo::Create({{"apps/web.yaml", kSyncedApp}});
-  ASSERT_TRUE(repo.ok()) << repo.status();
+  FERRY_ASSERT_OK(cluster);
+  FERRY_ASSERT_OK_AND_ASSIGN(auto repo, testing::GitRepo::Create({{"apps/web.yaml", kSyncedApp}}));
   Running git, syncer;
-  StartGitWriterAndSyncer(**repo, **cluster, {"--sync_set=e2e"}, git, syncer);
+  StartGitWriterAndSyncer(*repo, **cluster, {"--sync_set=e2e"}, git, syncer);
   ASSERT_GT(syncer.grpc_port, 0);
   auto stub = ferry::v1::ClusterSyncer::NewStub(syncer.Channel());
   auto deadline = [] { return std::chrono::system_clock::now() + std::chrono::seconds(60); };
@@ -767,26 +763,28 @@ TEST(ClusterSyncerBinaryTest, AppliesEachNewHeadOfARealRepoToARealCluster) {
   auto watch = stub->WatchSync(&watch_ctx, {});
   ferry::v1::SyncResult result;
   ASSERT_TRUE(watch->Read(&result)) << syncer.process->Output();
-  EXPECT_EQ(result.revision(), (*repo)->Head());
+  EXPECT_EQ(result.revision(), repo->Head());
   const std::string first_revision = result.revision();
   EXPECT_TRUE(result.error().empty()) << result.error();
   EXPECT_EQ(result.applied(), 2);
   EXPECT_EQ(result.failed(), 0);
   EXPECT_EQ(CheckHealth(syncer, "readiness"), HealthCheckResponse::SERVING);
-  EXPECT_EQ((*repo)->Git("rev-parse ferry-sync^{commit}"), (*repo)->Head() + "\n");
+  EXPECT_EQ(repo->Git("rev-parse ferry-sync^{commit}"), repo->Head() + "\n");
 
   // Someone pushes a new image; git-writer is told (a webhook would), the syncer follows.
-  auto pushed = (*repo)->CommitWithCli(
-      {{"apps/web.yaml", absl::StrReplaceAll(kSyncedApp, {{"web:1.0.0", "web:1.1.0"}})}}, "Bump");
-  ASSERT_TRUE(pushed.ok());
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto pushed,
+      repo->CommitWithCli(
+          {{"apps/web.yaml", absl::StrReplaceAll(kSyncedApp, {{"web:1.0.0", "web:1.1.0"}})}},
+          "Bump"));
   auto git_stub = ferry::v1::GitWriter::NewStub(git.Channel());
   grpc::ClientContext notify_ctx;
   notify_ctx.set_deadline(deadline());
   ferry::v1::HeadResponse head;
-  ASSERT_TRUE(git_stub->Notify(&notify_ctx, {}, &head).ok());
+  FERRY_ASSERT_OK(git_stub->Notify(&notify_ctx, {}, &head));
   do {
     ASSERT_TRUE(watch->Read(&result)) << syncer.process->Output();
-  } while (result.revision() != *pushed);
+  } while (result.revision() != pushed);
   EXPECT_EQ(result.applied(), 1);
   EXPECT_EQ(result.unchanged(), 1);
   int status = 0;
@@ -801,7 +799,7 @@ TEST(ClusterSyncerBinaryTest, AppliesEachNewHeadOfARealRepoToARealCluster) {
   ferry::v1::ListClusterWorkloadsRequest list;
   list.set_namespace_("e2e");
   ferry::v1::ListClusterWorkloadsResponse workloads;
-  ASSERT_TRUE(stub->ListWorkloads(&list_ctx, list, &workloads).ok());
+  FERRY_ASSERT_OK(stub->ListWorkloads(&list_ctx, list, &workloads));
   ASSERT_EQ(workloads.workloads_size(), 1);
   EXPECT_EQ(workloads.workloads(0).id(), "e2e:deployment/web");
   EXPECT_EQ(workloads.workloads(0).containers(0).image_ref().tag(), "1.1.0");
@@ -811,7 +809,7 @@ TEST(ClusterSyncerBinaryTest, AppliesEachNewHeadOfARealRepoToARealCluster) {
   rollout_ctx.set_deadline(deadline());
   ferry::v1::WaitRolloutRequest wait;
   wait.add_workloads("e2e:deployment/web");
-  wait.set_revision(*pushed);
+  wait.set_revision(pushed);
   wait.set_timeout_seconds(30);
   auto rollout = stub->WaitRollout(&rollout_ctx, wait);
   ferry::v1::WaitRolloutProgress progress;
@@ -819,14 +817,14 @@ TEST(ClusterSyncerBinaryTest, AppliesEachNewHeadOfARealRepoToARealCluster) {
   }
   EXPECT_TRUE(progress.done());
   EXPECT_EQ(progress.rollouts(0).status().state(), ferry::v1::ROLLOUT_STATE_READY);
-  EXPECT_TRUE(rollout->Finish().ok());
+  FERRY_EXPECT_OK(rollout->Finish());
 
   grpc::ClientContext bad_ctx;
   bad_ctx.set_deadline(deadline());
   ferry::v1::SyncNowRequest bad;
   bad.set_revision("0123456789012345678901234567890123456789");
   ferry::v1::SyncResult ignored;
-  EXPECT_EQ(stub->SyncNow(&bad_ctx, bad, &ignored).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(stub->SyncNow(&bad_ctx, bad, &ignored), StatusIs(absl::StatusCode::kNotFound));
 
   grpc::ClientContext export_ctx;
   export_ctx.set_deadline(deadline());
@@ -836,47 +834,48 @@ TEST(ClusterSyncerBinaryTest, AppliesEachNewHeadOfARealRepoToARealCluster) {
   ferry::v1::ExportedResource resource;
   std::set<std::string> ids;
   while (exported->Read(&resource)) ids.insert(resource.id());
-  EXPECT_TRUE(exported->Finish().ok());
+  FERRY_EXPECT_OK(exported->Finish());
   EXPECT_EQ(ids, (std::set<std::string>{"<cluster>:namespace/e2e", "e2e:deployment/web"}));
 
-  auto metrics =
-      testing::HttpGet("http://127.0.0.1:" + std::to_string(syncer.metrics_port) + "/metrics");
-  ASSERT_TRUE(metrics.ok());
-  EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_sync_total{outcome=\"success\"} 2"))
-      << metrics->body;
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto metrics,
+      testing::HttpGet("http://127.0.0.1:" + std::to_string(syncer.metrics_port) + "/metrics"));
+  EXPECT_TRUE(absl::StrContains(metrics.body, "ferry_sync_total{outcome=\"success\"} 2"))
+      << metrics.body;
   EXPECT_TRUE(
-      absl::StrContains(metrics->body, "ferry_kube_requests_total{code=\"200\",verb=\"apply\"}"))
-      << metrics->body;
+      absl::StrContains(metrics.body, "ferry_kube_requests_total{code=\"200\",verb=\"apply\"}"))
+      << metrics.body;
   // Only the last revision has a series.
   EXPECT_TRUE(
-      absl::StrContains(metrics->body, "ferry_sync_revision_info{revision=\"" + *pushed + "\"} 1"))
-      << metrics->body;
-  EXPECT_FALSE(absl::StrContains(metrics->body, "revision=\"" + first_revision + "\""));
+      absl::StrContains(metrics.body, "ferry_sync_revision_info{revision=\"" + pushed + "\"} 1"))
+      << metrics.body;
+  EXPECT_FALSE(absl::StrContains(metrics.body, "revision=\"" + first_revision + "\""));
 }
 
 // --sync_state=cluster: the applied revision is recorded in a ConfigMap, git is not touched.
 TEST(ClusterSyncerBinaryTest, RecordsTheSyncStateInTheClusterWhenAsked) {
   auto cluster = testing::SharedKubeCluster();
-  ASSERT_TRUE(cluster.ok()) << cluster.status();
-  auto repo = testing::GitRepo::Create(
-      {{"cm.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: state-test, namespace: default}\n"
-        "data: {a: b}\n"}});
-  ASSERT_TRUE(repo.ok()) << repo.status();
+  FERRY_ASSERT_OK(cluster);
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto repo,
+      testing::GitRepo::Create(
+          {{"cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: state-test, namespace: default}\n"
+            "data: {a: b}\n"}}));
   Running git, syncer;
   StartGitWriterAndSyncer(
-      **repo, **cluster,
+      *repo, **cluster,
       {"--sync_set=state", "--sync_state=cluster", "--sync_state_namespace=kube-public"}, git,
       syncer);
   ASSERT_GT(syncer.grpc_port, 0);
   std::optional<ferry::v1::SyncResult> result = FirstSync(syncer);
   ASSERT_TRUE(result.has_value()) << syncer.process->Output();
-  EXPECT_EQ(result->revision(), (*repo)->Head());
+  EXPECT_EQ(result->revision(), repo->Head());
   EXPECT_EQ(
       (*cluster)->Kubectl("-n kube-public get cm ferry-sync-state -o jsonpath={.data.revision}"),
-      (*repo)->Head());
+      repo->Head());
   int status = 0;
-  testing::RunCommand("git -C " + (*repo)->dir() + "/upstream.git rev-parse -q --verify ferry-sync",
+  testing::RunCommand("git -C " + repo->dir() + "/upstream.git rev-parse -q --verify ferry-sync",
                       &status);
   EXPECT_NE(status, 0) << "the sync tag was pushed although the state lives in the cluster";
 }
@@ -892,8 +891,7 @@ TEST(ClusterSyncerBinaryTest, ServesButIsNotReadyWhileDependenciesAreUnreachable
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   ferry::v1::SyncResult result;
   grpc::Status status = stub->SyncNow(&ctx, {}, &result);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_TRUE(absl::StrContains(status.error_message(), "git-writer")) << status.error_message();
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("git-writer")));
 }
 
 }  // namespace

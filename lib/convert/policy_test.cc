@@ -66,7 +66,7 @@ TEST(PolicyConvertTest, EveryUpdateSurvivesTheContract) {
 
 TEST(PolicyConvertTest, EmptyChangesAndFiltersWithoutAContainerAreRefused) {
   EXPECT_THAT(ToPolicyUpdate(ferry::v1::PolicyChange()),
-              StatusIs(absl::StatusCode::kInvalidArgument, _));
+              StatusIs(absl::StatusCode::kInvalidArgument));
   ferry::v1::PolicyChange no_container;
   no_container.mutable_set_tag_filter()->set_pattern("glob:*");
   EXPECT_EQ(ToPolicyUpdate(no_container).status().message(), "set_tag_filter needs a container");

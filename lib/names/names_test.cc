@@ -73,9 +73,9 @@ TEST(ValidateCommitMessageTest, RefusesNulControlAndOversize) {
   absl::Status nul = ValidateCommitMessage(std::string("cut\0here", 8));
   EXPECT_THAT(nul, StatusIs(absl::StatusCode::kInvalidArgument,
                             HasSubstr("control character (\\x00) at byte 3")));
-  EXPECT_THAT(ValidateCommitMessage("a\rb"), StatusIs(absl::StatusCode::kInvalidArgument, _));
-  EXPECT_THAT(ValidateCommitMessage("a\x1b[31m"), StatusIs(absl::StatusCode::kInvalidArgument, _));
-  EXPECT_THAT(ValidateCommitMessage("a\xc0\x80"), StatusIs(absl::StatusCode::kInvalidArgument, _));
+  EXPECT_THAT(ValidateCommitMessage("a\rb"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ValidateCommitMessage("a\x1b[31m"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ValidateCommitMessage("a\xc0\x80"), StatusIs(absl::StatusCode::kInvalidArgument));
   absl::Status big = ValidateCommitMessage(std::string(11, 'x'), 10);
   EXPECT_THAT(big,
               StatusIs(absl::StatusCode::kInvalidArgument,
@@ -89,7 +89,7 @@ TEST(ValidateNameTest, OneLineOnly) {
   EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
                           HasSubstr("tag filter \"glob:*\\nInjected subject\"")));
   EXPECT_THAT(ValidateName("container", std::string(1025, 'c')),
-              StatusIs(absl::StatusCode::kInvalidArgument, _));
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(ValidatePathTest, Utf8WithoutControlCharacters) {
@@ -98,9 +98,8 @@ TEST(ValidatePathTest, Utf8WithoutControlCharacters) {
   absl::Status s = ValidatePath("default/bad\xff\xfe.yaml");
   EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
                           HasSubstr("\"default/bad\\xff\\xfe.yaml\" is not UTF-8")));
-  EXPECT_THAT(ValidatePath("a\nb.yaml"), StatusIs(absl::StatusCode::kInvalidArgument, _));
-  EXPECT_THAT(ValidatePath(std::string(5000, 'p')),
-              StatusIs(absl::StatusCode::kInvalidArgument, _));
+  EXPECT_THAT(ValidatePath("a\nb.yaml"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ValidatePath(std::string(5000, 'p')), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(IsUtf8Test, RefusesMalformedSequences) {

@@ -119,7 +119,7 @@ TEST(ServerTest, ACallerTokenIsRequiredFromEveryCallButHealth) {
   grpc::Status wrong = call("peer-token-9999999999");
   EXPECT_THAT(wrong, StatusIs(absl::StatusCode::kUnauthenticated, Not(HasSubstr("peer-token"))));
   // Past the check: the service itself answers.
-  EXPECT_THAT(call("peer-token-0123456789"), StatusIs(absl::StatusCode::kUnimplemented, _));
+  EXPECT_THAT(call("peer-token-0123456789"), StatusIs(absl::StatusCode::kUnimplemented));
 
   grpc::ClientContext health_ctx;
   HealthCheckResponse response;
@@ -174,8 +174,7 @@ TEST(ServerTest, AMessageOverTheLimitFailsNamingTheFlag) {
   // Within the limit, the same call goes through.
   request.set_service(std::string(100, 'x'));
   grpc::ClientContext small_ctx;
-  EXPECT_THAT(stub->Check(&small_ctx, request, &response),
-              StatusIs(absl::StatusCode::kNotFound, _));
+  EXPECT_THAT(stub->Check(&small_ctx, request, &response), StatusIs(absl::StatusCode::kNotFound));
 }
 
 TEST(ServerTest, UnknownServiceHealthIsNotFound) {
@@ -187,7 +186,7 @@ TEST(ServerTest, UnknownServiceHealthIsNotFound) {
   request.set_service("ferry.v1.NoSuchService");
   HealthCheckResponse response;
   grpc::Status status = HealthStub((*server)->grpc_port())->Check(&ctx, request, &response);
-  EXPECT_THAT(status, StatusIs(absl::StatusCode::kNotFound, _));
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kNotFound));
 }
 
 TEST(ServerTest, PortInUseIsFailedPreconditionNamingTheAddress) {
@@ -233,7 +232,7 @@ TEST(ServerTest, ShutdownTurnsHealthNotServingThenStops) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
   HealthCheckResponse response;
-  EXPECT_THAT(stub->Check(&ctx, {}, &response), StatusIs(absl::StatusCode::kUnavailable, _));
+  EXPECT_THAT(stub->Check(&ctx, {}, &response), StatusIs(absl::StatusCode::kUnavailable));
   (*server)->Shutdown();  // idempotent
 }
 
@@ -276,7 +275,7 @@ TEST(ServerTest, CancelPeerCallsIsSafeWhileStreamsAreDroppedWithoutFinish) {
   CancelPeerCalls();
   while (watch->Read(&update)) {
   }
-  EXPECT_THAT(watch->Finish(), StatusIs(absl::StatusCode::kCancelled, _));
+  EXPECT_THAT(watch->Finish(), StatusIs(absl::StatusCode::kCancelled));
   EXPECT_EQ(PeerCallsInProgress(), before);
 }
 

@@ -47,6 +47,15 @@ MATCHER_P2(StatusIs, code, message_matcher,
                                        result_listener);
 }
 
+// The code alone, whatever the message.
+MATCHER_P(StatusIs, code,
+          std::string(negation ? "does not have" : "has") + " code " +
+              absl::StatusCodeToString(code)) {
+  const absl::Status status = ::ferry::testing::StatusOf(arg);
+  *result_listener << "whose status is " << status;
+  return status.code() == code;
+}
+
 }  // namespace ferry::testing
 
 // Asserts that `expr` (an absl::Status, absl::StatusOr<T> or grpc::Status) is OK, printing it

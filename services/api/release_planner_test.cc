@@ -354,7 +354,7 @@ TEST(ValidateReleaseSpecTest, WorkloadIdsAsEveryServiceTakesThem) {
         FERRY_EXPECT_OK(s) << field << " " << id;
         continue;
       }
-      EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument, _)) << field << " " << id;
+      EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument)) << field << " " << id;
       const std::string prefix = std::string(field) == "containers"
                                      ? absl::StrCat("containers: \"", names::Escape(id + "/app"),
                                                     "\" is not namespace:kind/name/container: ")

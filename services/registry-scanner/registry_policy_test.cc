@@ -35,9 +35,8 @@ TEST(RegistryPolicyTest, DefaultAllowsAnyHostButLinkLocalAndMetadata) {
   EXPECT_THAT(metadata, StatusIs(absl::StatusCode::kPermissionDenied,
                                  AllOf(HasSubstr("169.254.169.254"),
                                        HasSubstr("--registry_allow_link_local"))));
-  EXPECT_THAT(policy.CheckAddress("fe80::1"), StatusIs(absl::StatusCode::kPermissionDenied, _));
-  EXPECT_THAT(policy.CheckAddress("fd00:ec2::254"),
-              StatusIs(absl::StatusCode::kPermissionDenied, _));
+  EXPECT_THAT(policy.CheckAddress("fe80::1"), StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(policy.CheckAddress("fd00:ec2::254"), StatusIs(absl::StatusCode::kPermissionDenied));
 }
 
 TEST(RegistryPolicyTest, LinkLocalOnlyWithTheFlag) {
@@ -82,9 +81,9 @@ TEST(RegistryPolicyTest, CheckRepositoryParsesThenChecksTheHost) {
   FERRY_ASSERT_OK(policy);
   FERRY_EXPECT_OK(policy->CheckRepository("127.0.0.1:5000/team/app"));
   EXPECT_THAT(policy->CheckRepository("127.0.0.1:5000/../x"),
-              StatusIs(absl::StatusCode::kInvalidArgument, _));
+              StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(policy->CheckRepository("127.0.0.1:5001/team/app"),
-              StatusIs(absl::StatusCode::kPermissionDenied, _));
+              StatusIs(absl::StatusCode::kPermissionDenied));
 }
 
 // Answers every request with one tag page whose Link points at `next`; records the URLs.
@@ -113,7 +112,7 @@ TEST(RegistryClientPolicyTest, RefusedRegistryIsNeverSentARequest) {
   options.check_registry = [&](const std::string& r) { return policy->CheckRegistry(r); };
   RegistryClient client(http, CredentialStore(), options);
   absl::StatusOr<std::vector<std::string>> tags = client.ListTags("127.0.0.1:5000", "team/app");
-  EXPECT_THAT(tags, StatusIs(absl::StatusCode::kPermissionDenied, _));
+  EXPECT_THAT(tags, StatusIs(absl::StatusCode::kPermissionDenied));
   EXPECT_TRUE(http.urls.empty());
 }
 
@@ -198,7 +197,7 @@ TEST(RegistryClientPolicyTest, RedirectToALinkLocalHostIsNotFollowed) {
   RegistryPolicy policy;
   RegistryClient client(http, RegistryCredentials(), PolicyOptions(policy));
   auto tags = client.ListTags("127.0.0.1:5000", "team/app");
-  EXPECT_THAT(tags, StatusIs(absl::StatusCode::kPermissionDenied, _));
+  EXPECT_THAT(tags, StatusIs(absl::StatusCode::kPermissionDenied));
   EXPECT_EQ(http.requests.size(), 1u);
 }
 

@@ -44,8 +44,8 @@ TEST(ParseWebhookTest, DockerHubAndGeneric) {
   auto generic = ParseWebhook(R"({"repository":"quay.io/org/app","tag":"x"})");
   FERRY_ASSERT_OK(generic);
   EXPECT_EQ((*generic)[0].repository, "quay.io/org/app");
-  EXPECT_THAT(ParseWebhook("not json"), StatusIs(absl::StatusCode::kInvalidArgument, _));
-  EXPECT_THAT(ParseWebhook(R"({"hello":1})"), StatusIs(absl::StatusCode::kInvalidArgument, _));
+  EXPECT_THAT(ParseWebhook("not json"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseWebhook(R"({"hello":1})"), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 std::string HmacHex(const std::string& secret, const std::string& body) {
