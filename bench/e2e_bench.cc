@@ -14,8 +14,8 @@
 #include <memory>
 #include <thread>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "bench/stack_bench.h"
 #include "lib/http/curl_http_client.h"
 #include "nlohmann/json.hpp"
 #include "tests/support/git_repo.h"
@@ -30,18 +30,6 @@ using ferry::testing::Subprocess;
 
 constexpr char kConfig[] =
     R"({"architecture":"amd64","os":"linux","created":"2026-01-01T00:00:00Z"})";
-
-std::unique_ptr<Subprocess> StartService(const std::vector<std::string>& argv) {
-  auto p = Subprocess::Start(argv);
-  if (!p.ok()) return nullptr;
-  auto line = (*p)->WaitForLine(
-      [](const std::string& l) {
-        return absl::StrContains(l, " listening ") && absl::StrContains(l, "grpc_port=");
-      },
-      absl::Seconds(30));
-  if (!line) return nullptr;
-  return *std::move(p);
-}
 
 // One stack: registry, repo, the four services.
 struct Stack {
@@ -110,9 +98,9 @@ struct Stack {
              {FERRY_API_BIN, "--grpc_address=" + at(api), "--metrics_address=127.0.0.1:0",
               "--git_writer_address=" + at(git), "--registry_scanner_address=" + at(scanner),
               "--cluster_syncer_address=" + at(syncer), "--automation_interval=1h"}}) {
-      auto s = StartService(argv);
-      if (s == nullptr) return;
-      services.push_back(std::move(s));
+      auto s = ferry::bench::StartService(argv);
+      if (!s.ok()) return;
+      services.push_back(std::move(s->process));
     }
     ok = WaitRunning("1.0.0", absl::Seconds(60));
   }

@@ -16,8 +16,13 @@ def cpu_model():
 def main(path, *more_paths):
     data = json.load(open(path))
     runs = {b["name"]: b for b in data["benchmarks"]}
+    scale_files = []
     for more in more_paths:
-        for b in json.load(open(more))["benchmarks"]:
+        more_data = json.load(open(more))
+        if "workloads" in more_data["context"]:  # scale_bench: failures are rows of its table
+            scale_files.append(more_data)
+            continue
+        for b in more_data["benchmarks"]:
             if "error_message" in b:
                 sys.exit(f"bench_report.py: {b['name']} failed: {b['error_message']}")
             runs[b["name"]] = b
@@ -58,6 +63,8 @@ def main(path, *more_paths):
     e2e_report(runs, ms)
     print("\nFlux v1 took 9.3 s for one image update in a 282-resource file; the target here "
           "is < 10 ms.")
+    if scale_files:
+        scale_report(scale_files)
 
 
 def scan_report(runs, ms):
@@ -112,6 +119,87 @@ def e2e_report(runs, ms):
           f"{poll['max_ms'] / 1e3:.1f} s | {poll['mean_ms'] / hook['mean_ms']:.0f}x faster; target "
           f"< 2 s; Flux v1: up to 5 min poll + 5 min sync |")
 
+
+def scale_report(files):
+    """scale_bench: N workloads through the four services, each figure next to its baseline
+    from the same run (kubectl, the git CLI); with several sizes, how each figure grew."""
+    sizes = []
+    for data in sorted(files, key=lambda d: int(d["context"]["workloads"])):
+        runs = {b["name"].split("/")[0].removeprefix("BM_Scale_"): b for b in data["benchmarks"]}
+        sizes.append((int(data["context"]["workloads"]), runs))
+
+    def failure(b):
+        if b is None:
+            return "not run"
+        if "error_message" in b:
+            return "FAILED: " + " ".join(b["error_message"].split())[:300]
+        return None
+
+    def value(runs, bench, counter=None):
+        """The benchmark's time in ms (or a counter); None when it failed or did not run."""
+        b = runs.get(bench)
+        if failure(b):
+            return None
+        if counter:
+            return b[counter]
+        return b["real_time"] * {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b["time_unit"]]
+
+    def fmt(v, unit):
+        if unit == "MB":
+            return f"{v:.0f} MB"
+        return f"{v / 1e3:.1f} s" if v >= 10000 else f"{v:.0f} ms"
+
+    faster = lambda ours, base: f"{base / ours:.1f}x faster"
+    share = lambda ours, base: f"{ours / base:.2f} of the time"
+    # figure, Ferry's (benchmark, counter, unit, extra counter shown), baseline, its name, ratio
+    figures = [
+        ("first sync, 2N + 10 objects", ("Ferry_FirstSync", None, "ms", None),
+         ("Kubectl_FirstSync", None), "`kubectl apply --server-side` of the same files", faster),
+        ("no-op re-sync", ("Ferry_NoOpResync", None, "ms", "writes"),
+         ("Kubectl_NoOpResync", None), "the same kubectl command again", faster),
+        ("api ListWorkloads of everything, following next_page_token",
+         ("Ferry_ListWorkloads", None, "ms", "pages"), None, "-", None),
+        ("release of one image to N/10 workloads: request -> commit pushed (mean of 5)",
+         ("Ferry_Release", "pushed_mean_ms", "ms", None), ("GitCli_Release", "mean_ms"),
+         "git CLI: clone --depth 1, grep, sed, commit, push", share),
+        ("the same release: request -> job done (applied, no rollout wait)",
+         ("Ferry_Release", "done_mean_ms", "ms", None), ("GitCli_Release", "mean_ms"),
+         "git CLI, as above (pushed only)", share),
+    ]
+    for service in ("git_writer", "cluster_syncer", "api", "registry_scanner"):
+        figures.append((f"peak RSS (VmHWM) of {service.replace('_', '-')} after the run",
+                        ("PeakRss", f"{service}_peak_mb", "MB", None), None, "-", None))
+
+    print("\nScale (scale_bench): N Deployments + N Services in 10 namespaces, a release of "
+          "the image N/10 of them use, through the four services and a real kube-apiserver; "
+          "baselines from the same run.\n")
+    head, rule = "| figure | baseline |", "|---|---|"
+    for n, _ in sizes:
+        head += f" Ferry, N = {n:,} | baseline | Ferry vs baseline |"
+        rule += "---|---|---|"
+    if len(sizes) > 1:
+        head += f" Ferry's growth, {sizes[0][0]:,} -> {sizes[-1][0]:,} |"
+        rule += "---|"
+    print(head)
+    print(rule)
+    for figure, (bench, counter, unit, extra), baseline, base_name, ratio in figures:
+        line = f"| {figure} | {base_name} |"
+        ours_by_size = []
+        for _, runs in sizes:
+            ours = value(runs, bench, counter)
+            ours_by_size.append(ours)
+            cell = failure(runs.get(bench)) if ours is None else fmt(ours, unit)
+            if ours is not None and extra:
+                cell += f", {runs[bench][extra]:.0f} {extra}"
+            base = value(runs, *baseline) if baseline else None
+            base_cell = "-" if not baseline else (
+                failure(runs.get(baseline[0])) if base is None else fmt(base, unit))
+            ratio_cell = ratio(ours, base) if ratio and ours and base else "-"
+            line += f" {cell} | {base_cell} | {ratio_cell} |"
+        if len(sizes) > 1:
+            low, high = ours_by_size[0], ours_by_size[-1]
+            line += f" {high / low:.1f}x |" if low and high else " - |"
+        print(line)
 
 if __name__ == "__main__":
     main(*sys.argv[1:])

@@ -1,0 +1,642 @@
+// Ferry at scale: the four real binaries, a real registry, bare git repos over file:// and a
+// real kube-apiserver (tests/kube/cluster.sh), all on loopback, with a generated repo of N
+// workloads, side by side with the baselines of the same run.
+//
+// The repo: namespaces.yaml (10 namespaces) and apps/app-I.yaml per workload, a Deployment
+// (replicas: 0: nothing to schedule) and its Service: 2N + 10 objects. The Deployments use
+// 10 images of the local registry, N/10 each; the release changes `bench/app-0`.
+//
+//   BM_Scale_Ferry_FirstSync      cluster-syncer started on the repo -> its sync result shows
+//                                 every object applied (the time includes its start-up)
+//   BM_Scale_Ferry_NoOpResync     SyncNow of the same head; counter `writes` = write requests
+//                                 the syncer sent to the API server (the target is 0)
+//   BM_Scale_Ferry_ListWorkloads  the api's ListWorkloads of everything, following
+//                                 next_page_token to the end
+//   BM_Scale_Ferry_Release        a new tag of bench/app-0 for its N/10 workloads through the
+//                                 api (no rollout wait): time = request -> commit pushed (the
+//                                 job's COMMIT_PUSHED stage); counters: the same and job done
+//   BM_Scale_GitCli_Release       the manual path with the git CLI on a bare repo with the same
+//                                 files: clone --depth 1, grep, sed, commit, push
+//   BM_Scale_Kubectl_FirstSync    `kubectl apply --server-side` of the same files into a fresh
+//                                 set of namespaces (namespaces.yaml first, then -R apps/)
+//   BM_Scale_Kubectl_NoOpResync   the same command again
+//   BM_Scale_PeakRss              VmHWM of each service after all of the above (counters, MB)
+//
+// The benchmarks share one stack and run in this order (Ferry's listing before kubectl adds
+// N more workloads to the cluster). Size: --workloads=N or FERRY_SCALE_WORKLOADS=N (the flag
+// wins), default 1000; the context field `workloads` and each benchmark's counter say which.
+//
+//   build/bench/scale_bench                            1,000 workloads, a few minutes
+//   FERRY_SCALE_WORKLOADS=10000 build/bench/scale_bench
+//
+// With FERRY_TEST_KUBE_DIR the cluster running there is used (tests/support/kube.h) and the
+// benchmark's namespaces are deleted at the end; otherwise a cluster is started for the run.
+#include <benchmark/benchmark.h>
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "bench/stack_bench.h"
+#include "ferry/v1/api.grpc.pb.h"
+#include "ferry/v1/cluster_syncer.grpc.pb.h"
+#include "lib/limits/limits.h"
+#include "tests/support/git_repo.h"
+#include "tests/support/http.h"
+#include "tests/support/kube.h"
+#include "tests/support/registry.h"
+
+namespace {
+
+using ferry::bench::Service;
+using ferry::testing::GitRepo;
+using ferry::testing::KubeCluster;
+
+constexpr int kNamespaces = 10;
+constexpr int kImages = 10;
+constexpr int kReleases = 5;  // iterations of each release benchmark; tags pushed up front
+constexpr char kConfig[] =
+    R"({"architecture":"amd64","os":"linux","created":"2026-01-01T00:00:00Z"})";
+
+int& WorkloadCount() {
+  static int n = 1000;
+  return n;
+}
+
+// How long one step may take: a minute plus 60 ms per workload (10 min at 10,000).
+absl::Duration StepTimeout() { return absl::Minutes(1) + absl::Milliseconds(60) * WorkloadCount(); }
+
+std::chrono::system_clock::time_point Deadline() {
+  return std::chrono::system_clock::now() + absl::ToChronoNanoseconds(StepTimeout());
+}
+
+absl::Time ToTime(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+// The generated repo: namespaces PREFIX0..9, workload I in namespace PREFIX(I % 10) with
+// image `registry`/bench/app-((I / 10) % 10):1.0.0.
+std::map<std::string, std::string> RepoFiles(const std::string& prefix,
+                                             const std::string& registry) {
+  std::map<std::string, std::string> files;
+  std::string& namespaces = files["namespaces.yaml"];
+  for (int n = 0; n < kNamespaces; ++n) {
+    absl::StrAppend(&namespaces,
+                    "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: ", prefix, n, "\n");
+  }
+  for (int i = 0; i < WorkloadCount(); ++i) {
+    const std::string ns = absl::StrCat(prefix, i % kNamespaces);
+    const std::string name = absl::StrCat("app-", i);
+    files[absl::StrCat("apps/", name, ".yaml")] = absl::StrCat(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ", name, "\n  namespace: ", ns,
+        "\n  labels: {app: ", name, ", team: bench}\nspec:\n  replicas: 0\n  selector:\n",
+        "    matchLabels: {app: ", name,
+        "}\n  template:\n    metadata:\n      labels: {app: ", name,
+        "}\n    spec:\n      containers:\n      - name: app\n        image: ", registry,
+        "/bench/app-", (i / kNamespaces) % kImages, ":1.0.0\n",
+        "        ports:\n        - containerPort: 8080\n          protocol: TCP\n",
+        "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: ", name, "\n  namespace: ", ns,
+        "\nspec:\n  selector: {app: ", name,
+        "}\n  ports:\n  - {port: 80, targetPort: 8080, protocol: TCP}\n");
+  }
+  return files;
+}
+
+// Write requests (apply, patch, delete) the cluster-syncer sent to the API server so far,
+// from its /metrics; -1 when they cannot be read.
+double SyncerWrites(const Service& syncer) {
+  auto page =
+      ferry::testing::HttpGet(absl::StrCat("http://127.0.0.1:", syncer.metrics_port, "/metrics"));
+  if (!page.ok() || page->status != 200) return -1;
+  double writes = 0;
+  for (absl::string_view line : absl::StrSplit(page->body, '\n')) {
+    if (!absl::StartsWith(line, "ferry_kube_requests_total{")) continue;
+    if (!absl::StrContains(line, "verb=\"apply\"") && !absl::StrContains(line, "verb=\"patch\"") &&
+        !absl::StrContains(line, "verb=\"delete\"")) {
+      continue;
+    }
+    double value = 0;
+    if (absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &value)) writes += value;
+  }
+  return writes;
+}
+
+// One stack for all the benchmarks of the process, built step by step as they need it.
+class Scale {
+ public:
+  // The stack of this process; stopped at exit, before the shared cluster is.
+  static Scale& Get() {
+    static Scale scale;
+    return scale;
+  }
+
+  // Why the stack is unusable; empty when it is fine.
+  const std::string& error() const { return error_; }
+  int objects() const { return 2 * WorkloadCount() + kNamespaces; }
+  int released_workloads() const { return released_; }
+
+  // The first sync's duration in seconds, measured once (the syncer is started then), and its
+  // result.
+  absl::StatusOr<double> FirstSync() {
+    if (!error_.empty()) return absl::FailedPreconditionError(error_);
+    if (first_sync_seconds_ < 0) StartSyncer();
+    if (!error_.empty()) return absl::FailedPreconditionError(error_);
+    return first_sync_seconds_;
+  }
+  const ferry::v1::SyncResult& first_sync() const { return first_sync_; }
+
+  // SyncNow of git-writer's head on the running syncer.
+  absl::StatusOr<ferry::v1::SyncResult> Resync() {
+    if (absl::StatusOr<double> first = FirstSync(); !first.ok()) return first.status();
+    auto stub = ferry::v1::ClusterSyncer::NewStub(Channel(syncer_));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    ferry::v1::SyncResult result;
+    grpc::Status s = stub->SyncNow(&ctx, ferry::v1::SyncNowRequest(), &result);
+    if (!s.ok()) return absl::UnavailableError("SyncNow: " + s.error_message());
+    if (!result.error().empty()) return absl::UnavailableError("SyncNow: " + result.error());
+    return result;
+  }
+  double syncer_writes() const { return SyncerWrites(syncer_); }
+
+  // The public api, started after the first sync.
+  absl::StatusOr<ferry::v1::Ferry::Stub*> Api() {
+    if (absl::StatusOr<double> first = FirstSync(); !first.ok()) return first.status();
+    if (api_stub_ == nullptr) StartScannerAndApi();
+    if (!error_.empty()) return absl::FailedPreconditionError(error_);
+    return api_stub_.get();
+  }
+
+  // The next release tag of bench/app-0 (kReleases of them in the registry).
+  absl::StatusOr<std::string> NextReleaseImage() {
+    if (next_tag_ > kReleases) return absl::OutOfRangeError("no more release tags pushed");
+    return absl::StrCat(registry_->host(), "/bench/app-0:1.0.", next_tag_++);
+  }
+  GitRepo& repo() { return *repo_; }
+  GitRepo& cli_repo() { return *cli_repo_; }
+  const std::string& registry_host() const { return registry_->host(); }
+  KubeCluster& cluster() { return *cluster_; }
+  const std::string& kubectl_dir() const { return kubectl_dir_; }
+  const std::string& run_id() const { return run_id_; }
+  std::vector<std::pair<std::string, const Service*>> services() const {
+    return {{"git_writer", &git_},
+            {"cluster_syncer", &syncer_},
+            {"registry_scanner", &scanner_},
+            {"api", &api_}};
+  }
+
+ private:
+  Scale() {
+    char tmpl[] = "/tmp/ferry-scale-bench-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) {
+      error_ = "mkdtemp failed";
+      return;
+    }
+    dir_ = tmpl;
+    // Namespaces of this run only, also in a cluster that outlives it.
+    run_id_ = absl::StrCat(absl::Hex(absl::ToUnixSeconds(absl::Now()) % 0x100000));
+    auto cluster = ferry::testing::SharedKubeCluster();
+    if (!cluster.ok()) {
+      error_ = "no Kubernetes API: " + cluster.status().ToString() +
+               " (build it once with: bash tests/kube/build.sh)";
+      return;
+    }
+    cluster_ = *cluster;
+    auto registry = ferry::testing::RegistryServer::Start(dir_ + "/registry");
+    if (!registry.ok()) {
+      error_ = "registry: " + registry.status().ToString();
+      return;
+    }
+    registry_ = *std::move(registry);
+    for (int k = 0; k < kImages; ++k) {
+      if (auto pushed = registry_->PushImage(absl::StrCat("bench/app-", k), "1.0.0", kConfig);
+          !pushed.ok()) {
+        error_ = "push: " + pushed.status().ToString();
+        return;
+      }
+    }
+    for (int t = 1; t <= kReleases; ++t) {
+      if (auto pushed = registry_->PushImage("bench/app-0", absl::StrCat("1.0.", t), kConfig);
+          !pushed.ok()) {
+        error_ = "push: " + pushed.status().ToString();
+        return;
+      }
+    }
+    const auto files = RepoFiles(absl::StrCat("scale-", run_id_, "-ferry-"), registry_->host());
+    for (const auto& [path, content] : files) {
+      if (absl::StrContains(content, "/bench/app-0:")) ++released_;
+    }
+    auto repo = GitRepo::Create(files);
+    auto cli_repo = GitRepo::Create(files);
+    if (!repo.ok() || !cli_repo.ok()) {
+      error_ = "git repo: " + (repo.ok() ? cli_repo.status() : repo.status()).ToString();
+      return;
+    }
+    repo_ = *std::move(repo);
+    cli_repo_ = *std::move(cli_repo);
+    // kubectl gets the same documents in namespaces of its own, as files in a folder.
+    kubectl_dir_ = dir_ + "/kubectl";
+    for (const auto& [path, content] :
+         RepoFiles(absl::StrCat("scale-", run_id_, "-kubectl-"), registry_->host())) {
+      std::filesystem::path p = std::filesystem::path(kubectl_dir_) / path;
+      std::filesystem::create_directories(p.parent_path());
+      std::ofstream(p) << content;
+    }
+    Start(&git_,
+          {FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+           "--git_url=" + repo_->url(), "--state_dir=" + dir_ + "/git", "--git_poll_interval=1h"});
+  }
+
+  ~Scale() {
+    for (Service* s : {&api_, &scanner_, &syncer_, &git_}) s->process.reset();
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
+
+  void Start(Service* service, const std::vector<std::string>& argv) {
+    if (!error_.empty()) return;
+    auto s = ferry::bench::StartService(argv, StepTimeout());
+    if (!s.ok()) {
+      error_ = s.status().ToString();
+      return;
+    }
+    *service = *std::move(s);
+  }
+
+  static std::shared_ptr<grpc::Channel> Channel(const Service& service) {
+    // As much as the services may send each other (their --grpc_max_message_bytes default),
+    // as ferryctl does.
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(static_cast<int>(ferry::limits::kGrpcMessageBytes.default_value));
+    return grpc::CreateCustomChannel(service.target(), grpc::InsecureChannelCredentials(), args);
+  }
+
+  // Starts the syncer and follows its sync results until one covers every object.
+  void StartSyncer() {
+    const absl::Time start = absl::Now();
+    Start(&syncer_,
+          {FERRY_CLUSTER_SYNCER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+           "--kubeconfig=" + cluster_->kubeconfig(), "--git_writer_address=" + git_.target(),
+           "--sync_interval=1h", "--sync_set=scale-" + run_id_});
+    if (!error_.empty()) return;
+    auto stub = ferry::v1::ClusterSyncer::NewStub(Channel(syncer_));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    auto watch = stub->WatchSync(&ctx, ferry::v1::WatchSyncRequest());
+    ferry::v1::SyncResult result;
+    while (watch->Read(&result)) {
+      if (!result.error().empty() || result.failed() > 0) {
+        error_ = "first sync failed: " +
+                 (result.errors().empty() ? result.error() : result.errors(0).DebugString());
+        return;
+      }
+      if (result.applied() + result.unchanged() >= objects()) {
+        first_sync_seconds_ = absl::ToDoubleSeconds(absl::Now() - start);
+        first_sync_ = result;
+        ctx.TryCancel();
+        return;
+      }
+    }
+    error_ = "no sync of every object within " + absl::FormatDuration(StepTimeout()) + ": " +
+             watch->Finish().error_message() + "; last result: " + result.ShortDebugString();
+  }
+
+  void StartScannerAndApi() {
+    Start(&scanner_, {FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0",
+                      "--metrics_address=127.0.0.1:0", "--state_dir=" + dir_ + "/scanner",
+                      "--registry_insecure_hosts=" + registry_->host()});
+    Start(&api_, {FERRY_API_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+                  "--git_writer_address=" + git_.target(),
+                  "--registry_scanner_address=" + scanner_.target(),
+                  "--cluster_syncer_address=" + syncer_.target(), "--no_automation"});
+    if (error_.empty()) api_stub_ = ferry::v1::Ferry::NewStub(Channel(api_));
+  }
+
+  std::string error_;
+  std::string dir_;
+  std::string run_id_;
+  KubeCluster* cluster_ = nullptr;
+  std::unique_ptr<ferry::testing::RegistryServer> registry_;
+  std::unique_ptr<GitRepo> repo_, cli_repo_;
+  std::string kubectl_dir_;
+  int released_ = 0;
+  int next_tag_ = 1;
+  Service git_, syncer_, scanner_, api_;
+  double first_sync_seconds_ = -1;
+  ferry::v1::SyncResult first_sync_;
+  std::unique_ptr<ferry::v1::Ferry::Stub> api_stub_;
+};
+
+void SetSizeCounters(benchmark::State& state) {
+  state.counters["workloads"] = WorkloadCount();
+  state.counters["objects"] = Scale::Get().objects();
+}
+
+void BM_Scale_Ferry_FirstSync(benchmark::State& state) {
+  Scale& scale = Scale::Get();
+  for (auto _ : state) {
+    absl::StatusOr<double> seconds = scale.FirstSync();
+    if (!seconds.ok()) return state.SkipWithError(seconds.status().ToString().c_str());
+    state.SetIterationTime(*seconds);
+  }
+  SetSizeCounters(state);
+  state.counters["applied"] = scale.first_sync().applied();
+  state.counters["syncer_reported_ms"] = absl::ToDoubleMilliseconds(
+      ToTime(scale.first_sync().finished()) - ToTime(scale.first_sync().started()));
+}
+BENCHMARK(BM_Scale_Ferry_FirstSync)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+
+void BM_Scale_Ferry_NoOpResync(benchmark::State& state) {
+  Scale& scale = Scale::Get();
+  if (absl::StatusOr<double> first = scale.FirstSync(); !first.ok()) {
+    return state.SkipWithError(first.status().ToString().c_str());
+  }
+  const double writes = scale.syncer_writes();
+  ferry::v1::SyncResult result;
+  for (auto _ : state) {
+    const absl::Time start = absl::Now();
+    absl::StatusOr<ferry::v1::SyncResult> r = scale.Resync();
+    if (!r.ok()) return state.SkipWithError(r.status().ToString().c_str());
+    state.SetIterationTime(absl::ToDoubleSeconds(absl::Now() - start));
+    result = *std::move(r);
+  }
+  SetSizeCounters(state);
+  state.counters["applied"] = result.applied();
+  state.counters["unchanged"] = result.unchanged();
+  state.counters["writes"] = scale.syncer_writes() - writes;
+}
+BENCHMARK(BM_Scale_Ferry_NoOpResync)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+
+void BM_Scale_Ferry_ListWorkloads(benchmark::State& state) {
+  absl::StatusOr<ferry::v1::Ferry::Stub*> api = Scale::Get().Api();
+  if (!api.ok()) return state.SkipWithError(api.status().ToString().c_str());
+  int workloads = 0, pages = 0;
+  double bytes = 0;
+  for (auto _ : state) {
+    const absl::Time start = absl::Now();
+    workloads = pages = 0;
+    bytes = 0;
+    ferry::v1::ListWorkloadsRequest request;
+    // Bounded: a server that keeps answering with a token stops here.
+    for (int page = 0; page < WorkloadCount() + 1; ++page) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(Deadline());
+      ferry::v1::ListWorkloadsResponse response;
+      grpc::Status s = (*api)->ListWorkloads(&ctx, request, &response);
+      if (!s.ok()) return state.SkipWithError(("ListWorkloads: " + s.error_message()).c_str());
+      workloads += response.workloads_size();
+      bytes += static_cast<double>(response.ByteSizeLong());
+      ++pages;
+      if (response.next_page_token().empty()) break;
+      request.set_page_token(response.next_page_token());
+    }
+    state.SetIterationTime(absl::ToDoubleSeconds(absl::Now() - start));
+  }
+  if (workloads < WorkloadCount()) {
+    return state.SkipWithError(
+        absl::StrCat("ListWorkloads returned ", workloads, " of ", WorkloadCount()).c_str());
+  }
+  SetSizeCounters(state);
+  state.counters["listed"] = workloads;
+  state.counters["pages"] = pages;
+  state.counters["response_mb"] = bytes / 1e6;
+}
+BENCHMARK(BM_Scale_Ferry_ListWorkloads)
+    ->UseManualTime()
+    ->Iterations(5)
+    ->Unit(benchmark::kMillisecond);
+
+struct ReleaseTimes {
+  double pushed = 0;  // seconds from the request to the COMMIT_PUSHED stage
+  double done = 0;    // seconds from the request to the finished job, as seen by WatchJob
+  int released = 0;
+};
+
+// One release of the next bench/app-0 tag to every workload using the image.
+absl::StatusOr<ReleaseTimes> ReleaseOnce(ferry::v1::Ferry::Stub& api, Scale& scale) {
+  absl::StatusOr<std::string> image = scale.NextReleaseImage();
+  if (!image.ok()) return image.status();
+  ferry::v1::ReleaseRequest request;
+  request.mutable_spec()->set_all_workloads(true);
+  request.mutable_spec()->set_image(*image);
+  request.mutable_cause()->set_user("Bench <bench@example.com>");
+  const absl::Time start = absl::Now();
+  ferry::v1::Job job;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    grpc::Status s = api.Release(&ctx, request, &job);
+    if (!s.ok()) return absl::UnavailableError("Release: " + s.error_message());
+  }
+  grpc::ClientContext ctx;
+  ctx.set_deadline(Deadline());
+  ferry::v1::GetJobRequest watch_request;
+  watch_request.set_id(job.id());
+  auto watch = api.WatchJob(&ctx, watch_request);
+  ReleaseTimes times;
+  while (watch->Read(&job)) {
+    if (job.state() != ferry::v1::JOB_STATE_SUCCEEDED &&
+        job.state() != ferry::v1::JOB_STATE_FAILED) {
+      continue;
+    }
+    times.done = absl::ToDoubleSeconds(absl::Now() - start);
+    break;
+  }
+  ctx.TryCancel();
+  if (job.state() != ferry::v1::JOB_STATE_SUCCEEDED) {
+    return absl::AbortedError(absl::StrCat("release job ", job.id(), " did not succeed: ",
+                                           job.error().empty() ? "no end seen" : job.error()));
+  }
+  for (const auto& stage : job.stages()) {
+    if (stage.kind() == ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED) {
+      times.pushed = absl::ToDoubleSeconds(ToTime(stage.time()) - start);
+    }
+  }
+  for (const auto& result : job.results()) {
+    if (result.status() == ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS) ++times.released;
+  }
+  if (job.revision().empty() || scale.repo().Head() != job.revision()) {
+    return absl::InternalError("the job's revision is not the upstream head");
+  }
+  return times;
+}
+
+void BM_Scale_Ferry_Release(benchmark::State& state) {
+  Scale& scale = Scale::Get();
+  absl::StatusOr<ferry::v1::Ferry::Stub*> api = scale.Api();
+  if (!api.ok()) return state.SkipWithError(api.status().ToString().c_str());
+  double pushed_sum = 0, done_sum = 0, pushed_max = 0, done_max = 0;
+  int n = 0, released = 0;
+  for (auto _ : state) {
+    absl::StatusOr<ReleaseTimes> times = ReleaseOnce(**api, scale);
+    if (!times.ok()) return state.SkipWithError(times.status().ToString().c_str());
+    state.SetIterationTime(times->pushed);
+    pushed_sum += times->pushed;
+    done_sum += times->done;
+    pushed_max = std::max(pushed_max, times->pushed);
+    done_max = std::max(done_max, times->done);
+    released = times->released;
+    ++n;
+  }
+  if (released != scale.released_workloads()) {
+    return state.SkipWithError(
+        absl::StrCat("released ", released, " workloads, expected ", scale.released_workloads())
+            .c_str());
+  }
+  SetSizeCounters(state);
+  state.counters["released"] = released;
+  state.counters["pushed_mean_ms"] = pushed_sum / n * 1e3;
+  state.counters["pushed_max_ms"] = pushed_max * 1e3;
+  state.counters["done_mean_ms"] = done_sum / n * 1e3;
+  state.counters["done_max_ms"] = done_max * 1e3;
+}
+BENCHMARK(BM_Scale_Ferry_Release)
+    ->UseManualTime()
+    ->Iterations(kReleases)
+    ->Unit(benchmark::kMillisecond);
+
+void BM_Scale_GitCli_Release(benchmark::State& state) {
+  Scale& scale = Scale::Get();
+  if (!scale.error().empty()) return state.SkipWithError(scale.error().c_str());
+  const std::string image = scale.registry_host() + "/bench/app-0";
+  double sum = 0, max = 0;
+  int n = 0, version = 1;
+  for (auto _ : state) {
+    const std::string script = absl::StrCat(
+        "set -e; d=$(mktemp -d); trap 'rm -rf $d' EXIT; git clone -q --depth 1 -b main ",
+        scale.cli_repo().url(), " $d/w; cd $d/w; files=$(grep -rlF --include='*.yaml' '", image,
+        ":' .); sed -i 's#", image, ":[^ ]*#", image, ":1.0.", version++,
+        "#' $files; git -c user.name=ci -c user.email=ci@example.com commit -qam Release; "
+        "git push -q origin HEAD:main");
+    const absl::Time start = absl::Now();
+    const int rc = std::system(absl::StrCat("(", script, ") >/dev/null 2>&1").c_str());
+    const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    if (rc != 0) return state.SkipWithError("git CLI release failed");
+    state.SetIterationTime(seconds);
+    sum += seconds;
+    max = std::max(max, seconds);
+    ++n;
+  }
+  const std::string changed = scale.cli_repo().Git("diff --name-only HEAD~1 HEAD");
+  SetSizeCounters(state);
+  state.counters["released"] = std::count(changed.begin(), changed.end(), '\n');
+  state.counters["mean_ms"] = sum / n * 1e3;
+  state.counters["max_ms"] = max * 1e3;
+}
+BENCHMARK(BM_Scale_GitCli_Release)
+    ->UseManualTime()
+    ->Iterations(kReleases)
+    ->Unit(benchmark::kMillisecond);
+
+// `kubectl apply --server-side` of the kubectl copy of the repo: the namespaces first, as a
+// person would (kubectl does not order by dependency), then every workload file.
+void RunKubectl(benchmark::State& state) {
+  Scale& scale = Scale::Get();
+  if (!scale.error().empty()) return state.SkipWithError(scale.error().c_str());
+  const std::string dir = scale.kubectl_dir();
+  for (auto _ : state) {
+    const absl::Time start = absl::Now();
+    int status = 0;
+    std::string out =
+        scale.cluster().Kubectl("apply --server-side -f " + dir + "/namespaces.yaml", &status);
+    if (status != 0) return state.SkipWithError(("kubectl apply (namespaces): " + out).c_str());
+    // One line per object: into a file, read only when kubectl fails.
+    scale.cluster().Kubectl("apply --server-side -R -f " + dir + "/apps >" + dir + "/out.txt",
+                            &status);
+    if (status != 0) {
+      out = ferry::testing::RunCommand("tail -3 " + dir + "/out.txt");
+      return state.SkipWithError(("kubectl apply: " + out).c_str());
+    }
+    state.SetIterationTime(absl::ToDoubleSeconds(absl::Now() - start));
+  }
+  SetSizeCounters(state);
+}
+
+void BM_Scale_Kubectl_FirstSync(benchmark::State& state) { RunKubectl(state); }
+BENCHMARK(BM_Scale_Kubectl_FirstSync)
+    ->UseManualTime()
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+
+void BM_Scale_Kubectl_NoOpResync(benchmark::State& state) { RunKubectl(state); }
+BENCHMARK(BM_Scale_Kubectl_NoOpResync)
+    ->UseManualTime()
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+
+// Peak and current resident set of each service once everything above ran.
+void BM_Scale_PeakRss(benchmark::State& state) {
+  Scale& scale = Scale::Get();
+  if (absl::StatusOr<ferry::v1::Ferry::Stub*> api = scale.Api(); !api.ok()) {
+    return state.SkipWithError(api.status().ToString().c_str());
+  }
+  for (auto _ : state) state.SetIterationTime(0);
+  SetSizeCounters(state);
+  for (const auto& [name, service] : scale.services()) {
+    if (service->process == nullptr) continue;
+    state.counters[name + "_peak_mb"] =
+        ferry::bench::ProcStatusMb(service->process->pid(), "VmHWM");
+    state.counters[name + "_rss_mb"] = ferry::bench::ProcStatusMb(service->process->pid(), "VmRSS");
+  }
+  // The benchmark's namespaces, in a cluster that outlives this process.
+  if (std::getenv("FERRY_TEST_KUBE_DIR") != nullptr) {
+    const std::string prefix = "scale-" + scale.run_id() + "-";
+    std::string names;
+    for (const char* who : {"ferry-", "kubectl-"}) {
+      for (int n = 0; n < kNamespaces; ++n) absl::StrAppend(&names, " ", prefix, who, n);
+    }
+    scale.cluster().Kubectl("delete namespace --wait=false" + names);
+  }
+}
+BENCHMARK(BM_Scale_PeakRss)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+// --workloads=N (or FERRY_SCALE_WORKLOADS=N) sets the repo's size; the rest goes to Google
+// Benchmark.
+int main(int argc, char** argv) {
+  int workloads = 1000;
+  bool valid = true;
+  if (const char* env = std::getenv("FERRY_SCALE_WORKLOADS"); env != nullptr) {
+    valid = absl::SimpleAtoi(env, &workloads);
+  }
+  std::vector<char*> rest;
+  for (int i = 0; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (absl::ConsumePrefix(&arg, "--workloads=")) {
+      valid = valid && absl::SimpleAtoi(arg, &workloads);
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  if (!valid || workloads < kNamespaces * kImages || workloads > 100000) {
+    std::fprintf(stderr,
+                 "scale_bench: --workloads / FERRY_SCALE_WORKLOADS: a number from %d to "
+                 "100000\n",
+                 kNamespaces * kImages);
+    return 2;
+  }
+  WorkloadCount() = workloads;
+  benchmark::AddCustomContext("workloads", std::to_string(workloads));
+  int rest_count = static_cast<int>(rest.size());
+  benchmark::Initialize(&rest_count, rest.data());
+  if (benchmark::ReportUnrecognizedArguments(rest_count, rest.data())) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
