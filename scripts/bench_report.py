@@ -153,7 +153,7 @@ def scale_report(files):
     share = lambda ours, base: f"{ours / base:.2f} of the time"
     # figure, Ferry's (benchmark, counter, unit, extra counter shown), baseline, its name, ratio
     figures = [
-        ("first sync, 2N + 10 objects", ("Ferry_FirstSync", None, "ms", None),
+        ("first sync, 2N + 10 objects", ("Ferry_FirstSync", None, "ms", "failed_syncs"),
          ("Kubectl_FirstSync", None), "`kubectl apply --server-side` of the same files", faster),
         ("no-op re-sync", ("Ferry_NoOpResync", None, "ms", "writes"),
          ("Kubectl_NoOpResync", None), "the same kubectl command again", faster),
@@ -190,7 +190,11 @@ def scale_report(files):
             ours_by_size.append(ours)
             cell = failure(runs.get(bench)) if ours is None else fmt(ours, unit)
             if ours is not None and extra:
-                cell += f", {runs[bench][extra]:.0f} {extra}"
+                shown = runs[bench].get(extra, 0)
+                if shown or extra != "failed_syncs":  # a retried failure is worth a mention
+                    cell += f", {shown:.0f} {extra.replace('_', ' ')}"
+                if shown and runs[bench].get("label"):
+                    cell += f" ({runs[bench]['label']})"
             base = value(runs, *baseline) if baseline else None
             base_cell = "-" if not baseline else (
                 failure(runs.get(baseline[0])) if base is None else fmt(base, unit))
