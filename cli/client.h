@@ -40,6 +40,34 @@ absl::StatusOr<std::unique_ptr<ferry::v1::Ferry::StubInterface>> Connect(
 // Sets the deadline (`timeout`) and the authorization header on a call.
 void PrepareCall(grpc::ClientContext& ctx, const ClientOptions& options, absl::Duration timeout);
 
+// Calls a paged list method (ListWorkloads, ListImages) until its last page and answers with
+// every page's workloads in `all` (the first page's other fields, no next_page_token). All
+// pages share one `timeout`. Bounded: at most kMaxPages calls.
+inline constexpr int kMaxPages = 100'000;
+template <typename Request, typename Response>
+grpc::Status CallAllPages(ferry::v1::Ferry::StubInterface& stub,
+                          grpc::Status (ferry::v1::Ferry::StubInterface::*method)(
+                              grpc::ClientContext*, const Request&, Response*),
+                          const ClientOptions& options, absl::Duration timeout, Request request,
+                          Response* all) {
+  const absl::Time deadline = absl::Now() + timeout;
+  for (int page = 0; page < kMaxPages; ++page) {
+    grpc::ClientContext ctx;
+    PrepareCall(ctx, options, deadline - absl::Now());
+    Response answer;
+    grpc::Status s = (stub.*method)(&ctx, request, page == 0 ? all : &answer);
+    if (!s.ok()) return s;
+    const Response& got = page == 0 ? *all : answer;
+    if (page > 0) {
+      for (const auto& w : answer.workloads()) *all->add_workloads() = w;
+    }
+    if (got.next_page_token().empty()) break;
+    request.set_page_token(got.next_page_token());
+  }
+  all->clear_next_page_token();
+  return grpc::Status::OK;
+}
+
 // Prints the failure of a call ("ferryctl: <server's message>"), with a hint for timeouts
 // and unreachable servers, and returns the exit code (cli/exit_codes.h).
 int ReportCallError(std::ostream& err, const grpc::Status& status, const ClientOptions& options,

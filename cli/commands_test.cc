@@ -195,6 +195,39 @@ TEST_F(CommandsTest, ListWorkloadsTableAndJson) {
   EXPECT_EQ(out_.str().rfind("default:deployment/helloworld", 0), 0u) << "no header line";
 }
 
+TEST_F(CommandsTest, ListWorkloadsFollowsEveryPageAndPrintsOneList) {
+  // The api answers in pages: the first two workloads, then the other two.
+  ferry::v1::ListWorkloadsResponse first = Workloads();
+  ferry::v1::ListWorkloadsResponse second = first;
+  first.mutable_workloads()->DeleteSubrange(2, 2);
+  first.set_next_page_token("page-2");
+  second.mutable_workloads()->DeleteSubrange(0, 2);
+  second.set_revision("later");
+  std::vector<ferry::v1::ListWorkloadsRequest> asked;
+  EXPECT_CALL(stub_, ListWorkloads(_, _, _))
+      .WillOnce(DoAll(Invoke([&](auto*, const auto& r, auto*) { asked.push_back(r); }),
+                      SetArgPointee<2>(first), Return(grpc::Status::OK)))
+      .WillOnce(DoAll(Invoke([&](auto*, const auto& r, auto*) { asked.push_back(r); }),
+                      SetArgPointee<2>(second), Return(grpc::Status::OK)));
+  ListWorkloadsOptions options;
+  options.output = "json";
+  options.all_namespaces = true;
+  EXPECT_EQ(Run([&](Env& env) { return RunListWorkloads(options, env); }), kExitOk) << err_.str();
+  ASSERT_EQ(asked.size(), 2u);
+  EXPECT_EQ(asked[0].page_token(), "");
+  EXPECT_EQ(asked[1].page_token(), "page-2");
+  // The same output as one answer of the four: the first page's revision, no token.
+  ExpectGolden(out_.str(), "list_workloads.json");
+
+  // A failing page fails the command; nothing is printed as if the list were whole.
+  EXPECT_CALL(stub_, ListWorkloads(_, _, _))
+      .WillOnce(DoAll(SetArgPointee<2>(first), Return(grpc::Status::OK)))
+      .WillOnce(Return(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "page_token: stale")));
+  EXPECT_NE(Run([&](Env& env) { return RunListWorkloads(options, env); }), kExitOk);
+  EXPECT_EQ(out_.str(), "");
+  EXPECT_THAT(err_.str(), HasSubstr("page_token: stale"));
+}
+
 TEST_F(CommandsTest, ListImagesTree) {
   ferry::v1::ListImagesResponse r;
   auto* w = r.add_workloads();

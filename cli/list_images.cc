@@ -78,9 +78,8 @@ int RunListImages(const ListImagesOptions& options, Env& env) {
   // The table needs every tag to place the running one; json and yaml get what was asked.
   request.set_limit(options.output == "table" ? 0 : options.limit);
   ferry::v1::ListImagesResponse response;
-  grpc::ClientContext ctx;
-  PrepareCall(ctx, env.client, *timeout);
-  grpc::Status s = env.stub.ListImages(&ctx, request, &response);
+  grpc::Status s = CallAllPages(env.stub, &ferry::v1::Ferry::StubInterface::ListImages, env.client,
+                                *timeout, request, &response);
   if (!s.ok()) return ReportCallError(env.err, s, env.client, "listing images");
   if (PrintStructured(options.output, response, env.out)) return kExitOk;
   Table table({"WORKLOAD", "CONTAINER", "IMAGE", "CREATED"});

@@ -72,9 +72,8 @@ int RunListWorkloads(const ListWorkloadsOptions& options, Env& env) {
   if (!options.all_namespaces) request.set_namespace_(options.namespace_);
   request.set_container(options.container);
   ferry::v1::ListWorkloadsResponse response;
-  grpc::ClientContext ctx;
-  PrepareCall(ctx, env.client, *timeout);
-  grpc::Status s = env.stub.ListWorkloads(&ctx, request, &response);
+  grpc::Status s = CallAllPages(env.stub, &ferry::v1::Ferry::StubInterface::ListWorkloads,
+                                env.client, *timeout, request, &response);
   if (!s.ok()) return ReportCallError(env.err, s, env.client, "listing workloads");
   if (PrintStructured(options.output, response, env.out)) return kExitOk;
   Table table({"WORKLOAD", "CONTAINER", "IMAGE", "RELEASE", "POLICY"});

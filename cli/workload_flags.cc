@@ -48,9 +48,8 @@ int ResolveWorkloads(const std::vector<std::string>& given, const std::string& n
     if (!timeout.ok()) return ReportError(env.err, timeout.status());
     ferry::v1::ListWorkloadsRequest request;  // every namespace: names the ones there are
     ferry::v1::ListWorkloadsResponse response;
-    grpc::ClientContext ctx;
-    PrepareCall(ctx, env.client, *timeout);
-    grpc::Status s = env.stub.ListWorkloads(&ctx, request, &response);
+    grpc::Status s = CallAllPages(env.stub, &ferry::v1::Ferry::StubInterface::ListWorkloads,
+                                  env.client, *timeout, request, &response);
     if (!s.ok()) return ReportCallError(env.err, s, env.client, "looking up workloads");
     for (const ferry::v1::Workload& w : response.workloads()) known.push_back(w.id());
   }

@@ -8,12 +8,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lib/manifest/workload_id.h"
+#include "lib/manifest/workload_selection.h"
 #include "lib/names/names.h"
 #include "lib/runtime/proto_time.h"
 #include "lib/runtime/server.h"
 #include "lib/runtime/version_header.h"
 #include "lib/status/grpc_status.h"
 #include "services/api/image_listing.h"
+#include "services/api/paging.h"
 #include "services/api/release_planner.h"
 #include "services/api/workload_listing.h"
 
@@ -55,9 +57,20 @@ grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
                                        const ferry::v1::ListWorkloadsRequest* request,
                                        ferry::v1::ListWorkloadsResponse* response) {
   if (grpc::Status s = access_.Check(*context, Role::kRead); !s.ok()) return s;
+  absl::StatusOr<int32_t> page_size = PageSizeOf(request->page_size(), kWorkloadPages);
+  if (!page_size.ok()) return ToGrpcStatus(page_size.status());
+  const std::string request_key =
+      absl::StrCat("ListWorkloads\n", request->namespace_(), "\n", request->container());
+  absl::StatusOr<PagePosition> from = DecodePageToken(request->page_token(), request_key);
+  if (!from.ok()) return ToGrpcStatus(from.status());
   const CallBudget budget = peers_.ForRequest(*context, /*await_peer=*/false);
+  // A page of git's list and of the cluster's from the same id on: their merge is complete
+  // up to the first id either one stops at.
   ferry::v1::ListManifestWorkloadsRequest git_request;
   git_request.set_namespace_(request->namespace_());
+  git_request.set_revision(from->revision);
+  git_request.set_start_after(from->last_id);
+  git_request.set_limit(*page_size);
   absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
       peers_.git.Call(&GitWriterStub::ListWorkloads, git_request, budget);
   if (!in_git.ok()) return ToGrpcStatus(in_git.status());
@@ -65,13 +78,42 @@ grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
   // marked not ready.
   ferry::v1::ListClusterWorkloadsRequest cluster_request;
   cluster_request.set_namespace_(request->namespace_());
+  cluster_request.set_start_after(from->last_id);
+  cluster_request.set_limit(*page_size);
   absl::StatusOr<ferry::v1::ListClusterWorkloadsResponse> in_cluster =
       peers_.cluster.Call(&ClusterSyncerStub::ListWorkloads, cluster_request, budget);
   absl::StatusOr<ferry::v1::SyncResult> last_sync = peers_.cluster.Call(
       &ClusterSyncerStub::GetSyncStatus, ferry::v1::GetSyncStatusRequest(), budget);
-  return Answer(MergeWorkloads(*request, *in_git, in_cluster.ok() ? &*in_cluster : nullptr,
-                               last_sync.ok() ? &*last_sync : nullptr),
-                response);
+  std::string page_end;  // the last id both lists are complete up to ("": the end)
+  auto shorten = [&page_end](const std::string& last) {
+    if (page_end.empty() || last < page_end) page_end = last;
+  };
+  if (in_git->more() && in_git->workloads_size() > 0) {
+    shorten(in_git->workloads().rbegin()->id());
+  }
+  if (in_cluster.ok() && in_cluster->more() && in_cluster->workloads_size() > 0) {
+    shorten(in_cluster->workloads().rbegin()->id());
+  }
+  auto beyond = [&page_end](const auto& w) { return !page_end.empty() && w.id() > page_end; };
+  auto drop_beyond = [&beyond](auto& workloads) {
+    workloads.erase(std::remove_if(workloads.begin(), workloads.end(), beyond), workloads.end());
+  };
+  drop_beyond(*in_git->mutable_workloads());
+  if (in_cluster.ok()) drop_beyond(*in_cluster->mutable_workloads());
+  absl::StatusOr<ferry::v1::ListWorkloadsResponse> merged =
+      MergeWorkloads(*request, *in_git, in_cluster.ok() ? &*in_cluster : nullptr,
+                     last_sync.ok() ? &*last_sync : nullptr);
+  if (!merged.ok()) return ToGrpcStatus(merged.status());
+  if (std::string cut = CutToPageBytes(*merged->mutable_workloads(),
+                                       [](const ferry::v1::Workload& w) { return w.id(); });
+      !cut.empty()) {
+    page_end = cut;
+  }
+  if (!page_end.empty()) {
+    merged->set_next_page_token(EncodePageToken({in_git->revision(), page_end}, request_key));
+  }
+  *response = *std::move(merged);
+  return grpc::Status::OK;
 }
 
 grpc::Status ApiService::ListImages(grpc::ServerContext* context,
@@ -81,23 +123,45 @@ grpc::Status ApiService::ListImages(grpc::ServerContext* context,
   if (request->limit() < 0) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "limit: 0 (all) or more");
   }
-  std::string ns = request->namespace_();
+  absl::StatusOr<int32_t> page_size = PageSizeOf(request->page_size(), kImagePages);
+  if (!page_size.ok()) return ToGrpcStatus(page_size.status());
+  const std::string request_key = absl::StrCat("ListImages\n", request->namespace_(), "\n",
+                                               request->workload(), "\n", request->limit());
+  absl::StatusOr<PagePosition> from = DecodePageToken(request->page_token(), request_key);
+  if (!from.ok()) return ToGrpcStatus(from.status());
+  ferry::v1::ListManifestWorkloadsRequest git_request;
+  git_request.set_revision(from->revision);
   if (!request->workload().empty()) {
     absl::StatusOr<manifest::WorkloadId> id = manifest::WorkloadId::Parse(request->workload());
     if (!id.ok()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           absl::StrCat("workload: ", id.status().message()));
     }
-    ns = id->namespace_();
+    git_request.add_ids(request->workload());  // that one workload's entry, not the index
+  } else {
+    git_request.set_namespace_(request->namespace_());
+    git_request.set_start_after(from->last_id);
+    git_request.set_limit(*page_size);
   }
   const CallBudget budget = peers_.ForRequest(*context, /*await_peer=*/false);
-  ferry::v1::ListManifestWorkloadsRequest git_request;
-  git_request.set_namespace_(ns);
   absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
       peers_.git.Call(&GitWriterStub::ListWorkloads, git_request, budget);
   if (!in_git.ok()) return ToGrpcStatus(in_git.status());
   TagCache tags(peers_.registry, budget);  // one ListTags per repository
-  return Answer(ListImagesOf(*request, *in_git, tags.Lookup()), response);
+  absl::StatusOr<ferry::v1::ListImagesResponse> listed =
+      ListImagesOf(*request, *in_git, tags.Lookup());
+  if (!listed.ok()) return ToGrpcStatus(listed.status());
+  std::string page_end =
+      CutToPageBytes(*listed->mutable_workloads(),
+                     [](const ferry::v1::WorkloadImages& w) { return w.workload(); });
+  if (page_end.empty() && in_git->more() && in_git->workloads_size() > 0) {
+    page_end = in_git->workloads().rbegin()->id();
+  }
+  if (!page_end.empty()) {
+    listed->set_next_page_token(EncodePageToken({in_git->revision(), page_end}, request_key));
+  }
+  *response = *std::move(listed);
+  return grpc::Status::OK;
 }
 
 grpc::Status ApiService::GetIdentity(grpc::ServerContext* context,
@@ -180,9 +244,14 @@ grpc::Status ApiService::UpdatePolicy(grpc::ServerContext* context,
   if (grpc::Status s = ValidateCause(request->cause()); !s.ok()) return s;
   // Every workload must exist in git, and a container filter must name one of its containers.
   // A git-writer that is down answers UNAVAILABLE after --peer_wait.
+  ferry::v1::ListManifestWorkloadsRequest git_request;
+  if (request->changes_size() <= static_cast<int>(manifest::WorkloadSelection::kMaxIds)) {
+    for (const ferry::v1::WorkloadPolicyChanges& w : request->changes()) {
+      git_request.add_ids(w.workload());
+    }
+  }
   absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
-      peers_.git.Call(&GitWriterStub::ListWorkloads, ferry::v1::ListManifestWorkloadsRequest(),
-                      peers_.ForRequest(*context, /*await_peer=*/true));
+      peers_.ListAllInGit(git_request, peers_.ForRequest(*context, /*await_peer=*/true));
   if (!in_git.ok()) return ToGrpcStatus(in_git.status());
   std::map<std::string, const ferry::v1::ManifestWorkload*> by_id;
   for (const auto& w : in_git->workloads()) by_id[w.id()] = &w;

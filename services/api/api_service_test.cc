@@ -201,6 +201,36 @@ TEST_F(ApiServiceTest, ReleaseCommitsAppliesAndReportsEveryStage) {
             1);
 }
 
+TEST_F(ApiServiceTest, ANamedReleaseReadsThoseWorkloadsAndItsNoteLeavesOutTheOthers) {
+  std::vector<ferry::v1::ListManifestWorkloadsRequest> asked;
+  EXPECT_CALL(git_, ListWorkloads(_, _, _))
+      .WillRepeatedly(DoAll(Invoke([&](grpc::ClientContext*, const auto& r, auto*) {
+                              std::lock_guard<std::mutex> lock(mu_);
+                              asked.push_back(r);
+                            }),
+                            ::testing::SetArgPointee<2>(in_git_), Return(grpc::Status::OK)));
+  ferry::v1::ReleaseSpec spec;
+  spec.add_workloads("default:deployment/app");
+  spec.set_image(std::string(kApp) + ":1.1.0");
+  ferry::v1::Job job;
+  FERRY_ASSERT_OK(Release(spec, &job));
+  ferry::v1::Job done = Follow(job.id());
+  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.error();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSERT_FALSE(asked.empty());
+    EXPECT_THAT(asked[0].ids(), ::testing::ElementsAre("default:deployment/app"));
+    EXPECT_GT(asked[0].limit(), 0) << "read in pages";
+  }
+  // This fake answers every workload: the other one is IGNORED in the job, and not recorded
+  // in the note.
+  ASSERT_EQ(done.results_size(), 2);
+  EXPECT_EQ(done.results(1).status(), ferry::v1::WORKLOAD_RESULT_STATUS_IGNORED);
+  ASSERT_EQ(applied_.size(), 1u);
+  ASSERT_EQ(applied_[0].job().results_size(), 1);
+  EXPECT_EQ(applied_[0].job().results(0).workload(), "default:deployment/app");
+}
+
 TEST_F(ApiServiceTest, DryRunCommitsNothing) {
   ferry::v1::ReleaseSpec spec = AllTo("1.1.0");
   spec.set_dry_run(true);

@@ -174,8 +174,8 @@ std::optional<std::string> Automation::RunOnce() {
   absl::MutexLock pass(&pass_mu_);
   auto done = [&](const char* outcome) { metrics_.runs_.Add({{"outcome", outcome}}).Increment(); };
   const CallBudget budget = peers_.ForStage(Stage::kPlanning);  // the pass's reads
-  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git = peers_.git.Call(
-      &GitWriterStub::ListWorkloads, ferry::v1::ListManifestWorkloadsRequest(), budget);
+  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
+      peers_.ListAllInGit(ferry::v1::ListManifestWorkloadsRequest(), budget);
   if (!in_git.ok()) {
     log::Warn("automation: cannot read git", {{"error", std::string(in_git.status().message())}});
     last_pass_failed_ = true;

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lib/manifest/workload_selection.h"
 #include "lib/runtime/proto_time.h"
 
 namespace ferry::api {
@@ -23,14 +24,14 @@ std::string ReleaseMessage(const ferry::v1::ReleaseSpec& spec,
     if (r.status() != ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS) continue;
     ids.push_back(r.workload());
     for (const auto& u : r.updates()) {
-      moves.push_back(absl::StrCat(" - ", r.workload(), " ", u.container(), ": ", u.from_image(),
-                                   " -> ", u.to_image()));
+      moves.push_back(absl::StrCat(r.workload(), " ", u.container(), ": ", u.from_image(), " -> ",
+                                   u.to_image()));
     }
   }
   std::string what = spec.image().empty() ? "latest images" : spec.image();
   std::string to = ids.size() == 1 ? ids[0] : absl::StrCat(ids.size(), " workloads");
   std::string message =
-      absl::StrCat("Release ", what, " to ", to, "\n\n", absl::StrJoin(moves, "\n"));
+      absl::StrCat("Release ", what, " to ", to, "\n\n", ListWithin(moves, " - "));
   if (!cause.message().empty()) absl::StrAppend(&message, "\n\n", cause.message());
   return message;
 }
@@ -68,8 +69,8 @@ std::string PolicyMessage(const ferry::v1::Job& job) {
   }
   std::string message = lines.size() == 1
                             ? absl::StrCat("Update policy of ", lines[0])
-                            : absl::StrCat("Update policy of ", lines.size(), " workloads\n\n - ",
-                                           absl::StrJoin(lines, "\n - "));
+                            : absl::StrCat("Update policy of ", lines.size(), " workloads\n\n",
+                                           ListWithin(lines, " - "));
   if (!job.cause().message().empty()) absl::StrAppend(&message, "\n\n", job.cause().message());
   return message;
 }
@@ -180,16 +181,24 @@ void Executor::RunRelease(const ferry::v1::Job& job) {
   store_.AddStage(id, ferry::v1::JOB_STAGE_KIND_PLANNING,
                   "reading git, the cluster and the registry");
   const CallBudget planning = peers_.ForStage(Stage::kPlanning);  // shared by its calls
-  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git = peers_.git.Call(
-      &GitWriterStub::ListWorkloads, ferry::v1::ListManifestWorkloadsRequest(), planning);
+  // A release of named workloads reads only those; one of every workload reads them all.
+  ferry::v1::ListManifestWorkloadsRequest git_request;
+  ferry::v1::ListClusterWorkloadsRequest cluster_request;
+  if (!spec.all_workloads() && spec.workloads_size() > 0 &&
+      spec.workloads_size() <= static_cast<int>(manifest::WorkloadSelection::kMaxIds)) {
+    *git_request.mutable_ids() = spec.workloads();
+    *cluster_request.mutable_ids() = spec.workloads();
+  }
+  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
+      peers_.ListAllInGit(git_request, planning);
   if (!in_git.ok()) return store_.Finish(id, std::string(in_git.status().message()));
   if (in_git->readonly() && !spec.dry_run()) {
     return store_.Finish(id,
                          "git-writer runs read-only (--git_readonly): nothing can be released; "
                          "a dry run still plans");
   }
-  absl::StatusOr<ferry::v1::ListClusterWorkloadsResponse> in_cluster = peers_.cluster.Call(
-      &ClusterSyncerStub::ListWorkloads, ferry::v1::ListClusterWorkloadsRequest(), planning);
+  absl::StatusOr<ferry::v1::ListClusterWorkloadsResponse> in_cluster =
+      peers_.ListAllInCluster(cluster_request, planning);
   if (!in_cluster.ok()) return store_.Finish(id, std::string(in_cluster.status().message()));
   std::map<std::string, bool> running;
   for (const auto& w : in_cluster->workloads()) running[w.id()] = true;
@@ -343,10 +352,14 @@ ferry::v1::ApplyUpdatesRequest Executor::CommitRequest(const ferry::v1::Job& job
   request.set_dry_run(job.dry_run());
   if (!job.dry_run()) {
     // The record kept in the git note: the job as it will have finished, so a restarted api
-    // can still answer for it.
+    // can still answer for it. Workloads the job did not concern (IGNORED: not named, another
+    // image) are left out, so that the record of a release in a repo of 10,000 workloads
+    // stays within the note's limit (limits::kJobNoteBytes).
     ferry::v1::Job note = *store_.Get(job.id());
     note.clear_results();
-    for (const auto& r : results) *note.add_results() = r;
+    for (const auto& r : results) {
+      if (r.status() != ferry::v1::WORKLOAD_RESULT_STATUS_IGNORED) *note.add_results() = r;
+    }
     note.set_state(ferry::v1::JOB_STATE_SUCCEEDED);
     *note.mutable_finished() = runtime::ToProtoTimestamp(absl::Now());
     *request.mutable_job() = note;

@@ -119,6 +119,51 @@ CallBudget PeerClients::ForStage(Stage stage) const {
   return budget(timeouts_.planning, limits::kJobPlanningTimeout);
 }
 
+namespace {
+
+// Reads every page of `method` into the first page's answer: `next` readies the request
+// for the page after `page` (start_after its last workload, the revision pinned).
+template <typename Stub, typename Request, typename Response, typename Next>
+absl::StatusOr<Response> ReadAllPages(const PeerClient<Stub>& peer,
+                                      grpc::Status (Stub::*method)(grpc::ClientContext*,
+                                                                   const Request&, Response*),
+                                      Request request, const CallBudget& budget, Next next) {
+  request.set_limit(kWorkloadReadPage);
+  absl::StatusOr<Response> all = peer.Call(method, request, budget);
+  if (!all.ok()) return all;
+  // Bounded: every page but the last holds kWorkloadReadPage workloads, and ids only grow.
+  for (bool more = all->more(); more && all->workloads_size() > 0;) {
+    next(*all, request);
+    absl::StatusOr<Response> page = peer.Call(method, request, budget);
+    if (!page.ok()) return page.status();
+    more = page->more();
+    for (auto& w : *page->mutable_workloads()) *all->add_workloads() = std::move(w);
+  }
+  all->set_more(false);
+  return all;
+}
+
+}  // namespace
+
+absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> PeerClients::ListAllInGit(
+    ferry::v1::ListManifestWorkloadsRequest request, const CallBudget& budget) const {
+  return ReadAllPages(git, &GitWriterStub::ListWorkloads, std::move(request), budget,
+                      [](const ferry::v1::ListManifestWorkloadsResponse& so_far,
+                         ferry::v1::ListManifestWorkloadsRequest& next) {
+                        next.set_revision(so_far.revision());
+                        next.set_start_after(so_far.workloads().rbegin()->id());
+                      });
+}
+
+absl::StatusOr<ferry::v1::ListClusterWorkloadsResponse> PeerClients::ListAllInCluster(
+    ferry::v1::ListClusterWorkloadsRequest request, const CallBudget& budget) const {
+  return ReadAllPages(cluster, &ClusterSyncerStub::ListWorkloads, std::move(request), budget,
+                      [](const ferry::v1::ListClusterWorkloadsResponse& so_far,
+                         ferry::v1::ListClusterWorkloadsRequest& next) {
+                        next.set_start_after(so_far.workloads().rbegin()->id());
+                      });
+}
+
 CallBudget PeerClients::Until(absl::Time deadline, bool await_peer) const {
   return CallBudget{deadline, deadline - absl::Now(), nullptr, await_peer, nullptr};
 }

@@ -183,6 +183,9 @@ using GitWriterStub = ferry::v1::GitWriter::StubInterface;
 using RegistryScannerStub = ferry::v1::RegistryScanner::StubInterface;
 using ClusterSyncerStub = ferry::v1::ClusterSyncer::StubInterface;
 
+// Workloads in one page of the api's own whole-list reads (about 1 MiB of index).
+inline constexpr int32_t kWorkloadReadPage = 2000;
+
 // The three peers and the budgets of the api's calls to them: the one place that decides
 // deadlines. Thread-safe.
 class PeerClients {
@@ -201,6 +204,14 @@ class PeerClients {
   // Calls ending by `deadline` that are cancelled at shutdown: a job's rollout wait, the
   // automation's own calls.
   CallBudget Until(absl::Time deadline, bool await_peer) const;
+
+  // Every workload `request` selects, read in pages of kWorkloadReadPage under `budget` and
+  // answered as one list: git-writer's index (every page at the first page's revision, its
+  // load errors) and the cluster's workloads. Fails as the first failing page does.
+  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> ListAllInGit(
+      ferry::v1::ListManifestWorkloadsRequest request, const CallBudget& budget) const;
+  absl::StatusOr<ferry::v1::ListClusterWorkloadsResponse> ListAllInCluster(
+      ferry::v1::ListClusterWorkloadsRequest request, const CallBudget& budget) const;
 
   const JobTimeouts& timeouts() const { return timeouts_; }
   // True once the api shuts down (every call of a job or of background work is cancelled).

@@ -445,9 +445,24 @@ std::string AutomationCommitMessage(const std::vector<AutomationCandidate>& rele
     if (!a.to_image.empty()) images.insert(a.to_image);
   }
   if (images.size() == 1) return absl::StrCat("Auto-release ", *images.begin());
-  std::string message = absl::StrCat("Auto-release multiple (", images.size(), ") images\n");
-  for (const std::string& image : images) absl::StrAppend(&message, "\n - ", image);
-  return message;
+  return absl::StrCat("Auto-release multiple (", images.size(), ") images\n\n",
+                      ListWithin({images.begin(), images.end()}, " - "));
+}
+
+std::string ListWithin(const std::vector<std::string>& lines, absl::string_view prefix,
+                       size_t budget) {
+  std::string out;
+  size_t listed = 0;
+  for (const std::string& line : lines) {
+    if (out.size() + prefix.size() + line.size() + 1 > budget) break;
+    absl::StrAppend(&out, listed == 0 ? "" : "\n", prefix, line);
+    ++listed;
+  }
+  if (listed < lines.size()) {
+    absl::StrAppend(&out, listed == 0 ? "" : "\n", prefix, "and ", lines.size() - listed,
+                    " more, listed in the job's record");
+  }
+  return out;
 }
 
 }  // namespace ferry::api

@@ -131,4 +131,15 @@ std::vector<AutomationCandidate> PlanAutomation(
 // "Auto-release <image>" or "Auto-release multiple (N) images" with the list.
 std::string AutomationCommitMessage(const std::vector<AutomationCandidate>& releases);
 
+// How much of a commit message the list of its changes may take: the message must stay
+// under git-writer's limit (limits::kCommitMessageBytes) with a cause's message added, and
+// the job's note records every change anyway.
+inline constexpr size_t kCommitListBytes = 16 * 1024;
+
+// `lines`, each after `prefix`, one per line (no newline after the last), as many as fit in
+// `budget` bytes; the rest summed up in a last line ("<prefix>and 812 more, listed in the
+// job's record").
+std::string ListWithin(const std::vector<std::string>& lines, absl::string_view prefix,
+                       size_t budget = kCommitListBytes);
+
 }  // namespace ferry::api

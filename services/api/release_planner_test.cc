@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lib/manifest/workload_id.h"
@@ -443,6 +444,18 @@ TEST(AutomationCommitMessageTest, OneOrMany) {
   EXPECT_EQ(AutomationCommitMessage({a, a2}), "Auto-release r/a:2");
   EXPECT_EQ(AutomationCommitMessage({a, b}),
             "Auto-release multiple (2) images\n\n - r/a:2\n - r/b:2");
+}
+
+TEST(ListWithinTest, ListsWhatFitsAndCountsTheRest) {
+  EXPECT_EQ(ListWithin({"a", "b"}, " - "), " - a\n - b");
+  EXPECT_EQ(ListWithin({}, " - "), "");
+  EXPECT_EQ(ListWithin({"aaaa", "bbbb", "cccc"}, "- ", 13),
+            "- aaaa\n- bbbb\n- and 1 more, listed in the job's record");
+  // A release of 5,000 workloads stays far under the commit message limit.
+  std::vector<std::string> many(5000, std::string(200, 'x'));
+  const std::string listed = ListWithin(many, " - ");
+  EXPECT_LT(listed.size(), kCommitListBytes + 100);
+  EXPECT_TRUE(absl::EndsWith(listed, "more, listed in the job's record")) << listed.substr(0, 100);
 }
 
 }  // namespace

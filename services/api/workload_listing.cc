@@ -62,8 +62,8 @@ absl::StatusOr<ferry::v1::ListWorkloadsResponse> MergeWorkloads(
     w.set_read_only(ferry::v1::READ_ONLY_REASON_NOT_IN_REPO);
     out.push_back(std::move(w));
   }
-  if (!request.namespace_().empty() && in_git.workloads().empty() && cluster_known &&
-      running.empty() && out.empty()) {
+  if (request.page_token().empty() && !request.namespace_().empty() && in_git.workloads().empty() &&
+      cluster_known && running.empty() && out.empty()) {
     return absl::NotFoundError(absl::StrCat("namespace ", request.namespace_(),
                                             " has no workloads, in git or in the cluster; check "
                                             "its spelling (ferryctl list-workloads -a lists "

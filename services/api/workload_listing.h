@@ -21,7 +21,8 @@ namespace ferry::api {
 //     NOT_IN_REPO;
 //   - the answer's revision is git's.
 // NotFound when request.namespace is set and neither git nor a cluster known to answer has
-// a workload there (a misspelt namespace).
+// a workload there (a misspelt namespace), on a first page (no request.page_token; the
+// caller passes one page of each list, cut at the same id).
 absl::StatusOr<ferry::v1::ListWorkloadsResponse> MergeWorkloads(
     const ferry::v1::ListWorkloadsRequest& request,
     const ferry::v1::ListManifestWorkloadsResponse& in_git,

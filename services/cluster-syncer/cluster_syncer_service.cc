@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "lib/convert/container.h"
+#include "lib/manifest/workload_selection.h"
 #include "lib/runtime/proto_time.h"
 #include "lib/status/grpc_status.h"
 #include "services/cluster-syncer/export.h"
@@ -67,9 +68,15 @@ ClusterSyncerService::ClusterSyncerService(KubeApi& kube, Discovery& discovery, 
 grpc::Status ClusterSyncerService::ListWorkloads(
     grpc::ServerContext*, const ferry::v1::ListClusterWorkloadsRequest* request,
     ferry::v1::ListClusterWorkloadsResponse* response) {
+  absl::StatusOr<manifest::WorkloadSelection> selection = manifest::WorkloadSelection::Make(
+      request->start_after(), request->limit(), {request->ids().begin(), request->ids().end()});
+  if (!selection.ok()) return ToGrpcStatus(selection.status());
   auto workloads = ListClusterWorkloads(kube_, discovery_, request->namespace_(), allow_);
   if (!workloads.ok()) return ToGrpcStatus(workloads.status());
-  for (const ClusterWorkloadInfo& w : *workloads) ToProto(w, response->add_workloads());
+  response->set_more(selection->Page(
+      *workloads, [](const ClusterWorkloadInfo& w) -> const std::string& { return w.id; },
+      [](const ClusterWorkloadInfo&) { return true; },
+      [&](const ClusterWorkloadInfo& w) { ToProto(w, response->add_workloads()); }));
   return grpc::Status::OK;
 }
 

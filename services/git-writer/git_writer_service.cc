@@ -12,6 +12,7 @@
 #include "lib/manifest/policy.h"
 #include "lib/manifest/workload.h"
 #include "lib/manifest/workload_id.h"
+#include "lib/manifest/workload_selection.h"
 #include "lib/names/names.h"
 #include "lib/runtime/memory.h"
 #include "lib/runtime/proto_time.h"
@@ -206,31 +207,42 @@ grpc::Status GitWriterService::ListWorkloads(grpc::ServerContext*,
   if (absl::Status s = names::ValidateName("namespace", request->namespace_()); !s.ok()) {
     return ToGrpcStatus(s);
   }
+  absl::StatusOr<manifest::WorkloadSelection> selection = manifest::WorkloadSelection::Make(
+      request->start_after(), request->limit(), {request->ids().begin(), request->ids().end()});
+  if (!selection.ok()) return ToGrpcStatus(selection.status());
   absl::StatusOr<std::shared_ptr<const Index>> index = writer_.IndexAt(request->revision());
   if (!index.ok()) return ToGrpcStatus(index.status());
   response->set_revision((*index)->revision);
   response->set_readonly(options_.readonly);
-  for (const manifest::Resource& r : (*index)->loaded.resources) {
-    if (!manifest::IsWorkloadKind(r.kind)) continue;
-    if (!request->namespace_().empty() && r.namespace_ != request->namespace_()) continue;
-    ferry::v1::ManifestWorkload* w = response->add_workloads();
-    w->set_id(r.id);
-    for (const manifest::Container& c : manifest::FindContainers(r)) {
-      convert::FillContainer(c.name, c.image, c.init, w->add_containers());
+  const bool more = selection->Page(
+      (*index)->loaded.resources,
+      [](const manifest::Resource& r) -> const std::string& { return r.id; },
+      [&](const manifest::Resource& r) {
+        return manifest::IsWorkloadKind(r.kind) &&
+               (request->namespace_().empty() || r.namespace_ == request->namespace_());
+      },
+      [&](const manifest::Resource& r) {
+        ferry::v1::ManifestWorkload* w = response->add_workloads();
+        w->set_id(r.id);
+        for (const manifest::Container& c : manifest::FindContainers(r)) {
+          convert::FillContainer(c.name, c.image, c.init, w->add_containers());
+        }
+        convert::FillPolicy(manifest::ReadPolicies(r.annotations), w->mutable_policy());
+        w->set_path(r.source.path);
+        w->set_document(r.source.document);
+        w->set_line(r.source.line);
+        if (!StringsAreUtf8(*w)) {
+          response->mutable_workloads()->RemoveLast();
+          response->add_load_errors(
+              absl::StrCat(names::Escape(r.source.path), ": workload ", names::Escape(r.id),
+                           " skipped: a name, image or annotation in it is not UTF-8"));
+        }
+      });
+  response->set_more(more);
+  if (selection->first_page()) {
+    for (const manifest::LoadError& e : (*index)->loaded.errors) {
+      response->add_load_errors(Utf8Lines(e.ToString()));
     }
-    convert::FillPolicy(manifest::ReadPolicies(r.annotations), w->mutable_policy());
-    w->set_path(r.source.path);
-    w->set_document(r.source.document);
-    w->set_line(r.source.line);
-    if (!StringsAreUtf8(*w)) {
-      response->mutable_workloads()->RemoveLast();
-      response->add_load_errors(
-          absl::StrCat(names::Escape(r.source.path), ": workload ", names::Escape(r.id),
-                       " skipped: a name, image or annotation in it is not UTF-8"));
-    }
-  }
-  for (const manifest::LoadError& e : (*index)->loaded.errors) {
-    response->add_load_errors(Utf8Lines(e.ToString()));
   }
   if (size_t size = response->ByteSizeLong(); size > options_.max_workload_index_bytes) {
     response->Clear();
