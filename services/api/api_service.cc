@@ -104,6 +104,11 @@ grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
       MergeWorkloads(*request, *in_git, in_cluster.ok() ? &*in_cluster : nullptr,
                      last_sync.ok() ? &*last_sync : nullptr);
   if (!merged.ok()) return ToGrpcStatus(merged.status());
+  // Two pages merged hold up to twice the page: the rest comes with the next one.
+  if (merged->workloads_size() > *page_size) {
+    merged->mutable_workloads()->DeleteSubrange(*page_size, merged->workloads_size() - *page_size);
+    page_end = merged->workloads().rbegin()->id();
+  }
   if (std::string cut = CutToPageBytes(*merged->mutable_workloads(),
                                        [](const ferry::v1::Workload& w) { return w.id(); });
       !cut.empty()) {

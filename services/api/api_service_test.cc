@@ -231,6 +231,67 @@ TEST_F(ApiServiceTest, ANamedReleaseReadsThoseWorkloadsAndItsNoteLeavesOutTheOth
   EXPECT_EQ(applied_[0].job().results(0).workload(), "default:deployment/app");
 }
 
+// Answers a page of `all` (sorted by id) as git-writer and cluster-syncer do: ids after
+// start_after, at most limit, `more` when some are left.
+template <typename Request, typename Response, typename Item>
+grpc::Status AnswerPage(const std::vector<Item>& all, const Request& request, Response* out) {
+  for (const Item& w : all) {
+    if (w.id() <= request.start_after()) continue;
+    if (request.limit() > 0 && out->workloads_size() == request.limit()) {
+      out->set_more(true);
+      break;
+    }
+    *out->add_workloads() = w;
+  }
+  return grpc::Status::OK;
+}
+
+TEST_F(ApiServiceTest, ListWorkloadsPagesMergeGitAndClusterWithoutGapsOrRepeats) {
+  // In git: a, c, d, f. In the cluster: a, b, c, e, g (b, e, g not in git).
+  std::vector<ferry::v1::ManifestWorkload> git;
+  for (const char* name : {"a", "c", "d", "f"}) {
+    git.push_back(GitWorkload(absl::StrCat("default:deployment/", name), "registry.test/x:1"));
+  }
+  std::vector<ferry::v1::ClusterWorkload> cluster;
+  for (const char* name : {"a", "b", "c", "e", "g"}) {
+    cluster.emplace_back().set_id(absl::StrCat("default:deployment/", name));
+  }
+  std::vector<std::string> revisions_asked;
+  EXPECT_CALL(git_, ListWorkloads(_, _, _))
+      .WillRepeatedly(Invoke([&](grpc::ClientContext*, const auto& r, auto* out) {
+        revisions_asked.push_back(r.revision());
+        out->set_revision(kHead);
+        return AnswerPage(git, r, out);
+      }));
+  EXPECT_CALL(cluster_, ListWorkloads(_, _, _))
+      .WillRepeatedly(Invoke([&](grpc::ClientContext*, const auto& r, auto* out) {
+        return AnswerPage(cluster, r, out);
+      }));
+  for (int page_size : {1, 2, 3, 100}) {
+    SCOPED_TRACE(page_size);
+    revisions_asked.clear();
+    ferry::v1::ListWorkloadsRequest request;
+    request.set_namespace_("default");
+    request.set_page_size(page_size);
+    std::vector<std::string> ids;
+    for (int page = 0; page < 20; ++page) {
+      grpc::ClientContext ctx;
+      ferry::v1::ListWorkloadsResponse answer;
+      FERRY_ASSERT_OK(stub_->ListWorkloads(&ctx, request, &answer));
+      EXPECT_LE(answer.workloads_size(), page_size);
+      for (const auto& w : answer.workloads()) {
+        ids.push_back(w.id().substr(std::string("default:deployment/").size()) +
+                      (w.read_only() == ferry::v1::READ_ONLY_REASON_NOT_IN_REPO ? "!" : ""));
+      }
+      if (answer.next_page_token().empty()) break;
+      request.set_page_token(answer.next_page_token());
+    }
+    EXPECT_THAT(ids, ::testing::ElementsAre("a", "b!", "c", "d", "e!", "f", "g!"));
+    // Pages after the first read git at the first page's revision.
+    for (size_t i = 1; i < revisions_asked.size(); ++i) EXPECT_EQ(revisions_asked[i], kHead);
+  }
+}
+
 TEST_F(ApiServiceTest, DryRunCommitsNothing) {
   ferry::v1::ReleaseSpec spec = AllTo("1.1.0");
   spec.set_dry_run(true);
