@@ -225,7 +225,8 @@ class ManifestCollector {
           // Nothing below a folder with such a name can be named in an answer.
           out_.push_back({names::Escape(path), "",
                           "the folder name is not UTF-8, holds a control character or is too "
-                          "long (shown escaped); Ferry skips the folder: rename it"});
+                          "long (shown escaped); Ferry skips the folder: rename it",
+                          ""});
           continue;
         }
         Tree sub;
@@ -245,7 +246,8 @@ class ManifestCollector {
     if (!names::ValidatePath(path).ok()) {
       out_.push_back({names::Escape(path), "",
                       "the file name is not UTF-8, holds a control character or is too long "
-                      "(shown escaped); Ferry skips the file: rename it"});
+                      "(shown escaped); Ferry skips the file: rename it",
+                      ""});
       return absl::OkStatus();
     }
     // The size from the object header: a file over the limit is never loaded.
@@ -260,7 +262,8 @@ class ManifestCollector {
       out_.push_back(
           {path, "",
            limits::OverLimit("", limits::kManifestFileBytes, options_.max_file_bytes, size) +
-               "; Ferry skips the file: split it"});
+               "; Ferry skips the file: split it",
+           ""});
       return absl::OkStatus();
     }
     total_ += size;
@@ -272,10 +275,12 @@ class ManifestCollector {
     if (int rc = git_blob_lookup(blob.out(), repo_, &id); rc != 0) {
       return GitError("reading " + path, rc);
     }
+    char hex[GIT_OID_HEXSZ + 1] = {};
+    git_oid_tostr(hex, sizeof(hex), &id);
     out_.push_back({path,
                     std::string(static_cast<const char*>(git_blob_rawcontent(blob.get())),
                                 static_cast<size_t>(git_blob_rawsize(blob.get()))),
-                    ""});
+                    "", hex});
     return absl::OkStatus();
   }
 

@@ -20,6 +20,8 @@ struct RepoFile {
   // (`path` is then names::Escape() of the name), or it is over the file size limit.
   // `content` is empty. A load error of that file alone.
   std::string error;
+  // The blob's id (hex) when the content is served: the same id, the same content.
+  std::string blob;
 };
 
 // Who made a commit.

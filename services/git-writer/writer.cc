@@ -110,7 +110,12 @@ WriterMetrics::WriterMetrics(prometheus::Registry& registry)
                      .Name("ferry_git_last_fetch_timestamp_seconds")
                      .Help("Unix time of the last successful fetch.")
                      .Register(registry)
-                     .Add({})) {}
+                     .Add({})),
+      index_files(prometheus::BuildCounter()
+                      .Name("ferry_git_index_files_total")
+                      .Help("Files of each revision's workload index, by source: parsed, or "
+                            "reused from the previous index because their blob is the same.")
+                      .Register(registry)) {}
 
 Writer::Writer(Repository& repo, WriterOptions options, WriterMetrics& metrics)
     : repo_(repo), options_(std::move(options)), metrics_(metrics) {
@@ -188,6 +193,18 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
                          repo_.ReadManifests(revision, options_.paths));
   auto index = std::make_shared<Index>();
   index->revision = revision;
+  // The newest index loaded before: the files whose blob has not changed since keep what it
+  // parsed of them, so a new revision costs what its commits changed, not the whole repo.
+  const Index* base = index_order_.empty() ? nullptr : index_cache_[index_order_.back()].get();
+  std::map<std::string, std::vector<const manifest::Resource*>> base_resources;
+  std::map<std::string, std::vector<const manifest::LoadError*>> base_errors;
+  if (base != nullptr) {
+    for (const manifest::Resource& r : base->loaded.resources) {
+      base_resources[r.source.path].push_back(&r);
+    }
+    for (const manifest::LoadError& e : base->loaded.errors) base_errors[e.path].push_back(&e);
+  }
+  size_t reused = 0;
   for (RepoFile& f : files) {
     if (!f.error.empty()) {
       manifest::LoadError error;
@@ -196,11 +213,24 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
       index->loaded.errors.push_back(std::move(error));
       continue;
     }
-    manifest::LoadResult one = manifest::LoadFile(f.path, f.content, options_.load);
-    for (manifest::Resource& r : one.resources) index->loaded.resources.push_back(std::move(r));
-    for (manifest::LoadError& e : one.errors) index->loaded.errors.push_back(std::move(e));
+    auto known = base != nullptr ? base->blobs.find(f.path) : index->blobs.end();
+    if (base != nullptr && known != base->blobs.end() && known->second == f.blob) {
+      for (const manifest::Resource* r : base_resources[f.path]) {
+        index->loaded.resources.push_back(*r);
+      }
+      for (const manifest::LoadError* e : base_errors[f.path]) index->loaded.errors.push_back(*e);
+      ++reused;
+    } else {
+      manifest::LoadResult one = manifest::LoadFile(f.path, f.content, options_.load);
+      for (manifest::Resource& r : one.resources) index->loaded.resources.push_back(std::move(r));
+      for (manifest::LoadError& e : one.errors) index->loaded.errors.push_back(std::move(e));
+    }
+    index->blobs[f.path] = f.blob;
     index->files[f.path] = std::move(f.content);
   }
+  metrics_.index_files.Add({{"source", "reused"}}).Increment(static_cast<double>(reused));
+  metrics_.index_files.Add({{"source", "parsed"}})
+      .Increment(static_cast<double>(index->files.size() - reused));
   manifest::FinishLoad(index->loaded);
   CacheIndex(index);
   return std::shared_ptr<const Index>(index);
@@ -394,6 +424,10 @@ std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit,
   auto next = std::make_shared<Index>();
   next->revision = commit;
   next->files = base.files;
+  next->blobs = base.blobs;  // the changed files' new blobs are not known here: parsed anew
+  for (const auto& [path, file] : files) {
+    if (file.changed) next->blobs.erase(path);
+  }
   for (const manifest::Resource& r : base.loaded.resources) {
     auto f = files.find(r.source.path);
     if (f == files.end() || !f->second.changed) next->loaded.resources.push_back(r);

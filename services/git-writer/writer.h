@@ -52,6 +52,9 @@ struct Index {
   std::string revision;
   std::map<std::string, std::string> files;  // path -> content
   manifest::LoadResult loaded;               // resources sorted by id, and load errors
+  // path -> blob id of the files loaded from the repository: a file whose blob is the same
+  // in the next revision's tree is not parsed again (missing: parse it).
+  std::map<std::string, std::string> blobs;
 };
 
 // One compare-and-set edit of a workload.
@@ -94,6 +97,7 @@ struct WriterMetrics {
   prometheus::Counter& push_conflicts;
   prometheus::Gauge& ready;
   prometheus::Gauge& last_fetch;
+  prometheus::Family<prometheus::Counter>& index_files;  // {source}: parsed, reused
 };
 
 // Thread-safe. Repository calls are serialized internally.

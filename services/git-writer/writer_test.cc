@@ -177,6 +177,47 @@ TEST_F(WriterTest, ReadsHeadManifestsAndIndex) {
   EXPECT_THAT(writer_->ReadManifests("", {"nope"}), StatusIs(absl::StatusCode::kNotFound));
 }
 
+TEST_F(WriterTest, ANewUpstreamRevisionParsesOnlyTheFilesItChanged) {
+  auto parsed = [&](const char* source) {
+    return metrics_.index_files.Add({{"source", source}}).Value();
+  };
+  FERRY_ASSERT_OK(writer_->Refresh());
+  FERRY_ASSERT_OK_AND_ASSIGN(auto first, writer_->IndexAt(""));
+  EXPECT_EQ(parsed("parsed"), 2);
+  EXPECT_EQ(parsed("reused"), 0);
+
+  // Someone else changes one file and adds one: those two are parsed, the other is reused.
+  FERRY_ASSERT_OK(upstream_->CommitWithCli({{"apps/web.yaml", Deployment("web", "nginx:1.30")},
+                                            {"apps/db.yaml", Deployment("db", "postgres:16")}},
+                                           "Upstream change"));
+  FERRY_ASSERT_OK(writer_->Refresh());
+  FERRY_ASSERT_OK_AND_ASSIGN(auto second, writer_->IndexAt(""));
+  EXPECT_EQ(parsed("parsed"), 4);
+  EXPECT_EQ(parsed("reused"), 1);
+  // The same index as a parse of everything.
+  ASSERT_EQ(second->loaded.resources.size(), 3u);
+  EXPECT_EQ(second->loaded.resources[0].id, "apps:deployment/api");
+  EXPECT_EQ(second->loaded.resources[0].source.path, "apps/api.yaml");
+  EXPECT_EQ(second->loaded.resources[2].id, "apps:deployment/web");
+  EXPECT_EQ(manifest::FindContainers(second->loaded.resources[2])[0].image, "nginx:1.30");
+  EXPECT_EQ(manifest::FindContainers(first->loaded.resources[1])[0].image, "nginx:1.25");
+
+  // A Ferry commit's index is derived from its parent's; the next upstream revision parses
+  // the file that commit changed (its blob is not known) and reuses the rest.
+  ApplyRequest req;
+  req.edits = {ImageEdit("apps:deployment/api", "api", "example/api:1.1.0")};
+  FERRY_ASSERT_OK(writer_->Apply(req));
+  FERRY_ASSERT_OK(upstream_->CommitWithCli({{"apps/db.yaml", Deployment("db", "postgres:17")}},
+                                           "Upstream again"));
+  FERRY_ASSERT_OK(writer_->Refresh());
+  FERRY_ASSERT_OK_AND_ASSIGN(auto third, writer_->IndexAt(""));
+  EXPECT_EQ(parsed("parsed"), 6) << "api.yaml (Ferry's commit) and db.yaml (upstream's)";
+  EXPECT_EQ(parsed("reused"), 2);
+  ASSERT_EQ(third->loaded.resources.size(), 3u);
+  EXPECT_EQ(manifest::FindContainers(third->loaded.resources[0])[0].image, "example/api:1.1.0");
+  EXPECT_EQ(manifest::FindContainers(third->loaded.resources[1])[0].image, "postgres:17");
+}
+
 TEST_F(WriterTest, ImageEditIsOneCommitWithOnlyThatLineAndAJobNote) {
   const std::string before = upstream_->Head();
   ApplyRequest req;
