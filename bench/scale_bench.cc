@@ -451,6 +451,7 @@ absl::StatusOr<ReleaseTimes> ReleaseOnce(ferry::v1::Ferry::Stub& api, Scale& sca
   request.mutable_spec()->set_all_workloads(true);
   request.mutable_spec()->set_image(*image);
   request.mutable_cause()->set_user("Bench <bench@example.com>");
+  const std::string head_before = scale.repo().Head();
   const absl::Time start = absl::Now();
   ferry::v1::Job job;
   {
@@ -475,8 +476,15 @@ absl::StatusOr<ReleaseTimes> ReleaseOnce(ferry::v1::Ferry::Stub& api, Scale& sca
   }
   ctx.TryCancel();
   if (job.state() != ferry::v1::JOB_STATE_SUCCEEDED) {
-    return absl::AbortedError(absl::StrCat("release job ", job.id(), " did not succeed: ",
-                                           job.error().empty() ? "no end seen" : job.error()));
+    std::string stages;
+    for (const auto& stage : job.stages()) {
+      absl::StrAppend(&stages, stages.empty() ? "" : ", ",
+                      ferry::v1::JobStageKind_Name(stage.kind()).substr(15));  // JOB_STAGE_KIND_
+    }
+    return absl::AbortedError(absl::StrCat(
+        "release job ", job.id(), " did not succeed: ",
+        job.error().empty() ? "no end seen" : job.error(), " (stages: ", stages, "; upstream head ",
+        scale.repo().Head() == head_before ? "unchanged" : "moved", ")"));
   }
   for (const auto& stage : job.stages()) {
     if (stage.kind() == ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED) {
