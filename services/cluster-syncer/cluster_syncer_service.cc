@@ -63,7 +63,15 @@ void ToProto(const ClusterWorkloadInfo& w, ferry::v1::ClusterWorkload* out) {
 
 ClusterSyncerService::ClusterSyncerService(KubeApi& kube, Discovery& discovery, SyncLoop& loop,
                                            std::set<std::string> allow_namespaces)
-    : kube_(kube), discovery_(discovery), loop_(loop), allow_(std::move(allow_namespaces)) {}
+    : kube_(kube),
+      discovery_(discovery),
+      loop_(loop),
+      allow_(std::move(allow_namespaces)),
+      workloads_(
+          [this](const std::string& ns) {
+            return ListClusterWorkloads(kube_, discovery_, ns, allow_);
+          },
+          runtime::SystemClock(), kWorkloadListMaxAge) {}
 
 grpc::Status ClusterSyncerService::ListWorkloads(
     grpc::ServerContext*, const ferry::v1::ListClusterWorkloadsRequest* request,
@@ -71,12 +79,16 @@ grpc::Status ClusterSyncerService::ListWorkloads(
   absl::StatusOr<manifest::WorkloadSelection> selection = manifest::WorkloadSelection::Make(
       request->start_after(), request->limit(), {request->ids().begin(), request->ids().end()});
   if (!selection.ok()) return ToGrpcStatus(selection.status());
-  auto workloads = ListClusterWorkloads(kube_, discovery_, request->namespace_(), allow_);
+  absl::StatusOr<std::shared_ptr<const WorkloadListCache::Workloads>> workloads =
+      workloads_.Get(request->namespace_());
   if (!workloads.ok()) return ToGrpcStatus(workloads.status());
   response->set_more(selection->Page(
-      *workloads, [](const ClusterWorkloadInfo& w) -> const std::string& { return w.id; },
+      **workloads, [](const ClusterWorkloadInfo& w) -> const std::string& { return w.id; },
       [](const ClusterWorkloadInfo&) { return true; },
-      [&](const ClusterWorkloadInfo& w) { ToProto(w, response->add_workloads()); }));
+      [&](const ClusterWorkloadInfo& w) {
+        ToProto(w, response->add_workloads());
+        return true;
+      }));
   return grpc::Status::OK;
 }
 

@@ -4,6 +4,7 @@
 
 #include "ferry/v1/cluster_syncer.grpc.pb.h"
 #include "services/cluster-syncer/sync_loop.h"
+#include "services/cluster-syncer/workload_cache.h"
 #include "services/cluster-syncer/workloads.h"
 
 namespace ferry::cluster_syncer {
@@ -39,6 +40,7 @@ class ClusterSyncerService final : public ferry::v1::ClusterSyncer::Service {
   Discovery& discovery_;
   SyncLoop& loop_;
   const std::set<std::string> allow_;
+  WorkloadListCache workloads_;  // ListWorkloads' listings (kWorkloadListMaxAge)
 };
 
 // Proto forms.
