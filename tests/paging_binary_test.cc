@@ -118,9 +118,9 @@ TEST_F(PagingBinaryTest, AListOverFourMebibytesComesInPagesAClientWithDefaultsRe
   other.set_page_token(request.page_token());
   grpc::ClientContext ctx;
   ferry::v1::ListWorkloadsResponse ignored;
-  EXPECT_THAT(
-      plain_->ListWorkloads(&ctx, other, &ignored),
-      testing::StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("other filters")));
+  EXPECT_THAT(plain_->ListWorkloads(&ctx, other, &ignored),
+              testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                ::testing::HasSubstr("for this request")));
   grpc::ClientContext ctx2;
   other.set_page_token("forged");
   EXPECT_THAT(

@@ -53,8 +53,10 @@ inline constexpr Limit kAuthorBytes{"author", "bytes", 256, ""};
 // generated list of every edit; the message is stored in the repo forever.
 inline constexpr Limit kCommitMessageBytes{"commit message", "bytes", 64 * kKiB,
                                            "--max_commit_message_bytes"};
-// A job record stored as a git note on Ferry's commit.
-inline constexpr Limit kJobNoteBytes{"job note", "bytes", 256 * kKiB, ""};
+// A job record stored as a git note on Ferry's commit: its results take ~250 bytes per
+// workload changed or skipped (the api leaves out the workloads a job did not concern), so
+// a release of 10,000 workloads fits, and the request stays well under kGrpcMessageBytes.
+inline constexpr Limit kJobNoteBytes{"job note", "bytes", 4 * kMiB, ""};
 // A path in a request or a file name in the repo (PATH_MAX on Linux).
 inline constexpr Limit kPathBytes{"path", "bytes", 4096, ""};
 // A one-line name in a request: workload id, container, tag filter, lock user or message.

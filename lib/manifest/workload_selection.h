@@ -36,9 +36,10 @@ class WorkloadSelection {
   bool first_page() const { return start_after_.empty(); }
 
   // Walks `items`, sorted by id (`id_of(item)`), and calls `emit` on each selected one that
-  // `accept`s, in order, until the limit is reached. Returns true when more accepted items
-  // follow (the answer's `more`). With ids, only those are looked up (binary search), so a
-  // request about a few workloads costs as little as they do.
+  // `accept`s, in order, until the limit is reached; `emit` returns whether it answered the
+  // item (one it turns away does not count). Returns true when more accepted items follow
+  // (the answer's `more`). With ids, only those are looked up (binary search), so a request
+  // about a few workloads costs as little as they do.
   template <typename Items, typename IdOf, typename Accept, typename Emit>
   bool Page(const Items& items, IdOf id_of, Accept accept, Emit emit) const {
     size_t taken = 0;
@@ -46,8 +47,7 @@ class WorkloadSelection {
       for (auto it = begin; it != end; ++it) {
         if (!accept(*it)) continue;
         if (limit_ > 0 && taken == limit_) return true;
-        emit(*it);
-        ++taken;
+        if (emit(*it)) ++taken;
       }
       return false;
     };

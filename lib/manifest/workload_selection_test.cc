@@ -27,7 +27,11 @@ std::pair<std::vector<std::string>, bool> PageOf(const WorkloadSelection& select
   std::vector<std::string> out;
   bool more = selection.Page(
       items, [](const Item& i) -> const std::string& { return i.id; },
-      [](const Item& i) { return i.workload; }, [&](const Item& i) { out.push_back(i.id); });
+      [](const Item& i) { return i.workload; },
+      [&](const Item& i) {
+        out.push_back(i.id);
+        return true;
+      });
   return {out, more};
 }
 

@@ -86,6 +86,7 @@ class ApiServiceTest : public ::testing::Test {
                                      ferry::v1::SyncResult* out) {
           std::lock_guard<std::mutex> lock(mu_);
           synced_.push_back(r.revision());
+          skip_if_applied_.push_back(r.skip_if_applied());
           out->set_revision(r.revision());
           out->set_applied(1);
           return grpc::Status::OK;
@@ -145,6 +146,7 @@ class ApiServiceTest : public ::testing::Test {
   std::mutex mu_;
   std::vector<ferry::v1::ApplyUpdatesRequest> applied_;
   std::vector<std::string> synced_;
+  std::vector<bool> skip_if_applied_;
 
   std::unique_ptr<Access> access_;
   std::shared_ptr<prometheus::Registry> metrics_;
@@ -195,6 +197,8 @@ TEST_F(ApiServiceTest, ReleaseCommitsAppliesAndReportsEveryStage) {
   EXPECT_EQ(commit.job().id(), job.id()) << "the job is recorded in the git note";
   EXPECT_EQ(commit.job().state(), ferry::v1::JOB_STATE_SUCCEEDED);
   EXPECT_THAT(synced_, ::testing::ElementsAre(kCommit));
+  // The release's commit: the sync that already applied it answers.
+  EXPECT_THAT(skip_if_applied_, ::testing::ElementsAre(true));
 
   EXPECT_EQ(ferry::testing::MetricSum(*metrics_, "ferry_jobs_total",
                                       {{"kind", "release"}, {"outcome", "succeeded"}}),
@@ -290,6 +294,20 @@ TEST_F(ApiServiceTest, ListWorkloadsPagesMergeGitAndClusterWithoutGapsOrRepeats)
     // Pages after the first read git at the first page's revision.
     for (size_t i = 1; i < revisions_asked.size(); ++i) EXPECT_EQ(revisions_asked[i], kHead);
   }
+}
+
+TEST_F(ApiServiceTest, APersonsSyncAppliesAgainEvenAnUnchangedHead) {
+  ON_CALL(git_, Notify(_, _, _))
+      .WillByDefault(DoAll(
+          Invoke([](grpc::ClientContext*, const auto&, auto* out) { out->set_revision(kHead); }),
+          Return(grpc::Status::OK)));
+  ferry::v1::Job sync;
+  grpc::ClientContext ctx;
+  FERRY_ASSERT_OK(stub_->Sync(&ctx, ferry::v1::SyncRequest(), &sync));
+  EXPECT_EQ(Follow(sync.id()).state(), ferry::v1::JOB_STATE_SUCCEEDED);
+  std::lock_guard<std::mutex> lock(mu_);
+  EXPECT_THAT(synced_, ::testing::ElementsAre(kHead));
+  EXPECT_THAT(skip_if_applied_, ::testing::ElementsAre(false)) << "drift is corrected";
 }
 
 TEST_F(ApiServiceTest, DryRunCommitsNothing) {

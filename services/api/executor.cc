@@ -1,9 +1,11 @@
 #include "services/api/executor.h"
 
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lib/limits/limits.h"
 #include "lib/manifest/workload_selection.h"
 #include "lib/runtime/proto_time.h"
 
@@ -13,6 +15,17 @@ namespace {
 using ferry::v1::WorkloadResult;
 
 std::string Short(const std::string& revision) { return revision.substr(0, 12); }
+
+// SKIPPED results kept in a job's git note (see CommitRequest).
+constexpr int kNoteSkippedResults = 1000;
+
+// The room for the list of changes in a commit message with `cause` appended: the message
+// stays under git-writer's default limit however long the cause is.
+size_t ListBudget(const ferry::v1::Cause& cause) {
+  const size_t limit = limits::kCommitMessageBytes.default_value - 1024;  // subject, spacing
+  return std::min(kCommitListBytes,
+                  limit > cause.message().size() ? limit - cause.message().size() : size_t{0});
+}
 
 // "Release X to Y" with the container moves and the cause's message.
 std::string ReleaseMessage(const ferry::v1::ReleaseSpec& spec,
@@ -30,8 +43,8 @@ std::string ReleaseMessage(const ferry::v1::ReleaseSpec& spec,
   }
   std::string what = spec.image().empty() ? "latest images" : spec.image();
   std::string to = ids.size() == 1 ? ids[0] : absl::StrCat(ids.size(), " workloads");
-  std::string message =
-      absl::StrCat("Release ", what, " to ", to, "\n\n", ListWithin(moves, " - "));
+  std::string message = absl::StrCat("Release ", what, " to ", to, "\n\n",
+                                     ListWithin(moves, " - ", ListBudget(cause)));
   if (!cause.message().empty()) absl::StrAppend(&message, "\n\n", cause.message());
   return message;
 }
@@ -70,7 +83,7 @@ std::string PolicyMessage(const ferry::v1::Job& job) {
   std::string message = lines.size() == 1
                             ? absl::StrCat("Update policy of ", lines[0])
                             : absl::StrCat("Update policy of ", lines.size(), " workloads\n\n",
-                                           ListWithin(lines, " - "));
+                                           ListWithin(lines, " - ", ListBudget(job.cause())));
   if (!job.cause().message().empty()) absl::StrAppend(&message, "\n\n", job.cause().message());
   return message;
 }
@@ -353,12 +366,19 @@ ferry::v1::ApplyUpdatesRequest Executor::CommitRequest(const ferry::v1::Job& job
   if (!job.dry_run()) {
     // The record kept in the git note: the job as it will have finished, so a restarted api
     // can still answer for it. Workloads the job did not concern (IGNORED: not named, another
-    // image) are left out, so that the record of a release in a repo of 10,000 workloads
-    // stays within the note's limit (limits::kJobNoteBytes).
+    // image) are left out, and the SKIPPED ones after the first kNoteSkippedResults, so that
+    // the record stays within the note's limit (limits::kJobNoteBytes) at any repo size:
+    // what changed (at most limits::kEditsPerRequest) is always recorded.
     ferry::v1::Job note = *store_.Get(job.id());
     note.clear_results();
+    int skipped = 0;
     for (const auto& r : results) {
-      if (r.status() != ferry::v1::WORKLOAD_RESULT_STATUS_IGNORED) *note.add_results() = r;
+      if (r.status() == ferry::v1::WORKLOAD_RESULT_STATUS_IGNORED) continue;
+      if (r.status() == ferry::v1::WORKLOAD_RESULT_STATUS_SKIPPED &&
+          skipped++ >= kNoteSkippedResults) {
+        continue;
+      }
+      *note.add_results() = r;
     }
     note.set_state(ferry::v1::JOB_STATE_SUCCEEDED);
     *note.mutable_finished() = runtime::ToProtoTimestamp(absl::Now());

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_replace.h"
 #include "ferry/v1/api.pb.h"
 #include "lib/status/status_matchers.h"
 
@@ -30,15 +31,27 @@ TEST(PagingTest, ATokenContinuesOnlyTheListItWasMadeFor) {
   EXPECT_EQ(back->revision, "abc123");
   EXPECT_EQ(back->last_id, "default:deployment/x");
   EXPECT_THAT(DecodePageToken(token, "ListWorkloads\nother"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("other filters")));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("not this api's token for this request")));
   // No token: the first page.
   EXPECT_TRUE(DecodePageToken("", "ListWorkloads\nns")->revision.empty());
+}
+
+TEST(PagingTest, AForgedPositionIsRefused) {
+  const std::string token = EncodePageToken({"abc123", "a:deployment/x"}, "k");
+  std::string text;
+  ASSERT_TRUE(absl::WebSafeBase64Unescape(token, &text));
+  const std::string forged = absl::StrReplaceAll(text, {{"abc123", "def456"}});
+  ASSERT_NE(forged, text);
+  EXPECT_THAT(DecodePageToken(absl::WebSafeBase64Escape(forged), "k"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not this api's token")));
 }
 
 TEST(PagingTest, ForgedOrDamagedTokensAreRefused) {
   for (const std::string& bad :
        {std::string("not base64!"), absl::WebSafeBase64Escape("{\"v\":2}"),
         absl::WebSafeBase64Escape("[1,2]"), absl::WebSafeBase64Escape("{\"v\":1,\"revision\":3}"),
+        absl::WebSafeBase64Escape("{\"v\":\"1\",\"revision\":\"a\",\"after\":\"b\",\"mac\":\"c\"}"),
         absl::WebSafeBase64Escape("\xff\xfe"), std::string(kMaxPageTokenBytes + 1, 'A')}) {
     EXPECT_THAT(DecodePageToken(bad, "k"),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("start the list again")))

@@ -236,7 +236,9 @@ grpc::Status GitWriterService::ListWorkloads(grpc::ServerContext*,
           response->add_load_errors(
               absl::StrCat(names::Escape(r.source.path), ": workload ", names::Escape(r.id),
                            " skipped: a name, image or annotation in it is not UTF-8"));
+          return false;  // not answered: does not count toward the page
         }
+        return true;
       });
   response->set_more(more);
   if (selection->first_page()) {

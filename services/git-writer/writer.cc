@@ -196,6 +196,7 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
   // The newest index loaded before: the files whose blob has not changed since keep what it
   // parsed of them, so a new revision costs what its commits changed, not the whole repo.
   const Index* base = index_order_.empty() ? nullptr : index_cache_[index_order_.back()].get();
+  if (base != nullptr && base->had_duplicates) base = nullptr;
   std::map<std::string, std::vector<const manifest::Resource*>> base_resources;
   std::map<std::string, std::vector<const manifest::LoadError*>> base_errors;
   if (base != nullptr) {
@@ -214,7 +215,8 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
       continue;
     }
     auto known = base != nullptr ? base->blobs.find(f.path) : index->blobs.end();
-    if (base != nullptr && known != base->blobs.end() && known->second == f.blob) {
+    if (base != nullptr && !f.blob.empty() && known != base->blobs.end() &&
+        known->second == f.blob) {
       for (const manifest::Resource* r : base_resources[f.path]) {
         index->loaded.resources.push_back(*r);
       }
@@ -231,7 +233,9 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
   metrics_.index_files.Add({{"source", "reused"}}).Increment(static_cast<double>(reused));
   metrics_.index_files.Add({{"source", "parsed"}})
       .Increment(static_cast<double>(index->files.size() - reused));
+  const size_t loaded = index->loaded.resources.size();
   manifest::FinishLoad(index->loaded);
+  index->had_duplicates = index->loaded.resources.size() != loaded;
   CacheIndex(index);
   return std::shared_ptr<const Index>(index);
 }
@@ -425,6 +429,7 @@ std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit,
   next->revision = commit;
   next->files = base.files;
   next->blobs = base.blobs;  // the changed files' new blobs are not known here: parsed anew
+  next->had_duplicates = base.had_duplicates;
   for (const auto& [path, file] : files) {
     if (file.changed) next->blobs.erase(path);
   }

@@ -55,6 +55,9 @@ struct Index {
   // path -> blob id of the files loaded from the repository: a file whose blob is the same
   // in the next revision's tree is not parsed again (missing: parse it).
   std::map<std::string, std::string> blobs;
+  // Some id was defined twice: `loaded` lacks what FinishLoad dropped, so what a file
+  // defines cannot be read back from it, and the next index parses every file.
+  bool had_duplicates = false;
 };
 
 // One compare-and-set edit of a workload.

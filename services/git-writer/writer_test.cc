@@ -218,6 +218,25 @@ TEST_F(WriterTest, ANewUpstreamRevisionParsesOnlyTheFilesItChanged) {
   EXPECT_EQ(manifest::FindContainers(third->loaded.resources[1])[0].image, "postgres:17");
 }
 
+TEST_F(WriterTest, AWorkloadDefinedTwiceIsStillIndexedWhenOneCopyGoes) {
+  // web is defined in apps/web.yaml and again in apps/zz-copy.yaml: the index keeps the
+  // first and reports the second as a duplicate.
+  FERRY_ASSERT_OK(
+      upstream_->CommitWithCli({{"apps/zz-copy.yaml", Deployment("web", "nginx:1.99")}}, "A copy"));
+  FERRY_ASSERT_OK(writer_->Refresh());
+  FERRY_ASSERT_OK_AND_ASSIGN(auto twice, writer_->IndexAt(""));
+  ASSERT_EQ(twice->loaded.resources.size(), 2u);
+  EXPECT_EQ(twice->loaded.resources[1].source.path, "apps/web.yaml");
+  // The first copy goes: the other one, unchanged, is the workload now.
+  FERRY_ASSERT_OK(upstream_->CommitWithCli({{"apps/web.yaml", "# moved\n"}}, "Drop a copy"));
+  FERRY_ASSERT_OK(writer_->Refresh());
+  FERRY_ASSERT_OK_AND_ASSIGN(auto once, writer_->IndexAt(""));
+  ASSERT_EQ(once->loaded.resources.size(), 2u);
+  EXPECT_EQ(once->loaded.resources[1].id, "apps:deployment/web");
+  EXPECT_EQ(once->loaded.resources[1].source.path, "apps/zz-copy.yaml");
+  EXPECT_TRUE(once->loaded.errors.empty()) << once->loaded.errors[0].ToString();
+}
+
 TEST_F(WriterTest, ImageEditIsOneCommitWithOnlyThatLineAndAJobNote) {
   const std::string before = upstream_->Head();
   ApplyRequest req;
