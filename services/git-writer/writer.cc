@@ -178,24 +178,37 @@ absl::StatusOr<std::vector<RepoFile>> Writer::ReadManifests(const std::string& r
 }
 
 absl::StatusOr<std::shared_ptr<const Index>> Writer::IndexAt(const std::string& revision) {
-  absl::MutexLock lock(&repo_mu_);
   std::string rev = revision.empty() ? CurrentHead().revision : revision;
   if (rev.empty()) {
     return absl::UnavailableError("the mirror has no revision yet (upstream not fetched)");
   }
+  if (std::shared_ptr<const Index> cached = CachedIndex(rev)) return cached;
+  absl::MutexLock lock(&repo_mu_);
   return LoadIndex(rev);
 }
 
-absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string& revision) {
+std::shared_ptr<const Index> Writer::CachedIndex(const std::string& revision) const {
+  absl::MutexLock lock(&index_mu_);
   auto it = index_cache_.find(revision);
-  if (it != index_cache_.end()) return it->second;
+  return it != index_cache_.end() ? it->second : nullptr;
+}
+
+std::shared_ptr<const Index> Writer::NewestIndex() const {
+  absl::MutexLock lock(&index_mu_);
+  return index_order_.empty() ? nullptr : index_cache_.at(index_order_.back());
+}
+
+absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string& revision) {
+  // Built by another caller while this one waited for repo_mu_?
+  if (std::shared_ptr<const Index> cached = CachedIndex(revision)) return cached;
   FERRY_ASSIGN_OR_RETURN(std::vector<RepoFile> files,
                          repo_.ReadManifests(revision, options_.paths));
   auto index = std::make_shared<Index>();
   index->revision = revision;
   // The newest index loaded before: the files whose blob has not changed since keep what it
   // parsed of them, so a new revision costs what its commits changed, not the whole repo.
-  const Index* base = index_order_.empty() ? nullptr : index_cache_[index_order_.back()].get();
+  std::shared_ptr<const Index> newest = NewestIndex();
+  const Index* base = newest.get();
   if (base != nullptr && base->had_duplicates) base = nullptr;
   std::map<std::string, std::vector<const manifest::Resource*>> base_resources;
   std::map<std::string, std::vector<const manifest::LoadError*>> base_errors;
@@ -242,6 +255,7 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
 
 void Writer::CacheIndex(std::shared_ptr<const Index> index) {
   const std::string revision = index->revision;
+  absl::MutexLock lock(&index_mu_);
   if (index_cache_.count(revision) == 0) index_order_.push_back(revision);
   index_cache_[revision] = std::move(index);
   if (index_order_.size() > kIndexCacheSize) {

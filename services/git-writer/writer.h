@@ -177,8 +177,13 @@ class Writer {
 
   absl::StatusOr<std::shared_ptr<const Index>> LoadIndex(const std::string& revision)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  // The cached index of `revision`, or null.
+  std::shared_ptr<const Index> CachedIndex(const std::string& revision) const
+      ABSL_LOCKS_EXCLUDED(index_mu_);
+  // The most recently cached index, or null.
+  std::shared_ptr<const Index> NewestIndex() const ABSL_LOCKS_EXCLUDED(index_mu_);
   absl::StatusOr<HeadInfo> RefreshLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
-  void CacheIndex(std::shared_ptr<const Index> index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  void CacheIndex(std::shared_ptr<const Index> index) ABSL_LOCKS_EXCLUDED(index_mu_);
   void SetHead(const HeadInfo& head);
 
   Repository& repo_;
@@ -189,8 +194,11 @@ class Writer {
   absl::Mutex apply_mu_;
   // Serializes every Repository call.
   absl::Mutex repo_mu_;
-  std::map<std::string, std::shared_ptr<const Index>> index_cache_ ABSL_GUARDED_BY(repo_mu_);
-  std::vector<std::string> index_order_ ABSL_GUARDED_BY(repo_mu_);
+  // The indexes of the last revisions read or committed. A lock of their own: a read of an
+  // index that is already built never waits for a fetch, commit or push under repo_mu_.
+  mutable absl::Mutex index_mu_ ABSL_ACQUIRED_AFTER(repo_mu_);
+  std::map<std::string, std::shared_ptr<const Index>> index_cache_ ABSL_GUARDED_BY(index_mu_);
+  std::vector<std::string> index_order_ ABSL_GUARDED_BY(index_mu_);
 
   // WaitForHeadChange waits on a condition of head_mu_ (woken by SetHead's unlock).
   mutable absl::Mutex head_mu_;
