@@ -71,7 +71,7 @@ ClusterSyncerService::ClusterSyncerService(KubeApi& kube, Discovery& discovery, 
           [this](const std::string& ns) {
             return ListClusterWorkloads(kube_, discovery_, ns, allow_);
           },
-          runtime::SystemClock(), kWorkloadListMaxAge) {}
+          runtime::SystemClock(), kWorkloadListMaxAge, kWorkloadListMaxStale) {}
 
 grpc::Status ClusterSyncerService::ListWorkloads(
     grpc::ServerContext*, const ferry::v1::ListClusterWorkloadsRequest* request,

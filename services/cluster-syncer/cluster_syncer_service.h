@@ -40,7 +40,7 @@ class ClusterSyncerService final : public ferry::v1::ClusterSyncer::Service {
   Discovery& discovery_;
   SyncLoop& loop_;
   const std::set<std::string> allow_;
-  WorkloadListCache workloads_;  // ListWorkloads' listings (kWorkloadListMaxAge)
+  WorkloadListCache workloads_;  // ListWorkloads' listings (kWorkloadListMaxAge, MaxStale)
 };
 
 // Proto forms.

@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "lib/runtime/fake_clock.h"
 
 namespace ferry::cluster_syncer {
@@ -21,7 +23,7 @@ class WorkloadListCacheTest : public ::testing::Test {
         w.id = absl::StrCat(ns, ":deployment/listing-", listed_.size());
         return WorkloadListCache::Workloads{w};
       },
-      clock_, absl::Seconds(2)};
+      clock_, absl::Seconds(2), absl::Seconds(10)};
   runtime::FakeClock clock_;
   std::vector<std::string> listed_;
   bool fail_ = false;
@@ -41,6 +43,75 @@ TEST_F(WorkloadListCacheTest, ReadersOfTheSameMomentShareOneListing) {
   clock_.Advance(absl::Milliseconds(1));
   EXPECT_EQ(IdOf("a"), "a:deployment/listing-3") << "older than two seconds: listed again";
   EXPECT_EQ(listed_, (std::vector<std::string>{"a", "b", "a"}));
+}
+
+// A lister that blocks until released, for the callers that meet a listing in progress.
+class BlockingListCacheTest : public ::testing::Test {
+ protected:
+  WorkloadListCache cache_{
+      [this](const std::string& ns) -> absl::StatusOr<WorkloadListCache::Workloads> {
+        int n;
+        {
+          absl::MutexLock lock(&mu_);
+          n = ++listings_;
+        }
+        entered_[n - 1].Notify();
+        release_[n - 1].WaitForNotification();
+        if (fail_) return absl::UnavailableError("the API server is away");
+        ClusterWorkloadInfo w;
+        w.id = absl::StrCat(ns, ":deployment/listing-", n);
+        return WorkloadListCache::Workloads{w};
+      },
+      clock_, absl::Seconds(2), absl::Seconds(10)};
+  runtime::FakeClock clock_;
+  absl::Mutex mu_;
+  int listings_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Notification entered_[3], release_[3];
+  std::atomic<bool> fail_{false};
+
+  int Listings() {
+    absl::MutexLock lock(&mu_);
+    return listings_;
+  }
+  std::string IdOf(const std::string& ns) {
+    auto got = cache_.Get(ns);
+    if (!got.ok()) return std::string(got.status().message());
+    return (**got)[0].id;
+  }
+};
+
+TEST_F(BlockingListCacheTest, ARecentListingIsAnsweredWhileANewOneIsMade) {
+  release_[0].Notify();
+  EXPECT_EQ(IdOf("a"), "a:deployment/listing-1");
+  clock_.Advance(absl::Seconds(3));  // too old to answer as it is, recent enough meanwhile
+  std::string lister_got;
+  std::thread lister([&] { lister_got = IdOf("a"); });
+  entered_[1].WaitForNotification();
+  EXPECT_EQ(IdOf("a"), "a:deployment/listing-1") << "answered at once from the last listing";
+  release_[1].Notify();
+  lister.join();
+  EXPECT_EQ(lister_got, "a:deployment/listing-2");
+  EXPECT_EQ(IdOf("a"), "a:deployment/listing-2");
+  EXPECT_EQ(Listings(), 2);
+}
+
+TEST_F(BlockingListCacheTest, CallersWithoutARecentListingShareTheOneInProgressAndItsFailure) {
+  fail_ = true;
+  std::string first, second;
+  std::thread lister([&] { first = IdOf("a"); });
+  entered_[0].WaitForNotification();
+  std::thread waiter([&] { second = IdOf("a"); });
+  // Released once the second caller waits for the listing in progress (bounded: a cache that
+  // made it list on its own would block it in listing 2, and the test fails below).
+  for (int i = 0; i < 10000 && cache_.Waiting() == 0; ++i) absl::SleepFor(absl::Milliseconds(1));
+  EXPECT_EQ(cache_.Waiting(), 1);
+  release_[0].Notify();
+  release_[1].Notify();  // in case the cache (wrongly) made the second caller list
+  lister.join();
+  waiter.join();
+  EXPECT_EQ(first, "the API server is away");
+  EXPECT_EQ(second, "the API server is away");
+  EXPECT_EQ(Listings(), 1) << "one listing for both";
 }
 
 TEST_F(WorkloadListCacheTest, AFailedListingIsNotKept) {
