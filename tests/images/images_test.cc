@@ -1,0 +1,493 @@
+// Ferry's container images, built without a Docker daemon (scripts/build-images.sh), pushed
+// to a real registry (docker-registry on loopback), pulled back with skopeo, unpacked into
+// a root filesystem and run there with chroot as uid 65532: no host library is visible.
+// Checks the digests are reproducible, the images small, the config what deploy/base
+// expects, and that each service answers the gRPC health check and serves /metrics.
+//
+// One process for all tests (registered with add_test, not gtest_discover_tests): the
+// images are built once in SetUpTestSuite. Needs root (chroot), apt access to the Debian
+// archive or a warm cache (/var/cache/ferry-images), skopeo and docker-registry.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "nlohmann/json.hpp"
+#include "tests/binaries.h"
+#include "tests/support/http.h"
+#include "tests/support/registry.h"
+#include "tests/support/subprocess.h"
+
+namespace ferry {
+namespace {
+
+namespace fs = std::filesystem;
+using grpc::health::v1::HealthCheckResponse;
+using json = nlohmann::json;
+using testing::CheckHealth;
+using testing::Running;
+using testing::StartArgv;
+using testing::Subprocess;
+using testing::TempDir;
+
+const std::string kSource = FERRY_SOURCE_DIR;
+const std::string kBuild = FERRY_BINARY_DIR;
+
+struct Result {
+  int code = -1;
+  std::string output;
+};
+
+// Runs `command` with bash, stdout and stderr together.
+Result Shell(const std::string& command, absl::Duration timeout = absl::Minutes(10)) {
+  Result r;
+  auto p = Subprocess::Start({"/bin/bash", "-c", command});
+  if (!p.ok()) {
+    r.output = std::string(p.status().message());
+    return r;
+  }
+  std::optional<int> code = (*p)->Wait(timeout);
+  r.code = code.value_or(-1);
+  r.output = (*p)->Output();
+  return r;
+}
+
+std::string Read(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+json ReadJson(const std::string& path) {
+  json j = json::parse(Read(path), nullptr, /*allow_exceptions=*/false);
+  EXPECT_FALSE(j.is_discarded()) << path;
+  return j;
+}
+
+std::string Blob(const std::string& layout, const std::string& digest) {
+  return layout + "/blobs/sha256/" + digest.substr(7);
+}
+
+struct Image {
+  std::string name;
+  std::string digest;     // as built
+  double compressed = 0;  // bytes
+  std::string pulled;     // OCI layout pulled back from the registry
+  std::string pulled_digest;
+  json manifest, config;
+  std::string rootfs;
+};
+
+struct Suite {
+  bool skipped = false;
+  std::string setup_error;
+  std::unique_ptr<TempDir> dir;
+  std::unique_ptr<testing::RegistryServer> registry;
+  std::string build_output;
+  std::vector<std::string> tags;  // version, revision
+  std::map<std::string, Image> images;
+  json definition;
+};
+Suite* suite = nullptr;
+
+const char* const kServices[] = {"ferry-api", "ferry-git-writer", "ferry-registry-scanner",
+                                 "ferry-cluster-syncer"};
+
+class ImagesTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    suite = new Suite;
+    if (geteuid() != 0) {
+      suite->skipped = true;
+      return;
+    }
+    suite->setup_error = BuildPushPull();
+  }
+  static void TearDownTestSuite() {
+    delete suite;
+    suite = nullptr;
+  }
+  void SetUp() override {
+    if (suite->skipped) GTEST_SKIP() << "needs root (chroot)";
+    ASSERT_EQ(suite->setup_error, "") << suite->build_output;
+  }
+
+  static std::string BuildPushPull() {
+    suite->definition = ReadJson(kSource + "/deploy/images/images.json");
+    suite->dir = std::make_unique<TempDir>();
+    const std::string dir = suite->dir->path;
+    auto registry = testing::RegistryServer::Start(dir + "/registry");
+    if (!registry.ok()) return std::string(registry.status().message());
+    suite->registry = *std::move(registry);
+    const std::string host = suite->registry->host();
+
+    // Build every image and push them to the registry.
+    Result build = Shell(absl::StrCat("bash ", kSource, "/scripts/build-images.sh --out ", dir,
+                                      "/out --build-dir ", kBuild, " --push ", host, "/ferry"));
+    suite->build_output = build.output;
+    if (build.code != 0) return "build-images.sh failed";
+    json built = ReadJson(dir + "/out/images.json");
+    for (const auto& t : built["tags"]) suite->tags.push_back(t.get<std::string>());
+    if (suite->tags.size() != 2) return "images.json: expected two tags";
+    for (const auto& b : built["images"]) {
+      Image image;
+      image.name = b["name"].get<std::string>();
+      image.digest = b["digest"].get<std::string>();
+      image.compressed = b["compressed"].get<double>();
+      suite->images[image.name] = image;
+    }
+
+    // Pull each back by its version tag and unpack its layers into a root filesystem.
+    for (auto& [name, image] : suite->images) {
+      image.pulled = dir + "/pulled/" + name;
+      fs::create_directories(dir + "/pulled");
+      Result pull =
+          Shell(absl::StrCat("skopeo copy -q --src-tls-verify=false docker://", host, "/ferry/",
+                             name, ":", suite->tags[0], " oci:", image.pulled, ":", suite->tags[0]),
+                absl::Minutes(2));
+      if (pull.code != 0) return "skopeo copy " + name + ": " + pull.output;
+      json index = ReadJson(image.pulled + "/index.json");
+      image.pulled_digest = index["manifests"][0]["digest"].get<std::string>();
+      image.manifest = ReadJson(Blob(image.pulled, image.pulled_digest));
+      image.config = ReadJson(Blob(image.pulled, image.manifest["config"]["digest"]));
+      image.rootfs = dir + "/rootfs/" + name;
+      fs::create_directories(image.rootfs);
+      for (const auto& layer : image.manifest["layers"]) {
+        Result untar = Shell(absl::StrCat("tar -xzf ", Blob(image.pulled, layer["digest"]), " -C ",
+                                          image.rootfs, " --numeric-owner"));
+        if (untar.code != 0) return "unpacking " + name + ": " + untar.output;
+      }
+      // The device nodes a container runtime provides.
+      Result dev =
+          Shell(absl::StrCat("set -e; cd ", image.rootfs, "; mkdir -m 755 dev; ",
+                             "mknod -m 666 dev/null c 1 3; mknod -m 666 dev/zero c 1 5; ",
+                             "mknod -m 666 dev/random c 1 8; mknod -m 666 dev/urandom c 1 9"));
+      if (dev.code != 0) return "mknod in " + name + ": " + dev.output;
+    }
+    return "";
+  }
+
+  static const Image& Get(const std::string& name) { return suite->images.at(name); }
+
+  // argv run as a container runtime would: only the image's environment, uid/gid 65532,
+  // the image's root filesystem as / (no host library visible).
+  static std::vector<std::string> InImage(const std::string& name, std::vector<std::string> argv) {
+    std::vector<std::string> out = {"/usr/bin/env", "-i"};
+    for (const auto& e : Get(name).config["config"]["Env"]) out.push_back(e.get<std::string>());
+    for (const char* a : {"/usr/sbin/chroot", "--userspec=65532:65532"}) out.push_back(a);
+    out.push_back(Get(name).rootfs);
+    out.insert(out.end(), argv.begin(), argv.end());
+    return out;
+  }
+
+  static std::string Entrypoint(const std::string& name) {
+    return Get(name).config["config"]["Entrypoint"][0].get<std::string>();
+  }
+};
+
+TEST_F(ImagesTest, BuildsEveryImageAndReportsItsCompressedSize) {
+  ASSERT_EQ(suite->images.size(), 5u) << suite->build_output;
+  for (const char* name : kServices) {
+    ASSERT_TRUE(suite->images.count(name)) << name;
+    EXPECT_LT(Get(name).compressed, 40e6) << name << " is over the 40 MB target";
+    EXPECT_TRUE(
+        std::regex_search(suite->build_output, std::regex(std::string(name) + " +[0-9.]+ MB")))
+        << suite->build_output;
+  }
+  ASSERT_TRUE(suite->images.count("ferryctl"));
+  EXPECT_LT(Get("ferryctl").compressed, 40e6);
+}
+
+TEST_F(ImagesTest, SameCommitAndPackagesGiveTheSameDigest) {
+  const std::string out = suite->dir->path + "/again";
+  Result again = Shell(absl::StrCat("bash ", kSource, "/scripts/build-images.sh --out ", out,
+                                    " --build-dir ", kBuild, " --only ferry-git-writer"));
+  ASSERT_EQ(again.code, 0) << again.output;
+  json index = ReadJson(out + "/ferry-git-writer/index.json");
+  EXPECT_EQ(index["manifests"][0]["digest"].get<std::string>(), Get("ferry-git-writer").digest);
+}
+
+TEST_F(ImagesTest, PushesBothTagsAndPullsBackTheSameManifest) {
+  for (const auto& [name, image] : suite->images) {
+    EXPECT_EQ(image.pulled_digest, image.digest) << name;
+    Result raw = Shell(absl::StrCat("skopeo inspect --raw --tls-verify=false docker://",
+                                    suite->registry->host(), "/ferry/", name, ":", suite->tags[1],
+                                    " | sha256sum"));
+    ASSERT_EQ(raw.code, 0) << raw.output;
+    EXPECT_EQ("sha256:" + raw.output.substr(0, 64), image.digest) << name << " revision tag";
+  }
+}
+
+// The containerPort values of deploy/base/<file>.yaml.
+std::set<std::string> DeployPorts(const std::string& file) {
+  std::string text = Read(kSource + "/deploy/base/" + file + ".yaml");
+  std::set<std::string> ports;
+  std::regex re("containerPort: ([0-9]+)");
+  for (std::sregex_iterator it(text.begin(), text.end(), re), end; it != end; ++it) {
+    ports.insert((*it)[1].str() + "/tcp");
+  }
+  return ports;
+}
+
+TEST_F(ImagesTest, ConfigIsWhatDeployBaseExpects) {
+  for (const char* name : kServices) {
+    SCOPED_TRACE(name);
+    const std::string file = std::string(name).substr(strlen("ferry-"));
+    const std::string yaml = Read(kSource + "/deploy/base/" + file + ".yaml");
+    const Image& image = Get(name);
+    const json& c = image.config["config"];
+    // deploy/base names the image by the name the script pushes, runs it as 65532 with a
+    // read-only root filesystem, sets no command (the entrypoint runs with FERRY_* env).
+    EXPECT_TRUE(absl::StrContains(yaml, std::string("image: ") + name));
+    EXPECT_TRUE(absl::StrContains(yaml, "runAsUser: 65532"));
+    EXPECT_TRUE(absl::StrContains(yaml, "readOnlyRootFilesystem: true"));
+    EXPECT_FALSE(absl::StrContains(yaml, "command:"));
+    EXPECT_EQ(c["User"], "65532:65532");
+    EXPECT_EQ(c["Entrypoint"], json::array({std::string("/usr/local/bin/") + name}));
+    std::set<std::string> exposed;
+    for (const auto& [port, _] : c["ExposedPorts"].items()) exposed.insert(port);
+    EXPECT_EQ(exposed, DeployPorts(file));
+    // deploy/base sets no workingDir: the image's must exist and be the user's.
+    struct stat st {};
+    const std::string workdir = c["WorkingDir"].get<std::string>();
+    ASSERT_EQ(stat((image.rootfs + workdir).c_str(), &st), 0) << workdir;
+    EXPECT_TRUE(S_ISDIR(st.st_mode));
+    EXPECT_EQ(st.st_uid, 65532u);
+    // What a service writes under a read-only root is a volume in deploy/base.
+    for (const auto& def : suite->definition["images"]) {
+      if (def["name"] != name) continue;
+      for (const auto& d : def["state_dirs"]) {
+        EXPECT_TRUE(absl::StrContains(yaml, "mountPath: " + d.get<std::string>())) << d;
+        ASSERT_EQ(stat((image.rootfs + d.get<std::string>()).c_str(), &st), 0) << d;
+        EXPECT_EQ(st.st_uid, 65532u) << d;
+      }
+    }
+    EXPECT_TRUE(absl::StrContains(yaml, "mountPath: /tmp"));
+  }
+  for (const auto& [name, image] : suite->images) {
+    SCOPED_TRACE(name);
+    for (const char* key : {"source", "revision", "version", "licenses", "created"}) {
+      const std::string annotation = std::string("org.opencontainers.image.") + key;
+      EXPECT_TRUE(image.manifest["annotations"].contains(annotation)) << annotation;
+      EXPECT_TRUE(image.config["config"]["Labels"].contains(annotation)) << annotation;
+    }
+    EXPECT_EQ(image.manifest["annotations"]["org.opencontainers.image.version"], suite->tags[0]);
+    EXPECT_EQ(image.config["created"],
+              image.manifest["annotations"]["org.opencontainers.image.created"]);
+  }
+}
+
+TEST_F(ImagesTest, ServiceImagesHaveNoShellNoPackageManagerAndAnSbom) {
+  for (const auto& [name, image] : suite->images) {
+    SCOPED_TRACE(name);
+    const bool cli = name == "ferryctl";
+    EXPECT_EQ(fs::exists(image.rootfs + "/bin/sh"), cli);
+    for (const char* tool : {"/usr/bin/dpkg", "/usr/bin/apt", "/usr/bin/apt-get", "/bin/bash",
+                             "/usr/bin/bash", "/usr/bin/perl"}) {
+      EXPECT_FALSE(fs::exists(image.rootfs + tool)) << tool;
+    }
+    EXPECT_TRUE(fs::exists(image.rootfs + "/etc/ssl/certs/ca-certificates.crt"));
+    EXPECT_TRUE(fs::exists(image.rootfs + "/usr/share/zoneinfo/Europe/Paris"));
+    EXPECT_TRUE(absl::StrContains(Read(image.rootfs + "/etc/passwd"), ":65532:65532:"));
+    // The SBOM lists Ferry and every package with a dpkg status entry, at its version.
+    json sbom = ReadJson(image.rootfs + "/usr/share/doc/ferry/sbom.spdx.json");
+    EXPECT_EQ(sbom["spdxVersion"], "SPDX-2.3");
+    std::map<std::string, std::string> listed;
+    for (const auto& p : sbom["packages"]) {
+      listed[p["name"].get<std::string>()] = p["versionInfo"].get<std::string>();
+    }
+    EXPECT_EQ(listed[name], suite->tags[0]);
+    int packages = 0;
+    for (const auto& entry : fs::directory_iterator(image.rootfs + "/var/lib/dpkg/status.d")) {
+      ++packages;
+      const std::string pkg = entry.path().filename();
+      std::smatch m;
+      const std::string control = Read(entry.path());
+      ASSERT_TRUE(std::regex_search(control, m, std::regex("\nVersion: ([^\n]+)"))) << pkg;
+      EXPECT_EQ(listed[pkg], m[1].str()) << pkg;
+      EXPECT_TRUE(fs::exists(image.rootfs + "/usr/share/doc/" + pkg + "/copyright")) << pkg;
+    }
+    EXPECT_EQ(listed.size(), packages + 1u);
+    EXPECT_TRUE(listed.count("libc6"));
+    EXPECT_TRUE(listed.count("ca-certificates"));
+  }
+}
+
+TEST_F(ImagesTest, EntrypointsPrintTheVersionAsNonroot) {
+  for (const auto& [name, image] : suite->images) {
+    auto p = Subprocess::Start(InImage(name, {Entrypoint(name), "--version"}));
+    ASSERT_TRUE(p.ok()) << p.status();
+    EXPECT_EQ((*p)->Wait(absl::Seconds(20)), 0) << name << ": " << (*p)->Output();
+    EXPECT_EQ(absl::StripAsciiWhitespace((*p)->Output()), suite->tags[0]) << name;
+  }
+  // Drone runs a step's commands with the image's shell.
+  auto p = Subprocess::Start(
+      InImage("ferryctl", {"/bin/sh", "-c", "cd /tmp && ferryctl --version && id -u"}));
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ((*p)->Wait(absl::Seconds(20)), 0) << (*p)->Output();
+  EXPECT_EQ((*p)->Output(), suite->tags[0] + "\n65532");
+}
+
+void ExpectServes(const Running& r, const std::string& component, const std::string& service) {
+  SCOPED_TRACE(component);
+  ASSERT_GT(r.grpc_port, 0);
+  EXPECT_EQ(CheckHealth(r, ""), HealthCheckResponse::SERVING);
+  EXPECT_EQ(CheckHealth(r, service), HealthCheckResponse::SERVING);
+  auto metrics =
+      testing::HttpGet("http://127.0.0.1:" + std::to_string(r.metrics_port) + "/metrics");
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_EQ(metrics->status, 200);
+  EXPECT_TRUE(absl::StrContains(metrics->body, "ferry_build_info{component=\"" + component + "\""))
+      << metrics->body.substr(0, 2000);
+}
+
+TEST_F(ImagesTest, ServicesStartInTheirImageAndAnswerHealthAndMetrics) {
+  const std::vector<std::string> listen = {"--grpc_address=127.0.0.1:0",
+                                           "--metrics_address=127.0.0.1:0", "--drain_timeout=2s"};
+  auto args = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = listen;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  auto start = [&](const std::string& name, std::vector<std::string> extra, Running& r) {
+    std::vector<std::string> argv = {Entrypoint(name)};
+    for (const std::string& a : args(extra)) argv.push_back(a);
+    StartArgv(InImage(name, argv), r);
+  };
+
+  // git-writer: a config repo inside its root filesystem (file://), the mirror in its state
+  // folder.
+  const std::string gw = Get("ferry-git-writer").rootfs;
+  Result repo = Shell(absl::StrCat(
+      "set -e; src=$(mktemp -d); cd $src; git -c init.defaultBranch=main init -q; mkdir apps; ",
+      "printf 'kind: Deployment\\nmetadata:\\n  name: web\\nspec:\\n  template:\\n    spec:\\n",
+      "      containers:\\n      - name: web\\n        image: nginx:1.25\\n' > apps/web.yaml; ",
+      "git add -A; git -c user.name=t -c user.email=t@example.com commit -qm init; ",
+      "git clone -q --bare $src ", gw, "/tmp/config.git; chown -R 65532:65532 ", gw,
+      "/tmp/config.git; rm -rf $src"));
+  ASSERT_EQ(repo.code, 0) << repo.output;
+  Running git;
+  start("ferry-git-writer",
+        {"--git_url=file:///tmp/config.git", "--state_dir=/var/lib/ferry/git-writer",
+         "--git_poll_interval=1h"},
+        git);
+  ExpectServes(git, "git-writer", "ferry.v1.GitWriter");
+
+  // The scanner with its push webhook (which needs a secret), as deploy/base runs it.
+  const std::string rs = Get("ferry-registry-scanner").rootfs;
+  std::ofstream(rs + "/tmp/webhook-secret") << "s3cret\n";
+  ASSERT_EQ(chown((rs + "/tmp/webhook-secret").c_str(), 65532, 65532), 0);
+  Running scanner;
+  start("ferry-registry-scanner",
+        {"--state_dir=/var/lib/ferry/registry-scanner", "--webhook_address=127.0.0.1:0",
+         "--webhook_secret_path=/tmp/webhook-secret"},
+        scanner);
+  ExpectServes(scanner, "registry-scanner", "ferry.v1.RegistryScanner");
+
+  // The syncer serves (not ready) while its Kubernetes API is unreachable.
+  const std::string cs = Get("ferry-cluster-syncer").rootfs;
+  std::ofstream(cs + "/tmp/kubeconfig")
+      << "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n"
+         "    server: https://127.0.0.1:1\nusers:\n- name: u\n  user:\n"
+         "    token: t\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n"
+         "current-context: x\n";
+  chmod((cs + "/tmp/kubeconfig").c_str(), 0644);
+  Running syncer;
+  start("ferry-cluster-syncer",
+        {"--kubeconfig=/tmp/kubeconfig", "--git_writer_address=" + git.GrpcTarget(),
+         "--sync_interval=1h"},
+        syncer);
+  ExpectServes(syncer, "cluster-syncer", "ferry.v1.ClusterSyncer");
+
+  Running api;
+  start("ferry-api",
+        {"--git_writer_address=" + git.GrpcTarget(),
+         "--registry_scanner_address=" + scanner.GrpcTarget(),
+         "--cluster_syncer_address=" + syncer.GrpcTarget()},
+        api);
+  ExpectServes(api, "api", "ferry.v1.Ferry");
+
+  // ferryctl from its image, through the api in its image, to the workloads git-writer
+  // reads in its image.
+  auto ctl = Subprocess::Start(InImage(
+      "ferryctl", {"/usr/local/bin/ferryctl", "--url", api.GrpcTarget(), "list-workloads"}));
+  ASSERT_TRUE(ctl.ok());
+  EXPECT_EQ((*ctl)->Wait(absl::Seconds(60)), 0) << (*ctl)->Output();
+  EXPECT_TRUE(absl::StrContains((*ctl)->Output(), "web")) << (*ctl)->Output();
+  EXPECT_TRUE(absl::StrContains((*ctl)->Output(), "nginx:1.25")) << (*ctl)->Output();
+}
+
+TEST_F(ImagesTest, DockerfilesAreGeneratedFromTheSameDefinition) {
+  Result check = Shell(absl::StrCat(
+      "bash ", kSource, "/scripts/build-images.sh --check-dockerfiles --build-dir ", kBuild));
+  EXPECT_EQ(check.code, 0) << check.output;
+  for (const auto& def : suite->definition["images"]) {
+    const std::string dockerfile = Read(kSource + "/" + def["dockerfile"].get<std::string>());
+    const Image& image = Get(def["name"]);
+    const json& c = image.config["config"];
+    EXPECT_TRUE(absl::StrContains(dockerfile, "USER " + c["User"].get<std::string>()));
+    EXPECT_TRUE(absl::StrContains(dockerfile, "WORKDIR " + c["WorkingDir"].get<std::string>()));
+    EXPECT_TRUE(absl::StrContains(dockerfile, "ENTRYPOINT " + c["Entrypoint"].dump()));
+    // Every package the daemonless image takes files from, the Dockerfile installs (libc6
+    // and base-files are in debian:12-slim).
+    // gcc-12-base gives only the copyright of libstdc++6 and libgcc-s1, which depend on it.
+    std::string packages = dockerfile.substr(dockerfile.find("FROM debian:12-slim"));
+    packages = std::regex_replace(packages, std::regex("[\\\\\n]"), " ");
+    for (const auto& entry : fs::directory_iterator(image.rootfs + "/var/lib/dpkg/status.d")) {
+      const std::string pkg = entry.path().filename();
+      if (pkg == "libc6" || pkg == "busybox-static" || pkg == "gcc-12-base") continue;
+      EXPECT_TRUE(absl::StrContains(packages, " " + pkg + " "))
+          << def["dockerfile"] << " does not install " << pkg;
+    }
+  }
+}
+
+TEST_F(ImagesTest, PushToAnUnreachableOrRefusingRegistryFailsClearlyBeforeTagging) {
+  const std::string script = kSource + "/scripts/build-images.sh";
+  const std::string out = suite->dir->path + "/bad";
+  Result refused = Shell(absl::StrCat("bash ", script, " --out ", out, " --build-dir ", kBuild,
+                                      " --only ferryctl --push 127.0.0.1:1/ferry"));
+  EXPECT_NE(refused.code, 0);
+  EXPECT_TRUE(absl::StrContains(refused.output, "registry 127.0.0.1:1 unreachable"))
+      << refused.output;
+
+  // A registry that requires a password we do not have: HTTP 401, named, nothing pushed.
+  auto locked = testing::RegistryServer::Start(suite->dir->path + "/locked", "alice", "secret");
+  ASSERT_TRUE(locked.ok()) << locked.status();
+  const std::string host = (*locked)->host();
+  Result denied =
+      Shell(absl::StrCat("REGISTRY_AUTH_FILE=/nonexistent DOCKER_CONFIG=/nonexistent bash ", script,
+                         " --out ", out, " --build-dir ", kBuild, " --push ", host, "/ferry"));
+  EXPECT_NE(denied.code, 0);
+  EXPECT_TRUE(absl::StrContains(denied.output, "registry " + host + " answered HTTP 401"))
+      << denied.output;
+  EXPECT_FALSE(absl::StrContains(denied.output, "building")) << "checked after the build";
+  Result catalog = Shell("curl -sf -u alice:secret http://" + host + "/v2/_catalog");
+  EXPECT_EQ(catalog.code, 0) << catalog.output;
+  EXPECT_TRUE(absl::StrContains(catalog.output, "\"repositories\":[]")) << catalog.output;
+
+  Result missing = Shell(
+      absl::StrCat("bash ", script, " --out ", out, " --build-dir /nonexistent --only ferry-api"));
+  EXPECT_NE(missing.code, 0);
+  EXPECT_TRUE(absl::StrContains(missing.output, "is not built: run `bash scripts/build.sh build`"))
+      << missing.output;
+}
+
+}  // namespace
+}  // namespace ferry
