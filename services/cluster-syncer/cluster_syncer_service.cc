@@ -71,7 +71,8 @@ ClusterSyncerService::ClusterSyncerService(KubeApi& kube, Discovery& discovery, 
           [this](const std::string& ns) {
             return ListClusterWorkloads(kube_, discovery_, ns, allow_);
           },
-          runtime::SystemClock(), kWorkloadListMaxAge, kWorkloadListMaxStale) {}
+          runtime::SystemClock(), kWorkloadListMaxAge, kWorkloadListMaxStale,
+          kWorkloadListNamespaces) {}
 
 grpc::Status ClusterSyncerService::ListWorkloads(
     grpc::ServerContext*, const ferry::v1::ListClusterWorkloadsRequest* request,
@@ -79,8 +80,7 @@ grpc::Status ClusterSyncerService::ListWorkloads(
   absl::StatusOr<manifest::WorkloadSelection> selection = manifest::WorkloadSelection::Make(
       request->start_after(), request->limit(), {request->ids().begin(), request->ids().end()});
   if (!selection.ok()) return ToGrpcStatus(selection.status());
-  absl::StatusOr<std::shared_ptr<const WorkloadListCache::Workloads>> workloads =
-      workloads_.Get(request->namespace_());
+  WorkloadListCache::Outcome workloads = workloads_.Get(request->namespace_());
   if (!workloads.ok()) return ToGrpcStatus(workloads.status());
   response->set_more(selection->Page(
       **workloads, [](const ClusterWorkloadInfo& w) -> const std::string& { return w.id; },

@@ -1,4 +1,4 @@
-#include "services/cluster-syncer/workload_cache.h"
+#include "lib/runtime/snapshot_cache.h"
 
 #include <gtest/gtest.h>
 
@@ -10,32 +10,33 @@
 #include "absl/synchronization/notification.h"
 #include "lib/runtime/fake_clock.h"
 
-namespace ferry::cluster_syncer {
+namespace ferry::runtime {
 namespace {
 
-class WorkloadListCacheTest : public ::testing::Test {
+using Values = std::vector<std::string>;
+constexpr size_t kMaxKeys = 64;
+
+class SnapshotCacheTest : public ::testing::Test {
  protected:
-  WorkloadListCache cache_{
-      [this](const std::string& ns) -> absl::StatusOr<WorkloadListCache::Workloads> {
+  SnapshotCache<Values> cache_{
+      [this](const std::string& ns) -> absl::StatusOr<Values> {
         listed_.push_back(ns);
         if (fail_) return absl::UnavailableError("the API server is away");
-        ClusterWorkloadInfo w;
-        w.id = absl::StrCat(ns, ":deployment/listing-", listed_.size());
-        return WorkloadListCache::Workloads{w};
+        return Values{absl::StrCat(ns, ":deployment/listing-", listed_.size())};
       },
-      clock_, absl::Seconds(2), absl::Seconds(10)};
-  runtime::FakeClock clock_;
+      clock_, absl::Seconds(2), absl::Seconds(10), kMaxKeys};
+  FakeClock clock_;
   std::vector<std::string> listed_;
   bool fail_ = false;
 
   std::string IdOf(const std::string& ns) {
     auto got = cache_.Get(ns);
     if (!got.ok()) return std::string(got.status().message());
-    return (**got)[0].id;
+    return (**got)[0];
   }
 };
 
-TEST_F(WorkloadListCacheTest, ReadersOfTheSameMomentShareOneListing) {
+TEST_F(SnapshotCacheTest, ReadersOfTheSameMomentShareOneListing) {
   EXPECT_EQ(IdOf("a"), "a:deployment/listing-1");
   clock_.Advance(absl::Seconds(2));
   EXPECT_EQ(IdOf("a"), "a:deployment/listing-1") << "two seconds old: still answered";
@@ -46,24 +47,21 @@ TEST_F(WorkloadListCacheTest, ReadersOfTheSameMomentShareOneListing) {
 }
 
 // A lister that blocks until released, for the callers that meet a listing in progress.
-class BlockingListCacheTest : public ::testing::Test {
+class BlockingSnapshotCacheTest : public ::testing::Test {
  protected:
-  WorkloadListCache cache_{
-      [this](const std::string& ns) -> absl::StatusOr<WorkloadListCache::Workloads> {
-        int n;
-        {
-          absl::MutexLock lock(&mu_);
-          n = ++listings_;
-        }
-        entered_[n - 1].Notify();
-        release_[n - 1].WaitForNotification();
-        if (fail_) return absl::UnavailableError("the API server is away");
-        ClusterWorkloadInfo w;
-        w.id = absl::StrCat(ns, ":deployment/listing-", n);
-        return WorkloadListCache::Workloads{w};
-      },
-      clock_, absl::Seconds(2), absl::Seconds(10)};
-  runtime::FakeClock clock_;
+  SnapshotCache<Values> cache_{[this](const std::string& ns) -> absl::StatusOr<Values> {
+                                 int n;
+                                 {
+                                   absl::MutexLock lock(&mu_);
+                                   n = ++listings_;
+                                 }
+                                 entered_[n - 1].Notify();
+                                 release_[n - 1].WaitForNotification();
+                                 if (fail_) return absl::UnavailableError("the API server is away");
+                                 return Values{absl::StrCat(ns, ":deployment/listing-", n)};
+                               },
+                               clock_, absl::Seconds(2), absl::Seconds(10), kMaxKeys};
+  FakeClock clock_;
   absl::Mutex mu_;
   int listings_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Notification entered_[3], release_[3];
@@ -76,11 +74,11 @@ class BlockingListCacheTest : public ::testing::Test {
   std::string IdOf(const std::string& ns) {
     auto got = cache_.Get(ns);
     if (!got.ok()) return std::string(got.status().message());
-    return (**got)[0].id;
+    return (**got)[0];
   }
 };
 
-TEST_F(BlockingListCacheTest, ARecentListingIsAnsweredWhileANewOneIsMade) {
+TEST_F(BlockingSnapshotCacheTest, ARecentListingIsAnsweredWhileANewOneIsMade) {
   release_[0].Notify();
   EXPECT_EQ(IdOf("a"), "a:deployment/listing-1");
   clock_.Advance(absl::Seconds(3));  // too old to answer as it is, recent enough meanwhile
@@ -95,7 +93,7 @@ TEST_F(BlockingListCacheTest, ARecentListingIsAnsweredWhileANewOneIsMade) {
   EXPECT_EQ(Listings(), 2);
 }
 
-TEST_F(BlockingListCacheTest, CallersWithoutARecentListingShareTheOneInProgressAndItsFailure) {
+TEST_F(BlockingSnapshotCacheTest, CallersWithoutARecentListingShareTheOneInProgressAndItsFailure) {
   fail_ = true;
   std::string first, second;
   std::thread lister([&] { first = IdOf("a"); });
@@ -114,7 +112,7 @@ TEST_F(BlockingListCacheTest, CallersWithoutARecentListingShareTheOneInProgressA
   EXPECT_EQ(Listings(), 1) << "one listing for both";
 }
 
-TEST_F(WorkloadListCacheTest, AFailedListingIsNotKept) {
+TEST_F(SnapshotCacheTest, AFailedListingIsNotKept) {
   fail_ = true;
   EXPECT_EQ(IdOf(""), "the API server is away");
   fail_ = false;
@@ -123,8 +121,8 @@ TEST_F(WorkloadListCacheTest, AFailedListingIsNotKept) {
   EXPECT_EQ(listed_.size(), 2u);
 }
 
-TEST_F(WorkloadListCacheTest, OnlySoManyNamespacesAreRemembered) {
-  for (size_t i = 0; i <= WorkloadListCache::kMaxNamespaces; ++i) {
+TEST_F(SnapshotCacheTest, OnlySoManyKeysAreRemembered) {
+  for (size_t i = 0; i <= kMaxKeys; ++i) {
     IdOf(absl::StrCat("ns-", i));
     clock_.Advance(absl::Milliseconds(1));
   }
@@ -137,4 +135,4 @@ TEST_F(WorkloadListCacheTest, OnlySoManyNamespacesAreRemembered) {
 }
 
 }  // namespace
-}  // namespace ferry::cluster_syncer
+}  // namespace ferry::runtime
