@@ -2,6 +2,8 @@
 // services behind it, merges their answers, and maps errors to gRPC status codes.
 #pragma once
 
+#include <memory>
+
 #include "absl/time/time.h"
 #include "ferry/v1/api.grpc.pb.h"
 #include "services/api/access.h"
@@ -58,6 +60,8 @@ class ApiService final : public ferry::v1::Ferry::Service {
   JobStore& jobs_;
   JobRunner& runner_;
   Executor& executor_;
+  // ListImages' tag lists, shared by the readers of the same moment.
+  const std::unique_ptr<SharedTagLists> tag_lists_ = NewSharedTagLists(peers_);
   const absl::Time started_ = absl::Now();
 };
 

@@ -713,6 +713,41 @@ TEST_F(ApiServiceTest, AnUnknownNamespaceIsNotFound) {
   FERRY_EXPECT_OK(stub_->ListWorkloads(&all_ctx, request, &response));
 }
 
+// ListImages' readers of the same moment share the scanner's tag list of a repository: one
+// ListTags for all of them (a release or the automation still asks for itself).
+TEST_F(ApiServiceTest, ReadersOfTheSameMomentShareOneTagList) {
+  ferry::v1::ListManifestWorkloadsResponse in_git;
+  in_git.set_revision(kHead);
+  for (const char* id : {"default:deployment/web", "default:deployment/worker"}) {
+    ferry::v1::ManifestWorkload* w = in_git.add_workloads();
+    *w = GitWorkload(id, "ghcr.io/team/app:1.0.0");
+    ferry::v1::ImageRef* ref = w->mutable_containers(0)->mutable_image_ref();
+    ref->set_registry("ghcr.io");
+    ref->set_repository("team/app");
+    ref->set_tag("1.0.0");
+  }
+  ON_CALL(git_, ListWorkloads(_, _, _))
+      .WillByDefault(DoAll(::testing::SetArgPointee<2>(in_git), Return(grpc::Status::OK)));
+  EXPECT_CALL(registry_, ListTags(_, _, _))
+      .WillOnce(Invoke([](grpc::ClientContext*, const ferry::v1::ListTagsRequest& r,
+                          ferry::v1::ListTagsResponse* out) {
+        out->set_repository(r.repository());
+        out->add_tags()->set_tag("1.0.0");
+        out->set_total(1);
+        return grpc::Status::OK;
+      }));
+  for (const char* workload : {"default:deployment/web", "default:deployment/worker"}) {
+    ferry::v1::ListImagesRequest request;
+    request.set_workload(workload);
+    ferry::v1::ListImagesResponse listed;
+    grpc::ClientContext ctx;
+    FERRY_ASSERT_OK(stub_->ListImages(&ctx, request, &listed));
+    ASSERT_EQ(listed.workloads_size(), 1);
+    ASSERT_EQ(listed.workloads(0).containers_size(), 1);
+    EXPECT_EQ(listed.workloads(0).containers(0).total(), 1) << listed.ShortDebugString();
+  }
+}
+
 // A request's own calls end by the caller's deadline when it is the earlier, else within
 // kPeerCallTimeout; the calls of one request share that one deadline.
 TEST_F(ApiServiceTest, ARequestsCallsEndByItsCallersDeadlineOrWithin30s) {

@@ -148,22 +148,50 @@ void MarkFailedRollouts(const ferry::v1::WaitRolloutProgress& last,
 
 }  // namespace
 
+namespace {
+
+// Every tag of `repository`, by creation time: the api ranks them by each container's filter
+// (lib/policy).
+ferry::v1::ListTagsRequest EveryTagOf(const std::string& repository) {
+  ferry::v1::ListTagsRequest request;
+  request.set_repository(repository);
+  request.set_ordering(ferry::v1::TAG_ORDERING_CREATED);
+  return request;
+}
+
+}  // namespace
+
+std::unique_ptr<SharedTagLists> NewSharedTagLists(const PeerClients& peers) {
+  return std::make_unique<SharedTagLists>(
+      [&peers](const std::string& repository) {
+        return peers.registry.Call(&RegistryScannerStub::ListTags, EveryTagOf(repository),
+                                   peers.Until(absl::Now() + kPeerCallTimeout,
+                                               /*await_peer=*/false));
+      },
+      runtime::SystemClock(), kTagListMaxAge, kTagListMaxStale, kTagListRepositories);
+}
+
 const RepositoryTags& TagCache::Get(const std::string& repository) {
   auto it = cache_.find(repository);
   if (it != cache_.end()) return it->second;
-  ferry::v1::ListTagsRequest request;
-  request.set_repository(repository);
-  // Every tag, by creation time: the api ranks them by each container's filter (lib/policy).
-  request.set_ordering(ferry::v1::TAG_ORDERING_CREATED);
-  CallBudget budget = budget_.AtMost(kPeerCallTimeout);
-  if (budget.await_peer && !connected_.has_value()) connected_ = registry_.Await(budget);
-  budget.await_peer = false;  // waited for once, above
   RepositoryTags out;
+  if (shared_ != nullptr) {
+    SharedTagLists::Outcome listed = shared_->Get(repository);
+    if (listed.ok()) {
+      out.tags = **listed;
+    } else {
+      out.status = listed.status();
+    }
+    return cache_.emplace(repository, std::move(out)).first->second;
+  }
+  CallBudget budget = budget_.AtMost(kPeerCallTimeout);
+  if (budget.await_peer && !connected_.has_value()) connected_ = registry_->Await(budget);
+  budget.await_peer = false;  // waited for once, above
   if (connected_.has_value() && !connected_->ok()) {
     out.status = *connected_;
   } else {
     absl::StatusOr<ferry::v1::ListTagsResponse> listed =
-        registry_.Call(&RegistryScannerStub::ListTags, request, budget);
+        registry_->Call(&RegistryScannerStub::ListTags, EveryTagOf(repository), budget);
     if (listed.ok()) {
       out.tags = *std::move(listed);
     } else {

@@ -11,30 +11,48 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "lib/runtime/snapshot_cache.h"
 #include "services/api/jobs.h"
 #include "services/api/peers.h"
 #include "services/api/release_planner.h"
 
 namespace ferry::api {
 
+// The scanner's tag lists shared by the api's readers (ListImages): one ListTags per
+// repository per kTagListMaxAge for all of them, not one per request. Releases and the
+// automation ask the scanner themselves: they must see a tag pushed a moment ago.
+using SharedTagLists = runtime::SnapshotCache<ferry::v1::ListTagsResponse>;
+// How old a shared tag list may be when it is answered from as it is; up to
+// kTagListMaxStale while a reader fetches it anew.
+inline constexpr absl::Duration kTagListMaxAge = absl::Seconds(2);
+inline constexpr absl::Duration kTagListMaxStale = absl::Seconds(10);
+// Repositories whose tag lists are shared at once (a list of 100 tags is ~10 KB).
+inline constexpr size_t kTagListRepositories = 1000;
+// Shared tag lists fetched from `registry` (which must outlive them), each call within
+// kPeerCallTimeout.
+std::unique_ptr<SharedTagLists> NewSharedTagLists(const PeerClients& peers);
+
 // The scanner's tag lists (every tag, newest first by creation time), fetched once per
 // repository for the lifetime of the object (one planning pass or one listing). Not
 // thread-safe.
 class TagCache {
  public:
+  // Each lookup is an answer of `shared` (a reader's listing; `budget` unused).
+  explicit TagCache(SharedTagLists& shared) : registry_(nullptr), shared_(&shared) {}
   // Each lookup is a call to the scanner under `budget`, and within kPeerCallTimeout. When
   // the budget waits for peers (a job's or the automation's), the scanner is waited for
   // once: after it did not connect, every lookup fails at once. A request's listing (no
   // waiting) fails each lookup at once while the scanner is down.
   TagCache(const PeerClient<RegistryScannerStub>& registry, CallBudget budget)
-      : registry_(registry), budget_(budget) {}
+      : registry_(&registry), budget_(budget) {}
   const RepositoryTags& Get(const std::string& repository);
   TagLookup Lookup() {
     return [this](const std::string& r) -> const RepositoryTags& { return Get(r); };
   }
 
  private:
-  const PeerClient<RegistryScannerStub>& registry_;
+  const PeerClient<RegistryScannerStub>* registry_;
+  SharedTagLists* shared_ = nullptr;
   const CallBudget budget_;
   std::optional<absl::Status> connected_;  // the outcome of waiting for the scanner, once
   std::map<std::string, RepositoryTags> cache_;
