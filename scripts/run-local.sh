@@ -12,19 +12,27 @@
 # On a terminal (or with --keep-running) it then stays up until Ctrl-C so you can call the
 # services yourself; otherwise it stops them and exits. Everything it started is stopped on
 # exit. Exit code: 0 when every service came up healthy, 1 otherwise.
+#
+# --images: also builds Ferry's container images (scripts/build-images.sh, no Docker
+# daemon), pushes them to the local registry as 127.0.0.1:PORT/ferry/NAME:VERSION, and runs
+# a server-side dry run of deploy/ pointed at them (a temporary copy of deploy/ with an
+# `images:` overlay) against the Kubernetes API. The local API has no kubelet, so no pod can
+# start there: the dry run shows that the API accepts every object with those images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 keep_running=0
 [[ -t 0 ]] && keep_running=1
 kubeconfig=""
+images=0
 while (($#)); do
   case "$1" in
+    --images) images=1 ;;
     --keep-running) keep_running=1 ;;
     --no-keep-running) keep_running=0 ;;
     --kubeconfig) kubeconfig="${2:?--kubeconfig needs a path}"; shift ;;
     --kubeconfig=*) kubeconfig="${1#--kubeconfig=}" ;;
-    *) echo "run-local.sh: unknown argument $1 (use --keep-running, --no-keep-running or --kubeconfig PATH)" >&2; exit 2 ;;
+    *) echo "run-local.sh: unknown argument $1 (use --keep-running, --no-keep-running, --images or --kubeconfig PATH)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -104,6 +112,64 @@ push weaveworksdemos/front-end 0.3.0 2026-01-05T10:00:00Z
 push weaveworksdemos/front-end 0.3.1 2026-01-06T10:00:00Z
 push weaveworksdemos/front-end 0.4.0 2026-01-07T10:00:00Z
 curl -fsS "http://$registry/v2/_catalog"; echo
+
+# --images: Ferry's own images in the local registry and deploy/ dry-run against them.
+if ((images)); then
+  echo "== container images (scripts/build-images.sh, no Docker daemon) pushed to $registry/ferry"
+  if ! bash scripts/build-images.sh --out "$run_dir/images" --push "$registry/ferry" 2>&1 |
+      sed '/^build-images.sh: \(building\|pushing\)/d; s/^/  /'; then
+    echo "run-local.sh: building or pushing the images failed" >&2
+    exit 1
+  fi
+  image_tag="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["tags"][0])' "$run_dir/images/images.json")"
+  [[ -n "$kubectl" ]] || { echo "run-local.sh: --images needs kubectl for the dry run" >&2; exit 1; }
+  k() { "$kubectl" --kubeconfig "$kubeconfig" "$@"; }
+  # The newest kustomize at hand renders (a current kubectl on PATH, else the local API's).
+  render="$kubectl"
+  command -v kubectl >/dev/null && render="$(command -v kubectl)"
+  # Clusters before 1.24 have no native gRPC probes: their overlay (the local API is 1.20).
+  server_minor="$(k version -o json 2>/dev/null | python3 -c 'import json, sys; print(int("".join(c for c in json.load(sys.stdin)["serverVersion"]["minor"] if c.isdigit())))')"
+  source_dir="base"
+  ((server_minor < 24)) && source_dir="overlays/pre-1.24"
+  cp -r deploy "$run_dir/deploy"
+  mkdir -p "$run_dir/deploy/local-images"
+  field="resources"
+  "$render" version --client 2>/dev/null | grep -q 'Kustomize Version: v[45]' || field="bases"
+  {
+    echo "# run-local.sh --images: deploy/$source_dir with the images just pushed to $registry."
+    echo "apiVersion: kustomize.config.k8s.io/v1beta1"
+    echo "kind: Kustomization"
+    echo "$field:"
+    echo "  - ../$source_dir"
+    echo "images:"
+    # Matched by the image each Deployment has after deploy/ (its own images: block may
+    # already have renamed ferry-api to a registry's): what `kustomize edit set image` does.
+    "$render" kustomize "$run_dir/deploy/$source_dir" 2>/dev/null |
+      sed -n 's/^ *image: *//p' | sort -u | while read -r current; do
+      name="$current"
+      [[ "${current##*/}" == *:* ]] && name="${current%:*}"
+      for ferry in ferry-api ferry-git-writer ferry-registry-scanner ferry-cluster-syncer; do
+        [[ "$name" == "$ferry" || "$name" == */"$ferry" ]] || continue
+        printf '  - name: %s\n    newName: %s\n    newTag: "%s"\n' "$name" "$registry/ferry/$ferry" "$image_tag"
+      done
+    done
+  } >"$run_dir/deploy/local-images/kustomization.yaml"
+  "$render" kustomize "$run_dir/deploy/local-images" >"$run_dir/deploy.yaml" 2>/dev/null
+  [[ "$(grep -c "image: $registry/ferry/ferry-[a-z-]*:$image_tag\$" "$run_dir/deploy.yaml")" == 4 ]] || {
+    echo "run-local.sh: deploy/$source_dir does not run the four images after the images: overlay" >&2
+    exit 1
+  }
+  grep -o "image: $registry/ferry/.*" "$run_dir/deploy.yaml" | sort -u | sed 's/^/  /'
+  k get namespace ferry >/dev/null 2>&1 || k create namespace ferry >/dev/null
+  if ! k apply --server-side --dry-run=server --field-manager=ferry-run-local \
+      -f "$run_dir/deploy.yaml" >"$run_dir/deploy.dry-run" 2>&1; then
+    cat "$run_dir/deploy.dry-run" >&2
+    echo "run-local.sh: the server-side dry run of deploy/$source_dir with the local images failed" >&2
+    exit 1
+  fi
+  echo "  dry run of deploy/$source_dir (Kubernetes 1.$server_minor): $(grep -c 'serverside-applied (server dry run)' "$run_dir/deploy.dry-run") objects accepted"
+  echo "  (no kubelet here: the API accepts the pods' specs, but no pod can start)"
+fi
 
 # The config repo: a bare repo seeded from examples/ with the git CLI, its images pointed
 # at the local registry.

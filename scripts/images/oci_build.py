@@ -120,7 +120,7 @@ def owning_packages(paths):
     return result
 
 
-def candidate_versions(packages):
+def candidate_versions(packages, update=True):
     """{package: (version, architecture, .deb file name)} of the archive's current versions."""
     proc = subprocess.run(["apt-cache", "show", "--no-all-versions"] + sorted(packages),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -131,6 +131,11 @@ def candidate_versions(packages):
             found[fields["Package"]] = (fields["Version"], fields["Architecture"],
                                         os.path.basename(fields["Filename"]))
     missing = sorted(set(packages) - set(found))
+    if missing and update and os.geteuid() == 0:
+        # A fresh Debian image has no package lists: fetch them once.
+        log(f"{PROG}: apt knows no downloadable {' '.join(missing)}: running apt-get update")
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        return candidate_versions(packages, update=False)
     if missing:
         fail(f"apt knows no downloadable version of {' '.join(missing)}: run `apt-get update` "
              "(the images are assembled from the Debian archive's packages)")

@@ -458,6 +458,28 @@ TEST_F(ImagesTest, DockerfilesAreGeneratedFromTheSameDefinition) {
   }
 }
 
+TEST_F(ImagesTest, PushesWithCredentialsToATokenAuthRegistry) {
+  auto registry =
+      testing::RegistryServer::StartWithTokenAuth(suite->dir->path + "/token", "alice", "secret");
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  const std::string host = (*registry)->host();
+  const std::string auth_file = suite->dir->path + "/auth.json";
+  // "alice:secret" in base64, as `skopeo login` / `docker login` store it.
+  std::ofstream(auth_file) << "{\"auths\": {\"" << host << "\": {\"auth\": \"YWxpY2U6c2VjcmV0\"}}}";
+  Result push = Shell(absl::StrCat("REGISTRY_AUTH_FILE=", auth_file, " bash ", kSource,
+                                   "/scripts/build-images.sh --out ", suite->dir->path,
+                                   "/token-out --build-dir ", kBuild, " --only ferryctl --push ",
+                                   host, "/ci/ferry"));
+  ASSERT_EQ(push.code, 0) << push.output;
+  Result raw =
+      Shell(absl::StrCat("skopeo inspect --raw --tls-verify=false --creds alice:secret ",
+                         "docker://", host, "/ci/ferry/ferryctl:", suite->tags[0], " | sha256sum"));
+  ASSERT_EQ(raw.code, 0) << raw.output;
+  json built = ReadJson(suite->dir->path + "/token-out/images.json");
+  EXPECT_EQ("sha256:" + raw.output.substr(0, 64), built["images"][0]["digest"]);
+  EXPECT_GT((*registry)->TokensIssued(), 0);
+}
+
 TEST_F(ImagesTest, PushToAnUnreachableOrRefusingRegistryFailsClearlyBeforeTagging) {
   const std::string script = kSource + "/scripts/build-images.sh";
   const std::string out = suite->dir->path + "/bad";
