@@ -142,6 +142,33 @@ std::string Utf8Lines(const std::string& text) {
   return absl::StrJoin(lines, "\n");
 }
 
+// ListWorkloads' entry of a workload resource; empty when a string in it is not UTF-8 (gRPC
+// would fail the whole answer on it).
+std::optional<ferry::v1::ManifestWorkload> AnswerOf(const manifest::Resource& r) {
+  ferry::v1::ManifestWorkload w;
+  w.set_id(r.id);
+  for (const manifest::Container& c : manifest::FindContainers(r)) {
+    convert::FillContainer(c.name, c.image, c.init, w.add_containers());
+  }
+  convert::FillPolicy(manifest::ReadPolicies(r.annotations), w.mutable_policy());
+  w.set_path(r.source.path);
+  w.set_document(r.source.document);
+  w.set_line(r.source.line);
+  if (!StringsAreUtf8(w)) return std::nullopt;
+  return w;
+}
+
+// The entries of every workload of `index`, made on the first call.
+const std::vector<std::optional<ferry::v1::ManifestWorkload>>& AnswersOf(const Index& index) {
+  absl::call_once(index.answers_once, [&index] {
+    index.answers.resize(index.loaded.resources.size());
+    for (size_t i = 0; i < index.loaded.resources.size(); ++i) {
+      const manifest::Resource& r = index.loaded.resources[i];
+      if (manifest::IsWorkloadKind(r.kind)) index.answers[i] = AnswerOf(r);
+    }
+  });
+  return index.answers;
+}
 }  // namespace
 
 grpc::Status GitWriterService::Head(grpc::ServerContext*, const ferry::v1::HeadRequest*,
@@ -214,30 +241,24 @@ grpc::Status GitWriterService::ListWorkloads(grpc::ServerContext*,
   if (!index.ok()) return ToGrpcStatus(index.status());
   response->set_revision((*index)->revision);
   response->set_readonly(options_.readonly);
+  const Index& at = **index;
+  const std::vector<std::optional<ferry::v1::ManifestWorkload>>& answers = AnswersOf(at);
   const bool more = selection->Page(
-      (*index)->loaded.resources,
-      [](const manifest::Resource& r) -> const std::string& { return r.id; },
+      at.loaded.resources, [](const manifest::Resource& r) -> const std::string& { return r.id; },
       [&](const manifest::Resource& r) {
         return manifest::IsWorkloadKind(r.kind) &&
                (request->namespace_().empty() || r.namespace_ == request->namespace_());
       },
       [&](const manifest::Resource& r) {
-        ferry::v1::ManifestWorkload* w = response->add_workloads();
-        w->set_id(r.id);
-        for (const manifest::Container& c : manifest::FindContainers(r)) {
-          convert::FillContainer(c.name, c.image, c.init, w->add_containers());
-        }
-        convert::FillPolicy(manifest::ReadPolicies(r.annotations), w->mutable_policy());
-        w->set_path(r.source.path);
-        w->set_document(r.source.document);
-        w->set_line(r.source.line);
-        if (!StringsAreUtf8(*w)) {
-          response->mutable_workloads()->RemoveLast();
+        const std::optional<ferry::v1::ManifestWorkload>& answer =
+            answers[&r - at.loaded.resources.data()];
+        if (!answer.has_value()) {
           response->add_load_errors(
               absl::StrCat(names::Escape(r.source.path), ": workload ", names::Escape(r.id),
                            " skipped: a name, image or annotation in it is not UTF-8"));
           return false;  // not answered: does not count toward the page
         }
+        *response->add_workloads() = *answer;
         return true;
       });
   response->set_more(more);

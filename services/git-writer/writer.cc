@@ -179,11 +179,15 @@ absl::StatusOr<std::vector<RepoFile>> Writer::ReadManifests(const std::string& r
 
 absl::StatusOr<std::shared_ptr<const Index>> Writer::IndexAt(const std::string& revision) {
   std::string rev = revision.empty() ? CurrentHead().revision : revision;
+  if (!rev.empty()) {
+    if (std::shared_ptr<const Index> cached = CachedIndex(rev)) return cached;
+  }
+  absl::MutexLock lock(&repo_mu_);
+  // No head yet: the first fetch may be running under repo_mu_, waited for above.
+  if (rev.empty()) rev = CurrentHead().revision;
   if (rev.empty()) {
     return absl::UnavailableError("the mirror has no revision yet (upstream not fetched)");
   }
-  if (std::shared_ptr<const Index> cached = CachedIndex(rev)) return cached;
-  absl::MutexLock lock(&repo_mu_);
   return LoadIndex(rev);
 }
 

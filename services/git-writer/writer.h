@@ -14,10 +14,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/call_once.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "ferry/v1/git_writer.pb.h"
 #include "lib/manifest/editor.h"
 #include "lib/manifest/policy.h"
 #include "lib/manifest/resource.h"
@@ -58,6 +60,11 @@ struct Index {
   // Some id was defined twice: `loaded` lacks what FinishLoad dropped, so what a file
   // defines cannot be read back from it, and the next index parses every file.
   bool had_duplicates = false;
+  // ListWorkloads' entry for each of `loaded.resources` (empty for other kinds and for
+  // workloads it skips), made once on first use (GitWriterService): an index answers many
+  // reads, and walking the documents again for each cost most of git-writer's time under load.
+  mutable absl::once_flag answers_once;
+  mutable std::vector<std::optional<ferry::v1::ManifestWorkload>> answers;
 };
 
 // One compare-and-set edit of a workload.
