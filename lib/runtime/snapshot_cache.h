@@ -44,11 +44,16 @@ class SnapshotCache {
   // - else the outcome of the load in progress, waited for and shared, its failure too;
   // - else a new one, loaded by this caller without the lock (the others are answered
   //   meanwhile). A failed load is not kept: the next caller loads again.
-  Outcome Get(const std::string& key) ABSL_LOCKS_EXCLUDED(mu_) {
+  // `max_age`, when given, replaces the cache's own for this call (at most max_stale): a
+  // caller that can do with an older snapshot does not wait for a new one.
+  Outcome Get(const std::string& key, std::optional<absl::Duration> max_age = std::nullopt)
+      ABSL_LOCKS_EXCLUDED(mu_) {
     std::shared_ptr<Load> mine;
     {
       absl::MutexLock lock(&mu_);
-      Lookup found = Find(key, clock_.Now());
+      Lookup found = Find(
+          key, clock_.Now(),
+          max_age.has_value() ? std::clamp(*max_age, absl::ZeroDuration(), max_stale_) : max_age_);
       if (found.answer.has_value()) return *std::move(found.answer);
       if (found.wait != nullptr) {
         Load* load = found.wait.get();
@@ -98,12 +103,13 @@ class SnapshotCache {
     std::shared_ptr<Load> mine;
   };
 
-  Lookup Find(const std::string& key, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  Lookup Find(const std::string& key, absl::Time now, absl::Duration max_age)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Lookup out;
     auto in_progress = loads_.find(key);
     if (auto found = entries_.find(key); found != entries_.end()) {
       const absl::Duration age = now - found->second.made;
-      if (age <= max_age_ || (age <= max_stale_ && in_progress != loads_.end())) {
+      if (age <= max_age || (age <= max_stale_ && in_progress != loads_.end())) {
         out.answer = found->second.value;
         return out;
       }

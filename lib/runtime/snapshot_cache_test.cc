@@ -112,6 +112,19 @@ TEST_F(BlockingSnapshotCacheTest, CallersWithoutARecentListingShareTheOneInProgr
   EXPECT_EQ(Listings(), 1) << "one listing for both";
 }
 
+TEST_F(SnapshotCacheTest, ACallerMayAcceptAnOlderSnapshotUpToMaxStale) {
+  EXPECT_EQ(IdOf("a"), "a:deployment/listing-1");
+  clock_.Advance(absl::Seconds(5));
+  auto older = cache_.Get("a", absl::Seconds(8));
+  ASSERT_TRUE(older.ok());
+  EXPECT_EQ((**older)[0], "a:deployment/listing-1") << "five seconds old is fine for this caller";
+  clock_.Advance(absl::Seconds(6));
+  auto capped = cache_.Get("a", absl::Minutes(1));
+  ASSERT_TRUE(capped.ok());
+  EXPECT_EQ((**capped)[0], "a:deployment/listing-2") << "never older than max_stale (10 s)";
+  EXPECT_EQ(listed_.size(), 2u);
+}
+
 TEST_F(SnapshotCacheTest, AFailedListingIsNotKept) {
   fail_ = true;
   EXPECT_EQ(IdOf(""), "the API server is away");

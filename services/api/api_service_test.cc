@@ -161,6 +161,12 @@ class ApiServiceTest : public ::testing::Test {
 };
 
 TEST_F(ApiServiceTest, ReleaseCommitsAppliesAndReportsEveryStage) {
+  // Which workloads run: the syncer may answer from a listing of the last 10 s.
+  EXPECT_CALL(
+      cluster_,
+      ListWorkloads(
+          _, ::testing::Property(&ferry::v1::ListClusterWorkloadsRequest::max_age_ms, 10000), _))
+      .Times(::testing::AtLeast(1));
   ferry::v1::Job job;
   FERRY_ASSERT_OK(Release(AllTo("1.1.0"), &job));
   EXPECT_EQ(job.id().size(), 36u);

@@ -18,6 +18,10 @@
 
 namespace ferry::api {
 
+// How old the cluster syncer's listing may be for a release's planning (which workloads
+// run): the syncer's longest (cluster-syncer's kWorkloadListMaxStale).
+inline constexpr absl::Duration kPlanningClusterMaxAge = absl::Seconds(10);
+
 // The scanner's tag lists shared by the api's readers (ListImages): one ListTags per
 // repository per kTagListMaxAge for all of them, not one per request. Releases and the
 // automation ask the scanner themselves: they must see a tag pushed a moment ago.

@@ -1,5 +1,7 @@
 #include "services/cluster-syncer/cluster_syncer_service.h"
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "lib/convert/container.h"
 #include "lib/manifest/workload_selection.h"
@@ -80,7 +82,13 @@ grpc::Status ClusterSyncerService::ListWorkloads(
   absl::StatusOr<manifest::WorkloadSelection> selection = manifest::WorkloadSelection::Make(
       request->start_after(), request->limit(), {request->ids().begin(), request->ids().end()});
   if (!selection.ok()) return ToGrpcStatus(selection.status());
-  WorkloadListCache::Outcome workloads = workloads_.Get(request->namespace_());
+  if (request->max_age_ms() < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "max_age_ms: 0 (the default) or more milliseconds");
+  }
+  std::optional<absl::Duration> max_age;
+  if (request->max_age_ms() > 0) max_age = absl::Milliseconds(request->max_age_ms());
+  WorkloadListCache::Outcome workloads = workloads_.Get(request->namespace_(), max_age);
   if (!workloads.ok()) return ToGrpcStatus(workloads.status());
   response->set_more(selection->Page(
       **workloads, [](const ClusterWorkloadInfo& w) -> const std::string& { return w.id; },
