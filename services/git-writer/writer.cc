@@ -283,8 +283,18 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
 
   ApplyOutcome out;
   for (int attempt = 0;; ++attempt) {
+    // Where the time goes, in the "pushed" line: fetch, index, edit, commit, push, note.
+    absl::Time mark = absl::Now();
+    auto lap = [&mark] {
+      const absl::Time now = absl::Now();
+      const int64_t ms = absl::ToInt64Milliseconds(now - mark);
+      mark = now;
+      return ms;
+    };
     FERRY_ASSIGN_OR_RETURN(HeadInfo head, RefreshLocked());
+    const int64_t fetch_ms = lap();
     FERRY_ASSIGN_OR_RETURN(std::shared_ptr<const Index> index, LoadIndex(head.revision));
+    const int64_t index_ms = lap();
     EditedFiles files;
     FERRY_RETURN_IF_ERROR(EditFiles(request.edits, *index, head.revision, files, out.edits));
     std::map<std::string, std::string> changed = ChangedFiles(files, out.diff);
@@ -293,16 +303,25 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
       return out;
     }
     if (request.dry_run) return out;
+    const int64_t edit_ms = lap();
 
     const CommitSpec spec = CommitSpecOf(request, out.edits, head.revision, std::move(changed));
     FERRY_ASSIGN_OR_RETURN(std::string commit, repo_.CreateCommit(spec));
+    const int64_t commit_ms = lap();
     absl::Status pushed = Push(commit);
+    const int64_t push_ms = lap();
     if (pushed.ok()) {
       out.revision = commit;
       Pushed(commit, *index, files, request.note);
       log::Info("pushed", {{"revision", commit},
                            {"files", static_cast<int>(spec.files.size())},
-                           {"retries", out.retries}});
+                           {"retries", out.retries},
+                           {"fetch_ms", fetch_ms},
+                           {"index_ms", index_ms},
+                           {"edit_ms", edit_ms},
+                           {"commit_ms", commit_ms},
+                           {"push_ms", push_ms},
+                           {"note_ms", lap()}});
       return out;
     }
     if (pushed.code() != absl::StatusCode::kAborted) return pushed;
