@@ -17,6 +17,10 @@
 //   BM_Scale_Ferry_Release        a new tag of bench/app-0 for its N/10 workloads through the
 //                                 api (no rollout wait): time = request -> commit pushed (the
 //                                 job's COMMIT_PUSHED stage); counters: the same and job done
+//   BM_Scale_Ferry_ReadLoad       16 clients reading from the api (ListWorkloads' first page,
+//                                 ListImages of one workload, GetVersion) for
+//                                 FERRY_SCALE_LOAD_SECONDS (default 10 s) with a release
+//                                 submitted meanwhile: requests/s, p50/p99 per kind, release time
 //   BM_Scale_GitCli_Release       the manual path with the git CLI on a bare repo with the same
 //                                 files: clone --depth 1, grep, sed, commit, push
 //   BM_Scale_Kubectl_FirstSync    `kubectl apply --server-side` of the same files into a fresh
@@ -31,6 +35,9 @@
 //   build/bench/scale_bench                            1,000 workloads, a few minutes
 //   FERRY_SCALE_WORKLOADS=10000 build/bench/scale_bench
 //
+// FERRY_SCALE_LOG_DIR=DIR keeps each service's log and last metrics in DIR/<service>.log and
+// DIR/<service>.metrics.
+//
 // With FERRY_TEST_KUBE_DIR the cluster running there is used (tests/support/kube.h) and the
 // benchmark's namespaces are deleted at the end; otherwise a cluster is started for the run.
 #include <benchmark/benchmark.h>
@@ -44,10 +51,13 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -71,7 +81,8 @@ using ferry::testing::KubeCluster;
 
 constexpr int kNamespaces = 10;
 constexpr int kImages = 10;
-constexpr int kReleases = 5;  // iterations of each release benchmark; tags pushed up front
+constexpr int kReleases = 5;                 // iterations of each release benchmark
+constexpr int kReleaseTags = kReleases + 1;  // tags pushed up front: one more for ReadLoad
 constexpr char kConfig[] =
     R"({"architecture":"amd64","os":"linux","created":"2026-01-01T00:00:00Z"})";
 
@@ -187,9 +198,12 @@ class Scale {
     return api_stub_.get();
   }
 
-  // The next release tag of bench/app-0 (kReleases of them in the registry).
+  // A channel of its own to the api (a client of the load benchmark).
+  std::shared_ptr<grpc::Channel> NewApiChannel() const { return Channel(api_); }
+
+  // The next release tag of bench/app-0 (kReleaseTags of them in the registry).
   absl::StatusOr<std::string> NextReleaseImage() {
-    if (next_tag_ > kReleases) return absl::OutOfRangeError("no more release tags pushed");
+    if (next_tag_ > kReleaseTags) return absl::OutOfRangeError("no more release tags pushed");
     return absl::StrCat(registry_->host(), "/bench/app-0:1.0.", next_tag_++);
   }
   GitRepo& repo() { return *repo_; }
@@ -235,7 +249,7 @@ class Scale {
         return;
       }
     }
-    for (int t = 1; t <= kReleases; ++t) {
+    for (int t = 1; t <= kReleaseTags; ++t) {
       if (auto pushed = registry_->PushImage("bench/app-0", absl::StrCat("1.0.", t), kConfig);
           !pushed.ok()) {
         error_ = "push: " + pushed.status().ToString();
@@ -268,6 +282,16 @@ class Scale {
   }
 
   ~Scale() {
+    // FERRY_SCALE_LOG_DIR: each service's log, kept for a look at where the time went.
+    if (const char* logs = std::getenv("FERRY_SCALE_LOG_DIR"); logs != nullptr) {
+      for (const auto& [name, service] : services()) {
+        if (service->process == nullptr) continue;
+        std::ofstream(absl::StrCat(logs, "/", name, ".log")) << service->process->Output();
+        auto page = ferry::testing::HttpGet(
+            absl::StrCat("http://127.0.0.1:", service->metrics_port, "/metrics"));
+        if (page.ok()) std::ofstream(absl::StrCat(logs, "/", name, ".metrics")) << page->body;
+      }
+    }
     for (Service* s : {&api_, &scanner_, &syncer_, &git_}) s->process.reset();
     std::error_code ec;
     if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
@@ -332,10 +356,11 @@ class Scale {
     Start(&scanner_, {FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0",
                       "--metrics_address=127.0.0.1:0", "--state_dir=" + dir_ + "/scanner",
                       "--registry_insecure_hosts=" + registry_->host()});
+    // With automation, as an installation runs: it has the scanner watch every image in git.
     Start(&api_, {FERRY_API_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
                   "--git_writer_address=" + git_.target(),
                   "--registry_scanner_address=" + scanner_.target(),
-                  "--cluster_syncer_address=" + syncer_.target(), "--no_automation"});
+                  "--cluster_syncer_address=" + syncer_.target()});
     if (error_.empty()) api_stub_ = ferry::v1::Ferry::NewStub(Channel(api_));
   }
 
@@ -441,6 +466,7 @@ struct ReleaseTimes {
   double pushed = 0;  // seconds from the request to the COMMIT_PUSHED stage
   double done = 0;    // seconds from the request to the finished job, as seen by WatchJob
   int released = 0;
+  std::map<std::string, double> stages;  // stage name -> seconds from the request
 };
 
 // One release of the next bench/app-0 tag to every workload using the image.
@@ -487,9 +513,11 @@ absl::StatusOr<ReleaseTimes> ReleaseOnce(ferry::v1::Ferry::Stub& api, Scale& sca
         scale.repo().Head() == head_before ? "unchanged" : "moved", ")"));
   }
   for (const auto& stage : job.stages()) {
-    if (stage.kind() == ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED) {
-      times.pushed = absl::ToDoubleSeconds(ToTime(stage.time()) - start);
-    }
+    const double at = absl::ToDoubleSeconds(ToTime(stage.time()) - start);
+    if (stage.kind() == ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED) times.pushed = at;
+    // JOB_STAGE_KIND_ dropped, lower case: the counter's name.
+    std::string name = absl::AsciiStrToLower(ferry::v1::JobStageKind_Name(stage.kind()).substr(15));
+    times.stages[name] = at;
   }
   for (const auto& result : job.results()) {
     if (result.status() == ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS) ++times.released;
@@ -506,6 +534,7 @@ void BM_Scale_Ferry_Release(benchmark::State& state) {
   if (!api.ok()) return state.SkipWithError(api.status().ToString().c_str());
   double pushed_sum = 0, done_sum = 0, pushed_max = 0, done_max = 0;
   int n = 0, released = 0;
+  std::map<std::string, double> stage_sums;
   for (auto _ : state) {
     absl::StatusOr<ReleaseTimes> times = ReleaseOnce(**api, scale);
     if (!times.ok()) return state.SkipWithError(times.status().ToString().c_str());
@@ -515,6 +544,7 @@ void BM_Scale_Ferry_Release(benchmark::State& state) {
     pushed_max = std::max(pushed_max, times->pushed);
     done_max = std::max(done_max, times->done);
     released = times->released;
+    for (const auto& [name, at] : times->stages) stage_sums[name] += at;
     ++n;
   }
   if (released != scale.released_workloads()) {
@@ -528,11 +558,129 @@ void BM_Scale_Ferry_Release(benchmark::State& state) {
   state.counters["pushed_max_ms"] = pushed_max * 1e3;
   state.counters["done_mean_ms"] = done_sum / n * 1e3;
   state.counters["done_max_ms"] = done_max * 1e3;
+  // When each stage was reached, mean ms from the request.
+  for (const auto& [name, sum] : stage_sums) state.counters["at_" + name + "_ms"] = sum / n * 1e3;
 }
 BENCHMARK(BM_Scale_Ferry_Release)
     ->UseManualTime()
     ->Iterations(kReleases)
     ->Unit(benchmark::kMillisecond);
+
+// Percentile `p` (0-100) of `values`, sorted in place; 0 when empty.
+double Percentile(std::vector<double>& values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const size_t i = std::min(values.size() - 1, static_cast<size_t>(p / 100 * values.size()));
+  return values[i];
+}
+
+int LoadSeconds() {
+  int seconds = 10;
+  if (const char* env = std::getenv("FERRY_SCALE_LOAD_SECONDS"); env != nullptr) {
+    if (!absl::SimpleAtoi(env, &seconds)) seconds = 10;
+  }
+  return std::clamp(seconds, 1, 120);
+}
+
+// 16 clients, each on a channel of its own, read from the api for FERRY_SCALE_LOAD_SECONDS
+// (default 10, at most 120) in turn: the first page of ListWorkloads, ListImages of one
+// workload (a different one each time), GetVersion. A release of bench/app-0 is submitted a
+// third of the way in. Time = the load's duration; counters: requests per second in all, p50
+// and p99 per kind, errors, and the release's times under the load.
+void BM_Scale_Ferry_ReadLoad(benchmark::State& state) {
+  constexpr int kClients = 16;
+  Scale& scale = Scale::Get();
+  absl::StatusOr<ferry::v1::Ferry::Stub*> api = scale.Api();
+  if (!api.ok()) return state.SkipWithError(api.status().ToString().c_str());
+  const absl::Duration duration = absl::Seconds(LoadSeconds());
+  enum Kind { kList, kImages, kVersion, kKinds };
+  std::vector<double> latencies[kKinds];
+  int errors = 0;
+  std::string first_error;
+  absl::StatusOr<ReleaseTimes> release = absl::UnknownError("not run");
+  double elapsed = 0;
+  // Tags already known, as in an installation that runs: one workload of each image first.
+  for (int i = 0; i < kImages * kNamespaces; i += kNamespaces) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline());
+    ferry::v1::ListImagesRequest request;
+    request.set_workload(
+        absl::StrCat("scale-", scale.run_id(), "-ferry-", i % kNamespaces, ":deployment/app-", i));
+    ferry::v1::ListImagesResponse response;
+    if (grpc::Status s = (*api)->ListImages(&ctx, request, &response); !s.ok()) {
+      return state.SkipWithError(("ListImages: " + s.error_message()).c_str());
+    }
+  }
+  for (auto _ : state) {
+    std::mutex mu;
+    const absl::Time start = absl::Now();
+    const absl::Time end = start + duration;
+    std::vector<std::thread> clients;
+    for (int c = 0; c < kClients; ++c) {
+      clients.emplace_back([&, c] {
+        auto stub = ferry::v1::Ferry::NewStub(scale.NewApiChannel());
+        std::vector<double> mine[kKinds];
+        int my_errors = 0;
+        std::string my_error;
+        for (int k = 0; absl::Now() < end; ++k) {
+          const Kind kind = static_cast<Kind>((c + k) % kKinds);
+          grpc::ClientContext ctx;
+          ctx.set_deadline(Deadline());
+          grpc::Status s;
+          const absl::Time t0 = absl::Now();
+          if (kind == kList) {
+            ferry::v1::ListWorkloadsResponse response;
+            s = stub->ListWorkloads(&ctx, ferry::v1::ListWorkloadsRequest(), &response);
+          } else if (kind == kImages) {
+            const int i = (c * 7919 + k * 31) % WorkloadCount();
+            ferry::v1::ListImagesRequest request;
+            request.set_workload(absl::StrCat("scale-", scale.run_id(), "-ferry-", i % kNamespaces,
+                                              ":deployment/app-", i));
+            ferry::v1::ListImagesResponse response;
+            s = stub->ListImages(&ctx, request, &response);
+          } else {
+            ferry::v1::VersionInfo response;
+            s = stub->GetVersion(&ctx, ferry::v1::GetVersionRequest(), &response);
+          }
+          mine[kind].push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
+          if (!s.ok() && my_errors++ == 0) my_error = s.error_message();
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        for (int k = 0; k < kKinds; ++k) {
+          latencies[k].insert(latencies[k].end(), mine[k].begin(), mine[k].end());
+        }
+        if (my_errors > 0 && errors == 0) first_error = my_error;
+        errors += my_errors;
+      });
+    }
+    absl::SleepFor(duration / 3);  // the load settles before the release
+    release = ReleaseOnce(**api, scale);
+    for (std::thread& t : clients) t.join();
+    elapsed = absl::ToDoubleSeconds(absl::Now() - start);
+    state.SetIterationTime(elapsed);
+  }
+  SetSizeCounters(state);
+  size_t requests = 0;
+  const char* names[kKinds] = {"list_workloads", "list_images", "get_version"};
+  for (int k = 0; k < kKinds; ++k) {
+    requests += latencies[k].size();
+    state.counters[absl::StrCat(names[k], "_p50_ms")] = Percentile(latencies[k], 50);
+    state.counters[absl::StrCat(names[k], "_p99_ms")] = Percentile(latencies[k], 99);
+  }
+  state.counters["clients"] = kClients;
+  state.counters["requests_per_s"] = static_cast<double>(requests) / elapsed;
+  state.counters["errors"] = errors;
+  std::string label;
+  if (release.ok()) {
+    state.counters["release_pushed_ms"] = release->pushed * 1e3;
+    state.counters["release_done_ms"] = release->done * 1e3;
+  } else {
+    label = "release: " + release.status().ToString();
+  }
+  if (errors > 0) absl::StrAppend(&label, label.empty() ? "" : "; ", "first error: ", first_error);
+  if (!label.empty()) state.SetLabel(label);
+}
+BENCHMARK(BM_Scale_Ferry_ReadLoad)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
 
 void BM_Scale_GitCli_Release(benchmark::State& state) {
   Scale& scale = Scale::Get();
