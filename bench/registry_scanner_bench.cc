@@ -1,26 +1,38 @@
 // registry-scanner against a real registry (Debian's docker-registry on loopback) holding
-// 100 repositories x 100 tags, each tag its own image (Docker schema 2 manifest + config):
+// 100 repositories x 100 tags, each tag its own image (Docker schema 2 manifest + config).
+// FERRY_SCANNER_BENCH_REPOSITORIES / FERRY_SCANNER_BENCH_TAGS make it smaller (e.g. 20 x 100,
+// a few minutes in all; the full size pushes 10,000 images first, ~15 min).
 //
-// - BM_Ferry_ColdScan: Scanner with an empty cache scans all 100 repositories on 4 threads
-//   (the binary's scan workers): list tags, then manifest + config blob of every tag, each
-//   stored in the SQLite cache.
-// - BM_RawGets_ColdScan: the registry's raw capacity for the same requests: the same tag
-//   lists, manifests and config blobs fetched with plain concurrent GETs on 4 threads, no
-//   parsing, no storing.
+// - BM_Ferry_ColdScan: Scanner with an empty cache scans every repository as the binary does
+//   with --registry_concurrency=8 (its scan queue, at most 8 requests in flight to the host,
+//   metadata of several tags of one repository fetched at once), rate limit lifted: list
+//   tags, then manifest + config blob of every tag, each stored in the SQLite cache. In the
+//   same benchmark the plain client below runs before and after it; counters tags_per_s,
+//   plain_tags_per_s (mean of the two runs, and each run), pct_of_plain = Ferry / plain (and
+//   pct_of_best_plain, against the faster run), in_flight / plain_in_flight (requests in
+//   flight on average: time inside requests / time taken) and cpu_ms_per_tag /
+//   plain_cpu_ms_per_tag (this process's CPU time per tag, every thread).
+// - BM_RawGets_ColdScan: the plain client alone: 8 threads, each with its own libcurl handle
+//   (one keep-alive connection), GET of each tag list, then of every tag's manifest and
+//   config blob (the digest found by a string search), no parsing, no storing: as
+//   concurrent as Ferry's scan.
 // - BM_Skopeo_Inspect: `skopeo inspect` of 100 of the tags (one repository), one process per
 //   tag, as a shell loop would; counters report the time per tag and extrapolate to 10,000.
-// - BM_Ferry_UnchangedRescan: the 100 repositories scanned again with nothing changed;
+// - BM_Ferry_UnchangedRescan: every repository scanned again with nothing changed;
 //   counter requests_per_repository (the target is exactly 1).
 // - BM_Ferry_PushToEvent: a push to a registry whose notifications go to the scanner's
 //   webhook, until the scanner emits the new-tag event (20 pushes; mean and max).
-// - BM_Binary_Rss10kTags: the real ferry-registry-scanner binary told to Watch the 100
-//   repositories; once all are scanned, its resident memory (VmRSS, VmHWM).
+// - BM_Binary_Rss10kTags: the real ferry-registry-scanner binary told to Watch every
+//   repository; once all are scanned, its resident memory (VmRSS, VmHWM).
 //
 // Each runs once (Iterations(1)): the setup alone pushes 10,000 images.
 #include <benchmark/benchmark.h>
+#include <curl/curl.h>
 #include <grpcpp/grpcpp.h>
+#include <sys/resource.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -43,9 +55,19 @@ namespace {
 using namespace ferry::registry_scanner;  // NOLINT: a benchmark of this one service
 using ferry::testing::RegistryServer;
 
-constexpr int kRepositories = 100;
-constexpr int kTags = 100;
-constexpr int kThreads = 4;
+// The size: FERRY_SCANNER_BENCH_REPOSITORIES x FERRY_SCANNER_BENCH_TAGS (100 x 100).
+int SizeFromEnv(const char* name, int fallback) {
+  const char* value = std::getenv(name);
+  const int n = value != nullptr ? std::atoi(value) : 0;
+  return n > 0 ? n : fallback;
+}
+const int kRepositories = SizeFromEnv("FERRY_SCANNER_BENCH_REPOSITORIES", 100);
+const int kTags = SizeFromEnv("FERRY_SCANNER_BENCH_TAGS", 100);
+// Threads pushing the images of the setup.
+constexpr int kSeedThreads = 4;
+// --registry_concurrency (its default): Ferry's requests in flight to the registry, and the
+// plain client's connections.
+constexpr int kConcurrency = 8;
 
 std::string TagName(int t) { return absl::StrCat("1.", t, ".0"); }
 std::string RepoPath(int r) { return absl::StrCat("team/app-", r); }
@@ -57,12 +79,12 @@ std::string ImageConfig(int r, int t) {
                       R"("}}})");
 }
 
-// Runs `fn(i)` for i in [0, n) on kThreads threads.
+// Runs `fn(i)` for i in [0, n) on kSeedThreads threads.
 template <typename Fn>
 void ParallelFor(int n, Fn fn) {
   std::atomic<int> next{0};
   std::vector<std::thread> threads;
-  for (int w = 0; w < kThreads; ++w) {
+  for (int w = 0; w < kSeedThreads; ++w) {
     threads.emplace_back([&] {
       for (int i = next++; i < n; i = next++) fn(i);
     });
@@ -112,7 +134,8 @@ struct Fixture {
   }
 };
 
-// A scanner as the binary assembles it (rate limit lifted: the registry's speed is measured).
+// A scanner as the binary assembles it with --registry_concurrency=8 (rate limit lifted: the
+// registry's speed is measured).
 struct ScannerStack {
   explicit ScannerStack(const std::string& cache_path, const std::string& host)
       : curl(CurlOptionsFor(host)),
@@ -121,7 +144,7 @@ struct ScannerStack {
         client(limited, CredentialStore(), ClientOptions(host)),
         cache(std::move(Cache::Open(cache_path)).value()),
         scanner_metrics(metrics),
-        scanner(client, *cache, ScannerOptions{}, scanner_metrics) {}
+        scanner(client, *cache, Options(), scanner_metrics) {}
   static ferry::http::CurlOptions CurlOptionsFor(const std::string& host) {
     ferry::http::CurlOptions o;
     o.insecure_hosts = {host};
@@ -131,6 +154,7 @@ struct ScannerStack {
     RateLimitedHttpClient::Options o;
     o.requests_per_second = 1e6;
     o.burst = 1e6;
+    o.max_in_flight = kConcurrency;
     return o;
   }
   static RegistryClient::Options ClientOptions(const std::string& host) {
@@ -138,7 +162,21 @@ struct ScannerStack {
     o.insecure_hosts = {host};
     return o;
   }
+  static ScannerOptions Options() {
+    ScannerOptions o;
+    o.concurrency = kConcurrency;
+    return o;
+  }
   double Requests() { return ferry::testing::MetricSum(metrics, "ferry_registry_requests_total"); }
+  // Seconds spent in requests to the registry, summed over requests (libcurl's time each).
+  double RequestSeconds() {
+    double sum = 0;
+    for (const auto& family : metrics.Collect()) {
+      if (family.name != "ferry_registry_request_duration_seconds") continue;
+      for (const auto& metric : family.metric) sum += metric.histogram.sample_sum;
+    }
+    return sum;
+  }
 
   prometheus::Registry metrics;
   ferry::http::CurlHttpClient curl;
@@ -150,77 +188,190 @@ struct ScannerStack {
   Scanner scanner;
 };
 
+// CPU time (user + system) this process has used so far, in seconds.
+double ProcessCpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+// Scans every repository as the binary does: requested from its scan queue (the binary's
+// number of workers); true when each was scanned without an error.
 bool ScanAll(Scanner& scanner, const std::vector<std::string>& repos) {
-  std::atomic<bool> ok{true};
-  ParallelFor(static_cast<int>(repos.size()), [&](int i) {
-    if (!scanner.Scan(repos[i]).ok()) ok = false;
-  });
-  return ok;
+  const absl::Time start = absl::Now();
+  ScanQueue queue(scanner, kScanWorkers);
+  for (const std::string& r : repos) {
+    if (!queue.Request(r)) return false;
+  }
+  if (!queue.WaitIdle(absl::Minutes(30))) return false;
+  absl::StatusOr<std::vector<RepositoryRecord>> records = scanner.Repositories();
+  if (!records.ok()) return false;
+  size_t scanned = 0;
+  for (const RepositoryRecord& r : *records) {
+    if (r.last_error.empty() && r.last_scan && *r.last_scan >= start) ++scanned;
+  }
+  return scanned == repos.size();
+}
+
+// The plain client: `kConcurrency` threads, each with one libcurl handle (one keep-alive
+// connection), GETs of each repository's tag list and of every tag's manifest and config
+// blob; nothing parsed (the config digest is found by a string search) or stored. Returns the
+// seconds taken, or -1 when a request failed; adds the requests sent to `requests` and, when
+// given, the seconds spent in them (summed over requests) to `request_seconds`.
+double PlainClientScan(const Fixture& fx, int* requests, double* request_seconds = nullptr) {
+  const std::string base = "http://" + fx.registry->host() + "/v2/";
+  const std::string accept = absl::StrCat("Accept: ", RegistryClient::AcceptedManifestTypes());
+  std::atomic<int> next{0};
+  std::atomic<int> sent{0};
+  std::atomic<bool> failed{false};
+  std::atomic<int64_t> request_micros{0};
+  const int lists = kRepositories;
+  const int items = lists + kRepositories * kTags;
+  const absl::Time start = absl::Now();
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kConcurrency; ++w) {
+    threads.emplace_back([&] {
+      CURL* curl = curl_easy_init();
+      curl_slist* manifest_headers = curl_slist_append(nullptr, accept.c_str());
+      std::string body;
+      curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+      curl_easy_setopt(
+          curl, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t n, void* out) {
+            static_cast<std::string*>(out)->append(data, size * n);
+            return size * n;
+          });
+      curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+      auto get = [&](const std::string& url, curl_slist* headers) {
+        body.clear();
+        curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+        long status = 0;
+        ++sent;
+        const absl::Time start = absl::Now();
+        const bool ok = curl_easy_perform(curl) == CURLE_OK &&
+                        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+                        status == 200;
+        request_micros += absl::ToInt64Microseconds(absl::Now() - start);
+        if (!ok) failed = true;
+        return ok;
+      };
+      for (int i = next++; i < items && !failed; i = next++) {
+        if (i < lists) {
+          get(base + RepoPath(i) + "/tags/list?n=1000", nullptr);
+          continue;
+        }
+        const int r = (i - lists) / kTags, t = (i - lists) % kTags;
+        if (!get(base + RepoPath(r) + "/manifests/" + TagName(t), manifest_headers)) break;
+        // "config":{..."digest":"sha256:<64 hex>"
+        const size_t config = body.find("\"config\"");
+        const size_t at = body.find("sha256:", config == std::string::npos ? 0 : config);
+        if (at == std::string::npos || at + 71 > body.size()) {
+          failed = true;
+          break;
+        }
+        get(base + RepoPath(r) + "/blobs/" + body.substr(at, 71), nullptr);
+      }
+      curl_slist_free_all(manifest_headers);
+      curl_easy_cleanup(curl);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  *requests += sent.load();
+  if (request_seconds != nullptr) *request_seconds += request_micros.load() / 1e6;
+  return failed ? -1 : seconds;
 }
 
 void BM_Ferry_ColdScan(benchmark::State& state) {
   Fixture& fx = Fixture::Get();
   if (!fx.ok) return state.SkipWithError("registry setup failed");
   state.counters["seed_seconds"] = fx.seed_seconds;
+  const double tags_total = static_cast<double>(kRepositories) * kTags;
   double requests = 0;
+  double ferry_seconds = 0;
+  std::vector<double> plain_seconds;
+  int plain_requests = 0;
+  double plain_request_seconds = 0;
+  double ferry_request_seconds = 0;
+  double plain_cpu = 0, ferry_cpu = 0;
   for (auto _ : state) {
     state.PauseTiming();
+    // The plain client before and after Ferry's scan: the registry's speed as it was then.
+    double cpu = ProcessCpuSeconds();
+    const double before = PlainClientScan(fx, &plain_requests, &plain_request_seconds);
+    plain_cpu += ProcessCpuSeconds() - cpu;
+    if (before < 0) return state.SkipWithError("a plain client request failed");
+    plain_seconds.push_back(before);
     const std::string cache = fx.dir + "/cold.db";
     std::filesystem::remove(cache);
     auto stack = std::make_unique<ScannerStack>(cache, fx.registry->host());
     if (!stack->scanner.Watch(fx.Repos()).ok()) return state.SkipWithError("watch failed");
+    const absl::Time start = absl::Now();
+    cpu = ProcessCpuSeconds();
     state.ResumeTiming();
     if (!ScanAll(stack->scanner, fx.Repos())) return state.SkipWithError("scan failed");
     state.PauseTiming();
+    ferry_seconds += absl::ToDoubleSeconds(absl::Now() - start);
+    ferry_cpu += ProcessCpuSeconds() - cpu;
     requests = stack->Requests();
+    ferry_request_seconds += stack->RequestSeconds();
     auto counts = stack->scanner.TagCounts();
     size_t tags = 0;
     if (counts.ok()) {
       for (const auto& [repo, n] : *counts) tags += n;
     }
-    if (tags != kRepositories * kTags) return state.SkipWithError("not every tag was stored");
+    if (tags != tags_total) return state.SkipWithError("not every tag was stored");
+    stack.reset();
+    cpu = ProcessCpuSeconds();
+    const double after = PlainClientScan(fx, &plain_requests, &plain_request_seconds);
+    plain_cpu += ProcessCpuSeconds() - cpu;
+    if (after < 0) return state.SkipWithError("a plain client request failed");
+    plain_seconds.push_back(after);
     state.ResumeTiming();
   }
+  const double iterations = static_cast<double>(state.iterations());
+  double plain_total = 0, plain_best = 1e300;
+  for (double s : plain_seconds) {
+    plain_total += s;
+    plain_best = std::min(plain_best, s);
+  }
+  const double ferry_rate = tags_total * iterations / ferry_seconds;
+  const double plain_rate = tags_total * plain_seconds.size() / plain_total;
   state.counters["requests"] = requests;
-  state.counters["tags"] = kRepositories * kTags;
+  state.counters["tags"] = tags_total;
+  state.counters["concurrency"] = kConcurrency;
+  state.counters["tags_per_s"] = ferry_rate;
+  state.counters["plain_tags_per_s"] = plain_rate;
+  state.counters["plain_before_tags_per_s"] = tags_total / plain_seconds.front();
+  state.counters["plain_after_tags_per_s"] = tags_total / plain_seconds.back();
+  state.counters["plain_requests"] = plain_requests / static_cast<double>(plain_seconds.size());
+  // Ferry's rate as a share of the plain client's (of the mean of its runs, and of its best).
+  state.counters["pct_of_plain"] = 100 * ferry_rate / plain_rate;
+  state.counters["pct_of_best_plain"] = 100 * ferry_rate / (tags_total / plain_best);
+  // Requests in flight on average (time inside requests / time taken): how much of the
+  // concurrency each kept busy.
+  state.counters["in_flight"] = ferry_request_seconds / ferry_seconds;
+  state.counters["plain_in_flight"] = plain_request_seconds / plain_total;
+  // CPU time of the client per tag (user + system, every thread): on a small machine the
+  // registry's own share.
+  state.counters["cpu_ms_per_tag"] = 1e3 * ferry_cpu / (tags_total * iterations);
+  state.counters["plain_cpu_ms_per_tag"] = 1e3 * plain_cpu / (tags_total * plain_seconds.size());
 }
 BENCHMARK(BM_Ferry_ColdScan)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_RawGets_ColdScan(benchmark::State& state) {
   Fixture& fx = Fixture::Get();
   if (!fx.ok) return state.SkipWithError("registry setup failed");
-  ferry::http::CurlHttpClient curl(ScannerStack::CurlOptionsFor(fx.registry->host()));
-  const std::string base = "http://" + fx.registry->host() + "/v2/";
-  std::atomic<int> requests{0};
-  std::atomic<bool> failed{false};
-  auto get = [&](const std::string& url, const std::string& accept) -> std::string {
-    ferry::http::Request r;
-    r.url = url;
-    if (!accept.empty()) r.headers.emplace_back("Accept", accept);
-    ++requests;
-    auto resp = curl.Send(r);
-    if (!resp.ok() || resp->status != 200) failed = true;
-    return resp.ok() ? resp->body : "";
-  };
+  int requests = 0;
+  double seconds = 0;
   for (auto _ : state) {
-    ParallelFor(kRepositories, [&](int r) {
-      get(base + RepoPath(r) + "/tags/list?n=1000", "");
-      for (int t = 0; t < kTags; ++t) {
-        std::string manifest = get(base + RepoPath(r) + "/manifests/" + TagName(t),
-                                   RegistryClient::AcceptedManifestTypes());
-        // The config digest, found without a JSON parser: "config":{..."digest":"sha256:..."
-        size_t config = manifest.find("\"config\"");
-        size_t at = manifest.find("sha256:", config == std::string::npos ? 0 : config);
-        if (at == std::string::npos) {
-          failed = true;
-          continue;
-        }
-        get(base + RepoPath(r) + "/blobs/" + manifest.substr(at, 71), "");
-      }
-    });
+    seconds = PlainClientScan(fx, &requests);
+    if (seconds < 0) return state.SkipWithError("a request failed");
   }
-  if (failed) state.SkipWithError("a request failed");
-  state.counters["requests"] = requests.load();
+  state.counters["requests"] = requests;
+  state.counters["concurrency"] = kConcurrency;
+  state.counters["tags_per_s"] = static_cast<double>(kRepositories) * kTags / seconds;
 }
 BENCHMARK(BM_RawGets_ColdScan)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 

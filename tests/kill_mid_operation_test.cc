@@ -387,13 +387,16 @@ TEST(ScannerKilledMidScan, TheRestartedScannerFinishesTheScanFromItsCache) {
     return stub->Watch(&ctx, request, &response);
   };
 
-  // The manifest of one tag is held; the tags described before it are cached meanwhile.
+  // The manifest of one tag is held; the tags described before it are cached meanwhile. A scan
+  // fetches several tags at once (--registry_concurrency): the kill waits until every other
+  // request of the scan (the list, the other tags' manifests and config blobs) has been sent.
   (*proxy)->Hold(1, absl::Seconds(60), "/manifests/1.0.7");
   Running scanner;
   StartArgv(argv, scanner);
   ASSERT_GT(scanner.grpc_port, 0);
   FERRY_ASSERT_OK(watch(scanner));
-  ASSERT_TRUE(WaitFor([&] { return (*proxy)->held() > 0; })) << scanner.process->Output();
+  ASSERT_TRUE(WaitFor([&] { return (*proxy)->held() > 0 && (*proxy)->requests() >= 2 * kTags; }))
+      << scanner.process->Output();
   scanner.process.reset();  // SIGKILL
   (*proxy)->Release();
 

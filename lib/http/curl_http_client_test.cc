@@ -125,6 +125,90 @@ TEST(CurlHttpClientTest, AllowedAddressesConnect) {
   EXPECT_EQ(listener.Accepted(), 1);
 }
 
+// A loopback HTTP/1.1 server that keeps connections alive: every request (no body) is answered
+// 200 "ok" on the connection it came on. Counts the connections it accepted.
+class KeepAliveServer {
+ public:
+  KeepAliveServer() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    listen(fd_, 64);
+    socklen_t len = sizeof(addr);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    accepter_ = std::thread([this] {
+      for (int fd; (fd = accept(fd_, nullptr, nullptr)) >= 0;) {
+        ++connections_;
+        connection_threads_.emplace_back([fd] { Serve(fd); });
+      }
+    });
+  }
+  ~KeepAliveServer() {
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    accepter_.join();
+    for (std::thread& t : connection_threads_) t.join();
+  }
+  int port() const { return port_; }
+  int connections() const { return connections_.load(); }
+
+ private:
+  static void Serve(int fd) {
+    std::string buffer;
+    char chunk[4096];
+    while (true) {
+      const ssize_t n = read(fd, chunk, sizeof(chunk));
+      if (n <= 0) break;
+      buffer.append(chunk, static_cast<size_t>(n));
+      for (size_t end; (end = buffer.find("\r\n\r\n")) != std::string::npos;) {
+        buffer.erase(0, end + 4);
+        const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        if (write(fd, answer.data(), answer.size()) != static_cast<ssize_t>(answer.size())) break;
+      }
+    }
+    close(fd);
+  }
+
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<int> connections_{0};
+  std::thread accepter_;
+  std::vector<std::thread> connection_threads_;  // only the accepter thread adds to it
+};
+
+// Requests sent from several threads reuse kept-alive connections: no more connections than
+// requests in flight at once, whatever the number of requests.
+TEST(CurlHttpClientTest, ConnectionsAreKeptAliveAndReused) {
+  std::vector<std::thread> clients;
+  int connections = 0;
+  {
+    KeepAliveServer server;
+    const std::string host = absl::StrCat("127.0.0.1:", server.port());
+    CurlOptions options;
+    options.insecure_hosts = {host};
+    CurlHttpClient client(options);
+    std::atomic<int> ok{0};
+    for (int t = 0; t < 4; ++t) {
+      clients.emplace_back([&] {
+        for (int i = 0; i < 25; ++i) {
+          Request request;
+          request.url = absl::StrCat("http://", host, "/v2/", i);
+          absl::StatusOr<Response> response = client.Send(request);
+          if (response.ok() && response->status == 200 && response->body == "ok") ++ok;
+        }
+      });
+    }
+    for (std::thread& t : clients) t.join();
+    EXPECT_EQ(ok.load(), 100);
+    connections = server.connections();
+  }  // the client's connections close before the server's threads are joined
+  EXPECT_GE(connections, 1);
+  EXPECT_LE(connections, 4) << "a connection per request in flight at most, reused after";
+}
+
 TEST(CurlHttpClientTest, OnlyHttpAndHttps) {
   CurlHttpClient client;
   for (const char* url :

@@ -117,10 +117,12 @@ absl::Status Cache::Exec(const std::string& sql) {
   return absl::OkStatus();
 }
 
-absl::Status Cache::PutTag(const std::string& repository, const TagRecord& r) {
-  absl::MutexLock lock(&mu_);
-  Statement s(db_, "INSERT OR REPLACE INTO tags VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)");
-  if (!s.ok()) return DbError(db_, "put tag");
+namespace {
+
+constexpr char kPutTag[] = "INSERT OR REPLACE INTO tags VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)";
+
+// Binds `r` of `repository` to a kPutTag statement and runs it.
+bool StepPutTag(Statement& s, const std::string& repository, const TagRecord& r) {
   nlohmann::json platforms = nlohmann::json::array();
   for (const Platform& p : r.metadata.platforms) {
     platforms.push_back({{"os", p.os},
@@ -142,8 +144,40 @@ absl::Status Cache::PutTag(const std::string& repository, const TagRecord& r) {
   s.Text(9, r.metadata.incomplete_reason);
   s.Int(10, ToNanos(r.checked));
   s.Int(11, absl::ToInt64Seconds(r.recheck_interval));
-  if (sqlite3_step(s.get()) != SQLITE_DONE) return DbError(db_, "put tag");
+  const bool done = sqlite3_step(s.get()) == SQLITE_DONE;
+  sqlite3_reset(s.get());
+  sqlite3_clear_bindings(s.get());
+  return done;
+}
+
+}  // namespace
+
+absl::Status Cache::PutTag(const std::string& repository, const TagRecord& r) {
+  absl::MutexLock lock(&mu_);
+  Statement s(db_, kPutTag);
+  if (!s.ok()) return DbError(db_, "put tag");
+  if (!StepPutTag(s, repository, r)) return DbError(db_, "put tag");
   return absl::OkStatus();
+}
+
+absl::Status Cache::PutTags(const std::string& repository, const std::vector<TagRecord>& records) {
+  absl::MutexLock lock(&mu_);
+  if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return DbError(db_, "put tags");
+  }
+  absl::Status status;
+  {
+    Statement s(db_, kPutTag);
+    if (!s.ok()) status = DbError(db_, "put tags");
+    for (size_t i = 0; status.ok() && i < records.size(); ++i) {
+      if (!StepPutTag(s, repository, records[i])) status = DbError(db_, "put tags");
+    }
+  }
+  if (status.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    status = DbError(db_, "put tags");
+  }
+  if (!status.ok()) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  return status;
 }
 
 absl::Status Cache::DeleteTag(const std::string& repository, const std::string& tag) {

@@ -46,6 +46,8 @@ class Cache {
   bool rebuilt() const { return rebuilt_; }
 
   absl::Status PutTag(const std::string& repository, const TagRecord& record);
+  // Every one of `records`, in one transaction (one sync of the file): all or none.
+  absl::Status PutTags(const std::string& repository, const std::vector<TagRecord>& records);
   absl::Status DeleteTag(const std::string& repository, const std::string& tag);
   absl::StatusOr<std::vector<TagRecord>> Tags(const std::string& repository);
   // Number of cached tags per repository (one query; no rows are decoded).

@@ -52,7 +52,8 @@ void AddFlags(CLI::App& app, Flags& flags) {
       ->capture_default_str();
   // Requests in flight at once per registry host (a slow registry holds only its own).
   app.add_option("--registry_concurrency", flags.registry_concurrency,
-                 "Concurrent requests per registry host")
+                 "Concurrent requests per registry host (also the tags of one repository "
+                 "fetched at once during a scan)")
       ->envname("FERRY_REGISTRY_CONCURRENCY")
       ->capture_default_str();
   // Where registries POST push notifications (HOST:PORT); off when empty.
@@ -136,6 +137,8 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
     return absl::InvalidArgumentError("--registry_concurrency must be at least 1");
   }
   config.registry_concurrency = flags.registry_concurrency;
+  // A scan fetches as many tags of its repository at once as the host allows requests.
+  config.scanner.concurrency = std::min(flags.registry_concurrency, kMaxScanConcurrency);
   absl::StatusOr<RegistryPolicy> policy =
       RegistryPolicy::Create(flags.registry_allow_hosts, flags.registry_allow_link_local);
   if (!policy.ok()) return policy.status();

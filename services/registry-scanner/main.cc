@@ -59,7 +59,9 @@ int main(int argc, char** argv) {
   RegistryClient client(http, *std::move(credentials), client_options);
   ScannerMetrics metrics(*registry);
   Scanner scanner(client, **cache, config.scanner, metrics);
-  ScanQueue scan_queue(scanner);
+  // kScanWorkers repositories at once, each fetching up to --registry_concurrency tags at once;
+  // the rate-limited client keeps every host at --registry_concurrency requests in flight.
+  ScanQueue scan_queue(scanner, kScanWorkers);
   // Due scans are checked every second; each repository is listed every --scan_interval.
   ferry::runtime::Poller poller(absl::Seconds(1), [&scanner, &scan_queue] {
     for (const std::string& repository : scanner.DueRepositories()) scan_queue.Request(repository);

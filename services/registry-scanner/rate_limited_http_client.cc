@@ -70,11 +70,14 @@ absl::Duration RateLimitedHttpClient::Acquire(const std::string& host) {
   return absl::Seconds(-b.tokens / b.rate);
 }
 
-void RateLimitedHttpClient::Adjust(const std::string& host, bool throttled) {
+void RateLimitedHttpClient::Adjust(const std::string& host, bool throttled, absl::Time sent) {
   absl::MutexLock lock(&mu_);
   Bucket& b = buckets_[host];
   if (throttled) {
-    b.rate = std::max(options_.min_requests_per_second, b.rate / 2);
+    if (sent > b.last_cut) {  // sent after the last cut: the lowered rate is still too high
+      b.rate = std::max(options_.min_requests_per_second, b.rate / 2);
+      b.last_cut = clock_.Now();
+    }
     b.tokens = std::min(b.tokens, 0.0);
   } else {
     b.rate = std::min(options_.requests_per_second, b.rate * 1.1);
@@ -101,16 +104,18 @@ absl::StatusOr<http::Response> RateLimitedHttpClient::Send(const http::Request& 
       waited_.Add({{"host", host}}).Increment(absl::ToDoubleSeconds(wait));
       clock_.SleepFor(wait);
     }
+    absl::Time sent;
     absl::StatusOr<http::Response> response = [&] {
       Slot slot(*this, host);
+      sent = clock_.Now();
       return inner_.Send(request);
     }();
     if (!response.ok() || response->status != 429) {
-      if (response.ok()) Adjust(host, false);
+      if (response.ok()) Adjust(host, false, sent);
       return response;
     }
     throttled_.Add({{"host", host}}).Increment();
-    Adjust(host, true);
+    Adjust(host, true, sent);
     if (attempt >= 1) return response;  // retried once already: let the caller back off
     int64_t seconds = 1;
     (void)absl::SimpleAtoi(response->Header("retry-after"), &seconds);

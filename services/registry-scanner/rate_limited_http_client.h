@@ -1,7 +1,8 @@
 // An HttpClient decorator that is polite to registries: a token bucket per host (rate and
 // burst), at most `max_in_flight` requests per host at a time, and on 429 it honours Retry-After
 // (capped), halves that host's rate and retries once; the rate then recovers by 10% per successful
-// request up to the configured one.
+// request up to the configured one. Requests sent together that are throttled together halve the
+// rate once: a 429 to a request sent before (or at) the last cut says nothing of the lower rate.
 //
 //   ferry_registry_rate_limit_wait_seconds_total{host}  time spent waiting for a token
 //   ferry_registry_throttled_total{host}                429 answers received
@@ -54,12 +55,15 @@ class RateLimitedHttpClient final : public http::HttpClient {
     absl::Time updated;
     int in_flight = 0;
     int peak_in_flight = 0;
+    absl::Time last_cut = absl::InfinitePast();  // when a 429 last halved the rate
   };
   // Holds one of the host's in-flight slots while a request is sent.
   class Slot;
   // Takes a token for `host`; returns how long to wait first.
   absl::Duration Acquire(const std::string& host) ABSL_LOCKS_EXCLUDED(mu_);
-  void Adjust(const std::string& host, bool throttled) ABSL_LOCKS_EXCLUDED(mu_);
+  // After an answer to a request sent at `sent`: a 429 halves the rate (unless the request was
+  // sent at or before the last cut), a success raises it by 10%.
+  void Adjust(const std::string& host, bool throttled, absl::Time sent) ABSL_LOCKS_EXCLUDED(mu_);
 
   http::HttpClient& inner_;
   const Options options_;

@@ -118,6 +118,36 @@ TEST_F(RateLimitTest, RepeatedThrottlingIsReturnedAndRetryAfterIsCapped) {
   EXPECT_DOUBLE_EQ(client->RateFor(kOtherHost), 8);
 }
 
+// With several requests in flight (a scan fetches many tags at once), the 429s answering the
+// requests sent before the rate was halved do not halve it again: one cut per throttling.
+TEST_F(RateLimitTest, RequestsThrottledTogetherHalveTheRateOnce) {
+  auto client = Client(8, 100);
+  absl::Mutex mu;
+  int entered = 0;
+  inner_.Set("GET", kUrl, [&](const http::Request&) -> absl::StatusOr<http::Response> {
+    absl::MutexLock lock(&mu);
+    // The first three are all sent before any is answered, then answered 429; the retries
+    // succeed.
+    if (++entered > 3) return http::Response{200, {}, ""};
+    auto together = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return entered >= 3; };
+    mu.AwaitWithTimeout(absl::Condition(&together), absl::Seconds(10));
+    return http::Response{429, {{"retry-after", "1"}}, ""};
+  });
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back([&] {
+      absl::StatusOr<http::Response> r = client->Send(Get());
+      if (r.ok() && r->status == 200) ++ok;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 3) << "each retried once after Retry-After";
+  EXPECT_EQ(testing::MetricSum(registry_, "ferry_registry_throttled_total", {{"host", kHost}}), 3);
+  // Halved once (8 -> 4), then raised by 10% by each of the three successful retries.
+  EXPECT_NEAR(client->RateFor(kHost), 4 * 1.1 * 1.1 * 1.1, 1e-9);
+}
+
 // Blocks every request until released, counting how many are inside at once.
 class GatedHttp : public http::HttpClient {
  public:

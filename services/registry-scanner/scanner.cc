@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
+#include <system_error>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -14,6 +17,187 @@ namespace {
 constexpr size_t kMaxEvents = 10000;
 
 }  // namespace
+
+// What came of one tag's job: a record to store (with the event to emit once it is stored),
+// nothing (the tag was deleted meanwhile), or the error that fails the scan.
+struct Scanner::TagOutcome {
+  enum class State { kPending, kSkipped, kStore, kFailed };
+  State state = State::kPending;
+  TagRecord record;
+  std::optional<TagEvent::Kind> event;
+  std::string previous_digest;
+  absl::Status status;
+};
+
+Scanner::TagOutcome Scanner::RunTagJob(const std::string& registry, const std::string& path,
+                                       const TagJob& job, absl::Time now, bool first_scan) {
+  TagOutcome out;
+  auto failed = [&out](absl::Status status) {
+    out.state = TagOutcome::State::kFailed;
+    out.status = std::move(status);
+    return std::move(out);
+  };
+  if (!job.known) {
+    metrics_.metadata_fetches.Increment();
+    absl::StatusOr<TagMetadata> m =
+        FetchTagMetadata(client_, registry, path, job.tag, options_.metadata);
+    if (!m.ok()) {
+      if (m.status().code() == absl::StatusCode::kNotFound) {  // deleted meanwhile
+        out.state = TagOutcome::State::kSkipped;
+        return out;
+      }
+      return failed(m.status());
+    }
+    out.state = TagOutcome::State::kStore;
+    out.record.tag = job.tag;
+    out.record.metadata = *std::move(m);
+    out.record.checked = now;
+    out.record.recheck_interval = options_.min_recheck;
+    if (!first_scan) out.event = TagEvent::Kind::kNewTag;
+    return out;
+  }
+  absl::StatusOr<std::string> digest = client_.ManifestDigest(registry, path, job.tag);
+  if (!digest.ok()) {
+    if (digest.status().code() == absl::StatusCode::kNotFound) {
+      out.state = TagOutcome::State::kSkipped;
+      return out;
+    }
+    return failed(digest.status());
+  }
+  out.record = *job.known;
+  out.state = TagOutcome::State::kStore;
+  TagRecord& r = out.record;
+  if (*digest == r.metadata.digest) {
+    r.checked = now;
+    r.recheck_interval = std::min(r.recheck_interval * 2, options_.max_recheck);
+    return out;
+  }
+  out.previous_digest = r.metadata.digest;
+  absl::StatusOr<TagMetadata> m =
+      FetchTagMetadata(client_, registry, path, job.tag, options_.metadata);
+  if (!m.ok()) return failed(m.status());
+  r.metadata = *std::move(m);
+  r.checked = now;
+  r.recheck_interval = options_.min_recheck;
+  out.event = TagEvent::Kind::kTagMoved;
+  return out;
+}
+
+absl::Status Scanner::StoreOutcomes(const std::string& repository,
+                                    std::vector<TagOutcome>& outcomes) {
+  std::vector<TagRecord> records;
+  for (const TagOutcome& o : outcomes) {
+    if (o.state == TagOutcome::State::kStore) records.push_back(o.record);
+  }
+  if (records.empty()) return absl::OkStatus();
+  if (absl::Status s = records.size() == 1 ? cache_.PutTag(repository, records[0])
+                                           : cache_.PutTags(repository, records);
+      !s.ok()) {
+    return s;
+  }
+  for (TagOutcome& o : outcomes) {
+    if (o.state != TagOutcome::State::kStore || !o.event) continue;
+    TagEvent e;
+    e.kind = *o.event;
+    e.repository = repository;
+    e.tag = std::move(o.record);
+    e.previous_digest = std::move(o.previous_digest);
+    Emit(std::move(e));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Scanner::RunTagJobs(const std::string& repository, const std::string& registry,
+                                 const std::string& path, const std::vector<TagJob>& jobs,
+                                 absl::Time now, bool first_scan) {
+  const size_t n = jobs.size();
+  const size_t threads =
+      std::min(n, static_cast<size_t>(std::clamp(options_.concurrency, 1, kMaxScanConcurrency)));
+  if (threads <= 1) {
+    // One at a time: each tag is stored (and its event emitted) before the next is fetched.
+    for (const TagJob& job : jobs) {
+      std::vector<TagOutcome> one;
+      one.push_back(RunTagJob(registry, path, job, now, first_scan));
+      if (one[0].state == TagOutcome::State::kFailed) return one[0].status;
+      if (absl::Status s = StoreOutcomes(repository, one); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+  // `threads` workers take the jobs in list order; this thread stores the outcomes in list
+  // order as they become ready (several per transaction when they come faster than the cache
+  // writes them) and emits their events after them, as a sequential scan would.
+  struct Shared {
+    absl::Mutex mu;
+    size_t next ABSL_GUARDED_BY(mu) = 0;
+    bool stop ABSL_GUARDED_BY(mu) = false;
+    size_t running ABSL_GUARDED_BY(mu) = 0;
+    std::vector<TagOutcome> outcomes ABSL_GUARDED_BY(mu);
+  } shared;
+  {
+    absl::MutexLock lock(&shared.mu);
+    shared.outcomes.resize(n);
+    shared.running = threads;
+  }
+  auto work = [&] {
+    while (true) {
+      size_t i;
+      {
+        absl::MutexLock lock(&shared.mu);
+        if (shared.stop || shared.next >= n) {
+          --shared.running;
+          return;
+        }
+        i = shared.next++;
+      }
+      TagOutcome outcome = RunTagJob(registry, path, jobs[i], now, first_scan);
+      absl::MutexLock lock(&shared.mu);
+      // After a failure no more jobs start: the scan fails and is retried after a backoff.
+      if (outcome.state == TagOutcome::State::kFailed) shared.stop = true;
+      shared.outcomes[i] = std::move(outcome);
+    }
+  };
+  std::vector<std::thread> workers;
+  for (size_t t = 0; t < threads; ++t) {
+    try {
+      workers.emplace_back(work);
+    } catch (const std::system_error&) {
+      absl::MutexLock lock(&shared.mu);
+      shared.running -= threads - t;  // fewer threads; with none, this one does the work
+      if (t == 0) shared.running = 1;
+      break;
+    }
+  }
+  if (workers.empty()) work();  // (cannot block: no thread could be started)
+  absl::Status failure;         // the first in list order
+  absl::Status store_error;
+  for (size_t frontier = 0; frontier < n;) {
+    std::vector<TagOutcome> ready;
+    {
+      absl::MutexLock lock(&shared.mu);
+      auto ready_or_done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared.mu) {
+        return shared.outcomes[frontier].state != TagOutcome::State::kPending ||
+               shared.running == 0;
+      };
+      shared.mu.Await(absl::Condition(&ready_or_done));
+      while (frontier < n && shared.outcomes[frontier].state != TagOutcome::State::kPending) {
+        ready.push_back(std::move(shared.outcomes[frontier++]));
+      }
+      // Every worker has ended and the next job never started (stopped): nothing more comes.
+      if (ready.empty()) frontier = n;
+    }
+    for (const TagOutcome& o : ready) {
+      if (o.state == TagOutcome::State::kFailed && failure.ok()) failure = o.status;
+    }
+    if (!store_error.ok()) continue;
+    store_error = StoreOutcomes(repository, ready);
+    if (!store_error.ok()) {
+      absl::MutexLock lock(&shared.mu);
+      shared.stop = true;
+    }
+  }
+  for (std::thread& w : workers) w.join();
+  return store_error.ok() ? failure : store_error;
+}
 
 ScannerMetrics::ScannerMetrics(prometheus::Registry& registry)
     : scans(prometheus::BuildCounter()
@@ -170,59 +354,20 @@ absl::Status Scanner::Scan(const std::string& repository) {
 
   const absl::Time now = clock_.Now();
   std::set<std::string> listed(tags->begin(), tags->end());
+  // The tags that need the registry: new ones (metadata) and known ones due for a re-check.
+  std::vector<TagJob> jobs;
   for (const std::string& tag : *tags) {
     auto it = known.find(tag);
     if (it == known.end()) {
-      metrics_.metadata_fetches.Increment();
-      absl::StatusOr<TagMetadata> m =
-          FetchTagMetadata(client_, registry, path, tag, options_.metadata);
-      if (!m.ok()) {
-        if (m.status().code() == absl::StatusCode::kNotFound) continue;  // deleted meanwhile
-        return fail(m.status());
-      }
-      TagRecord r;
-      r.tag = tag;
-      r.metadata = *m;
-      r.checked = now;
-      r.recheck_interval = options_.min_recheck;
-      if (absl::Status s = cache_.PutTag(repository, r); !s.ok()) return fail(s);
-      if (!first_scan) {
-        TagEvent e;
-        e.kind = TagEvent::Kind::kNewTag;
-        e.repository = repository;
-        e.tag = r;
-        Emit(std::move(e));
-      }
+      jobs.push_back({tag, std::nullopt});
       continue;
     }
     metrics_.cache_hits.Increment();
-    TagRecord& r = it->second;
-    if (now - r.checked < r.recheck_interval) continue;
-    absl::StatusOr<std::string> digest = client_.ManifestDigest(registry, path, tag);
-    if (!digest.ok()) {
-      if (digest.status().code() == absl::StatusCode::kNotFound) continue;
-      return fail(digest.status());
-    }
-    if (*digest == r.metadata.digest) {
-      r.checked = now;
-      r.recheck_interval = std::min(r.recheck_interval * 2, options_.max_recheck);
-      if (absl::Status s = cache_.PutTag(repository, r); !s.ok()) return fail(s);
-      continue;
-    }
-    const std::string previous = r.metadata.digest;
-    absl::StatusOr<TagMetadata> m =
-        FetchTagMetadata(client_, registry, path, tag, options_.metadata);
-    if (!m.ok()) return fail(m.status());
-    r.metadata = *m;
-    r.checked = now;
-    r.recheck_interval = options_.min_recheck;
-    if (absl::Status s = cache_.PutTag(repository, r); !s.ok()) return fail(s);
-    TagEvent e;
-    e.kind = TagEvent::Kind::kTagMoved;
-    e.repository = repository;
-    e.tag = r;
-    e.previous_digest = previous;
-    Emit(std::move(e));
+    if (now - it->second.checked < it->second.recheck_interval) continue;
+    jobs.push_back({tag, it->second});
+  }
+  if (absl::Status s = RunTagJobs(repository, registry, path, jobs, now, first_scan); !s.ok()) {
+    return fail(s);
   }
   for (const auto& [tag, r] : known) {
     if (!listed.count(tag)) (void)cache_.DeleteTag(repository, tag);
@@ -333,6 +478,14 @@ bool ScanQueue::Request(const std::string& repository, const std::string& expect
   return true;
 }
 
+bool ScanQueue::WaitIdle(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return pending_.empty() && busy_ == 0 && retry_at_.empty();
+  };
+  return mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
+}
+
 void ScanQueue::CheckExpected(const std::string& repository) {
   auto it = expected_.find(repository);
   if (it == expected_.end()) return;
@@ -393,11 +546,13 @@ void ScanQueue::Run() {
     }
     pending_.erase(repository);
     running_.insert(repository);
+    ++busy_;
     mu_.Unlock();
     (void)scanner_.Scan(repository);
     mu_.Lock();
     running_.erase(repository);
     CheckExpected(repository);
+    --busy_;
     ++changes_;  // the unlock (at the next wait) wakes the idle workers
   }
 }

@@ -13,6 +13,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -39,7 +40,17 @@ struct ScannerOptions {
   absl::Duration max_recheck = absl::Hours(24);
   // Repositories unwatched for this long are forgotten.
   absl::Duration expire_after = absl::Hours(24 * 7);
+  // Tags of one repository whose metadata (or re-check) is fetched at once during a scan:
+  // --registry_concurrency, the requests the operator allows in flight per registry host
+  // (the rate-limited HTTP client holds every request to that bound, across all scans).
+  // At most kMaxScanConcurrency threads per scan.
+  int concurrency = 8;
 };
+
+// Threads of one scan at most, whatever --registry_concurrency says.
+inline constexpr int kMaxScanConcurrency = 64;
+// Repositories the binary's scan queue scans at once.
+inline constexpr int kScanWorkers = 4;
 
 struct TagEvent {
   enum class Kind { kNewTag, kTagMoved, kRepositoryError };
@@ -112,6 +123,25 @@ class Scanner {
  private:
   void Emit(TagEvent event);
 
+  // A listed tag that needs the registry: a new one (its metadata is fetched), or a known one
+  // due for a re-check (a HEAD of its manifest; the metadata again when the digest moved).
+  struct TagJob {
+    std::string tag;
+    std::optional<TagRecord> known;
+  };
+  struct TagOutcome;
+  TagOutcome RunTagJob(const std::string& registry, const std::string& path, const TagJob& job,
+                       absl::Time now, bool first_scan);
+  // Runs `jobs` of `repository`, up to options_.concurrency at once (the rate-limited HTTP
+  // client bounds the requests in flight per host across every scan); stores what they
+  // learned and emits its events in list order. After a failure no more jobs start, the
+  // ones already answered are stored, and the first failure (in list order) is returned.
+  absl::Status RunTagJobs(const std::string& repository, const std::string& registry,
+                          const std::string& path, const std::vector<TagJob>& jobs, absl::Time now,
+                          bool first_scan);
+  // Stores the records of `outcomes` (one transaction), then emits their events in order.
+  absl::Status StoreOutcomes(const std::string& repository, std::vector<TagOutcome>& outcomes);
+
   RegistryClient& client_;
   Cache& cache_;
   const ScannerOptions options_;
@@ -149,6 +179,9 @@ class ScanQueue {
   // tag), the scan is repeated a few times with growing pauses (0.1 s ... 3.2 s) until the
   // tag shows: registries may notify before the tag is listed.
   bool Request(const std::string& repository, const std::string& expected_tag = "");
+  // Waits until no scan is queued, running or waiting for a retry, at most `timeout` (real
+  // time). Returns whether the queue is idle.
+  bool WaitIdle(absl::Duration timeout);
 
  private:
   void Run();
@@ -168,6 +201,8 @@ class ScanQueue {
   std::map<std::string, Expected> expected_ ABSL_GUARDED_BY(mu_);
   // Repository -> when to scan again.
   std::map<std::string, absl::Time> retry_at_ ABSL_GUARDED_BY(mu_);
+  // Workers between taking a repository and having scheduled its retry (if any).
+  int busy_ ABSL_GUARDED_BY(mu_) = 0;
   // Counts the changes an idle worker wakes for: a request, a scan's end (and the retry it
   // may have scheduled).
   uint64_t changes_ ABSL_GUARDED_BY(mu_) = 0;

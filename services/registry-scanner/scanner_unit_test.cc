@@ -7,12 +7,15 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "lib/http/fake_http_client.h"
 #include "lib/runtime/fake_clock.h"
 #include "lib/status/status_matchers.h"
+#include "services/registry-scanner/rate_limited_http_client.h"
 #include "services/registry-scanner/scanner.h"
 #include "tests/support/metrics.h"
 
@@ -55,6 +58,9 @@ class FakeRepository {
     Publish();
     return digest;
   }
+
+  // The tags in the order the registry lists them.
+  const std::vector<std::string>& tags() const { return tags_; }
 
   std::string FirstPageUrl() const { return absl::StrCat(kBase, "/tags/list?n=", page_size_); }
   static std::string ManifestUrl(const std::string& tag) {
@@ -286,6 +292,181 @@ TEST_F(ScannerUnitTest, WatchListChangesAndLongUnwatchedRepositoriesAreForgotten
   EXPECT_THAT(names(), ElementsAre(b, c));
 }
 
+// A scan through the rate-limited client as the binary assembles it: at most
+// `max_in_flight` requests to the host at once, `concurrency` tags of the repository fetched at
+// once. Every manifest GET is held (up to 200 ms) until as many requests as both allow are
+// inside the registry, so the requests a scan sends at once are seen at their peak.
+class ConcurrentScanUnitTest : public ScannerUnitTest {
+ protected:
+  void Build(int concurrency, int max_in_flight) {
+    {
+      absl::MutexLock lock(&mu_);
+      gate_ = std::min(concurrency, max_in_flight);
+    }
+    RateLimitedHttpClient::Options limits;
+    limits.requests_per_second = 1e6;
+    limits.burst = 1e6;
+    limits.max_in_flight = max_in_flight;
+    limited_ = std::make_unique<RateLimitedHttpClient>(counting_, limits, registry_);
+    RegistryClient::Options options;
+    options.insecure_hosts = {kRegistry};
+    client_ = std::make_unique<RegistryClient>(*limited_, CredentialStore(), options, clock_);
+    ScannerOptions scanner_options;
+    scanner_options.concurrency = concurrency;
+    scanner_ = std::make_unique<Scanner>(*client_, *cache_, scanner_options, metrics_, clock_);
+  }
+  int Peak() {
+    absl::MutexLock lock(&mu_);
+    return peak_;
+  }
+  // Answers of `tag`'s manifest GET wait `delay` first (later tags may answer first).
+  void Delay(const std::string& tag, absl::Duration delay) {
+    absl::MutexLock lock(&mu_);
+    delays_[FakeRepository::ManifestUrl(tag)] = delay;
+  }
+
+  // Counts the requests inside the fake registry around the FakeHttpClient.
+  class CountingHttp final : public http::HttpClient {
+   public:
+    explicit CountingHttp(ConcurrentScanUnitTest& test) : test_(test) {}
+    absl::StatusOr<http::Response> Send(const http::Request& request) override {
+      absl::Duration delay;
+      {
+        absl::MutexLock lock(&test_.mu_);
+        ++test_.inside_;
+        test_.peak_ = std::max(test_.peak_, test_.inside_);
+        if (auto it = test_.delays_.find(request.url); it != test_.delays_.end()) {
+          delay = it->second;
+        }
+        if (request.method == "GET" && absl::StrContains(request.url, "/manifests/")) {
+          auto full = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(test_.mu_) {
+            return test_.inside_ >= test_.gate_;
+          };
+          test_.mu_.AwaitWithTimeout(absl::Condition(&full), absl::Milliseconds(200));
+        }
+      }
+      absl::SleepFor(delay);
+      absl::StatusOr<http::Response> response = test_.http_.Send(request);
+      absl::MutexLock lock(&test_.mu_);
+      --test_.inside_;
+      return response;
+    }
+
+   private:
+    ConcurrentScanUnitTest& test_;
+  };
+
+  absl::Mutex mu_;
+  int inside_ ABSL_GUARDED_BY(mu_) = 0;
+  int peak_ ABSL_GUARDED_BY(mu_) = 0;
+  int gate_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<std::string, absl::Duration> delays_ ABSL_GUARDED_BY(mu_);
+  CountingHttp counting_{*this};
+  std::unique_ptr<RateLimitedHttpClient> limited_;
+};
+
+TEST_F(ConcurrentScanUnitTest, TagsOfOneRepositoryAreFetchedAsConcurrentlyAsTheHostAllows) {
+  for (int i = 0; i < 24; ++i) repo_.Push(absl::StrCat("1.", i));
+  // More scan threads than the host allows: the host's limit holds.
+  Build(/*concurrency=*/8, /*max_in_flight=*/3);
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  EXPECT_EQ(Peak(), 3) << "one repository's scan keeps the host's 3 slots busy, never more";
+  EXPECT_EQ(limited_->PeakInFlight(kRegistry), 3);
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TagRecord> tags, cache_->Tags(kRepo));
+  EXPECT_EQ(tags.size(), 24u);
+  for (const TagRecord& t : tags) {
+    EXPECT_FALSE(t.metadata.digest.empty()) << t.tag;
+    EXPECT_TRUE(t.metadata.created.has_value()) << t.tag;
+  }
+  EXPECT_EQ(http_.CountContaining("/manifests/"), 24);
+  EXPECT_EQ(http_.CountContaining("/blobs/"), 24);
+  EXPECT_EQ(scanner_->LastSequence(), 0u) << "a first scan is silent";
+}
+
+TEST_F(ConcurrentScanUnitTest, TheScansConcurrencyBoundsItBelowTheHostsLimit) {
+  for (int i = 0; i < 24; ++i) repo_.Push(absl::StrCat("1.", i));
+  Build(/*concurrency=*/2, /*max_in_flight=*/8);
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  EXPECT_EQ(Peak(), 2);
+  // The re-checks of known tags (one HEAD each) run as concurrently.
+  clock_.Advance(absl::Minutes(5));
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  EXPECT_EQ(http_.CountContaining("/manifests/"), 48);
+  EXPECT_EQ(Peak(), 2);
+}
+
+// Events and the cache are as a one-at-a-time scan leaves them: in list order, whichever tag
+// the registry answers first, and once stored.
+class ConcurrencyOrderTest : public ConcurrentScanUnitTest,
+                             public ::testing::WithParamInterface<int> {};
+
+TEST_P(ConcurrencyOrderTest, EventsFollowTheTagListWhateverAnswersFirst) {
+  repo_.Push("base");
+  Build(/*concurrency=*/GetParam(), /*max_in_flight=*/GetParam());
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  std::map<std::string, std::string> digests;
+  for (int i = 0; i < 12; ++i) {
+    const std::string tag = absl::StrCat("2.", i);
+    digests[tag] = repo_.Push(tag);
+    Delay(tag, absl::Milliseconds(2 * (12 - i)));  // the later the tag, the sooner its answer
+  }
+  clock_.Advance(absl::Minutes(1));
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  std::vector<TagEvent> events = scanner_->WaitForEvents(0, absl::ZeroDuration());
+  ASSERT_EQ(events.size(), 12u);
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].sequence, i + 1);
+    EXPECT_EQ(events[i].kind, TagEvent::Kind::kNewTag);
+    EXPECT_EQ(events[i].repository, kRepo);
+    EXPECT_EQ(events[i].tag.tag, absl::StrCat("2.", i));
+    EXPECT_EQ(events[i].tag.metadata.digest, digests[events[i].tag.tag]);
+    EXPECT_EQ(events[i].tag.recheck_interval, absl::Minutes(5));
+    EXPECT_EQ(events[i].time, clock_.Now());
+  }
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TagRecord> tags, cache_->Tags(kRepo));
+  EXPECT_EQ(tags.size(), 13u);
+}
+
+INSTANTIATE_TEST_SUITE_P(OneAtATimeAndConcurrent, ConcurrencyOrderTest, ::testing::Values(1, 4));
+
+TEST_F(ConcurrentScanUnitTest, AFailedTagFailsTheScanKeepsWhatWasLearnedAndIsFetchedNextTime) {
+  repo_.Push("base");
+  Build(/*concurrency=*/4, /*max_in_flight=*/4);
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  for (int i = 0; i < 12; ++i) repo_.Push(absl::StrCat("2.", i));
+  http_.Enqueue("GET", FakeRepository::ManifestUrl("2.5"), http::Response{500, {}, ""});
+  clock_.Advance(absl::Minutes(1));
+  EXPECT_THAT(scanner_->Scan(kRepo),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("2.5: manifest: HTTP 500")));
+  std::vector<TagEvent> events = scanner_->WaitForEvents(0, absl::ZeroDuration());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().kind, TagEvent::Kind::kRepositoryError);
+  std::set<std::string> announced;
+  std::string previous;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    EXPECT_EQ(events[i].kind, TagEvent::Kind::kNewTag);
+    EXPECT_NE(events[i].tag.tag, "2.5");
+    EXPECT_LT(previous, events[i].tag.tag) << "in list order";
+    previous = events[i].tag.tag;
+    announced.insert(events[i].tag.tag);
+  }
+  // Every tag answered before the failure stopped the scan is stored and announced.
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TagRecord> stored, cache_->Tags(kRepo));
+  EXPECT_EQ(stored.size(), announced.size() + 1);
+  EXPECT_GE(announced.size(), 5u) << "the tags listed before the failed one";
+  // The next scan fetches only what is missing and announces it.
+  const int manifests = http_.CountContaining("/manifests/");
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  EXPECT_EQ(http_.CountContaining("/manifests/") - manifests,
+            12 - static_cast<int>(announced.size()));
+  events = scanner_->WaitForEvents(events.back().sequence, absl::ZeroDuration());
+  for (const TagEvent& e : events) {
+    EXPECT_EQ(e.kind, TagEvent::Kind::kNewTag);
+    EXPECT_TRUE(announced.insert(e.tag.tag).second) << e.tag.tag << " announced twice";
+  }
+  EXPECT_EQ(announced.size(), 12u);
+}
+
 // The webhook queue with one worker: `waits` counts the worker's waits on the clock, each
 // begun once a scan has ended (or, the first, when the queue starts idle).
 class ScanQueueUnitTest : public ScannerUnitTest {
@@ -331,6 +512,27 @@ TEST_F(ScanQueueUnitTest, AnnouncedTagIsRescannedWithGrowingPausesUntilItIsListe
   EXPECT_EQ(events[0].tag.tag, "2");
   EXPECT_EQ(events[0].tag.metadata.digest, digest);
   ExpectNoMoreRetries();
+}
+
+TEST_F(ScanQueueUnitTest, WaitIdleReturnsOnceNothingIsQueuedRunningOrToBeRetried) {
+  repo_.Push("1");
+  FERRY_ASSERT_OK(scanner_->Watch({kRepo}).status());
+  ScanQueue queue(*scanner_, 1);
+  ASSERT_TRUE(clock_.AwaitWaits(1));
+  EXPECT_TRUE(queue.WaitIdle(absl::ZeroDuration()));
+  ASSERT_TRUE(queue.Request(kRepo));
+  EXPECT_TRUE(queue.WaitIdle(absl::Seconds(10)));
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TagRecord> tags, cache_->Tags(kRepo));
+  EXPECT_EQ(tags.size(), 1u);
+  // An announced tag the registry does not list yet: a retry is due, the queue is not idle.
+  ASSERT_TRUE(queue.Request(kRepo, "2"));
+  EXPECT_FALSE(queue.WaitIdle(absl::Milliseconds(50)));
+  repo_.Push("2");
+  ASSERT_TRUE(clock_.AwaitWaits(3));
+  clock_.Advance(absl::Milliseconds(100));
+  EXPECT_TRUE(queue.WaitIdle(absl::Seconds(10)));
+  FERRY_ASSERT_OK_AND_ASSIGN(tags, cache_->Tags(kRepo));
+  EXPECT_EQ(tags.size(), 2u);
 }
 
 TEST_F(ScanQueueUnitTest, AnnouncedTagThatNeverShowsIsGivenUpAfterSixRetries) {
