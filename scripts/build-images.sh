@@ -26,8 +26,9 @@
 #   --write-dockerfiles   regenerate deploy/images/*/Dockerfile, deploy/drone-plugin/Dockerfile
 #   --check-dockerfiles   fail if they are out of date
 # Environment: FERRY_BUILD_DIR (default build), FERRY_IMAGES_CACHE (default
-# /var/cache/ferry-images), SOURCE_DATE_EPOCH, FERRY_IMAGE_SOURCE (default: git remote
-# origin), FERRY_IMAGE_LICENSES (SPDX expression, default NOASSERTION).
+# /var/cache/ferry-images), SOURCE_DATE_EPOCH, FERRY_IMAGE_REVISION (the commit the binaries
+# come from, default HEAD), FERRY_IMAGE_SOURCE (default: git remote origin),
+# FERRY_IMAGE_LICENSES (SPDX expression, default NOASSERTION).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for tool in apt-get apt-cache dpkg dpkg-deb ldd objcopy python3 git; do

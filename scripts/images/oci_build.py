@@ -803,9 +803,12 @@ def main():
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH") or git("log", "-1", "--format=%ct"))
     with open(os.path.join(ROOT, "CMakeLists.txt")) as f:
         version = re.search(r"project\(ferry VERSION ([0-9.]+)", f.read()).group(1)
-    revision_full = git("rev-parse", "HEAD")
-    revision = git("rev-parse", "--short=12", "HEAD")
-    dirty = subprocess.run(["git", "-C", ROOT, "diff", "--quiet", "HEAD", "--"]).returncode != 0
+    # FERRY_IMAGE_REVISION: the commit the binaries were built from, when it is not HEAD of
+    # this checkout (taken as given: no -dirty check).
+    revision_full = os.environ.get("FERRY_IMAGE_REVISION") or git("rev-parse", "HEAD")
+    revision = revision_full[:12]
+    dirty = (not os.environ.get("FERRY_IMAGE_REVISION") and
+             subprocess.run(["git", "-C", ROOT, "diff", "--quiet", "HEAD", "--"]).returncode != 0)
     if dirty:
         revision += "-dirty"
         log(f"{PROG}: the working tree has uncommitted changes: the revision tag is {revision}")

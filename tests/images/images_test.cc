@@ -2,7 +2,9 @@
 // to a real registry (docker-registry on loopback), pulled back with skopeo, unpacked into
 // a root filesystem and run there with chroot as uid 65532: no host library is visible.
 // Checks the digests are reproducible, the images small, the config what deploy/base
-// expects, and that each service answers the gRPC health check and serves /metrics.
+// expects, and that each service answers the gRPC health check and serves /metrics; the
+// syncer in its image applies the config repo to a real Kubernetes API (tests/kube), and
+// ferryctl in its image lists the workloads and, as a Drone plugin, dry-runs a release.
 //
 // One process for all tests (registered with add_test, not gtest_discover_tests): the
 // images are built once in SetUpTestSuite. Needs root (chroot), apt access to the Debian
@@ -30,6 +32,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/binaries.h"
 #include "tests/support/http.h"
+#include "tests/support/kube.h"
 #include "tests/support/registry.h"
 #include "tests/support/subprocess.h"
 
@@ -100,6 +103,8 @@ struct Suite {
   std::unique_ptr<TempDir> dir;
   std::unique_ptr<testing::RegistryServer> registry;
   std::string build_output;
+  std::string bin;                // the binaries the images are built from
+  std::string script;             // "<fixed inputs> bash scripts/build-images.sh"
   std::vector<std::string> tags;  // version, revision
   std::map<std::string, Image> images;
   json definition;
@@ -137,9 +142,22 @@ class ImagesTest : public ::testing::Test {
     suite->registry = *std::move(registry);
     const std::string host = suite->registry->host();
 
+    // The inputs, fixed for every build of this test: a copy of the binaries, the commit and
+    // its time (the checkout and build folder may change under a long test).
+    suite->bin = dir + "/bin";
+    Result snapshot =
+        Shell(absl::StrCat("set -e; cd ", kBuild, "; for f in services/*/ferry-* cli/ferryctl; do ",
+                           "[ -f \"$f\" ] && [ -x \"$f\" ] || continue; mkdir -p ", suite->bin,
+                           "/$(dirname $f); cp $f ", suite->bin, "/$f; done; cd ", kSource,
+                           "; echo \"export FERRY_IMAGE_REVISION=$(git rev-parse HEAD) ",
+                           "SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)\" > ", dir, "/inputs"));
+    if (snapshot.code != 0) return "copying the binaries: " + snapshot.output;
+    suite->script =
+        absl::StrCat(". ", dir, "/inputs && bash ", kSource, "/scripts/build-images.sh");
+
     // Build every image and push them to the registry.
-    Result build = Shell(absl::StrCat("bash ", kSource, "/scripts/build-images.sh --out ", dir,
-                                      "/out --build-dir ", kBuild, " --push ", host, "/ferry"));
+    Result build = Shell(absl::StrCat(suite->script, " --out ", dir, "/out --build-dir ",
+                                      suite->bin, " --push ", host, "/ferry"));
     suite->build_output = build.output;
     if (build.code != 0) return "build-images.sh failed";
     json built = ReadJson(dir + "/out/images.json");
@@ -187,9 +205,11 @@ class ImagesTest : public ::testing::Test {
 
   // argv run as a container runtime would: only the image's environment, uid/gid 65532,
   // the image's root filesystem as / (no host library visible).
-  static std::vector<std::string> InImage(const std::string& name, std::vector<std::string> argv) {
+  static std::vector<std::string> InImage(const std::string& name, std::vector<std::string> argv,
+                                          const std::vector<std::string>& env = {}) {
     std::vector<std::string> out = {"/usr/bin/env", "-i"};
     for (const auto& e : Get(name).config["config"]["Env"]) out.push_back(e.get<std::string>());
+    out.insert(out.end(), env.begin(), env.end());
     for (const char* a : {"/usr/sbin/chroot", "--userspec=65532:65532"}) out.push_back(a);
     out.push_back(Get(name).rootfs);
     out.insert(out.end(), argv.begin(), argv.end());
@@ -216,8 +236,8 @@ TEST_F(ImagesTest, BuildsEveryImageAndReportsItsCompressedSize) {
 
 TEST_F(ImagesTest, SameCommitAndPackagesGiveTheSameDigest) {
   const std::string out = suite->dir->path + "/again";
-  Result again = Shell(absl::StrCat("bash ", kSource, "/scripts/build-images.sh --out ", out,
-                                    " --build-dir ", kBuild, " --only ferry-git-writer"));
+  Result again = Shell(absl::StrCat(suite->script, " --out ", out, " --build-dir ", suite->bin,
+                                    " --only ferry-git-writer"));
   ASSERT_EQ(again.code, 0) << again.output;
   json index = ReadJson(out + "/ferry-git-writer/index.json");
   EXPECT_EQ(index["manifests"][0]["digest"].get<std::string>(), Get("ferry-git-writer").digest);
@@ -372,12 +392,21 @@ TEST_F(ImagesTest, ServicesStartInTheirImageAndAnswerHealthAndMetrics) {
   };
 
   // git-writer: a config repo inside its root filesystem (file://), the mirror in its state
-  // folder.
+  // folder. Its one workload runs an image of the test's registry (ferry-api's, version tag).
+  const std::string registry_image = suite->registry->host() + "/ferry/ferry-api";
+  const std::string image_v1 = registry_image + ":" + suite->tags[0];
   const std::string gw = Get("ferry-git-writer").rootfs;
+  // A namespace of its own: the cluster may be shared with other test processes.
+  const std::string ns = "ferry-images-" + std::to_string(getpid());
+  const std::string manifests = absl::StrCat(
+      "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ", ns,
+      "\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: ", ns,
+      "\nspec:\n  replicas: 0\n  selector: {matchLabels: {app: web}}\n  template:\n",
+      "    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - name: web\n",
+      "        image: ", image_v1, "\n");
   Result repo = Shell(absl::StrCat(
       "set -e; src=$(mktemp -d); cd $src; git -c init.defaultBranch=main init -q; mkdir apps; ",
-      "printf 'kind: Deployment\\nmetadata:\\n  name: web\\nspec:\\n  template:\\n    spec:\\n",
-      "      containers:\\n      - name: web\\n        image: nginx:1.25\\n' > apps/web.yaml; ",
+      "printf '%s' '", manifests, "' > apps/web.yaml; ",
       "git add -A; git -c user.name=t -c user.email=t@example.com commit -qm init; ",
       "git clone -q --bare $src ", gw, "/tmp/config.git; chown -R 65532:65532 ", gw,
       "/tmp/config.git; rm -rf $src"));
@@ -396,17 +425,23 @@ TEST_F(ImagesTest, ServicesStartInTheirImageAndAnswerHealthAndMetrics) {
   Running scanner;
   start("ferry-registry-scanner",
         {"--state_dir=/var/lib/ferry/registry-scanner", "--webhook_address=127.0.0.1:0",
-         "--webhook_secret_path=/tmp/webhook-secret"},
+         "--webhook_secret_path=/tmp/webhook-secret",
+         "--registry_insecure_hosts=" + suite->registry->host()},
         scanner);
   ExpectServes(scanner, "registry-scanner", "ferry.v1.RegistryScanner");
 
-  // The syncer serves (not ready) while its Kubernetes API is unreachable.
+  // The syncer against a real Kubernetes API (tests/kube/cluster.sh): a kubeconfig inside
+  // its root filesystem with the token and the CA inline.
+  auto cluster = testing::SharedKubeCluster();
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  Result ca = Shell("base64 -w0 " + (*cluster)->ca_path());
+  ASSERT_EQ(ca.code, 0) << ca.output;
   const std::string cs = Get("ferry-cluster-syncer").rootfs;
   std::ofstream(cs + "/tmp/kubeconfig")
-      << "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n"
-         "    server: https://127.0.0.1:1\nusers:\n- name: u\n  user:\n"
-         "    token: t\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n"
-         "current-context: x\n";
+      << "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: "
+      << (*cluster)->server() << "\n    certificate-authority-data: " << ca.output
+      << "\nusers:\n- name: u\n  user:\n    token: " << (*cluster)->token()
+      << "\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n";
   chmod((cs + "/tmp/kubeconfig").c_str(), 0644);
   Running syncer;
   start("ferry-cluster-syncer",
@@ -414,6 +449,16 @@ TEST_F(ImagesTest, ServicesStartInTheirImageAndAnswerHealthAndMetrics) {
          "--sync_interval=1h"},
         syncer);
   ExpectServes(syncer, "cluster-syncer", "ferry.v1.ClusterSyncer");
+  // It applies the config repo from inside its image.
+  std::optional<ferry::v1::SyncResult> first = testing::FirstSync(syncer);
+  ASSERT_TRUE(first.has_value()) << syncer.process->Output();
+  EXPECT_EQ(first->failed(), 0) << first->DebugString();
+  EXPECT_EQ(first->applied(), 2) << first->DebugString();
+  struct DeleteNamespace {
+    testing::KubeCluster* cluster;
+    std::string ns;
+    ~DeleteNamespace() { cluster->Kubectl("delete namespace --wait=false " + ns); }
+  } cleanup{*cluster, ns};
 
   Running api;
   start("ferry-api",
@@ -426,11 +471,23 @@ TEST_F(ImagesTest, ServicesStartInTheirImageAndAnswerHealthAndMetrics) {
   // ferryctl from its image, through the api in its image, to the workloads git-writer
   // reads in its image.
   auto ctl = Subprocess::Start(InImage(
-      "ferryctl", {"/usr/local/bin/ferryctl", "--url", api.GrpcTarget(), "list-workloads"}));
+      "ferryctl", {"/usr/local/bin/ferryctl", "--url", api.GrpcTarget(), "list-workloads", "-a"}));
   ASSERT_TRUE(ctl.ok());
   EXPECT_EQ((*ctl)->Wait(absl::Seconds(60)), 0) << (*ctl)->Output();
   EXPECT_TRUE(absl::StrContains((*ctl)->Output(), "web")) << (*ctl)->Output();
-  EXPECT_TRUE(absl::StrContains((*ctl)->Output(), "nginx:1.25")) << (*ctl)->Output();
+  EXPECT_TRUE(absl::StrContains((*ctl)->Output(), image_v1)) << (*ctl)->Output();
+
+  // The image as a Drone plugin: no command, the step's settings as PLUGIN_* variables: a
+  // dry run of a release to the revision tag, which the scanner in its image finds in the
+  // test's registry.
+  const std::string image_rev = registry_image + ":" + suite->tags[1];
+  auto drone = Subprocess::Start(
+      InImage("ferryctl", {Entrypoint("ferryctl")},
+              {"PLUGIN_URL=" + api.GrpcTarget(), "PLUGIN_WORKLOAD=" + ns + ":deployment/web",
+               "PLUGIN_IMAGE=" + image_rev, "PLUGIN_DRY_RUN=true"}));
+  ASSERT_TRUE(drone.ok());
+  EXPECT_EQ((*drone)->Wait(absl::Seconds(60)), 0) << (*drone)->Output();
+  EXPECT_TRUE(absl::StrContains((*drone)->Output(), suite->tags[1])) << (*drone)->Output();
 }
 
 TEST_F(ImagesTest, DockerfilesAreGeneratedFromTheSameDefinition) {
@@ -466,10 +523,9 @@ TEST_F(ImagesTest, PushesWithCredentialsToATokenAuthRegistry) {
   const std::string auth_file = suite->dir->path + "/auth.json";
   // "alice:secret" in base64, as `skopeo login` / `docker login` store it.
   std::ofstream(auth_file) << "{\"auths\": {\"" << host << "\": {\"auth\": \"YWxpY2U6c2VjcmV0\"}}}";
-  Result push = Shell(absl::StrCat("REGISTRY_AUTH_FILE=", auth_file, " bash ", kSource,
-                                   "/scripts/build-images.sh --out ", suite->dir->path,
-                                   "/token-out --build-dir ", kBuild, " --only ferryctl --push ",
-                                   host, "/ci/ferry"));
+  Result push = Shell(absl::StrCat("export REGISTRY_AUTH_FILE=", auth_file, "; ", suite->script,
+                                   " --out ", suite->dir->path, "/token-out --build-dir ",
+                                   suite->bin, " --only ferryctl --push ", host, "/ci/ferry"));
   ASSERT_EQ(push.code, 0) << push.output;
   Result raw =
       Shell(absl::StrCat("skopeo inspect --raw --tls-verify=false --creds alice:secret ",
@@ -477,13 +533,14 @@ TEST_F(ImagesTest, PushesWithCredentialsToATokenAuthRegistry) {
   ASSERT_EQ(raw.code, 0) << raw.output;
   json built = ReadJson(suite->dir->path + "/token-out/images.json");
   EXPECT_EQ("sha256:" + raw.output.substr(0, 64), built["images"][0]["digest"]);
+  EXPECT_EQ(built["images"][0]["digest"], Get("ferryctl").digest);
   EXPECT_GT((*registry)->TokensIssued(), 0);
 }
 
 TEST_F(ImagesTest, PushToAnUnreachableOrRefusingRegistryFailsClearlyBeforeTagging) {
-  const std::string script = kSource + "/scripts/build-images.sh";
+  const std::string& script = suite->script;
   const std::string out = suite->dir->path + "/bad";
-  Result refused = Shell(absl::StrCat("bash ", script, " --out ", out, " --build-dir ", kBuild,
+  Result refused = Shell(absl::StrCat(script, " --out ", out, " --build-dir ", suite->bin,
                                       " --only ferryctl --push 127.0.0.1:1/ferry"));
   EXPECT_NE(refused.code, 0);
   EXPECT_TRUE(absl::StrContains(refused.output, "registry 127.0.0.1:1 unreachable"))
@@ -493,9 +550,9 @@ TEST_F(ImagesTest, PushToAnUnreachableOrRefusingRegistryFailsClearlyBeforeTaggin
   auto locked = testing::RegistryServer::Start(suite->dir->path + "/locked", "alice", "secret");
   ASSERT_TRUE(locked.ok()) << locked.status();
   const std::string host = (*locked)->host();
-  Result denied =
-      Shell(absl::StrCat("REGISTRY_AUTH_FILE=/nonexistent DOCKER_CONFIG=/nonexistent bash ", script,
-                         " --out ", out, " --build-dir ", kBuild, " --push ", host, "/ferry"));
+  Result denied = Shell(
+      absl::StrCat("export REGISTRY_AUTH_FILE=/nonexistent DOCKER_CONFIG=/nonexistent; ", script,
+                   " --out ", out, " --build-dir ", suite->bin, " --push ", host, "/ferry"));
   EXPECT_NE(denied.code, 0);
   EXPECT_TRUE(absl::StrContains(denied.output, "registry " + host + " answered HTTP 401"))
       << denied.output;
@@ -504,8 +561,8 @@ TEST_F(ImagesTest, PushToAnUnreachableOrRefusingRegistryFailsClearlyBeforeTaggin
   EXPECT_EQ(catalog.code, 0) << catalog.output;
   EXPECT_TRUE(absl::StrContains(catalog.output, "\"repositories\":[]")) << catalog.output;
 
-  Result missing = Shell(
-      absl::StrCat("bash ", script, " --out ", out, " --build-dir /nonexistent --only ferry-api"));
+  Result missing =
+      Shell(absl::StrCat(script, " --out ", out, " --build-dir /nonexistent --only ferry-api"));
   EXPECT_NE(missing.code, 0);
   EXPECT_TRUE(absl::StrContains(missing.output, "is not built: run `bash scripts/build.sh build`"))
       << missing.output;
