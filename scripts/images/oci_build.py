@@ -823,7 +823,15 @@ def main():
         "tags": [version, revision],
     }
     os.makedirs(args.out, exist_ok=True)
-    os.makedirs(args.cache, exist_ok=True)
+    try:
+        os.makedirs(args.cache, exist_ok=True)
+        if not os.access(args.cache, os.W_OK):
+            raise PermissionError(args.cache)
+    except PermissionError:
+        fallback = os.path.join(os.path.expanduser("~"), ".cache", "ferry-images")
+        log(f"{PROG}: {args.cache} is not writable: caching packages in {fallback}")
+        args.cache = fallback
+        os.makedirs(args.cache, exist_ok=True)
     results = []
     for image in images:
         log(f"{PROG}: building {image['name']}")
