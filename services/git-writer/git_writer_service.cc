@@ -144,11 +144,14 @@ std::string Utf8Lines(const std::string& text) {
 
 // ListWorkloads' entry of a workload resource; empty when a string in it is not UTF-8 (gRPC
 // would fail the whole answer on it).
-std::optional<ferry::v1::ManifestWorkload> AnswerOf(const manifest::Resource& r) {
+std::optional<ferry::v1::ManifestWorkload> AnswerOf(const manifest::Resource& r,
+                                                    const Index& index) {
   ferry::v1::ManifestWorkload w;
   w.set_id(r.id);
-  for (const manifest::Container& c : manifest::FindContainers(r)) {
-    convert::FillContainer(c.name, c.image, c.init, w.add_containers());
+  if (auto found = index.containers.find(ContainersKey(r)); found != index.containers.end()) {
+    for (const manifest::Container& c : found->second) {
+      convert::FillContainer(c.name, c.image, c.init, w.add_containers());
+    }
   }
   convert::FillPolicy(manifest::ReadPolicies(r.annotations), w.mutable_policy());
   w.set_path(r.source.path);
@@ -164,7 +167,7 @@ const std::vector<std::optional<ferry::v1::ManifestWorkload>>& AnswersOf(const I
     index.answers.resize(index.loaded.resources.size());
     for (size_t i = 0; i < index.loaded.resources.size(); ++i) {
       const manifest::Resource& r = index.loaded.resources[i];
-      if (manifest::IsWorkloadKind(r.kind)) index.answers[i] = AnswerOf(r);
+      if (manifest::IsWorkloadKind(r.kind)) index.answers[i] = AnswerOf(r, index);
     }
   });
   return index.answers;

@@ -7,11 +7,29 @@
 #include "absl/strings/str_join.h"
 #include "lib/log/log.h"
 #include "lib/manifest/reindex.h"
+#include "lib/manifest/workload.h"
 #include "lib/names/names.h"
 #include "lib/status/status_macros.h"
 
 namespace ferry::git_writer {
 namespace {
+
+// Into `index`: what it keeps of a resource parsed from a file. A workload's containers are
+// found now; then the parsed document is let go (an edit parses its file again).
+void AddParsed(manifest::Resource r, Index& index) {
+  if (manifest::IsWorkloadKind(r.kind)) index.containers[ContainersKey(r)] = FindContainers(r);
+  r.node = manifest::NodeHandle();
+  r.document = manifest::NodeHandle();
+  index.loaded.resources.push_back(std::move(r));
+}
+
+// Into `index`: a resource of `base` whose file did not change, and its containers.
+void AddKept(const manifest::Resource& r, const Index& base, Index& index) {
+  index.loaded.resources.push_back(r);
+  if (auto c = base.containers.find(ContainersKey(r)); c != base.containers.end()) {
+    index.containers.insert(*c);
+  }
+}
 
 constexpr size_t kIndexCacheSize = 8;
 
@@ -127,6 +145,10 @@ void Writer::SetHead(const HeadInfo& head) {
   head_ = head;
 }
 
+std::string ContainersKey(const manifest::Resource& r) {
+  return absl::StrCat(r.source.path, "\n", r.source.document, "\n", r.id);
+}
+
 HeadInfo Writer::CurrentHead() const {
   absl::MutexLock lock(&head_mu_);
   return head_;
@@ -234,14 +256,12 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
     auto known = base != nullptr ? base->blobs.find(f.path) : index->blobs.end();
     if (base != nullptr && !f.blob.empty() && known != base->blobs.end() &&
         known->second == f.blob) {
-      for (const manifest::Resource* r : base_resources[f.path]) {
-        index->loaded.resources.push_back(*r);
-      }
+      for (const manifest::Resource* r : base_resources[f.path]) AddKept(*r, *base, *index);
       for (const manifest::LoadError* e : base_errors[f.path]) index->loaded.errors.push_back(*e);
       ++reused;
     } else {
       manifest::LoadResult one = manifest::LoadFile(f.path, f.content, options_.load);
-      for (manifest::Resource& r : one.resources) index->loaded.resources.push_back(std::move(r));
+      for (manifest::Resource& r : one.resources) AddParsed(std::move(r), *index);
       for (manifest::LoadError& e : one.errors) index->loaded.errors.push_back(std::move(e));
     }
     index->blobs[f.path] = f.blob;
@@ -448,14 +468,13 @@ void Writer::Pushed(const std::string& commit, const Index& base, const EditedFi
 }
 
 Writer::FileState& Writer::OpenFile(const Index& index, const std::string& path,
-                                    EditedFiles& files) {
+                                    EditedFiles& files) const {
   auto [it, inserted] = files.try_emplace(path);
   FileState& file = it->second;
   if (inserted) {
     file.original = file.content = index.files.at(path);
-    for (const manifest::Resource& r : index.loaded.resources) {
-      if (r.source.path == path) file.resources.push_back(r);
-    }
+    // The index keeps no parsed documents: the file is parsed again, as it was for the index.
+    file.resources = manifest::LoadFile(path, file.content, options_.load).resources;
   }
   return file;
 }
@@ -472,13 +491,13 @@ std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit,
   }
   for (const manifest::Resource& r : base.loaded.resources) {
     auto f = files.find(r.source.path);
-    if (f == files.end() || !f->second.changed) next->loaded.resources.push_back(r);
+    if (f == files.end() || !f->second.changed) AddKept(r, base, *next);
   }
   for (const manifest::LoadError& e : base.loaded.errors) next->loaded.errors.push_back(e);
   for (const auto& [path, file] : files) {
     if (!file.changed) continue;
     next->files[path] = file.content;
-    for (const manifest::Resource& r : file.resources) next->loaded.resources.push_back(r);
+    for (const manifest::Resource& r : file.resources) AddParsed(r, *next);
   }
   manifest::FinishLoad(next->loaded);
   return next;

@@ -23,6 +23,7 @@
 #include "lib/manifest/editor.h"
 #include "lib/manifest/policy.h"
 #include "lib/manifest/resource.h"
+#include "lib/manifest/workload.h"
 #include "services/git-writer/repository.h"
 
 namespace ferry::git_writer {
@@ -60,12 +61,19 @@ struct Index {
   // Some id was defined twice: `loaded` lacks what FinishLoad dropped, so what a file
   // defines cannot be read back from it, and the next index parses every file.
   bool had_duplicates = false;
+  // The containers of each workload in `loaded`, by ContainersKey, found when its file was
+  // parsed. The index keeps no parsed documents (`loaded`'s resources have none: most of
+  // git-writer's memory at 10,000 workloads); an edit parses its file again.
+  std::map<std::string, std::vector<manifest::Container>> containers;
   // ListWorkloads' entry for each of `loaded.resources` (empty for other kinds and for
   // workloads it skips), made once on first use (GitWriterService): an index answers many
-  // reads, and walking the documents again for each cost most of git-writer's time under load.
+  // reads, and making each entry again for each cost most of git-writer's time under load.
   mutable absl::once_flag answers_once;
   mutable std::vector<std::optional<ferry::v1::ManifestWorkload>> answers;
 };
+
+// The key of `r` in Index::containers: its file, document and id.
+std::string ContainersKey(const manifest::Resource& r);
 
 // One compare-and-set edit of a workload.
 struct EditRequest {
@@ -176,7 +184,7 @@ class Writer {
   void Pushed(const std::string& commit, const Index& base, const EditedFiles& files,
               const std::string& note) ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
   // The file at `path` in `files`, opened from `index` on first use.
-  static FileState& OpenFile(const Index& index, const std::string& path, EditedFiles& files);
+  FileState& OpenFile(const Index& index, const std::string& path, EditedFiles& files) const;
   // The index of `commit`: `base` with the edited files' fresh state, so the next request
   // need not parse the whole tree again.
   static std::shared_ptr<const Index> IndexAfterCommit(const std::string& commit, const Index& base,
