@@ -311,18 +311,21 @@ absl::Mutex* Scanner::RepositoryMutex(const std::string& repository) {
   return mu.get();
 }
 
-absl::Status Scanner::Scan(const std::string& repository) {
+absl::Status Scanner::Scan(const std::string& repository, bool unless_scanned) {
   absl::StatusOr<std::pair<std::string, std::string>> parts = SplitRepository(repository);
   if (!parts.ok()) return parts.status();
   const auto& [registry, path] = *parts;
   absl::MutexLock scan_lock(RepositoryMutex(repository));
   const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<std::optional<RepositoryRecord>> existing = cache_.Repository(repository);
+  if (!existing.ok()) return existing.status();
+  if (unless_scanned && existing->has_value() && (*existing)->last_scan.has_value()) {
+    return absl::OkStatus();
+  }
   {
     absl::MutexLock lock(&attempts_mu_);
     attempts_[repository].last = clock_.Now();
   }
-  absl::StatusOr<std::optional<RepositoryRecord>> existing = cache_.Repository(repository);
-  if (!existing.ok()) return existing.status();
   RepositoryRecord record;
   record.name = repository;
   if (existing->has_value()) record = **existing;
@@ -411,7 +414,9 @@ absl::StatusOr<std::vector<TagRecord>> Scanner::Tags(const std::string& reposito
   absl::StatusOr<std::optional<RepositoryRecord>> record = cache_.Repository(repository);
   if (!record.ok()) return record.status();
   if (!record->has_value() || !(*record)->last_scan.has_value()) {
-    if (absl::Status s = Scan(repository); !s.ok()) return s;
+    // Readers of a repository never scanned share its first scan: the ones that waited for
+    // it find it done (ListTags from every ListImages of the api had each scanned again).
+    if (absl::Status s = Scan(repository, /*unless_scanned=*/true); !s.ok()) return s;
   }
   return cache_.Tags(repository);
 }

@@ -86,8 +86,9 @@ class Scanner {
   absl::StatusOr<std::pair<std::vector<std::string>, std::vector<std::string>>> Watch(
       const std::vector<std::string>& repositories);
 
-  // Scans `repository` now.
-  absl::Status Scan(const std::string& repository);
+  // Scans `repository` now. With `unless_scanned`, a repository that has been scanned once
+  // (by a caller this one waited for) is not scanned again.
+  absl::Status Scan(const std::string& repository, bool unless_scanned = false);
 
   // Watched repositories whose scan is due (also updates the tags-known gauge and expires
   // long-unwatched repositories).

@@ -6,12 +6,16 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "lib/http/fake_http_client.h"
 #include "lib/runtime/fake_clock.h"
 #include "lib/status/status_matchers.h"
@@ -141,6 +145,36 @@ TEST_F(ScannerUnitTest, FirstScanIsSilentThenANewTagIsAnEvent) {
   EXPECT_EQ(events[0].tag.metadata.digest, digest);
   EXPECT_EQ(events[0].time, clock_.Now());
   EXPECT_EQ(testing::MetricSum(registry_, "ferry_registry_cache_misses_total"), 2);
+}
+
+// ListTags of a repository never scanned scans it; the readers that came meanwhile wait for
+// that scan and answer from it instead of each scanning again.
+TEST_F(ScannerUnitTest, ReadersOfARepositoryNeverScannedShareItsFirstScan) {
+  repo_.Push("1.0.0");
+  const std::string body = nlohmann::json{{"tags", {"1.0.0"}}}.dump();
+  absl::Notification entered, go;
+  http_.Set("GET", repo_.FirstPageUrl(),
+            [&](const http::Request&) -> absl::StatusOr<http::Response> {
+              if (!entered.HasBeenNotified()) entered.Notify();
+              go.WaitForNotification();
+              return http::Response{200, {}, body};
+            });
+  std::vector<std::thread> readers;
+  std::atomic<int> answered{0};
+  auto read = [&] {
+    auto tags = scanner_->Tags(kRepo);
+    if (tags.ok() && tags->size() == 1) ++answered;
+  };
+  readers.emplace_back(read);
+  entered.WaitForNotification();  // the first reader's scan is listing the tags
+  for (int i = 0; i < 3; ++i) readers.emplace_back(read);
+  // The others reach the repository's scan lock (not observable from here) well within this.
+  absl::SleepFor(absl::Milliseconds(100));
+  go.Notify();
+  for (std::thread& t : readers) t.join();
+  EXPECT_EQ(answered, 4);
+  EXPECT_EQ(http_.CountContaining("/tags/list"), 1) << "one scan for the four readers";
+  EXPECT_EQ(Scans("ok"), 1);
 }
 
 TEST_F(ScannerUnitTest, AWatchedRepositoryIsDueAtOnceThenEveryScanInterval) {
