@@ -927,14 +927,33 @@ absl::StatusOr<std::string> Libgit2Repository::CreateCommitObjects(const CommitS
   if (int rc = git_commit_tree(base.out(), parent.get()); rc != 0) return GitError("tree", rc);
   std::vector<git_tree_update> updates;
   std::vector<git_oid> blob_ids(spec.files.size());
+  // Each directory's tree is read once: looking every file up from the root re-read and
+  // re-parsed its folder's tree each time (5 s for 700 files in a folder of 10,000).
+  std::map<std::string, Tree> folders;  // folder -> its tree in `base` (null: new folder)
+  auto mode_of = [&](const std::string& path) -> git_filemode_t {
+    const size_t slash = path.rfind('/');
+    const std::string folder = slash == std::string::npos ? "" : path.substr(0, slash);
+    const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+    const git_tree* tree = base.get();
+    if (!folder.empty()) {
+      auto [it, inserted] = folders.try_emplace(folder);
+      if (inserted) {
+        TreeEntry entry;
+        if (git_tree_entry_bypath(entry.out(), base.get(), folder.c_str()) == 0 &&
+            git_tree_entry_type(entry.get()) == GIT_OBJECT_TREE) {
+          (void)git_tree_lookup(it->second.out(), repo_, git_tree_entry_id(entry.get()));
+        }
+      }
+      tree = it->second.get();
+    }
+    const git_tree_entry* existing =
+        tree != nullptr ? git_tree_entry_byname(tree, name.c_str()) : nullptr;
+    return existing != nullptr ? git_tree_entry_filemode(existing) : GIT_FILEMODE_BLOB;
+  };
   size_t i = 0;
   for (const auto& [path, content] : spec.files) {
     if (absl::Status s = ValidatePath(path); !s.ok()) return s;
-    TreeEntry existing;
-    git_filemode_t mode = GIT_FILEMODE_BLOB;
-    if (git_tree_entry_bypath(existing.out(), base.get(), path.c_str()) == 0) {
-      mode = git_tree_entry_filemode(existing.get());
-    }
+    const git_filemode_t mode = mode_of(path);
     if (int rc = git_blob_create_from_buffer(&blob_ids[i], repo_, content.data(), content.size());
         rc != 0) {
       return GitError("writing " + path, rc);

@@ -270,6 +270,29 @@ TEST_F(WriterTest, ImageEditIsOneCommitWithOnlyThatLineAndAJobNote) {
   EXPECT_EQ((*notes)[0].first, out->revision);
 }
 
+// An edited file keeps its mode (the commit looks each folder's tree up once).
+TEST_F(WriterTest, AnEditedFileKeepsItsMode) {
+  const std::string work = upstream_->dir() + "/chmod";
+  int status = 0;
+  const std::string out = testing::RunCommand(
+      absl::StrCat("git clone -q ", upstream_->url(), " ", work, " && cd ", work,
+                   " && chmod +x apps/web.yaml && git add apps/web.yaml && git -c user.name=t",
+                   " -c user.email=t@example.com commit -qm chmod && git push -q origin HEAD 2>&1"),
+      &status);
+  ASSERT_EQ(status, 0) << out;
+  FERRY_ASSERT_OK(writer_->Refresh());
+  ApplyRequest req;
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26", "nginx:1.25"),
+               ImageEdit("apps:deployment/api", "api", "example/api:1.1.0")};
+  absl::StatusOr<ApplyOutcome> applied = writer_->Apply(req);
+  FERRY_ASSERT_OK(applied);
+  EXPECT_EQ(upstream_->Git("ls-tree " + applied->revision + " apps/web.yaml").substr(0, 6),
+            "100755");
+  EXPECT_EQ(upstream_->Git("ls-tree " + applied->revision + " apps/api.yaml").substr(0, 6),
+            "100644");
+  EXPECT_EQ(upstream_->Show(applied->revision, "apps/web.yaml"), Deployment("web", "nginx:1.26"));
+}
+
 TEST_F(WriterTest, DryRunAndNoOpMakeNoCommit) {
   const std::string before = upstream_->Head();
   ApplyRequest dry;
