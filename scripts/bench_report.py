@@ -71,13 +71,15 @@ def scan_report(runs, ms):
     """registry-scanner rows: 100 repositories x 100 tags in a real registry."""
     name = lambda base, n=1: f"{base}/iterations:{n}/real_time"
     cold = ms(name("BM_Ferry_ColdScan"))
-    raw = ms(name("BM_RawGets_ColdScan"))
     skopeo = ms(name("BM_Skopeo_Inspect"))
     skopeo_10k = skopeo / runs[name("BM_Skopeo_Inspect")]["tags"] * 10000
-    reqs = runs[name("BM_Ferry_ColdScan")]["requests"]
-    print(f"| cold scan, 100 repositories x 100 tags ({reqs:,.0f} requests, stored in the cache) "
-          f"| {cold / 1e3:.1f} s | same GETs, 4 threads, no parsing or storing | "
-          f"{raw / 1e3:.1f} s | {raw / cold:.0%} of the raw capacity |")
+    scan = runs[name("BM_Ferry_ColdScan")]
+    reqs = scan["requests"]
+    print(f"| cold scan, 100 repositories x 100 tags ({reqs:,.0f} requests, stored in the cache), "
+          f"{scan['concurrency']:.0f} in flight | {cold / 1e3:.1f} s, {scan['tags_per_s']:.0f} tags/s "
+          f"| the same GETs from a plain client with as many keep-alive connections, no parsing "
+          f"or storing (run before and after Ferry's) | {scan['plain_tags_per_s']:.0f} tags/s | "
+          f"{scan['pct_of_plain'] / 100:.0%} of the plain client's rate |")
     print(f"| same | {cold / 1e3:.1f} s | `skopeo inspect --no-tags` per tag (100 timed, "
           f"x100) | {skopeo_10k / 1e3:.0f} s | {skopeo_10k / cold:.1f}x faster |")
     rescan = runs[name("BM_Ferry_UnchangedRescan", 3)]
@@ -147,6 +149,8 @@ def scale_report(files):
     def fmt(v, unit):
         if unit == "MB":
             return f"{v:.0f} MB"
+        if unit == "count":
+            return f"{v:.0f}"
         return f"{v / 1e3:.1f} s" if v >= 10000 else f"{v:.0f} ms"
 
     faster = lambda ours, base: f"{base / ours:.1f}x faster"
@@ -165,6 +169,15 @@ def scale_report(files):
         ("the same release: request -> job done (applied, no rollout wait)",
          ("Ferry_Release", "done_mean_ms", "ms", None), ("GitCli_Release", "mean_ms"),
          "git CLI, as above (pushed only)", share),
+        ("16 clients reading for FERRY_SCALE_LOAD_SECONDS (ListWorkloads' first page, "
+         "ListImages of one workload, GetVersion): requests per second in all",
+         ("Ferry_ReadLoad", "requests_per_s", "count", None), None, "-", None),
+        ("the same: p99 of ListImages of one workload",
+         ("Ferry_ReadLoad", "list_images_p99_ms", "ms", None), None, "-", None),
+        ("the same: p99 of ListWorkloads' first page",
+         ("Ferry_ReadLoad", "list_workloads_p99_ms", "ms", None), None, "-", None),
+        ("a release submitted under that load: request -> job done",
+         ("Ferry_ReadLoad", "release_done_ms", "ms", None), None, "-", None),
     ]
     for service in ("git_writer", "cluster_syncer", "api", "registry_scanner"):
         figures.append((f"peak RSS (VmHWM) of {service.replace('_', '-')} after the run",
