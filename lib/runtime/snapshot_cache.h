@@ -45,9 +45,11 @@ class SnapshotCache {
   // - else a new one, loaded by this caller without the lock (the others are answered
   //   meanwhile). A failed load is not kept: the next caller loads again.
   // `max_age`, when given, replaces the cache's own for this call (at most max_stale): a
-  // caller that can do with an older snapshot does not wait for a new one.
-  Outcome Get(const std::string& key, std::optional<absl::Duration> max_age = std::nullopt)
-      ABSL_LOCKS_EXCLUDED(mu_) {
+  // caller that can do with an older snapshot does not wait for a new one. A caller waiting
+  // for another's load gives up at `deadline` (DEADLINE_EXCEEDED); a load of its own is
+  // bounded by the loader.
+  Outcome Get(const std::string& key, std::optional<absl::Duration> max_age = std::nullopt,
+              absl::Time deadline = absl::InfiniteFuture()) ABSL_LOCKS_EXCLUDED(mu_) {
     std::shared_ptr<Load> mine;
     {
       absl::MutexLock lock(&mu_);
@@ -58,22 +60,30 @@ class SnapshotCache {
       if (found.wait != nullptr) {
         Load* load = found.wait.get();
         ++waiting_;
-        mu_.Await(absl::Condition(
-            +[](Load* l) ABSL_NO_THREAD_SAFETY_ANALYSIS { return l->done; }, load));
+        const bool done = mu_.AwaitWithDeadline(
+            absl::Condition(
+                +[](Load* l) ABSL_NO_THREAD_SAFETY_ANALYSIS { return l->done; }, load),
+            deadline);
         --waiting_;
+        if (!done) {
+          return absl::DeadlineExceededError(
+              "the caller's deadline passed while it waited for a load in progress");
+        }
         return load->outcome;
       }
       mine = std::move(found.mine);
     }
     const absl::Time started = clock_.Now();
-    absl::StatusOr<T> loaded = absl::InternalError("the load failed");
-    try {
-      loaded = load_(key);
-    } catch (const std::exception& e) {  // the waiters must be woken whatever happens
-      loaded = absl::InternalError(absl::StrCat("the load failed: ", e.what()));
+    Outcome outcome = absl::InternalError("the load failed");
+    try {  // the waiters must be woken whatever happens
+      absl::StatusOr<T> loaded = load_(key);
+      outcome = loaded.ok() ? Outcome(std::make_shared<const T>(*std::move(loaded)))
+                            : Outcome(loaded.status());
+    } catch (const std::exception& e) {
+      outcome = absl::InternalError(absl::StrCat("the load failed: ", e.what()));
+    } catch (...) {
+      outcome = absl::InternalError("the load failed");
     }
-    Outcome outcome = loaded.ok() ? Outcome(std::make_shared<const T>(*std::move(loaded)))
-                                  : Outcome(loaded.status());
     absl::MutexLock lock(&mu_);
     Store(key, started, *mine, outcome);
     return outcome;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <string>
 #include <thread>
 #include <vector>
@@ -91,6 +92,19 @@ TEST_F(BlockingSnapshotCacheTest, ARecentListingIsAnsweredWhileANewOneIsMade) {
   EXPECT_EQ(lister_got, "a:deployment/listing-2");
   EXPECT_EQ(IdOf("a"), "a:deployment/listing-2");
   EXPECT_EQ(Listings(), 2);
+}
+
+TEST_F(BlockingSnapshotCacheTest, AWaiterGivesUpAtItsDeadline) {
+  std::string first;
+  std::thread lister([&] { first = IdOf("a"); });
+  entered_[0].WaitForNotification();
+  auto waited = cache_.Get("a", std::nullopt, absl::Now() + absl::Milliseconds(50));
+  EXPECT_EQ(waited.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(cache_.Waiting(), 0);
+  release_[0].Notify();
+  lister.join();
+  EXPECT_EQ(first, "a:deployment/listing-1") << "the load itself goes on";
+  EXPECT_EQ(Listings(), 1);
 }
 
 TEST_F(BlockingSnapshotCacheTest, CallersWithoutARecentListingShareTheOneInProgressAndItsFailure) {

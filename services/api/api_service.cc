@@ -152,7 +152,7 @@ grpc::Status ApiService::ListImages(grpc::ServerContext* context,
   absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
       peers_.git.Call(&GitWriterStub::ListWorkloads, git_request, budget);
   if (!in_git.ok()) return ToGrpcStatus(in_git.status());
-  TagCache tags(*tag_lists_);  // one ListTags per repository and moment, for every reader
+  TagCache tags(*tag_lists_, budget);  // one ListTags per repository and moment, for all
   absl::StatusOr<ferry::v1::ListImagesResponse> listed =
       ListImagesOf(*request, *in_git, tags.Lookup());
   if (!listed.ok()) return ToGrpcStatus(listed.status());

@@ -176,7 +176,7 @@ const RepositoryTags& TagCache::Get(const std::string& repository) {
   if (it != cache_.end()) return it->second;
   RepositoryTags out;
   if (shared_ != nullptr) {
-    SharedTagLists::Outcome listed = shared_->Get(repository);
+    SharedTagLists::Outcome listed = shared_->Get(repository, std::nullopt, budget_.deadline);
     if (listed.ok()) {
       out.tags = **listed;
     } else {
@@ -238,8 +238,6 @@ void Executor::RunRelease(const ferry::v1::Job& job) {
                          "git-writer runs read-only (--git_readonly): nothing can be released; "
                          "a dry run still plans");
   }
-  // Which workloads run: a listing of the last seconds is as good, and costs no wait.
-  cluster_request.set_max_age_ms(absl::ToInt64Milliseconds(kPlanningClusterMaxAge));
   absl::StatusOr<ferry::v1::ListClusterWorkloadsResponse> in_cluster =
       peers_.ListAllInCluster(cluster_request, planning);
   if (!in_cluster.ok()) return store_.Finish(id, std::string(in_cluster.status().message()));

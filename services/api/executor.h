@@ -18,10 +18,6 @@
 
 namespace ferry::api {
 
-// How old the cluster syncer's listing may be for a release's planning (which workloads
-// run): the syncer's longest (cluster-syncer's kWorkloadListMaxStale).
-inline constexpr absl::Duration kPlanningClusterMaxAge = absl::Seconds(10);
-
 // The scanner's tag lists shared by the api's readers (ListImages): one ListTags per
 // repository per kTagListMaxAge for all of them, not one per request. Releases and the
 // automation ask the scanner themselves: they must see a tag pushed a moment ago.
@@ -41,8 +37,10 @@ std::unique_ptr<SharedTagLists> NewSharedTagLists(const PeerClients& peers);
 // thread-safe.
 class TagCache {
  public:
-  // Each lookup is an answer of `shared` (a reader's listing; `budget` unused).
-  explicit TagCache(SharedTagLists& shared) : registry_(nullptr), shared_(&shared) {}
+  // Each lookup is an answer of `shared` (a reader's listing), waited for until `budget`'s
+  // deadline at most.
+  TagCache(SharedTagLists& shared, CallBudget budget)
+      : registry_(nullptr), shared_(&shared), budget_(budget) {}
   // Each lookup is a call to the scanner under `budget`, and within kPeerCallTimeout. When
   // the budget waits for peers (a job's or the automation's), the scanner is waited for
   // once: after it did not connect, every lookup fails at once. A request's listing (no

@@ -17,7 +17,8 @@ namespace {
 // Into `index`: what it keeps of a resource parsed from a file. A workload's containers are
 // found now; then the parsed document is let go (an edit parses its file again).
 void AddParsed(manifest::Resource r, Index& index) {
-  if (manifest::IsWorkloadKind(r.kind)) index.containers[ContainersKey(r)] = FindContainers(r);
+  if (manifest::IsWorkloadKind(r.kind))
+    index.containers.try_emplace(ContainersKey(r), FindContainers(r));
   r.node = manifest::NodeHandle();
   r.document = manifest::NodeHandle();
   index.loaded.resources.push_back(std::move(r));
@@ -146,7 +147,7 @@ void Writer::SetHead(const HeadInfo& head) {
 }
 
 std::string ContainersKey(const manifest::Resource& r) {
-  return absl::StrCat(r.source.path, "\n", r.source.document, "\n", r.id);
+  return absl::StrCat(r.source.path, "\n", r.source.document, "\n", r.source.list_item, "\n", r.id);
 }
 
 HeadInfo Writer::CurrentHead() const {
@@ -379,6 +380,11 @@ absl::Status Writer::EditFile(const EditRequest& edit, const Index& index,
   FileState& file = OpenFile(index, path, files);
   auto res = std::find_if(file.resources.begin(), file.resources.end(),
                           [&](const manifest::Resource& r) { return r.id == edit.workload; });
+  if (res == file.resources.end()) {  // the index and a new parse of its file disagree
+    return absl::InternalError(absl::StrCat(names::Escape(path), ": workload ",
+                                            names::Escape(edit.workload),
+                                            " is in the index but not in its file"));
+  }
   absl::StatusOr<manifest::EditResult> edited = EditContent(edit, file.content, *res);
   if (!edited.ok()) {
     result.status = edited.status();
