@@ -142,7 +142,7 @@ def candidate_versions(packages, update=True):
     return found
 
 
-def fetch_debs(packages, cache):
+def fetch_debs(packages, cache, retry=True):
     """Downloads (once) the current .deb of each package into cache/debs and unpacks it into
     cache/root/<deb name>. Returns {package: {version, arch, deb, root, control}}."""
     debs = os.path.join(cache, "debs")
@@ -160,6 +160,12 @@ def fetch_debs(packages, cache):
             argv += ["-o", "APT::Sandbox::User=root"]
         proc = subprocess.run(argv + [f"{p}={versions[p][0]}" for p in need], cwd=debs,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if proc.returncode != 0 and retry and os.geteuid() == 0:
+            # Package lists older than the archive name versions it no longer has: refresh
+            # them once and try again.
+            log(f"{PROG}: apt-get download failed: running apt-get update and trying again")
+            subprocess.run(["apt-get", "update", "-qq"], check=True)
+            return fetch_debs(packages, cache, retry=False)
         if proc.returncode != 0:
             fail(f"apt-get download {' '.join(need)} failed:\n{proc.stdout.strip()}")
     result = {}
@@ -169,13 +175,19 @@ def fetch_debs(packages, cache):
             fail(f"apt-get download left no {deb}")
         root = os.path.join(cache, "root", local_name(pkg)[:-4])
         if not os.path.isdir(root):
-            tmp = root + ".tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            os.makedirs(tmp)
+            os.makedirs(os.path.dirname(root), exist_ok=True)
+            # A folder of this build's own: another build unpacking the same package at the
+            # same time keeps its own, and whichever renames second finds the root in place.
+            tmp = tempfile.mkdtemp(prefix=os.path.basename(root) + ".", dir=os.path.dirname(root))
             subprocess.run(["dpkg-deb", "-x", deb, tmp], check=True)
             with open(os.path.join(tmp, ".control"), "w") as f:
                 f.write(run(["dpkg-deb", "-f", deb]))
-            os.rename(tmp, root)
+            try:
+                os.rename(tmp, root)
+            except OSError:
+                if not os.path.isdir(root):
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
         with open(os.path.join(root, ".control")) as f:
             control = f.read()
         result[pkg] = {"version": versions[pkg][0], "arch": versions[pkg][1], "root": root,
@@ -630,7 +642,7 @@ class Registry:
             fail(f"--push {target!r}: expected REGISTRY[/PREFIX], e.g. 127.0.0.1:5000/ferry")
         self.host, self.prefix = host, prefix.strip("/")
         name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
-        loopback = name in ("localhost", "[::1]") or name.startswith("127.")
+        loopback = is_loopback(name)
         self.scheme = "http" if loopback or os.environ.get("FERRY_IMAGES_PLAIN_HTTP") == "1" else "https"
         self.auth = {}  # repository -> Authorization header
         self.basic = self._credentials()
@@ -657,7 +669,8 @@ class Registry:
         url = path if path.startswith("http") else f"{self.scheme}://{self.host}{path}"
         for attempt in range(2):
             h = dict(headers or {})
-            if repo in self.auth:
+            # Credentials go to this registry only, never to a host an upload Location names.
+            if repo in self.auth and urllib.parse.urlsplit(url).netloc == self.host:
                 h["Authorization"] = self.auth[repo]
             req = urllib.request.Request(url, data=data, method=method, headers=h)
             try:
@@ -686,19 +699,27 @@ class Registry:
         if not challenge.lower().startswith("bearer"):
             return False
         params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+        realm = params.get("realm", "")
+        realm_url = urllib.parse.urlsplit(realm)
+        if realm_url.scheme not in ("http", "https") or not realm_url.hostname:
+            fail(f"registry {self.host}: its Bearer challenge names no usable token server "
+                 f"(realm {realm!r})")
+        if realm_url.scheme == "http" and not is_loopback(realm_url.hostname):
+            fail(f"registry {self.host}: its token server {realm} is plain http beyond loopback: "
+                 "credentials are not sent there")
         query = {"service": params.get("service", "")}
         if repo:
             query["scope"] = f"repository:{repo}:pull,push"
-        req = urllib.request.Request(params["realm"] + "?" + urllib.parse.urlencode(query))
+        req = urllib.request.Request(realm + "?" + urllib.parse.urlencode(query))
         if self.basic:
             req.add_header("Authorization", self.basic)
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
                 token = json.load(r)
         except urllib.error.HTTPError as e:
-            fail(f"registry {self.host}: its token server {params['realm']} answered HTTP {e.code}")
+            fail(f"registry {self.host}: its token server {realm} answered HTTP {e.code}")
         except (urllib.error.URLError, OSError) as e:
-            fail(f"registry {self.host}: its token server {params['realm']} is unreachable: {e}")
+            fail(f"registry {self.host}: its token server {realm} is unreachable: {e}")
         self.auth[repo] = "Bearer " + (token.get("token") or token.get("access_token", ""))
         return True
 
@@ -768,7 +789,28 @@ def push(target, out, results, tags):
 
 
 def git(*args):
-    return run(["git", "-C", ROOT] + list(args), stderr=subprocess.DEVNULL).strip()
+    # safe.directory: run as root in a checkout another user owns, git refuses otherwise.
+    return run(["git", "-c", "safe.directory=*", "-C", ROOT] + list(args),
+               stderr=subprocess.DEVNULL).strip()
+
+
+def is_loopback(host):
+    """True for localhost and loopback addresses (a host name without its port)."""
+    host = host.strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def without_credentials(url):
+    """`url` without user or password: a CI checkout's remote often carries a token."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.scheme or "@" not in parts.netloc:
+        # scp-like "user@host:path" names a user, never a secret; anything else is kept whole.
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def main():
@@ -800,7 +842,8 @@ def main():
     if args.push:
         Registry(args.push).check(images[0]["name"])
 
-    epoch = int(os.environ.get("SOURCE_DATE_EPOCH") or git("log", "-1", "--format=%ct"))
+    epoch = int(os.environ.get("SOURCE_DATE_EPOCH") or
+                git("log", "-1", "--format=%ct", os.environ.get("FERRY_IMAGE_REVISION") or "HEAD"))
     with open(os.path.join(ROOT, "CMakeLists.txt")) as f:
         version = re.search(r"project\(ferry VERSION ([0-9.]+)", f.read()).group(1)
     # FERRY_IMAGE_REVISION: the commit the binaries were built from, when it is not HEAD of
@@ -816,6 +859,7 @@ def main():
         source = os.environ.get("FERRY_IMAGE_SOURCE") or git("remote", "get-url", "origin")
     except subprocess.CalledProcessError:
         source = "NOASSERTION"
+    source = without_credentials(source)
     meta = {
         "epoch": epoch, "created": iso(epoch), "version": version, "revision": revision,
         "revision_full": revision_full + ("-dirty" if dirty else ""), "source": source,
