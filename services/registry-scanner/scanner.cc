@@ -7,6 +7,7 @@
 #include <system_error>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lib/log/log.h"
@@ -311,7 +312,8 @@ absl::Mutex* Scanner::RepositoryMutex(const std::string& repository) {
   return mu.get();
 }
 
-absl::Status Scanner::Scan(const std::string& repository, bool unless_scanned) {
+absl::Status Scanner::Scan(const std::string& repository, bool unless_scanned,
+                           uint64_t scans_seen) {
   absl::StatusOr<std::pair<std::string, std::string>> parts = SplitRepository(repository);
   if (!parts.ok()) return parts.status();
   const auto& [registry, path] = *parts;
@@ -324,8 +326,19 @@ absl::Status Scanner::Scan(const std::string& repository, bool unless_scanned) {
   }
   {
     absl::MutexLock lock(&attempts_mu_);
-    attempts_[repository].last = clock_.Now();
+    Attempts& attempts = attempts_[repository];
+    if (unless_scanned && attempts.finished != scans_seen) {
+      // Another caller's scan ran while this one waited, and failed (else last_scan is set).
+      return absl::UnavailableError(existing->has_value() && !(*existing)->last_error.empty()
+                                        ? (*existing)->last_error
+                                        : absl::StrCat("the scan of ", repository, " failed"));
+    }
+    attempts.last = clock_.Now();
   }
+  absl::Cleanup count_finished = [this, &repository] {
+    absl::MutexLock lock(&attempts_mu_);
+    ++attempts_[repository].finished;
+  };
   RepositoryRecord record;
   record.name = repository;
   if (existing->has_value()) record = **existing;
@@ -414,9 +427,17 @@ absl::StatusOr<std::vector<TagRecord>> Scanner::Tags(const std::string& reposito
   absl::StatusOr<std::optional<RepositoryRecord>> record = cache_.Repository(repository);
   if (!record.ok()) return record.status();
   if (!record->has_value() || !(*record)->last_scan.has_value()) {
-    // Readers of a repository never scanned share its first scan: the ones that waited for
-    // it find it done (ListTags from every ListImages of the api had each scanned again).
-    if (absl::Status s = Scan(repository, /*unless_scanned=*/true); !s.ok()) return s;
+    // Readers of a repository never scanned share its first scan, its failure too: the ones
+    // that waited for it take its outcome (ListTags from every ListImages of the api had each
+    // scanned again).
+    uint64_t scans_seen;
+    {
+      absl::MutexLock lock(&attempts_mu_);
+      scans_seen = attempts_[repository].finished;
+    }
+    if (absl::Status s = Scan(repository, /*unless_scanned=*/true, scans_seen); !s.ok()) {
+      return s;
+    }
   }
   return cache_.Tags(repository);
 }

@@ -86,9 +86,12 @@ class Scanner {
   absl::StatusOr<std::pair<std::vector<std::string>, std::vector<std::string>>> Watch(
       const std::vector<std::string>& repositories);
 
-  // Scans `repository` now. With `unless_scanned`, a repository that has been scanned once
-  // (by a caller this one waited for) is not scanned again.
-  absl::Status Scan(const std::string& repository, bool unless_scanned = false);
+  // Scans `repository` now. With `unless_scanned`, a repository that has been scanned once is
+  // not scanned again, nor one that another caller scanned while this one waited for it
+  // (`scans_seen`: the number of scans that had ended when this caller came): its outcome is
+  // the answer, a failure too.
+  absl::Status Scan(const std::string& repository, bool unless_scanned = false,
+                    uint64_t scans_seen = 0);
 
   // Watched repositories whose scan is due (also updates the tags-known gauge and expires
   // long-unwatched repositories).
@@ -158,6 +161,7 @@ class Scanner {
   struct Attempts {
     absl::Time last = absl::InfinitePast();
     int failures = 0;
+    uint64_t finished = 0;  // scans that ended, however
   };
   mutable absl::Mutex attempts_mu_;
   std::map<std::string, Attempts> attempts_ ABSL_GUARDED_BY(attempts_mu_);

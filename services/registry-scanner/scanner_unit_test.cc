@@ -177,6 +177,36 @@ TEST_F(ScannerUnitTest, ReadersOfARepositoryNeverScannedShareItsFirstScan) {
   EXPECT_EQ(Scans("ok"), 1);
 }
 
+// A first scan that fails is the answer of the readers that waited for it too: they do not
+// each scan again (a registry that is down would cost each of them its timeout in turn).
+TEST_F(ScannerUnitTest, ReadersWaitingForAFailedFirstScanShareItsFailure) {
+  absl::Notification entered, go;
+  http_.Set("GET", repo_.FirstPageUrl(),
+            [&](const http::Request&) -> absl::StatusOr<http::Response> {
+              if (!entered.HasBeenNotified()) entered.Notify();
+              go.WaitForNotification();
+              return http::Response{503, {}, "down for maintenance"};
+            });
+  std::vector<std::thread> readers;
+  std::atomic<int> failed{0};
+  auto read = [&] {
+    if (!scanner_->Tags(kRepo).ok()) ++failed;
+  };
+  readers.emplace_back(read);
+  entered.WaitForNotification();
+  for (int i = 0; i < 3; ++i) readers.emplace_back(read);
+  // As in the test above: the others reach the repository's scan lock well within this.
+  absl::SleepFor(absl::Milliseconds(100));
+  go.Notify();
+  for (std::thread& t : readers) t.join();
+  EXPECT_EQ(failed, 4);
+  EXPECT_EQ(http_.CountContaining("/tags/list"), 1) << "one failed scan for the four readers";
+  EXPECT_EQ(Scans("error"), 1);
+  // A reader that comes afterwards scans again.
+  EXPECT_FALSE(scanner_->Tags(kRepo).ok());
+  EXPECT_EQ(http_.CountContaining("/tags/list"), 2);
+}
+
 TEST_F(ScannerUnitTest, AWatchedRepositoryIsDueAtOnceThenEveryScanInterval) {
   repo_.Push("1");
   FERRY_ASSERT_OK(scanner_->Watch({kRepo}).status());
