@@ -325,6 +325,117 @@ absl::StatusOr<Replacement> BlockAppend(absl::string_view text, const YAML::Node
   return LineInsert(text, at, indented, eol);
 }
 
+NodePath Child(NodePath path, const std::string& key) {
+  path.push_back(key);
+  return path;
+}
+
+// The key after `key` in map `m` (undefined when `key` is the last).
+YAML::Node NextKey(const YAML::Node& m, const YAML::Node& key) {
+  bool found = false;
+  for (const auto& kv : m) {
+    if (found) return kv.first;
+    found = kv.first.is(key);
+  }
+  return YAML::Node(YAML::NodeType::Undefined);
+}
+
+// Removes `key` (with its value) from the block mapping `map`: its lines, or, when the key
+// shares its line with a sequence dash ("- key: v"), its text up to the next key, which
+// then takes its place after the dash.
+absl::StatusOr<Replacement> BlockRemove(absl::string_view text, const YAML::Node& map,
+                                        const YAML::Node& key, absl::string_view eol) {
+  const size_t key_pos = static_cast<size_t>(key.Mark().pos);
+  const size_t line = LineStart(text, key_pos);
+  const size_t end = EntryEnd(text, line, ColumnOf(key));
+  if (IndentAt(text, line) == ColumnOf(key)) return Replacement{line, end, ""};
+  YAML::Node next = NextKey(map, key);
+  if (!next) {
+    // The only key of a sequence item: the item becomes an empty mapping.
+    return Replacement{
+        key_pos, end,
+        end > key_pos && text[end - 1] == '\n' ? absl::StrCat("{}", eol) : std::string("{}")};
+  }
+  const size_t next_pos = static_cast<size_t>(next.Mark().pos);
+  if (LineStart(text, next_pos) != end || IndentAt(text, end) != ColumnOf(next)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot remove \"", key.Scalar(),
+                     "\": it starts a sequence item and is not directly followed by the next "
+                     "key; edit it by hand"));
+  }
+  return Replacement{key_pos, next_pos, ""};
+}
+
+// Removes `key` (with its value and one neighbouring comma) from the flow mapping whose
+// value `key` has at `value_path` under `object`.
+absl::StatusOr<Replacement> FlowRemove(const std::string& text, const YAML::Node& object,
+                                       const NodePath& value_path, const YAML::Node& key) {
+  FERRY_ASSIGN_OR_RETURN(ScalarSpan span, LocateAt(text, object, value_path));
+  size_t begin = static_cast<size_t>(key.Mark().pos);
+  size_t end = span.end;
+  size_t after = end;
+  while (after < text.size() && absl::ascii_isspace(static_cast<unsigned char>(text[after]))) {
+    ++after;
+  }
+  if (after < text.size() && text[after] == ',') {
+    end = after + 1;
+    while (end < text.size() && text[end] == ' ') ++end;
+  } else {
+    size_t before = begin;
+    while (before > 0 && absl::ascii_isspace(static_cast<unsigned char>(text[before - 1]))) {
+      --before;
+    }
+    if (before > 0 && text[before - 1] == ',') begin = before - 1;
+  }
+  return Replacement{begin, end, ""};
+}
+
+// Sets or removes `change.key` in the mapping at `map_path` under `object` (parsed from
+// `text`): a scalar value is replaced in place in its quoting style; a new key goes after the
+// last key of a block mapping (at the column of its first key) or before the closing brace
+// of a flow mapping; a removed key takes its lines (block) or its "key: value" and one comma
+// (flow) with it. Returns the new text (the same when nothing changes) and sets `what`
+// (named `field`) when something changed.
+absl::StatusOr<std::string> EditMappingKey(const std::string& text, const YAML::Node& object,
+                                           const NodePath& map_path, const AnnotationChange& change,
+                                           const std::string& field,
+                                           std::optional<FieldChange>& what) {
+  const YAML::Node map = NodeAt(object, map_path);
+  const bool flow = map.Style() == YAML::EmitterStyle::Flow;
+  const absl::string_view eol = LineEnding(text);
+  const YAML::Node key = KeyNode(map, change.key);
+  const NodePath value_path = Child(map_path, change.key);
+  const YAML::Node value = NodeAt(object, value_path);
+  const std::string old_value = key && value.IsScalar() ? value.Scalar() : "";
+  Replacement rep;
+  if (change.value.has_value()) {
+    if (key) {
+      if (value.IsScalar() && value.Scalar() == *change.value) return text;
+      FERRY_ASSIGN_OR_RETURN(ScalarSpan span, LocateAt(text, object, value_path));
+      rep = {span.begin, span.end, EncodeScalar(*change.value, span.style, true)};
+    } else {
+      const std::string entry =
+          absl::StrCat(EncodeScalar(change.key, ScalarStyle::kPlain, false), ": ",
+                       EncodeScalar(*change.value, ScalarStyle::kPlain, true));
+      if (flow) {
+        FERRY_ASSIGN_OR_RETURN(rep, FlowInsert(text, static_cast<size_t>(map.Mark().pos), entry));
+      } else {
+        FERRY_ASSIGN_OR_RETURN(rep, BlockAppend(text, map, entry, FirstKeyColumn(map), eol));
+      }
+    }
+    what = FieldChange{field, old_value, *change.value, LineOf(text, rep.begin)};
+    return ApplyReplacements(text, {rep});
+  }
+  if (!key) return text;
+  if (flow) {
+    FERRY_ASSIGN_OR_RETURN(rep, FlowRemove(text, object, value_path, key));
+  } else {
+    FERRY_ASSIGN_OR_RETURN(rep, BlockRemove(text, map, key, eol));
+  }
+  what = FieldChange{field, old_value, "", LineOf(text, rep.begin)};
+  return ApplyReplacements(text, {rep});
+}
+
 // Applies one annotation change to a document's text; returns the new text (unchanged when
 // there is nothing to do) and what changed.
 absl::StatusOr<std::string> ApplyAnnotation(const std::string& text, int list_item,
@@ -342,114 +453,64 @@ absl::StatusOr<std::string> ApplyAnnotation(const std::string& text, int list_it
   YAML::Node ann_key = KeyNode(metadata, "annotations");
   YAML::Node ann = NodeAt(metadata, {"annotations"});
   const bool meta_flow = metadata.Style() == YAML::EmitterStyle::Flow;
-  const std::string key_text = EncodeScalar(change.key, ScalarStyle::kPlain, false);
   const std::string field = absl::StrCat("metadata.annotations.", change.key);
-
-  if (change.value.has_value()) {
-    const std::string value_text = EncodeScalar(*change.value, ScalarStyle::kPlain, true);
-    const std::string entry = absl::StrCat(key_text, ": ", value_text);
-    Replacement rep;
-    if (ann && ann.IsMap()) {
-      YAML::Node existing_key = KeyNode(ann, change.key);
-      if (existing_key) {
-        YAML::Node value = NodeAt(ann, {change.key});
-        if (value.IsScalar() && value.Scalar() == *change.value) return text;
-        FERRY_ASSIGN_OR_RETURN(ScalarSpan span,
-                               LocateAt(text, object, {"metadata", "annotations", change.key}));
-        what = FieldChange{field, value.IsScalar() ? value.Scalar() : "", *change.value, 0};
-        rep = {span.begin, span.end, EncodeScalar(*change.value, span.style, true)};
-        what->line = LineOf(text, span.begin);
-      } else if (ann.Style() == YAML::EmitterStyle::Flow) {
-        FERRY_ASSIGN_OR_RETURN(rep, FlowInsert(text, static_cast<size_t>(ann.Mark().pos), entry));
-        what = FieldChange{field, "", *change.value, LineOf(text, rep.begin)};
-      } else {
-        FERRY_ASSIGN_OR_RETURN(rep, BlockAppend(text, ann, entry, FirstKeyColumn(ann), eol));
-        what = FieldChange{field, "", *change.value, LineOf(text, rep.begin)};
-      }
-    } else if (ann_key) {
-      // "annotations:" with no value (or null): write the entry as a flow mapping in place
-      // of the null, or on its own line below the key.
-      if (!ann.IsNull()) {
-        return absl::FailedPreconditionError("metadata.annotations is not a mapping");
-      }
-      size_t after_colon = text.find(':', static_cast<size_t>(ann_key.Mark().pos));
-      size_t line_end = text.find('\n', after_colon);
-      if (line_end == std::string::npos) line_end = text.size();
-      absl::string_view rest =
-          absl::string_view(text).substr(after_colon + 1, line_end - after_colon - 1);
-      absl::string_view stripped = absl::StripAsciiWhitespace(rest);
-      if (!stripped.empty() && stripped[0] != '#') {
-        size_t token = after_colon + 1 + rest.find(stripped);
-        size_t token_end = token;
-        while (token_end < line_end &&
-               !absl::ascii_isspace(static_cast<unsigned char>(text[token_end]))) {
-          ++token_end;
-        }
-        rep = {token, token_end, absl::StrCat("{", entry, "}")};
-      } else {
-        int col = ColumnOf(ann_key);
-        int step = std::max(2, col - (meta_key ? ColumnOf(meta_key) : 0));
-        rep = LineInsert(text, NextLineStart(text, after_colon),
-                         absl::StrCat(std::string(col + step, ' '), entry, eol), eol);
-      }
-      what = FieldChange{field, "", *change.value, LineOf(text, rep.begin)};
-    } else if (meta_flow) {
-      FERRY_ASSIGN_OR_RETURN(rep, FlowInsert(text, static_cast<size_t>(metadata.Mark().pos),
-                                             absl::StrCat("annotations: {", entry, "}")));
-      what = FieldChange{field, "", *change.value, LineOf(text, rep.begin)};
-    } else {
-      int col = FirstKeyColumn(metadata);
-      int step = std::max(2, col - (meta_key ? ColumnOf(meta_key) : 0));
-      FERRY_ASSIGN_OR_RETURN(
-          rep,
-          BlockAppend(text, metadata, absl::StrCat("annotations:\n", std::string(step, ' '), entry),
-                      col, eol));
-      what = FieldChange{field, "", *change.value, LineOf(text, rep.begin)};
-    }
-    return ApplyReplacements(text, {rep});
-  }
-
-  // Removal.
-  if (!ann || !ann.IsMap()) return text;
-  YAML::Node key = KeyNode(ann, change.key);
-  if (!key) return text;
-  YAML::Node value = NodeAt(ann, {change.key});
-  what = FieldChange{field, value.IsScalar() ? value.Scalar() : "", "", 0};
-  const bool last_entry = ann.size() == 1;
-  if (ann.Style() == YAML::EmitterStyle::Flow) {
-    if (last_entry && !meta_flow) {
+  if (ann && ann.IsMap()) {
+    // Ferry removes a map it empties, with its key (except inside flow-style metadata,
+    // which keeps "annotations: {}").
+    const YAML::Node key = KeyNode(ann, change.key);
+    if (!change.value.has_value() && key && ann.size() == 1 &&
+        (ann.Style() != YAML::EmitterStyle::Flow || !meta_flow)) {
+      const YAML::Node value = NodeAt(ann, {change.key});
       size_t line = LineStart(text, static_cast<size_t>(ann_key.Mark().pos));
-      what->line = LineOf(text, line);
+      what = FieldChange{field, value.IsScalar() ? value.Scalar() : "", "", LineOf(text, line)};
       return ApplyReplacements(text, {{line, EntryEnd(text, line, ColumnOf(ann_key)), ""}});
     }
-    FERRY_ASSIGN_OR_RETURN(ScalarSpan span,
-                           LocateAt(text, object, {"metadata", "annotations", change.key}));
-    size_t begin = static_cast<size_t>(key.Mark().pos);
-    size_t end = span.end;
-    size_t after = end;
-    while (after < text.size() && absl::ascii_isspace(static_cast<unsigned char>(text[after])))
-      ++after;
-    if (after < text.size() && text[after] == ',') {
-      end = after + 1;
-      while (end < text.size() && text[end] == ' ') ++end;
-    } else {
-      size_t before = begin;
-      while (before > 0 && absl::ascii_isspace(static_cast<unsigned char>(text[before - 1])))
-        --before;
-      if (before > 0 && text[before - 1] == ',') begin = before - 1;
+    return EditMappingKey(text, object, {"metadata", "annotations"}, change, field, what);
+  }
+  if (!change.value.has_value()) return text;
+
+  // No annotations map yet: create one holding the entry.
+  const std::string entry = absl::StrCat(EncodeScalar(change.key, ScalarStyle::kPlain, false), ": ",
+                                         EncodeScalar(*change.value, ScalarStyle::kPlain, true));
+  Replacement rep;
+  if (ann_key) {
+    // "annotations:" with no value (or null): write the entry as a flow mapping in place
+    // of the null, or on its own line below the key.
+    if (!ann.IsNull()) {
+      return absl::FailedPreconditionError("metadata.annotations is not a mapping");
     }
-    what->line = LineOf(text, begin);
-    return ApplyReplacements(text, {{begin, end, ""}});
+    size_t after_colon = text.find(':', static_cast<size_t>(ann_key.Mark().pos));
+    size_t line_end = text.find('\n', after_colon);
+    if (line_end == std::string::npos) line_end = text.size();
+    absl::string_view rest =
+        absl::string_view(text).substr(after_colon + 1, line_end - after_colon - 1);
+    absl::string_view stripped = absl::StripAsciiWhitespace(rest);
+    if (!stripped.empty() && stripped[0] != '#') {
+      size_t token = after_colon + 1 + rest.find(stripped);
+      size_t token_end = token;
+      while (token_end < line_end &&
+             !absl::ascii_isspace(static_cast<unsigned char>(text[token_end]))) {
+        ++token_end;
+      }
+      rep = {token, token_end, absl::StrCat("{", entry, "}")};
+    } else {
+      int col = ColumnOf(ann_key);
+      int step = std::max(2, col - (meta_key ? ColumnOf(meta_key) : 0));
+      rep = LineInsert(text, NextLineStart(text, after_colon),
+                       absl::StrCat(std::string(col + step, ' '), entry, eol), eol);
+    }
+  } else if (meta_flow) {
+    FERRY_ASSIGN_OR_RETURN(rep, FlowInsert(text, static_cast<size_t>(metadata.Mark().pos),
+                                           absl::StrCat("annotations: {", entry, "}")));
+  } else {
+    int col = FirstKeyColumn(metadata);
+    int step = std::max(2, col - (meta_key ? ColumnOf(meta_key) : 0));
+    FERRY_ASSIGN_OR_RETURN(
+        rep, BlockAppend(text, metadata,
+                         absl::StrCat("annotations:\n", std::string(step, ' '), entry), col, eol));
   }
-  if (last_entry) {
-    // The map would become empty: remove `annotations:` with it.
-    size_t line = LineStart(text, static_cast<size_t>(ann_key.Mark().pos));
-    what->line = LineOf(text, line);
-    return ApplyReplacements(text, {{line, EntryEnd(text, line, ColumnOf(ann_key)), ""}});
-  }
-  size_t line = LineStart(text, static_cast<size_t>(key.Mark().pos));
-  what->line = LineOf(text, line);
-  return ApplyReplacements(text, {{line, EntryEnd(text, line, ColumnOf(key)), ""}});
+  what = FieldChange{field, "", *change.value, LineOf(text, rep.begin)};
+  return ApplyReplacements(text, {rep});
 }
 
 // Checks the edited document at the domain level: the target container has the new image
@@ -638,6 +699,41 @@ absl::StatusOr<EditResult> SetAnnotationsImpl(absl::string_view content, const S
 }
 
 }  // namespace
+
+absl::StatusOr<std::string> SetMappingKeys(absl::string_view content, const NodePath& mapping,
+                                           const std::vector<AnnotationChange>& changes,
+                                           const DocumentLimits& limits) {
+  const std::vector<DocumentSpan> docs = SplitDocuments(content);
+  const DocumentSpan span = docs.empty() ? DocumentSpan{0, content.size(), 0} : docs.front();
+  std::string text(content.substr(span.begin, span.end - span.begin));
+  FERRY_ASSIGN_OR_RETURN(YAML::Node root, ParseDocument(text, limits, span.line));
+  const std::string where = mapping.empty() ? "the document's root" : PathToString(mapping);
+  const YAML::Node map = NodeAt(root, mapping);
+  if (!map || !map.IsMap()) return absl::NotFoundError(absl::StrCat("no mapping at ", where));
+  YAML::Node expected_root = YAML::Clone(root);
+  YAML::Node expected = NodeAt(expected_root, mapping);
+  for (size_t i = 0; i < changes.size(); ++i) {
+    const AnnotationChange& change = changes[i];
+    if (i > 0) {
+      FERRY_ASSIGN_OR_RETURN(root, Parse(text, "the edited document", limits));
+    }
+    std::optional<FieldChange> what;
+    absl::StatusOr<std::string> next =
+        EditMappingKey(text, root, mapping, change, PathToString(Child(mapping, change.key)), what);
+    if (!next.ok()) {
+      return absl::Status(next.status().code(),
+                          absl::StrCat(where, ": ", change.key, ": ", next.status().message()));
+    }
+    text = *std::move(next);
+    if (change.value.has_value()) {
+      expected[change.key] = *change.value;
+    } else {
+      expected.remove(change.key);
+    }
+  }
+  FERRY_RETURN_IF_ERROR(VerifyDocument(text, expected_root, where, limits).status());
+  return absl::StrCat(content.substr(0, span.begin), text, content.substr(span.end));
+}
 
 absl::StatusOr<EditResult> SetImage(absl::string_view content, const Source& source,
                                     absl::string_view id, const ImageChange& change,

@@ -1,7 +1,7 @@
-// Edits of manifests that change only the bytes they must: a container's image, or policy
-// annotations. Comments, quoting, key order, indentation, line endings and every other
-// document stay byte-identical. Every edit is verified by parsing the result and checking
-// that exactly the intended change happened; otherwise it fails and nothing is returned.
+// Edits of manifests that change only the bytes they must: a container's image, policy
+// annotations, or the keys of any mapping. Comments, quoting, key order, indentation, line endings
+// and every other document stay byte-identical. Every edit is verified by parsing the result and
+// checking that exactly the intended change happened; otherwise it fails and nothing is returned.
 #pragma once
 
 #include <optional>
@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "lib/manifest/resource.h"
+#include "lib/manifest/workload.h"
 
 namespace ferry::manifest {
 
@@ -74,6 +75,21 @@ absl::StatusOr<EditResult> SetImage(absl::string_view content, const Resource& r
 absl::StatusOr<EditResult> SetAnnotations(absl::string_view content, const Resource& resource,
                                           const std::vector<AnnotationChange>& changes,
                                           const LoadOptions& options = {});
+
+// Sets or removes keys of the mapping at `mapping` (a path from the root of the first YAML
+// document of `content`; empty = the root mapping), as SetAnnotations does for annotations:
+// a value nullopt removes the key (its lines in a block mapping; its "key: value" and one
+// comma in a flow mapping); a value set replaces an existing scalar in place in its quoting
+// style, or inserts "key: value" after the mapping's last key at the column of its first key
+// (block) or before its closing brace (flow). Values are written so they read back as
+// strings ("1.10" stays "1.10", not a number). Changes apply in order. Every other byte of
+// `content` is kept; the result is parsed to verify that only those keys changed. Errors:
+// NotFound (no mapping at `mapping`), FailedPrecondition (a value that cannot be rewritten in
+// place: alias, block scalar, not a scalar), InvalidArgument (`content` does not parse or is
+// over `limits`), Internal (verification failed; nothing is returned). Thread-safe.
+absl::StatusOr<std::string> SetMappingKeys(absl::string_view content, const NodePath& mapping,
+                                           const std::vector<AnnotationChange>& changes,
+                                           const DocumentLimits& limits = {});
 
 // Finds resource `id` in a file's content (loading it) and returns its source.
 absl::StatusOr<Source> FindResource(absl::string_view path, absl::string_view content,

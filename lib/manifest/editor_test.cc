@@ -416,5 +416,111 @@ TEST(OddStyleTest, OneSpaceIndentationAndBlockScalarsSurviveAnnotationEdits) {
       (Hunk{10, {"  description: |\n", "   Multi-line text\n", "   that must survive.\n"}, {}}));
 }
 
+// SetMappingKeys on a list of mappings written in every style it meets: golden texts.
+constexpr char kItems[] =
+    "# pinned images\n"
+    "images:\n"
+    "- name: web   # the front end\n"
+    "  newTag: \"1.0\"\n"
+    "  digest: sha256:aaaa\n"
+    "\n"
+    "# the api\n"
+    "- name: api\n"
+    "  newName: registry.local/api\n"
+    "  # keep this comment\n"
+    "\n"
+    "- {name: db, newTag: '5.7'}\n"
+    "---\n"
+    "images: [other-document]\n";
+
+struct MappingCase {
+  std::string name;
+  NodePath mapping;
+  std::vector<AnnotationChange> changes;
+  std::string want;  // the whole expected text
+};
+
+class SetMappingKeysTest : public ::testing::TestWithParam<MappingCase> {};
+
+TEST_P(SetMappingKeysTest, ChangesOnlyThoseKeys) {
+  const MappingCase& c = GetParam();
+  FERRY_ASSERT_OK_AND_ASSIGN(std::string out, SetMappingKeys(kItems, c.mapping, c.changes));
+  EXPECT_EQ(out, c.want);
+  // Applying the same changes again changes nothing.
+  FERRY_ASSERT_OK_AND_ASSIGN(std::string again, SetMappingKeys(out, c.mapping, c.changes));
+  EXPECT_EQ(again, out);
+}
+
+std::string Replaced(std::string text, const std::string& from, const std::string& to) {
+  size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) text.replace(at, from.size(), to);
+  return text;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Golden, SetMappingKeysTest,
+    ::testing::Values(
+        MappingCase{"ReplacesInPlaceKeepingQuotesAndComments",
+                    {"images", "0"},
+                    {{"newTag", "1.1"}, {"name", "web2"}},
+                    Replaced(Replaced(kItems, "\"1.0\"", "\"1.1\""), "name: web ", "name: web2 ")},
+        MappingCase{"RemovesAKeysLine",
+                    {"images", "0"},
+                    {{"digest", std::nullopt}},
+                    Replaced(kItems, "  digest: sha256:aaaa\n", "")},
+        MappingCase{"InsertsAfterTheLastKeyBeforeCommentsAndBlankLines",
+                    {"images", "1"},
+                    {{"newTag", "1.10"}, {"digest", "sha256:bbbb"}},
+                    Replaced(kItems, "  newName: registry.local/api\n",
+                             "  newName: registry.local/api\n  newTag: \"1.10\"\n"
+                             "  digest: sha256:bbbb\n")},
+        MappingCase{"RemovingTheKeyAfterTheDashMovesTheNextKeyUp",
+                    {"images", "1"},
+                    {{"name", std::nullopt}},
+                    Replaced(kItems, "- name: api\n  newName:", "- newName:")},
+        MappingCase{"FlowItem",
+                    {"images", "2"},
+                    {{"newTag", "5.8"}, {"digest", "sha256:cccc"}, {"name", std::nullopt}},
+                    Replaced(kItems, "- {name: db, newTag: '5.7'}",
+                             "- {newTag: '5.8', digest: sha256:cccc}")},
+        MappingCase{"RootMappingOfTheFirstDocumentOnly",
+                    {},
+                    {{"namespace", "prod"}},
+                    Replaced(kItems, "---\n", "namespace: prod\n---\n")}),
+    [](const ::testing::TestParamInfo<MappingCase>& info) { return info.param.name; });
+
+TEST(SetMappingKeysErrorsTest, CrlfAndNoFinalNewline) {
+  FERRY_ASSERT_OK_AND_ASSIGN(std::string crlf,
+                             SetMappingKeys("images:\r\n- name: a # x\r\n  newName: b\r\n",
+                                            {"images", "0"}, {{"newTag", "true"}}));
+  EXPECT_EQ(crlf, "images:\r\n- name: a # x\r\n  newName: b\r\n  newTag: \"true\"\r\n");
+  FERRY_ASSERT_OK_AND_ASSIGN(std::string bare,
+                             SetMappingKeys("a: 1\nb: 2", {}, {{"c", "3"}, {"a", std::nullopt}}));
+  EXPECT_EQ(bare, "b: 2\nc: \"3\"");
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      std::string only, SetMappingKeys("l:\n- a: 1\n- b: 2\n", {"l", "0"}, {{"a", std::nullopt}}));
+  EXPECT_EQ(only, "l:\n- {}\n- b: 2\n");
+}
+
+TEST(SetMappingKeysErrorsTest, SaysWhatIsWrong) {
+  EXPECT_THAT(SetMappingKeys(kItems, {"images", "7"}, {{"newTag", "1"}}),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("images[7]")));
+  EXPECT_THAT(SetMappingKeys(kItems, {"images"}, {{"newTag", "1"}}),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(SetMappingKeys("a: [1\n", {}, {{"b", "1"}}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(SetMappingKeys("a: |\n  x\n", {}, {{"a", "y"}}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("block scalar")));
+  EXPECT_THAT(SetMappingKeys("a: &x v\nm:\n  b: *x\n", {"m"}, {{"b", "w"}}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("alias")));
+  EXPECT_THAT(SetMappingKeys("a:\n  b: c\n", {}, {{"a", "w"}}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not a scalar")));
+  DocumentLimits tiny;
+  tiny.max_nodes = 2;
+  EXPECT_THAT(SetMappingKeys(kItems, {}, {{"a", "b"}}, tiny),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 }  // namespace
 }  // namespace ferry::manifest
