@@ -1,0 +1,340 @@
+#include "lib/process/process.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace ferry::process {
+namespace {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// Owns one file descriptor.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { Close(); }
+  int get() const { return fd_; }
+  void Close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  void Reset(int fd) {
+    Close();
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+absl::Status ErrnoStatus(absl::string_view what, int error) {
+  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(error)));
+}
+
+// A close-on-exec pipe whose ends are not 0, 1 or 2, so dup2 onto the child's standard
+// descriptors always makes a fresh, inheritable copy.
+absl::Status MakePipe(Fd& read_end, Fd& write_end) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus("pipe2", errno);
+  read_end.Reset(fds[0]);
+  write_end.Reset(fds[1]);
+  for (Fd* fd : {&read_end, &write_end}) {
+    if (fd->get() > STDERR_FILENO) continue;
+    const int moved = ::fcntl(fd->get(), F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+    if (moved < 0) return ErrnoStatus("fcntl(F_DUPFD_CLOEXEC)", errno);
+    fd->Reset(moved);
+  }
+  return absl::OkStatus();
+}
+
+std::string PathOf(const std::vector<std::string>& env) {
+  for (const std::string& entry : env) {
+    if (absl::StartsWith(entry, "PATH=")) return entry.substr(5);
+  }
+  if (const char* path = std::getenv("PATH")) return path;
+  return "/bin:/usr/bin";  // execvp's default when PATH is unset
+}
+
+// The file to spawn for argv[0], absolute when it was found on PATH (a relative PATH entry
+// is taken from Ferry's working directory, not the child's).
+absl::StatusOr<std::string> ResolveProgram(const RunOptions& options) {
+  const std::string& program = options.argv[0];
+  if (absl::StrContains(program, '/')) return program;
+  std::string found = FindOnPath(program, PathOf(options.env));
+  if (found.empty()) {
+    return absl::NotFoundError(absl::StrCat("program \"", program, "\" not found on PATH"));
+  }
+  if (found[0] != '/') {
+    char cwd[4096];
+    if (::getcwd(cwd, sizeof(cwd)) == nullptr) return ErrnoStatus("getcwd", errno);
+    found = absl::StrCat(cwd, "/", found);
+  }
+  return found;
+}
+
+// posix_spawn's attributes and file actions, released with the object.
+class SpawnSetup {
+ public:
+  SpawnSetup() {
+    ::posix_spawnattr_init(&attr_);
+    ::posix_spawn_file_actions_init(&actions_);
+  }
+  SpawnSetup(const SpawnSetup&) = delete;
+  SpawnSetup& operator=(const SpawnSetup&) = delete;
+  ~SpawnSetup() {
+    ::posix_spawn_file_actions_destroy(&actions_);
+    ::posix_spawnattr_destroy(&attr_);
+  }
+
+  // A new process group, default signal dispositions (Ferry ignores SIGPIPE; a tool writing
+  // into a closed pipe should not), an empty signal mask, stdin from /dev/null, stdout and
+  // stderr into the pipes, and the working directory.
+  absl::Status Prepare(const RunOptions& options, int out_fd, int err_fd) {
+    sigset_t none;
+    sigset_t all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    int rc = ::posix_spawnattr_setflags(
+        &attr_, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    if (rc == 0) rc = ::posix_spawnattr_setpgroup(&attr_, 0);
+    if (rc == 0) rc = ::posix_spawnattr_setsigmask(&attr_, &none);
+    if (rc == 0) rc = ::posix_spawnattr_setsigdefault(&attr_, &all);
+    if (rc == 0) {
+      rc = ::posix_spawn_file_actions_addopen(&actions_, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    }
+    if (rc == 0) rc = ::posix_spawn_file_actions_adddup2(&actions_, out_fd, STDOUT_FILENO);
+    if (rc == 0) rc = ::posix_spawn_file_actions_adddup2(&actions_, err_fd, STDERR_FILENO);
+    if (rc == 0 && !options.working_dir.empty()) {
+      rc = ::posix_spawn_file_actions_addchdir_np(&actions_, options.working_dir.c_str());
+    }
+    if (rc != 0) return ErrnoStatus("posix_spawn setup", rc);
+    return absl::OkStatus();
+  }
+
+  const posix_spawnattr_t* attr() const { return &attr_; }
+  const posix_spawn_file_actions_t* actions() const { return &actions_; }
+
+ private:
+  posix_spawnattr_t attr_;
+  posix_spawn_file_actions_t actions_;
+};
+
+std::vector<char*> CStrings(const std::vector<std::string>& strings) {
+  std::vector<char*> pointers;
+  pointers.reserve(strings.size() + 1);
+  for (const std::string& s : strings) pointers.push_back(const_cast<char*>(s.c_str()));
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+// Blocks until `pid` is reaped; returns its wait status.
+int Reap(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
+// Kills the child's whole process group (the child leads it) and reaps the child.
+void KillAndReap(pid_t pid) {
+  ::killpg(pid, SIGKILL);
+  Reap(pid);
+}
+
+int MillisUntil(SteadyTime deadline) {
+  const auto left =
+      std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return static_cast<int>(std::clamp<int64_t>(left.count(), 0, 1 << 30));
+}
+
+// The output side of one running child: reads both pipes until they close.
+class OutputReader {
+ public:
+  OutputReader(const RunOptions& options, Fd& out, Fd& err, RunResult& result)
+      : options_(options), out_(out), err_(err), result_(result) {}
+
+  // OK once both pipes are closed; DeadlineExceeded or ResourceExhausted (the child is
+  // still running then); Internal when poll fails.
+  absl::Status ReadAll(SteadyTime deadline) {
+    char buffer[65536];
+    while (out_.get() >= 0 || err_.get() >= 0) {
+      pollfd fds[2] = {{out_.get(), POLLIN, 0}, {err_.get(), POLLIN, 0}};
+      const int wait_ms = MillisUntil(deadline);
+      if (wait_ms == 0) return TimedOut();
+      const int ready = ::poll(fds, 2, wait_ms);
+      if (ready < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus("poll", errno);
+      }
+      if (fds[0].revents != 0) {
+        if (!Drain(out_, buffer, sizeof(buffer), result_.out, SIZE_MAX)) {
+          return absl::ResourceExhaustedError(absl::StrCat(options_.argv[0], " wrote more than ",
+                                                           options_.max_stdout_bytes,
+                                                           " bytes to stdout (max_stdout_bytes)"));
+        }
+      }
+      if (fds[1].revents != 0) {
+        Drain(err_, buffer, sizeof(buffer), result_.err, options_.max_stderr_bytes);
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status TimedOut() const {
+    return absl::DeadlineExceededError(absl::StrCat(options_.argv[0], " did not finish within ",
+                                                    absl::FormatDuration(options_.timeout)));
+  }
+
+ private:
+  // One read from a ready pipe. Stdout (keep == SIZE_MAX) fails over max_stdout_bytes;
+  // stderr keeps its first `keep` bytes. Closes the pipe at its end (or on a read error).
+  bool Drain(Fd& fd, char* buffer, size_t size, std::string& into, size_t keep) {
+    ssize_t n;
+    do {
+      n = ::read(fd.get(), buffer, size);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+      fd.Close();
+      return true;
+    }
+    if (keep == SIZE_MAX) {
+      into.append(buffer, static_cast<size_t>(n));
+      return into.size() <= options_.max_stdout_bytes;
+    }
+    if (into.size() < keep)
+      into.append(buffer, std::min(static_cast<size_t>(n), keep - into.size()));
+    return true;
+  }
+
+  const RunOptions& options_;
+  Fd& out_;
+  Fd& err_;
+  RunResult& result_;
+};
+
+// Waits for the child to exit after its pipes closed. No descriptor tells when that
+// happens, so this polls, starting at 1 ms: a child that closes its output exits at once in
+// practice. DeadlineExceeded (the child still running) when the deadline passes first.
+absl::StatusOr<int> WaitForExit(pid_t pid, SteadyTime deadline) {
+  auto pause = std::chrono::milliseconds(1);
+  while (true) {
+    int status = 0;
+    const pid_t done = ::waitpid(pid, &status, WNOHANG);
+    if (done == pid) return status;
+    if (done < 0 && errno != EINTR) return ErrnoStatus("waitpid", errno);
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) {
+      return absl::DeadlineExceededError("");
+    }
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(pause, left));
+    pause = std::min(pause * 2, std::chrono::milliseconds(20));
+  }
+}
+
+absl::Status ValidateOptions(const RunOptions& options) {
+  if (options.argv.empty() || options.argv[0].empty()) {
+    return absl::InvalidArgumentError("no program to run (empty argv)");
+  }
+  for (const std::string& entry : options.env) {
+    if (!absl::StrContains(entry, '=')) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("environment entry \"", entry, "\" is not KEY=VALUE"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string FindOnPath(absl::string_view program, absl::string_view path_env) {
+  if (program.empty()) return "";
+  auto runnable = [](const std::string& path) {
+    struct stat info;
+    return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) &&
+           ::faccessat(AT_FDCWD, path.c_str(), X_OK, AT_EACCESS) == 0;
+  };
+  if (absl::StrContains(program, '/')) {
+    std::string path(program);
+    return runnable(path) ? path : "";
+  }
+  for (absl::string_view dir : absl::StrSplit(path_env, ':')) {
+    std::string candidate = dir.empty() ? std::string(program)
+                                        : absl::StrCat(dir, dir.back() == '/' ? "" : "/", program);
+    if (runnable(candidate)) return candidate;
+  }
+  return "";
+}
+
+absl::StatusOr<RunResult> Run(const RunOptions& options) {
+  if (absl::Status valid = ValidateOptions(options); !valid.ok()) return valid;
+  const SteadyTime deadline =
+      std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(options.timeout);
+  absl::StatusOr<std::string> program = ResolveProgram(options);
+  if (!program.ok()) return program.status();
+
+  Fd out_read, out_write, err_read, err_write;
+  if (absl::Status s = MakePipe(out_read, out_write); !s.ok()) return s;
+  if (absl::Status s = MakePipe(err_read, err_write); !s.ok()) return s;
+  SpawnSetup setup;
+  if (absl::Status s = setup.Prepare(options, out_write.get(), err_write.get()); !s.ok()) {
+    return s;
+  }
+  std::vector<char*> argv = CStrings(options.argv);
+  std::vector<char*> envp = CStrings(options.env);
+  pid_t pid = -1;
+  const int rc = ::posix_spawn(&pid, program->c_str(), setup.actions(), setup.attr(), argv.data(),
+                               envp.data());
+  // glibc reports exec failures here and has reaped the child then.
+  if (rc == ENOENT || rc == EACCES || rc == ENOEXEC || rc == ENOTDIR) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot run \"", options.argv[0], "\" (", *program, "): ", std::strerror(rc)));
+  }
+  if (rc != 0) return ErrnoStatus(absl::StrCat("posix_spawn ", options.argv[0]), rc);
+  // Only the child holds the write ends now, so the pipes close when it (and what it
+  // started) is done with them.
+  out_write.Close();
+  err_write.Close();
+
+  RunResult result;
+  OutputReader reader(options, out_read, err_read, result);
+  if (absl::Status read = reader.ReadAll(deadline); !read.ok()) {
+    KillAndReap(pid);
+    return read;
+  }
+  absl::StatusOr<int> status = WaitForExit(pid, deadline);
+  if (!status.ok()) {
+    KillAndReap(pid);
+    if (absl::IsDeadlineExceeded(status.status())) return reader.TimedOut();
+    return status.status();
+  }
+  if (WIFSIGNALED(*status)) {
+    result.exit_code = -1;
+    result.signal = WTERMSIG(*status);
+  } else {
+    result.exit_code = WEXITSTATUS(*status);
+  }
+  return result;
+}
+
+}  // namespace ferry::process
