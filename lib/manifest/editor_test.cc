@@ -490,7 +490,7 @@ INSTANTIATE_TEST_SUITE_P(
                     Replaced(kItems, "---\n", "namespace: prod\n---\n")}),
     [](const ::testing::TestParamInfo<MappingCase>& info) { return info.param.name; });
 
-TEST(SetMappingKeysErrorsTest, CrlfAndNoFinalNewline) {
+TEST(SetMappingKeysLayoutTest, CrlfNoFinalNewlineOnlyKeyAndIndentedSequence) {
   FERRY_ASSERT_OK_AND_ASSIGN(std::string crlf,
                              SetMappingKeys("images:\r\n- name: a # x\r\n  newName: b\r\n",
                                             {"images", "0"}, {{"newTag", "true"}}));
@@ -501,6 +501,13 @@ TEST(SetMappingKeysErrorsTest, CrlfAndNoFinalNewline) {
   FERRY_ASSERT_OK_AND_ASSIGN(
       std::string only, SetMappingKeys("l:\n- a: 1\n- b: 2\n", {"l", "0"}, {{"a", std::nullopt}}));
   EXPECT_EQ(only, "l:\n- {}\n- b: 2\n");
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      std::string indented,
+      SetMappingKeys("---\nimages:\n  - name: a\n    newTag: x  # t\n  - name: b\nkind: K\n",
+                     {"images", "0"}, {{"digest", "sha256:d"}, {"newTag", "v2"}}));
+  EXPECT_EQ(indented,
+            "---\nimages:\n  - name: a\n    newTag: v2  # t\n    digest: sha256:d\n  - name: b\n"
+            "kind: K\n");
 }
 
 TEST(SetMappingKeysErrorsTest, SaysWhatIsWrong) {
