@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -195,8 +197,9 @@ absl::Status WithCertificateContext(absl::Status status, const CallbackState& st
   return status;
 }
 
+// *.yaml, *.yml, and kustomize's third accepted name for a kustomization file.
 bool IsManifest(absl::string_view name) {
-  return absl::EndsWith(name, ".yaml") || absl::EndsWith(name, ".yml");
+  return absl::EndsWith(name, ".yaml") || absl::EndsWith(name, ".yml") || name == "Kustomization";
 }
 
 bool IsChartTree(const git_tree* tree) {
@@ -288,6 +291,171 @@ class ManifestCollector {
   git_repository* repo_;
   const Libgit2Options& options_;
   std::vector<RepoFile>& out_;
+  uint64_t total_ = 0;
+};
+
+// The root tree of the commit `revision`, in `root`.
+absl::Status RootTree(git_repository* repo, const std::string& revision, Tree& root) {
+  absl::StatusOr<git_oid> oid = ParseOid(revision);
+  if (!oid.ok()) return oid.status();
+  Commit commit;
+  if (int rc = git_commit_lookup(commit.out(), repo, &*oid); rc != 0) {
+    return GitError("revision " + revision, rc);
+  }
+  if (int rc = git_commit_tree(root.out(), commit.get()); rc != 0) {
+    return GitError("tree of " + revision, rc);
+  }
+  return absl::OkStatus();
+}
+
+// `path` without trailing slashes, "" for the root ("" or ".").
+std::string FolderPath(std::string path) {
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  return path == "." ? "" : path;
+}
+
+// The tree of the folder `path` (FolderPath(), checked by ValidatePath) at `revision`, in
+// `folder`. NotFound when the revision or the folder does not exist, or `path` is a file.
+absl::Status FolderTree(git_repository* repo, const std::string& revision, const std::string& path,
+                        Tree& folder) {
+  if (path.empty()) return RootTree(repo, revision, folder);
+  Tree root;
+  FERRY_RETURN_IF_ERROR(RootTree(repo, revision, root));
+  TreeEntry entry;
+  if (git_tree_entry_bypath(entry.out(), root.get(), path.c_str()) != 0 ||
+      git_tree_entry_type(entry.get()) != GIT_OBJECT_TREE) {
+    return absl::NotFoundError(
+        absl::StrCat("folder \"", path, "\" does not exist at ", revision.substr(0, 12)));
+  }
+  if (int rc = git_tree_lookup(folder.out(), repo, git_tree_entry_id(entry.get())); rc != 0) {
+    return GitError("tree " + path, rc);
+  }
+  return absl::OkStatus();
+}
+
+// Owns a file descriptor.
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd = -1) : fd_(fd) {}
+  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
+    std::swap(fd_, other.fd_);
+    return *this;
+  }
+  ~UniqueFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+absl::Status ExportError(absl::string_view what, const std::string& path, int error) {
+  return absl::InternalError(
+      absl::StrCat("exporting: ", what, " ", names::Escape(path), ": ", std::strerror(error)));
+}
+
+// Opens the folder `name` in `parent`, creating it when missing. A symlink there is not
+// followed (O_NOFOLLOW), so nothing outside the export is ever reached through one.
+absl::StatusOr<UniqueFd> MakeFolder(int parent, const std::string& name, const std::string& shown) {
+  if (::mkdirat(parent, name.c_str(), 0755) != 0 && errno != EEXIST) {
+    return ExportError("creating folder", shown, errno);
+  }
+  UniqueFd fd(::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (fd.get() < 0) return ExportError("opening folder", shown, errno);
+  return fd;
+}
+
+// Writes `content` as the new file `name` (0644) in `parent`. A file already there (an
+// earlier export of the same folder) is removed first, never written through.
+absl::Status WriteNewFile(int parent, const std::string& name, const std::string& shown,
+                          absl::string_view content) {
+  const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  UniqueFd fd(::openat(parent, name.c_str(), flags, 0644));
+  if (fd.get() < 0 && errno == EEXIST && ::unlinkat(parent, name.c_str(), 0) == 0) {
+    fd = UniqueFd(::openat(parent, name.c_str(), flags, 0644));
+  }
+  if (fd.get() < 0) return ExportError("creating", shown, errno);
+  if (::fchmod(fd.get(), 0644) != 0) return ExportError("setting the mode of", shown, errno);
+  while (!content.empty()) {
+    const ssize_t n = ::write(fd.get(), content.data(), content.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ExportError("writing", shown, errno);
+    content.remove_prefix(static_cast<size_t>(n));
+  }
+  return absl::OkStatus();
+}
+
+// A tree entry's name that can be created as one file or folder: UTF-8 without control
+// characters, no '/', not "." or "..". InvalidArgument naming it (escaped) otherwise.
+absl::Status ValidateEntryName(const std::string& name, const std::string& path) {
+  if (name.empty() || name == "." || name == ".." || absl::StrContains(name, '/') ||
+      !names::ValidatePath(name).ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tree entry \"", names::Escape(path),
+        "\" is not a valid file name (not UTF-8, a control character, '/', \".\" or \"..\"); "
+        "Ferry does not export it: rename it"));
+  }
+  return absl::OkStatus();
+}
+
+// Writes the regular files of trees below a folder of the export, within the tree limit.
+class TreeExporter {
+ public:
+  TreeExporter(git_repository* repo, uint64_t max_tree_bytes)
+      : repo_(repo), max_tree_bytes_(max_tree_bytes) {}
+
+  // The entries of `tree` (the folder `prefix` of the repository) into the folder `dir`.
+  absl::Status Export(const git_tree* tree, int dir, const std::string& prefix) {
+    const size_t n = git_tree_entrycount(tree);
+    for (size_t i = 0; i < n; ++i) {
+      const git_tree_entry* entry = git_tree_entry_byindex(tree, i);
+      const std::string name = git_tree_entry_name(entry);
+      const std::string path = prefix.empty() ? name : absl::StrCat(prefix, "/", name);
+      FERRY_RETURN_IF_ERROR(ValidateEntryName(name, path));
+      switch (git_tree_entry_filemode(entry)) {
+        case GIT_FILEMODE_TREE: {
+          Tree sub;
+          if (int rc = git_tree_lookup(sub.out(), repo_, git_tree_entry_id(entry)); rc != 0) {
+            return GitError("reading tree " + names::Escape(path), rc);
+          }
+          FERRY_ASSIGN_OR_RETURN(UniqueFd sub_dir, MakeFolder(dir, name, path));
+          FERRY_RETURN_IF_ERROR(Export(sub.get(), sub_dir.get(), path));
+          break;
+        }
+        case GIT_FILEMODE_BLOB:
+        case GIT_FILEMODE_BLOB_EXECUTABLE:
+          FERRY_RETURN_IF_ERROR(ExportBlob(*git_tree_entry_id(entry), dir, name, path));
+          break;
+        default:  // symlinks and submodules are never created
+          break;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status ExportBlob(const git_oid& id, int dir, const std::string& name,
+                          const std::string& path) {
+    Blob blob;
+    if (int rc = git_blob_lookup(blob.out(), repo_, &id); rc != 0) {
+      return GitError("reading " + names::Escape(path), rc);
+    }
+    const auto size = static_cast<uint64_t>(git_blob_rawsize(blob.get()));
+    total_ += size;
+    if (total_ > max_tree_bytes_) {
+      return absl::ResourceExhaustedError(
+          limits::OverLimit(absl::StrCat("exporting ", names::Escape(path)),
+                            limits::kManifestTreeBytes, max_tree_bytes_));
+    }
+    return WriteNewFile(dir, name, path,
+                        absl::string_view(static_cast<const char*>(git_blob_rawcontent(blob.get())),
+                                          static_cast<size_t>(size)));
+  }
+
+  git_repository* repo_;
+  uint64_t max_tree_bytes_;
   uint64_t total_ = 0;
 };
 
@@ -865,16 +1033,8 @@ absl::StatusOr<absl::Time> Libgit2Repository::CommitTime(const std::string& revi
 
 absl::StatusOr<std::vector<RepoFile>> Libgit2Repository::ReadManifests(
     const std::string& revision, const std::vector<std::string>& paths) {
-  absl::StatusOr<git_oid> oid = ParseOid(revision);
-  if (!oid.ok()) return oid.status();
-  Commit commit;
-  if (int rc = git_commit_lookup(commit.out(), repo_, &*oid); rc != 0) {
-    return GitError("revision " + revision, rc);
-  }
   Tree root;
-  if (int rc = git_commit_tree(root.out(), commit.get()); rc != 0) {
-    return GitError("tree of " + revision, rc);
-  }
+  FERRY_RETURN_IF_ERROR(RootTree(repo_, revision, root));
   std::vector<RepoFile> files;
   ManifestCollector collector(repo_, options_, files);
   std::vector<std::string> wanted = paths.empty() ? std::vector<std::string>{""} : paths;
@@ -908,6 +1068,35 @@ absl::StatusOr<std::vector<RepoFile>> Libgit2Repository::ReadManifests(
                           [](const RepoFile& a, const RepoFile& b) { return a.path == b.path; }),
               files.end());
   return files;
+}
+
+absl::StatusOr<std::string> Libgit2Repository::TreeId(const std::string& revision,
+                                                      const std::string& path) {
+  FERRY_RETURN_IF_ERROR(ValidatePath(path));
+  Tree folder;
+  FERRY_RETURN_IF_ERROR(FolderTree(repo_, revision, FolderPath(path), folder));
+  return OidString(*git_tree_id(folder.get()));
+}
+
+absl::Status Libgit2Repository::ExportTree(const std::string& revision, const std::string& path,
+                                           const std::string& dest) {
+  FERRY_RETURN_IF_ERROR(ValidatePath(path));
+  const std::string folder_path = FolderPath(path);
+  Tree folder;
+  FERRY_RETURN_IF_ERROR(FolderTree(repo_, revision, folder_path, folder));
+  UniqueFd dir(::open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.get() < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("export destination ", dest, " cannot be opened: ", std::strerror(errno)));
+  }
+  // The folders leading to `path`, as in the repository (ValidatePath allowed each part).
+  std::string shown;
+  for (absl::string_view part : absl::StrSplit(folder_path, '/', absl::SkipEmpty())) {
+    shown = shown.empty() ? std::string(part) : absl::StrCat(shown, "/", part);
+    FERRY_ASSIGN_OR_RETURN(UniqueFd sub, MakeFolder(dir.get(), std::string(part), shown));
+    dir = std::move(sub);
+  }
+  return TreeExporter(repo_, options_.max_tree_bytes).Export(folder.get(), dir.get(), folder_path);
 }
 
 absl::StatusOr<std::string> Libgit2Repository::CreateCommit(const CommitSpec& spec) {

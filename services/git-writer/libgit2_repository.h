@@ -40,7 +40,8 @@ struct Libgit2Options {
   // https: CA bundle (PEM) to trust instead of the system's; for private git servers.
   std::string ca_path;
   // ReadManifests: a bigger file is a load error of its own (limits::kManifestFileBytes);
-  // all files of one read together (limits::kManifestTreeBytes).
+  // all files of one read together (limits::kManifestTreeBytes), and all files of one
+  // ExportTree.
   uint64_t max_file_bytes = limits::kManifestFileBytes.default_value;
   uint64_t max_tree_bytes = limits::kManifestTreeBytes.default_value;
   // Folding the packs (every kPacksBeforeRepack writes) now and then merges all of them,
@@ -70,6 +71,9 @@ class Libgit2Repository final : public Repository {
   absl::StatusOr<absl::Time> CommitTime(const std::string& revision) override;
   absl::StatusOr<std::vector<RepoFile>> ReadManifests(
       const std::string& revision, const std::vector<std::string>& paths) override;
+  absl::StatusOr<std::string> TreeId(const std::string& revision, const std::string& path) override;
+  absl::Status ExportTree(const std::string& revision, const std::string& path,
+                          const std::string& dest) override;
   absl::StatusOr<std::string> CreateCommit(const CommitSpec& spec) override;
   absl::Status PushBranch(const std::string& commit) override;
   absl::Status AddNote(const std::string& commit, const std::string& text,

@@ -57,7 +57,8 @@ class Repository {
   // The commit time of `revision`.
   virtual absl::StatusOr<absl::Time> CommitTime(const std::string& revision) = 0;
 
-  // Every *.yaml / *.yml file under `paths` ("" or "." for the whole tree) at `revision`,
+  // Every *.yaml / *.yml file, and every file named exactly `Kustomization` (kustomize's
+  // name without an extension), under `paths` ("" or "." for the whole tree) at `revision`,
   // sorted by path, read from the object database. Helm chart folders (Chart.yaml with
   // values.yaml) are skipped. A file whose name is not UTF-8 (or holds control characters)
   // or whose size is over the file limit comes back with `error` set and no content.
@@ -65,6 +66,25 @@ class Repository {
   // tree or is not UTF-8, ResourceExhausted when the files together pass the tree limit.
   virtual absl::StatusOr<std::vector<RepoFile>> ReadManifests(
       const std::string& revision, const std::vector<std::string>& paths) = 0;
+
+  // The id (hex) of the folder `path` ("" or "." = the root) at `revision`: the same id, the
+  // same files below it. NotFound when the revision or the folder does not exist (or `path`
+  // names a file); InvalidArgument for a path that leaves the tree (ValidatePath's rules).
+  virtual absl::StatusOr<std::string> TreeId(const std::string& revision,
+                                             const std::string& path) = 0;
+
+  // Writes the regular files (modes 100644 and 100755) of the folder `path` at `revision`
+  // into `dest`/`path` (folders created, files 0644), so an external tool can read that part
+  // of the revision. Symlinks and submodules are skipped (never created). A name that is
+  // not UTF-8, holds control characters or a '/', or is "." / ".." fails the export
+  // (InvalidArgument naming it, escaped); ResourceExhausted when the files together pass the
+  // tree limit (limits::kManifestTreeBytes). `dest` must exist (FailedPrecondition
+  // otherwise); nothing outside it is written: symlinks found there are never followed and
+  // a file already there is replaced, not written through (so exporting a folder twice, or
+  // folders that nest, is fine). Stops at the first error, leaving what it wrote. Same
+  // errors as TreeId otherwise.
+  virtual absl::Status ExportTree(const std::string& revision, const std::string& path,
+                                  const std::string& dest) = 0;
 
   // Creates a commit (no ref moves). Returns its id. On failure nothing of it is kept.
   virtual absl::StatusOr<std::string> CreateCommit(const CommitSpec& spec) = 0;

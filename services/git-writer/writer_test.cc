@@ -59,6 +59,13 @@ class HookedRepository : public Repository {
                                                       const std::vector<std::string>& p) override {
     return inner_.ReadManifests(r, p);
   }
+  absl::StatusOr<std::string> TreeId(const std::string& r, const std::string& p) override {
+    return inner_.TreeId(r, p);
+  }
+  absl::Status ExportTree(const std::string& r, const std::string& p,
+                          const std::string& d) override {
+    return inner_.ExportTree(r, p, d);
+  }
   absl::StatusOr<std::string> CreateCommit(const CommitSpec& s) override {
     return inner_.CreateCommit(s);
   }
