@@ -265,4 +265,12 @@ std::string Reference::WithTag(absl::string_view tag) const {
   return absl::StrCat(name_, ":", tag);
 }
 
+bool SameImage(absl::string_view a, absl::string_view b) {
+  if (a == b) return true;
+  absl::StatusOr<Reference> ra = Reference::Parse(a);
+  absl::StatusOr<Reference> rb = Reference::Parse(b);
+  return ra.ok() && rb.ok() && ra->SameRepository(*rb) &&
+         ra->EffectiveTag() == rb->EffectiveTag() && ra->digest() == rb->digest();
+}
+
 }  // namespace ferry::image

@@ -76,6 +76,11 @@ class Reference {
   std::string digest_;
 };
 
+// True when the references `a` and `b` denote the same image whatever their spelling
+// ("nginx:1" and "docker.io/library/nginx:1"): the same repository, effective tag and
+// digest. Texts that do not parse are the same only when equal.
+bool SameImage(absl::string_view a, absl::string_view b);
+
 // Checks that `tag` is a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}).
 absl::Status ValidateTag(absl::string_view tag);
 

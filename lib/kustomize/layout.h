@@ -1,0 +1,71 @@
+// The kustomize layout of a repository's files: which folders are roots (a kustomization no
+// other one refers to), which folders each root reads, which files belong to kustomize (and
+// so are never applied on their own), and where each object a root renders is defined.
+// Pure functions over file contents; thread-safe.
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "lib/kustomize/kustomization.h"
+#include "lib/manifest/resource.h"
+
+namespace ferry::kustomize {
+
+// A kustomization that no other one refers to: built on its own, its output applied.
+struct Root {
+  std::string folder;  // "" for the repository root
+  std::string file;    // its kustomization file
+  // The kustomization folders the build reads: the root's first, then those it refers to,
+  // breadth first, each once.
+  std::vector<std::string> folders;
+  // Set when the root cannot be built as it stands (a remote reference that is not allowed,
+  // a kustomization on its chain that does not parse, a reference to a folder that has no
+  // kustomization, a KRM function): a per-root error; the other roots still build.
+  std::string error;
+};
+
+struct LayoutOptions {
+  // Remote resources and bases (URLs) are refused unless this is set.
+  bool allow_remote = false;
+  manifest::DocumentLimits limits;
+};
+
+struct Layout {
+  std::vector<Root> roots;  // sorted by folder
+  // Parsed kustomizations, by folder.
+  std::map<std::string, Kustomization> kustomizations;
+  // Folders holding a kustomization file (parsed or not).
+  std::set<std::string> folders;
+
+  // True when `path` lies in a kustomization folder or below one: kustomize uses it, Ferry
+  // never applies it on its own.
+  bool Uses(const std::string& path) const;
+  // The roots (their files, sorted) whose build reads the folder `folder`.
+  std::vector<std::string> RootsReading(const std::string& folder) const;
+};
+
+// The layout of `files` (path -> content: every file Ferry reads under its configured paths,
+// kustomization files included). Never fails: problems become roots' errors.
+Layout FindLayout(const std::map<std::string, std::string>& files,
+                  const LayoutOptions& options = {});
+
+// Where a rendered object comes from.
+struct Origin {
+  std::string file;  // the file that defines it
+  std::string id;    // its id in that file (before the kustomizations' changes)
+  // The kustomization folders it passes through, from the root down to the one that lists
+  // `file` (the images: entries that can decide its images, nearest first).
+  std::vector<std::string> chain;
+};
+
+// The rendered id -> origin of every object the kustomizations of `root` list in files,
+// following namePrefix, nameSuffix and namespace down the chain. Objects made by generators,
+// and ids two origins would both produce, are left out.
+std::map<std::string, Origin> Origins(const Layout& layout, const Root& root,
+                                      const std::map<std::string, std::string>& files,
+                                      const manifest::LoadOptions& options);
+
+}  // namespace ferry::kustomize
