@@ -189,6 +189,12 @@ void PrintResults(const ferry::v1::Job& job, int verbosity, std::ostream& out) {
     if (r.status() == ferry::v1::WORKLOAD_RESULT_STATUS_FAILED && !r.reason().empty()) {
       table.AddRow({"", "", r.reason()});
     }
+    // A shared kustomize base or images: entry: the change reaches other roots too.
+    if (r.kustomize_roots_size() > 1) {
+      table.AddRow(
+          {"", "",
+           absl::StrCat("changes kustomize roots: ", absl::StrJoin(r.kustomize_roots(), ", "))});
+    }
   }
   if (any) table.Print(out);
 }

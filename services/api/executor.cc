@@ -105,13 +105,22 @@ void FailReleased(std::vector<WorkloadResult>& results, const std::string& why) 
   }
 }
 
-// The workloads whose edits git-writer refused fail with its reason.
+// The workloads whose edits git-writer refused fail with its reason; the others name the
+// kustomize roots their change alters.
 void MarkFailedEdits(const ferry::v1::ApplyUpdatesResponse& applied,
                      std::vector<WorkloadResult>& results) {
   for (const ferry::v1::EditResult& r : applied.results()) {
-    if (r.code() == 0) continue;
     WorkloadResult* wr = ResultOf(results, r.edit().workload());
     if (wr == nullptr) continue;
+    if (r.code() == 0) {
+      for (const std::string& root : r.kustomize_roots()) {
+        if (std::find(wr->kustomize_roots().begin(), wr->kustomize_roots().end(), root) ==
+            wr->kustomize_roots().end()) {
+          wr->add_kustomize_roots(root);
+        }
+      }
+      continue;
+    }
     wr->set_status(ferry::v1::WORKLOAD_RESULT_STATUS_FAILED);
     wr->set_reason(r.error());
   }

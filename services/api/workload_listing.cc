@@ -39,6 +39,7 @@ absl::StatusOr<ferry::v1::ListWorkloadsResponse> MergeWorkloads(
     *w.mutable_containers() = g.containers();
     *w.mutable_policy() = g.policy();
     w.set_path(g.path());
+    w.set_kustomize_root(g.kustomize_root());
     auto live = running.find(g.id());
     if (live != running.end()) {
       *w.mutable_rollout() = live->second->rollout();

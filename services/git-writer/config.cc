@@ -1,5 +1,6 @@
 #include "services/git-writer/config.h"
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "absl/strings/match.h"
@@ -77,6 +78,23 @@ void AddFlags(CLI::App& app, Flags& flags) {
   app.add_option("--default_namespace", flags.default_namespace,
                  "Namespace of resources that have none")
       ->envname("FERRY_DEFAULT_NAMESPACE")
+      ->capture_default_str();
+  // Kustomize roots (folders with a kustomization no other one refers to) are built with
+  // this command, the root's folder appended. Default: `kustomize build` when kustomize is
+  // on PATH, else `kubectl kustomize`; with neither, each root is reported as not built.
+  app.add_option("--kustomize_command", flags.kustomize_command,
+                 "Command that builds a kustomize root (default: kustomize build, else kubectl "
+                 "kustomize)")
+      ->envname("FERRY_KUSTOMIZE_COMMAND");
+  // Remote resources and bases (URLs) in kustomizations are refused unless this is set;
+  // plugins and KRM functions are never run.
+  app.add_flag("--kustomize_allow_remote", flags.kustomize_allow_remote,
+               "Let kustomizations use remote resources and bases")
+      ->envname("FERRY_KUSTOMIZE_ALLOW_REMOTE");
+  // A build that runs longer is stopped and reported as that root's error.
+  app.add_option("--kustomize_timeout", flags.kustomize_timeout,
+                 "Longest a kustomize build may run")
+      ->envname("FERRY_KUSTOMIZE_TIMEOUT")
       ->capture_default_str();
   // Limits (docs/limits.md). A commit message given with ApplyUpdates.
   app.add_option(std::string(limits::kCommitMessageBytes.flag), flags.max_commit_message_bytes,
@@ -181,6 +199,25 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   config.writer.push_retries = flags.git_push_retries;
   config.writer.load.default_namespace = flags.default_namespace;
   config.writer.load.limits = flags.manifest_limits;
+  const char* path_env = std::getenv("PATH");
+  KustomizeOptions& kustomize = config.writer.kustomize;
+  kustomize.build.path_env = path_env != nullptr ? path_env : "/usr/local/bin:/usr/bin:/bin";
+  kustomize.allow_remote = flags.kustomize_allow_remote;
+  if (!absl::ParseDuration(flags.kustomize_timeout, &kustomize.build.timeout) ||
+      kustomize.build.timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--kustomize_timeout: \"", flags.kustomize_timeout, "\" is not a duration (e.g. 60s)"));
+  }
+  kustomize.build.max_output_bytes = flags.max_manifest_tree_bytes;
+  absl::StatusOr<std::vector<std::string>> command =
+      kustomize::ResolveCommand(flags.kustomize_command, kustomize.build.path_env);
+  if (command.ok()) {
+    kustomize.build.command = *std::move(command);
+  } else if (!flags.kustomize_command.empty()) {
+    return absl::InvalidArgumentError(command.status().message());  // named: must exist
+  } else {
+    kustomize.missing_command = std::string(command.status().message());
+  }
   config.sync_tag = flags.git_sync_tag;
   config.ssh_key_path = flags.git_ssh_key_path;
   config.max_commit_message_bytes = flags.max_commit_message_bytes;

@@ -157,6 +157,13 @@ std::optional<ferry::v1::ManifestWorkload> AnswerOf(const manifest::Resource& r,
   w.set_path(r.source.path);
   w.set_document(r.source.document);
   w.set_line(r.source.line);
+  if (const RenderedRoot* root = index.RootOf(r)) {
+    w.set_kustomize_root(root->root.folder.empty() ? "." : root->root.folder);
+    auto origin = root->origins.find(r.id);
+    if (origin != root->origins.end()) w.set_path(origin->second.file);
+    w.set_document(0);
+    w.set_line(0);
+  }
   if (!StringsAreUtf8(w)) return std::nullopt;
   return w;
 }
@@ -338,6 +345,7 @@ grpc::Status GitWriterService::ApplyUpdates(grpc::ServerContext*,
     r->set_code(static_cast<int>(e.status.code()));
     r->set_error(Utf8Lines(std::string(e.status.message())));
     r->set_path(e.path);
+    for (const std::string& root : e.roots) r->add_kustomize_roots(root);
     if (e.status.ok())
       any_ok = true;
     else if (first_error.ok())

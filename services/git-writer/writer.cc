@@ -3,9 +3,13 @@
 #include <algorithm>
 #include <chrono>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lib/image/reference.h"
 #include "lib/log/log.h"
+#include "lib/manifest/kustomize_images.h"
+#include "lib/manifest/policy.h"
 #include "lib/manifest/reindex.h"
 #include "lib/manifest/workload.h"
 #include "lib/names/names.h"
@@ -137,13 +141,18 @@ WriterMetrics::WriterMetrics(prometheus::Registry& registry)
                       .Register(registry)) {}
 
 Writer::Writer(Repository& repo, WriterOptions options, WriterMetrics& metrics)
-    : repo_(repo), options_(std::move(options)), metrics_(metrics) {
+    : repo_(repo), options_(std::move(options)), metrics_(metrics), kustomize_(options_.kustomize) {
   head_.last_fetch = absl::InfinitePast();
 }
 
 void Writer::SetHead(const HeadInfo& head) {
   absl::MutexLock lock(&head_mu_);
   head_ = head;
+}
+
+const RenderedRoot* Index::RootOf(const manifest::Resource& r) const {
+  auto it = roots.find(r.source.path);
+  return it != roots.end() ? it->second.get() : nullptr;
 }
 
 std::string ContainersKey(const manifest::Resource& r) {
@@ -192,12 +201,39 @@ absl::StatusOr<HeadInfo> Writer::RefreshLocked() {
 
 absl::StatusOr<std::vector<RepoFile>> Writer::ReadManifests(const std::string& revision,
                                                             const std::vector<std::string>& paths) {
+  std::shared_ptr<const Index> index;
+  if (paths.empty()) {
+    // The configured paths: kustomize roots are served as built (the index has them).
+    FERRY_ASSIGN_OR_RETURN(index, IndexAt(revision));
+  }
   absl::MutexLock lock(&repo_mu_);
-  std::string rev = revision.empty() ? CurrentHead().revision : revision;
+  std::string rev =
+      index != nullptr ? index->revision : (revision.empty() ? CurrentHead().revision : revision);
   if (rev.empty()) {
     return absl::UnavailableError("the mirror has no revision yet (upstream not fetched)");
   }
-  return repo_.ReadManifests(rev, paths.empty() ? options_.paths : paths);
+  FERRY_ASSIGN_OR_RETURN(std::vector<RepoFile> files,
+                         repo_.ReadManifests(rev, paths.empty() ? options_.paths : paths));
+  if (index == nullptr || index->layout == nullptr) return files;
+  // Files kustomize uses are not served on their own; each root is, as one file at the path
+  // of its kustomization, holding what kustomize built (or the reason it did not).
+  std::vector<RepoFile> out;
+  for (RepoFile& f : files) {
+    if (!index->layout->Uses(f.path)) out.push_back(std::move(f));
+  }
+  for (const auto& [file, root] : index->roots) {
+    RepoFile rendered;
+    rendered.path = file;
+    rendered.content = root->output;
+    if (!root->error.empty()) {
+      rendered.content.clear();
+      rendered.error = absl::StrCat("kustomize root not built: ", root->error);
+    }
+    out.push_back(std::move(rendered));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const RepoFile& a, const RepoFile& b) { return a.path < b.path; });
+  return out;
 }
 
 absl::StatusOr<std::shared_ptr<const Index>> Writer::IndexAt(const std::string& revision) {
@@ -245,7 +281,7 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
     }
     for (const manifest::LoadError& e : base->loaded.errors) base_errors[e.path].push_back(&e);
   }
-  size_t reused = 0;
+  bool kustomized = false;
   for (RepoFile& f : files) {
     if (!f.error.empty()) {
       manifest::LoadError error;
@@ -254,23 +290,53 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
       index->loaded.errors.push_back(std::move(error));
       continue;
     }
-    auto known = base != nullptr ? base->blobs.find(f.path) : index->blobs.end();
-    if (base != nullptr && !f.blob.empty() && known != base->blobs.end() &&
-        known->second == f.blob) {
-      for (const manifest::Resource* r : base_resources[f.path]) AddKept(*r, *base, *index);
-      for (const manifest::LoadError* e : base_errors[f.path]) index->loaded.errors.push_back(*e);
-      ++reused;
-    } else {
-      manifest::LoadResult one = manifest::LoadFile(f.path, f.content, options_.load);
-      for (manifest::Resource& r : one.resources) AddParsed(std::move(r), *index);
-      for (manifest::LoadError& e : one.errors) index->loaded.errors.push_back(std::move(e));
-    }
+    kustomized = kustomized || kustomize::IsKustomizationFile(f.path);
     index->blobs[f.path] = f.blob;
     index->files[f.path] = std::move(f.content);
   }
+  if (kustomized) {
+    kustomize::LayoutOptions layout_options;
+    layout_options.allow_remote = options_.kustomize.allow_remote;
+    layout_options.limits = options_.load.limits;
+    index->layout = std::make_shared<const kustomize::Layout>(
+        kustomize::FindLayout(index->files, layout_options));
+  }
+  size_t reused = 0;
+  size_t parsed = 0;
+  for (const auto& [path, content] : index->files) {
+    if (index->layout != nullptr && index->layout->Uses(path)) continue;  // kustomize's
+    auto known = base != nullptr ? base->blobs.find(path) : index->blobs.end();
+    if (base != nullptr && known != base->blobs.end() && !known->second.empty() &&
+        known->second == index->blobs[path]) {
+      for (const manifest::Resource* r : base_resources[path]) AddKept(*r, *base, *index);
+      for (const manifest::LoadError* e : base_errors[path]) index->loaded.errors.push_back(*e);
+      ++reused;
+    } else {
+      manifest::LoadResult one = manifest::LoadFile(path, content, options_.load);
+      for (manifest::Resource& r : one.resources) AddParsed(std::move(r), *index);
+      for (manifest::LoadError& e : one.errors) index->loaded.errors.push_back(std::move(e));
+      ++parsed;
+    }
+  }
+  if (index->layout != nullptr) {
+    for (std::shared_ptr<const RenderedRoot>& root :
+         kustomize_.BuildAll(repo_, revision, *index->layout, index->files, options_.load)) {
+      if (!root->error.empty()) {
+        manifest::LoadError error;
+        error.path = root->root.file;
+        error.message = absl::StrCat("kustomize root not built: ", root->error);
+        index->loaded.errors.push_back(std::move(error));
+      }
+      index->loaded.resources.insert(index->loaded.resources.end(), root->resources.begin(),
+                                     root->resources.end());
+      index->loaded.errors.insert(index->loaded.errors.end(), root->errors.begin(),
+                                  root->errors.end());
+      index->containers.insert(root->containers.begin(), root->containers.end());
+      index->roots[root->root.file] = std::move(root);
+    }
+  }
   metrics_.index_files.Add({{"source", "reused"}}).Increment(static_cast<double>(reused));
-  metrics_.index_files.Add({{"source", "parsed"}})
-      .Increment(static_cast<double>(index->files.size() - reused));
+  metrics_.index_files.Add({{"source", "parsed"}}).Increment(static_cast<double>(parsed));
   const size_t loaded = index->loaded.resources.size();
   manifest::FinishLoad(index->loaded);
   index->had_duplicates = index->loaded.resources.size() != loaded;
@@ -318,6 +384,7 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
     const int64_t index_ms = lap();
     EditedFiles files;
     FERRY_RETURN_IF_ERROR(EditFiles(request.edits, *index, head.revision, files, out.edits));
+    FERRY_RETURN_IF_ERROR(VerifyKustomize(request.edits, *index, head.revision, files, out.edits));
     std::map<std::string, std::string> changed = ChangedFiles(files, out.diff);
     if (changed.empty()) {
       out.no_changes = true;
@@ -375,6 +442,9 @@ absl::Status Writer::EditFile(const EditRequest& edit, const Index& index,
         "workload ", edit.workload, " is not in the repository at ", revision.substr(0, 12)));
     return absl::OkStatus();
   }
+  if (const RenderedRoot* root = index.RootOf(*found)) {
+    return EditRendered(edit, index, *root, *found, files, result);
+  }
   const std::string& path = found->source.path;
   result.path = path;
   FileState& file = OpenFile(index, path, files);
@@ -385,19 +455,195 @@ absl::Status Writer::EditFile(const EditRequest& edit, const Index& index,
                                             names::Escape(edit.workload),
                                             " is in the index but not in its file"));
   }
-  absl::StatusOr<manifest::EditResult> edited = EditContent(edit, file.content, *res);
+  return Replace(EditContent(edit, file.content, *res), res->source, file, result);
+}
+
+absl::Status Writer::Replace(absl::StatusOr<manifest::EditResult> edited,
+                             const manifest::Source& source, FileState& file,
+                             EditOutcome& result) const {
   if (!edited.ok()) {
     result.status = edited.status();
     return absl::OkStatus();
   }
   if (edited->changes.empty()) return absl::OkStatus();
-  const manifest::Source edited_source = res->source;
   std::string old_content = std::move(file.content);
   file.content = std::move(edited->content);
   file.changed = true;
   result.changed = true;
-  return manifest::ReindexEditedDocument(file.resources, edited_source, old_content, file.content,
+  return manifest::ReindexEditedDocument(file.resources, source, old_content, file.content,
                                          edited->document, options_.load);
+}
+
+absl::Status Writer::EditRendered(const EditRequest& edit, const Index& index,
+                                  const RenderedRoot& root, const manifest::Resource& rendered,
+                                  EditedFiles& files, EditOutcome& result) const {
+  auto origin_it = root.origins.find(rendered.id);
+  const kustomize::Origin* origin = origin_it != root.origins.end() ? &origin_it->second : nullptr;
+  auto no_origin = [&] {
+    result.path = root.root.file;
+    result.status = absl::FailedPreconditionError(absl::StrCat(
+        "kustomize root ", names::Escape(root.root.folder), " renders ", rendered.id,
+        " but Ferry cannot tell which file defines it (a generator or a patch that renames it?): "
+        "edit it by hand"));
+    return absl::OkStatus();
+  };
+  if (edit.image.has_value()) {
+    const manifest::ImageChange& change = *edit.image;
+    auto containers = index.containers.find(ContainersKey(rendered));
+    const manifest::Container* container = nullptr;
+    if (containers != index.containers.end()) {
+      for (const manifest::Container& c : containers->second) {
+        if (c.name == change.container) container = &c;
+      }
+    }
+    if (container == nullptr) {
+      result.path = origin != nullptr ? origin->file : root.root.file;
+      result.status = absl::NotFoundError(
+          absl::StrCat("container ", names::Escape(change.container), " is not in ", rendered.id));
+      return absl::OkStatus();
+    }
+    if (change.from_image.has_value() && !image::SameImage(container->image, *change.from_image)) {
+      result.status = absl::AbortedError(
+          absl::StrCat("container ", change.container, " of ", rendered.id, " is now ",
+                       container->image, ", not ", *change.from_image, "; plan the change again"));
+      return absl::OkStatus();
+    }
+    const std::vector<std::string> chain =
+        origin != nullptr ? origin->chain : std::vector<std::string>{root.root.folder};
+    auto content_of = [&](const std::string& path) -> const std::string& {
+      return OpenFile(index, path, files).content;
+    };
+    if (std::optional<ImageEntryRef> entry =
+            DecidingImageEntry(*index.layout, chain, content_of, container->image)) {
+      FileState& file = OpenFile(index, entry->file, files);
+      result.path = entry->file;
+      absl::StatusOr<std::string> edited = manifest::SetKustomizeImage(
+          file.content, entry->index, change.to_image, options_.load.limits);
+      if (!edited.ok()) {
+        result.status = edited.status();
+      } else if (*edited != file.content) {
+        file.content = *std::move(edited);
+        file.changed = true;
+        result.changed = true;
+      }
+      return absl::OkStatus();
+    }
+    if (origin == nullptr) return no_origin();
+    // No images: entry decides it: the literal in the file that defines the workload.
+    manifest::ImageChange literal = change;
+    literal.from_image.reset();  // compared with what kustomize renders, above
+    return EditOrigin(index, *origin, files, result,
+                      [&](const FileState& file, const manifest::Resource& r) {
+                        return manifest::SetImage(file.content, r, literal, options_.load);
+                      });
+  }
+  if (!edit.policy.has_value()) {
+    result.status = absl::InvalidArgumentError("edit has neither an image nor a policy");
+    return absl::OkStatus();
+  }
+  if (origin == nullptr) return no_origin();
+  const std::vector<std::string> sharing = index.layout->RootsReading(origin->chain.back());
+  if (sharing.size() > 1) {
+    result.path = origin->file;
+    result.status = absl::FailedPreconditionError(absl::StrCat(
+        rendered.id, " is defined in ", names::Escape(origin->file), ", which ", sharing.size(),
+        " kustomize roots build (", names::Escape(absl::StrJoin(sharing, ", ")),
+        "): a policy written there would change them all; set the annotation with a patch in "
+        "the overlay ",
+        names::Escape(root.root.folder)));
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<manifest::AnnotationChange>> changes =
+      manifest::PolicyAnnotationChanges(rendered, *edit.policy);
+  if (!changes.ok() || changes->empty()) {
+    result.status = changes.status();
+    return absl::OkStatus();
+  }
+  return EditOrigin(index, *origin, files, result,
+                    [&](const FileState& file, const manifest::Resource& r) {
+                      return manifest::SetAnnotations(file.content, r, *changes, options_.load);
+                    });
+}
+
+absl::Status Writer::EditOrigin(const Index& index, const kustomize::Origin& origin,
+                                EditedFiles& files, EditOutcome& result,
+                                const std::function<absl::StatusOr<manifest::EditResult>(
+                                    const FileState&, const manifest::Resource&)>& edit) const {
+  result.path = origin.file;
+  FileState& file = OpenFile(index, origin.file, files);
+  auto res = std::find_if(file.resources.begin(), file.resources.end(),
+                          [&](const manifest::Resource& r) { return r.id == origin.id; });
+  if (res == file.resources.end()) {
+    result.status = absl::InternalError(
+        absl::StrCat(names::Escape(origin.file), " defines no ", names::Escape(origin.id)));
+    return absl::OkStatus();
+  }
+  return Replace(edit(file, *res), res->source, file, result);
+}
+
+absl::Status Writer::VerifyKustomize(const std::vector<EditRequest>& edits, const Index& index,
+                                     const std::string& revision, const EditedFiles& files,
+                                     std::vector<EditOutcome>& outcomes) {
+  if (index.layout == nullptr) return absl::OkStatus();
+  std::map<std::string, std::string> changed;
+  for (const auto& [path, file] : files) {
+    if (file.changed && index.layout->Uses(path)) changed[path] = file.content;
+  }
+  if (changed.empty()) return absl::OkStatus();
+  auto reads = [](const RenderedRoot& root, const std::string& path) {
+    for (const std::string& folder : root.root.folders) {
+      if (folder.empty() || absl::StartsWith(path, folder + "/")) return true;
+    }
+    return false;
+  };
+  std::map<std::string, std::shared_ptr<const RenderedRoot>> rebuilt;  // by root file
+  for (const auto& [file, root] : index.roots) {
+    if (!root->error.empty()) continue;  // not built before the edit either
+    bool affected = false;
+    for (const auto& [path, content] : changed) affected = affected || reads(*root, path);
+    if (!affected) continue;
+    std::shared_ptr<const RenderedRoot> after = kustomize_.BuildEdited(
+        repo_, revision, *index.layout, root->root, index.files, changed, options_.load);
+    if (!after->error.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat("after the edit, kustomize root ",
+                                                        names::Escape(root->root.folder),
+                                                        " no longer builds: ", after->error));
+    }
+    if (after->output != root->output) rebuilt[file] = std::move(after);
+  }
+  for (size_t i = 0; i < edits.size(); ++i) {
+    EditOutcome& out = outcomes[i];
+    if (!out.changed) continue;
+    for (const auto& [file, after] : rebuilt) {
+      if (reads(*after, out.path)) out.roots.push_back(file);
+    }
+    if (!edits[i].image.has_value()) continue;
+    auto found =
+        std::find_if(index.loaded.resources.begin(), index.loaded.resources.end(),
+                     [&](const manifest::Resource& r) { return r.id == edits[i].workload; });
+    if (found == index.loaded.resources.end()) continue;
+    const RenderedRoot* root = index.RootOf(*found);
+    if (root == nullptr) continue;
+    // What the workload's root renders now (unchanged when the edit did not reach it).
+    auto after = rebuilt.find(root->root.file);
+    const RenderedRoot& now = after != rebuilt.end() ? *after->second : *root;
+    std::string rendered_image = "(nothing)";
+    for (const auto& [key, containers] : now.containers) {
+      if (key != ContainersKey(*found)) continue;
+      for (const manifest::Container& c : containers) {
+        if (c.name == edits[i].image->container) rendered_image = c.image;
+      }
+    }
+    if (!image::SameImage(rendered_image, edits[i].image->to_image)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("after editing ", names::Escape(out.path), ", kustomize renders ",
+                       rendered_image, " for container ", names::Escape(edits[i].image->container),
+                       " of ", edits[i].workload, ", not ", edits[i].image->to_image,
+                       ": something else on root ", names::Escape(root->root.folder),
+                       " decides the image (a patch or another images: entry); edit it by hand"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<manifest::EditResult> Writer::EditContent(const EditRequest& edit,
@@ -461,7 +707,20 @@ absl::Status Writer::Push(const std::string& commit) {
 
 void Writer::Pushed(const std::string& commit, const Index& base, const EditedFiles& files,
                     const std::string& note) {
-  CacheIndex(IndexAfterCommit(commit, base, files));
+  bool kustomize_changed = false;
+  for (const auto& [path, file] : files) {
+    kustomize_changed =
+        kustomize_changed || (file.changed && base.layout != nullptr && base.layout->Uses(path));
+  }
+  if (kustomize_changed) {
+    // The roots that read what changed are built again (the others come from the cache).
+    if (absl::StatusOr<std::shared_ptr<const Index>> next = LoadIndex(commit); !next.ok()) {
+      log::Warn("index of the new commit not built",
+                {{"revision", commit}, {"error", std::string(next.status().message())}});
+    }
+  } else {
+    CacheIndex(IndexAfterCommit(commit, base, files));
+  }
   HeadInfo now = CurrentHead();
   now.revision = commit;
   now.commit_time = repo_.CommitTime(commit).value_or(absl::Now());
@@ -492,6 +751,8 @@ std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit,
   next->files = base.files;
   next->blobs = base.blobs;  // the changed files' new blobs are not known here: parsed anew
   next->had_duplicates = base.had_duplicates;
+  next->layout = base.layout;  // only plain files changed (see Pushed)
+  next->roots = base.roots;
   for (const auto& [path, file] : files) {
     if (file.changed) next->blobs.erase(path);
   }

@@ -8,6 +8,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -24,6 +25,7 @@
 #include "lib/manifest/policy.h"
 #include "lib/manifest/resource.h"
 #include "lib/manifest/workload.h"
+#include "services/git-writer/kustomize_index.h"
 #include "services/git-writer/repository.h"
 
 namespace ferry::git_writer {
@@ -40,6 +42,8 @@ struct WriterOptions {
   // How many times a rejected push is retried on top of the new upstream head.
   int push_retries = 5;
   manifest::LoadOptions load;
+  // How kustomize roots are built.
+  KustomizeOptions kustomize;
 };
 
 // The last known state of the branch.
@@ -70,6 +74,15 @@ struct Index {
   // reads, and making each entry again for each cost most of git-writer's time under load.
   mutable absl::once_flag answers_once;
   mutable std::vector<std::optional<ferry::v1::ManifestWorkload>> answers;
+  // Kustomize: the layout of `files` (null when the tree has no kustomization), and each
+  // root as built, by its kustomization file. Files the layout uses are in `files` but
+  // none of their resources are in `loaded` on their own; a root's rendered objects are, with
+  // source.path = the root's file.
+  std::shared_ptr<const kustomize::Layout> layout;
+  std::map<std::string, std::shared_ptr<const RenderedRoot>> roots;
+
+  // The root that rendered `r`, or null when `r` comes from a plain file.
+  const RenderedRoot* RootOf(const manifest::Resource& r) const;
 };
 
 // The key of `r` in Index::containers: its file, document and id.
@@ -86,6 +99,9 @@ struct EditOutcome {
   absl::Status status;  // OK, NotFound, Aborted (CAS), InvalidArgument, FailedPrecondition
   std::string path;     // file changed (or that would change)
   bool changed = false;
+  // Kustomize roots (their files) whose build the changed file changes, when it is read by
+  // a kustomization; sorted.
+  std::vector<std::string> roots;
 };
 
 struct ApplyRequest {
@@ -183,6 +199,27 @@ class Writer {
   // the head to it and stores the job note.
   void Pushed(const std::string& commit, const Index& base, const EditedFiles& files,
               const std::string& note) ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  // EditFile for a workload that kustomize rendered: the nearest `images:` entry that
+  // decides the image, else the literal in the file that defines it; policies in that file.
+  absl::Status EditRendered(const EditRequest& edit, const Index& index, const RenderedRoot& root,
+                            const manifest::Resource& rendered, EditedFiles& files,
+                            EditOutcome& result) const;
+  // After the edits: builds again every root that reads a changed file, checks that each
+  // image edit of a rendered workload renders as asked (FailedPrecondition naming what
+  // kustomize renders instead), and names the roots each edit changes.
+  absl::Status VerifyKustomize(const std::vector<EditRequest>& edits, const Index& index,
+                               const std::string& revision, const EditedFiles& files,
+                               std::vector<EditOutcome>& outcomes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  // The edit of the resource `origin` names, in its file (opened in `files`).
+  absl::Status EditOrigin(const Index& index, const kustomize::Origin& origin, EditedFiles& files,
+                          EditOutcome& result,
+                          const std::function<absl::StatusOr<manifest::EditResult>(
+                              const FileState&, const manifest::Resource&)>& edit) const;
+  // Puts an edit's result into `file` (re-indexing the edited document), or its failure
+  // into `result`.
+  absl::Status Replace(absl::StatusOr<manifest::EditResult> edited, const manifest::Source& source,
+                       FileState& file, EditOutcome& result) const;
   // The file at `path` in `files`, opened from `index` on first use.
   FileState& OpenFile(const Index& index, const std::string& path, EditedFiles& files) const;
   // The index of `commit`: `base` with the edited files' fresh state, so the next request
@@ -204,6 +241,7 @@ class Writer {
   Repository& repo_;
   const WriterOptions options_;
   WriterMetrics& metrics_;
+  KustomizeBuilder kustomize_;
 
   // Serializes Apply requests (the queue); taken before repo_mu_.
   absl::Mutex apply_mu_;

@@ -1,0 +1,100 @@
+// The kustomize roots of a revision in git-writer's index: each root built with an external
+// kustomize on the folders it reads (exported from the object database), cached by those
+// folders' tree ids so an unchanged root is never built twice; and where a release edits a
+// rendered workload's image (the nearest `images:` entry that decides it, else the literal
+// in the file that defines it).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "lib/kustomize/build.h"
+#include "lib/kustomize/layout.h"
+#include "lib/manifest/resource.h"
+#include "lib/manifest/workload.h"
+#include "services/git-writer/repository.h"
+
+namespace ferry::git_writer {
+
+struct KustomizeOptions {
+  // The command (`--kustomize_command`, resolved); empty when no kustomize was found: every
+  // root then fails with `missing_command`.
+  kustomize::BuildOptions build;
+  std::string missing_command;  // why there is no command
+  bool allow_remote = false;    // --kustomize_allow_remote
+};
+
+// One root as built at some revision. Immutable once made; shared by the indexes of the
+// revisions where its folders are the same.
+struct RenderedRoot {
+  kustomize::Root root;
+  std::string key;     // what the build read (tree ids of root.folders, and the command)
+  std::string output;  // kustomize's output (empty when the build failed)
+  std::string error;   // why it is not built ("" when it is)
+  // The objects of `output` (source.path = root.file; no parsed nodes kept), their
+  // containers by ContainersKey, and where each is defined.
+  std::vector<manifest::Resource> resources;
+  std::vector<manifest::LoadError> errors;
+  std::map<std::string, std::vector<manifest::Container>> containers;
+  std::map<std::string, kustomize::Origin> origins;
+};
+
+// Builds and caches roots. Thread-safe; the Repository calls need the caller's lock on it.
+class KustomizeBuilder {
+ public:
+  explicit KustomizeBuilder(KustomizeOptions options) : options_(std::move(options)) {}
+
+  const KustomizeOptions& options() const { return options_; }
+
+  // The roots of `layout` at `revision` (files: path -> content of every file read there).
+  // Roots whose folders are unchanged since a build come from the cache. Never fails: a
+  // root that cannot be built carries its error.
+  std::vector<std::shared_ptr<const RenderedRoot>> BuildAll(
+      Repository& repo, const std::string& revision, const kustomize::Layout& layout,
+      const std::map<std::string, std::string>& files, const manifest::LoadOptions& load);
+
+  // Builds `root` from the files of `revision` with `changed` (path -> new content) written
+  // over them, uncached: what a root renders after an edit, before it is committed.
+  std::shared_ptr<const RenderedRoot> BuildEdited(Repository& repo, const std::string& revision,
+                                                  const kustomize::Layout& layout,
+                                                  const kustomize::Root& root,
+                                                  const std::map<std::string, std::string>& files,
+                                                  const std::map<std::string, std::string>& changed,
+                                                  const manifest::LoadOptions& load);
+
+ private:
+  std::shared_ptr<const RenderedRoot> Build(Repository& repo, const std::string& revision,
+                                            const kustomize::Layout& layout,
+                                            const kustomize::Root& root, std::string key,
+                                            const std::map<std::string, std::string>& files,
+                                            const std::map<std::string, std::string>& changed,
+                                            const manifest::LoadOptions& load);
+
+  const KustomizeOptions options_;
+  absl::Mutex mu_;
+  // Builds by key, most recent last; bounded.
+  std::map<std::string, std::shared_ptr<const RenderedRoot>> cache_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);
+};
+
+// The `images:` entry (its kustomization folder and index in the list) of `chain` (nearest
+// first) that decides the image `rendered`: the first whose output name (newName, else
+// name) is `rendered`'s repository. Null when none does.
+struct ImageEntryRef {
+  std::string file;  // the kustomization file
+  int index = 0;
+};
+// `content_of` gives a kustomization file's current content (edits of this request
+// included).
+std::optional<ImageEntryRef> DecidingImageEntry(
+    const kustomize::Layout& layout, const std::vector<std::string>& chain,
+    const std::function<const std::string&(const std::string&)>& content_of,
+    absl::string_view rendered);
+
+}  // namespace ferry::git_writer
