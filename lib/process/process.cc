@@ -156,9 +156,12 @@ int Reap(pid_t pid) {
   return status;
 }
 
-// Kills the child's whole process group (the child leads it) and reaps the child.
+// Kills the child's whole process group (the child leads it) and reaps the child. The child
+// itself is killed by pid too: one that moved to a group of its own (setsid) is not in the
+// group any more, and reaping it must not wait for it to end on its own.
 void KillAndReap(pid_t pid) {
   ::killpg(pid, SIGKILL);
+  ::kill(pid, SIGKILL);
   Reap(pid);
 }
 

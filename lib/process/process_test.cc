@@ -154,6 +154,20 @@ TEST(RunTest, TimeoutKillsWhatTheChildStarted) {
   EXPECT_EQ(errno, ESRCH);
 }
 
+// A child that left its process group (joined this test's) is still ended and reaped.
+TEST(RunTest, TimeoutKillsAChildThatLeftItsGroup) {
+  if (FindOnPath("python3", "/usr/bin:/bin").empty()) GTEST_SKIP() << "no python3";
+  RunOptions options;
+  options.argv = {"python3", "-c",
+                  "import os; os.setpgid(0, os.getpgid(os.getppid())); "
+                  "os.execv('/bin/sleep', ['sleep', '30'])"};
+  options.env = {kPath};
+  options.timeout = absl::Milliseconds(200);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THAT(process::Run(options), StatusIs(absl::StatusCode::kDeadlineExceeded));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
 TEST(RunTest, MissingProgramIsNotFound) {
   RunOptions options;
   options.argv = {"ferry-no-such-program"};
