@@ -259,6 +259,12 @@ absl::Status ValidateOptions(const RunOptions& options) {
   if (options.argv.empty() || options.argv[0].empty()) {
     return absl::InvalidArgumentError("no program to run (empty argv)");
   }
+  struct stat info;
+  if (!options.working_dir.empty() &&
+      (::stat(options.working_dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("working directory \"", options.working_dir, "\" is not a directory"));
+  }
   for (const std::string& entry : options.env) {
     if (!absl::StrContains(entry, '=')) {
       return absl::InvalidArgumentError(

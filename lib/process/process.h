@@ -43,7 +43,8 @@ struct RunResult {
 // Runs `options.argv` to completion: until the child has exited and both its stdout and
 // stderr are closed. Stdout and stderr are read together, so a child that fills one while
 // Ferry waits on the other never deadlocks. Errors:
-//   InvalidArgument   empty argv, or an env entry without '=';
+//   InvalidArgument   empty argv, an env entry without '=', or a working_dir that is not
+//                     a directory;
 //   NotFound          argv[0] not found on PATH, or not executable (names the program);
 //   DeadlineExceeded  not done within `timeout` ("... did not finish within 30s");
 //   ResourceExhausted stdout over `max_stdout_bytes` (names the limit);

@@ -205,6 +205,10 @@ TEST(RunTest, RejectsEmptyArgvAndMalformedEnvironment) {
   options.env = {"NOEQUALS"};
   EXPECT_THAT(process::Run(options),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NOEQUALS")));
+  options.env.clear();
+  options.working_dir = "/nonexistent/ferry";
+  EXPECT_THAT(process::Run(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("/nonexistent/ferry")));
 }
 
 TEST(FindOnPathTest, FindsTheFirstExecutableRegularFile) {
