@@ -207,6 +207,19 @@ bool IsChartTree(const git_tree* tree) {
          git_tree_entry_byname(tree, "values.yaml") != nullptr;
 }
 
+// The size of the blob `id` (the file `path`) from its object header, so a file over a
+// limit is never loaded.
+absl::StatusOr<size_t> BlobSize(git_repository* repo, const git_oid& id, const std::string& path) {
+  Odb odb;
+  size_t size = 0;
+  git_object_t type = GIT_OBJECT_ANY;
+  if (int rc = git_repository_odb(odb.out(), repo); rc != 0) return GitError("odb", rc);
+  if (int rc = git_odb_read_header(&size, &type, odb.get(), &id); rc != 0) {
+    return GitError("reading " + names::Escape(path), rc);
+  }
+  return size;
+}
+
 // Reads manifest files into `out`, within the limits of `options`: a file whose name is not
 // UTF-8 or is too big comes back with an error instead of content; the files together may
 // not pass the tree limit.
@@ -253,14 +266,7 @@ class ManifestCollector {
                       ""});
       return absl::OkStatus();
     }
-    // The size from the object header: a file over the limit is never loaded.
-    Odb odb;
-    size_t size = 0;
-    git_object_t type = GIT_OBJECT_ANY;
-    if (int rc = git_repository_odb(odb.out(), repo_); rc != 0) return GitError("odb", rc);
-    if (int rc = git_odb_read_header(&size, &type, odb.get(), &id); rc != 0) {
-      return GitError("reading " + path, rc);
-    }
+    FERRY_ASSIGN_OR_RETURN(const size_t size, BlobSize(repo_, id, path));
     if (size > options_.max_file_bytes) {
       out_.push_back(
           {path, "",
@@ -438,20 +444,20 @@ class TreeExporter {
  private:
   absl::Status ExportBlob(const git_oid& id, int dir, const std::string& name,
                           const std::string& path) {
-    Blob blob;
-    if (int rc = git_blob_lookup(blob.out(), repo_, &id); rc != 0) {
-      return GitError("reading " + names::Escape(path), rc);
-    }
-    const auto size = static_cast<uint64_t>(git_blob_rawsize(blob.get()));
+    FERRY_ASSIGN_OR_RETURN(const size_t size, BlobSize(repo_, id, path));
     total_ += size;
     if (total_ > max_tree_bytes_) {
       return absl::ResourceExhaustedError(
           limits::OverLimit(absl::StrCat("exporting ", names::Escape(path)),
                             limits::kManifestTreeBytes, max_tree_bytes_));
     }
+    Blob blob;
+    if (int rc = git_blob_lookup(blob.out(), repo_, &id); rc != 0) {
+      return GitError("reading " + names::Escape(path), rc);
+    }
     return WriteNewFile(dir, name, path,
                         absl::string_view(static_cast<const char*>(git_blob_rawcontent(blob.get())),
-                                          static_cast<size_t>(size)));
+                                          static_cast<size_t>(git_blob_rawsize(blob.get()))));
   }
 
   git_repository* repo_;
