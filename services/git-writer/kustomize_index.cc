@@ -94,6 +94,7 @@ std::vector<std::shared_ptr<const RenderedRoot>> KustomizeBuilder::BuildAll(
       absl::MutexLock lock(&mu_);
       if (auto hit = cache_.find(key); hit != cache_.end()) {
         out.push_back(hit->second);
+        Count("cached");
         continue;
       }
     }
@@ -128,6 +129,7 @@ std::shared_ptr<const RenderedRoot> KustomizeBuilder::Build(
   out->key = std::move(key);
   auto fail = [&](std::string error) {
     out->error = std::move(error);
+    Count("failed");
     return out;
   };
   if (!root.error.empty()) return fail(root.error);
@@ -146,6 +148,9 @@ std::shared_ptr<const RenderedRoot> KustomizeBuilder::Build(
   }
   const auto start = absl::Now();
   absl::StatusOr<std::string> built = kustomize::Build(options_.build, dir.path(), root.folder);
+  if (build_seconds_ != nullptr) {
+    build_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  }
   if (!built.ok()) {
     log::Warn("kustomize build failed",
               {{"root", root.file}, {"error", std::string(built.status().message())}});
@@ -156,7 +161,12 @@ std::shared_ptr<const RenderedRoot> KustomizeBuilder::Build(
                                 {"bytes", static_cast<int64_t>(out->output.size())},
                                 {"ms", absl::ToInt64Milliseconds(absl::Now() - start)}});
   IndexOutput(*out, layout, files, load);
+  Count("built");
   return out;
+}
+
+void KustomizeBuilder::Count(const char* outcome) {
+  if (roots_ != nullptr) roots_->Add({{"outcome", outcome}}).Increment();
 }
 
 std::optional<ImageEntryRef> DecidingImageEntry(

@@ -5,6 +5,9 @@
 // in the file that defines it).
 #pragma once
 
+#include <prometheus/counter.h>
+#include <prometheus/histogram.h>
+
 #include <functional>
 #include <map>
 #include <memory>
@@ -48,7 +51,11 @@ struct RenderedRoot {
 // Builds and caches roots. Thread-safe; the Repository calls need the caller's lock on it.
 class KustomizeBuilder {
  public:
-  explicit KustomizeBuilder(KustomizeOptions options) : options_(std::move(options)) {}
+  // `roots` ({outcome}: built, cached, failed) and `build_seconds` count what it does; they
+  // may be null.
+  KustomizeBuilder(KustomizeOptions options, prometheus::Family<prometheus::Counter>* roots,
+                   prometheus::Histogram* build_seconds)
+      : options_(std::move(options)), roots_(roots), build_seconds_(build_seconds) {}
 
   const KustomizeOptions& options() const { return options_; }
 
@@ -76,7 +83,11 @@ class KustomizeBuilder {
                                             const std::map<std::string, std::string>& changed,
                                             const manifest::LoadOptions& load);
 
+  void Count(const char* outcome);
+
   const KustomizeOptions options_;
+  prometheus::Family<prometheus::Counter>* const roots_;
+  prometheus::Histogram* const build_seconds_;
   absl::Mutex mu_;
   // Builds by key, most recent last; bounded.
   std::map<std::string, std::shared_ptr<const RenderedRoot>> cache_ ABSL_GUARDED_BY(mu_);

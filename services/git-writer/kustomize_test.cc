@@ -11,6 +11,7 @@
 #include "services/git-writer/libgit2_repository.h"
 #include "services/git-writer/writer.h"
 #include "tests/support/git_repo.h"
+#include "tests/support/metrics.h"
 
 namespace ferry::git_writer {
 namespace {
@@ -193,6 +194,29 @@ TEST_F(KustomizeWriterTest, ABrokenOrRemoteRootFailsAloneAndNothingOfItIsApplied
   EXPECT_THAT(load_errors["overlays/broken/kustomization.yaml"], HasSubstr("not built"));
   EXPECT_EQ(load_errors.count("base/deploy.yaml"), 0u);
   EXPECT_EQ(load_errors["overlays/prod/kustomization.yaml"], "");
+}
+
+TEST_F(KustomizeWriterTest, AnUnchangedRootIsNotBuiltAgain) {
+  FERRY_ASSERT_OK(writer_->IndexAt(""));
+  auto count = [&](const char* outcome) {
+    return testing::MetricSum(registry_, "ferry_git_kustomize_roots_total", {{"outcome", outcome}});
+  };
+  EXPECT_EQ(count("built"), 2);
+  FERRY_ASSERT_OK(upstream_->CommitWithCli({{"plain/other.yaml",
+                                             "kind: ConfigMap\n"
+                                             "apiVersion: v1\n"
+                                             "metadata: {name: x}\n"}},
+                                           "a plain file"));
+  FERRY_ASSERT_OK(writer_->Refresh());
+  FERRY_ASSERT_OK(writer_->IndexAt(""));
+  EXPECT_EQ(count("built"), 2);
+  EXPECT_EQ(count("cached"), 2);
+  // A change in the base builds both overlays again.
+  FERRY_ASSERT_OK(upstream_->CommitWithCli(
+      {{"base/deploy.yaml", absl::StrCat(kDeploy, "# a comment\n")}}, "base comment"));
+  FERRY_ASSERT_OK(writer_->Refresh());
+  FERRY_ASSERT_OK(writer_->IndexAt(""));
+  EXPECT_EQ(count("built"), 4);
 }
 
 }  // namespace

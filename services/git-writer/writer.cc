@@ -138,10 +138,24 @@ WriterMetrics::WriterMetrics(prometheus::Registry& registry)
                       .Name("ferry_git_index_files_total")
                       .Help("Files of each revision's workload index, by source: parsed, or "
                             "reused from the previous index because their blob is the same.")
-                      .Register(registry)) {}
+                      .Register(registry)),
+      kustomize_roots(prometheus::BuildCounter()
+                          .Name("ferry_git_kustomize_roots_total")
+                          .Help("Kustomize roots of indexed revisions and verified edits, by "
+                                "outcome: built, cached (folders unchanged since a build), "
+                                "failed.")
+                          .Register(registry)),
+      kustomize_build_seconds(prometheus::BuildHistogram()
+                                  .Name("ferry_git_kustomize_build_duration_seconds")
+                                  .Help("Runs of the kustomize command, each one root.")
+                                  .Register(registry)
+                                  .Add({}, kSecondsBuckets)) {}
 
 Writer::Writer(Repository& repo, WriterOptions options, WriterMetrics& metrics)
-    : repo_(repo), options_(std::move(options)), metrics_(metrics), kustomize_(options_.kustomize) {
+    : repo_(repo),
+      options_(std::move(options)),
+      metrics_(metrics),
+      kustomize_(options_.kustomize, &metrics.kustomize_roots, &metrics.kustomize_build_seconds) {
   head_.last_fetch = absl::InfinitePast();
 }
 

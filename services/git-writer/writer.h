@@ -132,6 +132,10 @@ struct WriterMetrics {
   prometheus::Gauge& ready;
   prometheus::Gauge& last_fetch;
   prometheus::Family<prometheus::Counter>& index_files;  // {source}: parsed, reused
+  // Kustomize roots of the revisions indexed and of edits verified, by outcome: built,
+  // cached (unchanged since a build), failed.
+  prometheus::Family<prometheus::Counter>& kustomize_roots;
+  prometheus::Histogram& kustomize_build_seconds;
 };
 
 // Thread-safe. Repository calls are serialized internally.
