@@ -5,6 +5,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "lib/image/reference.h"
+#include "lib/manifest/kustomize_images.h"
 #include "lib/names/names.h"
 
 namespace ferry::kustomize {
@@ -175,6 +178,64 @@ std::map<std::string, Origin> Origins(const Layout& layout, const Root& root,
   }
   for (const std::string& id : ambiguous) out.erase(id);
   return out;
+}
+
+namespace {
+
+const Origin* FindOrigin(const std::map<std::string, Origin>& origins, const std::string& id) {
+  auto it = origins.find(id);
+  return it != origins.end() ? &it->second : nullptr;
+}
+
+absl::Status NoOrigin(const Root& root, const std::string& id) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "kustomize root ", names::Escape(root.folder.empty() ? "." : root.folder), " renders ", id,
+      " but Ferry cannot tell which file defines it (a generator, or a patch that renames it?): "
+      "edit it by hand"));
+}
+
+}  // namespace
+
+absl::StatusOr<EditTarget> ImageTarget(
+    const Layout& layout, const Root& root, const std::map<std::string, Origin>& origins,
+    const std::string& rendered_id, const std::string& rendered_image,
+    const std::function<std::string(const std::string&)>& content_of) {
+  const Origin* origin = FindOrigin(origins, rendered_id);
+  const std::vector<std::string> chain =
+      origin != nullptr ? origin->chain : std::vector<std::string>{root.folder};
+  absl::StatusOr<image::Reference> image = image::Reference::Parse(rendered_image);
+  for (const std::string& folder : chain) {
+    auto k = layout.kustomizations.find(folder);
+    if (k == layout.kustomizations.end() || !image.ok()) continue;
+    absl::StatusOr<std::vector<manifest::KustomizeImage>> entries =
+        manifest::KustomizeImages(content_of(k->second.file));
+    if (!entries.ok()) continue;
+    for (const manifest::KustomizeImage& e : *entries) {
+      absl::StatusOr<image::Reference> produced = image::Reference::Parse(e.OutputName());
+      if (e.OutputName() == image->name() || (produced.ok() && produced->SameRepository(*image))) {
+        return EditTarget{k->second.file, e.index, ""};
+      }
+    }
+  }
+  if (origin == nullptr) return NoOrigin(root, rendered_id);
+  return EditTarget{origin->file, -1, origin->id};
+}
+
+absl::StatusOr<EditTarget> PolicyTarget(const Layout& layout, const Root& root,
+                                        const std::map<std::string, Origin>& origins,
+                                        const std::string& rendered_id) {
+  const Origin* origin = FindOrigin(origins, rendered_id);
+  if (origin == nullptr) return NoOrigin(root, rendered_id);
+  const std::vector<std::string> sharing = layout.RootsReading(origin->chain.back());
+  if (sharing.size() > 1) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        rendered_id, " is defined in ", names::Escape(origin->file), ", which ", sharing.size(),
+        " kustomize roots build (", names::Escape(absl::StrJoin(sharing, ", ")),
+        "): a policy written there would change them all; set the annotation with a patch in "
+        "the overlay ",
+        names::Escape(root.folder.empty() ? "." : root.folder)));
+  }
+  return EditTarget{origin->file, -1, origin->id};
 }
 
 }  // namespace ferry::kustomize

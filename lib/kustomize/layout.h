@@ -4,11 +4,13 @@
 // Pure functions over file contents; thread-safe.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "lib/kustomize/kustomization.h"
 #include "lib/manifest/resource.h"
 
@@ -67,5 +69,33 @@ struct Origin {
 std::map<std::string, Origin> Origins(const Layout& layout, const Root& root,
                                       const std::map<std::string, std::string>& files,
                                       const manifest::LoadOptions& options);
+
+// Where a change of a rendered workload is written.
+struct EditTarget {
+  std::string file;  // the file to edit
+  // The index of the `images:` entry of `file` (a kustomization) that decides the image;
+  // -1 when the change goes to the workload's own manifest in `file`.
+  int image_entry = -1;
+  std::string id;  // the workload's id in `file` (before the kustomizations' changes)
+};
+
+// Where to write a new image for the container of the workload `rendered_id` that `root`
+// renders with `rendered_image`: the nearest `images:` entry on the workload's chain (overlay
+// before base) whose output name (newName, else name) is that image's repository; else the
+// image literal in the file that defines the workload. `content_of` gives a kustomization
+// file's current content. FailedPrecondition when no entry decides it and Ferry cannot tell
+// which file defines the workload (made by a generator, renamed by a patch).
+absl::StatusOr<EditTarget> ImageTarget(
+    const Layout& layout, const Root& root, const std::map<std::string, Origin>& origins,
+    const std::string& rendered_id, const std::string& rendered_image,
+    const std::function<std::string(const std::string&)>& content_of);
+
+// Where to write the policy annotations of the workload `rendered_id` that `root` renders:
+// the file that defines it, when no other root reads that file. FailedPrecondition naming
+// the roots that share it (a policy written there would change them all: set it with a patch
+// in the overlay), or when Ferry cannot tell which file defines it.
+absl::StatusOr<EditTarget> PolicyTarget(const Layout& layout, const Root& root,
+                                        const std::map<std::string, Origin>& origins,
+                                        const std::string& rendered_id);
 
 }  // namespace ferry::kustomize

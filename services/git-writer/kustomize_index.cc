@@ -7,9 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "lib/image/reference.h"
 #include "lib/log/log.h"
-#include "lib/manifest/kustomize_images.h"
 #include "lib/names/names.h"
 #include "services/git-writer/writer.h"
 
@@ -167,28 +165,6 @@ std::shared_ptr<const RenderedRoot> KustomizeBuilder::Build(
 
 void KustomizeBuilder::Count(const char* outcome) {
   if (roots_ != nullptr) roots_->Add({{"outcome", outcome}}).Increment();
-}
-
-std::optional<ImageEntryRef> DecidingImageEntry(
-    const kustomize::Layout& layout, const std::vector<std::string>& chain,
-    const std::function<const std::string&(const std::string&)>& content_of,
-    absl::string_view rendered) {
-  absl::StatusOr<image::Reference> image = image::Reference::Parse(rendered);
-  if (!image.ok()) return std::nullopt;
-  for (const std::string& folder : chain) {
-    auto k = layout.kustomizations.find(folder);
-    if (k == layout.kustomizations.end()) continue;
-    absl::StatusOr<std::vector<manifest::KustomizeImage>> entries =
-        manifest::KustomizeImages(content_of(k->second.file));
-    if (!entries.ok()) continue;
-    for (const manifest::KustomizeImage& e : *entries) {
-      absl::StatusOr<image::Reference> produced = image::Reference::Parse(e.OutputName());
-      if (e.OutputName() == image->name() || (produced.ok() && produced->SameRepository(*image))) {
-        return ImageEntryRef{k->second.file, e.index};
-      }
-    }
-  }
-  return std::nullopt;
 }
 
 }  // namespace ferry::git_writer

@@ -94,18 +94,4 @@ class KustomizeBuilder {
   std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);
 };
 
-// The `images:` entry (its kustomization folder and index in the list) of `chain` (nearest
-// first) that decides the image `rendered`: the first whose output name (newName, else
-// name) is `rendered`'s repository. Null when none does.
-struct ImageEntryRef {
-  std::string file;  // the kustomization file
-  int index = 0;
-};
-// `content_of` gives a kustomization file's current content (edits of this request
-// included).
-std::optional<ImageEntryRef> DecidingImageEntry(
-    const kustomize::Layout& layout, const std::vector<std::string>& chain,
-    const std::function<const std::string&(const std::string&)>& content_of,
-    absl::string_view rendered);
-
 }  // namespace ferry::git_writer

@@ -491,16 +491,8 @@ absl::Status Writer::Replace(absl::StatusOr<manifest::EditResult> edited,
 absl::Status Writer::EditRendered(const EditRequest& edit, const Index& index,
                                   const RenderedRoot& root, const manifest::Resource& rendered,
                                   EditedFiles& files, EditOutcome& result) const {
-  auto origin_it = root.origins.find(rendered.id);
-  const kustomize::Origin* origin = origin_it != root.origins.end() ? &origin_it->second : nullptr;
-  auto no_origin = [&] {
-    result.path = root.root.file;
-    result.status = absl::FailedPreconditionError(absl::StrCat(
-        "kustomize root ", names::Escape(root.root.folder), " renders ", rendered.id,
-        " but Ferry cannot tell which file defines it (a generator or a patch that renames it?): "
-        "edit it by hand"));
-    return absl::OkStatus();
-  };
+  result.path = root.root.file;
+  absl::StatusOr<kustomize::EditTarget> target;
   if (edit.image.has_value()) {
     const manifest::ImageChange& change = *edit.image;
     auto containers = index.containers.find(ContainersKey(rendered));
@@ -511,7 +503,6 @@ absl::Status Writer::EditRendered(const EditRequest& edit, const Index& index,
       }
     }
     if (container == nullptr) {
-      result.path = origin != nullptr ? origin->file : root.root.file;
       result.status = absl::NotFoundError(
           absl::StrCat("container ", names::Escape(change.container), " is not in ", rendered.id));
       return absl::OkStatus();
@@ -522,50 +513,45 @@ absl::Status Writer::EditRendered(const EditRequest& edit, const Index& index,
                        container->image, ", not ", *change.from_image, "; plan the change again"));
       return absl::OkStatus();
     }
-    const std::vector<std::string> chain =
-        origin != nullptr ? origin->chain : std::vector<std::string>{root.root.folder};
-    auto content_of = [&](const std::string& path) -> const std::string& {
-      return OpenFile(index, path, files).content;
-    };
-    if (std::optional<ImageEntryRef> entry =
-            DecidingImageEntry(*index.layout, chain, content_of, container->image)) {
-      FileState& file = OpenFile(index, entry->file, files);
-      result.path = entry->file;
-      absl::StatusOr<std::string> edited = manifest::SetKustomizeImage(
-          file.content, entry->index, change.to_image, options_.load.limits);
-      if (!edited.ok()) {
-        result.status = edited.status();
-      } else if (*edited != file.content) {
-        file.content = *std::move(edited);
-        file.changed = true;
-        result.changed = true;
-      }
-      return absl::OkStatus();
-    }
-    if (origin == nullptr) return no_origin();
-    // No images: entry decides it: the literal in the file that defines the workload.
-    manifest::ImageChange literal = change;
-    literal.from_image.reset();  // compared with what kustomize renders, above
-    return EditOrigin(index, *origin, files, result,
-                      [&](const FileState& file, const manifest::Resource& r) {
-                        return manifest::SetImage(file.content, r, literal, options_.load);
-                      });
-  }
-  if (!edit.policy.has_value()) {
+    target = kustomize::ImageTarget(
+        *index.layout, root.root, root.origins, rendered.id, container->image,
+        [&](const std::string& path) { return OpenFile(index, path, files).content; });
+  } else if (edit.policy.has_value()) {
+    target = kustomize::PolicyTarget(*index.layout, root.root, root.origins, rendered.id);
+  } else {
     result.status = absl::InvalidArgumentError("edit has neither an image nor a policy");
     return absl::OkStatus();
   }
-  if (origin == nullptr) return no_origin();
-  const std::vector<std::string> sharing = index.layout->RootsReading(origin->chain.back());
-  if (sharing.size() > 1) {
-    result.path = origin->file;
-    result.status = absl::FailedPreconditionError(absl::StrCat(
-        rendered.id, " is defined in ", names::Escape(origin->file), ", which ", sharing.size(),
-        " kustomize roots build (", names::Escape(absl::StrJoin(sharing, ", ")),
-        "): a policy written there would change them all; set the annotation with a patch in "
-        "the overlay ",
-        names::Escape(root.root.folder)));
+  if (!target.ok()) {
+    result.status = target.status();
     return absl::OkStatus();
+  }
+  result.path = target->file;
+  FileState& file = OpenFile(index, target->file, files);
+  if (target->image_entry >= 0) {
+    absl::StatusOr<std::string> edited = manifest::SetKustomizeImage(
+        file.content, target->image_entry, edit.image->to_image, options_.load.limits);
+    if (!edited.ok()) {
+      result.status = edited.status();
+    } else if (*edited != file.content) {
+      file.content = *std::move(edited);
+      file.changed = true;
+      result.changed = true;
+    }
+    return absl::OkStatus();
+  }
+  auto res = std::find_if(file.resources.begin(), file.resources.end(),
+                          [&](const manifest::Resource& r) { return r.id == target->id; });
+  if (res == file.resources.end()) {
+    result.status = absl::InternalError(
+        absl::StrCat(names::Escape(target->file), " defines no ", names::Escape(target->id)));
+    return absl::OkStatus();
+  }
+  if (edit.image.has_value()) {
+    manifest::ImageChange literal = *edit.image;
+    literal.from_image.reset();  // compared with what kustomize renders, above
+    return Replace(manifest::SetImage(file.content, *res, literal, options_.load), res->source,
+                   file, result);
   }
   absl::StatusOr<std::vector<manifest::AnnotationChange>> changes =
       manifest::PolicyAnnotationChanges(rendered, *edit.policy);
@@ -573,26 +559,8 @@ absl::Status Writer::EditRendered(const EditRequest& edit, const Index& index,
     result.status = changes.status();
     return absl::OkStatus();
   }
-  return EditOrigin(index, *origin, files, result,
-                    [&](const FileState& file, const manifest::Resource& r) {
-                      return manifest::SetAnnotations(file.content, r, *changes, options_.load);
-                    });
-}
-
-absl::Status Writer::EditOrigin(const Index& index, const kustomize::Origin& origin,
-                                EditedFiles& files, EditOutcome& result,
-                                const std::function<absl::StatusOr<manifest::EditResult>(
-                                    const FileState&, const manifest::Resource&)>& edit) const {
-  result.path = origin.file;
-  FileState& file = OpenFile(index, origin.file, files);
-  auto res = std::find_if(file.resources.begin(), file.resources.end(),
-                          [&](const manifest::Resource& r) { return r.id == origin.id; });
-  if (res == file.resources.end()) {
-    result.status = absl::InternalError(
-        absl::StrCat(names::Escape(origin.file), " defines no ", names::Escape(origin.id)));
-    return absl::OkStatus();
-  }
-  return Replace(edit(file, *res), res->source, file, result);
+  return Replace(manifest::SetAnnotations(file.content, *res, *changes, options_.load), res->source,
+                 file, result);
 }
 
 absl::Status Writer::VerifyKustomize(const std::vector<EditRequest>& edits, const Index& index,

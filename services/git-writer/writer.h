@@ -215,11 +215,6 @@ class Writer {
                                const std::string& revision, const EditedFiles& files,
                                std::vector<EditOutcome>& outcomes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
-  // The edit of the resource `origin` names, in its file (opened in `files`).
-  absl::Status EditOrigin(const Index& index, const kustomize::Origin& origin, EditedFiles& files,
-                          EditOutcome& result,
-                          const std::function<absl::StatusOr<manifest::EditResult>(
-                              const FileState&, const manifest::Resource&)>& edit) const;
   // Puts an edit's result into `file` (re-indexing the edited document), or its failure
   // into `result`.
   absl::Status Replace(absl::StatusOr<manifest::EditResult> edited, const manifest::Source& source,
