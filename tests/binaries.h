@@ -89,15 +89,21 @@ inline grpc::health::v1::HealthCheckResponse::ServingStatus CheckHealth(
   return response.status();
 }
 
-// A real git-writer on `repo` and a cluster-syncer on `cluster` with `syncer_args`.
+// A real git-writer on `repo` (with `git_args`) and a cluster-syncer on `cluster` with
+// `syncer_args`.
 inline void StartGitWriterAndSyncer(const testing::GitRepo& repo,
                                     const testing::KubeCluster& cluster,
                                     const std::vector<std::string>& syncer_args, Running& git,
-                                    Running& syncer) {
-  StartArgv(
-      {FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
-       "--git_url=" + repo.url(), "--state_dir=" + repo.dir() + "/state", "--git_poll_interval=1h"},
-      git);
+                                    Running& syncer,
+                                    const std::vector<std::string>& git_args = {}) {
+  std::vector<std::string> git_argv = {FERRY_GIT_WRITER_BIN,
+                                       "--grpc_address=127.0.0.1:0",
+                                       "--metrics_address=127.0.0.1:0",
+                                       "--git_url=" + repo.url(),
+                                       "--state_dir=" + repo.dir() + "/state",
+                                       "--git_poll_interval=1h"};
+  git_argv.insert(git_argv.end(), git_args.begin(), git_args.end());
+  StartArgv(git_argv, git);
   if (git.grpc_port == 0) return;
   std::vector<std::string> argv = {FERRY_CLUSTER_SYNCER_BIN,
                                    "--grpc_address=127.0.0.1:0",

@@ -84,17 +84,19 @@ struct Stack {
   }
 };
 
-// Starts registry, git repo (with `files`), git-writer, scanner, syncer for `sync_set`.
+// Starts registry, git repo (with `files`), git-writer (with `git_args`), scanner, syncer for
+// `sync_set`.
 inline void StartStack(Stack& stack, const std::map<std::string, std::string>& files,
                        const std::string& sync_set,
-                       const std::vector<std::string>& scanner_args = {}) {
+                       const std::vector<std::string>& scanner_args = {},
+                       const std::vector<std::string>& git_args = {}) {
   auto cluster = SharedKubeCluster();
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   auto repo = GitRepo::Create(files);
   ASSERT_TRUE(repo.ok()) << repo.status();
   stack.repo = *std::move(repo);
   StartGitWriterAndSyncer(*stack.repo, **cluster, {"--sync_set=" + sync_set}, stack.git,
-                          stack.syncer);
+                          stack.syncer, git_args);
   ASSERT_GT(stack.syncer.grpc_port, 0);
   std::vector<std::string> argv = {FERRY_REGISTRY_SCANNER_BIN, "--grpc_address=127.0.0.1:0",
                                    "--metrics_address=127.0.0.1:0",

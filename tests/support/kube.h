@@ -28,6 +28,8 @@ class KubeCluster {
   std::string kubeconfig() const { return dir_ + "/kubeconfig"; }
   std::string ca_path() const { return dir_ + "/ca.crt"; }
   std::string token() const;
+  // The folder of the cluster's own binaries (kubectl 1.20 among them).
+  const std::string& bin() const { return bin_; }
   // Runs the matching kubectl (1.20) with this kubeconfig; returns its output (stdout and
   // stderr) and sets `status` to the exit code.
   std::string Kubectl(const std::string& args, int* status = nullptr,
