@@ -67,7 +67,6 @@
 #include "bench/stack_bench.h"
 #include "ferry/v1/api.grpc.pb.h"
 #include "ferry/v1/cluster_syncer.grpc.pb.h"
-#include "lib/limits/limits.h"
 #include "tests/support/git_repo.h"
 #include "tests/support/http.h"
 #include "tests/support/kube.h"
@@ -130,25 +129,6 @@ std::map<std::string, std::string> RepoFiles(const std::string& prefix,
   return files;
 }
 
-// Write requests (apply, patch, delete) the cluster-syncer sent to the API server so far,
-// from its /metrics; -1 when they cannot be read.
-double SyncerWrites(const Service& syncer) {
-  auto page =
-      ferry::testing::HttpGet(absl::StrCat("http://127.0.0.1:", syncer.metrics_port, "/metrics"));
-  if (!page.ok() || page->status != 200) return -1;
-  double writes = 0;
-  for (absl::string_view line : absl::StrSplit(page->body, '\n')) {
-    if (!absl::StartsWith(line, "ferry_kube_requests_total{")) continue;
-    if (!absl::StrContains(line, "verb=\"apply\"") && !absl::StrContains(line, "verb=\"patch\"") &&
-        !absl::StrContains(line, "verb=\"delete\"")) {
-      continue;
-    }
-    double value = 0;
-    if (absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &value)) writes += value;
-  }
-  return writes;
-}
-
 // One stack for all the benchmarks of the process, built step by step as they need it.
 class Scale {
  public:
@@ -179,16 +159,9 @@ class Scale {
   // SyncNow of git-writer's head on the running syncer.
   absl::StatusOr<ferry::v1::SyncResult> Resync() {
     if (absl::StatusOr<double> first = FirstSync(); !first.ok()) return first.status();
-    auto stub = ferry::v1::ClusterSyncer::NewStub(Channel(syncer_));
-    grpc::ClientContext ctx;
-    ctx.set_deadline(Deadline());
-    ferry::v1::SyncResult result;
-    grpc::Status s = stub->SyncNow(&ctx, ferry::v1::SyncNowRequest(), &result);
-    if (!s.ok()) return absl::UnavailableError("SyncNow: " + s.error_message());
-    if (!result.error().empty()) return absl::UnavailableError("SyncNow: " + result.error());
-    return result;
+    return ferry::bench::SyncNow(syncer_, StepTimeout());
   }
-  double syncer_writes() const { return SyncerWrites(syncer_); }
+  double syncer_writes() const { return ferry::bench::SyncerWrites(syncer_); }
 
   // The public api, started after the first sync.
   absl::StatusOr<ferry::v1::Ferry::Stub*> Api() {
@@ -199,7 +172,9 @@ class Scale {
   }
 
   // A channel of its own to the api (a client of the load benchmark).
-  std::shared_ptr<grpc::Channel> NewApiChannel() const { return Channel(api_); }
+  std::shared_ptr<grpc::Channel> NewApiChannel() const {
+    return ferry::bench::ServiceChannel(api_);
+  }
 
   // The next release tag of bench/app-0 (kReleaseTags of them in the registry).
   absl::StatusOr<std::string> NextReleaseImage() {
@@ -221,21 +196,12 @@ class Scale {
 
  private:
   Scale() {
-    char tmpl[] = "/tmp/ferry-scale-bench-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) {
-      error_ = "mkdtemp failed";
-      return;
-    }
-    dir_ = tmpl;
-    // Namespaces of this run only, also in a cluster that outlives it.
-    run_id_ = absl::StrCat(absl::Hex(absl::ToUnixSeconds(absl::Now()) % 0x100000));
-    auto cluster = ferry::testing::SharedKubeCluster();
-    if (!cluster.ok()) {
-      error_ = "no Kubernetes API: " + cluster.status().ToString() +
-               " (build it once with: bash tests/kube/build.sh)";
-      return;
-    }
-    cluster_ = *cluster;
+    ferry::bench::BenchRun run = ferry::bench::StartBenchRun("scale-bench");
+    dir_ = run.dir;
+    run_id_ = run.run_id;
+    cluster_ = run.cluster;
+    error_ = run.error;
+    if (!error_.empty()) return;
     auto registry = ferry::testing::RegistryServer::Start(dir_ + "/registry");
     if (!registry.ok()) {
       error_ = "registry: " + registry.status().ToString();
@@ -270,12 +236,8 @@ class Scale {
     cli_repo_ = *std::move(cli_repo);
     // kubectl gets the same documents in namespaces of its own, as files in a folder.
     kubectl_dir_ = dir_ + "/kubectl";
-    for (const auto& [path, content] :
-         RepoFiles(absl::StrCat("scale-", run_id_, "-kubectl-"), registry_->host())) {
-      std::filesystem::path p = std::filesystem::path(kubectl_dir_) / path;
-      std::filesystem::create_directories(p.parent_path());
-      std::ofstream(p) << content;
-    }
+    ferry::bench::WriteTree(
+        kubectl_dir_, RepoFiles(absl::StrCat("scale-", run_id_, "-kubectl-"), registry_->host()));
     Start(&git_,
           {FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
            "--git_url=" + repo_->url(), "--state_dir=" + dir_ + "/git", "--git_poll_interval=1h"});
@@ -298,21 +260,7 @@ class Scale {
   }
 
   void Start(Service* service, const std::vector<std::string>& argv) {
-    if (!error_.empty()) return;
-    auto s = ferry::bench::StartService(argv, StepTimeout());
-    if (!s.ok()) {
-      error_ = s.status().ToString();
-      return;
-    }
-    *service = *std::move(s);
-  }
-
-  static std::shared_ptr<grpc::Channel> Channel(const Service& service) {
-    // As much as the services may send each other (their --grpc_max_message_bytes default),
-    // as ferryctl does.
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(static_cast<int>(ferry::limits::kGrpcMessageBytes.default_value));
-    return grpc::CreateCustomChannel(service.target(), grpc::InsecureChannelCredentials(), args);
+    ferry::bench::StartServiceInto(service, argv, StepTimeout(), &error_);
   }
 
   // Starts the syncer and follows its sync results until one covers every object.
@@ -323,33 +271,16 @@ class Scale {
            "--kubeconfig=" + cluster_->kubeconfig(), "--git_writer_address=" + git_.target(),
            "--sync_interval=1h", "--sync_set=scale-" + run_id_});
     if (!error_.empty()) return;
-    auto stub = ferry::v1::ClusterSyncer::NewStub(Channel(syncer_));
-    grpc::ClientContext ctx;
-    ctx.set_deadline(Deadline());
-    auto watch = stub->WatchSync(&ctx, ferry::v1::WatchSyncRequest());
-    ferry::v1::SyncResult result;
-    while (watch->Read(&result)) {
-      // A sync stopped as a whole is retried by the syncer (with backoff): counted, shown, and
-      // the time runs on. Objects that failed are retried only at the next interval.
-      if (!result.error().empty()) {
-        if (first_sync_errors_++ == 0) first_sync_error_ = result.error();
-        std::fprintf(stderr, "scale_bench: a first sync failed, the syncer retries: %s\n",
-                     result.error().c_str());
-        continue;
-      }
-      if (result.failed() > 0) {
-        error_ = "first sync failed: " + result.errors(0).ShortDebugString();
-        return;
-      }
-      if (result.applied() + result.unchanged() >= objects()) {
-        first_sync_seconds_ = absl::ToDoubleSeconds(absl::Now() - start);
-        first_sync_ = result;
-        ctx.TryCancel();
-        return;
-      }
+    absl::StatusOr<ferry::bench::CompleteSync> sync =
+        ferry::bench::WaitForCompleteSync(syncer_, objects(), start, StepTimeout(), "scale_bench");
+    if (!sync.ok()) {
+      error_ = std::string(sync.status().message());
+      return;
     }
-    error_ = "no sync of every object within " + absl::FormatDuration(StepTimeout()) + ": " +
-             watch->Finish().error_message() + "; last result: " + result.ShortDebugString();
+    first_sync_seconds_ = sync->seconds;
+    first_sync_ = sync->result;
+    first_sync_errors_ = sync->failed_syncs;
+    first_sync_error_ = sync->first_error;
   }
 
   void StartScannerAndApi() {
@@ -361,7 +292,7 @@ class Scale {
                   "--git_writer_address=" + git_.target(),
                   "--registry_scanner_address=" + scanner_.target(),
                   "--cluster_syncer_address=" + syncer_.target()});
-    if (error_.empty()) api_stub_ = ferry::v1::Ferry::NewStub(Channel(api_));
+    if (error_.empty()) api_stub_ = ferry::v1::Ferry::NewStub(ferry::bench::ServiceChannel(api_));
   }
 
   std::string error_;
