@@ -15,9 +15,10 @@ build="${FERRY_BUILD_DIR:-build}"
 # cluster_syncer_bench starts a Kubernetes API (tests/kube/cluster.sh; built once per machine).
 bash tests/kube/build.sh >/dev/null
 # e2e_bench runs the four services against a registry, a git repo and the Kubernetes API;
-# scale_bench the same with a generated repo of 1,000 workloads (a few minutes).
+# scale_bench the same with a generated repo of 1,000 workloads (a few minutes);
+# kustomize_bench syncs 100 kustomize roots next to kubectl apply -k per root (~4 min).
 for bench in manifest_bench git_writer_bench registry_scanner_bench cluster_syncer_bench e2e_bench \
-  scale_bench; do
+  scale_bench kustomize_bench; do
   "$build/bench/$bench" --benchmark_format=json --benchmark_out="$build/$bench.json" \
     --benchmark_out_format=json >/dev/null
 done
@@ -29,5 +30,5 @@ if [[ "${FERRY_BENCH_SCALE_10K:-}" == 1 ]]; then
 fi
 python3 scripts/bench_report.py "$build/manifest_bench.json" "$build/git_writer_bench.json" \
   "$build/registry_scanner_bench.json" "$build/cluster_syncer_bench.json" \
-  "$build/e2e_bench.json" "${scale[@]}" > "$report"
+  "$build/e2e_bench.json" "${scale[@]}" "$build/kustomize_bench.json" > "$report"
 cat "$report"

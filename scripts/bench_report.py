@@ -17,10 +17,14 @@ def main(path, *more_paths):
     data = json.load(open(path))
     runs = {b["name"]: b for b in data["benchmarks"]}
     scale_files = []
+    kustomize_data = None
     for more in more_paths:
         more_data = json.load(open(more))
         if "workloads" in more_data["context"]:  # scale_bench: failures are rows of its table
             scale_files.append(more_data)
+            continue
+        if "kustomize_roots" in more_data["context"]:  # kustomize_bench: the same
+            kustomize_data = more_data
             continue
         for b in more_data["benchmarks"]:
             if "error_message" in b:
@@ -65,6 +69,8 @@ def main(path, *more_paths):
           "is < 10 ms.")
     if scale_files:
         scale_report(scale_files)
+    if kustomize_data:
+        kustomize_report(kustomize_data)
 
 
 def scan_report(runs, ms):
@@ -125,6 +131,25 @@ def e2e_report(runs, ms):
           f"< 2 s; Flux v1: up to 5 min poll + 5 min sync |")
 
 
+def failure(b):
+    """Why a benchmark of a table that shows failures as rows has no figure; None when it has."""
+    if b is None:
+        return "not run"
+    if "error_message" in b:
+        return "FAILED: " + " ".join(b["error_message"].split())[:300]
+    return None
+
+
+def value(runs, bench, counter=None):
+    """The benchmark's time in ms (or a counter); None when it failed or did not run."""
+    b = runs.get(bench)
+    if failure(b):
+        return None
+    if counter:
+        return b[counter]
+    return b["real_time"] * {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b["time_unit"]]
+
+
 def scale_report(files):
     """scale_bench: N workloads through the four services, each figure next to its baseline
     from the same run (kubectl, the git CLI); with several sizes, how each figure grew."""
@@ -132,22 +157,6 @@ def scale_report(files):
     for data in sorted(files, key=lambda d: int(d["context"]["workloads"])):
         runs = {b["name"].split("/")[0].removeprefix("BM_Scale_"): b for b in data["benchmarks"]}
         sizes.append((int(data["context"]["workloads"]), runs))
-
-    def failure(b):
-        if b is None:
-            return "not run"
-        if "error_message" in b:
-            return "FAILED: " + " ".join(b["error_message"].split())[:300]
-        return None
-
-    def value(runs, bench, counter=None):
-        """The benchmark's time in ms (or a counter); None when it failed or did not run."""
-        b = runs.get(bench)
-        if failure(b):
-            return None
-        if counter:
-            return b[counter]
-        return b["real_time"] * {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b["time_unit"]]
 
     def fmt(v, unit):
         if unit == "MB":
@@ -220,6 +229,45 @@ def scale_report(files):
             low, high = ours_by_size[0], ours_by_size[-1]
             line += f" {high / low:.1f}x |" if low and high else " - |"
         print(line)
+
+
+def kustomize_report(data):
+    """kustomize_bench: 100 kustomize roots synced by git-writer and cluster-syncer, next to
+    `kubectl apply --server-side -k` per root in the same run."""
+    runs = {b["name"].split("/")[0].removeprefix("BM_Kustomize_"): b for b in data["benchmarks"]}
+    ms = lambda v: f"{v / 1e3:.1f} s" if v >= 10000 else f"{v:.0f} ms"
+
+    def cell(bench, *counters):
+        ours = value(runs, bench)
+        if ours is None:
+            return failure(runs.get(bench)), None
+        shown = [f"{runs[bench][c]:.0f} {c}" for c in counters if c in runs[bench]]
+        return ", ".join([ms(ours)] + shown), ours
+
+    kubectl = runs.get("Kubectl_FirstSync", {}).get("label", "kubectl")
+    print(f"\nKustomize (kustomize_bench): {data['context']['kustomize_roots']} roots (10 bases x "
+          f"10 overlays, each overlay a namespace of its own), 1,000 Deployments, 1,100 objects "
+          f"with the namespaces; git-writer builds with the kustomize on PATH, the baseline is "
+          f"{kubectl}, in namespaces of its own in the same run.\n")
+    print("| figure | Ferry | baseline | baseline figure | Ferry vs baseline |")
+    print("|---|---|---|---|---|")
+    rows = [
+        ("first sync (Ferry: both services started, every root built, every object applied)",
+         ("Ferry_FirstSync", "builds", "failed_syncs"), "Kubectl_FirstSync",
+         "`kubectl apply --server-side -f namespaces.yaml`, then `-k` per root"),
+        ("no-op re-sync of the same head", ("Ferry_NoOpResync", "builds", "writes"),
+         "Kubectl_NoOpResync", "the same 101 kubectl commands again"),
+        ("re-sync after a commit that changes one base",
+         ("Ferry_ChangedBaseResync", "builds", "cached", "writes"), None, "-"),
+    ]
+    for figure, (bench, *counters), baseline, base_name in rows:
+        ours_cell, ours = cell(bench, *counters)
+        base = value(runs, baseline) if baseline else None
+        base_cell = "-" if not baseline else (failure(runs.get(baseline)) if base is None
+                                              else ms(base))
+        ratio = f"{base / ours:.1f}x faster" if ours and base else "-"
+        print(f"| {figure} | {ours_cell} | {base_name} | {base_cell} | {ratio} |")
+
 
 if __name__ == "__main__":
     main(*sys.argv[1:])
