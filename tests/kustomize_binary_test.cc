@@ -205,6 +205,14 @@ void MainScenario(const std::string& ns, const std::vector<std::string>& git_arg
   const std::map<std::string, std::string> files = repo.Files();
   StartStack(stack, files, ns, {}, git_args);
   if (::testing::Test::HasFatalFailure()) return;
+  // git-writer says which command builds the roots: the one asked for, when one was.
+  for (const std::string& arg : git_args) {
+    const std::string flag = "--kustomize_command=";
+    if (arg.rfind(flag, 0) != 0) continue;
+    EXPECT_NE(stack.git.process->Output().find("command=\"" + arg.substr(flag.size()) + "\""),
+              std::string::npos)
+        << stack.git.process->Output();
+  }
 
   // 1. Exactly the rendered objects: the overlays' namespaces, patch, pin and prefix; the
   // plain file; nothing of the base on its own.

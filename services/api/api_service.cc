@@ -270,6 +270,9 @@ grpc::Status ApiService::UpdatePolicy(grpc::ServerContext* context,
                           absl::StrCat("workload ", w.workload(), " is not in the repository (at ",
                                        in_git->revision().substr(0, 12), ")"));
     }
+    if (!found->second->policy_error().empty()) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, found->second->policy_error());
+    }
     ferry::v1::WorkloadPolicyChanges* out = job.add_policy_changes();
     *out = w;
     for (ferry::v1::PolicyChange& c : *out->mutable_changes()) {

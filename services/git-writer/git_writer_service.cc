@@ -8,6 +8,7 @@
 #include "lib/convert/container.h"
 #include "lib/convert/policy.h"
 #include "lib/image/reference.h"
+#include "lib/kustomize/layout.h"
 #include "lib/limits/limits.h"
 #include "lib/manifest/policy.h"
 #include "lib/manifest/workload.h"
@@ -161,6 +162,9 @@ std::optional<ferry::v1::ManifestWorkload> AnswerOf(const manifest::Resource& r,
     w.set_kustomize_root(root->root.folder.empty() ? "." : root->root.folder);
     auto origin = root->origins.find(r.id);
     if (origin != root->origins.end()) w.set_path(origin->second.file);
+    absl::StatusOr<kustomize::EditTarget> policy =
+        kustomize::PolicyTarget(*index.layout, root->root, root->origins, r.id);
+    if (!policy.ok()) w.set_policy_error(std::string(policy.status().message()));
     w.set_document(0);
     w.set_line(0);
   }

@@ -157,6 +157,12 @@ Writer::Writer(Repository& repo, WriterOptions options, WriterMetrics& metrics)
       metrics_(metrics),
       kustomize_(options_.kustomize, &metrics.kustomize_roots, &metrics.kustomize_build_seconds) {
   head_.last_fetch = absl::InfinitePast();
+  const KustomizeOptions& k = options_.kustomize;
+  if (!k.build.command.empty()) {
+    log::Info("kustomize roots are built with", {{"command", absl::StrJoin(k.build.command, " ")}});
+  } else {
+    log::Info("kustomize roots cannot be built", {{"reason", k.missing_command}});
+  }
 }
 
 void Writer::SetHead(const HeadInfo& head) {
