@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cli/checkout.h"
 #include "cli/exit_codes.h"
 #include "cli/manifests.h"
 #include "cli/table.h"
@@ -45,12 +46,26 @@ int RunManifestsList(const ManifestsListOptions& options, std::ostream& out, std
   }
   manifest::LoadOptions load;
   load.default_namespace = options.namespace_;
-  absl::StatusOr<manifest::LoadResult> loaded = manifest::LoadTree(options.path, {}, load);
-  if (!loaded.ok()) {
-    err << "ferryctl: " << loaded.status().message() << "\n";
-    return ExitCodeFor(loaded.status());
+  absl::StatusOr<Checkout> checkout = LoadCheckout(options.path, load);
+  if (!checkout.ok()) {
+    err << "ferryctl: " << checkout.status().message() << "\n";
+    return ExitCodeFor(checkout.status());
   }
+  const manifest::LoadResult* loaded = &checkout->loaded;
   for (const manifest::LoadError& e : loaded->errors) err << "warning: " << e.ToString() << "\n";
+  // Where a workload is defined: its file and line, or for a rendered one its root and the
+  // file that defines it.
+  auto root_of = [&](const manifest::Resource& r) -> std::string {
+    const CheckoutRoot* root = checkout->RootOf(r);
+    if (root == nullptr) return "";
+    return root->root.folder.empty() ? "." : root->root.folder;
+  };
+  auto file_of = [&](const manifest::Resource& r) -> std::string {
+    const CheckoutRoot* root = checkout->RootOf(r);
+    if (root == nullptr) return absl::StrCat(r.source.path, ":", r.source.line);
+    auto origin = root->origins.find(r.id);
+    return origin != root->origins.end() ? origin->second.file : root->root.file;
+  };
 
   if (options.output == "json") {
     nlohmann::ordered_json workloads = nlohmann::ordered_json::array();
@@ -62,8 +77,14 @@ int RunManifestsList(const ManifestsListOptions& options, std::ostream& out, std
       w["kind"] = r.kind;
       w["namespace"] = r.namespace_;
       w["name"] = r.name;
-      w["path"] = r.source.path;
-      w["line"] = r.source.line;
+      const std::string root = root_of(r);
+      if (root.empty()) {
+        w["path"] = r.source.path;
+        w["line"] = r.source.line;
+      } else {
+        w["path"] = file_of(r);
+        w["kustomize_root"] = root;
+      }
       w["containers"] = nlohmann::ordered_json::array();
       for (const manifest::Container& c : manifest::FindContainers(r)) {
         nlohmann::ordered_json jc;
@@ -87,20 +108,38 @@ int RunManifestsList(const ManifestsListOptions& options, std::ostream& out, std
     }
     nlohmann::ordered_json doc;
     doc["workloads"] = workloads;
+    if (!checkout->roots.empty()) {
+      doc["kustomize_roots"] = nlohmann::ordered_json::array();
+      for (const auto& [file, root] : checkout->roots) {
+        nlohmann::ordered_json jr;
+        jr["root"] = root.root.folder.empty() ? "." : root.root.folder;
+        jr["file"] = file;
+        if (!root.error.empty()) jr["error"] = root.error;
+        doc["kustomize_roots"].push_back(jr);
+      }
+    }
     doc["errors"] = nlohmann::ordered_json::array();
     for (const manifest::LoadError& e : loaded->errors) doc["errors"].push_back(e.ToString());
     out << doc.dump(2) << "\n";
     return kExitOk;
   }
 
-  Table table({"WORKLOAD", "CONTAINER", "IMAGE", "POLICY", "FILE"});
+  // The ROOT column only for a checkout with kustomize roots.
+  const bool roots = !checkout->roots.empty();
+  Table table = roots ? Table({"WORKLOAD", "CONTAINER", "IMAGE", "POLICY", "ROOT", "FILE"})
+                      : Table({"WORKLOAD", "CONTAINER", "IMAGE", "POLICY", "FILE"});
+  auto add = [&](std::vector<std::string> row, const std::string& root) {
+    if (roots) row.insert(row.end() - 1, root);
+    table.AddRow(row);
+  };
   for (const manifest::Resource& r : loaded->resources) {
     if (!manifest::IsWorkloadKind(r.kind)) continue;
     manifest::Policies p = manifest::ReadPolicies(r.annotations);
     std::vector<manifest::Container> containers = manifest::FindContainers(r);
-    std::string file = absl::StrCat(r.source.path, ":", r.source.line);
+    const std::string file = file_of(r);
+    const std::string root = root_of(r);
     if (containers.empty()) {
-      table.AddRow({r.id, "", "", PolicySummary(p), file});
+      add({r.id, "", "", PolicySummary(p), file}, root);
       continue;
     }
     for (size_t i = 0; i < containers.size(); ++i) {
@@ -111,8 +150,9 @@ int RunManifestsList(const ManifestsListOptions& options, std::ostream& out, std
         policy =
             policy.empty() ? absl::StrCat("tag=", filter) : absl::StrCat(policy, ",tag=", filter);
       }
-      table.AddRow({i == 0 ? r.id : "", c.init ? c.name + " (init)" : c.name, c.image, policy,
-                    i == 0 ? file : ""});
+      add({i == 0 ? r.id : "", c.init ? c.name + " (init)" : c.name, c.image, policy,
+           i == 0 ? file : ""},
+          i == 0 ? root : "");
     }
   }
   table.Print(out);

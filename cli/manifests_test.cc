@@ -10,6 +10,7 @@
 
 #include "cli/exit_codes.h"
 #include "cli/repo_files.h"
+#include "lib/kustomize/build.h"
 
 namespace ferry::cli {
 namespace {
@@ -25,6 +26,9 @@ class ManifestsCommandTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::copy(FERRY_MANIFEST_TESTDATA, dir_, fs::copy_options::recursive);
+    // The kustomize editor's golden files are no repo of their own (KustomizeCheckoutTest
+    // below makes one).
+    fs::remove_all(dir_ / "kustomize");
   }
   void TearDown() override { fs::remove_all(dir_); }
 
@@ -278,6 +282,75 @@ TEST_F(ManifestsCommandTest, BinaryExitCodes) {
                 " -w sock-shop:deployment/front-end -c sidecar -i quay.io/weaveworks/sidecar:x1"),
       kExitOk);
   EXPECT_NE(File("deployment.yaml").find("\"quay.io/weaveworks/sidecar:x1\""), std::string::npos);
+}
+
+// ferryctl manifests on a kustomize checkout: a base and two overlays, built with the
+// kustomize on PATH (kubectl kustomize here).
+class KustomizeCheckoutTest : public ManifestsCommandTest {
+ protected:
+  void SetUp() override {
+    ManifestsCommandTest::SetUp();
+    fs::remove_all(dir_);
+    const char* path = getenv("PATH");
+    if (!kustomize::ResolveCommand("", path != nullptr ? path : "").ok()) {
+      GTEST_SKIP() << "no kustomize or kubectl on PATH";
+    }
+    Write("base/kustomization.yaml", "resources:\n- deploy.yaml\n");
+    Write("base/deploy.yaml",
+          "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n"
+          "    spec:\n      containers:\n      - name: web\n        image: nginx:1.0\n");
+    Write("overlays/prod/kustomization.yaml",
+          "namespace: prod\nbases:\n- ../../base\nimages:\n- name: nginx\n  newTag: \"2.0\"\n");
+    Write("overlays/staging/kustomization.yaml", "namespace: staging\nbases:\n- ../../base\n");
+  }
+  void Write(const std::string& path, const std::string& content) {
+    fs::create_directories((dir_ / path).parent_path());
+    ASSERT_TRUE(WriteFileAtomically((dir_ / path).string(), content).ok());
+  }
+};
+
+TEST_F(KustomizeCheckoutTest, ListShowsTheRenderedWorkloadsAndTheirRoots) {
+  ManifestsListOptions o;
+  o.path = dir_.string();
+  ASSERT_EQ(RunManifestsList(o, out_, err_), kExitOk) << err_.str();
+  EXPECT_NE(out_.str().find("ROOT"), std::string::npos) << out_.str();
+  std::string prod_line;
+  std::istringstream lines(out_.str());
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("prod:deployment/web ", 0) == 0) prod_line = line;
+  }
+  // The root, and the file that defines the workload.
+  EXPECT_NE(prod_line.find(" nginx:2.0 "), std::string::npos) << out_.str();
+  EXPECT_NE(prod_line.find(" overlays/prod "), std::string::npos) << out_.str();
+  EXPECT_NE(prod_line.find(" base/deploy.yaml"), std::string::npos) << out_.str();
+  EXPECT_EQ(out_.str().find("default:deployment/web"), std::string::npos) << out_.str();
+}
+
+TEST_F(KustomizeCheckoutTest, SetImageEditsWhereAReleaseWould) {
+  ManifestsSetImageOptions o;
+  o.path = dir_.string();
+  o.workload = "prod:deployment/web";
+  o.image = "nginx:2.1";
+  ASSERT_EQ(RunManifestsSetImage(o, out_, err_), kExitOk) << err_.str();
+  EXPECT_EQ(File("overlays/prod/kustomization.yaml"),
+            "namespace: prod\nbases:\n- ../../base\nimages:\n- name: nginx\n  newTag: \"2.1\"\n");
+  o.workload = "staging:deployment/web";
+  o.image = "nginx:1.5";
+  ASSERT_EQ(RunManifestsSetImage(o, out_, err_), kExitOk) << err_.str();
+  EXPECT_NE(File("base/deploy.yaml").find("image: nginx:1.5"), std::string::npos);
+  EXPECT_NE(File("overlays/prod/kustomization.yaml").find("\"2.1\""), std::string::npos);
+}
+
+TEST_F(KustomizeCheckoutTest, APolicyInASharedBaseIsRefused) {
+  ManifestsSetPolicyOptions o;
+  o.path = dir_.string();
+  o.workload = "prod:deployment/web";
+  o.automate = true;
+  const std::string before = File("base/deploy.yaml");
+  EXPECT_EQ(RunManifestsSetPolicy(o, out_, err_), kExitConflict);
+  EXPECT_NE(err_.str().find("overlays/staging/kustomization.yaml"), std::string::npos)
+      << err_.str();
+  EXPECT_EQ(File("base/deploy.yaml"), before);
 }
 
 }  // namespace

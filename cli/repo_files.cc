@@ -10,7 +10,6 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "cli/workload_id.h"
 
 namespace ferry::cli {
 
@@ -50,21 +49,6 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& con
     return absl::InternalError(absl::StrCat("replacing ", path, ": ", std::strerror(e)));
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<manifest::Resource> FindWorkload(const std::string& root,
-                                                const std::string& workload,
-                                                const std::string& default_namespace) {
-  absl::StatusOr<std::string> id = ParseWorkloadId(workload, default_namespace);
-  if (!id.ok()) return id.status();
-  manifest::LoadOptions options;
-  options.default_namespace = default_namespace;
-  absl::StatusOr<manifest::LoadResult> loaded = manifest::LoadTree(root, {}, options);
-  if (!loaded.ok()) return loaded.status();
-  for (manifest::Resource& r : loaded->resources) {
-    if (r.id == *id) return std::move(r);
-  }
-  return absl::NotFoundError(absl::StrCat("workload ", *id, " is not defined under ", root));
 }
 
 }  // namespace ferry::cli

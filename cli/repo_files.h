@@ -15,11 +15,4 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 // rename), keeping the file's permissions.
 absl::Status WriteFileAtomically(const std::string& path, const std::string& content);
 
-// Loads the tree at `root` (resources without namespace in `default_namespace`) and returns
-// the workload `workload` ("namespace:kind/name" or "kind/name"). InvalidArgument for a
-// malformed id, NotFound naming the id.
-absl::StatusOr<manifest::Resource> FindWorkload(const std::string& root,
-                                                const std::string& workload,
-                                                const std::string& default_namespace);
-
 }  // namespace ferry::cli
