@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "lib/manifest/resource.h"
 #include "lib/manifest/yaml_json.h"
+#include "lib/status/status_macros.h"
+#include "services/cluster-syncer/kube_list.h"
 #include "services/cluster-syncer/syncer.h"
 #include "services/cluster-syncer/workloads.h"
 
@@ -114,24 +116,24 @@ absl::Status ExportResources(
         for (const std::string& ns : namespaces) lists.push_back(api.CollectionPath(ns));
       }
       for (const std::string& path : lists) {
-        absl::StatusOr<nlohmann::json> list = client.Get(path, "list");
-        if (!list.ok()) return list.status();
-        for (nlohmann::json obj : (*list)["items"]) {
-          const auto& meta = obj["metadata"];
-          if (IsClusterAddon(obj)) continue;
-          if (meta.contains("ownerReferences") && !meta["ownerReferences"].empty()) continue;
-          const std::string name = meta.value("name", "");
-          const std::string ns = meta.value("namespace", "");
-          if (!api.namespaced && api.kind == "Namespace" && !namespaces.empty() &&
-              !namespaces.count(name)) {
-            continue;
-          }
-          if (!api.namespaced && api.kind != "Namespace" && !options.allow.empty()) continue;
-          obj["apiVersion"] = api.ApiVersion();
-          obj["kind"] = api.kind;
-          CleanForExport(api.kind, obj);
-          out[manifest::ResourceId(ns, api.kind, name)] = manifest::JsonToYaml(obj);
-        }
+        FERRY_RETURN_IF_ERROR(ForEachListItem(
+            client, path, /*metadata_only=*/false, [&](const nlohmann::json& listed) {
+              nlohmann::json obj = listed;
+              const auto& meta = obj["metadata"];
+              if (IsClusterAddon(obj)) return;
+              if (meta.contains("ownerReferences") && !meta["ownerReferences"].empty()) return;
+              const std::string name = meta.value("name", "");
+              const std::string ns = meta.value("namespace", "");
+              if (!api.namespaced && api.kind == "Namespace" && !namespaces.empty() &&
+                  !namespaces.count(name)) {
+                return;
+              }
+              if (!api.namespaced && api.kind != "Namespace" && !options.allow.empty()) return;
+              obj["apiVersion"] = api.ApiVersion();
+              obj["kind"] = api.kind;
+              CleanForExport(api.kind, obj);
+              out[manifest::ResourceId(ns, api.kind, name)] = manifest::JsonToYaml(obj);
+            }));
       }
     }
     if (!served && group == "*") {

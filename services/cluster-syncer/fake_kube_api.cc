@@ -54,6 +54,24 @@ std::string Str(const nlohmann::json& object, const std::string& key) {
   return object[key].get<std::string>();
 }
 
+// The page of `items` that the query of `path` asks for (`limit`, and `continue`: the
+// offset where the previous page ended), with metadata.continue when more follow.
+nlohmann::json Page(const std::string& path, nlohmann::json items) {
+  nlohmann::json list = nlohmann::json::object();
+  const std::string limit = QueryValue(path, "limit");
+  if (limit.empty() || std::stoul(limit) == 0) {
+    list["items"] = std::move(items);
+    return list;
+  }
+  const std::string token = UrlDecode(QueryValue(path, "continue"));
+  const size_t from = token.empty() ? 0 : std::stoul(token.substr(token.find(':') + 1));
+  const size_t to = std::min(items.size(), from + std::stoul(limit));
+  list["items"] = nlohmann::json::array();
+  for (size_t i = std::min(from, items.size()); i < to; ++i) list["items"].push_back(items[i]);
+  if (to < items.size()) list["metadata"]["continue"] = absl::StrCat("offset:", to);
+  return list;
+}
+
 std::string Key(const std::string& group, const std::string& resource, const std::string& ns,
                 const std::string& name) {
   return absl::StrCat(group, "|", resource, "|", ns, "|", name);
@@ -192,7 +210,7 @@ absl::StatusOr<nlohmann::json> FakeKubeApi::Get(const std::string& path, const s
         items.push_back(stored.object);
       }
     }
-    return nlohmann::json{{"items", items}};
+    return Page(path, std::move(items));
   }
   auto it = objects_.find(Key(t->group, t->resource_name, t->ns, t->name));
   if (it == objects_.end()) {
@@ -223,7 +241,9 @@ absl::StatusOr<nlohmann::json> FakeKubeApi::ListMetadata(const std::string& path
     const nlohmann::json& meta = stored.object["metadata"];
     if (Matches(meta, selector)) items.push_back({{"metadata", meta}});
   }
-  return nlohmann::json{{"kind", "PartialObjectMetadataList"}, {"items", items}};
+  nlohmann::json list = Page(path, std::move(items));
+  list["kind"] = "PartialObjectMetadataList";
+  return list;
 }
 
 absl::StatusOr<nlohmann::json> FakeKubeApi::Apply(const std::string& path,

@@ -1,8 +1,9 @@
 // An in-memory Kubernetes API for unit tests: serves discovery documents for the kinds it
 // knows, stores applied objects (no field-manager merge: an apply stores the object as
-// given), lists them by label, deletes them, makes applied CRDs Established (and serves
-// their kinds) after a set number of reads, refuses namespaced objects whose Namespace does
-// not exist, and fails the calls a test asks it to. Thread-safe.
+// given), lists them by label (a page at a time when asked with `limit`), deletes them,
+// makes applied CRDs Established (and serves their kinds) after a set number of reads,
+// refuses namespaced objects whose Namespace does not exist, and fails the calls a test asks
+// it to. Thread-safe.
 #pragma once
 
 #include <map>

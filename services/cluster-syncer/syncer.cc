@@ -14,6 +14,7 @@
 #include "lib/manifest/resource.h"
 #include "lib/manifest/yaml_json.h"
 #include "lib/status/status_macros.h"
+#include "services/cluster-syncer/kube_list.h"
 
 namespace ferry::cluster_syncer {
 namespace {
@@ -48,21 +49,6 @@ std::string Sha256Hex(const std::string& data) {
   for (unsigned int i = 0; i < len; ++i) {
     out += kHex[digest[i] >> 4];
     out += kHex[digest[i] & 15];
-  }
-  return out;
-}
-
-std::string UrlEncode(const std::string& s) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
   }
   return out;
 }
@@ -304,9 +290,9 @@ absl::StatusOr<std::vector<LiveObject>> LiveObjects::List(const ApiResource& api
   const std::string selector =
       "?labelSelector=" + UrlEncode(absl::StrCat(kSyncSetLabel, "=", options_.sync_set));
   for (const std::string& ns : namespaces) {
-    absl::StatusOr<nlohmann::json> list = client_.ListMetadata(api.CollectionPath(ns) + selector);
-    if (!list.ok()) return list.status();
-    for (const auto& obj : (*list)["items"]) out.push_back(FromMetadata(api, obj["metadata"]));
+    FERRY_RETURN_IF_ERROR(ForEachListItem(
+        client_, api.CollectionPath(ns) + selector, /*metadata_only=*/true,
+        [&](const nlohmann::json& obj) { out.push_back(FromMetadata(api, obj["metadata"])); }));
   }
   absl::MutexLock lock(&mu_);
   by_resource_[cache_key] = out;

@@ -6,6 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "lib/manifest/resource.h"
 #include "lib/manifest/workload_id.h"
+#include "lib/status/status_macros.h"
+#include "services/cluster-syncer/kube_list.h"
 
 namespace ferry::cluster_syncer {
 namespace {
@@ -234,14 +236,13 @@ absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
       return api.status();
     }
     for (const std::string& n : namespaces) {
-      absl::StatusOr<nlohmann::json> list = client.Get(api->CollectionPath(n), "list");
-      if (!list.ok()) return list.status();
-      for (const auto& obj : (*list)["items"]) {
-        if (IsClusterAddon(obj)) continue;
-        const auto& owners = Field(obj, {"metadata", "ownerReferences"});
-        if (kind == "Job" && owners.is_array() && !owners.empty()) continue;  // a CronJob's run
-        out.push_back(WorkloadOf(kind, obj));
-      }
+      FERRY_RETURN_IF_ERROR(ForEachListItem(
+          client, api->CollectionPath(n), /*metadata_only=*/false, [&](const nlohmann::json& obj) {
+            if (IsClusterAddon(obj)) return;
+            const auto& owners = Field(obj, {"metadata", "ownerReferences"});
+            if (kind == "Job" && owners.is_array() && !owners.empty()) return;  // a CronJob's run
+            out.push_back(WorkloadOf(kind, obj));
+          }));
     }
   }
   std::sort(out.begin(), out.end(),

@@ -1,0 +1,48 @@
+#include "services/cluster-syncer/kube_list.h"
+
+#include <cctype>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+
+namespace ferry::cluster_syncer {
+
+std::string UrlEncode(const std::string& s) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+absl::Status ForEachListItem(KubeApi& client, const std::string& path, bool metadata_only,
+                             const std::function<void(const nlohmann::json&)>& fn, int page_size) {
+  const std::string first =
+      absl::StrCat(path, path.find('?') == std::string::npos ? "?" : "&", "limit=", page_size);
+  std::string next;  // the continue token of the page to read; empty for the first
+  do {
+    const std::string page_path = next.empty() ? first : first + "&continue=" + UrlEncode(next);
+    absl::StatusOr<nlohmann::json> page =
+        metadata_only ? client.ListMetadata(page_path) : client.Get(page_path, "list");
+    if (!page.ok()) return page.status();
+    if (auto items = page->find("items"); items != page->end() && items->is_array()) {
+      for (const nlohmann::json& item : *items) fn(item);
+    }
+    next.clear();
+    if (auto meta = page->find("metadata"); meta != page->end() && meta->is_object()) {
+      if (auto token = meta->find("continue"); token != meta->end() && token->is_string()) {
+        next = token->get<std::string>();
+      }
+    }
+  } while (!next.empty());
+  return absl::OkStatus();
+}
+
+}  // namespace ferry::cluster_syncer

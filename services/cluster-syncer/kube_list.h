@@ -1,0 +1,30 @@
+// Lists of the Kubernetes API read a page at a time (`limit` + `continue`), so that a
+// collection of 10,000 objects never lives in memory as one JSON document: only the page
+// being read does, and the caller keeps what it needs of each item.
+#pragma once
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "absl/status/status.h"
+#include "services/cluster-syncer/kube_api.h"
+
+namespace ferry::cluster_syncer {
+
+// Objects asked for per list request. The API server caps the JSON it builds per answer by
+// it; 500 is what kubectl asks for.
+inline constexpr int kKubeListPageSize = 500;
+
+// `s` as one query-string value (RFC 3986 unreserved characters kept, the rest %XX).
+std::string UrlEncode(const std::string& s);
+
+// Calls `fn` with each item of the collection at `path` (which may carry a query string
+// already), page after page. `metadata_only` lists with KubeApi::ListMetadata, else with
+// KubeApi::Get (verb "list"). The first error of a page request, as KubeApi answers it
+// (the items before it have been passed to `fn`).
+absl::Status ForEachListItem(KubeApi& client, const std::string& path, bool metadata_only,
+                             const std::function<void(const nlohmann::json&)>& fn,
+                             int page_size = kKubeListPageSize);
+
+}  // namespace ferry::cluster_syncer
