@@ -96,6 +96,13 @@ void AddFlags(CLI::App& app, Flags& flags) {
                  "Longest a kustomize build may run")
       ->envname("FERRY_KUSTOMIZE_TIMEOUT")
       ->capture_default_str();
+  // Roots built at a time when a revision has several to build (kustomize is CPU-bound:
+  // the cores the pod may use).
+  app.add_option("--kustomize_parallelism", flags.kustomize_parallelism,
+                 "Kustomize builds run at a time")
+      ->envname("FERRY_KUSTOMIZE_PARALLELISM")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   // Limits (docs/limits.md). A commit message given with ApplyUpdates.
   app.add_option(std::string(limits::kCommitMessageBytes.flag), flags.max_commit_message_bytes,
                  "Largest commit message accepted, in bytes")
@@ -203,6 +210,7 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   KustomizeOptions& kustomize = config.writer.kustomize;
   kustomize.build.path_env = path_env != nullptr ? path_env : "/usr/local/bin:/usr/bin:/bin";
   kustomize.allow_remote = flags.kustomize_allow_remote;
+  kustomize.parallelism = flags.kustomize_parallelism;
   if (!absl::ParseDuration(flags.kustomize_timeout, &kustomize.build.timeout) ||
       kustomize.build.timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat(

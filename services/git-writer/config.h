@@ -48,6 +48,7 @@ struct Flags {
   std::string kustomize_command;
   bool kustomize_allow_remote = false;
   std::string kustomize_timeout = "60s";
+  int kustomize_parallelism = 2;
   // Limits on each manifest document (lib/manifest/document_flags.h).
   manifest::DocumentLimits manifest_limits;
 };

@@ -2,38 +2,23 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lib/log/log.h"
 #include "lib/names/names.h"
+#include "lib/status/status_macros.h"
 #include "services/git-writer/writer.h"
 
 namespace ferry::git_writer {
 namespace {
 
 constexpr size_t kCachedBuilds = 512;
-
-// A folder of its own for one build, removed with everything in it when this goes.
-class ExportDir {
- public:
-  ExportDir() {
-    const char* tmp = getenv("TMPDIR");
-    std::string tmpl =
-        absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/ferry-kustomize-XXXXXX");
-    if (mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
-  }
-  ~ExportDir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // Writes `content` at `dir`/`path`, replacing what the export wrote there.
 absl::Status Overwrite(const std::string& dir, const std::string& path,
@@ -71,96 +56,181 @@ void IndexOutput(RenderedRoot& out, const kustomize::Layout& layout,
 
 }  // namespace
 
+// A folder of its own for one build, removed with everything in it when this goes.
+class KustomizeBuilder::ExportDir {
+ public:
+  ExportDir() {
+    const char* tmp = getenv("TMPDIR");
+    std::string tmpl =
+        absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/ferry-kustomize-XXXXXX");
+    if (mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
+  }
+  ~ExportDir() {
+    std::error_code ignored;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 std::vector<std::shared_ptr<const RenderedRoot>> KustomizeBuilder::BuildAll(
     Repository& repo, const std::string& revision, const kustomize::Layout& layout,
     const std::map<std::string, std::string>& files, const manifest::LoadOptions& load) {
-  std::vector<std::shared_ptr<const RenderedRoot>> out;
-  for (const kustomize::Root& root : layout.roots) {
-    // The key: every folder the build reads, by tree id, and how it is built.
-    std::string key = absl::StrCat(absl::StrJoin(options_.build.command, " "), "\n",
-                                   options_.allow_remote, "\n", root.file, "\n");
-    bool keyed = true;
-    for (const std::string& folder : root.folders) {
-      absl::StatusOr<std::string> tree = repo.TreeId(revision, folder);
-      if (!tree.ok()) {
-        keyed = false;
-        break;
-      }
-      absl::StrAppend(&key, folder, " ", *tree, "\n");
-    }
+  std::vector<std::shared_ptr<const RenderedRoot>> out(layout.roots.size());
+  std::vector<std::string> keys(layout.roots.size());
+  std::vector<const kustomize::Root*> misses;
+  std::vector<size_t> miss_at;
+  for (size_t i = 0; i < layout.roots.size(); ++i) {
+    const kustomize::Root& root = layout.roots[i];
+    std::optional<std::string> key = Key(repo, revision, root);
+    const bool keyed = key.has_value();
     if (keyed) {
+      keys[i] = *std::move(key);
       absl::MutexLock lock(&mu_);
-      if (auto hit = cache_.find(key); hit != cache_.end()) {
-        out.push_back(hit->second);
+      if (auto hit = cache_.find(keys[i]); hit != cache_.end()) {
+        out[i] = hit->second;
         Count("cached");
         continue;
       }
     }
-    std::shared_ptr<const RenderedRoot> built =
-        Build(repo, revision, layout, root, keyed ? key : "", files, {}, load);
-    if (keyed && built->error.empty()) {
-      absl::MutexLock lock(&mu_);
-      if (cache_.emplace(key, built).second) order_.push_back(key);
-      if (order_.size() > kCachedBuilds) {
-        cache_.erase(order_.front());
-        order_.erase(order_.begin());
-      }
-    }
-    out.push_back(std::move(built));
+    misses.push_back(&root);
+    miss_at.push_back(i);
+  }
+  std::vector<std::shared_ptr<const RenderedRoot>> built =
+      BuildMany(repo, revision, layout, misses, files, {}, load);
+  for (size_t m = 0; m < misses.size(); ++m) {
+    const size_t i = miss_at[m];
+    out[i] = built[m];
+    if (!keys[i].empty() && built[m]->error.empty()) Cache(keys[i], built[m]);
   }
   return out;
 }
 
-std::shared_ptr<const RenderedRoot> KustomizeBuilder::BuildEdited(
-    Repository& repo, const std::string& revision, const kustomize::Layout& layout,
-    const kustomize::Root& root, const std::map<std::string, std::string>& files,
-    const std::map<std::string, std::string>& changed, const manifest::LoadOptions& load) {
-  return Build(repo, revision, layout, root, "", files, changed, load);
+std::optional<std::string> KustomizeBuilder::Key(Repository& repo, const std::string& revision,
+                                                 const kustomize::Root& root) const {
+  // Every folder the build reads, by tree id, and how it is built.
+  std::string key = absl::StrCat(absl::StrJoin(options_.build.command, " "), "\n",
+                                 options_.allow_remote, "\n", root.file, "\n");
+  for (const std::string& folder : root.folders) {
+    absl::StatusOr<std::string> tree = repo.TreeId(revision, folder);
+    if (!tree.ok()) return std::nullopt;
+    absl::StrAppend(&key, folder, " ", *tree, "\n");
+  }
+  return key;
 }
 
-std::shared_ptr<const RenderedRoot> KustomizeBuilder::Build(
+void KustomizeBuilder::Remember(Repository& repo, const std::string& revision,
+                                const std::vector<std::shared_ptr<const RenderedRoot>>& built) {
+  for (const std::shared_ptr<const RenderedRoot>& root : built) {
+    if (!root->error.empty()) continue;
+    std::optional<std::string> key = Key(repo, revision, root->root);
+    if (key.has_value()) Cache(*key, root);
+  }
+}
+
+void KustomizeBuilder::Cache(const std::string& key, std::shared_ptr<const RenderedRoot> root) {
+  absl::MutexLock lock(&mu_);
+  if (cache_.emplace(key, std::move(root)).second) order_.push_back(key);
+  if (order_.size() > kCachedBuilds) {
+    cache_.erase(order_.front());
+    order_.erase(order_.begin());
+  }
+}
+
+std::vector<std::shared_ptr<const RenderedRoot>> KustomizeBuilder::BuildMany(
     Repository& repo, const std::string& revision, const kustomize::Layout& layout,
-    const kustomize::Root& root, std::string key, const std::map<std::string, std::string>& files,
+    const std::vector<const kustomize::Root*>& roots,
+    const std::map<std::string, std::string>& files,
     const std::map<std::string, std::string>& changed, const manifest::LoadOptions& load) {
-  auto out = std::make_shared<RenderedRoot>();
-  out->root = root;
-  out->key = std::move(key);
-  auto fail = [&](std::string error) {
-    out->error = std::move(error);
-    Count("failed");
-    return out;
+  // The repository is read one call at a time (the caller's lock): every export first,
+  // then the kustomize runs side by side, each in its own folder.
+  std::vector<std::shared_ptr<RenderedRoot>> out(roots.size());
+  std::vector<std::unique_ptr<ExportDir>> dirs(roots.size());
+  std::vector<size_t> ready;
+  for (size_t i = 0; i < roots.size(); ++i) {
+    out[i] = std::make_shared<RenderedRoot>();
+    out[i]->root = *roots[i];
+    absl::Status exported = Export(repo, revision, *roots[i], changed, dirs[i]);
+    if (exported.ok()) {
+      ready.push_back(i);
+    } else {
+      out[i]->error = std::string(exported.message());
+      Count("failed");
+    }
+  }
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t n = next++; n < ready.size(); n = next++) {
+      const size_t i = ready[n];
+      Run(*out[i], dirs[i]->path(), layout, files, load);
+      dirs[i].reset();  // its files go as soon as the build is done
+    }
   };
-  if (!root.error.empty()) return fail(root.error);
-  if (options_.build.command.empty()) return fail(options_.missing_command);
-  ExportDir dir;
-  if (dir.path().empty()) return fail("no temporary folder for the kustomize build");
+  const size_t threads = std::min<size_t>(std::max(options_.parallelism, 1), ready.size());
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool) t.join();
+  return {out.begin(), out.end()};
+}
+
+std::vector<std::shared_ptr<const RenderedRoot>> KustomizeBuilder::BuildEdited(
+    Repository& repo, const std::string& revision, const kustomize::Layout& layout,
+    const std::vector<const kustomize::Root*>& roots,
+    const std::map<std::string, std::string>& files,
+    const std::map<std::string, std::string>& changed, const manifest::LoadOptions& load) {
+  return BuildMany(repo, revision, layout, roots, files, changed, load);
+}
+
+absl::Status KustomizeBuilder::Export(Repository& repo, const std::string& revision,
+                                      const kustomize::Root& root,
+                                      const std::map<std::string, std::string>& changed,
+                                      std::unique_ptr<ExportDir>& dir) {
+  if (!root.error.empty()) return absl::FailedPreconditionError(root.error);
+  if (options_.build.command.empty()) {
+    return absl::FailedPreconditionError(options_.missing_command);
+  }
+  dir = std::make_unique<ExportDir>();
+  if (dir->path().empty()) {
+    return absl::InternalError("no temporary folder for the kustomize build");
+  }
   for (const std::string& folder : root.folders) {
-    if (absl::Status s = repo.ExportTree(revision, folder, dir.path()); !s.ok()) {
-      return fail(absl::StrCat("exporting \"", names::Escape(folder), "\": ", s.message()));
+    if (absl::Status s = repo.ExportTree(revision, folder, dir->path()); !s.ok()) {
+      return absl::Status(s.code(),
+                          absl::StrCat("exporting \"", names::Escape(folder), "\": ", s.message()));
     }
   }
   for (const auto& [path, content] : changed) {
-    if (absl::Status s = Overwrite(dir.path(), path, content); !s.ok()) {
-      return fail(std::string(s.message()));
-    }
+    FERRY_RETURN_IF_ERROR(Overwrite(dir->path(), path, content));
   }
+  return absl::OkStatus();
+}
+
+void KustomizeBuilder::Run(RenderedRoot& out, const std::string& dir,
+                           const kustomize::Layout& layout,
+                           const std::map<std::string, std::string>& files,
+                           const manifest::LoadOptions& load) {
+  const kustomize::Root& root = out.root;
   const auto start = absl::Now();
-  absl::StatusOr<std::string> built = kustomize::Build(options_.build, dir.path(), root.folder);
+  absl::StatusOr<std::string> built = kustomize::Build(options_.build, dir, root.folder);
   if (build_seconds_ != nullptr) {
     build_seconds_->Observe(absl::ToDoubleSeconds(absl::Now() - start));
   }
   if (!built.ok()) {
     log::Warn("kustomize build failed",
               {{"root", root.file}, {"error", std::string(built.status().message())}});
-    return fail(std::string(built.status().message()));
+    out.error = std::string(built.status().message());
+    Count("failed");
+    return;
   }
-  out->output = *std::move(built);
+  out.output = *std::move(built);
   log::Info("kustomize build", {{"root", root.file},
-                                {"bytes", static_cast<int64_t>(out->output.size())},
+                                {"bytes", static_cast<int64_t>(out.output.size())},
                                 {"ms", absl::ToInt64Milliseconds(absl::Now() - start)}});
-  IndexOutput(*out, layout, files, load);
+  IndexOutput(out, layout, files, load);
   Count("built");
-  return out;
 }
 
 void KustomizeBuilder::Count(const char* outcome) {

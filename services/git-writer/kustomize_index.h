@@ -31,6 +31,7 @@ struct KustomizeOptions {
   kustomize::BuildOptions build;
   std::string missing_command;  // why there is no command
   bool allow_remote = false;    // --kustomize_allow_remote
+  int parallelism = 2;          // builds at a time (--kustomize_parallelism)
 };
 
 // One root as built at some revision. Immutable once made; shared by the indexes of the
@@ -66,23 +67,39 @@ class KustomizeBuilder {
       Repository& repo, const std::string& revision, const kustomize::Layout& layout,
       const std::map<std::string, std::string>& files, const manifest::LoadOptions& load);
 
-  // Builds `root` from the files of `revision` with `changed` (path -> new content) written
-  // over them, uncached: what a root renders after an edit, before it is committed.
-  std::shared_ptr<const RenderedRoot> BuildEdited(Repository& repo, const std::string& revision,
-                                                  const kustomize::Layout& layout,
-                                                  const kustomize::Root& root,
-                                                  const std::map<std::string, std::string>& files,
-                                                  const std::map<std::string, std::string>& changed,
-                                                  const manifest::LoadOptions& load);
+  // Builds `roots` from the files of `revision` with `changed` (path -> new content)
+  // written over them, uncached: what they render after an edit, before it is committed.
+  std::vector<std::shared_ptr<const RenderedRoot>> BuildEdited(
+      Repository& repo, const std::string& revision, const kustomize::Layout& layout,
+      const std::vector<const kustomize::Root*>& roots,
+      const std::map<std::string, std::string>& files,
+      const std::map<std::string, std::string>& changed, const manifest::LoadOptions& load);
+
+  // Caches `built` (builds of edited files, now committed as `revision`) under the keys
+  // they have there, so indexing that revision builds none of them again.
+  void Remember(Repository& repo, const std::string& revision,
+                const std::vector<std::shared_ptr<const RenderedRoot>>& built);
 
  private:
-  std::shared_ptr<const RenderedRoot> Build(Repository& repo, const std::string& revision,
-                                            const kustomize::Layout& layout,
-                                            const kustomize::Root& root, std::string key,
-                                            const std::map<std::string, std::string>& files,
-                                            const std::map<std::string, std::string>& changed,
-                                            const manifest::LoadOptions& load);
-
+  class ExportDir;
+  // What a build of `root` at `revision` reads (the tree ids of its folders) and how it is
+  // built; nullopt when a folder is missing.
+  std::optional<std::string> Key(Repository& repo, const std::string& revision,
+                                 const kustomize::Root& root) const;
+  void Cache(const std::string& key, std::shared_ptr<const RenderedRoot> root);
+  // Exports and builds `roots` (options_.parallelism builds at a time), uncached.
+  std::vector<std::shared_ptr<const RenderedRoot>> BuildMany(
+      Repository& repo, const std::string& revision, const kustomize::Layout& layout,
+      const std::vector<const kustomize::Root*>& roots,
+      const std::map<std::string, std::string>& files,
+      const std::map<std::string, std::string>& changed, const manifest::LoadOptions& load);
+  // The files `root` reads into a new `dir`, or why it cannot be built.
+  absl::Status Export(Repository& repo, const std::string& revision, const kustomize::Root& root,
+                      const std::map<std::string, std::string>& changed,
+                      std::unique_ptr<ExportDir>& dir);
+  // Runs kustomize on `dir` into `out` (its output and index, or its error). Thread-safe.
+  void Run(RenderedRoot& out, const std::string& dir, const kustomize::Layout& layout,
+           const std::map<std::string, std::string>& files, const manifest::LoadOptions& load);
   void Count(const char* outcome);
 
   const KustomizeOptions options_;

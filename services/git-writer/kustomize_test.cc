@@ -134,6 +134,10 @@ TEST_F(KustomizeWriterTest, AReleaseEditsThePinningImagesEntry) {
   EXPECT_EQ(upstream_->Show(upstream_->Head(), "base/deploy.yaml"), kDeploy);
   EXPECT_EQ(ImageOf("prod:deployment/web"), "nginx:2.1");
   EXPECT_EQ(ImageOf("staging:deployment/stg-web"), "nginx:1.0");
+  // Two roots indexed, prod built again to verify the edit, and that build kept for the
+  // commit's index: nothing more.
+  EXPECT_EQ(
+      testing::MetricSum(registry_, "ferry_git_kustomize_roots_total", {{"outcome", "built"}}), 3);
 }
 
 TEST_F(KustomizeWriterTest, WithoutAnEntryTheBaseLiteralIsEditedAndTheRootsItChangesNamed) {

@@ -404,7 +404,9 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
     const int64_t index_ms = lap();
     EditedFiles files;
     FERRY_RETURN_IF_ERROR(EditFiles(request.edits, *index, head.revision, files, out.edits));
-    FERRY_RETURN_IF_ERROR(VerifyKustomize(request.edits, *index, head.revision, files, out.edits));
+    std::vector<std::shared_ptr<const RenderedRoot>> verified;
+    FERRY_RETURN_IF_ERROR(
+        VerifyKustomize(request.edits, *index, head.revision, files, out.edits, verified));
     std::map<std::string, std::string> changed = ChangedFiles(files, out.diff);
     if (changed.empty()) {
       out.no_changes = true;
@@ -420,6 +422,7 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
     const int64_t push_ms = lap();
     if (pushed.ok()) {
       out.revision = commit;
+      kustomize_.Remember(repo_, commit, verified);
       Pushed(commit, *index, files, request.note);
       log::Info("pushed", {{"revision", commit},
                            {"files", static_cast<int>(spec.files.size())},
@@ -571,7 +574,8 @@ absl::Status Writer::EditRendered(const EditRequest& edit, const Index& index,
 
 absl::Status Writer::VerifyKustomize(const std::vector<EditRequest>& edits, const Index& index,
                                      const std::string& revision, const EditedFiles& files,
-                                     std::vector<EditOutcome>& outcomes) {
+                                     std::vector<EditOutcome>& outcomes,
+                                     std::vector<std::shared_ptr<const RenderedRoot>>& verified) {
   if (index.layout == nullptr) return absl::OkStatus();
   std::map<std::string, std::string> changed;
   for (const auto& [path, file] : files) {
@@ -584,20 +588,27 @@ absl::Status Writer::VerifyKustomize(const std::vector<EditRequest>& edits, cons
     }
     return false;
   };
-  std::map<std::string, std::shared_ptr<const RenderedRoot>> rebuilt;  // by root file
+  std::vector<const kustomize::Root*> affected;
+  std::vector<const RenderedRoot*> before;
   for (const auto& [file, root] : index.roots) {
     if (!root->error.empty()) continue;  // not built before the edit either
-    bool affected = false;
-    for (const auto& [path, content] : changed) affected = affected || reads(*root, path);
-    if (!affected) continue;
-    std::shared_ptr<const RenderedRoot> after = kustomize_.BuildEdited(
-        repo_, revision, *index.layout, root->root, index.files, changed, options_.load);
-    if (!after->error.empty()) {
+    bool reads_changed = false;
+    for (const auto& [path, content] : changed) reads_changed = reads_changed || reads(*root, path);
+    if (!reads_changed) continue;
+    affected.push_back(&root->root);
+    before.push_back(root.get());
+  }
+  std::map<std::string, std::shared_ptr<const RenderedRoot>> rebuilt;  // by root file
+  std::vector<std::shared_ptr<const RenderedRoot>> after = kustomize_.BuildEdited(
+      repo_, revision, *index.layout, affected, index.files, changed, options_.load);
+  for (size_t i = 0; i < after.size(); ++i) {
+    if (!after[i]->error.empty()) {
       return absl::FailedPreconditionError(absl::StrCat("after the edit, kustomize root ",
-                                                        names::Escape(root->root.folder),
-                                                        " no longer builds: ", after->error));
+                                                        names::Escape(affected[i]->folder),
+                                                        " no longer builds: ", after[i]->error));
     }
-    if (after->output != root->output) rebuilt[file] = std::move(after);
+    verified.push_back(after[i]);
+    if (after[i]->output != before[i]->output) rebuilt[affected[i]->file] = std::move(after[i]);
   }
   for (size_t i = 0; i < edits.size(); ++i) {
     EditOutcome& out = outcomes[i];
@@ -613,8 +624,8 @@ absl::Status Writer::VerifyKustomize(const std::vector<EditRequest>& edits, cons
     const RenderedRoot* root = index.RootOf(*found);
     if (root == nullptr) continue;
     // What the workload's root renders now (unchanged when the edit did not reach it).
-    auto after = rebuilt.find(root->root.file);
-    const RenderedRoot& now = after != rebuilt.end() ? *after->second : *root;
+    auto changed_root = rebuilt.find(root->root.file);
+    const RenderedRoot& now = changed_root != rebuilt.end() ? *changed_root->second : *root;
     std::string rendered_image = "(nothing)";
     for (const auto& [key, containers] : now.containers) {
       if (key != ContainersKey(*found)) continue;

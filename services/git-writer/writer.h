@@ -211,9 +211,11 @@ class Writer {
   // After the edits: builds again every root that reads a changed file, checks that each
   // image edit of a rendered workload renders as asked (FailedPrecondition naming what
   // kustomize renders instead), and names the roots each edit changes.
+  // `verified` receives the builds made (the roots as they are once committed).
   absl::Status VerifyKustomize(const std::vector<EditRequest>& edits, const Index& index,
                                const std::string& revision, const EditedFiles& files,
-                               std::vector<EditOutcome>& outcomes)
+                               std::vector<EditOutcome>& outcomes,
+                               std::vector<std::shared_ptr<const RenderedRoot>>& verified)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
   // Puts an edit's result into `file` (re-indexing the edited document), or its failure
   // into `result`.
