@@ -26,9 +26,6 @@ class ManifestsCommandTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::copy(FERRY_MANIFEST_TESTDATA, dir_, fs::copy_options::recursive);
-    // The kustomize editor's golden files are no repo of their own (KustomizeCheckoutTest
-    // below makes one).
-    fs::remove_all(dir_ / "kustomize");
   }
   void TearDown() override { fs::remove_all(dir_); }
 

@@ -14,7 +14,8 @@ using ::ferry::testing::StatusIs;
 using ::testing::HasSubstr;
 
 std::string Golden(const std::string& name) {
-  std::ifstream in(std::string(FERRY_MANIFEST_TESTDATA) + "/kustomize/" + name, std::ios::binary);
+  std::ifstream in(std::string(FERRY_MANIFEST_TESTDATA) + "/../kustomize_testdata/" + name,
+                   std::ios::binary);
   EXPECT_TRUE(in.good()) << name;
   std::stringstream ss;
   ss << in.rdbuf();
@@ -23,7 +24,7 @@ std::string Golden(const std::string& name) {
 
 TEST(KustomizeImagesTest, ReadsEveryEntryAsWritten) {
   FERRY_ASSERT_OK_AND_ASSIGN(std::vector<KustomizeImage> images,
-                             KustomizeImages(Golden("kustomization.yaml")));
+                             KustomizeImages(Golden("images_before.yaml")));
   ASSERT_EQ(images.size(), 5u);
   EXPECT_EQ(images[0].name, "nginx");
   EXPECT_EQ(images[0].new_tag, "1.25");
@@ -57,7 +58,7 @@ TEST(KustomizeImagesTest, NoImagesIsAnEmptyListAndBadShapesAreRefused) {
   EXPECT_THAT(KustomizeImages("images: [\n"), StatusIs(absl::StatusCode::kInvalidArgument));
   DocumentLimits tiny;
   tiny.max_nodes = 3;
-  EXPECT_THAT(KustomizeImages(Golden("kustomization.yaml"), tiny),
+  EXPECT_THAT(KustomizeImages(Golden("images_before.yaml"), tiny),
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
@@ -92,28 +93,28 @@ constexpr char kDigest2[] =
 
 INSTANTIATE_TEST_SUITE_P(
     Golden, SetKustomizeImageTest,
-    ::testing::Values(ImageCase{"QuotedTagKeepsQuotesAndComment", "kustomization.yaml", 0,
+    ::testing::Values(ImageCase{"QuotedTagKeepsQuotesAndComment", "images_before.yaml", 0,
                                 "nginx:1.26", "nginx_1.26.yaml"},
-                      ImageCase{"SameRepositorySpelledOtherwiseKeepsTheName", "kustomization.yaml",
+                      ImageCase{"SameRepositorySpelledOtherwiseKeepsTheName", "images_before.yaml",
                                 0, "docker.io/library/nginx:1.26", "nginx_1.26.yaml"},
-                      ImageCase{"NumericTagBecomesAQuotedString", "kustomization.yaml", 1,
+                      ImageCase{"NumericTagBecomesAQuotedString", "images_before.yaml", 1,
                                 "example/api:1.11", "api_numeric_1.11.yaml"},
-                      ImageCase{"TagThatReadsAsTextStaysPlain", "kustomization.yaml", 1,
+                      ImageCase{"TagThatReadsAsTextStaysPlain", "images_before.yaml", 1,
                                 "example/api:v1.11", "api_v1.11.yaml"},
-                      ImageCase{"OtherRepositorySetsNewName", "kustomization.yaml", 1,
+                      ImageCase{"OtherRepositorySetsNewName", "images_before.yaml", 1,
                                 "ghcr.io/example/api:2.0", "api_new_name.yaml"},
-                      ImageCase{"TagInsertedIntoAnEntryWithOnlyNewName", "kustomization.yaml", 2,
+                      ImageCase{"TagInsertedIntoAnEntryWithOnlyNewName", "images_before.yaml", 2,
                                 "registry.local/org/worker:2.0", "worker_insert_tag.yaml"},
-                      ImageCase{"DigestRemovedWhenTheNewImageHasNone", "kustomization.yaml", 3,
+                      ImageCase{"DigestRemovedWhenTheNewImageHasNone", "images_before.yaml", 3,
                                 "redis:7.4", "redis_remove_digest.yaml"},
-                      ImageCase{"FlowEntryDigestOnly", "kustomization.yaml", 4,
+                      ImageCase{"FlowEntryDigestOnly", "images_before.yaml", 4,
                                 std::string("busybox@") + kDigest2, "busybox_flow_digest.yaml"},
                       ImageCase{"Crlf", "crlf_before.yaml", 0, "ghcr.io/acme/nginx:1.27",
                                 "crlf_after.yaml"}),
     [](const ::testing::TestParamInfo<ImageCase>& info) { return info.param.name; });
 
 TEST(SetKustomizeImageErrorsTest, SaysWhatIsWrong) {
-  const std::string in = Golden("kustomization.yaml");
+  const std::string in = Golden("images_before.yaml");
   EXPECT_THAT(SetKustomizeImage(in, 0, "nginx"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("neither tag nor digest")));
   EXPECT_THAT(SetKustomizeImage(in, 0, "NGINX:1"), StatusIs(absl::StatusCode::kInvalidArgument));
