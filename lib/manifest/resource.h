@@ -107,6 +107,10 @@ struct LoadOptions {
   DocumentLimits limits;
 };
 
+// The annotation cluster-syncer writes on every object it applies: the repository path of the
+// file it came from (a kustomize root's kustomization for what the root builds).
+inline constexpr char kSourceAnnotation[] = "ferry.dev/source";
+
 // A 64-bit FNV-1a hash of a document's bytes.
 uint64_t DocumentHash(absl::string_view text);
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "lib/manifest/resource.h"
 
 namespace ferry::api {
 
@@ -20,9 +21,16 @@ absl::StatusOr<ferry::v1::ListWorkloadsResponse> MergeWorkloads(
     for (const auto& w : in_cluster->workloads()) running[w.id()] = &w;
   }
   std::map<std::string, std::string> sync_errors;
+  // Files (and kustomize roots) the last sync could not load, by path: what the cluster runs
+  // from them stays as it was, and says why.
+  std::map<std::string, std::string> file_errors;
   if (last_sync != nullptr) {
     for (const auto& e : last_sync->errors()) {
-      if (!e.resource().empty()) sync_errors[e.resource()] = e.error();
+      if (!e.resource().empty()) {
+        sync_errors[e.resource()] = e.error();
+      } else if (!e.path().empty()) {
+        file_errors.try_emplace(e.path(), e.error());
+      }
     }
   }
   auto has_container = [&](const auto& containers) {
@@ -61,6 +69,12 @@ absl::StatusOr<ferry::v1::ListWorkloadsResponse> MergeWorkloads(
     *w.mutable_containers() = live->containers();
     *w.mutable_rollout() = live->rollout();
     w.set_read_only(ferry::v1::READ_ONLY_REASON_NOT_IN_REPO);
+    auto source = live->annotations().find(manifest::kSourceAnnotation);
+    if (source != live->annotations().end()) {
+      if (auto e = file_errors.find(source->second); e != file_errors.end()) {
+        w.set_sync_error(absl::StrCat(source->second, ": ", e->second));
+      }
+    }
     out.push_back(std::move(w));
   }
   if (request.page_token().empty() && !request.namespace_().empty() && in_git.workloads().empty() &&

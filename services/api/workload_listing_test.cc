@@ -187,6 +187,28 @@ TEST(MergeWorkloadsTest, EveryRule) {
   }
 }
 
+TEST(MergeWorkloadsTest, AWorkloadWhoseFileFailedToLoadCarriesThatError) {
+  // A kustomize root that no longer builds: git has none of its workloads, the cluster still
+  // runs them (applied from the root, which their source annotation names).
+  ferry::v1::ListClusterWorkloadsResponse cluster =
+      Cluster({{"prod:deployment/web"}, {"prod:deployment/other"}});
+  (*cluster.mutable_workloads(0)->mutable_annotations())["ferry.dev/source"] =
+      "overlays/prod/kustomization.yaml";
+  (*cluster.mutable_workloads(1)->mutable_annotations())["ferry.dev/source"] = "apps/ok.yaml";
+  ferry::v1::SyncResult last_sync;
+  ferry::v1::ResourceError* e = last_sync.add_errors();
+  e->set_path("overlays/prod/kustomization.yaml");
+  e->set_error("kustomize root not built: missing.yaml");
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      ferry::v1::ListWorkloadsResponse merged,
+      MergeWorkloads(ferry::v1::ListWorkloadsRequest(), Git({}), &cluster, &last_sync));
+  ASSERT_EQ(merged.workloads_size(), 2);
+  EXPECT_EQ(merged.workloads(0).id(), "prod:deployment/other");
+  EXPECT_EQ(merged.workloads(0).sync_error(), "");
+  EXPECT_EQ(merged.workloads(1).sync_error(),
+            "overlays/prod/kustomization.yaml: kustomize root not built: missing.yaml");
+}
+
 TEST(MergeWorkloadsTest, AMisspeltNamespaceIsNamedWithTheWayToListEveryOne) {
   ferry::v1::ListWorkloadsRequest request;
   request.set_namespace_("defualt");
