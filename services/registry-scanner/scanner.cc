@@ -317,7 +317,15 @@ absl::Status Scanner::Scan(const std::string& repository, bool unless_scanned,
   absl::StatusOr<std::pair<std::string, std::string>> parts = SplitRepository(repository);
   if (!parts.ok()) return parts.status();
   const auto& [registry, path] = *parts;
+  {
+    absl::MutexLock lock(&attempts_mu_);
+    ++attempts_[repository].waiting;
+  }
   absl::MutexLock scan_lock(RepositoryMutex(repository));
+  {
+    absl::MutexLock lock(&attempts_mu_);
+    --attempts_[repository].waiting;
+  }
   const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<std::optional<RepositoryRecord>> existing = cache_.Repository(repository);
   if (!existing.ok()) return existing.status();
@@ -421,6 +429,12 @@ std::vector<std::string> Scanner::DueRepositories() {
   metrics_.tags_known.Set(tags);
   (void)cache_.ExpireUnwatched(now - options_.expire_after);
   return due;
+}
+
+int Scanner::ScansWaiting(const std::string& repository) const {
+  absl::MutexLock lock(&attempts_mu_);
+  auto it = attempts_.find(repository);
+  return it != attempts_.end() ? it->second.waiting : 0;
 }
 
 absl::StatusOr<std::vector<TagRecord>> Scanner::Tags(const std::string& repository) {

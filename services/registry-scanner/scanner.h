@@ -93,6 +93,10 @@ class Scanner {
   absl::Status Scan(const std::string& repository, bool unless_scanned = false,
                     uint64_t scans_seen = 0);
 
+  // Callers of Scan (readers of a repository never scanned among them) waiting for a scan of
+  // `repository` in progress to end. For tests that need them queued.
+  int ScansWaiting(const std::string& repository) const;
+
   // Watched repositories whose scan is due (also updates the tags-known gauge and expires
   // long-unwatched repositories).
   std::vector<std::string> DueRepositories();
@@ -162,6 +166,7 @@ class Scanner {
     absl::Time last = absl::InfinitePast();
     int failures = 0;
     uint64_t finished = 0;  // scans that ended, however
+    int waiting = 0;        // callers of Scan waiting for the repository's scan lock
   };
   mutable absl::Mutex attempts_mu_;
   std::map<std::string, Attempts> attempts_ ABSL_GUARDED_BY(attempts_mu_);

@@ -147,6 +147,15 @@ TEST_F(ScannerUnitTest, FirstScanIsSilentThenANewTagIsAnEvent) {
   EXPECT_EQ(testing::MetricSum(registry_, "ferry_registry_cache_misses_total"), 2);
 }
 
+// Waits until `n` readers queue behind the scan of kRepo in progress (fails after 10 s).
+void WaitUntilQueued(Scanner& scanner, int n) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (scanner.ScansWaiting(kRepo) < n && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_EQ(scanner.ScansWaiting(kRepo), n) << "readers never queued behind the first scan";
+}
+
 // ListTags of a repository never scanned scans it; the readers that came meanwhile wait for
 // that scan and answer from it instead of each scanning again.
 TEST_F(ScannerUnitTest, ReadersOfARepositoryNeverScannedShareItsFirstScan) {
@@ -168,8 +177,7 @@ TEST_F(ScannerUnitTest, ReadersOfARepositoryNeverScannedShareItsFirstScan) {
   readers.emplace_back(read);
   entered.WaitForNotification();  // the first reader's scan is listing the tags
   for (int i = 0; i < 3; ++i) readers.emplace_back(read);
-  // The others reach the repository's scan lock (not observable from here) well within this.
-  absl::SleepFor(absl::Milliseconds(100));
+  WaitUntilQueued(*scanner_, 3);
   go.Notify();
   for (std::thread& t : readers) t.join();
   EXPECT_EQ(answered, 4);
@@ -195,8 +203,7 @@ TEST_F(ScannerUnitTest, ReadersWaitingForAFailedFirstScanShareItsFailure) {
   readers.emplace_back(read);
   entered.WaitForNotification();
   for (int i = 0; i < 3; ++i) readers.emplace_back(read);
-  // As in the test above: the others reach the repository's scan lock well within this.
-  absl::SleepFor(absl::Milliseconds(100));
+  WaitUntilQueued(*scanner_, 3);
   go.Notify();
   for (std::thread& t : readers) t.join();
   EXPECT_EQ(failed, 4);
