@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -125,19 +126,30 @@ bool Unreachable(const absl::Status& status) {
 
 namespace internal {
 
-// A resource from git on its way to the cluster.
+// A resource from git on its way to the cluster. Its object (the parsed manifest) is held
+// only while a sync needs it: from the parse until its rank is applied; an item of a file
+// parsed in an earlier sync carries its checksums alone, and its object is parsed again
+// from the file only when it must be written.
 struct Item {
   std::string id;
   std::string path;
+  size_t index = 0;  // among the resources of its file
   std::string api_version;
   std::string kind;
   std::string name;
   std::string manifest_namespace;  // as the loader saw it
-  nlohmann::json object;
+  std::string declared_namespace;  // metadata.namespace of the object ("" when not a string)
+  nlohmann::json object;           // null when not held (see above)
   int rank = kRanks - 1;
   ApiResource api;
   std::string ns;  // effective, once resolved
+  // The checksum of the object as applied, of a namespaced kind (namespace set) and of a
+  // cluster-scoped one (no namespace); which one counts is known once the kind is resolved.
+  std::string namespaced_checksum;
+  std::string cluster_checksum;
   std::string checksum;
+  // Set when the object cannot be serialised: the item fails unless skipped.
+  std::string dump_error;
   enum class State { kPending, kApplied, kUnchanged, kFailed, kSkipped } state = State::kPending;
   std::string error;
 };
@@ -146,12 +158,13 @@ struct Item {
 
 using internal::Item;
 
-// One file's parse, kept between syncs: unchanged files are not parsed again.
+// One file's parse, kept between syncs without the objects: unchanged files are not parsed
+// again.
 struct Syncer::ParsedFile {
   uint64_t hash = 0;
   size_t size = 0;
   std::vector<std::string> errors;
-  std::vector<Item> items;
+  std::vector<Item> items;  // objects null
 };
 
 int ApplyRank(const std::string& group, const std::string& kind) {
@@ -321,32 +334,44 @@ LiveObject LiveObjects::FromMetadata(const ApiResource& api, const nlohmann::jso
 // sync could not go on (its message is the report's error).
 class SyncRun {
  public:
+  // The objects of a file's resources, by index (null where a resource has none).
+  using ObjectLoader = std::function<std::vector<nlohmann::json>(const ManifestFileContent&)>;
+
   SyncRun(KubeApi& client, Discovery& discovery, const SyncOptions& options, runtime::Clock& clock,
-          bool dry_run, SyncReport& report)
+          bool dry_run, SyncReport& report, ObjectLoader load_objects)
       : client_(client),
         discovery_(discovery),
         options_(options),
         clock_(clock),
         dry_run_(dry_run),
         report_(report),
-        live_(client, options) {}
+        live_(client, options),
+        load_objects_(std::move(load_objects)) {}
 
-  // Takes the items of one file and reports its errors.
-  void AddFile(const std::string& path, const std::vector<std::string>& errors,
-               const std::vector<Item>& items);
+  // Takes the items of one file (and their objects, by index, when the file was parsed for
+  // this sync: else they are loaded from `file` when needed) and reports its errors. `file`
+  // must outlive Run().
+  void AddFile(const ManifestFileContent& file, const std::vector<std::string>& errors,
+               const std::vector<Item>& items, std::vector<nlohmann::json> objects);
   absl::Status Run();
 
  private:
   bool AllowedNamespace(const std::string& ns) const {
     return options_.allow_namespaces.empty() || options_.allow_namespaces.count(ns) > 0;
   }
+  using Checksums = std::map<std::string, std::string>;  // "kind|ns|name" -> checksum
   absl::Status ApplyItemsOfRank(int rank);
   // Finds the item's resource and effective namespace, and skips it when outside the allowed
   // namespaces. An error only when discovery itself failed.
   absl::Status Resolve(Item& item);
-  // The last checks, then the labels and annotations every applied object carries.
+  // The last checks, and the checksum of the kind's scope.
   void Prepare(Item& item);
-  using Checksums = std::map<std::string, std::string>;  // "kind|ns|name" -> checksum
+  // Gives the items of `todo` that will be written and hold no object theirs, parsed again
+  // from their files.
+  void LoadObjects(const std::vector<Item*>& todo, const Checksums& live_checksums);
+  // The object as written: namespace, labels and annotations (its ports got their protocols
+  // when parsed).
+  void Complete(Item& item) const;
   // Live checksums of the kinds of `todo`.
   absl::StatusOr<Checksums> LiveChecksums(const std::vector<Item*>& todo);
   // Applies what changed, in parallel.
@@ -365,19 +390,25 @@ class SyncRun {
   const bool dry_run_;
   SyncReport& report_;
   LiveObjects live_;
+  const ObjectLoader load_objects_;
+  std::map<std::string, const ManifestFileContent*> files_;  // by path
   std::vector<Item> items_;
   std::set<std::string> broken_paths_;
   std::map<std::string, std::string> defined_in_;  // object key -> path
 };
 
-void SyncRun::AddFile(const std::string& path, const std::vector<std::string>& errors,
-                      const std::vector<Item>& items) {
+void SyncRun::AddFile(const ManifestFileContent& file, const std::vector<std::string>& errors,
+                      const std::vector<Item>& items, std::vector<nlohmann::json> objects) {
+  files_[file.path] = &file;
   for (const std::string& e : errors) {
-    broken_paths_.insert(path);
-    report_.errors.push_back({"", path, e});
+    broken_paths_.insert(file.path);
+    report_.errors.push_back({"", file.path, e});
     ++report_.failed;
   }
-  items_.insert(items_.end(), items.begin(), items.end());
+  for (const Item& item : items) {
+    items_.push_back(item);
+    if (item.index < objects.size()) items_.back().object = std::move(objects[item.index]);
+  }
 }
 
 absl::Status SyncRun::Run() {
@@ -399,7 +430,12 @@ absl::Status SyncRun::ApplyItemsOfRank(int rank) {
   }
   std::erase_if(todo, [](Item* i) { return i->state != Item::State::kPending; });
   FERRY_ASSIGN_OR_RETURN(const Checksums live_checksums, LiveChecksums(todo));
+  LoadObjects(todo, live_checksums);
   FERRY_RETURN_IF_ERROR(Apply(todo, live_checksums));
+  // The objects of this rank are not needed any more.
+  for (Item& item : items_) {
+    if (item.rank == rank) item.object = nullptr;
+  }
   return WaitForNewCrds(todo);
 }
 
@@ -414,16 +450,11 @@ absl::Status SyncRun::Resolve(Item& item) {
     return absl::OkStatus();
   }
   item.api = *api;
-  auto& meta = item.object["metadata"];
   if (api->namespaced) {
-    item.ns = meta.contains("namespace") && meta["namespace"].is_string() &&
-                      !meta["namespace"].get<std::string>().empty()
-                  ? meta["namespace"].get<std::string>()
-                  : options_.default_namespace;
-    meta["namespace"] = item.ns;
+    item.ns =
+        !item.declared_namespace.empty() ? item.declared_namespace : options_.default_namespace;
     if (!AllowedNamespace(item.ns)) item.state = Item::State::kSkipped;
   } else {
-    meta.erase("namespace");
     item.id = manifest::ResourceId("", item.kind, item.name);
     if (!options_.allow_namespaces.empty() &&
         !(item.kind == "Namespace" && AllowedNamespace(item.name))) {
@@ -440,22 +471,39 @@ void SyncRun::Prepare(Item& item) {
     item.error = absl::StrCat("defined twice: also in ", it->second);
     return;
   }
-  DefaultPortProtocols(item.kind, item.object);
-  // The file is part of the checksum: an object moved to another file is applied again,
-  // so its ferry.dev/source annotation (which GC consults) follows it.
-  // The loader refuses text that is not UTF-8, on which dump() throws; should any reach
-  // here, it fails this resource alone rather than the process.
-  std::string dumped;
-  try {
-    dumped = item.object.dump();
-  } catch (const nlohmann::json::exception& e) {
+  if (!item.dump_error.empty()) {
     item.state = Item::State::kFailed;
-    item.error = absl::StrCat("cannot be serialised as JSON (", e.what(),
-                              "); the manifest must be UTF-8 text");
+    item.error = item.dump_error;
     return;
   }
-  item.checksum = Sha256Hex(item.path + "\n" + dumped).substr(0, 32);
+  item.checksum = item.api.namespaced ? item.namespaced_checksum : item.cluster_checksum;
+}
+
+void SyncRun::LoadObjects(const std::vector<Item*>& todo, const Checksums& live_checksums) {
+  std::map<std::string, std::vector<Item*>> by_path;
+  for (Item* item : todo) {
+    auto live = live_checksums.find(ObjectKey(item->kind, item->ns, item->name));
+    if (item->object.is_null() && (live == live_checksums.end() || live->second != item->checksum))
+      by_path[item->path].push_back(item);
+  }
+  std::vector<const std::vector<Item*>*> groups;
+  for (const auto& [path, items] : by_path) groups.push_back(&items);
+  ParallelFor(groups.size(), options_.parallelism, [&](size_t g) {
+    const std::vector<Item*>& items = *groups[g];
+    std::vector<nlohmann::json> objects = load_objects_(*files_.at(items.front()->path));
+    for (Item* item : items) {
+      if (item->index < objects.size()) item->object = std::move(objects[item->index]);
+    }
+  });
+}
+
+void SyncRun::Complete(Item& item) const {
   auto& meta = item.object["metadata"];
+  if (item.api.namespaced) {
+    meta["namespace"] = item.ns;
+  } else {
+    meta.erase("namespace");
+  }
   auto& labels = meta["labels"];
   if (!labels.is_object()) labels = nlohmann::json::object();
   labels[kSyncSetLabel] = options_.sync_set;
@@ -497,6 +545,12 @@ absl::Status SyncRun::Apply(const std::vector<Item*>& todo, const Checksums& liv
       item->state = Item::State::kUnchanged;
       return;
     }
+    if (item->object.is_null()) {  // the file no longer yields it: cannot happen for one hash
+      item->state = Item::State::kFailed;
+      item->error = "the manifest could not be read again";
+      return;
+    }
+    Complete(*item);
     absl::StatusOr<nlohmann::json> applied =
         client_.Apply(item->api.ObjectPath(item->ns, item->name), item->object, kFieldManager,
                       options_.force_conflicts, dry_run_);
@@ -653,11 +707,14 @@ SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestF
   report.revision = revision;
   report.started = clock_.Now();
   // 1. Parse, reusing the parse of files unchanged since the last sync.
-  const std::vector<std::shared_ptr<const ParsedFile>> parsed = Parse(files);
-  SyncRun run(client_, discovery_, options_, clock_, dry_run, report);
+  std::vector<FileParse> parsed = Parse(files);
+  SyncRun run(client_, discovery_, options_, clock_, dry_run, report,
+              [this](const ManifestFileContent& file) { return ParseFile(file).objects; });
   for (size_t f = 0; f < files.size(); ++f) {
-    run.AddFile(files[f].path, parsed[f]->errors, parsed[f]->items);
+    run.AddFile(files[f], parsed[f].file->errors, parsed[f].file->items,
+                std::move(parsed[f].objects));
   }
+  parsed.clear();
   // 2. Apply rank by rank, 3. collect garbage.
   if (absl::Status s = run.Run(); !s.ok()) report.error = std::string(s.message());
   report.finished = clock_.Now();
@@ -667,9 +724,8 @@ SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestF
   return report;
 }
 
-std::vector<std::shared_ptr<const Syncer::ParsedFile>> Syncer::Parse(
-    const std::vector<ManifestFileContent>& files) {
-  std::vector<std::shared_ptr<const ParsedFile>> parsed(files.size());
+std::vector<Syncer::FileParse> Syncer::Parse(const std::vector<ManifestFileContent>& files) {
+  std::vector<FileParse> parsed(files.size());
   std::vector<size_t> misses;
   {
     absl::MutexLock lock(&cache_mu_);
@@ -678,7 +734,7 @@ std::vector<std::shared_ptr<const Syncer::ParsedFile>> Syncer::Parse(
       if (it != parse_cache_.end() && files[i].load_error.empty() &&
           it->second->size == files[i].content.size() &&
           it->second->hash == manifest::DocumentHash(files[i].content)) {
-        parsed[i] = it->second;
+        parsed[i].file = it->second;
       } else {
         misses.push_back(i);
       }
@@ -690,19 +746,48 @@ std::vector<std::shared_ptr<const Syncer::ParsedFile>> Syncer::Parse(
   {
     absl::MutexLock lock(&cache_mu_);
     parse_cache_.clear();  // files gone from git are forgotten
-    for (size_t i = 0; i < files.size(); ++i) parse_cache_[files[i].path] = parsed[i];
+    for (size_t i = 0; i < files.size(); ++i) parse_cache_[files[i].path] = parsed[i].file;
   }
   return parsed;
 }
 
-std::shared_ptr<const Syncer::ParsedFile> Syncer::ParseFile(const ManifestFileContent& file) const {
+namespace {
+
+// Sets the namespace fields of `item` and its two checksums from `object` (which ends
+// without metadata.namespace). The file is part of the checksum: an object moved to another
+// file is applied again, so its ferry.dev/source annotation (which GC consults) follows it.
+void Checksum(const std::string& default_namespace, nlohmann::json& object, Item& item) {
+  DefaultPortProtocols(item.kind, object);
+  auto& meta = object["metadata"];
+  if (auto ns = meta.find("namespace"); ns != meta.end() && ns->is_string()) {
+    item.declared_namespace = ns->get<std::string>();
+  }
+  // The loader refuses text that is not UTF-8, on which dump() throws; should any reach
+  // here, it fails this resource alone rather than the process.
+  try {
+    meta["namespace"] =
+        item.declared_namespace.empty() ? default_namespace : item.declared_namespace;
+    item.namespaced_checksum = Sha256Hex(item.path + "\n" + object.dump()).substr(0, 32);
+    meta.erase("namespace");
+    item.cluster_checksum = Sha256Hex(item.path + "\n" + object.dump()).substr(0, 32);
+  } catch (const nlohmann::json::exception& e) {
+    item.dump_error = absl::StrCat("cannot be serialised as JSON (", e.what(),
+                                   "); the manifest must be UTF-8 text");
+  }
+}
+
+}  // namespace
+
+Syncer::FileParse Syncer::ParseFile(const ManifestFileContent& file) const {
   auto out = std::make_shared<ParsedFile>();
+  FileParse parse;
+  parse.file = out;
   out->hash = manifest::DocumentHash(file.content);
   out->size = file.content.size();
   if (!file.load_error.empty()) {
     out->size = std::string::npos;  // never taken for a served file of the same path
     out->errors.push_back(absl::StrCat(file.path, ": ", file.load_error));
-    return out;
+    return parse;
   }
   manifest::LoadOptions load_options;
   load_options.default_namespace = options_.default_namespace;
@@ -713,10 +798,12 @@ std::shared_ptr<const Syncer::ParsedFile> Syncer::ParseFile(const ManifestFileCo
     Item item;
     item.id = r.id;
     item.path = file.path;
+    item.index = out->items.size();
     item.api_version = r.api_version;
     item.kind = r.kind;
     item.name = r.name;
     item.manifest_namespace = r.namespace_;
+    nlohmann::json object;
     const manifest::Policies policies = manifest::ReadPolicies(r.annotations);
     if (policies.ignore != manifest::IgnoreMode::kNone) {
       item.state = Item::State::kSkipped;
@@ -726,12 +813,14 @@ std::shared_ptr<const Syncer::ParsedFile> Syncer::ParseFile(const ManifestFileCo
       item.state = Item::State::kFailed;
       item.error = std::string(json.status().message());
     } else {
-      item.object = *std::move(json);
+      object = *std::move(json);
+      Checksum(options_.default_namespace, object, item);
     }
     item.rank = ApplyRank(GroupOf(r.api_version), r.kind);
     out->items.push_back(std::move(item));
+    parse.objects.push_back(std::move(object));
   }
-  return out;
+  return parse;
 }
 
 }  // namespace ferry::cluster_syncer
