@@ -5,11 +5,8 @@
 #include <git2/sys/mempack.h>
 #include <git2/sys/odb_backend.h>
 #include <git2/sys/repository.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +25,7 @@
 #include "lib/limits/limits.h"
 #include "lib/log/log.h"
 #include "lib/names/names.h"
+#include "lib/process/process.h"
 #include "lib/status/status_macros.h"
 #include "services/git-writer/known_hosts.h"
 
@@ -759,77 +757,25 @@ absl::Status FoldPacks(git_repository* repo, const std::string& mirror_dir) {
 // stderr (the first 4 KiB) becomes the error message when it fails.
 absl::Status RunRepackProgram(const std::string& program, const std::string& mirror_dir,
                               absl::Duration timeout) {
-  int pipe_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
-    return absl::InternalError(absl::StrCat("repack: pipe: ", std::strerror(errno)));
-  }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  // The service blocks its shutdown signals in every thread; the child must not inherit
-  // that, or a stop could not end it.
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attributes, &none);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
-  std::string flag = absl::StrCat("--repack_mirror=", mirror_dir);
-  std::string program_copy = program;
-  char* argv[] = {program_copy.data(), flag.data(), nullptr};
-  pid_t pid = -1;
-  const int spawned = posix_spawn(&pid, program.c_str(), &actions, &attributes, argv, environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attributes);
-  ::close(pipe_fds[1]);
-  if (spawned != 0) {
-    ::close(pipe_fds[0]);
-    return absl::InternalError(
-        absl::StrCat("repack: cannot start ", program, ": ", std::strerror(spawned)));
-  }
-  // The pipe reaches end-of-file when the child exits (it holds the only write end).
-  std::string output;
-  const absl::Time deadline = absl::Now() + timeout;
-  bool timed_out = false;
-  for (;;) {
-    const int64_t wait_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-    if (wait_ms <= 0) {
-      timed_out = true;
-      break;
+  process::RunOptions run;
+  run.argv = {program, absl::StrCat("--repack_mirror=", mirror_dir)};
+  for (char** e = environ; *e != nullptr; ++e) run.env.emplace_back(*e);
+  run.timeout = timeout;
+  run.max_stderr_bytes = 4096;
+  absl::StatusOr<process::RunResult> result = process::Run(run);
+  if (!result.ok()) {
+    if (result.status().code() == absl::StatusCode::kDeadlineExceeded) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("repack: still running after ", absl::FormatDuration(timeout), "; stopped"));
     }
-    pollfd fd{pipe_fds[0], POLLIN, 0};
-    const int ready = ::poll(&fd, 1, static_cast<int>(std::min<int64_t>(wait_ms, 60'000)));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready < 0) {
-      const std::string error = std::strerror(errno);
-      ::close(pipe_fds[0]);
-      ::kill(pid, SIGKILL);
-      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-      }
-      return absl::InternalError(absl::StrCat("repack: waiting for the child: ", error));
-    }
-    if (ready == 0) continue;
-    char buffer[1024];
-    const ssize_t n = ::read(pipe_fds[0], buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    if (output.size() < 4096) output.append(buffer, std::min<size_t>(n, 4096 - output.size()));
+    return absl::InternalError(absl::StrCat("repack: ", result.status().message()));
   }
-  ::close(pipe_fds[0]);
-  if (timed_out) ::kill(pid, SIGKILL);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (timed_out) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("repack: still running after ", absl::FormatDuration(timeout), "; stopped"));
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
+  if (result->exit_code == 0) return absl::OkStatus();
   return absl::InternalError(
       absl::StrCat("repack: ", program, " ended with ",
-                   WIFEXITED(status) ? absl::StrCat("exit code ", WEXITSTATUS(status))
-                                     : absl::StrCat("signal ", WTERMSIG(status)),
-                   output.empty() ? "" : ": ", absl::StripAsciiWhitespace(output)));
+                   result->signal == 0 ? absl::StrCat("exit code ", result->exit_code)
+                                       : absl::StrCat("signal ", result->signal),
+                   result->err.empty() ? "" : ": ", absl::StripAsciiWhitespace(result->err)));
 }
 
 }  // namespace
