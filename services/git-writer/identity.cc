@@ -1,8 +1,6 @@
 #include "services/git-writer/identity.h"
 
 #include <openssl/sha.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include <filesystem>
 #include <fstream>
@@ -12,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "lib/process/process.h"
 
 extern char** environ;
 
@@ -21,20 +20,22 @@ absl::Status EnsureDeployKey(const std::string& private_key_path) {
   std::error_code ec;
   if (std::filesystem::exists(private_key_path, ec)) return absl::OkStatus();
   std::filesystem::create_directories(std::filesystem::path(private_key_path).parent_path(), ec);
-  std::vector<std::string> args = {"ssh-keygen", "-q", "-t",    "ed25519", "-N",
-                                   "",           "-C", "ferry", "-f",      private_key_path};
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  if (posix_spawnp(&pid, "ssh-keygen", nullptr, nullptr, argv.data(), environ) != 0) {
+  process::RunOptions run;
+  run.argv = {"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ferry", "-f", private_key_path};
+  for (char** e = environ; *e != nullptr; ++e) run.env.emplace_back(*e);
+  run.timeout = absl::Seconds(60);
+  absl::StatusOr<process::RunResult> result = process::Run(run);
+  if (!result.ok() && result.status().code() == absl::StatusCode::kNotFound) {
     return absl::UnavailableError(
         "cannot run ssh-keygen to create the deploy key (install openssh-client)");
   }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return absl::InternalError(absl::StrCat("ssh-keygen could not create ", private_key_path));
+  if (!result.ok()) {
+    return absl::InternalError(absl::StrCat("ssh-keygen could not create ", private_key_path, ": ",
+                                            result.status().message()));
+  }
+  if (result->exit_code != 0) {
+    return absl::InternalError(absl::StrCat("ssh-keygen could not create ", private_key_path, ": ",
+                                            absl::StripAsciiWhitespace(result->err)));
   }
   return absl::OkStatus();
 }
