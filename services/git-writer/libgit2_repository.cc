@@ -249,7 +249,9 @@ class ManifestCollector {
         }
         if (IsChartTree(sub.get())) continue;
         if (absl::Status s = AddTree(sub.get(), path); !s.ok()) return s;
-      } else if (type == GIT_OBJECT_BLOB && IsManifest(name)) {
+      } else if (type == GIT_OBJECT_BLOB && IsManifest(name) &&
+                 git_tree_entry_filemode(entry) != GIT_FILEMODE_LINK) {
+        // A symlink's blob is the path it points to, not a manifest: never served.
         if (absl::Status s = AddBlob(path, *git_tree_entry_id(entry)); !s.ok()) return s;
       }
     }
@@ -1008,6 +1010,9 @@ absl::StatusOr<std::vector<RepoFile>> Libgit2Repository::ReadManifests(
         return GitError("tree " + path, rc);
       }
       if (absl::Status s = collector.AddTree(sub.get(), path); !s.ok()) return s;
+    } else if (git_tree_entry_filemode(entry.get()) == GIT_FILEMODE_LINK) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "path \"", names::Escape(path), "\" is a symlink: name the file it points to"));
     } else {
       if (absl::Status s = collector.AddBlob(path, *git_tree_entry_id(entry.get())); !s.ok()) {
         return s;

@@ -60,10 +60,11 @@ class Repository {
   // Every *.yaml / *.yml file, and every file named exactly `Kustomization` (kustomize's
   // name without an extension), under `paths` ("" or "." for the whole tree) at `revision`,
   // sorted by path, read from the object database. Helm chart folders (Chart.yaml with
-  // values.yaml) are skipped. A file whose name is not UTF-8 (or holds control characters)
-  // or whose size is over the file limit comes back with `error` set and no content.
-  // NotFound for an unknown revision or path, InvalidArgument for a path that leaves the
-  // tree or is not UTF-8, ResourceExhausted when the files together pass the tree limit.
+  // values.yaml) and symlinks are skipped. A file whose name is not UTF-8 (or holds control
+  // characters) or whose size is over the file limit comes back with `error` set and no
+  // content. NotFound for an unknown revision or path, InvalidArgument for a path that
+  // leaves the tree, is not UTF-8 or names a symlink, ResourceExhausted when the files
+  // together pass the tree limit.
   virtual absl::StatusOr<std::vector<RepoFile>> ReadManifests(
       const std::string& revision, const std::vector<std::string>& paths) = 0;
 

@@ -243,6 +243,11 @@ TEST_F(RepositoryExportTest, ExportsExecutablesAs0644AndSkipsSymlinksAndSubmodul
   EXPECT_EQ(info.st_mode & 07777, 0644u);
   EXPECT_FALSE(Exists(dest + "/apps/link.yaml"));
   EXPECT_FALSE(Exists(dest + "/apps/vendor"));
+  // Nor does ReadManifests serve the symlink (its blob is the path it points to).
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<RepoFile> files, repo_->ReadManifests(head_, {"apps"}));
+  for (const RepoFile& f : files) EXPECT_NE(f.path, "apps/link.yaml");
+  EXPECT_THAT(repo_->ReadManifests(head_, {"apps/link.yaml"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("symlink")));
 }
 
 TEST_F(RepositoryExportTest, RefusesHostileNames) {
