@@ -128,9 +128,9 @@ class Syncer {
   struct ParsedFile;
   struct FileParse {
     std::shared_ptr<const ParsedFile> file;
-    // The resources' objects, by index (null where one has none); empty when `file` came
-    // from the cache.
-    std::vector<nlohmann::json> objects;
+    // The resources' objects as JSON text, by index (empty where one has none); none when
+    // `file` came from the cache.
+    std::vector<std::string> objects;
   };
   // Each file's parse, taken from the cache when the file is unchanged since the last sync.
   std::vector<FileParse> Parse(const std::vector<ManifestFileContent>& files);
