@@ -86,7 +86,10 @@ TEST_F(BuildTest, DeadlineAndOutputLimit) {
   options_.command = {"sh", "-c", "head -c 100000 /dev/zero", "sh"};
   options_.timeout = absl::Seconds(30);
   options_.max_output_bytes = 1000;
-  EXPECT_THAT(Build(options_, tree_, "a"), StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_THAT(Build(options_, tree_, "a"),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("over the limit of 1000 bytes (raise it with "
+                                 "--max_manifest_file_bytes)")));
 }
 
 TEST_F(BuildTest, TheEnvironmentIsClean) {
@@ -95,7 +98,15 @@ TEST_F(BuildTest, TheEnvironmentIsClean) {
   FERRY_ASSERT_OK_AND_ASSIGN(std::string out, Build(options_, tree_, "a"));
   unsetenv("KUBECONFIG");
   EXPECT_THAT(out, Not(HasSubstr("KUBECONFIG")));
-  EXPECT_THAT(out, HasSubstr("HOME=" + tree_ + "/.ferry-home"));
+  // A HOME of its own, outside the tree (which the repository provides), gone afterwards.
+  EXPECT_THAT(out, HasSubstr("HOME=/"));
+  EXPECT_THAT(out, Not(HasSubstr("HOME=" + tree_)));
+  EXPECT_FALSE(fs::exists(tree_ + "/.ferry-home"));
+  EXPECT_THAT(out, HasSubstr("GIT_CONFIG_GLOBAL=/dev/null"));
+  EXPECT_THAT(out, HasSubstr("HTTPS_PROXY=http://127.0.0.1:9"));
+  options_.allow_remote = true;
+  FERRY_ASSERT_OK_AND_ASSIGN(out, Build(options_, tree_, "a"));
+  EXPECT_THAT(out, Not(HasSubstr("HTTPS_PROXY")));
 }
 
 }  // namespace

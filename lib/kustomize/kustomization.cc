@@ -42,6 +42,43 @@ absl::StatusOr<std::string> StringField(const YAML::Node& root, absl::string_vie
   return v.Scalar();
 }
 
+// The strings of `root` that name files kustomize reads for patches, generators, CRDs,
+// OpenAPI schemas and replacements (besides resources, bases, components and the plugin
+// lists): where a URL would make kustomize fetch.
+std::vector<std::string> FileFields(const YAML::Node& root) {
+  std::vector<std::string> out;
+  auto add = [&out](const YAML::Node& n) {
+    if (n && n.IsScalar()) out.push_back(n.Scalar());
+  };
+  auto each = [](const YAML::Node& list, const auto& f) {
+    if (list && list.IsSequence()) {
+      for (const YAML::Node& item : list) f(item);
+    }
+  };
+  each(root["patchesStrategicMerge"], add);
+  each(root["crds"], add);
+  for (const char* field : {"patches", "patchesJson6902", "replacements"}) {
+    each(root[field], [&](const YAML::Node& item) {
+      if (item.IsMap()) add(item["path"]);
+    });
+  }
+  for (const char* field : {"configMapGenerator", "secretGenerator"}) {
+    each(root[field], [&](const YAML::Node& item) {
+      if (!item.IsMap()) return;
+      add(item["env"]);
+      each(item["envs"], add);
+      each(item["files"], [&](const YAML::Node& f) {
+        if (!f.IsScalar()) return;
+        const std::string& v = f.Scalar();
+        const size_t eq = v.find('=');  // "key=path"
+        out.push_back(eq == std::string::npos ? v : v.substr(eq + 1));
+      });
+    });
+  }
+  if (root["openapi"] && root["openapi"].IsMap()) add(root["openapi"]["path"]);
+  return out;
+}
+
 }  // namespace
 
 bool IsKustomizationFile(absl::string_view path) {
@@ -136,6 +173,9 @@ absl::StatusOr<Kustomization> ParseKustomization(absl::string_view path, absl::s
       if (!resolved.ok()) return FieldError(path, field, resolved.status().message());
       k.plugin_configs.push_back(*std::move(resolved));
     }
+  }
+  for (const std::string& file : FileFields(root)) {
+    if (LooksRemote(file)) k.remote.push_back(file);
   }
   absl::StatusOr<std::string> prefix = StringField(root, path, "namePrefix");
   absl::StatusOr<std::string> suffix = StringField(root, path, "nameSuffix");

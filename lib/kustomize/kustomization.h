@@ -39,7 +39,8 @@ struct Kustomization {
   // Local entries of `resources`, `bases` and `components`, resolved (Resolve) against
   // `folder`: files or folders, in file order.
   std::vector<std::string> references;
-  // Entries that name remote targets, as written.
+  // Entries that name remote targets, as written: in resources, bases, components, the
+  // plugin lists, and the files of patches, generators, CRDs, OpenAPI and replacements.
   std::vector<std::string> remote;
   std::string name_prefix;
   std::string name_suffix;

@@ -66,6 +66,38 @@ transformers:
   EXPECT_EQ(k.namespace_, "prod");
 }
 
+TEST(KustomizationTest, FindsURLsInEveryFieldThatNamesAFile) {
+  FERRY_ASSERT_OK_AND_ASSIGN(Kustomization k, ParseKustomization("a/kustomization.yaml", R"(
+patchesStrategicMerge:
+- https://example.invalid/psm.yaml
+- local.yaml
+patches:
+- path: http://127.0.0.1:8080/patch.yaml
+- patch: |-
+    - op: add
+patchesJson6902:
+- path: https://example.invalid/json.yaml
+configMapGenerator:
+- name: c
+  files:
+  - key=https://example.invalid/file
+  envs: [https://example.invalid/env]
+crds: [https://example.invalid/crd.yaml]
+openapi:
+  path: https://example.invalid/schema.json
+images:
+- name: registry.local/team/app
+  newName: registry.example.com/team/app
+commonAnnotations:
+  docs: https://wiki.example.com/app
+)"));
+  EXPECT_THAT(k.remote, ::testing::UnorderedElementsAre(
+                            "https://example.invalid/psm.yaml", "http://127.0.0.1:8080/patch.yaml",
+                            "https://example.invalid/json.yaml", "https://example.invalid/file",
+                            "https://example.invalid/env", "https://example.invalid/crd.yaml",
+                            "https://example.invalid/schema.json"));
+}
+
 TEST(KustomizationTest, RefusesWhatLeavesTheRepositoryAndWrongTypes) {
   EXPECT_THAT(ParseKustomization("a/kustomization.yaml", "resources:\n- ../../etc\n"),
               StatusIs(absl::StatusCode::kInvalidArgument,

@@ -73,6 +73,10 @@ inline constexpr Limit kManifestFileBytes{"manifest file size", "bytes", 3 * kMi
 // a few revisions' worth in memory). Over it the whole read fails with ResourceExhausted.
 inline constexpr Limit kManifestTreeBytes{"manifest files at one revision", "bytes", 64 * kMiB,
                                           "--max_manifest_tree_bytes"};
+// Kustomize roots built at one revision (each runs the kustomize command once when its
+// folders change). Roots past it, in path order, are errors of their own naming the flag.
+inline constexpr Limit kKustomizeRoots{"kustomize roots at one revision", "roots", 1000,
+                                       "--max_kustomize_roots"};
 // One ListWorkloads answer (a single message): under the message size every Ferry channel
 // receives (kGrpcMessageBytes below), with room for the envelope. ~1 KiB per workload, so a
 // repo of 10,000 workloads fits.

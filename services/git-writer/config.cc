@@ -118,6 +118,12 @@ void AddFlags(CLI::App& app, Flags& flags) {
                  "Largest total of the manifest files at one revision, in bytes")
       ->envname("FERRY_MAX_MANIFEST_TREE_BYTES")
       ->capture_default_str();
+  // Kustomize roots at one revision: roots past it (in path order) are errors of their own.
+  app.add_option(std::string(limits::kKustomizeRoots.flag), flags.max_kustomize_roots,
+                 "Most kustomize roots built at one revision")
+      ->envname("FERRY_MAX_KUSTOMIZE_ROOTS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   // One ListWorkloads answer. Peers must accept messages this big (gRPC's default is 4 MiB).
   app.add_option(std::string(limits::kWorkloadIndexBytes.flag), flags.max_workload_index_bytes,
                  "Largest workload index answer, in bytes")
@@ -210,13 +216,15 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   KustomizeOptions& kustomize = config.writer.kustomize;
   kustomize.build.path_env = path_env != nullptr ? path_env : "/usr/local/bin:/usr/bin:/bin";
   kustomize.allow_remote = flags.kustomize_allow_remote;
+  kustomize.build.allow_remote = flags.kustomize_allow_remote;
   kustomize.parallelism = flags.kustomize_parallelism;
   if (!absl::ParseDuration(flags.kustomize_timeout, &kustomize.build.timeout) ||
       kustomize.build.timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--kustomize_timeout: \"", flags.kustomize_timeout, "\" is not a duration (e.g. 60s)"));
   }
-  kustomize.build.max_output_bytes = flags.max_manifest_tree_bytes;
+  kustomize.build.max_output_bytes = flags.max_manifest_file_bytes;
+  kustomize.max_roots = flags.max_kustomize_roots;
   absl::StatusOr<std::vector<std::string>> command =
       kustomize::ResolveCommand(flags.kustomize_command, kustomize.build.path_env);
   if (command.ok()) {

@@ -45,6 +45,7 @@ struct Flags {
   uint64_t max_manifest_file_bytes = limits::kManifestFileBytes.default_value;
   uint64_t max_manifest_tree_bytes = limits::kManifestTreeBytes.default_value;
   uint64_t max_workload_index_bytes = limits::kWorkloadIndexBytes.default_value;
+  uint64_t max_kustomize_roots = limits::kKustomizeRoots.default_value;
   std::string kustomize_command;
   bool kustomize_allow_remote = false;
   std::string kustomize_timeout = "60s";

@@ -84,6 +84,16 @@ std::vector<std::shared_ptr<const RenderedRoot>> KustomizeBuilder::BuildAll(
   std::vector<size_t> miss_at;
   for (size_t i = 0; i < layout.roots.size(); ++i) {
     const kustomize::Root& root = layout.roots[i];
+    if (i >= options_.max_roots) {
+      auto over = std::make_shared<RenderedRoot>();
+      over->root = root;
+      over->error =
+          limits::OverLimit(absl::StrCat("kustomize root ", names::Escape(root.file)),
+                            limits::kKustomizeRoots, options_.max_roots, layout.roots.size());
+      out[i] = std::move(over);
+      Count("failed");
+      continue;
+    }
     std::optional<std::string> key = Key(repo, revision, root);
     const bool keyed = key.has_value();
     if (keyed) {

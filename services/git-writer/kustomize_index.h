@@ -19,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "lib/kustomize/build.h"
 #include "lib/kustomize/layout.h"
+#include "lib/limits/limits.h"
 #include "lib/manifest/resource.h"
 #include "lib/manifest/workload.h"
 #include "services/git-writer/repository.h"
@@ -32,6 +33,8 @@ struct KustomizeOptions {
   std::string missing_command;  // why there is no command
   bool allow_remote = false;    // --kustomize_allow_remote
   int parallelism = 2;          // builds at a time (--kustomize_parallelism)
+  // Roots built at one revision; the ones past it fail (limits::kKustomizeRoots).
+  uint64_t max_roots = limits::kKustomizeRoots.default_value;
 };
 
 // One root as built at some revision. Immutable once made; shared by the indexes of the

@@ -94,6 +94,17 @@ class KustomizeWriterTest : public ::testing::Test {
     return out.ok() ? *out : ApplyOutcome{};
   }
 
+  // A writer of the same upstream with `max_roots`.
+  std::unique_ptr<Writer> WriterWithMaxRoots(uint64_t max_roots) {
+    const char* path = std::getenv("PATH");
+    WriterOptions options;
+    options.kustomize.build.path_env = path != nullptr ? path : "/usr/bin:/bin";
+    options.kustomize.build.command =
+        kustomize::ResolveCommand("", options.kustomize.build.path_env).value();
+    options.kustomize.max_roots = max_roots;
+    return std::make_unique<Writer>(*repo_, options, metrics_);
+  }
+
   prometheus::Registry registry_;
   WriterMetrics metrics_{registry_};
   std::unique_ptr<GitRepo> upstream_;
@@ -198,6 +209,38 @@ TEST_F(KustomizeWriterTest, ABrokenOrRemoteRootFailsAloneAndNothingOfItIsApplied
   EXPECT_THAT(load_errors["overlays/broken/kustomization.yaml"], HasSubstr("not built"));
   EXPECT_EQ(load_errors.count("base/deploy.yaml"), 0u);
   EXPECT_EQ(load_errors["overlays/prod/kustomization.yaml"], "");
+}
+
+TEST_F(KustomizeWriterTest, RootsPastTheLimitFailAloneNamingTheFlag) {
+  std::unique_ptr<Writer> writer = WriterWithMaxRoots(1);
+  FERRY_ASSERT_OK(writer->Refresh());
+  FERRY_ASSERT_OK_AND_ASSIGN(std::shared_ptr<const Index> index, writer->IndexAt(""));
+  std::map<std::string, std::string> errors;
+  for (const manifest::LoadError& e : index->loaded.errors) errors[e.path] = e.message;
+  EXPECT_EQ(errors.count("overlays/prod/kustomization.yaml"), 0u);
+  EXPECT_THAT(errors["overlays/staging/kustomization.yaml"],
+              HasSubstr("over the limit of 1 roots (raise it with --max_kustomize_roots)"));
+}
+
+TEST_F(KustomizeWriterTest, FilesABaseNoLongerHasAreParsedAgainAsPlainFiles) {
+  FERRY_ASSERT_OK(writer_->IndexAt(""));
+  // The overlays and the base's kustomization go: base/deploy.yaml (same blob) is plain now.
+  const std::string scratch = upstream_->dir() + "/drop";
+  testing::RunCommand(absl::StrCat(
+      "git clone -q ", upstream_->url(), " ", scratch, " && cd ", scratch,
+      " && git rm -q overlays/prod/kustomization.yaml overlays/staging/kustomization.yaml "
+      "base/kustomization.yaml && git -c user.name=t -c user.email=t@t commit -q -m drop && "
+      "git push -q origin HEAD:main"));
+  FERRY_ASSERT_OK(writer_->Refresh());
+  FERRY_ASSERT_OK_AND_ASSIGN(std::shared_ptr<const Index> index, writer_->IndexAt(""));
+  EXPECT_EQ(index->layout, nullptr);
+  std::vector<std::string> ids;
+  for (const manifest::Resource& r : index->loaded.resources) ids.push_back(r.id);
+  // The base's Deployment and the plain one have the same id: both files are read again.
+  EXPECT_EQ(ids, std::vector<std::string>{"default:deployment/web"});
+  std::vector<std::string> errors;
+  for (const manifest::LoadError& e : index->loaded.errors) errors.push_back(e.ToString());
+  EXPECT_THAT(errors, ::testing::Contains(HasSubstr("base/deploy.yaml")));
 }
 
 TEST_F(KustomizeWriterTest, AnUnchangedRootIsNotBuiltAgain) {

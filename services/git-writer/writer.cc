@@ -326,8 +326,10 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
   for (const auto& [path, content] : index->files) {
     if (index->layout != nullptr && index->layout->Uses(path)) continue;  // kustomize's
     auto known = base != nullptr ? base->blobs.find(path) : index->blobs.end();
+    // Reused only when the base parsed it too (not when kustomize had it there).
     if (base != nullptr && known != base->blobs.end() && !known->second.empty() &&
-        known->second == index->blobs[path]) {
+        known->second == index->blobs[path] &&
+        (base->layout == nullptr || !base->layout->Uses(path))) {
       for (const manifest::Resource* r : base_resources[path]) AddKept(*r, *base, *index);
       for (const manifest::LoadError* e : base_errors[path]) index->loaded.errors.push_back(*e);
       ++reused;
