@@ -158,6 +158,7 @@ absl::StatusOr<Kustomization> ParseKustomization(absl::string_view path, absl::s
       }
       absl::StatusOr<std::string> resolved = Resolve(k.folder, entry);
       if (!resolved.ok()) return FieldError(path, field, resolved.status().message());
+      if (absl::string_view(field) == "components") k.components.push_back(*resolved);
       k.references.push_back(*std::move(resolved));
     }
   }

@@ -39,6 +39,9 @@ struct Kustomization {
   // Local entries of `resources`, `bases` and `components`, resolved (Resolve) against
   // `folder`: files or folders, in file order.
   std::vector<std::string> references;
+  // The entries of `components` among `references`: kustomizations whose changes apply to
+  // everything this one gathered (not only to their own resources).
+  std::vector<std::string> components;
   // Entries that name remote targets, as written: in resources, bases, components, the
   // plugin lists, and the files of patches, generators, CRDs, OpenAPI and replacements.
   std::vector<std::string> remote;

@@ -70,17 +70,30 @@ struct Item {
   Origin origin;
 };
 
-// The objects the kustomization in `folder` lists, with its own changes applied.
+// Applies the name prefix and suffix and the namespace of `k` (in `folder`) to `items`,
+// and puts `folder` first on their chains.
+void Transform(const Kustomization& k, const std::string& folder, std::vector<Item>& items) {
+  for (Item& item : items) {
+    item.name = absl::StrCat(k.name_prefix, item.name, k.name_suffix);
+    if (!k.namespace_.empty() && !manifest::IsClusterScopedKind(item.kind)) {
+      item.namespace_ = k.namespace_;
+    }
+    item.origin.chain.insert(item.origin.chain.begin(), folder);
+  }
+}
+
 const std::vector<Item>& Expand(const std::string& folder, const Layout& layout,
                                 const std::map<std::string, std::string>& files,
                                 const manifest::LoadOptions& options,
-                                std::map<std::string, std::vector<Item>>& memo) {
-  if (auto m = memo.find(folder); m != memo.end()) return m->second;
-  std::vector<Item>& out = memo[folder];  // empty while expanding: a cycle adds nothing
-  auto k = layout.kustomizations.find(folder);
-  if (k == layout.kustomizations.end()) return out;
-  std::vector<Item> items;
-  for (const std::string& ref : k->second.references) {
+                                std::map<std::string, std::vector<Item>>& memo);
+
+// Into `items`: the objects the kustomization `k` lists in its resources and bases (not its
+// components), each with the changes of the kustomizations it comes through.
+void Gather(const Kustomization& k, const Layout& layout,
+            const std::map<std::string, std::string>& files, const manifest::LoadOptions& options,
+            std::map<std::string, std::vector<Item>>& memo, std::vector<Item>& items) {
+  for (const std::string& ref : k.references) {
+    if (std::find(k.components.begin(), k.components.end(), ref) != k.components.end()) continue;
     if (layout.folders.count(ref) > 0) {
       const std::vector<Item>& below = Expand(ref, layout, files, options, memo);
       items.insert(items.end(), below.begin(), below.end());
@@ -92,14 +105,28 @@ const std::vector<Item>& Expand(const std::string& folder, const Layout& layout,
       items.push_back({r.namespace_, r.kind, r.name, {ref, r.id, {}}});
     }
   }
-  const Kustomization& self = k->second;
-  for (Item& item : items) {
-    item.name = absl::StrCat(self.name_prefix, item.name, self.name_suffix);
-    if (!self.namespace_.empty() && !manifest::IsClusterScopedKind(item.kind)) {
-      item.namespace_ = self.namespace_;
-    }
-    item.origin.chain.insert(item.origin.chain.begin(), folder);
+}
+
+// The objects the kustomization in `folder` lists, with its own changes applied: its
+// resources and bases, then each component (its resources join, and its changes apply to
+// everything gathered so far, as kustomize does), then its own changes.
+const std::vector<Item>& Expand(const std::string& folder, const Layout& layout,
+                                const std::map<std::string, std::string>& files,
+                                const manifest::LoadOptions& options,
+                                std::map<std::string, std::vector<Item>>& memo) {
+  if (auto m = memo.find(folder); m != memo.end()) return m->second;
+  memo[folder];  // empty while expanding: a cycle adds nothing
+  auto k = layout.kustomizations.find(folder);
+  if (k == layout.kustomizations.end()) return memo[folder];
+  std::vector<Item> items;
+  Gather(k->second, layout, files, options, memo, items);
+  for (const std::string& component : k->second.components) {
+    auto c = layout.kustomizations.find(component);
+    if (c == layout.kustomizations.end()) continue;
+    Gather(c->second, layout, files, options, memo, items);
+    Transform(c->second, component, items);
   }
+  Transform(k->second, folder, items);
   memo[folder] = std::move(items);
   return memo[folder];
 }

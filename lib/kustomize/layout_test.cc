@@ -99,5 +99,27 @@ TEST(LayoutTest, OriginsFollowPrefixesAndNamespaces) {
   EXPECT_EQ(staging.count("staging:service/stg-web"), 1u);
 }
 
+TEST(LayoutTest, AComponentChangesEverythingItsParentGathered) {
+  std::map<std::string, std::string> files = BaseAndTwoOverlays();
+  files["components/pin/kustomization.yaml"] =
+      "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nnamePrefix: cp-\n"
+      "images:\n- name: nginx\n  newTag: \"7\"\n";
+  files["overlays/prod/kustomization.yaml"] =
+      "namespace: prod\nresources:\n- ../../base\ncomponents:\n- ../../components/pin\n";
+  Layout layout = FindLayout(files);
+  ASSERT_EQ(layout.roots[0].file, "overlays/prod/kustomization.yaml");
+  auto prod = Origins(layout, layout.roots[0], files, {});
+  ASSERT_EQ(prod.count("prod:deployment/cp-web"), 1u);
+  // The component's images: entry is consulted after the overlay's, before the base's.
+  EXPECT_THAT(prod["prod:deployment/cp-web"].chain,
+              ElementsAre("overlays/prod", "components/pin", "base"));
+  EXPECT_EQ(prod["prod:deployment/cp-web"].file, "base/deploy.yaml");
+  auto target = ImageTarget(layout, layout.roots[0], prod, "prod:deployment/cp-web", "nginx:7",
+                            [&](const std::string& path) { return files.at(path); });
+  ASSERT_TRUE(target.ok()) << target.status();
+  EXPECT_EQ(target->file, "components/pin/kustomization.yaml");
+  EXPECT_EQ(target->image_entry, 0);
+}
+
 }  // namespace
 }  // namespace ferry::kustomize
