@@ -1,5 +1,6 @@
 // ferry-cluster-syncer: keeps the cluster in sync with the config repo.
 #include <grpcpp/grpcpp.h>
+#include <malloc.h>
 
 #include <memory>
 
@@ -10,8 +11,19 @@
 #include "services/cluster-syncer/config.h"
 #include "services/cluster-syncer/kube_client.h"
 
+namespace {
+
+// glibc malloc arenas. By default each thread that allocates gets its own, up to 8 per core,
+// and each keeps the memory its thread freed: with the parse and apply workers of a sync of
+// 6,000 objects (bench/scale_bench, 3,000 workloads) the syncer peaked at 94 MB resident with
+// the default and at 82 MB with 2.
+constexpr int kMallocArenas = 2;
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace ferry::cluster_syncer;  // NOLINT: this binary's own namespace
+  mallopt(M_ARENA_MAX, kMallocArenas);
   ferry::runtime::ServiceStart<Flags, Config> start(
       argc, argv, kComponent,
       "ferry-cluster-syncer: keeps the cluster in sync with the config repo", AddFlags, ToConfig,
