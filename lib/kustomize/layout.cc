@@ -144,12 +144,17 @@ bool Layout::Uses(const std::string& path) const {
   }
 }
 
-std::vector<std::string> Layout::RootsReading(const std::string& folder) const {
+bool Root::Reads(const std::string& path) const {
+  for (const std::string& folder : folders) {
+    if (folder.empty() || absl::StartsWith(path, folder + "/")) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> Layout::RootsReading(const std::string& path) const {
   std::vector<std::string> out;
   for (const Root& root : roots) {
-    if (std::find(root.folders.begin(), root.folders.end(), folder) != root.folders.end()) {
-      out.push_back(root.file);
-    }
+    if (root.Reads(path)) out.push_back(root.file);
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -253,7 +258,7 @@ absl::StatusOr<EditTarget> PolicyTarget(const Layout& layout, const Root& root,
                                         const std::string& rendered_id) {
   const Origin* origin = FindOrigin(origins, rendered_id);
   if (origin == nullptr) return NoOrigin(root, rendered_id);
-  const std::vector<std::string> sharing = layout.RootsReading(origin->chain.back());
+  const std::vector<std::string> sharing = layout.RootsReading(origin->file);
   if (sharing.size() > 1) {
     return absl::FailedPreconditionError(absl::StrCat(
         rendered_id, " is defined in ", names::Escape(origin->file), ", which ", sharing.size(),

@@ -23,6 +23,8 @@ struct Root {
   // The kustomization folders the build reads: the root's first, then those it refers to,
   // breadth first, each once.
   std::vector<std::string> folders;
+  // True when `path` lies in one of `folders` (so kustomize may read it for this root).
+  bool Reads(const std::string& path) const;
   // Set when the root cannot be built as it stands (a remote reference that is not allowed,
   // a kustomization on its chain that does not parse, a reference to a folder that has no
   // kustomization, a KRM function): a per-root error; the other roots still build.
@@ -45,8 +47,8 @@ struct Layout {
   // True when `path` lies in a kustomization folder or below one: kustomize uses it, Ferry
   // never applies it on its own.
   bool Uses(const std::string& path) const;
-  // The roots (their files, sorted) whose build reads the folder `folder`.
-  std::vector<std::string> RootsReading(const std::string& folder) const;
+  // The roots (their files, sorted) whose build may read the file `path` (Root::Reads).
+  std::vector<std::string> RootsReading(const std::string& path) const;
 };
 
 // The layout of `files` (path -> content: every file Ferry reads under its configured paths,

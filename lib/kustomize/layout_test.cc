@@ -46,9 +46,10 @@ TEST(LayoutTest, RootsAreKustomizationsNothingRefersTo) {
   EXPECT_TRUE(layout.Uses("overlays/prod/kustomization.yaml"));
   EXPECT_FALSE(layout.Uses("plain/app.yaml"));
   EXPECT_FALSE(layout.Uses("overlays-other/app.yaml"));
-  EXPECT_THAT(layout.RootsReading("base"), ElementsAre("overlays/prod/kustomization.yaml",
-                                                       "overlays/staging/kustomization.yaml"));
-  EXPECT_THAT(layout.RootsReading("overlays/prod"),
+  EXPECT_THAT(
+      layout.RootsReading("base/deploy.yaml"),
+      ElementsAre("overlays/prod/kustomization.yaml", "overlays/staging/kustomization.yaml"));
+  EXPECT_THAT(layout.RootsReading("overlays/prod/kustomization.yaml"),
               ElementsAre("overlays/prod/kustomization.yaml"));
 }
 

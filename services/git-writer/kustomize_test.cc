@@ -243,6 +243,31 @@ TEST_F(KustomizeWriterTest, FilesABaseNoLongerHasAreParsedAgainAsPlainFiles) {
   EXPECT_THAT(errors, ::testing::Contains(HasSubstr("base/deploy.yaml")));
 }
 
+TEST_F(KustomizeWriterTest, APolicyAnOverlayDecidesIsRefusedNotCommittedInVain) {
+  // A root of its own over a base only it reads, whose overlay sets the annotation.
+  FERRY_ASSERT_OK(
+      upstream_->CommitWithCli({{"solo/base/kustomization.yaml", "resources:\n- deploy.yaml\n"},
+                                {"solo/base/deploy.yaml", absl::StrCat(kDeploy)},
+                                {"solo/overlay/kustomization.yaml",
+                                 "namespace: solo\nbases:\n- ../base\ncommonAnnotations:\n"
+                                 "  ferry.dev/automated: \"true\"\n"}},
+                               "solo"));
+  FERRY_ASSERT_OK(writer_->Refresh());
+  const std::string head = upstream_->Head();
+  ApplyRequest request;
+  EditRequest e;
+  e.workload = "solo:deployment/web";
+  manifest::PolicyUpdate update;
+  update.automated = false;
+  e.policy = update;
+  request.edits.push_back(e);
+  EXPECT_THAT(writer_->Apply(request),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("renders the annotation ferry.dev/automated of "
+                                 "solo:deployment/web as true")));
+  EXPECT_EQ(upstream_->Head(), head);
+}
+
 TEST_F(KustomizeWriterTest, AnUnchangedRootIsNotBuiltAgain) {
   FERRY_ASSERT_OK(writer_->IndexAt(""));
   auto count = [&](const char* outcome) {

@@ -583,12 +583,8 @@ absl::Status Writer::VerifyKustomize(const std::vector<EditRequest>& edits, cons
   for (const auto& [path, file] : files) {
     if (file.changed && index.layout->Uses(path)) changed[path] = file.content;
   }
-  if (changed.empty()) return absl::OkStatus();
   auto reads = [](const RenderedRoot& root, const std::string& path) {
-    for (const std::string& folder : root.root.folders) {
-      if (folder.empty() || absl::StartsWith(path, folder + "/")) return true;
-    }
-    return false;
+    return root.root.Reads(path);
   };
   std::vector<const kustomize::Root*> affected;
   std::vector<const RenderedRoot*> before;
@@ -614,11 +610,17 @@ absl::Status Writer::VerifyKustomize(const std::vector<EditRequest>& edits, cons
   }
   for (size_t i = 0; i < edits.size(); ++i) {
     EditOutcome& out = outcomes[i];
-    if (!out.changed) continue;
-    for (const auto& [file, after] : rebuilt) {
-      if (reads(*after, out.path)) out.roots.push_back(file);
+    if (!out.status.ok()) continue;
+    if (out.changed) {
+      for (const auto& [file, after] : rebuilt) {
+        if (reads(*after, out.path)) out.roots.push_back(file);
+      }
     }
-    if (!edits[i].image.has_value()) continue;
+    if (edits[i].policy.has_value()) {
+      FERRY_RETURN_IF_ERROR(VerifyRenderedPolicy(edits[i], index, rebuilt));
+      continue;
+    }
+    if (!out.changed || !edits[i].image.has_value()) continue;
     auto found =
         std::find_if(index.loaded.resources.begin(), index.loaded.resources.end(),
                      [&](const manifest::Resource& r) { return r.id == edits[i].workload; });
@@ -643,6 +645,37 @@ absl::Status Writer::VerifyKustomize(const std::vector<EditRequest>& edits, cons
                        ": something else on root ", names::Escape(root->root.folder),
                        " decides the image (a patch or another images: entry); edit it by hand"));
     }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Writer::VerifyRenderedPolicy(
+    const EditRequest& edit, const Index& index,
+    const std::map<std::string, std::shared_ptr<const RenderedRoot>>& rebuilt) const {
+  auto found = std::find_if(index.loaded.resources.begin(), index.loaded.resources.end(),
+                            [&](const manifest::Resource& r) { return r.id == edit.workload; });
+  if (found == index.loaded.resources.end()) return absl::OkStatus();
+  const RenderedRoot* root = index.RootOf(*found);
+  if (root == nullptr) return absl::OkStatus();
+  absl::StatusOr<std::vector<manifest::AnnotationChange>> wanted =
+      manifest::PolicyAnnotationChanges(*found, *edit.policy);
+  if (!wanted.ok()) return absl::OkStatus();  // the edit itself reported it
+  auto changed_root = rebuilt.find(root->root.file);
+  const RenderedRoot& now = changed_root != rebuilt.end() ? *changed_root->second : *root;
+  auto rendered = std::find_if(now.resources.begin(), now.resources.end(),
+                               [&](const manifest::Resource& r) { return r.id == edit.workload; });
+  for (const manifest::AnnotationChange& c : *wanted) {
+    std::optional<std::string> value;
+    if (rendered != now.resources.end()) {
+      auto a = rendered->annotations.find(c.key);
+      if (a != rendered->annotations.end()) value = a->second;
+    }
+    if (value == c.value) continue;
+    return absl::FailedPreconditionError(absl::StrCat(
+        "kustomize root ", names::Escape(root->root.folder.empty() ? "." : root->root.folder),
+        " renders the annotation ", names::Escape(c.key), " of ", edit.workload, " as ",
+        value.has_value() ? names::Escape(*value) : "(none)",
+        " whatever its file says: a patch or commonAnnotations decide it; change it there"));
   }
   return absl::OkStatus();
 }

@@ -221,6 +221,12 @@ class Writer {
   // into `result`.
   absl::Status Replace(absl::StatusOr<manifest::EditResult> edited, const manifest::Source& source,
                        FileState& file, EditOutcome& result) const;
+  // After the edits: the root of the rendered workload a policy edit names renders the
+  // annotations asked for (`rebuilt`: the roots the edits changed, by file), else
+  // FailedPrecondition (a patch or commonAnnotations decide them).
+  absl::Status VerifyRenderedPolicy(
+      const EditRequest& edit, const Index& index,
+      const std::map<std::string, std::shared_ptr<const RenderedRoot>>& rebuilt) const;
   // The file at `path` in `files`, opened from `index` on first use.
   FileState& OpenFile(const Index& index, const std::string& path, EditedFiles& files) const;
   // The index of `commit`: `base` with the edited files' fresh state, so the next request
