@@ -1,11 +1,11 @@
 // ferry-cluster-syncer: keeps the cluster in sync with the config repo.
 #include <grpcpp/grpcpp.h>
-#include <malloc.h>
 
 #include <memory>
 
 #include "lib/log/log.h"
 #include "lib/runtime/channel.h"
+#include "lib/runtime/memory.h"
 #include "lib/runtime/start_service.h"
 #include "services/cluster-syncer/cluster_syncer_service.h"
 #include "services/cluster-syncer/config.h"
@@ -23,7 +23,7 @@ constexpr int kMallocArenas = 2;
 
 int main(int argc, char** argv) {
   using namespace ferry::cluster_syncer;  // NOLINT: this binary's own namespace
-  mallopt(M_ARENA_MAX, kMallocArenas);
+  ferry::runtime::LimitAllocatorArenas(kMallocArenas);
   ferry::runtime::ServiceStart<Flags, Config> start(
       argc, argv, kComponent,
       "ferry-cluster-syncer: keeps the cluster in sync with the config repo", AddFlags, ToConfig,

@@ -1,11 +1,10 @@
 #include "services/cluster-syncer/sync_loop.h"
 
-#include <malloc.h>
-
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
 #include "lib/log/log.h"
+#include "lib/runtime/memory.h"
 #include "lib/runtime/proto_time.h"
 
 namespace ferry::cluster_syncer {
@@ -188,7 +187,7 @@ SyncReport SyncLoop::RunSync(const std::string& wanted, bool dry_run, bool fetch
   }
   // The sync's files, objects and listings are freed by now: give their pages back, so that
   // the resident size between syncs is what the syncer keeps rather than its high-water mark.
-  malloc_trim(0);
+  runtime::ReturnFreeMemory();
   report.revision = revision;
   if (dry_run) return report;
   // A revision the caller asked for that does not exist is the caller's mistake, not a sync.
