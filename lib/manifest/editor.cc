@@ -193,15 +193,6 @@ int LineOf(absl::string_view text, size_t pos) {
   return static_cast<int>(std::count(text.begin(), text.begin() + pos, '\n'));
 }
 
-// True when `a` and `b` denote the same image (spelling aside).
-bool SameImage(absl::string_view a, absl::string_view b) {
-  if (a == b) return true;
-  absl::StatusOr<image::Reference> ra = image::Reference::Parse(a);
-  absl::StatusOr<image::Reference> rb = image::Reference::Parse(b);
-  return ra.ok() && rb.ok() && ra->SameRepository(*rb) &&
-         ra->EffectiveTag() == rb->EffectiveTag() && ra->digest() == rb->digest();
-}
-
 std::string ContainerNames(const std::vector<Container>& containers) {
   std::vector<std::string> names;
   for (const Container& c : containers) names.push_back(c.name);
@@ -585,7 +576,7 @@ absl::StatusOr<EditResult> SetImageImpl(absl::string_view content, const Source&
                                             "\" (containers: ", ContainerNames(containers), ")"));
   }
   const Container& container = *it;
-  if (change.from_image.has_value() && !SameImage(container.image, *change.from_image)) {
+  if (change.from_image.has_value() && !image::SameImage(container.image, *change.from_image)) {
     return absl::AbortedError(absl::StrCat("container ", change.container, " of ", id, " is now ",
                                            container.image, ", not ", *change.from_image,
                                            "; plan the change again"));
