@@ -34,6 +34,34 @@ absl::StatusOr<manifest::PolicyUpdate> ToPolicyUpdate(const ferry::v1::PolicyCha
     case ferry::v1::PolicyChange::kRemoveTagAll:
       update.tag_all = std::optional<std::string>();
       break;
+    case ferry::v1::PolicyChange::kSetMinAge:
+      update.min_ages[change.set_min_age().container()] = change.set_min_age().duration();
+      break;
+    case ferry::v1::PolicyChange::kRemoveMinAge:
+      update.min_ages[change.remove_min_age()] = std::nullopt;
+      break;
+    case ferry::v1::PolicyChange::kSetRollback:
+      update.rollback = std::optional<std::string>(change.set_rollback());
+      break;
+    case ferry::v1::PolicyChange::kRemoveRollback:
+      update.rollback = std::optional<std::string>();
+      break;
+    case ferry::v1::PolicyChange::kSetRollbackTimeout:
+      update.rollback_timeout = std::optional<std::string>(change.set_rollback_timeout());
+      break;
+    case ferry::v1::PolicyChange::kRemoveRollbackTimeout:
+      update.rollback_timeout = std::optional<std::string>();
+      break;
+    case ferry::v1::PolicyChange::kRejectTag:
+      if (change.reject_tag().container().empty()) {
+        return absl::InvalidArgumentError("reject_tag needs a container");
+      }
+      update.reject[change.reject_tag().container()].push_back(
+          {change.reject_tag().tag(), change.reject_tag().job()});
+      break;
+    case ferry::v1::PolicyChange::kClearRejected:
+      update.clear_rejected.insert(change.clear_rejected());
+      break;
     default:
       return absl::InvalidArgumentError("empty policy change");
   }
@@ -74,6 +102,40 @@ std::vector<ferry::v1::PolicyChange> ToPolicyChanges(const manifest::PolicyUpdat
       out.emplace_back().set_remove_tag_all(true);
     }
   }
+  for (const auto& [container, duration] : update.min_ages) {
+    if (duration.has_value()) {
+      ferry::v1::MinAgeChange* change = out.emplace_back().mutable_set_min_age();
+      change->set_container(container);
+      change->set_duration(*duration);
+    } else {
+      out.emplace_back().set_remove_min_age(container);
+    }
+  }
+  if (update.rollback.has_value()) {
+    if (update.rollback->has_value()) {
+      out.emplace_back().set_set_rollback(**update.rollback);
+    } else {
+      out.emplace_back().set_remove_rollback(true);
+    }
+  }
+  if (update.rollback_timeout.has_value()) {
+    if (update.rollback_timeout->has_value()) {
+      out.emplace_back().set_set_rollback_timeout(**update.rollback_timeout);
+    } else {
+      out.emplace_back().set_remove_rollback_timeout(true);
+    }
+  }
+  for (const std::string& container : update.clear_rejected) {
+    out.emplace_back().set_clear_rejected(container);
+  }
+  for (const auto& [container, tags] : update.reject) {
+    for (const policy::RejectedTag& t : tags) {
+      ferry::v1::RejectTag* reject = out.emplace_back().mutable_reject_tag();
+      reject->set_container(container);
+      reject->set_tag(t.tag);
+      reject->set_job(t.job);
+    }
+  }
   return out;
 }
 
@@ -90,6 +152,15 @@ void FillPolicy(const manifest::Policies& policies, ferry::v1::Policy* out) {
     (*out->mutable_tag_filters())[container] = pattern;
   }
   out->set_tag_all(policies.tag_all);
+  for (const auto& [container, age] : policies.min_ages)
+    (*out->mutable_min_ages())[container] = age;
+  out->set_min_age_all(policies.min_age_all);
+  out->set_rollback(policies.rollback);
+  out->set_rollback_timeout(policies.rollback_timeout);
+  for (const auto& [container, tags] : policies.rejected) {
+    (*out->mutable_rejected())[container] = tags;
+  }
+  for (const std::string& error : policies.errors) out->add_errors(error);
 }
 
 }  // namespace ferry::convert

@@ -13,6 +13,7 @@ namespace {
 
 constexpr const char* kPrefixes[] = {"ferry.dev/", "fluxcd.io/", "flux.weave.works/"};
 constexpr char kFilterPrefix[] = "filter.fluxcd.io/";
+constexpr char kFerryPrefix[] = "ferry.dev/";
 
 // Every key that can hold policy `name` ("automated", "tag.web"), in precedence order.
 std::vector<std::string> KeysOf(const std::string& name) {
@@ -34,6 +35,55 @@ std::optional<std::string> Lookup(const std::map<std::string, std::string>& anno
     if (it != annotations.end()) return it->second;
   }
   return std::nullopt;
+}
+
+// Like Lookup, with the key that holds the value.
+std::optional<std::pair<std::string, std::string>> LookupKey(
+    const std::map<std::string, std::string>& annotations, const std::string& name) {
+  for (const std::string& key : KeysOf(name)) {
+    auto it = annotations.find(key);
+    if (it != annotations.end()) return *it;
+  }
+  return std::nullopt;
+}
+
+// Per-container values of Ferry's keys "NAME.<container>" (min-age., rejected.): container
+// -> {key, value}, the first prefix in precedence order winning.
+std::map<std::string, std::pair<std::string, std::string>> PerContainer(
+    const std::map<std::string, std::string>& annotations, const std::string& name) {
+  std::map<std::string, std::pair<std::string, std::string>> out;
+  for (const char* prefix : kPrefixes) {
+    const std::string head = absl::StrCat(prefix, name, ".");
+    for (auto it = annotations.lower_bound(head);
+         it != annotations.end() && absl::StartsWith(it->first, head); ++it) {
+      std::string container = it->first.substr(head.size());
+      if (!container.empty()) out.emplace(container, *it);
+    }
+  }
+  return out;
+}
+
+// Checks the values of Ferry's own policy keys, one error line per bad annotation.
+void CheckSafeAutomation(const std::map<std::string, std::string>& annotations,
+                         std::vector<std::string>& errors) {
+  auto check = [&](const std::string& key, const absl::Status& status) {
+    if (!status.ok()) errors.push_back(absl::StrCat(key, ": ", status.message()));
+  };
+  if (auto v = LookupKey(annotations, "min-age")) {
+    check(v->first, policy::ParsePolicyDuration(v->second).status());
+  }
+  for (const auto& [container, kv] : PerContainer(annotations, "min-age")) {
+    check(kv.first, policy::ParsePolicyDuration(kv.second).status());
+  }
+  if (auto v = LookupKey(annotations, "rollback")) {
+    check(v->first, policy::ParseRollback(v->second).status());
+  }
+  if (auto v = LookupKey(annotations, "rollback-timeout")) {
+    check(v->first, policy::ParsePolicyDuration(v->second).status());
+  }
+  for (const auto& [container, kv] : PerContainer(annotations, "rejected")) {
+    check(kv.first, policy::ParseRejected(kv.second).status());
+  }
 }
 
 bool IsTrue(const std::string& v) { return absl::AsciiStrToLower(v) == "true"; }
@@ -116,10 +166,65 @@ std::string FluxTagKey(const std::map<std::string, std::string>& annotations,
   return forms[1];
 }
 
+// Ferry's own keys exist only under ferry.dev/: written there, copies elsewhere removed.
+void SetFerryKey(const std::map<std::string, std::string>& annotations, const std::string& name,
+                 const std::optional<std::string>& value, std::vector<AnnotationChange>& out) {
+  ChangeTo(annotations, name, absl::StrCat(kFerryPrefix, name), value, out);
+}
+
+void SafeAutomationChanges(const std::map<std::string, std::string>& annotations,
+                           const PolicyUpdate& update, std::vector<AnnotationChange>& out) {
+  for (const auto& [container, value] : update.min_ages) {
+    std::optional<std::string> normalized;
+    if (value.has_value()) {
+      normalized = policy::FormatPolicyDuration(*policy::ParsePolicyDuration(*value));
+    }
+    SetFerryKey(annotations, container.empty() ? "min-age" : "min-age." + container, normalized,
+                out);
+  }
+  if (update.rollback.has_value()) {
+    std::optional<std::string> value;
+    if (update.rollback->has_value()) {
+      value = *policy::ParseRollback(**update.rollback) ? "auto" : "off";
+    }
+    SetFerryKey(annotations, "rollback", value, out);
+  }
+  if (update.rollback_timeout.has_value()) {
+    std::optional<std::string> value;
+    if (update.rollback_timeout->has_value()) {
+      value = policy::FormatPolicyDuration(*policy::ParsePolicyDuration(**update.rollback_timeout));
+    }
+    SetFerryKey(annotations, "rollback-timeout", value, out);
+  }
+  const auto existing = PerContainer(annotations, "rejected");
+  for (const auto& [container, kv] : existing) {
+    if (update.clear_rejected.count("") || update.clear_rejected.count(container)) {
+      if (!update.reject.count(container))
+        SetFerryKey(annotations, "rejected." + container, std::nullopt, out);
+    }
+  }
+  for (const auto& [container, tags] : update.reject) {
+    std::vector<policy::RejectedTag> all;
+    auto it = existing.find(container);
+    const bool cleared = update.clear_rejected.count("") || update.clear_rejected.count(container);
+    if (it != existing.end() && !cleared) {
+      // An unreadable list is replaced rather than kept: the revert must record its tag.
+      all = policy::ParseRejected(it->second.second).value_or(std::vector<policy::RejectedTag>{});
+    }
+    all.insert(all.end(), tags.begin(), tags.end());
+    SetFerryKey(annotations, "rejected." + container, policy::FormatRejected(all), out);
+  }
+}
+
 }  // namespace
 
 std::string Policies::TagFilterFor(const std::string& container) const {
   return policy::FilterTextFor(tag_filters, tag_all, container);
+}
+
+std::string Policies::MinAgeFor(const std::string& container) const {
+  auto it = min_ages.find(container);
+  return it != min_ages.end() ? it->second : min_age_all;
 }
 
 Policies ReadPolicies(const std::map<std::string, std::string>& annotations) {
@@ -147,6 +252,16 @@ Policies ReadPolicies(const std::map<std::string, std::string>& annotations) {
       p.tag_filters[container] = *Lookup(annotations, "tag." + container);
     }
   }
+  p.min_age_all = Lookup(annotations, "min-age").value_or("");
+  for (const auto& [container, kv] : PerContainer(annotations, "min-age")) {
+    p.min_ages[container] = kv.second;
+  }
+  p.rollback = Lookup(annotations, "rollback").value_or("");
+  p.rollback_timeout = Lookup(annotations, "rollback-timeout").value_or("");
+  for (const auto& [container, kv] : PerContainer(annotations, "rejected")) {
+    p.rejected[container] = kv.second;
+  }
+  CheckSafeAutomation(annotations, p.errors);
   return p;
 }
 
@@ -173,6 +288,36 @@ absl::StatusOr<std::vector<AnnotationChange>> PolicyAnnotationChanges(
     if (containers.empty()) {
       return absl::FailedPreconditionError(
           "tag_all: the workload has no containers to set a tag filter on");
+    }
+  }
+
+  for (const auto& [container, value] : update.min_ages) {
+    if (!value.has_value()) continue;
+    absl::StatusOr<absl::Duration> d = policy::ParsePolicyDuration(*value);
+    if (!d.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(kFerryPrefix, container.empty() ? "min-age" : "min-age." + container, ": ",
+                       d.status().message()));
+    }
+  }
+  if (update.rollback.has_value() && update.rollback->has_value()) {
+    if (absl::Status s = policy::ParseRollback(**update.rollback).status(); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(kFerryPrefix, "rollback: ", s.message()));
+    }
+  }
+  if (update.rollback_timeout.has_value() && update.rollback_timeout->has_value()) {
+    if (absl::Status s = policy::ParsePolicyDuration(**update.rollback_timeout).status(); !s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(kFerryPrefix, "rollback-timeout: ", s.message()));
+    }
+  }
+  for (const auto& [container, tags] : update.reject) {
+    if (container.empty()) return absl::InvalidArgumentError("a rejected tag needs a container");
+    for (const policy::RejectedTag& t : tags) {
+      if (absl::Status s = policy::ParseRejected(policy::FormatRejected({t})).status(); !s.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(kFerryPrefix, "rejected.", container, ": ", s.message()));
+      }
     }
   }
 
@@ -216,6 +361,7 @@ absl::StatusOr<std::vector<AnnotationChange>> PolicyAnnotationChanges(
     }
     Change(annotations, "tag_all", std::nullopt, out);
   }
+  SafeAutomationChanges(annotations, update, out);
   return out;
 }
 

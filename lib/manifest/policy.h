@@ -5,15 +5,22 @@
 // filter.fluxcd.io/<container> as a tag filter). Keys after the prefix: automated, locked,
 // locked_user, locked_msg, ignore (true | sync_only), tag.<container>, tag_all (read only:
 // --tag-all is written as one tag.<container> per container, as Flux v1 did).
+//
+// Ferry's own keys (issue 19; read under every prefix, written under ferry.dev/ only):
+// min-age and min-age.<container> (soak time, lib/policy's ParsePolicyDuration), rollback
+// (auto | off), rollback-timeout (a duration), rejected.<container> (tags an automatic
+// revert took back: "TAG=JOB,...", lib/policy's ParseRejected).
 #pragma once
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "lib/manifest/editor.h"
+#include "lib/policy/soak.h"
 
 namespace ferry::manifest {
 
@@ -31,8 +38,23 @@ struct Policies {
   // Tag filter for containers without their own; empty for none.
   std::string tag_all;
 
+  // Soak time per container and for every container, as written ("2h").
+  std::map<std::string, std::string> min_ages;
+  std::string min_age_all;
+  // "auto", "off" or "" (off), as written; and the rollout deadline, as written.
+  std::string rollback;
+  std::string rollback_timeout;
+  // Rejected tags per container, as written ("1.2.3=JOB,...").
+  std::map<std::string, std::string> rejected;
+  // One line per policy annotation that does not parse, naming the annotation
+  // ("ferry.dev/min-age: \"2x\" is not a duration: ..."). Automation skips a workload with
+  // any, and ListWorkloads shows them.
+  std::vector<std::string> errors;
+
   // The filter in force for `container` ("" when none): lib/policy's FilterTextFor.
   std::string TagFilterFor(const std::string& container) const;
+  // The soak time in force for `container`: its own min-age, else min-age; "" for none.
+  std::string MinAgeFor(const std::string& container) const;
 };
 
 // Reads the policies from a resource's annotations.
@@ -50,11 +72,23 @@ struct PolicyUpdate {
   std::map<std::string, std::optional<std::string>> tag_filters;
   // A pattern to set, or an empty optional inside to remove tag_all.
   std::optional<std::optional<std::string>> tag_all;
+  // Soak time per container ("" = min-age for every container): a duration to set, or
+  // nullopt to remove.
+  std::map<std::string, std::optional<std::string>> min_ages;
+  // "auto" / "off" to set, or an empty optional inside to remove.
+  std::optional<std::optional<std::string>> rollback;
+  // A duration to set, or an empty optional inside to remove.
+  std::optional<std::optional<std::string>> rollback_timeout;
+  // Tags to add to a container's rejected list (the newest policy::kMaxRejectedTags kept).
+  std::map<std::string, std::vector<policy::RejectedTag>> reject;
+  // Containers whose rejected list is removed ("" = every container's).
+  std::set<std::string> clear_rejected;
 };
 
 // The annotation edits that make `update` true of a workload with `annotations` and the
-// containers named `containers` (FindContainers' names). Patterns are validated first
-// (InvalidArgument naming the container and what is wrong). Writes use the key the
+// containers named `containers` (FindContainers' names). Patterns, durations and rollback
+// modes are validated first (InvalidArgument naming the annotation or container and what
+// is wrong). Writes use the key the
 // manifest already has for that policy, else the prefix it already uses for other
 // policies, else ferry.dev/; copies of the policy under other prefixes are removed so that
 // only one value is in force.

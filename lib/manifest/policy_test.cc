@@ -198,3 +198,88 @@ TEST(PolicyChangesTest, TagAllOnALoadedFluxHelmRelease) {
 
 }  // namespace
 }  // namespace ferry::manifest
+
+namespace ferry::manifest {
+namespace {
+
+TEST(SafeAutomationPolicyTest, ReadsFerryKeysAndReportsBadValues) {
+  Policies p = ReadPolicies({{"ferry.dev/min-age", "2h"},
+                             {"ferry.dev/min-age.web", "30m"},
+                             {"ferry.dev/rollback", "auto"},
+                             {"ferry.dev/rollback-timeout", "5m"},
+                             {"ferry.dev/rejected.web", "1.2.3=job-1"}});
+  EXPECT_EQ(p.MinAgeFor("web"), "30m");
+  EXPECT_EQ(p.MinAgeFor("sidecar"), "2h");
+  EXPECT_EQ(p.rollback, "auto");
+  EXPECT_EQ(p.rollback_timeout, "5m");
+  EXPECT_EQ(p.rejected.at("web"), "1.2.3=job-1");
+  EXPECT_TRUE(p.errors.empty());
+
+  Policies bad = ReadPolicies({{"ferry.dev/min-age", "2x"},
+                               {"fluxcd.io/min-age.web", "0s"},
+                               {"ferry.dev/rollback", "always"},
+                               {"ferry.dev/rollback-timeout", "0"},
+                               {"ferry.dev/rejected.web", "no good"}});
+  ASSERT_EQ(bad.errors.size(), 5u);
+  EXPECT_THAT(bad.errors[0], ::testing::StartsWith("ferry.dev/min-age: \"2x\""));
+  EXPECT_THAT(bad.errors[1], ::testing::StartsWith("fluxcd.io/min-age.web: "));
+  EXPECT_THAT(bad.errors[2], ::testing::StartsWith("ferry.dev/rollback: "));
+  EXPECT_THAT(bad.errors[3], ::testing::StartsWith("ferry.dev/rollback-timeout: "));
+  EXPECT_THAT(bad.errors[4], ::testing::StartsWith("ferry.dev/rejected.web: "));
+}
+
+TEST(SafeAutomationPolicyTest, WritesUnderFerryDevNormalized) {
+  PolicyUpdate u;
+  u.min_ages[""] = "120m";
+  u.min_ages["web"] = "1d";
+  u.rollback = std::optional<std::string>("AUTO");
+  u.rollback_timeout = std::optional<std::string>("90s");
+  EXPECT_EQ(*Changes({{"fluxcd.io/automated", "true"}, {"fluxcd.io/min-age", "1h"}}, u),
+            (std::vector<AnnotationChange>{{"ferry.dev/min-age", "2h"},
+                                           {"fluxcd.io/min-age", std::nullopt},
+                                           {"ferry.dev/min-age.web", "1d"},
+                                           {"ferry.dev/rollback", "auto"},
+                                           {"ferry.dev/rollback-timeout", "1m30s"}}));
+  PolicyUpdate off;
+  off.min_ages[""] = std::nullopt;
+  off.rollback = std::optional<std::string>();
+  EXPECT_EQ(*Changes({{"ferry.dev/min-age", "2h"}, {"ferry.dev/rollback", "auto"}}, off),
+            (std::vector<AnnotationChange>{{"ferry.dev/min-age", std::nullopt},
+                                           {"ferry.dev/rollback", std::nullopt}}));
+}
+
+TEST(SafeAutomationPolicyTest, RefusesBadValuesNamingTheAnnotation) {
+  PolicyUpdate u;
+  u.min_ages["web"] = "soon";
+  EXPECT_THAT(Changes({}, u), StatusIs(absl::StatusCode::kInvalidArgument,
+                                       HasSubstr("ferry.dev/min-age.web: \"soon\"")));
+  PolicyUpdate r;
+  r.rollback = std::optional<std::string>("sometimes");
+  EXPECT_THAT(Changes({}, r),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ferry.dev/rollback: ")));
+  PolicyUpdate t;
+  t.rollback_timeout = std::optional<std::string>("0s");
+  EXPECT_THAT(Changes({}, t), StatusIs(absl::StatusCode::kInvalidArgument,
+                                       HasSubstr("ferry.dev/rollback-timeout: ")));
+  PolicyUpdate j;
+  j.reject["web"].push_back({"1.0", "job id"});
+  EXPECT_THAT(Changes({}, j),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ferry.dev/rejected.web: ")));
+}
+
+TEST(SafeAutomationPolicyTest, RejectAppendsAndClearRemoves) {
+  PolicyUpdate u;
+  u.reject["web"].push_back({"1.3.0", "job-2"});
+  EXPECT_EQ(*Changes({{"ferry.dev/rejected.web", "1.2.0=job-1"}}, u),
+            (std::vector<AnnotationChange>{{"ferry.dev/rejected.web", "1.2.0=job-1,1.3.0=job-2"}}));
+  PolicyUpdate clear;
+  clear.clear_rejected.insert("");
+  EXPECT_EQ(
+      *Changes({{"ferry.dev/rejected.web", "1.2.0=job-1"}, {"ferry.dev/rejected.db", "9=job-3"}},
+               clear),
+      (std::vector<AnnotationChange>{{"ferry.dev/rejected.db", std::nullopt},
+                                     {"ferry.dev/rejected.web", std::nullopt}}));
+}
+
+}  // namespace
+}  // namespace ferry::manifest

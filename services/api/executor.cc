@@ -68,6 +68,28 @@ std::string ChangeName(const ferry::v1::PolicyChange& c) {
       return absl::StrCat("tag all=", c.set_tag_all());
     case ferry::v1::PolicyChange::kRemoveTagAll:
       return "remove tag filter of all containers";
+    case ferry::v1::PolicyChange::kSetMinAge:
+      return c.set_min_age().container().empty()
+                 ? absl::StrCat("min-age=", c.set_min_age().duration())
+                 : absl::StrCat("min-age ", c.set_min_age().container(), "=",
+                                c.set_min_age().duration());
+    case ferry::v1::PolicyChange::kRemoveMinAge:
+      return c.remove_min_age().empty() ? "remove min-age"
+                                        : absl::StrCat("remove min-age of ", c.remove_min_age());
+    case ferry::v1::PolicyChange::kSetRollback:
+      return absl::StrCat("rollback=", c.set_rollback());
+    case ferry::v1::PolicyChange::kRemoveRollback:
+      return "remove rollback";
+    case ferry::v1::PolicyChange::kSetRollbackTimeout:
+      return absl::StrCat("rollback-timeout=", c.set_rollback_timeout());
+    case ferry::v1::PolicyChange::kRemoveRollbackTimeout:
+      return "remove rollback-timeout";
+    case ferry::v1::PolicyChange::kRejectTag:
+      return absl::StrCat("reject ", c.reject_tag().container(), ":", c.reject_tag().tag());
+    case ferry::v1::PolicyChange::kClearRejected:
+      return c.clear_rejected().empty()
+                 ? "clear rejected tags"
+                 : absl::StrCat("clear rejected tags of ", c.clear_rejected());
     default:
       return "nothing";
   }
@@ -347,6 +369,68 @@ void Executor::RunAutomated(const ferry::v1::Job& job,
   CommitAndApply(job, results, edits, AutomationCommitMessage(planned), false, 0);
 }
 
+RevertOutcome Executor::RunRevert(const ferry::v1::Job& job, std::vector<WorkloadResult> results,
+                                  const std::vector<ferry::v1::Edit>& edits,
+                                  const std::string& message) {
+  const std::string& id = job.id();
+  store_.AddStage(id, ferry::v1::JOB_STAGE_KIND_PLANNING,
+                  absl::StrCat("reverting job ", job.reverts_job(),
+                               ": checking that git still has the released images"));
+  store_.SetResults(id, results);
+  auto fail = [&](const std::string& why, RevertOutcome outcome) {
+    FailReleased(results, why);
+    store_.SetResults(id, results);
+    store_.Finish(id, why);
+    return outcome;
+  };
+  // One commit or none: git-writer applies the edits that apply and reports the others, so
+  // a dry run first makes sure the lock and the rejected tags never land without the revert.
+  ferry::v1::ApplyUpdatesRequest check;
+  for (const auto& e : edits) *check.add_edits() = e;
+  check.set_message(message);
+  *check.mutable_cause() = job.cause();
+  check.set_dry_run(true);
+  absl::StatusOr<ferry::v1::ApplyUpdatesResponse> checked =
+      peers_.git.Call(&GitWriterStub::ApplyUpdates, check, peers_.ForStage(Stage::kCommit));
+  std::vector<std::string> changed, refused;
+  if (!checked.ok()) {
+    // Every edit failed: the call fails with the first one's code.
+    if (checked.status().code() != absl::StatusCode::kAborted) {
+      return fail(absl::StrCat("nothing reverted: ", checked.status().message()),
+                  RevertOutcome::kFailed);
+    }
+    changed.push_back(std::string(checked.status().message()));
+  } else {
+    for (const ferry::v1::EditResult& r : checked->results()) {
+      if (r.code() == 0) continue;
+      const std::string what = r.edit().has_image()
+                                   ? absl::StrCat("container ", r.edit().image().container())
+                                   : ChangeName(r.edit().policy());
+      (r.code() == static_cast<int>(absl::StatusCode::kAborted) ? changed : refused)
+          .push_back(absl::StrCat(what, ": ", r.error()));
+    }
+  }
+  const std::string workload = results.empty() ? "" : results[0].workload();
+  if (!changed.empty()) {
+    return fail(absl::StrCat("nothing reverted: ", workload, " changed in git since job ",
+                             job.reverts_job(), " (", absl::StrJoin(changed, "; "),
+                             "); not locked, no tag rejected"),
+                RevertOutcome::kConflict);
+  }
+  if (!refused.empty()) {
+    return fail(absl::StrCat("nothing reverted: ", absl::StrJoin(refused, "; ")),
+                RevertOutcome::kFailed);
+  }
+  CommitAndApply(job, results, edits, message, false, 0);
+  std::optional<ferry::v1::Job> done = store_.Get(id);
+  // Committed is reverted, also when applying the commit failed (the job says so).
+  if (!done.has_value() || done->revision().empty()) return RevertOutcome::kFailed;
+  for (const WorkloadResult& r : done->results()) {
+    if (r.status() != ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS) return RevertOutcome::kFailed;
+  }
+  return RevertOutcome::kReverted;
+}
+
 void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadResult> results,
                               const std::vector<ferry::v1::Edit>& edits, const std::string& message,
                               bool wait_rollout, int rollout_timeout_seconds) {
@@ -385,6 +469,15 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
                   absl::StrCat(synced->applied(), " applied, ", synced->unchanged(), " unchanged, ",
                                synced->failed(), " failed"),
                   synced->revision());
+  if (release_applied_ && !released.empty() &&
+      (job.kind() == ferry::v1::JOB_KIND_RELEASE ||
+       job.kind() == ferry::v1::JOB_KIND_AUTOMATED_RELEASE)) {
+    std::vector<WorkloadResult> took;
+    for (const WorkloadResult& r : results) {
+      if (released.count(r.workload()) > 0) took.push_back(r);
+    }
+    release_applied_(job, revision, took);
+  }
   if (!wait_rollout || released.empty()) {
     return store_.Finish(id, "", absl::StrCat("committed and applied ", Short(revision)));
   }

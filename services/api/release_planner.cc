@@ -5,9 +5,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "lib/image/reference.h"
 #include "lib/manifest/workload_id.h"
 #include "lib/names/names.h"
+#include "lib/policy/soak.h"
 #include "lib/runtime/proto_time.h"
 
 namespace ferry::api {
@@ -75,7 +77,7 @@ ContainerPlan PlanExplicit(const ferry::v1::ReleaseSpec& spec, const image::Refe
 }
 
 ContainerPlan PlanLatest(const ferry::v1::Policy& policy, const ferry::v1::Container& c,
-                         const TagLookup& tags) {
+                         const TagLookup& tags, bool respect_min_age, absl::Time now) {
   ContainerPlan plan;
   plan.outcome = Outcome::kUnknown;
   absl::StatusOr<image::Reference> current = image::Reference::Parse(c.image());
@@ -94,7 +96,18 @@ ContainerPlan PlanLatest(const ferry::v1::Policy& policy, const ferry::v1::Conta
     plan.detail = absl::StrCat(current->Repository(), ": ", listed.status.message());
     return plan;
   }
-  const policy::TagChoice choice = ChooseTag(*filter, listed.tags, current->tag());
+  ContainerHolds holds;
+  if (respect_min_age) {
+    absl::StatusOr<ContainerHolds> parsed = HoldsOf(policy, c.name());
+    if (!parsed.ok()) {
+      plan.detail =
+          absl::StrCat("container ", c.name(), ": policy error: ", parsed.status().message());
+      return plan;
+    }
+    holds = *std::move(parsed);
+  }
+  const policy::TagChoice choice =
+      ChooseEligibleTag(*filter, listed.tags, current->tag(), holds, now);
   const std::vector<policy::TagCandidate>& ranked = choice.ranked;
   if (ranked.empty()) {
     plan.detail = absl::StrCat("no tag of ", current->Repository(), " passes the tag filter ",
@@ -136,6 +149,107 @@ policy::TagChoice ChooseTag(const policy::TagPattern& filter,
                             const ferry::v1::ListTagsResponse& listed,
                             const std::string& current_tag) {
   return filter.Choose(TagCandidates(listed), current_tag);
+}
+
+absl::StatusOr<ContainerHolds> HoldsOf(const ferry::v1::Policy& policy,
+                                       const std::string& container) {
+  ContainerHolds holds;
+  auto own = policy.min_ages().find(container);
+  const bool has_own = own != policy.min_ages().end();
+  const std::string& age = has_own ? own->second : policy.min_age_all();
+  if (!age.empty()) {
+    absl::StatusOr<absl::Duration> d = policy::ParsePolicyDuration(age);
+    if (!d.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "ferry.dev/min-age", has_own ? "." + container : "", ": ", d.status().message()));
+    }
+    holds.min_age = *d;
+  }
+  if (auto it = policy.rejected().find(container); it != policy.rejected().end()) {
+    absl::StatusOr<std::vector<policy::RejectedTag>> r = policy::ParseRejected(it->second);
+    if (!r.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("ferry.dev/rejected.", container, ": ", r.status().message()));
+    }
+    holds.rejected = *std::move(r);
+  }
+  return holds;
+}
+
+policy::Hold HoldOfTag(const ferry::v1::TagInfo& tag, const ContainerHolds& holds, absl::Time now) {
+  std::optional<absl::Time> created, first_seen;
+  if (tag.has_created()) created = runtime::FromProtoTimestamp(tag.created());
+  if (tag.has_first_seen()) first_seen = runtime::FromProtoTimestamp(tag.first_seen());
+  return policy::HoldOf(tag.tag(), created, first_seen, holds.min_age, holds.rejected, now);
+}
+
+policy::TagChoice ChooseEligibleTag(const policy::TagPattern& filter,
+                                    const ferry::v1::ListTagsResponse& listed,
+                                    const std::string& current_tag, const ContainerHolds& holds,
+                                    absl::Time now) {
+  if (holds.min_age <= absl::ZeroDuration() && holds.rejected.empty()) {
+    return ChooseTag(filter, listed, current_tag);
+  }
+  // The running tag stays in, held or not: the ranking must still know where the container
+  // stands so that it never moves backwards.
+  ferry::v1::ListTagsResponse eligible;
+  for (const ferry::v1::TagInfo& t : listed.tags()) {
+    if (t.tag() == current_tag || HoldOfTag(t, holds, now).kind == policy::Hold::Kind::kNone) {
+      *eligible.add_tags() = t;
+    }
+  }
+  return ChooseTag(filter, eligible, current_tag);
+}
+
+std::string FormatNoteTime(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
+
+std::string DescribeHold(const std::string& tag, const policy::Hold& hold, absl::Duration min_age) {
+  switch (hold.kind) {
+    case policy::Hold::Kind::kNone:
+      return "";
+    case policy::Hold::Kind::kTooYoung:
+      if (hold.eligible_at == absl::InfiniteFuture()) {
+        return absl::StrCat(tag, " is soaking: its age is unknown yet (min-age ",
+                            policy::FormatPolicyDuration(min_age), ")");
+      }
+      return absl::StrCat(tag, " is soaking until ", FormatNoteTime(hold.eligible_at), " (min-age ",
+                          policy::FormatPolicyDuration(min_age), ")");
+    case policy::Hold::Kind::kRejected:
+      if (hold.job.empty()) return absl::StrCat(tag, " was rejected (an automatic revert)");
+      return absl::StrCat(tag, " was rejected by job ", hold.job, " (an automatic revert)");
+  }
+  return "";
+}
+
+HeldBackChoice ChooseEligibleTagExplained(const policy::TagPattern& filter,
+                                          const ferry::v1::ListTagsResponse& listed,
+                                          const std::string& current_tag,
+                                          const ContainerHolds& holds, absl::Time now) {
+  HeldBackChoice out;
+  out.choice = ChooseEligibleTag(filter, listed, current_tag, holds, now);
+  if (holds.min_age <= absl::ZeroDuration() && holds.rejected.empty()) return out;
+  std::map<std::string, const ferry::v1::TagInfo*> info;
+  for (const ferry::v1::TagInfo& t : listed.tags()) info.emplace(t.tag(), &t);
+  const std::string chosen = out.choice.ranked.empty() ? "" : out.choice.ranked.front().tag;
+  // The plain ranking down to the eligible choice (or the running tag): what lies above it
+  // is held back.
+  for (const policy::TagCandidate& c : ChooseTag(filter, listed, current_tag).ranked) {
+    if (c.tag == chosen || c.tag == current_tag) break;
+    auto it = info.find(c.tag);
+    if (it == info.end()) continue;
+    const policy::Hold hold = HoldOfTag(*it->second, holds, now);
+    if (hold.kind == policy::Hold::Kind::kNone) continue;
+    if (out.held++ == 0) {
+      out.held_tag = c.tag;
+      out.hold = hold;
+    }
+    if (hold.kind == policy::Hold::Kind::kTooYoung) {
+      out.wake_at = std::min(out.wake_at, hold.eligible_at);
+    }
+  }
+  return out;
 }
 
 absl::Status ValidateReleaseSpec(const ferry::v1::ReleaseSpec& spec) {
@@ -249,6 +363,53 @@ absl::Status ValidatePolicyChanges(
           kinds.insert(c.change_case());
           break;
         }
+        case ferry::v1::PolicyChange::kSetMinAge:
+        case ferry::v1::PolicyChange::kRemoveMinAge: {
+          const bool set = c.has_set_min_age();
+          const std::string& container = set ? c.set_min_age().container() : c.remove_min_age();
+          const std::string key = container.empty() ? "min-age" : "min-age." + container;
+          if (set) {
+            absl::Status valid = policy::ParsePolicyDuration(c.set_min_age().duration()).status();
+            if (!valid.ok()) {
+              return absl::InvalidArgumentError(
+                  absl::StrCat(id, ": ferry.dev/", key, ": ", valid.message()));
+            }
+          }
+          std::string value = set ? "set:" + c.set_min_age().duration() : "remove";
+          auto [it, inserted] = filters.emplace("\n" + key, value);
+          if (!inserted && it->second != value) return contradiction("the " + key + " changes");
+          break;
+        }
+        case ferry::v1::PolicyChange::kSetRollback:
+        case ferry::v1::PolicyChange::kSetRollbackTimeout: {
+          const bool rollback = c.has_set_rollback();
+          absl::Status valid = rollback
+                                   ? policy::ParseRollback(c.set_rollback()).status()
+                                   : policy::ParsePolicyDuration(c.set_rollback_timeout()).status();
+          if (!valid.ok()) {
+            return absl::InvalidArgumentError(
+                absl::StrCat(id, ": ferry.dev/", rollback ? "rollback" : "rollback-timeout", ": ",
+                             valid.message()));
+          }
+          kinds.insert(c.change_case());
+          break;
+        }
+        case ferry::v1::PolicyChange::kRejectTag: {
+          if (c.reject_tag().container().empty()) {
+            return absl::InvalidArgumentError(
+                absl::StrCat(id, ": a rejected tag needs a container"));
+          }
+          absl::Status valid =
+              policy::ParseRejected(
+                  policy::FormatRejected({{c.reject_tag().tag(), c.reject_tag().job()}}))
+                  .status();
+          if (c.reject_tag().tag().empty() || !valid.ok()) {
+            return absl::InvalidArgumentError(
+                absl::StrCat(id, ": ferry.dev/rejected.", c.reject_tag().container(), ": ",
+                             c.reject_tag().tag().empty() ? "no tag given" : valid.message()));
+          }
+          break;
+        }
         case ferry::v1::PolicyChange::CHANGE_NOT_SET:
           return absl::InvalidArgumentError(absl::StrCat(id, ": an empty policy change"));
         default:
@@ -262,6 +423,12 @@ absl::Status ValidatePolicyChanges(
     if (kinds.count(PC::kLock) && kinds.count(PC::kUnlock)) return contradiction("lock and unlock");
     if (kinds.count(PC::kSetTagAll) && kinds.count(PC::kRemoveTagAll)) {
       return contradiction("setting and removing the tag filter of all containers");
+    }
+    if (kinds.count(PC::kSetRollback) && kinds.count(PC::kRemoveRollback)) {
+      return contradiction("setting and removing rollback");
+    }
+    if (kinds.count(PC::kSetRollbackTimeout) && kinds.count(PC::kRemoveRollbackTimeout)) {
+      return contradiction("setting and removing rollback-timeout");
     }
   }
   return absl::OkStatus();
@@ -291,7 +458,8 @@ int ReleasePlan::Count(ferry::v1::WorkloadResultStatus status) const {
 
 ReleasePlan PlanRelease(const ferry::v1::ReleaseSpec& spec,
                         const std::vector<ferry::v1::ManifestWorkload>& in_git,
-                        const std::map<std::string, bool>& running, const TagLookup& tags) {
+                        const std::map<std::string, bool>& running, const TagLookup& tags,
+                        absl::Time now) {
   using ferry::v1::WORKLOAD_RESULT_STATUS_IGNORED;
   using ferry::v1::WORKLOAD_RESULT_STATUS_SKIPPED;
   const std::set<std::string> included(spec.workloads().begin(), spec.workloads().end());
@@ -350,8 +518,9 @@ ReleasePlan PlanRelease(const ferry::v1::ReleaseSpec& spec,
     for (const ferry::v1::Container& c : w.containers()) {
       auto only = only_containers.find(id);
       if (only != only_containers.end() && !only->second.count(c.name())) continue;
-      ContainerPlan cp = target.has_value() ? PlanExplicit(spec, *target, w.policy(), c)
-                                            : PlanLatest(w.policy(), c, tags);
+      ContainerPlan cp = target.has_value()
+                             ? PlanExplicit(spec, *target, w.policy(), c)
+                             : PlanLatest(w.policy(), c, tags, spec.respect_min_age(), now);
       switch (cp.outcome) {
         case Outcome::kUpdate: {
           ferry::v1::ContainerUpdate* u = r.add_updates();
@@ -397,42 +566,79 @@ bool AutomationApplies(const ferry::v1::Policy& policy) {
   return policy.automated() && !policy.locked() && policy.ignore() != ferry::v1::IGNORE_MODE_ALL;
 }
 
+namespace {
+
+// One container's automation candidate (PlanAutomation).
+AutomationCandidate PlanAutomatedContainer(const ferry::v1::ManifestWorkload& w,
+                                           const ferry::v1::Container& c, const TagLookup& tags,
+                                           absl::Time now) {
+  const ferry::v1::Policy& p = w.policy();
+  AutomationCandidate a;
+  a.workload = w.id();
+  a.container = c.name();
+  a.from_image = c.image();
+  absl::StatusOr<image::Reference> current = image::Reference::Parse(c.image());
+  absl::StatusOr<policy::TagPattern> filter = FilterOf(p, c.name());
+  absl::StatusOr<ContainerHolds> holds = HoldsOf(p, c.name());
+  if (!current.ok()) {
+    a.note = absl::StrCat("'", c.image(), "' is not an image reference");
+    return a;
+  }
+  if (!filter.ok()) {
+    a.note = std::string(filter.status().message());
+    return a;
+  }
+  if (!holds.ok()) {
+    a.note = absl::StrCat("policy error: ", holds.status().message());
+    return a;
+  }
+  const RepositoryTags& listed = tags(current->Repository());
+  if (!listed.status.ok()) {
+    a.note = absl::StrCat(current->Repository(), ": ", listed.status.message());
+    return a;
+  }
+  // The running tag takes part in the ranking (when it passes the filter), so a release
+  // never goes to a tag that ranks below it: two tags cannot alternate.
+  const HeldBackChoice explained =
+      ChooseEligibleTagExplained(*filter, listed.tags, current->tag(), *holds, now);
+  const std::vector<policy::TagCandidate>& ranked = explained.choice.ranked;
+  std::vector<std::string> notes;
+  a.incomplete = explained.choice.incomplete;
+  if (a.incomplete > 0) notes.push_back(PassedOver(a.incomplete, current->Repository()));
+  if (explained.held > 0) {
+    a.held = true;
+    a.wake_at = explained.wake_at;
+    std::string held = DescribeHold(explained.held_tag, explained.hold, holds->min_age);
+    if (explained.held > 1) absl::StrAppend(&held, " (", explained.held - 1, " more held back)");
+    notes.push_back(std::move(held));
+  }
+  if (!ranked.empty() && ranked.front().tag != current->tag()) {
+    a.to_image = current->WithTag(ranked.front().tag);
+  } else if (ranked.empty() && notes.empty()) {
+    notes.push_back(absl::StrCat("no tag of ", current->Repository(), " passes the tag filter ",
+                                 filter->ToString()));
+  }
+  a.note = absl::StrJoin(notes, "; ");
+  return a;
+}
+
+}  // namespace
+
 std::vector<AutomationCandidate> PlanAutomation(
-    const std::vector<ferry::v1::ManifestWorkload>& in_git, const TagLookup& tags) {
+    const std::vector<ferry::v1::ManifestWorkload>& in_git, const TagLookup& tags, absl::Time now) {
   std::vector<AutomationCandidate> out;
   for (const ferry::v1::ManifestWorkload& w : in_git) {
     if (!AutomationApplies(w.policy())) continue;
-    const ferry::v1::Policy& p = w.policy();
-    for (const ferry::v1::Container& c : w.containers()) {
+    if (!w.policy().errors().empty()) {
+      // Never a silent default: a policy that does not parse stops the whole workload.
       AutomationCandidate a;
       a.workload = w.id();
-      a.container = c.name();
-      a.from_image = c.image();
-      absl::StatusOr<image::Reference> current = image::Reference::Parse(c.image());
-      absl::StatusOr<policy::TagPattern> filter = FilterOf(p, c.name());
-      if (!current.ok()) {
-        a.note = absl::StrCat("'", c.image(), "' is not an image reference");
-      } else if (!filter.ok()) {
-        a.note = std::string(filter.status().message());
-      } else {
-        const RepositoryTags& listed = tags(current->Repository());
-        if (!listed.status.ok()) {
-          a.note = absl::StrCat(current->Repository(), ": ", listed.status.message());
-        } else {
-          // The running tag takes part in the ranking (when it passes the filter), so a
-          // release never goes to a tag that ranks below it: two tags cannot alternate.
-          policy::TagChoice choice = ChooseTag(*filter, listed.tags, current->tag());
-          const std::vector<policy::TagCandidate>& ranked = choice.ranked;
-          a.incomplete = choice.incomplete;
-          if (a.incomplete > 0) a.note = PassedOver(a.incomplete, current->Repository());
-          if (!ranked.empty() && ranked.front().tag != current->tag()) {
-            a.to_image = current->WithTag(ranked.front().tag);
-          } else if (ranked.empty() && a.note.empty()) {
-            a.note = absl::StrCat("no tag of ", current->Repository(), " passes the tag filter ",
-                                  filter->ToString());
-          }
-        }
-      }
+      a.note = absl::StrCat("policy error: ", absl::StrJoin(w.policy().errors(), "; "));
+      out.push_back(std::move(a));
+      continue;
+    }
+    for (const ferry::v1::Container& c : w.containers()) {
+      AutomationCandidate a = PlanAutomatedContainer(w, c, tags, now);
       if (!a.to_image.empty() || !a.note.empty()) out.push_back(std::move(a));
     }
   }

@@ -26,9 +26,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "ferry/v1/git_writer.pb.h"
 #include "ferry/v1/registry_scanner.pb.h"
 #include "ferry/v1/types.pb.h"
+#include "lib/policy/soak.h"
 #include "lib/policy/tag_pattern.h"
 
 namespace ferry::api {
@@ -75,6 +77,59 @@ policy::TagChoice ChooseTag(const policy::TagPattern& filter,
                             const ferry::v1::ListTagsResponse& listed,
                             const std::string& current_tag);
 
+// What holds tags of one container back from automation (issue 19), parsed from its
+// policy: the soak time in force (zero for none) and the tags automatic reverts rejected.
+struct ContainerHolds {
+  absl::Duration min_age = absl::ZeroDuration();
+  std::vector<policy::RejectedTag> rejected;
+};
+
+// The holds of `container` under `policy` (Policy::min_ages / min_age_all / rejected).
+// InvalidArgument naming the annotation when one does not parse (the same text as
+// Policy::errors).
+absl::StatusOr<ContainerHolds> HoldsOf(const ferry::v1::Policy& policy,
+                                       const std::string& container);
+
+// Whether automation holds the listed tag back at `now`: policy::HoldOf with the tag's
+// creation time and the scanner's first sighting.
+policy::Hold HoldOfTag(const ferry::v1::TagInfo& tag, const ContainerHolds& holds, absl::Time now);
+
+// ChooseTag over the tags automation may consider at `now`: the held ones (HoldOfTag) are
+// removed before ranking. With empty holds it is ChooseTag. One rule for automation,
+// all_latest releases that respect soak times, ListImages and ExplainTags.
+policy::TagChoice ChooseEligibleTag(const policy::TagPattern& filter,
+                                    const ferry::v1::ListTagsResponse& listed,
+                                    const std::string& current_tag, const ContainerHolds& holds,
+                                    absl::Time now);
+
+// Why `tag` is held back, in words, as automation notes and ListImages show it:
+//   "1.5.0 is soaking until 2026-12-01T16:00:00Z (min-age 2h)"
+//   "1.5.0 is soaking: its age is unknown yet (min-age 2h)"
+//   "1.5.0 was rejected by job J (an automatic revert)"
+// Empty for Hold::Kind::kNone.
+std::string DescribeHold(const std::string& tag, const policy::Hold& hold, absl::Duration min_age);
+
+// "2026-12-01T16:00:00Z": how planning notes show a time (UTC, seconds).
+std::string FormatNoteTime(absl::Time t);
+
+// ChooseEligibleTag, with what the holds keep back from it: the tags the plain ChooseTag
+// ranks above the eligible choice are the held ones that would otherwise be chosen.
+struct HeldBackChoice {
+  policy::TagChoice choice;  // ChooseEligibleTag's
+  // The best held tag ranking above the choice ("" when none) and its hold.
+  std::string held_tag;
+  policy::Hold hold;
+  // Held tags ranking above the choice (held_tag among them).
+  int held = 0;
+  // The earliest time one of them stops being too young: when the choice may change
+  // (InfiniteFuture when none will by itself).
+  absl::Time wake_at = absl::InfiniteFuture();
+};
+HeldBackChoice ChooseEligibleTagExplained(const policy::TagPattern& filter,
+                                          const ferry::v1::ListTagsResponse& listed,
+                                          const std::string& current_tag,
+                                          const ContainerHolds& holds, absl::Time now);
+
 // Checks a release spec before anything runs: workloads or all (not both, not neither),
 // image or all_latest (exactly one), ids (manifest::WorkloadId::Parse, its message after the
 // field: "workloads: ...", "excludes: ...") and "workload/container" entries well-formed, the
@@ -100,10 +155,14 @@ struct ReleasePlan {
 
 // Plans `spec` (already validated) over the workloads in git. `running` holds the ids of the
 // workloads in the cluster. `tags` is consulted for all_latest releases only, where each
-// container moves to its ChooseTag choice (the same tag automation would pick).
+// container moves to its ChooseTag choice; with spec.respect_min_age() to its
+// ChooseEligibleTag choice at `now` (the same tag automation would pick), a container whose
+// soak time or rejected tags do not parse being skipped with that error. Explicit images
+// ignore soak times and rejections.
 ReleasePlan PlanRelease(const ferry::v1::ReleaseSpec& spec,
                         const std::vector<ferry::v1::ManifestWorkload>& in_git,
-                        const std::map<std::string, bool>& running, const TagLookup& tags);
+                        const std::map<std::string, bool>& running, const TagLookup& tags,
+                        absl::Time now = absl::Now());
 
 // One container the automation would move, or why it does not.
 struct AutomationCandidate {
@@ -116,17 +175,27 @@ struct AutomationCandidate {
   std::string note;
   // Tags passed over because their metadata is incomplete.
   int incomplete = 0;
+  // True when the note says why a better tag is held back (soaking, rejected) rather than
+  // why the container cannot be planned.
+  bool held = false;
+  // When a tag held back by its soak time, ranking above what is chosen, becomes eligible:
+  // when a pass should look again (InfiniteFuture: nothing to wait for).
+  absl::Time wake_at = absl::InfiniteFuture();
 };
 
 // Whether the automation moves a workload with `policy`: automated, not locked, not ignored.
 bool AutomationApplies(const ferry::v1::Policy& policy);
 
-// For every workload the automation applies to: each container's choice (ChooseTag)
-// when it is not the running tag. A tag never moves to one that ranks lower than the current
-// tag, so two tags never alternate. Tags with incomplete metadata are passed over (and
-// counted) when the ordering needs the creation time.
+// For every workload the automation applies to: each container's choice at `now`
+// (ChooseEligibleTag: soaking and rejected tags held back) when it is not the running tag.
+// A tag never moves to one that ranks lower than the current tag, so two tags never
+// alternate. Tags with incomplete metadata are passed over (and counted) when the ordering
+// needs the creation time. A workload with policy errors (Policy::errors) is not planned:
+// one candidate with an empty container and the note "policy error: <errors>". A held-back
+// better tag is noted ("1.5.0 is soaking until ...", DescribeHold) with `held` and
+// `wake_at` set, whether or not another tag moves.
 std::vector<AutomationCandidate> PlanAutomation(
-    const std::vector<ferry::v1::ManifestWorkload>& in_git, const TagLookup& tags);
+    const std::vector<ferry::v1::ManifestWorkload>& in_git, const TagLookup& tags, absl::Time now);
 
 // "Auto-release <image>" or "Auto-release multiple (N) images" with the list.
 std::string AutomationCommitMessage(const std::vector<AutomationCandidate>& releases);
