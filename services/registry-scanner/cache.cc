@@ -7,12 +7,13 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "lib/log/log.h"
 
 namespace ferry::registry_scanner {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -23,7 +24,15 @@ CREATE TABLE IF NOT EXISTS tags(
   repository TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL, media_type TEXT NOT NULL,
   created INTEGER, created_source INTEGER NOT NULL, platforms TEXT NOT NULL,
   labels TEXT NOT NULL, incomplete TEXT NOT NULL, checked INTEGER NOT NULL,
-  recheck_seconds INTEGER NOT NULL, PRIMARY KEY(repository, tag));
+  recheck_seconds INTEGER NOT NULL, first_seen INTEGER, PRIMARY KEY(repository, tag));
+)sql";
+
+// From schema 1: tags gain first_seen (appended, as ALTER TABLE does), set to the migration
+// time for the tags already known.
+constexpr char kMigrate1To2[] = R"sql(
+ALTER TABLE tags ADD COLUMN first_seen INTEGER;
+UPDATE tags SET first_seen = ?1;
+UPDATE meta SET value = '2' WHERE key = 'schema';
 )sql";
 
 int64_t ToNanos(absl::Time t) { return absl::ToUnixNanos(t); }
@@ -74,12 +83,16 @@ absl::StatusOr<std::unique_ptr<Cache>> Cache::Open(const std::string& path) {
     sqlite3_busy_timeout(cache->db_, 5000);
     bool usable = cache->Exec("PRAGMA journal_mode=WAL").ok() && cache->Exec(kSchema).ok();
     if (usable) {
-      Statement q(cache->db_, "SELECT value FROM meta WHERE key='schema'");
-      if (!q.ok()) {
-        usable = false;
-      } else if (sqlite3_step(q.get()) == SQLITE_ROW) {
-        usable = q.ColumnText(0) == std::to_string(kSchemaVersion);
-      } else {
+      std::optional<std::string> version;
+      {
+        Statement q(cache->db_, "SELECT value FROM meta WHERE key='schema'");
+        usable = q.ok();
+        if (usable && sqlite3_step(q.get()) == SQLITE_ROW) version = q.ColumnText(0);
+      }
+      if (usable && version.has_value()) {
+        usable = *version == std::to_string(kSchemaVersion) ||
+                 (*version == "1" && cache->MigrateFrom1(absl::Now()).ok());
+      } else if (usable) {
         usable =
             cache->Exec(absl::StrCat("INSERT INTO meta VALUES('schema','", kSchemaVersion, "')"))
                 .ok();
@@ -107,6 +120,21 @@ Cache::~Cache() {
   if (db_ != nullptr) sqlite3_close(db_);
 }
 
+absl::Status Cache::MigrateFrom1(absl::Time now) {
+  if (!Exec("BEGIN IMMEDIATE").ok()) return DbError(db_, "migrate");
+  const std::string sql = absl::StrReplaceAll(kMigrate1To2, {{"?1", absl::StrCat(ToNanos(now))}});
+  if (absl::Status s = Exec(sql); !s.ok()) {
+    (void)Exec("ROLLBACK");
+    return s;
+  }
+  if (absl::Status s = Exec("COMMIT"); !s.ok()) {
+    (void)Exec("ROLLBACK");
+    return s;
+  }
+  log::Info("cache migrated", {{"from_schema", "1"}, {"to_schema", "2"}});
+  return absl::OkStatus();
+}
+
 absl::Status Cache::Exec(const std::string& sql) {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
@@ -119,7 +147,16 @@ absl::Status Cache::Exec(const std::string& sql) {
 
 namespace {
 
-constexpr char kPutTag[] = "INSERT OR REPLACE INTO tags VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)";
+// An upsert: a tag already stored keeps its first_seen.
+constexpr char kPutTag[] =
+    "INSERT INTO tags(repository,tag,digest,media_type,created,created_source,platforms,labels,"
+    "incomplete,checked,recheck_seconds,first_seen) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12) "
+    "ON CONFLICT(repository,tag) DO UPDATE SET digest=excluded.digest,"
+    "media_type=excluded.media_type,created=excluded.created,"
+    "created_source=excluded.created_source,platforms=excluded.platforms,"
+    "labels=excluded.labels,incomplete=excluded.incomplete,checked=excluded.checked,"
+    "recheck_seconds=excluded.recheck_seconds,"
+    "first_seen=COALESCE(tags.first_seen,excluded.first_seen)";
 
 // Binds `r` of `repository` to a kPutTag statement and runs it.
 bool StepPutTag(Statement& s, const std::string& repository, const TagRecord& r) {
@@ -144,6 +181,7 @@ bool StepPutTag(Statement& s, const std::string& repository, const TagRecord& r)
   s.Text(9, r.metadata.incomplete_reason);
   s.Int(10, ToNanos(r.checked));
   s.Int(11, absl::ToInt64Seconds(r.recheck_interval));
+  s.Int(12, ToNanos(r.first_seen.value_or(r.checked)));
   const bool done = sqlite3_step(s.get()) == SQLITE_DONE;
   sqlite3_reset(s.get());
   sqlite3_clear_bindings(s.get());
@@ -193,7 +231,7 @@ absl::StatusOr<std::vector<TagRecord>> Cache::Tags(const std::string& repository
   absl::MutexLock lock(&mu_);
   Statement s(db_,
               "SELECT tag,digest,media_type,created,created_source,platforms,labels,incomplete,"
-              "checked,recheck_seconds FROM tags WHERE repository=?1 ORDER BY tag");
+              "checked,recheck_seconds,first_seen FROM tags WHERE repository=?1 ORDER BY tag");
   if (!s.ok()) return DbError(db_, "tags");
   s.Text(1, repository);
   std::vector<TagRecord> out;
@@ -219,6 +257,9 @@ absl::StatusOr<std::vector<TagRecord>> Cache::Tags(const std::string& repository
     r.metadata.incomplete_reason = s.ColumnText(7);
     r.checked = FromNanos(sqlite3_column_int64(s.get(), 8));
     r.recheck_interval = absl::Seconds(sqlite3_column_int64(s.get(), 9));
+    if (sqlite3_column_type(s.get(), 10) != SQLITE_NULL) {
+      r.first_seen = FromNanos(sqlite3_column_int64(s.get(), 10));
+    }
     out.push_back(std::move(r));
   }
   return out;

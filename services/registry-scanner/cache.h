@@ -1,6 +1,8 @@
 // The scanner's persistent knowledge, in SQLite: tags with their metadata per repository,
 // and each repository's scan state. Survives restarts, so a restarted scanner answers at
-// once and only refreshes. A cache that cannot be opened or has another schema is rebuilt.
+// once and only refreshes. A cache that cannot be opened or has another schema is rebuilt;
+// one of the previous schema (1, before first_seen) is migrated in place: its tags count as
+// first seen at the migration (later than the truth, so a soak time is never cut short).
 #pragma once
 
 #include <map>
@@ -23,6 +25,11 @@ struct TagRecord {
   TagMetadata metadata;
   absl::Time checked;               // last time the digest was confirmed
   absl::Duration recheck_interval;  // when to confirm it again (adaptive)
+  // When the scanner first saw the tag (a soak time counts from it when the image has no
+  // creation time). Kept by the cache: a PutTag of a tag already stored keeps the stored
+  // value whatever this says. A tag deleted from the registry (and so from the cache) and
+  // pushed again is new: it is first seen again, and soaks again.
+  std::optional<absl::Time> first_seen;
 };
 
 // One repository's scan state.
@@ -45,6 +52,8 @@ class Cache {
   // True when the file was rebuilt at Open (corrupt or incompatible).
   bool rebuilt() const { return rebuilt_; }
 
+  // Stores `record` (replacing the tag's metadata and re-check state); the first_seen of a
+  // tag already stored is kept, a new tag's is record.first_seen (else record.checked).
   absl::Status PutTag(const std::string& repository, const TagRecord& record);
   // Every one of `records`, in one transaction (one sync of the file): all or none.
   absl::Status PutTags(const std::string& repository, const std::vector<TagRecord>& records);
@@ -63,6 +72,8 @@ class Cache {
  private:
   Cache() = default;
   absl::Status Exec(const std::string& sql);
+  // Schema 1 -> 2 in one transaction: tags gain first_seen = `now`.
+  absl::Status MigrateFrom1(absl::Time now);
 
   absl::Mutex mu_;
   sqlite3* db_ = nullptr;

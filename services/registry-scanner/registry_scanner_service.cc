@@ -14,7 +14,9 @@
 namespace ferry::registry_scanner {
 namespace {
 
-void FillTag(const std::string& tag, const TagMetadata& m, ferry::v1::TagInfo* out) {
+void FillTag(const std::string& tag, const TagMetadata& m, ferry::v1::TagInfo* out,
+             std::optional<absl::Time> first_seen = std::nullopt) {
+  if (first_seen) *out->mutable_first_seen() = runtime::ToProtoTimestamp(*first_seen);
   out->set_tag(tag);
   out->set_digest(m.digest);
   out->set_media_type(m.media_type);
@@ -135,7 +137,7 @@ grpc::Status RegistryScannerService::ListTags(grpc::ServerContext*,
   response->set_total(static_cast<int32_t>(ordered.size()));
   for (const TagRecord& t : ordered) {
     if (request->limit() > 0 && response->tags_size() >= request->limit()) break;
-    FillTag(t.tag, t.metadata, response->add_tags());
+    FillTag(t.tag, t.metadata, response->add_tags(), t.first_seen);
   }
   return grpc::Status::OK;
 }
@@ -158,7 +160,7 @@ grpc::Status RegistryScannerService::GetImage(grpc::ServerContext*,
     if (tags.ok()) {
       for (const TagRecord& t : *tags) {
         if (t.tag == ref->tag()) {
-          FillTag(t.tag, t.metadata, response);
+          FillTag(t.tag, t.metadata, response, t.first_seen);
           return grpc::Status::OK;
         }
       }
@@ -201,7 +203,7 @@ grpc::Status RegistryScannerService::WatchEvents(grpc::ServerContext* context,
       }
       out.set_repository(e.repository);
       if (e.kind != TagEvent::Kind::kRepositoryError) {
-        FillTag(e.tag.tag, e.tag.metadata, out.mutable_tag());
+        FillTag(e.tag.tag, e.tag.metadata, out.mutable_tag(), e.tag.first_seen);
       }
       out.set_previous_digest(e.previous_digest);
       out.set_error(e.error);

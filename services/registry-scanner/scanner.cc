@@ -54,6 +54,7 @@ Scanner::TagOutcome Scanner::RunTagJob(const std::string& registry, const std::s
     out.record.metadata = *std::move(m);
     out.record.checked = now;
     out.record.recheck_interval = options_.min_recheck;
+    out.record.first_seen = now;  // the cache keeps an earlier one
     if (!first_scan) out.event = TagEvent::Kind::kNewTag;
     return out;
   }

@@ -4,9 +4,11 @@
 // Milliseconds, no registry, no sleeping; scanner_test.cc runs the scanner against a real
 // registry.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -61,6 +63,14 @@ class FakeRepository {
     if (std::find(tags_.begin(), tags_.end(), tag) == tags_.end()) tags_.push_back(tag);
     Publish();
     return digest;
+  }
+
+  // Deletes `tag` from the registry.
+  void Delete(const std::string& tag) {
+    http_.Set("GET", ManifestUrl(tag), http::Response{404, {}, ""});
+    http_.Set("HEAD", ManifestUrl(tag), http::Response{404, {}, ""});
+    tags_.erase(std::remove(tags_.begin(), tags_.end(), tag), tags_.end());
+    Publish();
   }
 
   // The tags in the order the registry lists them.
@@ -329,6 +339,94 @@ TEST_F(ScannerUnitTest, KnownTagsAreRecheckedOnAnAdaptiveInterval) {
   EXPECT_EQ(events[0].previous_digest, first);
   EXPECT_EQ(events[0].tag.metadata.digest, second);
   EXPECT_EQ(events[0].tag.recheck_interval, absl::Minutes(5));
+}
+
+// When the scanner first saw each tag (a soak time counts from it when the image has no
+// creation time): set once, kept by re-checks and moves, reset only for a tag deleted and
+// pushed again.
+TEST_F(ScannerUnitTest, FirstSeenIsSetOnceAndKeptAcrossRechecksAndMoves) {
+  auto first_seen = [&](const std::string& tag) -> std::optional<absl::Time> {
+    absl::StatusOr<std::vector<TagRecord>> tags = cache_->Tags(kRepo);
+    if (!tags.ok()) return std::nullopt;
+    for (const TagRecord& t : *tags) {
+      if (t.tag == tag) return t.first_seen;
+    }
+    return std::nullopt;
+  };
+  repo_.Push("1");
+  const absl::Time t0 = clock_.Now();
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  EXPECT_EQ(first_seen("1"), t0);
+  clock_.Advance(absl::Minutes(10));  // past min_recheck: a HEAD re-check stores the tag again
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  repo_.Push("1");  // moved
+  repo_.Push("2");
+  clock_.Advance(absl::Hours(1));
+  const absl::Time t1 = clock_.Now();
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  ASSERT_EQ(scanner_->WaitForEvents(0, absl::ZeroDuration()).size(), 2u);  // moved, new
+  EXPECT_EQ(first_seen("1"), t0);
+  EXPECT_EQ(first_seen("2"), t1);
+  // A put of a record saying otherwise does not move it either.
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TagRecord> stored, cache_->Tags(kRepo));
+  stored[0].first_seen = t1 + absl::Hours(5);
+  FERRY_ASSERT_OK(cache_->PutTag(kRepo, stored[0]));
+  EXPECT_EQ(first_seen(stored[0].tag), stored[0].tag == "1" ? t0 : t1);
+  // Deleted and pushed again: a new tag, seen anew.
+  repo_.Delete("1");
+  clock_.Advance(absl::Minutes(1));
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  EXPECT_EQ(first_seen("1"), std::nullopt);
+  repo_.Push("1");
+  clock_.Advance(absl::Minutes(1));
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  EXPECT_EQ(first_seen("1"), clock_.Now());
+}
+
+// A cache of schema 1 (before first_seen) is migrated in place, not rebuilt: its tags stay,
+// first seen at the migration.
+TEST(CacheTest, SchemaOneIsMigratedKeepingItsTags) {
+  char tmpl[] = "/tmp/ferry-cache-test-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string path = std::string(tmpl) + "/cache.db";
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                         "INSERT INTO meta VALUES('schema','1');"
+                         "CREATE TABLE repositories(name TEXT PRIMARY KEY, watched INTEGER NOT "
+                         "NULL, last_scan INTEGER, last_error TEXT NOT NULL, last_watched INTEGER "
+                         "NOT NULL);"
+                         "CREATE TABLE tags(repository TEXT NOT NULL, tag TEXT NOT NULL, digest "
+                         "TEXT NOT NULL, media_type TEXT NOT NULL, created INTEGER, "
+                         "created_source INTEGER NOT NULL, platforms TEXT NOT NULL, labels TEXT "
+                         "NOT NULL, incomplete TEXT NOT NULL, checked INTEGER NOT NULL, "
+                         "recheck_seconds INTEGER NOT NULL, PRIMARY KEY(repository, tag));"
+                         "INSERT INTO tags VALUES('reg.test/team/app','1.0','sha256:a','m',NULL,0,"
+                         "'[]','{}','no creation time',0,300);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  const absl::Time before = absl::Now();
+  FERRY_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cache> cache, Cache::Open(path));
+  EXPECT_FALSE(cache->rebuilt());
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TagRecord> tags, cache->Tags(kRepo));
+  ASSERT_EQ(tags.size(), 1u);
+  EXPECT_EQ(tags[0].metadata.digest, "sha256:a");
+  ASSERT_TRUE(tags[0].first_seen.has_value());
+  EXPECT_GE(*tags[0].first_seen, before);
+  EXPECT_LE(*tags[0].first_seen, absl::Now());
+  // Opened again: schema 2 now, nothing changes.
+  const absl::Time migrated = *tags[0].first_seen;
+  cache.reset();
+  FERRY_ASSERT_OK_AND_ASSIGN(cache, Cache::Open(path));
+  EXPECT_FALSE(cache->rebuilt());
+  FERRY_ASSERT_OK_AND_ASSIGN(tags, cache->Tags(kRepo));
+  ASSERT_EQ(tags.size(), 1u);
+  EXPECT_EQ(tags[0].first_seen, migrated);
+  cache.reset();
+  std::filesystem::remove_all(tmpl);
 }
 
 TEST_F(ScannerUnitTest, WatchListChangesAndLongUnwatchedRepositoriesAreForgotten) {
