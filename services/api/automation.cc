@@ -29,6 +29,12 @@ AutomationMetrics::AutomationMetrics(prometheus::Registry& registry)
                          "(registry error, invalid filter, no tag passing the filter).")
                    .Register(registry)
                    .Add({})),
+      held_(prometheus::BuildGauge()
+                .Name("ferry_automation_held_containers")
+                .Help("Automated containers whose best tag was held back in the last pass "
+                      "(soaking: min-age not reached, or rejected by an automatic revert).")
+                .Register(registry)
+                .Add({})),
       workloads_(prometheus::BuildGauge()
                      .Name("ferry_workloads")
                      .Help("Workloads in git by policy (all, automated, locked, ignored).")
@@ -89,9 +95,11 @@ void Automation::Loop() {
     }
     RunOnce();
     bool failed;
+    absl::Time wake_at;
     {
       absl::MutexLock pass(&pass_mu_);
       failed = last_pass_failed_;
+      wake_at = wake_at_;
     }
     if (failed) {
       pause = std::min(retry, interval_);
@@ -99,6 +107,10 @@ void Automation::Loop() {
     } else {
       pause = interval_;
       retry = kFirstRetry;
+    }
+    // A soak ending before the next pass brings it forward.
+    if (wake_at != absl::InfiniteFuture()) {
+      pause = std::min(pause, std::max(wake_at - clock_.Now(), kMinWake));
     }
   }
 }
@@ -232,19 +244,28 @@ std::optional<std::string> Automation::RunOnce() {
   TagCache tags(peers_.registry, budget);
   std::vector<ferry::v1::ManifestWorkload> workloads(in_git->workloads().begin(),
                                                      in_git->workloads().end());
-  std::vector<AutomationCandidate> planned = PlanAutomation(workloads, tags.Lookup());
-  int releases = 0, blocked = 0, incomplete = 0;
+  std::vector<AutomationCandidate> planned = PlanAutomation(workloads, tags.Lookup(), clock_.Now());
+  int releases = 0, blocked = 0, incomplete = 0, held = 0;
+  absl::Time wake_at = absl::InfiniteFuture();
   std::vector<std::string> notes;
   for (const AutomationCandidate& a : planned) {
     incomplete += a.incomplete;
+    held += a.held;
+    wake_at = std::min(wake_at, a.wake_at);
     if (!a.to_image.empty())
       ++releases;
-    else if (a.incomplete == 0)
-      ++blocked;  // registry error, bad filter, no candidate
-    if (!a.note.empty()) notes.push_back(absl::StrCat(a.workload, " ", a.container, ": ", a.note));
+    else if (a.incomplete == 0 && !a.held)
+      ++blocked;  // registry error, bad filter, policy error, no candidate
+    if (!a.note.empty()) {
+      notes.push_back(a.container.empty()
+                          ? absl::StrCat(a.workload, ": ", a.note)
+                          : absl::StrCat(a.workload, " ", a.container, ": ", a.note));
+    }
   }
+  wake_at_ = wake_at;
   metrics_.incomplete_.Increment(incomplete);
   metrics_.blocked_.Set(blocked);
+  metrics_.held_.Set(held);
   for (const std::string& note : notes) log::Info("automation", {{"note", note}});
   if (releases == 0) {
     done("nothing");

@@ -6,15 +6,23 @@
 // container's move to its newest filter-passing tag (PlanAutomation) and, when there is
 // any, runs one AUTOMATED_RELEASE job that commits every move in one commit. Passes run on a
 // new-tag event from the scanner's WatchEvents stream for a repository an automated
-// workload uses, after the stream reconnects (events may have been missed), and every
-// `interval` as a safety net. Passes never overlap.
+// workload uses, after the stream reconnects (events may have been missed), when a tag held
+// back by its soak time (`min-age`) becomes eligible (the earliest such time of the last
+// pass, at least 1 s later), and every `interval` as a safety net. Passes never overlap.
+//
+// What keeps a container from moving (a policy error, a tag soaking or rejected, no tag
+// passing the filter, a registry error) is logged at every pass ("automation" with the
+// note) and written into the planning stage of the pass's job when it releases anything.
 //
 // Metrics:
 //   ferry_automation_runs_total{outcome}   passes: released, nothing, error
 //   ferry_automation_releases_total        containers released
 //   ferry_automation_incomplete_tags_total tags passed over: metadata incomplete
 //   ferry_automation_blocked_containers    automated containers that cannot move now
-//                                          (registry error, bad filter, no candidate tag)
+//                                          (registry error, bad filter, no candidate tag,
+//                                          policy error)
+//   ferry_automation_held_containers       automated containers whose best tag is held back
+//                                          (soaking or rejected)
 //   ferry_workloads{policy}                workloads in git: all, automated, locked, ignored
 #pragma once
 
@@ -47,6 +55,7 @@ class AutomationMetrics {
   prometheus::Counter& releases_;
   prometheus::Counter& incomplete_;
   prometheus::Gauge& blocked_;
+  prometheus::Gauge& held_;
   prometheus::Family<prometheus::Gauge>& workloads_;
 };
 
@@ -76,6 +85,16 @@ class Automation {
   // Passes completed so far (for tests that wait for one).
   uint64_t passes() const { return passes_; }
 
+  // When the last pass asked to look again because a held-back tag becomes eligible then
+  // (InfiniteFuture: nothing to wait for).
+  absl::Time wake_at() {
+    absl::MutexLock pass(&pass_mu_);
+    return wake_at_;
+  }
+
+  // The earliest pause before a pass for a soak ending: a wake-up never comes sooner.
+  static constexpr absl::Duration kMinWake = absl::Seconds(1);
+
  private:
   void Loop();
   void FollowEvents();
@@ -96,6 +115,7 @@ class Automation {
   grpc::ClientContext* events_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::atomic<uint64_t> passes_{0};
   bool last_pass_failed_ ABSL_GUARDED_BY(pass_mu_) = false;
+  absl::Time wake_at_ ABSL_GUARDED_BY(pass_mu_) = absl::InfiniteFuture();
   std::thread loop_;
   std::thread events_;
 };

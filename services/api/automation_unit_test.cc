@@ -1,6 +1,7 @@
 // When the automation loop runs its passes, on a FakeClock: the first at once, then every
 // interval; a failed pass retried after 1 s, doubling up to 30 s and never beyond the
-// interval; a (re)connected event stream and a new tag for an automated repository at once.
+// interval; a (re)connected event stream and a new tag for an automated repository at once;
+// a soaking tag's eligibility (at least 1 s later, at most the interval).
 // The peers are the generated mock stubs; the event stream is a scripted reader.
 #include <gmock/gmock.h>
 #include <grpcpp/test/client_context_test_peer.h>
@@ -19,6 +20,7 @@
 #include "ferry/v1/git_writer_mock.grpc.pb.h"
 #include "ferry/v1/registry_scanner_mock.grpc.pb.h"
 #include "lib/runtime/fake_clock.h"
+#include "lib/runtime/proto_time.h"
 #include "services/api/automation.h"
 
 namespace ferry::api {
@@ -157,6 +159,14 @@ class AutomationUnitTest : public ::testing::Test {
   ferry::v1::ListManifestWorkloadsResponse in_git_;
   std::atomic<int> git_failures_{0};
   std::unique_ptr<Automation> automation_;
+
+  // The value of an unlabelled gauge of the automation's metrics.
+  double prometheus_gauge(const std::string& name) {
+    for (const auto& family : metrics_registry_.Collect()) {
+      if (family.name == name && !family.metric.empty()) return family.metric[0].gauge.value;
+    }
+    return -1;
+  }
 };
 
 TEST_F(AutomationUnitTest, FirstPassAtOnceThenOneEveryInterval) {
@@ -191,6 +201,63 @@ TEST_F(AutomationUnitTest, AConnectedStreamAndANewTagOfAnAutomatedRepositoryAskF
   ExpectPassOn([&] { streams_.Send(kApp, ferry::v1::TAG_EVENT_KIND_TAG_MOVED); });
   EXPECT_EQ(clock_.Now(), start) << "no pass waited for the clock";
   // A triggered pass starts the interval again.
+  ExpectPassAfter(absl::Minutes(5));
+}
+
+// Soak times (issue 19): a pass that leaves a tag soaking asks for the next pass when the
+// tag becomes eligible (never sooner than 1 s, never later than the interval), so the
+// automation takes it then instead of an interval later.
+class SoakingAutomationUnitTest : public AutomationUnitTest {
+ protected:
+  // The repository lists 1.0.0 (old) and 1.1.0 created `age` ago; the workload soaks tags
+  // for `min_age`.
+  void Soak(const std::string& min_age, absl::Duration age) {
+    in_git_.mutable_workloads(0)->mutable_policy()->set_min_age_all(min_age);
+    const absl::Time start = clock_.Now();
+    ON_CALL(registry_, ListTags(_, _, _))
+        .WillByDefault(Invoke(
+            [start, age](grpc::ClientContext*, const auto&, ferry::v1::ListTagsResponse* out) {
+              for (const auto& [tag, created] :
+                   {std::pair{"1.1.0", start - age}, std::pair{"1.0.0", start - absl::Hours(24)}}) {
+                ferry::v1::TagInfo* t = out->add_tags();
+                t->set_tag(tag);
+                *t->mutable_created() = runtime::ToProtoTimestamp(created);
+              }
+              out->set_total(2);
+              return grpc::Status::OK;
+            }));
+  }
+  // From now on git says the container runs 1.1.0: a pass finds nothing to release.
+  void Released() {
+    in_git_.mutable_workloads(0)->mutable_containers(0)->set_image(std::string(kApp) + ":1.1.0");
+  }
+};
+
+TEST_F(SoakingAutomationUnitTest, APassRunsWhenTheSoakingTagBecomesEligible) {
+  Soak("1m", absl::Seconds(10));
+  const absl::Time start = clock_.Now();
+  Start(absl::Minutes(5));
+  EXPECT_EQ(automation_->wake_at(), start + absl::Seconds(50));
+  EXPECT_EQ(prometheus_gauge("ferry_automation_held_containers"), 1);
+  EXPECT_EQ(prometheus_gauge("ferry_automation_blocked_containers"), 0);
+  Released();
+  ExpectPassAfter(absl::Seconds(50));
+  EXPECT_EQ(automation_->wake_at(), absl::InfiniteFuture());
+  ExpectPassAfter(absl::Minutes(5));
+}
+
+TEST_F(SoakingAutomationUnitTest, AWakeUpIsNeverSoonerThanASecondNorLaterThanTheInterval) {
+  Soak("1m", absl::Seconds(60) - absl::Milliseconds(200));
+  Start(absl::Minutes(5));
+  Released();
+  ExpectPassAfter(Automation::kMinWake);
+  ExpectPassAfter(absl::Minutes(5));
+}
+
+TEST_F(SoakingAutomationUnitTest, ASoakLongerThanTheIntervalWaitsForTheInterval) {
+  Soak("1h", absl::ZeroDuration());
+  Start(absl::Minutes(5));
+  ExpectPassAfter(absl::Minutes(5));
   ExpectPassAfter(absl::Minutes(5));
 }
 

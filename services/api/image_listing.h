@@ -8,6 +8,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "ferry/v1/api.pb.h"
 #include "ferry/v1/git_writer.pb.h"
 #include "ferry/v1/registry_scanner.pb.h"
@@ -16,28 +18,36 @@
 
 namespace ferry::api {
 
-// Fills `out`'s tags, total, filtered, omitted and latest_filtered from the scanner's
-// listing of the container's repository (every tag, any order) under `filter`, for a
-// container running `current_tag`:
+// Fills `out`'s tags, total, filtered, omitted, latest_filtered and min_age from the
+// scanner's listing of the container's repository (every tag, any order) under `filter`,
+// for a container running `current_tag` with `holds` at `now`:
 //   tags             the tags `filter`'s kind can rank, best first (every version for
 //                    semver, every tag for glob/regexp), at most `limit` (0: all), each
-//                    marked when it passes the filter and when it is the running one;
-//   latest_filtered  ChooseTag's choice: the tag automation would move to (or stay on);
+//                    marked when it passes the filter and when it is the running one, with
+//                    eligible_at when it passes the filter but is still soaking (its age
+//                    known) and rejected_by_job when a revert rejected it ("manual" for an
+//                    entry that names no job);
+//   latest_filtered  ChooseEligibleTag's choice: the tag automation would move to (or stay
+//                    on) now;
+//   min_age          the soak time in force ("" for none);
 //   total            the scanner's count of the repository's tags; filtered: the listed
 //                    tags passing the filter;
 //   omitted          tags left out by `limit`.
 void FillContainerTags(const policy::TagPattern& filter, const ferry::v1::ListTagsResponse& listed,
-                       const std::string& current_tag, int limit, ferry::v1::ContainerImages* out);
+                       const std::string& current_tag, const ContainerHolds& holds, absl::Time now,
+                       int limit, ferry::v1::ContainerImages* out);
 
 // The answer to `request` (validated: a well-formed workload id or none, limit >= 0) from
 // `in_git`, git-writer's index of the request's namespace (the workload's, when one is
 // named), each container's tags from `tags` (looked up once per repository by the caller's
-// lookup). A container whose image is not a reference, whose filter does not parse or whose
-// repository could not be listed carries the error, the others are filled as
-// FillContainerTags says. NotFound when the named workload is not in git, or a namespace
-// asked for has no workload there.
+// lookup). A container whose image is not a reference, whose filter, soak time or rejected
+// tags do not parse (HoldsOf) or whose repository could not be listed carries the error,
+// the others are filled as FillContainerTags says, with their holds (HoldsOf) at `now`.
+// NotFound when the named workload is not in git, or a namespace asked for has no workload
+// there.
 absl::StatusOr<ferry::v1::ListImagesResponse> ListImagesOf(
     const ferry::v1::ListImagesRequest& request,
-    const ferry::v1::ListManifestWorkloadsResponse& in_git, const TagLookup& tags);
+    const ferry::v1::ListManifestWorkloadsResponse& in_git, const TagLookup& tags,
+    absl::Time now = absl::Now());
 
 }  // namespace ferry::api

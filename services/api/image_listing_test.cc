@@ -38,11 +38,12 @@ struct Shown {
 };
 
 Shown Fill(const std::string& filter, const ferry::v1::ListTagsResponse& listed,
-           const std::string& current, int limit = 0) {
+           const std::string& current, int limit = 0, const ContainerHolds& holds = {},
+           absl::Time now = absl::UnixEpoch()) {
   Shown out;
   absl::StatusOr<policy::TagPattern> pattern = policy::ParseFilter(filter);
   FERRY_EXPECT_OK(pattern);
-  FillContainerTags(*pattern, listed, current, limit, &out.images);
+  FillContainerTags(*pattern, listed, current, holds, now, limit, &out.images);
   for (const ferry::v1::ImageTag& t : out.images.tags()) {
     out.tags.push_back(t.info().tag());
     if (t.matches_filter()) out.passing.push_back(t.info().tag());
@@ -91,6 +92,39 @@ TEST(FillContainerTagsTest, NoTagPassesNoLatest) {
   EXPECT_EQ(s.images.latest_filtered(), "");
   EXPECT_EQ(s.images.filtered(), 0);
   EXPECT_EQ(s.images.total(), 1);
+}
+
+// Soak times and rejections (issue 19): a tag passing the filter but too young shows when
+// it becomes eligible, a rejected one the job that rejected it, and latest_filtered is the
+// tag automation would take now.
+TEST(FillContainerTagsTest, SoakingAndRejectedTagsAreMarkedAndLatestHonoursThem) {
+  const auto listed =
+      Listing({{"2.0.0", 10}, {"1.3.0", 10}, {"1.2.0", 5}, {"1.1.0", 4}, {"1.0.0", 1}});
+  ContainerHolds holds;
+  holds.min_age = absl::Hours(2);
+  holds.rejected = {{"1.2.0", "job-7"}, {"1.1.0", ""}};
+  const absl::Time day10 = absl::FromUnixSeconds(10 * 86400);
+  Shown s = Fill("semver:~1", listed, "1.0.0", 0, holds, day10 + absl::Hours(1));
+  EXPECT_THAT(s.passing, ElementsAre("1.3.0", "1.2.0", "1.1.0", "1.0.0"));
+  EXPECT_EQ(s.images.min_age(), "2h");
+  EXPECT_EQ(s.images.latest_filtered(), "1.0.0") << "1.3.0 soaks, 1.2.0 and 1.1.0 rejected";
+  std::map<std::string, const ferry::v1::ImageTag*> by_tag;
+  for (const ferry::v1::ImageTag& t : s.images.tags()) by_tag[t.info().tag()] = &t;
+  ASSERT_TRUE(by_tag.at("1.3.0")->has_eligible_at());
+  EXPECT_EQ(runtime::FromProtoTimestamp(by_tag.at("1.3.0")->eligible_at()), day10 + absl::Hours(2));
+  EXPECT_FALSE(by_tag.at("2.0.0")->has_eligible_at()) << "does not pass the filter";
+  EXPECT_EQ(by_tag.at("1.2.0")->rejected_by_job(), "job-7");
+  EXPECT_EQ(by_tag.at("1.1.0")->rejected_by_job(), "manual");
+  EXPECT_FALSE(by_tag.at("1.0.0")->has_eligible_at());
+  EXPECT_EQ(by_tag.at("1.0.0")->rejected_by_job(), "");
+
+  // Once 1.3.0 has aged, it is the one.
+  s = Fill("semver:~1", listed, "1.0.0", 0, holds, day10 + absl::Hours(2));
+  EXPECT_EQ(s.images.latest_filtered(), "1.3.0");
+  // No holds: the plain choice, no soak shown.
+  s = Fill("semver:~1", listed, "1.0.0", 0, {}, day10);
+  EXPECT_EQ(s.images.latest_filtered(), "1.3.0");
+  EXPECT_EQ(s.images.min_age(), "");
 }
 
 // git's index for ListImagesOf: `images` per workload id (one container "app" each).
@@ -165,6 +199,32 @@ TEST(ListImagesOfTest, EveryContainerIsFilledOrCarriesItsError) {
   EXPECT_THAT(looked_up,
               ElementsAre("reg.test/team/app", "reg.test/team/down", "reg.test/team/stale"))
       << "a bad filter or a non-reference is never looked up";
+}
+
+TEST(ListImagesOfTest, SoakTimesComeFromEachContainersPolicyAndABadOneIsItsError) {
+  auto in_git = InGit({{"default:deployment/soak", "reg.test/team/app:1"},
+                       {"default:deployment/bad", "reg.test/team/app:1"}});
+  (*in_git.mutable_workloads(0)->mutable_policy()->mutable_min_ages())["app"] = "1d";
+  in_git.mutable_workloads(0)->mutable_policy()->set_min_age_all("1h");
+  in_git.mutable_workloads(1)->mutable_policy()->set_min_age_all("2x");
+  std::map<std::string, RepositoryTags> registry;
+  registry["reg.test/team/app"].tags = Listing({{"2", 10}, {"1", 1}});
+  TagLookup lookup = [&](const std::string& repository) -> const RepositoryTags& {
+    return registry[repository];
+  };
+  ferry::v1::ListImagesRequest request;
+  const absl::Time now = absl::FromUnixSeconds(10 * 86400) + absl::Hours(3);
+  FERRY_ASSERT_OK_AND_ASSIGN(ferry::v1::ListImagesResponse listed,
+                             ListImagesOf(request, in_git, lookup, now));
+  const ferry::v1::ContainerImages& soak = listed.workloads(0).containers(0);
+  EXPECT_EQ(soak.min_age(), "1d") << "the container's own soak time wins";
+  EXPECT_EQ(soak.latest_filtered(), "1");
+  ASSERT_EQ(soak.tags(0).info().tag(), "2");
+  EXPECT_EQ(runtime::FromProtoTimestamp(soak.tags(0).eligible_at()),
+            absl::FromUnixSeconds(11 * 86400));
+  const ferry::v1::ContainerImages& bad = listed.workloads(1).containers(0);
+  EXPECT_THAT(bad.error(), ::testing::StartsWith("policy error: ferry.dev/min-age: "));
+  EXPECT_EQ(bad.latest_filtered(), "");
 }
 
 TEST(ListImagesOfTest, OneWorkloadOrNotFound) {

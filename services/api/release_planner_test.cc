@@ -97,7 +97,7 @@ class PlannerTest : public ::testing::Test {
 
   ReleasePlan Plan(const ferry::v1::ReleaseSpec& spec) {
     FERRY_EXPECT_OK(ValidateReleaseSpec(spec));
-    return PlanRelease(spec, git_, running_, Lookup());
+    return PlanRelease(spec, git_, running_, Lookup(), now_);
   }
 
   // "id status reason [container:from->to,...]" per result, for compact expectations.
@@ -137,6 +137,7 @@ class PlannerTest : public ::testing::Test {
   std::map<std::string, absl::Status> broken_;
   std::map<std::string, RepositoryTags> answers_;
   std::vector<std::string> lookups_;
+  absl::Time now_ = absl::FromUnixSeconds(1000);  // after every Tag's creation
 };
 
 TEST(AutomationAppliesTest, AutomatedNotLockedNotIgnored) {
@@ -254,7 +255,7 @@ TEST_F(PlannerTest, AllLatestPicksWhatAutomationPicks) {
     git_[0].mutable_policy()->set_automated(true);
     EXPECT_EQ(Table(Plan(Spec("", {})))["default:deployment/app"], "success  app:build-1->" + want)
         << filter;
-    std::vector<AutomationCandidate> automated = PlanAutomation(git_, Lookup());
+    std::vector<AutomationCandidate> automated = PlanAutomation(git_, Lookup(), now_);
     ASSERT_EQ(automated.size(), 1u) << filter;
     EXPECT_EQ(automated[0].to_image, std::string(kApp) + ":" + want) << filter;
   }
@@ -386,7 +387,7 @@ class AutomationPlanTest : public PlannerTest {
  protected:
   std::map<std::string, std::string> Automate() {
     std::map<std::string, std::string> out;
-    for (const AutomationCandidate& a : PlanAutomation(git_, Lookup())) {
+    for (const AutomationCandidate& a : PlanAutomation(git_, Lookup(), now_)) {
       out[a.workload + "/" + a.container] =
           (a.to_image.empty() ? "-" : a.to_image.substr(a.to_image.rfind(':') + 1)) +
           (a.note.empty() ? "" : " (" + a.note + ")");
@@ -456,6 +457,152 @@ TEST(ListWithinTest, ListsWhatFitsAndCountsTheRest) {
   const std::string listed = ListWithin(many, " - ");
   EXPECT_LT(listed.size(), kCommitListBytes + 100);
   EXPECT_TRUE(absl::EndsWith(listed, "more, listed in the job's record")) << listed.substr(0, 100);
+}
+
+}  // namespace
+}  // namespace ferry::api
+
+namespace ferry::api {
+namespace {
+
+// Soak times and rejected tags (issue 19): automation takes the best tag that is old enough
+// and not rejected, says which better one waits and until when, and skips a workload whose
+// policy does not parse.
+TEST_F(AutomationPlanTest, SoakTimesAndRejectionsHoldTagsBack) {
+  ferry::v1::TagInfo unseen = Tag("1.3.0", 0);  // no creation time: its first sighting counts
+  *unseen.mutable_first_seen() = runtime::ToProtoTimestamp(absl::FromUnixSeconds(950));
+  struct Case {
+    std::string name, min_age, rejected;
+    int64_t now;
+    std::vector<std::string> errors;
+    std::string want;
+    int64_t wake_at;  // 0: none
+  };
+  const Case cases[] = {
+      {"no holds", "", "", 1000, {}, "1.2.0", 0},
+      {"the newest soaks",
+       "5m",
+       "",
+       1000,
+       {},
+       "1.1.0 (1.2.0 is soaking until 1970-01-01T00:20:00Z (min-age 5m))",
+       1200},
+      {"and once aged moves", "5m", "", 1200, {}, "1.2.0", 0},
+      {"every better tag soaks",
+       "1h",
+       "",
+       1000,
+       {},
+       "- (1.2.0 is soaking until 1970-01-01T01:15:00Z (min-age 1h) (1 more held back))",
+       3800},
+      {"rejected",
+       "",
+       "1.2.0=job-9",
+       1000,
+       {},
+       "1.1.0 (1.2.0 was rejected by job job-9 (an automatic revert))",
+       0},
+      {"rejected and soaking",
+       "1h",
+       "1.1.0=job-8,1.2.0=job-9",
+       1000,
+       {},
+       "- (1.2.0 was rejected by job job-9 (an automatic revert) (1 more held back))",
+       0},
+      {"a bad soak time", "2x", "", 1000, {}, "- (policy error: ferry.dev/min-age: ", 0},
+      {"policy errors stop the workload",
+       "5m",
+       "",
+       1000,
+       {"ferry.dev/rollback: \"maybe\" is not auto or off"},
+       "- (policy error: ferry.dev/rollback: \"maybe\" is not auto or off)",
+       0},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    tags_[kApp] = {Tag("1.0.0", 100), Tag("1.1.0", 200), Tag("1.2.0", 900), Tag("2.0.0", 300)};
+    git_ = {Workload("default:deployment/app", {{"app", std::string(kApp) + ":1.0.0"}})};
+    ferry::v1::Policy& p = *git_[0].mutable_policy();
+    p.set_automated(true);
+    p.set_tag_all("semver:~1");
+    p.set_min_age_all(c.min_age);
+    if (!c.rejected.empty()) (*p.mutable_rejected())["app"] = c.rejected;
+    for (const std::string& e : c.errors) p.add_errors(e);
+    now_ = absl::FromUnixSeconds(c.now);
+    std::vector<AutomationCandidate> planned = PlanAutomation(git_, Lookup(), now_);
+    ASSERT_EQ(planned.size(), 1u);
+    const AutomationCandidate& a = planned[0];
+    const std::string got =
+        (a.to_image.empty() ? "-" : a.to_image.substr(a.to_image.rfind(':') + 1)) +
+        (a.note.empty() ? "" : " (" + a.note + ")");
+    EXPECT_THAT(got, ::testing::StartsWith(c.want));
+    EXPECT_EQ(a.container, c.errors.empty() ? "app" : "");
+    EXPECT_EQ(a.wake_at,
+              c.wake_at == 0 ? absl::InfiniteFuture() : absl::FromUnixSeconds(c.wake_at));
+  }
+
+  // A tag without creation time soaks from when the scanner first saw it.
+  tags_[kApp] = {Tag("1.0.0", 100), Tag("1.1.0", 200), unseen};
+  git_[0].mutable_policy()->clear_errors();
+  git_[0].mutable_policy()->set_min_age_all("5m");
+  now_ = absl::FromUnixSeconds(1000);
+  std::vector<AutomationCandidate> planned = PlanAutomation(git_, Lookup(), now_);
+  ASSERT_EQ(planned.size(), 1u);
+  EXPECT_EQ(planned[0].to_image, std::string(kApp) + ":1.1.0");
+  EXPECT_EQ(planned[0].note, "1.3.0 is soaking until 1970-01-01T00:20:50Z (min-age 5m)");
+  EXPECT_TRUE(planned[0].held);
+  EXPECT_EQ(planned[0].wake_at, absl::FromUnixSeconds(1250));
+  // A container's own soak time wins over the workload's.
+  (*git_[0].mutable_policy()->mutable_min_ages())["app"] = "1m";
+  planned = PlanAutomation(git_, Lookup(), now_);
+  ASSERT_EQ(planned.size(), 1u);
+  EXPECT_EQ(planned[0].to_image, std::string(kApp) + ":1.1.0") << "1.3.0 soaks until 1010";
+  now_ = absl::FromUnixSeconds(1010);
+  planned = PlanAutomation(git_, Lookup(), now_);
+  ASSERT_EQ(planned.size(), 1u);
+  EXPECT_EQ(planned[0].to_image, std::string(kApp) + ":1.3.0");
+  EXPECT_FALSE(planned[0].held);
+}
+
+// A release of every container's latest tag ignores soak times and rejections unless asked
+// (respect_min_age); an explicit image always ignores them.
+TEST_F(PlannerTest, AllLatestRespectsSoakTimesOnlyWhenAsked) {
+  tags_[kApp] = {Tag("1.0.0", 100), Tag("1.1.0", 200), Tag("1.2.0", 900)};
+  git_ = {Workload("default:deployment/app", {{"app", std::string(kApp) + ":1.0.0"}})};
+  git_[0].mutable_policy()->set_tag_all("semver:~1");
+  git_[0].mutable_policy()->set_min_age_all("5m");
+  (*git_[0].mutable_policy()->mutable_rejected())["app"] = "1.1.0=job-3";
+  running_ = {{"default:deployment/app", true}};
+  ferry::v1::ReleaseSpec spec = Spec("", {});
+  EXPECT_EQ(Table(Plan(spec))["default:deployment/app"], "success  app:1.0.0->1.2.0");
+  spec.set_respect_min_age(true);
+  EXPECT_EQ(Table(Plan(spec))["default:deployment/app"], "skipped image up to date")
+      << "1.2.0 soaks, 1.1.0 is rejected";
+  now_ = absl::FromUnixSeconds(1200);
+  EXPECT_EQ(Table(Plan(spec))["default:deployment/app"], "success  app:1.0.0->1.2.0");
+  spec = Spec(std::string(kApp) + ":1.1.0", {});
+  spec.set_respect_min_age(true);
+  EXPECT_EQ(Table(Plan(spec))["default:deployment/app"], "success  app:1.0.0->1.1.0")
+      << "an explicit image is what the person asked for";
+  git_[0].mutable_policy()->set_min_age_all("soon");
+  spec = Spec("", {});
+  spec.set_respect_min_age(true);
+  EXPECT_THAT(Table(Plan(spec))["default:deployment/app"],
+              ::testing::StartsWith("skipped cannot find one or more images: container app: "
+                                    "policy error: ferry.dev/min-age: "));
+}
+
+TEST(DescribeHoldTest, SaysWhyAndUntilWhen) {
+  policy::Hold young{policy::Hold::Kind::kTooYoung, absl::FromUnixSeconds(1796140800), ""};
+  EXPECT_EQ(DescribeHold("1.5.0", young, absl::Hours(2)),
+            "1.5.0 is soaking until 2026-12-01T16:00:00Z (min-age 2h)");
+  policy::Hold unknown{policy::Hold::Kind::kTooYoung, absl::InfiniteFuture(), ""};
+  EXPECT_EQ(DescribeHold("1.5.0", unknown, absl::Minutes(90)),
+            "1.5.0 is soaking: its age is unknown yet (min-age 1h30m)");
+  policy::Hold rejected{policy::Hold::Kind::kRejected, absl::InfinitePast(), "job-1"};
+  EXPECT_EQ(DescribeHold("1.5.0", rejected, absl::ZeroDuration()),
+            "1.5.0 was rejected by job job-1 (an automatic revert)");
+  EXPECT_EQ(DescribeHold("1.5.0", policy::Hold{}, absl::Hours(1)), "");
 }
 
 }  // namespace
