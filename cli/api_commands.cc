@@ -103,6 +103,9 @@ void AddReleaseCommand(CLI::App& app, const Runner& run, const std::string& user
   release_cmd->add_option("-i,--update-image", release->image, "Image to release, repo:tag");
   release_cmd->add_flag("--update-all-images", release->update_all_images,
                         "Each container's latest tag passing its filter");
+  release_cmd->add_flag("--respect-min-age", release->respect_min_age,
+                        "With --update-all-images: skip soaking and rejected tags, as "
+                        "automation does");
   release_cmd->add_option("--exclude", release->excludes, "Workload to leave out (repeatable)");
   release_cmd->add_flag("--dry-run", release->dry_run, "Plan only, commit nothing");
   release_cmd->add_flag("-f,--force", release->force,
@@ -174,6 +177,7 @@ void AddPolicyCommands(CLI::App& app, const Runner& run, const std::string& user
   policy_cmd->add_option("--tag-all", policy->tag_all,
                          "The filter of each container (one tag.<container> each, as Flux v1 "
                          "wrote it); '*' removes them");
+  AddSafeAutomationFlags(*policy_cmd, *policy);
   policy_cmd->add_option("-m,--message", policy->message, "Why");
   policy_cmd->add_option("--user", policy->user, "Who (default: git config user.name)")
       ->capture_default_str();

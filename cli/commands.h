@@ -72,6 +72,7 @@ struct ReleaseOptions {
   std::string namespace_ = "default";
   std::string image;
   bool update_all_images = false;
+  bool respect_min_age = false;  // with update_all_images: soak times and rejections count
   std::vector<std::string> excludes;
   bool dry_run = false;
   bool force = false;

@@ -384,6 +384,125 @@ TEST_F(CommandsTest, PolicyCommandsSendOneRequestForEveryWorkload) {
   EXPECT_EQ(asked.changes(0).changes(3).remove_tag_filter(), "web");
 }
 
+// Safe automation (issue 19): soak times, rollback and rejected tags in one request, checked
+// by lib/policy's parsers before anything is sent.
+TEST_F(CommandsTest, SafeAutomationPolicyFlags) {
+  ferry::v1::UpdatePolicyRequest asked;
+  ferry::v1::Job job;
+  job.set_id("job-2");
+  EXPECT_CALL(stub_, UpdatePolicy(_, _, _))
+      .WillOnce(DoAll(SaveArg<1>(&asked), SetArgPointee<2>(job), Return(grpc::Status::OK)));
+  ferry::v1::Job done = job;
+  done.set_state(ferry::v1::JOB_STATE_SUCCEEDED);
+  StreamJob({done});
+  PolicyOptions options;
+  options.workloads = {"default:deployment/a"};
+  options.min_ages = {"2h", "app=1d12h"};
+  options.remove_min_ages = {"sidecar"};
+  options.rollback = "auto";
+  options.remove_rollback_timeout = true;
+  options.rejects = {"app=1.4.2"};
+  options.clear_rejected = {""};
+  EXPECT_EQ(Run([&](Env& env) { return RunPolicy(options, env); }), kExitOk) << err_.str();
+  ASSERT_EQ(asked.changes_size(), 1);
+  std::vector<std::string> got;
+  for (const ferry::v1::PolicyChange& c : asked.changes(0).changes()) {
+    got.push_back(c.ShortDebugString());
+  }
+  EXPECT_THAT(got, ::testing::ElementsAre("set_min_age { duration: \"2h\" }",
+                                          "set_min_age { container: \"app\" duration: \"1d12h\" }",
+                                          "remove_min_age: \"sidecar\"", "set_rollback: \"auto\"",
+                                          "remove_rollback_timeout: true", "clear_rejected: \"\"",
+                                          "reject_tag { container: \"app\" tag: \"1.4.2\" }"));
+
+  // Refused before any call (StrictMock), exit 2, the message naming the flag.
+  struct Case {
+    std::function<void(PolicyOptions&)> change;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {[](PolicyOptions& o) { o.min_ages = {"2x"}; }, "--min-age '2x'"},
+      {[](PolicyOptions& o) { o.min_ages = {"0s"}; }, "--min-age '0s'"},
+      {[](PolicyOptions& o) { o.min_ages = {"app="}; }, "DURATION or CONTAINER=DURATION"},
+      {[](PolicyOptions& o) {
+         o.min_ages = {"1h", "2h"};
+       },
+       "given twice"},
+      {[](PolicyOptions& o) {
+         o.min_ages = {"app=1h"};
+         o.remove_min_ages = {"app"};
+       },
+       "--min-age and --remove-min-age contradict each other for container app"},
+      {[](PolicyOptions& o) { o.rollback = "maybe"; }, "--rollback 'maybe'"},
+      {[](PolicyOptions& o) {
+         o.rollback = "off";
+         o.remove_rollback = true;
+       },
+       "--rollback and --remove-rollback contradict"},
+      {[](PolicyOptions& o) { o.rollback_timeout = "0m"; }, "--rollback-timeout '0m'"},
+      {[](PolicyOptions& o) { o.rejects = {"1.4.2"}; }, "CONTAINER=TAG"},
+      {[](PolicyOptions& o) { o.rejects = {"app=no tag"}; }, "--reject 'app=no tag'"},
+      {[](PolicyOptions&) {}, "nothing to change"},
+  };
+  for (const Case& c : cases) {
+    PolicyOptions policy;
+    policy.workloads = {"default:deployment/a"};
+    c.change(policy);
+    EXPECT_EQ(Run([&](Env& env) { return RunPolicy(policy, env); }), kExitUsage) << c.message;
+    EXPECT_THAT(err_.str(), HasSubstr(c.message));
+  }
+}
+
+TEST_F(CommandsTest, ReleaseRespectsMinAgeOnlyForTheLatestImages) {
+  ReleaseOptions options;
+  options.all = true;
+  options.image = "quay.io/weaveworks/helloworld:master-a000002";
+  options.respect_min_age = true;
+  EXPECT_EQ(Run([&](Env& env) { return RunRelease(options, env); }), kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("--respect-min-age goes with --update-all-images"));
+
+  ferry::v1::ReleaseRequest asked;
+  EXPECT_CALL(stub_, Release(_, _, _))
+      .WillOnce(DoAll(SaveArg<1>(&asked), SetArgPointee<2>(ReleaseStates()[0]),
+                      Return(grpc::Status::OK)));
+  StreamJob(ReleaseStates());
+  options.image.clear();
+  options.update_all_images = true;
+  EXPECT_EQ(Run([&](Env& env) { return RunRelease(options, env); }), kExitOk) << err_.str();
+  EXPECT_TRUE(asked.spec().respect_min_age());
+  EXPECT_TRUE(asked.spec().all_latest());
+}
+
+TEST_F(CommandsTest, ListImagesShowsSoakingAndRejectedTags) {
+  ferry::v1::ListImagesResponse r;
+  auto* w = r.add_workloads();
+  w->set_workload("default:deployment/app");
+  auto* c = w->add_containers();
+  c->set_container("app");
+  c->set_current_image("registry.test/team/app:1.0.0");
+  c->set_min_age("2h");
+  const struct {
+    const char* tag;
+    int64_t eligible_at;
+    const char* rejected_by;
+  } tags[] = {{"1.3.0", 1796140800, ""}, {"1.2.0", 0, "job-7"}, {"1.1.0", 0, ""}, {"1.0.0", 0, ""}};
+  for (const auto& tag : tags) {
+    auto* t = c->add_tags();
+    t->mutable_info()->set_tag(tag.tag);
+    *t->mutable_info()->mutable_created() = At(1796133600);
+    if (tag.eligible_at > 0) *t->mutable_eligible_at() = At(tag.eligible_at);
+    t->set_rejected_by_job(tag.rejected_by);
+    t->set_matches_filter(true);
+    t->set_current(std::string(tag.tag) == "1.0.0");
+  }
+  EXPECT_CALL(stub_, ListImages(_, _, _))
+      .WillOnce(DoAll(SetArgPointee<2>(r), Return(grpc::Status::OK)));
+  ListImagesOptions options;
+  options.workload = "deployment/app";
+  EXPECT_EQ(Run([&](Env& env) { return RunListImages(options, env); }), kExitOk) << err_.str();
+  ExpectGolden(out_.str(), "list_images_soak.txt");
+}
+
 TEST_F(CommandsTest, ATimeoutWhileFollowingSaysHowToCheck) {
   EXPECT_CALL(stub_, Release(_, _, _))
       .WillOnce(DoAll(SetArgPointee<2>(ReleaseStates()[0]), Return(grpc::Status::OK)));

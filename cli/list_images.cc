@@ -1,9 +1,12 @@
 // ferryctl list-images: fluxctl's tree of each container's tags, newest first under the
-// container's ordering, the running one marked.
+// container's ordering, the running one marked; a tag automation holds back says so after
+// its creation time ("soaking until <time>", "rejected (job <id>)"), and a container with a
+// soak time shows it on its line ("min-age 2h").
 #include <algorithm>
 #include <ostream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/table.h"
@@ -12,6 +15,20 @@
 namespace ferry::cli {
 namespace {
 
+// The tag's creation time, and why automation holds it back, if it does.
+std::string CreatedAndHold(const ferry::v1::ImageTag& t) {
+  std::string cell = Rfc822(t.info().created());
+  if (!t.rejected_by_job().empty()) {
+    absl::StrAppend(&cell, "  rejected (job ", t.rejected_by_job(), ")");
+  } else if (t.has_eligible_at()) {
+    absl::StrAppend(
+        &cell, "  soaking until ",
+        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(t.eligible_at().seconds()),
+                         absl::UTCTimeZone()));
+  }
+  return cell;
+}
+
 void AddContainer(const ferry::v1::ContainerImages& c, int limit, std::string& workload,
                   Table& table) {
   absl::StatusOr<image::Reference> current = image::Reference::Parse(c.current_image());
@@ -19,6 +36,7 @@ void AddContainer(const ferry::v1::ContainerImages& c, int limit, std::string& w
   const std::string current_tag = current.ok() ? current->tag() : "";
   std::string note = c.error();
   if (c.tags().empty() && note.empty()) note = "no image data";
+  if (note.empty() && !c.min_age().empty()) note = "min-age " + c.min_age();
   table.AddRow({workload, c.container(), name, note});
   workload.clear();
 
@@ -36,7 +54,7 @@ void AddContainer(const ferry::v1::ContainerImages& c, int limit, std::string& w
       table.AddRow({"", "", absl::StrCat(": (", i - limit, " image(s) omitted)"), ""});
     }
     const char* marker = current ? "'->" : current_index >= 0 && i > current_index ? "   " : "|  ";
-    table.AddRow({"", "", absl::StrCat(marker, " ", t.info().tag()), Rfc822(t.info().created())});
+    table.AddRow({"", "", absl::StrCat(marker, " ", t.info().tag()), CreatedAndHold(t)});
   }
   // Tags below the last line shown (fluxctl left these out silently).
   if (limit > 0) {

@@ -60,6 +60,7 @@ void AddManifestsCommands(CLI::App& app, int& exit_code) {
   policy_cmd->add_option("--tag-all", policy->tag_all,
                          "The filter of each container (one tag.<container> each, as Flux v1 "
                          "wrote it); '*' removes them");
+  AddSafeAutomationFlags(*policy_cmd, *policy);
   policy_cmd->add_option("--user", policy->user,
                          "Who locks (default: $FERRY_USER, $GIT_AUTHOR_NAME, $USER)");
   policy_cmd->add_option("-m,--message", policy->message, "Why it is locked");

@@ -23,6 +23,11 @@ absl::Status Validate(const ReleaseOptions& options, const std::vector<std::stri
             ? "give --update-image or --update-all-images, not both"
             : "say which image: --update-image=repo:tag or --update-all-images");
   }
+  if (options.respect_min_age && !options.update_all_images) {
+    return absl::InvalidArgumentError(
+        "--respect-min-age goes with --update-all-images (an explicit image is released "
+        "whatever its age)");
+  }
   if (options.interactive && options.dry_run) {
     return absl::InvalidArgumentError("--interactive already shows the plan; drop --dry-run");
   }
@@ -65,6 +70,7 @@ int RunRelease(const ReleaseOptions& options, Env& env, const ContainerChooser& 
   spec.set_all_workloads(options.all);
   spec.set_image(options.image);
   spec.set_all_latest(options.update_all_images);
+  spec.set_respect_min_age(options.respect_min_age);
   spec.set_force(options.force);
   spec.set_dry_run(options.dry_run);
   spec.set_wait_rollout(options.watch);
