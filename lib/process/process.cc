@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -52,18 +53,42 @@ absl::Status ErrnoStatus(absl::string_view what, int error) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(error)));
 }
 
-// A close-on-exec pipe whose ends are not 0, 1 or 2, so dup2 onto the child's standard
+// Moves both descriptors above 0, 1 and 2 (close-on-exec), so dup2 onto the child's standard
 // descriptors always makes a fresh, inheritable copy.
-absl::Status MakePipe(Fd& read_end, Fd& write_end) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus("pipe2", errno);
-  read_end.Reset(fds[0]);
-  write_end.Reset(fds[1]);
+absl::Status AboveStandardFds(Fd& read_end, Fd& write_end) {
   for (Fd* fd : {&read_end, &write_end}) {
     if (fd->get() > STDERR_FILENO) continue;
     const int moved = ::fcntl(fd->get(), F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
     if (moved < 0) return ErrnoStatus("fcntl(F_DUPFD_CLOEXEC)", errno);
     fd->Reset(moved);
+  }
+  return absl::OkStatus();
+}
+
+// A close-on-exec pipe whose ends are not 0, 1 or 2.
+absl::Status MakePipe(Fd& read_end, Fd& write_end) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus("pipe2", errno);
+  read_end.Reset(fds[0]);
+  write_end.Reset(fds[1]);
+  return AboveStandardFds(read_end, write_end);
+}
+
+// The child's stdin when it is given input: a close-on-exec socket pair (not 0, 1 or 2), so
+// Ferry's end writes with MSG_NOSIGNAL and a child that stops reading raises no SIGPIPE.
+// Ferry's end is non-blocking.
+absl::Status MakeInputSocket(Fd& child_end, Fd& ferry_end) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    return ErrnoStatus("socketpair", errno);
+  }
+  child_end.Reset(fds[0]);
+  ferry_end.Reset(fds[1]);
+  if (absl::Status s = AboveStandardFds(child_end, ferry_end); !s.ok()) return s;
+  if (::shutdown(child_end.get(), SHUT_WR) != 0) return ErrnoStatus("shutdown", errno);
+  const int flags = ::fcntl(ferry_end.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(ferry_end.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+    return ErrnoStatus("fcntl(O_NONBLOCK)", errno);
   }
   return absl::OkStatus();
 }
@@ -108,9 +133,9 @@ class SpawnSetup {
   }
 
   // A new process group, default signal dispositions (Ferry ignores SIGPIPE; a tool writing
-  // into a closed pipe should not), an empty signal mask, stdin from /dev/null, stdout and
-  // stderr into the pipes, and the working directory.
-  absl::Status Prepare(const RunOptions& options, int out_fd, int err_fd) {
+  // into a closed pipe should not), an empty signal mask, stdin from `in_fd` (/dev/null when
+  // -1), stdout and stderr into the pipes, and the working directory.
+  absl::Status Prepare(const RunOptions& options, int in_fd, int out_fd, int err_fd) {
     sigset_t none;
     sigset_t all;
     sigemptyset(&none);
@@ -120,7 +145,9 @@ class SpawnSetup {
     if (rc == 0) rc = ::posix_spawnattr_setpgroup(&attr_, 0);
     if (rc == 0) rc = ::posix_spawnattr_setsigmask(&attr_, &none);
     if (rc == 0) rc = ::posix_spawnattr_setsigdefault(&attr_, &all);
-    if (rc == 0) {
+    if (rc == 0 && in_fd >= 0) {
+      rc = ::posix_spawn_file_actions_adddup2(&actions_, in_fd, STDIN_FILENO);
+    } else if (rc == 0) {
       rc = ::posix_spawn_file_actions_addopen(&actions_, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
     }
     if (rc == 0) rc = ::posix_spawn_file_actions_adddup2(&actions_, out_fd, STDOUT_FILENO);
@@ -171,21 +198,22 @@ int MillisUntil(SteadyTime deadline) {
   return static_cast<int>(std::clamp<int64_t>(left.count(), 0, 1 << 30));
 }
 
-// The output side of one running child: reads both pipes until they close.
+// The output side of one running child: reads both pipes until they close, and writes
+// RunOptions::input into `in` (when open) meanwhile.
 class OutputReader {
  public:
-  OutputReader(const RunOptions& options, Fd& out, Fd& err, RunResult& result)
-      : options_(options), out_(out), err_(err), result_(result) {}
+  OutputReader(const RunOptions& options, Fd& in, Fd& out, Fd& err, RunResult& result)
+      : options_(options), in_(in), out_(out), err_(err), result_(result) {}
 
   // OK once both pipes are closed; DeadlineExceeded or ResourceExhausted (the child is
   // still running then); Internal when poll fails.
   absl::Status ReadAll(SteadyTime deadline) {
     char buffer[65536];
     while (out_.get() >= 0 || err_.get() >= 0) {
-      pollfd fds[2] = {{out_.get(), POLLIN, 0}, {err_.get(), POLLIN, 0}};
+      pollfd fds[3] = {{out_.get(), POLLIN, 0}, {err_.get(), POLLIN, 0}, {in_.get(), POLLOUT, 0}};
       const int wait_ms = MillisUntil(deadline);
       if (wait_ms == 0) return TimedOut();
-      const int ready = ::poll(fds, 2, wait_ms);
+      const int ready = ::poll(fds, 3, wait_ms);
       if (ready < 0) {
         if (errno == EINTR) continue;
         return ErrnoStatus("poll", errno);
@@ -200,7 +228,9 @@ class OutputReader {
       if (fds[1].revents != 0) {
         Drain(err_, buffer, sizeof(buffer), result_.err, options_.max_stderr_bytes);
       }
+      if (fds[2].revents != 0) Feed();
     }
+    in_.Close();
     return absl::OkStatus();
   }
 
@@ -230,10 +260,31 @@ class OutputReader {
     return true;
   }
 
+  // One non-blocking write of what is left of the input; closes stdin once all of it is
+  // written, or when the child no longer reads it.
+  void Feed() {
+    const std::string& input = *options_.input;
+    if (written_ < input.size()) {
+      ssize_t n;
+      do {
+        n = ::send(in_.get(), input.data() + written_, input.size() - written_, MSG_NOSIGNAL);
+      } while (n < 0 && errno == EINTR);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      if (n < 0) {
+        in_.Close();
+        return;
+      }
+      written_ += static_cast<size_t>(n);
+    }
+    if (written_ >= input.size()) in_.Close();
+  }
+
   const RunOptions& options_;
+  Fd& in_;
   Fd& out_;
   Fd& err_;
   RunResult& result_;
+  size_t written_ = 0;
 };
 
 // Waits for the child to exit after its pipes closed. No descriptor tells when that
@@ -302,11 +353,15 @@ absl::StatusOr<RunResult> Run(const RunOptions& options) {
   absl::StatusOr<std::string> program = ResolveProgram(options);
   if (!program.ok()) return program.status();
 
-  Fd out_read, out_write, err_read, err_write;
+  Fd in_child, in_write, out_read, out_write, err_read, err_write;
+  if (options.input.has_value()) {
+    if (absl::Status s = MakeInputSocket(in_child, in_write); !s.ok()) return s;
+  }
   if (absl::Status s = MakePipe(out_read, out_write); !s.ok()) return s;
   if (absl::Status s = MakePipe(err_read, err_write); !s.ok()) return s;
   SpawnSetup setup;
-  if (absl::Status s = setup.Prepare(options, out_write.get(), err_write.get()); !s.ok()) {
+  if (absl::Status s = setup.Prepare(options, in_child.get(), out_write.get(), err_write.get());
+      !s.ok()) {
     return s;
   }
   std::vector<char*> argv = CStrings(options.argv);
@@ -322,11 +377,12 @@ absl::StatusOr<RunResult> Run(const RunOptions& options) {
   if (rc != 0) return ErrnoStatus(absl::StrCat("posix_spawn ", options.argv[0]), rc);
   // Only the child holds the write ends now, so the pipes close when it (and what it
   // started) is done with them.
+  in_child.Close();
   out_write.Close();
   err_write.Close();
 
   RunResult result;
-  OutputReader reader(options, out_read, err_read, result);
+  OutputReader reader(options, in_write, out_read, err_read, result);
   if (absl::Status read = reader.ReadAll(deadline); !read.ok()) {
     KillAndReap(pid);
     return read;

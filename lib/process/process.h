@@ -1,6 +1,7 @@
 // Running a child program to completion with a deadline and bounded output, for the external
-// tools Ferry drives (kustomize builds). The child gets stdin from /dev/null, the environment
-// it is given and its own process group, so a timeout ends it together with what it started.
+// tools Ferry drives (kustomize builds, ssh-keygen signatures). The child gets stdin from
+// /dev/null (or the bytes of RunOptions::input), the environment it is given and its own
+// process group, so a timeout ends it together with what it started.
 //
 // Thread-safe: children are started with posix_spawn (no fork of a threaded process), every
 // descriptor Ferry opens is close-on-exec, so concurrent calls never leak pipes to each other's
@@ -8,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +33,10 @@ struct RunOptions {
   size_t max_stdout_bytes = 64 << 20;
   // The first bytes of stderr are kept, the rest is read and dropped.
   size_t max_stderr_bytes = 64 << 10;
+  // When set, the child's stdin: these bytes, then end of file (written while its output is
+  // read, so a child that answers as it reads never deadlocks; a child that exits or closes
+  // stdin before reading all of them is not an error). Unset: stdin is /dev/null.
+  std::optional<std::string> input;
 };
 
 struct RunResult {

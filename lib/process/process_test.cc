@@ -77,6 +77,38 @@ TEST(RunTest, StdinIsDevNull) {
 }
 
 // The child fills stderr before writing stdout: reading one pipe at a time would deadlock.
+TEST(RunTest, InputIsTheChildsStdin) {
+  RunOptions options = Shell("cat; echo done >&2");
+  options.input = "line one\nline two\n";
+  FERRY_ASSERT_OK_AND_ASSIGN(RunResult result, process::Run(options));
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.out, "line one\nline two\n");
+  EXPECT_EQ(result.err, "done\n");
+}
+
+// Input bigger than any pipe or socket buffer, echoed back while it is written: neither side
+// waits on the other.
+TEST(RunTest, LargeInputIsWrittenWhileTheOutputIsRead) {
+  std::string input;
+  for (int i = 0; input.size() < (4 << 20); ++i) input += "line " + std::to_string(i) + "\n";
+  RunOptions options = Shell("cat");
+  options.input = input;
+  FERRY_ASSERT_OK_AND_ASSIGN(RunResult result, process::Run(options));
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.out.size(), input.size());
+  EXPECT_TRUE(result.out == input);
+}
+
+// A child that never reads its stdin exits normally; the unread input is no error (and no
+// SIGPIPE ends the caller).
+TEST(RunTest, AChildThatDoesNotReadItsInputIsNoError) {
+  RunOptions options = Shell("exec 0<&-; echo ok");
+  options.input = std::string(1 << 20, 'x');
+  FERRY_ASSERT_OK_AND_ASSIGN(RunResult result, process::Run(options));
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.out, "ok\n");
+}
+
 TEST(RunTest, ReadsLargeOutputOnBothPipesAndKeepsTheStartOfStderr) {
   RunOptions options = Shell(
       "printf start >&2; head -c 2000000 /dev/zero >&2; head -c 3000000 /dev/zero; "
