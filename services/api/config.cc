@@ -1,10 +1,13 @@
 #include "services/api/config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <tuple>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace ferry::api {
@@ -79,6 +82,116 @@ void AddFlags(CLI::App& app, Flags& flags) {
         ->envname(stage.env)
         ->capture_default_str();
   }
+  // Notifications (notifier.h): a JSON POST with a Slack-compatible "text" to each URL for
+  // releases, automated releases, reverts, locks, failed syncs and failed jobs. Repeatable.
+  // ",token_file=PATH" after a URL sends the file's content (one line) as a bearer token to
+  // that URL alone. The URL's path and query and the token are never logged: the logs and
+  // metrics name a URL by its position and host ("notify_url #1 (host hooks.example)").
+  app.add_option("--notify_url", flags.notify_urls,
+                 "POST notifications to URL (http:// or https://), repeatable: "
+                 "--notify_url=URL or --notify_url=URL,token_file=PATH (bearer token)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->expected(1);
+}
+
+std::string NotifyTarget::Describe() const {
+  return absl::StrCat("notify_url #", index, " (host ", host, ")");
+}
+
+absl::StatusOr<NotifyTarget> ParseNotifyTarget(const std::string& value, size_t index) {
+  NotifyTarget target;
+  target.index = index;
+  const std::string flag = absl::StrCat("--notify_url #", index);
+  std::string token_file;
+  const std::string kTokenFile = ",token_file=";
+  target.url = value;
+  if (size_t at = value.rfind(kTokenFile); at != std::string::npos) {
+    target.url = value.substr(0, at);
+    token_file = value.substr(at + kTokenFile.size());
+    if (token_file.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": token_file= needs a path"));
+    }
+  }
+  if (target.url.size() > kMaxNotifyUrlBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": the URL is longer than ", kMaxNotifyUrlBytes, " bytes"));
+  }
+  for (char c : target.url) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, ": the URL has a space or control character"));
+    }
+  }
+  size_t rest = 0;
+  if (absl::StartsWithIgnoreCase(target.url, "https://")) {
+    rest = 8;
+  } else if (absl::StartsWithIgnoreCase(target.url, "http://")) {
+    rest = 7;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": the URL must start with http:// or https://"));
+  }
+  const size_t end = target.url.find_first_of("/?#", rest);
+  const std::string authority =
+      target.url.substr(rest, end == std::string::npos ? std::string::npos : end - rest);
+  if (authority.find('@') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": credentials in the URL are not accepted; use ,token_file=PATH"));
+  }
+  // host, [v6]:port or host:port
+  std::string host = authority;
+  std::string port;
+  if (absl::StartsWith(authority, "[")) {
+    const size_t close = authority.find(']');
+    if (close == std::string::npos || close == 1) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": the URL has no host"));
+    }
+    host = authority.substr(0, close + 1);
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':') {
+        return absl::InvalidArgumentError(absl::StrCat(flag, ": the URL's host is malformed"));
+      }
+      port = authority.substr(close + 2);
+    }
+  } else if (size_t colon = authority.find(':'); colon != std::string::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  }
+  if (host.empty()) return absl::InvalidArgumentError(absl::StrCat(flag, ": the URL has no host"));
+  target.host = authority;
+  int port_number = 0;
+  if (authority.back() == ':' ||
+      (!port.empty() && (!absl::SimpleAtoi(port, &port_number) || port_number < 1 ||
+                         port_number > 65535 || !absl::ascii_isdigit(port[0])))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": the URL's port is not a number between 1 and 65535"));
+  }
+  if (!token_file.empty()) {
+    std::ifstream in(token_file, std::ios::binary);
+    if (!in) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, ": cannot read token_file ", token_file));
+    }
+    std::string token(kMaxNotifyTokenBytes + 1, '\0');
+    in.read(token.data(), static_cast<std::streamsize>(token.size()));
+    token.resize(static_cast<size_t>(in.gcount()));
+    if (token.size() > kMaxNotifyTokenBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          flag, ": token_file ", token_file, " is larger than ", kMaxNotifyTokenBytes, " bytes"));
+    }
+    token = std::string(absl::StripAsciiWhitespace(token));
+    const bool printable = std::all_of(token.begin(), token.end(), [](char c) {
+      return static_cast<unsigned char>(c) > 0x20 && c != 0x7f;
+    });
+    if (token.empty() || !printable) {
+      // The content is not quoted: it is a secret even when malformed.
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, ": token_file ", token_file,
+                       " must hold one token: one line of printable characters, no spaces"));
+    }
+    target.token = std::move(token);
+  }
+  return target;
 }
 
 bool IsLoopbackHost(const std::string& host) {
@@ -129,6 +242,15 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
       return absl::InvalidArgumentError(absl::StrCat(flag, ": seconds between 1 and 86400"));
     }
     *out = absl::Seconds(value);
+  }
+  if (flags.notify_urls.size() > kMaxNotifyUrls) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--notify_url: at most ", kMaxNotifyUrls, " URLs"));
+  }
+  for (size_t i = 0; i < flags.notify_urls.size(); ++i) {
+    absl::StatusOr<NotifyTarget> target = ParseNotifyTarget(flags.notify_urls[i], i + 1);
+    if (!target.ok()) return target.status();
+    config.notify.push_back(*std::move(target));
   }
   if (config.tokens_path.empty() && !IsLoopbackHost(config.server.grpc_address.host)) {
     return absl::InvalidArgumentError(

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -28,6 +29,29 @@ struct JobTimeouts {
   absl::Duration rollout = absl::Seconds(limits::kJobRolloutTimeout.default_value);
 };
 
+// One --notify_url: where notifications are POSTed (notifier.h) and the bearer token sent
+// with them. `url` may carry a secret in its path or query (Slack's webhooks do): only
+// Describe() is ever logged, never `url` or `token`.
+struct NotifyTarget {
+  std::string url;    // http:// or https://, without user:password@
+  std::string host;   // "host[:port]" of `url`
+  std::string token;  // from the token file; empty: no Authorization header
+  size_t index = 0;   // 1-based position among the --notify_url flags
+
+  // "notify_url #1 (host hooks.example)": how logs and errors name this target.
+  std::string Describe() const;
+};
+
+// At most this many --notify_url flags, and this many bytes for one URL and one token file.
+inline constexpr size_t kMaxNotifyUrls = 16;
+inline constexpr size_t kMaxNotifyUrlBytes = 2048;
+inline constexpr size_t kMaxNotifyTokenBytes = 4096;
+
+// Parses the `index`-th (1-based) --notify_url value "URL" or "URL,token_file=PATH" and reads
+// the token file. InvalidArgument starting with "--notify_url" and naming the target by its
+// index (and its host once known), never by its path, query or token.
+absl::StatusOr<NotifyTarget> ParseNotifyTarget(const std::string& value, size_t index);
+
 // Flags as given on the command line, before validation.
 struct Flags {
   runtime::ServerFlags server;
@@ -45,6 +69,7 @@ struct Flags {
   int job_commit_timeout = static_cast<int>(limits::kJobCommitTimeout.default_value);
   int job_apply_timeout = static_cast<int>(limits::kJobApplyTimeout.default_value);
   int job_rollout_timeout = static_cast<int>(limits::kJobRolloutTimeout.default_value);
+  std::vector<std::string> notify_urls;  // repeatable --notify_url
 };
 
 // The validated configuration.
@@ -59,6 +84,7 @@ struct Config {
   size_t job_history = 1000;
   int job_workers = 4;
   JobTimeouts timeouts;
+  std::vector<NotifyTarget> notify;  // empty: no notifications
 };
 
 // Registers every flag of ferry-api on `app`.

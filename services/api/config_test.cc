@@ -1,6 +1,10 @@
 #include "services/api/config.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
 
 #include "lib/status/status_matchers.h"
 
@@ -8,6 +12,8 @@ namespace ferry::api {
 namespace {
 
 using ::ferry::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 absl::StatusOr<Config> Parse(std::vector<std::string> args) {
@@ -50,6 +56,81 @@ TEST(ConfigTest, OutOfRangeDeadlinesNameTheirFlag) {
     EXPECT_THAT(config, StatusIs(absl::StatusCode::kInvalidArgument, StartsWith(flag + ":")))
         << arg;
   }
+}
+
+// A file holding `content`, removed at the end of the test.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& content) {
+    char tmpl[] = "/tmp/ferry-config-test-XXXXXX";
+    const int fd = mkstemp(tmpl);
+    path_ = tmpl;
+    std::ofstream(path_) << content;
+    if (fd >= 0) close(fd);
+  }
+  ~TempFile() { unlink(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST(ConfigTest, NotifyUrlsWithAndWithoutTokenFiles) {
+  TempFile token("  s3cret-token\n");
+  absl::StatusOr<Config> config =
+      Parse({"--notify_url=https://hooks.slack.com/services/T0/B0/xyz",
+             "--notify_url=http://127.0.0.1:8080/ferry?x=1,token_file=" + token.path()});
+  FERRY_ASSERT_OK(config);
+  ASSERT_EQ(config->notify.size(), 2u);
+  EXPECT_EQ(config->notify[0].url, "https://hooks.slack.com/services/T0/B0/xyz");
+  EXPECT_EQ(config->notify[0].host, "hooks.slack.com");
+  EXPECT_EQ(config->notify[0].token, "");
+  EXPECT_EQ(config->notify[0].Describe(), "notify_url #1 (host hooks.slack.com)");
+  EXPECT_EQ(config->notify[1].url, "http://127.0.0.1:8080/ferry?x=1");
+  EXPECT_EQ(config->notify[1].host, "127.0.0.1:8080");
+  EXPECT_EQ(config->notify[1].token, "s3cret-token");
+  EXPECT_EQ(config->notify[1].index, 2u);
+  FERRY_ASSERT_OK_AND_ASSIGN(Config none, Parse({}));
+  EXPECT_TRUE(none.notify.empty());
+}
+
+TEST(ConfigTest, BadNotifyUrlsNameTheFlagButNeitherThePathNorTheToken) {
+  TempFile empty("\n");
+  TempFile two_lines("s3cret\nmore\n");
+  const std::string large(kMaxNotifyTokenBytes + 1, 'x');
+  TempFile too_large(large);
+  for (const std::string& bad : {
+           std::string("ftp://hooks.example/secret-path"),
+           std::string("hooks.example/secret-path"),
+           std::string("https:///secret-path"),
+           std::string("https://:443/secret-path"),
+           std::string("https://user:pw@hooks.example/secret-path"),
+           std::string("https://hooks.example:0/secret-path"),
+           std::string("https://hooks.example:http/secret-path"),
+           std::string("https://hooks.example:/secret-path"),
+           std::string("https://hooks.example/secret-path with space"),
+           std::string("https://[::1/secret-path"),
+           "https://hooks.example/" + std::string(kMaxNotifyUrlBytes, 'a'),
+           std::string("https://hooks.example/secret-path,token_file="),
+           std::string("https://hooks.example/secret-path,token_file=/nonexistent/token"),
+           "https://hooks.example/secret-path,token_file=" + empty.path(),
+           "https://hooks.example/secret-path,token_file=" + two_lines.path(),
+           "https://hooks.example/secret-path,token_file=" + too_large.path(),
+       }) {
+    absl::StatusOr<Config> config = Parse({"--notify_url=" + bad});
+    EXPECT_THAT(config,
+                StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("--notify_url #1: ")))
+        << bad;
+    EXPECT_THAT(config.status().message(), Not(HasSubstr("secret-path"))) << bad;
+    EXPECT_THAT(config.status().message(), Not(HasSubstr("s3cret"))) << bad;
+  }
+  std::vector<std::string> many;
+  for (size_t i = 0; i <= kMaxNotifyUrls; ++i) many.push_back("--notify_url=https://h.example/");
+  EXPECT_THAT(Parse(many),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("--notify_url:")));
+  // IPv6 literals with a port are URLs like any other.
+  FERRY_ASSERT_OK_AND_ASSIGN(Config v6, Parse({"--notify_url=http://[::1]:8080/x"}));
+  EXPECT_EQ(v6.notify[0].host, "[::1]:8080");
 }
 
 }  // namespace

@@ -30,6 +30,8 @@ const char* JobKindName(ferry::v1::JobKind kind) {
       return "sync";
     case ferry::v1::JOB_KIND_AUTOMATED_RELEASE:
       return "automated_release";
+    case ferry::v1::JOB_KIND_REVERT:
+      return "revert";
     default:
       return "unspecified";
   }
@@ -178,8 +180,14 @@ void JobStore::SetResults(const std::string& id, std::vector<ferry::v1::Workload
   });
 }
 
+void JobStore::SetFinishObserver(std::function<void(const ferry::v1::Job&)> observer) {
+  absl::MutexLock lock(&observer_mu_);
+  finish_observer_ = std::move(observer);
+}
+
 void JobStore::Finish(const std::string& id, const std::string& error,
                       const std::string& done_message) {
+  std::optional<ferry::v1::Job> finished;
   Change(id, [&](Entry& e) {
     const absl::Time now = absl::Now();
     const bool ok = error.empty();
@@ -196,7 +204,15 @@ void JobStore::Finish(const std::string& id, const std::string& error,
                                                {"kind", JobKindName(e.job.kind())},
                                                {"revision", e.job.revision()},
                                                {"error", error}});
+    finished = e.job;
   });
+  if (!finished) return;  // unknown or already finished
+  std::function<void(const ferry::v1::Job&)> observer;
+  {
+    absl::MutexLock lock(&observer_mu_);
+    observer = finish_observer_;
+  }
+  if (observer) observer(*finished);
 }
 
 std::optional<ferry::v1::Job> JobStore::Get(const std::string& id, uint64_t* version) const {

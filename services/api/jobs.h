@@ -79,6 +79,12 @@ class JobStore {
   void Finish(const std::string& id, const std::string& error,
               const std::string& done_message = "");
 
+  // Calls `observer` with the job each time Finish finishes one (notifications), on the
+  // finishing thread once the store's lock is released, so it may read the store; it should
+  // return quickly (a job's worker waits for it). Replaces the previous observer.
+  void SetFinishObserver(std::function<void(const ferry::v1::Job&)> observer)
+      ABSL_LOCKS_EXCLUDED(observer_mu_);
+
   // A copy of the job; nullopt when this process does not know it. `version` (optional)
   // receives the job's change counter for WaitChange.
   std::optional<ferry::v1::Job> Get(const std::string& id, uint64_t* version = nullptr) const;
@@ -106,6 +112,8 @@ class JobStore {
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> jobs_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> order_ ABSL_GUARDED_BY(mu_);  // oldest first
+  absl::Mutex observer_mu_;
+  std::function<void(const ferry::v1::Job&)> finish_observer_ ABSL_GUARDED_BY(observer_mu_);
 };
 
 // Client calls that a shutdown must be able to cut short (rollout waits, syncs).
