@@ -2,6 +2,7 @@
 // apply through cluster-syncer, follow rollouts, and record every step in the JobStore.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -60,6 +61,13 @@ class TagCache {
   std::map<std::string, RepositoryTags> cache_;
 };
 
+// How a revert job (Executor::RunRevert) ended.
+enum class RevertOutcome {
+  kReverted,  // committed (and applied, or its apply failed: the job says which)
+  kConflict,  // a container changed in git since the release: nothing committed
+  kFailed,    // anything else: the job's error says what
+};
+
 // Runs jobs. Each Run* finishes its job (JobStore::Finish) whatever happens. Thread-safe:
 // jobs run concurrently on the JobRunner's workers.
 class Executor {
@@ -77,6 +85,23 @@ class Executor {
   // Executes an automated release of the planned container moves (to_image set).
   void RunAutomated(const ferry::v1::Job& job, const std::vector<AutomationCandidate>& planned,
                     const std::string& planning_note);
+
+  // Executes a revert job (see reverter.h): `edits` (image compare-and-sets back to the
+  // previous images, then policy changes) are committed in one commit only when every image
+  // edit still applies, checked by a dry run first; otherwise nothing is committed and the
+  // job fails naming the containers that changed (kConflict). `results` is the reverted
+  // workload with its updates (new -> old).
+  RevertOutcome RunRevert(const ferry::v1::Job& job, std::vector<ferry::v1::WorkloadResult> results,
+                          const std::vector<ferry::v1::Edit>& edits, const std::string& message);
+
+  // Called by a RELEASE or AUTOMATED_RELEASE job once its commit `revision` is applied,
+  // with the workloads it released (SUCCESS results, the cluster took them), on the job's
+  // thread: it must return quickly. (Rollouts that revert themselves: Reverter.)
+  using ReleaseApplied =
+      std::function<void(const ferry::v1::Job& job, const std::string& revision,
+                         const std::vector<ferry::v1::WorkloadResult>& released)>;
+  // Sets the hook; call it before any job runs.
+  void SetReleaseApplied(ReleaseApplied hook) { release_applied_ = std::move(hook); }
 
  private:
   // Commits `edits`, applies the revision, follows rollouts if asked; updates `results`
@@ -105,6 +130,7 @@ class Executor {
 
   const PeerClients& peers_;
   JobStore& store_;
+  ReleaseApplied release_applied_;
 };
 
 }  // namespace ferry::api

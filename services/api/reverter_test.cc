@@ -1,0 +1,391 @@
+// Rollouts that revert themselves: which released workloads are followed, what a revert
+// commits (compare-and-sets back, the lock, the rejected tags, in one request after a dry
+// run), the job that records it, a conflict that commits nothing, a healthy rollout and a
+// workload without rollback: auto left alone. Mock peers, real JobStore/JobRunner/Executor.
+#include "services/api/reverter.h"
+
+#include <gmock/gmock.h>
+#include <grpcpp/test/mock_stream.h>
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+
+#include <mutex>
+
+#include "ferry/v1/cluster_syncer_mock.grpc.pb.h"
+#include "ferry/v1/git_writer_mock.grpc.pb.h"
+#include "ferry/v1/registry_scanner_mock.grpc.pb.h"
+#include "tests/support/metrics.h"
+
+namespace ferry::api {
+namespace {
+
+using ::testing::_;
+using ::testing::DoAll;
+using ::testing::HasSubstr;
+using ::testing::Invoke;
+using ::testing::NiceMock;
+using ::testing::Return;
+using ::testing::SetArgPointee;
+
+constexpr char kWorkload[] = "default:deployment/app";
+constexpr char kOld[] = "registry.test/team/app:1.0.0";
+constexpr char kNew[] = "registry.test/team/app:1.1.0";
+const std::string kCommit(40, 'b');
+const std::string kRevertCommit(40, 'c');
+
+ferry::v1::WorkloadResult Released(const std::string& workload = kWorkload) {
+  ferry::v1::WorkloadResult r;
+  r.set_workload(workload);
+  r.set_status(ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS);
+  auto* u = r.add_updates();
+  u->set_container("app");
+  u->set_from_image(kOld);
+  u->set_to_image(kNew);
+  return r;
+}
+
+ferry::v1::Policy Auto(const std::string& timeout = "") {
+  ferry::v1::Policy p;
+  p.set_rollback("auto");
+  p.set_rollback_timeout(timeout);
+  return p;
+}
+
+TEST(WorkloadsToFollowTest, OnlyReleasedWorkloadsWithRollbackAuto) {
+  ferry::v1::WorkloadResult skipped = Released("default:deployment/skipped");
+  skipped.set_status(ferry::v1::WORKLOAD_RESULT_STATUS_SKIPPED);
+  ferry::v1::Policy off;
+  off.set_rollback("off");
+  std::map<std::string, ferry::v1::Policy> policies = {
+      {kWorkload, Auto("30s")},
+      {"default:deployment/off", off},
+      {"default:deployment/none", ferry::v1::Policy()},
+      {"default:deployment/default", Auto()},
+      {"default:deployment/bad", Auto("soon")},
+      {"default:deployment/skipped", Auto()}};
+  std::vector<FollowedWorkload> followed = WorkloadsToFollow(
+      "job-1",
+      {Released(), Released("default:deployment/off"), Released("default:deployment/none"),
+       Released("default:deployment/default"), Released("default:deployment/bad"), skipped,
+       Released("default:deployment/not-in-git")},
+      policies);
+  ASSERT_EQ(followed.size(), 3u);
+  EXPECT_EQ(followed[0].workload, kWorkload);
+  EXPECT_EQ(followed[0].release_job, "job-1");
+  EXPECT_EQ(followed[0].timeout, absl::Seconds(30));
+  ASSERT_EQ(followed[0].updates.size(), 1u);
+  EXPECT_EQ(followed[0].updates[0].to_image(), kNew);
+  EXPECT_EQ(followed[1].workload, "default:deployment/default");
+  EXPECT_EQ(followed[1].timeout, policy::kDefaultRollbackTimeout);
+  EXPECT_EQ(followed[2].workload, "default:deployment/bad");
+  EXPECT_EQ(followed[2].timeout, policy::kDefaultRollbackTimeout) << "logged, not silent";
+}
+
+TEST(RolloutFailureTest, OnlyAnErrorIsAFailure) {
+  ferry::v1::RolloutStatus s;
+  s.set_state(ferry::v1::ROLLOUT_STATE_ERROR);
+  s.add_messages("progress deadline exceeded: ReplicaSet \"app-1\" has timed out progressing.");
+  EXPECT_EQ(RolloutFailure(s),
+            "rollout failed: progress deadline exceeded: ReplicaSet \"app-1\" has timed out "
+            "progressing.");
+  for (auto state : {ferry::v1::ROLLOUT_STATE_READY, ferry::v1::ROLLOUT_STATE_UPDATING,
+                     ferry::v1::ROLLOUT_STATE_UNKNOWN}) {
+    s.set_state(state);
+    EXPECT_EQ(RolloutFailure(s), std::nullopt) << state;
+  }
+}
+
+TEST(TagOfTest, TagDigestOrText) {
+  EXPECT_EQ(TagOf("registry.test:5000/team/app:1.1.0"), "1.1.0");
+  EXPECT_EQ(TagOf("nginx"), "latest");
+  EXPECT_EQ(TagOf("app@sha256:" + std::string(64, 'a')), "sha256:" + std::string(64, 'a'));
+  EXPECT_EQ(TagOf("Not An Image"), "Not An Image");
+}
+
+TEST(PlanRevertTest, CompareAndSetsBackThenLockThenRejectedTags) {
+  FollowedWorkload w;
+  w.release_job = "release-7";
+  w.workload = kWorkload;
+  w.updates.push_back(Released().updates(0));
+  ferry::v1::ContainerUpdate side;
+  side.set_container("side");
+  side.set_from_image("registry.test/side:2.0");
+  side.set_to_image("registry.test/side:2.1");
+  w.updates.push_back(side);
+  const std::string reason = "rollout failed: progress deadline exceeded";
+  ferry::v1::Job job = RevertJob(w, reason);
+  EXPECT_EQ(job.kind(), ferry::v1::JOB_KIND_REVERT);
+  EXPECT_EQ(job.reverts_job(), "release-7");
+  EXPECT_EQ(job.cause().user(), "ferry");
+  EXPECT_EQ(job.cause().message(),
+            "default:deployment/app: automatic revert of job release-7: app 1.1.0, side 2.1 "
+            "(rollout failed: progress deadline exceeded)");
+  job.set_id("revert-8");
+  RevertPlan plan = PlanRevert(w, reason, job);
+  ASSERT_EQ(plan.edits.size(), 5u);
+  EXPECT_EQ(plan.edits[0].workload(), kWorkload);
+  EXPECT_EQ(plan.edits[0].image().container(), "app");
+  EXPECT_EQ(plan.edits[0].image().from_image(), kNew) << "compare-and-set: the released image";
+  EXPECT_EQ(plan.edits[0].image().to_image(), kOld);
+  EXPECT_EQ(plan.edits[1].image().container(), "side");
+  EXPECT_EQ(plan.edits[1].image().to_image(), "registry.test/side:2.0");
+  ASSERT_TRUE(plan.edits[2].policy().has_lock());
+  EXPECT_EQ(plan.edits[2].policy().lock().user(), "ferry");
+  EXPECT_EQ(plan.edits[2].policy().lock().message(),
+            "automatic revert of job release-7: app 1.1.0, side 2.1 (rollout failed: progress "
+            "deadline exceeded)");
+  ASSERT_TRUE(plan.edits[3].policy().has_reject_tag());
+  EXPECT_EQ(plan.edits[3].policy().reject_tag().container(), "app");
+  EXPECT_EQ(plan.edits[3].policy().reject_tag().tag(), "1.1.0");
+  EXPECT_EQ(plan.edits[3].policy().reject_tag().job(), "revert-8");
+  EXPECT_EQ(plan.edits[4].policy().reject_tag().container(), "side");
+  EXPECT_EQ(plan.edits[4].policy().reject_tag().tag(), "2.1");
+  ASSERT_EQ(plan.results.size(), 1u);
+  EXPECT_EQ(plan.results[0].updates(0).from_image(), kNew);
+  EXPECT_EQ(plan.results[0].updates(0).to_image(), kOld);
+  EXPECT_THAT(plan.message, HasSubstr("Revert default:deployment/app (rollout of job release-7"));
+  EXPECT_THAT(plan.message, HasSubstr("app: " + std::string(kNew) + " -> " + kOld));
+  // A reason from the cluster is bounded.
+  RevertPlan long_reason = PlanRevert(w, std::string(5000, 'x'), job);
+  EXPECT_LT(long_reason.edits[2].policy().lock().message().size(), kMaxRevertReasonBytes + 200);
+}
+
+class ReverterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    metrics_ = std::make_shared<prometheus::Registry>();
+    job_metrics_ = std::make_unique<JobMetrics>(*metrics_);
+    store_ = std::make_unique<JobStore>(100, *job_metrics_);
+    runner_ = std::make_unique<JobRunner>(*store_, 2);
+    peers_ = std::make_unique<PeerClients>(Peers{git_, registry_, cluster_}, runner_->cancel());
+    executor_ = std::make_unique<Executor>(*peers_, *store_);
+    revert_metrics_ = std::make_unique<RevertMetrics>(*metrics_);
+    reverter_ =
+        std::make_unique<Reverter>(*peers_, *store_, *runner_, *executor_, *revert_metrics_);
+    executor_->SetReleaseApplied(reverter_->Hook());
+
+    ferry::v1::ManifestWorkload w;
+    w.set_id(kWorkload);
+    *w.mutable_policy() = Auto("30s");
+    *in_git_.add_workloads() = w;
+    ON_CALL(git_, ListWorkloads(_, _, _))
+        .WillByDefault(
+            Invoke([this](grpc::ClientContext*, const ferry::v1::ListManifestWorkloadsRequest& r,
+                          ferry::v1::ListManifestWorkloadsResponse* out) {
+              std::lock_guard<std::mutex> lock(mu_);
+              read_revisions_.push_back(r.revision());
+              *out = in_git_;
+              return grpc::Status::OK;
+            }));
+    ON_CALL(git_, ApplyUpdates(_, _, _))
+        .WillByDefault(Invoke([this](grpc::ClientContext*, const ferry::v1::ApplyUpdatesRequest& r,
+                                     ferry::v1::ApplyUpdatesResponse* out) {
+          std::lock_guard<std::mutex> lock(mu_);
+          applied_.push_back(r);
+          const bool revert = r.edits_size() > 1;
+          for (const auto& e : r.edits()) {
+            ferry::v1::EditResult* result = out->add_results();
+            *result->mutable_edit() = e;
+            if (conflict_ && revert && e.has_image()) {
+              result->set_code(static_cast<int>(grpc::StatusCode::ABORTED));
+              result->set_error("container app has image registry.test/team/app:1.2.0, not 1.1.0");
+            }
+          }
+          if (!r.dry_run()) out->set_revision(revert ? kRevertCommit : kCommit);
+          return grpc::Status::OK;
+        }));
+    ON_CALL(cluster_, SyncNow(_, _, _))
+        .WillByDefault(Invoke([](grpc::ClientContext*, const ferry::v1::SyncNowRequest& r,
+                                 ferry::v1::SyncResult* out) {
+          out->set_revision(r.revision());
+          out->set_applied(1);
+          return grpc::Status::OK;
+        }));
+  }
+
+  void TearDown() override {
+    reverter_->Join();
+    runner_.reset();
+  }
+
+  // The rollout the syncer reports: `states` one after the other, then `end`.
+  void RolloutGoes(std::vector<ferry::v1::RolloutState> states,
+                   grpc::Status end = grpc::Status::OK) {
+    auto* reader = new NiceMock<grpc::testing::MockClientReader<ferry::v1::WaitRolloutProgress>>();
+    auto reads = std::make_shared<std::vector<ferry::v1::WaitRolloutProgress>>();
+    for (auto state : states) {
+      ferry::v1::WaitRolloutProgress p;
+      auto* r = p.add_rollouts();
+      r->set_workload(kWorkload);
+      r->mutable_status()->set_state(state);
+      if (state == ferry::v1::ROLLOUT_STATE_ERROR) {
+        r->mutable_status()->add_messages(
+            "progress deadline exceeded: ReplicaSet \"app-2\" has timed out progressing.");
+      } else if (state == ferry::v1::ROLLOUT_STATE_UPDATING) {
+        r->mutable_status()->add_messages("0 of 1 updated replicas available");
+      }
+      reads->push_back(p);
+    }
+    auto next = std::make_shared<size_t>(0);
+    ON_CALL(*reader, Read(_))
+        .WillByDefault(Invoke([reads, next](ferry::v1::WaitRolloutProgress* out) {
+          if (*next >= reads->size()) return false;
+          *out = (*reads)[(*next)++];
+          return true;
+        }));
+    ON_CALL(*reader, Finish()).WillByDefault(Return(end));
+    EXPECT_CALL(cluster_, WaitRolloutRaw(_, _))
+        .WillOnce(DoAll(::testing::SaveArg<1>(&asked_), Return(reader)));
+  }
+
+  // Runs an automated release of app 1.0.0 -> 1.1.0; returns its id once it finished and
+  // its follows ended.
+  std::string ReleaseAndFollow() {
+    ferry::v1::Job job;
+    job.set_kind(ferry::v1::JOB_KIND_AUTOMATED_RELEASE);
+    job = store_->Submit(job);
+    store_->Start(job.id());
+    AutomationCandidate move;
+    move.workload = kWorkload;
+    move.container = "app";
+    move.from_image = kOld;
+    move.to_image = kNew;
+    executor_->RunAutomated(job, {move}, "1 container(s) to release");
+    reverter_->Join();
+    return job.id();
+  }
+
+  // The REVERT jobs, each waited for until it finished; no job runs after.
+  std::vector<ferry::v1::Job> Reverts() {
+    std::vector<ferry::v1::Job> out;
+    for (const ferry::v1::Job& j : store_->List(0)) {
+      if (j.kind() != ferry::v1::JOB_KIND_REVERT) continue;
+      uint64_t version = 0;
+      std::optional<ferry::v1::Job> job = store_->Get(j.id(), &version);
+      const absl::Time deadline = absl::Now() + absl::Seconds(20);
+      while (job.has_value() && !job->has_finished() && absl::Now() < deadline) {
+        job = store_->WaitChange(j.id(), &version, absl::Seconds(1));
+      }
+      if (job.has_value()) out.push_back(*job);
+    }
+    runner_->Join();  // the revert's work (and its metric) ends after its job finished
+    return out;
+  }
+
+  double Reverted(const std::string& outcome) {
+    return testing::MetricSum(*metrics_, "ferry_automatic_reverts_total", {{"outcome", outcome}});
+  }
+
+  NiceMock<ferry::v1::MockGitWriterStub> git_;
+  NiceMock<ferry::v1::MockRegistryScannerStub> registry_;
+  NiceMock<ferry::v1::MockClusterSyncerStub> cluster_;
+  std::shared_ptr<prometheus::Registry> metrics_;
+  std::unique_ptr<JobMetrics> job_metrics_;
+  std::unique_ptr<JobStore> store_;
+  std::unique_ptr<JobRunner> runner_;
+  std::unique_ptr<PeerClients> peers_;
+  std::unique_ptr<Executor> executor_;
+  std::unique_ptr<RevertMetrics> revert_metrics_;
+  std::unique_ptr<Reverter> reverter_;
+  ferry::v1::ListManifestWorkloadsResponse in_git_;
+  ferry::v1::WaitRolloutRequest asked_;
+  std::mutex mu_;
+  std::vector<ferry::v1::ApplyUpdatesRequest> applied_;
+  std::vector<std::string> read_revisions_;
+  bool conflict_ = false;
+};
+
+TEST_F(ReverterTest, AFailedRolloutIsRevertedLockedAndItsTagRejectedInOneCommit) {
+  RolloutGoes({ferry::v1::ROLLOUT_STATE_UPDATING, ferry::v1::ROLLOUT_STATE_ERROR});
+  const std::string release = ReleaseAndFollow();
+  EXPECT_EQ(store_->Get(release)->state(), ferry::v1::JOB_STATE_SUCCEEDED)
+      << "the release itself ends as before";
+  EXPECT_THAT(asked_.workloads(), ::testing::ElementsAre(kWorkload));
+  EXPECT_EQ(asked_.timeout_seconds(), 30) << "the workload's rollback-timeout";
+  std::vector<ferry::v1::Job> reverts = Reverts();
+  ASSERT_EQ(reverts.size(), 1u);
+  const ferry::v1::Job& revert = reverts[0];
+  EXPECT_EQ(revert.state(), ferry::v1::JOB_STATE_SUCCEEDED) << revert.DebugString();
+  EXPECT_EQ(revert.reverts_job(), release);
+  EXPECT_EQ(revert.cause().user(), "ferry");
+  EXPECT_THAT(revert.cause().message(), HasSubstr("automatic revert of job " + release));
+  EXPECT_THAT(revert.cause().message(), HasSubstr("app 1.1.0"));
+  EXPECT_THAT(revert.cause().message(), HasSubstr("progress deadline exceeded"));
+  EXPECT_EQ(revert.revision(), kRevertCommit);
+  ASSERT_EQ(revert.results_size(), 1);
+  EXPECT_EQ(revert.results(0).status(), ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS);
+  EXPECT_EQ(revert.results(0).updates(0).to_image(), kOld);
+
+  std::lock_guard<std::mutex> lock(mu_);
+  EXPECT_THAT(read_revisions_, ::testing::Contains(kCommit)) << "policies at the release";
+  // The release, the revert's dry run, the revert.
+  ASSERT_EQ(applied_.size(), 3u);
+  EXPECT_TRUE(applied_[1].dry_run());
+  const ferry::v1::ApplyUpdatesRequest& commit = applied_[2];
+  EXPECT_FALSE(commit.dry_run());
+  ASSERT_EQ(commit.edits_size(), 3);
+  EXPECT_EQ(commit.edits(0).image().from_image(), kNew);
+  EXPECT_EQ(commit.edits(0).image().to_image(), kOld);
+  EXPECT_THAT(commit.edits(1).policy().lock().message(), HasSubstr(release));
+  EXPECT_EQ(commit.edits(2).policy().reject_tag().tag(), "1.1.0");
+  EXPECT_EQ(commit.edits(2).policy().reject_tag().job(), revert.id());
+  EXPECT_EQ(commit.cause().user(), "ferry");
+  EXPECT_EQ(commit.job().reverts_job(), release) << "the git note records the revert";
+  EXPECT_EQ(Reverted("reverted"), 1);
+  EXPECT_EQ(Reverted("conflict"), 0);
+}
+
+TEST_F(ReverterTest, AContainerChangedSinceCommitsNothingAndSaysSo) {
+  conflict_ = true;
+  RolloutGoes({ferry::v1::ROLLOUT_STATE_ERROR});
+  ReleaseAndFollow();
+  std::vector<ferry::v1::Job> reverts = Reverts();
+  ASSERT_EQ(reverts.size(), 1u);
+  EXPECT_EQ(reverts[0].state(), ferry::v1::JOB_STATE_FAILED);
+  EXPECT_THAT(reverts[0].error(), HasSubstr("nothing reverted: default:deployment/app changed "
+                                            "in git since job"));
+  EXPECT_THAT(reverts[0].error(), HasSubstr("not locked"));
+  EXPECT_EQ(reverts[0].results(0).status(), ferry::v1::WORKLOAD_RESULT_STATUS_FAILED);
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSERT_EQ(applied_.size(), 2u) << "the release and the revert's dry run only";
+  EXPECT_TRUE(applied_[1].dry_run());
+  EXPECT_EQ(Reverted("conflict"), 1);
+  EXPECT_EQ(Reverted("reverted"), 0);
+}
+
+TEST_F(ReverterTest, NotReadyWithinRollbackTimeoutIsAFailure) {
+  RolloutGoes({ferry::v1::ROLLOUT_STATE_UPDATING},
+              grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the rollout did not finish"));
+  ReleaseAndFollow();
+  std::vector<ferry::v1::Job> reverts = Reverts();
+  ASSERT_EQ(reverts.size(), 1u);
+  EXPECT_EQ(reverts[0].state(), ferry::v1::JOB_STATE_SUCCEEDED);
+  EXPECT_THAT(reverts[0].cause().message(),
+              HasSubstr("not ready within rollback-timeout 30s: 0 of 1 updated replicas"));
+}
+
+TEST_F(ReverterTest, AHealthyRolloutIsNotReverted) {
+  RolloutGoes({ferry::v1::ROLLOUT_STATE_UPDATING, ferry::v1::ROLLOUT_STATE_READY});
+  ReleaseAndFollow();
+  EXPECT_TRUE(Reverts().empty());
+  std::lock_guard<std::mutex> lock(mu_);
+  EXPECT_EQ(applied_.size(), 1u);
+  EXPECT_EQ(Reverted("reverted") + Reverted("conflict") + Reverted("failed"), 0);
+}
+
+TEST_F(ReverterTest, AFollowThatCannotTellRevertsNothing) {
+  RolloutGoes({ferry::v1::ROLLOUT_STATE_UPDATING},
+              grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection reset"));
+  ReleaseAndFollow();
+  EXPECT_TRUE(Reverts().empty());
+}
+
+TEST_F(ReverterTest, AWorkloadWithoutRollbackAutoIsNotFollowed) {
+  in_git_.mutable_workloads(0)->mutable_policy()->set_rollback("off");
+  EXPECT_CALL(cluster_, WaitRolloutRaw(_, _)).Times(0);
+  ReleaseAndFollow();
+  EXPECT_TRUE(Reverts().empty());
+}
+
+}  // namespace
+}  // namespace ferry::api
