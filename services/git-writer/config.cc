@@ -32,6 +32,20 @@ void AddFlags(CLI::App& app, Flags& flags) {
   // does not exist; its public half is served by GetIdentity.
   app.add_option("--git_ssh_key_path", flags.git_ssh_key_path, "ssh private key file")
       ->envname("FERRY_GIT_SSH_KEY_PATH");
+  // Signs every commit, notes commit and sync tag Ferry makes with this private key (mounted
+  // from a Secret; the deploy key may be reused): an SSH key (ed25519, ECDSA or RSA, without
+  // a passphrase, readable by its owner only) makes git's SSH signatures (namespace "git"),
+  // which `git verify-commit` checks against an allowed signers file. The key must be able to
+  // sign at start (the binary exits with 2 otherwise); its public half and fingerprint are
+  // served by GetIdentity. Default: nothing is signed.
+  app.add_option("--git_signing_key_path", flags.git_signing_key_path,
+                 "Private key that signs Ferry's commits, notes and sync tag")
+      ->envname("FERRY_GIT_SIGNING_KEY_PATH");
+  // Kind of --git_signing_key_path: ssh (the only one supported so far; openpgp is refused).
+  app.add_option("--git_signing_format", flags.git_signing_format,
+                 "Signature format of --git_signing_key_path: ssh")
+      ->envname("FERRY_GIT_SIGNING_FORMAT")
+      ->capture_default_str();
   // known_hosts for ssh URLs: unknown or changed host keys are refused.
   app.add_option("--git_known_hosts_path", flags.git_known_hosts_path, "ssh known_hosts file")
       ->envname("FERRY_GIT_KNOWN_HOSTS_PATH");
@@ -194,6 +208,16 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
     return absl::InvalidArgumentError(
         "--git_known_hosts_path: required for ssh URLs (unknown hosts are refused)");
   }
+  if (flags.git_signing_format == "openpgp") {
+    return absl::InvalidArgumentError(
+        "--git_signing_format=openpgp is not supported yet: use an SSH key (ssh)");
+  }
+  if (flags.git_signing_format != "ssh") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--git_signing_format: \"", flags.git_signing_format, "\" is not ssh"));
+  }
+  config.signing_key_path = flags.git_signing_key_path;
+  config.signing_format = flags.git_signing_format;
   config.repository.url = flags.git_url;
   config.repository.branch = flags.git_branch;
   config.repository.mirror_dir = (std::filesystem::path(flags.state_dir) / "mirror.git").string();
@@ -239,6 +263,18 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   config.max_commit_message_bytes = flags.max_commit_message_bytes;
   config.max_workload_index_bytes = flags.max_workload_index_bytes;
   return config;
+}
+
+absl::StatusOr<std::shared_ptr<Signer>> MakeSigner(const Config& config, SignerMetrics* metrics) {
+  if (config.signing_key_path.empty()) return std::shared_ptr<Signer>();
+  absl::StatusOr<std::unique_ptr<SshSigner>> signer =
+      SshSigner::Create(config.signing_key_path, metrics);
+  if (!signer.ok()) {
+    return absl::Status(absl::IsUnavailable(signer.status()) ? absl::StatusCode::kUnavailable
+                                                             : absl::StatusCode::kInvalidArgument,
+                        absl::StrCat("--git_signing_key_path: ", signer.status().message()));
+  }
+  return std::shared_ptr<Signer>(*std::move(signer));
 }
 
 }  // namespace ferry::git_writer

@@ -13,6 +13,7 @@
 #include "lib/runtime/flags.h"
 #include "lib/runtime/server.h"
 #include "services/git-writer/libgit2_repository.h"
+#include "services/git-writer/signer.h"
 #include "services/git-writer/writer.h"
 
 namespace ferry::git_writer {
@@ -28,6 +29,8 @@ struct Flags {
   std::vector<std::string> git_paths;
   std::string git_poll_interval = "1m";
   std::string git_ssh_key_path;
+  std::string git_signing_key_path;
+  std::string git_signing_format = "ssh";
   std::string git_known_hosts_path;
   std::string git_https_credentials_path;
   std::string git_ca_path;
@@ -62,6 +65,9 @@ struct Config {
   absl::Duration poll_interval;
   std::string sync_tag;
   std::string ssh_key_path;
+  // --git_signing_key_path ("" = Ferry's objects are not signed) and its format ("ssh").
+  std::string signing_key_path;
+  std::string signing_format;
   uint64_t max_commit_message_bytes = 0;
   uint64_t max_workload_index_bytes = 0;
 };
@@ -71,5 +77,11 @@ void AddFlags(CLI::App& app, Flags& flags);
 
 // Validates `flags`. InvalidArgument naming the offending flag.
 absl::StatusOr<Config> ToConfig(const Flags& flags);
+
+// The signer of --git_signing_key_path (null when it is not set), checked by signing once:
+// called after the deploy key exists, since it may be the same file. InvalidArgument naming
+// the flag when the key cannot sign; Unavailable when ssh-keygen cannot run. `metrics` may
+// be null, else it must outlive the signer.
+absl::StatusOr<std::shared_ptr<Signer>> MakeSigner(const Config& config, SignerMetrics* metrics);
 
 }  // namespace ferry::git_writer

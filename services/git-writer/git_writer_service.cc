@@ -398,14 +398,20 @@ grpc::Status GitWriterService::GetSyncMarker(grpc::ServerContext*,
 grpc::Status GitWriterService::GetIdentity(grpc::ServerContext*,
                                            const ferry::v1::GetDeployKeyRequest*,
                                            ferry::v1::Identity* response) {
-  if (options_.ssh_key_path.empty()) {
+  const SigningKey& signing = options_.signing_key;
+  if (options_.ssh_key_path.empty() && signing.format.empty()) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "no deploy key is configured (--git_ssh_key_path)");
   }
-  absl::StatusOr<DeployKey> key = ReadDeployKey(options_.ssh_key_path);
-  if (!key.ok()) return ToGrpcStatus(key.status());
-  response->set_public_key(key->public_key);
-  response->set_fingerprint(key->fingerprint);
+  if (!options_.ssh_key_path.empty()) {
+    absl::StatusOr<DeployKey> key = ReadDeployKey(options_.ssh_key_path);
+    if (!key.ok()) return ToGrpcStatus(key.status());
+    response->set_public_key(key->public_key);
+    response->set_fingerprint(key->fingerprint);
+  }
+  response->set_signing_format(signing.format);
+  response->set_signing_public_key(signing.public_key);
+  response->set_signing_fingerprint(signing.fingerprint);
   return grpc::Status::OK;
 }
 

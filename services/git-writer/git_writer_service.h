@@ -11,6 +11,7 @@
 
 #include "ferry/v1/git_writer.grpc.pb.h"
 #include "lib/limits/limits.h"
+#include "services/git-writer/signer.h"
 #include "services/git-writer/writer.h"
 
 namespace ferry::git_writer {
@@ -24,6 +25,8 @@ struct ServiceOptions {
   uint64_t max_commit_message_bytes = limits::kCommitMessageBytes.default_value;
   // ListWorkloads: a bigger answer is ResourceExhausted (--max_workload_index_bytes).
   uint64_t max_workload_index_bytes = limits::kWorkloadIndexBytes.default_value;
+  // --git_signing_key_path's public half, reported by GetIdentity (empty format: none).
+  SigningKey signing_key;
 };
 
 class GitWriterService final : public ferry::v1::GitWriter::Service {

@@ -19,6 +19,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
@@ -493,6 +494,26 @@ class RefSnapshot {
   git_oid oid_{};
   bool existed_ = false;
 };
+
+// "Name <email> 1700000000 +0100", as in a tag's tagger line.
+std::string SignatureLine(const git_signature& sig) {
+  const int offset = sig.when.offset;
+  const int minutes = offset < 0 ? -offset : offset;
+  return absl::StrFormat("%s <%s> %d %c%02d%02d", sig.name, sig.email,
+                         static_cast<int64_t>(sig.when.time), offset < 0 ? '-' : '+', minutes / 60,
+                         minutes % 60);
+}
+
+// A signing failure, for the write it stops: FailedPrecondition (fix the key, then retry),
+// naming the flag. The signer's message names the key file, never its content.
+absl::Status SigningError(absl::string_view what, const absl::Status& status) {
+  return absl::Status(
+      absl::IsDeadlineExceeded(status) || absl::IsFailedPrecondition(status) ||
+              absl::IsUnavailable(status)
+          ? status.code()
+          : absl::StatusCode::kInternal,
+      absl::StrCat("cannot sign the ", what, " (--git_signing_key_path): ", status.message()));
+}
 
 absl::StatusOr<git_signature*> MakeSignature(const Signature& who) {
   git_signature* sig = nullptr;
@@ -1126,16 +1147,139 @@ absl::StatusOr<std::string> Libgit2Repository::CreateCommitObjects(const CommitS
   absl::StatusOr<git_signature*> committer = MakeSignature(spec.committer);
   if (!committer.ok()) return committer.status();
   Sig committer_owned{*committer};
-  git_oid commit_oid;
   const git_commit* parents[] = {parent.get()};
-  if (int rc =
-          git_commit_create(&commit_oid, repo_, nullptr, author_owned.get(), committer_owned.get(),
-                            "UTF-8", spec.message.c_str(), tree.get(), 1, parents);
+  FERRY_ASSIGN_OR_RETURN(git_oid commit_oid,
+                         WriteCommit(author_owned.get(), committer_owned.get(),
+                                     spec.message.c_str(), tree.get(), 1, parents));
+  new_roots_.push_back(commit_oid);
+  return OidString(commit_oid);
+}
+
+absl::StatusOr<git_oid> Libgit2Repository::WriteCommit(const git_signature* author,
+                                                       const git_signature* committer,
+                                                       const char* message, const git_tree* tree,
+                                                       size_t parent_count,
+                                                       const git_commit* parents[],
+                                                       absl::string_view what) {
+  git_oid commit_oid;
+  if (options_.signer == nullptr) {
+    if (int rc = git_commit_create(&commit_oid, repo_, nullptr, author, committer, "UTF-8", message,
+                                   tree, parent_count, parents);
+        rc != 0) {
+      return GitError("creating commit", rc);
+    }
+    return commit_oid;
+  }
+  // As git does for a signed commit: the signature covers the commit as it would be
+  // without one, and goes into its "gpgsig" header.
+  git_buf buffer = GIT_BUF_INIT;
+  if (int rc = git_commit_create_buffer(&buffer, repo_, author, committer, "UTF-8", message, tree,
+                                        parent_count, parents);
       rc != 0) {
     return GitError("creating commit", rc);
   }
-  new_roots_.push_back(commit_oid);
-  return OidString(commit_oid);
+  std::string content(buffer.ptr, buffer.size);
+  git_buf_dispose(&buffer);
+  absl::StatusOr<std::string> signature = options_.signer->Sign(content);
+  if (!signature.ok()) return SigningError(what, signature.status());
+  // libgit2 indents each line after the first; the last line has no newline of its own.
+  std::string header = *std::move(signature);
+  while (!header.empty() && header.back() == '\n') header.pop_back();
+  if (int rc = git_commit_create_with_signature(&commit_oid, repo_, content.c_str(), header.c_str(),
+                                                "gpgsig");
+      rc != 0) {
+    return GitError("creating signed commit", rc);
+  }
+  return commit_oid;
+}
+
+absl::Status Libgit2Repository::WriteNote(const git_oid& target, const std::string& text,
+                                          const git_signature* who) {
+  git_oid previous;
+  const bool had_notes =
+      git_reference_name_to_id(&previous, repo_, options_.notes_ref.c_str()) == 0;
+  Commit parent;
+  if (had_notes) {
+    if (int rc = git_commit_lookup(parent.out(), repo_, &previous); rc != 0) {
+      return GitError("notes commit", rc);
+    }
+  }
+  git_oid made;
+  git_oid blob;
+  if (int rc = git_note_commit_create(&made, &blob, repo_, parent.get(), who, who, &target,
+                                      text.c_str(), /*allow_note_overwrite=*/1);
+      rc != 0) {
+    return GitError("writing note", rc);
+  }
+  git_oid notes_commit = made;
+  if (options_.signer != nullptr) {
+    // The same commit (tree, parent, people, message), signed; the unsigned one stays in
+    // memory, unreferenced, and is never written.
+    Commit unsigned_commit;
+    if (int rc = git_commit_lookup(unsigned_commit.out(), repo_, &made); rc != 0) {
+      return GitError("notes commit", rc);
+    }
+    Tree tree;
+    if (int rc = git_commit_tree(tree.out(), unsigned_commit.get()); rc != 0) {
+      return GitError("notes tree", rc);
+    }
+    const git_commit* parents[] = {parent.get()};
+    absl::StatusOr<git_oid> signed_commit = WriteCommit(
+        git_commit_author(unsigned_commit.get()), git_commit_committer(unsigned_commit.get()),
+        git_commit_message(unsigned_commit.get()), tree.get(), had_notes ? 1 : 0, parents,
+        "notes commit");
+    if (!signed_commit.ok()) return signed_commit.status();
+    notes_commit = *signed_commit;
+  }
+  // Moved only from where it was read: a concurrent writer of the notes ref is not lost.
+  Reference ref;
+  const int rc =
+      had_notes
+          ? git_reference_create_matching(ref.out(), repo_, options_.notes_ref.c_str(),
+                                          &notes_commit, /*force=*/1, &previous, "ferry: note")
+          : git_reference_create(ref.out(), repo_, options_.notes_ref.c_str(), &notes_commit,
+                                 /*force=*/0, "ferry: note");
+  if (rc == GIT_EMODIFIED || rc == GIT_EEXISTS) {
+    return absl::AbortedError(
+        absl::StrCat(options_.notes_ref, " moved while the note was written"));
+  }
+  if (rc != 0) return GitError("updating " + options_.notes_ref, rc);
+  new_roots_.push_back(notes_commit);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<git_oid> Libgit2Repository::WriteTag(const std::string& name, const git_oid& target,
+                                                    const std::string& message,
+                                                    const git_signature* who) {
+  git_oid tag_oid;
+  // Released before the push, which may reopen the repository.
+  Object object;
+  if (int rc = git_object_lookup(object.out(), repo_, &target, GIT_OBJECT_COMMIT); rc != 0) {
+    return GitError("revision " + OidString(target), rc);
+  }
+  if (options_.signer == nullptr) {
+    if (int rc = git_tag_create(&tag_oid, repo_, name.c_str(), object.get(), who, message.c_str(),
+                                /*force=*/1);
+        rc != 0) {
+      return GitError("tag " + name, rc);
+    }
+    return tag_oid;
+  }
+  if (name.find_first_of("\n\r") != std::string::npos || message.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError("a tag name cannot hold line breaks, nor its message NUL");
+  }
+  // As git does for a signed annotated tag: the signature covers the tag object up to the
+  // end of its message (which ends with a newline) and follows it.
+  std::string content = absl::StrCat("object ", OidString(target), "\ntype commit\ntag ", name,
+                                     "\ntagger ", SignatureLine(*who), "\n\n", message);
+  if (content.back() != '\n') content.push_back('\n');
+  absl::StatusOr<std::string> signature = options_.signer->Sign(content);
+  if (!signature.ok()) return SigningError("sync tag", signature.status());
+  content += *signature;
+  if (int rc = git_tag_create_from_buffer(&tag_oid, repo_, content.c_str(), /*force=*/1); rc != 0) {
+    return GitError("signed tag " + name, rc);
+  }
+  return tag_oid;
 }
 
 absl::Status Libgit2Repository::Push(const std::vector<std::string>& refspecs,
@@ -1204,17 +1348,10 @@ absl::Status Libgit2Repository::AddNote(const std::string& commit, const std::st
     return absl::InvalidArgumentError("a note cannot hold a NUL byte");
   }
   RefSnapshot before(repo_, options_.notes_ref);
-  git_oid note_oid;
-  if (int rc = git_note_create(&note_oid, repo_, options_.notes_ref.c_str(), owned.get(),
-                               owned.get(), &*oid, text.c_str(), /*force=*/1);
-      rc != 0) {
+  if (absl::Status written = WriteNote(*oid, text, owned.get()); !written.ok()) {
     DiscardObjects();
     before.Restore();
-    return GitError("writing note", rc);
-  }
-  git_oid notes_commit;
-  if (git_reference_name_to_id(&notes_commit, repo_, options_.notes_ref.c_str()) == 0) {
-    new_roots_.push_back(notes_commit);
+    return written;
   }
   absl::Status pushed = Push({absl::StrCat(options_.notes_ref, ":", options_.notes_ref)}, nullptr);
   if (!pushed.ok()) {
@@ -1265,22 +1402,13 @@ absl::Status Libgit2Repository::SetTag(const std::string& name, const std::strin
   if (!sig.ok()) return sig.status();
   Sig owned{*sig};
   RefSnapshot before(repo_, absl::StrCat("refs/tags/", name));
-  git_oid tag_oid;
-  {
-    // Released before the push, which may reopen the repository.
-    Object target;
-    if (int rc = git_object_lookup(target.out(), repo_, &*oid, GIT_OBJECT_COMMIT); rc != 0) {
-      return GitError("revision " + commit, rc);
-    }
-    if (int rc = git_tag_create(&tag_oid, repo_, name.c_str(), target.get(), owned.get(),
-                                message.c_str(), /*force=*/1);
-        rc != 0) {
-      DiscardObjects();
-      before.Restore();
-      return GitError("tag " + name, rc);
-    }
+  absl::StatusOr<git_oid> tag_oid = WriteTag(name, *oid, message, owned.get());
+  if (!tag_oid.ok()) {
+    DiscardObjects();
+    before.Restore();
+    return tag_oid.status();
   }
-  new_roots_.push_back(tag_oid);
+  new_roots_.push_back(*tag_oid);
   absl::Status pushed = Push({absl::StrCat("+refs/tags/", name, ":refs/tags/", name)}, nullptr);
   if (!pushed.ok()) before.Restore();
   return pushed;

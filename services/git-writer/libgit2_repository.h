@@ -11,12 +11,17 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "lib/limits/limits.h"
 #include "services/git-writer/repository.h"
+#include "services/git-writer/signer.h"
 
+struct git_commit;
 struct git_remote;
 struct git_repository;
+struct git_signature;
+struct git_tree;
 struct git_odb_backend;
 struct git_packbuilder;
 
@@ -49,6 +54,11 @@ struct Libgit2Options {
   // which takes --repack_mirror=<dir>) that walk runs in a child process, so its peak never
   // becomes the service's resident heap. Empty: in this process.
   std::string repack_program;
+  // --git_signing_key_path: when set, every object Ferry makes is signed with it: commits
+  // (a "gpgsig" header), notes commits and the sync tag (the signature after its message),
+  // as git does. A signature that cannot be made fails that write and leaves the repo as it
+  // was. Null: nothing is signed.
+  std::shared_ptr<Signer> signer;
 };
 
 // How many of a mirror's packs, sorted by object count (smallest first), one fold merges:
@@ -120,6 +130,19 @@ class Libgit2Repository final : public Repository {
   static constexpr absl::Duration kRepackTimeout = absl::Minutes(10);
   int packs_written_ = 0;
   absl::StatusOr<std::string> CreateCommitObjects(const CommitSpec& spec);
+  // Writes a commit object (no ref moves), signed when options_.signer is set.
+  absl::StatusOr<git_oid> WriteCommit(const git_signature* author, const git_signature* committer,
+                                      const char* message, const git_tree* tree,
+                                      size_t parent_count, const git_commit* parents[],
+                                      absl::string_view what = "commit");
+  // The notes commit adding `text` as the note of `target` on top of the notes ref (a
+  // signed copy of what libgit2 builds, so the tree keeps the fanout the notes tree has),
+  // and moves the notes ref to it if it still is where it was read (Aborted otherwise).
+  absl::Status WriteNote(const git_oid& target, const std::string& text, const git_signature* who);
+  // Writes the annotated tag `name` -> `target` with `message` (signed when options_.signer
+  // is set) and moves refs/tags/<name> to it.
+  absl::StatusOr<git_oid> WriteTag(const std::string& name, const git_oid& target,
+                                   const std::string& message, const git_signature* who);
 
   Libgit2Options options_;
   git_repository* repo_;

@@ -54,6 +54,11 @@ int main(int argc, char** argv) {
       return start.ConfigError(s);
     }
   }
+  auto registry = std::make_shared<prometheus::Registry>();
+  SignerMetrics signer_metrics(*registry);
+  absl::StatusOr<std::shared_ptr<Signer>> signer = MakeSigner(config, &signer_metrics);
+  if (!signer.ok()) return start.ConfigError(signer.status());
+  config.repository.signer = *signer;
   // Folding the mirror's packs walks all history; a child process does it (see
   // Libgit2Options::repack_program), so its peak memory is not kept by this one.
   config.repository.repack_program = "/proc/self/exe";
@@ -61,13 +66,13 @@ int main(int argc, char** argv) {
       Libgit2Repository::Open(config.repository);
   if (!repo.ok()) return start.ConfigError(repo.status());
 
-  auto registry = std::make_shared<prometheus::Registry>();
   WriterMetrics metrics(*registry);
   Writer writer(**repo, config.writer, metrics);
   ferry::runtime::Poller poller(config.poll_interval, [&writer] { (void)writer.Refresh(); });
-  GitWriterService service(writer, {config.repository.branch, config.sync_tag, config.ssh_key_path,
-                                    config.writer.readonly, config.max_commit_message_bytes,
-                                    config.max_workload_index_bytes});
+  GitWriterService service(
+      writer, {config.repository.branch, config.sync_tag, config.ssh_key_path,
+               config.writer.readonly, config.max_commit_message_bytes,
+               config.max_workload_index_bytes, *signer ? (*signer)->key() : SigningKey{}});
   return ferry::runtime::ServeUntilSignal(
       config.server, {{&service, ferry::v1::GitWriter::service_full_name()}}, registry);
 }

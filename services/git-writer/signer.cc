@@ -1,0 +1,120 @@
+#include "services/git-writer/signer.h"
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "lib/process/process.h"
+#include "services/git-writer/identity.h"
+
+namespace ferry::git_writer {
+namespace {
+
+constexpr char kBeginSsh[] = "-----BEGIN SSH SIGNATURE-----\n";
+constexpr char kEndSsh[] = "-----END SSH SIGNATURE-----";
+// What the first signature signs, at the start: a key that reads but cannot sign (a PEM key
+// without its .pub, a passphrase) stops the binary instead of failing every write.
+constexpr char kProbe[] = "ferry: signing key check\n";
+// ssh-keygen's diagnostics kept in errors: its reason, never more.
+constexpr size_t kMaxReasonBytes = 512;
+
+// ssh-keygen with PATH alone: no ssh-agent (SSH_AUTH_SOCK), no terminal prompts.
+process::RunOptions SshKeygen(std::vector<std::string> args, absl::Duration timeout) {
+  process::RunOptions run;
+  run.argv = {"ssh-keygen"};
+  for (std::string& a : args) run.argv.push_back(std::move(a));
+  const char* path = std::getenv("PATH");
+  run.env = {absl::StrCat("PATH=", path != nullptr ? path : "/usr/bin:/bin")};
+  run.timeout = timeout;
+  run.max_stdout_bytes = 64 << 10;
+  run.max_stderr_bytes = 4 << 10;
+  return run;
+}
+
+std::string Reason(const std::string& err) {
+  std::string reason(absl::StripAsciiWhitespace(err));
+  if (reason.size() > kMaxReasonBytes) reason.resize(kMaxReasonBytes);
+  for (char& c : reason) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return reason.empty() ? "no reason given" : reason;
+}
+
+}  // namespace
+
+SignerMetrics::SignerMetrics(prometheus::Registry& registry)
+    : signatures(prometheus::BuildCounter()
+                     .Name("ferry_git_signatures_total")
+                     .Help("Signatures on the commits, notes commits and sync tags Ferry made "
+                           "(--git_signing_key_path), by outcome: ok, error.")
+                     .Register(registry)) {}
+
+absl::StatusOr<std::unique_ptr<SshSigner>> SshSigner::Create(const std::string& private_key_path,
+                                                             SignerMetrics* metrics) {
+  struct stat info;
+  if (::stat(private_key_path.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat("no key file at ", private_key_path));
+  }
+  absl::StatusOr<process::RunResult> result =
+      process::Run(SshKeygen({"-y", "-P", "", "-f", private_key_path}, kTimeout));
+  if (!result.ok() && absl::IsNotFound(result.status())) {
+    return absl::UnavailableError(
+        "cannot run ssh-keygen to read the signing key (install "
+        "openssh-client)");
+  }
+  if (!result.ok()) return result.status();
+  if (result->exit_code != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        private_key_path, " is not a private key ssh-keygen can read without a passphrase (",
+        Reason(result->err), ")"));
+  }
+  SigningKey key;
+  key.format = "ssh";
+  key.public_key = std::string(absl::StripAsciiWhitespace(result->out));
+  absl::StatusOr<std::string> fingerprint = Fingerprint(key.public_key);
+  if (!fingerprint.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("ssh-keygen gave no public key for ", private_key_path));
+  }
+  key.fingerprint = *fingerprint;
+  std::unique_ptr<SshSigner> signer(new SshSigner(private_key_path, std::move(key), metrics));
+  if (absl::StatusOr<std::string> probe = signer->SignOnce(kProbe); !probe.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the key at ", private_key_path, " does not sign: ", probe.status().message()));
+  }
+  return signer;
+}
+
+absl::StatusOr<std::string> SshSigner::Sign(absl::string_view payload) {
+  absl::StatusOr<std::string> signature = SignOnce(payload);
+  if (metrics_ != nullptr) {
+    metrics_->signatures.Add({{"outcome", signature.ok() ? "ok" : "error"}}).Increment();
+  }
+  return signature;
+}
+
+absl::StatusOr<std::string> SshSigner::SignOnce(absl::string_view payload) {
+  process::RunOptions run = SshKeygen({"-Y", "sign", "-n", "git", "-f", path_}, kTimeout);
+  run.input = std::string(payload);
+  absl::StatusOr<process::RunResult> result = process::Run(run);
+  if (!result.ok()) {
+    return absl::Status(result.status().code(),
+                        absl::StrCat("ssh-keygen -Y sign: ", result.status().message()));
+  }
+  if (result->exit_code != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("ssh-keygen -Y sign with ", path_, " failed: ", Reason(result->err)));
+  }
+  if (!absl::StartsWith(result->out, kBeginSsh) || !absl::StrContains(result->out, kEndSsh)) {
+    return absl::InternalError("ssh-keygen -Y sign wrote no SSH signature");
+  }
+  std::string signature = std::move(result->out);
+  if (signature.back() != '\n') signature.push_back('\n');
+  return signature;
+}
+
+}  // namespace ferry::git_writer

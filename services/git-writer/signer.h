@@ -1,0 +1,71 @@
+// Signatures on the git objects Ferry makes (commits, notes commits, the sync tag), with the
+// key of --git_signing_key_path: an SSH key producing git's SSHSIG signatures (namespace
+// "git"), exactly what `git -c gpg.format=ssh` writes, so `git verify-commit` and
+// `git verify-tag` with an allowed signers file check them.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/registry.h"
+
+namespace ferry::git_writer {
+
+// The public half of a signing key, as GetIdentity reports it.
+struct SigningKey {
+  std::string format;       // "ssh"
+  std::string public_key;   // "ssh-ed25519 AAAA... comment" (authorized_keys format)
+  std::string fingerprint;  // "SHA256:..." as ssh-keygen -l prints it
+};
+
+// Signs the bytes of a git object. Implementations are thread-safe.
+class Signer {
+ public:
+  virtual ~Signer() = default;
+  // The armored signature of `payload` (git puts it in a commit's "gpgsig" header, or after
+  // a tag's message), ending with a newline. FailedPrecondition when the key cannot sign
+  // (e.g. removed or replaced by something unreadable since the start); Internal when the
+  // signing tool fails otherwise; DeadlineExceeded when it hangs. Errors never hold the key.
+  virtual absl::StatusOr<std::string> Sign(absl::string_view payload) = 0;
+  virtual const SigningKey& key() const = 0;
+};
+
+// ferry_git_signatures_total{outcome}: signatures made ("ok") and failed ("error").
+struct SignerMetrics {
+  explicit SignerMetrics(prometheus::Registry& registry);
+  prometheus::Family<prometheus::Counter>& signatures;
+};
+
+// SSH signatures made by `ssh-keygen -Y sign -n git -f KEY` with the payload on stdin (what
+// git itself runs for gpg.format=ssh), in a bounded child process with an environment of its
+// own (no ssh-agent is asked).
+class SshSigner final : public Signer {
+ public:
+  // Checks that `private_key_path` is a private key ssh-keygen can read without a passphrase
+  // (`ssh-keygen -y`) and reads its public half. ed25519, ECDSA and RSA keys work; an OpenSSH
+  // deploy key may be reused. FailedPrecondition with ssh-keygen's reason (a missing file,
+  // not a private key, a passphrase, a file others may read); Unavailable when ssh-keygen
+  // cannot run. `metrics` may be null; it must outlive the signer.
+  static absl::StatusOr<std::unique_ptr<SshSigner>> Create(const std::string& private_key_path,
+                                                           SignerMetrics* metrics = nullptr);
+
+  absl::StatusOr<std::string> Sign(absl::string_view payload) override;
+  const SigningKey& key() const override { return key_; }
+
+ private:
+  SshSigner(std::string path, SigningKey key, SignerMetrics* metrics)
+      : path_(std::move(path)), key_(std::move(key)), metrics_(metrics) {}
+  absl::StatusOr<std::string> SignOnce(absl::string_view payload);
+
+  static constexpr absl::Duration kTimeout = absl::Seconds(20);
+  const std::string path_;
+  const SigningKey key_;
+  SignerMetrics* metrics_;
+};
+
+}  // namespace ferry::git_writer

@@ -1,0 +1,394 @@
+// Signed commits, notes commits and sync tags (--git_signing_key_path) against real git
+// repositories, checked with the git CLI the way a protected repo's users would:
+// `git verify-commit` / `git verify-tag` with an allowed signers file.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "lib/status/status_matchers.h"
+#include "services/git-writer/config.h"
+#include "services/git-writer/git_writer_service.h"
+#include "services/git-writer/identity.h"
+#include "services/git-writer/libgit2_repository.h"
+#include "services/git-writer/signer.h"
+#include "services/git-writer/writer.h"
+#include "tests/support/git_repo.h"
+
+namespace ferry::git_writer {
+namespace {
+
+using ::ferry::testing::StatusIs;
+using testing::GitRepo;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using testing::RunCommand;
+
+std::string Deployment(const std::string& name, const std::string& image) {
+  return absl::StrCat("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ", name,
+                      "\n  namespace: apps\nspec:\n  template:\n    spec:\n      containers:\n"
+                      "      - name: ",
+                      name, "\n        image: ", image, "\n");
+}
+
+// Makes a key pair without a passphrase with ssh-keygen; returns the private key's path.
+std::string MakeKey(const std::string& dir, const std::string& name,
+                    const std::string& type = "ed25519") {
+  const std::string path = absl::StrCat(dir, "/", name);
+  int status = 0;
+  const std::string out = RunCommand(
+      absl::StrCat("ssh-keygen -q -t ", type, " -N '' -C ", name, " -f ", path, " 2>&1"), &status);
+  EXPECT_EQ(status, 0) << out;
+  return path;
+}
+
+// An allowed signers file trusting the public key of `key` for every principal.
+std::string AllowedSigners(const std::string& key) {
+  std::ifstream in(key + ".pub");
+  std::string line;
+  std::getline(in, line);
+  const std::string path = key + ".allowed";
+  std::ofstream(path) << "* " << line << "\n";
+  return path;
+}
+
+// Fails every signature while `fail` is set; forwards to a real signer otherwise.
+class SwitchableSigner : public Signer {
+ public:
+  explicit SwitchableSigner(std::shared_ptr<Signer> inner) : inner_(std::move(inner)) {}
+  absl::StatusOr<std::string> Sign(absl::string_view payload) override {
+    if (fail) return absl::FailedPreconditionError("the key at /keys/sign does not sign");
+    return inner_->Sign(payload);
+  }
+  const SigningKey& key() const override { return inner_->key(); }
+  bool fail = false;
+
+ private:
+  std::shared_ptr<Signer> inner_;
+};
+
+class SigningTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    FERRY_ASSERT_OK_AND_ASSIGN(
+        upstream_, GitRepo::Create({{"apps/web.yaml", Deployment("web", "nginx:1.25")}}));
+    key_ = MakeKey(upstream_->dir(), "signing");
+    other_key_ = MakeKey(upstream_->dir(), "other");
+    FERRY_ASSERT_OK_AND_ASSIGN(std::unique_ptr<SshSigner> ssh,
+                               SshSigner::Create(key_, &signer_metrics_));
+    signer_ = std::make_shared<SwitchableSigner>(std::move(ssh));
+    Libgit2Options o;
+    o.url = upstream_->url();
+    o.branch = "main";
+    o.mirror_dir = upstream_->dir() + "/mirror.git";
+    o.tags = {"ferry-sync"};
+    o.signer = signer_;
+    FERRY_ASSERT_OK_AND_ASSIGN(repo_, Libgit2Repository::Open(o));
+    WriterOptions options;
+    options.committer = {"Ferry", "ferry@example.com"};
+    writer_ = std::make_unique<Writer>(*repo_, options, metrics_);
+    FERRY_ASSERT_OK(writer_->Refresh());
+  }
+
+  absl::StatusOr<ApplyOutcome> Release(const std::string& to, const std::string& note) {
+    ApplyRequest req;
+    EditRequest e;
+    e.workload = "apps:deployment/web";
+    e.image = manifest::ImageChange{"web", to, std::nullopt};
+    req.edits = {e};
+    req.author = Signature{"alice", "alice@example.com"};
+    req.note = note;
+    return writer_->Apply(req);
+  }
+
+  // Runs `git -c gpg.ssh.allowedSignersFile=<allowed> <verb> <object>` in upstream; its
+  // exit status, with its output in `output`.
+  int Verify(const std::string& allowed, const std::string& verb, const std::string& object,
+             std::string* output = nullptr) {
+    int status = 0;
+    std::string out =
+        RunCommand(absl::StrCat("cd ", upstream_->dir(),
+                                "/upstream.git && GIT_CONFIG_NOSYSTEM=1 "
+                                "HOME=/nonexistent git -c gpg.ssh.allowedSignersFile=",
+                                allowed, " ", verb, " ", object, " 2>&1"),
+                   &status);
+    if (output != nullptr) *output = out;
+    return status;
+  }
+
+  double Signatures(const std::string& outcome) {
+    return signer_metrics_.signatures.Add({{"outcome", outcome}}).Value();
+  }
+
+  prometheus::Registry registry_;
+  WriterMetrics metrics_{registry_};
+  SignerMetrics signer_metrics_{registry_};
+  std::unique_ptr<GitRepo> upstream_;
+  std::string key_;
+  std::string other_key_;
+  std::shared_ptr<SwitchableSigner> signer_;
+  std::unique_ptr<Libgit2Repository> repo_;
+  std::unique_ptr<Writer> writer_;
+};
+
+TEST_F(SigningTest, CommitNoteAndSyncTagAreSignedAndVerifyWithGit) {
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome out, Release("nginx:1.26", "{\"id\":\"job-1\"}"));
+  FERRY_ASSERT_OK(out.edits[0].status);
+  ASSERT_EQ(upstream_->Head(), out.revision);
+  FERRY_ASSERT_OK(writer_->SetSyncMarker("ferry-sync", out.revision));
+
+  // The content is what it would be unsigned.
+  EXPECT_EQ(upstream_->Show(out.revision, "apps/web.yaml"), Deployment("web", "nginx:1.26"));
+  EXPECT_EQ(upstream_->Git("notes --ref=ferry show " + out.revision), "{\"id\":\"job-1\"}");
+  EXPECT_EQ(upstream_->Git("rev-parse ferry-sync^{commit}"), out.revision + "\n");
+  EXPECT_EQ(upstream_->Git("cat-file -t ferry-sync"), "tag\n");
+  EXPECT_EQ(upstream_->Git("log -1 '--format=%an|%cn|%s' " + out.revision),
+            "alice|Ferry|Release apps:deployment/web web: nginx:1.26\n");
+
+  const std::string allowed = AllowedSigners(key_);
+  std::string output;
+  EXPECT_EQ(Verify(allowed, "verify-commit", out.revision, &output), 0) << output;
+  EXPECT_THAT(output, HasSubstr("Good \"git\" signature"));
+  EXPECT_EQ(Verify(allowed, "verify-commit", "refs/notes/ferry", &output), 0) << output;
+  EXPECT_EQ(Verify(allowed, "verify-tag", "ferry-sync", &output), 0) << output;
+  EXPECT_EQ(upstream_->Git("cat-file -p ferry-sync").find("-----BEGIN SSH SIGNATURE-----"),
+            upstream_->Git("cat-file -p ferry-sync").find("Synced by Ferry\n") + 16);
+
+  // Another key in the allowed signers file: none of them verifies.
+  const std::string stranger = AllowedSigners(other_key_);
+  EXPECT_NE(Verify(stranger, "verify-commit", out.revision, &output), 0) << output;
+  EXPECT_NE(Verify(stranger, "verify-commit", "refs/notes/ferry", &output), 0) << output;
+  EXPECT_NE(Verify(stranger, "verify-tag", "ferry-sync", &output), 0) << output;
+
+  // The next release's note is a signed notes commit on top of the first.
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome second, Release("nginx:1.27", "{\"id\":\"job-2\"}"));
+  FERRY_ASSERT_OK(writer_->SetSyncMarker("ferry-sync", second.revision));
+  EXPECT_EQ(upstream_->Git("rev-list --count refs/notes/ferry"), "2\n");
+  EXPECT_EQ(upstream_->Git("notes --ref=ferry show " + out.revision), "{\"id\":\"job-1\"}");
+  EXPECT_EQ(upstream_->Git("notes --ref=ferry show " + second.revision), "{\"id\":\"job-2\"}");
+  EXPECT_EQ(Verify(allowed, "verify-commit", second.revision, &output), 0) << output;
+  EXPECT_EQ(Verify(allowed, "verify-commit", "refs/notes/ferry", &output), 0) << output;
+  EXPECT_EQ(Verify(allowed, "verify-commit", "refs/notes/ferry^", &output), 0) << output;
+  EXPECT_EQ(Verify(allowed, "verify-tag", "ferry-sync", &output), 0) << output;
+  EXPECT_EQ(upstream_->Git("rev-parse ferry-sync^{commit}"), second.revision + "\n");
+  // 2 commits, 2 notes commits, 2 tags.
+  EXPECT_EQ(Signatures("ok"), 6);
+  EXPECT_EQ(Signatures("error"), 0);
+}
+
+// A note written to a notes tree with fanout (as git makes for many notes) keeps its fanout
+// and stays readable by git.
+TEST_F(SigningTest, ANoteGoesWhereTheFanoutOfTheNotesTreePutsIt) {
+  const std::string head = upstream_->Head();
+  // A notes tree whose entries sit in two-character folders, as git writes them past 256.
+  const std::string up = upstream_->dir() + "/upstream.git";
+  int failures = 0;
+  auto git = [&](const std::string& command) {
+    int status = 0;
+    const std::string out = RunCommand(absl::StrCat("cd ", up, " && ", command), &status);
+    failures += status != 0;
+    return std::string(absl::StripTrailingAsciiWhitespace(out));
+  };
+  const std::string blob = git("echo old | git hash-object -w --stdin");
+  const std::string sub =
+      git(absl::StrCat("printf '100644 blob ", blob, "\\t", head.substr(2), "\\n' | git mktree"));
+  const std::string root =
+      git(absl::StrCat("printf '040000 tree ", sub, "\\t", head.substr(0, 2), "\\n' | git mktree"));
+  const std::string notes_commit =
+      git("GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@e GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@e "
+          "git commit-tree -m notes " +
+          root);
+  git("git update-ref refs/notes/ferry " + notes_commit);
+  ASSERT_EQ(failures, 0);
+  ASSERT_EQ(upstream_->Git("notes --ref=ferry show " + head), "old\n");
+  FERRY_ASSERT_OK(writer_->Refresh());
+
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome out, Release("nginx:1.26", "{\"id\":\"job-1\"}"));
+  EXPECT_EQ(upstream_->Git("notes --ref=ferry show " + out.revision), "{\"id\":\"job-1\"}");
+  EXPECT_EQ(upstream_->Git("notes --ref=ferry show " + head), "old\n");
+  EXPECT_EQ(upstream_->Git("rev-parse refs/notes/ferry^"), notes_commit + "\n");
+  EXPECT_EQ(upstream_->Git("ls-tree -r --name-only refs/notes/ferry " + head.substr(0, 2)),
+            head.substr(0, 2) + "/" + head.substr(2) + "\n");
+  std::string output;
+  EXPECT_EQ(Verify(AllowedSigners(key_), "verify-commit", "refs/notes/ferry", &output), 0)
+      << output;
+}
+
+// A signature that cannot be made fails that write, names the flag, and changes nothing:
+// upstream, the notes ref and the tag stay where they were.
+TEST_F(SigningTest, ASigningFailureFailsTheWriteAndLeavesTheRepoAsItWas) {
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome first, Release("nginx:1.26", "{\"id\":\"job-1\"}"));
+  FERRY_ASSERT_OK(writer_->SetSyncMarker("ferry-sync", first.revision));
+  const std::string notes = upstream_->Git("rev-parse refs/notes/ferry");
+
+  signer_->fail = true;
+  absl::StatusOr<ApplyOutcome> failed = Release("nginx:1.27", "{\"id\":\"job-2\"}");
+  EXPECT_THAT(failed, StatusIs(absl::StatusCode::kFailedPrecondition,
+                               HasSubstr("cannot sign the commit (--git_signing_key_path)")));
+  EXPECT_EQ(upstream_->Head(), first.revision);
+  EXPECT_EQ(upstream_->Git("rev-parse refs/notes/ferry"), notes);
+  // The sync tag: refused, and still on the first release.
+  EXPECT_THAT(writer_->SetSyncMarker("ferry-sync", first.revision),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("cannot sign the sync tag (--git_signing_key_path)")));
+  EXPECT_EQ(upstream_->Git("rev-parse ferry-sync^{commit}"), first.revision + "\n");
+
+  // With a key that signs again, the same release goes through, signed, on the first.
+  signer_->fail = false;
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome again, Release("nginx:1.27", "{\"id\":\"job-2\"}"));
+  EXPECT_EQ(upstream_->Git("rev-parse " + again.revision + "^"), first.revision + "\n");
+  EXPECT_EQ(Verify(AllowedSigners(key_), "verify-commit", again.revision), 0);
+}
+
+// The deploy key (made by git-writer at start when missing) can be the signing key too.
+TEST_F(SigningTest, TheDeployKeyCanBeTheSigningKey) {
+  const std::string deploy = upstream_->dir() + "/keys/identity";
+  FERRY_ASSERT_OK(EnsureDeployKey(deploy));
+  FERRY_ASSERT_OK_AND_ASSIGN(std::unique_ptr<SshSigner> signer, SshSigner::Create(deploy));
+  FERRY_ASSERT_OK_AND_ASSIGN(DeployKey key, ReadDeployKey(deploy));
+  EXPECT_EQ(signer->key().fingerprint, key.fingerprint);
+  EXPECT_TRUE(absl::StartsWith(key.public_key, signer->key().public_key.substr(0, 40)));
+  EXPECT_EQ(signer->key().format, "ssh");
+
+  // GetIdentity reports both keys.
+  ServiceOptions options;
+  options.ssh_key_path = deploy;
+  options.signing_key = signer->key();
+  GitWriterService service(*writer_, options);
+  ferry::v1::Identity identity;
+  grpc::ServerContext ctx;
+  ASSERT_TRUE(service.GetIdentity(&ctx, nullptr, &identity).ok());
+  EXPECT_EQ(identity.public_key(), key.public_key);
+  EXPECT_EQ(identity.signing_format(), "ssh");
+  EXPECT_EQ(identity.signing_fingerprint(), key.fingerprint);
+  EXPECT_TRUE(absl::StartsWith(identity.signing_public_key(), "ssh-ed25519 AAAA"));
+
+  // Signed with the deploy key, a commit verifies against the deploy key's public half.
+  Libgit2Options o;
+  o.url = upstream_->url();
+  o.mirror_dir = upstream_->dir() + "/mirror2.git";
+  o.signer = std::move(signer);
+  FERRY_ASSERT_OK_AND_ASSIGN(auto repo, Libgit2Repository::Open(o));
+  WriterOptions wo;
+  wo.committer = {"Ferry", "ferry@example.com"};
+  Writer writer(*repo, wo, metrics_);
+  FERRY_ASSERT_OK(writer.Refresh());
+  writer_ = nullptr;  // this test's writer only
+  ApplyRequest req;
+  EditRequest e;
+  e.workload = "apps:deployment/web";
+  e.image = manifest::ImageChange{"web", "nginx:1.30", std::nullopt};
+  req.edits = {e};
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome out, writer.Apply(req));
+  EXPECT_EQ(Verify(AllowedSigners(deploy), "verify-commit", out.revision), 0);
+  EXPECT_NE(Verify(AllowedSigners(key_), "verify-commit", out.revision), 0);
+}
+
+TEST(SshSignerTest, RsaKeysSignToo) {
+  const std::string dir = ::testing::TempDir() + "/ferry_signer_rsa";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string key = MakeKey(dir, "rsa", "rsa -b 3072");
+  FERRY_ASSERT_OK_AND_ASSIGN(std::unique_ptr<SshSigner> signer, SshSigner::Create(key));
+  EXPECT_TRUE(absl::StartsWith(signer->key().public_key, "ssh-rsa "));
+  FERRY_ASSERT_OK_AND_ASSIGN(std::string signature, signer->Sign("payload\n"));
+  EXPECT_TRUE(absl::StartsWith(signature, "-----BEGIN SSH SIGNATURE-----\n"));
+  EXPECT_TRUE(absl::EndsWith(signature, "-----END SSH SIGNATURE-----\n"));
+  // ssh-keygen checks it as git would (namespace "git").
+  std::ofstream(dir + "/payload") << "payload\n";
+  std::ofstream(dir + "/payload.sig") << signature;
+  std::ofstream(dir + "/allowed") << "ferry " << signer->key().public_key << "\n";
+  int status = 0;
+  const std::string out =
+      RunCommand(absl::StrCat("ssh-keygen -Y verify -f ", dir, "/allowed -I ferry -n git -s ", dir,
+                              "/payload.sig < ", dir, "/payload 2>&1"),
+                 &status);
+  EXPECT_EQ(status, 0) << out;
+  std::filesystem::remove_all(dir);
+}
+
+// --git_signing_key_path is checked at start: what cannot sign stops the binary (exit 2)
+// with a message naming the flag, never the key's content.
+class SigningConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ferry-signing-config-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  absl::StatusOr<std::shared_ptr<Signer>> Make(std::vector<std::string> args) {
+    CLI::App app("ferry-git-writer");
+    Flags flags;
+    AddFlags(app, flags);
+    args.insert(args.begin(), {"--git_url=file:///srv/config.git", "--state_dir=/tmp/x"});
+    std::vector<std::string> reversed(args.rbegin(), args.rend());
+    app.parse(reversed);
+    absl::StatusOr<Config> config = ToConfig(flags);
+    if (!config.ok()) return config.status();
+    return MakeSigner(*config, nullptr);
+  }
+
+  std::string dir_;
+};
+
+TEST_F(SigningConfigTest, NoFlagNoSigner) {
+  FERRY_ASSERT_OK_AND_ASSIGN(std::shared_ptr<Signer> signer, Make({}));
+  EXPECT_EQ(signer, nullptr);
+}
+
+TEST_F(SigningConfigTest, AKeyThatCannotSignIsRefusedNamingTheFlag) {
+  const std::string key = MakeKey(dir_, "sign");
+  FERRY_ASSERT_OK_AND_ASSIGN(std::shared_ptr<Signer> signer,
+                             Make({"--git_signing_key_path=" + key}));
+  ASSERT_NE(signer, nullptr);
+  EXPECT_TRUE(absl::StartsWith(signer->key().public_key, "ssh-ed25519 "));
+
+  std::ifstream in(key);
+  const std::string secret((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string encrypted = MakeKey(dir_, "locked");
+  int status = 0;
+  RunCommand(absl::StrCat("ssh-keygen -q -p -N secret -P '' -f ", encrypted), &status);
+  ASSERT_EQ(status, 0);
+  const std::string open_to_all = dir_ + "/open";
+  std::filesystem::copy_file(key, open_to_all);
+  ::chmod(open_to_all.c_str(), 0644);
+  for (const std::string& path : {dir_ + "/missing", key + ".pub", encrypted, open_to_all, dir_}) {
+    absl::StatusOr<std::shared_ptr<Signer>> refused = Make({"--git_signing_key_path=" + path});
+    EXPECT_THAT(refused,
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--git_signing_key_path")))
+        << path;
+    EXPECT_THAT(refused.status().message(), Not(HasSubstr(secret.substr(40, 40)))) << path;
+  }
+}
+
+TEST_F(SigningConfigTest, OnlyTheSshFormatIsAccepted) {
+  EXPECT_THAT(Make({"--git_signing_format=openpgp"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--git_signing_format=openpgp is not supported yet")));
+  EXPECT_THAT(Make({"--git_signing_format=x509"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--git_signing_format")));
+}
+
+TEST_F(SigningConfigTest, TheBinaryExitsWithTwoNamingTheFlag) {
+  int status = 0;
+  const std::string out = RunCommand(
+      absl::StrCat(FERRY_GIT_WRITER_BIN,
+                   " --grpc_address=127.0.0.1:0 --metrics_address=127.0.0.1:0 --git_url=file://",
+                   dir_, "/none.git --state_dir=", dir_, "/state --git_signing_key_path=", dir_,
+                   "/missing 2>&1"),
+      &status);
+  EXPECT_EQ(status, 2) << out;
+  EXPECT_THAT(out, HasSubstr("--git_signing_key_path"));
+  EXPECT_THAT(out, HasSubstr("no key file at " + dir_ + "/missing"));
+}
+
+}  // namespace
+}  // namespace ferry::git_writer
