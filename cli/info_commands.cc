@@ -61,7 +61,17 @@ int RunIdentity(const IdentityOptions& options, Env& env) {
   PrepareCall(ctx, env.client, *timeout);
   grpc::Status s = env.stub.GetIdentity(&ctx, ferry::v1::GetIdentityRequest(), &identity);
   if (!s.ok()) return ReportCallError(env.err, s, env.client, "reading the deploy key");
-  env.out << (options.fingerprint ? identity.fingerprint() : identity.public_key()) << "\n";
+  // The deploy key's line as before (what the git host takes); the signing key, when Ferry
+  // signs its commits, on a line of its own after it.
+  const bool signing = !identity.signing_format().empty();
+  const std::string& deploy = options.fingerprint ? identity.fingerprint() : identity.public_key();
+  if (!deploy.empty() || !signing) env.out << deploy << "\n";
+  if (signing) {
+    env.out << "signing key (" << identity.signing_format() << "): "
+            << (options.fingerprint ? identity.signing_fingerprint()
+                                    : identity.signing_public_key())
+            << "\n";
+  }
   return kExitOk;
 }
 
