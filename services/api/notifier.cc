@@ -341,6 +341,12 @@ bool SyncJobFailed(const Job& job) {
   });
 }
 
+// A sync failure's objects as OnSyncResult compares them: sorted, one per line.
+std::string FailedObjectsKey(std::vector<std::string> objects) {
+  std::sort(objects.begin(), objects.end());
+  return absl::StrCat("objects:\n", absl::StrJoin(objects, "\n"));
+}
+
 // The URL's path, query or fragment ("" without): a secret in Slack's webhooks, never logged.
 std::string PathOf(const NotifyTarget& target) {
   const size_t scheme = target.url.find("://");
@@ -503,18 +509,24 @@ void Notifier::OnJobFinished(const Job& job) {
   if (job.kind() == ferry::v1::JOB_KIND_SYNC && !job.dry_run()) {
     if (!SyncJobFailed(job)) {
       absl::MutexLock lock(&sync_mu_);
-      failing_revision_.clear();
-    } else if (!job.revision().empty() && !NewSyncFailure(job.revision())) {
-      return;  // announced already, by the cluster-syncer's stream
+      failing_.clear();
+    } else if (job.state() == ferry::v1::JOB_STATE_SUCCEEDED) {
+      // Applied with failed objects: the same failure as the syncer's stream reports.
+      std::vector<std::string> objects;
+      for (const WorkloadResult& r : job.results()) {
+        if (r.status() == ferry::v1::WORKLOAD_RESULT_STATUS_FAILED) objects.push_back(r.workload());
+      }
+      if (!NewSyncFailure(FailedObjectsKey(std::move(objects)))) return;  // announced already
     }
+    // A sync job that failed as a whole (the syncer unreachable, say) is always announced.
   }
   for (const nlohmann::json& event : EventsForJob(job)) Notify(event);
 }
 
 bool Notifier::NewSyncFailure(const std::string& key) {
   absl::MutexLock lock(&sync_mu_);
-  if (key == failing_revision_) return false;
-  failing_revision_ = key;
+  if (key == failing_) return false;
+  failing_ = key;
   return true;
 }
 
@@ -522,12 +534,17 @@ void Notifier::OnSyncResult(const ferry::v1::SyncResult& result) {
   std::optional<nlohmann::json> event = EventForSyncFailure(result);
   if (!event) {
     absl::MutexLock lock(&sync_mu_);
-    failing_revision_.clear();
+    failing_.clear();
     return;
   }
-  // Without a revision (git-writer unreachable, say) the error itself tells failures apart.
-  const std::string key =
-      result.revision().empty() ? absl::StrCat("error: ", result.error()) : result.revision();
+  std::string key;
+  if (!result.error().empty()) {
+    key = absl::StrCat("error: ", result.error());
+  } else {
+    std::vector<std::string> objects;
+    for (const ferry::v1::ResourceError& e : result.errors()) objects.push_back(e.resource());
+    key = FailedObjectsKey(std::move(objects));
+  }
   if (NewSyncFailure(key)) Notify(*event);
 }
 

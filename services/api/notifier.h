@@ -121,9 +121,11 @@ class Notifier {
   void OnJobFinished(const ferry::v1::Job& job);
 
   // A sync's outcome seen by cluster-syncer: a failure is announced (EventForSyncFailure)
-  // unless the same revision's failure was announced last and no sync succeeded since, from
-  // this stream or a sync job. So a revision that keeps failing at every re-sync is
-  // announced once, and again after it recovered in between.
+  // unless the same failure was announced last and no sync succeeded since (from this stream
+  // or a sync job). The same failure: the same objects failed (whatever the revision and the
+  // messages), or the same error stopped the whole sync. So an object that keeps failing at
+  // every re-sync and every new commit is announced once, and again after a sync applied
+  // everything; a sync job that meets it adds no "sync_failed" of its own.
   void OnSyncResult(const ferry::v1::SyncResult& result);
 
   // No more events are accepted; waits up to `grace` for the queues to empty (retries
@@ -149,8 +151,8 @@ class Notifier {
   Outcome Send(const Target& target, const std::string& body, absl::Duration* retry_after);
   void Count(const Target& target, const char* outcome, double n = 1);
   void SetQueueGauge(const Target& target) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Whether a sync failure of `revision` is news (see OnSyncResult); records it.
-  bool NewSyncFailure(const std::string& revision);
+  // Whether the sync failure `key` is news (see OnSyncResult); records it.
+  bool NewSyncFailure(const std::string& key);
 
   http::HttpClient& http_;
   NotifierMetrics& metrics_;
@@ -165,8 +167,9 @@ class Notifier {
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time drain_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   absl::Mutex sync_mu_;
-  // The revision whose failure was announced last; empty once a sync succeeded.
-  std::string failing_revision_ ABSL_GUARDED_BY(sync_mu_);
+  // The sync failure announced last (its failed objects, or its error); empty once a sync
+  // applied everything.
+  std::string failing_ ABSL_GUARDED_BY(sync_mu_);
 };
 
 // Follows cluster-syncer's WatchSync (reconnecting with backoff, as the automation follows

@@ -273,7 +273,7 @@ class NullHttp final : public http::HttpClient {
   }
 };
 
-TEST(NotifierTest, ARevisionThatKeepsFailingIsAnnouncedOnceUntilASyncSucceeds) {
+TEST(NotifierTest, AnObjectThatKeepsFailingIsAnnouncedOnceUntilASyncSucceeds) {
   prometheus::Registry registry;
   NotifierMetrics metrics(registry);
   NullHttp http;
@@ -281,29 +281,49 @@ TEST(NotifierTest, ARevisionThatKeepsFailingIsAnnouncedOnceUntilASyncSucceeds) {
   auto announced = [&] {
     return MetricSum(registry, "ferry_notification_events_total", {{"event", "sync_failed"}});
   };
-  ferry::v1::SyncResult failed;
-  failed.set_revision(kRevision);
-  failed.set_failed(1);
-  notifier.OnSyncResult(failed);
+  auto failed = [](const std::string& revision, const std::vector<std::string>& objects) {
+    ferry::v1::SyncResult r;
+    r.set_revision(revision);
+    r.set_failed(static_cast<int32_t>(objects.size()));
+    for (const std::string& o : objects) {
+      ferry::v1::ResourceError* e = r.add_errors();
+      e->set_resource(o);
+      e->set_error(absl::StrCat("refused at ", revision));
+    }
+    return r;
+  };
+  notifier.OnSyncResult(failed(kRevision, {"a:configmap/x"}));
   EXPECT_EQ(announced(), 1);
-  notifier.OnSyncResult(failed);  // the periodic re-sync fails again
+  notifier.OnSyncResult(failed(kRevision, {"a:configmap/x"}));           // the periodic re-sync
+  notifier.OnSyncResult(failed("another-revision", {"a:configmap/x"}));  // a new commit
   EXPECT_EQ(announced(), 1);
+  // The sync job that met the same failure.
   ferry::v1::Job job = Finished(ferry::v1::JOB_KIND_SYNC);
-  job.set_revision(kRevision);
+  job.set_revision("a-third-revision");
   ferry::v1::WorkloadResult bad;
+  bad.set_workload("a:configmap/x");
   bad.set_status(ferry::v1::WORKLOAD_RESULT_STATUS_FAILED);
+  bad.set_reason("apps/x.yaml: refused");
   *job.add_results() = bad;
-  notifier.OnJobFinished(job);  // the sync job that saw the same failure
+  notifier.OnJobFinished(job);
   EXPECT_EQ(announced(), 1);
+  // Another object failing is news; so is the first one again after a sync applied all.
+  notifier.OnSyncResult(failed(kRevision, {"a:configmap/x", "a:configmap/y"}));
+  EXPECT_EQ(announced(), 2);
   ferry::v1::SyncResult ok;
   ok.set_revision(kRevision);
   notifier.OnSyncResult(ok);
-  notifier.OnSyncResult(failed);
-  EXPECT_EQ(announced(), 2);
-  // A failed sync job that never reached a revision is always announced.
-  notifier.OnJobFinished(Finished(ferry::v1::JOB_KIND_SYNC, "cluster-syncer: unreachable"));
-  notifier.OnJobFinished(Finished(ferry::v1::JOB_KIND_SYNC, "cluster-syncer: unreachable"));
+  notifier.OnSyncResult(failed(kRevision, {"a:configmap/x"}));
+  EXPECT_EQ(announced(), 3);
+  // A sync that failed as a whole, and a sync job that failed as a whole (always announced).
+  ferry::v1::SyncResult whole;
+  whole.set_error("git-writer unreachable");
+  notifier.OnSyncResult(whole);
+  notifier.OnSyncResult(whole);
   EXPECT_EQ(announced(), 4);
+  notifier.OnJobFinished(Finished(ferry::v1::JOB_KIND_SYNC, "cluster-syncer: unreachable"));
+  notifier.OnJobFinished(Finished(ferry::v1::JOB_KIND_SYNC, "cluster-syncer: unreachable"));
+  EXPECT_EQ(announced(), 6);
 }
 
 TEST(NotifierTest, AFullQueueDropsTheOldestAndCountsIt) {
