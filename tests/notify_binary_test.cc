@@ -1,0 +1,224 @@
+// Notifications through the real binaries: ferry-api started with --notify_url (and a token
+// file) in front of a real registry, git repo and Kubernetes API; a release and a lock each
+// reach an HTTP receiver on 127.0.0.1 once, in order, with the bearer token, and the api's
+// logs name the URL by its host only.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "ferry/v1/api.grpc.pb.h"
+#include "ferry/v1/git_writer.grpc.pb.h"
+#include "lib/status/status_matchers.h"
+#include "tests/binaries.h"
+#include "tests/stack.h"
+#include "tests/support/registry.h"
+
+namespace ferry {
+namespace {
+
+using testing::Deployment;
+using testing::Stack;
+using testing::StartStack;
+
+constexpr char kToken[] = "notify-token-0123456789";
+constexpr char kPath[] = "/services/T000/B000/secret-webhook-path";
+
+// An HTTP receiver on 127.0.0.1 that records every POST to kPath.
+class Receiver {
+ public:
+  Receiver() {
+    server_.Post(kPath, [this](const httplib::Request& req, httplib::Response& res) {
+      absl::MutexLock lock(&mu_);
+      bodies_.push_back(req.body);
+      auth_.push_back(req.get_header_value("Authorization"));
+      res.status = 200;
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  ~Receiver() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string Url() const { return absl::StrCat("http://127.0.0.1:", port_, kPath); }
+
+  // Waits up to 60 s for `n` events; returns those received.
+  std::vector<nlohmann::json> Await(size_t n) {
+    absl::MutexLock lock(&mu_);
+    want_ = n;
+    mu_.AwaitWithTimeout(absl::Condition(this, &Receiver::HasWanted), absl::Seconds(60));
+    std::vector<nlohmann::json> out;
+    for (const std::string& b : bodies_) out.push_back(nlohmann::json::parse(b));
+    return out;
+  }
+  std::vector<std::string> Auth() {
+    absl::MutexLock lock(&mu_);
+    return auth_;
+  }
+
+ private:
+  bool HasWanted() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return bodies_.size() >= want_; }
+
+  httplib::Server server_;
+  int port_ = -1;
+  std::thread thread_;
+  absl::Mutex mu_;
+  size_t want_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::string> bodies_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> auth_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST(NotifyBinaryTest, AReleaseAndALockArePostedOnceInOrderWithTheToken) {
+  Stack stack;
+  auto registry = testing::RegistryServer::Start(stack.dir.path + "/registry");
+  FERRY_ASSERT_OK(registry);
+  stack.registry = *std::move(registry);
+  FERRY_ASSERT_OK(stack.registry->PushImage("team/web", "1.1.0", testing::kImageConfig));
+  StartStack(
+      stack,
+      {{"ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: notify}\n"},
+       {"apps/web.yaml", Deployment("notify", "web", testing::Image(stack, "team/web", "1.0.0"))}},
+      "notify");
+  if (HasFatalFailure()) return;
+  Receiver receiver;
+  const std::string token_file = stack.dir.path + "/notify-token";
+  std::ofstream(token_file) << kToken << "\n";
+  stack.StartApi(
+      {"--no_automation", "--notify_url=" + receiver.Url() + ",token_file=" + token_file});
+  ASSERT_GT(stack.api.grpc_port, 0);
+
+  ferry::v1::ReleaseSpec spec;
+  spec.add_workloads("notify:deployment/web");
+  spec.set_image(testing::Image(stack, "team/web", "1.1.0"));
+  ferry::v1::Job job;
+  grpc::Status s = stack.Release(spec, &job);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ferry::v1::Job released = stack.Follow(job.id());
+  ASSERT_EQ(released.state(), ferry::v1::JOB_STATE_SUCCEEDED) << released.DebugString();
+
+  ferry::v1::UpdatePolicyRequest policy;
+  auto* changes = policy.add_changes();
+  changes->set_workload("notify:deployment/web");
+  changes->add_changes()->mutable_lock()->set_message("incident 42");
+  policy.mutable_cause()->set_user("bob");
+  ferry::v1::Job lock_job;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    s = stack.stub->UpdatePolicy(&ctx, policy, &lock_job);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  ASSERT_EQ(stack.Follow(lock_job.id()).state(), ferry::v1::JOB_STATE_SUCCEEDED);
+
+  std::vector<nlohmann::json> events = receiver.Await(2);
+  ASSERT_EQ(events.size(), 2u) << stack.api.process->Output();
+  EXPECT_EQ(events[0]["event"], "release");
+  EXPECT_EQ(events[0]["job"], job.id());
+  EXPECT_EQ(events[0]["revision"], released.revision());
+  const std::string text = events[0]["text"];
+  EXPECT_TRUE(absl::StartsWith(
+      text, absl::StrCat("Ferry: release of notify:deployment/web (app: ",
+                         testing::Image(stack, "team/web", "1.0.0"), " -> 1.1.0) pushed at ",
+                         released.revision().substr(0, 7), " by Alice &lt;alice@example.com&gt;")))
+      << text;
+  EXPECT_EQ(events[1]["event"], "lock");
+  EXPECT_EQ(events[1]["job"], lock_job.id());
+  EXPECT_EQ(events[1]["text"], "Ferry: notify:deployment/web locked by bob: incident 42");
+  for (const std::string& auth : receiver.Auth()) EXPECT_EQ(auth, std::string("Bearer ") + kToken);
+
+  // Stopped, the api has sent everything once, and its logs never held the path or token.
+  stack.api.process->Signal(SIGTERM);
+  ASSERT_TRUE(stack.api.process->Wait(absl::Seconds(20)).has_value());
+  EXPECT_EQ(receiver.Await(2).size(), 2u);
+  const std::string output = stack.api.process->Output();
+  EXPECT_TRUE(absl::StrContains(output, "notify_url #1 (host 127.0.0.1:")) << output;
+  EXPECT_FALSE(absl::StrContains(output, "secret-webhook-path")) << output;
+  EXPECT_FALSE(absl::StrContains(output, kToken)) << output;
+}
+
+// A revision the cluster refuses part of, synced by the cluster-syncer on its own (no job):
+// one "sync_failed" from its WatchSync stream. A sync job that then meets the same failure,
+// and the sync of the lock's commit that follows, add none: the lock is the next event.
+TEST(NotifyBinaryTest, ABackgroundSyncFailureIsPostedOnce) {
+  Stack stack;
+  auto registry = testing::RegistryServer::Start(stack.dir.path + "/registry");
+  FERRY_ASSERT_OK(registry);
+  stack.registry = *std::move(registry);
+  const std::string ns_yaml = "apiVersion: v1\nkind: Namespace\nmetadata: {name: notify-sync}\n";
+  StartStack(stack,
+             {{"ns.yaml", ns_yaml},
+              {"apps/web.yaml",
+               Deployment("notify-sync", "web", testing::Image(stack, "team/web", "1.0.0"))}},
+             "notify-sync");
+  if (HasFatalFailure()) return;
+  Receiver receiver;
+  stack.StartApi({"--no_automation", "--notify_url=" + receiver.Url()});
+  ASSERT_GT(stack.api.grpc_port, 0);
+
+  // An object name the API server refuses (422), pushed by someone else.
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      std::string pushed,
+      stack.repo->CommitWithCli(
+          {{"apps/bad.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name, namespace: "
+            "notify-sync}\ndata: {a: b}\n"}},
+          "A ConfigMap the cluster refuses"));
+  {
+    auto git = ferry::v1::GitWriter::NewStub(stack.git.Channel());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    ferry::v1::HeadResponse head;
+    FERRY_ASSERT_OK(git->Notify(&ctx, {}, &head));
+  }
+  std::vector<nlohmann::json> events = receiver.Await(1);
+  ASSERT_EQ(events.size(), 1u) << stack.api.process->Output();
+  EXPECT_EQ(events[0]["event"], "sync_failed");
+  EXPECT_EQ(events[0]["source"], "cluster-syncer");
+  EXPECT_EQ(events[0]["revision"], pushed);
+  EXPECT_EQ(events[0]["failed"], 1);
+  const std::string text = events[0]["text"];
+  EXPECT_TRUE(absl::StartsWith(text, absl::StrCat("Ferry: cluster-syncer's sync of ",
+                                                  pushed.substr(0, 7), " failed for 1 object")))
+      << text;
+  EXPECT_TRUE(absl::StrContains(text, "Bad_Name")) << text;
+
+  // A person's sync of the same revision fails the same way: not announced again.
+  ferry::v1::Job sync_job;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    grpc::Status s = stack.stub->Sync(&ctx, {}, &sync_job);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  ferry::v1::Job synced = stack.Follow(sync_job.id());
+  EXPECT_EQ(synced.revision(), pushed);
+  ferry::v1::UpdatePolicyRequest policy;
+  auto* changes = policy.add_changes();
+  changes->set_workload("notify-sync:deployment/web");
+  changes->add_changes()->mutable_lock()->set_message("until the ConfigMap is fixed");
+  policy.mutable_cause()->set_user("bob");
+  ferry::v1::Job lock_job;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    grpc::Status s = stack.stub->UpdatePolicy(&ctx, policy, &lock_job);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  ASSERT_EQ(stack.Follow(lock_job.id()).state(), ferry::v1::JOB_STATE_SUCCEEDED);
+  events = receiver.Await(2);
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events[1]["event"], "lock") << events[1].dump();
+  EXPECT_EQ(events[1]["job"], lock_job.id());
+}
+
+}  // namespace
+}  // namespace ferry
