@@ -128,6 +128,18 @@ struct JobsOptions {
 };
 int RunJobs(const JobsOptions& options, Env& env);
 
+// ferryctl why -w WORKLOAD [-c CONTAINER]: ExplainTags' answer, per container the filter,
+// the soak time, what automation does next and a table TAG VERDICT RANK CREATED DETAIL.
+struct WhyOptions {
+  std::string workload;
+  std::string container;  // empty: every container
+  std::string namespace_ = "default";
+  int limit = 0;  // the server's default (100)
+  bool no_headers = false;
+  std::string output = "table";
+};
+int RunWhy(const WhyOptions& options, Env& env);
+
 // Follows job `id` with WatchJob until it ends, printing each new stage (and rollout
 // progress) to env.err; returns the final job, or the failed call's status.
 grpc::Status FollowJob(const std::string& id, Env& env, ferry::v1::Job* job);
@@ -161,6 +173,11 @@ using StubFactory =
     std::function<absl::StatusOr<std::unique_ptr<ferry::v1::Ferry::StubInterface>>()>;
 void AddApiCommands(CLI::App& app, ClientOptions& client, const StubFactory& connect,
                     int& exit_code, const std::string& version);
+
+// Registers `why` on `app` (cli/why.cc); like AddApiCommands' commands, it connects with
+// `connect` when it runs and stores its exit code in `exit_code`.
+void AddWhyCommand(CLI::App& app, ClientOptions& client, const StubFactory& connect,
+                   int& exit_code);
 
 // Runs the release a Drone plugin step's environment describes (see DroneToRelease).
 int RunDrone(const std::map<std::string, std::string>& environment, ClientOptions& client,

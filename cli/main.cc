@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   }
   app.require_subcommand(1);
   ferry::cli::AddApiCommands(app, client, connect, exit_code, FERRY_VERSION);
+  ferry::cli::AddWhyCommand(app, client, connect, exit_code);
   ferry::cli::AddManifestsCommands(app, exit_code);
   try {
     app.parse(argc, argv);

@@ -17,6 +17,7 @@
 #include "services/api/image_listing.h"
 #include "services/api/paging.h"
 #include "services/api/release_planner.h"
+#include "services/api/tag_explanation.h"
 #include "services/api/workload_listing.h"
 
 namespace ferry::api {
@@ -167,6 +168,21 @@ grpc::Status ApiService::ListImages(grpc::ServerContext* context,
   }
   *response = *std::move(listed);
   return grpc::Status::OK;
+}
+
+grpc::Status ApiService::ExplainTags(grpc::ServerContext* context,
+                                     const ferry::v1::ExplainTagsRequest* request,
+                                     ferry::v1::ExplainTagsResponse* response) {
+  if (grpc::Status s = access_.Check(*context, Role::kRead); !s.ok()) return s;
+  if (absl::Status s = ValidateExplainTagsRequest(*request); !s.ok()) return ToGrpcStatus(s);
+  ferry::v1::ListManifestWorkloadsRequest git_request;
+  git_request.add_ids(request->workload());  // that one workload's entry, not the index
+  const CallBudget budget = peers_.ForRequest(*context, /*await_peer=*/false);
+  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
+      peers_.git.Call(&GitWriterStub::ListWorkloads, git_request, budget);
+  if (!in_git.ok()) return ToGrpcStatus(in_git.status());
+  TagCache tags(*tag_lists_, budget);
+  return Answer(ExplainTagsOf(*request, *in_git, tags.Lookup(), absl::Now()), response);
 }
 
 grpc::Status ApiService::GetIdentity(grpc::ServerContext* context,

@@ -15,7 +15,7 @@ namespace ferry::api {
 
 // Each method checks access, validates, calls the peers (through `peers`, under the
 // request's budget: PeerClients::ForRequest) or submits a job, and converts the answer; the
-// merging is in pure functions (workload_listing.h, image_listing.h).
+// merging is in pure functions (workload_listing.h, image_listing.h, tag_explanation.h).
 // RPCs not overridden here are not built yet: they answer UNIMPLEMENTED with a message
 // naming the method (see lib/runtime/unimplemented.h), never a fake success.
 class ApiService final : public ferry::v1::Ferry::Service {
@@ -48,6 +48,12 @@ class ApiService final : public ferry::v1::Ferry::Service {
                           ferry::v1::VersionInfo* response) override;
   grpc::Status Export(grpc::ServerContext* context, const ferry::v1::ExportRequest* request,
                       grpc::ServerWriter<ferry::v1::ExportedResource>* writer) override;
+  // Read role. INVALID_ARGUMENT for a malformed request (ValidateExplainTagsRequest),
+  // NOT_FOUND for a workload not in git or a container it does not have; the answer is
+  // tag_explanation.h's ExplainTagsOf over the shared tag lists.
+  grpc::Status ExplainTags(grpc::ServerContext* context,
+                           const ferry::v1::ExplainTagsRequest* request,
+                           ferry::v1::ExplainTagsResponse* response) override;
 
  private:
   // A job recorded in the git notes (GetJob and WatchJob for jobs this process does not
@@ -60,7 +66,7 @@ class ApiService final : public ferry::v1::Ferry::Service {
   JobStore& jobs_;
   JobRunner& runner_;
   Executor& executor_;
-  // ListImages' tag lists, shared by the readers of the same moment.
+  // ListImages' and ExplainTags' tag lists, shared by the readers of the same moment.
   const std::unique_ptr<SharedTagLists> tag_lists_ = NewSharedTagLists(peers_);
   const absl::Time started_ = absl::Now();
 };

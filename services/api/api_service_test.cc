@@ -15,6 +15,7 @@
 #include "ferry/v1/cluster_syncer_mock.grpc.pb.h"
 #include "ferry/v1/git_writer_mock.grpc.pb.h"
 #include "ferry/v1/registry_scanner_mock.grpc.pb.h"
+#include "lib/runtime/proto_time.h"
 #include "lib/status/status_matchers.h"
 #include "services/api/automation.h"
 #include "tests/support/metrics.h"
@@ -816,6 +817,78 @@ TEST_F(ApiServiceTest, AReadNamesThePeerThatFailedIt) {
   FERRY_ASSERT_OK(stub_->ListWorkloads(&again, {}, &listed));
   ASSERT_EQ(listed.workloads_size(), 2);
   EXPECT_EQ(listed.workloads(0).read_only(), ferry::v1::READ_ONLY_REASON_NOT_READY);
+}
+
+// ExplainTags: read from git and the scanner's shared lists, every tag judged; bad requests
+// and unknown names refused with the status saying which.
+TEST_F(ApiServiceTest, ExplainTagsAnswersForAWorkloadAndRefusesUnknownNames) {
+  ON_CALL(registry_, ListTags(_, _, _))
+      .WillByDefault(Invoke([](grpc::ClientContext*, const ferry::v1::ListTagsRequest& r,
+                               ferry::v1::ListTagsResponse* out) {
+        out->set_repository(r.repository());
+        for (const auto& [tag, day] : {std::pair<const char*, int>{"1.0.0", 1}, {"1.1.0", 2}}) {
+          ferry::v1::TagInfo* t = out->add_tags();
+          t->set_tag(tag);
+          *t->mutable_created() =
+              runtime::ToProtoTimestamp(absl::FromUnixSeconds(1'700'000'000 + day * 86400));
+        }
+        out->set_total(2);
+        return grpc::Status::OK;
+      }));
+  auto explain = [this](const std::string& workload, const std::string& container = "",
+                        int limit = 0) {
+    ferry::v1::ExplainTagsRequest request;
+    request.set_workload(workload);
+    request.set_container(container);
+    request.set_limit(limit);
+    ferry::v1::ExplainTagsResponse response;
+    grpc::ClientContext ctx;
+    grpc::Status s = stub_->ExplainTags(&ctx, request, &response);
+    return std::make_pair(s, response);
+  };
+  auto [ok, answer] = explain("default:deployment/app");
+  FERRY_ASSERT_OK(ok);
+  EXPECT_EQ(answer.workload(), "default:deployment/app");
+  EXPECT_EQ(answer.automation_blocked(), "not automated");
+  ASSERT_EQ(answer.containers_size(), 1);
+  const ferry::v1::ContainerExplanation& app = answer.containers(0);
+  EXPECT_EQ(app.repository(), kApp);
+  ASSERT_EQ(app.tags_size(), 2) << app.ShortDebugString();
+  EXPECT_EQ(app.tags(0).tag(), "1.1.0");
+  EXPECT_EQ(app.tags(0).verdict(), ferry::v1::TAG_VERDICT_CHOSEN);
+  EXPECT_EQ(app.tags(1).verdict(), ferry::v1::TAG_VERDICT_CURRENT);
+  EXPECT_EQ(app.next(), "nothing: not automated");
+  EXPECT_EQ(explain("default:deployment/locked", "app").second.automation_blocked(),
+            "locked; not automated");
+
+  EXPECT_THAT(explain("default/app").first,
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::StartsWith("workload: ")));
+  EXPECT_THAT(explain("default:deployment/app", "app", 1001).first,
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("limit")));
+  EXPECT_THAT(explain("default:deployment/app", "bad\nname").first,
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("container")));
+  EXPECT_THAT(explain("default:deployment/gone").first,
+              StatusIs(absl::StatusCode::kNotFound,
+                       ::testing::HasSubstr("default:deployment/gone is not in the repository")));
+  EXPECT_THAT(explain("default:deployment/app", "sidecar").first,
+              StatusIs(absl::StatusCode::kNotFound,
+                       ::testing::HasSubstr("has no container sidecar (its containers: app)")));
+  // The scanner down: an answer, each container saying why it has no tags. (Another
+  // repository: the tag list read a moment ago is still shared.)
+  ferry::v1::ListManifestWorkloadsResponse other;
+  *other.add_workloads() = GitWorkload("default:deployment/other", "registry.test/team/other:1");
+  ON_CALL(git_, ListWorkloads(_, _, _))
+      .WillByDefault(DoAll(::testing::SetArgPointee<2>(other), Return(grpc::Status::OK)));
+  ON_CALL(registry_, ListTags(_, _, _))
+      .WillByDefault(Return(grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection refused")));
+  auto [down, without_tags] = explain("default:deployment/other");
+  FERRY_ASSERT_OK(down);
+  EXPECT_THAT(without_tags.containers(0).error(), ::testing::HasSubstr("connection refused"));
+  // git down: the call fails naming it.
+  ON_CALL(git_, ListWorkloads(_, _, _))
+      .WillByDefault(Return(grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection refused")));
+  EXPECT_THAT(explain("default:deployment/app").first,
+              StatusIs(absl::StatusCode::kUnavailable, Eq("git-writer: connection refused")));
 }
 
 TEST(JobStoreTest, HistoryIsBoundedAndKeepsRunningJobs) {
