@@ -18,8 +18,8 @@ namespace {
 using ferry::v1::Job;
 using ferry::v1::WorkloadResult;
 
-// JOB_KIND_REVERT in types.proto: an automatic revert of a release whose rollout failed.
-constexpr auto kJobKindRevert = static_cast<ferry::v1::JobKind>(5);
+// An automatic revert of a release whose rollout failed.
+constexpr auto kJobKindRevert = ferry::v1::JOB_KIND_REVERT;
 
 // The longest `text`, and the longest of what others wrote (errors, reasons, messages) in it.
 constexpr size_t kMaxText = 3000;
@@ -115,6 +115,7 @@ nlohmann::json JobBase(const Job& job, const char* event) {
   e["user"] = Cut(job.cause().user(), kMaxEventString);
   e["message"] = Cut(job.cause().message(), kMaxEventString);
   e["time"] = Rfc3339(job.has_finished() ? job.finished() : job.submitted());
+  if (!job.reverts_job().empty()) e["reverts_job"] = job.reverts_job();
   return e;
 }
 

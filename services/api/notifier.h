@@ -57,8 +57,9 @@ inline constexpr size_t kMaxTextListed = 5;
 //   "sync_failed" a sync job failed, or succeeded with objects that failed to apply;
 //   "job_failed"  any other job failed.
 // Fields: event, job, kind, state, revision, error, user, message (the cause's), time
-// (RFC 3339, when it finished), text; "workloads" (changed and failed ones, with their
-// container updates) and "skipped" (a count) for releases and reverts; "locks" for locks.
+// (RFC 3339, when it finished), text, reverts_job (for reverts); "workloads" (changed and failed
+// ones, with their container updates) and "skipped" (a count) for releases and reverts; "locks" for
+// locks.
 std::vector<nlohmann::json> EventsForJob(const ferry::v1::Job& job);
 
 // The "sync_failed" event (source "cluster-syncer") of a background sync that failed as a

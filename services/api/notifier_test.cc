@@ -106,8 +106,9 @@ TEST(EventsForJobTest, AManualReleaseNamesTheWorkloadTheImagesAndTheCommit) {
 
 TEST(EventsForJobTest, EachKindOfJobGivesItsEvents) {
   // As the reverter records one: the images back, the lock only in the cause.
-  ferry::v1::Job revert = Finished(static_cast<ferry::v1::JobKind>(5));  // JOB_KIND_REVERT
+  ferry::v1::Job revert = Finished(ferry::v1::JOB_KIND_REVERT);
   revert.set_revision(kRevision);
+  revert.set_reverts_job("0123abcd-release");
   *revert.add_results() = Changed("acme:deployment/web", "web", "acme/web:1.3", "acme/web:1.2");
   revert.mutable_cause()->set_user("ferry");
   revert.mutable_cause()->set_message(
@@ -146,7 +147,7 @@ TEST(EventsForJobTest, EachKindOfJobGivesItsEvents) {
        "ferry: acme:deployment/web: automatic revert of job 0123abcd: web:1.3 "
        "(ProgressDeadlineExceeded)"},
       {"revert that found the workload changed",
-       Finished(static_cast<ferry::v1::JobKind>(5), "nothing reverted: changed in git"),
+       Finished(ferry::v1::JOB_KIND_REVERT, "nothing reverted: changed in git"),
        {"job_failed"},
        "Ferry: revert job 0123abcd by alice failed: nothing reverted: changed in git"},
       {"lock", lock, {"lock"}, "Ferry: acme:deployment/web locked by ferry: incident 42"},
@@ -182,6 +183,7 @@ TEST(EventsForJobTest, EachKindOfJobGivesItsEvents) {
   std::vector<nlohmann::json> reverted = EventsForJob(revert);
   ASSERT_EQ(reverted.size(), 2u);
   EXPECT_EQ(reverted[0]["kind"], "revert");
+  EXPECT_EQ(reverted[0]["reverts_job"], "0123abcd-release");
   EXPECT_EQ(reverted[1]["locks"][0]["message"],
             "automatic revert of job 0123abcd: web:1.3 (ProgressDeadlineExceeded)");
   EXPECT_EQ(reverted[1]["text"],
