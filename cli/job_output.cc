@@ -228,6 +228,12 @@ int FollowAndReport(const std::string& id, int verbosity, const std::string& out
         env.out << i + 1 << ". " << FluxStageLine(job.stages(i)) << "\n";
       }
     }
+    if (job.kind() == ferry::v1::JOB_KIND_REVERT) {
+      // An automatic revert (rollback: auto): which release it undid, and why.
+      env.out << "Reverts job:    " << job.reverts_job() << "\n";
+      if (!job.cause().message().empty())
+        env.out << "Why:            " << job.cause().message() << "\n";
+    }
     PrintResults(job, verbosity, env.out);
     std::string pushed, applied;
     for (const ferry::v1::JobStage& stage : job.stages()) {

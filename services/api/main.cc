@@ -12,6 +12,7 @@
 #include "services/api/automation.h"
 #include "services/api/config.h"
 #include "services/api/notifier.h"
+#include "services/api/reverter.h"
 
 int main(int argc, char** argv) {
   using namespace ferry::api;  // NOLINT: this binary's own namespace
@@ -53,6 +54,10 @@ int main(int argc, char** argv) {
   // runner.Stop() at shutdown.
   PeerClients peers(Peers{*git, *registry, *cluster}, runner.cancel(), config.timeouts, links);
   Executor executor(peers, jobs);
+  // Rollouts that revert themselves (rollback: auto): followed after each release.
+  RevertMetrics revert_metrics(*metrics);
+  Reverter reverter(peers, jobs, runner, executor, revert_metrics);
+  executor.SetReleaseApplied(reverter.Hook());
   ApiService service(*access, peers, jobs, runner, executor);
   AutomationMetrics automation_metrics(*metrics);
   Automation automation(peers, jobs, executor, automation_metrics, config.automation_interval);
@@ -100,6 +105,7 @@ int main(int argc, char** argv) {
       });
   // The jobs still running use the executor and the peer clients: they end before those go.
   runner.Join();
+  reverter.Join();  // its follows' calls were cancelled with the jobs'
   // What the last jobs announced is sent, for a few seconds at most.
   notifier.Stop(absl::Seconds(5));
   return exit_code;
