@@ -224,6 +224,65 @@ void SayNext(const policy::TagPattern& filter, const ferry::v1::ListTagsResponse
   }
 }
 
+// Every listed tag judged (and the running tag, also when the registry no longer lists it),
+// in the answer's order: by group, then rank, then the filter's order, then the scanner's.
+std::vector<TagExplanation> JudgeAll(const policy::TagPattern& filter,
+                                     const ferry::v1::ListTagsResponse& listed,
+                                     const std::string& current_tag, const ContainerHolds& holds,
+                                     const Decision& d, absl::Time now) {
+  // Each tag judged, with the keys it is sorted by: its group, the filter's order, the
+  // scanner's order.
+  struct Entry {
+    TagExplanation t;
+    int order;
+    int listed;
+  };
+  std::map<std::string, int> order;
+  {
+    std::vector<policy::TagCandidate> ordered = filter.Order(TagCandidates(listed));
+    for (size_t i = 0; i < ordered.size(); ++i) {
+      order.emplace(ordered[i].tag, static_cast<int>(i));
+    }
+  }
+  auto order_of = [&order](const std::string& tag) {
+    auto it = order.find(tag);
+    return it == order.end() ? std::numeric_limits<int>::max() : it->second;
+  };
+  std::vector<Entry> entries;
+  entries.reserve(listed.tags_size() + 1);
+  const TagInfo* current_info = nullptr;
+  for (int i = 0; i < listed.tags_size(); ++i) {
+    const TagInfo& info = listed.tags(i);
+    Entry e{{}, order_of(info.tag()), i};
+    e.t.set_tag(info.tag());
+    if (info.has_created()) *e.t.mutable_created() = info.created();
+    if (!current_tag.empty() && info.tag() == current_tag) {
+      current_info = &info;
+      JudgeCurrent(&info, filter, holds, d, current_tag, now, e.t);
+    } else {
+      Judge(info, filter, holds, d, current_tag, now, e.t);
+    }
+    entries.push_back(std::move(e));
+  }
+  if (!current_tag.empty() && current_info == nullptr) {
+    Entry e{{}, order_of(current_tag), listed.tags_size()};
+    e.t.set_tag(current_tag);
+    JudgeCurrent(nullptr, filter, holds, d, current_tag, now, e.t);
+    entries.push_back(std::move(e));
+  }
+  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    const int ga = Group(a.t.verdict()), gb = Group(b.t.verdict());
+    if (ga != gb) return ga < gb;
+    if (a.t.rank() != b.t.rank()) return a.t.rank() < b.t.rank();
+    if (a.order != b.order) return a.order < b.order;
+    return a.listed < b.listed;
+  });
+  std::vector<TagExplanation> out;
+  out.reserve(entries.size());
+  for (Entry& e : entries) out.push_back(std::move(e.t));
+  return out;
+}
+
 // Keeps the first `limit` of `tags`, counting the rest in `omitted`.
 void Limit(int limit, ContainerExplanation& out) {
   if (limit <= 0) limit = kExplainDefaultLimit;
@@ -332,54 +391,9 @@ ContainerExplanation ExplainContainer(const ferry::v1::ManifestWorkload& workloa
   const std::string& current_tag = current->tag();
   const Decision d = Decide(*filter, listed, current_tag, *holds, now);
 
-  // Each tag judged, with the keys it is sorted by: its group, the filter's order, the
-  // scanner's order.
-  struct Entry {
-    TagExplanation t;
-    int order;
-    int listed;
-  };
-  std::map<std::string, int> order;
-  {
-    std::vector<policy::TagCandidate> ordered = filter->Order(TagCandidates(listed));
-    for (size_t i = 0; i < ordered.size(); ++i) {
-      order.emplace(ordered[i].tag, static_cast<int>(i));
-    }
+  for (TagExplanation& t : JudgeAll(*filter, listed, current_tag, *holds, d, now)) {
+    *out.add_tags() = std::move(t);
   }
-  auto order_of = [&order](const std::string& tag) {
-    auto it = order.find(tag);
-    return it == order.end() ? std::numeric_limits<int>::max() : it->second;
-  };
-  std::vector<Entry> entries;
-  entries.reserve(listed.tags_size() + 1);
-  const TagInfo* current_info = nullptr;
-  for (int i = 0; i < listed.tags_size(); ++i) {
-    const TagInfo& info = listed.tags(i);
-    Entry e{{}, order_of(info.tag()), i};
-    e.t.set_tag(info.tag());
-    if (info.has_created()) *e.t.mutable_created() = info.created();
-    if (!current_tag.empty() && info.tag() == current_tag) {
-      current_info = &info;
-      JudgeCurrent(&info, *filter, *holds, d, current_tag, now, e.t);
-    } else {
-      Judge(info, *filter, *holds, d, current_tag, now, e.t);
-    }
-    entries.push_back(std::move(e));
-  }
-  if (!current_tag.empty() && current_info == nullptr) {
-    Entry e{{}, order_of(current_tag), listed.tags_size()};
-    e.t.set_tag(current_tag);
-    JudgeCurrent(nullptr, *filter, *holds, d, current_tag, now, e.t);
-    entries.push_back(std::move(e));
-  }
-  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    const int ga = Group(a.t.verdict()), gb = Group(b.t.verdict());
-    if (ga != gb) return ga < gb;
-    if (a.t.rank() != b.t.rank()) return a.t.rank() < b.t.rank();
-    if (a.order != b.order) return a.order < b.order;
-    return a.listed < b.listed;
-  });
-  for (Entry& e : entries) *out.add_tags() = std::move(e.t);
   Limit(limit, out);
   SayNext(*filter, listed, current_tag, *holds, d, blocker, now, out);
   return out;
@@ -397,18 +411,22 @@ absl::StatusOr<ferry::v1::ExplainTagsResponse> ExplainTagsOf(
         "workload ", request.workload(), " is not in the repository",
         in_git.revision().empty() ? ""
                                   : absl::StrCat(" (at ", in_git.revision().substr(0, 12), ")"),
+        in_git.load_errors().empty()
+            ? ""
+            : absl::StrCat(" (", in_git.load_errors_size(),
+                           " file(s) failed to load, the first: ", in_git.load_errors(0), ")"),
         "; list the workloads with ferryctl list-workloads"));
   }
   ferry::v1::ExplainTagsResponse response;
   response.set_workload(workload->id());
   response.set_automation_blocked(AutomationBlocker(workload->policy()));
   std::vector<std::string> names;
+  const RepositoryTags unlisted;  // for an image that is no reference (ExplainContainer says so)
   for (const ferry::v1::Container& c : workload->containers()) {
     names.push_back(c.name());
     if (!request.container().empty() && c.name() != request.container()) continue;
     absl::StatusOr<image::Reference> ref = image::Reference::Parse(c.image());
-    static const RepositoryTags kNone;
-    const RepositoryTags& listed = ref.ok() ? tags(ref->Repository()) : kNone;
+    const RepositoryTags& listed = ref.ok() ? tags(ref->Repository()) : unlisted;
     *response.add_containers() = ExplainContainer(*workload, c, listed, now, request.limit());
   }
   if (response.containers().empty()) {

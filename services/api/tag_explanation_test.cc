@@ -398,6 +398,11 @@ TEST(TagExplanationTest, RequestsAreCheckedAndUnknownNamesAreNotFound) {
   EXPECT_THAT(ExplainTagsOf(request, in_git, lookup, kNow),
               StatusIs(absl::StatusCode::kNotFound,
                        HasSubstr("workload default:deployment/other is not in the repository")));
+  // A file that failed to load may be why: said.
+  in_git.add_load_errors("apps/other.yaml:3:1: mapping values are not allowed here");
+  EXPECT_THAT(ExplainTagsOf(request, in_git, lookup, kNow),
+              StatusIs(absl::StatusCode::kNotFound,
+                       HasSubstr("(1 file(s) failed to load, the first: apps/other.yaml:3:1")));
 }
 
 // The explanation's CHOSEN tag is the one automation releases (PlanAutomation over the same
