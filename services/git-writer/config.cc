@@ -46,6 +46,21 @@ void AddFlags(CLI::App& app, Flags& flags) {
                  "Signature format of --git_signing_key_path: ssh")
       ->envname("FERRY_GIT_SIGNING_FORMAT")
       ->capture_default_str();
+  // Serve and build on only revisions whose commit is signed by a key of
+  // --git_allowed_signers_path: an upstream head that is unsigned or signed by another key
+  // is not served (the last verified revision is, so cluster-syncer keeps applying it), is
+  // reported (HeadResponse/ListWorkloads verify_error, ferry_git_head_verified,
+  // ferry_git_signature_checks_total) and writes wait for a verified head. Ferry's own
+  // commits are checked too: put --git_signing_key_path's key in the file. Off by default.
+  app.add_flag("--git_verify_signatures", flags.git_verify_signatures,
+               "Serve only revisions signed by an allowed key")
+      ->envname("FERRY_GIT_VERIFY_SIGNATURES");
+  // The allowed signers file for --git_verify_signatures, in git's format
+  // (gpg.ssh.allowedSignersFile: "principals [options] ssh-ed25519 AAAA..." per line). SSH
+  // signatures only; OpenPGP-signed heads are reported as not verified.
+  app.add_option("--git_allowed_signers_path", flags.git_allowed_signers_path,
+                 "Allowed signers file (SSH) for --git_verify_signatures")
+      ->envname("FERRY_GIT_ALLOWED_SIGNERS_PATH");
   // known_hosts for ssh URLs: unknown or changed host keys are refused.
   app.add_option("--git_known_hosts_path", flags.git_known_hosts_path, "ssh known_hosts file")
       ->envname("FERRY_GIT_KNOWN_HOSTS_PATH");
@@ -215,6 +230,22 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   if (flags.git_signing_format != "ssh") {
     return absl::InvalidArgumentError(
         absl::StrCat("--git_signing_format: \"", flags.git_signing_format, "\" is not ssh"));
+  }
+  if (flags.git_verify_signatures) {
+    if (flags.git_allowed_signers_path.empty()) {
+      return absl::InvalidArgumentError(
+          "--git_allowed_signers_path: required with --git_verify_signatures");
+    }
+    absl::StatusOr<std::unique_ptr<SshVerifier>> verifier =
+        SshVerifier::Create(flags.git_allowed_signers_path);
+    if (!verifier.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--git_allowed_signers_path: ", verifier.status().message()));
+    }
+    config.writer.verifier = *std::move(verifier);
+  } else if (!flags.git_allowed_signers_path.empty()) {
+    return absl::InvalidArgumentError(
+        "--git_allowed_signers_path: only used with --git_verify_signatures");
   }
   config.signing_key_path = flags.git_signing_key_path;
   config.signing_format = flags.git_signing_format;

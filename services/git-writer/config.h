@@ -31,6 +31,8 @@ struct Flags {
   std::string git_ssh_key_path;
   std::string git_signing_key_path;
   std::string git_signing_format = "ssh";
+  bool git_verify_signatures = false;
+  std::string git_allowed_signers_path;
   std::string git_known_hosts_path;
   std::string git_https_credentials_path;
   std::string git_ca_path;

@@ -31,6 +31,7 @@ void FillHead(const HeadInfo& head, const std::string& branch, ferry::v1::HeadRe
     *out->mutable_commit_time() = runtime::ToProtoTimestamp(head.commit_time);
   *out->mutable_last_fetch() = runtime::ToProtoTimestamp(head.last_fetch);
   out->set_fetch_error(head.fetch_error);
+  out->set_verify_error(head.verify_error);
 }
 
 bool IsFullRevision(const std::string& rev) {
@@ -255,6 +256,7 @@ grpc::Status GitWriterService::ListWorkloads(grpc::ServerContext*,
   if (!index.ok()) return ToGrpcStatus(index.status());
   response->set_revision((*index)->revision);
   response->set_readonly(options_.readonly);
+  response->set_verify_error(writer_.CurrentHead().verify_error);
   const Index& at = **index;
   const std::vector<std::optional<ferry::v1::ManifestWorkload>>& answers = AnswersOf(at);
   const bool more = selection->Page(

@@ -1423,6 +1423,26 @@ absl::StatusOr<std::string> Libgit2Repository::TagTarget(const std::string& name
   return OidString(*git_object_id(obj.get()));
 }
 
+absl::StatusOr<std::pair<std::string, std::string>> Libgit2Repository::CommitSignature(
+    const std::string& commit) {
+  absl::StatusOr<git_oid> oid = ParseOid(commit);
+  if (!oid.ok()) return oid.status();
+  git_buf signature = GIT_BUF_INIT;
+  git_buf signed_data = GIT_BUF_INIT;
+  const int rc = git_commit_extract_signature(&signature, &signed_data, repo_, &*oid, nullptr);
+  if (rc == GIT_ENOTFOUND && git_error_last() != nullptr &&
+      git_error_last()->klass == GIT_ERROR_OBJECT) {
+    return absl::NotFoundError(absl::StrCat("commit ", commit.substr(0, 12), " is not signed"));
+  }
+  if (rc != 0) return GitError("signature of " + commit.substr(0, 12), rc);
+  std::pair<std::string, std::string> out{std::string(signature.ptr, signature.size),
+                                          std::string(signed_data.ptr, signed_data.size)};
+  git_buf_dispose(&signature);
+  git_buf_dispose(&signed_data);
+  if (!out.first.empty() && out.first.back() != '\n') out.first.push_back('\n');
+  return out;
+}
+
 std::string Libgit2Repository::Diff(const std::string& path, const std::string& before,
                                     const std::string& after) {
   Patch patch;

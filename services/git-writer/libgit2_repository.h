@@ -93,6 +93,8 @@ class Libgit2Repository final : public Repository {
   absl::Status SetTag(const std::string& name, const std::string& commit,
                       const std::string& message, const Signature& who) override;
   absl::StatusOr<std::string> TagTarget(const std::string& name) override;
+  absl::StatusOr<std::pair<std::string, std::string>> CommitSignature(
+      const std::string& commit) override;
   std::string Diff(const std::string& path, const std::string& before,
                    const std::string& after) override;
 

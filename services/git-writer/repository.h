@@ -113,6 +113,11 @@ class Repository {
   // The commit the tag `name` points to; NotFound when there is none.
   virtual absl::StatusOr<std::string> TagTarget(const std::string& name) = 0;
 
+  // The signature of `commit` (its "gpgsig" header, armored, ending with a newline) and the
+  // bytes it signs (the commit without that header). NotFound when the commit is unsigned.
+  virtual absl::StatusOr<std::pair<std::string, std::string>> CommitSignature(
+      const std::string& commit) = 0;
+
   // Unified diff of one file's change.
   virtual std::string Diff(const std::string& path, const std::string& before,
                            const std::string& after) = 0;

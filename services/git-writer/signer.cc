@@ -1,12 +1,17 @@
 #include "services/git-writer/signer.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "lib/process/process.h"
 #include "services/git-writer/identity.h"
@@ -115,6 +120,65 @@ absl::StatusOr<std::string> SshSigner::SignOnce(absl::string_view payload) {
   std::string signature = std::move(result->out);
   if (signature.back() != '\n') signature.push_back('\n');
   return signature;
+}
+
+absl::StatusOr<std::unique_ptr<SshVerifier>> SshVerifier::Create(
+    const std::string& allowed_signers_path) {
+  struct stat info;
+  if (::stat(allowed_signers_path.c_str(), &info) != 0 || !S_ISREG(info.st_mode) ||
+      ::access(allowed_signers_path.c_str(), R_OK) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no readable allowed signers file at ", allowed_signers_path));
+  }
+  return std::unique_ptr<SshVerifier>(new SshVerifier(allowed_signers_path));
+}
+
+absl::Status SshVerifier::Verify(absl::string_view payload, absl::string_view signature) {
+  if (!absl::StartsWith(signature, kBeginSsh)) {
+    return absl::PermissionDeniedError(absl::StartsWith(signature, "-----BEGIN PGP SIGNATURE-----")
+                                           ? "signed with OpenPGP; only SSH signatures are checked"
+                                           : "not an SSH signature");
+  }
+  // ssh-keygen reads the signature from a file: a private folder of our own holds it.
+  std::string folder = (std::filesystem::temp_directory_path() / "ferry-verify-XXXXXX").string();
+  if (::mkdtemp(folder.data()) == nullptr) {
+    return absl::InternalError("cannot make a temporary folder for a signature check");
+  }
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  } cleanup{folder};
+  const std::string sig_path = folder + "/commit.sig";
+  {
+    const int fd = ::open(sig_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return absl::InternalError("cannot write a signature to check");
+    const bool written =
+        ::write(fd, signature.data(), signature.size()) == static_cast<ssize_t>(signature.size());
+    ::close(fd);
+    if (!written) return absl::InternalError("cannot write a signature to check");
+  }
+  absl::StatusOr<process::RunResult> found =
+      process::Run(SshKeygen({"-Y", "find-principals", "-f", path_, "-s", sig_path}, kTimeout));
+  if (!found.ok()) return absl::UnavailableError(found.status().message());
+  if (found->exit_code != 0) {
+    return absl::PermissionDeniedError(
+        "signed by a key that is not in the allowed signers file (--git_allowed_signers_path)");
+  }
+  std::vector<std::string> principals = absl::StrSplit(found->out, '\n', absl::SkipWhitespace());
+  std::string reason = "no principal";
+  for (const std::string& principal : principals) {
+    process::RunOptions run = SshKeygen(
+        {"-Y", "verify", "-f", path_, "-I", principal, "-n", "git", "-s", sig_path}, kTimeout);
+    run.input = std::string(payload);
+    absl::StatusOr<process::RunResult> verified = process::Run(run);
+    if (!verified.ok()) return absl::UnavailableError(verified.status().message());
+    if (verified->exit_code == 0) return absl::OkStatus();
+    reason = Reason(verified->err);
+  }
+  return absl::PermissionDeniedError(absl::StrCat("bad signature: ", reason));
 }
 
 }  // namespace ferry::git_writer

@@ -68,4 +68,33 @@ class SshSigner final : public Signer {
   SignerMetrics* metrics_;
 };
 
+// Checks the signatures of the commits Ferry reads (--git_verify_signatures).
+class Verifier {
+ public:
+  virtual ~Verifier() = default;
+  // OK when `signature` (armored, as in a commit's "gpgsig" header) is a valid signature of
+  // `payload` by an allowed key. PermissionDenied (with the reason: not an SSH signature,
+  // a key that is not allowed, a bad signature) when it is not; Unavailable/DeadlineExceeded
+  // when the check could not run. Thread-safe.
+  virtual absl::Status Verify(absl::string_view payload, absl::string_view signature) = 0;
+};
+
+// SSH signatures checked as git does with gpg.ssh.allowedSignersFile: the signer's
+// principals found in the allowed signers file (`ssh-keygen -Y find-principals`), then the
+// signature checked for one of them in namespace "git" (`ssh-keygen -Y verify`), the
+// payload on stdin. The signature goes through a file in a private temporary folder,
+// removed afterwards.
+class SshVerifier final : public Verifier {
+ public:
+  // FailedPrecondition when `allowed_signers_path` is not a readable file.
+  static absl::StatusOr<std::unique_ptr<SshVerifier>> Create(
+      const std::string& allowed_signers_path);
+  absl::Status Verify(absl::string_view payload, absl::string_view signature) override;
+
+ private:
+  explicit SshVerifier(std::string path) : path_(std::move(path)) {}
+  static constexpr absl::Duration kTimeout = absl::Seconds(20);
+  const std::string path_;
+};
+
 }  // namespace ferry::git_writer

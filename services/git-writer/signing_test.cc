@@ -390,5 +390,113 @@ TEST_F(SigningConfigTest, TheBinaryExitsWithTwoNamingTheFlag) {
   EXPECT_THAT(out, HasSubstr("no key file at " + dir_ + "/missing"));
 }
 
+// --git_verify_signatures: only revisions signed by an allowed key are served and built on.
+class VerifiedReadsTest : public SigningTest {
+ protected:
+  // Commits a change to apps/web.yaml upstream with the git CLI, signed with `key` (SSH,
+  // as `git commit -S` with gpg.format=ssh does) or unsigned when it is empty.
+  std::string CommitWithCli(const std::string& image, const std::string& key) {
+    const std::string work = absl::StrCat(upstream_->dir(), "/work", ++scratch_);
+    std::ofstream(upstream_->dir() + "/web.yaml") << Deployment("web", image);
+    const std::string sign =
+        key.empty() ? "" : absl::StrCat(" -c gpg.format=ssh -c user.signingkey=", key, " ");
+    int status = 0;
+    const std::string out = RunCommand(absl::StrCat(
+        "export GIT_AUTHOR_NAME=Bob GIT_AUTHOR_EMAIL=bob@example.com GIT_COMMITTER_NAME=Bob "
+        "GIT_COMMITTER_EMAIL=bob@example.com GIT_CONFIG_NOSYSTEM=1 HOME=/nonexistent; ",
+        "git clone -q ", upstream_->url(), " ", work, " && cp ", upstream_->dir(), "/web.yaml ",
+        work, "/apps/web.yaml && cd ", work, " && git", sign, " commit -q ",
+        key.empty() ? "" : "-S ", "-am 'Bump web' && git push -q origin main 2>&1"));
+    EXPECT_EQ(upstream_->Git("log -1 --format=%s main"), "Bump web\n") << out;
+    (void)status;
+    return upstream_->Head();
+  }
+
+  void OpenVerifyingWriter() {
+    FERRY_ASSERT_OK_AND_ASSIGN(std::unique_ptr<SshVerifier> verifier,
+                               SshVerifier::Create(AllowedSigners(key_)));
+    WriterOptions options;
+    options.committer = {"Ferry", "ferry@example.com"};
+    options.verifier = std::move(verifier);
+    writer_ = std::make_unique<Writer>(*repo_, options, metrics_);
+  }
+
+  double Checks(const std::string& outcome) {
+    return metrics_.signature_checks.Add({{"outcome", outcome}}).Value();
+  }
+
+  int scratch_ = 0;
+};
+
+TEST_F(VerifiedReadsTest, OnlySignedRevisionsOfAllowedKeysAreServed) {
+  OpenVerifyingWriter();
+  // Upstream's first commit is unsigned: nothing is served yet.
+  const std::string unsigned_first = upstream_->Head();
+  EXPECT_THAT(writer_->Refresh(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("is not signed")));
+  EXPECT_EQ(writer_->CurrentHead().revision, "");
+  EXPECT_THAT(writer_->CurrentHead().verify_error, HasSubstr(unsigned_first.substr(0, 12)));
+  EXPECT_EQ(metrics_.head_verified.Value(), 0);
+
+  // A commit signed with an allowed key (by the git CLI) is served.
+  const std::string good = CommitWithCli("nginx:1.30", key_);
+  FERRY_ASSERT_OK(writer_->Refresh());
+  EXPECT_EQ(writer_->CurrentHead().revision, good);
+  EXPECT_EQ(writer_->CurrentHead().verify_error, "");
+  EXPECT_EQ(metrics_.head_verified.Value(), 1);
+  FERRY_ASSERT_OK_AND_ASSIGN(auto index, writer_->IndexAt(""));
+  EXPECT_EQ(index->revision, good);
+
+  // An unsigned head, then one signed by another key: the good revision stays served, the
+  // reason is reported, reads of those revisions and writes are refused.
+  const std::string unsigned_head = CommitWithCli("nginx:1.31", "");
+  EXPECT_THAT(writer_->Refresh(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("is not signed")));
+  EXPECT_EQ(writer_->CurrentHead().revision, good);
+  EXPECT_THAT(writer_->CurrentHead().verify_error, HasSubstr(unsigned_head.substr(0, 12)));
+  EXPECT_EQ(metrics_.head_verified.Value(), 0);
+  FERRY_ASSERT_OK_AND_ASSIGN(index, writer_->IndexAt(""));
+  EXPECT_EQ(index->revision, good);
+  EXPECT_THAT(writer_->IndexAt(unsigned_head), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(writer_->ReadManifests(unsigned_head, {"apps"}),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(Release("nginx:1.40", ""), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(upstream_->Head(), unsigned_head);
+
+  const std::string stranger = CommitWithCli("nginx:1.32", other_key_);
+  EXPECT_THAT(writer_->Refresh(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                           HasSubstr("not in the allowed signers file")));
+  EXPECT_EQ(writer_->CurrentHead().revision, good);
+  EXPECT_THAT(writer_->CurrentHead().verify_error, HasSubstr(stranger.substr(0, 12)));
+
+  // Signed again by an allowed key: served, and Ferry's own signed commit (its key is in the
+  // allowed signers) becomes the head.
+  const std::string fixed = CommitWithCli("nginx:1.33", key_);
+  FERRY_ASSERT_OK(writer_->Refresh());
+  EXPECT_EQ(writer_->CurrentHead().revision, fixed);
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome out, Release("nginx:1.34", ""));
+  EXPECT_EQ(writer_->CurrentHead().revision, out.revision);
+  EXPECT_EQ(writer_->CurrentHead().verify_error, "");
+  EXPECT_EQ(metrics_.head_verified.Value(), 1);
+  EXPECT_GE(Checks("verified"), 3);
+  EXPECT_GE(Checks("rejected"), 3);
+  EXPECT_EQ(Checks("error"), 0);
+}
+
+TEST_F(SigningConfigTest, VerifyingNeedsAnAllowedSignersFile) {
+  EXPECT_THAT(Make({"--git_verify_signatures"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--git_allowed_signers_path: required")));
+  EXPECT_THAT(
+      Make({"--git_verify_signatures", "--git_allowed_signers_path=" + dir_ + "/none"}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--git_allowed_signers_path")));
+  EXPECT_THAT(Make({"--git_allowed_signers_path=" + dir_ + "/none"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("only used with --git_verify_signatures")));
+  std::ofstream(dir_ + "/allowed") << "* ssh-ed25519 AAAA\n";
+  FERRY_ASSERT_OK(
+      Make({"--git_verify_signatures", "--git_allowed_signers_path=" + dir_ + "/allowed"}));
+}
+
 }  // namespace
 }  // namespace ferry::git_writer

@@ -149,7 +149,18 @@ WriterMetrics::WriterMetrics(prometheus::Registry& registry)
                                   .Name("ferry_git_kustomize_build_duration_seconds")
                                   .Help("Runs of the kustomize command, each one root.")
                                   .Register(registry)
-                                  .Add({}, kSecondsBuckets)) {}
+                                  .Add({}, kSecondsBuckets)),
+      signature_checks(prometheus::BuildCounter()
+                           .Name("ferry_git_signature_checks_total")
+                           .Help("Signature checks of revisions (--git_verify_signatures), by "
+                                 "outcome: verified, rejected, error.")
+                           .Register(registry)),
+      head_verified(prometheus::BuildGauge()
+                        .Name("ferry_git_head_verified")
+                        .Help("1 while upstream's head is served, 0 while it is held back "
+                              "because it is not signed by an allowed key.")
+                        .Register(registry)
+                        .Add({})) {}
 
 Writer::Writer(Repository& repo, WriterOptions options, WriterMetrics& metrics)
     : repo_(repo),
@@ -209,6 +220,23 @@ absl::StatusOr<HeadInfo> Writer::RefreshLocked() {
     return fetched.status();
   }
   metrics_.fetch_seconds.Add({{"outcome", "ok"}}, kSecondsBuckets).Observe(Since(start));
+  if (absl::Status checked = CheckSigned(*fetched); !checked.ok()) {
+    // The last verified revision stays the one served; writes wait for a verified head.
+    const std::string error = absl::StrCat("upstream head ", fetched->substr(0, 12),
+                                           " is not served: ", checked.message());
+    if (head.verify_error != error) {
+      log::Warn("upstream head not verified", {{"revision", *fetched}, {"error", error}});
+    }
+    head.verify_error = error;
+    head.last_fetch = absl::Now();
+    head.fetch_error.clear();
+    metrics_.ready.Set(1);
+    metrics_.head_verified.Set(0);
+    SetHead(head);
+    return absl::FailedPreconditionError(error);
+  }
+  if (options_.verifier != nullptr) metrics_.head_verified.Set(1);
+  head.verify_error.clear();
   head.revision = *fetched;
   head.commit_time = repo_.CommitTime(*fetched).value_or(absl::InfinitePast());
   head.last_fetch = absl::Now();
@@ -217,6 +245,24 @@ absl::StatusOr<HeadInfo> Writer::RefreshLocked() {
   metrics_.last_fetch.Set(absl::ToDoubleSeconds(head.last_fetch - absl::UnixEpoch()));
   SetHead(head);
   return head;
+}
+
+absl::Status Writer::CheckSigned(const std::string& revision) {
+  if (options_.verifier == nullptr || verified_.count(revision) > 0) return absl::OkStatus();
+  absl::StatusOr<std::pair<std::string, std::string>> signed_commit =
+      repo_.CommitSignature(revision);
+  absl::Status checked =
+      signed_commit.ok() ? options_.verifier->Verify(signed_commit->second, signed_commit->first)
+                         : signed_commit.status();
+  if (absl::IsNotFound(checked)) checked = absl::PermissionDeniedError("the commit is not signed");
+  const char* outcome = checked.ok()                        ? "verified"
+                        : absl::IsPermissionDenied(checked) ? "rejected"
+                                                            : "error";
+  metrics_.signature_checks.Add({{"outcome", outcome}}).Increment();
+  if (!checked.ok()) return checked;
+  if (verified_.size() >= kMaxVerified) verified_.clear();
+  verified_.insert(revision);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<RepoFile>> Writer::ReadManifests(const std::string& revision,
@@ -231,6 +277,10 @@ absl::StatusOr<std::vector<RepoFile>> Writer::ReadManifests(const std::string& r
       index != nullptr ? index->revision : (revision.empty() ? CurrentHead().revision : revision);
   if (rev.empty()) {
     return absl::UnavailableError("the mirror has no revision yet (upstream not fetched)");
+  }
+  if (absl::Status checked = CheckSigned(rev); !checked.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("revision ", rev.substr(0, 12), " is not served: ", checked.message()));
   }
   FERRY_ASSIGN_OR_RETURN(std::vector<RepoFile> files,
                          repo_.ReadManifests(rev, paths.empty() ? options_.paths : paths));
@@ -266,6 +316,10 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::IndexAt(const std::string& 
   if (rev.empty()) rev = CurrentHead().revision;
   if (rev.empty()) {
     return absl::UnavailableError("the mirror has no revision yet (upstream not fetched)");
+  }
+  if (absl::Status checked = CheckSigned(rev); !checked.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("revision ", rev.substr(0, 12), " is not served: ", checked.message()));
   }
   return LoadIndex(rev);
 }
@@ -756,9 +810,20 @@ void Writer::Pushed(const std::string& commit, const Index& base, const EditedFi
     CacheIndex(IndexAfterCommit(commit, base, files));
   }
   HeadInfo now = CurrentHead();
-  now.revision = commit;
-  now.commit_time = repo_.CommitTime(commit).value_or(absl::Now());
-  SetHead(now);
+  if (absl::Status checked = CheckSigned(commit); !checked.ok()) {
+    // Ferry's own commit, signed with a key the allowed signers do not hold: pushed, but not
+    // served (the last verified revision stays).
+    now.verify_error =
+        absl::StrCat("Ferry's commit ", commit.substr(0, 12), " is not served: ", checked.message(),
+                     " (add --git_signing_key_path's key to the allowed signers)");
+    log::Warn("own commit not verified", {{"revision", commit}, {"error", now.verify_error}});
+    metrics_.head_verified.Set(0);
+    SetHead(now);
+  } else {
+    now.revision = commit;
+    now.commit_time = repo_.CommitTime(commit).value_or(absl::Now());
+    SetHead(now);
+  }
   if (note.empty()) return;
   if (absl::Status noted = repo_.AddNote(commit, note, options_.committer); !noted.ok()) {
     log::Warn("job note not stored",

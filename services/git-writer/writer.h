@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,7 @@
 #include "lib/manifest/workload.h"
 #include "services/git-writer/kustomize_index.h"
 #include "services/git-writer/repository.h"
+#include "services/git-writer/signer.h"
 
 namespace ferry::git_writer {
 
@@ -44,6 +46,10 @@ struct WriterOptions {
   manifest::LoadOptions load;
   // How kustomize roots are built.
   KustomizeOptions kustomize;
+  // --git_verify_signatures: only revisions whose commit is signed by an allowed key are
+  // served (head, index, manifests) or built upon; an upstream head that is not stays
+  // unserved (HeadInfo::verify_error) and the last verified one is served. Null: no check.
+  std::shared_ptr<Verifier> verifier;
 };
 
 // The last known state of the branch.
@@ -52,6 +58,8 @@ struct HeadInfo {
   absl::Time commit_time;
   absl::Time last_fetch;    // last successful fetch (InfinitePast() when never)
   std::string fetch_error;  // error of the last fetch, empty when it succeeded
+  // Why upstream's head is not served (WriterOptions::verifier); empty when it is.
+  std::string verify_error;
 };
 
 // The parsed manifests of one revision.
@@ -136,6 +144,11 @@ struct WriterMetrics {
   // cached (unchanged since a build), failed.
   prometheus::Family<prometheus::Counter>& kustomize_roots;
   prometheus::Histogram& kustomize_build_seconds;
+  // Signature checks of revisions (--git_verify_signatures), by outcome: verified,
+  // rejected (unsigned or not by an allowed key), error (the check could not run).
+  prometheus::Family<prometheus::Counter>& signature_checks;
+  // 1 while upstream's head is served, 0 while it is held back for its signature.
+  prometheus::Gauge& head_verified;
 };
 
 // Thread-safe. Repository calls are serialized internally.
@@ -242,6 +255,12 @@ class Writer {
   // The most recently cached index, or null.
   std::shared_ptr<const Index> NewestIndex() const ABSL_LOCKS_EXCLUDED(index_mu_);
   absl::StatusOr<HeadInfo> RefreshLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  // OK when no verifier is configured or `revision`'s commit is signed by an allowed key
+  // (remembered); PermissionDenied/Unavailable from the check otherwise.
+  absl::Status CheckSigned(const std::string& revision) ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  // Revisions whose signature was verified (bounded: cleared past kMaxVerified).
+  std::set<std::string> verified_ ABSL_GUARDED_BY(repo_mu_);
+  static constexpr size_t kMaxVerified = 4096;
   void CacheIndex(std::shared_ptr<const Index> index) ABSL_LOCKS_EXCLUDED(index_mu_);
   void SetHead(const HeadInfo& head);
 

@@ -91,6 +91,10 @@ class HookedRepository : public Repository {
   absl::StatusOr<std::string> TagTarget(const std::string& n) override {
     return inner_.TagTarget(n);
   }
+  absl::StatusOr<std::pair<std::string, std::string>> CommitSignature(
+      const std::string& c) override {
+    return inner_.CommitSignature(c);
+  }
   std::string Diff(const std::string& p, const std::string& a, const std::string& b) override {
     return inner_.Diff(p, a, b);
   }
