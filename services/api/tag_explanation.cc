@@ -396,6 +396,10 @@ ContainerExplanation ExplainContainer(const ferry::v1::ManifestWorkload& workloa
   }
   Limit(limit, out);
   SayNext(*filter, listed, current_tag, *holds, d, blocker, now, out);
+  if (!listed.fresh() && !listed.last_error().empty()) {
+    absl::StrAppend(out.mutable_next(), " (the tags may be out of date: the last scan of ",
+                    out.repository(), " failed: ", listed.last_error(), ")");
+  }
   return out;
 }
 

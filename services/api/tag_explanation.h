@@ -64,7 +64,8 @@ std::string FilterFailure(const policy::TagPattern& filter, absl::string_view ta
 // ChooseEligibleTag moves the container), "nothing: CONTAINER runs the best eligible tag",
 // or "nothing: WHY" when the workload is blocked (AutomationBlocker) or nothing could be
 // explained (`error`: an image that is not a reference, a filter or soak policy that does
-// not parse, the scanner's error).
+// not parse, the scanner's error). When the scanner's last scan of the repository failed,
+// `next` ends saying so: the tags may be out of date.
 ferry::v1::ContainerExplanation ExplainContainer(const ferry::v1::ManifestWorkload& workload,
                                                  const ferry::v1::Container& container,
                                                  const RepositoryTags& tags, absl::Time now,

@@ -47,6 +47,7 @@ RepositoryTags Listed(std::vector<ferry::v1::TagInfo> tags) {
   r.tags.set_repository(kApp);
   for (auto& t : tags) *r.tags.add_tags() = std::move(t);
   r.tags.set_total(r.tags.tags_size());
+  r.tags.set_fresh(true);
   return r;
 }
 
@@ -319,6 +320,15 @@ TEST(TagExplanationTest, WhatCannotBeExplainedSaysWhy) {
   EXPECT_EQ(e.error(), "registry.test/team/app: registry.test: 503 Service Unavailable");
   EXPECT_EQ(e.next(), "nothing: " + e.error());
   EXPECT_EQ(e.tags_size(), 0);
+
+  RepositoryTags stale = Listed({Tag("1.0.0", absl::Hours(2)), Tag("1.1.0", absl::Hours(1))});
+  stale.tags.set_fresh(false);
+  stale.tags.set_last_error("registry.test: 401 Unauthorized");
+  e = ExplainContainer(w, w.containers(0), stale, kNow, 0);
+  EXPECT_EQ(e.next(),
+            "release 1.1.0 at automation's next pass (the tags may be out of date: the last scan "
+            "of registry.test/team/app failed: registry.test: 401 Unauthorized)");
+  EXPECT_EQ(e.tags_size(), 2);
 
   RepositoryTags some = Listed({Tag("1.0.0", absl::Hours(1))});
   (*w.mutable_policy()->mutable_tag_filters())["app"] = "semvr:1";
