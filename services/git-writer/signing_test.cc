@@ -436,6 +436,8 @@ TEST_F(VerifiedReadsTest, OnlySignedRevisionsOfAllowedKeysAreServed) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("is not signed")));
   EXPECT_EQ(writer_->CurrentHead().revision, "");
   EXPECT_THAT(writer_->CurrentHead().verify_error, HasSubstr(unsigned_first.substr(0, 12)));
+  EXPECT_THAT(writer_->IndexAt(""), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                             HasSubstr("no verified revision yet")));
   EXPECT_EQ(metrics_.head_verified.Value(), 0);
 
   // A commit signed with an allowed key (by the git CLI) is served.

@@ -247,6 +247,19 @@ absl::StatusOr<HeadInfo> Writer::RefreshLocked() {
   return head;
 }
 
+namespace {
+
+// Why there is no revision to read: none fetched yet, or none verified yet.
+absl::Status NoRevisionYet(const HeadInfo& head) {
+  if (!head.verify_error.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no verified revision yet: ", head.verify_error));
+  }
+  return absl::UnavailableError("the mirror has no revision yet (upstream not fetched)");
+}
+
+}  // namespace
+
 absl::Status Writer::CheckSigned(const std::string& revision) {
   if (options_.verifier == nullptr || verified_.count(revision) > 0) return absl::OkStatus();
   absl::StatusOr<std::pair<std::string, std::string>> signed_commit =
@@ -276,7 +289,7 @@ absl::StatusOr<std::vector<RepoFile>> Writer::ReadManifests(const std::string& r
   std::string rev =
       index != nullptr ? index->revision : (revision.empty() ? CurrentHead().revision : revision);
   if (rev.empty()) {
-    return absl::UnavailableError("the mirror has no revision yet (upstream not fetched)");
+    return NoRevisionYet(CurrentHead());
   }
   if (absl::Status checked = CheckSigned(rev); !checked.ok()) {
     return absl::FailedPreconditionError(
@@ -315,7 +328,7 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::IndexAt(const std::string& 
   // No head yet: the first fetch may be running under repo_mu_, waited for above.
   if (rev.empty()) rev = CurrentHead().revision;
   if (rev.empty()) {
-    return absl::UnavailableError("the mirror has no revision yet (upstream not fetched)");
+    return NoRevisionYet(CurrentHead());
   }
   if (absl::Status checked = CheckSigned(rev); !checked.ok()) {
     return absl::FailedPreconditionError(
