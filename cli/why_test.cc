@@ -120,5 +120,30 @@ TEST_F(WhyTest, ExitCodesSayWhatWentWrong) {
   EXPECT_EQ(Run(options), kExitUnavailable);
 }
 
+// Registered as main.cc does, `why` and its flags are in the completion scripts, and it
+// runs.
+TEST(WhyCommandTest, IsOfferedByShellCompletion) {
+  CLI::App app{"ferryctl", "ferryctl"};
+  ClientOptions client;
+  int exit_code = 0;
+  const StubFactory connect = [] {
+    return absl::StatusOr<std::unique_ptr<ferry::v1::Ferry::StubInterface>>(
+        absl::UnavailableError("not in this test"));
+  };
+  AddApiCommands(app, client, connect, exit_code, "test");
+  AddWhyCommand(app, client, connect, exit_code);
+  absl::StatusOr<std::string> bash = CompletionScript(app, "bash");
+  ASSERT_TRUE(bash.ok()) << bash.status();
+  size_t arm = bash->find("    why) COMPREPLY=");
+  ASSERT_NE(arm, std::string::npos) << *bash;
+  const std::string line = bash->substr(arm, bash->find('\n', arm) - arm);
+  for (const char* flag : {"--workload", "-w", "--container", "-c", "--limit", "--output"}) {
+    EXPECT_THAT(line, HasSubstr(std::string(" ") + flag)) << line;
+  }
+  // Run: it connects, and reports the connection's failure in its exit code.
+  app.parse("why -w default:deployment/app", false);
+  EXPECT_EQ(exit_code, kExitUnavailable);
+}
+
 }  // namespace
 }  // namespace ferry::cli
