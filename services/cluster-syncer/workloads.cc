@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "lib/manifest/resource.h"
 #include "lib/manifest/workload_id.h"
 #include "lib/status/status_macros.h"
@@ -52,7 +53,75 @@ const nlohmann::json& PodSpec(const std::string& kind, const nlohmann::json& obj
   return Field(object, {"spec", "template", "spec"});
 }
 
+// Container waiting reasons a rollout does not get past by itself.
+bool StuckReason(const std::string& reason) {
+  return reason == "CrashLoopBackOff" || reason == "ImagePullBackOff" ||
+         reason == "InvalidImageName";
+}
+
+// The pods of a Deployment, DaemonSet or StatefulSet `object` still updating fail it (see
+// GetClusterWorkload).
+void CheckPods(KubeApi& client, const nlohmann::json& object, ClusterWorkloadInfo& w) {
+  if (w.rollout.state != RolloutInfo::State::kUpdating) return;
+  if (w.kind != "Deployment" && w.kind != "DaemonSet" && w.kind != "StatefulSet") return;
+  const nlohmann::json& labels = Field(object, {"spec", "selector", "matchLabels"});
+  if (!labels.is_object() || labels.empty() || w.namespace_.empty()) return;
+  std::vector<std::string> terms;
+  for (const auto& [k, v] : labels.items()) {
+    if (v.is_string()) terms.push_back(absl::StrCat(k, "=", v.get<std::string>()));
+  }
+  absl::StatusOr<nlohmann::json> pods =
+      client.Get(absl::StrCat("/api/v1/namespaces/", w.namespace_, "/pods?labelSelector=",
+                              UrlEncode(absl::StrJoin(terms, ",")), "&limit=", kRolloutPodsListed),
+                 "list");
+  if (!pods.ok()) return;  // e.g. no RBAC for pods: the conditions alone decide
+  std::vector<std::string> failing = FailingPods(w, *pods);
+  if (failing.empty()) return;
+  w.rollout.state = RolloutInfo::State::kError;
+  w.rollout.messages.insert(w.rollout.messages.end(), failing.begin(), failing.end());
+}
+
 }  // namespace
+
+std::vector<std::string> FailingPods(const ClusterWorkloadInfo& w, const nlohmann::json& pods) {
+  std::vector<std::string> out;
+  const nlohmann::json& items = Field(pods, {"items"});
+  if (!items.is_array()) return out;
+  for (const auto& pod : items) {
+    const std::string name = Field(pod, {"metadata"}).value("name", "");
+    for (const char* list : {"initContainerStatuses", "containerStatuses"}) {
+      const nlohmann::json& statuses = Field(pod, {"status", list});
+      if (!statuses.is_array()) continue;
+      for (const auto& c : statuses) {
+        const nlohmann::json& waiting = Field(c, {"state", "waiting"});
+        const std::string reason = waiting.is_object() ? waiting.value("reason", "") : "";
+        if (!StuckReason(reason)) continue;
+        // Only the spec's image counts: an old replica's crash is not this rollout's.
+        const std::string container = c.value("name", "");
+        const nlohmann::json& spec = Field(
+            pod,
+            {"spec", std::string(list) == "containerStatuses" ? "containers" : "initContainers"});
+        std::string image;
+        if (spec.is_array()) {
+          for (const auto& s : spec) {
+            if (s.value("name", "") == container) image = s.value("image", "");
+          }
+        }
+        bool current = false;
+        for (const RunningContainer& r : w.containers) {
+          current |= r.name == container && r.image == image;
+        }
+        if (!current) continue;
+        std::string message = absl::StrCat("pod ", name, " container ", container, ": ", reason);
+        const std::string detail = waiting.value("message", "");
+        if (!detail.empty()) absl::StrAppend(&message, ": ", detail.substr(0, 200));
+        out.push_back(std::move(message));
+        if (out.size() >= kMaxFailingPodMessages) return out;
+      }
+    }
+  }
+  return out;
+}
 
 RolloutInfo RolloutOf(const std::string& kind, const nlohmann::json& object) {
   RolloutInfo r;
@@ -260,7 +329,11 @@ absl::StatusOr<ClusterWorkloadInfo> GetClusterWorkload(KubeApi& client, Discover
     absl::StatusOr<ApiResource> api = discovery.FindPreferred(group, kind);
     if (!api.ok()) continue;
     absl::StatusOr<nlohmann::json> obj = client.Get(api->ObjectPath(ns, parsed->name()), "get");
-    if (obj.ok()) return WorkloadOf(kind, *obj);
+    if (obj.ok()) {
+      ClusterWorkloadInfo w = WorkloadOf(kind, *obj);
+      CheckPods(client, *obj, w);
+      return w;
+    }
     if (obj.status().code() != absl::StatusCode::kNotFound) return obj.status();
   }
   return absl::NotFoundError(absl::StrCat("workload ", id, " is not in the cluster"));

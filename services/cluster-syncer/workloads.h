@@ -46,6 +46,16 @@ struct ClusterWorkloadInfo {
 // The rollout status of a workload object of `kind`.
 RolloutInfo RolloutOf(const std::string& kind, const nlohmann::json& object);
 
+// Messages for the pods in `pods` (a PodList) whose container runs the image `w`'s spec
+// gives that container and waits with a reason the rollout does not recover from by itself
+// (CrashLoopBackOff, ImagePullBackOff, InvalidImageName): "pod P container C:
+// CrashLoopBackOff: ...". Pods of another spec (an old image) are not counted. At most
+// kMaxFailingPodMessages.
+inline constexpr size_t kMaxFailingPodMessages = 3;
+// Pods listed per rollout check (GetClusterWorkload).
+inline constexpr int kRolloutPodsListed = 100;
+std::vector<std::string> FailingPods(const ClusterWorkloadInfo& w, const nlohmann::json& pods);
+
 // A workload object as ClusterWorkloadInfo.
 ClusterWorkloadInfo WorkloadOf(const std::string& kind, const nlohmann::json& object);
 
@@ -61,6 +71,9 @@ absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
 
 // One workload by id ("namespace:kind/name"). InvalidArgument, before any call, when `id`
 // is not one (manifest::WorkloadId::Parse's message); NotFound when it does not exist.
+// A Deployment, DaemonSet or StatefulSet still updating is also checked for its pods
+// (listed by its selector, at most kRolloutPodsListed): FailingPods make its rollout
+// ROLLOUT_STATE_ERROR. Pods that cannot be listed (no RBAC for pods) leave the state as it is.
 absl::StatusOr<ClusterWorkloadInfo> GetClusterWorkload(KubeApi& client, Discovery& discovery,
                                                        const std::string& id);
 

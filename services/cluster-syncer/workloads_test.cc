@@ -60,6 +60,30 @@ TEST(RolloutOf, DeploymentStatesLikeKubectl) {
   EXPECT_TRUE(absl::StrContains(error.messages.at(0), "timed out")) << error.messages.at(0);
 }
 
+TEST(FailingPods, OnlyPodsOfTheSpecsImageStuckInABackOff) {
+  ClusterWorkloadInfo w;
+  w.containers = {{"app", "registry.test/app:1.1.0", false}};
+  auto pod = [](const std::string& name, const std::string& image, const std::string& reason) {
+    nlohmann::json state =
+        reason.empty() ? nlohmann::json{{"running", nlohmann::json::object()}}
+                       : nlohmann::json{{"waiting", {{"reason", reason}, {"message", "back-off"}}}};
+    return nlohmann::json{
+        {"metadata", {{"name", name}}},
+        {"spec", {{"containers", {{{"name", "app"}, {"image", image}}}}}},
+        {"status", {{"containerStatuses", {{{"name", "app"}, {"state", state}}}}}}};
+  };
+  nlohmann::json pods = {{"items",
+                          {pod("new-crash", "registry.test/app:1.1.0", "CrashLoopBackOff"),
+                           pod("old-crash", "registry.test/app:1.0.0", "CrashLoopBackOff"),
+                           pod("new-pull", "registry.test/app:1.1.0", "ImagePullBackOff"),
+                           pod("new-creating", "registry.test/app:1.1.0", "ContainerCreating"),
+                           pod("new-running", "registry.test/app:1.1.0", "")}}};
+  EXPECT_EQ(FailingPods(w, pods),
+            (std::vector<std::string>{"pod new-crash container app: CrashLoopBackOff: back-off",
+                                      "pod new-pull container app: ImagePullBackOff: back-off"}));
+  EXPECT_TRUE(FailingPods(w, nlohmann::json::object()).empty());
+}
+
 TEST(RolloutOf, JobsAndDaemonSets) {
   nlohmann::json job = {{"spec", {{"completions", 2}}}, {"status", {{"succeeded", 1}}}};
   EXPECT_EQ(RolloutOf("Job", job).state, State::kUpdating);
@@ -417,6 +441,57 @@ data: {port: "8080", mode: "yes"}
     // kubectl's own bookkeeping annotation is removed by the export as well.
     EXPECT_EQ(absl::StrReplaceAll(second[id2], {{"x2", "x1"}}), yaml) << id;
   }
+}
+
+// A pod of the new spec in CrashLoopBackOff fails the rollout (no kubelet here: the test
+// sets the pod's status as a kubelet would).
+TEST_F(ClusterWorkloadsTest, APodOfTheNewSpecInCrashLoopBackOffFailsTheRollout) {
+  const std::string image = "registry.example.com/crash:1.0";
+  Apply("crash", {{"c.yaml",
+                   "apiVersion: v1\nkind: Namespace\nmetadata: {name: crash}\n---\n"
+                   "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app, "
+                   "namespace: crash}\nspec:\n  replicas: 1\n"
+                   "  selector: {matchLabels: {app: crash}}\n  template:\n"
+                   "    metadata: {labels: {app: crash}}\n    spec:\n"
+                   "      containers: [{name: app, image: \"" +
+                       image + "\"}]\n"}});
+  std::string pod;
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (pod.empty() && absl::Now() < deadline) {
+    auto pods = client_->Get("/api/v1/namespaces/crash/pods?labelSelector=app%3Dcrash", "list");
+    if (pods.ok() && (*pods)["items"].is_array() && !(*pods)["items"].empty()) {
+      pod = (*pods)["items"][0]["metadata"]["name"].get<std::string>();
+    } else {
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+  }
+  ASSERT_FALSE(pod.empty()) << "the controller manager made no pod";
+  ClusterWorkloadInfo before = WaitFor("crash:deployment/app", [](const ClusterWorkloadInfo& w) {
+    return w.rollout.observed_generation >= w.rollout.generation;
+  });
+  EXPECT_EQ(before.rollout.state, State::kUpdating);
+  ASSERT_TRUE(
+      client_
+          ->MergePatch("/api/v1/namespaces/crash/pods/" + pod + "/status",
+                       {{"status",
+                         {{"containerStatuses",
+                           {{{"name", "app"},
+                             {"image", image},
+                             {"imageID", ""},
+                             {"ready", false},
+                             {"restartCount", 5},
+                             {"state",
+                              {{"waiting",
+                                {{"reason", "CrashLoopBackOff"},
+                                 {"message", "back-off 5m0s restarting failed container"}}}}}}}}}}})
+          .ok());
+  ClusterWorkloadInfo after = WaitFor("crash:deployment/app", [](const ClusterWorkloadInfo& w) {
+    return w.rollout.state == State::kError;
+  });
+  ASSERT_EQ(after.rollout.state, State::kError);
+  EXPECT_EQ(
+      after.rollout.messages.back(),
+      "pod " + pod + " container app: CrashLoopBackOff: back-off 5m0s restarting failed container");
 }
 
 }  // namespace
