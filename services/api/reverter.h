@@ -6,12 +6,16 @@
 // the workload's `rollback-timeout` (policy::kDefaultRollbackTimeout when it has none). The
 // release job itself ends as before (at "committed and applied", or after its own rollout
 // wait when it asked for one): following is not its work, so neither the job runner's
-// workers nor the automation loop wait on it.
+// workers nor the automation loop wait on it. Its record is not changed afterwards (the
+// JobStore keeps finished jobs as they finished): the REVERT job names it (reverts_job), as
+// do the revert's commit and the lock message.
 //
 // When the rollout fails (ROLLOUT_STATE_ERROR: a Deployment's progress deadline exceeded, a
-// replica failure, a failed HelmRelease; or not ready within rollback-timeout, which is how
-// a StatefulSet or DaemonSet that does not progress fails), the Reverter submits a REVERT
-// job (Job.reverts_job = the release job; cause user "ferry") that commits, in one commit:
+// replica failure, pods of the new spec in CrashLoopBackOff / ImagePullBackOff (the
+// cluster-syncer lists them), a failed HelmRelease; or not ready within rollback-timeout,
+// which is how a StatefulSet or DaemonSet that does not progress fails), the Reverter
+// submits a REVERT job (Job.reverts_job = the release job; cause user "ferry") that
+// commits, in one commit:
 // compare-and-set image edits back from the released image to the previous one for exactly
 // the containers that release changed in that workload, a lock (user "ferry", a message
 // naming the release job, the containers, tags and the reason), and the released tag of each
