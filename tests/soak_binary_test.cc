@@ -153,8 +153,6 @@ TEST_F(SoakBinaryTest, AutomationTakesATagOnceItHasSoakedAlsoAcrossAScannerResta
   ASSERT_GT(api_.grpc_port, 0);
   api_stub_ = ferry::v1::Ferry::NewStub(api_.Channel());
   // The api's first pass hands the repository to the scanner, which lists it every second.
-  // (Nothing else reads the repository meanwhile: a scan that a read starts while the watch
-  // list changes writes the repository's old watch state back.)
   auto scanner = ferry::v1::RegistryScanner::NewStub(scanner_.Channel());
   bool watched = false;
   for (absl::Time give_up = absl::Now() + absl::Seconds(30); !watched && absl::Now() < give_up;) {

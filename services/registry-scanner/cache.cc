@@ -275,8 +275,18 @@ absl::StatusOr<std::map<std::string, int>> Cache::TagCounts() {
 }
 
 absl::Status Cache::PutRepository(const RepositoryRecord& r) {
+  return StepRepository(r, "INSERT OR REPLACE INTO repositories VALUES(?1,?2,?3,?4,?5)");
+}
+
+absl::Status Cache::PutScanOutcome(const RepositoryRecord& r) {
+  return StepRepository(r,
+                        "INSERT INTO repositories VALUES(?1,?2,?3,?4,?5) ON CONFLICT(name) DO "
+                        "UPDATE SET last_scan=excluded.last_scan,last_error=excluded.last_error");
+}
+
+absl::Status Cache::StepRepository(const RepositoryRecord& r, const char* sql) {
   absl::MutexLock lock(&mu_);
-  Statement s(db_, "INSERT OR REPLACE INTO repositories VALUES(?1,?2,?3,?4,?5)");
+  Statement s(db_, sql);
   if (!s.ok()) return DbError(db_, "put repository");
   s.Text(1, r.name);
   s.Int(2, r.watched ? 1 : 0);

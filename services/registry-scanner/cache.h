@@ -63,6 +63,11 @@ class Cache {
   absl::StatusOr<std::map<std::string, int>> TagCounts();
 
   absl::Status PutRepository(const RepositoryRecord& record);
+  // A scan's outcome: record.last_scan and record.last_error. A repository already stored
+  // keeps its watch state (watched, last_watched) whatever `record` says, so a scan that
+  // read the record before a Watch changed it does not undo that change; a new one is
+  // stored as `record`.
+  absl::Status PutScanOutcome(const RepositoryRecord& record);
   absl::StatusOr<std::optional<RepositoryRecord>> Repository(const std::string& name);
   absl::StatusOr<std::vector<RepositoryRecord>> Repositories();
 
@@ -72,6 +77,8 @@ class Cache {
  private:
   Cache() = default;
   absl::Status Exec(const std::string& sql);
+  // Binds `r` to `sql` (an insert of the five repository columns) and runs it.
+  absl::Status StepRepository(const RepositoryRecord& r, const char* sql);
   // Schema 1 -> 2 in one transaction: tags gain first_seen = `now`.
   absl::Status MigrateFrom1(absl::Time now);
 

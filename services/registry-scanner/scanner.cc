@@ -360,7 +360,7 @@ absl::Status Scanner::Scan(const std::string& repository, bool unless_scanned,
     }
     metrics_.scans.Add({{"outcome", "error"}}).Increment();
     record.last_error = std::string(status.message());
-    (void)cache_.PutRepository(record);
+    (void)cache_.PutScanOutcome(record);
     TagEvent e;
     e.kind = TagEvent::Kind::kRepositoryError;
     e.repository = repository;
@@ -403,7 +403,8 @@ absl::Status Scanner::Scan(const std::string& repository, bool unless_scanned,
   }
   record.last_scan = now;
   record.last_error.clear();
-  if (absl::Status s = cache_.PutRepository(record); !s.ok()) return s;
+  // Only the scan's outcome: a Watch during the scan may have changed the watch state.
+  if (absl::Status s = cache_.PutScanOutcome(record); !s.ok()) return s;
   metrics_.scans.Add({{"outcome", "ok"}}).Increment();
   metrics_.scan_seconds.Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());

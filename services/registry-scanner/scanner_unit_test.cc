@@ -383,6 +383,34 @@ TEST_F(ScannerUnitTest, FirstSeenIsSetOnceAndKeptAcrossRechecksAndMoves) {
   EXPECT_EQ(first_seen("1"), clock_.Now());
 }
 
+// A scan that read its repository's record before a Watch changed it stores only its own
+// outcome: the repository stays watched (a read-started first scan racing the api's first
+// Watch had left it unwatched, and never scanned again).
+TEST(CacheTest, AScanOutcomeKeepsTheWatchState) {
+  FERRY_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Cache> cache, Cache::Open(":memory:"));
+  RepositoryRecord before_watch;  // what the scan read: not watched
+  before_watch.name = kRepo;
+  FERRY_ASSERT_OK(cache->PutScanOutcome(before_watch));  // stored as is when new
+  RepositoryRecord watched = before_watch;
+  watched.watched = true;
+  watched.last_watched = absl::FromUnixSeconds(100);
+  FERRY_ASSERT_OK(cache->PutRepository(watched));  // the Watch meanwhile
+  RepositoryRecord scanned = before_watch;
+  scanned.last_scan = absl::FromUnixSeconds(200);
+  scanned.last_error = "";
+  FERRY_ASSERT_OK(cache->PutScanOutcome(scanned));
+  FERRY_ASSERT_OK_AND_ASSIGN(std::optional<RepositoryRecord> stored, cache->Repository(kRepo));
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_TRUE(stored->watched);
+  EXPECT_EQ(stored->last_watched, absl::FromUnixSeconds(100));
+  EXPECT_EQ(stored->last_scan, absl::FromUnixSeconds(200));
+  scanned.last_error = "503";
+  FERRY_ASSERT_OK(cache->PutScanOutcome(scanned));
+  FERRY_ASSERT_OK_AND_ASSIGN(stored, cache->Repository(kRepo));
+  EXPECT_EQ(stored->last_error, "503");
+  EXPECT_TRUE(stored->watched);
+}
+
 // A cache of schema 1 (before first_seen) is migrated in place, not rebuilt: its tags stay,
 // first seen at the migration.
 TEST(CacheTest, SchemaOneIsMigratedKeepingItsTags) {
