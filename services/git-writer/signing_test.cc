@@ -63,11 +63,14 @@ class SwitchableSigner : public Signer {
  public:
   explicit SwitchableSigner(std::shared_ptr<Signer> inner) : inner_(std::move(inner)) {}
   absl::StatusOr<std::string> Sign(absl::string_view payload) override {
+    if (succeed_first >= 0 && succeed_first-- == 0) fail = true;
     if (fail) return absl::FailedPreconditionError("the key at /keys/sign does not sign");
     return inner_->Sign(payload);
   }
   const SigningKey& key() const override { return inner_->key(); }
   bool fail = false;
+  // When >= 0: this many more signatures succeed, then `fail` is set.
+  int succeed_first = -1;
 
  private:
   std::shared_ptr<Signer> inner_;
@@ -246,6 +249,23 @@ TEST_F(SigningTest, ASigningFailureFailsTheWriteAndLeavesTheRepoAsItWas) {
   EXPECT_EQ(Verify(AllowedSigners(key_), "verify-commit", again.revision), 0);
 }
 
+// A note whose notes commit cannot be signed is not stored (the release itself is, signed);
+// the notes ref stays where it was, here and upstream.
+TEST_F(SigningTest, ANoteThatCannotBeSignedIsNotStored) {
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome first, Release("nginx:1.26", "{\"id\":\"job-1\"}"));
+  const std::string notes = upstream_->Git("rev-parse refs/notes/ferry");
+  signer_->succeed_first = 1;  // the commit, not its note
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome second, Release("nginx:1.27", "{\"id\":\"job-2\"}"));
+  EXPECT_EQ(upstream_->Head(), second.revision);
+  EXPECT_EQ(Verify(AllowedSigners(key_), "verify-commit", second.revision), 0);
+  EXPECT_EQ(upstream_->Git("rev-parse refs/notes/ferry"), notes);
+  EXPECT_EQ(upstream_->Git("notes --ref=ferry show " + second.revision), "");
+  EXPECT_EQ(upstream_->Git("notes --ref=ferry show " + first.revision), "{\"id\":\"job-1\"}");
+  FERRY_ASSERT_OK_AND_ASSIGN(auto listed, writer_->ListNotes(10));
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].first, first.revision);
+}
+
 // The deploy key (made by git-writer at start when missing) can be the signing key too.
 TEST_F(SigningTest, TheDeployKeyCanBeTheSigningKey) {
   const std::string deploy = upstream_->dir() + "/keys/identity";
@@ -310,6 +330,26 @@ TEST(SshSignerTest, RsaKeysSignToo) {
                               "/payload.sig < ", dir, "/payload 2>&1"),
                  &status);
   EXPECT_EQ(status, 0) << out;
+  std::filesystem::remove_all(dir);
+}
+
+// A key that went away after the start: the signature fails with the file named (never its
+// content) and is counted as an error.
+TEST(SshSignerTest, AKeyRemovedAfterTheStartFailsAndIsCounted) {
+  const std::string dir = ::testing::TempDir() + "/ferry_signer_removed";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string key = MakeKey(dir, "gone");
+  prometheus::Registry registry;
+  SignerMetrics metrics(registry);
+  FERRY_ASSERT_OK_AND_ASSIGN(std::unique_ptr<SshSigner> signer, SshSigner::Create(key, &metrics));
+  FERRY_ASSERT_OK(signer->Sign("one\n"));
+  std::filesystem::remove(key);
+  std::filesystem::remove(key + ".pub");
+  EXPECT_THAT(signer->Sign("two\n"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr(key)));
+  EXPECT_EQ(metrics.signatures.Add({{"outcome", "ok"}}).Value(), 1);
+  EXPECT_EQ(metrics.signatures.Add({{"outcome", "error"}}).Value(), 1);
   std::filesystem::remove_all(dir);
 }
 
