@@ -453,6 +453,20 @@ TEST_F(CommandsTest, SafeAutomationPolicyFlags) {
   }
 }
 
+TEST_F(CommandsTest, ListWorkloadsShowsSoakRollbackAndPolicyErrors) {
+  ferry::v1::ListWorkloadsResponse r;
+  ferry::v1::Workload* w = r.add_workloads();
+  w->set_id("default:deployment/app");
+  w->mutable_policy()->set_automated(true);
+  w->mutable_policy()->set_min_age_all("2h");
+  w->mutable_policy()->set_rollback("auto");
+  w->mutable_policy()->add_errors("ferry.dev/rollback-timeout: \"0s\" is out of range");
+  EXPECT_CALL(stub_, ListWorkloads(_, _, _))
+      .WillOnce(DoAll(SetArgPointee<2>(r), Return(grpc::Status::OK)));
+  EXPECT_EQ(Run([&](Env& env) { return RunListWorkloads(ListWorkloadsOptions(), env); }), kExitOk);
+  EXPECT_THAT(out_.str(), HasSubstr("automated,min-age=2h,rollback=auto,policy-error(1)"));
+}
+
 TEST_F(CommandsTest, ReleaseRespectsMinAgeOnlyForTheLatestImages) {
   ReleaseOptions options;
   options.all = true;

@@ -48,8 +48,9 @@ const char* ReadOnlyName(ferry::v1::ReadOnlyReason reason) {
   }
 }
 
-// The POLICY column: "automated,locked" as fluxctl showed it, and why a workload cannot be
-// released.
+// The POLICY column: "automated,locked" as fluxctl showed it, why a workload cannot be
+// released, its soak time and automatic rollback, and how many policy annotations do not
+// parse ("policy-error(1)": automation skips the workload).
 std::string PolicyColumn(const ferry::v1::Workload& w) {
   std::vector<std::string> parts;
   if (w.policy().automated()) parts.push_back("automated");
@@ -58,6 +59,12 @@ std::string PolicyColumn(const ferry::v1::Workload& w) {
   if (w.policy().ignore() == ferry::v1::IGNORE_MODE_SYNC_ONLY) parts.push_back("ignore=sync_only");
   if (w.read_only() != ferry::v1::READ_ONLY_REASON_UNSPECIFIED) {
     parts.push_back(absl::StrCat("readonly(", ReadOnlyName(w.read_only()), ")"));
+  }
+  // Safe automation (issue 19); the errors in full are in -o json / yaml.
+  if (!w.policy().min_age_all().empty()) parts.push_back("min-age=" + w.policy().min_age_all());
+  if (w.policy().rollback() == "auto") parts.push_back("rollback=auto");
+  if (!w.policy().errors().empty()) {
+    parts.push_back(absl::StrCat("policy-error(", w.policy().errors_size(), ")"));
   }
   return absl::StrJoin(parts, ",");
 }
