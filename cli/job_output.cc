@@ -234,6 +234,9 @@ int FollowAndReport(const std::string& id, int verbosity, const std::string& out
       if (!job.cause().message().empty())
         env.out << "Why:            " << job.cause().message() << "\n";
     }
+    if (!job.reverted_by_job().empty()) {
+      env.out << "Reverted by job: " << job.reverted_by_job() << " (its rollout failed)\n";
+    }
     PrintResults(job, verbosity, env.out);
     std::string pushed, applied;
     for (const ferry::v1::JobStage& stage : job.stages()) {

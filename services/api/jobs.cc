@@ -149,6 +149,14 @@ void JobStore::Change(const std::string& id, const std::function<void(Entry&)>& 
   }
 }
 
+void JobStore::MarkReverted(const std::string& id, const std::string& revert_job) {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return;
+  it->second.job.set_reverted_by_job(revert_job);
+  ++it->second.version;
+}
+
 void JobStore::Start(const std::string& id) {
   Change(id, [&](Entry& e) {
     e.job.set_state(ferry::v1::JOB_STATE_RUNNING);

@@ -85,6 +85,10 @@ class JobStore {
   void SetFinishObserver(std::function<void(const ferry::v1::Job&)> observer)
       ABSL_LOCKS_EXCLUDED(observer_mu_);
 
+  // Records on a job, finished or not, that REVERT job `revert_job` took it back
+  // (Job.reverted_by_job) and wakes its watchers. Unknown ids are ignored.
+  void MarkReverted(const std::string& id, const std::string& revert_job);
+
   // A copy of the job; nullopt when this process does not know it. `version` (optional)
   // receives the job's change counter for WaitChange.
   std::optional<ferry::v1::Job> Get(const std::string& id, uint64_t* version = nullptr) const;

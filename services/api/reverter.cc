@@ -321,8 +321,9 @@ void Reverter::Revert(const FollowedWorkload& w, const std::string& reason) {
              {"workload", w.workload},
              {"revert_job", job.id()},
              {"reason", Truncated(reason, kMaxRevertReasonBytes)}});
-  runner_.Run(job.id(), [this, plan = std::move(plan)] {
+  runner_.Run(job.id(), [this, plan = std::move(plan), release = w.release_job] {
     RevertOutcome outcome = executor_.RunRevert(plan.job, plan.results, plan.edits, plan.message);
+    if (outcome == RevertOutcome::kReverted) store_.MarkReverted(release, plan.job.id());
     metrics_.Count(outcome);
   });
 }

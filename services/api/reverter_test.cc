@@ -333,15 +333,18 @@ TEST_F(ReverterTest, AFailedRolloutIsRevertedLockedAndItsTagRejectedInOneCommit)
   EXPECT_EQ(commit.job().reverts_job(), release) << "the git note records the revert";
   EXPECT_EQ(Reverted("reverted"), 1);
   EXPECT_EQ(Reverted("conflict"), 0);
+  EXPECT_EQ(store_->Get(release)->reverted_by_job(), revert.id())
+      << "the release's own record names its revert";
 }
 
 TEST_F(ReverterTest, AContainerChangedSinceCommitsNothingAndSaysSo) {
   conflict_ = true;
   RolloutGoes({ferry::v1::ROLLOUT_STATE_ERROR});
-  ReleaseAndFollow();
+  const std::string release = ReleaseAndFollow();
   std::vector<ferry::v1::Job> reverts = Reverts();
   ASSERT_EQ(reverts.size(), 1u);
   EXPECT_EQ(reverts[0].state(), ferry::v1::JOB_STATE_FAILED);
+  EXPECT_EQ(store_->Get(release)->reverted_by_job(), "") << "nothing was reverted";
   EXPECT_THAT(reverts[0].error(), HasSubstr("nothing reverted: default:deployment/app changed "
                                             "in git since job"));
   EXPECT_THAT(reverts[0].error(), HasSubstr("not locked"));
