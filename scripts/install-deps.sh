@@ -17,7 +17,7 @@ build_pkgs=(
   protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgrpc++-dev libgrpc-dev
   libabsl-dev libgit2-dev libyaml-cpp-dev prometheus-cpp-dev libcurl4-openssl-dev
   libre2-dev libsqlite3-dev libcpp-httplib-dev libssl-dev libspdlog-dev libfmt-dev
-  nlohmann-json3-dev libcli11-dev
+  nlohmann-json3-dev libcli11-dev librnp-dev
   libgtest-dev libgmock-dev libbenchmark-dev grpc-proto
 )
 run_pkgs=(curl openssh-client python3 openssl docker-registry)
@@ -25,7 +25,8 @@ fuzz_pkgs=(clang libclang-rt-14-dev)
 bench_pkgs=(python3 git docker-registry skopeo)
 test_pkgs=(curl clang clang-format libclang-rt-14-dev openssh-server openssh-client git openssl python3
   docker-registry skopeo apache2-utils
-  golang-go etcd-server golang-github-modern-go-reflect2-dev dpkg-dev prometheus procps sqlite3)
+  golang-go etcd-server golang-github-modern-go-reflect2-dev dpkg-dev prometheus procps sqlite3
+  gnupg)
 
 pkgs=("${build_pkgs[@]}")
 case "$profile" in

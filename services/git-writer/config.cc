@@ -6,6 +6,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lib/manifest/document_flags.h"
+#ifdef FERRY_HAVE_RNP
+#include "services/git-writer/openpgp_signer.h"
+#endif
 
 namespace ferry::git_writer {
 
@@ -41,9 +44,11 @@ void AddFlags(CLI::App& app, Flags& flags) {
   app.add_option("--git_signing_key_path", flags.git_signing_key_path,
                  "Private key that signs Ferry's commits, notes and sync tag")
       ->envname("FERRY_GIT_SIGNING_KEY_PATH");
-  // Kind of --git_signing_key_path: ssh (the only one supported so far; openpgp is refused).
+  // Kind of --git_signing_key_path: ssh (an OpenSSH private key), or openpgp (an OpenPGP
+  // secret key without passphrase, as `gpg --export-secret-keys` writes it; signed with
+  // librnp, checked with `git verify-commit` against a gpg keyring).
   app.add_option("--git_signing_format", flags.git_signing_format,
-                 "Signature format of --git_signing_key_path: ssh")
+                 "Signature format of --git_signing_key_path: ssh or openpgp")
       ->envname("FERRY_GIT_SIGNING_FORMAT")
       ->capture_default_str();
   // Serve and build on only revisions whose commit is signed by a key of
@@ -223,13 +228,16 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
     return absl::InvalidArgumentError(
         "--git_known_hosts_path: required for ssh URLs (unknown hosts are refused)");
   }
+#ifndef FERRY_HAVE_RNP
   if (flags.git_signing_format == "openpgp") {
     return absl::InvalidArgumentError(
-        "--git_signing_format=openpgp is not supported yet: use an SSH key (ssh)");
+        "--git_signing_format=openpgp is not supported by this build (built without librnp): "
+        "use an SSH key (ssh)");
   }
-  if (flags.git_signing_format != "ssh") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--git_signing_format: \"", flags.git_signing_format, "\" is not ssh"));
+#endif
+  if (flags.git_signing_format != "ssh" && flags.git_signing_format != "openpgp") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--git_signing_format: \"", flags.git_signing_format, "\" is not ssh or openpgp"));
   }
   if (flags.git_verify_signatures) {
     if (flags.git_allowed_signers_path.empty()) {
@@ -298,8 +306,16 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
 
 absl::StatusOr<std::shared_ptr<Signer>> MakeSigner(const Config& config, SignerMetrics* metrics) {
   if (config.signing_key_path.empty()) return std::shared_ptr<Signer>();
-  absl::StatusOr<std::unique_ptr<SshSigner>> signer =
-      SshSigner::Create(config.signing_key_path, metrics);
+  absl::StatusOr<std::unique_ptr<Signer>> signer;
+#ifdef FERRY_HAVE_RNP
+  if (config.signing_format == "openpgp") {
+    signer = OpenPgpSigner::Create(config.signing_key_path, metrics);
+  } else {
+    signer = SshSigner::Create(config.signing_key_path, metrics);
+  }
+#else
+  signer = SshSigner::Create(config.signing_key_path, metrics);
+#endif
   if (!signer.ok()) {
     return absl::Status(absl::IsUnavailable(signer.status()) ? absl::StatusCode::kUnavailable
                                                              : absl::StatusCode::kInvalidArgument,

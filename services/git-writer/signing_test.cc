@@ -17,6 +17,9 @@
 #include "services/git-writer/git_writer_service.h"
 #include "services/git-writer/identity.h"
 #include "services/git-writer/libgit2_repository.h"
+#ifdef FERRY_HAVE_RNP
+#include "services/git-writer/openpgp_signer.h"
+#endif
 #include "services/git-writer/signer.h"
 #include "services/git-writer/writer.h"
 #include "tests/support/git_repo.h"
@@ -409,10 +412,18 @@ TEST_F(SigningConfigTest, AKeyThatCannotSignIsRefusedNamingTheFlag) {
   }
 }
 
-TEST_F(SigningConfigTest, OnlyTheSshFormatIsAccepted) {
+TEST_F(SigningConfigTest, OnlySshAndOpenPgpFormatsAreAccepted) {
+#ifdef FERRY_HAVE_RNP
+  // An SSH key is no OpenPGP key.
+  const std::string key = MakeKey(dir_, "sign");
+  EXPECT_THAT(Make({"--git_signing_format=openpgp", "--git_signing_key_path=" + key}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--git_signing_key_path: " + key + " is not an OpenPGP key")));
+#else
   EXPECT_THAT(Make({"--git_signing_format=openpgp"}),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("--git_signing_format=openpgp is not supported yet")));
+                       HasSubstr("--git_signing_format=openpgp is not supported by this build")));
+#endif
   EXPECT_THAT(Make({"--git_signing_format=x509"}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--git_signing_format")));
 }
@@ -429,6 +440,94 @@ TEST_F(SigningConfigTest, TheBinaryExitsWithTwoNamingTheFlag) {
   EXPECT_THAT(out, HasSubstr("--git_signing_key_path"));
   EXPECT_THAT(out, HasSubstr("no key file at " + dir_ + "/missing"));
 }
+
+#ifdef FERRY_HAVE_RNP
+// A gpg home holding one ed25519 signing key, and that secret key exported without a
+// passphrase (what --git_signing_key_path takes); removed with its gpg-agent.
+class GpgHome {
+ public:
+  GpgHome(const std::string& dir, const std::string& name) : dir_(dir) {
+    std::filesystem::create_directories(dir_);
+    std::filesystem::permissions(dir_, std::filesystem::perms::owner_all);
+    int status = 0;
+    const std::string gpg =
+        absl::StrCat("GNUPGHOME=", dir_, " gpg --batch --pinentry-mode loopback --passphrase '' ");
+    std::string out = RunCommand(absl::StrCat(gpg, "--quick-gen-key '", name, " <", name,
+                                              "@example.com>' ed25519 sign never 2>&1"),
+                                 &status);
+    EXPECT_EQ(status, 0) << out;
+    out = RunCommand(absl::StrCat(gpg, "--armor --export-secret-keys > ", dir_, "/secret.asc 2>&1"),
+                     &status);
+    EXPECT_EQ(status, 0) << out;
+    fingerprint_ = std::string(absl::StripTrailingAsciiWhitespace(
+        RunCommand(absl::StrCat("GNUPGHOME=", dir_,
+                                " gpg --batch --with-colons --list-secret-keys | grep '^fpr' | "
+                                "head -1 | cut -d: -f10"))));
+  }
+  ~GpgHome() { RunCommand(absl::StrCat("GNUPGHOME=", dir_, " gpgconf --kill gpg-agent")); }
+  const std::string& dir() const { return dir_; }
+  std::string secret_key() const { return dir_ + "/secret.asc"; }
+  const std::string& fingerprint() const { return fingerprint_; }
+
+ private:
+  std::string dir_;
+  std::string fingerprint_;
+};
+
+// --git_signing_format=openpgp: commits, notes commits and the sync tag signed with librnp,
+// checked by `git verify-commit` / `verify-tag` with gpg's keyring.
+TEST_F(SigningTest, OpenPgpSignaturesVerifyWithGitAndGpg) {
+  GpgHome ours(upstream_->dir() + "/gpg-ours", "ferry");
+  GpgHome theirs(upstream_->dir() + "/gpg-theirs", "stranger");
+  FERRY_ASSERT_OK_AND_ASSIGN(std::unique_ptr<OpenPgpSigner> pgp,
+                             OpenPgpSigner::Create(ours.secret_key(), &signer_metrics_));
+  EXPECT_EQ(pgp->key().format, "openpgp");
+  EXPECT_EQ(pgp->key().fingerprint, ours.fingerprint());
+  EXPECT_TRUE(absl::StartsWith(pgp->key().public_key, "-----BEGIN PGP PUBLIC KEY BLOCK-----"))
+      << pgp->key().public_key;
+  EXPECT_FALSE(absl::StrContains(pgp->key().public_key, "PRIVATE"));
+
+  Libgit2Options o;
+  o.url = upstream_->url();
+  o.mirror_dir = upstream_->dir() + "/mirror-pgp.git";
+  o.tags = {"ferry-sync"};
+  o.signer = std::move(pgp);
+  FERRY_ASSERT_OK_AND_ASSIGN(auto repo, Libgit2Repository::Open(o));
+  WriterOptions wo;
+  wo.committer = {"Ferry", "ferry@example.com"};
+  Writer writer(*repo, wo, metrics_);
+  FERRY_ASSERT_OK(writer.Refresh());
+  ApplyRequest req;
+  EditRequest e;
+  e.workload = "apps:deployment/web";
+  e.image = manifest::ImageChange{"web", "nginx:1.40", std::nullopt};
+  req.edits = {e};
+  req.note = "{\"id\":\"job-pgp\"}";
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome out, writer.Apply(req));
+  FERRY_ASSERT_OK(writer.SetSyncMarker("ferry-sync", out.revision));
+  EXPECT_EQ(upstream_->Git("notes --ref=ferry show " + out.revision), "{\"id\":\"job-pgp\"}");
+
+  auto verify = [&](const GpgHome& home, const std::string& verb, const std::string& object) {
+    int status = 0;
+    const std::string output =
+        RunCommand(absl::StrCat("cd ", upstream_->dir(),
+                                "/upstream.git && GIT_CONFIG_NOSYSTEM=1 GNUPGHOME=", home.dir(),
+                                " git ", verb, " ", object, " 2>&1"),
+                   &status);
+    return std::make_pair(status, output);
+  };
+  for (const auto& [verb, object] :
+       {std::pair<std::string, std::string>{"verify-commit", out.revision},
+        {"verify-commit", "refs/notes/ferry"},
+        {"verify-tag", "ferry-sync"}}) {
+    auto [good, output] = verify(ours, verb, object);
+    EXPECT_EQ(good, 0) << verb << " " << object << ": " << output;
+    EXPECT_THAT(output, HasSubstr("Good signature")) << verb << " " << object;
+    auto [bad, rejected] = verify(theirs, verb, object);
+    EXPECT_NE(bad, 0) << verb << " " << object << ": " << rejected;
+  }
+}
+#endif
 
 // --git_verify_signatures: only revisions signed by an allowed key are served and built on.
 class VerifiedReadsTest : public SigningTest {
