@@ -256,6 +256,28 @@ class Tree:
                 self.add_from_package(pkg, info, rel)
 
 
+def runtime_files(image, binary):
+    """What the image's programs need at run time: the binary and the image's `tools` (host
+    paths of programs the binary runs, e.g. /usr/bin/ssh-keygen), each with the shared
+    libraries it links (ldd). Returns ([(soname, host path)] of the libraries, {host path:
+    package} for every library and tool (dpkg -S), [tool paths])."""
+    tools = image.get("tools", [])
+    for tool in tools:
+        if not os.path.isabs(tool):
+            fail(f"{image['name']}: tool {tool!r} is not an absolute path")
+        if not os.access(tool, os.X_OK):
+            fail(f"{image['name']}: its tool {tool} is not on this host (install the Debian "
+                 "package that ships it, see scripts/install-deps.sh): its libraries and "
+                 "package are found from the host's copy")
+    libs = []
+    for program in [binary] + tools:
+        for lib in linked_libraries(program):
+            if lib not in libs:
+                libs.append(lib)
+    owners = owning_packages([p for _, p in libs] + tools)
+    return libs, owners, tools
+
+
 def find_library(pkg, info, soname, host_path):
     """The image path where `pkg` ships `soname` (the host path may be /lib or /usr/lib)."""
     for p in path_variants(host_path):
@@ -419,8 +441,7 @@ def build_image(image, definition, meta, build_dir, cache, out):
     if version != meta["version"]:
         fail(f"{binary} --version says {version!r}, the CMake project {meta['version']!r}: rebuild")
 
-    libs = linked_libraries(binary)
-    owners = owning_packages([p for _, p in libs])
+    libs, owners, tools = runtime_files(image, binary)
     wanted = set(owners.values()) | set(definition["extra_packages"])
     if image.get("shell"):
         wanted.add(image["shell"])
@@ -436,6 +457,14 @@ def build_image(image, definition, meta, build_dir, cache, out):
     for p in interp:
         if p.strip("/") not in tree.entries:
             tree.add_from_package(owners[p], pkgs[owners[p]], p)
+    # The tools the binary runs, from their packages (the package's copy, not the host's), at
+    # their path (the image's PATH has /usr/bin and /bin); only the tool, not the package.
+    for tool in tools:
+        pkg = owners[tool]
+        if not any(tree.add_from_package(pkg, pkgs[pkg], v) for v in path_variants(tool)
+                   if os.path.dirname(v) in ("/bin", "/usr/bin", "/sbin", "/usr/sbin")):
+            fail(f"{pkg} {pkgs[pkg]['version']} ships no {tool} (the host's is from {pkg}): "
+                 "run `apt-get upgrade`")
 
     tree.add_bytes("etc/ssl/certs/ca-certificates.crt", ca_bundle(pkgs["ca-certificates"]))
     tree.packages.add("ca-certificates")
@@ -566,7 +595,7 @@ COPY . .
 RUN FERRY_BUILD_TYPE=Release bash scripts/build.sh build \\
  && strip -o /{binary_name} build/{binary}
 
-# Run stage: the Debian packages that ship the shared libraries the binary links, CA
+# Run stage: the Debian packages that ship the shared libraries the binary links,{tools} CA
 # certificates and tzdata; no compiler, no source. The user is 65532 (nonroot); the
 # Deployment adds a read-only root filesystem.
 FROM debian:12-slim
@@ -600,8 +629,13 @@ def dockerfile_text(image, definition, run_packages):
                  "arguments,\n# which reads the step's settings (PLUGIN_*) and releases (see "
                  "the README, \"ferryctl in\n# CI\"). The daemonless image has busybox for "
                  "Drone's commands; this one has Debian's shell.")
+    tools = ""
+    if image.get("tools"):
+        # Wrapped to the template's width: "...links," ends the line before.
+        tools = "\n# the programs it runs ({}) and their libraries,".format(
+            ", ".join(os.path.basename(t) for t in image["tools"]))
     return DOCKERFILE.format(
-        name=image["name"], summary=image["summary"], extra_comment=extra,
+        name=image["name"], summary=image["summary"], extra_comment=extra, tools=tools,
         dockerfile=image["dockerfile"], binary_name=os.path.basename(image["binary"]),
         binary=image["binary"], packages=packages, workdir=definition["workdir"],
         state_dirs=state, user=definition["user"],
@@ -614,8 +648,7 @@ def dockerfiles(definition, images, build_dir, write):
         binary = os.path.join(build_dir, image["binary"])
         if not os.access(binary, os.X_OK):
             fail(f"{binary} is not built: run `bash scripts/build.sh build` first")
-        libs = linked_libraries(binary)
-        owners = owning_packages([p for _, p in libs])
+        _, owners, _ = runtime_files(image, binary)
         text = dockerfile_text(image, definition, set(owners.values()) - {"libc6"})
         path = os.path.join(ROOT, image["dockerfile"])
         current = open(path).read() if os.path.exists(path) else ""
