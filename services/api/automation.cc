@@ -108,8 +108,9 @@ void Automation::Loop() {
       pause = interval_;
       retry = kFirstRetry;
     }
-    // A soak ending before the next pass brings it forward.
-    if (wake_at != absl::InfiniteFuture()) {
+    // A soak ending before the next pass brings it forward; after a failed pass the retry's
+    // backoff decides (a wake-up time left from an earlier pass would cancel the doubling).
+    if (!failed && wake_at != absl::InfiniteFuture()) {
       pause = std::min(pause, std::max(wake_at - clock_.Now(), kMinWake));
     }
   }
@@ -184,21 +185,51 @@ void Automation::FollowEvents() {
 
 std::optional<std::string> Automation::RunOnce() {
   absl::MutexLock pass(&pass_mu_);
-  auto done = [&](const char* outcome) { metrics_.runs_.Add({{"outcome", outcome}}).Increment(); };
   const CallBudget budget = peers_.ForStage(Stage::kPlanning);  // the pass's reads
   absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
       peers_.ListAllInGit(ferry::v1::ListManifestWorkloadsRequest(), budget);
   if (!in_git.ok()) {
     log::Warn("automation: cannot read git", {{"error", std::string(in_git.status().message())}});
     last_pass_failed_ = true;
-    done("error");
-    ++passes_;
-    return std::nullopt;
+    wake_at_ = absl::InfiniteFuture();  // nothing was planned: no soak to wake up for
+    return EndPass("error", std::nullopt);
   }
   last_pass_failed_ = false;
+  WatchRepositoriesOf(*in_git);
+
+  TagCache tags(peers_.registry, budget);
+  std::vector<ferry::v1::ManifestWorkload> workloads(in_git->workloads().begin(),
+                                                     in_git->workloads().end());
+  std::vector<AutomationCandidate> planned = PlanAutomation(workloads, tags.Lookup(), clock_.Now());
+  std::vector<std::string> notes;
+  const int releases = RecordPlan(planned, notes);
+  if (releases == 0) return EndPass("nothing", std::nullopt);
+
+  ferry::v1::Job job;
+  job.set_kind(ferry::v1::JOB_KIND_AUTOMATED_RELEASE);
+  job.mutable_cause()->set_message("automation");
+  job = store_.Submit(job);
+  store_.Start(job.id());
+  std::string planning = absl::StrCat(releases, " container(s) to release");
+  if (!notes.empty()) absl::StrAppend(&planning, "; ", absl::StrJoin(notes, "; "));
+  executor_.RunAutomated(job, planned, planning);
+  std::optional<ferry::v1::Job> finished = store_.Get(job.id());
+  const bool ok = finished.has_value() && finished->state() == ferry::v1::JOB_STATE_SUCCEEDED;
+  if (ok) metrics_.releases_.Increment(releases);
+  return EndPass(ok ? "released" : "error", job.id());
+}
+
+std::optional<std::string> Automation::EndPass(const char* outcome,
+                                               std::optional<std::string> job_id) {
+  metrics_.runs_.Add({{"outcome", outcome}}).Increment();
+  ++passes_;
+  return job_id;
+}
+
+void Automation::WatchRepositoriesOf(const ferry::v1::ListManifestWorkloadsResponse& in_git) {
   std::set<std::string> repositories, automated;
   int automated_count = 0, locked = 0, ignored = 0;
-  for (const ferry::v1::ManifestWorkload& w : in_git->workloads()) {
+  for (const ferry::v1::ManifestWorkload& w : in_git.workloads()) {
     const bool is_automated = AutomationApplies(w.policy());
     automated_count += w.policy().automated();
     locked += w.policy().locked();
@@ -210,7 +241,7 @@ std::optional<std::string> Automation::RunOnce() {
       if (is_automated) automated.insert(ref->Repository());
     }
   }
-  metrics_.workloads_.Add({{"policy", "all"}}).Set(in_git->workloads_size());
+  metrics_.workloads_.Add({{"policy", "all"}}).Set(in_git.workloads_size());
   metrics_.workloads_.Add({{"policy", "automated"}}).Set(automated_count);
   metrics_.workloads_.Add({{"policy", "locked"}}).Set(locked);
   metrics_.workloads_.Add({{"policy", "ignored"}}).Set(ignored);
@@ -220,34 +251,31 @@ std::optional<std::string> Automation::RunOnce() {
     automated_repositories_ = automated;
     watch_changed = watched_ != repositories;
   }
-  if (watch_changed) {
-    ferry::v1::WatchRequest watch;
-    for (const std::string& r : repositories) watch.add_repositories(r);
-    absl::StatusOr<ferry::v1::WatchResponse> answer =
-        peers_.registry.Call(&RegistryScannerStub::Watch, watch,
-                             peers_.Until(absl::Now() + kPeerCallTimeout, /*await_peer=*/false));
-    if (answer.ok()) {
-      // Refused repositories are logged once: the list is recorded as sent, so it is not
-      // sent again until it changes.
-      for (const ferry::v1::RefusedRepository& r : answer->refused()) {
-        log::Warn("automation: the scanner refused to watch a repository",
-                  {{"reason", r.reason()}, {"code", absl::StrCat(r.code())}});
-      }
-      absl::MutexLock lock(&mu_);
-      watched_ = repositories;
-    } else {
-      log::Warn("automation: cannot set the scanner's watch list",
-                {{"error", std::string(answer.status().message())}});
-    }
+  if (!watch_changed) return;
+  ferry::v1::WatchRequest watch;
+  for (const std::string& r : repositories) watch.add_repositories(r);
+  absl::StatusOr<ferry::v1::WatchResponse> answer =
+      peers_.registry.Call(&RegistryScannerStub::Watch, watch,
+                           peers_.Until(absl::Now() + kPeerCallTimeout, /*await_peer=*/false));
+  if (!answer.ok()) {
+    log::Warn("automation: cannot set the scanner's watch list",
+              {{"error", std::string(answer.status().message())}});
+    return;
   }
+  // Refused repositories are logged once: the list is recorded as sent, so it is not sent
+  // again until it changes.
+  for (const ferry::v1::RefusedRepository& r : answer->refused()) {
+    log::Warn("automation: the scanner refused to watch a repository",
+              {{"reason", r.reason()}, {"code", absl::StrCat(r.code())}});
+  }
+  absl::MutexLock lock(&mu_);
+  watched_ = repositories;
+}
 
-  TagCache tags(peers_.registry, budget);
-  std::vector<ferry::v1::ManifestWorkload> workloads(in_git->workloads().begin(),
-                                                     in_git->workloads().end());
-  std::vector<AutomationCandidate> planned = PlanAutomation(workloads, tags.Lookup(), clock_.Now());
+int Automation::RecordPlan(const std::vector<AutomationCandidate>& planned,
+                           std::vector<std::string>& notes) {
   int releases = 0, blocked = 0, incomplete = 0, held = 0;
   absl::Time wake_at = absl::InfiniteFuture();
-  std::vector<std::string> notes;
   for (const AutomationCandidate& a : planned) {
     incomplete += a.incomplete;
     held += a.held;
@@ -267,25 +295,7 @@ std::optional<std::string> Automation::RunOnce() {
   metrics_.blocked_.Set(blocked);
   metrics_.held_.Set(held);
   for (const std::string& note : notes) log::Info("automation", {{"note", note}});
-  if (releases == 0) {
-    done("nothing");
-    ++passes_;
-    return std::nullopt;
-  }
-  ferry::v1::Job job;
-  job.set_kind(ferry::v1::JOB_KIND_AUTOMATED_RELEASE);
-  job.mutable_cause()->set_message("automation");
-  job = store_.Submit(job);
-  store_.Start(job.id());
-  std::string planning = absl::StrCat(releases, " container(s) to release");
-  if (!notes.empty()) absl::StrAppend(&planning, "; ", absl::StrJoin(notes, "; "));
-  executor_.RunAutomated(job, planned, planning);
-  std::optional<ferry::v1::Job> finished = store_.Get(job.id());
-  const bool ok = finished.has_value() && finished->state() == ferry::v1::JOB_STATE_SUCCEEDED;
-  done(ok ? "released" : "error");
-  if (ok) metrics_.releases_.Increment(releases);
-  ++passes_;
-  return job.id();
+  return releases;
 }
 
 }  // namespace ferry::api

@@ -98,6 +98,15 @@ class Automation {
  private:
   void Loop();
   void FollowEvents();
+  // Counts the pass (metrics, passes_) with `outcome`; returns `job_id`.
+  std::optional<std::string> EndPass(const char* outcome, std::optional<std::string> job_id);
+  // Sets the workload gauges and the automated repositories from git, and sends the scanner
+  // the repositories to watch when they changed.
+  void WatchRepositoriesOf(const ferry::v1::ListManifestWorkloadsResponse& in_git);
+  // Records a plan: wake_at_, the gauges, the notes (logged, and appended to `notes` for the
+  // job). Returns the containers to release.
+  int RecordPlan(const std::vector<AutomationCandidate>& planned, std::vector<std::string>& notes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(pass_mu_);
 
   const PeerClients& peers_;
   JobStore& store_;

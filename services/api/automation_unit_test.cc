@@ -246,6 +246,21 @@ TEST_F(SoakingAutomationUnitTest, APassRunsWhenTheSoakingTagBecomesEligible) {
   ExpectPassAfter(absl::Minutes(5));
 }
 
+// A pass that cannot read git plans nothing: the wake-up time of the pass before it (now in
+// the past) must not replace the retries' doubling with a pass every second.
+TEST_F(SoakingAutomationUnitTest, AFailedPassAfterAWakeUpRetriesWithTheBackoff) {
+  Soak("1m", absl::Seconds(10));
+  Start(absl::Minutes(5));
+  git_failures_ = 4;
+  ExpectPassAfter(absl::Seconds(50));  // the wake-up; git fails
+  EXPECT_EQ(automation_->wake_at(), absl::InfiniteFuture());
+  for (int seconds : {1, 2, 4}) ExpectPassAfter(absl::Seconds(seconds));
+  // Git answers again (the container runs 1.1.0 by now: nothing to do): the interval.
+  Released();
+  ExpectPassAfter(absl::Seconds(8));
+  ExpectPassAfter(absl::Minutes(5));
+}
+
 TEST_F(SoakingAutomationUnitTest, AWakeUpIsNeverSoonerThanASecondNorLaterThanTheInterval) {
   Soak("1m", absl::Seconds(60) - absl::Milliseconds(200));
   Start(absl::Minutes(5));
