@@ -6,8 +6,9 @@
 # apt-get into a cache), CA certificates, tzdata, /etc/passwd with the user 65532 (nonroot),
 # the packages' copyright files and an SPDX SBOM (/usr/share/doc/ferry/sbom.spdx.json). No
 # shell and no package manager in the service images; ferryctl's has busybox (Drone runs
-# commands in it). The definition (ports, state folders, extra packages) is
-# deploy/images/images.json; the Dockerfiles are generated from it.
+# commands in it); git-writer's has ssh-keygen (its deploy key, signing, verification), the
+# image's "tools", with their libraries. The definition (ports, state folders, extra
+# packages, tools) is deploy/images/images.json; the Dockerfiles are generated from it.
 #
 # Reproducible: sorted tar entries, owners root or 65532, every mtime and the config's
 # `created` at SOURCE_DATE_EPOCH (default: the last commit's time), gzip without name or

@@ -2,9 +2,10 @@
 """Builds Ferry's container images without a Docker daemon and without a base image.
 
 Run through scripts/build-images.sh (which documents the options). For each image in
-deploy/images/images.json: the binary (stripped), the shared libraries it links (ldd) taken
-from the Debian 12 packages that own them (dpkg -S, then `apt-get download` of the archive's
-current version into a cache), CA certificates, tzdata, /etc/passwd with uid 65532, the
+deploy/images/images.json: the binary (stripped) and the image's tools (programs the binary
+runs, e.g. ssh-keygen), the shared libraries they link (ldd) taken from the Debian 12
+packages that own them (dpkg -S, then `apt-get download` of the archive's current version
+into a cache), CA certificates, tzdata, /etc/passwd with uid 65532, the
 packages' copyright files, a dpkg status.d entry per package (for image scanners) and an
 SPDX 2.3 SBOM. The layer is a tar with sorted entries, fixed owners and SOURCE_DATE_EPOCH
 mtimes, gzip without name or time: the same commit and package versions give the same
