@@ -73,7 +73,8 @@ void GlobalInit() {
 std::string HostOfUrl(const std::string& url) {
   size_t start = url.find("://");
   start = start == std::string::npos ? 0 : start + 3;
-  size_t end = url.find('/', start);
+  // The authority ends at the path, the query or the fragment (RFC 3986 3.2).
+  size_t end = url.find_first_of("/?#", start);
   return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
 }
 

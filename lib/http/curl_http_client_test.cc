@@ -220,5 +220,29 @@ TEST(CurlHttpClientTest, OnlyHttpAndHttps) {
   }
 }
 
+TEST(HostOfUrlTest, TheAuthorityEndsAtThePathTheQueryOrTheFragment) {
+  EXPECT_EQ(HostOfUrl("http://h:1/a/b?c"), "h:1");
+  EXPECT_EQ(HostOfUrl("http://h:1?key=secret/x"), "h:1");
+  EXPECT_EQ(HostOfUrl("https://h#frag/x"), "h");
+  EXPECT_EQ(HostOfUrl("https://[::1]:8443"), "[::1]:8443");
+  EXPECT_EQ(HostOfUrl("h:1/v2/"), "h:1");
+}
+
+// A URL whose query follows the authority at once is sent to a host marked insecure by its
+// "host:port", and errors name that host without the query.
+TEST(CurlHttpClientTest, AQueryRightAfterTheHostIsOfThatHost) {
+  CurlOptions options;
+  options.insecure_hosts = {"127.0.0.1:1"};
+  CurlHttpClient client(options);
+  Request request;
+  request.url = "http://127.0.0.1:1?key=secret";
+  request.timeout = absl::Seconds(5);
+  absl::StatusOr<Response> response = client.Send(request);
+  // Port 1 refuses: a connection error, not "plain http is not allowed".
+  ASSERT_FALSE(response.ok());
+  EXPECT_NE(response.status().code(), absl::StatusCode::kFailedPrecondition) << response.status();
+  EXPECT_FALSE(absl::StrContains(response.status().message(), "secret")) << response.status();
+}
+
 }  // namespace
 }  // namespace ferry::http

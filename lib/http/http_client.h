@@ -32,7 +32,8 @@ struct Response {
   std::string Header(const std::string& name) const;
 };
 
-// "host:port" of "scheme://host:port/path" (of "host:port/path" when there is no scheme).
+// "host:port" of "scheme://host:port/path" (of "host:port/path" when there is no scheme): up to
+// the first '/', '?' or '#' after the scheme.
 std::string HostOfUrl(const std::string& url);
 
 // Thread-safe implementations only.
