@@ -147,7 +147,9 @@ absl::Status Cache::Exec(const std::string& sql) {
 
 namespace {
 
-// An upsert: a tag already stored keeps its first_seen.
+// An upsert: a tag already stored keeps its first_seen while its digest stays (or one side's
+// digest is unknown); a tag pushed again with another digest is a new image, seen anew (its
+// soak time starts again when the image has no creation time).
 constexpr char kPutTag[] =
     "INSERT INTO tags(repository,tag,digest,media_type,created,created_source,platforms,labels,"
     "incomplete,checked,recheck_seconds,first_seen) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12) "
@@ -156,7 +158,8 @@ constexpr char kPutTag[] =
     "created_source=excluded.created_source,platforms=excluded.platforms,"
     "labels=excluded.labels,incomplete=excluded.incomplete,checked=excluded.checked,"
     "recheck_seconds=excluded.recheck_seconds,"
-    "first_seen=COALESCE(tags.first_seen,excluded.first_seen)";
+    "first_seen=CASE WHEN tags.digest=excluded.digest OR tags.digest='' OR excluded.digest='' "
+    "THEN COALESCE(tags.first_seen,excluded.first_seen) ELSE excluded.first_seen END";
 
 // Binds `r` of `repository` to a kPutTag statement and runs it.
 bool StepPutTag(Statement& s, const std::string& repository, const TagRecord& r) {

@@ -53,7 +53,8 @@ class Cache {
   bool rebuilt() const { return rebuilt_; }
 
   // Stores `record` (replacing the tag's metadata and re-check state); the first_seen of a
-  // tag already stored is kept, a new tag's is record.first_seen (else record.checked).
+  // tag already stored with the same digest is kept; a new tag's, or a moved one's (another
+  // digest), is record.first_seen (else record.checked).
   absl::Status PutTag(const std::string& repository, const TagRecord& record);
   // Every one of `records`, in one transaction (one sync of the file): all or none.
   absl::Status PutTags(const std::string& repository, const std::vector<TagRecord>& records);

@@ -80,6 +80,7 @@ Scanner::TagOutcome Scanner::RunTagJob(const std::string& registry, const std::s
   if (!m.ok()) return failed(m.status());
   r.metadata = *std::move(m);
   r.checked = now;
+  r.first_seen = now;  // another image: its soak starts again (the cache resets it too)
   r.recheck_interval = options_.min_recheck;
   out.event = TagEvent::Kind::kTagMoved;
   return out;

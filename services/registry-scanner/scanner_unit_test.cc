@@ -341,10 +341,10 @@ TEST_F(ScannerUnitTest, KnownTagsAreRecheckedOnAnAdaptiveInterval) {
   EXPECT_EQ(events[0].tag.recheck_interval, absl::Minutes(5));
 }
 
-// When the scanner first saw each tag (a soak time counts from it when the image has no
-// creation time): set once, kept by re-checks and moves, reset only for a tag deleted and
-// pushed again.
-TEST_F(ScannerUnitTest, FirstSeenIsSetOnceAndKeptAcrossRechecksAndMoves) {
+// When the scanner first saw each tag's image (a soak time counts from it when the image has
+// no creation time): set once, kept by re-checks, reset when the tag moves to another digest
+// (a re-pushed tag soaks again) and for a tag deleted and pushed again.
+TEST_F(ScannerUnitTest, FirstSeenIsKeptAcrossRechecksAndResetByAMove) {
   auto first_seen = [&](const std::string& tag) -> std::optional<absl::Time> {
     absl::StatusOr<std::vector<TagRecord>> tags = cache_->Tags(kRepo);
     if (!tags.ok()) return std::nullopt;
@@ -359,19 +359,24 @@ TEST_F(ScannerUnitTest, FirstSeenIsSetOnceAndKeptAcrossRechecksAndMoves) {
   EXPECT_EQ(first_seen("1"), t0);
   clock_.Advance(absl::Minutes(10));  // past min_recheck: a HEAD re-check stores the tag again
   FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  EXPECT_EQ(first_seen("1"), t0) << "a re-check of the same digest keeps it";
   repo_.Push("1");  // moved
   repo_.Push("2");
   clock_.Advance(absl::Hours(1));
   const absl::Time t1 = clock_.Now();
   FERRY_ASSERT_OK(scanner_->Scan(kRepo));
   ASSERT_EQ(scanner_->WaitForEvents(0, absl::ZeroDuration()).size(), 2u);  // moved, new
-  EXPECT_EQ(first_seen("1"), t0);
+  EXPECT_EQ(first_seen("1"), t1) << "a moved tag is a new image: seen anew";
   EXPECT_EQ(first_seen("2"), t1);
-  // A put of a record saying otherwise does not move it either.
+  // A put of the same digest saying otherwise does not move it.
   FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TagRecord> stored, cache_->Tags(kRepo));
   stored[0].first_seen = t1 + absl::Hours(5);
   FERRY_ASSERT_OK(cache_->PutTag(kRepo, stored[0]));
-  EXPECT_EQ(first_seen(stored[0].tag), stored[0].tag == "1" ? t0 : t1);
+  EXPECT_EQ(first_seen(stored[0].tag), t1);
+  // A put whose digest is unknown (metadata not read) keeps it too.
+  stored[0].metadata.digest.clear();
+  FERRY_ASSERT_OK(cache_->PutTag(kRepo, stored[0]));
+  EXPECT_EQ(first_seen(stored[0].tag), t1);
   // Deleted and pushed again: a new tag, seen anew.
   repo_.Delete("1");
   clock_.Advance(absl::Minutes(1));
