@@ -93,9 +93,7 @@ absl::Status ParseSafeAutomationFlags(const PolicyFlags& flags, manifest::Policy
           absl::StrCat("--reject '", given, "': use CONTAINER=TAG, e.g. --reject app=1.4.2"));
     }
     const policy::RejectedTag tag{split->second, ""};
-    if (absl::Status s = Checked("--reject", given,
-                                 policy::ParseRejected(policy::FormatRejected({tag})).status());
-        !s.ok()) {
+    if (absl::Status s = Checked("--reject", given, policy::ValidateRejectedTag(tag)); !s.ok()) {
       return s;
     }
     update.reject[split->first].push_back(tag);

@@ -265,32 +265,17 @@ Policies ReadPolicies(const std::map<std::string, std::string>& annotations) {
   return p;
 }
 
-absl::StatusOr<std::vector<AnnotationChange>> PolicyAnnotationChanges(
-    const std::map<std::string, std::string>& annotations,
-    const std::vector<std::string>& containers, const PolicyUpdate& update) {
-  // Validate everything before producing any change.
-  std::map<std::string, std::string> normalized;
-  for (const auto& [container, pattern] : update.tag_filters) {
-    if (container.empty()) return absl::InvalidArgumentError("tag filter without container name");
-    if (!pattern.has_value()) continue;
-    absl::StatusOr<policy::TagPattern> p = policy::TagPattern::Parse(*pattern);
-    if (!p.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("container ", container, ": ", p.status().message()));
-    }
-    normalized[container] = p->ToString();
-  }
-  std::optional<std::string> tag_all;
-  if (update.tag_all.has_value() && update.tag_all->has_value()) {
-    absl::StatusOr<policy::TagPattern> p = policy::TagPattern::Parse(**update.tag_all);
-    if (!p.ok()) return absl::InvalidArgumentError(absl::StrCat("tag_all: ", p.status().message()));
-    tag_all = p->ToString();
-    if (containers.empty()) {
-      return absl::FailedPreconditionError(
-          "tag_all: the workload has no containers to set a tag filter on");
-    }
-  }
+namespace {
 
+// The normalized values of an update, once it is valid.
+struct ValidUpdate {
+  std::map<std::string, std::string> tag_filters;  // container -> normalized pattern
+  std::optional<std::string> tag_all;              // normalized, when set
+};
+
+// The safe-automation values of `update` (issue 19): min-age, rollback, rollback-timeout,
+// rejected tags, by lib/policy's parsers. InvalidArgument naming the ferry.dev/ annotation.
+absl::Status ValidateSafeAutomationUpdate(const PolicyUpdate& update) {
   for (const auto& [container, value] : update.min_ages) {
     if (!value.has_value()) continue;
     absl::StatusOr<absl::Duration> d = policy::ParsePolicyDuration(*value);
@@ -314,12 +299,53 @@ absl::StatusOr<std::vector<AnnotationChange>> PolicyAnnotationChanges(
   for (const auto& [container, tags] : update.reject) {
     if (container.empty()) return absl::InvalidArgumentError("a rejected tag needs a container");
     for (const policy::RejectedTag& t : tags) {
-      if (absl::Status s = policy::ParseRejected(policy::FormatRejected({t})).status(); !s.ok()) {
+      if (absl::Status s = policy::ValidateRejectedTag(t); !s.ok()) {
         return absl::InvalidArgumentError(
             absl::StrCat(kFerryPrefix, "rejected.", container, ": ", s.message()));
       }
     }
   }
+  return absl::OkStatus();
+}
+
+// Everything in `update` checked before any change is produced: tag filters parse (their
+// normalized text returned), tag_all has containers to go to, the safe-automation values.
+absl::StatusOr<ValidUpdate> ValidatePolicyUpdate(const std::vector<std::string>& containers,
+                                                 const PolicyUpdate& update) {
+  ValidUpdate valid;
+  for (const auto& [container, pattern] : update.tag_filters) {
+    if (container.empty()) return absl::InvalidArgumentError("tag filter without container name");
+    if (!pattern.has_value()) continue;
+    absl::StatusOr<policy::TagPattern> p = policy::TagPattern::Parse(*pattern);
+    if (!p.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("container ", container, ": ", p.status().message()));
+    }
+    valid.tag_filters[container] = p->ToString();
+  }
+  if (update.tag_all.has_value() && update.tag_all->has_value()) {
+    absl::StatusOr<policy::TagPattern> p = policy::TagPattern::Parse(**update.tag_all);
+    if (!p.ok()) return absl::InvalidArgumentError(absl::StrCat("tag_all: ", p.status().message()));
+    valid.tag_all = p->ToString();
+    if (containers.empty()) {
+      return absl::FailedPreconditionError(
+          "tag_all: the workload has no containers to set a tag filter on");
+    }
+  }
+  if (absl::Status s = ValidateSafeAutomationUpdate(update); !s.ok()) return s;
+  return valid;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<AnnotationChange>> PolicyAnnotationChanges(
+    const std::map<std::string, std::string>& annotations,
+    const std::vector<std::string>& containers, const PolicyUpdate& update) {
+  // Validate everything before producing any change.
+  absl::StatusOr<ValidUpdate> valid = ValidatePolicyUpdate(containers, update);
+  if (!valid.ok()) return valid.status();
+  const std::map<std::string, std::string>& normalized = valid->tag_filters;
+  const std::optional<std::string>& tag_all = valid->tag_all;
 
   std::vector<AnnotationChange> out;
   if (update.automated.has_value()) {
@@ -347,7 +373,7 @@ absl::StatusOr<std::vector<AnnotationChange>> PolicyAnnotationChanges(
   }
   for (const auto& [container, pattern] : update.tag_filters) {
     std::optional<std::string> value;
-    if (pattern.has_value()) value = normalized[container];
+    if (pattern.has_value()) value = normalized.at(container);
     Change(annotations, "tag." + container, value, out);
   }
   if (update.tag_all.has_value()) {

@@ -265,6 +265,15 @@ TEST(SafeAutomationPolicyTest, RefusesBadValuesNamingTheAnnotation) {
   j.reject["web"].push_back({"1.0", "job id"});
   EXPECT_THAT(Changes({}, j),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ferry.dev/rejected.web: ")));
+  // One entry each: a job or tag that would read back as more entries once written.
+  for (const policy::RejectedTag& bad :
+       std::vector<policy::RejectedTag>{{"1.0", "j,1.2.3"}, {"1.0", "j=k"}, {"1.0,1.1", ""}}) {
+    PolicyUpdate one;
+    one.reject["web"].push_back(bad);
+    EXPECT_THAT(Changes({}, one),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ferry.dev/rejected.web: ")))
+        << bad.tag << " / " << bad.job;
+  }
 }
 
 TEST(SafeAutomationPolicyTest, RejectAppendsAndClearRemoves) {

@@ -1,5 +1,6 @@
 #include "lib/policy/soak.h"
 
+#include <algorithm>
 #include <map>
 
 #include "absl/strings/ascii.h"
@@ -70,6 +71,16 @@ absl::StatusOr<bool> ParseRollback(absl::string_view text) {
       absl::StrCat("\"", text, "\" is not a rollback mode: use auto or off"));
 }
 
+absl::Status ValidateRejectedTag(const RejectedTag& rejected) {
+  if (absl::Status valid = image::ValidateTag(rejected.tag); !valid.ok()) return valid;
+  if (rejected.job.size() > kMaxRejectedJobLength ||
+      !std::all_of(rejected.job.begin(), rejected.job.end(), IsJobChar)) {
+    return absl::InvalidArgumentError(absl::StrCat("a job id holds at most ", kMaxRejectedJobLength,
+                                                   " letters, digits, '-', '_' and '.'"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<RejectedTag>> ParseRejected(absl::string_view text) {
   std::vector<RejectedTag> out;
   for (absl::string_view entry : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
@@ -83,13 +94,9 @@ absl::StatusOr<std::vector<RejectedTag>> ParseRejected(absl::string_view text) {
         absl::StrSplit(entry, absl::MaxSplits('=', 1));
     r.tag = std::string(absl::StripAsciiWhitespace(parts.first));
     r.job = std::string(absl::StripAsciiWhitespace(parts.second));
-    if (absl::Status valid = image::ValidateTag(r.tag); !valid.ok()) {
+    if (absl::Status valid = ValidateRejectedTag(r); !valid.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("rejected entry \"", entry, "\": ", valid.message()));
-    }
-    if (r.job.size() > 128 || !std::all_of(r.job.begin(), r.job.end(), IsJobChar)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "rejected entry \"", entry, "\": a job id holds only letters, digits, '-', '_' and '.'"));
     }
     out.push_back(std::move(r));
   }

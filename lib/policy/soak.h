@@ -39,9 +39,19 @@ struct RejectedTag {
   bool operator==(const RejectedTag& o) const { return tag == o.tag && job == o.job; }
 };
 
+// The longest job id a rejected entry names.
+inline constexpr size_t kMaxRejectedJobLength = 128;
+
+// Checks one rejected entry as it stands (not as it would read back from its annotation
+// text): `tag` a valid image tag (image::ValidateTag), `job` empty or at most
+// kMaxRejectedJobLength of [A-Za-z0-9_.-]. InvalidArgument saying which part is wrong. THE
+// check of a rejected tag given by a user or a revert (policy changes, flags) and of each
+// entry ParseRejected reads.
+absl::Status ValidateRejectedTag(const RejectedTag& rejected);
+
 // Parses "TAG=JOB,TAG=JOB" (spaces around entries allowed; an entry without "=JOB" has no
-// job). InvalidArgument naming the entry when a tag is not a valid tag or a job id holds
-// anything but [A-Za-z0-9_.-], or there are more than kMaxRejectedTags * 2 entries.
+// job). InvalidArgument naming the entry when it fails ValidateRejectedTag, or there are
+// more than kMaxRejectedTags * 2 entries.
 absl::StatusOr<std::vector<RejectedTag>> ParseRejected(absl::string_view text);
 
 // The annotation text for `tags` ("TAG=JOB,..."): one entry per tag (a later entry for the

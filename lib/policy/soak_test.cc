@@ -78,6 +78,24 @@ TEST(Rejected, RefusesBadEntries) {
   EXPECT_THAT(ParseRejected(many).status().message(), HasSubstr("more than"));
 }
 
+// One entry as given (a policy change, a flag): a ',' or '=' in its tag or job must not
+// pass as several entries (job "j,1.2.3" would also reject 1.2.3 once written).
+TEST(ValidateRejectedTag, RefusesWhatWouldReadBackAsOtherEntries) {
+  FERRY_EXPECT_OK(ValidateRejectedTag({"1.2.3", "job-1.a_b"}));
+  FERRY_EXPECT_OK(ValidateRejectedTag({"1.2.3", ""}));
+  for (const RejectedTag& bad : std::vector<RejectedTag>{{"1.2.3", "j,1.2.4"},
+                                                         {"1.2.3", "j=k"},
+                                                         {"1.2.3,1.2.4", "j"},
+                                                         {"1.2.3=j", ""},
+                                                         {"", "j"},
+                                                         {"1.2.3", "job id"},
+                                                         {"1.2.3", std::string(129, 'j')}}) {
+    EXPECT_EQ(ValidateRejectedTag(bad).code(), absl::StatusCode::kInvalidArgument)
+        << bad.tag << " / " << bad.job;
+  }
+  FERRY_EXPECT_OK(ValidateRejectedTag({"1.2.3", std::string(128, 'j')}));
+}
+
 TEST(HoldOf, RejectedThenTooYoung) {
   const absl::Time now = absl::FromUnixSeconds(1'000'000);
   const std::vector<RejectedTag> rejected = {{"bad", "job-7"}};
