@@ -155,7 +155,7 @@ grpc::Status ApiService::ListImages(grpc::ServerContext* context,
   if (!in_git.ok()) return ToGrpcStatus(in_git.status());
   TagCache tags(*tag_lists_, budget);  // one ListTags per repository and moment, for all
   absl::StatusOr<ferry::v1::ListImagesResponse> listed =
-      ListImagesOf(*request, *in_git, tags.Lookup());
+      ListImagesOf(*request, *in_git, tags.Lookup(), absl::Now());
   if (!listed.ok()) return ToGrpcStatus(listed.status());
   std::string page_end =
       CutToPageBytes(*listed->mutable_workloads(),

@@ -277,7 +277,7 @@ void Executor::RunRelease(const ferry::v1::Job& job) {
   TagCache tags(peers_.registry, planning);
   std::vector<ferry::v1::ManifestWorkload> workloads(in_git->workloads().begin(),
                                                      in_git->workloads().end());
-  ReleasePlan plan = PlanRelease(spec, workloads, running, tags.Lookup());
+  ReleasePlan plan = PlanRelease(spec, workloads, running, tags.Lookup(), absl::Now());
   store_.SetResults(id, plan.results);
   std::vector<ferry::v1::Edit> edits = plan.Edits();
   if (edits.empty()) {

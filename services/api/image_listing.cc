@@ -35,7 +35,8 @@ void FillContainerTags(const policy::TagPattern& filter, const ferry::v1::ListTa
     tag->set_current(c.tag == current_tag);
     const policy::Hold hold = HoldOfTag(tag->info(), holds, now);
     if (hold.kind == policy::Hold::Kind::kRejected) {
-      tag->set_rejected_by_job(hold.job.empty() ? "manual" : hold.job);
+      tag->set_rejected(true);
+      tag->set_rejected_by_job(hold.job);
     } else if (hold.kind == policy::Hold::Kind::kTooYoung && tag->matches_filter() &&
                hold.eligible_at != absl::InfiniteFuture()) {
       *tag->mutable_eligible_at() = runtime::ToProtoTimestamp(hold.eligible_at);

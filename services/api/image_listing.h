@@ -25,8 +25,8 @@ namespace ferry::api {
 //                    semver, every tag for glob/regexp), at most `limit` (0: all), each
 //                    marked when it passes the filter and when it is the running one, with
 //                    eligible_at when it passes the filter but is still soaking (its age
-//                    known) and rejected_by_job when a revert rejected it ("manual" for an
-//                    entry that names no job);
+//                    known), rejected when a revert rejected it, with rejected_by_job
+//                    naming the job ("" for an entry that names none);
 //   latest_filtered  ChooseEligibleTag's choice: the tag automation would move to (or stay
 //                    on) now;
 //   min_age          the soak time in force ("" for none);
@@ -47,7 +47,6 @@ void FillContainerTags(const policy::TagPattern& filter, const ferry::v1::ListTa
 // there.
 absl::StatusOr<ferry::v1::ListImagesResponse> ListImagesOf(
     const ferry::v1::ListImagesRequest& request,
-    const ferry::v1::ListManifestWorkloadsResponse& in_git, const TagLookup& tags,
-    absl::Time now = absl::Now());
+    const ferry::v1::ListManifestWorkloadsResponse& in_git, const TagLookup& tags, absl::Time now);
 
 }  // namespace ferry::api

@@ -113,9 +113,12 @@ TEST(FillContainerTagsTest, SoakingAndRejectedTagsAreMarkedAndLatestHonoursThem)
   ASSERT_TRUE(by_tag.at("1.3.0")->has_eligible_at());
   EXPECT_EQ(runtime::FromProtoTimestamp(by_tag.at("1.3.0")->eligible_at()), day10 + absl::Hours(2));
   EXPECT_FALSE(by_tag.at("2.0.0")->has_eligible_at()) << "does not pass the filter";
+  EXPECT_TRUE(by_tag.at("1.2.0")->rejected());
   EXPECT_EQ(by_tag.at("1.2.0")->rejected_by_job(), "job-7");
-  EXPECT_EQ(by_tag.at("1.1.0")->rejected_by_job(), "manual");
+  EXPECT_TRUE(by_tag.at("1.1.0")->rejected()) << "an entry naming no job";
+  EXPECT_EQ(by_tag.at("1.1.0")->rejected_by_job(), "");
   EXPECT_FALSE(by_tag.at("1.0.0")->has_eligible_at());
+  EXPECT_FALSE(by_tag.at("1.0.0")->rejected());
   EXPECT_EQ(by_tag.at("1.0.0")->rejected_by_job(), "");
 
   // Once 1.3.0 has aged, it is the one.
@@ -169,7 +172,8 @@ TEST(ListImagesOfTest, EveryContainerIsFilledOrCarriesItsError) {
   };
   ferry::v1::ListImagesRequest request;
   request.set_limit(1);
-  absl::StatusOr<ferry::v1::ListImagesResponse> listed = ListImagesOf(request, in_git, lookup);
+  absl::StatusOr<ferry::v1::ListImagesResponse> listed =
+      ListImagesOf(request, in_git, lookup, absl::Now());
   FERRY_ASSERT_OK(listed);
   ASSERT_EQ(listed->workloads_size(), 5);
   struct Row {
@@ -257,7 +261,8 @@ TEST(ListImagesOfTest, OneWorkloadOrNotFound) {
     ferry::v1::ListImagesRequest request;
     request.set_workload(c.workload);
     request.set_namespace_(c.ns);
-    absl::StatusOr<ferry::v1::ListImagesResponse> listed = ListImagesOf(request, *c.in_git, none);
+    absl::StatusOr<ferry::v1::ListImagesResponse> listed =
+        ListImagesOf(request, *c.in_git, none, absl::Now());
     if (!c.not_found.empty()) {
       EXPECT_THAT(listed, StatusIs(absl::StatusCode::kNotFound, Eq(c.not_found))) << c.not_found;
       continue;

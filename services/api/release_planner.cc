@@ -11,6 +11,7 @@
 #include "lib/names/names.h"
 #include "lib/policy/soak.h"
 #include "lib/runtime/proto_time.h"
+#include "lib/status/status_macros.h"
 
 namespace ferry::api {
 namespace {
@@ -96,18 +97,17 @@ ContainerPlan PlanLatest(const ferry::v1::Policy& policy, const ferry::v1::Conta
     plan.detail = absl::StrCat(current->Repository(), ": ", listed.status.message());
     return plan;
   }
-  ContainerHolds holds;
-  if (respect_min_age) {
-    absl::StatusOr<ContainerHolds> parsed = HoldsOf(policy, c.name());
-    if (!parsed.ok()) {
-      plan.detail =
-          absl::StrCat("container ", c.name(), ": policy error: ", parsed.status().message());
-      return plan;
-    }
-    holds = *std::move(parsed);
+  // Rejected tags always hold (a tag a revert took back is nobody's latest); the soak time
+  // only when asked.
+  absl::StatusOr<ContainerHolds> holds =
+      respect_min_age ? HoldsOf(policy, c.name()) : RejectedOnlyOf(policy, c.name());
+  if (!holds.ok()) {
+    plan.detail =
+        absl::StrCat("container ", c.name(), ": policy error: ", holds.status().message());
+    return plan;
   }
   const policy::TagChoice choice =
-      ChooseEligibleTag(*filter, listed.tags, current->tag(), holds, now);
+      ChooseEligibleTag(*filter, listed.tags, current->tag(), *holds, now);
   const std::vector<policy::TagCandidate>& ranked = choice.ranked;
   if (ranked.empty()) {
     plan.detail = absl::StrCat("no tag of ", current->Repository(), " passes the tag filter ",
@@ -151,27 +151,49 @@ policy::TagChoice ChooseTag(const policy::TagPattern& filter,
   return filter.Choose(TagCandidates(listed), current_tag);
 }
 
+namespace {
+
+// The error of the annotation `key` ("min-age.web") as Policy::errors words it, naming the
+// key it was read from ("fluxcd.io/min-age.web: ..."); else `message` under ferry.dev/.
+absl::Status PolicyError(const ferry::v1::Policy& policy, const std::string& key,
+                         absl::string_view message) {
+  const std::string named = absl::StrCat("/", key, ": ");
+  for (const std::string& e : policy.errors()) {
+    const size_t at = e.find(named);
+    // The line opens with the annotation key: a prefix without spaces, then "/key: ".
+    if (at != std::string::npos && e.substr(0, at).find(' ') == std::string::npos) {
+      return absl::InvalidArgumentError(e);
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrCat("ferry.dev/", key, ": ", message));
+}
+
+}  // namespace
+
+absl::StatusOr<ContainerHolds> RejectedOnlyOf(const ferry::v1::Policy& policy,
+                                              const std::string& container) {
+  ContainerHolds holds;
+  if (auto it = policy.rejected().find(container); it != policy.rejected().end()) {
+    absl::StatusOr<std::vector<policy::RejectedTag>> r = policy::ParseRejected(it->second);
+    if (!r.ok()) return PolicyError(policy, "rejected." + container, r.status().message());
+    holds.rejected = *std::move(r);
+  }
+  return holds;
+}
+
 absl::StatusOr<ContainerHolds> HoldsOf(const ferry::v1::Policy& policy,
                                        const std::string& container) {
-  ContainerHolds holds;
+  FERRY_ASSIGN_OR_RETURN(ContainerHolds holds, RejectedOnlyOf(policy, container));
   auto own = policy.min_ages().find(container);
   const bool has_own = own != policy.min_ages().end();
   const std::string& age = has_own ? own->second : policy.min_age_all();
   if (!age.empty()) {
     absl::StatusOr<absl::Duration> d = policy::ParsePolicyDuration(age);
     if (!d.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "ferry.dev/min-age", has_own ? "." + container : "", ": ", d.status().message()));
+      return PolicyError(policy, has_own ? "min-age." + container : "min-age",
+                         d.status().message());
     }
     holds.min_age = *d;
-  }
-  if (auto it = policy.rejected().find(container); it != policy.rejected().end()) {
-    absl::StatusOr<std::vector<policy::RejectedTag>> r = policy::ParseRejected(it->second);
-    if (!r.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("ferry.dev/rejected.", container, ": ", r.status().message()));
-    }
-    holds.rejected = *std::move(r);
   }
   return holds;
 }
@@ -201,10 +223,6 @@ policy::TagChoice ChooseEligibleTag(const policy::TagPattern& filter,
   return ChooseTag(filter, eligible, current_tag);
 }
 
-std::string FormatNoteTime(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
-}
-
 std::string DescribeHold(const std::string& tag, const policy::Hold& hold, absl::Duration min_age) {
   switch (hold.kind) {
     case policy::Hold::Kind::kNone:
@@ -214,8 +232,8 @@ std::string DescribeHold(const std::string& tag, const policy::Hold& hold, absl:
         return absl::StrCat(tag, " is soaking: its age is unknown yet (min-age ",
                             policy::FormatPolicyDuration(min_age), ")");
       }
-      return absl::StrCat(tag, " is soaking until ", FormatNoteTime(hold.eligible_at), " (min-age ",
-                          policy::FormatPolicyDuration(min_age), ")");
+      return absl::StrCat(tag, " is soaking until ", runtime::FormatRfc3339Utc(hold.eligible_at),
+                          " (min-age ", policy::FormatPolicyDuration(min_age), ")");
     case policy::Hold::Kind::kRejected:
       if (hold.job.empty()) return absl::StrCat(tag, " was rejected (an automatic revert)");
       return absl::StrCat(tag, " was rejected by job ", hold.job, " (an automatic revert)");
@@ -311,6 +329,152 @@ absl::Status ValidateReleaseSpec(const ferry::v1::ReleaseSpec& spec) {
   return absl::OkStatus();
 }
 
+namespace {
+
+absl::Status Contradiction(const std::string& id, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(id, ": ", what, " contradict each other"));
+}
+
+// Tag filter changes of one workload `id`; `filters` records each container's change
+// ("set:<pattern>" / "remove") to find contradicting ones.
+absl::Status ValidateTagFilterChange(const std::string& id, const ferry::v1::PolicyChange& c,
+                                     std::map<std::string, std::string>& filters) {
+  const bool set = c.has_set_tag_filter();
+  const std::string& container = set ? c.set_tag_filter().container() : c.remove_tag_filter();
+  if (container.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(id, ": a tag filter needs a container name"));
+  }
+  if (set) {
+    absl::StatusOr<policy::TagPattern> p = policy::TagPattern::Parse(c.set_tag_filter().pattern());
+    if (!p.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(id, ": tag filter of container ", container, ": ", p.status().message()));
+    }
+  }
+  std::string value = set ? "set:" + c.set_tag_filter().pattern() : "remove";
+  auto [it, inserted] = filters.emplace(container, value);
+  if (!inserted && it->second != value) {
+    return Contradiction(id, absl::StrCat("the tag filter changes of container ", container));
+  }
+  return absl::OkStatus();
+}
+
+// The safe-automation changes (issue 19) of one workload `id`: min-age, rollback,
+// rollback-timeout, rejected tags, each value checked by lib/policy's parser and named by its
+// ferry.dev/ annotation. `filters` records min-age changes (under "\n<key>") as
+// ValidateTagFilterChange does, `kinds` the rollback ones.
+absl::Status ValidateSafeAutomationChange(const std::string& id, const ferry::v1::PolicyChange& c,
+                                          std::map<std::string, std::string>& filters,
+                                          std::set<int>& kinds) {
+  switch (c.change_case()) {
+    case ferry::v1::PolicyChange::kSetMinAge:
+    case ferry::v1::PolicyChange::kRemoveMinAge: {
+      const bool set = c.has_set_min_age();
+      const std::string& container = set ? c.set_min_age().container() : c.remove_min_age();
+      const std::string key = container.empty() ? "min-age" : "min-age." + container;
+      if (set) {
+        absl::Status valid = policy::ParsePolicyDuration(c.set_min_age().duration()).status();
+        if (!valid.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(id, ": ferry.dev/", key, ": ", valid.message()));
+        }
+      }
+      std::string value = set ? "set:" + c.set_min_age().duration() : "remove";
+      auto [it, inserted] = filters.emplace("\n" + key, value);
+      if (!inserted && it->second != value) return Contradiction(id, "the " + key + " changes");
+      return absl::OkStatus();
+    }
+    case ferry::v1::PolicyChange::kSetRollback:
+    case ferry::v1::PolicyChange::kSetRollbackTimeout: {
+      const bool rollback = c.has_set_rollback();
+      absl::Status valid = rollback
+                               ? policy::ParseRollback(c.set_rollback()).status()
+                               : policy::ParsePolicyDuration(c.set_rollback_timeout()).status();
+      if (!valid.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            id, ": ferry.dev/", rollback ? "rollback" : "rollback-timeout", ": ", valid.message()));
+      }
+      kinds.insert(c.change_case());
+      return absl::OkStatus();
+    }
+    case ferry::v1::PolicyChange::kRejectTag: {
+      const ferry::v1::RejectTag& r = c.reject_tag();
+      if (r.container().empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(id, ": a rejected tag needs a container"));
+      }
+      absl::Status valid = policy::ValidateRejectedTag({r.tag(), r.job()});
+      if (r.tag().empty() || !valid.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(id, ": ferry.dev/rejected.", r.container(), ": ",
+                         r.tag().empty() ? "no tag given" : valid.message()));
+      }
+      return absl::OkStatus();
+    }
+    default:
+      return absl::InternalError("not a safe-automation change");
+  }
+}
+
+// The changes of one workload that contradict each other by kind.
+absl::Status CheckContradictingKinds(const std::string& id, const std::set<int>& kinds) {
+  using PC = ferry::v1::PolicyChange;
+  if (kinds.count(PC::kAutomate) && kinds.count(PC::kDeautomate)) {
+    return Contradiction(id, "automate and deautomate");
+  }
+  if (kinds.count(PC::kLock) && kinds.count(PC::kUnlock)) {
+    return Contradiction(id, "lock and unlock");
+  }
+  if (kinds.count(PC::kSetTagAll) && kinds.count(PC::kRemoveTagAll)) {
+    return Contradiction(id, "setting and removing the tag filter of all containers");
+  }
+  if (kinds.count(PC::kSetRollback) && kinds.count(PC::kRemoveRollback)) {
+    return Contradiction(id, "setting and removing rollback");
+  }
+  if (kinds.count(PC::kSetRollbackTimeout) && kinds.count(PC::kRemoveRollbackTimeout)) {
+    return Contradiction(id, "setting and removing rollback-timeout");
+  }
+  return absl::OkStatus();
+}
+
+// The changes of one workload `id`.
+absl::Status ValidateWorkloadPolicyChanges(const std::string& id,
+                                           const ferry::v1::WorkloadPolicyChanges& w) {
+  if (w.changes().empty()) return absl::InvalidArgumentError(absl::StrCat(id, ": no changes"));
+  std::set<int> kinds;
+  std::map<std::string, std::string> filters;  // container -> "set:<pattern>" / "remove"
+  for (const ferry::v1::PolicyChange& c : w.changes()) {
+    switch (c.change_case()) {
+      case ferry::v1::PolicyChange::kSetTagFilter:
+      case ferry::v1::PolicyChange::kRemoveTagFilter:
+        FERRY_RETURN_IF_ERROR(ValidateTagFilterChange(id, c, filters));
+        break;
+      case ferry::v1::PolicyChange::kSetTagAll: {
+        absl::StatusOr<policy::TagPattern> p = policy::TagPattern::Parse(c.set_tag_all());
+        if (!p.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(id, ": tag filter for all containers: ", p.status().message()));
+        }
+        kinds.insert(c.change_case());
+        break;
+      }
+      case ferry::v1::PolicyChange::kSetMinAge:
+      case ferry::v1::PolicyChange::kRemoveMinAge:
+      case ferry::v1::PolicyChange::kSetRollback:
+      case ferry::v1::PolicyChange::kSetRollbackTimeout:
+      case ferry::v1::PolicyChange::kRejectTag:
+        FERRY_RETURN_IF_ERROR(ValidateSafeAutomationChange(id, c, filters, kinds));
+        break;
+      case ferry::v1::PolicyChange::CHANGE_NOT_SET:
+        return absl::InvalidArgumentError(absl::StrCat(id, ": an empty policy change"));
+      default:
+        kinds.insert(c.change_case());
+    }
+  }
+  return CheckContradictingKinds(id, kinds);
+}
+
+}  // namespace
+
 absl::Status ValidatePolicyChanges(
     const google::protobuf::RepeatedPtrField<ferry::v1::WorkloadPolicyChanges>& changes) {
   if (changes.empty()) return absl::InvalidArgumentError("no policy changes given");
@@ -322,114 +486,7 @@ absl::Status ValidatePolicyChanges(
       return absl::InvalidArgumentError(
           absl::StrCat(id, " is listed twice; put all of its changes in one entry"));
     }
-    if (w.changes().empty()) return absl::InvalidArgumentError(absl::StrCat(id, ": no changes"));
-    std::set<int> kinds;
-    std::map<std::string, std::string> filters;  // container -> "set:<pattern>" / "remove"
-    auto contradiction = [&](const std::string& what) {
-      return absl::InvalidArgumentError(absl::StrCat(id, ": ", what, " contradict each other"));
-    };
-    for (const ferry::v1::PolicyChange& c : w.changes()) {
-      switch (c.change_case()) {
-        case ferry::v1::PolicyChange::kSetTagFilter:
-        case ferry::v1::PolicyChange::kRemoveTagFilter: {
-          const bool set = c.has_set_tag_filter();
-          const std::string& container =
-              set ? c.set_tag_filter().container() : c.remove_tag_filter();
-          if (container.empty()) {
-            return absl::InvalidArgumentError(
-                absl::StrCat(id, ": a tag filter needs a container name"));
-          }
-          if (set) {
-            absl::StatusOr<policy::TagPattern> p =
-                policy::TagPattern::Parse(c.set_tag_filter().pattern());
-            if (!p.ok()) {
-              return absl::InvalidArgumentError(absl::StrCat(
-                  id, ": tag filter of container ", container, ": ", p.status().message()));
-            }
-          }
-          std::string value = set ? "set:" + c.set_tag_filter().pattern() : "remove";
-          auto [it, inserted] = filters.emplace(container, value);
-          if (!inserted && it->second != value) {
-            return contradiction(absl::StrCat("the tag filter changes of container ", container));
-          }
-          break;
-        }
-        case ferry::v1::PolicyChange::kSetTagAll: {
-          absl::StatusOr<policy::TagPattern> p = policy::TagPattern::Parse(c.set_tag_all());
-          if (!p.ok()) {
-            return absl::InvalidArgumentError(
-                absl::StrCat(id, ": tag filter for all containers: ", p.status().message()));
-          }
-          kinds.insert(c.change_case());
-          break;
-        }
-        case ferry::v1::PolicyChange::kSetMinAge:
-        case ferry::v1::PolicyChange::kRemoveMinAge: {
-          const bool set = c.has_set_min_age();
-          const std::string& container = set ? c.set_min_age().container() : c.remove_min_age();
-          const std::string key = container.empty() ? "min-age" : "min-age." + container;
-          if (set) {
-            absl::Status valid = policy::ParsePolicyDuration(c.set_min_age().duration()).status();
-            if (!valid.ok()) {
-              return absl::InvalidArgumentError(
-                  absl::StrCat(id, ": ferry.dev/", key, ": ", valid.message()));
-            }
-          }
-          std::string value = set ? "set:" + c.set_min_age().duration() : "remove";
-          auto [it, inserted] = filters.emplace("\n" + key, value);
-          if (!inserted && it->second != value) return contradiction("the " + key + " changes");
-          break;
-        }
-        case ferry::v1::PolicyChange::kSetRollback:
-        case ferry::v1::PolicyChange::kSetRollbackTimeout: {
-          const bool rollback = c.has_set_rollback();
-          absl::Status valid = rollback
-                                   ? policy::ParseRollback(c.set_rollback()).status()
-                                   : policy::ParsePolicyDuration(c.set_rollback_timeout()).status();
-          if (!valid.ok()) {
-            return absl::InvalidArgumentError(
-                absl::StrCat(id, ": ferry.dev/", rollback ? "rollback" : "rollback-timeout", ": ",
-                             valid.message()));
-          }
-          kinds.insert(c.change_case());
-          break;
-        }
-        case ferry::v1::PolicyChange::kRejectTag: {
-          if (c.reject_tag().container().empty()) {
-            return absl::InvalidArgumentError(
-                absl::StrCat(id, ": a rejected tag needs a container"));
-          }
-          absl::Status valid =
-              policy::ParseRejected(
-                  policy::FormatRejected({{c.reject_tag().tag(), c.reject_tag().job()}}))
-                  .status();
-          if (c.reject_tag().tag().empty() || !valid.ok()) {
-            return absl::InvalidArgumentError(
-                absl::StrCat(id, ": ferry.dev/rejected.", c.reject_tag().container(), ": ",
-                             c.reject_tag().tag().empty() ? "no tag given" : valid.message()));
-          }
-          break;
-        }
-        case ferry::v1::PolicyChange::CHANGE_NOT_SET:
-          return absl::InvalidArgumentError(absl::StrCat(id, ": an empty policy change"));
-        default:
-          kinds.insert(c.change_case());
-      }
-    }
-    using PC = ferry::v1::PolicyChange;
-    if (kinds.count(PC::kAutomate) && kinds.count(PC::kDeautomate)) {
-      return contradiction("automate and deautomate");
-    }
-    if (kinds.count(PC::kLock) && kinds.count(PC::kUnlock)) return contradiction("lock and unlock");
-    if (kinds.count(PC::kSetTagAll) && kinds.count(PC::kRemoveTagAll)) {
-      return contradiction("setting and removing the tag filter of all containers");
-    }
-    if (kinds.count(PC::kSetRollback) && kinds.count(PC::kRemoveRollback)) {
-      return contradiction("setting and removing rollback");
-    }
-    if (kinds.count(PC::kSetRollbackTimeout) && kinds.count(PC::kRemoveRollbackTimeout)) {
-      return contradiction("setting and removing rollback-timeout");
-    }
+    FERRY_RETURN_IF_ERROR(ValidateWorkloadPolicyChanges(id, w));
   }
   return absl::OkStatus();
 }

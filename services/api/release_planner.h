@@ -85,10 +85,16 @@ struct ContainerHolds {
 };
 
 // The holds of `container` under `policy` (Policy::min_ages / min_age_all / rejected).
-// InvalidArgument naming the annotation when one does not parse (the same text as
-// Policy::errors).
+// InvalidArgument naming the annotation when one does not parse: Policy::errors' line for it
+// when there is one (it names the key as written, e.g. fluxcd.io/min-age), else the
+// ferry.dev/ key.
 absl::StatusOr<ContainerHolds> HoldsOf(const ferry::v1::Policy& policy,
                                        const std::string& container);
+
+// HoldsOf without the soak time (min_age zero): what an all_latest release that does not
+// respect soak times still honours. Errors as HoldsOf's for the rejected annotation.
+absl::StatusOr<ContainerHolds> RejectedOnlyOf(const ferry::v1::Policy& policy,
+                                              const std::string& container);
 
 // Whether automation holds the listed tag back at `now`: policy::HoldOf with the tag's
 // creation time and the scanner's first sighting.
@@ -102,15 +108,13 @@ policy::TagChoice ChooseEligibleTag(const policy::TagPattern& filter,
                                     const std::string& current_tag, const ContainerHolds& holds,
                                     absl::Time now);
 
-// Why `tag` is held back, in words, as automation notes and ListImages show it:
+// Why `tag` is held back, in words, as automation notes and ExplainTags show it (times by
+// runtime::FormatRfc3339Utc):
 //   "1.5.0 is soaking until 2026-12-01T16:00:00Z (min-age 2h)"
 //   "1.5.0 is soaking: its age is unknown yet (min-age 2h)"
 //   "1.5.0 was rejected by job J (an automatic revert)"
 // Empty for Hold::Kind::kNone.
 std::string DescribeHold(const std::string& tag, const policy::Hold& hold, absl::Duration min_age);
-
-// "2026-12-01T16:00:00Z": how planning notes show a time (UTC, seconds).
-std::string FormatNoteTime(absl::Time t);
 
 // ChooseEligibleTag, with what the holds keep back from it: the tags the plain ChooseTag
 // ranks above the eligible choice are the held ones that would otherwise be chosen.
@@ -155,14 +159,15 @@ struct ReleasePlan {
 
 // Plans `spec` (already validated) over the workloads in git. `running` holds the ids of the
 // workloads in the cluster. `tags` is consulted for all_latest releases only, where each
-// container moves to its ChooseTag choice; with spec.respect_min_age() to its
-// ChooseEligibleTag choice at `now` (the same tag automation would pick), a container whose
-// soak time or rejected tags do not parse being skipped with that error. Explicit images
-// ignore soak times and rejections.
+// container moves to its ChooseEligibleTag choice at `now`: rejected tags (RejectedOnlyOf)
+// are always passed over (a tag an automatic revert took back is nobody's latest), the soak
+// time only with spec.respect_min_age() (HoldsOf: the same tag automation would pick); a
+// container whose holds do not parse is skipped with that error. Explicit images ignore
+// soak times and rejections.
 ReleasePlan PlanRelease(const ferry::v1::ReleaseSpec& spec,
                         const std::vector<ferry::v1::ManifestWorkload>& in_git,
                         const std::map<std::string, bool>& running, const TagLookup& tags,
-                        absl::Time now = absl::Now());
+                        absl::Time now);
 
 // One container the automation would move, or why it does not.
 struct AutomationCandidate {

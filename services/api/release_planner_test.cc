@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -20,6 +22,7 @@ using ferry::v1::WORKLOAD_RESULT_STATUS_IGNORED;
 using ferry::v1::WORKLOAD_RESULT_STATUS_SKIPPED;
 using ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS;
 using ::testing::_;
+using ::testing::Eq;
 
 constexpr char kApp[] = "registry.test/team/app";
 constexpr char kProxy[] = "registry.test/tools/proxy";
@@ -564,32 +567,133 @@ TEST_F(AutomationPlanTest, SoakTimesAndRejectionsHoldTagsBack) {
   EXPECT_FALSE(planned[0].held);
 }
 
-// A release of every container's latest tag ignores soak times and rejections unless asked
-// (respect_min_age); an explicit image always ignores them.
-TEST_F(PlannerTest, AllLatestRespectsSoakTimesOnlyWhenAsked) {
-  tags_[kApp] = {Tag("1.0.0", 100), Tag("1.1.0", 200), Tag("1.2.0", 900)};
+// A release of every container's latest tag always passes over rejected tags (a tag an
+// automatic revert took back is nobody's latest) and soak times only when asked
+// (respect_min_age); an explicit image ignores both.
+TEST_F(PlannerTest, AllLatestHonoursRejectedTagsAlwaysAndSoakTimesWhenAsked) {
+  tags_[kApp] = {Tag("1.0.0", 100), Tag("1.1.0", 200), Tag("1.2.0", 300), Tag("1.3.0", 900)};
   git_ = {Workload("default:deployment/app", {{"app", std::string(kApp) + ":1.0.0"}})};
   git_[0].mutable_policy()->set_tag_all("semver:~1");
   git_[0].mutable_policy()->set_min_age_all("5m");
-  (*git_[0].mutable_policy()->mutable_rejected())["app"] = "1.1.0=job-3";
+  (*git_[0].mutable_policy()->mutable_rejected())["app"] = "1.2.0=job-3";
   running_ = {{"default:deployment/app", true}};
+  now_ = absl::FromUnixSeconds(1000);
   ferry::v1::ReleaseSpec spec = Spec("", {});
-  EXPECT_EQ(Table(Plan(spec))["default:deployment/app"], "success  app:1.0.0->1.2.0");
-  spec.set_respect_min_age(true);
-  EXPECT_EQ(Table(Plan(spec))["default:deployment/app"], "skipped image up to date")
-      << "1.2.0 soaks, 1.1.0 is rejected";
-  now_ = absl::FromUnixSeconds(1200);
-  EXPECT_EQ(Table(Plan(spec))["default:deployment/app"], "success  app:1.0.0->1.2.0");
-  spec = Spec(std::string(kApp) + ":1.1.0", {});
+  EXPECT_EQ(Table(Plan(spec))["default:deployment/app"], "success  app:1.0.0->1.3.0")
+      << "the newest tag, soaking but not rejected";
+  (*git_[0].mutable_policy()->mutable_rejected())["app"] = "1.2.0=job-3,1.3.0";
+  EXPECT_EQ(Table(Plan(spec))["default:deployment/app"], "success  app:1.0.0->1.1.0")
+      << "1.3.0 and 1.2.0 are rejected, without respect_min_age too";
+  (*git_[0].mutable_policy()->mutable_rejected())["app"] = "1.2.0=job-3";
   spec.set_respect_min_age(true);
   EXPECT_EQ(Table(Plan(spec))["default:deployment/app"], "success  app:1.0.0->1.1.0")
+      << "1.3.0 soaks, 1.2.0 is rejected";
+  now_ = absl::FromUnixSeconds(1200);
+  EXPECT_EQ(Table(Plan(spec))["default:deployment/app"], "success  app:1.0.0->1.3.0");
+  spec = Spec(std::string(kApp) + ":1.2.0", {});
+  spec.set_respect_min_age(true);
+  EXPECT_EQ(Table(Plan(spec))["default:deployment/app"], "success  app:1.0.0->1.2.0")
       << "an explicit image is what the person asked for";
+  // A soak time that does not parse matters only when respected; rejected tags that do not
+  // parse always.
   git_[0].mutable_policy()->set_min_age_all("soon");
   spec = Spec("", {});
+  EXPECT_EQ(Table(Plan(spec))["default:deployment/app"], "success  app:1.0.0->1.3.0");
   spec.set_respect_min_age(true);
   EXPECT_THAT(Table(Plan(spec))["default:deployment/app"],
               ::testing::StartsWith("skipped cannot find one or more images: container app: "
                                     "policy error: ferry.dev/min-age: "));
+  git_[0].mutable_policy()->set_min_age_all("");
+  (*git_[0].mutable_policy()->mutable_rejected())["app"] = "no good";
+  spec = Spec("", {});
+  EXPECT_THAT(Table(Plan(spec))["default:deployment/app"],
+              ::testing::StartsWith("skipped cannot find one or more images: container app: "
+                                    "policy error: ferry.dev/rejected.app: "));
+}
+
+// A hold that does not parse is named as Policy::errors names it: by the key it was read
+// from (fluxcd.io/...), else under ferry.dev/.
+TEST(HoldsOfTest, ErrorsNameTheAnnotationAsWritten) {
+  ferry::v1::Policy p;
+  p.set_min_age_all("soon");
+  (*p.mutable_min_ages())["web"] = "later";
+  EXPECT_THAT(HoldsOf(p, "app"), StatusIs(absl::StatusCode::kInvalidArgument,
+                                          ::testing::StartsWith("ferry.dev/min-age: ")));
+  p.add_errors("fluxcd.io/min-age.web: \"later\" is not a duration");
+  p.add_errors("fluxcd.io/min-age: \"soon\" is not a duration");
+  EXPECT_THAT(HoldsOf(p, "app"), StatusIs(absl::StatusCode::kInvalidArgument,
+                                          Eq("fluxcd.io/min-age: \"soon\" is not a duration")));
+  EXPECT_THAT(HoldsOf(p, "web"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       Eq("fluxcd.io/min-age.web: \"later\" is not a duration")));
+  (*p.mutable_rejected())["web"] = "a b";
+  EXPECT_THAT(RejectedOnlyOf(p, "web"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::StartsWith("ferry.dev/rejected.web: ")));
+  FERRY_EXPECT_OK(RejectedOnlyOf(p, "app"));
+}
+
+// Rejected tags given in a policy change: each entry checked as it stands (a ',' or '=' in
+// its job or tag would read back as other entries once written).
+TEST(ValidatePolicyChangesTest, ARejectedTagIsOneEntry) {
+  auto validate = [](const std::string& tag, const std::string& job) {
+    google::protobuf::RepeatedPtrField<ferry::v1::WorkloadPolicyChanges> changes;
+    ferry::v1::WorkloadPolicyChanges* w = changes.Add();
+    w->set_workload("default:deployment/app");
+    ferry::v1::RejectTag* r = w->add_changes()->mutable_reject_tag();
+    r->set_container("app");
+    r->set_tag(tag);
+    r->set_job(job);
+    return ValidatePolicyChanges(changes);
+  };
+  FERRY_EXPECT_OK(validate("1.2.3", "job-1"));
+  FERRY_EXPECT_OK(validate("1.2.3", ""));
+  for (const auto& [tag, job] : std::vector<std::pair<std::string, std::string>>{
+           {"1.2.3", "j,1.2.4"}, {"1.2.3", "j=k"}, {"1.2.3,1.2.4", ""}, {"", "j"}}) {
+    EXPECT_THAT(validate(tag, job), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             ::testing::HasSubstr("ferry.dev/rejected.app: ")))
+        << tag << " / " << job;
+  }
+}
+
+// The safe-automation changes: values checked, contradictions found.
+TEST(ValidatePolicyChangesTest, SafeAutomationChanges) {
+  auto validate = [](const std::function<void(ferry::v1::WorkloadPolicyChanges&)>& fill) {
+    google::protobuf::RepeatedPtrField<ferry::v1::WorkloadPolicyChanges> changes;
+    ferry::v1::WorkloadPolicyChanges* w = changes.Add();
+    w->set_workload("default:deployment/app");
+    fill(*w);
+    return ValidatePolicyChanges(changes);
+  };
+  FERRY_EXPECT_OK(validate([](auto& w) {
+    w.add_changes()->mutable_set_min_age()->set_duration("2h");
+    w.add_changes()->set_set_rollback("auto");
+    w.add_changes()->set_set_rollback_timeout("5m");
+  }));
+  EXPECT_THAT(validate([](auto& w) { w.add_changes()->mutable_set_min_age()->set_duration("x"); }),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::HasSubstr("default:deployment/app: ferry.dev/min-age: ")));
+  EXPECT_THAT(
+      validate([](auto& w) { w.add_changes()->set_set_rollback("maybe"); }),
+      StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("ferry.dev/rollback: ")));
+  EXPECT_THAT(validate([](auto& w) { w.add_changes()->set_set_rollback_timeout("0s"); }),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::HasSubstr("ferry.dev/rollback-timeout: ")));
+  EXPECT_THAT(
+      validate([](auto& w) {
+        ferry::v1::MinAgeChange* m = w.add_changes()->mutable_set_min_age();
+        m->set_container("web");
+        m->set_duration("1h");
+        w.add_changes()->set_remove_min_age("web");
+      }),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               Eq("default:deployment/app: the min-age.web changes contradict each other")));
+  EXPECT_THAT(validate([](auto& w) {
+                w.add_changes()->set_set_rollback("auto");
+                w.add_changes()->set_remove_rollback(true);
+              }),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::HasSubstr("setting and removing rollback contradict")));
 }
 
 TEST(DescribeHoldTest, SaysWhyAndUntilWhen) {

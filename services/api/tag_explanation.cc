@@ -24,10 +24,6 @@ using ferry::v1::TagExplanation;
 using ferry::v1::TagInfo;
 using ferry::v1::TagVerdict;
 
-std::string Rfc3339(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
-}
-
 // What the ranking decided, and where the running tag stands in it.
 struct Decision {
   policy::TagChoice choice;
@@ -59,29 +55,25 @@ void Judge(const TagInfo& info, const policy::TagPattern& filter, const Containe
     t.set_reason(std::move(failure));
     return;
   }
+  // Held back: in automation's words (DescribeHold), plus where a soak counts from.
   const policy::Hold hold = HoldOfTag(info, holds, now);
   if (hold.kind == policy::Hold::Kind::kRejected) {
     t.set_verdict(ferry::v1::TAG_VERDICT_REJECTED);
     t.set_rejected_by_job(hold.job);
-    t.set_reason(hold.job.empty()
-                     ? "rejected by an automatic revert"
-                     : absl::StrCat("rejected by the automatic revert of job ", hold.job));
+    t.set_reason(DescribeHold(tag, hold, holds.min_age));
     return;
   }
   if (hold.kind == policy::Hold::Kind::kTooYoung) {
     t.set_verdict(ferry::v1::TAG_VERDICT_TOO_YOUNG);
-    const std::string min_age = policy::FormatPolicyDuration(holds.min_age);
+    std::string reason = DescribeHold(tag, hold, holds.min_age);
     if (hold.eligible_at == absl::InfiniteFuture()) {
-      t.set_reason(
-          absl::StrCat("age unknown: no creation time and not yet seen by the scanner"
-                       " (min-age ",
-                       min_age, ")"));
+      absl::StrAppend(&reason, "; no creation time and not yet seen by the scanner");
     } else {
       *t.mutable_eligible_at() = runtime::ToProtoTimestamp(hold.eligible_at);
-      t.set_reason(absl::StrCat(
-          "soaking until ", Rfc3339(hold.eligible_at), " (min-age ", min_age,
-          info.has_created() ? " from its creation" : " from when the scanner first saw it", ")"));
+      absl::StrAppend(&reason, info.has_created() ? "; counted from its creation"
+                                                  : "; counted from when the scanner first saw it");
     }
+    t.set_reason(std::move(reason));
     return;
   }
   auto ranked = d.rank.find(tag);
@@ -134,9 +126,8 @@ void JudgeCurrent(const TagInfo* info, const policy::TagPattern& filter,
   if (info != nullptr) {
     const policy::Hold hold = HoldOfTag(*info, holds, now);
     if (hold.kind == policy::Hold::Kind::kRejected) {
-      notes.push_back(absl::StrCat("rejected by an automatic revert",
-                                   hold.job.empty() ? "" : " of job ", hold.job,
-                                   " (automation leaves a running tag as it is)"));
+      notes.push_back(absl::StrCat(DescribeHold(current_tag, hold, holds.min_age),
+                                   "; automation leaves a running tag as it is"));
       t.set_rejected_by_job(hold.job);
     }
   }
@@ -203,12 +194,13 @@ void SayNext(const policy::TagPattern& filter, const ferry::v1::ListTagsResponse
     out.set_next(absl::StrCat("release ", d.chosen, " at automation's next pass"));
     if (Later later = NextAfterSoak(filter, listed, d.chosen, holds, now); !later.tag.empty()) {
       absl::StrAppend(out.mutable_next(), "; then ", later.tag, " once it has soaked, at ",
-                      Rfc3339(later.at));
+                      runtime::FormatRfc3339Utc(later.at));
     }
     return;
   }
   if (Later later = NextAfterSoak(filter, listed, current_tag, holds, now); !later.tag.empty()) {
-    out.set_next(absl::StrCat("wait for ", later.tag, ": soaking until ", Rfc3339(later.at)));
+    out.set_next(absl::StrCat("wait for ", later.tag, ": soaking until ",
+                              runtime::FormatRfc3339Utc(later.at)));
     *out.mutable_next_at() = runtime::ToProtoTimestamp(later.at);
     return;
   }

@@ -109,9 +109,10 @@ TEST_F(SemverExplanationTest, EveryTagHasItsVerdictInTheAnswersOrder) {
   EXPECT_EQ(Find(e, "latest").reason(), "latest is excluded unless the filter names it");
   const ferry::v1::TagExplanation& young = Find(e, "1.3.0");
   EXPECT_EQ(runtime::FromProtoTimestamp(young.eligible_at()), kNow + absl::Hours(1));
-  EXPECT_EQ(young.reason(), "soaking until 2027-01-15T09:00:00Z (min-age 2h from its creation)");
+  EXPECT_EQ(young.reason(),
+            "1.3.0 is soaking until 2027-01-15T09:00:00Z (min-age 2h); counted from its creation");
   EXPECT_EQ(Find(e, "1.2.5").rejected_by_job(), "job-7");
-  EXPECT_EQ(Find(e, "1.2.5").reason(), "rejected by the automatic revert of job job-7");
+  EXPECT_EQ(Find(e, "1.2.5").reason(), "1.2.5 was rejected by job job-7 (an automatic revert)");
   EXPECT_EQ(Find(e, "0.9.0").reason(),
             "ranks below the running 1.0.0: automation never moves a container back");
   EXPECT_EQ(Find(e, "1.1.0").reason(), "eligible, ranks below 1.2.0");
@@ -280,13 +281,16 @@ TEST(TagExplanationTest, HeldTagsSayWhyAndTheRunningTagIsNeverHeld) {
   EXPECT_THAT(Verdicts(e), ElementsAre("4 CHOSEN 1", "3 CURRENT 2", "7 TOO_YOUNG 0",
                                        "6 TOO_YOUNG 0", "5 REJECTED 0"));
   EXPECT_EQ(Find(e, "6").reason(),
-            "soaking until 2027-01-16T07:00:00Z (min-age 1d from when the scanner first saw it)");
+            "6 is soaking until 2027-01-16T07:00:00Z (min-age 1d); counted from when the scanner "
+            "first saw it");
   EXPECT_FALSE(Find(e, "7").has_eligible_at());
   EXPECT_EQ(Find(e, "7").reason(),
-            "age unknown: no creation time and not yet seen by the scanner (min-age 1d)");
-  EXPECT_EQ(Find(e, "5").reason(), "rejected by an automatic revert");
+            "7 is soaking: its age is unknown yet (min-age 1d); no creation time and not yet "
+            "seen by the scanner");
+  EXPECT_EQ(Find(e, "5").reason(), "5 was rejected (an automatic revert)");
   EXPECT_EQ(Find(e, "3").rejected_by_job(), "job-1");
-  EXPECT_THAT(Find(e, "3").reason(), HasSubstr("rejected by an automatic revert of job job-1"));
+  EXPECT_THAT(Find(e, "3").reason(), HasSubstr("3 was rejected by job job-1 (an automatic revert); "
+                                               "automation leaves a running tag as it is"));
   EXPECT_EQ(e.next(),
             "release 4 at automation's next pass; then 6 once it has soaked, at "
             "2027-01-16T07:00:00Z");
