@@ -104,8 +104,8 @@ void AddReleaseCommand(CLI::App& app, const Runner& run, const std::string& user
   release_cmd->add_flag("--update-all-images", release->update_all_images,
                         "Each container's latest tag passing its filter");
   release_cmd->add_flag("--respect-min-age", release->respect_min_age,
-                        "With --update-all-images: skip soaking and rejected tags, as "
-                        "automation does");
+                        "With --update-all-images: also skip soaking tags, as automation "
+                        "does (rejected tags are always skipped)");
   release_cmd->add_option("--exclude", release->excludes, "Workload to leave out (repeatable)");
   release_cmd->add_flag("--dry-run", release->dry_run, "Plan only, commit nothing");
   release_cmd->add_flag("-f,--force", release->force,

@@ -442,6 +442,8 @@ TEST_F(CommandsTest, SafeAutomationPolicyFlags) {
       {[](PolicyOptions& o) { o.rollback_timeout = "0m"; }, "--rollback-timeout '0m'"},
       {[](PolicyOptions& o) { o.rejects = {"1.4.2"}; }, "CONTAINER=TAG"},
       {[](PolicyOptions& o) { o.rejects = {"app=no tag"}; }, "--reject 'app=no tag'"},
+      {[](PolicyOptions& o) { o.rejects = {"app=1.4.2,1.4.3"}; }, "--reject 'app=1.4.2,1.4.3'"},
+      {[](PolicyOptions& o) { o.rejects = {"app=1.4.2=job"}; }, "--reject 'app=1.4.2=job'"},
       {[](PolicyOptions&) {}, "nothing to change"},
   };
   for (const Case& c : cases) {
@@ -459,12 +461,15 @@ TEST_F(CommandsTest, ListWorkloadsShowsSoakRollbackAndPolicyErrors) {
   w->set_id("default:deployment/app");
   w->mutable_policy()->set_automated(true);
   w->mutable_policy()->set_min_age_all("2h");
+  (*w->mutable_policy()->mutable_min_ages())["web"] = "30m";
+  (*w->mutable_policy()->mutable_min_ages())["db"] = "1d";
   w->mutable_policy()->set_rollback("auto");
   w->mutable_policy()->add_errors("ferry.dev/rollback-timeout: \"0s\" is out of range");
   EXPECT_CALL(stub_, ListWorkloads(_, _, _))
       .WillOnce(DoAll(SetArgPointee<2>(r), Return(grpc::Status::OK)));
   EXPECT_EQ(Run([&](Env& env) { return RunListWorkloads(ListWorkloadsOptions(), env); }), kExitOk);
-  EXPECT_THAT(out_.str(), HasSubstr("automated,min-age=2h,rollback=auto,policy-error(1)"));
+  EXPECT_THAT(out_.str(), HasSubstr("automated,min-age=2h,min-age.db=1d,min-age.web=30m,"
+                                    "rollback=auto,policy-error(1)"));
 }
 
 TEST_F(CommandsTest, ReleaseRespectsMinAgeOnlyForTheLatestImages) {
@@ -499,13 +504,18 @@ TEST_F(CommandsTest, ListImagesShowsSoakingAndRejectedTags) {
     const char* tag;
     int64_t eligible_at;
     const char* rejected_by;
-  } tags[] = {{"1.3.0", 1796140800, ""}, {"1.2.0", 0, "job-7"}, {"1.1.0", 0, ""}, {"1.0.0", 0, ""}};
+    bool rejected;
+  } tags[] = {{"1.3.0", 1796140800, "", false},
+              {"1.2.0", 0, "job-7", true},
+              {"1.1.0", 0, "", true},
+              {"1.0.0", 0, "", false}};
   for (const auto& tag : tags) {
     auto* t = c->add_tags();
     t->mutable_info()->set_tag(tag.tag);
     *t->mutable_info()->mutable_created() = At(1796133600);
     if (tag.eligible_at > 0) *t->mutable_eligible_at() = At(tag.eligible_at);
     t->set_rejected_by_job(tag.rejected_by);
+    t->set_rejected(tag.rejected);
     t->set_matches_filter(true);
     t->set_current(std::string(tag.tag) == "1.0.0");
   }

@@ -1,7 +1,7 @@
 // ferryctl list-images: fluxctl's tree of each container's tags, newest first under the
 // container's ordering, the running one marked; a tag automation holds back says so after
-// its creation time ("soaking until <time>", "rejected (job <id>)"), and a container with a
-// soak time shows it on its line ("min-age 2h").
+// its creation time ("soaking until <time>", "rejected" or "rejected (job <id>)"), and a container
+// with a soak time shows it on its line ("min-age 2h").
 #include <algorithm>
 #include <ostream>
 
@@ -11,6 +11,7 @@
 #include "cli/exit_codes.h"
 #include "cli/table.h"
 #include "lib/image/reference.h"
+#include "lib/runtime/proto_time.h"
 
 namespace ferry::cli {
 namespace {
@@ -18,13 +19,12 @@ namespace {
 // The tag's creation time, and why automation holds it back, if it does.
 std::string CreatedAndHold(const ferry::v1::ImageTag& t) {
   std::string cell = Rfc822(t.info().created());
-  if (!t.rejected_by_job().empty()) {
+  if (t.rejected() && t.rejected_by_job().empty()) {
+    absl::StrAppend(&cell, "  rejected");
+  } else if (t.rejected() || !t.rejected_by_job().empty()) {
     absl::StrAppend(&cell, "  rejected (job ", t.rejected_by_job(), ")");
   } else if (t.has_eligible_at()) {
-    absl::StrAppend(
-        &cell, "  soaking until ",
-        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(t.eligible_at().seconds()),
-                         absl::UTCTimeZone()));
+    absl::StrAppend(&cell, "  soaking until ", runtime::FormatRfc3339Utc(t.eligible_at()));
   }
   return cell;
 }

@@ -1,4 +1,5 @@
 // ferryctl list-workloads (aliases list-controllers, list-services)
+#include <map>
 #include <ostream>
 
 #include "absl/strings/str_cat.h"
@@ -49,7 +50,8 @@ const char* ReadOnlyName(ferry::v1::ReadOnlyReason reason) {
 }
 
 // The POLICY column: "automated,locked" as fluxctl showed it, why a workload cannot be
-// released, its soak time and automatic rollback, and how many policy annotations do not
+// released, its soak times (all containers', then each container's) and automatic
+// rollback, and how many policy annotations do not
 // parse ("policy-error(1)": automation skips the workload).
 std::string PolicyColumn(const ferry::v1::Workload& w) {
   std::vector<std::string> parts;
@@ -62,6 +64,12 @@ std::string PolicyColumn(const ferry::v1::Workload& w) {
   }
   // Safe automation (issue 19); the errors in full are in -o json / yaml.
   if (!w.policy().min_age_all().empty()) parts.push_back("min-age=" + w.policy().min_age_all());
+  // Per container, by name (a proto map's order is unspecified).
+  const std::map<std::string, std::string> min_ages(w.policy().min_ages().begin(),
+                                                    w.policy().min_ages().end());
+  for (const auto& [container, age] : min_ages) {
+    parts.push_back(absl::StrCat("min-age.", container, "=", age));
+  }
   if (w.policy().rollback() == "auto") parts.push_back("rollback=auto");
   if (!w.policy().errors().empty()) {
     parts.push_back(absl::StrCat("policy-error(", w.policy().errors_size(), ")"));

@@ -49,10 +49,6 @@ int RunWhy(const WhyOptions& options, Env& env) {
     return ReportError(
         env.err, absl::InvalidArgumentError("--workload: which workload (namespace:kind/name)?"));
   }
-  if (options.limit < 0 || options.limit > 1000) {
-    return ReportError(env.err,
-                       absl::InvalidArgumentError("--limit: 0 (the server's 100) to 1000"));
-  }
   absl::StatusOr<absl::Duration> timeout = ParseTimeout(env.client);
   if (!timeout.ok()) return ReportError(env.err, timeout.status());
   std::vector<std::string> ids;
@@ -63,7 +59,7 @@ int RunWhy(const WhyOptions& options, Env& env) {
   ferry::v1::ExplainTagsRequest request;
   request.set_workload(ids[0]);
   request.set_container(options.container);
-  request.set_limit(options.limit);
+  request.set_limit(options.limit);  // its range is the server's to check (INVALID_ARGUMENT)
   ferry::v1::ExplainTagsResponse response;
   grpc::ClientContext ctx;
   PrepareCall(ctx, env.client, *timeout);
@@ -92,7 +88,8 @@ void AddWhyCommand(CLI::App& app, ClientOptions& client, const StubFactory& conn
   cmd->add_option("-c,--container", why->container, "Only this container");
   cmd->add_option("-n,--namespace", why->namespace_, "Namespace of a workload id given without one")
       ->capture_default_str();
-  cmd->add_option("-l,--limit", why->limit, "Tags per container, best first (0: 100; at most 1000)")
+  cmd->add_option("-l,--limit", why->limit,
+                  "Tags per container, best first (0: the server's default)")
       ->capture_default_str();
   cmd->add_flag("--no-headers", why->no_headers, "No header line");
   cmd->add_option("-o,--output", why->output, "table, json or yaml")->capture_default_str();

@@ -15,6 +15,7 @@ namespace {
 using ::testing::_;
 using ::testing::DoAll;
 using ::testing::HasSubstr;
+using ::testing::Invoke;
 using ::testing::Return;
 using ::testing::SaveArg;
 using ::testing::SetArgPointee;
@@ -105,16 +106,23 @@ TEST_F(WhyTest, ExitCodesSayWhatWentWrong) {
   WhyOptions options;
   EXPECT_EQ(Run(options), kExitUsage) << "no workload";
   options.workload = "default:deployment/app";
-  options.limit = 1001;
-  EXPECT_EQ(Run(options), kExitUsage);
-  options.limit = 0;
   options.output = "xml";
   EXPECT_EQ(Run(options), kExitUsage);
   options.output = "table";
+  // The limit goes to the server as given; its range is the server's to check.
+  options.limit = 1001;
   EXPECT_CALL(stub_, ExplainTags(_, _, _))
+      .WillOnce(Invoke([](grpc::ClientContext*, const ferry::v1::ExplainTagsRequest& request,
+                          ferry::v1::ExplainTagsResponse*) {
+        EXPECT_EQ(request.limit(), 1001);
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "limit: 0 (100) to 1000 tags");
+      }))
       .WillOnce(Return(grpc::Status(grpc::StatusCode::NOT_FOUND,
                                     "workload default:deployment/app has no container x")))
       .WillOnce(Return(grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection refused")));
+  EXPECT_EQ(Run(options), kExitUsage);
+  EXPECT_THAT(err_.str(), HasSubstr("limit: 0 (100) to 1000 tags"));
+  options.limit = 0;
   EXPECT_EQ(Run(options), kExitNotFound);
   EXPECT_THAT(err_.str(), HasSubstr("has no container x"));
   EXPECT_EQ(Run(options), kExitUnavailable);
