@@ -38,6 +38,22 @@ struct Flags {
   int parallelism = 8;
   // Limits on each manifest document (lib/manifest/document_flags.h).
   manifest::DocumentLimits manifest_limits;
+  bool leader_elect = false;
+  std::string leader_elect_lease_name;
+  std::string leader_elect_namespace;
+  std::string leader_elect_lease_duration = "15s";
+  std::string leader_elect_renew_deadline = "10s";
+  std::string leader_elect_retry_period = "2s";
+};
+
+// Leader election among replicas (leader.h); client-go's defaults.
+struct LeaderElectionConfig {
+  bool enabled = false;
+  std::string lease_name;       // LeaseNameFor(sync set) unless given
+  std::string lease_namespace;  // empty: the kubeconfig's / pod's namespace
+  absl::Duration lease_duration = absl::Seconds(15);
+  absl::Duration renew_deadline = absl::Seconds(10);
+  absl::Duration retry_period = absl::Seconds(2);
 };
 
 // The validated configuration.
@@ -50,7 +66,13 @@ struct Config {
   SyncOptions sync;
   SyncState sync_state = SyncState::kGit;
   std::string sync_state_namespace;  // empty: the kubeconfig's / pod's namespace
+  LeaderElectionConfig leader;
 };
+
+// The default lease name of a sync set: "ferry-cluster-syncer-" and 10 hex digits of a hash of
+// the --sync_set value and the --allow_namespace list, so that replicas of one configuration
+// share a Lease and different sync sets never do.
+std::string LeaseNameFor(const SyncOptions& sync);
 
 // Registers every flag of ferry-cluster-syncer on `app`.
 void AddFlags(CLI::App& app, Flags& flags);

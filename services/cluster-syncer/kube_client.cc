@@ -94,11 +94,11 @@ absl::Status ApiError(long status, const std::string& body, const std::string& w
 absl::StatusOr<nlohmann::json> KubeClient::Call(const std::string& verb, const std::string& method,
                                                 const std::string& path, const std::string& body,
                                                 const std::string& content_type,
-                                                const std::string& accept) {
+                                                const std::string& accept, absl::Duration timeout) {
   http::Request request;
   request.method = method;
   request.url = access_.server + path;
-  request.timeout = absl::Seconds(60);
+  request.timeout = timeout;
   request.headers.emplace_back("Accept", accept);
   if (!content_type.empty()) request.headers.emplace_back("Content-Type", content_type);
   if (std::string token = Token(); !token.empty()) {
@@ -182,6 +182,29 @@ absl::Status KubeClient::Delete(const std::string& path, bool dry_run) {
       {"apiVersion", "v1"}, {"kind", "DeleteOptions"}, {"propagationPolicy", "Background"}};
   if (dry_run) options["dryRun"] = {"All"};
   return Call("delete", "DELETE", path, options.dump(), "application/json").status();
+}
+
+absl::StatusOr<nlohmann::json> KubeClient::GetWithin(const std::string& path,
+                                                     const std::string& verb,
+                                                     absl::Duration timeout) {
+  return Call(verb, "GET", path, "", "", "application/json", timeout);
+}
+
+absl::StatusOr<nlohmann::json> KubeClient::Create(const std::string& path,
+                                                  const nlohmann::json& object,
+                                                  const std::string& verb, absl::Duration timeout) {
+  absl::StatusOr<std::string> body = DumpJson(object);
+  if (!body.ok()) return body.status();
+  return Call(verb, "POST", path, *body, "application/json", "application/json", timeout);
+}
+
+absl::StatusOr<nlohmann::json> KubeClient::Replace(const std::string& path,
+                                                   const nlohmann::json& object,
+                                                   const std::string& verb,
+                                                   absl::Duration timeout) {
+  absl::StatusOr<std::string> body = DumpJson(object);
+  if (!body.ok()) return body.status();
+  return Call(verb, "PUT", path, *body, "application/json", "application/json", timeout);
 }
 
 }  // namespace ferry::cluster_syncer

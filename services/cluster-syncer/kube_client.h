@@ -47,6 +47,15 @@ class KubeClient final : public KubeApi {
   absl::StatusOr<nlohmann::json> MergePatch(const std::string& path, const nlohmann::json& patch);
   // DELETE with background propagation; `dry_run` deletes nothing.
   absl::Status Delete(const std::string& path, bool dry_run) override;
+  // Calls bounded by `timeout` rather than 60 s (a Lease's renewal must not outlast its
+  // renew deadline): GET `path`; POST `object` to the collection `path` (AlreadyExists when
+  // it exists); PUT `object` at `path` (Aborted when its metadata.resourceVersion is stale).
+  absl::StatusOr<nlohmann::json> GetWithin(const std::string& path, const std::string& verb,
+                                           absl::Duration timeout);
+  absl::StatusOr<nlohmann::json> Create(const std::string& path, const nlohmann::json& object,
+                                        const std::string& verb, absl::Duration timeout);
+  absl::StatusOr<nlohmann::json> Replace(const std::string& path, const nlohmann::json& object,
+                                         const std::string& verb, absl::Duration timeout);
 
   const ClusterAccess& access() const { return access_; }
   // Requests that write (apply, patch, delete) sent so far; for tests and benchmarks.
@@ -57,7 +66,8 @@ class KubeClient final : public KubeApi {
   absl::StatusOr<nlohmann::json> Call(const std::string& verb, const std::string& method,
                                       const std::string& path, const std::string& body,
                                       const std::string& content_type,
-                                      const std::string& accept = "application/json");
+                                      const std::string& accept = "application/json",
+                                      absl::Duration timeout = absl::Seconds(60));
   std::string Token();
 
   const ClusterAccess access_;

@@ -62,7 +62,8 @@ void SyncLoop::Stop() {
 void SyncLoop::SetReadinessSink(std::function<void(bool)> sink) {
   absl::MutexLock lock(&mu_);
   readiness_sink_ = std::move(sink);
-  if (readiness_sink_) readiness_sink_(ready_);
+  reported_ready_ = ready_ && leading_;
+  if (readiness_sink_) readiness_sink_(reported_ready_);
 }
 
 void SyncLoop::Trigger(const std::string& revision) {
@@ -71,6 +72,26 @@ void SyncLoop::Trigger(const std::string& revision) {
     triggered_ = true;
     if (!revision.empty()) wanted_revision_ = revision;
   }
+}
+
+void SyncLoop::SetLeading(bool leading) {
+  absl::MutexLock lock(&mu_);
+  leading_ = leading;
+  if (leading) {
+    triggered_ = true;
+    kicked_ = true;
+  }
+  ReportReadiness();
+}
+
+void SyncLoop::ReportReadiness() {
+  const bool ready = ready_ && leading_;
+  if (ready != reported_ready_ && readiness_sink_) readiness_sink_(ready);
+  reported_ready_ = ready;
+}
+
+absl::Status SyncLoop::WritePermit() const {
+  return options_.write_permit ? options_.write_permit() : absl::OkStatus();
 }
 
 void SyncLoop::WatchHeads() {
@@ -120,13 +141,19 @@ void SyncLoop::Work() {
       clock_.WaitUntil(mu_, next_due,
                        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || triggered_; });
       if (stop_) return;
-      const bool due = clock_.Now() >= next_due;
+      const bool due = clock_.Now() >= next_due || kicked_;
       if (!triggered_ && !due) continue;
       triggered_ = false;
+      kicked_ = false;
       revision = wanted_revision_;
       // A head that is already applied (WatchHead repeats the current one on connect)
       // waits for the interval.
       if (!due && last_ && last_->error.empty() && last_->revision == revision) continue;
+    }
+    if (!WritePermit().ok()) {
+      // A standby: the leader syncs. SetLeading(true) wakes this loop when this one leads.
+      next_due = clock_.Now() + options_.interval;
+      continue;
     }
     SyncReport report;
     {
@@ -146,6 +173,14 @@ void SyncLoop::Work() {
 }
 
 SyncReport SyncLoop::SyncNow(const std::string& revision, bool dry_run, bool skip_if_applied) {
+  if (absl::Status permit = WritePermit(); !dry_run && !permit.ok()) {
+    SyncReport refused;
+    refused.revision = revision;
+    refused.started = refused.finished = clock_.Now();
+    refused.error = std::string(permit.message());
+    refused.error_code = permit.code();
+    return refused;
+  }
   absl::MutexLock lock(&sync_mu_);
   if (skip_if_applied && !dry_run && !revision.empty()) {
     // A release job asks for the revision it pushed, which WatchHead has usually brought here
@@ -190,6 +225,8 @@ SyncReport SyncLoop::RunSync(const std::string& wanted, bool dry_run, bool fetch
   runtime::ReturnFreeMemory();
   report.revision = revision;
   if (dry_run) return report;
+  // Leadership lost during the sync: the new leader records its own syncs.
+  if (!WritePermit().ok()) return report;
   // A revision the caller asked for that does not exist is the caller's mistake, not a sync.
   if (!wanted.empty() && (report.error_code == absl::StatusCode::kNotFound ||
                           report.error_code == absl::StatusCode::kInvalidArgument)) {
@@ -263,8 +300,8 @@ void SyncLoop::Record(const SyncReport& report) {
     absl::MutexLock lock(&mu_);
     last_ = report;
     ++sequence_;
-    if (ready != ready_ && readiness_sink_) readiness_sink_(ready);
     ready_ = ready;
+    ReportReadiness();
   }
   log::Info("synced",
             {{"revision", report.revision},

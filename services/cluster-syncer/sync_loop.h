@@ -31,6 +31,10 @@ class SyncLoop {
     SyncState state = SyncState::kGit;
     std::string state_namespace = "default";
     absl::Duration max_backoff = absl::Seconds(60);
+    // With leader election: OK while this instance may write (LeaderElector::WritePermit).
+    // A standby neither syncs on its own nor moves the sync marker, and SyncNow (not a dry
+    // run) answers with the permit's status. Empty: always allowed.
+    std::function<absl::Status()> write_permit;
   };
   // `clock` times the interval, the backoff and the reports; `kube` records the sync state
   // when Options::state is kCluster.
@@ -47,6 +51,12 @@ class SyncLoop {
   // waiting for its commit is answered as soon as the sync WatchHead started for it ends).
   // Dry runs are not recorded as the last sync.
   SyncReport SyncNow(const std::string& revision, bool dry_run, bool skip_if_applied = false);
+
+  // With leader election: whether this instance leads. Readiness is reported only while it
+  // does; becoming the leader syncs at once, as though the interval had passed. The loop
+  // never calls write_permit with its own lock held, so this may be called under the lock
+  // write_permit takes.
+  void SetLeading(bool leading);
 
   // The last recorded sync and its sequence number (0: none yet).
   std::pair<uint64_t, std::optional<SyncReport>> Last();
@@ -79,6 +89,9 @@ class SyncLoop {
   void Record(const SyncReport& report);
   void RecordState(const SyncReport& report);
   void Trigger(const std::string& revision);
+  absl::Status WritePermit() const;
+  // Calls the readiness sink when ready_ && leading_ changed since it was last told.
+  void ReportReadiness() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Registers a call to git-writer for Stop() to cancel (cancelled at once after Stop()).
   class TrackedCall {
@@ -104,6 +117,9 @@ class SyncLoop {
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool triggered_ ABSL_GUARDED_BY(mu_) = false;
+  bool kicked_ ABSL_GUARDED_BY(mu_) = false;  // SetLeading(true): sync even an applied head
+  bool leading_ ABSL_GUARDED_BY(mu_) = true;
+  bool reported_ready_ ABSL_GUARDED_BY(mu_) = false;
   // Newest head seen; empty: ask git-writer.
   std::string wanted_revision_ ABSL_GUARDED_BY(mu_);
   uint64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;
