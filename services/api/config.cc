@@ -84,12 +84,17 @@ void AddFlags(CLI::App& app, Flags& flags) {
   }
   // Notifications (notifier.h): a JSON POST with a Slack-compatible "text" to each URL for
   // releases, automated releases, reverts, locks, failed syncs and failed jobs. Repeatable.
-  // ",token_file=PATH" after a URL sends the file's content (one line) as a bearer token to
+  // "url_file=PATH" instead of the URL reads it from a file (one line, checked as an inline
+  // URL is): a URL with a secret in it (Slack's webhooks) then comes from a file mounted from
+  // a Secret, not from the command line (/proc/PID/cmdline) or the Deployment spec.
+  // ",token_file=PATH" after either sends the file's content (one line) as a bearer token to
   // that URL alone. The URL's path and query and the token are never logged: the logs and
   // metrics name a URL by its position and host ("notify_url #1 (host hooks.example)").
   app.add_option("--notify_url", flags.notify_urls,
                  "POST notifications to URL (http:// or https://), repeatable: "
-                 "--notify_url=URL or --notify_url=URL,token_file=PATH (bearer token)")
+                 "--notify_url=URL or --notify_url=url_file=PATH (the URL read from a file, "
+                 "for a URL holding a secret), each optionally followed by ,token_file=PATH "
+                 "(a bearer token)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->expected(1);
 }
@@ -98,47 +103,45 @@ std::string NotifyTarget::Describe() const {
   return absl::StrCat("notify_url #", index, " (host ", host, ")");
 }
 
-absl::StatusOr<NotifyTarget> ParseNotifyTarget(const std::string& value, size_t index) {
-  NotifyTarget target;
-  target.index = index;
-  const std::string flag = absl::StrCat("--notify_url #", index);
-  std::string token_file;
-  const std::string kTokenFile = ",token_file=";
-  target.url = value;
-  if (size_t at = value.rfind(kTokenFile); at != std::string::npos) {
-    target.url = value.substr(0, at);
-    token_file = value.substr(at + kTokenFile.size());
-    if (token_file.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(flag, ": token_file= needs a path"));
-    }
-  }
-  if (target.url.size() > kMaxNotifyUrlBytes) {
+namespace {
+
+constexpr char kUrlFile[] = "url_file=";
+constexpr char kTokenFile[] = ",token_file=";
+
+// A file holding one secret (a URL, a token): its content without surrounding whitespace, at
+// most `max_bytes`, one line of printable characters without spaces. Errors name the file by
+// its path (`what`: "token_file /run/x"), never quote its content: it is a secret even when
+// malformed.
+absl::StatusOr<std::string> ReadSecretFile(const std::string& flag, const std::string& what,
+                                           const std::string& path, size_t max_bytes,
+                                           const char* holds) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read ", what));
+  std::string content(max_bytes + 2, '\0');  // a trailing newline is allowed
+  in.read(content.data(), static_cast<std::streamsize>(content.size()));
+  content.resize(static_cast<size_t>(in.gcount()));
+  if (content.size() > max_bytes + 1) {
     return absl::InvalidArgumentError(
-        absl::StrCat(flag, ": the URL is longer than ", kMaxNotifyUrlBytes, " bytes"));
+        absl::StrCat(flag, ": ", what, " is larger than ", max_bytes, " bytes"));
   }
-  for (char c : target.url) {
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(flag, ": the URL has a space or control character"));
-    }
+  content = std::string(absl::StripAsciiWhitespace(content));
+  const bool printable = std::all_of(content.begin(), content.end(), [](char c) {
+    return static_cast<unsigned char>(c) > 0x20 && c != 0x7f;
+  });
+  if (content.empty() || !printable || content.size() > max_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, ": ", what, " must hold ", holds, ": one line of printable characters, no spaces"));
   }
-  size_t rest = 0;
-  if (absl::StartsWithIgnoreCase(target.url, "https://")) {
-    rest = 8;
-  } else if (absl::StartsWithIgnoreCase(target.url, "http://")) {
-    rest = 7;
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat(flag, ": the URL must start with http:// or https://"));
-  }
-  const size_t end = target.url.find_first_of("/?#", rest);
-  const std::string authority =
-      target.url.substr(rest, end == std::string::npos ? std::string::npos : end - rest);
+  return content;
+}
+
+// "host", "host:port" or "[v6]:port" of a URL: sets target.host. InvalidArgument naming `flag`.
+absl::Status ParseAuthority(const std::string& flag, const std::string& authority,
+                            NotifyTarget& target) {
   if (authority.find('@') != std::string::npos) {
     return absl::InvalidArgumentError(
         absl::StrCat(flag, ": credentials in the URL are not accepted; use ,token_file=PATH"));
   }
-  // host, [v6]:port or host:port
   std::string host = authority;
   std::string port;
   if (absl::StartsWith(authority, "[")) {
@@ -158,7 +161,6 @@ absl::StatusOr<NotifyTarget> ParseNotifyTarget(const std::string& value, size_t 
     port = authority.substr(colon + 1);
   }
   if (host.empty()) return absl::InvalidArgumentError(absl::StrCat(flag, ": the URL has no host"));
-  target.host = authority;
   int port_number = 0;
   if (authority.back() == ':' ||
       (!port.empty() && (!absl::SimpleAtoi(port, &port_number) || port_number < 1 ||
@@ -166,30 +168,71 @@ absl::StatusOr<NotifyTarget> ParseNotifyTarget(const std::string& value, size_t 
     return absl::InvalidArgumentError(
         absl::StrCat(flag, ": the URL's port is not a number between 1 and 65535"));
   }
+  target.host = authority;
+  return absl::OkStatus();
+}
+
+// Checks target.url (bounded, http(s), no spaces, a valid authority) and sets target.host to
+// what lib/http's HostOfUrl finds (the authority ends at '/', '?' or '#').
+absl::Status ParseUrl(const std::string& flag, NotifyTarget& target) {
+  const std::string& url = target.url;
+  if (url.size() > kMaxNotifyUrlBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": the URL is longer than ", kMaxNotifyUrlBytes, " bytes"));
+  }
+  for (char c : url) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, ": the URL has a space or control character"));
+    }
+  }
+  size_t rest = 0;
+  if (absl::StartsWithIgnoreCase(url, "https://")) {
+    rest = 8;
+  } else if (absl::StartsWithIgnoreCase(url, "http://")) {
+    rest = 7;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": the URL must start with http:// or https://"));
+  }
+  const size_t end = url.find_first_of("/?#", rest);
+  return ParseAuthority(
+      flag, url.substr(rest, end == std::string::npos ? std::string::npos : end - rest), target);
+}
+
+}  // namespace
+
+absl::StatusOr<NotifyTarget> ParseNotifyTarget(const std::string& value, size_t index) {
+  NotifyTarget target;
+  target.index = index;
+  const std::string flag = absl::StrCat("--notify_url #", index);
+  // "URL" or "url_file=PATH", then ",token_file=PATH".
+  std::string url = value;
+  std::string token_file;
+  if (size_t at = value.rfind(kTokenFile); at != std::string::npos) {
+    url = value.substr(0, at);
+    token_file = value.substr(at + sizeof(kTokenFile) - 1);
+    if (token_file.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": token_file= needs a path"));
+    }
+  }
+  if (absl::StartsWith(url, kUrlFile)) {
+    const std::string url_file = url.substr(sizeof(kUrlFile) - 1);
+    if (url_file.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": url_file= needs a path"));
+    }
+    absl::StatusOr<std::string> read =
+        ReadSecretFile(flag, "url_file " + url_file, url_file, kMaxNotifyUrlBytes, "one URL");
+    if (!read.ok()) return read.status();
+    url = *std::move(read);
+  }
+  target.url = std::move(url);
+  if (absl::Status parsed = ParseUrl(flag, target); !parsed.ok()) return parsed;
   if (!token_file.empty()) {
-    std::ifstream in(token_file, std::ios::binary);
-    if (!in) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(flag, ": cannot read token_file ", token_file));
-    }
-    std::string token(kMaxNotifyTokenBytes + 1, '\0');
-    in.read(token.data(), static_cast<std::streamsize>(token.size()));
-    token.resize(static_cast<size_t>(in.gcount()));
-    if (token.size() > kMaxNotifyTokenBytes) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          flag, ": token_file ", token_file, " is larger than ", kMaxNotifyTokenBytes, " bytes"));
-    }
-    token = std::string(absl::StripAsciiWhitespace(token));
-    const bool printable = std::all_of(token.begin(), token.end(), [](char c) {
-      return static_cast<unsigned char>(c) > 0x20 && c != 0x7f;
-    });
-    if (token.empty() || !printable) {
-      // The content is not quoted: it is a secret even when malformed.
-      return absl::InvalidArgumentError(
-          absl::StrCat(flag, ": token_file ", token_file,
-                       " must hold one token: one line of printable characters, no spaces"));
-    }
-    target.token = std::move(token);
+    absl::StatusOr<std::string> token = ReadSecretFile(flag, "token_file " + token_file, token_file,
+                                                       kMaxNotifyTokenBytes, "one token");
+    if (!token.ok()) return token.status();
+    target.token = *std::move(token);
   }
   return target;
 }

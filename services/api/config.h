@@ -47,9 +47,12 @@ inline constexpr size_t kMaxNotifyUrls = 16;
 inline constexpr size_t kMaxNotifyUrlBytes = 2048;
 inline constexpr size_t kMaxNotifyTokenBytes = 4096;
 
-// Parses the `index`-th (1-based) --notify_url value "URL" or "URL,token_file=PATH" and reads
-// the token file. InvalidArgument starting with "--notify_url" and naming the target by its
-// index (and its host once known), never by its path, query or token.
+// Parses the `index`-th (1-based) --notify_url value "URL" or "url_file=PATH" (the URL read
+// from that file: one line, checked as an inline URL is), either optionally followed by
+// ",token_file=PATH", and reads the files. `host` is the URL's authority, ending at '/', '?'
+// or '#' as lib/http's HostOfUrl has it. InvalidArgument starting with "--notify_url" and
+// naming the target by its index (a file by its path), never by the URL's path or query, a
+// file's content or the token.
 absl::StatusOr<NotifyTarget> ParseNotifyTarget(const std::string& value, size_t index);
 
 // Flags as given on the command line, before validation.

@@ -94,6 +94,50 @@ TEST(ConfigTest, NotifyUrlsWithAndWithoutTokenFiles) {
   EXPECT_TRUE(none.notify.empty());
 }
 
+// The URL (a secret: Slack's webhook path) read from a file mounted from a Secret, so that it
+// is in neither the command line nor the Deployment spec; checked as an inline URL is.
+TEST(ConfigTest, NotifyUrlFromAFileWithAndWithoutATokenFile) {
+  TempFile url("https://hooks.slack.com/services/T0/B0/s3cret-path\n");
+  TempFile token("s3cret-token\n");
+  FERRY_ASSERT_OK_AND_ASSIGN(Config config, Parse({"--notify_url=url_file=" + url.path(),
+                                                   "--notify_url=url_file=" + url.path() +
+                                                       ",token_file=" + token.path()}));
+  ASSERT_EQ(config.notify.size(), 2u);
+  EXPECT_EQ(config.notify[0].url, "https://hooks.slack.com/services/T0/B0/s3cret-path");
+  EXPECT_EQ(config.notify[0].host, "hooks.slack.com");
+  EXPECT_EQ(config.notify[0].token, "");
+  EXPECT_EQ(config.notify[1].url, config.notify[0].url);
+  EXPECT_EQ(config.notify[1].token, "s3cret-token");
+  EXPECT_EQ(config.notify[1].Describe(), "notify_url #2 (host hooks.slack.com)");
+}
+
+TEST(ConfigTest, BadNotifyUrlFilesNameTheFileButNotItsContent) {
+  TempFile empty("\n");
+  TempFile two_lines("https://hooks.example/s3cret-path\nhttps://other.example/s3cret\n");
+  TempFile not_http("ftp://hooks.example/s3cret-path\n");
+  TempFile with_credentials("https://user:s3cret@hooks.example/x\n");
+  TempFile too_large("https://hooks.example/" + std::string(kMaxNotifyUrlBytes, 's') + "\n");
+  for (const std::string& bad : {
+           std::string("url_file="),
+           std::string("url_file=/nonexistent/url"),
+           "url_file=" + empty.path(),
+           "url_file=" + two_lines.path(),
+           "url_file=" + not_http.path(),
+           "url_file=" + with_credentials.path(),
+           "url_file=" + too_large.path(),
+           "url_file=" + not_http.path() + ",token_file=/nonexistent/token",
+       }) {
+    absl::StatusOr<Config> config = Parse({"--notify_url=" + bad});
+    EXPECT_THAT(config,
+                StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("--notify_url #1: ")))
+        << bad;
+    EXPECT_THAT(config.status().message(), Not(HasSubstr("s3cret"))) << bad;
+  }
+  // A file that cannot be read is named by its path.
+  EXPECT_THAT(Parse({"--notify_url=url_file=/nonexistent/url"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("/nonexistent/url")));
+}
+
 TEST(ConfigTest, BadNotifyUrlsNameTheFlagButNeitherThePathNorTheToken) {
   TempFile empty("\n");
   TempFile two_lines("s3cret\nmore\n");
@@ -131,6 +175,11 @@ TEST(ConfigTest, BadNotifyUrlsNameTheFlagButNeitherThePathNorTheToken) {
   // IPv6 literals with a port are URLs like any other.
   FERRY_ASSERT_OK_AND_ASSIGN(Config v6, Parse({"--notify_url=http://[::1]:8080/x"}));
   EXPECT_EQ(v6.notify[0].host, "[::1]:8080");
+  // The host ends where the query or the fragment starts, as lib/http's HostOfUrl has it.
+  FERRY_ASSERT_OK_AND_ASSIGN(Config query, Parse({"--notify_url=http://h.example:1?key=S",
+                                                  "--notify_url=https://h.example#S"}));
+  EXPECT_EQ(query.notify[0].host, "h.example:1");
+  EXPECT_EQ(query.notify[1].host, "h.example");
 }
 
 }  // namespace
