@@ -59,26 +59,113 @@ bool StuckReason(const std::string& reason) {
          reason == "InvalidImageName";
 }
 
+// `selector` (a LabelSelector: matchLabels and matchExpressions) as a labelSelector query
+// ("app=web,tier in (a,b),!legacy"); empty when it selects nothing it can express.
+std::string SelectorQuery(const nlohmann::json& selector) {
+  std::vector<std::string> terms;
+  for (const auto& [k, v] : StringMap(Field(selector, {"matchLabels"}))) {
+    terms.push_back(absl::StrCat(k, "=", v));
+  }
+  const nlohmann::json& expressions = Field(selector, {"matchExpressions"});
+  if (expressions.is_array()) {
+    for (const auto& e : expressions) {
+      if (!e.is_object()) return "";
+      const std::string key = e.value("key", "");
+      const std::string op = e.value("operator", "");
+      std::vector<std::string> values;
+      if (e.contains("values") && e["values"].is_array()) {
+        for (const auto& v : e["values"]) {
+          if (v.is_string()) values.push_back(v.get<std::string>());
+        }
+      }
+      if (key.empty()) return "";
+      if (op == "In" || op == "NotIn") {
+        if (values.empty()) return "";
+        terms.push_back(
+            absl::StrCat(key, op == "In" ? " in (" : " notin (", absl::StrJoin(values, ","), ")"));
+      } else if (op == "Exists") {
+        terms.push_back(key);
+      } else if (op == "DoesNotExist") {
+        terms.push_back(absl::StrCat("!", key));
+      } else {
+        return "";  // an operator we do not know: selecting more pods would be wrong
+      }
+    }
+  }
+  return absl::StrJoin(terms, ",");
+}
+
+// The label term that selects the pods of `object`'s current revision
+// ("pod-template-hash=..."), or empty when it cannot be told (no revision yet).
+std::string CurrentRevisionTerm(KubeApi& client, const nlohmann::json& object,
+                                const ClusterWorkloadInfo& w, const std::string& selector) {
+  if (w.kind == "StatefulSet") {
+    const nlohmann::json& revision = Field(object, {"status", "updateRevision"});
+    if (!revision.is_string() || revision.get<std::string>().empty()) return "";
+    return absl::StrCat("controller-revision-hash=", revision.get<std::string>());
+  }
+  if (w.kind == "DaemonSet") {
+    // The controller labels pods with the template generation (this annotation; the
+    // object's generation when it is missing).
+    auto generation = w.annotations.find("deprecated.daemonset.template.generation");
+    return absl::StrCat("pod-template-generation=", generation != w.annotations.end()
+                                                        ? generation->second
+                                                        : absl::StrCat(w.rollout.generation));
+  }
+  // Deployment: the pod-template-hash of its ReplicaSet of the current revision.
+  auto revision = w.annotations.find("deployment.kubernetes.io/revision");
+  const std::string uid = Field(object, {"metadata"}).value("uid", "");
+  if (revision == w.annotations.end() || uid.empty()) return "";
+  absl::StatusOr<nlohmann::json> sets =
+      client.Get(absl::StrCat("/apis/apps/v1/namespaces/", w.namespace_,
+                              "/replicasets?labelSelector=", UrlEncode(selector),
+                              "&limit=", kRolloutPodsListed),
+                 "list");
+  if (!sets.ok() || !Field(*sets, {"items"}).is_array()) return "";
+  for (const auto& rs : (*sets)["items"]) {
+    const nlohmann::json& meta = Field(rs, {"metadata"});
+    bool owned = false;
+    const nlohmann::json& owners = Field(meta, {"ownerReferences"});
+    if (owners.is_array()) {
+      for (const auto& o : owners) owned |= o.is_object() && o.value("uid", "") == uid;
+    }
+    if (!owned || StringMap(Field(meta, {"annotations"}))["deployment.kubernetes.io/revision"] !=
+                      revision->second) {
+      continue;
+    }
+    const std::string hash = StringMap(Field(meta, {"labels"}))["pod-template-hash"];
+    return hash.empty() ? "" : absl::StrCat("pod-template-hash=", hash);
+  }
+  return "";
+}
+
 // The pods of a Deployment, DaemonSet or StatefulSet `object` still updating fail it (see
-// GetClusterWorkload).
+// GetClusterWorkload): only pods of its current revision count.
 void CheckPods(KubeApi& client, const nlohmann::json& object, ClusterWorkloadInfo& w) {
   if (w.rollout.state != RolloutInfo::State::kUpdating) return;
   if (w.kind != "Deployment" && w.kind != "DaemonSet" && w.kind != "StatefulSet") return;
-  const nlohmann::json& labels = Field(object, {"spec", "selector", "matchLabels"});
-  if (!labels.is_object() || labels.empty() || w.namespace_.empty()) return;
-  std::vector<std::string> terms;
-  for (const auto& [k, v] : labels.items()) {
-    if (v.is_string()) terms.push_back(absl::StrCat(k, "=", v.get<std::string>()));
-  }
-  absl::StatusOr<nlohmann::json> pods =
-      client.Get(absl::StrCat("/api/v1/namespaces/", w.namespace_, "/pods?labelSelector=",
-                              UrlEncode(absl::StrJoin(terms, ",")), "&limit=", kRolloutPodsListed),
-                 "list");
+  if (w.namespace_.empty()) return;
+  const std::string selector = SelectorQuery(Field(object, {"spec", "selector"}));
+  if (selector.empty()) return;
+  const std::string revision = CurrentRevisionTerm(client, object, w, selector);
+  if (revision.empty()) return;  // which pods are the new ones is unknown: conditions decide
+  absl::StatusOr<nlohmann::json> pods = client.Get(
+      absl::StrCat("/api/v1/namespaces/", w.namespace_, "/pods?labelSelector=",
+                   UrlEncode(absl::StrCat(selector, ",", revision)), "&limit=", kRolloutPodsListed),
+      "list");
   if (!pods.ok()) return;  // e.g. no RBAC for pods: the conditions alone decide
   std::vector<std::string> failing = FailingPods(w, *pods);
   if (failing.empty()) return;
   w.rollout.state = RolloutInfo::State::kError;
   w.rollout.messages.insert(w.rollout.messages.end(), failing.begin(), failing.end());
+}
+
+// At most `max` bytes of `text`, cut at a UTF-8 character boundary.
+std::string Utf8Prefix(const std::string& text, size_t max) {
+  if (text.size() <= max) return text;
+  size_t cut = max;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return text.substr(0, cut);
 }
 
 }  // namespace
@@ -114,7 +201,8 @@ std::vector<std::string> FailingPods(const ClusterWorkloadInfo& w, const nlohman
         if (!current) continue;
         std::string message = absl::StrCat("pod ", name, " container ", container, ": ", reason);
         const std::string detail = waiting.value("message", "");
-        if (!detail.empty()) absl::StrAppend(&message, ": ", detail.substr(0, 200));
+        if (!detail.empty())
+          absl::StrAppend(&message, ": ", Utf8Prefix(detail, kMaxPodDetailBytes));
         out.push_back(std::move(message));
         if (out.size() >= kMaxFailingPodMessages) return out;
       }

@@ -50,8 +50,10 @@ RolloutInfo RolloutOf(const std::string& kind, const nlohmann::json& object);
 // gives that container and waits with a reason the rollout does not recover from by itself
 // (CrashLoopBackOff, ImagePullBackOff, InvalidImageName): "pod P container C:
 // CrashLoopBackOff: ...". Pods of another spec (an old image) are not counted. At most
-// kMaxFailingPodMessages.
+// kMaxFailingPodMessages, each waiting message cut (at a UTF-8 character boundary) to
+// kMaxPodDetailBytes.
 inline constexpr size_t kMaxFailingPodMessages = 3;
+inline constexpr size_t kMaxPodDetailBytes = 200;
 // Pods listed per rollout check (GetClusterWorkload).
 inline constexpr int kRolloutPodsListed = 100;
 std::vector<std::string> FailingPods(const ClusterWorkloadInfo& w, const nlohmann::json& pods);
@@ -71,9 +73,16 @@ absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
 
 // One workload by id ("namespace:kind/name"). InvalidArgument, before any call, when `id`
 // is not one (manifest::WorkloadId::Parse's message); NotFound when it does not exist.
-// A Deployment, DaemonSet or StatefulSet still updating is also checked for its pods
-// (listed by its selector, at most kRolloutPodsListed): FailingPods make its rollout
-// ROLLOUT_STATE_ERROR. Pods that cannot be listed (no RBAC for pods) leave the state as it is.
+// A Deployment, DaemonSet or StatefulSet still updating is also checked for its pods of the
+// current revision (listed by its selector, matchLabels and matchExpressions, at most
+// kRolloutPodsListed): a Deployment's pods whose pod-template-hash is its ReplicaSet's of
+// the current deployment.kubernetes.io/revision, a StatefulSet's whose
+// controller-revision-hash is status.updateRevision, a DaemonSet's whose
+// pod-template-generation is its template generation. FailingPods among them make its
+// rollout ROLLOUT_STATE_ERROR; pods of older revisions never do (an unchanged sidecar that
+// was crashing before the release). Pods that cannot be listed (no RBAC for pods or
+// replicasets), a revision not known yet, or a selector operator it does not know leave the
+// state as it is.
 absl::StatusOr<ClusterWorkloadInfo> GetClusterWorkload(KubeApi& client, Discovery& discovery,
                                                        const std::string& id);
 

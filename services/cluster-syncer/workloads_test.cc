@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "lib/manifest/resource.h"
@@ -82,6 +83,29 @@ TEST(FailingPods, OnlyPodsOfTheSpecsImageStuckInABackOff) {
             (std::vector<std::string>{"pod new-crash container app: CrashLoopBackOff: back-off",
                                       "pod new-pull container app: ImagePullBackOff: back-off"}));
   EXPECT_TRUE(FailingPods(w, nlohmann::json::object()).empty());
+}
+
+TEST(FailingPods, ALongWaitingMessageIsCutBetweenUtf8Characters) {
+  ClusterWorkloadInfo w;
+  w.containers = {{"app", "registry.test/app:1.1.0", false}};
+  std::string detail = "x";
+  for (int i = 0; i < 150; ++i) detail += "é";  // byte 200 is inside a character
+  nlohmann::json pods = {
+      {"items",
+       {{{"metadata", {{"name", "p"}}},
+         {"spec", {{"containers", {{{"name", "app"}, {"image", "registry.test/app:1.1.0"}}}}}},
+         {"status",
+          {{"containerStatuses",
+            {{{"name", "app"},
+              {"state",
+               {{"waiting", {{"reason", "CrashLoopBackOff"}, {"message", detail}}}}}}}}}}}}}};
+  std::vector<std::string> failing = FailingPods(w, pods);
+  ASSERT_EQ(failing.size(), 1u);
+  const std::string prefix = "pod p container app: CrashLoopBackOff: ";
+  ASSERT_TRUE(absl::StartsWith(failing[0], prefix)) << failing[0];
+  const std::string kept = failing[0].substr(prefix.size());
+  EXPECT_EQ(kept.size(), 199u) << "x and 99 whole characters";
+  EXPECT_TRUE(absl::StartsWith(detail, kept));
 }
 
 TEST(RolloutOf, JobsAndDaemonSets) {
@@ -492,6 +516,86 @@ TEST_F(ClusterWorkloadsTest, APodOfTheNewSpecInCrashLoopBackOffFailsTheRollout) 
   EXPECT_EQ(
       after.rollout.messages.back(),
       "pod " + pod + " container app: CrashLoopBackOff: back-off 5m0s restarting failed container");
+}
+
+// Only pods of the current revision count (an unchanged sidecar already crashing in the old
+// pods does not fail a release), and a selector's matchExpressions select them.
+TEST_F(ClusterWorkloadsTest, OnlyPodsOfTheCurrentRevisionFailTheRollout) {
+  auto manifest = [](const std::string& tag) {
+    return "apiVersion: v1\nkind: Namespace\nmetadata: {name: side}\n---\n"
+           "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app, namespace: side}\n"
+           "spec:\n  replicas: 1\n  selector:\n    matchLabels: {app: side}\n"
+           "    matchExpressions: [{key: tier, operator: In, values: [web, api]}]\n"
+           "  template:\n    metadata: {labels: {app: side, tier: web}}\n    spec:\n"
+           "      containers:\n      - {name: app, image: \"registry.example.com/app:" +
+           tag + "\"}\n      - {name: sidecar, image: \"registry.example.com/sidecar:1.0\"}\n";
+  };
+  auto pods = [&] {
+    std::vector<std::string> names;
+    auto list = client_->Get("/api/v1/namespaces/side/pods?labelSelector=app%3Dside", "list");
+    if (list.ok() && (*list)["items"].is_array()) {
+      for (const auto& p : (*list)["items"]) {
+        names.push_back(p["metadata"]["name"].get<std::string>());
+      }
+    }
+    return names;
+  };
+  auto wait_pods = [&](size_t n) {
+    std::vector<std::string> names;
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while ((names = pods()).size() < n && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return names;
+  };
+  auto crash = [&](const std::string& pod, const std::string& container) {
+    nlohmann::json statuses = nlohmann::json::array();
+    for (const char* c : {"app", "sidecar"}) {
+      nlohmann::json state = nlohmann::json{{"running", nlohmann::json::object()}};
+      if (container == c) {
+        state = {{"waiting", {{"reason", "CrashLoopBackOff"}, {"message", "back-off"}}}};
+      }
+      statuses.push_back({{"name", c},
+                          {"image", ""},
+                          {"imageID", ""},
+                          {"ready", false},
+                          {"restartCount", 0},
+                          {"state", state}});
+    }
+    ASSERT_TRUE(client_
+                    ->MergePatch("/api/v1/namespaces/side/pods/" + pod + "/status",
+                                 {{"status", {{"containerStatuses", statuses}}}})
+                    .ok());
+  };
+  Apply("side", {{"s.yaml", manifest("1.0")}});
+  std::vector<std::string> first = wait_pods(1);
+  ASSERT_EQ(first.size(), 1u) << "the controller manager made no pod";
+  const std::string old_pod = first[0];
+  // The sidecar crashes in the old pod; then app 1.1 is released.
+  crash(old_pod, "sidecar");
+  Apply("side", {{"s.yaml", manifest("1.1")}});
+  std::vector<std::string> both = wait_pods(2);
+  ASSERT_EQ(both.size(), 2u) << "no pod of the new revision";
+  const std::string new_pod = both[0] == old_pod ? both[1] : both[0];
+  ClusterWorkloadInfo updating = WaitFor("side:deployment/app", [](const ClusterWorkloadInfo& w) {
+    return w.rollout.observed_generation >= w.rollout.generation &&
+           w.annotations.count("deployment.kubernetes.io/revision") > 0 &&
+           w.annotations.at("deployment.kubernetes.io/revision") == "2";
+  });
+  EXPECT_EQ(updating.rollout.state, State::kUpdating)
+      << "the old pod's crashing sidecar is not this rollout's failure: "
+      << absl::StrJoin(updating.rollout.messages, "; ");
+  // The new pod's app crashes: that fails it, and only that pod is named.
+  crash(new_pod, "app");
+  ClusterWorkloadInfo failed = WaitFor("side:deployment/app", [](const ClusterWorkloadInfo& w) {
+    return w.rollout.state == State::kError;
+  });
+  ASSERT_EQ(failed.rollout.state, State::kError);
+  EXPECT_EQ(failed.rollout.messages.back(),
+            "pod " + new_pod + " container app: CrashLoopBackOff: back-off");
+  for (const std::string& m : failed.rollout.messages) {
+    EXPECT_FALSE(absl::StrContains(m, old_pod)) << m;
+  }
 }
 
 }  // namespace
