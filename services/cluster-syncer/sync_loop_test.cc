@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <deque>
 
 #include "absl/strings/match.h"
@@ -383,6 +384,43 @@ TEST_F(SyncLoopTest, AManifestReadThatTimesOutIsUnavailableAndRecorded) {
   EXPECT_EQ(loop_->Last().first, 1u);  // not the caller's mistake: a failed sync
   EXPECT_EQ(Syncs("error"), 1);
   EXPECT_TRUE(Markers().empty());
+}
+
+TEST_F(SyncLoopTest, AStandbyNeitherSyncsNorRecordsAndSyncsAtOnceWhenItLeads) {
+  std::atomic<bool> leading{false};
+  SyncLoop::Options o;
+  o.interval = absl::Hours(1);
+  o.write_permit = [&] {
+    return leading ? absl::OkStatus() : absl::UnavailableError("a standby; the leader is X");
+  };
+  std::vector<bool> readiness;
+  Loop(o).SetReadinessSink([&](bool ready) { readiness.push_back(ready); });
+  loop_->SetLeading(false);
+  loop_->Start();
+  ASSERT_TRUE(clock_.AwaitWaits(2));  // the first round found no permit and waits
+  heads_.Push("rev2");
+  ASSERT_TRUE(clock_.AwaitWaits(3));  // nor does a new head sync
+  EXPECT_TRUE(Reads().empty());
+  EXPECT_EQ(api_.writes(), 0);
+  EXPECT_EQ(loop_->Last().first, 0u);
+  // SyncNow answers with the permit's status; a dry run is served.
+  SyncReport refused = loop_->SyncNow("rev1", false);
+  EXPECT_EQ(refused.error_code, absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(absl::StrContains(refused.error, "the leader is X")) << refused.error;
+  EXPECT_TRUE(loop_->SyncNow("rev1", true).error.empty());
+  EXPECT_EQ(api_.writes(), 0);
+  EXPECT_TRUE(Markers().empty());
+
+  leading = true;
+  loop_->SetLeading(true);
+  SyncReport first = Next(0);
+  EXPECT_EQ(first.revision, "rev2") << first.error;
+  EXPECT_EQ(first.applied, 2);
+  EXPECT_EQ(Markers(), std::vector<std::string>{"rev2"});
+  EXPECT_EQ(readiness, (std::vector<bool>{false, true}));
+  leading = false;
+  loop_->SetLeading(false);
+  EXPECT_EQ(readiness, (std::vector<bool>{false, true, false}));
 }
 
 }  // namespace

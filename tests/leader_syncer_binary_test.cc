@@ -1,0 +1,257 @@
+// Leader election of ferry-cluster-syncer through the real binaries and a real kube-apiserver
+// (issue 21): two syncers with --leader_elect on one Lease, short durations (lease 3 s, renew
+// deadline 2 s, retry 0.5 s). Exactly one leads (its metric, its readiness, the Lease's
+// holderIdentity); the standby refuses SyncNow naming the leader; a SIGKILLed leader is
+// replaced within a lease duration and the new leader applies; a leader paused (SIGSTOP) past
+// its renew deadline and resumed after the other took over applies nothing.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <map>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "ferry/v1/cluster_syncer.grpc.pb.h"
+#include "ferry/v1/git_writer.grpc.pb.h"
+#include "lib/status/status_matchers.h"
+#include "tests/binaries.h"
+#include "tests/support/http.h"
+
+namespace ferry {
+namespace {
+
+using testing::Running;
+
+std::string ConfigMap(const std::string& ns, const std::string& name) {
+  return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + name + ", namespace: " + ns +
+         "}\ndata: {a: b}\n";
+}
+
+// The sum of the samples of metric `name` whose labels contain `label` ("" for all) on
+// `r`'s /metrics; -1 when it cannot be scraped.
+double Metric(const Running& r, const std::string& name, const std::string& label = "") {
+  absl::StatusOr<testing::HttpResponse> got =
+      testing::HttpGet("http://127.0.0.1:" + std::to_string(r.metrics_port) + "/metrics");
+  if (!got.ok() || got->status != 200) return -1;
+  double sum = 0;
+  for (absl::string_view line : absl::StrSplit(got->body, '\n')) {
+    if (!absl::StartsWith(line, name + "{") && !absl::StartsWith(line, name + " ")) continue;
+    if (!label.empty() && !absl::StrContains(line, label)) continue;
+    double value = 0;
+    if (absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &value)) sum += value;
+  }
+  return sum;
+}
+
+std::string Trimmed(const std::string& s) { return std::string(absl::StripAsciiWhitespace(s)); }
+
+// Waits up to `timeout` for `done()`, looking every 100 ms; returns done().
+bool WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return true;
+}
+
+class LeaderSyncerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto cluster = testing::SharedKubeCluster();
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = *cluster;
+  }
+
+  // git-writer on a repo with namespace `ns` and ConfigMap "first", and two syncers on the
+  // Lease `lease`.
+  void StartPair(const std::string& ns, const std::string& lease) {
+    lease_ = lease;
+    auto repo = testing::GitRepo::Create(
+        {{"ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: " + ns + "}\n"},
+         {"first.yaml", ConfigMap(ns, "first")}});
+    ASSERT_TRUE(repo.ok()) << repo.status();
+    repo_ = *std::move(repo);
+    const std::vector<std::string> args = {"--sync_set=" + ns,
+                                           "--leader_elect",
+                                           "--leader_elect_namespace=default",
+                                           "--leader_elect_lease_name=" + lease,
+                                           "--leader_elect_lease_duration=3s",
+                                           "--leader_elect_renew_deadline=2s",
+                                           "--leader_elect_retry_period=500ms"};
+    testing::StartGitWriterAndSyncer(*repo_, *cluster_, args, git_, a_);
+    ASSERT_GT(a_.grpc_port, 0);
+    std::vector<std::string> argv = {FERRY_CLUSTER_SYNCER_BIN,
+                                     "--grpc_address=127.0.0.1:0",
+                                     "--metrics_address=127.0.0.1:0",
+                                     "--kubeconfig=" + cluster_->kubeconfig(),
+                                     "--git_writer_address=" + git_.GrpcTarget(),
+                                     "--sync_interval=1h"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    testing::StartArgv(argv, b_);
+    ASSERT_GT(b_.grpc_port, 0);
+  }
+
+  double Leading(const Running& r) {
+    return Metric(r, "ferry_leader", "lease=\"default/" + lease_);
+  }
+
+  // Waits until exactly one of the syncers leads; returns it (nullptr when none did).
+  Running* WaitForOneLeader(absl::Duration timeout) {
+    Running* leader = nullptr;
+    WaitFor(
+        [&] {
+          const double a = Leading(a_), b = Leading(b_);
+          leader = a == 1 && b == 0 ? &a_ : b == 1 && a == 0 ? &b_ : nullptr;
+          return leader != nullptr;
+        },
+        timeout);
+    return leader;
+  }
+
+  // The identity `r` logged when it started leading.
+  std::string IdentityOf(Running& r) {
+    std::optional<std::string> line = r.process->WaitForLine(
+        [](const std::string& l) { return absl::StrContains(l, "started leading"); },
+        absl::Seconds(5));
+    if (!line) return "";
+    const size_t at = line->find("identity=");
+    if (at == std::string::npos) return "";
+    std::string id = line->substr(at + 9);
+    return id.substr(0, id.find(' '));
+  }
+
+  std::string Holder() {
+    return Trimmed(cluster_->Kubectl("-n default get lease " + lease_ +
+                                     " -o jsonpath={.spec.holderIdentity}"));
+  }
+
+  bool Exists(const std::string& ns, const std::string& name) {
+    int status = 0;
+    cluster_->Kubectl("-n " + ns + " get configmap " + name, &status);
+    return status == 0;
+  }
+
+  // Commits `files` upstream and tells git-writer, which streams the new head to the syncers.
+  void Push(const std::map<std::string, std::string>& files) {
+    absl::StatusOr<std::string> pushed = repo_->CommitWithCli(files, "change");
+    ASSERT_TRUE(pushed.ok()) << pushed.status();
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    ferry::v1::HeadResponse head;
+    grpc::Status s = ferry::v1::GitWriter::NewStub(git_.Channel())->Notify(&ctx, {}, &head);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
+  testing::KubeCluster* cluster_ = nullptr;
+  std::unique_ptr<testing::GitRepo> repo_;
+  std::string lease_;
+  Running git_, a_, b_;
+};
+
+TEST_F(LeaderSyncerTest, OneLeadsTheStandbyRefusesWritesAndAKilledLeaderIsReplaced) {
+  const std::string ns = "leader-kill";
+  StartPair(ns, "ferry-test-leader-kill");
+  if (HasFatalFailure()) return;
+  Running* leader = WaitForOneLeader(absl::Seconds(20));
+  ASSERT_NE(leader, nullptr) << a_.process->Output() << b_.process->Output();
+  Running* standby = leader == &a_ ? &b_ : &a_;
+  const std::string identity = IdentityOf(*leader);
+  ASSERT_TRUE(absl::StartsWith(identity, "ferry-cluster-syncer/")) << identity;
+  EXPECT_EQ(Holder(), identity);
+  // The leader applies; it is ready, the standby is not.
+  ASSERT_TRUE(WaitFor([&] { return Exists(ns, "first"); }, absl::Seconds(30)))
+      << leader->process->Output();
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return testing::CheckHealth(*leader, "readiness") ==
+               grpc::health::v1::HealthCheckResponse::SERVING;
+      },
+      absl::Seconds(20)));
+  EXPECT_EQ(testing::CheckHealth(*standby, "readiness"),
+            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(testing::CheckHealth(*standby, ""), grpc::health::v1::HealthCheckResponse::SERVING);
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    ferry::v1::SyncResult result;
+    grpc::Status s = ferry::v1::ClusterSyncer::NewStub(standby->Channel())
+                         ->SyncNow(&ctx, ferry::v1::SyncNowRequest(), &result);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+    EXPECT_TRUE(absl::StrContains(s.error_message(), identity)) << s.error_message();
+  }
+  EXPECT_EQ(Metric(*standby, "ferry_kube_requests_total", "verb=\"apply\""), 0);
+
+  // SIGKILL: no release; the standby takes over once the Lease has stood unchanged for its
+  // duration (3 s), and applies what is pushed next.
+  leader->process->Signal(SIGKILL);
+  const absl::Time killed = absl::Now();
+  ASSERT_TRUE(WaitFor([&] { return Leading(*standby) == 1; }, absl::Seconds(10)))
+      << standby->process->Output();
+  const absl::Duration takeover = absl::Now() - killed;
+  EXPECT_LT(takeover, absl::Seconds(3) + absl::Seconds(3)) << takeover;  // + slack
+  EXPECT_EQ(Holder(), IdentityOf(*standby));
+  EXPECT_EQ(Metric(*standby, "ferry_leader_transitions_total", "lease=\"default/" + lease_), 1);
+  Push({{"second.yaml", ConfigMap(ns, "second")}});
+  if (HasFatalFailure()) return;
+  EXPECT_TRUE(WaitFor([&] { return Exists(ns, "second"); }, absl::Seconds(30)))
+      << standby->process->Output();
+}
+
+TEST_F(LeaderSyncerTest, APausedLeaderAppliesNothingAfterLosingTheLease) {
+  const std::string ns = "leader-pause";
+  StartPair(ns, "ferry-test-leader-pause");
+  if (HasFatalFailure()) return;
+  Running* leader = WaitForOneLeader(absl::Seconds(20));
+  ASSERT_NE(leader, nullptr) << a_.process->Output() << b_.process->Output();
+  Running* other = leader == &a_ ? &b_ : &a_;
+  ASSERT_TRUE(WaitFor([&] { return Exists(ns, "first"); }, absl::Seconds(30)))
+      << leader->process->Output();
+  // Its first sync is over (nothing else runs: the interval is an hour).
+  ASSERT_TRUE(WaitFor([&] { return Metric(*leader, "ferry_sync_total") >= 1; }, absl::Seconds(30)));
+  const double writes_before = Metric(*leader, "ferry_kube_requests_total", "verb=\"apply\"") +
+                               Metric(*leader, "ferry_kube_requests_total", "verb=\"delete\"");
+  ASSERT_GT(writes_before, 0);
+
+  leader->process->Signal(SIGSTOP);
+  ASSERT_TRUE(WaitFor([&] { return Leading(*other) == 1; }, absl::Seconds(15)))
+      << other->process->Output();
+  // A new head while the old leader sleeps: its WatchHead stream holds it for when it wakes.
+  Push({{"second.yaml", ConfigMap(ns, "second")}});
+  if (HasFatalFailure()) return;
+  ASSERT_TRUE(WaitFor([&] { return Exists(ns, "second"); }, absl::Seconds(30)))
+      << other->process->Output();
+
+  leader->process->Signal(SIGCONT);
+  // It wakes past its renew deadline: it notices it lost the lease...
+  std::optional<std::string> stopped = leader->process->WaitForLine(
+      [](const std::string& l) { return absl::StrContains(l, "stopped leading"); },
+      absl::Seconds(10));
+  ASSERT_TRUE(stopped.has_value()) << leader->process->Output();
+  EXPECT_EQ(Leading(*leader), 0);
+  // ...and, with another head to sync, its elector having run again (it reads the Lease),
+  // still applies nothing.
+  Push({{"third.yaml", ConfigMap(ns, "third")}});
+  if (HasFatalFailure()) return;
+  ASSERT_TRUE(WaitFor([&] { return Exists(ns, "third"); }, absl::Seconds(30)));
+  const double reads = Metric(*leader, "ferry_kube_requests_total", "verb=\"lease\"");
+  ASSERT_TRUE(WaitFor(
+      [&] { return Metric(*leader, "ferry_kube_requests_total", "verb=\"lease\"") >= reads + 2; },
+      absl::Seconds(10)));
+  EXPECT_EQ(Metric(*leader, "ferry_kube_requests_total", "verb=\"apply\"") +
+                Metric(*leader, "ferry_kube_requests_total", "verb=\"delete\""),
+            writes_before)
+      << leader->process->Output();
+  EXPECT_EQ(Holder(), IdentityOf(*other));
+  // The Lease passed once: the other instance's acquisition.
+  const std::string transitions = Trimmed(cluster_->Kubectl(
+      "-n default get lease " + lease_ + " -o jsonpath={.spec.leaseTransitions}"));
+  EXPECT_EQ(transitions, "1");
+}
+
+}  // namespace
+}  // namespace ferry
