@@ -28,6 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "ferry/v1/git_writer.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "tests/binaries.h"
@@ -488,6 +489,124 @@ TEST_F(ImagesTest, ServicesStartInTheirImageAndAnswerHealthAndMetrics) {
   ASSERT_TRUE(drone.ok());
   EXPECT_EQ((*drone)->Wait(absl::Seconds(60)), 0) << (*drone)->Output();
   EXPECT_TRUE(absl::StrContains((*drone)->Output(), suite->tags[1])) << (*drone)->Output();
+}
+
+// git-writer runs ssh-keygen (found on PATH) to create its deploy key when it has none, to
+// sign commits (--git_signing_key_path) and to verify upstream's signatures
+// (--git_verify_signatures): its image has it, with its libraries and nothing else of
+// openssh-client, and says so in its SBOM.
+TEST_F(ImagesTest, GitWriterImageRunsSshKeygenForItsKeysSigningAndVerification) {
+  const std::string gw = Get("ferry-git-writer").rootfs;
+  EXPECT_TRUE(fs::exists(gw + "/usr/bin/ssh-keygen"));
+  EXPECT_FALSE(fs::exists(gw + "/usr/bin/ssh")) << "the ssh client is not needed";
+  EXPECT_TRUE(fs::exists(gw + "/var/lib/dpkg/status.d/openssh-client"));
+  json sbom = ReadJson(gw + "/usr/share/doc/ferry/sbom.spdx.json");
+  std::set<std::string> listed;
+  for (const auto& p : sbom["packages"]) listed.insert(p["name"].get<std::string>());
+  EXPECT_TRUE(listed.count("openssh-client"));
+  EXPECT_TRUE(listed.count("libselinux1")) << "ssh-keygen's library";
+  for (const char* other : {"ferry-api", "ferry-cluster-syncer", "ferry-registry-scanner"}) {
+    EXPECT_FALSE(fs::exists(Get(other).rootfs + "/usr/bin/ssh-keygen")) << other;
+  }
+
+  // ssh-keygen itself, as 65532 from the image's root: a signing key, its public half, a
+  // signature, and the signature verified against an allowed signers file.
+  const std::string dir = "/tmp/ssh-keygen-check";
+  ASSERT_TRUE(fs::create_directories(gw + dir));
+  ASSERT_EQ(chown((gw + dir).c_str(), 65532, 65532), 0);
+  auto keygen = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "ssh-keygen");  // by PATH, as git-writer runs it
+    auto p = Subprocess::Start(InImage("ferry-git-writer", args));
+    Result r;
+    if (!p.ok()) {
+      r.output = std::string(p.status().message());
+      return r;
+    }
+    r.code = (*p)->Wait(absl::Seconds(30)).value_or(-1);
+    r.output = (*p)->Output();
+    return r;
+  };
+  Result made = keygen({"-q", "-t", "ed25519", "-N", "", "-C", "signer", "-f", dir + "/key"});
+  ASSERT_EQ(made.code, 0) << made.output;
+  Result pub = keygen({"-y", "-P", "", "-f", dir + "/key"});
+  ASSERT_EQ(pub.code, 0) << pub.output;
+  EXPECT_TRUE(absl::StartsWith(pub.output, "ssh-ed25519 ")) << pub.output;
+  EXPECT_EQ(absl::StripAsciiWhitespace(pub.output),
+            absl::StripAsciiWhitespace(Read(gw + dir + "/key.pub")));
+  std::ofstream(gw + dir + "/message") << "a commit\n";
+  Result sign = keygen({"-Y", "sign", "-n", "git", "-f", dir + "/key", dir + "/message"});
+  ASSERT_EQ(sign.code, 0) << sign.output;
+  EXPECT_TRUE(absl::StrContains(Read(gw + dir + "/message.sig"), "BEGIN SSH SIGNATURE"));
+  const std::string public_key = std::string(absl::StripAsciiWhitespace(pub.output));
+  std::ofstream(gw + dir + "/allowed_signers") << "signer@example.com " << public_key << "\n";
+  Result principals =
+      keygen({"-Y", "find-principals", "-f", dir + "/allowed_signers", "-s", dir + "/message.sig"});
+  EXPECT_EQ(principals.code, 0) << principals.output;
+  EXPECT_TRUE(absl::StrContains(principals.output, "signer@example.com")) << principals.output;
+  // -Y verify reads the message on stdin.
+  std::string verify_cmd;
+  for (const std::string& a : InImage(
+           "ferry-git-writer", {"ssh-keygen", "-Y", "verify", "-f", dir + "/allowed_signers", "-I",
+                                "signer@example.com", "-n", "git", "-s", dir + "/message.sig"})) {
+    verify_cmd += "'" + a + "' ";
+  }
+  Result verified = Shell(verify_cmd + "< " + gw + dir + "/message");
+  EXPECT_EQ(verified.code, 0) << verified.output;
+  Result tampered = Shell(verify_cmd + "<<< 'another commit'");
+  EXPECT_NE(tampered.code, 0) << tampered.output;
+
+  // git-writer from its image: no deploy key yet (it creates one), commits signed with the
+  // key above, upstream's head verified. The upstream commit is signed on the host.
+  Result repo = Shell(absl::StrCat(
+      "set -e; src=$(mktemp -d); cd $src; git -c init.defaultBranch=main init -q; mkdir apps; ",
+      "echo 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: default}' ",
+      "> apps/c.yaml; git add -A; git -c user.name=t -c user.email=signer@example.com ",
+      "-c gpg.format=ssh -c user.signingkey=", gw, dir, "/key commit -S -qm init; ",
+      "git clone -q --bare $src ", gw, dir, "/config.git; chown -R 65532:65532 ", gw, dir,
+      "; rm -rf $src"));
+  ASSERT_EQ(repo.code, 0) << repo.output;
+  const std::string deploy_key = dir + "/state/ssh/id_ed25519";
+  ASSERT_FALSE(fs::exists(gw + deploy_key));
+  Running git;
+  StartArgv(InImage("ferry-git-writer",
+                    {Entrypoint("ferry-git-writer"), "--grpc_address=127.0.0.1:0",
+                     "--metrics_address=127.0.0.1:0", "--drain_timeout=2s",
+                     "--git_url=file://" + dir + "/config.git", "--state_dir=" + dir + "/state",
+                     "--git_poll_interval=1h", "--git_ssh_key_path=" + deploy_key,
+                     "--git_signing_key_path=" + dir + "/key", "--git_verify_signatures",
+                     "--git_allowed_signers_path=" + dir + "/allowed_signers"}),
+            git);
+  ASSERT_GT(git.grpc_port, 0) << (git.process ? git.process->Output() : "");
+  ExpectServes(git, "git-writer", "ferry.v1.GitWriter");
+  // The deploy key ssh-keygen made in the image, the one git-writer reports.
+  ASSERT_TRUE(fs::exists(gw + deploy_key)) << git.process->Output();
+  auto stub = ferry::v1::GitWriter::NewStub(git.Channel());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  ferry::v1::Identity identity;
+  grpc::Status got = stub->GetIdentity(&ctx, ferry::v1::GetDeployKeyRequest(), &identity);
+  ASSERT_TRUE(got.ok()) << got.error_message();
+  EXPECT_EQ(absl::StripAsciiWhitespace(identity.public_key()),
+            absl::StripAsciiWhitespace(Read(gw + deploy_key + ".pub")));
+  EXPECT_EQ(identity.signing_format(), "ssh");
+  EXPECT_TRUE(
+      absl::StartsWith(identity.signing_public_key(), public_key.substr(0, public_key.rfind(' '))))
+      << identity.signing_public_key();
+  // Upstream's signed head, verified by ssh-keygen in the image: served, not held back.
+  bool verified_head = false;
+  std::string last;
+  for (absl::Time deadline = absl::Now() + absl::Seconds(30);
+       !verified_head && absl::Now() < deadline;) {
+    auto metrics =
+        testing::HttpGet("http://127.0.0.1:" + std::to_string(git.metrics_port) + "/metrics");
+    ASSERT_TRUE(metrics.ok()) << metrics.status();
+    last = metrics->body;
+    verified_head = absl::StrContains(last, "\nferry_git_head_verified 1");
+    if (!verified_head) absl::SleepFor(absl::Milliseconds(200));
+  }
+  EXPECT_TRUE(verified_head) << git.process->Output() << "\n" << last.substr(0, 3000);
+  EXPECT_TRUE(absl::StrContains(last, "ferry_git_signature_checks_total{outcome=\"verified\"}"))
+      << last.substr(0, 3000);
 }
 
 TEST_F(ImagesTest, DockerfilesAreGeneratedFromTheSameDefinition) {
