@@ -3,8 +3,6 @@
 
 #include <memory>
 
-#include "absl/strings/match.h"
-#include "lib/http/curl_http_client.h"
 #include "lib/log/log.h"
 #include "lib/runtime/channel.h"
 #include "lib/runtime/start_service.h"
@@ -63,23 +61,7 @@ int main(int argc, char** argv) {
   Automation automation(peers, jobs, executor, automation_metrics, config.automation_interval);
   if (!config.automation) ferry::log::Info("automation is off (--no_automation)");
   // Notifications (--notify_url): finished jobs and the cluster-syncer's failed syncs.
-  auto cancel_notifications = std::make_shared<std::atomic<bool>>(false);
-  ferry::http::CurlOptions notify_curl;
-  notify_curl.user_agent = "ferry-api";
-  notify_curl.cancelled = cancel_notifications;
-  for (const NotifyTarget& t : config.notify) {
-    if (absl::StartsWithIgnoreCase(t.url, "http://")) notify_curl.insecure_hosts.push_back(t.host);
-  }
-  ferry::http::CurlHttpClient notify_http(notify_curl);
-  NotifierMetrics notifier_metrics(*metrics);
-  NotifierOptions notify_options;
-  notify_options.cancel_transfers = cancel_notifications;
-  Notifier notifier(config.notify, notify_http, notifier_metrics, ferry::runtime::SystemClock(),
-                    notify_options);
-  SyncFailureWatch sync_failures(peers, notifier);
-  if (!config.notify.empty()) {
-    jobs.SetFinishObserver([&notifier](const ferry::v1::Job& job) { notifier.OnJobFinished(job); });
-  }
+  Notifications notifications(config.notify, peers, jobs, *metrics);
   const int exit_code = ferry::runtime::ServeUntilSignal(
       config.server, {{&service, ferry::v1::Ferry::service_full_name()}}, metrics,
       [&](ferry::runtime::Server* server) {
@@ -87,26 +69,19 @@ int main(int argc, char** argv) {
           // Serving: the automation starts now, so a server that cannot start (a port in
           // use) exits at once instead of waiting on a pass.
           if (config.automation) automation.Start();
-          if (!config.notify.empty()) {
-            for (const NotifyTarget& t : config.notify) {
-              ferry::log::Info("notifications",
-                               {{"target", t.Describe()}, {"token", !t.token.empty()}});
-            }
-            notifier.Start();
-            sync_failures.Start();
-          }
+          notifications.Start();
           return;
         }
         // Shutting down: cut in-flight downstream calls short (rollout waits, applies, also
         // an automated release's), then stop the automation loop.
         runner.Stop();
         automation.Stop();
-        sync_failures.Stop();
+        notifications.StopWatching();
       });
   // The jobs still running use the executor and the peer clients: they end before those go.
   runner.Join();
   reverter.Join();  // its follows' calls were cancelled with the jobs'
   // What the last jobs announced is sent, for a few seconds at most.
-  notifier.Stop(absl::Seconds(5));
+  notifications.Stop(absl::Seconds(5));
   return exit_code;
 }

@@ -335,6 +335,11 @@ nlohmann::json FailedJob(const Job& job) {
   return e;
 }
 
+// How a sync job's error starts when cluster-syncer answered with the sync's own error
+// (Executor::Apply: "cluster-syncer: " + SyncResult.error); an unreachable syncer's error names
+// its address ("cluster-syncer at HOST:PORT ...").
+constexpr char kSyncerErrorPrefix[] = "cluster-syncer: ";
+
 bool SyncJobFailed(const Job& job) {
   if (job.state() == ferry::v1::JOB_STATE_FAILED) return true;
   return std::any_of(job.results().begin(), job.results().end(), [](const WorkloadResult& r) {
@@ -518,8 +523,14 @@ void Notifier::OnJobFinished(const Job& job) {
         if (r.status() == ferry::v1::WORKLOAD_RESULT_STATUS_FAILED) objects.push_back(r.workload());
       }
       if (!NewSyncFailure(FailedObjectsKey(std::move(objects)))) return;  // announced already
+    } else if (absl::StartsWith(job.error(), kSyncerErrorPrefix)) {
+      // The syncer ran the sync and it failed as a whole: the same failure as its stream's
+      // result with that error (OnSyncResult's key).
+      const std::string error = job.error().substr(sizeof(kSyncerErrorPrefix) - 1);
+      if (!NewSyncFailure(absl::StrCat("error: ", error))) return;  // announced already
     }
-    // A sync job that failed as a whole (the syncer unreachable, say) is always announced.
+    // A sync job that never reached the syncer (unreachable, no answer, git-writer failed)
+    // is always announced: the syncer's stream says nothing of it.
   }
   for (const nlohmann::json& event : EventsForJob(job)) Notify(event);
 }
@@ -744,5 +755,50 @@ void SyncFailureWatch::Follow() {
     backoff = std::min(backoff * 2, absl::Seconds(5));
   }
 }
+
+namespace {
+
+http::CurlOptions NotifyCurlOptions(const std::vector<NotifyTarget>& targets,
+                                    std::shared_ptr<std::atomic<bool>> cancel) {
+  http::CurlOptions curl;
+  curl.user_agent = "ferry-api";
+  curl.cancelled = std::move(cancel);
+  for (const NotifyTarget& t : targets) {
+    if (absl::StartsWithIgnoreCase(t.url, "http://")) curl.insecure_hosts.push_back(t.host);
+  }
+  return curl;
+}
+
+NotifierOptions WithCancel(std::shared_ptr<std::atomic<bool>> cancel) {
+  NotifierOptions options;
+  options.cancel_transfers = std::move(cancel);
+  return options;
+}
+
+}  // namespace
+
+Notifications::Notifications(std::vector<NotifyTarget> targets, const PeerClients& peers,
+                             JobStore& jobs, prometheus::Registry& registry)
+    : targets_(std::move(targets)),
+      http_(NotifyCurlOptions(targets_, cancel_)),
+      metrics_(registry),
+      notifier_(targets_, http_, metrics_, runtime::SystemClock(), WithCancel(cancel_)),
+      sync_failures_(peers, notifier_) {
+  if (targets_.empty()) return;
+  jobs.SetFinishObserver([this](const Job& job) { notifier_.OnJobFinished(job); });
+}
+
+void Notifications::Start() {
+  if (targets_.empty()) return;
+  for (const NotifyTarget& t : targets_) {
+    log::Info("notifications", {{"target", t.Describe()}, {"token", !t.token.empty()}});
+  }
+  notifier_.Start();
+  sync_failures_.Start();
+}
+
+void Notifications::StopWatching() { sync_failures_.Stop(); }
+
+void Notifications::Stop(absl::Duration grace) { notifier_.Stop(grace); }
 
 }  // namespace ferry::api

@@ -10,6 +10,7 @@
 //                                      with backoff and keeps each URL's order.
 //   SyncFailureWatch                   follows cluster-syncer's WatchSync and hands the failed
 //                                      syncs to a Notifier.
+//   Notifications                      the three wired as ferry-api runs them.
 //
 // A URL may carry a secret in its path or query (Slack's webhook URLs do), and a token file
 // holds one: logs, errors and metric labels name a URL only by its position and host
@@ -35,9 +36,11 @@
 #include "absl/time/time.h"
 #include "ferry/v1/cluster_syncer.pb.h"
 #include "ferry/v1/types.pb.h"
+#include "lib/http/curl_http_client.h"
 #include "lib/http/http_client.h"
 #include "lib/runtime/clock.h"
 #include "services/api/config.h"
+#include "services/api/jobs.h"
 #include "services/api/peers.h"
 
 namespace ferry::api {
@@ -126,7 +129,9 @@ class Notifier {
   // or a sync job). The same failure: the same objects failed (whatever the revision and the
   // messages), or the same error stopped the whole sync. So an object that keeps failing at
   // every re-sync and every new commit is announced once, and again after a sync applied
-  // everything; a sync job that meets it adds no "sync_failed" of its own.
+  // everything; a sync job that meets it (the same objects, or the syncer's same whole-sync
+  // error) adds no "sync_failed" of its own. A sync job that never reached the syncer is
+  // always announced.
   void OnSyncResult(const ferry::v1::SyncResult& result);
 
   // No more events are accepted; waits up to `grace` for the queues to empty (retries
@@ -199,6 +204,33 @@ class SyncFailureWatch {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::thread thread_;
+};
+
+// The notifications as ferry-api runs them (--notify_url): a CurlHttpClient (plain http allowed
+// to the http:// targets' hosts, transfers cancelled when Stop's grace is over), the
+// Notifier as `jobs`' finish observer, and a SyncFailureWatch. Without targets nothing is
+// started and no observer is set. `peers`, `jobs` and `registry` outlive it.
+class Notifications {
+ public:
+  Notifications(std::vector<NotifyTarget> targets, const PeerClients& peers, JobStore& jobs,
+                prometheus::Registry& registry);
+  Notifications(const Notifications&) = delete;
+  Notifications& operator=(const Notifications&) = delete;
+
+  // Logs each target (by Describe()), starts delivery and follows cluster-syncer's syncs.
+  void Start();
+  // Stops following cluster-syncer (at shutdown, with the other calls to peers).
+  void StopWatching();
+  // Sends what is queued for up to `grace`, then gives up on the rest (Notifier::Stop).
+  void Stop(absl::Duration grace);
+
+ private:
+  const std::vector<NotifyTarget> targets_;
+  std::shared_ptr<std::atomic<bool>> cancel_ = std::make_shared<std::atomic<bool>>(false);
+  http::CurlHttpClient http_;
+  NotifierMetrics metrics_;
+  Notifier notifier_;
+  SyncFailureWatch sync_failures_;
 };
 
 }  // namespace ferry::api

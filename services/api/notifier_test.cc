@@ -317,15 +317,47 @@ TEST(NotifierTest, AnObjectThatKeepsFailingIsAnnouncedOnceUntilASyncSucceeds) {
   notifier.OnSyncResult(ok);
   notifier.OnSyncResult(failed(kRevision, {"a:configmap/x"}));
   EXPECT_EQ(announced(), 3);
-  // A sync that failed as a whole, and a sync job that failed as a whole (always announced).
+  // A sync that failed as a whole, once; a sync job that met the syncer's same error (as
+  // Executor::Apply words it) adds nothing.
   ferry::v1::SyncResult whole;
   whole.set_error("git-writer unreachable");
   notifier.OnSyncResult(whole);
   notifier.OnSyncResult(whole);
   EXPECT_EQ(announced(), 4);
-  notifier.OnJobFinished(Finished(ferry::v1::JOB_KIND_SYNC, "cluster-syncer: unreachable"));
-  notifier.OnJobFinished(Finished(ferry::v1::JOB_KIND_SYNC, "cluster-syncer: unreachable"));
+  notifier.OnJobFinished(
+      Finished(ferry::v1::JOB_KIND_SYNC, "cluster-syncer: git-writer unreachable"));
+  EXPECT_EQ(announced(), 4);
+  // A sync job that never reached the syncer is always announced.
+  const std::string unreachable =
+      "cluster-syncer at 127.0.0.1:3033 is not reachable: it refuses connections";
+  notifier.OnJobFinished(Finished(ferry::v1::JOB_KIND_SYNC, unreachable));
+  notifier.OnJobFinished(Finished(ferry::v1::JOB_KIND_SYNC, unreachable));
   EXPECT_EQ(announced(), 6);
+}
+
+// A sync job whose whole sync failed at the syncer, then the syncer's own result with the
+// same error (the order the api sees them in when the job's SyncNow ran the sync): one
+// "sync_failed"; another error is news.
+TEST(NotifierTest, AWholeSyncFailureOfASyncJobIsNotAnnouncedAgainByTheStream) {
+  prometheus::Registry registry;
+  NotifierMetrics metrics(registry);
+  NullHttp http;
+  Notifier notifier({}, http, metrics, runtime::SystemClock());
+  auto announced = [&] {
+    return MetricSum(registry, "ferry_notification_events_total", {{"event", "sync_failed"}});
+  };
+  notifier.OnJobFinished(
+      Finished(ferry::v1::JOB_KIND_SYNC, "cluster-syncer: apps/web.yaml: YAML syntax error"));
+  EXPECT_EQ(announced(), 1);
+  ferry::v1::SyncResult same;
+  same.set_revision(kRevision);
+  same.set_error("apps/web.yaml: YAML syntax error");
+  notifier.OnSyncResult(same);
+  EXPECT_EQ(announced(), 1);
+  ferry::v1::SyncResult other = same;
+  other.set_error("apps/db.yaml: YAML syntax error");
+  notifier.OnSyncResult(other);
+  EXPECT_EQ(announced(), 2);
 }
 
 TEST(NotifierTest, AFullQueueDropsTheOldestAndCountsIt) {
@@ -373,20 +405,22 @@ class Receiver {
   explicit Receiver(
       std::function<int(int)> answer = [](int) { return 200; }, int port = 0)
       : answer_(std::move(answer)) {
-    server_.Post("/hooks/secret-path", [this](const httplib::Request& req, httplib::Response& res) {
-      int n;
-      {
-        absl::MutexLock lock(&mu_);
-        n = requests_++;
-      }
-      const int status = answer_(n);
-      res.status = status;
-      if (status >= 200 && status < 300) {
-        absl::MutexLock lock(&mu_);
-        bodies_.push_back(req.body);
-        auth_.push_back(req.get_header_value("Authorization"));
-      }
-    });
+    // Also at "/": a URL whose query follows the host ("http://h:1?key=...").
+    server_.Post("/(hooks/secret-path)?",
+                 [this](const httplib::Request& req, httplib::Response& res) {
+                   int n;
+                   {
+                     absl::MutexLock lock(&mu_);
+                     n = requests_++;
+                   }
+                   const int status = answer_(n);
+                   res.status = status;
+                   if (status >= 200 && status < 300) {
+                     absl::MutexLock lock(&mu_);
+                     bodies_.push_back(req.body);
+                     auth_.push_back(req.get_header_value("Authorization"));
+                   }
+                 });
     port_ = port == 0 ? server_.bind_to_any_port("127.0.0.1")
                       : (server_.bind_to_port("127.0.0.1", port) ? port : -1);
     EXPECT_GT(port_, 0);
@@ -418,6 +452,7 @@ class Receiver {
     absl::MutexLock lock(&mu_);
     return auth_;
   }
+  int port() const { return port_; }
   int requests() {
     absl::MutexLock lock(&mu_);
     return requests_;
@@ -438,7 +473,8 @@ class Receiver {
 // The notifier as main() builds it: CurlHttpClient, plain http allowed for the targets'
 // hosts, transfers cancelled when Stop's grace is over; short retries.
 struct Delivery {
-  explicit Delivery(std::vector<NotifyTarget> targets, absl::Duration timeout = absl::Seconds(5)) {
+  explicit Delivery(std::vector<NotifyTarget> targets, absl::Duration timeout = absl::Seconds(5),
+                    size_t queue_capacity = 1000) {
     http::CurlOptions curl;
     curl.cancelled = cancel;
     for (const NotifyTarget& t : targets) curl.insecure_hosts.push_back(t.host);
@@ -447,6 +483,7 @@ struct Delivery {
     options.first_retry = absl::Milliseconds(20);
     options.max_retry = absl::Milliseconds(200);
     options.request_timeout = timeout;
+    options.queue_capacity = queue_capacity;
     options.cancel_transfers = cancel;
     notifier = std::make_unique<Notifier>(std::move(targets), *client, metrics,
                                           runtime::SystemClock(), options);
@@ -539,6 +576,20 @@ TEST(NotifierDeliveryTest, AReceiverThatIsDownAtFirstGetsTheEventOnceItIsUp) {
   EXPECT_EQ(d.Count("delivered"), 1);
 }
 
+// The secret in the query right after the host (no path): the host that --notify_url's
+// check allows plain http to is the one the HTTP client checks, so the event is delivered.
+TEST(NotifierDeliveryTest, AUrlWithAQueryAndNoPathIsDelivered) {
+  Receiver receiver;
+  const std::string url = absl::StrCat("http://127.0.0.1:", receiver.port(), "?key=S3cret");
+  FERRY_ASSERT_OK_AND_ASSIGN(NotifyTarget target, ParseNotifyTarget(url, 1));
+  EXPECT_EQ(target.host, http::HostOfUrl(url));
+  Delivery d({target});
+  d.notifier->Notify({{"event", "release"}});
+  EXPECT_EQ(receiver.Await(1).size(), 1u);
+  EXPECT_TRUE(Eventually([&] { return d.Count("delivered") == 1; }));
+  EXPECT_EQ(d.Count("failed"), 0);
+}
+
 TEST(NotifierDeliveryTest, A4xxIsGivenUpAndTheNextEventStillGoes) {
   Receiver receiver([](int n) { return n == 0 ? 400 : 200; });
   Delivery d({receiver.Target(1)});
@@ -581,6 +632,66 @@ TEST(NotifierDeliveryTest, AReceiverThatNeverAnswersHoldsUpNeitherNotifyNorTheOt
   // Stopping gives up after its grace: the transfer in flight is cancelled.
   d.notifier->Stop(absl::Milliseconds(100));
   EXPECT_EQ(d.Count("dropped", "1"), 50);
+  {
+    absl::MutexLock lock(&mu);
+    release = true;
+  }
+}
+
+// As the api wires it: the JobStore's finish observer hands each finished job to the
+// notifier. With the only receiver holding its first POST for good and a small queue, many
+// jobs finish at once (their workers are not held up), the queue stays bounded and what did
+// not fit is counted dropped.
+TEST(NotifierDeliveryTest, AReceiverThatNeverAnswersDoesNotSlowJobsFinishing) {
+  absl::Mutex mu;
+  bool release = false;
+  int hanging = 0;
+  Receiver stuck([&](int) {
+    absl::MutexLock lock(&mu);
+    ++hanging;
+    mu.Await(absl::Condition(&release));
+    return 200;
+  });
+  constexpr size_t kCapacity = 5;
+  constexpr int kJobs = 200;
+  Delivery d({stuck.Target(1)}, absl::Seconds(60), kCapacity);
+  prometheus::Registry job_registry;
+  JobMetrics job_metrics(job_registry);
+  JobStore store(kJobs, job_metrics);
+  store.SetFinishObserver([&](const ferry::v1::Job& job) { d.notifier->OnJobFinished(job); });
+  // The first job's event reaches the receiver, which holds it.
+  auto finish = [&](int i) {
+    ferry::v1::Job job;
+    job.set_kind(ferry::v1::JOB_KIND_RELEASE);
+    const std::string id = store.Submit(job).id();
+    store.Start(id);
+    store.Finish(id, absl::StrCat("boom ", i));
+    return id;
+  };
+  finish(0);
+  ASSERT_TRUE(Eventually([&] {
+    absl::MutexLock lock(&mu);
+    return hanging == 1;
+  }));
+  const absl::Time start = absl::Now();
+  std::vector<std::string> ids;
+  for (int i = 1; i < kJobs; ++i) ids.push_back(finish(i));
+  const absl::Duration took = absl::Now() - start;
+  // Far below one request's timeout (60 s), which a blocking delivery would wait per job.
+  EXPECT_LT(took, absl::Seconds(5)) << took;
+  for (const std::string& id : ids) {
+    std::optional<ferry::v1::Job> job = store.Get(id);
+    ASSERT_TRUE(job.has_value());
+    EXPECT_EQ(job->state(), ferry::v1::JOB_STATE_FAILED);
+  }
+  EXPECT_EQ(MetricSum(d.registry, "ferry_notification_events_total", {{"event", "job_failed"}}),
+            kJobs);
+  // One in flight, the queue full, the rest dropped (oldest first).
+  EXPECT_EQ(d.notifier->QueueLength(0), kCapacity + 1);
+  EXPECT_EQ(d.Count("dropped"), kJobs - 1 - kCapacity);
+  EXPECT_EQ(d.Count("delivered"), 0);
+  d.notifier->Stop(absl::Milliseconds(100));
+  EXPECT_EQ(d.Count("dropped"), kJobs);  // the one in flight too, cancelled
   {
     absl::MutexLock lock(&mu);
     release = true;
