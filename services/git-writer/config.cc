@@ -1,11 +1,14 @@
 #include "services/git-writer/config.h"
 
+#include <git2.h>
+
 #include <cstdlib>
 #include <filesystem>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lib/manifest/document_flags.h"
+#include "lib/names/names.h"
 #ifdef FERRY_HAVE_RNP
 #include "services/git-writer/openpgp_signer.h"
 #endif
@@ -86,6 +89,18 @@ void AddFlags(CLI::App& app, Flags& flags) {
   // Read the repo, never write it: writes answer FAILED_PRECONDITION.
   app.add_flag("--git_readonly", flags.git_readonly, "Never commit or push")
       ->envname("FERRY_GIT_READONLY");
+  // Release branches: commits of releases, automated releases and policy changes are made on
+  // top of --git_branch (still what is read, served and synced) and pushed to this branch
+  // instead, for a review to merge (see WriterOptions::push_branch). A fixed branch name in
+  // this version ({{...}} fields are refused); not --git_branch itself.
+  app.add_option("--git_push_branch", flags.git_push_branch,
+                 "Branch that Ferry's commits are pushed to (empty: --git_branch)")
+      ->envname("FERRY_GIT_PUSH_BRANCH");
+  // Rebuild the push branch from --git_branch even when it holds someone else's commits
+  // (dropped); without it such a branch makes writes fail with FAILED_PRECONDITION.
+  app.add_flag("--git_push_branch_force", flags.git_push_branch_force,
+               "Overwrite someone else's commits on --git_push_branch")
+      ->envname("FERRY_GIT_PUSH_BRANCH_FORCE");
   // Append "[ci skip]" to commit messages, so CI does not build Ferry's commits.
   app.add_flag("--git_ci_skip", flags.git_ci_skip, "Append [ci skip] to commit messages")
       ->envname("FERRY_GIT_CI_SKIP");
@@ -169,6 +184,43 @@ void AddFlags(CLI::App& app, Flags& flags) {
   manifest::AddDocumentLimitFlags(app, flags.manifest_limits);
 }
 
+namespace {
+
+// --git_push_branch: a fixed branch name git accepts (git check-ref-format's rules), not the
+// source branch.
+absl::Status ValidatePushBranch(const Flags& flags) {
+  const std::string& branch = flags.git_push_branch;
+  if (branch.empty()) {
+    if (flags.git_push_branch_force) {
+      return absl::InvalidArgumentError("--git_push_branch_force: needs --git_push_branch");
+    }
+    return absl::OkStatus();
+  }
+  if (absl::StrContains(branch, "{{")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--git_push_branch: \"", names::Escape(branch),
+                     "\": template fields are not supported yet; give a fixed branch name (e.g. "
+                     "ferry/releases)"));
+  }
+  git_libgit2_init();
+  int valid = 0;
+  const std::string ref = absl::StrCat("refs/heads/", branch);
+  const int rc = git_reference_name_is_valid(&valid, ref.c_str());
+  git_libgit2_shutdown();
+  if (rc != 0 || valid == 0 || absl::StartsWith(branch, "-") || branch.size() > 200) {
+    return absl::InvalidArgumentError(absl::StrCat("--git_push_branch: \"", names::Escape(branch),
+                                                   "\" is not a valid branch name"));
+  }
+  if (branch == flags.git_branch) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--git_push_branch: \"", branch,
+                     "\" is --git_branch itself; leave it empty to push there"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<Config> ToConfig(const Flags& flags) {
   Config config;
   absl::StatusOr<runtime::ServerOptions> server =
@@ -184,6 +236,7 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
     return absl::InvalidArgumentError(
         absl::StrCat("--git_branch: \"", flags.git_branch, "\" is not a branch name"));
   }
+  if (absl::Status s = ValidatePushBranch(flags); !s.ok()) return s;
   for (const std::string& path : flags.git_paths) {
     if (absl::Status s = Libgit2Repository::ValidatePath(path); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("--git_path: ", s.message()));
@@ -272,6 +325,8 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   config.writer.committer = {flags.git_user, flags.git_email};
   config.writer.message_suffix = flags.git_ci_skip ? "[ci skip]" : "";
   config.writer.readonly = flags.git_readonly;
+  config.writer.push_branch = flags.git_push_branch;
+  config.writer.push_branch_force = flags.git_push_branch_force;
   config.writer.push_retries = flags.git_push_retries;
   config.writer.load.default_namespace = flags.default_namespace;
   config.writer.load.limits = flags.manifest_limits;

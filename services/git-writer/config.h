@@ -39,6 +39,8 @@ struct Flags {
   std::string git_user = "Ferry";
   std::string git_email = "ferry@localhost";
   bool git_readonly = false;
+  std::string git_push_branch;
+  bool git_push_branch_force = false;
   bool git_ci_skip = false;
   std::string git_sync_tag = "ferry-sync";
   std::string git_notes_ref = "refs/notes/ferry";

@@ -342,6 +342,8 @@ grpc::Status GitWriterService::ApplyUpdates(grpc::ServerContext*,
   response->set_no_changes(out->no_changes);
   response->set_diff(Utf8Lines(out->diff));
   response->set_retries(out->retries);
+  response->set_pushed_branch(out->pushed_branch);
+  for (const std::string& d : out->dropped) response->add_dropped_commits(Utf8Lines(d));
   absl::Status first_error;
   bool any_ok = false;
   for (int i = 0; i < request->edits_size(); ++i) {

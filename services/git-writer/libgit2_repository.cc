@@ -20,6 +20,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
@@ -1330,6 +1331,197 @@ absl::Status Libgit2Repository::PushBranch(const std::string& commit) {
   const std::string remote_ref = absl::StrCat("refs/remotes/origin/", options_.branch);
   if (int rc = git_reference_create(tracking.out(), repo_, remote_ref.c_str(), &*oid, 1,
                                     "ferry: pushed");
+      rc != 0) {
+    return GitError("updating " + remote_ref, rc);
+  }
+  FoldIfDue();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Repository::FetchBranch(const std::string&) {
+  return absl::UnimplementedError("this repository has no release branches");
+}
+absl::StatusOr<std::vector<BranchCommit>> Repository::CommitsBetween(const std::string&,
+                                                                     const std::string&, size_t) {
+  return absl::UnimplementedError("this repository has no release branches");
+}
+absl::StatusOr<bool> Repository::IsAncestor(const std::string&, const std::string&) {
+  return absl::UnimplementedError("this repository has no release branches");
+}
+absl::StatusOr<std::string> Repository::Replay(const std::string&, const std::string&,
+                                               const Signature&) {
+  return absl::UnimplementedError("this repository has no release branches");
+}
+absl::Status Repository::PushTo(const std::string&, const std::string&, bool) {
+  return absl::UnimplementedError("this repository has no release branches");
+}
+
+absl::StatusOr<std::string> Libgit2Repository::FetchBranch(const std::string& branch) {
+  // The copy of the branch is dropped first: a branch deleted upstream is then missing here
+  // too (a fetch by name leaves the copy as it was when the name is gone upstream).
+  const std::string tracking = absl::StrCat("refs/remotes/origin/", branch);
+  if (Reference old; git_reference_lookup(old.out(), repo_, tracking.c_str()) == 0) {
+    (void)git_reference_delete(old.get());
+  }
+  std::string spec = absl::StrCat("+refs/heads/", branch, ":", tracking);
+  char* spec_ptr = spec.data();
+  git_strarray refspecs{&spec_ptr, 1};
+  CallbackState state;
+  state.options = &options_;
+  git_fetch_options opts = GIT_FETCH_OPTIONS_INIT;
+  opts.callbacks = Callbacks(&state);
+  opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+  if (int rc = git_remote_fetch(remote_, &refspecs, &opts, "ferry: fetch push branch"); rc != 0) {
+    absl::Status s =
+        GitError(absl::StrCat("fetching branch ", branch, " of ", Redact(options_.url)), rc);
+    if (s.code() == absl::StatusCode::kInternal || s.code() == absl::StatusCode::kNotFound) {
+      s = absl::UnavailableError(s.message());
+    }
+    return WithCertificateContext(s, state);
+  }
+  git_oid oid;
+  if (git_reference_name_to_id(&oid, repo_, tracking.c_str()) != 0) {
+    return absl::NotFoundError(
+        absl::StrCat("branch ", branch, " does not exist in ", Redact(options_.url)));
+  }
+  return OidString(oid);
+}
+
+absl::StatusOr<std::vector<BranchCommit>> Libgit2Repository::CommitsBetween(const std::string& base,
+                                                                            const std::string& tip,
+                                                                            size_t limit) {
+  FERRY_ASSIGN_OR_RETURN(git_oid base_oid, ParseOid(base));
+  FERRY_ASSIGN_OR_RETURN(git_oid tip_oid, ParseOid(tip));
+  Revwalk walk;
+  if (int rc = git_revwalk_new(walk.out(), repo_); rc != 0) return GitError("revwalk", rc);
+  git_revwalk_sorting(walk.get(), GIT_SORT_TOPOLOGICAL | GIT_SORT_REVERSE);
+  if (int rc = git_revwalk_push(walk.get(), &tip_oid); rc != 0) {
+    return GitError("revision " + tip, rc);
+  }
+  if (int rc = git_revwalk_hide(walk.get(), &base_oid); rc != 0) {
+    return GitError("revision " + base, rc);
+  }
+  std::vector<BranchCommit> out;
+  git_oid oid;
+  while (git_revwalk_next(&oid, walk.get()) == 0) {
+    if (out.size() >= limit) {
+      return absl::ResourceExhaustedError(absl::StrCat("more than ", limit, " commits between ",
+                                                       base.substr(0, 12), " and ",
+                                                       tip.substr(0, 12)));
+    }
+    Commit commit;
+    if (int rc = git_commit_lookup(commit.out(), repo_, &oid); rc != 0) {
+      return GitError("commit " + OidString(oid), rc);
+    }
+    BranchCommit c;
+    c.id = OidString(oid);
+    const git_signature* who = git_commit_committer(commit.get());
+    c.committer = {who->name != nullptr ? who->name : "", who->email != nullptr ? who->email : ""};
+    const char* summary = git_commit_summary(commit.get());
+    c.subject = summary != nullptr ? summary : "";
+    c.parents = git_commit_parentcount(commit.get());
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+absl::StatusOr<bool> Libgit2Repository::IsAncestor(const std::string& ancestor,
+                                                   const std::string& commit) {
+  FERRY_ASSIGN_OR_RETURN(git_oid ancestor_oid, ParseOid(ancestor));
+  FERRY_ASSIGN_OR_RETURN(git_oid commit_oid, ParseOid(commit));
+  if (git_oid_equal(&ancestor_oid, &commit_oid)) return true;
+  const int rc = git_graph_descendant_of(repo_, &commit_oid, &ancestor_oid);
+  if (rc < 0) return GitError(absl::StrCat("history of ", commit.substr(0, 12)), rc);
+  return rc == 1;
+}
+
+absl::StatusOr<std::string> Libgit2Repository::Replay(const std::string& commit,
+                                                      const std::string& onto,
+                                                      const Signature& committer) {
+  // No DiscardObjects() on failure: the commits made before it (this write's) stay. What a
+  // failed replay made is referenced by no new root, so it is never packed.
+  return ReplayObjects(commit, onto, committer);
+}
+
+absl::StatusOr<std::string> Libgit2Repository::ReplayObjects(const std::string& commit,
+                                                             const std::string& onto,
+                                                             const Signature& committer) {
+  FERRY_ASSIGN_OR_RETURN(git_oid commit_oid, ParseOid(commit));
+  FERRY_ASSIGN_OR_RETURN(git_oid onto_oid, ParseOid(onto));
+  Commit picked;
+  if (int rc = git_commit_lookup(picked.out(), repo_, &commit_oid); rc != 0) {
+    return GitError("commit " + commit, rc);
+  }
+  Commit base;
+  if (int rc = git_commit_lookup(base.out(), repo_, &onto_oid); rc != 0) {
+    return GitError("commit " + onto, rc);
+  }
+  if (git_commit_parentcount(picked.get()) != 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("commit ", commit.substr(0, 12), " is a merge or has no parent"));
+  }
+  git_index* merged = nullptr;
+  git_merge_options merge_opts = GIT_MERGE_OPTIONS_INIT;
+  if (int rc = git_cherrypick_commit(&merged, repo_, picked.get(), base.get(), 0, &merge_opts);
+      rc != 0) {
+    return GitError(absl::StrCat("re-applying ", commit.substr(0, 12)), rc);
+  }
+  Owned<git_index, git_index_free> index{merged};
+  if (git_index_has_conflicts(index.get())) {
+    std::vector<std::string> paths;
+    git_index_conflict_iterator* it = nullptr;
+    if (git_index_conflict_iterator_new(&it, index.get()) == 0) {
+      const git_index_entry *ancestor, *ours, *theirs;
+      while (paths.size() < 10 && git_index_conflict_next(&ancestor, &ours, &theirs, it) == 0) {
+        const git_index_entry* any = ours != nullptr ? ours : theirs != nullptr ? theirs : ancestor;
+        if (any != nullptr) paths.push_back(names::Escape(any->path));
+      }
+      git_index_conflict_iterator_free(it);
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "commit ", commit.substr(0, 12), " conflicts with ", onto.substr(0, 12), " in ",
+        paths.empty() ? std::string("some file") : absl::StrJoin(paths, ", ")));
+  }
+  git_oid tree_oid;
+  if (int rc = git_index_write_tree_to(&tree_oid, index.get(), repo_); rc != 0) {
+    return GitError("building tree", rc);
+  }
+  if (git_oid_equal(&tree_oid, git_commit_tree_id(base.get()))) return onto;  // already there
+  Tree tree;
+  if (int rc = git_tree_lookup(tree.out(), repo_, &tree_oid); rc != 0) return GitError("tree", rc);
+  FERRY_ASSIGN_OR_RETURN(git_signature * who, MakeSignature(committer));
+  Sig who_owned{who};
+  const git_commit* parents[] = {base.get()};
+  FERRY_ASSIGN_OR_RETURN(git_oid replayed,
+                         WriteCommit(git_commit_author(picked.get()), who_owned.get(),
+                                     git_commit_message(picked.get()), tree.get(), 1, parents));
+  new_roots_.push_back(replayed);
+  return OidString(replayed);
+}
+
+absl::Status Libgit2Repository::PushTo(const std::string& branch, const std::string& commit,
+                                       bool force) {
+  FERRY_ASSIGN_OR_RETURN(git_oid oid, ParseOid(commit));
+  // As PushBranch: the objects first, a local ref as the push source, the copy of upstream's
+  // ref moved once upstream took the commit.
+  if (absl::Status flushed = FlushObjects(); !flushed.ok()) return flushed;
+  const std::string local = absl::StrCat("refs/heads/", branch);
+  RefSnapshot before(repo_, local);
+  Reference ref;
+  if (int rc =
+          git_reference_create(ref.out(), repo_, local.c_str(), &oid, /*force=*/1, "ferry: push");
+      rc != 0) {
+    return GitError("updating " + local, rc);
+  }
+  absl::Status pushed = Push({absl::StrCat(force ? "+" : "", local, ":", local)}, nullptr);
+  if (!pushed.ok()) {
+    before.Restore();
+    return pushed;
+  }
+  Reference tracking;
+  const std::string remote_ref = absl::StrCat("refs/remotes/origin/", branch);
+  if (int rc =
+          git_reference_create(tracking.out(), repo_, remote_ref.c_str(), &oid, 1, "ferry: pushed");
       rc != 0) {
     return GitError("updating " + remote_ref, rc);
   }

@@ -97,6 +97,14 @@ class Libgit2Repository final : public Repository {
       const std::string& commit) override;
   std::string Diff(const std::string& path, const std::string& before,
                    const std::string& after) override;
+  absl::StatusOr<std::string> FetchBranch(const std::string& branch) override;
+  absl::StatusOr<std::vector<BranchCommit>> CommitsBetween(const std::string& base,
+                                                           const std::string& tip,
+                                                           size_t limit) override;
+  absl::StatusOr<bool> IsAncestor(const std::string& ancestor, const std::string& commit) override;
+  absl::StatusOr<std::string> Replay(const std::string& commit, const std::string& onto,
+                                     const Signature& committer) override;
+  absl::Status PushTo(const std::string& branch, const std::string& commit, bool force) override;
 
   // Checks a path given in a request: relative, no "..", inside the tree, UTF-8 without
   // control characters (names::ValidatePath).
@@ -132,6 +140,8 @@ class Libgit2Repository final : public Repository {
   static constexpr absl::Duration kRepackTimeout = absl::Minutes(10);
   int packs_written_ = 0;
   absl::StatusOr<std::string> CreateCommitObjects(const CommitSpec& spec);
+  absl::StatusOr<std::string> ReplayObjects(const std::string& commit, const std::string& onto,
+                                            const Signature& committer);
   // Writes a commit object (no ref moves), signed when options_.signer is set.
   absl::StatusOr<git_oid> WriteCommit(const git_signature* author, const git_signature* committer,
                                       const char* message, const git_tree* tree,

@@ -39,6 +39,14 @@ struct CommitSpec {
   Signature committer;
 };
 
+// A commit as a push branch's history lists it (Repository::CommitsBetween).
+struct BranchCommit {
+  std::string id;  // full commit id
+  Signature committer;
+  std::string subject;  // first line of the message
+  size_t parents = 1;
+};
+
 // A git mirror. Methods of one instance are not safe to call concurrently; callers
 // serialize them.
 class Repository {
@@ -121,6 +129,37 @@ class Repository {
   // Unified diff of one file's change.
   virtual std::string Diff(const std::string& path, const std::string& before,
                            const std::string& after) = 0;
+
+  // Release branches (--git_push_branch). Not pure: only Libgit2Repository has them (the
+  // others answer Unimplemented).
+
+  // Fetches refs/heads/`branch` from upstream (the source branch is Fetch's) and returns its
+  // head; NotFound when upstream has no such branch. Same errors as Fetch otherwise.
+  virtual absl::StatusOr<std::string> FetchBranch(const std::string& branch);
+
+  // The commits reachable from `tip` and not from `base` (git log base..tip), oldest first.
+  // ResourceExhausted when there are more than `limit`.
+  virtual absl::StatusOr<std::vector<BranchCommit>> CommitsBetween(const std::string& base,
+                                                                   const std::string& tip,
+                                                                   size_t limit);
+
+  // True when `ancestor` is `commit` or one of its ancestors.
+  virtual absl::StatusOr<bool> IsAncestor(const std::string& ancestor, const std::string& commit);
+
+  // Re-applies the change `commit` makes to its (first) parent on top of `onto`, as
+  // git cherry-pick does (a three-way merge of the trees), as a new commit with `commit`'s
+  // author and message and `committer` (no ref moves; signed when commits are). Returns
+  // `onto` itself when `onto` already holds the change (nothing left to apply);
+  // FailedPrecondition naming the files when it conflicts. What a failed replay made is not
+  // kept; the commits made before it (CreateCommit, Replay) are.
+  virtual absl::StatusOr<std::string> Replay(const std::string& commit, const std::string& onto,
+                                             const Signature& committer);
+
+  // Pushes `commit` to refs/heads/`branch` upstream, creating the branch when missing: a
+  // fast-forward, or with `force` any move (a rebuilt branch; git still refuses it when
+  // upstream moved since the push read its refs). Aborted when rejected, Unavailable when
+  // upstream cannot be reached; a failed push leaves the mirror as it was (PushBranch).
+  virtual absl::Status PushTo(const std::string& branch, const std::string& commit, bool force);
 };
 
 }  // namespace ferry::git_writer

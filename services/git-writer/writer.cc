@@ -486,9 +486,41 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
 
     const CommitSpec spec = CommitSpecOf(request, out.edits, head.revision, std::move(changed));
     FERRY_ASSIGN_OR_RETURN(std::string commit, repo_.CreateCommit(spec));
+    // Release branches: the commit, made on the source head as always (the edits' "from"
+    // values are what the source branch holds), goes onto the push branch instead.
+    PushPlan plan;
+    plan.tip = plan.commit = commit;
+    if (!options_.push_branch.empty()) {
+      FERRY_ASSIGN_OR_RETURN(plan, PlanPushBranch(commit, head.revision));
+      out.pushed_branch = options_.push_branch;
+      out.dropped = plan.dropped;
+      if (plan.no_changes) {
+        out.no_changes = true;
+        return out;
+      }
+    }
     const int64_t commit_ms = lap();
-    absl::Status pushed = Push(commit);
+    absl::Status pushed = Push(plan.tip, plan.force);
     const int64_t push_ms = lap();
+    if (pushed.ok() && !options_.push_branch.empty()) {
+      // The source branch did not move: nothing new to serve. The job note goes on the
+      // commit holding the change.
+      out.revision = plan.commit;
+      if (!request.note.empty()) {
+        if (absl::Status noted = repo_.AddNote(plan.commit, request.note, options_.committer);
+            !noted.ok()) {
+          log::Warn("job note not stored",
+                    {{"revision", plan.commit}, {"error", std::string(noted.message())}});
+        }
+      }
+      log::Info("pushed to the push branch", {{"branch", options_.push_branch},
+                                              {"revision", plan.commit},
+                                              {"tip", plan.tip},
+                                              {"rebuilt", plan.force},
+                                              {"dropped", static_cast<int>(plan.dropped.size())},
+                                              {"retries", out.retries}});
+      return out;
+    }
     if (pushed.ok()) {
       out.revision = commit;
       kustomize_.Remember(repo_, commit, verified);
@@ -790,9 +822,11 @@ CommitSpec Writer::CommitSpecOf(const ApplyRequest& request,
   return spec;
 }
 
-absl::Status Writer::Push(const std::string& commit) {
+absl::Status Writer::Push(const std::string& commit, bool force) {
   const auto push_start = std::chrono::steady_clock::now();
-  absl::Status pushed = repo_.PushBranch(commit);
+  absl::Status pushed = options_.push_branch.empty()
+                            ? repo_.PushBranch(commit)
+                            : repo_.PushTo(options_.push_branch, commit, force);
   if (pushed.ok()) {
     metrics_.push_seconds.Add({{"outcome", "ok"}}, kSecondsBuckets).Observe(Since(push_start));
     metrics_.commits.Increment();
@@ -804,6 +838,106 @@ absl::Status Writer::Push(const std::string& commit) {
     metrics_.push_conflicts.Increment();
   }
   return pushed;
+}
+
+namespace {
+
+// At most this many commits on the push branch that the source branch does not have.
+constexpr size_t kMaxPendingCommits = 1000;
+
+// "abc123def456 ("subject" by Name <email>)", cut to a line.
+std::string Describe(const BranchCommit& c) {
+  std::string subject = c.subject.substr(0, 72);
+  return absl::StrCat(c.id.substr(0, 12), " (\"", subject, "\" by ", c.committer.name.substr(0, 64),
+                      " <", c.committer.email.substr(0, 64), ">)");
+}
+
+}  // namespace
+
+bool Writer::IsFerrys(const BranchCommit& c) const {
+  return c.committer.name == options_.committer.name &&
+         c.committer.email == options_.committer.email;
+}
+
+absl::StatusOr<std::string> Writer::ReplayPending(const std::vector<BranchCommit>& pending,
+                                                  std::string onto, const std::string& why,
+                                                  std::vector<std::string>& dropped) {
+  for (const BranchCommit& c : pending) {
+    if (!IsFerrys(c)) continue;
+    absl::StatusOr<std::string> next = repo_.Replay(c.id, onto, options_.committer);
+    if (next.ok()) {
+      if (*next == onto) {
+        log::Info("pending commit already applied", {{"commit", c.id}});
+      }
+      onto = *next;
+      continue;
+    }
+    if (!absl::IsFailedPrecondition(next.status())) return next.status();
+    dropped.push_back(absl::StrCat(Describe(c), ": dropped, ", why, ": ", next.status().message()));
+    log::Warn("pending commit dropped from the push branch",
+              {{"commit", c.id}, {"branch", options_.push_branch}, {"reason", dropped.back()}});
+  }
+  return onto;
+}
+
+absl::StatusOr<Writer::PushPlan> Writer::PlanPushBranch(const std::string& commit,
+                                                        const std::string& source) {
+  const std::string& branch = options_.push_branch;
+  PushPlan plan;
+  plan.tip = plan.commit = commit;
+  absl::StatusOr<std::string> current = repo_.FetchBranch(branch);
+  if (absl::IsNotFound(current.status())) return plan;  // created on the source head
+  if (!current.ok()) return current.status();
+  FERRY_ASSIGN_OR_RETURN(std::vector<BranchCommit> pending,
+                         repo_.CommitsBetween(source, *current, kMaxPendingCommits));
+  for (const BranchCommit& c : pending) {
+    if (IsFerrys(c)) continue;
+    if (!options_.push_branch_force) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "push branch ", branch, " holds commit ", Describe(c),
+          " that Ferry did not make; Ferry does not overwrite it: merge or delete the branch, "
+          "or start git-writer with --git_push_branch_force to rebuild it without that commit"));
+    }
+    plan.dropped.push_back(
+        absl::StrCat(Describe(c), ": someone else's commit, dropped (--git_push_branch_force)"));
+  }
+  FERRY_ASSIGN_OR_RETURN(bool on_source, repo_.IsAncestor(source, *current));
+  if (on_source && plan.dropped.empty()) {
+    // Only Ferry's commits on top of the source head: this change goes on top of them.
+    absl::StatusOr<std::string> ff = repo_.Replay(commit, *current, options_.committer);
+    if (ff.ok()) {
+      plan.no_changes = *ff == *current;  // a pending commit made this change already
+      plan.tip = plan.commit = *ff;
+      return plan;
+    }
+    if (!absl::IsFailedPrecondition(ff.status())) return ff.status();
+  } else {
+    // The source moved (or someone else's commits go): rebuilt on the source head, Ferry's
+    // pending commits first, then this change.
+    std::vector<std::string> dropped = plan.dropped;
+    FERRY_ASSIGN_OR_RETURN(
+        std::string tip,
+        ReplayPending(pending, source, "it conflicts with the source branch now", dropped));
+    absl::StatusOr<std::string> on_top = tip == source
+                                             ? absl::StatusOr<std::string>(commit)
+                                             : repo_.Replay(commit, tip, options_.committer);
+    if (on_top.ok()) {
+      plan.no_changes = *on_top == tip;
+      plan.tip = plan.commit = *on_top;
+      plan.force = true;
+      plan.dropped = std::move(dropped);
+      return plan;
+    }
+    if (!absl::IsFailedPrecondition(on_top.status())) return on_top.status();
+  }
+  // This change conflicts with one of Ferry's pending commits (the same lines: an image
+  // released again before the first release was merged). The newer change wins: the branch
+  // becomes the source head, this change, then the pending commits that still apply.
+  FERRY_ASSIGN_OR_RETURN(
+      plan.tip, ReplayPending(pending, commit, "superseded by a newer change", plan.dropped));
+  plan.commit = commit;
+  plan.force = true;
+  return plan;
 }
 
 void Writer::Pushed(const std::string& commit, const Index& base, const EditedFiles& files,

@@ -39,6 +39,15 @@ struct WriterOptions {
   Signature committer{"Ferry", "ferry@localhost"};
   // Appended to every commit message when set (e.g. "[ci skip]").
   std::string message_suffix;
+  // --git_push_branch: when set, commits of edits are made on top of the source branch (the
+  // one fetched, indexed and served) but pushed to this branch instead, for a review to
+  // merge: created when missing; fast-forwarded while it holds only Ferry's earlier commits
+  // on top of the source branch; rebuilt on the source branch when that moved (Ferry's own
+  // pending commits re-applied, those that no longer apply dropped and reported). Ferry's
+  // commits are those whose committer is `committer`. A branch holding any other commit is
+  // refused (FailedPrecondition) unless `push_branch_force`, which rebuilds it without them.
+  std::string push_branch;
+  bool push_branch_force = false;
   // Writes answer FailedPrecondition.
   bool readonly = false;
   // How many times a rejected push is retried on top of the new upstream head.
@@ -126,6 +135,12 @@ struct ApplyOutcome {
   std::vector<EditOutcome> edits;  // in request order
   std::string diff;
   int retries = 0;
+  // WriterOptions::push_branch: the branch that holds `revision` (empty: the source branch),
+  // and Ferry's earlier commits it no longer holds, one line each ("abc123def456 (subject):
+  // why"): those that conflict with the source branch or with this change, or (with
+  // push_branch_force) someone else's commits.
+  std::string pushed_branch;
+  std::vector<std::string> dropped;
 };
 
 // Metric families of git-writer, registered in one registry.
@@ -210,8 +225,28 @@ class Writer {
   CommitSpec CommitSpecOf(const ApplyRequest& request, const std::vector<EditOutcome>& outcomes,
                           const std::string& parent,
                           std::map<std::string, std::string> changed) const;
-  // Pushes `commit`, counting the outcome: Aborted when upstream moved (rejected).
-  absl::Status Push(const std::string& commit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  // Pushes `commit`, counting the outcome: Aborted when upstream moved (rejected). With a
+  // push branch: to that branch, replacing what it holds when `force`.
+  absl::Status Push(const std::string& commit, bool force = false)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  // Release branches: what to push to WriterOptions::push_branch for `commit`, this
+  // request's change made on the source head `source`.
+  struct PushPlan {
+    std::string tip;          // what the branch becomes
+    std::string commit;       // the commit holding this request's change (`tip` or below it)
+    bool force = false;       // not a fast-forward of the branch
+    bool no_changes = false;  // the branch holds the change already
+    std::vector<std::string> dropped;  // ApplyOutcome::dropped
+  };
+  absl::StatusOr<PushPlan> PlanPushBranch(const std::string& commit, const std::string& source)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  // Re-applies Ferry's `pending` commits on top of `onto`, skipping those that are not
+  // Ferry's; those that conflict are added to `dropped` with `why`. Returns the new tip.
+  absl::StatusOr<std::string> ReplayPending(const std::vector<BranchCommit>& pending,
+                                            std::string onto, const std::string& why,
+                                            std::vector<std::string>& dropped)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  bool IsFerrys(const BranchCommit& c) const;
   // After `commit` (made on `base` with `files` edited) was pushed: caches its index, moves
   // the head to it and stores the job note.
   void Pushed(const std::string& commit, const Index& base, const EditedFiles& files,

@@ -1,0 +1,287 @@
+// Release branches (--git_push_branch) against real git: a bare upstream over file://, the
+// source branch and the push branch changed, merged and checked with the git CLI.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "lib/status/status_matchers.h"
+#include "services/git-writer/config.h"
+#include "services/git-writer/libgit2_repository.h"
+#include "services/git-writer/writer.h"
+#include "tests/support/git_repo.h"
+
+namespace ferry::git_writer {
+namespace {
+
+using ::ferry::testing::GitRepo;
+using ::ferry::testing::RunCommand;
+using ::ferry::testing::StatusIs;
+using ::testing::HasSubstr;
+
+constexpr char kBranch[] = "ferry/releases";
+
+std::string Deployment(const std::string& name, const std::string& image) {
+  return absl::StrCat("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ", name,
+                      "\n  namespace: apps\nspec:\n  template:\n    spec:\n      containers:\n"
+                      "      - name: ",
+                      name, "\n        image: ", image, "\n");
+}
+
+class PushBranchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto upstream = GitRepo::Create({
+        {"apps/web.yaml", Deployment("web", "nginx:1.25")},
+        {"apps/api.yaml", Deployment("api", "example/api:1.0.0")},
+    });
+    FERRY_ASSERT_OK(upstream);
+    upstream_ = *std::move(upstream);
+    OpenWriter(false);
+  }
+
+  void OpenWriter(bool force) {
+    writer_.reset();
+    repo_.reset();
+    Libgit2Options o;
+    o.url = upstream_->url();
+    o.branch = "main";
+    o.mirror_dir = upstream_->dir() + "/mirror.git";
+    auto repo = Libgit2Repository::Open(o);
+    FERRY_ASSERT_OK(repo);
+    repo_ = *std::move(repo);
+    WriterOptions options;
+    options.committer = {"Ferry", "ferry@example.com"};
+    options.push_branch = kBranch;
+    options.push_branch_force = force;
+    writer_ = std::make_unique<Writer>(*repo_, options, metrics_);
+  }
+
+  absl::StatusOr<ApplyOutcome> Release(const std::string& workload, const std::string& to,
+                                       const std::string& from) {
+    ApplyRequest request;
+    EditRequest e;
+    e.workload = workload;
+    e.image = manifest::ImageChange{workload.substr(workload.find('/') + 1), to, from};
+    request.edits = {e};
+    request.note = "{\"job\":\"" + to + "\"}";
+    return writer_->Apply(request);
+  }
+
+  // `git <args>` in a scratch clone of upstream with the given branch checked out, as
+  // someone else ("Tester") would work; returns its output and fails the test on error.
+  std::string InClone(const std::string& branch, const std::string& commands) {
+    const std::string work = absl::StrCat(upstream_->dir(), "/clone-", clones_++);
+    const std::string env =
+        "GIT_AUTHOR_NAME=Tester GIT_AUTHOR_EMAIL=tester@example.com GIT_COMMITTER_NAME=Tester "
+        "GIT_COMMITTER_EMAIL=tester@example.com GIT_CONFIG_NOSYSTEM=1 HOME=/nonexistent";
+    int status = 0;
+    std::string out =
+        RunCommand(absl::StrCat("export ", env, "; git clone -q -b ", branch, " ", upstream_->url(),
+                                " ", work, " 2>&1 && cd ", work, " && ", commands, " 2>&1"),
+                   &status);
+    EXPECT_EQ(status, 0) << out;
+    std::filesystem::remove_all(work);
+    return out;
+  }
+
+  std::string RevParse(const std::string& rev) {
+    return std::string(absl::StripAsciiWhitespace(upstream_->Git("rev-parse " + rev)));
+  }
+
+  prometheus::Registry registry_;
+  WriterMetrics metrics_{registry_};
+  std::unique_ptr<GitRepo> upstream_;
+  std::unique_ptr<Libgit2Repository> repo_;
+  std::unique_ptr<Writer> writer_;
+  int clones_ = 0;
+};
+
+TEST_F(PushBranchTest, AReleaseLandsOnThePushBranchAndMainStays) {
+  const std::string main_before = upstream_->Head();
+  absl::StatusOr<ApplyOutcome> out = Release("apps:deployment/web", "nginx:1.26", "nginx:1.25");
+  FERRY_ASSERT_OK(out);
+  EXPECT_EQ(out->pushed_branch, kBranch);
+  EXPECT_TRUE(out->dropped.empty());
+  EXPECT_EQ(RevParse("main"), main_before);
+  EXPECT_EQ(RevParse(kBranch), out->revision);
+  EXPECT_EQ(RevParse(absl::StrCat(kBranch, "^")), main_before);
+  EXPECT_THAT(upstream_->Show(kBranch, "apps/web.yaml"), HasSubstr("image: nginx:1.26"));
+  EXPECT_THAT(upstream_->Show("main", "apps/web.yaml"), HasSubstr("image: nginx:1.25"));
+  // The job note is on the commit; the served head is still main.
+  EXPECT_THAT(upstream_->Git("notes --ref=refs/notes/ferry show " + out->revision),
+              HasSubstr("nginx:1.26"));
+  EXPECT_EQ(writer_->CurrentHead().revision, main_before);
+
+  // A second release fast-forwards the branch: Ferry's first commit stays below it.
+  absl::StatusOr<ApplyOutcome> second =
+      Release("apps:deployment/api", "example/api:1.1.0", "example/api:1.0.0");
+  FERRY_ASSERT_OK(second);
+  EXPECT_EQ(RevParse(kBranch), second->revision);
+  EXPECT_EQ(RevParse(absl::StrCat(kBranch, "^")), out->revision);
+  EXPECT_EQ(RevParse("main"), main_before);
+  EXPECT_THAT(upstream_->Show(kBranch, "apps/web.yaml"), HasSubstr("image: nginx:1.26"));
+  EXPECT_THAT(upstream_->Show(kBranch, "apps/api.yaml"), HasSubstr("image: example/api:1.1.0"));
+}
+
+TEST_F(PushBranchTest, AMovedSourceBranchRebuildsThePushBranchWithFerrysPendingCommit) {
+  FERRY_ASSERT_OK(Release("apps:deployment/web", "nginx:1.26", "nginx:1.25"));
+  absl::StatusOr<std::string> moved =
+      upstream_->CommitWithCli({{"apps/db.yaml", Deployment("db", "postgres:16")}}, "add db");
+  FERRY_ASSERT_OK(moved);
+
+  absl::StatusOr<ApplyOutcome> out =
+      Release("apps:deployment/api", "example/api:1.1.0", "example/api:1.0.0");
+  FERRY_ASSERT_OK(out);
+  EXPECT_TRUE(out->dropped.empty());
+  EXPECT_EQ(RevParse("main"), *moved);
+  // main + the earlier release re-applied + this one.
+  EXPECT_EQ(RevParse(absl::StrCat(kBranch, "~2")), *moved);
+  EXPECT_EQ(RevParse(kBranch), out->revision);
+  EXPECT_THAT(upstream_->Show(kBranch, "apps/web.yaml"), HasSubstr("image: nginx:1.26"));
+  EXPECT_THAT(upstream_->Show(kBranch, "apps/api.yaml"), HasSubstr("image: example/api:1.1.0"));
+  EXPECT_THAT(upstream_->Show(kBranch, "apps/db.yaml"), HasSubstr("postgres:16"));
+  // Both commits are Ferry's, with their messages.
+  EXPECT_EQ(upstream_->Git(absl::StrCat("log --format=%cn main..", kBranch)), "Ferry\nFerry\n");
+}
+
+TEST_F(PushBranchTest, APendingCommitThatNoLongerAppliesIsDroppedAndReported) {
+  FERRY_ASSERT_OK(Release("apps:deployment/web", "nginx:1.26", "nginx:1.25"));
+  // Someone changes the same line on main.
+  FERRY_ASSERT_OK(
+      upstream_->CommitWithCli({{"apps/web.yaml", Deployment("web", "nginx:1.27")}}, "web 1.27"));
+  absl::StatusOr<ApplyOutcome> out =
+      Release("apps:deployment/api", "example/api:1.1.0", "example/api:1.0.0");
+  FERRY_ASSERT_OK(out);
+  ASSERT_EQ(out->dropped.size(), 1u);
+  EXPECT_THAT(out->dropped[0], HasSubstr("conflicts with the source branch"));
+  EXPECT_THAT(out->dropped[0], HasSubstr("apps/web.yaml"));
+  EXPECT_EQ(RevParse(absl::StrCat(kBranch, "^")), upstream_->Head());
+  EXPECT_THAT(upstream_->Show(kBranch, "apps/web.yaml"), HasSubstr("image: nginx:1.27"));
+  EXPECT_THAT(upstream_->Show(kBranch, "apps/api.yaml"), HasSubstr("image: example/api:1.1.0"));
+}
+
+TEST_F(PushBranchTest, ANewerReleaseOfTheSameContainerSupersedesThePendingOne) {
+  FERRY_ASSERT_OK(Release("apps:deployment/web", "nginx:1.26", "nginx:1.25"));
+  FERRY_ASSERT_OK(Release("apps:deployment/api", "example/api:1.1.0", "example/api:1.0.0"));
+  // Planned from main (which still has 1.25), as the api does.
+  absl::StatusOr<ApplyOutcome> out = Release("apps:deployment/web", "nginx:1.27", "nginx:1.25");
+  FERRY_ASSERT_OK(out);
+  ASSERT_EQ(out->dropped.size(), 1u);
+  EXPECT_THAT(out->dropped[0], HasSubstr("superseded by a newer change"));
+  EXPECT_EQ(RevParse(absl::StrCat(kBranch, "~2")), upstream_->Head());
+  EXPECT_EQ(RevParse(absl::StrCat(kBranch, "~1")), out->revision);
+  EXPECT_THAT(upstream_->Show(kBranch, "apps/web.yaml"), HasSubstr("image: nginx:1.27"));
+  EXPECT_THAT(upstream_->Show(kBranch, "apps/api.yaml"), HasSubstr("image: example/api:1.1.0"));
+}
+
+TEST_F(PushBranchTest, AMergeIntoMainIsServedAndTheNextReleaseStartsFromIt) {
+  absl::StatusOr<ApplyOutcome> out = Release("apps:deployment/web", "nginx:1.26", "nginx:1.25");
+  FERRY_ASSERT_OK(out);
+  InClone("main", absl::StrCat("git merge -q --no-ff -m 'Merge release' origin/", kBranch,
+                               " && git push -q origin main"));
+  const std::string merged = upstream_->Head();
+  ASSERT_NE(merged, out->revision);
+  // git-writer serves the merge (the syncer follows Head: its own tests apply a moved head).
+  absl::StatusOr<HeadInfo> head = writer_->Refresh();
+  FERRY_ASSERT_OK(head);
+  EXPECT_EQ(head->revision, merged);
+  absl::StatusOr<std::shared_ptr<const Index>> index = writer_->IndexAt("");
+  FERRY_ASSERT_OK(index);
+  EXPECT_THAT((*index)->files.at("apps/web.yaml"), HasSubstr("image: nginx:1.26"));
+
+  // The next release goes on top of the merge; nothing is dropped.
+  absl::StatusOr<ApplyOutcome> next = Release("apps:deployment/web", "nginx:1.27", "nginx:1.26");
+  FERRY_ASSERT_OK(next);
+  EXPECT_TRUE(next->dropped.empty());
+  EXPECT_EQ(RevParse(absl::StrCat(kBranch, "^")), merged);
+  EXPECT_EQ(RevParse("main"), merged);
+}
+
+TEST_F(PushBranchTest, SomeoneElsesCommitIsNeverOverwrittenWithoutForce) {
+  FERRY_ASSERT_OK(Release("apps:deployment/web", "nginx:1.26", "nginx:1.25"));
+  InClone(kBranch, absl::StrCat("echo '# reviewed' >> apps/web.yaml && git commit -q -am "
+                                "'review fix' && git push -q origin ",
+                                kBranch));
+  const std::string foreign = RevParse(kBranch);
+
+  absl::StatusOr<ApplyOutcome> refused =
+      Release("apps:deployment/api", "example/api:1.1.0", "example/api:1.0.0");
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr(kBranch)));
+  EXPECT_THAT(refused.status().message(), HasSubstr(foreign.substr(0, 12)));
+  EXPECT_THAT(refused.status().message(), HasSubstr("review fix"));
+  EXPECT_THAT(refused.status().message(), HasSubstr("--git_push_branch_force"));
+  EXPECT_EQ(RevParse(kBranch), foreign);
+
+  OpenWriter(/*force=*/true);
+  absl::StatusOr<ApplyOutcome> forced =
+      Release("apps:deployment/api", "example/api:1.1.0", "example/api:1.0.0");
+  FERRY_ASSERT_OK(forced);
+  ASSERT_EQ(forced->dropped.size(), 1u);
+  EXPECT_THAT(forced->dropped[0], HasSubstr(foreign.substr(0, 12)));
+  // Rebuilt from main: Ferry's earlier release and this one, the foreign commit gone.
+  EXPECT_EQ(RevParse(absl::StrCat(kBranch, "~2")), upstream_->Head());
+  EXPECT_EQ(upstream_->Git(absl::StrCat("log --format=%cn main..", kBranch)), "Ferry\nFerry\n");
+  EXPECT_THAT(upstream_->Show(kBranch, "apps/web.yaml"), HasSubstr("image: nginx:1.26"));
+  EXPECT_THAT(upstream_->Show(kBranch, "apps/web.yaml"), ::testing::Not(HasSubstr("reviewed")));
+}
+
+TEST_F(PushBranchTest, ADeletedPushBranchIsCreatedAgain) {
+  FERRY_ASSERT_OK(Release("apps:deployment/web", "nginx:1.26", "nginx:1.25"));
+  upstream_->Git(absl::StrCat("branch -D ", kBranch));
+  ASSERT_EQ(RevParse(kBranch), kBranch);  // gone: rev-parse echoes the name on stdout
+  absl::StatusOr<ApplyOutcome> out =
+      Release("apps:deployment/api", "example/api:1.1.0", "example/api:1.0.0");
+  FERRY_ASSERT_OK(out);
+  EXPECT_EQ(RevParse(absl::StrCat(kBranch, "^")), upstream_->Head());
+  EXPECT_THAT(upstream_->Show(kBranch, "apps/web.yaml"), HasSubstr("image: nginx:1.25"));
+}
+
+absl::StatusOr<Config> Parse(std::vector<std::string> args) {
+  CLI::App app("ferry-git-writer");
+  Flags flags;
+  AddFlags(app, flags);
+  args.insert(args.begin(), {"--git_url=file:///srv/config.git", "--state_dir=/tmp/x"});
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 takes them reversed
+  app.parse(reversed);
+  return ToConfig(flags);
+}
+
+TEST(PushBranchConfigTest, TheBranchIsAValidRefNameOtherThanTheSource) {
+  absl::StatusOr<Config> config = Parse({"--git_push_branch=ferry/releases"});
+  FERRY_ASSERT_OK(config);
+  EXPECT_EQ(config->writer.push_branch, "ferry/releases");
+  EXPECT_FALSE(config->writer.push_branch_force);
+  config = Parse({"--git_push_branch=ferry/releases", "--git_push_branch_force"});
+  FERRY_ASSERT_OK(config);
+  EXPECT_TRUE(config->writer.push_branch_force);
+
+  for (const std::string bad : {"ferry..x", "ferry/x.lock", "a b", "-x", "ferry/", "x~1", "main",
+                                "ferry/{{workload}}", "a:b"}) {
+    EXPECT_THAT(Parse({"--git_push_branch=" + bad}),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--git_push_branch")))
+        << bad;
+  }
+  EXPECT_THAT(Parse({"--git_push_branch_force"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--git_push_branch_force")));
+}
+
+TEST(PushBranchConfigTest, TheBinaryExitsWithTwoNamingTheFlag) {
+  int status = 0;
+  const std::string out = RunCommand(
+      absl::StrCat(FERRY_GIT_WRITER_BIN,
+                   " --grpc_address=127.0.0.1:0 --metrics_address=127.0.0.1:0 "
+                   "--git_url=file:///nonexistent.git --state_dir=/tmp/ferry-push-branch-state "
+                   "--git_push_branch='bad..name' 2>&1"),
+      &status);
+  EXPECT_EQ(status, 2) << out;
+  EXPECT_THAT(out, HasSubstr("--git_push_branch"));
+  EXPECT_THAT(out, HasSubstr("bad..name"));
+}
+
+}  // namespace
+}  // namespace ferry::git_writer
