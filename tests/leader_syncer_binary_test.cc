@@ -253,5 +253,25 @@ TEST_F(LeaderSyncerTest, APausedLeaderAppliesNothingAfterLosingTheLease) {
   EXPECT_EQ(transitions, "1");
 }
 
+TEST(LeaderSyncerFlagsTest, BadDurationsExitWithStatus2NamingTheFlag) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--leader_elect_lease_duration=10s", "--leader_elect_renew_deadline=10s"},
+       "--leader_elect_renew_deadline"},
+      {{"--leader_elect_renew_deadline=5s", "--leader_elect_retry_period=5s"},
+       "--leader_elect_retry_period"},
+      {{"--leader_elect_lease_duration=soon"}, "--leader_elect_lease_duration"},
+      {{"--leader_elect_lease_name=Not_A_Name"}, "--leader_elect_lease_name"},
+  };
+  for (const auto& [flags, named] : cases) {
+    std::vector<std::string> argv = {FERRY_CLUSTER_SYNCER_BIN, "--leader_elect",
+                                     "--kubeconfig=/nonexistent"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    auto process = testing::Subprocess::Start(argv);
+    ASSERT_TRUE(process.ok()) << process.status();
+    EXPECT_EQ((*process)->Wait(absl::Seconds(20)), 2) << named;
+    EXPECT_TRUE(absl::StrContains((*process)->Output(), named)) << (*process)->Output();
+  }
+}
+
 }  // namespace
 }  // namespace ferry
