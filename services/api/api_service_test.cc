@@ -318,6 +318,34 @@ TEST_F(ApiServiceTest, APersonsSyncAppliesAgainEvenAnUnchangedHead) {
   EXPECT_THAT(skip_if_applied_, ::testing::ElementsAre(false)) << "drift is corrected";
 }
 
+// git-writer with --git_push_branch: the commit is on a branch the syncer does not follow, so
+// the job ends at COMMIT_PUSHED, saying where the change is, instead of waiting for a sync.
+TEST_F(ApiServiceTest, AReleasePushedToAReleaseBranchEndsAtCommitPushed) {
+  ON_CALL(git_, ApplyUpdates(_, _, _))
+      .WillByDefault(Invoke([](grpc::ClientContext*, const ferry::v1::ApplyUpdatesRequest& r,
+                               ferry::v1::ApplyUpdatesResponse* out) {
+        out->set_revision(kCommit);
+        out->set_pushed_branch("ferry/releases");
+        out->add_dropped_commits("abc123def456 (\"Release x\" by Ferry <f@x>): dropped, why");
+        for (const auto& e : r.edits()) *out->add_results()->mutable_edit() = e;
+        return grpc::Status::OK;
+      }));
+  ferry::v1::Job job;
+  FERRY_ASSERT_OK(Release(AllTo("1.1.0"), &job));
+  ferry::v1::Job done = Follow(job.id());
+  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.error();
+  EXPECT_THAT(Stages(done), ::testing::ElementsAre(ferry::v1::JOB_STAGE_KIND_SUBMITTED,
+                                                   ferry::v1::JOB_STAGE_KIND_PLANNING,
+                                                   ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED,
+                                                   ferry::v1::JOB_STAGE_KIND_DONE));
+  EXPECT_EQ(done.revision(), kCommit);
+  const std::string& message = done.stages(3).message();
+  EXPECT_THAT(message, ::testing::HasSubstr("to branch ferry/releases"));
+  EXPECT_THAT(message, ::testing::HasSubstr("applied once merged"));
+  EXPECT_THAT(message, ::testing::HasSubstr("abc123def456"));
+  EXPECT_TRUE(synced_.empty()) << "no sync waited for";
+}
+
 TEST_F(ApiServiceTest, DryRunCommitsNothing) {
   ferry::v1::ReleaseSpec spec = AllTo("1.1.0");
   spec.set_dry_run(true);

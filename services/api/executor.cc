@@ -456,6 +456,26 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
                       ? absl::StrCat("after ", applied.retries(), " retry(ies): upstream moved")
                       : "",
                   revision);
+  // Release branches (git-writer's --git_push_branch): the commit is on a branch the syncer
+  // does not follow, so waiting for it to be applied would wait forever. The job ends at
+  // COMMIT_PUSHED; the change is applied once a review merges that branch.
+  if (!applied.pushed_branch().empty()) {
+    std::string done =
+        absl::StrCat("pushed ", Short(revision), " to branch ", applied.pushed_branch(),
+                     "; applied once merged into the branch Ferry syncs");
+    // Ferry's earlier commits that the rebuilt branch lost (at most kNamed named).
+    constexpr int kNamed = 5;
+    const auto& dropped = applied.dropped_commits();
+    if (!dropped.empty()) {
+      const int named = std::min(kNamed, dropped.size());
+      absl::StrAppend(&done, "; no longer on ", applied.pushed_branch(), ": ",
+                      absl::StrJoin(dropped.begin(), dropped.begin() + named, "; "));
+      if (dropped.size() > named) {
+        absl::StrAppend(&done, " and ", dropped.size() - named, " more");
+      }
+    }
+    return store_.Finish(id, "", done);
+  }
 
   // The commit's own sync (WatchHead starts it as soon as the push lands) is the answer.
   absl::StatusOr<ferry::v1::SyncResult> synced = Apply(revision, /*skip_if_applied=*/true);
