@@ -503,9 +503,13 @@ TEST(ApiBinaryTest, FerryctlDrivesTheStack) {
                     "DRONE_BUILD_LINK=https://drone.example.com/x/1", "DRONE_COMMIT_SHA=abc123"});
   EXPECT_EQ(drone_code, 0) << drone;
   EXPECT_TRUE(absl::StrContains(drone, "ctl:deployment/frozen  success")) << drone;
-  EXPECT_EQ(stack.repo->Git("log -1 --format=%an%n%b"),
-            "carol\n - ctl:deployment/frozen app: " + image + ":1.0.0 -> " + image +
-                ":1.2.0\n\nDrone build https://drone.example.com/x/1, commit abc123\n");
+  // The body ends with the trailer naming the release job (issue 20).
+  const std::string body = stack.repo->Git("log -1 --format=%an%n%b");
+  EXPECT_TRUE(absl::StartsWith(body, "carol\n - ctl:deployment/frozen app: " + image +
+                                         ":1.0.0 -> " + image +
+                                         ":1.2.0\n\nDrone build https://drone.example.com/x/1, "
+                                         "commit abc123\n\nFerry-Job: "))
+      << body;
 
   auto [sync_code, sync] = ferryctl({"sync"});
   EXPECT_EQ(sync_code, 0) << sync;

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -104,6 +105,19 @@ void AddFlags(CLI::App& app, Flags& flags) {
   // Append "[ci skip]" to commit messages, so CI does not build Ferry's commits.
   app.add_flag("--git_ci_skip", flags.git_ci_skip, "Append [ci skip] to commit messages")
       ->envname("FERRY_GIT_CI_SKIP");
+  // The message of Ferry's commits (releases, automated releases, reverts, policy changes),
+  // as a template (services/git-writer/commit_template.h): fields {{job}}, {{kind}},
+  // {{user}}, {{message}}, {{default}}, {{subject}} and the sections {{#changes}},
+  // {{#images}}, {{#policies}} with {{workload}}, {{container}}, {{from}}, {{to}},
+  // {{policy}}. Checked at start: an error names its line and column. The trailer
+  // "Ferry-Job: <id>" ends every message anyway.
+  app.add_option("--git_commit_template", flags.git_commit_template,
+                 "Commit message template (text)")
+      ->envname("FERRY_GIT_COMMIT_TEMPLATE");
+  // The same, read from a file (at most 16 KiB); not together with --git_commit_template.
+  app.add_option("--git_commit_template_path", flags.git_commit_template_path,
+                 "File holding the commit message template")
+      ->envname("FERRY_GIT_COMMIT_TEMPLATE_PATH");
   // Name of the annotated tag marking the last revision applied to the cluster.
   app.add_option("--git_sync_tag", flags.git_sync_tag, "Sync marker tag")
       ->envname("FERRY_GIT_SYNC_TAG")
@@ -183,6 +197,37 @@ void AddFlags(CLI::App& app, Flags& flags) {
   // git-writer loads (indexing, edits) is held to them.
   manifest::AddDocumentLimitFlags(app, flags.manifest_limits);
 }
+
+namespace {
+
+// --git_commit_template(_path), parsed (null when neither is set).
+absl::StatusOr<std::shared_ptr<const CommitTemplate>> CommitTemplateOf(const Flags& flags) {
+  if (!flags.git_commit_template.empty() && !flags.git_commit_template_path.empty()) {
+    return absl::InvalidArgumentError(
+        "--git_commit_template and --git_commit_template_path: give one of them");
+  }
+  std::string flag = "--git_commit_template";
+  std::string text = flags.git_commit_template;
+  if (!flags.git_commit_template_path.empty()) {
+    flag = "--git_commit_template_path";
+    std::ifstream in(flags.git_commit_template_path, std::ios::binary);
+    if (!in) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, ": cannot read ", flags.git_commit_template_path));
+    }
+    text.resize(kMaxCommitTemplateBytes + 1);
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<size_t>(in.gcount()));
+  }
+  if (text.empty()) return std::shared_ptr<const CommitTemplate>();
+  absl::StatusOr<CommitTemplate> parsed = CommitTemplate::Parse(text);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": ", parsed.status().message()));
+  }
+  return std::make_shared<const CommitTemplate>(*std::move(parsed));
+}
+
+}  // namespace
 
 namespace {
 
@@ -327,6 +372,10 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   config.writer.readonly = flags.git_readonly;
   config.writer.push_branch = flags.git_push_branch;
   config.writer.push_branch_force = flags.git_push_branch_force;
+  absl::StatusOr<std::shared_ptr<const CommitTemplate>> commit_template = CommitTemplateOf(flags);
+  if (!commit_template.ok()) return commit_template.status();
+  config.writer.commit_template = *std::move(commit_template);
+  config.writer.max_commit_message_bytes = flags.max_commit_message_bytes;
   config.writer.push_retries = flags.git_push_retries;
   config.writer.load.default_namespace = flags.default_namespace;
   config.writer.load.limits = flags.manifest_limits;

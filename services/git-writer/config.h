@@ -42,6 +42,8 @@ struct Flags {
   std::string git_push_branch;
   bool git_push_branch_force = false;
   bool git_ci_skip = false;
+  std::string git_commit_template;
+  std::string git_commit_template_path;
   std::string git_sync_tag = "ferry-sync";
   std::string git_notes_ref = "refs/notes/ferry";
   int git_push_retries = 5;

@@ -5,11 +5,16 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "lib/status/status_matchers.h"
+#include "tests/support/git_repo.h"
 
 namespace ferry::git_writer {
 namespace {
@@ -52,6 +57,91 @@ TEST(GitWriterConfigTest, DocumentLimitFlagsAreValidatedNamingTheFlag) {
     absl::StatusOr<Config> config = Parse({arg});
     EXPECT_THAT(config, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(flag))) << arg;
   }
+}
+
+// A temporary directory, removed at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = ::testing::TempDir() + "ferry-commit-template-XXXXXX";
+    path_ = mkdtemp(tmpl.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+  std::string Write(const std::string& name, const std::string& content) const {
+    const std::string file = path_ + "/" + name;
+    std::ofstream(file, std::ios::binary) << content;
+    return file;
+  }
+
+ private:
+  std::string path_;
+};
+
+TEST(GitWriterConfigTest, CommitTemplateFromTextOrFile) {
+  absl::StatusOr<Config> config = Parse({});
+  FERRY_ASSERT_OK(config);
+  EXPECT_EQ(config->writer.commit_template, nullptr);
+
+  config = Parse(
+      {"--git_commit_template={{kind}} {{job}}: {{subject}}", "--max_commit_message_bytes=1000"});
+  FERRY_ASSERT_OK(config);
+  ASSERT_NE(config->writer.commit_template, nullptr);
+  EXPECT_EQ(config->writer.max_commit_message_bytes, 1000u);
+  CommitFields fields;
+  fields.job = "j1";
+  fields.kind = "release";
+  fields.default_message = "Release x\n\n- a";
+  EXPECT_EQ(config->writer.commit_template->Render(fields, 1000), "release j1: Release x");
+
+  TempDir dir;
+  const std::string file = dir.Write("template", "{{user}}\n{{#changes}}\n{{to}}\n{{/changes}}\n");
+  config = Parse({"--git_commit_template_path=" + file});
+  FERRY_ASSERT_OK(config);
+  ASSERT_NE(config->writer.commit_template, nullptr);
+  fields.user = "alice";
+  fields.changes = {{"w", "c", "a:1", "a:2", ""}};
+  EXPECT_EQ(config->writer.commit_template->Render(fields, 1000), "alice\na:2\n");
+}
+
+TEST(GitWriterConfigTest, BadCommitTemplatesNameTheFlagLineAndColumn) {
+  TempDir dir;
+  const std::string bad = dir.Write("bad", "{{subject}}\n\n  - {{workloads}}\n");
+  const std::string big = dir.Write("big", std::string(kMaxCommitTemplateBytes + 1, 'x'));
+  const std::pair<std::string, std::string> cases[] = {
+      {"--git_commit_template={{#changes}}",
+       "--git_commit_template: line 1, column 1: "
+       "{{#changes}} is never closed"},
+      {"--git_commit_template_path=" + bad,
+       "--git_commit_template_path: line 3, column 5: unknown field {{workloads}}"},
+      {"--git_commit_template_path=" + big, "--git_commit_template_path: the template is 16385"},
+      {"--git_commit_template_path=" + dir.path() + "/missing",
+       "--git_commit_template_path: cannot read"},
+  };
+  for (const auto& [arg, error] : cases) {
+    EXPECT_THAT(Parse({arg}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(error)))
+        << arg;
+  }
+  EXPECT_THAT(Parse({"--git_commit_template=x", "--git_commit_template_path=" + bad}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("give one of them")));
+}
+
+// The binary itself: a template that does not parse stops it at start with exit code 2 and
+// the flag, line and column on stderr.
+TEST(GitWriterConfigTest, TheBinaryExitsWithTwoOnABadCommitTemplate) {
+  TempDir dir;
+  const std::string bad = dir.Write("bad", "{{subject}}\n{{#images}}\n- {{to}}\n{{/changes}}\n");
+  int status = 0;
+  const std::string out = testing::RunCommand(
+      absl::StrCat(FERRY_GIT_WRITER_BIN,
+                   " --grpc_address=127.0.0.1:0 --metrics_address=127.0.0.1:0 --git_url=file://",
+                   dir.path(), "/none.git --state_dir=", dir.path(),
+                   "/state --git_commit_template_path=", bad, " 2>&1"),
+      &status);
+  EXPECT_EQ(status, 2) << out;
+  EXPECT_THAT(out, HasSubstr("--git_commit_template_path: line 4, column 1: {{/changes}} closes "
+                             "{{#images}} of line 2, column 1"));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/state")) << "stopped before any work";
 }
 
 }  // namespace

@@ -2,9 +2,11 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "lib/convert/container.h"
 #include "lib/convert/policy.h"
 #include "lib/image/reference.h"
@@ -318,6 +320,19 @@ grpc::Status GitWriterService::ApplyUpdates(grpc::ServerContext*,
   }
   apply.message = request->message();
   apply.dry_run = request->dry_run();
+  // For the commit template and the Ferry-Job trailer.
+  if (absl::Status s = names::ValidateName("job id", request->job().id(),
+                                           limits::kRequestNameBytes.default_value);
+      !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  apply.job_id = request->job().id();
+  if (request->job().kind() != ferry::v1::JOB_KIND_UNSPECIFIED) {
+    apply.job_kind = absl::AsciiStrToLower(
+        absl::StripPrefix(ferry::v1::JobKind_Name(request->job().kind()), "JOB_KIND_"));
+  }
+  apply.user = request->cause().user();
+  apply.cause_message = request->cause().message();
   if (!request->cause().user().empty()) {
     absl::StatusOr<names::Author> author = names::ParseAuthor(request->cause().user());
     if (!author.ok()) return ToGrpcStatus(author.status());

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -79,6 +80,65 @@ std::string Summary(const std::vector<EditRequest>& edits,
   }
   if (listed > kMaxListed) absl::StrAppend(&body, "- and ", listed - kMaxListed, " more\n");
   return body;
+}
+
+// What a policy update changes, on one line ("automated, locked, tag.app=semver:~1").
+std::string PolicySummary(const manifest::PolicyUpdate& p) {
+  std::vector<std::string> parts;
+  auto set_or_removed = [](const std::optional<std::string>& v) {
+    return v.has_value() ? absl::StrCat("=", *v) : std::string(" removed");
+  };
+  if (p.automated.has_value()) parts.push_back(*p.automated ? "automated" : "deautomated");
+  if (p.locked.has_value()) parts.push_back(*p.locked ? "locked" : "unlocked");
+  if (p.ignore.has_value()) {
+    parts.push_back(*p.ignore == manifest::IgnoreMode::kNone       ? "not ignored"
+                    : *p.ignore == manifest::IgnoreMode::kSyncOnly ? "ignore=sync_only"
+                                                                   : "ignore=true");
+  }
+  for (const auto& [container, pattern] : p.tag_filters) {
+    parts.push_back(absl::StrCat("tag.", container, set_or_removed(pattern)));
+  }
+  if (p.tag_all.has_value()) parts.push_back(absl::StrCat("tag_all", set_or_removed(*p.tag_all)));
+  for (const auto& [container, age] : p.min_ages) {
+    parts.push_back(absl::StrCat(
+        container.empty() ? "min-age" : absl::StrCat("min-age.", container), set_or_removed(age)));
+  }
+  if (p.rollback.has_value())
+    parts.push_back(absl::StrCat("rollback", set_or_removed(*p.rollback)));
+  if (p.rollback_timeout.has_value()) {
+    parts.push_back(absl::StrCat("rollback-timeout", set_or_removed(*p.rollback_timeout)));
+  }
+  for (const auto& [container, tags] : p.reject) {
+    for (const policy::RejectedTag& t : tags) {
+      parts.push_back(absl::StrCat("rejected ", container.empty() ? "" : container + ":", t.tag));
+    }
+  }
+  for (const std::string& container : p.clear_rejected) {
+    parts.push_back(container.empty() ? "rejected tags cleared"
+                                      : absl::StrCat("rejected tags of ", container, " cleared"));
+  }
+  if (parts.empty()) return "policy";
+  return absl::StrJoin(parts, ", ");
+}
+
+// The changes a commit makes, for its template.
+std::vector<CommitChange> ChangesOf(const std::vector<EditRequest>& edits,
+                                    const std::vector<EditOutcome>& outcomes) {
+  std::vector<CommitChange> changes;
+  for (size_t i = 0; i < edits.size(); ++i) {
+    if (!outcomes[i].changed) continue;
+    CommitChange c;
+    c.workload = edits[i].workload;
+    if (edits[i].image) {
+      c.container = edits[i].image->container;
+      c.from = edits[i].image->from_image.value_or("");
+      c.to = edits[i].image->to_image;
+    } else if (edits[i].policy) {
+      c.policy = PolicySummary(*edits[i].policy);
+    }
+    changes.push_back(std::move(c));
+  }
+  return changes;
 }
 
 double Since(std::chrono::steady_clock::time_point start) {
@@ -813,10 +873,24 @@ CommitSpec Writer::CommitSpecOf(const ApplyRequest& request,
   spec.parent = parent;
   spec.files = std::move(changed);
   spec.message = request.message.empty() ? Summary(request.edits, outcomes) : request.message;
+  if (options_.commit_template != nullptr) {
+    CommitFields fields{request.job_id, request.job_kind,
+                        request.user,   request.cause_message,
+                        spec.message,   ChangesOf(request.edits, outcomes)};
+    // Room for the suffix and the trailer, added below.
+    const size_t reserved = options_.message_suffix.size() + 2 +
+                            (request.job_id.empty() ? 0 : request.job_id.size() + 14);
+    const size_t max = options_.max_commit_message_bytes;
+    std::string rendered =
+        options_.commit_template->Render(fields, max > reserved ? max - reserved : 0);
+    // A template that renders only blanks leaves Ferry's own message.
+    if (!absl::StripAsciiWhitespace(rendered).empty()) spec.message = std::move(rendered);
+  }
   if (!options_.message_suffix.empty()) {
     absl::StrAppend(&spec.message, spec.message.back() == '\n' ? "" : "\n\n",
                     options_.message_suffix);
   }
+  spec.message = WithJobTrailer(std::move(spec.message), request.job_id);
   spec.author = request.author.value_or(options_.committer);
   spec.committer = options_.committer;
   return spec;

@@ -22,10 +22,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "ferry/v1/git_writer.pb.h"
+#include "lib/limits/limits.h"
 #include "lib/manifest/editor.h"
 #include "lib/manifest/policy.h"
 #include "lib/manifest/resource.h"
 #include "lib/manifest/workload.h"
+#include "services/git-writer/commit_template.h"
 #include "services/git-writer/kustomize_index.h"
 #include "services/git-writer/repository.h"
 #include "services/git-writer/signer.h"
@@ -39,6 +41,11 @@ struct WriterOptions {
   Signature committer{"Ferry", "ferry@localhost"};
   // Appended to every commit message when set (e.g. "[ci skip]").
   std::string message_suffix;
+  // --git_commit_template: renders the message of every commit of edits (null: the
+  // request's message, else a summary of the edits). Its output is cut to fit
+  // max_commit_message_bytes with the suffix and the Ferry-Job trailer.
+  std::shared_ptr<const CommitTemplate> commit_template;
+  uint64_t max_commit_message_bytes = limits::kCommitMessageBytes.default_value;
   // --git_push_branch: when set, commits of edits are made on top of the source branch (the
   // one fetched, indexed and served) but pushed to this branch instead, for a review to
   // merge: created when missing; fast-forwarded while it holds only Ferry's earlier commits
@@ -127,6 +134,13 @@ struct ApplyRequest {
   std::optional<Signature> author;  // requesting user
   bool dry_run = false;
   std::string note;  // job record attached as a git note (empty = none)
+  // The job the commit is for: its id (the message ends with the trailer "Ferry-Job: <id>"
+  // when set), its kind ("release", "automated_release", "revert", "policy"), and the
+  // cause's user and message, for the commit template.
+  std::string job_id;
+  std::string job_kind;
+  std::string user;
+  std::string cause_message;
 };
 
 struct ApplyOutcome {

@@ -585,5 +585,99 @@ TEST_F(WriterTest, ServiceTakesWorkloadIdsAsEveryServiceDoes) {
   EXPECT_EQ(upstream_->Head(), before);
 }
 
+// --git_commit_template: the message of a commit with an image and a policy change, read
+// back with the git CLI, ends with the Ferry-Job trailer git itself parses.
+TEST_F(WriterTest, CommitTemplateRendersTheMessageAndTheJobTrailerEndsIt) {
+  absl::StatusOr<CommitTemplate> t = CommitTemplate::Parse(
+      "{{kind}} by {{user}}: {{subject}}\n"
+      "\n"
+      "{{#images}}\n"
+      "* {{workload}} {{container}}: {{from}} -> {{to}}\n"
+      "{{/images}}\n"
+      "{{#policies}}\n"
+      "* {{workload}}: {{policy}}\n"
+      "{{/policies}}\n"
+      "\n"
+      "{{message}}\n");
+  FERRY_ASSERT_OK(t);
+  WriterOptions options;
+  options.commit_template = std::make_shared<const CommitTemplate>(*std::move(t));
+  OpenWriter(options);
+  FERRY_ASSERT_OK(writer_->Refresh());
+  EditRequest lock;
+  lock.workload = "apps:deployment/api";
+  lock.policy = manifest::PolicyUpdate{};
+  lock.policy->automated = true;
+  lock.policy->tag_filters["api"] = "semver:~1";
+  ApplyRequest req;
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26", "nginx:1.25"), lock};
+  req.job_id = "job-7";
+  req.job_kind = "release";
+  req.user = "Alice <alice@example.com>";
+  req.cause_message = "CI build 12\r\nhttps://ci.example.com/12";
+  absl::StatusOr<ApplyOutcome> out = writer_->Apply(req);
+  FERRY_ASSERT_OK(out);
+  ASSERT_FALSE(out->revision.empty());
+  EXPECT_EQ(upstream_->Git("log -1 --format=%B " + out->revision),
+            "release by Alice <alice@example.com>: Release apps:deployment/web web: nginx:1.26\n"
+            "\n"
+            "* apps:deployment/web web: nginx:1.25 -> nginx:1.26\n"
+            "* apps:deployment/api: automated, tag.api=semver:~1\n"
+            "\n"
+            "CI build 12\n"
+            "https://ci.example.com/12\n"
+            "\n"
+            "Ferry-Job: job-7\n"
+            "\n");
+  EXPECT_EQ(
+      upstream_->Git("log -1 '--format=%(trailers:key=Ferry-Job,valueonly)' " + out->revision),
+      "job-7\n\n");
+
+  // The list is cut to the commit message limit, with "and N more"; the trailer stays.
+  options.max_commit_message_bytes = 170;
+  OpenWriter(options);
+  FERRY_ASSERT_OK(writer_->Refresh());
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.27", "nginx:1.26"),
+               ImageEdit("apps:deployment/api", "api", "example/api:1.1.0", "example/api:1.0.0")};
+  req.cause_message.clear();
+  out = writer_->Apply(req);
+  FERRY_ASSERT_OK(out);
+  const std::string cut = upstream_->Git("log -1 --format=%B " + out->revision);
+  EXPECT_EQ(cut,
+            "release by Alice <alice@example.com>: Release 2 images\n"
+            "\n"
+            "* apps:deployment/web web: nginx:1.26 -> nginx:1.27\n"
+            "and 1 more\n"
+            "\n"
+            "Ferry-Job: job-7\n"
+            "\n");
+  EXPECT_LE(cut.size() - 1, 170u);
+}
+
+// Without a template, Ferry's own message gains the trailer too (after --git_ci_skip's
+// marker); a commit of a request without a job has none.
+TEST_F(WriterTest, JobTrailerWithoutTemplate) {
+  WriterOptions options;
+  options.message_suffix = "[ci skip]";
+  OpenWriter(options);
+  FERRY_ASSERT_OK(writer_->Refresh());
+  ApplyRequest req;
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26")};
+  req.job_id = "job-8";
+  absl::StatusOr<ApplyOutcome> out = writer_->Apply(req);
+  FERRY_ASSERT_OK(out);
+  EXPECT_EQ(upstream_->Git("log -1 --format=%B " + out->revision),
+            "Release apps:deployment/web web: nginx:1.26\n\n[ci skip]\n\nFerry-Job: job-8\n\n");
+  EXPECT_EQ(
+      upstream_->Git("log -1 --format=%B " + out->revision + " | git interpret-trailers --parse"),
+      "Ferry-Job: job-8\n");
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.27")};
+  req.job_id.clear();
+  out = writer_->Apply(req);
+  FERRY_ASSERT_OK(out);
+  EXPECT_EQ(upstream_->Git("log -1 --format=%B " + out->revision),
+            "Release apps:deployment/web web: nginx:1.27\n\n[ci skip]\n");
+}
+
 }  // namespace
 }  // namespace ferry::git_writer
