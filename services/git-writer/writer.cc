@@ -318,6 +318,30 @@ absl::Status NoRevisionYet(const HeadInfo& head) {
   return absl::UnavailableError("the mirror has no revision yet (upstream not fetched)");
 }
 
+// For ApplyRequest::all_or_nothing: OK when every edit applied; else the failure naming the
+// first failed edit, ABORTED when any compare-and-set lost, otherwise the first one's code.
+absl::Status AllEditsApplied(const std::vector<EditRequest>& edits,
+                             const std::vector<EditOutcome>& outcomes) {
+  const EditOutcome* first = nullptr;
+  size_t index = 0;
+  bool lost_compare = false;
+  for (size_t i = 0; i < outcomes.size() && i < edits.size(); ++i) {
+    if (outcomes[i].status.ok()) continue;
+    if (first == nullptr) {
+      first = &outcomes[i];
+      index = i;
+    }
+    lost_compare = lost_compare || outcomes[i].status.code() == absl::StatusCode::kAborted;
+  }
+  if (first == nullptr) return absl::OkStatus();
+  const EditRequest& edit = edits[index];
+  const std::string what =
+      edit.image.has_value() ? absl::StrCat(" container ", edit.image->container) : " policy";
+  return absl::Status(lost_compare ? absl::StatusCode::kAborted : first->status.code(),
+                      absl::StrCat("nothing committed (all or nothing): edit ", index + 1, " (",
+                                   edit.workload, what, ") failed: ", first->status.message()));
+}
+
 }  // namespace
 
 absl::Status Writer::CheckSigned(const std::string& revision) {
@@ -536,6 +560,8 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
     std::vector<std::shared_ptr<const RenderedRoot>> verified;
     FERRY_RETURN_IF_ERROR(
         VerifyKustomize(request.edits, *index, head.revision, files, out.edits, verified));
+    // On every attempt: a rebase onto a new upstream head may make an edit fail.
+    if (request.all_or_nothing) FERRY_RETURN_IF_ERROR(AllEditsApplied(request.edits, out.edits));
     std::map<std::string, std::string> changed = ChangedFiles(files, out.diff);
     if (changed.empty()) {
       out.no_changes = true;

@@ -133,6 +133,10 @@ struct ApplyRequest {
   std::string message;              // commit message; a summary of the edits when empty
   std::optional<Signature> author;  // requesting user
   bool dry_run = false;
+  // Commit every edit or none: when any edit fails (checked on every attempt, also after a
+  // rebase), Apply fails naming the first failed edit (ABORTED when a compare-and-set lost,
+  // else that edit's code) and commits nothing.
+  bool all_or_nothing = false;
   std::string note;  // job record attached as a git note (empty = none)
   // The job the commit is for: its id (the message ends with the trailer "Ferry-Job: <id>"
   // when set), its kind ("release", "automated_release", "revert", "policy"), and the

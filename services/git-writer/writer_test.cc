@@ -374,6 +374,50 @@ TEST_F(WriterTest, ConflictingUpstreamChangeAbortsTheEdit) {
   EXPECT_EQ(upstream_->Show(upstream_->Head(), "apps/web.yaml"), Deployment("web", "nginx:1.30"));
 }
 
+TEST_F(WriterTest, AllOrNothingCommitsNothingWhenAnyEditFails) {
+  const std::string before = upstream_->Head();
+  ApplyRequest req;
+  req.all_or_nothing = true;
+  req.edits = {ImageEdit("apps:deployment/api", "api", "example/api:2.0.0"),
+               ImageEdit("apps:deployment/web", "web", "nginx:1.27", "nginx:1.20")};  // stale
+  EXPECT_THAT(writer_->Apply(req),
+              StatusIs(absl::StatusCode::kAborted,
+                       HasSubstr("edit 2 (apps:deployment/web container web) failed: ")));
+  EXPECT_EQ(upstream_->Head(), before);
+  EXPECT_EQ(metrics_.commits.Value(), 0);
+  // No compare-and-set lost: the first failure's code.
+  req.edits = {ImageEdit("apps:deployment/api", "api", "example/api:2.0.0"),
+               ImageEdit("apps:deployment/nope", "x", "a:1")};
+  EXPECT_THAT(writer_->Apply(req),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("apps:deployment/nope")));
+  EXPECT_EQ(upstream_->Head(), before);
+  // Every edit applies: one commit as usual.
+  req.edits = {ImageEdit("apps:deployment/api", "api", "example/api:2.0.0", "example/api:1.0.0"),
+               ImageEdit("apps:deployment/web", "web", "nginx:1.26", "nginx:1.25")};
+  auto out = writer_->Apply(req);
+  FERRY_ASSERT_OK(out);
+  EXPECT_EQ(out->revision, upstream_->Head());
+  EXPECT_EQ(upstream_->Show(upstream_->Head(), "apps/web.yaml"), Deployment("web", "nginx:1.26"));
+}
+
+TEST_F(WriterTest, AllOrNothingIsCheckedAgainAfterARebase) {
+  hooked_->before_push = [&] {
+    // The first attempt's edits all applied; upstream changes web before the push.
+    FERRY_ASSERT_OK(upstream_->CommitWithCli({{"apps/web.yaml", Deployment("web", "nginx:1.30")}},
+                                             "Manual bump"));
+  };
+  ApplyRequest req;
+  req.all_or_nothing = true;
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26", "nginx:1.25"),
+               ImageEdit("apps:deployment/api", "api", "example/api:2.0.0")};
+  EXPECT_THAT(writer_->Apply(req),
+              StatusIs(absl::StatusCode::kAborted, HasSubstr("apps:deployment/web")));
+  EXPECT_EQ(upstream_->Git("log --format=%s"), "Manual bump\nInitial manifests\n");
+  EXPECT_EQ(upstream_->Show(upstream_->Head(), "apps/api.yaml"),
+            Deployment("api", "example/api:1.0.0"))
+      << "the edit that still applied is not committed alone";
+}
+
 TEST_F(WriterTest, PolicyEditsWriteAnnotations) {
   EditRequest lock;
   lock.workload = "apps:deployment/api";
