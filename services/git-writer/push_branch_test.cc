@@ -230,6 +230,18 @@ TEST_F(PushBranchTest, SomeoneElsesCommitIsNeverOverwrittenWithoutForce) {
   EXPECT_THAT(upstream_->Show(kBranch, "apps/web.yaml"), ::testing::Not(HasSubstr("reviewed")));
 }
 
+// Automation plans from main, which still has the old image: asking again for what the
+// push branch already holds changes nothing (no new commit each time).
+TEST_F(PushBranchTest, ARepeatedReleaseOfWhatThePushBranchHoldsIsNoChange) {
+  absl::StatusOr<ApplyOutcome> first = Release("apps:deployment/web", "nginx:1.26", "nginx:1.25");
+  FERRY_ASSERT_OK(first);
+  absl::StatusOr<ApplyOutcome> again = Release("apps:deployment/web", "nginx:1.26", "nginx:1.25");
+  FERRY_ASSERT_OK(again);
+  EXPECT_TRUE(again->no_changes);
+  EXPECT_EQ(again->pushed_branch, kBranch);
+  EXPECT_EQ(RevParse(kBranch), first->revision);
+}
+
 TEST_F(PushBranchTest, ADeletedPushBranchIsCreatedAgain) {
   FERRY_ASSERT_OK(Release("apps:deployment/web", "nginx:1.26", "nginx:1.25"));
   upstream_->Git(absl::StrCat("branch -D ", kBranch));
