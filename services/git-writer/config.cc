@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "lib/manifest/document_flags.h"
 #include "lib/names/names.h"
 #ifdef FERRY_HAVE_RNP
@@ -92,8 +93,9 @@ void AddFlags(CLI::App& app, Flags& flags) {
       ->envname("FERRY_GIT_READONLY");
   // Release branches: commits of releases, automated releases and policy changes are made on
   // top of --git_branch (still what is read, served and synced) and pushed to this branch
-  // instead, for a review to merge (see WriterOptions::push_branch). A fixed branch name in
-  // this version ({{...}} fields are refused); not --git_branch itself.
+  // instead, for a review to merge (see WriterOptions::push_branch). A fixed branch name
+  // (ferry/releases), or one with the field {{job}} for one branch per job
+  // (ferry/release-{{job}}); not --git_branch itself.
   app.add_option("--git_push_branch", flags.git_push_branch,
                  "Branch that Ferry's commits are pushed to (empty: --git_branch)")
       ->envname("FERRY_GIT_PUSH_BRANCH");
@@ -231,8 +233,8 @@ absl::StatusOr<std::shared_ptr<const CommitTemplate>> CommitTemplateOf(const Fla
 
 namespace {
 
-// --git_push_branch: a fixed branch name git accepts (git check-ref-format's rules), not the
-// source branch.
+// --git_push_branch: a branch name git accepts (git check-ref-format's rules) once its one
+// field, {{job}}, is filled; not the source branch.
 absl::Status ValidatePushBranch(const Flags& flags) {
   const std::string& branch = flags.git_push_branch;
   if (branch.empty()) {
@@ -241,18 +243,21 @@ absl::Status ValidatePushBranch(const Flags& flags) {
     }
     return absl::OkStatus();
   }
-  if (absl::StrContains(branch, "{{")) {
+  // What a job id (a UUID) makes of it.
+  const std::string sample =
+      absl::StrReplaceAll(branch, {{kJobField, "0123abcd-0000-4000-8000-000000000000"}});
+  if (absl::StrContains(sample, "{{") || absl::StrContains(sample, "}}")) {
     return absl::InvalidArgumentError(
         absl::StrCat("--git_push_branch: \"", names::Escape(branch),
-                     "\": template fields are not supported yet; give a fixed branch name (e.g. "
-                     "ferry/releases)"));
+                     "\": the only field is {{job}} (one branch per job); give a fixed name "
+                     "(e.g. ferry/releases) or one with {{job}} (e.g. ferry/release-{{job}})"));
   }
   git_libgit2_init();
   int valid = 0;
-  const std::string ref = absl::StrCat("refs/heads/", branch);
+  const std::string ref = absl::StrCat("refs/heads/", sample);
   const int rc = git_reference_name_is_valid(&valid, ref.c_str());
   git_libgit2_shutdown();
-  if (rc != 0 || valid == 0 || absl::StartsWith(branch, "-") || branch.size() > 200) {
+  if (rc != 0 || valid == 0 || absl::StartsWith(sample, "-") || branch.size() > 200) {
     return absl::InvalidArgumentError(absl::StrCat("--git_push_branch: \"", names::Escape(branch),
                                                    "\" is not a valid branch name"));
   }

@@ -1356,7 +1356,24 @@ absl::Status Repository::PushTo(const std::string&, const std::string&, bool) {
   return absl::UnimplementedError("this repository has no release branches");
 }
 
+namespace {
+
+// InvalidArgument unless refs/heads/<branch> is a ref name git accepts.
+absl::Status ValidateBranchName(const std::string& branch) {
+  int valid = 0;
+  const std::string ref = absl::StrCat("refs/heads/", branch);
+  if (git_reference_name_is_valid(&valid, ref.c_str()) != 0 || valid == 0 ||
+      absl::StartsWith(branch, "-")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", names::Escape(branch), "\" is not a valid branch name"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> Libgit2Repository::FetchBranch(const std::string& branch) {
+  FERRY_RETURN_IF_ERROR(ValidateBranchName(branch));
   // The copy of the branch is dropped first: a branch deleted upstream is then missing here
   // too (a fetch by name leaves the copy as it was when the name is gone upstream).
   const std::string tracking = absl::StrCat("refs/remotes/origin/", branch);
@@ -1501,6 +1518,7 @@ absl::StatusOr<std::string> Libgit2Repository::ReplayObjects(const std::string& 
 
 absl::Status Libgit2Repository::PushTo(const std::string& branch, const std::string& commit,
                                        bool force) {
+  FERRY_RETURN_IF_ERROR(ValidateBranchName(branch));
   FERRY_ASSIGN_OR_RETURN(git_oid oid, ParseOid(commit));
   // As PushBranch: the objects first, a local ref as the push source, the copy of upstream's
   // ref moved once upstream took the commit.

@@ -44,7 +44,7 @@ class PushBranchTest : public ::testing::Test {
     OpenWriter(false);
   }
 
-  void OpenWriter(bool force) {
+  void OpenWriter(bool force, const std::string& branch = kBranch) {
     writer_.reset();
     repo_.reset();
     Libgit2Options o;
@@ -56,14 +56,15 @@ class PushBranchTest : public ::testing::Test {
     repo_ = *std::move(repo);
     WriterOptions options;
     options.committer = {"Ferry", "ferry@example.com"};
-    options.push_branch = kBranch;
+    options.push_branch = branch;
     options.push_branch_force = force;
     writer_ = std::make_unique<Writer>(*repo_, options, metrics_);
   }
 
   absl::StatusOr<ApplyOutcome> Release(const std::string& workload, const std::string& to,
-                                       const std::string& from) {
+                                       const std::string& from, const std::string& job = "") {
     ApplyRequest request;
+    request.job_id = job;
     EditRequest e;
     e.workload = workload;
     e.image = manifest::ImageChange{workload.substr(workload.find('/') + 1), to, from};
@@ -253,6 +254,31 @@ TEST_F(PushBranchTest, ADeletedPushBranchIsCreatedAgain) {
   EXPECT_THAT(upstream_->Show(kBranch, "apps/web.yaml"), HasSubstr("image: nginx:1.25"));
 }
 
+TEST_F(PushBranchTest, AJobFieldMakesOneBranchPerJob) {
+  OpenWriter(false, "ferry/release-{{job}}");
+  const std::string main_before = upstream_->Head();
+  absl::StatusOr<ApplyOutcome> first =
+      Release("apps:deployment/web", "nginx:1.26", "nginx:1.25", "job-1");
+  FERRY_ASSERT_OK(first);
+  EXPECT_EQ(first->pushed_branch, "ferry/release-job-1");
+  absl::StatusOr<ApplyOutcome> second =
+      Release("apps:deployment/api", "example/api:1.1.0", "example/api:1.0.0", "job-2");
+  FERRY_ASSERT_OK(second);
+  EXPECT_EQ(second->pushed_branch, "ferry/release-job-2");
+  // Each branch holds its own job's change on main.
+  EXPECT_EQ(RevParse("ferry/release-job-1"), first->revision);
+  EXPECT_EQ(RevParse("ferry/release-job-2"), second->revision);
+  EXPECT_EQ(RevParse("ferry/release-job-2^"), main_before);
+  EXPECT_THAT(upstream_->Show("ferry/release-job-2", "apps/web.yaml"),
+              HasSubstr("image: nginx:1.25"));
+  EXPECT_EQ(RevParse("main"), main_before);
+
+  EXPECT_THAT(Release("apps:deployment/web", "nginx:1.27", "nginx:1.25"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("without a job id")));
+  EXPECT_THAT(Release("apps:deployment/web", "nginx:1.27", "nginx:1.25", "bad..id"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a valid branch name")));
+}
+
 absl::StatusOr<Config> Parse(std::vector<std::string> args) {
   CLI::App app("ferry-git-writer");
   Flags flags;
@@ -268,12 +294,15 @@ TEST(PushBranchConfigTest, TheBranchIsAValidRefNameOtherThanTheSource) {
   FERRY_ASSERT_OK(config);
   EXPECT_EQ(config->writer.push_branch, "ferry/releases");
   EXPECT_FALSE(config->writer.push_branch_force);
+  config = Parse({"--git_push_branch=ferry/release-{{job}}"});
+  FERRY_ASSERT_OK(config);
+  EXPECT_EQ(config->writer.push_branch, "ferry/release-{{job}}");
   config = Parse({"--git_push_branch=ferry/releases", "--git_push_branch_force"});
   FERRY_ASSERT_OK(config);
   EXPECT_TRUE(config->writer.push_branch_force);
 
   for (const std::string bad : {"ferry..x", "ferry/x.lock", "a b", "-x", "ferry/", "x~1", "main",
-                                "ferry/{{workload}}", "a:b"}) {
+                                "ferry/{{workload}}", "a:b", "x/{{job}}.lock", "{{job}"}) {
     EXPECT_THAT(Parse({"--git_push_branch=" + bad}),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--git_push_branch")))
         << bad;

@@ -134,7 +134,8 @@ class Repository {
   // others answer Unimplemented).
 
   // Fetches refs/heads/`branch` from upstream (the source branch is Fetch's) and returns its
-  // head; NotFound when upstream has no such branch. Same errors as Fetch otherwise.
+  // head; NotFound when upstream has no such branch, InvalidArgument for a name git does not
+  // accept (also PushTo). Same errors as Fetch otherwise.
   virtual absl::StatusOr<std::string> FetchBranch(const std::string& branch);
 
   // The commits reachable from `tip` and not from `base` (git log base..tip), oldest first.

@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "lib/image/reference.h"
 #include "lib/log/log.h"
 #include "lib/manifest/kustomize_images.h"
@@ -577,8 +578,9 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
     PushPlan plan;
     plan.tip = plan.commit = commit;
     if (!options_.push_branch.empty()) {
-      FERRY_ASSIGN_OR_RETURN(plan, PlanPushBranch(commit, head.revision));
-      out.pushed_branch = options_.push_branch;
+      FERRY_ASSIGN_OR_RETURN(std::string branch, PushBranchOf(request));
+      FERRY_ASSIGN_OR_RETURN(plan, PlanPushBranch(branch, commit, head.revision));
+      out.pushed_branch = plan.branch;
       out.dropped = plan.dropped;
       if (plan.no_changes) {
         out.no_changes = true;
@@ -586,7 +588,7 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
       }
     }
     const int64_t commit_ms = lap();
-    absl::Status pushed = Push(plan.tip, plan.force);
+    absl::Status pushed = Push(plan.tip, plan.branch, plan.force);
     const int64_t push_ms = lap();
     if (pushed.ok() && !options_.push_branch.empty()) {
       // The source branch did not move: nothing new to serve. The job note goes on the
@@ -599,7 +601,7 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
                     {{"revision", plan.commit}, {"error", std::string(noted.message())}});
         }
       }
-      log::Info("pushed to the push branch", {{"branch", options_.push_branch},
+      log::Info("pushed to the push branch", {{"branch", plan.branch},
                                               {"revision", plan.commit},
                                               {"tip", plan.tip},
                                               {"rebuilt", plan.force},
@@ -922,11 +924,10 @@ CommitSpec Writer::CommitSpecOf(const ApplyRequest& request,
   return spec;
 }
 
-absl::Status Writer::Push(const std::string& commit, bool force) {
+absl::Status Writer::Push(const std::string& commit, const std::string& branch, bool force) {
   const auto push_start = std::chrono::steady_clock::now();
-  absl::Status pushed = options_.push_branch.empty()
-                            ? repo_.PushBranch(commit)
-                            : repo_.PushTo(options_.push_branch, commit, force);
+  absl::Status pushed =
+      branch.empty() ? repo_.PushBranch(commit) : repo_.PushTo(branch, commit, force);
   if (pushed.ok()) {
     metrics_.push_seconds.Add({{"outcome", "ok"}}, kSecondsBuckets).Observe(Since(push_start));
     metrics_.commits.Increment();
@@ -959,6 +960,16 @@ bool Writer::IsFerrys(const BranchCommit& c) const {
          c.committer.email == options_.committer.email;
 }
 
+absl::StatusOr<std::string> Writer::PushBranchOf(const ApplyRequest& request) const {
+  if (!absl::StrContains(options_.push_branch, kJobField)) return options_.push_branch;
+  if (request.job_id.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("--git_push_branch ", options_.push_branch,
+                                                      " names ", kJobField,
+                                                      ", but this change comes without a job id"));
+  }
+  return absl::StrReplaceAll(options_.push_branch, {{kJobField, request.job_id}});
+}
+
 absl::StatusOr<std::string> Writer::ReplayPending(const std::vector<BranchCommit>& pending,
                                                   std::string onto, const std::string& why,
                                                   std::vector<std::string>& dropped) {
@@ -975,15 +986,16 @@ absl::StatusOr<std::string> Writer::ReplayPending(const std::vector<BranchCommit
     if (!absl::IsFailedPrecondition(next.status())) return next.status();
     dropped.push_back(absl::StrCat(Describe(c), ": dropped, ", why, ": ", next.status().message()));
     log::Warn("pending commit dropped from the push branch",
-              {{"commit", c.id}, {"branch", options_.push_branch}, {"reason", dropped.back()}});
+              {{"commit", c.id}, {"reason", dropped.back()}});
   }
   return onto;
 }
 
-absl::StatusOr<Writer::PushPlan> Writer::PlanPushBranch(const std::string& commit,
+absl::StatusOr<Writer::PushPlan> Writer::PlanPushBranch(const std::string& branch,
+                                                        const std::string& commit,
                                                         const std::string& source) {
-  const std::string& branch = options_.push_branch;
   PushPlan plan;
+  plan.branch = branch;
   plan.tip = plan.commit = commit;
   absl::StatusOr<std::string> current = repo_.FetchBranch(branch);
   if (absl::IsNotFound(current.status())) return plan;  // created on the source head

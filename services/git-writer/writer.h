@@ -34,6 +34,9 @@
 
 namespace ferry::git_writer {
 
+// The field of WriterOptions::push_branch that becomes the job id.
+inline constexpr char kJobField[] = "{{job}}";
+
 struct WriterOptions {
   // Paths inside the repository holding manifests ("" = whole tree).
   std::vector<std::string> paths;
@@ -53,6 +56,8 @@ struct WriterOptions {
   // pending commits re-applied, those that no longer apply dropped and reported). Ferry's
   // commits are those whose committer is `committer`. A branch holding any other commit is
   // refused (FailedPrecondition) unless `push_branch_force`, which rebuilds it without them.
+  // The one field it may hold, kJobField ("{{job}}"), becomes the request's job id: one
+  // branch per job (a request without a job id is refused).
   std::string push_branch;
   bool push_branch_force = false;
   // Writes answer FailedPrecondition.
@@ -245,18 +250,22 @@ class Writer {
                           std::map<std::string, std::string> changed) const;
   // Pushes `commit`, counting the outcome: Aborted when upstream moved (rejected). With a
   // push branch: to that branch, replacing what it holds when `force`.
-  absl::Status Push(const std::string& commit, bool force = false)
+  absl::Status Push(const std::string& commit, const std::string& branch = "", bool force = false)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  // WriterOptions::push_branch with its field filled from `request`.
+  absl::StatusOr<std::string> PushBranchOf(const ApplyRequest& request) const;
   // Release branches: what to push to WriterOptions::push_branch for `commit`, this
   // request's change made on the source head `source`.
   struct PushPlan {
+    std::string branch;       // the push branch
     std::string tip;          // what the branch becomes
     std::string commit;       // the commit holding this request's change (`tip` or below it)
     bool force = false;       // not a fast-forward of the branch
     bool no_changes = false;  // the branch holds the change already
     std::vector<std::string> dropped;  // ApplyOutcome::dropped
   };
-  absl::StatusOr<PushPlan> PlanPushBranch(const std::string& commit, const std::string& source)
+  absl::StatusOr<PushPlan> PlanPushBranch(const std::string& branch, const std::string& commit,
+                                          const std::string& source)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
   // Re-applies Ferry's `pending` commits on top of `onto`, skipping those that are not
   // Ferry's; those that conflict are added to `dropped` with `why`. Returns the new tip.
