@@ -1,7 +1,7 @@
-// Notifications through the real binaries: ferry-api started with --notify_url (and a token
-// file) in front of a real registry, git repo and Kubernetes API; a release and a lock each
-// reach an HTTP receiver on 127.0.0.1 once, in order, with the bearer token, and the api's
-// logs name the URL by its host only.
+// Notifications through the real binaries: ferry-api started with --notify_url (the URL and
+// a token from files) in front of a real registry, git repo and Kubernetes API; a release and
+// a lock each reach an HTTP receiver on 127.0.0.1 exactly once, in order, with the bearer
+// token, and the api's logs name the URL by its host only.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -60,6 +60,13 @@ class Receiver {
     for (const std::string& b : bodies_) out.push_back(nlohmann::json::parse(b));
     return out;
   }
+  // Every event received so far.
+  std::vector<nlohmann::json> All() {
+    absl::MutexLock lock(&mu_);
+    std::vector<nlohmann::json> out;
+    for (const std::string& b : bodies_) out.push_back(nlohmann::json::parse(b));
+    return out;
+  }
   std::vector<std::string> Auth() {
     absl::MutexLock lock(&mu_);
     return auth_;
@@ -77,6 +84,40 @@ class Receiver {
   std::vector<std::string> auth_ ABSL_GUARDED_BY(mu_);
 };
 
+// Waits (60 s at most) until cluster-syncer has synced `revision`, as its WatchSync says.
+bool AwaitSynced(const testing::Running& syncer, const std::string& revision) {
+  auto stub = ferry::v1::ClusterSyncer::NewStub(syncer.Channel());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto watch = stub->WatchSync(&ctx, {});
+  ferry::v1::SyncResult result;
+  while (watch->Read(&result)) {
+    if (result.revision() == revision) {
+      ctx.TryCancel();
+      watch->Finish();
+      return true;
+    }
+  }
+  return false;
+}
+
+// The events the api sent before it stopped: SIGTERM once cluster-syncer has synced the last
+// commit (its sync results reach the api's watch then), so that an event a late sync would
+// add is queued before the api stops; the api sends what it queued before exiting.
+std::vector<nlohmann::json> EventsAtStop(Stack& stack, Receiver& receiver,
+                                         const std::string& last_revision) {
+  EXPECT_TRUE(AwaitSynced(stack.syncer, last_revision)) << last_revision;
+  stack.api.process->Signal(SIGTERM);
+  EXPECT_TRUE(stack.api.process->Wait(absl::Seconds(20)).has_value());
+  return receiver.All();
+}
+
+std::vector<std::string> Names(const std::vector<nlohmann::json>& events) {
+  std::vector<std::string> names;
+  for (const auto& e : events) names.push_back(e.value("event", "?"));
+  return names;
+}
+
 TEST(NotifyBinaryTest, AReleaseAndALockArePostedOnceInOrderWithTheToken) {
   Stack stack;
   auto registry = testing::RegistryServer::Start(stack.dir.path + "/registry");
@@ -90,10 +131,13 @@ TEST(NotifyBinaryTest, AReleaseAndALockArePostedOnceInOrderWithTheToken) {
       "notify");
   if (HasFatalFailure()) return;
   Receiver receiver;
+  // The URL (its path is the secret) and the token from files, as mounted from a Secret.
   const std::string token_file = stack.dir.path + "/notify-token";
   std::ofstream(token_file) << kToken << "\n";
+  const std::string url_file = stack.dir.path + "/notify-url";
+  std::ofstream(url_file) << receiver.Url() << "\n";
   stack.StartApi(
-      {"--no_automation", "--notify_url=" + receiver.Url() + ",token_file=" + token_file});
+      {"--no_automation", "--notify_url=url_file=" + url_file + ",token_file=" + token_file});
   ASSERT_GT(stack.api.grpc_port, 0);
 
   ferry::v1::ReleaseSpec spec;
@@ -117,10 +161,14 @@ TEST(NotifyBinaryTest, AReleaseAndALockArePostedOnceInOrderWithTheToken) {
     s = stack.stub->UpdatePolicy(&ctx, policy, &lock_job);
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
-  ASSERT_EQ(stack.Follow(lock_job.id()).state(), ferry::v1::JOB_STATE_SUCCEEDED);
+  const ferry::v1::Job locked = stack.Follow(lock_job.id());
+  ASSERT_EQ(locked.state(), ferry::v1::JOB_STATE_SUCCEEDED);
 
-  std::vector<nlohmann::json> events = receiver.Await(2);
-  ASSERT_EQ(events.size(), 2u) << stack.api.process->Output();
+  // Stopped once the lock's commit is synced, the api has sent these two events, once each;
+  // its logs never held the path or the token.
+  std::vector<nlohmann::json> events = EventsAtStop(stack, receiver, locked.revision());
+  ASSERT_EQ(Names(events), (std::vector<std::string>{"release", "lock"}))
+      << stack.api.process->Output();
   EXPECT_EQ(events[0]["event"], "release");
   EXPECT_EQ(events[0]["job"], job.id());
   EXPECT_EQ(events[0]["revision"], released.revision());
@@ -134,11 +182,6 @@ TEST(NotifyBinaryTest, AReleaseAndALockArePostedOnceInOrderWithTheToken) {
   EXPECT_EQ(events[1]["job"], lock_job.id());
   EXPECT_EQ(events[1]["text"], "Ferry: notify:deployment/web locked by bob: incident 42");
   for (const std::string& auth : receiver.Auth()) EXPECT_EQ(auth, std::string("Bearer ") + kToken);
-
-  // Stopped, the api has sent everything once, and its logs never held the path or token.
-  stack.api.process->Signal(SIGTERM);
-  ASSERT_TRUE(stack.api.process->Wait(absl::Seconds(20)).has_value());
-  EXPECT_EQ(receiver.Await(2).size(), 2u);
   const std::string output = stack.api.process->Output();
   EXPECT_TRUE(absl::StrContains(output, "notify_url #1 (host 127.0.0.1:")) << output;
   EXPECT_FALSE(absl::StrContains(output, "secret-webhook-path")) << output;
@@ -147,7 +190,8 @@ TEST(NotifyBinaryTest, AReleaseAndALockArePostedOnceInOrderWithTheToken) {
 
 // A revision the cluster refuses part of, synced by the cluster-syncer on its own (no job):
 // one "sync_failed" from its WatchSync stream. A sync job that then meets the same failure,
-// and the sync of the lock's commit that follows, add none: the lock is the next event.
+// and the sync of the lock's commit that follows, add none: once that commit is synced and
+// the api stopped, the lock is the only other event.
 TEST(NotifyBinaryTest, ABackgroundSyncFailureIsPostedOnce) {
   Stack stack;
   auto registry = testing::RegistryServer::Start(stack.dir.path + "/registry");
@@ -213,10 +257,11 @@ TEST(NotifyBinaryTest, ABackgroundSyncFailureIsPostedOnce) {
     grpc::Status s = stack.stub->UpdatePolicy(&ctx, policy, &lock_job);
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
-  ASSERT_EQ(stack.Follow(lock_job.id()).state(), ferry::v1::JOB_STATE_SUCCEEDED);
-  events = receiver.Await(2);
-  ASSERT_GE(events.size(), 2u);
-  EXPECT_EQ(events[1]["event"], "lock") << events[1].dump();
+  const ferry::v1::Job locked = stack.Follow(lock_job.id());
+  ASSERT_EQ(locked.state(), ferry::v1::JOB_STATE_SUCCEEDED);
+  events = EventsAtStop(stack, receiver, locked.revision());
+  ASSERT_EQ(Names(events), (std::vector<std::string>{"sync_failed", "lock"}))
+      << stack.api.process->Output();
   EXPECT_EQ(events[1]["job"], lock_job.id());
 }
 
