@@ -125,6 +125,8 @@ TEST_F(PushBranchTest, AReleaseLandsOnThePushBranchAndMainStays) {
   EXPECT_EQ(RevParse(kBranch), second->revision);
   EXPECT_EQ(RevParse(absl::StrCat(kBranch, "^")), out->revision);
   EXPECT_EQ(RevParse("main"), main_before);
+  EXPECT_EQ(metrics_.push_branch_writes.Add({{"outcome", "created"}}).Value(), 1);
+  EXPECT_EQ(metrics_.push_branch_writes.Add({{"outcome", "fast_forward"}}).Value(), 1);
   EXPECT_THAT(upstream_->Show(kBranch, "apps/web.yaml"), HasSubstr("image: nginx:1.26"));
   EXPECT_THAT(upstream_->Show(kBranch, "apps/api.yaml"), HasSubstr("image: example/api:1.1.0"));
 }
@@ -160,6 +162,8 @@ TEST_F(PushBranchTest, APendingCommitThatNoLongerAppliesIsDroppedAndReported) {
   FERRY_ASSERT_OK(out);
   ASSERT_EQ(out->dropped.size(), 1u);
   EXPECT_THAT(out->dropped[0], HasSubstr("conflicts with the source branch"));
+  EXPECT_EQ(metrics_.push_branch_writes.Add({{"outcome", "rebuilt"}}).Value(), 1);
+  EXPECT_EQ(metrics_.push_branch_dropped.Value(), 1);
   EXPECT_THAT(out->dropped[0], HasSubstr("apps/web.yaml"));
   EXPECT_EQ(RevParse(absl::StrCat(kBranch, "^")), upstream_->Head());
   EXPECT_THAT(upstream_->Show(kBranch, "apps/web.yaml"), HasSubstr("image: nginx:1.27"));
@@ -217,6 +221,7 @@ TEST_F(PushBranchTest, SomeoneElsesCommitIsNeverOverwrittenWithoutForce) {
   EXPECT_THAT(refused.status().message(), HasSubstr("review fix"));
   EXPECT_THAT(refused.status().message(), HasSubstr("--git_push_branch_force"));
   EXPECT_EQ(RevParse(kBranch), foreign);
+  EXPECT_EQ(metrics_.push_branch_writes.Add({{"outcome", "refused"}}).Value(), 1);
 
   OpenWriter(/*force=*/true);
   absl::StatusOr<ApplyOutcome> forced =

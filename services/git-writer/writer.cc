@@ -221,7 +221,19 @@ WriterMetrics::WriterMetrics(prometheus::Registry& registry)
                         .Help("1 while upstream's head is served, 0 while it is held back "
                               "because it is not signed by an allowed key.")
                         .Register(registry)
-                        .Add({})) {}
+                        .Add({})),
+      push_branch_writes(prometheus::BuildCounter()
+                             .Name("ferry_git_push_branch_writes_total")
+                             .Help("Writes to --git_push_branch, by outcome: created, "
+                                   "fast_forward, rebuilt, refused (someone else's commit).")
+                             .Register(registry)),
+      push_branch_dropped(prometheus::BuildCounter()
+                              .Name("ferry_git_push_branch_dropped_commits_total")
+                              .Help("Commits a rebuild of --git_push_branch left out: Ferry's "
+                                    "that no longer apply, or others' with "
+                                    "--git_push_branch_force.")
+                              .Register(registry)
+                              .Add({})) {}
 
 Writer::Writer(Repository& repo, WriterOptions options, WriterMetrics& metrics)
     : repo_(repo),
@@ -594,6 +606,9 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
       // The source branch did not move: nothing new to serve. The job note goes on the
       // commit holding the change.
       out.revision = plan.commit;
+      const char* outcome = plan.created ? "created" : plan.force ? "rebuilt" : "fast_forward";
+      metrics_.push_branch_writes.Add({{"outcome", outcome}}).Increment();
+      metrics_.push_branch_dropped.Increment(static_cast<double>(plan.dropped.size()));
       if (!request.note.empty()) {
         if (absl::Status noted = repo_.AddNote(plan.commit, request.note, options_.committer);
             !noted.ok()) {
@@ -998,13 +1013,17 @@ absl::StatusOr<Writer::PushPlan> Writer::PlanPushBranch(const std::string& branc
   plan.branch = branch;
   plan.tip = plan.commit = commit;
   absl::StatusOr<std::string> current = repo_.FetchBranch(branch);
-  if (absl::IsNotFound(current.status())) return plan;  // created on the source head
+  if (absl::IsNotFound(current.status())) {  // created on the source head
+    plan.created = true;
+    return plan;
+  }
   if (!current.ok()) return current.status();
   FERRY_ASSIGN_OR_RETURN(std::vector<BranchCommit> pending,
                          repo_.CommitsBetween(source, *current, kMaxPendingCommits));
   for (const BranchCommit& c : pending) {
     if (IsFerrys(c)) continue;
     if (!options_.push_branch_force) {
+      metrics_.push_branch_writes.Add({{"outcome", "refused"}}).Increment();
       return absl::FailedPreconditionError(absl::StrCat(
           "push branch ", branch, " holds commit ", Describe(c),
           " that Ferry did not make; Ferry does not overwrite it: merge or delete the branch, "

@@ -187,6 +187,10 @@ struct WriterMetrics {
   prometheus::Family<prometheus::Counter>& signature_checks;
   // 1 while upstream's head is served, 0 while it is held back for its signature.
   prometheus::Gauge& head_verified;
+  // --git_push_branch: writes by outcome (created, fast_forward, rebuilt, refused), and the
+  // commits rebuilds left out.
+  prometheus::Family<prometheus::Counter>& push_branch_writes;
+  prometheus::Counter& push_branch_dropped;
 };
 
 // Thread-safe. Repository calls are serialized internally.
@@ -261,6 +265,7 @@ class Writer {
     std::string tip;          // what the branch becomes
     std::string commit;       // the commit holding this request's change (`tip` or below it)
     bool force = false;       // not a fast-forward of the branch
+    bool created = false;     // the branch did not exist
     bool no_changes = false;  // the branch holds the change already
     std::vector<std::string> dropped;  // ApplyOutcome::dropped
   };
