@@ -375,53 +375,36 @@ RevertOutcome Executor::RunRevert(const ferry::v1::Job& job, std::vector<Workloa
   const std::string& id = job.id();
   store_.AddStage(id, ferry::v1::JOB_STAGE_KIND_PLANNING,
                   absl::StrCat("reverting job ", job.reverts_job(),
-                               ": checking that git still has the released images"));
+                               ": one commit only if git still has the released images"));
   store_.SetResults(id, results);
-  auto fail = [&](const std::string& why, RevertOutcome outcome) {
-    FailReleased(results, why);
-    store_.SetResults(id, results);
-    store_.Finish(id, why);
-    return outcome;
-  };
-  // One commit or none: git-writer applies the edits that apply and reports the others, so
-  // a dry run first makes sure the lock and the rejected tags never land without the revert.
-  ferry::v1::ApplyUpdatesRequest check;
-  for (const auto& e : edits) *check.add_edits() = e;
-  check.set_message(message);
-  *check.mutable_cause() = job.cause();
-  check.set_dry_run(true);
-  absl::StatusOr<ferry::v1::ApplyUpdatesResponse> checked =
-      peers_.git.Call(&GitWriterStub::ApplyUpdates, check, peers_.ForStage(Stage::kCommit));
-  std::vector<std::string> changed, refused;
-  if (!checked.ok()) {
-    // Every edit failed: the call fails with the first one's code.
-    if (checked.status().code() != absl::StatusCode::kAborted) {
-      return fail(absl::StrCat("nothing reverted: ", checked.status().message()),
-                  RevertOutcome::kFailed);
-    }
-    changed.push_back(std::string(checked.status().message()));
-  } else {
-    for (const ferry::v1::EditResult& r : checked->results()) {
-      if (r.code() == 0) continue;
-      const std::string what = r.edit().has_image()
-                                   ? absl::StrCat("container ", r.edit().image().container())
-                                   : ChangeName(r.edit().policy());
-      (r.code() == static_cast<int>(absl::StatusCode::kAborted) ? changed : refused)
-          .push_back(absl::StrCat(what, ": ", r.error()));
-    }
-  }
+  // One commit or none: with all_or_nothing git-writer commits nothing when any edit fails
+  // (also after a rebase), so the lock and the rejected tags never land without the revert.
+  ferry::v1::ApplyUpdatesRequest request = CommitRequest(job, results, edits, message);
+  request.set_all_or_nothing(true);
+  absl::StatusOr<ferry::v1::ApplyUpdatesResponse> committed =
+      peers_.git.Call(&GitWriterStub::ApplyUpdates, request, peers_.ForStage(Stage::kCommit));
+  if (!committed.ok()) return FailRevert(job, std::move(results), committed.status());
+  ApplyCommitted(job, std::move(results), *committed, false, 0);
+  return RevertOutcomeOf(id);
+}
+
+RevertOutcome Executor::FailRevert(const ferry::v1::Job& job, std::vector<WorkloadResult> results,
+                                   const absl::Status& status) {
+  // ABORTED: a compare-and-set lost (or upstream kept moving): a person is in charge.
+  const bool changed = status.code() == absl::StatusCode::kAborted;
   const std::string workload = results.empty() ? "" : results[0].workload();
-  if (!changed.empty()) {
-    return fail(absl::StrCat("nothing reverted: ", workload, " changed in git since job ",
-                             job.reverts_job(), " (", absl::StrJoin(changed, "; "),
-                             "); not locked, no tag rejected"),
-                RevertOutcome::kConflict);
-  }
-  if (!refused.empty()) {
-    return fail(absl::StrCat("nothing reverted: ", absl::StrJoin(refused, "; ")),
-                RevertOutcome::kFailed);
-  }
-  CommitAndApply(job, results, edits, message, false, 0);
+  const std::string why = changed
+                              ? absl::StrCat("nothing reverted: ", workload,
+                                             " changed in git since job ", job.reverts_job(), " (",
+                                             status.message(), "); not locked, no tag rejected")
+                              : absl::StrCat("nothing reverted: ", status.message());
+  FailReleased(results, why);
+  store_.SetResults(job.id(), results);
+  store_.Finish(job.id(), why);
+  return changed ? RevertOutcome::kConflict : RevertOutcome::kFailed;
+}
+
+RevertOutcome Executor::RevertOutcomeOf(const std::string& id) {
   std::optional<ferry::v1::Job> done = store_.Get(id);
   // Committed is reverted, also when applying the commit failed (the job says so).
   if (!done.has_value() || done->revision().empty()) return RevertOutcome::kFailed;
@@ -443,7 +426,13 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
     store_.SetResults(id, results);
     return store_.Finish(id, std::string(committed.status().message()));
   }
-  const ferry::v1::ApplyUpdatesResponse& applied = *committed;
+  ApplyCommitted(job, std::move(results), *committed, wait_rollout, rollout_timeout_seconds);
+}
+
+void Executor::ApplyCommitted(const ferry::v1::Job& job, std::vector<WorkloadResult> results,
+                              const ferry::v1::ApplyUpdatesResponse& applied, bool wait_rollout,
+                              int rollout_timeout_seconds) {
+  const std::string& id = job.id();
   MarkFailedEdits(applied, results);
   store_.SetResults(id, results);
   if (job.dry_run()) return store_.Finish(id, "", "dry run: nothing committed");
@@ -480,6 +469,12 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
   // The commit's own sync (WatchHead starts it as soon as the push lands) is the answer.
   absl::StatusOr<ferry::v1::SyncResult> synced = Apply(revision, /*skip_if_applied=*/true);
   if (!synced.ok()) {
+    // Pushed is released: the background sync applies it later, and the follow waits for it.
+    std::set<std::string> committed;
+    for (const WorkloadResult& r : results) {
+      if (r.status() == ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS) committed.insert(r.workload());
+    }
+    CallReleaseHook(job, revision, results, committed, /*applied=*/false);
     return store_.Finish(id, absl::StrCat("committed ", Short(revision),
                                           ", but applying it failed: ", synced.status().message()));
   }
@@ -489,19 +484,26 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
                   absl::StrCat(synced->applied(), " applied, ", synced->unchanged(), " unchanged, ",
                                synced->failed(), " failed"),
                   synced->revision());
-  if (release_applied_ && !released.empty() &&
-      (job.kind() == ferry::v1::JOB_KIND_RELEASE ||
-       job.kind() == ferry::v1::JOB_KIND_AUTOMATED_RELEASE)) {
-    std::vector<WorkloadResult> took;
-    for (const WorkloadResult& r : results) {
-      if (released.count(r.workload()) > 0) took.push_back(r);
-    }
-    release_applied_(job, revision, took);
-  }
+  CallReleaseHook(job, revision, results, released, /*applied=*/true);
   if (!wait_rollout || released.empty()) {
     return store_.Finish(id, "", absl::StrCat("committed and applied ", Short(revision)));
   }
   FollowRollout(id, revision, released, rollout_timeout_seconds, results);
+}
+
+void Executor::CallReleaseHook(const ferry::v1::Job& job, const std::string& revision,
+                               const std::vector<WorkloadResult>& results,
+                               const std::set<std::string>& released, bool applied) {
+  if (!release_applied_ || released.empty() ||
+      (job.kind() != ferry::v1::JOB_KIND_RELEASE &&
+       job.kind() != ferry::v1::JOB_KIND_AUTOMATED_RELEASE)) {
+    return;
+  }
+  std::vector<WorkloadResult> took;
+  for (const WorkloadResult& r : results) {
+    if (released.count(r.workload()) > 0) took.push_back(r);
+  }
+  release_applied_(job, revision, took, applied);
 }
 
 ferry::v1::ApplyUpdatesRequest Executor::CommitRequest(const ferry::v1::Job& job,

@@ -87,19 +87,21 @@ class Executor {
                     const std::string& planning_note);
 
   // Executes a revert job (see reverter.h): `edits` (image compare-and-sets back to the
-  // previous images, then policy changes) are committed in one commit only when every image
-  // edit still applies, checked by a dry run first; otherwise nothing is committed and the
-  // job fails naming the containers that changed (kConflict). `results` is the reverted
-  // workload with its updates (new -> old).
+  // previous images, then policy changes) are committed in one commit (ApplyUpdatesRequest
+  // all_or_nothing) or not at all; when a container changed in git since, nothing is
+  // committed and the job fails naming it (kConflict). `results` is the reverted workload
+  // with its updates (new -> old).
   RevertOutcome RunRevert(const ferry::v1::Job& job, std::vector<ferry::v1::WorkloadResult> results,
                           const std::vector<ferry::v1::Edit>& edits, const std::string& message);
 
-  // Called by a RELEASE or AUTOMATED_RELEASE job once its commit `revision` is applied,
-  // with the workloads it released (SUCCESS results, the cluster took them), on the job's
-  // thread: it must return quickly. (Rollouts that revert themselves: Reverter.)
+  // Called by a RELEASE or AUTOMATED_RELEASE job once its commit `revision` is pushed, on
+  // the job's thread: it must return quickly. With `applied` the cluster took the commit and
+  // `released` are the workloads it took (SUCCESS results); without, applying it failed or
+  // timed out (the background sync applies it later) and `released` are the workloads the
+  // commit changed. (Rollouts that revert themselves: Reverter.)
   using ReleaseApplied =
       std::function<void(const ferry::v1::Job& job, const std::string& revision,
-                         const std::vector<ferry::v1::WorkloadResult>& released)>;
+                         const std::vector<ferry::v1::WorkloadResult>& released, bool applied)>;
   // Sets the hook; call it before any job runs.
   void SetReleaseApplied(ReleaseApplied hook) { release_applied_ = std::move(hook); }
 
@@ -110,6 +112,20 @@ class Executor {
                       const std::vector<ferry::v1::Edit>& edits, const std::string& message,
                       bool wait_rollout, int rollout_timeout_seconds);
   // CommitAndApply's steps.
+  // After the commit call: records failed edits, applies the pushed revision, calls the
+  // release hook, follows rollouts if asked, and finishes the job.
+  void ApplyCommitted(const ferry::v1::Job& job, std::vector<ferry::v1::WorkloadResult> results,
+                      const ferry::v1::ApplyUpdatesResponse& applied, bool wait_rollout,
+                      int rollout_timeout_seconds);
+  // The release hook for the `released` workloads of a release job's `results`.
+  void CallReleaseHook(const ferry::v1::Job& job, const std::string& revision,
+                       const std::vector<ferry::v1::WorkloadResult>& results,
+                       const std::set<std::string>& released, bool applied);
+  // RunRevert's ends: the failed commit call (kConflict for ABORTED), and how the job ended.
+  RevertOutcome FailRevert(const ferry::v1::Job& job,
+                           std::vector<ferry::v1::WorkloadResult> results,
+                           const absl::Status& status);
+  RevertOutcome RevertOutcomeOf(const std::string& id);
   // The ApplyUpdates request for `edits`, with the job's record as it will have finished
   // (the git note) unless it is a dry run.
   ferry::v1::ApplyUpdatesRequest CommitRequest(

@@ -3,11 +3,14 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <set>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lib/image/reference.h"
+#include "lib/limits/limits.h"
 #include "lib/log/log.h"
 #include "lib/policy/soak.h"
 
@@ -32,10 +35,26 @@ std::string TagsOf(const FollowedWorkload& w) {
   return absl::StrJoin(parts, ", ");
 }
 
-// "automatic revert of job J: app 1.1.0 (rollout failed: ...)".
+// "app 2.0" of the containers of `w` whose released image has no tag ("app (sha256:...)"),
+// or empty.
+std::string PinnedByDigest(const FollowedWorkload& w) {
+  std::vector<std::string> parts;
+  for (const auto& u : w.updates) {
+    if (ExplicitTagOf(u.to_image()).empty()) parts.push_back(u.container());
+  }
+  return absl::StrJoin(parts, ", ");
+}
+
+// "automatic revert of job J: app 1.1.0 (rollout failed: ...)", one line within
+// git-writer's name limit.
 std::string RevertLine(const FollowedWorkload& w, const std::string& reason) {
-  return absl::StrCat("automatic revert of job ", w.release_job, ": ", TagsOf(w), " (",
-                      Truncated(reason, kMaxRevertReasonBytes), ")");
+  const std::string pinned = PinnedByDigest(w);
+  return OneLine(
+      absl::StrCat(
+          "automatic revert of job ", w.release_job, ": ", TagsOf(w),
+          pinned.empty() ? "" : absl::StrCat(" (pinned by digest, no tag rejected: ", pinned, ")"),
+          " (", Truncated(reason, kMaxRevertReasonBytes), ")"),
+      limits::kRequestNameBytes.default_value);
 }
 
 const char* OutcomeName(RevertOutcome outcome) {
@@ -118,6 +137,44 @@ std::string TagOf(const std::string& image) {
   return ref->EffectiveTag();
 }
 
+std::string ExplicitTagOf(const std::string& image) {
+  absl::StatusOr<image::Reference> ref = image::Reference::Parse(image);
+  if (!ref.ok()) return "";
+  return ref->tag();
+}
+
+std::string OneLine(const std::string& text, size_t max_bytes) {
+  std::string out;
+  out.reserve(std::min(text.size(), max_bytes));
+  for (size_t i = 0; i < text.size();) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    for (size_t k = 1; n > 0 && k < n; ++k) {
+      if (i + k >= text.size() || (static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) n = 0;
+    }
+    if (n == 0) {
+      out.push_back('?');  // not UTF-8
+      ++i;
+      continue;
+    }
+    const bool c0 = n == 1 && (c < 0x20 || c == 0x7F);
+    const bool c1 = n == 2 && c == 0xC2 && static_cast<unsigned char>(text[i + 1]) <= 0x9F;
+    if (c0 || c1) {
+      out.push_back(' ');
+    } else {
+      out.append(text, i, n);
+    }
+    i += n;
+  }
+  if (out.size() <= max_bytes) return out;
+  constexpr absl::string_view kEllipsis = "...";
+  size_t cut = max_bytes > kEllipsis.size() ? max_bytes - kEllipsis.size() : 0;
+  while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+  out.resize(cut);
+  if (max_bytes >= kEllipsis.size()) absl::StrAppend(&out, kEllipsis);
+  return out;
+}
+
 ferry::v1::Job RevertJob(const FollowedWorkload& w, const std::string& reason) {
   ferry::v1::Job job;
   job.set_kind(ferry::v1::JOB_KIND_REVERT);
@@ -153,47 +210,79 @@ RevertPlan PlanRevert(const FollowedWorkload& w, const std::string& reason,
   lock.mutable_policy()->mutable_lock()->set_user(kRevertUser);
   lock.mutable_policy()->mutable_lock()->set_message(RevertLine(w, reason));
   plan.edits.push_back(std::move(lock));
+  std::vector<std::string> rejected;
   for (const ferry::v1::ContainerUpdate& u : w.updates) {
+    // A release pinned by digest has no tag to reject (RejectTag takes tags only).
+    const std::string released_tag = ExplicitTagOf(u.to_image());
+    if (released_tag.empty()) continue;
     ferry::v1::Edit reject;
     reject.set_workload(w.workload);
     ferry::v1::RejectTag* tag = reject.mutable_policy()->mutable_reject_tag();
     tag->set_container(u.container());
-    tag->set_tag(TagOf(u.to_image()));
+    tag->set_tag(released_tag);
     tag->set_job(revert_job.id());
     plan.edits.push_back(std::move(reject));
+    rejected.push_back(absl::StrCat(u.container(), " ", released_tag));
   }
+  const std::string pinned = PinnedByDigest(w);
   plan.results.push_back(std::move(result));
   plan.message = absl::StrCat(
       "Revert ", w.workload, " (rollout of job ", w.release_job, " failed)\n\n",
-      absl::StrJoin(moves, "\n"), "\n\n", Truncated(reason, kMaxRevertReasonBytes),
-      "\n\nLocked by ferry; rejected: ", TagsOf(w), ". Unlock and release to take over.");
+      absl::StrJoin(moves, "\n"), "\n\n", OneLine(reason, kMaxRevertReasonBytes),
+      "\n\nLocked by ferry; rejected: ", rejected.empty() ? "none" : absl::StrJoin(rejected, ", "),
+      pinned.empty() ? "" : absl::StrCat(" (pinned by digest, no tag to reject: ", pinned, ")"),
+      ". Unlock and release to take over.");
   return plan;
 }
 
 Reverter::Reverter(const PeerClients& peers, JobStore& store, JobRunner& runner, Executor& executor,
-                   RevertMetrics& metrics)
-    : peers_(peers), store_(store), runner_(runner), executor_(executor), metrics_(metrics) {}
+                   RevertMetrics& metrics, int max_followed)
+    : peers_(peers),
+      store_(store),
+      runner_(runner),
+      executor_(executor),
+      metrics_(metrics),
+      max_followed_(max_followed) {}
 
 Reverter::~Reverter() { Join(); }
 
 Executor::ReleaseApplied Reverter::Hook() {
   return [this](const ferry::v1::Job& job, const std::string& revision,
-                const std::vector<ferry::v1::WorkloadResult>& released) {
-    Released(job, revision, released);
-  };
+                const std::vector<ferry::v1::WorkloadResult>& released,
+                bool applied) { Released(job, revision, released, applied); };
 }
 
 void Reverter::Released(const ferry::v1::Job& job, const std::string& revision,
-                        const std::vector<ferry::v1::WorkloadResult>& released) {
+                        const std::vector<ferry::v1::WorkloadResult>& released, bool applied) {
   if (released.empty() || peers_.shutting_down()) return;
   absl::MutexLock lock(&mu_);
   Reap();
+  const uint64_t sequence = ++sequence_;
+  // This release's follows supersede the older ones of the same workloads.
+  for (const ferry::v1::WorkloadResult& r : released) {
+    latest_[r.workload()] = sequence;
+    for (auto it = watching_.lower_bound({r.workload(), 0});
+         it != watching_.end() && it->first.first == r.workload() && it->first.second < sequence;
+         ++it) {
+      it->second->TryCancel();
+    }
+  }
   auto done = std::make_shared<std::atomic<bool>>(false);
-  followers_.push_back(Follower{std::thread([this, job, revision, released, done] {
-                                  FollowRelease(job, revision, released);
-                                  *done = true;
-                                }),
-                                done});
+  try {
+    followers_.push_back(
+        Follower{std::thread([this, job, revision, released, applied, sequence, done] {
+                   FollowRelease(job, revision, released, applied, sequence);
+                   *done = true;
+                 }),
+                 done});
+  } catch (const std::system_error& e) {
+    for (const ferry::v1::WorkloadResult& r : released) {
+      if (latest_[r.workload()] == sequence) latest_.erase(r.workload());
+    }
+    metrics_.NotFollowed();
+    log::Warn("rollback: cannot start a thread; the release's rollouts are not followed",
+              {{"job", job.id()}, {"error", e.what()}});
+  }
 }
 
 void Reverter::Reap() {
@@ -216,62 +305,131 @@ void Reverter::Join() {
   for (Follower& f : followers) f.thread.join();
 }
 
+bool Reverter::ReserveSlot() {
+  if (following_.fetch_add(1) < max_followed_) return true;
+  following_.fetch_sub(1);
+  return false;
+}
+
+bool Reverter::Superseded(const FollowedWorkload& w) {
+  absl::MutexLock lock(&mu_);
+  auto it = latest_.find(w.workload);
+  return it == latest_.end() || it->second != w.sequence;
+}
+
+void Reverter::Forget(const std::string& workload, uint64_t sequence) {
+  absl::MutexLock lock(&mu_);
+  auto it = latest_.find(workload);
+  if (it != latest_.end() && it->second == sequence) latest_.erase(it);
+}
+
 void Reverter::FollowRelease(const ferry::v1::Job& job, const std::string& revision,
-                             const std::vector<ferry::v1::WorkloadResult>& released) {
+                             const std::vector<ferry::v1::WorkloadResult>& released, bool applied,
+                             uint64_t sequence) {
   // The policies the release was made under: the workloads at its commit.
   ferry::v1::ListManifestWorkloadsRequest request;
   request.set_revision(revision);
   for (const auto& r : released) request.add_ids(r.workload());
   absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git = peers_.ListAllInGit(
       request, peers_.Until(absl::Now() + kPeerCallTimeout, /*await_peer=*/true));
-  if (!in_git.ok()) {
+  std::map<std::string, ferry::v1::Policy> policies;
+  if (in_git.ok()) {
+    for (const auto& w : in_git->workloads()) policies[w.id()] = w.policy();
+  } else {
     log::Warn("rollback: cannot read the released workloads' policies; rollouts not followed",
               {{"job", job.id()}, {"error", std::string(in_git.status().message())}});
-    return;
   }
-  std::map<std::string, ferry::v1::Policy> policies;
-  for (const auto& w : in_git->workloads()) policies[w.id()] = w.policy();
   std::vector<FollowedWorkload> followed = WorkloadsToFollow(job.id(), released, policies);
+  std::set<std::string> kept;
+  for (FollowedWorkload& w : followed) {
+    w.revision = applied ? "" : revision;
+    w.sequence = sequence;
+    kept.insert(w.workload);
+  }
+  for (const auto& r : released) {
+    if (kept.count(r.workload()) == 0) Forget(r.workload(), sequence);
+  }
+  // Slots first, so that no thread starts for a follow beyond max_followed_.
+  std::vector<const FollowedWorkload*> slotted;
+  for (const FollowedWorkload& w : followed) {
+    if (ReserveSlot()) {
+      slotted.push_back(&w);
+      continue;
+    }
+    Forget(w.workload, sequence);
+    metrics_.NotFollowed();
+    log::Warn("rollback: too many rollouts followed at once; this one is not",
+              {{"job", w.release_job}, {"workload", w.workload}});
+  }
   // Each workload on a thread of its own: its rollback-timeout is its own.
   std::vector<std::thread> others;
-  for (size_t i = 1; i < followed.size(); ++i) {
-    others.emplace_back([this, &followed, i] { Follow(followed[i]); });
+  for (size_t i = 1; i < slotted.size(); ++i) {
+    const FollowedWorkload* w = slotted[i];
+    try {
+      others.emplace_back([this, w] { Follow(*w); });
+    } catch (const std::system_error& e) {
+      following_.fetch_sub(1);
+      Forget(w->workload, sequence);
+      metrics_.NotFollowed();
+      log::Warn("rollback: cannot start a thread; this rollout is not followed",
+                {{"job", w->release_job}, {"workload", w->workload}, {"error", e.what()}});
+    }
   }
-  if (!followed.empty()) Follow(followed[0]);
+  if (!slotted.empty()) Follow(*slotted[0]);
   for (std::thread& t : others) t.join();
 }
 
 void Reverter::Follow(const FollowedWorkload& w) {
-  if (following_.fetch_add(1) >= kMaxFollowedRollouts) {
-    following_.fetch_sub(1);
-    metrics_.NotFollowed();
-    log::Warn("rollback: too many rollouts followed at once; this one is not",
-              {{"job", w.release_job}, {"workload", w.workload}});
-    return;
-  }
   log::Info("rollback: following the rollout",
             {{"job", w.release_job},
              {"workload", w.workload},
              {"timeout", policy::FormatPolicyDuration(w.timeout)}});
   std::optional<std::string> failure = Watch(w);
   following_.fetch_sub(1);
-  if (failure.has_value()) Revert(w, *failure);
+  // A newer release of the workload owns the verdict now.
+  const bool superseded = Superseded(w);
+  Forget(w.workload, w.sequence);
+  if (!failure.has_value()) return;
+  if (superseded) {
+    log::Info("rollback: a newer release of the workload supersedes this follow; not reverted",
+              {{"job", w.release_job}, {"workload", w.workload}});
+    return;
+  }
+  Revert(w, *failure);
 }
 
 std::optional<std::string> Reverter::Watch(const FollowedWorkload& w) {
   const int64_t timeout = std::max<int64_t>(1, absl::ToInt64Seconds(w.timeout));
   ferry::v1::WaitRolloutRequest wait;
   wait.add_workloads(w.workload);
-  // The release job saw its commit applied; a later commit may be applied by now, so the
-  // wait is for whatever runs (a later release of these containers makes the revert's
-  // compare-and-set fail: nothing is reverted then).
+  // When the release job saw its commit applied, a later commit may be applied by now, so
+  // the wait is for whatever runs (a later release of these containers supersedes this
+  // follow, or makes the revert's compare-and-set fail: nothing is reverted then). When it
+  // could not apply it, the wait is for that revision first.
+  wait.set_revision(w.revision);
   wait.set_timeout_seconds(
       static_cast<int32_t>(std::min<int64_t>(timeout, std::numeric_limits<int32_t>::max())));
   const CallBudget budget =
       peers_.Until(absl::Now() + absl::Seconds(timeout + 30), /*await_peer=*/true);
+  if (Superseded(w)) return std::nullopt;
   PeerCall call;
   absl::StatusOr<std::unique_ptr<grpc::ClientReaderInterface<ferry::v1::WaitRolloutProgress>>>
       stream = peers_.cluster.Open(&ClusterSyncerStub::WaitRollout, wait, budget, call);
+  // While it runs, a newer release of the workload cancels it (Released).
+  const std::pair<std::string, uint64_t> key{w.workload, w.sequence};
+  if (call.started()) {
+    absl::MutexLock lock(&mu_);
+    watching_[key] = &call.context();
+  }
+  struct Unwatch {
+    Reverter* self;
+    const std::pair<std::string, uint64_t>& key;
+    ~Unwatch() {
+      absl::MutexLock lock(&self->mu_);
+      self->watching_.erase(key);
+    }
+  } unwatch{this, key};
+  if (call.started() && Superseded(w)) call.context().TryCancel();  // before registered
   if (!stream.ok()) {
     log::Warn("rollback: cannot follow the rollout; nothing reverted",
               {{"job", w.release_job},
@@ -298,7 +456,14 @@ std::optional<std::string> Reverter::Watch(const FollowedWorkload& w) {
     }
   }
   grpc::Status s = (*stream)->Finish();
-  if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && !peers_.shutting_down()) {
+  if (Superseded(w)) return std::nullopt;  // the newer release's follow has the verdict
+  // Not ready within rollback-timeout is a failure only when the rollout was seen going on
+  // (UPDATING) or failing: an unknown state (GETs failing, the workload not found, no
+  // conditions yet, the revision never applied) cannot tell.
+  const bool seen_rolling = last.state() == ferry::v1::ROLLOUT_STATE_UPDATING ||
+                            last.state() == ferry::v1::ROLLOUT_STATE_ERROR;
+  if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && !peers_.shutting_down() &&
+      seen_rolling) {
     std::vector<std::string> messages(last.messages().begin(), last.messages().end());
     std::string why =
         absl::StrCat("not ready within rollback-timeout ", policy::FormatPolicyDuration(w.timeout));

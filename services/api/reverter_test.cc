@@ -1,6 +1,6 @@
 // Rollouts that revert themselves: which released workloads are followed, what a revert
-// commits (compare-and-sets back, the lock, the rejected tags, in one request after a dry
-// run), the job that records it, a conflict that commits nothing, a healthy rollout and a
+// commits (compare-and-sets back, the lock, the rejected tags, in one all-or-nothing
+// request), the job that records it, a conflict that commits nothing, a healthy rollout and a
 // workload without rollback: auto left alone. Mock peers, real JobStore/JobRunner/Executor.
 #include "services/api/reverter.h"
 
@@ -9,11 +9,16 @@
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
 
+#include <atomic>
 #include <mutex>
 
+#include "absl/synchronization/notification.h"
 #include "ferry/v1/cluster_syncer_mock.grpc.pb.h"
 #include "ferry/v1/git_writer_mock.grpc.pb.h"
 #include "ferry/v1/registry_scanner_mock.grpc.pb.h"
+#include "lib/limits/limits.h"
+#include "lib/names/names.h"
+#include "lib/status/status_matchers.h"
 #include "tests/support/metrics.h"
 
 namespace ferry::api {
@@ -102,6 +107,69 @@ TEST(TagOfTest, TagDigestOrText) {
   EXPECT_EQ(TagOf("Not An Image"), "Not An Image");
 }
 
+TEST(ExplicitTagOfTest, NoTagForADigestOnly) {
+  EXPECT_EQ(ExplicitTagOf("registry.test:5000/team/app:1.1.0"), "1.1.0");
+  EXPECT_EQ(ExplicitTagOf("app:1.1.0@sha256:" + std::string(64, 'a')), "1.1.0");
+  EXPECT_EQ(ExplicitTagOf("app@sha256:" + std::string(64, 'a')), "");
+  EXPECT_EQ(ExplicitTagOf("Not An Image"), "");
+}
+
+TEST(OneLineTest, ControlCharactersBecomeSpacesAndTheCutKeepsCharactersWhole) {
+  EXPECT_EQ(OneLine("a\nb\r\tc\x7f", 100), "a b  c ");
+  EXPECT_EQ(OneLine("x\xc2\x85y", 100), "x y") << "C1 control (NEL)";
+  EXPECT_EQ(OneLine("bad \xff byte", 100), "bad ? byte");
+  EXPECT_EQ(OneLine("short", 5), "short");
+  // "é" is 2 bytes: a cut at 8 bytes would split the third one.
+  const std::string cut = OneLine("ééééééé", 8);
+  EXPECT_EQ(cut, "éé...");
+  EXPECT_TRUE(names::IsUtf8(cut));
+}
+
+TEST(PlanRevertTest, TheLockMessageIsOneLineWithinTheNameLimit) {
+  FollowedWorkload w;
+  w.release_job = "release-7";
+  w.workload = kWorkload;
+  for (int i = 0; i < 20; ++i) {  // many containers with long tags
+    ferry::v1::ContainerUpdate u;
+    u.set_container(absl::StrCat("container-", i));
+    u.set_from_image("registry.test/app:1.0.0");
+    u.set_to_image("registry.test/app:" + std::string(60, 'v'));
+    w.updates.push_back(u);
+  }
+  std::string reason = "rollout failed: pod app-1 container app:\nBack-off\r\n";
+  for (int i = 0; i < 300; ++i) reason += "é";
+  ferry::v1::Job job = RevertJob(w, reason);
+  job.set_id("revert-8");
+  RevertPlan plan = PlanRevert(w, reason, job);
+  const std::string& lock = plan.edits[20].policy().lock().message();
+  FERRY_EXPECT_OK(
+      names::ValidateName("lock message", lock, limits::kRequestNameBytes.default_value));
+  EXPECT_LE(lock.size(), limits::kRequestNameBytes.default_value);
+  EXPECT_THAT(lock, HasSubstr("automatic revert of job release-7"));
+  FERRY_EXPECT_OK(names::ValidateCommitMessage(plan.message, 64 * 1024));
+}
+
+TEST(PlanRevertTest, AReleasePinnedByDigestIsRevertedAndLockedWithoutARejectedTag) {
+  FollowedWorkload w;
+  w.release_job = "release-7";
+  w.workload = kWorkload;
+  ferry::v1::ContainerUpdate u;
+  u.set_container("app");
+  u.set_from_image(kOld);
+  u.set_to_image("registry.test/team/app@sha256:" + std::string(64, 'a'));
+  w.updates.push_back(u);
+  ferry::v1::Job job = RevertJob(w, "rollout failed");
+  job.set_id("revert-8");
+  RevertPlan plan = PlanRevert(w, "rollout failed", job);
+  ASSERT_EQ(plan.edits.size(), 2u) << "the compare-and-set and the lock, no reject_tag";
+  EXPECT_EQ(plan.edits[0].image().to_image(), kOld);
+  ASSERT_TRUE(plan.edits[1].policy().has_lock());
+  EXPECT_THAT(plan.edits[1].policy().lock().message(),
+              HasSubstr("pinned by digest, no tag rejected: app"));
+  EXPECT_THAT(job.cause().message(), HasSubstr("pinned by digest, no tag rejected: app"));
+  EXPECT_THAT(plan.message, HasSubstr("rejected: none (pinned by digest, no tag to reject: app)"));
+}
+
 TEST(PlanRevertTest, CompareAndSetsBackThenLockThenRejectedTags) {
   FollowedWorkload w;
   w.release_job = "release-7";
@@ -160,8 +228,8 @@ class ReverterTest : public ::testing::Test {
     peers_ = std::make_unique<PeerClients>(Peers{git_, registry_, cluster_}, runner_->cancel());
     executor_ = std::make_unique<Executor>(*peers_, *store_);
     revert_metrics_ = std::make_unique<RevertMetrics>(*metrics_);
-    reverter_ =
-        std::make_unique<Reverter>(*peers_, *store_, *runner_, *executor_, *revert_metrics_);
+    reverter_ = std::make_unique<Reverter>(*peers_, *store_, *runner_, *executor_, *revert_metrics_,
+                                           max_followed_);
     executor_->SetReleaseApplied(reverter_->Hook());
 
     ferry::v1::ManifestWorkload w;
@@ -183,6 +251,13 @@ class ReverterTest : public ::testing::Test {
           std::lock_guard<std::mutex> lock(mu_);
           applied_.push_back(r);
           const bool revert = r.edits_size() > 1;
+          if (conflict_ && revert && r.all_or_nothing()) {
+            return grpc::Status(grpc::StatusCode::ABORTED,
+                                "nothing committed (all or nothing): edit 1 (" +
+                                    std::string(kWorkload) +
+                                    " container app) failed: container app has image "
+                                    "registry.test/team/app:1.2.0, not 1.1.0");
+          }
           for (const auto& e : r.edits()) {
             ferry::v1::EditResult* result = out->add_results();
             *result->mutable_edit() = e;
@@ -195,8 +270,9 @@ class ReverterTest : public ::testing::Test {
           return grpc::Status::OK;
         }));
     ON_CALL(cluster_, SyncNow(_, _, _))
-        .WillByDefault(Invoke([](grpc::ClientContext*, const ferry::v1::SyncNowRequest& r,
-                                 ferry::v1::SyncResult* out) {
+        .WillByDefault(Invoke([this](grpc::ClientContext*, const ferry::v1::SyncNowRequest& r,
+                                     ferry::v1::SyncResult* out) {
+          if (sync_fails_) return grpc::Status(grpc::StatusCode::INTERNAL, "apply refused");
           out->set_revision(r.revision());
           out->set_applied(1);
           return grpc::Status::OK;
@@ -208,15 +284,16 @@ class ReverterTest : public ::testing::Test {
     runner_.reset();
   }
 
-  // The rollout the syncer reports: `states` one after the other, then `end`.
-  void RolloutGoes(std::vector<ferry::v1::RolloutState> states,
-                   grpc::Status end = grpc::Status::OK) {
+  // A reader of the rollout the syncer reports: `states` one after the other, then `end`.
+  static grpc::testing::MockClientReader<ferry::v1::WaitRolloutProgress>* Reader(
+      std::vector<ferry::v1::RolloutState> states, grpc::Status end = grpc::Status::OK,
+      const std::string& workload = kWorkload) {
     auto* reader = new NiceMock<grpc::testing::MockClientReader<ferry::v1::WaitRolloutProgress>>();
     auto reads = std::make_shared<std::vector<ferry::v1::WaitRolloutProgress>>();
     for (auto state : states) {
       ferry::v1::WaitRolloutProgress p;
       auto* r = p.add_rollouts();
-      r->set_workload(kWorkload);
+      r->set_workload(workload);
       r->mutable_status()->set_state(state);
       if (state == ferry::v1::ROLLOUT_STATE_ERROR) {
         r->mutable_status()->add_messages(
@@ -234,8 +311,24 @@ class ReverterTest : public ::testing::Test {
           return true;
         }));
     ON_CALL(*reader, Finish()).WillByDefault(Return(end));
+    return reader;
+  }
+
+  // The rollout the syncer reports: `states` one after the other, then `end`.
+  void RolloutGoes(std::vector<ferry::v1::RolloutState> states,
+                   grpc::Status end = grpc::Status::OK) {
     EXPECT_CALL(cluster_, WaitRolloutRaw(_, _))
-        .WillOnce(DoAll(::testing::SaveArg<1>(&asked_), Return(reader)));
+        .WillOnce(DoAll(::testing::SaveArg<1>(&asked_), Return(Reader(states, end))));
+  }
+
+  // A job of the store, as a release job that finished.
+  ferry::v1::Job ReleaseJob() {
+    ferry::v1::Job job;
+    job.set_kind(ferry::v1::JOB_KIND_RELEASE);
+    job = store_->Submit(job);
+    store_->Start(job.id());
+    store_->Finish(job.id(), "", "committed and applied");
+    return job;
   }
 
   // Runs an automated release of app 1.0.0 -> 1.1.0; returns its id once it finished and
@@ -293,6 +386,8 @@ class ReverterTest : public ::testing::Test {
   std::vector<ferry::v1::ApplyUpdatesRequest> applied_;
   std::vector<std::string> read_revisions_;
   bool conflict_ = false;
+  std::atomic<bool> sync_fails_{false};
+  int max_followed_ = kMaxFollowedRollouts;
 };
 
 TEST_F(ReverterTest, AFailedRolloutIsRevertedLockedAndItsTagRejectedInOneCommit) {
@@ -316,13 +411,15 @@ TEST_F(ReverterTest, AFailedRolloutIsRevertedLockedAndItsTagRejectedInOneCommit)
   EXPECT_EQ(revert.results(0).status(), ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS);
   EXPECT_EQ(revert.results(0).updates(0).to_image(), kOld);
 
+  EXPECT_EQ(asked_.revision(), "") << "applied: whatever runs is followed";
   std::lock_guard<std::mutex> lock(mu_);
   EXPECT_THAT(read_revisions_, ::testing::Contains(kCommit)) << "policies at the release";
-  // The release, the revert's dry run, the revert.
-  ASSERT_EQ(applied_.size(), 3u);
-  EXPECT_TRUE(applied_[1].dry_run());
-  const ferry::v1::ApplyUpdatesRequest& commit = applied_[2];
+  // The release, the revert: one request, all or nothing.
+  ASSERT_EQ(applied_.size(), 2u);
+  EXPECT_FALSE(applied_[0].all_or_nothing());
+  const ferry::v1::ApplyUpdatesRequest& commit = applied_[1];
   EXPECT_FALSE(commit.dry_run());
+  EXPECT_TRUE(commit.all_or_nothing());
   ASSERT_EQ(commit.edits_size(), 3);
   EXPECT_EQ(commit.edits(0).image().from_image(), kNew);
   EXPECT_EQ(commit.edits(0).image().to_image(), kOld);
@@ -348,10 +445,12 @@ TEST_F(ReverterTest, AContainerChangedSinceCommitsNothingAndSaysSo) {
   EXPECT_THAT(reverts[0].error(), HasSubstr("nothing reverted: default:deployment/app changed "
                                             "in git since job"));
   EXPECT_THAT(reverts[0].error(), HasSubstr("not locked"));
+  EXPECT_THAT(reverts[0].error(),
+              HasSubstr("container app has image registry.test/team/app:1.2.0"));
   EXPECT_EQ(reverts[0].results(0).status(), ferry::v1::WORKLOAD_RESULT_STATUS_FAILED);
   std::lock_guard<std::mutex> lock(mu_);
-  ASSERT_EQ(applied_.size(), 2u) << "the release and the revert's dry run only";
-  EXPECT_TRUE(applied_[1].dry_run());
+  ASSERT_EQ(applied_.size(), 2u) << "the release and the revert git-writer refused whole";
+  EXPECT_TRUE(applied_[1].all_or_nothing());
   EXPECT_EQ(Reverted("conflict"), 1);
   EXPECT_EQ(Reverted("reverted"), 0);
 }
@@ -365,6 +464,72 @@ TEST_F(ReverterTest, NotReadyWithinRollbackTimeoutIsAFailure) {
   EXPECT_EQ(reverts[0].state(), ferry::v1::JOB_STATE_SUCCEEDED);
   EXPECT_THAT(reverts[0].cause().message(),
               HasSubstr("not ready within rollback-timeout 30s: 0 of 1 updated replicas"));
+}
+
+TEST_F(ReverterTest, AnUnknownStateAtRollbackTimeoutRevertsNothing) {
+  // GETs failing, the workload not found, a HelmRelease without conditions: cannot tell.
+  for (auto state : {ferry::v1::ROLLOUT_STATE_UNKNOWN, ferry::v1::ROLLOUT_STATE_UNSPECIFIED}) {
+    RolloutGoes({state},
+                grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the rollout did not finish"));
+    ReleaseAndFollow();
+  }
+  RolloutGoes({}, grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "revision not applied"));
+  ReleaseAndFollow();
+  EXPECT_TRUE(Reverts().empty());
+  EXPECT_EQ(Reverted("reverted") + Reverted("conflict") + Reverted("failed"), 0);
+}
+
+TEST_F(ReverterTest, ACommitWhoseApplyFailedIsFollowedOnceItsRevisionIsApplied) {
+  sync_fails_ = true;
+  RolloutGoes({ferry::v1::ROLLOUT_STATE_UPDATING, ferry::v1::ROLLOUT_STATE_ERROR});
+  const std::string release = ReleaseAndFollow();
+  EXPECT_EQ(store_->Get(release)->state(), ferry::v1::JOB_STATE_FAILED);
+  EXPECT_EQ(asked_.revision(), kCommit) << "the follow waits for the release's commit";
+  sync_fails_ = false;
+  std::vector<ferry::v1::Job> reverts = Reverts();
+  ASSERT_EQ(reverts.size(), 1u);
+  EXPECT_EQ(reverts[0].reverts_job(), release);
+}
+
+TEST_F(ReverterTest, ANewerReleaseSupersedesTheOlderFollowWhichNeverReverts) {
+  // 1.1.0 (job A) is still rolling out when 1.2.0 (job B) is released; the rollout then
+  // fails, which is 1.2.0's failure: only B is reverted.
+  const ferry::v1::Job a = ReleaseJob();
+  const ferry::v1::Job b = ReleaseJob();
+  absl::Notification b_released, a_watching;
+  EXPECT_CALL(cluster_, WaitRolloutRaw(_, _))
+      .WillRepeatedly(Invoke([&](grpc::ClientContext*, const ferry::v1::WaitRolloutRequest& r)
+                                 -> grpc::ClientReaderInterface<ferry::v1::WaitRolloutProgress>* {
+        if (r.revision() == "rev-b") return Reader({ferry::v1::ROLLOUT_STATE_ERROR});
+        // A's follow: its rollout goes on until B is released, then it sees B's failure.
+        auto* reader = Reader({ferry::v1::ROLLOUT_STATE_UPDATING, ferry::v1::ROLLOUT_STATE_ERROR});
+        a_watching.Notify();
+        b_released.WaitForNotificationWithTimeout(absl::Seconds(10));
+        return reader;
+      }));
+  ferry::v1::WorkloadResult a_released = Released();
+  ferry::v1::WorkloadResult b_released_result = Released();
+  b_released_result.mutable_updates(0)->set_from_image(kNew);
+  b_released_result.mutable_updates(0)->set_to_image("registry.test/team/app:1.2.0");
+  reverter_->Released(a, "rev-a", {a_released}, /*applied=*/false);
+  a_watching.WaitForNotificationWithTimeout(absl::Seconds(10));
+  reverter_->Released(b, "rev-b", {b_released_result}, /*applied=*/false);
+  b_released.Notify();
+  reverter_->Join();
+  std::vector<ferry::v1::Job> reverts = Reverts();
+  ASSERT_EQ(reverts.size(), 1u);
+  EXPECT_EQ(reverts[0].reverts_job(), b.id());
+  EXPECT_THAT(reverts[0].cause().message(), HasSubstr("app 1.2.0"));
+  EXPECT_EQ(store_->Get(a.id())->reverted_by_job(), "");
+  EXPECT_EQ(Reverted("reverted"), 1);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& r : applied_) {
+    for (const auto& e : r.edits()) {
+      if (e.policy().has_reject_tag()) {
+        EXPECT_EQ(e.policy().reject_tag().tag(), "1.2.0");
+      }
+    }
+  }
 }
 
 TEST_F(ReverterTest, AHealthyRolloutIsNotReverted) {
@@ -387,6 +552,36 @@ TEST_F(ReverterTest, AWorkloadWithoutRollbackAutoIsNotFollowed) {
   in_git_.mutable_workloads(0)->mutable_policy()->set_rollback("off");
   EXPECT_CALL(cluster_, WaitRolloutRaw(_, _)).Times(0);
   ReleaseAndFollow();
+  EXPECT_TRUE(Reverts().empty());
+}
+
+class ReverterLimitTest : public ReverterTest {
+ protected:
+  ReverterLimitTest() { max_followed_ = 1; }
+};
+
+TEST_F(ReverterLimitTest, FollowsBeyondTheLimitAreNotFollowedAndStartNoThread) {
+  std::vector<ferry::v1::WorkloadResult> released;
+  for (const char* id : {"default:deployment/a", "default:deployment/b", "default:deployment/c"}) {
+    ferry::v1::ManifestWorkload w;
+    w.set_id(id);
+    *w.mutable_policy() = Auto("30s");
+    *in_git_.add_workloads() = w;
+    released.push_back(Released(id));
+  }
+  EXPECT_CALL(cluster_, WaitRolloutRaw(_, _))
+      .WillOnce(Return(
+          Reader({ferry::v1::ROLLOUT_STATE_READY}, grpc::Status::OK, "default:deployment/a")));
+  reverter_->Released(ReleaseJob(), kCommit, released);
+  reverter_->Join();
+  EXPECT_EQ(Reverted("not_followed"), 2);
+  // The slot is free again: the next release is followed.
+  EXPECT_CALL(cluster_, WaitRolloutRaw(_, _))
+      .WillOnce(Return(
+          Reader({ferry::v1::ROLLOUT_STATE_READY}, grpc::Status::OK, "default:deployment/b")));
+  reverter_->Released(ReleaseJob(), kCommit, {released[1]});
+  reverter_->Join();
+  EXPECT_EQ(Reverted("not_followed"), 2);
   EXPECT_TRUE(Reverts().empty());
 }
 
