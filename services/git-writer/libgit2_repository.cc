@@ -1352,7 +1352,7 @@ absl::StatusOr<std::string> Repository::Replay(const std::string&, const std::st
                                                const Signature&) {
   return absl::UnimplementedError("this repository has no release branches");
 }
-absl::Status Repository::PushTo(const std::string&, const std::string&, bool) {
+absl::Status Repository::PushTo(const std::string&, const std::string&, const std::string&) {
   return absl::UnimplementedError("this repository has no release branches");
 }
 
@@ -1516,8 +1516,53 @@ absl::StatusOr<std::string> Libgit2Repository::ReplayObjects(const std::string& 
   return OidString(replayed);
 }
 
+absl::Status Libgit2Repository::LeasedPush(const std::string& ref, const std::string& expected) {
+  CallbackState state;
+  state.options = &options_;
+  git_remote_callbacks callbacks = Callbacks(&state);
+  if (int rc = git_remote_connect(remote_, GIT_DIRECTION_PUSH, &callbacks, nullptr, nullptr);
+      rc != 0) {
+    absl::Status s = GitError("connecting to " + Redact(options_.url), rc);
+    if (s.code() == absl::StatusCode::kInternal) s = absl::UnavailableError(s.message());
+    return WithCertificateContext(s, state);
+  }
+  struct Disconnect {
+    git_remote* remote;
+    ~Disconnect() { git_remote_disconnect(remote); }
+  } disconnect{remote_};
+  const git_remote_head** heads = nullptr;
+  size_t count = 0;
+  if (int rc = git_remote_ls(&heads, &count, remote_); rc != 0) {
+    return GitError("listing the refs of " + Redact(options_.url), rc);
+  }
+  std::string current;
+  for (size_t i = 0; i < count; ++i) {
+    if (ref == heads[i]->name) current = OidString(heads[i]->oid);
+  }
+  if (current != expected) {
+    return absl::AbortedError(absl::StrCat(ref, " moved upstream since it was read (now ",
+                                           current.empty() ? "gone" : current.substr(0, 12), ")"));
+  }
+  // The same connection: git sends the advertised id as the old value, and receive-pack
+  // refuses the update when the ref is no longer there.
+  std::string spec = absl::StrCat("+", ref, ":", ref);
+  char* spec_ptr = spec.data();
+  git_strarray refspecs{&spec_ptr, 1};
+  git_push_options opts = GIT_PUSH_OPTIONS_INIT;
+  opts.callbacks = callbacks;
+  if (int rc = git_remote_upload(remote_, &refspecs, &opts); rc != 0) {
+    absl::Status s = GitError("pushing to " + Redact(options_.url), rc);
+    if (s.code() == absl::StatusCode::kInternal) s = absl::UnavailableError(s.message());
+    return WithCertificateContext(s, state);
+  }
+  if (!state.rejected.empty()) {
+    return absl::AbortedError(absl::StrCat("push rejected: ", state.rejected));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Libgit2Repository::PushTo(const std::string& branch, const std::string& commit,
-                                       bool force) {
+                                       const std::string& expected) {
   FERRY_RETURN_IF_ERROR(ValidateBranchName(branch));
   FERRY_ASSIGN_OR_RETURN(git_oid oid, ParseOid(commit));
   // As PushBranch: the objects first, a local ref as the push source, the copy of upstream's
@@ -1531,7 +1576,7 @@ absl::Status Libgit2Repository::PushTo(const std::string& branch, const std::str
       rc != 0) {
     return GitError("updating " + local, rc);
   }
-  absl::Status pushed = Push({absl::StrCat(force ? "+" : "", local, ":", local)}, nullptr);
+  absl::Status pushed = LeasedPush(local, expected);
   if (!pushed.ok()) {
     before.Restore();
     return pushed;

@@ -104,7 +104,8 @@ class Libgit2Repository final : public Repository {
   absl::StatusOr<bool> IsAncestor(const std::string& ancestor, const std::string& commit) override;
   absl::StatusOr<std::string> Replay(const std::string& commit, const std::string& onto,
                                      const Signature& committer) override;
-  absl::Status PushTo(const std::string& branch, const std::string& commit, bool force) override;
+  absl::Status PushTo(const std::string& branch, const std::string& commit,
+                      const std::string& expected) override;
 
   // Checks a path given in a request: relative, no "..", inside the tree, UTF-8 without
   // control characters (names::ValidatePath).
@@ -120,6 +121,9 @@ class Libgit2Repository final : public Repository {
  private:
   Libgit2Repository(Libgit2Options options, git_repository* repo);
   absl::Status Push(const std::vector<std::string>& refspecs, std::string* rejected);
+  // Pushes `ref` (forced) if upstream's `ref` is `expected` ("": missing) on the push's own
+  // connection; Aborted otherwise (PushTo).
+  absl::Status LeasedPush(const std::string& ref, const std::string& expected);
   // Writes the objects created in memory since the last flush as one packfile. Success or
   // not, the in-memory objects are gone afterwards.
   absl::Status FlushObjects();

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -32,6 +33,81 @@ std::string Deployment(const std::string& name, const std::string& image) {
                       name, "\n        image: ", image, "\n");
 }
 
+// Forwards to a real repository; lets a test act just before a push to a push branch.
+class HookedRepository : public Repository {
+ public:
+  explicit HookedRepository(Repository& inner) : inner_(inner) {}
+  std::function<void()> before_push_to;
+
+  absl::StatusOr<std::string> Fetch() override { return inner_.Fetch(); }
+  absl::StatusOr<std::string> Head() override { return inner_.Head(); }
+  absl::StatusOr<absl::Time> CommitTime(const std::string& r) override {
+    return inner_.CommitTime(r);
+  }
+  absl::StatusOr<std::vector<RepoFile>> ReadManifests(const std::string& r,
+                                                      const std::vector<std::string>& p) override {
+    return inner_.ReadManifests(r, p);
+  }
+  absl::StatusOr<std::string> TreeId(const std::string& r, const std::string& p) override {
+    return inner_.TreeId(r, p);
+  }
+  absl::Status ExportTree(const std::string& r, const std::string& p,
+                          const std::string& d) override {
+    return inner_.ExportTree(r, p, d);
+  }
+  absl::StatusOr<std::string> CreateCommit(const CommitSpec& s) override {
+    return inner_.CreateCommit(s);
+  }
+  absl::Status PushBranch(const std::string& c) override { return inner_.PushBranch(c); }
+  absl::Status AddNote(const std::string& c, const std::string& t, const Signature& w) override {
+    return inner_.AddNote(c, t, w);
+  }
+  absl::StatusOr<std::string> ReadNote(const std::string& c) override { return inner_.ReadNote(c); }
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListNotes(int l) override {
+    return inner_.ListNotes(l);
+  }
+  absl::Status SetTag(const std::string& n, const std::string& c, const std::string& m,
+                      const Signature& w) override {
+    return inner_.SetTag(n, c, m, w);
+  }
+  absl::StatusOr<std::string> TagTarget(const std::string& n) override {
+    return inner_.TagTarget(n);
+  }
+  absl::StatusOr<std::pair<std::string, std::string>> CommitSignature(
+      const std::string& c) override {
+    return inner_.CommitSignature(c);
+  }
+  std::string Diff(const std::string& p, const std::string& a, const std::string& b) override {
+    return inner_.Diff(p, a, b);
+  }
+  absl::StatusOr<std::string> FetchBranch(const std::string& b) override {
+    return inner_.FetchBranch(b);
+  }
+  absl::StatusOr<std::vector<BranchCommit>> CommitsBetween(const std::string& b,
+                                                           const std::string& t,
+                                                           size_t l) override {
+    return inner_.CommitsBetween(b, t, l);
+  }
+  absl::StatusOr<bool> IsAncestor(const std::string& a, const std::string& c) override {
+    return inner_.IsAncestor(a, c);
+  }
+  absl::StatusOr<std::string> Replay(const std::string& c, const std::string& o,
+                                     const Signature& w) override {
+    return inner_.Replay(c, o, w);
+  }
+  absl::Status PushTo(const std::string& b, const std::string& c, const std::string& e) override {
+    if (before_push_to) {
+      auto hook = std::move(before_push_to);
+      before_push_to = nullptr;
+      hook();
+    }
+    return inner_.PushTo(b, c, e);
+  }
+
+ private:
+  Repository& inner_;
+};
+
 class PushBranchTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -46,6 +122,7 @@ class PushBranchTest : public ::testing::Test {
 
   void OpenWriter(bool force, const std::string& branch = kBranch) {
     writer_.reset();
+    hooked_.reset();
     repo_.reset();
     Libgit2Options o;
     o.url = upstream_->url();
@@ -58,7 +135,8 @@ class PushBranchTest : public ::testing::Test {
     options.committer = {"Ferry", "ferry@example.com"};
     options.push_branch = branch;
     options.push_branch_force = force;
-    writer_ = std::make_unique<Writer>(*repo_, options, metrics_);
+    hooked_ = std::make_unique<HookedRepository>(*repo_);
+    writer_ = std::make_unique<Writer>(*hooked_, options, metrics_);
   }
 
   absl::StatusOr<ApplyOutcome> Release(const std::string& workload, const std::string& to,
@@ -98,6 +176,7 @@ class PushBranchTest : public ::testing::Test {
   WriterMetrics metrics_{registry_};
   std::unique_ptr<GitRepo> upstream_;
   std::unique_ptr<Libgit2Repository> repo_;
+  std::unique_ptr<HookedRepository> hooked_;
   std::unique_ptr<Writer> writer_;
   int clones_ = 0;
 };
@@ -246,6 +325,27 @@ TEST_F(PushBranchTest, ARepeatedReleaseOfWhatThePushBranchHoldsIsNoChange) {
   EXPECT_TRUE(again->no_changes);
   EXPECT_EQ(again->pushed_branch, kBranch);
   EXPECT_EQ(RevParse(kBranch), first->revision);
+}
+
+// Someone pushes onto the push branch between Ferry's read of it and its push: even the
+// forced push of a rebuilt branch does not overwrite that commit (compare-and-set).
+TEST_F(PushBranchTest, ACommitPushedWhileFerryRebuildsTheBranchIsNotOverwritten) {
+  FERRY_ASSERT_OK(Release("apps:deployment/web", "nginx:1.26", "nginx:1.25"));
+  FERRY_ASSERT_OK(
+      upstream_->CommitWithCli({{"apps/db.yaml", Deployment("db", "postgres:16")}}, "add db"));
+  std::string foreign;
+  hooked_->before_push_to = [&] {
+    InClone(kBranch, absl::StrCat("echo '# reviewed' >> apps/web.yaml && git commit -q -am "
+                                  "'review fix' && git push -q origin ",
+                                  kBranch));
+    foreign = RevParse(kBranch);
+  };
+  // The rebuild's push is refused; the retry reads the branch again and finds the commit.
+  EXPECT_THAT(Release("apps:deployment/api", "example/api:1.1.0", "example/api:1.0.0"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("review fix")));
+  ASSERT_FALSE(foreign.empty());
+  EXPECT_EQ(RevParse(kBranch), foreign);
+  EXPECT_GE(metrics_.push_conflicts.Value(), 1);
 }
 
 TEST_F(PushBranchTest, ADeletedPushBranchIsCreatedAgain) {

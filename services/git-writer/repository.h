@@ -156,11 +156,14 @@ class Repository {
   virtual absl::StatusOr<std::string> Replay(const std::string& commit, const std::string& onto,
                                              const Signature& committer);
 
-  // Pushes `commit` to refs/heads/`branch` upstream, creating the branch when missing: a
-  // fast-forward, or with `force` any move (a rebuilt branch; git still refuses it when
-  // upstream moved since the push read its refs). Aborted when rejected, Unavailable when
-  // upstream cannot be reached; a failed push leaves the mirror as it was (PushBranch).
-  virtual absl::Status PushTo(const std::string& branch, const std::string& commit, bool force);
+  // Moves refs/heads/`branch` upstream to `commit` (fast-forward or not: a rebuilt branch)
+  // if, and only if, upstream still holds `expected` there ("": no such branch; created):
+  // compare-and-set, checked on the push's own connection, whose ref advertisement git's
+  // receive-pack checks again when it updates the ref. Aborted when upstream holds anything
+  // else or rejects the push, Unavailable when it cannot be reached; a failed push leaves
+  // the mirror as it was (PushBranch).
+  virtual absl::Status PushTo(const std::string& branch, const std::string& commit,
+                              const std::string& expected);
 };
 
 }  // namespace ferry::git_writer

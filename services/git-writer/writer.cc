@@ -600,7 +600,7 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
       }
     }
     const int64_t commit_ms = lap();
-    absl::Status pushed = Push(plan.tip, plan.branch, plan.force);
+    absl::Status pushed = Push(plan.tip, plan.branch, plan.expected);
     const int64_t push_ms = lap();
     if (pushed.ok() && !options_.push_branch.empty()) {
       // The source branch did not move: nothing new to serve. The job note goes on the
@@ -939,10 +939,11 @@ CommitSpec Writer::CommitSpecOf(const ApplyRequest& request,
   return spec;
 }
 
-absl::Status Writer::Push(const std::string& commit, const std::string& branch, bool force) {
+absl::Status Writer::Push(const std::string& commit, const std::string& branch,
+                          const std::string& expected) {
   const auto push_start = std::chrono::steady_clock::now();
   absl::Status pushed =
-      branch.empty() ? repo_.PushBranch(commit) : repo_.PushTo(branch, commit, force);
+      branch.empty() ? repo_.PushBranch(commit) : repo_.PushTo(branch, commit, expected);
   if (pushed.ok()) {
     metrics_.push_seconds.Add({{"outcome", "ok"}}, kSecondsBuckets).Observe(Since(push_start));
     metrics_.commits.Increment();
@@ -1018,6 +1019,7 @@ absl::StatusOr<Writer::PushPlan> Writer::PlanPushBranch(const std::string& branc
     return plan;
   }
   if (!current.ok()) return current.status();
+  plan.expected = *current;
   FERRY_ASSIGN_OR_RETURN(std::vector<BranchCommit> pending,
                          repo_.CommitsBetween(source, *current, kMaxPendingCommits));
   for (const BranchCommit& c : pending) {

@@ -253,9 +253,10 @@ class Writer {
                           const std::string& parent,
                           std::map<std::string, std::string> changed) const;
   // Pushes `commit`, counting the outcome: Aborted when upstream moved (rejected). With a
-  // push branch: to that branch, replacing what it holds when `force`.
-  absl::Status Push(const std::string& commit, const std::string& branch = "", bool force = false)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  // push `branch`: to that branch, if it still is at `expected` (its head as read, "" when
+  // missing; Repository::PushTo).
+  absl::Status Push(const std::string& commit, const std::string& branch = "",
+                    const std::string& expected = "") ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
   // WriterOptions::push_branch with its field filled from `request`.
   absl::StatusOr<std::string> PushBranchOf(const ApplyRequest& request) const;
   // Release branches: what to push to WriterOptions::push_branch for `commit`, this
@@ -266,6 +267,7 @@ class Writer {
     std::string commit;       // the commit holding this request's change (`tip` or below it)
     bool force = false;       // not a fast-forward of the branch
     bool created = false;     // the branch did not exist
+    std::string expected;     // the branch's head as read ("" when missing)
     bool no_changes = false;  // the branch holds the change already
     std::vector<std::string> dropped;  // ApplyOutcome::dropped
   };
