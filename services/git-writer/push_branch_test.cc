@@ -12,6 +12,7 @@
 #include "absl/strings/strip.h"
 #include "lib/status/status_matchers.h"
 #include "services/git-writer/config.h"
+#include "services/git-writer/git_writer_service.h"
 #include "services/git-writer/libgit2_repository.h"
 #include "services/git-writer/writer.h"
 #include "tests/support/git_repo.h"
@@ -382,6 +383,40 @@ TEST_F(PushBranchTest, AJobFieldMakesOneBranchPerJob) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("without a job id")));
   EXPECT_THAT(Release("apps:deployment/web", "nginx:1.27", "nginx:1.25", "bad..id"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a valid branch name")));
+}
+
+// Through the service: the response says which branch holds the change and, after a rebuild,
+// which of Ferry's commits it lost; the job (the commit's note and trailer) names its job.
+TEST_F(PushBranchTest, TheServiceAnswersWithThePushedBranchAndTheDroppedCommits) {
+  GitWriterService service(*writer_, ServiceOptions{});
+  auto apply = [&](const std::string& workload, const std::string& container,
+                   const std::string& from, const std::string& to,
+                   ferry::v1::ApplyUpdatesResponse* response) {
+    ferry::v1::ApplyUpdatesRequest request;
+    ferry::v1::Edit* edit = request.add_edits();
+    edit->set_workload(workload);
+    edit->mutable_image()->set_container(container);
+    edit->mutable_image()->set_from_image(from);
+    edit->mutable_image()->set_to_image(to);
+    request.mutable_job()->set_id("job-" + to.substr(to.find(':') + 1));
+    return service.ApplyUpdates(nullptr, &request, response);
+  };
+  ferry::v1::ApplyUpdatesResponse first;
+  ASSERT_TRUE(apply("apps:deployment/web", "web", "nginx:1.25", "nginx:1.26", &first).ok());
+  EXPECT_EQ(first.pushed_branch(), kBranch);
+  EXPECT_EQ(first.revision(), RevParse(kBranch));
+  EXPECT_EQ(first.dropped_commits_size(), 0);
+  EXPECT_THAT(upstream_->Git("log -1 --format=%B " + first.revision()),
+              HasSubstr("Ferry-Job: job-1.26"));
+
+  FERRY_ASSERT_OK(
+      upstream_->CommitWithCli({{"apps/web.yaml", Deployment("web", "nginx:1.27")}}, "web 1.27"));
+  ferry::v1::ApplyUpdatesResponse second;
+  ASSERT_TRUE(
+      apply("apps:deployment/api", "api", "example/api:1.0.0", "example/api:1.1.0", &second).ok());
+  EXPECT_EQ(second.pushed_branch(), kBranch);
+  ASSERT_EQ(second.dropped_commits_size(), 1);
+  EXPECT_THAT(second.dropped_commits(0), HasSubstr(first.revision().substr(0, 12)));
 }
 
 absl::StatusOr<Config> Parse(std::vector<std::string> args) {
