@@ -76,7 +76,6 @@ TEST(RunTest, StdinIsDevNull) {
   EXPECT_EQ(result.out, "");
 }
 
-// The child fills stderr before writing stdout: reading one pipe at a time would deadlock.
 TEST(RunTest, InputIsTheChildsStdin) {
   RunOptions options = Shell("cat; echo done >&2");
   options.input = "line one\nline two\n";
@@ -109,6 +108,7 @@ TEST(RunTest, AChildThatDoesNotReadItsInputIsNoError) {
   EXPECT_EQ(result.out, "ok\n");
 }
 
+// The child fills stderr before writing stdout: reading one pipe at a time would deadlock.
 TEST(RunTest, ReadsLargeOutputOnBothPipesAndKeepsTheStartOfStderr) {
   RunOptions options = Shell(
       "printf start >&2; head -c 2000000 /dev/zero >&2; head -c 3000000 /dev/zero; "
