@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <limits>
+#include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace ferry::git_writer {
 
@@ -279,6 +282,24 @@ std::string CommitTemplate::Render(const CommitFields& fields, size_t max_bytes)
   return best;
 }
 
+namespace {
+
+// "Token: value" as git reads a trailer line: a token of letters, digits and '-', then ':'.
+bool IsTrailerLine(absl::string_view line) {
+  const size_t colon = line.find(':');
+  if (colon == 0 || colon == absl::string_view::npos) return false;
+  for (char c : line.substr(0, colon)) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
+  }
+  return true;
+}
+
+bool IsJobTrailer(absl::string_view line) {
+  return IsTrailerLine(line) && absl::EqualsIgnoreCase(line.substr(0, line.find(':')), "Ferry-Job");
+}
+
+}  // namespace
+
 std::string WithJobTrailer(std::string message, absl::string_view job) {
   if (job.empty()) return message;
   while (!message.empty() &&
@@ -286,14 +307,25 @@ std::string WithJobTrailer(std::string message, absl::string_view job) {
     message.pop_back();
   }
   const std::string trailer = absl::StrCat("Ferry-Job: ", job);
-  const size_t last_line = message.rfind('\n');
-  absl::string_view last = last_line == std::string::npos
-                               ? absl::string_view(message)
-                               : absl::string_view(message).substr(last_line + 1);
-  if (last == trailer && last_line != std::string::npos) return message + "\n";
-  if (!message.empty()) message += "\n\n";
-  absl::StrAppend(&message, trailer, "\n");
-  return message;
+  if (message.empty()) return trailer + "\n";
+  // git reads trailers only in the last paragraph, and not in the first (the subject): the
+  // trailer joins the last paragraph when that is a block of trailers holding no Ferry-Job
+  // (or only this one, last), else it goes in a paragraph of its own after it. So the only
+  // Ferry-Job git reads is this job's, whatever a value rendered into the message holds.
+  const size_t blank = message.rfind("\n\n");
+  if (blank != std::string::npos) {
+    std::vector<absl::string_view> lines =
+        absl::StrSplit(absl::string_view(message).substr(blank + 2), '\n');
+    bool block = true;
+    int jobs = 0;
+    for (absl::string_view line : lines) {
+      block = block && IsTrailerLine(line);
+      if (IsJobTrailer(line)) ++jobs;
+    }
+    if (block && jobs == 1 && lines.back() == trailer) return message + "\n";
+    if (block && jobs == 0) return absl::StrCat(message, "\n", trailer, "\n");
+  }
+  return absl::StrCat(message, "\n\n", trailer, "\n");
 }
 
 }  // namespace ferry::git_writer

@@ -68,9 +68,13 @@ class CommitTemplate {
   std::shared_ptr<const std::vector<Node>> nodes_;
 };
 
-// `message` ending with the git trailer "Ferry-Job: <job>" after a blank line, unless its last
-// line is already exactly that trailer. Trailing blank lines of `message` are dropped. An
-// empty `job` adds nothing.
+// `message` ending with the git trailer "Ferry-Job: <job>", where git reads it: in the last
+// paragraph, never the first. Kept when the last paragraph (not the first) is a block of
+// trailers ending with exactly that line and holding no other Ferry-Job; added to a last
+// paragraph of trailers without Ferry-Job; else added in a paragraph of its own. So git
+// reads one Ferry-Job, this job's, whatever the message holds (e.g. a cause's message with
+// a Ferry-Job line). Trailing blank lines of `message` are dropped. An empty `job` adds
+// nothing.
 std::string WithJobTrailer(std::string message, absl::string_view job);
 
 }  // namespace ferry::git_writer

@@ -3,7 +3,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "tests/support/git_repo.h"
 
 namespace ferry::git_writer {
 namespace {
@@ -156,6 +162,50 @@ TEST(CommitTemplateTest, JobTrailer) {
   EXPECT_EQ(WithJobTrailer("Release x\n\nFerry-Job: j2\n", "j1"),
             "Release x\n\nFerry-Job: j2\n\nFerry-Job: j1\n");
   EXPECT_EQ(WithJobTrailer("Release x\n", ""), "Release x\n");
+  // In the first paragraph git sees no trailer: added after it.
+  EXPECT_EQ(WithJobTrailer("Release x\nFerry-Job: j1", "j1"),
+            "Release x\nFerry-Job: j1\n\nFerry-Job: j1\n");
+  EXPECT_EQ(WithJobTrailer("Ferry-Job: j1", "j1"), "Ferry-Job: j1\n\nFerry-Job: j1\n");
+  // A last paragraph of trailers gains it; one with prose, or another Ferry-Job, does not.
+  EXPECT_EQ(WithJobTrailer("Release x\n\nSigned-off-by: a <a@b>", "j1"),
+            "Release x\n\nSigned-off-by: a <a@b>\nFerry-Job: j1\n");
+  EXPECT_EQ(WithJobTrailer("Release x\n\nsome words\nFerry-Job: j1", "j1"),
+            "Release x\n\nsome words\nFerry-Job: j1\n\nFerry-Job: j1\n");
+  EXPECT_EQ(WithJobTrailer("Release x\n\nferry-job: fake\nFerry-Job: j1", "j1"),
+            "Release x\n\nferry-job: fake\nFerry-Job: j1\n\nFerry-Job: j1\n");
+}
+
+// The Ferry-Job that git itself reads from a message (git interpret-trailers --parse).
+std::string GitJobTrailers(const std::string& message) {
+  const std::string path = ::testing::TempDir() + "/ferry_trailer_message";
+  std::ofstream(path, std::ios::trunc) << message;
+  int status = 0;
+  std::string out = ::ferry::testing::RunCommand(
+      "GIT_CONFIG_NOSYSTEM=1 HOME=/nonexistent git interpret-trailers --parse --no-divider < " +
+          path + " 2>&1",
+      &status);
+  EXPECT_EQ(status, 0) << out;
+  return out;
+}
+
+TEST(CommitTemplateTest, GitReadsTheJobsTrailerAndNoOther) {
+  for (const std::string& message : {
+           std::string("Release x\nFerry-Job: j1"),
+           std::string("Release x"),
+           std::string("Release x\n\nCI build 7\n\nFerry-Job: fake"),
+           std::string("Release x\n\nCI build 7\n\nFerry-Job: fake\nFerry-Job: j1"),
+           std::string("Release x\n\nFerry-Job: j1\nFerry-Job: fake\n"),
+           std::string("Release x\n\nSigned-off-by: a <a@b>\n\n"),
+           std::string("Release x\n\nsome words\nFerry-Job: j1"),
+       }) {
+    const std::string out = WithJobTrailer(message, "j1");
+    std::string trailers = GitJobTrailers(out);
+    std::string jobs;
+    for (absl::string_view line : absl::StrSplit(trailers, '\n', absl::SkipEmpty())) {
+      if (absl::StartsWithIgnoreCase(line, "Ferry-Job:")) absl::StrAppend(&jobs, line, "\n");
+    }
+    EXPECT_EQ(jobs, "Ferry-Job: j1\n") << "message: " << message << "\nbecame: " << out;
+  }
 }
 
 }  // namespace
