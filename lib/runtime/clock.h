@@ -16,7 +16,14 @@ class Clock {
  public:
   virtual ~Clock() = default;
 
+  // Wall-clock time: what to show people and write into records other machines read. It may
+  // jump (NTP steps, an operator's `date -s`), so never measure an interval with it.
   virtual absl::Time Now() = 0;
+  // A steady (monotonic) reading, for measuring intervals and deadlines: it never goes back
+  // and ignores steps of the wall clock. Its epoch is arbitrary (compare two readings, never
+  // a reading with Now()). The default is Now(), for clocks that never step (FakeClock, whose
+  // Advance thus moves both); SystemClock reads std::chrono::steady_clock.
+  virtual absl::Time SteadyNow() { return Now(); }
   // Blocks the calling thread for `d` of this clock's time.
   virtual void SleepFor(absl::Duration d) = 0;
   // Called with `mu` held: waits (releasing it, as absl::Mutex::Await does) until `done()`
