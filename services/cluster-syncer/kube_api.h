@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace ferry::cluster_syncer {
 
@@ -34,6 +35,22 @@ class KubeApi {
                                                bool dry_run) = 0;
   // DELETE with background propagation; `dry_run` deletes nothing.
   virtual absl::Status Delete(const std::string& path, bool dry_run) = 0;
+
+  // Apply and Delete given up after `timeout` (DeadlineExceeded or Unavailable), for writes
+  // that must be over by a deadline (a leader's, FencedKubeApi). The default ignores
+  // `timeout`: right for implementations that answer at once (in memory); those that talk to
+  // a server override them.
+  virtual absl::StatusOr<nlohmann::json> ApplyWithin(const std::string& path,
+                                                     const nlohmann::json& object,
+                                                     const std::string& manager, bool force,
+                                                     bool dry_run, absl::Duration timeout) {
+    (void)timeout;
+    return Apply(path, object, manager, force, dry_run);
+  }
+  virtual absl::Status DeleteWithin(const std::string& path, bool dry_run, absl::Duration timeout) {
+    (void)timeout;
+    return Delete(path, dry_run);
+  }
 };
 
 }  // namespace ferry::cluster_syncer

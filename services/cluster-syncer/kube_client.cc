@@ -15,6 +15,9 @@
 namespace ferry::cluster_syncer {
 namespace {
 
+// A request's timeout unless the caller bounds it.
+constexpr absl::Duration kDefaultTimeout = absl::Seconds(60);
+
 prometheus::Histogram::BucketBoundaries LatencyBuckets() {
   return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 }
@@ -162,12 +165,20 @@ absl::StatusOr<nlohmann::json> KubeClient::Apply(const std::string& path,
                                                  const nlohmann::json& object,
                                                  const std::string& manager, bool force,
                                                  bool dry_run) {
+  return ApplyWithin(path, object, manager, force, dry_run, kDefaultTimeout);
+}
+
+absl::StatusOr<nlohmann::json> KubeClient::ApplyWithin(const std::string& path,
+                                                       const nlohmann::json& object,
+                                                       const std::string& manager, bool force,
+                                                       bool dry_run, absl::Duration timeout) {
   std::string query = absl::StrCat("?fieldManager=", manager, force ? "&force=true" : "",
                                    dry_run ? "&dryRun=All" : "");
   // JSON is YAML: the apply content type takes it as is.
   absl::StatusOr<std::string> body = DumpJson(object);
   if (!body.ok()) return body.status();
-  return Call("apply", "PATCH", path + query, *body, "application/apply-patch+yaml");
+  return Call("apply", "PATCH", path + query, *body, "application/apply-patch+yaml",
+              "application/json", timeout);
 }
 
 absl::StatusOr<nlohmann::json> KubeClient::MergePatch(const std::string& path,
@@ -178,10 +189,17 @@ absl::StatusOr<nlohmann::json> KubeClient::MergePatch(const std::string& path,
 }
 
 absl::Status KubeClient::Delete(const std::string& path, bool dry_run) {
+  return DeleteWithin(path, dry_run, kDefaultTimeout);
+}
+
+absl::Status KubeClient::DeleteWithin(const std::string& path, bool dry_run,
+                                      absl::Duration timeout) {
   nlohmann::json options = {
       {"apiVersion", "v1"}, {"kind", "DeleteOptions"}, {"propagationPolicy", "Background"}};
   if (dry_run) options["dryRun"] = {"All"};
-  return Call("delete", "DELETE", path, options.dump(), "application/json").status();
+  return Call("delete", "DELETE", path, options.dump(), "application/json", "application/json",
+              timeout)
+      .status();
 }
 
 absl::StatusOr<nlohmann::json> KubeClient::GetWithin(const std::string& path,

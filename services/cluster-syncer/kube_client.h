@@ -47,6 +47,11 @@ class KubeClient final : public KubeApi {
   absl::StatusOr<nlohmann::json> MergePatch(const std::string& path, const nlohmann::json& patch);
   // DELETE with background propagation; `dry_run` deletes nothing.
   absl::Status Delete(const std::string& path, bool dry_run) override;
+  // Apply and Delete bounded by `timeout` rather than 60 s.
+  absl::StatusOr<nlohmann::json> ApplyWithin(const std::string& path, const nlohmann::json& object,
+                                             const std::string& manager, bool force, bool dry_run,
+                                             absl::Duration timeout) override;
+  absl::Status DeleteWithin(const std::string& path, bool dry_run, absl::Duration timeout) override;
   // Calls bounded by `timeout` rather than 60 s (a Lease's renewal must not outlast its
   // renew deadline): GET `path`; POST `object` to the collection `path` (AlreadyExists when
   // it exists); PUT `object` at `path` (Aborted when its metadata.resourceVersion is stale).

@@ -107,7 +107,7 @@ absl::StatusOr<LeaseRecord> KubeLeaseApi::Update(const LeaseRecord& record) {
   return LeaseFromJson(*lease);
 }
 
-FencedKubeApi::FencedKubeApi(KubeApi& inner, std::function<absl::Status()> permit)
+FencedKubeApi::FencedKubeApi(KubeApi& inner, std::function<absl::StatusOr<absl::Duration>()> permit)
     : inner_(inner), permit_(std::move(permit)) {}
 
 absl::StatusOr<nlohmann::json> FencedKubeApi::Get(const std::string& path,
@@ -123,17 +123,33 @@ absl::StatusOr<nlohmann::json> FencedKubeApi::Apply(const std::string& path,
                                                     const nlohmann::json& object,
                                                     const std::string& manager, bool force,
                                                     bool dry_run) {
-  if (!dry_run) {
-    if (absl::Status permit = permit_(); !permit.ok()) return permit;
-  }
-  return inner_.Apply(path, object, manager, force, dry_run);
+  return ApplyWithin(path, object, manager, force, dry_run, kWriteTimeout);
 }
 
 absl::Status FencedKubeApi::Delete(const std::string& path, bool dry_run) {
+  return DeleteWithin(path, dry_run, kWriteTimeout);
+}
+
+absl::StatusOr<nlohmann::json> FencedKubeApi::ApplyWithin(const std::string& path,
+                                                          const nlohmann::json& object,
+                                                          const std::string& manager, bool force,
+                                                          bool dry_run, absl::Duration timeout) {
   if (!dry_run) {
-    if (absl::Status permit = permit_(); !permit.ok()) return permit;
+    absl::StatusOr<absl::Duration> validity = permit_();
+    if (!validity.ok()) return validity.status();
+    timeout = std::min(timeout, *validity);
   }
-  return inner_.Delete(path, dry_run);
+  return inner_.ApplyWithin(path, object, manager, force, dry_run, timeout);
+}
+
+absl::Status FencedKubeApi::DeleteWithin(const std::string& path, bool dry_run,
+                                         absl::Duration timeout) {
+  if (!dry_run) {
+    absl::StatusOr<absl::Duration> validity = permit_();
+    if (!validity.ok()) return validity.status();
+    timeout = std::min(timeout, *validity);
+  }
+  return inner_.DeleteWithin(path, dry_run, timeout);
 }
 
 }  // namespace ferry::cluster_syncer

@@ -73,12 +73,21 @@ void LeaderElector::Stop() {
 
 bool LeaderElector::IsLeader() {
   absl::MutexLock lock(&mu_);
-  return leading_ && clock_.Now() < renewed_at_ + options_.renew_deadline;
+  return leading_ && clock_.SteadyNow() < renewed_at_ + options_.renew_deadline;
 }
 
-absl::Status LeaderElector::WritePermit() {
-  if (IsLeader()) return absl::OkStatus();
+absl::Status LeaderElector::WritePermit() { return WriteValidity().status(); }
+
+absl::StatusOr<absl::Duration> LeaderElector::WriteValidity() {
   absl::MutexLock lock(&mu_);
+  const absl::Duration left = renewed_at_ + options_.renew_deadline - clock_.SteadyNow();
+  if (leading_ && left >= kMinWriteValidity) return left;
+  if (leading_ && left > absl::ZeroDuration()) {
+    return absl::UnavailableError(
+        absl::StrCat(options_.component, " ", options_.identity, " leads (lease ", options_.lease,
+                     ") for less than ", absl::FormatDuration(kMinWriteValidity),
+                     " more unless it renews: too little to write; retry after its renewal"));
+  }
   std::string holder = observed_ ? observed_->holder_identity : "";
   std::string leader;
   if (holder.empty() || holder == options_.identity) {
@@ -114,12 +123,14 @@ void LeaderElector::Observe(const LeaseRecord& record, absl::Time now) {
 }
 
 bool LeaderElector::TryAcquireOrRenew() {
-  const absl::Time now = clock_.Now();
+  // Intervals on the steady reading; the wall time only goes into the Lease for others.
+  const absl::Time now = clock_.SteadyNow();
+  const absl::Time wall = clock_.Now();
   LeaseRecord wanted;
   wanted.holder_identity = options_.identity;
   wanted.lease_duration = options_.lease_duration;
-  wanted.acquire_time = now;
-  wanted.renew_time = now;
+  wanted.acquire_time = wall;
+  wanted.renew_time = wall;
 
   absl::StatusOr<LeaseRecord> current = api_.Get();
   if (absl::IsNotFound(current.status())) {
@@ -212,19 +223,21 @@ void LeaderElector::UpdateLeadership(bool held, absl::Time attempt) {
   if (!leading_) return;
   const bool other_holder = observed_ && observed_->holder_identity != options_.identity;
   if (other_holder || attempt >= renewed_at_ + options_.renew_deadline ||
-      clock_.Now() >= renewed_at_ + options_.renew_deadline) {
+      clock_.SteadyNow() >= renewed_at_ + options_.renew_deadline) {
     SetLeading(false);
   }
 }
 
 void LeaderElector::Run() {
   while (true) {
-    const absl::Time attempt = clock_.Now();
+    const absl::Time attempt = clock_.SteadyNow();
     const bool held = TryAcquireOrRenew();
     UpdateLeadership(held, attempt);
     absl::MutexLock lock(&mu_);
-    // The next attempt a retry period after this one began; at once when it took longer.
-    clock_.WaitUntil(mu_, attempt + options_.retry_period,
+    // The next attempt a retry period after this one began (on the steady reading); at once
+    // when it took longer. WaitUntil takes a wall-clock deadline: computed from now, so that
+    // only a step during the wait itself can stretch it.
+    clock_.WaitUntil(mu_, clock_.Now() + (attempt + options_.retry_period - clock_.SteadyNow()),
                      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; });
     if (stop_) return;
   }
@@ -234,17 +247,17 @@ void LeaderElector::Release() {
   LeaseRecord released;
   {
     absl::MutexLock lock(&mu_);
-    const bool valid = leading_ && clock_.Now() < renewed_at_ + options_.renew_deadline;
+    const bool valid = leading_ && clock_.SteadyNow() < renewed_at_ + options_.renew_deadline;
     SetLeading(false);
     if (!valid || !observed_ || observed_->holder_identity != options_.identity) return;
     released = *observed_;
   }
   // As client-go's ReleaseOnCancel: an empty holder and a 1 s duration.
-  const absl::Time now = clock_.Now();
+  const absl::Time wall = clock_.Now();
   released.holder_identity.clear();
   released.lease_duration = absl::Seconds(1);
-  released.acquire_time = now;
-  released.renew_time = now;
+  released.acquire_time = wall;
+  released.renew_time = wall;
   absl::StatusOr<LeaseRecord> updated = api_.Update(released);
   if (!updated.ok()) {
     log::Warn("could not release the leader election lease",
@@ -253,7 +266,7 @@ void LeaderElector::Release() {
   }
   log::Info("released the leader election lease", {{"lease", options_.lease}});
   absl::MutexLock lock(&mu_);
-  Observe(*updated, now);
+  Observe(*updated, clock_.SteadyNow());
 }
 
 }  // namespace ferry::cluster_syncer

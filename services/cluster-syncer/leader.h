@@ -1,11 +1,11 @@
 // Leader election on a coordination.k8s.io/v1 Lease, with client-go's leaderelection
 // semantics: the holder renews the Lease every retry period; an instance takes the Lease when
 // it is free or when its record has not changed for a lease duration, judged by this
-// instance's own clock from when it last saw the record change (never by comparing clocks
-// across machines); a leader whose renewal has not succeeded within the renew deadline stops
-// leading, before any other instance can take over (renew deadline < lease duration). Every
-// write to the Lease carries the resourceVersion read, so of two instances racing for it one
-// wins and the other gets a conflict.
+// instance's own steady clock from when it last saw the record change (never by comparing
+// clocks across machines, nor by this machine's wall clock, which may step); a leader whose renewal
+// has not succeeded within the renew deadline stops leading, before any other instance can take
+// over (renew deadline < lease duration). Every write to the Lease carries the resourceVersion
+// read, so of two instances racing for it one wins and the other gets a conflict.
 //
 // A Lease held by an identity that is not a Ferry instance (IsFerryIdentity) is never taken
 // over, expired or not: it is reported (log, ferry_leader_foreign_holder) and waited out.
@@ -79,6 +79,10 @@ bool IsFerryIdentity(const std::string& identity);
 
 class LeaderElector {
  public:
+  // Below this much leadership left, a write is refused rather than sent with a timeout too
+  // short to succeed.
+  static constexpr absl::Duration kMinWriteValidity = absl::Milliseconds(100);
+
   struct Options {
     std::string component = "cluster-syncer";
     std::string lease;     // "namespace/name", for metrics, logs and messages
@@ -99,11 +103,17 @@ class LeaderElector {
   void Stop();
 
   // Whether this instance may write now: it leads and its last successful acquire or renewal
-  // began less than a renew deadline ago. Cheap (a lock and the clock): call it before every
-  // write.
+  // began less than a renew deadline ago, measured on the clock's steady reading (a step of
+  // the wall clock neither lengthens nor shortens it). Cheap (a lock and the clock): call it
+  // before every write.
   bool IsLeader();
-  // OK when IsLeader(); otherwise Unavailable naming this instance, the lease and the leader
-  // it last saw (or that there is none), to be retried once a leader is elected.
+  // How long this instance may still write: the time left until its renew deadline (its
+  // last successful acquire or renewal began + renew deadline), when it leads and at least
+  // kMinWriteValidity is left. A write must be over by then, so its request's timeout is
+  // at most this. Otherwise Unavailable naming this instance, the lease and the leader it last
+  // saw (or that there is none), to be retried once a leader is elected.
+  absl::StatusOr<absl::Duration> WriteValidity();
+  // WriteValidity()'s status.
   absl::Status WritePermit();
   // The holder this instance last saw (itself while leading); empty when none.
   std::string Leader();
@@ -117,7 +127,8 @@ class LeaderElector {
   // One attempt to acquire or renew the Lease, as the thread makes every retry period;
   // returns whether this instance holds it afterwards. Exposed for tests.
   bool TryAcquireOrRenew();
-  // Updates leadership after an attempt made at `attempt` that returned `held`: starts
+  // Updates leadership after an attempt begun at `attempt` (the clock's SteadyNow()) that
+  // returned `held`: starts
   // leading, or stops when the renew deadline has passed or another holder was seen. The
   // thread calls it after every attempt. Exposed for tests.
   void UpdateLeadership(bool held, absl::Time attempt);
@@ -140,7 +151,8 @@ class LeaderElector {
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool leading_ ABSL_GUARDED_BY(mu_) = false;
-  // When the last successful acquire or renewal began (the renewTime it wrote).
+  // When the last successful acquire or renewal began, and when observed_ last changed: both
+  // steady readings (Clock::SteadyNow), never wall time, which only goes into the Lease.
   absl::Time renewed_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::optional<LeaseRecord> observed_ ABSL_GUARDED_BY(mu_);
   absl::Time observed_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();

@@ -71,12 +71,17 @@ int main(int argc, char** argv) {
 
   auto registry = std::make_shared<prometheus::Registry>();
   KubeClient client(*access, *registry);
-  std::unique_ptr<LeaderElector> elector;
+  // The Lease before its elector: destroyed after it (the elector releases the Lease in its
+  // destructor when Stop() was not reached).
   std::unique_ptr<KubeLeaseApi> lease;
+  std::unique_ptr<LeaderElector> elector;
   if (config.leader.enabled) std::tie(lease, elector) = MakeElector(config, client, *registry);
-  // Every apply and delete checks leadership first (FencedKubeApi).
-  FencedKubeApi kube(client,
-                     [&elector] { return elector ? elector->WritePermit() : absl::OkStatus(); });
+  // Every apply and delete checks leadership first and must be over by the renew deadline
+  // (FencedKubeApi).
+  auto permit = [&elector]() -> absl::StatusOr<absl::Duration> {
+    return elector ? elector->WriteValidity() : absl::InfiniteDuration();
+  };
+  FencedKubeApi kube(client, permit);
   Discovery discovery(kube);
   SyncOptions sync_options = config.sync;
   sync_options.default_namespace = access->default_namespace;
@@ -89,7 +94,7 @@ int main(int argc, char** argv) {
   loop_options.state = config.sync_state;
   loop_options.state_namespace =
       config.sync_state_namespace.empty() ? access->default_namespace : config.sync_state_namespace;
-  if (elector) loop_options.write_permit = [&elector] { return elector->WritePermit(); };
+  if (elector) loop_options.write_permit = permit;
   SyncLoop loop(*git, kube, syncer, metrics, loop_options);
   ClusterSyncerService service(kube, discovery, loop, config.sync.allow_namespaces);
   if (elector) {

@@ -90,8 +90,9 @@ void SyncLoop::ReportReadiness() {
   reported_ready_ = ready;
 }
 
-absl::Status SyncLoop::WritePermit() const {
-  return options_.write_permit ? options_.write_permit() : absl::OkStatus();
+absl::StatusOr<absl::Duration> SyncLoop::WriteValidity() const {
+  if (!options_.write_permit) return absl::InfiniteDuration();
+  return options_.write_permit();
 }
 
 void SyncLoop::WatchHeads() {
@@ -315,8 +316,19 @@ void SyncLoop::Record(const SyncReport& report) {
 
 void SyncLoop::RecordState(const SyncReport& report) {
   if (options_.state == SyncState::kGit) {
+    // git-writer force-moves the marker: a leader that paused since RunSync's check must not
+    // move it back over its successor's. So the permit is asked for again right here, and the
+    // call must be over while it holds (a call still in flight past it is cancelled by gRPC;
+    // one git-writer already began may still land: see the README's limits).
+    absl::StatusOr<absl::Duration> validity = WriteValidity();
+    if (!validity.ok()) {
+      log::Warn(
+          "not moving the sync marker: this instance no longer leads",
+          {{"revision", report.revision}, {"error", std::string(validity.status().message())}});
+      return;
+    }
     grpc::ClientContext ctx;
-    ctx.set_deadline(Deadline(absl::Seconds(60)));
+    ctx.set_deadline(Deadline(std::min(absl::Seconds(60), *validity)));
     ferry::v1::SetSyncMarkerRequest request;
     request.set_revision(report.revision);
     ferry::v1::SyncMarker marker;

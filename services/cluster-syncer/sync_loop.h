@@ -31,10 +31,12 @@ class SyncLoop {
     SyncState state = SyncState::kGit;
     std::string state_namespace = "default";
     absl::Duration max_backoff = absl::Seconds(60);
-    // With leader election: OK while this instance may write (LeaderElector::WritePermit).
-    // A standby neither syncs on its own nor moves the sync marker, and SyncNow (not a dry
-    // run) answers with the permit's status. Empty: always allowed.
-    std::function<absl::Status()> write_permit;
+    // With leader election: how long this instance may still write
+    // (LeaderElector::WriteValidity), an error when it may not. A standby neither syncs on
+    // its own nor moves the sync marker, and SyncNow (not a dry run) answers with the
+    // permit's status. The sync marker is moved only with a permit asked for right before
+    // the call, whose deadline is at most what is left of it. Empty: always allowed.
+    std::function<absl::StatusOr<absl::Duration>()> write_permit;
   };
   // `clock` times the interval, the backoff and the reports; `kube` records the sync state
   // when Options::state is kCluster.
@@ -89,7 +91,9 @@ class SyncLoop {
   void Record(const SyncReport& report);
   void RecordState(const SyncReport& report);
   void Trigger(const std::string& revision);
-  absl::Status WritePermit() const;
+  // options_.write_permit(); InfiniteDuration when there is none.
+  absl::StatusOr<absl::Duration> WriteValidity() const;
+  absl::Status WritePermit() const { return WriteValidity().status(); }
   // Calls the readiness sink when ready_ && leading_ changed since it was last told.
   void ReportReadiness() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -390,8 +390,9 @@ TEST_F(SyncLoopTest, AStandbyNeitherSyncsNorRecordsAndSyncsAtOnceWhenItLeads) {
   std::atomic<bool> leading{false};
   SyncLoop::Options o;
   o.interval = absl::Hours(1);
-  o.write_permit = [&] {
-    return leading ? absl::OkStatus() : absl::UnavailableError("a standby; the leader is X");
+  o.write_permit = [&]() -> absl::StatusOr<absl::Duration> {
+    if (!leading) return absl::UnavailableError("a standby; the leader is X");
+    return absl::Seconds(10);
   };
   std::vector<bool> readiness;
   Loop(o).SetReadinessSink([&](bool ready) { readiness.push_back(ready); });
@@ -421,6 +422,47 @@ TEST_F(SyncLoopTest, AStandbyNeitherSyncsNorRecordsAndSyncsAtOnceWhenItLeads) {
   leading = false;
   loop_->SetLeading(false);
   EXPECT_EQ(readiness, (std::vector<bool>{false, true, false}));
+}
+
+// The sync marker is moved only with a permit asked for right before the call to git-writer,
+// and that call's deadline is no later than the permit's end: a leader that lost its lease
+// between the sync's own check and the marker never moves the marker (git-writer
+// force-moves it, over the new leader's), and a slow git-writer is given up by then.
+TEST_F(SyncLoopTest, TheSyncMarkerIsMovedOnlyWithAPermitAndWithinIt) {
+  std::atomic<int> permits{0};
+  std::atomic<int> refuse_from{1000};  // the permit call from which on leadership is lost
+  SyncLoop::Options o;
+  o.interval = absl::Hours(1);
+  o.write_permit = [&]() -> absl::StatusOr<absl::Duration> {
+    if (++permits > refuse_from) return absl::UnavailableError("a standby; the leader is Y");
+    return absl::Seconds(3);
+  };
+  std::vector<std::chrono::system_clock::time_point> deadlines;
+  ON_CALL(git_, SetSyncMarker(_, _, _))
+      .WillByDefault([&](grpc::ClientContext* ctx, const ferry::v1::SetSyncMarkerRequest& r,
+                         ferry::v1::SyncMarker*) {
+        std::lock_guard<std::mutex> lock(mu_);
+        markers_.push_back(r.revision());
+        deadlines.push_back(ctx->deadline());
+        return grpc::Status::OK;
+      });
+  // Leading through the sync and RunSync's check, then no longer: the marker stays.
+  refuse_from = 2;  // SyncNow's own check and RunSync's are permits 1 and 2
+  const auto before = std::chrono::system_clock::now();
+  SyncReport report = Loop(o).SyncNow("rev1", false);
+  EXPECT_TRUE(report.error.empty()) << report.error;
+  EXPECT_EQ(report.applied, 2);
+  EXPECT_TRUE(Markers().empty());
+  // Still leading at the marker: moved, with a deadline within the permit's 3 s.
+  permits = 0;
+  refuse_from = 1000;
+  report = loop_->SyncNow("rev2", false);
+  EXPECT_TRUE(report.error.empty()) << report.error;
+  ASSERT_EQ(Markers(), std::vector<std::string>{"rev2"});
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSERT_EQ(deadlines.size(), 1u);
+  EXPECT_LE(deadlines[0], std::chrono::system_clock::now() + std::chrono::seconds(3));
+  EXPECT_GT(deadlines[0], before);
 }
 
 }  // namespace
