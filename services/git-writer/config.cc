@@ -343,6 +343,12 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
         "--git_signing_format: \"", flags.git_signing_format, "\" is not ssh or openpgp"));
   }
   if (flags.git_verify_signatures) {
+    if (flags.git_signing_format == "openpgp" && !flags.git_signing_key_path.empty()) {
+      // Verification is SSH only: Ferry's own OpenPGP-signed commits would never be served.
+      return absl::InvalidArgumentError(
+          "--git_signing_format=openpgp cannot be used with --git_verify_signatures: "
+          "signatures are verified for SSH keys only (sign with an SSH key, or do not verify)");
+    }
     if (flags.git_allowed_signers_path.empty()) {
       return absl::InvalidArgumentError(
           "--git_allowed_signers_path: required with --git_verify_signatures");
@@ -429,6 +435,23 @@ absl::StatusOr<std::shared_ptr<Signer>> MakeSigner(const Config& config, SignerM
     return absl::Status(absl::IsUnavailable(signer.status()) ? absl::StatusCode::kUnavailable
                                                              : absl::StatusCode::kInvalidArgument,
                         absl::StrCat("--git_signing_key_path: ", signer.status().message()));
+  }
+  if (config.writer.verifier != nullptr) {
+    // Ferry's own commits are verified too: a key the allowed signers do not hold would be
+    // found only after the first push (then every write waits for a verified head).
+    constexpr char kProbe[] = "ferry: is the signing key an allowed signer?\n";
+    absl::StatusOr<std::string> probe = (*signer)->Sign(kProbe);
+    if (!probe.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--git_signing_key_path: ", probe.status().message()));
+    }
+    if (absl::Status checked = config.writer.verifier->Verify(kProbe, *probe); !checked.ok()) {
+      return absl::Status(
+          absl::IsPermissionDenied(checked) ? absl::StatusCode::kInvalidArgument : checked.code(),
+          absl::StrCat("--git_allowed_signers_path does not allow --git_signing_key_path's key (",
+                       (*signer)->key().fingerprint,
+                       "), so Ferry's own commits would not be served: ", checked.message()));
+    }
   }
   return std::shared_ptr<Signer>(*std::move(signer));
 }

@@ -86,8 +86,10 @@ absl::StatusOr<Config> ToConfig(const Flags& flags);
 
 // The signer of --git_signing_key_path (null when it is not set), checked by signing once:
 // called after the deploy key exists, since it may be the same file. InvalidArgument naming
-// the flag when the key cannot sign; Unavailable when ssh-keygen cannot run. `metrics` may
-// be null, else it must outlive the signer.
+// the flag when the key cannot sign; Unavailable when ssh-keygen cannot run. With
+// --git_verify_signatures the probe signature is verified against the allowed signers too:
+// InvalidArgument naming --git_allowed_signers_path when they do not hold the key (Ferry's
+// own commits would not be served). `metrics` may be null, else it must outlive the signer.
 absl::StatusOr<std::shared_ptr<Signer>> MakeSigner(const Config& config, SignerMetrics* metrics);
 
 }  // namespace ferry::git_writer

@@ -1348,8 +1348,8 @@ absl::StatusOr<std::vector<BranchCommit>> Repository::CommitsBetween(const std::
 absl::StatusOr<bool> Repository::IsAncestor(const std::string&, const std::string&) {
   return absl::UnimplementedError("this repository has no release branches");
 }
-absl::StatusOr<std::string> Repository::Replay(const std::string&, const std::string&,
-                                               const Signature&) {
+absl::StatusOr<ReplayResult> Repository::Replay(const std::string&, const std::string&,
+                                                const Signature&) {
   return absl::UnimplementedError("this repository has no release branches");
 }
 absl::Status Repository::PushTo(const std::string&, const std::string&, const std::string&) {
@@ -1452,17 +1452,17 @@ absl::StatusOr<bool> Libgit2Repository::IsAncestor(const std::string& ancestor,
   return rc == 1;
 }
 
-absl::StatusOr<std::string> Libgit2Repository::Replay(const std::string& commit,
-                                                      const std::string& onto,
-                                                      const Signature& committer) {
+absl::StatusOr<ReplayResult> Libgit2Repository::Replay(const std::string& commit,
+                                                       const std::string& onto,
+                                                       const Signature& committer) {
   // No DiscardObjects() on failure: the commits made before it (this write's) stay. What a
   // failed replay made is referenced by no new root, so it is never packed.
   return ReplayObjects(commit, onto, committer);
 }
 
-absl::StatusOr<std::string> Libgit2Repository::ReplayObjects(const std::string& commit,
-                                                             const std::string& onto,
-                                                             const Signature& committer) {
+absl::StatusOr<ReplayResult> Libgit2Repository::ReplayObjects(const std::string& commit,
+                                                              const std::string& onto,
+                                                              const Signature& committer) {
   FERRY_ASSIGN_OR_RETURN(git_oid commit_oid, ParseOid(commit));
   FERRY_ASSIGN_OR_RETURN(git_oid onto_oid, ParseOid(onto));
   Commit picked;
@@ -1473,9 +1473,11 @@ absl::StatusOr<std::string> Libgit2Repository::ReplayObjects(const std::string& 
   if (int rc = git_commit_lookup(base.out(), repo_, &onto_oid); rc != 0) {
     return GitError("commit " + onto, rc);
   }
+  ReplayResult result;
   if (git_commit_parentcount(picked.get()) != 1) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("commit ", commit.substr(0, 12), " is a merge or has no parent"));
+    result.conflict = true;
+    result.reason = absl::StrCat("commit ", commit.substr(0, 12), " is a merge or has no parent");
+    return result;
   }
   git_index* merged = nullptr;
   git_merge_options merge_opts = GIT_MERGE_OPTIONS_INIT;
@@ -1495,15 +1497,20 @@ absl::StatusOr<std::string> Libgit2Repository::ReplayObjects(const std::string& 
       }
       git_index_conflict_iterator_free(it);
     }
-    return absl::FailedPreconditionError(absl::StrCat(
-        "commit ", commit.substr(0, 12), " conflicts with ", onto.substr(0, 12), " in ",
-        paths.empty() ? std::string("some file") : absl::StrJoin(paths, ", ")));
+    result.conflict = true;
+    result.reason =
+        absl::StrCat("commit ", commit.substr(0, 12), " conflicts with ", onto.substr(0, 12),
+                     " in ", paths.empty() ? std::string("some file") : absl::StrJoin(paths, ", "));
+    return result;
   }
   git_oid tree_oid;
   if (int rc = git_index_write_tree_to(&tree_oid, index.get(), repo_); rc != 0) {
     return GitError("building tree", rc);
   }
-  if (git_oid_equal(&tree_oid, git_commit_tree_id(base.get()))) return onto;  // already there
+  if (git_oid_equal(&tree_oid, git_commit_tree_id(base.get()))) {  // already there
+    result.commit = onto;
+    return result;
+  }
   Tree tree;
   if (int rc = git_tree_lookup(tree.out(), repo_, &tree_oid); rc != 0) return GitError("tree", rc);
   FERRY_ASSIGN_OR_RETURN(git_signature * who, MakeSignature(committer));
@@ -1513,7 +1520,8 @@ absl::StatusOr<std::string> Libgit2Repository::ReplayObjects(const std::string& 
                          WriteCommit(git_commit_author(picked.get()), who_owned.get(),
                                      git_commit_message(picked.get()), tree.get(), 1, parents));
   new_roots_.push_back(replayed);
-  return OidString(replayed);
+  result.commit = OidString(replayed);
+  return result;
 }
 
 absl::Status Libgit2Repository::LeasedPush(const std::string& ref, const std::string& expected) {

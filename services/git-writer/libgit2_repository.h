@@ -102,8 +102,8 @@ class Libgit2Repository final : public Repository {
                                                            const std::string& tip,
                                                            size_t limit) override;
   absl::StatusOr<bool> IsAncestor(const std::string& ancestor, const std::string& commit) override;
-  absl::StatusOr<std::string> Replay(const std::string& commit, const std::string& onto,
-                                     const Signature& committer) override;
+  absl::StatusOr<ReplayResult> Replay(const std::string& commit, const std::string& onto,
+                                      const Signature& committer) override;
   absl::Status PushTo(const std::string& branch, const std::string& commit,
                       const std::string& expected) override;
 
@@ -144,8 +144,8 @@ class Libgit2Repository final : public Repository {
   static constexpr absl::Duration kRepackTimeout = absl::Minutes(10);
   int packs_written_ = 0;
   absl::StatusOr<std::string> CreateCommitObjects(const CommitSpec& spec);
-  absl::StatusOr<std::string> ReplayObjects(const std::string& commit, const std::string& onto,
-                                            const Signature& committer);
+  absl::StatusOr<ReplayResult> ReplayObjects(const std::string& commit, const std::string& onto,
+                                             const Signature& committer);
   // Writes a commit object (no ref moves), signed when options_.signer is set.
   absl::StatusOr<git_oid> WriteCommit(const git_signature* author, const git_signature* committer,
                                       const char* message, const git_tree* tree,

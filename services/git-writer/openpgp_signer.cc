@@ -1,15 +1,20 @@
 #include "services/git-writer/openpgp_signer.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <rnp/rnp.h>
 #include <rnp/rnp_err.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-#include <fstream>
+#include <algorithm>
 #include <iterator>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 
 namespace ferry::git_writer {
@@ -59,16 +64,42 @@ bool MaySign(rnp_key_handle_t key) {
 
 absl::StatusOr<std::unique_ptr<OpenPgpSigner>> OpenPgpSigner::Create(
     const std::string& private_key_path, SignerMetrics* metrics) {
-  std::ifstream in(private_key_path, std::ios::binary);
-  if (!in) return absl::FailedPreconditionError(absl::StrCat("no key file at ", private_key_path));
-  std::string data;
-  data.resize(kMaxKeyFileBytes + 1);
-  in.read(data.data(), static_cast<std::streamsize>(data.size()));
-  data.resize(static_cast<size_t>(in.gcount()));
-  if (data.size() > kMaxKeyFileBytes) {
+  // As ssh-keygen does for its keys: a secret key others may read is refused.
+  const int fd = ::open(private_key_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return absl::FailedPreconditionError(absl::StrCat("no key file at ", private_key_path));
+  struct Close {
+    int fd;
+    ~Close() { ::close(fd); }
+  } close_fd{fd};
+  struct stat info;
+  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(private_key_path, " is not a file"));
+  }
+  if ((info.st_mode & 077) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(private_key_path, " may be read by others (mode ",
+                     absl::StrFormat("%04o", info.st_mode & 07777),
+                     "): a secret key must be readable by its owner only (chmod 600)"));
+  }
+  std::string data(kMaxKeyFileBytes + 1, '\0');
+  struct Wipe {  // on every return: no copy of the secret key stays in memory
+    std::string& bytes;
+    ~Wipe() { std::fill(bytes.begin(), bytes.end(), '\0'); }
+  } wipe{data};
+  size_t size = 0;
+  while (size < data.size()) {
+    const ssize_t n = ::read(fd, data.data() + size, data.size() - size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return absl::FailedPreconditionError(absl::StrCat("cannot read ", private_key_path));
+    if (n == 0) break;
+    size += static_cast<size_t>(n);
+  }
+  if (size > kMaxKeyFileBytes) {
     return absl::FailedPreconditionError(
         absl::StrCat(private_key_path, " is over ", kMaxKeyFileBytes, " bytes: not a key"));
   }
+  data.resize(size);  // shrinks in place: the bytes after `size` were never written
   std::unique_ptr<OpenPgpSigner> signer(new OpenPgpSigner());
   signer->metrics_ = metrics;
   if (absl::Status loaded = signer->Load(private_key_path, data); !loaded.ok()) return loaded;

@@ -22,8 +22,10 @@ class OpenPgpSigner final : public Signer {
   // Loads the secret key in `private_key_path` (an armored or binary transferable secret key,
   // as `gpg --export-secret-keys` writes it; at most 1 MiB) and picks its signing key: the
   // primary key when it may sign, else its first subkey that may. FailedPrecondition when
-  // the file holds no secret key that can sign, or that key has a passphrase; the check
-  // ends with a signature. `metrics` may be null; it must outlive the signer.
+  // the file holds no secret key that can sign, or that key has a passphrase, or the file
+  // may be read by its group or others (mode & 077, refused as ssh-keygen does); the check
+  // ends with a signature. The file's bytes are wiped from memory on every return. `metrics` may be
+  // null; it must outlive the signer.
   static absl::StatusOr<std::unique_ptr<OpenPgpSigner>> Create(const std::string& private_key_path,
                                                                SignerMetrics* metrics = nullptr);
   ~OpenPgpSigner() override;

@@ -14,6 +14,7 @@
 #include "services/git-writer/config.h"
 #include "services/git-writer/git_writer_service.h"
 #include "services/git-writer/libgit2_repository.h"
+#include "services/git-writer/signer.h"
 #include "services/git-writer/writer.h"
 #include "tests/support/git_repo.h"
 
@@ -92,8 +93,8 @@ class HookedRepository : public Repository {
   absl::StatusOr<bool> IsAncestor(const std::string& a, const std::string& c) override {
     return inner_.IsAncestor(a, c);
   }
-  absl::StatusOr<std::string> Replay(const std::string& c, const std::string& o,
-                                     const Signature& w) override {
+  absl::StatusOr<ReplayResult> Replay(const std::string& c, const std::string& o,
+                                      const Signature& w) override {
     return inner_.Replay(c, o, w);
   }
   absl::Status PushTo(const std::string& b, const std::string& c, const std::string& e) override {
@@ -109,6 +110,24 @@ class HookedRepository : public Repository {
   Repository& inner_;
 };
 
+// Signs with a real SSH key; after `succeed` more signatures, fails as ssh-keygen does when
+// its key is gone (or it is killed): FailedPrecondition.
+class FailingSigner : public Signer {
+ public:
+  explicit FailingSigner(std::unique_ptr<Signer> inner) : inner_(std::move(inner)) {}
+  absl::StatusOr<std::string> Sign(absl::string_view payload) override {
+    if (succeed >= 0 && succeed-- == 0) {
+      return absl::FailedPreconditionError("ssh-keygen -Y sign with /keys/sign failed: killed");
+    }
+    return inner_->Sign(payload);
+  }
+  const SigningKey& key() const override { return inner_->key(); }
+  int succeed = -1;  // < 0: every signature succeeds
+
+ private:
+  std::unique_ptr<Signer> inner_;
+};
+
 class PushBranchTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -121,7 +140,8 @@ class PushBranchTest : public ::testing::Test {
     OpenWriter(false);
   }
 
-  void OpenWriter(bool force, const std::string& branch = kBranch) {
+  void OpenWriter(bool force, const std::string& branch = kBranch,
+                  std::shared_ptr<Signer> signer = nullptr) {
     writer_.reset();
     hooked_.reset();
     repo_.reset();
@@ -129,6 +149,7 @@ class PushBranchTest : public ::testing::Test {
     o.url = upstream_->url();
     o.branch = "main";
     o.mirror_dir = upstream_->dir() + "/mirror.git";
+    o.signer = std::move(signer);
     auto repo = Libgit2Repository::Open(o);
     FERRY_ASSERT_OK(repo);
     repo_ = *std::move(repo);
@@ -247,6 +268,37 @@ TEST_F(PushBranchTest, APendingCommitThatNoLongerAppliesIsDroppedAndReported) {
   EXPECT_THAT(out->dropped[0], HasSubstr("apps/web.yaml"));
   EXPECT_EQ(RevParse(absl::StrCat(kBranch, "^")), upstream_->Head());
   EXPECT_THAT(upstream_->Show(kBranch, "apps/web.yaml"), HasSubstr("image: nginx:1.27"));
+  EXPECT_THAT(upstream_->Show(kBranch, "apps/api.yaml"), HasSubstr("image: example/api:1.1.0"));
+}
+
+TEST_F(PushBranchTest, ASigningFailureWhileRebuildingFailsTheWriteAndKeepsThePendingCommit) {
+  const std::string key = upstream_->dir() + "/sign";
+  int status = 0;
+  const std::string made = RunCommand(
+      absl::StrCat("ssh-keygen -q -t ed25519 -N '' -C ferry -f ", key, " 2>&1"), &status);
+  ASSERT_EQ(status, 0) << made;
+  FERRY_ASSERT_OK_AND_ASSIGN(std::unique_ptr<SshSigner> ssh, SshSigner::Create(key));
+  auto signer = std::make_shared<FailingSigner>(std::move(ssh));
+  OpenWriter(false, kBranch, signer);
+  FERRY_ASSERT_OK(Release("apps:deployment/web", "nginx:1.26", "nginx:1.25"));
+  const std::string pending = RevParse(kBranch);
+  // main moves: the next release rebuilds the branch, re-applying (and signing) the pending
+  // commit, which fails after the release's own commit was signed.
+  FERRY_ASSERT_OK(
+      upstream_->CommitWithCli({{"apps/db.yaml", Deployment("db", "postgres:16")}}, "add db"));
+  signer->succeed = 1;
+  absl::StatusOr<ApplyOutcome> out =
+      Release("apps:deployment/api", "example/api:1.1.0", "example/api:1.0.0");
+  EXPECT_THAT(out.status(), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("sign")));
+  EXPECT_EQ(RevParse(kBranch), pending);
+  EXPECT_EQ(metrics_.push_branch_dropped.Value(), 0);
+
+  // The key signs again: the pending commit is kept, rebuilt on the moved main.
+  signer->succeed = -1;
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      ApplyOutcome again, Release("apps:deployment/api", "example/api:1.1.0", "example/api:1.0.0"));
+  EXPECT_TRUE(again.dropped.empty());
+  EXPECT_THAT(upstream_->Show(kBranch, "apps/web.yaml"), HasSubstr("image: nginx:1.26"));
   EXPECT_THAT(upstream_->Show(kBranch, "apps/api.yaml"), HasSubstr("image: example/api:1.1.0"));
 }
 

@@ -47,6 +47,13 @@ struct BranchCommit {
   size_t parents = 1;
 };
 
+// What Repository::Replay made.
+struct ReplayResult {
+  std::string commit;     // the new commit (or `onto`); empty when `conflict`
+  bool conflict = false;  // the change does not apply on `onto`
+  std::string reason;     // why, when `conflict` ("commit abc conflicts with def in a.yaml")
+};
+
 // A git mirror. Methods of one instance are not safe to call concurrently; callers
 // serialize them.
 class Repository {
@@ -149,12 +156,14 @@ class Repository {
 
   // Re-applies the change `commit` makes to its (first) parent on top of `onto`, as
   // git cherry-pick does (a three-way merge of the trees), as a new commit with `commit`'s
-  // author and message and `committer` (no ref moves; signed when commits are). Returns
-  // `onto` itself when `onto` already holds the change (nothing left to apply);
-  // FailedPrecondition naming the files when it conflicts. What a failed replay made is not
-  // kept; the commits made before it (CreateCommit, Replay) are.
-  virtual absl::StatusOr<std::string> Replay(const std::string& commit, const std::string& onto,
-                                             const Signature& committer);
+  // author and message and `committer` (no ref moves; signed when commits are). Its
+  // `commit` is `onto` itself when `onto` already holds the change (nothing left to apply).
+  // A change that does not apply (a conflict, naming the files, or a merge commit) is a
+  // result, `conflict` set, not an error: every error (a signing failure above all, whatever
+  // its code) stops the write. What a failed replay made is not kept; the commits made
+  // before it (CreateCommit, Replay) are.
+  virtual absl::StatusOr<ReplayResult> Replay(const std::string& commit, const std::string& onto,
+                                              const Signature& committer);
 
   // Moves refs/heads/`branch` upstream to `commit` (fast-forward or not: a rebuilt branch)
   // if, and only if, upstream still holds `expected` there ("": no such branch; created):

@@ -134,6 +134,14 @@ absl::StatusOr<std::unique_ptr<SshVerifier>> SshVerifier::Create(
 }
 
 absl::Status SshVerifier::Verify(absl::string_view payload, absl::string_view signature) {
+  if (payload.size() > kMaxPayloadBytes) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("the signed commit is over ", kMaxPayloadBytes, " bytes: not checked"));
+  }
+  if (signature.size() > kMaxSignatureBytes) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("the signature is over ", kMaxSignatureBytes, " bytes: not checked"));
+  }
   if (!absl::StartsWith(signature, kBeginSsh)) {
     return absl::PermissionDeniedError(absl::StartsWith(signature, "-----BEGIN PGP SIGNATURE-----")
                                            ? "signed with OpenPGP; only SSH signatures are checked"
@@ -168,6 +176,7 @@ absl::Status SshVerifier::Verify(absl::string_view payload, absl::string_view si
         "signed by a key that is not in the allowed signers file (--git_allowed_signers_path)");
   }
   std::vector<std::string> principals = absl::StrSplit(found->out, '\n', absl::SkipWhitespace());
+  if (principals.size() > kMaxPrincipals) principals.resize(kMaxPrincipals);
   std::string reason = "no principal";
   for (const std::string& principal : principals) {
     process::RunOptions run = SshKeygen(

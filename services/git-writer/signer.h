@@ -74,7 +74,8 @@ class Verifier {
   virtual ~Verifier() = default;
   // OK when `signature` (armored, as in a commit's "gpgsig" header) is a valid signature of
   // `payload` by an allowed key. PermissionDenied (with the reason: not an SSH signature,
-  // a key that is not allowed, a bad signature) when it is not; Unavailable/DeadlineExceeded
+  // a key that is not allowed, a bad signature, a payload over 1 MiB or a signature over
+  // 64 KiB) when it is not; Unavailable/DeadlineExceeded
   // when the check could not run. Thread-safe.
   virtual absl::Status Verify(absl::string_view payload, absl::string_view signature) = 0;
 };
@@ -94,6 +95,11 @@ class SshVerifier final : public Verifier {
  private:
   explicit SshVerifier(std::string path) : path_(std::move(path)) {}
   static constexpr absl::Duration kTimeout = absl::Seconds(20);
+  // Bounds of what upstream hands over: a bigger commit or signature is PermissionDenied,
+  // and at most this many of the principals found for the key are tried.
+  static constexpr size_t kMaxPayloadBytes = 1 << 20;
+  static constexpr size_t kMaxSignatureBytes = 64 << 10;
+  static constexpr size_t kMaxPrincipals = 16;
   const std::string path_;
 };
 

@@ -459,6 +459,8 @@ class GpgHome {
     out = RunCommand(absl::StrCat(gpg, "--armor --export-secret-keys > ", dir_, "/secret.asc 2>&1"),
                      &status);
     EXPECT_EQ(status, 0) << out;
+    std::filesystem::permissions(
+        secret_key(), std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
     fingerprint_ = std::string(absl::StripTrailingAsciiWhitespace(
         RunCommand(absl::StrCat("GNUPGHOME=", dir_,
                                 " gpg --batch --with-colons --list-secret-keys | grep '^fpr' | "
@@ -473,6 +475,27 @@ class GpgHome {
   std::string dir_;
   std::string fingerprint_;
 };
+
+// A secret key file its group or others may read is refused, as ssh-keygen refuses one;
+// so is a file over 1 MiB.
+TEST(OpenPgpSignerTest, AKeyFileOthersMayReadIsRefused) {
+  const std::string dir = ::testing::TempDir() + "/ferry_openpgp_mode";
+  std::filesystem::remove_all(dir);
+  GpgHome home(dir + "/gpg", "ferry");
+  FERRY_ASSERT_OK(OpenPgpSigner::Create(home.secret_key()));
+  for (mode_t mode : {0640, 0604, 0644}) {
+    ::chmod(home.secret_key().c_str(), mode);
+    EXPECT_THAT(OpenPgpSigner::Create(home.secret_key()),
+                StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("read by others")))
+        << std::oct << mode;
+  }
+  const std::string big = dir + "/big.asc";
+  std::ofstream(big) << std::string((1 << 20) + 1, 'a');
+  ::chmod(big.c_str(), 0600);
+  EXPECT_THAT(OpenPgpSigner::Create(big),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("over")));
+  std::filesystem::remove_all(dir);
+}
 
 // --git_signing_format=openpgp: commits, notes commits and the sync tag signed with librnp,
 // checked by `git verify-commit` / `verify-tag` with gpg's keyring.
@@ -551,9 +574,11 @@ class VerifiedReadsTest : public SigningTest {
     return upstream_->Head();
   }
 
-  void OpenVerifyingWriter() {
-    FERRY_ASSERT_OK_AND_ASSIGN(std::unique_ptr<SshVerifier> verifier,
-                               SshVerifier::Create(AllowedSigners(key_)));
+  // Trusts `allowed` (the signing key key_ when empty).
+  void OpenVerifyingWriter(const std::string& allowed = "") {
+    FERRY_ASSERT_OK_AND_ASSIGN(
+        std::unique_ptr<SshVerifier> verifier,
+        SshVerifier::Create(AllowedSigners(allowed.empty() ? key_ : allowed)));
     WriterOptions options;
     options.committer = {"Ferry", "ferry@example.com"};
     options.verifier = std::move(verifier);
@@ -622,6 +647,90 @@ TEST_F(VerifiedReadsTest, OnlySignedRevisionsOfAllowedKeysAreServed) {
   EXPECT_GE(Checks("verified"), 3);
   EXPECT_GE(Checks("rejected"), 3);
   EXPECT_EQ(Checks("error"), 0);
+}
+
+TEST_F(VerifiedReadsTest, ARejectedHeadIsCheckedOnceAcrossPolls) {
+  OpenVerifyingWriter();
+  const std::string stranger = CommitWithCli("nginx:1.32", other_key_);
+  for (int poll = 0; poll < 4; ++poll) {
+    EXPECT_THAT(writer_->Refresh(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                             HasSubstr("not in the allowed signers file")));
+  }
+  EXPECT_THAT(writer_->IndexAt(stranger), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(Checks("rejected"), 1);
+  EXPECT_EQ(Checks("verified"), 0);
+  // A new head is checked (once).
+  const std::string good = CommitWithCli("nginx:1.33", key_);
+  FERRY_ASSERT_OK(writer_->Refresh());
+  FERRY_ASSERT_OK(writer_->Refresh());
+  EXPECT_EQ(writer_->CurrentHead().revision, good);
+  EXPECT_EQ(Checks("verified"), 1);
+  EXPECT_EQ(Checks("rejected"), 1);
+}
+
+// A signed payload over 1 MiB is not handed to ssh-keygen.
+TEST(SshVerifierTest, AnOversizedPayloadIsRefused) {
+  const std::string dir = ::testing::TempDir() + "/ferry_verifier_big";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string key = MakeKey(dir, "sign");
+  FERRY_ASSERT_OK_AND_ASSIGN(std::unique_ptr<SshSigner> signer, SshSigner::Create(key));
+  FERRY_ASSERT_OK_AND_ASSIGN(std::unique_ptr<SshVerifier> verifier,
+                             SshVerifier::Create(AllowedSigners(key)));
+  const std::string small = "tree abc\n\nsmall\n";
+  FERRY_ASSERT_OK_AND_ASSIGN(std::string signature, signer->Sign(small));
+  FERRY_EXPECT_OK(verifier->Verify(small, signature));
+  const std::string big((1 << 20) + 1, 'a');
+  FERRY_ASSERT_OK_AND_ASSIGN(std::string big_signature, signer->Sign(big));
+  EXPECT_THAT(verifier->Verify(big, big_signature),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("over")));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(VerifiedReadsTest, FerrysCommitSignedByAKeyNotAllowedIsNotServedEvenFromTheCache) {
+  OpenVerifyingWriter(other_key_);  // Ferry signs with key_, which is not allowed
+  const std::string good = CommitWithCli("nginx:1.30", other_key_);
+  FERRY_ASSERT_OK(writer_->Refresh());
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome out, Release("nginx:1.34", ""));
+  EXPECT_EQ(upstream_->Head(), out.revision);  // pushed, but not served
+  EXPECT_EQ(writer_->CurrentHead().revision, good);
+  EXPECT_THAT(writer_->CurrentHead().verify_error, HasSubstr("is not served"));
+  EXPECT_THAT(writer_->IndexAt(out.revision),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("is not served")));
+  EXPECT_THAT(writer_->ReadManifests(out.revision, {}),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  FERRY_ASSERT_OK_AND_ASSIGN(auto index, writer_->IndexAt(""));
+  EXPECT_EQ(index->revision, good);
+}
+
+TEST_F(SigningConfigTest, FerrysKeyMustBeAnAllowedSignerWhenVerifying) {
+  const std::string key = MakeKey(dir_, "sign");
+  const std::string other = MakeKey(dir_, "other");
+  FERRY_ASSERT_OK(Make({"--git_signing_key_path=" + key, "--git_verify_signatures",
+                        "--git_allowed_signers_path=" + AllowedSigners(key)}));
+  EXPECT_THAT(Make({"--git_signing_key_path=" + key, "--git_verify_signatures",
+                    "--git_allowed_signers_path=" + AllowedSigners(other)}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--git_allowed_signers_path does not allow")));
+#ifdef FERRY_HAVE_RNP
+  EXPECT_THAT(
+      Make({"--git_signing_key_path=" + key, "--git_signing_format=openpgp",
+            "--git_verify_signatures", "--git_allowed_signers_path=" + AllowedSigners(key)}),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("--git_signing_format=openpgp cannot be used with "
+                         "--git_verify_signatures")));
+#endif
+
+  // The binary exits with 2 naming the flag.
+  int status = 0;
+  const std::string out = RunCommand(
+      absl::StrCat(FERRY_GIT_WRITER_BIN,
+                   " --grpc_address=127.0.0.1:0 --metrics_address=127.0.0.1:0 --git_url=file://",
+                   dir_, "/none.git --state_dir=", dir_, "/state --git_signing_key_path=", key,
+                   " --git_verify_signatures --git_allowed_signers_path=", other, ".allowed 2>&1"),
+      &status);
+  EXPECT_EQ(status, 2) << out;
+  EXPECT_THAT(out, HasSubstr("--git_allowed_signers_path"));
 }
 
 TEST_F(SigningConfigTest, VerifyingNeedsAnAllowedSignersFile) {

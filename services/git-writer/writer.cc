@@ -359,6 +359,7 @@ absl::Status AllEditsApplied(const std::vector<EditRequest>& edits,
 
 absl::Status Writer::CheckSigned(const std::string& revision) {
   if (options_.verifier == nullptr || verified_.count(revision) > 0) return absl::OkStatus();
+  if (auto it = rejected_.find(revision); it != rejected_.end()) return it->second;
   absl::StatusOr<std::pair<std::string, std::string>> signed_commit =
       repo_.CommitSignature(revision);
   absl::Status checked =
@@ -369,6 +370,10 @@ absl::Status Writer::CheckSigned(const std::string& revision) {
                         : absl::IsPermissionDenied(checked) ? "rejected"
                                                             : "error";
   metrics_.signature_checks.Add({{"outcome", outcome}}).Increment();
+  if (absl::IsPermissionDenied(checked)) {
+    if (rejected_.size() >= kMaxRejected) rejected_.clear();
+    rejected_.emplace(revision, checked);
+  }
   if (!checked.ok()) return checked;
   if (verified_.size() >= kMaxVerified) verified_.clear();
   verified_.insert(revision);
@@ -991,16 +996,16 @@ absl::StatusOr<std::string> Writer::ReplayPending(const std::vector<BranchCommit
                                                   std::vector<std::string>& dropped) {
   for (const BranchCommit& c : pending) {
     if (!IsFerrys(c)) continue;
-    absl::StatusOr<std::string> next = repo_.Replay(c.id, onto, options_.committer);
-    if (next.ok()) {
-      if (*next == onto) {
+    // Any error (a signing failure above all) stops the whole write: nothing is pushed.
+    FERRY_ASSIGN_OR_RETURN(ReplayResult next, repo_.Replay(c.id, onto, options_.committer));
+    if (!next.conflict) {
+      if (next.commit == onto) {
         log::Info("pending commit already applied", {{"commit", c.id}});
       }
-      onto = *next;
+      onto = std::move(next.commit);
       continue;
     }
-    if (!absl::IsFailedPrecondition(next.status())) return next.status();
-    dropped.push_back(absl::StrCat(Describe(c), ": dropped, ", why, ": ", next.status().message()));
+    dropped.push_back(absl::StrCat(Describe(c), ": dropped, ", why, ": ", next.reason));
     log::Warn("pending commit dropped from the push branch",
               {{"commit", c.id}, {"reason", dropped.back()}});
   }
@@ -1037,13 +1042,12 @@ absl::StatusOr<Writer::PushPlan> Writer::PlanPushBranch(const std::string& branc
   FERRY_ASSIGN_OR_RETURN(bool on_source, repo_.IsAncestor(source, *current));
   if (on_source && plan.dropped.empty()) {
     // Only Ferry's commits on top of the source head: this change goes on top of them.
-    absl::StatusOr<std::string> ff = repo_.Replay(commit, *current, options_.committer);
-    if (ff.ok()) {
-      plan.no_changes = *ff == *current;  // a pending commit made this change already
-      plan.tip = plan.commit = *ff;
+    FERRY_ASSIGN_OR_RETURN(ReplayResult ff, repo_.Replay(commit, *current, options_.committer));
+    if (!ff.conflict) {
+      plan.no_changes = ff.commit == *current;  // a pending commit made this change already
+      plan.tip = plan.commit = ff.commit;
       return plan;
     }
-    if (!absl::IsFailedPrecondition(ff.status())) return ff.status();
   } else {
     // The source moved (or someone else's commits go): rebuilt on the source head, Ferry's
     // pending commits first, then this change.
@@ -1051,17 +1055,18 @@ absl::StatusOr<Writer::PushPlan> Writer::PlanPushBranch(const std::string& branc
     FERRY_ASSIGN_OR_RETURN(
         std::string tip,
         ReplayPending(pending, source, "it conflicts with the source branch now", dropped));
-    absl::StatusOr<std::string> on_top = tip == source
-                                             ? absl::StatusOr<std::string>(commit)
-                                             : repo_.Replay(commit, tip, options_.committer);
-    if (on_top.ok()) {
-      plan.no_changes = *on_top == tip;
-      plan.tip = plan.commit = *on_top;
+    ReplayResult on_top;
+    on_top.commit = commit;
+    if (tip != source) {
+      FERRY_ASSIGN_OR_RETURN(on_top, repo_.Replay(commit, tip, options_.committer));
+    }
+    if (!on_top.conflict) {
+      plan.no_changes = on_top.commit == tip;
+      plan.tip = plan.commit = on_top.commit;
       plan.force = true;
       plan.dropped = std::move(dropped);
       return plan;
     }
-    if (!absl::IsFailedPrecondition(on_top.status())) return on_top.status();
   }
   // This change conflicts with one of Ferry's pending commits (the same lines: an image
   // released again before the first release was merged). The newer change wins: the branch
@@ -1080,16 +1085,8 @@ void Writer::Pushed(const std::string& commit, const Index& base, const EditedFi
     kustomize_changed =
         kustomize_changed || (file.changed && base.layout != nullptr && base.layout->Uses(path));
   }
-  if (kustomize_changed) {
-    // The roots that read what changed are built again (the others come from the cache).
-    if (absl::StatusOr<std::shared_ptr<const Index>> next = LoadIndex(commit); !next.ok()) {
-      log::Warn("index of the new commit not built",
-                {{"revision", commit}, {"error", std::string(next.status().message())}});
-    }
-  } else {
-    CacheIndex(IndexAfterCommit(commit, base, files));
-  }
   HeadInfo now = CurrentHead();
+  // Checked before its index is cached: a cached index is served without a check (IndexAt).
   if (absl::Status checked = CheckSigned(commit); !checked.ok()) {
     // Ferry's own commit, signed with a key the allowed signers do not hold: pushed, but not
     // served (the last verified revision stays).
@@ -1100,6 +1097,15 @@ void Writer::Pushed(const std::string& commit, const Index& base, const EditedFi
     metrics_.head_verified.Set(0);
     SetHead(now);
   } else {
+    if (kustomize_changed) {
+      // The roots that read what changed are built again (the others come from the cache).
+      if (absl::StatusOr<std::shared_ptr<const Index>> next = LoadIndex(commit); !next.ok()) {
+        log::Warn("index of the new commit not built",
+                  {{"revision", commit}, {"error", std::string(next.status().message())}});
+      }
+    } else {
+      CacheIndex(IndexAfterCommit(commit, base, files));
+    }
     now.revision = commit;
     now.commit_time = repo_.CommitTime(commit).value_or(absl::Now());
     SetHead(now);

@@ -325,11 +325,16 @@ class Writer {
   std::shared_ptr<const Index> NewestIndex() const ABSL_LOCKS_EXCLUDED(index_mu_);
   absl::StatusOr<HeadInfo> RefreshLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
   // OK when no verifier is configured or `revision`'s commit is signed by an allowed key
-  // (remembered); PermissionDenied/Unavailable from the check otherwise.
+  // (remembered); PermissionDenied (remembered too: a rejected head is checked once, not
+  // on every poll) or Unavailable/DeadlineExceeded (checked again next time) otherwise.
   absl::Status CheckSigned(const std::string& revision) ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
   // Revisions whose signature was verified (bounded: cleared past kMaxVerified).
   std::set<std::string> verified_ ABSL_GUARDED_BY(repo_mu_);
   static constexpr size_t kMaxVerified = 4096;
+  // Revisions whose signature was rejected, with the reason (bounded: cleared past
+  // kMaxRejected). The allowed signers file is read at start only, so a verdict holds.
+  std::map<std::string, absl::Status> rejected_ ABSL_GUARDED_BY(repo_mu_);
+  static constexpr size_t kMaxRejected = 256;
   void CacheIndex(std::shared_ptr<const Index> index) ABSL_LOCKS_EXCLUDED(index_mu_);
   void SetHead(const HeadInfo& head);
 
@@ -344,6 +349,7 @@ class Writer {
   absl::Mutex repo_mu_;
   // The indexes of the last revisions read or committed. A lock of their own: a read of an
   // index that is already built never waits for a fetch, commit or push under repo_mu_.
+  // Holds only revisions that passed CheckSigned (IndexAt serves them without a check).
   mutable absl::Mutex index_mu_ ABSL_ACQUIRED_AFTER(repo_mu_);
   std::map<std::string, std::shared_ptr<const Index>> index_cache_ ABSL_GUARDED_BY(index_mu_);
   std::vector<std::string> index_order_ ABSL_GUARDED_BY(index_mu_);
