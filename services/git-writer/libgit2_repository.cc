@@ -1437,6 +1437,17 @@ absl::StatusOr<std::vector<BranchCommit>> Libgit2Repository::CommitsBetween(cons
     const char* summary = git_commit_summary(commit.get());
     c.subject = summary != nullptr ? summary : "";
     c.parents = git_commit_parentcount(commit.get());
+    if (const char* message = git_commit_message(commit.get()); message != nullptr) {
+      git_message_trailer_array trailers{};
+      if (git_message_trailers(&trailers, message) == 0) {
+        for (size_t i = 0; i < trailers.count; ++i) {
+          if (absl::EqualsIgnoreCase(trailers.trailers[i].key, "Ferry-Job")) {
+            c.job = trailers.trailers[i].value;  // the last one, as Ferry writes it last
+          }
+        }
+        git_message_trailer_array_free(&trailers);
+      }
+    }
     out.push_back(std::move(c));
   }
   return out;

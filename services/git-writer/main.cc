@@ -59,6 +59,13 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::shared_ptr<Signer>> signer = MakeSigner(config, &signer_metrics);
   if (!signer.ok()) return start.ConfigError(signer.status());
   config.repository.signer = *signer;
+  if (*signer && (*signer)->key().format == "ssh") {
+    // Which commits on a push branch are Ferry's: those signed by this key (Writer::IsFerrys).
+    absl::StatusOr<std::unique_ptr<SshVerifier>> own =
+        SshVerifier::ForKey((*signer)->key().public_key);
+    if (!own.ok()) return start.ConfigError(own.status());
+    config.writer.own_signatures = *std::move(own);
+  }
   // Folding the mirror's packs walks all history; a child process does it (see
   // Libgit2Options::repack_program), so its peak memory is not kept by this one.
   config.repository.repack_program = "/proc/self/exe";

@@ -27,6 +27,7 @@ using ::ferry::testing::StatusIs;
 using ::testing::HasSubstr;
 
 constexpr char kBranch[] = "ferry/releases";
+constexpr char kNextJob[] = "<next job>";  // Release: a new job id each time
 
 std::string Deployment(const std::string& name, const std::string& image) {
   return absl::StrCat("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ", name,
@@ -149,12 +150,17 @@ class PushBranchTest : public ::testing::Test {
     o.url = upstream_->url();
     o.branch = "main";
     o.mirror_dir = upstream_->dir() + "/mirror.git";
-    o.signer = std::move(signer);
+    o.signer = signer;
     auto repo = Libgit2Repository::Open(o);
     FERRY_ASSERT_OK(repo);
     repo_ = *std::move(repo);
     WriterOptions options;
     options.committer = {"Ferry", "ferry@example.com"};
+    if (o.signer != nullptr) {
+      auto own = SshVerifier::ForKey(o.signer->key().public_key);
+      FERRY_ASSERT_OK(own);
+      options.own_signatures = *std::move(own);
+    }
     options.push_branch = branch;
     options.push_branch_force = force;
     hooked_ = std::make_unique<HookedRepository>(*repo_);
@@ -162,9 +168,10 @@ class PushBranchTest : public ::testing::Test {
   }
 
   absl::StatusOr<ApplyOutcome> Release(const std::string& workload, const std::string& to,
-                                       const std::string& from, const std::string& job = "") {
+                                       const std::string& from, const std::string& job = kNextJob) {
     ApplyRequest request;
-    request.job_id = job;
+    // Ferry's commits carry their job's trailer (the api always sends a job).
+    request.job_id = job == kNextJob ? absl::StrCat("job-", ++jobs_) : job;
     EditRequest e;
     e.workload = workload;
     e.image = manifest::ImageChange{workload.substr(workload.find('/') + 1), to, from};
@@ -201,6 +208,7 @@ class PushBranchTest : public ::testing::Test {
   std::unique_ptr<HookedRepository> hooked_;
   std::unique_ptr<Writer> writer_;
   int clones_ = 0;
+  int jobs_ = 0;
 };
 
 TEST_F(PushBranchTest, AReleaseLandsOnThePushBranchAndMainStays) {
@@ -368,6 +376,58 @@ TEST_F(PushBranchTest, SomeoneElsesCommitIsNeverOverwrittenWithoutForce) {
   EXPECT_THAT(upstream_->Show(kBranch, "apps/web.yaml"), ::testing::Not(HasSubstr("reviewed")));
 }
 
+// A committer name and email anyone can set: a commit with Ferry's but no Ferry-Job trailer
+// is someone else's.
+TEST_F(PushBranchTest, ACommitWithFerrysCommitterButNoJobTrailerIsSomeoneElses) {
+  FERRY_ASSERT_OK(Release("apps:deployment/web", "nginx:1.26", "nginx:1.25"));
+  InClone(kBranch, absl::StrCat("echo '# sneaked' >> apps/web.yaml && GIT_COMMITTER_NAME=Ferry "
+                                "GIT_COMMITTER_EMAIL=ferry@example.com git commit -q -am "
+                                "'looks like ferry' && git push -q origin ",
+                                kBranch));
+  const std::string foreign = RevParse(kBranch);
+  EXPECT_EQ(upstream_->Git("log -1 --format=%cn " + foreign), "Ferry\n");
+  EXPECT_THAT(Release("apps:deployment/api", "example/api:1.1.0", "example/api:1.0.0"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("looks like ferry")));
+  EXPECT_EQ(RevParse(kBranch), foreign);
+}
+
+// With signing, Ferry's commits are those signed by its own key: a commit with Ferry's
+// committer and a Ferry-Job trailer, unsigned, is refused, and with --git_push_branch_force
+// dropped (never re-created and signed with Ferry's key).
+TEST_F(PushBranchTest, WithSigningACommitNotSignedByFerrysKeyIsSomeoneElses) {
+  const std::string key = upstream_->dir() + "/sign";
+  int status = 0;
+  const std::string made = RunCommand(
+      absl::StrCat("ssh-keygen -q -t ed25519 -N '' -C ferry -f ", key, " 2>&1"), &status);
+  ASSERT_EQ(status, 0) << made;
+  FERRY_ASSERT_OK_AND_ASSIGN(std::unique_ptr<SshSigner> ssh, SshSigner::Create(key));
+  std::shared_ptr<Signer> signer = std::move(ssh);
+  OpenWriter(false, kBranch, signer);
+  FERRY_ASSERT_OK(Release("apps:deployment/web", "nginx:1.26", "nginx:1.25"));
+  // Ferry's own signed commit is Ferry's: the next release goes on top of it.
+  FERRY_ASSERT_OK(Release("apps:deployment/api", "example/api:1.1.0", "example/api:1.0.0"));
+  EXPECT_EQ(upstream_->Git(absl::StrCat("rev-list --count main..", kBranch)), "2\n");
+  InClone(kBranch, absl::StrCat("echo '# sneaked' >> apps/web.yaml && GIT_COMMITTER_NAME=Ferry "
+                                "GIT_COMMITTER_EMAIL=ferry@example.com git commit -q -am "
+                                "'looks like ferry' -m 'Ferry-Job: job-1' && git push -q origin ",
+                                kBranch));
+  const std::string foreign = RevParse(kBranch);
+  EXPECT_THAT(Release("apps:deployment/web", "nginx:1.27", "nginx:1.25"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("looks like ferry")));
+  EXPECT_EQ(RevParse(kBranch), foreign);
+
+  OpenWriter(/*force=*/true, kBranch, signer);
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome forced,
+                             Release("apps:deployment/web", "nginx:1.27", "nginx:1.25"));
+  ASSERT_FALSE(forced.dropped.empty());
+  EXPECT_THAT(forced.dropped[0], HasSubstr(foreign.substr(0, 12)));
+  EXPECT_THAT(forced.dropped[0], HasSubstr("someone else's commit"));
+  EXPECT_THAT(upstream_->Show(kBranch, "apps/web.yaml"), ::testing::Not(HasSubstr("sneaked")));
+  EXPECT_THAT(upstream_->Show(kBranch, "apps/web.yaml"), HasSubstr("image: nginx:1.27"));
+  EXPECT_THAT(upstream_->Git(absl::StrCat("log --format=%s main..", kBranch)),
+              ::testing::Not(HasSubstr("looks like ferry")));
+}
+
 // Automation plans from main, which still has the old image: asking again for what the
 // push branch already holds changes nothing (no new commit each time).
 TEST_F(PushBranchTest, ARepeatedReleaseOfWhatThePushBranchHoldsIsNoChange) {
@@ -431,7 +491,7 @@ TEST_F(PushBranchTest, AJobFieldMakesOneBranchPerJob) {
               HasSubstr("image: nginx:1.25"));
   EXPECT_EQ(RevParse("main"), main_before);
 
-  EXPECT_THAT(Release("apps:deployment/web", "nginx:1.27", "nginx:1.25"),
+  EXPECT_THAT(Release("apps:deployment/web", "nginx:1.27", "nginx:1.25", ""),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("without a job id")));
   EXPECT_THAT(Release("apps:deployment/web", "nginx:1.27", "nginx:1.25", "bad..id"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a valid branch name")));

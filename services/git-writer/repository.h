@@ -45,6 +45,7 @@ struct BranchCommit {
   Signature committer;
   std::string subject;  // first line of the message
   size_t parents = 1;
+  std::string job;  // the value of its "Ferry-Job" trailer as git reads it ("": none)
 };
 
 // What Repository::Replay made.

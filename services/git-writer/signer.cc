@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <utility>
 #include <vector>
 
@@ -131,6 +132,32 @@ absl::StatusOr<std::unique_ptr<SshVerifier>> SshVerifier::Create(
         absl::StrCat("no readable allowed signers file at ", allowed_signers_path));
   }
   return std::unique_ptr<SshVerifier>(new SshVerifier(allowed_signers_path));
+}
+
+absl::StatusOr<std::unique_ptr<SshVerifier>> SshVerifier::ForKey(const std::string& public_key) {
+  if (public_key.empty() || absl::StrContains(public_key, '\n')) {
+    return absl::InvalidArgumentError("not a one-line SSH public key");
+  }
+  std::string folder = (std::filesystem::temp_directory_path() / "ferry-own-key-XXXXXX").string();
+  if (::mkdtemp(folder.data()) == nullptr) {
+    return absl::InternalError("cannot make a temporary folder for Ferry's public key");
+  }
+  const std::string path = folder + "/allowed_signers";
+  std::ofstream out(path);
+  out << "ferry " << public_key << "\n";
+  out.close();
+  if (!out) {
+    std::error_code ec;
+    std::filesystem::remove_all(folder, ec);
+    return absl::InternalError("cannot write Ferry's public key");
+  }
+  return std::unique_ptr<SshVerifier>(new SshVerifier(path, folder));
+}
+
+SshVerifier::~SshVerifier() {
+  if (owned_dir_.empty()) return;
+  std::error_code ec;
+  std::filesystem::remove_all(owned_dir_, ec);
 }
 
 absl::Status SshVerifier::Verify(absl::string_view payload, absl::string_view signature) {

@@ -90,10 +90,16 @@ class SshVerifier final : public Verifier {
   // FailedPrecondition when `allowed_signers_path` is not a readable file.
   static absl::StatusOr<std::unique_ptr<SshVerifier>> Create(
       const std::string& allowed_signers_path);
+  // Accepts signatures by `public_key` ("ssh-ed25519 AAAA..." as SigningKey::public_key)
+  // alone: an allowed signers file of that one line, in a private temporary folder removed
+  // with the verifier. Internal when the folder cannot be made.
+  static absl::StatusOr<std::unique_ptr<SshVerifier>> ForKey(const std::string& public_key);
+  ~SshVerifier() override;
   absl::Status Verify(absl::string_view payload, absl::string_view signature) override;
 
  private:
-  explicit SshVerifier(std::string path) : path_(std::move(path)) {}
+  explicit SshVerifier(std::string path, std::string owned_dir = "")
+      : path_(std::move(path)), owned_dir_(std::move(owned_dir)) {}
   static constexpr absl::Duration kTimeout = absl::Seconds(20);
   // Bounds of what upstream hands over: a bigger commit or signature is PermissionDenied,
   // and at most this many of the principals found for the key are tried.
@@ -101,6 +107,7 @@ class SshVerifier final : public Verifier {
   static constexpr size_t kMaxSignatureBytes = 64 << 10;
   static constexpr size_t kMaxPrincipals = 16;
   const std::string path_;
+  const std::string owned_dir_;  // removed with the verifier (ForKey)
 };
 
 }  // namespace ferry::git_writer

@@ -976,9 +976,20 @@ std::string Describe(const BranchCommit& c) {
 
 }  // namespace
 
-bool Writer::IsFerrys(const BranchCommit& c) const {
-  return c.committer.name == options_.committer.name &&
-         c.committer.email == options_.committer.email;
+bool Writer::IsFerrys(const BranchCommit& c) {
+  if (c.job.empty()) return false;
+  if (options_.own_signatures == nullptr) {
+    return c.committer.name == options_.committer.name &&
+           c.committer.email == options_.committer.email;
+  }
+  absl::StatusOr<std::pair<std::string, std::string>> signed_commit = repo_.CommitSignature(c.id);
+  if (!signed_commit.ok()) return false;
+  absl::Status own = options_.own_signatures->Verify(signed_commit->second, signed_commit->first);
+  if (!own.ok()) {
+    log::Info("push branch commit not signed by Ferry's key",
+              {{"commit", c.id}, {"reason", std::string(own.message())}});
+  }
+  return own.ok();
 }
 
 absl::StatusOr<std::string> Writer::PushBranchOf(const ApplyRequest& request) const {

@@ -54,7 +54,7 @@ struct WriterOptions {
   // merge: created when missing; fast-forwarded while it holds only Ferry's earlier commits
   // on top of the source branch; rebuilt on the source branch when that moved (Ferry's own
   // pending commits re-applied, those that no longer apply dropped and reported). Ferry's
-  // commits are those whose committer is `committer`. A branch holding any other commit is
+  // commits are those IsFerrys accepts. A branch holding any other commit is
   // refused (FailedPrecondition) unless `push_branch_force`, which rebuilds it without them.
   // The one field it may hold, kJobField ("{{job}}"), becomes the request's job id: one
   // branch per job (a request without a job id is refused).
@@ -71,6 +71,10 @@ struct WriterOptions {
   // served (head, index, manifests) or built upon; an upstream head that is not stays
   // unserved (HeadInfo::verify_error) and the last verified one is served. Null: no check.
   std::shared_ptr<Verifier> verifier;
+  // Checks signatures by Ferry's own signing key only (SshVerifier::ForKey of
+  // --git_signing_key_path's public half); null when commits are not signed (or not with
+  // SSH). Decides which commits on a push branch are Ferry's (Writer::IsFerrys).
+  std::shared_ptr<Verifier> own_signatures;
 };
 
 // The last known state of the branch.
@@ -280,7 +284,14 @@ class Writer {
                                             std::string onto, const std::string& why,
                                             std::vector<std::string>& dropped)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
-  bool IsFerrys(const BranchCommit& c) const;
+  // Whether a commit on the push branch is Ferry's own (re-applied on a rebuild, signed
+  // again with Ferry's key; any other commit is refused, or dropped with --git_push_branch_
+  // force). A committer name and email anyone can set, so: it must carry a "Ferry-Job:"
+  // trailer that git reads (the last paragraph's) and, when `own_signatures` is set, a valid
+  // signature by Ferry's own key; without it (commits unsigned, or signed with OpenPGP), its
+  // committer must also be `committer`. Job notes are not required: a re-applied commit is a
+  // new commit without its note.
+  bool IsFerrys(const BranchCommit& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
   // After `commit` (made on `base` with `files` edited) was pushed: caches its index, moves
   // the head to it and stores the job note.
   void Pushed(const std::string& commit, const Index& base, const EditedFiles& files,
