@@ -1,9 +1,23 @@
 // Leader election of ferry-cluster-syncer through the real binaries and a real kube-apiserver
-// (issue 21): two syncers with --leader_elect on one Lease, short durations (lease 3 s, renew
-// deadline 2 s, retry 0.5 s). Exactly one leads (its metric, its readiness, the Lease's
-// holderIdentity); the standby refuses SyncNow naming the leader; a SIGKILLed leader is
-// replaced within a lease duration and the new leader applies; a leader paused (SIGSTOP) past
-// its renew deadline and resumed after the other took over applies nothing.
+// (issue 21): two syncers with --leader_elect on one Lease (lease 8 s, renew deadline 5 s,
+// retry 1 s: short for a test, yet long enough that one slow etcd write on a loaded machine
+// does not cost the leader its lease). Exactly one leads (its metric, its readiness, the
+// Lease's holderIdentity); the standby refuses SyncNow naming the leader and applies nothing;
+// a SIGKILLed leader is replaced within a lease duration (plus slack) and the new leader
+// applies; a leader paused (SIGSTOP) past its renew deadline and resumed after the other took
+// over applies nothing.
+//
+// The assertions are facts that hold however the scheduler treats us, not exact counts of
+// lease transitions (a renewal lost to a slow API server is a legitimate extra transition):
+// at least one transition, exactly one holder at the end, the standby's / paused leader's
+// write count unchanged.
+//
+// The issue asks the pause test to assert on the API server's managedFields. Both syncers
+// apply with the same field manager (ferry-cluster-syncer), so managedFields cannot tell
+// which process wrote: an entry's manager and operation are the same for either. The test
+// asserts instead on each process's own count of write requests sent
+// (ferry_kube_requests_total{verb="apply"|"delete"}), which counts every request it sends,
+// answered or not, so a write sent after the lease was lost would show there.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -80,9 +94,9 @@ class LeaderSyncerTest : public ::testing::Test {
                                            "--leader_elect",
                                            "--leader_elect_namespace=default",
                                            "--leader_elect_lease_name=" + lease,
-                                           "--leader_elect_lease_duration=3s",
-                                           "--leader_elect_renew_deadline=2s",
-                                           "--leader_elect_retry_period=500ms"};
+                                           "--leader_elect_lease_duration=8s",
+                                           "--leader_elect_renew_deadline=5s",
+                                           "--leader_elect_retry_period=1s"};
     testing::StartGitWriterAndSyncer(*repo_, *cluster_, args, git_, a_);
     ASSERT_GT(a_.grpc_port, 0);
     std::vector<std::string> argv = {FERRY_CLUSTER_SYNCER_BIN,
@@ -157,7 +171,7 @@ TEST_F(LeaderSyncerTest, OneLeadsTheStandbyRefusesWritesAndAKilledLeaderIsReplac
   const std::string ns = "leader-kill";
   StartPair(ns, "ferry-test-leader-kill");
   if (HasFatalFailure()) return;
-  Running* leader = WaitForOneLeader(absl::Seconds(20));
+  Running* leader = WaitForOneLeader(absl::Seconds(30));
   ASSERT_NE(leader, nullptr) << a_.process->Output() << b_.process->Output();
   Running* standby = leader == &a_ ? &b_ : &a_;
   const std::string identity = IdentityOf(*leader);
@@ -187,15 +201,17 @@ TEST_F(LeaderSyncerTest, OneLeadsTheStandbyRefusesWritesAndAKilledLeaderIsReplac
   EXPECT_EQ(Metric(*standby, "ferry_kube_requests_total", "verb=\"apply\""), 0);
 
   // SIGKILL: no release; the standby takes over once the Lease has stood unchanged for its
-  // duration (3 s), and applies what is pushed next.
+  // duration (8 s, counted from the last change it saw, up to a retry period before the
+  // kill), and applies what is pushed next. The slack covers a retry period, a slow Lease
+  // request or two and scraping on a loaded machine.
   leader->process->Signal(SIGKILL);
   const absl::Time killed = absl::Now();
-  ASSERT_TRUE(WaitFor([&] { return Leading(*standby) == 1; }, absl::Seconds(10)))
+  ASSERT_TRUE(WaitFor([&] { return Leading(*standby) == 1; }, absl::Seconds(25)))
       << standby->process->Output();
   const absl::Duration takeover = absl::Now() - killed;
-  EXPECT_LT(takeover, absl::Seconds(3) + absl::Seconds(3)) << takeover;  // + slack
+  EXPECT_LT(takeover, absl::Seconds(8) + absl::Seconds(7)) << takeover;
   EXPECT_EQ(Holder(), IdentityOf(*standby));
-  EXPECT_EQ(Metric(*standby, "ferry_leader_transitions_total", "lease=\"default/" + lease_), 1);
+  EXPECT_GE(Metric(*standby, "ferry_leader_transitions_total", "lease=\"default/" + lease_), 1);
   Push({{"second.yaml", ConfigMap(ns, "second")}});
   if (HasFatalFailure()) return;
   EXPECT_TRUE(WaitFor([&] { return Exists(ns, "second"); }, absl::Seconds(30)))
@@ -206,7 +222,7 @@ TEST_F(LeaderSyncerTest, APausedLeaderAppliesNothingAfterLosingTheLease) {
   const std::string ns = "leader-pause";
   StartPair(ns, "ferry-test-leader-pause");
   if (HasFatalFailure()) return;
-  Running* leader = WaitForOneLeader(absl::Seconds(20));
+  Running* leader = WaitForOneLeader(absl::Seconds(30));
   ASSERT_NE(leader, nullptr) << a_.process->Output() << b_.process->Output();
   Running* other = leader == &a_ ? &b_ : &a_;
   ASSERT_TRUE(WaitFor([&] { return Exists(ns, "first"); }, absl::Seconds(30)))
@@ -218,7 +234,8 @@ TEST_F(LeaderSyncerTest, APausedLeaderAppliesNothingAfterLosingTheLease) {
   ASSERT_GT(writes_before, 0);
 
   leader->process->Signal(SIGSTOP);
-  ASSERT_TRUE(WaitFor([&] { return Leading(*other) == 1; }, absl::Seconds(15)))
+  const double other_writes = Metric(*other, "ferry_kube_requests_total", "verb=\"apply\"");
+  ASSERT_TRUE(WaitFor([&] { return Leading(*other) == 1; }, absl::Seconds(25)))
       << other->process->Output();
   // A new head while the old leader sleeps: its WatchHead stream holds it for when it wakes.
   Push({{"second.yaml", ConfigMap(ns, "second")}});
@@ -247,10 +264,16 @@ TEST_F(LeaderSyncerTest, APausedLeaderAppliesNothingAfterLosingTheLease) {
             writes_before)
       << leader->process->Output();
   EXPECT_EQ(Holder(), IdentityOf(*other));
-  // The Lease passed once: the other instance's acquisition.
+  // The Lease passed at least once (the other instance's acquisition; a renewal lost to a slow
+  // API server may add more), and the other instance, a standby until then, applied only
+  // once it led.
   const std::string transitions = Trimmed(cluster_->Kubectl(
       "-n default get lease " + lease_ + " -o jsonpath={.spec.leaseTransitions}"));
-  EXPECT_EQ(transitions, "1");
+  int64_t passed = 0;
+  EXPECT_TRUE(absl::SimpleAtoi(transitions, &passed)) << transitions;
+  EXPECT_GE(passed, 1);
+  EXPECT_EQ(other_writes, 0);
+  EXPECT_EQ(Leading(*other), 1);
 }
 
 TEST(LeaderSyncerFlagsTest, BadDurationsExitWithStatus2NamingTheFlag) {
