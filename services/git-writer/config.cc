@@ -1,7 +1,5 @@
 #include "services/git-writer/config.h"
 
-#include <git2.h>
-
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -252,12 +250,8 @@ absl::Status ValidatePushBranch(const Flags& flags) {
                      "\": the only field is {{job}} (one branch per job); give a fixed name "
                      "(e.g. ferry/releases) or one with {{job}} (e.g. ferry/release-{{job}})"));
   }
-  git_libgit2_init();
-  int valid = 0;
-  const std::string ref = absl::StrCat("refs/heads/", sample);
-  const int rc = git_reference_name_is_valid(&valid, ref.c_str());
-  git_libgit2_shutdown();
-  if (rc != 0 || valid == 0 || absl::StartsWith(sample, "-") || branch.size() > 200) {
+  if (!Libgit2Repository::ValidateBranchName(sample).ok() ||
+      branch.size() > Libgit2Repository::kMaxBranchNameBytes) {
     return absl::InvalidArgumentError(absl::StrCat("--git_push_branch: \"", names::Escape(branch),
                                                    "\" is not a valid branch name"));
   }

@@ -1356,21 +1356,19 @@ absl::Status Repository::PushTo(const std::string&, const std::string&, const st
   return absl::UnimplementedError("this repository has no release branches");
 }
 
-namespace {
-
-// InvalidArgument unless refs/heads/<branch> is a ref name git accepts.
-absl::Status ValidateBranchName(const std::string& branch) {
+absl::Status Libgit2Repository::ValidateBranchName(const std::string& branch) {
+  git_libgit2_init();  // counted: callable before any repository is open
   int valid = 0;
   const std::string ref = absl::StrCat("refs/heads/", branch);
-  if (git_reference_name_is_valid(&valid, ref.c_str()) != 0 || valid == 0 ||
-      absl::StartsWith(branch, "-")) {
+  const int rc = git_reference_name_is_valid(&valid, ref.c_str());
+  git_libgit2_shutdown();
+  if (rc != 0 || valid == 0 || absl::StartsWith(branch, "-") ||
+      branch.size() > kMaxBranchNameBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("\"", names::Escape(branch), "\" is not a valid branch name"));
   }
   return absl::OkStatus();
 }
-
-}  // namespace
 
 absl::StatusOr<std::string> Libgit2Repository::FetchBranch(const std::string& branch) {
   FERRY_RETURN_IF_ERROR(ValidateBranchName(branch));

@@ -110,6 +110,11 @@ class Libgit2Repository final : public Repository {
   // Checks a path given in a request: relative, no "..", inside the tree, UTF-8 without
   // control characters (names::ValidatePath).
   static absl::Status ValidatePath(const std::string& path);
+  // Checks a branch name (without "refs/heads/"): a ref name git accepts, not starting with
+  // '-', at most kMaxBranchNameBytes. InvalidArgument "\"name\" is not a valid branch name".
+  // The one rule of --git_push_branch (config) and of the branches Ferry fetches and pushes.
+  static absl::Status ValidateBranchName(const std::string& branch);
+  static constexpr size_t kMaxBranchNameBytes = 200;
 
   // Folds the packs of the bare repository in `mirror_dir` (PacksToFold: the small ones into
   // one; all of them into a pack of what the refs reach when the progression calls for every

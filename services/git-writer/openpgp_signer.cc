@@ -22,7 +22,6 @@ namespace {
 
 constexpr size_t kMaxKeyFileBytes = 1 << 20;
 constexpr size_t kMaxSignatureBytes = 64 << 10;
-constexpr char kProbe[] = "ferry: signing key check\n";
 
 // librnp's result as a status message (no key material: librnp's strings are fixed texts).
 std::string Why(rnp_result_t rc) { return rnp_result_to_string(rc); }
@@ -100,13 +99,9 @@ absl::StatusOr<std::unique_ptr<OpenPgpSigner>> OpenPgpSigner::Create(
         absl::StrCat(private_key_path, " is over ", kMaxKeyFileBytes, " bytes: not a key"));
   }
   data.resize(size);  // shrinks in place: the bytes after `size` were never written
-  std::unique_ptr<OpenPgpSigner> signer(new OpenPgpSigner());
-  signer->metrics_ = metrics;
+  std::unique_ptr<OpenPgpSigner> signer(new OpenPgpSigner(metrics));
   if (absl::Status loaded = signer->Load(private_key_path, data); !loaded.ok()) return loaded;
-  if (absl::StatusOr<std::string> probe = signer->SignOnce(kProbe); !probe.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the key at ", private_key_path, " does not sign: ", probe.status().message()));
-  }
+  if (absl::Status signs = signer->CheckSigns(private_key_path); !signs.ok()) return signs;
   return signer;
 }
 
@@ -212,14 +207,6 @@ OpenPgpSigner::~OpenPgpSigner() {
   absl::MutexLock lock(&mu_);
   if (signing_key_ != nullptr) rnp_key_handle_destroy(signing_key_);
   if (ffi_ != nullptr) rnp_ffi_destroy(ffi_);
-}
-
-absl::StatusOr<std::string> OpenPgpSigner::Sign(absl::string_view payload) {
-  absl::StatusOr<std::string> signature = SignOnce(payload);
-  if (metrics_ != nullptr) {
-    metrics_->signatures.Add({{"outcome", signature.ok() ? "ok" : "error"}}).Increment();
-  }
-  return signature;
 }
 
 absl::StatusOr<std::string> OpenPgpSigner::SignOnce(absl::string_view payload) {

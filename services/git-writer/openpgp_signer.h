@@ -17,7 +17,7 @@ struct rnp_key_handle_st;
 
 namespace ferry::git_writer {
 
-class OpenPgpSigner final : public Signer {
+class OpenPgpSigner final : public KeyFileSigner {
  public:
   // Loads the secret key in `private_key_path` (an armored or binary transferable secret key,
   // as `gpg --export-secret-keys` writes it; at most 1 MiB) and picks its signing key: the
@@ -30,14 +30,13 @@ class OpenPgpSigner final : public Signer {
                                                                SignerMetrics* metrics = nullptr);
   ~OpenPgpSigner() override;
 
-  absl::StatusOr<std::string> Sign(absl::string_view payload) override;
   // format "openpgp"; public_key: the armored public key block (primary key and subkeys);
   // fingerprint: the primary key's, 40 upper-case hex digits as gpg prints it.
   const SigningKey& key() const override { return key_; }
 
  private:
-  OpenPgpSigner() = default;
-  absl::StatusOr<std::string> SignOnce(absl::string_view payload);
+  explicit OpenPgpSigner(SignerMetrics* metrics) : KeyFileSigner(metrics) {}
+  absl::StatusOr<std::string> SignOnce(absl::string_view payload) override;
   // Loads the keys of `data` (the key file, wiped afterwards) and picks the signing key.
   absl::Status Load(const std::string& private_key_path, std::string& data);
 
@@ -45,7 +44,6 @@ class OpenPgpSigner final : public Signer {
   rnp_ffi_st* ffi_ ABSL_GUARDED_BY(mu_) = nullptr;
   rnp_key_handle_st* signing_key_ ABSL_GUARDED_BY(mu_) = nullptr;
   SigningKey key_;
-  SignerMetrics* metrics_ = nullptr;
 };
 
 }  // namespace ferry::git_writer

@@ -563,6 +563,21 @@ TEST(PushBranchConfigTest, TheBranchIsAValidRefNameOtherThanTheSource) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--git_push_branch_force")));
 }
 
+// One rule for the flag and for the branches a job id names.
+TEST(PushBranchConfigTest, OneBranchNameRule) {
+  FERRY_EXPECT_OK(Libgit2Repository::ValidateBranchName("ferry/release-job-1"));
+  const std::string long_name = "ferry/" + std::string(195, 'a');
+  FERRY_EXPECT_OK(Libgit2Repository::ValidateBranchName(long_name.substr(0, 200)));
+  for (const std::string& bad : {long_name, std::string("-x"), std::string("a..b"),
+                                 std::string("x.lock"), std::string("")}) {
+    EXPECT_THAT(Libgit2Repository::ValidateBranchName(bad),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a valid branch name")))
+        << bad;
+  }
+  EXPECT_THAT(Parse({"--git_push_branch=" + long_name}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--git_push_branch")));
+}
+
 TEST(PushBranchConfigTest, TheBinaryExitsWithTwoNamingTheFlag) {
   int status = 0;
   const std::string out = RunCommand(

@@ -88,19 +88,24 @@ absl::StatusOr<std::unique_ptr<SshSigner>> SshSigner::Create(const std::string& 
   }
   key.fingerprint = *fingerprint;
   std::unique_ptr<SshSigner> signer(new SshSigner(private_key_path, std::move(key), metrics));
-  if (absl::StatusOr<std::string> probe = signer->SignOnce(kProbe); !probe.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the key at ", private_key_path, " does not sign: ", probe.status().message()));
-  }
+  if (absl::Status signs = signer->CheckSigns(private_key_path); !signs.ok()) return signs;
   return signer;
 }
 
-absl::StatusOr<std::string> SshSigner::Sign(absl::string_view payload) {
+absl::StatusOr<std::string> KeyFileSigner::Sign(absl::string_view payload) {
   absl::StatusOr<std::string> signature = SignOnce(payload);
   if (metrics_ != nullptr) {
     metrics_->signatures.Add({{"outcome", signature.ok() ? "ok" : "error"}}).Increment();
   }
   return signature;
+}
+
+absl::Status KeyFileSigner::CheckSigns(const std::string& private_key_path) {
+  if (absl::StatusOr<std::string> probe = SignOnce(kProbe); !probe.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the key at ", private_key_path, " does not sign: ", probe.status().message()));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> SshSigner::SignOnce(absl::string_view payload) {

@@ -41,10 +41,25 @@ struct SignerMetrics {
   prometheus::Family<prometheus::Counter>& signatures;
 };
 
+// What the signers of a key file share: Sign counts each signature in `metrics`
+// (ferry_git_signatures_total), and CheckSigns is the probe signature of their Create.
+class KeyFileSigner : public Signer {
+ public:
+  absl::StatusOr<std::string> Sign(absl::string_view payload) final;
+
+ protected:
+  explicit KeyFileSigner(SignerMetrics* metrics) : metrics_(metrics) {}
+  // One signature, not counted.
+  virtual absl::StatusOr<std::string> SignOnce(absl::string_view payload) = 0;
+  // FailedPrecondition "the key at <path> does not sign: <why>" unless a probe signs.
+  absl::Status CheckSigns(const std::string& private_key_path);
+  SignerMetrics* metrics_;  // may be null
+};
+
 // SSH signatures made by `ssh-keygen -Y sign -n git -f KEY` with the payload on stdin (what
 // git itself runs for gpg.format=ssh), in a bounded child process with an environment of its
 // own (no ssh-agent is asked).
-class SshSigner final : public Signer {
+class SshSigner final : public KeyFileSigner {
  public:
   // Checks that `private_key_path` is a private key ssh-keygen can read without a passphrase
   // (`ssh-keygen -y`) and reads its public half. ed25519, ECDSA and RSA keys work; an OpenSSH
@@ -54,18 +69,16 @@ class SshSigner final : public Signer {
   static absl::StatusOr<std::unique_ptr<SshSigner>> Create(const std::string& private_key_path,
                                                            SignerMetrics* metrics = nullptr);
 
-  absl::StatusOr<std::string> Sign(absl::string_view payload) override;
   const SigningKey& key() const override { return key_; }
 
  private:
   SshSigner(std::string path, SigningKey key, SignerMetrics* metrics)
-      : path_(std::move(path)), key_(std::move(key)), metrics_(metrics) {}
-  absl::StatusOr<std::string> SignOnce(absl::string_view payload);
+      : KeyFileSigner(metrics), path_(std::move(path)), key_(std::move(key)) {}
+  absl::StatusOr<std::string> SignOnce(absl::string_view payload) override;
 
   static constexpr absl::Duration kTimeout = absl::Seconds(20);
   const std::string path_;
   const SigningKey key_;
-  SignerMetrics* metrics_;
 };
 
 // Checks the signatures of the commits Ferry reads (--git_verify_signatures).
