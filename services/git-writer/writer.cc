@@ -608,25 +608,7 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
     absl::Status pushed = Push(plan.tip, plan.branch, plan.expected);
     const int64_t push_ms = lap();
     if (pushed.ok() && !options_.push_branch.empty()) {
-      // The source branch did not move: nothing new to serve. The job note goes on the
-      // commit holding the change.
-      out.revision = plan.commit;
-      const char* outcome = plan.created ? "created" : plan.force ? "rebuilt" : "fast_forward";
-      metrics_.push_branch_writes.Add({{"outcome", outcome}}).Increment();
-      metrics_.push_branch_dropped.Increment(static_cast<double>(plan.dropped.size()));
-      if (!request.note.empty()) {
-        if (absl::Status noted = repo_.AddNote(plan.commit, request.note, options_.committer);
-            !noted.ok()) {
-          log::Warn("job note not stored",
-                    {{"revision", plan.commit}, {"error", std::string(noted.message())}});
-        }
-      }
-      log::Info("pushed to the push branch", {{"branch", plan.branch},
-                                              {"revision", plan.commit},
-                                              {"tip", plan.tip},
-                                              {"rebuilt", plan.force},
-                                              {"dropped", static_cast<int>(plan.dropped.size())},
-                                              {"retries", out.retries}});
+      FinishPushBranch(plan, request, out);
       return out;
     }
     if (pushed.ok()) {
@@ -652,6 +634,29 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
     ++out.retries;
     log::Info("push rejected, retrying on the new upstream head", {{"attempt", attempt + 1}});
   }
+}
+
+void Writer::FinishPushBranch(const PushPlan& plan, const ApplyRequest& request,
+                              ApplyOutcome& out) {
+  // The source branch did not move: nothing new to serve. The job note goes on the commit
+  // holding the change.
+  out.revision = plan.commit;
+  const char* outcome = plan.created ? "created" : plan.force ? "rebuilt" : "fast_forward";
+  metrics_.push_branch_writes.Add({{"outcome", outcome}}).Increment();
+  metrics_.push_branch_dropped.Increment(static_cast<double>(plan.dropped.size()));
+  if (!request.note.empty()) {
+    if (absl::Status noted = repo_.AddNote(plan.commit, request.note, options_.committer);
+        !noted.ok()) {
+      log::Warn("job note not stored",
+                {{"revision", plan.commit}, {"error", std::string(noted.message())}});
+    }
+  }
+  log::Info("pushed to the push branch", {{"branch", plan.branch},
+                                          {"revision", plan.commit},
+                                          {"tip", plan.tip},
+                                          {"rebuilt", plan.force},
+                                          {"dropped", static_cast<int>(plan.dropped.size())},
+                                          {"retries", out.retries}});
 }
 
 absl::Status Writer::EditFiles(const std::vector<EditRequest>& edits, const Index& index,
@@ -1023,6 +1028,38 @@ absl::StatusOr<std::string> Writer::ReplayPending(const std::vector<BranchCommit
   return onto;
 }
 
+absl::StatusOr<bool> Writer::FastForwardPushBranch(PushPlan& plan, const std::string& commit) {
+  // Only Ferry's commits on top of the source head: this change goes on top of them.
+  FERRY_ASSIGN_OR_RETURN(ReplayResult ff, repo_.Replay(commit, plan.expected, options_.committer));
+  if (ff.conflict) return false;
+  plan.no_changes = ff.commit == plan.expected;  // a pending commit made this change already
+  plan.tip = plan.commit = ff.commit;
+  return true;
+}
+
+absl::StatusOr<bool> Writer::RebuildPushBranch(PushPlan& plan,
+                                               const std::vector<BranchCommit>& pending,
+                                               const std::string& commit,
+                                               const std::string& source) {
+  // The source moved (or someone else's commits go): rebuilt on the source head, Ferry's
+  // pending commits first, then this change.
+  std::vector<std::string> dropped = plan.dropped;
+  FERRY_ASSIGN_OR_RETURN(
+      std::string tip,
+      ReplayPending(pending, source, "it conflicts with the source branch now", dropped));
+  ReplayResult on_top;
+  on_top.commit = commit;
+  if (tip != source) {
+    FERRY_ASSIGN_OR_RETURN(on_top, repo_.Replay(commit, tip, options_.committer));
+  }
+  if (on_top.conflict) return false;
+  plan.no_changes = on_top.commit == tip;
+  plan.tip = plan.commit = on_top.commit;
+  plan.force = true;
+  plan.dropped = std::move(dropped);
+  return true;
+}
+
 absl::StatusOr<Writer::PushPlan> Writer::PlanPushBranch(const std::string& branch,
                                                         const std::string& commit,
                                                         const std::string& source) {
@@ -1051,34 +1088,10 @@ absl::StatusOr<Writer::PushPlan> Writer::PlanPushBranch(const std::string& branc
         absl::StrCat(Describe(c), ": someone else's commit, dropped (--git_push_branch_force)"));
   }
   FERRY_ASSIGN_OR_RETURN(bool on_source, repo_.IsAncestor(source, *current));
-  if (on_source && plan.dropped.empty()) {
-    // Only Ferry's commits on top of the source head: this change goes on top of them.
-    FERRY_ASSIGN_OR_RETURN(ReplayResult ff, repo_.Replay(commit, *current, options_.committer));
-    if (!ff.conflict) {
-      plan.no_changes = ff.commit == *current;  // a pending commit made this change already
-      plan.tip = plan.commit = ff.commit;
-      return plan;
-    }
-  } else {
-    // The source moved (or someone else's commits go): rebuilt on the source head, Ferry's
-    // pending commits first, then this change.
-    std::vector<std::string> dropped = plan.dropped;
-    FERRY_ASSIGN_OR_RETURN(
-        std::string tip,
-        ReplayPending(pending, source, "it conflicts with the source branch now", dropped));
-    ReplayResult on_top;
-    on_top.commit = commit;
-    if (tip != source) {
-      FERRY_ASSIGN_OR_RETURN(on_top, repo_.Replay(commit, tip, options_.committer));
-    }
-    if (!on_top.conflict) {
-      plan.no_changes = on_top.commit == tip;
-      plan.tip = plan.commit = on_top.commit;
-      plan.force = true;
-      plan.dropped = std::move(dropped);
-      return plan;
-    }
-  }
+  FERRY_ASSIGN_OR_RETURN(bool planned, on_source&& plan.dropped.empty()
+                                           ? FastForwardPushBranch(plan, commit)
+                                           : RebuildPushBranch(plan, pending, commit, source));
+  if (planned) return plan;
   // This change conflicts with one of Ferry's pending commits (the same lines: an image
   // released again before the first release was merged). The newer change wins: the branch
   // becomes the source head, this change, then the pending commits that still apply.

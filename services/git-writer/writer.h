@@ -278,6 +278,18 @@ class Writer {
   absl::StatusOr<PushPlan> PlanPushBranch(const std::string& branch, const std::string& commit,
                                           const std::string& source)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  // PlanPushBranch's two plans, each false when this change conflicts with a pending commit
+  // (then it supersedes it). Fast-forward: `commit` re-applied on the branch's head
+  // (plan.expected), which holds only Ferry's commits on the source head. Rebuild: the
+  // branch made again on `source`, Ferry's `pending` commits re-applied, then `commit`.
+  absl::StatusOr<bool> FastForwardPushBranch(PushPlan& plan, const std::string& commit)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  absl::StatusOr<bool> RebuildPushBranch(PushPlan& plan, const std::vector<BranchCommit>& pending,
+                                         const std::string& commit, const std::string& source)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  // After a push to the push branch: its metrics, the job note on plan.commit, the log line.
+  void FinishPushBranch(const PushPlan& plan, const ApplyRequest& request, ApplyOutcome& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
   // Re-applies Ferry's `pending` commits on top of `onto`, skipping those that are not
   // Ferry's; those that conflict are added to `dropped` with `why`. Returns the new tip.
   absl::StatusOr<std::string> ReplayPending(const std::vector<BranchCommit>& pending,
