@@ -987,12 +987,21 @@ bool Writer::IsFerrys(const BranchCommit& c) {
     return c.committer.name == options_.committer.name &&
            c.committer.email == options_.committer.email;
   }
+  // A commit's signature never changes: checked once (a plan asks about each pending commit
+  // twice, and every write of the branch again).
+  if (auto it = ferrys_.find(c.id); it != ferrys_.end()) return it->second;
   absl::StatusOr<std::pair<std::string, std::string>> signed_commit = repo_.CommitSignature(c.id);
-  if (!signed_commit.ok()) return false;
-  absl::Status own = options_.own_signatures->Verify(signed_commit->second, signed_commit->first);
+  absl::Status own = signed_commit.ok() ? options_.own_signatures->Verify(signed_commit->second,
+                                                                          signed_commit->first)
+                                        : signed_commit.status();
   if (!own.ok()) {
     log::Info("push branch commit not signed by Ferry's key",
               {{"commit", c.id}, {"reason", std::string(own.message())}});
+  }
+  // Only verdicts (signed or not, by Ferry's key or not) are kept, not failed checks.
+  if (own.ok() || absl::IsPermissionDenied(own) || absl::IsNotFound(own)) {
+    if (ferrys_.size() >= kMaxVerified) ferrys_.clear();
+    ferrys_.emplace(c.id, own.ok());
   }
   return own.ok();
 }

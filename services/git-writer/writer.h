@@ -357,6 +357,8 @@ class Writer {
   // Revisions whose signature was rejected, with the reason (bounded: cleared past
   // kMaxRejected). The allowed signers file is read at start only, so a verdict holds.
   std::map<std::string, absl::Status> rejected_ ABSL_GUARDED_BY(repo_mu_);
+  // IsFerrys's signature verdicts by commit (bounded: cleared past kMaxVerified).
+  std::map<std::string, bool> ferrys_ ABSL_GUARDED_BY(repo_mu_);
   static constexpr size_t kMaxRejected = 256;
   void CacheIndex(std::shared_ptr<const Index> index) ABSL_LOCKS_EXCLUDED(index_mu_);
   void SetHead(const HeadInfo& head);
