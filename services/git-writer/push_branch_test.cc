@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "google/protobuf/util/json_util.h"
 #include "lib/status/status_matchers.h"
 #include "services/git-writer/config.h"
 #include "services/git-writer/git_writer_service.h"
@@ -520,6 +521,13 @@ TEST_F(PushBranchTest, TheServiceAnswersWithThePushedBranchAndTheDroppedCommits)
   EXPECT_EQ(first.dropped_commits_size(), 0);
   EXPECT_THAT(upstream_->Git("log -1 --format=%B " + first.revision()),
               HasSubstr("Ferry-Job: job-1.26"));
+  // The job's note names the branch, so a job restored from it still says where it went.
+  ferry::v1::Job noted;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(
+                  upstream_->Git("notes --ref=refs/notes/ferry show " + first.revision()), &noted)
+                  .ok());
+  EXPECT_EQ(noted.id(), "job-1.26");
+  EXPECT_EQ(noted.pushed_branch(), kBranch);
 
   FERRY_ASSERT_OK(
       upstream_->CommitWithCli({{"apps/web.yaml", Deployment("web", "nginx:1.27")}}, "web 1.27"));

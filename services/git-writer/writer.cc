@@ -8,6 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "ferry/v1/types.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "lib/image/reference.h"
 #include "lib/log/log.h"
 #include "lib/manifest/kustomize_images.h"
@@ -144,6 +146,19 @@ std::vector<CommitChange> ChangesOf(const std::vector<EditRequest>& edits,
 
 double Since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The job record `note` (a ferry.v1.Job in JSON, as GitWriterService writes it) naming the
+// release branch that holds its commit. A note that is no such record is kept as it is.
+std::string NoteWithPushedBranch(const std::string& note, const std::string& branch) {
+  ferry::v1::Job job;
+  if (!google::protobuf::util::JsonStringToMessage(note, &job).ok()) return note;
+  job.set_pushed_branch(branch);
+  google::protobuf::util::JsonPrintOptions json;
+  json.preserve_proto_field_names = true;
+  std::string out;
+  if (!google::protobuf::util::MessageToJsonString(job, &out, json).ok()) return note;
+  return out;
 }
 
 }  // namespace
@@ -645,7 +660,8 @@ void Writer::FinishPushBranch(const PushPlan& plan, const ApplyRequest& request,
   metrics_.push_branch_writes.Add({{"outcome", outcome}}).Increment();
   metrics_.push_branch_dropped.Increment(static_cast<double>(plan.dropped.size()));
   if (!request.note.empty()) {
-    if (absl::Status noted = repo_.AddNote(plan.commit, request.note, options_.committer);
+    if (absl::Status noted = repo_.AddNote(
+            plan.commit, NoteWithPushedBranch(request.note, plan.branch), options_.committer);
         !noted.ok()) {
       log::Warn("job note not stored",
                 {{"revision", plan.commit}, {"error", std::string(noted.message())}});
@@ -1194,7 +1210,25 @@ absl::Status Writer::SetSyncMarker(const std::string& tag, const std::string& re
         "git-writer runs read-only (--git_readonly): the sync marker cannot be moved");
   }
   absl::MutexLock lock(&repo_mu_);
+  FERRY_RETURN_IF_ERROR(CheckMarkerMovesForward(tag, revision));
   return repo_.SetTag(tag, revision, "Synced by Ferry", options_.committer);
+}
+
+absl::Status Writer::CheckMarkerMovesForward(const std::string& tag, const std::string& revision) {
+  absl::StatusOr<std::string> marker = repo_.TagTarget(tag);
+  if (!marker.ok() || *marker == revision) return absl::OkStatus();  // no marker yet, or same
+  absl::StatusOr<bool> backwards = repo_.IsAncestor(revision, *marker);
+  if (!backwards.ok() || !*backwards) return absl::OkStatus();  // cannot tell, or not behind
+  // The marker is ahead of `revision`. While it is still on the branch's history, `revision`
+  // is a sync that finished late (a slow or deposed syncer): refused. When upstream was reset
+  // to before the marker, the marker follows the branch back.
+  const std::string head = CurrentHead().revision;
+  if (head.empty()) return absl::OkStatus();
+  absl::StatusOr<bool> on_branch = repo_.IsAncestor(*marker, head);
+  if (!on_branch.ok() || !*on_branch) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the sync marker ", tag, " is at ", marker->substr(0, 12), ", which already contains ",
+      revision.substr(0, 12), ": it does not move backwards"));
 }
 
 absl::StatusOr<std::string> Writer::GetSyncMarker(const std::string& tag) {

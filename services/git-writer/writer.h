@@ -146,7 +146,9 @@ struct ApplyRequest {
   // rebase), Apply fails naming the first failed edit (ABORTED when a compare-and-set lost,
   // else that edit's code) and commits nothing.
   bool all_or_nothing = false;
-  std::string note;  // job record attached as a git note (empty = none)
+  // Job record attached as a git note (empty = none). When it is a ferry.v1.Job in JSON and
+  // the commit goes to the push branch, the note names that branch (Job.pushed_branch).
+  std::string note;
   // The job the commit is for: its id (the message ends with the trailer "Ferry-Job: <id>"
   // when set), its kind ("release", "automated_release", "revert", "policy"), and the
   // cause's user and message, for the commit template.
@@ -225,7 +227,10 @@ class Writer {
   // when upstream cannot be reached; Aborted when the push kept being rejected.
   absl::StatusOr<ApplyOutcome> Apply(const ApplyRequest& request);
 
-  // Moves the sync marker tag to `revision` and pushes it.
+  // Moves the sync marker tag to `revision` and pushes it. The marker never moves backwards:
+  // FailedPrecondition when `revision` is an ancestor of the commit the marker is on while
+  // that commit is still in the branch's history (a sync that finished after a newer one);
+  // when upstream was reset to before the marker, the marker follows it.
   absl::Status SetSyncMarker(const std::string& tag, const std::string& revision);
   absl::StatusOr<std::string> GetSyncMarker(const std::string& tag);
 
@@ -261,6 +266,10 @@ class Writer {
   // missing; Repository::PushTo).
   absl::Status Push(const std::string& commit, const std::string& branch = "",
                     const std::string& expected = "") ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  // SetSyncMarker's refusal to move the marker `tag` backwards to `revision` (OK when it
+  // cannot tell).
+  absl::Status CheckMarkerMovesForward(const std::string& tag, const std::string& revision)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
   // WriterOptions::push_branch with its field filled from `request`.
   absl::StatusOr<std::string> PushBranchOf(const ApplyRequest& request) const;
   // Release branches: what to push to WriterOptions::push_branch for `commit`, this

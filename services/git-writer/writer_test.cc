@@ -98,6 +98,9 @@ class HookedRepository : public Repository {
   std::string Diff(const std::string& p, const std::string& a, const std::string& b) override {
     return inner_.Diff(p, a, b);
   }
+  absl::StatusOr<bool> IsAncestor(const std::string& a, const std::string& c) override {
+    return inner_.IsAncestor(a, c);
+  }
 
  private:
   Repository& inner_;
@@ -544,6 +547,33 @@ TEST_F(WriterTest, SyncMarkerMovesAndIsPushed) {
   EXPECT_EQ(*writer_->GetSyncMarker("ferry-sync"), head);
   EXPECT_EQ(upstream_->Git("rev-parse ferry-sync^{commit}"), head + "\n");
   EXPECT_EQ(upstream_->Git("cat-file -t ferry-sync"), "tag\n");  // annotated
+}
+
+// A sync that finishes after a newer one (a slow or deposed syncer) does not take the marker
+// back; the same revision again is fine, and after upstream was reset to before the marker,
+// the marker follows the branch back.
+TEST_F(WriterTest, SyncMarkerDoesNotMoveBackwards) {
+  FERRY_ASSERT_OK(writer_->Refresh());
+  const std::string first = upstream_->Head();
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      std::string second,
+      upstream_->CommitWithCli({{"apps/web.yaml", Deployment("web", "nginx:1.26")}}, "web 1.26"));
+  FERRY_ASSERT_OK(writer_->Refresh());
+  FERRY_ASSERT_OK(writer_->SetSyncMarker("ferry-sync", second));
+
+  EXPECT_THAT(
+      writer_->SetSyncMarker("ferry-sync", first),
+      StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("does not move backwards")));
+  EXPECT_EQ(upstream_->Git("rev-parse ferry-sync^{commit}"), second + "\n");
+  EXPECT_EQ(*writer_->GetSyncMarker("ferry-sync"), second);
+  FERRY_EXPECT_OK(writer_->SetSyncMarker("ferry-sync", second));
+
+  // Upstream reset to the first commit: the marker may follow.
+  upstream_->Git("update-ref refs/heads/main " + first);
+  FERRY_ASSERT_OK(writer_->Refresh());
+  ASSERT_EQ(writer_->CurrentHead().revision, first);
+  FERRY_ASSERT_OK(writer_->SetSyncMarker("ferry-sync", first));
+  EXPECT_EQ(upstream_->Git("rev-parse ferry-sync^{commit}"), first + "\n");
 }
 
 TEST_F(WriterTest, UnreachableUpstreamKeepsTheLastHead) {
