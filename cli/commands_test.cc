@@ -195,6 +195,24 @@ TEST_F(CommandsTest, ListWorkloadsTableAndJson) {
   EXPECT_EQ(out_.str().rfind("default:deployment/helloworld", 0), 0u) << "no header line";
 }
 
+// git-writer's --git_verify_signatures held an unsigned head back: a warning on stderr (the
+// table and -o json stay as they are), none without it.
+TEST_F(CommandsTest, ListWorkloadsWarnsWhenTheGitHeadIsNotVerified) {
+  ferry::v1::ListWorkloadsResponse held = Workloads();
+  held.set_git_verify_error("commit 0123456789ab is not signed");
+  EXPECT_CALL(stub_, ListWorkloads(_, _, _))
+      .WillOnce(DoAll(SetArgPointee<2>(held), Return(grpc::Status::OK)))
+      .WillOnce(DoAll(SetArgPointee<2>(Workloads()), Return(grpc::Status::OK)));
+  ListWorkloadsOptions options;
+  EXPECT_EQ(Run([&](Env& env) { return RunListWorkloads(options, env); }), kExitOk);
+  EXPECT_EQ(err_.str(),
+            "ferryctl: warning: the git head is not served, its signature did not verify (commit "
+            "0123456789ab is not signed); showing the last verified revision 35e789d64067\n");
+  ExpectGolden(out_.str(), "list_workloads.txt");
+  EXPECT_EQ(Run([&](Env& env) { return RunListWorkloads(options, env); }), kExitOk);
+  EXPECT_EQ(err_.str(), "");
+}
+
 TEST_F(CommandsTest, ListWorkloadsFollowsEveryPageAndPrintsOneList) {
   // The api answers in pages: the first two workloads, then the other two.
   ferry::v1::ListWorkloadsResponse first = Workloads();
@@ -590,6 +608,26 @@ TEST_F(CommandsTest, ReleaseWithoutVerboseKeepsFerrysLines) {
                                     "Commit applied: 35e789d64067ef55a810c96cd053b0cc106852df\n"));
   EXPECT_THAT(out_.str(), ::testing::Not(HasSubstr("Release job submitted")));
   EXPECT_THAT(err_.str(), HasSubstr("Took 0.21s (job 5f0c7c7e-1b2a-4c3d-8e9f-0a1b2c3d4e5f)"));
+}
+
+// git-writer's --git_push_branch: the job says which branch holds the change, and ferryctl
+// says it is not applied until merged (no "Commit applied" line).
+TEST_F(CommandsTest, AReleaseToAReleaseBranchSaysWhichBranchHoldsIt) {
+  std::vector<ferry::v1::Job> states = ReleaseStates();
+  ferry::v1::Job& done = states.back();
+  done.set_pushed_branch("ferry/releases");
+  done.mutable_stages()->DeleteSubrange(3, 1);  // no APPLIED stage
+  EXPECT_CALL(stub_, Release(_, _, _))
+      .WillOnce(DoAll(SetArgPointee<2>(states[0]), Return(grpc::Status::OK)));
+  StreamJob(states);
+  ReleaseOptions options;
+  options.workloads = {"deployment/helloworld"};
+  options.image = "quay.io/weaveworks/helloworld:master-a000002";
+  EXPECT_EQ(Run([&](Env& env) { return RunRelease(options, env); }), kExitOk) << err_.str();
+  EXPECT_THAT(out_.str(),
+              HasSubstr("Commit pushed:  35e789d64067ef55a810c96cd053b0cc106852df\n"
+                        "Pushed to branch ferry/releases (not applied until merged)\n"));
+  EXPECT_THAT(out_.str(), ::testing::Not(HasSubstr("Commit applied")));
 }
 
 // fluxctl's --controller and --service: the same request as --workload, a note on stderr only.

@@ -139,6 +139,10 @@ int RunVersion(Env& env, const std::string& client_version) {
        std::map<std::string, std::string>(version.services().begin(), version.services().end())) {
     env.out << service << ": " << v << "\n";
   }
+  if (!version.git_verify_error().empty()) {
+    env.err << "ferryctl: warning: git-writer does not serve the git head: "
+            << version.git_verify_error() << "\n";
+  }
   return kExitOk;
 }
 

@@ -250,6 +250,10 @@ int FollowAndReport(const std::string& id, int verbosity, const std::string& out
       if (!pushed.empty()) env.out << "Commit pushed:  " << pushed << "\n";
       if (!applied.empty()) env.out << "Commit applied: " << applied << "\n";
     }
+    // git-writer's --git_push_branch: the change waits on a release branch for a review.
+    if (!job.pushed_branch().empty()) {
+      env.out << "Pushed to branch " << job.pushed_branch() << " (not applied until merged)\n";
+    }
     if (job.dry_run()) env.out << "Dry run: nothing was committed\n";
     if (flux_lines && job.has_finished()) env.out << "Took " << absl::FormatDuration(took) << "\n";
   }

@@ -90,6 +90,12 @@ int RunListWorkloads(const ListWorkloadsOptions& options, Env& env) {
   grpc::Status s = CallAllPages(env.stub, &ferry::v1::Ferry::StubInterface::ListWorkloads,
                                 env.client, *timeout, request, &response);
   if (!s.ok()) return ReportCallError(env.err, s, env.client, "listing workloads");
+  // On stderr, so that tables and -o json/yaml stay parseable.
+  if (!response.git_verify_error().empty()) {
+    env.err << "ferryctl: warning: the git head is not served, its signature did not verify ("
+            << response.git_verify_error() << "); showing the last verified revision "
+            << response.revision().substr(0, 12) << "\n";
+  }
   if (PrintStructured(options.output, response, env.out)) return kExitOk;
   Table table({"WORKLOAD", "CONTAINER", "IMAGE", "RELEASE", "POLICY"});
   for (const ferry::v1::Workload& w : response.workloads()) {

@@ -443,7 +443,11 @@ grpc::Status ApiService::GetVersion(grpc::ServerContext* context,
     (*response->mutable_services())[peer.name()] = version;
   };
   ask(peers_.git, [&](PeerCall* call) {
-    peers_.git.Call(&GitWriterStub::Head, ferry::v1::HeadRequest(), budget, call).IgnoreError();
+    absl::StatusOr<ferry::v1::HeadResponse> head =
+        peers_.git.Call(&GitWriterStub::Head, ferry::v1::HeadRequest(), budget, call);
+    // The api's health stays SERVING with an unverified git head (it still serves the last
+    // verified revision); this is where a status check reads why git is held back.
+    if (head.ok()) response->set_git_verify_error(head->verify_error());
   });
   ask(peers_.registry, [&](PeerCall* call) {
     peers_.registry.Call(&RegistryScannerStub::Status, ferry::v1::StatusRequest(), budget, call)

@@ -318,6 +318,31 @@ TEST_F(ApiServiceTest, APersonsSyncAppliesAgainEvenAnUnchangedHead) {
   EXPECT_THAT(skip_if_applied_, ::testing::ElementsAre(false)) << "drift is corrected";
 }
 
+// git-writer's --git_verify_signatures refuses upstream's head (Notify: FAILED_PRECONDITION)
+// and serves the last verified revision: a person's sync applies that one and says why.
+TEST_F(ApiServiceTest, ASyncWithAnUnverifiedGitHeadAppliesTheLastVerifiedRevision) {
+  ON_CALL(git_, Notify(_, _, _))
+      .WillByDefault(Return(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                         "upstream head 0123456789ab is not served: the commit "
+                                         "is not signed")));
+  ferry::v1::HeadResponse head;
+  head.set_revision(kHead);
+  head.set_verify_error("upstream head 0123456789ab is not served: the commit is not signed");
+  ON_CALL(git_, Head(_, _, _))
+      .WillByDefault(DoAll(::testing::SetArgPointee<2>(head), Return(grpc::Status::OK)));
+  ferry::v1::Job sync;
+  grpc::ClientContext ctx;
+  FERRY_ASSERT_OK(stub_->Sync(&ctx, ferry::v1::SyncRequest(), &sync));
+  ferry::v1::Job done = Follow(sync.id());
+  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.error();
+  EXPECT_EQ(done.revision(), kHead);
+  EXPECT_THAT(done.stages().rbegin()->message(),
+              ::testing::HasSubstr("the last verified revision: upstream head 0123456789ab is "
+                                   "not served"));
+  std::lock_guard<std::mutex> lock(mu_);
+  EXPECT_THAT(synced_, ::testing::ElementsAre(kHead));
+}
+
 // git-writer with --git_push_branch: the commit is on a branch the syncer does not follow, so
 // the job ends at COMMIT_PUSHED, saying where the change is, instead of waiting for a sync.
 TEST_F(ApiServiceTest, AReleasePushedToAReleaseBranchEndsAtCommitPushed) {
@@ -339,11 +364,49 @@ TEST_F(ApiServiceTest, AReleasePushedToAReleaseBranchEndsAtCommitPushed) {
                                                    ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED,
                                                    ferry::v1::JOB_STAGE_KIND_DONE));
   EXPECT_EQ(done.revision(), kCommit);
+  EXPECT_EQ(done.pushed_branch(), "ferry/releases");
   const std::string& message = done.stages(3).message();
   EXPECT_THAT(message, ::testing::HasSubstr("to branch ferry/releases"));
   EXPECT_THAT(message, ::testing::HasSubstr("applied once merged"));
   EXPECT_THAT(message, ::testing::HasSubstr("abc123def456"));
   EXPECT_TRUE(synced_.empty()) << "no sync waited for";
+}
+
+// git-writer holds an unsigned head back (--git_verify_signatures): ListWorkloads says so,
+// with the verified revision's workloads. (GetVersion, which carries the reason too, reads
+// its peers' response metadata, which the mock stubs do not make: the binary test covers it.)
+TEST_F(ApiServiceTest, AGitHeadThatDidNotVerifyIsReportedByListWorkloads) {
+  in_git_.set_verify_error("commit 0123456789ab is not signed");
+  ON_CALL(git_, ListWorkloads(_, _, _))
+      .WillByDefault(DoAll(::testing::SetArgPointee<2>(in_git_), Return(grpc::Status::OK)));
+  ferry::v1::ListWorkloadsResponse listed;
+  grpc::ClientContext list_ctx;
+  FERRY_ASSERT_OK(stub_->ListWorkloads(&list_ctx, ferry::v1::ListWorkloadsRequest(), &listed));
+  EXPECT_EQ(listed.git_verify_error(), "commit 0123456789ab is not signed");
+  EXPECT_EQ(listed.revision(), kHead);
+  EXPECT_EQ(listed.workloads_size(), 2);
+}
+
+// A job pushed to a release branch is still answered for after a restart: its git note
+// (as git-writer returns it) names the branch.
+TEST_F(ApiServiceTest, AJobFromTheNotesSaysWhichBranchHoldsItsChange) {
+  ON_CALL(git_, ListJobNotes(_, _, _))
+      .WillByDefault(Invoke([](grpc::ClientContext*, const ferry::v1::ListJobNotesRequest&,
+                               ferry::v1::ListJobNotesResponse* out) {
+        ferry::v1::Job* job = out->add_jobs();
+        job->set_id("from-a-note");
+        job->set_state(ferry::v1::JOB_STATE_SUCCEEDED);
+        job->set_revision(kCommit);
+        job->set_pushed_branch("ferry/releases");
+        return grpc::Status::OK;
+      }));
+  ferry::v1::GetJobRequest request;
+  request.set_id("from-a-note");
+  ferry::v1::Job job;
+  grpc::ClientContext ctx;
+  FERRY_ASSERT_OK(stub_->GetJob(&ctx, request, &job));
+  EXPECT_EQ(job.pushed_branch(), "ferry/releases");
+  EXPECT_EQ(job.revision(), kCommit);
 }
 
 TEST_F(ApiServiceTest, DryRunCommitsNothing) {

@@ -319,6 +319,15 @@ void Executor::RunSync(const ferry::v1::Job& job) {
   store_.AddStage(id, ferry::v1::JOB_STAGE_KIND_PLANNING, "fetching git");
   absl::StatusOr<ferry::v1::HeadResponse> head = peers_.git.Call(
       &GitWriterStub::Notify, ferry::v1::NotifyRequest(), peers_.ForStage(Stage::kPlanning));
+  if (absl::IsFailedPrecondition(head.status())) {
+    // git-writer's --git_verify_signatures: upstream's head did not verify and is not served,
+    // the last verified revision is. That one is synced; the job says why the head is not.
+    absl::StatusOr<ferry::v1::HeadResponse> served = peers_.git.Call(
+        &GitWriterStub::Head, ferry::v1::HeadRequest(), peers_.ForStage(Stage::kPlanning));
+    if (served.ok() && !served->verify_error().empty() && !served->revision().empty()) {
+      head = std::move(served);
+    }
+  }
   if (!head.ok()) return store_.Finish(id, std::string(head.status().message()));
   // A person's sync applies again even an unchanged head: it corrects drift.
   absl::StatusOr<ferry::v1::SyncResult> applied = Apply(head->revision(), false);
@@ -337,7 +346,11 @@ void Executor::RunSync(const ferry::v1::Job& job) {
       absl::StrCat(applied->applied(), " applied, ", applied->unchanged(), " unchanged, ",
                    applied->failed(), " failed, ", applied->pruned(), " pruned"),
       applied->revision());
-  store_.Finish(id, "", absl::StrCat("synced ", Short(applied->revision())));
+  store_.Finish(id, "",
+                head->verify_error().empty()
+                    ? absl::StrCat("synced ", Short(applied->revision()))
+                    : absl::StrCat("synced ", Short(applied->revision()),
+                                   ", the last verified revision: ", head->verify_error()));
 }
 
 void Executor::RunAutomated(const ferry::v1::Job& job,
@@ -440,6 +453,8 @@ void Executor::ApplyCommitted(const ferry::v1::Job& job, std::vector<WorkloadRes
     return store_.Finish(id, "", "no change: git already has it");
   }
   const std::string revision = applied.revision();
+  // Set before the stage, so a watcher sees the commit and where it went together.
+  if (!applied.pushed_branch().empty()) store_.SetPushedBranch(id, applied.pushed_branch());
   store_.AddStage(id, ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED,
                   applied.retries() > 0
                       ? absl::StrCat("after ", applied.retries(), " retry(ies): upstream moved")

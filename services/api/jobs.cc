@@ -181,6 +181,10 @@ void JobStore::AddStage(const std::string& id, ferry::v1::JobStageKind kind,
   });
 }
 
+void JobStore::SetPushedBranch(const std::string& id, const std::string& branch) {
+  Change(id, [&](Entry& e) { e.job.set_pushed_branch(branch); });
+}
+
 void JobStore::SetResults(const std::string& id, std::vector<ferry::v1::WorkloadResult> results) {
   Change(id, [&](Entry& e) {
     e.job.clear_results();

@@ -72,6 +72,9 @@ class JobStore {
   void AddStage(const std::string& id, ferry::v1::JobStageKind kind, const std::string& message,
                 const std::string& revision = "",
                 const std::vector<ferry::v1::WorkloadRollout>& rollouts = {});
+  // Records that the job's commit went to the release branch `branch` (Job.pushed_branch)
+  // rather than to the branch Ferry syncs.
+  void SetPushedBranch(const std::string& id, const std::string& branch);
   // Replaces the per-workload results.
   void SetResults(const std::string& id, std::vector<ferry::v1::WorkloadResult> results);
   // Finishes a job: SUCCEEDED with the DONE stage when `error` is empty, FAILED with the

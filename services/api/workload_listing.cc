@@ -90,6 +90,7 @@ absl::StatusOr<ferry::v1::ListWorkloadsResponse> MergeWorkloads(
   ferry::v1::ListWorkloadsResponse response;
   for (ferry::v1::Workload& w : out) *response.add_workloads() = std::move(w);
   response.set_revision(in_git.revision());
+  response.set_git_verify_error(in_git.verify_error());
   return response;
 }
 

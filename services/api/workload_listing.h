@@ -19,7 +19,8 @@ namespace ferry::api {
 //     `last_sync` (null: none known);
 //   - a workload only in the cluster carries its containers and rollout, read-only
 //     NOT_IN_REPO;
-//   - the answer's revision is git's.
+//   - the answer's revision is git's, and so is its git_verify_error (the head git-writer
+//     does not serve because its signature did not verify).
 // NotFound when request.namespace is set and neither git nor a cluster known to answer has
 // a workload there (a misspelt namespace), on a first page (no request.page_token; the
 // caller passes one page of each list, cut at the same id).

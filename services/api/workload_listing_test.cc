@@ -209,6 +209,22 @@ TEST(MergeWorkloadsTest, AWorkloadWhoseFileFailedToLoadCarriesThatError) {
             "overlays/prod/kustomization.yaml: kustomize root not built: missing.yaml");
 }
 
+// git-writer holds an unsigned head back (--git_verify_signatures): the answer says so, and
+// its workloads are of the verified revision git-writer indexed.
+TEST(MergeWorkloadsTest, AGitHeadThatDidNotVerifyIsReported) {
+  ferry::v1::ListManifestWorkloadsResponse git = Git({});
+  git.set_verify_error("commit 0123456789ab is not signed");
+  const ferry::v1::ListClusterWorkloadsResponse none;
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      ferry::v1::ListWorkloadsResponse merged,
+      MergeWorkloads(ferry::v1::ListWorkloadsRequest(), git, &none, nullptr));
+  EXPECT_EQ(merged.git_verify_error(), "commit 0123456789ab is not signed");
+  EXPECT_EQ(merged.revision(), git.revision());
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      merged, MergeWorkloads(ferry::v1::ListWorkloadsRequest(), Git({}), &none, nullptr));
+  EXPECT_EQ(merged.git_verify_error(), "");
+}
+
 TEST(MergeWorkloadsTest, AMisspeltNamespaceIsNamedWithTheWayToListEveryOne) {
   ferry::v1::ListWorkloadsRequest request;
   request.set_namespace_("defualt");
