@@ -13,7 +13,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
-#include "services/cluster-syncer/kube_client.h"
+#include "lib/kube/kube_client.h"
 #include "services/cluster-syncer/syncer.h"
 #include "tests/support/git_repo.h"
 #include "tests/support/kube.h"
@@ -21,6 +21,7 @@
 namespace {
 
 using namespace ferry::cluster_syncer;  // NOLINT: a benchmark of this one service
+namespace kube = ferry::kube;
 
 constexpr int kNamespaces = 10;
 constexpr int kWorkloads = 1000;
@@ -62,8 +63,8 @@ std::vector<ManifestFileContent> Files(const std::string& prefix) {
 struct Env {
   ferry::testing::KubeCluster* cluster = nullptr;
   std::unique_ptr<prometheus::Registry> registry;
-  std::unique_ptr<KubeClient> client;
-  std::unique_ptr<Discovery> discovery;
+  std::unique_ptr<kube::KubeClient> client;
+  std::unique_ptr<kube::Discovery> discovery;
   std::unique_ptr<Syncer> syncer;  // one for both runs, as in the service
   std::string kubectl_dir;
 
@@ -72,12 +73,12 @@ struct Env {
       auto* e = new Env();
       auto cluster = ferry::testing::SharedKubeCluster();
       if (!cluster.ok()) return e;
-      auto access = LoadKubeconfig((*cluster)->kubeconfig(), "");
+      auto access = kube::LoadKubeconfig((*cluster)->kubeconfig(), "");
       if (!access.ok()) return e;
       e->cluster = *cluster;
       e->registry = std::make_unique<prometheus::Registry>();
-      e->client = std::make_unique<KubeClient>(*access, *e->registry);
-      e->discovery = std::make_unique<Discovery>(*e->client);
+      e->client = std::make_unique<kube::KubeClient>(*access, *e->registry);
+      e->discovery = std::make_unique<kube::Discovery>(*e->client);
       SyncOptions o;
       o.sync_set = "bench";
       e->syncer = std::make_unique<Syncer>(*e->client, *e->discovery, o);

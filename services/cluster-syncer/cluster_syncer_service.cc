@@ -63,8 +63,8 @@ void ToProto(const ClusterWorkloadInfo& w, ferry::v1::ClusterWorkload* out) {
   out->mutable_annotations()->insert(w.annotations.begin(), w.annotations.end());
 }
 
-ClusterSyncerService::ClusterSyncerService(KubeApi& kube, Discovery& discovery, SyncLoop& loop,
-                                           std::set<std::string> allow_namespaces)
+ClusterSyncerService::ClusterSyncerService(kube::KubeApi& kube, kube::Discovery& discovery,
+                                           SyncLoop& loop, std::set<std::string> allow_namespaces)
     : kube_(kube),
       discovery_(discovery),
       loop_(loop),

@@ -15,7 +15,7 @@ inline constexpr char kReadinessHealthName[] = "readiness";
 
 class ClusterSyncerService final : public ferry::v1::ClusterSyncer::Service {
  public:
-  ClusterSyncerService(KubeApi& kube, Discovery& discovery, SyncLoop& loop,
+  ClusterSyncerService(kube::KubeApi& kube, kube::Discovery& discovery, SyncLoop& loop,
                        std::set<std::string> allow_namespaces);
 
   grpc::Status ListWorkloads(grpc::ServerContext* context,
@@ -36,8 +36,8 @@ class ClusterSyncerService final : public ferry::v1::ClusterSyncer::Service {
                       grpc::ServerWriter<ferry::v1::ExportedResource>* writer) override;
 
  private:
-  KubeApi& kube_;
-  Discovery& discovery_;
+  kube::KubeApi& kube_;
+  kube::Discovery& discovery_;
   SyncLoop& loop_;
   const std::set<std::string> allow_;
   WorkloadListCache workloads_;  // ListWorkloads' listings (kWorkloadListMaxAge, MaxStale)

@@ -1,8 +1,5 @@
 #include "services/cluster-syncer/config.h"
 
-#include <openssl/evp.h>
-
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lib/manifest/document_flags.h"
@@ -60,106 +57,15 @@ void AddFlags(CLI::App& app, Flags& flags) {
   // --max_manifest_depth, --max_manifest_nodes, --max_manifest_expanded_bytes: documented
   // in lib/manifest/document_flags.h (shared with ferry-git-writer).
   manifest::AddDocumentLimitFlags(app, flags.manifest_limits);
-  // Leader election on a coordination.k8s.io/v1 Lease (for several replicas): only the leader
-  // applies; a standby serves reads, answers writes with UNAVAILABLE naming the leader, and
-  // reports not ready. The Lease is reached as the cluster is (--kubeconfig or the pod's
-  // service account), which needs get, create and update on leases in its namespace.
-  app.add_flag("--leader_elect", flags.leader_elect, "Elect a leader among replicas")
-      ->envname("FERRY_LEADER_ELECT");
-  // The Lease's name; default "ferry-cluster-syncer-" + a hash of the sync set (LeaseNameFor).
-  app.add_option("--leader_elect_lease_name", flags.leader_elect_lease_name, "Lease name")
-      ->envname("FERRY_LEADER_ELECT_LEASE_NAME");
-  // The Lease's namespace; default the kubeconfig context's or the pod's namespace.
-  app.add_option("--leader_elect_namespace", flags.leader_elect_namespace, "Lease namespace")
-      ->envname("FERRY_LEADER_ELECT_NAMESPACE");
-  // How long a standby waits, after it last saw the Lease change, before taking it over.
-  app.add_option("--leader_elect_lease_duration", flags.leader_elect_lease_duration,
-                 "Lease duration")
-      ->envname("FERRY_LEADER_ELECT_LEASE_DURATION")
-      ->capture_default_str();
-  // A leader that has not renewed within this stops writing (shorter than the duration).
-  app.add_option("--leader_elect_renew_deadline", flags.leader_elect_renew_deadline,
-                 "Renew deadline")
-      ->envname("FERRY_LEADER_ELECT_RENEW_DEADLINE")
-      ->capture_default_str();
-  // How often the leader renews and a standby tries to acquire (shorter than the deadline).
-  app.add_option("--leader_elect_retry_period", flags.leader_elect_retry_period, "Retry period")
-      ->envname("FERRY_LEADER_ELECT_RETRY_PERIOD")
-      ->capture_default_str();
+  // --leader_elect and its Lease: lib/kube/election.h.
+  kube::AddLeaderElectionFlags(app, flags.leader, "applies");
 }
 
 std::string LeaseNameFor(const SyncOptions& sync) {
-  const std::string key =
-      absl::StrCat(sync.sync_set, "\n", absl::StrJoin(sync.allow_namespaces, ","));
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(key.data(), key.size(), digest, &len, EVP_sha256(), nullptr);
-  return absl::StrCat("ferry-cluster-syncer-", absl::BytesToHexString(std::string(
-                                                   reinterpret_cast<const char*>(digest), 5)));
+  return kube::DefaultLeaseName(
+      kComponent.name,
+      absl::StrCat(sync.sync_set, "\n", absl::StrJoin(sync.allow_namespaces, ",")));
 }
-
-namespace {
-
-absl::Status ParseLeaderElection(const Flags& flags, const SyncOptions& sync,
-                                 LeaderElectionConfig& out) {
-  out.enabled = flags.leader_elect;
-  auto duration = [](const std::string& flag, const std::string& text, absl::Duration& d) {
-    if (!absl::ParseDuration(text, &d) || d < absl::Milliseconds(100) || d > absl::Hours(1)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(flag, ": '", text, "' is not a duration between 100ms and 1h"));
-    }
-    return absl::OkStatus();
-  };
-  if (absl::Status s = duration("--leader_elect_lease_duration", flags.leader_elect_lease_duration,
-                                out.lease_duration);
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = duration("--leader_elect_renew_deadline", flags.leader_elect_renew_deadline,
-                                out.renew_deadline);
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = duration("--leader_elect_retry_period", flags.leader_elect_retry_period,
-                                out.retry_period);
-      !s.ok()) {
-    return s;
-  }
-  if (out.lease_duration < absl::Seconds(1)) {
-    return absl::InvalidArgumentError(
-        "--leader_elect_lease_duration: a Lease counts whole seconds; use 1s or more");
-  }
-  if (out.renew_deadline >= out.lease_duration) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--leader_elect_renew_deadline (", flags.leader_elect_renew_deadline,
-        ") must be shorter than --leader_elect_lease_duration (", flags.leader_elect_lease_duration,
-        "): a leader must stop writing before a standby "
-        "may take over"));
-  }
-  if (out.retry_period >= out.renew_deadline) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--leader_elect_retry_period (", flags.leader_elect_retry_period,
-                     ") must be shorter than --leader_elect_renew_deadline (",
-                     flags.leader_elect_renew_deadline, ")"));
-  }
-  static const RE2 kDnsSubdomain("[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?");
-  out.lease_name =
-      flags.leader_elect_lease_name.empty() ? LeaseNameFor(sync) : flags.leader_elect_lease_name;
-  if (!RE2::FullMatch(out.lease_name, kDnsSubdomain)) {
-    return absl::InvalidArgumentError(absl::StrCat("--leader_elect_lease_name: '", out.lease_name,
-                                                   "' is not a Kubernetes object name"));
-  }
-  static const RE2 kDnsLabel("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?");
-  if (!flags.leader_elect_namespace.empty() &&
-      !RE2::FullMatch(flags.leader_elect_namespace, kDnsLabel)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--leader_elect_namespace: '", flags.leader_elect_namespace, "' is not a namespace name"));
-  }
-  out.lease_namespace = flags.leader_elect_namespace;
-  return absl::OkStatus();
-}
-
-}  // namespace
 
 absl::StatusOr<Config> ToConfig(const Flags& flags) {
   Config config;
@@ -218,7 +124,10 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
         absl::StrCat("--sync_state: '", flags.sync_state, "' is not git or cluster"));
   }
   config.sync_state_namespace = flags.sync_state_namespace;
-  if (absl::Status s = ParseLeaderElection(flags, config.sync, config.leader); !s.ok()) return s;
+  absl::StatusOr<kube::LeaderElectionConfig> leader =
+      kube::ParseLeaderElection(flags.leader, LeaseNameFor(config.sync));
+  if (!leader.ok()) return leader.status();
+  config.leader = *std::move(leader);
   return config;
 }
 

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "lib/kube/election.h"
 #include "lib/limits/limits.h"
 #include "lib/manifest/document.h"
 #include "lib/runtime/flags.h"
@@ -38,22 +39,7 @@ struct Flags {
   int parallelism = 8;
   // Limits on each manifest document (lib/manifest/document_flags.h).
   manifest::DocumentLimits manifest_limits;
-  bool leader_elect = false;
-  std::string leader_elect_lease_name;
-  std::string leader_elect_namespace;
-  std::string leader_elect_lease_duration = "15s";
-  std::string leader_elect_renew_deadline = "10s";
-  std::string leader_elect_retry_period = "2s";
-};
-
-// Leader election among replicas (leader.h); client-go's defaults.
-struct LeaderElectionConfig {
-  bool enabled = false;
-  std::string lease_name;       // LeaseNameFor(sync set) unless given
-  std::string lease_namespace;  // empty: the kubeconfig's / pod's namespace
-  absl::Duration lease_duration = absl::Seconds(15);
-  absl::Duration renew_deadline = absl::Seconds(10);
-  absl::Duration retry_period = absl::Seconds(2);
+  kube::LeaderElectionFlags leader;
 };
 
 // The validated configuration.
@@ -65,8 +51,8 @@ struct Config {
   absl::Duration sync_interval = absl::Minutes(5);
   SyncOptions sync;
   SyncState sync_state = SyncState::kGit;
-  std::string sync_state_namespace;  // empty: the kubeconfig's / pod's namespace
-  LeaderElectionConfig leader;
+  std::string sync_state_namespace;   // empty: the kubeconfig's / pod's namespace
+  kube::LeaderElectionConfig leader;  // lease name LeaseNameFor(sync) unless given
 };
 
 // The default lease name of a sync set: "ferry-cluster-syncer-" and 10 hex digits of a hash of

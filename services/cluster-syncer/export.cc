@@ -78,7 +78,7 @@ void CleanForExport(const std::string& kind, nlohmann::json& object) {
 }
 
 absl::Status ExportResources(
-    KubeApi& client, Discovery& discovery, const ExportOptions& options,
+    kube::KubeApi& client, kube::Discovery& discovery, const ExportOptions& options,
     const std::function<bool(const std::string& id, const std::string& yaml)>& emit) {
   std::vector<std::pair<std::string, std::string>> kinds;  // (group or "*", kind)
   if (options.kinds.empty()) {
@@ -95,13 +95,13 @@ absl::Status ExportResources(
           absl::StrCat("namespace ", ns, " is outside the allowed namespaces (--allow_namespace)"));
     }
   }
-  absl::StatusOr<std::vector<ApiResource>> all = discovery.All();
+  absl::StatusOr<std::vector<kube::ApiResource>> all = discovery.All();
   if (!all.ok()) return all.status();
   std::map<std::string, std::string> out;  // id -> yaml
   std::set<std::string> done;              // group/kind
   for (const auto& [group, kind] : kinds) {
     bool served = false;
-    for (const ApiResource& api : *all) {  // preferred versions first
+    for (const kube::ApiResource& api : *all) {  // preferred versions first
       if (absl::AsciiStrToLower(api.kind) != absl::AsciiStrToLower(kind)) continue;
       if (group != "*" && api.group != group) continue;
       if (!done.insert(api.group + "/" + api.kind).second || !api.Can("list")) {

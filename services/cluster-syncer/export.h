@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "services/cluster-syncer/discovery.h"
-#include "services/cluster-syncer/kube_api.h"
+#include "lib/kube/discovery.h"
+#include "lib/kube/kube_api.h"
 
 namespace ferry::cluster_syncer {
 
@@ -28,7 +28,7 @@ struct ExportOptions {
 // Calls `emit(id, yaml)` for each exported resource, sorted by id. Objects made by
 // controllers (with ownerReferences) and cluster add-ons are left out.
 absl::Status ExportResources(
-    KubeApi& client, Discovery& discovery, const ExportOptions& options,
+    kube::KubeApi& client, kube::Discovery& discovery, const ExportOptions& options,
     const std::function<bool(const std::string& id, const std::string& yaml)>& emit);
 
 }  // namespace ferry::cluster_syncer

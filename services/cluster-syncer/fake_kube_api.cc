@@ -78,8 +78,8 @@ std::string Key(const std::string& group, const std::string& resource, const std
 }
 
 // The kinds every FakeKubeApi serves from the start (see the constructor's comment).
-std::vector<ApiResource> BuiltInResources() {
-  std::vector<ApiResource> resources;
+std::vector<kube::ApiResource> BuiltInResources() {
+  std::vector<kube::ApiResource> resources;
   auto serve = [&](std::string group, std::string version, std::string kind, std::string name,
                    bool namespaced) {
     resources.push_back({std::move(group), std::move(version), std::move(kind), std::move(name),
@@ -109,7 +109,7 @@ struct FakeKubeApi::Target {
   std::string version;
   std::string ns;
   std::string name;
-  std::optional<ApiResource> resource;  // served; unset for discovery and unknown resources
+  std::optional<kube::ApiResource> resource;  // served; unset for discovery and unknown resources
   std::string resource_name;
 };
 
@@ -143,7 +143,7 @@ std::optional<FakeKubeApi::Target> FakeKubeApi::Parse(const std::string& path) {
   if (r.empty() || r.size() > 2) return std::nullopt;  // no subresources
   t.resource_name = r[0];
   if (r.size() == 2) t.name = r[1];
-  for (const ApiResource& res : resources_) {
+  for (const kube::ApiResource& res : resources_) {
     if (res.group == t.group && res.version == t.version && res.name == t.resource_name) {
       t.resource = res;
     }
@@ -162,7 +162,7 @@ absl::Status FakeKubeApi::Begin(const std::string& verb, const std::string& path
 
 nlohmann::json FakeKubeApi::DiscoveryDocument(const Target& t) {
   nlohmann::json list = nlohmann::json::array();
-  for (const ApiResource& r : resources_) {
+  for (const kube::ApiResource& r : resources_) {
     if (r.group != t.group || r.version != t.version) continue;
     list.push_back(
         {{"name", r.name}, {"kind", r.kind}, {"namespaced", r.namespaced}, {"verbs", r.verbs}});
@@ -177,7 +177,7 @@ absl::StatusOr<nlohmann::json> FakeKubeApi::Get(const std::string& path, const s
   if (bare == "/api") return nlohmann::json{{"versions", {"v1"}}};
   if (bare == "/apis") {
     std::map<std::string, std::vector<std::string>> versions;  // group -> versions
-    for (const ApiResource& r : resources_) {
+    for (const kube::ApiResource& r : resources_) {
       if (r.group.empty()) continue;
       auto& v = versions[r.group];
       if (std::find(v.begin(), v.end(), r.version) == v.end()) v.push_back(r.version);
@@ -299,13 +299,13 @@ absl::Status FakeKubeApi::Delete(const std::string& path, bool dry_run) {
   return absl::OkStatus();
 }
 
-void FakeKubeApi::Serve(const ApiResource& resource) {
+void FakeKubeApi::Serve(const kube::ApiResource& resource) {
   absl::MutexLock lock(&mu_);
   ServeLocked(resource);
 }
 
-void FakeKubeApi::ServeLocked(const ApiResource& resource) {
-  for (const ApiResource& r : resources_) {
+void FakeKubeApi::ServeLocked(const kube::ApiResource& resource) {
+  for (const kube::ApiResource& r : resources_) {
     if (r.group == resource.group && r.version == resource.version && r.kind == resource.kind) {
       return;
     }
@@ -330,7 +330,7 @@ void FakeKubeApi::Put(const nlohmann::json& object) {
   const std::string group = slash == std::string::npos ? "" : api_version.substr(0, slash);
   const std::string version = api_version.substr(slash == std::string::npos ? 0 : slash + 1);
   const nlohmann::json& meta = object["metadata"];
-  for (const ApiResource& r : resources_) {
+  for (const kube::ApiResource& r : resources_) {
     if (r.group == group && r.version == version && r.kind == Str(object, "kind")) {
       const std::string ns = r.namespaced ? Str(meta, "namespace") : "";
       objects_[Key(r.group, r.name, ns, Str(meta, "name"))] = {r, ns, object};

@@ -13,12 +13,12 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "services/cluster-syncer/discovery.h"
-#include "services/cluster-syncer/kube_api.h"
+#include "lib/kube/discovery.h"
+#include "lib/kube/kube_api.h"
 
 namespace ferry::cluster_syncer {
 
-class FakeKubeApi final : public KubeApi {
+class FakeKubeApi final : public kube::KubeApi {
  public:
   // Serves Namespace, ConfigMap, Secret, Service, ServiceAccount, Endpoints, Deployment,
   // CronJob (batch/v1), Role, RoleBinding, ClusterRole and CustomResourceDefinition.
@@ -32,7 +32,7 @@ class FakeKubeApi final : public KubeApi {
   absl::Status Delete(const std::string& path, bool dry_run) override;
 
   // Serves `resource` from now on (listed by discovery; its objects can be stored).
-  void Serve(const ApiResource& resource);
+  void Serve(const kube::ApiResource& resource);
   // Stores `object` as if someone else had made it (a controller, kubectl): at the path of
   // its apiVersion, kind, namespace and name. The kind must be served.
   void Put(const nlohmann::json& object);
@@ -55,7 +55,7 @@ class FakeKubeApi final : public KubeApi {
 
  private:
   struct Stored {
-    ApiResource resource;
+    kube::ApiResource resource;
     std::string ns;
     nlohmann::json object;
   };
@@ -66,10 +66,10 @@ class FakeKubeApi final : public KubeApi {
   // The resources of a group version ("/api/v1", "/apis/apps/v1").
   nlohmann::json DiscoveryDocument(const Target& target) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ServeCrd(const nlohmann::json& crd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ServeLocked(const ApiResource& resource) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ServeLocked(const kube::ApiResource& resource) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
-  std::vector<ApiResource> resources_ ABSL_GUARDED_BY(mu_);
+  std::vector<kube::ApiResource> resources_ ABSL_GUARDED_BY(mu_);
   // "group|resource|namespace|name" -> object
   std::map<std::string, Stored> objects_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int> crd_gets_ ABSL_GUARDED_BY(mu_);  // CRD name -> reads

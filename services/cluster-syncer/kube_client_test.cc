@@ -1,6 +1,6 @@
 // The Kubernetes client against a real API server (tests/kube/cluster.sh): kubeconfig
 // variants, in-cluster access, errors, discovery, apply and delete.
-#include "services/cluster-syncer/kube_client.h"
+#include "lib/kube/kube_client.h"
 
 #include <gtest/gtest.h>
 
@@ -40,10 +40,10 @@ class KubeClientTest : public testing::KubeSuite {
     return path;
   }
   static absl::StatusOr<nlohmann::json> ListNamespaces(const std::string& kubeconfig) {
-    auto access = LoadKubeconfig(kubeconfig, "");
+    auto access = kube::LoadKubeconfig(kubeconfig, "");
     if (!access.ok()) return access.status();
     prometheus::Registry registry;
-    KubeClient client(*access, registry);
+    kube::KubeClient client(*access, registry);
     return client.Get("/api/v1/namespaces", "list");
   }
 };
@@ -53,7 +53,7 @@ TEST_F(KubeClientTest, TokenWithCaFileRelativeToTheKubeconfig) {
                              std::filesystem::copy_options::overwrite_existing);
   const std::string path = Kubeconfig("token.yaml", "    certificate-authority: ca-copy.crt\n",
                                       "    token: " + cluster_->token() + "\n");
-  auto access = LoadKubeconfig(path, "");
+  auto access = kube::LoadKubeconfig(path, "");
   ASSERT_TRUE(access.ok()) << access.status();
   EXPECT_EQ(access->default_namespace, "team");
   EXPECT_EQ(access->context, "main");
@@ -110,16 +110,16 @@ TEST_F(KubeClientTest, WrongCaIsAClearTlsErrorUnlessVerificationIsSkipped) {
 
 TEST_F(KubeClientTest, KubeconfigMistakesSayWhatToFix) {
   const std::string path = Kubeconfig("exec.yaml", "", "    exec:\n      command: aws\n");
-  auto exec = LoadKubeconfig(path, "");
+  auto exec = kube::LoadKubeconfig(path, "");
   EXPECT_EQ(exec.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(exec.status().message(), "exec")) << exec.status();
-  auto missing_context = LoadKubeconfig(path, "nope");
+  auto missing_context = kube::LoadKubeconfig(path, "nope");
   EXPECT_EQ(missing_context.status().code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(absl::StrContains(missing_context.status().message(), "nope"));
-  auto missing_user = LoadKubeconfig(path, "other");
+  auto missing_user = kube::LoadKubeconfig(path, "other");
   EXPECT_EQ(missing_user.status().code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(absl::StrContains(missing_user.status().message(), "nobody"));
-  EXPECT_EQ(LoadKubeconfig(*dir_ + "/absent.yaml", "").status().code(),
+  EXPECT_EQ(kube::LoadKubeconfig(*dir_ + "/absent.yaml", "").status().code(),
             absl::StatusCode::kNotFound);
 }
 
@@ -133,23 +133,23 @@ TEST_F(KubeClientTest, InClusterServiceAccount) {
   const std::string server = cluster_->server();  // https://127.0.0.1:PORT
   setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1", 1);
   setenv("KUBERNETES_SERVICE_PORT", server.substr(server.rfind(':') + 1).c_str(), 1);
-  auto access = InClusterAccess(account);
+  auto access = kube::InClusterAccess(account);
   unsetenv("KUBERNETES_SERVICE_HOST");
   unsetenv("KUBERNETES_SERVICE_PORT");
   ASSERT_TRUE(access.ok()) << access.status();
   EXPECT_EQ(access->default_namespace, "ferry");
   prometheus::Registry registry;
-  KubeClient client(*access, registry);
+  kube::KubeClient client(*access, registry);
   EXPECT_TRUE(client.Get("/api/v1/namespaces", "list").ok());
-  EXPECT_EQ(InClusterAccess(account).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(kube::InClusterAccess(account).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(KubeClientTest, DiscoveryApplyAndApiErrors) {
-  auto access = LoadKubeconfig(cluster_->kubeconfig(), "");
+  auto access = kube::LoadKubeconfig(cluster_->kubeconfig(), "");
   ASSERT_TRUE(access.ok()) << access.status();
   prometheus::Registry registry;
-  KubeClient client(*access, registry);
-  Discovery discovery(client);
+  kube::KubeClient client(*access, registry);
+  kube::Discovery discovery(client);
   auto deploy = discovery.Find("apps/v1", "Deployment");
   ASSERT_TRUE(deploy.ok()) << deploy.status();
   EXPECT_EQ(deploy->name, "deployments");

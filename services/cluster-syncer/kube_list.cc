@@ -22,7 +22,7 @@ std::string UrlEncode(const std::string& s) {
   return out;
 }
 
-absl::Status ForEachListItem(KubeApi& client, const std::string& path, bool metadata_only,
+absl::Status ForEachListItem(kube::KubeApi& client, const std::string& path, bool metadata_only,
                              const std::function<void(const nlohmann::json&)>& fn, int page_size) {
   const std::string first =
       absl::StrCat(path, path.find('?') == std::string::npos ? "?" : "&", "limit=", page_size);

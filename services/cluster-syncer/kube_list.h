@@ -8,7 +8,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "services/cluster-syncer/kube_api.h"
+#include "lib/kube/kube_api.h"
 
 namespace ferry::cluster_syncer {
 
@@ -23,7 +23,7 @@ std::string UrlEncode(const std::string& s);
 // already), page after page. `metadata_only` lists with KubeApi::ListMetadata, else with
 // KubeApi::Get (verb "list"). The first error of a page request, as KubeApi answers it
 // (the items before it have been passed to `fn`).
-absl::Status ForEachListItem(KubeApi& client, const std::string& path, bool metadata_only,
+absl::Status ForEachListItem(kube::KubeApi& client, const std::string& path, bool metadata_only,
                              const std::function<void(const nlohmann::json&)>& fn,
                              int page_size = kKubeListPageSize);
 

@@ -1,19 +1,18 @@
 // ferry-cluster-syncer: keeps the cluster in sync with the config repo.
 #include <grpcpp/grpcpp.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <memory>
-#include <tuple>
 
+#include "lib/kube/election.h"
+#include "lib/kube/kube_client.h"
 #include "lib/log/log.h"
 #include "lib/runtime/channel.h"
 #include "lib/runtime/memory.h"
 #include "lib/runtime/start_service.h"
 #include "services/cluster-syncer/cluster_syncer_service.h"
 #include "services/cluster-syncer/config.h"
-#include "services/cluster-syncer/kube_client.h"
-#include "services/cluster-syncer/kube_lease.h"
+#include "services/cluster-syncer/fenced_kube_api.h"
 
 namespace {
 
@@ -23,37 +22,11 @@ namespace {
 // the default and at 82 MB with 2.
 constexpr int kMallocArenas = 2;
 
-// The elector of --leader_elect, on its Lease (in the kubeconfig's / pod's namespace unless
-// --leader_elect_namespace names one), with this process's identity (the pod's name from
-// POD_NAME or the host name).
-std::pair<std::unique_ptr<ferry::cluster_syncer::KubeLeaseApi>,
-          std::unique_ptr<ferry::cluster_syncer::LeaderElector>>
-MakeElector(const ferry::cluster_syncer::Config& config, ferry::cluster_syncer::KubeClient& client,
-            prometheus::Registry& registry) {
-  using namespace ferry::cluster_syncer;  // NOLINT: this binary's own namespace
-  const LeaderElectionConfig& leader = config.leader;
-  const std::string ns =
-      leader.lease_namespace.empty() ? client.access().default_namespace : leader.lease_namespace;
-  const char* pod = std::getenv("POD_NAME");
-  char host[256] = {};
-  if (pod == nullptr || *pod == '\0') pod = gethostname(host, sizeof host - 1) == 0 ? host : "";
-  auto lease = std::make_unique<KubeLeaseApi>(
-      client, ns, leader.lease_name, std::max(leader.renew_deadline / 2, absl::Seconds(1)));
-  LeaderElector::Options options;
-  options.component = std::string(kComponent.name);
-  options.lease = ns + "/" + leader.lease_name;
-  options.identity = MakeIdentity(options.component, pod);
-  options.lease_duration = leader.lease_duration;
-  options.renew_deadline = leader.renew_deadline;
-  options.retry_period = leader.retry_period;
-  auto elector = std::make_unique<LeaderElector>(*lease, options, registry);
-  return {std::move(lease), std::move(elector)};
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace ferry::cluster_syncer;  // NOLINT: this binary's own namespace
+  namespace kube = ferry::kube;
   ferry::runtime::LimitAllocatorArenas(kMallocArenas);
   ferry::runtime::ServiceStart<Flags, Config> start(
       argc, argv, kComponent,
@@ -63,29 +36,28 @@ int main(int argc, char** argv) {
   Config& config = start.config();
   const ferry::runtime::PeerOptions& peer = start.peer();
 
-  absl::StatusOr<ClusterAccess> access = config.kubeconfig.empty()
-                                             ? InClusterAccess()
-                                             : LoadKubeconfig(config.kubeconfig, config.context);
+  absl::StatusOr<kube::ClusterAccess> access =
+      kube::LoadClusterAccess(config.kubeconfig, config.context);
   if (!access.ok()) return start.ConfigError(access.status());
   ferry::log::Info("kubernetes", {{"server", access->server}, {"context", access->context}});
 
   auto registry = std::make_shared<prometheus::Registry>();
-  KubeClient client(*access, *registry);
-  // The Lease before its elector: destroyed after it (the elector releases the Lease in its
-  // destructor when Stop() was not reached).
-  std::unique_ptr<KubeLeaseApi> lease;
-  std::unique_ptr<LeaderElector> elector;
-  if (config.leader.enabled) std::tie(lease, elector) = MakeElector(config, client, *registry);
+  kube::KubeClient client(*access, *registry);
+  kube::Election election;
+  if (config.leader.enabled) {
+    election = kube::MakeElection(config.leader, client, std::string(kComponent.name), *registry);
+  }
+  kube::LeaderElector* elector = election.elector.get();
   // Every apply and delete checks leadership first and must be over by the renew deadline
   // (FencedKubeApi).
-  auto permit = [&elector]() -> absl::StatusOr<absl::Duration> {
+  auto permit = [elector]() -> absl::StatusOr<absl::Duration> {
     return elector ? elector->WriteValidity() : absl::InfiniteDuration();
   };
-  FencedKubeApi kube(client, permit);
-  Discovery discovery(kube);
+  FencedKubeApi fenced(client, permit);
+  kube::Discovery discovery(fenced);
   SyncOptions sync_options = config.sync;
   sync_options.default_namespace = access->default_namespace;
-  Syncer syncer(kube, discovery, sync_options);
+  Syncer syncer(fenced, discovery, sync_options);
   SyncMetrics metrics(*registry);
   auto git =
       ferry::v1::GitWriter::NewStub(ferry::runtime::ChannelTo(config.git_writer_address, peer));
@@ -95,8 +67,8 @@ int main(int argc, char** argv) {
   loop_options.state_namespace =
       config.sync_state_namespace.empty() ? access->default_namespace : config.sync_state_namespace;
   if (elector) loop_options.write_permit = permit;
-  SyncLoop loop(*git, kube, syncer, metrics, loop_options);
-  ClusterSyncerService service(kube, discovery, loop, config.sync.allow_namespaces);
+  SyncLoop loop(*git, fenced, syncer, metrics, loop_options);
+  ClusterSyncerService service(fenced, discovery, loop, config.sync.allow_namespaces);
   if (elector) {
     elector->SetLeadershipSink([&loop](bool leading) { loop.SetLeading(leading); });
     elector->Start();

@@ -20,7 +20,7 @@ absl::StatusCode CodeOf(const grpc::Status& s) {
 
 }  // namespace
 
-SyncLoop::SyncLoop(ferry::v1::GitWriter::StubInterface& git, KubeApi& kube, Syncer& syncer,
+SyncLoop::SyncLoop(ferry::v1::GitWriter::StubInterface& git, kube::KubeApi& kube, Syncer& syncer,
                    SyncMetrics& metrics, Options options, runtime::Clock& clock)
     : git_(git),
       kube_(kube),

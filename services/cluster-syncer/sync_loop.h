@@ -40,7 +40,7 @@ class SyncLoop {
   };
   // `clock` times the interval, the backoff and the reports; `kube` records the sync state
   // when Options::state is kCluster.
-  SyncLoop(ferry::v1::GitWriter::StubInterface& git, KubeApi& kube, Syncer& syncer,
+  SyncLoop(ferry::v1::GitWriter::StubInterface& git, kube::KubeApi& kube, Syncer& syncer,
            SyncMetrics& metrics, Options options, runtime::Clock& clock = runtime::SystemClock());
   ~SyncLoop();
 
@@ -109,7 +109,7 @@ class SyncLoop {
   };
 
   ferry::v1::GitWriter::StubInterface& git_;
-  KubeApi& kube_;
+  kube::KubeApi& kube_;
   Syncer& syncer_;
   SyncMetrics& metrics_;
   const Options options_;

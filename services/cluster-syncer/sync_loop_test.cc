@@ -186,7 +186,7 @@ class SyncLoopTest : public ::testing::Test {
   }
 
   FakeKubeApi api_;
-  Discovery discovery_;
+  kube::Discovery discovery_;
   runtime::FakeClock clock_;
   Syncer syncer_;
   prometheus::Registry registry_;

@@ -113,7 +113,7 @@ struct LiveObject {
   std::string source;
   std::map<std::string, std::string> annotations;
   bool owned = false;  // has ownerReferences (made by a controller)
-  ApiResource api;
+  kube::ApiResource api;
 };
 
 // Unavailable and Unauthenticated mean the API cannot be used at all: the sync stops.
@@ -142,7 +142,7 @@ struct Item {
   // JSON without metadata.namespace, port protocols written out; empty when not held.
   std::string object;
   int rank = kRanks - 1;
-  ApiResource api;
+  kube::ApiResource api;
   std::string ns;  // effective, once resolved
   // The checksum of the object as applied, of a namespaced kind (namespace set) and of a
   // cluster-scoped one (no namespace); which one counts is known once the kind is resolved.
@@ -272,23 +272,24 @@ namespace {
 // one sync. Thread-safe.
 class LiveObjects {
  public:
-  LiveObjects(KubeApi& client, const SyncOptions& options) : client_(client), options_(options) {}
+  LiveObjects(kube::KubeApi& client, const SyncOptions& options)
+      : client_(client), options_(options) {}
 
   // The labelled objects of `api`'s kind (in the allowed namespaces when there is a list).
   // The API's error when a listing fails.
-  absl::StatusOr<std::vector<LiveObject>> List(const ApiResource& api);
+  absl::StatusOr<std::vector<LiveObject>> List(const kube::ApiResource& api);
 
  private:
-  static LiveObject FromMetadata(const ApiResource& api, const nlohmann::json& meta);
+  static LiveObject FromMetadata(const kube::ApiResource& api, const nlohmann::json& meta);
 
-  KubeApi& client_;
+  kube::KubeApi& client_;
   const SyncOptions& options_;
   absl::Mutex mu_;
   // "group/kind" -> objects.
   std::map<std::string, std::vector<LiveObject>> by_resource_ ABSL_GUARDED_BY(mu_);
 };
 
-absl::StatusOr<std::vector<LiveObject>> LiveObjects::List(const ApiResource& api) {
+absl::StatusOr<std::vector<LiveObject>> LiveObjects::List(const kube::ApiResource& api) {
   const std::string cache_key = api.group + "/" + api.kind;
   {
     absl::MutexLock lock(&mu_);
@@ -313,7 +314,7 @@ absl::StatusOr<std::vector<LiveObject>> LiveObjects::List(const ApiResource& api
   return out;
 }
 
-LiveObject LiveObjects::FromMetadata(const ApiResource& api, const nlohmann::json& meta) {
+LiveObject LiveObjects::FromMetadata(const kube::ApiResource& api, const nlohmann::json& meta) {
   LiveObject live;
   live.kind = api.kind;
   live.ns = meta.value("namespace", "");
@@ -338,8 +339,8 @@ class SyncRun {
   // The objects of a file's resources, by index (empty where a resource has none).
   using ObjectLoader = std::function<std::vector<std::string>(const ManifestFileContent&)>;
 
-  SyncRun(KubeApi& client, Discovery& discovery, const SyncOptions& options, runtime::Clock& clock,
-          bool dry_run, SyncReport& report, ObjectLoader load_objects)
+  SyncRun(kube::KubeApi& client, kube::Discovery& discovery, const SyncOptions& options,
+          runtime::Clock& clock, bool dry_run, SyncReport& report, ObjectLoader load_objects)
       : client_(client),
         discovery_(discovery),
         options_(options),
@@ -383,8 +384,8 @@ class SyncRun {
   absl::StatusOr<std::vector<LiveObject>> FindGarbage(const std::set<std::string>& failed_names);
   void Prune(const std::vector<LiveObject>& doomed);
 
-  KubeApi& client_;
-  Discovery& discovery_;
+  kube::KubeApi& client_;
+  kube::Discovery& discovery_;
   const SyncOptions& options_;
   runtime::Clock& clock_;
   const bool dry_run_;
@@ -440,7 +441,7 @@ absl::Status SyncRun::ApplyItemsOfRank(int rank) {
 }
 
 absl::Status SyncRun::Resolve(Item& item) {
-  absl::StatusOr<ApiResource> api = discovery_.Find(item.api_version, item.kind);
+  absl::StatusOr<kube::ApiResource> api = discovery_.Find(item.api_version, item.kind);
   if (!api.ok()) {
     if (api.status().code() != absl::StatusCode::kNotFound) {
       return absl::UnavailableError(absl::StrCat("API discovery failed: ", api.status().message()));
@@ -642,14 +643,14 @@ absl::StatusOr<std::vector<LiveObject>> SyncRun::FindGarbage(
         item.kind, item.ns.empty() && item.api.name.empty() ? item.manifest_namespace : item.ns,
         item.name));
   }
-  absl::StatusOr<std::vector<ApiResource>> all = discovery_.All();
+  absl::StatusOr<std::vector<kube::ApiResource>> all = discovery_.All();
   if (!all.ok()) {
     return absl::UnavailableError(absl::StrCat("API discovery failed: ", all.status().message()));
   }
   std::set<std::string> seen_kinds;
   std::vector<LiveObject> doomed;
   std::set<std::string> doomed_keys;
-  for (const ApiResource& api : *all) {
+  for (const kube::ApiResource& api : *all) {
     if (!api.Can("list") || !api.Can("delete")) continue;
     if (!seen_kinds.insert(api.group + "/" + api.kind).second) continue;  // preferred only
     absl::StatusOr<std::vector<LiveObject>> live = live_.List(api);
@@ -695,7 +696,8 @@ void SyncRun::Prune(const std::vector<LiveObject>& doomed) {
 
 }  // namespace
 
-Syncer::Syncer(KubeApi& client, Discovery& discovery, SyncOptions options, runtime::Clock& clock)
+Syncer::Syncer(kube::KubeApi& client, kube::Discovery& discovery, SyncOptions options,
+               runtime::Clock& clock)
     : client_(client), discovery_(discovery), options_(std::move(options)), clock_(clock) {}
 
 SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestFileContent>& files,

@@ -32,10 +32,10 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "lib/kube/discovery.h"
+#include "lib/kube/kube_api.h"
 #include "lib/manifest/document.h"
 #include "lib/runtime/clock.h"
-#include "services/cluster-syncer/discovery.h"
-#include "services/cluster-syncer/kube_api.h"
 
 namespace ferry::cluster_syncer {
 
@@ -115,7 +115,7 @@ class SyncMetrics {
 class Syncer {
  public:
   // `clock` times the sync and the wait for new CRDs.
-  Syncer(KubeApi& client, Discovery& discovery, SyncOptions options,
+  Syncer(kube::KubeApi& client, kube::Discovery& discovery, SyncOptions options,
          runtime::Clock& clock = runtime::SystemClock());
   // Applies `files` (the manifests of `revision`). `dry_run`: the API server validates
   // everything (dryRun=All), nothing is stored.
@@ -136,8 +136,8 @@ class Syncer {
   std::vector<FileParse> Parse(const std::vector<ManifestFileContent>& files);
   FileParse ParseFile(const ManifestFileContent& file) const;
 
-  KubeApi& client_;
-  Discovery& discovery_;
+  kube::KubeApi& client_;
+  kube::Discovery& discovery_;
   const SyncOptions options_;
   runtime::Clock& clock_;
   absl::Mutex cache_mu_;

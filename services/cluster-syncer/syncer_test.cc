@@ -8,7 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
-#include "services/cluster-syncer/kube_client.h"
+#include "lib/kube/kube_client.h"
 #include "tests/support/kube_fixture.h"
 
 namespace ferry::cluster_syncer {
@@ -137,10 +137,10 @@ class SyncerTest : public testing::KubeSuite {
   void SetUp() override {
     KubeSuite::SetUp();
     if (IsSkipped()) return;
-    auto access = LoadKubeconfig(cluster_->kubeconfig(), "");
+    auto access = kube::LoadKubeconfig(cluster_->kubeconfig(), "");
     ASSERT_TRUE(access.ok()) << access.status();
-    client_ = std::make_unique<KubeClient>(*access, registry_);
-    discovery_ = std::make_unique<Discovery>(*client_);
+    client_ = std::make_unique<kube::KubeClient>(*access, registry_);
+    discovery_ = std::make_unique<kube::Discovery>(*client_);
   }
   std::unique_ptr<Syncer> MakeSyncer(const std::string& set, bool gc = false,
                                      std::set<std::string> allow = {}) {
@@ -161,8 +161,8 @@ class SyncerTest : public testing::KubeSuite {
   }
 
   prometheus::Registry registry_;
-  std::unique_ptr<KubeClient> client_;
-  std::unique_ptr<Discovery> discovery_;
+  std::unique_ptr<kube::KubeClient> client_;
+  std::unique_ptr<kube::Discovery> discovery_;
 };
 
 TEST_F(SyncerTest, FirstSyncThenNoOpResyncThenOneChangedObject) {

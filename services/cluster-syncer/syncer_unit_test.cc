@@ -86,7 +86,7 @@ class SyncerUnitTest : public ::testing::Test {
   bool Exists(const std::string& path) { return api_.Object(path).has_value(); }
 
   FakeKubeApi api_;
-  Discovery discovery_;
+  kube::Discovery discovery_;
   runtime::FakeClock clock_;
 };
 
@@ -355,7 +355,7 @@ TEST_F(SyncerUnitTest, AnUnreachableApiStopsTheSyncWithUnavailable) {
 
   FakeKubeApi down;
   down.Fail("discovery", "", absl::UnavailableError("no route"));
-  Discovery discovery(down);
+  kube::Discovery discovery(down);
   SyncReport discover = Syncer(down, discovery, Options(), clock_).Sync("rev1", files, false);
   EXPECT_EQ(discover.error, "API discovery failed: no route");
   EXPECT_EQ(discover.error_code, absl::StatusCode::kUnavailable);

@@ -97,7 +97,7 @@ std::string SelectorQuery(const nlohmann::json& selector) {
 
 // The label term that selects the pods of `object`'s current revision
 // ("pod-template-hash=..."), or empty when it cannot be told (no revision yet).
-std::string CurrentRevisionTerm(KubeApi& client, const nlohmann::json& object,
+std::string CurrentRevisionTerm(kube::KubeApi& client, const nlohmann::json& object,
                                 const ClusterWorkloadInfo& w, const std::string& selector) {
   if (w.kind == "StatefulSet") {
     const nlohmann::json& revision = Field(object, {"status", "updateRevision"});
@@ -141,7 +141,7 @@ std::string CurrentRevisionTerm(KubeApi& client, const nlohmann::json& object,
 
 // The pods of a Deployment, DaemonSet or StatefulSet `object` still updating fail it (see
 // GetClusterWorkload): only pods of its current revision count.
-void CheckPods(KubeApi& client, const nlohmann::json& object, ClusterWorkloadInfo& w) {
+void CheckPods(kube::KubeApi& client, const nlohmann::json& object, ClusterWorkloadInfo& w) {
   if (w.rollout.state != RolloutInfo::State::kUpdating) return;
   if (w.kind != "Deployment" && w.kind != "DaemonSet" && w.kind != "StatefulSet") return;
   if (w.namespace_.empty()) return;
@@ -371,7 +371,7 @@ const std::vector<std::pair<std::string, std::string>>& WorkloadKinds() {
 }
 
 absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
-    KubeApi& client, Discovery& discovery, const std::string& ns,
+    kube::KubeApi& client, kube::Discovery& discovery, const std::string& ns,
     const std::set<std::string>& allow) {
   std::vector<std::string> namespaces;
   if (!ns.empty()) {
@@ -387,7 +387,7 @@ absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
   }
   std::vector<ClusterWorkloadInfo> out;
   for (const auto& [group, kind] : WorkloadKinds()) {
-    absl::StatusOr<ApiResource> api = discovery.FindPreferred(group, kind);
+    absl::StatusOr<kube::ApiResource> api = discovery.FindPreferred(group, kind);
     if (!api.ok()) {
       if (api.status().code() == absl::StatusCode::kNotFound) continue;  // e.g. no HelmRelease CRD
       return api.status();
@@ -407,14 +407,15 @@ absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
   return out;
 }
 
-absl::StatusOr<ClusterWorkloadInfo> GetClusterWorkload(KubeApi& client, Discovery& discovery,
+absl::StatusOr<ClusterWorkloadInfo> GetClusterWorkload(kube::KubeApi& client,
+                                                       kube::Discovery& discovery,
                                                        const std::string& id) {
   absl::StatusOr<manifest::WorkloadId> parsed = manifest::WorkloadId::Parse(id);
   if (!parsed.ok()) return parsed.status();
   const std::string ns = parsed->cluster_scoped() ? "" : parsed->namespace_();
   for (const auto& [group, kind] : WorkloadKinds()) {
     if (absl::AsciiStrToLower(kind) != parsed->kind()) continue;
-    absl::StatusOr<ApiResource> api = discovery.FindPreferred(group, kind);
+    absl::StatusOr<kube::ApiResource> api = discovery.FindPreferred(group, kind);
     if (!api.ok()) continue;
     absl::StatusOr<nlohmann::json> obj = client.Get(api->ObjectPath(ns, parsed->name()), "get");
     if (obj.ok()) {

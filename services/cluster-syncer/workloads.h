@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "services/cluster-syncer/discovery.h"
-#include "services/cluster-syncer/kube_api.h"
+#include "lib/kube/discovery.h"
+#include "lib/kube/kube_api.h"
 
 namespace ferry::cluster_syncer {
 
@@ -68,7 +68,7 @@ bool IsClusterAddon(const nlohmann::json& object);
 // HelmReleases (when the CRD is served) in `ns` (empty: all, or the allowed namespaces when
 // `allow` is not empty), add-ons hidden, sorted by id.
 absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
-    KubeApi& client, Discovery& discovery, const std::string& ns,
+    kube::KubeApi& client, kube::Discovery& discovery, const std::string& ns,
     const std::set<std::string>& allow);
 
 // One workload by id ("namespace:kind/name"). InvalidArgument, before any call, when `id`
@@ -83,7 +83,8 @@ absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
 // was crashing before the release). Pods that cannot be listed (no RBAC for pods or
 // replicasets), a revision not known yet, or a selector operator it does not know leave the
 // state as it is.
-absl::StatusOr<ClusterWorkloadInfo> GetClusterWorkload(KubeApi& client, Discovery& discovery,
+absl::StatusOr<ClusterWorkloadInfo> GetClusterWorkload(kube::KubeApi& client,
+                                                       kube::Discovery& discovery,
                                                        const std::string& id);
 
 // The kinds ListClusterWorkloads reads, as (group, kind).

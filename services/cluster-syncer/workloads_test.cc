@@ -9,11 +9,11 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "lib/kube/kube_client.h"
 #include "lib/manifest/resource.h"
 #include "lib/manifest/workload_id.h"
 #include "lib/manifest/workload_id_test_cases.h"
 #include "services/cluster-syncer/export.h"
-#include "services/cluster-syncer/kube_client.h"
 #include "services/cluster-syncer/syncer.h"
 #include "tests/support/kube.h"
 
@@ -163,7 +163,7 @@ TEST(WorkloadOf, ContainersThenInitContainersAndCronJobTemplates) {
 }
 
 // Serves discovery for apps/v1 Deployments and records every other GET (each NotFound).
-class DeploymentsOnlyApi : public KubeApi {
+class DeploymentsOnlyApi : public kube::KubeApi {
  public:
   std::vector<std::string> gets;
 
@@ -200,7 +200,7 @@ TEST(GetClusterWorkload, TakesWorkloadIdsAsEveryServiceDoes) {
   for (const auto& c : manifest::testing::kWorkloadIdCases) {
     const std::string id(c.text);
     DeploymentsOnlyApi api;
-    Discovery discovery(api);
+    kube::Discovery discovery(api);
     absl::StatusOr<ClusterWorkloadInfo> w = GetClusterWorkload(api, discovery, id);
     if (c.problem.empty()) {
       EXPECT_EQ(w.status().code(), absl::StatusCode::kNotFound) << id << ": " << w.status();
@@ -210,7 +210,7 @@ TEST(GetClusterWorkload, TakesWorkloadIdsAsEveryServiceDoes) {
     }
   }
   DeploymentsOnlyApi api;
-  Discovery discovery(api);
+  kube::Discovery discovery(api);
   (void)GetClusterWorkload(api, discovery, "team-1:deployment/web");
   (void)GetClusterWorkload(api, discovery, "<cluster>:deployment/web");
   EXPECT_EQ(api.gets, (std::vector<std::string>{"/apis/apps/v1/namespaces/team-1/deployments/web",
@@ -223,10 +223,10 @@ class ClusterWorkloadsTest : public ::testing::Test {
     auto cluster = testing::SharedKubeCluster();
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = *cluster;
-    auto access = LoadKubeconfig(cluster_->kubeconfig(), "");
+    auto access = kube::LoadKubeconfig(cluster_->kubeconfig(), "");
     ASSERT_TRUE(access.ok()) << access.status();
-    client_ = std::make_unique<KubeClient>(*access, registry_);
-    discovery_ = std::make_unique<Discovery>(*client_);
+    client_ = std::make_unique<kube::KubeClient>(*access, registry_);
+    discovery_ = std::make_unique<kube::Discovery>(*client_);
   }
   void Apply(const std::string& set, const std::vector<ManifestFileContent>& files) {
     SyncOptions o;
@@ -253,8 +253,8 @@ class ClusterWorkloadsTest : public ::testing::Test {
 
   testing::KubeCluster* cluster_ = nullptr;
   prometheus::Registry registry_;
-  std::unique_ptr<KubeClient> client_;
-  std::unique_ptr<Discovery> discovery_;
+  std::unique_ptr<kube::KubeClient> client_;
+  std::unique_ptr<kube::Discovery> discovery_;
 };
 
 constexpr char kWorkloads[] = R"(apiVersion: v1
@@ -382,7 +382,7 @@ spec:
 TEST_F(ClusterWorkloadsTest, ListsFluxHelmReleasesOnceTheirCrdIsServed) {
   Apply("fhr-crd", {{"crd.yaml", kFluxHelmReleaseCrd}});
   // The CRD's kind is discoverable once it is established.
-  absl::StatusOr<ApiResource> api = absl::NotFoundError("not yet");
+  absl::StatusOr<kube::ApiResource> api = absl::NotFoundError("not yet");
   for (const absl::Time deadline = absl::Now() + absl::Seconds(30);
        !api.ok() && absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(100))) {
     ASSERT_TRUE(discovery_->Refresh().ok());

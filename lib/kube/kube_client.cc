@@ -1,4 +1,4 @@
-#include "services/cluster-syncer/kube_client.h"
+#include "lib/kube/kube_client.h"
 
 #include <sys/stat.h>
 
@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 
-namespace ferry::cluster_syncer {
+namespace ferry::kube {
 namespace {
 
 // A request's timeout unless the caller bounds it.
@@ -225,4 +225,4 @@ absl::StatusOr<nlohmann::json> KubeClient::Replace(const std::string& path,
   return Call(verb, "PUT", path, *body, "application/json", "application/json", timeout);
 }
 
-}  // namespace ferry::cluster_syncer
+}  // namespace ferry::kube

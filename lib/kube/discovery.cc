@@ -1,11 +1,11 @@
-#include "services/cluster-syncer/discovery.h"
+#include "lib/kube/discovery.h"
 
 #include <algorithm>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
 
-namespace ferry::cluster_syncer {
+namespace ferry::kube {
 
 bool ApiResource::Can(const std::string& verb) const {
   return std::find(verbs.begin(), verbs.end(), verb) != verbs.end();
@@ -140,4 +140,4 @@ absl::StatusOr<std::vector<ApiResource>> Discovery::All() {
   return resources_;
 }
 
-}  // namespace ferry::cluster_syncer
+}  // namespace ferry::kube

@@ -1,4 +1,4 @@
-#include "services/cluster-syncer/leader.h"
+#include "lib/kube/leader.h"
 
 #include <random>
 
@@ -7,7 +7,7 @@
 #include "lib/log/log.h"
 #include "re2/re2.h"
 
-namespace ferry::cluster_syncer {
+namespace ferry::kube {
 
 std::string MakeIdentity(const std::string& component, const std::string& pod) {
   std::random_device random;
@@ -269,4 +269,4 @@ void LeaderElector::Release() {
   Observe(*updated, clock_.SteadyNow());
 }
 
-}  // namespace ferry::cluster_syncer
+}  // namespace ferry::kube

@@ -1,4 +1,4 @@
-#include "services/cluster-syncer/kubeconfig.h"
+#include "lib/kube/kubeconfig.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 
-namespace ferry::cluster_syncer {
+namespace ferry::kube {
 namespace {
 
 absl::StatusOr<std::string> ReadFile(const std::string& path, const std::string& what) {
@@ -168,4 +168,9 @@ absl::StatusOr<ClusterAccess> InClusterAccess(const std::string& account_dir) {
   return access;
 }
 
-}  // namespace ferry::cluster_syncer
+absl::StatusOr<ClusterAccess> LoadClusterAccess(const std::string& kubeconfig,
+                                                const std::string& context) {
+  return kubeconfig.empty() ? InClusterAccess() : LoadKubeconfig(kubeconfig, context);
+}
+
+}  // namespace ferry::kube

@@ -10,7 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
-namespace ferry::cluster_syncer {
+namespace ferry::kube {
 
 // Paths are API paths ("/api/v1/namespaces/ns/configmaps/name", a collection, or a discovery
 // document such as "/apis"), with a query string where the call takes one. Errors are the
@@ -53,4 +53,4 @@ class KubeApi {
   }
 };
 
-}  // namespace ferry::cluster_syncer
+}  // namespace ferry::kube

@@ -7,7 +7,7 @@
 #include "absl/status/statusor.h"
 #include "lib/http/curl_http_client.h"
 
-namespace ferry::cluster_syncer {
+namespace ferry::kube {
 
 // Everything needed to talk to one API server. Secrets (token, key) stay in here: they are
 // never logged or put in errors.
@@ -32,4 +32,9 @@ absl::StatusOr<ClusterAccess> LoadKubeconfig(const std::string& path, const std:
 absl::StatusOr<ClusterAccess> InClusterAccess(
     const std::string& account_dir = "/var/run/secrets/kubernetes.io/serviceaccount");
 
-}  // namespace ferry::cluster_syncer
+// `kubeconfig` with `context` when a kubeconfig is given, else the pod's service account
+// (--kubeconfig empty inside a pod): LoadKubeconfig's or InClusterAccess's errors.
+absl::StatusOr<ClusterAccess> LoadClusterAccess(const std::string& kubeconfig,
+                                                const std::string& context);
+
+}  // namespace ferry::kube

@@ -23,11 +23,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "lib/http/curl_http_client.h"
-#include "services/cluster-syncer/discovery.h"
-#include "services/cluster-syncer/kube_api.h"
-#include "services/cluster-syncer/kubeconfig.h"
+#include "lib/kube/discovery.h"
+#include "lib/kube/kube_api.h"
+#include "lib/kube/kubeconfig.h"
 
-namespace ferry::cluster_syncer {
+namespace ferry::kube {
 
 class KubeClient final : public KubeApi {
  public:
@@ -92,4 +92,4 @@ class KubeClient final : public KubeApi {
 // (500), Unavailable (other 5xx), with the server's message.
 absl::Status ApiError(long status, const std::string& body, const std::string& what);
 
-}  // namespace ferry::cluster_syncer
+}  // namespace ferry::kube

@@ -39,7 +39,7 @@
 #include "absl/time/time.h"
 #include "lib/runtime/clock.h"
 
-namespace ferry::cluster_syncer {
+namespace ferry::kube {
 
 // The spec of a Lease and the resourceVersion it was read at.
 struct LeaseRecord {
@@ -161,4 +161,4 @@ class LeaderElector {
   std::thread thread_;
 };
 
-}  // namespace ferry::cluster_syncer
+}  // namespace ferry::kube

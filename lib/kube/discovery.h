@@ -10,9 +10,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "services/cluster-syncer/kube_api.h"
+#include "lib/kube/kube_api.h"
 
-namespace ferry::cluster_syncer {
+namespace ferry::kube {
 
 // One kind the API serves.
 struct ApiResource {
@@ -59,4 +59,4 @@ class Discovery {
   std::map<std::string, std::string> preferred_ ABSL_GUARDED_BY(mu_);  // group -> preferred
 };
 
-}  // namespace ferry::cluster_syncer
+}  // namespace ferry::kube
