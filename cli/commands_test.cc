@@ -199,15 +199,16 @@ TEST_F(CommandsTest, ListWorkloadsTableAndJson) {
 // table and -o json stay as they are), none without it.
 TEST_F(CommandsTest, ListWorkloadsWarnsWhenTheGitHeadIsNotVerified) {
   ferry::v1::ListWorkloadsResponse held = Workloads();
-  held.set_git_verify_error("commit 0123456789ab is not signed");
+  held.set_git_verify_error("upstream head 0123456789ab is not served: the commit is not signed");
   EXPECT_CALL(stub_, ListWorkloads(_, _, _))
       .WillOnce(DoAll(SetArgPointee<2>(held), Return(grpc::Status::OK)))
       .WillOnce(DoAll(SetArgPointee<2>(Workloads()), Return(grpc::Status::OK)));
   ListWorkloadsOptions options;
   EXPECT_EQ(Run([&](Env& env) { return RunListWorkloads(options, env); }), kExitOk);
   EXPECT_EQ(err_.str(),
-            "ferryctl: warning: the git head is not served, its signature did not verify (commit "
-            "0123456789ab is not signed); showing the last verified revision 35e789d64067\n");
+            "ferryctl: warning: signature check (--git_verify_signatures): upstream head "
+            "0123456789ab is not served: the commit is not signed; listing the last verified "
+            "revision 35e789d64067\n");
   ExpectGolden(out_.str(), "list_workloads.txt");
   EXPECT_EQ(Run([&](Env& env) { return RunListWorkloads(options, env); }), kExitOk);
   EXPECT_EQ(err_.str(), "");

@@ -140,7 +140,7 @@ int RunVersion(Env& env, const std::string& client_version) {
     env.out << service << ": " << v << "\n";
   }
   if (!version.git_verify_error().empty()) {
-    env.err << "ferryctl: warning: git-writer does not serve the git head: "
+    env.err << "ferryctl: warning: signature check (--git_verify_signatures): "
             << version.git_verify_error() << "\n";
   }
   return kExitOk;

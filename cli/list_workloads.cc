@@ -92,8 +92,8 @@ int RunListWorkloads(const ListWorkloadsOptions& options, Env& env) {
   if (!s.ok()) return ReportCallError(env.err, s, env.client, "listing workloads");
   // On stderr, so that tables and -o json/yaml stay parseable.
   if (!response.git_verify_error().empty()) {
-    env.err << "ferryctl: warning: the git head is not served, its signature did not verify ("
-            << response.git_verify_error() << "); showing the last verified revision "
+    env.err << "ferryctl: warning: signature check (--git_verify_signatures): "
+            << response.git_verify_error() << "; listing the last verified revision "
             << response.revision().substr(0, 12) << "\n";
   }
   if (PrintStructured(options.output, response, env.out)) return kExitOk;
