@@ -9,7 +9,12 @@
 #   - the rendered objects pass a server-side dry run against a real kube-apiserver
 #     (tests/kube/cluster.sh), sent once by that API's own kubectl 1.20 and once by the
 #     current kubectl. That API is 1.20, older than native gRPC probes (1.24), so for the
-#     dry run gRPC probes are swapped for TCP ones, as deploy/overlays/pre-1.24 does;
+#     dry run gRPC probes are swapped for TCP ones, as deploy/overlays/pre-1.24 does, and
+#     older than PodDisruptionBudget policy/v1 (1.21), so the ha overlay's budgets are sent
+#     as policy/v1beta1 (the same fields, less unhealthyPodEvictionPolicy, 1.27+);
+#   - the ha overlay runs two replicas of git-writer, the cluster-syncer and the api (one
+#     scanner), each rolled one pod at a time, spread, under a PodDisruptionBudget, electing
+#     a leader with the token and the Roles it needs; the base stays single-replica;
 #   - the alerting rules parse and type-check (promtool);
 #   - every Dockerfile's build stage is the README's build command (scripts/build.sh) and its
 #     run stage installs packages that provide every shared library the binary links.
@@ -82,6 +87,75 @@ else
   for port in 3041 3042 3043; do
     [[ "$(grep -c "port: $port" "$work/cert-manager.yaml")" == 2 ]] || fail "cert-manager: the probes must use the health-only port $port"
   done
+  # High availability (deploy/overlays/ha) on top of a single-replica base. The leader
+  # election switch is on for the syncer in the base, for git-writer and the api in ha only.
+  [[ "$(grep -c 'FERRY_LEADER_ELECT: "true"' "$work/base.yaml")" == 1 &&
+     "$(grep -c 'FERRY_LEADER_ELECT: "true"' "$work/ha.yaml")" == 3 ]] ||
+    fail "ha: FERRY_LEADER_ELECT must be on for git-writer, the api and the syncer (base: the syncer only)"
+  ! grep -q '^kind: PodDisruptionBudget' "$work/base.yaml" || fail "base: PodDisruptionBudget in the single-replica base"
+  [[ "$(grep -c '^kind: PodDisruptionBudget' "$work/ha.yaml")" == 3 ]] || fail "ha: expected three PodDisruptionBudgets"
+  python3 - "$work/base.yaml" "$work/ha.yaml" <<'EOF' || fail "ha: replicas, rollout, spread, budgets, token or RBAC"
+import sys, yaml
+def load(path):
+    return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(open(path)) if d}
+base, ha = load(sys.argv[1]), load(sys.argv[2])
+elect = ["ferry-git-writer", "ferry-cluster-syncer", "ferry-api"]
+def check(ok, message):
+    if not ok:
+        sys.exit(message)
+for name in elect + ["ferry-registry-scanner"]:
+    check(base[("Deployment", name)]["spec"]["replicas"] == 1, f"base: {name} is not single-replica")
+    pod = base[("Deployment", name)]["spec"]["template"]["spec"]
+    if name != "ferry-registry-scanner":
+        env = {e["name"]: e for e in pod["containers"][0].get("env", [])}
+        check(env.get("POD_NAME", {}).get("valueFrom") == {"fieldRef": {"fieldPath": "metadata.name"}},
+              f"base: {name} without POD_NAME from the Downward API (its election identity)")
+check(ha[("Deployment", "ferry-registry-scanner")]["spec"]["replicas"] == 1,
+      "ha: the registry-scanner's replicas do not share the watch list yet: keep one")
+pdbs = [d for (kind, _), d in ha.items() if kind == "PodDisruptionBudget"]
+for name in elect:
+    deployment = ha[("Deployment", name)]
+    spec, pod = deployment["spec"], deployment["spec"]["template"]["spec"]
+    labels = spec["template"]["metadata"]["labels"]
+    matches = lambda selector: all(labels.get(k) == v for k, v in selector["matchLabels"].items())
+    check(spec["replicas"] == 2, f"ha: {name} replicas {spec['replicas']}, not 2")
+    check(spec["strategy"] == {"type": "RollingUpdate",
+                               "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+          f"ha: {name} must roll one pod at a time (a standby takes over), not {spec['strategy']}")
+    spread = {c["topologyKey"]: c for c in pod.get("topologySpreadConstraints", [])}
+    check(sorted(spread) == ["kubernetes.io/hostname", "topology.kubernetes.io/zone"] and
+          all(c["whenUnsatisfiable"] == "ScheduleAnyway" and matches(c["labelSelector"])
+              for c in spread.values()),
+          f"ha: {name} must spread its own pods over nodes and zones, softly")
+    budgets = [p for p in pdbs if matches(p["spec"]["selector"])]
+    check(len(budgets) == 1 and budgets[0]["apiVersion"] == "policy/v1" and
+          budgets[0]["spec"].get("maxUnavailable") == 1,
+          f"ha: {name} needs one policy/v1 PodDisruptionBudget with maxUnavailable 1 selecting its pods")
+    # Its pods only: no budget selects another Deployment's pods.
+    check(len([d for (kind, _), d in ha.items() if kind == "Deployment" and
+               all(d["spec"]["template"]["metadata"]["labels"].get(k) == v
+                   for k, v in budgets[0]["spec"]["selector"]["matchLabels"].items())]) == 1,
+          f"ha: the budget of {name} selects other pods too")
+    check(pod.get("automountServiceAccountToken") is True, f"ha: {name} has no token for its Lease")
+    check(ha[("ConfigMap", name)]["data"].get("FERRY_LEADER_ELECT") == "true",
+          f"ha: {name} does not elect a leader")
+def rules_of(role, account):
+    binding = ha[("RoleBinding", role)]
+    check(binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role} and
+          binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": "ferry"}] and
+          ha[("Role", role)]["metadata"]["namespace"] == "ferry",
+          f"ha: {role} must be a Role in namespace ferry bound to {account}")
+    return [(r["apiGroups"], r["resources"], sorted(r["verbs"])) for r in ha[("Role", role)]["rules"]]
+leases = [(["coordination.k8s.io"], ["leases"], ["create", "get", "update"])]
+check(rules_of("ferry-git-writer-leases", "ferry-git-writer") == leases, "ha: git-writer's Lease RBAC")
+check(rules_of("ferry-api-leases", "ferry-api") == leases, "ha: the api's Lease RBAC")
+check(rules_of("ferry-api-jobs", "ferry-api") ==
+      [([""], ["configmaps"], ["create", "delete", "get", "list", "patch", "update"])],
+      "ha: the api's job records RBAC")
+check(not any(kind in ("ClusterRole", "ClusterRoleBinding") and name != "ferry-cluster-syncer"
+              for kind, name in ha), "ha: cluster-wide RBAC beyond the syncer's")
+EOF
+  echo "ha: two replicas of git-writer, the syncer and the api, rolled one at a time, spread, budgeted, electing with their Roles"
   # One `images:` entry per service, each with newName and newTag (what `kustomize edit set
   # image NAME=NEWNAME:NEWTAG` writes), and every container of the base rendered with
   # exactly those images. Every Deployment's selector keeps app.kubernetes.io/part-of: a
@@ -151,7 +225,16 @@ YAML
   k wait --for condition=established --timeout=30s "${crd_names[@]}" >/dev/null
   for dir in "${overlays[@]}"; do
     name="$(basename "$dir")"
-    sed -E 's/^( +)grpc:$/\1tcpSocket:/' "$work/$name.yaml" >"$work/$name.1.20.yaml"
+    # For the 1.20 API only (the renderings checked above keep their own versions): TCP
+    # probes instead of gRPC ones (1.24+), and PodDisruptionBudgets as policy/v1beta1, which
+    # 1.20 serves, instead of policy/v1 (1.21+; Ferry's users run 1.28+), without
+    # unhealthyPodEvictionPolicy (1.27+). The same fields otherwise, so the server still
+    # checks the selector and the budget. THE 1.20 DRY RUN NEVER SEES policy/v1.
+    sed -E 's/^( +)grpc:$/\1tcpSocket:/' "$work/$name.yaml" |
+      perl -0pe 's{^apiVersion: policy/v1\nkind: PodDisruptionBudget$}{apiVersion: policy/v1beta1\nkind: PodDisruptionBudget}mg;
+                 s{^  unhealthyPodEvictionPolicy: \w+\n}{}mg' >"$work/$name.1.20.yaml"
+    ! grep -A1 '^apiVersion: policy/v1$' "$work/$name.1.20.yaml" | grep -q '^kind: PodDisruptionBudget$' ||
+      fail "$dir: a PodDisruptionBudget left as policy/v1 for the 1.20 API"
     for client in "$kubectl" "$kubectl_v5"; do
       "$client" --kubeconfig "$work/kube/kubeconfig" apply --server-side --dry-run=server \
         --field-manager=ferry-deploy-check -f "$work/$name.1.20.yaml" >"$work/$name.dry-run" 2>&1 ||
