@@ -77,6 +77,21 @@ void Automation::Trigger() {
   }
 }
 
+void Automation::SetLeading(bool leading) {
+  absl::MutexLock lock(&mu_);
+  if (leading && !leading_) triggered_ = true;  // the unlock wakes Loop's wait
+  leading_ = leading;
+}
+
+bool Automation::Permitted(const char* when) {
+  if (!permit_) return true;
+  absl::Status permit = permit_();
+  if (permit.ok()) return true;
+  log::Info("automation: not the leader; no pass",
+            {{"when", when}, {"reason", std::string(permit.message())}});
+  return false;
+}
+
 void Automation::Loop() {
   // A pass that could not read git (git-writer not up yet, say) is retried soon (1 s, doubling
   // up to 30 s, never later than the interval) rather than an interval later.
@@ -88,9 +103,11 @@ void Automation::Loop() {
     {
       absl::MutexLock lock(&mu_);
       clock_.WaitUntil(mu_, clock_.Now() + pause, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || triggered_;
+        return stopping_ || (triggered_ && leading_);
       });
       if (stopping_) return;
+      // A standby keeps waiting (a trigger stays pending until it leads).
+      if (!leading_) continue;
       triggered_ = false;
     }
     RunOnce();
@@ -185,6 +202,7 @@ void Automation::FollowEvents() {
 
 std::optional<std::string> Automation::RunOnce() {
   absl::MutexLock pass(&pass_mu_);
+  if (!Permitted("start")) return EndPass("standby", std::nullopt);
   const CallBudget budget = peers_.ForStage(Stage::kPlanning);  // the pass's reads
   absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
       peers_.ListAllInGit(ferry::v1::ListManifestWorkloadsRequest(), budget);
@@ -204,6 +222,10 @@ std::optional<std::string> Automation::RunOnce() {
   std::vector<std::string> notes;
   const int releases = RecordPlan(planned, notes);
   if (releases == 0) return EndPass("nothing", std::nullopt);
+  // Planning took a while: leadership may have lapsed since the pass began. The last check
+  // before the job exists (git-writer's compare-and-set edits still refuse a move another
+  // replica committed meanwhile: its from_image no longer matches).
+  if (!Permitted("submit")) return EndPass("standby", std::nullopt);
 
   ferry::v1::Job job;
   job.set_kind(ferry::v1::JOB_KIND_AUTOMATED_RELEASE);

@@ -14,8 +14,15 @@
 // passing the filter, a registry error) is logged at every pass ("automation" with the
 // note) and written into the planning stage of the pass's job when it releases anything.
 //
+// With several replicas (--leader_elect) only the one holding the automation's Lease runs
+// passes (SetLeading); a pass also asks for a write permit (SetWritePermit) when it starts
+// and again right before it submits its job, so a replica whose leadership lapsed while it
+// planned (its renew deadline passed) submits nothing. The other replicas stand by: their
+// loops wait and their event streams only mark that a pass is due.
+//
 // Metrics:
-//   ferry_automation_runs_total{outcome}   passes: released, nothing, error
+//   ferry_automation_runs_total{outcome}   passes: released, nothing, error, standby (not
+//                                          the leader when the pass began or was to submit)
 //   ferry_automation_releases_total        containers released
 //   ferry_automation_incomplete_tags_total tags passed over: metadata incomplete
 //   ferry_automation_blocked_containers    automated containers that cannot move now
@@ -31,12 +38,14 @@
 #include <prometheus/registry.h>
 
 #include <atomic>
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "lib/runtime/clock.h"
@@ -79,6 +88,14 @@ class Automation {
   // Asks for a pass soon (coalesced with one already asked for).
   void Trigger();
 
+  // Whether this replica leads (leader election): while it does not, the loop runs no pass;
+  // when it starts leading a pass runs at once (tags may have come while it stood by).
+  // Without any call it leads. Thread-safe; cheap (a leadership sink may call it).
+  void SetLeading(bool leading);
+  // Asked when a pass begins and right before it submits its job; not OK: the pass ends
+  // ("standby") without a job. Default: always OK. Set it before Start().
+  void SetWritePermit(std::function<absl::Status()> permit) { permit_ = std::move(permit); }
+
   // Runs one pass now, on the calling thread. Returns the id of the job it ran, if any.
   std::optional<std::string> RunOnce();
 
@@ -97,6 +114,8 @@ class Automation {
 
  private:
   void Loop();
+  // permit_'s answer (true without one); a refusal is logged with `when` (start, submit).
+  bool Permitted(const char* when);
   void FollowEvents();
   // Counts the pass (metrics, passes_) with `outcome`; returns `job_id`.
   std::optional<std::string> EndPass(const char* outcome, std::optional<std::string> job_id);
@@ -118,6 +137,8 @@ class Automation {
   absl::Mutex pass_mu_;  // one pass at a time
   absl::Mutex mu_;       // Loop and FollowEvents wait on conditions of it
   bool triggered_ ABSL_GUARDED_BY(mu_) = false;
+  bool leading_ ABSL_GUARDED_BY(mu_) = true;
+  std::function<absl::Status()> permit_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::set<std::string> automated_repositories_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> watched_ ABSL_GUARDED_BY(mu_);

@@ -2,6 +2,8 @@
 // interval; a failed pass retried after 1 s, doubling up to 30 s and never beyond the
 // interval; a (re)connected event stream and a new tag for an automated repository at once;
 // a soaking tag's eligibility (at least 1 s later, at most the interval).
+// Leader election (issue 21): a standby runs no pass, a new leader runs one at once, and a pass
+// whose leadership lapsed while it planned submits no job (a LeaderElector on a FakeLeaseApi).
 // The peers are the generated mock stubs; the event stream is a scripted reader.
 #include <gmock/gmock.h>
 #include <grpcpp/test/client_context_test_peer.h>
@@ -19,9 +21,12 @@
 #include "ferry/v1/cluster_syncer_mock.grpc.pb.h"
 #include "ferry/v1/git_writer_mock.grpc.pb.h"
 #include "ferry/v1/registry_scanner_mock.grpc.pb.h"
+#include "lib/kube/fake_lease_api.h"
+#include "lib/kube/leader.h"
 #include "lib/runtime/fake_clock.h"
 #include "lib/runtime/proto_time.h"
 #include "services/api/automation.h"
+#include "tests/support/metrics.h"
 
 namespace ferry::api {
 namespace {
@@ -274,6 +279,116 @@ TEST_F(SoakingAutomationUnitTest, ASoakLongerThanTheIntervalWaitsForTheInterval)
   Start(absl::Minutes(5));
   ExpectPassAfter(absl::Minutes(5));
   ExpectPassAfter(absl::Minutes(5));
+}
+
+// Several replicas (issue 21): the automation follows a LeaderElector on an in-memory Lease,
+// driven round by round on the same FakeClock.
+class LeaderAutomationUnitTest : public AutomationUnitTest {
+ protected:
+  void SetUp() override {
+    AutomationUnitTest::SetUp();
+    kube::LeaderElector::Options options;
+    options.component = "api";
+    options.lease = "ns/ferry-api";
+    options.identity = kube::MakeIdentity("api", "pod-a");
+    options.lease_duration = absl::Seconds(15);
+    options.renew_deadline = absl::Seconds(10);
+    options.retry_period = absl::Seconds(2);
+    elector_ = std::make_unique<kube::LeaderElector>(lease_, options, metrics_registry_, clock_);
+    automation_ =
+        std::make_unique<Automation>(peers_, store_, executor_, metrics_, absl::Minutes(5), clock_);
+    automation_->SetWritePermit([this] { return elector_->WritePermit(); });
+    elector_->SetLeadershipSink([this](bool leading) { automation_->SetLeading(leading); });
+  }
+  // One round of the election thread.
+  bool Round() {
+    const absl::Time attempt = clock_.SteadyNow();
+    const bool held = elector_->TryAcquireOrRenew();
+    elector_->UpdateLeadership(held, attempt);
+    return held;
+  }
+  // Another replica holds the Lease, renewed now.
+  void HeldByOther() {
+    kube::LeaseRecord r;
+    r.holder_identity = kube::MakeIdentity("api", "pod-b");
+    r.lease_duration = absl::Seconds(15);
+    r.acquire_time = r.renew_time = clock_.Now();
+    lease_.Set(r);
+  }
+  // The registry lists 1.1.0, newer than the 1.0.0 in git: a pass releases it. Listing the
+  // tags takes `planning_` of the clock.
+  void NewerTag() {
+    ON_CALL(registry_, ListTags(_, _, _))
+        .WillByDefault(
+            Invoke([this](grpc::ClientContext*, const auto&, ferry::v1::ListTagsResponse* out) {
+              const absl::Time now = clock_.Now();
+              for (const auto& [tag, created] : {std::pair{"1.1.0", now - absl::Hours(1)},
+                                                 std::pair{"1.0.0", now - absl::Hours(24)}}) {
+                ferry::v1::TagInfo* t = out->add_tags();
+                t->set_tag(tag);
+                *t->mutable_created() = runtime::ToProtoTimestamp(created);
+              }
+              out->set_total(2);
+              clock_.Advance(planning_);
+              return grpc::Status::OK;
+            }));
+  }
+  double Runs(const std::string& outcome) {
+    return testing::MetricSum(metrics_registry_, "ferry_automation_runs_total",
+                              {{"outcome", outcome}});
+  }
+
+  kube::FakeLeaseApi lease_;
+  std::unique_ptr<kube::LeaderElector> elector_;
+  absl::Duration planning_ = absl::ZeroDuration();
+};
+
+TEST_F(LeaderAutomationUnitTest, OnlyTheLeaderRunsPassesAndANewLeaderRunsOneAtOnce) {
+  HeldByOther();
+  automation_->Start();
+  EXPECT_FALSE(Round());
+  ASSERT_TRUE(clock_.AwaitWaits(1));
+  // A standby: the pass asked for at the start and the interval's pass wait for leadership.
+  clock_.Advance(absl::Minutes(5));
+  ASSERT_TRUE(clock_.AwaitWaits(2));
+  EXPECT_EQ(automation_->passes(), 0u);
+  // The other replica stopped renewing a lease duration ago: this one takes over and runs a
+  // pass at once, without waiting for the clock.
+  ExpectPassOn([&] { EXPECT_TRUE(Round()); });
+  EXPECT_EQ(Runs("nothing"), 1);
+  // It loses the Lease (the other replica took it back): no pass an interval later.
+  HeldByOther();
+  EXPECT_FALSE(Round());
+  const int64_t waits = clock_.waits_begun();
+  clock_.Advance(absl::Minutes(5));
+  ASSERT_TRUE(clock_.AwaitWaits(waits + 1));
+  EXPECT_EQ(automation_->passes(), 1u);
+}
+
+TEST_F(LeaderAutomationUnitTest, APassWhoseLeadershipLapsedWhilePlanningSubmitsNoJob) {
+  NewerTag();
+  ASSERT_TRUE(Round());
+  // Planning outlasts the renew deadline (no renewal meanwhile): the permit asked for right
+  // before submitting fails.
+  planning_ = absl::Seconds(11);
+  EXPECT_EQ(automation_->RunOnce(), std::nullopt);
+  EXPECT_TRUE(store_.List(0).empty());
+  EXPECT_EQ(Runs("standby"), 1);
+  // Renewed, and planning within the deadline: the pass submits its automated release.
+  planning_ = absl::ZeroDuration();
+  ASSERT_TRUE(Round());
+  std::optional<std::string> job = automation_->RunOnce();
+  ASSERT_TRUE(job.has_value());
+  ASSERT_EQ(store_.List(0).size(), 1u);
+  EXPECT_EQ(store_.List(0)[0].kind(), ferry::v1::JOB_KIND_AUTOMATED_RELEASE);
+}
+
+TEST_F(LeaderAutomationUnitTest, AStandbyPassReadsNothing) {
+  HeldByOther();
+  EXPECT_FALSE(Round());
+  EXPECT_CALL(git_, ListWorkloads(_, _, _)).Times(0);
+  EXPECT_EQ(automation_->RunOnce(), std::nullopt);
+  EXPECT_EQ(Runs("standby"), 1);
 }
 
 }  // namespace

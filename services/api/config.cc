@@ -97,6 +97,19 @@ void AddFlags(CLI::App& app, Flags& flags) {
                  "(a bearer token)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->expected(1);
+  // Replicas. The Kubernetes API, for the automation's Lease and the shared job records
+  // (used only with --leader_elect): a kubeconfig file, empty inside a pod (its service
+  // account is used), and a context of it other than its current-context.
+  app.add_option("--kubeconfig", flags.kubeconfig, "kubeconfig file; empty for in-cluster")
+      ->envname("FERRY_KUBECONFIG");
+  app.add_option("--context", flags.context, "kubeconfig context")->envname("FERRY_CONTEXT");
+  // --leader_elect and its Lease: lib/kube/election.h. Every replica serves the API and runs
+  // the jobs people submit (git-writer serializes the commits); only the leader automates.
+  kube::AddLeaderElectionFlags(app, flags.leader, "runs the automation loop");
+}
+
+std::string LeaseNameFor(const std::string& git_writer_address) {
+  return kube::DefaultLeaseName(kComponent.name, absl::StrCat("git-writer=", git_writer_address));
 }
 
 std::string NotifyTarget::Describe() const {
@@ -295,6 +308,12 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
     if (!target.ok()) return target.status();
     config.notify.push_back(*std::move(target));
   }
+  config.kubeconfig = flags.kubeconfig;
+  config.context = flags.context;
+  absl::StatusOr<kube::LeaderElectionConfig> leader =
+      kube::ParseLeaderElection(flags.leader, LeaseNameFor(config.git_writer_address));
+  if (!leader.ok()) return leader.status();
+  config.leader = *std::move(leader);
   if (config.tokens_path.empty() && !IsLoopbackHost(config.server.grpc_address.host)) {
     return absl::InvalidArgumentError(
         absl::StrCat("--tokens_path is required when --grpc_address is not a loopback address (",

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "lib/kube/election.h"
 #include "lib/limits/limits.h"
 #include "lib/runtime/flags.h"
 #include "lib/runtime/server.h"
@@ -73,6 +74,10 @@ struct Flags {
   int job_apply_timeout = static_cast<int>(limits::kJobApplyTimeout.default_value);
   int job_rollout_timeout = static_cast<int>(limits::kJobRolloutTimeout.default_value);
   std::vector<std::string> notify_urls;  // repeatable --notify_url
+  // Replicas (--leader_elect): see Config.
+  std::string kubeconfig;
+  std::string context;
+  kube::LeaderElectionFlags leader;
 };
 
 // The validated configuration.
@@ -88,7 +93,21 @@ struct Config {
   int job_workers = 4;
   JobTimeouts timeouts;
   std::vector<NotifyTarget> notify;  // empty: no notifications
+  // Several replicas behind one Service (--leader_elect): the automation runs only on the
+  // replica holding the Lease (lease name LeaseNameFor(git_writer_address) unless given),
+  // and the jobs are shared through the Kubernetes API (replication.h). The API server is
+  // reached with `kubeconfig` / `context`, or the pod's service account when `kubeconfig`
+  // is empty; both are unused without --leader_elect.
+  std::string kubeconfig;
+  std::string context;
+  kube::LeaderElectionConfig leader;
 };
+
+// The default Lease of the api's automation: one per git-writer, i.e. per repo and branch
+// (each git-writer serves one). Replicas of one installation name git-writer by the same
+// address (its Service) and so share the Lease; two installations writing to different
+// repos never do.
+std::string LeaseNameFor(const std::string& git_writer_address);
 
 // Registers every flag of ferry-api on `app`.
 void AddFlags(CLI::App& app, Flags& flags);

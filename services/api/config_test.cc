@@ -46,6 +46,34 @@ TEST(ConfigTest, JobDeadlinesAndPeerWaitDefaultToTheirLimits) {
   EXPECT_EQ(config->timeouts.rollout, absl::Seconds(8));
 }
 
+TEST(ConfigTest, LeaderElectionIsOffByDefaultAndItsLeaseIsPerGitWriter) {
+  absl::StatusOr<Config> config = Parse({});
+  FERRY_ASSERT_OK(config);
+  EXPECT_FALSE(config->leader.enabled);
+  EXPECT_EQ(config->leader.lease_name, LeaseNameFor("127.0.0.1:3031"));
+  config = Parse({"--leader_elect", "--git_writer_address=git-writer:3031",
+                  "--kubeconfig=/k/config", "--context=kind", "--leader_elect_lease_duration=8s",
+                  "--leader_elect_renew_deadline=5s", "--leader_elect_retry_period=1s"});
+  FERRY_ASSERT_OK(config);
+  EXPECT_TRUE(config->leader.enabled);
+  EXPECT_EQ(config->leader.lease_name, LeaseNameFor("git-writer:3031"));
+  EXPECT_NE(LeaseNameFor("git-writer:3031"), LeaseNameFor("other-git-writer:3031"));
+  EXPECT_EQ(config->leader.lease_duration, absl::Seconds(8));
+  EXPECT_EQ(config->leader.renew_deadline, absl::Seconds(5));
+  EXPECT_EQ(config->leader.retry_period, absl::Seconds(1));
+  EXPECT_EQ(config->kubeconfig, "/k/config");
+  EXPECT_EQ(config->context, "kind");
+}
+
+TEST(ConfigTest, BadLeaderElectionFlagsNameTheFlag) {
+  EXPECT_THAT(
+      Parse({"--leader_elect", "--leader_elect_renew_deadline=15s"}),
+      StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("--leader_elect_renew_deadline")));
+  EXPECT_THAT(
+      Parse({"--leader_elect", "--leader_elect_lease_duration=forever"}),
+      StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("--leader_elect_lease_duration")));
+}
+
 TEST(ConfigTest, OutOfRangeDeadlinesNameTheirFlag) {
   for (const auto& [arg, flag] : std::vector<std::pair<std::string, std::string>>{
            {"--peer_wait=-1", "--peer_wait"},

@@ -10,6 +10,7 @@
 #include "services/api/automation.h"
 #include "services/api/config.h"
 #include "services/api/notifier.h"
+#include "services/api/replication.h"
 #include "services/api/reverter.h"
 
 int main(int argc, char** argv) {
@@ -45,6 +46,9 @@ int main(int argc, char** argv) {
   auto registry = ferry::v1::RegistryScanner::NewStub(links.registry.channel);
   auto cluster = ferry::v1::ClusterSyncer::NewStub(links.cluster.channel);
   auto metrics = std::make_shared<prometheus::Registry>();
+  // Replicas (--leader_elect): the automation's Lease.
+  absl::StatusOr<Replication> replication = MakeReplication(config, *metrics);
+  if (!replication.ok()) return start.ConfigError(replication.status());
   JobMetrics job_metrics(*metrics);
   JobStore jobs(config.job_history, job_metrics);
   JobRunner runner(jobs, config.job_workers);
@@ -60,6 +64,7 @@ int main(int argc, char** argv) {
   AutomationMetrics automation_metrics(*metrics);
   Automation automation(peers, jobs, executor, automation_metrics, config.automation_interval);
   if (!config.automation) ferry::log::Info("automation is off (--no_automation)");
+  replication->Lead(automation);  // passes only while this replica leads
   // Notifications (--notify_url): finished jobs and the cluster-syncer's failed syncs.
   Notifications notifications(config.notify, peers, jobs, *metrics);
   const int exit_code = ferry::runtime::ServeUntilSignal(
@@ -80,7 +85,8 @@ int main(int argc, char** argv) {
       });
   // The jobs still running use the executor and the peer clients: they end before those go.
   runner.Join();
-  reverter.Join();  // its follows' calls were cancelled with the jobs'
+  replication->Stop();  // releases the Lease: a standby automates at once
+  reverter.Join();      // its follows' calls were cancelled with the jobs'
   // What the last jobs announced is sent, for a few seconds at most.
   notifications.Stop(absl::Seconds(5));
   return exit_code;
