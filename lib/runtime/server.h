@@ -132,6 +132,12 @@ int ServeUntilSignal(const ServerOptions& options, const std::vector<HostedServi
                      std::shared_ptr<prometheus::Registry> registry,
                      const std::function<void(Server*)>& attach = nullptr);
 
+// The health check name a component's readiness is reported under (SetServingStatus), apart
+// from "" which says the process serves: a leader-elected component is ready while it leads
+// (and cluster-syncer while its last sync attempt reached its peers). A Kubernetes probe
+// names it (`grpc: {port: ..., service: readiness}`).
+inline constexpr char kReadinessHealthName[] = "readiness";
+
 // How long after the drain timeout a stopping process may take to return from main().
 inline constexpr absl::Duration kStopGrace = absl::Seconds(5);
 

@@ -9,9 +9,8 @@
 
 namespace ferry::cluster_syncer {
 
-// The health check name of the readiness check: SERVING while the last sync attempt reached
-// git-writer and the Kubernetes API ("" stays SERVING as long as the process serves).
-inline constexpr char kReadinessHealthName[] = "readiness";
+// The readiness check (runtime::kReadinessHealthName) is SERVING while the last sync attempt
+// reached git-writer and the Kubernetes API and, with --leader_elect, this instance leads.
 
 class ClusterSyncerService final : public ferry::v1::ClusterSyncer::Service {
  public:

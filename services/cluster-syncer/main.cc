@@ -85,8 +85,9 @@ int main(int argc, char** argv) {
           loop.Stop();
           return;
         }
-        loop.SetReadinessSink(
-            [server](bool ready) { server->SetServingStatus(kReadinessHealthName, ready); });
+        loop.SetReadinessSink([server](bool ready) {
+          server->SetServingStatus(ferry::runtime::kReadinessHealthName, ready);
+        });
       });
   loop.Stop();
   if (elector) elector->Stop();  // releases the Lease: a standby takes over at once

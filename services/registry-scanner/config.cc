@@ -78,6 +78,15 @@ void AddFlags(CLI::App& app, Flags& flags) {
                  "Largest push webhook body, in bytes")
       ->envname("FERRY_WEBHOOK_MAX_BODY_BYTES")
       ->capture_default_str();
+  // With --leader_elect: the kubeconfig that reaches the Lease (empty inside a pod: its
+  // service account), and a context of it other than its current-context.
+  app.add_option("--kubeconfig", flags.kubeconfig, "kubeconfig file for the Lease")
+      ->envname("FERRY_KUBECONFIG");
+  app.add_option("--context", flags.context, "kubeconfig context")->envname("FERRY_CONTEXT");
+  // --leader_elect and its Lease (lib/kube/election.h): only the leader scans registries and
+  // takes the watch list; a standby answers Watch and scans with UNAVAILABLE naming the
+  // leader, serves what its cache holds, and reports not ready.
+  kube::AddLeaderElectionFlags(app, flags.leader, "scans registries");
 }
 
 absl::StatusOr<Config> ToConfig(const Flags& flags) {
@@ -146,6 +155,14 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   config.insecure_hosts = flags.insecure_hosts;
   config.docker_config_paths = flags.docker_config_paths;
   config.ca_path = flags.ca_path;
+  config.kubeconfig = flags.kubeconfig;
+  config.context = flags.context;
+  // Replicas of one installation share the Lease: they are configured alike (the state dir
+  // is the same path in every pod of a Deployment).
+  absl::StatusOr<kube::LeaderElectionConfig> leader = kube::ParseLeaderElection(
+      flags.leader, kube::DefaultLeaseName(kComponent.name, flags.state_dir));
+  if (!leader.ok()) return leader.status();
+  config.leader = *std::move(leader);
   return config;
 }
 

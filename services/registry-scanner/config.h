@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "lib/kube/election.h"
 #include "lib/limits/limits.h"
 #include "lib/runtime/flags.h"
 #include "lib/runtime/server.h"
@@ -38,6 +39,9 @@ struct Flags {
   int registry_concurrency = 8;
   std::vector<std::string> registry_allow_hosts;
   bool registry_allow_link_local = false;
+  std::string kubeconfig;
+  std::string context;
+  kube::LeaderElectionFlags leader;
 };
 
 // The validated configuration.
@@ -56,6 +60,9 @@ struct Config {
   std::string webhook_secret;
   uint64_t webhook_max_body_bytes = limits::kWebhookBody.default_value;
   RegistryPolicy registry_policy;  // --registry_allow_hosts, --registry_allow_link_local
+  std::string kubeconfig;          // with --leader_elect; empty: the pod's service account
+  std::string context;
+  kube::LeaderElectionConfig leader;  // lease "ferry-registry-scanner-" + a hash of --state_dir
 };
 
 // Registers every flag of ferry-registry-scanner on `app`.

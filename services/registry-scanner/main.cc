@@ -6,6 +6,8 @@
 #include <thread>
 
 #include "lib/http/curl_http_client.h"
+#include "lib/kube/election.h"
+#include "lib/kube/kubeconfig.h"
 #include "lib/log/log.h"
 #include "lib/runtime/poller.h"
 #include "lib/runtime/start_service.h"
@@ -32,6 +34,26 @@ int main(int argc, char** argv) {
   if (!cache.ok()) return start.ConfigError(cache.status());
 
   auto registry = std::make_shared<prometheus::Registry>();
+  // --leader_elect: only the leader scans and takes the watch list (ScannerOptions::permit);
+  // a standby serves its cache and is not ready.
+  std::unique_ptr<ferry::kube::KubeClient> kube;
+  ferry::kube::Election election;
+  if (config.leader.enabled) {
+    absl::StatusOr<ferry::kube::ClusterAccess> access =
+        ferry::kube::LoadClusterAccess(config.kubeconfig, config.context);
+    if (!access.ok()) {
+      return start.ConfigError(absl::InvalidArgumentError(
+          absl::StrCat("--leader_elect needs the Kubernetes API (--kubeconfig, or a pod's "
+                       "service account): ",
+                       access.status().message())));
+    }
+    kube = std::make_unique<ferry::kube::KubeClient>(*access, *registry);
+    election =
+        ferry::kube::MakeElection(config.leader, *kube, std::string(kComponent.name), *registry);
+    ferry::kube::LeaderElector* elector = election.elector.get();
+    config.scanner.permit = [elector] { return elector->WritePermit(); };
+  }
+  ferry::kube::LeaderElector* elector = election.elector.get();
   ferry::http::CurlOptions curl_options;
   // Set once the drain timeout has passed (or the server has stopped): registry requests in
   // flight end then instead of waiting out --registry_timeout.
@@ -63,15 +85,19 @@ int main(int argc, char** argv) {
   // the rate-limited client keeps every host at --registry_concurrency requests in flight.
   ScanQueue scan_queue(scanner, kScanWorkers);
   // Due scans are checked every second; each repository is listed every --scan_interval.
-  ferry::runtime::Poller poller(absl::Seconds(1), [&scanner, &scan_queue] {
+  ferry::runtime::Poller poller(absl::Seconds(1), [&scanner, &scan_queue, elector] {
+    if (elector != nullptr && !elector->IsLeader()) return;
     for (const std::string& repository : scanner.DueRepositories()) scan_queue.Request(repository);
   });
   std::unique_ptr<WebhookServer> webhooks;
   if (config.webhook_address) {
     absl::StatusOr<std::unique_ptr<WebhookServer>> started = WebhookServer::Start(
         *config.webhook_address, config.webhook_secret, config.webhook_max_body_bytes,
-        [&scan_queue](const PushHint& hint) {
-          bool queued = scan_queue.Request(hint.repository, hint.tag);
+        [&scan_queue, elector](const PushHint& hint) {
+          // A standby does not scan: the leader gets the registry's notifications (it alone
+          // is ready behind the Service) and scans every interval anyway.
+          bool queued = (elector == nullptr || elector->IsLeader()) &&
+                        scan_queue.Request(hint.repository, hint.tag);
           ferry::log::Info(
               "webhook", {{"repository", hint.repository}, {"tag", hint.tag}, {"queued", queued}});
         },
@@ -92,8 +118,30 @@ int main(int argc, char** argv) {
   // At the drain deadline the registry requests in flight are cancelled (libcurl's progress
   // callback checks the flag about once a second).
   config.server.at_drain_deadline = [stopping] { stopping->store(true); };
+  // Readiness ("readiness" health check) follows leadership with --leader_elect.
+  std::function<void(bool)> readiness;  // set while serving
+  absl::Mutex readiness_mu;
+  if (elector != nullptr) {
+    elector->SetLeadershipSink([&readiness, &readiness_mu](bool leading) {
+      absl::MutexLock lock(&readiness_mu);
+      if (readiness) readiness(leading);
+    });
+    elector->Start();
+  }
   const int exit_code = ferry::runtime::ServeUntilSignal(
-      config.server, {{&service, ferry::v1::RegistryScanner::service_full_name()}}, registry);
+      config.server, {{&service, ferry::v1::RegistryScanner::service_full_name()}}, registry,
+      [&readiness, &readiness_mu, elector](ferry::runtime::Server* server) {
+        absl::MutexLock lock(&readiness_mu);
+        if (server == nullptr || elector == nullptr) {
+          readiness = nullptr;
+          return;
+        }
+        readiness = [server](bool ready) {
+          server->SetServingStatus(ferry::runtime::kReadinessHealthName, ready);
+        };
+        readiness(elector->IsLeader());
+      });
   stopping->store(true);  // the scans still running end before the queue is destroyed
+  if (elector != nullptr) elector->Stop();  // releases the Lease: a standby takes over at once
   return exit_code;
 }

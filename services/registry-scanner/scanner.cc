@@ -258,6 +258,9 @@ absl::StatusOr<std::pair<std::string, std::string>> Scanner::SplitRepository(
 
 absl::StatusOr<std::pair<std::vector<std::string>, std::vector<std::string>>> Scanner::Watch(
     const std::vector<std::string>& repositories) {
+  if (options_.permit) {
+    if (absl::Status permit = options_.permit(); !permit.ok()) return permit;
+  }
   for (const std::string& r : repositories) {
     if (absl::StatusOr<std::pair<std::string, std::string>> s = SplitRepository(r); !s.ok()) {
       return s.status();
@@ -316,6 +319,9 @@ absl::Mutex* Scanner::RepositoryMutex(const std::string& repository) {
 
 absl::Status Scanner::Scan(const std::string& repository, bool unless_scanned,
                            uint64_t scans_seen) {
+  if (options_.permit) {
+    if (absl::Status permit = options_.permit(); !permit.ok()) return permit;
+  }
   absl::StatusOr<std::pair<std::string, std::string>> parts = SplitRepository(repository);
   if (!parts.ok()) return parts.status();
   const auto& [registry, path] = *parts;

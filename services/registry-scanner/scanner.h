@@ -11,6 +11,7 @@
 #include <prometheus/registry.h>
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -45,6 +46,10 @@ struct ScannerOptions {
   // (the rate-limited HTTP client holds every request to that bound, across all scans).
   // At most kMaxScanConcurrency threads per scan.
   int concurrency = 8;
+  // Asked before every scan and every change of the watch set (leader election: only the
+  // leader scans); what it refuses is not done, and its status (Unavailable naming the
+  // leader) is the answer. Unset: everything is allowed.
+  std::function<absl::Status()> permit;
 };
 
 // Threads of one scan at most, whatever --registry_concurrency says.
@@ -82,11 +87,13 @@ class Scanner {
   Scanner(RegistryClient& client, Cache& cache, ScannerOptions options, ScannerMetrics& metrics,
           runtime::Clock& clock = runtime::SystemClock());
 
-  // Replaces the watch set ("registry/path" names). Returns (added, removed).
+  // Replaces the watch set ("registry/path" names). Returns (added, removed). The permit's
+  // status when it refuses.
   absl::StatusOr<std::pair<std::vector<std::string>, std::vector<std::string>>> Watch(
       const std::vector<std::string>& repositories);
 
-  // Scans `repository` now. With `unless_scanned`, a repository that has been scanned once is
+  // Scans `repository` now; the permit's status, and nothing scanned, when it refuses. With
+  // `unless_scanned`, a repository that has been scanned once is
   // not scanned again, nor one that another caller scanned while this one waited for it
   // (`scans_seen`: the number of scans that had ended when this caller came): its outcome is
   // the answer, a failure too.
