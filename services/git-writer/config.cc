@@ -196,6 +196,21 @@ void AddFlags(CLI::App& app, Flags& flags) {
   // in lib/manifest/document_flags.h (shared with ferry-cluster-syncer). Every document
   // git-writer loads (indexing, edits) is held to them.
   manifest::AddDocumentLimitFlags(app, flags.manifest_limits);
+  // Leader election, for several replicas of one repo/branch: --leader_elect and its Lease,
+  // documented in lib/kube/election.h. A standby fetches and serves reads from its own
+  // mirror; its writes answer UNAVAILABLE naming the leader, and its readiness is false.
+  kube::AddLeaderElectionFlags(app, flags.leader, "commits and pushes");
+  // The kubeconfig reaching the Kubernetes API that holds the Lease; empty inside a pod (its
+  // service account is used). Only read with --leader_elect.
+  app.add_option("--kubeconfig", flags.kubeconfig,
+                 "kubeconfig file for leader election; empty for in-cluster")
+      ->envname("FERRY_KUBECONFIG");
+  // A context of the kubeconfig other than its current-context.
+  app.add_option("--context", flags.context, "kubeconfig context")->envname("FERRY_CONTEXT");
+}
+
+std::string LeaseNameFor(const std::string& url, const std::string& branch) {
+  return kube::DefaultLeaseName(kComponent.name, absl::StrCat(url, "\n", branch));
 }
 
 namespace {
@@ -410,6 +425,12 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   config.ssh_key_path = flags.git_ssh_key_path;
   config.max_commit_message_bytes = flags.max_commit_message_bytes;
   config.max_workload_index_bytes = flags.max_workload_index_bytes;
+  absl::StatusOr<kube::LeaderElectionConfig> leader =
+      kube::ParseLeaderElection(flags.leader, LeaseNameFor(flags.git_url, flags.git_branch));
+  if (!leader.ok()) return leader.status();
+  config.leader = *std::move(leader);
+  config.kubeconfig = flags.kubeconfig;
+  config.context = flags.context;
   return config;
 }
 

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "lib/kube/election.h"
 #include "lib/limits/limits.h"
 #include "lib/manifest/document.h"
 #include "lib/runtime/flags.h"
@@ -61,6 +62,10 @@ struct Flags {
   int kustomize_parallelism = 2;
   // Limits on each manifest document (lib/manifest/document_flags.h).
   manifest::DocumentLimits manifest_limits;
+  // Leader election (lib/kube/election.h) and how the Kubernetes API is reached for it.
+  std::string kubeconfig;
+  std::string context;
+  kube::LeaderElectionFlags leader;
 };
 
 // The validated configuration.
@@ -76,7 +81,19 @@ struct Config {
   std::string signing_format;
   uint64_t max_commit_message_bytes = 0;
   uint64_t max_workload_index_bytes = 0;
+  // --leader_elect: only the Lease's holder commits and pushes (lease name LeaseNameFor(url,
+  // branch) unless given). The Kubernetes API is reached with `kubeconfig` (and `context`),
+  // or with the pod's service account when it is empty; neither is used without election.
+  kube::LeaderElectionConfig leader;
+  std::string kubeconfig;
+  std::string context;
 };
+
+// The default Lease name of a repo and branch: "ferry-git-writer-" and 10 hex digits of a
+// hash of `url` and `branch`, so that the replicas of one repo/branch share a Lease and
+// writers of other repos or branches never do. Only the hash is in it: an https URL may
+// carry credentials.
+std::string LeaseNameFor(const std::string& url, const std::string& branch);
 
 // Registers every flag of ferry-git-writer on `app`.
 void AddFlags(CLI::App& app, Flags& flags);

@@ -144,5 +144,56 @@ TEST(GitWriterConfigTest, TheBinaryExitsWithTwoOnABadCommitTemplate) {
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/state")) << "stopped before any work";
 }
 
+TEST(GitWriterConfigTest, LeaderElectionIsOffByDefaultAndLeasesAreNamedByRepoAndBranch) {
+  absl::StatusOr<Config> off = Parse({});
+  FERRY_ASSERT_OK(off);
+  EXPECT_FALSE(off->leader.enabled);
+
+  absl::StatusOr<Config> on = Parse({"--leader_elect", "--git_branch=release",
+                                     "--kubeconfig=/etc/kube/config", "--context=prod"});
+  FERRY_ASSERT_OK(on);
+  EXPECT_TRUE(on->leader.enabled);
+  EXPECT_EQ(on->leader.lease_name, LeaseNameFor("file:///srv/config.git", "release"));
+  EXPECT_EQ(on->leader.lease_duration, absl::Seconds(15));
+  EXPECT_EQ(on->leader.renew_deadline, absl::Seconds(10));
+  EXPECT_EQ(on->leader.retry_period, absl::Seconds(2));
+  EXPECT_EQ(on->kubeconfig, "/etc/kube/config");
+  EXPECT_EQ(on->context, "prod");
+
+  // Replicas of one repo and branch share a Lease; other repos and branches never do, and
+  // the name holds no part of the URL (an https URL may carry a token).
+  const std::string url = "https://x-access-token:s3cret@git.example.com/org/config.git";
+  EXPECT_EQ(LeaseNameFor(url, "main"), LeaseNameFor(url, "main"));
+  EXPECT_NE(LeaseNameFor(url, "main"), LeaseNameFor(url, "release"));
+  EXPECT_NE(LeaseNameFor(url, "main"),
+            LeaseNameFor("https://git.example.com/org/other.git", "main"));
+  EXPECT_TRUE(absl::StartsWith(LeaseNameFor(url, "main"), "ferry-git-writer-"));
+  EXPECT_FALSE(absl::StrContains(LeaseNameFor(url, "main"), "s3cret"));
+  EXPECT_FALSE(absl::StrContains(LeaseNameFor(url, "main"), "example"));
+}
+
+TEST(GitWriterConfigTest, BadLeaderElectionFlagsNameTheFlag) {
+  EXPECT_THAT(
+      Parse({"--leader_elect", "--leader_elect_lease_duration=10s",
+             "--leader_elect_renew_deadline=10s"}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--leader_elect_renew_deadline")));
+  EXPECT_THAT(Parse({"--leader_elect", "--leader_elect_lease_name=Not_A_Name"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--leader_elect_lease_name")));
+}
+
+TEST(GitWriterConfigTest, LeaderElectionWithoutAKubernetesApiExitsWithTwo) {
+  TempDir dir;
+  int status = 0;
+  const std::string out = testing::RunCommand(
+      absl::StrCat("env -u KUBERNETES_SERVICE_HOST -u KUBERNETES_SERVICE_PORT ",
+                   FERRY_GIT_WRITER_BIN,
+                   " --grpc_address=127.0.0.1:0 --metrics_address=127.0.0.1:0 --git_url=file://",
+                   dir.path(), "/none.git --state_dir=", dir.path(), "/state --leader_elect 2>&1"),
+      &status);
+  EXPECT_EQ(status, 2) << out;
+  EXPECT_THAT(out, HasSubstr("--leader_elect needs the Kubernetes API (--kubeconfig"));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/state")) << "stopped before any work";
+}
+
 }  // namespace
 }  // namespace ferry::git_writer

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -119,7 +120,54 @@ struct CallbackState {
   int credential_attempts = 0;
   std::string certificate_error;
   std::string rejected;  // push: first rejected ref's message
+  // Push under leader election (Libgit2Options::push_permit): when the leadership it was
+  // started with runs out; a callback after it aborts the push and sets `fenced`.
+  std::optional<std::chrono::steady_clock::time_point> push_deadline;
+  bool fenced = false;
 };
+
+// Whether a fenced push must stop now (its leadership ran out): then the callback returns
+// this error, which libgit2 passes up as the push's result.
+int FenceCheck(CallbackState& state) {
+  if (!state.push_deadline || std::chrono::steady_clock::now() < *state.push_deadline) return 0;
+  state.fenced = true;
+  return GIT_EUSER;
+}
+
+// Libgit2Options::push_permit's verdict on a push about to start: its deadline set in
+// `state` (none without a permit), or the permit's error (Unavailable naming the leader).
+absl::Status StartFencedPush(const Libgit2Options& options, CallbackState& state) {
+  if (!options.push_permit) return absl::OkStatus();
+  absl::StatusOr<absl::Duration> validity = options.push_permit();
+  if (!validity.ok()) return validity.status();
+  if (*validity <= absl::ZeroDuration()) {
+    return absl::UnavailableError("this instance's leadership ran out; not pushing");
+  }
+  state.push_deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(*validity);
+  return absl::OkStatus();
+}
+
+// The error of a push that ended with `status`: Unavailable when the fence stopped it.
+absl::Status FencedPushError(absl::Status status, const CallbackState& state) {
+  if (!state.fenced) return status;
+  return absl::UnavailableError(
+      "push aborted: this instance's leadership ran out (the renew deadline of its lease "
+      "passed) before the push was over; the new leader makes the change");
+}
+
+// libgit2's progress callbacks of a push, each a point where a fenced push is given up.
+int PushNegotiation(const git_push_update**, size_t, void* payload) {
+  return FenceCheck(*static_cast<CallbackState*>(payload));
+}
+int PackProgress(int, uint32_t, uint32_t, void* payload) {
+  return FenceCheck(*static_cast<CallbackState*>(payload));
+}
+int PushTransferProgress(unsigned int, unsigned int, size_t, void* payload) {
+  return FenceCheck(*static_cast<CallbackState*>(payload));
+}
+int SidebandProgress(const char*, int, void* payload) {
+  return FenceCheck(*static_cast<CallbackState*>(payload));
+}
 
 int Credentials(git_credential** out, const char* url, const char* username_from_url,
                 unsigned int allowed_types, void* payload) {
@@ -186,6 +234,11 @@ git_remote_callbacks Callbacks(CallbackState* state) {
   cb.credentials = Credentials;
   cb.certificate_check = CertificateCheck;
   cb.push_update_reference = PushUpdateReference;
+  // Fetches pass no deadline: these return 0 then.
+  cb.push_negotiation = PushNegotiation;
+  cb.pack_progress = PackProgress;
+  cb.push_transfer_progress = PushTransferProgress;
+  cb.sideband_progress = SidebandProgress;
   cb.payload = state;
   return cb;
 }
@@ -1292,13 +1345,16 @@ absl::Status Libgit2Repository::Push(const std::vector<std::string>& refspecs,
   git_strarray arr{ptrs.data(), ptrs.size()};
   CallbackState state;
   state.options = &options_;
+  // Asked right before the push, the objects being written already: the push gets all the
+  // leadership that is left.
+  FERRY_RETURN_IF_ERROR(StartFencedPush(options_, state));
   git_push_options opts = GIT_PUSH_OPTIONS_INIT;
   opts.callbacks = Callbacks(&state);
   int rc = git_remote_push(remote_, &arr, &opts);
   if (rc != 0) {
     absl::Status s = GitError("pushing to " + Redact(options_.url), rc);
     if (s.code() == absl::StatusCode::kInternal) s = absl::UnavailableError(s.message());
-    return WithCertificateContext(s, state);
+    return FencedPushError(WithCertificateContext(s, state), state);
   }
   if (!state.rejected.empty()) {
     if (rejected != nullptr) *rejected = state.rejected;
@@ -1536,6 +1592,7 @@ absl::StatusOr<ReplayResult> Libgit2Repository::ReplayObjects(const std::string&
 absl::Status Libgit2Repository::LeasedPush(const std::string& ref, const std::string& expected) {
   CallbackState state;
   state.options = &options_;
+  FERRY_RETURN_IF_ERROR(StartFencedPush(options_, state));
   git_remote_callbacks callbacks = Callbacks(&state);
   if (int rc = git_remote_connect(remote_, GIT_DIRECTION_PUSH, &callbacks, nullptr, nullptr);
       rc != 0) {
@@ -1570,7 +1627,7 @@ absl::Status Libgit2Repository::LeasedPush(const std::string& ref, const std::st
   if (int rc = git_remote_upload(remote_, &refspecs, &opts); rc != 0) {
     absl::Status s = GitError("pushing to " + Redact(options_.url), rc);
     if (s.code() == absl::StatusCode::kInternal) s = absl::UnavailableError(s.message());
-    return WithCertificateContext(s, state);
+    return FencedPushError(WithCertificateContext(s, state), state);
   }
   if (!state.rejected.empty()) {
     return absl::AbortedError(absl::StrCat("push rejected: ", state.rejected));

@@ -59,6 +59,20 @@ struct Libgit2Options {
   // as git does. A signature that cannot be made fails that write and leaves the repo as it
   // was. Null: nothing is signed.
   std::shared_ptr<Signer> signer;
+  // Leader election (--leader_elect): asked right before every push (branch, push branch,
+  // notes, sync tag); a push it refuses is not started (its error, Unavailable, is
+  // returned), and a push still running when the time it gave is up is aborted at the next
+  // point libgit2 calls back (before the pack is sent, while it is built and sent, while the
+  // remote reports progress): Unavailable. Null: pushes are not fenced.
+  //
+  // The fence is client-side, so it has a limit: a push whose last byte was sent before the
+  // deadline may be applied by the remote after it, and a push the remote has received
+  // cannot be recalled; a call blocked in the network between two callbacks is not
+  // interrupted either. What makes that safe is that every push is compare-and-set
+  // (fast-forward only, or the leased ref of PushTo): a paused old leader that wakes up and
+  // pushes on top of a head that moved is refused, so no commit is lost, and its commit
+  // lands only when it is the newest, just as if it had been made by the new leader.
+  WritePermit push_permit;
 };
 
 // How many of a mirror's packs, sorted by object count (smallest first), one fold merges:

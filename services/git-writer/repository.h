@@ -3,6 +3,7 @@
 // implementation is Libgit2Repository.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -11,6 +12,12 @@
 #include "absl/time/time.h"
 
 namespace ferry::git_writer {
+
+// Leader election's fence (kube::LeaderElector::WriteValidity): how long this instance may
+// still write, or Unavailable naming this instance and the leader when it may not (a
+// standby, or a leader past its renew deadline). Every commit and push asks it first, and a
+// push must be over within the time it gives. Null: no election, always allowed.
+using WritePermit = std::function<absl::StatusOr<absl::Duration>()>;
 
 // A file of the repository at some revision.
 struct RepoFile {

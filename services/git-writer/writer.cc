@@ -567,6 +567,8 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
         "git-writer runs read-only (--git_readonly): it reads the repo but makes no commits");
   }
   if (request.edits.empty()) return absl::InvalidArgumentError("no edits given");
+  // A standby refuses at once, naming the leader, rather than after the queue.
+  if (!request.dry_run) FERRY_RETURN_IF_ERROR(MayWrite());
   const auto queued = std::chrono::steady_clock::now();
   metrics_.queue_length.Increment();
   absl::MutexLock queue(&apply_mu_);
@@ -604,6 +606,8 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
     const int64_t edit_ms = lap();
 
     const CommitSpec spec = CommitSpecOf(request, out.edits, head.revision, std::move(changed));
+    // Leadership may have ended while this request waited in the queue, fetched or edited.
+    FERRY_RETURN_IF_ERROR(MayWrite());
     FERRY_ASSIGN_OR_RETURN(std::string commit, repo_.CreateCommit(spec));
     // Release branches: the commit, made on the source head as always (the edits' "from"
     // values are what the source branch holds), goes onto the push branch instead.
@@ -967,6 +971,12 @@ CommitSpec Writer::CommitSpecOf(const ApplyRequest& request,
 
 absl::Status Writer::Push(const std::string& commit, const std::string& branch,
                           const std::string& expected) {
+  // Fencing: no push once leadership is over. The repository asks again right before it
+  // sends and aborts a push that outlives the leadership (Libgit2Options::push_permit). A
+  // push that the remote received anyway (sent just before the deadline, or by a paused
+  // process that woke up past it) is still safe: it is compare-and-set, so it lands only on
+  // the head it was made on and never replaces the new leader's commits.
+  FERRY_RETURN_IF_ERROR(MayWrite());
   const auto push_start = std::chrono::steady_clock::now();
   absl::Status pushed =
       branch.empty() ? repo_.PushBranch(commit) : repo_.PushTo(branch, commit, expected);
@@ -1209,9 +1219,17 @@ absl::Status Writer::SetSyncMarker(const std::string& tag, const std::string& re
     return absl::FailedPreconditionError(
         "git-writer runs read-only (--git_readonly): the sync marker cannot be moved");
   }
+  FERRY_RETURN_IF_ERROR(MayWrite());
   absl::MutexLock lock(&repo_mu_);
   FERRY_RETURN_IF_ERROR(CheckMarkerMovesForward(tag, revision));
+  FERRY_RETURN_IF_ERROR(MayWrite());  // again: the lock may have been waited for
   return repo_.SetTag(tag, revision, "Synced by Ferry", options_.committer);
+}
+
+absl::Status Writer::MayWrite() const {
+  if (!options_.write_permit) return absl::OkStatus();
+  absl::StatusOr<absl::Duration> validity = options_.write_permit();
+  return validity.ok() ? absl::OkStatus() : validity.status();
 }
 
 absl::Status Writer::CheckMarkerMovesForward(const std::string& tag, const std::string& revision) {

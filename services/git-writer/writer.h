@@ -75,6 +75,11 @@ struct WriterOptions {
   // --git_signing_key_path's public half); null when commits are not signed (or not with
   // SSH). Decides which commits on a push branch are Ferry's (Writer::IsFerrys).
   std::shared_ptr<Verifier> own_signatures;
+  // --leader_elect: only the leader writes. Asked when a write arrives (a standby answers
+  // with the permit's Unavailable, naming the leader, before queueing it), again right before
+  // each commit is made and before each push (the repository bounds the push by it too:
+  // Libgit2Options::push_permit). Dry runs, reads and fetches never ask. Null: always allowed.
+  WritePermit write_permit;
 };
 
 // The last known state of the branch.
@@ -224,13 +229,16 @@ class Writer {
 
   // Applies the edits as one commit and pushes it (see ApplyOutcome). Requests run one at a
   // time. FailedPrecondition in read-only mode or when the branch is unknown; Unavailable
-  // when upstream cannot be reached; Aborted when the push kept being rejected.
+  // when upstream cannot be reached or this instance may not write (WriterOptions::
+  // write_permit: not the leader, or its leadership ran out before the push was over);
+  // Aborted when the push kept being rejected.
   absl::StatusOr<ApplyOutcome> Apply(const ApplyRequest& request);
 
   // Moves the sync marker tag to `revision` and pushes it. The marker never moves backwards:
   // FailedPrecondition when `revision` is an ancestor of the commit the marker is on while
   // that commit is still in the branch's history (a sync that finished after a newer one);
-  // when upstream was reset to before the marker, the marker follows it.
+  // when upstream was reset to before the marker, the marker follows it. Unavailable when
+  // this instance may not write (WriterOptions::write_permit).
   absl::Status SetSyncMarker(const std::string& tag, const std::string& revision);
   absl::StatusOr<std::string> GetSyncMarker(const std::string& tag);
 
@@ -356,6 +364,8 @@ class Writer {
   // The most recently cached index, or null.
   std::shared_ptr<const Index> NewestIndex() const ABSL_LOCKS_EXCLUDED(index_mu_);
   absl::StatusOr<HeadInfo> RefreshLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  // WriterOptions::write_permit's verdict (OK without one).
+  absl::Status MayWrite() const;
   // OK when no verifier is configured or `revision`'s commit is signed by an allowed key
   // (remembered); PermissionDenied (remembered too: a rejected head is checked once, not
   // on every poll) or Unavailable/DeadlineExceeded (checked again next time) otherwise.
