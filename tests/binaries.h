@@ -8,16 +8,20 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "ferry/v1/cluster_syncer.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/support/git_repo.h"
+#include "tests/support/http.h"
 #include "tests/support/kube.h"
 #include "tests/support/subprocess.h"
 
@@ -125,6 +129,49 @@ inline std::optional<ferry::v1::SyncResult> FirstSync(const Running& syncer) {
   if (!watch->Read(&result)) return std::nullopt;
   ctx.TryCancel();
   return result;
+}
+
+// The sum of the samples of metric `name` whose label text contains `label` ("" for all) on
+// `r`'s /metrics; -1 when it cannot be scraped.
+inline double ScrapedMetric(const Running& r, const std::string& name,
+                            const std::string& label = "") {
+  absl::StatusOr<HttpResponse> got =
+      HttpGet("http://127.0.0.1:" + std::to_string(r.metrics_port) + "/metrics");
+  if (!got.ok() || got->status != 200) return -1;
+  double sum = 0;
+  for (absl::string_view line : absl::StrSplit(got->body, '\n')) {
+    if (!absl::StartsWith(line, name + "{") && !absl::StartsWith(line, name + " ")) continue;
+    if (!label.empty() && !absl::StrContains(line, label)) continue;
+    double value = 0;
+    if (absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &value)) sum += value;
+  }
+  return sum;
+}
+
+// Waits up to `timeout` for `done()`, looking every 100 ms; returns done().
+inline bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return true;
+}
+
+// Of two processes electing a leader on Lease `ns`/`lease`, the one whose ferry_leader is 1
+// while the other's is 0, waiting up to `timeout`; nullptr when that did not happen.
+inline Running* WaitForOneLeader(Running& a, Running& b, const std::string& lease,
+                                 absl::Duration timeout) {
+  Running* leader = nullptr;
+  WaitUntil(
+      [&] {
+        const double x = ScrapedMetric(a, "ferry_leader", "lease=\"" + lease + "\"");
+        const double y = ScrapedMetric(b, "ferry_leader", "lease=\"" + lease + "\"");
+        leader = x == 1 && y == 0 ? &a : y == 1 && x == 0 ? &b : nullptr;
+        return leader != nullptr;
+      },
+      timeout);
+  return leader;
 }
 
 }  // namespace ferry::testing

@@ -45,33 +45,7 @@ std::string ConfigMap(const std::string& ns, const std::string& name) {
          "}\ndata: {a: b}\n";
 }
 
-// The sum of the samples of metric `name` whose labels contain `label` ("" for all) on
-// `r`'s /metrics; -1 when it cannot be scraped.
-double Metric(const Running& r, const std::string& name, const std::string& label = "") {
-  absl::StatusOr<testing::HttpResponse> got =
-      testing::HttpGet("http://127.0.0.1:" + std::to_string(r.metrics_port) + "/metrics");
-  if (!got.ok() || got->status != 200) return -1;
-  double sum = 0;
-  for (absl::string_view line : absl::StrSplit(got->body, '\n')) {
-    if (!absl::StartsWith(line, name + "{") && !absl::StartsWith(line, name + " ")) continue;
-    if (!label.empty() && !absl::StrContains(line, label)) continue;
-    double value = 0;
-    if (absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &value)) sum += value;
-  }
-  return sum;
-}
-
 std::string Trimmed(const std::string& s) { return std::string(absl::StripAsciiWhitespace(s)); }
-
-// Waits up to `timeout` for `done()`, looking every 100 ms; returns done().
-bool WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  return true;
-}
 
 class LeaderSyncerTest : public ::testing::Test {
  protected:
@@ -111,20 +85,12 @@ class LeaderSyncerTest : public ::testing::Test {
   }
 
   double Leading(const Running& r) {
-    return Metric(r, "ferry_leader", "lease=\"default/" + lease_);
+    return testing::ScrapedMetric(r, "ferry_leader", "lease=\"default/" + lease_);
   }
 
   // Waits until exactly one of the syncers leads; returns it (nullptr when none did).
   Running* WaitForOneLeader(absl::Duration timeout) {
-    Running* leader = nullptr;
-    WaitFor(
-        [&] {
-          const double a = Leading(a_), b = Leading(b_);
-          leader = a == 1 && b == 0 ? &a_ : b == 1 && a == 0 ? &b_ : nullptr;
-          return leader != nullptr;
-        },
-        timeout);
-    return leader;
+    return testing::WaitForOneLeader(a_, b_, "default/" + lease_, timeout);
   }
 
   // The identity `r` logged when it started leading.
@@ -178,9 +144,9 @@ TEST_F(LeaderSyncerTest, OneLeadsTheStandbyRefusesWritesAndAKilledLeaderIsReplac
   ASSERT_TRUE(absl::StartsWith(identity, "ferry-cluster-syncer/")) << identity;
   EXPECT_EQ(Holder(), identity);
   // The leader applies; it is ready, the standby is not.
-  ASSERT_TRUE(WaitFor([&] { return Exists(ns, "first"); }, absl::Seconds(30)))
+  ASSERT_TRUE(testing::WaitUntil([&] { return Exists(ns, "first"); }, absl::Seconds(30)))
       << leader->process->Output();
-  EXPECT_TRUE(WaitFor(
+  EXPECT_TRUE(testing::WaitUntil(
       [&] {
         return testing::CheckHealth(*leader, "readiness") ==
                grpc::health::v1::HealthCheckResponse::SERVING;
@@ -198,7 +164,7 @@ TEST_F(LeaderSyncerTest, OneLeadsTheStandbyRefusesWritesAndAKilledLeaderIsReplac
     EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
     EXPECT_TRUE(absl::StrContains(s.error_message(), identity)) << s.error_message();
   }
-  EXPECT_EQ(Metric(*standby, "ferry_kube_requests_total", "verb=\"apply\""), 0);
+  EXPECT_EQ(testing::ScrapedMetric(*standby, "ferry_kube_requests_total", "verb=\"apply\""), 0);
 
   // SIGKILL: no release; the standby takes over once the Lease has stood unchanged for its
   // duration (8 s, counted from the last change it saw, up to a retry period before the
@@ -206,15 +172,17 @@ TEST_F(LeaderSyncerTest, OneLeadsTheStandbyRefusesWritesAndAKilledLeaderIsReplac
   // request or two and scraping on a loaded machine.
   leader->process->Signal(SIGKILL);
   const absl::Time killed = absl::Now();
-  ASSERT_TRUE(WaitFor([&] { return Leading(*standby) == 1; }, absl::Seconds(25)))
+  ASSERT_TRUE(testing::WaitUntil([&] { return Leading(*standby) == 1; }, absl::Seconds(25)))
       << standby->process->Output();
   const absl::Duration takeover = absl::Now() - killed;
   EXPECT_LT(takeover, absl::Seconds(8) + absl::Seconds(7)) << takeover;
   EXPECT_EQ(Holder(), IdentityOf(*standby));
-  EXPECT_GE(Metric(*standby, "ferry_leader_transitions_total", "lease=\"default/" + lease_), 1);
+  EXPECT_GE(testing::ScrapedMetric(*standby, "ferry_leader_transitions_total",
+                                   "lease=\"default/" + lease_),
+            1);
   Push({{"second.yaml", ConfigMap(ns, "second")}});
   if (HasFatalFailure()) return;
-  EXPECT_TRUE(WaitFor([&] { return Exists(ns, "second"); }, absl::Seconds(30)))
+  EXPECT_TRUE(testing::WaitUntil([&] { return Exists(ns, "second"); }, absl::Seconds(30)))
       << standby->process->Output();
 }
 
@@ -225,22 +193,25 @@ TEST_F(LeaderSyncerTest, APausedLeaderAppliesNothingAfterLosingTheLease) {
   Running* leader = WaitForOneLeader(absl::Seconds(30));
   ASSERT_NE(leader, nullptr) << a_.process->Output() << b_.process->Output();
   Running* other = leader == &a_ ? &b_ : &a_;
-  ASSERT_TRUE(WaitFor([&] { return Exists(ns, "first"); }, absl::Seconds(30)))
+  ASSERT_TRUE(testing::WaitUntil([&] { return Exists(ns, "first"); }, absl::Seconds(30)))
       << leader->process->Output();
   // Its first sync is over (nothing else runs: the interval is an hour).
-  ASSERT_TRUE(WaitFor([&] { return Metric(*leader, "ferry_sync_total") >= 1; }, absl::Seconds(30)));
-  const double writes_before = Metric(*leader, "ferry_kube_requests_total", "verb=\"apply\"") +
-                               Metric(*leader, "ferry_kube_requests_total", "verb=\"delete\"");
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] { return testing::ScrapedMetric(*leader, "ferry_sync_total") >= 1; }, absl::Seconds(30)));
+  const double writes_before =
+      testing::ScrapedMetric(*leader, "ferry_kube_requests_total", "verb=\"apply\"") +
+      testing::ScrapedMetric(*leader, "ferry_kube_requests_total", "verb=\"delete\"");
   ASSERT_GT(writes_before, 0);
 
   leader->process->Signal(SIGSTOP);
-  const double other_writes = Metric(*other, "ferry_kube_requests_total", "verb=\"apply\"");
-  ASSERT_TRUE(WaitFor([&] { return Leading(*other) == 1; }, absl::Seconds(25)))
+  const double other_writes =
+      testing::ScrapedMetric(*other, "ferry_kube_requests_total", "verb=\"apply\"");
+  ASSERT_TRUE(testing::WaitUntil([&] { return Leading(*other) == 1; }, absl::Seconds(25)))
       << other->process->Output();
   // A new head while the old leader sleeps: its WatchHead stream holds it for when it wakes.
   Push({{"second.yaml", ConfigMap(ns, "second")}});
   if (HasFatalFailure()) return;
-  ASSERT_TRUE(WaitFor([&] { return Exists(ns, "second"); }, absl::Seconds(30)))
+  ASSERT_TRUE(testing::WaitUntil([&] { return Exists(ns, "second"); }, absl::Seconds(30)))
       << other->process->Output();
 
   leader->process->Signal(SIGCONT);
@@ -254,13 +225,17 @@ TEST_F(LeaderSyncerTest, APausedLeaderAppliesNothingAfterLosingTheLease) {
   // still applies nothing.
   Push({{"third.yaml", ConfigMap(ns, "third")}});
   if (HasFatalFailure()) return;
-  ASSERT_TRUE(WaitFor([&] { return Exists(ns, "third"); }, absl::Seconds(30)));
-  const double reads = Metric(*leader, "ferry_kube_requests_total", "verb=\"lease\"");
-  ASSERT_TRUE(WaitFor(
-      [&] { return Metric(*leader, "ferry_kube_requests_total", "verb=\"lease\"") >= reads + 2; },
+  ASSERT_TRUE(testing::WaitUntil([&] { return Exists(ns, "third"); }, absl::Seconds(30)));
+  const double reads =
+      testing::ScrapedMetric(*leader, "ferry_kube_requests_total", "verb=\"lease\"");
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] {
+        return testing::ScrapedMetric(*leader, "ferry_kube_requests_total", "verb=\"lease\"") >=
+               reads + 2;
+      },
       absl::Seconds(10)));
-  EXPECT_EQ(Metric(*leader, "ferry_kube_requests_total", "verb=\"apply\"") +
-                Metric(*leader, "ferry_kube_requests_total", "verb=\"delete\""),
+  EXPECT_EQ(testing::ScrapedMetric(*leader, "ferry_kube_requests_total", "verb=\"apply\"") +
+                testing::ScrapedMetric(*leader, "ferry_kube_requests_total", "verb=\"delete\""),
             writes_before)
       << leader->process->Output();
   EXPECT_EQ(Holder(), IdentityOf(*other));

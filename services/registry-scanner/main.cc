@@ -119,18 +119,21 @@ int main(int argc, char** argv) {
   // callback checks the flag about once a second).
   config.server.at_drain_deadline = [stopping] { stopping->store(true); };
   // Readiness ("readiness" health check) follows leadership with --leader_elect.
-  std::function<void(bool)> readiness;  // set while serving
+  // The sink is called under the elector's lock: nothing here calls the elector back.
   absl::Mutex readiness_mu;
+  std::function<void(bool)> readiness;  // set while serving
+  bool leading = false;
   if (elector != nullptr) {
-    elector->SetLeadershipSink([&readiness, &readiness_mu](bool leading) {
+    elector->SetLeadershipSink([&readiness, &readiness_mu, &leading](bool now) {
       absl::MutexLock lock(&readiness_mu);
-      if (readiness) readiness(leading);
+      leading = now;
+      if (readiness) readiness(now);
     });
     elector->Start();
   }
   const int exit_code = ferry::runtime::ServeUntilSignal(
       config.server, {{&service, ferry::v1::RegistryScanner::service_full_name()}}, registry,
-      [&readiness, &readiness_mu, elector](ferry::runtime::Server* server) {
+      [&readiness, &readiness_mu, &leading, elector](ferry::runtime::Server* server) {
         absl::MutexLock lock(&readiness_mu);
         if (server == nullptr || elector == nullptr) {
           readiness = nullptr;
@@ -139,7 +142,7 @@ int main(int argc, char** argv) {
         readiness = [server](bool ready) {
           server->SetServingStatus(ferry::runtime::kReadinessHealthName, ready);
         };
-        readiness(elector->IsLeader());
+        readiness(leading);
       });
   stopping->store(true);  // the scans still running end before the queue is destroyed
   if (elector != nullptr) elector->Stop();  // releases the Lease: a standby takes over at once
