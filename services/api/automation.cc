@@ -162,6 +162,13 @@ void Automation::FollowEvents() {
     // never reached the scanner has none.
     const bool connected = !call.context().GetServerInitialMetadata().empty();
     if (connected && lost) {
+      // The scanner at the other end may be another one (a new leader of its replicas, or
+      // one restarted on an empty volume) that does not have the watch list: the pass sends
+      // it again.
+      {
+        absl::MutexLock lock(&mu_);
+        watched_.clear();
+      }
       Trigger();
       lost = false;
     }

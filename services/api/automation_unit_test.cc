@@ -209,6 +209,28 @@ TEST_F(AutomationUnitTest, AConnectedStreamAndANewTagOfAnAutomatedRepositoryAskF
   ExpectPassAfter(absl::Minutes(5));
 }
 
+// The watch list goes to the scanner when it changes and again on every (re)connection of
+// the event stream: the scanner at the other end may be a new leader of its replicas (issue
+// 21) that never got it.
+TEST_F(AutomationUnitTest, TheWatchListIsSentAgainWhenTheEventStreamConnects) {
+  std::atomic<int> watches{0};
+  ON_CALL(registry_, Watch(_, _, _))
+      .WillByDefault(Invoke([&](grpc::ClientContext*, const ferry::v1::WatchRequest& request,
+                                ferry::v1::WatchResponse*) {
+        EXPECT_EQ(request.repositories_size(), 1);
+        ++watches;
+        return grpc::Status::OK;
+      }));
+  Start(absl::Minutes(5));
+  EXPECT_EQ(watches, 1);
+  ExpectPassAfter(absl::Minutes(5));
+  EXPECT_EQ(watches, 1) << "an unchanged list is not sent again";
+  ExpectPassOn([&] { streams_.Connect(); });
+  EXPECT_EQ(watches, 2);
+  ExpectPassAfter(absl::Minutes(5));
+  EXPECT_EQ(watches, 2);
+}
+
 // Soak times (issue 19): a pass that leaves a tag soaking asks for the next pass when the
 // tag becomes eligible (never sooner than 1 s, never later than the interval), so the
 // automation takes it then instead of an interval later.
