@@ -90,8 +90,14 @@ absl::StatusOr<absl::Duration> LeaderElector::WriteValidity() {
   }
   std::string holder = observed_ ? observed_->holder_identity : "";
   std::string leader;
-  if (holder.empty() || holder == options_.identity) {
+  if (holder.empty()) {
     leader = "no leader is elected yet";
+  } else if (holder == options_.identity) {
+    // It led and did not renew in time (paused, or the API server was unreachable): the
+    // Lease may have passed to another instance since it last read it.
+    leader =
+        "its leadership lapsed (no renewal within the renew deadline) and a leader is "
+        "being elected";
   } else if (!IsFerryIdentity(holder)) {
     leader = absl::StrCat("the lease is held by '", holder,
                           "', which is not a Ferry instance and is never taken over");

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "lib/limits/limits.h"
+#include "lib/runtime/server.h"
 
 namespace ferry::runtime {
 namespace {
@@ -142,6 +143,8 @@ std::shared_ptr<grpc::ChannelCredentials> Credentials(const PeerOptions& peer) {
 
 }  // namespace
 
+bool IsReplicaList(const std::string& address) { return address.find(',') != std::string::npos; }
+
 std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address, const PeerOptions& peer) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
@@ -149,6 +152,12 @@ std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address, const PeerO
   if (peer.max_message_bytes > 0) {
     args.SetMaxReceiveMessageSize(peer.max_message_bytes);
     args.SetMaxSendMessageSize(peer.max_message_bytes);
+  }
+  if (IsReplicaList(address)) {
+    // Every address gets a connection; a call goes to one whose readiness is SERVING.
+    args.SetServiceConfigJSON(absl::StrCat(
+        R"({"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": ")",
+        kReadinessHealthName, R"("}})"));
   }
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> factories;
   factories.push_back(

@@ -21,7 +21,17 @@ namespace ferry::runtime {
 //     RESOURCE_EXHAUSTED with a message naming the limit and --grpc_max_message_bytes;
 //   - reconnects within 5 s after the peer restarts (gRPC's default backoff grows to 2 min);
 //   - its calls in progress are cancelled by CancelPeerCalls().
+// `address` may also be a gRPC target naming several replicas of a leader-elected peer (a
+// list with a comma, e.g. "ipv4:10.0.0.5:3031,10.0.0.6:3031"): the channel then connects to
+// each of them, asks each one's health service for kReadinessHealthName (gRPC client-side
+// health checking) and sends calls only to those that report it SERVING, round robin: the
+// leader, for git-writer or cluster-syncer with --leader_elect. While none is ready (a
+// leader is being elected) calls fail UNAVAILABLE, or wait for one with wait_for_ready.
+// Inside Kubernetes a Service does the same (it routes to ready pods): give its name.
 std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address, const PeerOptions& peer);
+
+// Whether ChannelTo treats `address` as several replicas (see above).
+bool IsReplicaList(const std::string& address);
 
 // Cancels every call in progress on channels made by ChannelTo (they fail CANCELLED). A
 // stopping server calls it once its drain timeout has passed (ServeUntilSignal), so that a
