@@ -369,6 +369,23 @@ TEST_F(LeaderGitWriterTest, APausedLeaderPushesNothingAfterLosingTheLease) {
             grpc::health::v1::HealthCheckResponse::NOT_SERVING);
 }
 
+TEST(LeaderGitWriterFlagsTest, WithoutElectionTheOneInstanceIsReady) {
+  auto repo = testing::GitRepo::Create({{"apps/web.yaml", Deployment("nginx:1.25")}});
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  Running git;
+  testing::StartArgv({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0",
+                      "--metrics_address=127.0.0.1:0", "--git_url=" + (*repo)->url(),
+                      "--state_dir=" + (*repo)->dir() + "/state", "--git_poll_interval=1h"},
+                     git);
+  ASSERT_GT(git.grpc_port, 0);
+  EXPECT_EQ(testing::CheckHealth(git, "readiness"), grpc::health::v1::HealthCheckResponse::SERVING);
+  ferry::v1::ApplyUpdatesResponse response;
+  grpc::Status s =
+      Apply(git.Channel(), Release("job-1", "nginx:1.26"), &response, absl::Seconds(20));
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(Metric(git, "ferry_leader"), 0);  // no election, no leader metric
+}
+
 TEST(LeaderGitWriterFlagsTest, BadLeaderFlagsExitWithStatus2NamingTheFlag) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"--leader_elect_lease_duration=10s", "--leader_elect_renew_deadline=10s"},

@@ -67,11 +67,13 @@ struct Libgit2Options {
   //
   // The fence is client-side, so it has a limit: a push whose last byte was sent before the
   // deadline may be applied by the remote after it, and a push the remote has received
-  // cannot be recalled; a call blocked in the network between two callbacks is not
-  // interrupted either. What makes that safe is that every push is compare-and-set
-  // (fast-forward only, or the leased ref of PushTo): a paused old leader that wakes up and
-  // pushes on top of a head that moved is refused, so no commit is lost, and its commit
-  // lands only when it is the newest, just as if it had been made by the new leader.
+  // cannot be recalled (so Unavailable from an aborted push does not prove that nothing
+  // landed: a retry of the same compare-and-set edit finds it made, ABORTED or no change);
+  // a call blocked in the network between two callbacks is not interrupted either. What makes that
+  // safe is that every push is compare-and-set (fast-forward only, or the leased ref of PushTo): a
+  // paused old leader that wakes up and pushes on top of a head that moved is refused, so no commit
+  // is lost, and its commit lands only when it is the newest, just as if it had been made by the
+  // new leader.
   WritePermit push_permit;
 };
 

@@ -7,10 +7,6 @@
 #include <memory>
 #include <optional>
 
-#include "absl/strings/str_cat.h"
-#include "lib/kube/election.h"
-#include "lib/kube/kube_client.h"
-#include "lib/kube/kubeconfig.h"
 #include "lib/log/log.h"
 #include "lib/runtime/memory.h"
 #include "lib/runtime/poller.h"
@@ -18,6 +14,7 @@
 #include "services/git-writer/config.h"
 #include "services/git-writer/git_writer_service.h"
 #include "services/git-writer/identity.h"
+#include "services/git-writer/leadership.h"
 #include "services/git-writer/libgit2_repository.h"
 #include "services/git-writer/writer.h"
 
@@ -37,34 +34,6 @@ std::optional<int> RunRepackChild(const ferry::git_writer::Flags& flags) {
   absl::Status s = ferry::git_writer::Libgit2Repository::RepackMirror(flags.repack_mirror);
   if (!s.ok()) std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
   return s.ok() ? 0 : 1;
-}
-
-// --leader_elect: the Kubernetes client holding the Lease and the elector on it. Declared
-// before the objects that ask it for permits, so that it outlives them.
-struct Leadership {
-  std::unique_ptr<ferry::kube::KubeClient> client;
-  ferry::kube::Election election;
-};
-
-// The elector of `config.leader` (none without --leader_elect), not started yet. Errors name
-// the flag: without a kubeconfig and outside a pod there is no Kubernetes API to hold a Lease.
-absl::Status MakeLeadership(const ferry::git_writer::Config& config, prometheus::Registry& registry,
-                            Leadership& out) {
-  if (!config.leader.enabled) return absl::OkStatus();
-  absl::StatusOr<ferry::kube::ClusterAccess> access =
-      ferry::kube::LoadClusterAccess(config.kubeconfig, config.context);
-  if (!access.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--leader_elect needs the Kubernetes API (--kubeconfig, or the service "
-                     "account of a pod): ",
-                     access.status().message()));
-  }
-  ferry::log::Info("leader election",
-                   {{"server", access->server}, {"lease", config.leader.lease_name}});
-  out.client = std::make_unique<ferry::kube::KubeClient>(*std::move(access), registry);
-  out.election = ferry::kube::MakeElection(
-      config.leader, *out.client, std::string(ferry::git_writer::kComponent.name), registry);
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -87,17 +56,10 @@ int main(int argc, char** argv) {
     }
   }
   auto registry = std::make_shared<prometheus::Registry>();
-  Leadership leadership;
-  if (absl::Status s = MakeLeadership(config, *registry, leadership); !s.ok()) {
-    return start.ConfigError(s);
-  }
-  ferry::kube::LeaderElector* elector = leadership.election.elector.get();
-  if (elector != nullptr) {
-    // Only the leader commits and pushes, each push bounded by its leadership left.
-    WritePermit permit = [elector] { return elector->WriteValidity(); };
-    config.repository.push_permit = permit;
-    config.writer.write_permit = permit;
-  }
+  // --leader_elect: only the Lease's holder commits and pushes; readiness follows it.
+  absl::StatusOr<Leadership> leadership = MakeLeadership(config, *registry);
+  if (!leadership.ok()) return start.ConfigError(leadership.status());
+  leadership->Fence(config);
   SignerMetrics signer_metrics(*registry);
   absl::StatusOr<std::shared_ptr<Signer>> signer = MakeSigner(config, &signer_metrics);
   if (!signer.ok()) return start.ConfigError(signer.status());
@@ -123,24 +85,10 @@ int main(int argc, char** argv) {
       writer, {config.repository.branch, config.sync_tag, config.ssh_key_path,
                config.writer.readonly, config.max_commit_message_bytes,
                config.max_workload_index_bytes, *signer ? (*signer)->key() : SigningKey{}});
-  if (elector != nullptr) elector->Start();
-  // Readiness: the leader's alone with --leader_elect, so that a Service sends writes to it.
+  leadership->Start();
   int code = ferry::runtime::ServeUntilSignal(
       config.server, {{&service, ferry::v1::GitWriter::service_full_name()}}, registry,
-      [elector](ferry::runtime::Server* server) {
-        if (elector == nullptr) {
-          if (server != nullptr)
-            server->SetServingStatus(ferry::runtime::kReadinessHealthName, true);
-          return;
-        }
-        if (server == nullptr) {
-          elector->SetLeadershipSink(nullptr);
-          return;
-        }
-        elector->SetLeadershipSink([server](bool leading) {
-          server->SetServingStatus(ferry::runtime::kReadinessHealthName, leading);
-        });
-      });
-  if (elector != nullptr) elector->Stop();  // releases the Lease: a standby takes over at once
+      leadership->Readiness());
+  leadership->Stop();  // releases the Lease: a standby takes over at once
   return code;
 }
