@@ -51,8 +51,13 @@ grpc::Status ValidateCause(const ferry::v1::Cause& cause) {
 }  // namespace
 
 ApiService::ApiService(const Access& access, const PeerClients& peers, JobStore& jobs,
-                       JobRunner& runner, Executor& executor)
-    : access_(access), peers_(peers), jobs_(jobs), runner_(runner), executor_(executor) {}
+                       JobRunner& runner, Executor& executor, JobRecordStore* shared)
+    : access_(access),
+      peers_(peers),
+      jobs_(jobs),
+      shared_(shared),
+      runner_(runner),
+      executor_(executor) {}
 
 grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
                                        const ferry::v1::ListWorkloadsRequest* request,
@@ -355,6 +360,14 @@ grpc::Status ApiService::GetJob(grpc::ServerContext* context,
     *response = *std::move(job);
     return grpc::Status::OK;
   }
+  if (shared_ != nullptr) {
+    // Another replica's job. A record that cannot be read (logged and counted) leaves the
+    // git notes to answer.
+    if (absl::StatusOr<ferry::v1::Job> recorded = shared_->Get(request->id()); recorded.ok()) {
+      *response = *std::move(recorded);
+      return grpc::Status::OK;
+    }
+  }
   return JobFromNotes(*context, request->id(), response);
 }
 
@@ -365,6 +378,11 @@ grpc::Status ApiService::WatchJob(grpc::ServerContext* context,
   if (request->id().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "id is empty");
   uint64_t version = 0;
   std::optional<ferry::v1::Job> job = jobs_.Get(request->id(), &version);
+  if (!job.has_value() && shared_ != nullptr) {
+    if (absl::StatusOr<ferry::v1::Job> recorded = shared_->Get(request->id()); recorded.ok()) {
+      return WatchRecord(context, *std::move(recorded), writer);
+    }
+  }
   if (!job.has_value()) {
     ferry::v1::Job recorded;
     grpc::Status s = JobFromNotes(*context, request->id(), &recorded);
@@ -389,6 +407,56 @@ grpc::Status ApiService::WatchJob(grpc::ServerContext* context,
   }
 }
 
+grpc::Status ApiService::WatchRecord(grpc::ServerContext* context, ferry::v1::Job job,
+                                     grpc::ServerWriter<ferry::v1::Job>* writer) {
+  const std::string id = job.id();
+  const absl::Time give_up = absl::Now() + kMaxJobRecordWatch;
+  std::string written;
+  absl::Time unreadable_since = absl::InfiniteFuture();
+  for (;;) {
+    if (std::string now = job.SerializeAsString(); now != written) {
+      if (!writer->Write(job)) return grpc::Status::OK;  // the caller went away
+      written = std::move(now);
+    }
+    if (job.state() == ferry::v1::JOB_STATE_SUCCEEDED ||
+        job.state() == ferry::v1::JOB_STATE_FAILED) {
+      return grpc::Status::OK;
+    }
+    for (const absl::Time next = absl::Now() + kJobRecordPoll; absl::Now() < next;) {
+      if (context->IsCancelled()) return grpc::Status::CANCELLED;
+      absl::SleepFor(std::min(absl::Milliseconds(100), next - absl::Now()));
+    }
+    if (absl::Now() > give_up) {
+      return grpc::Status(
+          grpc::StatusCode::DEADLINE_EXCEEDED,
+          absl::StrCat("job ", id, " (run by another api replica) did not finish within ",
+                       absl::FormatDuration(kMaxJobRecordWatch),
+                       " of watching; if its replica is gone, its record keeps its last state"));
+    }
+    absl::StatusOr<ferry::v1::Job> recorded = shared_->Get(id);
+    if (recorded.ok()) {
+      job = *std::move(recorded);
+      unreadable_since = absl::InfiniteFuture();
+      continue;
+    }
+    if (recorded.status().code() == absl::StatusCode::kNotFound) {
+      // Its replica forgot it (bounded history): the git notes may still hold it.
+      ferry::v1::Job noted;
+      grpc::Status s = JobFromNotes(*context, id, &noted);
+      if (s.ok()) writer->Write(noted);
+      return s;
+    }
+    // The Kubernetes API did not answer: retried for a minute, then UNAVAILABLE.
+    unreadable_since = std::min(unreadable_since, absl::Now());
+    if (absl::Now() - unreadable_since > absl::Minutes(1)) {
+      return grpc::Status(
+          grpc::StatusCode::UNAVAILABLE,
+          absl::StrCat("cannot read the record of job ", id,
+                       " (run by another api replica): ", recorded.status().message()));
+    }
+  }
+}
+
 grpc::Status ApiService::ListJobs(grpc::ServerContext* context,
                                   const ferry::v1::ListJobsRequest* request,
                                   ferry::v1::ListJobsResponse* response) {
@@ -398,6 +466,17 @@ grpc::Status ApiService::ListJobs(grpc::ServerContext* context,
   }
   const int limit = request->limit() == 0 ? 50 : std::min(request->limit(), 1000);
   std::vector<ferry::v1::Job> jobs = jobs_.List(limit);
+  std::set<std::string> known;
+  for (const auto& j : jobs) known.insert(j.id());
+  if (shared_ != nullptr) {
+    // Every replica's jobs; unreadable records (logged and counted) leave this replica's.
+    if (absl::StatusOr<std::vector<ferry::v1::Job>> recorded = shared_->List(limit);
+        recorded.ok()) {
+      for (auto& j : *recorded) {
+        if (known.insert(j.id()).second) jobs.push_back(std::move(j));
+      }
+    }
+  }
   if (static_cast<int>(jobs.size()) < limit) {
     // Older jobs, from before this process started, from the git notes.
     ferry::v1::ListJobNotesRequest notes_request;
@@ -406,8 +485,6 @@ grpc::Status ApiService::ListJobs(grpc::ServerContext* context,
         peers_.git.Call(&GitWriterStub::ListJobNotes, notes_request,
                         peers_.ForRequest(*context, /*await_peer=*/false));
     if (notes.ok()) {
-      std::set<std::string> known;
-      for (const auto& j : jobs) known.insert(j.id());
       for (const auto& j : notes->jobs()) {
         if (static_cast<int>(jobs.size()) >= limit) break;
         if (known.insert(j.id()).second) jobs.push_back(j);
@@ -417,6 +494,7 @@ grpc::Status ApiService::ListJobs(grpc::ServerContext* context,
   std::stable_sort(jobs.begin(), jobs.end(), [](const ferry::v1::Job& a, const ferry::v1::Job& b) {
     return runtime::FromProtoTimestamp(a.submitted()) > runtime::FromProtoTimestamp(b.submitted());
   });
+  if (static_cast<int>(jobs.size()) > limit) jobs.resize(limit);
   for (auto& j : jobs) *response->add_jobs() = std::move(j);
   return grpc::Status::OK;
 }

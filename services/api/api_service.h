@@ -8,6 +8,7 @@
 #include "ferry/v1/api.grpc.pb.h"
 #include "services/api/access.h"
 #include "services/api/executor.h"
+#include "services/api/job_records.h"
 #include "services/api/jobs.h"
 #include "services/api/peers.h"
 
@@ -20,8 +21,10 @@ namespace ferry::api {
 // naming the method (see lib/runtime/unimplemented.h), never a fake success.
 class ApiService final : public ferry::v1::Ferry::Service {
  public:
+  // `shared` (null without --leader_elect): the job records of every replica
+  // (job_records.h), read for jobs this process does not hold.
   ApiService(const Access& access, const PeerClients& peers, JobStore& jobs, JobRunner& runner,
-             Executor& executor);
+             Executor& executor, JobRecordStore* shared = nullptr);
 
   grpc::Status ListWorkloads(grpc::ServerContext* context,
                              const ferry::v1::ListWorkloadsRequest* request,
@@ -61,9 +64,16 @@ class ApiService final : public ferry::v1::Ferry::Service {
   grpc::Status JobFromNotes(const grpc::ServerContext& caller, const std::string& id,
                             ferry::v1::Job* out) const;
 
+  // WatchJob of a job another replica runs: its record, read every kJobRecordPoll, written
+  // to `writer` when it changed, until the job finished, the caller went away or
+  // kMaxJobRecordWatch passed (the replica running it may be gone: DEADLINE_EXCEEDED).
+  grpc::Status WatchRecord(grpc::ServerContext* context, ferry::v1::Job job,
+                           grpc::ServerWriter<ferry::v1::Job>* writer);
+
   const Access& access_;
   const PeerClients& peers_;
   JobStore& jobs_;
+  JobRecordStore* const shared_;
   JobRunner& runner_;
   Executor& executor_;
   // ListImages' and ExplainTags' tag lists, shared by the readers of the same moment.

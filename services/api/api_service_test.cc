@@ -697,6 +697,89 @@ TEST_F(ApiServiceTest, FinishedJobsComeBackFromTheGitNotes) {
   EXPECT_EQ(list.jobs(1).id(), recorded.id());
 }
 
+// Another replica's job, through the shared job records (job_records.h): each Get of the
+// record answers the next of `states` (the last one from then on).
+class ScriptedJobRecords final : public JobRecordStore {
+ public:
+  explicit ScriptedJobRecords(std::vector<ferry::v1::Job> states) : states_(std::move(states)) {}
+  absl::Status Put(const ferry::v1::Job&) override { return absl::OkStatus(); }
+  absl::Status Delete(const std::string&) override { return absl::OkStatus(); }
+  absl::StatusOr<ferry::v1::Job> Get(const std::string& id) override {
+    absl::MutexLock lock(&mu_);
+    if (id != states_[0].id()) return absl::NotFoundError(id);
+    ++gets_;
+    return states_[std::min(next_++, states_.size() - 1)];
+  }
+  absl::StatusOr<std::vector<ferry::v1::Job>> List(size_t) override {
+    return std::vector<ferry::v1::Job>{states_.back()};
+  }
+  int gets() {
+    absl::MutexLock lock(&mu_);
+    return gets_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  const std::vector<ferry::v1::Job> states_;
+  size_t next_ ABSL_GUARDED_BY(mu_) = 0;
+  int gets_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+TEST_F(ApiServiceTest, AnotherReplicasJobIsReadWatchedAndListedFromItsRecord) {
+  ferry::v1::Job running;
+  running.set_id("22222222-0000-4000-8000-000000000000");
+  running.set_kind(ferry::v1::JOB_KIND_RELEASE);
+  running.set_state(ferry::v1::JOB_STATE_RUNNING);
+  running.mutable_submitted()->set_seconds(2000000000);  // newer than this process's jobs
+  running.add_stages()->set_kind(ferry::v1::JOB_STAGE_KIND_SUBMITTED);
+  ferry::v1::Job planned = running;
+  planned.add_stages()->set_kind(ferry::v1::JOB_STAGE_KIND_PLANNING);
+  ferry::v1::Job done = planned;
+  done.set_state(ferry::v1::JOB_STATE_SUCCEEDED);
+  done.set_revision(kCommit);
+  done.add_stages()->set_kind(ferry::v1::JOB_STAGE_KIND_DONE);
+  // GetJob reads the first state; the watch then sees it again (unchanged: not sent twice),
+  // then the planned and done states.
+  ScriptedJobRecords shared({running, running, running, planned, done});
+  server_->Shutdown();
+  service_ =
+      std::make_unique<ApiService>(*access_, *peers_, *store_, *runner_, *executor_, &shared);
+  grpc::ServerBuilder builder;
+  builder.RegisterService(service_.get());
+  server_ = builder.BuildAndStart();
+  stub_ = ferry::v1::Ferry::NewStub(server_->InProcessChannel(grpc::ChannelArguments()));
+  EXPECT_CALL(git_, ListJobNotes(_, _, _)).Times(::testing::AtMost(1));  // ListJobs' only
+
+  ferry::v1::GetJobRequest get;
+  get.set_id(running.id());
+  ferry::v1::Job job;
+  {
+    grpc::ClientContext ctx;
+    FERRY_ASSERT_OK(stub_->GetJob(&ctx, get, &job));
+  }
+  EXPECT_EQ(job.state(), ferry::v1::JOB_STATE_RUNNING);
+  std::vector<ferry::v1::Job> seen;
+  const ferry::v1::Job last = Follow(running.id(), &seen);
+  EXPECT_EQ(last.state(), ferry::v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(last.revision(), kCommit);
+  ASSERT_EQ(seen.size(), 3u) << "each state once";
+  EXPECT_EQ(Stages(seen[0]).size(), 1u);
+  EXPECT_EQ(Stages(seen[1]).size(), 2u);
+  EXPECT_EQ(Stages(seen[2]).size(), 3u);
+  EXPECT_EQ(shared.gets(), 5);
+
+  // ListJobs merges this replica's jobs with the records, newest first.
+  ferry::v1::Job mine;
+  FERRY_ASSERT_OK(Release(AllTo("1.1.0"), &mine));
+  Follow(mine.id());
+  grpc::ClientContext ctx;
+  ferry::v1::ListJobsResponse list;
+  FERRY_ASSERT_OK(stub_->ListJobs(&ctx, ferry::v1::ListJobsRequest(), &list));
+  ASSERT_EQ(list.jobs_size(), 2);
+  EXPECT_EQ(list.jobs(0).id(), running.id());
+  EXPECT_EQ(list.jobs(1).id(), mine.id());
+}
+
 TEST_F(ApiServiceTest, AutomationReleasesEveryNewerTagInOneCommitAndWatchesTheRepositories) {
   in_git_.mutable_workloads(0)->mutable_policy()->set_automated(true);
   in_git_.mutable_workloads(0)->mutable_policy()->set_tag_all("semver:~1");

@@ -128,6 +128,7 @@ ferry::v1::Job JobStore::Submit(ferry::v1::Job job) {
                                  return Finished(jobs_.at(id).job);
                                });
     if (oldest == order_.end()) break;
+    if (listener_ != nullptr) listener_->Forgotten(*oldest);
     jobs_.erase(*oldest);
     order_.erase(oldest);
   }
@@ -136,7 +137,13 @@ ferry::v1::Job JobStore::Submit(ferry::v1::Job job) {
   e.submitted = now;
   e.last_stage = now;
   order_.push_back(job.id());
+  if (listener_ != nullptr) listener_->Changed(job);
   return job;
+}
+
+void JobStore::SetListener(JobListener* listener) {
+  absl::MutexLock lock(&mu_);
+  listener_ = listener;
 }
 
 void JobStore::Change(const std::string& id, const std::function<void(Entry&)>& change) {
@@ -146,6 +153,7 @@ void JobStore::Change(const std::string& id, const std::function<void(Entry&)>& 
     if (it == jobs_.end() || Finished(it->second.job)) return;
     change(it->second);
     ++it->second.version;
+    if (listener_ != nullptr) listener_->Changed(it->second.job);
   }
 }
 
@@ -155,6 +163,7 @@ void JobStore::MarkReverted(const std::string& id, const std::string& revert_job
   if (it == jobs_.end()) return;
   it->second.job.set_reverted_by_job(revert_job);
   ++it->second.version;
+  if (listener_ != nullptr) listener_->Changed(it->second.job);
 }
 
 void JobStore::Start(const std::string& id) {

@@ -56,6 +56,18 @@ const char* JobKindName(ferry::v1::JobKind kind);
 // "submitted", "planning", "commit_pushed", ...
 const char* StageName(ferry::v1::JobStageKind stage);
 
+// Told of every change of the jobs of a JobStore, in the order they happen (for the shared
+// job records of several replicas: job_records.h). Called with the store's lock held: an
+// implementation only takes note (its own lock, no call back into the store, no I/O).
+class JobListener {
+ public:
+  virtual ~JobListener() = default;
+  // `job` as it is now: submitted, or changed (stage, results, finished, reverted).
+  virtual void Changed(const ferry::v1::Job& job) = 0;
+  // Job `id` left the bounded history.
+  virtual void Forgotten(const std::string& id) = 0;
+};
+
 // The jobs of this process. Thread-safe.
 class JobStore {
  public:
@@ -88,6 +100,10 @@ class JobStore {
   void SetFinishObserver(std::function<void(const ferry::v1::Job&)> observer)
       ABSL_LOCKS_EXCLUDED(observer_mu_);
 
+  // Tells `listener` (which must outlive the store, or be replaced by nullptr first) of every
+  // change from now on. Replaces the previous listener.
+  void SetListener(JobListener* listener) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Records on a job, finished or not, that REVERT job `revert_job` took it back
   // (Job.reverted_by_job) and wakes its watchers. Unknown ids are ignored.
   void MarkReverted(const std::string& id, const std::string& revert_job);
@@ -119,6 +135,7 @@ class JobStore {
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> jobs_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> order_ ABSL_GUARDED_BY(mu_);  // oldest first
+  JobListener* listener_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::Mutex observer_mu_;
   std::function<void(const ferry::v1::Job&)> finish_observer_ ABSL_GUARDED_BY(observer_mu_);
 };

@@ -46,11 +46,12 @@ int main(int argc, char** argv) {
   auto registry = ferry::v1::RegistryScanner::NewStub(links.registry.channel);
   auto cluster = ferry::v1::ClusterSyncer::NewStub(links.cluster.channel);
   auto metrics = std::make_shared<prometheus::Registry>();
-  // Replicas (--leader_elect): the automation's Lease.
+  // Replicas (--leader_elect): the automation's Lease and the shared job records.
   absl::StatusOr<Replication> replication = MakeReplication(config, *metrics);
   if (!replication.ok()) return start.ConfigError(replication.status());
   JobMetrics job_metrics(*metrics);
   JobStore jobs(config.job_history, job_metrics);
+  replication->Share(jobs);  // every replica reads the jobs of every other
   JobRunner runner(jobs, config.job_workers);
   // Every call to a peer: deadlines from --peer_wait and --job_*_timeout, cancelled by
   // runner.Stop() at shutdown.
@@ -60,7 +61,7 @@ int main(int argc, char** argv) {
   RevertMetrics revert_metrics(*metrics);
   Reverter reverter(peers, jobs, runner, executor, revert_metrics);
   executor.SetReleaseApplied(reverter.Hook());
-  ApiService service(*access, peers, jobs, runner, executor);
+  ApiService service(*access, peers, jobs, runner, executor, replication->shared_jobs());
   AutomationMetrics automation_metrics(*metrics);
   Automation automation(peers, jobs, executor, automation_metrics, config.automation_interval);
   if (!config.automation) ferry::log::Info("automation is off (--no_automation)");
@@ -85,8 +86,8 @@ int main(int argc, char** argv) {
       });
   // The jobs still running use the executor and the peer clients: they end before those go.
   runner.Join();
-  replication->Stop();  // releases the Lease: a standby automates at once
-  reverter.Join();      // its follows' calls were cancelled with the jobs'
+  reverter.Join();          // its follows' calls were cancelled with the jobs'
+  replication->Stop(jobs);  // releases the Lease (a standby automates at once), last records
   // What the last jobs announced is sent, for a few seconds at most.
   notifications.Stop(absl::Seconds(5));
   return exit_code;

@@ -20,6 +20,14 @@ absl::StatusOr<Replication> MakeReplication(const Config& config, prometheus::Re
   replication.client = std::make_unique<kube::KubeClient>(*std::move(access), registry);
   replication.election = kube::MakeElection(config.leader, *replication.client,
                                             std::string(kComponent.name), registry);
+  // The records in the Lease's namespace: the api's own, where its RBAC allows ConfigMaps.
+  const std::string ns = config.leader.lease_namespace.empty()
+                             ? replication.client->access().default_namespace
+                             : config.leader.lease_namespace;
+  replication.record_metrics = std::make_unique<JobRecordMetrics>(registry);
+  replication.records = std::make_unique<ConfigMapJobRecords>(
+      *replication.client, ns, kube::PodName(), *replication.record_metrics);
+  replication.publisher = std::make_unique<JobRecordPublisher>(*replication.records);
   return replication;
 }
 
@@ -31,11 +39,21 @@ void Replication::Lead(Automation& automation) {
   leader->Start();
 }
 
-void Replication::Stop() {
+void Replication::Share(JobStore& jobs) {
+  if (publisher == nullptr) return;
+  jobs.SetListener(publisher.get());
+  publisher->Start();
+}
+
+void Replication::Stop(JobStore& jobs) {
   kube::LeaderElector* leader = elector();
   if (leader == nullptr) return;
   leader->SetLeadershipSink(nullptr);
   leader->Stop();
+  if (publisher != nullptr) {
+    publisher->Stop(absl::Seconds(5));
+    jobs.SetListener(nullptr);
+  }
 }
 
 }  // namespace ferry::api

@@ -1,0 +1,267 @@
+#include "services/api/job_records.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "lib/log/log.h"
+#include "lib/runtime/proto_time.h"
+
+namespace ferry::api {
+namespace {
+
+constexpr char kManagedBy[] = "app.kubernetes.io/managed-by";
+constexpr char kManager[] = "ferry-api";
+constexpr char kDataKey[] = "job.json";
+
+std::string ToJson(const ferry::v1::Job& job) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(job, &out, options);
+  return out;
+}
+
+// The job of a ConfigMap's JSON.
+absl::StatusOr<ferry::v1::Job> JobOfConfigMap(const nlohmann::json& object) {
+  const auto data = object.find("data");
+  if (data == object.end() || !data->is_object() || !data->contains(kDataKey) ||
+      !(*data)[kDataKey].is_string()) {
+    return absl::InvalidArgumentError("the job record has no data." + std::string(kDataKey));
+  }
+  return ParseJobRecord((*data)[kDataKey].get<std::string>());
+}
+
+}  // namespace
+
+std::string JobRecordName(const std::string& id) { return "ferry-job-" + id; }
+
+std::string JobRecordJson(const ferry::v1::Job& job, size_t max_bytes, bool* truncated) {
+  if (truncated != nullptr) *truncated = false;
+  std::string json = ToJson(job);
+  if (json.size() <= max_bytes) return json;
+  if (truncated != nullptr) *truncated = true;
+  ferry::v1::Job cut = job;
+  const int results = job.results_size();
+  // Halve the results kept until the record fits (a few dozen encodings at most).
+  int kept = results;
+  while (true) {
+    kept /= 2;
+    cut.clear_results();
+    for (int i = 0; i < kept; ++i) *cut.add_results() = job.results(i);
+    if (kept < results) {
+      ferry::v1::WorkloadResult* marker = cut.add_results();
+      marker->set_reason(absl::StrCat(results - kept,
+                                      " more workload results are not in the shared job record "
+                                      "(limited to ",
+                                      max_bytes / 1024, " KiB); the replica that ran it has them"));
+    }
+    json = ToJson(cut);
+    if (json.size() <= max_bytes || kept == 0) break;
+  }
+  for (int i = 0; json.size() > max_bytes && i + 1 < cut.stages_size(); ++i) {
+    cut.mutable_stages(i)->clear_rollouts();
+    json = ToJson(cut);
+  }
+  return json;
+}
+
+absl::StatusOr<ferry::v1::Job> ParseJobRecord(const std::string& json) {
+  ferry::v1::Job job;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;  // a record written by a newer replica
+  if (!google::protobuf::util::JsonStringToMessage(json, &job, options).ok() || job.id().empty()) {
+    return absl::InvalidArgumentError("the job record is not a job's JSON");
+  }
+  return job;
+}
+
+JobRecordMetrics::JobRecordMetrics(prometheus::Registry& registry)
+    : writes_(prometheus::BuildCounter()
+                  .Name("ferry_job_records_writes_total")
+                  .Help("Shared job records written (put) and deleted (delete).")
+                  .Register(registry)),
+      errors_(prometheus::BuildCounter()
+                  .Name("ferry_job_records_errors_total")
+                  .Help("Calls about shared job records that failed (put, delete, get, list).")
+                  .Register(registry)) {}
+
+ConfigMapJobRecords::ConfigMapJobRecords(kube::KubeClient& client, std::string ns,
+                                         std::string replica, JobRecordMetrics& metrics)
+    : client_(client), ns_(std::move(ns)), replica_(std::move(replica)), metrics_(metrics) {}
+
+std::string ConfigMapJobRecords::Path(const std::string& id) const {
+  return absl::StrCat("/api/v1/namespaces/", ns_, "/configmaps/", JobRecordName(id));
+}
+
+absl::Status ConfigMapJobRecords::Failed(const char* op, const absl::Status& status) {
+  metrics_.Failed(op);
+  log::Warn("job records: a call to the Kubernetes API failed",
+            {{"op", op}, {"namespace", ns_}, {"error", std::string(status.message())}});
+  return status;
+}
+
+absl::Status ConfigMapJobRecords::Put(const ferry::v1::Job& job) {
+  bool truncated = false;
+  const std::string json = JobRecordJson(job, kMaxJobRecordBytes, &truncated);
+  nlohmann::json annotations = {{"ferry.dev/replica", replica_}};
+  if (truncated) annotations["ferry.dev/truncated"] = "true";
+  const nlohmann::json object = {
+      {"apiVersion", "v1"},
+      {"kind", "ConfigMap"},
+      {"metadata",
+       {{"name", JobRecordName(job.id())},
+        {"namespace", ns_},
+        {"labels", {{kManagedBy, kManager}, {"ferry.dev/job-kind", JobKindName(job.kind())}}},
+        {"annotations", annotations}}},
+      {"data", {{kDataKey, json}}}};
+  absl::StatusOr<nlohmann::json> applied = client_.ApplyWithin(
+      Path(job.id()), object, kManager, /*force=*/true, /*dry_run=*/false, kJobRecordCallTimeout);
+  if (!applied.ok()) return Failed("put", applied.status());
+  metrics_.Written("put");
+  return absl::OkStatus();
+}
+
+absl::Status ConfigMapJobRecords::Delete(const std::string& id) {
+  absl::Status deleted = client_.DeleteWithin(Path(id), /*dry_run=*/false, kJobRecordCallTimeout);
+  if (deleted.code() == absl::StatusCode::kNotFound) return absl::OkStatus();
+  if (!deleted.ok()) return Failed("delete", deleted);
+  metrics_.Written("delete");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ferry::v1::Job> ConfigMapJobRecords::Get(const std::string& id) {
+  absl::StatusOr<nlohmann::json> object = client_.GetWithin(Path(id), "get", kJobRecordCallTimeout);
+  if (object.status().code() == absl::StatusCode::kNotFound) return object.status();
+  if (!object.ok()) return Failed("get", object.status());
+  absl::StatusOr<ferry::v1::Job> job = JobOfConfigMap(*object);
+  if (!job.ok()) return Failed("get", job.status());
+  return job;
+}
+
+absl::StatusOr<std::vector<ferry::v1::Job>> ConfigMapJobRecords::List(size_t limit) {
+  std::vector<ferry::v1::Job> jobs;
+  std::string next;
+  size_t read = 0;
+  do {
+    std::string path =
+        absl::StrCat("/api/v1/namespaces/", ns_, "/configmaps?labelSelector=", kManagedBy, "%3D",
+                     kManager, "&limit=", kJobRecordPage);
+    if (!next.empty()) absl::StrAppend(&path, "&continue=", next);
+    absl::StatusOr<nlohmann::json> page = client_.GetWithin(path, "list", kJobRecordCallTimeout);
+    if (!page.ok()) return Failed("list", page.status());
+    next.clear();
+    if (auto items = page->find("items"); items != page->end() && items->is_array()) {
+      for (const nlohmann::json& item : *items) {
+        ++read;
+        absl::StatusOr<ferry::v1::Job> job = JobOfConfigMap(item);
+        if (job.ok()) jobs.push_back(*std::move(job));  // a malformed record is skipped
+      }
+    }
+    if (auto meta = page->find("metadata");
+        meta != page->end() && meta->contains("continue") && (*meta)["continue"].is_string()) {
+      // The token is opaque base64 (URL-safe enough once '+', '/' and '=' are escaped).
+      for (char c : (*meta)["continue"].get<std::string>()) {
+        if (c == '+') {
+          next += "%2B";
+        } else if (c == '/') {
+          next += "%2F";
+        } else if (c == '=') {
+          next += "%3D";
+        } else {
+          next += c;
+        }
+      }
+    }
+  } while (!next.empty() && read < kMaxJobRecordsListed);
+  std::stable_sort(jobs.begin(), jobs.end(), [](const ferry::v1::Job& a, const ferry::v1::Job& b) {
+    return runtime::FromProtoTimestamp(a.submitted()) > runtime::FromProtoTimestamp(b.submitted());
+  });
+  if (limit > 0 && jobs.size() > limit) jobs.resize(limit);
+  return jobs;
+}
+
+JobRecordPublisher::JobRecordPublisher(JobRecordStore& records) : records_(records) {}
+
+JobRecordPublisher::~JobRecordPublisher() { Stop(absl::ZeroDuration()); }
+
+void JobRecordPublisher::Queue(const std::string& id, std::optional<ferry::v1::Job> job) {
+  auto [it, added] = pending_.try_emplace(id);
+  it->second = Pending{std::move(job)};  // replaces a state not yet written, and its retries
+  if (added) order_.push_back(id);
+}
+
+void JobRecordPublisher::Changed(const ferry::v1::Job& job) {
+  absl::MutexLock lock(&mu_);
+  Queue(job.id(), job);
+}
+
+void JobRecordPublisher::Forgotten(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  Queue(id, std::nullopt);
+}
+
+void JobRecordPublisher::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void JobRecordPublisher::Stop(absl::Duration flush) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) flush_until_ = absl::Now() + flush;
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+bool JobRecordPublisher::AwaitIdle(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return pending_.empty() && !writing_; };
+  return mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
+}
+
+void JobRecordPublisher::Run() {
+  for (;;) {
+    std::string id;
+    Pending next;
+    {
+      absl::MutexLock lock(&mu_);
+      // The first queued state that is due; while only retries wait, the earliest of them.
+      auto due = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        const absl::Time now = absl::Now();
+        return std::find_if(order_.begin(), order_.end(),
+                            [&](const std::string& i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                              return stopping_ || pending_.at(i).not_before <= now;
+                            });
+      };
+      for (;;) {
+        if (stopping_ && (order_.empty() || absl::Now() >= flush_until_)) return;
+        if (due() != order_.end()) break;
+        absl::Time wake = absl::InfiniteFuture();
+        for (const std::string& i : order_) wake = std::min(wake, pending_.at(i).not_before);
+        auto changed = [this, size = order_.size()]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return stopping_ || order_.size() != size;
+        };
+        mu_.AwaitWithDeadline(absl::Condition(&changed), wake);
+      }
+      auto it = due();
+      id = *it;
+      order_.erase(it);
+      next = std::move(pending_.at(id));
+      pending_.erase(id);
+      writing_ = true;
+    }
+    const absl::Status written = next.job ? records_.Put(*next.job) : records_.Delete(id);
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    // Retried unless a newer state came meanwhile (or the api is stopping).
+    if (!written.ok() && !stopping_ && ++next.attempts < 3 && pending_.count(id) == 0) {
+      next.not_before = absl::Now() + absl::Seconds(next.attempts);
+      pending_.emplace(id, std::move(next));
+      order_.push_back(id);
+    }
+  }
+}
+
+}  // namespace ferry::api

@@ -1,0 +1,158 @@
+// Job records every api replica reads (issue 21): a job submitted to one replica can be read
+// (GetJob, ListJobs) and watched (WatchJob) on any other.
+//
+// Where they live: one ConfigMap per job in the api's namespace (the Lease's), named
+// "ferry-job-<id>", labelled app.kubernetes.io/managed-by=ferry-api and ferry.dev/job-kind,
+// its data "job.json" the Job as protobuf JSON. Why there: Kubernetes is Ferry's distributed
+// engine (DESIGN.md, "HA"), replicas already reach its API for their Lease, and it needs no
+// component of its own; git notes only record jobs that committed, once finished, and every
+// write would be a commit to push; the git-writer leader would make one replica's jobs depend
+// on another service's leader and on its memory. A ConfigMap holds at most 1 MiB: a record is
+// at most kMaxJobRecordBytes (per-workload results beyond are dropped, with a marker result).
+//
+// The replica that runs a job writes its record on submission and on every change
+// (JobRecordPublisher, coalesced: the latest state wins, one write at a time), and deletes it
+// when the job leaves that replica's bounded history. A job whose replica died stays as its
+// last recorded state (a running job then never finishes in its record; its record stays until
+// someone deletes it: `kubectl delete configmap -l app.kubernetes.io/managed-by=ferry-api`).
+// Failures talking to Kubernetes never fail a job: they are logged and counted.
+//
+// Metrics:
+//   ferry_job_records_writes_total{op}   records written (put) and deleted (delete)
+//   ferry_job_records_errors_total{op}   calls that failed: put, delete, get, list
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "ferry/v1/types.pb.h"
+#include "lib/kube/kube_client.h"
+#include "services/api/jobs.h"
+
+namespace ferry::api {
+
+// The largest "job.json" of a record (a ConfigMap holds at most 1 MiB in all).
+inline constexpr size_t kMaxJobRecordBytes = 512 * 1024;
+// Each call to the Kubernetes API about records.
+inline constexpr absl::Duration kJobRecordCallTimeout = absl::Seconds(10);
+// ListJobs reads at most this many records (pages of kJobRecordPage).
+inline constexpr size_t kMaxJobRecordsListed = 5000;
+inline constexpr size_t kJobRecordPage = 250;
+// WatchJob of another replica's job reads its record this often, for at most this long.
+inline constexpr absl::Duration kJobRecordPoll = absl::Milliseconds(500);
+inline constexpr absl::Duration kMaxJobRecordWatch = absl::Hours(1);
+
+// "ferry-job-<id>".
+std::string JobRecordName(const std::string& id);
+// The record of `job`: its protobuf JSON, at most `max_bytes`; over it, results are dropped
+// from the end and one result without a workload says how many are missing (`truncated` is
+// set), then rollouts of all stages but the last.
+std::string JobRecordJson(const ferry::v1::Job& job, size_t max_bytes = kMaxJobRecordBytes,
+                          bool* truncated = nullptr);
+// A record's job. InvalidArgument when it is not a Job's JSON.
+absl::StatusOr<ferry::v1::Job> ParseJobRecord(const std::string& json);
+
+// Where the records are. Thread-safe.
+class JobRecordStore {
+ public:
+  virtual ~JobRecordStore() = default;
+  // Creates or replaces the record of `job`.
+  virtual absl::Status Put(const ferry::v1::Job& job) = 0;
+  // Deletes the record of job `id`; OK when there is none.
+  virtual absl::Status Delete(const std::string& id) = 0;
+  // The job of record `id`; NotFound when there is none.
+  virtual absl::StatusOr<ferry::v1::Job> Get(const std::string& id) = 0;
+  // The newest `limit` recorded jobs (by submission time), newest first.
+  virtual absl::StatusOr<std::vector<ferry::v1::Job>> List(size_t limit) = 0;
+};
+
+class JobRecordMetrics {
+ public:
+  explicit JobRecordMetrics(prometheus::Registry& registry);
+  void Written(const char* op) { writes_.Add({{"op", op}}).Increment(); }
+  void Failed(const char* op) { errors_.Add({{"op", op}}).Increment(); }
+
+ private:
+  prometheus::Family<prometheus::Counter>& writes_;
+  prometheus::Family<prometheus::Counter>& errors_;
+};
+
+// The records as ConfigMaps in namespace `ns` through `client`; each call within
+// kJobRecordCallTimeout. `replica` (the pod's name) goes into the annotation
+// ferry.dev/replica of the records this replica writes. Failures are logged (the API's
+// message, never a credential) and counted, and returned.
+class ConfigMapJobRecords final : public JobRecordStore {
+ public:
+  ConfigMapJobRecords(kube::KubeClient& client, std::string ns, std::string replica,
+                      JobRecordMetrics& metrics);
+
+  absl::Status Put(const ferry::v1::Job& job) override;
+  absl::Status Delete(const std::string& id) override;
+  absl::StatusOr<ferry::v1::Job> Get(const std::string& id) override;
+  absl::StatusOr<std::vector<ferry::v1::Job>> List(size_t limit) override;
+
+  const std::string& ns() const { return ns_; }
+
+ private:
+  std::string Path(const std::string& id) const;
+  absl::Status Failed(const char* op, const absl::Status& status);
+
+  kube::KubeClient& client_;
+  const std::string ns_;
+  const std::string replica_;
+  JobRecordMetrics& metrics_;
+};
+
+// Writes the changes of a JobStore (as its JobListener) to `records` from a thread of its
+// own: one write at a time, so at most one per job in flight; the latest state of a job
+// replaces a state not yet written (coalesced); a failed write is tried twice more (after
+// 1 s, then 2 s) unless a newer state replaced it. Thread-safe.
+class JobRecordPublisher final : public JobListener {
+ public:
+  explicit JobRecordPublisher(JobRecordStore& records);
+  // Stop(0).
+  ~JobRecordPublisher() override;
+
+  void Changed(const ferry::v1::Job& job) override;
+  void Forgotten(const std::string& id) override;
+
+  void Start();
+  // Writes what is pending for at most `flush` (no retries), then stops. Idempotent.
+  void Stop(absl::Duration flush);
+  // Blocks until nothing is pending nor being written (retries included), or `timeout`
+  // passed; returns whether it is idle. For tests.
+  bool AwaitIdle(absl::Duration timeout);
+
+ private:
+  struct Pending {
+    std::optional<ferry::v1::Job> job;  // nullopt: delete
+    int attempts = 0;
+    absl::Time not_before = absl::InfinitePast();
+  };
+  void Queue(const std::string& id, std::optional<ferry::v1::Job> job)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Run();
+
+  JobRecordStore& records_;
+  absl::Mutex mu_;
+  std::map<std::string, Pending> pending_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> order_ ABSL_GUARDED_BY(mu_);  // ids in pending_, first queued first
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time flush_until_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  std::thread thread_;
+};
+
+}  // namespace ferry::api
