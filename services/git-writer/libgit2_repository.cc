@@ -155,6 +155,16 @@ absl::Status FencedPushError(absl::Status status, const CallbackState& state) {
       "passed) before the push was over; the new leader makes the change");
 }
 
+// After a fenced push that upstream took: a warning when it ended past its deadline (the
+// residual window of client-side fencing: the remote applied it while this instance's
+// leadership ran out; being compare-and-set, it landed on the head it was made on).
+void WarnIfLate(const CallbackState& state) {
+  if (state.push_deadline && state.rejected.empty() &&
+      std::chrono::steady_clock::now() > *state.push_deadline) {
+    log::Warn("a push ended after this instance's leadership ran out; upstream had taken it");
+  }
+}
+
 // libgit2's progress callbacks of a push, each a point where a fenced push is given up.
 int PushNegotiation(const git_push_update**, size_t, void* payload) {
   return FenceCheck(*static_cast<CallbackState*>(payload));
@@ -1356,6 +1366,7 @@ absl::Status Libgit2Repository::Push(const std::vector<std::string>& refspecs,
     if (s.code() == absl::StatusCode::kInternal) s = absl::UnavailableError(s.message());
     return FencedPushError(WithCertificateContext(s, state), state);
   }
+  WarnIfLate(state);
   if (!state.rejected.empty()) {
     if (rejected != nullptr) *rejected = state.rejected;
     return absl::AbortedError(absl::StrCat("push rejected: ", state.rejected));
@@ -1629,6 +1640,7 @@ absl::Status Libgit2Repository::LeasedPush(const std::string& ref, const std::st
     if (s.code() == absl::StatusCode::kInternal) s = absl::UnavailableError(s.message());
     return FencedPushError(WithCertificateContext(s, state), state);
   }
+  WarnIfLate(state);
   if (!state.rejected.empty()) {
     return absl::AbortedError(absl::StrCat("push rejected: ", state.rejected));
   }
