@@ -11,6 +11,7 @@
 // of both replicas together ran at least twice more since the commit.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <map>
 #include <string>
@@ -215,6 +216,19 @@ TEST_F(ApiReplicasTest, AJobIsSharedAndTheAutomationCommitsOncePerTag) {
   EXPECT_GE(testing::ScrapedMetric(stack_.api, "ferry_job_records_writes_total", "op=\"put\""), 1);
   EXPECT_EQ(testing::ScrapedMetric(stack_.api, "ferry_job_records_errors_total"), 0);
   EXPECT_EQ(testing::ScrapedMetric(b_, "ferry_job_records_errors_total"), 0);
+
+  // The leader shut down (SIGTERM) exits cleanly and releases the Lease: the other replica
+  // leads at its next retry, well before the lease would have expired.
+  leader->process->Signal(SIGTERM);
+  std::optional<int> code = leader->process->Wait(absl::Seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << leader->process->Output();
+  EXPECT_TRUE(testing::WaitUntil(
+      [&] {
+        return testing::ScrapedMetric(*standby, "ferry_leader", "lease=\"" + lease + "\"") == 1;
+      },
+      absl::Seconds(20)))
+      << standby->process->Output();
 }
 
 TEST_F(ApiReplicasTest, LeaderElectionWithoutAWayToTheKubernetesApiExits2) {

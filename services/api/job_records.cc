@@ -264,4 +264,46 @@ void JobRecordPublisher::Run() {
   }
 }
 
+JobRecordCollector::JobRecordCollector(JobRecordStore& records, std::function<bool()> leading)
+    : records_(records), leading_(std::move(leading)) {}
+
+JobRecordCollector::~JobRecordCollector() { Stop(); }
+
+void JobRecordCollector::Start() {
+  thread_ = std::thread([this] {
+    for (;;) {
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.AwaitWithTimeout(absl::Condition(&stopping_), kJobRecordCollectEvery);
+        if (stopping_) return;
+      }
+      if (!leading_()) continue;
+      const int deleted = CollectOnce(records_, absl::Now());
+      if (deleted > 0) log::Info("job records: stale records deleted", {{"count", deleted}});
+    }
+  });
+}
+
+void JobRecordCollector::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+int JobRecordCollector::CollectOnce(JobRecordStore& records, absl::Time now) {
+  absl::StatusOr<std::vector<ferry::v1::Job>> listed = records.List(0);
+  if (!listed.ok()) return 0;  // logged and counted by the store
+  int deleted = 0;
+  for (const ferry::v1::Job& job : *listed) {
+    const bool finished = job.has_finished();
+    const bool stale =
+        finished ? runtime::FromProtoTimestamp(job.finished()) < now - kJobRecordMaxAge
+                 : runtime::FromProtoTimestamp(job.submitted()) < now - kJobRecordMaxUnfinished;
+    if (stale && records.Delete(job.id()).ok()) ++deleted;
+  }
+  return deleted;
+}
+
 }  // namespace ferry::api

@@ -13,8 +13,10 @@
 // The replica that runs a job writes its record on submission and on every change
 // (JobRecordPublisher, coalesced: the latest state wins, one write at a time), and deletes it
 // when the job leaves that replica's bounded history. A job whose replica died stays as its
-// last recorded state (a running job then never finishes in its record; its record stays until
-// someone deletes it: `kubectl delete configmap -l app.kubernetes.io/managed-by=ferry-api`).
+// last recorded state (a running job then never finishes in its record); the replica leading
+// the automation deletes, every hour, the records of jobs finished more than
+// kJobRecordMaxAge ago and of jobs still unfinished kJobRecordMaxUnfinished after their
+// submission (JobRecordCollector), so records of replicas that are gone do not pile up.
 // Failures talking to Kubernetes never fail a job: they are logged and counted.
 //
 // Metrics:
@@ -26,6 +28,7 @@
 #include <prometheus/registry.h>
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -53,6 +56,12 @@ inline constexpr size_t kJobRecordPage = 250;
 // WatchJob of another replica's job reads its record this often, for at most this long.
 inline constexpr absl::Duration kJobRecordPoll = absl::Milliseconds(500);
 inline constexpr absl::Duration kMaxJobRecordWatch = absl::Hours(1);
+// JobRecordCollector: records of jobs finished longer ago than this, and of jobs not finished
+// this long after submission (no job runs that long: its stages have deadlines), are deleted
+// every kJobRecordCollectEvery.
+inline constexpr absl::Duration kJobRecordMaxAge = absl::Hours(24 * 7);
+inline constexpr absl::Duration kJobRecordMaxUnfinished = absl::Hours(24);
+inline constexpr absl::Duration kJobRecordCollectEvery = absl::Hours(1);
 
 // "ferry-job-<id>".
 std::string JobRecordName(const std::string& id);
@@ -152,6 +161,29 @@ class JobRecordPublisher final : public JobListener {
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time flush_until_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  std::thread thread_;
+};
+
+// Deletes stale records (kJobRecordMaxAge, kJobRecordMaxUnfinished) every
+// kJobRecordCollectEvery while `leading()` says this replica leads (one replica does it), from
+// a thread of its own. Thread-safe.
+class JobRecordCollector {
+ public:
+  JobRecordCollector(JobRecordStore& records, std::function<bool()> leading);
+  // Stop().
+  ~JobRecordCollector();
+
+  void Start();
+  void Stop();
+
+  // One collection of the records `records` lists, as of `now`; returns how many it deleted.
+  static int CollectOnce(JobRecordStore& records, absl::Time now);
+
+ private:
+  JobRecordStore& records_;
+  const std::function<bool()> leading_;
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

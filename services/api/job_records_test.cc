@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "lib/runtime/proto_time.h"
 #include "lib/status/status_matchers.h"
 
 namespace ferry::api {
@@ -44,7 +45,10 @@ class MemoryJobRecords final : public JobRecordStore {
     return it->second;
   }
   absl::StatusOr<std::vector<ferry::v1::Job>> List(size_t) override {
-    return absl::UnimplementedError("");
+    absl::MutexLock lock(&mu_);
+    std::vector<ferry::v1::Job> out;
+    for (const auto& [id, job] : jobs_) out.push_back(job);
+    return out;
   }
   void Hold(bool held) {
     absl::MutexLock lock(&mu_);
@@ -158,6 +162,28 @@ TEST_F(JobRecordPublisherTest, AFailedWriteIsRetriedAndAForgottenJobDeleted) {
   EXPECT_THAT(records_.deletes_, ::testing::ElementsAre(first.id()));
   EXPECT_EQ(records_.jobs_.size(), 10u);
   store.SetListener(nullptr);
+}
+
+TEST(JobRecordCollectorTest, RecordsOfLongFinishedAndLongUnfinishedJobsAreDeleted) {
+  MemoryJobRecords records;
+  const absl::Time now = absl::FromUnixSeconds(2000000000);
+  auto job = [&](const std::string& id, absl::Duration submitted_ago,
+                 std::optional<absl::Duration> finished_ago) {
+    ferry::v1::Job j;
+    j.set_id(id);
+    *j.mutable_submitted() = runtime::ToProtoTimestamp(now - submitted_ago);
+    if (finished_ago) *j.mutable_finished() = runtime::ToProtoTimestamp(now - *finished_ago);
+    FERRY_ASSERT_OK(records.Put(j));
+  };
+  job("old-done", kJobRecordMaxAge + absl::Hours(2), kJobRecordMaxAge + absl::Hours(1));
+  job("recent-done", kJobRecordMaxAge + absl::Hours(2), kJobRecordMaxAge - absl::Hours(1));
+  job("orphan", kJobRecordMaxUnfinished + absl::Minutes(1), std::nullopt);
+  job("running", kJobRecordMaxUnfinished - absl::Minutes(1), std::nullopt);
+  EXPECT_EQ(JobRecordCollector::CollectOnce(records, now), 2);
+  absl::MutexLock lock(&records.mu_);
+  EXPECT_THAT(records.deletes_, ::testing::UnorderedElementsAre("old-done", "orphan"));
+  EXPECT_EQ(records.jobs_.count("recent-done"), 1u);
+  EXPECT_EQ(records.jobs_.count("running"), 1u);
 }
 
 }  // namespace

@@ -28,6 +28,9 @@ absl::StatusOr<Replication> MakeReplication(const Config& config, prometheus::Re
   replication.records = std::make_unique<ConfigMapJobRecords>(
       *replication.client, ns, kube::PodName(), *replication.record_metrics);
   replication.publisher = std::make_unique<JobRecordPublisher>(*replication.records);
+  replication.collector = std::make_unique<JobRecordCollector>(
+      *replication.records,
+      [elector = replication.election.elector.get()] { return elector->IsLeader(); });
   return replication;
 }
 
@@ -43,6 +46,7 @@ void Replication::Share(JobStore& jobs) {
   if (publisher == nullptr) return;
   jobs.SetListener(publisher.get());
   publisher->Start();
+  collector->Start();
 }
 
 void Replication::Stop(JobStore& jobs) {
@@ -51,6 +55,7 @@ void Replication::Stop(JobStore& jobs) {
   leader->SetLeadershipSink(nullptr);
   leader->Stop();
   if (publisher != nullptr) {
+    collector->Stop();
     publisher->Stop(absl::Seconds(5));
     jobs.SetListener(nullptr);
   }

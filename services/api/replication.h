@@ -30,6 +30,7 @@ struct Replication {
   std::unique_ptr<JobRecordMetrics> record_metrics;
   std::unique_ptr<ConfigMapJobRecords> records;
   std::unique_ptr<JobRecordPublisher> publisher;
+  std::unique_ptr<JobRecordCollector> collector;  // the leader deletes stale records
 
   // Null without --leader_elect.
   kube::LeaderElector* elector() const { return election.elector.get(); }
