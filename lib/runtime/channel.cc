@@ -143,7 +143,9 @@ std::shared_ptr<grpc::ChannelCredentials> Credentials(const PeerOptions& peer) {
 
 }  // namespace
 
-bool IsReplicaList(const std::string& address) { return address.find(',') != std::string::npos; }
+bool IsReplicaList(const std::string& address) {
+  return address.find(',') != std::string::npos || absl::StartsWith(address, "dns:");
+}
 
 std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address, const PeerOptions& peer) {
   grpc::ChannelArguments args;

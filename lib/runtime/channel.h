@@ -22,12 +22,16 @@ namespace ferry::runtime {
 //   - reconnects within 5 s after the peer restarts (gRPC's default backoff grows to 2 min);
 //   - its calls in progress are cancelled by CancelPeerCalls().
 // `address` may also be a gRPC target naming several replicas of a leader-elected peer (a
-// list with a comma, e.g. "ipv4:10.0.0.5:3031,10.0.0.6:3031"): the channel then connects to
+// list with a comma, e.g. "ipv4:10.0.0.5:3031,10.0.0.6:3031", or a name resolved through DNS
+// to each replica's address, e.g. "dns:///ferry-git-writer-replicas:3031" for a headless
+// Kubernetes Service, re-resolved when a connection is lost): the channel then connects to
 // each of them, asks each one's health service for kReadinessHealthName (gRPC client-side
 // health checking) and sends calls only to those that report it SERVING, round robin: the
 // leader, for git-writer or cluster-syncer with --leader_elect. While none is ready (a
 // leader is being elected) calls fail UNAVAILABLE, or wait for one with wait_for_ready.
-// Inside Kubernetes a Service does the same (it routes to ready pods): give its name.
+// (A Kubernetes Service routes to the pods whose probe passes; Ferry's probes check that the
+// process serves, so that a standby counts as available for rollouts and disruption
+// budgets: a plain Service name would reach the standby too.)
 std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address, const PeerOptions& peer);
 
 // Whether ChannelTo treats `address` as several replicas (see above).

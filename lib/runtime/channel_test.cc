@@ -65,6 +65,7 @@ TEST(ChannelToTest, AReplicaListSendsCallsOnlyToTheReadyReplica) {
   EXPECT_FALSE(IsReplicaList("127.0.0.1:3031"));
   EXPECT_FALSE(IsReplicaList("ferry-git-writer:3031"));
   EXPECT_TRUE(IsReplicaList("ipv4:127.0.0.1:3031,127.0.0.1:3041"));
+  EXPECT_TRUE(IsReplicaList("dns:///ferry-git-writer-replicas:3031"));
 
   NamedGitWriter a_service("a"), b_service("b");
   auto registry = std::make_shared<prometheus::Registry>();
@@ -99,6 +100,29 @@ TEST(ChannelToTest, AReplicaListSendsCallsOnlyToTheReadyReplica) {
       },
       absl::Seconds(10)))
       << code;
+}
+
+// A DNS name (a headless Service in Kubernetes) is a replica list too: a replica that is not
+// ready gets no call.
+TEST(ChannelToTest, ADnsTargetSendsCallsOnlyToAReadyReplica) {
+  NamedGitWriter service("only");
+  absl::StatusOr<std::unique_ptr<Server>> server =
+      Server::Start(LoopbackOptions(), {{&service, ferry::v1::GitWriter::service_full_name()}},
+                    std::make_shared<prometheus::Registry>());
+  FERRY_ASSERT_OK(server);
+  (*server)->SetServingStatus(kReadinessHealthName, false);
+  auto channel =
+      ChannelTo(absl::StrCat("dns:///127.0.0.1:", (*server)->grpc_port()), PeerOptions{});
+  grpc::StatusCode code = grpc::StatusCode::OK;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        EXPECT_EQ(WhoAnswers(channel, /*wait_for_ready=*/false, &code), "");
+        return code == grpc::StatusCode::UNAVAILABLE;
+      },
+      absl::Seconds(10)))
+      << code;
+  (*server)->SetServingStatus(kReadinessHealthName, true);
+  EXPECT_TRUE(WaitFor([&] { return WhoAnswers(channel, true) == "only"; }, absl::Seconds(10)));
 }
 
 }  // namespace
