@@ -154,6 +154,22 @@ check(rules_of("ferry-api-jobs", "ferry-api") ==
       "ha: the api's job records RBAC")
 check(not any(kind in ("ClusterRole", "ClusterRoleBinding") and name != "ferry-cluster-syncer"
               for kind, name in ha), "ha: cluster-wide RBAC beyond the syncer's")
+# The leaders are reached through headless Services as gRPC replica lists, not through the
+# plain Services, which route to the standby too.
+for name, port in (("ferry-git-writer", 3031), ("ferry-cluster-syncer", 3033)):
+    service = ha.get(("Service", name + "-replicas"))
+    check(service is not None and service["spec"].get("clusterIP") == "None" and
+          service["spec"]["selector"] == ha[("Deployment", name)]["spec"]["selector"]["matchLabels"] and
+          [p["port"] for p in service["spec"]["ports"]] == [port],
+          f"ha: {name}-replicas must be a headless Service of {name}'s pods on {port}")
+target = lambda name, port: f"dns:///{name}-replicas:{port}"
+check(ha[("ConfigMap", "ferry-api")]["data"].get("FERRY_GIT_WRITER_ADDRESS") ==
+      target("ferry-git-writer", 3031) and
+      ha[("ConfigMap", "ferry-api")]["data"].get("FERRY_CLUSTER_SYNCER_ADDRESS") ==
+      target("ferry-cluster-syncer", 3033) and
+      ha[("ConfigMap", "ferry-cluster-syncer")]["data"].get("FERRY_GIT_WRITER_ADDRESS") ==
+      target("ferry-git-writer", 3031),
+      "ha: the api and the syncer must reach the leaders as replica lists (dns:///...-replicas)")
 EOF
   echo "ha: two replicas of git-writer, the syncer and the api, rolled one at a time, spread, budgeted, electing with their Roles"
   # One `images:` entry per service, each with newName and newTag (what `kustomize edit set
