@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "ferry/v1/cluster_syncer.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -172,6 +173,25 @@ inline Running* WaitForOneLeader(Running& a, Running& b, const std::string& leas
       },
       timeout);
   return leader;
+}
+
+// The identity `r` logged when it started leading ("" when it did not within 5 s).
+inline std::string LeaderIdentity(Running& r) {
+  std::optional<std::string> line = r.process->WaitForLine(
+      [](const std::string& l) { return absl::StrContains(l, "started leading"); },
+      absl::Seconds(5));
+  if (!line) return "";
+  const size_t at = line->find("identity=");
+  if (at == std::string::npos) return "";
+  std::string id = line->substr(at + 9);
+  return id.substr(0, id.find(' '));
+}
+
+// The holderIdentity of Lease `lease` in namespace `ns`, as kubectl reads it.
+inline std::string LeaseHolder(KubeCluster& cluster, const std::string& ns,
+                               const std::string& lease) {
+  return std::string(absl::StripAsciiWhitespace(
+      cluster.Kubectl("-n " + ns + " get lease " + lease + " -o jsonpath={.spec.holderIdentity}")));
 }
 
 }  // namespace ferry::testing

@@ -45,33 +45,7 @@ std::string Deployment(const std::string& image) {
          image + "\n";
 }
 
-// The sum of the samples of metric `name` whose labels contain `label` ("" for all) on
-// `r`'s /metrics; -1 when it cannot be scraped.
-double Metric(const Running& r, const std::string& name, const std::string& label = "") {
-  absl::StatusOr<testing::HttpResponse> got =
-      testing::HttpGet("http://127.0.0.1:" + std::to_string(r.metrics_port) + "/metrics");
-  if (!got.ok() || got->status != 200) return -1;
-  double sum = 0;
-  for (absl::string_view line : absl::StrSplit(got->body, '\n')) {
-    if (!absl::StartsWith(line, name + "{") && !absl::StartsWith(line, name + " ")) continue;
-    if (!label.empty() && !absl::StrContains(line, label)) continue;
-    double value = 0;
-    if (absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &value)) sum += value;
-  }
-  return sum;
-}
-
 std::string Trimmed(const std::string& s) { return std::string(absl::StripAsciiWhitespace(s)); }
-
-// Waits up to `timeout` for `done()`, looking every 100 ms; returns done().
-bool WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  return true;
-}
 
 // A release of web's container to `image` as job `job`.
 ferry::v1::ApplyUpdatesRequest Release(const std::string& job, const std::string& image,
@@ -127,38 +101,17 @@ class LeaderGitWriterTest : public ::testing::Test {
   }
 
   double Leading(const Running& r) {
-    return Metric(r, "ferry_leader", "lease=\"default/" + lease_);
+    return testing::ScrapedMetric(r, "ferry_leader", "lease=\"default/" + lease_);
   }
 
   // Waits until exactly one of the two leads; returns it (nullptr when none did).
   Running* WaitForOneLeader(absl::Duration timeout) {
-    Running* leader = nullptr;
-    WaitFor(
-        [&] {
-          const double a = Leading(a_), b = Leading(b_);
-          leader = a == 1 && b == 0 ? &a_ : b == 1 && a == 0 ? &b_ : nullptr;
-          return leader != nullptr;
-        },
-        timeout);
-    return leader;
+    return testing::WaitForOneLeader(a_, b_, "default/" + lease_, timeout);
   }
 
-  // The identity `r` logged when it started leading.
-  std::string IdentityOf(Running& r) {
-    std::optional<std::string> line = r.process->WaitForLine(
-        [](const std::string& l) { return absl::StrContains(l, "started leading"); },
-        absl::Seconds(5));
-    if (!line) return "";
-    const size_t at = line->find("identity=");
-    if (at == std::string::npos) return "";
-    std::string id = line->substr(at + 9);
-    return id.substr(0, id.find(' '));
-  }
+  std::string IdentityOf(Running& r) { return testing::LeaderIdentity(r); }
 
-  std::string Holder() {
-    return Trimmed(cluster_->Kubectl("-n default get lease " + lease_ +
-                                     " -o jsonpath={.spec.holderIdentity}"));
-  }
+  std::string Holder() { return testing::LeaseHolder(*cluster_, "default", lease_); }
 
   // Sends `request` through the replica channel until it is not UNAVAILABLE (a replica
   // stopping, or none ready while a leader is elected), for up to `timeout`.
@@ -208,7 +161,7 @@ TEST_F(LeaderGitWriterTest, OneLeadsTheStandbyServesReadsAndAReleaseDuringFailov
   const std::string identity = IdentityOf(*leader);
   ASSERT_TRUE(absl::StartsWith(identity, "ferry-git-writer/")) << identity;
   EXPECT_EQ(Holder(), identity);
-  EXPECT_TRUE(WaitFor(
+  EXPECT_TRUE(testing::WaitUntil(
       [&] {
         return testing::CheckHealth(*leader, "readiness") ==
                grpc::health::v1::HealthCheckResponse::SERVING;
@@ -242,8 +195,8 @@ TEST_F(LeaderGitWriterTest, OneLeadsTheStandbyServesReadsAndAReleaseDuringFailov
     ASSERT_TRUE(s.ok()) << s.error_message() << leader->process->Output();
     EXPECT_EQ(response.revision(), Trimmed(repo_->Head()));
   }
-  EXPECT_EQ(Metric(*leader, "ferry_git_commits_total"), 1);
-  EXPECT_EQ(Metric(*standby, "ferry_git_commits_total"), 0);
+  EXPECT_EQ(testing::ScrapedMetric(*leader, "ferry_git_commits_total"), 1);
+  EXPECT_EQ(testing::ScrapedMetric(*standby, "ferry_git_commits_total"), 0);
   // The replica channel sends every call to the ready replica, not round robin over both: a
   // write that changes nothing (the leader answers no_changes, the standby would refuse it)
   // succeeds every time without a retry.
@@ -256,7 +209,7 @@ TEST_F(LeaderGitWriterTest, OneLeadsTheStandbyServesReadsAndAReleaseDuringFailov
   }
   // The standby serves reads from its own mirror, which follows upstream.
   auto standby_git = ferry::v1::GitWriter::NewStub(standby->Channel());
-  EXPECT_TRUE(WaitFor(
+  EXPECT_TRUE(testing::WaitUntil(
       [&] {
         grpc::ClientContext ctx;
         ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -299,7 +252,9 @@ TEST_F(LeaderGitWriterTest, OneLeadsTheStandbyServesReadsAndAReleaseDuringFailov
   }
   EXPECT_EQ(Leading(*standby), 1);
   EXPECT_EQ(Holder(), IdentityOf(*standby));
-  EXPECT_GE(Metric(*standby, "ferry_leader_transitions_total", "lease=\"default/" + lease_), 1);
+  EXPECT_GE(testing::ScrapedMetric(*standby, "ferry_leader_transitions_total",
+                                   "lease=\"default/" + lease_),
+            1);
   EXPECT_EQ(testing::CheckHealth(*standby, "readiness"),
             grpc::health::v1::HealthCheckResponse::SERVING);
   EXPECT_EQ(CommitsOf("job-1"), 1);
@@ -307,7 +262,7 @@ TEST_F(LeaderGitWriterTest, OneLeadsTheStandbyServesReadsAndAReleaseDuringFailov
   EXPECT_EQ(CommitsOf("job-standby"), 0);
   EXPECT_EQ(Trimmed(repo_->Git("rev-list --count " + repo_->branch())), "3");
   EXPECT_EQ(repo_->Show(repo_->Head(), "apps/web.yaml"), Deployment("nginx:1.27"));
-  EXPECT_EQ(Metric(*standby, "ferry_git_commits_total"), 1);
+  EXPECT_EQ(testing::ScrapedMetric(*standby, "ferry_git_commits_total"), 1);
 }
 
 TEST_F(LeaderGitWriterTest, APausedLeaderPushesNothingAfterLosingTheLease) {
@@ -322,7 +277,7 @@ TEST_F(LeaderGitWriterTest, APausedLeaderPushesNothingAfterLosingTheLease) {
         ApplyRetrying(Release("job-1", "nginx:1.26", "nginx:1.25"), &response, absl::Seconds(30));
     ASSERT_TRUE(s.ok()) << s.error_message() << leader->process->Output();
   }
-  const double pushes_before = Metric(*leader, "ferry_git_commits_total");
+  const double pushes_before = testing::ScrapedMetric(*leader, "ferry_git_commits_total");
   ASSERT_EQ(pushes_before, 1);
 
   leader->process->Signal(SIGSTOP);
@@ -332,7 +287,7 @@ TEST_F(LeaderGitWriterTest, APausedLeaderPushesNothingAfterLosingTheLease) {
     return Apply(leader->Channel(), Release("job-paused", "nginx:1.99"), &response,
                  absl::Seconds(90));
   });
-  ASSERT_TRUE(WaitFor([&] { return Leading(*other) == 1; }, absl::Seconds(25)))
+  ASSERT_TRUE(testing::WaitUntil([&] { return Leading(*other) == 1; }, absl::Seconds(25)))
       << other->process->Output();
   {
     ferry::v1::ApplyUpdatesResponse response;
@@ -354,11 +309,16 @@ TEST_F(LeaderGitWriterTest, APausedLeaderPushesNothingAfterLosingTheLease) {
       absl::Seconds(10));
   ASSERT_TRUE(stopped.has_value()) << leader->process->Output();
   EXPECT_EQ(Leading(*leader), 0);
-  const double reads = Metric(*leader, "ferry_kube_requests_total", "verb=\"lease\"");
-  ASSERT_TRUE(WaitFor(
-      [&] { return Metric(*leader, "ferry_kube_requests_total", "verb=\"lease\"") >= reads + 2; },
+  const double reads =
+      testing::ScrapedMetric(*leader, "ferry_kube_requests_total", "verb=\"lease\"");
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] {
+        return testing::ScrapedMetric(*leader, "ferry_kube_requests_total", "verb=\"lease\"") >=
+               reads + 2;
+      },
       absl::Seconds(10)));
-  EXPECT_EQ(Metric(*leader, "ferry_git_commits_total"), pushes_before) << leader->process->Output();
+  EXPECT_EQ(testing::ScrapedMetric(*leader, "ferry_git_commits_total"), pushes_before)
+      << leader->process->Output();
   EXPECT_EQ(CommitsOf("job-paused"), 0);
   EXPECT_EQ(CommitsOf("job-1"), 1);
   EXPECT_EQ(CommitsOf("job-2"), 1);
@@ -383,7 +343,7 @@ TEST(LeaderGitWriterFlagsTest, WithoutElectionTheOneInstanceIsReady) {
   grpc::Status s =
       Apply(git.Channel(), Release("job-1", "nginx:1.26"), &response, absl::Seconds(20));
   EXPECT_TRUE(s.ok()) << s.error_message();
-  EXPECT_EQ(Metric(git, "ferry_leader"), 0);  // no election, no leader metric
+  EXPECT_EQ(testing::ScrapedMetric(git, "ferry_leader"), 0);  // no election, no leader metric
 }
 
 TEST(LeaderGitWriterFlagsTest, BadLeaderFlagsExitWithStatus2NamingTheFlag) {

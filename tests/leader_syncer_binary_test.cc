@@ -93,22 +93,9 @@ class LeaderSyncerTest : public ::testing::Test {
     return testing::WaitForOneLeader(a_, b_, "default/" + lease_, timeout);
   }
 
-  // The identity `r` logged when it started leading.
-  std::string IdentityOf(Running& r) {
-    std::optional<std::string> line = r.process->WaitForLine(
-        [](const std::string& l) { return absl::StrContains(l, "started leading"); },
-        absl::Seconds(5));
-    if (!line) return "";
-    const size_t at = line->find("identity=");
-    if (at == std::string::npos) return "";
-    std::string id = line->substr(at + 9);
-    return id.substr(0, id.find(' '));
-  }
+  std::string IdentityOf(Running& r) { return testing::LeaderIdentity(r); }
 
-  std::string Holder() {
-    return Trimmed(cluster_->Kubectl("-n default get lease " + lease_ +
-                                     " -o jsonpath={.spec.holderIdentity}"));
-  }
+  std::string Holder() { return testing::LeaseHolder(*cluster_, "default", lease_); }
 
   bool Exists(const std::string& ns, const std::string& name) {
     int status = 0;
