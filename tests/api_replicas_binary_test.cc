@@ -180,9 +180,16 @@ TEST_F(ApiReplicasTest, AJobIsSharedAndTheAutomationCommitsOncePerTag) {
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     ferry::v1::ListJobsResponse jobs;
     FERRY_ASSERT_OK(b_stub_->ListJobs(&ctx, {}, &jobs));
-    bool listed = false;
-    for (const ferry::v1::Job& j : jobs.jobs()) listed |= j.id() == submitted.id();
-    EXPECT_TRUE(listed) << jobs.DebugString();
+    // From its record: the git note of its commit (which ListJobs also reads) holds the job
+    // as it was when it committed, without the DONE stage.
+    const ferry::v1::Job* listed = nullptr;
+    for (const ferry::v1::Job& j : jobs.jobs()) {
+      if (j.id() == submitted.id()) listed = &j;
+    }
+    ASSERT_NE(listed, nullptr) << jobs.DebugString();
+    ASSERT_FALSE(listed->stages().empty());
+    EXPECT_EQ(listed->stages(listed->stages_size() - 1).kind(), ferry::v1::JOB_STAGE_KIND_DONE);
+    EXPECT_GE(testing::ScrapedMetric(b_, "ferry_kube_requests_total", "verb=\"list\""), 1);
   }
   // The record is a ConfigMap in the Lease's namespace, labelled with the job's kind.
   int status = 0;

@@ -710,8 +710,9 @@ class ScriptedJobRecords final : public JobRecordStore {
     ++gets_;
     return states_[std::min(next_++, states_.size() - 1)];
   }
-  absl::StatusOr<std::vector<ferry::v1::Job>> List(size_t) override {
-    return std::vector<ferry::v1::Job>{states_.back()};
+  absl::StatusOr<std::vector<JobRecordSummary>> ListSummaries() override {
+    return std::vector<JobRecordSummary>{
+        {states_[0].id(), runtime::FromProtoTimestamp(states_[0].submitted()), std::nullopt}};
   }
   int gets() {
     absl::MutexLock lock(&mu_);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lib/log/log.h"
 #include "lib/runtime/proto_time.h"
@@ -14,6 +15,12 @@ namespace {
 constexpr char kManagedBy[] = "app.kubernetes.io/managed-by";
 constexpr char kManager[] = "ferry-api";
 constexpr char kDataKey[] = "job.json";
+constexpr char kSubmitted[] = "ferry.dev/submitted";
+constexpr char kFinished[] = "ferry.dev/finished";
+
+std::string Rfc3339(const google::protobuf::Timestamp& t) {
+  return absl::FormatTime(absl::RFC3339_full, runtime::FromProtoTimestamp(t), absl::UTCTimeZone());
+}
 
 std::string ToJson(const ferry::v1::Job& job) {
   std::string out;
@@ -105,7 +112,9 @@ absl::Status ConfigMapJobRecords::Failed(const char* op, const absl::Status& sta
 absl::Status ConfigMapJobRecords::Put(const ferry::v1::Job& job) {
   bool truncated = false;
   const std::string json = JobRecordJson(job, kMaxJobRecordBytes, &truncated);
-  nlohmann::json annotations = {{"ferry.dev/replica", replica_}};
+  nlohmann::json annotations = {{"ferry.dev/replica", replica_},
+                                {kSubmitted, Rfc3339(job.submitted())}};
+  if (job.has_finished()) annotations[kFinished] = Rfc3339(job.finished());
   if (truncated) annotations["ferry.dev/truncated"] = "true";
   const nlohmann::json object = {
       {"apiVersion", "v1"},
@@ -140,45 +149,67 @@ absl::StatusOr<ferry::v1::Job> ConfigMapJobRecords::Get(const std::string& id) {
   return job;
 }
 
-absl::StatusOr<std::vector<ferry::v1::Job>> ConfigMapJobRecords::List(size_t limit) {
-  std::vector<ferry::v1::Job> jobs;
+absl::StatusOr<std::vector<JobRecordSummary>> ConfigMapJobRecords::ListSummaries() {
+  std::vector<JobRecordSummary> out;
   std::string next;
-  size_t read = 0;
   do {
     std::string path =
         absl::StrCat("/api/v1/namespaces/", ns_, "/configmaps?labelSelector=", kManagedBy, "%3D",
                      kManager, "&limit=", kJobRecordPage);
     if (!next.empty()) absl::StrAppend(&path, "&continue=", next);
-    absl::StatusOr<nlohmann::json> page = client_.GetWithin(path, "list", kJobRecordCallTimeout);
+    absl::StatusOr<nlohmann::json> page = client_.ListMetadata(path);
     if (!page.ok()) return Failed("list", page.status());
     next.clear();
     if (auto items = page->find("items"); items != page->end() && items->is_array()) {
       for (const nlohmann::json& item : *items) {
-        ++read;
-        absl::StatusOr<ferry::v1::Job> job = JobOfConfigMap(item);
-        if (job.ok()) jobs.push_back(*std::move(job));  // a malformed record is skipped
-      }
-    }
-    if (auto meta = page->find("metadata");
-        meta != page->end() && meta->contains("continue") && (*meta)["continue"].is_string()) {
-      // The token is opaque base64 (URL-safe enough once '+', '/' and '=' are escaped).
-      for (char c : (*meta)["continue"].get<std::string>()) {
-        if (c == '+') {
-          next += "%2B";
-        } else if (c == '/') {
-          next += "%2F";
-        } else if (c == '=') {
-          next += "%3D";
-        } else {
-          next += c;
+        if (out.size() >= kMaxJobRecordsListed) break;
+        const nlohmann::json meta = item.value("metadata", nlohmann::json::object());
+        const nlohmann::json annotations = meta.value("annotations", nlohmann::json::object());
+        const std::string name = meta.value("name", "");
+        if (!absl::StartsWith(name, JobRecordName(""))) continue;
+        JobRecordSummary summary;
+        summary.id = name.substr(JobRecordName("").size());
+        std::string error;
+        absl::Time t;
+        if (absl::ParseTime(absl::RFC3339_full, annotations.value(kSubmitted, ""), &t, &error)) {
+          summary.submitted = t;
         }
+        if (absl::ParseTime(absl::RFC3339_full, annotations.value(kFinished, ""), &t, &error)) {
+          summary.finished = t;
+        }
+        out.push_back(std::move(summary));
       }
     }
-  } while (!next.empty() && read < kMaxJobRecordsListed);
-  std::stable_sort(jobs.begin(), jobs.end(), [](const ferry::v1::Job& a, const ferry::v1::Job& b) {
-    return runtime::FromProtoTimestamp(a.submitted()) > runtime::FromProtoTimestamp(b.submitted());
-  });
-  if (limit > 0 && jobs.size() > limit) jobs.resize(limit);
+    const nlohmann::json meta = page->value("metadata", nlohmann::json::object());
+    // The token is opaque base64: '+', '/' and '=' escaped make it a query value.
+    for (char c : meta.value("continue", std::string())) {
+      if (c == '+') {
+        next += "%2B";
+      } else if (c == '/') {
+        next += "%2F";
+      } else if (c == '=') {
+        next += "%3D";
+      } else {
+        next += c;
+      }
+    }
+  } while (!next.empty() && out.size() < kMaxJobRecordsListed);
+  return out;
+}
+
+absl::StatusOr<std::vector<ferry::v1::Job>> JobRecordStore::List(size_t limit) {
+  absl::StatusOr<std::vector<JobRecordSummary>> summaries = ListSummaries();
+  if (!summaries.ok()) return summaries.status();
+  std::stable_sort(summaries->begin(), summaries->end(),
+                   [](const JobRecordSummary& a, const JobRecordSummary& b) {
+                     return a.submitted > b.submitted;
+                   });
+  if (limit > 0 && summaries->size() > limit) summaries->resize(limit);
+  std::vector<ferry::v1::Job> jobs;
+  for (const JobRecordSummary& summary : *summaries) {
+    absl::StatusOr<ferry::v1::Job> job = Get(summary.id);
+    if (job.ok()) jobs.push_back(*std::move(job));
+  }
   return jobs;
 }
 
@@ -293,15 +324,13 @@ void JobRecordCollector::Stop() {
 }
 
 int JobRecordCollector::CollectOnce(JobRecordStore& records, absl::Time now) {
-  absl::StatusOr<std::vector<ferry::v1::Job>> listed = records.List(0);
+  absl::StatusOr<std::vector<JobRecordSummary>> listed = records.ListSummaries();
   if (!listed.ok()) return 0;  // logged and counted by the store
   int deleted = 0;
-  for (const ferry::v1::Job& job : *listed) {
-    const bool finished = job.has_finished();
-    const bool stale =
-        finished ? runtime::FromProtoTimestamp(job.finished()) < now - kJobRecordMaxAge
-                 : runtime::FromProtoTimestamp(job.submitted()) < now - kJobRecordMaxUnfinished;
-    if (stale && records.Delete(job.id()).ok()) ++deleted;
+  for (const JobRecordSummary& job : *listed) {
+    const bool stale = job.finished ? *job.finished < now - kJobRecordMaxAge
+                                    : job.submitted < now - kJobRecordMaxUnfinished;
+    if (stale && records.Delete(job.id).ok()) ++deleted;
   }
   return deleted;
 }

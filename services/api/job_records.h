@@ -50,9 +50,10 @@ namespace ferry::api {
 inline constexpr size_t kMaxJobRecordBytes = 512 * 1024;
 // Each call to the Kubernetes API about records.
 inline constexpr absl::Duration kJobRecordCallTimeout = absl::Seconds(10);
-// ListJobs reads at most this many records (pages of kJobRecordPage).
+// Listing reads the metadata of at most this many records (pages of kJobRecordPage), then
+// the records of the newest it asks for, one by one (ListJobs' limit: at most 1000).
 inline constexpr size_t kMaxJobRecordsListed = 5000;
-inline constexpr size_t kJobRecordPage = 250;
+inline constexpr size_t kJobRecordPage = 500;
 // WatchJob of another replica's job reads its record this often, for at most this long.
 inline constexpr absl::Duration kJobRecordPoll = absl::Milliseconds(500);
 inline constexpr absl::Duration kMaxJobRecordWatch = absl::Hours(1);
@@ -73,6 +74,14 @@ std::string JobRecordJson(const ferry::v1::Job& job, size_t max_bytes = kMaxJobR
 // A record's job. InvalidArgument when it is not a Job's JSON.
 absl::StatusOr<ferry::v1::Job> ParseJobRecord(const std::string& json);
 
+// What a record's metadata says of its job (annotations ferry.dev/submitted and
+// ferry.dev/finished, RFC 3339).
+struct JobRecordSummary {
+  std::string id;
+  absl::Time submitted = absl::InfinitePast();
+  std::optional<absl::Time> finished;  // nullopt: not finished when last written
+};
+
 // Where the records are. Thread-safe.
 class JobRecordStore {
  public:
@@ -83,8 +92,11 @@ class JobRecordStore {
   virtual absl::Status Delete(const std::string& id) = 0;
   // The job of record `id`; NotFound when there is none.
   virtual absl::StatusOr<ferry::v1::Job> Get(const std::string& id) = 0;
-  // The newest `limit` recorded jobs (by submission time), newest first.
-  virtual absl::StatusOr<std::vector<ferry::v1::Job>> List(size_t limit) = 0;
+  // Every record's summary (at most kMaxJobRecordsListed), in no particular order.
+  virtual absl::StatusOr<std::vector<JobRecordSummary>> ListSummaries() = 0;
+  // The newest `limit` recorded jobs (by submission time), newest first: ListSummaries, then
+  // a Get of each of the newest (a record deleted meanwhile is left out).
+  absl::StatusOr<std::vector<ferry::v1::Job>> List(size_t limit);
 };
 
 class JobRecordMetrics {
@@ -110,7 +122,7 @@ class ConfigMapJobRecords final : public JobRecordStore {
   absl::Status Put(const ferry::v1::Job& job) override;
   absl::Status Delete(const std::string& id) override;
   absl::StatusOr<ferry::v1::Job> Get(const std::string& id) override;
-  absl::StatusOr<std::vector<ferry::v1::Job>> List(size_t limit) override;
+  absl::StatusOr<std::vector<JobRecordSummary>> ListSummaries() override;
 
   const std::string& ns() const { return ns_; }
 

@@ -44,10 +44,14 @@ class MemoryJobRecords final : public JobRecordStore {
     if (it == jobs_.end()) return absl::NotFoundError(id);
     return it->second;
   }
-  absl::StatusOr<std::vector<ferry::v1::Job>> List(size_t) override {
+  absl::StatusOr<std::vector<JobRecordSummary>> ListSummaries() override {
     absl::MutexLock lock(&mu_);
-    std::vector<ferry::v1::Job> out;
-    for (const auto& [id, job] : jobs_) out.push_back(job);
+    std::vector<JobRecordSummary> out;
+    for (const auto& [id, job] : jobs_) {
+      JobRecordSummary summary{id, runtime::FromProtoTimestamp(job.submitted()), std::nullopt};
+      if (job.has_finished()) summary.finished = runtime::FromProtoTimestamp(job.finished());
+      out.push_back(summary);
+    }
     return out;
   }
   void Hold(bool held) {
@@ -162,6 +166,24 @@ TEST_F(JobRecordPublisherTest, AFailedWriteIsRetriedAndAForgottenJobDeleted) {
   EXPECT_THAT(records_.deletes_, ::testing::ElementsAre(first.id()));
   EXPECT_EQ(records_.jobs_.size(), 10u);
   store.SetListener(nullptr);
+}
+
+TEST(JobRecordTest, ListGetsTheNewestRecordsNewestFirst) {
+  MemoryJobRecords records;
+  for (int i = 0; i < 5; ++i) {
+    ferry::v1::Job j;
+    j.set_id("job-" + std::to_string(i));
+    j.mutable_submitted()->set_seconds(1000 + (i * 7) % 5);  // 1000, 1002, 1004, 1001, 1003
+    FERRY_ASSERT_OK(records.Put(j));
+  }
+  absl::StatusOr<std::vector<ferry::v1::Job>> listed = records.List(3);
+  FERRY_ASSERT_OK(listed);
+  std::vector<std::string> ids;
+  for (const ferry::v1::Job& j : *listed) ids.push_back(j.id());
+  EXPECT_THAT(ids, ::testing::ElementsAre("job-2", "job-4", "job-1"));
+  listed = records.List(0);
+  FERRY_ASSERT_OK(listed);
+  EXPECT_EQ(listed->size(), 5u);
 }
 
 TEST(JobRecordCollectorTest, RecordsOfLongFinishedAndLongUnfinishedJobsAreDeleted) {
