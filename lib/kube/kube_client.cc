@@ -156,9 +156,15 @@ absl::StatusOr<nlohmann::json> KubeClient::Get(const std::string& path, const st
 }
 
 absl::StatusOr<nlohmann::json> KubeClient::ListMetadata(const std::string& path) {
+  return ListMetadataWithin(path, kDefaultTimeout);
+}
+
+absl::StatusOr<nlohmann::json> KubeClient::ListMetadataWithin(const std::string& path,
+                                                              absl::Duration timeout) {
   // Servers that cannot answer with metadata only fall back to the plain list.
   return Call("list", "GET", path, "", "",
-              "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json");
+              "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json",
+              timeout);
 }
 
 absl::StatusOr<nlohmann::json> KubeClient::Apply(const std::string& path,

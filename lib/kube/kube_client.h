@@ -38,6 +38,9 @@ class KubeClient final : public KubeApi {
   // A collection's objects with their metadata only (PartialObjectMetadataList): much less
   // for the server to encode and for us to parse than whole objects.
   absl::StatusOr<nlohmann::json> ListMetadata(const std::string& path) override;
+  // ListMetadata bounded by `timeout` rather than 60 s.
+  absl::StatusOr<nlohmann::json> ListMetadataWithin(const std::string& path,
+                                                    absl::Duration timeout);
   // Server-side apply of `object` at `path` (the object's own URL) with field manager
   // `manager`; `force` takes over fields owned by other managers; `dry_run` writes nothing.
   absl::StatusOr<nlohmann::json> Apply(const std::string& path, const nlohmann::json& object,

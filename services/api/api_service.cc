@@ -470,7 +470,7 @@ grpc::Status ApiService::ListJobs(grpc::ServerContext* context,
   for (const auto& j : jobs) known.insert(j.id());
   if (shared_ != nullptr) {
     // Every replica's jobs; unreadable records (logged and counted) leave this replica's.
-    if (absl::StatusOr<std::vector<ferry::v1::Job>> recorded = shared_->List(limit);
+    if (absl::StatusOr<std::vector<ferry::v1::Job>> recorded = shared_->List(limit, known);
         recorded.ok()) {
       for (auto& j : *recorded) {
         if (known.insert(j.id()).second) jobs.push_back(std::move(j));

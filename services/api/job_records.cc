@@ -157,7 +157,7 @@ absl::StatusOr<std::vector<JobRecordSummary>> ConfigMapJobRecords::ListSummaries
         absl::StrCat("/api/v1/namespaces/", ns_, "/configmaps?labelSelector=", kManagedBy, "%3D",
                      kManager, "&limit=", kJobRecordPage);
     if (!next.empty()) absl::StrAppend(&path, "&continue=", next);
-    absl::StatusOr<nlohmann::json> page = client_.ListMetadata(path);
+    absl::StatusOr<nlohmann::json> page = client_.ListMetadataWithin(path, kJobRecordCallTimeout);
     if (!page.ok()) return Failed("list", page.status());
     next.clear();
     if (auto items = page->find("items"); items != page->end() && items->is_array()) {
@@ -197,7 +197,8 @@ absl::StatusOr<std::vector<JobRecordSummary>> ConfigMapJobRecords::ListSummaries
   return out;
 }
 
-absl::StatusOr<std::vector<ferry::v1::Job>> JobRecordStore::List(size_t limit) {
+absl::StatusOr<std::vector<ferry::v1::Job>> JobRecordStore::List(
+    size_t limit, const std::set<std::string>& known) {
   absl::StatusOr<std::vector<JobRecordSummary>> summaries = ListSummaries();
   if (!summaries.ok()) return summaries.status();
   std::stable_sort(summaries->begin(), summaries->end(),
@@ -207,6 +208,7 @@ absl::StatusOr<std::vector<ferry::v1::Job>> JobRecordStore::List(size_t limit) {
   if (limit > 0 && summaries->size() > limit) summaries->resize(limit);
   std::vector<ferry::v1::Job> jobs;
   for (const JobRecordSummary& summary : *summaries) {
+    if (known.count(summary.id) > 0) continue;
     absl::StatusOr<ferry::v1::Job> job = Get(summary.id);
     if (job.ok()) jobs.push_back(*std::move(job));
   }

@@ -31,6 +31,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -94,9 +95,11 @@ class JobRecordStore {
   virtual absl::StatusOr<ferry::v1::Job> Get(const std::string& id) = 0;
   // Every record's summary (at most kMaxJobRecordsListed), in no particular order.
   virtual absl::StatusOr<std::vector<JobRecordSummary>> ListSummaries() = 0;
-  // The newest `limit` recorded jobs (by submission time), newest first: ListSummaries, then
-  // a Get of each of the newest (a record deleted meanwhile is left out).
-  absl::StatusOr<std::vector<ferry::v1::Job>> List(size_t limit);
+  // Of the newest `limit` records (by submission time, 0: all), the jobs whose ids are not in
+  // `known` (the caller holds those), newest first: ListSummaries, then a Get of each (a
+  // record deleted meanwhile is left out).
+  absl::StatusOr<std::vector<ferry::v1::Job>> List(size_t limit,
+                                                   const std::set<std::string>& known = {});
 };
 
 class JobRecordMetrics {

@@ -184,6 +184,12 @@ TEST(JobRecordTest, ListGetsTheNewestRecordsNewestFirst) {
   listed = records.List(0);
   FERRY_ASSERT_OK(listed);
   EXPECT_EQ(listed->size(), 5u);
+  // Records the caller knows are not read.
+  listed = records.List(3, {"job-4"});
+  FERRY_ASSERT_OK(listed);
+  ids.clear();
+  for (const ferry::v1::Job& j : *listed) ids.push_back(j.id());
+  EXPECT_THAT(ids, ::testing::ElementsAre("job-2", "job-1"));
 }
 
 TEST(JobRecordCollectorTest, RecordsOfLongFinishedAndLongUnfinishedJobsAreDeleted) {
