@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
   replication->Lead(automation);  // passes only while this replica leads
   // Notifications (--notify_url): finished jobs and the cluster-syncer's failed syncs.
   Notifications notifications(config.notify, peers, jobs, *metrics);
+  notifications.AnnounceSyncsWhile(replication->Leading());  // one replica announces syncs
   const int exit_code = ferry::runtime::ServeUntilSignal(
       config.server, {{&service, ferry::v1::Ferry::service_full_name()}}, metrics,
       [&](ferry::runtime::Server* server) {

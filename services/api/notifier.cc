@@ -736,6 +736,7 @@ void SyncFailureWatch::Follow() {
       if (result.has_finished() && runtime::FromProtoTimestamp(result.finished()) < started_) {
         continue;
       }
+      if (announce_ && !announce_()) continue;  // a standby replica: the leader announces
       notifier_.OnSyncResult(result);
     }
     grpc::Status s = (*opened)->Finish();

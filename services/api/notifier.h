@@ -24,6 +24,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -192,6 +193,9 @@ class SyncFailureWatch {
   void Start();
   // Ends the stream and the thread; returns once it has. Idempotent.
   void Stop();
+  // Results that come while `announce()` is false are not passed on: of several api replicas
+  // only the leader announces the syncs they all see. Call it before Start().
+  void SetGate(std::function<bool()> announce) { announce_ = std::move(announce); }
 
  private:
   void Follow();
@@ -199,6 +203,7 @@ class SyncFailureWatch {
   const PeerClients& peers_;
   Notifier& notifier_;
   runtime::Clock& clock_;
+  std::function<bool()> announce_;
   absl::Time started_;
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
@@ -223,6 +228,12 @@ class Notifications {
   void StopWatching();
   // Sends what is queued for up to `grace`, then gives up on the rest (Notifier::Stop).
   void Stop(absl::Duration grace);
+  // Several replicas (--leader_elect): cluster-syncer's failed syncs are announced only while
+  // `leading()` (SyncFailureWatch::SetGate); each replica announces the jobs it ran. Call it
+  // before Start().
+  void AnnounceSyncsWhile(std::function<bool()> leading) {
+    sync_failures_.SetGate(std::move(leading));
+  }
 
  private:
   const std::vector<NotifyTarget> targets_;

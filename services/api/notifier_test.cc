@@ -4,6 +4,7 @@
 #include "services/api/notifier.h"
 
 #include <gmock/gmock.h>
+#include <grpcpp/test/mock_stream.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -17,6 +18,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "ferry/v1/cluster_syncer_mock.grpc.pb.h"
+#include "ferry/v1/git_writer_mock.grpc.pb.h"
+#include "ferry/v1/registry_scanner_mock.grpc.pb.h"
 #include "lib/http/curl_http_client.h"
 #include "lib/runtime/proto_time.h"
 #include "lib/status/status_matchers.h"
@@ -28,6 +32,7 @@ namespace ferry::api {
 namespace {
 
 using ::ferry::testing::MetricSum;
+using ::testing::_;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -358,6 +363,53 @@ TEST(NotifierTest, AWholeSyncFailureOfASyncJobIsNotAnnouncedAgainByTheStream) {
   other.set_error("apps/db.yaml: YAML syntax error");
   notifier.OnSyncResult(other);
   EXPECT_EQ(announced(), 2);
+}
+
+// Several api replicas see the same syncs: a replica that does not lead announces none
+// (SyncFailureWatch's gate), the leader announces each failure.
+TEST(SyncFailureWatchTest, OnlyAReplicaThatLeadsAnnouncesFailedSyncs) {
+  for (const bool leading : {false, true}) {
+    SCOPED_TRACE(leading ? "leading" : "standing by");
+    prometheus::Registry registry;
+    NotifierMetrics metrics(registry);
+    NullHttp http;
+    Notifier notifier({}, http, metrics, runtime::SystemClock());
+    ::testing::NiceMock<ferry::v1::MockGitWriterStub> git;
+    ::testing::NiceMock<ferry::v1::MockRegistryScannerStub> scanner;
+    ::testing::NiceMock<ferry::v1::MockClusterSyncerStub> cluster;
+    CancelSet cancel;
+    PeerClients peers(Peers{git, scanner, cluster}, cancel);
+    // Each stream answers one failed sync (finished after the watch started), then ends.
+    std::atomic<int> opened{0};
+    ON_CALL(cluster, WatchSyncRaw(_, _))
+        .WillByDefault(::testing::Invoke([&](grpc::ClientContext*, const auto&) {
+          auto* reader =
+              new ::testing::NiceMock<grpc::testing::MockClientReader<ferry::v1::SyncResult>>();
+          auto sent = std::make_shared<bool>(false);
+          ON_CALL(*reader, Read(_))
+              .WillByDefault(::testing::Invoke([sent](ferry::v1::SyncResult* out) {
+                if (*sent) return false;
+                *sent = true;
+                out->set_revision("abc");
+                out->set_error("git-writer unreachable");
+                *out->mutable_finished() = runtime::ToProtoTimestamp(absl::Now() + absl::Hours(1));
+                return true;
+              }));
+          ON_CALL(*reader, Finish()).WillByDefault(::testing::Return(grpc::Status::CANCELLED));
+          ++opened;
+          return reader;
+        }));
+    SyncFailureWatch watch(peers, notifier);
+    watch.SetGate([leading] { return leading; });
+    watch.Start();
+    // The second stream opens after the first one's result was handled.
+    const absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (opened < 2 && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(10));
+    watch.Stop();
+    ASSERT_GE(opened, 2);
+    EXPECT_EQ(MetricSum(registry, "ferry_notification_events_total", {{"event", "sync_failed"}}),
+              leading ? 1 : 0);
+  }
 }
 
 TEST(NotifierTest, AFullQueueDropsTheOldestAndCountsIt) {

@@ -42,6 +42,11 @@ void Replication::Lead(Automation& automation) {
   leader->Start();
 }
 
+std::function<bool()> Replication::Leading() const {
+  kube::LeaderElector* leader = elector();
+  return [leader] { return leader == nullptr || leader->IsLeader(); };
+}
+
 void Replication::Share(JobStore& jobs) {
   if (publisher == nullptr) return;
   jobs.SetListener(publisher.get());

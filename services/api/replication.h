@@ -10,6 +10,7 @@
 
 #include <prometheus/registry.h>
 
+#include <functional>
 #include <memory>
 
 #include "absl/status/statusor.h"
@@ -35,6 +36,9 @@ struct Replication {
   // Null without --leader_elect.
   kube::LeaderElector* elector() const { return election.elector.get(); }
   JobRecordStore* shared_jobs() const { return records.get(); }
+  // Whether this replica leads now (always true without --leader_elect); for what one replica
+  // does for all, like announcing cluster-syncer's failed syncs.
+  std::function<bool()> Leading() const;
 
   // Publishes every change of `jobs` to the shared records from now on (call it before any
   // job is submitted). Nothing without --leader_elect.
