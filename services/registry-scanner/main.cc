@@ -93,15 +93,14 @@ int main(int argc, char** argv) {
   if (config.webhook_address) {
     absl::StatusOr<std::unique_ptr<WebhookServer>> started = WebhookServer::Start(
         *config.webhook_address, config.webhook_secret, config.webhook_max_body_bytes,
-        [&scan_queue, elector](const PushHint& hint) {
-          // A standby does not scan: the leader gets the registry's notifications (it alone
-          // is ready behind the Service) and scans every interval anyway.
-          bool queued = (elector == nullptr || elector->IsLeader()) &&
-                        scan_queue.Request(hint.repository, hint.tag);
+        [&scan_queue](const PushHint& hint) {
+          bool queued = scan_queue.Request(hint.repository, hint.tag);
           ferry::log::Info(
               "webhook", {{"repository", hint.repository}, {"tag", hint.tag}, {"queued", queued}});
         },
-        *registry);
+        *registry,
+        // A standby answers 503: the registry retries, and reaches the leader.
+        config.scanner.permit);
     if (!started.ok()) {
       std::fprintf(stderr, "ferry-registry-scanner: %s\n",
                    std::string(started.status().message()).c_str());

@@ -95,16 +95,20 @@ void Answer(httplib::Response& res, int status, prometheus::Counter& counter,
 
 absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
     const runtime::ListenAddress& address, std::string secret, uint64_t max_body_bytes,
-    std::function<void(const PushHint&)> on_hint, prometheus::Registry& registry) {
+    std::function<void(const PushHint&)> on_hint, prometheus::Registry& registry,
+    std::function<absl::Status()> permit) {
   auto& requests =
       prometheus::BuildCounter()
           .Name("ferry_registry_webhook_requests_total")
-          .Help("Push webhook requests by result (accepted, unauthorized, malformed, too_large).")
+          .Help(
+              "Push webhook requests by result (accepted, unauthorized, malformed, too_large, "
+              "standby).")
           .Register(registry);
   prometheus::Counter& accepted = requests.Add({{"result", "accepted"}});
   prometheus::Counter& unauthorized = requests.Add({{"result", "unauthorized"}});
   prometheus::Counter& malformed = requests.Add({{"result", "malformed"}});
   prometheus::Counter& too_large = requests.Add({{"result", "too_large"}});
+  prometheus::Counter& standby = requests.Add({{"result", "standby"}});
   prometheus::Counter& hinted = prometheus::BuildCounter()
                                     .Name("ferry_registry_webhook_hints_total")
                                     .Help("Pushes announced by accepted webhook requests.")
@@ -121,8 +125,8 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
       limits::OverLimit("POST /webhook", limits::kWebhookBody, max_body_bytes);
   // The handler gets the headers first and reads the body itself, only once the request
   // may be authentic and only up to the limit.
-  w->server_->Post("/webhook", [secret, max_body_bytes, too_large_message, on_hint, &accepted,
-                                &unauthorized, &malformed, &too_large,
+  w->server_->Post("/webhook", [secret, max_body_bytes, too_large_message, on_hint, permit,
+                                &accepted, &unauthorized, &malformed, &too_large, &standby,
                                 &hinted](const httplib::Request& req, httplib::Response& res,
                                          const httplib::ContentReader& content_reader) {
     const std::string authorization = req.get_header_value("Authorization");
@@ -131,6 +135,15 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
     if (!bearer && !absl::StartsWith(signature, "sha256=")) {
       Answer(res, 401, unauthorized, "missing or wrong webhook secret");
       return;
+    }
+    // A standby refuses before reading the body (the answer names the leader, nothing
+    // secret; a signed request is not verified yet, which costs it nothing here).
+    if (permit) {
+      if (absl::Status s = permit(); !s.ok()) {
+        Answer(res, 503, standby, std::string(s.message()));
+        res.set_header("Retry-After", "1");
+        return;
+      }
     }
     if (req.has_header("Content-Length")) {
       uint64_t declared = 0;

@@ -51,12 +51,16 @@ class WebhookServer {
   // while read is cut off with 413 before any parsing or HMAC; bodies sent to any other path
   // are never read (404). Each connection carries one request and is then closed, so an
   // unread body cannot be taken for the next request.
+  // With `permit` (leader election), an authentic request it refuses gets 503 with
+  // Retry-After and its message, its body unread and nothing called: the registry delivers
+  // the notification again, and a Service spreading connections brings it to the leader.
   // Counts requests in `registry` as ferry_registry_webhook_requests_total{result} (result:
-  // accepted, unauthorized, malformed, too_large) and hints as
+  // accepted, unauthorized, malformed, too_large, standby) and hints as
   // ferry_registry_webhook_hints_total.
   static absl::StatusOr<std::unique_ptr<WebhookServer>> Start(
       const runtime::ListenAddress& address, std::string secret, uint64_t max_body_bytes,
-      std::function<void(const PushHint&)> on_hint, prometheus::Registry& registry);
+      std::function<void(const PushHint&)> on_hint, prometheus::Registry& registry,
+      std::function<absl::Status()> permit = nullptr);
   ~WebhookServer();
   int port() const { return port_; }
 

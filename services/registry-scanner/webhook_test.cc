@@ -113,6 +113,40 @@ TEST(WebhookServerTest, AnswersWithStatusesAndCallsBackOnlyWhenAuthentic) {
   EXPECT_EQ(seen[0].repository, "127.0.0.1:5000/team/app");
 }
 
+// A standby (leader election) answers authentic notifications 503 with Retry-After, so the
+// registry delivers them again, to the leader; nothing is called.
+TEST(WebhookServerTest, AStandbyAnswers503AndCallsNothing) {
+  int hints = 0;
+  prometheus::Registry metrics;
+  absl::Status permit = absl::UnavailableError("a standby; the leader is ferry-registry-scanner/b");
+  auto server = WebhookServer::Start(
+      {"127.0.0.1", 0}, "s3cret", limits::kWebhookBody.default_value,
+      [&](const PushHint&) { ++hints; }, metrics, [&] { return permit; });
+  FERRY_ASSERT_OK(server);
+  httplib::Client client("127.0.0.1", (*server)->port());
+  const std::string body = R"({"repository":"127.0.0.1:5000/team/app","tag":"1"})";
+  auto refused =
+      client.Post("/webhook", {{"Authorization", "Bearer s3cret"}}, body, "application/json");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 503);
+  EXPECT_EQ(refused->get_header_value("Retry-After"), "1");
+  EXPECT_TRUE(absl::StrContains(refused->body, "the leader is")) << refused->body;
+  // An unauthenticated caller learns nothing about the election.
+  auto anonymous = client.Post("/webhook", body, "application/json");
+  ASSERT_TRUE(anonymous);
+  EXPECT_EQ(anonymous->status, 401);
+  EXPECT_EQ(hints, 0);
+  EXPECT_EQ(
+      testing::MetricSum(metrics, "ferry_registry_webhook_requests_total", {{"result", "standby"}}),
+      1);
+  permit = absl::OkStatus();  // it leads now
+  auto accepted =
+      client.Post("/webhook", {{"Authorization", "Bearer s3cret"}}, body, "application/json");
+  ASSERT_TRUE(accepted);
+  EXPECT_EQ(accepted->status, 200);
+  EXPECT_EQ(hints, 1);
+}
+
 TEST(WebhookServerTest, RefusesBodiesOverTheLimitBeforeParsingOrHmac) {
   int hints = 0;
   prometheus::Registry metrics;
