@@ -79,7 +79,12 @@ void Automation::Trigger() {
 
 void Automation::SetLeading(bool leading) {
   absl::MutexLock lock(&mu_);
-  if (leading && !leading_) triggered_ = true;  // the unlock wakes Loop's wait
+  if (leading && !leading_) {
+    triggered_ = true;  // the unlock wakes Loop's wait
+    // The first pass sends the scanner the watch list whatever this replica sent it before
+    // standing by: another leader may have set a different one since.
+    watched_.clear();
+  }
   leading_ = leading;
 }
 

@@ -320,6 +320,10 @@ class LeaderAutomationUnitTest : public AutomationUnitTest {
     automation_ =
         std::make_unique<Automation>(peers_, store_, executor_, metrics_, absl::Minutes(5), clock_);
     automation_->SetWritePermit([this] { return elector_->WritePermit(); });
+    ON_CALL(registry_, Watch(_, _, _)).WillByDefault(Invoke([this](auto...) {
+      ++watches_;
+      return grpc::Status::OK;
+    }));
     elector_->SetLeadershipSink([this](bool leading) { automation_->SetLeading(leading); });
   }
   // One round of the election thread.
@@ -362,6 +366,7 @@ class LeaderAutomationUnitTest : public AutomationUnitTest {
 
   kube::FakeLeaseApi lease_;
   std::unique_ptr<kube::LeaderElector> elector_;
+  std::atomic<int> watches_{0};  // Watch calls to the scanner
   absl::Duration planning_ = absl::ZeroDuration();
 };
 
@@ -385,6 +390,11 @@ TEST_F(LeaderAutomationUnitTest, OnlyTheLeaderRunsPassesAndANewLeaderRunsOneAtOn
   clock_.Advance(absl::Minutes(5));
   ASSERT_TRUE(clock_.AwaitWaits(waits + 1));
   EXPECT_EQ(automation_->passes(), 1u);
+  // It leads again (the other stopped renewing): its first pass sends the scanner the watch
+  // list again, though it did not change, since another leader may have set another.
+  EXPECT_EQ(watches_, 1);
+  ExpectPassOn([&] { EXPECT_TRUE(Round()); });
+  EXPECT_EQ(watches_, 2);
 }
 
 TEST_F(LeaderAutomationUnitTest, APassWhoseLeadershipLapsedWhilePlanningSubmitsNoJob) {
