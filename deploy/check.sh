@@ -88,12 +88,12 @@ else
     [[ "$(grep -c "port: $port" "$work/cert-manager.yaml")" == 2 ]] || fail "cert-manager: the probes must use the health-only port $port"
   done
   # High availability (deploy/overlays/ha) on top of a single-replica base. The leader
-  # election switch is on for the syncer in the base, for git-writer and the api in ha only.
+  # election switch is on for the syncer in the base, for every component in ha.
   [[ "$(grep -c 'FERRY_LEADER_ELECT: "true"' "$work/base.yaml")" == 1 &&
-     "$(grep -c 'FERRY_LEADER_ELECT: "true"' "$work/ha.yaml")" == 3 ]] ||
-    fail "ha: FERRY_LEADER_ELECT must be on for git-writer, the api and the syncer (base: the syncer only)"
+     "$(grep -c 'FERRY_LEADER_ELECT: "true"' "$work/ha.yaml")" == 4 ]] ||
+    fail "ha: FERRY_LEADER_ELECT must be on for every component (base: the syncer only)"
   ! grep -q '^kind: PodDisruptionBudget' "$work/base.yaml" || fail "base: PodDisruptionBudget in the single-replica base"
-  [[ "$(grep -c '^kind: PodDisruptionBudget' "$work/ha.yaml")" == 3 ]] || fail "ha: expected three PodDisruptionBudgets"
+  [[ "$(grep -c '^kind: PodDisruptionBudget' "$work/ha.yaml")" == 4 ]] || fail "ha: expected four PodDisruptionBudgets"
   python3 - "$work/base.yaml" "$work/ha.yaml" <<'EOF' || fail "ha: replicas, rollout, spread, budgets, token or RBAC"
 import sys, yaml
 def load(path):
@@ -110,18 +110,41 @@ for name in elect + ["ferry-registry-scanner"]:
         env = {e["name"]: e for e in pod["containers"][0].get("env", [])}
         check(env.get("POD_NAME", {}).get("valueFrom") == {"fieldRef": {"fieldPath": "metadata.name"}},
               f"base: {name} without POD_NAME from the Downward API (its election identity)")
-check(ha[("Deployment", "ferry-registry-scanner")]["spec"]["replicas"] == 1,
-      "ha: the registry-scanner's replicas do not share the watch list yet: keep one")
+# The registry-scanner: a StatefulSet of two (a cache volume each) in place of the base's
+# Deployment and claim, its pod template the base's plus the token, POD_NAME and the spread.
+scanner = ha.get(("StatefulSet", "ferry-registry-scanner"))
+check(scanner is not None and ("Deployment", "ferry-registry-scanner") not in ha and
+      ("PersistentVolumeClaim", "ferry-registry-scanner") not in ha,
+      "ha: the registry-scanner must be a StatefulSet instead of the base's Deployment and claim")
+check(scanner["spec"]["replicas"] == 2 and
+      [t["metadata"]["name"] for t in scanner["spec"]["volumeClaimTemplates"]] == ["state"],
+      "ha: the registry-scanner needs two replicas with a state volume each")
+base_pod = base[("Deployment", "ferry-registry-scanner")]["spec"]["template"]["spec"]
+scanner_pod = scanner["spec"]["template"]["spec"]
+base_container, container = base_pod["containers"][0], scanner_pod["containers"][0]
+check(container["image"] == base_container["image"] and
+      container["envFrom"] == base_container["envFrom"] and
+      container["volumeMounts"] == base_container["volumeMounts"] and
+      container["ports"] == base_container["ports"] and
+      container.get("securityContext") == base_container.get("securityContext") and
+      scanner_pod["securityContext"] == base_pod["securityContext"],
+      "ha: the registry-scanner StatefulSet's pod template drifted from the base Deployment's")
 pdbs = [d for (kind, _), d in ha.items() if kind == "PodDisruptionBudget"]
-for name in elect:
-    deployment = ha[("Deployment", name)]
+workloads = {name: ("Deployment", name) for name in elect}
+workloads["ferry-registry-scanner"] = ("StatefulSet", "ferry-registry-scanner")
+for name in elect + ["ferry-registry-scanner"]:
+    deployment = ha[workloads[name]]
     spec, pod = deployment["spec"], deployment["spec"]["template"]["spec"]
     labels = spec["template"]["metadata"]["labels"]
     matches = lambda selector: all(labels.get(k) == v for k, v in selector["matchLabels"].items())
     check(spec["replicas"] == 2, f"ha: {name} replicas {spec['replicas']}, not 2")
-    check(spec["strategy"] == {"type": "RollingUpdate",
-                               "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-          f"ha: {name} must roll one pod at a time (a standby takes over), not {spec['strategy']}")
+    if workloads[name][0] == "Deployment":
+        check(spec["strategy"] == {"type": "RollingUpdate",
+                                   "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+              f"ha: {name} must roll one pod at a time (a standby takes over), not {spec['strategy']}")
+    else:
+        check(spec["updateStrategy"] == {"type": "RollingUpdate"},
+              f"ha: {name} must roll one pod at a time, not {spec['updateStrategy']}")
     spread = {c["topologyKey"]: c for c in pod.get("topologySpreadConstraints", [])}
     check(sorted(spread) == ["kubernetes.io/hostname", "topology.kubernetes.io/zone"] and
           all(c["whenUnsatisfiable"] == "ScheduleAnyway" and matches(c["labelSelector"])
@@ -132,11 +155,14 @@ for name in elect:
           budgets[0]["spec"].get("maxUnavailable") == 1,
           f"ha: {name} needs one policy/v1 PodDisruptionBudget with maxUnavailable 1 selecting its pods")
     # Its pods only: no budget selects another Deployment's pods.
-    check(len([d for (kind, _), d in ha.items() if kind == "Deployment" and
+    check(len([d for (kind, _), d in ha.items() if kind in ("Deployment", "StatefulSet") and
                all(d["spec"]["template"]["metadata"]["labels"].get(k) == v
                    for k, v in budgets[0]["spec"]["selector"]["matchLabels"].items())]) == 1,
           f"ha: the budget of {name} selects other pods too")
     check(pod.get("automountServiceAccountToken") is True, f"ha: {name} has no token for its Lease")
+    env = {e["name"]: e for e in pod["containers"][0].get("env", [])}
+    check(env.get("POD_NAME", {}).get("valueFrom") == {"fieldRef": {"fieldPath": "metadata.name"}},
+          f"ha: {name} without POD_NAME from the Downward API (its election identity)")
     check(ha[("ConfigMap", name)]["data"].get("FERRY_LEADER_ELECT") == "true",
           f"ha: {name} does not elect a leader")
 def rules_of(role, account):
@@ -149,6 +175,8 @@ def rules_of(role, account):
 leases = [(["coordination.k8s.io"], ["leases"], ["create", "get", "update"])]
 check(rules_of("ferry-git-writer-leases", "ferry-git-writer") == leases, "ha: git-writer's Lease RBAC")
 check(rules_of("ferry-api-leases", "ferry-api") == leases, "ha: the api's Lease RBAC")
+check(rules_of("ferry-registry-scanner-leases", "ferry-registry-scanner") == leases,
+      "ha: the registry-scanner's Lease RBAC")
 check(rules_of("ferry-api-jobs", "ferry-api") ==
       [([""], ["configmaps"], ["create", "delete", "get", "list", "patch", "update"])],
       "ha: the api's job records RBAC")
@@ -156,10 +184,11 @@ check(not any(kind in ("ClusterRole", "ClusterRoleBinding") and name != "ferry-c
               for kind, name in ha), "ha: cluster-wide RBAC beyond the syncer's")
 # The leaders are reached through headless Services as gRPC replica lists, not through the
 # plain Services, which route to the standby too.
-for name, port in (("ferry-git-writer", 3031), ("ferry-cluster-syncer", 3033)):
+for name, port in (("ferry-git-writer", 3031), ("ferry-cluster-syncer", 3033),
+                   ("ferry-registry-scanner", 3032)):
     service = ha.get(("Service", name + "-replicas"))
     check(service is not None and service["spec"].get("clusterIP") == "None" and
-          service["spec"]["selector"] == ha[("Deployment", name)]["spec"]["selector"]["matchLabels"] and
+          service["spec"]["selector"] == ha[workloads[name]]["spec"]["selector"]["matchLabels"] and
           [p["port"] for p in service["spec"]["ports"]] == [port],
           f"ha: {name}-replicas must be a headless Service of {name}'s pods on {port}")
 target = lambda name, port: f"dns:///{name}-replicas:{port}"
@@ -167,11 +196,13 @@ check(ha[("ConfigMap", "ferry-api")]["data"].get("FERRY_GIT_WRITER_ADDRESS") ==
       target("ferry-git-writer", 3031) and
       ha[("ConfigMap", "ferry-api")]["data"].get("FERRY_CLUSTER_SYNCER_ADDRESS") ==
       target("ferry-cluster-syncer", 3033) and
+      ha[("ConfigMap", "ferry-api")]["data"].get("FERRY_REGISTRY_SCANNER_ADDRESS") ==
+      target("ferry-registry-scanner", 3032) and
       ha[("ConfigMap", "ferry-cluster-syncer")]["data"].get("FERRY_GIT_WRITER_ADDRESS") ==
       target("ferry-git-writer", 3031),
       "ha: the api and the syncer must reach the leaders as replica lists (dns:///...-replicas)")
 EOF
-  echo "ha: two replicas of git-writer, the syncer and the api, rolled one at a time, spread, budgeted, electing with their Roles"
+  echo "ha: two replicas of every component, rolled one at a time, spread, budgeted, electing with their Roles, the leaders reached as replica lists"
   # One `images:` entry per service, each with newName and newTag (what `kustomize edit set
   # image NAME=NEWNAME:NEWTAG` writes), and every container of the base rendered with
   # exactly those images. Every Deployment's selector keeps app.kubernetes.io/part-of: a
