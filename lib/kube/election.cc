@@ -8,6 +8,8 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "lib/kube/kubeconfig.h"
+#include "lib/log/log.h"
 #include "re2/re2.h"
 
 namespace ferry::kube {
@@ -132,6 +134,42 @@ Election MakeElection(const LeaderElectionConfig& config, KubeClient& client,
   options.retry_period = config.retry_period;
   election.elector = std::make_unique<LeaderElector>(*election.lease, options, registry);
   return election;
+}
+
+absl::StatusOr<Election> MakeElection(const LeaderElectionConfig& config,
+                                      const std::string& kubeconfig, const std::string& context,
+                                      const std::string& component,
+                                      prometheus::Registry& registry) {
+  if (!config.enabled) return Election();
+  absl::StatusOr<ClusterAccess> access = LoadClusterAccess(kubeconfig, context);
+  if (!access.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--leader_elect needs the Kubernetes API (--kubeconfig, or the service "
+                     "account of a pod): ",
+                     access.status().message()));
+  }
+  log::Info("leader election", {{"server", access->server}, {"lease", config.lease_name}});
+  auto client = std::make_unique<KubeClient>(*std::move(access), registry);
+  Election election = MakeElection(config, *client, component, registry);
+  election.client = std::move(client);
+  return election;
+}
+
+std::function<void(runtime::Server*)> ReadinessFollowsLeadership(LeaderElector* elector) {
+  return [elector](runtime::Server* server) {
+    if (elector == nullptr) {
+      if (server != nullptr) server->SetServingStatus(runtime::kReadinessHealthName, true);
+      return;
+    }
+    // The sink is called under the elector's lock: once it is removed, no call is under way.
+    if (server == nullptr) {
+      elector->SetLeadershipSink(nullptr);
+      return;
+    }
+    elector->SetLeadershipSink([server](bool leading) {
+      server->SetServingStatus(runtime::kReadinessHealthName, leading);
+    });
+  };
 }
 
 }  // namespace ferry::kube

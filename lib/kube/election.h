@@ -7,15 +7,17 @@
 #include <prometheus/registry.h>
 
 #include <CLI/CLI.hpp>
+#include <functional>
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "lib/kube/kube_client.h"
 #include "lib/kube/leader.h"
 #include "lib/kube/lease.h"
+#include "lib/runtime/server.h"
 
 namespace ferry::kube {
 
@@ -61,15 +63,33 @@ std::string DefaultLeaseName(absl::string_view component, absl::string_view key)
 // the host name.
 std::string PodName();
 
-// A LeaderElector on its Lease: `config`'s lease in its namespace (the cluster access's
-// default namespace when none is given), reached through `client`, with a MakeIdentity
-// identity for `component`. The Lease is declared before its elector so that it outlives the
-// elector's release of the Lease on destruction.
+// A LeaderElector on its Lease, and the Kubernetes client that reaches it when the election
+// owns one. Declared in the order they are built: the elector releases its Lease through the
+// Lease API and the client on destruction, so it goes first.
 struct Election {
+  std::unique_ptr<KubeClient> client;  // set by the MakeElection that reaches the API itself
   std::unique_ptr<KubeLeaseApi> lease;
-  std::unique_ptr<LeaderElector> elector;
+  std::unique_ptr<LeaderElector> elector;  // null without --leader_elect
 };
+
+// The elector of `config`'s lease in its namespace (the cluster access's default namespace
+// when none is given), reached through `client`, with a MakeIdentity identity for
+// `component`; not started. For a component that talks to Kubernetes anyway (the syncer).
 Election MakeElection(const LeaderElectionConfig& config, KubeClient& client,
                       const std::string& component, prometheus::Registry& registry);
+
+// For a component that talks to Kubernetes only for its election: an empty Election without
+// --leader_elect; else a client of `kubeconfig` / `context` (the pod's service account when
+// `kubeconfig` is empty) and the elector on it, not started. InvalidArgument starting with
+// "--leader_elect" when the API cannot be reached (no kubeconfig and not in a pod, an
+// unreadable kubeconfig, a missing context): a configuration error, exit 2.
+absl::StatusOr<Election> MakeElection(const LeaderElectionConfig& config,
+                                      const std::string& kubeconfig, const std::string& context,
+                                      const std::string& component, prometheus::Registry& registry);
+
+// For ServeUntilSignal's `attach`: the "readiness" health check (runtime::kReadinessHealthName)
+// follows `elector`'s leadership while the server serves (through its leadership sink, which
+// this takes); always SERVING without an elector (null).
+std::function<void(runtime::Server*)> ReadinessFollowsLeadership(LeaderElector* elector);
 
 }  // namespace ferry::kube

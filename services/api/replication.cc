@@ -8,25 +8,17 @@ namespace ferry::api {
 absl::StatusOr<Replication> MakeReplication(const Config& config, prometheus::Registry& registry) {
   Replication replication;
   if (!config.leader.enabled) return replication;
-  absl::StatusOr<kube::ClusterAccess> access =
-      kube::LoadClusterAccess(config.kubeconfig, config.context);
-  if (!access.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--leader_elect needs the Kubernetes API (--kubeconfig, or the service "
-                     "account of a pod): ",
-                     access.status().message()));
-  }
-  log::Info("kubernetes", {{"server", access->server}, {"context", access->context}});
-  replication.client = std::make_unique<kube::KubeClient>(*std::move(access), registry);
-  replication.election = kube::MakeElection(config.leader, *replication.client,
-                                            std::string(kComponent.name), registry);
+  absl::StatusOr<kube::Election> election = kube::MakeElection(
+      config.leader, config.kubeconfig, config.context, std::string(kComponent.name), registry);
+  if (!election.ok()) return election.status();
+  replication.election = *std::move(election);
+  kube::KubeClient& client = *replication.election.client;
   // The records in the Lease's namespace: the api's own, where its RBAC allows ConfigMaps.
-  const std::string ns = config.leader.lease_namespace.empty()
-                             ? replication.client->access().default_namespace
-                             : config.leader.lease_namespace;
+  const std::string ns = config.leader.lease_namespace.empty() ? client.access().default_namespace
+                                                               : config.leader.lease_namespace;
   replication.record_metrics = std::make_unique<JobRecordMetrics>(registry);
-  replication.records = std::make_unique<ConfigMapJobRecords>(
-      *replication.client, ns, kube::PodName(), *replication.record_metrics);
+  replication.records = std::make_unique<ConfigMapJobRecords>(client, ns, kube::PodName(),
+                                                              *replication.record_metrics);
   replication.publisher = std::make_unique<JobRecordPublisher>(*replication.records);
   replication.collector = std::make_unique<JobRecordCollector>(
       *replication.records,

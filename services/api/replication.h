@@ -26,8 +26,7 @@ namespace ferry::api {
 // The Kubernetes client and the election; members in the order they must be built (and the
 // reverse of the order they go): the elector releases its Lease through the client.
 struct Replication {
-  std::unique_ptr<kube::KubeClient> client;
-  kube::Election election;
+  kube::Election election;  // with the Kubernetes client the records use too
   std::unique_ptr<JobRecordMetrics> record_metrics;
   std::unique_ptr<ConfigMapJobRecords> records;
   std::unique_ptr<JobRecordPublisher> publisher;

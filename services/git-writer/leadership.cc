@@ -3,27 +3,14 @@
 #include <string>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
-#include "lib/kube/kubeconfig.h"
-#include "lib/log/log.h"
-
 namespace ferry::git_writer {
 
 absl::StatusOr<Leadership> MakeLeadership(const Config& config, prometheus::Registry& registry) {
+  absl::StatusOr<kube::Election> election = kube::MakeElection(
+      config.leader, config.kubeconfig, config.context, std::string(kComponent.name), registry);
+  if (!election.ok()) return election.status();
   Leadership out;
-  if (!config.leader.enabled) return out;
-  absl::StatusOr<kube::ClusterAccess> access =
-      kube::LoadClusterAccess(config.kubeconfig, config.context);
-  if (!access.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--leader_elect needs the Kubernetes API (--kubeconfig, or the service "
-                     "account of a pod): ",
-                     access.status().message()));
-  }
-  log::Info("leader election", {{"server", access->server}, {"lease", config.leader.lease_name}});
-  out.client = std::make_unique<kube::KubeClient>(*std::move(access), registry);
-  out.election =
-      kube::MakeElection(config.leader, *out.client, std::string(kComponent.name), registry);
+  out.election = *std::move(election);
   return out;
 }
 
@@ -37,21 +24,7 @@ void Leadership::Fence(Config& config) const {
 }
 
 std::function<void(runtime::Server*)> Leadership::Readiness() const {
-  kube::LeaderElector* leader = elector();
-  return [leader](runtime::Server* server) {
-    if (leader == nullptr) {
-      if (server != nullptr) server->SetServingStatus(runtime::kReadinessHealthName, true);
-      return;
-    }
-    // The sink is called under the elector's lock: once it is removed, no call is under way.
-    if (server == nullptr) {
-      leader->SetLeadershipSink(nullptr);
-      return;
-    }
-    leader->SetLeadershipSink([server](bool leading) {
-      server->SetServingStatus(runtime::kReadinessHealthName, leading);
-    });
-  };
+  return kube::ReadinessFollowsLeadership(elector());
 }
 
 void Leadership::Start() const {

@@ -20,10 +20,8 @@
 
 namespace ferry::git_writer {
 
-// The Kubernetes client and the elector on the Lease, in the order they are built (the
-// elector releases its Lease through the client, so it goes first).
+// The elector on the Lease, with the Kubernetes client that reaches it.
 struct Leadership {
-  std::unique_ptr<kube::KubeClient> client;
   kube::Election election;
 
   // Null without --leader_elect.

@@ -7,7 +7,6 @@
 
 #include "lib/http/curl_http_client.h"
 #include "lib/kube/election.h"
-#include "lib/kube/kubeconfig.h"
 #include "lib/log/log.h"
 #include "lib/runtime/poller.h"
 #include "lib/runtime/start_service.h"
@@ -36,24 +35,11 @@ int main(int argc, char** argv) {
   auto registry = std::make_shared<prometheus::Registry>();
   // --leader_elect: only the leader scans and takes the watch list (ScannerOptions::permit);
   // a standby serves its cache and is not ready.
-  std::unique_ptr<ferry::kube::KubeClient> kube;
-  ferry::kube::Election election;
-  if (config.leader.enabled) {
-    absl::StatusOr<ferry::kube::ClusterAccess> access =
-        ferry::kube::LoadClusterAccess(config.kubeconfig, config.context);
-    if (!access.ok()) {
-      return start.ConfigError(absl::InvalidArgumentError(
-          absl::StrCat("--leader_elect needs the Kubernetes API (--kubeconfig, or a pod's "
-                       "service account): ",
-                       access.status().message())));
-    }
-    kube = std::make_unique<ferry::kube::KubeClient>(*access, *registry);
-    election =
-        ferry::kube::MakeElection(config.leader, *kube, std::string(kComponent.name), *registry);
-    ferry::kube::LeaderElector* elector = election.elector.get();
-    config.scanner.permit = [elector] { return elector->WritePermit(); };
-  }
-  ferry::kube::LeaderElector* elector = election.elector.get();
+  absl::StatusOr<ferry::kube::Election> election = ferry::kube::MakeElection(
+      config.leader, config.kubeconfig, config.context, std::string(kComponent.name), *registry);
+  if (!election.ok()) return start.ConfigError(election.status());
+  ferry::kube::LeaderElector* elector = election->elector.get();
+  if (elector != nullptr) config.scanner.permit = [elector] { return elector->WritePermit(); };
   ferry::http::CurlOptions curl_options;
   // Set once the drain timeout has passed (or the server has stopped): registry requests in
   // flight end then instead of waiting out --registry_timeout.
@@ -118,31 +104,10 @@ int main(int argc, char** argv) {
   // callback checks the flag about once a second).
   config.server.at_drain_deadline = [stopping] { stopping->store(true); };
   // Readiness ("readiness" health check) follows leadership with --leader_elect.
-  // The sink is called under the elector's lock: nothing here calls the elector back.
-  absl::Mutex readiness_mu;
-  std::function<void(bool)> readiness;  // set while serving
-  bool leading = false;
-  if (elector != nullptr) {
-    elector->SetLeadershipSink([&readiness, &readiness_mu, &leading](bool now) {
-      absl::MutexLock lock(&readiness_mu);
-      leading = now;
-      if (readiness) readiness(now);
-    });
-    elector->Start();
-  }
+  if (elector != nullptr) elector->Start();
   const int exit_code = ferry::runtime::ServeUntilSignal(
       config.server, {{&service, ferry::v1::RegistryScanner::service_full_name()}}, registry,
-      [&readiness, &readiness_mu, &leading, elector](ferry::runtime::Server* server) {
-        absl::MutexLock lock(&readiness_mu);
-        if (server == nullptr || elector == nullptr) {
-          readiness = nullptr;
-          return;
-        }
-        readiness = [server](bool ready) {
-          server->SetServingStatus(ferry::runtime::kReadinessHealthName, ready);
-        };
-        readiness(leading);
-      });
+      ferry::kube::ReadinessFollowsLeadership(elector));
   stopping->store(true);  // the scans still running end before the queue is destroyed
   if (elector != nullptr) elector->Stop();  // releases the Lease: a standby takes over at once
   return exit_code;
