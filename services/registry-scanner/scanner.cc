@@ -6,6 +6,7 @@
 #include <optional>
 #include <system_error>
 #include <thread>
+#include <vector>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -28,6 +29,27 @@ struct Scanner::TagOutcome {
   std::optional<TagEvent::Kind> event;
   std::string previous_digest;
   absl::Status status;
+};
+
+// One scan's tag jobs on its host's fetchers. The fields below `first_scan` are read and
+// written with fetch_mu_ held.
+struct Scanner::TagBatch {
+  TagBatch(const std::string& registry, const std::string& path, const std::vector<TagJob>& jobs,
+           absl::Time now, bool first_scan)
+      : registry(registry), path(path), jobs(jobs), now(now), first_scan(first_scan) {}
+  const std::string& registry;
+  const std::string& path;
+  const std::vector<TagJob>& jobs;
+  const absl::Time now;
+  const bool first_scan;
+  size_t next = 0;     // the next job to start
+  size_t running = 0;  // jobs started and not finished
+  size_t done = 0;     // jobs finished
+  bool stop = false;   // no more jobs start
+  std::vector<TagOutcome> outcomes;
+
+  bool Claimable() const { return !stop && next < jobs.size(); }
+  bool Finished() const { return running == 0 && !Claimable(); }
 };
 
 Scanner::TagOutcome Scanner::RunTagJob(const std::string& registry, const std::string& path,
@@ -116,8 +138,8 @@ absl::Status Scanner::RunTagJobs(const std::string& repository, const std::strin
   const size_t n = jobs.size();
   const size_t threads =
       std::min(n, static_cast<size_t>(std::clamp(options_.concurrency, 1, kMaxScanConcurrency)));
-  if (threads <= 1) {
-    // One at a time: each tag is stored (and its event emitted) before the next is fetched.
+  // One at a time: each tag is stored (and its event emitted) before the next is fetched.
+  auto one_at_a_time = [&]() -> absl::Status {
     for (const TagJob& job : jobs) {
       std::vector<TagOutcome> one;
       one.push_back(RunTagJob(registry, path, job, now, first_scan));
@@ -125,67 +147,56 @@ absl::Status Scanner::RunTagJobs(const std::string& repository, const std::strin
       if (absl::Status s = StoreOutcomes(repository, one); !s.ok()) return s;
     }
     return absl::OkStatus();
-  }
-  // `threads` workers take the jobs in list order; this thread stores the outcomes in list
-  // order as they become ready (several per transaction when they come faster than the cache
-  // writes them) and emits their events after them, as a sequential scan would.
-  struct Shared {
-    absl::Mutex mu;
-    size_t next ABSL_GUARDED_BY(mu) = 0;
-    bool stop ABSL_GUARDED_BY(mu) = false;
-    size_t running ABSL_GUARDED_BY(mu) = 0;
-    std::vector<TagOutcome> outcomes ABSL_GUARDED_BY(mu);
-  } shared;
-  {
-    absl::MutexLock lock(&shared.mu);
-    shared.outcomes.resize(n);
-    shared.running = threads;
-  }
-  auto work = [&] {
-    while (true) {
-      size_t i;
-      {
-        absl::MutexLock lock(&shared.mu);
-        if (shared.stop || shared.next >= n) {
-          --shared.running;
-          return;
-        }
-        i = shared.next++;
-      }
-      TagOutcome outcome = RunTagJob(registry, path, jobs[i], now, first_scan);
-      absl::MutexLock lock(&shared.mu);
-      // After a failure no more jobs start: the scan fails and is retried after a backoff.
-      if (outcome.state == TagOutcome::State::kFailed) shared.stop = true;
-      shared.outcomes[i] = std::move(outcome);
-    }
   };
-  std::vector<std::thread> workers;
-  for (size_t t = 0; t < threads; ++t) {
-    try {
-      workers.emplace_back(work);
-    } catch (const std::system_error&) {
-      absl::MutexLock lock(&shared.mu);
-      shared.running -= threads - t;  // fewer threads; with none, this one does the work
-      if (t == 0) shared.running = 1;
-      break;
+  if (threads <= 1) return one_at_a_time();
+  // The host's fetchers take the jobs in list order (in turn with other scans of the host);
+  // this thread stores the outcomes in list order, a few at a time (one transaction, and
+  // one wake-up of this thread, per `threads` answers rather than per answer), and emits
+  // their events after them, as a sequential scan would.
+  TagBatch batch(registry, path, jobs, now, first_scan);
+  Fetchers* fetchers = nullptr;
+  {
+    absl::MutexLock lock(&fetch_mu_);
+    fetchers = &fetchers_[registry];
+    while (fetchers->threads < static_cast<int>(threads)) {
+      try {
+        fetch_threads_.emplace_back([this, registry] { FetchLoop(registry); });
+      } catch (const std::system_error&) {
+        break;  // fewer threads; with none, this one does the work
+      }
+      ++fetchers->threads;
+    }
+    if (fetchers->threads > 0) {
+      batch.outcomes.resize(n);
+      fetchers->batches.push_back(&batch);
     }
   }
-  if (workers.empty()) work();  // (cannot block: no thread could be started)
-  absl::Status failure;         // the first in list order
+  if (batch.outcomes.empty()) return one_at_a_time();  // no fetcher could be started
+  // No job of this scan starts after this; returns once none is running (`batch` is ours).
+  auto stop = [&] {
+    absl::MutexLock lock(&fetch_mu_);
+    batch.stop = true;
+    std::erase(fetchers->batches, &batch);
+    auto none_running = [&batch] { return batch.running == 0; };
+    fetch_mu_.Await(absl::Condition(&none_running));
+  };
+  absl::Status failure;  // the first in list order
   absl::Status store_error;
   for (size_t frontier = 0; frontier < n;) {
     std::vector<TagOutcome> ready;
     {
-      absl::MutexLock lock(&shared.mu);
-      auto ready_or_done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared.mu) {
-        return shared.outcomes[frontier].state != TagOutcome::State::kPending ||
-               shared.running == 0;
+      absl::MutexLock lock(&fetch_mu_);
+      const size_t enough = std::min(n, frontier + threads);
+      auto ready_or_done = [&] {
+        if (batch.Finished()) return true;
+        return batch.outcomes[frontier].state != TagOutcome::State::kPending &&
+               batch.done >= enough;
       };
-      shared.mu.Await(absl::Condition(&ready_or_done));
-      while (frontier < n && shared.outcomes[frontier].state != TagOutcome::State::kPending) {
-        ready.push_back(std::move(shared.outcomes[frontier++]));
+      fetch_mu_.Await(absl::Condition(&ready_or_done));
+      while (frontier < n && batch.outcomes[frontier].state != TagOutcome::State::kPending) {
+        ready.push_back(std::move(batch.outcomes[frontier++]));
       }
-      // Every worker has ended and the next job never started (stopped): nothing more comes.
+      // Nothing runs and the next job never started (stopped): nothing more comes.
       if (ready.empty()) frontier = n;
     }
     for (const TagOutcome& o : ready) {
@@ -193,13 +204,49 @@ absl::Status Scanner::RunTagJobs(const std::string& repository, const std::strin
     }
     if (!store_error.ok()) continue;
     store_error = StoreOutcomes(repository, ready);
-    if (!store_error.ok()) {
-      absl::MutexLock lock(&shared.mu);
-      shared.stop = true;
-    }
+    if (!store_error.ok()) stop();
   }
-  for (std::thread& w : workers) w.join();
+  stop();
   return store_error.ok() ? failure : store_error;
+}
+
+void Scanner::FetchLoop(const std::string& registry) {
+  absl::MutexLock lock(&fetch_mu_);
+  Fetchers& fetchers = fetchers_[registry];  // std::map: the reference stays valid
+  auto work = [this, &fetchers]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fetch_mu_) {
+    return stopping_ || !fetchers.batches.empty();
+  };
+  while (true) {
+    fetch_mu_.Await(absl::Condition(&work));
+    if (stopping_) return;
+    TagBatch* batch = fetchers.batches.front();
+    fetchers.batches.pop_front();
+    const size_t i = batch->next++;
+    ++batch->running;
+    if (batch->Claimable()) fetchers.batches.push_back(batch);  // the next scan's turn
+    fetch_mu_.Unlock();
+    TagOutcome outcome =
+        RunTagJob(batch->registry, batch->path, batch->jobs[i], batch->now, batch->first_scan);
+    fetch_mu_.Lock();
+    // After a failure no more jobs start: the scan fails and is retried after a backoff.
+    if (outcome.state == TagOutcome::State::kFailed && !batch->stop) {
+      batch->stop = true;
+      std::erase(fetchers.batches, batch);
+    }
+    batch->outcomes[i] = std::move(outcome);
+    ++batch->done;
+    --batch->running;  // the last touch: its scan may end now
+  }
+}
+
+Scanner::~Scanner() {
+  std::vector<std::thread> threads;
+  {
+    absl::MutexLock lock(&fetch_mu_);
+    stopping_ = true;
+    threads.swap(fetch_threads_);
+  }
+  for (std::thread& t : threads) t.join();
 }
 
 ScannerMetrics::ScannerMetrics(prometheus::Registry& registry)

@@ -43,7 +43,12 @@ constexpr char kCreated[] = "2023-01-01T00:00:00Z";
 // pages linked by Link headers, manifests (GET and HEAD) and config blobs.
 class FakeRepository {
  public:
-  FakeRepository(http::FakeHttpClient& http, int page_size) : http_(http), page_size_(page_size) {
+  // `path` in kRegistry (team/app: kRepo).
+  FakeRepository(http::FakeHttpClient& http, int page_size, std::string path = "team/app")
+      : http_(http),
+        page_size_(page_size),
+        path_(std::move(path)),
+        base_(absl::StrCat("http://", kRegistry, "/v2/", path_)) {
     Publish();
   }
 
@@ -52,14 +57,14 @@ class FakeRepository {
     const std::string config_digest = NextDigest();
     const std::string digest = NextDigest();
     http_.Set(
-        "GET", absl::StrCat(kBase, "/blobs/", config_digest),
+        "GET", absl::StrCat(base_, "/blobs/", config_digest),
         http::Response{200, {}, nlohmann::json{{"os", "linux"}, {"created", kCreated}}.dump()});
     const nlohmann::json manifest = {
         {"schemaVersion", 2}, {"mediaType", kSchema2}, {"config", {{"digest", config_digest}}}};
     const std::multimap<std::string, std::string> headers = {{"content-type", kSchema2},
                                                              {"docker-content-digest", digest}};
-    http_.Set("GET", ManifestUrl(tag), http::Response{200, headers, manifest.dump()});
-    http_.Set("HEAD", ManifestUrl(tag), http::Response{200, headers, ""});
+    http_.Set("GET", Manifest(tag), http::Response{200, headers, manifest.dump()});
+    http_.Set("HEAD", Manifest(tag), http::Response{200, headers, ""});
     if (std::find(tags_.begin(), tags_.end(), tag) == tags_.end()) tags_.push_back(tag);
     Publish();
     return digest;
@@ -67,8 +72,8 @@ class FakeRepository {
 
   // Deletes `tag` from the registry.
   void Delete(const std::string& tag) {
-    http_.Set("GET", ManifestUrl(tag), http::Response{404, {}, ""});
-    http_.Set("HEAD", ManifestUrl(tag), http::Response{404, {}, ""});
+    http_.Set("GET", Manifest(tag), http::Response{404, {}, ""});
+    http_.Set("HEAD", Manifest(tag), http::Response{404, {}, ""});
     tags_.erase(std::remove(tags_.begin(), tags_.end(), tag), tags_.end());
     Publish();
   }
@@ -76,9 +81,13 @@ class FakeRepository {
   // The tags in the order the registry lists them.
   const std::vector<std::string>& tags() const { return tags_; }
 
-  std::string FirstPageUrl() const { return absl::StrCat(kBase, "/tags/list?n=", page_size_); }
+  std::string FirstPageUrl() const { return absl::StrCat(base_, "/tags/list?n=", page_size_); }
+  // The manifest URL of `tag` in kRepo, and in this repository.
   static std::string ManifestUrl(const std::string& tag) {
     return absl::StrCat(kBase, "/manifests/", tag);
+  }
+  std::string Manifest(const std::string& tag) const {
+    return absl::StrCat(base_, "/manifests/", tag);
   }
 
  private:
@@ -93,7 +102,7 @@ class FakeRepository {
       http::Response response{200, {}, nlohmann::json{{"tags", page}}.dump()};
       std::string next;
       if (end < tags_.size()) {
-        next = absl::StrCat("/v2/team/app/tags/list?last=", tags_[end - 1], "&n=", page_size_);
+        next = absl::StrCat("/v2/", path_, "/tags/list?last=", tags_[end - 1], "&n=", page_size_);
         response.headers.emplace("link", absl::StrCat("<", next, ">; rel=\"next\""));
       }
       http_.Set("GET", url, response);
@@ -104,6 +113,8 @@ class FakeRepository {
 
   http::FakeHttpClient& http_;
   const size_t page_size_;
+  const std::string path_;
+  const std::string base_;
   std::vector<std::string> tags_;
   int digests_ = 0;
 };
@@ -521,6 +532,10 @@ class ConcurrentScanUnitTest : public ScannerUnitTest {
     absl::MutexLock lock(&mu_);
     return peak_;
   }
+  int TagPeak() {
+    absl::MutexLock lock(&mu_);
+    return tag_peak_;
+  }
   // Answers of `tag`'s manifest GET wait `delay` first (later tags may answer first).
   void Delay(const std::string& tag, absl::Duration delay) {
     absl::MutexLock lock(&mu_);
@@ -537,6 +552,10 @@ class ConcurrentScanUnitTest : public ScannerUnitTest {
         absl::MutexLock lock(&test_.mu_);
         ++test_.inside_;
         test_.peak_ = std::max(test_.peak_, test_.inside_);
+        if (!absl::StrContains(request.url, "/tags/list")) {
+          ++test_.tag_inside_;
+          test_.tag_peak_ = std::max(test_.tag_peak_, test_.tag_inside_);
+        }
         if (auto it = test_.delays_.find(request.url); it != test_.delays_.end()) {
           delay = it->second;
         }
@@ -551,6 +570,7 @@ class ConcurrentScanUnitTest : public ScannerUnitTest {
       absl::StatusOr<http::Response> response = test_.http_.Send(request);
       absl::MutexLock lock(&test_.mu_);
       --test_.inside_;
+      if (!absl::StrContains(request.url, "/tags/list")) --test_.tag_inside_;
       return response;
     }
 
@@ -562,6 +582,9 @@ class ConcurrentScanUnitTest : public ScannerUnitTest {
   int inside_ ABSL_GUARDED_BY(mu_) = 0;
   int peak_ ABSL_GUARDED_BY(mu_) = 0;
   int gate_ ABSL_GUARDED_BY(mu_) = 1;
+  // Requests for tags (manifests and blobs, not tag lists) inside at once, and their peak.
+  int tag_inside_ ABSL_GUARDED_BY(mu_) = 0;
+  int tag_peak_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, absl::Duration> delays_ ABSL_GUARDED_BY(mu_);
   CountingHttp counting_{*this};
   std::unique_ptr<RateLimitedHttpClient> limited_;
@@ -595,6 +618,35 @@ TEST_F(ConcurrentScanUnitTest, TheScansConcurrencyBoundsItBelowTheHostsLimit) {
   FERRY_ASSERT_OK(scanner_->Scan(kRepo));
   EXPECT_EQ(http_.CountContaining("/manifests/"), 48);
   EXPECT_EQ(Peak(), 2);
+}
+
+TEST_F(ConcurrentScanUnitTest, ScansOfOneHostShareItsFetchersWhicheverRepository) {
+  FakeRepository other(http_, 1000, "team/other");
+  const std::string other_repo = absl::StrCat(kRegistry, "/team/other");
+  for (int i = 0; i < 24; ++i) {
+    const std::string tag = absl::StrCat("1.", i);
+    repo_.Push(tag);
+    other.Push(tag);
+    Delay(tag, absl::Milliseconds(2));  // kRepo's: the scans overlap
+  }
+  // The host allows 8 requests in flight, the operator 3 tags at once: with two scans of
+  // the host at once (a thread per tag job of each had 6), still 3.
+  Build(/*concurrency=*/3, /*max_in_flight=*/8);
+  absl::Status first, second;
+  std::thread a([&] { first = scanner_->Scan(kRepo); });
+  std::thread b([&] { second = scanner_->Scan(other_repo); });
+  a.join();
+  b.join();
+  FERRY_ASSERT_OK(first);
+  FERRY_ASSERT_OK(second);
+  EXPECT_EQ(TagPeak(), 3);
+  for (const std::string& r : {std::string(kRepo), other_repo}) {
+    FERRY_ASSERT_OK_AND_ASSIGN(std::vector<TagRecord> tags, cache_->Tags(r));
+    EXPECT_EQ(tags.size(), 24u) << r;
+    for (const TagRecord& t : tags) EXPECT_FALSE(t.metadata.digest.empty()) << r << ":" << t.tag;
+  }
+  EXPECT_EQ(http_.CountContaining("/manifests/"), 48);
+  EXPECT_EQ(http_.CountContaining("/blobs/"), 48);
 }
 
 // Events and the cache are as a one-at-a-time scan leaves them: in list order, whichever tag
