@@ -10,8 +10,12 @@
 //   same benchmark the plain client below runs before and after it; counters tags_per_s,
 //   plain_tags_per_s (mean of the two runs, and each run), pct_of_plain = Ferry / plain (and
 //   pct_of_best_plain, against the faster run), in_flight / plain_in_flight (requests in
-//   flight on average: time inside requests / time taken) and cpu_ms_per_tag /
-//   plain_cpu_ms_per_tag (this process's CPU time per tag, every thread).
+//   flight on average: time inside requests / time taken), cpu_ms_per_tag /
+//   plain_cpu_ms_per_tag (this process's CPU time per tag, every thread) and
+//   switches_per_tag / plain_switches_per_tag (its threads' context switches per tag). The
+//   machine's other load moves a single run's ratio by 10-20 points:
+//   `--benchmark_filter=BM_Ferry_ColdScan --benchmark_repetitions=5` gives the median of
+//   each counter (pct_of_plain_median) over five runs, each side by side with its baseline.
 // - BM_RawGets_ColdScan: the plain client alone: 8 threads, each with its own libcurl handle
 //   (one keep-alive connection), GET of each tag list, then of every tag's manifest and
 //   config blob (the digest found by a string search), no parsing, no storing: as
@@ -196,6 +200,13 @@ double ProcessCpuSeconds() {
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
+// Context switches (voluntary + involuntary) of this process's threads so far.
+double ProcessContextSwitches() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_nvcsw + usage.ru_nivcsw);
+}
+
 // Scans every repository as the binary does: requested from its scan queue (the binary's
 // number of workers); true when each was scanned without an error.
 bool ScanAll(Scanner& scanner, const std::vector<std::string>& repos) {
@@ -295,12 +306,15 @@ void BM_Ferry_ColdScan(benchmark::State& state) {
   double plain_request_seconds = 0;
   double ferry_request_seconds = 0;
   double plain_cpu = 0, ferry_cpu = 0;
+  double plain_switches = 0, ferry_switches = 0;
   for (auto _ : state) {
     state.PauseTiming();
     // The plain client before and after Ferry's scan: the registry's speed as it was then.
     double cpu = ProcessCpuSeconds();
+    double switches = ProcessContextSwitches();
     const double before = PlainClientScan(fx, &plain_requests, &plain_request_seconds);
     plain_cpu += ProcessCpuSeconds() - cpu;
+    plain_switches += ProcessContextSwitches() - switches;
     if (before < 0) return state.SkipWithError("a plain client request failed");
     plain_seconds.push_back(before);
     const std::string cache = fx.dir + "/cold.db";
@@ -309,11 +323,13 @@ void BM_Ferry_ColdScan(benchmark::State& state) {
     if (!stack->scanner.Watch(fx.Repos()).ok()) return state.SkipWithError("watch failed");
     const absl::Time start = absl::Now();
     cpu = ProcessCpuSeconds();
+    switches = ProcessContextSwitches();
     state.ResumeTiming();
     if (!ScanAll(stack->scanner, fx.Repos())) return state.SkipWithError("scan failed");
     state.PauseTiming();
     ferry_seconds += absl::ToDoubleSeconds(absl::Now() - start);
     ferry_cpu += ProcessCpuSeconds() - cpu;
+    ferry_switches += ProcessContextSwitches() - switches;
     requests = stack->Requests();
     ferry_request_seconds += stack->RequestSeconds();
     auto counts = stack->scanner.TagCounts();
@@ -324,8 +340,10 @@ void BM_Ferry_ColdScan(benchmark::State& state) {
     if (tags != tags_total) return state.SkipWithError("not every tag was stored");
     stack.reset();
     cpu = ProcessCpuSeconds();
+    switches = ProcessContextSwitches();
     const double after = PlainClientScan(fx, &plain_requests, &plain_request_seconds);
     plain_cpu += ProcessCpuSeconds() - cpu;
+    plain_switches += ProcessContextSwitches() - switches;
     if (after < 0) return state.SkipWithError("a plain client request failed");
     plain_seconds.push_back(after);
     state.ResumeTiming();
@@ -357,6 +375,10 @@ void BM_Ferry_ColdScan(benchmark::State& state) {
   // registry's own share.
   state.counters["cpu_ms_per_tag"] = 1e3 * ferry_cpu / (tags_total * iterations);
   state.counters["plain_cpu_ms_per_tag"] = 1e3 * plain_cpu / (tags_total * plain_seconds.size());
+  // Context switches of the client's threads per tag: each is CPU the registry, on the same
+  // machine, does not get.
+  state.counters["switches_per_tag"] = ferry_switches / (tags_total * iterations);
+  state.counters["plain_switches_per_tag"] = plain_switches / (tags_total * plain_seconds.size());
 }
 BENCHMARK(BM_Ferry_ColdScan)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
