@@ -133,6 +133,7 @@ absl::Status ConfigMapJobRecords::Put(const ferry::v1::Job& job) {
 }
 
 absl::Status ConfigMapJobRecords::Delete(const std::string& id) {
+  if (!IsJobId(id)) return absl::OkStatus();  // never recorded
   absl::Status deleted = client_.DeleteWithin(Path(id), /*dry_run=*/false, kJobRecordCallTimeout);
   if (deleted.code() == absl::StatusCode::kNotFound) return absl::OkStatus();
   if (!deleted.ok()) return Failed("delete", deleted);
@@ -141,6 +142,8 @@ absl::Status ConfigMapJobRecords::Delete(const std::string& id) {
 }
 
 absl::StatusOr<ferry::v1::Job> ConfigMapJobRecords::Get(const std::string& id) {
+  // The id names a path of the Kubernetes API: only a job id's form gets that far.
+  if (!IsJobId(id)) return absl::NotFoundError(absl::StrCat("no job record for id '", id, "'"));
   absl::StatusOr<nlohmann::json> object = client_.GetWithin(Path(id), "get", kJobRecordCallTimeout);
   if (object.status().code() == absl::StatusCode::kNotFound) return object.status();
   if (!object.ok()) return Failed("get", object.status());

@@ -74,6 +74,20 @@ class MemoryJobRecords final : public JobRecordStore {
   std::vector<std::string> deletes_ ABSL_GUARDED_BY(mu_);
 };
 
+// A job id from a request names a path of the Kubernetes API (the record's ConfigMap) only
+// when it has NewJobId's form: "x/.." would make a GET of a record a LIST of the namespace.
+TEST(JobIdTest, OnlyTheFormOfNewJobIdIsAJobId) {
+  for (int i = 0; i < 20; ++i) EXPECT_TRUE(IsJobId(NewJobId()));
+  for (const std::string bad :
+       {"", "x/..", "../x", "0e5a3e57-9c1b-4b7e-8f3a-2d9c1e0b7a6",
+        "0E5A3E57-9C1B-4B7E-8F3A-2D9C1E0B7A61", "0e5a3e57-9c1b-4b7e-8f3a-2d9c1e0b7a61/..",
+        "ferry-job-0e5a3e57-9c1b-4b7e-8f3a-2d9c1e0b7a61",
+        "0e5a3e57-9c1b-4b7e-8f3a-2d9c1e0b7a61?watch=1"}) {
+    EXPECT_FALSE(IsJobId(bad)) << bad;
+  }
+  EXPECT_TRUE(IsJobId("0e5a3e57-9c1b-4b7e-8f3a-2d9c1e0b7a61"));
+}
+
 TEST(JobRecordTest, AJobRoundTripsThroughItsRecord) {
   ferry::v1::Job job;
   job.set_id("0b5c7d1e-0000-4000-8000-000000000001");

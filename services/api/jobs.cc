@@ -6,6 +6,7 @@
 
 #include "lib/log/log.h"
 #include "lib/runtime/proto_time.h"
+#include "re2/re2.h"
 
 namespace ferry::api {
 namespace {
@@ -90,6 +91,11 @@ void JobMetrics::Stage(ferry::v1::JobKind kind, ferry::v1::JobStageKind stage,
 
 void JobMetrics::QueueWait(ferry::v1::JobKind kind, absl::Duration wait) {
   queue_wait_.Add({{"kind", JobKindName(kind)}}, kSeconds).Observe(absl::ToDoubleSeconds(wait));
+}
+
+bool IsJobId(const std::string& id) {
+  static const LazyRE2 kJobId = {"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"};
+  return RE2::FullMatch(id, *kJobId);
 }
 
 std::string NewJobId() {

@@ -213,5 +213,9 @@ class JobRunner {
 
 // A random (version 4) UUID.
 std::string NewJobId();
+// Whether `id` has NewJobId's form (36 characters: lower-case hex in groups of 8-4-4-4-12).
+// Ids from requests are checked before they name anything outside this process (a shared
+// job record's ConfigMap).
+bool IsJobId(const std::string& id);
 
 }  // namespace ferry::api
