@@ -8,7 +8,7 @@
 // pushes nothing, not even the release that waited for it while it slept.
 //
 // The test's client reaches the two through one channel (runtime::ChannelTo with the replica
-// list "ipv4:A,B"), which sends calls only to the replica whose "readiness" health check is
+// list "ipv4:A,B"), which sends calls only to the replica whose "leader" health check is
 // SERVING, and retries a call that fails UNAVAILABLE, as the api's job runner would.
 //
 // What the assertions rest on: the bare repo's history (git log: one commit per job id, by

@@ -110,6 +110,21 @@ TEST_F(LeaderScannerTest, OnlyTheLeaderScansAndAKilledLeaderIsReplaced) {
   ferry::v1::ListTagsResponse none;
   refused = ListTags(*standby, repository, none);
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.error_message();
+  // Its event stream is refused too (the events are the leader's), and what replica lists
+  // route on says so.
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    auto events = ferry::v1::RegistryScanner::NewStub(standby->Channel())
+                      ->WatchEvents(&ctx, ferry::v1::WatchEventsRequest());
+    ferry::v1::TagEvent event;
+    EXPECT_FALSE(events->Read(&event));
+    EXPECT_EQ(events->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  }
+  EXPECT_EQ(testing::CheckHealth(*standby, "leader"),
+            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(testing::CheckHealth(*leader, "leader"),
+            grpc::health::v1::HealthCheckResponse::SERVING);
   EXPECT_EQ(RegistryRequests(*standby), 0);
   EXPECT_GT(RegistryRequests(*leader), 0);
 

@@ -151,6 +151,20 @@ TEST_F(LeaderSyncerTest, OneLeadsTheStandbyRefusesWritesAndAKilledLeaderIsReplac
     EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
     EXPECT_TRUE(absl::StrContains(s.error_message(), identity)) << s.error_message();
   }
+  // The sync results are the leader's: the standby refuses the stream.
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    auto results = ferry::v1::ClusterSyncer::NewStub(standby->Channel())
+                       ->WatchSync(&ctx, ferry::v1::WatchSyncRequest());
+    ferry::v1::SyncResult result;
+    EXPECT_FALSE(results->Read(&result));
+    EXPECT_EQ(results->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  }
+  EXPECT_EQ(testing::CheckHealth(*standby, "leader"),
+            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(testing::CheckHealth(*leader, "leader"),
+            grpc::health::v1::HealthCheckResponse::SERVING);
   EXPECT_EQ(testing::ScrapedMetric(*standby, "ferry_kube_requests_total", "verb=\"apply\""), 0);
 
   // SIGKILL: no release; the standby takes over once the Lease has stood unchanged for its

@@ -158,7 +158,10 @@ absl::StatusOr<Election> MakeElection(const LeaderElectionConfig& config,
 std::function<void(runtime::Server*)> ReadinessFollowsLeadership(LeaderElector* elector) {
   return [elector](runtime::Server* server) {
     if (elector == nullptr) {
-      if (server != nullptr) server->SetServingStatus(runtime::kReadinessHealthName, true);
+      if (server != nullptr) {
+        server->SetServingStatus(runtime::kReadinessHealthName, true);
+        server->SetServingStatus(runtime::kLeaderHealthName, true);
+      }
       return;
     }
     // The sink is called under the elector's lock: once it is removed, no call is under way.
@@ -168,6 +171,7 @@ std::function<void(runtime::Server*)> ReadinessFollowsLeadership(LeaderElector* 
     }
     elector->SetLeadershipSink([server](bool leading) {
       server->SetServingStatus(runtime::kReadinessHealthName, leading);
+      server->SetServingStatus(runtime::kLeaderHealthName, leading);
     });
   };
 }

@@ -87,9 +87,10 @@ absl::StatusOr<Election> MakeElection(const LeaderElectionConfig& config,
                                       const std::string& kubeconfig, const std::string& context,
                                       const std::string& component, prometheus::Registry& registry);
 
-// For ServeUntilSignal's `attach`: the "readiness" health check (runtime::kReadinessHealthName)
-// follows `elector`'s leadership while the server serves (through its leadership sink, which
-// this takes); always SERVING without an elector (null).
+// For ServeUntilSignal's `attach`: the "readiness" and "leader" health checks
+// (runtime::kReadinessHealthName, kLeaderHealthName) follow `elector`'s leadership while the
+// server serves (through its leadership sink, which this takes); always SERVING without an
+// elector (null).
 std::function<void(runtime::Server*)> ReadinessFollowsLeadership(LeaderElector* elector);
 
 }  // namespace ferry::kube

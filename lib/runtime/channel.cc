@@ -156,10 +156,26 @@ std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address, const PeerO
     args.SetMaxSendMessageSize(peer.max_message_bytes);
   }
   if (IsReplicaList(address)) {
-    // Every address gets a connection; a call goes to one whose readiness is SERVING.
+    // A replica that vanished without closing its connections (a lost node, a paused
+    // process) is noticed within kKeepaliveTime + kKeepaliveTimeout and gets no more calls.
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS,
+                static_cast<int>(absl::ToInt64Milliseconds(kKeepaliveTime)));
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                static_cast<int>(absl::ToInt64Milliseconds(kKeepaliveTimeout)));
+    args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);  // go on pinging an idle connection
+    // Every address gets a connection; a call goes to one whose "leader" check is SERVING.
+    // A call that fails UNAVAILABLE is tried again, up to 3 times within 1.4 s: it met a
+    // leader that was just killed (its connection reset before gRPC saw it go) or that just
+    // lost its Lease (it refused), and the next try goes to the new leader. Writes stay safe:
+    // they are compare-and-set, so a try that finds its change made fails ABORTED, never
+    // commits twice.
     args.SetServiceConfigJSON(absl::StrCat(
         R"({"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": ")",
-        kReadinessHealthName, R"("}})"));
+        kLeaderHealthName,
+        R"("}, "methodConfig": [{"name": [{}], "retryPolicy": {"maxAttempts": 3, )",
+        R"("initialBackoff": "0.4s", "maxBackoff": "1s", "backoffMultiplier": 2.5, )",
+        R"("retryableStatusCodes": ["UNAVAILABLE"]}}]})"));
   }
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> factories;
   factories.push_back(

@@ -25,7 +25,7 @@ namespace ferry::runtime {
 // list with a comma, e.g. "ipv4:10.0.0.5:3031,10.0.0.6:3031", or a name resolved through DNS
 // to each replica's address, e.g. "dns:///ferry-git-writer-replicas:3031" for a headless
 // Kubernetes Service, re-resolved when a connection is lost): the channel then connects to
-// each of them, asks each one's health service for kReadinessHealthName (gRPC client-side
+// each of them, asks each one's health service for kLeaderHealthName (gRPC client-side
 // health checking) and sends calls only to those that report it SERVING, round robin: the
 // leader, for git-writer or cluster-syncer with --leader_elect. While none is ready (a
 // leader is being elected) calls fail UNAVAILABLE, or wait for one with wait_for_ready.

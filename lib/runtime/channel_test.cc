@@ -1,5 +1,6 @@
-// ChannelTo with a replica list: calls go only to the replicas whose readiness is SERVING
-// (gRPC client-side health checking), following changes, and fail UNAVAILABLE while none is.
+// ChannelTo with a replica list: calls go only to the replicas whose "leader" check is SERVING
+// (gRPC client-side health checking), following changes, and fail UNAVAILABLE
+// while none is.
 // Two real servers on loopback; which one answered is told by the branch it reports.
 #include "lib/runtime/channel.h"
 
@@ -76,8 +77,8 @@ TEST(ChannelToTest, AReplicaListSendsCallsOnlyToTheReadyReplica) {
       Server::Start(LoopbackOptions(), {{&b_service, ferry::v1::GitWriter::service_full_name()}},
                     std::make_shared<prometheus::Registry>());
   FERRY_ASSERT_OK(b);
-  (*a)->SetServingStatus(kReadinessHealthName, false);
-  (*b)->SetServingStatus(kReadinessHealthName, true);
+  (*a)->SetServingStatus(kLeaderHealthName, false);
+  (*b)->SetServingStatus(kLeaderHealthName, true);
 
   auto channel = ChannelTo(
       absl::StrCat("ipv4:127.0.0.1:", (*a)->grpc_port(), ",127.0.0.1:", (*b)->grpc_port()),
@@ -85,13 +86,13 @@ TEST(ChannelToTest, AReplicaListSendsCallsOnlyToTheReadyReplica) {
   for (int i = 0; i < 8; ++i) EXPECT_EQ(WhoAnswers(channel, /*wait_for_ready=*/true), "b") << i;
 
   // Leadership moves: the calls follow the readiness.
-  (*b)->SetServingStatus(kReadinessHealthName, false);
-  (*a)->SetServingStatus(kReadinessHealthName, true);
+  (*b)->SetServingStatus(kLeaderHealthName, false);
+  (*a)->SetServingStatus(kLeaderHealthName, true);
   ASSERT_TRUE(WaitFor([&] { return WhoAnswers(channel, true) == "a"; }, absl::Seconds(10)));
   for (int i = 0; i < 8; ++i) EXPECT_EQ(WhoAnswers(channel, true), "a") << i;
 
   // None ready (an election under way): UNAVAILABLE, at once without wait_for_ready.
-  (*a)->SetServingStatus(kReadinessHealthName, false);
+  (*a)->SetServingStatus(kLeaderHealthName, false);
   grpc::StatusCode code = grpc::StatusCode::OK;
   EXPECT_TRUE(WaitFor(
       [&] {
@@ -110,7 +111,7 @@ TEST(ChannelToTest, ADnsTargetSendsCallsOnlyToAReadyReplica) {
       Server::Start(LoopbackOptions(), {{&service, ferry::v1::GitWriter::service_full_name()}},
                     std::make_shared<prometheus::Registry>());
   FERRY_ASSERT_OK(server);
-  (*server)->SetServingStatus(kReadinessHealthName, false);
+  (*server)->SetServingStatus(kLeaderHealthName, false);
   auto channel =
       ChannelTo(absl::StrCat("dns:///127.0.0.1:", (*server)->grpc_port()), PeerOptions{});
   grpc::StatusCode code = grpc::StatusCode::OK;
@@ -121,7 +122,7 @@ TEST(ChannelToTest, ADnsTargetSendsCallsOnlyToAReadyReplica) {
       },
       absl::Seconds(10)))
       << code;
-  (*server)->SetServingStatus(kReadinessHealthName, true);
+  (*server)->SetServingStatus(kLeaderHealthName, true);
   EXPECT_TRUE(WaitFor([&] { return WhoAnswers(channel, true) == "only"; }, absl::Seconds(10)));
 }
 

@@ -152,6 +152,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   grpc::ServerBuilder builder;
   // Without this, gRPC sets SO_REUSEPORT and a second process would silently share the port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Peers reaching replicas (ChannelTo's replica lists) ping every kKeepaliveTime, also
+  // between calls; a server refusing pings that often would close their connections with
+  // "too_many_pings".
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             static_cast<int>(absl::ToInt64Milliseconds(kKeepaliveTime) / 2));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // Those channels ping on idle connections without limit, and gRPC's flow-control (BDP)
+  // pings come faster than the interval at a connection's start: a strike count would end
+  // their connections with GOAWAY. Pings cost the server next to nothing.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   const std::string grpc_address = options.grpc_address.ToString();
   std::shared_ptr<grpc::ServerCredentials> credentials = options.credentials;
   if (!options.caller_token.empty()) {

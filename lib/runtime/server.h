@@ -132,11 +132,23 @@ int ServeUntilSignal(const ServerOptions& options, const std::vector<HostedServi
                      std::shared_ptr<prometheus::Registry> registry,
                      const std::function<void(Server*)>& attach = nullptr);
 
+// How often a peer's channel to replicas pings each one (ChannelTo), and how long it waits for
+// the answer before it takes the connection for dead: a leader on a lost node sends no FIN,
+// so without pings its connection would look alive (and its last health status SERVING) for
+// the ~15 minutes TCP takes to give up.
+inline constexpr absl::Duration kKeepaliveTime = absl::Seconds(10);
+inline constexpr absl::Duration kKeepaliveTimeout = absl::Seconds(5);
+
 // The health check name a component's readiness is reported under (SetServingStatus), apart
 // from "" which says the process serves: a leader-elected component is ready while it leads
 // (and cluster-syncer while its last sync attempt reached its peers). A Kubernetes probe
 // names it (`grpc: {port: ..., service: readiness}`).
 inline constexpr char kReadinessHealthName[] = "readiness";
+// The health check name SERVING while this instance takes writes: it leads, or it does not
+// elect a leader (then always). Peers reaching replicas route on it (ChannelTo's replica
+// lists), not on "readiness", which for cluster-syncer also says its last sync succeeded: a
+// leader whose syncs fail must still be reachable, to be asked why and to sync again.
+inline constexpr char kLeaderHealthName[] = "leader";
 
 // How long after the drain timeout a stopping process may take to return from main().
 inline constexpr absl::Duration kStopGrace = absl::Seconds(5);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "lib/runtime/channel.h"
 #include "lib/status/grpc_status.h"
 
 namespace ferry::api {
@@ -61,8 +62,11 @@ absl::Status PeerBase::Start(PeerCall& call, const CallBudget& budget) const {
   call.context_->set_deadline(absl::ToChronoTime(budget.deadline));
   // Connected now, or not to be waited for: a call that cannot be sent fails at once rather
   // than outlast --peer_wait. Without a channel to watch (in-process fakes), gRPC waits for
-  // ready, within the deadline.
-  call.context_->set_wait_for_ready(budget.await_peer && link_.channel == nullptr);
+  // ready, within the deadline; so it does for a peer's replicas (runtime::IsReplicaList):
+  // while they elect a leader none is ready, and a call to be waited for waits for the new
+  // one (its retry after meeting a leader that just died too), within its deadline.
+  call.context_->set_wait_for_ready(
+      budget.await_peer && (link_.channel == nullptr || runtime::IsReplicaList(link_.address)));
   if (budget.caller == nullptr) call.cancelled_at_shutdown_.emplace(cancel_, *call.context_);
   return absl::OkStatus();
 }

@@ -125,6 +125,13 @@ grpc::Status ClusterSyncerService::GetSyncStatus(grpc::ServerContext*,
 grpc::Status ClusterSyncerService::WatchSync(grpc::ServerContext* context,
                                              const ferry::v1::WatchSyncRequest*,
                                              grpc::ServerWriter<ferry::v1::SyncResult>* writer) {
+  // The syncs are the leader's: a standby's stream would stay silent, so it is refused, and
+  // it ends when this instance stops leading (the caller reconnects, to the new leader).
+  const auto standby = [] {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "this cluster-syncer is a standby: sync results come from the leader");
+  };
+  if (!loop_.Leading()) return standby();
   auto [sequence, last] = loop_.Last();
   writer->SendInitialMetadata();  // subscribed: later syncs are not missed
   if (last) {
@@ -133,6 +140,7 @@ grpc::Status ClusterSyncerService::WatchSync(grpc::ServerContext* context,
     if (!writer->Write(out)) return grpc::Status::OK;
   }
   while (!context->IsCancelled()) {
+    if (!loop_.Leading()) return standby();
     auto [next, report] = loop_.WaitNext(sequence, absl::Seconds(1));
     if (next == sequence || !report) continue;
     sequence = next;

@@ -76,7 +76,19 @@ int main(int argc, char** argv) {
   loop.Start();
   int code = ferry::runtime::ServeUntilSignal(
       config.server, {{&service, ferry::v1::ClusterSyncer::service_full_name()}}, registry,
-      [&loop](ferry::runtime::Server* server) {
+      [&loop, elector](ferry::runtime::Server* server) {
+        // "leader" (what peers' replica lists route on) follows leadership alone; the sink is
+        // called under the elector's lock, so once replaced no call uses `server`.
+        if (elector != nullptr) {
+          elector->SetLeadershipSink([&loop, server](bool leading) {
+            loop.SetLeading(leading);
+            if (server != nullptr) {
+              server->SetServingStatus(ferry::runtime::kLeaderHealthName, leading);
+            }
+          });
+        } else if (server != nullptr) {
+          server->SetServingStatus(ferry::runtime::kLeaderHealthName, true);
+        }
         if (server == nullptr) {
           loop.SetReadinessSink(nullptr);
           // Shutting down: cancel the sync in progress and its calls to git-writer (a

@@ -76,12 +76,17 @@ void SyncLoop::Trigger(const std::string& revision) {
 
 void SyncLoop::SetLeading(bool leading) {
   absl::MutexLock lock(&mu_);
-  leading_ = leading;
-  if (leading) {
+  if (leading && !leading_) {  // a new leader syncs at once
     triggered_ = true;
     kicked_ = true;
   }
+  leading_ = leading;
   ReportReadiness();
+}
+
+bool SyncLoop::Leading() const {
+  absl::MutexLock lock(&mu_);
+  return leading_;
 }
 
 void SyncLoop::ReportReadiness() {

@@ -59,6 +59,8 @@ class SyncLoop {
   // never calls write_permit with its own lock held, so this may be called under the lock
   // write_permit takes.
   void SetLeading(bool leading);
+  // Whether this instance leads (always true without leader election).
+  bool Leading() const;
 
   // The last recorded sync and its sequence number (0: none yet).
   std::pair<uint64_t, std::optional<SyncReport>> Last();
@@ -118,7 +120,7 @@ class SyncLoop {
   absl::Mutex sync_mu_;  // one sync at a time
 
   // The loop's threads and WaitNext wait on conditions of mu_ (woken by its unlock).
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool triggered_ ABSL_GUARDED_BY(mu_) = false;
   bool kicked_ ABSL_GUARDED_BY(mu_) = false;  // SetLeading(true): sync even an applied head

@@ -99,7 +99,8 @@ int main(int argc, char** argv) {
           ferry::runtime::ListenAddress{config.webhook_address->host, webhooks->port()}.ToString()},
          {"webhook_port", webhooks->port()}});
   }
-  RegistryScannerService service(scanner, client, config.scanner.metadata, policy);
+  RegistryScannerService service(scanner, client, config.scanner.metadata, policy,
+                                 config.scanner.permit);
   // At the drain deadline the registry requests in flight are cancelled (libcurl's progress
   // callback checks the flag about once a second).
   config.server.at_drain_deadline = [stopping] { stopping->store(true); };

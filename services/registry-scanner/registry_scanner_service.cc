@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -177,6 +178,13 @@ grpc::Status RegistryScannerService::GetImage(grpc::ServerContext*,
 grpc::Status RegistryScannerService::WatchEvents(grpc::ServerContext* context,
                                                  const ferry::v1::WatchEventsRequest* request,
                                                  grpc::ServerWriter<ferry::v1::TagEvent>* writer) {
+  const auto refused = [this]() -> std::optional<grpc::Status> {
+    if (!permit_) return std::nullopt;
+    absl::Status permit = permit_();
+    if (permit.ok()) return std::nullopt;
+    return ToGrpcStatus(permit);
+  };
+  if (std::optional<grpc::Status> s = refused()) return *s;
   std::set<std::string> only(request->repositories().begin(), request->repositories().end());
   uint64_t seen = scanner_.LastSequence();
   if (request->from_sequence() > 0 && request->from_sequence() <= seen) {
@@ -186,6 +194,7 @@ grpc::Status RegistryScannerService::WatchEvents(grpc::ServerContext* context,
   // it arrives is never missed.
   writer->SendInitialMetadata();
   while (!context->IsCancelled()) {
+    if (std::optional<grpc::Status> s = refused()) return *s;
     for (const TagEvent& e : scanner_.WaitForEvents(seen, absl::Seconds(1))) {
       seen = std::max(seen, e.sequence);
       if (!only.empty() && !only.count(e.repository)) continue;
