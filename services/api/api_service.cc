@@ -363,7 +363,8 @@ grpc::Status ApiService::GetJob(grpc::ServerContext* context,
   if (shared_ != nullptr) {
     // Another replica's job. A record that cannot be read (logged and counted) leaves the
     // git notes to answer.
-    if (absl::StatusOr<ferry::v1::Job> recorded = shared_->Get(request->id()); recorded.ok()) {
+    if (absl::StatusOr<ferry::v1::Job> recorded = SharedRecord(*context, request->id());
+        recorded.ok()) {
       *response = *std::move(recorded);
       return grpc::Status::OK;
     }
@@ -379,7 +380,8 @@ grpc::Status ApiService::WatchJob(grpc::ServerContext* context,
   uint64_t version = 0;
   std::optional<ferry::v1::Job> job = jobs_.Get(request->id(), &version);
   if (!job.has_value() && shared_ != nullptr) {
-    if (absl::StatusOr<ferry::v1::Job> recorded = shared_->Get(request->id()); recorded.ok()) {
+    if (absl::StatusOr<ferry::v1::Job> recorded = SharedRecord(*context, request->id());
+        recorded.ok()) {
       return WatchRecord(context, *std::move(recorded), writer);
     }
   }
@@ -404,6 +406,20 @@ grpc::Status ApiService::WatchJob(grpc::ServerContext* context,
                             absl::StrCat("job ", request->id(), " was dropped from the history"));
       }
     }
+  }
+}
+
+absl::StatusOr<ferry::v1::Job> ApiService::SharedRecord(const grpc::ServerContext& context,
+                                                        const std::string& id) {
+  if (!IsJobId(id)) return absl::NotFoundError(absl::StrCat("no job record for id '", id, "'"));
+  const absl::Time give_up = absl::Now() + kJobRecordLag;
+  for (;;) {
+    absl::StatusOr<ferry::v1::Job> recorded = shared_->Get(id);
+    if (recorded.status().code() != absl::StatusCode::kNotFound || context.IsCancelled() ||
+        absl::Now() >= give_up) {
+      return recorded;
+    }
+    absl::SleepFor(absl::Milliseconds(200));
   }
 }
 

@@ -64,6 +64,11 @@ class ApiService final : public ferry::v1::Ferry::Service {
   grpc::Status JobFromNotes(const grpc::ServerContext& caller, const std::string& id,
                             ferry::v1::Job* out) const;
 
+  // The shared record of another replica's job `id`. A job just submitted there may not be
+  // recorded yet (its replica writes the record after it answers): a missing record is looked
+  // for again for up to kJobRecordLag, while the caller waits.
+  absl::StatusOr<ferry::v1::Job> SharedRecord(const grpc::ServerContext& context,
+                                              const std::string& id);
   // WatchJob of a job another replica runs: its record, read every kJobRecordPoll, written
   // to `writer` when it changed, until the job finished, the caller went away or
   // kMaxJobRecordWatch passed (the replica running it may be gone: DEADLINE_EXCEEDED).

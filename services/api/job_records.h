@@ -57,6 +57,8 @@ inline constexpr size_t kMaxJobRecordsListed = 5000;
 inline constexpr size_t kJobRecordPage = 500;
 // WatchJob of another replica's job reads its record this often, for at most this long.
 inline constexpr absl::Duration kJobRecordPoll = absl::Milliseconds(500);
+// How long a reader looks for the record of a job that another replica has just accepted.
+inline constexpr absl::Duration kJobRecordLag = absl::Seconds(2);
 inline constexpr absl::Duration kMaxJobRecordWatch = absl::Hours(1);
 // JobRecordCollector: records of jobs finished longer ago than this, and of jobs not finished
 // this long after submission (no job runs that long: its stages have deadlines), are deleted

@@ -25,7 +25,10 @@ absl::Status AwaitPeer(const char* service, const PeerLink& link, absl::Duration
     if (now >= give_up) {
       return absl::UnavailableError(absl::StrCat(
           service, " at ", link.address, " is not reachable: ",
-          refused ? "it refuses connections (is it running?)" : "no connection completes",
+          runtime::IsReplicaList(link.address)
+              ? "none of its replicas reports leading (a leader is being elected, or none runs)"
+          : refused ? "it refuses connections (is it running?)"
+                    : "no connection completes",
           ", waited ", absl::FormatDuration(wait), " (--peer_wait)"));
     }
     // Short slices, so that a shutdown is noticed at once.

@@ -210,7 +210,16 @@ void AddFlags(CLI::App& app, Flags& flags) {
 }
 
 std::string LeaseNameFor(const std::string& url, const std::string& branch) {
-  return kube::DefaultLeaseName(kComponent.name, absl::StrCat(url, "\n", branch));
+  std::string repo = url;
+  if (size_t scheme = repo.find("://"); scheme != std::string::npos) {
+    const size_t start = scheme + 3;
+    const size_t at = repo.find('@', start);
+    const size_t path = repo.find('/', start);
+    if (at != std::string::npos && (path == std::string::npos || at < path)) {
+      repo.erase(start, at + 1 - start);  // "user[:password]@"
+    }
+  }
+  return kube::DefaultLeaseName(kComponent.name, absl::StrCat(repo, "\n", branch));
 }
 
 namespace {

@@ -92,7 +92,8 @@ struct Config {
 // The default Lease name of a repo and branch: "ferry-git-writer-" and 10 hex digits of a
 // hash of `url` and `branch`, so that the replicas of one repo/branch share a Lease and
 // writers of other repos or branches never do. Only the hash is in it: an https URL may
-// carry credentials.
+// carry credentials, which are left out of the hash too (a rotated token must not split the
+// replicas of a rolling update across two Leases).
 std::string LeaseNameFor(const std::string& url, const std::string& branch);
 
 // Registers every flag of ferry-git-writer on `app`.

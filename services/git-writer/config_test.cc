@@ -170,6 +170,11 @@ TEST(GitWriterConfigTest, LeaderElectionIsOffByDefaultAndLeasesAreNamedByRepoAnd
   EXPECT_TRUE(absl::StartsWith(LeaseNameFor(url, "main"), "ferry-git-writer-"));
   EXPECT_FALSE(absl::StrContains(LeaseNameFor(url, "main"), "s3cret"));
   EXPECT_FALSE(absl::StrContains(LeaseNameFor(url, "main"), "example"));
+  // A rotated token keeps the Lease: the replicas of a rolling update still share it.
+  EXPECT_EQ(LeaseNameFor(url, "main"),
+            LeaseNameFor("https://x-access-token:n3w@git.example.com/org/config.git", "main"));
+  EXPECT_EQ(LeaseNameFor(url, "main"),
+            LeaseNameFor("https://git.example.com/org/config.git", "main"));
 }
 
 TEST(GitWriterConfigTest, BadLeaderElectionFlagsNameTheFlag) {
