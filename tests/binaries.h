@@ -194,4 +194,15 @@ inline std::string LeaseHolder(KubeCluster& cluster, const std::string& ns,
       cluster.Kubectl("-n " + ns + " get lease " + lease + " -o jsonpath={.spec.holderIdentity}")));
 }
 
+// How many commits of `repo`'s branch carry the trailer "Ferry-Job: `job`" (how often a job
+// committed: exactly once, or not at all).
+inline int CommitsOfJob(GitRepo& repo, const std::string& job) {
+  int n = 0;
+  for (absl::string_view line :
+       absl::StrSplit(repo.Git("log --format=%B " + repo.branch()), '\n')) {
+    if (absl::StripAsciiWhitespace(line) == "Ferry-Job: " + job) ++n;
+  }
+  return n;
+}
+
 }  // namespace ferry::testing

@@ -36,16 +36,6 @@ using testing::kImageConfig;
 using testing::RunCommand;
 using testing::Stack;
 
-// Waits (up to `timeout`) until `done` holds; returns whether it did.
-bool WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
-  const absl::Time give_up = absl::Now() + timeout;
-  while (absl::Now() < give_up) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return done();
-}
-
 std::chrono::system_clock::time_point Deadline(int seconds = 60) {
   return std::chrono::system_clock::now() + std::chrono::seconds(seconds);
 }
@@ -208,7 +198,7 @@ TEST(GitWorkflowsBinaryTest, OnlyHeadsSignedByAnAllowedKeyAreApplied) {
   ASSERT_GT(stack.api.grpc_port, 0);
   EXPECT_EQ(ImageInCluster(kNs, "web"), x);
   // The sync tag Ferry moved is signed with its key, which git accepts.
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(testing::WaitUntil(
       [&] {
         return absl::StripAsciiWhitespace(stack.repo->Git("rev-parse ferry-sync^{commit}")) ==
                signed_x;
@@ -301,7 +291,8 @@ TEST(GitWorkflowsBinaryTest, OnlyHeadsSignedByAnAllowedKeyAreApplied) {
   FERRY_ASSERT_OK(Notify(stack, &head));
   EXPECT_EQ(head.revision(), signed_z);
   EXPECT_EQ(head.verify_error(), "");
-  EXPECT_TRUE(WaitFor([&] { return ImageInCluster(kNs, "web") == z; }, absl::Seconds(60)))
+  EXPECT_TRUE(
+      testing::WaitUntil([&] { return ImageInCluster(kNs, "web") == z; }, absl::Seconds(60)))
       << ImageInCluster(kNs, "web") << stack.syncer.process->Output();
   workloads = ApiWorkloads(stack, kNs);
   EXPECT_EQ(workloads.revision(), signed_z);
@@ -377,7 +368,8 @@ TEST(GitWorkflowsBinaryTest, AReleaseOnAReleaseBranchIsAppliedOnceMerged) {
   ferry::v1::HeadResponse head;
   FERRY_ASSERT_OK(Notify(stack, &head));
   EXPECT_EQ(head.revision(), merged);
-  EXPECT_TRUE(WaitFor([&] { return ImageInCluster(kNs, "web") == new_image; }, absl::Seconds(60)))
+  EXPECT_TRUE(testing::WaitUntil([&] { return ImageInCluster(kNs, "web") == new_image; },
+                                 absl::Seconds(60)))
       << ImageInCluster(kNs, "web") << stack.syncer.process->Output();
 }
 

@@ -125,15 +125,7 @@ class HaFailoverTest : public ::testing::Test {
         "-n ", kNs, " get deploy web -o jsonpath={.spec.template.spec.containers[0].image}"));
   }
 
-  // How many commits of upstream's history carry the trailer "Ferry-Job: `job`".
-  int CommitsOf(const std::string& job) {
-    int n = 0;
-    for (absl::string_view line :
-         absl::StrSplit(repo_->Git("log --format=%B " + repo_->branch()), '\n')) {
-      if (absl::StripAsciiWhitespace(line) == "Ferry-Job: " + job) ++n;
-    }
-    return n;
-  }
+  int CommitsOf(const std::string& job) { return testing::CommitsOfJob(*repo_, job); }
 
   testing::KubeCluster* cluster_ = nullptr;
   testing::Stack stack_;

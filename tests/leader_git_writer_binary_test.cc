@@ -135,15 +135,7 @@ class LeaderGitWriterTest : public ::testing::Test {
     return s;
   }
 
-  // How many commits of upstream's history carry the trailer "Ferry-Job: `job`".
-  int CommitsOf(const std::string& job) {
-    int n = 0;
-    for (absl::string_view line :
-         absl::StrSplit(repo_->Git("log --format=%B " + repo_->branch()), '\n')) {
-      if (Trimmed(std::string(line)) == "Ferry-Job: " + job) ++n;
-    }
-    return n;
-  }
+  int CommitsOf(const std::string& job) { return testing::CommitsOfJob(*repo_, job); }
 
   testing::KubeCluster* cluster_ = nullptr;
   std::unique_ptr<testing::GitRepo> repo_;
