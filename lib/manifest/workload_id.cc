@@ -12,7 +12,8 @@ namespace {
 
 bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 
-// Lower-case letters, digits and '-', starting and ending with a letter or digit (RFC 1123).
+}  // namespace
+
 bool IsDnsLabelText(absl::string_view s) {
   if (s.empty() || !IsLowerAlnum(s.front()) || !IsLowerAlnum(s.back())) return false;
   for (char c : s) {
@@ -21,10 +22,13 @@ bool IsDnsLabelText(absl::string_view s) {
   return true;
 }
 
-bool IsNamespace(absl::string_view s) {
-  return s == WorkloadId::kClusterScope ||
-         (s.size() <= WorkloadId::kMaxNamespaceBytes && IsDnsLabelText(s));
+bool IsDnsLabel(absl::string_view s) {
+  return s.size() <= WorkloadId::kMaxNamespaceBytes && IsDnsLabelText(s);
 }
+
+namespace {
+
+bool IsNamespace(absl::string_view s) { return s == WorkloadId::kClusterScope || IsDnsLabel(s); }
 
 bool IsKind(absl::string_view s) {
   if (s.empty() || s.size() > WorkloadId::kMaxKindBytes) return false;

@@ -33,6 +33,12 @@
 
 namespace ferry::manifest {
 
+// Lower-case letters, digits and '-', starting and ending with a letter or digit (RFC 1123),
+// of any length.
+bool IsDnsLabelText(absl::string_view s);
+// IsDnsLabelText and at most 63 bytes: a namespace's name, a label of a DNS name.
+bool IsDnsLabel(absl::string_view s);
+
 // A valid workload id. Value type; only Parse and ParseLoose make one.
 class WorkloadId {
  public:

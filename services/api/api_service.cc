@@ -50,14 +50,42 @@ grpc::Status ValidateCause(const ferry::v1::Cause& cause) {
 
 }  // namespace
 
+ApiService::ApiService(const Access& access, const Sources& sources, JobStore& jobs,
+                       JobRunner& runner, JobRecordStore* shared)
+    : access_(access),
+      sources_(sources),
+      peers_(sources.shared()),
+      jobs_(jobs),
+      shared_(shared),
+      runner_(runner) {}
+
 ApiService::ApiService(const Access& access, const PeerClients& peers, JobStore& jobs,
                        JobRunner& runner, Executor& executor, JobRecordStore* shared)
     : access_(access),
+      own_sources_(Sources({Source{"", &peers, &executor}})),
+      sources_(*own_sources_),
       peers_(peers),
       jobs_(jobs),
       shared_(shared),
-      runner_(runner),
-      executor_(executor) {}
+      runner_(runner) {}
+
+absl::StatusOr<const Source*> ApiService::PageSource(const std::string& requested,
+                                                     const PagePosition& from) const {
+  if (!requested.empty() || !sources_.named()) return sources_.Named(requested, "");
+  const Source* source = sources_.From(from.source);
+  if (source == nullptr) {
+    return absl::InvalidArgumentError(
+        "page_token: its source is gone; start the list again without page_token");
+  }
+  return source;
+}
+
+std::string ApiService::NextSourceToken(const std::string& requested, const Source& source,
+                                        absl::string_view request_key) const {
+  if (!requested.empty() || !sources_.named()) return "";
+  const Source* next = sources_.After(source);
+  return next == nullptr ? "" : EncodePageToken({"", "", next->name}, request_key);
+}
 
 grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
                                        const ferry::v1::ListWorkloadsRequest* request,
@@ -65,10 +93,13 @@ grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
   if (grpc::Status s = access_.Check(*context, Role::kRead); !s.ok()) return s;
   absl::StatusOr<int32_t> page_size = PageSizeOf(request->page_size(), kWorkloadPages);
   if (!page_size.ok()) return ToGrpcStatus(page_size.status());
-  const std::string request_key =
-      absl::StrCat("ListWorkloads\n", request->namespace_(), "\n", request->container());
+  const std::string request_key = absl::StrCat("ListWorkloads\n", request->namespace_(), "\n",
+                                               request->container(), "\n", request->source());
   absl::StatusOr<PagePosition> from = DecodePageToken(request->page_token(), request_key);
   if (!from.ok()) return ToGrpcStatus(from.status());
+  absl::StatusOr<const Source*> source = PageSource(request->source(), *from);
+  if (!source.ok()) return ToGrpcStatus(source.status());
+  const PeerClients& peers = *(*source)->peers;
   const CallBudget budget = peers_.ForRequest(*context, /*await_peer=*/false);
   // A page of git's list and of the cluster's from the same id on: their merge is complete
   // up to the first id either one stops at.
@@ -78,8 +109,8 @@ grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
   git_request.set_start_after(from->last_id);
   git_request.set_limit(*page_size);
   absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
-      peers_.git.Call(&GitWriterStub::ListWorkloads, git_request, budget);
-  if (!in_git.ok()) return ToGrpcStatus(in_git.status());
+      peers.git.Call(&GitWriterStub::ListWorkloads, git_request, budget);
+  if (!in_git.ok()) return ToGrpcStatus(SourceError(**source, in_git.status()));
   // The cluster's view and the last sync's errors; without them the list still answers,
   // marked not ready.
   ferry::v1::ListClusterWorkloadsRequest cluster_request;
@@ -87,8 +118,8 @@ grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
   cluster_request.set_start_after(from->last_id);
   cluster_request.set_limit(*page_size);
   absl::StatusOr<ferry::v1::ListClusterWorkloadsResponse> in_cluster =
-      peers_.cluster.Call(&ClusterSyncerStub::ListWorkloads, cluster_request, budget);
-  absl::StatusOr<ferry::v1::SyncResult> last_sync = peers_.cluster.Call(
+      peers.cluster.Call(&ClusterSyncerStub::ListWorkloads, cluster_request, budget);
+  absl::StatusOr<ferry::v1::SyncResult> last_sync = peers.cluster.Call(
       &ClusterSyncerStub::GetSyncStatus, ferry::v1::GetSyncStatusRequest(), budget);
   std::string page_end;  // the last id both lists are complete up to ("": the end)
   auto shorten = [&page_end](const std::string& last) {
@@ -120,9 +151,11 @@ grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
       !cut.empty()) {
     page_end = cut;
   }
-  if (!page_end.empty()) {
-    merged->set_next_page_token(EncodePageToken({in_git->revision(), page_end}, request_key));
-  }
+  for (ferry::v1::Workload& w : *merged->mutable_workloads()) w.set_source((*source)->name);
+  merged->set_next_page_token(
+      page_end.empty()
+          ? NextSourceToken(request->source(), **source, request_key)
+          : EncodePageToken({in_git->revision(), page_end, (*source)->name}, request_key));
   *response = *std::move(merged);
   return grpc::Status::OK;
 }
@@ -136,10 +169,12 @@ grpc::Status ApiService::ListImages(grpc::ServerContext* context,
   }
   absl::StatusOr<int32_t> page_size = PageSizeOf(request->page_size(), kImagePages);
   if (!page_size.ok()) return ToGrpcStatus(page_size.status());
-  const std::string request_key = absl::StrCat("ListImages\n", request->namespace_(), "\n",
-                                               request->workload(), "\n", request->limit());
+  const std::string request_key =
+      absl::StrCat("ListImages\n", request->namespace_(), "\n", request->workload(), "\n",
+                   request->limit(), "\n", request->source());
   absl::StatusOr<PagePosition> from = DecodePageToken(request->page_token(), request_key);
   if (!from.ok()) return ToGrpcStatus(from.status());
+  const CallBudget budget = peers_.ForRequest(*context, /*await_peer=*/false);
   ferry::v1::ListManifestWorkloadsRequest git_request;
   git_request.set_revision(from->revision);
   if (!request->workload().empty()) {
@@ -154,10 +189,14 @@ grpc::Status ApiService::ListImages(grpc::ServerContext* context,
     git_request.set_start_after(from->last_id);
     git_request.set_limit(*page_size);
   }
-  const CallBudget budget = peers_.ForRequest(*context, /*await_peer=*/false);
+  absl::StatusOr<const Source*> source =
+      request->workload().empty()
+          ? PageSource(request->source(), *from)
+          : sources_.Holding(request->source(), {request->workload()}, budget);
+  if (!source.ok()) return ToGrpcStatus(source.status());
   absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
-      peers_.git.Call(&GitWriterStub::ListWorkloads, git_request, budget);
-  if (!in_git.ok()) return ToGrpcStatus(in_git.status());
+      (*source)->peers->git.Call(&GitWriterStub::ListWorkloads, git_request, budget);
+  if (!in_git.ok()) return ToGrpcStatus(SourceError(**source, in_git.status()));
   TagCache tags(*tag_lists_, budget);  // one ListTags per repository and moment, for all
   absl::StatusOr<ferry::v1::ListImagesResponse> listed =
       ListImagesOf(*request, *in_git, tags.Lookup(), absl::Now());
@@ -168,8 +207,12 @@ grpc::Status ApiService::ListImages(grpc::ServerContext* context,
   if (page_end.empty() && in_git->more() && in_git->workloads_size() > 0) {
     page_end = in_git->workloads().rbegin()->id();
   }
+  for (ferry::v1::WorkloadImages& w : *listed->mutable_workloads()) w.set_source((*source)->name);
   if (!page_end.empty()) {
-    listed->set_next_page_token(EncodePageToken({in_git->revision(), page_end}, request_key));
+    listed->set_next_page_token(
+        EncodePageToken({in_git->revision(), page_end, (*source)->name}, request_key));
+  } else if (request->workload().empty()) {
+    listed->set_next_page_token(NextSourceToken(request->source(), **source, request_key));
   }
   *response = *std::move(listed);
   return grpc::Status::OK;
@@ -180,36 +223,46 @@ grpc::Status ApiService::ExplainTags(grpc::ServerContext* context,
                                      ferry::v1::ExplainTagsResponse* response) {
   if (grpc::Status s = access_.Check(*context, Role::kRead); !s.ok()) return s;
   if (absl::Status s = ValidateExplainTagsRequest(*request); !s.ok()) return ToGrpcStatus(s);
-  ferry::v1::ListManifestWorkloadsRequest git_request;
-  git_request.add_ids(request->workload());  // that one workload's entry, not the index
   const CallBudget budget = peers_.ForRequest(*context, /*await_peer=*/false);
-  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
-      peers_.git.Call(&GitWriterStub::ListWorkloads, git_request, budget);
-  if (!in_git.ok()) return ToGrpcStatus(in_git.status());
+  absl::StatusOr<const Source*> source =
+      sources_.Holding(request->source(), {request->workload()}, budget);
+  if (!source.ok()) return ToGrpcStatus(source.status());
+  // That one workload's entry, not the index.
+  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git = (*source)->peers->git.Call(
+      &GitWriterStub::ListWorkloads, ByIds({request->workload()}), budget);
+  if (!in_git.ok()) return ToGrpcStatus(SourceError(**source, in_git.status()));
   TagCache tags(*tag_lists_, budget);
   return Answer(ExplainTagsOf(*request, *in_git, tags.Lookup(), absl::Now()), response);
 }
 
 grpc::Status ApiService::GetIdentity(grpc::ServerContext* context,
-                                     const ferry::v1::GetIdentityRequest*,
+                                     const ferry::v1::GetIdentityRequest* request,
                                      ferry::v1::Identity* response) {
   if (grpc::Status s = access_.Check(*context, Role::kRead); !s.ok()) return s;
-  return Answer(peers_.git.Call(&GitWriterStub::GetIdentity, ferry::v1::GetDeployKeyRequest(),
-                                peers_.ForRequest(*context, /*await_peer=*/false)),
-                response);
+  absl::StatusOr<const Source*> source = sources_.Named(request->source(), "the deploy key");
+  if (!source.ok()) return ToGrpcStatus(source.status());
+  absl::StatusOr<ferry::v1::Identity> identity =
+      (*source)->peers->git.Call(&GitWriterStub::GetIdentity, ferry::v1::GetDeployKeyRequest(),
+                                 peers_.ForRequest(*context, /*await_peer=*/false));
+  if (!identity.ok()) return ToGrpcStatus(SourceError(**source, identity.status()));
+  *response = *std::move(identity);
+  return grpc::Status::OK;
 }
 
 grpc::Status ApiService::Export(grpc::ServerContext* context,
                                 const ferry::v1::ExportRequest* request,
                                 grpc::ServerWriter<ferry::v1::ExportedResource>* writer) {
   if (grpc::Status s = access_.Check(*context, Role::kRead); !s.ok()) return s;
+  absl::StatusOr<const Source*> source = sources_.Named(request->source(), "an export");
+  if (!source.ok()) return ToGrpcStatus(source.status());
+  const PeerClients& peers = *(*source)->peers;
   ferry::v1::ExportResourcesRequest forward;
   *forward.mutable_namespaces() = request->namespaces();
   *forward.mutable_kinds() = request->kinds();
   const CallBudget budget = peers_.ForRequest(*context, /*await_peer=*/false, kExportTimeout);
   PeerCall call;
   absl::StatusOr<std::unique_ptr<grpc::ClientReaderInterface<ferry::v1::ExportedResource>>> stream =
-      peers_.cluster.Open(&ClusterSyncerStub::Export, forward, budget, call);
+      peers.cluster.Open(&ClusterSyncerStub::Export, forward, budget, call);
   if (!stream.ok()) return ToGrpcStatus(stream.status());
   ferry::v1::ExportedResource resource;
   while ((*stream)->Read(&resource)) {
@@ -220,7 +273,7 @@ grpc::Status ApiService::Export(grpc::ServerContext* context,
   }
   grpc::Status s = (*stream)->Finish();
   return s.ok() || context->IsCancelled() ? grpc::Status::OK
-                                          : ToGrpcStatus(peers_.cluster.Failed(s, budget));
+                                          : ToGrpcStatus(peers.cluster.Failed(s, budget));
 }
 
 grpc::Status ApiService::Release(grpc::ServerContext* context,
@@ -248,17 +301,26 @@ grpc::Status ApiService::Release(grpc::ServerContext* context,
     }
     if (!info.ok()) return ToGrpcStatus(info.status());
   }
+  absl::StatusOr<const Source*> source =
+      spec.all_workloads()
+          ? sources_.Named(request->source(), "a release of every workload")
+          : sources_.Holding(request->source(), {spec.workloads().begin(), spec.workloads().end()},
+                             peers_.ForRequest(*context, /*await_peer=*/true));
+  if (!source.ok()) return ToGrpcStatus(source.status());
   ferry::v1::Job job;
   job.set_kind(ferry::v1::JOB_KIND_RELEASE);
   *job.mutable_cause() = request->cause();
   *job.mutable_release_spec() = spec;
   job.set_dry_run(spec.dry_run());
+  job.set_source((*source)->name);
   *response = jobs_.Submit(std::move(job));
   ferry::v1::Job submitted = *response;
   // A dry run writes nothing: it may take the read-only lane, so it never waits behind
   // jobs stuck on a peer.
+  Executor& executor = *(*source)->executor;
   runner_.Run(
-      submitted.id(), [this, submitted] { executor_.RunRelease(submitted); }, submitted.dry_run());
+      submitted.id(), [&executor, submitted] { executor.RunRelease(submitted); },
+      submitted.dry_run());
   return grpc::Status::OK;
 }
 
@@ -270,20 +332,20 @@ grpc::Status ApiService::UpdatePolicy(grpc::ServerContext* context,
   if (grpc::Status s = ValidateCause(request->cause()); !s.ok()) return s;
   // Every workload must exist in git, and a container filter must name one of its containers.
   // A git-writer that is down answers UNAVAILABLE after --peer_wait.
-  ferry::v1::ListManifestWorkloadsRequest git_request;
-  if (request->changes_size() <= static_cast<int>(manifest::WorkloadSelection::kMaxIds)) {
-    for (const ferry::v1::WorkloadPolicyChanges& w : request->changes()) {
-      git_request.add_ids(w.workload());
-    }
-  }
+  std::vector<std::string> ids;
+  for (const ferry::v1::WorkloadPolicyChanges& w : request->changes()) ids.push_back(w.workload());
+  const CallBudget budget = peers_.ForRequest(*context, /*await_peer=*/true);
+  absl::StatusOr<const Source*> source = sources_.Holding(request->source(), ids, budget);
+  if (!source.ok()) return ToGrpcStatus(source.status());
   absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
-      peers_.ListAllInGit(git_request, peers_.ForRequest(*context, /*await_peer=*/true));
-  if (!in_git.ok()) return ToGrpcStatus(in_git.status());
+      (*source)->peers->ListAllInGit(ByIds(ids), budget);
+  if (!in_git.ok()) return ToGrpcStatus(SourceError(**source, in_git.status()));
   std::map<std::string, const ferry::v1::ManifestWorkload*> by_id;
   for (const auto& w : in_git->workloads()) by_id[w.id()] = &w;
   ferry::v1::Job job;
   job.set_kind(ferry::v1::JOB_KIND_POLICY);
   *job.mutable_cause() = request->cause();
+  job.set_source((*source)->name);
   for (const ferry::v1::WorkloadPolicyChanges& w : request->changes()) {
     auto found = by_id.find(w.workload());
     if (found == by_id.end()) {
@@ -316,7 +378,8 @@ grpc::Status ApiService::UpdatePolicy(grpc::ServerContext* context,
   }
   *response = jobs_.Submit(std::move(job));
   ferry::v1::Job submitted = *response;
-  runner_.Run(submitted.id(), [this, submitted] { executor_.RunPolicy(submitted); });
+  Executor& executor = *(*source)->executor;
+  runner_.Run(submitted.id(), [&executor, submitted] { executor.RunPolicy(submitted); });
   return grpc::Status::OK;
 }
 
@@ -324,12 +387,16 @@ grpc::Status ApiService::Sync(grpc::ServerContext* context, const ferry::v1::Syn
                               ferry::v1::Job* response) {
   if (grpc::Status s = access_.Check(*context, Role::kWrite); !s.ok()) return s;
   if (grpc::Status s = ValidateCause(request->cause()); !s.ok()) return s;
+  absl::StatusOr<const Source*> source = sources_.Named(request->source(), "a sync");
+  if (!source.ok()) return ToGrpcStatus(source.status());
   ferry::v1::Job job;
   job.set_kind(ferry::v1::JOB_KIND_SYNC);
   *job.mutable_cause() = request->cause();
+  job.set_source((*source)->name);
   *response = jobs_.Submit(std::move(job));
   ferry::v1::Job submitted = *response;
-  runner_.Run(submitted.id(), [this, submitted] { executor_.RunSync(submitted); });
+  Executor& executor = *(*source)->executor;
+  runner_.Run(submitted.id(), [&executor, submitted] { executor.RunSync(submitted); });
   return grpc::Status::OK;
 }
 
@@ -338,18 +405,25 @@ grpc::Status ApiService::JobFromNotes(const grpc::ServerContext& caller, const s
   ferry::v1::ListJobNotesRequest request;
   request.set_job_id(id);
   request.set_limit(1);
-  absl::StatusOr<ferry::v1::ListJobNotesResponse> notes = peers_.git.Call(
-      &GitWriterStub::ListJobNotes, request, peers_.ForRequest(caller, /*await_peer=*/false));
-  if (notes.status().code() == absl::StatusCode::kNotFound ||
-      (notes.ok() && notes->jobs().empty())) {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        absl::StrCat("no job ", id,
-                                     ": this api does not hold it (it keeps recent "
-                                     "jobs) and no commit's git note records it"));
+  // Each source's notes in turn: a job committed to one repo only.
+  absl::Status unanswered;
+  for (const Source& source : sources_.all()) {
+    absl::StatusOr<ferry::v1::ListJobNotesResponse> notes = source.peers->git.Call(
+        &GitWriterStub::ListJobNotes, request, peers_.ForRequest(caller, /*await_peer=*/false));
+    if (notes.ok() && !notes->jobs().empty()) {
+      *out = notes->jobs(0);
+      out->set_source(source.name);
+      return grpc::Status::OK;
+    }
+    if (!notes.ok() && notes.status().code() != absl::StatusCode::kNotFound && unanswered.ok()) {
+      unanswered = SourceError(source, notes.status());
+    }
   }
-  if (!notes.ok()) return ToGrpcStatus(notes.status());
-  *out = notes->jobs(0);
-  return grpc::Status::OK;
+  if (!unanswered.ok()) return ToGrpcStatus(unanswered);
+  return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                      absl::StrCat("no job ", id,
+                                   ": this api does not hold it (it keeps recent "
+                                   "jobs) and no commit's git note records it"));
 }
 
 grpc::Status ApiService::GetJob(grpc::ServerContext* context,
@@ -494,16 +568,20 @@ grpc::Status ApiService::ListJobs(grpc::ServerContext* context,
     }
   }
   if (static_cast<int>(jobs.size()) < limit) {
-    // Older jobs, from before this process started, from the git notes.
+    // Older jobs, from before this process started, from each source's git notes (the
+    // newest of all are kept below).
     ferry::v1::ListJobNotesRequest notes_request;
     notes_request.set_limit(limit);
-    absl::StatusOr<ferry::v1::ListJobNotesResponse> notes =
-        peers_.git.Call(&GitWriterStub::ListJobNotes, notes_request,
-                        peers_.ForRequest(*context, /*await_peer=*/false));
-    if (notes.ok()) {
+    for (const Source& source : sources_.all()) {
+      absl::StatusOr<ferry::v1::ListJobNotesResponse> notes =
+          source.peers->git.Call(&GitWriterStub::ListJobNotes, notes_request,
+                                 peers_.ForRequest(*context, /*await_peer=*/false));
+      if (!notes.ok()) continue;
       for (const auto& j : notes->jobs()) {
-        if (static_cast<int>(jobs.size()) >= limit) break;
-        if (known.insert(j.id()).second) jobs.push_back(j);
+        if (known.insert(j.id()).second) {
+          jobs.push_back(j);
+          jobs.back().set_source(source.name);
+        }
       }
     }
   }
@@ -524,7 +602,8 @@ grpc::Status ApiService::GetVersion(grpc::ServerContext* context,
   // Every Ferry server puts its version into the metadata of its answers; a cheap call to
   // each peer reads it.
   const CallBudget budget = peers_.ForRequest(*context, /*await_peer=*/false, kVersionCallTimeout);
-  auto ask = [&](const PeerBase& peer, const std::function<void(PeerCall*)>& call) {
+  auto ask = [&](const std::string& prefix, const PeerBase& peer,
+                 const std::function<void(PeerCall*)>& call) {
     PeerCall made;
     call(&made);  // answered or not: the version is in whatever metadata came back (a
                   // request's budget never fails before the call is made)
@@ -534,22 +613,33 @@ grpc::Status ApiService::GetVersion(grpc::ServerContext* context,
       auto it = metadata->find(runtime::kVersionHeader);
       if (it != metadata->end()) version.assign(it->second.data(), it->second.size());
     }
-    (*response->mutable_services())[peer.name()] = version;
+    (*response->mutable_services())[absl::StrCat(prefix, peer.name())] = version;
   };
-  ask(peers_.git, [&](PeerCall* call) {
-    absl::StatusOr<ferry::v1::HeadResponse> head =
-        peers_.git.Call(&GitWriterStub::Head, ferry::v1::HeadRequest(), budget, call);
-    // The api's health stays SERVING with an unverified git head (it still serves the last
-    // verified revision); this is where a status check reads why git is held back.
-    if (head.ok()) response->set_git_verify_error(head->verify_error());
-  });
-  ask(peers_.registry, [&](PeerCall* call) {
+  std::vector<std::string> verify_errors;
+  for (const Source& source : sources_.all()) {
+    const PeerClients& peers = *source.peers;
+    const std::string prefix = source.name.empty() ? "" : absl::StrCat(source.name, "/");
+    if (!source.name.empty()) response->add_sources(source.name);
+    ask(prefix, peers.git, [&](PeerCall* call) {
+      absl::StatusOr<ferry::v1::HeadResponse> head =
+          peers.git.Call(&GitWriterStub::Head, ferry::v1::HeadRequest(), budget, call);
+      // The api's health stays SERVING with an unverified git head (it still serves the last
+      // verified revision); this is where a status check reads why git is held back.
+      if (head.ok() && !head->verify_error().empty()) {
+        verify_errors.push_back(source.name.empty()
+                                    ? head->verify_error()
+                                    : absl::StrCat(source.name, ": ", head->verify_error()));
+      }
+    });
+    ask(prefix, peers.cluster, [&](PeerCall* call) {
+      peers.cluster
+          .Call(&ClusterSyncerStub::GetSyncStatus, ferry::v1::GetSyncStatusRequest(), budget, call)
+          .IgnoreError();
+    });
+  }
+  response->set_git_verify_error(absl::StrJoin(verify_errors, "; "));
+  ask("", peers_.registry, [&](PeerCall* call) {
     peers_.registry.Call(&RegistryScannerStub::Status, ferry::v1::StatusRequest(), budget, call)
-        .IgnoreError();
-  });
-  ask(peers_.cluster, [&](PeerCall* call) {
-    peers_.cluster
-        .Call(&ClusterSyncerStub::GetSyncStatus, ferry::v1::GetSyncStatusRequest(), budget, call)
         .IgnoreError();
   });
   return grpc::Status::OK;

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "absl/time/time.h"
 #include "ferry/v1/api.grpc.pb.h"
@@ -10,7 +12,9 @@
 #include "services/api/executor.h"
 #include "services/api/job_records.h"
 #include "services/api/jobs.h"
+#include "services/api/paging.h"
 #include "services/api/peers.h"
+#include "services/api/sources.h"
 
 namespace ferry::api {
 
@@ -21,8 +25,13 @@ namespace ferry::api {
 // naming the method (see lib/runtime/unimplemented.h), never a fake success.
 class ApiService final : public ferry::v1::Ferry::Service {
  public:
-  // `shared` (null without --leader_elect): the job records of every replica
-  // (job_records.h), read for jobs this process does not hold.
+  // Requests go to `sources` (sources.h says how they are routed); jobs are submitted to
+  // `jobs` and run by `runner` on their source's executor. `shared` (null without
+  // --leader_elect): the job records of every replica (job_records.h), read for jobs this
+  // process does not hold.
+  ApiService(const Access& access, const Sources& sources, JobStore& jobs, JobRunner& runner,
+             JobRecordStore* shared = nullptr);
+  // One unnamed source: `peers` and `executor`.
   ApiService(const Access& access, const PeerClients& peers, JobStore& jobs, JobRunner& runner,
              Executor& executor, JobRecordStore* shared = nullptr);
 
@@ -59,6 +68,15 @@ class ApiService final : public ferry::v1::Ferry::Service {
                            ferry::v1::ExplainTagsResponse* response) override;
 
  private:
+  // The source a list's page reads: the request's (`requested`), or with several sources
+  // and none requested, the one the list continues with (`from`, the first for a first
+  // page).
+  absl::StatusOr<const Source*> PageSource(const std::string& requested,
+                                           const PagePosition& from) const;
+  // The token of the page after `source`'s last when a list reads every source: the next
+  // source's first page; "" at the end (or with a requested or unnamed source).
+  std::string NextSourceToken(const std::string& requested, const Source& source,
+                              absl::string_view request_key) const;
   // A job recorded in the git notes (GetJob and WatchJob for jobs this process does not
   // hold).
   grpc::Status JobFromNotes(const grpc::ServerContext& caller, const std::string& id,
@@ -76,11 +94,13 @@ class ApiService final : public ferry::v1::Ferry::Service {
                            grpc::ServerWriter<ferry::v1::Job>* writer);
 
   const Access& access_;
+  std::optional<Sources> own_sources_;  // the second constructor's one unnamed source
+  const Sources& sources_;
+  // The first source's clients: the budgets of requests, and the shared registry-scanner.
   const PeerClients& peers_;
   JobStore& jobs_;
   JobRecordStore* const shared_;
   JobRunner& runner_;
-  Executor& executor_;
   // ListImages' and ExplainTags' tag lists, shared by the readers of the same moment.
   const std::unique_ptr<SharedTagLists> tag_lists_ = NewSharedTagLists(peers_);
   const absl::Time started_ = absl::Now();

@@ -15,26 +15,22 @@ AutomationMetrics::AutomationMetrics(prometheus::Registry& registry)
       releases_(prometheus::BuildCounter()
                     .Name("ferry_automation_releases_total")
                     .Help("Containers released by the automation.")
-                    .Register(registry)
-                    .Add({})),
+                    .Register(registry)),
       incomplete_(prometheus::BuildCounter()
                       .Name("ferry_automation_incomplete_tags_total")
                       .Help("Tags the automation passed over because their metadata is "
                             "incomplete (no creation time where the ordering needs one).")
-                      .Register(registry)
-                      .Add({})),
+                      .Register(registry)),
       blocked_(prometheus::BuildGauge()
                    .Name("ferry_automation_blocked_containers")
                    .Help("Automated containers that could not be planned in the last pass "
                          "(registry error, invalid filter, no tag passing the filter).")
-                   .Register(registry)
-                   .Add({})),
+                   .Register(registry)),
       held_(prometheus::BuildGauge()
                 .Name("ferry_automation_held_containers")
                 .Help("Automated containers whose best tag was held back in the last pass "
                       "(soaking: min-age not reached, or rejected by an automatic revert).")
-                .Register(registry)
-                .Add({})),
+                .Register(registry)),
       workloads_(prometheus::BuildGauge()
                      .Name("ferry_workloads")
                      .Help("Workloads in git by policy (all, automated, locked, ignored).")
@@ -47,11 +43,25 @@ Automation::Automation(const PeerClients& peers, JobStore& store, Executor& exec
       executor_(executor),
       metrics_(metrics),
       interval_(interval),
-      clock_(clock) {}
+      clock_(clock),
+      own_watch_list_(std::make_unique<ScannerWatchList>(peers)),
+      watch_list_(own_watch_list_.get()) {}
+
+void Automation::SetSource(std::string name, ScannerWatchList& watch_list) {
+  source_ = std::move(name);
+  labels_ = {{"source", source_}};
+  own_watch_list_.reset();
+  watch_list_ = &watch_list;
+}
 
 Automation::~Automation() { Stop(); }
 
 void Automation::Start() {
+  // The series exist from the start (a dashboard sees 0, not nothing).
+  metrics_.releases_.Add(labels_);
+  metrics_.incomplete_.Add(labels_);
+  metrics_.blocked_.Add(labels_);
+  metrics_.held_.Add(labels_);
   {
     absl::MutexLock lock(&mu_);
     triggered_ = true;
@@ -83,7 +93,7 @@ void Automation::SetLeading(bool leading) {
     triggered_ = true;  // the unlock wakes Loop's wait
     // The first pass sends the scanner the watch list whatever this replica sent it before
     // standing by: another leader may have set a different one since.
-    watched_.clear();
+    watch_list_->Resend();
   }
   leading_ = leading;
 }
@@ -170,10 +180,7 @@ void Automation::FollowEvents() {
       // The scanner at the other end may be another one (a new leader of its replicas, or
       // one restarted on an empty volume) that does not have the watch list: the pass sends
       // it again.
-      {
-        absl::MutexLock lock(&mu_);
-        watched_.clear();
-      }
+      watch_list_->Resend();
       Trigger();
       lost = false;
     }
@@ -242,6 +249,7 @@ std::optional<std::string> Automation::RunOnce() {
   ferry::v1::Job job;
   job.set_kind(ferry::v1::JOB_KIND_AUTOMATED_RELEASE);
   job.mutable_cause()->set_message("automation");
+  job.set_source(source_);
   job = store_.Submit(job);
   store_.Start(job.id());
   std::string planning = absl::StrCat(releases, " container(s) to release");
@@ -249,13 +257,15 @@ std::optional<std::string> Automation::RunOnce() {
   executor_.RunAutomated(job, planned, planning);
   std::optional<ferry::v1::Job> finished = store_.Get(job.id());
   const bool ok = finished.has_value() && finished->state() == ferry::v1::JOB_STATE_SUCCEEDED;
-  if (ok) metrics_.releases_.Increment(releases);
+  if (ok) metrics_.releases_.Add(labels_).Increment(releases);
   return EndPass(ok ? "released" : "error", job.id());
 }
 
 std::optional<std::string> Automation::EndPass(const char* outcome,
                                                std::optional<std::string> job_id) {
-  metrics_.runs_.Add({{"outcome", outcome}}).Increment();
+  std::map<std::string, std::string> labels = labels_;
+  labels["outcome"] = outcome;
+  metrics_.runs_.Add(labels).Increment();
   ++passes_;
   return job_id;
 }
@@ -275,19 +285,34 @@ void Automation::WatchRepositoriesOf(const ferry::v1::ListManifestWorkloadsRespo
       if (is_automated) automated.insert(ref->Repository());
     }
   }
-  metrics_.workloads_.Add({{"policy", "all"}}).Set(in_git.workloads_size());
-  metrics_.workloads_.Add({{"policy", "automated"}}).Set(automated_count);
-  metrics_.workloads_.Add({{"policy", "locked"}}).Set(locked);
-  metrics_.workloads_.Add({{"policy", "ignored"}}).Set(ignored);
-  bool watch_changed;
+  for (const auto& [policy, count] : {std::pair<const char*, int>{"all", in_git.workloads_size()},
+                                      {"automated", automated_count},
+                                      {"locked", locked},
+                                      {"ignored", ignored}}) {
+    std::map<std::string, std::string> labels = labels_;
+    labels["policy"] = policy;
+    metrics_.workloads_.Add(labels).Set(count);
+  }
   {
     absl::MutexLock lock(&mu_);
     automated_repositories_ = automated;
-    watch_changed = watched_ != repositories;
   }
-  if (!watch_changed) return;
+  watch_list_->Set(source_, std::move(repositories));
+}
+
+void ScannerWatchList::Resend() {
+  absl::MutexLock lock(&mu_);
+  sent_.reset();
+}
+
+void ScannerWatchList::Set(const std::string& source, std::set<std::string> repositories) {
+  absl::MutexLock lock(&mu_);
+  by_source_[source] = std::move(repositories);
+  std::set<std::string> all;
+  for (const auto& [name, of_source] : by_source_) all.insert(of_source.begin(), of_source.end());
+  if (sent_ == all) return;
   ferry::v1::WatchRequest watch;
-  for (const std::string& r : repositories) watch.add_repositories(r);
+  for (const std::string& r : all) watch.add_repositories(r);
   absl::StatusOr<ferry::v1::WatchResponse> answer =
       peers_.registry.Call(&RegistryScannerStub::Watch, watch,
                            peers_.Until(absl::Now() + kPeerCallTimeout, /*await_peer=*/false));
@@ -302,8 +327,7 @@ void Automation::WatchRepositoriesOf(const ferry::v1::ListManifestWorkloadsRespo
     log::Warn("automation: the scanner refused to watch a repository",
               {{"reason", r.reason()}, {"code", absl::StrCat(r.code())}});
   }
-  absl::MutexLock lock(&mu_);
-  watched_ = repositories;
+  sent_ = std::move(all);
 }
 
 int Automation::RecordPlan(const std::vector<AutomationCandidate>& planned,
@@ -325,9 +349,9 @@ int Automation::RecordPlan(const std::vector<AutomationCandidate>& planned,
     }
   }
   wake_at_ = wake_at;
-  metrics_.incomplete_.Increment(incomplete);
-  metrics_.blocked_.Set(blocked);
-  metrics_.held_.Set(held);
+  metrics_.incomplete_.Add(labels_).Increment(incomplete);
+  metrics_.blocked_.Add(labels_).Set(blocked);
+  metrics_.held_.Add(labels_).Set(held);
   for (const std::string& note : notes) log::Info("automation", {{"note", note}});
   return releases;
 }

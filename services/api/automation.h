@@ -31,6 +31,9 @@
 //   ferry_automation_held_containers       automated containers whose best tag is held back
 //                                          (soaking or rejected)
 //   ferry_workloads{policy}                workloads in git: all, automated, locked, ignored
+// With several sources (sources.h) each source has its own Automation, its own Lease-gated
+// loop and event stream; the scanner's watch list is their union (ScannerWatchList), and
+// every series above has a `source` label.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -39,6 +42,8 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -61,11 +66,33 @@ class AutomationMetrics {
  private:
   friend class Automation;
   prometheus::Family<prometheus::Counter>& runs_;
-  prometheus::Counter& releases_;
-  prometheus::Counter& incomplete_;
-  prometheus::Gauge& blocked_;
-  prometheus::Gauge& held_;
+  prometheus::Family<prometheus::Counter>& releases_;
+  prometheus::Family<prometheus::Counter>& incomplete_;
+  prometheus::Family<prometheus::Gauge>& blocked_;
+  prometheus::Family<prometheus::Gauge>& held_;
   prometheus::Family<prometheus::Gauge>& workloads_;
+};
+
+// The scanner's watch list (WatchRequest replaces the whole list) for the automations of
+// every source: the union of their repositories, sent when it differs from what was sent
+// last. Thread-safe.
+class ScannerWatchList {
+ public:
+  // Calls the scanner through `peers`, each call within kPeerCallTimeout.
+  explicit ScannerWatchList(const PeerClients& peers) : peers_(peers) {}
+
+  // Sets `source`'s repositories and sends the union when it changed (or after Resend). A
+  // failed call is logged and sent again by the next Set.
+  void Set(const std::string& source, std::set<std::string> repositories);
+  // Forgets what was sent: the next Set sends the union whatever it is (the scanner at the
+  // other end may be a new one that does not have it).
+  void Resend();
+
+ private:
+  const PeerClients& peers_;
+  absl::Mutex mu_;  // held over the call: lists reach the scanner in the order they are set
+  std::map<std::string, std::set<std::string>> by_source_ ABSL_GUARDED_BY(mu_);
+  std::optional<std::set<std::string>> sent_ ABSL_GUARDED_BY(mu_);
 };
 
 class Automation {
@@ -95,6 +122,11 @@ class Automation {
   // Asked when a pass begins and right before it submits its job; not OK: the pass ends
   // ("standby") without a job. Default: always OK. Set it before Start().
   void SetWritePermit(std::function<absl::Status()> permit) { permit_ = std::move(permit); }
+  // One of several sources (sources.h): its jobs carry `name`, its metrics the label
+  // source="name", and its repositories go into the shared `watch_list` (which outlives
+  // this object). Default: one unnamed source with a watch list of its own. Set it before
+  // Start().
+  void SetSource(std::string name, ScannerWatchList& watch_list);
 
   // Runs one pass now, on the calling thread. Returns the id of the job it ran, if any.
   std::optional<std::string> RunOnce();
@@ -133,6 +165,10 @@ class Automation {
   AutomationMetrics& metrics_;
   const absl::Duration interval_;
   runtime::Clock& clock_;
+  std::string source_;                         // "" for the one unnamed source
+  std::map<std::string, std::string> labels_;  // {source=...} with a named source
+  std::unique_ptr<ScannerWatchList> own_watch_list_;
+  ScannerWatchList* watch_list_;
 
   absl::Mutex pass_mu_;  // one pass at a time
   absl::Mutex mu_;       // Loop and FollowEvents wait on conditions of it
@@ -141,7 +177,6 @@ class Automation {
   std::function<absl::Status()> permit_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::set<std::string> automated_repositories_ ABSL_GUARDED_BY(mu_);
-  std::set<std::string> watched_ ABSL_GUARDED_BY(mu_);
   grpc::ClientContext* events_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::atomic<uint64_t> passes_{0};
   bool last_pass_failed_ ABSL_GUARDED_BY(pass_mu_) = false;

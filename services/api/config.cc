@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <tuple>
 
@@ -9,6 +10,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "lib/manifest/workload_id.h"
 
 namespace ferry::api {
 
@@ -28,6 +31,14 @@ void AddFlags(CLI::App& app, Flags& flags) {
                  "cluster-syncer HOST:PORT")
       ->envname("FERRY_CLUSTER_SYNCER_ADDRESS")
       ->capture_default_str();
+  // Several repos and clusters (ParseSource): each --source names a git-writer and the
+  // cluster-syncer that syncs its repo; then --git_writer_address and
+  // --cluster_syncer_address must stay unset. Repeatable, at most kMaxSources.
+  app.add_option("--source", flags.sources,
+                 "NAME=GIT_WRITER_ADDRESS,CLUSTER_SYNCER_ADDRESS (repeatable): several repos "
+                 "and clusters, each named")
+      ->envname("FERRY_SOURCES")
+      ->delimiter(';');
   // Bearer tokens with their roles (see access.h). Without it the api serves only on a
   // loopback address, to everyone there (local mode).
   app.add_option("--tokens_path", flags.tokens_path, "File of '<read|write> <token> [name]' lines")
@@ -108,8 +119,39 @@ void AddFlags(CLI::App& app, Flags& flags) {
   kube::AddLeaderElectionFlags(app, flags.leader, "runs the automation loop");
 }
 
-std::string LeaseNameFor(const std::string& git_writer_address) {
-  return kube::DefaultLeaseName(kComponent.name, absl::StrCat("git-writer=", git_writer_address));
+std::string LeaseNameFor(const std::vector<SourceConfig>& sources) {
+  // One unnamed source keeps the name it always had.
+  std::string key;
+  for (const SourceConfig& source : sources) {
+    if (!key.empty()) key += "\n";
+    absl::StrAppend(&key, source.name.empty() ? "" : absl::StrCat(source.name, "/"),
+                    "git-writer=", source.git_writer_address);
+  }
+  return kube::DefaultLeaseName(kComponent.name, key);
+}
+
+absl::StatusOr<SourceConfig> ParseSource(const std::string& value) {
+  auto invalid = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--source: '", value.substr(0, 200), "': ", why,
+                     " (expected NAME=GIT_WRITER_ADDRESS,CLUSTER_SYNCER_ADDRESS, e.g. "
+                     "prod=git-writer-prod:3031,cluster-syncer-prod:3033)"));
+  };
+  const size_t eq = value.find('=');
+  if (eq == std::string::npos) return invalid("no '='");
+  SourceConfig source;
+  source.name = value.substr(0, eq);
+  if (!manifest::IsDnsLabel(source.name)) {
+    return invalid(
+        "NAME must be a DNS label: lower-case letters, digits and '-', at most 63 characters");
+  }
+  std::vector<std::string> addresses = absl::StrSplit(value.substr(eq + 1), ',');
+  if (addresses.size() != 2 || addresses[0].empty() || addresses[1].empty()) {
+    return invalid("two addresses, separated by ',', must follow the name");
+  }
+  source.git_writer_address = addresses[0];
+  source.cluster_syncer_address = addresses[1];
+  return source;
 }
 
 std::string NotifyTarget::Describe() const {
@@ -254,6 +296,40 @@ bool IsLoopbackHost(const std::string& host) {
   return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
 }
 
+namespace {
+
+// The sources of `flags`: one unnamed, or the --source flags' sorted by name.
+absl::StatusOr<std::vector<SourceConfig>> SourcesOf(const Flags& flags) {
+  if (flags.sources.empty()) {
+    return std::vector<SourceConfig>{{"", flags.git_writer_address, flags.cluster_syncer_address}};
+  }
+  const Flags defaults;
+  if (flags.git_writer_address != defaults.git_writer_address ||
+      flags.cluster_syncer_address != defaults.cluster_syncer_address) {
+    return absl::InvalidArgumentError(
+        "--source: with --source, leave --git_writer_address and --cluster_syncer_address "
+        "unset (each source names its own)");
+  }
+  if (flags.sources.size() > kMaxSources) {
+    return absl::InvalidArgumentError(absl::StrCat("--source: at most ", kMaxSources));
+  }
+  std::map<std::string, SourceConfig> by_name;
+  for (const std::string& value : flags.sources) {
+    absl::StatusOr<SourceConfig> source = ParseSource(value);
+    if (!source.ok()) return source.status();
+    const std::string name = source->name;
+    if (!by_name.emplace(name, *std::move(source)).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--source: two sources are named '", name, "'; names must be unique"));
+    }
+  }
+  std::vector<SourceConfig> sources;
+  for (auto& [name, source] : by_name) sources.push_back(std::move(source));
+  return sources;
+}
+
+}  // namespace
+
 absl::StatusOr<Config> ToConfig(const Flags& flags) {
   Config config;
   absl::StatusOr<runtime::ServerOptions> server =
@@ -267,9 +343,10 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
     if (value->empty())
       return absl::InvalidArgumentError(absl::StrCat(flag, ": HOST:PORT is required"));
   }
-  config.git_writer_address = flags.git_writer_address;
   config.registry_scanner_address = flags.registry_scanner_address;
-  config.cluster_syncer_address = flags.cluster_syncer_address;
+  absl::StatusOr<std::vector<SourceConfig>> sources = SourcesOf(flags);
+  if (!sources.ok()) return sources.status();
+  config.sources = *std::move(sources);
   config.tokens_path = flags.tokens_path;
   if (!absl::ParseDuration(flags.automation_interval, &config.automation_interval) ||
       config.automation_interval < absl::Seconds(1)) {
@@ -311,7 +388,7 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   config.kubeconfig = flags.kubeconfig;
   config.context = flags.context;
   absl::StatusOr<kube::LeaderElectionConfig> leader =
-      kube::ParseLeaderElection(flags.leader, LeaseNameFor(config.git_writer_address));
+      kube::ParseLeaderElection(flags.leader, LeaseNameFor(config.sources));
   if (!leader.ok()) return leader.status();
   config.leader = *std::move(leader);
   if (config.tokens_path.empty() && !IsLoopbackHost(config.server.grpc_address.host)) {

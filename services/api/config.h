@@ -56,12 +56,31 @@ inline constexpr size_t kMaxNotifyTokenBytes = 4096;
 // file's content or the token.
 absl::StatusOr<NotifyTarget> ParseNotifyTarget(const std::string& value, size_t index);
 
+// One source: a repo (its git-writer) and the cluster synced from it (its cluster-syncer).
+// Without --source flags the api serves one unnamed source (--git_writer_address,
+// --cluster_syncer_address); with them, each is named and every answer names its workloads'
+// source.
+struct SourceConfig {
+  std::string name;  // "" for the one unnamed source
+  std::string git_writer_address;
+  std::string cluster_syncer_address;
+};
+
+// At most this many --source flags.
+inline constexpr size_t kMaxSources = 32;
+
+// Parses one --source value "NAME=GIT_WRITER_ADDRESS,CLUSTER_SYNCER_ADDRESS". NAME is a DNS
+// label (lower-case letters, digits and '-', at most 63 characters, starting and ending
+// with a letter or digit). InvalidArgument starting with "--source".
+absl::StatusOr<SourceConfig> ParseSource(const std::string& value);
+
 // Flags as given on the command line, before validation.
 struct Flags {
   runtime::ServerFlags server;
   std::string git_writer_address = "127.0.0.1:3031";
   std::string registry_scanner_address = "127.0.0.1:3032";
   std::string cluster_syncer_address = "127.0.0.1:3033";
+  std::vector<std::string> sources;  // repeatable --source
   std::string tokens_path;
   std::string automation_interval = "5m";
   bool automation = true;
@@ -83,10 +102,10 @@ struct Flags {
 // The validated configuration.
 struct Config {
   runtime::ServerOptions server;  // with TLS credentials when configured
-  std::string git_writer_address;
-  std::string registry_scanner_address;
-  std::string cluster_syncer_address;
-  std::string tokens_path;  // empty: local mode (loopback only)
+  // One unnamed source, or the --source flags' in name order (names unique).
+  std::vector<SourceConfig> sources;
+  std::string registry_scanner_address;  // one scanner serves every source
+  std::string tokens_path;               // empty: local mode (loopback only)
   absl::Duration automation_interval = absl::Minutes(5);
   bool automation = true;
   size_t job_history = 1000;
@@ -94,7 +113,7 @@ struct Config {
   JobTimeouts timeouts;
   std::vector<NotifyTarget> notify;  // empty: no notifications
   // Several replicas behind one Service (--leader_elect): the automation runs only on the
-  // replica holding the Lease (lease name LeaseNameFor(git_writer_address) unless given),
+  // replica holding the Lease (lease name LeaseNameFor(sources) unless given),
   // and the jobs are shared through the Kubernetes API (replication.h). The API server is
   // reached with `kubeconfig` / `context`, or the pod's service account when `kubeconfig`
   // is empty; both are unused without --leader_elect.
@@ -103,11 +122,11 @@ struct Config {
   kube::LeaderElectionConfig leader;
 };
 
-// The default Lease of the api's automation: one per git-writer, i.e. per repo and branch
-// (each git-writer serves one). Replicas of one installation name git-writer by the same
-// address (its Service) and so share the Lease; two installations writing to different
-// repos never do.
-std::string LeaseNameFor(const std::string& git_writer_address);
+// The default Lease of the api's automation: one per set of git-writers, i.e. of repos and
+// branches (each git-writer serves one). Replicas of one installation name their sources'
+// git-writers by the same addresses (their Services) and so share the Lease; two
+// installations writing to different repos never do.
+std::string LeaseNameFor(const std::vector<SourceConfig>& sources);
 
 // Registers every flag of ferry-api on `app`.
 void AddFlags(CLI::App& app, Flags& flags);

@@ -6,12 +6,14 @@
 
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
 #include "lib/status/status_matchers.h"
 
 namespace ferry::api {
 namespace {
 
 using ::ferry::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
@@ -50,19 +52,73 @@ TEST(ConfigTest, LeaderElectionIsOffByDefaultAndItsLeaseIsPerGitWriter) {
   absl::StatusOr<Config> config = Parse({});
   FERRY_ASSERT_OK(config);
   EXPECT_FALSE(config->leader.enabled);
-  EXPECT_EQ(config->leader.lease_name, LeaseNameFor("127.0.0.1:3031"));
+  EXPECT_EQ(config->leader.lease_name, LeaseNameFor({{"", "127.0.0.1:3031", "127.0.0.1:3033"}}));
   config = Parse({"--leader_elect", "--git_writer_address=git-writer:3031",
                   "--kubeconfig=/k/config", "--context=kind", "--leader_elect_lease_duration=8s",
                   "--leader_elect_renew_deadline=5s", "--leader_elect_retry_period=1s"});
   FERRY_ASSERT_OK(config);
   EXPECT_TRUE(config->leader.enabled);
-  EXPECT_EQ(config->leader.lease_name, LeaseNameFor("git-writer:3031"));
-  EXPECT_NE(LeaseNameFor("git-writer:3031"), LeaseNameFor("other-git-writer:3031"));
+  EXPECT_EQ(config->leader.lease_name, LeaseNameFor({{"", "git-writer:3031", "127.0.0.1:3033"}}));
+  EXPECT_NE(LeaseNameFor({{"", "git-writer:3031", "s:1"}}),
+            LeaseNameFor({{"", "other-git-writer:3031", "s:1"}}));
+  // Several sources: one Lease for the set, whatever the order of the flags.
+  absl::StatusOr<Config> a =
+      Parse({"--source=b=gw-b:3031,cs-b:3033", "--source=a=gw-a:3031,cs-a:3033"});
+  absl::StatusOr<Config> b =
+      Parse({"--source=a=gw-a:3031,cs-a:3033", "--source=b=gw-b:3031,cs-b:3033"});
+  FERRY_ASSERT_OK(a);
+  FERRY_ASSERT_OK(b);
+  EXPECT_EQ(a->leader.lease_name, b->leader.lease_name);
+  EXPECT_NE(a->leader.lease_name, config->leader.lease_name);
   EXPECT_EQ(config->leader.lease_duration, absl::Seconds(8));
   EXPECT_EQ(config->leader.renew_deadline, absl::Seconds(5));
   EXPECT_EQ(config->leader.retry_period, absl::Seconds(1));
   EXPECT_EQ(config->kubeconfig, "/k/config");
   EXPECT_EQ(config->context, "kind");
+}
+
+TEST(ConfigTest, WithoutSourceFlagsThereIsOneUnnamedSource) {
+  absl::StatusOr<Config> config =
+      Parse({"--git_writer_address=gw:1", "--cluster_syncer_address=cs:2"});
+  FERRY_ASSERT_OK(config);
+  ASSERT_EQ(config->sources.size(), 1u);
+  EXPECT_EQ(config->sources[0].name, "");
+  EXPECT_EQ(config->sources[0].git_writer_address, "gw:1");
+  EXPECT_EQ(config->sources[0].cluster_syncer_address, "cs:2");
+}
+
+TEST(ConfigTest, SourceFlagsNameSeveralSourcesInNameOrder) {
+  absl::StatusOr<Config> config = Parse({"--source=prod=dns:///gw-prod:3031,cs-prod:3033",
+                                         "--source", "dev=127.0.0.1:4031,127.0.0.1:4033"});
+  FERRY_ASSERT_OK(config);
+  ASSERT_EQ(config->sources.size(), 2u);
+  EXPECT_EQ(config->sources[0].name, "dev");
+  EXPECT_EQ(config->sources[0].git_writer_address, "127.0.0.1:4031");
+  EXPECT_EQ(config->sources[0].cluster_syncer_address, "127.0.0.1:4033");
+  EXPECT_EQ(config->sources[1].name, "prod");
+  EXPECT_EQ(config->sources[1].git_writer_address, "dns:///gw-prod:3031");
+  EXPECT_EQ(config->sources[1].cluster_syncer_address, "cs-prod:3033");
+}
+
+TEST(ConfigTest, BadSourceFlagsNameTheFlag) {
+  for (const char* bad : {"--source=prod", "--source==gw:1,cs:2", "--source=Prod=gw:1,cs:2",
+                          "--source=prod_1=gw:1,cs:2", "--source=prod=gw:1", "--source=prod=gw:1,",
+                          "--source=prod=gw:1,cs:2,x:3", "--source=-prod=gw:1,cs:2"}) {
+    EXPECT_THAT(Parse({bad}),
+                StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("--source: ")))
+        << bad;
+  }
+  EXPECT_THAT(Parse({"--source=a=gw:1,cs:2", "--source=a=gw:3,cs:4"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(StartsWith("--source: "), HasSubstr("two sources are named 'a'"))));
+  EXPECT_THAT(Parse({"--source=a=gw:1,cs:2", "--git_writer_address=gw:9"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(StartsWith("--source: "), HasSubstr("--git_writer_address"))));
+  std::vector<std::string> many;
+  for (size_t i = 0; i <= kMaxSources; ++i) {
+    many.push_back(absl::StrCat("--source=s", i, "=gw:1,cs:2"));
+  }
+  EXPECT_THAT(Parse(many), StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("--source: ")));
 }
 
 TEST(ConfigTest, BadLeaderElectionFlagsNameTheFlag) {

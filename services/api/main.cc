@@ -12,6 +12,7 @@
 #include "services/api/notifier.h"
 #include "services/api/replication.h"
 #include "services/api/reverter.h"
+#include "services/api/source_services.h"
 
 int main(int argc, char** argv) {
   using namespace ferry::api;  // NOLINT: this binary's own namespace
@@ -39,12 +40,9 @@ int main(int argc, char** argv) {
     ferry::log::Info("access", {{"tokens", static_cast<int>(access->size())},
                                 {"tls", config.server.credentials != nullptr}});
   }
-  PeerLinks links{{config.git_writer_address, channel_to(config.git_writer_address)},
-                  {config.registry_scanner_address, channel_to(config.registry_scanner_address)},
-                  {config.cluster_syncer_address, channel_to(config.cluster_syncer_address)}};
-  auto git = ferry::v1::GitWriter::NewStub(links.git.channel);
-  auto registry = ferry::v1::RegistryScanner::NewStub(links.registry.channel);
-  auto cluster = ferry::v1::ClusterSyncer::NewStub(links.cluster.channel);
+  // One scanner for every source; per source its peers, executor, reverter and automation.
+  const auto registry_channel = channel_to(config.registry_scanner_address);
+  auto registry = ferry::v1::RegistryScanner::NewStub(registry_channel);
   auto metrics = std::make_shared<prometheus::Registry>();
   // Replicas (--leader_elect): the automation's Lease and the shared job records.
   absl::StatusOr<Replication> replication = MakeReplication(config, *metrics);
@@ -53,21 +51,29 @@ int main(int argc, char** argv) {
   JobStore jobs(config.job_history, job_metrics);
   replication->Share(jobs);  // every replica reads the jobs of every other
   JobRunner runner(jobs, config.job_workers);
-  // Every call to a peer: deadlines from --peer_wait and --job_*_timeout, cancelled by
-  // runner.Stop() at shutdown.
-  PeerClients peers(Peers{*git, *registry, *cluster}, runner.cancel(), config.timeouts, links);
-  Executor executor(peers, jobs);
-  // Rollouts that revert themselves (rollback: auto): followed after each release.
   RevertMetrics revert_metrics(*metrics);
-  Reverter reverter(peers, jobs, runner, executor, revert_metrics);
-  executor.SetReleaseApplied(reverter.Hook());
-  ApiService service(*access, peers, jobs, runner, executor, replication->shared_jobs());
   AutomationMetrics automation_metrics(*metrics);
-  Automation automation(peers, jobs, executor, automation_metrics, config.automation_interval);
+  std::vector<std::unique_ptr<SourceServices>> stacks;
+  for (const SourceConfig& source : config.sources) {
+    stacks.push_back(std::make_unique<SourceServices>(
+        source, channel_to, *registry, PeerLink{config.registry_scanner_address, registry_channel},
+        config.timeouts, jobs, runner, revert_metrics, automation_metrics,
+        config.automation_interval));
+  }
+  Sources sources = SourcesOf(stacks);
+  ScannerWatchList watch_list(sources.shared());  // the union of every source's repositories
+  std::vector<Automation*> automations;
+  for (auto& stack : stacks) {
+    if (sources.named()) stack->automation.SetSource(stack->name, watch_list);
+    automations.push_back(&stack->automation);
+  }
+  ApiService service(*access, sources, jobs, runner, replication->shared_jobs());
   if (!config.automation) ferry::log::Info("automation is off (--no_automation)");
-  replication->Lead(automation);  // passes only while this replica leads
-  // Notifications (--notify_url): finished jobs and the cluster-syncer's failed syncs.
-  Notifications notifications(config.notify, peers, jobs, *metrics);
+  replication->Lead(automations);  // passes only while this replica leads
+  // Notifications (--notify_url): finished jobs and the cluster-syncers' failed syncs.
+  std::vector<std::pair<std::string, const PeerClients*>> synced;
+  for (const Source& source : sources.all()) synced.emplace_back(source.name, source.peers);
+  Notifications notifications(config.notify, synced, jobs, *metrics);
   notifications.AnnounceSyncsWhile(replication->Leading());  // one replica announces syncs
   const int exit_code = ferry::runtime::ServeUntilSignal(
       config.server, {{&service, ferry::v1::Ferry::service_full_name()}}, metrics,
@@ -75,19 +81,21 @@ int main(int argc, char** argv) {
         if (server != nullptr) {
           // Serving: the automation starts now, so a server that cannot start (a port in
           // use) exits at once instead of waiting on a pass.
-          if (config.automation) automation.Start();
+          if (config.automation) {
+            for (Automation* automation : automations) automation->Start();
+          }
           notifications.Start();
           return;
         }
         // Shutting down: cut in-flight downstream calls short (rollout waits, applies, also
         // an automated release's), then stop the automation loop.
         runner.Stop();
-        automation.Stop();
+        for (Automation* automation : automations) automation->Stop();
         notifications.StopWatching();
       });
   // The jobs still running use the executor and the peer clients: they end before those go.
   runner.Join();
-  reverter.Join();          // its follows' calls were cancelled with the jobs'
+  for (auto& stack : stacks) stack->reverter.Join();  // their calls were cancelled with the jobs'
   replication->Stop(jobs);  // releases the Lease (a standby automates at once), last records
   // What the last jobs announced is sent, for a few seconds at most.
   notifications.Stop(absl::Seconds(5));

@@ -116,6 +116,7 @@ nlohmann::json JobBase(const Job& job, const char* event) {
   e["message"] = Cut(job.cause().message(), kMaxEventString);
   e["time"] = Rfc3339(job.has_finished() ? job.finished() : job.submitted());
   if (!job.reverts_job().empty()) e["reverts_job"] = job.reverts_job();
+  if (!job.source().empty()) e["source_name"] = job.source();
   return e;
 }
 
@@ -397,7 +398,8 @@ std::vector<nlohmann::json> EventsForJob(const Job& job) {
   return events;
 }
 
-std::optional<nlohmann::json> EventForSyncFailure(const ferry::v1::SyncResult& result) {
+std::optional<nlohmann::json> EventForSyncFailure(const ferry::v1::SyncResult& result,
+                                                  const std::string& source) {
   if (result.error().empty() && result.failed() == 0 && result.errors_size() == 0) {
     return std::nullopt;
   }
@@ -420,8 +422,10 @@ std::optional<nlohmann::json> EventForSyncFailure(const ferry::v1::SyncResult& r
     e["errors_more"] = result.errors_size() - kMaxEventListed;
   }
   e["time"] = Rfc3339(result.finished());
-  const std::string of =
+  if (!source.empty()) e["source_name"] = source;
+  std::string of =
       result.revision().empty() ? "" : absl::StrCat(" of ", ShortRevision(result.revision()));
+  if (!source.empty()) of = absl::StrCat(" (source ", Escape(source, 64), ")", of);
   std::string text;
   if (!result.error().empty()) {
     text = absl::StrCat("Ferry: cluster-syncer's sync", of, " failed: ", Escape(result.error()));
@@ -515,19 +519,23 @@ void Notifier::OnJobFinished(const Job& job) {
   if (job.kind() == ferry::v1::JOB_KIND_SYNC && !job.dry_run()) {
     if (!SyncJobFailed(job)) {
       absl::MutexLock lock(&sync_mu_);
-      failing_.clear();
+      failing_.erase(job.source());
     } else if (job.state() == ferry::v1::JOB_STATE_SUCCEEDED) {
       // Applied with failed objects: the same failure as the syncer's stream reports.
       std::vector<std::string> objects;
       for (const WorkloadResult& r : job.results()) {
         if (r.status() == ferry::v1::WORKLOAD_RESULT_STATUS_FAILED) objects.push_back(r.workload());
       }
-      if (!NewSyncFailure(FailedObjectsKey(std::move(objects)))) return;  // announced already
+      if (!NewSyncFailure(job.source(), FailedObjectsKey(std::move(objects)))) {
+        return;  // announced already
+      }
     } else if (absl::StartsWith(job.error(), kSyncerErrorPrefix)) {
       // The syncer ran the sync and it failed as a whole: the same failure as its stream's
       // result with that error (OnSyncResult's key).
       const std::string error = job.error().substr(sizeof(kSyncerErrorPrefix) - 1);
-      if (!NewSyncFailure(absl::StrCat("error: ", error))) return;  // announced already
+      if (!NewSyncFailure(job.source(), absl::StrCat("error: ", error))) {
+        return;  // announced already
+      }
     }
     // A sync job that never reached the syncer (unreachable, no answer, git-writer failed)
     // is always announced: the syncer's stream says nothing of it.
@@ -535,18 +543,19 @@ void Notifier::OnJobFinished(const Job& job) {
   for (const nlohmann::json& event : EventsForJob(job)) Notify(event);
 }
 
-bool Notifier::NewSyncFailure(const std::string& key) {
+bool Notifier::NewSyncFailure(const std::string& source, const std::string& key) {
   absl::MutexLock lock(&sync_mu_);
-  if (key == failing_) return false;
-  failing_ = key;
+  std::string& failing = failing_[source];
+  if (key == failing) return false;
+  failing = key;
   return true;
 }
 
-void Notifier::OnSyncResult(const ferry::v1::SyncResult& result) {
-  std::optional<nlohmann::json> event = EventForSyncFailure(result);
+void Notifier::OnSyncResult(const ferry::v1::SyncResult& result, const std::string& source) {
+  std::optional<nlohmann::json> event = EventForSyncFailure(result, source);
   if (!event) {
     absl::MutexLock lock(&sync_mu_);
-    failing_.clear();
+    failing_.erase(source);
     return;
   }
   std::string key;
@@ -557,7 +566,7 @@ void Notifier::OnSyncResult(const ferry::v1::SyncResult& result) {
     for (const ferry::v1::ResourceError& e : result.errors()) objects.push_back(e.resource());
     key = FailedObjectsKey(std::move(objects));
   }
-  if (NewSyncFailure(key)) Notify(*event);
+  if (NewSyncFailure(source, key)) Notify(*event);
 }
 
 Notifier::Outcome Notifier::Send(const Target& target, const std::string& body,
@@ -692,8 +701,8 @@ size_t Notifier::QueueLength(size_t index) const {
 }
 
 SyncFailureWatch::SyncFailureWatch(const PeerClients& peers, Notifier& notifier,
-                                   runtime::Clock& clock)
-    : peers_(peers), notifier_(notifier), clock_(clock) {}
+                                   runtime::Clock& clock, std::string source)
+    : peers_(peers), notifier_(notifier), clock_(clock), source_(std::move(source)) {}
 
 SyncFailureWatch::~SyncFailureWatch() { Stop(); }
 
@@ -737,7 +746,7 @@ void SyncFailureWatch::Follow() {
         continue;
       }
       if (announce_ && !announce_()) continue;  // a standby replica: the leader announces
-      notifier_.OnSyncResult(result);
+      notifier_.OnSyncResult(result, source_);
     }
     grpc::Status s = (*opened)->Finish();
     absl::MutexLock lock(&mu_);
@@ -746,7 +755,7 @@ void SyncFailureWatch::Follow() {
     // Said once per outage, not on every reconnect attempt.
     if (connected || !unreachable) {
       log::Warn("notifications: cluster-syncer's sync stream ended; reconnecting",
-                {{"error", s.error_message()}});
+                {{"error", s.error_message()}, {"source", source_}});
     }
     unreachable = !connected;
     if (connected) backoff = kFirstRetry;
@@ -778,13 +787,17 @@ NotifierOptions WithCancel(std::shared_ptr<std::atomic<bool>> cancel) {
 
 }  // namespace
 
-Notifications::Notifications(std::vector<NotifyTarget> targets, const PeerClients& peers,
+Notifications::Notifications(std::vector<NotifyTarget> targets,
+                             const std::vector<std::pair<std::string, const PeerClients*>>& sources,
                              JobStore& jobs, prometheus::Registry& registry)
     : targets_(std::move(targets)),
       http_(NotifyCurlOptions(targets_, cancel_)),
       metrics_(registry),
-      notifier_(targets_, http_, metrics_, runtime::SystemClock(), WithCancel(cancel_)),
-      sync_failures_(peers, notifier_) {
+      notifier_(targets_, http_, metrics_, runtime::SystemClock(), WithCancel(cancel_)) {
+  for (const auto& [name, peers] : sources) {
+    sync_failures_.push_back(
+        std::make_unique<SyncFailureWatch>(*peers, notifier_, runtime::SystemClock(), name));
+  }
   if (targets_.empty()) return;
   jobs.SetFinishObserver([this](const Job& job) { notifier_.OnJobFinished(job); });
 }
@@ -795,10 +808,16 @@ void Notifications::Start() {
     log::Info("notifications", {{"target", t.Describe()}, {"token", !t.token.empty()}});
   }
   notifier_.Start();
-  sync_failures_.Start();
+  for (auto& watch : sync_failures_) watch->Start();
 }
 
-void Notifications::StopWatching() { sync_failures_.Stop(); }
+void Notifications::StopWatching() {
+  for (auto& watch : sync_failures_) watch->Stop();
+}
+
+void Notifications::AnnounceSyncsWhile(std::function<bool()> leading) {
+  for (auto& watch : sync_failures_) watch->SetGate(leading);
+}
 
 void Notifications::Stop(absl::Duration grace) { notifier_.Stop(grace); }
 

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -61,14 +62,18 @@ inline constexpr size_t kMaxTextListed = 5;
 //   "sync_failed" a sync job failed, or succeeded with objects that failed to apply;
 //   "job_failed"  any other job failed.
 // Fields: event, job, kind, state, revision, error, user, message (the cause's), time
-// (RFC 3339, when it finished), text, reverts_job (for reverts); "workloads" (changed and failed
+// (RFC 3339, when it finished), text, reverts_job (for reverts), source_name (the job's
+// source, with several: sources.h); "workloads" (changed and failed
 // ones, with their container updates) and "skipped" (a count) for releases and reverts; "locks" for
 // locks.
 std::vector<nlohmann::json> EventsForJob(const ferry::v1::Job& job);
 
 // The "sync_failed" event (source "cluster-syncer") of a background sync that failed as a
-// whole or for some objects; nullopt for a sync that applied everything.
-std::optional<nlohmann::json> EventForSyncFailure(const ferry::v1::SyncResult& result);
+// whole or for some objects; nullopt for a sync that applied everything. With several
+// sources (sources.h) `source` names the one synced: field source_name, and the text says
+// it.
+std::optional<nlohmann::json> EventForSyncFailure(const ferry::v1::SyncResult& result,
+                                                  const std::string& source = "");
 
 // Notification metrics, declared in one place (`target` is the URL's position, "1", "2"...):
 //   ferry_notifications_total{target,outcome}  delivered; retried (a connection error, a
@@ -132,8 +137,9 @@ class Notifier {
   // every re-sync and every new commit is announced once, and again after a sync applied
   // everything; a sync job that meets it (the same objects, or the syncer's same whole-sync
   // error) adds no "sync_failed" of its own. A sync job that never reached the syncer is
-  // always announced.
-  void OnSyncResult(const ferry::v1::SyncResult& result);
+  // always announced. Each source (`source`, a sync job's Job.source) is followed on its
+  // own.
+  void OnSyncResult(const ferry::v1::SyncResult& result, const std::string& source = "");
 
   // No more events are accepted; waits up to `grace` for the queues to empty (retries
   // included), then gives up on what is left (counted dropped), sets cancel_transfers and
@@ -159,7 +165,7 @@ class Notifier {
   void Count(const Target& target, const char* outcome, double n = 1);
   void SetQueueGauge(const Target& target) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether the sync failure `key` is news (see OnSyncResult); records it.
-  bool NewSyncFailure(const std::string& key);
+  bool NewSyncFailure(const std::string& source, const std::string& key);
 
   http::HttpClient& http_;
   NotifierMetrics& metrics_;
@@ -174,9 +180,9 @@ class Notifier {
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time drain_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   absl::Mutex sync_mu_;
-  // The sync failure announced last (its failed objects, or its error); empty once a sync
-  // applied everything.
-  std::string failing_ ABSL_GUARDED_BY(sync_mu_);
+  // Per source: the sync failure announced last (its failed objects, or its error); none
+  // once a sync applied everything.
+  std::map<std::string, std::string> failing_ ABSL_GUARDED_BY(sync_mu_);
 };
 
 // Follows cluster-syncer's WatchSync (reconnecting with backoff, as the automation follows
@@ -185,8 +191,9 @@ class Notifier {
 // api). Thread-safe.
 class SyncFailureWatch {
  public:
+  // `source`: the name of the source whose syncer `peers` reach ("" with one unnamed).
   SyncFailureWatch(const PeerClients& peers, Notifier& notifier,
-                   runtime::Clock& clock = runtime::SystemClock());
+                   runtime::Clock& clock = runtime::SystemClock(), std::string source = "");
   // Stop().
   ~SyncFailureWatch();
 
@@ -203,6 +210,7 @@ class SyncFailureWatch {
   const PeerClients& peers_;
   Notifier& notifier_;
   runtime::Clock& clock_;
+  const std::string source_;
   std::function<bool()> announce_;
   absl::Time started_;
   absl::Mutex mu_;
@@ -217,8 +225,10 @@ class SyncFailureWatch {
 // started and no observer is set. `peers`, `jobs` and `registry` outlive it.
 class Notifications {
  public:
-  Notifications(std::vector<NotifyTarget> targets, const PeerClients& peers, JobStore& jobs,
-                prometheus::Registry& registry);
+  // Follows the syncs of each of `sources` (its name, "" with one unnamed, and its clients).
+  Notifications(std::vector<NotifyTarget> targets,
+                const std::vector<std::pair<std::string, const PeerClients*>>& sources,
+                JobStore& jobs, prometheus::Registry& registry);
   Notifications(const Notifications&) = delete;
   Notifications& operator=(const Notifications&) = delete;
 
@@ -231,9 +241,7 @@ class Notifications {
   // Several replicas (--leader_elect): cluster-syncer's failed syncs are announced only while
   // `leading()` (SyncFailureWatch::SetGate); each replica announces the jobs it ran. Call it
   // before Start().
-  void AnnounceSyncsWhile(std::function<bool()> leading) {
-    sync_failures_.SetGate(std::move(leading));
-  }
+  void AnnounceSyncsWhile(std::function<bool()> leading);
 
  private:
   const std::vector<NotifyTarget> targets_;
@@ -241,7 +249,7 @@ class Notifications {
   http::CurlHttpClient http_;
   NotifierMetrics metrics_;
   Notifier notifier_;
-  SyncFailureWatch sync_failures_;
+  std::vector<std::unique_ptr<SyncFailureWatch>> sync_failures_;  // one per source
 };
 
 }  // namespace ferry::api

@@ -33,8 +33,8 @@ const std::string& TokenKey() {
 }
 
 std::string Mac(const PagePosition& position, absl::string_view request_key) {
-  const std::string text =
-      absl::StrCat("v1\n", position.revision, "\n", position.last_id, "\n", request_key);
+  const std::string text = absl::StrCat("v1\n", position.revision, "\n", position.last_id, "\n",
+                                        position.source, "\n", request_key);
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   HMAC(EVP_sha256(), TokenKey().data(), static_cast<int>(TokenKey().size()),
@@ -58,6 +58,7 @@ std::string EncodePageToken(const PagePosition& position, absl::string_view requ
   const nlohmann::json token = {{"v", 1},
                                 {"revision", position.revision},
                                 {"after", position.last_id},
+                                {"source", position.source},
                                 {"mac", Mac(position, request_key)}};
   return absl::WebSafeBase64Escape(token.dump());
 }
@@ -80,7 +81,8 @@ absl::StatusOr<PagePosition> DecodePageToken(absl::string_view token,
     return absl::InvalidArgumentError(
         absl::StrCat("page_token: not a token from a previous answer", kStartAgain));
   }
-  PagePosition position{parsed["revision"].get<std::string>(), parsed["after"].get<std::string>()};
+  PagePosition position{parsed["revision"].get<std::string>(), parsed["after"].get<std::string>(),
+                        string_field("source") ? parsed["source"].get<std::string>() : ""};
   const std::string want = Mac(position, request_key);
   const std::string mac = parsed["mac"].get<std::string>();
   if (mac.size() != want.size() || CRYPTO_memcmp(mac.data(), want.data(), want.size()) != 0) {

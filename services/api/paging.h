@@ -34,6 +34,8 @@ absl::StatusOr<int32_t> PageSizeOf(int32_t page_size, const PageSizes& sizes);
 struct PagePosition {
   std::string revision;
   std::string last_id;
+  // With several sources (sources.h): the source the next page reads ("" with one).
+  std::string source;
 };
 
 // The token of `position` for requests that carry `request_key` (the fields a continuation

@@ -25,11 +25,12 @@ TEST(PagingTest, PageSizesHaveADefaultAndACeiling) {
 
 TEST(PagingTest, ATokenContinuesOnlyTheListItWasMadeFor) {
   const std::string token =
-      EncodePageToken({"abc123", "default:deployment/x"}, "ListWorkloads\nns");
+      EncodePageToken({"abc123", "default:deployment/x", "prod"}, "ListWorkloads\nns");
   absl::StatusOr<PagePosition> back = DecodePageToken(token, "ListWorkloads\nns");
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->revision, "abc123");
   EXPECT_EQ(back->last_id, "default:deployment/x");
+  EXPECT_EQ(back->source, "prod");
   EXPECT_THAT(DecodePageToken(token, "ListWorkloads\nother"),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("not this api's token for this request")));
@@ -38,13 +39,17 @@ TEST(PagingTest, ATokenContinuesOnlyTheListItWasMadeFor) {
 }
 
 TEST(PagingTest, AForgedPositionIsRefused) {
-  const std::string token = EncodePageToken({"abc123", "a:deployment/x"}, "k");
+  const std::string token = EncodePageToken({"abc123", "a:deployment/x", "dev"}, "k");
   std::string text;
   ASSERT_TRUE(absl::WebSafeBase64Unescape(token, &text));
-  const std::string forged = absl::StrReplaceAll(text, {{"abc123", "def456"}});
-  ASSERT_NE(forged, text);
-  EXPECT_THAT(DecodePageToken(absl::WebSafeBase64Escape(forged), "k"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not this api's token")));
+  // Another revision, or another source (whose list the client may not read): refused.
+  for (const auto& [from, to] :
+       {std::pair<const char*, const char*>{"abc123", "def456"}, {"\"dev\"", "\"prod\""}}) {
+    const std::string forged = absl::StrReplaceAll(text, {{from, to}});
+    ASSERT_NE(forged, text);
+    EXPECT_THAT(DecodePageToken(absl::WebSafeBase64Escape(forged), "k"),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not this api's token")));
+  }
 }
 
 TEST(PagingTest, ForgedOrDamagedTokensAreRefused) {

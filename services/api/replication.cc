@@ -26,11 +26,15 @@ absl::StatusOr<Replication> MakeReplication(const Config& config, prometheus::Re
   return replication;
 }
 
-void Replication::Lead(Automation& automation) {
+void Replication::Lead(const std::vector<Automation*>& automations) {
   kube::LeaderElector* leader = elector();
   if (leader == nullptr) return;
-  automation.SetWritePermit([leader] { return leader->WritePermit(); });
-  leader->SetLeadershipSink([&automation](bool leading) { automation.SetLeading(leading); });
+  for (Automation* automation : automations) {
+    automation->SetWritePermit([leader] { return leader->WritePermit(); });
+  }
+  leader->SetLeadershipSink([automations](bool leading) {
+    for (Automation* automation : automations) automation->SetLeading(leading);
+  });
   leader->Start();
 }
 

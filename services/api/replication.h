@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "lib/kube/election.h"
@@ -43,10 +44,11 @@ struct Replication {
   // job is submitted). Nothing without --leader_elect.
   void Share(JobStore& jobs);
 
-  // Makes `automation` follow the election (its passes run while this replica leads, each
-  // asks for the write permit before it submits) and starts the elector. Nothing without
+  // Makes every one of `automations` (one per source) follow the election (its passes run while
+  // this replica leads, each asks for the write permit before it submits) and starts the elector.
+  // Nothing without
   // --leader_elect.
-  void Lead(Automation& automation);
+  void Lead(const std::vector<Automation*>& automations);
   // Stops following and the elector, which releases the Lease so that a standby takes over
   // at once, and publishes the jobs' last changes for a few seconds at most. Call it once
   // the jobs ended, before `automation` and `jobs` go. Idempotent.

@@ -179,6 +179,7 @@ ferry::v1::Job RevertJob(const FollowedWorkload& w, const std::string& reason) {
   ferry::v1::Job job;
   job.set_kind(ferry::v1::JOB_KIND_REVERT);
   job.set_reverts_job(w.release_job);
+  job.set_source(w.source);
   job.mutable_cause()->set_user(kRevertUser);
   job.mutable_cause()->set_message(absl::StrCat(w.workload, ": ", RevertLine(w, reason)));
   return job;
@@ -342,6 +343,7 @@ void Reverter::FollowRelease(const ferry::v1::Job& job, const std::string& revis
   std::vector<FollowedWorkload> followed = WorkloadsToFollow(job.id(), released, policies);
   std::set<std::string> kept;
   for (FollowedWorkload& w : followed) {
+    w.source = job.source();  // its revert changes the same repo
     w.revision = applied ? "" : revision;
     w.sequence = sequence;
     kept.insert(w.workload);

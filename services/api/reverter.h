@@ -95,6 +95,7 @@ class RevertMetrics {
 // A released workload whose rollout is followed.
 struct FollowedWorkload {
   std::string release_job;  // the release job's id
+  std::string source;       // the release job's source (sources.h)
   std::string workload;
   std::vector<ferry::v1::ContainerUpdate> updates;  // what the release changed in it
   absl::Duration timeout = absl::ZeroDuration();    // its rollback-timeout
