@@ -34,6 +34,26 @@ void AddClientFlags(CLI::App& app, ClientOptions& options) {
   app.add_option("--timeout", options.timeout, "How long to wait for the api, e.g. 60s, 5m")
       ->envname("FERRY_TIMEOUT")
       ->capture_default_str();
+  app.add_option("--source", options.source,
+                 "With an api of several repos and clusters: which one (see list-workloads' "
+                 "SOURCE column)")
+      ->envname("FERRY_SOURCE");
+}
+
+void MergePage(const ferry::v1::ListWorkloadsResponse& page,
+               ferry::v1::ListWorkloadsResponse* all) {
+  for (const std::string& s : page.unavailable_sources()) all->add_unavailable_sources(s);
+  if (!page.git_verify_error().empty() &&
+      !absl::StrContains(all->git_verify_error(), page.git_verify_error())) {
+    all->set_git_verify_error(
+        all->git_verify_error().empty()
+            ? page.git_verify_error()
+            : absl::StrCat(all->git_verify_error(), "; ", page.git_verify_error()));
+  }
+}
+
+void MergePage(const ferry::v1::ListImagesResponse& page, ferry::v1::ListImagesResponse* all) {
+  for (const std::string& s : page.unavailable_sources()) all->add_unavailable_sources(s);
 }
 
 absl::StatusOr<absl::Duration> ParseTimeout(const ClientOptions& options) {

@@ -24,10 +24,14 @@ struct ClientOptions {
   std::string ca_file;                 // TLS with this CA bundle (--tls-ca-file)
   bool insecure_skip_tls_verify = false;
   std::string timeout = "60s";  // --timeout, FERRY_TIMEOUT
+  // With an api of several sources: the one a command reads or changes (--source,
+  // FERRY_SOURCE); empty for every source's lists, and for a command the api routes by the
+  // workloads it names.
+  std::string source;
 };
 
-// Registers --url, --token, --tls, --tls-ca-file, --insecure-skip-tls-verify, --timeout
-// on `app` (inherited by its subcommands).
+// Registers --url, --token, --tls, --tls-ca-file, --insecure-skip-tls-verify, --timeout,
+// --source on `app` (inherited by its subcommands).
 void AddClientFlags(CLI::App& app, ClientOptions& options);
 
 // The timeout as a duration; InvalidArgument naming the flag.
@@ -44,6 +48,12 @@ void PrepareCall(grpc::ClientContext& ctx, const ClientOptions& options, absl::D
 // every page's workloads in `all` (the first page's other fields, no next_page_token). All
 // pages share one `timeout`. Bounded: at most kMaxPages calls.
 inline constexpr int kMaxPages = 100'000;
+
+// What a later `page` of a list adds to `all` besides its items: the sources it passed
+// over, and (workloads) a git head of its source that did not verify.
+void MergePage(const ferry::v1::ListWorkloadsResponse& page, ferry::v1::ListWorkloadsResponse* all);
+void MergePage(const ferry::v1::ListImagesResponse& page, ferry::v1::ListImagesResponse* all);
+
 template <typename Request, typename Response>
 grpc::Status CallAllPages(ferry::v1::Ferry::StubInterface& stub,
                           grpc::Status (ferry::v1::Ferry::StubInterface::*method)(
@@ -60,6 +70,7 @@ grpc::Status CallAllPages(ferry::v1::Ferry::StubInterface& stub,
     const Response& got = page == 0 ? *all : answer;
     if (page > 0) {
       for (const auto& w : answer.workloads()) *all->add_workloads() = w;
+      MergePage(answer, all);
     }
     if (got.next_page_token().empty()) break;
     request.set_page_token(got.next_page_token());

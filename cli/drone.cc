@@ -56,6 +56,7 @@ absl::Status DroneToRelease(const std::map<std::string, std::string>& env, Relea
     client.tls = true;
   }
   if (std::string ca = Get(env, "PLUGIN_TLS_CA_FILE"); !ca.empty()) client.ca_file = ca;
+  if (std::string source = Get(env, "PLUGIN_SOURCE"); !source.empty()) client.source = source;
 
   // The names plugins built on fluxctl used go to the deprecated aliases, so that mixing
   // them with workload is refused as on the command line.

@@ -1,6 +1,7 @@
 // ferryctl identity, save (export), version and jobs: the read-only odds and ends.
 #include <stdio.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -59,7 +60,9 @@ int RunIdentity(const IdentityOptions& options, Env& env) {
   ferry::v1::Identity identity;
   grpc::ClientContext ctx;
   PrepareCall(ctx, env.client, *timeout);
-  grpc::Status s = env.stub.GetIdentity(&ctx, ferry::v1::GetIdentityRequest(), &identity);
+  ferry::v1::GetIdentityRequest request;
+  request.set_source(env.client.source);
+  grpc::Status s = env.stub.GetIdentity(&ctx, request, &identity);
   if (!s.ok()) return ReportCallError(env.err, s, env.client, "reading the deploy key");
   // The deploy key's line as before (what the git host takes); the signing key, when Ferry
   // signs its commits, on a line of its own after it.
@@ -79,6 +82,7 @@ int RunSave(const SaveOptions& options, Env& env) {
   absl::StatusOr<absl::Duration> timeout = ParseTimeout(env.client);
   if (!timeout.ok()) return ReportError(env.err, timeout.status());
   ferry::v1::ExportRequest request;
+  request.set_source(env.client.source);
   for (const auto& ns : options.namespaces) request.add_namespaces(ns);
   for (const auto& kind : options.kinds) request.add_kinds(kind);
   grpc::ClientContext ctx;
@@ -161,14 +165,21 @@ int RunJobs(const JobsOptions& options, Env& env) {
   grpc::Status s = env.stub.ListJobs(&ctx, request, &response);
   if (!s.ok()) return ReportCallError(env.err, s, env.client, "listing jobs");
   if (PrintStructured(options.output, response, env.out)) return kExitOk;
-  Table table({"ID", "KIND", "STATE", "SUBMITTED", "REVISION", "USER"});
+  // An api of several sources names each job's: a SOURCE column last.
+  const bool sourced = std::any_of(response.jobs().begin(), response.jobs().end(),
+                                   [](const ferry::v1::Job& j) { return !j.source().empty(); });
+  std::vector<std::string> header = {"ID", "KIND", "STATE", "SUBMITTED", "REVISION", "USER"};
+  if (sourced) header.push_back("SOURCE");
+  Table table(header);
   for (const ferry::v1::Job& j : response.jobs()) {
     const std::string kind =
         absl::AsciiStrToLower(absl::StripPrefix(ferry::v1::JobKind_Name(j.kind()), "JOB_KIND_"));
     const std::string state =
         absl::AsciiStrToLower(absl::StripPrefix(ferry::v1::JobState_Name(j.state()), "JOB_STATE_"));
-    table.AddRow(
-        {j.id(), kind, state, Rfc822(j.submitted()), j.revision().substr(0, 12), j.cause().user()});
+    std::vector<std::string> row = {
+        j.id(), kind, state, Rfc822(j.submitted()), j.revision().substr(0, 12), j.cause().user()};
+    if (sourced) row.push_back(j.source());
+    table.AddRow(std::move(row));
   }
   table.Print(env.out);
   return kExitOk;

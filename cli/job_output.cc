@@ -250,6 +250,8 @@ int FollowAndReport(const std::string& id, int verbosity, const std::string& out
       if (!pushed.empty()) env.out << "Commit pushed:  " << pushed << "\n";
       if (!applied.empty()) env.out << "Commit applied: " << applied << "\n";
     }
+    // An api of several sources: whose repo and cluster.
+    if (!job.source().empty()) env.out << "Source: " << job.source() << "\n";
     // git-writer's --git_push_branch: the change waits on a release branch for a review.
     if (!job.pushed_branch().empty()) {
       env.out << "Pushed to branch " << job.pushed_branch() << " (not applied until merged)\n";

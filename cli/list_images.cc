@@ -84,6 +84,7 @@ int RunListImages(const ListImagesOptions& options, Env& env) {
       WorkloadsGiven(one(options.workload), one(options.controller), one(options.service), env.err);
   if (!given.ok()) return ReportError(env.err, given.status());
   ferry::v1::ListImagesRequest request;
+  request.set_source(env.client.source);
   if (!given->empty()) {
     std::vector<std::string> ids;
     if (int code = ResolveWorkloads(*given, options.namespace_, env, ids); code != kExitOk) {
@@ -99,10 +100,16 @@ int RunListImages(const ListImagesOptions& options, Env& env) {
   grpc::Status s = CallAllPages(env.stub, &ferry::v1::Ferry::StubInterface::ListImages, env.client,
                                 *timeout, request, &response);
   if (!s.ok()) return ReportCallError(env.err, s, env.client, "listing images");
+  // An api of several sources lists the others when one does not answer.
+  for (const std::string& s : response.unavailable_sources()) {
+    env.err << "ferryctl: warning: source " << s << "; its workloads are not listed\n";
+  }
   if (PrintStructured(options.output, response, env.out)) return kExitOk;
   Table table({"WORKLOAD", "CONTAINER", "IMAGE", "CREATED"});
   for (const ferry::v1::WorkloadImages& w : response.workloads()) {
     std::string workload = w.workload();
+    // An api of several sources names each workload's.
+    if (!w.source().empty()) absl::StrAppend(&workload, " (source ", w.source(), ")");
     if (w.containers().empty()) table.AddRow({workload, "", "", ""});
     for (const ferry::v1::ContainerImages& c : w.containers()) {
       AddContainer(c, options.limit, workload, table);

@@ -1,4 +1,5 @@
 // ferryctl list-workloads (aliases list-controllers, list-services)
+#include <algorithm>
 #include <map>
 #include <ostream>
 
@@ -84,6 +85,7 @@ int RunListWorkloads(const ListWorkloadsOptions& options, Env& env) {
   absl::StatusOr<absl::Duration> timeout = ParseTimeout(env.client);
   if (!timeout.ok()) return ReportError(env.err, timeout.status());
   ferry::v1::ListWorkloadsRequest request;
+  request.set_source(env.client.source);
   if (!options.all_namespaces) request.set_namespace_(options.namespace_);
   request.set_container(options.container);
   ferry::v1::ListWorkloadsResponse response;
@@ -96,18 +98,33 @@ int RunListWorkloads(const ListWorkloadsOptions& options, Env& env) {
             << response.git_verify_error() << "; listing the last verified revision "
             << response.revision().substr(0, 12) << "\n";
   }
+  // An api of several sources lists the others when one does not answer.
+  for (const std::string& s : response.unavailable_sources()) {
+    env.err << "ferryctl: warning: source " << s << "; its workloads are not listed\n";
+  }
   if (PrintStructured(options.output, response, env.out)) return kExitOk;
-  Table table({"WORKLOAD", "CONTAINER", "IMAGE", "RELEASE", "POLICY"});
+  // An api of several sources names each workload's: a SOURCE column first.
+  const bool sourced =
+      std::any_of(response.workloads().begin(), response.workloads().end(),
+                  [](const ferry::v1::Workload& w) { return !w.source().empty(); });
+  std::vector<std::string> header = {"WORKLOAD", "CONTAINER", "IMAGE", "RELEASE", "POLICY"};
+  if (sourced) header.insert(header.begin(), "SOURCE");
+  Table table(header);
+  auto add = [&](const ferry::v1::Workload& w, bool first, std::vector<std::string> row) {
+    if (sourced) row.insert(row.begin(), first ? w.source() : "");
+    table.AddRow(std::move(row));
+  };
   for (const ferry::v1::Workload& w : response.workloads()) {
     if (w.containers().empty()) {
-      table.AddRow({w.id(), "", "", ReleaseColumn(w), PolicyColumn(w)});
+      add(w, true, {w.id(), "", "", ReleaseColumn(w), PolicyColumn(w)});
       continue;
     }
     bool first = true;
     for (const ferry::v1::Container& c : w.containers()) {
       if (!options.container.empty() && c.name() != options.container) continue;
-      table.AddRow({first ? w.id() : "", c.name(), c.image(), first ? ReleaseColumn(w) : "",
-                    first ? PolicyColumn(w) : ""});
+      add(w, first,
+          {first ? w.id() : "", c.name(), c.image(), first ? ReleaseColumn(w) : "",
+           first ? PolicyColumn(w) : ""});
       first = false;
     }
   }

@@ -30,6 +30,7 @@ int RunPolicy(const PolicyOptions& options, Env& env) {
     return code;
   }
   ferry::v1::UpdatePolicyRequest request;
+  request.set_source(env.client.source);
   std::set<std::string> seen;
   for (const std::string& id : ids) {
     if (!seen.insert(id).second) continue;

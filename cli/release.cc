@@ -37,6 +37,7 @@ absl::Status Validate(const ReleaseOptions& options, const std::vector<std::stri
 grpc::Status Submit(const ferry::v1::ReleaseSpec& spec, const ReleaseOptions& options, Env& env,
                     absl::Duration timeout, ferry::v1::Job* job) {
   ferry::v1::ReleaseRequest request;
+  request.set_source(env.client.source);
   *request.mutable_spec() = spec;
   request.mutable_cause()->set_user(options.user);
   request.mutable_cause()->set_message(options.message);

@@ -11,6 +11,7 @@ int RunSync(const SyncOptions& options, Env& env) {
   absl::StatusOr<absl::Duration> timeout = ParseTimeout(env.client);
   if (!timeout.ok()) return ReportError(env.err, timeout.status());
   ferry::v1::SyncRequest request;
+  request.set_source(env.client.source);
   request.mutable_cause()->set_user(options.user);
   request.mutable_cause()->set_message(options.message);
   ferry::v1::Job job;

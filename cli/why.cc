@@ -57,6 +57,7 @@ int RunWhy(const WhyOptions& options, Env& env) {
     return code;
   }
   ferry::v1::ExplainTagsRequest request;
+  request.set_source(env.client.source);
   request.set_workload(ids[0]);
   request.set_container(options.container);
   request.set_limit(options.limit);  // its range is the server's to check (INVALID_ARGUMENT)

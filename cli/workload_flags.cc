@@ -47,6 +47,7 @@ int ResolveWorkloads(const std::vector<std::string>& given, const std::string& n
     absl::StatusOr<absl::Duration> timeout = ParseTimeout(env.client);
     if (!timeout.ok()) return ReportError(env.err, timeout.status());
     ferry::v1::ListWorkloadsRequest request;  // every namespace: names the ones there are
+    request.set_source(env.client.source);
     ferry::v1::ListWorkloadsResponse response;
     grpc::Status s = CallAllPages(env.stub, &ferry::v1::Ferry::StubInterface::ListWorkloads,
                                   env.client, *timeout, request, &response);

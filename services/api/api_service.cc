@@ -80,6 +80,17 @@ absl::StatusOr<const Source*> ApiService::PageSource(const std::string& requeste
   return source;
 }
 
+std::optional<std::string> ApiService::PassOver(const std::string& requested, const Source& source,
+                                                const absl::Status& failed,
+                                                absl::string_view request_key) const {
+  if (!requested.empty() || !sources_.named() || sources_.all().size() == 1) return std::nullopt;
+  if (failed.code() != absl::StatusCode::kUnavailable &&
+      failed.code() != absl::StatusCode::kDeadlineExceeded) {
+    return std::nullopt;
+  }
+  return NextSourceToken(requested, source, request_key);
+}
+
 std::string ApiService::NextSourceToken(const std::string& requested, const Source& source,
                                         absl::string_view request_key) const {
   if (!requested.empty() || !sources_.named()) return "";
@@ -110,7 +121,15 @@ grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
   git_request.set_limit(*page_size);
   absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
       peers.git.Call(&GitWriterStub::ListWorkloads, git_request, budget);
-  if (!in_git.ok()) return ToGrpcStatus(SourceError(**source, in_git.status()));
+  if (!in_git.ok()) {
+    std::optional<std::string> next =
+        PassOver(request->source(), **source, in_git.status(), request_key);
+    if (!next.has_value()) return ToGrpcStatus(SourceError(**source, in_git.status()));
+    response->add_unavailable_sources(
+        absl::StrCat((*source)->name, ": ", in_git.status().message()));
+    response->set_next_page_token(*next);
+    return grpc::Status::OK;
+  }
   // The cluster's view and the last sync's errors; without them the list still answers,
   // marked not ready.
   ferry::v1::ListClusterWorkloadsRequest cluster_request;
@@ -196,7 +215,17 @@ grpc::Status ApiService::ListImages(grpc::ServerContext* context,
   if (!source.ok()) return ToGrpcStatus(source.status());
   absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
       (*source)->peers->git.Call(&GitWriterStub::ListWorkloads, git_request, budget);
-  if (!in_git.ok()) return ToGrpcStatus(SourceError(**source, in_git.status()));
+  if (!in_git.ok()) {
+    std::optional<std::string> next =
+        request->workload().empty()
+            ? PassOver(request->source(), **source, in_git.status(), request_key)
+            : std::nullopt;
+    if (!next.has_value()) return ToGrpcStatus(SourceError(**source, in_git.status()));
+    response->add_unavailable_sources(
+        absl::StrCat((*source)->name, ": ", in_git.status().message()));
+    response->set_next_page_token(*next);
+    return grpc::Status::OK;
+  }
   TagCache tags(*tag_lists_, budget);  // one ListTags per repository and moment, for all
   absl::StatusOr<ferry::v1::ListImagesResponse> listed =
       ListImagesOf(*request, *in_git, tags.Lookup(), absl::Now());

@@ -77,6 +77,12 @@ class ApiService final : public ferry::v1::Ferry::Service {
   // source's first page; "" at the end (or with a requested or unnamed source).
   std::string NextSourceToken(const std::string& requested, const Source& source,
                               absl::string_view request_key) const;
+  // With several sources and none `requested`, a list's page of `source` whose git-writer
+  // did not answer (`failed`: UNAVAILABLE or DEADLINE_EXCEEDED) is passed over: the token of
+  // the page after it (NextSourceToken). nullopt: the failure fails the call.
+  std::optional<std::string> PassOver(const std::string& requested, const Source& source,
+                                      const absl::Status& failed,
+                                      absl::string_view request_key) const;
   // A job recorded in the git notes (GetJob and WatchJob for jobs this process does not
   // hold).
   grpc::Status JobFromNotes(const grpc::ServerContext& caller, const std::string& id,

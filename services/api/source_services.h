@@ -25,8 +25,7 @@ namespace ferry::api {
 
 class SourceServices {
  public:
-  using ChannelFactory =
-      std::function<std::shared_ptr<grpc::Channel>(const std::string& address)>;
+  using ChannelFactory = std::function<std::shared_ptr<grpc::Channel>(const std::string& address)>;
 
   // The source `config`, its peers reached through `channel_to` and the shared `registry`
   // (at `registry_link`); its jobs in `jobs`, run by `runner` (whose cancel() cuts its calls

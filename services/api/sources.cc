@@ -20,8 +20,7 @@ std::string Sources::Names() const {
   return absl::StrJoin(names, ", ");
 }
 
-absl::StatusOr<const Source*> Sources::Named(absl::string_view name,
-                                             absl::string_view what) const {
+absl::StatusOr<const Source*> Sources::Named(absl::string_view name, absl::string_view what) const {
   if (!named()) return &sources_.front();
   if (name.empty()) {
     if (sources_.size() == 1) return &sources_.front();
@@ -32,9 +31,8 @@ absl::StatusOr<const Source*> Sources::Named(absl::string_view name,
   for (const Source& s : sources_) {
     if (s.name == name) return &s;
   }
-  return absl::InvalidArgumentError(absl::StrCat("source: no source is named '",
-                                                 name.substr(0, 64), "' (sources: ", Names(),
-                                                 ")"));
+  return absl::InvalidArgumentError(absl::StrCat("source: no source is named '", name.substr(0, 64),
+                                                 "' (sources: ", Names(), ")"));
 }
 
 absl::StatusOr<const Source*> Sources::Holding(absl::string_view name,
@@ -44,9 +42,13 @@ absl::StatusOr<const Source*> Sources::Holding(absl::string_view name,
   const std::set<std::string> wanted(ids.begin(), ids.end());
   std::vector<const Source*> holding;
   std::vector<std::string> unanswered;
+  // A source that is down is not waited for (--peer_wait): it fails its lookup at once, and
+  // another source defining the workloads still answers.
+  CallBudget lookup = budget;
+  lookup.await_peer = false;
   for (const Source& s : sources_) {
     absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
-        s.peers->ListAllInGit(ByIds(ids), budget);
+        s.peers->ListAllInGit(ByIds(ids), lookup);
     if (!in_git.ok()) {
       unanswered.push_back(absl::StrCat(s.name, ": ", in_git.status().message()));
       continue;
@@ -66,12 +68,12 @@ absl::StatusOr<const Source*> Sources::Holding(absl::string_view name,
                                                    "): name one (ferryctl --source)"));
   }
   if (!unanswered.empty()) {
-    return absl::UnavailableError(absl::StrCat(
-        which, " is in no source that answered; the others did not: ",
-        absl::StrJoin(unanswered, "; "), " (or name the source: ferryctl --source)"));
+    return absl::UnavailableError(
+        absl::StrCat(which, " is in no source that answered; the others did not: ",
+                     absl::StrJoin(unanswered, "; "), " (or name the source: ferryctl --source)"));
   }
-  return absl::NotFoundError(absl::StrCat(which, " is in no source's repository (sources: ",
-                                          Names(), ")"));
+  return absl::NotFoundError(
+      absl::StrCat(which, " is in no source's repository (sources: ", Names(), ")"));
 }
 
 const Source* Sources::From(absl::string_view name) const {
