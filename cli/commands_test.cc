@@ -746,6 +746,7 @@ TEST(DroneTest, MapsAFullPluginEnvironmentOntoARelease) {
       {"PLUGIN_FORCE", "true"},
       {"PLUGIN_WAIT", "true"},
       {"PLUGIN_TIMEOUT", "5m"},
+      {"PLUGIN_SOURCE", "prod"},
       {"DRONE_COMMIT_AUTHOR", "alice"},
       {"DRONE_COMMIT_AUTHOR_EMAIL", "alice@example.com"},
       {"DRONE_BUILD_LINK", "https://drone.example.com/shop/helloworld/42"},
@@ -760,6 +761,7 @@ TEST(DroneTest, MapsAFullPluginEnvironmentOntoARelease) {
   EXPECT_EQ(client.token, "write-token-0123456789");
   EXPECT_TRUE(client.tls);
   EXPECT_EQ(client.timeout, "5m");
+  EXPECT_EQ(client.source, "prod");
   EXPECT_EQ(release.workloads,
             (std::vector<std::string>{"deployment/helloworld", "prod:deployment/api"}));
   EXPECT_EQ(release.namespace_, "shop");
