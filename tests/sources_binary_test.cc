@@ -73,9 +73,9 @@ class SourcesBinaryTest : public ::testing::Test {
       s->repo = *std::move(repo);
       // Both sources share one cluster: each syncer keeps to its namespace (else each lists
       // the other's workloads as running without being in its repo).
-      testing::StartGitWriterAndSyncer(
-          *s->repo, **cluster, {"--sync_set=" + s->ns(), "--allow_namespace=" + s->ns()}, s->git,
-          s->syncer);
+      testing::StartGitWriterAndSyncer(*s->repo, **cluster,
+                                       {"--sync_set=" + s->ns(), "--allow_namespace=" + s->ns()},
+                                       s->git, s->syncer);
       ASSERT_GT(s->syncer.grpc_port, 0);
       std::optional<ferry::v1::SyncResult> first = testing::FirstSync(s->syncer);
       ASSERT_TRUE(first.has_value()) << s->syncer.process->Output();
@@ -87,11 +87,11 @@ class SourcesBinaryTest : public ::testing::Test {
                        scanner_);
     ASSERT_GT(scanner_.grpc_port, 0);
     // Flags in the "wrong" order: the api sorts its sources by name.
-    testing::StartArgv({FERRY_API_BIN, "--grpc_address=127.0.0.1:0",
-                        "--metrics_address=127.0.0.1:0", "--automation_interval=1h",
-                        "--registry_scanner_address=" + scanner_.GrpcTarget(), b_.Flag(),
-                        a_.Flag()},
-                       api_);
+    testing::StartArgv(
+        {FERRY_API_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+         "--automation_interval=1h", "--registry_scanner_address=" + scanner_.GrpcTarget(),
+         b_.Flag(), a_.Flag()},
+        api_);
     ASSERT_GT(api_.grpc_port, 0);
     stub_ = ferry::v1::Ferry::NewStub(api_.Channel());
   }
@@ -155,11 +155,10 @@ class SourcesBinaryTest : public ::testing::Test {
 TEST_F(SourcesBinaryTest, ReleasesListsAndAutomationStayWithTheirSource) {
   // Lists read source after source, one page at a time, and name each workload's source.
   std::vector<std::string> passed_over;
-  const std::vector<std::pair<std::string, std::string>> want = {
-      {"a", "src-a:deployment/auto"},
-      {"a", "src-a:deployment/web"},
-      {"b", "src-b:deployment/auto"},
-      {"b", "src-b:deployment/web"}};
+  const std::vector<std::pair<std::string, std::string>> want = {{"a", "src-a:deployment/auto"},
+                                                                 {"a", "src-a:deployment/web"},
+                                                                 {"b", "src-b:deployment/auto"},
+                                                                 {"b", "src-b:deployment/web"}};
   EXPECT_EQ(ListAll(1, &passed_over), want);
   EXPECT_EQ(ListAll(0, &passed_over), want);
   EXPECT_TRUE(passed_over.empty());
@@ -206,16 +205,15 @@ TEST_F(SourcesBinaryTest, ReleasesListsAndAutomationStayWithTheirSource) {
   // ferryctl: a SOURCE column, and --source after the command.
   {
     FERRY_ASSERT_OK_AND_ASSIGN(
-        auto p, testing::Subprocess::Start({FERRYCTL_BIN, "list-workloads", "-a",
-                                            "--url=" + api_.GrpcTarget()}));
+        auto p, testing::Subprocess::Start(
+                    {FERRYCTL_BIN, "list-workloads", "-a", "--url=" + api_.GrpcTarget()}));
     ASSERT_EQ(p->Wait(absl::Seconds(30)), 0) << p->Output();
     const std::string out = p->Output();
     EXPECT_TRUE(absl::StartsWith(out, "SOURCE  WORKLOAD")) << out;
     EXPECT_TRUE(absl::StrContains(out, "\nb       src-b:deployment/web")) << out;
     FERRY_ASSERT_OK_AND_ASSIGN(
         auto r, testing::Subprocess::Start({FERRYCTL_BIN, "release", "--source", "b", "-w",
-                                            "src-b:deployment/web", "-i",
-                                            Image("web-b", "1.1.0"),
+                                            "src-b:deployment/web", "-i", Image("web-b", "1.1.0"),
                                             "--url=" + api_.GrpcTarget()}));
     ASSERT_EQ(r->Wait(absl::Seconds(60)), 0) << r->Output();
     EXPECT_TRUE(absl::StrContains(r->Output(), "Source: b\n")) << r->Output();
@@ -281,8 +279,8 @@ TEST_F(SourcesBinaryTest, OneSourceDownDoesNotBlockTheOther) {
   EXPECT_TRUE(absl::StrContains(s.error_message(), "a: ")) << s.error_message();
   // Lists pass it over and say so.
   std::vector<std::string> passed_over;
-  const std::vector<std::pair<std::string, std::string>> want = {
-      {"b", "src-b:deployment/auto"}, {"b", "src-b:deployment/web"}};
+  const std::vector<std::pair<std::string, std::string>> want = {{"b", "src-b:deployment/auto"},
+                                                                 {"b", "src-b:deployment/web"}};
   EXPECT_EQ(ListAll(1, &passed_over), want);
   ASSERT_EQ(passed_over.size(), 1u);
   EXPECT_TRUE(absl::StartsWith(passed_over[0], "a: ")) << passed_over[0];
