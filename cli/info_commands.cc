@@ -159,6 +159,7 @@ int RunJobs(const JobsOptions& options, Env& env) {
   }
   ferry::v1::ListJobsRequest request;
   request.set_limit(options.limit);
+  request.set_source(env.client.source);
   ferry::v1::ListJobsResponse response;
   grpc::ClientContext ctx;
   PrepareCall(ctx, env.client, *timeout);

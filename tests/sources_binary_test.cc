@@ -89,8 +89,8 @@ class SourcesBinaryTest : public ::testing::Test {
     // Flags in the "wrong" order: the api sorts its sources by name.
     testing::StartArgv(
         {FERRY_API_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
-         "--automation_interval=1h", "--registry_scanner_address=" + scanner_.GrpcTarget(),
-         b_.Flag(), a_.Flag()},
+         "--automation_interval=1h", "--peer_wait=60",
+         "--registry_scanner_address=" + scanner_.GrpcTarget(), b_.Flag(), a_.Flag()},
         api_);
     ASSERT_GT(api_.grpc_port, 0);
     stub_ = ferry::v1::Ferry::NewStub(api_.Channel());
@@ -174,6 +174,10 @@ TEST_F(SourcesBinaryTest, ReleasesListsAndAutomationStayWithTheirSource) {
   EXPECT_NE(a_.repo->Head(), a_head);
   EXPECT_EQ(b_.repo->Head(), b_head);
   EXPECT_EQ(RunningImage("src-a", "web"), Image("web-a", "1.1.0"));
+  // The same for a workload of the second source.
+  FERRY_ASSERT_OK(Release("src-b:deployment/auto", Image("auto-b", "1.0.0"), "", &job));
+  EXPECT_EQ(job.source(), "b");
+  EXPECT_EQ(Follow(job.id()).source(), "b");
   // A workload named with a source that does not define it is not released (as a workload
   // missing from git is not), and the other source's repo is not touched.
   const std::string a_released = a_.repo->Head();
@@ -264,19 +268,36 @@ TEST_F(SourcesBinaryTest, ReleasesListsAndAutomationStayWithTheirSource) {
 TEST_F(SourcesBinaryTest, OneSourceDownDoesNotBlockTheOther) {
   a_.git.process->Signal(SIGKILL);
   const std::string b_head = b_.repo->Head();
-  // Without a source, the release looks for the workload in every source: a does not
-  // answer, b defines it.
+  // Jobs for the source that is down wait for its git-writer (--peer_wait, 60 s here), as many
+  // as the api runs at once (--job_workers, 4)...
+  std::vector<std::string> stuck;
+  for (int i = 0; i < 4; ++i) {
+    ferry::v1::Job job;
+    FERRY_ASSERT_OK(Release("src-a:deployment/web", Image("web-a", "1.1.0"), "a", &job));
+    stuck.push_back(job.id());
+  }
+  // ... and do not hold the other source's jobs. Without a source, a release cannot tell
+  // whether the source that is down defines the workload too: it must name its source.
   ferry::v1::Job job;
-  FERRY_ASSERT_OK(Release("src-b:deployment/web", Image("web-b", "1.1.0"), "", &job));
+  grpc::Status unsure = Release("src-b:deployment/web", Image("web-b", "1.1.0"), "", &job);
+  EXPECT_EQ(unsure.error_code(), grpc::StatusCode::UNAVAILABLE) << unsure.error_message();
+  EXPECT_TRUE(absl::StrContains(unsure.error_message(), "source a: ")) << unsure.error_message();
+  FERRY_ASSERT_OK(Release("src-b:deployment/web", Image("web-b", "1.1.0"), "b", &job));
   ferry::v1::Job done = Follow(job.id());
   ASSERT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.DebugString();
   EXPECT_EQ(done.source(), "b");
   EXPECT_NE(b_.repo->Head(), b_head);
   EXPECT_EQ(RunningImage("src-b", "web"), Image("web-b", "1.1.0"));
-  // The down source's workload cannot be found, and says why.
-  grpc::Status s = Release("src-a:deployment/web", Image("web-a", "1.1.0"), "", &job);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
-  EXPECT_TRUE(absl::StrContains(s.error_message(), "a: ")) << s.error_message();
+  // b's release did not wait behind a's jobs: they still wait for a's git-writer.
+  for (const std::string& id : stuck) {
+    grpc::ClientContext ctx;
+    ferry::v1::GetJobRequest request;
+    request.set_id(id);
+    ferry::v1::Job a_job;
+    FERRY_ASSERT_OK(stub_->GetJob(&ctx, request, &a_job));
+    EXPECT_NE(a_job.state(), ferry::v1::JOB_STATE_SUCCEEDED);
+    EXPECT_NE(a_job.state(), ferry::v1::JOB_STATE_FAILED) << a_job.error();
+  }
   // Lists pass it over and say so.
   std::vector<std::string> passed_over;
   const std::vector<std::pair<std::string, std::string>> want = {{"b", "src-b:deployment/auto"},

@@ -51,23 +51,17 @@ grpc::Status ValidateCause(const ferry::v1::Cause& cause) {
 }  // namespace
 
 ApiService::ApiService(const Access& access, const Sources& sources, JobStore& jobs,
-                       JobRunner& runner, JobRecordStore* shared)
-    : access_(access),
-      sources_(sources),
-      peers_(sources.shared()),
-      jobs_(jobs),
-      shared_(shared),
-      runner_(runner) {}
+                       JobRecordStore* shared)
+    : access_(access), sources_(sources), peers_(sources.shared()), jobs_(jobs), shared_(shared) {}
 
 ApiService::ApiService(const Access& access, const PeerClients& peers, JobStore& jobs,
                        JobRunner& runner, Executor& executor, JobRecordStore* shared)
     : access_(access),
-      own_sources_(Sources({Source{"", &peers, &executor}})),
+      own_sources_(Sources({Source{"", &peers, &executor, &runner}})),
       sources_(*own_sources_),
       peers_(peers),
       jobs_(jobs),
-      shared_(shared),
-      runner_(runner) {}
+      shared_(shared) {}
 
 absl::StatusOr<const Source*> ApiService::PageSource(const std::string& requested,
                                                      const PagePosition& from) const {
@@ -347,7 +341,7 @@ grpc::Status ApiService::Release(grpc::ServerContext* context,
   // A dry run writes nothing: it may take the read-only lane, so it never waits behind
   // jobs stuck on a peer.
   Executor& executor = *(*source)->executor;
-  runner_.Run(
+  (*source)->runner->Run(
       submitted.id(), [&executor, submitted] { executor.RunRelease(submitted); },
       submitted.dry_run());
   return grpc::Status::OK;
@@ -408,7 +402,7 @@ grpc::Status ApiService::UpdatePolicy(grpc::ServerContext* context,
   *response = jobs_.Submit(std::move(job));
   ferry::v1::Job submitted = *response;
   Executor& executor = *(*source)->executor;
-  runner_.Run(submitted.id(), [&executor, submitted] { executor.RunPolicy(submitted); });
+  (*source)->runner->Run(submitted.id(), [&executor, submitted] { executor.RunPolicy(submitted); });
   return grpc::Status::OK;
 }
 
@@ -425,7 +419,7 @@ grpc::Status ApiService::Sync(grpc::ServerContext* context, const ferry::v1::Syn
   *response = jobs_.Submit(std::move(job));
   ferry::v1::Job submitted = *response;
   Executor& executor = *(*source)->executor;
-  runner_.Run(submitted.id(), [&executor, submitted] { executor.RunSync(submitted); });
+  (*source)->runner->Run(submitted.id(), [&executor, submitted] { executor.RunSync(submitted); });
   return grpc::Status::OK;
 }
 
@@ -584,15 +578,29 @@ grpc::Status ApiService::ListJobs(grpc::ServerContext* context,
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "limit: 0 (default 50) or more");
   }
   const int limit = request->limit() == 0 ? 50 : std::min(request->limit(), 1000);
-  std::vector<ferry::v1::Job> jobs = jobs_.List(limit);
+  // Only one source's jobs: every job held is looked at, the others' left out.
+  const Source* only = nullptr;
+  if (!request->source().empty()) {
+    absl::StatusOr<const Source*> source = sources_.Named(request->source(), "");
+    if (!source.ok()) return ToGrpcStatus(source.status());
+    only = *source;
+  }
+  const int wanted = only == nullptr ? limit : 1000;
+  auto keep = [only](const ferry::v1::Job& j) {
+    return only == nullptr || j.source() == only->name;
+  };
+  std::vector<ferry::v1::Job> jobs;
   std::set<std::string> known;
-  for (const auto& j : jobs) known.insert(j.id());
+  for (ferry::v1::Job& j : jobs_.List(wanted)) {
+    known.insert(j.id());
+    if (keep(j)) jobs.push_back(std::move(j));
+  }
   if (shared_ != nullptr) {
     // Every replica's jobs; unreadable records (logged and counted) leave this replica's.
-    if (absl::StatusOr<std::vector<ferry::v1::Job>> recorded = shared_->List(limit, known);
+    if (absl::StatusOr<std::vector<ferry::v1::Job>> recorded = shared_->List(wanted, known);
         recorded.ok()) {
       for (auto& j : *recorded) {
-        if (known.insert(j.id()).second) jobs.push_back(std::move(j));
+        if (known.insert(j.id()).second && keep(j)) jobs.push_back(std::move(j));
       }
     }
   }
@@ -602,6 +610,7 @@ grpc::Status ApiService::ListJobs(grpc::ServerContext* context,
     ferry::v1::ListJobNotesRequest notes_request;
     notes_request.set_limit(limit);
     for (const Source& source : sources_.all()) {
+      if (only != nullptr && &source != only) continue;
       absl::StatusOr<ferry::v1::ListJobNotesResponse> notes =
           source.peers->git.Call(&GitWriterStub::ListJobNotes, notes_request,
                                  peers_.ForRequest(*context, /*await_peer=*/false));

@@ -26,10 +26,10 @@ namespace ferry::api {
 class ApiService final : public ferry::v1::Ferry::Service {
  public:
   // Requests go to `sources` (sources.h says how they are routed); jobs are submitted to
-  // `jobs` and run by `runner` on their source's executor. `shared` (null without
+  // `jobs` and run on their source's runner and executor. `shared` (null without
   // --leader_elect): the job records of every replica (job_records.h), read for jobs this
   // process does not hold.
-  ApiService(const Access& access, const Sources& sources, JobStore& jobs, JobRunner& runner,
+  ApiService(const Access& access, const Sources& sources, JobStore& jobs,
              JobRecordStore* shared = nullptr);
   // One unnamed source: `peers` and `executor`.
   ApiService(const Access& access, const PeerClients& peers, JobStore& jobs, JobRunner& runner,
@@ -106,7 +106,6 @@ class ApiService final : public ferry::v1::Ferry::Service {
   const PeerClients& peers_;
   JobStore& jobs_;
   JobRecordStore* const shared_;
-  JobRunner& runner_;
   // ListImages' and ExplainTags' tag lists, shared by the readers of the same moment.
   const std::unique_ptr<SharedTagLists> tag_lists_ = NewSharedTagLists(peers_);
   const absl::Time started_ = absl::Now();

@@ -45,11 +45,27 @@ Automation::Automation(const PeerClients& peers, JobStore& store, Executor& exec
       interval_(interval),
       clock_(clock),
       own_watch_list_(std::make_unique<ScannerWatchList>(peers)),
-      watch_list_(own_watch_list_.get()) {}
+      watch_list_(own_watch_list_.get()) {
+  AddSeries();
+}
+
+void Automation::AddSeries() {
+  // The series exist from the start (a dashboard sees 0, not nothing).
+  metrics_.releases_.Add(labels_);
+  metrics_.incomplete_.Add(labels_);
+  metrics_.blocked_.Add(labels_);
+  metrics_.held_.Add(labels_);
+}
 
 void Automation::SetSource(std::string name, ScannerWatchList& watch_list) {
+  // The unlabelled series of the constructor give way to this source's.
+  metrics_.releases_.Remove(&metrics_.releases_.Add(labels_));
+  metrics_.incomplete_.Remove(&metrics_.incomplete_.Add(labels_));
+  metrics_.blocked_.Remove(&metrics_.blocked_.Add(labels_));
+  metrics_.held_.Remove(&metrics_.held_.Add(labels_));
   source_ = std::move(name);
   labels_ = {{"source", source_}};
+  AddSeries();
   own_watch_list_.reset();
   watch_list_ = &watch_list;
 }
@@ -57,11 +73,6 @@ void Automation::SetSource(std::string name, ScannerWatchList& watch_list) {
 Automation::~Automation() { Stop(); }
 
 void Automation::Start() {
-  // The series exist from the start (a dashboard sees 0, not nothing).
-  metrics_.releases_.Add(labels_);
-  metrics_.incomplete_.Add(labels_);
-  metrics_.blocked_.Add(labels_);
-  metrics_.held_.Add(labels_);
   {
     absl::MutexLock lock(&mu_);
     triggered_ = true;
@@ -300,17 +311,21 @@ void Automation::WatchRepositoriesOf(const ferry::v1::ListManifestWorkloadsRespo
   watch_list_->Set(source_, std::move(repositories));
 }
 
-void ScannerWatchList::Resend() {
-  absl::MutexLock lock(&mu_);
-  sent_.reset();
-}
+void ScannerWatchList::Resend() { resend_ = true; }
 
 void ScannerWatchList::Set(const std::string& source, std::set<std::string> repositories) {
-  absl::MutexLock lock(&mu_);
-  by_source_[source] = std::move(repositories);
+  absl::MutexLock send(&send_mu_);
   std::set<std::string> all;
-  for (const auto& [name, of_source] : by_source_) all.insert(of_source.begin(), of_source.end());
-  if (sent_ == all) return;
+  {
+    absl::MutexLock lock(&mu_);
+    by_source_[source] = std::move(repositories);
+    for (const auto& [name, of_source] : by_source_) {
+      all.insert(of_source.begin(), of_source.end());
+    }
+    // A Resend() from now on (while the call below runs) sends the list again next time.
+    if (!resend_.exchange(false) && sent_ == all) return;
+    sent_.reset();
+  }
   ferry::v1::WatchRequest watch;
   for (const std::string& r : all) watch.add_repositories(r);
   absl::StatusOr<ferry::v1::WatchResponse> answer =
@@ -319,7 +334,7 @@ void ScannerWatchList::Set(const std::string& source, std::set<std::string> repo
   if (!answer.ok()) {
     log::Warn("automation: cannot set the scanner's watch list",
               {{"error", std::string(answer.status().message())}});
-    return;
+    return;  // sent_ stays empty: the next Set sends it
   }
   // Refused repositories are logged once: the list is recorded as sent, so it is not sent
   // again until it changes.
@@ -327,6 +342,7 @@ void ScannerWatchList::Set(const std::string& source, std::set<std::string> repo
     log::Warn("automation: the scanner refused to watch a repository",
               {{"reason", r.reason()}, {"code", absl::StrCat(r.code())}});
   }
+  absl::MutexLock lock(&mu_);
   sent_ = std::move(all);
 }
 

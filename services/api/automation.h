@@ -90,9 +90,13 @@ class ScannerWatchList {
 
  private:
   const PeerClients& peers_;
-  absl::Mutex mu_;  // held over the call: lists reach the scanner in the order they are set
+  // Held over the call, so lists reach the scanner in the order they are set; Resend never
+  // waits for it (a leadership change calls it).
+  absl::Mutex send_mu_;
+  absl::Mutex mu_ ABSL_ACQUIRED_AFTER(send_mu_);
   std::map<std::string, std::set<std::string>> by_source_ ABSL_GUARDED_BY(mu_);
   std::optional<std::set<std::string>> sent_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> resend_{false};
 };
 
 class Automation {
@@ -146,6 +150,8 @@ class Automation {
 
  private:
   void Loop();
+  // Adds the series of this source's labels.
+  void AddSeries();
   // permit_'s answer (true without one); a refusal is logged with `when` (start, submit).
   bool Permitted(const char* when);
   void FollowEvents();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <tuple>
 
@@ -10,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "lib/manifest/workload_id.h"
 
@@ -59,8 +61,8 @@ void AddFlags(CLI::App& app, Flags& flags) {
   app.add_option("--job_history", flags.job_history, "Jobs kept in memory")
       ->envname("FERRY_JOB_HISTORY")
       ->capture_default_str();
-  // Jobs running at the same time (releases, policy changes, syncs); git-writer serializes
-  // the commits themselves.
+  // Jobs running at the same time (releases, policy changes, syncs), per source (each
+  // source has workers of its own); git-writer serializes the commits themselves.
   app.add_option("--job_workers", flags.job_workers, "Jobs run concurrently")
       ->envname("FERRY_JOB_WORKERS")
       ->capture_default_str();
@@ -145,12 +147,38 @@ absl::StatusOr<SourceConfig> ParseSource(const std::string& value) {
     return invalid(
         "NAME must be a DNS label: lower-case letters, digits and '-', at most 63 characters");
   }
-  std::vector<std::string> addresses = absl::StrSplit(value.substr(eq + 1), ',');
-  if (addresses.size() != 2 || addresses[0].empty() || addresses[1].empty()) {
-    return invalid("two addresses, separated by ',', must follow the name");
+  const std::string addresses = value.substr(eq + 1);
+  if (addresses.find_first_of(" \t\r\n=") != std::string::npos) {
+    return invalid("an address has a blank or '='");
   }
-  source.git_writer_address = addresses[0];
-  source.cluster_syncer_address = addresses[1];
+  std::vector<std::string> parts = absl::StrSplit(addresses, ',');
+  // Each address may be a replica list (lib/runtime/channel.h): "ipv4:A,B" or a dns: name.
+  // Two parts are the two addresses; with more, the cluster-syncer's address is the one
+  // part after the first that starts a target of its own (ipv4:, ipv6:, dns:, unix:).
+  size_t split = parts.size() == 2 ? 1 : 0;
+  if (parts.size() > 2) {
+    for (size_t i = 1; i < parts.size(); ++i) {
+      for (const char* scheme : {"ipv4:", "ipv6:", "dns:", "unix:"}) {
+        if (!absl::StartsWith(parts[i], scheme)) continue;
+        if (split != 0) return invalid("more than one cluster-syncer address");
+        split = i;
+      }
+    }
+  }
+  if (split == 0) {
+    return invalid(
+        "two addresses, separated by ',', must follow the name (a replica list of the "
+        "cluster-syncer starts with its own ipv4: / ipv6:, or use dns: names)");
+  }
+  source.git_writer_address =
+      absl::StrJoin(std::vector<std::string>(parts.begin(), parts.begin() + split), ",");
+  source.cluster_syncer_address =
+      absl::StrJoin(std::vector<std::string>(parts.begin() + split, parts.end()), ",");
+  for (const std::string* address : {&source.git_writer_address, &source.cluster_syncer_address}) {
+    if (address->empty() || absl::StrContains(*address, ",,") || absl::EndsWith(*address, ",")) {
+      return invalid("an address is empty");
+    }
+  }
   return source;
 }
 
@@ -314,14 +342,25 @@ absl::StatusOr<std::vector<SourceConfig>> SourcesOf(const Flags& flags) {
     return absl::InvalidArgumentError(absl::StrCat("--source: at most ", kMaxSources));
   }
   std::map<std::string, SourceConfig> by_name;
+  std::set<std::string> addresses;
   for (const std::string& value : flags.sources) {
     absl::StatusOr<SourceConfig> source = ParseSource(value);
     if (!source.ok()) return source.status();
     const std::string name = source->name;
-    if (!by_name.emplace(name, *std::move(source)).second) {
+    if (by_name.count(name) > 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("--source: two sources are named '", name, "'; names must be unique"));
     }
+    // Two sources of one repo (or one cluster-syncer) would make every workload ambiguous
+    // and run two automations on one branch.
+    for (const std::string& address : {"git-writer " + source->git_writer_address,
+                                       "cluster-syncer " + source->cluster_syncer_address}) {
+      if (!addresses.insert(address).second) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--source: two sources name ", address, "; each source has its own"));
+      }
+    }
+    by_name.emplace(name, *std::move(source));
   }
   std::vector<SourceConfig> sources;
   for (auto& [name, source] : by_name) sources.push_back(std::move(source));

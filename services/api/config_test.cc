@@ -53,6 +53,8 @@ TEST(ConfigTest, LeaderElectionIsOffByDefaultAndItsLeaseIsPerGitWriter) {
   FERRY_ASSERT_OK(config);
   EXPECT_FALSE(config->leader.enabled);
   EXPECT_EQ(config->leader.lease_name, LeaseNameFor({{"", "127.0.0.1:3031", "127.0.0.1:3033"}}));
+  // One unnamed source keeps the Lease it had before sources existed.
+  EXPECT_EQ(config->leader.lease_name, kube::DefaultLeaseName("api", "git-writer=127.0.0.1:3031"));
   config = Parse({"--leader_elect", "--git_writer_address=git-writer:3031",
                   "--kubeconfig=/k/config", "--context=kind", "--leader_elect_lease_duration=8s",
                   "--leader_elect_renew_deadline=5s", "--leader_elect_retry_period=1s"});
@@ -98,12 +100,25 @@ TEST(ConfigTest, SourceFlagsNameSeveralSourcesInNameOrder) {
   EXPECT_EQ(config->sources[1].name, "prod");
   EXPECT_EQ(config->sources[1].git_writer_address, "dns:///gw-prod:3031");
   EXPECT_EQ(config->sources[1].cluster_syncer_address, "cs-prod:3033");
+  // Replica lists: the cluster-syncer's starts with a target of its own.
+  absl::StatusOr<SourceConfig> lists =
+      ParseSource("prod=ipv4:10.0.0.5:3031,10.0.0.6:3031,ipv4:10.0.0.7:3033,10.0.0.8:3033");
+  FERRY_ASSERT_OK(lists);
+  EXPECT_EQ(lists->git_writer_address, "ipv4:10.0.0.5:3031,10.0.0.6:3031");
+  EXPECT_EQ(lists->cluster_syncer_address, "ipv4:10.0.0.7:3033,10.0.0.8:3033");
+  lists = ParseSource("prod=ipv4:10.0.0.5:3031,10.0.0.6:3031,dns:///cs-prod:3033");
+  FERRY_ASSERT_OK(lists);
+  EXPECT_EQ(lists->git_writer_address, "ipv4:10.0.0.5:3031,10.0.0.6:3031");
+  EXPECT_EQ(lists->cluster_syncer_address, "dns:///cs-prod:3033");
 }
 
 TEST(ConfigTest, BadSourceFlagsNameTheFlag) {
-  for (const char* bad : {"--source=prod", "--source==gw:1,cs:2", "--source=Prod=gw:1,cs:2",
-                          "--source=prod_1=gw:1,cs:2", "--source=prod=gw:1", "--source=prod=gw:1,",
-                          "--source=prod=gw:1,cs:2,x:3", "--source=-prod=gw:1,cs:2"}) {
+  for (const char* bad :
+       {"--source=prod", "--source==gw:1,cs:2", "--source=Prod=gw:1,cs:2",
+        "--source=prod_1=gw:1,cs:2", "--source=prod=gw:1", "--source=prod=gw:1,",
+        "--source=prod=gw:1,cs:2,x:3", "--source=-prod=gw:1,cs:2", "--source=prod=ipv4:a:1,b:1,c:2",
+        "--source=prod=ipv4:a:1,ipv4:b:1,ipv4:c:2", "--source=prod=gw:1, cs:2",
+        "--source=prod=gw:1,,cs:2"}) {
     EXPECT_THAT(Parse({bad}),
                 StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("--source: ")))
         << bad;
@@ -111,12 +126,15 @@ TEST(ConfigTest, BadSourceFlagsNameTheFlag) {
   EXPECT_THAT(Parse({"--source=a=gw:1,cs:2", "--source=a=gw:3,cs:4"}),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        AllOf(StartsWith("--source: "), HasSubstr("two sources are named 'a'"))));
+  EXPECT_THAT(Parse({"--source=a=gw:1,cs:2", "--source=b=gw:1,cs:3"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(StartsWith("--source: "), HasSubstr("git-writer gw:1"))));
   EXPECT_THAT(Parse({"--source=a=gw:1,cs:2", "--git_writer_address=gw:9"}),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        AllOf(StartsWith("--source: "), HasSubstr("--git_writer_address"))));
   std::vector<std::string> many;
   for (size_t i = 0; i <= kMaxSources; ++i) {
-    many.push_back(absl::StrCat("--source=s", i, "=gw:1,cs:2"));
+    many.push_back(absl::StrCat("--source=s", i, "=gw:", i, ",cs:", i));
   }
   EXPECT_THAT(Parse(many), StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("--source: ")));
 }

@@ -50,14 +50,13 @@ int main(int argc, char** argv) {
   JobMetrics job_metrics(*metrics);
   JobStore jobs(config.job_history, job_metrics);
   replication->Share(jobs);  // every replica reads the jobs of every other
-  JobRunner runner(jobs, config.job_workers);
   RevertMetrics revert_metrics(*metrics);
   AutomationMetrics automation_metrics(*metrics);
   std::vector<std::unique_ptr<SourceServices>> stacks;
   for (const SourceConfig& source : config.sources) {
     stacks.push_back(std::make_unique<SourceServices>(
         source, channel_to, *registry, PeerLink{config.registry_scanner_address, registry_channel},
-        config.timeouts, jobs, runner, revert_metrics, automation_metrics,
+        config.timeouts, jobs, config.job_workers, revert_metrics, automation_metrics,
         config.automation_interval));
   }
   Sources sources = SourcesOf(stacks);
@@ -67,7 +66,7 @@ int main(int argc, char** argv) {
     if (sources.named()) stack->automation.SetSource(stack->name, watch_list);
     automations.push_back(&stack->automation);
   }
-  ApiService service(*access, sources, jobs, runner, replication->shared_jobs());
+  ApiService service(*access, sources, jobs, replication->shared_jobs());
   if (!config.automation) ferry::log::Info("automation is off (--no_automation)");
   replication->Lead(automations);  // passes only while this replica leads
   // Notifications (--notify_url): finished jobs and the cluster-syncers' failed syncs.
@@ -89,13 +88,15 @@ int main(int argc, char** argv) {
         }
         // Shutting down: cut in-flight downstream calls short (rollout waits, applies, also
         // an automated release's), then stop the automation loop.
-        runner.Stop();
+        for (auto& stack : stacks) stack->runner.Stop();
         for (Automation* automation : automations) automation->Stop();
         notifications.StopWatching();
       });
   // The jobs still running use the executor and the peer clients: they end before those go.
-  runner.Join();
-  for (auto& stack : stacks) stack->reverter.Join();  // their calls were cancelled with the jobs'
+  for (auto& stack : stacks) {
+    stack->runner.Join();
+    stack->reverter.Join();  // its calls were cancelled with the jobs'
+  }
   replication->Stop(jobs);  // releases the Lease (a standby automates at once), last records
   // What the last jobs announced is sent, for a few seconds at most.
   notifications.Stop(absl::Seconds(5));

@@ -4,7 +4,7 @@ namespace ferry::api {
 
 SourceServices::SourceServices(const SourceConfig& config, const ChannelFactory& channel_to,
                                RegistryScannerStub& registry, PeerLink registry_link,
-                               JobTimeouts timeouts, JobStore& jobs, JobRunner& runner,
+                               JobTimeouts timeouts, JobStore& jobs, int job_workers,
                                RevertMetrics& revert_metrics, AutomationMetrics& automation_metrics,
                                absl::Duration automation_interval)
     : name(config.name),
@@ -13,6 +13,7 @@ SourceServices::SourceServices(const SourceConfig& config, const ChannelFactory&
              {config.cluster_syncer_address, channel_to(config.cluster_syncer_address)}},
       git_(ferry::v1::GitWriter::NewStub(links_.git.channel)),
       cluster_(ferry::v1::ClusterSyncer::NewStub(links_.cluster.channel)),
+      runner(jobs, job_workers),
       // Every call to a peer: deadlines from --peer_wait and --job_*_timeout, cancelled by
       // runner.Stop() at shutdown.
       peers(Peers{*git_, registry, *cluster_}, runner.cancel(), timeouts, links_),
@@ -24,7 +25,9 @@ SourceServices::SourceServices(const SourceConfig& config, const ChannelFactory&
 
 Sources SourcesOf(const std::vector<std::unique_ptr<SourceServices>>& services) {
   std::vector<Source> sources;
-  for (const auto& s : services) sources.push_back(Source{s->name, &s->peers, &s->executor});
+  for (const auto& s : services) {
+    sources.push_back(Source{s->name, &s->peers, &s->executor, &s->runner});
+  }
   return Sources(std::move(sources));
 }
 

@@ -28,12 +28,13 @@ class SourceServices {
   using ChannelFactory = std::function<std::shared_ptr<grpc::Channel>(const std::string& address)>;
 
   // The source `config`, its peers reached through `channel_to` and the shared `registry`
-  // (at `registry_link`); its jobs in `jobs`, run by `runner` (whose cancel() cuts its calls
-  // short at shutdown) within `timeouts`. The metrics are shared by every source. Everything
-  // passed in outlives this object. Nothing starts: the automation starts with Start().
+  // (at `registry_link`); its jobs in `jobs`, run by `job_workers` workers of its own
+  // within `timeouts`. The metrics are shared by every source. Everything passed in
+  // outlives this object. The automation starts with automation.Start(); at shutdown
+  // runner.Stop() cuts the source's calls short, then runner.Join() and reverter.Join().
   SourceServices(const SourceConfig& config, const ChannelFactory& channel_to,
                  RegistryScannerStub& registry, PeerLink registry_link, JobTimeouts timeouts,
-                 JobStore& jobs, JobRunner& runner, RevertMetrics& revert_metrics,
+                 JobStore& jobs, int job_workers, RevertMetrics& revert_metrics,
                  AutomationMetrics& automation_metrics, absl::Duration automation_interval);
   SourceServices(const SourceServices&) = delete;
   SourceServices& operator=(const SourceServices&) = delete;
@@ -46,6 +47,7 @@ class SourceServices {
   std::unique_ptr<ferry::v1::ClusterSyncer::Stub> cluster_;
 
  public:
+  JobRunner runner;
   PeerClients peers;
   Executor executor;
   // Rollouts that revert themselves (rollback: auto): followed after each release.

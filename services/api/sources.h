@@ -25,12 +25,18 @@
 namespace ferry::api {
 
 // One source: its name ("" for the one unnamed source), the clients of its peers (whose
-// registry client is the shared scanner's) and the executor of its jobs.
+// registry client is the shared scanner's), the executor of its jobs and the runner they
+// run on (a source of its own: jobs stuck on a source that is down never hold the workers
+// of another).
 struct Source {
   std::string name;
   const PeerClients* peers = nullptr;
   Executor* executor = nullptr;
+  JobRunner* runner = nullptr;
 };
+
+// How long the lookup of the source that defines some workloads waits for each source.
+inline constexpr absl::Duration kSourceLookupTimeout = absl::Seconds(5);
 
 // The sources, in name order. Immutable; thread-safe.
 class Sources {
@@ -45,16 +51,17 @@ class Sources {
   // The clients of the first source, for calls to the one registry-scanner they share.
   const PeerClients& shared() const { return *sources_.front().peers; }
 
-  // The source `name` (unnamed sources: "" is the one source, any other name is ignored).
-  // INVALID_ARGUMENT for a name no source has, and for "" when there are several sources:
-  // `what` ("a sync", ...) then says what needs one.
+  // The source `name`. INVALID_ARGUMENT for a name that is not a DNS label (not echoed), a
+  // name no source has (with one unnamed source: any name), and for "" when there are
+  // several sources: `what` ("a sync", ...) then says what needs one.
   absl::StatusOr<const Source*> Named(absl::string_view name, absl::string_view what) const;
 
-  // The source `name`, or with `name` "" and several sources the one whose git defines
-  // every workload in `ids` (non-empty), asked with one ListWorkloads per source under
-  // `budget`. NOT_FOUND when no source defines them all (UNAVAILABLE when a source that
-  // did not answer might have), INVALID_ARGUMENT when several do. A source that does not
-  // answer is passed over when another one defines them.
+  // The source `name` (as Named), or with `name` "" and several sources the one whose git
+  // defines every workload in `ids`, asked with one ListWorkloads per source at once, each
+  // within kSourceLookupTimeout and `budget`, none waited for when down. NOT_FOUND when no
+  // source defines them all; INVALID_ARGUMENT when several do (or `ids` is empty);
+  // UNAVAILABLE naming the sources that did not answer when one did not (it might define
+  // them: the request must then name its source).
   absl::StatusOr<const Source*> Holding(absl::string_view name, const std::vector<std::string>& ids,
                                         const CallBudget& budget) const;
 

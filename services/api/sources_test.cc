@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "ferry/v1/cluster_syncer_mock.grpc.pb.h"
 #include "ferry/v1/git_writer_mock.grpc.pb.h"
 #include "ferry/v1/registry_scanner_mock.grpc.pb.h"
@@ -24,8 +25,8 @@ using ::testing::Invoke;
 
 // One source whose git-writer defines `ids` (or does not answer).
 struct FakeSource {
-  FakeSource(std::string name, std::set<std::string> ids, ferry::v1::MockRegistryScannerStub& registry,
-             CancelSet& cancel)
+  FakeSource(std::string name, std::set<std::string> ids,
+             ferry::v1::MockRegistryScannerStub& registry, CancelSet& cancel)
       : name(std::move(name)), ids(std::move(ids)), peers(Peers{git, registry, cluster}, cancel) {
     ON_CALL(git, ListWorkloads(_, _, _))
         .WillByDefault(Invoke([this](grpc::ClientContext*,
@@ -83,13 +84,16 @@ class SourcesTest : public ::testing::Test {
 TEST_F(SourcesTest, OneUnnamedSourceTakesEveryRequestWithoutAsking) {
   Sources sources = Make({""}, {{"default:deployment/web"}});
   EXPECT_FALSE(sources.named());
-  for (const char* name : {"", "anything"}) {
-    FERRY_ASSERT_OK_AND_ASSIGN(const Source* s, sources.Named(name, "a sync"));
-    EXPECT_EQ(s->name, "");
-    FERRY_ASSERT_OK_AND_ASSIGN(s, sources.Holding(name, {"x:deployment/not-there"}, Budget()));
-    EXPECT_EQ(s->name, "");
-  }
+  FERRY_ASSERT_OK_AND_ASSIGN(const Source* s, sources.Named("", "a sync"));
+  EXPECT_EQ(s->name, "");
+  FERRY_ASSERT_OK_AND_ASSIGN(s, sources.Holding("", {"x:deployment/not-there"}, Budget()));
+  EXPECT_EQ(s->name, "");
   EXPECT_EQ(Fake("").calls, 0);  // nothing looked up
+  // A name meant for another api (a FERRY_SOURCE left set) is refused, not ignored.
+  EXPECT_THAT(sources.Named("prod", "a sync"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("without a name")));
+  EXPECT_THAT(sources.Holding("prod", {"x:deployment/web"}, Budget()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("without a name")));
 }
 
 TEST_F(SourcesTest, NamedSourcesAreSortedAndAWholeSourceRequestMustNameOne) {
@@ -104,6 +108,12 @@ TEST_F(SourcesTest, NamedSourcesAreSortedAndAWholeSourceRequestMustNameOne) {
   EXPECT_THAT(sources.Named("staging", "a sync"),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("no source is named 'staging' (sources: dev, prod)")));
+  // A name that cannot be one is refused without being echoed.
+  for (const std::string& bad : {std::string("Prod"), std::string(200, 'a'), std::string("a\nb")}) {
+    absl::StatusOr<const Source*> refused = sources.Named(bad, "a sync");
+    EXPECT_THAT(refused, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("DNS label")));
+    EXPECT_FALSE(absl::StrContains(refused.status().message(), bad));
+  }
   // Lists go source after source.
   EXPECT_EQ(sources.From("")->name, "dev");
   EXPECT_EQ(sources.From("e")->name, "prod");
@@ -115,8 +125,7 @@ TEST_F(SourcesTest, NamedSourcesAreSortedAndAWholeSourceRequestMustNameOne) {
 TEST_F(SourcesTest, WorkloadsWithoutASourceGoToTheOneSourceDefiningThemAll) {
   Sources sources = Make({"a", "b"}, {{"ns:deployment/web", "ns:deployment/db"},
                                       {"ns:deployment/web", "other:deployment/api"}});
-  FERRY_ASSERT_OK_AND_ASSIGN(const Source* s,
-                             sources.Holding("", {"ns:deployment/db"}, Budget()));
+  FERRY_ASSERT_OK_AND_ASSIGN(const Source* s, sources.Holding("", {"ns:deployment/db"}, Budget()));
   EXPECT_EQ(s->name, "a");
   FERRY_ASSERT_OK_AND_ASSIGN(s, sources.Holding("", {"other:deployment/api"}, Budget()));
   EXPECT_EQ(s->name, "b");
@@ -125,21 +134,32 @@ TEST_F(SourcesTest, WorkloadsWithoutASourceGoToTheOneSourceDefiningThemAll) {
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("workload ns:deployment/web is in several sources (a, b)")));
   EXPECT_THAT(sources.Holding("", {"ns:deployment/db", "other:deployment/api"}, Budget()),
-              StatusIs(absl::StatusCode::kNotFound, HasSubstr("in no source's repository")));
+              StatusIs(absl::StatusCode::kNotFound,
+                       HasSubstr("the 2 workloads are in no source's repository")));
+  // Ids named twice count once.
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      s, sources.Holding("", {"ns:deployment/db", "ns:deployment/db"}, Budget()));
+  EXPECT_EQ(s->name, "a");
+  EXPECT_THAT(sources.Holding("", {}, Budget()), StatusIs(absl::StatusCode::kInvalidArgument));
   // A named source is taken as it is (the job then finds what its repo has).
   FERRY_ASSERT_OK_AND_ASSIGN(s, sources.Holding("b", {"ns:deployment/db"}, Budget()));
   EXPECT_EQ(s->name, "b");
 }
 
-TEST_F(SourcesTest, ASourceThatDoesNotAnswerIsPassedOverUnlessItMightHoldTheWorkloads) {
-  Sources sources = Make({"a", "b"}, {{"ns:deployment/web"}, {"other:deployment/api"}});
+TEST_F(SourcesTest, ASourceThatDoesNotAnswerMightHoldTheWorkloadsSoTheRequestMustNameOne) {
+  // Both define web (dev and prod often share ids): with a down, b's answer alone would
+  // send a request meant for a to b.
+  Sources sources = Make({"a", "b"}, {{"ns:deployment/web"}, {"ns:deployment/web"}});
   Fake("a").down = true;
-  FERRY_ASSERT_OK_AND_ASSIGN(const Source* s,
-                             sources.Holding("", {"other:deployment/api"}, Budget()));
-  EXPECT_EQ(s->name, "b");
   EXPECT_THAT(sources.Holding("", {"ns:deployment/web"}, Budget()),
               StatusIs(absl::StatusCode::kUnavailable,
-                       AllOf(HasSubstr("no source that answered"), HasSubstr("a: "))));
+                       AllOf(HasSubstr("cannot tell which source defines workload "
+                                       "ns:deployment/web: source a: "),
+                             HasSubstr("name the source"))));
+  // Named, the other source goes on.
+  FERRY_ASSERT_OK_AND_ASSIGN(const Source* s,
+                             sources.Holding("b", {"ns:deployment/web"}, Budget()));
+  EXPECT_EQ(s->name, "b");
 }
 
 TEST(SourceErrorTest, NamesANamedSourceAndKeepsTheCode) {
