@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "lib/manifest/workload_id.h"
 #include "lib/manifest/workload_selection.h"
 #include "lib/names/names.h"
@@ -98,38 +99,82 @@ grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
   if (grpc::Status s = access_.Check(*context, Role::kRead); !s.ok()) return s;
   absl::StatusOr<int32_t> page_size = PageSizeOf(request->page_size(), kWorkloadPages);
   if (!page_size.ok()) return ToGrpcStatus(page_size.status());
-  const std::string request_key = absl::StrCat("ListWorkloads\n", request->namespace_(), "\n",
-                                               request->container(), "\n", request->source());
+  const std::string request_key = WorkloadsRequestKey(*request);
   absl::StatusOr<PagePosition> from = DecodePageToken(request->page_token(), request_key);
   if (!from.ok()) return ToGrpcStatus(from.status());
   absl::StatusOr<const Source*> source = PageSource(request->source(), *from);
   if (!source.ok()) return ToGrpcStatus(source.status());
-  const PeerClients& peers = *(*source)->peers;
   const CallBudget budget = peers_.ForRequest(*context, /*await_peer=*/false);
-  // A page of git's list and of the cluster's from the same id on: their merge is complete
-  // up to the first id either one stops at.
-  ferry::v1::ListManifestWorkloadsRequest git_request;
-  git_request.set_namespace_(request->namespace_());
-  git_request.set_revision(from->revision);
-  git_request.set_start_after(from->last_id);
-  git_request.set_limit(*page_size);
-  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
-      peers.git.Call(&GitWriterStub::ListWorkloads, git_request, budget);
-  if (!in_git.ok()) {
+  // A first page is read at git's revision of now (a continuation at its token's): readers
+  // of the same moment and revision share one page (workload_pages_), and a commit is seen
+  // by the next read. A git-writer that does not answer fails the page's own read below.
+  std::string revision = from->revision;
+  if (revision.empty()) {
+    absl::StatusOr<ferry::v1::HeadResponse> head = (*source)->peers->git.Call(
+        &GitWriterStub::Head, ferry::v1::HeadRequest(), budget.AtMost(kPeerCallTimeout));
+    if (head.ok()) revision = head->revision();
+  }
+  ferry::v1::ListWorkloadsRequest query;  // everything the page depends on
+  query.set_namespace_(request->namespace_());
+  query.set_container(request->container());
+  query.set_source(request->source());
+  query.set_page_size(*page_size);
+  query.set_page_token(absl::StrCat(revision, "\n", from->last_id));
+  WorkloadPages::Outcome page =
+      workload_pages_->Get(absl::StrCat((*source)->name, "\n", query.SerializeAsString()),
+                           std::nullopt, budget.deadline);
+  if (!page.ok()) {
     std::optional<std::string> next =
-        PassOver(request->source(), **source, in_git.status(), request_key);
-    if (!next.has_value()) return ToGrpcStatus(SourceError(**source, in_git.status()));
-    response->add_unavailable_sources(
-        absl::StrCat((*source)->name, ": ", in_git.status().message()));
+        PassOver(request->source(), **source, page.status(), request_key);
+    if (!next.has_value()) return ToGrpcStatus(SourceError(**source, page.status()));
+    response->add_unavailable_sources(absl::StrCat((*source)->name, ": ", page.status().message()));
     response->set_next_page_token(*next);
     return grpc::Status::OK;
   }
+  *response = **page;
+  return grpc::Status::OK;
+}
+
+std::string ApiService::WorkloadsRequestKey(const ferry::v1::ListWorkloadsRequest& request) {
+  return absl::StrCat("ListWorkloads\n", request.namespace_(), "\n", request.container(), "\n",
+                      request.source());
+}
+
+absl::StatusOr<ferry::v1::ListWorkloadsResponse> ApiService::LoadWorkloadPage(
+    const std::string& key) const {
+  // The key: the source's name, then the query ListWorkloads made (its page_token holding
+  // the revision and the last id before the page).
+  const size_t cut = key.find('\n');
+  ferry::v1::ListWorkloadsRequest query;
+  if (cut == std::string::npos || !query.ParseFromString(key.substr(cut + 1))) {
+    return absl::InternalError("malformed page key");
+  }
+  absl::StatusOr<const Source*> source = sources_.Named(key.substr(0, cut), "");
+  if (!source.ok()) return source.status();
+  const PeerClients& peers = *(*source)->peers;
+  const std::vector<std::string> position = absl::StrSplit(query.page_token(), '\n');
+  if (position.size() != 2) return absl::InternalError("malformed page position");
+  const int32_t page_size = query.page_size();
+  const std::string request_key = WorkloadsRequestKey(query);
+  // The page is shared: its calls are not the caller's (who may go away), within
+  // kPeerCallTimeout; a caller waiting for it gives up at its own deadline.
+  const CallBudget budget = peers.Until(absl::Now() + kPeerCallTimeout, /*await_peer=*/false);
+  // A page of git's list and of the cluster's from the same id on: their merge is complete
+  // up to the first id either one stops at.
+  ferry::v1::ListManifestWorkloadsRequest git_request;
+  git_request.set_namespace_(query.namespace_());
+  git_request.set_revision(position[0]);
+  git_request.set_start_after(position[1]);
+  git_request.set_limit(page_size);
+  absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
+      peers.git.Call(&GitWriterStub::ListWorkloads, git_request, budget);
+  if (!in_git.ok()) return in_git.status();
   // The cluster's view and the last sync's errors; without them the list still answers,
   // marked not ready.
   ferry::v1::ListClusterWorkloadsRequest cluster_request;
-  cluster_request.set_namespace_(request->namespace_());
-  cluster_request.set_start_after(from->last_id);
-  cluster_request.set_limit(*page_size);
+  cluster_request.set_namespace_(query.namespace_());
+  cluster_request.set_start_after(position[1]);
+  cluster_request.set_limit(page_size);
   absl::StatusOr<ferry::v1::ListClusterWorkloadsResponse> in_cluster =
       peers.cluster.Call(&ClusterSyncerStub::ListWorkloads, cluster_request, budget);
   absl::StatusOr<ferry::v1::SyncResult> last_sync = peers.cluster.Call(
@@ -150,27 +195,32 @@ grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
   };
   drop_beyond(*in_git->mutable_workloads());
   if (in_cluster.ok()) drop_beyond(*in_cluster->mutable_workloads());
+  // A misspelt namespace is NOT_FOUND on the first page of a list of one source; a list
+  // of every source may find it in another.
+  ferry::v1::ListWorkloadsRequest merging = query;
+  const bool first_page =
+      position[1].empty() && (sources_.all().size() == 1 || !query.source().empty());
+  merging.set_page_token(first_page ? "" : "continued");
   absl::StatusOr<ferry::v1::ListWorkloadsResponse> merged =
-      MergeWorkloads(*request, *in_git, in_cluster.ok() ? &*in_cluster : nullptr,
+      MergeWorkloads(merging, *in_git, in_cluster.ok() ? &*in_cluster : nullptr,
                      last_sync.ok() ? &*last_sync : nullptr);
-  if (!merged.ok()) return ToGrpcStatus(merged.status());
+  if (!merged.ok()) return merged.status();
   // Two pages merged hold up to twice the page: the rest comes with the next one.
-  if (merged->workloads_size() > *page_size) {
-    merged->mutable_workloads()->DeleteSubrange(*page_size, merged->workloads_size() - *page_size);
+  if (merged->workloads_size() > page_size) {
+    merged->mutable_workloads()->DeleteSubrange(page_size, merged->workloads_size() - page_size);
     page_end = merged->workloads().rbegin()->id();
   }
-  if (std::string cut = CutToPageBytes(*merged->mutable_workloads(),
-                                       [](const ferry::v1::Workload& w) { return w.id(); });
-      !cut.empty()) {
-    page_end = cut;
+  if (std::string cut_at = CutToPageBytes(*merged->mutable_workloads(),
+                                          [](const ferry::v1::Workload& w) { return w.id(); });
+      !cut_at.empty()) {
+    page_end = cut_at;
   }
   for (ferry::v1::Workload& w : *merged->mutable_workloads()) w.set_source((*source)->name);
   merged->set_next_page_token(
       page_end.empty()
-          ? NextSourceToken(request->source(), **source, request_key)
+          ? NextSourceToken(query.source(), **source, request_key)
           : EncodePageToken({in_git->revision(), page_end, (*source)->name}, request_key));
-  *response = *std::move(merged);
-  return grpc::Status::OK;
+  return merged;
 }
 
 grpc::Status ApiService::ListImages(grpc::ServerContext* context,
@@ -635,11 +685,22 @@ grpc::Status ApiService::GetVersion(grpc::ServerContext* context,
                                     const ferry::v1::GetVersionRequest*,
                                     ferry::v1::VersionInfo* response) {
   if (grpc::Status s = access_.Check(*context, Role::kRead); !s.ok()) return s;
+  Versions::Outcome versions = versions_->Get(
+      "", std::nullopt,
+      peers_.ForRequest(*context, /*await_peer=*/false, kVersionCallTimeout).deadline);
+  if (!versions.ok()) return ToGrpcStatus(versions.status());
+  *response = **versions;
+  return grpc::Status::OK;
+}
+
+absl::StatusOr<ferry::v1::VersionInfo> ApiService::LoadVersions() const {
+  ferry::v1::VersionInfo out;
+  ferry::v1::VersionInfo* response = &out;
   response->set_version(runtime::Version());
   *response->mutable_started() = runtime::ToProtoTimestamp(started_);
   // Every Ferry server puts its version into the metadata of its answers; a cheap call to
-  // each peer reads it.
-  const CallBudget budget = peers_.ForRequest(*context, /*await_peer=*/false, kVersionCallTimeout);
+  // each peer reads it. The answer is shared (versions_): its calls are not a caller's.
+  const CallBudget budget = peers_.Until(absl::Now() + kVersionCallTimeout, /*await_peer=*/false);
   auto ask = [&](const std::string& prefix, const PeerBase& peer,
                  const std::function<void(PeerCall*)>& call) {
     PeerCall made;
@@ -680,7 +741,7 @@ grpc::Status ApiService::GetVersion(grpc::ServerContext* context,
     peers_.registry.Call(&RegistryScannerStub::Status, ferry::v1::StatusRequest(), budget, call)
         .IgnoreError();
   });
-  return grpc::Status::OK;
+  return out;
 }
 
 }  // namespace ferry::api

@@ -8,6 +8,8 @@
 
 #include "absl/time/time.h"
 #include "ferry/v1/api.grpc.pb.h"
+#include "lib/runtime/clock.h"
+#include "lib/runtime/snapshot_cache.h"
 #include "services/api/access.h"
 #include "services/api/executor.h"
 #include "services/api/job_records.h"
@@ -17,6 +19,11 @@
 #include "services/api/sources.h"
 
 namespace ferry::api {
+
+// How old a ListWorkloads page (git's at one revision, the cluster's as it is) may be when
+// another reader is answered with it, and how many pages are kept.
+inline constexpr absl::Duration kWorkloadPageMaxAge = absl::Seconds(1);
+inline constexpr size_t kWorkloadPagesShared = 64;
 
 // Each method checks access, validates, calls the peers (through `peers`, under the
 // request's budget: PeerClients::ForRequest) or submits a job, and converts the answer; the
@@ -83,6 +90,14 @@ class ApiService final : public ferry::v1::Ferry::Service {
   std::optional<std::string> PassOver(const std::string& requested, const Source& source,
                                       const absl::Status& failed,
                                       absl::string_view request_key) const;
+  // ListWorkloads' page_token key (the fields a continuation repeats).
+  static std::string WorkloadsRequestKey(const ferry::v1::ListWorkloadsRequest& request);
+  // One page of one source's workloads, for workload_pages_: `key` is the source's name and
+  // the page's query (see ListWorkloads). Git's failure as it came (the caller names the
+  // source); the cluster's leaves the page marked not ready.
+  absl::StatusOr<ferry::v1::ListWorkloadsResponse> LoadWorkloadPage(const std::string& key) const;
+  // GetVersion's answer, for versions_.
+  absl::StatusOr<ferry::v1::VersionInfo> LoadVersions() const;
   // A job recorded in the git notes (GetJob and WatchJob for jobs this process does not
   // hold).
   grpc::Status JobFromNotes(const grpc::ServerContext& caller, const std::string& id,
@@ -108,6 +123,18 @@ class ApiService final : public ferry::v1::Ferry::Service {
   JobRecordStore* const shared_;
   // ListImages' and ExplainTags' tag lists, shared by the readers of the same moment.
   const std::unique_ptr<SharedTagLists> tag_lists_ = NewSharedTagLists(peers_);
+  // ListWorkloads' pages, shared by the readers of the same moment at the same git
+  // revision: a page is read again kWorkloadPageMaxAge after it was, so the cluster's
+  // rollouts and sync errors shown are at most that old.
+  using WorkloadPages = runtime::SnapshotCache<ferry::v1::ListWorkloadsResponse>;
+  const std::unique_ptr<WorkloadPages> workload_pages_ = std::make_unique<WorkloadPages>(
+      [this](const std::string& key) { return LoadWorkloadPage(key); }, runtime::SystemClock(),
+      kWorkloadPageMaxAge, kWorkloadPageMaxAge, kWorkloadPagesShared);
+  // GetVersion's answer, shared by the readers of the same second (each asks every peer).
+  using Versions = runtime::SnapshotCache<ferry::v1::VersionInfo>;
+  const std::unique_ptr<Versions> versions_ = std::make_unique<Versions>(
+      [this](const std::string&) { return LoadVersions(); }, runtime::SystemClock(),
+      kWorkloadPageMaxAge, kWorkloadPageMaxAge, 1);
   const absl::Time started_ = absl::Now();
 };
 
