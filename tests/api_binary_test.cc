@@ -105,14 +105,20 @@ TEST(ApiBinaryTest, ListsWorkloadsFromGitAndClusterOverTlsWithTokens) {
   EXPECT_TRUE(web.rollout().messages_size() == 0 ||
               web.rollout().messages(0) != "not in the cluster");
 
-  // The cluster-syncer goes away: git still answers, marked not ready.
+  // The cluster-syncer goes away: git still answers, marked not ready (once the page the
+  // readers of that second shared, at most 1 s old, is read again).
   syncer.process.reset();
-  grpc::ClientContext later;
-  later.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  later.AddMetadata("authorization", "Bearer read-token-0123456789");
   ferry::v1::ListWorkloadsResponse partial;
-  FERRY_ASSERT_OK(stub->ListWorkloads(&later, request, &partial));
-  ASSERT_EQ(partial.workloads_size(), 1);
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] {
+        grpc::ClientContext later;
+        later.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+        later.AddMetadata("authorization", "Bearer read-token-0123456789");
+        partial.Clear();
+        return stub->ListWorkloads(&later, request, &partial).ok() && partial.workloads_size() == 1;
+      },
+      absl::Seconds(10)))
+      << partial.DebugString();
   EXPECT_EQ(partial.workloads(0).read_only(), ferry::v1::READ_ONLY_REASON_NOT_READY);
 }
 

@@ -89,7 +89,7 @@ class SourcesBinaryTest : public ::testing::Test {
     // Flags in the "wrong" order: the api sorts its sources by name.
     testing::StartArgv(
         {FERRY_API_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
-         "--automation_interval=1h", "--peer_wait=60",
+         "--automation_interval=1h", "--peer_wait=300",
          "--registry_scanner_address=" + scanner_.GrpcTarget(), b_.Flag(), a_.Flag()},
         api_);
     ASSERT_GT(api_.grpc_port, 0);
@@ -268,7 +268,7 @@ TEST_F(SourcesBinaryTest, ReleasesListsAndAutomationStayWithTheirSource) {
 TEST_F(SourcesBinaryTest, OneSourceDownDoesNotBlockTheOther) {
   a_.git.process->Signal(SIGKILL);
   const std::string b_head = b_.repo->Head();
-  // Jobs for the source that is down wait for its git-writer (--peer_wait, 60 s here), as many
+  // Jobs for the source that is down wait for its git-writer (--peer_wait, 300 s here), as many
   // as the api runs at once (--job_workers, 4)...
   std::vector<std::string> stuck;
   for (int i = 0; i < 4; ++i) {

@@ -99,6 +99,16 @@ grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
   if (grpc::Status s = access_.Check(*context, Role::kRead); !s.ok()) return s;
   absl::StatusOr<int32_t> page_size = PageSizeOf(request->page_size(), kWorkloadPages);
   if (!page_size.ok()) return ToGrpcStatus(page_size.status());
+  // The filters are names (and part of a shared page's key): bounded before anything is read.
+  for (const auto& [field, value] :
+       {std::pair<const char*, const std::string*>{"namespace", &request->namespace_()},
+        {"container", &request->container()}}) {
+    if (value->size() > manifest::WorkloadId::kMaxNameBytes) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat(field, ": at most ", manifest::WorkloadId::kMaxNameBytes,
+                                       " bytes (a Kubernetes name)"));
+    }
+  }
   const std::string request_key = WorkloadsRequestKey(*request);
   absl::StatusOr<PagePosition> from = DecodePageToken(request->page_token(), request_key);
   if (!from.ok()) return ToGrpcStatus(from.status());
@@ -107,7 +117,8 @@ grpc::Status ApiService::ListWorkloads(grpc::ServerContext* context,
   const CallBudget budget = peers_.ForRequest(*context, /*await_peer=*/false);
   // A first page is read at git's revision of now (a continuation at its token's): readers
   // of the same moment and revision share one page (workload_pages_), and a commit is seen
-  // by the next read. A git-writer that does not answer fails the page's own read below.
+  // by the next read. A git-writer that does not answer fails the page's own read below;
+  // one whose Head alone failed has its page read at the revision it serves, shared as such.
   std::string revision = from->revision;
   if (revision.empty()) {
     absl::StatusOr<ferry::v1::HeadResponse> head = (*source)->peers->git.Call(

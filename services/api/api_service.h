@@ -28,6 +28,9 @@ inline constexpr size_t kWorkloadPagesShared = 64;
 // Each method checks access, validates, calls the peers (through `peers`, under the
 // request's budget: PeerClients::ForRequest) or submits a job, and converts the answer; the
 // merging is in pure functions (workload_listing.h, image_listing.h, tag_explanation.h).
+// Answers shared by the readers of a moment (ListWorkloads' pages, GetVersion, the tag
+// lists) are loaded within their own timeout by the first reader, whose thread may go on
+// past its deadline for that long; the others wait by theirs.
 // RPCs not overridden here are not built yet: they answer UNIMPLEMENTED with a message
 // naming the method (see lib/runtime/unimplemented.h), never a fake success.
 class ApiService final : public ferry::v1::Ferry::Service {

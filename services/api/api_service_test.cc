@@ -258,6 +258,56 @@ grpc::Status AnswerPage(const std::vector<Item>& all, const Request& request, Re
   return grpc::Status::OK;
 }
 
+TEST_F(ApiServiceTest, ReadersOfOneMomentShareAPageReadAtGitsHeadOfNow) {
+  std::string head_revision = std::string(40, '1');
+  std::vector<std::string> read_at;  // the revision of each read of git's list
+  ON_CALL(git_, Head(_, _, _))
+      .WillByDefault(Invoke([&](grpc::ClientContext*, const auto&, ferry::v1::HeadResponse* out) {
+        std::lock_guard<std::mutex> lock(mu_);
+        out->set_revision(head_revision);
+        return grpc::Status::OK;
+      }));
+  ON_CALL(git_, ListWorkloads(_, _, _))
+      .WillByDefault(
+          Invoke([&](grpc::ClientContext*, const ferry::v1::ListManifestWorkloadsRequest& request,
+                     ferry::v1::ListManifestWorkloadsResponse* out) {
+            std::lock_guard<std::mutex> lock(mu_);
+            read_at.push_back(request.revision());
+            *out = in_git_;
+            out->set_revision(request.revision());
+            return grpc::Status::OK;
+          }));
+  auto list = [&](const std::string& container) {
+    ferry::v1::ListWorkloadsRequest request;
+    request.set_container(container);
+    grpc::ClientContext ctx;
+    ferry::v1::ListWorkloadsResponse response;
+    EXPECT_TRUE(stub_->ListWorkloads(&ctx, request, &response).ok());
+    return response;
+  };
+  EXPECT_EQ(list("").revision(), std::string(40, '1'));
+  EXPECT_EQ(list("").revision(), std::string(40, '1'));  // the same page, not read again
+  EXPECT_EQ(read_at, std::vector<std::string>{std::string(40, '1')});
+  // Another filter is another page.
+  list("app");
+  EXPECT_EQ(read_at.size(), 2u);
+  // A commit: the next reader reads at the new head at once.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    head_revision = std::string(40, '2');
+  }
+  EXPECT_EQ(list("").revision(), std::string(40, '2'));
+  EXPECT_EQ(read_at.back(), std::string(40, '2'));
+  // Filters too long to be names are refused before anything is read or kept.
+  ferry::v1::ListWorkloadsRequest huge;
+  huge.set_container(std::string(1000, 'a'));
+  grpc::ClientContext ctx;
+  ferry::v1::ListWorkloadsResponse response;
+  EXPECT_EQ(stub_->ListWorkloads(&ctx, huge, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(read_at.size(), 3u);
+}
+
 TEST_F(ApiServiceTest, ListWorkloadsPagesMergeGitAndClusterWithoutGapsOrRepeats) {
   // In git: a, c, d, f. In the cluster: a, b, c, e, g (b, e, g not in git).
   std::vector<ferry::v1::ManifestWorkload> git;

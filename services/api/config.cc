@@ -155,14 +155,23 @@ absl::StatusOr<SourceConfig> ParseSource(const std::string& value) {
   // Each address may be a replica list (lib/runtime/channel.h): "ipv4:A,B" or a dns: name.
   // Two parts are the two addresses; with more, the cluster-syncer's address is the one
   // part after the first that starts a target of its own (ipv4:, ipv6:, dns:, unix:).
-  size_t split = parts.size() == 2 ? 1 : 0;
+  auto has_scheme = [](const std::string& part) {
+    for (const char* scheme : {"ipv4:", "ipv6:", "dns:", "unix:"}) {
+      if (absl::StartsWith(part, scheme)) return true;
+    }
+    return false;
+  };
+  // Two parts, unless they are one ipv4:/ipv6: list (the cluster-syncer forgotten).
+  const bool one_list =
+      parts.size() == 2 &&
+      (absl::StartsWith(parts[0], "ipv4:") || absl::StartsWith(parts[0], "ipv6:")) &&
+      !has_scheme(parts[1]);
+  size_t split = parts.size() == 2 && !one_list ? 1 : 0;
   if (parts.size() > 2) {
     for (size_t i = 1; i < parts.size(); ++i) {
-      for (const char* scheme : {"ipv4:", "ipv6:", "dns:", "unix:"}) {
-        if (!absl::StartsWith(parts[i], scheme)) continue;
-        if (split != 0) return invalid("more than one cluster-syncer address");
-        split = i;
-      }
+      if (!has_scheme(parts[i])) continue;
+      if (split != 0) return invalid("more than one cluster-syncer address");
+      split = i;
     }
   }
   if (split == 0) {

@@ -118,7 +118,7 @@ TEST(ConfigTest, BadSourceFlagsNameTheFlag) {
         "--source=prod_1=gw:1,cs:2", "--source=prod=gw:1", "--source=prod=gw:1,",
         "--source=prod=gw:1,cs:2,x:3", "--source=-prod=gw:1,cs:2", "--source=prod=ipv4:a:1,b:1,c:2",
         "--source=prod=ipv4:a:1,ipv4:b:1,ipv4:c:2", "--source=prod=gw:1, cs:2",
-        "--source=prod=gw:1,,cs:2"}) {
+        "--source=prod=gw:1,,cs:2", "--source=prod=ipv4:10.0.0.5:3031,10.0.0.6:3031"}) {
     EXPECT_THAT(Parse({bad}),
                 StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("--source: ")))
         << bad;

@@ -36,6 +36,11 @@ class SourceServices {
                  RegistryScannerStub& registry, PeerLink registry_link, JobTimeouts timeouts,
                  JobStore& jobs, int job_workers, RevertMetrics& revert_metrics,
                  AutomationMetrics& automation_metrics, absl::Duration automation_interval);
+  // Waits for the jobs and follows still running (they use the executor and the clients).
+  ~SourceServices() {
+    runner.Join();
+    reverter.Join();
+  }
   SourceServices(const SourceServices&) = delete;
   SourceServices& operator=(const SourceServices&) = delete;
 
