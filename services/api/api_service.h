@@ -23,6 +23,9 @@ namespace ferry::api {
 // How old a ListWorkloads page (git's at one revision, the cluster's as it is) may be when
 // another reader is answered with it, and how many pages are kept.
 inline constexpr absl::Duration kWorkloadPageMaxAge = absl::Seconds(1);
+// While one reader reads a page anew, the others are answered with the last one for up to
+// this long (a page of 10,000 workloads' index takes a while; they do not all wait for it).
+inline constexpr absl::Duration kWorkloadPageMaxStale = absl::Seconds(3);
 inline constexpr size_t kWorkloadPagesShared = 64;
 
 // Each method checks access, validates, calls the peers (through `peers`, under the
@@ -132,7 +135,7 @@ class ApiService final : public ferry::v1::Ferry::Service {
   using WorkloadPages = runtime::SnapshotCache<ferry::v1::ListWorkloadsResponse>;
   const std::unique_ptr<WorkloadPages> workload_pages_ = std::make_unique<WorkloadPages>(
       [this](const std::string& key) { return LoadWorkloadPage(key); }, runtime::SystemClock(),
-      kWorkloadPageMaxAge, kWorkloadPageMaxAge, kWorkloadPagesShared);
+      kWorkloadPageMaxAge, kWorkloadPageMaxStale, kWorkloadPagesShared);
   // GetVersion's answer, shared by the readers of the same second (each asks every peer).
   using Versions = runtime::SnapshotCache<ferry::v1::VersionInfo>;
   const std::unique_ptr<Versions> versions_ = std::make_unique<Versions>(
