@@ -6,7 +6,8 @@
 //   - a request naming a source goes to it (an unknown name is INVALID_ARGUMENT listing the
 //     sources);
 //   - a request naming workloads but no source goes to the one source whose git defines
-//     them all (NOT_FOUND when none does, INVALID_ARGUMENT when several do);
+//     them all (NOT_FOUND when none does, INVALID_ARGUMENT when several do, UNAVAILABLE
+//     when a source that might does not answer);
 //   - a request about a whole source (a sync, a release of every workload, the deploy key,
 //     an export) must name one;
 //   - lists without a source read source after source, in name order, one source per page.
@@ -41,8 +42,8 @@ inline constexpr absl::Duration kSourceLookupTimeout = absl::Seconds(5);
 // The sources, in name order. Immutable; thread-safe.
 class Sources {
  public:
-  // `sources`: one unnamed, or several named with unique names. Each PeerClients and
-  // Executor outlives this object.
+  // `sources`: one unnamed, or several named with unique names. Each PeerClients, Executor
+  // and JobRunner outlives this object.
   explicit Sources(std::vector<Source> sources);
 
   // Whether the sources are named (several, or one given by --source): answers name them.
