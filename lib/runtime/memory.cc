@@ -28,25 +28,6 @@ void ReturnFreeMemory() {
 #endif
 }
 
-PeriodicMemoryReturn::PeriodicMemoryReturn(absl::Duration interval) {
-  thread_ = std::thread([this, interval] {
-    absl::MutexLock lock(&mu_);
-    while (!mu_.AwaitWithTimeout(absl::Condition(&stop_), interval)) {
-      mu_.Unlock();
-      ReturnFreeMemory();
-      mu_.Lock();
-    }
-  });
-}
-
-PeriodicMemoryReturn::~PeriodicMemoryReturn() {
-  {
-    absl::MutexLock lock(&mu_);
-    stop_ = true;
-  }
-  thread_.join();
-}
-
 std::optional<HeapUsage> ReadHeapUsage() {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
   const struct mallinfo2 info = mallinfo2();

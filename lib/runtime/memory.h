@@ -10,10 +10,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <thread>
-
-#include "absl/synchronization/mutex.h"
-#include "absl/time/time.h"
 
 namespace ferry::runtime {
 
@@ -42,22 +38,5 @@ void MapLargeAllocations(size_t bytes);
 // Returns every whole free page of every arena to the kernel (glibc's malloc_trim). Costs
 // about a walk of the free lists; call after a burst, not per allocation. Thread-safe.
 void ReturnFreeMemory();
-
-// ReturnFreeMemory every `interval` on a thread of its own, until destroyed: for a service
-// whose bursts come from many threads at any time (the api's readers and jobs), where no
-// single place knows a burst just ended. Thread-safe.
-class PeriodicMemoryReturn {
- public:
-  explicit PeriodicMemoryReturn(absl::Duration interval);
-  // Stops the thread (at once) and joins it.
-  ~PeriodicMemoryReturn();
-  PeriodicMemoryReturn(const PeriodicMemoryReturn&) = delete;
-  PeriodicMemoryReturn& operator=(const PeriodicMemoryReturn&) = delete;
-
- private:
-  absl::Mutex mu_;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
-};
 
 }  // namespace ferry::runtime

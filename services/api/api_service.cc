@@ -706,9 +706,8 @@ grpc::Status ApiService::GetVersion(grpc::ServerContext* context,
 
 absl::StatusOr<ferry::v1::VersionInfo> ApiService::LoadVersions() const {
   ferry::v1::VersionInfo out;
-  ferry::v1::VersionInfo* response = &out;
-  response->set_version(runtime::Version());
-  *response->mutable_started() = runtime::ToProtoTimestamp(started_);
+  out.set_version(runtime::Version());
+  *out.mutable_started() = runtime::ToProtoTimestamp(started_);
   // Every Ferry server puts its version into the metadata of its answers; a cheap call to
   // each peer reads it. The answer is shared (versions_): its calls are not a caller's.
   const CallBudget budget = peers_.Until(absl::Now() + kVersionCallTimeout, /*await_peer=*/false);
@@ -723,13 +722,13 @@ absl::StatusOr<ferry::v1::VersionInfo> ApiService::LoadVersions() const {
       auto it = metadata->find(runtime::kVersionHeader);
       if (it != metadata->end()) version.assign(it->second.data(), it->second.size());
     }
-    (*response->mutable_services())[absl::StrCat(prefix, peer.name())] = version;
+    (*out.mutable_services())[absl::StrCat(prefix, peer.name())] = version;
   };
   std::vector<std::string> verify_errors;
   for (const Source& source : sources_.all()) {
     const PeerClients& peers = *source.peers;
     const std::string prefix = source.name.empty() ? "" : absl::StrCat(source.name, "/");
-    if (!source.name.empty()) response->add_sources(source.name);
+    if (!source.name.empty()) out.add_sources(source.name);
     ask(prefix, peers.git, [&](PeerCall* call) {
       absl::StatusOr<ferry::v1::HeadResponse> head =
           peers.git.Call(&GitWriterStub::Head, ferry::v1::HeadRequest(), budget, call);
@@ -747,7 +746,7 @@ absl::StatusOr<ferry::v1::VersionInfo> ApiService::LoadVersions() const {
           .IgnoreError();
     });
   }
-  response->set_git_verify_error(absl::StrJoin(verify_errors, "; "));
+  out.set_git_verify_error(absl::StrJoin(verify_errors, "; "));
   ask("", peers_.registry, [&](PeerCall* call) {
     peers_.registry.Call(&RegistryScannerStub::Status, ferry::v1::StatusRequest(), budget, call)
         .IgnoreError();

@@ -6,6 +6,7 @@
 #include "lib/log/log.h"
 #include "lib/runtime/channel.h"
 #include "lib/runtime/memory.h"
+#include "lib/runtime/poller.h"
 #include "lib/runtime/start_service.h"
 #include "services/api/api_service.h"
 #include "services/api/automation.h"
@@ -28,7 +29,7 @@ int main(int argc, char** argv) {
   // (glibc otherwise keeps it in every thread's arena: 240 MB kept against 40 MB in use,
   // 10,000 workloads under read load).
   ferry::runtime::MapLargeAllocations(64 * 1024);
-  const ferry::runtime::PeriodicMemoryReturn memory_return(absl::Seconds(10));
+  const ferry::runtime::Poller memory_return(absl::Seconds(10), ferry::runtime::ReturnFreeMemory);
   // How to reach the peers (TLS, client certificate, token: --peer_*).
   const ferry::runtime::PeerOptions& peer = start.peer();
   auto channel_to = [&peer](const std::string& address) {
