@@ -100,7 +100,15 @@ void BM_Ferry_Release(benchmark::State& state) {
       req.edits.push_back(e);
     }
     auto out = writer.Apply(req);
-    if (!out.ok() || out->revision.empty()) state.SkipWithError("release failed");
+    if (!out.ok()) {
+      state.SkipWithError(std::string(out.status().message()).c_str());
+    } else if (out->revision.empty()) {
+      std::string why = "release made no commit";
+      for (const auto& edit : out->edits) {
+        if (!edit.status.ok()) why = std::string(edit.status.message());
+      }
+      state.SkipWithError(why.c_str());
+    }
     ++version;
   }
   state.counters["workloads_changed"] = 100;

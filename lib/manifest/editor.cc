@@ -60,7 +60,7 @@ absl::StatusOr<Doc> OpenDocument(absl::string_view content, const Source& source
   doc.text = std::string(content.substr(source.begin, source.end - source.begin));
   if (indexed != nullptr && indexed->id == id && indexed->source.begin == source.begin &&
       indexed->source.end == source.end && indexed->source.list_item == source.list_item &&
-      indexed->document.get() && indexed->source.document_hash == DocumentHash(doc.text)) {
+      indexed->document.has_node() && indexed->source.document_hash == DocumentHash(doc.text)) {
     doc.root = indexed->document;
     doc.object = indexed->node;
     doc.resource = *indexed;

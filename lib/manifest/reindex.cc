@@ -29,8 +29,7 @@ absl::Status ReindexEditedDocument(std::vector<Resource>& resources, Source edit
   absl::string_view old_doc = old_content.substr(edited.begin, edited.end - edited.begin);
   const int line_delta = CountLines(new_doc) - CountLines(old_doc);
   YAML::Node root = parsed.get();
-  // An unset handle holds a default node, which yaml-cpp counts as defined (and null).
-  if (!root || root.IsNull()) {
+  if (!parsed.has_node()) {
     absl::StatusOr<YAML::Node> reparsed =
         ParseDocument(new_doc, options.limits, edited.document_line);
     if (!reparsed.ok()) {

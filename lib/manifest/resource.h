@@ -33,6 +33,9 @@ class NodeHandle {
   }
   operator const YAML::Node&() const { return node_; }  // NOLINT: implicit by design
   const YAML::Node& get() const { return node_; }
+  // Whether it holds a parsed node. An unset handle holds a default node, which yaml-cpp
+  // counts as defined (and null); no document that defines a resource parses to null.
+  bool has_node() const { return node_.IsDefined() && !node_.IsNull(); }
 
  private:
   YAML::Node node_;

@@ -278,6 +278,25 @@ const RenderedRoot* Index::RootOf(const manifest::Resource& r) const {
   return it != roots.end() ? it->second.get() : nullptr;
 }
 
+const manifest::Resource* Index::Find(absl::string_view id) const {
+  auto it = std::lower_bound(
+      loaded.resources.begin(), loaded.resources.end(), id,
+      [](const manifest::Resource& r, absl::string_view wanted) { return r.id < wanted; });
+  return it != loaded.resources.end() && it->id == id ? &*it : nullptr;
+}
+
+const std::vector<size_t>* Index::ResourcesIn(const std::string& path) const {
+  if (had_duplicates || (layout != nullptr && layout->Uses(path))) return nullptr;
+  absl::call_once(by_path_once, [this] {
+    for (size_t i = 0; i < loaded.resources.size(); ++i) {
+      by_path[loaded.resources[i].source.path].push_back(i);
+    }
+  });
+  static const std::vector<size_t> kNone;
+  auto it = by_path.find(path);
+  return it != by_path.end() ? &it->second : &kNone;
+}
+
 std::string ContainersKey(const manifest::Resource& r) {
   return absl::StrCat(r.source.path, "\n", r.source.document, "\n", r.source.list_item, "\n", r.id);
 }
@@ -696,9 +715,8 @@ absl::Status Writer::EditFiles(const std::vector<EditRequest>& edits, const Inde
 absl::Status Writer::EditFile(const EditRequest& edit, const Index& index,
                               const std::string& revision, EditedFiles& files,
                               EditOutcome& result) const {
-  auto found = std::find_if(index.loaded.resources.begin(), index.loaded.resources.end(),
-                            [&](const manifest::Resource& r) { return r.id == edit.workload; });
-  if (found == index.loaded.resources.end()) {
+  const manifest::Resource* found = index.Find(edit.workload);
+  if (found == nullptr) {
     result.status = absl::NotFoundError(absl::StrCat(
         "workload ", edit.workload, " is not in the repository at ", revision.substr(0, 12)));
     return absl::OkStatus();
@@ -857,10 +875,8 @@ absl::Status Writer::VerifyKustomize(const std::vector<EditRequest>& edits, cons
       continue;
     }
     if (!out.changed || !edits[i].image.has_value()) continue;
-    auto found =
-        std::find_if(index.loaded.resources.begin(), index.loaded.resources.end(),
-                     [&](const manifest::Resource& r) { return r.id == edits[i].workload; });
-    if (found == index.loaded.resources.end()) continue;
+    const manifest::Resource* found = index.Find(edits[i].workload);
+    if (found == nullptr) continue;
     const RenderedRoot* root = index.RootOf(*found);
     if (root == nullptr) continue;
     // What the workload's root renders now (unchanged when the edit did not reach it).
@@ -888,9 +904,8 @@ absl::Status Writer::VerifyKustomize(const std::vector<EditRequest>& edits, cons
 absl::Status Writer::VerifyRenderedPolicy(
     const EditRequest& edit, const Index& index,
     const std::map<std::string, std::shared_ptr<const RenderedRoot>>& rebuilt) const {
-  auto found = std::find_if(index.loaded.resources.begin(), index.loaded.resources.end(),
-                            [&](const manifest::Resource& r) { return r.id == edit.workload; });
-  if (found == index.loaded.resources.end()) return absl::OkStatus();
+  const manifest::Resource* found = index.Find(edit.workload);
+  if (found == nullptr) return absl::OkStatus();
   const RenderedRoot* root = index.RootOf(*found);
   if (root == nullptr) return absl::OkStatus();
   absl::StatusOr<std::vector<manifest::AnnotationChange>> wanted =
@@ -1186,8 +1201,12 @@ Writer::FileState& Writer::OpenFile(const Index& index, const std::string& path,
   FileState& file = it->second;
   if (inserted) {
     file.original = file.content = index.files.at(path);
-    // The index keeps no parsed documents: the file is parsed again, as it was for the index.
-    file.resources = manifest::LoadFile(path, file.content, options_.load).resources;
+    if (const std::vector<size_t>* defined = index.ResourcesIn(path)) {
+      // What the index read from the file; the edit parses only the document it changes.
+      for (size_t i : *defined) file.resources.push_back(index.loaded.resources[i]);
+    } else {
+      file.resources = manifest::LoadFile(path, file.content, options_.load).resources;
+    }
   }
   return file;
 }

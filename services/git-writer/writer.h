@@ -19,6 +19,7 @@
 #include "absl/base/call_once.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "ferry/v1/git_writer.pb.h"
@@ -121,6 +122,16 @@ struct Index {
 
   // The root that rendered `r`, or null when `r` comes from a plain file.
   const RenderedRoot* RootOf(const manifest::Resource& r) const;
+  // The resource of `loaded` with id `id`, or null: a binary search (FinishLoad sorts by id
+  // and keeps one resource per id).
+  const manifest::Resource* Find(absl::string_view id) const;
+  // What the plain file `path` defines, read back from `loaded` (indexes into it, made once
+  // for all paths on first use); null when it cannot be read back: some id was defined twice
+  // (had_duplicates), or kustomize uses the file. An edit then parses the file again.
+  const std::vector<size_t>* ResourcesIn(const std::string& path) const;
+
+  mutable absl::once_flag by_path_once;
+  mutable std::map<std::string, std::vector<size_t>> by_path;
 };
 
 // The key of `r` in Index::containers: its file, document and id.

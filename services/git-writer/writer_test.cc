@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "lib/manifest/workload.h"
 #include "lib/manifest/workload_id.h"
@@ -473,6 +474,47 @@ TEST_F(WriterTest, SeveralEditsInOneFileAndOneCommit) {
     EXPECT_FALSE(a.node.get().IsMap()) << "the index keeps no parsed documents";
   }
   EXPECT_EQ((*carried)->files, (*loaded)->files);
+}
+
+// An edit reads what its file defines from the index and parses only the document it
+// changes: list items, several edits in one file and a second release on the index carried
+// over from the first all land where a parse of the whole file would put them. With an id
+// defined twice the index cannot say what a file defines, and the file is parsed again.
+TEST_F(WriterTest, EditsFindTheirDocumentsThroughTheIndex) {
+  const std::string list =
+      "apiVersion: v1\nkind: List\nitems:\n"
+      "- apiVersion: apps/v1\n  kind: Deployment\n  metadata: {name: two, namespace: apps}\n"
+      "  spec: {template: {spec: {containers: [{name: two, image: 'b/two:1'}]}}}\n"
+      "- apiVersion: apps/v1\n  kind: Deployment\n  metadata: {name: three, namespace: apps}\n"
+      "  spec: {template: {spec: {containers: [{name: three, image: 'b/three:1'}]}}}\n";
+  const std::string content = absl::StrCat(Deployment("one", "b/one:1"), "---\n", list, "---\n",
+                                           Deployment("four", "b/four:1"));
+  FERRY_ASSERT_OK(upstream_->CommitWithCli({{"apps/many.yaml", content}}, "Four in one file"));
+  ApplyRequest first;
+  first.edits = {ImageEdit("apps:deployment/three", "three", "b/three:2", "b/three:1"),
+                 ImageEdit("apps:deployment/one", "one", "b/one:22", "b/one:1")};
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome one, writer_->Apply(first));
+  for (const EditOutcome& e : one.edits) FERRY_ASSERT_OK(e.status);
+  ApplyRequest second;  // on the index carried over from the first commit
+  second.edits = {ImageEdit("apps:deployment/four", "four", "b/four:333", "b/four:1"),
+                  ImageEdit("apps:deployment/two", "two", "b/two:2", "b/two:1")};
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome two, writer_->Apply(second));
+  for (const EditOutcome& e : two.edits) FERRY_ASSERT_OK(e.status);
+  std::string expected = absl::StrReplaceAll(content, {{"b/one:1", "b/one:22"},
+                                                       {"b/two:1", "b/two:2"},
+                                                       {"b/three:1", "b/three:2"},
+                                                       {"b/four:1", "b/four:333"}});
+  EXPECT_EQ(upstream_->Show(upstream_->Head(), "apps/many.yaml"), expected);
+
+  FERRY_ASSERT_OK(upstream_->CommitWithCli({{"apps/zz-copy.yaml", Deployment("web", "nginx:1.9")}},
+                                           "A copy of web"));
+  ApplyRequest third;
+  third.edits = {ImageEdit("apps:deployment/three", "three", "b/three:3", "b/three:2"),
+                 ImageEdit("apps:deployment/one", "one", "b/one:3", "b/one:22")};
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome three, writer_->Apply(third));
+  for (const EditOutcome& e : three.edits) FERRY_ASSERT_OK(e.status);
+  expected = absl::StrReplaceAll(expected, {{"b/one:22", "b/one:3"}, {"b/three:2", "b/three:3"}});
+  EXPECT_EQ(upstream_->Show(upstream_->Head(), "apps/many.yaml"), expected);
 }
 
 TEST_F(WriterTest, ConcurrentRequestsWhileAnotherPusherCommitsLoseNothing) {
