@@ -66,26 +66,13 @@ absl::StatusOr<Doc> OpenDocument(absl::string_view content, const Source& source
     doc.resource = *indexed;
     return doc;
   }
-  absl::StatusOr<YAML::Node> root = ParseDocument(doc.text, options.limits, source.document_line);
-  if (!root.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(source.path, " document ", source.document, ": ", root.status().message()));
-  }
-  doc.root = *root;
-  Source doc_source = source;
-  doc_source.list_item = -1;
-  std::vector<LoadError> errors;
-  for (Resource& r : ResourcesOfDocument(doc.root, doc_source, options, errors)) {
-    if (r.id == id && r.source.list_item == source.list_item) {
-      doc.resource = std::move(r);
-      break;
-    }
-  }
-  if (doc.resource.id.empty()) {
-    return absl::NotFoundError(
-        absl::StrCat("resource ", id, " is not in ", source.path, " document ", source.document));
-  }
-  doc.object = doc.resource.node;
+  Resource parsed;
+  parsed.id = std::string(id);
+  parsed.source = source;
+  FERRY_RETURN_IF_ERROR(ParseResourceDocument(content, parsed, options));
+  doc.root = parsed.document;
+  doc.object = parsed.node;
+  doc.resource = std::move(parsed);
   return doc;
 }
 
@@ -724,6 +711,33 @@ absl::StatusOr<std::string> SetMappingKeys(absl::string_view content, const Node
   }
   FERRY_RETURN_IF_ERROR(VerifyDocument(text, expected_root, where, limits).status());
   return absl::StrCat(content.substr(0, span.begin), text, content.substr(span.end));
+}
+
+absl::Status ParseResourceDocument(absl::string_view content, Resource& resource,
+                                   const LoadOptions& options) {
+  const Source& source = resource.source;
+  if (source.begin > source.end || source.end > content.size()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(source.path, ": the file changed since it was indexed; reload it"));
+  }
+  absl::StatusOr<YAML::Node> root =
+      ParseDocument(content.substr(source.begin, source.end - source.begin), options.limits,
+                    source.document_line);
+  if (!root.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(source.path, " document ", source.document, ": ", root.status().message()));
+  }
+  Source doc_source = source;
+  doc_source.list_item = -1;
+  std::vector<LoadError> errors;
+  for (Resource& r : ResourcesOfDocument(*root, doc_source, options, errors)) {
+    if (r.id == resource.id && r.source.list_item == source.list_item) {
+      resource = std::move(r);
+      return absl::OkStatus();
+    }
+  }
+  return absl::NotFoundError(absl::StrCat("resource ", resource.id, " is not in ", source.path,
+                                          " document ", source.document));
 }
 
 absl::StatusOr<EditResult> SetImage(absl::string_view content, const Source& source,

@@ -76,6 +76,13 @@ absl::StatusOr<EditResult> SetAnnotations(absl::string_view content, const Resou
                                           const std::vector<AnnotationChange>& changes,
                                           const LoadOptions& options = {});
 
+// `resource` as parsed anew from its document in `content` (the file it was loaded from),
+// node and document included: for a resource kept without its parsed tree. FailedPrecondition
+// when its bytes are no longer there or do not parse, NotFound when its document no longer
+// defines it.
+absl::Status ParseResourceDocument(absl::string_view content, Resource& resource,
+                                   const LoadOptions& options = {});
+
 // Sets or removes keys of the mapping at `mapping` (a path from the root of the first YAML
 // document of `content`; empty = the root mapping), as SetAnnotations does for annotations:
 // a value nullopt removes the key (its lines in a block mapping; its "key: value" and one

@@ -1,7 +1,10 @@
 #include "services/git-writer/writer.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <functional>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -11,6 +14,7 @@
 #include "ferry/v1/types.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "lib/image/reference.h"
+#include "lib/log/laps.h"
 #include "lib/log/log.h"
 #include "lib/manifest/kustomize_images.h"
 #include "lib/manifest/policy.h"
@@ -45,6 +49,26 @@ void AddKept(const manifest::Resource& r, const Index& base, Index& index) {
 // answers (~35 MB at 10,000 workloads: 8 of them were most of git-writer's memory); an
 // older one is built again from git when asked for.
 constexpr size_t kIndexCacheSize = 3;
+
+// Threads that edit files side by side (EditFiles), and the fewest files worth them.
+constexpr unsigned kMaxEditThreads = 4;
+constexpr size_t kFilesPerEditThread = 8;
+
+// Calls `work(i)` for each i in [0, count), on up to kMaxEditThreads threads (this one
+// among them) when there is enough to share; `work` must be safe to run side by side.
+void RunInParallel(size_t count, const std::function<void(size_t)>& work) {
+  const size_t threads =
+      std::min<size_t>({std::max(1u, std::thread::hardware_concurrency()), kMaxEditThreads,
+                        std::max<size_t>(1, count / kFilesPerEditThread)});
+  std::atomic<size_t> next{0};
+  auto run = [&] {
+    for (size_t i = next++; i < count; i = next++) work(i);
+  };
+  std::vector<std::thread> helpers;
+  for (size_t t = 1; t < threads; ++t) helpers.emplace_back(run);
+  run();
+  for (std::thread& helper : helpers) helper.join();
+}
 
 const prometheus::Histogram::BucketBoundaries kSecondsBuckets = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
@@ -172,6 +196,7 @@ struct Writer::FileState {
   std::string original;
   std::string content;
   std::vector<manifest::Resource> resources;
+  bool loaded = false;  // the fields above are read in (LoadFileState)
   bool changed = false;
 };
 
@@ -602,17 +627,11 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
   ApplyOutcome out;
   for (int attempt = 0;; ++attempt) {
     // Where the time goes, in the "pushed" line: fetch, index, edit, commit, push, note.
-    absl::Time mark = absl::Now();
-    auto lap = [&mark] {
-      const absl::Time now = absl::Now();
-      const int64_t ms = absl::ToInt64Milliseconds(now - mark);
-      mark = now;
-      return ms;
-    };
+    log::Laps laps;
     FERRY_ASSIGN_OR_RETURN(HeadInfo head, RefreshLocked());
-    const int64_t fetch_ms = lap();
+    const int64_t fetch_ms = laps.Next();
     FERRY_ASSIGN_OR_RETURN(std::shared_ptr<const Index> index, LoadIndex(head.revision));
-    const int64_t index_ms = lap();
+    const int64_t index_ms = laps.Next();
     EditedFiles files;
     FERRY_RETURN_IF_ERROR(EditFiles(request.edits, *index, head.revision, files, out.edits));
     std::vector<std::shared_ptr<const RenderedRoot>> verified;
@@ -626,7 +645,7 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
       return out;
     }
     if (request.dry_run) return out;
-    const int64_t edit_ms = lap();
+    const int64_t edit_ms = laps.Next();
 
     const CommitSpec spec = CommitSpecOf(request, out.edits, head.revision, std::move(changed));
     // Leadership may have ended while this request waited in the queue, fetched or edited.
@@ -646,9 +665,9 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
         return out;
       }
     }
-    const int64_t commit_ms = lap();
+    const int64_t commit_ms = laps.Next();
     absl::Status pushed = Push(plan.tip, plan.branch, plan.expected);
-    const int64_t push_ms = lap();
+    const int64_t push_ms = laps.Next();
     if (pushed.ok() && !options_.push_branch.empty()) {
       FinishPushBranch(plan, request, out);
       return out;
@@ -665,7 +684,7 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
                            {"edit_ms", edit_ms},
                            {"commit_ms", commit_ms},
                            {"push_ms", push_ms},
-                           {"note_ms", lap()}});
+                           {"note_ms", laps.Next()}});
       return out;
     }
     if (pushed.code() != absl::StatusCode::kAborted) return pushed;
@@ -706,7 +725,40 @@ absl::Status Writer::EditFiles(const std::vector<EditRequest>& edits, const Inde
                                const std::string& revision, EditedFiles& files,
                                std::vector<EditOutcome>& outcomes) const {
   outcomes.assign(edits.size(), EditOutcome{});
+  // Plain files are edited side by side, each file by one thread and its edits in request
+  // order: files share nothing, and parsing is most of an edit. What kustomize renders may
+  // be decided in a file other edits read, so those edits follow, one by one.
+  std::map<std::string, std::vector<size_t>> by_file;  // path -> edits, in request order
+  std::vector<size_t> rendered;
   for (size_t i = 0; i < edits.size(); ++i) {
+    const manifest::Resource* found = index.Find(edits[i].workload);
+    if (found != nullptr && index.RootOf(*found) == nullptr) {
+      by_file[found->source.path].push_back(i);
+    } else {
+      rendered.push_back(i);  // or not found: EditFile says so
+    }
+  }
+  struct FileWork {
+    const std::string* path;
+    const std::vector<size_t>* edits;
+    FileState* file;
+    absl::Status error;
+  };
+  std::vector<FileWork> work;
+  for (const auto& [path, group] : by_file) {
+    auto [it, inserted] = files.try_emplace(path);
+    work.push_back({&path, &group, &it->second, absl::OkStatus()});
+  }
+  RunInParallel(work.size(), [&](size_t w) {
+    FileWork& one = work[w];
+    LoadFileState(index, *one.path, *one.file);
+    for (size_t i : *one.edits) {
+      one.error = EditInFile(edits[i], *one.path, *one.file, outcomes[i]);
+      if (!one.error.ok()) return;
+    }
+  });
+  for (const FileWork& one : work) FERRY_RETURN_IF_ERROR(one.error);
+  for (size_t i : rendered) {
     FERRY_RETURN_IF_ERROR(EditFile(edits[i], index, revision, files, outcomes[i]));
   }
   return absl::OkStatus();
@@ -725,14 +777,27 @@ absl::Status Writer::EditFile(const EditRequest& edit, const Index& index,
     return EditRendered(edit, index, *root, *found, files, result);
   }
   const std::string& path = found->source.path;
+  return EditInFile(edit, path, OpenFile(index, path, files), result);
+}
+
+absl::Status Writer::EditInFile(const EditRequest& edit, const std::string& path, FileState& file,
+                                EditOutcome& result) const {
   result.path = path;
-  FileState& file = OpenFile(index, path, files);
   auto res = std::find_if(file.resources.begin(), file.resources.end(),
                           [&](const manifest::Resource& r) { return r.id == edit.workload; });
   if (res == file.resources.end()) {  // the index and a new parse of its file disagree
     return absl::InternalError(absl::StrCat(names::Escape(path), ": workload ",
                                             names::Escape(edit.workload),
                                             " is in the index but not in its file"));
+  }
+  if (edit.policy.has_value() && !res->node.has_node()) {
+    // A policy change reads the workload's containers (tag_all) from its parsed tree, which
+    // the index does not keep.
+    if (absl::Status parsed = manifest::ParseResourceDocument(file.content, *res, options_.load);
+        !parsed.ok()) {
+      result.status = parsed;
+      return absl::OkStatus();
+    }
   }
   return Replace(EditContent(edit, file.content, *res), res->source, file, result);
 }
@@ -1198,17 +1263,20 @@ void Writer::Pushed(const std::string& commit, const Index& base, const EditedFi
 Writer::FileState& Writer::OpenFile(const Index& index, const std::string& path,
                                     EditedFiles& files) const {
   auto [it, inserted] = files.try_emplace(path);
-  FileState& file = it->second;
-  if (inserted) {
-    file.original = file.content = index.files.at(path);
-    if (const std::vector<size_t>* defined = index.ResourcesIn(path)) {
-      // What the index read from the file; the edit parses only the document it changes.
-      for (size_t i : *defined) file.resources.push_back(index.loaded.resources[i]);
-    } else {
-      file.resources = manifest::LoadFile(path, file.content, options_.load).resources;
-    }
+  LoadFileState(index, path, it->second);
+  return it->second;
+}
+
+void Writer::LoadFileState(const Index& index, const std::string& path, FileState& file) const {
+  if (file.loaded) return;
+  file.loaded = true;
+  file.original = file.content = index.files.at(path);
+  if (const std::vector<size_t>* defined = index.ResourcesIn(path)) {
+    // What the index read from the file; the edit parses only the document it changes.
+    for (size_t i : *defined) file.resources.push_back(index.loaded.resources[i]);
+  } else {
+    file.resources = manifest::LoadFile(path, file.content, options_.load).resources;
   }
-  return file;
 }
 
 std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit, const Index& base,

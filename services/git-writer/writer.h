@@ -269,6 +269,9 @@ class Writer {
                          std::vector<EditOutcome>& outcomes) const;
   absl::Status EditFile(const EditRequest& edit, const Index& index, const std::string& revision,
                         EditedFiles& files, EditOutcome& result) const;
+  // EditFile for a workload defined in the plain file `path`, opened as `file`.
+  absl::Status EditInFile(const EditRequest& edit, const std::string& path, FileState& file,
+                          EditOutcome& result) const;
   // The new content of `content` with `edit` applied to `resource` (no changes when a policy
   // update asks for none).
   absl::StatusOr<manifest::EditResult> EditContent(const EditRequest& edit,
@@ -362,6 +365,8 @@ class Writer {
       const std::map<std::string, std::shared_ptr<const RenderedRoot>>& rebuilt) const;
   // The file at `path` in `files`, opened from `index` on first use.
   FileState& OpenFile(const Index& index, const std::string& path, EditedFiles& files) const;
+  // Reads the file at `path` into `file` from `index`, once.
+  void LoadFileState(const Index& index, const std::string& path, FileState& file) const;
   // The index of `commit`: `base` with the edited files' fresh state, so the next request
   // need not parse the whole tree again.
   static std::shared_ptr<const Index> IndexAfterCommit(const std::string& commit, const Index& base,

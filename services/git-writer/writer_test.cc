@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "lib/manifest/workload.h"
 #include "lib/manifest/workload_id.h"
 #include "lib/manifest/workload_id_test_cases.h"
@@ -438,6 +439,19 @@ TEST_F(WriterTest, PolicyEditsWriteAnnotations) {
           "api", "example/api:1.0.0",
           "  annotations:\n    ferry.dev/locked: \"true\"\n    ferry.dev/locked_user: bob\n"));
   EXPECT_EQ(upstream_->Git("log -1 --format=%s"), "Update policy of apps:deployment/api\n");
+
+  // tag_all names the workload's containers, read from its parsed document: the index,
+  // carried over from the commit above, keeps none.
+  EditRequest all;
+  all.workload = "apps:deployment/api";
+  all.policy = manifest::PolicyUpdate{};
+  all.policy->tag_all = std::optional<std::string>("glob:1.*");
+  req.edits = {all};
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome tagged, writer_->Apply(req));
+  FERRY_ASSERT_OK(tagged.edits[0].status);
+  EXPECT_TRUE(absl::StrContains(upstream_->Show(upstream_->Head(), "apps/api.yaml"),
+                                "    fluxcd.io/tag.api: glob:1.*\n"))
+      << upstream_->Show(upstream_->Head(), "apps/api.yaml");
 }
 
 TEST_F(WriterTest, SeveralEditsInOneFileAndOneCommit) {
@@ -515,6 +529,47 @@ TEST_F(WriterTest, EditsFindTheirDocumentsThroughTheIndex) {
   for (const EditOutcome& e : three.edits) FERRY_ASSERT_OK(e.status);
   expected = absl::StrReplaceAll(expected, {{"b/one:22", "b/one:3"}, {"b/three:2", "b/three:3"}});
   EXPECT_EQ(upstream_->Show(upstream_->Head(), "apps/many.yaml"), expected);
+}
+
+// Enough files for EditFiles to share them among threads: every edit lands in its file,
+// each file's edits in request order, and each outcome stays with its own edit.
+TEST_F(WriterTest, ManyFilesAreEditedSideBySideAndEveryOutcomeIsItsEdit) {
+  constexpr int kFiles = 40;
+  std::map<std::string, std::string> files;
+  ApplyRequest req;
+  for (int f = 0; f < kFiles; ++f) {
+    const std::string a = absl::StrCat("a", f), b = absl::StrCat("b", f);
+    files[absl::StrCat("apps/many-", f, ".yaml")] =
+        absl::StrCat(Deployment(a, "x/a:1"), "---\n", Deployment(b, "x/b:1"));
+    // b before a: the second edit of a file works on the first one's result.
+    req.edits.push_back(ImageEdit("apps:deployment/" + b, b, absl::StrCat("x/b:", f + 10)));
+    req.edits.push_back(ImageEdit("apps:deployment/" + a, a, absl::StrCat("x/a:", f + 100)));
+  }
+  req.edits.insert(req.edits.begin() + 7, ImageEdit("apps:deployment/nowhere", "c", "x/c:2"));
+  req.edits.push_back(ImageEdit("apps:deployment/a3", "no-such-container", "x/a:9"));
+  FERRY_ASSERT_OK(upstream_->CommitWithCli(files, "Many files"));
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome out, writer_->Apply(req));
+  ASSERT_EQ(out.edits.size(), req.edits.size());
+  for (size_t i = 0; i < req.edits.size(); ++i) {
+    const std::string& workload = req.edits[i].workload;
+    if (workload == "apps:deployment/nowhere") {
+      EXPECT_THAT(out.edits[i].status, StatusIs(absl::StatusCode::kNotFound)) << i;
+    } else if (req.edits[i].image->container == "no-such-container") {
+      EXPECT_THAT(out.edits[i].status, StatusIs(absl::StatusCode::kNotFound)) << i;
+      EXPECT_EQ(out.edits[i].path, "apps/many-3.yaml");
+    } else {
+      FERRY_EXPECT_OK(out.edits[i].status) << workload;
+      EXPECT_TRUE(out.edits[i].changed) << workload;
+      // apps:deployment/aF and bF are in apps/many-F.yaml
+      const absl::string_view name = absl::StripPrefix(workload, "apps:deployment/");
+      EXPECT_EQ(out.edits[i].path, absl::StrCat("apps/many-", name.substr(1), ".yaml"));
+    }
+  }
+  for (int f = 0; f < kFiles; ++f) {
+    EXPECT_EQ(upstream_->Show(out.revision, absl::StrCat("apps/many-", f, ".yaml")),
+              absl::StrCat(Deployment(absl::StrCat("a", f), absl::StrCat("x/a:", f + 100)), "---\n",
+                           Deployment(absl::StrCat("b", f), absl::StrCat("x/b:", f + 10))));
+  }
 }
 
 TEST_F(WriterTest, ConcurrentRequestsWhileAnotherPusherCommitsLoseNothing) {
