@@ -161,14 +161,59 @@ class ApiServiceTest : public ::testing::Test {
   std::unique_ptr<ferry::v1::Ferry::Stub> stub_;
 };
 
-TEST_F(ApiServiceTest, ReleaseCommitsAppliesAndReportsEveryStage) {
-  // Which workloads run: the syncer's default listing age (a workload synced a moment ago
-  // must not read as not in the cluster).
+// A listing up to 10 s old may predate a workload's first sync: before a release reports a
+// workload as not in the cluster, a new listing is read, and the workload is released.
+TEST_F(ApiServiceTest, AWorkloadMissingFromAnOlderListingIsLookedUpInANewOne) {
+  ferry::v1::ListClusterWorkloadsResponse older;  // app not there yet
+  older.add_workloads()->set_id("default:deployment/locked");
   EXPECT_CALL(
       cluster_,
-      ListWorkloads(_, ::testing::Property(&ferry::v1::ListClusterWorkloadsRequest::max_age_ms, 0),
+      ListWorkloads(
+          _, ::testing::Property(&ferry::v1::ListClusterWorkloadsRequest::max_age_ms, 10000), _))
+      .WillRepeatedly(DoAll(::testing::SetArgPointee<2>(older), Return(grpc::Status::OK)));
+  EXPECT_CALL(
+      cluster_,
+      ListWorkloads(_, ::testing::Property(&ferry::v1::ListClusterWorkloadsRequest::max_age_ms, 1),
                     _))
+      .WillRepeatedly(DoAll(::testing::SetArgPointee<2>(in_cluster_), Return(grpc::Status::OK)));
+  ferry::v1::Job job;
+  FERRY_ASSERT_OK(Release(AllTo("1.1.0"), &job));
+  ferry::v1::Job done = Follow(job.id());
+  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.error();
+  ASSERT_EQ(done.results_size(), 2);
+  EXPECT_EQ(done.results(0).workload(), "default:deployment/app");
+  EXPECT_EQ(done.results(0).status(), ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS);
+  ASSERT_EQ(applied_.size(), 1u);
+  EXPECT_EQ(applied_[0].edits(0).workload(), "default:deployment/app");
+
+  // Missing from the new listing too: skipped as not in the cluster, nothing committed.
+  EXPECT_CALL(
+      cluster_,
+      ListWorkloads(_, ::testing::Property(&ferry::v1::ListClusterWorkloadsRequest::max_age_ms, 1),
+                    _))
+      .WillRepeatedly(DoAll(::testing::SetArgPointee<2>(older), Return(grpc::Status::OK)));
+  FERRY_ASSERT_OK(Release(AllTo("1.2.0"), &job));
+  done = Follow(job.id());
+  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.error();
+  ASSERT_EQ(done.results_size(), 2);
+  EXPECT_EQ(done.results(0).status(), ferry::v1::WORKLOAD_RESULT_STATUS_SKIPPED);
+  EXPECT_EQ(done.results(0).reason(), "not accessible in cluster");
+  EXPECT_EQ(applied_.size(), 1u);
+}
+
+TEST_F(ApiServiceTest, ReleaseCommitsAppliesAndReportsEveryStage) {
+  // Which workloads run: a listing up to 10 s old will do when it has them all; no new one
+  // is asked for.
+  EXPECT_CALL(
+      cluster_,
+      ListWorkloads(
+          _, ::testing::Property(&ferry::v1::ListClusterWorkloadsRequest::max_age_ms, 10000), _))
       .Times(::testing::AtLeast(1));
+  EXPECT_CALL(
+      cluster_,
+      ListWorkloads(_, ::testing::Property(&ferry::v1::ListClusterWorkloadsRequest::max_age_ms, 1),
+                    _))
+      .Times(0);
   ferry::v1::Job job;
   FERRY_ASSERT_OK(Release(AllTo("1.1.0"), &job));
   EXPECT_EQ(job.id().size(), 36u);

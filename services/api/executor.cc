@@ -5,7 +5,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "lib/limits/limits.h"
+#include "lib/log/laps.h"
+#include "lib/log/log.h"
 #include "lib/manifest/workload_selection.h"
 #include "lib/runtime/proto_time.h"
 
@@ -18,6 +21,10 @@ std::string Short(const std::string& revision) { return revision.substr(0, 12); 
 
 // SKIPPED results kept in a job's git note (see CommitRequest).
 constexpr int kNoteSkippedResults = 1000;
+
+// How old the syncer's listing may be when a release's planning reads which workloads run
+// (ListClusterWorkloadsRequest.max_age_ms; the syncer keeps one at most 10 s old).
+constexpr int kPlanningListingMaxAgeMs = 10000;
 
 // The room for the list of changes in a commit message with `cause` appended: the message
 // stays under git-writer's default limit however long the cause is.
@@ -261,25 +268,54 @@ void Executor::RunRelease(const ferry::v1::Job& job) {
     *git_request.mutable_ids() = spec.workloads();
     *cluster_request.mutable_ids() = spec.workloads();
   }
+  log::Laps laps;  // where the planning time goes, in the "release planned" line
   absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
       peers_.ListAllInGit(git_request, planning);
+  const int64_t git_ms = laps.Next();
   if (!in_git.ok()) return store_.Finish(id, std::string(in_git.status().message()));
   if (in_git->readonly() && !spec.dry_run()) {
     return store_.Finish(id,
                          "git-writer runs read-only (--git_readonly): nothing can be released; "
                          "a dry run still plans");
   }
+  // Which workloads run: a listing up to kPlanningListingMaxAge old will do, as a new one
+  // of every workload kind costs the syncer seconds at 10,000 workloads. One that may
+  // predate a workload's first sync is not trusted to say a workload is missing: then a
+  // new listing decides.
+  cluster_request.set_max_age_ms(kPlanningListingMaxAgeMs);
   absl::StatusOr<ferry::v1::ListClusterWorkloadsResponse> in_cluster =
       peers_.ListAllInCluster(cluster_request, planning);
   if (!in_cluster.ok()) return store_.Finish(id, std::string(in_cluster.status().message()));
-  std::map<std::string, bool> running;
-  for (const auto& w : in_cluster->workloads()) running[w.id()] = true;
+  const int64_t cluster_ms = laps.Next();
   TagCache tags(peers_.registry, planning);
   std::vector<ferry::v1::ManifestWorkload> workloads(in_git->workloads().begin(),
                                                      in_git->workloads().end());
-  ReleasePlan plan = PlanRelease(spec, workloads, running, tags.Lookup(), absl::Now());
+  auto plan_with = [&](const ferry::v1::ListClusterWorkloadsResponse& listed) {
+    std::map<std::string, bool> running;
+    for (const auto& w : listed.workloads()) running[w.id()] = true;
+    return PlanRelease(spec, workloads, running, tags.Lookup(), absl::Now());
+  };
+  ReleasePlan plan = plan_with(*in_cluster);
+  const bool some_missing =
+      std::any_of(plan.results.begin(), plan.results.end(), [](const WorkloadResult& r) {
+        return r.status() == ferry::v1::WORKLOAD_RESULT_STATUS_SKIPPED &&
+               r.reason() == reason::kNotInCluster;
+      });
+  if (some_missing) {
+    cluster_request.set_max_age_ms(1);  // made now
+    in_cluster = peers_.ListAllInCluster(cluster_request, planning);
+    if (!in_cluster.ok()) return store_.Finish(id, std::string(in_cluster.status().message()));
+    plan = plan_with(*in_cluster);
+  }
   store_.SetResults(id, plan.results);
   std::vector<ferry::v1::Edit> edits = plan.Edits();
+  log::Info("release planned", {{"job", id},
+                                {"workloads", static_cast<int>(workloads.size())},
+                                {"edits", static_cast<int>(edits.size())},
+                                {"git_ms", git_ms},
+                                {"cluster_ms", cluster_ms},
+                                {"cluster_listed_again", some_missing},
+                                {"plan_ms", laps.Next()}});
   if (edits.empty()) {
     return store_.Finish(id, "", "nothing to release: no workload needs a change");
   }
@@ -431,9 +467,15 @@ void Executor::CommitAndApply(const ferry::v1::Job& job, std::vector<WorkloadRes
                               const std::vector<ferry::v1::Edit>& edits, const std::string& message,
                               bool wait_rollout, int rollout_timeout_seconds) {
   const std::string& id = job.id();
+  const absl::Time start = absl::Now();
   absl::StatusOr<ferry::v1::ApplyUpdatesResponse> committed =
       peers_.git.Call(&GitWriterStub::ApplyUpdates, CommitRequest(job, results, edits, message),
                       peers_.ForStage(Stage::kCommit));
+  log::Info("edits sent to git-writer", {{"job", id},
+                                         {"edits", static_cast<int>(edits.size())},
+                                         {"ok", committed.ok()},
+                                         {"revision", committed.ok() ? committed->revision() : ""},
+                                         {"ms", absl::ToInt64Milliseconds(absl::Now() - start)}});
   if (!committed.ok()) {
     FailReleased(results, std::string(committed.status().message()));
     store_.SetResults(id, results);
