@@ -44,11 +44,12 @@ void AddKept(const manifest::Resource& r, const Index& base, Index& index) {
   }
 }
 
-// Indexes kept: the head's and the two before it, for lists paged at the revision they began
-// at and for a reader a commit or two behind. Each holds the repo's text and its workloads'
-// answers (~35 MB at 10,000 workloads: 8 of them were most of git-writer's memory); an
-// older one is built again from git when asked for.
-constexpr size_t kIndexCacheSize = 3;
+// Indexes kept: the head's and the one before it, for lists paged at the revision they
+// began at and for a reader a commit behind. Each holds the repo's text and its workloads'
+// answers (~35 MB at 10,000 workloads: 8 of them were most of git-writer's memory, 3 kept
+// it at 180 MB); an older one is built again when asked for, from git's files and what the
+// newest index parsed of those that did not change.
+constexpr size_t kIndexCacheSize = 2;
 
 // Threads that edit files side by side (EditFiles), and the fewest files worth them.
 constexpr unsigned kMaxEditThreads = 4;
