@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <exception>
 #include <functional>
+#include <mutex>
+#include <system_error>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -27,7 +30,7 @@ namespace ferry::git_writer {
 namespace {
 
 // Into `index`: what it keeps of a resource parsed from a file. A workload's containers are
-// found now; then the parsed document is let go (an edit parses its file again).
+// found now; then the parsed document is let go (an edit parses the document it changes).
 void AddParsed(manifest::Resource r, Index& index) {
   if (manifest::IsWorkloadKind(r.kind))
     index.containers.try_emplace(ContainersKey(r), FindContainers(r));
@@ -57,18 +60,35 @@ constexpr size_t kFilesPerEditThread = 8;
 
 // Calls `work(i)` for each i in [0, count), on up to kMaxEditThreads threads (this one
 // among them) when there is enough to share; `work` must be safe to run side by side.
+// An exception from `work` stops the others at their next item and is rethrown here, after
+// every thread has ended; a thread that cannot start leaves its share to the others.
 void RunInParallel(size_t count, const std::function<void(size_t)>& work) {
   const size_t threads =
       std::min<size_t>({std::max(1u, std::thread::hardware_concurrency()), kMaxEditThreads,
                         std::max<size_t>(1, count / kFilesPerEditThread)});
   std::atomic<size_t> next{0};
+  std::mutex failed_mu;
+  std::exception_ptr failed;
   auto run = [&] {
-    for (size_t i = next++; i < count; i = next++) work(i);
+    try {
+      for (size_t i = next++; i < count; i = next++) work(i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(failed_mu);
+      if (!failed) failed = std::current_exception();
+      next = count;
+    }
   };
   std::vector<std::thread> helpers;
-  for (size_t t = 1; t < threads; ++t) helpers.emplace_back(run);
+  for (size_t t = 1; t < threads; ++t) {
+    try {
+      helpers.emplace_back(run);
+    } catch (const std::system_error&) {
+      break;
+    }
+  }
   run();
   for (std::thread& helper : helpers) helper.join();
+  if (failed) std::rethrow_exception(failed);
 }
 
 const prometheus::Histogram::BucketBoundaries kSecondsBuckets = {
@@ -601,12 +621,17 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
 
 void Writer::CacheIndex(std::shared_ptr<const Index> index) {
   const std::string revision = index->revision;
+  // The head's index stays: readers of older revisions must not push it out, or every
+  // request at the head would build it again.
+  const std::string head = CurrentHead().revision;
   absl::MutexLock lock(&index_mu_);
   if (index_cache_.count(revision) == 0) index_order_.push_back(revision);
   index_cache_[revision] = std::move(index);
   if (index_order_.size() > kIndexCacheSize) {
-    index_cache_.erase(index_order_.front());
-    index_order_.erase(index_order_.begin());
+    auto oldest = index_order_.begin();
+    if (*oldest == head && index_order_.size() > 1) ++oldest;
+    index_cache_.erase(*oldest);
+    index_order_.erase(oldest);
   }
 }
 
@@ -786,7 +811,7 @@ absl::Status Writer::EditInFile(const EditRequest& edit, const std::string& path
   result.path = path;
   auto res = std::find_if(file.resources.begin(), file.resources.end(),
                           [&](const manifest::Resource& r) { return r.id == edit.workload; });
-  if (res == file.resources.end()) {  // the index and a new parse of its file disagree
+  if (res == file.resources.end()) {  // the index and the file disagree
     return absl::InternalError(absl::StrCat(names::Escape(path), ": workload ",
                                             names::Escape(edit.workload),
                                             " is in the index but not in its file"));
@@ -1300,7 +1325,15 @@ std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit,
   for (const auto& [path, file] : files) {
     if (!file.changed) continue;
     next->files[path] = file.content;
-    for (const manifest::Resource& r : file.resources) AddParsed(r, *next);
+    // The edited documents were parsed anew; the others of the file were read from the index
+    // (LoadFileState) and keep their containers, whose key an edit elsewhere does not move.
+    for (const manifest::Resource& r : file.resources) {
+      if (r.node.has_node()) {
+        AddParsed(r, *next);
+      } else {
+        AddKept(r, base, *next);
+      }
+    }
   }
   manifest::FinishLoad(next->loaded);
   return next;

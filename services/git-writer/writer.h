@@ -106,7 +106,7 @@ struct Index {
   bool had_duplicates = false;
   // The containers of each workload in `loaded`, by ContainersKey, found when its file was
   // parsed. The index keeps no parsed documents (`loaded`'s resources have none: most of
-  // git-writer's memory at 10,000 workloads); an edit parses its file again.
+  // git-writer's memory at 10,000 workloads); an edit parses the document it changes.
   std::map<std::string, std::vector<manifest::Container>> containers;
   // ListWorkloads' entry for each of `loaded.resources` (empty for other kinds and for
   // workloads it skips), made once on first use (GitWriterService): an index answers many
@@ -130,6 +130,7 @@ struct Index {
   // (had_duplicates), or kustomize uses the file. An edit then parses the file again.
   const std::vector<size_t>* ResourcesIn(const std::string& path) const;
 
+  // ResourcesIn's view: path -> indexes into `loaded.resources`, made on first use.
   mutable absl::once_flag by_path_once;
   mutable std::map<std::string, std::vector<size_t>> by_path;
 };
@@ -263,7 +264,9 @@ class Writer {
 
   // Apply's steps, on the head `revision` whose index is `index`.
   // Applies every edit to its file in `files`, each edit's own failure in its outcome; an
-  // error is returned only when an edited document cannot be re-indexed.
+  // error is returned only when an edited document cannot be re-indexed (then nothing is
+  // committed). The edits of plain files run on several threads, one file per thread at a
+  // time and its edits in request order; the edits of what kustomize renders follow.
   absl::Status EditFiles(const std::vector<EditRequest>& edits, const Index& index,
                          const std::string& revision, EditedFiles& files,
                          std::vector<EditOutcome>& outcomes) const;
@@ -395,7 +398,7 @@ class Writer {
   // IsFerrys's signature verdicts by commit (bounded: cleared past kMaxVerified).
   std::map<std::string, bool> ferrys_ ABSL_GUARDED_BY(repo_mu_);
   static constexpr size_t kMaxRejected = 256;
-  void CacheIndex(std::shared_ptr<const Index> index) ABSL_LOCKS_EXCLUDED(index_mu_);
+  void CacheIndex(std::shared_ptr<const Index> index) ABSL_LOCKS_EXCLUDED(index_mu_, head_mu_);
   void SetHead(const HeadInfo& head);
 
   Repository& repo_;

@@ -200,6 +200,29 @@ TEST_F(WriterTest, ReadsHeadManifestsAndIndex) {
   EXPECT_THAT(writer_->ReadManifests("", {"nope"}), StatusIs(absl::StatusCode::kNotFound));
 }
 
+// Readers of older revisions do not push the head's index out of the cache (it keeps 2):
+// a read at the head afterwards is answered from it, not built again.
+TEST_F(WriterTest, TheHeadsIndexStaysWhileOlderRevisionsAreRead) {
+  auto built = [&] {
+    return metrics_.index_files.Add({{"source", "parsed"}}).Value() +
+           metrics_.index_files.Add({{"source", "reused"}}).Value();
+  };
+  const std::string first = upstream_->Head();
+  FERRY_ASSERT_OK(
+      upstream_->CommitWithCli({{"apps/web.yaml", Deployment("web", "nginx:1.30")}}, "Second"));
+  const std::string second = upstream_->Head();
+  FERRY_ASSERT_OK(
+      upstream_->CommitWithCli({{"apps/web.yaml", Deployment("web", "nginx:1.31")}}, "Third"));
+  FERRY_ASSERT_OK(writer_->Refresh());
+  FERRY_ASSERT_OK_AND_ASSIGN(auto head, writer_->IndexAt(""));
+  FERRY_ASSERT_OK(writer_->IndexAt(second).status());
+  FERRY_ASSERT_OK(writer_->IndexAt(first).status());
+  const double before = built();
+  FERRY_ASSERT_OK_AND_ASSIGN(auto again, writer_->IndexAt(""));
+  EXPECT_EQ(again.get(), head.get()) << "the head's index, as cached";
+  EXPECT_EQ(built(), before);
+}
+
 TEST_F(WriterTest, ANewUpstreamRevisionParsesOnlyTheFilesItChanged) {
   auto parsed = [&](const char* source) {
     return metrics_.index_files.Add({{"source", source}}).Value();
@@ -509,6 +532,17 @@ TEST_F(WriterTest, EditsFindTheirDocumentsThroughTheIndex) {
                  ImageEdit("apps:deployment/one", "one", "b/one:22", "b/one:1")};
   FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome one, writer_->Apply(first));
   for (const EditOutcome& e : one.edits) FERRY_ASSERT_OK(e.status);
+  // The index carried over to the commit knows every workload's containers, the ones the
+  // edits did not touch included, as an index loaded from scratch does.
+  FERRY_ASSERT_OK_AND_ASSIGN(auto carried, writer_->IndexAt(one.revision));
+  WriterMetrics fresh_metrics(registry_);
+  Writer fresh(*repo_, WriterOptions{}, fresh_metrics);
+  FERRY_ASSERT_OK_AND_ASSIGN(auto loaded, fresh.IndexAt(one.revision));
+  ASSERT_EQ(carried->loaded.resources.size(), loaded->loaded.resources.size());
+  for (size_t i = 0; i < loaded->loaded.resources.size(); ++i) {
+    EXPECT_EQ(ImageIn(*carried, i), ImageIn(*loaded, i)) << loaded->loaded.resources[i].id;
+  }
+  EXPECT_EQ(ImageIn(*carried, 4), "b/two:1") << carried->loaded.resources[4].id;
   ApplyRequest second;  // on the index carried over from the first commit
   second.edits = {ImageEdit("apps:deployment/four", "four", "b/four:333", "b/four:1"),
                   ImageEdit("apps:deployment/two", "two", "b/two:2", "b/two:1")};
@@ -541,9 +575,12 @@ TEST_F(WriterTest, ManyFilesAreEditedSideBySideAndEveryOutcomeIsItsEdit) {
     const std::string a = absl::StrCat("a", f), b = absl::StrCat("b", f);
     files[absl::StrCat("apps/many-", f, ".yaml")] =
         absl::StrCat(Deployment(a, "x/a:1"), "---\n", Deployment(b, "x/b:1"));
-    // b before a: the second edit of a file works on the first one's result.
-    req.edits.push_back(ImageEdit("apps:deployment/" + b, b, absl::StrCat("x/b:", f + 10)));
-    req.edits.push_back(ImageEdit("apps:deployment/" + a, a, absl::StrCat("x/a:", f + 100)));
+    // The second edit of a file works on the first one's result; in every other file the
+    // first edit moves the document of the second (a's new tag is longer).
+    EditRequest edit_a = ImageEdit("apps:deployment/" + a, a, absl::StrCat("x/a:", f + 100));
+    EditRequest edit_b = ImageEdit("apps:deployment/" + b, b, absl::StrCat("x/b:", f + 10));
+    req.edits.push_back(f % 2 == 0 ? edit_a : edit_b);
+    req.edits.push_back(f % 2 == 0 ? edit_b : edit_a);
   }
   req.edits.insert(req.edits.begin() + 7, ImageEdit("apps:deployment/nowhere", "c", "x/c:2"));
   req.edits.push_back(ImageEdit("apps:deployment/a3", "no-such-container", "x/a:9"));
