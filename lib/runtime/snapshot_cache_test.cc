@@ -48,8 +48,15 @@ TEST_F(SnapshotCacheTest, ReadersOfTheSameMomentShareOneListing) {
 }
 
 // A lister that blocks until released, for the callers that meet a listing in progress.
-class BlockingSnapshotCacheTest : public ::testing::Test {
+template <Refresh kRefresh>
+class BlockingCacheTest : public ::testing::Test {
  protected:
+  FakeClock clock_;
+  absl::Mutex mu_;
+  int listings_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Notification entered_[4], release_[4];
+  std::atomic<bool> fail_{false};
+  // Last: destroyed first, joining its loads while the rest is still there.
   SnapshotCache<Values> cache_{[this](const std::string& ns) -> absl::StatusOr<Values> {
                                  int n;
                                  {
@@ -61,12 +68,11 @@ class BlockingSnapshotCacheTest : public ::testing::Test {
                                  if (fail_) return absl::UnavailableError("the API server is away");
                                  return Values{absl::StrCat(ns, ":deployment/listing-", n)};
                                },
-                               clock_, absl::Seconds(2), absl::Seconds(10), kMaxKeys};
-  FakeClock clock_;
-  absl::Mutex mu_;
-  int listings_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Notification entered_[3], release_[3];
-  std::atomic<bool> fail_{false};
+                               clock_,
+                               absl::Seconds(2),
+                               absl::Seconds(10),
+                               kMaxKeys,
+                               kRefresh};
 
   int Listings() {
     absl::MutexLock lock(&mu_);
@@ -78,6 +84,9 @@ class BlockingSnapshotCacheTest : public ::testing::Test {
     return (**got)[0];
   }
 };
+
+using BlockingSnapshotCacheTest = BlockingCacheTest<Refresh::kByCaller>;
+using BackgroundSnapshotCacheTest = BlockingCacheTest<Refresh::kInBackground>;
 
 TEST_F(BlockingSnapshotCacheTest, ARecentListingIsAnsweredWhileANewOneIsMade) {
   release_[0].Notify();
@@ -92,6 +101,28 @@ TEST_F(BlockingSnapshotCacheTest, ARecentListingIsAnsweredWhileANewOneIsMade) {
   EXPECT_EQ(lister_got, "a:deployment/listing-2");
   EXPECT_EQ(IdOf("a"), "a:deployment/listing-2");
   EXPECT_EQ(Listings(), 2);
+}
+
+// A caller who asks for a snapshot newer than the cache's own max age gets one made after
+// it asked: not the last one while another load runs, nor that load if it began earlier.
+TEST_F(BlockingSnapshotCacheTest, ACallerWhoAsksForANewerSnapshotGetsOneMadeSinceItAsked) {
+  release_[0].Notify();
+  EXPECT_EQ(IdOf("a"), "a:deployment/listing-1");
+  clock_.Advance(absl::Seconds(3));
+  std::string slow;
+  std::thread lister([&] { slow = IdOf("a"); });
+  entered_[1].WaitForNotification();  // listing 2 began 1 s before the next caller asks
+  clock_.Advance(absl::Seconds(1));
+  release_[2].Notify();
+  auto fresh = cache_.Get("a", absl::Milliseconds(1));
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ((**fresh)[0], "a:deployment/listing-3");
+  release_[1].Notify();
+  lister.join();
+  EXPECT_EQ(slow, "a:deployment/listing-2");
+  EXPECT_EQ(IdOf("a"), "a:deployment/listing-3")
+      << "the newer listing stays, though it ended first";
+  EXPECT_EQ(Listings(), 3);
 }
 
 TEST_F(BlockingSnapshotCacheTest, AWaiterGivesUpAtItsDeadline) {
@@ -159,6 +190,38 @@ TEST_F(SnapshotCacheTest, OnlySoManyKeysAreRemembered) {
   EXPECT_EQ(listed_.size(), before);
   IdOf("ns-0");
   EXPECT_EQ(listed_.size(), before + 1);
+}
+
+// Refresh::kInBackground: a caller who finds the listing too old, but not older than
+// max_stale, is answered with it at once while a new one is made behind it; a caller who
+// needs a new one, or finds none recent enough, still waits.
+TEST_F(BackgroundSnapshotCacheTest, AnOlderListingIsAnsweredAtOnceAndANewOneMadeBehind) {
+  release_[0].Notify();
+  EXPECT_EQ(IdOf("a"), "a:deployment/listing-1");
+  clock_.Advance(absl::Seconds(3));
+  EXPECT_EQ(IdOf("a"), "a:deployment/listing-1") << "answered at once";
+  entered_[1].WaitForNotification();  // the new listing, behind the caller
+  EXPECT_EQ(IdOf("a"), "a:deployment/listing-1") << "and meanwhile";
+  EXPECT_EQ(Listings(), 2) << "one listing behind the callers, not one each";
+  release_[1].Notify();
+  // Bounded wait for the listing behind to be stored (the test fails below otherwise).
+  for (int i = 0; i < 10000 && IdOf("a") != "a:deployment/listing-2"; ++i) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_EQ(IdOf("a"), "a:deployment/listing-2");
+
+  // A caller's own max age is kept: one that needs a listing of now waits for it.
+  clock_.Advance(absl::Seconds(1));
+  release_[2].Notify();
+  auto now = cache_.Get("a", absl::Milliseconds(1));
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ((**now)[0], "a:deployment/listing-3");
+
+  // Older than max_stale (10 s): nothing is answered from it.
+  clock_.Advance(absl::Seconds(11));
+  release_[3].Notify();
+  EXPECT_EQ(IdOf("a"), "a:deployment/listing-4");
+  EXPECT_EQ(Listings(), 4);
 }
 
 }  // namespace

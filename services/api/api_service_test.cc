@@ -171,9 +171,14 @@ TEST_F(ApiServiceTest, AWorkloadMissingFromAnOlderListingIsLookedUpInANewOne) {
       ListWorkloads(
           _, ::testing::Property(&ferry::v1::ListClusterWorkloadsRequest::max_age_ms, 10000), _))
       .WillRepeatedly(DoAll(::testing::SetArgPointee<2>(older), Return(grpc::Status::OK)));
+  // Only the workload the older listing lacks is looked up again.
   EXPECT_CALL(
       cluster_,
-      ListWorkloads(_, ::testing::Property(&ferry::v1::ListClusterWorkloadsRequest::max_age_ms, 1),
+      ListWorkloads(_,
+                    ::testing::AllOf(
+                        ::testing::Property(&ferry::v1::ListClusterWorkloadsRequest::max_age_ms, 1),
+                        ::testing::Property(&ferry::v1::ListClusterWorkloadsRequest::ids,
+                                            ::testing::ElementsAre("default:deployment/app"))),
                     _))
       .WillRepeatedly(DoAll(::testing::SetArgPointee<2>(in_cluster_), Return(grpc::Status::OK)));
   ferry::v1::Job job;
@@ -191,6 +196,7 @@ TEST_F(ApiServiceTest, AWorkloadMissingFromAnOlderListingIsLookedUpInANewOne) {
       cluster_,
       ListWorkloads(_, ::testing::Property(&ferry::v1::ListClusterWorkloadsRequest::max_age_ms, 1),
                     _))
+      .Times(1)
       .WillRepeatedly(DoAll(::testing::SetArgPointee<2>(older), Return(grpc::Status::OK)));
   FERRY_ASSERT_OK(Release(AllTo("1.2.0"), &job));
   done = Follow(job.id());

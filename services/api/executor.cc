@@ -11,6 +11,7 @@
 #include "lib/log/log.h"
 #include "lib/manifest/workload_selection.h"
 #include "lib/runtime/proto_time.h"
+#include "lib/status/status_macros.h"
 
 namespace ferry::api {
 namespace {
@@ -278,10 +279,10 @@ void Executor::RunRelease(const ferry::v1::Job& job) {
                          "git-writer runs read-only (--git_readonly): nothing can be released; "
                          "a dry run still plans");
   }
-  // Which workloads run: a listing up to kPlanningListingMaxAge old will do, as a new one
-  // of every workload kind costs the syncer seconds at 10,000 workloads. One that may
-  // predate a workload's first sync is not trusted to say a workload is missing: then a
-  // new listing decides.
+  // Which workloads run: a listing up to kPlanningListingMaxAgeMs old will do, as a new one
+  // of every workload kind costs the syncer seconds at 10,000 workloads. It may predate a
+  // workload's first sync, so it is not trusted to say a workload is missing: those are
+  // looked up in a listing made since (AddRunningNow).
   cluster_request.set_max_age_ms(kPlanningListingMaxAgeMs);
   absl::StatusOr<ferry::v1::ListClusterWorkloadsResponse> in_cluster =
       peers_.ListAllInCluster(cluster_request, planning);
@@ -290,22 +291,22 @@ void Executor::RunRelease(const ferry::v1::Job& job) {
   TagCache tags(peers_.registry, planning);
   std::vector<ferry::v1::ManifestWorkload> workloads(in_git->workloads().begin(),
                                                      in_git->workloads().end());
-  auto plan_with = [&](const ferry::v1::ListClusterWorkloadsResponse& listed) {
-    std::map<std::string, bool> running;
-    for (const auto& w : listed.workloads()) running[w.id()] = true;
-    return PlanRelease(spec, workloads, running, tags.Lookup(), absl::Now());
-  };
-  ReleasePlan plan = plan_with(*in_cluster);
-  const bool some_missing =
-      std::any_of(plan.results.begin(), plan.results.end(), [](const WorkloadResult& r) {
-        return r.status() == ferry::v1::WORKLOAD_RESULT_STATUS_SKIPPED &&
-               r.reason() == reason::kNotInCluster;
-      });
-  if (some_missing) {
-    cluster_request.set_max_age_ms(1);  // made now
-    in_cluster = peers_.ListAllInCluster(cluster_request, planning);
-    if (!in_cluster.ok()) return store_.Finish(id, std::string(in_cluster.status().message()));
-    plan = plan_with(*in_cluster);
+  std::map<std::string, bool> running;  // as PlanRelease takes it
+  for (const auto& w : in_cluster->workloads()) running[w.id()] = true;
+  ReleasePlan plan = PlanRelease(spec, workloads, running, tags.Lookup(), absl::Now());
+  std::vector<std::string> missing;
+  for (const WorkloadResult& r : plan.results) {
+    if (r.status() == ferry::v1::WORKLOAD_RESULT_STATUS_SKIPPED &&
+        r.reason() == reason::kNotInCluster) {
+      missing.push_back(r.workload());
+    }
+  }
+  const int64_t plan_ms = laps.Next();
+  if (!missing.empty()) {
+    if (absl::Status looked = AddRunningNow(missing, planning, running); !looked.ok()) {
+      return store_.Finish(id, std::string(looked.message()));
+    }
+    plan = PlanRelease(spec, workloads, running, tags.Lookup(), absl::Now());
   }
   store_.SetResults(id, plan.results);
   std::vector<ferry::v1::Edit> edits = plan.Edits();
@@ -314,8 +315,9 @@ void Executor::RunRelease(const ferry::v1::Job& job) {
                                 {"edits", static_cast<int>(edits.size())},
                                 {"git_ms", git_ms},
                                 {"cluster_ms", cluster_ms},
-                                {"cluster_listed_again", some_missing},
-                                {"plan_ms", laps.Next()}});
+                                {"plan_ms", plan_ms},
+                                {"looked_up_again", static_cast<int>(missing.size())},
+                                {"again_ms", laps.Next()}});
   if (edits.empty()) {
     return store_.Finish(id, "", "nothing to release: no workload needs a change");
   }
@@ -324,6 +326,24 @@ void Executor::RunRelease(const ferry::v1::Job& job) {
   }
   CommitAndApply(job, plan.results, edits, ReleaseMessage(spec, plan.results, job.cause()),
                  spec.wait_rollout(), spec.rollout_timeout_seconds());
+}
+
+absl::Status Executor::AddRunningNow(const std::vector<std::string>& ids, const CallBudget& budget,
+                                     std::map<std::string, bool>& running) const {
+  const absl::Time since = absl::Now();
+  const size_t page = manifest::WorkloadSelection::kMaxIds;
+  for (size_t first = 0; first < ids.size(); first += page) {
+    ferry::v1::ListClusterWorkloadsRequest request;
+    for (size_t i = first; i < std::min(ids.size(), first + page); ++i) request.add_ids(ids[i]);
+    // Made since `since`: the first page asks for a listing of now, the next ones accept the
+    // one it caused. At least 1 ms, as 0 would ask for the syncer's default age.
+    request.set_max_age_ms(static_cast<int32_t>(std::clamp<int64_t>(
+        absl::ToInt64Milliseconds(absl::Now() - since) + 1, 1, kPlanningListingMaxAgeMs)));
+    FERRY_ASSIGN_OR_RETURN(ferry::v1::ListClusterWorkloadsResponse listed,
+                           peers_.ListAllInCluster(std::move(request), budget));
+    for (const auto& w : listed.workloads()) running[w.id()] = true;
+  }
+  return absl::OkStatus();
 }
 
 void Executor::RunPolicy(const ferry::v1::Job& job) {

@@ -106,6 +106,10 @@ class Executor {
   void SetReleaseApplied(ReleaseApplied hook) { release_applied_ = std::move(hook); }
 
  private:
+  // Adds to `running` those of `ids` that the cluster has, read from a listing made since
+  // this call (ids in pages of WorkloadSelection::kMaxIds, all from that one listing).
+  absl::Status AddRunningNow(const std::vector<std::string>& ids, const CallBudget& budget,
+                             std::map<std::string, bool>& running) const;
   // Commits `edits`, applies the revision, follows rollouts if asked; updates `results`
   // (failed edits, failed applies) and finishes the job.
   void CommitAndApply(const ferry::v1::Job& job, std::vector<ferry::v1::WorkloadResult> results,

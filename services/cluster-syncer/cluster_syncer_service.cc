@@ -74,7 +74,7 @@ ClusterSyncerService::ClusterSyncerService(kube::KubeApi& kube, kube::Discovery&
             return ListClusterWorkloads(kube_, discovery_, ns, allow_);
           },
           runtime::SystemClock(), kWorkloadListMaxAge, kWorkloadListMaxStale,
-          kWorkloadListNamespaces) {}
+          kWorkloadListNamespaces, runtime::Refresh::kInBackground) {}
 
 grpc::Status ClusterSyncerService::ListWorkloads(
     grpc::ServerContext*, const ferry::v1::ListClusterWorkloadsRequest* request,

@@ -1,7 +1,9 @@
 // The cluster's workloads as listed a moment ago. Listing every workload kind from the
 // Kubernetes API costs seconds and hundreds of MB at 10,000 workloads; the pages of one
 // ListWorkloads and the readers of the same moment share one listing instead of each
-// making their own, and a reader never waits for a listing while a recent one is at hand.
+// making their own, and a reader never waits for a listing while a recent one is at hand:
+// one older than kWorkloadListMaxAge but within kWorkloadListMaxStale is answered at once
+// and a new one is made behind the readers (runtime::Refresh::kInBackground).
 #pragma once
 
 #include <vector>
@@ -14,7 +16,8 @@ namespace ferry::cluster_syncer {
 
 // How old a listing may be when it is answered from as it is.
 inline constexpr absl::Duration kWorkloadListMaxAge = absl::Seconds(2);
-// How old a listing may be when it is answered from while a new one is being made.
+// How old a listing may be when it is answered from while a new one is being made (by a
+// caller who asked for a newer one, or behind the callers).
 inline constexpr absl::Duration kWorkloadListMaxStale = absl::Seconds(10);
 // Namespaces whose listings are remembered at once.
 inline constexpr size_t kWorkloadListNamespaces = 64;
