@@ -205,9 +205,15 @@ class SnapshotCache {
       }
     }
     refreshers_ = std::move(running);
-    // No caller waits for its outcome: it is stored for the next ones.
-    refreshers_.push_back(
-        {load, std::thread([this, key, load] { (void)LoadAndStore(key, *load); })});
+    try {
+      refreshers_.reserve(refreshers_.size() + 1);  // push_back below cannot throw
+      // No caller waits for its outcome: it is stored for the next ones.
+      std::thread thread([this, key, load] { (void)LoadAndStore(key, *load); });
+      refreshers_.push_back({load, std::move(thread)});
+    } catch (...) {
+      // Not started: the load ends here, so the key's next caller starts another.
+      Store(key, *load, absl::ResourceExhaustedError("no thread for a load behind the callers"));
+    }
     return ended;
   }
 

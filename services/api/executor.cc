@@ -26,6 +26,8 @@ constexpr int kNoteSkippedResults = 1000;
 // How old the syncer's listing may be when a release's planning reads which workloads run
 // (ListClusterWorkloadsRequest.max_age_ms; the syncer keeps one at most 10 s old).
 constexpr int kPlanningListingMaxAgeMs = 10000;
+// AddRunningNow: how much older than its first page's listing a later page accepts.
+constexpr int64_t kPageAgeSlackMs = 1000;
 
 // The room for the list of changes in a commit message with `cause` appended: the message
 // stays under git-writer's default limit however long the cause is.
@@ -335,10 +337,13 @@ absl::Status Executor::AddRunningNow(const std::vector<std::string>& ids, const 
   for (size_t first = 0; first < ids.size(); first += page) {
     ferry::v1::ListClusterWorkloadsRequest request;
     for (size_t i = first; i < std::min(ids.size(), first + page); ++i) request.add_ids(ids[i]);
-    // Made since `since`: the first page asks for a listing of now, the next ones accept the
-    // one it caused. At least 1 ms, as 0 would ask for the syncer's default age.
-    request.set_max_age_ms(static_cast<int32_t>(std::clamp<int64_t>(
-        absl::ToInt64Milliseconds(absl::Now() - since) + 1, 1, kPlanningListingMaxAgeMs)));
+    // Made since `since`: the first page asks for a listing of now (1 ms: 0 would ask for the
+    // syncer's default age); the next ones accept the one it caused, with a second to spare
+    // for the calls' own delays (only a listing newer than the planning's matters).
+    const int64_t ms =
+        first == 0 ? 1 : absl::ToInt64Milliseconds(absl::Now() - since) + kPageAgeSlackMs;
+    request.set_max_age_ms(
+        static_cast<int32_t>(std::clamp<int64_t>(ms, 1, kPlanningListingMaxAgeMs)));
     FERRY_ASSIGN_OR_RETURN(ferry::v1::ListClusterWorkloadsResponse listed,
                            peers_.ListAllInCluster(std::move(request), budget));
     for (const auto& w : listed.workloads()) running[w.id()] = true;

@@ -79,6 +79,7 @@ void RunInParallel(size_t count, const std::function<void(size_t)>& work) {
     }
   };
   std::vector<std::thread> helpers;
+  helpers.reserve(threads);  // a started helper is never dropped by a failed push_back
   for (size_t t = 1; t < threads; ++t) {
     try {
       helpers.emplace_back(run);
