@@ -547,12 +547,8 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
   std::shared_ptr<const Index> newest = NewestIndex();
   const Index* base = newest.get();
   if (base != nullptr && base->had_duplicates) base = nullptr;
-  std::map<std::string, std::vector<const manifest::Resource*>> base_resources;
   std::map<std::string, std::vector<const manifest::LoadError*>> base_errors;
   if (base != nullptr) {
-    for (const manifest::Resource& r : base->loaded.resources) {
-      base_resources[r.source.path].push_back(&r);
-    }
     for (const manifest::LoadError& e : base->loaded.errors) base_errors[e.path].push_back(&e);
   }
   bool kustomized = false;
@@ -584,7 +580,8 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
     if (base != nullptr && known != base->blobs.end() && !known->second.empty() &&
         known->second == index->blobs[path] &&
         (base->layout == nullptr || !base->layout->Uses(path))) {
-      for (const manifest::Resource* r : base_resources[path]) AddKept(*r, *base, *index);
+      // What the base read from the file (its by-path view, made once per index).
+      for (size_t i : *base->ResourcesIn(path)) AddKept(base->loaded.resources[i], *base, *index);
       for (const manifest::LoadError* e : base_errors[path]) index->loaded.errors.push_back(*e);
       ++reused;
     } else {
