@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "lib/log/laps.h"
 #include "lib/log/log.h"
 #include "lib/runtime/memory.h"
 #include "lib/runtime/proto_time.h"
@@ -219,9 +220,12 @@ SyncReport SyncLoop::RunSync(const std::string& wanted, bool dry_run, bool fetch
   }
   if (report.error.empty()) {
     report.revision = revision;
+    log::Laps laps;
     absl::StatusOr<std::vector<ManifestFileContent>> files = ReadManifests(revision);
+    const int64_t read_ms = laps.Next();
     if (files.ok()) {
       report = syncer_.Sync(revision, *files, dry_run);
+      report.phases.read_ms = read_ms;
     } else {
       fail(files.status());
     }
@@ -297,7 +301,9 @@ absl::StatusOr<std::vector<ManifestFileContent>> SyncLoop::ReadManifests(
 }
 
 void SyncLoop::Record(const SyncReport& report) {
+  log::Laps laps;
   if (report.error.empty()) RecordState(report);
+  const int64_t marker_ms = laps.Next();
   metrics_.Record(report);
   const bool ready = report.error.empty();
   {
@@ -309,14 +315,19 @@ void SyncLoop::Record(const SyncReport& report) {
     ready_ = ready;
     ReportReadiness();
   }
-  log::Info("synced",
-            {{"revision", report.revision},
-             {"applied", report.applied},
-             {"unchanged", report.unchanged},
-             {"failed", report.failed},
-             {"pruned", report.pruned},
-             {"error", report.error},
-             {"duration_ms", absl::ToInt64Milliseconds(report.finished - report.started)}});
+  log::Info("synced", {{"revision", report.revision},
+                       {"applied", report.applied},
+                       {"unchanged", report.unchanged},
+                       {"failed", report.failed},
+                       {"pruned", report.pruned},
+                       {"error", report.error},
+                       {"duration_ms", absl::ToInt64Milliseconds(report.finished - report.started)},
+                       {"read_ms", report.phases.read_ms},
+                       {"parse_ms", report.phases.parse_ms},
+                       {"list_ms", report.phases.list_ms},
+                       {"apply_ms", report.phases.apply_ms},
+                       {"prune_ms", report.phases.prune_ms},
+                       {"marker_ms", marker_ms}});
 }
 
 void SyncLoop::RecordState(const SyncReport& report) {

@@ -3,17 +3,17 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
-#include <atomic>
 #include <functional>
-#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "lib/log/laps.h"
 #include "lib/log/log.h"
 #include "lib/manifest/policy.h"
 #include "lib/manifest/resource.h"
 #include "lib/manifest/yaml_json.h"
+#include "lib/runtime/parallel.h"
 #include "lib/status/status_macros.h"
 #include "services/cluster-syncer/kube_list.h"
 
@@ -23,22 +23,8 @@ namespace {
 constexpr int kRanks = 5;
 
 // Runs fn(i) for i in [0, n) on up to `parallelism` threads.
-template <typename Fn>
-void ParallelFor(size_t n, int parallelism, Fn fn) {
-  if (n == 0) return;
-  const size_t workers = std::min<size_t>(n, static_cast<size_t>(std::max(1, parallelism)));
-  if (workers == 1) {
-    for (size_t i = 0; i < n; ++i) fn(i);
-    return;
-  }
-  std::atomic<size_t> next{0};
-  std::vector<std::thread> threads;
-  for (size_t w = 0; w < workers; ++w) {
-    threads.emplace_back([&] {
-      for (size_t i = next++; i < n; i = next++) fn(i);
-    });
-  }
-  for (std::thread& t : threads) t.join();
+void ParallelFor(size_t n, int parallelism, const std::function<void(size_t)>& fn) {
+  runtime::ParallelFor(n, static_cast<size_t>(std::max(1, parallelism)), fn);
 }
 
 std::string Sha256Hex(const std::string& data) {
@@ -358,6 +344,10 @@ class SyncRun {
   absl::Status Run();
 
  private:
+  // Lists the live objects of the items' kinds the API already serves, side by side (the
+  // ranks would list them one after the other). Kinds of CRDs this sync creates are listed
+  // at their rank.
+  void ListServedKindsAhead();
   bool AllowedNamespace(const std::string& ns) const {
     return options_.allow_namespaces.empty() || options_.allow_namespaces.count(ns) > 0;
   }
@@ -413,10 +403,35 @@ void SyncRun::AddFile(const ManifestFileContent& file, const std::vector<std::st
 }
 
 absl::Status SyncRun::Run() {
+  log::Laps laps;
+  ListServedKindsAhead();
+  report_.phases.list_ms += laps.Next();
   for (int rank = 0; rank < kRanks; ++rank) FERRY_RETURN_IF_ERROR(ApplyItemsOfRank(rank));
   const std::set<std::string> failed_names = Tally();
+  laps.Next();
   if (options_.garbage_collection) FERRY_RETURN_IF_ERROR(CollectGarbage(failed_names));
+  report_.phases.prune_ms = laps.Next();
   return absl::OkStatus();
+}
+
+void SyncRun::ListServedKindsAhead() {
+  absl::StatusOr<std::vector<kube::ApiResource>> served = discovery_.All();
+  if (!served.ok()) return;      // each rank finds its kinds, and fails, on its own
+  std::set<std::string> wanted;  // "apiVersion|kind"
+  for (const Item& item : items_) {
+    if (item.state == Item::State::kPending) wanted.insert(item.api_version + "|" + item.kind);
+  }
+  std::vector<const kube::ApiResource*> kinds;
+  std::set<std::string> listed;  // LiveObjects' key: "group/kind"
+  for (const kube::ApiResource& api : *served) {
+    if (wanted.count(api.ApiVersion() + "|" + api.kind) &&
+        listed.insert(api.group + "/" + api.kind).second) {
+      kinds.push_back(&api);
+    }
+  }
+  // A listing that fails here is not kept: the rank lists its kind again and reports it.
+  ParallelFor(kinds.size(), options_.parallelism,
+              [&](size_t k) { live_.List(*kinds[k]).IgnoreError(); });
 }
 
 absl::Status SyncRun::ApplyItemsOfRank(int rank) {
@@ -430,14 +445,18 @@ absl::Status SyncRun::ApplyItemsOfRank(int rank) {
     if (item->state == Item::State::kPending) Prepare(*item);
   }
   std::erase_if(todo, [](Item* i) { return i->state != Item::State::kPending; });
+  log::Laps laps;
   FERRY_ASSIGN_OR_RETURN(const Checksums live_checksums, LiveChecksums(todo));
+  report_.phases.list_ms += laps.Next();
   LoadObjects(todo, live_checksums);
   FERRY_RETURN_IF_ERROR(Apply(todo, live_checksums));
   // The objects of this rank are not needed any more.
   for (Item& item : items_) {
     if (item.rank == rank) std::string().swap(item.object);
   }
-  return WaitForNewCrds(todo);
+  absl::Status crds = WaitForNewCrds(todo);
+  report_.phases.apply_ms += laps.Next();
+  return crds;
 }
 
 absl::Status SyncRun::Resolve(Item& item) {
@@ -648,12 +667,19 @@ absl::StatusOr<std::vector<LiveObject>> SyncRun::FindGarbage(
     return absl::UnavailableError(absl::StrCat("API discovery failed: ", all.status().message()));
   }
   std::set<std::string> seen_kinds;
-  std::vector<LiveObject> doomed;
-  std::set<std::string> doomed_keys;
+  std::vector<const kube::ApiResource*> kinds;
   for (const kube::ApiResource& api : *all) {
     if (!api.Can("list") || !api.Can("delete")) continue;
     if (!seen_kinds.insert(api.group + "/" + api.kind).second) continue;  // preferred only
-    absl::StatusOr<std::vector<LiveObject>> live = live_.List(api);
+    kinds.push_back(&api);
+  }
+  // Every kind is listed, side by side; those the items have were listed already.
+  std::vector<absl::StatusOr<std::vector<LiveObject>>> listings(kinds.size());
+  ParallelFor(kinds.size(), options_.parallelism,
+              [&](size_t k) { listings[k] = live_.List(*kinds[k]); });
+  std::vector<LiveObject> doomed;
+  std::set<std::string> doomed_keys;
+  for (const absl::StatusOr<std::vector<LiveObject>>& live : listings) {
     if (!live.ok()) continue;  // not allowed to list it: not ours to prune
     for (const LiveObject& o : *live) {
       const std::string key = ObjectKey(o.kind, o.ns, o.name);
@@ -706,7 +732,9 @@ SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestF
   report.revision = revision;
   report.started = clock_.Now();
   // 1. Parse, reusing the parse of files unchanged since the last sync.
+  log::Laps laps;
   std::vector<FileParse> parsed = Parse(files);
+  report.phases.parse_ms = laps.Next();
   SyncRun run(client_, discovery_, options_, clock_, dry_run, report,
               [this](const ManifestFileContent& file) { return ParseFile(file).objects; });
   for (size_t f = 0; f < files.size(); ++f) {

@@ -94,6 +94,15 @@ struct SyncReport {
   // revision), with the code to answer with.
   std::string error;
   absl::StatusCode error_code = absl::StatusCode::kOk;
+  // Where the time went (real milliseconds), for the sync's log line: reading the files from
+  // git-writer (SyncLoop), parsing them, listing the live objects, applying, pruning.
+  struct Phases {
+    int64_t read_ms = 0;
+    int64_t parse_ms = 0;
+    int64_t list_ms = 0;
+    int64_t apply_ms = 0;
+    int64_t prune_ms = 0;
+  } phases;
 };
 
 class SyncMetrics {

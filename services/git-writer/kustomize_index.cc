@@ -3,15 +3,14 @@
 #include <stdlib.h>
 
 #include <algorithm>
-#include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lib/log/log.h"
 #include "lib/names/names.h"
+#include "lib/runtime/parallel.h"
 #include "lib/status/status_macros.h"
 #include "services/git-writer/writer.h"
 
@@ -170,19 +169,11 @@ std::vector<std::shared_ptr<const RenderedRoot>> KustomizeBuilder::BuildMany(
       Count("failed");
     }
   }
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t n = next++; n < ready.size(); n = next++) {
-      const size_t i = ready[n];
-      Run(*out[i], dirs[i]->path(), layout, files, load);
-      dirs[i].reset();  // its files go as soon as the build is done
-    }
-  };
-  const size_t threads = std::min<size_t>(std::max(options_.parallelism, 1), ready.size());
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (std::thread& t : pool) t.join();
+  runtime::ParallelFor(ready.size(), std::max(options_.parallelism, 1), [&](size_t n) {
+    const size_t i = ready[n];
+    Run(*out[i], dirs[i]->path(), layout, files, load);
+    dirs[i].reset();  // its files go as soon as the build is done
+  });
   return {out.begin(), out.end()};
 }
 

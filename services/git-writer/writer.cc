@@ -1,12 +1,8 @@
 #include "services/git-writer/writer.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <exception>
 #include <functional>
-#include <mutex>
-#include <system_error>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -24,6 +20,7 @@
 #include "lib/manifest/reindex.h"
 #include "lib/manifest/workload.h"
 #include "lib/names/names.h"
+#include "lib/runtime/parallel.h"
 #include "lib/status/status_macros.h"
 
 namespace ferry::git_writer {
@@ -58,38 +55,14 @@ constexpr size_t kIndexCacheSize = 2;
 constexpr unsigned kMaxEditThreads = 4;
 constexpr size_t kFilesPerEditThread = 8;
 
-// Calls `work(i)` for each i in [0, count), on up to kMaxEditThreads threads (this one
-// among them) when there is enough to share; `work` must be safe to run side by side.
-// An exception from `work` stops the others at their next item and is rethrown here, after
-// every thread has ended; a thread that cannot start leaves its share to the others.
+// Calls `work(i)` for each i in [0, count) on up to kMaxEditThreads threads (this one among
+// them) when there is enough to share (runtime::ParallelFor: an exception is rethrown here).
 void RunInParallel(size_t count, const std::function<void(size_t)>& work) {
-  const size_t threads =
+  runtime::ParallelFor(
+      count,
       std::min<size_t>({std::max(1u, std::thread::hardware_concurrency()), kMaxEditThreads,
-                        std::max<size_t>(1, count / kFilesPerEditThread)});
-  std::atomic<size_t> next{0};
-  std::mutex failed_mu;
-  std::exception_ptr failed;
-  auto run = [&] {
-    try {
-      for (size_t i = next++; i < count; i = next++) work(i);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(failed_mu);
-      if (!failed) failed = std::current_exception();
-      next = count;
-    }
-  };
-  std::vector<std::thread> helpers;
-  helpers.reserve(threads);  // a started helper is never dropped by a failed push_back
-  for (size_t t = 1; t < threads; ++t) {
-    try {
-      helpers.emplace_back(run);
-    } catch (const std::system_error&) {
-      break;
-    }
-  }
-  run();
-  for (std::thread& helper : helpers) helper.join();
-  if (failed) std::rethrow_exception(failed);
+                        std::max<size_t>(1, count / kFilesPerEditThread)}),
+      work);
 }
 
 const prometheus::Histogram::BucketBoundaries kSecondsBuckets = {
