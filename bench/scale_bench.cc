@@ -28,6 +28,10 @@
 //   BM_Scale_Kubectl_NoOpResync   the same command again
 //   BM_Scale_PeakRss              VmHWM of each service after all of the above (counters, MB)
 //
+// The first syncs also report the CPU seconds etcd, kube-apiserver and kube-controller-manager
+// used meanwhile (`cluster_cpu_s`) and that work spread over every core (`cluster_floor_ms`):
+// the least time any client could take on this machine.
+//
 // The benchmarks share one stack and run in this order (Ferry's listing before kubectl adds
 // N more workloads to the cluster). Size: --workloads=N or FERRY_SCALE_WORKLOADS=N (the flag
 // wins), default 1000; the context field `workloads` and each benchmark's counter say which.
@@ -152,6 +156,8 @@ class Scale {
     return first_sync_seconds_;
   }
   const ferry::v1::SyncResult& first_sync() const { return first_sync_; }
+  // The CPU seconds the cluster's own processes used during the first sync; -1 unknown.
+  double first_sync_cluster_cpu() const { return first_sync_cluster_cpu_; }
   // Syncs that failed as a whole before the first complete one, and the first one's error.
   int first_sync_errors() const { return first_sync_errors_; }
   const std::string& first_sync_error() const { return first_sync_error_; }
@@ -265,6 +271,7 @@ class Scale {
 
   // Starts the syncer and follows its sync results until one covers every object.
   void StartSyncer() {
+    const double cpu_before = ferry::bench::ClusterCpuSeconds(*cluster_);
     const absl::Time start = absl::Now();
     Start(&syncer_,
           {FERRY_CLUSTER_SYNCER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
@@ -278,6 +285,8 @@ class Scale {
       return;
     }
     first_sync_seconds_ = sync->seconds;
+    const double cpu_after = ferry::bench::ClusterCpuSeconds(*cluster_);
+    if (cpu_before >= 0 && cpu_after >= 0) first_sync_cluster_cpu_ = cpu_after - cpu_before;
     first_sync_ = sync->result;
     first_sync_errors_ = sync->failed_syncs;
     first_sync_error_ = sync->first_error;
@@ -306,6 +315,7 @@ class Scale {
   int next_tag_ = 1;
   Service git_, syncer_, scanner_, api_;
   double first_sync_seconds_ = -1;
+  double first_sync_cluster_cpu_ = -1;  // CPU seconds of etcd and the API's processes
   ferry::v1::SyncResult first_sync_;
   int first_sync_errors_ = 0;
   std::string first_sync_error_;
@@ -315,6 +325,16 @@ class Scale {
 void SetSizeCounters(benchmark::State& state) {
   state.counters["workloads"] = WorkloadCount();
   state.counters["objects"] = Scale::Get().objects();
+}
+
+// The CPU the cluster's own processes (etcd, kube-apiserver, kube-controller-manager) used
+// for a sync, and the least time that work needs on this machine's cores: a floor no client
+// goes under, whatever it sends.
+void SetClusterCpuCounters(benchmark::State& state, double cpu_seconds) {
+  if (cpu_seconds < 0) return;
+  state.counters["cluster_cpu_s"] = cpu_seconds;
+  state.counters["cluster_floor_ms"] =
+      cpu_seconds / std::max(1u, std::thread::hardware_concurrency()) * 1e3;
 }
 
 void BM_Scale_Ferry_FirstSync(benchmark::State& state) {
@@ -330,6 +350,7 @@ void BM_Scale_Ferry_FirstSync(benchmark::State& state) {
   if (scale.first_sync_errors() > 0) state.SetLabel("first error: " + scale.first_sync_error());
   state.counters["syncer_reported_ms"] = absl::ToDoubleMilliseconds(
       ToTime(scale.first_sync().finished()) - ToTime(scale.first_sync().started()));
+  SetClusterCpuCounters(state, scale.first_sync_cluster_cpu());
 }
 BENCHMARK(BM_Scale_Ferry_FirstSync)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
 
@@ -660,7 +681,9 @@ void RunKubectl(benchmark::State& state) {
   Scale& scale = Scale::Get();
   if (!scale.error().empty()) return state.SkipWithError(scale.error().c_str());
   const std::string dir = scale.kubectl_dir();
+  double cluster_cpu = 0;
   for (auto _ : state) {
+    const double cpu_before = ferry::bench::ClusterCpuSeconds(scale.cluster());
     const absl::Time start = absl::Now();
     int status = 0;
     std::string out =
@@ -674,8 +697,11 @@ void RunKubectl(benchmark::State& state) {
       return state.SkipWithError(("kubectl apply: " + out).c_str());
     }
     state.SetIterationTime(absl::ToDoubleSeconds(absl::Now() - start));
+    const double cpu_after = ferry::bench::ClusterCpuSeconds(scale.cluster());
+    cluster_cpu = cpu_before < 0 || cpu_after < 0 ? -1 : cpu_after - cpu_before;
   }
   SetSizeCounters(state);
+  SetClusterCpuCounters(state, cluster_cpu);
 }
 
 void BM_Scale_Kubectl_FirstSync(benchmark::State& state) { RunKubectl(state); }

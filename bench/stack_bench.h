@@ -6,10 +6,12 @@
 #include <grpcpp/grpcpp.h>
 #include <stdlib.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -126,6 +128,41 @@ inline double ProcStatusMb(pid_t pid, const std::string& field) {
     if (!parts.empty() && absl::SimpleAtod(parts[0], &kb)) return kb / 1024;
   }
   return -1;
+}
+
+// CPU time (user + system) process `pid` has used so far, in seconds; -1 when it is gone.
+inline double ProcCpuSeconds(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Fields after the command name, which is in parentheses and may hold spaces: state is the
+  // first, utime the 12th and stime the 13th.
+  const size_t end = stat.rfind(')');
+  if (end == std::string::npos) return -1;
+  std::vector<std::string> fields =
+      absl::StrSplit(stat.substr(end + 1), ' ', absl::SkipWhitespace());
+  double utime = 0, stime = 0;
+  if (fields.size() < 13 || !absl::SimpleAtod(fields[11], &utime) ||
+      !absl::SimpleAtod(fields[12], &stime)) {
+    return -1;
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// The CPU seconds the test cluster's own processes (etcd, kube-apiserver,
+// kube-controller-manager: the pids file tests/kube/cluster.sh writes) have used so far;
+// -1 when the file or a process is missing.
+inline double ClusterCpuSeconds(const ferry::testing::KubeCluster& cluster) {
+  std::ifstream in(cluster.dir() + "/pids");
+  double total = 0;
+  int processes = 0;
+  for (std::string name, pid; in >> name >> pid; ++processes) {
+    int id = 0;
+    if (!absl::SimpleAtoi(pid, &id)) return -1;
+    const double seconds = ProcCpuSeconds(id);
+    if (seconds < 0) return -1;
+    total += seconds;
+  }
+  return processes == 3 ? total : -1;
 }
 
 // A channel to the service's gRPC server that takes answers as large as the services may send

@@ -125,6 +125,9 @@ $ready || { log "kube-apiserver not ready after 60 s; see $dir/logs"; exit 1; }
   >logs/kube-controller-manager.log 2>&1 &
 pids+=($!)
 
+# For benchmarks that weigh the cluster's own CPU time (bench/scale_bench.cc).
+printf 'etcd %s\nkube-apiserver %s\nkube-controller-manager %s\n' "${pids[@]}" >pids
+
 echo "ferry-kube ready server=$server kubeconfig=$dir/kubeconfig"
 
 # Stay up until told to stop, or until the parent is gone (a test killed with SIGKILL).
