@@ -1207,6 +1207,40 @@ TEST(JobStoreTest, HistoryIsBoundedAndKeepsRunningJobs) {
   EXPECT_NE(ids[0], ids[2]);
 }
 
+// Finished jobs beyond the newest kJobsWithIgnoredResults keep the results their git note
+// keeps: every one but the IGNORED ones.
+TEST(JobStoreTest, OlderFinishedJobsDropTheirIgnoredResults) {
+  prometheus::Registry registry;
+  JobMetrics metrics(registry);
+  JobStore store(100, metrics);
+  auto result = [](const std::string& workload, ferry::v1::WorkloadResultStatus status) {
+    ferry::v1::WorkloadResult r;
+    r.set_workload(workload);
+    r.set_status(status);
+    return r;
+  };
+  std::vector<std::string> ids;
+  for (size_t i = 0; i <= JobStore::kJobsWithIgnoredResults; ++i) {
+    ferry::v1::Job job;
+    job.set_kind(ferry::v1::JOB_KIND_RELEASE);
+    ids.push_back(store.Submit(job).id());
+    store.SetResults(ids.back(),
+                     {result("default:deployment/a", ferry::v1::WORKLOAD_RESULT_STATUS_SUCCESS),
+                      result("default:deployment/b", ferry::v1::WORKLOAD_RESULT_STATUS_IGNORED),
+                      result("default:deployment/c", ferry::v1::WORKLOAD_RESULT_STATUS_SKIPPED)});
+    EXPECT_EQ(store.Get(ids.back())->results_size(), 3) << "a running job keeps every result";
+    store.Finish(ids.back(), "");
+  }
+  // The first one finished is the one pushed out of the newest.
+  const ferry::v1::Job oldest = *store.Get(ids.front());
+  ASSERT_EQ(oldest.results_size(), 2);
+  EXPECT_EQ(oldest.results(0).workload(), "default:deployment/a");
+  EXPECT_EQ(oldest.results(1).workload(), "default:deployment/c");
+  for (size_t i = 1; i < ids.size(); ++i) {
+    EXPECT_EQ(store.Get(ids[i])->results_size(), 3) << "job " << i << " is among the newest";
+  }
+}
+
 // With every worker busy (here: on a job that does not end until released), a read-only job
 // (a dry run) still runs at once on its own lane, while another job waits for a worker.
 TEST(JobRunnerTest, AReadOnlyJobDoesNotWaitBehindBusyWorkers) {

@@ -291,10 +291,16 @@ void Executor::RunRelease(const ferry::v1::Job& job) {
   if (!in_cluster.ok()) return store_.Finish(id, std::string(in_cluster.status().message()));
   const int64_t cluster_ms = laps.Next();
   TagCache tags(peers_.registry, planning);
-  std::vector<ferry::v1::ManifestWorkload> workloads(in_git->workloads().begin(),
-                                                     in_git->workloads().end());
+  // Moved out of the answers, not copied: at 10,000 workloads each is megabytes.
+  std::vector<ferry::v1::ManifestWorkload> workloads;
+  workloads.reserve(in_git->workloads_size());
+  for (ferry::v1::ManifestWorkload& w : *in_git->mutable_workloads()) {
+    workloads.push_back(std::move(w));
+  }
+  in_git->clear_workloads();
   std::map<std::string, bool> running;  // as PlanRelease takes it
   for (const auto& w : in_cluster->workloads()) running[w.id()] = true;
+  in_cluster->clear_workloads();  // only which ones run was needed
   ReleasePlan plan = PlanRelease(spec, workloads, running, tags.Lookup(), absl::Now());
   std::vector<std::string> missing;
   for (const WorkloadResult& r : plan.results) {

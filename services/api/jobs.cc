@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "lib/log/log.h"
@@ -233,6 +234,7 @@ void JobStore::Finish(const std::string& id, const std::string& error,
                                                {"error", error}});
     finished = e.job;
   });
+  if (finished) DropIgnoredResultsOfOlderJobs(id);
   if (!finished) return;  // unknown or already finished
   std::function<void(const ferry::v1::Job&)> observer;
   {
@@ -240,6 +242,23 @@ void JobStore::Finish(const std::string& id, const std::string& error,
     observer = finish_observer_;
   }
   if (observer) observer(*finished);
+}
+
+void JobStore::DropIgnoredResultsOfOlderJobs(const std::string& finished) {
+  absl::MutexLock lock(&mu_);
+  finished_whole_.push_back(finished);
+  while (finished_whole_.size() > kJobsWithIgnoredResults) {
+    auto it = jobs_.find(finished_whole_.front());
+    finished_whole_.pop_front();
+    if (it == jobs_.end()) continue;  // already forgotten
+    // Not a change a watcher or the shared records need: the job reads as its note does.
+    auto* results = it->second.job.mutable_results();
+    results->erase(std::remove_if(results->begin(), results->end(),
+                                  [](const ferry::v1::WorkloadResult& r) {
+                                    return r.status() == ferry::v1::WORKLOAD_RESULT_STATUS_IGNORED;
+                                  }),
+                   results->end());
+  }
 }
 
 std::optional<ferry::v1::Job> JobStore::Get(const std::string& id, uint64_t* version) const {

@@ -71,6 +71,12 @@ class JobListener {
 // The jobs of this process. Thread-safe.
 class JobStore {
  public:
+  // Finished jobs that keep their IGNORED results (workloads the job did not concern: another
+  // image, not named). Older ones keep what their git note keeps, all but those: at 10,000
+  // workloads a release of one image has ~9,000 of them, and a history of 1,000 such jobs
+  // would hold a gigabyte.
+  static constexpr size_t kJobsWithIgnoredResults = 8;
+
   // Keeps at most `history` jobs; when full, the oldest finished job is forgotten.
   JobStore(size_t history, JobMetrics& metrics);
 
@@ -128,6 +134,9 @@ class JobStore {
   // Applies `change` to a live job and wakes watchers; a finished job is not changed.
   void Change(const std::string& id, const std::function<void(Entry&)>& change)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Counts `finished` among the newest finished jobs, and drops the IGNORED results of the
+  // one it pushes out of them (kJobsWithIgnoredResults).
+  void DropIgnoredResultsOfOlderJobs(const std::string& finished) ABSL_LOCKS_EXCLUDED(mu_);
 
   const size_t history_;
   JobMetrics& metrics_;
@@ -135,6 +144,8 @@ class JobStore {
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> jobs_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> order_ ABSL_GUARDED_BY(mu_);  // oldest first
+  // The newest finished jobs, oldest first: those that keep their IGNORED results.
+  std::deque<std::string> finished_whole_ ABSL_GUARDED_BY(mu_);
   JobListener* listener_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::Mutex observer_mu_;
   std::function<void(const ferry::v1::Job&)> finish_observer_ ABSL_GUARDED_BY(observer_mu_);
