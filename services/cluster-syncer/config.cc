@@ -21,7 +21,9 @@ void AddFlags(CLI::App& app, Flags& flags) {
       ->envname("FERRY_GIT_WRITER_ADDRESS")
       ->capture_default_str();
   // Re-apply the current head this often (drift correction), besides every new head.
-  app.add_option("--sync_interval", flags.sync_interval, "Sync interval, e.g. 5m")
+  app.add_option("--sync_interval", flags.sync_interval,
+                 "How often the current head is synced with a listing of the cluster (drift "
+                 "correction), e.g. 5m")
       ->envname("FERRY_SYNC_INTERVAL")
       ->capture_default_str();
   // Only these namespaces are synced, listed and exported (repeatable); all when none.

@@ -143,12 +143,13 @@ void SyncLoop::Work() {
   absl::Duration backoff = absl::Seconds(1);
   while (true) {
     std::string revision;
+    bool due = false;  // the interval passed, a retry, or a new leader: list the cluster
     {
       absl::MutexLock lock(&mu_);
       clock_.WaitUntil(mu_, next_due,
                        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || triggered_; });
       if (stop_) return;
-      const bool due = clock_.Now() >= next_due || kicked_;
+      due = clock_.Now() >= next_due || kicked_;
       if (!triggered_ && !due) continue;
       triggered_ = false;
       kicked_ = false;
@@ -165,11 +166,13 @@ void SyncLoop::Work() {
     SyncReport report;
     {
       absl::MutexLock lock(&sync_mu_);
-      report = RunSync(revision, false, false);
+      report =
+          RunSync(revision, false, false, due ? Syncer::Live::kList : Syncer::Live::kFromRecord);
     }
     if (report.error.empty()) {
       backoff = absl::Seconds(1);
-      next_due = clock_.Now() + options_.interval;
+      // A sync from the record leaves the next listing where it was.
+      if (!report.from_record) next_due = clock_.Now() + options_.interval;
     } else {
       log::Warn("sync failed; retrying",
                 {{"error", report.error}, {"retry_in_ms", absl::ToInt64Milliseconds(backoff)}});
@@ -198,10 +201,13 @@ SyncReport SyncLoop::SyncNow(const std::string& revision, bool dry_run, bool ski
       return *last_;
     }
   }
-  return RunSync(revision, dry_run, revision.empty());
+  // A release's own revision is written from the record, as WatchHead's sync of it would.
+  return RunSync(revision, dry_run, revision.empty(),
+                 skip_if_applied ? Syncer::Live::kFromRecord : Syncer::Live::kList);
 }
 
-SyncReport SyncLoop::RunSync(const std::string& wanted, bool dry_run, bool fetch_first) {
+SyncReport SyncLoop::RunSync(const std::string& wanted, bool dry_run, bool fetch_first,
+                             Syncer::Live live) {
   SyncReport report;
   report.started = clock_.Now();
   auto fail = [&](const absl::Status& status) {
@@ -224,7 +230,7 @@ SyncReport SyncLoop::RunSync(const std::string& wanted, bool dry_run, bool fetch
     absl::StatusOr<std::vector<ManifestFileContent>> files = ReadManifests(revision);
     const int64_t read_ms = laps.Next();
     if (files.ok()) {
-      report = syncer_.Sync(revision, *files, dry_run);
+      report = syncer_.Sync(revision, *files, dry_run, live);
       report.phases.read_ms = read_ms;
     } else {
       fail(files.status());
@@ -322,6 +328,7 @@ void SyncLoop::Record(const SyncReport& report) {
                        {"pruned", report.pruned},
                        {"error", report.error},
                        {"duration_ms", absl::ToInt64Milliseconds(report.finished - report.started)},
+                       {"live", report.from_record ? "record" : "listed"},
                        {"read_ms", report.phases.read_ms},
                        {"parse_ms", report.phases.parse_ms},
                        {"list_ms", report.phases.list_ms},

@@ -2,6 +2,12 @@
 // (drift correction), and on SyncNow. One sync at a time; a sync that cannot run at all
 // (git-writer or the Kubernetes API unreachable) is retried with backoff, and readiness
 // reports whether the last attempt reached both.
+//
+// A new head is synced from the last sync's record (Syncer::Live::kFromRecord: it writes
+// what changed in git, listing nothing), and so is the revision a release waits for; the
+// interval's sync, SyncNow, the first sync, a retry and a new leader's sync list the cluster
+// and so write again what was deleted or changed out of band. The interval counts from the
+// last listing sync.
 #pragma once
 
 #include <functional>
@@ -80,7 +86,8 @@ class SyncLoop {
   void WatchHeads();
   void Work();
   // One sync.
-  SyncReport RunSync(const std::string& revision, bool dry_run, bool fetch_first)
+  SyncReport RunSync(const std::string& revision, bool dry_run, bool fetch_first,
+                     Syncer::Live live = Syncer::Live::kList)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(sync_mu_);
   // RunSync's steps. git-writer's head, after a fetch when `fetch_first`; Unavailable when
   // git-writer cannot be reached in time, its own code otherwise, named "git-writer: ...".

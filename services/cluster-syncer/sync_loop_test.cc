@@ -242,6 +242,31 @@ TEST_F(SyncLoopTest, ANewHeadSyncsAtOnceAndARepeatedOneWaitsForTheInterval) {
   EXPECT_EQ(Reads(), (std::vector<std::string>{"rev1", "rev2"}));
 }
 
+// A new head is synced from the last sync's record; the interval's sync, counted from the
+// last one that listed, lists the cluster again.
+TEST_F(SyncLoopTest, ANewHeadIsSyncedFromTheRecordAndTheIntervalsSyncLists) {
+  SyncLoop::Options o;
+  o.interval = absl::Minutes(5);
+  Loop(o).Start();
+  SyncReport first = Next(0);
+  ASSERT_TRUE(first.error.empty()) << first.error;
+  EXPECT_FALSE(first.from_record);
+  ASSERT_TRUE(clock_.AwaitWaits(2));
+  clock_.Advance(absl::Minutes(4));
+  heads_.Push("rev2");
+  SyncReport head = Next(1);
+  EXPECT_EQ(head.revision, "rev2");
+  EXPECT_TRUE(head.from_record);
+  EXPECT_EQ(head.applied, 1) << head.error;
+  ASSERT_TRUE(clock_.AwaitWaits(3));
+  // Five minutes after the first sync, not after the head's.
+  clock_.Advance(absl::Minutes(1));
+  SyncReport interval = Next(2);
+  EXPECT_EQ(interval.revision, "rev2");
+  EXPECT_FALSE(interval.from_record);
+  EXPECT_EQ(interval.unchanged, 2) << interval.error;
+}
+
 TEST_F(SyncLoopTest, SyncNowOfTheRevisionLastAppliedAnswersWithThatSync) {
   Loop().Start();
   ASSERT_EQ(Next(0).revision, "rev1");

@@ -325,8 +325,14 @@ class SyncRun {
   // The objects of a file's resources, by index (empty where a resource has none).
   using ObjectLoader = std::function<std::vector<std::string>(const ManifestFileContent&)>;
 
+  // "kind|namespace|name" -> checksum.
+  using Checksums = std::map<std::string, std::string>;
+
+  // `record`: the checksums the last sync left, taken instead of listing the cluster (null:
+  // list); it must outlive Run().
   SyncRun(kube::KubeApi& client, kube::Discovery& discovery, const SyncOptions& options,
-          runtime::Clock& clock, bool dry_run, SyncReport& report, ObjectLoader load_objects)
+          runtime::Clock& clock, bool dry_run, SyncReport& report, ObjectLoader load_objects,
+          const Checksums* record)
       : client_(client),
         discovery_(discovery),
         options_(options),
@@ -334,7 +340,8 @@ class SyncRun {
         dry_run_(dry_run),
         report_(report),
         live_(client, options),
-        load_objects_(std::move(load_objects)) {}
+        load_objects_(std::move(load_objects)),
+        record_(record) {}
 
   // Takes the items of one file (and their objects, by index, when the file was parsed for
   // this sync: else they are loaded from `file` when needed) and reports its errors. `file`
@@ -342,6 +349,8 @@ class SyncRun {
   void AddFile(const ManifestFileContent& file, const std::vector<std::string>& errors,
                const std::vector<Item>& items, std::vector<std::string> objects);
   absl::Status Run();
+  // After Run(): the checksums of the objects this sync applied or found unchanged.
+  Checksums Record() const;
 
  private:
   // Lists the live objects of the items' kinds the API already serves, side by side (the
@@ -351,7 +360,6 @@ class SyncRun {
   bool AllowedNamespace(const std::string& ns) const {
     return options_.allow_namespaces.empty() || options_.allow_namespaces.count(ns) > 0;
   }
-  using Checksums = std::map<std::string, std::string>;  // "kind|ns|name" -> checksum
   absl::Status ApplyItemsOfRank(int rank);
   // Finds the item's resource and effective namespace, and skips it when outside the allowed
   // namespaces. An error only when discovery itself failed.
@@ -382,6 +390,7 @@ class SyncRun {
   SyncReport& report_;
   LiveObjects live_;
   const ObjectLoader load_objects_;
+  const Checksums* const record_;
   std::map<std::string, const ManifestFileContent*> files_;  // by path
   std::vector<Item> items_;
   std::set<std::string> broken_paths_;
@@ -402,9 +411,19 @@ void SyncRun::AddFile(const ManifestFileContent& file, const std::vector<std::st
   }
 }
 
+SyncRun::Checksums SyncRun::Record() const {
+  Checksums record;
+  for (const Item& item : items_) {
+    if (item.state == Item::State::kApplied || item.state == Item::State::kUnchanged) {
+      record[ObjectKey(item.kind, item.ns, item.name)] = item.checksum;
+    }
+  }
+  return record;
+}
+
 absl::Status SyncRun::Run() {
   log::Laps laps;
-  ListServedKindsAhead();
+  if (record_ == nullptr) ListServedKindsAhead();
   report_.phases.list_ms += laps.Next();
   for (int rank = 0; rank < kRanks; ++rank) FERRY_RETURN_IF_ERROR(ApplyItemsOfRank(rank));
   const std::set<std::string> failed_names = Tally();
@@ -533,6 +552,13 @@ nlohmann::json SyncRun::Desired(const Item& item) const {
 
 absl::StatusOr<SyncRun::Checksums> SyncRun::LiveChecksums(const std::vector<Item*>& todo) {
   Checksums live_checksums;
+  if (record_ != nullptr) {
+    for (const Item* item : todo) {
+      const std::string key = ObjectKey(item->kind, item->ns, item->name);
+      if (auto it = record_->find(key); it != record_->end()) live_checksums[key] = it->second;
+    }
+    return live_checksums;
+  }
   std::set<std::string> listed;
   for (Item* item : todo) {
     if (!listed.insert(item->api.group + "/" + item->api.kind).second) continue;
@@ -727,7 +753,7 @@ Syncer::Syncer(kube::KubeApi& client, kube::Discovery& discovery, SyncOptions op
     : client_(client), discovery_(discovery), options_(std::move(options)), clock_(clock) {}
 
 SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestFileContent>& files,
-                        bool dry_run) {
+                        bool dry_run, Live live) {
   SyncReport report;
   report.revision = revision;
   report.started = clock_.Now();
@@ -735,8 +761,16 @@ SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestF
   log::Laps laps;
   std::vector<FileParse> parsed = Parse(files);
   report.phases.parse_ms = laps.Next();
-  SyncRun run(client_, discovery_, options_, clock_, dry_run, report,
-              [this](const ManifestFileContent& file) { return ParseFile(file).objects; });
+  // The record is only read by this sync, and replaced after it (one sync at a time).
+  std::shared_ptr<const SyncRun::Checksums> record;
+  if (live == Live::kFromRecord && !dry_run && !options_.garbage_collection) {
+    absl::MutexLock lock(&cache_mu_);
+    record = record_;
+  }
+  report.from_record = record != nullptr;
+  SyncRun run(
+      client_, discovery_, options_, clock_, dry_run, report,
+      [this](const ManifestFileContent& file) { return ParseFile(file).objects; }, record.get());
   for (size_t f = 0; f < files.size(); ++f) {
     run.AddFile(files[f], parsed[f].file->errors, parsed[f].file->items,
                 std::move(parsed[f].objects));
@@ -744,6 +778,14 @@ SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestF
   parsed.clear();
   // 2. Apply rank by rank, 3. collect garbage.
   if (absl::Status s = run.Run(); !s.ok()) report.error = std::string(s.message());
+  if (!dry_run) {
+    absl::MutexLock lock(&cache_mu_);
+    if (report.error.empty()) {
+      record_ = std::make_shared<const SyncRun::Checksums>(run.Record());
+    } else {
+      record_.reset();  // what the cluster holds is not known: the next sync lists it
+    }
+  }
   report.finished = clock_.Now();
   if (!report.error.empty() && report.error_code == absl::StatusCode::kOk) {
     report.error_code = absl::StatusCode::kUnavailable;

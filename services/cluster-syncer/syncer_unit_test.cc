@@ -403,5 +403,64 @@ TEST_F(SyncerUnitTest, ADryRunWritesNothingAndDoesNotWaitForCrds) {
   EXPECT_EQ(clock_.Now(), start);
 }
 
+// Live::kFromRecord: what changed in git since the last sync is written, nothing is listed,
+// and what was deleted out of band waits for a sync that lists.
+TEST_F(SyncerUnitTest, FromTheRecordWritesWhatChangedInGitWithoutListing) {
+  auto syncer = MakeSyncer();
+  const std::string ns = Namespace("apps");
+  SyncReport first = syncer->Sync(
+      "rev1", {{"a.yaml", Docs({ns, ConfigMap("apps", "one"), ConfigMap("apps", "two")})}}, false,
+      Syncer::Live::kFromRecord);
+  ASSERT_TRUE(first.error.empty()) << Errors(first);
+  EXPECT_FALSE(first.from_record) << "no record yet: the first sync lists";
+  EXPECT_EQ(first.applied, 3);
+  ASSERT_TRUE(api_.Delete(absl::StrCat(kCm, "two"), false).ok());  // out of band
+
+  const std::vector<ManifestFileContent> next = {
+      {"a.yaml", Docs({ns, ConfigMap("apps", "one", "b"), ConfigMap("apps", "two")})}};
+  const size_t calls = api_.calls().size();
+  SyncReport from_record = syncer->Sync("rev2", next, false, Syncer::Live::kFromRecord);
+  ASSERT_TRUE(from_record.error.empty()) << Errors(from_record);
+  EXPECT_TRUE(from_record.from_record);
+  EXPECT_EQ(from_record.applied, 1);
+  EXPECT_EQ(from_record.unchanged, 2);
+  EXPECT_EQ(CallsOf("list", calls), std::vector<std::string>{});
+  EXPECT_EQ(CallsOf("apply", calls), std::vector<std::string>{absl::StrCat(kCm, "one")});
+  EXPECT_EQ(api_.Object(absl::StrCat(kCm, "one"))->at("data").at("k"), "b");
+  EXPECT_FALSE(Exists(absl::StrCat(kCm, "two")));
+
+  // A sync that lists finds it gone and writes it again.
+  SyncReport listed = syncer->Sync("rev2", next, false, Syncer::Live::kList);
+  ASSERT_TRUE(listed.error.empty()) << Errors(listed);
+  EXPECT_FALSE(listed.from_record);
+  EXPECT_EQ(listed.applied, 1);
+  EXPECT_TRUE(Exists(absl::StrCat(kCm, "two")));
+}
+
+// The record is only what a sync without an error left: after a failed one the next lists.
+// Dry runs and garbage collection never take it.
+TEST_F(SyncerUnitTest, NoRecordAfterAFailedSyncNorForDryRunsOrGarbageCollection) {
+  auto syncer = MakeSyncer();
+  const std::vector<ManifestFileContent> files = {
+      {"a.yaml", Docs({Namespace("apps"), ConfigMap("apps", "one")})}};
+  ASSERT_TRUE(syncer->Sync("rev1", files, false).error.empty());
+  EXPECT_FALSE(syncer->Sync("rev1", files, true, Syncer::Live::kFromRecord).from_record);
+
+  api_.Fail("list", "", absl::UnavailableError("connection refused"));
+  SyncReport failed = syncer->Sync("rev1", files, false);
+  EXPECT_FALSE(failed.error.empty());
+  api_.Fail("list", "", absl::OkStatus());
+  const size_t calls = api_.calls().size();
+  SyncReport after = syncer->Sync("rev1", files, false, Syncer::Live::kFromRecord);
+  ASSERT_TRUE(after.error.empty()) << Errors(after);
+  EXPECT_FALSE(after.from_record);
+  EXPECT_FALSE(CallsOf("list", calls).empty());
+  EXPECT_TRUE(syncer->Sync("rev1", files, false, Syncer::Live::kFromRecord).from_record);
+
+  auto collecting = MakeSyncer(Options(/*gc=*/true));
+  ASSERT_TRUE(collecting->Sync("rev1", files, false).error.empty());
+  EXPECT_FALSE(collecting->Sync("rev1", files, false, Syncer::Live::kFromRecord).from_record);
+}
+
 }  // namespace
 }  // namespace ferry::cluster_syncer
