@@ -230,6 +230,21 @@ grpc::Status GitWriterService::ReadManifests(grpc::ServerContext* context,
   }
   std::string revision =
       request->revision().empty() ? writer_.CurrentHead().revision : request->revision();
+  if (paths.empty()) {
+    // The configured paths: served from the revision's index, which holds them already.
+    absl::StatusOr<Writer::ServedManifests> served = writer_.ManifestsAt(revision);
+    if (!served.ok()) return ToGrpcStatus(served.status());
+    for (const Writer::ServedFile& f : served->files) {
+      if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+      ferry::v1::ManifestFile out;
+      out.set_path(*f.path);
+      out.set_content(*f.content);
+      out.set_revision(served->index->revision);
+      out.set_load_error(f.error);
+      if (!writer->Write(out)) break;
+    }
+    return grpc::Status::OK;
+  }
   absl::StatusOr<std::vector<RepoFile>> files = writer_.ReadManifests(revision, paths);
   if (!files.ok()) return ToGrpcStatus(files.status());
   for (const RepoFile& f : *files) {

@@ -440,14 +440,19 @@ absl::Status Writer::CheckSigned(const std::string& revision) {
 
 absl::StatusOr<std::vector<RepoFile>> Writer::ReadManifests(const std::string& revision,
                                                             const std::vector<std::string>& paths) {
-  std::shared_ptr<const Index> index;
   if (paths.empty()) {
-    // The configured paths: kustomize roots are served as built (the index has them).
-    FERRY_ASSIGN_OR_RETURN(index, IndexAt(revision));
+    // The configured paths, as served: kustomize roots as built (the index has them).
+    FERRY_ASSIGN_OR_RETURN(ServedManifests served, ManifestsAt(revision));
+    std::vector<RepoFile> out(served.files.size());
+    for (size_t i = 0; i < served.files.size(); ++i) {
+      out[i].path = *served.files[i].path;
+      out[i].content = *served.files[i].content;
+      out[i].error = served.files[i].error;
+    }
+    return out;
   }
   absl::MutexLock lock(&repo_mu_);
-  std::string rev =
-      index != nullptr ? index->revision : (revision.empty() ? CurrentHead().revision : revision);
+  const std::string rev = revision.empty() ? CurrentHead().revision : revision;
   if (rev.empty()) {
     return NoRevisionYet(CurrentHead());
   }
@@ -455,27 +460,31 @@ absl::StatusOr<std::vector<RepoFile>> Writer::ReadManifests(const std::string& r
     return absl::FailedPreconditionError(
         absl::StrCat("revision ", rev.substr(0, 12), " is not served: ", checked.message()));
   }
-  FERRY_ASSIGN_OR_RETURN(std::vector<RepoFile> files,
-                         repo_.ReadManifests(rev, paths.empty() ? options_.paths : paths));
-  if (index == nullptr || index->layout == nullptr) return files;
-  // Files kustomize uses are not served on their own; each root is, as one file at the path
-  // of its kustomization, holding what kustomize built (or the reason it did not).
-  std::vector<RepoFile> out;
-  for (RepoFile& f : files) {
-    if (!index->layout->Uses(f.path)) out.push_back(std::move(f));
-  }
-  for (const auto& [file, root] : index->roots) {
-    RepoFile rendered;
-    rendered.path = file;
-    rendered.content = root->output;
-    if (!root->error.empty()) {
-      rendered.content.clear();
-      rendered.error = absl::StrCat("kustomize root not built: ", root->error);
+  return repo_.ReadManifests(rev, paths);
+}
+
+absl::StatusOr<Writer::ServedManifests> Writer::ManifestsAt(const std::string& revision) {
+  ServedManifests out;
+  FERRY_ASSIGN_OR_RETURN(out.index, IndexAt(revision));
+  const Index& index = *out.index;
+  for (const auto& [path, content] : index.files) {
+    // Files kustomize uses are not served on their own; each root is, below.
+    if (index.layout == nullptr || !index.layout->Uses(path)) {
+      out.files.push_back({&path, &content, ""});
     }
-    out.push_back(std::move(rendered));
   }
-  std::sort(out.begin(), out.end(),
-            [](const RepoFile& a, const RepoFile& b) { return a.path < b.path; });
+  static const std::string kNothing;
+  for (const auto& [path, error] : index.unreadable) out.files.push_back({&path, &kNothing, error});
+  for (const auto& [file, root] : index.roots) {
+    if (root->error.empty()) {
+      out.files.push_back({&file, &root->output, ""});
+    } else {
+      out.files.push_back(
+          {&file, &kNothing, absl::StrCat("kustomize root not built: ", root->error)});
+    }
+  }
+  std::sort(out.files.begin(), out.files.end(),
+            [](const ServedFile& a, const ServedFile& b) { return *a.path < *b.path; });
   return out;
 }
 
@@ -531,6 +540,7 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
       error.path = f.path;
       error.message = f.error;
       index->loaded.errors.push_back(std::move(error));
+      index->unreadable[f.path] = f.error;
       continue;
     }
     kustomized = kustomized || kustomize::IsKustomizationFile(f.path);
@@ -1281,6 +1291,7 @@ std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit,
   auto next = std::make_shared<Index>();
   next->revision = commit;
   next->files = base.files;
+  next->unreadable = base.unreadable;  // Ferry edits none of them
   next->blobs = base.blobs;  // the changed files' new blobs are not known here: parsed anew
   next->had_duplicates = base.had_duplicates;
   next->layout = base.layout;  // only plain files changed (see Pushed)

@@ -97,7 +97,10 @@ struct HeadInfo {
 struct Index {
   std::string revision;
   std::map<std::string, std::string> files;  // path -> content
-  manifest::LoadResult loaded;               // resources sorted by id, and load errors
+  // path -> why the file is not served (too big, a name that is not UTF-8): files under the
+  // configured paths that are not in `files`.
+  std::map<std::string, std::string> unreadable;
+  manifest::LoadResult loaded;  // resources sorted by id, and load errors
   // path -> blob id of the files loaded from the repository: a file whose blob is the same
   // in the next revision's tree is not parsed again (missing: parse it).
   std::map<std::string, std::string> blobs;
@@ -235,6 +238,21 @@ class Writer {
   // when empty).
   absl::StatusOr<std::vector<RepoFile>> ReadManifests(const std::string& revision,
                                                       const std::vector<std::string>& paths);
+
+  // One file as the configured paths are served: a plain file, or a kustomize root as built
+  // (at the path of its kustomization). Points into `ServedManifests::index`.
+  struct ServedFile {
+    const std::string* path;
+    const std::string* content;  // empty when `error` is set
+    std::string error;           // why it is not served
+  };
+  struct ServedManifests {
+    std::shared_ptr<const Index> index;  // holds what `files` point to
+    std::vector<ServedFile> files;       // by path
+  };
+  // ReadManifests of the configured paths, from the index of `revision` (current head when
+  // empty) rather than from the repository: no copy of the files, no wait for a commit.
+  absl::StatusOr<ServedManifests> ManifestsAt(const std::string& revision);
 
   // The parsed index of `revision` (current head when empty); cached per revision.
   absl::StatusOr<std::shared_ptr<const Index>> IndexAt(const std::string& revision);
