@@ -148,21 +148,33 @@ inline double ProcCpuSeconds(pid_t pid) {
   return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
-// The CPU seconds the test cluster's own processes (etcd, kube-apiserver,
-// kube-controller-manager: the pids file tests/kube/cluster.sh writes) have used so far;
-// -1 when the file or a process is missing.
-inline double ClusterCpuSeconds(const ferry::testing::KubeCluster& cluster) {
+// The CPU seconds each of the test cluster's own processes (etcd, kube-apiserver,
+// kube-controller-manager: the pids file tests/kube/cluster.sh writes) has used so far, by
+// name; empty when the file or a process is missing.
+inline std::map<std::string, double> ClusterCpuSeconds(const ferry::testing::KubeCluster& cluster) {
   std::ifstream in(cluster.dir() + "/pids");
-  double total = 0;
-  int processes = 0;
-  for (std::string name, pid; in >> name >> pid; ++processes) {
+  std::map<std::string, double> out;
+  for (std::string name, pid; in >> name >> pid;) {
     int id = 0;
-    if (!absl::SimpleAtoi(pid, &id)) return -1;
-    const double seconds = ProcCpuSeconds(id);
-    if (seconds < 0) return -1;
-    total += seconds;
+    const double seconds = absl::SimpleAtoi(pid, &id) ? ProcCpuSeconds(id) : -1;
+    if (seconds < 0) return {};
+    out[name] = seconds;
   }
-  return processes == 3 ? total : -1;
+  return out.size() == 3 ? out : std::map<std::string, double>{};
+}
+
+// The CPU seconds each process used between two readings of ClusterCpuSeconds; empty when
+// either is.
+inline std::map<std::string, double> CpuUsed(const std::map<std::string, double>& before,
+                                             const std::map<std::string, double>& after) {
+  std::map<std::string, double> used;
+  if (before.size() != after.size()) return used;
+  for (const auto& [name, seconds] : after) {
+    auto b = before.find(name);
+    if (b == before.end()) return {};
+    used[name] = seconds - b->second;
+  }
+  return used;
 }
 
 // A channel to the service's gRPC server that takes answers as large as the services may send

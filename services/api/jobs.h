@@ -135,7 +135,8 @@ class JobStore {
   void Change(const std::string& id, const std::function<void(Entry&)>& change)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Counts `finished` among the newest finished jobs, and drops the IGNORED results of the
-  // one it pushes out of them (kJobsWithIgnoredResults).
+  // one it pushes out of them (kJobsWithIgnoredResults). Not a change of the job: its version
+  // stays, and neither watchers nor the listener are told.
   void DropIgnoredResultsOfOlderJobs(const std::string& finished) ABSL_LOCKS_EXCLUDED(mu_);
 
   const size_t history_;

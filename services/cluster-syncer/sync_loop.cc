@@ -76,6 +76,8 @@ void SyncLoop::Trigger(const std::string& revision) {
 }
 
 void SyncLoop::SetLeading(bool leading) {
+  // Whoever led meanwhile may have written: what this instance last left is not trusted.
+  if (leading != Leading()) syncer_.ForgetRecord();
   absl::MutexLock lock(&mu_);
   if (leading && !leading_) {  // a new leader syncs at once
     triggered_ = true;

@@ -752,6 +752,11 @@ Syncer::Syncer(kube::KubeApi& client, kube::Discovery& discovery, SyncOptions op
                runtime::Clock& clock)
     : client_(client), discovery_(discovery), options_(std::move(options)), clock_(clock) {}
 
+void Syncer::ForgetRecord() {
+  absl::MutexLock lock(&cache_mu_);
+  record_.reset();
+}
+
 SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestFileContent>& files,
                         bool dry_run, Live live) {
   SyncReport report;
@@ -762,10 +767,14 @@ SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestF
   std::vector<FileParse> parsed = Parse(files);
   report.phases.parse_ms = laps.Next();
   // The record is only read by this sync, and replaced after it (one sync at a time).
+  // A sync that writes takes the record away: should it end early (an exception), the next
+  // sync lists rather than trust what this one may have changed.
   std::shared_ptr<const SyncRun::Checksums> record;
-  if (live == Live::kFromRecord && !dry_run && !options_.garbage_collection) {
+  if (!dry_run) {
     absl::MutexLock lock(&cache_mu_);
-    record = record_;
+    record = std::move(record_);
+    record_.reset();
+    if (live != Live::kFromRecord || options_.garbage_collection) record.reset();
   }
   report.from_record = record != nullptr;
   SyncRun run(

@@ -144,6 +144,9 @@ class Syncer {
   // everything (dryRun=All), nothing is stored.
   SyncReport Sync(const std::string& revision, const std::vector<ManifestFileContent>& files,
                   bool dry_run, Live live = Live::kList);
+  // Drops the record: the next sync lists (another instance may have written since, e.g.
+  // while this one did not lead).
+  void ForgetRecord();
   const SyncOptions& options() const { return options_; }
 
  private:

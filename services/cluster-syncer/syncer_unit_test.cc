@@ -456,6 +456,8 @@ TEST_F(SyncerUnitTest, NoRecordAfterAFailedSyncNorForDryRunsOrGarbageCollection)
   EXPECT_FALSE(after.from_record);
   EXPECT_FALSE(CallsOf("list", calls).empty());
   EXPECT_TRUE(syncer->Sync("rev1", files, false, Syncer::Live::kFromRecord).from_record);
+  syncer->ForgetRecord();  // e.g. leadership changed hands
+  EXPECT_FALSE(syncer->Sync("rev1", files, false, Syncer::Live::kFromRecord).from_record);
 
   auto collecting = MakeSyncer(Options(/*gc=*/true));
   ASSERT_TRUE(collecting->Sync("rev1", files, false).error.empty());

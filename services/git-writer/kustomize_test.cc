@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "lib/limits/limits.h"
 #include "lib/status/status_matchers.h"
 #include "services/git-writer/libgit2_repository.h"
 #include "services/git-writer/writer.h"
@@ -112,6 +113,29 @@ class KustomizeWriterTest : public ::testing::Test {
   std::unique_ptr<Libgit2Repository> repo_;
   std::unique_ptr<Writer> writer_;
 };
+
+// A file git-writer does not serve (over the size limit) is served with its error as a file of
+// its own, unless kustomize uses its folder: then, like the folder's other files, it is not.
+TEST_F(KustomizeWriterTest, AnUnreadableFileOfAFolderKustomizeUsesIsNotServedOnItsOwn) {
+  const std::string huge(limits::kManifestFileBytes.default_value + 1, '#');
+  FERRY_ASSERT_OK(
+      upstream_->CommitWithCli({{"base/huge.yaml", huge}, {"plain/huge.yaml", huge}}, "big files")
+          .status());
+  FERRY_ASSERT_OK(writer_->Refresh());
+  FERRY_ASSERT_OK_AND_ASSIGN(std::vector<RepoFile> served, writer_->ReadManifests("", {}));
+  std::vector<std::string> paths;
+  for (const RepoFile& f : served) {
+    paths.push_back(f.path);
+    if (f.path == "plain/huge.yaml") {
+      EXPECT_THAT(f.error, HasSubstr("manifest file size"));
+    } else {
+      EXPECT_EQ(f.error, "") << f.path;
+    }
+  }
+  EXPECT_THAT(paths,
+              ElementsAre("overlays/prod/kustomization.yaml", "overlays/staging/kustomization.yaml",
+                          "plain/app.yaml", "plain/huge.yaml"));
+}
 
 TEST_F(KustomizeWriterTest, TheIndexHoldsWhatKustomizeBuildsAndNotTheBase) {
   FERRY_ASSERT_OK_AND_ASSIGN(std::shared_ptr<const Index> index, writer_->IndexAt(""));

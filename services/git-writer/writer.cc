@@ -474,7 +474,11 @@ absl::StatusOr<Writer::ServedManifests> Writer::ManifestsAt(const std::string& r
     }
   }
   static const std::string kNothing;
-  for (const auto& [path, error] : index.unreadable) out.files.push_back({&path, &kNothing, error});
+  for (const auto& [path, error] : index.unreadable) {
+    if (index.layout == nullptr || !index.layout->Uses(path)) {
+      out.files.push_back({&path, &kNothing, error});
+    }
+  }
   for (const auto& [file, root] : index.roots) {
     if (root->error.empty()) {
       out.files.push_back({&file, &root->output, ""});
