@@ -7,7 +7,7 @@
 // what changed in git, listing nothing), and so is the revision a release waits for; the
 // interval's sync, SyncNow, the first sync, a retry and a new leader's sync list the cluster
 // and so write again what was deleted or changed out of band. The interval counts from the
-// last listing sync.
+// loop's own last listing sync (SyncNow's do not move it).
 #pragma once
 
 #include <functional>
