@@ -267,6 +267,31 @@ TEST_F(SyncLoopTest, ANewHeadIsSyncedFromTheRecordAndTheIntervalsSyncLists) {
   EXPECT_EQ(interval.unchanged, 2) << interval.error;
 }
 
+// Heads keep coming: the interval's sync still lists when it is due, and the heads after it
+// are synced from the record again.
+TEST_F(SyncLoopTest, HeadsKeepComingAndTheIntervalsSyncStillLists) {
+  SyncLoop::Options o;
+  o.interval = absl::Minutes(5);
+  Loop(o).Start();
+  ASSERT_TRUE(Next(0).error.empty());
+  ASSERT_TRUE(clock_.AwaitWaits(2));
+  heads_.Push("rev2");
+  ASSERT_TRUE(Next(1).from_record);
+  ASSERT_TRUE(clock_.AwaitWaits(3));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    revisions_["rev3"] = revisions_["rev2"];
+  }
+  clock_.Advance(absl::Minutes(5));
+  SyncReport due = Next(2);
+  EXPECT_EQ(due.revision, "rev2");
+  EXPECT_FALSE(due.from_record);
+  heads_.Push("rev3");
+  SyncReport after = Next(3);
+  EXPECT_EQ(after.revision, "rev3");
+  EXPECT_TRUE(after.from_record) << "the interval counts again from the listing sync";
+}
+
 TEST_F(SyncLoopTest, SyncNowOfTheRevisionLastAppliedAnswersWithThatSync) {
   Loop().Start();
   ASSERT_EQ(Next(0).revision, "rev1");

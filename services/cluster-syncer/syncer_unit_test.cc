@@ -437,6 +437,27 @@ TEST_F(SyncerUnitTest, FromTheRecordWritesWhatChangedInGitWithoutListing) {
   EXPECT_TRUE(Exists(absl::StrCat(kCm, "two")));
 }
 
+// A sync that lists lists every served kind it needs before it applies anything (side by
+// side, not rank after rank).
+TEST_F(SyncerUnitTest, ListsEveryKindItNeedsBeforeTheFirstApply) {
+  auto syncer = MakeSyncer();
+  const size_t calls = api_.calls().size();
+  SyncReport r = syncer->Sync(
+      "rev1",
+      {{"a.yaml", Docs({Namespace("apps"), ConfigMap("apps", "one"), Deployment("apps", "web")})}},
+      false);
+  ASSERT_TRUE(r.error.empty()) << Errors(r);
+  const std::vector<std::string> all = api_.calls();
+  size_t first_apply = all.size();
+  size_t last_list = 0;
+  for (size_t i = calls; i < all.size(); ++i) {
+    if (absl::StartsWith(all[i], "apply ") && first_apply == all.size()) first_apply = i;
+    if (absl::StartsWith(all[i], "list ")) last_list = i;
+  }
+  EXPECT_EQ(CallsOf("list", calls).size(), 3u);  // namespaces, configmaps, deployments
+  EXPECT_LT(last_list, first_apply);
+}
+
 // The record is only what a sync without an error left: after a failed one the next lists.
 // Dry runs and garbage collection never take it.
 TEST_F(SyncerUnitTest, NoRecordAfterAFailedSyncNorForDryRunsOrGarbageCollection) {
