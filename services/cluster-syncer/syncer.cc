@@ -766,14 +766,13 @@ SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestF
   log::Laps laps;
   std::vector<FileParse> parsed = Parse(files);
   report.phases.parse_ms = laps.Next();
-  // The record is only read by this sync, and replaced after it (one sync at a time).
-  // A sync that writes takes the record away: should it end early (an exception), the next
-  // sync lists rather than trust what this one may have changed.
+  // A sync that writes takes the record away (one sync at a time) and leaves its own when it
+  // ends without an error: should it end early (an exception), the next sync lists rather
+  // than trust what this one may have changed.
   std::shared_ptr<const SyncRun::Checksums> record;
   if (!dry_run) {
     absl::MutexLock lock(&cache_mu_);
-    record = std::move(record_);
-    record_.reset();
+    record = std::move(record_);  // record_ is null now
     if (live != Live::kFromRecord || options_.garbage_collection) record.reset();
   }
   report.from_record = record != nullptr;

@@ -230,28 +230,26 @@ grpc::Status GitWriterService::ReadManifests(grpc::ServerContext* context,
   }
   std::string revision =
       request->revision().empty() ? writer_.CurrentHead().revision : request->revision();
+  // The configured paths are served from the revision's index, which holds them already;
+  // other paths are read from the repository.
+  Writer::ServedManifests served;
+  std::vector<RepoFile> read;
   if (paths.empty()) {
-    // The configured paths: served from the revision's index, which holds them already.
-    absl::StatusOr<Writer::ServedManifests> served = writer_.ManifestsAt(revision);
-    if (!served.ok()) return ToGrpcStatus(served.status());
-    for (const Writer::ServedFile& f : served->files) {
-      if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
-      ferry::v1::ManifestFile out;
-      out.set_path(*f.path);
-      out.set_content(*f.content);
-      out.set_revision(served->index->revision);
-      out.set_load_error(f.error);
-      if (!writer->Write(out)) break;
-    }
-    return grpc::Status::OK;
+    absl::StatusOr<Writer::ServedManifests> indexed = writer_.ManifestsAt(revision);
+    if (!indexed.ok()) return ToGrpcStatus(indexed.status());
+    served = *std::move(indexed);
+    revision = served.index->revision;
+  } else {
+    absl::StatusOr<std::vector<RepoFile>> files = writer_.ReadManifests(revision, paths);
+    if (!files.ok()) return ToGrpcStatus(files.status());
+    read = *std::move(files);
+    for (const RepoFile& f : read) served.files.push_back({&f.path, &f.content, f.error});
   }
-  absl::StatusOr<std::vector<RepoFile>> files = writer_.ReadManifests(revision, paths);
-  if (!files.ok()) return ToGrpcStatus(files.status());
-  for (const RepoFile& f : *files) {
+  for (const Writer::ServedFile& f : served.files) {
     if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
     ferry::v1::ManifestFile out;
-    out.set_path(f.path);  // UTF-8: names that are not come escaped, with an error
-    out.set_content(f.content);
+    out.set_path(*f.path);  // UTF-8: names that are not come escaped, with an error
+    out.set_content(*f.content);
     out.set_revision(revision);
     out.set_load_error(f.error);
     if (!writer->Write(out)) break;
