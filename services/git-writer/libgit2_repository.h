@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -102,6 +103,8 @@ class Libgit2Repository final : public Repository {
                           const std::string& dest) override;
   absl::StatusOr<std::string> CreateCommit(const CommitSpec& spec) override;
   absl::Status PushBranch(const std::string& commit) override;
+  absl::Status PushBranchWithNote(const std::string& commit, const std::string& text,
+                                  const Signature& who, std::string* note_error) override;
   absl::Status AddNote(const std::string& commit, const std::string& text,
                        const Signature& who) override;
   absl::StatusOr<std::string> ReadNote(const std::string& commit) override;
@@ -141,7 +144,11 @@ class Libgit2Repository final : public Repository {
 
  private:
   Libgit2Repository(Libgit2Options options, git_repository* repo);
-  absl::Status Push(const std::vector<std::string>& refspecs, std::string* rejected);
+  // `rejected` (may be null) receives the refs upstream refused when the push is Aborted.
+  absl::Status Push(const std::vector<std::string>& refspecs, std::set<std::string>* rejected);
+  // PushBranch's work, with the notes ref in the same push when `with_notes`: then a refusal
+  // of the notes ref alone is no failure but `*note_error`.
+  absl::Status PushCommit(const git_oid& oid, bool with_notes, std::string* note_error);
   // Pushes `ref` (forced) if upstream's `ref` is `expected` ("": missing) on the push's own
   // connection; Aborted otherwise (PushTo).
   absl::Status LeasedPush(const std::string& ref, const std::string& expected);

@@ -119,6 +119,14 @@ class Repository {
   // last write are dropped and no local ref moves.
   virtual absl::Status PushBranch(const std::string& commit) = 0;
 
+  // PushBranch with `text` as the note of `commit` (AddNote) in the same push when the
+  // repository can: one pack and one connection instead of two. The note fails alone: when
+  // it cannot be written, or upstream takes the commit but refuses the notes ref, the result
+  // is that of the commit's push and the note's error goes to `*note_error` (left as it was
+  // otherwise). The default pushes the commit, then adds the note.
+  virtual absl::Status PushBranchWithNote(const std::string& commit, const std::string& text,
+                                          const Signature& who, std::string* note_error);
+
   // Attaches `text` as a note to `commit` under the notes ref and pushes the notes ref.
   virtual absl::Status AddNote(const std::string& commit, const std::string& text,
                                const Signature& who) = 0;

@@ -637,7 +637,8 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
 
   ApplyOutcome out;
   for (int attempt = 0;; ++attempt) {
-    // Where the time goes, in the "pushed" line: fetch, index, edit, commit, push, note.
+    // Where the time goes, in the "pushed" line: fetch, index, edit, commit, push (with the
+    // job note), the next index.
     log::Laps laps;
     FERRY_ASSIGN_OR_RETURN(HeadInfo head, RefreshLocked());
     const int64_t fetch_ms = laps.Next();
@@ -677,7 +678,10 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
       }
     }
     const int64_t commit_ms = laps.Next();
-    absl::Status pushed = Push(plan.tip, plan.branch, plan.expected);
+    // The job note goes with the commit, in the same push (not with a push branch: it goes
+    // on the commit holding the change, FinishPushBranch).
+    std::string note_error;
+    absl::Status pushed = Push(plan.tip, plan.branch, plan.expected, request.note, &note_error);
     const int64_t push_ms = laps.Next();
     if (pushed.ok() && !options_.push_branch.empty()) {
       FinishPushBranch(plan, request, out);
@@ -686,7 +690,10 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
     if (pushed.ok()) {
       out.revision = commit;
       kustomize_.Remember(repo_, commit, verified);
-      Pushed(commit, *index, files, request.note);
+      if (!note_error.empty()) {
+        log::Warn("job note not stored", {{"revision", commit}, {"error", note_error}});
+      }
+      Pushed(commit, *index, files);
       log::Info("pushed", {{"revision", commit},
                            {"files", static_cast<int>(spec.files.size())},
                            {"retries", out.retries},
@@ -695,7 +702,7 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
                            {"edit_ms", edit_ms},
                            {"commit_ms", commit_ms},
                            {"push_ms", push_ms},
-                           {"note_ms", laps.Next()}});
+                           {"next_index_ms", laps.Next()}});
       return out;
     }
     if (pushed.code() != absl::StatusCode::kAborted) return pushed;
@@ -1065,7 +1072,8 @@ CommitSpec Writer::CommitSpecOf(const ApplyRequest& request,
 }
 
 absl::Status Writer::Push(const std::string& commit, const std::string& branch,
-                          const std::string& expected) {
+                          const std::string& expected, const std::string& note,
+                          std::string* note_error) {
   // Fencing: no push once leadership is over. The repository asks again right before it
   // sends and aborts a push that outlives the leadership (Libgit2Options::push_permit). A
   // push that the remote received anyway (sent just before the deadline, or by a paused
@@ -1074,7 +1082,9 @@ absl::Status Writer::Push(const std::string& commit, const std::string& branch,
   FERRY_RETURN_IF_ERROR(MayWrite());
   const auto push_start = std::chrono::steady_clock::now();
   absl::Status pushed =
-      branch.empty() ? repo_.PushBranch(commit) : repo_.PushTo(branch, commit, expected);
+      !branch.empty() ? repo_.PushTo(branch, commit, expected)
+      : note.empty()  ? repo_.PushBranch(commit)
+                      : repo_.PushBranchWithNote(commit, note, options_.committer, note_error);
   if (pushed.ok()) {
     metrics_.push_seconds.Add({{"outcome", "ok"}}, kSecondsBuckets).Observe(Since(push_start));
     metrics_.commits.Increment();
@@ -1232,8 +1242,7 @@ absl::StatusOr<Writer::PushPlan> Writer::PlanPushBranch(const std::string& branc
   return plan;
 }
 
-void Writer::Pushed(const std::string& commit, const Index& base, const EditedFiles& files,
-                    const std::string& note) {
+void Writer::Pushed(const std::string& commit, const Index& base, const EditedFiles& files) {
   bool kustomize_changed = false;
   for (const auto& [path, file] : files) {
     kustomize_changed =
@@ -1263,11 +1272,6 @@ void Writer::Pushed(const std::string& commit, const Index& base, const EditedFi
     now.revision = commit;
     now.commit_time = repo_.CommitTime(commit).value_or(absl::Now());
     SetHead(now);
-  }
-  if (note.empty()) return;
-  if (absl::Status noted = repo_.AddNote(commit, note, options_.committer); !noted.ok()) {
-    log::Warn("job note not stored",
-              {{"revision", commit}, {"error", std::string(noted.message())}});
   }
 }
 

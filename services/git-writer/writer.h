@@ -307,8 +307,11 @@ class Writer {
   // Pushes `commit`, counting the outcome: Aborted when upstream moved (rejected). With a
   // push `branch`: to that branch, if it still is at `expected` (its head as read, "" when
   // missing; Repository::PushTo).
-  absl::Status Push(const std::string& commit, const std::string& branch = "",
-                    const std::string& expected = "") ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  // With a `note` (and no `branch`), the note of `commit` goes in the same push; its own
+  // failure goes to `*note_error` (Repository::PushBranchWithNote).
+  absl::Status Push(const std::string& commit, const std::string& branch,
+                    const std::string& expected, const std::string& note, std::string* note_error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
   // SetSyncMarker's refusal to move the marker `tag` backwards to `revision` (OK when it
   // cannot tell).
   absl::Status CheckMarkerMovesForward(const std::string& tag, const std::string& revision)
@@ -356,10 +359,10 @@ class Writer {
   // committer must also be `committer`. Job notes are not required: a re-applied commit is a
   // new commit without its note.
   bool IsFerrys(const BranchCommit& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
-  // After `commit` (made on `base` with `files` edited) was pushed: caches its index, moves
-  // the head to it and stores the job note.
-  void Pushed(const std::string& commit, const Index& base, const EditedFiles& files,
-              const std::string& note) ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  // After `commit` (made on `base` with `files` edited) was pushed: caches its index and
+  // moves the head to it.
+  void Pushed(const std::string& commit, const Index& base, const EditedFiles& files)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
   // EditFile for a workload that kustomize rendered: the nearest `images:` entry that
   // decides the image, else the literal in the file that defines it; policies in that file.
   absl::Status EditRendered(const EditRequest& edit, const Index& index, const RenderedRoot& root,

@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
+#include <set>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -78,6 +80,15 @@ class HookedRepository : public Repository {
       hook();
     }
     return inner_.PushBranch(c);
+  }
+  absl::Status PushBranchWithNote(const std::string& c, const std::string& t, const Signature& w,
+                                  std::string* e) override {
+    if (before_push) {
+      auto hook = std::move(before_push);
+      before_push = nullptr;
+      hook();
+    }
+    return inner_.PushBranchWithNote(c, t, w, e);
   }
   absl::Status AddNote(const std::string& c, const std::string& t, const Signature& w) override {
     return inner_.AddNote(c, t, w);
@@ -303,6 +314,69 @@ TEST_F(WriterTest, ImageEditIsOneCommitWithOnlyThatLineAndAJobNote) {
   EXPECT_NE(out->diff.find("-        image: nginx:1.25 # managed by Ferry"), std::string::npos)
       << out->diff;
   EXPECT_EQ(metrics_.commits.Value(), 1);
+  auto notes = writer_->ListNotes(10);
+  FERRY_ASSERT_OK(notes);
+  ASSERT_EQ(notes->size(), 1u);
+  EXPECT_EQ((*notes)[0].first, out->revision);
+}
+
+// The packfiles (`.pack`) of the bare repo `git_dir`, by path.
+std::set<std::string> PackFiles(const std::string& git_dir) {
+  std::set<std::string> packs;
+  for (const auto& entry : std::filesystem::directory_iterator(git_dir + "/objects/pack")) {
+    if (entry.path().extension() == ".pack") packs.insert(entry.path().string());
+  }
+  return packs;
+}
+
+TEST_F(WriterTest, AReleaseAndItsJobNoteGoUpInOnePush) {
+  const std::string upstream_dir(absl::StripPrefix(upstream_->url(), "file://"));
+  const std::set<std::string> before = PackFiles(upstream_dir);
+  ApplyRequest req;
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26")};
+  req.note = "{\"id\":\"job-1\"}";
+  absl::StatusOr<ApplyOutcome> out = writer_->Apply(req);
+  FERRY_ASSERT_OK(out);
+  ASSERT_EQ(out->revision, upstream_->Head());
+  EXPECT_EQ(upstream_->Git("notes --ref=ferry show " + out->revision), "{\"id\":\"job-1\"}");
+  // The file:// transport writes one pack per push.
+  std::set<std::string> added;
+  for (const std::string& p : PackFiles(upstream_dir)) {
+    if (!before.count(p)) added.insert(p);
+  }
+  ASSERT_EQ(added.size(), 1u);
+  const std::string listed = upstream_->Git(
+      "verify-pack -v " + std::filesystem::path(*added.begin()).replace_extension(".idx").string());
+  EXPECT_TRUE(absl::StrContains(listed, out->revision + " commit")) << listed;
+  const std::string notes_commit(
+      absl::StripAsciiWhitespace(upstream_->Git("rev-parse refs/notes/ferry")));
+  EXPECT_TRUE(absl::StrContains(listed, notes_commit + " commit")) << listed;
+}
+
+TEST_F(WriterTest, WhenUpstreamRefusesTheNotesRefTheCommitLandsWithoutItsNote) {
+  // A lock on upstream's notes ref: the file:// transport cannot move that ref alone.
+  const std::string upstream_dir(absl::StripPrefix(upstream_->url(), "file://"));
+  std::filesystem::create_directories(upstream_dir + "/refs/notes");
+  { std::ofstream(upstream_dir + "/refs/notes/ferry.lock") << ""; }
+  ApplyRequest req;
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26")};
+  req.note = "{\"id\":\"job-1\"}";
+  absl::StatusOr<ApplyOutcome> out = writer_->Apply(req);
+  FERRY_ASSERT_OK(out);
+  EXPECT_EQ(out->retries, 0);
+  EXPECT_EQ(out->revision, upstream_->Head());
+  EXPECT_EQ(upstream_->Git("notes --ref=ferry list"), "");
+  // The mirror's notes ref went back: no note of a commit upstream has none of.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> none = writer_->ListNotes(10);
+  FERRY_ASSERT_OK(none);
+  EXPECT_TRUE(none->empty());
+
+  std::filesystem::remove(upstream_dir + "/refs/notes/ferry.lock");
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.27")};
+  req.note = "{\"id\":\"job-2\"}";
+  out = writer_->Apply(req);
+  FERRY_ASSERT_OK(out);
+  EXPECT_EQ(upstream_->Git("notes --ref=ferry show " + out->revision), "{\"id\":\"job-2\"}");
   auto notes = writer_->ListNotes(10);
   FERRY_ASSERT_OK(notes);
   ASSERT_EQ(notes->size(), 1u);
@@ -748,12 +822,8 @@ TEST_F(WriterTest, ManyWritesKeepFewPacksAndEveryRef) {
     ASSERT_EQ(out->revision, upstream_->Head()) << i;
   }
   FERRY_ASSERT_OK(writer_->SetSyncMarker("ferry-sync", upstream_->Head()));
-  int packs = 0;
-  for (const auto& entry :
-       std::filesystem::directory_iterator(upstream_->dir() + "/mirror.git/objects/pack")) {
-    if (entry.path().extension() == ".pack") ++packs;
-  }
-  EXPECT_LT(packs, 40);  // 80 writes (commits and notes), repacked every 32
+  const std::set<std::string> packs = PackFiles(upstream_->dir() + "/mirror.git");
+  EXPECT_LT(packs.size(), 40u);  // 41 writes (a commit with its note each, a tag), folded every 32
   EXPECT_EQ(*writer_->GetSyncMarker("ferry-sync"), upstream_->Head());
   auto notes = writer_->ListNotes(100);
   FERRY_ASSERT_OK(notes);
