@@ -405,6 +405,7 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
   if (!commit_template.ok()) return commit_template.status();
   config.writer.commit_template = *std::move(commit_template);
   config.writer.max_commit_message_bytes = flags.max_commit_message_bytes;
+  config.writer.max_file_bytes = flags.max_manifest_file_bytes;
   config.writer.push_retries = flags.git_push_retries;
   config.writer.load.default_namespace = flags.default_namespace;
   config.writer.load.limits = flags.manifest_limits;

@@ -779,6 +779,22 @@ absl::Status Writer::EditFiles(const std::vector<EditRequest>& edits, const Inde
   for (size_t i : rendered) {
     FERRY_RETURN_IF_ERROR(EditFile(edits[i], index, revision, files, outcomes[i]));
   }
+  // A file an edit grows past what git-writer reads would be skipped by the next index (and
+  // by every reader of the commit): its edits fail, and it stays as it was.
+  for (auto& [path, file] : files) {
+    if (!file.changed || file.content.size() <= options_.max_file_bytes) continue;
+    const std::string why = absl::StrCat(
+        limits::OverLimit(absl::StrCat("the edited ", names::Escape(path)),
+                          limits::kManifestFileBytes, options_.max_file_bytes, file.content.size()),
+        "; the file is left as it is");
+    file.content = file.original;
+    file.changed = false;
+    for (EditOutcome& o : outcomes) {
+      if (o.path != path || !o.changed) continue;
+      o.changed = false;
+      o.status = absl::ResourceExhaustedError(why);
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -50,6 +50,9 @@ struct WriterOptions {
   // max_commit_message_bytes with the suffix and the Ferry-Job trailer.
   std::shared_ptr<const CommitTemplate> commit_template;
   uint64_t max_commit_message_bytes = limits::kCommitMessageBytes.default_value;
+  // --max_manifest_file_bytes (as Libgit2Options::max_file_bytes): an edit that would grow a
+  // file past it fails (ResourceExhausted) and leaves the file as it was.
+  uint64_t max_file_bytes = limits::kManifestFileBytes.default_value;
   // --git_push_branch: when set, commits of edits are made on top of the source branch (the
   // one fetched, indexed and served) but pushed to this branch instead, for a review to
   // merge: created when missing; fast-forwarded while it holds only Ferry's earlier commits
@@ -149,8 +152,10 @@ struct EditRequest {
 };
 
 struct EditOutcome {
-  absl::Status status;  // OK, NotFound, Aborted (CAS), InvalidArgument, FailedPrecondition
-  std::string path;     // file changed (or that would change)
+  // OK, NotFound, Aborted (CAS), InvalidArgument, FailedPrecondition, ResourceExhausted (the
+  // file would grow past WriterOptions::max_file_bytes)
+  absl::Status status;
+  std::string path;  // file changed (or that would change)
   bool changed = false;
   // Kustomize roots (their files) whose build the changed file changes, when it is read by
   // a kustomization; sorted.

@@ -383,6 +383,33 @@ TEST_F(WriterTest, WhenUpstreamRefusesTheNotesRefTheCommitLandsWithoutItsNote) {
   EXPECT_EQ((*notes)[0].first, out->revision);
 }
 
+TEST_F(WriterTest, AnEditThatGrowsAFilePastTheFileLimitFailsAloneAndLeavesTheFile) {
+  WriterOptions options;
+  // Both files are under it, and stay so unless an edit adds more than 2 bytes.
+  options.max_file_bytes = Deployment("api", "example/api:1.0.0").size() + 2;
+  ASSERT_LE(Deployment("web", "nginx:1.25").size(), options.max_file_bytes);
+  OpenWriter(options);
+  ApplyRequest req;
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.25-a-much-longer-tag"),
+               ImageEdit("apps:deployment/api", "api", "example/api:1.0.1")};
+  absl::StatusOr<ApplyOutcome> out = writer_->Apply(req);
+  FERRY_ASSERT_OK(out);
+  EXPECT_THAT(out->edits[0].status, StatusIs(absl::StatusCode::kResourceExhausted,
+                                             HasSubstr("--max_manifest_file_bytes")));
+  EXPECT_FALSE(out->edits[0].changed);
+  FERRY_EXPECT_OK(out->edits[1].status);
+  ASSERT_EQ(out->revision, upstream_->Head());
+  EXPECT_EQ(upstream_->Show(out->revision, "apps/web.yaml"), Deployment("web", "nginx:1.25"));
+  EXPECT_EQ(upstream_->Show(out->revision, "apps/api.yaml"),
+            Deployment("api", "example/api:1.0.1"));
+  // The new head's index still reads the file, unchanged.
+  absl::StatusOr<std::shared_ptr<const Index>> index = writer_->IndexAt("");
+  FERRY_ASSERT_OK(index);
+  EXPECT_EQ((*index)->revision, out->revision);
+  EXPECT_EQ((*index)->files.at("apps/web.yaml"), Deployment("web", "nginx:1.25"));
+  EXPECT_TRUE((*index)->unreadable.empty());
+}
+
 // An edited file keeps its mode (the commit looks each folder's tree up once).
 TEST_F(WriterTest, AnEditedFileKeepsItsMode) {
   const std::string work = upstream_->dir() + "/chmod";
