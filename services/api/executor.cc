@@ -603,6 +603,7 @@ ferry::v1::ApplyUpdatesRequest Executor::CommitRequest(const ferry::v1::Job& job
   request.set_message(message);
   *request.mutable_cause() = job.cause();
   request.set_dry_run(job.dry_run());
+  request.set_omit_diff(true);  // not shown anywhere
   if (!job.dry_run()) {
     // The record kept in the git note: the job as it will have finished, so a restarted api
     // can still answer for it. Workloads the job did not concern (IGNORED: not named, another

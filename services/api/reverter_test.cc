@@ -417,6 +417,7 @@ TEST_F(ReverterTest, AFailedRolloutIsRevertedLockedAndItsTagRejectedInOneCommit)
   // The release, the revert: one request, all or nothing.
   ASSERT_EQ(applied_.size(), 2u);
   EXPECT_FALSE(applied_[0].all_or_nothing());
+  EXPECT_TRUE(applied_[0].omit_diff()) << "the api shows no diff";
   const ferry::v1::ApplyUpdatesRequest& commit = applied_[1];
   EXPECT_FALSE(commit.dry_run());
   EXPECT_TRUE(commit.all_or_nothing());

@@ -334,6 +334,7 @@ grpc::Status GitWriterService::ApplyUpdates(grpc::ServerContext*,
   apply.message = request->message();
   apply.dry_run = request->dry_run();
   apply.all_or_nothing = request->all_or_nothing();
+  apply.omit_diff = request->omit_diff();
   // For the commit template and the Ferry-Job trailer.
   if (absl::Status s = names::ValidateName("job id", request->job().id(),
                                            limits::kRequestNameBytes.default_value);

@@ -651,7 +651,7 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
         VerifyKustomize(request.edits, *index, head.revision, files, out.edits, verified));
     // On every attempt: a rebase onto a new upstream head may make an edit fail.
     if (request.all_or_nothing) FERRY_RETURN_IF_ERROR(AllEditsApplied(request.edits, out.edits));
-    std::map<std::string, std::string> changed = ChangedFiles(files, out.diff);
+    std::map<std::string, std::string> changed = ChangedFiles(files, request.omit_diff, out.diff);
     if (changed.empty()) {
       out.no_changes = true;
       return out;
@@ -1045,14 +1045,14 @@ absl::StatusOr<manifest::EditResult> Writer::EditContent(const EditRequest& edit
   return manifest::SetAnnotations(content, resource, changes, options_.load);
 }
 
-std::map<std::string, std::string> Writer::ChangedFiles(const EditedFiles& files,
+std::map<std::string, std::string> Writer::ChangedFiles(const EditedFiles& files, bool omit_diff,
                                                         std::string& diff) {
   std::map<std::string, std::string> changed;
   diff.clear();
   for (const auto& [path, file] : files) {
     if (!file.changed) continue;
     changed[path] = file.content;
-    absl::StrAppend(&diff, repo_.Diff(path, file.original, file.content));
+    if (!omit_diff) absl::StrAppend(&diff, repo_.Diff(path, file.original, file.content));
   }
   return changed;
 }

@@ -171,6 +171,8 @@ struct ApplyRequest {
   // rebase), Apply fails naming the first failed edit (ABORTED when a compare-and-set lost,
   // else that edit's code) and commits nothing.
   bool all_or_nothing = false;
+  // ApplyOutcome::diff stays empty.
+  bool omit_diff = false;
   // Job record attached as a git note (empty = none). When it is a ferry.v1.Job in JSON and
   // the commit goes to the push branch, the note names that branch (Job.pushed_branch).
   std::string note;
@@ -303,8 +305,10 @@ class Writer {
   absl::StatusOr<manifest::EditResult> EditContent(const EditRequest& edit,
                                                    const std::string& content,
                                                    const manifest::Resource& resource) const;
-  // The changed files' new contents; `diff` becomes their diff.
-  std::map<std::string, std::string> ChangedFiles(const EditedFiles& files, std::string& diff)
+  // The changed files' new contents; `diff` becomes their diff, unless `omit_diff` (then
+  // empty).
+  std::map<std::string, std::string> ChangedFiles(const EditedFiles& files, bool omit_diff,
+                                                  std::string& diff)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
   CommitSpec CommitSpecOf(const ApplyRequest& request, const std::vector<EditOutcome>& outcomes,
                           const std::string& parent,

@@ -410,6 +410,21 @@ TEST_F(WriterTest, AnEditThatGrowsAFilePastTheFileLimitFailsAloneAndLeavesTheFil
   EXPECT_TRUE((*index)->unreadable.empty());
 }
 
+TEST_F(WriterTest, ACallerThatReadsNoDiffGetsNone) {
+  ApplyRequest req;
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26")};
+  req.omit_diff = true;
+  absl::StatusOr<ApplyOutcome> out = writer_->Apply(req);
+  FERRY_ASSERT_OK(out);
+  EXPECT_EQ(out->revision, upstream_->Head());
+  EXPECT_EQ(out->diff, "");
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.27")};
+  req.omit_diff = false;
+  out = writer_->Apply(req);
+  FERRY_ASSERT_OK(out);
+  EXPECT_TRUE(absl::StrContains(out->diff, "+        image: nginx:1.27")) << out->diff;
+}
+
 // An edited file keeps its mode (the commit looks each folder's tree up once).
 TEST_F(WriterTest, AnEditedFileKeepsItsMode) {
   const std::string work = upstream_->dir() + "/chmod";
