@@ -339,7 +339,7 @@ TEST_F(WriterTest, AReleaseAndItsJobNoteGoUpInOnePush) {
   FERRY_ASSERT_OK(out);
   ASSERT_EQ(out->revision, upstream_->Head());
   EXPECT_EQ(upstream_->Git("notes --ref=ferry show " + out->revision), "{\"id\":\"job-1\"}");
-  // The file:// transport writes one pack per push.
+  // A push to a file:// upstream writes one pack.
   std::set<std::string> added;
   for (const std::string& p : PackFiles(upstream_dir)) {
     if (!before.count(p)) added.insert(p);
@@ -351,6 +351,8 @@ TEST_F(WriterTest, AReleaseAndItsJobNoteGoUpInOnePush) {
   const std::string notes_commit(
       absl::StripAsciiWhitespace(upstream_->Git("rev-parse refs/notes/ferry")));
   EXPECT_TRUE(absl::StrContains(listed, notes_commit + " commit")) << listed;
+  // Written into upstream by Ferry itself (file://): git reads it whole.
+  EXPECT_EQ(upstream_->Git("fsck --strict --no-dangling && echo fsck-ok"), "fsck-ok\n");
 }
 
 TEST_F(WriterTest, WhenUpstreamRefusesTheNotesRefTheCommitLandsWithoutItsNote) {
