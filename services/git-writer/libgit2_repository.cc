@@ -1411,23 +1411,56 @@ absl::StatusOr<git_oid> Libgit2Repository::WriteTag(const std::string& name, con
 
 namespace {
 
-// A push to the repository at `path` on this machine (a file:// url): the new objects in one
-// pack written into its object database at once, then each ref moved by compare-and-set.
-// libgit2's own file:// transport hands its indexer one object at a time, which maps and
-// unmaps the pack file for each: most of a 100-file push on a loaded virtual machine (TLB
-// flushes). Hooks do not run, as with libgit2's transport.
-absl::Status PushToPath(git_repository* repo, const Libgit2Options& options,
-                        const std::string& path, const std::vector<std::string>& refspecs,
-                        CallbackState& state) {
-  RepositoryHandle remote;
-  if (int rc = git_repository_open_bare(remote.out(), path.c_str()); rc != 0) {
-    absl::Status s = GitError("pushing to " + Redact(options.url), rc);
-    return absl::UnavailableError(s.message());
+// The bare repository a file:// `url` names on this machine (an absolute path, no
+// percent-escapes), or null: then libgit2's own transport pushes (and decides).
+git_repository* OpenLocalBare(const std::string& url) {
+  absl::string_view path = url;
+  if (!absl::ConsumePrefix(&path, "file:///") || absl::StrContains(path, '%')) return nullptr;
+  git_repository* repo = nullptr;
+  const std::string absolute = absl::StrCat("/", path);
+  if (git_repository_open_ext(&repo, absolute.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) !=
+      0) {
+    return nullptr;
   }
+  if (!git_repository_is_bare(repo)) {
+    git_repository_free(repo);
+    return nullptr;
+  }
+  return repo;
+}
+
+// Hides from `walk` every commit upstream's refs name that `local` has (tags peeled):
+// upstream has them and all they reach, as libgit2's push assumes of a remote's refs.
+void HideUpstreamRefs(git_repository* upstream, git_odb* local, git_revwalk* walk) {
+  git_reference_iterator* refs = nullptr;
+  if (git_reference_iterator_new(&refs, upstream) != 0) return;
+  git_reference* ref = nullptr;
+  while (git_reference_next(&ref, refs) == 0) {
+    const git_oid* target = git_reference_target(ref);
+    if (target != nullptr && git_odb_exists(local, target) == 1) {
+      (void)git_revwalk_hide(walk, target);  // not a commit (nor a tag of one): nothing to hide
+    }
+    git_reference_free(ref);
+  }
+  git_reference_iterator_free(refs);
+}
+
+// A push to the bare repository `upstream` on this machine (a file:// url): the new objects
+// in one pack written into its object database at once, then each ref moved by
+// compare-and-set. libgit2's own file:// transport hands its indexer one object at a time,
+// which maps and unmaps the pack file for each: most of a 100-file push on a loaded virtual
+// machine (TLB flushes). Hooks do not run, as with libgit2's transport. A ref that is not a
+// fast-forward (unless forced), or moved or is locked meanwhile, is refused as a remote
+// refuses one; the refs after a refused one are not moved (a note never lands without its
+// commit).
+absl::Status PushToPath(git_repository* repo, const Libgit2Options& options,
+                        git_repository* upstream, const std::vector<std::string>& refspecs,
+                        CallbackState& state) {
   struct Update {
     std::string ref;
     git_oid to{};
     std::optional<git_oid> from;  // upstream's value, when it has the ref
+    std::string refused;          // why it is not moved
   };
   std::vector<Update> updates;
   Revwalk walk;
@@ -1447,55 +1480,67 @@ absl::Status PushToPath(git_repository* repo, const Libgit2Options& options,
     if (int rc = git_reference_name_to_id(&u.to, repo, src_dst.first.c_str()); rc != 0) {
       return GitError("push source " + src_dst.first, rc);
     }
-    Object object;
-    if (int rc = git_object_lookup(object.out(), repo, &u.to, GIT_OBJECT_ANY); rc != 0) {
-      return GitError("push source " + src_dst.first, rc);
-    }
-    git_oid commit = u.to;
-    if (git_object_type(object.get()) == GIT_OBJECT_TAG) {  // the tag, then what it names
-      if (int rc = git_packbuilder_insert(builder.get(), &u.to, nullptr); rc != 0) {
-        return GitError("push", rc);
-      }
-      commit = *git_tag_target_id(reinterpret_cast<const git_tag*>(object.get()));
-    }
-    if (int rc = git_revwalk_push(walk.get(), &commit); rc != 0) return GitError("push", rc);
     git_oid current;
-    if (git_reference_name_to_id(&current, remote.get(), u.ref.c_str()) == 0) {
+    if (git_reference_name_to_id(&current, upstream, u.ref.c_str()) == 0) {
       u.from = current;
-      const bool known = git_odb_exists(local.get(), &current) == 1;
       // Fast-forwards only, unless forced, as git's own push.
       if (!force && !git_oid_equal(&current, &u.to) &&
-          (!known || git_graph_descendant_of(repo, &u.to, &current) != 1)) {
-        return absl::AbortedError(
-            absl::StrCat("cannot push non-fastforwardable reference ", u.ref, " (upstream moved)"));
+          (git_odb_exists(local.get(), &current) != 1 ||
+           git_graph_descendant_of(repo, &u.to, &current) != 1)) {
+        u.refused = "non-fast-forward: upstream moved";
+        updates.push_back(std::move(u));
+        continue;
       }
-      if (known) (void)git_revwalk_hide(walk.get(), &current);
     }
+    // Annotated tags go in themselves, and what they name is walked.
+    git_oid walked = u.to;
+    for (int depth = 0;; ++depth) {
+      Object object;
+      if (int rc = git_object_lookup(object.out(), repo, &walked, GIT_OBJECT_ANY); rc != 0) {
+        return GitError("push source " + src_dst.first, rc);
+      }
+      if (git_object_type(object.get()) != GIT_OBJECT_TAG) break;
+      if (depth >= 8) return absl::InvalidArgumentError("push source: tags nested too deep");
+      if (int rc = git_packbuilder_insert(builder.get(), &walked, nullptr); rc != 0) {
+        return GitError("push", rc);
+      }
+      walked = *git_tag_target_id(reinterpret_cast<const git_tag*>(object.get()));
+    }
+    if (int rc = git_revwalk_push(walk.get(), &walked); rc != 0) return GitError("push", rc);
     updates.push_back(std::move(u));
   }
+  HideUpstreamRefs(upstream, local.get(), walk.get());
   if (int rc = git_packbuilder_insert_walk(builder.get(), walk.get()); rc != 0) {
     return GitError("push", rc);
   }
   if (git_packbuilder_object_count(builder.get()) > 0) {
     Odb odb;
-    int rc = git_repository_odb(odb.out(), remote.get());
+    int rc = git_repository_odb(odb.out(), upstream);
     if (rc == 0) rc = WritePackInto(builder.get(), odb.get());
-    if (rc != 0) return GitError("pushing to " + Redact(options.url), rc);
+    if (rc != 0) {
+      return absl::UnavailableError(GitError("pushing to " + Redact(options.url), rc).message());
+    }
   }
   // The objects are upstream; the refs move only while the leadership lasts.
   if (FenceCheck(state) != 0) return absl::UnavailableError("push aborted");
-  for (const Update& u : updates) {
-    Reference ref;
-    const int rc = u.from.has_value() ? git_reference_create_matching(
-                                            ref.out(), remote.get(), u.ref.c_str(), &u.to,
-                                            /*force=*/1, &*u.from, "ferry: push")
-                                      : git_reference_create(ref.out(), remote.get(), u.ref.c_str(),
-                                                             &u.to, /*force=*/0, "ferry: push");
-    if (rc != 0) {  // moved meanwhile, or locked: refused, as a remote refuses a ref
-      const git_error* e = git_error_last();
-      PushUpdateReference(u.ref.c_str(),
-                          e != nullptr && e->message != nullptr ? e->message : "not updated",
-                          &state);
+  bool refused_before = false;
+  for (Update& u : updates) {
+    if (u.refused.empty() && refused_before) u.refused = "not moved: an earlier ref was refused";
+    if (u.refused.empty()) {
+      Reference ref;
+      const int rc = u.from.has_value()
+                         ? git_reference_create_matching(ref.out(), upstream, u.ref.c_str(), &u.to,
+                                                         /*force=*/1, &*u.from, "ferry: push")
+                         : git_reference_create(ref.out(), upstream, u.ref.c_str(), &u.to,
+                                                /*force=*/0, "ferry: push");
+      if (rc != 0) {  // moved meanwhile, or locked
+        const git_error* e = git_error_last();
+        u.refused = e != nullptr && e->message != nullptr ? e->message : "not updated";
+      }
+    }
+    if (!u.refused.empty()) {
+      refused_before = true;
+      PushUpdateReference(u.ref.c_str(), u.refused.c_str(), &state);
     }
   }
   return absl::OkStatus();
@@ -1515,9 +1560,8 @@ absl::Status Libgit2Repository::Push(const std::vector<std::string>& refspecs,
   // Asked right before the push, the objects being written already: the push gets all the
   // leadership that is left.
   FERRY_RETURN_IF_ERROR(StartFencedPush(options_, state));
-  absl::string_view local_path = options_.url;
-  if (absl::ConsumePrefix(&local_path, "file://")) {
-    absl::Status s = PushToPath(repo_, options_, std::string(local_path), refspecs, state);
+  if (RepositoryHandle upstream{OpenLocalBare(options_.url)}; upstream.get() != nullptr) {
+    absl::Status s = PushToPath(repo_, options_, upstream.get(), refspecs, state);
     if (!s.ok()) return FencedPushError(s, state);
   } else {
     git_push_options opts = GIT_PUSH_OPTIONS_INIT;

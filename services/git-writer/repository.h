@@ -123,7 +123,10 @@ class Repository {
   // repository can: one pack and one connection instead of two. The note fails alone: when
   // it cannot be written, or upstream takes the commit but refuses the notes ref, the result
   // is that of the commit's push and the note's error goes to `*note_error` (left as it was
-  // otherwise). The default pushes the commit, then adds the note.
+  // otherwise). On a file:// upstream the note never lands without its commit, and a notes
+  // ref that moved upstream since the fetch is refused alone; over libgit2's network
+  // transports the server decides ref by ref, and a moved notes ref fails the whole push
+  // (Aborted: retried on a new fetch). The default pushes the commit, then adds the note.
   virtual absl::Status PushBranchWithNote(const std::string& commit, const std::string& text,
                                           const Signature& who, std::string* note_error);
 

@@ -360,6 +360,7 @@ TEST_F(WriterTest, WhenUpstreamRefusesTheNotesRefTheCommitLandsWithoutItsNote) {
   const std::string upstream_dir(absl::StripPrefix(upstream_->url(), "file://"));
   std::filesystem::create_directories(upstream_dir + "/refs/notes");
   { std::ofstream(upstream_dir + "/refs/notes/ferry.lock") << ""; }
+  const std::set<std::string> before = PackFiles(upstream_dir);
   ApplyRequest req;
   req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26")};
   req.note = "{\"id\":\"job-1\"}";
@@ -368,6 +369,7 @@ TEST_F(WriterTest, WhenUpstreamRefusesTheNotesRefTheCommitLandsWithoutItsNote) {
   EXPECT_EQ(out->retries, 0);
   EXPECT_EQ(out->revision, upstream_->Head());
   EXPECT_EQ(upstream_->Git("notes --ref=ferry list"), "");
+  EXPECT_EQ(PackFiles(upstream_dir).size(), before.size() + 1) << "one push, commit and note";
   // The mirror's notes ref went back: no note of a commit upstream has none of.
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> none = writer_->ListNotes(10);
   FERRY_ASSERT_OK(none);
@@ -425,6 +427,44 @@ TEST_F(WriterTest, ACallerThatReadsNoDiffGetsNone) {
   out = writer_->Apply(req);
   FERRY_ASSERT_OK(out);
   EXPECT_TRUE(absl::StrContains(out->diff, "+        image: nginx:1.27")) << out->diff;
+}
+
+TEST_F(WriterTest, ANotesRefMovedUpstreamSinceTheFetchCostsTheNoteNotTheCommit) {
+  // Someone else's note upstream between Ferry's fetch and its push.
+  const std::string head = upstream_->Head();
+  hooked_->before_push = [&] { upstream_->Git("notes --ref=ferry add -m theirs " + head); };
+  ApplyRequest req;
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26")};
+  req.note = "{\"id\":\"job-1\"}";
+  absl::StatusOr<ApplyOutcome> out = writer_->Apply(req);
+  FERRY_ASSERT_OK(out);
+  const std::string theirs(
+      absl::StripAsciiWhitespace(upstream_->Git("notes --ref=ferry show " + head)));
+  EXPECT_EQ(theirs, "theirs");
+  EXPECT_EQ(out->retries, 0);
+  EXPECT_EQ(out->revision, upstream_->Head());
+  // Theirs alone ("<note blob> <commit>"): Ferry's note was refused, its commit was not.
+  const std::string blob(
+      absl::StripAsciiWhitespace(upstream_->Git("notes --ref=ferry list " + head)));
+  EXPECT_EQ(upstream_->Git("notes --ref=ferry list"), absl::StrCat(blob, " ", head, "\n"));
+}
+
+TEST_F(WriterTest, TheFirstSyncTagSendsTheTagAloneNotTheHistoryUpstreamHas) {
+  const std::string upstream_dir(absl::StripPrefix(upstream_->url(), "file://"));
+  FERRY_ASSERT_OK(writer_->Refresh());
+  const std::set<std::string> before = PackFiles(upstream_dir);
+  FERRY_ASSERT_OK(writer_->SetSyncMarker("ferry-sync", upstream_->Head()));
+  ASSERT_EQ(upstream_->Git("rev-parse ferry-sync^{commit}"), upstream_->Head() + "\n");
+  int objects = 0;
+  for (const std::string& p : PackFiles(upstream_dir)) {
+    if (before.count(p)) continue;
+    const std::string listed = upstream_->Git(
+        "verify-pack -v " + std::filesystem::path(p).replace_extension(".idx").string());
+    for (absl::string_view line : absl::StrSplit(listed, '\n')) {
+      if (line.size() > 41 && line[40] == ' ') ++objects;
+    }
+  }
+  EXPECT_LE(objects, 1) << "upstream has the commit and everything below it";
 }
 
 // An edited file keeps its mode (the commit looks each folder's tree up once).
