@@ -1593,19 +1593,7 @@ absl::Status Libgit2Repository::PushBranchWithNote(const std::string& commit,
   RefSnapshot notes_before(repo_, options_.notes_ref);
   // A note that cannot be written fails alone: the commit is pushed without it. (Its
   // objects, if any were made, are reachable from no new root and are not written.)
-  absl::Status written = text.find('\0') == std::string::npos
-                             ? absl::OkStatus()
-                             : absl::InvalidArgumentError("a note cannot hold a NUL byte");
-  if (written.ok()) {
-    absl::StatusOr<git_signature*> sig = MakeSignature(who);
-    if (sig.ok()) {
-      Sig owned{*sig};
-      written = WriteNote(oid, text, owned.get());
-    } else {
-      written = sig.status();
-    }
-  }
-  if (!written.ok()) {
+  if (absl::Status written = WriteNoteBy(oid, text, who); !written.ok()) {
     notes_before.Restore();
     *note_error = std::string(written.message());
     return PushCommit(oid, /*with_notes=*/false, nullptr);
@@ -1935,18 +1923,22 @@ absl::Status Libgit2Repository::PushTo(const std::string& branch, const std::str
   return absl::OkStatus();
 }
 
+absl::Status Libgit2Repository::WriteNoteBy(const git_oid& target, const std::string& text,
+                                            const Signature& who) {
+  if (text.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError("a note cannot hold a NUL byte");
+  }
+  FERRY_ASSIGN_OR_RETURN(git_signature * sig, MakeSignature(who));
+  Sig owned{sig};
+  return WriteNote(target, text, owned.get());
+}
+
 absl::Status Libgit2Repository::AddNote(const std::string& commit, const std::string& text,
                                         const Signature& who) {
   absl::StatusOr<git_oid> oid = ParseOid(commit);
   if (!oid.ok()) return oid.status();
-  absl::StatusOr<git_signature*> sig = MakeSignature(who);
-  if (!sig.ok()) return sig.status();
-  Sig owned{*sig};
-  if (text.find('\0') != std::string::npos) {
-    return absl::InvalidArgumentError("a note cannot hold a NUL byte");
-  }
   RefSnapshot before(repo_, options_.notes_ref);
-  if (absl::Status written = WriteNote(*oid, text, owned.get()); !written.ok()) {
+  if (absl::Status written = WriteNoteBy(*oid, text, who); !written.ok()) {
     DiscardObjects();
     before.Restore();
     return written;

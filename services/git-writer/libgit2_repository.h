@@ -182,6 +182,8 @@ class Libgit2Repository final : public Repository {
   // The notes commit adding `text` as the note of `target` on top of the notes ref (a
   // signed copy of what libgit2 builds, so the tree keeps the fanout the notes tree has),
   // and moves the notes ref to it if it still is where it was read (Aborted otherwise).
+  // WriteNote of `text` by `who`: InvalidArgument for a NUL byte, or the signature's error.
+  absl::Status WriteNoteBy(const git_oid& target, const std::string& text, const Signature& who);
   absl::Status WriteNote(const git_oid& target, const std::string& text, const git_signature* who);
   // Writes the annotated tag `name` -> `target` with `message` (signed when options_.signer
   // is set) and moves refs/tags/<name> to it.

@@ -149,6 +149,19 @@ class WriterTest : public ::testing::Test {
     writer_ = std::make_unique<Writer>(*hooked_, options, metrics_);
   }
 
+  // The bare upstream repository's folder.
+  std::string UpstreamDir() const {
+    return std::string(absl::StripPrefix(upstream_->url(), "file://"));
+  }
+
+  // A release of web's image `to` with the job note {"id":"job-1"}.
+  ApplyRequest ReleaseWithNote(const std::string& to) {
+    ApplyRequest req;
+    req.edits = {ImageEdit("apps:deployment/web", "web", to)};
+    req.note = "{\"id\":\"job-1\"}";
+    return req;
+  }
+
   EditRequest ImageEdit(const std::string& workload, const std::string& container,
                         const std::string& to, std::optional<std::string> from = std::nullopt) {
     EditRequest e;
@@ -329,24 +342,33 @@ std::set<std::string> PackFiles(const std::string& git_dir) {
   return packs;
 }
 
+// The packs of `git_dir` that are not in `before`.
+std::set<std::string> PacksSince(const std::string& git_dir, const std::set<std::string>& before) {
+  std::set<std::string> added;
+  for (const std::string& p : PackFiles(git_dir)) {
+    if (!before.count(p)) added.insert(p);
+  }
+  return added;
+}
+
+// `git verify-pack -v` of the pack `pack`: a line per object ("<id> <type> ...").
+std::string ListPack(const GitRepo& any, const std::string& pack) {
+  return any.Git("verify-pack -v " +
+                 std::filesystem::path(pack).replace_extension(".idx").string());
+}
+
 TEST_F(WriterTest, AReleaseAndItsJobNoteGoUpInOnePush) {
-  const std::string upstream_dir(absl::StripPrefix(upstream_->url(), "file://"));
+  const std::string upstream_dir = UpstreamDir();
   const std::set<std::string> before = PackFiles(upstream_dir);
-  ApplyRequest req;
-  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26")};
-  req.note = "{\"id\":\"job-1\"}";
+  ApplyRequest req = ReleaseWithNote("nginx:1.26");
   absl::StatusOr<ApplyOutcome> out = writer_->Apply(req);
   FERRY_ASSERT_OK(out);
   ASSERT_EQ(out->revision, upstream_->Head());
   EXPECT_EQ(upstream_->Git("notes --ref=ferry show " + out->revision), "{\"id\":\"job-1\"}");
   // A push to a file:// upstream writes one pack.
-  std::set<std::string> added;
-  for (const std::string& p : PackFiles(upstream_dir)) {
-    if (!before.count(p)) added.insert(p);
-  }
+  const std::set<std::string> added = PacksSince(upstream_dir, before);
   ASSERT_EQ(added.size(), 1u);
-  const std::string listed = upstream_->Git(
-      "verify-pack -v " + std::filesystem::path(*added.begin()).replace_extension(".idx").string());
+  const std::string listed = ListPack(*upstream_, *added.begin());
   EXPECT_TRUE(absl::StrContains(listed, out->revision + " commit")) << listed;
   const std::string notes_commit(
       absl::StripAsciiWhitespace(upstream_->Git("rev-parse refs/notes/ferry")));
@@ -357,13 +379,11 @@ TEST_F(WriterTest, AReleaseAndItsJobNoteGoUpInOnePush) {
 
 TEST_F(WriterTest, WhenUpstreamRefusesTheNotesRefTheCommitLandsWithoutItsNote) {
   // A lock on upstream's notes ref: the file:// transport cannot move that ref alone.
-  const std::string upstream_dir(absl::StripPrefix(upstream_->url(), "file://"));
+  const std::string upstream_dir = UpstreamDir();
   std::filesystem::create_directories(upstream_dir + "/refs/notes");
   { std::ofstream(upstream_dir + "/refs/notes/ferry.lock") << ""; }
   const std::set<std::string> before = PackFiles(upstream_dir);
-  ApplyRequest req;
-  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26")};
-  req.note = "{\"id\":\"job-1\"}";
+  ApplyRequest req = ReleaseWithNote("nginx:1.26");
   absl::StatusOr<ApplyOutcome> out = writer_->Apply(req);
   FERRY_ASSERT_OK(out);
   EXPECT_EQ(out->retries, 0);
@@ -433,9 +453,7 @@ TEST_F(WriterTest, ANotesRefMovedUpstreamSinceTheFetchCostsTheNoteNotTheCommit) 
   // Someone else's note upstream between Ferry's fetch and its push.
   const std::string head = upstream_->Head();
   hooked_->before_push = [&] { upstream_->Git("notes --ref=ferry add -m theirs " + head); };
-  ApplyRequest req;
-  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26")};
-  req.note = "{\"id\":\"job-1\"}";
+  ApplyRequest req = ReleaseWithNote("nginx:1.26");
   absl::StatusOr<ApplyOutcome> out = writer_->Apply(req);
   FERRY_ASSERT_OK(out);
   const std::string theirs(
@@ -450,17 +468,14 @@ TEST_F(WriterTest, ANotesRefMovedUpstreamSinceTheFetchCostsTheNoteNotTheCommit) 
 }
 
 TEST_F(WriterTest, TheFirstSyncTagSendsTheTagAloneNotTheHistoryUpstreamHas) {
-  const std::string upstream_dir(absl::StripPrefix(upstream_->url(), "file://"));
+  const std::string upstream_dir = UpstreamDir();
   FERRY_ASSERT_OK(writer_->Refresh());
   const std::set<std::string> before = PackFiles(upstream_dir);
   FERRY_ASSERT_OK(writer_->SetSyncMarker("ferry-sync", upstream_->Head()));
   ASSERT_EQ(upstream_->Git("rev-parse ferry-sync^{commit}"), upstream_->Head() + "\n");
   int objects = 0;
-  for (const std::string& p : PackFiles(upstream_dir)) {
-    if (before.count(p)) continue;
-    const std::string listed = upstream_->Git(
-        "verify-pack -v " + std::filesystem::path(p).replace_extension(".idx").string());
-    for (absl::string_view line : absl::StrSplit(listed, '\n')) {
+  for (const std::string& p : PacksSince(upstream_dir, before)) {
+    for (absl::string_view line : absl::StrSplit(ListPack(*upstream_, p), '\n')) {
       if (line.size() > 41 && line[40] == ' ') ++objects;
     }
   }
