@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -22,8 +23,10 @@ class NodeHandle {
  public:
   NodeHandle() = default;
   NodeHandle(const YAML::Node& node) { node_.reset(node); }  // NOLINT: implicit by design
-  NodeHandle(const NodeHandle& other) { node_.reset(other.node_); }
-  NodeHandle& operator=(const NodeHandle& other) {
+  // noexcept (rebinding copies two pointers): a vector of Resources then moves its elements
+  // when it grows instead of copying every string of every one.
+  NodeHandle(const NodeHandle& other) noexcept { node_.reset(other.node_); }
+  NodeHandle& operator=(const NodeHandle& other) noexcept {
     node_.reset(other.node_);
     return *this;
   }
@@ -80,6 +83,8 @@ struct Resource {
   // metadata.annotations, string values only.
   std::map<std::string, std::string> annotations;
 };
+static_assert(std::is_nothrow_move_constructible_v<Resource>,
+              "vectors of Resources would copy them when they grow");
 
 // A problem found while loading: "file:line:column: document N: message", the message
 // saying what is wrong and what to fix.
