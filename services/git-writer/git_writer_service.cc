@@ -175,13 +175,17 @@ std::optional<ferry::v1::ManifestWorkload> AnswerOf(const manifest::Resource& r,
   return w;
 }
 
-// The entries of every workload of `index`, made on the first call.
-const std::vector<std::optional<ferry::v1::ManifestWorkload>>& AnswersOf(const Index& index) {
+// The serialized entries of every workload of `index` (Index::answers), made on the first
+// call.
+const std::vector<std::string>& AnswersOf(const Index& index) {
   absl::call_once(index.answers_once, [&index] {
     index.answers.resize(index.loaded.resources.size());
     for (size_t i = 0; i < index.loaded.resources.size(); ++i) {
       const manifest::Resource& r = index.loaded.resources[i];
-      if (manifest::IsWorkloadKind(r.kind)) index.answers[i] = AnswerOf(r, index);
+      if (!manifest::IsWorkloadKind(r.kind)) continue;
+      if (std::optional<ferry::v1::ManifestWorkload> answer = AnswerOf(r, index)) {
+        answer->SerializeToString(&index.answers[i]);  // never empty: the id is set
+      }
     }
   });
   return index.answers;
@@ -273,7 +277,7 @@ grpc::Status GitWriterService::ListWorkloads(grpc::ServerContext*,
   response->set_readonly(options_.readonly);
   response->set_verify_error(writer_.CurrentHead().verify_error);
   const Index& at = **index;
-  const std::vector<std::optional<ferry::v1::ManifestWorkload>>& answers = AnswersOf(at);
+  const std::vector<std::string>& answers = AnswersOf(at);
   const bool more = selection->Page(
       at.loaded.resources, [](const manifest::Resource& r) -> const std::string& { return r.id; },
       [&](const manifest::Resource& r) {
@@ -281,15 +285,15 @@ grpc::Status GitWriterService::ListWorkloads(grpc::ServerContext*,
                (request->namespace_().empty() || r.namespace_ == request->namespace_());
       },
       [&](const manifest::Resource& r) {
-        const std::optional<ferry::v1::ManifestWorkload>& answer =
-            answers[&r - at.loaded.resources.data()];
-        if (!answer.has_value()) {
+        const std::string& answer = answers[&r - at.loaded.resources.data()];
+        if (answer.empty()) {
           response->add_load_errors(
               absl::StrCat(names::Escape(r.source.path), ": workload ", names::Escape(r.id),
                            " skipped: a name, image or annotation in it is not UTF-8"));
           return false;  // not answered: does not count toward the page
         }
-        *response->add_workloads() = *answer;
+        // Bytes this process serialized from a valid message: they parse.
+        response->add_workloads()->ParseFromString(answer);
         return true;
       });
   response->set_more(more);

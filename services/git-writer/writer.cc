@@ -46,9 +46,10 @@ void AddKept(const manifest::Resource& r, const Index& base, Index& index) {
 
 // Indexes kept: the head's and the one before it, for lists paged at the revision they
 // began at and for a reader a commit behind. Each holds the repo's text and its workloads'
-// answers (~35 MB at 10,000 workloads: 8 of them were most of git-writer's memory, 3 kept
-// it at 180 MB); an older one is built again when asked for, from git's files and what the
-// newest index parsed of those that did not change.
+// answers (~30 MB at 10,000 workloads: 8 of them were most of git-writer's memory); an older
+// one is built again when asked for, from git's files and what the newest index parsed of
+// those that did not change. The one to drop goes before a new one is built
+// (MakeRoomForIndex): never more than this many at once, but for readers still holding one.
 constexpr size_t kIndexCacheSize = 2;
 
 // Threads that edit files side by side (EditFiles), and the fewest files worth them.
@@ -193,6 +194,9 @@ struct Writer::FileState {
   std::vector<manifest::Resource> resources;
   bool loaded = false;  // the fields above are read in (LoadFileState)
   bool changed = false;
+  // After DropParsedTrees: the resources of `resources` that were parsed anew (by
+  // ContainersKey), with their containers (none for other kinds).
+  std::map<std::string, std::vector<manifest::Container>> fresh;
 };
 
 WriterMetrics::WriterMetrics(prometheus::Registry& registry)
@@ -537,6 +541,9 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
   if (base != nullptr) {
     for (const manifest::LoadError& e : base->loaded.errors) base_errors[e.path].push_back(&e);
   }
+  MakeRoomForIndex();  // `newest` keeps the base alive meanwhile
+  // Most revisions hold what the one before held.
+  if (base != nullptr) index->loaded.resources.reserve(base->loaded.resources.size());
   bool kustomized = false;
   for (RepoFile& f : files) {
     if (!f.error.empty()) {
@@ -612,12 +619,21 @@ void Writer::CacheIndex(std::shared_ptr<const Index> index) {
   absl::MutexLock lock(&index_mu_);
   if (index_cache_.count(revision) == 0) index_order_.push_back(revision);
   index_cache_[revision] = std::move(index);
-  if (index_order_.size() > kIndexCacheSize) {
-    auto oldest = index_order_.begin();
-    if (*oldest == head && index_order_.size() > 1) ++oldest;
-    index_cache_.erase(*oldest);
-    index_order_.erase(oldest);
-  }
+  if (index_order_.size() > kIndexCacheSize) DropOldestIndex(head);
+}
+
+void Writer::MakeRoomForIndex() {
+  const std::string head = CurrentHead().revision;
+  absl::MutexLock lock(&index_mu_);
+  if (index_order_.size() >= kIndexCacheSize) DropOldestIndex(head);
+}
+
+void Writer::DropOldestIndex(const std::string& head) {
+  if (index_order_.empty()) return;
+  auto oldest = index_order_.begin();
+  if (*oldest == head && index_order_.size() > 1) ++oldest;
+  index_cache_.erase(*oldest);
+  index_order_.erase(oldest);
 }
 
 absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
@@ -657,6 +673,7 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
       return out;
     }
     if (request.dry_run) return out;
+    DropParsedTrees(files);
     const int64_t edit_ms = laps.Next();
 
     const CommitSpec spec = CommitSpecOf(request, out.edits, head.revision, std::move(changed));
@@ -1283,6 +1300,7 @@ void Writer::Pushed(const std::string& commit, const Index& base, const EditedFi
                   {{"revision", commit}, {"error", std::string(next.status().message())}});
       }
     } else {
+      MakeRoomForIndex();  // the caller holds `base`
       CacheIndex(IndexAfterCommit(commit, base, files));
     }
     now.revision = commit;
@@ -1310,6 +1328,20 @@ void Writer::LoadFileState(const Index& index, const std::string& path, FileStat
   }
 }
 
+void Writer::DropParsedTrees(EditedFiles& files) {
+  for (auto& [path, file] : files) {
+    file.original.clear();
+    file.original.shrink_to_fit();
+    for (manifest::Resource& r : file.resources) {
+      if (!r.node.has_node()) continue;
+      std::vector<manifest::Container>& containers = file.fresh[ContainersKey(r)];
+      if (manifest::IsWorkloadKind(r.kind)) containers = FindContainers(r);
+      r.node = manifest::NodeHandle();
+      r.document = manifest::NodeHandle();
+    }
+  }
+}
+
 std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit, const Index& base,
                                                       const EditedFiles& files) {
   auto next = std::make_shared<Index>();
@@ -1320,9 +1352,13 @@ std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit,
   next->had_duplicates = base.had_duplicates;
   next->layout = base.layout;  // only plain files changed (see Pushed)
   next->roots = base.roots;
+  size_t edited = 0;
   for (const auto& [path, file] : files) {
-    if (file.changed) next->blobs.erase(path);
+    if (!file.changed) continue;
+    next->blobs.erase(path);
+    edited += file.resources.size();
   }
+  next->loaded.resources.reserve(base.loaded.resources.size() + edited);
   for (const manifest::Resource& r : base.loaded.resources) {
     auto f = files.find(r.source.path);
     if (f == files.end() || !f->second.changed) AddKept(r, base, *next);
@@ -1334,11 +1370,13 @@ std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit,
     // The edited documents were parsed anew; the others of the file were read from the index
     // (LoadFileState) and keep their containers, whose key an edit elsewhere does not move.
     for (const manifest::Resource& r : file.resources) {
-      if (r.node.has_node()) {
-        AddParsed(r, *next);
-      } else {
+      auto fresh = file.fresh.find(ContainersKey(r));
+      if (fresh == file.fresh.end()) {
         AddKept(r, base, *next);
+        continue;
       }
+      if (manifest::IsWorkloadKind(r.kind)) next->containers.insert(*fresh);
+      next->loaded.resources.push_back(r);
     }
   }
   manifest::FinishLoad(next->loaded);
