@@ -32,6 +32,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "bench/bench_args.h"
 #include "ferry/v1/git_writer.grpc.pb.h"
 #include "tests/support/git_repo.h"
 #include "tests/support/http.h"
@@ -77,18 +78,6 @@ std::map<std::string, std::string> RepoFiles() {
   return files;
 }
 
-int Flag(int argc, char** argv, absl::string_view name, int fallback) {
-  const std::string prefix = absl::StrCat("--", name, "=");
-  for (int i = 1; i < argc; ++i) {
-    int value = 0;
-    if (absl::StartsWith(argv[i], prefix) &&
-        absl::SimpleAtoi(absl::string_view(argv[i]).substr(prefix.size()), &value) && value >= 0) {
-      return value;
-    }
-  }
-  return fallback;
-}
-
 }  // namespace
 
 // A gauge of the git-writer's /metrics in KiB, -1 when missing.
@@ -105,11 +94,11 @@ long GaugeKib(int metrics_port, absl::string_view name) {
 }
 
 int main(int argc, char** argv) {
-  const int fetches = Flag(argc, argv, "fetches", 10000);
-  const int releases = Flag(argc, argv, "releases", 1000);
+  const int fetches = ferry::bench::IntFlag(argc, argv, "fetches", 10000);
+  const int releases = ferry::bench::IntFlag(argc, argv, "releases", 1000);
   // A git server packs what it received every so often (git's gc.autoPackLimit is 50 packs);
   // the file:// upstream here is a plain folder, so the soak does it. 0: never.
-  const int upstream_gc_every = Flag(argc, argv, "upstream_gc_every", 50);
+  const int upstream_gc_every = ferry::bench::IntFlag(argc, argv, "upstream_gc_every", 50);
   const bool ssh = std::find(argv + 1, argv + argc, std::string("--ssh")) != argv + argc;
   auto upstream = GitRepo::Create(RepoFiles());
   if (!upstream.ok()) {
@@ -131,15 +120,9 @@ int main(int argc, char** argv) {
                     "--git_ssh_key_path=" + sshd->client_key_path(),
                     "--git_known_hosts_path=" + known_hosts};
   }
-  // FERRY_SOAK_WRAPPER runs git-writer under a profiler, e.g. "heaptrack" (RSS figures are
+  // FERRY_SOAK_WRAPPER runs git-writer under a profiler, e.g. "/usr/bin/heaptrack" (RSS figures are
   // then the wrapper's).
-  std::vector<std::string> command;
-  if (const char* wrapper = std::getenv("FERRY_SOAK_WRAPPER"); wrapper != nullptr) {
-    // A command with its options, split on spaces ("valgrind --tool=massif").
-    for (absl::string_view word : absl::StrSplit(wrapper, ' ', absl::SkipEmpty())) {
-      command.emplace_back(word);
-    }
-  }
+  std::vector<std::string> command = ferry::bench::WrapperCommand("FERRY_SOAK_WRAPPER");
   for (std::string arg :
        {std::string(FERRY_GIT_WRITER_BIN), std::string("--grpc_address=127.0.0.1:0"),
         std::string("--metrics_address=127.0.0.1:0"),

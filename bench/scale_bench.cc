@@ -69,6 +69,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/scale_repo.h"
 #include "bench/stack_bench.h"
 #include "ferry/v1/api.grpc.pb.h"
 #include "ferry/v1/cluster_syncer.grpc.pb.h"
@@ -83,8 +84,8 @@ using ferry::bench::Service;
 using ferry::testing::GitRepo;
 using ferry::testing::KubeCluster;
 
-constexpr int kNamespaces = 10;
-constexpr int kImages = 10;
+constexpr int kNamespaces = ferry::bench::kScaleNamespaces;
+constexpr int kImages = ferry::bench::kScaleImages;
 constexpr int kReleases = 5;                 // iterations of each release benchmark
 constexpr int kReleaseTags = kReleases + 1;  // tags pushed up front: one more for ReadLoad
 constexpr char kConfig[] =
@@ -104,34 +105,6 @@ std::chrono::system_clock::time_point Deadline() {
 
 absl::Time ToTime(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
-
-// The generated repo: namespaces PREFIX0..9, workload I in namespace PREFIX(I % 10) with
-// image `registry`/bench/app-((I / 10) % 10):1.0.0.
-std::map<std::string, std::string> RepoFiles(const std::string& prefix,
-                                             const std::string& registry) {
-  std::map<std::string, std::string> files;
-  std::string& namespaces = files["namespaces.yaml"];
-  for (int n = 0; n < kNamespaces; ++n) {
-    absl::StrAppend(&namespaces,
-                    "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: ", prefix, n, "\n");
-  }
-  for (int i = 0; i < WorkloadCount(); ++i) {
-    const std::string ns = absl::StrCat(prefix, i % kNamespaces);
-    const std::string name = absl::StrCat("app-", i);
-    files[absl::StrCat("apps/", name, ".yaml")] = absl::StrCat(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ", name, "\n  namespace: ", ns,
-        "\n  labels: {app: ", name, ", team: bench}\nspec:\n  replicas: 0\n  selector:\n",
-        "    matchLabels: {app: ", name,
-        "}\n  template:\n    metadata:\n      labels: {app: ", name,
-        "}\n    spec:\n      containers:\n      - name: app\n        image: ", registry,
-        "/bench/app-", (i / kNamespaces) % kImages, ":1.0.0\n",
-        "        ports:\n        - containerPort: 8080\n          protocol: TCP\n",
-        "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: ", name, "\n  namespace: ", ns,
-        "\nspec:\n  selector: {app: ", name,
-        "}\n  ports:\n  - {port: 80, targetPort: 8080, protocol: TCP}\n");
-  }
-  return files;
 }
 
 // One stack for all the benchmarks of the process, built step by step as they need it.
@@ -231,7 +204,8 @@ class Scale {
         return;
       }
     }
-    const auto files = RepoFiles(absl::StrCat("scale-", run_id_, "-ferry-"), registry_->host());
+    const auto files = ferry::bench::ScaleRepoFiles(
+        WorkloadCount(), absl::StrCat("scale-", run_id_, "-ferry-"), registry_->host());
     for (const auto& [path, content] : files) {
       if (absl::StrContains(content, "/bench/app-0:")) ++released_;
     }
@@ -246,7 +220,9 @@ class Scale {
     // kubectl gets the same documents in namespaces of its own, as files in a folder.
     kubectl_dir_ = dir_ + "/kubectl";
     ferry::bench::WriteTree(
-        kubectl_dir_, RepoFiles(absl::StrCat("scale-", run_id_, "-kubectl-"), registry_->host()));
+        kubectl_dir_,
+        ferry::bench::ScaleRepoFiles(WorkloadCount(), absl::StrCat("scale-", run_id_, "-kubectl-"),
+                                     registry_->host()));
     Start(&git_,
           {FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
            "--git_url=" + repo_->url(), "--state_dir=" + dir_ + "/git", "--git_poll_interval=1h"});
