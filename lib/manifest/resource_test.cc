@@ -132,30 +132,49 @@ TEST(LoadFileTest, DuplicateIdsNameBothPlaces) {
 }
 
 TEST(FinishLoadTest, SortsByIdAndKeepsTheFirstOfEachIdAsAStableSortWould) {
-  // Many permutation cycles and duplicates: 300 resources over 70 ids, in a scrambled order.
+  // Many permutation cycles and duplicates: 300 resources over 70 ids in a scrambled order,
+  // with ties on (id, path, line) that only the input order breaks (`document` = position).
   LoadResult r;
-  std::vector<std::tuple<std::string, std::string, int>> expected;
+  struct Entry {
+    std::string id, path;
+    int line, position;
+  };
+  std::vector<Entry> expected;
   for (int i = 0; i < 300; ++i) {
     Resource res;
     res.id = absl::StrCat("default:configmap/c", (i * 37) % 70);
-    res.source.path = absl::StrCat("f", (i * 11) % 13, ".yaml");
-    res.source.line = i;
-    expected.emplace_back(res.id, res.source.path, res.source.line);
+    res.source.path = absl::StrCat("f", (i * 11) % 3, ".yaml");
+    res.source.line = 1 + i % 4;
+    res.source.document = i;
+    expected.push_back({res.id, res.source.path, res.source.line, i});
     r.resources.push_back(std::move(res));
   }
-  std::sort(expected.begin(), expected.end());  // every (id, path, line) differs: stable too
-  expected.erase(
-      std::unique(expected.begin(), expected.end(),
-                  [](const auto& a, const auto& b) { return std::get<0>(a) == std::get<0>(b); }),
-      expected.end());
-  FinishLoad(r);
-  ASSERT_EQ(r.resources.size(), 70u);
-  for (size_t i = 0; i < expected.size(); ++i) {
-    EXPECT_EQ(
-        std::make_tuple(r.resources[i].id, r.resources[i].source.path, r.resources[i].source.line),
-        expected[i]);
+  std::stable_sort(expected.begin(), expected.end(), [](const Entry& a, const Entry& b) {
+    return std::tie(a.id, a.path, a.line) < std::tie(b.id, b.path, b.line);
+  });
+  std::vector<Entry> kept;
+  std::vector<std::string> errors;
+  for (const Entry& e : expected) {
+    if (!kept.empty() && kept.back().id == e.id) {
+      errors.push_back(absl::StrCat(e.path, ":", e.line, ": document ", e.position,
+                                    ": duplicate resource ", e.id, ", also defined at ",
+                                    kept.back().path, ":", kept.back().line,
+                                    "; remove or rename one of them"));
+      continue;
+    }
+    kept.push_back(e);
   }
-  EXPECT_EQ(r.errors.size(), 230u);
+  FinishLoad(r);
+  ASSERT_EQ(r.resources.size(), kept.size());
+  for (size_t i = 0; i < kept.size(); ++i) {
+    const Resource& got = r.resources[i];
+    EXPECT_EQ(std::tie(got.id, got.source.path, got.source.line, got.source.document),
+              std::tie(kept[i].id, kept[i].path, kept[i].line, kept[i].position));
+  }
+  std::vector<std::string> got_errors;
+  for (const LoadError& e : r.errors) got_errors.push_back(e.ToString());
+  EXPECT_EQ(got_errors, errors);
+  EXPECT_EQ(errors.size(), 230u);
 }
 
 TEST(LoadFileTest, ObjectsWithoutKindAreNotResourcesAndMissingNamesAreErrors) {

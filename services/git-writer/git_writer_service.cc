@@ -286,14 +286,15 @@ grpc::Status GitWriterService::ListWorkloads(grpc::ServerContext*,
       },
       [&](const manifest::Resource& r) {
         const std::string& answer = answers[&r - at.loaded.resources.data()];
-        if (answer.empty()) {
+        // Bytes this process serialized from a valid message parse; should they not, the
+        // workload is skipped as one that cannot be answered.
+        if (answer.empty() || !response->add_workloads()->ParseFromString(answer)) {
+          if (!answer.empty()) response->mutable_workloads()->RemoveLast();
           response->add_load_errors(
               absl::StrCat(names::Escape(r.source.path), ": workload ", names::Escape(r.id),
                            " skipped: a name, image or annotation in it is not UTF-8"));
           return false;  // not answered: does not count toward the page
         }
-        // Bytes this process serialized from a valid message: they parse.
-        response->add_workloads()->ParseFromString(answer);
         return true;
       });
   response->set_more(more);

@@ -1334,8 +1334,11 @@ void Writer::DropParsedTrees(EditedFiles& files) {
     file.original.shrink_to_fit();
     for (manifest::Resource& r : file.resources) {
       if (!r.node.has_node()) continue;
-      std::vector<manifest::Container>& containers = file.fresh[ContainersKey(r)];
-      if (manifest::IsWorkloadKind(r.kind)) containers = FindContainers(r);
+      // Only a changed file's resources go into the next index as they are here.
+      if (file.changed) {
+        std::vector<manifest::Container>& containers = file.fresh[ContainersKey(r)];
+        if (manifest::IsWorkloadKind(r.kind)) containers = FindContainers(r);
+      }
       r.node = manifest::NodeHandle();
       r.document = manifest::NodeHandle();
     }
@@ -1358,7 +1361,7 @@ std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit,
     next->blobs.erase(path);
     edited += file.resources.size();
   }
-  next->loaded.resources.reserve(base.loaded.resources.size() + edited);
+  next->loaded.resources.reserve(base.loaded.resources.size() + edited);  // at most
   for (const manifest::Resource& r : base.loaded.resources) {
     auto f = files.find(r.source.path);
     if (f == files.end() || !f->second.changed) AddKept(r, base, *next);
@@ -1370,6 +1373,10 @@ std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit,
     // The edited documents were parsed anew; the others of the file were read from the index
     // (LoadFileState) and keep their containers, whose key an edit elsewhere does not move.
     for (const manifest::Resource& r : file.resources) {
+      if (r.node.has_node()) {  // parsed anew, its tree still here (no DropParsedTrees)
+        AddParsed(r, *next);
+        continue;
+      }
       auto fresh = file.fresh.find(ContainersKey(r));
       if (fresh == file.fresh.end()) {
         AddKept(r, base, *next);

@@ -437,7 +437,9 @@ class Writer {
   // Drops the index CacheIndex would drop to make room for one more, before that one is
   // built rather than after: three indexes at once were git-writer's peak memory at 10,000
   // workloads. Call only for a revision that is not cached.
-  void MakeRoomForIndex() ABSL_LOCKS_EXCLUDED(index_mu_, head_mu_);
+  // Under repo_mu_, held until the new index is cached: no other index is built meanwhile.
+  void MakeRoomForIndex() ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_)
+      ABSL_LOCKS_EXCLUDED(index_mu_, head_mu_);
   // The oldest cached index, unless it is `head`'s (then the next one).
   void DropOldestIndex(const std::string& head) ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_);
   void SetHead(const HeadInfo& head);

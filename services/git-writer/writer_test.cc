@@ -9,6 +9,7 @@
 #include <fstream>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -149,6 +150,33 @@ class WriterTest : public ::testing::Test {
     writer_ = std::make_unique<Writer>(*hooked_, options, metrics_);
   }
 
+  // The index carried over to Ferry's commit `revision` against one a new Writer loads from
+  // scratch: the same resources, sources, annotations, containers and files, and no parsed
+  // documents kept.
+  void ExpectCarriedIndexMatchesAFreshOne(const std::string& revision) {
+    FERRY_ASSERT_OK_AND_ASSIGN(std::shared_ptr<const Index> carried, writer_->IndexAt(revision));
+    prometheus::Registry registry;
+    WriterMetrics metrics(registry);
+    Writer fresh(*repo_, WriterOptions{}, metrics);
+    FERRY_ASSERT_OK_AND_ASSIGN(std::shared_ptr<const Index> loaded, fresh.IndexAt(revision));
+    ASSERT_EQ(carried->loaded.resources.size(), loaded->loaded.resources.size());
+    for (size_t i = 0; i < loaded->loaded.resources.size(); ++i) {
+      const manifest::Resource& a = carried->loaded.resources[i];
+      const manifest::Resource& b = loaded->loaded.resources[i];
+      EXPECT_EQ(std::tie(a.id, a.kind, a.source.path, a.source.document, a.source.list_item,
+                         a.source.line, a.source.begin, a.source.end, a.source.document_hash,
+                         a.annotations),
+                std::tie(b.id, b.kind, b.source.path, b.source.document, b.source.list_item,
+                         b.source.line, b.source.begin, b.source.end, b.source.document_hash,
+                         b.annotations))
+          << b.id;
+      EXPECT_EQ(ImageIn(*carried, i), ImageIn(*loaded, i)) << b.id;
+      EXPECT_FALSE(a.node.has_node()) << a.id << ": the index keeps no parsed documents";
+    }
+    EXPECT_EQ(carried->containers.size(), loaded->containers.size());
+    EXPECT_EQ(carried->files, loaded->files);
+  }
+
   // The bare upstream repository's folder.
   std::string UpstreamDir() const {
     return std::string(absl::StripPrefix(upstream_->url(), "file://"));
@@ -167,6 +195,16 @@ class WriterTest : public ::testing::Test {
     EditRequest e;
     e.workload = workload;
     e.image = manifest::ImageChange{container, to, from};
+    return e;
+  }
+
+  // Locks `workload` as `user`.
+  EditRequest LockEdit(const std::string& workload, const std::string& user) {
+    EditRequest e;
+    e.workload = workload;
+    e.policy = manifest::PolicyUpdate{};
+    e.policy->locked = true;
+    e.policy->locked_user = user;
     return e;
   }
 
@@ -620,13 +658,8 @@ TEST_F(WriterTest, AllOrNothingIsCheckedAgainAfterARebase) {
 }
 
 TEST_F(WriterTest, PolicyEditsWriteAnnotations) {
-  EditRequest lock;
-  lock.workload = "apps:deployment/api";
-  lock.policy = manifest::PolicyUpdate{};
-  lock.policy->locked = true;
-  lock.policy->locked_user = "bob";
   ApplyRequest req;
-  req.edits = {lock};
+  req.edits = {LockEdit("apps:deployment/api", "bob")};
   auto out = writer_->Apply(req);
   FERRY_ASSERT_OK(out);
   EXPECT_EQ(
@@ -664,26 +697,36 @@ TEST_F(WriterTest, SeveralEditsInOneFileAndOneCommit) {
   EXPECT_EQ(upstream_->Git("rev-list --count HEAD"), "3\n");
 
   // The index carried over to the new revision matches one loaded from scratch.
-  auto carried = writer_->IndexAt(out->revision);
-  FERRY_ASSERT_OK(carried);
-  WriterMetrics fresh_metrics(registry_);
-  Writer fresh(*repo_, WriterOptions{}, fresh_metrics);
-  auto loaded = fresh.IndexAt(out->revision);
-  FERRY_ASSERT_OK(loaded);
-  ASSERT_EQ((*carried)->loaded.resources.size(), (*loaded)->loaded.resources.size());
-  for (size_t i = 0; i < (*loaded)->loaded.resources.size(); ++i) {
-    const manifest::Resource& a = (*carried)->loaded.resources[i];
-    const manifest::Resource& b = (*loaded)->loaded.resources[i];
-    EXPECT_EQ(a.id, b.id);
-    EXPECT_EQ(a.source.path, b.source.path);
-    EXPECT_EQ(a.source.begin, b.source.begin) << a.id;
-    EXPECT_EQ(a.source.end, b.source.end) << a.id;
-    EXPECT_EQ(a.source.line, b.source.line) << a.id;
-    EXPECT_EQ(a.source.document_hash, b.source.document_hash) << a.id;
-    EXPECT_EQ(ImageIn(**carried, i), ImageIn(**loaded, i)) << a.id;
-    EXPECT_FALSE(a.node.get().IsMap()) << "the index keeps no parsed documents";
-  }
-  EXPECT_EQ((*carried)->files, (*loaded)->files);
+  ExpectCarriedIndexMatchesAFreshOne(out->revision);
+}
+
+// A policy edit and an image edit in a file that mixes a workload, a Service and a List:
+// the index carried over to the commit (from what the edits parsed, their trees dropped
+// before the push) equals one loaded from scratch, annotations and containers included.
+TEST_F(WriterTest, TheIndexCarriedOverAPolicyEditEqualsAFreshOne) {
+  const std::string content = absl::StrCat(
+      Deployment("one", "c/one:1"),
+      "---\napiVersion: v1\nkind: Service\nmetadata: {name: one, namespace: apps}\n"
+      "spec: {ports: [{port: 80}]}\n---\n",
+      "apiVersion: v1\nkind: List\nitems:\n"
+      "- apiVersion: apps/v1\n  kind: Deployment\n  metadata: {name: two, namespace: apps}\n"
+      "  spec: {template: {spec: {containers: [{name: two, image: 'c/two:1'}]}}}\n"
+      "- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: two, namespace: apps}\n");
+  FERRY_ASSERT_OK(upstream_->CommitWithCli({{"apps/mixed.yaml", content}}, "Mixed file"));
+  ApplyRequest req;
+  req.edits = {LockEdit("apps:deployment/one", "ann"),
+               ImageEdit("apps:deployment/two", "two", "c/two:2", "c/two:1")};
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome out, writer_->Apply(req));
+  for (const EditOutcome& e : out.edits) FERRY_ASSERT_OK(e.status);
+  ExpectCarriedIndexMatchesAFreshOne(out.revision);
+  FERRY_ASSERT_OK_AND_ASSIGN(auto carried, writer_->IndexAt(out.revision));
+  const manifest::Resource* one = carried->Find("apps:deployment/one");
+  ASSERT_NE(one, nullptr);
+  EXPECT_EQ(one->annotations.count("ferry.dev/locked"), 1u);
+  const manifest::Resource* two = carried->Find("apps:deployment/two");
+  ASSERT_NE(two, nullptr);
+  EXPECT_EQ(ImageIn(*carried, static_cast<size_t>(two - carried->loaded.resources.data())),
+            "c/two:2");
 }
 
 // An edit reads what its file defines from the index and parses only the document it
@@ -707,14 +750,8 @@ TEST_F(WriterTest, EditsFindTheirDocumentsThroughTheIndex) {
   for (const EditOutcome& e : one.edits) FERRY_ASSERT_OK(e.status);
   // The index carried over to the commit knows every workload's containers, the ones the
   // edits did not touch included, as an index loaded from scratch does.
+  ExpectCarriedIndexMatchesAFreshOne(one.revision);
   FERRY_ASSERT_OK_AND_ASSIGN(auto carried, writer_->IndexAt(one.revision));
-  WriterMetrics fresh_metrics(registry_);
-  Writer fresh(*repo_, WriterOptions{}, fresh_metrics);
-  FERRY_ASSERT_OK_AND_ASSIGN(auto loaded, fresh.IndexAt(one.revision));
-  ASSERT_EQ(carried->loaded.resources.size(), loaded->loaded.resources.size());
-  for (size_t i = 0; i < loaded->loaded.resources.size(); ++i) {
-    EXPECT_EQ(ImageIn(*carried, i), ImageIn(*loaded, i)) << loaded->loaded.resources[i].id;
-  }
   EXPECT_EQ(ImageIn(*carried, 4), "b/two:1") << carried->loaded.resources[4].id;
   ApplyRequest second;  // on the index carried over from the first commit
   second.edits = {ImageEdit("apps:deployment/four", "four", "b/four:333", "b/four:1"),
