@@ -19,16 +19,15 @@
 // figures are then the wrapper's process's). Exit code 0 when every call succeeded.
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -101,7 +100,7 @@ class Run {
         return workloads;
       }
       workloads += response.workloads_size();
-      if (response.workloads_size() < 500) return workloads;
+      if (!response.more()) return workloads;
       after = response.workloads(response.workloads_size() - 1).id();
     }
   }
@@ -128,7 +127,19 @@ class Run {
       Fail("release", status.error_message());
       return "";
     }
+    int applied = 0;
+    for (const ferry::v1::EditResult& result : response.results()) applied += result.code() == 0;
+    if (response.revision().empty() || applied != request.edits_size()) {
+      Fail("release", absl::StrCat(applied, " of ", request.edits_size(),
+                                   " edits applied, commit \"", response.revision(), "\""));
+      return "";
+    }
     return response.revision();
+  }
+
+  // Counts a failure when `step` saw `got` items instead of `want`.
+  void Check(const std::string& step, int got, int want) {
+    if (got != want) Fail(step, absl::StrCat(got, " items instead of ", want));
   }
 
   // One line of figures after `step`.
@@ -193,20 +204,19 @@ int main(int argc, char** argv) {
   std::string head = run.Head();
   run.Report("start", Seconds(t));
   t = absl::Now();
-  const int files = run.Read(head);
+  run.Check("read", run.Read(head), workloads + 1);
   run.Report("read", Seconds(t));
   t = absl::Now();
-  const int listed = run.List(head);
+  run.Check("list", run.List(head), workloads);
   run.Report("list", Seconds(t));
-  std::printf("(%d files read, %d workloads listed)\n", files, listed);
   std::string from = absl::StrCat(kRegistry, "/bench/app-0:1.0.0");
   for (int k = 1; k <= releases && !head.empty(); ++k) {
     const std::string to = absl::StrCat(kRegistry, "/bench/app-0:1.0.", k);
     t = absl::Now();
     head = run.Release(workloads, from, to);
     if (head.empty()) break;
-    run.Read(head);
-    run.List(head);
+    run.Check("read", run.Read(head), workloads + 1);
+    run.Check("list", run.List(head), workloads);
     run.Report(absl::StrCat("release ", k), Seconds(t));
     from = to;
   }

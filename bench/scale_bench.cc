@@ -531,7 +531,7 @@ void BM_Scale_Ferry_ReadLoad(benchmark::State& state) {
   absl::StatusOr<ferry::v1::Ferry::Stub*> api = scale.Api();
   if (!api.ok()) return state.SkipWithError(api.status().ToString().c_str());
   const absl::Duration duration = absl::Seconds(LoadSeconds());
-  enum Kind { kList, kImages, kVersion, kKinds };
+  enum Kind { kList, kListImages, kVersion, kKinds };
   std::vector<double> latencies[kKinds];
   int errors = 0;
   std::string first_error;
@@ -570,7 +570,7 @@ void BM_Scale_Ferry_ReadLoad(benchmark::State& state) {
           if (kind == kList) {
             ferry::v1::ListWorkloadsResponse response;
             s = stub->ListWorkloads(&ctx, ferry::v1::ListWorkloadsRequest(), &response);
-          } else if (kind == kImages) {
+          } else if (kind == kListImages) {
             const int i = (c * 7919 + k * 31) % WorkloadCount();
             ferry::v1::ListImagesRequest request;
             request.set_workload(absl::StrCat("scale-", scale.run_id(), "-ferry-", i % kNamespaces,
