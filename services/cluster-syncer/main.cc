@@ -59,9 +59,13 @@ int main(int argc, char** argv) {
   sync_options.default_namespace = access->default_namespace;
   Syncer syncer(fenced, discovery, sync_options);
   SyncMetrics metrics(*registry);
-  auto git =
-      ferry::v1::GitWriter::NewStub(ferry::runtime::ChannelTo(config.git_writer_address, peer));
+  std::shared_ptr<grpc::Channel> git_channel =
+      ferry::runtime::ChannelTo(config.git_writer_address, peer);
+  auto git = ferry::v1::GitWriter::NewStub(git_channel);
   SyncLoop::Options loop_options;
+  loop_options.git_connected = [git_channel](absl::Time deadline) {
+    return git_channel->WaitForConnected(absl::ToChronoTime(deadline));
+  };
   loop_options.interval = config.sync_interval;
   loop_options.state = config.sync_state;
   loop_options.state_namespace =

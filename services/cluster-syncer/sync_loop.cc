@@ -15,6 +15,10 @@ std::chrono::system_clock::time_point Deadline(absl::Duration d) {
   return std::chrono::system_clock::now() + absl::ToChronoNanoseconds(d);
 }
 
+// How long a connected git-writer may take to answer Head: a fresh one answers after its
+// first fetch, tens of seconds on a big repository.
+constexpr absl::Duration kFirstFetchWait = absl::Seconds(60);
+
 absl::StatusCode CodeOf(const grpc::Status& s) {
   return static_cast<absl::StatusCode>(s.error_code());
 }
@@ -254,12 +258,37 @@ SyncReport SyncLoop::RunSync(const std::string& wanted, bool dry_run, bool fetch
   return report;
 }
 
+bool SyncLoop::AwaitGitConnection(absl::Time deadline) {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_) return false;
+    }
+    // Slices short enough for Stop() not to wait for the whole deadline.
+    if (options_.git_connected(std::min(deadline, absl::Now() + absl::Milliseconds(250)))) {
+      return true;
+    }
+    if (absl::Now() >= deadline) return false;
+  }
+}
+
 absl::StatusOr<std::string> SyncLoop::HeadRevision(bool fetch_first) {
   // Head first, waiting up to 5 s for the connection (git-writer may be starting, or its
-  // channel backing off after a failure); then, when asked to, a fetch.
+  // channel backing off after a failure), then for the answer (a fresh git-writer's first
+  // fetch); then, when asked to, a fetch.
+  constexpr absl::Duration kConnectWait = absl::Seconds(5);
+  absl::Duration answer_wait = kConnectWait;
+  if (options_.git_connected) {
+    if (!AwaitGitConnection(absl::Now() + kConnectWait)) {
+      return absl::UnavailableError(
+          absl::StrCat("git-writer: no connection within ", absl::FormatDuration(kConnectWait),
+                       " (is it running, and is --git_writer_address its address?)"));
+    }
+    answer_wait = kFirstFetchWait;
+  }
   grpc::ClientContext ctx;
   ctx.set_wait_for_ready(true);
-  ctx.set_deadline(Deadline(absl::Seconds(5)));
+  ctx.set_deadline(Deadline(answer_wait));
   ferry::v1::HeadResponse head;
   grpc::Status s;
   {

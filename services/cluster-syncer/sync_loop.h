@@ -43,6 +43,12 @@ class SyncLoop {
     // permit's status. The sync marker is moved only with a permit asked for right before
     // the call, whose deadline is at most what is left of it. Empty: always allowed.
     std::function<absl::StatusOr<absl::Duration>()> write_permit;
+    // Connects to git-writer (grpc::Channel::WaitForConnected): whether its channel is
+    // connected by the deadline. A sync without a revision waits up to 5 s for the
+    // connection and then as long as git-writer needs to answer Head (a fresh git-writer
+    // answers after its first fetch, which takes seconds on a big repository). Empty: the
+    // whole Head call has the 5 s.
+    std::function<bool(absl::Time)> git_connected;
   };
   // `clock` times the interval, the backoff and the reports; `kube` records the sync state
   // when Options::state is kCluster.
@@ -92,6 +98,8 @@ class SyncLoop {
   // RunSync's steps. git-writer's head, after a fetch when `fetch_first`; Unavailable when
   // git-writer cannot be reached in time, its own code otherwise, named "git-writer: ...".
   absl::StatusOr<std::string> HeadRevision(bool fetch_first);
+  // Options::git_connected in slices, until `deadline` or Stop(); whether it connected.
+  bool AwaitGitConnection(absl::Time deadline);
   // The manifest files at `revision`; Unavailable when the read timed out, git-writer's code
   // otherwise.
   absl::StatusOr<std::vector<ManifestFileContent>> ReadManifests(const std::string& revision);

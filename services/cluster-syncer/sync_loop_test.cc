@@ -421,6 +421,46 @@ TEST_F(SyncLoopTest, GitWriterOutOfReachIsUnavailableAndItsOwnRefusalsKeepTheirC
   EXPECT_TRUE(Markers().empty());
 }
 
+// With a way to connect (the binary's channel): up to 5 s for git-writer's connection, then a
+// minute for Head's answer, which a fresh git-writer gives after its first fetch (seconds on
+// a big repository) rather than failing the first sync.
+TEST_F(SyncLoopTest, AConnectedGitWriterHasAMinuteToAnswerHeadAndAnUnreachableOneFailsIn5s) {
+  std::atomic<bool> reachable{true};
+  std::atomic<int> connects{0};
+  SyncLoop::Options o;
+  o.git_connected = [&](absl::Time deadline) {
+    ++connects;
+    if (reachable) return true;
+    absl::SleepFor(deadline - absl::Now());  // as WaitForConnected on a channel that fails
+    return false;
+  };
+  absl::Duration head_deadline;
+  EXPECT_CALL(git_, Head(_, _, _))
+      .WillOnce([&](grpc::ClientContext* ctx, const ferry::v1::HeadRequest&,
+                    ferry::v1::HeadResponse* head) {
+        head_deadline = absl::FromChrono(ctx->deadline()) - absl::Now();
+        head->set_revision("rev1");
+        return grpc::Status::OK;
+      });
+  Loop(o);
+  SyncReport synced = loop_->SyncNow("", false);
+  EXPECT_TRUE(synced.error.empty()) << synced.error;
+  EXPECT_EQ(synced.revision, "rev1");
+  EXPECT_GT(head_deadline, absl::Seconds(55));
+  EXPECT_EQ(connects, 1);
+
+  reachable = false;
+  const absl::Time start = absl::Now();
+  SyncReport unreachable = loop_->SyncNow("", false);
+  EXPECT_GE(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ(unreachable.error_code, absl::StatusCode::kUnavailable);
+  EXPECT_EQ(unreachable.error,
+            "git-writer: no connection within 5s (is it running, and is --git_writer_address "
+            "its address?)");
+  EXPECT_GT(connects, 2);  // in slices: Stop() does not wait for the whole 5 s
+  EXPECT_EQ(Syncs("error"), 1);
+}
+
 TEST_F(SyncLoopTest, AManifestReadThatTimesOutIsUnavailableAndRecorded) {
   EXPECT_CALL(git_, ReadManifestsRaw(_, _))
       .WillOnce([](grpc::ClientContext*, const ferry::v1::ReadManifestsRequest&) {

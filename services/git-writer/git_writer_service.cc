@@ -26,6 +26,10 @@
 namespace ferry::git_writer {
 namespace {
 
+// How long Head waits at most for a first fetch in progress (its caller's deadline may be
+// shorter).
+constexpr absl::Duration kFirstFetchWait = absl::Seconds(60);
+
 void FillHead(const HeadInfo& head, const std::string& branch, ferry::v1::HeadResponse* out) {
   out->set_revision(head.revision);
   out->set_branch(branch);
@@ -192,18 +196,18 @@ const std::vector<std::string>& AnswersOf(const Index& index) {
 }
 }  // namespace
 
-grpc::Status GitWriterService::Head(grpc::ServerContext*, const ferry::v1::HeadRequest*,
+grpc::Status GitWriterService::Head(grpc::ServerContext* context, const ferry::v1::HeadRequest*,
                                     ferry::v1::HeadResponse* response) {
-  HeadInfo head = writer_.CurrentHead();
-  if (head.revision.empty()) {
-    absl::StatusOr<HeadInfo> fetched = writer_.Refresh();
-    if (!fetched.ok()) {
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                          absl::StrCat("no revision yet: ", fetched.status().message()));
-    }
-    head = *fetched;
+  // Before the first revision, a first fetch in progress is waited for while the caller
+  // waits, less a moment for the answer to say why there is no revision yet.
+  const absl::Time deadline =
+      std::min(absl::FromChrono(context->deadline()) - absl::Milliseconds(200),
+               absl::Now() + kFirstFetchWait);
+  absl::StatusOr<HeadInfo> head = writer_.ServedHead(deadline);
+  if (!head.ok()) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, std::string(head.status().message()));
   }
-  FillHead(head, options_.branch, response);
+  FillHead(*head, options_.branch, response);
   return grpc::Status::OK;
 }
 

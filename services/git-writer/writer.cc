@@ -5,6 +5,7 @@
 #include <functional>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -342,8 +343,46 @@ absl::StatusOr<HeadInfo> Writer::Refresh() {
   return RefreshLocked();
 }
 
+absl::StatusOr<HeadInfo> Writer::ServedHead(absl::Time deadline) {
+  {
+    absl::MutexLock lock(&head_mu_);
+    auto settled = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(head_mu_) {
+      return !head_.revision.empty() || fetch_started_ == absl::InfiniteFuture();
+    };
+    const bool was_fetching = fetch_started_ != absl::InfiniteFuture();
+    head_mu_.AwaitWithDeadline(absl::Condition(&settled), deadline);
+    if (!head_.revision.empty()) return head_;
+    if (fetch_started_ != absl::InfiniteFuture()) {
+      return absl::UnavailableError(absl::StrCat(
+          "no revision yet: the first fetch from upstream is still running (started ",
+          absl::FormatDuration(absl::Trunc(absl::Now() - fetch_started_, absl::Seconds(1))),
+          " ago)"));
+    }
+    // The fetch waited for failed: its error is the answer, not a second attempt at once.
+    if (was_fetching && !head_.fetch_error.empty()) {
+      return absl::UnavailableError(absl::StrCat("no revision yet: ", head_.fetch_error));
+    }
+  }
+  absl::StatusOr<HeadInfo> fetched = Refresh();
+  if (!fetched.ok()) {
+    return absl::Status(fetched.status().code(),
+                        absl::StrCat("no revision yet: ", fetched.status().message()));
+  }
+  return fetched;
+}
+
 absl::StatusOr<HeadInfo> Writer::RefreshLocked() {
   auto start = std::chrono::steady_clock::now();
+  {
+    absl::MutexLock lock(&head_mu_);
+    fetch_started_ = absl::Now();
+  }
+  // Every way out of this function publishes a head (SetHead) or has failed before the
+  // fetch: a fetch no longer runs once it returns.
+  absl::Cleanup fetch_done = [this] {
+    absl::MutexLock lock(&head_mu_);
+    fetch_started_ = absl::InfiniteFuture();
+  };
   absl::StatusOr<std::string> fetched = repo_.Fetch();
   HeadInfo head = CurrentHead();
   if (!fetched.ok()) {

@@ -239,6 +239,12 @@ class Writer {
   // The last known head (no network).
   HeadInfo CurrentHead() const;
 
+  // The head to serve: the last known one when there is one. Before the first revision, a
+  // fetch in progress (the first one can take seconds on a big repository) is waited for
+  // until `deadline` rather than followed by a fetch of its own; Unavailable when it is still
+  // running then, or when it failed (with its error). With no fetch in progress, fetches now.
+  absl::StatusOr<HeadInfo> ServedHead(absl::Time deadline);
+
   // Waits until the head differs from `known` or `timeout` passes; returns the head.
   HeadInfo WaitForHeadChange(const std::string& known, absl::Duration timeout) const;
 
@@ -463,6 +469,8 @@ class Writer {
   // WaitForHeadChange waits on a condition of head_mu_ (woken by SetHead's unlock).
   mutable absl::Mutex head_mu_;
   HeadInfo head_ ABSL_GUARDED_BY(head_mu_);
+  // Since when a fetch (RefreshLocked) runs; InfiniteFuture() when none does.
+  absl::Time fetch_started_ ABSL_GUARDED_BY(head_mu_) = absl::InfiniteFuture();
 };
 
 }  // namespace ferry::git_writer

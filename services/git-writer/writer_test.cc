@@ -16,6 +16,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
 #include "lib/manifest/workload.h"
 #include "lib/manifest/workload_id.h"
 #include "lib/manifest/workload_id_test_cases.h"
@@ -54,8 +55,15 @@ class HookedRepository : public Repository {
  public:
   explicit HookedRepository(Repository& inner) : inner_(inner) {}
   std::function<void()> before_push;
+  // Called (from the fetching thread) before every fetch; a non-OK status fails the fetch.
+  std::function<absl::Status()> before_fetch;
+  std::atomic<int> fetches{0};
 
-  absl::StatusOr<std::string> Fetch() override { return inner_.Fetch(); }
+  absl::StatusOr<std::string> Fetch() override {
+    ++fetches;
+    if (before_fetch) FERRY_RETURN_IF_ERROR(before_fetch());
+    return inner_.Fetch();
+  }
   absl::StatusOr<std::string> Head() override { return inner_.Head(); }
   absl::StatusOr<absl::Time> CommitTime(const std::string& r) override {
     return inner_.CommitTime(r);
@@ -260,6 +268,45 @@ TEST_F(WriterTest, ReadsHeadManifestsAndIndex) {
 
   EXPECT_THAT(writer_->ReadManifests("", {"../etc"}), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(writer_->ReadManifests("", {"nope"}), StatusIs(absl::StatusCode::kNotFound));
+}
+
+// Before the first revision, ServedHead (what Head answers) waits for the first fetch in
+// progress instead of queueing a fetch of its own behind it (at 10,000 workloads the first
+// fetch takes seconds); past its deadline it says the fetch still runs, and a fetch that
+// failed is the answer.
+TEST_F(WriterTest, ServedHeadWaitsForTheFirstFetchInsteadOfFetchingAgain) {
+  absl::Notification started, release;
+  hooked_->before_fetch = [&] {
+    started.Notify();
+    release.WaitForNotification();
+    return absl::OkStatus();
+  };
+  std::thread first([&] { (void)writer_->Refresh(); });
+  started.WaitForNotification();
+  // Fetching itself would wait for the first fetch's lock, which is released below only.
+  EXPECT_THAT(
+      writer_->ServedHead(absl::Now() + absl::Milliseconds(50)),
+      StatusIs(absl::StatusCode::kUnavailable,
+               HasSubstr("no revision yet: the first fetch from upstream is still running")));
+  absl::StatusOr<HeadInfo> waited;
+  std::thread reader([&] { waited = writer_->ServedHead(absl::Now() + absl::Seconds(60)); });
+  release.Notify();
+  first.join();
+  reader.join();
+  FERRY_ASSERT_OK(waited);
+  EXPECT_EQ(waited->revision, upstream_->Head());
+  EXPECT_EQ(hooked_->fetches, 1);
+  // With a revision, no fetch at all.
+  FERRY_ASSERT_OK_AND_ASSIGN(HeadInfo head, writer_->ServedHead(absl::Now()));
+  EXPECT_EQ(head.revision, upstream_->Head());
+  EXPECT_EQ(hooked_->fetches, 1);
+
+  // A first fetch that fails: its error, whether the caller waited for it or fetched again.
+  OpenWriter({});
+  hooked_->before_fetch = [] { return absl::UnavailableError("upstream is down"); };
+  EXPECT_THAT(writer_->ServedHead(absl::Now() + absl::Seconds(60)),
+              StatusIs(absl::StatusCode::kUnavailable, Eq("no revision yet: upstream is down")));
+  EXPECT_EQ(hooked_->fetches, 1);
 }
 
 // Readers of older revisions do not push the head's index out of the cache (it keeps 2):
