@@ -69,6 +69,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/bench_args.h"
 #include "bench/scale_repo.h"
 #include "bench/stack_bench.h"
 #include "ferry/v1/api.grpc.pb.h"
@@ -252,10 +253,17 @@ class Scale {
   void StartSyncer() {
     const std::map<std::string, double> cpu_before = ferry::bench::ClusterCpuSeconds(*cluster_);
     const absl::Time start = absl::Now();
-    Start(&syncer_,
-          {FERRY_CLUSTER_SYNCER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
-           "--kubeconfig=" + cluster_->kubeconfig(), "--git_writer_address=" + git_.target(),
-           "--sync_interval=1h", "--sync_set=scale-" + run_id_});
+    // FERRY_SCALE_SYNCER_WRAPPER: a command to run the syncer under (a profiler); its peak
+    // RSS is then the wrapper's.
+    std::vector<std::string> argv = ferry::bench::WrapperCommand("FERRY_SCALE_SYNCER_WRAPPER");
+    for (std::string arg :
+         {std::string(FERRY_CLUSTER_SYNCER_BIN), std::string("--grpc_address=127.0.0.1:0"),
+          std::string("--metrics_address=127.0.0.1:0"), "--kubeconfig=" + cluster_->kubeconfig(),
+          "--git_writer_address=" + git_.target(), std::string("--sync_interval=1h"),
+          "--sync_set=scale-" + run_id_}) {
+      argv.push_back(std::move(arg));
+    }
+    Start(&syncer_, argv);
     if (!error_.empty()) return;
     absl::StatusOr<ferry::bench::CompleteSync> sync =
         ferry::bench::WaitForCompleteSync(syncer_, objects(), start, StepTimeout(), "scale_bench");

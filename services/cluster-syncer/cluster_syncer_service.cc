@@ -1,5 +1,6 @@
 #include "services/cluster-syncer/cluster_syncer_service.h"
 
+#include <algorithm>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -7,6 +8,7 @@
 #include "lib/manifest/workload_selection.h"
 #include "lib/runtime/proto_time.h"
 #include "lib/status/grpc_status.h"
+#include "lib/status/status_macros.h"
 #include "services/cluster-syncer/export.h"
 
 namespace ferry::cluster_syncer {
@@ -69,12 +71,24 @@ ClusterSyncerService::ClusterSyncerService(kube::KubeApi& kube, kube::Discovery&
       discovery_(discovery),
       loop_(loop),
       allow_(std::move(allow_namespaces)),
-      workloads_(
-          [this](const std::string& ns) {
-            return ListClusterWorkloads(kube_, discovery_, ns, allow_);
-          },
-          runtime::SystemClock(), kWorkloadListMaxAge, kWorkloadListMaxStale,
-          kWorkloadListNamespaces, runtime::Refresh::kInBackground) {}
+      workloads_([this](const std::string& ns) { return ListWorkloadsServed(ns); },
+                 runtime::SystemClock(), kWorkloadListMaxAge, kWorkloadListMaxStale,
+                 kWorkloadListNamespaces, runtime::Refresh::kInBackground) {}
+
+absl::StatusOr<std::vector<ListedWorkload>> ClusterSyncerService::ListWorkloadsServed(
+    const std::string& ns) {
+  std::vector<ListedWorkload> out;
+  ferry::v1::ClusterWorkload message;
+  FERRY_RETURN_IF_ERROR(
+      ForEachClusterWorkload(kube_, discovery_, ns, allow_, [&](ClusterWorkloadInfo w) {
+        message.Clear();
+        ToProto(w, &message);
+        out.push_back({std::move(w.id), message.SerializeAsString()});
+      }));
+  std::sort(out.begin(), out.end(),
+            [](const ListedWorkload& a, const ListedWorkload& b) { return a.id < b.id; });
+  return out;
+}
 
 grpc::Status ClusterSyncerService::ListWorkloads(
     grpc::ServerContext*, const ferry::v1::ListClusterWorkloadsRequest* request,
@@ -90,13 +104,17 @@ grpc::Status ClusterSyncerService::ListWorkloads(
   if (request->max_age_ms() > 0) max_age = absl::Milliseconds(request->max_age_ms());
   WorkloadListCache::Outcome workloads = workloads_.Get(request->namespace_(), max_age);
   if (!workloads.ok()) return ToGrpcStatus(workloads.status());
+  bool parsed = true;
   response->set_more(selection->Page(
-      **workloads, [](const ClusterWorkloadInfo& w) -> const std::string& { return w.id; },
-      [](const ClusterWorkloadInfo&) { return true; },
-      [&](const ClusterWorkloadInfo& w) {
-        ToProto(w, response->add_workloads());
+      **workloads, [](const ListedWorkload& w) -> const std::string& { return w.id; },
+      [](const ListedWorkload&) { return true; },
+      [&](const ListedWorkload& w) {
+        parsed = parsed && response->add_workloads()->ParseFromString(w.message);
         return true;
       }));
+  if (!parsed) {  // the syncer's own serialization: not reachable
+    return grpc::Status(grpc::StatusCode::INTERNAL, "a listed workload could not be read back");
+  }
   return grpc::Status::OK;
 }
 

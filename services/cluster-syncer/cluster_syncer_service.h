@@ -35,6 +35,9 @@ class ClusterSyncerService final : public ferry::v1::ClusterSyncer::Service {
                       grpc::ServerWriter<ferry::v1::ExportedResource>* writer) override;
 
  private:
+  // A listing for workloads_: the workloads of `ns` ("" for all) as ListWorkloads answers.
+  absl::StatusOr<std::vector<ListedWorkload>> ListWorkloadsServed(const std::string& ns);
+
   kube::KubeApi& kube_;
   kube::Discovery& discovery_;
   SyncLoop& loop_;

@@ -236,7 +236,7 @@ SyncReport SyncLoop::RunSync(const std::string& wanted, bool dry_run, bool fetch
     absl::StatusOr<std::vector<ManifestFileContent>> files = ReadManifests(revision);
     const int64_t read_ms = laps.Next();
     if (files.ok()) {
-      report = syncer_.Sync(revision, *files, dry_run, live);
+      report = syncer_.Sync(revision, *std::move(files), dry_run, live);
       report.phases.read_ms = read_ms;
     } else {
       fail(files.status());

@@ -98,8 +98,8 @@ struct LiveObject {
   std::string checksum;
   std::string source;
   std::map<std::string, std::string> annotations;
-  bool owned = false;  // has ownerReferences (made by a controller)
-  kube::ApiResource api;
+  bool owned = false;                            // has ownerReferences (made by a controller)
+  std::shared_ptr<const kube::ApiResource> api;  // shared by the objects of one listing
 };
 
 // Unavailable and Unauthenticated mean the API cannot be used at all: the sync stops.
@@ -128,7 +128,8 @@ struct Item {
   // JSON without metadata.namespace, port protocols written out; empty when not held.
   std::string object;
   int rank = kRanks - 1;
-  kube::ApiResource api;
+  // Once resolved; shared by the items of one kind (SyncRun::Resolve). Null before.
+  std::shared_ptr<const kube::ApiResource> api;
   std::string ns;  // effective, once resolved
   // The checksum of the object as applied, of a namespaced kind (namespace set) and of a
   // cluster-scoped one (no namespace); which one counts is known once the kind is resolved.
@@ -261,21 +262,23 @@ class LiveObjects {
   LiveObjects(kube::KubeApi& client, const SyncOptions& options)
       : client_(client), options_(options) {}
 
-  // The labelled objects of `api`'s kind (in the allowed namespaces when there is a list).
-  // The API's error when a listing fails.
-  absl::StatusOr<std::vector<LiveObject>> List(const kube::ApiResource& api);
+  // The labelled objects of `api`'s kind (in the allowed namespaces when there is a list),
+  // shared with every later caller of the sync. The API's error when a listing fails.
+  using Listing = std::shared_ptr<const std::vector<LiveObject>>;
+  absl::StatusOr<Listing> List(const kube::ApiResource& api);
 
  private:
-  static LiveObject FromMetadata(const kube::ApiResource& api, const nlohmann::json& meta);
+  static LiveObject FromMetadata(const std::shared_ptr<const kube::ApiResource>& api,
+                                 const nlohmann::json& meta);
 
   kube::KubeApi& client_;
   const SyncOptions& options_;
   absl::Mutex mu_;
   // "group/kind" -> objects.
-  std::map<std::string, std::vector<LiveObject>> by_resource_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Listing> by_resource_ ABSL_GUARDED_BY(mu_);
 };
 
-absl::StatusOr<std::vector<LiveObject>> LiveObjects::List(const kube::ApiResource& api) {
+absl::StatusOr<LiveObjects::Listing> LiveObjects::List(const kube::ApiResource& api) {
   const std::string cache_key = api.group + "/" + api.kind;
   {
     absl::MutexLock lock(&mu_);
@@ -287,22 +290,26 @@ absl::StatusOr<std::vector<LiveObject>> LiveObjects::List(const kube::ApiResourc
     namespaces.clear();
     for (const std::string& ns : options_.allow_namespaces) namespaces.push_back(ns);
   }
-  std::vector<LiveObject> out;
+  auto out = std::make_shared<std::vector<LiveObject>>();
+  auto shared_api = std::make_shared<const kube::ApiResource>(api);
   const std::string selector =
       "?labelSelector=" + UrlEncode(absl::StrCat(kSyncSetLabel, "=", options_.sync_set));
   for (const std::string& ns : namespaces) {
-    FERRY_RETURN_IF_ERROR(ForEachListItem(
-        client_, api.CollectionPath(ns) + selector, /*metadata_only=*/true,
-        [&](const nlohmann::json& obj) { out.push_back(FromMetadata(api, obj["metadata"])); }));
+    FERRY_RETURN_IF_ERROR(ForEachListItem(client_, api.CollectionPath(ns) + selector,
+                                          /*metadata_only=*/true, [&](const nlohmann::json& obj) {
+                                            out->push_back(
+                                                FromMetadata(shared_api, obj["metadata"]));
+                                          }));
   }
   absl::MutexLock lock(&mu_);
   by_resource_[cache_key] = out;
   return out;
 }
 
-LiveObject LiveObjects::FromMetadata(const kube::ApiResource& api, const nlohmann::json& meta) {
+LiveObject LiveObjects::FromMetadata(const std::shared_ptr<const kube::ApiResource>& api,
+                                     const nlohmann::json& meta) {
   LiveObject live;
-  live.kind = api.kind;
+  live.kind = api->kind;
   live.ns = meta.value("namespace", "");
   live.name = meta.value("name", "");
   live.api = api;
@@ -348,6 +355,8 @@ class SyncRun {
   // must outlive Run().
   void AddFile(const ManifestFileContent& file, const std::vector<std::string>& errors,
                const std::vector<Item>& items, std::vector<std::string> objects);
+  // Room for `items` items in all (AddFile's growth would copy them).
+  void Reserve(size_t items) { items_.reserve(items); }
   absl::Status Run();
   // After Run(): the checksums of the objects this sync applied or found unchanged.
   Checksums Record() const;
@@ -395,6 +404,8 @@ class SyncRun {
   std::vector<Item> items_;
   std::set<std::string> broken_paths_;
   std::map<std::string, std::string> defined_in_;  // object key -> path
+  // "apiVersion|kind" -> the resource serving it, shared by the items of the kind.
+  std::map<std::string, std::shared_ptr<const kube::ApiResource>> apis_;
 };
 
 void SyncRun::AddFile(const ManifestFileContent& file, const std::vector<std::string>& errors,
@@ -479,16 +490,21 @@ absl::Status SyncRun::ApplyItemsOfRank(int rank) {
 }
 
 absl::Status SyncRun::Resolve(Item& item) {
-  absl::StatusOr<kube::ApiResource> api = discovery_.Find(item.api_version, item.kind);
-  if (!api.ok()) {
-    if (api.status().code() != absl::StatusCode::kNotFound) {
-      return absl::UnavailableError(absl::StrCat("API discovery failed: ", api.status().message()));
+  std::shared_ptr<const kube::ApiResource>& api = apis_[item.api_version + "|" + item.kind];
+  if (api == nullptr) {
+    absl::StatusOr<kube::ApiResource> found = discovery_.Find(item.api_version, item.kind);
+    if (!found.ok()) {
+      if (found.status().code() != absl::StatusCode::kNotFound) {
+        return absl::UnavailableError(
+            absl::StrCat("API discovery failed: ", found.status().message()));
+      }
+      item.state = Item::State::kFailed;
+      item.error = std::string(found.status().message());
+      return absl::OkStatus();
     }
-    item.state = Item::State::kFailed;
-    item.error = std::string(api.status().message());
-    return absl::OkStatus();
+    api = std::make_shared<const kube::ApiResource>(*std::move(found));
   }
-  item.api = *api;
+  item.api = api;
   if (api->namespaced) {
     item.ns =
         !item.declared_namespace.empty() ? item.declared_namespace : options_.default_namespace;
@@ -515,7 +531,7 @@ void SyncRun::Prepare(Item& item) {
     item.error = item.dump_error;
     return;
   }
-  item.checksum = item.api.namespaced ? item.namespaced_checksum : item.cluster_checksum;
+  item.checksum = item.api->namespaced ? item.namespaced_checksum : item.cluster_checksum;
 }
 
 void SyncRun::LoadObjects(const std::vector<Item*>& todo, const Checksums& live_checksums) {
@@ -539,7 +555,7 @@ void SyncRun::LoadObjects(const std::vector<Item*>& todo, const Checksums& live_
 nlohmann::json SyncRun::Desired(const Item& item) const {
   nlohmann::json object = nlohmann::json::parse(item.object);
   auto& meta = object["metadata"];
-  if (item.api.namespaced) meta["namespace"] = item.ns;
+  if (item.api->namespaced) meta["namespace"] = item.ns;
   auto& labels = meta["labels"];
   if (!labels.is_object()) labels = nlohmann::json::object();
   labels[kSyncSetLabel] = options_.sync_set;
@@ -561,8 +577,8 @@ absl::StatusOr<SyncRun::Checksums> SyncRun::LiveChecksums(const std::vector<Item
   }
   std::set<std::string> listed;
   for (Item* item : todo) {
-    if (!listed.insert(item->api.group + "/" + item->api.kind).second) continue;
-    absl::StatusOr<std::vector<LiveObject>> live = live_.List(item->api);
+    if (!listed.insert(item->api->group + "/" + item->api->kind).second) continue;
+    absl::StatusOr<LiveObjects::Listing> live = live_.List(*item->api);
     if (!live.ok()) {
       if (Unreachable(live.status())) {
         return absl::UnavailableError(
@@ -570,7 +586,9 @@ absl::StatusOr<SyncRun::Checksums> SyncRun::LiveChecksums(const std::vector<Item
       }
       continue;  // e.g. no list permission: every object of the kind is applied
     }
-    for (const LiveObject& o : *live) live_checksums[ObjectKey(o.kind, o.ns, o.name)] = o.checksum;
+    for (const LiveObject& o : **live) {
+      live_checksums[ObjectKey(o.kind, o.ns, o.name)] = o.checksum;
+    }
   }
   return live_checksums;
 }
@@ -595,7 +613,7 @@ absl::Status SyncRun::Apply(const std::vector<Item*>& todo, const Checksums& liv
       return;
     }
     absl::StatusOr<nlohmann::json> applied =
-        client_.Apply(item->api.ObjectPath(item->ns, item->name), Desired(*item), kFieldManager,
+        client_.Apply(item->api->ObjectPath(item->ns, item->name), Desired(*item), kFieldManager,
                       options_.force_conflicts, dry_run_);
     if (applied.ok()) {
       item->state = Item::State::kApplied;
@@ -625,7 +643,8 @@ absl::Status SyncRun::WaitForNewCrds(const std::vector<Item*>& todo) {
     new_crds = true;
     const absl::Time deadline = clock_.Now() + options_.crd_wait;
     while (clock_.Now() < deadline) {
-      absl::StatusOr<nlohmann::json> crd = client_.Get(item->api.ObjectPath("", item->name), "get");
+      absl::StatusOr<nlohmann::json> crd =
+          client_.Get(item->api->ObjectPath("", item->name), "get");
       bool established = false;
       if (crd.ok() && (*crd).contains("status")) {
         for (const auto& c : (*crd)["status"].value("conditions", nlohmann::json::array())) {
@@ -671,7 +690,7 @@ std::set<std::string> SyncRun::Tally() {
 absl::Status SyncRun::CollectGarbage(const std::set<std::string>& failed_names) {
   FERRY_ASSIGN_OR_RETURN(std::vector<LiveObject> doomed, FindGarbage(failed_names));
   std::stable_sort(doomed.begin(), doomed.end(), [](const LiveObject& a, const LiveObject& b) {
-    return ApplyRank(a.api.group, a.kind) > ApplyRank(b.api.group, b.kind);
+    return ApplyRank(a.api->group, a.kind) > ApplyRank(b.api->group, b.kind);
   });
   Prune(doomed);
   return absl::OkStatus();
@@ -685,7 +704,7 @@ absl::StatusOr<std::vector<LiveObject>> SyncRun::FindGarbage(
   std::set<std::string> in_git;
   for (const Item& item : items_) {
     in_git.insert(ObjectKey(
-        item.kind, item.ns.empty() && item.api.name.empty() ? item.manifest_namespace : item.ns,
+        item.kind, item.ns.empty() && item.api == nullptr ? item.manifest_namespace : item.ns,
         item.name));
   }
   absl::StatusOr<std::vector<kube::ApiResource>> all = discovery_.All();
@@ -700,14 +719,14 @@ absl::StatusOr<std::vector<LiveObject>> SyncRun::FindGarbage(
     kinds.push_back(&api);
   }
   // Every kind is listed, side by side; those the items have were listed already.
-  std::vector<absl::StatusOr<std::vector<LiveObject>>> listings(kinds.size());
+  std::vector<absl::StatusOr<LiveObjects::Listing>> listings(kinds.size());
   ParallelFor(kinds.size(), options_.parallelism,
               [&](size_t k) { listings[k] = live_.List(*kinds[k]); });
   std::vector<LiveObject> doomed;
   std::set<std::string> doomed_keys;
-  for (const absl::StatusOr<std::vector<LiveObject>>& live : listings) {
+  for (const absl::StatusOr<LiveObjects::Listing>& live : listings) {
     if (!live.ok()) continue;  // not allowed to list it: not ours to prune
-    for (const LiveObject& o : *live) {
+    for (const LiveObject& o : **live) {
       const std::string key = ObjectKey(o.kind, o.ns, o.name);
       // Only what Ferry applied: controllers copy labels (Endpoints get their Service's)
       // but not Ferry's checksum annotation.
@@ -734,7 +753,7 @@ void SyncRun::Prune(const std::vector<LiveObject>& doomed) {
       ++report_.pruned;
       continue;
     }
-    absl::Status deleted = client_.Delete(o.api.ObjectPath(o.ns, o.name), false);
+    absl::Status deleted = client_.Delete(o.api->ObjectPath(o.ns, o.name), false);
     if (deleted.ok() || deleted.code() == absl::StatusCode::kNotFound) {
       log::Info("pruned", {{"resource", id}});
       report_.pruned_ids.push_back(id);
@@ -757,7 +776,7 @@ void Syncer::ForgetRecord() {
   record_.reset();
 }
 
-SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestFileContent>& files,
+SyncReport Syncer::Sync(const std::string& revision, std::vector<ManifestFileContent> files,
                         bool dry_run, Live live) {
   SyncReport report;
   report.revision = revision;
@@ -779,7 +798,12 @@ SyncReport Syncer::Sync(const std::string& revision, const std::vector<ManifestF
   SyncRun run(
       client_, discovery_, options_, clock_, dry_run, report,
       [this](const ManifestFileContent& file) { return ParseFile(file).objects; }, record.get());
+  size_t items = 0;
+  for (const FileParse& p : parsed) items += p.file->items.size();
+  run.Reserve(items);
   for (size_t f = 0; f < files.size(); ++f) {
+    // Parsed in this sync: its items hold their objects, so the text is not read again.
+    if (!parsed[f].objects.empty()) std::string().swap(files[f].content);
     run.AddFile(files[f], parsed[f].file->errors, parsed[f].file->items,
                 std::move(parsed[f].objects));
   }

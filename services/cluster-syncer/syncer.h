@@ -141,9 +141,10 @@ class Syncer {
   Syncer(kube::KubeApi& client, kube::Discovery& discovery, SyncOptions options,
          runtime::Clock& clock = runtime::SystemClock());
   // Applies `files` (the manifests of `revision`). `dry_run`: the API server validates
-  // everything (dryRun=All), nothing is stored.
-  SyncReport Sync(const std::string& revision, const std::vector<ManifestFileContent>& files,
-                  bool dry_run, Live live = Live::kList);
+  // everything (dryRun=All), nothing is stored. Taken by value: the text of a file parsed
+  // in this sync is freed once parsed (its objects are held until applied).
+  SyncReport Sync(const std::string& revision, std::vector<ManifestFileContent> files, bool dry_run,
+                  Live live = Live::kList);
   // Drops the record: the next sync lists (another instance may have written since, e.g.
   // while this one did not lead).
   void ForgetRecord();

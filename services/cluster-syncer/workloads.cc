@@ -370,9 +370,9 @@ const std::vector<std::pair<std::string, std::string>>& WorkloadKinds() {
   return kKinds;
 }
 
-absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
-    kube::KubeApi& client, kube::Discovery& discovery, const std::string& ns,
-    const std::set<std::string>& allow) {
+absl::Status ForEachClusterWorkload(kube::KubeApi& client, kube::Discovery& discovery,
+                                    const std::string& ns, const std::set<std::string>& allow,
+                                    const std::function<void(ClusterWorkloadInfo)>& fn) {
   std::vector<std::string> namespaces;
   if (!ns.empty()) {
     if (!allow.empty() && !allow.count(ns)) {
@@ -385,7 +385,6 @@ absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
   } else {
     namespaces.push_back("");
   }
-  std::vector<ClusterWorkloadInfo> out;
   for (const auto& [group, kind] : WorkloadKinds()) {
     absl::StatusOr<kube::ApiResource> api = discovery.FindPreferred(group, kind);
     if (!api.ok()) {
@@ -398,10 +397,19 @@ absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
             if (IsClusterAddon(obj)) return;
             const auto& owners = Field(obj, {"metadata", "ownerReferences"});
             if (kind == "Job" && owners.is_array() && !owners.empty()) return;  // a CronJob's run
-            out.push_back(WorkloadOf(kind, obj));
+            fn(WorkloadOf(kind, obj));
           }));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
+    kube::KubeApi& client, kube::Discovery& discovery, const std::string& ns,
+    const std::set<std::string>& allow) {
+  std::vector<ClusterWorkloadInfo> out;
+  FERRY_RETURN_IF_ERROR(ForEachClusterWorkload(
+      client, discovery, ns, allow, [&](ClusterWorkloadInfo w) { out.push_back(std::move(w)); }));
   std::sort(out.begin(), out.end(),
             [](const ClusterWorkloadInfo& a, const ClusterWorkloadInfo& b) { return a.id < b.id; });
   return out;

@@ -2,6 +2,7 @@
 // and rollout status computed the way `kubectl rollout status` does.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -70,6 +71,11 @@ bool IsClusterAddon(const nlohmann::json& object);
 absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
     kube::KubeApi& client, kube::Discovery& discovery, const std::string& ns,
     const std::set<std::string>& allow);
+// The same workloads, each given to `fn` as it is listed (in no particular order) rather
+// than held together: a caller keeps what it needs of each.
+absl::Status ForEachClusterWorkload(kube::KubeApi& client, kube::Discovery& discovery,
+                                    const std::string& ns, const std::set<std::string>& allow,
+                                    const std::function<void(ClusterWorkloadInfo)>& fn);
 
 // One workload by id ("namespace:kind/name"). InvalidArgument, before any call, when `id`
 // is not one (manifest::WorkloadId::Parse's message); NotFound when it does not exist.
