@@ -253,8 +253,10 @@ class Scale {
   void StartSyncer() {
     const std::map<std::string, double> cpu_before = ferry::bench::ClusterCpuSeconds(*cluster_);
     const absl::Time start = absl::Now();
-    // FERRY_SCALE_SYNCER_WRAPPER: a command to run the syncer under (a profiler); its peak
-    // RSS is then the wrapper's.
+    // FERRY_SCALE_SYNCER_WRAPPER: a command to run the syncer under (a profiler, e.g.
+    // "/usr/bin/heaptrack -o FILE"); its peak RSS is then the wrapper's. A wrapper that does
+    // not exec the syncer leaves it running when the benchmark ends, and the benchmark waits
+    // for its output to close: stop it then (pkill -f ferry-cluster-syncer).
     std::vector<std::string> argv = ferry::bench::WrapperCommand("FERRY_SCALE_SYNCER_WRAPPER");
     for (std::string arg :
          {std::string(FERRY_CLUSTER_SYNCER_BIN), std::string("--grpc_address=127.0.0.1:0"),
