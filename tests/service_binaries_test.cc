@@ -31,6 +31,7 @@
 #include "tests/support/kube.h"
 #include "tests/support/ports.h"
 #include "tests/support/registry.h"
+#include "tests/support/sshd.h"
 #include "tests/support/subprocess.h"
 #include "tools/ferry-reflect/reflection_database.h"
 
@@ -878,6 +879,54 @@ TEST(ClusterSyncerBinaryTest, RecordsTheSyncStateInTheClusterWhenAsked) {
   testing::RunCommand("git -C " + repo->dir() + "/upstream.git rev-parse -q --verify ferry-sync",
                       &status);
   EXPECT_NE(status, 0) << "the sync tag was pushed although the state lives in the cluster";
+}
+
+// A fresh git-writer answers Head after its first fetch, which takes seconds on a big
+// repository; here an ssh server holds the first git command 7 s, past the syncer's 5 s wait
+// for a connection. The syncer's first sync waits for that answer instead of failing.
+TEST(ClusterSyncerBinaryTest, TheFirstSyncWaitsForASlowFirstFetchInsteadOfFailing) {
+  auto cluster = testing::SharedKubeCluster();
+  FERRY_ASSERT_OK(cluster);
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto repo,
+      testing::GitRepo::Create(
+          {{"cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: slow-fetch, namespace: default}\n"
+            "data: {a: b}\n"}}));
+  FERRY_ASSERT_OK_AND_ASSIGN(auto sshd, testing::Sshd::Start(repo->dir() + "/sshd"));
+  // Every git command over ssh goes through this script, which holds the first one.
+  const std::string script = repo->dir() + "/slow-first-command.sh";
+  std::ofstream(script) << "#!/bin/sh\nif [ ! -e " << repo->dir() << "/held ]; then touch "
+                        << repo->dir()
+                        << "/held; sleep 7; fi\nexec /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n";
+  std::filesystem::permissions(script, std::filesystem::perms::owner_all);
+  std::string key;
+  std::getline(std::ifstream(repo->dir() + "/sshd/authorized_keys"), key);
+  std::ofstream(repo->dir() + "/sshd/authorized_keys")
+      << "command=\"" << script << "\" " << key << "\n";
+  std::ofstream(repo->dir() + "/known_hosts") << sshd->KnownHostsLine() << "\n";
+  Running git, syncer;
+  StartArgv({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+             "--git_url=" + sshd->Url(repo->dir() + "/upstream.git"),
+             "--git_ssh_key_path=" + sshd->client_key_path(),
+             "--git_known_hosts_path=" + repo->dir() + "/known_hosts",
+             "--state_dir=" + repo->dir() + "/state", "--git_poll_interval=1h"},
+            git);
+  ASSERT_GT(git.grpc_port, 0);
+  StartArgv(
+      {FERRY_CLUSTER_SYNCER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+       "--kubeconfig=" + (*cluster)->kubeconfig(), "--git_writer_address=" + git.GrpcTarget(),
+       "--sync_interval=1h", "--sync_set=slow-fetch"},
+      syncer);
+  ASSERT_GT(syncer.grpc_port, 0);
+  std::optional<ferry::v1::SyncResult> first = FirstSync(syncer);
+  ASSERT_TRUE(first.has_value()) << syncer.process->Output();
+  EXPECT_TRUE(first->error().empty()) << first->error();
+  EXPECT_EQ(first->revision(), repo->Head());
+  EXPECT_EQ(first->applied(), 1);
+  EXPECT_TRUE(std::filesystem::exists(repo->dir() + "/held")) << "the first fetch was not held";
+  EXPECT_FALSE(absl::StrContains(syncer.process->Output(), "sync failed"))
+      << syncer.process->Output();
 }
 
 // Unreachable dependencies: the syncer serves, reports not ready, and says why.

@@ -15,8 +15,9 @@ std::chrono::system_clock::time_point Deadline(absl::Duration d) {
   return std::chrono::system_clock::now() + absl::ToChronoNanoseconds(d);
 }
 
-// How long a connected git-writer may take to answer Head: a fresh one answers after its
-// first fetch, tens of seconds on a big repository.
+// How long a connected git-writer may take to answer Head before it has served a first
+// revision: a fresh one answers after its first fetch, tens of seconds on a big repository
+// (git-writer's Head waits as long, git_writer_service.cc).
 constexpr absl::Duration kFirstFetchWait = absl::Seconds(60);
 
 absl::StatusCode CodeOf(const grpc::Status& s) {
@@ -75,7 +76,10 @@ void SyncLoop::Trigger(const std::string& revision) {
   {
     absl::MutexLock lock(&mu_);
     triggered_ = true;
-    if (!revision.empty()) wanted_revision_ = revision;
+    if (!revision.empty()) {
+      wanted_revision_ = revision;
+      git_served_ = true;
+    }
   }
 }
 
@@ -280,11 +284,17 @@ absl::StatusOr<std::string> SyncLoop::HeadRevision(bool fetch_first) {
   absl::Duration answer_wait = kConnectWait;
   if (options_.git_connected) {
     if (!AwaitGitConnection(absl::Now() + kConnectWait)) {
-      return absl::UnavailableError(
-          absl::StrCat("git-writer: no connection within ", absl::FormatDuration(kConnectWait),
-                       " (is it running, and is --git_writer_address its address?)"));
+      absl::MutexLock lock(&mu_);
+      if (stop_) return absl::CancelledError("git-writer: not asked, the syncer is stopping");
+      return absl::UnavailableError(absl::StrCat(
+          "git-writer: no connection within ", absl::FormatDuration(kConnectWait),
+          " (is it running, is --git_writer_address its address, do the peer TLS settings "
+          "match, and does one of its replicas lead?)"));
     }
-    answer_wait = kFirstFetchWait;
+    // A git-writer that served a revision before is not in its first fetch: one that does
+    // not answer within 5 s now is failing, and the sync says so.
+    absl::MutexLock lock(&mu_);
+    if (!git_served_) answer_wait = kFirstFetchWait;
   }
   grpc::ClientContext ctx;
   ctx.set_wait_for_ready(true);
@@ -294,6 +304,10 @@ absl::StatusOr<std::string> SyncLoop::HeadRevision(bool fetch_first) {
   {
     TrackedCall tracked(*this, ctx);
     s = git_.Head(&ctx, ferry::v1::HeadRequest(), &head);
+  }
+  if (s.ok()) {
+    absl::MutexLock lock(&mu_);
+    git_served_ = true;
   }
   if (s.ok() && fetch_first) {
     grpc::ClientContext fetch_ctx;

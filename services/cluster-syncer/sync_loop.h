@@ -45,9 +45,9 @@ class SyncLoop {
     std::function<absl::StatusOr<absl::Duration>()> write_permit;
     // Connects to git-writer (grpc::Channel::WaitForConnected): whether its channel is
     // connected by the deadline. A sync without a revision waits up to 5 s for the
-    // connection and then as long as git-writer needs to answer Head (a fresh git-writer
-    // answers after its first fetch, which takes seconds on a big repository). Empty: the
-    // whole Head call has the 5 s.
+    // connection; then, until git-writer has served a first revision to this loop, up to a
+    // minute for Head's answer (a fresh git-writer answers after its first fetch, which takes
+    // seconds on a big repository), and 5 s once it has. Empty: the whole Head call has 5 s.
     std::function<bool(absl::Time)> git_connected;
   };
   // `clock` times the interval, the backoff and the reports; `kube` records the sync state
@@ -97,9 +97,9 @@ class SyncLoop {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(sync_mu_);
   // RunSync's steps. git-writer's head, after a fetch when `fetch_first`; Unavailable when
   // git-writer cannot be reached in time, its own code otherwise, named "git-writer: ...".
-  absl::StatusOr<std::string> HeadRevision(bool fetch_first);
+  absl::StatusOr<std::string> HeadRevision(bool fetch_first) ABSL_LOCKS_EXCLUDED(mu_);
   // Options::git_connected in slices, until `deadline` or Stop(); whether it connected.
-  bool AwaitGitConnection(absl::Time deadline);
+  bool AwaitGitConnection(absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
   // The manifest files at `revision`; Unavailable when the read timed out, git-writer's code
   // otherwise.
   absl::StatusOr<std::vector<ManifestFileContent>> ReadManifests(const std::string& revision);
@@ -143,6 +143,8 @@ class SyncLoop {
   bool reported_ready_ ABSL_GUARDED_BY(mu_) = false;
   // Newest head seen; empty: ask git-writer.
   std::string wanted_revision_ ABSL_GUARDED_BY(mu_);
+  // git-writer has served a revision (WatchHead or Head): its first fetch is done.
+  bool git_served_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;
   std::optional<SyncReport> last_ ABSL_GUARDED_BY(mu_);
   bool ready_ ABSL_GUARDED_BY(mu_) = false;

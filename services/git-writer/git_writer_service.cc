@@ -27,7 +27,7 @@ namespace ferry::git_writer {
 namespace {
 
 // How long Head waits at most for a first fetch in progress (its caller's deadline may be
-// shorter).
+// shorter); cluster-syncer gives Head as long before its first revision (sync_loop.cc).
 constexpr absl::Duration kFirstFetchWait = absl::Seconds(60);
 
 void FillHead(const HeadInfo& head, const std::string& branch, ferry::v1::HeadResponse* out) {

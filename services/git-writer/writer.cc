@@ -354,13 +354,17 @@ absl::StatusOr<HeadInfo> Writer::ServedHead(absl::Time deadline) {
     if (!head_.revision.empty()) return head_;
     if (fetch_started_ != absl::InfiniteFuture()) {
       return absl::UnavailableError(absl::StrCat(
-          "no revision yet: the first fetch from upstream is still running (started ",
-          absl::FormatDuration(absl::Trunc(absl::Now() - fetch_started_, absl::Seconds(1))),
-          " ago)"));
+          "no revision yet: a fetch from upstream is still running (for ",
+          absl::FormatDuration(absl::Trunc(absl::Now() - fetch_started_, absl::Milliseconds(100))),
+          ")"));
     }
-    // The fetch waited for failed: its error is the answer, not a second attempt at once.
+    // The fetch waited for failed or fetched a head that is not served: that is the answer,
+    // not a second fetch at once.
     if (was_fetching && !head_.fetch_error.empty()) {
       return absl::UnavailableError(absl::StrCat("no revision yet: ", head_.fetch_error));
+    }
+    if (was_fetching && !head_.verify_error.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat("no revision yet: ", head_.verify_error));
     }
   }
   absl::StatusOr<HeadInfo> fetched = Refresh();

@@ -241,9 +241,11 @@ class Writer {
 
   // The head to serve: the last known one when there is one. Before the first revision, a
   // fetch in progress (the first one can take seconds on a big repository) is waited for
-  // until `deadline` rather than followed by a fetch of its own; Unavailable when it is still
-  // running then, or when it failed (with its error). With no fetch in progress, fetches now.
-  absl::StatusOr<HeadInfo> ServedHead(absl::Time deadline);
+  // until `deadline` rather than followed by a fetch of its own: Unavailable when it is still
+  // running then or when it failed (with its error), FailedPrecondition when upstream's head
+  // it fetched is not verified. With no fetch in progress, fetches now (Refresh's errors).
+  // Every error message starts with "no revision yet".
+  absl::StatusOr<HeadInfo> ServedHead(absl::Time deadline) ABSL_LOCKS_EXCLUDED(head_mu_, repo_mu_);
 
   // Waits until the head differs from `known` or `timeout` passes; returns the head.
   HeadInfo WaitForHeadChange(const std::string& known, absl::Duration timeout) const;
