@@ -853,16 +853,18 @@ TEST(ClusterSyncerBinaryTest, AppliesEachNewHeadOfARealRepoToARealCluster) {
   EXPECT_FALSE(absl::StrContains(metrics.body, "revision=\"" + first_revision + "\""));
 }
 
+// A repo of one ConfigMap named `name` in the default namespace.
+absl::StatusOr<std::unique_ptr<testing::GitRepo>> OneConfigMapRepo(const std::string& name) {
+  return testing::GitRepo::Create(
+      {{"cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + name +
+                       ", namespace: default}\ndata: {a: b}\n"}});
+}
+
 // --sync_state=cluster: the applied revision is recorded in a ConfigMap, git is not touched.
 TEST(ClusterSyncerBinaryTest, RecordsTheSyncStateInTheClusterWhenAsked) {
   auto cluster = testing::SharedKubeCluster();
   FERRY_ASSERT_OK(cluster);
-  FERRY_ASSERT_OK_AND_ASSIGN(
-      auto repo,
-      testing::GitRepo::Create(
-          {{"cm.yaml",
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: state-test, namespace: default}\n"
-            "data: {a: b}\n"}}));
+  FERRY_ASSERT_OK_AND_ASSIGN(auto repo, OneConfigMapRepo("state-test"));
   Running git, syncer;
   StartGitWriterAndSyncer(
       *repo, **cluster,
@@ -887,12 +889,7 @@ TEST(ClusterSyncerBinaryTest, RecordsTheSyncStateInTheClusterWhenAsked) {
 TEST(ClusterSyncerBinaryTest, TheFirstSyncWaitsForASlowFirstFetchInsteadOfFailing) {
   auto cluster = testing::SharedKubeCluster();
   FERRY_ASSERT_OK(cluster);
-  FERRY_ASSERT_OK_AND_ASSIGN(
-      auto repo,
-      testing::GitRepo::Create(
-          {{"cm.yaml",
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: slow-fetch, namespace: default}\n"
-            "data: {a: b}\n"}}));
+  FERRY_ASSERT_OK_AND_ASSIGN(auto repo, OneConfigMapRepo("slow-fetch"));
   FERRY_ASSERT_OK_AND_ASSIGN(auto sshd, testing::Sshd::Start(repo->dir() + "/sshd"));
   // Every git command over ssh goes through this script, which holds the first one.
   const std::string script = repo->dir() + "/slow-first-command.sh";
