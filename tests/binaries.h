@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -24,6 +25,7 @@
 #include "tests/support/git_repo.h"
 #include "tests/support/http.h"
 #include "tests/support/kube.h"
+#include "tests/support/sshd.h"
 #include "tests/support/subprocess.h"
 
 namespace ferry::testing {
@@ -92,6 +94,24 @@ inline grpc::health::v1::HealthCheckResponse::ServingStatus CheckHealth(
   grpc::Status status = stub->Check(&ctx, request, &response);
   EXPECT_TRUE(status.ok()) << service << ": " << status.error_message();
   return response.status();
+}
+
+// The command line of a git-writer reaching `repo`'s upstream through `sshd` with its client
+// key, keeping its state in `state_dir`, polling off. Writes `repo.dir()`/known_hosts with
+// sshd's host key first.
+inline std::vector<std::string> SshGitWriterArgv(const testing::GitRepo& repo,
+                                                 const testing::Sshd& sshd,
+                                                 const std::string& state_dir) {
+  const std::string known_hosts = repo.dir() + "/known_hosts";
+  std::ofstream(known_hosts) << sshd.KnownHostsLine() << "\n";
+  return {FERRY_GIT_WRITER_BIN,
+          "--grpc_address=127.0.0.1:0",
+          "--metrics_address=127.0.0.1:0",
+          "--git_url=" + sshd.Url(repo.dir() + "/upstream.git"),
+          "--git_ssh_key_path=" + sshd.client_key_path(),
+          "--git_known_hosts_path=" + known_hosts,
+          "--state_dir=" + state_dir,
+          "--git_poll_interval=1h"};
 }
 
 // A real git-writer on `repo` (with `git_args`) and a cluster-syncer on `cluster` with

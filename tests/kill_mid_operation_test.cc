@@ -87,15 +87,8 @@ class SshGitWriter {
 
   bool Start() {
     if (sshd_ == nullptr) return false;
-    const std::string known_hosts = upstream_.repo().dir() + "/known_hosts";
-    std::ofstream(known_hosts) << sshd_->KnownHostsLine() << "\n";
     running_ = Running();
-    StartArgv(
-        {FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
-         "--git_url=" + sshd_->Url(upstream_.repo().dir() + "/upstream.git"),
-         "--git_ssh_key_path=" + sshd_->client_key_path(), "--git_known_hosts_path=" + known_hosts,
-         "--state_dir=" + upstream_.state_dir(), "--git_poll_interval=1h"},
-        running_);
+    StartArgv(SshGitWriterArgv(upstream_.repo(), *sshd_, upstream_.state_dir()), running_);
     if (running_.grpc_port == 0) return false;
     stub_ = ferry::v1::GitWriter::NewStub(running_.Channel());
     return true;

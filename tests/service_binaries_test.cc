@@ -901,14 +901,8 @@ TEST(ClusterSyncerBinaryTest, TheFirstSyncWaitsForASlowFirstFetchInsteadOfFailin
   std::getline(std::ifstream(repo->dir() + "/sshd/authorized_keys"), key);
   std::ofstream(repo->dir() + "/sshd/authorized_keys")
       << "command=\"" << script << "\" " << key << "\n";
-  std::ofstream(repo->dir() + "/known_hosts") << sshd->KnownHostsLine() << "\n";
   Running git, syncer;
-  StartArgv({FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
-             "--git_url=" + sshd->Url(repo->dir() + "/upstream.git"),
-             "--git_ssh_key_path=" + sshd->client_key_path(),
-             "--git_known_hosts_path=" + repo->dir() + "/known_hosts",
-             "--state_dir=" + repo->dir() + "/state", "--git_poll_interval=1h"},
-            git);
+  StartArgv(SshGitWriterArgv(*repo, *sshd, repo->dir() + "/state"), git);
   ASSERT_GT(git.grpc_port, 0);
   StartArgv(
       {FERRY_CLUSTER_SYNCER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",

@@ -123,6 +123,14 @@ inline constexpr Limit kJobApplyTimeout{"job apply stage", "seconds", 300, "--jo
 inline constexpr Limit kJobRolloutTimeout{"job rollout wait", "seconds", 300,
                                           "--job_rollout_timeout"};
 
+// ---- git-writer's first revision (git-writer, cluster-syncer) ----
+
+// Before its first revision git-writer's Head waits this long at most for the first fetch in
+// progress (it takes seconds to tens of seconds on a big repository), and cluster-syncer gives
+// Head as long until git-writer has served it a revision; after that, a Head that does not
+// answer within 5 s fails the sync. Fixed by design: the caller's own deadline shortens it.
+inline constexpr Limit kFirstFetchWait{"wait for git-writer's first fetch", "seconds", 60, ""};
+
 // The message for an item over `limit`: "<item>: <what> is <actual> <unit>, over the limit of
 // <max> <unit> (raise it with <flag>)". `actual` 0 means unknown ("over the limit of ...").
 std::string OverLimit(absl::string_view item, const Limit& limit, uint64_t max,

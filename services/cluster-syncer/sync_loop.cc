@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "lib/limits/limits.h"
 #include "lib/log/laps.h"
 #include "lib/log/log.h"
 #include "lib/runtime/memory.h"
@@ -14,11 +15,6 @@ namespace {
 std::chrono::system_clock::time_point Deadline(absl::Duration d) {
   return std::chrono::system_clock::now() + absl::ToChronoNanoseconds(d);
 }
-
-// How long a connected git-writer may take to answer Head before it has served a first
-// revision: a fresh one answers after its first fetch, tens of seconds on a big repository
-// (git-writer's Head waits as long, git_writer_service.cc).
-constexpr absl::Duration kFirstFetchWait = absl::Seconds(60);
 
 absl::StatusCode CodeOf(const grpc::Status& s) {
   return static_cast<absl::StatusCode>(s.error_code());
@@ -294,7 +290,7 @@ absl::StatusOr<std::string> SyncLoop::HeadRevision(bool fetch_first) {
     // A git-writer that served a revision before is not in its first fetch: one that does
     // not answer within 5 s now is failing, and the sync says so.
     absl::MutexLock lock(&mu_);
-    if (!git_served_) answer_wait = kFirstFetchWait;
+    if (!git_served_) answer_wait = absl::Seconds(limits::kFirstFetchWait.default_value);
   }
   grpc::ClientContext ctx;
   ctx.set_wait_for_ready(true);

@@ -385,8 +385,10 @@ absl::Status ForEachClusterWorkload(kube::KubeApi& client, kube::Discovery& disc
   } else {
     namespaces.push_back("");
   }
-  for (const auto& [group, kind] : WorkloadKinds()) {
-    absl::StatusOr<kube::ApiResource> api = discovery.FindPreferred(group, kind);
+  for (const auto& entry : WorkloadKinds()) {
+    // A named reference, not a structured binding: C++17 lambdas cannot capture those.
+    const std::string& kind = entry.second;
+    absl::StatusOr<kube::ApiResource> api = discovery.FindPreferred(entry.first, kind);
     if (!api.ok()) {
       if (api.status().code() == absl::StatusCode::kNotFound) continue;  // e.g. no HelmRelease CRD
       return api.status();

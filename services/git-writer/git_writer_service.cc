@@ -26,10 +26,6 @@
 namespace ferry::git_writer {
 namespace {
 
-// How long Head waits at most for a first fetch in progress (its caller's deadline may be
-// shorter); cluster-syncer gives Head as long before its first revision (sync_loop.cc).
-constexpr absl::Duration kFirstFetchWait = absl::Seconds(60);
-
 void FillHead(const HeadInfo& head, const std::string& branch, ferry::v1::HeadResponse* out) {
   out->set_revision(head.revision);
   out->set_branch(branch);
@@ -202,8 +198,9 @@ grpc::Status GitWriterService::Head(grpc::ServerContext* context, const ferry::v
   // waits, less a moment for the answer to say why there is no revision yet.
   const absl::Time deadline =
       std::min(absl::FromChrono(context->deadline()) - absl::Milliseconds(200),
-               absl::Now() + kFirstFetchWait);
-  absl::StatusOr<HeadInfo> head = writer_.ServedHead(deadline);
+               absl::Now() + absl::Seconds(limits::kFirstFetchWait.default_value));
+  absl::StatusOr<HeadInfo> head =
+      writer_.ServedHead(deadline, [context] { return context->IsCancelled(); });
   if (!head.ok()) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, std::string(head.status().message()));
   }

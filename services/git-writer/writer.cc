@@ -343,14 +343,22 @@ absl::StatusOr<HeadInfo> Writer::Refresh() {
   return RefreshLocked();
 }
 
-absl::StatusOr<HeadInfo> Writer::ServedHead(absl::Time deadline) {
+absl::StatusOr<HeadInfo> Writer::ServedHead(absl::Time deadline,
+                                            const std::function<bool()>& cancelled) {
   {
     absl::MutexLock lock(&head_mu_);
     auto settled = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(head_mu_) {
       return !head_.revision.empty() || fetch_started_ == absl::InfiniteFuture();
     };
     const bool was_fetching = fetch_started_ != absl::InfiniteFuture();
-    head_mu_.AwaitWithDeadline(absl::Condition(&settled), deadline);
+    // In slices, so that a caller who has gone does not hold a thread until the deadline.
+    while (!head_mu_.AwaitWithDeadline(absl::Condition(&settled),
+                                       std::min(deadline, absl::Now() + kCancelCheck)) &&
+           absl::Now() < deadline) {
+      if (cancelled && cancelled()) {
+        return absl::CancelledError("no revision yet: the caller went away while waiting");
+      }
+    }
     if (!head_.revision.empty()) return head_;
     if (fetch_started_ != absl::InfiniteFuture()) {
       return absl::UnavailableError(absl::StrCat(

@@ -244,8 +244,12 @@ class Writer {
   // until `deadline` rather than followed by a fetch of its own: Unavailable when it is still
   // running then or when it failed (with its error), FailedPrecondition when upstream's head
   // it fetched is not verified. With no fetch in progress, fetches now (Refresh's errors).
-  // Every error message starts with "no revision yet".
-  absl::StatusOr<HeadInfo> ServedHead(absl::Time deadline) ABSL_LOCKS_EXCLUDED(head_mu_, repo_mu_);
+  // `cancelled`, when set, is asked every kCancelCheck while waiting: true ends the wait with
+  // Cancelled. Every error message starts with "no revision yet".
+  absl::StatusOr<HeadInfo> ServedHead(absl::Time deadline,
+                                      const std::function<bool()>& cancelled = {})
+      ABSL_LOCKS_EXCLUDED(head_mu_, repo_mu_);
+  static constexpr absl::Duration kCancelCheck = absl::Milliseconds(250);
 
   // Waits until the head differs from `known` or `timeout` passes; returns the head.
   HeadInfo WaitForHeadChange(const std::string& known, absl::Duration timeout) const;

@@ -159,6 +159,20 @@ class WriterTest : public ::testing::Test {
     writer_ = std::make_unique<Writer>(*hooked_, options, metrics_);
   }
 
+  // A Refresh on a thread of its own, held inside its fetch until `release` is notified;
+  // returns once the fetch is held.
+  std::thread HeldFetch(absl::Notification& release) {
+    auto started = std::make_shared<absl::Notification>();
+    hooked_->before_fetch = [started, &release] {
+      if (!started->HasBeenNotified()) started->Notify();
+      release.WaitForNotification();
+      return absl::OkStatus();
+    };
+    std::thread fetch([this] { (void)writer_->Refresh(); });
+    started->WaitForNotification();
+    return fetch;
+  }
+
   // The index carried over to Ferry's commit `revision` against one a new Writer loads from
   // scratch: the same resources, sources, annotations, containers and files, and no parsed
   // documents kept.
@@ -275,14 +289,8 @@ TEST_F(WriterTest, ReadsHeadManifestsAndIndex) {
 // progress instead of queueing a fetch of its own behind it (at 10,000 workloads the first
 // fetch takes seconds); past its deadline it says the fetch still runs.
 TEST_F(WriterTest, ServedHeadWaitsForTheFirstFetchInsteadOfFetchingAgain) {
-  absl::Notification started, release;
-  hooked_->before_fetch = [&] {
-    started.Notify();
-    release.WaitForNotification();
-    return absl::OkStatus();
-  };
-  std::thread first([&] { (void)writer_->Refresh(); });
-  started.WaitForNotification();
+  absl::Notification release;
+  std::thread first = HeldFetch(release);
   // A ServedHead that fetched itself would wait for the first fetch's lock: after 10 s the
   // test fails (and lets the fetch go) rather than hanging.
   auto during = std::async(std::launch::async, [&] {
@@ -314,6 +322,24 @@ TEST_F(WriterTest, ServedHeadWaitsForTheFirstFetchInsteadOfFetchingAgain) {
   hooked_->before_fetch = [] { return absl::UnavailableError("upstream is down"); };
   EXPECT_THAT(writer_->ServedHead(absl::Now() + absl::Seconds(60)),
               StatusIs(absl::StatusCode::kUnavailable, Eq("no revision yet: upstream is down")));
+  EXPECT_EQ(hooked_->fetches, 1);
+}
+
+// A Head whose caller has gone stops waiting for the first fetch within a slice
+// (Writer::kCancelCheck) instead of holding its thread until its deadline.
+TEST_F(WriterTest, ServedHeadStopsWaitingWhenItsCallerHasGone) {
+  absl::Notification release;
+  std::thread first = HeldFetch(release);
+  std::atomic<int> asked{0};
+  auto waiting = std::async(std::launch::async, [&] {
+    return writer_->ServedHead(absl::Now() + absl::Seconds(60), [&] { return ++asked >= 2; });
+  });
+  const bool ended = waiting.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  release.Notify();
+  first.join();
+  ASSERT_TRUE(ended) << "ServedHead kept waiting for a caller that had gone";
+  EXPECT_THAT(waiting.get(), StatusIs(absl::StatusCode::kCancelled, HasSubstr("no revision yet")));
+  EXPECT_EQ(asked.load(), 2);
   EXPECT_EQ(hooked_->fetches, 1);
 }
 
