@@ -1,12 +1,14 @@
-// A release of one image used by 100 of 1,000 workloads (100 files of 10 multi-document
-// workloads with sidecars and comments), pushed to a bare repo over file://:
+// A release of one image used by 100 workloads of a repo of 1,000 and of 10,000 (files of 10
+// multi-document workloads with sidecars and comments; the argument is the repo's workload
+// count), pushed to a bare repo over file://:
 //
 // - BM_Ferry_Release: git-writer's Writer with a warm mirror (ApplyUpdates, 100
 //   compare-and-set edits, one commit, push);
 // - BM_GitCli_Release: the seed's manual path scripted with the git CLI: shallow clone,
 //   find the files with grep, edit with sed, commit, push.
 //
-// Each runs 5 repetitions of one release; the report compares the medians.
+// Each runs 5 repetitions of one release; the report compares the medians. The release is the
+// same 100 workloads at both sizes, so the 10,000 figure shows what the rest of the repo costs.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -26,14 +28,23 @@ using ferry::testing::GitRepo;
 
 constexpr char kShared[] = "registry.example.com/shared/app";
 
-std::map<std::string, std::string> RepoFiles() {
+constexpr int kReleased = 100;  // workloads that use kShared, one per file they are spread over
+
+// The r-th file (0 <= r < kReleased) whose workload 3 uses kShared, in a repo of `workloads`:
+// every (workloads / 10 / kReleased)-th file.
+int ReleasedFile(int workloads, int r) { return r * (workloads / 10 / kReleased); }
+
+std::map<std::string, std::string> RepoFiles(int workloads = 1000) {
+  const int file_count = workloads / 10;
+  const int stride = file_count / kReleased;
   std::map<std::string, std::string> files;
-  for (int f = 0; f < 100; ++f) {
+  for (int f = 0; f < file_count; ++f) {
     std::string content;
     for (int w = 0; w < 10; ++w) {
       int i = f * 10 + w;
-      std::string image = w == 3 ? absl::StrCat(kShared, ":1.0.0")
-                                 : absl::StrCat("registry.example.com/team/app-", i, ":1.0.0");
+      std::string image = w == 3 && f % stride == 0
+                              ? absl::StrCat(kShared, ":1.0.0")
+                              : absl::StrCat("registry.example.com/team/app-", i, ":1.0.0");
       absl::StrAppend(&content, "---\n# workload ", i, "\napiVersion: apps/v1\nkind: Deployment\n",
                       "metadata:\n  name: app-", i, "\n  namespace: team-", f % 10,
                       "\nspec:\n  replicas: 2\n  template:\n    spec:\n      containers:\n",
@@ -46,7 +57,7 @@ std::map<std::string, std::string> RepoFiles() {
   return files;
 }
 
-// An upstream repo of RepoFiles() and a Writer over its mirror, fetched and indexed.
+// An upstream repo of RepoFiles(workloads) and a Writer over its mirror, fetched and indexed.
 struct WarmWriter {
   std::unique_ptr<GitRepo> upstream;
   std::unique_ptr<ferry::git_writer::Libgit2Repository> repo;
@@ -62,9 +73,9 @@ struct WarmWriter {
 };
 
 // Null (and the benchmark skipped) when the repo cannot be set up.
-std::unique_ptr<WarmWriter> StartWarmWriter(benchmark::State& state) {
+std::unique_ptr<WarmWriter> StartWarmWriter(benchmark::State& state, int workloads = 1000) {
   auto out = std::make_unique<WarmWriter>();
-  auto upstream = GitRepo::Create(RepoFiles());
+  auto upstream = GitRepo::Create(RepoFiles(workloads));
   if (!upstream.ok()) {
     state.SkipWithError("repo setup failed");
     return nullptr;
@@ -87,13 +98,15 @@ std::unique_ptr<WarmWriter> StartWarmWriter(benchmark::State& state) {
 }
 
 void BM_Ferry_Release(benchmark::State& state) {
-  std::unique_ptr<WarmWriter> warm = StartWarmWriter(state);
+  const int workloads = static_cast<int>(state.range(0));
+  std::unique_ptr<WarmWriter> warm = StartWarmWriter(state, workloads);
   if (warm == nullptr) return;
   ferry::git_writer::Writer& writer = *warm->writer;
   int version = 1;
   for (auto _ : state) {
     ferry::git_writer::ApplyRequest req;
-    for (int f = 0; f < 100; ++f) {
+    for (int r = 0; r < kReleased; ++r) {
+      const int f = ReleasedFile(workloads, r);
       ferry::git_writer::EditRequest e;
       e.workload = absl::StrCat("team-", f % 10, ":deployment/app-", f * 10 + 3);
       e.image = ferry::manifest::ImageChange{"app", absl::StrCat(kShared, ":1.0.", version), {}};
@@ -111,16 +124,18 @@ void BM_Ferry_Release(benchmark::State& state) {
     }
     ++version;
   }
-  state.counters["workloads_changed"] = 100;
+  state.counters["workloads_changed"] = kReleased;
 }
 BENCHMARK(BM_Ferry_Release)
+    ->Arg(1000)
+    ->Arg(10000)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1)
     ->Repetitions(5)
     ->ReportAggregatesOnly(true);
 
 void BM_GitCli_Release(benchmark::State& state) {
-  auto upstream = GitRepo::Create(RepoFiles());
+  auto upstream = GitRepo::Create(RepoFiles(static_cast<int>(state.range(0))));
   if (!upstream.ok()) {
     state.SkipWithError("repo setup failed");
     return;
@@ -144,9 +159,11 @@ void BM_GitCli_Release(benchmark::State& state) {
     if (rc != 0) state.SkipWithError("git CLI release failed");
     ++version;
   }
-  state.counters["workloads_changed"] = 100;
+  state.counters["workloads_changed"] = kReleased;
 }
 BENCHMARK(BM_GitCli_Release)
+    ->Arg(1000)
+    ->Arg(10000)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1)
     ->Repetitions(5)

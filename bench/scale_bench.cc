@@ -17,6 +17,9 @@
 //   BM_Scale_Ferry_Release        a new tag of bench/app-0 for its N/10 workloads through the
 //                                 api (no rollout wait): time = request -> commit pushed (the
 //                                 job's COMMIT_PUSHED stage); counters: the same and job done
+//   BM_Scale_Ferry_ReleaseOf100   the same for 100 of those workloads named in the request: a
+//                                 change of the same size at every N (the whole release at
+//                                 1,000), so its growth with N is what the repo's size costs
 //   BM_Scale_Ferry_ReadLoad       16 clients reading from the api (ListWorkloads' first page,
 //                                 ListImages of one workload, GetVersion) for
 //                                 FERRY_SCALE_LOAD_SECONDS (default 10 s) with a release
@@ -87,8 +90,10 @@ using ferry::testing::KubeCluster;
 
 constexpr int kNamespaces = ferry::bench::kScaleNamespaces;
 constexpr int kImages = ferry::bench::kScaleImages;
-constexpr int kReleases = 5;                 // iterations of each release benchmark
-constexpr int kReleaseTags = kReleases + 1;  // tags pushed up front: one more for ReadLoad
+constexpr int kReleases = 5;  // iterations of each release benchmark
+// Tags pushed up front: for the two release benchmarks and one more for ReadLoad.
+constexpr int kReleaseTags = 2 * kReleases + 1;
+constexpr int kNamedReleased = 100;  // workloads that BM_Scale_Ferry_ReleaseOf100 names
 constexpr char kConfig[] =
     R"({"architecture":"amd64","os":"linux","created":"2026-01-01T00:00:00Z"})";
 
@@ -121,6 +126,24 @@ class Scale {
   const std::string& error() const { return error_; }
   int objects() const { return 2 * WorkloadCount() + kNamespaces; }
   int released_workloads() const { return released_; }
+  // The ids of kNamedReleased workloads using bench/app-0, spread over the repo (all of them
+  // at 1,000 workloads).
+  std::vector<std::string> NamedRelease() const {
+    std::vector<int> using_app0;  // ScaleRepoFiles: workload i uses app-((i / 10) % 10)
+    for (int i = 0; i < WorkloadCount(); ++i) {
+      if ((i / ferry::bench::kScaleNamespaces) % ferry::bench::kScaleImages == 0) {
+        using_app0.push_back(i);
+      }
+    }
+    std::vector<std::string> ids;
+    const size_t stride = std::max<size_t>(1, using_app0.size() / kNamedReleased);
+    for (size_t k = 0; k < using_app0.size() && ids.size() < kNamedReleased; k += stride) {
+      const int i = using_app0[k];
+      ids.push_back(absl::StrCat("scale-", run_id_, "-ferry-", i % ferry::bench::kScaleNamespaces,
+                                 ":deployment/app-", i));
+    }
+    return ids;
+  }
 
   // The first sync's duration in seconds, measured once (the syncer is started then), and its
   // result.
@@ -417,12 +440,18 @@ struct ReleaseTimes {
   std::map<std::string, double> stages;  // stage name -> seconds from the request
 };
 
-// One release of the next bench/app-0 tag to every workload using the image.
-absl::StatusOr<ReleaseTimes> ReleaseOnce(ferry::v1::Ferry::Stub& api, Scale& scale) {
+// One release of the next bench/app-0 tag to `workloads`, or to every workload using the image
+// when empty.
+absl::StatusOr<ReleaseTimes> ReleaseOnce(ferry::v1::Ferry::Stub& api, Scale& scale,
+                                         const std::vector<std::string>& workloads = {}) {
   absl::StatusOr<std::string> image = scale.NextReleaseImage();
   if (!image.ok()) return image.status();
   ferry::v1::ReleaseRequest request;
-  request.mutable_spec()->set_all_workloads(true);
+  if (workloads.empty()) {
+    request.mutable_spec()->set_all_workloads(true);
+  } else {
+    for (const std::string& id : workloads) request.mutable_spec()->add_workloads(id);
+  }
   request.mutable_spec()->set_image(*image);
   request.mutable_cause()->set_user("Bench <bench@example.com>");
   const std::string head_before = scale.repo().Head();
@@ -476,7 +505,9 @@ absl::StatusOr<ReleaseTimes> ReleaseOnce(ferry::v1::Ferry::Stub& api, Scale& sca
   return times;
 }
 
-void BM_Scale_Ferry_Release(benchmark::State& state) {
+// Releases to `workloads` (every workload using bench/app-0 when empty), one per iteration,
+// expecting `expected` workloads released each time.
+void RunReleases(benchmark::State& state, const std::vector<std::string>& workloads, int expected) {
   Scale& scale = Scale::Get();
   absl::StatusOr<ferry::v1::Ferry::Stub*> api = scale.Api();
   if (!api.ok()) return state.SkipWithError(api.status().ToString().c_str());
@@ -484,7 +515,7 @@ void BM_Scale_Ferry_Release(benchmark::State& state) {
   int n = 0, released = 0;
   std::map<std::string, double> stage_sums;
   for (auto _ : state) {
-    absl::StatusOr<ReleaseTimes> times = ReleaseOnce(**api, scale);
+    absl::StatusOr<ReleaseTimes> times = ReleaseOnce(**api, scale, workloads);
     if (!times.ok()) return state.SkipWithError(times.status().ToString().c_str());
     state.SetIterationTime(times->pushed);
     pushed_sum += times->pushed;
@@ -495,10 +526,9 @@ void BM_Scale_Ferry_Release(benchmark::State& state) {
     for (const auto& [name, at] : times->stages) stage_sums[name] += at;
     ++n;
   }
-  if (released != scale.released_workloads()) {
+  if (released != expected) {
     return state.SkipWithError(
-        absl::StrCat("released ", released, " workloads, expected ", scale.released_workloads())
-            .c_str());
+        absl::StrCat("released ", released, " workloads, expected ", expected).c_str());
   }
   SetSizeCounters(state);
   state.counters["released"] = released;
@@ -509,7 +539,20 @@ void BM_Scale_Ferry_Release(benchmark::State& state) {
   // When each stage was reached, mean ms from the request.
   for (const auto& [name, sum] : stage_sums) state.counters["at_" + name + "_ms"] = sum / n * 1e3;
 }
+
+void BM_Scale_Ferry_Release(benchmark::State& state) {
+  RunReleases(state, {}, Scale::Get().released_workloads());
+}
 BENCHMARK(BM_Scale_Ferry_Release)
+    ->UseManualTime()
+    ->Iterations(kReleases)
+    ->Unit(benchmark::kMillisecond);
+
+void BM_Scale_Ferry_ReleaseOf100(benchmark::State& state) {
+  const std::vector<std::string> named = Scale::Get().NamedRelease();
+  RunReleases(state, named, static_cast<int>(named.size()));
+}
+BENCHMARK(BM_Scale_Ferry_ReleaseOf100)
     ->UseManualTime()
     ->Iterations(kReleases)
     ->Unit(benchmark::kMillisecond);

@@ -57,11 +57,12 @@ def main(path, *more_paths):
           f"parse all + re-emit (yaml-cpp) | {t_emit:.0f} ms | {t_emit / t_edit:.0f}x faster |")
     print(f"| same, loading the file first | {t_edit_load:.0f} ms | parse all + re-emit "
           f"(yaml-cpp) | {t_emit:.0f} ms | {t_emit / t_edit_load:.1f}x faster |")
-    ferry = ms("BM_Ferry_Release/iterations:1/repeats:5_median")
-    cli = ms("BM_GitCli_Release/iterations:1/repeats:5_median")
-    print(f"| release one image used by 100 of 1,000 workloads, pushed (median of 5) | "
-          f"{ferry:.0f} ms | git CLI: clone --depth 1, grep, sed, commit, push | {cli:.0f} ms | "
-          f"{ferry / cli:.2f} of the time |")
+    for workloads in (1000, 10000):
+        ferry = ms(f"BM_Ferry_Release/{workloads}/iterations:1/repeats:5_median")
+        cli = ms(f"BM_GitCli_Release/{workloads}/iterations:1/repeats:5_median")
+        print(f"| release one image used by 100 of {workloads:,} workloads, pushed (median of 5) "
+              f"| {ferry:.0f} ms | git CLI: clone --depth 1, grep, sed, commit, push | "
+              f"{cli:.0f} ms | {ferry / cli:.2f} of the time |")
     scan_report(runs, ms)
     sync_report(runs, ms)
     e2e_report(runs, ms)
@@ -181,6 +182,11 @@ def scale_report(files):
         ("the same release: request -> job done (applied, no rollout wait)",
          ("Ferry_Release", "done_mean_ms", "ms", None), ("GitCli_Release", "mean_ms"),
          "git CLI, as above (pushed only)", share),
+        ("release of that image to 100 named workloads (all N/10 at N = 1,000): request -> "
+         "commit pushed (mean of 5)", ("Ferry_ReleaseOf100", "pushed_mean_ms", "ms", None), None,
+         "-", None),
+        ("the same release: request -> job done",
+         ("Ferry_ReleaseOf100", "done_mean_ms", "ms", None), None, "-", None),
         ("16 clients reading for FERRY_SCALE_LOAD_SECONDS (ListWorkloads' first page, "
          "ListImages of one workload, GetVersion): requests per second in all",
          ("Ferry_ReadLoad", "requests_per_s", "count", "errors"), None, "-", None),

@@ -289,7 +289,9 @@ Writer::Writer(Repository& repo, WriterOptions options, WriterMetrics& metrics)
   if (!k.build.command.empty()) {
     log::Info("kustomize roots are built with", {{"command", absl::StrJoin(k.build.command, " ")}});
   } else {
-    log::Info("kustomize roots cannot be built", {{"reason", k.missing_command}});
+    log::Info(
+        "kustomize roots cannot be built",
+        {{"reason", k.missing_command.empty() ? "no kustomize command given" : k.missing_command}});
   }
 }
 
