@@ -34,6 +34,8 @@ class WorkloadSelection {
   WorkloadSelection() = default;
 
   bool first_page() const { return start_after_.empty(); }
+  // Whether the request names its workloads (`ids`): then only those are visited.
+  bool named() const { return !ids_.empty(); }
 
   // Walks `items`, sorted by id (`id_of(item)`), and calls `emit` on each selected one that
   // `accept`s, in order, until the limit is reached; `emit` returns whether it answered the

@@ -278,7 +278,10 @@ grpc::Status GitWriterService::ListWorkloads(grpc::ServerContext*,
   response->set_readonly(options_.readonly);
   response->set_verify_error(writer_.CurrentHead().verify_error);
   const Index& at = **index;
-  const std::vector<std::string>& answers = AnswersOf(at);
+  // A listing reads the entries made once per revision (the first listing of a revision makes
+  // every one); named workloads are answered from the index directly, so that a release of a
+  // few workloads right after a commit costs what they do, not what the repo does.
+  const std::vector<std::string>* answers = selection->named() ? nullptr : &AnswersOf(at);
   const bool more = selection->Page(
       at.loaded.resources, [](const manifest::Resource& r) -> const std::string& { return r.id; },
       [&](const manifest::Resource& r) {
@@ -286,11 +289,19 @@ grpc::Status GitWriterService::ListWorkloads(grpc::ServerContext*,
                (request->namespace_().empty() || r.namespace_ == request->namespace_());
       },
       [&](const manifest::Resource& r) {
-        const std::string& answer = answers[&r - at.loaded.resources.data()];
-        // Bytes this process serialized from a valid message parse; should they not, the
-        // workload is skipped as one that cannot be answered.
-        if (answer.empty() || !response->add_workloads()->ParseFromString(answer)) {
-          if (!answer.empty()) response->mutable_workloads()->RemoveLast();
+        bool answered = false;
+        if (answers == nullptr) {
+          std::optional<ferry::v1::ManifestWorkload> answer = AnswerOf(r, at);
+          answered = answer.has_value();
+          if (answered) *response->add_workloads() = *std::move(answer);
+        } else {
+          // Bytes this process serialized from a valid message parse; should they not, the
+          // workload is skipped as one that cannot be answered.
+          const std::string& answer = (*answers)[&r - at.loaded.resources.data()];
+          answered = !answer.empty() && response->add_workloads()->ParseFromString(answer);
+          if (!answered && !answer.empty()) response->mutable_workloads()->RemoveLast();
+        }
+        if (!answered) {
           response->add_load_errors(
               absl::StrCat(names::Escape(r.source.path), ": workload ", names::Escape(r.id),
                            " skipped: a name, image or annotation in it is not UTF-8"));

@@ -1080,6 +1080,34 @@ TEST_F(WriterTest, ServiceTakesWorkloadIdsAsEveryServiceDoes) {
   EXPECT_EQ(upstream_->Head(), before);
 }
 
+// A request naming workloads is answered from the index directly, a listing from the entries
+// made once per revision: both give the same answer for the same workload, and a named id
+// that is not a workload of the repo is simply not in the answer.
+TEST_F(WriterTest, ServiceAnswersNamedWorkloadsAsItListsThem) {
+  FERRY_ASSERT_OK(upstream_->CommitWithCli(
+      {{"apps/web.yaml",
+        Deployment("web", "nginx:1.25", "  annotations:\n    ferry.dev/tag.web: semver:~1\n")}},
+      "A tag filter"));
+  FERRY_ASSERT_OK(writer_->Refresh());
+  GitWriterService service(*writer_, ServiceOptions{});
+  ferry::v1::ListManifestWorkloadsRequest named_request;
+  named_request.add_ids("apps:deployment/web");
+  named_request.add_ids("apps:deployment/gone");
+  ferry::v1::ListManifestWorkloadsResponse named;
+  ASSERT_TRUE(service.ListWorkloads(nullptr, &named_request, &named).ok());
+  ferry::v1::ListManifestWorkloadsRequest all_request;
+  ferry::v1::ListManifestWorkloadsResponse all;
+  ASSERT_TRUE(service.ListWorkloads(nullptr, &all_request, &all).ok());
+  ASSERT_EQ(all.workloads_size(), 2);
+  ASSERT_EQ(named.workloads_size(), 1);
+  const ferry::v1::ManifestWorkload& listed = all.workloads(1);
+  ASSERT_EQ(listed.id(), "apps:deployment/web");
+  EXPECT_EQ(named.workloads(0).SerializeAsString(), listed.SerializeAsString());
+  EXPECT_EQ(listed.policy().tag_filters().at("web"), "semver:~1");
+  EXPECT_EQ(named.revision(), all.revision());
+  EXPECT_FALSE(named.more());
+}
+
 // --git_commit_template: the message of a commit with an image and a policy change, read
 // back with the git CLI, ends with the Ferry-Job trailer git itself parses.
 TEST_F(WriterTest, CommitTemplateRendersTheMessageAndTheJobTrailerEndsIt) {
