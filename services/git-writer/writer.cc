@@ -1398,6 +1398,23 @@ void Writer::DropParsedTrees(EditedFiles& files) {
   }
 }
 
+namespace {
+// Whether every changed file of `files` holds, in order, the resources `base` read from it
+// (ResourcesIn): then the next index keeps their places, and its order by id.
+template <typename Files>
+bool ResourcesStayInPlace(const Index& base, const Files& files) {
+  for (const auto& [path, file] : files) {
+    if (!file.changed) continue;
+    const std::vector<size_t>* at = base.ResourcesIn(path);
+    if (at == nullptr || at->size() != file.resources.size()) return false;
+    for (size_t k = 0; k < at->size(); ++k) {
+      if (base.loaded.resources[(*at)[k]].id != file.resources[k].id) return false;
+    }
+  }
+  return true;
+}
+}  // namespace
+
 std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit, const Index& base,
                                                       const EditedFiles& files) {
   auto next = std::make_shared<Index>();
@@ -1413,6 +1430,36 @@ std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit,
     if (!file.changed) continue;
     next->blobs.erase(path);
     edited += file.resources.size();
+  }
+  if (ResourcesStayInPlace(base, files)) {
+    // The usual release: image and policy edits leave each file's resources where they
+    // were, so the next index is the base with those replaced, without sorting 20,000
+    // resources again or rebuilding the containers of every workload.
+    next->loaded = base.loaded;
+    next->containers = base.containers;
+    for (const auto& [path, file] : files) {
+      if (!file.changed) continue;
+      next->files[path] = file.content;
+      const std::vector<size_t>& at = *base.ResourcesIn(path);
+      for (size_t k = 0; k < at.size(); ++k) {
+        const manifest::Resource& r = file.resources[k];
+        manifest::Resource& slot = next->loaded.resources[at[k]];
+        const std::string key = ContainersKey(r);
+        if (r.node.has_node()) {  // parsed anew, its tree still here (no DropParsedTrees)
+          if (manifest::IsWorkloadKind(r.kind)) next->containers[key] = FindContainers(r);
+          slot = r;
+          slot.node = manifest::NodeHandle();
+          slot.document = manifest::NodeHandle();
+          continue;
+        }
+        if (auto fresh = file.fresh.find(key);
+            fresh != file.fresh.end() && manifest::IsWorkloadKind(r.kind)) {
+          next->containers[key] = fresh->second;
+        }
+        slot = r;
+      }
+    }
+    return next;
   }
   next->loaded.resources.reserve(base.loaded.resources.size() + edited);  // at most
   for (const manifest::Resource& r : base.loaded.resources) {
