@@ -11,6 +11,7 @@
 // same 100 workloads at both sizes, so the 10,000 figure shows what the rest of the repo costs.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <map>
@@ -30,13 +31,17 @@ constexpr char kShared[] = "registry.example.com/shared/app";
 
 constexpr int kReleased = 100;  // workloads that use kShared, one per file they are spread over
 
+// Files between two that use kShared in a repo of `workloads` (at least 1,000).
+int Stride(int workloads) { return std::max(1, workloads / 10 / kReleased); }
+
 // The r-th file (0 <= r < kReleased) whose workload 3 uses kShared, in a repo of `workloads`:
-// every (workloads / 10 / kReleased)-th file.
-int ReleasedFile(int workloads, int r) { return r * (workloads / 10 / kReleased); }
+// every Stride()-th file (at 10,000 all of them in namespace team-0: a file's namespace is its
+// number modulo 10).
+int ReleasedFile(int workloads, int r) { return r * Stride(workloads); }
 
 std::map<std::string, std::string> RepoFiles(int workloads = 1000) {
   const int file_count = workloads / 10;
-  const int stride = file_count / kReleased;
+  const int stride = Stride(workloads);
   std::map<std::string, std::string> files;
   for (int f = 0; f < file_count; ++f) {
     std::string content;

@@ -187,6 +187,7 @@ const std::vector<std::string>& AnswersOf(const Index& index) {
         answer->SerializeToString(&index.answers[i]);  // never empty: the id is set
       }
     }
+    index.answers_made.store(true, std::memory_order_release);
   });
   return index.answers;
 }
@@ -279,9 +280,12 @@ grpc::Status GitWriterService::ListWorkloads(grpc::ServerContext*,
   response->set_verify_error(writer_.CurrentHead().verify_error);
   const Index& at = **index;
   // A listing reads the entries made once per revision (the first listing of a revision makes
-  // every one); named workloads are answered from the index directly, so that a release of a
-  // few workloads right after a commit costs what they do, not what the repo does.
-  const std::vector<std::string>* answers = selection->named() ? nullptr : &AnswersOf(at);
+  // every one). Named workloads read them once they are made, and are answered from the index
+  // directly before: a release of a few workloads right after a commit costs what they do,
+  // not what the repo does.
+  const std::vector<std::string>* answers =
+      selection->named() && !at.answers_made.load(std::memory_order_acquire) ? nullptr
+                                                                             : &AnswersOf(at);
   const bool more = selection->Page(
       at.loaded.resources, [](const manifest::Resource& r) -> const std::string& { return r.id; },
       [&](const manifest::Resource& r) {

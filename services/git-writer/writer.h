@@ -8,6 +8,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -120,6 +121,9 @@ struct Index {
   // and parsing a page of them back costs far less than making them.
   mutable absl::once_flag answers_once;
   mutable std::vector<std::string> answers;
+  // Set once `answers` is made: a request naming a few workloads reads them then, and makes
+  // only its own before (a listing of the revision may never come).
+  mutable std::atomic<bool> answers_made{false};
   // Kustomize: the layout of `files` (null when the tree has no kustomization), and each
   // root as built, by its kustomization file. Files the layout uses are in `files` but
   // none of their resources are in `loaded` on their own; a root's rendered objects are, with

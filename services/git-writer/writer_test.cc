@@ -196,7 +196,21 @@ class WriterTest : public ::testing::Test {
       EXPECT_EQ(ImageIn(*carried, i), ImageIn(*loaded, i)) << b.id;
       EXPECT_FALSE(a.node.has_node()) << a.id << ": the index keeps no parsed documents";
     }
-    EXPECT_EQ(carried->containers.size(), loaded->containers.size());
+    // The containers of every resource served (one built from scratch also holds those of a
+    // duplicate that FinishLoad dropped, which nothing reads).
+    for (const manifest::Resource& r : loaded->loaded.resources) {
+      const std::string key = ContainersKey(r);
+      auto a = carried->containers.find(key);
+      auto b = loaded->containers.find(key);
+      ASSERT_EQ(a == carried->containers.end(), b == loaded->containers.end()) << r.id;
+      if (b == loaded->containers.end()) continue;
+      ASSERT_EQ(a->second.size(), b->second.size()) << r.id;
+      for (size_t i = 0; i < b->second.size(); ++i) {
+        EXPECT_EQ(std::tie(a->second[i].name, a->second[i].image, a->second[i].init),
+                  std::tie(b->second[i].name, b->second[i].image, b->second[i].init))
+            << r.id;
+      }
+    }
     EXPECT_EQ(carried->files, loaded->files);
   }
 
@@ -337,6 +351,7 @@ TEST_F(WriterTest, ServedHeadStopsWaitingWhenItsCallerHasGone) {
   const bool ended = waiting.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
   release.Notify();
   first.join();
+  hooked_->before_fetch = nullptr;  // it refers to `release`
   ASSERT_TRUE(ended) << "ServedHead kept waiting for a caller that had gone";
   EXPECT_THAT(waiting.get(), StatusIs(absl::StatusCode::kCancelled, HasSubstr("no revision yet")));
   EXPECT_EQ(asked.load(), 2);
@@ -781,6 +796,25 @@ TEST_F(WriterTest, SeveralEditsInOneFileAndOneCommit) {
   ExpectCarriedIndexMatchesAFreshOne(out->revision);
 }
 
+// With an id defined twice the index cannot say what each file defines, so the index after a
+// release is built the general way (every resource placed and sorted again): it too equals
+// one loaded from scratch, the duplicate's error included.
+TEST_F(WriterTest, TheIndexCarriedOverARepoWithADuplicateIdEqualsAFreshOne) {
+  FERRY_ASSERT_OK(upstream_->CommitWithCli({{"apps/dup-a.yaml", Deployment("dup", "c/dup:1")},
+                                            {"apps/dup-b.yaml", Deployment("dup", "c/dup:2")}},
+                                           "The same workload twice"));
+  ApplyRequest req;
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26")};
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome out, writer_->Apply(req));
+  ASSERT_FALSE(out.revision.empty());
+  FERRY_ASSERT_OK_AND_ASSIGN(auto carried, writer_->IndexAt(out.revision));
+  EXPECT_TRUE(carried->had_duplicates);
+  ExpectCarriedIndexMatchesAFreshOne(out.revision);
+  std::string errors;
+  for (const manifest::LoadError& e : carried->loaded.errors) absl::StrAppend(&errors, e.message);
+  EXPECT_THAT(errors, HasSubstr("duplicate resource apps:deployment/dup"));
+}
+
 // A policy edit and an image edit in a file that mixes a workload, a Service and a List:
 // the index carried over to the commit (from what the edits parsed, their trees dropped
 // before the push) equals one loaded from scratch, annotations and containers included.
@@ -1095,9 +1129,17 @@ TEST_F(WriterTest, ServiceAnswersNamedWorkloadsAsItListsThem) {
   named_request.add_ids("apps:deployment/gone");
   ferry::v1::ListManifestWorkloadsResponse named;
   ASSERT_TRUE(service.ListWorkloads(nullptr, &named_request, &named).ok());
+  FERRY_ASSERT_OK_AND_ASSIGN(std::shared_ptr<const Index> index, writer_->IndexAt(""));
+  EXPECT_FALSE(index->answers_made) << "a named read made the entries of every workload";
   ferry::v1::ListManifestWorkloadsRequest all_request;
   ferry::v1::ListManifestWorkloadsResponse all;
   ASSERT_TRUE(service.ListWorkloads(nullptr, &all_request, &all).ok());
+  EXPECT_TRUE(index->answers_made);
+  // Once they are made, named reads use them: the same answer.
+  ferry::v1::ListManifestWorkloadsResponse named_again;
+  ASSERT_TRUE(service.ListWorkloads(nullptr, &named_request, &named_again).ok());
+  ASSERT_EQ(named_again.workloads_size(), 1);
+  EXPECT_EQ(named_again.workloads(0).SerializeAsString(), named.workloads(0).SerializeAsString());
   ASSERT_EQ(all.workloads_size(), 2);
   ASSERT_EQ(named.workloads_size(), 1);
   const ferry::v1::ManifestWorkload& listed = all.workloads(1);
