@@ -129,21 +129,21 @@ class Scale {
   // The ids of kNamedReleased workloads using bench/app-0, spread over the repo (all of them
   // at 1,000 workloads).
   std::vector<std::string> NamedRelease() const {
-    std::vector<int> using_app0;  // ScaleRepoFiles: workload i uses app-((i / 10) % 10)
+    std::vector<int> using_app0;
     for (int i = 0; i < WorkloadCount(); ++i) {
-      if ((i / ferry::bench::kScaleNamespaces) % ferry::bench::kScaleImages == 0) {
-        using_app0.push_back(i);
-      }
+      if (ferry::bench::ScaleImageOf(i) == 0) using_app0.push_back(i);
     }
     std::vector<std::string> ids;
     const size_t stride = std::max<size_t>(1, using_app0.size() / kNamedReleased);
     for (size_t k = 0; k < using_app0.size() && ids.size() < kNamedReleased; k += stride) {
-      const int i = using_app0[k];
-      ids.push_back(absl::StrCat("scale-", run_id_, "-ferry-", i % ferry::bench::kScaleNamespaces,
-                                 ":deployment/app-", i));
+      ids.push_back(WorkloadId(using_app0[k]));
     }
     return ids;
   }
+  // The id of Ferry's workload `i`.
+  std::string WorkloadId(int i) const { return ferry::bench::ScaleWorkloadId(ferry_prefix(), i); }
+  // The prefix of the namespaces of Ferry's repo (kubectl's have their own).
+  std::string ferry_prefix() const { return absl::StrCat("scale-", run_id_, "-ferry-"); }
 
   // The first sync's duration in seconds, measured once (the syncer is started then), and its
   // result.
@@ -228,8 +228,8 @@ class Scale {
         return;
       }
     }
-    const auto files = ferry::bench::ScaleRepoFiles(
-        WorkloadCount(), absl::StrCat("scale-", run_id_, "-ferry-"), registry_->host());
+    const auto files =
+        ferry::bench::ScaleRepoFiles(WorkloadCount(), ferry_prefix(), registry_->host());
     for (const auto& [path, content] : files) {
       if (absl::StrContains(content, "/bench/app-0:")) ++released_;
     }
@@ -595,8 +595,7 @@ void BM_Scale_Ferry_ReadLoad(benchmark::State& state) {
     grpc::ClientContext ctx;
     ctx.set_deadline(Deadline());
     ferry::v1::ListImagesRequest request;
-    request.set_workload(
-        absl::StrCat("scale-", scale.run_id(), "-ferry-", i % kNamespaces, ":deployment/app-", i));
+    request.set_workload(scale.WorkloadId(i));
     ferry::v1::ListImagesResponse response;
     if (grpc::Status s = (*api)->ListImages(&ctx, request, &response); !s.ok()) {
       return state.SkipWithError(("ListImages: " + s.error_message()).c_str());
@@ -626,8 +625,7 @@ void BM_Scale_Ferry_ReadLoad(benchmark::State& state) {
           } else if (kind == kListImages) {
             const int i = (c * 7919 + k * 31) % WorkloadCount();
             ferry::v1::ListImagesRequest request;
-            request.set_workload(absl::StrCat("scale-", scale.run_id(), "-ferry-", i % kNamespaces,
-                                              ":deployment/app-", i));
+            request.set_workload(scale.WorkloadId(i));
             ferry::v1::ListImagesResponse response;
             s = stub->ListImages(&ctx, request, &response);
           } else {

@@ -12,6 +12,14 @@ namespace ferry::bench {
 constexpr int kScaleNamespaces = 10;
 constexpr int kScaleImages = 10;
 
+// The image (0..kScaleImages-1: bench/app-K) that workload `i` uses.
+inline int ScaleImageOf(int i) { return (i / kScaleNamespaces) % kScaleImages; }
+
+// The id of workload `i` in a repo made with `prefix`.
+inline std::string ScaleWorkloadId(const std::string& prefix, int i) {
+  return absl::StrCat(prefix, i % kScaleNamespaces, ":deployment/app-", i);
+}
+
 // namespaces.yaml (namespaces PREFIX0..9) and apps/app-I.yaml for I < `workloads`: workload I
 // in namespace PREFIX(I % 10) with image `registry`/bench/app-((I / 10) % 10):1.0.0, its
 // Deployment with replicas: 0 (nothing to schedule). 2 * workloads + 10 objects.
@@ -32,7 +40,7 @@ inline std::map<std::string, std::string> ScaleRepoFiles(int workloads, const st
         "    matchLabels: {app: ", name,
         "}\n  template:\n    metadata:\n      labels: {app: ", name,
         "}\n    spec:\n      containers:\n      - name: app\n        image: ", registry,
-        "/bench/app-", (i / kScaleNamespaces) % kScaleImages, ":1.0.0\n",
+        "/bench/app-", ScaleImageOf(i), ":1.0.0\n",
         "        ports:\n        - containerPort: 8080\n          protocol: TCP\n",
         "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: ", name, "\n  namespace: ", ns,
         "\nspec:\n  selector: {app: ", name,
