@@ -1429,6 +1429,7 @@ std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit,
   for (const auto& [path, file] : files) {
     if (!file.changed) continue;
     next->blobs.erase(path);
+    next->files[path] = file.content;
     edited += file.resources.size();
   }
   if (ResourcesStayInPlace(base, files)) {
@@ -1439,7 +1440,6 @@ std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit,
     next->containers = base.containers;
     for (const auto& [path, file] : files) {
       if (!file.changed) continue;
-      next->files[path] = file.content;
       const std::vector<size_t>& at = *base.ResourcesIn(path);
       for (size_t k = 0; k < at.size(); ++k) {
         const manifest::Resource& r = file.resources[k];
@@ -1469,7 +1469,6 @@ std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit,
   for (const manifest::LoadError& e : base.loaded.errors) next->loaded.errors.push_back(e);
   for (const auto& [path, file] : files) {
     if (!file.changed) continue;
-    next->files[path] = file.content;
     // The edited documents were parsed anew; the others of the file were read from the index
     // (LoadFileState) and keep their containers, whose key an edit elsewhere does not move.
     for (const manifest::Resource& r : file.resources) {
