@@ -729,11 +729,9 @@ TEST(RegistryScannerBinaryTest, RegistryNotificationTriggersTheScan) {
 namespace ferry {
 namespace {
 
-constexpr char kSyncedApp[] = R"(apiVersion: v1
-kind: Namespace
-metadata: {name: e2e}
----
-apiVersion: apps/v1
+constexpr char kSyncedNamespace[] = "apiVersion: v1\nkind: Namespace\nmetadata: {name: e2e}\n";
+
+constexpr char kSyncedApp[] = R"(apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web, namespace: e2e}
 spec:
@@ -748,11 +746,14 @@ spec:
 )";
 
 // ferry-git-writer + ferry-cluster-syncer + a real Kubernetes API: a pushed commit reaches
-// the cluster through WatchHead; status, workloads, rollout, export and the sync marker.
+// the cluster through WatchHead, which reads only the files it changed; status, workloads,
+// rollout, export and the sync marker.
 TEST(ClusterSyncerBinaryTest, AppliesEachNewHeadOfARealRepoToARealCluster) {
   auto cluster = testing::SharedKubeCluster();
   FERRY_ASSERT_OK(cluster);
-  FERRY_ASSERT_OK_AND_ASSIGN(auto repo, testing::GitRepo::Create({{"apps/web.yaml", kSyncedApp}}));
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      auto repo, testing::GitRepo::Create(
+                     {{"apps/ns.yaml", kSyncedNamespace}, {"apps/web.yaml", kSyncedApp}}));
   Running git, syncer;
   StartGitWriterAndSyncer(*repo, **cluster, {"--sync_set=e2e"}, git, syncer);
   ASSERT_GT(syncer.grpc_port, 0);
@@ -851,6 +852,14 @@ TEST(ClusterSyncerBinaryTest, AppliesEachNewHeadOfARealRepoToARealCluster) {
       absl::StrContains(metrics.body, "ferry_sync_revision_info{revision=\"" + pushed + "\"} 1"))
       << metrics.body;
   EXPECT_FALSE(absl::StrContains(metrics.body, "revision=\"" + first_revision + "\""));
+  // The first sync read both files; the second only the one the commit changed.
+  EXPECT_TRUE(absl::StrContains(metrics.body, "ferry_sync_manifest_files_total{text=\"sent\"} 3"))
+      << metrics.body;
+  EXPECT_TRUE(absl::StrContains(metrics.body, "ferry_sync_manifest_files_total{text=\"known\"} 1"))
+      << metrics.body;
+  EXPECT_TRUE(
+      absl::StrContains(metrics.body, "ferry_sync_manifest_files_total{text=\"read_again\"} 0"))
+      << metrics.body;
 }
 
 // A repo of one ConfigMap named `name` in the default namespace.

@@ -233,10 +233,13 @@ SyncReport SyncLoop::RunSync(const std::string& wanted, bool dry_run, bool fetch
   if (report.error.empty()) {
     report.revision = revision;
     log::Laps laps;
-    absl::StatusOr<std::vector<ManifestFileContent>> files = ReadManifests(revision);
+    // Files unchanged since the revision the syncer parsed last come without their text.
+    absl::StatusOr<std::vector<ManifestFileContent>> files =
+        ReadManifests(revision, syncer_.ParsedRevision());
     const int64_t read_ms = laps.Next();
     if (files.ok()) {
-      report = syncer_.Sync(revision, *std::move(files), dry_run, live);
+      report = syncer_.Sync(revision, *std::move(files), dry_run, live,
+                            [&] { return ReadManifests(revision, ""); });
       report.phases.read_ms = read_ms;
     } else {
       fail(files.status());
@@ -322,11 +325,12 @@ absl::StatusOr<std::string> SyncLoop::HeadRevision(bool fetch_first) {
 }
 
 absl::StatusOr<std::vector<ManifestFileContent>> SyncLoop::ReadManifests(
-    const std::string& revision) {
+    const std::string& revision, const std::string& known_revision) {
   grpc::ClientContext ctx;
   ctx.set_deadline(Deadline(absl::Seconds(120)));
   ferry::v1::ReadManifestsRequest request;
   request.set_revision(revision);
+  request.set_known_revision(known_revision);
   std::vector<ManifestFileContent> files;
   grpc::Status s;
   {
@@ -334,7 +338,8 @@ absl::StatusOr<std::vector<ManifestFileContent>> SyncLoop::ReadManifests(
     auto stream = git_.ReadManifests(&ctx, request);
     ferry::v1::ManifestFile file;
     while (stream->Read(&file)) {
-      files.push_back({file.path(), file.content(), file.load_error()});
+      files.push_back(
+          {file.path(), std::move(*file.mutable_content()), file.load_error(), file.unchanged()});
     }
     s = stream->Finish();
   }
@@ -370,6 +375,9 @@ void SyncLoop::Record(const SyncReport& report) {
                        {"error", report.error},
                        {"duration_ms", absl::ToInt64Milliseconds(report.finished - report.started)},
                        {"live", report.from_record ? "record" : "listed"},
+                       {"files_sent", report.files.sent},
+                       {"files_known", report.files.known},
+                       {"files_read_again", report.files.read_again},
                        {"read_ms", report.phases.read_ms},
                        {"parse_ms", report.phases.parse_ms},
                        {"list_ms", report.phases.list_ms},

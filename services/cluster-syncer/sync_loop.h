@@ -100,9 +100,11 @@ class SyncLoop {
   absl::StatusOr<std::string> HeadRevision(bool fetch_first) ABSL_LOCKS_EXCLUDED(mu_);
   // Options::git_connected in slices, until `deadline` or Stop(); whether it connected.
   bool AwaitGitConnection(absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
-  // The manifest files at `revision`; Unavailable when the read timed out, git-writer's code
-  // otherwise.
-  absl::StatusOr<std::vector<ManifestFileContent>> ReadManifests(const std::string& revision);
+  // The manifest files at `revision`; those served the same at `known_revision` (optional)
+  // come without their text, marked unchanged. Unavailable when the read timed out,
+  // git-writer's code otherwise.
+  absl::StatusOr<std::vector<ManifestFileContent>> ReadManifests(const std::string& revision,
+                                                                 const std::string& known_revision);
   // Records a finished sync: the sync state when it succeeded, metrics, the last report and
   // readiness (waking WaitNext), a log line.
   void Record(const SyncReport& report);

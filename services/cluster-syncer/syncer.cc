@@ -217,6 +217,12 @@ SyncMetrics::SyncMetrics(prometheus::Registry& registry)
                    .Help("Objects by what a sync did with them (applied, unchanged, failed, "
                          "pruned, skipped).")
                    .Register(registry)),
+      files_(prometheus::BuildCounter()
+                 .Name("ferry_sync_manifest_files_total")
+                 .Help("Manifest files syncs read from git-writer, by how their text came: "
+                       "sent; known (unchanged since the revision parsed before: no text); "
+                       "read_again (a file that came without text was needed whole).")
+                 .Register(registry)),
       duration_(prometheus::BuildHistogram()
                     .Name("ferry_sync_duration_seconds")
                     .Help("Duration of syncs.")
@@ -242,6 +248,9 @@ void SyncMetrics::Record(const SyncReport& report) {
   objects_.Add({{"result", "failed"}}).Increment(report.failed);
   objects_.Add({{"result", "pruned"}}).Increment(report.pruned);
   objects_.Add({{"result", "skipped"}}).Increment(report.skipped);
+  files_.Add({{"text", "sent"}}).Increment(report.files.sent);
+  files_.Add({{"text", "known"}}).Increment(report.files.known);
+  files_.Add({{"text", "read_again"}}).Increment(report.files.read_again);
   duration_.Observe(absl::ToDoubleSeconds(report.finished - report.started));
   if (outcome == "success")
     last_success_.Set(absl::ToDoubleSeconds(report.finished - absl::UnixEpoch()));
@@ -329,8 +338,10 @@ LiveObject LiveObjects::FromMetadata(const std::shared_ptr<const kube::ApiResour
 // sync could not go on (its message is the report's error).
 class SyncRun {
  public:
-  // The objects of a file's resources, by index (empty where a resource has none).
-  using ObjectLoader = std::function<std::vector<std::string>(const ManifestFileContent&)>;
+  // The objects of a file's resources, by index (empty where a resource has none); an error
+  // when the file's text could not be read again.
+  using ObjectLoader =
+      std::function<absl::StatusOr<std::vector<std::string>>(const ManifestFileContent&)>;
 
   // "kind|namespace|name" -> checksum.
   using Checksums = std::map<std::string, std::string>;
@@ -376,8 +387,8 @@ class SyncRun {
   // The last checks, and the checksum of the kind's scope.
   void Prepare(Item& item);
   // Gives the items of `todo` that will be written and hold no object theirs, parsed again
-  // from their files.
-  void LoadObjects(const std::vector<Item*>& todo, const Checksums& live_checksums);
+  // from their files. Unavailable when the text of one could not be read.
+  absl::Status LoadObjects(const std::vector<Item*>& todo, const Checksums& live_checksums);
   // The object as written: with its namespace, labels and annotations.
   nlohmann::json Desired(const Item& item) const;
   // Live checksums of the kinds of `todo`.
@@ -478,7 +489,7 @@ absl::Status SyncRun::ApplyItemsOfRank(int rank) {
   log::Laps laps;
   FERRY_ASSIGN_OR_RETURN(const Checksums live_checksums, LiveChecksums(todo));
   report_.phases.list_ms += laps.Next();
-  LoadObjects(todo, live_checksums);
+  FERRY_RETURN_IF_ERROR(LoadObjects(todo, live_checksums));
   FERRY_RETURN_IF_ERROR(Apply(todo, live_checksums));
   // The objects of this rank are not needed any more.
   for (Item& item : items_) {
@@ -534,7 +545,7 @@ void SyncRun::Prepare(Item& item) {
   item.checksum = item.api->namespaced ? item.namespaced_checksum : item.cluster_checksum;
 }
 
-void SyncRun::LoadObjects(const std::vector<Item*>& todo, const Checksums& live_checksums) {
+absl::Status SyncRun::LoadObjects(const std::vector<Item*>& todo, const Checksums& live_checksums) {
   std::map<std::string, std::vector<Item*>> by_path;
   for (Item* item : todo) {
     auto live = live_checksums.find(ObjectKey(item->kind, item->ns, item->name));
@@ -543,13 +554,23 @@ void SyncRun::LoadObjects(const std::vector<Item*>& todo, const Checksums& live_
   }
   std::vector<const std::vector<Item*>*> groups;
   for (const auto& [path, items] : by_path) groups.push_back(&items);
+  absl::Mutex mu;
+  absl::Status failed;  // the first failure
   ParallelFor(groups.size(), options_.parallelism, [&](size_t g) {
     const std::vector<Item*>& items = *groups[g];
-    std::vector<std::string> objects = load_objects_(*files_.at(items.front()->path));
+    absl::StatusOr<std::vector<std::string>> objects =
+        load_objects_(*files_.at(items.front()->path));
+    if (!objects.ok()) {
+      absl::MutexLock lock(&mu);
+      failed.Update(objects.status());
+      return;
+    }
     for (Item* item : items) {
-      if (item->index < objects.size()) item->object = std::move(objects[item->index]);
+      if (item->index < objects->size()) item->object = std::move((*objects)[item->index]);
     }
   });
+  absl::MutexLock lock(&mu);
+  return failed;
 }
 
 nlohmann::json SyncRun::Desired(const Item& item) const {
@@ -771,20 +792,87 @@ Syncer::Syncer(kube::KubeApi& client, kube::Discovery& discovery, SyncOptions op
                runtime::Clock& clock)
     : client_(client), discovery_(discovery), options_(std::move(options)), clock_(clock) {}
 
+// The text of the files that came without it, read on first need, once per sync: every file
+// of the revision, whole. Thread-safe.
+class Syncer::Texts {
+ public:
+  explicit Texts(const Reread& reread) : reread_(reread) {}
+
+  // Unavailable when the read fails, or does not serve `path` whole.
+  absl::StatusOr<std::string> Of(const std::string& path) {
+    absl::MutexLock lock(&mu_);
+    if (!read_) {
+      read_ = true;
+      status_ = Read();
+    }
+    FERRY_RETURN_IF_ERROR(status_);
+    auto it = texts_.find(path);
+    if (it == texts_.end()) {
+      return absl::UnavailableError(
+          absl::StrCat("reading the manifests again: ", path, " is no longer served whole"));
+    }
+    return it->second;
+  }
+  // How many files the read brought (0: none was needed).
+  int files_read() const {
+    absl::MutexLock lock(&mu_);
+    return static_cast<int>(texts_.size());
+  }
+
+ private:
+  absl::Status Read() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (reread_ == nullptr) {
+      return absl::UnavailableError(
+          "a file that came unchanged is needed whole, and cannot be read again");
+    }
+    absl::StatusOr<std::vector<ManifestFileContent>> files = reread_();
+    if (!files.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("reading the manifests again: ", files.status().message()));
+    }
+    for (ManifestFileContent& f : *files) {
+      if (f.load_error.empty() && !f.unchanged) texts_[f.path] = std::move(f.content);
+    }
+    return absl::OkStatus();
+  }
+
+  const Reread& reread_;
+  mutable absl::Mutex mu_;
+  bool read_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> texts_ ABSL_GUARDED_BY(mu_);  // by path
+};
+
+std::string Syncer::ParsedRevision() const {
+  absl::MutexLock lock(&cache_mu_);
+  return parse_revision_;
+}
+
 void Syncer::ForgetRecord() {
   absl::MutexLock lock(&cache_mu_);
   record_.reset();
 }
 
 SyncReport Syncer::Sync(const std::string& revision, std::vector<ManifestFileContent> files,
-                        bool dry_run, Live live) {
+                        bool dry_run, Live live, const Reread& reread) {
   SyncReport report;
   report.revision = revision;
   report.started = clock_.Now();
+  for (const ManifestFileContent& f : files)
+    ++(f.unchanged ? report.files.known : report.files.sent);
   // 1. Parse, reusing the parse of files unchanged since the last sync.
   log::Laps laps;
-  std::vector<FileParse> parsed = Parse(files);
+  Texts texts(reread);
+  absl::StatusOr<std::vector<FileParse>> parses = Parse(revision, files, texts);
   report.phases.parse_ms = laps.Next();
+  if (!parses.ok()) {
+    report.files.read_again = texts.files_read();
+    report.error = std::string(parses.status().message());
+    report.error_code = parses.status().code();
+    report.finished = clock_.Now();
+    return report;
+  }
+  std::vector<FileParse>& parsed = *parses;
   // A sync that writes takes the record away (one sync at a time) and leaves its own when it
   // ends without an error: should it end early (an exception), the next sync lists rather
   // than trust what this one may have changed.
@@ -797,7 +885,12 @@ SyncReport Syncer::Sync(const std::string& revision, std::vector<ManifestFileCon
   report.from_record = record != nullptr;
   SyncRun run(
       client_, discovery_, options_, clock_, dry_run, report,
-      [this](const ManifestFileContent& file) { return ParseFile(file).objects; }, record.get());
+      [this, &texts](const ManifestFileContent& file) -> absl::StatusOr<std::vector<std::string>> {
+        if (!file.unchanged) return ParseFile(file).objects;
+        FERRY_ASSIGN_OR_RETURN(std::string text, texts.Of(file.path));
+        return ParseFile({file.path, std::move(text)}).objects;
+      },
+      record.get());
   size_t items = 0;
   for (const FileParse& p : parsed) items += p.file->items.size();
   run.Reserve(items);
@@ -818,6 +911,7 @@ SyncReport Syncer::Sync(const std::string& revision, std::vector<ManifestFileCon
       record_.reset();  // what the cluster holds is not known: the next sync lists it
     }
   }
+  report.files.read_again = texts.files_read();
   report.finished = clock_.Now();
   if (!report.error.empty() && report.error_code == absl::StatusCode::kOk) {
     report.error_code = absl::StatusCode::kUnavailable;
@@ -825,21 +919,30 @@ SyncReport Syncer::Sync(const std::string& revision, std::vector<ManifestFileCon
   return report;
 }
 
-std::vector<Syncer::FileParse> Syncer::Parse(const std::vector<ManifestFileContent>& files) {
+absl::StatusOr<std::vector<Syncer::FileParse>> Syncer::Parse(
+    const std::string& revision, std::vector<ManifestFileContent>& files, Texts& texts) {
   std::vector<FileParse> parsed(files.size());
   std::vector<size_t> misses;
   {
     absl::MutexLock lock(&cache_mu_);
     for (size_t i = 0; i < files.size(); ++i) {
-      auto it = parse_cache_.find(files[i].path);
-      if (it != parse_cache_.end() && files[i].load_error.empty() &&
-          it->second->size == files[i].content.size() &&
-          it->second->hash == manifest::DocumentHash(files[i].content)) {
+      const ManifestFileContent& file = files[i];
+      auto it = parse_cache_.find(file.path);
+      // A file that came unchanged is as at parse_revision_, whose parse the cache holds:
+      // no text to compare (Sync's contract).
+      if (it != parse_cache_.end() && file.load_error.empty() &&
+          (file.unchanged || (it->second->size == file.content.size() &&
+                              it->second->hash == manifest::DocumentHash(file.content)))) {
         parsed[i].file = it->second;
       } else {
         misses.push_back(i);
       }
     }
+  }
+  for (size_t i : misses) {
+    if (!files[i].unchanged) continue;
+    FERRY_ASSIGN_OR_RETURN(files[i].content, texts.Of(files[i].path));
+    files[i].unchanged = false;
   }
   // Parsing is CPU-bound and per file: the misses are spread over the workers.
   ParallelFor(misses.size(), options_.parallelism,
@@ -848,6 +951,7 @@ std::vector<Syncer::FileParse> Syncer::Parse(const std::vector<ManifestFileConte
     absl::MutexLock lock(&cache_mu_);
     parse_cache_.clear();  // files gone from git are forgotten
     for (size_t i = 0; i < files.size(); ++i) parse_cache_[files[i].path] = parsed[i].file;
+    parse_revision_ = revision;
   }
   return parsed;
 }

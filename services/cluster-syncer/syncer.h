@@ -20,6 +20,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -29,6 +30,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "lib/kube/discovery.h"
@@ -70,6 +72,9 @@ struct ManifestFileContent {
   // Set when git-writer did not serve the file (too big, a name that is not UTF-8): the file
   // fails to load and nothing it held is pruned.
   std::string load_error = {};
+  // Served as at Syncer::ParsedRevision() (ReadManifests' known_revision): `content` is empty
+  // and the file's parse is the one the syncer kept.
+  bool unchanged = false;
 };
 
 struct ResourceFailure {
@@ -104,6 +109,14 @@ struct SyncReport {
     int64_t apply_ms = 0;
     int64_t prune_ms = 0;
   } phases;
+  // The files of the revision: with their text, without it (unchanged since the revision
+  // the syncer had parsed), and read whole again because an object of one of those was
+  // written or its parse was missing.
+  struct Files {
+    int sent = 0;
+    int known = 0;
+    int read_again = 0;
+  } files;
 };
 
 class SyncMetrics {
@@ -114,6 +127,7 @@ class SyncMetrics {
  private:
   prometheus::Family<prometheus::Counter>& syncs_;
   prometheus::Family<prometheus::Counter>& objects_;
+  prometheus::Family<prometheus::Counter>& files_;
   prometheus::Histogram& duration_;
   prometheus::Gauge& last_success_;
   prometheus::Family<prometheus::Gauge>& revision_;
@@ -137,14 +151,24 @@ class Syncer {
     kFromRecord,
   };
 
+  // Reads every file of the sync's revision again, whole: the text of files that came
+  // `unchanged`, when the sync needs it after all.
+  using Reread = std::function<absl::StatusOr<std::vector<ManifestFileContent>>()>;
+
   // `clock` times the sync and the wait for new CRDs.
   Syncer(kube::KubeApi& client, kube::Discovery& discovery, SyncOptions options,
          runtime::Clock& clock = runtime::SystemClock());
   // Applies `files` (the manifests of `revision`). `dry_run`: the API server validates
   // everything (dryRun=All), nothing is stored. Taken by value: the text of a file parsed
   // in this sync is freed once parsed (its objects are held until applied).
+  // Files marked `unchanged` take the parse of ParsedRevision() (the caller holds one sync at
+  // a time between asking for it and this call); `reread` gives their text when an object of
+  // theirs is written, or their parse is missing (without it, such a sync fails).
   SyncReport Sync(const std::string& revision, std::vector<ManifestFileContent> files, bool dry_run,
-                  Live live = Live::kList);
+                  Live live = Live::kList, const Reread& reread = nullptr);
+  // The revision whose parse the syncer keeps (the last one synced, dry runs included); empty
+  // before the first sync. ReadManifests' known_revision.
+  std::string ParsedRevision() const;
   // Drops the record: the next sync lists (another instance may have written since, e.g.
   // while this one did not lead).
   void ForgetRecord();
@@ -159,18 +183,24 @@ class Syncer {
     // `file` came from the cache.
     std::vector<std::string> objects;
   };
-  // Each file's parse, taken from the cache when the file is unchanged since the last sync.
-  std::vector<FileParse> Parse(const std::vector<ManifestFileContent>& files);
+  class Texts;
+  // Each file's parse, taken from the cache when the file is unchanged since the last sync;
+  // a file that came `unchanged` and is not in the cache gets its text from `texts` first.
+  // Unavailable when that read fails.
+  absl::StatusOr<std::vector<FileParse>> Parse(const std::string& revision,
+                                               std::vector<ManifestFileContent>& files,
+                                               Texts& texts);
   FileParse ParseFile(const ManifestFileContent& file) const;
 
   kube::KubeApi& client_;
   kube::Discovery& discovery_;
   const SyncOptions options_;
   runtime::Clock& clock_;
-  absl::Mutex cache_mu_;
+  mutable absl::Mutex cache_mu_;
   // By path. Identities and checksums only: the objects of 20,000 resources would hold
   // tens of MB between syncs for the rare write of one that is unchanged in git.
   std::map<std::string, std::shared_ptr<const ParsedFile>> parse_cache_ ABSL_GUARDED_BY(cache_mu_);
+  std::string parse_revision_ ABSL_GUARDED_BY(cache_mu_);  // of parse_cache_
   // What the last sync without an error left in the cluster: "kind|namespace|name" ->
   // checksum of the objects it applied or found unchanged (~3 MB at 20,000 objects).
   // Null: no such sync since the start, or the last one failed.

@@ -1,5 +1,6 @@
 // The syncer against the in-memory API (fake_kube_api.h) and a fake clock: the rules of a
 // sync, in milliseconds. syncer_test.cc runs the same syncer against a real API server.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -435,6 +436,82 @@ TEST_F(SyncerUnitTest, FromTheRecordWritesWhatChangedInGitWithoutListing) {
   EXPECT_FALSE(listed.from_record);
   EXPECT_EQ(listed.applied, 1);
   EXPECT_TRUE(Exists(absl::StrCat(kCm, "two")));
+}
+
+// Files that come without their text (unchanged since the revision the syncer parsed) take
+// the parse it kept; their text is read again only when an object of theirs is written, or
+// their parse is missing, and a failed read fails the sync rather than guess.
+TEST_F(SyncerUnitTest, FilesThatCameUnchangedAreReadAgainOnlyWhenNeeded) {
+  auto syncer = MakeSyncer();
+  EXPECT_EQ(syncer->ParsedRevision(), "");
+  const std::vector<ManifestFileContent> rev1 = {{"ns.yaml", Namespace("apps")},
+                                                 {"a.yaml", ConfigMap("apps", "one")},
+                                                 {"b.yaml", ConfigMap("apps", "two")}};
+  SyncReport first = syncer->Sync("rev1", rev1, false);
+  ASSERT_EQ(first.applied, 3) << Errors(first);
+  EXPECT_EQ(first.files.sent, 3);
+  EXPECT_EQ(syncer->ParsedRevision(), "rev1");
+
+  std::vector<ManifestFileContent> rev2 = rev1;
+  rev2[1].content = ConfigMap("apps", "one", "b");
+  int rereads = 0;
+  absl::Status reread_fails = absl::OkStatus();
+  const Syncer::Reread reread = [&]() -> absl::StatusOr<std::vector<ManifestFileContent>> {
+    ++rereads;
+    if (!reread_fails.ok()) return reread_fails;
+    return rev2;
+  };
+  auto known = [](ManifestFileContent f) {
+    f.content.clear();
+    f.unchanged = true;
+    return f;
+  };
+  SyncReport changed = syncer->Sync("rev2", {known(rev2[0]), rev2[1], known(rev2[2])}, false,
+                                    Syncer::Live::kFromRecord, reread);
+  ASSERT_TRUE(changed.error.empty()) << Errors(changed);
+  EXPECT_EQ(changed.applied, 1);
+  EXPECT_EQ(changed.unchanged, 2);
+  EXPECT_EQ(rereads, 0);
+  EXPECT_EQ(changed.files.sent, 1);
+  EXPECT_EQ(changed.files.known, 2);
+  EXPECT_EQ(changed.files.read_again, 0);
+  EXPECT_EQ(api_.Object(absl::StrCat(kCm, "one"))->at("data").at("k"), "b");
+
+  // Changed in the cluster: a listing sync writes it again, from b.yaml's text read again.
+  const std::vector<ManifestFileContent> all_known = {known(rev2[0]), known(rev2[1]),
+                                                      known(rev2[2])};
+  nlohmann::json two = *api_.Object(absl::StrCat(kCm, "two"));
+  const nlohmann::json applied_two = two;
+  two["metadata"]["annotations"][kChecksumAnnotation] = "edited";
+  two["data"]["k"] = "edited";
+  api_.Put(two);
+  reread_fails = absl::UnavailableError("git-writer: connection refused");
+  SyncReport failed = syncer->Sync("rev2", all_known, false, Syncer::Live::kList, reread);
+  EXPECT_EQ(failed.error_code, absl::StatusCode::kUnavailable);
+  EXPECT_THAT(failed.error, ::testing::HasSubstr("reading the manifests again: git-writer"));
+  EXPECT_EQ(api_.Object(absl::StrCat(kCm, "two"))->at("data").at("k"), "edited");
+  reread_fails = absl::OkStatus();
+  rereads = 0;
+  SyncReport drift = syncer->Sync("rev2", all_known, false, Syncer::Live::kList, reread);
+  ASSERT_TRUE(drift.error.empty()) << Errors(drift);
+  EXPECT_EQ(drift.applied, 1);
+  EXPECT_EQ(drift.unchanged, 2);
+  EXPECT_EQ(rereads, 1);
+  EXPECT_EQ(drift.files.read_again, 3);
+  EXPECT_EQ(*api_.Object(absl::StrCat(kCm, "two")), applied_two);
+
+  // A syncer that never parsed them reads them whole to parse them; without a way to, the
+  // sync fails and writes nothing.
+  rereads = 0;
+  SyncReport cold = MakeSyncer()->Sync("rev2", all_known, false, Syncer::Live::kList, reread);
+  ASSERT_TRUE(cold.error.empty()) << Errors(cold);
+  EXPECT_EQ(cold.unchanged, 3);
+  EXPECT_EQ(rereads, 1);
+  const int64_t writes = api_.writes();
+  SyncReport unreadable = MakeSyncer()->Sync("rev2", all_known, false);
+  EXPECT_EQ(unreadable.error_code, absl::StatusCode::kUnavailable);
+  EXPECT_THAT(unreadable.error, ::testing::HasSubstr("cannot be read again"));
+  EXPECT_EQ(api_.writes(), writes);
 }
 
 // A sync that lists lists every served kind it needs before it applies anything (side by

@@ -234,6 +234,14 @@ grpc::Status GitWriterService::ReadManifests(grpc::ServerContext* context,
   for (const std::string& path : paths) {
     if (absl::Status s = Libgit2Repository::ValidatePath(path); !s.ok()) return ToGrpcStatus(s);
   }
+  if (!ValidateRevision(request->known_revision()).ok()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "known_revision must be a full 40-hex commit id, or empty");
+  }
+  if (!request->known_revision().empty() && !paths.empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "known_revision applies to the configured paths: leave paths empty");
+  }
   std::string revision =
       request->revision().empty() ? writer_.CurrentHead().revision : request->revision();
   // The configured paths are served from the revision's index, which holds them already;
@@ -241,7 +249,8 @@ grpc::Status GitWriterService::ReadManifests(grpc::ServerContext* context,
   Writer::ServedManifests served;
   std::vector<RepoFile> read;
   if (paths.empty()) {
-    absl::StatusOr<Writer::ServedManifests> indexed = writer_.ManifestsAt(revision);
+    absl::StatusOr<Writer::ServedManifests> indexed =
+        writer_.ManifestsAt(revision, request->known_revision());
     if (!indexed.ok()) return ToGrpcStatus(indexed.status());
     served = *std::move(indexed);
     revision = served.index->revision;
@@ -255,7 +264,11 @@ grpc::Status GitWriterService::ReadManifests(grpc::ServerContext* context,
     if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
     ferry::v1::ManifestFile out;
     out.set_path(*f.path);  // UTF-8: names that are not come escaped, with an error
-    out.set_content(*f.content);
+    if (f.unchanged) {
+      out.set_unchanged(true);
+    } else {
+      out.set_content(*f.content);
+    }
     out.set_revision(revision);
     out.set_load_error(f.error);
     if (!writer->Write(out)) break;

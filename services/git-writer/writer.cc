@@ -520,31 +520,51 @@ absl::StatusOr<std::vector<RepoFile>> Writer::ReadManifests(const std::string& r
   return repo_.ReadManifests(rev, paths);
 }
 
-absl::StatusOr<Writer::ServedManifests> Writer::ManifestsAt(const std::string& revision) {
+absl::StatusOr<Writer::ServedManifests> Writer::ManifestsAt(const std::string& revision,
+                                                            const std::string& known_revision) {
   ServedManifests out;
   FERRY_ASSIGN_OR_RETURN(out.index, IndexAt(revision));
-  const Index& index = *out.index;
+  out.files = ServedFilesOf(*out.index);
+  if (known_revision.empty()) return out;
+  if (known_revision == out.index->revision) {
+    for (ServedFile& f : out.files) f.unchanged = f.error.empty();
+    return out;
+  }
+  // Only an index at hand: building one for this would cost what the reader saves.
+  if (std::shared_ptr<const Index> known = CachedIndex(known_revision)) {
+    const std::vector<ServedFile> before = ServedFilesOf(*known);
+    auto was = before.begin();
+    for (ServedFile& f : out.files) {  // both by path
+      while (was != before.end() && *was->path < *f.path) ++was;
+      f.unchanged = was != before.end() && *was->path == *f.path && f.error.empty() &&
+                    was->error.empty() && *was->content == *f.content;
+    }
+  }
+  return out;
+}
+
+std::vector<Writer::ServedFile> Writer::ServedFilesOf(const Index& index) {
+  std::vector<ServedFile> out;
   for (const auto& [path, content] : index.files) {
     // Files kustomize uses are not served on their own; each root is, below.
     if (index.layout == nullptr || !index.layout->Uses(path)) {
-      out.files.push_back({&path, &content, ""});
+      out.push_back({&path, &content, ""});
     }
   }
   static const std::string kNothing;
   for (const auto& [path, error] : index.unreadable) {
     if (index.layout == nullptr || !index.layout->Uses(path)) {
-      out.files.push_back({&path, &kNothing, error});
+      out.push_back({&path, &kNothing, error});
     }
   }
   for (const auto& [file, root] : index.roots) {
     if (root->error.empty()) {
-      out.files.push_back({&file, &root->output, ""});
+      out.push_back({&file, &root->output, ""});
     } else {
-      out.files.push_back(
-          {&file, &kNothing, absl::StrCat("kustomize root not built: ", root->error)});
+      out.push_back({&file, &kNothing, absl::StrCat("kustomize root not built: ", root->error)});
     }
   }
-  std::sort(out.files.begin(), out.files.end(),
+  std::sort(out.begin(), out.end(),
             [](const ServedFile& a, const ServedFile& b) { return *a.path < *b.path; });
   return out;
 }

@@ -269,6 +269,8 @@ class Writer {
     const std::string* path;
     const std::string* content;  // empty when `error` is set
     std::string error;           // why it is not served
+    // Served the same at ManifestsAt's `known_revision`: the reader has it already.
+    bool unchanged = false;
   };
   struct ServedManifests {
     std::shared_ptr<const Index> index;  // holds what `files` point to
@@ -276,7 +278,10 @@ class Writer {
   };
   // ReadManifests of the configured paths, from the index of `revision` (current head when
   // empty) rather than from the repository: no copy of the files, no wait for a commit.
-  absl::StatusOr<ServedManifests> ManifestsAt(const std::string& revision);
+  // `known_revision` (optional): the files served the same at that revision are marked
+  // `unchanged`, when its index is at hand (none is built for it).
+  absl::StatusOr<ServedManifests> ManifestsAt(const std::string& revision,
+                                              const std::string& known_revision = "");
 
   // The parsed index of `revision` (current head when empty); cached per revision.
   absl::StatusOr<std::shared_ptr<const Index>> IndexAt(const std::string& revision);
@@ -428,6 +433,8 @@ class Writer {
 
   absl::StatusOr<std::shared_ptr<const Index>> LoadIndex(const std::string& revision)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  // The files of `index` as the configured paths are served, by path (ManifestsAt).
+  static std::vector<ServedFile> ServedFilesOf(const Index& index);
   // The cached index of `revision`, or null.
   std::shared_ptr<const Index> CachedIndex(const std::string& revision) const
       ABSL_LOCKS_EXCLUDED(index_mu_);

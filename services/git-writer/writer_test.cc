@@ -1150,6 +1150,73 @@ TEST_F(WriterTest, ServiceAnswersNamedWorkloadsAsItListsThem) {
   EXPECT_FALSE(named.more());
 }
 
+// A reader that names the revision it holds gets only what changed since: after Ferry's own
+// commit (the index carried over) and after one from upstream (the index built anew), and
+// everything when that revision's index is not at hand.
+TEST_F(WriterTest, ManifestsAtMarksTheFilesServedTheSameAtTheKnownRevision) {
+  FERRY_ASSERT_OK(writer_->Refresh());
+  const std::string first = writer_->CurrentHead().revision;
+  auto unchanged_of = [](const Writer::ServedManifests& served) {
+    std::map<std::string, bool> out;
+    for (const Writer::ServedFile& f : served.files) {
+      out[*f.path] = f.unchanged;
+      EXPECT_FALSE(f.unchanged && !f.error.empty()) << *f.path;
+    }
+    return out;
+  };
+  using Marks = std::map<std::string, bool>;
+  FERRY_ASSERT_OK_AND_ASSIGN(Writer::ServedManifests same, writer_->ManifestsAt(first, first));
+  EXPECT_EQ(unchanged_of(same), (Marks{{"apps/api.yaml", true}, {"apps/web.yaml", true}}));
+  FERRY_ASSERT_OK_AND_ASSIGN(Writer::ServedManifests whole, writer_->ManifestsAt(first));
+  EXPECT_EQ(unchanged_of(whole), (Marks{{"apps/api.yaml", false}, {"apps/web.yaml", false}}));
+
+  ApplyRequest req;
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26")};
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome released, writer_->Apply(req));
+  FERRY_ASSERT_OK_AND_ASSIGN(Writer::ServedManifests after_release,
+                             writer_->ManifestsAt(released.revision, first));
+  EXPECT_EQ(unchanged_of(after_release),
+            (Marks{{"apps/api.yaml", true}, {"apps/web.yaml", false}}));
+  for (const Writer::ServedFile& f : after_release.files) {
+    if (*f.path == "apps/web.yaml") {
+      EXPECT_THAT(*f.content, HasSubstr("nginx:1.26"));
+    }
+  }
+
+  FERRY_ASSERT_OK(
+      upstream_->CommitWithCli({{"apps/api.yaml", Deployment("api", "example/api:1.1.0")},
+                                {"apps/db.yaml", Deployment("db", "postgres:17")}},
+                               "Upstream"));
+  FERRY_ASSERT_OK(writer_->Refresh());
+  const std::string upstream_head = writer_->CurrentHead().revision;
+  FERRY_ASSERT_OK_AND_ASSIGN(Writer::ServedManifests after_upstream,
+                             writer_->ManifestsAt(upstream_head, released.revision));
+  EXPECT_EQ(unchanged_of(after_upstream),
+            (Marks{{"apps/api.yaml", false}, {"apps/db.yaml", false}, {"apps/web.yaml", true}}));
+  // `first`'s index has left the cache (two are kept): nothing is marked, nothing built.
+  FERRY_ASSERT_OK_AND_ASSIGN(Writer::ServedManifests from_first,
+                             writer_->ManifestsAt(upstream_head, first));
+  EXPECT_EQ(unchanged_of(from_first),
+            (Marks{{"apps/api.yaml", false}, {"apps/db.yaml", false}, {"apps/web.yaml", false}}));
+}
+
+// known_revision is a full commit id, for the configured paths only.
+TEST_F(WriterTest, ServiceRefusesAKnownRevisionItCannotUse) {
+  FERRY_ASSERT_OK(writer_->Refresh());
+  GitWriterService service(*writer_, ServiceOptions{});
+  ferry::v1::ReadManifestsRequest short_id;
+  short_id.set_known_revision("abc123");
+  grpc::Status s = service.ReadManifests(nullptr, &short_id, nullptr);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("known_revision must be a full 40-hex commit id"));
+  ferry::v1::ReadManifestsRequest with_paths;
+  with_paths.set_known_revision(writer_->CurrentHead().revision);
+  with_paths.add_paths("apps");
+  s = service.ReadManifests(nullptr, &with_paths, nullptr);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("leave paths empty"));
+}
+
 // --git_commit_template: the message of a commit with an image and a policy change, read
 // back with the git CLI, ends with the Ferry-Job trailer git itself parses.
 TEST_F(WriterTest, CommitTemplateRendersTheMessageAndTheJobTrailerEndsIt) {
