@@ -390,9 +390,9 @@ class Writer {
   // committer must also be `committer`. Job notes are not required: a re-applied commit is a
   // new commit without its note.
   bool IsFerrys(const BranchCommit& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
-  // After `commit` (made on `base` with `files` edited) was pushed: caches its index and
-  // moves the head to it.
-  void Pushed(const std::string& commit, const Index& base, const EditedFiles& files)
+  // After `commit` (made on `base` with `files` edited) was pushed: moves the head to it,
+  // leaving its index to be carried over from `base` on first use (pending_index_).
+  void Pushed(const std::string& commit, std::shared_ptr<const Index> base, EditedFiles files)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
   // EditFile for a workload that kustomize rendered: the nearest `images:` entry that
   // decides the image, else the literal in the file that defines it; policies in that file.
@@ -455,6 +455,12 @@ class Writer {
   std::map<std::string, absl::Status> rejected_ ABSL_GUARDED_BY(repo_mu_);
   // IsFerrys's signature verdicts by commit (bounded: cleared past kMaxVerified).
   std::map<std::string, bool> ferrys_ ABSL_GUARDED_BY(repo_mu_);
+  // Ferry's last commit, whose index LoadIndex carries over from its base when first asked
+  // for it (IndexAfterCommit), rather than Apply before it answers: the copy of the base
+  // grows with the repo (tens of ms at 10,000 workloads), and the release need not wait
+  // for it. Dropped when another revision is indexed first.
+  struct PendingIndex;  // writer.cc
+  std::shared_ptr<PendingIndex> pending_index_ ABSL_GUARDED_BY(repo_mu_);
   static constexpr size_t kMaxRejected = 256;
   void CacheIndex(std::shared_ptr<const Index> index) ABSL_LOCKS_EXCLUDED(index_mu_, head_mu_);
   // Drops the index CacheIndex would drop to make room for one more, before that one is

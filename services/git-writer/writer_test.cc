@@ -796,6 +796,42 @@ TEST_F(WriterTest, SeveralEditsInOneFileAndOneCommit) {
   ExpectCarriedIndexMatchesAFreshOne(out->revision);
 }
 
+// The index after Ferry's own commit is carried over from the one the commit was made on
+// when first asked for, not before the release is answered; a revision indexed before it
+// (upstream moved on) drops it, and it is then loaded from the repository like any other.
+TEST_F(WriterTest, TheIndexOfFerrysCommitIsCarriedOverWhenFirstAskedFor) {
+  auto files = [&](const char* source) {
+    return metrics_.index_files.Add({{"source", source}}).Value();
+  };
+  FERRY_ASSERT_OK(writer_->Refresh());
+  ApplyRequest req;
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26")};
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome released, writer_->Apply(req));
+  EXPECT_EQ(writer_->CurrentHead().revision, released.revision);
+  EXPECT_EQ(files("carried"), 0) << "made before the release was answered";
+  FERRY_ASSERT_OK_AND_ASSIGN(std::shared_ptr<const Index> carried, writer_->IndexAt(""));
+  EXPECT_EQ(carried->revision, released.revision);
+  EXPECT_EQ(files("carried"), 2);
+  FERRY_ASSERT_OK_AND_ASSIGN(std::shared_ptr<const Index> again,
+                             writer_->IndexAt(released.revision));
+  EXPECT_EQ(again.get(), carried.get()) << "cached once made";
+  ExpectCarriedIndexMatchesAFreshOne(released.revision);
+
+  req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.27")};
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome second, writer_->Apply(req));
+  FERRY_ASSERT_OK(upstream_->CommitWithCli({{"apps/db.yaml", Deployment("db", "postgres:17")}},
+                                           "Upstream moves on"));
+  FERRY_ASSERT_OK(writer_->Refresh());
+  FERRY_ASSERT_OK(writer_->IndexAt("").status());  // the new upstream head's
+  const double loaded = files("parsed") + files("reused");
+  FERRY_ASSERT_OK_AND_ASSIGN(std::shared_ptr<const Index> older, writer_->IndexAt(second.revision));
+  EXPECT_EQ(files("carried"), 2);
+  EXPECT_EQ(files("parsed") + files("reused"), loaded + 2);
+  const manifest::Resource* web = older->Find("apps:deployment/web");
+  ASSERT_NE(web, nullptr);
+  EXPECT_EQ(ImageIn(*older, web - older->loaded.resources.data()), "nginx:1.27");
+}
+
 // With an id defined twice the index cannot say what each file defines, so the index after a
 // release is built the general way (every resource placed and sorted again): it too equals
 // one loaded from scratch, the duplicate's error included.
