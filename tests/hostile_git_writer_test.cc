@@ -98,11 +98,13 @@ struct GitWriter {
   }
 
   grpc::Status Read(std::vector<ferry::v1::ManifestFile>* files,
-                    const std::vector<std::string>& paths = {}) {
+                    const std::vector<std::string>& paths = {},
+                    const std::string& known_revision = "") {
     grpc::ClientContext ctx;
     ctx.set_deadline(Deadline());
     ferry::v1::ReadManifestsRequest request;
     for (const std::string& p : paths) request.add_paths(p);
+    request.set_known_revision(known_revision);
     auto stream = stub->ReadManifests(&ctx, request);
     ferry::v1::ManifestFile file;
     while (stream->Read(&file)) files->push_back(file);
@@ -317,6 +319,59 @@ TEST(HostileGitWriterTest, AnswersOverTheirLimitsAreResourceExhaustedNamingTheFl
                                AllOf(HasSubstr("workload index answer is "),
                                      HasSubstr("over the limit of 100 bytes (raise it with "
                                                "--max_workload_index_bytes)"))));
+}
+
+// A reader that names the revision it holds gets the files changed since whole, and the
+// others by name, at most 1,000 to a message, all in path order; a revision git-writer has
+// no index of gets everything whole.
+TEST(HostileGitWriterTest, FilesUnchangedSinceAKnownRevisionComeByNameInBoundedBatches) {
+  std::map<std::string, std::string> files = {{"apps/web.yaml", Deployment("web", "nginx:1.25")}};
+  for (int i = 0; i < 2500; ++i) {
+    files[absl::StrCat("config/cm-", 10000 + i, ".yaml")] =
+        absl::StrCat("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-", i, "}\n");
+  }
+  GitWriter git(files);
+  ASSERT_TRUE(git.ok());
+  std::vector<ferry::v1::ManifestFile> whole;
+  FERRY_ASSERT_OK(git.Read(&whole));
+  ASSERT_EQ(whole.size(), files.size());
+  const std::string before = whole[0].revision();
+  ferry::v1::ApplyUpdatesResponse released;
+  FERRY_ASSERT_OK(git.Apply(Release("nginx:1.26"), &released));
+
+  std::vector<ferry::v1::ManifestFile> since;
+  FERRY_ASSERT_OK(git.Read(&since, {}, before));
+  std::vector<std::string> order;  // every path, as the stream gives them
+  std::vector<std::string> sent;
+  int batches = 0;
+  for (const ferry::v1::ManifestFile& m : since) {
+    EXPECT_EQ(m.revision(), released.revision());
+    EXPECT_LE(m.unchanged_paths_size(), 1000);
+    if (m.unchanged_paths_size() > 0) {
+      ++batches;
+      EXPECT_EQ(m.path(), "");
+      EXPECT_EQ(m.content(), "");
+    }
+    order.insert(order.end(), m.unchanged_paths().begin(), m.unchanged_paths().end());
+    if (!m.path().empty()) {
+      order.push_back(m.path());
+      sent.push_back(m.path());
+      EXPECT_THAT(m.content(), HasSubstr("nginx:1.26"));
+    }
+  }
+  EXPECT_EQ(sent, std::vector<std::string>{"apps/web.yaml"});
+  EXPECT_GE(batches, 3);
+  std::vector<std::string> expected;
+  for (const auto& [path, content] : files) expected.push_back(path);
+  EXPECT_EQ(order, expected) << "every file once, in path order";
+
+  std::vector<ferry::v1::ManifestFile> same;
+  FERRY_ASSERT_OK(git.Read(&same, {}, released.revision()));
+  for (const ferry::v1::ManifestFile& m : same) EXPECT_EQ(m.path(), "") << m.path();
+  std::vector<ferry::v1::ManifestFile> unknown;
+  FERRY_ASSERT_OK(git.Read(&unknown, {}, std::string(40, 'a')));
+  EXPECT_EQ(unknown.size(), files.size());
+  for (const ferry::v1::ManifestFile& m : unknown) EXPECT_EQ(m.unchanged_paths_size(), 0);
 }
 
 TEST(HostileGitWriterTest, FileNamesThatAreNotUtf8FailAloneEscaped) {

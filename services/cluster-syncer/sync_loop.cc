@@ -338,8 +338,11 @@ absl::StatusOr<std::vector<ManifestFileContent>> SyncLoop::ReadManifests(
     auto stream = git_.ReadManifests(&ctx, request);
     ferry::v1::ManifestFile file;
     while (stream->Read(&file)) {
-      files.push_back(
-          {file.path(), std::move(*file.mutable_content()), file.load_error(), file.unchanged()});
+      for (std::string& path : *file.mutable_unchanged_paths()) {
+        if (!path.empty()) files.push_back({std::move(path), "", "", /*unchanged=*/true});
+      }
+      if (file.path().empty()) continue;  // a message of unchanged paths alone
+      files.push_back({file.path(), std::move(*file.mutable_content()), file.load_error()});
     }
     s = stream->Finish();
   }
