@@ -21,6 +21,7 @@
 #include "lib/manifest/reindex.h"
 #include "lib/manifest/workload.h"
 #include "lib/names/names.h"
+#include "lib/runtime/memory.h"
 #include "lib/runtime/parallel.h"
 #include "lib/status/status_macros.h"
 
@@ -614,9 +615,13 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
     if (pending->commit == revision) {
       log::Laps laps;
       MakeRoomForIndex();  // `pending->base` is held here
+      // The index dropped just now was freed on another thread, often into another arena
+      // than this one's: its pages go back to the kernel before the new index takes as many.
+      runtime::ReturnFreeMemory();
       std::shared_ptr<const Index> next =
           IndexAfterCommit(pending->commit, *pending->base, pending->files);
       CacheIndex(next);
+      runtime::ReturnFreeMemory();  // what the build freed, as a write does (ApplyUpdates)
       metrics_.index_files.Add({{"source", "carried"}})
           .Increment(static_cast<double>(next->files.size()));
       log::Info("index carried over", {{"revision", revision}, {"ms", laps.Next()}});
