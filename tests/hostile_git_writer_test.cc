@@ -367,7 +367,13 @@ TEST(HostileGitWriterTest, FilesUnchangedSinceAKnownRevisionComeByNameInBoundedB
 
   std::vector<ferry::v1::ManifestFile> same;
   FERRY_ASSERT_OK(git.Read(&same, {}, released.revision()));
-  for (const ferry::v1::ManifestFile& m : same) EXPECT_EQ(m.path(), "") << m.path();
+  std::vector<std::string> named;
+  for (const ferry::v1::ManifestFile& m : same) {
+    EXPECT_EQ(m.path(), "") << m.path();
+    EXPECT_EQ(m.unchanged_hashes_size(), m.unchanged_paths_size());
+    named.insert(named.end(), m.unchanged_paths().begin(), m.unchanged_paths().end());
+  }
+  EXPECT_EQ(named, expected);
   std::vector<ferry::v1::ManifestFile> unknown;
   FERRY_ASSERT_OK(git.Read(&unknown, {}, std::string(40, 'a')));
   EXPECT_EQ(unknown.size(), files.size());

@@ -338,8 +338,11 @@ absl::StatusOr<std::vector<ManifestFileContent>> SyncLoop::ReadManifests(
     auto stream = git_.ReadManifests(&ctx, request);
     ferry::v1::ManifestFile file;
     while (stream->Read(&file)) {
-      for (std::string& path : *file.mutable_unchanged_paths()) {
-        if (!path.empty()) files.push_back({std::move(path), "", "", /*unchanged=*/true});
+      for (int i = 0; i < file.unchanged_paths_size(); ++i) {
+        if (file.unchanged_paths(i).empty()) continue;
+        // A name without its hash is never taken as known (Syncer::Parse).
+        const uint64_t hash = i < file.unchanged_hashes_size() ? file.unchanged_hashes(i) : 0;
+        files.push_back({std::move(*file.mutable_unchanged_paths(i)), "", "", true, hash});
       }
       if (file.path().empty()) continue;  // a message of unchanged paths alone
       files.push_back({file.path(), std::move(*file.mutable_content()), file.load_error()});

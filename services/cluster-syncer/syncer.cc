@@ -221,7 +221,8 @@ SyncMetrics::SyncMetrics(prometheus::Registry& registry)
                  .Name("ferry_sync_manifest_files_total")
                  .Help("Manifest files syncs read from git-writer, by how their text came: "
                        "sent; known (unchanged since the revision parsed before: no text); "
-                       "read_again (a file that came without text was needed whole).")
+                       "read_again (the revision read again, whole, because a file that came "
+                       "without text was needed).")
                  .Register(registry)),
       duration_(prometheus::BuildHistogram()
                     .Name("ferry_sync_duration_seconds")
@@ -796,7 +797,7 @@ Syncer::Syncer(kube::KubeApi& client, kube::Discovery& discovery, SyncOptions op
 // of the revision, whole. Thread-safe.
 class Syncer::Texts {
  public:
-  explicit Texts(const Reread& reread) : reread_(reread) {}
+  explicit Texts(Reread reread) : reread_(std::move(reread)) {}
 
   // Unavailable when the read fails, or does not serve `path` whole.
   absl::StatusOr<std::string> Of(const std::string& path) {
@@ -836,7 +837,7 @@ class Syncer::Texts {
     return absl::OkStatus();
   }
 
-  const Reread& reread_;
+  const Reread reread_;
   mutable absl::Mutex mu_;
   bool read_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status status_ ABSL_GUARDED_BY(mu_);
@@ -928,11 +929,15 @@ absl::StatusOr<std::vector<Syncer::FileParse>> Syncer::Parse(
     for (size_t i = 0; i < files.size(); ++i) {
       const ManifestFileContent& file = files[i];
       auto it = parse_cache_.find(file.path);
-      // A file that came unchanged is as at parse_revision_, whose parse the cache holds:
-      // no text to compare (Sync's contract).
-      if (it != parse_cache_.end() && file.load_error.empty() &&
-          (file.unchanged || (it->second->size == file.content.size() &&
-                              it->second->hash == manifest::DocumentHash(file.content)))) {
+      // A file that came unchanged comes with the hash of its text: the cache's parse is of
+      // that text, not of a failure to load, or the file is read again.
+      const bool same = file.unchanged
+                            ? it != parse_cache_.end() && it->second->size != std::string::npos &&
+                                  it->second->hash == file.hash
+                            : it != parse_cache_.end() && file.load_error.empty() &&
+                                  it->second->size == file.content.size() &&
+                                  it->second->hash == manifest::DocumentHash(file.content);
+      if (same) {
         parsed[i].file = it->second;
       } else {
         misses.push_back(i);

@@ -73,8 +73,10 @@ struct ManifestFileContent {
   // fails to load and nothing it held is pruned.
   std::string load_error = {};
   // Served as at Syncer::ParsedRevision() (ReadManifests' known_revision): `content` is empty
-  // and the file's parse is the one the syncer kept.
+  // and the file's parse is the one the syncer kept, when that parse is of a text whose
+  // manifest::DocumentHash is `hash` (else the text is read again).
   bool unchanged = false;
+  uint64_t hash = 0;
 };
 
 struct ResourceFailure {
@@ -110,8 +112,8 @@ struct SyncReport {
     int64_t prune_ms = 0;
   } phases;
   // The files of the revision: with their text, without it (unchanged since the revision
-  // the syncer had parsed), and read whole again because an object of one of those was
-  // written or its parse was missing.
+  // the syncer had parsed), and read again (every file of the revision, whole) because an
+  // object of one of those was written or their parse was missing or did not match.
   struct Files {
     int sent = 0;
     int known = 0;

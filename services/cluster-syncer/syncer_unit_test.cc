@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "lib/manifest/resource.h"
 #include "lib/runtime/fake_clock.h"
 #include "services/cluster-syncer/fake_kube_api.h"
 #include "services/cluster-syncer/syncer.h"
@@ -462,6 +463,7 @@ TEST_F(SyncerUnitTest, FilesThatCameUnchangedAreReadAgainOnlyWhenNeeded) {
     return rev2;
   };
   auto known = [](ManifestFileContent f) {
+    f.hash = manifest::DocumentHash(f.content);
     f.content.clear();
     f.unchanged = true;
     return f;
@@ -499,6 +501,28 @@ TEST_F(SyncerUnitTest, FilesThatCameUnchangedAreReadAgainOnlyWhenNeeded) {
   EXPECT_EQ(rereads, 1);
   EXPECT_EQ(drift.files.read_again, 3);
   EXPECT_EQ(*api_.Object(absl::StrCat(kCm, "two")), applied_two);
+
+  // A name whose hash is not the one of the text parsed (git-writer's index of the known
+  // revision made anew, e.g. after a restart with other flags) is read again, not trusted.
+  rereads = 0;
+  std::vector<ManifestFileContent> stale = all_known;
+  stale[2].hash ^= 1;
+  SyncReport rehashed = syncer->Sync("rev2", stale, false, Syncer::Live::kFromRecord, reread);
+  ASSERT_TRUE(rehashed.error.empty()) << Errors(rehashed);
+  EXPECT_EQ(rereads, 1);
+  EXPECT_EQ(rehashed.unchanged, 3);
+
+  // Nor is the parse of a file that failed to load: git-writer may serve it now.
+  auto healing = MakeSyncer();
+  SyncReport broken = healing->Sync(
+      "rev2", {rev2[0], rev2[1], {"b.yaml", "", "bigger than --max_manifest_file_bytes"}}, false);
+  EXPECT_EQ(broken.failed, 1) << Errors(broken);
+  rereads = 0;
+  SyncReport healed = healing->Sync("rev2", all_known, false, Syncer::Live::kList, reread);
+  ASSERT_TRUE(healed.error.empty()) << Errors(healed);
+  EXPECT_EQ(rereads, 1);
+  EXPECT_EQ(healed.failed, 0);
+  EXPECT_EQ(healed.unchanged, 3);
 
   // A syncer that never parsed them reads them whole to parse them; without a way to, the
   // sync fails and writes nothing.

@@ -13,6 +13,7 @@
 #include "lib/kustomize/layout.h"
 #include "lib/limits/limits.h"
 #include "lib/manifest/policy.h"
+#include "lib/manifest/resource.h"
 #include "lib/manifest/workload.h"
 #include "lib/manifest/workload_id.h"
 #include "lib/manifest/workload_selection.h"
@@ -279,27 +280,30 @@ grpc::Status GitWriterService::ReadManifests(grpc::ServerContext* context,
     unchanged_bytes = 0;
     return written;
   };
+  bool written = true;  // every message so far
   for (const Writer::ServedFile& f : served.files) {
     if (f.unchanged) {
       unchanged.add_unchanged_paths(*f.path);
+      unchanged.add_unchanged_hashes(manifest::DocumentHash(*f.content));
       unchanged_bytes += f.path->size();
-      if ((unchanged.unchanged_paths_size() >= kUnchangedBatchPaths ||
-           unchanged_bytes >= kUnchangedBatchBytes) &&
-          !flush_unchanged()) {
-        break;
+      if (unchanged.unchanged_paths_size() >= kUnchangedBatchPaths ||
+          unchanged_bytes >= kUnchangedBatchBytes) {
+        written = flush_unchanged();
       }
-      continue;
+    } else {
+      ferry::v1::ManifestFile out;
+      out.set_path(*f.path);  // UTF-8: names that are not come escaped, with an error
+      out.set_content(*f.content);
+      out.set_revision(revision);
+      out.set_load_error(f.error);
+      written = flush_unchanged() && write(out);
     }
-    if (!flush_unchanged()) break;
-    ferry::v1::ManifestFile out;
-    out.set_path(*f.path);  // UTF-8: names that are not come escaped, with an error
-    out.set_content(*f.content);
-    out.set_revision(revision);
-    out.set_load_error(f.error);
-    if (!write(out)) break;
+    if (!written) break;
   }
-  flush_unchanged();
-  if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+  // A stream cut short never ends OK: the reader would take the files it lacks as gone.
+  if (!written || !flush_unchanged()) {
+    return grpc::Status(grpc::StatusCode::CANCELLED, "the reader went away");
+  }
   return grpc::Status::OK;
 }
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <functional>
 #include <thread>
+#include <utility>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
@@ -582,6 +583,8 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::IndexAt(const std::string& 
   std::string rev = revision.empty() ? CurrentHead().revision : revision;
   if (!rev.empty()) {
     if (std::shared_ptr<const Index> cached = CachedIndex(rev)) return cached;
+    // Ferry's own commit: its signature was checked when it was pushed (Pushed).
+    if (std::shared_ptr<const Index> carried = CarryPendingIndex(rev)) return carried;
   }
   absl::MutexLock lock(&repo_mu_);
   // No head yet: the first fetch may be running under repo_mu_, waited for above.
@@ -607,26 +610,33 @@ std::shared_ptr<const Index> Writer::NewestIndex() const {
   return index_order_.empty() ? nullptr : index_cache_.at(index_order_.back());
 }
 
+std::shared_ptr<const Index> Writer::CarryPendingIndex(const std::string& revision) {
+  absl::MutexLock lock(&pending_mu_);
+  // Carried by another caller while this one waited?
+  if (std::shared_ptr<const Index> cached = CachedIndex(revision)) return cached;
+  if (pending_index_ == nullptr || pending_index_->commit != revision) return nullptr;
+  const std::shared_ptr<PendingIndex> pending = std::exchange(pending_index_, nullptr);
+  log::Laps laps;
+  MakeRoomForIndex();  // `pending->base` is held here
+  // The index dropped just now was freed on another thread, often into another arena than
+  // this one's: its pages go back to the kernel before the new index takes as many.
+  runtime::ReturnFreeMemory();
+  std::shared_ptr<const Index> next =
+      IndexAfterCommit(pending->commit, *pending->base, pending->files);
+  CacheIndex(next);
+  runtime::ReturnFreeMemory();  // what the build freed, as a write does (ApplyUpdates)
+  metrics_.index_files.Add({{"source", "carried"}})
+      .Increment(static_cast<double>(next->files.size()));
+  log::Info("index carried over", {{"revision", revision}, {"ms", laps.Next()}});
+  return next;
+}
+
 absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string& revision) {
   // Built by another caller while this one waited for repo_mu_?
-  if (std::shared_ptr<const Index> cached = CachedIndex(revision)) return cached;
-  if (std::shared_ptr<PendingIndex> pending = std::move(pending_index_)) {
-    pending_index_ = nullptr;
-    if (pending->commit == revision) {
-      log::Laps laps;
-      MakeRoomForIndex();  // `pending->base` is held here
-      // The index dropped just now was freed on another thread, often into another arena
-      // than this one's: its pages go back to the kernel before the new index takes as many.
-      runtime::ReturnFreeMemory();
-      std::shared_ptr<const Index> next =
-          IndexAfterCommit(pending->commit, *pending->base, pending->files);
-      CacheIndex(next);
-      runtime::ReturnFreeMemory();  // what the build freed, as a write does (ApplyUpdates)
-      metrics_.index_files.Add({{"source", "carried"}})
-          .Increment(static_cast<double>(next->files.size()));
-      log::Info("index carried over", {{"revision", revision}, {"ms", laps.Next()}});
-      return next;
-    }
+  if (std::shared_ptr<const Index> cached = CarryPendingIndex(revision)) return cached;
+  {
+    absl::MutexLock lock(&pending_mu_);
+    pending_index_ = nullptr;  // another revision is indexed first (see pending_index_)
   }
   FERRY_ASSIGN_OR_RETURN(std::vector<RepoFile> files,
                          repo_.ReadManifests(revision, options_.paths));
@@ -1400,6 +1410,7 @@ void Writer::Pushed(const std::string& commit, std::shared_ptr<const Index> base
                   {{"revision", commit}, {"error", std::string(next.status().message())}});
       }
     } else {
+      absl::MutexLock lock(&pending_mu_);
       pending_index_ =
           std::make_shared<PendingIndex>(PendingIndex{commit, std::move(base), std::move(files)});
     }

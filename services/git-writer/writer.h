@@ -455,20 +455,26 @@ class Writer {
   std::map<std::string, absl::Status> rejected_ ABSL_GUARDED_BY(repo_mu_);
   // IsFerrys's signature verdicts by commit (bounded: cleared past kMaxVerified).
   std::map<std::string, bool> ferrys_ ABSL_GUARDED_BY(repo_mu_);
-  // Ferry's last commit, whose index LoadIndex carries over from its base when first asked
-  // for it (IndexAfterCommit), rather than Apply before it answers: the copy of the base
-  // grows with the repo (tens of ms at 10,000 workloads), and the release need not wait
-  // for it. Dropped when another revision is indexed first.
+  // Ferry's last commit, whose index is carried over from its base when first asked for
+  // (CarryPendingIndex), rather than by Apply before it answers: the copy of the base grows
+  // with the repo (tens of ms at 10,000 workloads), and the release need not wait for it.
+  // Under its own lock, not repo_mu_: a reader of the new head does not wait for the next
+  // write. Dropped when another revision is indexed first (LoadIndex).
   struct PendingIndex;  // writer.cc
-  std::shared_ptr<PendingIndex> pending_index_ ABSL_GUARDED_BY(repo_mu_);
+  absl::Mutex pending_mu_ ABSL_ACQUIRED_AFTER(repo_mu_);
+  std::shared_ptr<PendingIndex> pending_index_ ABSL_GUARDED_BY(pending_mu_);
+  // The index of `revision` when it is the pending one (made now, and cached) or was
+  // carried meanwhile; null otherwise.
+  std::shared_ptr<const Index> CarryPendingIndex(const std::string& revision)
+      ABSL_LOCKS_EXCLUDED(pending_mu_, index_mu_, head_mu_);
   static constexpr size_t kMaxRejected = 256;
   void CacheIndex(std::shared_ptr<const Index> index) ABSL_LOCKS_EXCLUDED(index_mu_, head_mu_);
   // Drops the index CacheIndex would drop to make room for one more, before that one is
   // built rather than after: three indexes at once were git-writer's peak memory at 10,000
-  // workloads. Call only for a revision that is not cached.
-  // Under repo_mu_, held until the new index is cached: no other index is built meanwhile.
-  void MakeRoomForIndex() ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_)
-      ABSL_LOCKS_EXCLUDED(index_mu_, head_mu_);
+  // workloads. Call only for a revision that is not cached, under repo_mu_ (or pending_mu_
+  // for the carried index), held until the new index is cached: no other index is built
+  // meanwhile under the same lock.
+  void MakeRoomForIndex() ABSL_LOCKS_EXCLUDED(index_mu_, head_mu_);
   // The oldest cached index, unless it is `head`'s (then the next one).
   void DropOldestIndex(const std::string& head) ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mu_);
   void SetHead(const HeadInfo& head);
