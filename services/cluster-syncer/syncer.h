@@ -163,9 +163,10 @@ class Syncer {
   // Applies `files` (the manifests of `revision`). `dry_run`: the API server validates
   // everything (dryRun=All), nothing is stored. Taken by value: the text of a file parsed
   // in this sync is freed once parsed (its objects are held until applied).
-  // Files marked `unchanged` take the parse of ParsedRevision() (the caller holds one sync at
-  // a time between asking for it and this call); `reread` gives their text when an object of
-  // theirs is written, or their parse is missing (without it, such a sync fails).
+  // Files marked `unchanged` take the parse kept of ParsedRevision() (the caller holds one
+  // sync at a time between asking for it and this call) when it is of a text with their
+  // `hash`; `reread` gives their text when an object of theirs is written, or that parse is
+  // missing, failed or of another text (without it, such a sync fails).
   SyncReport Sync(const std::string& revision, std::vector<ManifestFileContent> files, bool dry_run,
                   Live live = Live::kList, const Reread& reread = nullptr);
   // The revision whose parse the syncer keeps (the last one synced, dry runs included); empty
