@@ -7,6 +7,8 @@
 // - BM_GitCli_Release: the seed's manual path scripted with the git CLI: shallow clone,
 //   find the files with grep, edit with sed, commit, push.
 //
+// BM_Index_* time the workload index of a new revision (see each).
+//
 // Each runs 5 repetitions of one release; the report compares the medians. The release is the
 // same 100 workloads at both sizes, so the 10,000 figure shows what the rest of the repo costs.
 #include <benchmark/benchmark.h>
@@ -17,8 +19,10 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "bench/scale_repo.h"
 #include "services/git-writer/libgit2_repository.h"
 #include "services/git-writer/writer.h"
 #include "tests/support/git_repo.h"
@@ -78,9 +82,10 @@ struct WarmWriter {
 };
 
 // Null (and the benchmark skipped) when the repo cannot be set up.
-std::unique_ptr<WarmWriter> StartWarmWriter(benchmark::State& state, int workloads = 1000) {
+std::unique_ptr<WarmWriter> StartWarmWriter(benchmark::State& state,
+                                            const std::map<std::string, std::string>& files) {
   auto out = std::make_unique<WarmWriter>();
-  auto upstream = GitRepo::Create(RepoFiles(workloads));
+  auto upstream = GitRepo::Create(files);
   if (!upstream.ok()) {
     state.SkipWithError("repo setup failed");
     return nullptr;
@@ -102,22 +107,36 @@ std::unique_ptr<WarmWriter> StartWarmWriter(benchmark::State& state, int workloa
   return out;
 }
 
+std::unique_ptr<WarmWriter> StartWarmWriter(benchmark::State& state, int workloads = 1000) {
+  return StartWarmWriter(state, RepoFiles(workloads));
+}
+
+// Container "app" of each of `workloads` goes to `image`, in one request.
+ferry::git_writer::ApplyRequest ImageRelease(const std::vector<std::string>& workloads,
+                                             const std::string& image) {
+  ferry::git_writer::ApplyRequest req;
+  for (const std::string& w : workloads) {
+    ferry::git_writer::EditRequest e;
+    e.workload = w;
+    e.image = ferry::manifest::ImageChange{"app", image, {}};
+    req.edits.push_back(std::move(e));
+  }
+  return req;
+}
+
 void BM_Ferry_Release(benchmark::State& state) {
   const int workloads = static_cast<int>(state.range(0));
   std::unique_ptr<WarmWriter> warm = StartWarmWriter(state, workloads);
   if (warm == nullptr) return;
   ferry::git_writer::Writer& writer = *warm->writer;
   int version = 1;
+  std::vector<std::string> released;
+  for (int r = 0; r < kReleased; ++r) {
+    const int f = ReleasedFile(workloads, r);
+    released.push_back(absl::StrCat("team-", f % 10, ":deployment/app-", f * 10 + 3));
+  }
   for (auto _ : state) {
-    ferry::git_writer::ApplyRequest req;
-    for (int r = 0; r < kReleased; ++r) {
-      const int f = ReleasedFile(workloads, r);
-      ferry::git_writer::EditRequest e;
-      e.workload = absl::StrCat("team-", f % 10, ":deployment/app-", f * 10 + 3);
-      e.image = ferry::manifest::ImageChange{"app", absl::StrCat(kShared, ":1.0.", version), {}};
-      req.edits.push_back(e);
-    }
-    auto out = writer.Apply(req);
+    auto out = writer.Apply(ImageRelease(released, absl::StrCat(kShared, ":1.0.", version)));
     if (!out.ok()) {
       state.SkipWithError(std::string(out.status().message()).c_str());
     } else if (out->revision.empty()) {
@@ -209,6 +228,48 @@ BENCHMARK(BM_Index_FromPrevious)->UseManualTime()->Unit(benchmark::kMillisecond)
 
 void BM_Index_FromNothing(benchmark::State& state) { IndexAfterUpstreamCommit(state, false); }
 BENCHMARK(BM_Index_FromNothing)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(10);
+
+// The index of Ferry's own release commit, carried over from the index it was made on when
+// the commit is first read (as the syncer's read of the new head does): a release of 100
+// workloads of the scale benchmarks' repo (a file per workload, its Deployment then its
+// Service) of 1,000 and of 10,000 workloads. Only IndexAt(commit) is timed, not the release;
+// its growth with the repo is what the carry copies of the base.
+void BM_Index_CarriedAfterRelease(benchmark::State& state) {
+  const int workloads = static_cast<int>(state.range(0));
+  const std::string registry = "registry.example.com";
+  std::unique_ptr<WarmWriter> warm =
+      StartWarmWriter(state, ferry::bench::ScaleRepoFiles(workloads, "team-", registry));
+  if (warm == nullptr) return;
+  ferry::git_writer::Writer& writer = *warm->writer;
+  int version = 1;
+  std::vector<std::string> released;
+  for (int r = 0; r < kReleased; ++r) {  // workloads of image 0 (ScaleImageOf)
+    released.push_back(ferry::bench::ScaleWorkloadId("team-", r / 10 * 100 + r % 10));
+  }
+  for (auto _ : state) {
+    auto out = writer.Apply(
+        ImageRelease(released, absl::StrCat(registry, "/bench/app-0:2.0.", version++)));
+    if (!out.ok() || out->revision.empty()) {
+      state.SkipWithError("release failed");
+      break;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    auto index = writer.IndexAt(out->revision);
+    state.SetIterationTime(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (!index.ok() || (*index)->loaded.resources.size() != 2 * workloads + 10u) {
+      state.SkipWithError("index failed");
+      break;
+    }
+  }
+  state.counters["workloads"] = workloads;
+}
+BENCHMARK(BM_Index_CarriedAfterRelease)
+    ->Arg(1000)
+    ->Arg(10000)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(10);
 
 }  // namespace
 

@@ -1457,17 +1457,33 @@ void Writer::DropParsedTrees(EditedFiles& files) {
 }
 
 namespace {
-// Whether every changed file of `files` holds, in order, the resources `base` read from it
-// (ResourcesIn): then the next index keeps their places, and its order by id.
+// The resources of the changed file `file` by id, when they are the ones `base` read from it
+// (ResourcesIn): the k-th of the result takes the place of the k-th of `at` in the next index,
+// which keeps its order by id. Empty (and false returned) when an edit added, removed or
+// renamed a resource, or the base cannot say what the file defines. An edit puts the
+// resources of the document it changed last in `file.resources`, so they are matched by id,
+// not by place.
+template <typename File>
+bool SameIdsInPlace(const Index& base, const std::string& path, const File& file,
+                    std::vector<const manifest::Resource*>& by_id) {
+  by_id.clear();
+  const std::vector<size_t>* at = base.ResourcesIn(path);
+  if (at == nullptr || at->size() != file.resources.size()) return false;
+  for (const manifest::Resource& r : file.resources) by_id.push_back(&r);
+  std::sort(by_id.begin(), by_id.end(),
+            [](const manifest::Resource* a, const manifest::Resource* b) { return a->id < b->id; });
+  for (size_t k = 0; k < at->size(); ++k) {
+    if (base.loaded.resources[(*at)[k]].id != by_id[k]->id) return false;
+  }
+  return true;
+}
+
+// Whether every changed file of `files` defines the ids `base` read from it (SameIdsInPlace).
 template <typename Files>
 bool ResourcesStayInPlace(const Index& base, const Files& files) {
+  std::vector<const manifest::Resource*> by_id;
   for (const auto& [path, file] : files) {
-    if (!file.changed) continue;
-    const std::vector<size_t>* at = base.ResourcesIn(path);
-    if (at == nullptr || at->size() != file.resources.size()) return false;
-    for (size_t k = 0; k < at->size(); ++k) {
-      if (base.loaded.resources[(*at)[k]].id != file.resources[k].id) return false;
-    }
+    if (file.changed && !SameIdsInPlace(base, path, file, by_id)) return false;
   }
   return true;
 }
@@ -1496,11 +1512,13 @@ std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit,
     // resources again or rebuilding the containers of every workload.
     next->loaded = base.loaded;
     next->containers = base.containers;
+    std::vector<const manifest::Resource*> by_id;
     for (const auto& [path, file] : files) {
       if (!file.changed) continue;
+      SameIdsInPlace(base, path, file, by_id);  // true: ResourcesStayInPlace
       const std::vector<size_t>& at = *base.ResourcesIn(path);
       for (size_t k = 0; k < at.size(); ++k) {
-        const manifest::Resource& r = file.resources[k];
+        const manifest::Resource& r = *by_id[k];
         manifest::Resource& slot = next->loaded.resources[at[k]];
         const std::string key = ContainersKey(r);
         if (r.node.has_node()) {  // parsed anew, its tree still here (no DropParsedTrees)
