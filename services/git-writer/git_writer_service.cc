@@ -154,7 +154,7 @@ std::optional<ferry::v1::ManifestWorkload> AnswerOf(const manifest::Resource& r,
   ferry::v1::ManifestWorkload w;
   w.set_id(r.id);
   if (auto found = index.containers.find(ContainersKey(r)); found != index.containers.end()) {
-    for (const manifest::Container& c : found->second) {
+    for (const manifest::Container& c : *found->second) {
       convert::FillContainer(c.name, c.image, c.init, w.add_containers());
     }
   }

@@ -40,7 +40,9 @@ void IndexOutput(RenderedRoot& out, const kustomize::Layout& layout,
   manifest::LoadResult loaded = manifest::LoadFile(out.root.file, out.output, load);
   for (manifest::Resource& r : loaded.resources) {
     if (manifest::IsWorkloadKind(r.kind)) {
-      out.containers.try_emplace(ContainersKey(r), manifest::FindContainers(r));
+      out.containers.try_emplace(
+          ContainersKey(r),
+          std::make_shared<const std::vector<manifest::Container>>(manifest::FindContainers(r)));
     }
     r.node = manifest::NodeHandle();
     r.document = manifest::NodeHandle();

@@ -37,6 +37,11 @@ struct KustomizeOptions {
   uint64_t max_roots = limits::kKustomizeRoots.default_value;
 };
 
+// A workload's containers as the index keeps them: immutable, shared by the indexes of the
+// revisions where its document is the same (an index carried over from another copies
+// pointers, not containers).
+using SharedContainers = std::shared_ptr<const std::vector<manifest::Container>>;
+
 // One root as built at some revision. Immutable once made; shared by the indexes of the
 // revisions where its folders are the same.
 struct RenderedRoot {
@@ -48,7 +53,7 @@ struct RenderedRoot {
   // containers by ContainersKey, and where each is defined.
   std::vector<manifest::Resource> resources;
   std::vector<manifest::LoadError> errors;
-  std::map<std::string, std::vector<manifest::Container>> containers;
+  std::map<std::string, SharedContainers> containers;
   std::map<std::string, kustomize::Origin> origins;
 };
 

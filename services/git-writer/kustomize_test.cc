@@ -80,7 +80,8 @@ class KustomizeWriterTest : public ::testing::Test {
     for (const manifest::Resource& r : (*index)->loaded.resources) {
       if (r.id != id) continue;
       auto c = (*index)->containers.find(ContainersKey(r));
-      return c == (*index)->containers.end() || c->second.empty() ? "(none)" : c->second[0].image;
+      return c == (*index)->containers.end() || c->second->empty() ? "(none)"
+                                                                   : (*c->second)[0].image;
     }
     return "(missing)";
   }

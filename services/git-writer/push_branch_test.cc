@@ -338,7 +338,7 @@ TEST_F(PushBranchTest, AMergeIntoMainIsServedAndTheNextReleaseStartsFromIt) {
   EXPECT_EQ(head->revision, merged);
   absl::StatusOr<std::shared_ptr<const Index>> index = writer_->IndexAt("");
   FERRY_ASSERT_OK(index);
-  EXPECT_THAT((*index)->files.at("apps/web.yaml"), HasSubstr("image: nginx:1.26"));
+  EXPECT_THAT(*(*index)->files.at("apps/web.yaml"), HasSubstr("image: nginx:1.26"));
 
   // The next release goes on top of the merge; nothing is dropped.
   absl::StatusOr<ApplyOutcome> next = Release("apps:deployment/web", "nginx:1.27", "nginx:1.26");

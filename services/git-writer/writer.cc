@@ -29,11 +29,22 @@
 namespace ferry::git_writer {
 namespace {
 
+SharedContainers Share(std::vector<manifest::Container> containers) {
+  return std::make_shared<const std::vector<manifest::Container>>(std::move(containers));
+}
+
+// The texts of `index` as kustomize reads them (a copy: kustomized repos only).
+std::map<std::string, std::string> PlainTexts(const Index& index) {
+  std::map<std::string, std::string> out;
+  for (const auto& [path, text] : index.files) out.emplace_hint(out.end(), path, *text);
+  return out;
+}
+
 // Into `index`: what it keeps of a resource parsed from a file. A workload's containers are
 // found now; then the parsed document is let go (an edit parses the document it changes).
 void AddParsed(manifest::Resource r, Index& index) {
   if (manifest::IsWorkloadKind(r.kind))
-    index.containers.try_emplace(ContainersKey(r), FindContainers(r));
+    index.containers.try_emplace(ContainersKey(r), Share(FindContainers(r)));
   r.node = manifest::NodeHandle();
   r.document = manifest::NodeHandle();
   index.loaded.resources.push_back(std::move(r));
@@ -199,7 +210,7 @@ struct Writer::FileState {
   bool changed = false;
   // After DropParsedTrees: the resources of `resources` that were parsed anew (by
   // ContainersKey), with their containers (none for other kinds).
-  std::map<std::string, std::vector<manifest::Container>> fresh;
+  std::map<std::string, SharedContainers> fresh;
 };
 
 struct Writer::PendingIndex {
@@ -547,7 +558,9 @@ absl::StatusOr<Writer::ServedManifests> Writer::ManifestsAt(const std::string& r
     for (ServedFile& f : out.files) {  // both by path
       while (was != before.end() && *was->path < *f.path) ++was;
       f.unchanged = was != before.end() && *was->path == *f.path && f.error.empty() &&
-                    was->error.empty() && *was->content == *f.content;
+                    was->error.empty() &&
+                    // The same text, shared by both indexes, is not compared byte by byte.
+                    (was->content == f.content || *was->content == *f.content);
     }
   }
   return out;
@@ -558,7 +571,7 @@ std::vector<Writer::ServedFile> Writer::ServedFilesOf(const Index& index) {
   for (const auto& [path, content] : index.files) {
     // Files kustomize uses are not served on their own; each root is, below.
     if (index.layout == nullptr || !index.layout->Uses(path)) {
-      out.push_back({&path, &content, ""});
+      out.push_back({&path, content.get(), ""});
     }
   }
   static const std::string kNothing;
@@ -665,15 +678,22 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
       continue;
     }
     kustomized = kustomized || kustomize::IsKustomizationFile(f.path);
-    index->blobs[f.path] = f.blob;
-    index->files[f.path] = std::move(f.content);
+    SharedText& text = index->files[f.path];
+    if (base != nullptr && !f.blob.empty()) {  // the same blob: the base's text, shared
+      auto known = base->blobs.find(f.path);
+      auto known_text = base->files.find(f.path);
+      if (known != base->blobs.end() && known->second == f.blob && known_text != base->files.end())
+        text = known_text->second;
+    }
+    if (text == nullptr) text = std::make_shared<const std::string>(std::move(f.content));
+    index->blobs[f.path] = std::move(f.blob);
   }
   if (kustomized) {
     kustomize::LayoutOptions layout_options;
     layout_options.allow_remote = options_.kustomize.allow_remote;
     layout_options.limits = options_.load.limits;
     index->layout = std::make_shared<const kustomize::Layout>(
-        kustomize::FindLayout(index->files, layout_options));
+        kustomize::FindLayout(PlainTexts(*index), layout_options));
   }
   size_t reused = 0;
   size_t parsed = 0;
@@ -689,7 +709,7 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
       for (const manifest::LoadError* e : base_errors[path]) index->loaded.errors.push_back(*e);
       ++reused;
     } else {
-      manifest::LoadResult one = manifest::LoadFile(path, content, options_.load);
+      manifest::LoadResult one = manifest::LoadFile(path, *content, options_.load);
       for (manifest::Resource& r : one.resources) AddParsed(std::move(r), *index);
       for (manifest::LoadError& e : one.errors) index->loaded.errors.push_back(std::move(e));
       ++parsed;
@@ -697,7 +717,7 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
   }
   if (index->layout != nullptr) {
     for (std::shared_ptr<const RenderedRoot>& root :
-         kustomize_.BuildAll(repo_, revision, *index->layout, index->files, options_.load)) {
+         kustomize_.BuildAll(repo_, revision, *index->layout, PlainTexts(*index), options_.load)) {
       if (!root->error.empty()) {
         manifest::LoadError error;
         error.path = root->root.file;
@@ -988,7 +1008,7 @@ absl::Status Writer::EditRendered(const EditRequest& edit, const Index& index,
     auto containers = index.containers.find(ContainersKey(rendered));
     const manifest::Container* container = nullptr;
     if (containers != index.containers.end()) {
-      for (const manifest::Container& c : containers->second) {
+      for (const manifest::Container& c : *containers->second) {
         if (c.name == change.container) container = &c;
       }
     }
@@ -1077,7 +1097,7 @@ absl::Status Writer::VerifyKustomize(const std::vector<EditRequest>& edits, cons
   }
   std::map<std::string, std::shared_ptr<const RenderedRoot>> rebuilt;  // by root file
   std::vector<std::shared_ptr<const RenderedRoot>> after = kustomize_.BuildEdited(
-      repo_, revision, *index.layout, affected, index.files, changed, options_.load);
+      repo_, revision, *index.layout, affected, PlainTexts(index), changed, options_.load);
   for (size_t i = 0; i < after.size(); ++i) {
     if (!after[i]->error.empty()) {
       return absl::FailedPreconditionError(absl::StrCat("after the edit, kustomize root ",
@@ -1110,7 +1130,7 @@ absl::Status Writer::VerifyKustomize(const std::vector<EditRequest>& edits, cons
     std::string rendered_image = "(nothing)";
     for (const auto& [key, containers] : now.containers) {
       if (key != ContainersKey(*found)) continue;
-      for (const manifest::Container& c : containers) {
+      for (const manifest::Container& c : *containers) {
         if (c.name == edits[i].image->container) rendered_image = c.image;
       }
     }
@@ -1430,7 +1450,7 @@ Writer::FileState& Writer::OpenFile(const Index& index, const std::string& path,
 void Writer::LoadFileState(const Index& index, const std::string& path, FileState& file) const {
   if (file.loaded) return;
   file.loaded = true;
-  file.original = file.content = index.files.at(path);
+  file.original = file.content = *index.files.at(path);
   if (const std::vector<size_t>* defined = index.ResourcesIn(path)) {
     // What the index read from the file; the edit parses only the document it changes.
     for (size_t i : *defined) file.resources.push_back(index.loaded.resources[i]);
@@ -1447,8 +1467,9 @@ void Writer::DropParsedTrees(EditedFiles& files) {
       if (!r.node.has_node()) continue;
       // Only a changed file's resources go into the next index as they are here.
       if (file.changed) {
-        std::vector<manifest::Container>& containers = file.fresh[ContainersKey(r)];
-        if (manifest::IsWorkloadKind(r.kind)) containers = FindContainers(r);
+        file.fresh[ContainersKey(r)] =
+            Share(manifest::IsWorkloadKind(r.kind) ? FindContainers(r)
+                                                   : std::vector<manifest::Container>());
       }
       r.node = manifest::NodeHandle();
       r.document = manifest::NodeHandle();
@@ -1503,7 +1524,7 @@ std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit,
   for (const auto& [path, file] : files) {
     if (!file.changed) continue;
     next->blobs.erase(path);
-    next->files[path] = file.content;
+    next->files[path] = std::make_shared<const std::string>(file.content);
     edited += file.resources.size();
   }
   if (ResourcesStayInPlace(base, files)) {
@@ -1522,7 +1543,7 @@ std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit,
         manifest::Resource& slot = next->loaded.resources[at[k]];
         const std::string key = ContainersKey(r);
         if (r.node.has_node()) {  // parsed anew, its tree still here (no DropParsedTrees)
-          if (manifest::IsWorkloadKind(r.kind)) next->containers[key] = FindContainers(r);
+          if (manifest::IsWorkloadKind(r.kind)) next->containers[key] = Share(FindContainers(r));
           slot = r;
           slot.node = manifest::NodeHandle();
           slot.document = manifest::NodeHandle();

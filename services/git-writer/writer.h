@@ -96,10 +96,15 @@ struct HeadInfo {
   std::string verify_error;
 };
 
-// The parsed manifests of one revision.
+// A file's text as the index keeps it: immutable, shared by the indexes of the revisions
+// where the file is the same (most of a repo's text, most of an index's memory).
+using SharedText = std::shared_ptr<const std::string>;
+
+// The parsed manifests of one revision. The index of a revision made from another's shares
+// the texts and containers of what did not change with it.
 struct Index {
   std::string revision;
-  std::map<std::string, std::string> files;  // path -> content
+  std::map<std::string, SharedText> files;  // path -> content (never null)
   // path -> why the file is not served (too big, a name that is not UTF-8): files under the
   // configured paths that are not in `files`.
   std::map<std::string, std::string> unreadable;
@@ -113,7 +118,7 @@ struct Index {
   // The containers of each workload in `loaded`, by ContainersKey, found when its file was
   // parsed. The index keeps no parsed documents (`loaded`'s resources have none: most of
   // git-writer's memory at 10,000 workloads); an edit parses the document it changes.
-  std::map<std::string, std::vector<manifest::Container>> containers;
+  std::map<std::string, SharedContainers> containers;  // never null
   // ListWorkloads' entry for each of `loaded.resources`, serialized (empty for other kinds
   // and for workloads it skips), made once on first use (GitWriterService): an index answers
   // many reads, and making each entry again for each cost most of git-writer's time under

@@ -32,8 +32,8 @@ namespace {
 // The first container image of the index's i-th resource, as the index found it.
 std::string ImageIn(const Index& index, size_t i) {
   auto found = index.containers.find(ContainersKey(index.loaded.resources.at(i)));
-  if (found == index.containers.end() || found->second.empty()) return "(no container)";
-  return found->second[0].image;
+  if (found == index.containers.end() || found->second->empty()) return "(no container)";
+  return (*found->second)[0].image;
 }
 
 using ::ferry::testing::StatusIs;
@@ -204,14 +204,21 @@ class WriterTest : public ::testing::Test {
       auto b = loaded->containers.find(key);
       ASSERT_EQ(a == carried->containers.end(), b == loaded->containers.end()) << r.id;
       if (b == loaded->containers.end()) continue;
-      ASSERT_EQ(a->second.size(), b->second.size()) << r.id;
-      for (size_t i = 0; i < b->second.size(); ++i) {
-        EXPECT_EQ(std::tie(a->second[i].name, a->second[i].image, a->second[i].init),
-                  std::tie(b->second[i].name, b->second[i].image, b->second[i].init))
+      const std::vector<manifest::Container>& was = *a->second;
+      const std::vector<manifest::Container>& is = *b->second;
+      ASSERT_EQ(was.size(), is.size()) << r.id;
+      for (size_t i = 0; i < is.size(); ++i) {
+        EXPECT_EQ(std::tie(was[i].name, was[i].image, was[i].init),
+                  std::tie(is[i].name, is[i].image, is[i].init))
             << r.id;
       }
     }
-    EXPECT_EQ(carried->files, loaded->files);
+    ASSERT_EQ(carried->files.size(), loaded->files.size());
+    for (const auto& [path, text] : loaded->files) {
+      auto carried_text = carried->files.find(path);
+      ASSERT_NE(carried_text, carried->files.end()) << path;
+      EXPECT_EQ(*carried_text->second, *text) << path;
+    }
   }
 
   // The bare upstream repository's folder.
@@ -564,7 +571,7 @@ TEST_F(WriterTest, AnEditThatGrowsAFilePastTheFileLimitFailsAloneAndLeavesTheFil
   absl::StatusOr<std::shared_ptr<const Index>> index = writer_->IndexAt("");
   FERRY_ASSERT_OK(index);
   EXPECT_EQ((*index)->revision, out->revision);
-  EXPECT_EQ((*index)->files.at("apps/web.yaml"), Deployment("web", "nginx:1.25"));
+  EXPECT_EQ(*(*index)->files.at("apps/web.yaml"), Deployment("web", "nginx:1.25"));
   EXPECT_TRUE((*index)->unreadable.empty());
 }
 
@@ -797,13 +804,15 @@ TEST_F(WriterTest, SeveralEditsInOneFileAndOneCommit) {
 }
 
 // The index after Ferry's own commit is carried over from the one the commit was made on
-// when first asked for, not before the release is answered; a revision indexed before it
-// (upstream moved on) drops it, and it is then loaded from the repository like any other.
+// when first asked for, not before the release is answered, and shares with it the texts and
+// containers the commit did not change; a revision indexed before it (upstream moved on)
+// drops it, and it is then loaded from the repository like any other.
 TEST_F(WriterTest, TheIndexOfFerrysCommitIsCarriedOverWhenFirstAskedFor) {
   auto files = [&](const char* source) {
     return metrics_.index_files.Add({{"source", source}}).Value();
   };
   FERRY_ASSERT_OK(writer_->Refresh());
+  FERRY_ASSERT_OK_AND_ASSIGN(std::shared_ptr<const Index> base, writer_->IndexAt(""));
   ApplyRequest req;
   req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.26")};
   FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome released, writer_->Apply(req));
@@ -816,6 +825,17 @@ TEST_F(WriterTest, TheIndexOfFerrysCommitIsCarriedOverWhenFirstAskedFor) {
                              writer_->IndexAt(released.revision));
   EXPECT_EQ(again.get(), carried.get()) << "cached once made";
   ExpectCarriedIndexMatchesAFreshOne(released.revision);
+  // Shared where nothing changed, not copied; made anew where the release wrote.
+  EXPECT_EQ(carried->files.at("apps/api.yaml"), base->files.at("apps/api.yaml"));
+  EXPECT_NE(carried->files.at("apps/web.yaml"), base->files.at("apps/web.yaml"));
+  auto containers_of = [](const Index& index, const char* id) {
+    const manifest::Resource* r = index.Find(id);
+    return r == nullptr ? nullptr : index.containers.at(ContainersKey(*r));
+  };
+  EXPECT_EQ(containers_of(*carried, "apps:deployment/api"),
+            containers_of(*base, "apps:deployment/api"));
+  EXPECT_NE(containers_of(*carried, "apps:deployment/web"),
+            containers_of(*base, "apps:deployment/web"));
 
   req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.27")};
   FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome second, writer_->Apply(req));
