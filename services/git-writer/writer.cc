@@ -685,15 +685,22 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
       if (known != base->blobs.end() && known->second == f.blob && known_text != base->files.end())
         text = known_text->second;
     }
-    if (text == nullptr) text = std::make_shared<const std::string>(std::move(f.content));
+    if (text == nullptr) {
+      text = std::make_shared<const std::string>(std::move(f.content));
+    } else {
+      std::string().swap(f.content);  // not held twice while the rest is built
+    }
     index->blobs[f.path] = std::move(f.blob);
   }
+  // kustomize reads plain texts: a copy, made in kustomized repos only.
+  const std::map<std::string, std::string> plain =
+      kustomized ? PlainTexts(*index) : std::map<std::string, std::string>();
   if (kustomized) {
     kustomize::LayoutOptions layout_options;
     layout_options.allow_remote = options_.kustomize.allow_remote;
     layout_options.limits = options_.load.limits;
-    index->layout = std::make_shared<const kustomize::Layout>(
-        kustomize::FindLayout(PlainTexts(*index), layout_options));
+    index->layout =
+        std::make_shared<const kustomize::Layout>(kustomize::FindLayout(plain, layout_options));
   }
   size_t reused = 0;
   size_t parsed = 0;
@@ -717,7 +724,7 @@ absl::StatusOr<std::shared_ptr<const Index>> Writer::LoadIndex(const std::string
   }
   if (index->layout != nullptr) {
     for (std::shared_ptr<const RenderedRoot>& root :
-         kustomize_.BuildAll(repo_, revision, *index->layout, PlainTexts(*index), options_.load)) {
+         kustomize_.BuildAll(repo_, revision, *index->layout, plain, options_.load)) {
       if (!root->error.empty()) {
         manifest::LoadError error;
         error.path = root->root.file;
@@ -1096,8 +1103,11 @@ absl::Status Writer::VerifyKustomize(const std::vector<EditRequest>& edits, cons
     before.push_back(root.get());
   }
   std::map<std::string, std::shared_ptr<const RenderedRoot>> rebuilt;  // by root file
+  // kustomize reads plain texts: copied only when a root is built again.
   std::vector<std::shared_ptr<const RenderedRoot>> after = kustomize_.BuildEdited(
-      repo_, revision, *index.layout, affected, PlainTexts(index), changed, options_.load);
+      repo_, revision, *index.layout, affected,
+      affected.empty() ? std::map<std::string, std::string>() : PlainTexts(index), changed,
+      options_.load);
   for (size_t i = 0; i < after.size(); ++i) {
     if (!after[i]->error.empty()) {
       return absl::FailedPreconditionError(absl::StrCat("after the edit, kustomize root ",
