@@ -335,14 +335,22 @@ const manifest::Resource* Index::Find(absl::string_view id) const {
 
 const std::vector<size_t>* Index::ResourcesIn(const std::string& path) const {
   if (had_duplicates || (layout != nullptr && layout->Uses(path))) return nullptr;
-  absl::call_once(by_path_once, [this] {
-    for (size_t i = 0; i < loaded.resources.size(); ++i) {
-      by_path[loaded.resources[i].source.path].push_back(i);
-    }
-  });
+  const ByPath& view = *PathView();
   static const std::vector<size_t> kNone;
-  auto it = by_path.find(path);
-  return it != by_path.end() ? &it->second : &kNone;
+  auto it = view.find(path);
+  return it != view.end() ? &it->second : &kNone;
+}
+
+std::shared_ptr<const Index::ByPath> Index::PathView() const {
+  absl::call_once(by_path_once, [this] {
+    if (by_path != nullptr) return;  // the base's (IndexAfterCommit)
+    auto view = std::make_shared<ByPath>();
+    for (size_t i = 0; i < loaded.resources.size(); ++i) {
+      (*view)[loaded.resources[i].source.path].push_back(i);
+    }
+    by_path = std::move(view);
+  });
+  return by_path;
 }
 
 std::string ContainersKey(const manifest::Resource& r) {
@@ -1543,6 +1551,7 @@ std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit,
     // resources again or rebuilding the containers of every workload.
     next->loaded = base.loaded;
     next->containers = base.containers;
+    next->by_path = base.PathView();  // every resource keeps its place
     std::vector<const manifest::Resource*> by_id;
     for (const auto& [path, file] : files) {
       if (!file.changed) continue;

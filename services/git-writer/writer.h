@@ -146,9 +146,14 @@ struct Index {
   // (had_duplicates), or kustomize uses the file. An edit then parses the file again.
   const std::vector<size_t>* ResourcesIn(const std::string& path) const;
 
-  // ResourcesIn's view: path -> indexes into `loaded.resources`, made on first use.
+  // ResourcesIn's view: path -> indexes into `loaded.resources`.
+  using ByPath = std::map<std::string, std::vector<size_t>>;
+  // The view, made on first use (never null). An index carried over from one whose
+  // resources all kept their places starts with that one's (the next release's edits then
+  // do not make it again).
+  std::shared_ptr<const ByPath> PathView() const;
   mutable absl::once_flag by_path_once;
-  mutable std::map<std::string, std::vector<size_t>> by_path;
+  mutable std::shared_ptr<const ByPath> by_path;
 };
 
 // The key of `r` in Index::containers: its file, document and id.

@@ -213,6 +213,9 @@ class WriterTest : public ::testing::Test {
             << r.id;
       }
     }
+    if (!loaded->had_duplicates) {
+      EXPECT_EQ(*carried->PathView(), *loaded->PathView());
+    }
     ASSERT_EQ(carried->files.size(), loaded->files.size());
     for (const auto& [path, text] : loaded->files) {
       auto carried_text = carried->files.find(path);
@@ -836,6 +839,7 @@ TEST_F(WriterTest, TheIndexOfFerrysCommitIsCarriedOverWhenFirstAskedFor) {
             containers_of(*base, "apps:deployment/api"));
   EXPECT_NE(containers_of(*carried, "apps:deployment/web"),
             containers_of(*base, "apps:deployment/web"));
+  EXPECT_EQ(carried->PathView(), base->PathView()) << "every resource kept its place";
 
   req.edits = {ImageEdit("apps:deployment/web", "web", "nginx:1.27")};
   FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome second, writer_->Apply(req));
