@@ -7,6 +7,7 @@
 #include <git2/sys/repository.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -610,9 +611,19 @@ absl::Status SigningError(absl::string_view what, const absl::Status& status) {
       absl::StrCat("cannot sign the ", what, " (--git_signing_key_path): ", status.message()));
 }
 
+// A signature dated now. The time is read from the precise wall clock: time(), which
+// git_signature_now uses, follows the kernel's coarse clock and can still name the previous
+// second for a few milliseconds after it ended, so a commit made right after a soak ended
+// would carry a time before it.
 absl::StatusOr<git_signature*> MakeSignature(const Signature& who) {
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  const time_t seconds = static_cast<time_t>(now);
+  struct tm local {};
+  const int offset_minutes =
+      localtime_r(&seconds, &local) != nullptr ? static_cast<int>(local.tm_gmtoff / 60) : 0;
   git_signature* sig = nullptr;
-  if (int rc = git_signature_now(&sig, who.name.c_str(), who.email.c_str()); rc != 0) {
+  if (int rc = git_signature_new(&sig, who.name.c_str(), who.email.c_str(), now, offset_minutes);
+      rc != 0) {
     return GitError("signature", rc);
   }
   return sig;

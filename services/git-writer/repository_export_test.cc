@@ -1,4 +1,5 @@
-// Libgit2Repository's TreeId, ExportTree and the kustomization files ReadManifests serves,
+// Libgit2Repository's TreeId, ExportTree, the kustomization files ReadManifests serves and
+// the dates of the commits it makes,
 // against real repositories: a bare upstream over file:// made with the git CLI, and trees
 // git refuses to make (symlinks, submodules, hostile names) written with libgit2 into it.
 #include <git2.h>
@@ -9,9 +10,12 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "lib/status/status_matchers.h"
 #include "services/git-writer/libgit2_repository.h"
 #include "tests/support/git_repo.h"
@@ -203,6 +207,31 @@ TEST_F(RepositoryExportTest, TreeIdErrors) {
   EXPECT_THAT(repo_->TreeId(std::string(40, 'a'), ""), StatusIs(absl::StatusCode::kNotFound));
   EXPECT_THAT(repo_->TreeId(head_, "../etc"), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(repo_->TreeId(head_, "/etc"), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// A commit made just after a second began carries that second. time() follows the kernel's
+// coarse clock, which still names the second before for up to a tick after it ended: an
+// automated release made the moment a tag's soak ended was dated before that moment.
+TEST_F(RepositoryExportTest, ACommitMadeRightAfterASecondBeganCarriesThatSecond) {
+  const Signature who{"Ferry", "ferry@example.com"};
+  std::string parent = head_;
+  for (int i = 0; i < 3; ++i) {
+    const absl::Time second = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()) + 1);
+    absl::SleepFor(second - absl::Now() - absl::Milliseconds(5));
+    while (absl::Now() < second) {
+      std::this_thread::yield();
+    }
+    FERRY_ASSERT_OK_AND_ASSIGN(
+        parent,
+        repo_->CreateCommit({parent,
+                             {{"apps/base/deploy.yaml", absl::StrCat(kDeploy, "# ", i, "\n")}},
+                             "edit",
+                             who,
+                             who}));
+    FERRY_ASSERT_OK_AND_ASSIGN(const absl::Time dated, repo_->CommitTime(parent));
+    EXPECT_GE(dated, second) << "commit " << i << " is dated " << absl::FormatTime(dated)
+                             << ", made after " << absl::FormatTime(second);
+  }
 }
 
 TEST_F(RepositoryExportTest, ExportsTheFolderAtItsPathWithItsBytes) {
