@@ -447,7 +447,10 @@ std::pair<absl::Duration, std::optional<int>> StopTime(Running& r) {
 }
 
 constexpr int kDrainSeconds = 2;
-const absl::Duration kExitMargin = absl::Milliseconds(1500);
+// Cancelling what is left, tearing down and exiting after the drain, on a machine the test
+// suite and a cluster keep busy. A service that waits out its peers' timeouts takes 30 s
+// and more, far beyond it.
+const absl::Duration kExitMargin = absl::Seconds(4);
 
 TEST(InternalAuthTest, TheSyncerStopsWithinTheDrainTimeoutWhileASyncWaitsOnGitWriter) {
   StuckGitWriter stuck;

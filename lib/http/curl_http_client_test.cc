@@ -119,7 +119,8 @@ TEST(CurlHttpClientTest, AllowedAddressesConnect) {
   CurlHttpClient client(options);
   Request request;
   request.url = absl::StrCat("http://127.0.0.1:", listener.port(), "/v2/");
-  request.timeout = absl::Milliseconds(300);
+  // Time enough for curl to connect on a loaded machine.
+  request.timeout = absl::Seconds(2);
   // Nobody answers: a timeout, but the connection was made.
   EXPECT_THAT(client.Send(request), ::testing::Not(::ferry::testing::IsOk()));
   EXPECT_EQ(listener.Accepted(), 1);

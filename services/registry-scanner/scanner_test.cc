@@ -257,7 +257,9 @@ class ScannerFaultTest : public ::testing::Test {
     limited_ = std::make_unique<RateLimitedHttpClient>(*metered_, limits, metrics_registry_);
     RegistryClient::Options o;
     o.insecure_hosts = {proxy_->host(), registry_->host()};
-    o.request_timeout = absl::Seconds(2);
+    // Long enough for the other host's whole scan while one request is held (a loaded
+    // machine), short enough to wait out in SlowRegistryTimesOutAndDoesNotDelayOthers.
+    o.request_timeout = absl::Seconds(6);
     client_ = std::make_unique<RegistryClient>(*limited_, CredentialStore(), o);
     auto cache = Cache::Open(dir_ + "/cache.db");
     FERRY_ASSERT_OK(cache);
@@ -332,13 +334,13 @@ TEST_F(ScannerFaultTest, ConnectionCutMidResponseFailsTheScanAndTheNextOneRecove
 }
 
 TEST_F(ScannerFaultTest, SlowRegistryTimesOutAndDoesNotDelayOthers) {
-  // Held far beyond the 2 s request timeout.
+  // Held far beyond the 6 s request timeout.
   proxy_->Hold(1, absl::Seconds(60), "/tags/list");
   const std::string direct = registry_->host() + "/team/app";
   FERRY_ASSERT_OK(scanner_->Watch({repo_, direct}));
   ScanQueue queue(*scanner_, 2);
   ASSERT_TRUE(queue.Request(repo_));
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (proxy_->held() == 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
   ASSERT_EQ(proxy_->held(), 1) << "the slow request never reached the proxy";
   // The other registry host is scanned while the slow one is stuck.
