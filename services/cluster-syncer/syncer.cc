@@ -953,8 +953,22 @@ absl::StatusOr<std::vector<Syncer::FileParse>> Syncer::Parse(
               [&](size_t m) { parsed[misses[m]] = ParseFile(files[misses[m]]); });
   {
     absl::MutexLock lock(&cache_mu_);
-    parse_cache_.clear();  // files gone from git are forgotten
-    for (size_t i = 0; i < files.size(); ++i) parse_cache_[files[i].path] = parsed[i].file;
+    // Updated in place, files gone from git forgotten: made anew, the cache cost a node and a
+    // key per file and sync (10,000 of each at 10,000 workloads), whatever the change. The
+    // files come in path order, the cache's order, so this is one pass over both; any other
+    // order gives the same cache.
+    auto at = parse_cache_.begin();
+    for (size_t i = 0; i < files.size(); ++i) {
+      const std::string& path = files[i].path;
+      while (at != parse_cache_.end() && at->first < path) at = parse_cache_.erase(at);
+      if (at != parse_cache_.end() && at->first == path) {
+        at->second = parsed[i].file;
+        ++at;
+      } else {
+        parse_cache_.insert_or_assign(at, path, parsed[i].file);
+      }
+    }
+    parse_cache_.erase(at, parse_cache_.end());
     parse_revision_ = revision;
   }
   return parsed;

@@ -538,6 +538,48 @@ TEST_F(SyncerUnitTest, FilesThatCameUnchangedAreReadAgainOnlyWhenNeeded) {
   EXPECT_EQ(api_.writes(), writes);
 }
 
+// The parse cache holds the files of the last sync, in whatever order they came: the
+// others are kept, a file gone from git is forgotten (named as known later, it is read
+// again, even when the cluster holds what it held).
+TEST_F(SyncerUnitTest, TheParseCacheKeepsTheFilesOfTheLastSyncInAnyOrder) {
+  auto syncer = MakeSyncer();
+  const std::vector<ManifestFileContent> all = {{"ns.yaml", Namespace("apps")},
+                                                {"c.yaml", ConfigMap("apps", "three")},
+                                                {"a.yaml", ConfigMap("apps", "one")},
+                                                {"b.yaml", ConfigMap("apps", "two")}};
+  SyncReport first = syncer->Sync("rev1", all, false);
+  ASSERT_EQ(first.applied, 4) << Errors(first);
+  int rereads = 0;
+  const Syncer::Reread reread = [&]() -> absl::StatusOr<std::vector<ManifestFileContent>> {
+    ++rereads;
+    return all;
+  };
+  auto known = [](ManifestFileContent f) {
+    f.hash = manifest::DocumentHash(f.content);
+    f.content.clear();
+    f.unchanged = true;
+    return f;
+  };
+  // b.yaml gone, the others in another order; a dry run keeps the record of rev1, b's
+  // object included.
+  SyncReport without = syncer->Sync("rev2", {known(all[2]), known(all[0]), known(all[1])},
+                                    /*dry_run=*/true, Syncer::Live::kFromRecord, reread);
+  ASSERT_TRUE(without.error.empty()) << Errors(without);
+  EXPECT_EQ(without.unchanged, 3);
+  EXPECT_EQ(rereads, 0) << "a parse kept from rev1 was lost";
+  SyncReport again = syncer->Sync("rev2", {known(all[0]), known(all[1]), known(all[2])},
+                                  /*dry_run=*/true, Syncer::Live::kFromRecord, reread);
+  ASSERT_TRUE(again.error.empty()) << Errors(again);
+  EXPECT_EQ(rereads, 0) << "a parse kept from the sync before was lost";
+  SyncReport back =
+      syncer->Sync("rev3", {known(all[2]), known(all[3]), known(all[1]), known(all[0])}, false,
+                   Syncer::Live::kFromRecord, reread);
+  ASSERT_TRUE(back.error.empty()) << Errors(back);
+  EXPECT_EQ(back.unchanged, 4);
+  EXPECT_EQ(rereads, 1) << "b.yaml's parse outlived its file";
+  EXPECT_EQ(syncer->ParsedRevision(), "rev3");
+}
+
 // A sync that lists lists every served kind it needs before it applies anything (side by
 // side, not rank after rank).
 TEST_F(SyncerUnitTest, ListsEveryKindItNeedsBeforeTheFirstApply) {
