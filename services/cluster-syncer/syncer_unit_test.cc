@@ -54,6 +54,15 @@ std::string Docs(std::initializer_list<std::string> docs) {
   return out;
 }
 
+// `f` as git-writer names a file unchanged since the revision the reader knows: without its
+// text, with its hash.
+ManifestFileContent Known(ManifestFileContent f) {
+  f.hash = manifest::DocumentHash(f.content);
+  f.content.clear();
+  f.unchanged = true;
+  return f;
+}
+
 std::string Errors(const SyncReport& r) {
   std::string out = r.error;
   for (const auto& e : r.errors)
@@ -462,13 +471,7 @@ TEST_F(SyncerUnitTest, FilesThatCameUnchangedAreReadAgainOnlyWhenNeeded) {
     if (!reread_fails.ok()) return reread_fails;
     return rev2;
   };
-  auto known = [](ManifestFileContent f) {
-    f.hash = manifest::DocumentHash(f.content);
-    f.content.clear();
-    f.unchanged = true;
-    return f;
-  };
-  SyncReport changed = syncer->Sync("rev2", {known(rev2[0]), rev2[1], known(rev2[2])}, false,
+  SyncReport changed = syncer->Sync("rev2", {Known(rev2[0]), rev2[1], Known(rev2[2])}, false,
                                     Syncer::Live::kFromRecord, reread);
   ASSERT_TRUE(changed.error.empty()) << Errors(changed);
   EXPECT_EQ(changed.applied, 1);
@@ -480,8 +483,8 @@ TEST_F(SyncerUnitTest, FilesThatCameUnchangedAreReadAgainOnlyWhenNeeded) {
   EXPECT_EQ(api_.Object(absl::StrCat(kCm, "one"))->at("data").at("k"), "b");
 
   // Changed in the cluster: a listing sync writes it again, from b.yaml's text read again.
-  const std::vector<ManifestFileContent> all_known = {known(rev2[0]), known(rev2[1]),
-                                                      known(rev2[2])};
+  const std::vector<ManifestFileContent> all_known = {Known(rev2[0]), Known(rev2[1]),
+                                                      Known(rev2[2])};
   nlohmann::json two = *api_.Object(absl::StrCat(kCm, "two"));
   const nlohmann::json applied_two = two;
   two["metadata"]["annotations"][kChecksumAnnotation] = "edited";
@@ -554,25 +557,19 @@ TEST_F(SyncerUnitTest, TheParseCacheKeepsTheFilesOfTheLastSyncInAnyOrder) {
     ++rereads;
     return all;
   };
-  auto known = [](ManifestFileContent f) {
-    f.hash = manifest::DocumentHash(f.content);
-    f.content.clear();
-    f.unchanged = true;
-    return f;
-  };
   // b.yaml gone, the others in another order; a dry run keeps the record of rev1, b's
   // object included.
-  SyncReport without = syncer->Sync("rev2", {known(all[2]), known(all[0]), known(all[1])},
+  SyncReport without = syncer->Sync("rev2", {Known(all[2]), Known(all[0]), Known(all[1])},
                                     /*dry_run=*/true, Syncer::Live::kFromRecord, reread);
   ASSERT_TRUE(without.error.empty()) << Errors(without);
   EXPECT_EQ(without.unchanged, 3);
   EXPECT_EQ(rereads, 0) << "a parse kept from rev1 was lost";
-  SyncReport again = syncer->Sync("rev2", {known(all[0]), known(all[1]), known(all[2])},
+  SyncReport again = syncer->Sync("rev2", {Known(all[0]), Known(all[1]), Known(all[2])},
                                   /*dry_run=*/true, Syncer::Live::kFromRecord, reread);
   ASSERT_TRUE(again.error.empty()) << Errors(again);
   EXPECT_EQ(rereads, 0) << "a parse kept from the sync before was lost";
   SyncReport back =
-      syncer->Sync("rev3", {known(all[2]), known(all[3]), known(all[1]), known(all[0])}, false,
+      syncer->Sync("rev3", {Known(all[2]), Known(all[3]), Known(all[1]), Known(all[0])}, false,
                    Syncer::Live::kFromRecord, reread);
   ASSERT_TRUE(back.error.empty()) << Errors(back);
   EXPECT_EQ(back.unchanged, 4);
