@@ -7,13 +7,21 @@
 //   namespaces).
 // - BM_Ferry_NoOpResync / BM_Kubectl_NoOpResync: the same files again; counter `writes` is
 //   the number of write requests Ferry sent (the target is 0).
+//
+// And in process, against FakeKubeApi (no API server: what the syncer itself spends):
+// - BM_Syncer_ReleaseOf100: the sync of a revision that changed the image of 100 workloads of
+//   the scale benchmarks' repo (bench/scale_repo.h) of 1,000 and of 10,000 workloads, every
+//   other file named as known (as git-writer serves it), from the record of the sync before.
 #include <benchmark/benchmark.h>
 
 #include <filesystem>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "bench/scale_repo.h"
 #include "lib/kube/kube_client.h"
+#include "lib/manifest/resource.h"
+#include "services/cluster-syncer/fake_kube_api.h"
 #include "services/cluster-syncer/syncer.h"
 #include "tests/support/git_repo.h"
 #include "tests/support/kube.h"
@@ -137,6 +145,66 @@ BENCHMARK(BM_Kubectl_FirstSync)->Iterations(1)->Unit(benchmark::kMillisecond)->U
 
 void BM_Kubectl_NoOpResync(benchmark::State& state) { RunKubectl(state); }
 BENCHMARK(BM_Kubectl_NoOpResync)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_Syncer_ReleaseOf100(benchmark::State& state) {
+  const int workloads = static_cast<int>(state.range(0));
+  std::vector<ManifestFileContent> files;
+  for (auto& [path, content] :
+       ferry::bench::ScaleRepoFiles(workloads, "team-", "registry.example.com")) {
+    files.push_back({path, content});
+  }
+  FakeKubeApi api;
+  kube::Discovery discovery(api);
+  SyncOptions o;
+  o.sync_set = "bench";
+  Syncer syncer(api, discovery, o);
+  SyncReport first = syncer.Sync("rev-0", files, false);
+  if (!first.error.empty() || first.failed > 0) return state.SkipWithError("first sync failed");
+  // The files of workloads 0, N/100, 2N/100, ...: apps/app-I.yaml holds image app-K:1.0.0.
+  std::vector<size_t> released;
+  for (size_t f = 0; f < files.size(); ++f) {
+    for (int r = 0; r < 100; ++r) {
+      if (files[f].path == absl::StrCat("apps/app-", r * (workloads / 100), ".yaml")) {
+        released.push_back(f);
+      }
+    }
+  }
+  int version = 0;
+  SyncReport report;
+  for (auto _ : state) {
+    ++version;
+    std::vector<ManifestFileContent> served;
+    served.reserve(files.size());
+    for (const ManifestFileContent& f : files) {
+      ManifestFileContent known{f.path, "", ""};
+      known.unchanged = true;
+      known.hash = ferry::manifest::DocumentHash(f.content);
+      served.push_back(std::move(known));
+    }
+    for (size_t f : released) {
+      std::string& content = files[f].content;
+      const size_t at = content.find(":1.0.");
+      content.replace(at, content.find('\n', at) - at, absl::StrCat(":1.0.", version));
+      served[f] = files[f];
+    }
+    const auto start = std::chrono::steady_clock::now();
+    report = syncer.Sync(absl::StrCat("rev-", version), std::move(served), false,
+                         Syncer::Live::kFromRecord);
+    state.SetIterationTime(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (!report.error.empty() || report.applied != 100) {
+      return state.SkipWithError(("sync failed: " + report.error).c_str());
+    }
+  }
+  state.counters["applied"] = report.applied;
+  state.counters["unchanged"] = report.unchanged;
+}
+BENCHMARK(BM_Syncer_ReleaseOf100)
+    ->Arg(1000)
+    ->Arg(10000)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(10);
 
 }  // namespace
 
