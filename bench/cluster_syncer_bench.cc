@@ -14,8 +14,12 @@
 //   other file named as known (as git-writer serves it), from the record of the sync before.
 #include <benchmark/benchmark.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "bench/scale_repo.h"
@@ -161,13 +165,12 @@ void BM_Syncer_ReleaseOf100(benchmark::State& state) {
   SyncReport first = syncer.Sync("rev-0", files, false);
   if (!first.error.empty() || first.failed > 0) return state.SkipWithError("first sync failed");
   // The files of workloads 0, N/100, 2N/100, ...: apps/app-I.yaml holds image app-K:1.0.0.
+  std::set<std::string> paths;
+  for (int r = 0; r < 100; ++r)
+    paths.insert(absl::StrCat("apps/app-", r * (workloads / 100), ".yaml"));
   std::vector<size_t> released;
   for (size_t f = 0; f < files.size(); ++f) {
-    for (int r = 0; r < 100; ++r) {
-      if (files[f].path == absl::StrCat("apps/app-", r * (workloads / 100), ".yaml")) {
-        released.push_back(f);
-      }
-    }
+    if (paths.count(files[f].path) > 0) released.push_back(f);
   }
   int version = 0;
   SyncReport report;

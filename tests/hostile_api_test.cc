@@ -428,7 +428,8 @@ TEST(HostileApiTest, ACauseThatCannotBeCommittedIsRefusedBeforeAJobExists) {
 }
 
 // SIGTERM while a job waits on a peer that never answers: the api cancels the job and exits
-// within --drain_timeout (plus a small margin), not after the job's apply timeout.
+// within --drain_timeout, not after the job's apply timeout. Exit code 0 is the check: a stop
+// still running kStopGrace after the drain is ended by the watchdog with code 1.
 TEST(HostileApiTest, SigtermWithAJobStuckOnAPeerExitsWithinTheDrainTimeout) {
   Stack stack;
   stack.StartGitWriter();
@@ -443,7 +444,8 @@ TEST(HostileApiTest, SigtermWithAJobStuckOnAPeerExitsWithinTheDrainTimeout) {
 
   const absl::Time signalled = absl::Now();
   stack.api.process->Signal(SIGTERM);
-  std::optional<int> code = stack.api.process->Wait(absl::Seconds(2 + 8));
+  // The drain, the watchdog's grace (runtime::kStopGrace, 5 s), and room for a busy machine.
+  std::optional<int> code = stack.api.process->Wait(absl::Seconds(2 + 5 + 3));
   const absl::Duration took = absl::Now() - signalled;
   ASSERT_TRUE(code.has_value()) << "still running " << took << " after SIGTERM\n"
                                 << stack.api.process->Output();

@@ -543,22 +543,24 @@ TEST_F(SyncerUnitTest, FilesThatCameUnchangedAreReadAgainOnlyWhenNeeded) {
 
 // The parse cache holds the files of the last sync, in whatever order they came: the
 // others are kept, a file gone from git is forgotten (named as known later, it is read
-// again, even when the cluster holds what it held).
+// again, even when the cluster holds what it held), whether it sorts between the files
+// served or after all of them.
 TEST_F(SyncerUnitTest, TheParseCacheKeepsTheFilesOfTheLastSyncInAnyOrder) {
   auto syncer = MakeSyncer();
   const std::vector<ManifestFileContent> all = {{"ns.yaml", Namespace("apps")},
                                                 {"c.yaml", ConfigMap("apps", "three")},
                                                 {"a.yaml", ConfigMap("apps", "one")},
-                                                {"b.yaml", ConfigMap("apps", "two")}};
+                                                {"b.yaml", ConfigMap("apps", "two")},
+                                                {"z.yaml", ConfigMap("apps", "last")}};
   SyncReport first = syncer->Sync("rev1", all, false);
-  ASSERT_EQ(first.applied, 4) << Errors(first);
+  ASSERT_EQ(first.applied, 5) << Errors(first);
   int rereads = 0;
   const Syncer::Reread reread = [&]() -> absl::StatusOr<std::vector<ManifestFileContent>> {
     ++rereads;
     return all;
   };
-  // b.yaml gone, the others in another order; a dry run keeps the record of rev1, b's
-  // object included.
+  // b.yaml and z.yaml gone, the others in another order; dry runs keep the record of rev1,
+  // the objects of both included.
   SyncReport without = syncer->Sync("rev2", {Known(all[2]), Known(all[0]), Known(all[1])},
                                     /*dry_run=*/true, Syncer::Live::kFromRecord, reread);
   ASSERT_TRUE(without.error.empty()) << Errors(without);
@@ -568,13 +570,20 @@ TEST_F(SyncerUnitTest, TheParseCacheKeepsTheFilesOfTheLastSyncInAnyOrder) {
                                   /*dry_run=*/true, Syncer::Live::kFromRecord, reread);
   ASSERT_TRUE(again.error.empty()) << Errors(again);
   EXPECT_EQ(rereads, 0) << "a parse kept from the sync before was lost";
-  SyncReport back =
-      syncer->Sync("rev3", {Known(all[2]), Known(all[3]), Known(all[1]), Known(all[0])}, false,
-                   Syncer::Live::kFromRecord, reread);
-  ASSERT_TRUE(back.error.empty()) << Errors(back);
-  EXPECT_EQ(back.unchanged, 4);
+  // Each back on its own: the cluster and the record hold its object as it is, so only a
+  // parse that was forgotten makes the syncer read the file again.
+  SyncReport middle_back =
+      syncer->Sync("rev3", {Known(all[1]), Known(all[3]), Known(all[2]), Known(all[0])},
+                   /*dry_run=*/true, Syncer::Live::kFromRecord, reread);
+  ASSERT_TRUE(middle_back.error.empty()) << Errors(middle_back);
+  EXPECT_EQ(middle_back.unchanged, 4);
   EXPECT_EQ(rereads, 1) << "b.yaml's parse outlived its file";
-  EXPECT_EQ(syncer->ParsedRevision(), "rev3");
+  SyncReport last_back = syncer->Sync("rev4", {Known(all[0]), Known(all[4])},
+                                      /*dry_run=*/true, Syncer::Live::kFromRecord, reread);
+  ASSERT_TRUE(last_back.error.empty()) << Errors(last_back);
+  EXPECT_EQ(last_back.unchanged, 2);
+  EXPECT_EQ(rereads, 2) << "z.yaml's parse outlived its file";
+  EXPECT_EQ(syncer->ParsedRevision(), "rev4");
 }
 
 // A sync that lists lists every served kind it needs before it applies anything (side by

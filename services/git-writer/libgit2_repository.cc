@@ -611,18 +611,19 @@ absl::Status SigningError(absl::string_view what, const absl::Status& status) {
       absl::StrCat("cannot sign the ", what, " (--git_signing_key_path): ", status.message()));
 }
 
-// A signature dated now. The time is read from the precise wall clock: time(), which
-// git_signature_now uses, follows the kernel's coarse clock and can still name the previous
-// second for a few milliseconds after it ended, so a commit made right after a soak ended
-// would carry a time before it.
-absl::StatusOr<git_signature*> MakeSignature(const Signature& who) {
-  const int64_t now = absl::ToUnixSeconds(absl::Now());
-  const time_t seconds = static_cast<time_t>(now);
+// A signature dated `when` (now by default). The time is read from the precise wall clock:
+// time(), which git_signature_now uses, follows the kernel's coarse clock and can still name
+// the previous second for a few milliseconds after it ended, so a commit made right after a
+// soak ended would carry a time before it.
+absl::StatusOr<git_signature*> MakeSignature(const Signature& who, absl::Time when = absl::Now()) {
+  const int64_t unix_seconds = absl::ToUnixSeconds(when);
+  const time_t seconds = static_cast<time_t>(unix_seconds);
   struct tm local {};
   const int offset_minutes =
       localtime_r(&seconds, &local) != nullptr ? static_cast<int>(local.tm_gmtoff / 60) : 0;
   git_signature* sig = nullptr;
-  if (int rc = git_signature_new(&sig, who.name.c_str(), who.email.c_str(), now, offset_minutes);
+  if (int rc = git_signature_new(&sig, who.name.c_str(), who.email.c_str(), unix_seconds,
+                                 offset_minutes);
       rc != 0) {
     return GitError("signature", rc);
   }
@@ -1279,10 +1280,11 @@ absl::StatusOr<std::string> Libgit2Repository::CreateCommitObjects(const CommitS
   }
   Tree tree;
   if (int rc = git_tree_lookup(tree.out(), repo_, &tree_oid); rc != 0) return GitError("tree", rc);
-  absl::StatusOr<git_signature*> author = MakeSignature(spec.author);
+  const absl::Time now = absl::Now();  // one time for both
+  absl::StatusOr<git_signature*> author = MakeSignature(spec.author, now);
   if (!author.ok()) return author.status();
   Sig author_owned{*author};
-  absl::StatusOr<git_signature*> committer = MakeSignature(spec.committer);
+  absl::StatusOr<git_signature*> committer = MakeSignature(spec.committer, now);
   if (!committer.ok()) return committer.status();
   Sig committer_owned{*committer};
   const git_commit* parents[] = {parent.get()};
