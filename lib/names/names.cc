@@ -193,6 +193,15 @@ absl::StatusOr<Author> ParseAuthor(absl::string_view text) {
     return absl::InvalidArgumentError(
         absl::StrCat("author \"", trimmed, "\" has no name (only punctuation); ", form));
   }
+  // The limit holds for the author as written ("Name <email>"), which "Name<email>" exceeds
+  // by a byte: an accepted author must parse again from its written form.
+  const size_t written = author.email.empty() ? name.size() : name.size() + author.email.size() + 3;
+  if (written > limits::kAuthorBytes.default_value) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(limits::OverLimit("written as \"Name <email>\"", limits::kAuthorBytes,
+                                       limits::kAuthorBytes.default_value, written),
+                     "; ", form));
+  }
   author.name = std::string(name);
   return author;
 }

@@ -5,6 +5,8 @@
 #include <string>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "lib/limits/limits.h"
 #include "lib/status/status_matchers.h"
 
 namespace ferry::names {
@@ -27,6 +29,21 @@ TEST(ParseAuthorTest, BareNameHasNoEmail) {
   FERRY_ASSERT_OK(a);
   EXPECT_EQ(a->name, "Jürgen");
   EXPECT_EQ(a->email, "");
+}
+
+// The limit holds for the author as written: "Name<email>" of exactly the limit would be a
+// byte over it as "Name <email>", and could not be parsed again from that.
+TEST(ParseAuthorTest, TheLimitHoldsForTheAuthorAsWritten) {
+  const std::string email = "<a@example.com>";
+  const std::string name(limits::kAuthorBytes.default_value - email.size(), 'n');
+  absl::StatusOr<Author> tight = ParseAuthor(name + email);
+  EXPECT_THAT(tight, StatusIs(absl::StatusCode::kInvalidArgument,
+                              HasSubstr("written as \"Name <email>\": author is 257 bytes")));
+  absl::StatusOr<Author> fits = ParseAuthor(name.substr(1) + " " + email);
+  ASSERT_TRUE(fits.ok()) << fits.status();
+  absl::StatusOr<Author> again = ParseAuthor(absl::StrCat(fits->name, " <", fits->email, ">"));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->name, fits->name);
 }
 
 TEST(ParseAuthorTest, RefusesWhatWouldCorruptACommit) {
