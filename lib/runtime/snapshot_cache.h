@@ -112,6 +112,19 @@ class SnapshotCache {
     return LoadAndStore(key, *mine);
   }
 
+  // The snapshot of `key` made at most `max_age` ago (at most max_stale), or null: never a
+  // load, nor a wait for one. For a caller with a cheaper way to an answer than a load.
+  std::shared_ptr<const T> Peek(const std::string& key, absl::Duration max_age) const
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    auto found = entries_.find(key);
+    if (found == entries_.end() ||
+        clock_.Now() - found->second.made > std::min(max_age, max_stale_)) {
+      return nullptr;
+    }
+    return found->second.value;
+  }
+
   // Callers now waiting for a load in progress.
   int Waiting() const ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);

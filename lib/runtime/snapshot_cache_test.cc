@@ -47,6 +47,20 @@ TEST_F(SnapshotCacheTest, ReadersOfTheSameMomentShareOneListing) {
   EXPECT_EQ(listed_, (std::vector<std::string>{"a", "b", "a"}));
 }
 
+TEST_F(SnapshotCacheTest, PeekAnswersFromASnapshotOnlyAndNeverLoads) {
+  EXPECT_EQ(cache_.Peek("a", absl::Seconds(10)), nullptr) << "nothing listed yet";
+  EXPECT_EQ(IdOf("a"), "a:deployment/listing-1");
+  clock_.Advance(absl::Seconds(5));
+  auto peeked = cache_.Peek("a", absl::Seconds(5));
+  ASSERT_NE(peeked, nullptr);
+  EXPECT_EQ((*peeked)[0], "a:deployment/listing-1");
+  EXPECT_EQ(cache_.Peek("a", absl::Seconds(4)), nullptr) << "older than asked";
+  clock_.Advance(absl::Seconds(6));
+  EXPECT_EQ(cache_.Peek("a", absl::Minutes(1)), nullptr) << "older than max_stale (10 s)";
+  EXPECT_EQ(cache_.Peek("b", absl::Minutes(1)), nullptr);
+  EXPECT_EQ(listed_, (std::vector<std::string>{"a"}));
+}
+
 // A lister that blocks until released, for the callers that meet a listing in progress.
 template <Refresh kRefresh>
 class BlockingCacheTest : public ::testing::Test {

@@ -65,6 +65,17 @@ void ToProto(const ClusterWorkloadInfo& w, ferry::v1::ClusterWorkload* out) {
   out->mutable_annotations()->insert(w.annotations.begin(), w.annotations.end());
 }
 
+namespace {
+
+// `w` as ListWorkloads answers it; `scratch` is the message it is serialized through.
+ListedWorkload ToListed(ClusterWorkloadInfo w, ferry::v1::ClusterWorkload& scratch) {
+  scratch.Clear();
+  ToProto(w, &scratch);
+  return {std::move(w.id), scratch.SerializeAsString()};
+}
+
+}  // namespace
+
 ClusterSyncerService::ClusterSyncerService(kube::KubeApi& kube, kube::Discovery& discovery,
                                            SyncLoop& loop, std::set<std::string> allow_namespaces)
     : kube_(kube),
@@ -78,16 +89,31 @@ ClusterSyncerService::ClusterSyncerService(kube::KubeApi& kube, kube::Discovery&
 absl::StatusOr<std::vector<ListedWorkload>> ClusterSyncerService::ListWorkloadsServed(
     const std::string& ns) {
   std::vector<ListedWorkload> out;
-  ferry::v1::ClusterWorkload message;
-  FERRY_RETURN_IF_ERROR(
-      ForEachClusterWorkload(kube_, discovery_, ns, allow_, [&](ClusterWorkloadInfo w) {
-        message.Clear();
-        ToProto(w, &message);
-        out.push_back({std::move(w.id), message.SerializeAsString()});
-      }));
+  ferry::v1::ClusterWorkload scratch;
+  FERRY_RETURN_IF_ERROR(ForEachClusterWorkload(
+      kube_, discovery_, ns, allow_,
+      [&](ClusterWorkloadInfo w) { out.push_back(ToListed(std::move(w), scratch)); }));
   std::sort(out.begin(), out.end(),
             [](const ListedWorkload& a, const ListedWorkload& b) { return a.id < b.id; });
   return out;
+}
+
+WorkloadListCache::Outcome ClusterSyncerService::NamedWorkloads(
+    const ferry::v1::ListClusterWorkloadsRequest& request, std::optional<absl::Duration> max_age) {
+  // A listing as recent as the caller asked for (or as Get would answer from at once).
+  if (std::shared_ptr<const std::vector<ListedWorkload>> listed =
+          workloads_.Peek(request.namespace_(), max_age.value_or(kWorkloadListMaxStale));
+      listed != nullptr) {
+    return listed;
+  }
+  absl::StatusOr<std::vector<ClusterWorkloadInfo>> read =
+      GetClusterWorkloads(kube_, discovery_, {request.ids().begin(), request.ids().end()},
+                          request.namespace_(), allow_, kWorkloadReadThreads);
+  if (!read.ok()) return read.status();
+  auto out = std::make_shared<std::vector<ListedWorkload>>();
+  ferry::v1::ClusterWorkload scratch;
+  for (ClusterWorkloadInfo& w : *read) out->push_back(ToListed(std::move(w), scratch));
+  return std::shared_ptr<const std::vector<ListedWorkload>>(std::move(out));
 }
 
 grpc::Status ClusterSyncerService::ListWorkloads(
@@ -102,7 +128,10 @@ grpc::Status ClusterSyncerService::ListWorkloads(
   }
   std::optional<absl::Duration> max_age;
   if (request->max_age_ms() > 0) max_age = absl::Milliseconds(request->max_age_ms());
-  WorkloadListCache::Outcome workloads = workloads_.Get(request->namespace_(), max_age);
+  WorkloadListCache::Outcome workloads =
+      request->ids_size() > 0 && static_cast<size_t>(request->ids_size()) <= kWorkloadsReadOneByOne
+          ? NamedWorkloads(*request, max_age)
+          : workloads_.Get(request->namespace_(), max_age);
   if (!workloads.ok()) return ToGrpcStatus(workloads.status());
   bool parsed = true;
   response->set_more(selection->Page(

@@ -2,6 +2,8 @@
 // between proto and domain types, delegates, and maps errors to gRPC status codes.
 #pragma once
 
+#include <optional>
+
 #include "ferry/v1/cluster_syncer.grpc.pb.h"
 #include "services/cluster-syncer/sync_loop.h"
 #include "services/cluster-syncer/workload_cache.h"
@@ -37,6 +39,11 @@ class ClusterSyncerService final : public ferry::v1::ClusterSyncer::Service {
  private:
   // A listing for workloads_: the workloads of `ns` ("" for all) as ListWorkloads answers.
   absl::StatusOr<std::vector<ListedWorkload>> ListWorkloadsServed(const std::string& ns);
+  // The workloads `request` names (at most kWorkloadsReadOneByOne), from a listing at most
+  // `max_age` old (default: kWorkloadListMaxStale) when one is at hand, else each read by
+  // itself (GetClusterWorkloads): never a new listing.
+  WorkloadListCache::Outcome NamedWorkloads(const ferry::v1::ListClusterWorkloadsRequest& request,
+                                            std::optional<absl::Duration> max_age);
 
   kube::KubeApi& kube_;
   kube::Discovery& discovery_;

@@ -21,6 +21,12 @@ inline constexpr absl::Duration kWorkloadListMaxAge = absl::Seconds(2);
 inline constexpr absl::Duration kWorkloadListMaxStale = absl::Seconds(10);
 // Namespaces whose listings are remembered at once.
 inline constexpr size_t kWorkloadListNamespaces = 64;
+// A ListWorkloads that names at most this many workloads, with no listing recent enough at
+// hand, reads them one by one (a GET each, kWorkloadReadThreads at once) instead of making
+// a new listing: a release of 100 named workloads then costs 100 small reads, not a listing
+// of every workload in the cluster (1-2 s at 10,000 workloads).
+inline constexpr size_t kWorkloadsReadOneByOne = 100;
+inline constexpr size_t kWorkloadReadThreads = 4;
 
 // One workload of a listing as ListWorkloads answers it, kept serialized: a few hundred
 // bytes instead of the ~1.4 KB of its ClusterWorkloadInfo (at 10,000 workloads a listing

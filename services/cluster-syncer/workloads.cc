@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "lib/manifest/resource.h"
 #include "lib/manifest/workload_id.h"
+#include "lib/runtime/parallel.h"
 #include "lib/status/status_macros.h"
 #include "services/cluster-syncer/kube_list.h"
 
@@ -370,15 +371,45 @@ const std::vector<std::pair<std::string, std::string>>& WorkloadKinds() {
   return kKinds;
 }
 
+namespace {
+
+// Whether a listing of workloads gives `object` of `kind`: not an add-on, nor a Job that a
+// CronJob made.
+bool Listed(const std::string& kind, const nlohmann::json& object) {
+  if (IsClusterAddon(object)) return false;
+  const auto& owners = Field(object, {"metadata", "ownerReferences"});
+  return kind != "Job" || !owners.is_array() || owners.empty();
+}
+
+absl::Status CheckAllowed(const std::string& ns, const std::set<std::string>& allow) {
+  if (ns.empty() || allow.empty() || allow.count(ns)) return absl::OkStatus();
+  return absl::PermissionDeniedError(
+      absl::StrCat("namespace ", ns, " is outside the allowed namespaces (--allow_namespace)"));
+}
+
+// The object of workload `id` and its kind; NotFound when no served workload kind has it.
+absl::StatusOr<std::pair<std::string, nlohmann::json>> GetWorkloadObject(
+    kube::KubeApi& client, kube::Discovery& discovery, const manifest::WorkloadId& id) {
+  const std::string ns = id.cluster_scoped() ? "" : id.namespace_();
+  for (const auto& [group, kind] : WorkloadKinds()) {
+    if (absl::AsciiStrToLower(kind) != id.kind()) continue;
+    absl::StatusOr<kube::ApiResource> api = discovery.FindPreferred(group, kind);
+    if (!api.ok()) continue;
+    absl::StatusOr<nlohmann::json> obj = client.Get(api->ObjectPath(ns, id.name()), "get");
+    if (obj.ok()) return std::make_pair(kind, *std::move(obj));
+    if (obj.status().code() != absl::StatusCode::kNotFound) return obj.status();
+  }
+  return absl::NotFoundError(absl::StrCat("workload ", id.ToString(), " is not in the cluster"));
+}
+
+}  // namespace
+
 absl::Status ForEachClusterWorkload(kube::KubeApi& client, kube::Discovery& discovery,
                                     const std::string& ns, const std::set<std::string>& allow,
                                     const std::function<void(ClusterWorkloadInfo)>& fn) {
   std::vector<std::string> namespaces;
   if (!ns.empty()) {
-    if (!allow.empty() && !allow.count(ns)) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("namespace ", ns, " is outside the allowed namespaces (--allow_namespace)"));
-    }
+    FERRY_RETURN_IF_ERROR(CheckAllowed(ns, allow));
     namespaces.push_back(ns);
   } else if (!allow.empty()) {
     namespaces.assign(allow.begin(), allow.end());
@@ -394,13 +425,10 @@ absl::Status ForEachClusterWorkload(kube::KubeApi& client, kube::Discovery& disc
       return api.status();
     }
     for (const std::string& n : namespaces) {
-      FERRY_RETURN_IF_ERROR(ForEachListItem(
-          client, api->CollectionPath(n), /*metadata_only=*/false, [&](const nlohmann::json& obj) {
-            if (IsClusterAddon(obj)) return;
-            const auto& owners = Field(obj, {"metadata", "ownerReferences"});
-            if (kind == "Job" && owners.is_array() && !owners.empty()) return;  // a CronJob's run
-            fn(WorkloadOf(kind, obj));
-          }));
+      FERRY_RETURN_IF_ERROR(ForEachListItem(client, api->CollectionPath(n), /*metadata_only=*/false,
+                                            [&](const nlohmann::json& obj) {
+                                              if (Listed(kind, obj)) fn(WorkloadOf(kind, obj));
+                                            }));
     }
   }
   return absl::OkStatus();
@@ -417,25 +445,54 @@ absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
   return out;
 }
 
+absl::StatusOr<std::vector<ClusterWorkloadInfo>> GetClusterWorkloads(
+    kube::KubeApi& client, kube::Discovery& discovery, const std::vector<std::string>& ids,
+    const std::string& ns, const std::set<std::string>& allow, size_t threads) {
+  FERRY_RETURN_IF_ERROR(CheckAllowed(ns, allow));
+  std::vector<manifest::WorkloadId> wanted;
+  for (const std::string& id : ids) {
+    absl::StatusOr<manifest::WorkloadId> parsed = manifest::WorkloadId::Parse(id);
+    if (!parsed.ok() || parsed->cluster_scoped()) continue;  // no workload kind is
+    const std::string& in = parsed->namespace_();
+    if ((!ns.empty() && in != ns) || (!allow.empty() && !allow.count(in))) continue;
+    wanted.push_back(*std::move(parsed));
+  }
+  std::vector<absl::StatusOr<std::pair<std::string, nlohmann::json>>> got(wanted.size(),
+                                                                          absl::NotFoundError(""));
+  runtime::ParallelFor(wanted.size(), threads,
+                       [&](size_t i) { got[i] = GetWorkloadObject(client, discovery, wanted[i]); });
+  std::vector<ClusterWorkloadInfo> out;
+  for (auto& object : got) {
+    if (!object.ok()) {
+      if (object.status().code() == absl::StatusCode::kNotFound) continue;
+      return object.status();
+    }
+    if (Listed(object->first, object->second)) {
+      out.push_back(WorkloadOf(object->first, object->second));
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const ClusterWorkloadInfo& a, const ClusterWorkloadInfo& b) { return a.id < b.id; });
+  // The same id named twice is read twice, and given once.
+  out.erase(std::unique(out.begin(), out.end(),
+                        [](const ClusterWorkloadInfo& a, const ClusterWorkloadInfo& b) {
+                          return a.id == b.id;
+                        }),
+            out.end());
+  return out;
+}
+
 absl::StatusOr<ClusterWorkloadInfo> GetClusterWorkload(kube::KubeApi& client,
                                                        kube::Discovery& discovery,
                                                        const std::string& id) {
   absl::StatusOr<manifest::WorkloadId> parsed = manifest::WorkloadId::Parse(id);
   if (!parsed.ok()) return parsed.status();
-  const std::string ns = parsed->cluster_scoped() ? "" : parsed->namespace_();
-  for (const auto& [group, kind] : WorkloadKinds()) {
-    if (absl::AsciiStrToLower(kind) != parsed->kind()) continue;
-    absl::StatusOr<kube::ApiResource> api = discovery.FindPreferred(group, kind);
-    if (!api.ok()) continue;
-    absl::StatusOr<nlohmann::json> obj = client.Get(api->ObjectPath(ns, parsed->name()), "get");
-    if (obj.ok()) {
-      ClusterWorkloadInfo w = WorkloadOf(kind, *obj);
-      CheckPods(client, *obj, w);
-      return w;
-    }
-    if (obj.status().code() != absl::StatusCode::kNotFound) return obj.status();
-  }
-  return absl::NotFoundError(absl::StrCat("workload ", id, " is not in the cluster"));
+  absl::StatusOr<std::pair<std::string, nlohmann::json>> object =
+      GetWorkloadObject(client, discovery, *parsed);
+  if (!object.ok()) return object.status();
+  ClusterWorkloadInfo w = WorkloadOf(object->first, object->second);
+  CheckPods(client, object->second, w);
+  return w;
 }
 
 }  // namespace ferry::cluster_syncer

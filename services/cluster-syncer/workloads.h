@@ -77,6 +77,17 @@ absl::Status ForEachClusterWorkload(kube::KubeApi& client, kube::Discovery& disc
                                     const std::string& ns, const std::set<std::string>& allow,
                                     const std::function<void(ClusterWorkloadInfo)>& fn);
 
+// The workloads among `ids` ("namespace:kind/name") that ForEachClusterWorkload would give
+// for `ns` and `allow`, each read by a GET of its own, up to `threads` at once: as many
+// requests as ids instead of one answer holding every workload of the cluster. An id that is
+// not a workload id, or whose workload is not in the cluster, outside `ns` or `allow`, or one
+// that a listing hides (an add-on, a CronJob's Job) is left out. PermissionDenied as
+// ForEachClusterWorkload for `ns` outside `allow`; the first other failure of a GET fails
+// the call. Sorted by id.
+absl::StatusOr<std::vector<ClusterWorkloadInfo>> GetClusterWorkloads(
+    kube::KubeApi& client, kube::Discovery& discovery, const std::vector<std::string>& ids,
+    const std::string& ns, const std::set<std::string>& allow, size_t threads);
+
 // One workload by id ("namespace:kind/name"). InvalidArgument, before any call, when `id`
 // is not one (manifest::WorkloadId::Parse's message); NotFound when it does not exist.
 // A Deployment, DaemonSet or StatefulSet still updating is also checked for its pods of the

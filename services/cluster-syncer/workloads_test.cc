@@ -347,6 +347,40 @@ TEST_F(ClusterWorkloadsTest, ListsWorkloadsWithRolloutStatusHidingAddons) {
             absl::StatusCode::kNotFound);
 }
 
+// Named workloads read one by one give what a listing gives for them, and leave out what it
+// leaves out.
+TEST_F(ClusterWorkloadsTest, NamedWorkloadsReadOneByOneAsAListingHasThem) {
+  Apply("workloads", {{"w.yaml", kWorkloads}});
+  auto list = ListClusterWorkloads(*client_, *discovery_, "w1", {});
+  ASSERT_TRUE(list.ok()) << list.status();
+  const std::vector<std::string> ids = {
+      "w1:statefulset/db", "w1:deployment/web", "w1:deployment/addon", "w1:deployment/nope",
+      "w2:deployment/web", "w1:cronjob/web",    "not an id",           "w1:deployment/web"};
+  auto named = GetClusterWorkloads(*client_, *discovery_, ids, "", {}, /*threads=*/4);
+  ASSERT_TRUE(named.ok()) << named.status();
+  ASSERT_EQ(named->size(), list->size());
+  for (size_t i = 0; i < list->size(); ++i) {
+    const ClusterWorkloadInfo& a = (*named)[i];
+    const ClusterWorkloadInfo& b = (*list)[i];
+    EXPECT_EQ(a.id, b.id);
+    ASSERT_EQ(a.containers.size(), b.containers.size()) << a.id;
+    for (size_t c = 0; c < a.containers.size(); ++c) {
+      EXPECT_EQ(a.containers[c].image, b.containers[c].image) << a.id;
+    }
+    EXPECT_EQ(a.labels, b.labels) << a.id;
+    EXPECT_EQ(a.rollout.generation, b.rollout.generation) << a.id;
+  }
+  // The namespaces asked for and allowed.
+  auto other = GetClusterWorkloads(*client_, *discovery_, ids, "w2", {}, 1);
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_TRUE(other->empty());
+  auto allowed = GetClusterWorkloads(*client_, *discovery_, ids, "", {"w2"}, 1);
+  ASSERT_TRUE(allowed.ok()) << allowed.status();
+  EXPECT_TRUE(allowed->empty());
+  EXPECT_EQ(GetClusterWorkloads(*client_, *discovery_, ids, "w1", {"w2"}, 1).status().code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
 // helm-operator 0.x's FluxHelmRelease, as a Flux v1 repo has it: once its CRD is served, the
 // syncer applies it and lists it as a workload with its Released condition.
 constexpr char kFluxHelmReleaseCrd[] = R"(apiVersion: apiextensions.k8s.io/v1

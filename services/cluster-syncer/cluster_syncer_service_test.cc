@@ -1,0 +1,134 @@
+// ClusterSyncerService's ListWorkloads against FakeKubeApi: which Kubernetes API calls a
+// request costs (a listing of every workload, or a read of each named one).
+#include "services/cluster-syncer/cluster_syncer_service.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "ferry/v1/git_writer_mock.grpc.pb.h"
+#include "lib/runtime/fake_clock.h"
+#include "services/cluster-syncer/fake_kube_api.h"
+
+namespace ferry::cluster_syncer {
+namespace {
+
+nlohmann::json Deployment(const std::string& ns, const std::string& name,
+                          nlohmann::json labels = nlohmann::json::object()) {
+  return {{"apiVersion", "apps/v1"},
+          {"kind", "Deployment"},
+          {"metadata", {{"name", name}, {"namespace", ns}, {"labels", labels}}},
+          {"spec",
+           {{"template",
+             {{"spec", {{"containers", {{{"name", "app"}, {"image", "app:" + name}}}}}}}}}}};
+}
+
+class ListWorkloadsTest : public ::testing::Test {
+ protected:
+  ListWorkloadsTest() {
+    kube_.Put(Deployment("a", "web"));
+    kube_.Put(Deployment("b", "api"));
+    kube_.Put(Deployment("a", "addon", {{"addonmanager.kubernetes.io/mode", "Reconcile"}}));
+  }
+
+  // The service's answer to `request`; fails the test on an error.
+  std::vector<std::string> List(const ferry::v1::ListClusterWorkloadsRequest& request,
+                                ClusterSyncerService& service) {
+    ferry::v1::ListClusterWorkloadsResponse response;
+    grpc::ServerContext context;
+    grpc::Status s = service.ListWorkloads(&context, &request, &response);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    std::vector<std::string> ids;
+    for (const auto& w : response.workloads()) ids.push_back(w.id());
+    return ids;
+  }
+  // The calls of `verb` made to the API server so far.
+  std::vector<std::string> Calls(const std::string& verb) {
+    std::vector<std::string> out;
+    for (const std::string& call : kube_.calls()) {
+      if (absl::StartsWith(call, verb + " ")) out.push_back(call.substr(verb.size() + 1));
+    }
+    return out;
+  }
+
+  FakeKubeApi kube_;
+  kube::Discovery discovery_{kube_};
+  ::testing::NiceMock<ferry::v1::MockGitWriterStub> git_;
+  Syncer syncer_{kube_, discovery_, SyncOptions{}};
+  prometheus::Registry registry_;
+  SyncMetrics metrics_{registry_};
+  runtime::FakeClock clock_;
+  SyncLoop loop_{git_, kube_, syncer_, metrics_, SyncLoop::Options{}, clock_};  // not started
+};
+
+TEST_F(ListWorkloadsTest, NamedWorkloadsAreReadOneByOneWithoutAListing) {
+  ClusterSyncerService service(kube_, discovery_, loop_, {});
+  ferry::v1::ListClusterWorkloadsRequest request;
+  for (const char* id : {"b:deployment/api", "a:deployment/web", "a:deployment/gone",
+                         "a:deployment/addon", "a:deployment/web"}) {
+    request.add_ids(id);
+  }
+  EXPECT_EQ(List(request, service),
+            (std::vector<std::string>{"a:deployment/web", "b:deployment/api"}));
+  EXPECT_THAT(Calls("list"), ::testing::IsEmpty());
+  EXPECT_THAT(Calls("get"), ::testing::IsSupersetOf({"/apis/apps/v1/namespaces/a/deployments/web",
+                                                      "/apis/apps/v1/namespaces/b/deployments/api",
+                                                      "/apis/apps/v1/namespaces/a/deployments/gone"}));
+
+  // Only those of the request's namespace, and only the allowed ones.
+  request.set_namespace_("a");
+  EXPECT_EQ(List(request, service), (std::vector<std::string>{"a:deployment/web"}));
+  ClusterSyncerService allowing_b(kube_, discovery_, loop_, {"b"});
+  request.clear_namespace_();
+  EXPECT_EQ(List(request, allowing_b), (std::vector<std::string>{"b:deployment/api"}));
+  EXPECT_THAT(Calls("list"), ::testing::IsEmpty());
+}
+
+TEST_F(ListWorkloadsTest, ARecentListingAnswersNamedWorkloads) {
+  ClusterSyncerService service(kube_, discovery_, loop_, {});
+  EXPECT_EQ(List({}, service), (std::vector<std::string>{"a:deployment/web", "b:deployment/api"}));
+  const size_t listings = Calls("list").size();
+  ASSERT_GT(listings, 0u);
+  const size_t gets = Calls("get").size();
+  ferry::v1::ListClusterWorkloadsRequest request;
+  request.add_ids("a:deployment/web");
+  EXPECT_EQ(List(request, service), (std::vector<std::string>{"a:deployment/web"}));
+  EXPECT_EQ(Calls("list").size(), listings);
+  EXPECT_EQ(Calls("get").size(), gets);
+}
+
+TEST_F(ListWorkloadsTest, MoreNamesThanReadOneByOneMakeAListing) {
+  ClusterSyncerService service(kube_, discovery_, loop_, {});
+  ferry::v1::ListClusterWorkloadsRequest request;
+  request.add_ids("a:deployment/web");
+  for (size_t i = 1; i <= kWorkloadsReadOneByOne; ++i) {
+    request.add_ids(absl::StrCat("c:deployment/w-", i));
+  }
+  EXPECT_EQ(List(request, service), (std::vector<std::string>{"a:deployment/web"}));
+  EXPECT_THAT(Calls("list"), ::testing::Not(::testing::IsEmpty()));
+  for (const std::string& get : Calls("get")) {
+    EXPECT_FALSE(absl::StrContains(get, "/namespaces/")) << "a workload read by itself: " << get;
+  }
+}
+
+TEST_F(ListWorkloadsTest, AFailedReadFailsTheCall) {
+  ClusterSyncerService service(kube_, discovery_, loop_, {});
+  kube_.Fail("get", "/apis/apps/v1/namespaces/b/", absl::PermissionDeniedError("forbidden"));
+  ferry::v1::ListClusterWorkloadsRequest request;
+  request.add_ids("a:deployment/web");
+  request.add_ids("b:deployment/api");
+  ferry::v1::ListClusterWorkloadsResponse response;
+  grpc::ServerContext context;
+  grpc::Status s = service.ListWorkloads(&context, &request, &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+  EXPECT_EQ(response.workloads_size(), 0);
+}
+
+}  // namespace
+}  // namespace ferry::cluster_syncer
