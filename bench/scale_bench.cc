@@ -20,6 +20,14 @@
 //   BM_Scale_Ferry_ReleaseOf100   the same for 100 of those workloads named in the request: a
 //                                 change of the same size at every N (the whole release at
 //                                 1,000), so its growth with N is what the repo's size costs
+//   BM_Scale_Ferry_ReleaseOf100Settled  the same, each release once the machine is quiet
+//                                 (the cluster's processes and the services together under 40%
+//                                 of one core; `unsettled` counts the waits that gave up
+//                                 after 30 s); the two release benchmarks before it start each
+//                                 release as the last one ends, while the controllers still
+//                                 make its ReplicaSets on the same two cores
+//   The release benchmarks also report `cpu_ms_to_pushed_<process>`: the CPU each service and
+//   cluster process used from the request until the push was seen, mean per release.
 //   BM_Scale_Ferry_ReadLoad       16 clients reading from the api (ListWorkloads' first page,
 //                                 ListImages of one workload, GetVersion) for
 //                                 FERRY_SCALE_LOAD_SECONDS (default 10 s) with a release
@@ -91,8 +99,8 @@ using ferry::testing::KubeCluster;
 constexpr int kNamespaces = ferry::bench::kScaleNamespaces;
 constexpr int kImages = ferry::bench::kScaleImages;
 constexpr int kReleases = 5;  // iterations of each release benchmark
-// Tags pushed up front: for the two release benchmarks and one more for ReadLoad.
-constexpr int kReleaseTags = 2 * kReleases + 1;
+// Tags pushed up front: for the three release benchmarks and one more for ReadLoad.
+constexpr int kReleaseTags = 3 * kReleases + 1;
 constexpr int kNamedReleased = 100;  // workloads that BM_Scale_Ferry_ReleaseOf100 names
 constexpr char kConfig[] =
     R"({"architecture":"amd64","os":"linux","created":"2026-01-01T00:00:00Z"})";
@@ -198,6 +206,19 @@ class Scale {
             {"cluster_syncer", &syncer_},
             {"registry_scanner", &scanner_},
             {"api", &api_}};
+  }
+  // The CPU seconds used so far by each of the cluster's processes and each running service,
+  // by name; empty when one of them cannot be read.
+  std::map<std::string, double> CpuSeconds() const {
+    std::map<std::string, double> out = ferry::bench::ClusterCpuSeconds(*cluster_);
+    if (out.empty()) return out;
+    for (const auto& [name, service] : services()) {
+      if (service->process == nullptr) continue;
+      const double seconds = ferry::bench::ProcCpuSeconds(service->process->pid());
+      if (seconds < 0) return {};
+      out[name] = seconds;
+    }
+    return out;
   }
 
  private:
@@ -438,6 +459,9 @@ struct ReleaseTimes {
   double done = 0;    // seconds from the request to the finished job, as seen by WatchJob
   int released = 0;
   std::map<std::string, double> stages;  // stage name -> seconds from the request
+  // CPU seconds each cluster process and service used from the request until the watcher saw
+  // the COMMIT_PUSHED stage; empty: unknown.
+  std::map<std::string, double> cpu_to_pushed;
 };
 
 // One release of the next bench/app-0 tag to `workloads`, or to every workload using the image
@@ -455,6 +479,7 @@ absl::StatusOr<ReleaseTimes> ReleaseOnce(ferry::v1::Ferry::Stub& api, Scale& sca
   request.mutable_spec()->set_image(*image);
   request.mutable_cause()->set_user("Bench <bench@example.com>");
   const std::string head_before = scale.repo().Head();
+  const std::map<std::string, double> cpu_before = scale.CpuSeconds();
   const absl::Time start = absl::Now();
   ferry::v1::Job job;
   {
@@ -469,7 +494,15 @@ absl::StatusOr<ReleaseTimes> ReleaseOnce(ferry::v1::Ferry::Stub& api, Scale& sca
   watch_request.set_id(job.id());
   auto watch = api.WatchJob(&ctx, watch_request);
   ReleaseTimes times;
+  bool pushed_seen = false;
   while (watch->Read(&job)) {
+    if (!pushed_seen) {
+      for (const auto& stage : job.stages()) {
+        if (stage.kind() != ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED) continue;
+        times.cpu_to_pushed = ferry::bench::CpuUsed(cpu_before, scale.CpuSeconds());
+        pushed_seen = true;
+      }
+    }
     if (job.state() != ferry::v1::JOB_STATE_SUCCEEDED &&
         job.state() != ferry::v1::JOB_STATE_FAILED) {
       continue;
@@ -505,16 +538,42 @@ absl::StatusOr<ReleaseTimes> ReleaseOnce(ferry::v1::Ferry::Stub& api, Scale& sca
   return times;
 }
 
+// Waits until the cluster's processes and the services together use less than 40% of one
+// core over a quarter of a second (the controllers done with the last release's ReplicaSets;
+// an idle test cluster's own chatter alone takes 15-30%), for at most `limit`; false when
+// they never did.
+bool WaitForQuiet(const Scale& scale, absl::Duration limit) {
+  constexpr absl::Duration kWindow = absl::Milliseconds(250);
+  constexpr double kQuiet = 0.4;  // of one core
+  const absl::Time end = absl::Now() + limit;
+  std::map<std::string, double> last = scale.CpuSeconds();
+  while (absl::Now() < end) {
+    absl::SleepFor(kWindow);
+    std::map<std::string, double> now = scale.CpuSeconds();
+    const std::map<std::string, double> used = ferry::bench::CpuUsed(last, now);
+    double total = 0;
+    for (const auto& [name, seconds] : used) total += seconds;
+    if (!used.empty() && total < kQuiet * absl::ToDoubleSeconds(kWindow)) return true;
+    last = std::move(now);
+  }
+  return false;
+}
+
 // Releases to `workloads` (every workload using bench/app-0 when empty), one per iteration,
-// expecting `expected` workloads released each time.
-void RunReleases(benchmark::State& state, const std::vector<std::string>& workloads, int expected) {
+// expecting `expected` workloads released each time. With `settle`, each release waits for a
+// quiet machine first (WaitForQuiet); otherwise it follows the last one's end at once, while
+// the controllers still react to it.
+void RunReleases(benchmark::State& state, const std::vector<std::string>& workloads, int expected,
+                 bool settle = false) {
   Scale& scale = Scale::Get();
   absl::StatusOr<ferry::v1::Ferry::Stub*> api = scale.Api();
   if (!api.ok()) return state.SkipWithError(api.status().ToString().c_str());
   double pushed_sum = 0, done_sum = 0, pushed_max = 0, done_max = 0;
-  int n = 0, released = 0;
-  std::map<std::string, double> stage_sums;
+  int n = 0, released = 0, unsettled = 0;
+  std::map<std::string, double> stage_sums, cpu_sums;
   for (auto _ : state) {
+    // The wait is outside the time: the iteration's time is set by hand (UseManualTime).
+    if (settle && !WaitForQuiet(scale, absl::Seconds(30))) ++unsettled;
     absl::StatusOr<ReleaseTimes> times = ReleaseOnce(**api, scale, workloads);
     if (!times.ok()) return state.SkipWithError(times.status().ToString().c_str());
     state.SetIterationTime(times->pushed);
@@ -524,6 +583,7 @@ void RunReleases(benchmark::State& state, const std::vector<std::string>& worklo
     done_max = std::max(done_max, times->done);
     released = times->released;
     for (const auto& [name, at] : times->stages) stage_sums[name] += at;
+    for (const auto& [name, seconds] : times->cpu_to_pushed) cpu_sums[name] += seconds;
     ++n;
   }
   if (released != expected) {
@@ -538,6 +598,12 @@ void RunReleases(benchmark::State& state, const std::vector<std::string>& worklo
   state.counters["done_max_ms"] = done_max * 1e3;
   // When each stage was reached, mean ms from the request.
   for (const auto& [name, sum] : stage_sums) state.counters["at_" + name + "_ms"] = sum / n * 1e3;
+  // Whose CPU the time to the push was spent on, mean ms per release: Ferry's services and
+  // the cluster's processes, which share this machine's cores.
+  for (const auto& [name, sum] : cpu_sums) {
+    state.counters["cpu_ms_to_pushed_" + name] = sum / n * 1e3;
+  }
+  if (settle) state.counters["unsettled"] = unsettled;
 }
 
 void BM_Scale_Ferry_Release(benchmark::State& state) {
@@ -553,6 +619,15 @@ void BM_Scale_Ferry_ReleaseOf100(benchmark::State& state) {
   RunReleases(state, named, static_cast<int>(named.size()));
 }
 BENCHMARK(BM_Scale_Ferry_ReleaseOf100)
+    ->UseManualTime()
+    ->Iterations(kReleases)
+    ->Unit(benchmark::kMillisecond);
+
+void BM_Scale_Ferry_ReleaseOf100Settled(benchmark::State& state) {
+  const std::vector<std::string> named = Scale::Get().NamedRelease();
+  RunReleases(state, named, static_cast<int>(named.size()), /*settle=*/true);
+}
+BENCHMARK(BM_Scale_Ferry_ReleaseOf100Settled)
     ->UseManualTime()
     ->Iterations(kReleases)
     ->Unit(benchmark::kMillisecond);
