@@ -229,6 +229,45 @@ BENCHMARK(BM_Index_FromPrevious)->UseManualTime()->Unit(benchmark::kMillisecond)
 void BM_Index_FromNothing(benchmark::State& state) { IndexAfterUpstreamCommit(state, false); }
 BENCHMARK(BM_Index_FromNothing)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(10);
 
+// A release of 100 workloads of the scale benchmarks' repo (a file per workload in one
+// folder, so each commit writes a tree of N entries) of 1,000 and of 10,000 workloads, with
+// a job note, as the api asks for one: request -> commit and note pushed.
+void BM_Ferry_ReleaseInTheScaleRepo(benchmark::State& state) {
+  const int workloads = static_cast<int>(state.range(0));
+  const std::string registry = "registry.example.com";
+  std::unique_ptr<WarmWriter> warm =
+      StartWarmWriter(state, ferry::bench::ScaleRepoFiles(workloads, "team-", registry));
+  if (warm == nullptr) return;
+  std::vector<std::string> released;
+  for (int r = 0; r < kReleased; ++r) {  // workloads of image 0 (ScaleImageOf)
+    released.push_back(ferry::bench::ScaleWorkloadId("team-", r / 10 * 100 + r % 10));
+  }
+  int version = 1;
+  for (auto _ : state) {
+    ferry::git_writer::ApplyRequest request =
+        ImageRelease(released, absl::StrCat(registry, "/bench/app-0:2.0.", version));
+    request.job_id = absl::StrCat("job-", version);
+    request.job_kind = "release";
+    request.note = absl::StrCat(R"({"id":"job-)", version, R"(","kind":"JOB_KIND_RELEASE"})");
+    ++version;
+    const auto start = std::chrono::steady_clock::now();
+    auto out = warm->writer->Apply(request);
+    state.SetIterationTime(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (!out.ok() || out->revision.empty()) {
+      state.SkipWithError("release failed");
+      break;
+    }
+  }
+  state.counters["workloads"] = workloads;
+}
+BENCHMARK(BM_Ferry_ReleaseInTheScaleRepo)
+    ->Arg(1000)
+    ->Arg(10000)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(10);
+
 // The index of Ferry's own release commit, carried over from the index it was made on when
 // the commit is first read (as the syncer's read of the new head does): a release of 100
 // workloads of the scale benchmarks' repo (a file per workload, its Deployment then its
