@@ -229,23 +229,35 @@ BENCHMARK(BM_Index_FromPrevious)->UseManualTime()->Unit(benchmark::kMillisecond)
 void BM_Index_FromNothing(benchmark::State& state) { IndexAfterUpstreamCommit(state, false); }
 BENCHMARK(BM_Index_FromNothing)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(10);
 
+constexpr char kScaleRegistry[] = "registry.example.com";
+
+// The scale benchmarks' repo of `workloads` workloads (a file per workload, its Deployment
+// then its Service, in one folder).
+std::map<std::string, std::string> ScaleRepo(int workloads) {
+  return ferry::bench::ScaleRepoFiles(workloads, "team-", kScaleRegistry);
+}
+
+// kReleased workloads of ScaleRepo that use image 0 (ScaleImageOf).
+std::vector<std::string> ScaleReleased() {
+  std::vector<std::string> released;
+  for (int r = 0; r < kReleased; ++r) {
+    released.push_back(ferry::bench::ScaleWorkloadId("team-", r / 10 * 100 + r % 10));
+  }
+  return released;
+}
+
 // A release of 100 workloads of the scale benchmarks' repo (a file per workload in one
 // folder, so each commit writes a tree of N entries) of 1,000 and of 10,000 workloads, with
 // a job note, as the api asks for one: request -> commit and note pushed.
 void BM_Ferry_ReleaseInTheScaleRepo(benchmark::State& state) {
   const int workloads = static_cast<int>(state.range(0));
-  const std::string registry = "registry.example.com";
-  std::unique_ptr<WarmWriter> warm =
-      StartWarmWriter(state, ferry::bench::ScaleRepoFiles(workloads, "team-", registry));
+  std::unique_ptr<WarmWriter> warm = StartWarmWriter(state, ScaleRepo(workloads));
   if (warm == nullptr) return;
-  std::vector<std::string> released;
-  for (int r = 0; r < kReleased; ++r) {  // workloads of image 0 (ScaleImageOf)
-    released.push_back(ferry::bench::ScaleWorkloadId("team-", r / 10 * 100 + r % 10));
-  }
+  const std::vector<std::string> released = ScaleReleased();
   int version = 1;
   for (auto _ : state) {
     ferry::git_writer::ApplyRequest request =
-        ImageRelease(released, absl::StrCat(registry, "/bench/app-0:2.0.", version));
+        ImageRelease(released, absl::StrCat(kScaleRegistry, "/bench/app-0:2.0.", version));
     request.job_id = absl::StrCat("job-", version);
     request.job_kind = "release";
     request.note = absl::StrCat(R"({"id":"job-)", version, R"(","kind":"JOB_KIND_RELEASE"})");
@@ -276,19 +288,14 @@ BENCHMARK(BM_Ferry_ReleaseInTheScaleRepo)
 // release before the timed ones fills the cache, so each drops one.
 void BM_Index_CarriedAfterRelease(benchmark::State& state) {
   const int workloads = static_cast<int>(state.range(0));
-  const std::string registry = "registry.example.com";
-  std::unique_ptr<WarmWriter> warm =
-      StartWarmWriter(state, ferry::bench::ScaleRepoFiles(workloads, "team-", registry));
+  std::unique_ptr<WarmWriter> warm = StartWarmWriter(state, ScaleRepo(workloads));
   if (warm == nullptr) return;
   ferry::git_writer::Writer& writer = *warm->writer;
   int version = 1;
-  std::vector<std::string> released;
-  for (int r = 0; r < kReleased; ++r) {  // workloads of image 0 (ScaleImageOf)
-    released.push_back(ferry::bench::ScaleWorkloadId("team-", r / 10 * 100 + r % 10));
-  }
+  const std::vector<std::string> released = ScaleReleased();
   auto release = [&] {
     return writer.Apply(
-        ImageRelease(released, absl::StrCat(registry, "/bench/app-0:2.0.", version++)));
+        ImageRelease(released, absl::StrCat(kScaleRegistry, "/bench/app-0:2.0.", version++)));
   };
   if (auto first = release(); !first.ok() || !writer.IndexAt(first->revision).ok()) {
     state.SkipWithError("first release failed");
