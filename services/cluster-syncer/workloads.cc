@@ -450,12 +450,13 @@ absl::StatusOr<std::vector<ClusterWorkloadInfo>> GetClusterWorkloads(
     const std::string& ns, const std::set<std::string>& allow, size_t threads) {
   FERRY_RETURN_IF_ERROR(CheckAllowed(ns, allow));
   std::vector<manifest::WorkloadId> wanted;
+  std::set<std::string> seen;  // an id named twice is read once
   for (const std::string& id : ids) {
     absl::StatusOr<manifest::WorkloadId> parsed = manifest::WorkloadId::Parse(id);
     if (!parsed.ok() || parsed->cluster_scoped()) continue;  // no workload kind is
     const std::string& in = parsed->namespace_();
     if ((!ns.empty() && in != ns) || (!allow.empty() && !allow.count(in))) continue;
-    wanted.push_back(*std::move(parsed));
+    if (seen.insert(parsed->ToString()).second) wanted.push_back(*std::move(parsed));
   }
   std::vector<absl::StatusOr<std::pair<std::string, nlohmann::json>>> got(wanted.size(),
                                                                           absl::NotFoundError(""));
@@ -473,12 +474,6 @@ absl::StatusOr<std::vector<ClusterWorkloadInfo>> GetClusterWorkloads(
   }
   std::sort(out.begin(), out.end(),
             [](const ClusterWorkloadInfo& a, const ClusterWorkloadInfo& b) { return a.id < b.id; });
-  // The same id named twice is read twice, and given once.
-  out.erase(std::unique(out.begin(), out.end(),
-                        [](const ClusterWorkloadInfo& a, const ClusterWorkloadInfo& b) {
-                          return a.id == b.id;
-                        }),
-            out.end());
   return out;
 }
 
