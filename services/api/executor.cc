@@ -344,8 +344,9 @@ absl::Status Executor::AddRunningNow(const std::vector<std::string>& ids, const 
     ferry::v1::ListClusterWorkloadsRequest request;
     for (size_t i = first; i < std::min(ids.size(), first + page); ++i) request.add_ids(ids[i]);
     // Made since `since`: the first page asks for a listing of now (1 ms: 0 would ask for the
-    // syncer's default age); the next ones accept the one it caused, with a second to spare
-    // for the calls' own delays (only a listing newer than the planning's matters).
+    // syncer's default age; up to 100 ids the syncer reads each one instead); the next ones
+    // accept the listing it caused, with a second to spare for the calls' own delays (only a
+    // listing newer than the planning's matters).
     const int64_t ms =
         first == 0 ? 1 : absl::ToInt64Milliseconds(absl::Now() - since) + kPageAgeSlackMs;
     request.set_max_age_ms(

@@ -99,16 +99,22 @@ absl::StatusOr<std::vector<ListedWorkload>> ClusterSyncerService::ListWorkloadsS
 }
 
 WorkloadListCache::Outcome ClusterSyncerService::NamedWorkloads(
-    const ferry::v1::ListClusterWorkloadsRequest& request, std::optional<absl::Duration> max_age) {
+    grpc::ServerContext& context, const ferry::v1::ListClusterWorkloadsRequest& request,
+    std::optional<absl::Duration> max_age) {
   // A listing as recent as the caller asked for (or as Get would answer from at once).
   if (std::shared_ptr<const std::vector<ListedWorkload>> listed =
           workloads_.Peek(request.namespace_(), max_age.value_or(kWorkloadListMaxStale));
       listed != nullptr) {
     return listed;
   }
+  // Only the ids this page can hold: a caller paging through them reads each once.
+  std::vector<std::string> ids;
+  for (const std::string& id : request.ids()) {
+    if (id > request.start_after()) ids.push_back(id);
+  }
   absl::StatusOr<std::vector<ClusterWorkloadInfo>> read =
-      GetClusterWorkloads(kube_, discovery_, {request.ids().begin(), request.ids().end()},
-                          request.namespace_(), allow_, kWorkloadReadThreads);
+      GetClusterWorkloads(kube_, discovery_, ids, request.namespace_(), allow_,
+                          kWorkloadReadThreads, [&context] { return context.IsCancelled(); });
   if (!read.ok()) return read.status();
   auto out = std::make_shared<std::vector<ListedWorkload>>();
   ferry::v1::ClusterWorkload scratch;
@@ -117,7 +123,7 @@ WorkloadListCache::Outcome ClusterSyncerService::NamedWorkloads(
 }
 
 grpc::Status ClusterSyncerService::ListWorkloads(
-    grpc::ServerContext*, const ferry::v1::ListClusterWorkloadsRequest* request,
+    grpc::ServerContext* context, const ferry::v1::ListClusterWorkloadsRequest* request,
     ferry::v1::ListClusterWorkloadsResponse* response) {
   absl::StatusOr<manifest::WorkloadSelection> selection = manifest::WorkloadSelection::Make(
       request->start_after(), request->limit(), {request->ids().begin(), request->ids().end()});
@@ -130,7 +136,7 @@ grpc::Status ClusterSyncerService::ListWorkloads(
   if (request->max_age_ms() > 0) max_age = absl::Milliseconds(request->max_age_ms());
   WorkloadListCache::Outcome workloads =
       request->ids_size() > 0 && static_cast<size_t>(request->ids_size()) <= kWorkloadsReadOneByOne
-          ? NamedWorkloads(*request, max_age)
+          ? NamedWorkloads(*context, *request, max_age)
           : workloads_.Get(request->namespace_(), max_age);
   if (!workloads.ok()) return ToGrpcStatus(workloads.status());
   bool parsed = true;

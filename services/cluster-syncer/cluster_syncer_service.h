@@ -40,9 +40,11 @@ class ClusterSyncerService final : public ferry::v1::ClusterSyncer::Service {
   // A listing for workloads_: the workloads of `ns` ("" for all) as ListWorkloads answers.
   absl::StatusOr<std::vector<ListedWorkload>> ListWorkloadsServed(const std::string& ns);
   // The workloads `request` names (at most kWorkloadsReadOneByOne), from a listing at most
-  // `max_age` old (default: kWorkloadListMaxStale) when one is at hand, else each read by
-  // itself (GetClusterWorkloads): never a new listing.
-  WorkloadListCache::Outcome NamedWorkloads(const ferry::v1::ListClusterWorkloadsRequest& request,
+  // `max_age` old (default: kWorkloadListMaxStale) when one is at hand, else each one after
+  // its start_after read by itself (GetClusterWorkloads) until `context` is cancelled: never
+  // a new listing.
+  WorkloadListCache::Outcome NamedWorkloads(grpc::ServerContext& context,
+                                            const ferry::v1::ListClusterWorkloadsRequest& request,
                                             std::optional<absl::Duration> max_age);
 
   kube::KubeApi& kube_;

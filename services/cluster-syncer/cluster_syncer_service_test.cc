@@ -94,6 +94,50 @@ TEST_F(ListWorkloadsTest, NamedWorkloadsAreReadOneByOneWithoutAListing) {
   EXPECT_THAT(Calls("list"), ::testing::IsEmpty());
 }
 
+TEST_F(ListWorkloadsTest, NamedWorkloadsLeaveOutWhatAListingHides) {
+  kube_.Serve({"batch", "v1", "Job", "jobs", true, {"get", "list"}});
+  nlohmann::json run = {{"apiVersion", "batch/v1"},
+                        {"kind", "Job"},
+                        {"metadata",
+                         {{"name", "nightly-1"},
+                          {"namespace", "a"},
+                          {"ownerReferences", {{{"kind", "CronJob"}, {"name", "nightly"}}}}}}};
+  kube_.Put(run);
+  run["metadata"]["name"] = "once";
+  run["metadata"].erase("ownerReferences");
+  kube_.Put(run);
+  ClusterSyncerService service(kube_, discovery_, loop_, {});
+  ferry::v1::ListClusterWorkloadsRequest request;
+  for (const char* id : {"a:job/nightly-1", "a:job/once", "a:deployment/addon"}) {
+    request.add_ids(id);
+  }
+  EXPECT_EQ(List(request, service), (std::vector<std::string>{"a:job/once"}));
+  EXPECT_EQ(List({}, service),
+            (std::vector<std::string>{"a:deployment/web", "a:job/once", "b:deployment/api"}))
+      << "the listing hides the same ones";
+}
+
+TEST_F(ListWorkloadsTest, APageOfNamedWorkloadsReadsOnlyTheIdsAfterItsStart) {
+  ClusterSyncerService service(kube_, discovery_, loop_, {});
+  ferry::v1::ListClusterWorkloadsRequest request;
+  request.add_ids("a:deployment/web");
+  request.add_ids("b:deployment/api");
+  request.set_start_after("a:deployment/web");
+  EXPECT_EQ(List(request, service), (std::vector<std::string>{"b:deployment/api"}));
+  EXPECT_EQ(Calls("get"), (std::vector<std::string>{"/apis/apps/v1/namespaces/b/deployments/api"}));
+}
+
+TEST_F(ListWorkloadsTest, ADiscoveryFailureFailsTheCallRatherThanHideAWorkload) {
+  ClusterSyncerService service(kube_, discovery_, loop_, {});
+  kube_.Fail("discovery", "", absl::UnavailableError("the API server is away"));
+  ferry::v1::ListClusterWorkloadsRequest request;
+  request.add_ids("a:deployment/web");
+  ferry::v1::ListClusterWorkloadsResponse response;
+  grpc::ServerContext context;
+  grpc::Status s = service.ListWorkloads(&context, &request, &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+}
+
 TEST_F(ListWorkloadsTest, ARecentListingAnswersNamedWorkloads) {
   ClusterSyncerService service(kube_, discovery_, loop_, {});
   EXPECT_EQ(List({}, service), (std::vector<std::string>{"a:deployment/web", "b:deployment/api"}));
@@ -111,14 +155,17 @@ TEST_F(ListWorkloadsTest, MoreNamesThanReadOneByOneMakeAListing) {
   ClusterSyncerService service(kube_, discovery_, loop_, {});
   ferry::v1::ListClusterWorkloadsRequest request;
   request.add_ids("a:deployment/web");
-  for (size_t i = 1; i <= kWorkloadsReadOneByOne; ++i) {
+  for (size_t i = 1; i < kWorkloadsReadOneByOne; ++i) {
     request.add_ids(absl::StrCat("c:deployment/w-", i));
   }
   EXPECT_EQ(List(request, service), (std::vector<std::string>{"a:deployment/web"}));
+  EXPECT_THAT(Calls("list"), ::testing::IsEmpty()) << "exactly the limit: read one by one";
+  EXPECT_EQ(Calls("get").size(), kWorkloadsReadOneByOne);
+
+  request.add_ids(absl::StrCat("c:deployment/w-", kWorkloadsReadOneByOne));
+  EXPECT_EQ(List(request, service), (std::vector<std::string>{"a:deployment/web"}));
   EXPECT_THAT(Calls("list"), ::testing::Not(::testing::IsEmpty()));
-  for (const std::string& get : Calls("get")) {
-    EXPECT_FALSE(absl::StrContains(get, "/namespaces/")) << "a workload read by itself: " << get;
-  }
+  EXPECT_EQ(Calls("get").size(), kWorkloadsReadOneByOne) << "none read by itself";
 }
 
 TEST_F(ListWorkloadsTest, AFailedReadFailsTheCall) {

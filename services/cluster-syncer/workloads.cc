@@ -1,6 +1,7 @@
 #include "services/cluster-syncer/workloads.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -394,7 +395,10 @@ absl::StatusOr<std::pair<std::string, nlohmann::json>> GetWorkloadObject(
   for (const auto& [group, kind] : WorkloadKinds()) {
     if (absl::AsciiStrToLower(kind) != id.kind()) continue;
     absl::StatusOr<kube::ApiResource> api = discovery.FindPreferred(group, kind);
-    if (!api.ok()) continue;
+    if (!api.ok()) {
+      if (api.status().code() == absl::StatusCode::kNotFound) continue;  // e.g. no such CRD
+      return api.status();  // not "absent": discovery could not say
+    }
     absl::StatusOr<nlohmann::json> obj = client.Get(api->ObjectPath(ns, id.name()), "get");
     if (obj.ok()) return std::make_pair(kind, *std::move(obj));
     if (obj.status().code() != absl::StatusCode::kNotFound) return obj.status();
@@ -447,7 +451,8 @@ absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
 
 absl::StatusOr<std::vector<ClusterWorkloadInfo>> GetClusterWorkloads(
     kube::KubeApi& client, kube::Discovery& discovery, const std::vector<std::string>& ids,
-    const std::string& ns, const std::set<std::string>& allow, size_t threads) {
+    const std::string& ns, const std::set<std::string>& allow, size_t threads,
+    const std::function<bool()>& cancelled) {
   FERRY_RETURN_IF_ERROR(CheckAllowed(ns, allow));
   std::vector<manifest::WorkloadId> wanted;
   std::set<std::string> seen;  // an id named twice is read once
@@ -460,8 +465,22 @@ absl::StatusOr<std::vector<ClusterWorkloadInfo>> GetClusterWorkloads(
   }
   std::vector<absl::StatusOr<std::pair<std::string, nlohmann::json>>> got(wanted.size(),
                                                                           absl::NotFoundError(""));
-  runtime::ParallelFor(wanted.size(), threads,
-                       [&](size_t i) { got[i] = GetWorkloadObject(client, discovery, wanted[i]); });
+  // Items are taken in order, so those skipped after a failure come after it.
+  std::atomic<bool> stop{false};
+  runtime::ParallelFor(wanted.size(), threads, [&](size_t i) {
+    if (!stop && cancelled && cancelled()) {
+      got[i] = absl::CancelledError("the caller is gone");
+      stop = true;
+    }
+    if (stop) {
+      if (got[i].ok() || got[i].status().code() == absl::StatusCode::kNotFound) {
+        got[i] = absl::AbortedError("not read: an earlier read failed");
+      }
+      return;
+    }
+    got[i] = GetWorkloadObject(client, discovery, wanted[i]);
+    if (!got[i].ok() && got[i].status().code() != absl::StatusCode::kNotFound) stop = true;
+  });
   std::vector<ClusterWorkloadInfo> out;
   for (auto& object : got) {
     if (!object.ok()) {

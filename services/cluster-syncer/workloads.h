@@ -81,15 +81,20 @@ absl::Status ForEachClusterWorkload(kube::KubeApi& client, kube::Discovery& disc
 // for `ns` and `allow`, each read by a GET of its own, up to `threads` at once: as many
 // requests as ids instead of one answer holding every workload of the cluster. An id that is
 // not a workload id, or whose workload is not in the cluster, outside `ns` or `allow`, or one
-// that a listing hides (an add-on, a CronJob's Job) is left out. PermissionDenied as
-// ForEachClusterWorkload for `ns` outside `allow`; the first other failure of a GET fails
-// the call. Sorted by id.
+// that a listing hides (an add-on, a CronJob's Job) is left out; an id named twice is read
+// once. A HelmRelease whose kind two groups serve is read as GetClusterWorkload reads it (the
+// first group that has it), where a listing gives both. PermissionDenied as
+// ForEachClusterWorkload for `ns` outside `allow`; the first other failure of a read or of
+// discovery fails the call, and no read starts after it. `cancelled` (optional) is asked
+// before each read: once it says so, the call ends with CANCELLED. Sorted by id.
 absl::StatusOr<std::vector<ClusterWorkloadInfo>> GetClusterWorkloads(
     kube::KubeApi& client, kube::Discovery& discovery, const std::vector<std::string>& ids,
-    const std::string& ns, const std::set<std::string>& allow, size_t threads);
+    const std::string& ns, const std::set<std::string>& allow, size_t threads,
+    const std::function<bool()>& cancelled = nullptr);
 
 // One workload by id ("namespace:kind/name"). InvalidArgument, before any call, when `id`
-// is not one (manifest::WorkloadId::Parse's message); NotFound when it does not exist.
+// is not one (manifest::WorkloadId::Parse's message); NotFound when it does not exist;
+// discovery's own failure (other than a kind not served) as it is.
 // A Deployment, DaemonSet or StatefulSet still updating is also checked for its pods of the
 // current revision (listed by its selector, matchLabels and matchExpressions, at most
 // kRolloutPodsListed): a Deployment's pods whose pod-template-hash is its ReplicaSet's of
