@@ -27,7 +27,10 @@
 //                                 release as the last one ends, while the controllers still
 //                                 make its ReplicaSets on the same two cores
 //   The release benchmarks also report `cpu_ms_to_pushed_<process>`: the CPU each service and
-//   cluster process used from the request until the push was seen, mean per release.
+//   cluster process used from the request until the push was seen, mean per release, and
+//   `syncer_lists` / `syncer_gets`: the list and get requests the syncer sent meanwhile (a
+//   release's planning is answered from a listing up to 10 s old, else by a get of each
+//   named workload).
 //   BM_Scale_Ferry_ReadLoad       16 clients reading from the api (ListWorkloads' first page,
 //                                 ListImages of one workload, GetVersion) for
 //                                 FERRY_SCALE_LOAD_SECONDS (default 10 s) with a release
@@ -176,6 +179,11 @@ class Scale {
     return ferry::bench::SyncNow(syncer_, StepTimeout());
   }
   double syncer_writes() const { return ferry::bench::SyncerWrites(syncer_); }
+  // Requests of `verb` ("get", "list") the syncer sent to the API server so far; -1: unknown.
+  double syncer_requests(const std::string& verb) const {
+    return ferry::bench::MetricSum(syncer_, "ferry_kube_requests_total{",
+                                   {absl::StrCat("verb=\"", verb, "\"")});
+  }
 
   // The public api, started after the first sync.
   absl::StatusOr<ferry::v1::Ferry::Stub*> Api() {
@@ -569,8 +577,10 @@ void RunReleases(benchmark::State& state, const std::vector<std::string>& worklo
   absl::StatusOr<ferry::v1::Ferry::Stub*> api = scale.Api();
   if (!api.ok()) return state.SkipWithError(api.status().ToString().c_str());
   double pushed_sum = 0, done_sum = 0, pushed_max = 0, done_max = 0;
-  int n = 0, released = 0, unsettled = 0;
+  int n = 0, released = 0, unsettled = 0, cpu_known = 0;
   std::map<std::string, double> stage_sums, cpu_sums;
+  const double lists_before = scale.syncer_requests("list");
+  const double gets_before = scale.syncer_requests("get");
   for (auto _ : state) {
     // The wait is outside the time: the iteration's time is set by hand (UseManualTime).
     if (settle && !WaitForQuiet(scale, absl::Seconds(30))) ++unsettled;
@@ -584,6 +594,7 @@ void RunReleases(benchmark::State& state, const std::vector<std::string>& worklo
     released = times->released;
     for (const auto& [name, at] : times->stages) stage_sums[name] += at;
     for (const auto& [name, seconds] : times->cpu_to_pushed) cpu_sums[name] += seconds;
+    if (!times->cpu_to_pushed.empty()) ++cpu_known;
     ++n;
   }
   if (released != expected) {
@@ -601,9 +612,13 @@ void RunReleases(benchmark::State& state, const std::vector<std::string>& worklo
   // Whose CPU the time to the push was spent on, mean ms per release: Ferry's services and
   // the cluster's processes, which share this machine's cores.
   for (const auto& [name, sum] : cpu_sums) {
-    state.counters["cpu_ms_to_pushed_" + name] = sum / n * 1e3;
+    state.counters["cpu_ms_to_pushed_" + name] = sum / cpu_known * 1e3;
   }
   if (settle) state.counters["unsettled"] = unsettled;
+  // How the syncer answered the planning's question which workloads run, among its other
+  // reads: by listings (every workload kind) or by reads of single objects.
+  state.counters["syncer_lists"] = scale.syncer_requests("list") - lists_before;
+  state.counters["syncer_gets"] = scale.syncer_requests("get") - gets_before;
 }
 
 void BM_Scale_Ferry_Release(benchmark::State& state) {
