@@ -37,12 +37,18 @@ class ListWorkloadsTest : public ::testing::Test {
     kube_.Put(Deployment("a", "addon", {{"addonmanager.kubernetes.io/mode", "Reconcile"}}));
   }
 
-  // The service's answer to `request`; fails the test on an error.
+  // The service's status for `request`, its answer in `response`.
+  grpc::Status Call(const ferry::v1::ListClusterWorkloadsRequest& request,
+                    ClusterSyncerService& service,
+                    ferry::v1::ListClusterWorkloadsResponse& response) {
+    grpc::ServerContext context;
+    return service.ListWorkloads(&context, &request, &response);
+  }
+  // The ids of the service's answer to `request`; fails the test on an error.
   std::vector<std::string> List(const ferry::v1::ListClusterWorkloadsRequest& request,
                                 ClusterSyncerService& service) {
     ferry::v1::ListClusterWorkloadsResponse response;
-    grpc::ServerContext context;
-    grpc::Status s = service.ListWorkloads(&context, &request, &response);
+    grpc::Status s = Call(request, service, response);
     EXPECT_TRUE(s.ok()) << s.error_message();
     std::vector<std::string> ids;
     for (const auto& w : response.workloads()) ids.push_back(w.id());
@@ -133,8 +139,7 @@ TEST_F(ListWorkloadsTest, ADiscoveryFailureFailsTheCallRatherThanHideAWorkload) 
   ferry::v1::ListClusterWorkloadsRequest request;
   request.add_ids("a:deployment/web");
   ferry::v1::ListClusterWorkloadsResponse response;
-  grpc::ServerContext context;
-  grpc::Status s = service.ListWorkloads(&context, &request, &response);
+  grpc::Status s = Call(request, service, response);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
 }
 
@@ -175,8 +180,7 @@ TEST_F(ListWorkloadsTest, AFailedReadFailsTheCall) {
   request.add_ids("a:deployment/web");
   request.add_ids("b:deployment/api");
   ferry::v1::ListClusterWorkloadsResponse response;
-  grpc::ServerContext context;
-  grpc::Status s = service.ListWorkloads(&context, &request, &response);
+  grpc::Status s = Call(request, service, response);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
   EXPECT_EQ(response.workloads_size(), 0);
 }
