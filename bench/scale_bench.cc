@@ -509,6 +509,7 @@ absl::StatusOr<ReleaseTimes> ReleaseOnce(ferry::v1::Ferry::Stub& api, Scale& sca
         if (stage.kind() != ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED) continue;
         times.cpu_to_pushed = ferry::bench::CpuUsed(cpu_before, scale.CpuSeconds());
         pushed_seen = true;
+        break;
       }
     }
     if (job.state() != ferry::v1::JOB_STATE_SUCCEEDED &&
@@ -617,8 +618,12 @@ void RunReleases(benchmark::State& state, const std::vector<std::string>& worklo
   if (settle) state.counters["unsettled"] = unsettled;
   // How the syncer answered the planning's question which workloads run, among its other
   // reads: by listings (every workload kind) or by reads of single objects.
-  state.counters["syncer_lists"] = scale.syncer_requests("list") - lists_before;
-  state.counters["syncer_gets"] = scale.syncer_requests("get") - gets_before;
+  const double lists_after = scale.syncer_requests("list");
+  const double gets_after = scale.syncer_requests("get");
+  if (std::min({lists_before, gets_before, lists_after, gets_after}) >= 0) {  // -1: unread
+    state.counters["syncer_lists"] = lists_after - lists_before;
+    state.counters["syncer_gets"] = gets_after - gets_before;
+  }
 }
 
 void BM_Scale_Ferry_Release(benchmark::State& state) {
