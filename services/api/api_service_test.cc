@@ -9,9 +9,11 @@
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 
+#include "absl/synchronization/notification.h"
 #include "ferry/v1/cluster_syncer_mock.grpc.pb.h"
 #include "ferry/v1/git_writer_mock.grpc.pb.h"
 #include "ferry/v1/registry_scanner_mock.grpc.pb.h"
@@ -262,6 +264,60 @@ TEST_F(ApiServiceTest, ReleaseCommitsAppliesAndReportsEveryStage) {
   EXPECT_EQ(ferry::testing::MetricSum(*metrics_, "ferry_jobs_total",
                                       {{"kind", "release"}, {"outcome", "succeeded"}}),
             1);
+}
+
+TEST_F(ApiServiceTest, ReleaseReadsGitAndTheClusterSideBySide) {
+  // git's answer waits until the cluster has been asked: read one after the other, the
+  // planning would wait out the 5 s and see no cluster call meanwhile.
+  absl::Notification cluster_asked;
+  std::atomic<bool> overlapped{false};
+  EXPECT_CALL(cluster_, ListWorkloads(_, _, _))
+      .WillRepeatedly(
+          Invoke([&](grpc::ClientContext*, const ferry::v1::ListClusterWorkloadsRequest&,
+                     ferry::v1::ListClusterWorkloadsResponse* out) {
+            cluster_asked.Notify();
+            *out = in_cluster_;
+            return grpc::Status::OK;
+          }));
+  EXPECT_CALL(git_, ListWorkloads(_, _, _))
+      .WillRepeatedly(
+          Invoke([&](grpc::ClientContext*, const ferry::v1::ListManifestWorkloadsRequest&,
+                     ferry::v1::ListManifestWorkloadsResponse* out) {
+            if (cluster_asked.WaitForNotificationWithTimeout(absl::Seconds(5))) overlapped = true;
+            *out = in_git_;
+            return grpc::Status::OK;
+          }));
+  ferry::v1::Job job;
+  FERRY_ASSERT_OK(Release(AllTo("1.1.0"), &job));
+  ferry::v1::Job done = Follow(job.id());
+  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.error();
+  EXPECT_TRUE(overlapped) << "the cluster was asked only after git answered";
+}
+
+TEST_F(ApiServiceTest, ReleaseFailsWithGitsErrorWhenBothReadsFail) {
+  // Read side by side, both failing: the job says what git said, as it did when git was read
+  // first, and waits for the cluster's call to end before it finishes.
+  EXPECT_CALL(git_, ListWorkloads(_, _, _))
+      .WillRepeatedly(Return(grpc::Status(grpc::StatusCode::UNAVAILABLE, "git is down")));
+  EXPECT_CALL(cluster_, ListWorkloads(_, _, _))
+      .WillRepeatedly(Return(grpc::Status(grpc::StatusCode::UNAVAILABLE, "cluster is down")));
+  ferry::v1::Job job;
+  FERRY_ASSERT_OK(Release(AllTo("1.1.0"), &job));
+  ferry::v1::Job done = Follow(job.id());
+  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_FAILED);
+  EXPECT_THAT(done.error(), ::testing::HasSubstr("git is down"));
+  EXPECT_THAT(done.error(), ::testing::Not(::testing::HasSubstr("cluster is down")));
+}
+
+TEST_F(ApiServiceTest, ReleaseFailsWithTheClustersErrorWhenOnlyItFails) {
+  EXPECT_CALL(cluster_, ListWorkloads(_, _, _))
+      .WillRepeatedly(Return(grpc::Status(grpc::StatusCode::UNAVAILABLE, "cluster is down")));
+  EXPECT_CALL(git_, ApplyUpdates(_, _, _)).Times(0);
+  ferry::v1::Job job;
+  FERRY_ASSERT_OK(Release(AllTo("1.1.0"), &job));
+  ferry::v1::Job done = Follow(job.id());
+  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_FAILED);
+  EXPECT_THAT(done.error(), ::testing::HasSubstr("cluster is down"));
 }
 
 TEST_F(ApiServiceTest, ANamedReleaseReadsThoseWorkloadsAndItsNoteLeavesOutTheOthers) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -271,25 +272,35 @@ void Executor::RunRelease(const ferry::v1::Job& job) {
     *git_request.mutable_ids() = spec.workloads();
     *cluster_request.mutable_ids() = spec.workloads();
   }
+  // Which workloads run: a listing up to kPlanningListingMaxAgeMs old will do, as a new one
+  // of every workload kind costs the syncer seconds at 10,000 workloads. It may predate a
+  // workload's first sync, so it is not trusted to say a workload is missing: those are
+  // looked up in a listing made since (AddRunningNow).
+  cluster_request.set_max_age_ms(kPlanningListingMaxAgeMs);
+  // Git and the cluster are read side by side: neither request needs the other's answer
+  // (a release of 100 named workloads at 10,000 waits 2-9 ms for git and 55-140 ms for the
+  // cluster). git_ms and cluster_ms in the log line both count from the start of the reads.
   log::Laps laps;  // where the planning time goes, in the "release planned" line
+  const absl::Time reads_start = absl::Now();
+  absl::StatusOr<ferry::v1::ListClusterWorkloadsResponse> in_cluster =
+      absl::UnknownError("the cluster was not read");
+  int64_t cluster_ms = 0;
+  std::thread cluster_read([&] {
+    in_cluster = peers_.ListAllInCluster(cluster_request, planning);
+    cluster_ms = absl::ToInt64Milliseconds(absl::Now() - reads_start);
+  });
   absl::StatusOr<ferry::v1::ListManifestWorkloadsResponse> in_git =
       peers_.ListAllInGit(git_request, planning);
   const int64_t git_ms = laps.Next();
+  cluster_read.join();
+  laps.Next();  // plan_ms starts here
   if (!in_git.ok()) return store_.Finish(id, std::string(in_git.status().message()));
   if (in_git->readonly() && !spec.dry_run()) {
     return store_.Finish(id,
                          "git-writer runs read-only (--git_readonly): nothing can be released; "
                          "a dry run still plans");
   }
-  // Which workloads run: a listing up to kPlanningListingMaxAgeMs old will do, as a new one
-  // of every workload kind costs the syncer seconds at 10,000 workloads. It may predate a
-  // workload's first sync, so it is not trusted to say a workload is missing: those are
-  // looked up in a listing made since (AddRunningNow).
-  cluster_request.set_max_age_ms(kPlanningListingMaxAgeMs);
-  absl::StatusOr<ferry::v1::ListClusterWorkloadsResponse> in_cluster =
-      peers_.ListAllInCluster(cluster_request, planning);
   if (!in_cluster.ok()) return store_.Finish(id, std::string(in_cluster.status().message()));
-  const int64_t cluster_ms = laps.Next();
   TagCache tags(peers_.registry, planning);
   // Moved out of the answers, not copied: at 10,000 workloads each is megabytes.
   std::vector<ferry::v1::ManifestWorkload> workloads;
