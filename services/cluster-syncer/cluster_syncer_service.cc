@@ -112,9 +112,14 @@ WorkloadListCache::Outcome ClusterSyncerService::NamedWorkloads(
   for (const std::string& id : request.ids()) {
     if (id > request.start_after()) ids.push_back(id);
   }
+  // A caller that takes a listing of a second or more is answered from the API server's
+  // watch cache, which is fresher than that; one that asks for now, from etcd.
+  const ReadFrom from = max_age.value_or(kWorkloadListMaxStale) >= kWorkloadReadFromCacheMinAge
+                            ? ReadFrom::kWatchCache
+                            : ReadFrom::kEtcd;
   absl::StatusOr<std::vector<ClusterWorkloadInfo>> read =
       GetClusterWorkloads(kube_, discovery_, ids, request.namespace_(), allow_,
-                          kWorkloadReadThreads, [&context] { return context.IsCancelled(); });
+                          kWorkloadReadThreads, from, [&context] { return context.IsCancelled(); });
   if (!read.ok()) return read.status();
   auto out = std::make_shared<std::vector<ListedWorkload>>();
   ferry::v1::ClusterWorkload scratch;

@@ -100,6 +100,33 @@ TEST_F(ListWorkloadsTest, NamedWorkloadsAreReadOneByOneWithoutAListing) {
   EXPECT_THAT(Calls("list"), ::testing::IsEmpty());
 }
 
+TEST_F(ListWorkloadsTest, NamedWorkloadsComeFromTheWatchCacheUnlessNowIsAskedFor) {
+  ClusterSyncerService service(kube_, discovery_, loop_, {});
+  const auto gets = [&] {
+    std::vector<std::string> out;
+    for (const std::string& call : kube_.calls_with_query()) {
+      if (absl::StartsWith(call, "get /apis/apps/v1/namespaces/a/deployments/web")) {
+        out.push_back(call.substr(4));
+      }
+    }
+    return out;
+  };
+  ferry::v1::ListClusterWorkloadsRequest request;
+  request.add_ids("a:deployment/web");
+  // The default age (10 s), and one of a second: the API server's watch cache will do.
+  EXPECT_EQ(List(request, service), (std::vector<std::string>{"a:deployment/web"}));
+  request.set_max_age_ms(1000);
+  EXPECT_EQ(List(request, service), (std::vector<std::string>{"a:deployment/web"}));
+  // Younger than a second (a release's planning asking again for what it did not find):
+  // etcd, which has everything written before the read began.
+  request.set_max_age_ms(999);
+  EXPECT_EQ(List(request, service), (std::vector<std::string>{"a:deployment/web"}));
+  EXPECT_EQ(gets(), (std::vector<std::string>{
+                        "/apis/apps/v1/namespaces/a/deployments/web?resourceVersion=0",
+                        "/apis/apps/v1/namespaces/a/deployments/web?resourceVersion=0",
+                        "/apis/apps/v1/namespaces/a/deployments/web"}));
+}
+
 TEST_F(ListWorkloadsTest, NamedWorkloadsLeaveOutWhatAListingHides) {
   kube_.Serve({"batch", "v1", "Job", "jobs", true, {"get", "list"}});
   nlohmann::json run = {{"apiVersion", "batch/v1"},

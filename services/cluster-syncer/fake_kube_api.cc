@@ -154,6 +154,7 @@ std::optional<FakeKubeApi::Target> FakeKubeApi::Parse(const std::string& path) {
 absl::Status FakeKubeApi::Begin(const std::string& verb, const std::string& path) {
   const std::string bare = StripQuery(path);
   calls_.push_back(absl::StrCat(verb, " ", bare));
+  calls_with_query_.push_back(absl::StrCat(verb, " ", path));
   for (const FailRule& rule : fail_) {
     if (rule.verb == verb && absl::StartsWith(bare, rule.path_prefix)) return rule.status;
   }
@@ -365,6 +366,11 @@ void FakeKubeApi::set_crd_established_after(int gets) {
 std::vector<std::string> FakeKubeApi::calls() {
   absl::MutexLock lock(&mu_);
   return calls_;
+}
+
+std::vector<std::string> FakeKubeApi::calls_with_query() {
+  absl::MutexLock lock(&mu_);
+  return calls_with_query_;
 }
 
 std::vector<std::string> FakeKubeApi::applied_kinds() {

@@ -48,6 +48,8 @@ class FakeKubeApi final : public kube::KubeApi {
 
   // The calls made so far, as "verb path" (path without its query), in order.
   std::vector<std::string> calls();
+  // The same, each path with its query ("get /apis/...?resourceVersion=0").
+  std::vector<std::string> calls_with_query();
   // The kinds of the objects applied so far (dry runs included), in order.
   std::vector<std::string> applied_kinds();
   // Applies and deletes that were not dry runs.
@@ -81,6 +83,7 @@ class FakeKubeApi final : public kube::KubeApi {
   };
   std::vector<FailRule> fail_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> calls_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> calls_with_query_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> applied_kinds_ ABSL_GUARDED_BY(mu_);
   int64_t writes_ ABSL_GUARDED_BY(mu_) = 0;
 };

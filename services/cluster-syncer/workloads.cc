@@ -390,7 +390,8 @@ absl::Status CheckAllowed(const std::string& ns, const std::set<std::string>& al
 
 // The object of workload `id` and its kind; NotFound when no served workload kind has it.
 absl::StatusOr<std::pair<std::string, nlohmann::json>> GetWorkloadObject(
-    kube::KubeApi& client, kube::Discovery& discovery, const manifest::WorkloadId& id) {
+    kube::KubeApi& client, kube::Discovery& discovery, const manifest::WorkloadId& id,
+    ReadFrom from = ReadFrom::kEtcd) {
   const std::string ns = id.cluster_scoped() ? "" : id.namespace_();
   for (const auto& [group, kind] : WorkloadKinds()) {
     if (absl::AsciiStrToLower(kind) != id.kind()) continue;
@@ -399,7 +400,9 @@ absl::StatusOr<std::pair<std::string, nlohmann::json>> GetWorkloadObject(
       if (api.status().code() == absl::StatusCode::kNotFound) continue;  // e.g. no such CRD
       return api.status();  // not "absent": discovery could not say
     }
-    absl::StatusOr<nlohmann::json> obj = client.Get(api->ObjectPath(ns, id.name()), "get");
+    std::string path = api->ObjectPath(ns, id.name());
+    if (from == ReadFrom::kWatchCache) path += "?resourceVersion=0";
+    absl::StatusOr<nlohmann::json> obj = client.Get(path, "get");
     if (obj.ok()) return std::make_pair(kind, *std::move(obj));
     if (obj.status().code() != absl::StatusCode::kNotFound) return obj.status();
   }
@@ -451,7 +454,7 @@ absl::StatusOr<std::vector<ClusterWorkloadInfo>> ListClusterWorkloads(
 
 absl::StatusOr<std::vector<ClusterWorkloadInfo>> GetClusterWorkloads(
     kube::KubeApi& client, kube::Discovery& discovery, const std::vector<std::string>& ids,
-    const std::string& ns, const std::set<std::string>& allow, size_t threads,
+    const std::string& ns, const std::set<std::string>& allow, size_t threads, ReadFrom from,
     const std::function<bool()>& cancelled) {
   FERRY_RETURN_IF_ERROR(CheckAllowed(ns, allow));
   std::vector<manifest::WorkloadId> wanted;
@@ -478,7 +481,7 @@ absl::StatusOr<std::vector<ClusterWorkloadInfo>> GetClusterWorkloads(
       }
       return;
     }
-    got[i] = GetWorkloadObject(client, discovery, wanted[i]);
+    got[i] = GetWorkloadObject(client, discovery, wanted[i], from);
     if (!got[i].ok() && got[i].status().code() != absl::StatusCode::kNotFound) stop = true;
   });
   std::vector<ClusterWorkloadInfo> out;

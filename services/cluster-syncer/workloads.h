@@ -77,6 +77,12 @@ absl::Status ForEachClusterWorkload(kube::KubeApi& client, kube::Discovery& disc
                                     const std::string& ns, const std::set<std::string>& allow,
                                     const std::function<void(ClusterWorkloadInfo)>& fn);
 
+// Where a read by name is answered from: the API server's watch cache (`resourceVersion=0`:
+// no etcd round trip; as fresh as the cache, which follows etcd's changes within moments,
+// and never older than what the API server served before) or etcd itself (everything
+// written before the read began).
+enum class ReadFrom { kWatchCache, kEtcd };
+
 // The workloads among `ids` ("namespace:kind/name") that ForEachClusterWorkload would give
 // for `ns` and `allow`, each read by a GET of its own, up to `threads` at once: as many
 // requests as ids instead of one answer holding every workload of the cluster. An id that is
@@ -86,10 +92,11 @@ absl::Status ForEachClusterWorkload(kube::KubeApi& client, kube::Discovery& disc
 // first group that has it), where a listing gives both. PermissionDenied as
 // ForEachClusterWorkload for `ns` outside `allow`; the first other failure of a read or of
 // discovery fails the call, and no read starts after it. `cancelled` (optional) is asked
-// before each read: once it says so, the call ends with CANCELLED. Sorted by id.
+// before each read: once it says so, the call ends with CANCELLED. Each read is answered as
+// `from` says. Sorted by id.
 absl::StatusOr<std::vector<ClusterWorkloadInfo>> GetClusterWorkloads(
     kube::KubeApi& client, kube::Discovery& discovery, const std::vector<std::string>& ids,
-    const std::string& ns, const std::set<std::string>& allow, size_t threads,
+    const std::string& ns, const std::set<std::string>& allow, size_t threads, ReadFrom from,
     const std::function<bool()>& cancelled = nullptr);
 
 // One workload by id ("namespace:kind/name"). InvalidArgument, before any call, when `id`

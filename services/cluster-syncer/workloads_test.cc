@@ -358,21 +358,24 @@ TEST_F(ClusterWorkloadsTest, NamedWorkloadsReadOneByOneAsAListingHasThem) {
   const std::vector<std::string> ids = {
       "w1:statefulset/db", "w1:deployment/web", "w1:deployment/addon", "w1:deployment/nope",
       "w2:deployment/web", "w1:cronjob/web",    "not an id",           "w1:deployment/web"};
-  auto named = GetClusterWorkloads(*client_, *discovery_, ids, "w1", {}, /*threads=*/4);
-  ASSERT_TRUE(named.ok()) << named.status();
-  ASSERT_EQ(named->size(), list->size());
-  for (size_t i = 0; i < list->size(); ++i) {
-    const ClusterWorkloadInfo& a = (*named)[i];
-    const ClusterWorkloadInfo& b = (*list)[i];
-    EXPECT_EQ(a.id, b.id);
-    ASSERT_EQ(a.containers.size(), b.containers.size()) << a.id;
-    for (size_t c = 0; c < a.containers.size(); ++c) {
-      EXPECT_EQ(a.containers[c].image, b.containers[c].image) << a.id;
+  const auto same_as_listed = [&](const std::vector<ClusterWorkloadInfo>& named) {
+    ASSERT_EQ(named.size(), list->size());
+    for (size_t i = 0; i < list->size(); ++i) {
+      const ClusterWorkloadInfo& a = named[i];
+      const ClusterWorkloadInfo& b = (*list)[i];
+      EXPECT_EQ(a.id, b.id);
+      ASSERT_EQ(a.containers.size(), b.containers.size()) << a.id;
+      for (size_t c = 0; c < a.containers.size(); ++c) {
+        EXPECT_EQ(a.containers[c].image, b.containers[c].image) << a.id;
+      }
+      EXPECT_EQ(a.labels, b.labels) << a.id;
+      EXPECT_EQ(a.rollout.generation, b.rollout.generation) << a.id;
     }
-    EXPECT_EQ(a.labels, b.labels) << a.id;
-    EXPECT_EQ(a.rollout.generation, b.rollout.generation) << a.id;
-  }
-  // Every namespace, then only the allowed ones.
+  };
+  auto named =
+      GetClusterWorkloads(*client_, *discovery_, ids, "w1", {}, /*threads=*/4, ReadFrom::kEtcd);
+  ASSERT_TRUE(named.ok()) << named.status();
+  same_as_listed(*named);
   const auto ids_of = [](const absl::StatusOr<std::vector<ClusterWorkloadInfo>>& workloads) {
     std::vector<std::string> out;
     if (workloads.ok()) {
@@ -380,12 +383,25 @@ TEST_F(ClusterWorkloadsTest, NamedWorkloadsReadOneByOneAsAListingHasThem) {
     }
     return out;
   };
+  // From the API server's watch cache: the same, once the cache has caught up with the
+  // applies above (moments; waited for up to 10 s).
+  absl::StatusOr<std::vector<ClusterWorkloadInfo>> cached;
+  for (const absl::Time end = absl::Now() + absl::Seconds(10); absl::Now() < end;
+       absl::SleepFor(absl::Milliseconds(20))) {
+    cached = GetClusterWorkloads(*client_, *discovery_, ids, "w1", {}, 4, ReadFrom::kWatchCache);
+    ASSERT_TRUE(cached.ok()) << cached.status();
+    if (ids_of(cached) == ids_of(named)) break;
+  }
+  same_as_listed(*cached);
+  // Every namespace, then only the allowed ones.
   EXPECT_EQ(
-      ids_of(GetClusterWorkloads(*client_, *discovery_, ids, "", {}, 1)),
+      ids_of(GetClusterWorkloads(*client_, *discovery_, ids, "", {}, 1, ReadFrom::kEtcd)),
       (std::vector<std::string>{"w1:deployment/web", "w1:statefulset/db", "w2:deployment/web"}));
-  EXPECT_EQ(ids_of(GetClusterWorkloads(*client_, *discovery_, ids, "", {"w2"}, 1)),
+  EXPECT_EQ(ids_of(GetClusterWorkloads(*client_, *discovery_, ids, "", {"w2"}, 1, ReadFrom::kEtcd)),
             (std::vector<std::string>{"w2:deployment/web"}));
-  EXPECT_EQ(GetClusterWorkloads(*client_, *discovery_, ids, "w1", {"w2"}, 1).status().code(),
+  EXPECT_EQ(GetClusterWorkloads(*client_, *discovery_, ids, "w1", {"w2"}, 1, ReadFrom::kEtcd)
+                .status()
+                .code(),
             absl::StatusCode::kPermissionDenied);
 }
 
