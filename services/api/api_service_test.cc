@@ -267,15 +267,18 @@ TEST_F(ApiServiceTest, ReleaseCommitsAppliesAndReportsEveryStage) {
 }
 
 TEST_F(ApiServiceTest, ReleaseReadsGitAndTheClusterSideBySide) {
-  // git's answer waits until the cluster has been asked: read one after the other, the
-  // planning would wait out the 5 s and see no cluster call meanwhile.
+  // Each answer waits until the other peer has been asked: read one after the other, in
+  // either order, the first read would wait out its 5 s and not see the other call.
   absl::Notification cluster_asked;
-  std::atomic<bool> overlapped{false};
+  absl::Notification git_asked;
+  std::atomic<bool> git_saw_cluster{false};
+  std::atomic<bool> cluster_saw_git{false};
   EXPECT_CALL(cluster_, ListWorkloads(_, _, _))
       .WillRepeatedly(
           Invoke([&](grpc::ClientContext*, const ferry::v1::ListClusterWorkloadsRequest&,
                      ferry::v1::ListClusterWorkloadsResponse* out) {
             cluster_asked.Notify();
+            if (git_asked.WaitForNotificationWithTimeout(absl::Seconds(5))) cluster_saw_git = true;
             *out = in_cluster_;
             return grpc::Status::OK;
           }));
@@ -283,7 +286,9 @@ TEST_F(ApiServiceTest, ReleaseReadsGitAndTheClusterSideBySide) {
       .WillRepeatedly(
           Invoke([&](grpc::ClientContext*, const ferry::v1::ListManifestWorkloadsRequest&,
                      ferry::v1::ListManifestWorkloadsResponse* out) {
-            if (cluster_asked.WaitForNotificationWithTimeout(absl::Seconds(5))) overlapped = true;
+            git_asked.Notify();
+            if (cluster_asked.WaitForNotificationWithTimeout(absl::Seconds(5)))
+              git_saw_cluster = true;
             *out = in_git_;
             return grpc::Status::OK;
           }));
@@ -291,12 +296,13 @@ TEST_F(ApiServiceTest, ReleaseReadsGitAndTheClusterSideBySide) {
   FERRY_ASSERT_OK(Release(AllTo("1.1.0"), &job));
   ferry::v1::Job done = Follow(job.id());
   EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_SUCCEEDED) << done.error();
-  EXPECT_TRUE(overlapped) << "the cluster was asked only after git answered";
+  EXPECT_TRUE(git_saw_cluster && cluster_saw_git)
+      << "one peer was asked only after the other answered";
 }
 
 TEST_F(ApiServiceTest, ReleaseFailsWithGitsErrorWhenBothReadsFail) {
   // Read side by side, both failing: the job says what git said, as it did when git was read
-  // first, and waits for the cluster's call to end before it finishes.
+  // first.
   EXPECT_CALL(git_, ListWorkloads(_, _, _))
       .WillRepeatedly(Return(grpc::Status(grpc::StatusCode::UNAVAILABLE, "git is down")));
   EXPECT_CALL(cluster_, ListWorkloads(_, _, _))
@@ -306,6 +312,22 @@ TEST_F(ApiServiceTest, ReleaseFailsWithGitsErrorWhenBothReadsFail) {
   ferry::v1::Job done = Follow(job.id());
   EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_FAILED);
   EXPECT_THAT(done.error(), ::testing::HasSubstr("git is down"));
+  EXPECT_THAT(done.error(), ::testing::Not(::testing::HasSubstr("cluster is down")));
+}
+
+TEST_F(ApiServiceTest, ReleaseRefusedByReadOnlyGitSaysSoWhenTheClusterFailsToo) {
+  ferry::v1::ListManifestWorkloadsResponse readonly = in_git_;
+  readonly.set_readonly(true);
+  EXPECT_CALL(git_, ListWorkloads(_, _, _))
+      .WillRepeatedly(DoAll(::testing::SetArgPointee<2>(readonly), Return(grpc::Status::OK)));
+  EXPECT_CALL(cluster_, ListWorkloads(_, _, _))
+      .WillRepeatedly(Return(grpc::Status(grpc::StatusCode::UNAVAILABLE, "cluster is down")));
+  EXPECT_CALL(git_, ApplyUpdates(_, _, _)).Times(0);
+  ferry::v1::Job job;
+  FERRY_ASSERT_OK(Release(AllTo("1.1.0"), &job));
+  ferry::v1::Job done = Follow(job.id());
+  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_FAILED);
+  EXPECT_THAT(done.error(), ::testing::HasSubstr("read-only"));
   EXPECT_THAT(done.error(), ::testing::Not(::testing::HasSubstr("cluster is down")));
 }
 

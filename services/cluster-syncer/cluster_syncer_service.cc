@@ -112,8 +112,9 @@ WorkloadListCache::Outcome ClusterSyncerService::NamedWorkloads(
   for (const std::string& id : request.ids()) {
     if (id > request.start_after()) ids.push_back(id);
   }
-  // A caller that takes a listing of a second or more is answered from the API server's
-  // watch cache, which is fresher than that; one that asks for now, from etcd.
+  // A caller that takes a listing a second old or older is answered from the API server's
+  // watch cache (usually moments behind etcd, with no bound promised: a rule of thumb, for
+  // callers that already accept a listing that old); one that asks for now, from etcd.
   const ReadFrom from = max_age.value_or(kWorkloadListMaxStale) >= kWorkloadReadFromCacheMinAge
                             ? ReadFrom::kWatchCache
                             : ReadFrom::kEtcd;

@@ -27,8 +27,9 @@ inline constexpr size_t kWorkloadListNamespaces = 64;
 // of every workload in the cluster (1-2 s at 10,000 workloads).
 inline constexpr size_t kWorkloadsReadOneByOne = 100;
 inline constexpr size_t kWorkloadReadThreads = 4;
-// Those reads are answered from the API server's watch cache (no etcd round trip) when the
-// caller accepts a listing at least this old; else from etcd.
+// Those reads are answered from the API server's watch cache (no etcd round trip, usually
+// moments behind it, no bound promised) when the caller accepts a listing at least this old;
+// else from etcd.
 inline constexpr absl::Duration kWorkloadReadFromCacheMinAge = absl::Seconds(1);
 
 // One workload of a listing as ListWorkloads answers it, kept serialized: a few hundred

@@ -78,9 +78,9 @@ absl::Status ForEachClusterWorkload(kube::KubeApi& client, kube::Discovery& disc
                                     const std::function<void(ClusterWorkloadInfo)>& fn);
 
 // Where a read by name is answered from: the API server's watch cache (`resourceVersion=0`:
-// no etcd round trip; as fresh as the cache, which follows etcd's changes within moments,
-// and never older than what the API server served before) or etcd itself (everything
-// written before the read began).
+// no etcd round trip; the cache follows etcd's changes, usually within moments, but
+// Kubernetes promises no bound, and with several API servers an answer may be older than one
+// seen before) or etcd itself (everything written before the read began).
 enum class ReadFrom { kWatchCache, kEtcd };
 
 // The workloads among `ids` ("namespace:kind/name") that ForEachClusterWorkload would give

@@ -392,6 +392,7 @@ TEST_F(ClusterWorkloadsTest, NamedWorkloadsReadOneByOneAsAListingHasThem) {
     ASSERT_TRUE(cached.ok()) << cached.status();
     if (ids_of(cached) == ids_of(named)) break;
   }
+  ASSERT_EQ(ids_of(cached), ids_of(named)) << "the watch cache did not catch up within 10 s";
   same_as_listed(*cached);
   // Every namespace, then only the allowed ones.
   EXPECT_EQ(
