@@ -12,6 +12,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 
 #include "absl/synchronization/notification.h"
 #include "ferry/v1/cluster_syncer_mock.grpc.pb.h"
@@ -300,46 +301,45 @@ TEST_F(ApiServiceTest, ReleaseReadsGitAndTheClusterSideBySide) {
       << "one peer was asked only after the other answered";
 }
 
-TEST_F(ApiServiceTest, ReleaseFailsWithGitsErrorWhenBothReadsFail) {
-  // Read side by side, both failing: the job says what git said, as it did when git was read
-  // first.
-  EXPECT_CALL(git_, ListWorkloads(_, _, _))
-      .WillRepeatedly(Return(grpc::Status(grpc::StatusCode::UNAVAILABLE, "git is down")));
-  EXPECT_CALL(cluster_, ListWorkloads(_, _, _))
-      .WillRepeatedly(Return(grpc::Status(grpc::StatusCode::UNAVAILABLE, "cluster is down")));
-  ferry::v1::Job job;
-  FERRY_ASSERT_OK(Release(AllTo("1.1.0"), &job));
-  ferry::v1::Job done = Follow(job.id());
-  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_FAILED);
-  EXPECT_THAT(done.error(), ::testing::HasSubstr("git is down"));
-  EXPECT_THAT(done.error(), ::testing::Not(::testing::HasSubstr("cluster is down")));
-}
-
-TEST_F(ApiServiceTest, ReleaseRefusedByReadOnlyGitSaysSoWhenTheClusterFailsToo) {
+TEST_F(ApiServiceTest, AFailedPlanningReadSaysWhichPeerFailedGitFirst) {
+  // Read side by side, git's answer still decides first, as when git was read first: its
+  // error, then its read-only refusal, then the cluster's error. Nothing is committed.
+  EXPECT_CALL(git_, ApplyUpdates(_, _, _)).Times(0);
+  const grpc::Status git_down(grpc::StatusCode::UNAVAILABLE, "git is down");
+  const grpc::Status cluster_down(grpc::StatusCode::UNAVAILABLE, "cluster is down");
   ferry::v1::ListManifestWorkloadsResponse readonly = in_git_;
   readonly.set_readonly(true);
-  EXPECT_CALL(git_, ListWorkloads(_, _, _))
-      .WillRepeatedly(DoAll(::testing::SetArgPointee<2>(readonly), Return(grpc::Status::OK)));
-  EXPECT_CALL(cluster_, ListWorkloads(_, _, _))
-      .WillRepeatedly(Return(grpc::Status(grpc::StatusCode::UNAVAILABLE, "cluster is down")));
-  EXPECT_CALL(git_, ApplyUpdates(_, _, _)).Times(0);
-  ferry::v1::Job job;
-  FERRY_ASSERT_OK(Release(AllTo("1.1.0"), &job));
-  ferry::v1::Job done = Follow(job.id());
-  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_FAILED);
-  EXPECT_THAT(done.error(), ::testing::HasSubstr("read-only"));
-  EXPECT_THAT(done.error(), ::testing::Not(::testing::HasSubstr("cluster is down")));
-}
-
-TEST_F(ApiServiceTest, ReleaseFailsWithTheClustersErrorWhenOnlyItFails) {
-  EXPECT_CALL(cluster_, ListWorkloads(_, _, _))
-      .WillRepeatedly(Return(grpc::Status(grpc::StatusCode::UNAVAILABLE, "cluster is down")));
-  EXPECT_CALL(git_, ApplyUpdates(_, _, _)).Times(0);
-  ferry::v1::Job job;
-  FERRY_ASSERT_OK(Release(AllTo("1.1.0"), &job));
-  ferry::v1::Job done = Follow(job.id());
-  EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_FAILED);
-  EXPECT_THAT(done.error(), ::testing::HasSubstr("cluster is down"));
+  struct Case {
+    std::string name;
+    std::optional<ferry::v1::ListManifestWorkloadsResponse> git;  // nullopt: git fails
+    bool cluster_fails;
+    std::string error;  // what the job's error says
+  };
+  const std::vector<Case> cases = {
+      {"both fail", std::nullopt, true, "git is down"},
+      {"git read-only, cluster fails", readonly, true, "read-only"},
+      {"only the cluster fails", in_git_, true, "cluster is down"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    if (c.git.has_value()) {
+      EXPECT_CALL(git_, ListWorkloads(_, _, _))
+          .WillRepeatedly(DoAll(::testing::SetArgPointee<2>(*c.git), Return(grpc::Status::OK)));
+    } else {
+      EXPECT_CALL(git_, ListWorkloads(_, _, _)).WillRepeatedly(Return(git_down));
+    }
+    EXPECT_CALL(cluster_, ListWorkloads(_, _, _)).WillRepeatedly(Return(cluster_down));
+    ferry::v1::Job job;
+    FERRY_ASSERT_OK(Release(AllTo("1.1.0"), &job));
+    ferry::v1::Job done = Follow(job.id());
+    EXPECT_EQ(done.state(), ferry::v1::JOB_STATE_FAILED);
+    EXPECT_THAT(done.error(), ::testing::HasSubstr(c.error));
+    for (const char* other : {"git is down", "read-only", "cluster is down"}) {
+      if (other != c.error) {
+        EXPECT_THAT(done.error(), ::testing::Not(::testing::HasSubstr(other)));
+      }
+    }
+  }
 }
 
 TEST_F(ApiServiceTest, ANamedReleaseReadsThoseWorkloadsAndItsNoteLeavesOutTheOthers) {
