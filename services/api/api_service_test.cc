@@ -312,13 +312,12 @@ TEST_F(ApiServiceTest, AFailedPlanningReadSaysWhichPeerFailedGitFirst) {
   struct Case {
     std::string name;
     std::optional<ferry::v1::ListManifestWorkloadsResponse> git;  // nullopt: git fails
-    bool cluster_fails;
-    std::string error;  // what the job's error says
+    std::string error;  // what the job's error says (the cluster's read fails in every case)
   };
   const std::vector<Case> cases = {
-      {"both fail", std::nullopt, true, "git is down"},
-      {"git read-only, cluster fails", readonly, true, "read-only"},
-      {"only the cluster fails", in_git_, true, "cluster is down"},
+      {"both fail", std::nullopt, "git is down"},
+      {"git read-only, cluster fails", readonly, "read-only"},
+      {"only the cluster fails", in_git_, "cluster is down"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
