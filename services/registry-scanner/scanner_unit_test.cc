@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -695,13 +696,18 @@ TEST_F(ConcurrentScanUnitTest, AFailedTagFailsTheScanKeepsWhatWasLearnedAndIsFet
   std::vector<TagEvent> events = scanner_->WaitForEvents(0, absl::ZeroDuration());
   ASSERT_FALSE(events.empty());
   EXPECT_EQ(events.back().kind, TagEvent::Kind::kRepositoryError);
+  // The registry lists tags as pushed ("2.9" before "2.10"), not sorted as strings.
+  const std::vector<std::string>& listed = repo_.tags();
+  auto position = [&](const std::string& tag) {
+    return std::find(listed.begin(), listed.end(), tag) - listed.begin();
+  };
   std::set<std::string> announced;
-  std::string previous;
+  std::ptrdiff_t previous = -1;
   for (size_t i = 0; i + 1 < events.size(); ++i) {
     EXPECT_EQ(events[i].kind, TagEvent::Kind::kNewTag);
     EXPECT_NE(events[i].tag.tag, "2.5");
-    EXPECT_LT(previous, events[i].tag.tag) << "in list order";
-    previous = events[i].tag.tag;
+    EXPECT_LT(previous, position(events[i].tag.tag)) << "in list order: " << events[i].tag.tag;
+    previous = position(events[i].tag.tag);
     announced.insert(events[i].tag.tag);
   }
   // Every tag answered before the failure stopped the scan is stored and announced.
