@@ -22,6 +22,14 @@ void MapLargeAllocations(size_t bytes) {
 #endif
 }
 
+void KeepFreedHeapTopUpTo(size_t bytes) {
+#if defined(__GLIBC__)
+  mallopt(M_TRIM_THRESHOLD, static_cast<int>(bytes));
+#else
+  (void)bytes;
+#endif
+}
+
 void ReturnFreeMemory() {
 #if defined(__GLIBC__)
   malloc_trim(0);

@@ -35,6 +35,13 @@ void LimitAllocatorArenas(int arenas);
 // fragments. Call at start. No-op where the allocator lacks it.
 void MapLargeAllocations(size_t bytes);
 
+// Leaves free memory at the top of a heap in place until there is more than `bytes` of it
+// (glibc's M_TRIM_THRESHOLD: 128 KiB unless set). A burst that frees and allocates again
+// (a deflate stream per packed object) otherwise gives pages back and faults them in again
+// over and over, and each give-back is a TLB shootdown that stalls the other cores. Pair it
+// with ReturnFreeMemory after the burst. Call at start. No-op where the allocator lacks it.
+void KeepFreedHeapTopUpTo(size_t bytes);
+
 // Returns every whole free page of every arena to the kernel (glibc's malloc_trim). Costs
 // about a walk of the free lists; call after a burst, not per allocation. Thread-safe.
 void ReturnFreeMemory();
