@@ -1458,6 +1458,113 @@ void HideUpstreamRefs(git_repository* upstream, git_odb* local, git_revwalk* wal
   git_reference_iterator_free(refs);
 }
 
+// The ids upstream's refs name directly (raw bytes), tags not peeled.
+std::set<std::string> UpstreamTargets(git_repository* upstream) {
+  std::set<std::string> targets;
+  git_reference_iterator* refs = nullptr;
+  if (git_reference_iterator_new(&refs, upstream) != 0) return targets;
+  git_reference* ref = nullptr;
+  while (git_reference_next(&ref, refs) == 0) {
+    if (const git_oid* target = git_reference_target(ref); target != nullptr) {
+      targets.emplace(reinterpret_cast<const char*>(target->id), GIT_OID_RAWSZ);
+    }
+    git_reference_free(ref);
+  }
+  git_reference_iterator_free(refs);
+  return targets;
+}
+
+bool Names(const std::set<std::string>& targets, const git_oid& id) {
+  return targets.count(std::string(reinterpret_cast<const char*>(id.id), GIT_OID_RAWSZ)) > 0;
+}
+
+// Adds to `builder` the trees and blobs of `now` that `before` (a tree upstream has, or null)
+// does not hold at the same path: a walk down the changed paths only. Gitlinks are not
+// objects of this repository and are skipped.
+int InsertTreeChanges(git_repository* repo, git_packbuilder* builder, const git_oid* before,
+                      const git_oid& now) {
+  struct Step {
+    std::optional<git_oid> before;
+    git_oid now;
+    std::string path;
+  };
+  std::vector<Step> steps;
+  steps.push_back({before != nullptr ? std::optional<git_oid>(*before) : std::nullopt, now, ""});
+  while (!steps.empty()) {
+    Step step = std::move(steps.back());
+    steps.pop_back();
+    if (step.before.has_value() && git_oid_equal(&*step.before, &step.now)) continue;
+    if (int rc = git_packbuilder_insert(builder, &step.now, step.path.c_str()); rc != 0) return rc;
+    Tree tree;
+    Tree old_tree;
+    if (int rc = git_tree_lookup(tree.out(), repo, &step.now); rc != 0) return rc;
+    if (step.before.has_value()) {
+      if (int rc = git_tree_lookup(old_tree.out(), repo, &*step.before); rc != 0) return rc;
+    }
+    for (size_t i = 0, n = git_tree_entrycount(tree.get()); i < n; ++i) {
+      const git_tree_entry* entry = git_tree_entry_byindex(tree.get(), i);
+      const git_oid* id = git_tree_entry_id(entry);
+      const char* name = git_tree_entry_name(entry);
+      const git_tree_entry* old_entry =
+          old_tree.get() != nullptr ? git_tree_entry_byname(old_tree.get(), name) : nullptr;
+      if (old_entry != nullptr && git_oid_equal(git_tree_entry_id(old_entry), id)) continue;
+      const std::string path = step.path.empty() ? name : absl::StrCat(step.path, "/", name);
+      switch (git_tree_entry_type(entry)) {
+        case GIT_OBJECT_BLOB:
+          if (int rc = git_packbuilder_insert(builder, id, path.c_str()); rc != 0) return rc;
+          break;
+        case GIT_OBJECT_TREE: {
+          std::optional<git_oid> old_id;
+          if (old_entry != nullptr && git_tree_entry_type(old_entry) == GIT_OBJECT_TREE) {
+            old_id = *git_tree_entry_id(old_entry);
+          }
+          steps.push_back({old_id, *id, path});
+          break;
+        }
+        default:
+          break;
+      }
+    }
+  }
+  return 0;
+}
+
+// Adds to `builder` what upstream lacks of `commits` when each is either named by one of
+// upstream's refs (`targets`) or a child of such commits: the new commit and, against its
+// first parent's tree, what changed (other parents' objects are upstream already, and what
+// it holds twice costs a few bytes). This is a release's push, and the sync tag's on a
+// revision upstream has: work that grows with the change. Returns false, adding nothing,
+// when a commit is neither (several new commits, a new root): then the whole walk decides.
+absl::StatusOr<bool> InsertChildrenOfUpstream(git_repository* repo, git_packbuilder* builder,
+                                              const std::vector<git_oid>& commits,
+                                              const std::set<std::string>& targets) {
+  std::vector<git_oid> children;
+  for (const git_oid& id : commits) {
+    if (Names(targets, id)) continue;
+    Commit commit;
+    if (int rc = git_commit_lookup(commit.out(), repo, &id); rc != 0) return GitError("push", rc);
+    const unsigned parents = git_commit_parentcount(commit.get());
+    if (parents == 0) return false;
+    for (unsigned p = 0; p < parents; ++p) {
+      if (!Names(targets, *git_commit_parent_id(commit.get(), p))) return false;
+    }
+    children.push_back(id);
+  }
+  for (const git_oid& id : children) {
+    Commit commit;
+    Commit parent;
+    int rc = git_commit_lookup(commit.out(), repo, &id);
+    if (rc == 0) rc = git_packbuilder_insert(builder, &id, nullptr);
+    if (rc == 0) rc = git_commit_parent(parent.out(), commit.get(), 0);
+    if (rc == 0) {
+      rc = InsertTreeChanges(repo, builder, git_commit_tree_id(parent.get()),
+                             *git_commit_tree_id(commit.get()));
+    }
+    if (rc != 0) return GitError("push", rc);
+  }
+  return true;
+}
+
 // A push to the bare repository `upstream` on this machine (a file:// url): the new objects
 // in one pack written into its object database at once, then each ref moved by
 // compare-and-set. libgit2's own file:// transport hands its indexer one object at a time,
@@ -1476,6 +1583,7 @@ absl::Status PushToPath(git_repository* repo, const Libgit2Options& options,
     std::string refused;          // why it is not moved
   };
   std::vector<Update> updates;
+  std::vector<git_oid> tips;  // the commits the refs are to name
   Revwalk walk;
   Packbuilder builder;
   if (int rc = git_revwalk_new(walk.out(), repo); rc != 0) return GitError("push", rc);
@@ -1519,12 +1627,21 @@ absl::Status PushToPath(git_repository* repo, const Libgit2Options& options,
       }
       walked = *git_tag_target_id(reinterpret_cast<const git_tag*>(object.get()));
     }
-    if (int rc = git_revwalk_push(walk.get(), &walked); rc != 0) return GitError("push", rc);
+    tips.push_back(walked);
     updates.push_back(std::move(u));
   }
-  HideUpstreamRefs(upstream, local.get(), walk.get());
-  if (int rc = git_packbuilder_insert_walk(builder.get(), walk.get()); rc != 0) {
-    return GitError("push", rc);
+  // What upstream lacks: found from the changed paths when it can be (libgit2's walk reads
+  // every tree of upstream's heads to leave them out: 8-35 ms at 10,000 workloads).
+  FERRY_ASSIGN_OR_RETURN(bool inserted, InsertChildrenOfUpstream(repo, builder.get(), tips,
+                                                                 UpstreamTargets(upstream)));
+  if (!inserted) {
+    for (const git_oid& tip : tips) {
+      if (int rc = git_revwalk_push(walk.get(), &tip); rc != 0) return GitError("push", rc);
+    }
+    HideUpstreamRefs(upstream, local.get(), walk.get());
+    if (int rc = git_packbuilder_insert_walk(builder.get(), walk.get()); rc != 0) {
+      return GitError("push", rc);
+    }
   }
   if (git_packbuilder_object_count(builder.get()) > 0) {
     Odb odb;

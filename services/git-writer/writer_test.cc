@@ -521,6 +521,73 @@ TEST_F(WriterTest, AReleaseAndItsJobNoteGoUpInOnePush) {
   EXPECT_EQ(upstream_->Git("fsck --strict --no-dangling && echo fsck-ok"), "fsck-ok\n");
 }
 
+// The object ids a `git verify-pack -v` listing names.
+std::set<std::string> PackedIds(const std::string& listing) {
+  std::set<std::string> ids;
+  for (absl::string_view line : absl::StrSplit(listing, '\n')) {
+    const absl::string_view id = line.substr(0, line.find(' '));
+    if (id.size() == 40 && id.find_first_not_of("0123456789abcdef") == absl::string_view::npos) {
+      ids.emplace(id);
+    }
+  }
+  return ids;
+}
+
+// The objects `to` reaches that `from` does not (`from` empty: all of them), by id.
+std::set<std::string> ObjectsBetween(const GitRepo& repo, const std::string& from,
+                                     const std::string& to) {
+  std::set<std::string> ids;
+  const std::string listed =
+      repo.Git("rev-list --objects " + to + (from.empty() ? "" : " --not " + from));
+  for (absl::string_view line : absl::StrSplit(listed, '\n', absl::SkipEmpty())) {
+    ids.emplace(line.substr(0, line.find(' ')));
+  }
+  return ids;
+}
+
+TEST_F(WriterTest, EachPushSendsWhatUpstreamLacksAndNothingMore) {
+  // Files at several depths: a release changes one, and its push walks only that path.
+  auto upstream = GitRepo::Create({
+      {"clusters/prod/apps/db.yaml", Deployment("db", "postgres:15.1")},
+      {"clusters/prod/apps/web.yaml", Deployment("web", "nginx:1.25")},
+      {"clusters/stage/apps/cache.yaml", Deployment("cache", "redis:7.0")},
+      {"clusters/prod/README.md", "not a manifest\n"},
+  });
+  FERRY_ASSERT_OK(upstream);
+  upstream_ = *std::move(upstream);
+  OpenWriter({});
+  const std::string upstream_dir = UpstreamDir();
+  std::string notes_before;  // none before the first note
+  for (const char* tag : {"15.2", "15.3", "15.4"}) {
+    const std::string head_before = upstream_->Head();
+    const std::set<std::string> packs_before = PackFiles(upstream_dir);
+    ApplyRequest req;
+    req.edits = {ImageEdit("apps:deployment/db", "db", absl::StrCat("postgres:", tag))};
+    req.note = absl::StrCat("{\"id\":\"job-", tag, "\"}");
+    absl::StatusOr<ApplyOutcome> out = writer_->Apply(req);
+    FERRY_ASSERT_OK(out);
+    ASSERT_EQ(out->revision, upstream_->Head());
+    const std::string notes(
+        absl::StripAsciiWhitespace(upstream_->Git("rev-parse refs/notes/ferry")));
+    std::set<std::string> lacked = ObjectsBetween(*upstream_, head_before, out->revision);
+    for (const std::string& id : ObjectsBetween(*upstream_, notes_before, notes)) lacked.insert(id);
+    // The commit, the root tree, clusters/, prod/, apps/, db.yaml; and the note's objects.
+    EXPECT_GE(lacked.size(), 6u + 3u) << tag;
+    const std::set<std::string> added = PacksSince(upstream_dir, packs_before);
+    ASSERT_EQ(added.size(), 1u) << tag;
+    EXPECT_EQ(PackedIds(ListPack(*upstream_, *added.begin())), lacked) << tag;
+    notes_before = notes;
+  }
+  // The sync tag on a revision upstream has: the tag object alone.
+  const std::set<std::string> packs_before = PackFiles(upstream_dir);
+  FERRY_ASSERT_OK(writer_->SetSyncMarker("ferry-sync", upstream_->Head()));
+  const std::set<std::string> added = PacksSince(upstream_dir, packs_before);
+  ASSERT_EQ(added.size(), 1u);
+  const std::string tag(absl::StripAsciiWhitespace(upstream_->Git("rev-parse ferry-sync")));
+  EXPECT_EQ(PackedIds(ListPack(*upstream_, *added.begin())), std::set<std::string>{tag});
+  EXPECT_EQ(upstream_->Git("fsck --strict --no-dangling && echo fsck-ok"), "fsck-ok\n");
+}
+
 TEST_F(WriterTest, WhenUpstreamRefusesTheNotesRefTheCommitLandsWithoutItsNote) {
   // A lock on upstream's notes ref: the file:// transport cannot move that ref alone.
   const std::string upstream_dir = UpstreamDir();
