@@ -157,7 +157,7 @@ class Libgit2Repository final : public Repository {
   absl::Status FlushObjects();
   absl::Status WritePack(const std::vector<git_oid>& roots);
   // Adds `id` and what it refers to to `pack`, as far as they are in memory only.
-  absl::Status AddNewObjects(git_packbuilder* pack, const git_oid& id);
+  absl::Status AddNewObjects(git_packbuilder* pack, const git_oid& id, std::set<std::string>& ids);
   // Drops the objects created in memory since the last flush (a write that failed).
   void DiscardObjects();
   // Looks up the remote and adds the in-memory object backend to a freshly opened repo_.
@@ -199,6 +199,11 @@ class Libgit2Repository final : public Repository {
   // What was made since the last flush (commits, notes commits, tags): the pack holds them
   // and the new objects below them.
   std::vector<git_oid> new_roots_;
+  // The pack the last flush wrote into the mirror and its objects' raw ids, kept until the
+  // push that follows: when it holds all that upstream lacks, the push sends it as it is
+  // rather than building the same pack again.
+  std::string last_pack_;
+  std::set<std::string> last_pack_ids_;
 };
 
 }  // namespace ferry::git_writer

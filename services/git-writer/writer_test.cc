@@ -142,11 +142,12 @@ class WriterTest : public ::testing::Test {
     OpenWriter({});
   }
 
-  void OpenWriter(WriterOptions options) {
+  void OpenWriter(WriterOptions options, WritePermit push_permit = nullptr) {
     writer_.reset();
     hooked_.reset();
     repo_.reset();
     Libgit2Options o;
+    o.push_permit = std::move(push_permit);
     o.url = upstream_->url();
     o.branch = "main";
     o.mirror_dir = upstream_->dir() + "/mirror.git";
@@ -585,6 +586,37 @@ TEST_F(WriterTest, EachPushSendsWhatUpstreamLacksAndNothingMore) {
   ASSERT_EQ(added.size(), 1u);
   const std::string tag(absl::StripAsciiWhitespace(upstream_->Git("rev-parse ferry-sync")));
   EXPECT_EQ(PackedIds(ListPack(*upstream_, *added.begin())), std::set<std::string>{tag});
+  EXPECT_EQ(upstream_->Git("fsck --strict --no-dangling && echo fsck-ok"), "fsck-ok\n");
+}
+
+TEST_F(WriterTest, APushAfterOneThatNeverReachedUpstreamStillSendsAllItLacks) {
+  // A push is refused before it sends anything: its blob and trees are in the mirror, not
+  // upstream. The same release again makes the same blob and trees, so the mirror's pack of
+  // that write holds only the new commit and note: not enough for upstream, which has the
+  // parents of both (a note went up first), so the push's pack comes from the tree diff.
+  auto refuse = std::make_shared<std::atomic<bool>>(false);
+  OpenWriter({}, [refuse]() -> absl::StatusOr<absl::Duration> {
+    if (*refuse) return absl::UnavailableError("not the leader (test)");
+    return absl::Minutes(1);
+  });
+  FERRY_ASSERT_OK(writer_->Apply(ReleaseWithNote("nginx:1.26")));
+  const std::string head_before = upstream_->Head();
+  ApplyRequest req = ReleaseWithNote("nginx:1.27");
+  *refuse = true;
+  EXPECT_THAT(writer_->Apply(req), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(upstream_->Head(), head_before);
+  *refuse = false;
+  req.note = "{\"id\":\"job-2\"}";  // a new note: the mirror's pack is not empty
+  const std::set<std::string> packs_before = PackFiles(UpstreamDir());
+  absl::StatusOr<ApplyOutcome> out = writer_->Apply(req);
+  FERRY_ASSERT_OK(out);
+  ASSERT_EQ(out->revision, upstream_->Head());
+  const std::set<std::string> added = PacksSince(UpstreamDir(), packs_before);
+  ASSERT_EQ(added.size(), 1u);
+  const std::set<std::string> sent = PackedIds(ListPack(*upstream_, *added.begin()));
+  for (const std::string& id : ObjectsBetween(*upstream_, head_before, out->revision)) {
+    EXPECT_TRUE(sent.count(id)) << id << " not sent";
+  }
   EXPECT_EQ(upstream_->Git("fsck --strict --no-dangling && echo fsck-ok"), "fsck-ok\n");
 }
 
