@@ -54,6 +54,18 @@ std::string Redact(std::string message) {
   return message;
 }
 
+RawOid Raw(const git_oid& id) {
+  RawOid raw;
+  std::copy(std::begin(id.id), std::begin(id.id) + raw.size(), raw.begin());
+  return raw;
+}
+
+// Whether `url` names a repository on this machine by absolute path (file:///...), with no
+// percent-escapes: Ferry's own push writes into it (PushToPath).
+bool IsLocalPath(absl::string_view url) {
+  return absl::StartsWith(url, "file:///") && !absl::StrContains(url, '%');
+}
+
 absl::Status GitError(absl::string_view what, int rc) {
   const git_error* e = git_error_last();
   std::string detail = e != nullptr && e->message != nullptr ? Redact(e->message) : "unknown error";
@@ -109,7 +121,8 @@ class DefaultPackConfig {
     if (git_repository_config(saved_.out(), repo_) != 0 ||
         git_config_open_default(plain.out()) != 0 ||
         git_repository_set_config(repo_, plain.get()) != 0) {
-      saved_ = Config();  // not swapped: the fold searches a narrower window, which is only larger
+      // Not swapped: the fold searches a narrower window, which is only larger.
+      git_config_free(std::exchange(saved_.ptr, nullptr));
     }
   }
   ~DefaultPackConfig() {
@@ -993,7 +1006,7 @@ absl::Status Libgit2Repository::Repack() {
 }
 
 absl::Status Libgit2Repository::AddNewObjects(git_packbuilder* pack, const git_oid& id,
-                                              std::set<std::string>& ids) {
+                                              std::set<RawOid>& ids) {
   // Objects already on disk are not packed again, nor is anything below them: an object
   // written earlier never refers to one created since.
   if (mempack_->exists(mempack_, &id) == 0) return absl::OkStatus();
@@ -1004,7 +1017,7 @@ absl::Status Libgit2Repository::AddNewObjects(git_packbuilder* pack, const git_o
   if (int rc = git_packbuilder_insert(pack, &id, nullptr); rc != 0) {
     return GitError("packing new objects", rc);
   }
-  ids.emplace(reinterpret_cast<const char*>(id.id), GIT_OID_RAWSZ);
+  ids.insert(Raw(id));
   switch (git_object_type(object.get())) {
     case GIT_OBJECT_COMMIT: {
       const auto* commit = reinterpret_cast<const git_commit*>(object.get());
@@ -1074,7 +1087,7 @@ absl::Status Libgit2Repository::WritePack(const std::vector<git_oid>& roots) {
     return GitError("packing new objects", rc);
   }
   git_packbuilder_set_threads(builder.get(), 1);
-  std::set<std::string> ids;
+  std::set<RawOid> ids;
   for (const git_oid& root : roots) FERRY_RETURN_IF_ERROR(AddNewObjects(builder.get(), root, ids));
   if (git_packbuilder_object_count(builder.get()) == 0) return absl::OkStatus();
   std::string pack;
@@ -1085,8 +1098,10 @@ absl::Status Libgit2Repository::WritePack(const std::vector<git_oid>& roots) {
   // Let the object database see the new packfile before the in-memory copies go.
   if (rc == 0) rc = git_odb_refresh(odb.get());
   if (rc != 0) return GitError("writing new objects", rc);
-  last_pack_ = std::move(pack);
-  last_pack_ids_ = std::move(ids);
+  if (IsLocalPath(options_.url)) {  // only a push to a file:// upstream can send it
+    last_pack_ = std::move(pack);
+    last_pack_ids_ = std::move(ids);
+  }
   // One small pack per write would pile up: libgit2 keeps every pack open, mapped and
   // indexed in memory (some 30 KB each). Every so often they are folded (FoldIfDue), once
   // a ref names what was just written.
@@ -1439,10 +1454,9 @@ namespace {
 // The bare repository a file:// `url` names on this machine (an absolute path, no
 // percent-escapes), or null: then libgit2's own transport pushes (and decides).
 git_repository* OpenLocalBare(const std::string& url) {
-  absl::string_view path = url;
-  if (!absl::ConsumePrefix(&path, "file:///") || absl::StrContains(path, '%')) return nullptr;
+  if (!IsLocalPath(url)) return nullptr;
   git_repository* repo = nullptr;
-  const std::string absolute = absl::StrCat("/", path);
+  const std::string absolute(absl::StripPrefix(url, "file://"));
   if (git_repository_open_ext(&repo, absolute.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) !=
       0) {
     return nullptr;
@@ -1470,15 +1484,15 @@ void HideUpstreamRefs(git_repository* upstream, git_odb* local, git_revwalk* wal
   git_reference_iterator_free(refs);
 }
 
-// The ids upstream's refs name directly (raw bytes), tags not peeled.
-std::set<std::string> UpstreamTargets(git_repository* upstream) {
-  std::set<std::string> targets;
+// The ids upstream's refs name directly, tags not peeled.
+std::set<RawOid> UpstreamTargets(git_repository* upstream) {
+  std::set<RawOid> targets;
   git_reference_iterator* refs = nullptr;
   if (git_reference_iterator_new(&refs, upstream) != 0) return targets;
   git_reference* ref = nullptr;
   while (git_reference_next(&ref, refs) == 0) {
     if (const git_oid* target = git_reference_target(ref); target != nullptr) {
-      targets.emplace(reinterpret_cast<const char*>(target->id), GIT_OID_RAWSZ);
+      targets.insert(Raw(*target));
     }
     git_reference_free(ref);
   }
@@ -1486,8 +1500,8 @@ std::set<std::string> UpstreamTargets(git_repository* upstream) {
   return targets;
 }
 
-bool Names(const std::set<std::string>& targets, const git_oid& id) {
-  return targets.count(std::string(reinterpret_cast<const char*>(id.id), GIT_OID_RAWSZ)) > 0;
+bool Names(const std::set<RawOid>& targets, const git_oid& id) {
+  return targets.count(Raw(id)) > 0;
 }
 
 // An object a push sends, with its path for the pack builder's choice of delta bases.
@@ -1554,17 +1568,21 @@ int TreeChanges(git_repository* repo, const git_oid* before, const git_oid& now,
 // revision upstream has: work that grows with the change. Returns false, adding nothing,
 // when a commit is neither (several new commits, a new root): then the whole walk decides.
 absl::StatusOr<bool> ChangesOverUpstream(git_repository* repo, const std::vector<git_oid>& commits,
-                                         const std::set<std::string>& targets,
+                                         const std::set<RawOid>& targets,
                                          std::vector<Wanted>& wanted) {
   std::vector<git_oid> children;
   for (const git_oid& id : commits) {
     if (Names(targets, id)) continue;
-    Commit commit;
-    if (int rc = git_commit_lookup(commit.out(), repo, &id); rc != 0) return GitError("push", rc);
-    const unsigned parents = git_commit_parentcount(commit.get());
+    Object object;
+    if (int rc = git_object_lookup(object.out(), repo, &id, GIT_OBJECT_ANY); rc != 0) {
+      return GitError("push", rc);
+    }
+    if (git_object_type(object.get()) != GIT_OBJECT_COMMIT) return false;  // a tag of a tree
+    const auto* commit = reinterpret_cast<const git_commit*>(object.get());
+    const unsigned parents = git_commit_parentcount(commit);
     if (parents == 0) return false;
     for (unsigned p = 0; p < parents; ++p) {
-      if (!Names(targets, *git_commit_parent_id(commit.get(), p))) return false;
+      if (!Names(targets, *git_commit_parent_id(commit, p))) return false;
     }
     children.push_back(id);
   }
@@ -1594,7 +1612,7 @@ absl::StatusOr<bool> ChangesOverUpstream(git_repository* repo, const std::vector
 // (raw ids): sent instead of a pack of its own when it holds all that upstream lacks.
 absl::Status PushToPath(git_repository* repo, const Libgit2Options& options,
                         git_repository* upstream, const std::vector<std::string>& refspecs,
-                        const std::string& prepared, const std::set<std::string>& prepared_ids,
+                        const std::string& prepared, const std::set<RawOid>& prepared_ids,
                         CallbackState& state) {
   struct Update {
     std::string ref;
@@ -1677,7 +1695,9 @@ absl::Status PushToPath(git_repository* repo, const Libgit2Options& options,
       }
     }
     if (git_packbuilder_object_count(builder.get()) > 0) {
-      if (int rc = BuildPack(builder.get(), built); rc != 0) return GitError("push", rc);
+      if (int rc = BuildPack(builder.get(), built); rc != 0) {
+        return absl::UnavailableError(GitError("pushing to " + Redact(options.url), rc).message());
+      }
     }
   }
   if (const std::string& pack = reuse ? prepared : built; !pack.empty()) {
@@ -1720,7 +1740,7 @@ absl::Status Libgit2Repository::Push(const std::vector<std::string>& refspecs,
   if (absl::Status flushed = FlushObjects(); !flushed.ok()) return flushed;
   // The last flush's pack serves this push at most, and goes with it.
   const std::string prepared = std::exchange(last_pack_, {});
-  const std::set<std::string> prepared_ids = std::exchange(last_pack_ids_, {});
+  const std::set<RawOid> prepared_ids = std::exchange(last_pack_ids_, {});
   std::vector<std::string> specs = refspecs;
   std::vector<char*> ptrs;
   for (std::string& s : specs) ptrs.push_back(s.data());
@@ -2070,6 +2090,10 @@ absl::Status Libgit2Repository::PushTo(const std::string& branch, const std::str
   // As PushBranch: the objects first, a local ref as the push source, the copy of upstream's
   // ref moved once upstream took the commit.
   if (absl::Status flushed = FlushObjects(); !flushed.ok()) return flushed;
+  // A push branch goes through libgit2's transport (LeasedPush): the mirror's pack is not
+  // sent, nor kept.
+  last_pack_.clear();
+  last_pack_ids_.clear();
   const std::string local = absl::StrCat("refs/heads/", branch);
   RefSnapshot before(repo_, local);
   Reference ref;

@@ -5,6 +5,7 @@
 
 #include <git2/oid.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <set>
@@ -86,6 +87,9 @@ struct Libgit2Options {
 // since the last one.
 size_t PacksToFold(const std::vector<uint32_t>& sorted_sizes);
 
+// An object id's raw bytes, as a key of ordered sets (no allocation per id).
+using RawOid = std::array<unsigned char, GIT_OID_RAWSZ>;
+
 class Libgit2Repository final : public Repository {
  public:
   // Opens the mirror, creating it (bare, with remote "origin") when missing, and points
@@ -156,8 +160,9 @@ class Libgit2Repository final : public Repository {
   // not, the in-memory objects are gone afterwards.
   absl::Status FlushObjects();
   absl::Status WritePack(const std::vector<git_oid>& roots);
-  // Adds `id` and what it refers to to `pack`, as far as they are in memory only.
-  absl::Status AddNewObjects(git_packbuilder* pack, const git_oid& id, std::set<std::string>& ids);
+  // Adds `id` and what it refers to to `pack`, as far as they are in memory only, and their
+  // ids to `ids`.
+  absl::Status AddNewObjects(git_packbuilder* pack, const git_oid& id, std::set<RawOid>& ids);
   // Drops the objects created in memory since the last flush (a write that failed).
   void DiscardObjects();
   // Looks up the remote and adds the in-memory object backend to a freshly opened repo_.
@@ -203,7 +208,7 @@ class Libgit2Repository final : public Repository {
   // push that follows: when it holds all that upstream lacks, the push sends it as it is
   // rather than building the same pack again.
   std::string last_pack_;
-  std::set<std::string> last_pack_ids_;
+  std::set<RawOid> last_pack_ids_;
 };
 
 }  // namespace ferry::git_writer

@@ -43,14 +43,15 @@ int main(int argc, char** argv) {
   // Writes are serialised; more allocator arenas would only keep more freed memory, and a
   // write's large buffers would stay behind as fragments (build/bench/git_writer_soak).
   ferry::runtime::LimitAllocatorArenas(2);
-  // Above 64 KiB, not at it: zlib takes four buffers of exactly 64 KiB for each deflate, and
-  // libgit2's pack builder starts a new deflate for every delta it keeps (two packs of ~100
-  // deltas per release). Mapped, each was an mmap, page faults and an munmap whose TLB
-  // shootdown stalls the other core: about half of git-writer's time in a release, on this
-  // project's 2-core virtual machines, and the cause of its slow pushes in the scale
-  // benchmark. Freed at a heap's top, the same buffers went back to the kernel just as often
-  // (madvise): up to 8 MiB stays there, and each write ends with ReturnFreeMemory.
-  ferry::runtime::MapLargeAllocations(128 * 1024);
+  // Just above 64 KiB, not at it: zlib takes four buffers of exactly 64 KiB for each
+  // deflate, and libgit2's pack builder starts a new deflate for every delta it keeps (two
+  // packs of ~100 deltas per release). Mapped, each was an mmap, page faults and an munmap
+  // whose TLB shootdown stalls the other core: about half of git-writer's time in a release
+  // on this project's 2-core virtual machines, and the cause of its slow pushes in the scale
+  // benchmark. Freed at a heap's top, the same buffers went back to the kernel just as
+  // often (madvise): up to 8 MiB per arena (two) now stays there, and a write (ApplyUpdates)
+  // ends with ReturnFreeMemory.
+  ferry::runtime::MapLargeAllocations(68 * 1024);
   ferry::runtime::KeepFreedHeapTopUpTo(8 * 1024 * 1024);
   ferry::runtime::ServiceStart<Flags, Config> start(
       argc, argv, kComponent, "ferry-git-writer: the config repo's one reader and writer", AddFlags,
