@@ -12,6 +12,11 @@
 
 namespace ferry::http {
 
+// Who waits for an answer: a background job (a scan) or someone asking now (an API call's
+// lookup). Rate limiters serve a host's interactive requests ahead of its background ones;
+// both count against the host's budget.
+enum class Priority { kBackground, kInteractive };
+
 struct Request {
   std::string method = "GET";
   std::string url;
@@ -20,6 +25,7 @@ struct Request {
   absl::Duration timeout = absl::Seconds(30);
   // When false, 3xx responses are returned instead of followed.
   bool follow_redirects = true;
+  Priority priority = Priority::kBackground;
 };
 
 struct Response {

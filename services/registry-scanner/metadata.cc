@@ -87,8 +87,9 @@ std::optional<absl::Time> ParseCreated(const std::string& text) {
 
 absl::StatusOr<TagMetadata> FetchTagMetadata(RegistryClient& client, const std::string& registry,
                                              const std::string& path, const std::string& reference,
-                                             const MetadataOptions& options) {
-  absl::StatusOr<Manifest> top = client.GetManifest(registry, path, reference);
+                                             const MetadataOptions& options,
+                                             http::Priority priority) {
+  absl::StatusOr<Manifest> top = client.GetManifest(registry, path, reference, priority);
   if (!top.ok()) return top.status();
   TagMetadata out;
   out.digest = top->digest;
@@ -120,7 +121,8 @@ absl::StatusOr<TagMetadata> FetchTagMetadata(RegistryClient& client, const std::
                          " image in the manifest list");
         return out;
       }
-      absl::StatusOr<Manifest> platform_manifest = client.GetManifest(registry, path, chosen);
+      absl::StatusOr<Manifest> platform_manifest =
+          client.GetManifest(registry, path, chosen, priority);
       if (!platform_manifest.ok()) return platform_manifest.status();
       manifest = json::parse(platform_manifest->body);
     } else if (IsSchema1(top->media_type)) {
@@ -138,7 +140,7 @@ absl::StatusOr<TagMetadata> FetchTagMetadata(RegistryClient& client, const std::
       return absl::InternalError(absl::StrCat(where, ": manifest has no config"));
     }
     absl::StatusOr<std::string> config_blob =
-        client.GetBlob(registry, path, manifest["config"]["digest"].get<std::string>());
+        client.GetBlob(registry, path, manifest["config"]["digest"].get<std::string>(), priority);
     if (!config_blob.ok()) return config_blob.status();
     json config = json::parse(*config_blob);
     if (!IsIndex(top->media_type)) {

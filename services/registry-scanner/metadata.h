@@ -52,9 +52,11 @@ struct MetadataOptions {
 
 // Reads the manifest of `reference` and, for the chosen platform, its config blob.
 // Docker schema 2, OCI manifests, Docker manifest lists, OCI indexes and legacy schema 1.
+// Its requests go out with `priority` (kInteractive: someone waits for the answer now).
 absl::StatusOr<TagMetadata> FetchTagMetadata(RegistryClient& client, const std::string& registry,
                                              const std::string& path, const std::string& reference,
-                                             const MetadataOptions& options);
+                                             const MetadataOptions& options,
+                                             http::Priority priority = http::Priority::kBackground);
 
 // Parses an RFC 3339 time; nullopt for unparsable or zero ("0001-01-01T00:00:00Z") times.
 std::optional<absl::Time> ParseCreated(const std::string& text);

@@ -1,6 +1,7 @@
 #include "services/registry-scanner/rate_limited_http_client.h"
 
 #include <algorithm>
+#include <functional>
 
 #include "absl/strings/numbers.h"
 
@@ -23,17 +24,24 @@ RateLimitedHttpClient::RateLimitedHttpClient(http::HttpClient& inner, Options op
                      .Help("Requests to a registry host being sent now.")
                      .Register(registry)) {}
 
-// Waits for a free slot of the host's; the slot is given back when destroyed, and releasing
-// mu_ then wakes a waiter whose condition now holds (absl::Mutex needs no notification).
+// Waits for a free slot of the host's (an interactive request before any background one); the
+// slot is given back when destroyed, and releasing mu_ then wakes a waiter whose condition now
+// holds (absl::Mutex needs no notification).
 class RateLimitedHttpClient::Slot {
  public:
-  Slot(RateLimitedHttpClient& owner, const std::string& host)
+  Slot(RateLimitedHttpClient& owner, const std::string& host, http::Priority priority)
       : owner_(owner), gauge_(owner.in_flight_.Add({{"host", host}})) {
     absl::MutexLock lock(&owner_.mu_);
     Bucket* bucket = &owner_.buckets_[host];
     const int max_in_flight = owner_.options_.max_in_flight;
-    auto free = [bucket, max_in_flight] { return bucket->in_flight < max_in_flight; };
-    owner_.mu_.Await(absl::Condition(&free));
+    const bool interactive = priority == http::Priority::kInteractive;
+    if (interactive) ++bucket->interactive_waiting_for_slot;
+    const std::function<bool()> free = [bucket, max_in_flight, interactive] {
+      return bucket->in_flight < max_in_flight &&
+             (interactive || bucket->interactive_waiting_for_slot == 0);
+    };
+    if (!free()) owner_.clock_.WaitUntil(owner_.mu_, absl::InfiniteFuture(), free);
+    if (interactive) --bucket->interactive_waiting_for_slot;
     ++bucket->in_flight;
     bucket->peak_in_flight = std::max(bucket->peak_in_flight, bucket->in_flight);
     gauge_.Increment();
@@ -53,21 +61,45 @@ class RateLimitedHttpClient::Slot {
   Bucket* bucket_ = nullptr;  // in owner_.buckets_; read and written with owner_.mu_ held
 };
 
-absl::Duration RateLimitedHttpClient::Acquire(const std::string& host) {
-  absl::MutexLock lock(&mu_);
-  const absl::Time now = clock_.Now();
+absl::Duration RateLimitedHttpClient::Acquire(const std::string& host, http::Priority priority) {
+  const bool interactive = priority == http::Priority::kInteractive;
+  mu_.Lock();
+  const absl::Time start = clock_.SteadyNow();
   auto [it, inserted] = buckets_.try_emplace(host);
   Bucket& b = it->second;
   if (inserted) {
     b.tokens = options_.burst;
     b.rate = options_.requests_per_second;
-    b.updated = now;
+    b.updated = clock_.Now();
   }
-  b.tokens = std::min(options_.burst, b.tokens + absl::ToDoubleSeconds(now - b.updated) * b.rate);
-  b.updated = now;
-  b.tokens -= 1;  // taken now; a negative balance is paid for by waiting
-  if (b.tokens >= 0) return absl::ZeroDuration();
-  return absl::Seconds(-b.tokens / b.rate);
+  Queue& queue = interactive ? b.interactive : b.background;
+  const uint64_t ticket = queue.next_ticket++;
+  // This request's turn: the first of its queue, and for a background one, no interactive
+  // request waiting.
+  const std::function<bool()> turn = [&b, &queue, ticket, interactive] {
+    return queue.serving == ticket && (interactive || b.interactive.empty());
+  };
+  for (;;) {
+    if (!turn()) {
+      clock_.WaitUntil(mu_, absl::InfiniteFuture(), turn);
+      continue;
+    }
+    const absl::Time now = clock_.Now();
+    b.tokens = std::min(options_.burst, b.tokens + absl::ToDoubleSeconds(now - b.updated) * b.rate);
+    b.updated = now;
+    if (b.tokens >= 1) break;
+    // Until the next token; whoever's turn it is then takes it (an interactive request that
+    // came meanwhile, else this one).
+    const absl::Duration until_token = absl::Seconds((1 - b.tokens) / b.rate);
+    mu_.Unlock();
+    clock_.SleepFor(until_token);
+    mu_.Lock();
+  }
+  b.tokens -= 1;
+  ++queue.serving;  // the next in line may go once its token is there
+  const absl::Duration waited = clock_.SteadyNow() - start;
+  mu_.Unlock();
+  return waited;
 }
 
 void RateLimitedHttpClient::Adjust(const std::string& host, bool throttled, absl::Time sent) {
@@ -99,14 +131,13 @@ double RateLimitedHttpClient::RateFor(const std::string& host) {
 absl::StatusOr<http::Response> RateLimitedHttpClient::Send(const http::Request& request) {
   const std::string host = http::HostOfUrl(request.url);
   for (int attempt = 0;; ++attempt) {
-    absl::Duration wait = Acquire(host);
-    if (wait > absl::ZeroDuration()) {
-      waited_.Add({{"host", host}}).Increment(absl::ToDoubleSeconds(wait));
-      clock_.SleepFor(wait);
+    const absl::Duration waited = Acquire(host, request.priority);
+    if (waited > absl::ZeroDuration()) {
+      waited_.Add({{"host", host}}).Increment(absl::ToDoubleSeconds(waited));
     }
     absl::Time sent;
     absl::StatusOr<http::Response> response = [&] {
-      Slot slot(*this, host);
+      Slot slot(*this, host, request.priority);
       sent = clock_.Now();
       return inner_.Send(request);
     }();

@@ -4,7 +4,12 @@
 // request up to the configured one. Requests sent together that are throttled together halve the
 // rate once: a 429 to a request sent before (or at) the last cut says nothing of the lower rate.
 //
-//   ferry_registry_rate_limit_wait_seconds_total{host}  time spent waiting for a token
+// Requests wait their turn per host, first come first served within a priority: interactive
+// requests (http::Priority, someone waits for the answer now) get the next token and the next
+// free slot before any background request waiting for them. Both spend the same budget; a
+// steady stream of interactive requests can hold background ones back (callers bound theirs).
+//
+//   ferry_registry_rate_limit_wait_seconds_total{host}  time spent waiting for a token and its turn
 //   ferry_registry_throttled_total{host}                429 answers received
 //   ferry_registry_in_flight_requests{host}             requests being sent now
 #pragma once
@@ -13,6 +18,7 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -34,9 +40,10 @@ class RateLimitedHttpClient final : public http::HttpClient {
     // Concurrent requests per host; one slow registry holds only its own slots.
     int max_in_flight = 8;
   };
-  // `clock` refills the buckets and times the waits (for a token, after a 429). Thread-safe:
-  // Send may be called from any number of threads; a call beyond a host's `max_in_flight`
-  // blocks until one of that host's requests has been answered.
+  // `clock` refills the buckets and times the waits (for a token, after a 429); a request
+  // waiting for another's turn waits on it too (Clock::WaitUntil). Thread-safe: Send may be
+  // called from any number of threads; a call beyond a host's `max_in_flight` blocks until one
+  // of that host's requests has been answered.
   RateLimitedHttpClient(http::HttpClient& inner, Options options, prometheus::Registry& registry,
                         runtime::Clock& clock = runtime::SystemClock());
 
@@ -49,18 +56,28 @@ class RateLimitedHttpClient final : public http::HttpClient {
   int PeakInFlight(const std::string& host) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  // Requests of one priority waiting for a token, in order of arrival: tickets are numbered,
+  // and the one numbered `serving` is next.
+  struct Queue {
+    uint64_t next_ticket = 0;
+    uint64_t serving = 0;
+    bool empty() const { return next_ticket == serving; }
+  };
   struct Bucket {
     double tokens = 0;
     double rate = 0;
     absl::Time updated;
+    Queue background;
+    Queue interactive;
     int in_flight = 0;
+    int interactive_waiting_for_slot = 0;
     int peak_in_flight = 0;
     absl::Time last_cut = absl::InfinitePast();  // when a 429 last halved the rate
   };
   // Holds one of the host's in-flight slots while a request is sent.
   class Slot;
-  // Takes a token for `host`; returns how long to wait first.
-  absl::Duration Acquire(const std::string& host) ABSL_LOCKS_EXCLUDED(mu_);
+  // Waits for the request's turn and a token of `host`'s; returns how long it waited.
+  absl::Duration Acquire(const std::string& host, http::Priority priority) ABSL_LOCKS_EXCLUDED(mu_);
   // After an answer to a request sent at `sent`: a 429 halves the rate (unless the request was
   // sent at or before the last cut), a success raises it by 10%.
   void Adjust(const std::string& host, bool throttled, absl::Time sent) ABSL_LOCKS_EXCLUDED(mu_);

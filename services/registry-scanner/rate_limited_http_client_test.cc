@@ -1,5 +1,6 @@
 #include "services/registry-scanner/rate_limited_http_client.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -10,6 +11,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "lib/http/fake_http_client.h"
 #include "lib/runtime/fake_clock.h"
 #include "lib/status/status_matchers.h"
@@ -208,6 +210,151 @@ TEST(RateLimitConcurrency, AtMostMaxInFlightPerHostAndOtherHostsUnaffected) {
   EXPECT_EQ(ok.load(), 7);
   EXPECT_EQ(client.PeakInFlight("slow.example"), 2);
   EXPECT_EQ(client.PeakInFlight("other.example"), 1);
+}
+
+// A clock for ordering tests: each sleep waits until the test allows it, then moves the fake
+// time by its length, so the test decides who is waiting when the next token comes.
+class HeldSleepClock final : public runtime::Clock {
+ public:
+  absl::Time Now() override { return fake_.Now(); }
+  void SleepFor(absl::Duration d) override {
+    {
+      absl::MutexLock lock(&mu_);
+      ++sleeping_;
+      auto allowed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return allowed_ > 0; };
+      mu_.Await(absl::Condition(&allowed));
+      --allowed_;
+      --sleeping_;
+    }
+    fake_.Advance(d);
+  }
+  bool WaitUntil(absl::Mutex& mu, absl::Time deadline, const std::function<bool()>& done) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return fake_.WaitUntil(mu, deadline, done);
+  }
+  // Waits until `n` sleeps are held (bounded by 10 s of real time).
+  bool AwaitSleeping(int n) {
+    absl::MutexLock lock(&mu_);
+    auto reached = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return sleeping_ >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&reached), absl::Seconds(10));
+  }
+  // Lets `n` more sleeps end.
+  void Allow(int n) {
+    absl::MutexLock lock(&mu_);
+    allowed_ += n;
+  }
+  runtime::FakeClock& fake() { return fake_; }
+
+ private:
+  runtime::FakeClock fake_;
+  absl::Mutex mu_;
+  int sleeping_ ABSL_GUARDED_BY(mu_) = 0;
+  int allowed_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+std::vector<std::string> UrlsInOrder(const http::FakeHttpClient& http) {
+  std::vector<std::string> out;
+  for (const http::Request& r : http.requests()) out.push_back(r.url);
+  return out;
+}
+
+// A release's image lookup must not wait behind a cold scan's queue: it takes the host's next
+// token ahead of the scan's requests already waiting, in both orders of their wake-ups.
+TEST(RateLimitPriority, AnInteractiveRequestTakesTheNextTokenAheadOfWaitingBackgroundOnes) {
+  prometheus::Registry registry;
+  HeldSleepClock clock;
+  http::FakeHttpClient inner;
+  const auto url = [](const std::string& name) { return absl::StrCat(kUrl, "?", name); };
+  for (const char* name : {"scan-1", "scan-2", "scan-3"}) {
+    inner.Set("GET", url(name), http::Response{200, {}, ""});
+  }
+  absl::Notification lookup_sent;
+  inner.Set("GET", url("lookup"), [&](const http::Request&) -> absl::StatusOr<http::Response> {
+    lookup_sent.Notify();
+    return http::Response{200, {}, ""};
+  });
+  RateLimitedHttpClient::Options o;
+  o.requests_per_second = 1;
+  o.burst = 1;
+  RateLimitedHttpClient client(inner, o, registry, clock);
+  const auto send = [&](const std::string& name, http::Priority priority) {
+    http::Request r;
+    r.url = url(name);
+    r.priority = priority;
+    return client.Send(r).ok();
+  };
+  ASSERT_TRUE(send("scan-1", http::Priority::kBackground));  // the burst, spent
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  // scan-2 is first in line and sleeps until the next token; scan-3 waits for its turn.
+  threads.emplace_back([&] { ok += send("scan-2", http::Priority::kBackground); });
+  ASSERT_TRUE(clock.AwaitSleeping(1));
+  threads.emplace_back([&] { ok += send("scan-3", http::Priority::kBackground); });
+  ASSERT_TRUE(clock.fake().AwaitWaits(1));
+  threads.emplace_back([&] { ok += send("lookup", http::Priority::kInteractive); });
+  // The lookup sleeps until the next token too (it does not wait for the scans' turns).
+  EXPECT_TRUE(clock.AwaitSleeping(2));
+  // Both sleeps end: one token (the burst is 1). Any further sleep (the scans' next tokens)
+  // stays held until the lookup has been sent: had a scan taken this token, the lookup would
+  // wait for the next one, held, and not be sent.
+  clock.Allow(2);
+  EXPECT_TRUE(lookup_sent.WaitForNotificationWithTimeout(absl::Seconds(10)))
+      << "the lookup waited for a scan's token";
+  clock.Allow(100);
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 3);
+  // The scans then go in turn, but each sends once it has its token: in either order.
+  const std::vector<std::string> order = UrlsInOrder(inner);
+  ASSERT_EQ(order.size(), 4u);
+  EXPECT_THAT(std::vector<std::string>(order.begin(), order.begin() + 2),
+              ::testing::ElementsAre(url("scan-1"), url("lookup")));
+  EXPECT_THAT(std::vector<std::string>(order.begin() + 2, order.end()),
+              ::testing::UnorderedElementsAre(url("scan-2"), url("scan-3")));
+}
+
+// Slots too: with every slot taken, the first one freed goes to the interactive request, also
+// when a background one waited for it first.
+TEST(RateLimitPriority, AnInteractiveRequestTakesTheNextFreeSlotAheadOfWaitingBackgroundOnes) {
+  prometheus::Registry registry;
+  runtime::FakeClock clock;
+  http::FakeHttpClient inner;
+  absl::Notification first_inside;
+  absl::Notification let_first_go;
+  inner.Set("GET", kUrl, [&](const http::Request&) -> absl::StatusOr<http::Response> {
+    first_inside.Notify();
+    let_first_go.WaitForNotification();
+    return http::Response{200, {}, ""};
+  });
+  const std::string background_url = "https://registry.example:5000/v2/a/manifests/b";
+  const std::string interactive_url = "https://registry.example:5000/v2/a/manifests/i";
+  for (const std::string& u : {background_url, interactive_url}) {
+    inner.Set("GET", u, http::Response{200, {}, ""});
+  }
+  RateLimitedHttpClient::Options o;
+  o.requests_per_second = 1000;
+  o.burst = 1000;
+  o.max_in_flight = 1;
+  RateLimitedHttpClient client(inner, o, registry, clock);
+  const auto send = [&](const std::string& u, http::Priority priority) {
+    http::Request r;
+    r.url = u;
+    r.priority = priority;
+    return client.Send(r).ok();
+  };
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  // Three requests to one host: the first holds the only slot, then a background one and an
+  // interactive one wait for it.
+  threads.emplace_back([&] { ok += send(kUrl, http::Priority::kBackground); });
+  ASSERT_TRUE(first_inside.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  threads.emplace_back([&] { ok += send(background_url, http::Priority::kBackground); });
+  ASSERT_TRUE(clock.AwaitWaits(1));
+  threads.emplace_back([&] { ok += send(interactive_url, http::Priority::kInteractive); });
+  ASSERT_TRUE(clock.AwaitWaits(2));
+  let_first_go.Notify();
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 3);
+  EXPECT_THAT(UrlsInOrder(inner), ::testing::ElementsAre(kUrl, interactive_url, background_url));
 }
 
 }  // namespace

@@ -179,7 +179,8 @@ std::string RegistryClient::BaseUrl(const std::string& registry) const {
 }
 
 absl::StatusOr<std::string> RegistryClient::FetchToken(const std::string& registry,
-                                                       const std::string& challenge) {
+                                                       const std::string& challenge,
+                                                       http::Priority priority) {
   std::map<std::string, std::string> params = ChallengeParams(challenge);
   const std::string key = absl::StrCat(registry, " ", params["scope"]);
   {
@@ -209,6 +210,7 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const std::string& regist
   }
   http::Request req;
   req.url = realm;
+  req.priority = priority;
   std::vector<std::string> query;
   if (!params["service"].empty()) query.push_back("service=" + UrlEncode(params["service"]));
   if (!params["scope"].empty()) query.push_back("scope=" + UrlEncode(params["scope"]));
@@ -326,7 +328,7 @@ absl::StatusOr<http::Response> RegistryClient::Call(const std::string& registry,
         "Authorization",
         "Basic " + absl::Base64Escape(absl::StrCat(creds->username, ":", creds->password)));
   } else if (absl::StartsWithIgnoreCase(challenge, "bearer")) {
-    absl::StatusOr<std::string> token = FetchToken(registry, challenge);
+    absl::StatusOr<std::string> token = FetchToken(registry, challenge, request.priority);
     if (!token.ok()) return token.status();
     retry.headers.emplace_back("Authorization", "Bearer " + *token);
   } else {
@@ -336,13 +338,15 @@ absl::StatusOr<http::Response> RegistryClient::Call(const std::string& registry,
 }
 
 absl::StatusOr<std::vector<std::string>> RegistryClient::ListTags(const std::string& registry,
-                                                                  const std::string& path) {
+                                                                  const std::string& path,
+                                                                  http::Priority priority) {
   std::vector<std::string> tags;
   std::string url =
       absl::StrCat(BaseUrl(registry), "/v2/", path, "/tags/list?n=", options_.page_size);
   for (int page = 0; page < 10000 && !url.empty(); ++page) {
     http::Request req;
     req.url = url;
+    req.priority = priority;
     absl::StatusOr<http::Response> resp = Call(registry, req);
     if (!resp.ok()) return resp.status();
     if (resp->status != 200) {
@@ -381,10 +385,12 @@ absl::StatusOr<std::vector<std::string>> RegistryClient::ListTags(const std::str
 
 absl::StatusOr<Manifest> RegistryClient::GetManifest(const std::string& registry,
                                                      const std::string& path,
-                                                     const std::string& reference) {
+                                                     const std::string& reference,
+                                                     http::Priority priority) {
   http::Request req;
   req.url = absl::StrCat(BaseUrl(registry), "/v2/", path, "/manifests/", reference);
   req.headers.emplace_back("Accept", kAccept);
+  req.priority = priority;
   absl::StatusOr<http::Response> resp = Call(registry, req);
   if (!resp.ok()) return resp.status();
   if (resp->status != 200) {
@@ -405,11 +411,13 @@ absl::StatusOr<Manifest> RegistryClient::GetManifest(const std::string& registry
 
 absl::StatusOr<std::string> RegistryClient::ManifestDigest(const std::string& registry,
                                                            const std::string& path,
-                                                           const std::string& reference) {
+                                                           const std::string& reference,
+                                                           http::Priority priority) {
   http::Request req;
   req.method = "HEAD";
   req.url = absl::StrCat(BaseUrl(registry), "/v2/", path, "/manifests/", reference);
   req.headers.emplace_back("Accept", kAccept);
+  req.priority = priority;
   absl::StatusOr<http::Response> resp = Call(registry, req);
   if (!resp.ok()) return resp.status();
   if (resp->status != 200) {
@@ -424,9 +432,11 @@ absl::StatusOr<std::string> RegistryClient::ManifestDigest(const std::string& re
 
 absl::StatusOr<std::string> RegistryClient::GetBlob(const std::string& registry,
                                                     const std::string& path,
-                                                    const std::string& digest) {
+                                                    const std::string& digest,
+                                                    http::Priority priority) {
   http::Request req;
   req.url = absl::StrCat(BaseUrl(registry), "/v2/", path, "/blobs/", digest);
+  req.priority = priority;
   absl::StatusOr<http::Response> resp = Call(registry, req);
   if (!resp.ok()) return resp.status();
   if (resp->status != 200) {

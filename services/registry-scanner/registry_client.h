@@ -60,18 +60,25 @@ class RegistryClient {
   RegistryClient(http::HttpClient& http, CredentialStore credentials, Options options,
                  runtime::Clock& clock = runtime::SystemClock());
 
+  // Each call's requests (a token's too) go out with `priority`: kInteractive when someone
+  // waits for the answer now, so that the rate limiter serves them ahead of scans.
+
   // Every tag of `path` on `registry`, following pagination.
-  absl::StatusOr<std::vector<std::string>> ListTags(const std::string& registry,
-                                                    const std::string& path);
+  absl::StatusOr<std::vector<std::string>> ListTags(
+      const std::string& registry, const std::string& path,
+      http::Priority priority = http::Priority::kBackground);
   // The manifest for a tag or digest, in any supported media type.
   absl::StatusOr<Manifest> GetManifest(const std::string& registry, const std::string& path,
-                                       const std::string& reference);
+                                       const std::string& reference,
+                                       http::Priority priority = http::Priority::kBackground);
   // The digest of a tag without downloading the manifest (HEAD).
   absl::StatusOr<std::string> ManifestDigest(const std::string& registry, const std::string& path,
-                                             const std::string& reference);
+                                             const std::string& reference,
+                                             http::Priority priority = http::Priority::kBackground);
   // A blob (e.g. an image config).
   absl::StatusOr<std::string> GetBlob(const std::string& registry, const std::string& path,
-                                      const std::string& digest);
+                                      const std::string& digest,
+                                      http::Priority priority = http::Priority::kBackground);
 
   // Accept header listing every manifest type Ferry reads.
   static const char* AcceptedManifestTypes();
@@ -79,7 +86,9 @@ class RegistryClient {
  private:
   // Sends a request to the registry, answering auth challenges once.
   absl::StatusOr<http::Response> Call(const std::string& registry, http::Request request);
-  absl::StatusOr<std::string> FetchToken(const std::string& registry, const std::string& challenge);
+  // The token request goes out with `priority` (the request that was challenged's).
+  absl::StatusOr<std::string> FetchToken(const std::string& registry, const std::string& challenge,
+                                         http::Priority priority);
   std::string BaseUrl(const std::string& registry) const;
   // Sends `request` to `registry`'s host or where it redirects (at most 5 hops, followed here
   // rather than by the HTTP client): each hop's host must pass check_registry, and the

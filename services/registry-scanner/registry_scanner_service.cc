@@ -156,8 +156,10 @@ grpc::Status RegistryScannerService::GetImage(grpc::ServerContext*,
         grpc::StatusCode::INVALID_ARGUMENT,
         absl::StrCat("reference \"", request->reference(), "\" has no tag or digest"));
   }
+  // The cache as it is: a repository not scanned yet is not scanned for one tag (its first
+  // scan, queued behind the others for the host's budget, took seconds at a start).
   if (ref->digest().empty()) {
-    absl::StatusOr<std::vector<TagRecord>> tags = scanner_.Tags(ref->Repository());
+    absl::StatusOr<std::vector<TagRecord>> tags = scanner_.KnownTags(ref->Repository());
     if (tags.ok()) {
       for (const TagRecord& t : *tags) {
         if (t.tag == ref->tag()) {
@@ -167,9 +169,11 @@ grpc::Status RegistryScannerService::GetImage(grpc::ServerContext*,
       }
     }
   }
-  absl::StatusOr<TagMetadata> m =
-      FetchTagMetadata(client_, ref->Registry(), ref->Path(),
-                       ref->digest().empty() ? ref->tag() : ref->digest(), metadata_);
+  // Not known yet: asked of the registry now, ahead of the scans waiting for the host's budget
+  // (a release waits for this answer).
+  absl::StatusOr<TagMetadata> m = FetchTagMetadata(
+      client_, ref->Registry(), ref->Path(), ref->digest().empty() ? ref->tag() : ref->digest(),
+      metadata_, http::Priority::kInteractive);
   if (!m.ok()) return ToGrpcStatus(m.status());
   FillTag(ref->tag(), *m, response);
   return grpc::Status::OK;

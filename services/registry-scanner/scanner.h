@@ -115,6 +115,11 @@ class Scanner {
 
   // Cached tags of `repository`; a repository never scanned is scanned first.
   absl::StatusOr<std::vector<TagRecord>> Tags(const std::string& repository);
+  // Cached tags of `repository` as they are, never scanning (none for a repository never
+  // scanned): for a caller that can ask the registry for the one tag it needs instead.
+  absl::StatusOr<std::vector<TagRecord>> KnownTags(const std::string& repository) {
+    return cache_.Tags(repository);
+  }
 
   // True when `repository` is in the watch set.
   bool IsWatched(const std::string& repository);

@@ -3,6 +3,7 @@
 // token's expiry, adaptive re-checks, watch list changes and the webhook queue's retries.
 // Milliseconds, no registry, no sleeping; scanner_test.cc runs the scanner against a real
 // registry.
+#include <grpcpp/server_context.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -23,6 +24,7 @@
 #include "lib/runtime/fake_clock.h"
 #include "lib/status/status_matchers.h"
 #include "services/registry-scanner/rate_limited_http_client.h"
+#include "services/registry-scanner/registry_scanner_service.h"
 #include "services/registry-scanner/scanner.h"
 #include "tests/support/metrics.h"
 
@@ -324,6 +326,86 @@ TEST_F(ScannerUnitTest, BearerChallengeIsAnsweredAndTheTokenKeptUntilItExpires) 
   FERRY_ASSERT_OK(scanner_->Scan(kRepo));
   EXPECT_EQ(issued, 2);
   EXPECT_EQ(http_.Count("GET", token_url), 2);
+}
+
+// A release waits for GetImage. A tag the scanner has not learned yet is asked of the registry
+// alone (not a scan of its repository) with interactive priority, so the rate limiter serves
+// it ahead of the scans waiting there (rate_limited_http_client_test.cc); the scans' own
+// requests stay in the background, and a known tag costs no request.
+TEST_F(ScannerUnitTest, GetImageOfATagNotScannedYetAsksTheRegistryForItAheadOfScans) {
+  RegistryScannerService service(*scanner_, *client_, MetadataOptions{});
+  size_t sent_before = 0;
+  // The requests `reference`'s GetImage sent; its answer's digest in `digest`.
+  const auto get_image = [&](const std::string& reference, std::string* digest) {
+    sent_before = http_.requests().size();
+    grpc::ServerContext context;
+    ferry::v1::GetImageRequest request;
+    request.set_reference(absl::StrCat(kRepo, ":", reference));
+    ferry::v1::TagInfo info;
+    const grpc::Status status = service.GetImage(&context, &request, &info);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    *digest = info.digest();
+    const std::vector<http::Request> all = http_.requests();
+    return std::vector<http::Request>(all.begin() + sent_before, all.end());
+  };
+  const auto expect_interactive = [](const std::vector<http::Request>& sent) {
+    for (const http::Request& r : sent) {
+      EXPECT_EQ(r.priority, http::Priority::kInteractive) << r.url;
+      EXPECT_FALSE(absl::StrContains(r.url, "/tags/list")) << "scanned for one tag: " << r.url;
+    }
+  };
+  std::string digest;
+  const std::string first = repo_.Push("1.0");
+  std::vector<http::Request> sent = get_image("1.0", &digest);  // never scanned
+  EXPECT_EQ(digest, first);
+  EXPECT_EQ(sent.size(), 2u) << "the manifest and its config";
+  expect_interactive(sent);
+
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  const std::vector<http::Request> all = http_.requests();
+  ASSERT_GT(all.size(), sent_before + 2);
+  for (size_t i = sent_before + 2; i < all.size(); ++i) {
+    EXPECT_EQ(all[i].priority, http::Priority::kBackground) << all[i].url;
+  }
+  const std::string second = repo_.Push("2.0");  // since the scan
+  sent = get_image("2.0", &digest);
+  EXPECT_EQ(digest, second);
+  EXPECT_EQ(sent.size(), 2u);
+  expect_interactive(sent);
+  EXPECT_THAT(get_image("1.0", &digest), IsEmpty()) << "known since the scan";
+  EXPECT_EQ(digest, first);
+}
+
+// The token a challenged request needs is fetched with that request's priority: an
+// interactive lookup does not wait behind the scans for its token either.
+TEST_F(ScannerUnitTest, ATokenIsFetchedWithThePriorityOfTheRequestThatNeedsIt) {
+  const std::string token_url =
+      "http://reg.test/token?service=reg.test&scope=repository%3ateam%2fapp%3apull";
+  http_.Set("GET", token_url,
+            http::Response{200, {}, nlohmann::json{{"token", "t"}, {"expires_in", 60}}.dump()});
+  http_.Set("GET", repo_.FirstPageUrl(),
+            [&](const http::Request& r) -> absl::StatusOr<http::Response> {
+              for (const auto& [name, value] : r.headers) {
+                if (name == "Authorization" && value == "Bearer t") {
+                  return http::Response{200, {}, R"({"tags": ["1.0"]})"};
+                }
+              }
+              return http::Response{401,
+                                    {{"www-authenticate",
+                                      "Bearer realm=\"http://reg.test/token\",service=\"reg.test\","
+                                      "scope=\"repository:team/app:pull\""}},
+                                    ""};
+            });
+  FERRY_ASSERT_OK_AND_ASSIGN(
+      std::vector<std::string> tags,
+      client_->ListTags(kRegistry, "team/app", http::Priority::kInteractive));
+  EXPECT_THAT(tags, ElementsAre("1.0"));
+  const std::vector<http::Request> sent = http_.requests();
+  ASSERT_EQ(sent.size(), 3u) << "challenged, token, answered";
+  EXPECT_EQ(sent[1].url, token_url);
+  for (const http::Request& r : sent) {
+    EXPECT_EQ(r.priority, http::Priority::kInteractive) << r.url;
+  }
 }
 
 TEST_F(ScannerUnitTest, KnownTagsAreRecheckedOnAnAdaptiveInterval) {
