@@ -26,6 +26,9 @@
 //   counter requests_per_repository (the target is exactly 1).
 // - BM_Ferry_PushToEvent: a push to a registry whose notifications go to the scanner's
 //   webhook, until the scanner emits the new-tag event (20 pushes; mean and max).
+// - BM_Ferry_PushToEventBehindScans/{0,1}: the same with cold scans of other repositories
+//   queued before the pushes, under a host budget of 40 requests/s; the webhook's scan as a
+//   background one (0) or an interactive one (1).
 // - BM_Binary_Rss10kTags: the real ferry-registry-scanner binary told to Watch every
 //   repository; once all are scanned, its resident memory (VmRSS, VmHWM).
 //
@@ -141,10 +144,12 @@ struct Fixture {
 // A scanner as the binary assembles it with --registry_concurrency=8 (rate limit lifted: the
 // registry's speed is measured).
 struct ScannerStack {
-  explicit ScannerStack(const std::string& cache_path, const std::string& host)
+  // `requests_per_second`: the host's budget (lifted by default).
+  explicit ScannerStack(const std::string& cache_path, const std::string& host,
+                        double requests_per_second = 1e6)
       : curl(CurlOptionsFor(host)),
         metered(curl, metrics),
-        limited(metered, Limits(), metrics),
+        limited(metered, Limits(requests_per_second), metrics),
         client(limited, CredentialStore(), ClientOptions(host)),
         cache(std::move(Cache::Open(cache_path)).value()),
         scanner_metrics(metrics),
@@ -154,10 +159,10 @@ struct ScannerStack {
     o.insecure_hosts = {host};
     return o;
   }
-  static RateLimitedHttpClient::Options Limits() {
+  static RateLimitedHttpClient::Options Limits(double requests_per_second) {
     RateLimitedHttpClient::Options o;
-    o.requests_per_second = 1e6;
-    o.burst = 1e6;
+    o.requests_per_second = requests_per_second;
+    o.burst = requests_per_second;
     o.max_in_flight = kConcurrency;
     return o;
   }
@@ -429,7 +434,13 @@ void BM_Ferry_UnchangedRescan(benchmark::State& state) {
 }
 BENCHMARK(BM_Ferry_UnchangedRescan)->Iterations(3)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-void BM_Ferry_PushToEvent(benchmark::State& state) {
+// Pushes to team/live on a registry whose notifications go to a scanner's webhook, one after
+// the other, each timed until the scanner's new-tag event (mean_ms, max_ms). The webhook's
+// scans are queued with `priority` (the binary: interactive). With `backlog_repositories`,
+// that many other repositories of `backlog_tags` tags each are pushed first, and their cold
+// scans queued before the pushes. `requests_per_second`: the host's budget.
+void PushesToEvents(benchmark::State& state, int pushes, ferry::http::Priority priority,
+                    double requests_per_second, int backlog_repositories, int backlog_tags) {
   char tmpl[] = "/tmp/ferry-push-bench-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return state.SkipWithError("mkdtemp failed");
   const std::string dir = tmpl;
@@ -437,12 +448,13 @@ void BM_Ferry_PushToEvent(benchmark::State& state) {
   std::unique_ptr<ScannerStack> stack;
   std::unique_ptr<ScanQueue> queue;
   std::mutex mu;
+  std::string live;  // the pushed repository; the backlog's own pushes are not hints here
   prometheus::Registry webhook_metrics;
   auto webhook = WebhookServer::Start(
       {"127.0.0.1", 0}, "bench-secret", ferry::limits::kWebhookBody.default_value,
       [&](const PushHint& hint) {
         std::lock_guard<std::mutex> lock(mu);
-        if (queue) queue->Request(hint.repository, hint.tag);
+        if (queue && hint.repository == live) queue->Request(hint.repository, hint.tag, priority);
       },
       webhook_metrics);
   if (!webhook.ok()) return state.SkipWithError("webhook server failed");
@@ -450,43 +462,63 @@ void BM_Ferry_PushToEvent(benchmark::State& state) {
       dir + "/registry", absl::StrCat("http://127.0.0.1:", (*webhook)->port(), "/webhook"),
       "bench-secret");
   if (!registry.ok()) return state.SkipWithError("notifying registry failed");
-  if (!(*registry)->PushImage("team/live", "0.0.0", ImageConfig(0, 0)).ok()) {
+  std::atomic<bool> failed{false};
+  ParallelFor(backlog_repositories * backlog_tags, [&](int i) {
+    const int r = i / backlog_tags, t = i % backlog_tags;
+    if (!(*registry)
+             ->PushImage(absl::StrCat("team/backlog-", r), TagName(t), ImageConfig(r, t))
+             .ok()) {
+      failed = true;
+    }
+  });
+  if (failed || !(*registry)->PushImage("team/live", "0.0.0", ImageConfig(0, 0)).ok()) {
     return state.SkipWithError("push failed");
   }
-  stack = std::make_unique<ScannerStack>(dir + "/cache.db", (*registry)->host());
-  const std::string repo = (*registry)->host() + "/team/live";
-  if (!stack->scanner.Watch({repo}).ok() || !stack->scanner.Scan(repo).ok()) {
+  std::vector<std::string> backlog;
+  for (int r = 0; r < backlog_repositories; ++r) {
+    backlog.push_back(absl::StrCat((*registry)->host(), "/team/backlog-", r));
+  }
+  stack =
+      std::make_unique<ScannerStack>(dir + "/cache.db", (*registry)->host(), requests_per_second);
+  std::vector<std::string> watched = backlog;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    live = (*registry)->host() + "/team/live";
+    watched.push_back(live);
+  }
+  if (!stack->scanner.Watch(watched).ok() || !stack->scanner.Scan(live).ok()) {
     return state.SkipWithError("first scan failed");
   }
   {
     std::lock_guard<std::mutex> lock(mu);
-    queue = std::make_unique<ScanQueue>(stack->scanner);
+    queue = std::make_unique<ScanQueue>(stack->scanner, kScanWorkers);
   }
   double worst = 0, total = 0;
-  int pushes = 0;
+  int pushed_count = 0;
   for (auto _ : state) {
-    for (int i = 1; i <= 20; ++i) {
+    for (const std::string& r : backlog) queue->Request(r);
+    for (int i = 1; i <= pushes; ++i) {
       const std::string tag = absl::StrCat("1.", i, ".0");
       uint64_t seen = stack->scanner.LastSequence();
       auto pushed = (*registry)->PushImage("team/live", tag, ImageConfig(1, i));
       const absl::Time pushed_at = absl::Now();
       if (!pushed.ok()) return state.SkipWithError("push failed");
       bool found = false;
-      const absl::Time deadline = pushed_at + absl::Seconds(10);
+      const absl::Time deadline = pushed_at + absl::Seconds(30);
       while (!found && absl::Now() < deadline) {
         for (const TagEvent& e : stack->scanner.WaitForEvents(seen, absl::Seconds(1))) {
           seen = std::max(seen, e.sequence);
           if (e.kind == TagEvent::Kind::kNewTag && e.tag.tag == tag) found = true;
         }
       }
-      if (!found) return state.SkipWithError("no event within 10 s of a push");
+      if (!found) return state.SkipWithError("no event within 30 s of a push");
       const double ms = absl::ToDoubleMilliseconds(absl::Now() - pushed_at);
       worst = std::max(worst, ms);
       total += ms;
-      ++pushes;
+      ++pushed_count;
     }
   }
-  state.counters["mean_ms"] = total / pushes;
+  state.counters["mean_ms"] = total / pushed_count;
   state.counters["max_ms"] = worst;
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -494,7 +526,29 @@ void BM_Ferry_PushToEvent(benchmark::State& state) {
   }
   std::filesystem::remove_all(dir);
 }
+
+void BM_Ferry_PushToEvent(benchmark::State& state) {
+  PushesToEvents(state, 20, ferry::http::Priority::kInteractive, 1e6, 0, 0);
+}
 BENCHMARK(BM_Ferry_PushToEvent)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// A push while the scanner works through a backlog: cold scans of 8 repositories of 30 tags
+// each are queued (~12 s of requests at the host's budget of 40 requests/s), then 5 pushes.
+// Argument 0: the webhook's scan queued as a background one (as before 2026-12-04); 1: as an
+// interactive one (ahead of the due scans, on the worker kept for them, its requests first in
+// the host's budget).
+void BM_Ferry_PushToEventBehindScans(benchmark::State& state) {
+  PushesToEvents(state, 5,
+                 state.range(0) == 1 ? ferry::http::Priority::kInteractive
+                                     : ferry::http::Priority::kBackground,
+                 /*requests_per_second=*/40, /*backlog_repositories=*/8, /*backlog_tags=*/30);
+}
+BENCHMARK(BM_Ferry_PushToEventBehindScans)
+    ->Arg(0)
+    ->Arg(1)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // VmRSS / VmHWM of `pid` in MB.
 std::pair<double, double> RssMb(pid_t pid) {

@@ -67,7 +67,8 @@ int main(int argc, char** argv) {
   RegistryClient client(http, *std::move(credentials), client_options);
   ScannerMetrics metrics(*registry);
   Scanner scanner(client, **cache, config.scanner, metrics);
-  // kScanWorkers repositories at once, each fetching up to --registry_concurrency tags at once;
+  // kScanWorkers repositories at once (and one more, a push webhook's, ahead of them), each
+  // fetching up to --registry_concurrency tags at once;
   // the rate-limited client keeps every host at --registry_concurrency requests in flight.
   ScanQueue scan_queue(scanner, kScanWorkers);
   // Due scans are checked every second; each repository is listed every --scan_interval.
@@ -80,7 +81,9 @@ int main(int argc, char** argv) {
     absl::StatusOr<std::unique_ptr<WebhookServer>> started = WebhookServer::Start(
         *config.webhook_address, config.webhook_secret, config.webhook_max_body_bytes,
         [&scan_queue](const PushHint& hint) {
-          bool queued = scan_queue.Request(hint.repository, hint.tag);
+          // A push someone waits to see deployed: its scan goes ahead of the due ones.
+          bool queued =
+              scan_queue.Request(hint.repository, hint.tag, ferry::http::Priority::kInteractive);
           ferry::log::Info(
               "webhook", {{"repository", hint.repository}, {"tag", hint.tag}, {"queued", queued}});
         },

@@ -35,13 +35,19 @@ struct Scanner::TagOutcome {
 // written with fetch_mu_ held.
 struct Scanner::TagBatch {
   TagBatch(const std::string& registry, const std::string& path, const std::vector<TagJob>& jobs,
-           absl::Time now, bool first_scan)
-      : registry(registry), path(path), jobs(jobs), now(now), first_scan(first_scan) {}
+           absl::Time now, bool first_scan, http::Priority priority)
+      : registry(registry),
+        path(path),
+        jobs(jobs),
+        now(now),
+        first_scan(first_scan),
+        priority(priority) {}
   const std::string& registry;
   const std::string& path;
   const std::vector<TagJob>& jobs;
   const absl::Time now;
   const bool first_scan;
+  const http::Priority priority;
   size_t next = 0;     // the next job to start
   size_t running = 0;  // jobs started and not finished
   size_t done = 0;     // jobs finished
@@ -53,7 +59,8 @@ struct Scanner::TagBatch {
 };
 
 Scanner::TagOutcome Scanner::RunTagJob(const std::string& registry, const std::string& path,
-                                       const TagJob& job, absl::Time now, bool first_scan) {
+                                       const TagJob& job, absl::Time now, bool first_scan,
+                                       http::Priority priority) {
   TagOutcome out;
   auto failed = [&out](absl::Status status) {
     out.state = TagOutcome::State::kFailed;
@@ -63,7 +70,7 @@ Scanner::TagOutcome Scanner::RunTagJob(const std::string& registry, const std::s
   if (!job.known) {
     metrics_.metadata_fetches.Increment();
     absl::StatusOr<TagMetadata> m =
-        FetchTagMetadata(client_, registry, path, job.tag, options_.metadata);
+        FetchTagMetadata(client_, registry, path, job.tag, options_.metadata, priority);
     if (!m.ok()) {
       if (m.status().code() == absl::StatusCode::kNotFound) {  // deleted meanwhile
         out.state = TagOutcome::State::kSkipped;
@@ -80,7 +87,7 @@ Scanner::TagOutcome Scanner::RunTagJob(const std::string& registry, const std::s
     if (!first_scan) out.event = TagEvent::Kind::kNewTag;
     return out;
   }
-  absl::StatusOr<std::string> digest = client_.ManifestDigest(registry, path, job.tag);
+  absl::StatusOr<std::string> digest = client_.ManifestDigest(registry, path, job.tag, priority);
   if (!digest.ok()) {
     if (digest.status().code() == absl::StatusCode::kNotFound) {
       out.state = TagOutcome::State::kSkipped;
@@ -98,7 +105,7 @@ Scanner::TagOutcome Scanner::RunTagJob(const std::string& registry, const std::s
   }
   out.previous_digest = r.metadata.digest;
   absl::StatusOr<TagMetadata> m =
-      FetchTagMetadata(client_, registry, path, job.tag, options_.metadata);
+      FetchTagMetadata(client_, registry, path, job.tag, options_.metadata, priority);
   if (!m.ok()) return failed(m.status());
   r.metadata = *std::move(m);
   r.checked = now;
@@ -134,7 +141,7 @@ absl::Status Scanner::StoreOutcomes(const std::string& repository,
 
 absl::Status Scanner::RunTagJobs(const std::string& repository, const std::string& registry,
                                  const std::string& path, const std::vector<TagJob>& jobs,
-                                 absl::Time now, bool first_scan) {
+                                 absl::Time now, bool first_scan, http::Priority priority) {
   const size_t n = jobs.size();
   const size_t threads =
       std::min(n, static_cast<size_t>(std::clamp(options_.concurrency, 1, kMaxScanConcurrency)));
@@ -142,7 +149,7 @@ absl::Status Scanner::RunTagJobs(const std::string& repository, const std::strin
   auto one_at_a_time = [&]() -> absl::Status {
     for (const TagJob& job : jobs) {
       std::vector<TagOutcome> one;
-      one.push_back(RunTagJob(registry, path, job, now, first_scan));
+      one.push_back(RunTagJob(registry, path, job, now, first_scan, priority));
       if (one[0].state == TagOutcome::State::kFailed) return one[0].status;
       if (absl::Status s = StoreOutcomes(repository, one); !s.ok()) return s;
     }
@@ -153,7 +160,7 @@ absl::Status Scanner::RunTagJobs(const std::string& repository, const std::strin
   // this thread stores the outcomes in list order, a few at a time (one transaction, and
   // one wake-up of this thread, per `threads` answers rather than per answer), and emits
   // their events after them, as a sequential scan would.
-  TagBatch batch(registry, path, jobs, now, first_scan);
+  TagBatch batch(registry, path, jobs, now, first_scan, priority);
   Fetchers* fetchers = nullptr;
   {
     absl::MutexLock lock(&fetch_mu_);
@@ -219,14 +226,26 @@ void Scanner::FetchLoop(const std::string& registry) {
   while (true) {
     fetch_mu_.Await(absl::Condition(&work));
     if (stopping_) return;
-    TagBatch* batch = fetchers.batches.front();
-    fetchers.batches.pop_front();
+    // The first interactive scan keeps its turn until its jobs have all started; the others
+    // take turns.
+    auto turn = std::find_if(fetchers.batches.begin(), fetchers.batches.end(), [](TagBatch* b) {
+      return b->priority == http::Priority::kInteractive;
+    });
+    if (turn == fetchers.batches.end()) turn = fetchers.batches.begin();
+    TagBatch* batch = *turn;
+    fetchers.batches.erase(turn);
     const size_t i = batch->next++;
     ++batch->running;
-    if (batch->Claimable()) fetchers.batches.push_back(batch);  // the next scan's turn
+    if (batch->Claimable()) {
+      if (batch->priority == http::Priority::kInteractive) {
+        fetchers.batches.push_front(batch);
+      } else {
+        fetchers.batches.push_back(batch);  // the next scan's turn
+      }
+    }
     fetch_mu_.Unlock();
-    TagOutcome outcome =
-        RunTagJob(batch->registry, batch->path, batch->jobs[i], batch->now, batch->first_scan);
+    TagOutcome outcome = RunTagJob(batch->registry, batch->path, batch->jobs[i], batch->now,
+                                   batch->first_scan, batch->priority);
     fetch_mu_.Lock();
     // After a failure no more jobs start: the scan fails and is retried after a backoff.
     if (outcome.state == TagOutcome::State::kFailed && !batch->stop) {
@@ -364,8 +383,8 @@ absl::Mutex* Scanner::RepositoryMutex(const std::string& repository) {
   return mu.get();
 }
 
-absl::Status Scanner::Scan(const std::string& repository, bool unless_scanned,
-                           uint64_t scans_seen) {
+absl::Status Scanner::Scan(const std::string& repository, bool unless_scanned, uint64_t scans_seen,
+                           http::Priority priority) {
   if (options_.permit) {
     if (absl::Status permit = options_.permit(); !permit.ok()) return permit;
   }
@@ -424,7 +443,7 @@ absl::Status Scanner::Scan(const std::string& repository, bool unless_scanned,
     return status;
   };
 
-  absl::StatusOr<std::vector<std::string>> tags = client_.ListTags(registry, path);
+  absl::StatusOr<std::vector<std::string>> tags = client_.ListTags(registry, path, priority);
   if (!tags.ok()) return fail(tags.status());
   absl::StatusOr<std::vector<TagRecord>> cached = cache_.Tags(repository);
   if (!cached.ok()) return fail(cached.status());
@@ -445,7 +464,8 @@ absl::Status Scanner::Scan(const std::string& repository, bool unless_scanned,
     if (now - it->second.checked < it->second.recheck_interval) continue;
     jobs.push_back({tag, it->second});
   }
-  if (absl::Status s = RunTagJobs(repository, registry, path, jobs, now, first_scan); !s.ok()) {
+  if (absl::Status s = RunTagJobs(repository, registry, path, jobs, now, first_scan, priority);
+      !s.ok()) {
     return fail(s);
   }
   for (const auto& [tag, r] : known) {
@@ -491,6 +511,12 @@ int Scanner::ScansWaiting(const std::string& repository) const {
   absl::MutexLock lock(&attempts_mu_);
   auto it = attempts_.find(repository);
   return it != attempts_.end() ? it->second.waiting : 0;
+}
+
+int Scanner::ScansFetching(const std::string& registry) {
+  absl::MutexLock lock(&fetch_mu_);
+  auto it = fetchers_.find(registry);
+  return it != fetchers_.end() ? static_cast<int>(it->second.batches.size()) : 0;
 }
 
 absl::StatusOr<std::vector<TagRecord>> Scanner::Tags(const std::string& repository) {
@@ -547,8 +573,9 @@ bool Scanner::IsWatched(const std::string& repository) {
   return r.ok() && r->has_value() && (*r)->watched;
 }
 
-ScanQueue::ScanQueue(Scanner& scanner, int workers) : scanner_(scanner) {
-  for (int i = 0; i < std::max(1, workers); ++i) threads_.emplace_back([this] { Run(); });
+ScanQueue::ScanQueue(Scanner& scanner, int workers, int interactive_workers) : scanner_(scanner) {
+  for (int i = 0; i < std::max(1, workers); ++i) threads_.emplace_back([this] { Run(false); });
+  for (int i = 0; i < interactive_workers; ++i) threads_.emplace_back([this] { Run(true); });
 }
 
 ScanQueue::~ScanQueue() {
@@ -559,16 +586,20 @@ ScanQueue::~ScanQueue() {
   for (std::thread& t : threads_) t.join();
 }
 
-bool ScanQueue::Request(const std::string& repository, const std::string& expected_tag) {
+bool ScanQueue::Request(const std::string& repository, const std::string& expected_tag,
+                        http::Priority priority) {
   if (!scanner_.IsWatched(repository)) return false;
   {
     absl::MutexLock lock(&mu_);
     pending_.insert(repository);
+    const bool interactive = priority == http::Priority::kInteractive;
+    if (interactive) interactive_.insert(repository);
     ++changes_;
     if (!expected_tag.empty()) {
       Expected& e = expected_[repository];
       e.tags.insert(expected_tag);
       e.attempts = 0;
+      e.interactive = e.interactive || interactive;
     }
   }
   return true;
@@ -608,7 +639,7 @@ void ScanQueue::CheckExpected(const std::string& repository) {
   ++it->second.attempts;
 }
 
-void ScanQueue::Run() {
+void ScanQueue::Run(bool reserved) {
   absl::MutexLock lock(&mu_);
   while (true) {
     // Retries that are due join the pending scans.
@@ -618,19 +649,29 @@ void ScanQueue::Run() {
     for (auto it = retry_at_.begin(); it != retry_at_.end();) {
       if (it->second <= now) {
         pending_.insert(it->first);
+        auto expected = expected_.find(it->first);
+        if (expected != expected_.end() && expected->second.interactive) {
+          interactive_.insert(it->first);
+        }
         it = retry_at_.erase(it);
       } else {
         next_retry = std::min(next_retry, it->second);
         ++it;
       }
     }
-    // A repository already being scanned waits in `pending_` for that scan to end.
+    // A repository already being scanned waits in `pending_` for that scan to end. An
+    // interactive one goes first; the reserved worker takes nothing else.
     std::string repository;
-    for (const std::string& r : pending_) {
+    for (const std::string& r : interactive_) {
       if (!running_.count(r)) {
         repository = r;
         break;
       }
+    }
+    const bool interactive = !repository.empty();
+    for (auto it = pending_.begin(); !reserved && repository.empty() && it != pending_.end();
+         ++it) {
+      if (!running_.count(*it)) repository = *it;
     }
     if (stop_) return;
     if (repository.empty()) {
@@ -641,10 +682,12 @@ void ScanQueue::Run() {
       continue;
     }
     pending_.erase(repository);
+    interactive_.erase(repository);
     running_.insert(repository);
     ++busy_;
     mu_.Unlock();
-    (void)scanner_.Scan(repository);
+    (void)scanner_.Scan(repository, false, 0,
+                        interactive ? http::Priority::kInteractive : http::Priority::kBackground);
     mu_.Lock();
     running_.erase(repository);
     CheckExpected(repository);

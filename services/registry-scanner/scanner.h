@@ -101,13 +101,18 @@ class Scanner {
   // `unless_scanned`, a repository that has been scanned once is
   // not scanned again, nor one that another caller scanned while this one waited for it
   // (`scans_seen`: the number of scans that had ended when this caller came): its outcome is
-  // the answer, a failure too.
+  // the answer, a failure too. Its registry requests go out with `priority` (kInteractive:
+  // someone waits for this scan, e.g. a push webhook's), and so are its tags' fetches taken
+  // ahead of other scans' by the host's fetchers.
   absl::Status Scan(const std::string& repository, bool unless_scanned = false,
-                    uint64_t scans_seen = 0);
+                    uint64_t scans_seen = 0, http::Priority priority = http::Priority::kBackground);
 
   // Callers of Scan (readers of a repository never scanned among them) waiting for a scan of
   // `repository` in progress to end. For tests that need them queued.
   int ScansWaiting(const std::string& repository) const;
+  // Scans of `registry`'s repositories with tag jobs the host's fetchers have not started yet.
+  // For tests that need them queued.
+  int ScansFetching(const std::string& registry);
 
   // Watched repositories whose scan is due (also updates the tags-known gauge and expires
   // long-unwatched repositories).
@@ -157,7 +162,7 @@ class Scanner {
   struct TagOutcome;
   struct TagBatch;
   TagOutcome RunTagJob(const std::string& registry, const std::string& path, const TagJob& job,
-                       absl::Time now, bool first_scan);
+                       absl::Time now, bool first_scan, http::Priority priority);
   // Runs `jobs` of `repository` on the tag fetchers of its registry host (below), up to
   // options_.concurrency at once for that host across every scan; stores what they learned
   // and emits its events in list order, several tags per transaction. After a failure no
@@ -165,7 +170,7 @@ class Scanner {
   // order) is returned.
   absl::Status RunTagJobs(const std::string& repository, const std::string& registry,
                           const std::string& path, const std::vector<TagJob>& jobs, absl::Time now,
-                          bool first_scan);
+                          bool first_scan, http::Priority priority);
   // Stores the records of `outcomes` (one transaction), then emits their events in order.
   absl::Status StoreOutcomes(const std::string& repository, std::vector<TagOutcome>& outcomes);
 
@@ -177,7 +182,8 @@ class Scanner {
   // job of each scan had 4 scans x 8 threads hand 8 slots to each other, and the extra
   // thread switches took CPU from a registry on the same machine).
   struct Fetchers {
-    std::deque<TagBatch*> batches;  // scans with jobs not started yet, in turn
+    // Scans with jobs not started yet, in turn; an interactive scan's jobs go first.
+    std::deque<TagBatch*> batches;
     int threads = 0;
   };
   void FetchLoop(const std::string& registry);
@@ -217,34 +223,42 @@ class Scanner {
 
 // Runs requested scans (due ones and those webhooks ask for) on a few worker threads, each
 // repository at most once per pending request, so one slow registry occupies one worker
-// and never delays the others. Retries are timed by the scanner's clock.
+// and never delays the others. Retries are timed by the scanner's clock. Interactive
+// requests (a push webhook's, and their retries) are taken first, and `interactive_workers`
+// more workers take only those: a push is scanned at once also while every other worker is
+// busy.
 class ScanQueue {
  public:
-  explicit ScanQueue(Scanner& scanner, int workers = 4);
+  explicit ScanQueue(Scanner& scanner, int workers = 4, int interactive_workers = 1);
   ~ScanQueue();
   // Queues a scan of `repository` when it is watched (a hint about anything else is
   // ignored). Returns whether it was queued. With `expected_tag` (a push webhook names the
   // tag), the scan is repeated a few times with growing pauses (0.1 s ... 3.2 s) until the
   // tag shows: registries may notify before the tag is listed.
-  bool Request(const std::string& repository, const std::string& expected_tag = "");
+  bool Request(const std::string& repository, const std::string& expected_tag = "",
+               http::Priority priority = http::Priority::kBackground);
   // Waits until no scan is queued, running or waiting for a retry, at most `timeout` (real
   // time). Returns whether the queue is idle.
   bool WaitIdle(absl::Duration timeout);
 
  private:
-  void Run();
+  // `reserved`: takes interactive requests only.
+  void Run(bool reserved);
   // After a scan of `repository`: drops the expected tags now known, schedules a retry for
   // the others (the caller holds mu_).
   void CheckExpected(const std::string& repository) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   struct Expected {
     std::set<std::string> tags;
     int attempts = 0;
+    bool interactive = false;  // its retries are interactive too
   };
   Scanner& scanner_;
   // Idle workers wait on a condition of mu_ (woken by the unlock after a change).
   absl::Mutex mu_;
   std::set<std::string> pending_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> running_ ABSL_GUARDED_BY(mu_);
+  // The pending repositories whose scan is interactive.
+  std::set<std::string> interactive_ ABSL_GUARDED_BY(mu_);
   // Repository -> tags a webhook announced.
   std::map<std::string, Expected> expected_ ABSL_GUARDED_BY(mu_);
   // Repository -> when to scan again.

@@ -809,8 +809,9 @@ TEST_F(ConcurrentScanUnitTest, AFailedTagFailsTheScanKeepsWhatWasLearnedAndIsFet
   EXPECT_EQ(announced.size(), 12u);
 }
 
-// The webhook queue with one worker: `waits` counts the worker's waits on the clock, each
-// begun once a scan has ended (or, the first, when the queue starts idle).
+// The webhook queue with one worker (and none reserved for interactive scans): `waits` counts
+// the worker's waits on the clock, each begun once a scan has ended (or, the first, when the
+// queue starts idle).
 class ScanQueueUnitTest : public ScannerUnitTest {
  protected:
   // Advances the clock to just before the worker's next retry, checks nothing is scanned,
@@ -838,7 +839,7 @@ TEST_F(ScanQueueUnitTest, AnnouncedTagIsRescannedWithGrowingPausesUntilItIsListe
   repo_.Push("1");
   FERRY_ASSERT_OK(scanner_->Watch({kRepo}).status());
   FERRY_ASSERT_OK(scanner_->Scan(kRepo));
-  ScanQueue queue(*scanner_, 1);
+  ScanQueue queue(*scanner_, 1, /*interactive_workers=*/0);
   ASSERT_TRUE(clock_.AwaitWaits(1));  // idle
   EXPECT_FALSE(queue.Request("reg.test/team/unwatched", "2"));
   ASSERT_TRUE(queue.Request(kRepo, "2"));  // announced before the registry lists it
@@ -856,10 +857,119 @@ TEST_F(ScanQueueUnitTest, AnnouncedTagIsRescannedWithGrowingPausesUntilItIsListe
   ExpectNoMoreRetries();
 }
 
+// Holds the GETs whose URL contains `part` until the test allows them, one by one.
+class HeldGets final : public http::HttpClient {
+ public:
+  HeldGets(http::HttpClient& inner, std::string part) : inner_(inner), part_(std::move(part)) {}
+  absl::StatusOr<http::Response> Send(const http::Request& request) override {
+    if (request.method == "GET" && absl::StrContains(request.url, part_)) {
+      absl::MutexLock lock(&mu_);
+      ++entered_;
+      auto allowed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return allowed_ > 0; };
+      mu_.Await(absl::Condition(&allowed));
+      --allowed_;
+    }
+    return inner_.Send(request);
+  }
+  // Waits until `n` held GETs have come (bounded by 10 s).
+  bool AwaitEntered(int n) {
+    absl::MutexLock lock(&mu_);
+    auto reached = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return entered_ >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&reached), absl::Seconds(10));
+  }
+  void Allow(int n) {
+    absl::MutexLock lock(&mu_);
+    allowed_ += n;
+  }
+
+ private:
+  http::HttpClient& inner_;
+  const std::string part_;
+  absl::Mutex mu_;
+  int entered_ ABSL_GUARDED_BY(mu_) = 0;
+  int allowed_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// The host's tag fetchers take an interactive scan's tags before the next ones of the scans
+// in progress: with both fetchers busy on a large background scan, the first one freed
+// fetches all of the push's tags before that scan's next.
+TEST_F(ScannerUnitTest, FetchersTakeAnInteractiveScansTagsFirst) {
+  FakeRepository big(http_, 1000, "team/big");
+  const std::string big_repo = absl::StrCat(kRegistry, "/team/big");
+  for (int i = 0; i < 6; ++i) big.Push(absl::StrCat("1.", i));
+  repo_.Push("a");
+  repo_.Push("b");
+  HeldGets held(http_, "/team/big/manifests/");
+  RegistryClient::Options client_options;
+  client_options.insecure_hosts = {kRegistry};
+  RegistryClient client(held, CredentialStore(), client_options, clock_);
+  ScannerOptions options;
+  options.concurrency = 2;
+  Scanner scanner(client, *cache_, options, metrics_, clock_);
+  absl::Status big_scan, push_scan;
+  std::thread background([&] { big_scan = scanner.Scan(big_repo); });
+  ASSERT_TRUE(held.AwaitEntered(2));  // both fetchers on the big scan's first two tags
+  std::thread interactive(
+      [&] { push_scan = scanner.Scan(kRepo, false, 0, http::Priority::kInteractive); });
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (scanner.ScansFetching(kRegistry) < 2 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_EQ(scanner.ScansFetching(kRegistry), 2) << "the push's scan never queued its tags";
+  held.Allow(1);                      // one fetcher is freed
+  EXPECT_TRUE(held.AwaitEntered(3));  // and is back on the big scan
+  EXPECT_EQ(http_.CountContaining("/team/app/manifests/"), 2)
+      << "the freed fetcher went back to the big scan before the push's tags";
+  held.Allow(100);
+  background.join();
+  interactive.join();
+  FERRY_EXPECT_OK(big_scan);
+  FERRY_EXPECT_OK(push_scan);
+}
+
+// A push webhook's scan is interactive: it does not wait for a worker busy with a due scan
+// (here one stuck on a registry that does not answer), and its requests go ahead of the
+// scans' in the rate limiter.
+TEST_F(ScanQueueUnitTest, APushIsScannedAtOnceAlsoWhileEveryWorkerIsBusy) {
+  FakeRepository stuck(http_, 1000, "team/stuck");
+  const std::string stuck_repo = absl::StrCat(kRegistry, "/team/stuck");
+  absl::Notification stuck_listing;
+  absl::Notification answer_stuck;
+  http_.Set("GET", stuck.FirstPageUrl(),
+            [&](const http::Request&) -> absl::StatusOr<http::Response> {
+              stuck_listing.Notify();
+              answer_stuck.WaitForNotification();
+              return http::Response{200, {}, R"({"tags": []})"};
+            });
+  repo_.Push("1");
+  FERRY_ASSERT_OK(scanner_->Watch({kRepo, stuck_repo}).status());
+  FERRY_ASSERT_OK(scanner_->Scan(kRepo));
+  ScanQueue queue(*scanner_, 1);  // one worker, and one for interactive scans
+  ASSERT_TRUE(queue.Request(stuck_repo));
+  ASSERT_TRUE(stuck_listing.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  const size_t sent_before = http_.requests().size();
+  const std::string digest = repo_.Push("2");
+  ASSERT_TRUE(queue.Request(kRepo, "2", http::Priority::kInteractive));
+  std::vector<TagEvent> events = scanner_->WaitForEvents(0, absl::Seconds(10));
+  answer_stuck.Notify();
+  ASSERT_EQ(events.size(), 1u) << "the push waited for the busy worker";
+  EXPECT_EQ(events[0].tag.tag, "2");
+  EXPECT_EQ(events[0].tag.metadata.digest, digest);
+  const std::vector<http::Request> sent = http_.requests();
+  int to_repo = 0;
+  for (size_t i = sent_before; i < sent.size(); ++i) {
+    if (!absl::StrContains(sent[i].url, "/team/app/")) continue;
+    ++to_repo;
+    EXPECT_EQ(sent[i].priority, http::Priority::kInteractive) << sent[i].url;
+  }
+  EXPECT_EQ(to_repo, 3) << "the tag list, the new tag's manifest and config";
+  EXPECT_TRUE(queue.WaitIdle(absl::Seconds(10)));
+}
+
 TEST_F(ScanQueueUnitTest, WaitIdleReturnsOnceNothingIsQueuedRunningOrToBeRetried) {
   repo_.Push("1");
   FERRY_ASSERT_OK(scanner_->Watch({kRepo}).status());
-  ScanQueue queue(*scanner_, 1);
+  ScanQueue queue(*scanner_, 1, /*interactive_workers=*/0);
   ASSERT_TRUE(clock_.AwaitWaits(1));
   EXPECT_TRUE(queue.WaitIdle(absl::ZeroDuration()));
   ASSERT_TRUE(queue.Request(kRepo));
@@ -880,7 +990,7 @@ TEST_F(ScanQueueUnitTest, WaitIdleReturnsOnceNothingIsQueuedRunningOrToBeRetried
 TEST_F(ScanQueueUnitTest, AnnouncedTagThatNeverShowsIsGivenUpAfterSixRetries) {
   repo_.Push("1");
   FERRY_ASSERT_OK(scanner_->Watch({kRepo}).status());
-  ScanQueue queue(*scanner_, 1);
+  ScanQueue queue(*scanner_, 1, /*interactive_workers=*/0);
   ASSERT_TRUE(clock_.AwaitWaits(1));
   ASSERT_TRUE(queue.Request(kRepo, "never"));
   ASSERT_TRUE(clock_.AwaitWaits(2));
