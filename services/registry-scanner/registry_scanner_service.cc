@@ -121,7 +121,10 @@ grpc::Status RegistryScannerService::ListTags(grpc::ServerContext*,
       !checked.ok()) {
     return ToGrpcStatus(checked.status());
   }
-  absl::StatusOr<std::vector<TagRecord>> tags = scanner_.Tags(request->repository());
+  // The api asks while it answers someone (ListImages, a release's planning): a repository
+  // never scanned is scanned ahead of the due scans.
+  absl::StatusOr<std::vector<TagRecord>> tags =
+      scanner_.Tags(request->repository(), http::Priority::kInteractive);
   if (!tags.ok()) return ToGrpcStatus(tags.status());
   auto repos = scanner_.Repositories();
   response->set_repository(request->repository());

@@ -519,7 +519,8 @@ int Scanner::ScansFetching(const std::string& registry) {
   return it != fetchers_.end() ? static_cast<int>(it->second.batches.size()) : 0;
 }
 
-absl::StatusOr<std::vector<TagRecord>> Scanner::Tags(const std::string& repository) {
+absl::StatusOr<std::vector<TagRecord>> Scanner::Tags(const std::string& repository,
+                                                     http::Priority priority) {
   absl::StatusOr<std::optional<RepositoryRecord>> record = cache_.Repository(repository);
   if (!record.ok()) return record.status();
   if (!record->has_value() || !(*record)->last_scan.has_value()) {
@@ -531,7 +532,7 @@ absl::StatusOr<std::vector<TagRecord>> Scanner::Tags(const std::string& reposito
       absl::MutexLock lock(&attempts_mu_);
       scans_seen = attempts_[repository].finished;
     }
-    if (absl::Status s = Scan(repository, /*unless_scanned=*/true, scans_seen); !s.ok()) {
+    if (absl::Status s = Scan(repository, /*unless_scanned=*/true, scans_seen, priority); !s.ok()) {
       return s;
     }
   }

@@ -118,8 +118,10 @@ class Scanner {
   // long-unwatched repositories).
   std::vector<std::string> DueRepositories();
 
-  // Cached tags of `repository`; a repository never scanned is scanned first.
-  absl::StatusOr<std::vector<TagRecord>> Tags(const std::string& repository);
+  // Cached tags of `repository`; a repository never scanned is scanned first, with
+  // `priority` (kInteractive: the caller answers someone waiting).
+  absl::StatusOr<std::vector<TagRecord>> Tags(
+      const std::string& repository, http::Priority priority = http::Priority::kBackground);
   // Cached tags of `repository` as they are, never scanning (none for a repository never
   // scanned): for a caller that can ask the registry for the one tag it needs instead.
   absl::StatusOr<std::vector<TagRecord>> KnownTags(const std::string& repository) {

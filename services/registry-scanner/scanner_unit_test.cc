@@ -376,6 +376,25 @@ TEST_F(ScannerUnitTest, GetImageOfATagNotScannedYetAsksTheRegistryForItAheadOfSc
   EXPECT_EQ(digest, first);
 }
 
+// ListTags of a repository never scanned scans it for the api, which answers someone
+// (ListImages, a release's planning): that scan's requests go ahead of the due scans'.
+TEST_F(ScannerUnitTest, ListTagsOfARepositoryNeverScannedScansItAheadOfScans) {
+  repo_.Push("1.0");
+  RegistryScannerService service(*scanner_, *client_, MetadataOptions{});
+  grpc::ServerContext context;
+  ferry::v1::ListTagsRequest request;
+  request.set_repository(kRepo);
+  ferry::v1::ListTagsResponse response;
+  const grpc::Status status = service.ListTags(&context, &request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.tags_size(), 1);
+  const std::vector<http::Request> sent = http_.requests();
+  EXPECT_EQ(sent.size(), 3u) << "the tag list, the manifest and its config";
+  for (const http::Request& r : sent) {
+    EXPECT_EQ(r.priority, http::Priority::kInteractive) << r.url;
+  }
+}
+
 // The token a challenged request needs is fetched with that request's priority: an
 // interactive lookup does not wait behind the scans for its token either.
 TEST_F(ScannerUnitTest, ATokenIsFetchedWithThePriorityOfTheRequestThatNeedsIt) {
