@@ -534,9 +534,9 @@ BENCHMARK(BM_Ferry_PushToEvent)->Iterations(1)->Unit(benchmark::kMillisecond)->U
 
 // A push while the scanner works through a backlog: cold scans of 8 repositories of 30 tags
 // each are queued (~12 s of requests at the host's budget of 40 requests/s), then 5 pushes.
-// Argument 0: the webhook's scan queued as a background one (as before 2026-12-04); 1: as an
-// interactive one (ahead of the due scans, on the worker kept for them, its requests first in
-// the host's budget).
+// Argument 0: the webhook's scan queued as a background one (close to the scanner before
+// 2026-12-04, which had no priorities); 1: as an interactive one (ahead of the due scans, on
+// the worker kept for them, its requests first in the host's budget).
 void BM_Ferry_PushToEventBehindScans(benchmark::State& state) {
   PushesToEvents(state, 5,
                  state.range(0) == 1 ? ferry::http::Priority::kInteractive

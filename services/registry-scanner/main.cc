@@ -68,8 +68,8 @@ int main(int argc, char** argv) {
   ScannerMetrics metrics(*registry);
   Scanner scanner(client, **cache, config.scanner, metrics);
   // kScanWorkers repositories at once (and one more, a push webhook's, ahead of them), each
-  // fetching up to --registry_concurrency tags at once;
-  // the rate-limited client keeps every host at --registry_concurrency requests in flight.
+  // fetching up to --registry_concurrency tags at once; the rate-limited client keeps every
+  // host at --registry_concurrency requests in flight.
   ScanQueue scan_queue(scanner, kScanWorkers);
   // Due scans are checked every second; each repository is listed every --scan_interval.
   ferry::runtime::Poller poller(absl::Seconds(1), [&scanner, &scan_queue, elector] {

@@ -24,9 +24,10 @@ RateLimitedHttpClient::RateLimitedHttpClient(http::HttpClient& inner, Options op
                      .Help("Requests to a registry host being sent now.")
                      .Register(registry)) {}
 
-// Waits for a free slot of the host's (an interactive request before any background one); the
-// slot is given back when destroyed, and releasing mu_ then wakes a waiter whose condition now
-// holds (absl::Mutex needs no notification).
+// Waits for a free slot of the host's (an interactive request before a background one, but
+// for every kInteractiveRun slots in a row); the slot is given back when destroyed, and
+// releasing mu_ then wakes a waiter whose condition now holds (absl::Mutex needs no
+// notification).
 class RateLimitedHttpClient::Slot {
  public:
   Slot(RateLimitedHttpClient& owner, const std::string& host, http::Priority priority)
@@ -35,13 +36,20 @@ class RateLimitedHttpClient::Slot {
     Bucket* bucket = &owner_.buckets_[host];
     const int max_in_flight = owner_.options_.max_in_flight;
     const bool interactive = priority == http::Priority::kInteractive;
-    if (interactive) ++bucket->interactive_waiting_for_slot;
     const std::function<bool()> free = [bucket, max_in_flight, interactive] {
-      return bucket->in_flight < max_in_flight &&
-             (interactive || bucket->interactive_waiting_for_slot == 0);
+      if (bucket->in_flight >= max_in_flight) return false;
+      const bool background_due =
+          bucket->slot_run >= kInteractiveRun && bucket->background_waiting_for_slot > 0;
+      return interactive ? !background_due
+                         : bucket->interactive_waiting_for_slot == 0 || background_due;
     };
+    int& waiting =
+        interactive ? bucket->interactive_waiting_for_slot : bucket->background_waiting_for_slot;
+    ++waiting;
     if (!free()) owner_.clock_.WaitUntil(owner_.mu_, absl::InfiniteFuture(), free);
-    if (interactive) --bucket->interactive_waiting_for_slot;
+    --waiting;
+    bucket->slot_run =
+        interactive && bucket->background_waiting_for_slot > 0 ? bucket->slot_run + 1 : 0;
     ++bucket->in_flight;
     bucket->peak_in_flight = std::max(bucket->peak_in_flight, bucket->in_flight);
     gauge_.Increment();
@@ -63,43 +71,49 @@ class RateLimitedHttpClient::Slot {
 
 absl::Duration RateLimitedHttpClient::Acquire(const std::string& host, http::Priority priority) {
   const bool interactive = priority == http::Priority::kInteractive;
-  mu_.Lock();
-  const absl::Time start = clock_.SteadyNow();
+  absl::MutexLock lock(&mu_);
   auto [it, inserted] = buckets_.try_emplace(host);
   Bucket& b = it->second;
   if (inserted) {
     b.tokens = options_.burst;
     b.rate = options_.requests_per_second;
-    b.updated = clock_.Now();
+    b.updated = clock_.SteadyNow();
   }
   Queue& queue = interactive ? b.interactive : b.background;
-  const uint64_t ticket = queue.next_ticket++;
-  // This request's turn: the first of its queue, and for a background one, no interactive
-  // request waiting.
+  const uint64_t ticket = queue.next_ticket;
+  // This request's turn: the first of its queue; an interactive one goes before a background
+  // one, but for every kInteractiveRun tokens in a row the first background one goes.
   const std::function<bool()> turn = [&b, &queue, ticket, interactive] {
-    return queue.serving == ticket && (interactive || b.interactive.empty());
+    if (queue.serving != ticket) return false;
+    const bool background_due = b.token_run >= kInteractiveRun && !b.background.empty();
+    return interactive ? !background_due : b.interactive.empty() || background_due;
   };
+  ++queue.next_ticket;  // taken: from here on, it is served before this function returns
+  absl::Time start;
+  bool waited = false;
   for (;;) {
+    const absl::Time now = clock_.SteadyNow();
+    if (!waited) start = now;
     if (!turn()) {
+      waited = true;
       clock_.WaitUntil(mu_, absl::InfiniteFuture(), turn);
       continue;
     }
-    const absl::Time now = clock_.Now();
     b.tokens = std::min(options_.burst, b.tokens + absl::ToDoubleSeconds(now - b.updated) * b.rate);
     b.updated = now;
     if (b.tokens >= 1) break;
     // Until the next token; whoever's turn it is then takes it (an interactive request that
     // came meanwhile, else this one).
     const absl::Duration until_token = absl::Seconds((1 - b.tokens) / b.rate);
+    waited = true;
     mu_.Unlock();
     clock_.SleepFor(until_token);
     mu_.Lock();
   }
   b.tokens -= 1;
   ++queue.serving;  // the next in line may go once its token is there
-  const absl::Duration waited = clock_.SteadyNow() - start;
-  mu_.Unlock();
-  return waited;
+  b.token_run = interactive && !b.background.empty() ? b.token_run + 1 : 0;
+  return waited ? clock_.SteadyNow() - start : absl::ZeroDuration();
 }
 
 void RateLimitedHttpClient::Adjust(const std::string& host, bool throttled, absl::Time sent) {

@@ -6,10 +6,11 @@
 //
 // Requests wait their turn per host, first come first served within a priority: interactive
 // requests (http::Priority, someone waits for the answer now) get the next token and the next
-// free slot before any background request waiting for them. Both spend the same budget; a
-// steady stream of interactive requests can hold background ones back (callers bound theirs).
+// free slot before the background requests waiting for them, but for every kInteractiveRun
+// in a row one background request goes first, so a stream of interactive requests slows the
+// scans down and never stops them. Both spend the same budget.
 //
-//   ferry_registry_rate_limit_wait_seconds_total{host}  time spent waiting for a token and its turn
+//   ferry_registry_rate_limit_wait_seconds_total{host}  time spent waiting for a token (and turn)
 //   ferry_registry_throttled_total{host}                429 answers received
 //   ferry_registry_in_flight_requests{host}             requests being sent now
 #pragma once
@@ -32,6 +33,10 @@ namespace ferry::registry_scanner {
 
 class RateLimitedHttpClient final : public http::HttpClient {
  public:
+  // Tokens (and slots) in a row that interactive requests take while a background one waits,
+  // before that one goes.
+  static constexpr int kInteractiveRun = 4;
+
   struct Options {
     double requests_per_second = 10;
     double burst = 20;
@@ -69,14 +74,18 @@ class RateLimitedHttpClient final : public http::HttpClient {
     absl::Time updated;
     Queue background;
     Queue interactive;
+    int token_run = 0;  // tokens taken in a row by interactive requests, background waiting
     int in_flight = 0;
     int interactive_waiting_for_slot = 0;
+    int background_waiting_for_slot = 0;
+    int slot_run = 0;  // slots taken in a row by interactive requests, background waiting
     int peak_in_flight = 0;
     absl::Time last_cut = absl::InfinitePast();  // when a 429 last halved the rate
   };
   // Holds one of the host's in-flight slots while a request is sent.
   class Slot;
-  // Waits for the request's turn and a token of `host`'s; returns how long it waited.
+  // Waits for the request's turn and a token of `host`'s; returns how long it waited (zero
+  // when it took one at once).
   absl::Duration Acquire(const std::string& host, http::Priority priority) ABSL_LOCKS_EXCLUDED(mu_);
   // After an answer to a request sent at `sent`: a 429 halves the rate (unless the request was
   // sent at or before the last cut), a success raises it by 10%.

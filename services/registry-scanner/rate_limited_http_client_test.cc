@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/cleanup/cleanup.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "lib/http/fake_http_client.h"
@@ -286,6 +287,14 @@ TEST(RateLimitPriority, AnInteractiveRequestTakesTheNextTokenAheadOfWaitingBackg
   ASSERT_TRUE(send("scan-1", http::Priority::kBackground));  // the burst, spent
   std::atomic<int> ok{0};
   std::vector<std::thread> threads;
+  const auto release = [&] {
+    clock.Allow(1000);
+    for (std::thread& t : threads) {
+      if (t.joinable()) t.join();
+    }
+  };
+  // Also when an ASSERT below returns early: no thread is left waiting.
+  absl::Cleanup release_at_exit = release;
   // scan-2 is first in line and sleeps until the next token; scan-3 waits for its turn.
   threads.emplace_back([&] { ok += send("scan-2", http::Priority::kBackground); });
   ASSERT_TRUE(clock.AwaitSleeping(1));
@@ -300,8 +309,7 @@ TEST(RateLimitPriority, AnInteractiveRequestTakesTheNextTokenAheadOfWaitingBackg
   clock.Allow(2);
   EXPECT_TRUE(lookup_sent.WaitForNotificationWithTimeout(absl::Seconds(10)))
       << "the lookup waited for a scan's token";
-  clock.Allow(100);
-  for (std::thread& t : threads) t.join();
+  release();
   EXPECT_EQ(ok.load(), 3);
   // The scans then go in turn, but each sends once it has its token: in either order.
   const std::vector<std::string> order = UrlsInOrder(inner);
@@ -312,50 +320,171 @@ TEST(RateLimitPriority, AnInteractiveRequestTakesTheNextTokenAheadOfWaitingBackg
               ::testing::UnorderedElementsAre(url("scan-2"), url("scan-3")));
 }
 
+// One slot per host, taken by a first request the registry holds; the test queues others
+// behind it (each waits on the fake clock: AwaitWaits counts them), then lets the first one
+// go and reads the order in which the registry got them. No token waits (budget lifted).
+class OneSlotTest : public ::testing::Test {
+ protected:
+  OneSlotTest() {
+    inner_.Set("GET", Url("first"), [this](const http::Request&) -> absl::StatusOr<http::Response> {
+      first_inside_.Notify();
+      let_first_go_.WaitForNotification();
+      return http::Response{200, {}, ""};
+    });
+    RateLimitedHttpClient::Options o;
+    o.requests_per_second = 1000;
+    o.burst = 1000;
+    o.max_in_flight = 1;
+    client_ = std::make_unique<RateLimitedHttpClient>(inner_, o, registry_, clock_);
+  }
+  ~OneSlotTest() override { Release(); }
+
+  static std::string Url(const std::string& name) {
+    return absl::StrCat("https://registry.example:5000/v2/a/manifests/", name);
+  }
+  // Sends the first request, which holds the slot; true once it does.
+  bool HoldTheSlot() {
+    Start("first", http::Priority::kBackground);
+    return first_inside_.WaitForNotificationWithTimeout(absl::Seconds(10));
+  }
+  // Sends request `name` from a thread of its own; true once it waits for the slot (the
+  // `waits`-th wait on the clock).
+  bool Queue(const std::string& name, http::Priority priority, int waits) {
+    Start(name, priority);
+    return clock_.AwaitWaits(waits);
+  }
+  // Lets the first request go and waits for every request to be answered.
+  void Release() {
+    if (!let_first_go_.HasBeenNotified()) let_first_go_.Notify();
+    for (std::thread& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+  runtime::FakeClock clock_;
+  std::atomic<int> ok_{0};
+  http::FakeHttpClient inner_;
+
+ private:
+  void Start(const std::string& name, http::Priority priority) {
+    if (name != "first") inner_.Set("GET", Url(name), http::Response{200, {}, ""});
+    threads_.emplace_back([this, name, priority] {
+      http::Request r;
+      r.url = Url(name);
+      r.priority = priority;
+      ok_ += client_->Send(r).ok() ? 1 : 0;
+    });
+  }
+
+  prometheus::Registry registry_;
+  absl::Notification first_inside_;
+  absl::Notification let_first_go_;
+  std::unique_ptr<RateLimitedHttpClient> client_;
+  std::vector<std::thread> threads_;
+};
+
 // Slots too: with every slot taken, the first one freed goes to the interactive request, also
 // when a background one waited for it first.
-TEST(RateLimitPriority, AnInteractiveRequestTakesTheNextFreeSlotAheadOfWaitingBackgroundOnes) {
-  prometheus::Registry registry;
-  runtime::FakeClock clock;
-  http::FakeHttpClient inner;
-  absl::Notification first_inside;
-  absl::Notification let_first_go;
-  inner.Set("GET", kUrl, [&](const http::Request&) -> absl::StatusOr<http::Response> {
-    first_inside.Notify();
-    let_first_go.WaitForNotification();
-    return http::Response{200, {}, ""};
-  });
-  const std::string background_url = "https://registry.example:5000/v2/a/manifests/b";
-  const std::string interactive_url = "https://registry.example:5000/v2/a/manifests/i";
-  for (const std::string& u : {background_url, interactive_url}) {
-    inner.Set("GET", u, http::Response{200, {}, ""});
+TEST_F(OneSlotTest, AnInteractiveRequestTakesTheNextFreeSlotAheadOfWaitingBackgroundOnes) {
+  ASSERT_TRUE(HoldTheSlot());
+  ASSERT_TRUE(Queue("b", http::Priority::kBackground, 1));
+  ASSERT_TRUE(Queue("i", http::Priority::kInteractive, 2));
+  Release();
+  EXPECT_EQ(ok_.load(), 3);
+  EXPECT_THAT(UrlsInOrder(inner_), ::testing::ElementsAre(Url("first"), Url("i"), Url("b")));
+}
+
+// Counts the requests sent; a test waits for the n-th before it lets the next token come.
+class CountingSends {
+ public:
+  http::FakeHttpClient::Handler Handler() {
+    return [this](const http::Request&) -> absl::StatusOr<http::Response> {
+      absl::MutexLock lock(&mu_);
+      ++sent_;
+      return http::Response{200, {}, ""};
+    };
   }
+  bool AwaitSent(int n) {
+    absl::MutexLock lock(&mu_);
+    auto reached = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return sent_ >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&reached), absl::Seconds(10));
+  }
+
+ private:
+  absl::Mutex mu_;
+  int sent_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// A stream of interactive requests slows a scan down but never stops it: after
+// kInteractiveRun tokens in a row go to interactive requests while a background one waits,
+// that one takes the next.
+TEST(RateLimitPriority, AfterARunOfInteractiveTokensTheWaitingBackgroundRequestGoes) {
+  static_assert(RateLimitedHttpClient::kInteractiveRun == 4, "the order below assumes 4");
+  prometheus::Registry registry;
+  HeldSleepClock clock;
+  http::FakeHttpClient inner;
+  CountingSends counting;
+  const auto url = [](const std::string& name) { return absl::StrCat(kUrl, "?", name); };
+  const std::vector<std::string> lookups = {"i1", "i2", "i3", "i4", "i5"};
+  for (const std::string& name : lookups) inner.Set("GET", url(name), counting.Handler());
+  for (const char* name : {"scan-0", "scan-1"}) inner.Set("GET", url(name), counting.Handler());
   RateLimitedHttpClient::Options o;
-  o.requests_per_second = 1000;
-  o.burst = 1000;
-  o.max_in_flight = 1;
+  o.requests_per_second = 1;
+  o.burst = 1;
   RateLimitedHttpClient client(inner, o, registry, clock);
-  const auto send = [&](const std::string& u, http::Priority priority) {
+  const auto send = [&](const std::string& name, http::Priority priority) {
     http::Request r;
-    r.url = u;
+    r.url = url(name);
     r.priority = priority;
     return client.Send(r).ok();
   };
-  std::atomic<int> ok{0};
+  std::atomic<int> ok{send("scan-0", http::Priority::kBackground)};  // the burst, spent
   std::vector<std::thread> threads;
-  // Three requests to one host: the first holds the only slot, then a background one and an
-  // interactive one wait for it.
-  threads.emplace_back([&] { ok += send(kUrl, http::Priority::kBackground); });
-  ASSERT_TRUE(first_inside.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  threads.emplace_back([&] { ok += send(background_url, http::Priority::kBackground); });
-  ASSERT_TRUE(clock.AwaitWaits(1));
-  threads.emplace_back([&] { ok += send(interactive_url, http::Priority::kInteractive); });
-  ASSERT_TRUE(clock.AwaitWaits(2));
-  let_first_go.Notify();
-  for (std::thread& t : threads) t.join();
-  EXPECT_EQ(ok.load(), 3);
-  EXPECT_THAT(UrlsInOrder(inner), ::testing::ElementsAre(kUrl, interactive_url, background_url));
+  const auto release = [&] {
+    clock.Allow(1000);
+    for (std::thread& t : threads) {
+      if (t.joinable()) t.join();
+    }
+  };
+  // Also when an ASSERT below returns early: no thread is left waiting.
+  absl::Cleanup release_at_exit = release;
+  // scan-1 sleeps until the next token; i1 too; i2..i5 wait for their turns, in this order.
+  threads.emplace_back([&] { ok += send("scan-1", http::Priority::kBackground); });
+  ASSERT_TRUE(clock.AwaitSleeping(1));
+  threads.emplace_back([&] { ok += send("i1", http::Priority::kInteractive); });
+  ASSERT_TRUE(clock.AwaitSleeping(2));
+  for (int i = 1; i < 5; ++i) {
+    threads.emplace_back([&, i] { ok += send(lookups[i], http::Priority::kInteractive); });
+    ASSERT_TRUE(clock.fake().AwaitWaits(i));
+  }
+  // One token at a time, each once the one before it was sent.
+  clock.Allow(2);
+  for (int sent = 2; sent <= 7; ++sent) {
+    ASSERT_TRUE(counting.AwaitSent(sent)) << sent;
+    clock.Allow(1);
+  }
+  release();
+  EXPECT_EQ(ok.load(), 7);
+  EXPECT_THAT(UrlsInOrder(inner),
+              ::testing::ElementsAre(url("scan-0"), url("i1"), url("i2"), url("i3"), url("i4"),
+                                     url("scan-1"), url("i5")));
 }
 
+// The same for slots: with one slot, a background request waiting for it gets it after four
+// interactive ones in a row.
+TEST_F(OneSlotTest, AfterARunOfInteractiveSlotsTheWaitingBackgroundRequestGoes) {
+  static_assert(RateLimitedHttpClient::kInteractiveRun == 4, "the order below assumes 4");
+  ASSERT_TRUE(HoldTheSlot());
+  ASSERT_TRUE(Queue("b", http::Priority::kBackground, 1));
+  for (int i = 1; i <= 5; ++i) {
+    ASSERT_TRUE(Queue(absl::StrCat("i", i), http::Priority::kInteractive, 1 + i));
+  }
+  Release();
+  EXPECT_EQ(ok_.load(), 7);
+  const std::vector<std::string> order = UrlsInOrder(inner_);
+  ASSERT_EQ(order.size(), 7u);
+  EXPECT_EQ(order[5], Url("b")) << "the interactive ones take the slot in any order among "
+                                   "themselves, four of them before the background one";
+}
 }  // namespace
 }  // namespace ferry::registry_scanner

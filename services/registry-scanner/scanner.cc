@@ -619,7 +619,9 @@ void ScanQueue::CheckExpected(const std::string& repository) {
   if (it == expected_.end()) return;
   std::set<std::string> waiting = it->second.tags;
   mu_.Unlock();
-  absl::StatusOr<std::vector<TagRecord>> known = scanner_.Tags(repository);
+  // The cache alone: a repository whose scan failed is not scanned again here (a retry is
+  // scheduled below), so this worker is free for the next request.
+  absl::StatusOr<std::vector<TagRecord>> known = scanner_.KnownTags(repository);
   mu_.Lock();
   it = expected_.find(repository);
   if (it == expected_.end()) return;

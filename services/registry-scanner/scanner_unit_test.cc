@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -926,9 +927,18 @@ TEST_F(ScannerUnitTest, FetchersTakeAnInteractiveScansTagsFirst) {
   options.concurrency = 2;
   Scanner scanner(client, *cache_, options, metrics_, clock_);
   absl::Status big_scan, push_scan;
-  std::thread background([&] { big_scan = scanner.Scan(big_repo); });
+  std::vector<std::thread> threads;
+  const auto release = [&] {
+    held.Allow(100);
+    for (std::thread& t : threads) {
+      if (t.joinable()) t.join();
+    }
+  };
+  // Also when an ASSERT below returns early: no thread is left waiting.
+  absl::Cleanup release_at_exit = release;
+  threads.emplace_back([&] { big_scan = scanner.Scan(big_repo); });
   ASSERT_TRUE(held.AwaitEntered(2));  // both fetchers on the big scan's first two tags
-  std::thread interactive(
+  threads.emplace_back(
       [&] { push_scan = scanner.Scan(kRepo, false, 0, http::Priority::kInteractive); });
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (scanner.ScansFetching(kRegistry) < 2 && absl::Now() < deadline) {
@@ -939,9 +949,7 @@ TEST_F(ScannerUnitTest, FetchersTakeAnInteractiveScansTagsFirst) {
   EXPECT_TRUE(held.AwaitEntered(3));  // and is back on the big scan
   EXPECT_EQ(http_.CountContaining("/team/app/manifests/"), 2)
       << "the freed fetcher went back to the big scan before the push's tags";
-  held.Allow(100);
-  background.join();
-  interactive.join();
+  release();
   FERRY_EXPECT_OK(big_scan);
   FERRY_EXPECT_OK(push_scan);
 }
@@ -964,13 +972,19 @@ TEST_F(ScanQueueUnitTest, APushIsScannedAtOnceAlsoWhileEveryWorkerIsBusy) {
   FERRY_ASSERT_OK(scanner_->Watch({kRepo, stuck_repo}).status());
   FERRY_ASSERT_OK(scanner_->Scan(kRepo));
   ScanQueue queue(*scanner_, 1);  // one worker, and one for interactive scans
+  // Whatever fails below, the stuck worker is let go before the queue joins it.
+  const auto unstick = [&] {
+    if (!answer_stuck.HasBeenNotified()) answer_stuck.Notify();
+  };
+  // Also when an ASSERT below returns early: no thread is left waiting.
+  absl::Cleanup unstick_at_exit = unstick;
   ASSERT_TRUE(queue.Request(stuck_repo));
   ASSERT_TRUE(stuck_listing.WaitForNotificationWithTimeout(absl::Seconds(10)));
   const size_t sent_before = http_.requests().size();
   const std::string digest = repo_.Push("2");
   ASSERT_TRUE(queue.Request(kRepo, "2", http::Priority::kInteractive));
   std::vector<TagEvent> events = scanner_->WaitForEvents(0, absl::Seconds(10));
-  answer_stuck.Notify();
+  unstick();
   ASSERT_EQ(events.size(), 1u) << "the push waited for the busy worker";
   EXPECT_EQ(events[0].tag.tag, "2");
   EXPECT_EQ(events[0].tag.metadata.digest, digest);
