@@ -1,6 +1,7 @@
 #include "services/registry-scanner/rate_limited_http_client.h"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 
 #include "absl/strings/numbers.h"
@@ -10,6 +11,7 @@ RateLimitedHttpClient::RateLimitedHttpClient(http::HttpClient& inner, Options op
                                              prometheus::Registry& registry, runtime::Clock& clock)
     : inner_(inner),
       options_(options),
+      reserve_(std::min<double>(kInteractiveReserve, std::floor(options.burst / 4))),
       clock_(clock),
       waited_(prometheus::BuildCounter()
                   .Name("ferry_registry_rate_limit_wait_seconds_total")
@@ -83,10 +85,12 @@ absl::Duration RateLimitedHttpClient::Acquire(const std::string& host, http::Pri
   const uint64_t ticket = queue.next_ticket;
   // This request's turn: the first of its queue; an interactive one goes before a background
   // one, but for every kInteractiveRun tokens in a row the first background one goes.
-  const std::function<bool()> turn = [&b, &queue, ticket, interactive] {
+  const auto background_due = [&b] {
+    return b.token_run >= kInteractiveRun && !b.background.empty();
+  };
+  const std::function<bool()> turn = [&queue, ticket, interactive, &b, &background_due] {
     if (queue.serving != ticket) return false;
-    const bool background_due = b.token_run >= kInteractiveRun && !b.background.empty();
-    return interactive ? !background_due : b.interactive.empty() || background_due;
+    return interactive ? !background_due() : b.interactive.empty() || background_due();
   };
   ++queue.next_ticket;  // taken: from here on, it is served before this function returns
   absl::Time start;
@@ -101,10 +105,16 @@ absl::Duration RateLimitedHttpClient::Acquire(const std::string& host, http::Pri
     }
     b.tokens = std::min(options_.burst, b.tokens + absl::ToDoubleSeconds(now - b.updated) * b.rate);
     b.updated = now;
-    if (b.tokens >= 1) break;
-    // Until the next token; whoever's turn it is then takes it (an interactive request that
+    // A background request leaves the reserve to interactive ones, unless its turn came by
+    // aging (then it takes the next token, or interactive requests would stop it for good).
+    const double needed = interactive || background_due() ? 1 : 1 + reserve_;
+    if (b.tokens >= needed) break;
+    // Until the token(s); whoever's turn it is then takes one (an interactive request that
     // came meanwhile, else this one).
-    const absl::Duration until_token = absl::Seconds((1 - b.tokens) / b.rate);
+    // At least a nanosecond: a deficit of a rounding error's size would make a sleep of zero,
+    // which on a clock that only moves by sleeps would never end the wait.
+    const absl::Duration until_token =
+        std::max(absl::Nanoseconds(1), absl::Seconds((needed - b.tokens) / b.rate));
     waited = true;
     mu_.Unlock();
     clock_.SleepFor(until_token);

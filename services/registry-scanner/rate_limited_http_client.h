@@ -8,7 +8,11 @@
 // requests (http::Priority, someone waits for the answer now) get the next token and the next
 // free slot before the background requests waiting for them, but for every kInteractiveRun
 // in a row one background request goes first, so a stream of interactive requests slows the
-// scans down and never stops them. Both spend the same budget.
+// scans down and never stops them. Both spend the same budget, but background requests leave
+// the last tokens of a host's bucket (kInteractiveReserve, at most a quarter of the burst) to
+// interactive ones: scans that keep the budget spent still run at the host's rate, and a
+// release's lookup of its image takes a token at once instead of waiting for one (with the
+// default 10 requests/s, up to 100 ms per request).
 //
 //   ferry_registry_rate_limit_wait_seconds_total{host}  time spent waiting for a token (and turn)
 //   ferry_registry_throttled_total{host}                429 answers received
@@ -36,6 +40,10 @@ class RateLimitedHttpClient final : public http::HttpClient {
   // Tokens (and slots) in a row that interactive requests take while a background one waits,
   // before that one goes.
   static constexpr int kInteractiveRun = 4;
+  // Tokens of a host's bucket that only interactive requests take (or a background request
+  // whose turn came after a run of interactive ones); at most a quarter of the burst, so 0
+  // with a burst under 4.
+  static constexpr double kInteractiveReserve = 4;
 
   struct Options {
     double requests_per_second = 10;
@@ -93,6 +101,7 @@ class RateLimitedHttpClient final : public http::HttpClient {
 
   http::HttpClient& inner_;
   const Options options_;
+  const double reserve_;  // kInteractiveReserve, at most a quarter of the burst
   runtime::Clock& clock_;
   prometheus::Family<prometheus::Counter>& waited_;
   prometheus::Family<prometheus::Counter>& throttled_;

@@ -71,6 +71,27 @@ TEST_F(RateLimitTest, BurstThenSteadyRate) {
   EXPECT_EQ(inner_.Count("GET", kUrl), 8);
 }
 
+// Scans that keep a host's budget spent leave its last tokens to interactive requests: a
+// release's lookup of its image goes at once, and the scans still get the host's rate.
+TEST_F(RateLimitTest, BackgroundRequestsLeaveTheReserveToInteractiveOnes) {
+  static_assert(RateLimitedHttpClient::kInteractiveReserve == 4, "the counts below assume 4");
+  auto client = Client(8, 20);
+  const absl::Time start = clock_.Now();
+  for (int i = 0; i < 16; ++i) FERRY_ASSERT_OK(client->Send(Get()));
+  EXPECT_EQ(clock_.Now(), start);  // the burst but the reserve
+  FERRY_ASSERT_OK(client->Send(Get()));
+  EXPECT_EQ(clock_.Now() - start, absl::Milliseconds(125)) << "a scan took a reserved token";
+  http::Request lookup = Get();
+  lookup.priority = http::Priority::kInteractive;
+  const absl::Time scanned = clock_.Now();
+  for (int i = 0; i < 4; ++i) FERRY_ASSERT_OK(client->Send(lookup));
+  EXPECT_EQ(clock_.Now(), scanned) << "a lookup waited while tokens were reserved for it";
+  FERRY_ASSERT_OK(client->Send(lookup));  // the reserve spent: the next token, as anyone
+  EXPECT_EQ(clock_.Now() - scanned, absl::Milliseconds(125));
+  EXPECT_DOUBLE_EQ(WaitedSeconds(kHost), 0.25);
+  EXPECT_EQ(inner_.Count("GET", kUrl), 22);
+}
+
 TEST_F(RateLimitTest, OtherHostsKeepTheirOwnBudget) {
   auto client = Client(2, 3);
   const absl::Time start = clock_.Now();
