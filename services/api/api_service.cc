@@ -374,6 +374,7 @@ grpc::Status ApiService::Release(grpc::ServerContext* context,
     // An image the registry does not have would only break the rollout.
     ferry::v1::GetImageRequest lookup;
     lookup.set_reference(spec.image());
+    lookup.set_digest_only(true);  // whether it exists: one request to the registry
     // A scanner that may be restarting is waited for (--peer_wait).
     absl::StatusOr<ferry::v1::TagInfo> info = peers_.registry.Call(
         &RegistryScannerStub::GetImage, lookup, peers_.ForRequest(*context, /*await_peer=*/true));

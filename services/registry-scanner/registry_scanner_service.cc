@@ -174,9 +174,21 @@ grpc::Status RegistryScannerService::GetImage(grpc::ServerContext*,
   }
   // Not known yet: asked of the registry now, ahead of the scans waiting for the host's budget
   // (a release waits for this answer).
-  absl::StatusOr<TagMetadata> m = FetchTagMetadata(
-      client_, ref->Registry(), ref->Path(), ref->digest().empty() ? ref->tag() : ref->digest(),
-      metadata_, http::Priority::kInteractive);
+  const std::string reference = ref->digest().empty() ? ref->tag() : ref->digest();
+  if (request->digest_only()) {
+    // One request. A registry that answers HEAD without the digest header, or fails it, gets
+    // the full read below, which says what went wrong.
+    absl::StatusOr<std::string> digest = client_.ManifestDigest(
+        ref->Registry(), ref->Path(), reference, http::Priority::kInteractive);
+    if (digest.ok()) {
+      response->set_tag(ref->tag());
+      response->set_digest(*digest);
+      return grpc::Status::OK;
+    }
+    if (absl::IsNotFound(digest.status())) return ToGrpcStatus(digest.status());
+  }
+  absl::StatusOr<TagMetadata> m = FetchTagMetadata(client_, ref->Registry(), ref->Path(), reference,
+                                                   metadata_, http::Priority::kInteractive);
   if (!m.ok()) return ToGrpcStatus(m.status());
   FillTag(ref->tag(), *m, response);
   return grpc::Status::OK;

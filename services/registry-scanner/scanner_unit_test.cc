@@ -377,6 +377,46 @@ TEST_F(ScannerUnitTest, GetImageOfATagNotScannedYetAsksTheRegistryForItAheadOfSc
   EXPECT_EQ(digest, first);
 }
 
+// The api's Release only asks whether its image exists: a reference the cache does not know
+// costs one HEAD (not the manifest and its config); one the registry does not have is
+// NOT_FOUND; a HEAD without the digest header gets the full read.
+TEST_F(ScannerUnitTest, GetImageOfADigestOnlyIsOneHeadOfTheManifest) {
+  RegistryScannerService service(*scanner_, *client_, MetadataOptions{});
+  const auto get_digest = [&](const std::string& tag, grpc::Status* status) {
+    const size_t sent_before = http_.requests().size();
+    grpc::ServerContext context;
+    ferry::v1::GetImageRequest request;
+    request.set_reference(absl::StrCat(kRepo, ":", tag));
+    request.set_digest_only(true);
+    ferry::v1::TagInfo info;
+    *status = service.GetImage(&context, &request, &info);
+    const std::vector<http::Request> all = http_.requests();
+    return std::make_pair(info, std::vector<http::Request>(all.begin() + sent_before, all.end()));
+  };
+  grpc::Status status;
+  const std::string digest = repo_.Push("1.0");
+  auto [info, sent] = get_digest("1.0", &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(info.tag(), "1.0");
+  EXPECT_EQ(info.digest(), digest);
+  ASSERT_EQ(sent.size(), 1u) << "more than the manifest's HEAD";
+  EXPECT_EQ(sent[0].method, "HEAD");
+  EXPECT_EQ(sent[0].priority, http::Priority::kInteractive);
+
+  repo_.Push("gone");
+  repo_.Delete("gone");
+  std::tie(info, sent) = get_digest("gone", &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+  EXPECT_EQ(sent.size(), 1u);
+
+  const std::string bare = repo_.Push("bare");
+  http_.Set("HEAD", FakeRepository::ManifestUrl("bare"), http::Response{200, {}, ""});
+  std::tie(info, sent) = get_digest("bare", &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(info.digest(), bare);
+  EXPECT_EQ(sent.size(), 3u) << "the HEAD, then the manifest and its config";
+}
+
 // ListTags of a repository never scanned scans it for the api, which answers someone
 // (ListImages, a release's planning): that scan's requests go ahead of the due scans'.
 TEST_F(ScannerUnitTest, ListTagsOfARepositoryNeverScannedScansItAheadOfScans) {
