@@ -618,7 +618,9 @@ TEST_F(ApiServiceTest, MalformedReleasesAreRefusedBeforeAnythingRuns) {
 }
 
 TEST_F(ApiServiceTest, AnImageTheRegistryDoesNotHaveIsAnErrorUnlessForced) {
-  EXPECT_CALL(registry_, GetImage(_, _, _))
+  // Whether the image exists is all the release asks (digest_only: one request).
+  EXPECT_CALL(registry_,
+              GetImage(_, ::testing::Property(&ferry::v1::GetImageRequest::digest_only, true), _))
       .WillOnce(Return(grpc::Status(grpc::StatusCode::NOT_FOUND, "manifest unknown")));
   ferry::v1::Job job;
   grpc::Status s = Release(AllTo("9.9.9"), &job);

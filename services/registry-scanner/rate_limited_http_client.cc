@@ -109,12 +109,14 @@ absl::Duration RateLimitedHttpClient::Acquire(const std::string& host, http::Pri
     // aging (then it takes the next token, or interactive requests would stop it for good).
     const double needed = interactive || background_due() ? 1 : 1 + reserve_;
     if (b.tokens >= needed) break;
-    // Until the token(s); whoever's turn it is then takes one (an interactive request that
-    // came meanwhile, else this one).
-    // At least a nanosecond: a deficit of a rounding error's size would make a sleep of zero,
-    // which on a clock that only moves by sleeps would never end the wait.
+    // Until the next token, one at a time: whoever's turn it is then takes it (an interactive
+    // request that came meanwhile, else this one), and a background request that became due
+    // meanwhile no longer needs the reserve (it holds the interactive ones back while it
+    // sleeps). At least a nanosecond: a deficit of a rounding error's size would make a sleep
+    // of zero, which on a clock that only moves by sleeps would never end the wait.
+    const double deficit = std::min(1.0, needed - b.tokens);
     const absl::Duration until_token =
-        std::max(absl::Nanoseconds(1), absl::Seconds((needed - b.tokens) / b.rate));
+        std::max(absl::Nanoseconds(1), absl::Seconds(deficit / b.rate));
     waited = true;
     mu_.Unlock();
     clock_.SleepFor(until_token);

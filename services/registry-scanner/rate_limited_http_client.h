@@ -11,8 +11,9 @@
 // scans down and never stops them. Both spend the same budget, but background requests leave
 // the last tokens of a host's bucket (kInteractiveReserve, at most a quarter of the burst) to
 // interactive ones: scans that keep the budget spent still run at the host's rate, and a
-// release's lookup of its image takes a token at once instead of waiting for one (with the
-// default 10 requests/s, up to 100 ms per request).
+// release's lookup of its image usually takes a token at once instead of waiting for one
+// (with the default 10 requests/s, up to 100 ms per request); not after a 429 emptied the
+// bucket, nor while a background request is due by the rule above.
 //
 //   ferry_registry_rate_limit_wait_seconds_total{host}  time spent waiting for a token (and turn)
 //   ferry_registry_throttled_total{host}                429 answers received

@@ -176,8 +176,9 @@ grpc::Status RegistryScannerService::GetImage(grpc::ServerContext*,
   // (a release waits for this answer).
   const std::string reference = ref->digest().empty() ? ref->tag() : ref->digest();
   if (request->digest_only()) {
-    // One request. A registry that answers HEAD without the digest header, or fails it, gets
-    // the full read below, which says what went wrong.
+    // One request. INTERNAL is an answer without the digest header or a refusal of HEAD
+    // (405 and the like): the full read below. Any other failure (a timeout, 401, 429, 5xx)
+    // would fail it too, after more requests to a registry that may be struggling.
     absl::StatusOr<std::string> digest = client_.ManifestDigest(
         ref->Registry(), ref->Path(), reference, http::Priority::kInteractive);
     if (digest.ok()) {
@@ -185,7 +186,7 @@ grpc::Status RegistryScannerService::GetImage(grpc::ServerContext*,
       response->set_digest(*digest);
       return grpc::Status::OK;
     }
-    if (absl::IsNotFound(digest.status())) return ToGrpcStatus(digest.status());
+    if (!absl::IsInternal(digest.status())) return ToGrpcStatus(digest.status());
   }
   absl::StatusOr<TagMetadata> m = FetchTagMetadata(client_, ref->Registry(), ref->Path(), reference,
                                                    metadata_, http::Priority::kInteractive);

@@ -379,7 +379,8 @@ TEST_F(ScannerUnitTest, GetImageOfATagNotScannedYetAsksTheRegistryForItAheadOfSc
 
 // The api's Release only asks whether its image exists: a reference the cache does not know
 // costs one HEAD (not the manifest and its config); one the registry does not have is
-// NOT_FOUND; a HEAD without the digest header gets the full read.
+// NOT_FOUND, a HEAD the registry fails is its error; a HEAD without the digest header gets
+// the full read.
 TEST_F(ScannerUnitTest, GetImageOfADigestOnlyIsOneHeadOfTheManifest) {
   RegistryScannerService service(*scanner_, *client_, MetadataOptions{});
   const auto get_digest = [&](const std::string& tag, grpc::Status* status) {
@@ -408,6 +409,12 @@ TEST_F(ScannerUnitTest, GetImageOfADigestOnlyIsOneHeadOfTheManifest) {
   std::tie(info, sent) = get_digest("gone", &status);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
   EXPECT_EQ(sent.size(), 1u);
+
+  repo_.Push("busy");
+  http_.Set("HEAD", FakeRepository::ManifestUrl("busy"), http::Response{503, {}, ""});
+  std::tie(info, sent) = get_digest("busy", &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  for (const http::Request& r : sent) EXPECT_EQ(r.method, "HEAD") << "read in full: " << r.url;
 
   const std::string bare = repo_.Push("bare");
   http_.Set("HEAD", FakeRepository::ManifestUrl("bare"), http::Response{200, {}, ""});
