@@ -110,7 +110,7 @@ for _ in $(seq 1 600); do
     ready=true; break
   fi
   for p in "${pids[@]}"; do
-    kill -0 "$p" 2>/dev/null || { log "a process exited early; logs in $dir/logs:"; tail -5 logs/*.log >&2; exit 1; }
+    kill -0 "$p" 2>/dev/null || { log "a process exited early; logs in $dir/logs:"; tail -n 5 logs/*.log >&2; exit 1; }
   done
   sleep 0.1
 done
