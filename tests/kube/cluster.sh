@@ -44,13 +44,23 @@ printf '%s,ferry-admin,ferry-admin,system:masters\n' "$token" >tokens.csv
 chmod 600 ./*.key token tokens.csv
 echo "$bin" >bin
 
-etcd_client=$(free_port)
-etcd_peer=$(free_port)
-api_port=$(free_port)
-server="https://127.0.0.1:$api_port"
-echo "$server" >server
+# --- processes -------------------------------------------------------------------------
+pids=()
+stop() {
+  trap - EXIT INT TERM
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap stop EXIT
+trap 'exit 0' INT TERM
 
-cat >kubeconfig <<KUBECONFIG
+# Ports are picked by binding port 0 and letting go, so a process started alongside (another
+# test under ctest -j2) can take one before etcd or the API server binds it. A start whose
+# process exits early is therefore retried with new ports and an empty etcd, up to 3 times.
+write_kubeconfig() {
+  echo "$server" >server
+  cat >kubeconfig <<KUBECONFIG
 apiVersion: v1
 kind: Config
 clusters:
@@ -69,52 +79,66 @@ contexts:
     user: ferry-admin
 current-context: ferry-test
 KUBECONFIG
-chmod 600 kubeconfig
-
-# --- processes -------------------------------------------------------------------------
-pids=()
-stop() {
-  trap - EXIT INT TERM
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  chmod 600 kubeconfig
 }
-trap stop EXIT
-trap 'exit 0' INT TERM
 
-etcd --name ferry --data-dir "$dir/etcd" \
-  --listen-client-urls "http://127.0.0.1:$etcd_client" \
-  --advertise-client-urls "http://127.0.0.1:$etcd_client" \
-  --listen-peer-urls "http://127.0.0.1:$etcd_peer" \
-  --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
-  --initial-cluster "ferry=http://127.0.0.1:$etcd_peer" \
-  --unsafe-no-fsync >logs/etcd.log 2>&1 &
-pids+=($!)
+# Starts etcd and kube-apiserver on fresh ports and waits for /readyz. Returns 1 if one of
+# them exited early (its logs stay in logs/), exits the script if the API is not ready in 60 s.
+start_api() {
+  etcd_client=$(free_port)
+  etcd_peer=$(free_port)
+  api_port=$(free_port)
+  server="https://127.0.0.1:$api_port"
+  write_kubeconfig
+  rm -rf "$dir/etcd" && mkdir -p "$dir/etcd"
 
-"$bin/kube-apiserver" \
-  --etcd-servers "http://127.0.0.1:$etcd_client" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-  --insecure-port 0 \
-  --tls-cert-file serving.crt --tls-private-key-file serving.key \
-  --client-ca-file ca.crt --token-auth-file tokens.csv \
-  --service-account-key-file sa.pub --service-account-signing-key-file sa.key \
-  --service-account-issuer https://kubernetes.default.svc \
-  --authorization-mode RBAC --endpoint-reconciler-type none \
-  --service-cluster-ip-range 10.96.0.0/16 --allow-privileged \
-  >logs/kube-apiserver.log 2>&1 &
-pids+=($!)
+  etcd --name ferry --data-dir "$dir/etcd" \
+    --listen-client-urls "http://127.0.0.1:$etcd_client" \
+    --advertise-client-urls "http://127.0.0.1:$etcd_client" \
+    --listen-peer-urls "http://127.0.0.1:$etcd_peer" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
+    --initial-cluster "ferry=http://127.0.0.1:$etcd_peer" \
+    --unsafe-no-fsync >logs/etcd.log 2>&1 &
+  pids+=($!)
 
-ready=false
-for _ in $(seq 1 600); do
-  if curl -fsS --cacert ca.crt -H "Authorization: Bearer $token" "$server/readyz" >/dev/null 2>&1; then
-    ready=true; break
-  fi
-  for p in "${pids[@]}"; do
-    kill -0 "$p" 2>/dev/null || { log "a process exited early; logs in $dir/logs:"; tail -n 5 logs/*.log >&2; exit 1; }
+  "$bin/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$etcd_client" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --insecure-port 0 \
+    --tls-cert-file serving.crt --tls-private-key-file serving.key \
+    --client-ca-file ca.crt --token-auth-file tokens.csv \
+    --service-account-key-file sa.pub --service-account-signing-key-file sa.key \
+    --service-account-issuer https://kubernetes.default.svc \
+    --authorization-mode RBAC --endpoint-reconciler-type none \
+    --service-cluster-ip-range 10.96.0.0/16 --allow-privileged \
+    >logs/kube-apiserver.log 2>&1 &
+  pids+=($!)
+
+  local p
+  for _ in $(seq 1 600); do
+    if curl -fsS --cacert ca.crt -H "Authorization: Bearer $token" "$server/readyz" >/dev/null 2>&1; then
+      return 0
+    fi
+    for p in "${pids[@]}"; do
+      kill -0 "$p" 2>/dev/null || return 1
+    done
+    sleep 0.1
   done
-  sleep 0.1
+  log "kube-apiserver not ready after 60 s; see $dir/logs"
+  exit 1
+}
+
+attempt=1
+until start_api; do
+  log "a process exited early (attempt $attempt of 3); logs in $dir/logs:"
+  tail -n 5 logs/*.log >&2
+  stop
+  trap stop EXIT
+  trap 'exit 0' INT TERM
+  pids=()
+  [ "$attempt" -lt 3 ] || exit 1
+  attempt=$((attempt + 1))
 done
-$ready || { log "kube-apiserver not ready after 60 s; see $dir/logs"; exit 1; }
 
 # Deployments get ReplicaSets, service accounts get tokens, namespaces get cleaned up. The
 # StatefulSet controller is off: tests set StatefulSet statuses themselves.
