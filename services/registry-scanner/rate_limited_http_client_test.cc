@@ -284,10 +284,10 @@ std::vector<std::string> UrlsInOrder(const http::FakeHttpClient& http) {
 // registry answers every request and counts them.
 class OneTokenTest : public ::testing::Test {
  protected:
-  OneTokenTest() {
+  explicit OneTokenTest(double burst = 1) {
     RateLimitedHttpClient::Options o;
     o.requests_per_second = 1;
-    o.burst = 1;
+    o.burst = burst;
     client_ = std::make_unique<RateLimitedHttpClient>(inner_, o, registry_, clock_);
   }
   ~OneTokenTest() override { Release(); }
@@ -463,6 +463,41 @@ TEST_F(OneTokenTest, AfterARunOfInteractiveTokensTheWaitingBackgroundRequestGoes
   EXPECT_THAT(UrlsInOrder(inner_),
               ::testing::ElementsAre(Url("scan-0"), Url("i1"), Url("i2"), Url("i3"), Url("i4"),
                                      Url("scan-1"), Url("i5")));
+}
+
+// One request a second with a burst of 16: a reserve of 4 tokens for interactive requests.
+class SixteenTokenTest : public OneTokenTest {
+ protected:
+  SixteenTokenTest() : OneTokenTest(16) {}
+};
+
+// Aging beats the reserve: a background request whose turn came after a run of interactive
+// ones takes the next token, not the next token plus the reserve (which the interactive
+// requests it lets through would keep spending, so it would wait for good).
+TEST_F(SixteenTokenTest, ABackgroundRequestDueByAgingNeedsNoReserve) {
+  static_assert(RateLimitedHttpClient::kInteractiveReserve == 4, "the counts below assume 4");
+  static_assert(RateLimitedHttpClient::kInteractiveRun == 4, "the order below assumes 4");
+  for (int i = 0; i < 12; ++i) {  // the burst but the reserve
+    ASSERT_TRUE(Send(absl::StrCat("s", i), http::Priority::kBackground));
+  }
+  const absl::Time start = clock_.Now();
+  Start("scan", http::Priority::kBackground);  // sleeps: 4 tokens left, all reserved
+  ASSERT_TRUE(clock_.AwaitSleeping(1));
+  for (int i = 1; i <= 4; ++i) {  // the reserve, spent at once; a run of 4 while scan waits
+    ASSERT_TRUE(Send(absl::StrCat("i", i), http::Priority::kInteractive));
+  }
+  EXPECT_EQ(clock_.Now(), start);
+  Start("i5", http::Priority::kInteractive);  // waits: the scan is due
+  ASSERT_TRUE(clock_.fake().AwaitWaits(1));
+  clock_.Allow(1);  // one token: the scan's
+  ASSERT_TRUE(AwaitSent(17)) << "the scan waited for the reserve although it was due";
+  EXPECT_EQ(clock_.Now() - start, absl::Seconds(1));
+  Release();
+  EXPECT_EQ(ok_.load(), 2);
+  const std::vector<std::string> order = UrlsInOrder(inner_);
+  ASSERT_EQ(order.size(), 18u);
+  EXPECT_THAT(std::vector<std::string>(order.end() - 3, order.end()),
+              ::testing::ElementsAre(Url("i4"), Url("scan"), Url("i5")));
 }
 
 // The same for slots: with one slot, a background request waiting for it gets it after four
