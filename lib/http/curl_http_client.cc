@@ -16,9 +16,28 @@
 namespace ferry::http {
 namespace {
 
+// Where the body goes: kept in `body`, or given to `on_body` when the answer is a 2xx.
+struct BodySink {
+  CURL* curl;
+  std::string* body;
+  const std::function<bool(const char*, size_t)>* on_body;
+  bool stopped = false;  // on_body asked to end the transfer
+};
+
 size_t WriteBody(char* data, size_t size, size_t count, void* out) {
-  static_cast<std::string*>(out)->append(data, size * count);
-  return size * count;
+  auto* sink = static_cast<BodySink*>(out);
+  const size_t n = size * count;
+  if (sink->on_body != nullptr && *sink->on_body) {
+    long status = 0;
+    curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status < 300) {
+      if ((*sink->on_body)(data, n)) return n;
+      sink->stopped = true;
+      return 0;  // ends the transfer with CURLE_WRITE_ERROR
+    }
+  }
+  sink->body->append(data, n);
+  return n;
 }
 
 size_t WriteHeader(char* data, size_t size, size_t count, void* out) {
@@ -116,20 +135,34 @@ void CurlHttpClient::Release(void* curl) {
 
 namespace {
 
+// The flags that end a transfer: the client's (the process stops) and the request's.
+struct CancelFlags {
+  const std::atomic<bool>* client;
+  const std::atomic<bool>* request;
+};
+
 // libcurl calls this about once a second even while a transfer stalls; non-zero aborts it.
-int AbortWhenCancelled(void* flag, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  return static_cast<const std::atomic<bool>*>(flag)->load() ? 1 : 0;
+int AbortWhenCancelled(void* flags, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto* f = static_cast<const CancelFlags*>(flags);
+  return (f->client != nullptr && f->client->load()) ||
+                 (f->request != nullptr && f->request->load())
+             ? 1
+             : 0;
 }
 
 absl::Status CancelledStatus(const Request& request) {
-  return absl::CancelledError(absl::StrCat(request.method, " ", HostOfUrl(request.url),
-                                           ": cancelled, the process is stopping"));
+  return absl::CancelledError(
+      absl::StrCat(request.method, " ", HostOfUrl(request.url),
+                   ": cancelled (the process is stopping, or the caller stopped the call)"));
 }
 
 }  // namespace
 
 absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
-  if (options_.cancelled != nullptr && options_.cancelled->load()) return CancelledStatus(request);
+  if ((options_.cancelled != nullptr && options_.cancelled->load()) ||
+      (request.cancelled != nullptr && request.cancelled->load())) {
+    return CancelledStatus(request);
+  }
   if (absl::StartsWithIgnoreCase(request.url, "http://")) {
     const std::string host = HostOfUrl(request.url);
     if (std::find(options_.insecure_hosts.begin(), options_.insecure_hosts.end(), host) ==
@@ -150,7 +183,8 @@ absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
   curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, WriteBody);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response.body);
+  BodySink sink{curl, &response.body, &request.on_body};
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, WriteHeader);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response.headers);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
@@ -203,16 +237,19 @@ absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
                      static_cast<curl_off_t>(request.body.size()));
   }
-  if (options_.cancelled != nullptr) {
+  CancelFlags cancel{options_.cancelled.get(), request.cancelled};
+  if (cancel.client != nullptr || cancel.request != nullptr) {
     curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, AbortWhenCancelled);
-    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, options_.cancelled.get());
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &cancel);
   }
   CURLcode code = curl_easy_perform(curl);
   if (code == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
   curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, nullptr);  // `guard` dies with this call
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, nullptr);       // as do `sink` and `cancel`
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, nullptr);
   curl_slist_free_all(headers);
   if (code == CURLE_OK) {
     Release(curl);
@@ -221,6 +258,10 @@ absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
   }
   if (code != CURLE_OK && !guard.refused.ok()) return guard.refused;
   if (code == CURLE_ABORTED_BY_CALLBACK) return CancelledStatus(request);
+  if (code == CURLE_WRITE_ERROR && sink.stopped) {
+    return absl::CancelledError(
+        absl::StrCat(request.method, " ", HostOfUrl(request.url), ": ended by the reader"));
+  }
   if (code == CURLE_OPERATION_TIMEDOUT) {
     return absl::DeadlineExceededError(
         absl::StrCat(request.method, " ", HostOfUrl(request.url), ": timed out"));

@@ -2,6 +2,8 @@
 // callers can be tested with a fake and run with CurlHttpClient.
 #pragma once
 
+#include <atomic>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -26,6 +28,13 @@ struct Request {
   // When false, 3xx responses are returned instead of followed.
   bool follow_redirects = true;
   Priority priority = Priority::kBackground;
+  // When set, the body of a 2xx answer is given to it piece by piece as it arrives instead
+  // of being kept in Response::body (other answers' bodies are kept as usual): for streams
+  // such as a Kubernetes watch. Returning false ends the transfer (Cancelled).
+  std::function<bool(const char* data, size_t size)> on_body;
+  // When set, the transfer ends (Cancelled) within about a second of it becoming true, also
+  // while no data flows: for a stream the caller stops.
+  const std::atomic<bool>* cancelled = nullptr;
 };
 
 struct Response {

@@ -3,6 +3,8 @@
 // unit tests.
 #pragma once
 
+#include <atomic>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -50,6 +52,21 @@ class KubeApi {
   virtual absl::Status DeleteWithin(const std::string& path, bool dry_run, absl::Duration timeout) {
     (void)timeout;
     return Delete(path, dry_run);
+  }
+
+  // Watches `path` (a collection with its query: "watch=1&resourceVersion=...", usually
+  // "timeoutSeconds=..."): gives each event ({"type": ADDED | MODIFIED | DELETED | BOOKMARK |
+  // ERROR, "object": ...}) to `on_event` as it arrives. OK when the server ended the stream;
+  // Cancelled when `on_event` returned false or `stop` became true (checked about once a
+  // second); the API's error for a refused watch; Unavailable / DeadlineExceeded when the
+  // connection failed or outlived `timeout`; ResourceExhausted for an event over
+  // kMaxWatchEventBytes. The default: Unimplemented (implementations that cannot stream).
+  static constexpr size_t kMaxWatchEventBytes = 8 << 20;
+  virtual absl::Status Watch(const std::string& path, absl::Duration timeout,
+                             const std::atomic<bool>& stop,
+                             const std::function<bool(const nlohmann::json& event)>& on_event) {
+    (void)path, (void)timeout, (void)stop, (void)on_event;
+    return absl::UnimplementedError("this Kubernetes API client cannot watch");
   }
 };
 

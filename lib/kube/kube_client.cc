@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -94,16 +95,13 @@ absl::Status ApiError(long status, const std::string& body, const std::string& w
   return absl::UnknownError(absl::StrCat(text, " (HTTP ", status, ")"));
 }
 
-absl::StatusOr<nlohmann::json> KubeClient::Call(const std::string& verb, const std::string& method,
-                                                const std::string& path, const std::string& body,
-                                                const std::string& content_type,
-                                                const std::string& accept, absl::Duration timeout) {
+http::Request KubeClient::NewRequest(const std::string& method, const std::string& path,
+                                     const std::string& accept, absl::Duration timeout) {
   http::Request request;
   request.method = method;
   request.url = access_.server + path;
   request.timeout = timeout;
   request.headers.emplace_back("Accept", accept);
-  if (!content_type.empty()) request.headers.emplace_back("Content-Type", content_type);
   if (std::string token = Token(); !token.empty()) {
     request.headers.emplace_back("Authorization", "Bearer " + token);
   } else if (!access_.username.empty()) {
@@ -111,6 +109,15 @@ absl::StatusOr<nlohmann::json> KubeClient::Call(const std::string& verb, const s
         "Authorization",
         "Basic " + absl::Base64Escape(absl::StrCat(access_.username, ":", access_.password)));
   }
+  return request;
+}
+
+absl::StatusOr<nlohmann::json> KubeClient::Call(const std::string& verb, const std::string& method,
+                                                const std::string& path, const std::string& body,
+                                                const std::string& content_type,
+                                                const std::string& accept, absl::Duration timeout) {
+  http::Request request = NewRequest(method, path, accept, timeout);
+  if (!content_type.empty()) request.headers.emplace_back("Content-Type", content_type);
   request.body = body;
   ++requests_;
   if (method != "GET") ++writes_;
@@ -229,6 +236,55 @@ absl::StatusOr<nlohmann::json> KubeClient::Replace(const std::string& path,
   absl::StatusOr<std::string> body = DumpJson(object);
   if (!body.ok()) return body.status();
   return Call(verb, "PUT", path, *body, "application/json", "application/json", timeout);
+}
+
+absl::Status KubeClient::Watch(const std::string& path, absl::Duration timeout,
+                               const std::atomic<bool>& stop,
+                               const std::function<bool(const nlohmann::json&)>& on_event) {
+  http::Request request = NewRequest("GET", path, "application/json", timeout);
+  request.cancelled = &stop;
+  std::string line;  // the event being received: one JSON document per line
+  absl::Status failed;
+  request.on_body = [&](const char* data, size_t size) {
+    for (const char* end = data + size; data < end;) {
+      const char* newline = static_cast<const char*>(memchr(data, '\n', end - data));
+      line.append(data, (newline == nullptr ? end : newline) - data);
+      if (line.size() > kMaxWatchEventBytes) {
+        failed = absl::ResourceExhaustedError(
+            absl::StrCat("GET ", path, ": a watch event over ", kMaxWatchEventBytes, " bytes"));
+        return false;
+      }
+      if (newline == nullptr) break;
+      data = newline + 1;
+      if (line.empty()) continue;
+      nlohmann::json event = nlohmann::json::parse(line, nullptr, false);
+      line.clear();
+      if (event.is_discarded() || !event.is_object()) {
+        failed = absl::InternalError(
+            absl::StrCat("GET ", path, ": the API sent a watch event that is not JSON"));
+        return false;
+      }
+      if (!on_event(event)) return false;
+    }
+    return true;
+  };
+  ++requests_;
+  absl::StatusOr<http::Response> response = http_.Send(request);
+  if (!failed.ok()) {
+    requests_total_.Add({{"verb", "watch"}, {"code", "error"}}).Increment();
+    return failed;
+  }
+  if (!response.ok()) {
+    requests_total_.Add({{"verb", "watch"}, {"code", "error"}}).Increment();
+    if (response.status().code() == absl::StatusCode::kCancelled) return response.status();
+    return absl::Status(response.status().code(), absl::StrCat("Kubernetes API ", access_.server,
+                                                               ": ", response.status().message()));
+  }
+  requests_total_.Add({{"verb", "watch"}, {"code", std::to_string(response->status)}}).Increment();
+  if (response->status < 200 || response->status >= 300) {
+    return ApiError(response->status, response->body, absl::StrCat("GET ", path));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace ferry::kube

@@ -65,6 +65,10 @@ class KubeClient final : public KubeApi {
   absl::StatusOr<nlohmann::json> Replace(const std::string& path, const nlohmann::json& object,
                                          const std::string& verb, absl::Duration timeout);
 
+  // A watch, as KubeApi::Watch says; metrics count it with verb "watch" when it ends.
+  absl::Status Watch(const std::string& path, absl::Duration timeout, const std::atomic<bool>& stop,
+                     const std::function<bool(const nlohmann::json& event)>& on_event) override;
+
   const ClusterAccess& access() const { return access_; }
   // Requests that write (apply, patch, delete) sent so far; for tests and benchmarks.
   int64_t writes() const { return writes_.load(); }
@@ -76,6 +80,9 @@ class KubeClient final : public KubeApi {
                                       const std::string& content_type,
                                       const std::string& accept = "application/json",
                                       absl::Duration timeout = absl::Seconds(60));
+  // `request` with the API's address, `path`, Accept and credentials.
+  http::Request NewRequest(const std::string& method, const std::string& path,
+                           const std::string& accept, absl::Duration timeout);
   std::string Token();
 
   const ClusterAccess access_;

@@ -76,15 +76,22 @@ ListedWorkload ToListed(ClusterWorkloadInfo w, ferry::v1::ClusterWorkload& scrat
 
 }  // namespace
 
+ListedWorkload ToListed(ClusterWorkloadInfo w) {
+  ferry::v1::ClusterWorkload scratch;
+  return ToListed(std::move(w), scratch);
+}
+
 ClusterSyncerService::ClusterSyncerService(kube::KubeApi& kube, kube::Discovery& discovery,
-                                           SyncLoop& loop, std::set<std::string> allow_namespaces)
+                                           SyncLoop& loop, std::set<std::string> allow_namespaces,
+                                           WorkloadWatch* watch)
     : kube_(kube),
       discovery_(discovery),
       loop_(loop),
       allow_(std::move(allow_namespaces)),
       workloads_([this](const std::string& ns) { return ListWorkloadsServed(ns); },
                  runtime::SystemClock(), kWorkloadListMaxAge, kWorkloadListMaxStale,
-                 kWorkloadListNamespaces, runtime::Refresh::kInBackground) {}
+                 kWorkloadListNamespaces, runtime::Refresh::kInBackground),
+      watch_(watch) {}
 
 absl::StatusOr<std::vector<ListedWorkload>> ClusterSyncerService::ListWorkloadsServed(
     const std::string& ns) {
@@ -140,10 +147,19 @@ grpc::Status ClusterSyncerService::ListWorkloads(
   }
   std::optional<absl::Duration> max_age;
   if (request->max_age_ms() > 0) max_age = absl::Milliseconds(request->max_age_ms());
-  WorkloadListCache::Outcome workloads =
-      request->ids_size() > 0 && static_cast<size_t>(request->ids_size()) <= kWorkloadsReadOneByOne
-          ? NamedWorkloads(*context, *request, max_age)
-          : workloads_.Get(request->namespace_(), max_age);
+  // The watch's answer is as fresh as the API server's watch cache, which a caller accepting
+  // a second-old listing accepts (as NamedWorkloads' reads do).
+  std::shared_ptr<const std::vector<ListedWorkload>> watched;
+  if (watch_ != nullptr && (!max_age || *max_age >= kWorkloadReadFromCacheMinAge)) {
+    watched = watch_->Workloads(request->namespace_());
+  }
+  WorkloadListCache::Outcome workloads = std::move(watched);
+  if (*workloads == nullptr) {
+    workloads = request->ids_size() > 0 &&
+                        static_cast<size_t>(request->ids_size()) <= kWorkloadsReadOneByOne
+                    ? NamedWorkloads(*context, *request, max_age)
+                    : workloads_.Get(request->namespace_(), max_age);
+  }
   if (!workloads.ok()) return ToGrpcStatus(workloads.status());
   bool parsed = true;
   response->set_more(selection->Page(

@@ -7,6 +7,7 @@
 #include "ferry/v1/cluster_syncer.grpc.pb.h"
 #include "services/cluster-syncer/sync_loop.h"
 #include "services/cluster-syncer/workload_cache.h"
+#include "services/cluster-syncer/workload_watch.h"
 #include "services/cluster-syncer/workloads.h"
 
 namespace ferry::cluster_syncer {
@@ -16,8 +17,10 @@ namespace ferry::cluster_syncer {
 
 class ClusterSyncerService final : public ferry::v1::ClusterSyncer::Service {
  public:
+  // `watch` (optional, started by the caller) answers ListWorkloads whenever it can and the
+  // caller accepts the watch's freshness (max_age_ms 0 or at least 1 s).
   ClusterSyncerService(kube::KubeApi& kube, kube::Discovery& discovery, SyncLoop& loop,
-                       std::set<std::string> allow_namespaces);
+                       std::set<std::string> allow_namespaces, WorkloadWatch* watch = nullptr);
 
   grpc::Status ListWorkloads(grpc::ServerContext* context,
                              const ferry::v1::ListClusterWorkloadsRequest* request,
@@ -52,7 +55,11 @@ class ClusterSyncerService final : public ferry::v1::ClusterSyncer::Service {
   SyncLoop& loop_;
   const std::set<std::string> allow_;
   WorkloadListCache workloads_;  // ListWorkloads' listings (kWorkloadListMaxAge, MaxStale)
+  WorkloadWatch* const watch_;
 };
+
+// `w` as ListWorkloads answers it (WorkloadWatch's ToListed).
+ListedWorkload ToListed(ClusterWorkloadInfo w);
 
 // Proto forms.
 void ToProto(const SyncReport& report, ferry::v1::SyncResult* out);

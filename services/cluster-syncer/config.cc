@@ -56,6 +56,14 @@ void AddFlags(CLI::App& app, Flags& flags) {
   app.add_option("--sync_parallelism", flags.parallelism, "Concurrent applies")
       ->envname("FERRY_SYNC_PARALLELISM")
       ->capture_default_str();
+  // Keep the cluster's workloads current by watching them (list + watch per workload kind,
+  // as controllers do) and answer ListWorkloads from that, rather than from listings and GETs
+  // made per request. Needs the list and watch verbs on the workload kinds in every
+  // namespace, so it is off with --allow_namespace (listings per namespace are used then).
+  app.add_option("--watch_workloads", flags.watch_workloads,
+                 "Answer workload lists from a watch of the cluster (true/false)")
+      ->envname("FERRY_WATCH_WORKLOADS")
+      ->capture_default_str();
   // --max_manifest_depth, --max_manifest_nodes, --max_manifest_expanded_bytes: documented
   // in lib/manifest/document_flags.h (shared with ferry-git-writer).
   manifest::AddDocumentLimitFlags(app, flags.manifest_limits);
@@ -126,6 +134,7 @@ absl::StatusOr<Config> ToConfig(const Flags& flags) {
         absl::StrCat("--sync_state: '", flags.sync_state, "' is not git or cluster"));
   }
   config.sync_state_namespace = flags.sync_state_namespace;
+  config.watch_workloads = flags.watch_workloads && flags.allow_namespaces.empty();
   absl::StatusOr<kube::LeaderElectionConfig> leader =
       kube::ParseLeaderElection(flags.leader, LeaseNameFor(config.sync));
   if (!leader.ok()) return leader.status();

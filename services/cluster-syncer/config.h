@@ -37,6 +37,7 @@ struct Flags {
   std::string sync_set = "ferry";
   bool force_conflicts = true;
   int parallelism = 8;
+  bool watch_workloads = true;
   // Limits on each manifest document (lib/manifest/document_flags.h).
   manifest::DocumentLimits manifest_limits;
   kube::LeaderElectionFlags leader;
@@ -53,6 +54,7 @@ struct Config {
   SyncState sync_state = SyncState::kGit;
   std::string sync_state_namespace;   // empty: the kubeconfig's / pod's namespace
   kube::LeaderElectionConfig leader;  // lease name LeaseNameFor(sync) unless given
+  bool watch_workloads = true;        // ListWorkloads answers from a WorkloadWatch
 };
 
 // The default lease name of a sync set: "ferry-cluster-syncer-" and 10 hex digits of a hash of

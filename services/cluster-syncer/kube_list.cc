@@ -23,7 +23,8 @@ std::string UrlEncode(const std::string& s) {
 }
 
 absl::Status ForEachListItem(kube::KubeApi& client, const std::string& path, bool metadata_only,
-                             const std::function<void(const nlohmann::json&)>& fn, int page_size) {
+                             const std::function<void(const nlohmann::json&)>& fn, int page_size,
+                             std::string* resource_version) {
   const std::string first =
       absl::StrCat(path, path.find('?') == std::string::npos ? "?" : "&", "limit=", page_size);
   std::string next;  // the continue token of the page to read; empty for the first
@@ -39,6 +40,10 @@ absl::Status ForEachListItem(kube::KubeApi& client, const std::string& path, boo
     if (auto meta = page->find("metadata"); meta != page->end() && meta->is_object()) {
       if (auto token = meta->find("continue"); token != meta->end() && token->is_string()) {
         next = token->get<std::string>();
+      }
+      if (auto rv = meta->find("resourceVersion");
+          resource_version != nullptr && rv != meta->end() && rv->is_string()) {
+        *resource_version = rv->get<std::string>();
       }
     }
   } while (!next.empty());

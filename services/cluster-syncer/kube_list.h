@@ -22,9 +22,12 @@ std::string UrlEncode(const std::string& s);
 // Calls `fn` with each item of the collection at `path` (which may carry a query string
 // already), page after page. `metadata_only` lists with KubeApi::ListMetadata, else with
 // KubeApi::Get (verb "list"). The first error of a page request, as KubeApi answers it
-// (the items before it have been passed to `fn`).
+// (the items before it have been passed to `fn`). `resource_version` (optional) receives the
+// list's metadata.resourceVersion (the snapshot every page was read from), where a watch of
+// the collection starts.
 absl::Status ForEachListItem(kube::KubeApi& client, const std::string& path, bool metadata_only,
                              const std::function<void(const nlohmann::json&)>& fn,
-                             int page_size = kKubeListPageSize);
+                             int page_size = kKubeListPageSize,
+                             std::string* resource_version = nullptr);
 
 }  // namespace ferry::cluster_syncer

@@ -72,7 +72,14 @@ int main(int argc, char** argv) {
       config.sync_state_namespace.empty() ? access->default_namespace : config.sync_state_namespace;
   if (elector) loop_options.write_permit = permit;
   SyncLoop loop(*git, fenced, syncer, metrics, loop_options);
-  ClusterSyncerService service(fenced, discovery, loop, config.sync.allow_namespaces);
+  // Reads only: every replica watches, the standbys too (their ListWorkloads is served).
+  std::unique_ptr<WorkloadWatch> watch;
+  if (config.watch_workloads) {
+    watch = std::make_unique<WorkloadWatch>(
+        client, discovery, [](ClusterWorkloadInfo w) { return ToListed(std::move(w)); });
+    watch->Start();
+  }
+  ClusterSyncerService service(fenced, discovery, loop, config.sync.allow_namespaces, watch.get());
   if (elector) {
     elector->SetLeadershipSink([&loop](bool leading) { loop.SetLeading(leading); });
     elector->Start();
@@ -106,6 +113,7 @@ int main(int argc, char** argv) {
         });
       });
   loop.Stop();
+  if (watch) watch->Stop();
   if (elector) elector->Stop();  // releases the Lease: a standby takes over at once
   return code;
 }

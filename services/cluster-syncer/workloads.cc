@@ -372,15 +372,13 @@ const std::vector<std::pair<std::string, std::string>>& WorkloadKinds() {
   return kKinds;
 }
 
-namespace {
-
-// Whether a listing of workloads gives `object` of `kind`: not an add-on, nor a Job that a
-// CronJob made.
 bool Listed(const std::string& kind, const nlohmann::json& object) {
   if (IsClusterAddon(object)) return false;
   const auto& owners = Field(object, {"metadata", "ownerReferences"});
   return kind != "Job" || !owners.is_array() || owners.empty();
 }
+
+namespace {
 
 absl::Status CheckAllowed(const std::string& ns, const std::set<std::string>& allow) {
   if (ns.empty() || allow.empty() || allow.count(ns)) return absl::OkStatus();

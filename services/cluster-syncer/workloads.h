@@ -116,6 +116,10 @@ absl::StatusOr<ClusterWorkloadInfo> GetClusterWorkload(kube::KubeApi& client,
                                                        kube::Discovery& discovery,
                                                        const std::string& id);
 
+// Whether a listing of workloads gives `object` of `kind`: not an add-on, nor a Job that a
+// CronJob made.
+bool Listed(const std::string& kind, const nlohmann::json& object);
+
 // The kinds ListClusterWorkloads reads, as (group, kind).
 const std::vector<std::pair<std::string, std::string>>& WorkloadKinds();
 

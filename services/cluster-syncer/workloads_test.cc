@@ -15,6 +15,7 @@
 #include "lib/manifest/workload_id_test_cases.h"
 #include "services/cluster-syncer/export.h"
 #include "services/cluster-syncer/syncer.h"
+#include "services/cluster-syncer/workload_watch.h"
 #include "tests/support/kube.h"
 
 namespace ferry::cluster_syncer {
@@ -215,6 +216,129 @@ TEST(GetClusterWorkload, TakesWorkloadIdsAsEveryServiceDoes) {
   (void)GetClusterWorkload(api, discovery, "<cluster>:deployment/web");
   EXPECT_EQ(api.gets, (std::vector<std::string>{"/apis/apps/v1/namespaces/team-1/deployments/web",
                                                 "/apis/apps/v1/deployments/web"}));
+}
+
+// A Deployment as a list or a watch event has it.
+nlohmann::json WatchedDeployment(const std::string& name, const std::string& image,
+                                 const std::string& resource_version) {
+  return {
+      {"metadata", {{"name", name}, {"namespace", "ns"}, {"resourceVersion", resource_version}}},
+      {"spec",
+       {{"template", {{"spec", {{"containers", {{{"name", "app"}, {"image", image}}}}}}}}}}};
+}
+
+// Deployments listed and watched as the script says: the first watch sends a change, then a
+// 410 Gone; the listing after it has moved on; the second watch sends nothing until stopped.
+class ScriptedWatchApi : public DeploymentsOnlyApi {
+ public:
+  absl::StatusOr<nlohmann::json> Get(const std::string& path, const std::string& verb) override {
+    if (!absl::StartsWith(path, "/apis/apps/v1/deployments?")) {
+      return DeploymentsOnlyApi::Get(path, verb);
+    }
+    absl::MutexLock lock(&mu_);
+    ++lists_;
+    if (lists_ == 1) {
+      return nlohmann::json{{"metadata", {{"resourceVersion", "10"}}},
+                            {"items", {WatchedDeployment("web", "web:1", "9")}}};
+    }
+    return nlohmann::json{
+        {"metadata", {{"resourceVersion", "20"}}},
+        {"items",
+         {WatchedDeployment("web", "web:3", "18"), WatchedDeployment("api", "api:1", "19")}}};
+  }
+  absl::Status Watch(const std::string& path, absl::Duration, const std::atomic<bool>& stop,
+                     const std::function<bool(const nlohmann::json&)>& on_event) override {
+    int n;
+    {
+      absl::MutexLock lock(&mu_);
+      watches_.push_back(path);
+      n = static_cast<int>(watches_.size());
+    }
+    if (n == 1) {
+      if (!on_event({{"type", "MODIFIED"}, {"object", WatchedDeployment("web", "web:2", "11")}})) {
+        return absl::CancelledError("stopped");
+      }
+      absl::MutexLock lock(&mu_);
+      auto seen = [this] { return released_; };
+      while (!mu_.AwaitWithTimeout(absl::Condition(&seen), absl::Milliseconds(10))) {
+        if (stop) return absl::CancelledError("stopped");  // the test failed before Release
+      }
+      on_event({{"type", "ERROR"},
+                {"object", {{"kind", "Status"}, {"code", 410}, {"message", "too old"}}}});
+      return absl::OkStatus();
+    }
+    while (!stop) absl::SleepFor(absl::Milliseconds(5));
+    return absl::CancelledError("stopped");
+  }
+  void Release() {
+    absl::MutexLock lock(&mu_);
+    released_ = true;
+  }
+  std::vector<std::string> watches() {
+    absl::MutexLock lock(&mu_);
+    return watches_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  int lists_ ABSL_GUARDED_BY(mu_) = 0;
+  bool released_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::string> watches_ ABSL_GUARDED_BY(mu_);
+};
+
+// "id image" of each workload the watch holds; "(none)" while it answers nothing.
+std::string Watched(WorkloadWatch& watch, const std::string& ns) {
+  auto workloads = watch.Workloads(ns);
+  if (workloads == nullptr) return "(none)";
+  std::vector<std::string> out;
+  for (const ListedWorkload& w : *workloads) out.push_back(absl::StrCat(w.id, " ", w.message));
+  return absl::StrJoin(out, ", ");
+}
+
+// Waits up to 30 s for Watched(watch, ns) to be `want`; the last answer.
+std::string WaitForWatched(WorkloadWatch& watch, const std::string& ns, const std::string& want) {
+  std::string got = Watched(watch, ns);
+  for (const absl::Time end = absl::Now() + absl::Seconds(30); got != want && absl::Now() < end;
+       got = Watched(watch, ns)) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return got;
+}
+
+// What the tests' WorkloadWatch keeps of a workload: its first container's image.
+ListedWorkload ImageOnly(ClusterWorkloadInfo w) {
+  return {w.id, w.containers.empty() ? "" : w.containers[0].image};
+}
+
+TEST(WorkloadWatch, FollowsEventsAndListsAgainWhenTheWatchIsGone) {
+  ScriptedWatchApi api;
+  kube::Discovery discovery(api);
+  WorkloadWatch watch(api, discovery, ImageOnly);
+  watch.Start();
+  EXPECT_EQ(WaitForWatched(watch, "", "ns:deployment/web web:2"), "ns:deployment/web web:2");
+  EXPECT_EQ(watch.listings(), 1);
+  api.Release();
+  // 410 Gone: listed again at once, and watched from the new listing's resourceVersion.
+  EXPECT_EQ(WaitForWatched(watch, "", "ns:deployment/api api:1, ns:deployment/web web:3"),
+            "ns:deployment/api api:1, ns:deployment/web web:3");
+  EXPECT_EQ(Watched(watch, "other"), "");
+  EXPECT_EQ(watch.listings(), 2);
+  watch.Stop();
+  const std::vector<std::string> watches = api.watches();
+  ASSERT_EQ(watches.size(), 2u);
+  EXPECT_TRUE(absl::StrContains(watches[0], "watch=1")) << watches[0];
+  EXPECT_TRUE(absl::StrContains(watches[0], "resourceVersion=10&")) << watches[0];
+  EXPECT_TRUE(absl::StrContains(watches[1], "resourceVersion=20&")) << watches[1];
+}
+
+TEST(WorkloadWatch, AnswersNothingBeforeItsFirstListing) {
+  DeploymentsOnlyApi api;  // lists nothing: every list is NotFound
+  kube::Discovery discovery(api);
+  WorkloadWatch watch(api, discovery, ImageOnly);
+  watch.Start();
+  EXPECT_EQ(Watched(watch, ""), "(none)");
+  watch.Stop();
+  EXPECT_EQ(Watched(watch, ""), "(none)");
 }
 
 class ClusterWorkloadsTest : public ::testing::Test {
@@ -463,6 +587,32 @@ TEST_F(ClusterWorkloadsTest, ListsFluxHelmReleasesOnceTheirCrdIsServed) {
   auto released = GetClusterWorkload(*client_, *discovery_, "fhr:fluxhelmrelease/podinfo");
   ASSERT_TRUE(released.ok()) << released.status();
   EXPECT_EQ(released->rollout.state, State::kReady);
+}
+
+// The watch against the real API server: workloads appear, change and go as the API reports
+// them, add-ons hidden, without a new listing.
+TEST_F(ClusterWorkloadsTest, AWatchFollowsWorkloadsWithoutListingAgain) {
+  WorkloadWatch watch(*client_, *discovery_, ImageOnly);
+  watch.Start();
+  EXPECT_EQ(WaitForWatched(watch, "ww1", ""), "");
+  const int64_t listings = watch.listings();
+  const std::string workloads = absl::StrReplaceAll(kWorkloads, {{"w1", "ww1"}});
+  Apply("watched", {{"w.yaml", workloads}});
+  const std::string both =
+      "ww1:deployment/web registry.example.com/web:1.0, ww1:statefulset/db postgres:15";
+  EXPECT_EQ(WaitForWatched(watch, "ww1", both), both);
+  Apply("watched", {{"w.yaml", absl::StrReplaceAll(
+                                   workloads, {{"example.com/web:1.0", "example.com/web:2.0"}})}});
+  const std::string changed =
+      "ww1:deployment/web registry.example.com/web:2.0, ww1:statefulset/db postgres:15";
+  EXPECT_EQ(WaitForWatched(watch, "ww1", changed), changed);
+  auto sts = discovery_->FindPreferred("apps", "StatefulSet");
+  ASSERT_TRUE(sts.ok()) << sts.status();
+  ASSERT_TRUE(client_->Delete(sts->ObjectPath("ww1", "db"), false).ok());
+  const std::string web = "ww1:deployment/web registry.example.com/web:2.0";
+  EXPECT_EQ(WaitForWatched(watch, "ww1", web), web);
+  EXPECT_EQ(watch.listings(), listings);
+  EXPECT_TRUE(absl::StrContains(Watched(watch, ""), web));
 }
 
 TEST_F(ClusterWorkloadsTest, ExportAppliesToAFreshNamespaceWithoutDiff) {

@@ -1,0 +1,219 @@
+#include "services/cluster-syncer/workload_watch.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "lib/log/log.h"
+#include "lib/status/status_macros.h"
+#include "services/cluster-syncer/kube_list.h"
+
+namespace ferry::cluster_syncer {
+namespace {
+
+// The key of a workload in entries_: its id first, so that entries_ is in id order.
+std::string KeyOf(const std::string& id, const std::string& group) {
+  return absl::StrCat(id, "\n", group);
+}
+
+const nlohmann::json& Member(const nlohmann::json& object, const char* key) {
+  static const nlohmann::json kNull;
+  if (!object.is_object()) return kNull;
+  auto it = object.find(key);
+  return it == object.end() ? kNull : *it;
+}
+
+std::string StringMember(const nlohmann::json& object, const char* key) {
+  const nlohmann::json& value = Member(object, key);
+  return value.is_string() ? value.get<std::string>() : "";
+}
+
+}  // namespace
+
+WorkloadWatch::WorkloadWatch(kube::KubeApi& client, kube::Discovery& discovery,
+                             ToListed to_listed)
+    : client_(client), discovery_(discovery), to_listed_(std::move(to_listed)) {
+  absl::MutexLock lock(&mu_);
+  kinds_.resize(WorkloadKinds().size());
+}
+
+WorkloadWatch::~WorkloadWatch() { Stop(); }
+
+void WorkloadWatch::Start() {
+  for (size_t k = 0; k < WorkloadKinds().size(); ++k) {
+    threads_.emplace_back([this, k] { Run(k); });
+  }
+}
+
+void WorkloadWatch::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+}
+
+bool WorkloadWatch::Wait(absl::Duration d) {
+  absl::MutexLock lock(&mu_);
+  auto stopped = [this] { return stop_.load(); };
+  mu_.AwaitWithTimeout(absl::Condition(&stopped), d);
+  return !stop_;
+}
+
+std::shared_ptr<const std::vector<ListedWorkload>> WorkloadWatch::Workloads(const std::string& ns) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = absl::Now();
+  for (const KindState& kind : kinds_) {
+    if (!kind.listed || now - kind.failing_since > kWatchFailureGrace) return nullptr;
+  }
+  auto it = answers_.find(ns);
+  if (it == answers_.end()) {
+    if (answers_.size() >= kWorkloadListNamespaces) answers_.clear();  // bounded by namespaces
+    it = answers_.emplace(ns, std::make_pair(uint64_t{0}, nullptr)).first;
+  }
+  auto& [made_at, answer] = it->second;
+  if (answer == nullptr || made_at != version_) {
+    auto out = std::make_shared<std::vector<ListedWorkload>>();
+    for (const auto& [key, entry] : entries_) {
+      if (ns.empty() || entry.namespace_ == ns) out->push_back(entry.workload);
+    }
+    answer = std::move(out);
+    made_at = version_;
+  }
+  return answer;
+}
+
+void WorkloadWatch::Failing(size_t k) {
+  absl::MutexLock lock(&mu_);
+  if (kinds_[k].failing_since == absl::InfiniteFuture()) kinds_[k].failing_since = absl::Now();
+}
+
+void WorkloadWatch::Run(size_t k) {
+  const auto& [group, kind] = WorkloadKinds()[k];
+  std::string resource_version;  // where the watch resumes; empty: list first
+  absl::Duration delay = kWatchRetryDelay;
+  bool gone_before = false;  // the last watch ended with 410 Gone
+  const auto failed = [&](const char* what, const absl::Status& status) {
+    Failing(k);
+    resource_version.clear();
+    log::Warn("workload watch failed",
+              {{"kind", kind}, {"during", what}, {"error", std::string(status.message())}});
+    const bool go_on = Wait(delay);
+    delay = std::min(delay * 2, kWatchMaxRetryDelay);
+    return go_on;
+  };
+  while (!stop_) {
+    absl::StatusOr<kube::ApiResource> api = discovery_.FindPreferred(group, kind);
+    if (!api.ok() && api.status().code() == absl::StatusCode::kNotFound) {
+      {  // not served (no such CRD): nothing of this kind runs, until it is served
+        absl::MutexLock lock(&mu_);
+        for (auto it = entries_.begin(); it != entries_.end();) {
+          it = it->second.kind == k ? entries_.erase(it) : std::next(it);
+        }
+        ++version_;
+        kinds_[k] = KindState{true, absl::InfiniteFuture()};
+      }
+      resource_version.clear();
+      if (!Wait(kWatchAbsentKindRecheck)) return;
+      continue;
+    }
+    if (!api.ok()) {
+      if (!failed("discovery", api.status())) return;
+      continue;
+    }
+    if (resource_version.empty()) {
+      if (absl::Status listed = List(k, *api, resource_version); !listed.ok()) {
+        if (!failed("listing", listed)) return;
+        continue;
+      }
+      delay = kWatchRetryDelay;
+    }
+    absl::Status watched = Watch(k, *api, resource_version);
+    if (stop_) return;
+    if (watched.code() == absl::StatusCode::kAborted && !gone_before) {
+      // Too old to resume (410 Gone, e.g. after a long quiet spell or an etcd compaction):
+      // list again at once; a second time in a row waits as a failure does.
+      log::Info("workload watch relists", {{"kind", kind}, {"why", std::string(watched.message())}});
+      resource_version.clear();
+      gone_before = true;
+      continue;
+    }
+    gone_before = false;
+    if (!watched.ok() && !failed("watch", watched)) return;
+  }
+}
+
+absl::Status WorkloadWatch::List(size_t k, const kube::ApiResource& api,
+                                 std::string& resource_version) {
+  const auto& [group, kind] = WorkloadKinds()[k];
+  std::map<std::string, Entry> listed;
+  FERRY_RETURN_IF_ERROR(ForEachListItem(
+      client_, api.CollectionPath(""), /*metadata_only=*/false,
+      [&](const nlohmann::json& object) {
+        if (!Listed(kind, object)) return;
+        ClusterWorkloadInfo w = WorkloadOf(kind, object);
+        std::string key = KeyOf(w.id, group);
+        std::string ns = w.namespace_;
+        listed.emplace(std::move(key), Entry{k, std::move(ns), to_listed_(std::move(w))});
+      },
+      kKubeListPageSize, &resource_version));
+  ++listings_;
+  absl::MutexLock lock(&mu_);
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    it = it->second.kind == k ? entries_.erase(it) : std::next(it);
+  }
+  entries_.merge(listed);
+  ++version_;
+  kinds_[k] = KindState{true, absl::InfiniteFuture()};
+  return absl::OkStatus();
+}
+
+absl::Status WorkloadWatch::Watch(size_t k, const kube::ApiResource& api,
+                                  std::string& resource_version) {
+  const std::string path =
+      absl::StrCat(api.CollectionPath(""), "?watch=1&allowWatchBookmarks=true&resourceVersion=",
+                   UrlEncode(resource_version),
+                   "&timeoutSeconds=", absl::ToInt64Seconds(kWatchRequestTimeout));
+  absl::Status gone;
+  absl::Status watched = client_.Watch(
+      path, kWatchRequestTimeout + absl::Seconds(30), stop_, [&](const nlohmann::json& event) {
+        const std::string type = StringMember(event, "type");
+        const nlohmann::json& object = Member(event, "object");
+        if (type == "ERROR") {  // a Status: 410 when the resourceVersion is too old to resume
+          const nlohmann::json& code = Member(object, "code");
+          gone = absl::AbortedError(absl::StrCat(
+              "the watch ended with an error (HTTP ", code.is_number() ? code.dump() : "?",
+              "): ", StringMember(object, "message")));
+          return false;
+        }
+        if (std::string rv = StringMember(Member(object, "metadata"), "resourceVersion");
+            !rv.empty()) {
+          resource_version = std::move(rv);
+        }
+        Apply(k, type, object);
+        return !stop_;
+      });
+  if (!gone.ok()) return gone;
+  return watched;
+}
+
+void WorkloadWatch::Apply(size_t k, const std::string& type, const nlohmann::json& object) {
+  if (type != "ADDED" && type != "MODIFIED" && type != "DELETED") return;  // BOOKMARK
+  if (!object.is_object()) return;
+  const auto& [group, kind] = WorkloadKinds()[k];
+  ClusterWorkloadInfo w = WorkloadOf(kind, object);
+  if (w.name.empty()) return;  // not an object of the kind
+  std::string key = KeyOf(w.id, group);
+  if (type == "DELETED" || !Listed(kind, object)) {
+    absl::MutexLock lock(&mu_);
+    if (entries_.erase(key) > 0) ++version_;
+    return;
+  }
+  std::string ns = w.namespace_;
+  Entry entry{k, std::move(ns), to_listed_(std::move(w))};
+  absl::MutexLock lock(&mu_);
+  entries_.insert_or_assign(std::move(key), std::move(entry));
+  ++version_;
+}
+
+}  // namespace ferry::cluster_syncer
