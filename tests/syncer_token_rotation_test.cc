@@ -62,7 +62,12 @@ TEST(SyncerTokenRotationTest, ARewrittenTokenFileIsUsed) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     ferry::v1::ListClusterWorkloadsResponse workloads;
-    s = stub->ListWorkloads(&ctx, {}, &workloads);
+    // A read of now (max_age_ms under 1 s) goes to the API: the syncer's watch of the
+    // workloads, opened with the old token, would answer a plain ListWorkloads.
+    ferry::v1::ListClusterWorkloadsRequest now;
+    now.add_ids("default:deployment/rotated");
+    now.set_max_age_ms(1);
+    s = stub->ListWorkloads(&ctx, now, &workloads);
     refused = absl::StrContains(s.error_message(), "rejected the credentials (HTTP 401)");
     if (!refused) std::this_thread::sleep_for(std::chrono::seconds(2));
   }

@@ -29,8 +29,7 @@ std::string StringMember(const nlohmann::json& object, const char* key) {
 
 }  // namespace
 
-WorkloadWatch::WorkloadWatch(kube::KubeApi& client, kube::Discovery& discovery,
-                             ToListed to_listed)
+WorkloadWatch::WorkloadWatch(kube::KubeApi& client, kube::Discovery& discovery, ToListed to_listed)
     : client_(client), discovery_(discovery), to_listed_(std::move(to_listed)) {
   absl::MutexLock lock(&mu_);
   kinds_.resize(WorkloadKinds().size());
@@ -89,7 +88,10 @@ void WorkloadWatch::Failing(size_t k) {
 }
 
 void WorkloadWatch::Run(size_t k) {
-  const auto& [group, kind] = WorkloadKinds()[k];
+  // Named references, not a structured binding: lambdas below use them (clang 14 cannot
+  // capture bindings).
+  const std::string& group = WorkloadKinds()[k].first;
+  const std::string& kind = WorkloadKinds()[k].second;
   std::string resource_version;  // where the watch resumes; empty: list first
   absl::Duration delay = kWatchRetryDelay;
   bool gone_before = false;  // the last watch ended with 410 Gone
@@ -133,7 +135,8 @@ void WorkloadWatch::Run(size_t k) {
     if (watched.code() == absl::StatusCode::kAborted && !gone_before) {
       // Too old to resume (410 Gone, e.g. after a long quiet spell or an etcd compaction):
       // list again at once; a second time in a row waits as a failure does.
-      log::Info("workload watch relists", {{"kind", kind}, {"why", std::string(watched.message())}});
+      log::Info("workload watch relists",
+                {{"kind", kind}, {"why", std::string(watched.message())}});
       resource_version.clear();
       gone_before = true;
       continue;
@@ -145,7 +148,8 @@ void WorkloadWatch::Run(size_t k) {
 
 absl::Status WorkloadWatch::List(size_t k, const kube::ApiResource& api,
                                  std::string& resource_version) {
-  const auto& [group, kind] = WorkloadKinds()[k];
+  const std::string& group = WorkloadKinds()[k].first;
+  const std::string& kind = WorkloadKinds()[k].second;
   std::map<std::string, Entry> listed;
   FERRY_RETURN_IF_ERROR(ForEachListItem(
       client_, api.CollectionPath(""), /*metadata_only=*/false,
@@ -170,10 +174,10 @@ absl::Status WorkloadWatch::List(size_t k, const kube::ApiResource& api,
 
 absl::Status WorkloadWatch::Watch(size_t k, const kube::ApiResource& api,
                                   std::string& resource_version) {
-  const std::string path =
-      absl::StrCat(api.CollectionPath(""), "?watch=1&allowWatchBookmarks=true&resourceVersion=",
-                   UrlEncode(resource_version),
-                   "&timeoutSeconds=", absl::ToInt64Seconds(kWatchRequestTimeout));
+  const std::string path = absl::StrCat(
+      api.CollectionPath(""),
+      "?watch=1&allowWatchBookmarks=true&resourceVersion=", UrlEncode(resource_version),
+      "&timeoutSeconds=", absl::ToInt64Seconds(kWatchRequestTimeout));
   absl::Status gone;
   absl::Status watched = client_.Watch(
       path, kWatchRequestTimeout + absl::Seconds(30), stop_, [&](const nlohmann::json& event) {
@@ -181,9 +185,9 @@ absl::Status WorkloadWatch::Watch(size_t k, const kube::ApiResource& api,
         const nlohmann::json& object = Member(event, "object");
         if (type == "ERROR") {  // a Status: 410 when the resourceVersion is too old to resume
           const nlohmann::json& code = Member(object, "code");
-          gone = absl::AbortedError(absl::StrCat(
-              "the watch ended with an error (HTTP ", code.is_number() ? code.dump() : "?",
-              "): ", StringMember(object, "message")));
+          gone = absl::AbortedError(absl::StrCat("the watch ended with an error (HTTP ",
+                                                 code.is_number() ? code.dump() : "?",
+                                                 "): ", StringMember(object, "message")));
           return false;
         }
         if (std::string rv = StringMember(Member(object, "metadata"), "resourceVersion");
@@ -200,7 +204,8 @@ absl::Status WorkloadWatch::Watch(size_t k, const kube::ApiResource& api,
 void WorkloadWatch::Apply(size_t k, const std::string& type, const nlohmann::json& object) {
   if (type != "ADDED" && type != "MODIFIED" && type != "DELETED") return;  // BOOKMARK
   if (!object.is_object()) return;
-  const auto& [group, kind] = WorkloadKinds()[k];
+  const std::string& group = WorkloadKinds()[k].first;
+  const std::string& kind = WorkloadKinds()[k].second;
   ClusterWorkloadInfo w = WorkloadOf(kind, object);
   if (w.name.empty()) return;  // not an object of the kind
   std::string key = KeyOf(w.id, group);

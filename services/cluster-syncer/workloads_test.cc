@@ -259,7 +259,7 @@ class ScriptedWatchApi : public DeploymentsOnlyApi {
         return absl::CancelledError("stopped");
       }
       absl::MutexLock lock(&mu_);
-      auto seen = [this] { return released_; };
+      auto seen = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return released_; };
       while (!mu_.AwaitWithTimeout(absl::Condition(&seen), absl::Milliseconds(10))) {
         if (stop) return absl::CancelledError("stopped");  // the test failed before Release
       }
