@@ -89,6 +89,7 @@ absl::Status Discovery::Refresh() {
 }
 
 absl::Status Discovery::EnsureLoaded() {
+  absl::MutexLock loading(&load_mu_);
   {
     absl::MutexLock lock(&mu_);
     if (loaded_) return absl::OkStatus();
@@ -110,6 +111,8 @@ absl::StatusOr<ApiResource> Discovery::Find(const std::string& api_version,
     return resources_[it->second];
   };
   if (auto found = lookup()) return *found;
+  absl::MutexLock loading(&load_mu_);
+  if (auto found = lookup()) return *found;  // loaded by a refresh this call waited for
   bool refresh;
   {
     absl::MutexLock lock(&mu_);

@@ -77,7 +77,17 @@ int main(int argc, char** argv) {
   if (config.watch_workloads) {
     watch = std::make_unique<WorkloadWatch>(
         client, discovery, [](ClusterWorkloadInfo w) { return ToListed(std::move(w)); });
-    watch->Start();
+    // Not before the first sync is over: while it creates every object, the API server would
+    // encode each one's every status change for the watch (at 10,000 workloads, 41 s more
+    // of the cluster's CPU and a first sync of 82 s instead of 54). A standby, which does
+    // not sync, starts at once.
+    watch->Start([&loop](const std::atomic<bool>& stop) {
+      while (!stop) {
+        auto [sequence, last] = loop.Last();
+        if (last || !loop.Leading()) return;
+        loop.WaitNext(sequence, absl::Seconds(1));
+      }
+    });
   }
   ClusterSyncerService service(fenced, discovery, loop, config.sync.allow_namespaces, watch.get());
   if (elector) {

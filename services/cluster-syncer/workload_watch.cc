@@ -37,9 +37,12 @@ WorkloadWatch::WorkloadWatch(kube::KubeApi& client, kube::Discovery& discovery, 
 
 WorkloadWatch::~WorkloadWatch() { Stop(); }
 
-void WorkloadWatch::Start() {
+void WorkloadWatch::Start(StartWhen wait) {
   for (size_t k = 0; k < WorkloadKinds().size(); ++k) {
-    threads_.emplace_back([this, k] { Run(k); });
+    threads_.emplace_back([this, k, wait] {
+      if (wait) wait(stop_);
+      Run(k);
+    });
   }
 }
 

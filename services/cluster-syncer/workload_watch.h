@@ -50,8 +50,11 @@ class WorkloadWatch {
   WorkloadWatch(const WorkloadWatch&) = delete;
   WorkloadWatch& operator=(const WorkloadWatch&) = delete;
 
-  // Starts listing and watching every workload kind (WorkloadKinds()). Once only.
-  void Start();
+  // Starts listing and watching every workload kind (WorkloadKinds()), each on a thread of
+  // its own, once `wait` (optional) has returned on that thread: it returns when the watch
+  // may begin, or soon after its argument (the watch's stop flag) is set. Once only.
+  using StartWhen = std::function<void(const std::atomic<bool>& stop)>;
+  void Start(StartWhen wait = nullptr);
   // Ends the watches (within about a second) and waits for their threads.
   void Stop();
 
