@@ -9,43 +9,23 @@
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "lib/kube/fake_discovery_api.h"
 
 namespace ferry::kube {
 namespace {
 
-// Serves discovery for apps/v1 Deployments, each answer after a few milliseconds, and
-// counts the loads (GETs of /api).
-class SlowDiscoveryApi : public KubeApi {
+// DeploymentsOnlyApi's discovery, each answer after a few milliseconds; counts the loads
+// (GETs of /api).
+class SlowDiscoveryApi : public DeploymentsOnlyApi {
  public:
   std::atomic<int> loads{0};
 
   absl::StatusOr<nlohmann::json> Get(const std::string& path, const std::string&) override {
     absl::SleepFor(absl::Milliseconds(20));  // room for the other callers to arrive
-    if (path == "/api") {
-      ++loads;
-      return nlohmann::json{{"versions", nlohmann::json::array()}};
-    }
-    if (path == "/apis") {
-      return nlohmann::json{{"groups",
-                             {{{"name", "apps"},
-                               {"preferredVersion", {{"version", "v1"}}},
-                               {"versions", {{{"version", "v1"}}}}}}}};
-    }
-    if (path == "/apis/apps/v1") {
-      return nlohmann::json{
-          {"resources", {{{"name", "deployments"}, {"kind", "Deployment"}, {"namespaced", true}}}}};
-    }
-    return absl::NotFoundError(path);
-  }
-  absl::StatusOr<nlohmann::json> ListMetadata(const std::string& path) override {
-    return absl::UnimplementedError(path);
-  }
-  absl::StatusOr<nlohmann::json> Apply(const std::string& path, const nlohmann::json&,
-                                       const std::string&, bool, bool) override {
-    return absl::UnimplementedError(path);
-  }
-  absl::Status Delete(const std::string& path, bool) override {
-    return absl::UnimplementedError(path);
+    if (path == "/api") ++loads;
+    std::optional<nlohmann::json> document = DiscoveryDocument(path);
+    if (!document) return absl::NotFoundError(path);
+    return *document;
   }
 };
 
@@ -56,9 +36,8 @@ TEST(Discovery, CallersArrivingTogetherShareOneLoad) {
   std::vector<std::thread> threads;
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&, i] {
-      absl::StatusOr<ApiResource> r = i % 2 == 0
-                                          ? discovery.FindPreferred("apps", "Deployment")
-                                          : discovery.Find("apps/v1", "Deployment");
+      absl::StatusOr<ApiResource> r = i % 2 == 0 ? discovery.FindPreferred("apps", "Deployment")
+                                                 : discovery.Find("apps/v1", "Deployment");
       if (r.ok() && r->name == "deployments") ++found;
     });
   }

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "lib/kube/fake_discovery_api.h"
 #include "lib/kube/kube_client.h"
 #include "lib/manifest/resource.h"
 #include "lib/manifest/workload_id.h"
@@ -163,37 +164,7 @@ TEST(WorkloadOf, ContainersThenInitContainersAndCronJobTemplates) {
   EXPECT_EQ(w.labels.at("a"), "b");
 }
 
-// Serves discovery for apps/v1 Deployments and records every other GET (each NotFound).
-class DeploymentsOnlyApi : public kube::KubeApi {
- public:
-  std::vector<std::string> gets;
-
-  absl::StatusOr<nlohmann::json> Get(const std::string& path, const std::string&) override {
-    if (path == "/api") return nlohmann::json{{"versions", nlohmann::json::array()}};
-    if (path == "/apis") {
-      return nlohmann::json{{"groups",
-                             {{{"name", "apps"},
-                               {"preferredVersion", {{"version", "v1"}}},
-                               {"versions", {{{"version", "v1"}}}}}}}};
-    }
-    if (path == "/apis/apps/v1") {
-      return nlohmann::json{
-          {"resources", {{{"name", "deployments"}, {"kind", "Deployment"}, {"namespaced", true}}}}};
-    }
-    gets.push_back(path);
-    return absl::NotFoundError(path);
-  }
-  absl::StatusOr<nlohmann::json> ListMetadata(const std::string& path) override {
-    return absl::UnimplementedError(path);
-  }
-  absl::StatusOr<nlohmann::json> Apply(const std::string& path, const nlohmann::json&,
-                                       const std::string&, bool, bool) override {
-    return absl::UnimplementedError(path);
-  }
-  absl::Status Delete(const std::string& path, bool) override {
-    return absl::UnimplementedError(path);
-  }
-};
+using kube::DeploymentsOnlyApi;
 
 // The ids every caller takes or refuses alike (lib/manifest/workload_id_test_cases.h): one
 // that is not an id is refused with WorkloadId's message before the API server is asked.
