@@ -89,7 +89,11 @@ absl::Status Discovery::Refresh() {
 }
 
 absl::Status Discovery::EnsureLoaded() {
-  absl::MutexLock loading(&load_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (loaded_) return absl::OkStatus();
+  }
+  absl::MutexLock loading(&load_mu_);  // one load for the callers arriving together
   {
     absl::MutexLock lock(&mu_);
     if (loaded_) return absl::OkStatus();
@@ -111,8 +115,6 @@ absl::StatusOr<ApiResource> Discovery::Find(const std::string& api_version,
     return resources_[it->second];
   };
   if (auto found = lookup()) return *found;
-  absl::MutexLock loading(&load_mu_);
-  if (auto found = lookup()) return *found;  // loaded by a refresh this call waited for
   bool refresh;
   {
     absl::MutexLock lock(&mu_);

@@ -51,8 +51,9 @@ class Discovery {
   absl::Status EnsureLoaded() ABSL_LOCKS_EXCLUDED(mu_, load_mu_);
   KubeApi& client_;
   const absl::Duration min_refresh_;
-  // Held by a load or refresh that a lookup needs, so that callers arriving together (the
-  // threads of a WorkloadWatch at start) wait for one rather than each making their own.
+  // Held by the first load, so that callers arriving together (the threads of a
+  // WorkloadWatch at start) wait for one rather than each making their own. Lookups once
+  // loaded never take it.
   absl::Mutex load_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   absl::Mutex mu_;
   bool loaded_ ABSL_GUARDED_BY(mu_) = false;

@@ -264,7 +264,13 @@ absl::Status KubeClient::Watch(const std::string& path, absl::Duration timeout,
             absl::StrCat("GET ", path, ": the API sent a watch event that is not JSON"));
         return false;
       }
-      if (!on_event(event)) return false;
+      try {
+        if (!on_event(event)) return false;
+      } catch (const nlohmann::json::exception& e) {  // never through libcurl's frames
+        failed = absl::InternalError(
+            absl::StrCat("GET ", path, ": a watch event could not be read: ", e.what()));
+        return false;
+      }
     }
     return true;
   };

@@ -77,14 +77,14 @@ int main(int argc, char** argv) {
   if (config.watch_workloads) {
     watch = std::make_unique<WorkloadWatch>(
         client, discovery, [](ClusterWorkloadInfo w) { return ToListed(std::move(w)); });
-    // Not before the first sync is over: while it creates every object, the API server would
-    // encode each one's every status change for the watch (at 10,000 workloads, 41 s more
-    // of the cluster's CPU and a first sync of 82 s instead of 54). A standby, which does
-    // not sync, starts at once.
+    // Not before this instance's first sync is over: while it creates every object, the API
+    // server would encode each one's every status change for the watch (at 10,000 workloads,
+    // 41 s more of the cluster's CPU and a first sync of 82 s instead of 54). A standby, which
+    // does not sync, answers from listings until it leads and has synced.
     watch->Start([&loop](const std::atomic<bool>& stop) {
       while (!stop) {
         auto [sequence, last] = loop.Last();
-        if (last || !loop.Leading()) return;
+        if (last) return;
         loop.WaitNext(sequence, absl::Seconds(1));
       }
     });
@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
   loop.Start();
   int code = ferry::runtime::ServeUntilSignal(
       config.server, {{&service, ferry::v1::ClusterSyncer::service_full_name()}}, registry,
-      [&loop, elector](ferry::runtime::Server* server) {
+      [&loop, &watch, elector](ferry::runtime::Server* server) {
         // "leader" (what peers' replica lists route on) follows leadership alone; the sink is
         // called under the elector's lock, so once replaced no call uses `server`.
         if (elector != nullptr) {
@@ -111,6 +111,8 @@ int main(int argc, char** argv) {
           server->SetServingStatus(ferry::runtime::kLeaderHealthName, true);
         }
         if (server == nullptr) {
+          // The watch first: the cancelled sync below would otherwise let it start listing.
+          if (watch) watch->Stop();
           loop.SetReadinessSink(nullptr);
           // Shutting down: cancel the sync in progress and its calls to git-writer (a
           // ReadManifests would otherwise wait out its deadline), so that in-flight SyncNow

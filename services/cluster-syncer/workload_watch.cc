@@ -90,6 +90,11 @@ void WorkloadWatch::Failing(size_t k) {
   if (kinds_[k].failing_since == absl::InfiniteFuture()) kinds_[k].failing_since = absl::Now();
 }
 
+void WorkloadWatch::Healthy(size_t k) {
+  absl::MutexLock lock(&mu_);
+  kinds_[k].failing_since = absl::InfiniteFuture();
+}
+
 void WorkloadWatch::Run(size_t k) {
   // Named references, not a structured binding: lambdas below use them (clang 14 cannot
   // capture bindings).
@@ -97,10 +102,11 @@ void WorkloadWatch::Run(size_t k) {
   const std::string& kind = WorkloadKinds()[k].second;
   std::string resource_version;  // where the watch resumes; empty: list first
   absl::Duration delay = kWatchRetryDelay;
-  bool gone_before = false;  // the last watch ended with 410 Gone
+  bool gone_before = false;  // the last watch ended with 410 Gone, and had not been healthy
+  // Marks the kind failing and waits `delay` (doubled for the next failure); false once
+  // stopped.
   const auto failed = [&](const char* what, const absl::Status& status) {
     Failing(k);
-    resource_version.clear();
     log::Warn("workload watch failed",
               {{"kind", kind}, {"during", what}, {"error", std::string(status.message())}});
     const bool go_on = Wait(delay);
@@ -112,10 +118,12 @@ void WorkloadWatch::Run(size_t k) {
     if (!api.ok() && api.status().code() == absl::StatusCode::kNotFound) {
       {  // not served (no such CRD): nothing of this kind runs, until it is served
         absl::MutexLock lock(&mu_);
+        bool erased = false;
         for (auto it = entries_.begin(); it != entries_.end();) {
+          erased = erased || it->second.kind == k;
           it = it->second.kind == k ? entries_.erase(it) : std::next(it);
         }
-        ++version_;
+        if (erased) ++version_;
         kinds_[k] = KindState{true, absl::InfiniteFuture()};
       }
       resource_version.clear();
@@ -128,24 +136,46 @@ void WorkloadWatch::Run(size_t k) {
     }
     if (resource_version.empty()) {
       if (absl::Status listed = List(k, *api, resource_version); !listed.ok()) {
+        // NotFound: the kind may no longer be served (its CRD deleted); discovery says next.
+        if (listed.code() == absl::StatusCode::kNotFound) (void)discovery_.Refresh();
         if (!failed("listing", listed)) return;
         continue;
       }
-      delay = kWatchRetryDelay;
     }
-    absl::Status watched = Watch(k, *api, resource_version);
+    const absl::Time began = absl::Now();
+    int64_t events = 0;
+    absl::Status watched = Watch(k, *api, resource_version, events);
     if (stop_) return;
-    if (watched.code() == absl::StatusCode::kAborted && !gone_before) {
+    // A watch that gave events or lasted a while was up: the next failure starts the
+    // backoff afresh. One that ended at once with nothing (refused, cut by a proxy) was not.
+    const bool was_up = events > 0 || absl::Now() - began >= kWatchUpAfter;
+    if (was_up) {
+      delay = kWatchRetryDelay;
+      gone_before = false;
+    }
+    if (watched.code() == absl::StatusCode::kAborted) {
       // Too old to resume (410 Gone, e.g. after a long quiet spell or an etcd compaction):
-      // list again at once; a second time in a row waits as a failure does.
-      log::Info("workload watch relists",
-                {{"kind", kind}, {"why", std::string(watched.message())}});
+      // a new listing, at once unless the watch before this one ended the same way at once.
       resource_version.clear();
-      gone_before = true;
+      if (!gone_before) {
+        gone_before = true;
+        log::Info("workload watch relists",
+                  {{"kind", kind}, {"why", std::string(watched.message())}});
+        continue;
+      }
+      if (!failed("watch", watched)) return;
       continue;
     }
-    gone_before = false;
-    if (!watched.ok() && !failed("watch", watched)) return;
+    if (watched.ok() && was_up) {  // the server ended it (timeoutSeconds): resume
+      Healthy(k);
+      continue;
+    }
+    // Failed, or ended at once without an event: resumed where it stopped after a wait, so a
+    // connection that breaks costs no new listing (the server answers 410 if it must).
+    if (!failed("watch",
+                watched.ok() ? absl::UnavailableError("the watch ended at once") : watched)) {
+      return;
+    }
   }
 }
 
@@ -157,11 +187,16 @@ absl::Status WorkloadWatch::List(size_t k, const kube::ApiResource& api,
   FERRY_RETURN_IF_ERROR(ForEachListItem(
       client_, api.CollectionPath(""), /*metadata_only=*/false,
       [&](const nlohmann::json& object) {
-        if (!Listed(kind, object)) return;
-        ClusterWorkloadInfo w = WorkloadOf(kind, object);
-        std::string key = KeyOf(w.id, group);
-        std::string ns = w.namespace_;
-        listed.emplace(std::move(key), Entry{k, std::move(ns), to_listed_(std::move(w))});
+        try {
+          if (!object.is_object() || !Listed(kind, object)) return;
+          ClusterWorkloadInfo w = WorkloadOf(kind, object);
+          if (w.name.empty()) return;
+          std::string key = KeyOf(w.id, group);
+          std::string ns = w.namespace_;
+          listed.emplace(std::move(key), Entry{k, std::move(ns), to_listed_(std::move(w))});
+        } catch (const nlohmann::json::exception& e) {  // an object not of its kind's shape
+          log::Warn("workload watch skips an object", {{"kind", kind}, {"error", e.what()}});
+        }
       },
       kKubeListPageSize, &resource_version));
   ++listings_;
@@ -176,7 +211,7 @@ absl::Status WorkloadWatch::List(size_t k, const kube::ApiResource& api,
 }
 
 absl::Status WorkloadWatch::Watch(size_t k, const kube::ApiResource& api,
-                                  std::string& resource_version) {
+                                  std::string& resource_version, int64_t& events) {
   const std::string path = absl::StrCat(
       api.CollectionPath(""),
       "?watch=1&allowWatchBookmarks=true&resourceVersion=", UrlEncode(resource_version),
@@ -193,6 +228,7 @@ absl::Status WorkloadWatch::Watch(size_t k, const kube::ApiResource& api,
                                                  "): ", StringMember(object, "message")));
           return false;
         }
+        if (++events == 1) Healthy(k);
         if (std::string rv = StringMember(Member(object, "metadata"), "resourceVersion");
             !rv.empty()) {
           resource_version = std::move(rv);
@@ -209,10 +245,18 @@ void WorkloadWatch::Apply(size_t k, const std::string& type, const nlohmann::jso
   if (!object.is_object()) return;
   const std::string& group = WorkloadKinds()[k].first;
   const std::string& kind = WorkloadKinds()[k].second;
-  ClusterWorkloadInfo w = WorkloadOf(kind, object);
+  ClusterWorkloadInfo w;
+  bool listed = false;
+  try {
+    w = WorkloadOf(kind, object);
+    listed = Listed(kind, object);
+  } catch (const nlohmann::json::exception& e) {  // an object not of its kind's shape
+    log::Warn("workload watch skips an object", {{"kind", kind}, {"error", e.what()}});
+    return;
+  }
   if (w.name.empty()) return;  // not an object of the kind
   std::string key = KeyOf(w.id, group);
-  if (type == "DELETED" || !Listed(kind, object)) {
+  if (type == "DELETED" || !listed) {
     absl::MutexLock lock(&mu_);
     if (entries_.erase(key) > 0) ++version_;
     return;

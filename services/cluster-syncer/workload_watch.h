@@ -35,10 +35,17 @@ inline constexpr absl::Duration kWatchRequestTimeout = absl::Minutes(5);
 // The wait after a failed listing or watch, doubled after each further failure up to the max.
 inline constexpr absl::Duration kWatchRetryDelay = absl::Seconds(1);
 inline constexpr absl::Duration kWatchMaxRetryDelay = absl::Seconds(30);
-// A kind whose watch failed is not answered from for longer than this without a new listing:
-// ListWorkloads then reads the API itself, as it does before the first listing.
+// A kind whose watch failed is not answered from for longer than this until a watch of it
+// gives an event again (or a new listing is made): ListWorkloads then reads the API itself,
+// as it does before the first listing.
 inline constexpr absl::Duration kWatchFailureGrace = absl::Seconds(5);
-// How often a kind the API does not serve (e.g. no HelmRelease CRD) is looked for again.
+// A watch that lasted this long (or gave an event) was up: a failure after it starts the
+// backoff afresh. A failed watch is resumed from where it stopped; only 410 Gone (or a
+// failed listing) leads to a new listing.
+inline constexpr absl::Duration kWatchUpAfter = absl::Seconds(10);
+// How often a kind the API does not serve (e.g. no HelmRelease CRD) is looked for again in
+// the syncer's discovery (refreshed when a sync meets a kind it does not know, or when a
+// watched kind's listing answers NotFound).
 inline constexpr absl::Duration kWatchAbsentKindRecheck = absl::Seconds(30);
 
 class WorkloadWatch {
@@ -55,7 +62,8 @@ class WorkloadWatch {
   // may begin, or soon after its argument (the watch's stop flag) is set. Once only.
   using StartWhen = std::function<void(const std::atomic<bool>& stop)>;
   void Start(StartWhen wait = nullptr);
-  // Ends the watches (within about a second) and waits for their threads.
+  // Ends the watches (within about a second, or once the page of a listing in progress has
+  // been read) and waits for their threads. Idempotent.
   void Stop();
 
   // The workloads of namespace `ns` ("" for all) as ForEachClusterWorkload gives them (add-ons
@@ -80,12 +88,15 @@ class WorkloadWatch {
   void Run(size_t kind);
   // Lists kind `k` (served as `api`) into entries_; `resource_version` receives the list's.
   absl::Status List(size_t k, const kube::ApiResource& api, std::string& resource_version);
-  // Watches kind `k` from `resource_version` (advanced by each event) until the stream ends.
-  // Aborted when the server can no longer resume it (a new listing is needed).
-  absl::Status Watch(size_t k, const kube::ApiResource& api, std::string& resource_version);
+  // Watches kind `k` from `resource_version` (advanced by each event) until the stream ends;
+  // `events` counts the events received. Aborted when the server can no longer resume it (a
+  // new listing is needed).
+  absl::Status Watch(size_t k, const kube::ApiResource& api, std::string& resource_version,
+                     int64_t& events);
   // Entry of `object` (of kind `k`) set or removed as a watch event says.
   void Apply(size_t k, const std::string& type, const nlohmann::json& object);
   void Failing(size_t k);
+  void Healthy(size_t k);
   // Waits `d` or until stopped; false when stopped.
   bool Wait(absl::Duration d);
 
