@@ -90,6 +90,14 @@ void WorkloadWatch::Failing(size_t k) {
   if (kinds_[k].failing_since == absl::InfiniteFuture()) kinds_[k].failing_since = absl::Now();
 }
 
+bool WorkloadWatch::EraseKind(size_t k) {
+  const size_t before = entries_.size();
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    it = it->second.kind == k ? entries_.erase(it) : std::next(it);
+  }
+  return entries_.size() != before;
+}
+
 void WorkloadWatch::Healthy(size_t k) {
   absl::MutexLock lock(&mu_);
   kinds_[k].failing_since = absl::InfiniteFuture();
@@ -118,12 +126,7 @@ void WorkloadWatch::Run(size_t k) {
     if (!api.ok() && api.status().code() == absl::StatusCode::kNotFound) {
       {  // not served (no such CRD): nothing of this kind runs, until it is served
         absl::MutexLock lock(&mu_);
-        bool erased = false;
-        for (auto it = entries_.begin(); it != entries_.end();) {
-          erased = erased || it->second.kind == k;
-          it = it->second.kind == k ? entries_.erase(it) : std::next(it);
-        }
-        if (erased) ++version_;
+        if (EraseKind(k)) ++version_;
         kinds_[k] = KindState{true, absl::InfiniteFuture()};
       }
       resource_version.clear();
@@ -201,9 +204,7 @@ absl::Status WorkloadWatch::List(size_t k, const kube::ApiResource& api,
       kKubeListPageSize, &resource_version));
   ++listings_;
   absl::MutexLock lock(&mu_);
-  for (auto it = entries_.begin(); it != entries_.end();) {
-    it = it->second.kind == k ? entries_.erase(it) : std::next(it);
-  }
+  EraseKind(k);
   entries_.merge(listed);
   ++version_;
   kinds_[k] = KindState{true, absl::InfiniteFuture()};

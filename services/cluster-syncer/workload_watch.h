@@ -95,6 +95,8 @@ class WorkloadWatch {
                      int64_t& events);
   // Entry of `object` (of kind `k`) set or removed as a watch event says.
   void Apply(size_t k, const std::string& type, const nlohmann::json& object);
+  // Removes the entries of kind `k`; whether there were any.
+  bool EraseKind(size_t k) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Failing(size_t k);
   void Healthy(size_t k);
   // Waits `d` or until stopped; false when stopped.
