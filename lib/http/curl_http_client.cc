@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 
 namespace ferry::http {
 namespace {
@@ -150,6 +151,18 @@ int AbortWhenCancelled(void* flags, curl_off_t, curl_off_t, curl_off_t, curl_off
              : 0;
 }
 
+// TCP keepalive: the silence before the first probe, and between probes (the kernel gives up
+// after its tcp_keepalive_probes, 9 by default: about two minutes in all).
+constexpr long kKeepAliveIdleSeconds = 30;
+constexpr long kKeepAliveIntervalSeconds = 10;
+
+// Request::idle_timeout in whole seconds (rounded up); 0 when there is none.
+int64_t IdleSeconds(const Request& request) {
+  if (request.idle_timeout == absl::InfiniteDuration()) return 0;
+  return std::max<int64_t>(
+      1, absl::ToInt64Seconds(absl::Ceil(request.idle_timeout, absl::Seconds(1))));
+}
+
 absl::Status CancelledStatus(const Request& request) {
   return absl::CancelledError(
       absl::StrCat(request.method, " ", HostOfUrl(request.url),
@@ -190,6 +203,18 @@ absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
                    static_cast<long>(absl::ToInt64Milliseconds(request.timeout)));
+  const int64_t idle_seconds = IdleSeconds(request);
+  if (idle_seconds > 0) {
+    // Below 1 byte/s for that long: curl measures the speed over its last few seconds, so
+    // this is "nothing arrived for that long".
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, static_cast<long>(idle_seconds));
+  }
+  // A peer that vanished without closing the connection (a host gone, a partition) is found
+  // by TCP keepalive probes after a minute or two of silence, not at the request's timeout.
+  curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(curl, CURLOPT_TCP_KEEPIDLE, kKeepAliveIdleSeconds);
+  curl_easy_setopt(curl, CURLOPT_TCP_KEEPINTVL, kKeepAliveIntervalSeconds);
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, request.follow_redirects ? 1L : 0L);
   curl_easy_setopt(curl, CURLOPT_USERAGENT, options_.user_agent.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
@@ -243,6 +268,7 @@ absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
     curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, AbortWhenCancelled);
     curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &cancel);
   }
+  const absl::Time began = absl::Now();
   CURLcode code = curl_easy_perform(curl);
   if (code == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
@@ -261,6 +287,11 @@ absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
   if (code == CURLE_WRITE_ERROR && sink.stopped) {
     return absl::CancelledError(
         absl::StrCat(request.method, " ", HostOfUrl(request.url), ": ended by the reader"));
+  }
+  if (code == CURLE_OPERATION_TIMEDOUT && idle_seconds > 0 &&
+      absl::Now() - began < request.timeout) {
+    return absl::DeadlineExceededError(absl::StrCat(request.method, " ", HostOfUrl(request.url),
+                                                    ": nothing received for ", idle_seconds, " s"));
   }
   if (code == CURLE_OPERATION_TIMEDOUT) {
     return absl::DeadlineExceededError(

@@ -46,6 +46,7 @@ class CountingListener {
     close(fd_);
   }
   int port() const { return port_; }
+  int fd() const { return fd_; }
   // Connections waiting in the backlog (completed handshakes), accepted and closed now.
   int Accepted() {
     int n = 0;
@@ -208,6 +209,64 @@ TEST(CurlHttpClientTest, ConnectionsAreKeptAliveAndReused) {
   }  // the client's connections close before the server's threads are joined
   EXPECT_GE(connections, 1);
   EXPECT_LE(connections, 4) << "a connection per request in flight at most, reused after";
+}
+
+// A transfer whose peer goes silent ends at its idle timeout, long before its timeout.
+TEST(CurlHttpClientTest, AnIdleTimeoutEndsATransferThatGoesSilent) {
+  CountingListener listener;  // holds the connection, never answers
+  CurlOptions options;
+  options.insecure_hosts = {absl::StrCat("127.0.0.1:", listener.port())};
+  CurlHttpClient client(options);
+  Request request;
+  request.url = absl::StrCat("http://127.0.0.1:", listener.port(), "/watch");
+  request.timeout = absl::Seconds(120);
+  request.idle_timeout = absl::Milliseconds(1500);  // rounded up: 2 s
+  std::thread holder([&] {
+    for (const absl::Time end = absl::Now() + absl::Seconds(30);
+         !listener.AcceptAndHold() && absl::Now() < end;) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  });
+  const absl::Time began = absl::Now();
+  absl::StatusOr<Response> response = client.Send(request);
+  holder.join();
+  EXPECT_THAT(response,
+              StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("nothing received for 2 s")));
+  EXPECT_LT(absl::Now() - began, absl::Seconds(60)) << "ended by the timeout, not the idle one";
+}
+
+// A stream that sends a little now and then is not idle, however long it lasts.
+TEST(CurlHttpClientTest, AnIdleTimeoutSparesAStreamThatKeepsSending) {
+  CountingListener listener;
+  CurlOptions options;
+  options.insecure_hosts = {absl::StrCat("127.0.0.1:", listener.port())};
+  CurlHttpClient client(options);
+  Request request;
+  request.url = absl::StrCat("http://127.0.0.1:", listener.port(), "/watch");
+  request.idle_timeout = absl::Seconds(1);
+  constexpr int kBytes = 8;  // one every 400 ms: 3.2 s, more than the idle timeout 3 times
+  std::thread server([&] {
+    int fd = -1;
+    for (const absl::Time end = absl::Now() + absl::Seconds(30); fd < 0 && absl::Now() < end;) {
+      fd = accept(listener.fd(), nullptr, nullptr);
+      if (fd < 0) absl::SleepFor(absl::Milliseconds(10));
+    }
+    if (fd < 0) return;
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    const std::string head = absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", kBytes,
+                                          "\r\nConnection: close\r\n\r\n");
+    bool ok = write(fd, head.data(), head.size()) == static_cast<ssize_t>(head.size());
+    for (int i = 0; ok && i < kBytes; ++i) {
+      absl::SleepFor(absl::Milliseconds(400));  // the peer's pace, not a wait for a condition
+      ok = write(fd, "x", 1) == 1;
+    }
+    close(fd);
+  });
+  absl::StatusOr<Response> response = client.Send(request);
+  server.join();
+  ASSERT_THAT(response, IsOk());
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, std::string(kBytes, 'x'));
 }
 
 TEST(CurlHttpClientTest, OnlyHttpAndHttps) {

@@ -35,6 +35,11 @@ struct Request {
   // When set, the transfer ends (Cancelled) within about a second of it becoming true, also
   // while no data flows: for a stream the caller stops.
   const std::atomic<bool>* cancelled = nullptr;
+  // When finite, the transfer ends (DeadlineExceeded) once nothing has arrived for about this
+  // long (rounded up to whole seconds), however long `timeout` allows: for a stream whose
+  // server sends something now and then, so that a connection gone silent (a peer that
+  // vanished without closing it) is noticed.
+  absl::Duration idle_timeout = absl::InfiniteDuration();
 };
 
 struct Response {

@@ -243,6 +243,7 @@ absl::Status KubeClient::Watch(const std::string& path, absl::Duration timeout,
                                const std::function<bool(const nlohmann::json&)>& on_event) {
   http::Request request = NewRequest("GET", path, "application/json", timeout);
   request.cancelled = &stop;
+  request.idle_timeout = kWatchIdleTimeout;
   std::string line;  // the event being received: one JSON document per line
   absl::Status failed;
   request.on_body = [&](const char* data, size_t size) {
