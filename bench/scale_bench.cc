@@ -276,9 +276,15 @@ class Scale {
         kubectl_dir_,
         ferry::bench::ScaleRepoFiles(WorkloadCount(), absl::StrCat("scale-", run_id_, "-kubectl-"),
                                      registry_->host()));
-    Start(&git_,
-          {FERRY_GIT_WRITER_BIN, "--grpc_address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
-           "--git_url=" + repo_->url(), "--state_dir=" + dir_ + "/git", "--git_poll_interval=1h"});
+    // FERRY_SCALE_GIT_WRITER_WRAPPER: as FERRY_SCALE_SYNCER_WRAPPER below, for git-writer.
+    std::vector<std::string> argv = ferry::bench::WrapperCommand("FERRY_SCALE_GIT_WRITER_WRAPPER");
+    for (std::string arg :
+         {std::string(FERRY_GIT_WRITER_BIN), std::string("--grpc_address=127.0.0.1:0"),
+          std::string("--metrics_address=127.0.0.1:0"), "--git_url=" + repo_->url(),
+          "--state_dir=" + dir_ + "/git", std::string("--git_poll_interval=1h")}) {
+      argv.push_back(std::move(arg));
+    }
+    Start(&git_, argv);
   }
 
   ~Scale() {

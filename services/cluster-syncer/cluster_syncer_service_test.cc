@@ -15,6 +15,7 @@
 #include "ferry/v1/git_writer_mock.grpc.pb.h"
 #include "lib/runtime/fake_clock.h"
 #include "services/cluster-syncer/fake_kube_api.h"
+#include "services/cluster-syncer/workload_watch.h"
 
 namespace ferry::cluster_syncer {
 namespace {
@@ -198,6 +199,46 @@ TEST_F(ListWorkloadsTest, MoreNamesThanReadOneByOneMakeAListing) {
   EXPECT_EQ(List(request, service), (std::vector<std::string>{"a:deployment/web"}));
   EXPECT_THAT(Calls("list"), ::testing::Not(::testing::IsEmpty()));
   EXPECT_EQ(Calls("get").size(), kWorkloadsReadOneByOne) << "none read by itself";
+}
+
+// With the workload watch up, ListWorkloads answers from it, named workloads or not, without
+// a call to the API server; a caller asking for a read younger than a second is answered by
+// the API server, as without the watch.
+TEST_F(ListWorkloadsTest, TheWatchAnswersUnlessNowIsAskedFor) {
+  WatchTiming timing;
+  // FakeKubeApi lists but cannot watch: the watch fails once after its listing, and is not
+  // retried nor given up on during the test.
+  timing.retry_delay = timing.max_retry_delay = timing.failure_grace = absl::Hours(1);
+  WorkloadWatch watch(
+      kube_, discovery_, [](ClusterWorkloadInfo w) { return ToListed(std::move(w)); }, timing);
+  ClusterSyncerService service(kube_, discovery_, loop_, {}, &watch);
+  watch.Start();
+  for (const absl::Time end = absl::Now() + absl::Seconds(30);
+       watch.Workloads("") == nullptr && absl::Now() < end;) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_NE(watch.Workloads(""), nullptr);
+  const size_t calls = kube_.calls().size();
+  kube_.Put(Deployment("a", "new"));  // after the listing: only a read of the API sees it
+
+  EXPECT_EQ(List({}, service), (std::vector<std::string>{"a:deployment/web", "b:deployment/api"}));
+  ferry::v1::ListClusterWorkloadsRequest request;
+  request.add_ids("a:deployment/web");
+  request.add_ids("a:deployment/new");
+  EXPECT_EQ(List(request, service), (std::vector<std::string>{"a:deployment/web"}));
+  request.set_max_age_ms(1000);
+  EXPECT_EQ(List(request, service), (std::vector<std::string>{"a:deployment/web"}));
+  EXPECT_EQ(kube_.calls().size(), calls) << "answered by the watch alone";
+
+  request.set_max_age_ms(999);
+  EXPECT_EQ(List(request, service),
+            (std::vector<std::string>{"a:deployment/new", "a:deployment/web"}));
+  EXPECT_EQ(Calls("get").size(), 2u);
+  ferry::v1::ListClusterWorkloadsRequest all;
+  all.set_max_age_ms(1);
+  EXPECT_EQ(List(all, service),
+            (std::vector<std::string>{"a:deployment/new", "a:deployment/web", "b:deployment/api"}));
+  watch.Stop();
 }
 
 TEST_F(ListWorkloadsTest, AFailedReadFailsTheCall) {

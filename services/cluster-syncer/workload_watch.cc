@@ -29,8 +29,9 @@ std::string StringMember(const nlohmann::json& object, const char* key) {
 
 }  // namespace
 
-WorkloadWatch::WorkloadWatch(kube::KubeApi& client, kube::Discovery& discovery, ToListed to_listed)
-    : client_(client), discovery_(discovery), to_listed_(std::move(to_listed)) {
+WorkloadWatch::WorkloadWatch(kube::KubeApi& client, kube::Discovery& discovery, ToListed to_listed,
+                             WatchTiming timing)
+    : client_(client), discovery_(discovery), to_listed_(std::move(to_listed)), timing_(timing) {
   absl::MutexLock lock(&mu_);
   kinds_.resize(WorkloadKinds().size());
 }
@@ -66,7 +67,7 @@ std::shared_ptr<const std::vector<ListedWorkload>> WorkloadWatch::Workloads(cons
   absl::MutexLock lock(&mu_);
   const absl::Time now = absl::Now();
   for (const KindState& kind : kinds_) {
-    if (!kind.listed || now - kind.failing_since > kWatchFailureGrace) return nullptr;
+    if (!kind.listed || now - kind.failing_since > timing_.failure_grace) return nullptr;
   }
   auto it = answers_.find(ns);
   if (it == answers_.end()) {
@@ -109,7 +110,7 @@ void WorkloadWatch::Run(size_t k) {
   const std::string& group = WorkloadKinds()[k].first;
   const std::string& kind = WorkloadKinds()[k].second;
   std::string resource_version;  // where the watch resumes; empty: list first
-  absl::Duration delay = kWatchRetryDelay;
+  absl::Duration delay = timing_.retry_delay;
   bool gone_before = false;  // the last watch ended with 410 Gone, and had not been healthy
   // Marks the kind failing and waits `delay` (doubled for the next failure); false once
   // stopped.
@@ -118,7 +119,7 @@ void WorkloadWatch::Run(size_t k) {
     log::Warn("workload watch failed",
               {{"kind", kind}, {"during", what}, {"error", std::string(status.message())}});
     const bool go_on = Wait(delay);
-    delay = std::min(delay * 2, kWatchMaxRetryDelay);
+    delay = std::min(delay * 2, timing_.max_retry_delay);
     return go_on;
   };
   while (!stop_) {
@@ -130,7 +131,7 @@ void WorkloadWatch::Run(size_t k) {
         kinds_[k] = KindState{true, absl::InfiniteFuture()};
       }
       resource_version.clear();
-      if (!Wait(kWatchAbsentKindRecheck)) return;
+      if (!Wait(timing_.absent_kind_recheck)) return;
       continue;
     }
     if (!api.ok()) {
@@ -151,9 +152,9 @@ void WorkloadWatch::Run(size_t k) {
     if (stop_) return;
     // A watch that gave events or lasted a while was up: the next failure starts the
     // backoff afresh. One that ended at once with nothing (refused, cut by a proxy) was not.
-    const bool was_up = events > 0 || absl::Now() - began >= kWatchUpAfter;
+    const bool was_up = events > 0 || absl::Now() - began >= timing_.up_after;
     if (was_up) {
-      delay = kWatchRetryDelay;
+      delay = timing_.retry_delay;
       gone_before = false;
     }
     if (watched.code() == absl::StatusCode::kAborted) {
@@ -171,6 +172,12 @@ void WorkloadWatch::Run(size_t k) {
     }
     if (watched.ok() && was_up) {  // the server ended it (timeoutSeconds): resume
       Healthy(k);
+      continue;
+    }
+    if (watched.code() == absl::StatusCode::kDeadlineExceeded && was_up) {
+      // Nothing arrived for KubeApi::kWatchIdleTimeout: a quiet kind on a server that sends
+      // no bookmarks, or a connection gone silent. Resumed at once: the first is normal, and
+      // the second fails again here if the API cannot be reached.
       continue;
     }
     // Failed, or ended at once without an event: resumed where it stopped after a wait, so a

@@ -48,11 +48,21 @@ inline constexpr absl::Duration kWatchUpAfter = absl::Seconds(10);
 // watched kind's listing answers NotFound).
 inline constexpr absl::Duration kWatchAbsentKindRecheck = absl::Seconds(30);
 
+// The watch's waits and limits (the constants above); tests shorten them.
+struct WatchTiming {
+  absl::Duration retry_delay = kWatchRetryDelay;
+  absl::Duration max_retry_delay = kWatchMaxRetryDelay;
+  absl::Duration failure_grace = kWatchFailureGrace;
+  absl::Duration up_after = kWatchUpAfter;
+  absl::Duration absent_kind_recheck = kWatchAbsentKindRecheck;
+};
+
 class WorkloadWatch {
  public:
   // `to_listed` turns a workload into what Workloads() answers.
   using ToListed = std::function<ListedWorkload(ClusterWorkloadInfo)>;
-  WorkloadWatch(kube::KubeApi& client, kube::Discovery& discovery, ToListed to_listed);
+  WorkloadWatch(kube::KubeApi& client, kube::Discovery& discovery, ToListed to_listed,
+                WatchTiming timing = {});
   ~WorkloadWatch();  // stops
   WorkloadWatch(const WorkloadWatch&) = delete;
   WorkloadWatch& operator=(const WorkloadWatch&) = delete;
@@ -68,7 +78,7 @@ class WorkloadWatch {
 
   // The workloads of namespace `ns` ("" for all) as ForEachClusterWorkload gives them (add-ons
   // and CronJobs' Jobs left out), sorted by id; nullptr while some kind has not been listed
-  // yet or its watch has been failing for more than kWatchFailureGrace.
+  // yet or its watch has been failing for more than the failure grace (kWatchFailureGrace).
   std::shared_ptr<const std::vector<ListedWorkload>> Workloads(const std::string& ns);
 
   // Listings made so far (the first of each kind included); for tests and metrics.
@@ -105,6 +115,7 @@ class WorkloadWatch {
   kube::KubeApi& client_;
   kube::Discovery& discovery_;
   const ToListed to_listed_;
+  const WatchTiming timing_;
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> listings_{0};
   std::vector<std::thread> threads_;
