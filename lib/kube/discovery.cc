@@ -1,7 +1,9 @@
 #include "lib/kube/discovery.h"
 
 #include <algorithm>
+#include <iterator>
 #include <optional>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -25,26 +27,63 @@ std::string ApiResource::ObjectPath(const std::string& ns, const std::string& ob
 Discovery::Discovery(KubeApi& client, absl::Duration min_refresh)
     : client_(client), min_refresh_(min_refresh) {}
 
+namespace {
+
+// The resources of one group version's discovery document; throws nlohmann::json::exception
+// when it is not of discovery's shape.
+std::vector<ApiResource> ResourcesOf(const nlohmann::json& list, const std::string& group,
+                                     const std::string& version) {
+  std::vector<ApiResource> out;
+  for (const auto& r : list.at("resources")) {
+    const std::string name = r.value("name", "");
+    if (name.empty() || name.find('/') != std::string::npos) continue;  // subresources
+    ApiResource res;
+    res.group = group;
+    res.version = version;
+    res.kind = r.value("kind", "");
+    res.name = name;
+    res.namespaced = r.value("namespaced", false);
+    if (r.contains("verbs")) {
+      for (const auto& v : r.at("verbs")) res.verbs.push_back(v.get<std::string>());
+    }
+    out.push_back(std::move(res));
+  }
+  return out;
+}
+
+}  // namespace
+
 absl::Status Discovery::Refresh() {
+  uint64_t mine;
+  {
+    absl::MutexLock lock(&mu_);
+    mine = ++refreshes_begun_;
+  }
   // (group, version) pairs, preferred version of each group first.
   std::vector<std::pair<std::string, std::string>> group_versions;
   std::map<std::string, std::string> preferred;
   auto core = client_.Get("/api", "discovery");
   if (!core.ok()) return core.status();
-  for (const auto& v : (*core)["versions"]) group_versions.emplace_back("", v.get<std::string>());
-  if (!group_versions.empty()) preferred[""] = group_versions.front().second;
   auto groups = client_.Get("/apis", "discovery");
   if (!groups.ok()) return groups.status();
-  for (const auto& g : (*groups)["groups"]) {
-    const std::string name = g.value("name", "");
-    const std::string pref =
-        g.contains("preferredVersion") ? g["preferredVersion"].value("version", "") : "";
-    preferred[name] = pref;
-    if (!pref.empty()) group_versions.emplace_back(name, pref);
-    for (const auto& v : g["versions"]) {
-      const std::string version = v.value("version", "");
-      if (version != pref) group_versions.emplace_back(name, version);
+  try {
+    for (const auto& v : core->at("versions"))
+      group_versions.emplace_back("", v.get<std::string>());
+    if (!group_versions.empty()) preferred[""] = group_versions.front().second;
+    for (const auto& g : groups->at("groups")) {
+      const std::string name = g.value("name", "");
+      const std::string pref =
+          g.contains("preferredVersion") ? g.at("preferredVersion").value("version", "") : "";
+      preferred[name] = pref;
+      if (!pref.empty()) group_versions.emplace_back(name, pref);
+      for (const auto& v : g.at("versions")) {
+        const std::string version = v.value("version", "");
+        if (version != pref) group_versions.emplace_back(name, version);
+      }
     }
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InternalError(
+        absl::StrCat("the API server's discovery (/api, /apis) could not be read: ", e.what()));
   }
   std::vector<ApiResource> resources;
   for (const auto& [group, version] : group_versions) {
@@ -59,19 +98,13 @@ absl::Status Discovery::Refresh() {
       }
       return list.status();
     }
-    for (const auto& r : (*list)["resources"]) {
-      const std::string name = r.value("name", "");
-      if (name.empty() || name.find('/') != std::string::npos) continue;  // subresources
-      ApiResource res;
-      res.group = group;
-      res.version = version;
-      res.kind = r.value("kind", "");
-      res.name = name;
-      res.namespaced = r.value("namespaced", false);
-      if (r.contains("verbs")) {
-        for (const auto& v : r["verbs"]) res.verbs.push_back(v.get<std::string>());
-      }
-      resources.push_back(std::move(res));
+    try {
+      std::vector<ApiResource> served = ResourcesOf(*list, group, version);
+      resources.insert(resources.end(), std::make_move_iterator(served.begin()),
+                       std::make_move_iterator(served.end()));
+    } catch (const nlohmann::json::exception&) {
+      // Nor one that answers something else than discovery (an aggregated API's own server).
+      continue;
     }
   }
   std::map<std::string, size_t> by_gvk;
@@ -80,6 +113,9 @@ absl::Status Discovery::Refresh() {
     by_gvk.emplace(absl::StrCat(r.group, "/", r.version, "/", r.kind), i);
   }
   absl::MutexLock lock(&mu_);
+  // Refreshes may overlap: one begun later has installed what it read, which is newer.
+  if (mine < installed_) return absl::OkStatus();
+  installed_ = mine;
   resources_ = std::move(resources);
   by_gvk_ = std::move(by_gvk);
   preferred_ = std::move(preferred);

@@ -2,6 +2,7 @@
 // with which verbs; and the URLs of their collections and objects.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -42,7 +43,10 @@ class Discovery {
   absl::StatusOr<ApiResource> Find(const std::string& api_version, const std::string& kind);
   // The preferred version's resource for `kind` in `group`, if served.
   absl::StatusOr<ApiResource> FindPreferred(const std::string& group, const std::string& kind);
-  // Reloads everything now.
+  // Reloads everything now. A group version whose document is unavailable, missing or not
+  // of discovery's shape (an aggregated API that is down or misbehaves) is left out; a
+  // malformed /api or /apis is Internal, and what was loaded before stays. Of refreshes that
+  // overlap, the one begun last decides.
   absl::Status Refresh();
   // Every resource of every served version (preferred versions first).
   absl::StatusOr<std::vector<ApiResource>> All();
@@ -57,6 +61,9 @@ class Discovery {
   absl::Mutex load_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   absl::Mutex mu_;
   bool loaded_ ABSL_GUARDED_BY(mu_) = false;
+  // Refreshes begun, and the one whose answer is installed (numbered from 1).
+  uint64_t refreshes_begun_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t installed_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time refreshed_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::vector<ApiResource> resources_ ABSL_GUARDED_BY(mu_);    // preferred versions first
   std::map<std::string, size_t> by_gvk_ ABSL_GUARDED_BY(mu_);  // "group/version/kind" -> index

@@ -1,5 +1,5 @@
 // Discovery's loading: callers that arrive together share one load of the API's discovery
-// documents.
+// documents; a misbehaving aggregated API is left out; overlapping refreshes.
 #include "lib/kube/discovery.h"
 
 #include <gtest/gtest.h>
@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "lib/kube/fake_discovery_api.h"
 
@@ -44,6 +45,96 @@ TEST(Discovery, CallersArrivingTogetherShareOneLoad) {
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(found.load(), 8);
   EXPECT_EQ(api.loads.load(), 1);
+}
+
+// DeploymentsOnlyApi's discovery with a second group, metrics.k8s.io/v1beta1, whose document
+// is `metrics`; /apis is `apis` when set.
+class AggregatedApi : public DeploymentsOnlyApi {
+ public:
+  nlohmann::json metrics;
+  std::optional<nlohmann::json> apis;
+
+  absl::StatusOr<nlohmann::json> Get(const std::string& path, const std::string&) override {
+    if (path == "/apis") {
+      if (apis) return *apis;
+      nlohmann::json groups = *DiscoveryDocument(path);
+      groups["groups"].push_back({{"name", "metrics.k8s.io"},
+                                  {"preferredVersion", {{"version", "v1beta1"}}},
+                                  {"versions", {{{"version", "v1beta1"}}}}});
+      return groups;
+    }
+    if (path == "/apis/metrics.k8s.io/v1beta1") return metrics;
+    std::optional<nlohmann::json> document = DiscoveryDocument(path);
+    if (!document) return absl::NotFoundError(path);
+    return *document;
+  }
+};
+
+TEST(Discovery, AGroupVersionNotOfDiscoverysShapeIsLeftOut) {
+  for (const nlohmann::json& metrics :
+       {nlohmann::json("metrics are here"), nlohmann::json{{"resources", 5}},
+        nlohmann::json{{"resources", {{{"name", "pods"}, {"kind", 7}}}}},
+        nlohmann::json{{"resources", {{{"name", "nodes"}, {"verbs", {"get", 1}}}}}}}) {
+    AggregatedApi api;
+    api.metrics = metrics;
+    Discovery discovery(api);
+    absl::StatusOr<ApiResource> deployments = discovery.Find("apps/v1", "Deployment");
+    ASSERT_TRUE(deployments.ok()) << metrics << ": " << deployments.status();
+    EXPECT_EQ(deployments->name, "deployments");
+    EXPECT_EQ(discovery.FindPreferred("metrics.k8s.io", "PodMetrics").status().code(),
+              absl::StatusCode::kNotFound);
+  }
+}
+
+TEST(Discovery, AMalformedGroupListIsAnErrorAndKeepsWhatWasLoaded) {
+  AggregatedApi api;
+  api.metrics = {{"resources", {{{"name", "pods"}, {"kind", "PodMetrics"}}}}};
+  Discovery discovery(api);
+  ASSERT_TRUE(discovery.FindPreferred("metrics.k8s.io", "PodMetrics").ok());
+  for (const nlohmann::json& apis :
+       {nlohmann::json::array(), nlohmann::json{{"groups", 5}},
+        nlohmann::json{{"groups", {{{"name", "apps"}, {"versions", "v1"}}}}}}) {
+    api.apis = apis;
+    EXPECT_EQ(discovery.Refresh().code(), absl::StatusCode::kInternal) << apis;
+    EXPECT_TRUE(discovery.FindPreferred("metrics.k8s.io", "PodMetrics").ok()) << apis;
+  }
+}
+
+// Discovery of apps/v1: the first read of it waits for `release` and has Deployments alone;
+// later reads also have Widgets (a kind added meanwhile).
+class ChangingDiscoveryApi : public DeploymentsOnlyApi {
+ public:
+  absl::Notification first_waiting;
+  absl::Notification release;
+
+  absl::StatusOr<nlohmann::json> Get(const std::string& path, const std::string&) override {
+    std::optional<nlohmann::json> document = DiscoveryDocument(path);
+    if (!document) return absl::NotFoundError(path);
+    if (path != "/apis/apps/v1") return *document;
+    if (reads_++ == 0) {
+      first_waiting.Notify();
+      release.WaitForNotification();
+      return *document;
+    }
+    (*document)["resources"].push_back(
+        {{"name", "widgets"}, {"kind", "Widget"}, {"namespaced", true}});
+    return *document;
+  }
+
+ private:
+  std::atomic<int> reads_{0};
+};
+
+TEST(Discovery, OfOverlappingRefreshesTheOneBegunLastDecides) {
+  ChangingDiscoveryApi api;
+  Discovery discovery(api);
+  std::thread older([&] { EXPECT_TRUE(discovery.Refresh().ok()); });
+  api.first_waiting.WaitForNotification();
+  ASSERT_TRUE(discovery.Refresh().ok());  // begun later, done first: has Widgets
+  ASSERT_TRUE(discovery.FindPreferred("apps", "Widget").ok());
+  api.release.Notify();
+  older.join();  // done last, with what it read before Widgets were added
+  EXPECT_TRUE(discovery.FindPreferred("apps", "Widget").ok()) << "the older answer won";
 }
 
 }  // namespace

@@ -43,9 +43,8 @@ nlohmann::json Listing(const std::string& resource_version, nlohmann::json items
 // stopped. A script may wait for the test to Open() a gate.
 class ScriptedWatchApi : public kube::DeploymentsOnlyApi {
  public:
-  using Script =
-      std::function<absl::Status(ScriptedWatchApi& api, const std::atomic<bool>& stop,
-                                 const OnEvent& on_event)>;
+  using Script = std::function<absl::Status(ScriptedWatchApi& api, const std::atomic<bool>& stop,
+                                            const OnEvent& on_event)>;
 
   ScriptedWatchApi(std::vector<nlohmann::json> listings, std::vector<Script> watches)
       : listings_(std::move(listings)), scripts_(std::move(watches)) {}
@@ -111,8 +110,7 @@ class ScriptedWatchApi : public kube::DeploymentsOnlyApi {
 
 // A script: sends `events` (stopping early when told to), then waits for gate `gate` (0: none),
 // then ends with `end`.
-ScriptedWatchApi::Script Play(std::vector<nlohmann::json> events, absl::Status end,
-                              int gate = 0) {
+ScriptedWatchApi::Script Play(std::vector<nlohmann::json> events, absl::Status end, int gate = 0) {
   return [events = std::move(events), end = std::move(end), gate](
              ScriptedWatchApi& api, const std::atomic<bool>& stop, const OnEvent& on_event) {
     for (const nlohmann::json& event : events) {
@@ -188,8 +186,9 @@ TEST(WorkloadWatch, AFailedWatchIsResumedFromItsLastResourceVersion) {
 TEST(WorkloadWatch, ABookmarkMovesTheResumePointOnly) {
   ScriptedWatchApi api(
       {kFirstListing},
-      {Play({Event("BOOKMARK", {{"kind", "Deployment"}, {"metadata", {{"resourceVersion", "15"}}}})},
-            absl::OkStatus())});  // then the server ends the watch (its timeoutSeconds)
+      {Play(
+          {Event("BOOKMARK", {{"kind", "Deployment"}, {"metadata", {{"resourceVersion", "15"}}}})},
+          absl::OkStatus())});  // then the server ends the watch (its timeoutSeconds)
   kube::Discovery discovery(api);
   WorkloadWatch watch(api, discovery, ImageOnly, FastTiming(absl::Hours(1)));
   watch.Start();
@@ -237,8 +236,9 @@ TEST(WorkloadWatch, AKindFailingPastTheGraceIsNotAnsweredFromUntilItsNextEvent) 
       }};
   ScriptedWatchApi api({kFirstListing}, scripts);
   kube::Discovery discovery(api);
-  WorkloadWatch watch(api, discovery, ImageOnly,
-                      FastTiming(absl::Milliseconds(50), /*failure_grace=*/absl::Milliseconds(100)));
+  WorkloadWatch watch(
+      api, discovery, ImageOnly,
+      FastTiming(absl::Milliseconds(50), /*failure_grace=*/absl::Milliseconds(100)));
   watch.Start();
   EXPECT_EQ(WaitForWatched(watch, "", "ns:deployment/web web:2"), "ns:deployment/web web:2");
   api.Open();
