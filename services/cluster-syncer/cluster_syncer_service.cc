@@ -74,6 +74,16 @@ ListedWorkload ToListed(ClusterWorkloadInfo w, ferry::v1::ClusterWorkload& scrat
   return {std::move(w.id), scratch.SerializeAsString()};
 }
 
+// The ids of `request` its page can hold (those after start_after): a caller paging through
+// them has each read once.
+std::vector<std::string> IdsOfPage(const ferry::v1::ListClusterWorkloadsRequest& request) {
+  std::vector<std::string> ids;
+  for (const std::string& id : request.ids()) {
+    if (id > request.start_after()) ids.push_back(id);
+  }
+  return ids;
+}
+
 }  // namespace
 
 ListedWorkload ToListed(ClusterWorkloadInfo w) {
@@ -114,11 +124,7 @@ WorkloadListCache::Outcome ClusterSyncerService::NamedWorkloads(
       listed != nullptr) {
     return listed;
   }
-  // Only the ids this page can hold: a caller paging through them reads each once.
-  std::vector<std::string> ids;
-  for (const std::string& id : request.ids()) {
-    if (id > request.start_after()) ids.push_back(id);
-  }
+  const std::vector<std::string> ids = IdsOfPage(request);
   // A caller that takes a listing a second old or older is answered from the API server's
   // watch cache (usually moments behind etcd, with no bound promised: a rule of thumb, for
   // callers that already accept a listing that old); one that asks for now, from etcd.
@@ -151,7 +157,8 @@ grpc::Status ClusterSyncerService::ListWorkloads(
   // a second-old listing accepts (as NamedWorkloads' reads do).
   std::shared_ptr<const std::vector<ListedWorkload>> watched;
   if (watch_ != nullptr && (!max_age || *max_age >= kWorkloadReadFromCacheMinAge)) {
-    watched = watch_->Workloads(request->namespace_());
+    watched = request->ids_size() > 0 ? watch_->Named(request->namespace_(), IdsOfPage(*request))
+                                      : watch_->Workloads(request->namespace_());
   }
   WorkloadListCache::Outcome workloads = std::move(watched);
   if (*workloads == nullptr) {

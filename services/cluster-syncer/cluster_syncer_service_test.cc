@@ -228,6 +228,13 @@ TEST_F(ListWorkloadsTest, TheWatchAnswersUnlessNowIsAskedFor) {
   EXPECT_EQ(List(request, service), (std::vector<std::string>{"a:deployment/web"}));
   request.set_max_age_ms(1000);
   EXPECT_EQ(List(request, service), (std::vector<std::string>{"a:deployment/web"}));
+  ferry::v1::ListClusterWorkloadsRequest page;  // named, after a start
+  page.add_ids("b:deployment/api");
+  page.add_ids("a:deployment/web");
+  page.set_start_after("a:deployment/web");
+  EXPECT_EQ(List(page, service), (std::vector<std::string>{"b:deployment/api"}));
+  page.set_namespace_("a");
+  EXPECT_THAT(List(page, service), ::testing::IsEmpty());
   EXPECT_EQ(kube_.calls().size(), calls) << "answered by the watch alone";
 
   request.set_max_age_ms(999);

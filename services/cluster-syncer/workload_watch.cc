@@ -1,7 +1,9 @@
 #include "services/cluster-syncer/workload_watch.h"
 
+#include <algorithm>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lib/log/log.h"
 #include "lib/status/status_macros.h"
@@ -63,12 +65,36 @@ bool WorkloadWatch::Wait(absl::Duration d) {
   return !stop_;
 }
 
-std::shared_ptr<const std::vector<ListedWorkload>> WorkloadWatch::Workloads(const std::string& ns) {
-  absl::MutexLock lock(&mu_);
+bool WorkloadWatch::Answering() {
   const absl::Time now = absl::Now();
   for (const KindState& kind : kinds_) {
-    if (!kind.listed || now - kind.failing_since > timing_.failure_grace) return nullptr;
+    if (!kind.listed || now - kind.failing_since > timing_.failure_grace) return false;
   }
+  return true;
+}
+
+std::shared_ptr<const std::vector<ListedWorkload>> WorkloadWatch::Named(
+    const std::string& ns, const std::vector<std::string>& ids) {
+  std::vector<std::string> sorted = ids;
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  auto out = std::make_shared<std::vector<ListedWorkload>>();
+  absl::MutexLock lock(&mu_);
+  if (!Answering()) return nullptr;
+  for (const std::string& id : sorted) {
+    // Its entries: the key is the id, "\n", then the group (two groups serve HelmRelease).
+    const std::string prefix = id + "\n";
+    for (auto it = entries_.lower_bound(prefix);
+         it != entries_.end() && absl::StartsWith(it->first, prefix); ++it) {
+      if (ns.empty() || it->second.namespace_ == ns) out->push_back(it->second.workload);
+    }
+  }
+  return out;
+}
+
+std::shared_ptr<const std::vector<ListedWorkload>> WorkloadWatch::Workloads(const std::string& ns) {
+  absl::MutexLock lock(&mu_);
+  if (!Answering()) return nullptr;
   auto it = answers_.find(ns);
   if (it == answers_.end()) {
     if (answers_.size() >= kWorkloadListNamespaces) answers_.clear();  // bounded by namespaces

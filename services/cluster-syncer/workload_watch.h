@@ -80,6 +80,10 @@ class WorkloadWatch {
   // and CronJobs' Jobs left out), sorted by id; nullptr while some kind has not been listed
   // yet or its watch has been failing for more than the failure grace (kWatchFailureGrace).
   std::shared_ptr<const std::vector<ListedWorkload>> Workloads(const std::string& ns);
+  // Those of Workloads(ns) whose id is in `ids` (sorted by id, each once), looked up one by
+  // one: a read of a few named workloads costs that few lookups, not a copy of them all.
+  std::shared_ptr<const std::vector<ListedWorkload>> Named(const std::string& ns,
+                                                           const std::vector<std::string>& ids);
 
   // Listings made so far (the first of each kind included); for tests and metrics.
   int64_t listings() const { return listings_.load(); }
@@ -107,6 +111,8 @@ class WorkloadWatch {
   void Apply(size_t k, const std::string& type, const nlohmann::json& object);
   // Removes the entries of kind `k`; whether there were any.
   bool EraseKind(size_t k) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether every kind has been listed and none has been failing past the grace.
+  bool Answering() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Failing(size_t k);
   void Healthy(size_t k);
   // Waits `d` or until stopped; false when stopped.

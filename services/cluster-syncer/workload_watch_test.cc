@@ -22,11 +22,11 @@ using OnEvent = std::function<bool(const nlohmann::json&)>;
 
 // A Deployment as a list or a watch event has it.
 nlohmann::json WatchedDeployment(const std::string& name, const std::string& image,
-                                 const std::string& resource_version) {
-  return {
-      {"metadata", {{"name", name}, {"namespace", "ns"}, {"resourceVersion", resource_version}}},
-      {"spec",
-       {{"template", {{"spec", {{"containers", {{{"name", "app"}, {"image", image}}}}}}}}}}};
+                                 const std::string& resource_version,
+                                 const std::string& ns = "ns") {
+  return {{"metadata", {{"name", name}, {"namespace", ns}, {"resourceVersion", resource_version}}},
+          {"spec",
+           {{"template", {{"spec", {{"containers", {{{"name", "app"}, {"image", image}}}}}}}}}}};
 }
 
 nlohmann::json Event(const std::string& type, nlohmann::json object) {
@@ -163,6 +163,31 @@ TEST(WorkloadWatch, FollowsEventsAndListsAgainWhenTheWatchIsGone) {
   EXPECT_TRUE(absl::StrContains(watches[0], "resourceVersion=10&")) << watches[0];
   EXPECT_TRUE(absl::StrContains(watches[1], "resourceVersion=11&")) << watches[1];
   EXPECT_TRUE(absl::StrContains(watches[2], "resourceVersion=20&")) << watches[2];
+}
+
+// Named workloads are looked up one by one: only those named and held, in id order, once
+// each, of the namespace asked for.
+TEST(WorkloadWatch, NamedAnswersTheNamedOnesItHolds) {
+  ScriptedWatchApi api({Listing("10", {WatchedDeployment("web", "web:1", "7"),
+                                       WatchedDeployment("api", "api:1", "8"),
+                                       WatchedDeployment("web", "web:9", "9", "other")})},
+                       {});
+  kube::Discovery discovery(api);
+  WorkloadWatch watch(api, discovery, ImageOnly, FastTiming(absl::Hours(1)));
+  const std::vector<std::string> ids = {"ns:deployment/web", "ns:deployment/gone",
+                                        "other:deployment/web", "ns:deployment/api",
+                                        "ns:deployment/web"};
+  EXPECT_EQ(watch.Named("", ids), nullptr) << "nothing listed yet";
+  watch.Start();
+  EXPECT_EQ(WaitForWatched(watch, "",
+                           "ns:deployment/api api:1, ns:deployment/web web:1, "
+                           "other:deployment/web web:9"),
+            "ns:deployment/api api:1, ns:deployment/web web:1, other:deployment/web web:9");
+  EXPECT_EQ(Line(watch.Named("", ids)),
+            "ns:deployment/api api:1, ns:deployment/web web:1, other:deployment/web web:9");
+  EXPECT_EQ(Line(watch.Named("ns", ids)), "ns:deployment/api api:1, ns:deployment/web web:1");
+  EXPECT_EQ(Line(watch.Named("ns", {"ns:deployment/gone"})), "");
+  watch.Stop();
 }
 
 // A watch that fails after it was up is resumed where it stopped, after the failure's wait,

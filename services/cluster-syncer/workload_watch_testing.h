@@ -1,6 +1,7 @@
 // Helpers for tests of WorkloadWatch: what it holds as one line, and a wait for a line.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,13 +12,17 @@
 
 namespace ferry::cluster_syncer {
 
-// "id image" of each workload the watch holds; "(none)" while it answers nothing.
-inline std::string Watched(WorkloadWatch& watch, const std::string& ns) {
-  auto workloads = watch.Workloads(ns);
+// "id image" of each workload of an answer of the watch; "(none)" for no answer.
+inline std::string Line(const std::shared_ptr<const std::vector<ListedWorkload>>& workloads) {
   if (workloads == nullptr) return "(none)";
   std::vector<std::string> out;
   for (const ListedWorkload& w : *workloads) out.push_back(absl::StrCat(w.id, " ", w.message));
   return absl::StrJoin(out, ", ");
+}
+
+// "id image" of each workload the watch holds; "(none)" while it answers nothing.
+inline std::string Watched(WorkloadWatch& watch, const std::string& ns) {
+  return Line(watch.Workloads(ns));
 }
 
 // Waits up to 30 s for Watched(watch, ns) to be `want`; the last answer.
