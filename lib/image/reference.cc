@@ -35,6 +35,9 @@ constexpr size_t kMaxNameLength = 255;
 // text is refused before any pattern runs on it.
 constexpr size_t kMaxReferenceLength = 512;
 
+// The longest digest taken (sha512's 128 hex digits, with room for a long algorithm name).
+constexpr size_t kMaxDigestLength = 256;
+
 // Text before the last '@' may be user info with a password: never echoed.
 std::string Shown(absl::string_view text) {
   const size_t last_at = text.rfind('@');
@@ -55,6 +58,11 @@ std::string Piece(absl::string_view text, absl::string_view piece) {
 }
 
 }  // namespace
+
+bool IsDigest(absl::string_view text) {
+  return text.size() <= kMaxDigestLength &&
+         RE2::FullMatch(re2::StringPiece(text.data(), text.size()), DigestRe());
+}
 
 absl::Status ValidateTag(absl::string_view tag) {
   if (!RE2::FullMatch(re2::StringPiece(tag.data(), tag.size()), TagRe())) {

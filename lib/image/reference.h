@@ -81,6 +81,10 @@ class Reference {
 // digest. Texts that do not parse are the same only when equal.
 bool SameImage(absl::string_view a, absl::string_view b);
 
+// True when `text` is a content digest as registries write it: algorithm ':' hex, at most
+// 256 characters ("sha256:" and 64 hex digits).
+bool IsDigest(absl::string_view text);
+
 // Checks that `tag` is a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}).
 absl::Status ValidateTag(absl::string_view tag);
 

@@ -72,6 +72,18 @@ TEST(ReferenceTest, DigestWithAndWithoutTag) {
   EXPECT_EQ(Reference::Parse("nginx")->EffectiveTag(), "latest");
 }
 
+TEST(ReferenceTest, IsDigestTakesAlgorithmColonHexOnly) {
+  EXPECT_TRUE(IsDigest("sha256:" + std::string(64, 'a')));
+  EXPECT_TRUE(IsDigest("sha512:" + std::string(128, '0')));
+  for (const std::string& bad :
+       {std::string(), std::string("sha256"), std::string("sha256:"), std::string("sha256:xyz"),
+        "sha256:" + std::string(31, 'a'), "sha256:\xff\xfe" + std::string(64, 'a'),
+        "sha256:" + std::string(64, 'a') + "\n", "sha256:" + std::string(300, 'a'),
+        ":" + std::string(64, 'a')}) {
+    EXPECT_FALSE(IsDigest(bad)) << bad;
+  }
+}
+
 TEST(ReferenceTest, WithTagKeepsTheWrittenName) {
   EXPECT_EQ(Reference::Parse("nginx:1.25")->WithTag("1.26"), "nginx:1.26");
   EXPECT_EQ(Reference::Parse("index.docker.io/library/nginx")->WithTag("2"),

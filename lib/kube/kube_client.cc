@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "lib/kube/json_fields.h"
 
 namespace ferry::kube {
 namespace {
@@ -55,9 +56,9 @@ std::string KubeClient::Token() {
 absl::Status ApiError(long status, const std::string& body, const std::string& what) {
   std::string reason, message;
   nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
-  if (j.is_object() && j.value("kind", "") == "Status") {
-    reason = j.value("reason", "");
-    message = j.value("message", "");
+  if (StringField(j, "kind") == "Status") {
+    reason = StringField(j, "reason");
+    message = StringField(j, "message");
   }
   if (message.empty()) message = body.size() > 300 ? body.substr(0, 300) + "..." : body;
   std::string text =

@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "lib/kube/json_fields.h"
 #include "lib/log/log.h"
 #include "lib/runtime/proto_time.h"
 
@@ -166,26 +167,27 @@ absl::StatusOr<std::vector<JobRecordSummary>> ConfigMapJobRecords::ListSummaries
     if (auto items = page->find("items"); items != page->end() && items->is_array()) {
       for (const nlohmann::json& item : *items) {
         if (out.size() >= kMaxJobRecordsListed) break;
-        const nlohmann::json meta = item.value("metadata", nlohmann::json::object());
-        const nlohmann::json annotations = meta.value("annotations", nlohmann::json::object());
-        const std::string name = meta.value("name", "");
+        const nlohmann::json& meta = kube::Field(item, "metadata");
+        const nlohmann::json& annotations = kube::Field(meta, "annotations");
+        const std::string name = kube::StringField(meta, "name");
         if (!absl::StartsWith(name, JobRecordName(""))) continue;
         JobRecordSummary summary;
         summary.id = name.substr(JobRecordName("").size());
         std::string error;
         absl::Time t;
-        if (absl::ParseTime(absl::RFC3339_full, annotations.value(kSubmitted, ""), &t, &error)) {
+        if (absl::ParseTime(absl::RFC3339_full, kube::StringField(annotations, kSubmitted), &t,
+                            &error)) {
           summary.submitted = t;
         }
-        if (absl::ParseTime(absl::RFC3339_full, annotations.value(kFinished, ""), &t, &error)) {
+        if (absl::ParseTime(absl::RFC3339_full, kube::StringField(annotations, kFinished), &t,
+                            &error)) {
           summary.finished = t;
         }
         out.push_back(std::move(summary));
       }
     }
-    const nlohmann::json meta = page->value("metadata", nlohmann::json::object());
     // The token is opaque base64: '+', '/' and '=' escaped make it a query value.
-    for (char c : meta.value("continue", std::string())) {
+    for (char c : kube::StringField(kube::Field(*page, "metadata"), "continue")) {
       if (c == '+') {
         next += "%2B";
       } else if (c == '/') {

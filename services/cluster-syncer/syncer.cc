@@ -8,6 +8,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "lib/kube/json_fields.h"
 #include "lib/log/laps.h"
 #include "lib/log/log.h"
 #include "lib/manifest/policy.h"
@@ -305,11 +306,11 @@ absl::StatusOr<LiveObjects::Listing> LiveObjects::List(const kube::ApiResource& 
   const std::string selector =
       "?labelSelector=" + UrlEncode(absl::StrCat(kSyncSetLabel, "=", options_.sync_set));
   for (const std::string& ns : namespaces) {
-    FERRY_RETURN_IF_ERROR(ForEachListItem(client_, api.CollectionPath(ns) + selector,
-                                          /*metadata_only=*/true, [&](const nlohmann::json& obj) {
-                                            out->push_back(
-                                                FromMetadata(shared_api, obj["metadata"]));
-                                          }));
+    FERRY_RETURN_IF_ERROR(
+        ForEachListItem(client_, api.CollectionPath(ns) + selector,
+                        /*metadata_only=*/true, [&](const nlohmann::json& obj) {
+                          out->push_back(FromMetadata(shared_api, kube::Field(obj, "metadata")));
+                        }));
   }
   absl::MutexLock lock(&mu_);
   by_resource_[cache_key] = out;
@@ -320,11 +321,12 @@ LiveObject LiveObjects::FromMetadata(const std::shared_ptr<const kube::ApiResour
                                      const nlohmann::json& meta) {
   LiveObject live;
   live.kind = api->kind;
-  live.ns = meta.value("namespace", "");
-  live.name = meta.value("name", "");
+  live.ns = kube::StringField(meta, "namespace");
+  live.name = kube::StringField(meta, "name");
   live.api = api;
-  if (meta.contains("annotations") && meta["annotations"].is_object()) {
-    for (const auto& [k, v] : meta["annotations"].items()) {
+  if (const nlohmann::json& annotations = kube::Field(meta, "annotations");
+      annotations.is_object()) {
+    for (const auto& [k, v] : annotations.items()) {
       if (v.is_string()) live.annotations[k] = v.get<std::string>();
     }
   }
@@ -668,9 +670,11 @@ absl::Status SyncRun::WaitForNewCrds(const std::vector<Item*>& todo) {
       absl::StatusOr<nlohmann::json> crd =
           client_.Get(item->api->ObjectPath("", item->name), "get");
       bool established = false;
-      if (crd.ok() && (*crd).contains("status")) {
-        for (const auto& c : (*crd)["status"].value("conditions", nlohmann::json::array())) {
-          established |= c.value("type", "") == "Established" && c.value("status", "") == "True";
+      if (crd.ok()) {
+        const nlohmann::json& conditions = kube::Field(kube::Field(*crd, "status"), "conditions");
+        for (const auto& c : conditions.is_array() ? conditions : nlohmann::json::array()) {
+          established |= kube::StringField(c, "type") == "Established" &&
+                         kube::StringField(c, "status") == "True";
         }
       }
       if (established) break;

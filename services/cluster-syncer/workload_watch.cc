@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "lib/kube/json_fields.h"
 #include "lib/log/log.h"
 #include "lib/status/status_macros.h"
 #include "services/cluster-syncer/kube_list.h"
@@ -15,18 +16,6 @@ namespace {
 // The key of a workload in entries_: its id first, so that entries_ is in id order.
 std::string KeyOf(const std::string& id, const std::string& group) {
   return absl::StrCat(id, "\n", group);
-}
-
-const nlohmann::json& Member(const nlohmann::json& object, const char* key) {
-  static const nlohmann::json kNull;
-  if (!object.is_object()) return kNull;
-  auto it = object.find(key);
-  return it == object.end() ? kNull : *it;
-}
-
-std::string StringMember(const nlohmann::json& object, const char* key) {
-  const nlohmann::json& value = Member(object, key);
-  return value.is_string() ? value.get<std::string>() : "";
 }
 
 }  // namespace
@@ -253,17 +242,17 @@ absl::Status WorkloadWatch::Watch(size_t k, const kube::ApiResource& api,
   absl::Status gone;
   absl::Status watched = client_.Watch(
       path, kWatchRequestTimeout + absl::Seconds(30), stop_, [&](const nlohmann::json& event) {
-        const std::string type = StringMember(event, "type");
-        const nlohmann::json& object = Member(event, "object");
+        const std::string type = kube::StringField(event, "type");
+        const nlohmann::json& object = kube::Field(event, "object");
         if (type == "ERROR") {  // a Status: 410 when the resourceVersion is too old to resume
-          const nlohmann::json& code = Member(object, "code");
+          const nlohmann::json& code = kube::Field(object, "code");
           gone = absl::AbortedError(absl::StrCat("the watch ended with an error (HTTP ",
                                                  code.is_number() ? code.dump() : "?",
-                                                 "): ", StringMember(object, "message")));
+                                                 "): ", kube::StringField(object, "message")));
           return false;
         }
         if (++events == 1) Healthy(k);
-        if (std::string rv = StringMember(Member(object, "metadata"), "resourceVersion");
+        if (std::string rv = kube::StringField(kube::Field(object, "metadata"), "resourceVersion");
             !rv.empty()) {
           resource_version = std::move(rv);
         }

@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "lib/image/reference.h"
 
 namespace ferry::registry_scanner {
 namespace {
@@ -159,6 +160,16 @@ std::string AuthorityOf(const std::string& url) {
   const size_t end = url.find_first_of("/?#", start);
   return absl::AsciiStrToLower(
       url.substr(start, end == std::string::npos ? std::string::npos : end - start));
+}
+
+// A Docker-Content-Digest header that is no digest (a broken or hostile registry): the
+// manifest cannot be named by it. The header's text is not echoed.
+absl::Status BadDigestHeader(const std::string& registry, const std::string& path,
+                             const std::string& reference) {
+  return absl::InternalError(
+      absl::StrCat(registry, "/", path, ":", reference,
+                   ": the registry's Docker-Content-Digest header is not a digest "
+                   "(algorithm:hex)"));
 }
 
 }  // namespace
@@ -399,6 +410,9 @@ absl::StatusOr<Manifest> RegistryClient::GetManifest(const std::string& registry
   Manifest m;
   m.media_type = resp->Header("content-type");
   m.digest = resp->Header("docker-content-digest");
+  if (!m.digest.empty() && !image::IsDigest(m.digest)) {
+    return BadDigestHeader(registry, path, reference);
+  }
   m.body = std::move(resp->body);
   if (m.media_type.empty() || m.media_type == "application/json") {
     try {
@@ -427,6 +441,7 @@ absl::StatusOr<std::string> RegistryClient::ManifestDigest(const std::string& re
   if (digest.empty()) {
     return absl::InternalError(absl::StrCat(registry, ": no Docker-Content-Digest header"));
   }
+  if (!image::IsDigest(digest)) return BadDigestHeader(registry, path, reference);
   return digest;
 }
 

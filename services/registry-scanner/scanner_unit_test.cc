@@ -172,6 +172,29 @@ TEST_F(ScannerUnitTest, FirstScanIsSilentThenANewTagIsAnEvent) {
   EXPECT_EQ(testing::MetricSum(registry_, "ferry_registry_cache_misses_total"), 2);
 }
 
+// A manifest whose Docker-Content-Digest header is no digest (here not even UTF-8, which the
+// cache's JSON could not hold) fails that tag alone: the others are stored.
+TEST_F(ScannerUnitTest, ATagWhoseDigestHeaderIsNoDigestFailsAlone) {
+  const std::string good = repo_.Push("1");
+  repo_.Push("2");
+  const std::multimap<std::string, std::string> headers = {
+      {"content-type", kSchema2}, {"docker-content-digest", "sha256:\xff\xfe not a digest"}};
+  const nlohmann::json manifest = {{"schemaVersion", 2},
+                                   {"mediaType", kSchema2},
+                                   {"config", {{"digest", "sha256:" + std::string(64, '0')}}}};
+  http_.Set("GET", FakeRepository::ManifestUrl("2"), http::Response{200, headers, manifest.dump()});
+  http_.Set("HEAD", FakeRepository::ManifestUrl("2"), http::Response{200, headers, ""});
+  http_.Set("GET", absl::StrCat(kBase, "/blobs/sha256:", std::string(64, '0')),
+            http::Response{200, {}, nlohmann::json{{"os", "linux"}}.dump()});
+  (void)scanner_->Scan(kRepo);  // reports the failed tag, or not: the others are what matters
+  absl::StatusOr<std::vector<TagRecord>> known = scanner_->KnownTags(kRepo);
+  FERRY_ASSERT_OK(known);
+  std::map<std::string, std::string> digests;
+  for (const TagRecord& t : *known) digests[t.tag] = t.metadata.digest;
+  EXPECT_EQ(digests["1"], good);
+  EXPECT_TRUE(digests.count("2") == 0 || digests["2"].empty()) << digests["2"];
+}
+
 // Waits until `n` readers queue behind the scan of kRepo in progress (fails after 10 s).
 void WaitUntilQueued(Scanner& scanner, int n) {
   const absl::Time deadline = absl::Now() + absl::Seconds(10);

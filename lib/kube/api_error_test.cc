@@ -1,0 +1,38 @@
+// ApiError: the status and message of an error answer of the Kubernetes API, whatever its
+// body holds (a Status, another JSON, text), never thrown through.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "lib/kube/kube_client.h"
+
+namespace ferry::kube {
+namespace {
+
+TEST(ApiError, AStatusGivesItsMessage) {
+  absl::Status s = ApiError(
+      403, R"({"kind":"Status","reason":"Forbidden","message":"deployments is forbidden"})",
+      "GET /apis/apps/v1/deployments");
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(s.message(), "GET /apis/apps/v1/deployments: deployments is forbidden");
+}
+
+// A proxy or an aggregated API may answer anything: fields of other types read as absent,
+// and the body is shown (shortened) instead.
+TEST(ApiError, AnyOtherBodyIsShownAndNothingThrows) {
+  for (const std::string& body : std::vector<std::string>{
+           R"({"kind":"Status","message":5})", R"({"kind":7,"message":"x"})",
+        R"({"kind":"Status","reason":[],"message":{"a":1}})", R"(["Status"])", R"("Status")",
+        "<html>bad gateway</html>", "", std::string(1000, 'x')}) {
+    absl::Status s;
+    ASSERT_NO_THROW(s = ApiError(502, body, "GET /api")) << body;
+    EXPECT_FALSE(s.ok()) << body;
+    EXPECT_TRUE(absl::StartsWith(s.message(), "GET /api: ")) << s.message();
+    EXPECT_LE(s.message().size(), 400u) << body;
+  }
+}
+
+}  // namespace
+}  // namespace ferry::kube
