@@ -24,8 +24,8 @@ TEST(ApiError, AStatusGivesItsMessage) {
 TEST(ApiError, AnyOtherBodyIsShownAndNothingThrows) {
   for (const std::string& body : std::vector<std::string>{
            R"({"kind":"Status","message":5})", R"({"kind":7,"message":"x"})",
-        R"({"kind":"Status","reason":[],"message":{"a":1}})", R"(["Status"])", R"("Status")",
-        "<html>bad gateway</html>", "", std::string(1000, 'x')}) {
+           R"({"kind":"Status","reason":[],"message":{"a":1}})", R"(["Status"])", R"("Status")",
+           "<html>bad gateway</html>", "", std::string(1000, 'x')}) {
     absl::Status s;
     ASSERT_NO_THROW(s = ApiError(502, body, "GET /api")) << body;
     EXPECT_FALSE(s.ok()) << body;

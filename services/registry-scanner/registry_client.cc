@@ -1,5 +1,6 @@
 #include "services/registry-scanner/registry_client.h"
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -162,6 +163,9 @@ std::string AuthorityOf(const std::string& url) {
       url.substr(start, end == std::string::npos ? std::string::npos : end - start));
 }
 
+// The longest a registry token is kept, whatever its expires_in says.
+constexpr absl::Duration kMaxTokenLife = absl::Hours(24);
+
 // A Docker-Content-Digest header that is no digest (a broken or hostile registry): the
 // manifest cannot be named by it. The header's text is not echoed.
 absl::Status BadDigestHeader(const std::string& registry, const std::string& path,
@@ -241,10 +245,15 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const std::string& regist
     nlohmann::json j = nlohmann::json::parse(resp->body);
     std::string token = j.value("token", j.value("access_token", ""));
     if (token.empty()) return absl::UnauthenticatedError(absl::StrCat(registry, ": empty token"));
-    int expires_in = j.value("expires_in", 60);
+    // Its lifetime (60 s when not given as a number), renewed a little before the registry
+    // would refuse it, and taken between a second and a day whatever the answer says.
+    double expires_in = 60;
+    if (auto it = j.find("expires_in"); it != j.end() && it->is_number()) {
+      expires_in = it->get<double>();
+    }
+    const double keep = std::clamp(expires_in - 10, 1.0, absl::ToDoubleSeconds(kMaxTokenLife));
     absl::MutexLock lock(&mu_);
-    // Renew a little before the registry would refuse it.
-    tokens_[key] = {token, clock_.Now() + absl::Seconds(std::max(expires_in - 10, 1))};
+    tokens_[key] = {token, clock_.Now() + absl::Seconds(keep)};
     return token;
   } catch (const nlohmann::json::exception&) {
     return absl::UnauthenticatedError(absl::StrCat(registry, ": token response is not JSON"));

@@ -318,38 +318,66 @@ TEST_F(PagedScannerUnitTest, TagListIsFollowedAcrossPages) {
   EXPECT_EQ(http_.Count("GET", absl::StrCat(kBase, "/tags/list?last=d&n=2")), 1);
 }
 
-TEST_F(ScannerUnitTest, BearerChallengeIsAnsweredAndTheTokenKeptUntilItExpires) {
-  const std::string token_url =
+// The repository behind a Bearer challenge, whose token service gives tokens valid for
+// `expires_in` (as the token answer has it); counts the tokens issued.
+class BearerScannerUnitTest : public ScannerUnitTest {
+ protected:
+  static constexpr char kTokenUrl[] =
       "http://reg.test/token?service=reg.test&scope=repository%3ateam%2fapp%3apull";
-  int issued = 0;
-  std::string current;
-  http_.Set("GET", token_url, [&](const http::Request&) -> absl::StatusOr<http::Response> {
-    current = absl::StrCat("token-", ++issued);
-    return http::Response{200, {}, nlohmann::json{{"token", current}, {"expires_in", 60}}.dump()};
-  });
-  http_.Set("GET", repo_.FirstPageUrl(),
-            [&](const http::Request& r) -> absl::StatusOr<http::Response> {
-              for (const auto& [name, value] : r.headers) {
-                if (name == "Authorization" && value == "Bearer " + current) {
-                  return http::Response{200, {}, R"({"tags": []})"};
+
+  void ServeBearer(nlohmann::json expires_in) {
+    http_.Set("GET", kTokenUrl, [this, expires_in](const http::Request&) {
+      current_ = absl::StrCat("token-", ++issued_);
+      return absl::StatusOr<http::Response>(http::Response{
+          200, {}, nlohmann::json{{"token", current_}, {"expires_in", expires_in}}.dump()});
+    });
+    http_.Set("GET", repo_.FirstPageUrl(),
+              [this](const http::Request& r) -> absl::StatusOr<http::Response> {
+                for (const auto& [name, value] : r.headers) {
+                  if (name == "Authorization" && value == "Bearer " + current_) {
+                    return http::Response{200, {}, R"({"tags": []})"};
+                  }
                 }
-              }
-              return http::Response{401,
-                                    {{"www-authenticate",
-                                      "Bearer realm=\"http://reg.test/token\",service=\"reg.test\","
-                                      "scope=\"repository:team/app:pull\""}},
-                                    ""};
-            });
+                return http::Response{
+                    401,
+                    {{"www-authenticate",
+                      "Bearer realm=\"http://reg.test/token\",service=\"reg.test\","
+                      "scope=\"repository:team/app:pull\""}},
+                    ""};
+              });
+  }
+
+  int issued_ = 0;
+  std::string current_;
+};
+
+TEST_F(BearerScannerUnitTest, BearerChallengeIsAnsweredAndTheTokenKeptUntilItExpires) {
+  ServeBearer(60);
   FERRY_ASSERT_OK(scanner_->Scan(kRepo));
-  EXPECT_EQ(issued, 1);
+  EXPECT_EQ(issued_, 1);
   // Kept until 10 s before the registry's 60 s are up.
   clock_.Advance(absl::Seconds(49));
   FERRY_ASSERT_OK(scanner_->Scan(kRepo));
-  EXPECT_EQ(issued, 1);
+  EXPECT_EQ(issued_, 1);
   clock_.Advance(absl::Seconds(1));
   FERRY_ASSERT_OK(scanner_->Scan(kRepo));
-  EXPECT_EQ(issued, 2);
-  EXPECT_EQ(http_.Count("GET", token_url), 2);
+  EXPECT_EQ(issued_, 2);
+  EXPECT_EQ(http_.Count("GET", kTokenUrl), 2);
+}
+
+// A token's lifetime is taken between a second and a day, whatever the registry says: a huge
+// or negative number (which overflowed an int before) or one that is no number.
+TEST_F(BearerScannerUnitTest, ATokensLifetimeIsTakenBetweenASecondAndADay) {
+  for (const nlohmann::json& expires_in :
+       {nlohmann::json(1e300), nlohmann::json(-2147483648LL), nlohmann::json("soon")}) {
+    issued_ = 0;
+    ServeBearer(expires_in);
+    FERRY_ASSERT_OK(scanner_->Scan(kRepo)) << expires_in;
+    const int after_first = issued_;
+    clock_.Advance(absl::Hours(24) + absl::Seconds(1));
+    FERRY_ASSERT_OK(scanner_->Scan(kRepo)) << expires_in;
+    EXPECT_EQ(issued_, after_first + 1) << expires_in << ": a token kept for more than a day";
+  }
 }
 
 // A release waits for GetImage. A tag the scanner has not learned yet is asked of the registry
