@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lib/kube/json_fields.h"
 #include "lib/manifest/resource.h"
 #include "lib/manifest/workload_id.h"
 #include "lib/runtime/parallel.h"
@@ -39,13 +40,19 @@ std::map<std::string, std::string> StringMap(const nlohmann::json& obj) {
   return out;
 }
 
+// A condition's message, or its reason when it has none.
+std::string MessageOrReason(const nlohmann::json& condition) {
+  std::string message = kube::StringField(condition, "message");
+  return message.empty() ? kube::StringField(condition, "reason") : message;
+}
+
 // The condition of `type` in status.conditions, or null.
 const nlohmann::json& Condition(const nlohmann::json& object, const std::string& type) {
   static const nlohmann::json kNull;
   const nlohmann::json& conditions = Field(object, {"status", "conditions"});
   if (!conditions.is_array()) return kNull;
   for (const auto& c : conditions) {
-    if (c.value("type", "") == type) return c;
+    if (kube::StringField(c, "type") == type) return c;
   }
   return kNull;
 }
@@ -72,8 +79,8 @@ std::string SelectorQuery(const nlohmann::json& selector) {
   if (expressions.is_array()) {
     for (const auto& e : expressions) {
       if (!e.is_object()) return "";
-      const std::string key = e.value("key", "");
-      const std::string op = e.value("operator", "");
+      const std::string key = kube::StringField(e, "key");
+      const std::string op = kube::StringField(e, "operator");
       std::vector<std::string> values;
       if (e.contains("values") && e["values"].is_array()) {
         for (const auto& v : e["values"]) {
@@ -116,7 +123,7 @@ std::string CurrentRevisionTerm(kube::KubeApi& client, const nlohmann::json& obj
   }
   // Deployment: the pod-template-hash of its ReplicaSet of the current revision.
   auto revision = w.annotations.find("deployment.kubernetes.io/revision");
-  const std::string uid = Field(object, {"metadata"}).value("uid", "");
+  const std::string uid = kube::StringField(Field(object, {"metadata"}), "uid");
   if (revision == w.annotations.end() || uid.empty()) return "";
   absl::StatusOr<nlohmann::json> sets =
       client.Get(absl::StrCat("/apis/apps/v1/namespaces/", w.namespace_,
@@ -129,7 +136,7 @@ std::string CurrentRevisionTerm(kube::KubeApi& client, const nlohmann::json& obj
     bool owned = false;
     const nlohmann::json& owners = Field(meta, {"ownerReferences"});
     if (owners.is_array()) {
-      for (const auto& o : owners) owned |= o.is_object() && o.value("uid", "") == uid;
+      for (const auto& o : owners) owned |= o.is_object() && kube::StringField(o, "uid") == uid;
     }
     if (!owned || StringMap(Field(meta, {"annotations"}))["deployment.kubernetes.io/revision"] !=
                       revision->second) {
@@ -177,23 +184,23 @@ std::vector<std::string> FailingPods(const ClusterWorkloadInfo& w, const nlohman
   const nlohmann::json& items = Field(pods, {"items"});
   if (!items.is_array()) return out;
   for (const auto& pod : items) {
-    const std::string name = Field(pod, {"metadata"}).value("name", "");
+    const std::string name = kube::StringField(Field(pod, {"metadata"}), "name");
     for (const char* list : {"initContainerStatuses", "containerStatuses"}) {
       const nlohmann::json& statuses = Field(pod, {"status", list});
       if (!statuses.is_array()) continue;
       for (const auto& c : statuses) {
         const nlohmann::json& waiting = Field(c, {"state", "waiting"});
-        const std::string reason = waiting.is_object() ? waiting.value("reason", "") : "";
+        const std::string reason = waiting.is_object() ? kube::StringField(waiting, "reason") : "";
         if (!StuckReason(reason)) continue;
         // Only the spec's image counts: an old replica's crash is not this rollout's.
-        const std::string container = c.value("name", "");
+        const std::string container = kube::StringField(c, "name");
         const nlohmann::json& spec = Field(
             pod,
             {"spec", std::string(list) == "containerStatuses" ? "containers" : "initContainers"});
         std::string image;
         if (spec.is_array()) {
           for (const auto& s : spec) {
-            if (s.value("name", "") == container) image = s.value("image", "");
+            if (kube::StringField(s, "name") == container) image = kube::StringField(s, "image");
           }
         }
         bool current = false;
@@ -202,7 +209,7 @@ std::vector<std::string> FailingPods(const ClusterWorkloadInfo& w, const nlohman
         }
         if (!current) continue;
         std::string message = absl::StrCat("pod ", name, " container ", container, ": ", reason);
-        const std::string detail = waiting.value("message", "");
+        const std::string detail = kube::StringField(waiting, "message");
         if (!detail.empty())
           absl::StrAppend(&message, ": ", Utf8Prefix(detail, kMaxPodDetailBytes));
         out.push_back(std::move(message));
@@ -234,9 +241,10 @@ RolloutInfo RolloutOf(const std::string& kind, const nlohmann::json& object) {
     if (!observed) {
       waiting_for_observation();
     } else if (const auto& p = Condition(object, "Progressing");
-               !p.is_null() && p.value("reason", "") == "ProgressDeadlineExceeded") {
+               !p.is_null() && kube::StringField(p, "reason") == "ProgressDeadlineExceeded") {
       r.state = State::kError;
-      r.messages.push_back(absl::StrCat("progress deadline exceeded: ", p.value("message", "")));
+      r.messages.push_back(
+          absl::StrCat("progress deadline exceeded: ", kube::StringField(p, "message")));
     } else if (r.updated < r.desired) {
       r.state = State::kUpdating;
       r.messages.push_back(absl::StrCat(r.updated, " of ", r.desired, " new replicas updated"));
@@ -251,8 +259,8 @@ RolloutInfo RolloutOf(const std::string& kind, const nlohmann::json& object) {
       r.state = State::kReady;
     }
     if (const auto& f = Condition(object, "ReplicaFailure");
-        !f.is_null() && f.value("status", "") == "True") {
-      r.messages.push_back(absl::StrCat("replica failure: ", f.value("message", "")));
+        !f.is_null() && kube::StringField(f, "status") == "True") {
+      r.messages.push_back(absl::StrCat("replica failure: ", kube::StringField(f, "message")));
       if (r.state != State::kReady) r.state = State::kError;
     }
   } else if (kind == "DaemonSet") {
@@ -299,11 +307,11 @@ RolloutInfo RolloutOf(const std::string& kind, const nlohmann::json& object) {
     r.desired = static_cast<int>(Int(spec, "completions", Int(spec, "parallelism", 1)));
     r.ready = r.available = r.updated = static_cast<int>(Int(status, "succeeded"));
     if (const auto& f = Condition(object, "Failed");
-        !f.is_null() && f.value("status", "") == "True") {
+        !f.is_null() && kube::StringField(f, "status") == "True") {
       r.state = State::kError;
-      r.messages.push_back(absl::StrCat("job failed: ", f.value("message", f.value("reason", ""))));
+      r.messages.push_back(absl::StrCat("job failed: ", MessageOrReason(f)));
     } else if (const auto& c = Condition(object, "Complete");
-               !c.is_null() && c.value("status", "") == "True") {
+               !c.is_null() && kube::StringField(c, "status") == "True") {
       r.state = State::kReady;
     } else {
       r.state = State::kUpdating;
@@ -319,12 +327,12 @@ RolloutInfo RolloutOf(const std::string& kind, const nlohmann::json& object) {
     const auto& c = !ready.is_null() ? ready : released;
     if (c.is_null()) {
       r.state = State::kUnknown;
-    } else if (c.value("status", "") == "True") {
+    } else if (kube::StringField(c, "status") == "True") {
       r.state = observed ? State::kReady : State::kUpdating;
     } else {
-      r.state = c.value("reason", "").find("Fail") != std::string::npos ? State::kError
-                                                                        : State::kUpdating;
-      r.messages.push_back(c.value("message", ""));
+      r.state = kube::StringField(c, "reason").find("Fail") != std::string::npos ? State::kError
+                                                                                 : State::kUpdating;
+      r.messages.push_back(kube::StringField(c, "message"));
     }
   }
   return r;
@@ -334,8 +342,8 @@ ClusterWorkloadInfo WorkloadOf(const std::string& kind, const nlohmann::json& ob
   ClusterWorkloadInfo w;
   const auto& meta = Field(object, {"metadata"});
   w.kind = kind;
-  w.name = meta.value("name", "");
-  w.namespace_ = meta.value("namespace", "");
+  w.name = kube::StringField(meta, "name");
+  w.namespace_ = kube::StringField(meta, "namespace");
   w.id = manifest::ResourceId(w.namespace_, kind, w.name);
   w.labels = StringMap(Field(meta, {"labels"}));
   w.annotations = StringMap(Field(meta, {"annotations"}));
@@ -344,8 +352,9 @@ ClusterWorkloadInfo WorkloadOf(const std::string& kind, const nlohmann::json& ob
     const nlohmann::json& containers = Field(pod, {list});
     if (!containers.is_array()) continue;
     for (const auto& c : containers) {
-      w.containers.push_back(
-          {c.value("name", ""), c.value("image", ""), std::string(list) == "initContainers"});
+      if (!c.is_object()) continue;
+      w.containers.push_back({kube::StringField(c, "name"), kube::StringField(c, "image"),
+                              std::string(list) == "initContainers"});
     }
   }
   w.rollout = RolloutOf(kind, object);
@@ -355,7 +364,7 @@ ClusterWorkloadInfo WorkloadOf(const std::string& kind, const nlohmann::json& ob
 bool IsClusterAddon(const nlohmann::json& object) {
   const auto& labels = Field(object, {"metadata", "labels"});
   if (!labels.is_object()) return false;
-  return labels.value("kubernetes.io/cluster-service", "") == "true" ||
+  return kube::StringField(labels, "kubernetes.io/cluster-service") == "true" ||
          labels.contains("addonmanager.kubernetes.io/mode");
 }
 

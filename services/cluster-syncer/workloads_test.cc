@@ -31,6 +31,28 @@ nlohmann::json Deployment(int replicas, int64_t generation, const nlohmann::json
           {"status", status}};
 }
 
+// An object of a workload kind as a misbehaving API (or a CRD without a schema) may send:
+// fields of other types read as absent, and nothing throws.
+TEST(WorkloadOf, FieldsOfOtherTypesReadAsAbsent) {
+  const nlohmann::json hostile = nlohmann::json::parse(R"({
+    "metadata": {"name": 5, "namespace": [1], "labels": "x", "uid": false},
+    "spec": {"replicas": "three", "template": {"spec": {"containers": [
+      7, {"name": {"a": 1}, "image": 9}, {"name": "app"}]}}},
+    "status": {"observedGeneration": "1",
+               "conditions": [3, {"type": 4}, {"type": "Progressing", "reason": {}}]}})");
+  for (const char* kind : {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
+                           "HelmRelease", "FluxHelmRelease"}) {
+    ClusterWorkloadInfo w;
+    ASSERT_NO_THROW(w = WorkloadOf(kind, hostile)) << kind;
+    EXPECT_EQ(w.name, "") << kind;
+    EXPECT_EQ(w.namespace_, "") << kind;
+  }
+  ClusterWorkloadInfo w = WorkloadOf("Deployment", hostile);
+  ASSERT_EQ(w.containers.size(), 2u);  // the entries that are objects, names unreadable or not
+  EXPECT_EQ(w.containers[1].name, "app");
+  EXPECT_EQ(w.containers[1].image, "");
+}
+
 TEST(RolloutOf, DeploymentStatesLikeKubectl) {
   EXPECT_EQ(RolloutOf("Deployment", Deployment(2, 3, {{"observedGeneration", 2}})).state,
             State::kUpdating);  // spec not observed yet
