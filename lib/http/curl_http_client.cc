@@ -205,8 +205,9 @@ absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
                    static_cast<long>(absl::ToInt64Milliseconds(request.timeout)));
   const int64_t idle_seconds = IdleSeconds(request);
   if (idle_seconds > 0) {
-    // Below 1 byte/s for that long: curl measures the speed over its last few seconds, so
-    // this is "nothing arrived for that long".
+    // Below 1 byte/s for that long, as curl measures it (over its last few seconds, sampled
+    // each second): nothing, or next to nothing, arrived for that long. It runs once the
+    // request is sent (not while connecting), also before the answer's first line.
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, static_cast<long>(idle_seconds));
   }
@@ -270,7 +271,9 @@ absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
   }
   const absl::Time began = absl::Now();
   CURLcode code = curl_easy_perform(curl);
-  if (code == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
+  long answered = 0;  // the status received, also when the transfer failed after it; 0: none
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &answered);
+  if (code == CURLE_OK) response.status = answered;
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
   curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, nullptr);  // `guard` dies with this call
@@ -290,6 +293,11 @@ absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
   }
   if (code == CURLE_OPERATION_TIMEDOUT && idle_seconds > 0 &&
       absl::Now() - began < request.timeout) {
+    // A peer that never answered is unavailable; one whose answer stopped flowing, idle.
+    if (answered == 0) {
+      return absl::UnavailableError(absl::StrCat(request.method, " ", HostOfUrl(request.url),
+                                                 ": no answer in ", idle_seconds, " s"));
+    }
     return absl::DeadlineExceededError(absl::StrCat(request.method, " ", HostOfUrl(request.url),
                                                     ": nothing received for ", idle_seconds, " s"));
   }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -15,6 +16,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "lib/status/status_matchers.h"
 
@@ -211,41 +213,10 @@ TEST(CurlHttpClientTest, ConnectionsAreKeptAliveAndReused) {
   EXPECT_LE(connections, 4) << "a connection per request in flight at most, reused after";
 }
 
-// A transfer whose peer goes silent ends at its idle timeout, long before its timeout.
-TEST(CurlHttpClientTest, AnIdleTimeoutEndsATransferThatGoesSilent) {
-  CountingListener listener;  // holds the connection, never answers
-  CurlOptions options;
-  options.insecure_hosts = {absl::StrCat("127.0.0.1:", listener.port())};
-  CurlHttpClient client(options);
-  Request request;
-  request.url = absl::StrCat("http://127.0.0.1:", listener.port(), "/watch");
-  request.timeout = absl::Seconds(120);
-  request.idle_timeout = absl::Milliseconds(1500);  // rounded up: 2 s
-  std::thread holder([&] {
-    for (const absl::Time end = absl::Now() + absl::Seconds(30);
-         !listener.AcceptAndHold() && absl::Now() < end;) {
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-  });
-  const absl::Time began = absl::Now();
-  absl::StatusOr<Response> response = client.Send(request);
-  holder.join();
-  EXPECT_THAT(response,
-              StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("nothing received for 2 s")));
-  EXPECT_LT(absl::Now() - began, absl::Seconds(60)) << "ended by the timeout, not the idle one";
-}
-
-// A stream that sends a little now and then is not idle, however long it lasts.
-TEST(CurlHttpClientTest, AnIdleTimeoutSparesAStreamThatKeepsSending) {
-  CountingListener listener;
-  CurlOptions options;
-  options.insecure_hosts = {absl::StrCat("127.0.0.1:", listener.port())};
-  CurlHttpClient client(options);
-  Request request;
-  request.url = absl::StrCat("http://127.0.0.1:", listener.port(), "/watch");
-  request.idle_timeout = absl::Seconds(1);
-  constexpr int kBytes = 8;  // one every 400 ms: 3.2 s, more than the idle timeout 3 times
-  std::thread server([&] {
+// Accepts one connection of `listener` (waiting up to 30 s for it) on a thread of its own and
+// plays `script` on its socket (blocking), then closes it.
+std::thread ServeOne(CountingListener& listener, std::function<void(int fd)> script) {
+  return std::thread([&listener, script = std::move(script)] {
     int fd = -1;
     for (const absl::Time end = absl::Now() + absl::Seconds(30); fd < 0 && absl::Now() < end;) {
       fd = accept(listener.fd(), nullptr, nullptr);
@@ -253,17 +224,75 @@ TEST(CurlHttpClientTest, AnIdleTimeoutSparesAStreamThatKeepsSending) {
     }
     if (fd < 0) return;
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    const std::string head = absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", kBytes,
-                                          "\r\nConnection: close\r\n\r\n");
-    bool ok = write(fd, head.data(), head.size()) == static_cast<ssize_t>(head.size());
-    for (int i = 0; ok && i < kBytes; ++i) {
-      absl::SleepFor(absl::Milliseconds(400));  // the peer's pace, not a wait for a condition
-      ok = write(fd, "x", 1) == 1;
-    }
+    script(fd);
     close(fd);
   });
-  absl::StatusOr<Response> response = client.Send(request);
-  server.join();
+}
+
+// A client of `listener` sending one request with a 120 s timeout and a 2 s idle timeout.
+class IdleTimeoutTest : public ::testing::Test {
+ protected:
+  IdleTimeoutTest() {
+    CurlOptions options;
+    options.insecure_hosts = {absl::StrCat("127.0.0.1:", listener_.port())};
+    client_ = std::make_unique<CurlHttpClient>(options);
+    request_.url = absl::StrCat("http://127.0.0.1:", listener_.port(), "/watch");
+    request_.timeout = absl::Seconds(120);
+    request_.idle_timeout = absl::Milliseconds(1500);  // rounded up: 2 s
+  }
+  // Sends the request; `peer` plays the server's side until the answer is in.
+  absl::StatusOr<Response> Send(std::function<void(int fd, absl::Notification& done)> peer) {
+    absl::Notification done;
+    std::thread server = ServeOne(listener_, [&](int fd) { peer(fd, done); });
+    const absl::Time began = absl::Now();
+    absl::StatusOr<Response> response = client_->Send(request_);
+    took_ = absl::Now() - began;
+    done.Notify();
+    server.join();
+    return response;
+  }
+  static bool Write(int fd, const std::string& data) {
+    return write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
+  }
+
+  CountingListener listener_;
+  std::unique_ptr<CurlHttpClient> client_;
+  Request request_;
+  absl::Duration took_;
+};
+
+// A peer that takes the request and never answers: Unavailable at the idle timeout, long
+// before the timeout.
+TEST_F(IdleTimeoutTest, APeerThatNeverAnswersIsUnavailable) {
+  absl::StatusOr<Response> response =
+      Send([](int, absl::Notification& done) { done.WaitForNotification(); });
+  EXPECT_THAT(response, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("no answer in 2 s")));
+  EXPECT_LT(took_, absl::Seconds(60)) << "ended by the timeout, not the idle one";
+}
+
+// An answer that begins, then stops flowing: DeadlineExceeded at the idle timeout.
+TEST_F(IdleTimeoutTest, AnAnswerThatStopsFlowingIsIdle) {
+  absl::StatusOr<Response> response = Send([](int fd, absl::Notification& done) {
+    if (Write(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nx")) {
+      done.WaitForNotification();
+    }
+  });
+  EXPECT_THAT(response,
+              StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("nothing received for 2 s")));
+  EXPECT_LT(took_, absl::Seconds(60)) << "ended by the timeout, not the idle one";
+}
+
+// A stream that sends a little now and then is not idle, however long it lasts.
+TEST_F(IdleTimeoutTest, AStreamThatKeepsSendingIsNotIdle) {
+  constexpr int kBytes = 12;  // one every 400 ms: 4.8 s, more than twice the idle timeout
+  absl::StatusOr<Response> response = Send([](int fd, absl::Notification&) {
+    bool ok = Write(fd, absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", kBytes,
+                                     "\r\nConnection: close\r\n\r\n"));
+    for (int i = 0; ok && i < kBytes; ++i) {
+      absl::SleepFor(absl::Milliseconds(400));  // the peer's pace, not a wait for a condition
+      ok = Write(fd, "x");
+    }
+  });
   ASSERT_THAT(response, IsOk());
   EXPECT_EQ(response->status, 200);
   EXPECT_EQ(response->body, std::string(kBytes, 'x'));

@@ -35,8 +35,9 @@ struct Request {
   // When set, the transfer ends (Cancelled) within about a second of it becoming true, also
   // while no data flows: for a stream the caller stops.
   const std::atomic<bool>* cancelled = nullptr;
-  // When finite, the transfer ends (DeadlineExceeded) once nothing has arrived for about this
-  // long (rounded up to whole seconds), however long `timeout` allows: for a stream whose
+  // When finite, the transfer ends once nothing has arrived for about this long (rounded up
+  // to whole seconds), however long `timeout` allows: DeadlineExceeded when the answer had
+  // begun (its status line arrived), Unavailable when nothing came at all. For a stream whose
   // server sends something now and then, so that a connection gone silent (a peer that
   // vanished without closing it) is noticed.
   absl::Duration idle_timeout = absl::InfiniteDuration();

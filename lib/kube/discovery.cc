@@ -90,22 +90,22 @@ absl::Status Discovery::Refresh() {
     const std::string path =
         group.empty() ? "/api/" + version : absl::StrCat("/apis/", group, "/", version);
     auto list = client_.Get(path, "discovery");
-    if (!list.ok()) {
-      // An aggregated API that is down must not hide everything else.
-      if (list.status().code() == absl::StatusCode::kUnavailable ||
-          list.status().code() == absl::StatusCode::kNotFound) {
-        continue;
-      }
+    if (!list.ok() && list.status().code() == absl::StatusCode::kNotFound) continue;  // gone
+    if (!list.ok() && list.status().code() != absl::StatusCode::kUnavailable) {
       return list.status();
     }
+    std::vector<ApiResource> served;
     try {
-      std::vector<ApiResource> served = ResourcesOf(*list, group, version);
-      resources.insert(resources.end(), std::make_move_iterator(served.begin()),
-                       std::make_move_iterator(served.end()));
+      if (list.ok()) served = ResourcesOf(*list, group, version);
     } catch (const nlohmann::json::exception&) {
-      // Nor one that answers something else than discovery (an aggregated API's own server).
-      continue;
+      list = absl::UnavailableError("not a discovery document");
     }
+    // An aggregated API that is down, or answers something else than discovery (its own
+    // server misbehaving), must not hide everything else, nor make its own kinds vanish for
+    // a moment: they stay as the last load had them.
+    if (!list.ok()) served = Installed(group, version);
+    resources.insert(resources.end(), std::make_move_iterator(served.begin()),
+                     std::make_move_iterator(served.end()));
   }
   std::map<std::string, size_t> by_gvk;
   for (size_t i = 0; i < resources.size(); ++i) {
@@ -122,6 +122,16 @@ absl::Status Discovery::Refresh() {
   loaded_ = true;
   refreshed_ = absl::Now();
   return absl::OkStatus();
+}
+
+std::vector<ApiResource> Discovery::Installed(const std::string& group,
+                                              const std::string& version) {
+  absl::MutexLock lock(&mu_);
+  std::vector<ApiResource> out;
+  for (const ApiResource& r : resources_) {
+    if (r.group == group && r.version == version) out.push_back(r);
+  }
+  return out;
 }
 
 absl::Status Discovery::EnsureLoaded() {

@@ -43,16 +43,20 @@ class Discovery {
   absl::StatusOr<ApiResource> Find(const std::string& api_version, const std::string& kind);
   // The preferred version's resource for `kind` in `group`, if served.
   absl::StatusOr<ApiResource> FindPreferred(const std::string& group, const std::string& kind);
-  // Reloads everything now. A group version whose document is unavailable, missing or not
-  // of discovery's shape (an aggregated API that is down or misbehaves) is left out; a
+  // Reloads everything now. A group version whose document is missing is left out; one that
+  // is unavailable or not of discovery's shape (an aggregated API that is down or
+  // misbehaves) keeps what the last load had of it (none, the first time); a
   // malformed /api or /apis is Internal, and what was loaded before stays. Of refreshes that
-  // overlap, the one begun last decides.
+  // overlap, the one begun last that succeeds decides.
   absl::Status Refresh();
   // Every resource of every served version (preferred versions first).
   absl::StatusOr<std::vector<ApiResource>> All();
 
  private:
   absl::Status EnsureLoaded() ABSL_LOCKS_EXCLUDED(mu_, load_mu_);
+  // The resources of `group`/`version` as the installed answer has them.
+  std::vector<ApiResource> Installed(const std::string& group, const std::string& version)
+      ABSL_LOCKS_EXCLUDED(mu_);
   KubeApi& client_;
   const absl::Duration min_refresh_;
   // Held by the first load, so that callers arriving together (the threads of a

@@ -52,6 +52,7 @@ TEST(Discovery, CallersArrivingTogetherShareOneLoad) {
 class AggregatedApi : public DeploymentsOnlyApi {
  public:
   nlohmann::json metrics;
+  bool metrics_gone = false;
   std::optional<nlohmann::json> apis;
 
   absl::StatusOr<nlohmann::json> Get(const std::string& path, const std::string&) override {
@@ -63,7 +64,10 @@ class AggregatedApi : public DeploymentsOnlyApi {
                                   {"versions", {{{"version", "v1beta1"}}}}});
       return groups;
     }
-    if (path == "/apis/metrics.k8s.io/v1beta1") return metrics;
+    if (path == "/apis/metrics.k8s.io/v1beta1") {
+      if (metrics_gone) return absl::NotFoundError(path);
+      return metrics;
+    }
     std::optional<nlohmann::json> document = DiscoveryDocument(path);
     if (!document) return absl::NotFoundError(path);
     return *document;
@@ -84,6 +88,23 @@ TEST(Discovery, AGroupVersionNotOfDiscoverysShapeIsLeftOut) {
     EXPECT_EQ(discovery.FindPreferred("metrics.k8s.io", "PodMetrics").status().code(),
               absl::StatusCode::kNotFound);
   }
+}
+
+// A group version that was served and then answers badly keeps its kinds; one that is gone
+// (NotFound) loses them.
+TEST(Discovery, AGroupVersionThatAnswersBadlyKeepsItsKindsUntilItIsGone) {
+  AggregatedApi api;
+  api.metrics = {{"resources", {{{"name", "pods"}, {"kind", "PodMetrics"}}}}};
+  Discovery discovery(api);
+  ASSERT_TRUE(discovery.FindPreferred("metrics.k8s.io", "PodMetrics").ok());
+  api.metrics = "metrics are elsewhere today";
+  ASSERT_TRUE(discovery.Refresh().ok());
+  EXPECT_TRUE(discovery.FindPreferred("metrics.k8s.io", "PodMetrics").ok());
+  EXPECT_TRUE(discovery.FindPreferred("apps", "Deployment").ok());
+  api.metrics_gone = true;
+  ASSERT_TRUE(discovery.Refresh().ok());
+  EXPECT_EQ(discovery.FindPreferred("metrics.k8s.io", "PodMetrics").status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST(Discovery, AMalformedGroupListIsAnErrorAndKeepsWhatWasLoaded) {

@@ -59,9 +59,10 @@ class KubeApi {
   // ERROR, "object": ...}) to `on_event` as it arrives. OK when the server ended the stream;
   // Cancelled when `on_event` returned false or `stop` became true (checked about once a
   // second); the API's error for a refused watch; Unavailable / DeadlineExceeded when the
-  // connection failed or outlived `timeout`; DeadlineExceeded also when nothing arrived for
-  // kWatchIdleTimeout (a connection gone silent; a quiet watch that allows bookmarks is sent
-  // one now and then, and one that is not ends then too: the caller resumes it);
+  // connection failed or outlived `timeout`; DeadlineExceeded also when, once the stream had
+  // begun, nothing arrived for kWatchIdleTimeout (a connection gone silent; a quiet watch that
+  // allows bookmarks is sent one now and then, and one that is not ends then too: the caller
+  // resumes it), Unavailable when the server did not answer at all in that time;
   // ResourceExhausted for an event over kMaxWatchEventBytes. The default: Unimplemented
   // (implementations that cannot stream).
   static constexpr size_t kMaxWatchEventBytes = 8 << 20;

@@ -75,6 +75,8 @@ std::shared_ptr<const std::vector<ListedWorkload>> WorkloadWatch::Named(
     const std::string prefix = id + "\n";
     for (auto it = entries_.lower_bound(prefix);
          it != entries_.end() && absl::StartsWith(it->first, prefix); ++it) {
+      // The id itself: an object's name from the API may hold a "\n" (never a request's id).
+      if (it->second.workload.id != id) continue;
       if (ns.empty() || it->second.namespace_ == ns) out->push_back(it->second.workload);
     }
   }
@@ -190,9 +192,10 @@ void WorkloadWatch::Run(size_t k) {
       continue;
     }
     if (watched.code() == absl::StatusCode::kDeadlineExceeded && was_up) {
-      // Nothing arrived for KubeApi::kWatchIdleTimeout: a quiet kind on a server that sends
-      // no bookmarks, or a connection gone silent. Resumed at once: the first is normal, and
-      // the second fails again here if the API cannot be reached.
+      // The stream went quiet for KubeApi::kWatchIdleTimeout: a quiet kind on a server that
+      // sends no bookmarks, or a connection gone silent. Resumed at once: the first is
+      // normal, and for the second the resume fails (no answer: Unavailable, the failure
+      // path below) if the API cannot be reached.
       continue;
     }
     // Failed, or ended at once without an event: resumed where it stopped after a wait, so a

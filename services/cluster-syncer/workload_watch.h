@@ -80,8 +80,9 @@ class WorkloadWatch {
   // and CronJobs' Jobs left out), sorted by id; nullptr while some kind has not been listed
   // yet or its watch has been failing for more than the failure grace (kWatchFailureGrace).
   std::shared_ptr<const std::vector<ListedWorkload>> Workloads(const std::string& ns);
-  // Those of Workloads(ns) whose id is in `ids` (sorted by id, each once), looked up one by
-  // one: a read of a few named workloads costs that few lookups, not a copy of them all.
+  // Those of Workloads(ns) whose id is in `ids` (sorted by id; an id given twice answered
+  // once, though a HelmRelease served by two groups is two entries, as in Workloads), looked
+  // up one by one: a read of a few named workloads costs that few lookups, not a copy of all.
   std::shared_ptr<const std::vector<ListedWorkload>> Named(const std::string& ns,
                                                            const std::vector<std::string>& ids);
 

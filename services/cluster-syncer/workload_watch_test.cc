@@ -225,13 +225,15 @@ TEST(WorkloadWatch, ABookmarkMovesTheResumePointOnly) {
 }
 
 // A watch that went silent (KubeApi::kWatchIdleTimeout: DeadlineExceeded) is resumed at once,
-// not after a failure's wait, and the kind stays answered.
+// not after a failure's wait, and the kind is not counted as failing (with no grace at all,
+// it stays answered while the resumed watch is quiet).
 TEST(WorkloadWatch, ASilentWatchIsResumedAtOnce) {
   ScriptedWatchApi api({kFirstListing},
                        {Play({Event("MODIFIED", WatchedDeployment("web", "web:2", "11"))},
                              absl::DeadlineExceededError("nothing received for 150 s"))});
   kube::Discovery discovery(api);
-  WorkloadWatch watch(api, discovery, ImageOnly, FastTiming(absl::Hours(1)));
+  WorkloadWatch watch(api, discovery, ImageOnly,
+                      FastTiming(absl::Hours(1), /*failure_grace=*/absl::Nanoseconds(1)));
   watch.Start();
   const std::vector<std::string> watches = api.WaitForWatches(2);
   ASSERT_EQ(watches.size(), 2u) << "not resumed at once";

@@ -366,17 +366,25 @@ TEST_F(BearerScannerUnitTest, BearerChallengeIsAnsweredAndTheTokenKeptUntilItExp
 }
 
 // A token's lifetime is taken between a second and a day, whatever the registry says: a huge
-// or negative number (which overflowed an int before) or one that is no number.
+// or negative number (which overflowed an int before) or one that is no number (60 s).
 TEST_F(BearerScannerUnitTest, ATokensLifetimeIsTakenBetweenASecondAndADay) {
-  for (const nlohmann::json& expires_in :
-       {nlohmann::json(1e300), nlohmann::json(-2147483648LL), nlohmann::json("soon")}) {
-    issued_ = 0;
-    ServeBearer(expires_in);
-    FERRY_ASSERT_OK(scanner_->Scan(kRepo)) << expires_in;
-    const int after_first = issued_;
-    clock_.Advance(absl::Hours(24) + absl::Seconds(1));
-    FERRY_ASSERT_OK(scanner_->Scan(kRepo)) << expires_in;
-    EXPECT_EQ(issued_, after_first + 1) << expires_in << ": a token kept for more than a day";
+  struct Case {
+    nlohmann::json expires_in;
+    absl::Duration kept;  // still used this long after it was issued, renewed 1 s later
+  };
+  for (const Case& c :
+       {Case{1e300, absl::Hours(24) - absl::Seconds(1)}, Case{-2147483648LL, absl::ZeroDuration()},
+        Case{"soon", absl::Seconds(49)}}) {
+    clock_.Advance(absl::Hours(25));  // the last case's token is gone
+    ServeBearer(c.expires_in);
+    FERRY_ASSERT_OK(scanner_->Scan(kRepo)) << c.expires_in;
+    const int issued = issued_;
+    clock_.Advance(c.kept);
+    FERRY_ASSERT_OK(scanner_->Scan(kRepo)) << c.expires_in;
+    EXPECT_EQ(issued_, issued) << c.expires_in << ": renewed too soon";
+    clock_.Advance(absl::Seconds(1) + absl::Milliseconds(1));
+    FERRY_ASSERT_OK(scanner_->Scan(kRepo)) << c.expires_in;
+    EXPECT_EQ(issued_, issued + 1) << c.expires_in << ": kept too long";
   }
 }
 
