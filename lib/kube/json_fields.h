@@ -3,6 +3,9 @@
 // as absent, and nothing throws.
 #pragma once
 
+#include <cmath>
+#include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -21,6 +24,28 @@ inline const nlohmann::json& Field(const nlohmann::json& object, std::string_vie
 inline std::string StringField(const nlohmann::json& object, std::string_view key) {
   const nlohmann::json& value = Field(object, key);
   return value.is_string() ? value.get<std::string>() : std::string();
+}
+
+// The number at object[key] as an int64: an integer as it is (an unsigned one above the int64
+// range reads as the largest int64), a float truncated when it is finite and in range;
+// `fallback` when absent, of another type, or a float out of range.
+inline int64_t IntField(const nlohmann::json& object, std::string_view key, int64_t fallback = 0) {
+  const nlohmann::json& value = Field(object, key);
+  if (value.is_number_unsigned()) {
+    const uint64_t u = value.get<uint64_t>();
+    return u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
+               ? std::numeric_limits<int64_t>::max()
+               : static_cast<int64_t>(u);
+  }
+  if (value.is_number_integer()) return value.get<int64_t>();
+  if (value.is_number_float()) {
+    const double d = value.get<double>();
+    // 2^63 is exactly representable; every double below it converts without overflow.
+    if (std::isfinite(d) && d > -9223372036854775808.0 && d < 9223372036854775808.0) {
+      return static_cast<int64_t>(d);
+    }
+  }
+  return fallback;
 }
 
 }  // namespace ferry::kube

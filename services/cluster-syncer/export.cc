@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "lib/kube/json_fields.h"
 #include "lib/manifest/resource.h"
 #include "lib/manifest/yaml_json.h"
 #include "lib/status/status_macros.h"
@@ -15,10 +16,21 @@
 namespace ferry::cluster_syncer {
 namespace {
 
+// &parent[key] when parent is an object holding key; nullptr otherwise.
+nlohmann::json* Child(nlohmann::json& parent, const char* key) {
+  if (!parent.is_object()) return nullptr;
+  auto it = parent.find(key);
+  return it == parent.end() ? nullptr : &*it;
+}
+
+void Erase(nlohmann::json& parent, const char* key) {
+  if (parent.is_object()) parent.erase(key);
+}
+
 void EraseIfEmpty(nlohmann::json& parent, const char* key) {
-  if (parent.is_object() && parent.contains(key) &&
-      (parent[key].is_null() ||
-       ((parent[key].is_object() || parent[key].is_array()) && parent[key].empty()))) {
+  const nlohmann::json* child = Child(parent, key);
+  if (child != nullptr &&
+      (child->is_null() || ((child->is_object() || child->is_array()) && child->empty()))) {
     parent.erase(key);
   }
 }
@@ -26,7 +38,7 @@ void EraseIfEmpty(nlohmann::json& parent, const char* key) {
 // Pod templates come back with "creationTimestamp: null" in their metadata.
 void EraseNullTimestamps(nlohmann::json& v) {
   if (v.is_object()) {
-    if (v.contains("creationTimestamp") && v["creationTimestamp"].is_null()) {
+    if (const nlohmann::json* t = Child(v, "creationTimestamp"); t != nullptr && t->is_null()) {
       v.erase("creationTimestamp");
     }
     for (auto& [key, child] : v.items()) EraseNullTimestamps(child);
@@ -38,43 +50,41 @@ void EraseNullTimestamps(nlohmann::json& v) {
 }  // namespace
 
 void CleanForExport(const std::string& kind, nlohmann::json& object) {
-  object.erase("status");
+  Erase(object, "status");
   EraseNullTimestamps(object);
-  if (!object.contains("metadata") || !object["metadata"].is_object()) return;
-  nlohmann::json& meta = object["metadata"];
+  nlohmann::json* meta = Child(object, "metadata");
+  if (meta == nullptr || !meta->is_object()) return;
   for (const char* key : {"uid", "resourceVersion", "managedFields", "creationTimestamp",
                           "generation", "selfLink", "ownerReferences", "finalizers"}) {
-    meta.erase(key);
+    meta->erase(key);
   }
-  if (meta.contains("annotations") && meta["annotations"].is_object()) {
-    nlohmann::json& a = meta["annotations"];
+  if (nlohmann::json* a = Child(*meta, "annotations"); a != nullptr && a->is_object()) {
     for (const char* key :
          {"kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/revision",
           kChecksumAnnotation, kSourceAnnotation}) {
-      a.erase(key);
+      a->erase(key);
     }
-    EraseIfEmpty(meta, "annotations");
+    EraseIfEmpty(*meta, "annotations");
   }
-  if (meta.contains("labels") && meta["labels"].is_object()) {
-    meta["labels"].erase(kSyncSetLabel);
-    EraseIfEmpty(meta, "labels");
+  if (nlohmann::json* labels = Child(*meta, "labels"); labels != nullptr && labels->is_object()) {
+    labels->erase(kSyncSetLabel);
+    EraseIfEmpty(*meta, "labels");
   }
-  if (kind == "Namespace") {
+  nlohmann::json* spec = Child(object, "spec");
+  if (kind == "Namespace" && spec != nullptr) {
     // The namespace controller's finalizer and phase.
-    if (object.contains("spec")) {
-      object["spec"].erase("finalizers");
-      EraseIfEmpty(object, "spec");
+    Erase(*spec, "finalizers");
+    EraseIfEmpty(object, "spec");
+  }
+  if (kind == "Service" && spec != nullptr) {
+    for (const char* key : {"clusterIP", "clusterIPs"}) Erase(*spec, key);
+    const std::string type = kube::StringField(*spec, "type");
+    if (nlohmann::json* ports = Child(*spec, "ports");
+        ports != nullptr && type != "NodePort" && type != "LoadBalancer") {
+      for (auto& port : *ports) Erase(port, "nodePort");
     }
   }
-  if (kind == "Service" && object.contains("spec")) {
-    nlohmann::json& spec = object["spec"];
-    for (const char* key : {"clusterIP", "clusterIPs"}) spec.erase(key);
-    if (spec.value("type", "") != "NodePort" && spec.value("type", "") != "LoadBalancer" &&
-        spec.contains("ports")) {
-      for (auto& port : spec["ports"]) port.erase("nodePort");
-    }
-  }
-  if (kind == "ServiceAccount") object.erase("secrets");  // token secrets are generated
+  if (kind == "ServiceAccount") Erase(object, "secrets");  // token secrets are generated
 }
 
 absl::Status ExportResources(
@@ -118,17 +128,19 @@ absl::Status ExportResources(
       for (const std::string& path : lists) {
         FERRY_RETURN_IF_ERROR(ForEachListItem(
             client, path, /*metadata_only=*/false, [&](const nlohmann::json& listed) {
-              nlohmann::json obj = listed;
-              const auto& meta = obj["metadata"];
-              if (IsClusterAddon(obj)) return;
-              if (meta.contains("ownerReferences") && !meta["ownerReferences"].empty()) return;
-              const std::string name = meta.value("name", "");
-              const std::string ns = meta.value("namespace", "");
+              if (!listed.is_object() || IsClusterAddon(listed)) return;
+              const nlohmann::json& meta = kube::Field(listed, "metadata");
+              const nlohmann::json& owners = kube::Field(meta, "ownerReferences");
+              if ((owners.is_array() || owners.is_object()) && !owners.empty()) return;
+              const std::string name = kube::StringField(meta, "name");
+              const std::string ns = kube::StringField(meta, "namespace");
+              if (name.empty()) return;  // nothing a manifest could be written for
               if (!api.namespaced && api.kind == "Namespace" && !namespaces.empty() &&
                   !namespaces.count(name)) {
                 return;
               }
               if (!api.namespaced && api.kind != "Namespace" && !options.allow.empty()) return;
+              nlohmann::json obj = listed;
               obj["apiVersion"] = api.ApiVersion();
               obj["kind"] = api.kind;
               CleanForExport(api.kind, obj);

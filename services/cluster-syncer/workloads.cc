@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -16,18 +17,17 @@
 namespace ferry::cluster_syncer {
 namespace {
 
-int64_t Int(const nlohmann::json& obj, const char* key, int64_t fallback = 0) {
-  if (!obj.is_object() || !obj.contains(key) || !obj[key].is_number()) return fallback;
-  return obj[key].get<int64_t>();
+// A replica count, in [0, INT_MAX] whatever number the API answered, so that differences of two
+// counts cannot overflow.
+int Count(const nlohmann::json& obj, const char* key, int64_t fallback = 0) {
+  return static_cast<int>(
+      std::clamp<int64_t>(kube::IntField(obj, key, fallback), 0, std::numeric_limits<int>::max()));
 }
 
+// The value at `path` in `obj`; null when any step is absent or not an object.
 const nlohmann::json& Field(const nlohmann::json& obj, std::initializer_list<const char*> path) {
-  static const nlohmann::json kNull;
   const nlohmann::json* cur = &obj;
-  for (const char* key : path) {
-    if (!cur->is_object() || !cur->contains(key)) return kNull;
-    cur = &(*cur)[key];
-  }
+  for (const char* key : path) cur = &kube::Field(*cur, key);
   return *cur;
 }
 
@@ -224,8 +224,8 @@ RolloutInfo RolloutOf(const std::string& kind, const nlohmann::json& object) {
   RolloutInfo r;
   const nlohmann::json& spec = Field(object, {"spec"});
   const nlohmann::json& status = Field(object, {"status"});
-  r.generation = Int(Field(object, {"metadata"}), "generation");
-  r.observed_generation = Int(status, "observedGeneration");
+  r.generation = kube::IntField(Field(object, {"metadata"}), "generation");
+  r.observed_generation = kube::IntField(status, "observedGeneration");
   using State = RolloutInfo::State;
   const bool observed = r.generation <= r.observed_generation;
   auto waiting_for_observation = [&] {
@@ -233,11 +233,11 @@ RolloutInfo RolloutOf(const std::string& kind, const nlohmann::json& object) {
     r.messages.push_back("waiting for the controller to observe the new spec");
   };
   if (kind == "Deployment") {
-    r.desired = static_cast<int>(Int(spec, "replicas", 1));
-    r.updated = static_cast<int>(Int(status, "updatedReplicas"));
-    r.ready = static_cast<int>(Int(status, "readyReplicas"));
-    r.available = static_cast<int>(Int(status, "availableReplicas"));
-    r.outdated = std::max(0, static_cast<int>(Int(status, "replicas")) - r.updated);
+    r.desired = Count(spec, "replicas", 1);
+    r.updated = Count(status, "updatedReplicas");
+    r.ready = Count(status, "readyReplicas");
+    r.available = Count(status, "availableReplicas");
+    r.outdated = std::max(0, Count(status, "replicas") - r.updated);
     if (!observed) {
       waiting_for_observation();
     } else if (const auto& p = Condition(object, "Progressing");
@@ -264,11 +264,11 @@ RolloutInfo RolloutOf(const std::string& kind, const nlohmann::json& object) {
       if (r.state != State::kReady) r.state = State::kError;
     }
   } else if (kind == "DaemonSet") {
-    r.desired = static_cast<int>(Int(status, "desiredNumberScheduled"));
-    r.updated = static_cast<int>(Int(status, "updatedNumberScheduled"));
-    r.ready = static_cast<int>(Int(status, "numberReady"));
-    r.available = static_cast<int>(Int(status, "numberAvailable"));
-    r.outdated = std::max(0, static_cast<int>(Int(status, "currentNumberScheduled")) - r.updated);
+    r.desired = Count(status, "desiredNumberScheduled");
+    r.updated = Count(status, "updatedNumberScheduled");
+    r.ready = Count(status, "numberReady");
+    r.available = Count(status, "numberAvailable");
+    r.outdated = std::max(0, Count(status, "currentNumberScheduled") - r.updated);
     if (!observed) {
       waiting_for_observation();
     } else if (r.updated < r.desired) {
@@ -281,17 +281,13 @@ RolloutInfo RolloutOf(const std::string& kind, const nlohmann::json& object) {
       r.state = State::kReady;
     }
   } else if (kind == "StatefulSet") {
-    r.desired = static_cast<int>(Int(spec, "replicas", 1));
-    r.updated = static_cast<int>(Int(status, "updatedReplicas"));
-    r.ready = static_cast<int>(Int(status, "readyReplicas"));
-    r.available = static_cast<int>(Int(status, "availableReplicas", r.ready));
-    r.outdated = std::max(0, static_cast<int>(Int(status, "replicas")) - r.updated);
-    const std::string current = Field(status, {"currentRevision"}).is_string()
-                                    ? status["currentRevision"].get<std::string>()
-                                    : "";
-    const std::string update = Field(status, {"updateRevision"}).is_string()
-                                   ? status["updateRevision"].get<std::string>()
-                                   : "";
+    r.desired = Count(spec, "replicas", 1);
+    r.updated = Count(status, "updatedReplicas");
+    r.ready = Count(status, "readyReplicas");
+    r.available = Count(status, "availableReplicas", r.ready);
+    r.outdated = std::max(0, Count(status, "replicas") - r.updated);
+    const std::string current = kube::StringField(status, "currentRevision");
+    const std::string update = kube::StringField(status, "updateRevision");
     if (!observed) {
       waiting_for_observation();
     } else if (r.ready < r.desired) {
@@ -304,8 +300,8 @@ RolloutInfo RolloutOf(const std::string& kind, const nlohmann::json& object) {
       r.state = State::kReady;
     }
   } else if (kind == "Job") {
-    r.desired = static_cast<int>(Int(spec, "completions", Int(spec, "parallelism", 1)));
-    r.ready = r.available = r.updated = static_cast<int>(Int(status, "succeeded"));
+    r.desired = Count(spec, "completions", kube::IntField(spec, "parallelism", 1));
+    r.ready = r.available = r.updated = Count(status, "succeeded");
     if (const auto& f = Condition(object, "Failed");
         !f.is_null() && kube::StringField(f, "status") == "True") {
       r.state = State::kError;

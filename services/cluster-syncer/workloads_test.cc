@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
@@ -51,6 +53,58 @@ TEST(WorkloadOf, FieldsOfOtherTypesReadAsAbsent) {
   ASSERT_EQ(w.containers.size(), 2u);  // the entries that are objects, names unreadable or not
   EXPECT_EQ(w.containers[1].name, "app");
   EXPECT_EQ(w.containers[1].image, "");
+}
+
+// Counts of any size or sign: each reads within [0, INT_MAX], so a difference of two cannot
+// overflow, and a float no integer holds reads as absent.
+TEST(RolloutOf, CountsOfAnySizeStayInRange) {
+  for (const char* kind : {"Deployment", "StatefulSet", "DaemonSet", "Job"}) {
+    nlohmann::json object = Deployment(2, 1, nlohmann::json::parse(R"({
+        "observedGeneration": 1e300, "replicas": 18446744073709551615, "updatedReplicas": -5,
+        "readyReplicas": 1e300, "availableReplicas": -1e300, "succeeded": 9e18,
+        "desiredNumberScheduled": 4294967296, "updatedNumberScheduled": -1,
+        "currentNumberScheduled": 18446744073709551615})"));
+    object["spec"]["replicas"] = 3e9;
+    object["metadata"]["generation"] = 1e300;
+    RolloutInfo r;
+    ASSERT_NO_THROW(r = RolloutOf(kind, object)) << kind;
+    EXPECT_GE(r.desired, 0) << kind;
+    EXPECT_GE(r.ready, 0) << kind;
+    EXPECT_GE(r.outdated, 0) << kind;
+    EXPECT_EQ(r.generation, 0) << kind;
+    EXPECT_EQ(r.observed_generation, 0) << kind;
+  }
+  const nlohmann::json deployment = Deployment(2, 1, nlohmann::json::parse(R"({
+      "observedGeneration": 1, "replicas": 18446744073709551615, "updatedReplicas": -5,
+      "readyReplicas": 1e300})"));
+  RolloutInfo r = RolloutOf("Deployment", deployment);
+  EXPECT_EQ(r.desired, 2);
+  EXPECT_EQ(r.updated, 0);
+  EXPECT_EQ(r.ready, 0);
+  EXPECT_EQ(r.outdated, std::numeric_limits<int>::max());
+}
+
+// Export cleans what it knows the shape of and leaves the rest as the API sent it: fields of
+// other types never throw (which would fail the whole export for one odd object).
+TEST(CleanForExport, FieldsOfOtherTypesAreLeftAsTheyAre) {
+  for (const char* kind : {"Namespace", "Service", "ServiceAccount", "Deployment"}) {
+    for (const char* text :
+         {R"([1, 2])", R"("text")", R"({"metadata": 5, "spec": [1], "status": 1})",
+          R"({"metadata": {"annotations": [1], "labels": "x"}, "spec": "s"})",
+          R"({"spec": {"type": 5, "ports": [1, "x", {"nodePort": 30000}], "finalizers": 1}})",
+          R"({"spec": {"ports": {"a": {"nodePort": 1}}}})", R"({"spec": {"ports": 5}})"}) {
+      nlohmann::json object = nlohmann::json::parse(text);
+      EXPECT_NO_THROW(CleanForExport(kind, object)) << kind << " " << text;
+    }
+  }
+  nlohmann::json service = nlohmann::json::parse(R"({
+      "metadata": {"name": "web", "uid": "u", "labels": {"a": "b"}},
+      "spec": {"type": 5, "clusterIP": "10.0.0.1", "ports": [7, {"port": 80, "nodePort": 30000}]},
+      "status": {}})");
+  CleanForExport("Service", service);
+  EXPECT_EQ(service, nlohmann::json::parse(R"({
+      "metadata": {"name": "web", "labels": {"a": "b"}},
+      "spec": {"type": 5, "ports": [7, {"port": 80}]}})"));
 }
 
 TEST(RolloutOf, DeploymentStatesLikeKubectl) {

@@ -1,0 +1,44 @@
+// Field, StringField and IntField: whatever type or size a peer's JSON holds, a read gives a
+// value or the fallback, never a throw or undefined behaviour.
+#include "lib/kube/json_fields.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <limits>
+
+namespace ferry::kube {
+namespace {
+
+TEST(JsonFields, FieldsOfOtherTypesReadAsAbsent) {
+  const nlohmann::json object = nlohmann::json::parse(R"({"s": "x", "n": 5, "o": {"a": 1}})");
+  EXPECT_TRUE(Field(object, "missing").is_null());
+  EXPECT_TRUE(Field(nlohmann::json::array({1}), "s").is_null());
+  EXPECT_EQ(StringField(object, "s"), "x");
+  EXPECT_EQ(StringField(object, "n"), "");
+  EXPECT_EQ(StringField(object, "o"), "");
+  EXPECT_EQ(IntField(object, "s", 7), 7);
+  EXPECT_EQ(IntField(object, "o", 7), 7);
+  EXPECT_EQ(IntField(object, "missing", 7), 7);
+  EXPECT_EQ(IntField(nlohmann::json("n"), "n", 7), 7);
+}
+
+TEST(JsonFields, IntFieldTakesEveryNumberItCanHold) {
+  const nlohmann::json object = nlohmann::json::parse(R"({
+      "small": -3, "float": 2.9, "negative_float": -2.9, "unsigned": 18446744073709551615,
+      "int64_max": 9223372036854775807, "huge": 1e300, "minus_huge": -1e300,
+      "two_to_63": 9223372036854775808.0, "int64_min": -9223372036854775808})");
+  EXPECT_EQ(IntField(object, "small"), -3);
+  EXPECT_EQ(IntField(object, "float"), 2);
+  EXPECT_EQ(IntField(object, "negative_float"), -2);
+  EXPECT_EQ(IntField(object, "unsigned"), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(IntField(object, "int64_max"), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(IntField(object, "int64_min"), std::numeric_limits<int64_t>::min());
+  // Floats that no int64 holds are no number at all, not a saturated one.
+  EXPECT_EQ(IntField(object, "huge", -1), -1);
+  EXPECT_EQ(IntField(object, "minus_huge", -1), -1);
+  EXPECT_EQ(IntField(object, "two_to_63", -1), -1);
+}
+
+}  // namespace
+}  // namespace ferry::kube
