@@ -130,23 +130,31 @@ int ReportCallError(std::ostream& err, const grpc::Status& status, const ClientO
 
 namespace {
 
-std::string ToJson(const google::protobuf::Message& message) {
-  google::protobuf::util::JsonPrintOptions json;
-  std::string out;
-  (void)google::protobuf::util::MessageToJsonString(message, &out, json);
-  return out;
+// The proto3 JSON mapping of `message`. It fails for values the mapping has no form for, such as
+// a Timestamp beyond year 9999 in a server's answer.
+absl::StatusOr<nlohmann::json> ToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  std::string text;
+  if (auto s = google::protobuf::util::MessageToJsonString(message, &text, options); !s.ok()) {
+    return absl::InternalError(absl::StrCat("the server's answer has no JSON form (",
+                                            s.message().as_string(), "); use -o table"));
+  }
+  nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) return absl::InternalError("the server's answer has no JSON form");
+  return json;
 }
 
 }  // namespace
 
-bool PrintStructured(const std::string& output, const google::protobuf::Message& message,
-                     std::ostream& out) {
+absl::StatusOr<bool> PrintStructured(const std::string& output,
+                                     const google::protobuf::Message& message, std::ostream& out) {
+  if (output != "json" && output != "yaml") return false;
+  absl::StatusOr<nlohmann::json> json = ToJson(message);
+  if (!json.ok()) return json.status();
   if (output == "json") {
-    out << nlohmann::json::parse(ToJson(message)).dump(2) << "\n";
-  } else if (output == "yaml") {
-    out << manifest::JsonToYaml(nlohmann::json::parse(ToJson(message)));
+    out << json->dump(2) << "\n";
   } else {
-    return false;
+    out << manifest::JsonToYaml(*json);
   }
   return true;
 }

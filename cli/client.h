@@ -86,9 +86,10 @@ int ReportCallError(std::ostream& err, const grpc::Status& status, const ClientO
 
 // When -o asks for "json" (proto3 JSON mapping, lowerCamel field names, two-space indent) or
 // "yaml" (the same data), writes `message` that way and returns true; false for "table",
-// which the command prints itself.
-bool PrintStructured(const std::string& output, const google::protobuf::Message& message,
-                     std::ostream& out);
+// which the command prints itself. Internal, with nothing written, when the message has no JSON
+// form (a Timestamp out of the mapping's range).
+absl::StatusOr<bool> PrintStructured(const std::string& output,
+                                     const google::protobuf::Message& message, std::ostream& out);
 
 // Checks -o: "table", "json" or "yaml". InvalidArgument otherwise.
 absl::Status ValidateOutput(const std::string& output);

@@ -284,6 +284,34 @@ TEST_F(CommandsTest, ListImagesTree) {
   ExpectGolden(out_.str(), "list_images.txt");
 }
 
+// A server's answer with a value the JSON mapping cannot write (a creation time past year 9999):
+// -o json and -o yaml fail with a message and write nothing; the table still shows it.
+TEST_F(CommandsTest, AnAnswerWithNoJsonFormFailsStructuredOutputOnly) {
+  ferry::v1::ListImagesResponse r;
+  auto* w = r.add_workloads();
+  w->set_workload("default:deployment/helloworld");
+  auto* c = w->add_containers();
+  c->set_container("helloworld");
+  c->set_current_image("quay.io/weaveworks/helloworld:1");
+  auto* t = c->add_tags();
+  t->mutable_info()->set_tag("1");
+  *t->mutable_info()->mutable_created() = At(int64_t{1} << 40);
+  EXPECT_CALL(stub_, ListImages(_, _, _))
+      .Times(3)
+      .WillRepeatedly(DoAll(SetArgPointee<2>(r), Return(grpc::Status::OK)));
+  ListImagesOptions options;
+  options.workload = "deployment/helloworld";
+  for (const char* output : {"json", "yaml"}) {
+    options.output = output;
+    EXPECT_EQ(Run([&](Env& env) { return RunListImages(options, env); }), kExitError) << output;
+    EXPECT_EQ(out_.str(), "") << output;
+    EXPECT_THAT(err_.str(), HasSubstr("no JSON form")) << output;
+  }
+  options.output = "table";
+  EXPECT_EQ(Run([&](Env& env) { return RunListImages(options, env); }), kExitOk) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("helloworld"));
+}
+
 TEST_F(CommandsTest, ReleaseFollowsTheJobAndPrintsItsResults) {
   ferry::v1::ReleaseRequest asked;
   ferry::v1::Job submitted = ReleaseStates()[0];

@@ -165,7 +165,9 @@ int RunJobs(const JobsOptions& options, Env& env) {
   PrepareCall(ctx, env.client, *timeout);
   grpc::Status s = env.stub.ListJobs(&ctx, request, &response);
   if (!s.ok()) return ReportCallError(env.err, s, env.client, "listing jobs");
-  if (PrintStructured(options.output, response, env.out)) return kExitOk;
+  absl::StatusOr<bool> printed = PrintStructured(options.output, response, env.out);
+  if (!printed.ok()) return ReportError(env.err, printed.status());
+  if (*printed) return kExitOk;
   // An api of several sources names each job's: a SOURCE column last.
   const bool sourced = std::any_of(response.jobs().begin(), response.jobs().end(),
                                    [](const ferry::v1::Job& j) { return !j.source().empty(); });

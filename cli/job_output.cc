@@ -220,7 +220,9 @@ int FollowAndReport(const std::string& id, int verbosity, const std::string& out
   const bool flux_lines = fluxctl_lines && output == "table";
   const absl::Duration took =
       runtime::FromProtoTimestamp(job.finished()) - runtime::FromProtoTimestamp(job.submitted());
-  if (!PrintStructured(output, job, env.out)) {
+  absl::StatusOr<bool> printed = PrintStructured(output, job, env.out);
+  if (!printed.ok()) return ReportError(env.err, printed.status());
+  if (!*printed) {
     if (flux_lines) {
       env.out << "Status: " << (JobExitCode(job) == kExitOk ? "Complete." : "Failed.") << "\n"
               << "Here's what happened:\n";

@@ -104,7 +104,9 @@ int RunListImages(const ListImagesOptions& options, Env& env) {
   for (const std::string& s : response.unavailable_sources()) {
     env.err << "ferryctl: warning: source " << s << "; its workloads are not listed\n";
   }
-  if (PrintStructured(options.output, response, env.out)) return kExitOk;
+  absl::StatusOr<bool> printed = PrintStructured(options.output, response, env.out);
+  if (!printed.ok()) return ReportError(env.err, printed.status());
+  if (*printed) return kExitOk;
   Table table({"WORKLOAD", "CONTAINER", "IMAGE", "CREATED"});
   for (const ferry::v1::WorkloadImages& w : response.workloads()) {
     std::string workload = w.workload();

@@ -102,7 +102,9 @@ int RunListWorkloads(const ListWorkloadsOptions& options, Env& env) {
   for (const std::string& s : response.unavailable_sources()) {
     env.err << "ferryctl: warning: source " << s << "; its workloads are not listed\n";
   }
-  if (PrintStructured(options.output, response, env.out)) return kExitOk;
+  absl::StatusOr<bool> printed = PrintStructured(options.output, response, env.out);
+  if (!printed.ok()) return ReportError(env.err, printed.status());
+  if (*printed) return kExitOk;
   // An api of several sources names each workload's: a SOURCE column first.
   const bool sourced =
       std::any_of(response.workloads().begin(), response.workloads().end(),

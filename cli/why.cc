@@ -66,7 +66,9 @@ int RunWhy(const WhyOptions& options, Env& env) {
   PrepareCall(ctx, env.client, *timeout);
   grpc::Status s = env.stub.ExplainTags(&ctx, request, &response);
   if (!s.ok()) return ReportCallError(env.err, s, env.client, "explaining tags");
-  if (PrintStructured(options.output, response, env.out)) return kExitOk;
+  absl::StatusOr<bool> printed = PrintStructured(options.output, response, env.out);
+  if (!printed.ok()) return ReportError(env.err, printed.status());
+  if (*printed) return kExitOk;
   env.out << "Workload:   " << response.workload() << "\n";
   env.out << "Automation: "
           << (response.automation_blocked().empty()

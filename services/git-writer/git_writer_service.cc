@@ -422,7 +422,11 @@ grpc::Status GitWriterService::ApplyUpdates(grpc::ServerContext*,
   if (request->has_job()) {
     google::protobuf::util::JsonPrintOptions json;
     json.preserve_proto_field_names = true;
-    (void)google::protobuf::util::MessageToJsonString(request->job(), &apply.note, json);
+    if (!google::protobuf::util::MessageToJsonString(request->job(), &apply.note, json).ok()) {
+      // A value the JSON mapping has no form for, such as a Timestamp beyond year 9999.
+      return ToGrpcStatus(absl::InvalidArgumentError(
+          "job: has a value the JSON mapping cannot write (a timestamp out of range?)"));
+    }
     if (apply.note.size() > limits::kJobNoteBytes.default_value) {
       return ToGrpcStatus(absl::InvalidArgumentError(limits::OverLimit(
           "job", limits::kJobNoteBytes, limits::kJobNoteBytes.default_value, apply.note.size())));

@@ -512,8 +512,15 @@ TEST_F(PushBranchTest, TheServiceAnswersWithThePushedBranchAndTheDroppedCommits)
     edit->mutable_image()->set_from_image(from);
     edit->mutable_image()->set_to_image(to);
     request.mutable_job()->set_id("job-" + to.substr(to.find(':') + 1));
+    if (to.ends_with(":9999")) {  // a job the JSON mapping cannot write: past year 9999
+      request.mutable_job()->mutable_submitted()->set_seconds(int64_t{1} << 40);
+    }
     return service.ApplyUpdates(nullptr, &request, response);
   };
+  ferry::v1::ApplyUpdatesResponse refused;
+  grpc::Status bad_job = apply("apps:deployment/web", "web", "nginx:1.25", "nginx:9999", &refused);
+  EXPECT_EQ(bad_job.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad_job.error_message(), HasSubstr("job:"));
   ferry::v1::ApplyUpdatesResponse first;
   ASSERT_TRUE(apply("apps:deployment/web", "web", "nginx:1.25", "nginx:1.26", &first).ok());
   EXPECT_EQ(first.pushed_branch(), kBranch);
