@@ -23,6 +23,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bench/scale_repo.h"
+#include "services/git-writer/git_writer_service.h"
 #include "services/git-writer/libgit2_repository.h"
 #include "services/git-writer/writer.h"
 #include "tests/support/git_repo.h"
@@ -340,6 +341,66 @@ void BM_Index_CarriedAfterRelease(benchmark::State& state) {
 BENCHMARK(BM_Index_CarriedAfterRelease)
     ->Arg(1000)
     ->Arg(10000)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(10);
+
+// The first page of ListWorkloads at Ferry's own release commit (100 workloads of the scale
+// benchmarks' repo of 1,000 and of 10,000): the first listing of a revision makes the entry of
+// every workload. Two releases per iteration; only the listing of the second is timed, its
+// index already carried (IndexAt). Second argument 1: the first release was listed too, so
+// the second's entries can come from it (those of the files the release did not change);
+// 0: it was not, so every entry is made anew (as for a revision after an upstream commit).
+void BM_Index_FirstListingAfterRelease(benchmark::State& state) {
+  const int workloads = static_cast<int>(state.range(0));
+  const bool base_listed = state.range(1) == 1;
+  std::unique_ptr<WarmWriter> warm = StartWarmWriter(state, ScaleRepo(workloads));
+  if (warm == nullptr) return;
+  ferry::git_writer::Writer& writer = *warm->writer;
+  ferry::git_writer::GitWriterService service(writer, ferry::git_writer::ServiceOptions{});
+  const std::vector<std::string> released = ScaleReleased();
+  int version = 1;
+  auto release = [&]() -> std::string {
+    auto out = writer.Apply(
+        ImageRelease(released, absl::StrCat(kScaleRegistry, "/bench/app-0:2.0.", version++)));
+    if (!out.ok() || out->revision.empty() || !writer.IndexAt(out->revision).ok()) return "";
+    return out->revision;
+  };
+  auto list = [&](const std::string& revision) {
+    ferry::v1::ListManifestWorkloadsRequest request;
+    request.set_revision(revision);
+    request.set_limit(500);
+    ferry::v1::ListManifestWorkloadsResponse response;
+    return service.ListWorkloads(nullptr, &request, &response).ok() &&
+           response.workloads_size() == 500;
+  };
+  for (auto _ : state) {
+    const std::string first = release();
+    if (first.empty() || (base_listed && !list(first))) {
+      state.SkipWithError("first release failed");
+      break;
+    }
+    const std::string second = release();
+    if (second.empty()) {
+      state.SkipWithError("second release failed");
+      break;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    const bool listed = list(second);
+    state.SetIterationTime(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (!listed) {
+      state.SkipWithError("listing failed");
+      break;
+    }
+  }
+  state.counters["workloads"] = workloads;
+}
+BENCHMARK(BM_Index_FirstListingAfterRelease)
+    ->Args({1000, 0})
+    ->Args({1000, 1})
+    ->Args({10000, 0})
+    ->Args({10000, 1})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(10);

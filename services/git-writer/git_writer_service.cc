@@ -177,13 +177,13 @@ std::optional<ferry::v1::ManifestWorkload> AnswerOf(const manifest::Resource& r,
 }
 
 // The serialized entries of every workload of `index` (Index::answers), made on the first
-// call.
+// call: those not carried over from the index it was made from.
 const std::vector<std::string>& AnswersOf(const Index& index) {
   absl::call_once(index.answers_once, [&index] {
     index.answers.resize(index.loaded.resources.size());
     for (size_t i = 0; i < index.loaded.resources.size(); ++i) {
       const manifest::Resource& r = index.loaded.resources[i];
-      if (!manifest::IsWorkloadKind(r.kind)) continue;
+      if (!index.answers[i].empty() || !manifest::IsWorkloadKind(r.kind)) continue;
       if (std::optional<ferry::v1::ManifestWorkload> answer = AnswerOf(r, index)) {
         answer->SerializeToString(&index.answers[i]);  // never empty: the id is set
       }

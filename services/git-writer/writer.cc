@@ -1552,6 +1552,10 @@ std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit,
     next->loaded = base.loaded;
     next->containers = base.containers;
     next->by_path = base.PathView();  // every resource keeps its place
+    // The base's ListWorkloads entries, when it has them, for the workloads of the files that
+    // did not change: the first listing of the new revision makes only the others
+    // (GitWriterService). Complete once answers_made is set, and never written again.
+    if (base.answers_made.load(std::memory_order_acquire)) next->answers = base.answers;
     std::vector<const manifest::Resource*> by_id;
     for (const auto& [path, file] : files) {
       if (!file.changed) continue;
@@ -1559,6 +1563,7 @@ std::shared_ptr<const Index> Writer::IndexAfterCommit(const std::string& commit,
       const std::vector<size_t>& at = *base.ResourcesIn(path);
       for (size_t k = 0; k < at.size(); ++k) {
         const manifest::Resource& r = *by_id[k];
+        if (!next->answers.empty()) std::string().swap(next->answers[at[k]]);  // made anew
         manifest::Resource& slot = next->loaded.resources[at[k]];
         const std::string key = ContainersKey(r);
         if (r.node.has_node()) {  // parsed anew, its tree still here (no DropParsedTrees)

@@ -123,7 +123,9 @@ struct Index {
   // and for workloads it skips), made once on first use (GitWriterService): an index answers
   // many reads, and making each entry again for each cost most of git-writer's time under
   // load. Kept as bytes: 10,000 entries held as messages took 18 MB per index, as bytes 3 MB,
-  // and parsing a page of them back costs far less than making them.
+  // and parsing a page of them back costs far less than making them. An index carried over
+  // from a base that had them starts with the base's entries of the files that did not
+  // change (IndexAfterCommit); the first use makes only the empty ones.
   mutable absl::once_flag answers_once;
   mutable std::vector<std::string> answers;
   // Set once `answers` is made: a request naming a few workloads reads them then, and makes

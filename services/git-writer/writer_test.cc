@@ -1007,6 +1007,58 @@ TEST_F(WriterTest, TheIndexCarriedOverAPolicyEditEqualsAFreshOne) {
 // changes: list items, several edits in one file and a second release on the index carried
 // over from the first all land where a parse of the whole file would put them. With an id
 // defined twice the index cannot say what a file defines, and the file is parsed again.
+// The ListWorkloads entries of a listed base come with the index carried over to Ferry's
+// commit, but for the files the commit changed: a lock that inserts a line moves the
+// documents below it, and those entries are made anew. The listing equals a fresh writer's.
+TEST_F(WriterTest, TheListingOfACarriedIndexKeepsTheEntriesOfUnchangedFiles) {
+  const std::string mixed = absl::StrCat(
+      Deployment("one", "c/one:1"), "---\n",
+      "apiVersion: v1\nkind: List\nitems:\n"
+      "- apiVersion: apps/v1\n  kind: Deployment\n  metadata: {name: two, namespace: apps}\n"
+      "  spec: {template: {spec: {containers: [{name: two, image: 'c/two:1'}]}}}\n");
+  FERRY_ASSERT_OK(upstream_->CommitWithCli({{"apps/mixed.yaml", mixed}}, "Mixed file"));
+  FERRY_ASSERT_OK(writer_->Refresh());
+  auto list = [](Writer& writer, const std::string& revision) {
+    GitWriterService reader(writer, ServiceOptions{});
+    ferry::v1::ListManifestWorkloadsRequest request;
+    request.set_revision(revision);
+    ferry::v1::ListManifestWorkloadsResponse response;
+    EXPECT_TRUE(reader.ListWorkloads(nullptr, &request, &response).ok());
+    std::map<std::string, std::string> out;
+    for (const auto& w : response.workloads()) out[w.id()] = w.SerializeAsString();
+    return out;
+  };
+  FERRY_ASSERT_OK_AND_ASSIGN(std::shared_ptr<const Index> base, writer_->IndexAt(""));
+  const std::map<std::string, std::string> before = list(*writer_, base->revision);
+  ASSERT_TRUE(base->answers_made);
+  ApplyRequest req;
+  req.edits = {LockEdit("apps:deployment/one", "ann"),
+               ImageEdit("apps:deployment/web", "web", "nginx:1.26")};
+  FERRY_ASSERT_OK_AND_ASSIGN(ApplyOutcome out, writer_->Apply(req));
+  for (const EditOutcome& e : out.edits) FERRY_ASSERT_OK(e.status);
+  FERRY_ASSERT_OK_AND_ASSIGN(std::shared_ptr<const Index> carried, writer_->IndexAt(out.revision));
+  ASSERT_FALSE(carried->answers_made);
+  ASSERT_EQ(carried->answers.size(), carried->loaded.resources.size()) << "not carried over";
+  for (size_t i = 0; i < carried->loaded.resources.size(); ++i) {
+    const manifest::Resource& r = carried->loaded.resources[i];
+    const bool changed = r.source.path == "apps/mixed.yaml" || r.source.path == "apps/web.yaml";
+    EXPECT_EQ(carried->answers[i].empty(), changed || !manifest::IsWorkloadKind(r.kind)) << r.id;
+    if (!changed && manifest::IsWorkloadKind(r.kind)) {
+      EXPECT_EQ(carried->answers[i], before.at(r.id)) << r.id;
+    }
+  }
+  const std::map<std::string, std::string> after = list(*writer_, out.revision);
+  prometheus::Registry registry;
+  WriterMetrics metrics(registry);
+  Writer fresh(*repo_, WriterOptions{}, metrics);
+  EXPECT_EQ(after, list(fresh, out.revision));
+  // What the commit changed is listed as it now is: the new image, the lock, the line moved.
+  EXPECT_NE(after.at("apps:deployment/web"), before.at("apps:deployment/web"));
+  EXPECT_NE(after.at("apps:deployment/one"), before.at("apps:deployment/one"));
+  EXPECT_NE(after.at("apps:deployment/two"), before.at("apps:deployment/two"));
+  EXPECT_EQ(after.at("apps:deployment/api"), before.at("apps:deployment/api"));
+}
+
 TEST_F(WriterTest, EditsFindTheirDocumentsThroughTheIndex) {
   const std::string list =
       "apiVersion: v1\nkind: List\nitems:\n"
