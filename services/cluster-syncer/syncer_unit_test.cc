@@ -262,6 +262,38 @@ TEST_F(SyncerUnitTest, GarbageCollectionPrunesOnlyWhatFerryAppliedAndGitDropped)
   EXPECT_TRUE(Exists("/api/v1/namespaces/apps/endpoints/web"));
 }
 
+// Labelled objects whose annotations or owners are of other types than the API's schema
+// says (an aggregated API, a misbehaving webhook): read as absent, never thrown, and kept,
+// since nothing shows Ferry applied them; the sync and its garbage collection go on.
+TEST_F(SyncerUnitTest, GarbageCollectionKeepsObjectsWithOddMetadata) {
+  auto syncer = MakeSyncer(Options(/*gc=*/true));
+  std::vector<ManifestFileContent> files = {
+      {"ns.yaml", Namespace("apps")},
+      {"app.yaml", Docs({ConfigMap("apps", "kept"), ConfigMap("apps", "leaving")})}};
+  SyncReport first = syncer->Sync("rev1", files, false);
+  ASSERT_EQ(first.failed, 0) << Errors(first);
+  const nlohmann::json leaving = *api_.Object(std::string(kCm) + "leaving");
+  auto odd = [&](const char* name, const char* field, const nlohmann::json& value) {
+    nlohmann::json object = leaving;
+    object["metadata"]["name"] = name;
+    object["metadata"][field] = value;
+    api_.Put(object);
+  };
+  odd("numbers", "annotations",
+      {{kChecksumAnnotation, 5}, {kSourceAnnotation, {"x"}}, {"ferry.dev/ignore", {{"a", 1}}}});
+  odd("text", "annotations", "checksum");
+  odd("owner-text", "ownerReferences", "x");
+  odd("owner-object", "ownerReferences", {{"kind", "Deployment"}});
+  files[1].content = ConfigMap("apps", "kept");
+  SyncReport second;
+  ASSERT_NO_THROW(second = syncer->Sync("rev2", files, false));
+  EXPECT_EQ(second.failed, 0) << Errors(second);
+  EXPECT_EQ(second.pruned_ids, std::vector<std::string>{"apps:configmap/leaving"});
+  for (const char* kept : {"kept", "numbers", "text", "owner-text", "owner-object"}) {
+    EXPECT_TRUE(Exists(std::string(kCm) + kept)) << kept;
+  }
+}
+
 TEST_F(SyncerUnitTest, GarbageCollectionNeverPrunesWhatABrokenFileHeld) {
   auto syncer = MakeSyncer(Options(/*gc=*/true));
   std::vector<ManifestFileContent> files = {
