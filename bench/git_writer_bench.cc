@@ -345,9 +345,9 @@ BENCHMARK(BM_Index_CarriedAfterRelease)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(10);
 
-// The first page of ListWorkloads at Ferry's own release commit (100 workloads of the scale
-// benchmarks' repo of 1,000 and of 10,000): the first listing of a revision makes the entry of
-// every workload. Two releases per iteration; only the listing of the second is timed, its
+// The first page (500 entries) of ListWorkloads at Ferry's own commit releasing 100 workloads
+// of the scale benchmarks' repo of 1,000 and of 10,000: the first listing of a revision makes the
+// entry of every workload. Two releases per iteration; only the listing of the second is timed, its
 // index already carried (IndexAt). Second argument 1: the first release was listed too, so
 // the second's entries can come from it (those of the files the release did not change);
 // 0: it was not, so every entry is made anew (as for a revision after an upstream commit).

@@ -135,12 +135,15 @@ namespace {
 absl::StatusOr<nlohmann::json> ToJson(const google::protobuf::Message& message) {
   google::protobuf::util::JsonPrintOptions options;
   std::string text;
-  if (auto s = google::protobuf::util::MessageToJsonString(message, &text, options); !s.ok()) {
-    return absl::InternalError(absl::StrCat("the server's answer has no JSON form (",
-                                            s.message().as_string(), "); use -o table"));
+  const auto converted = google::protobuf::util::MessageToJsonString(message, &text, options);
+  nlohmann::json json = converted.ok()
+                            ? nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false)
+                            : nlohmann::json(nlohmann::json::value_t::discarded);
+  if (json.is_discarded()) {
+    return absl::InternalError(absl::StrCat(
+        "the server's answer has no JSON form (",
+        converted.ok() ? "not JSON" : std::string(converted.message()), "); use -o table"));
   }
-  nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded()) return absl::InternalError("the server's answer has no JSON form");
   return json;
 }
 

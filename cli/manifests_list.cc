@@ -120,7 +120,8 @@ int RunManifestsList(const ManifestsListOptions& options, std::ostream& out, std
     }
     doc["errors"] = nlohmann::ordered_json::array();
     for (const manifest::LoadError& e : loaded->errors) doc["errors"].push_back(e.ToString());
-    out << doc.dump(2) << "\n";
+    // A file name need not be UTF-8: such bytes are shown as U+FFFD rather than thrown on.
+    out << doc.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
     return kExitOk;
   }
 

@@ -98,6 +98,19 @@ TEST_F(ManifestsCommandTest, ListJson) {
   EXPECT_TRUE(broken) << j["errors"].dump();
 }
 
+// A file whose name is not UTF-8: -o json still writes JSON, the name's bad byte as U+FFFD.
+TEST_F(ManifestsCommandTest, ListJsonOfAFileNamedInAnotherEncoding) {
+  fs::copy_file(dir_ / "deployment.yaml", dir_ / "caf\xe9.yaml");
+  fs::remove(dir_ / "deployment.yaml");
+  ManifestsListOptions o;
+  o.path = dir_.string();
+  o.output = "json";
+  ASSERT_EQ(RunManifestsList(o, out_, err_), kExitOk) << err_.str();
+  const nlohmann::json j = nlohmann::json::parse(out_.str(), nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << out_.str();
+  EXPECT_NE(j.dump().find("caf\xef\xbf\xbd.yaml"), std::string::npos) << j.dump();
+}
+
 TEST_F(ManifestsCommandTest, ListRejectsUnknownOutput) {
   ManifestsListOptions o;
   o.path = dir_.string();

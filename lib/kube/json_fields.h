@@ -3,7 +3,6 @@
 // as absent, and nothing throws.
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -40,8 +39,9 @@ inline int64_t IntField(const nlohmann::json& object, std::string_view key, int6
   if (value.is_number_integer()) return value.get<int64_t>();
   if (value.is_number_float()) {
     const double d = value.get<double>();
-    // 2^63 is exactly representable; every double below it converts without overflow.
-    if (std::isfinite(d) && d > -9223372036854775808.0 && d < 9223372036854775808.0) {
+    // -2^63 and 2^63 are exact doubles: every double in [-2^63, 2^63) converts without
+    // overflow (NaN fails both comparisons).
+    if (d >= -9223372036854775808.0 && d < 9223372036854775808.0) {
       return static_cast<int64_t>(d);
     }
   }

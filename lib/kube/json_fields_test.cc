@@ -27,13 +27,15 @@ TEST(JsonFields, IntFieldTakesEveryNumberItCanHold) {
   const nlohmann::json object = nlohmann::json::parse(R"({
       "small": -3, "float": 2.9, "negative_float": -2.9, "unsigned": 18446744073709551615,
       "int64_max": 9223372036854775807, "huge": 1e300, "minus_huge": -1e300,
-      "two_to_63": 9223372036854775808.0, "int64_min": -9223372036854775808})");
+      "two_to_63": 9223372036854775808.0, "int64_min": -9223372036854775808,
+      "minus_two_to_63": -9223372036854775808.0})");
   EXPECT_EQ(IntField(object, "small"), -3);
   EXPECT_EQ(IntField(object, "float"), 2);
   EXPECT_EQ(IntField(object, "negative_float"), -2);
   EXPECT_EQ(IntField(object, "unsigned"), std::numeric_limits<int64_t>::max());
   EXPECT_EQ(IntField(object, "int64_max"), std::numeric_limits<int64_t>::max());
   EXPECT_EQ(IntField(object, "int64_min"), std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(IntField(object, "minus_two_to_63"), std::numeric_limits<int64_t>::min());
   // Floats that no int64 holds are no number at all, not a saturated one.
   EXPECT_EQ(IntField(object, "huge", -1), -1);
   EXPECT_EQ(IntField(object, "minus_huge", -1), -1);

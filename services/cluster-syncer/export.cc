@@ -23,6 +23,7 @@ nlohmann::json* Child(nlohmann::json& parent, const char* key) {
   return it == parent.end() ? nullptr : &*it;
 }
 
+// Removes parent[key] when parent is an object (and holds it); leaves anything else as it is.
 void Erase(nlohmann::json& parent, const char* key) {
   if (parent.is_object()) parent.erase(key);
 }
@@ -74,9 +75,8 @@ void CleanForExport(const std::string& kind, nlohmann::json& object) {
   if (kind == "Namespace" && spec != nullptr) {
     // The namespace controller's finalizer and phase.
     Erase(*spec, "finalizers");
-    EraseIfEmpty(object, "spec");
-  }
-  if (kind == "Service" && spec != nullptr) {
+    EraseIfEmpty(object, "spec");  // `spec` may be gone now
+  } else if (kind == "Service" && spec != nullptr) {
     for (const char* key : {"clusterIP", "clusterIPs"}) Erase(*spec, key);
     const std::string type = kube::StringField(*spec, "type");
     if (nlohmann::json* ports = Child(*spec, "ports");

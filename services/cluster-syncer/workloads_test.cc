@@ -70,6 +70,8 @@ TEST(RolloutOf, CountsOfAnySizeStayInRange) {
     ASSERT_NO_THROW(r = RolloutOf(kind, object)) << kind;
     EXPECT_GE(r.desired, 0) << kind;
     EXPECT_GE(r.ready, 0) << kind;
+    EXPECT_GE(r.updated, 0) << kind;
+    EXPECT_GE(r.available, 0) << kind;
     EXPECT_GE(r.outdated, 0) << kind;
     EXPECT_EQ(r.generation, 0) << kind;
     EXPECT_EQ(r.observed_generation, 0) << kind;

@@ -324,9 +324,9 @@ grpc::Status GitWriterService::ListWorkloads(grpc::ServerContext*,
   response->set_verify_error(writer_.CurrentHead().verify_error);
   const Index& at = **index;
   // A listing reads the entries made once per revision (the first listing of a revision makes
-  // every one). Named workloads read them once they are made, and are answered from the index
-  // directly before: a release of a few workloads right after a commit costs what they do,
-  // not what the repo does.
+  // every one not carried over from the index before it). Named workloads read them once they are
+  // made, and are answered from the index directly before: a release of a few workloads right after
+  // a commit costs what they do, not what the repo does.
   const std::vector<std::string>* answers =
       selection->named() && !at.answers_made.load(std::memory_order_acquire) ? nullptr
                                                                              : &AnswersOf(at);
@@ -422,10 +422,12 @@ grpc::Status GitWriterService::ApplyUpdates(grpc::ServerContext*,
   if (request->has_job()) {
     google::protobuf::util::JsonPrintOptions json;
     json.preserve_proto_field_names = true;
-    if (!google::protobuf::util::MessageToJsonString(request->job(), &apply.note, json).ok()) {
+    if (const auto s =
+            google::protobuf::util::MessageToJsonString(request->job(), &apply.note, json);
+        !s.ok()) {
       // A value the JSON mapping has no form for, such as a Timestamp beyond year 9999.
       return ToGrpcStatus(absl::InvalidArgumentError(
-          "job: has a value the JSON mapping cannot write (a timestamp out of range?)"));
+          absl::StrCat("job: cannot be written as the commit's note: ", std::string(s.message()))));
     }
     if (apply.note.size() > limits::kJobNoteBytes.default_value) {
       return ToGrpcStatus(absl::InvalidArgumentError(limits::OverLimit(

@@ -521,11 +521,13 @@ TEST_F(PushBranchTest, TheServiceAnswersWithThePushedBranchAndTheDroppedCommits)
   grpc::Status bad_job = apply("apps:deployment/web", "web", "nginx:1.25", "nginx:9999", &refused);
   EXPECT_EQ(bad_job.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(bad_job.error_message(), HasSubstr("job:"));
+  const std::string main_before = RevParse("main");
   ferry::v1::ApplyUpdatesResponse first;
   ASSERT_TRUE(apply("apps:deployment/web", "web", "nginx:1.25", "nginx:1.26", &first).ok());
   EXPECT_EQ(first.pushed_branch(), kBranch);
   EXPECT_EQ(first.revision(), RevParse(kBranch));
   EXPECT_EQ(first.dropped_commits_size(), 0);
+  EXPECT_EQ(RevParse(absl::StrCat(kBranch, "^")), main_before) << "the refused job pushed nothing";
   EXPECT_THAT(upstream_->Git("log -1 --format=%B " + first.revision()),
               HasSubstr("Ferry-Job: job-1.26"));
   // The job's note names the branch, so a job restored from it still says where it went.

@@ -1003,10 +1003,6 @@ TEST_F(WriterTest, TheIndexCarriedOverAPolicyEditEqualsAFreshOne) {
             "c/two:2");
 }
 
-// An edit reads what its file defines from the index and parses only the document it
-// changes: list items, several edits in one file and a second release on the index carried
-// over from the first all land where a parse of the whole file would put them. With an id
-// defined twice the index cannot say what a file defines, and the file is parsed again.
 // The ListWorkloads entries of a listed base come with the index carried over to Ferry's
 // commit, but for the files the commit changed: a lock that inserts a line moves the
 // documents below it, and those entries are made anew. The listing equals a fresh writer's.
@@ -1059,6 +1055,10 @@ TEST_F(WriterTest, TheListingOfACarriedIndexKeepsTheEntriesOfUnchangedFiles) {
   EXPECT_EQ(after.at("apps:deployment/api"), before.at("apps:deployment/api"));
 }
 
+// An edit reads what its file defines from the index and parses only the document it
+// changes: list items, several edits in one file and a second release on the index carried
+// over from the first all land where a parse of the whole file would put them. With an id
+// defined twice the index cannot say what a file defines, and the file is parsed again.
 TEST_F(WriterTest, EditsFindTheirDocumentsThroughTheIndex) {
   const std::string list =
       "apiVersion: v1\nkind: List\nitems:\n"

@@ -82,6 +82,8 @@ std::optional<absl::Time> ParseCreated(const std::string& text) {
   std::string err;
   if (!absl::ParseTime(absl::RFC3339_full, text, &t, &err)) return std::nullopt;
   if (t <= absl::FromUnixSeconds(0)) return std::nullopt;  // Go's zero time and the epoch
+  // Past 9999-12-31T23:59:59Z no google.protobuf.Timestamp holds it (nor its JSON form).
+  if (t > absl::FromUnixSeconds(253402300799)) return std::nullopt;
   return t;
 }
 

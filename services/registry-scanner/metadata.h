@@ -58,7 +58,8 @@ absl::StatusOr<TagMetadata> FetchTagMetadata(RegistryClient& client, const std::
                                              const MetadataOptions& options,
                                              http::Priority priority = http::Priority::kBackground);
 
-// Parses an RFC 3339 time; nullopt for unparsable or zero ("0001-01-01T00:00:00Z") times.
+// Parses an RFC 3339 time; nullopt for unparsable times, for zero ("0001-01-01T00:00:00Z")
+// and others not after the epoch, and for times past 9999 (no Timestamp holds them).
 std::optional<absl::Time> ParseCreated(const std::string& text);
 
 }  // namespace ferry::registry_scanner

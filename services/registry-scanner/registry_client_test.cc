@@ -169,6 +169,8 @@ TEST(PlatformSpecTest, Parses) {
   EXPECT_EQ(PlatformSpec::Parse("linux/arm64/v8")->variant, "v8");
   EXPECT_THAT(PlatformSpec::Parse("linux"), ::testing::Not(::ferry::testing::IsOk()));
   EXPECT_FALSE(ParseCreated("0001-01-01T00:00:00Z").has_value());
+  EXPECT_TRUE(ParseCreated("9999-12-31T23:59:59Z").has_value());
+  EXPECT_FALSE(ParseCreated("10000-01-01T00:00:00Z").has_value());
   EXPECT_FALSE(ParseCreated("yesterday").has_value());
 }
 
