@@ -1,6 +1,5 @@
 #include "cli/client.h"
 
-#include <google/protobuf/util/json_util.h>
 #include <grpcpp/security/tls_certificate_verifier.h>
 #include <grpcpp/security/tls_credentials_options.h>
 
@@ -12,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "cli/exit_codes.h"
+#include "lib/convert/json.h"
 #include "lib/limits/limits.h"
 #include "lib/manifest/yaml_json.h"
 #include "lib/runtime/proto_time.h"
@@ -133,16 +133,14 @@ namespace {
 // The proto3 JSON mapping of `message`. It fails for values the mapping has no form for, such as
 // a Timestamp beyond year 9999 in a server's answer.
 absl::StatusOr<nlohmann::json> ToJson(const google::protobuf::Message& message) {
-  google::protobuf::util::JsonPrintOptions options;
-  std::string text;
-  const auto converted = google::protobuf::util::MessageToJsonString(message, &text, options);
-  nlohmann::json json = converted.ok()
-                            ? nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false)
+  absl::StatusOr<std::string> text = convert::ToJson(message);
+  nlohmann::json json = text.ok()
+                            ? nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false)
                             : nlohmann::json(nlohmann::json::value_t::discarded);
   if (json.is_discarded()) {
-    return absl::InternalError(absl::StrCat(
-        "the server's answer has no JSON form (",
-        converted.ok() ? "not JSON" : std::string(converted.message()), "); use -o table"));
+    return absl::InternalError(absl::StrCat("the server's answer has no JSON form (",
+                                            text.ok() ? "not JSON" : text.status().message(),
+                                            "); use -o table"));
   }
   return json;
 }

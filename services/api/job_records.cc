@@ -6,9 +6,11 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "lib/convert/json.h"
 #include "lib/kube/json_fields.h"
 #include "lib/log/log.h"
 #include "lib/runtime/proto_time.h"
+#include "lib/status/status_macros.h"
 
 namespace ferry::api {
 namespace {
@@ -23,12 +25,8 @@ std::string Rfc3339(const google::protobuf::Timestamp& t) {
   return absl::FormatTime(absl::RFC3339_full, runtime::FromProtoTimestamp(t), absl::UTCTimeZone());
 }
 
-std::string ToJson(const ferry::v1::Job& job) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(job, &out, options);
-  return out;
+absl::StatusOr<std::string> ToJson(const ferry::v1::Job& job) {
+  return convert::ToJson(job, convert::JsonNames::kProto);
 }
 
 // The job of a ConfigMap's JSON.
@@ -45,9 +43,10 @@ absl::StatusOr<ferry::v1::Job> JobOfConfigMap(const nlohmann::json& object) {
 
 std::string JobRecordName(const std::string& id) { return "ferry-job-" + id; }
 
-std::string JobRecordJson(const ferry::v1::Job& job, size_t max_bytes, bool* truncated) {
+absl::StatusOr<std::string> JobRecordJson(const ferry::v1::Job& job, size_t max_bytes,
+                                          bool* truncated) {
   if (truncated != nullptr) *truncated = false;
-  std::string json = ToJson(job);
+  FERRY_ASSIGN_OR_RETURN(std::string json, ToJson(job));
   if (json.size() <= max_bytes) return json;
   if (truncated != nullptr) *truncated = true;
   ferry::v1::Job cut = job;
@@ -65,12 +64,12 @@ std::string JobRecordJson(const ferry::v1::Job& job, size_t max_bytes, bool* tru
                                       "(limited to ",
                                       max_bytes / 1024, " KiB); the replica that ran it has them"));
     }
-    json = ToJson(cut);
+    FERRY_ASSIGN_OR_RETURN(json, ToJson(cut));
     if (json.size() <= max_bytes || kept == 0) break;
   }
   for (int i = 0; json.size() > max_bytes && i + 1 < cut.stages_size(); ++i) {
     cut.mutable_stages(i)->clear_rollouts();
-    json = ToJson(cut);
+    FERRY_ASSIGN_OR_RETURN(json, ToJson(cut));
   }
   return json;
 }
@@ -112,7 +111,8 @@ absl::Status ConfigMapJobRecords::Failed(const char* op, const absl::Status& sta
 
 absl::Status ConfigMapJobRecords::Put(const ferry::v1::Job& job) {
   bool truncated = false;
-  const std::string json = JobRecordJson(job, kMaxJobRecordBytes, &truncated);
+  absl::StatusOr<std::string> json = JobRecordJson(job, kMaxJobRecordBytes, &truncated);
+  if (!json.ok()) return Failed("put", json.status());
   nlohmann::json annotations = {{"ferry.dev/replica", replica_},
                                 {kSubmitted, Rfc3339(job.submitted())}};
   if (job.has_finished()) annotations[kFinished] = Rfc3339(job.finished());
@@ -125,7 +125,7 @@ absl::Status ConfigMapJobRecords::Put(const ferry::v1::Job& job) {
         {"namespace", ns_},
         {"labels", {{kManagedBy, kManager}, {"ferry.dev/job-kind", JobKindName(job.kind())}}},
         {"annotations", annotations}}},
-      {"data", {{kDataKey, json}}}};
+      {"data", {{kDataKey, *json}}}};
   absl::StatusOr<nlohmann::json> applied = client_.ApplyWithin(
       Path(job.id()), object, kManager, /*force=*/true, /*dry_run=*/false, kJobRecordCallTimeout);
   if (!applied.ok()) return Failed("put", applied.status());

@@ -71,9 +71,11 @@ inline constexpr absl::Duration kJobRecordCollectEvery = absl::Hours(1);
 std::string JobRecordName(const std::string& id);
 // The record of `job`: its protobuf JSON, at most `max_bytes`; over it, results are dropped
 // from the end and one result without a workload says how many are missing (`truncated` is
-// set), then rollouts of all stages but the last.
-std::string JobRecordJson(const ferry::v1::Job& job, size_t max_bytes = kMaxJobRecordBytes,
-                          bool* truncated = nullptr);
+// set), then rollouts of all stages but the last. InvalidArgument when the job holds a value
+// the JSON mapping cannot write (convert::ToJson).
+absl::StatusOr<std::string> JobRecordJson(const ferry::v1::Job& job,
+                                          size_t max_bytes = kMaxJobRecordBytes,
+                                          bool* truncated = nullptr);
 // A record's job. InvalidArgument when it is not a Job's JSON.
 absl::StatusOr<ferry::v1::Job> ParseJobRecord(const std::string& json);
 

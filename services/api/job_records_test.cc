@@ -96,7 +96,7 @@ TEST(JobRecordTest, AJobRoundTripsThroughItsRecord) {
   job.add_results()->set_workload("default:deployment/app");
   job.add_stages()->set_kind(ferry::v1::JOB_STAGE_KIND_DONE);
   bool truncated = true;
-  const std::string json = JobRecordJson(job, kMaxJobRecordBytes, &truncated);
+  const std::string json = JobRecordJson(job, kMaxJobRecordBytes, &truncated).value();
   EXPECT_FALSE(truncated);
   absl::StatusOr<ferry::v1::Job> parsed = ParseJobRecord(json);
   FERRY_ASSERT_OK(parsed);
@@ -104,6 +104,9 @@ TEST(JobRecordTest, AJobRoundTripsThroughItsRecord) {
   EXPECT_EQ(JobRecordName(job.id()), "ferry-job-0b5c7d1e-0000-4000-8000-000000000001");
   EXPECT_THAT(ParseJobRecord("{\"kind\": 3}"), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(ParseJobRecord("not json"), StatusIs(absl::StatusCode::kInvalidArgument));
+  // A time the JSON mapping cannot write: no record at all, rather than an empty one.
+  job.mutable_finished()->set_seconds(int64_t{1} << 40);
+  EXPECT_THAT(JobRecordJson(job), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(JobRecordTest, AnOversizedJobKeepsItsFirstResultsAndSaysHowManyAreMissing) {
@@ -115,7 +118,7 @@ TEST(JobRecordTest, AnOversizedJobKeepsItsFirstResultsAndSaysHowManyAreMissing) 
     r->set_reason(std::string(100, 'x'));
   }
   bool truncated = false;
-  const std::string json = JobRecordJson(job, 20000, &truncated);
+  const std::string json = JobRecordJson(job, 20000, &truncated).value();
   EXPECT_TRUE(truncated);
   EXPECT_LE(json.size(), 20000u);
   absl::StatusOr<ferry::v1::Job> parsed = ParseJobRecord(json);

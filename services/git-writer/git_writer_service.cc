@@ -8,6 +8,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "lib/convert/container.h"
+#include "lib/convert/json.h"
 #include "lib/convert/policy.h"
 #include "lib/image/reference.h"
 #include "lib/kustomize/layout.h"
@@ -420,15 +421,12 @@ grpc::Status GitWriterService::ApplyUpdates(grpc::ServerContext*,
         Signature{author->name, author->email.empty() ? "ferry@localhost" : author->email};
   }
   if (request->has_job()) {
-    google::protobuf::util::JsonPrintOptions json;
-    json.preserve_proto_field_names = true;
-    if (const auto s =
-            google::protobuf::util::MessageToJsonString(request->job(), &apply.note, json);
-        !s.ok()) {
-      // A value the JSON mapping has no form for, such as a Timestamp beyond year 9999.
+    absl::StatusOr<std::string> note = convert::ToJson(request->job(), convert::JsonNames::kProto);
+    if (!note.ok()) {
       return ToGrpcStatus(absl::InvalidArgumentError(
-          absl::StrCat("job: cannot be written as the commit's note: ", std::string(s.message()))));
+          absl::StrCat("job: cannot be written as the commit's note: ", note.status().message())));
     }
+    apply.note = *std::move(note);
     if (apply.note.size() > limits::kJobNoteBytes.default_value) {
       return ToGrpcStatus(absl::InvalidArgumentError(limits::OverLimit(
           "job", limits::kJobNoteBytes, limits::kJobNoteBytes.default_value, apply.note.size())));

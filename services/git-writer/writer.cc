@@ -14,6 +14,7 @@
 #include "absl/strings/str_replace.h"
 #include "ferry/v1/types.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "lib/convert/json.h"
 #include "lib/image/reference.h"
 #include "lib/log/laps.h"
 #include "lib/log/log.h"
@@ -192,11 +193,7 @@ std::string NoteWithPushedBranch(const std::string& note, const std::string& bra
   ferry::v1::Job job;
   if (!google::protobuf::util::JsonStringToMessage(note, &job).ok()) return note;
   job.set_pushed_branch(branch);
-  google::protobuf::util::JsonPrintOptions json;
-  json.preserve_proto_field_names = true;
-  std::string out;
-  if (!google::protobuf::util::MessageToJsonString(job, &out, json).ok()) return note;
-  return out;
+  return convert::ToJson(job, convert::JsonNames::kProto).value_or(note);
 }
 
 }  // namespace
