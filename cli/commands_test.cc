@@ -344,6 +344,26 @@ TEST_F(CommandsTest, AFailedWorkloadFailsTheCommand) {
   EXPECT_THAT(out_.str(), HasSubstr("admission webhook denied"));
 }
 
+// -o json of a job whose JSON cannot be written: the error on stderr, and the job's failure
+// still decides the exit code; a job that succeeded exits 1 (its output could not be given).
+TEST_F(CommandsTest, AJobWithNoJsonFormKeepsItsExitCode) {
+  for (const bool fail : {true, false}) {
+    EXPECT_CALL(stub_, Release(_, _, _))
+        .WillOnce(DoAll(SetArgPointee<2>(ReleaseStates()[0]), Return(grpc::Status::OK)));
+    std::vector<ferry::v1::Job> states = ReleaseStates(/*fail_one=*/fail);
+    states.back().mutable_finished()->set_seconds(int64_t{1} << 40);
+    StreamJob(states);
+    ReleaseOptions options;
+    options.all = true;
+    options.update_all_images = true;
+    options.output = "json";
+    EXPECT_EQ(Run([&](Env& env) { return RunRelease(options, env); }),
+              fail ? kExitJobFailed : kExitError);
+    EXPECT_EQ(out_.str(), "");
+    EXPECT_THAT(err_.str(), HasSubstr("no JSON form"));
+  }
+}
+
 TEST_F(CommandsTest, BadArgumentsAreRefusedBeforeAnyCall) {
   // StrictMock: any call fails the test.
   struct Case {

@@ -221,7 +221,11 @@ int FollowAndReport(const std::string& id, int verbosity, const std::string& out
   const absl::Duration took =
       runtime::FromProtoTimestamp(job.finished()) - runtime::FromProtoTimestamp(job.submitted());
   absl::StatusOr<bool> printed = PrintStructured(output, job, env.out);
-  if (!printed.ok()) return ReportError(env.err, printed.status());
+  if (!printed.ok()) {
+    // The job's own failure, when it failed, decides the exit code: a CI step keys on it.
+    const int printing = ReportError(env.err, printed.status());
+    return JobExitCode(job) == kExitJobFailed ? kExitJobFailed : printing;
+  }
   if (!*printed) {
     if (flux_lines) {
       env.out << "Status: " << (JobExitCode(job) == kExitOk ? "Complete." : "Failed.") << "\n"

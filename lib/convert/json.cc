@@ -10,8 +10,7 @@ absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message, Jso
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = names == JsonNames::kProto;
   std::string out;
-  if (const auto s = google::protobuf::util::MessageToJsonString(message, &out, options);
-      !s.ok()) {
+  if (const auto s = google::protobuf::util::MessageToJsonString(message, &out, options); !s.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("a ", message.GetDescriptor()->name(),
                      " that has no JSON form: ", std::string(s.message())));

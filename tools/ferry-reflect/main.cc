@@ -250,7 +250,13 @@ int Call(const Args& args, const std::shared_ptr<grpc::Channel>& channel, Reflec
         factory.GetPrototype(method->output_type())->New());
     response->ParseFromString(data);
     std::string out;
-    (void)google::protobuf::util::MessageToJsonString(*response, &out, json);
+    if (const auto s = google::protobuf::util::MessageToJsonString(*response, &out, json);
+        !s.ok()) {
+      // A value the mapping has no form for (a Timestamp past 9999): said, not half printed.
+      std::fprintf(stderr, "ERROR: a response has no JSON form: %s\n",
+                   std::string(s.message()).c_str());
+      continue;
+    }
     std::printf("%s", out.c_str());
     std::fflush(stdout);
   }
