@@ -25,6 +25,31 @@ inline std::string StringField(const nlohmann::json& object, std::string_view ke
   return value.is_string() ? value.get<std::string>() : std::string();
 }
 
+// Whether the JSON text `json` nests arrays and objects at most `max_depth` levels deep
+// (brackets inside strings do not count). A cheap scan, meant for text about to be parsed;
+// malformed text is left for the parser to refuse.
+inline bool NestingWithin(std::string_view json, uint64_t max_depth) {
+  uint64_t depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character, a quote among them
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return false;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return true;
+}
+
 // The number at object[key] as an int64: an integer as it is (an unsigned one above the int64
 // range reads as the largest int64), a float truncated when it is finite and in range;
 // `fallback` when absent, of another type, or a float out of range.

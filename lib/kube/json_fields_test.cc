@@ -42,5 +42,20 @@ TEST(JsonFields, IntFieldTakesEveryNumberItCanHold) {
   EXPECT_EQ(IntField(object, "two_to_63", -1), -1);
 }
 
+TEST(JsonFields, NestingWithinCountsBracketsOutsideStrings) {
+  EXPECT_TRUE(NestingWithin("", 0));
+  EXPECT_TRUE(NestingWithin("5", 0));
+  EXPECT_FALSE(NestingWithin("{}", 0));
+  EXPECT_TRUE(NestingWithin(R"({"a": [1, {"b": []}]})", 4));
+  EXPECT_FALSE(NestingWithin(R"({"a": [1, {"b": []}]})", 3));
+  // Siblings do not add up; brackets in strings, escaped quotes among them, do not count.
+  EXPECT_TRUE(NestingWithin(R"([[1], [2], [[3]]])", 3));
+  EXPECT_TRUE(NestingWithin(R"(["[[[[", "\"[[[[", {"k[[[": "\\"}])", 2));
+  EXPECT_FALSE(NestingWithin(R"(["\\", [[1]]])", 2)) << "an escaped backslash ends no string";
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_FALSE(NestingWithin(deep, 1000));
+  EXPECT_TRUE(NestingWithin(deep, 100000));
+}
+
 }  // namespace
 }  // namespace ferry::kube

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "lib/kube/json_fields.h"
+#include "lib/limits/limits.h"
 
 namespace ferry::kube {
 namespace {
@@ -51,6 +52,20 @@ std::string KubeClient::Token() {
     token_read_ = absl::Now();
   }
   return file_token_.empty() ? access_.token : file_token_;
+}
+
+absl::StatusOr<nlohmann::json> ParseAnswer(std::string_view text, const std::string& what,
+                                           const char* kind) {
+  if (!NestingWithin(text, limits::kKubeJsonDepth.default_value)) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        what, ": the API sent ", kind, " nested deeper than ", limits::kKubeJsonDepth.default_value,
+        " levels, more than any Kubernetes object"));
+  }
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return absl::InternalError(absl::StrCat(what, ": the API sent ", kind, " that is not JSON"));
+  }
+  return j;
 }
 
 absl::Status ApiError(long status, const std::string& body, const std::string& what) {
@@ -136,12 +151,7 @@ absl::StatusOr<nlohmann::json> KubeClient::Call(const std::string& verb, const s
     return ApiError(response->status, response->body, absl::StrCat(method, " ", path));
   }
   if (response->body.empty()) return nlohmann::json::object();
-  nlohmann::json j = nlohmann::json::parse(response->body, nullptr, false);
-  if (j.is_discarded()) {
-    return absl::InternalError(
-        absl::StrCat(method, " ", path, ": the API answered with invalid JSON"));
-  }
-  return j;
+  return ParseAnswer(response->body, absl::StrCat(method, " ", path), "an answer");
 }
 
 namespace {
@@ -259,15 +269,18 @@ absl::Status KubeClient::Watch(const std::string& path, absl::Duration timeout,
       if (newline == nullptr) break;
       data = newline + 1;
       if (line.empty()) continue;
-      nlohmann::json event = nlohmann::json::parse(line, nullptr, false);
+      absl::StatusOr<nlohmann::json> event = ParseAnswer(line, "GET " + path, "a watch event");
       line.clear();
-      if (event.is_discarded() || !event.is_object()) {
-        failed = absl::InternalError(
-            absl::StrCat("GET ", path, ": the API sent a watch event that is not JSON"));
+      if (event.ok() && !event->is_object()) {
+        event = absl::InternalError(
+            absl::StrCat("GET ", path, ": the API sent a watch event that is not a JSON object"));
+      }
+      if (!event.ok()) {
+        failed = event.status();
         return false;
       }
       try {
-        if (!on_event(event)) return false;
+        if (!on_event(*event)) return false;
       } catch (const nlohmann::json::exception& e) {  // never through libcurl's frames
         failed = absl::InternalError(
             absl::StrCat("GET ", path, ": a watch event could not be read: ", e.what()));

@@ -16,6 +16,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -101,5 +102,11 @@ class KubeClient final : public KubeApi {
 // PermissionDenied, Unauthenticated, Aborted (Conflict), ResourceExhausted (429), Internal
 // (500), Unavailable (other 5xx), with the server's message.
 absl::Status ApiError(long status, const std::string& body, const std::string& what);
+
+// The JSON of an answer (`kind`: "an answer", "a watch event") to the call `what`
+// ("GET /api/v1/pods"). ResourceExhausted when it nests deeper than limits::kKubeJsonDepth
+// (checked before parsing, so nothing recurses that deep); Internal when it is not JSON.
+absl::StatusOr<nlohmann::json> ParseAnswer(std::string_view text, const std::string& what,
+                                           const char* kind);
 
 }  // namespace ferry::kube

@@ -91,6 +91,15 @@ inline constexpr Limit kWorkloadIndexBytes{"workload index answer", "bytes", 16 
 inline constexpr Limit kWebhookBody{"webhook body size", "bytes", 1 * kMiB,
                                     "--webhook_max_body_bytes"};
 
+// ---- Answers of the Kubernetes API (lib/kube; cluster-syncer, api, leader election) ----
+
+// Nesting of arrays and objects in one answer or watch event, checked on the text before it is
+// parsed. The parse itself does not recurse, but copying, exporting and printing an object do,
+// one stack frame per level: a proxy or an aggregated API answering 100,000 levels would end
+// the process. The API server refuses requests nested deeper than 10,000 levels; real objects
+// (CRD schemas) stay under 50.
+inline constexpr Limit kKubeJsonDepth{"Kubernetes API answer nesting depth", "levels", 1000, ""};
+
 // ---- Messages between services and from clients (lib/runtime) ----
 
 // One gRPC message, received or sent, on every server and every channel between services.
