@@ -138,9 +138,9 @@ absl::StatusOr<nlohmann::json> ToJson(const google::protobuf::Message& message) 
                             ? nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false)
                             : nlohmann::json(nlohmann::json::value_t::discarded);
   if (json.is_discarded()) {
-    return absl::InternalError(absl::StrCat("the server's answer has no JSON form (",
-                                            text.ok() ? "not JSON" : text.status().message(),
-                                            "); use -o table"));
+    return absl::InternalError(absl::StrCat(
+        "cannot print the server's answer: ",
+        text.ok() ? "its JSON form does not parse" : text.status().message(), "; use -o table"));
   }
   return json;
 }

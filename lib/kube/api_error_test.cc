@@ -34,15 +34,15 @@ TEST(ApiError, AnyOtherBodyIsShownAndNothingThrows) {
   }
 }
 
-// An answer nested deeper than any Kubernetes object fails before it is parsed (copying or
+// An answer nested deeper than Ferry's limit fails before it is parsed (copying or
 // exporting it would recurse once per level); one that is not JSON is Internal.
 TEST(ParseAnswer, TooDeepOrNotJsonFailsWithWhatWasAsked) {
   const std::string deep = std::string(100000, '[') + std::string(100000, ']');
   absl::StatusOr<nlohmann::json> parsed = ParseAnswer(deep, "GET /apis/x", "an answer");
   EXPECT_EQ(parsed.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_TRUE(absl::StrContains(parsed.status().message(),
-                                "GET /apis/x: the API sent an answer "
-                                "nested deeper than 1000 levels"))
+                                "GET /apis/x: Kubernetes API answer nesting depth over the "
+                                "limit of 1000 levels in an answer"))
       << parsed.status();
   EXPECT_EQ(ParseAnswer("{\"a\":", "GET /api", "a watch event").status().code(),
             absl::StatusCode::kInternal);

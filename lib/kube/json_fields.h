@@ -19,6 +19,14 @@ inline const nlohmann::json& Field(const nlohmann::json& object, std::string_vie
   return it == object.end() ? *kNull : *it;
 }
 
+// &object[key] for changing it in place; nullptr when `object` is not an object or has no
+// such key.
+inline nlohmann::json* MutableField(nlohmann::json& object, std::string_view key) {
+  if (!object.is_object()) return nullptr;
+  auto it = object.find(key);
+  return it == object.end() ? nullptr : &*it;
+}
+
 // The string at object[key]; "" when it is absent or not a string.
 inline std::string StringField(const nlohmann::json& object, std::string_view key) {
   const nlohmann::json& value = Field(object, key);

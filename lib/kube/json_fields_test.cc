@@ -1,5 +1,5 @@
-// Field, StringField and IntField: whatever type or size a peer's JSON holds, a read gives a
-// value or the fallback, never a throw or undefined behaviour.
+// Field, MutableField, StringField and IntField: whatever type or size a peer's JSON holds, a read
+// gives a value or the fallback, never a throw or undefined behaviour.
 #include "lib/kube/json_fields.h"
 
 #include <gtest/gtest.h>
@@ -21,6 +21,18 @@ TEST(JsonFields, FieldsOfOtherTypesReadAsAbsent) {
   EXPECT_EQ(IntField(object, "o", 7), 7);
   EXPECT_EQ(IntField(object, "missing", 7), 7);
   EXPECT_EQ(IntField(nlohmann::json("n"), "n", 7), 7);
+}
+
+TEST(JsonFields, MutableFieldChangesOnlyWhatIsThere) {
+  nlohmann::json object = nlohmann::json::parse(R"({"o": {"a": 1}})");
+  nlohmann::json* o = MutableField(object, "o");
+  ASSERT_NE(o, nullptr);
+  (*o)["b"] = 2;
+  EXPECT_EQ(object.dump(), R"({"o":{"a":1,"b":2}})");
+  EXPECT_EQ(MutableField(object, "missing"), nullptr);
+  nlohmann::json array = nlohmann::json::array({1});
+  EXPECT_EQ(MutableField(array, "o"), nullptr);
+  EXPECT_EQ(object.dump(), R"({"o":{"a":1,"b":2}})") << "a miss adds no key";
 }
 
 TEST(JsonFields, IntFieldTakesEveryNumberItCanHold) {

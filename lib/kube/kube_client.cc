@@ -57,9 +57,11 @@ std::string KubeClient::Token() {
 absl::StatusOr<nlohmann::json> ParseAnswer(std::string_view text, const std::string& what,
                                            const char* kind) {
   if (!NestingWithin(text, limits::kKubeJsonDepth.default_value)) {
+    // The limit is fixed: a real object that deep (the API server takes up to 10,000 levels)
+    // is far more likely a mistake than a design, and the watch or list holding it fails whole.
     return absl::ResourceExhaustedError(absl::StrCat(
-        what, ": the API sent ", kind, " nested deeper than ", limits::kKubeJsonDepth.default_value,
-        " levels, more than any Kubernetes object"));
+        limits::OverLimit(what, limits::kKubeJsonDepth, limits::kKubeJsonDepth.default_value),
+        " in ", kind, "; Ferry reads no object nested that deep"));
   }
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
@@ -255,6 +257,7 @@ absl::Status KubeClient::Watch(const std::string& path, absl::Duration timeout,
   http::Request request = NewRequest("GET", path, "application/json", timeout);
   request.cancelled = &stop;
   request.idle_timeout = kWatchIdleTimeout;
+  const std::string what = "GET " + path;
   std::string line;  // the event being received: one JSON document per line
   absl::Status failed;
   request.on_body = [&](const char* data, size_t size) {
@@ -263,17 +266,17 @@ absl::Status KubeClient::Watch(const std::string& path, absl::Duration timeout,
       line.append(data, (newline == nullptr ? end : newline) - data);
       if (line.size() > kMaxWatchEventBytes) {
         failed = absl::ResourceExhaustedError(
-            absl::StrCat("GET ", path, ": a watch event over ", kMaxWatchEventBytes, " bytes"));
+            absl::StrCat(what, ": a watch event over ", kMaxWatchEventBytes, " bytes"));
         return false;
       }
       if (newline == nullptr) break;
       data = newline + 1;
       if (line.empty()) continue;
-      absl::StatusOr<nlohmann::json> event = ParseAnswer(line, "GET " + path, "a watch event");
+      absl::StatusOr<nlohmann::json> event = ParseAnswer(line, what, "a watch event");
       line.clear();
       if (event.ok() && !event->is_object()) {
         event = absl::InternalError(
-            absl::StrCat("GET ", path, ": the API sent a watch event that is not a JSON object"));
+            absl::StrCat(what, ": the API sent a watch event that is not a JSON object"));
       }
       if (!event.ok()) {
         failed = event.status();
@@ -283,7 +286,7 @@ absl::Status KubeClient::Watch(const std::string& path, absl::Duration timeout,
         if (!on_event(*event)) return false;
       } catch (const nlohmann::json::exception& e) {  // never through libcurl's frames
         failed = absl::InternalError(
-            absl::StrCat("GET ", path, ": a watch event could not be read: ", e.what()));
+            absl::StrCat(what, ": a watch event could not be read: ", e.what()));
         return false;
       }
     }

@@ -25,10 +25,6 @@ std::string Rfc3339(const google::protobuf::Timestamp& t) {
   return absl::FormatTime(absl::RFC3339_full, runtime::FromProtoTimestamp(t), absl::UTCTimeZone());
 }
 
-absl::StatusOr<std::string> ToJson(const ferry::v1::Job& job) {
-  return convert::ToJson(job, convert::JsonNames::kProto);
-}
-
 // The job of a ConfigMap's JSON.
 absl::StatusOr<ferry::v1::Job> JobOfConfigMap(const nlohmann::json& object) {
   const auto data = object.find("data");
@@ -46,7 +42,7 @@ std::string JobRecordName(const std::string& id) { return "ferry-job-" + id; }
 absl::StatusOr<std::string> JobRecordJson(const ferry::v1::Job& job, size_t max_bytes,
                                           bool* truncated) {
   if (truncated != nullptr) *truncated = false;
-  FERRY_ASSIGN_OR_RETURN(std::string json, ToJson(job));
+  FERRY_ASSIGN_OR_RETURN(std::string json, convert::ToJson(job, convert::JsonNames::kProto));
   if (json.size() <= max_bytes) return json;
   if (truncated != nullptr) *truncated = true;
   ferry::v1::Job cut = job;
@@ -64,12 +60,12 @@ absl::StatusOr<std::string> JobRecordJson(const ferry::v1::Job& job, size_t max_
                                       "(limited to ",
                                       max_bytes / 1024, " KiB); the replica that ran it has them"));
     }
-    FERRY_ASSIGN_OR_RETURN(json, ToJson(cut));
+    FERRY_ASSIGN_OR_RETURN(json, convert::ToJson(cut, convert::JsonNames::kProto));
     if (json.size() <= max_bytes || kept == 0) break;
   }
   for (int i = 0; json.size() > max_bytes && i + 1 < cut.stages_size(); ++i) {
     cut.mutable_stages(i)->clear_rollouts();
-    FERRY_ASSIGN_OR_RETURN(json, ToJson(cut));
+    FERRY_ASSIGN_OR_RETURN(json, convert::ToJson(cut, convert::JsonNames::kProto));
   }
   return json;
 }
@@ -112,7 +108,12 @@ absl::Status ConfigMapJobRecords::Failed(const char* op, const absl::Status& sta
 absl::Status ConfigMapJobRecords::Put(const ferry::v1::Job& job) {
   bool truncated = false;
   absl::StatusOr<std::string> json = JobRecordJson(job, kMaxJobRecordBytes, &truncated);
-  if (!json.ok()) return Failed("put", json.status());
+  if (!json.ok()) {  // no call was made: a value the JSON mapping cannot hold
+    metrics_.Failed("put");
+    log::Warn("job records: the job cannot be stored as JSON; its record is not shared",
+              {{"job", job.id()}, {"error", std::string(json.status().message())}});
+    return json.status();
+  }
   nlohmann::json annotations = {{"ferry.dev/replica", replica_},
                                 {kSubmitted, Rfc3339(job.submitted())}};
   if (job.has_finished()) annotations[kFinished] = Rfc3339(job.finished());
@@ -293,8 +294,11 @@ void JobRecordPublisher::Run() {
     const absl::Status written = next.job ? records_.Put(*next.job) : records_.Delete(id);
     absl::MutexLock lock(&mu_);
     writing_ = false;
-    // Retried unless a newer state came meanwhile (or the api is stopping).
-    if (!written.ok() && !stopping_ && ++next.attempts < 3 && pending_.count(id) == 0) {
+    // Retried unless a newer state came meanwhile (or the api is stopping), or the record
+    // itself was refused: the same record would be refused again.
+    const bool refused = written.code() == absl::StatusCode::kInvalidArgument ||
+                         written.code() == absl::StatusCode::kFailedPrecondition;
+    if (!written.ok() && !refused && !stopping_ && ++next.attempts < 3 && pending_.count(id) == 0) {
       next.not_before = absl::Now() + absl::Seconds(next.attempts);
       pending_.emplace(id, std::move(next));
       order_.push_back(id);

@@ -27,7 +27,7 @@ class MemoryJobRecords final : public JobRecordStore {
     puts_.push_back(job);
     if (failures_ > 0) {
       --failures_;
-      return absl::UnavailableError("the API server is down");
+      return absl::Status(failure_, "the write failed");
     }
     jobs_[job.id()] = job;
     return absl::OkStatus();
@@ -69,6 +69,7 @@ class MemoryJobRecords final : public JobRecordStore {
   bool held_ ABSL_GUARDED_BY(mu_) = false;
   int entered_ ABSL_GUARDED_BY(mu_) = 0;
   int failures_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::StatusCode failure_ ABSL_GUARDED_BY(mu_) = absl::StatusCode::kUnavailable;
   std::map<std::string, ferry::v1::Job> jobs_ ABSL_GUARDED_BY(mu_);
   std::vector<ferry::v1::Job> puts_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> deletes_ ABSL_GUARDED_BY(mu_);
@@ -182,6 +183,33 @@ TEST_F(JobRecordPublisherTest, AFailedWriteIsRetriedAndAForgottenJobDeleted) {
   EXPECT_EQ(records_.jobs_.count(first.id()), 0u);
   EXPECT_THAT(records_.deletes_, ::testing::ElementsAre(first.id()));
   EXPECT_EQ(records_.jobs_.size(), 10u);
+  store.SetListener(nullptr);
+}
+
+// A record the store refuses (InvalidArgument: the job has no JSON form, or the API server
+// finds the object invalid) would be refused again: it is not retried, and the next state
+// of the job is written as usual.
+TEST_F(JobRecordPublisherTest, ARefusedRecordIsNotRetried) {
+  JobStore store(10, metrics_);
+  store.SetListener(&publisher_);
+  publisher_.Start();
+  {
+    absl::MutexLock lock(&records_.mu_);
+    records_.failures_ = 1;
+    records_.failure_ = absl::StatusCode::kInvalidArgument;
+  }
+  ferry::v1::Job job = store.Submit(ferry::v1::Job());
+  ASSERT_TRUE(publisher_.AwaitIdle(absl::Seconds(10)));
+  {
+    absl::MutexLock lock(&records_.mu_);
+    EXPECT_EQ(records_.puts_.size(), 1u) << "a refused record was written again";
+    EXPECT_EQ(records_.jobs_.count(job.id()), 0u);
+  }
+  store.Finish(job.id(), "");
+  ASSERT_TRUE(publisher_.AwaitIdle(absl::Seconds(10)));
+  absl::MutexLock lock(&records_.mu_);
+  EXPECT_EQ(records_.puts_.size(), 2u);
+  EXPECT_EQ(records_.jobs_.at(job.id()).state(), ferry::v1::JOB_STATE_SUCCEEDED);
   store.SetListener(nullptr);
 }
 

@@ -16,20 +16,13 @@
 namespace ferry::cluster_syncer {
 namespace {
 
-// &parent[key] when parent is an object holding key; nullptr otherwise.
-nlohmann::json* Child(nlohmann::json& parent, const char* key) {
-  if (!parent.is_object()) return nullptr;
-  auto it = parent.find(key);
-  return it == parent.end() ? nullptr : &*it;
-}
-
 // Removes parent[key] when parent is an object (and holds it); leaves anything else as it is.
 void Erase(nlohmann::json& parent, const char* key) {
   if (parent.is_object()) parent.erase(key);
 }
 
 void EraseIfEmpty(nlohmann::json& parent, const char* key) {
-  const nlohmann::json* child = Child(parent, key);
+  const nlohmann::json* child = kube::MutableField(parent, key);
   if (child != nullptr &&
       (child->is_null() || ((child->is_object() || child->is_array()) && child->empty()))) {
     parent.erase(key);
@@ -39,7 +32,8 @@ void EraseIfEmpty(nlohmann::json& parent, const char* key) {
 // Pod templates come back with "creationTimestamp: null" in their metadata.
 void EraseNullTimestamps(nlohmann::json& v) {
   if (v.is_object()) {
-    if (const nlohmann::json* t = Child(v, "creationTimestamp"); t != nullptr && t->is_null()) {
+    if (const nlohmann::json* t = kube::MutableField(v, "creationTimestamp");
+        t != nullptr && t->is_null()) {
       v.erase("creationTimestamp");
     }
     for (auto& [key, child] : v.items()) EraseNullTimestamps(child);
@@ -53,13 +47,14 @@ void EraseNullTimestamps(nlohmann::json& v) {
 void CleanForExport(const std::string& kind, nlohmann::json& object) {
   Erase(object, "status");
   EraseNullTimestamps(object);
-  nlohmann::json* meta = Child(object, "metadata");
+  nlohmann::json* meta = kube::MutableField(object, "metadata");
   if (meta == nullptr || !meta->is_object()) return;
   for (const char* key : {"uid", "resourceVersion", "managedFields", "creationTimestamp",
                           "generation", "selfLink", "ownerReferences", "finalizers"}) {
     meta->erase(key);
   }
-  if (nlohmann::json* a = Child(*meta, "annotations"); a != nullptr && a->is_object()) {
+  if (nlohmann::json* a = kube::MutableField(*meta, "annotations");
+      a != nullptr && a->is_object()) {
     for (const char* key :
          {"kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/revision",
           kChecksumAnnotation, kSourceAnnotation}) {
@@ -67,11 +62,12 @@ void CleanForExport(const std::string& kind, nlohmann::json& object) {
     }
     EraseIfEmpty(*meta, "annotations");
   }
-  if (nlohmann::json* labels = Child(*meta, "labels"); labels != nullptr && labels->is_object()) {
+  if (nlohmann::json* labels = kube::MutableField(*meta, "labels");
+      labels != nullptr && labels->is_object()) {
     labels->erase(kSyncSetLabel);
     EraseIfEmpty(*meta, "labels");
   }
-  nlohmann::json* spec = Child(object, "spec");
+  nlohmann::json* spec = kube::MutableField(object, "spec");
   if (kind == "Namespace" && spec != nullptr) {
     // The namespace controller's finalizer and phase.
     Erase(*spec, "finalizers");
@@ -79,7 +75,7 @@ void CleanForExport(const std::string& kind, nlohmann::json& object) {
   } else if (kind == "Service" && spec != nullptr) {
     for (const char* key : {"clusterIP", "clusterIPs"}) Erase(*spec, key);
     const std::string type = kube::StringField(*spec, "type");
-    if (nlohmann::json* ports = Child(*spec, "ports");
+    if (nlohmann::json* ports = kube::MutableField(*spec, "ports");
         ports != nullptr && type != "NodePort" && type != "LoadBalancer") {
       for (auto& port : *ports) Erase(port, "nodePort");
     }

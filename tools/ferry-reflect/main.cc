@@ -237,6 +237,7 @@ int Call(const Args& args, const std::shared_ptr<grpc::Channel>& channel, Reflec
   }
   google::protobuf::util::JsonPrintOptions json;
   json.add_whitespace = true;
+  bool unprinted = false;  // a response that could not be printed
   for (;;) {
     grpc::ByteBuffer buffer;
     call->Read(&buffer, nullptr);
@@ -255,6 +256,7 @@ int Call(const Args& args, const std::shared_ptr<grpc::Channel>& channel, Reflec
       // A value the mapping has no form for (a Timestamp past 9999): said, not half printed.
       std::fprintf(stderr, "ERROR: a response has no JSON form: %s\n",
                    std::string(s.message()).c_str());
+      unprinted = true;
       continue;
     }
     std::printf("%s", out.c_str());
@@ -263,7 +265,8 @@ int Call(const Args& args, const std::shared_ptr<grpc::Channel>& channel, Reflec
   grpc::Status status;
   call->Finish(&status, nullptr);
   Next(cq);
-  if (status.ok()) return 0;
+  // As grpcurl: a successful call whose answer was not shown is still a failure to the script.
+  if (status.ok()) return unprinted ? 1 : 0;
   std::string code = GoCodeName(status.error_code());
   std::fprintf(stderr, "ERROR:\n  Code: %s\n  Message: %s\n", code.c_str(),
                status.error_message().c_str());
