@@ -30,7 +30,10 @@
 //   cluster process used from the request until the push was seen, mean per release, and
 //   `syncer_lists` / `syncer_gets`: the list and get requests the syncer sent meanwhile (a
 //   release's planning is answered from a listing up to 10 s old, else by a get of each
-//   named workload).
+//   named workload). From the push to the job seen done (the sync that applies the commit):
+//   `cpu_ms_pushed_to_done_<process>`, and `cluster_cores_share_pushed_to_done`, the share of
+//   the machine's cores the cluster's processes held meanwhile (near 1: the apply waits for
+//   the API server and etcd, not for Ferry).
 //   BM_Scale_Ferry_ReadLoad       16 clients reading from the api (ListWorkloads' first page,
 //                                 ListImages of one workload, GetVersion) for
 //                                 FERRY_SCALE_LOAD_SECONDS (default 10 s) with a release
@@ -214,6 +217,13 @@ class Scale {
             {"cluster_syncer", &syncer_},
             {"registry_scanner", &scanner_},
             {"api", &api_}};
+  }
+  // Whether `name` is one of Ferry's services (not a process of the cluster).
+  bool IsService(const std::string& name) const {
+    for (const auto& [service, unused] : services()) {
+      if (service == name) return true;
+    }
+    return false;
   }
   // The CPU seconds used so far by each of the cluster's processes and each running service,
   // by name; empty when one of them cannot be read.
@@ -476,6 +486,10 @@ struct ReleaseTimes {
   // CPU seconds each cluster process and service used from the request until the watcher saw
   // the COMMIT_PUSHED stage; empty: unknown.
   std::map<std::string, double> cpu_to_pushed;
+  // The same from then until the job was seen done (the sync that applies the commit), and
+  // how long that was.
+  std::map<std::string, double> cpu_pushed_to_done;
+  double seen_pushed_to_done = 0;
 };
 
 // One release of the next bench/app-0 tag to `workloads`, or to every workload using the image
@@ -509,11 +523,15 @@ absl::StatusOr<ReleaseTimes> ReleaseOnce(ferry::v1::Ferry::Stub& api, Scale& sca
   auto watch = api.WatchJob(&ctx, watch_request);
   ReleaseTimes times;
   bool pushed_seen = false;
+  std::map<std::string, double> cpu_at_pushed;
+  absl::Time seen_pushed;
   while (watch->Read(&job)) {
     if (!pushed_seen) {
       for (const auto& stage : job.stages()) {
         if (stage.kind() != ferry::v1::JOB_STAGE_KIND_COMMIT_PUSHED) continue;
-        times.cpu_to_pushed = ferry::bench::CpuUsed(cpu_before, scale.CpuSeconds());
+        cpu_at_pushed = scale.CpuSeconds();
+        seen_pushed = absl::Now();
+        times.cpu_to_pushed = ferry::bench::CpuUsed(cpu_before, cpu_at_pushed);
         pushed_seen = true;
         break;
       }
@@ -522,7 +540,12 @@ absl::StatusOr<ReleaseTimes> ReleaseOnce(ferry::v1::Ferry::Stub& api, Scale& sca
         job.state() != ferry::v1::JOB_STATE_FAILED) {
       continue;
     }
-    times.done = absl::ToDoubleSeconds(absl::Now() - start);
+    const absl::Time seen_done = absl::Now();
+    times.done = absl::ToDoubleSeconds(seen_done - start);
+    if (pushed_seen) {
+      times.cpu_pushed_to_done = ferry::bench::CpuUsed(cpu_at_pushed, scale.CpuSeconds());
+      times.seen_pushed_to_done = absl::ToDoubleSeconds(seen_done - seen_pushed);
+    }
     break;
   }
   ctx.TryCancel();
@@ -583,9 +606,9 @@ void RunReleases(benchmark::State& state, const std::vector<std::string>& worklo
   Scale& scale = Scale::Get();
   absl::StatusOr<ferry::v1::Ferry::Stub*> api = scale.Api();
   if (!api.ok()) return state.SkipWithError(api.status().ToString().c_str());
-  double pushed_sum = 0, done_sum = 0, pushed_max = 0, done_max = 0;
-  int n = 0, released = 0, unsettled = 0, cpu_known = 0;
-  std::map<std::string, double> stage_sums, cpu_sums;
+  double pushed_sum = 0, done_sum = 0, pushed_max = 0, done_max = 0, after_push_seconds = 0;
+  int n = 0, released = 0, unsettled = 0, cpu_known = 0, after_push_known = 0;
+  std::map<std::string, double> stage_sums, cpu_sums, after_push_sums;
   const double lists_before = scale.syncer_requests("list");
   const double gets_before = scale.syncer_requests("get");
   for (auto _ : state) {
@@ -602,6 +625,12 @@ void RunReleases(benchmark::State& state, const std::vector<std::string>& worklo
     for (const auto& [name, at] : times->stages) stage_sums[name] += at;
     for (const auto& [name, seconds] : times->cpu_to_pushed) cpu_sums[name] += seconds;
     if (!times->cpu_to_pushed.empty()) ++cpu_known;
+    if (!times->cpu_pushed_to_done.empty()) {
+      for (const auto& [name, seconds] : times->cpu_pushed_to_done)
+        after_push_sums[name] += seconds;
+      after_push_seconds += times->seen_pushed_to_done;
+      ++after_push_known;
+    }
     ++n;
   }
   if (released != expected) {
@@ -620,6 +649,19 @@ void RunReleases(benchmark::State& state, const std::vector<std::string>& worklo
   // the cluster's processes, which share this machine's cores.
   for (const auto& [name, sum] : cpu_sums) {
     state.counters["cpu_ms_to_pushed_" + name] = sum / cpu_known * 1e3;
+  }
+  // From the push to the job seen done: the sync that applies the commit. Whose CPU it took,
+  // mean ms per release, and how much of the machine's cores the cluster's processes held
+  // meanwhile (1 = every core, all the time): near 1, the apply waits for the API server, not
+  // for Ferry.
+  if (after_push_known > 0 && after_push_seconds > 0) {
+    double cluster = 0;
+    for (const auto& [name, sum] : after_push_sums) {
+      state.counters["cpu_ms_pushed_to_done_" + name] = sum / after_push_known * 1e3;
+      if (!scale.IsService(name)) cluster += sum;
+    }
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    state.counters["cluster_cores_share_pushed_to_done"] = cluster / (after_push_seconds * cores);
   }
   if (settle) state.counters["unsettled"] = unsettled;
   // How the syncer answered the planning's question which workloads run, among its other
