@@ -251,6 +251,19 @@ void SetWhere(YAML::Mark* where, const YAML::Mark& mark) {
   if (where != nullptr) *where = mark;
 }
 
+// yaml-cpp's tree of `text`; `where` (when given) receives the position of a syntax error.
+absl::StatusOr<YAML::Node> LoadTree(absl::string_view text, YAML::Mark* where) {
+  try {
+    ViewStreamBuf buffer(text);
+    std::istream in(&buffer);
+    return YAML::Load(in);
+  } catch (const YAML::Exception& e) {
+    SetWhere(where, e.mark);
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid YAML: ", e.msg, "; fix the syntax there"));
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<YAML::Node> ParseDocument(absl::string_view text, const DocumentLimits& limits,
@@ -275,15 +288,11 @@ absl::StatusOr<YAML::Node> ParseDocument(absl::string_view text, const DocumentL
     return absl::InvalidArgumentError(
         absl::StrCat("invalid YAML: ", e.msg, "; fix the syntax there"));
   }
-  try {
-    ViewStreamBuf buffer(text);
-    std::istream in(&buffer);
-    return YAML::Load(in);
-  } catch (const YAML::Exception& e) {
-    SetWhere(where, e.mark);
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid YAML: ", e.msg, "; fix the syntax there"));
-  }
+  return LoadTree(text, where);
+}
+
+absl::StatusOr<YAML::Node> LoadCheckedDocument(absl::string_view text) {
+  return LoadTree(text, nullptr);
 }
 
 absl::Status ValidateDocumentLimits(const DocumentLimits& limits) {

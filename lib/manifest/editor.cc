@@ -17,6 +17,11 @@ namespace {
 
 constexpr size_t kNpos = absl::string_view::npos;
 
+// ParseResourceDocument; `checked_before`: the document's bytes passed the limits already
+// (they are what an index read), so only the tree is built.
+absl::Status ParseResource(absl::string_view content, Resource& resource,
+                           const LoadOptions& options, bool checked_before);
+
 // The document being edited.
 struct Doc {
   std::string text;
@@ -58,9 +63,12 @@ absl::StatusOr<Doc> OpenDocument(absl::string_view content, const Source& source
   }
   Doc doc;
   doc.text = std::string(content.substr(source.begin, source.end - source.begin));
-  if (indexed != nullptr && indexed->id == id && indexed->source.begin == source.begin &&
+  // The bytes the index read (and checked against the limits) when it made `indexed`.
+  const bool indexed_bytes =
+      indexed != nullptr && indexed->id == id && indexed->source.begin == source.begin &&
       indexed->source.end == source.end && indexed->source.list_item == source.list_item &&
-      indexed->document.has_node() && indexed->source.document_hash == DocumentHash(doc.text)) {
+      indexed->source.document_hash == DocumentHash(doc.text);
+  if (indexed_bytes && indexed->document.has_node()) {
     doc.root = indexed->document;
     doc.object = indexed->node;
     doc.resource = *indexed;
@@ -69,7 +77,7 @@ absl::StatusOr<Doc> OpenDocument(absl::string_view content, const Source& source
   Resource parsed;
   parsed.id = std::string(id);
   parsed.source = source;
-  FERRY_RETURN_IF_ERROR(ParseResourceDocument(content, parsed, options));
+  FERRY_RETURN_IF_ERROR(ParseResource(content, parsed, options, /*checked_before=*/indexed_bytes));
   doc.root = parsed.document;
   doc.object = parsed.node;
   doc.resource = std::move(parsed);
@@ -93,56 +101,82 @@ bool Overlapping(std::vector<Replacement> reps) {
   return false;
 }
 
-// A structural fingerprint of a parsed tree: equal fingerprints = equal content.
-void Canonical(const YAML::Node& n, std::string& out) {
-  switch (n.Type()) {
+// Whether two parsed trees hold the same content: the same node types, scalars, and
+// mapping entries in the same order. Aliases compare as what they repeat.
+bool SameTree(const YAML::Node& a, const YAML::Node& b) {
+  if (a.Type() != b.Type()) return false;
+  switch (a.Type()) {
     case YAML::NodeType::Undefined:
-      out += '?';
-      break;
     case YAML::NodeType::Null:
-      out += '~';
-      break;
+      return true;
     case YAML::NodeType::Scalar:
-      absl::StrAppend(&out, "s", n.Scalar().size(), ":", n.Scalar());
-      break;
+      return a.Scalar() == b.Scalar();
     case YAML::NodeType::Sequence:
-      out += '[';
-      for (const auto& item : n) {
-        Canonical(item, out);
-        out += ',';
+    case YAML::NodeType::Map: {
+      if (a.size() != b.size()) return false;
+      auto j = b.begin();
+      for (auto i = a.begin(); i != a.end(); ++i, ++j) {
+        if (a.IsMap() ? !SameTree(i->first, j->first) || !SameTree(i->second, j->second)
+                      : !SameTree(*i, *j)) {
+          return false;
+        }
       }
-      out += ']';
-      break;
-    case YAML::NodeType::Map:
-      out += '{';
-      for (const auto& kv : n) {
-        Canonical(kv.first, out);
-        out += ':';
-        Canonical(kv.second, out);
-        out += ',';
-      }
-      out += '}';
-      break;
+      return true;
+    }
   }
+  return false;
 }
 
 // Parses the edited document once and checks it against the expected tree. Returns the
-// parsed edited document.
+// parsed edited document. `checked_before`: the text is one that passed the limits with only
+// inert scalars replaced (InertEdit), so they are not checked again.
 absl::StatusOr<YAML::Node> VerifyDocument(const std::string& new_text, const YAML::Node& expected,
-                                          absl::string_view path, const DocumentLimits& limits) {
-  FERRY_ASSIGN_OR_RETURN(YAML::Node actual,
-                         Parse(new_text, absl::StrCat("the edited ", path), limits));
-  std::string a;
-  std::string e;
-  Canonical(actual, a);
-  Canonical(expected, e);
-  if (a != e) {
+                                          absl::string_view path, const DocumentLimits& limits,
+                                          bool checked_before = false) {
+  YAML::Node actual;
+  if (checked_before) {
+    absl::StatusOr<YAML::Node> loaded = LoadCheckedDocument(new_text);
+    if (!loaded.ok()) {
+      return absl::InternalError(
+          absl::StrCat("the edited ", path, " does not parse: ", loaded.status().message()));
+    }
+    actual = *std::move(loaded);
+  } else {
+    FERRY_ASSIGN_OR_RETURN(actual, Parse(new_text, absl::StrCat("the edited ", path), limits));
+  }
+  if (!SameTree(actual, expected)) {
     return absl::InternalError(absl::StrCat(
         "edit of ", path,
         " not applied: the result would differ from the intended change (is the value shared "
         "through a YAML anchor, or written in a form Ferry cannot rewrite?)"));
   }
   return actual;
+}
+
+// Whether writing `reps` over `text`, a document that passed `limits`, leaves it within them
+// for sure: each replacement is a scalar of letters, digits and the punctuation of image
+// references (in one pair of quotes or none), which adds no node, level, key, anchor or alias;
+// and with no anchor in the text nothing repeats, so its scalars' bytes stay under its size.
+bool InertEdit(absl::string_view text, const std::vector<Replacement>& reps,
+               const DocumentLimits& limits) {
+  if (text.find('&') != kNpos) return false;
+  size_t size = text.size();
+  for (const Replacement& r : reps) {
+    absl::string_view scalar = r.text;
+    if (scalar.size() >= 2 && (scalar.front() == '"' || scalar.front() == '\'') &&
+        scalar.back() == scalar.front()) {
+      scalar = scalar.substr(1, scalar.size() - 2);
+    }
+    if (scalar.empty()) return false;
+    for (char c : scalar) {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) &&
+          absl::string_view("._:/@-").find(c) == kNpos) {
+        return false;
+      }
+    }
+    size += r.text.size() - std::min(r.text.size(), r.end - r.begin);
+  }
+  return size <= limits.max_expanded_bytes;
 }
 
 // The key node for `key` in map `m` (undefined when absent).
@@ -622,9 +656,12 @@ absl::StatusOr<EditResult> SetImageImpl(absl::string_view content, const Source&
     return absl::FailedPreconditionError(absl::StrCat(
         id, ": the fields of container ", change.container, " overlap; edit it by hand"));
   }
+  // The document opened was checked against the limits (now or when it was indexed): the result
+  // need not be, when the edit cannot have changed what they count.
+  const bool inert = InertEdit(doc.text, reps, options.limits);
   std::string new_text = ApplyReplacements(doc.text, reps);
-  FERRY_ASSIGN_OR_RETURN(YAML::Node new_root,
-                         VerifyDocument(new_text, expected_root, source.path, options.limits));
+  FERRY_ASSIGN_OR_RETURN(YAML::Node new_root, VerifyDocument(new_text, expected_root, source.path,
+                                                             options.limits, inert));
   FERRY_RETURN_IF_ERROR(
       VerifyContainers(new_root, source, id, options, containers, change.container, new_full));
   EditResult result = Splice(content, source, new_text, std::move(changes));
@@ -715,14 +752,22 @@ absl::StatusOr<std::string> SetMappingKeys(absl::string_view content, const Node
 
 absl::Status ParseResourceDocument(absl::string_view content, Resource& resource,
                                    const LoadOptions& options) {
+  return ParseResource(content, resource, options, /*checked_before=*/false);
+}
+
+namespace {
+
+absl::Status ParseResource(absl::string_view content, Resource& resource,
+                           const LoadOptions& options, bool checked_before) {
   const Source& source = resource.source;
   if (source.begin > source.end || source.end > content.size()) {
     return absl::FailedPreconditionError(
         absl::StrCat(source.path, ": the file changed since it was indexed; reload it"));
   }
-  absl::StatusOr<YAML::Node> root =
-      ParseDocument(content.substr(source.begin, source.end - source.begin), options.limits,
-                    source.document_line);
+  const absl::string_view text = content.substr(source.begin, source.end - source.begin);
+  absl::StatusOr<YAML::Node> root = checked_before
+                                        ? LoadCheckedDocument(text)
+                                        : ParseDocument(text, options.limits, source.document_line);
   if (!root.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat(source.path, " document ", source.document, ": ", root.status().message()));
@@ -739,6 +784,8 @@ absl::Status ParseResourceDocument(absl::string_view content, Resource& resource
   return absl::NotFoundError(absl::StrCat("resource ", resource.id, " is not in ", source.path,
                                           " document ", source.document));
 }
+
+}  // namespace
 
 absl::StatusOr<EditResult> SetImage(absl::string_view content, const Source& source,
                                     absl::string_view id, const ImageChange& change,

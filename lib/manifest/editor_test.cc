@@ -107,6 +107,25 @@ TEST(SetImageTest, ChangesOnlyTheImageBytesKeepingTheTrailingComment) {
   EXPECT_EQ(out.changes[0].line, 23);
 }
 
+// The result of an edit is held to the document limits as any document read: an image that
+// grows the document's scalars past max_expanded_bytes fails the edit, though the document
+// it was made from passed.
+TEST(SetImageTest, AnEditThatGrowsTheDocumentPastTheLimitFails) {
+  const std::string in =
+      "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: a\nspec:\n  template:\n"
+      "    spec:\n      containers:\n      - name: c\n        image: nginx:1\n";
+  LoadOptions options;
+  options.limits.max_expanded_bytes = in.size();  // over the scalars' bytes, under the new ones
+  FERRY_ASSERT_OK_AND_ASSIGN(Source source,
+                             FindResource("f.yaml", in, "default:deployment/a", options));
+  const std::string to =
+      "registry.example.com/" + std::string(100, 'p') + ":" + std::string(120, 't');
+  EXPECT_THAT(SetImage(in, source, "default:deployment/a", {"c", to, std::nullopt}, options),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("manifest document text")));
+  FERRY_EXPECT_OK(
+      SetImage(in, source, "default:deployment/a", {"c", "nginx:2", std::nullopt}, options));
+}
+
 TEST(SetImageTest, KeepsQuotingStyle) {
   const std::string in = Read("deployment.yaml");
   FERRY_ASSERT_OK_AND_ASSIGN(
