@@ -67,9 +67,9 @@ absl::StatusOr<EditResult> SetAnnotations(absl::string_view content, const Sourc
                                           const std::vector<AnnotationChange>& changes,
                                           const LoadOptions& options = {});
 
-// The same, for a resource loaded from this same content (an index kept per revision):
-// its parsed tree is reused when the document's bytes are unchanged, so the edit parses
-// only its result.
+// The same, for a resource loaded from this same content with the same `options` (an index
+// kept per revision): when the document's bytes are unchanged, its parsed tree is reused, or
+// its bytes are taken as within the limits already, so only its tree is built.
 absl::StatusOr<EditResult> SetImage(absl::string_view content, const Resource& resource,
                                     const ImageChange& change, const LoadOptions& options = {});
 absl::StatusOr<EditResult> SetAnnotations(absl::string_view content, const Resource& resource,

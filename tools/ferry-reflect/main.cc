@@ -265,7 +265,7 @@ int Call(const Args& args, const std::shared_ptr<grpc::Channel>& channel, Reflec
   grpc::Status status;
   call->Finish(&status, nullptr);
   Next(cq);
-  // As grpcurl: a successful call whose answer was not shown is still a failure to the script.
+  // A successful call whose answer could not be shown is still a failure to a script.
   if (status.ok()) return unprinted ? 1 : 0;
   std::string code = GoCodeName(status.error_code());
   std::fprintf(stderr, "ERROR:\n  Code: %s\n  Message: %s\n", code.c_str(),
