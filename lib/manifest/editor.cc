@@ -116,6 +116,7 @@ bool SameTree(const YAML::Node& a, const YAML::Node& b) {
       if (a.size() != b.size()) return false;
       auto j = b.begin();
       for (auto i = a.begin(); i != a.end(); ++i, ++j) {
+        if (j == b.end()) return false;
         if (a.IsMap() ? !SameTree(i->first, j->first) || !SameTree(i->second, j->second)
                       : !SameTree(*i, *j)) {
           return false;
@@ -156,7 +157,9 @@ absl::StatusOr<YAML::Node> VerifyDocument(const std::string& new_text, const YAM
 // Whether writing `reps` over `text`, a document that passed `limits`, leaves it within them
 // for sure: each replacement is a scalar of letters, digits and the punctuation of image
 // references (in one pair of quotes or none), which adds no node, level, key, anchor or alias;
-// and with no anchor in the text nothing repeats, so its scalars' bytes stay under its size.
+// and with no anchor in the text nothing repeats, so its scalars' bytes stay under 1.5 times
+// its size (the most any decoding makes of a byte: "\L" is 3 bytes of UTF-8, as is a UTF-16
+// character of 2).
 bool InertEdit(absl::string_view text, const std::vector<Replacement>& reps,
                const DocumentLimits& limits) {
   if (text.find('&') != kNpos) return false;
@@ -176,7 +179,7 @@ bool InertEdit(absl::string_view text, const std::vector<Replacement>& reps,
     }
     size += r.text.size() - std::min(r.text.size(), r.end - r.begin);
   }
-  return size <= limits.max_expanded_bytes;
+  return size + size / 2 <= limits.max_expanded_bytes;
 }
 
 // The key node for `key` in map `m` (undefined when absent).

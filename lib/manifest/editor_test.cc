@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "lib/manifest/workload.h"
 #include "lib/status/status_matchers.h"
@@ -124,6 +125,38 @@ TEST(SetImageTest, AnEditThatGrowsTheDocumentPastTheLimitFails) {
               StatusIs(absl::StatusCode::kInternal, HasSubstr("manifest document text")));
   FERRY_EXPECT_OK(
       SetImage(in, source, "default:deployment/a", {"c", "nginx:2", std::nullopt}, options));
+}
+
+// A double-quoted "\L" is 2 bytes of text and 3 of value: a document can hold more value
+// bytes than text bytes, and an edit that grows it past the limit still fails.
+TEST(SetImageTest, AnEditOfADocumentWithEscapesIsHeldToTheLimit) {
+  std::string escapes = "\"";
+  for (int i = 0; i < 200; ++i) escapes += "\\L";
+  escapes += "\"";
+  const std::string in = absl::StrCat(
+      "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: a\n  annotations:\n    note: ",
+      escapes,
+      "\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        image: "
+      "nginx:1\n");
+  LoadOptions options;
+  // The least limit the document passes, plus 5: the note's value alone is 600 bytes, more
+  // than its 402 bytes of text, and an image 6 bytes longer does not fit.
+  uint64_t low = 1, high = 4 * in.size();
+  while (low < high) {
+    options.limits.max_expanded_bytes = (low + high) / 2;
+    if (FindResource("f.yaml", in, "default:deployment/a", options).ok()) {
+      high = options.limits.max_expanded_bytes;
+    } else {
+      low = options.limits.max_expanded_bytes + 1;
+    }
+  }
+  options.limits.max_expanded_bytes = low + 5;
+  ASSERT_GT(options.limits.max_expanded_bytes, in.size()) << "the escapes count more than the text";
+  FERRY_ASSERT_OK_AND_ASSIGN(Source source,
+                             FindResource("f.yaml", in, "default:deployment/a", options));
+  EXPECT_THAT(
+      SetImage(in, source, "default:deployment/a", {"c", "nginx:1.2.3.4", std::nullopt}, options),
+      StatusIs(absl::StatusCode::kInternal, HasSubstr("manifest document text")));
 }
 
 TEST(SetImageTest, KeepsQuotingStyle) {

@@ -8,8 +8,8 @@
 //   ferry-reflect -plaintext -d '{"namespace":"default"}' 127.0.0.1:3030
 //   ferry.v1.Ferry/ListWorkloads ferry-reflect -plaintext -H 'authorization: Bearer TOKEN' ...
 //
-// Exit codes: 0 success, 1 connection or reflection failure, 2 usage error, and for a call
-// that fails, 64 + the gRPC status code (as grpcurl does).
+// Exit codes: 0 success, 1 connection or reflection failure or a response that could not be
+// printed, 2 usage error, and for a call that fails, 64 + the gRPC status code (as grpcurl does).
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/dynamic_message.h>
 #include <google/protobuf/util/json_util.h>
