@@ -135,8 +135,12 @@ void AddFlags(CLI::App& app, Flags& flags) {
       ->envname("FERRY_STATE_DIR")
       ->capture_default_str();
   // Internal: the git-writer runs itself with this flag to repack its mirror in a child
-  // process (Libgit2Options::repack_program); it repacks that bare repo and exits. Hidden.
+  // process (Libgit2Options::repack_program); it writes the folded pack of that bare repo,
+  // prints what it replaces and exits. Hidden, as is the fold's mode.
   app.add_option("--repack_mirror", flags.repack_mirror, "Repack this mirror and exit")->group("");
+  app.add_flag("--repack_keep_unreachable", flags.repack_keep_unreachable,
+               "Keep every object in the repack")
+      ->group("");
   // Namespace of namespaced resources without one in their manifest.
   app.add_option("--default_namespace", flags.default_namespace,
                  "Namespace of resources that have none")

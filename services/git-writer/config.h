@@ -49,7 +49,8 @@ struct Flags {
   std::string git_notes_ref = "refs/notes/ferry";
   int git_push_retries = 5;
   std::string state_dir = "/var/lib/ferry/git-writer";
-  std::string repack_mirror;  // internal: repack this mirror and exit
+  std::string repack_mirror;             // internal: repack this mirror and exit
+  bool repack_keep_unreachable = false;  // internal: that repack keeps every object
   std::string default_namespace = "default";
   uint64_t max_commit_message_bytes = limits::kCommitMessageBytes.default_value;
   uint64_t max_manifest_file_bytes = limits::kManifestFileBytes.default_value;

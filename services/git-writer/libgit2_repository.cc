@@ -20,6 +20,8 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -579,7 +581,7 @@ class TreeExporter {
 // write leaves no ref pointing at objects that were never written or pushed.
 class RefSnapshot {
  public:
-  // `repo` is read at each use: a write may reopen the repository (Repack).
+  // `repo` is read at each use: it may be reopened while the snapshot lives.
   RefSnapshot(git_repository*& repo, std::string name) : repo_(repo), name_(std::move(name)) {
     existed_ = git_reference_name_to_id(&oid_, repo_, name_.c_str()) == 0;
   }
@@ -774,49 +776,6 @@ absl::Status Libgit2Repository::AttachHandles() {
 
 namespace {
 
-// Writes everything the refs of `repo` reach (the branch, its upstream copy, the notes and
-// the tags) as one packfile in `mirror_dir` and removes the other packs.
-absl::Status PackEverything(git_repository* repo, const std::string& mirror_dir) {
-  Packbuilder builder;
-  Revwalk walk;
-  if (int rc = git_packbuilder_new(builder.out(), repo); rc != 0) return GitError("repack", rc);
-  git_packbuilder_set_threads(builder.get(), 1);
-  if (int rc = git_revwalk_new(walk.out(), repo); rc != 0) return GitError("repack", rc);
-  git_reference_iterator* refs = nullptr;
-  if (int rc = git_reference_iterator_new(&refs, repo); rc != 0) return GitError("repack", rc);
-  git_reference* ref = nullptr;
-  int rc = 0;
-  while (rc == 0 && git_reference_next(&ref, refs) == 0) {
-    const git_oid* target = git_reference_target(ref);
-    if (target != nullptr) {
-      Object object;
-      if (git_object_lookup(object.out(), repo, target, GIT_OBJECT_ANY) == 0) {
-        if (git_object_type(object.get()) == GIT_OBJECT_TAG) {
-          rc = git_packbuilder_insert(builder.get(), target, nullptr);
-          target = git_tag_target_id(reinterpret_cast<const git_tag*>(object.get()));
-        }
-        if (rc == 0) rc = git_revwalk_push(walk.get(), target);
-      }
-    }
-    git_reference_free(ref);
-  }
-  git_reference_iterator_free(refs);
-  if (rc == 0) rc = git_packbuilder_insert_walk(builder.get(), walk.get());
-  const std::string pack_dir = (fs::path(mirror_dir) / "objects" / "pack").string();
-  if (rc == 0) rc = git_packbuilder_write(builder.get(), pack_dir.c_str(), 0, nullptr, nullptr);
-  if (rc != 0) return GitError("repack", rc);
-  const std::string kept = absl::StrCat("pack-", git_packbuilder_name(builder.get()));
-  std::error_code ec;
-  for (const fs::directory_entry& entry : fs::directory_iterator(pack_dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (absl::StartsWith(name, "pack-") && !absl::StartsWith(name, kept) &&
-        (absl::EndsWith(name, ".pack") || absl::EndsWith(name, ".idx"))) {
-      fs::remove(entry.path(), ec);
-    }
-  }
-  return absl::OkStatus();
-}
-
 // A packfile of the mirror and the number of objects its index lists.
 struct PackFile {
   fs::path idx;
@@ -878,12 +837,58 @@ absl::Status InsertPackObjects(git_packbuilder* builder, const fs::path& idx) {
   return absl::OkStatus();
 }
 
-// Merges the smallest packs of `mirror_dir` into one, as many as keep the packs a geometric
-// progression (each at least twice the objects of all smaller ones together), so a fold
-// costs what was written since, not the whole history: every object is rewritten about
-// log2(history) times in all. When every pack would be merged, packs only what the refs
-// reach instead (objects nothing refers to any more go).
-absl::Status FoldPacks(git_repository* repo, const std::string& mirror_dir) {
+// A pack's name: "pack-" and its hash, as FoldResult holds them.
+std::string PackName(const fs::path& idx) { return idx.stem().string(); }
+
+// Writes everything the refs of `repo` reach (the branch, its upstream copy, the notes and
+// the tags) as one packfile in `pack_dir`, to replace every pack of `packs` (listed before
+// the refs are read: a pack written after it stays).
+absl::StatusOr<FoldResult> PackEverything(git_repository* repo, const fs::path& pack_dir,
+                                          const std::vector<PackFile>& packs) {
+  Packbuilder builder;
+  Revwalk walk;
+  if (int rc = git_packbuilder_new(builder.out(), repo); rc != 0) return GitError("repack", rc);
+  git_packbuilder_set_threads(builder.get(), 1);
+  if (int rc = git_revwalk_new(walk.out(), repo); rc != 0) return GitError("repack", rc);
+  git_reference_iterator* refs = nullptr;
+  if (int rc = git_reference_iterator_new(&refs, repo); rc != 0) return GitError("repack", rc);
+  git_reference* ref = nullptr;
+  int rc = 0;
+  while (rc == 0 && git_reference_next(&ref, refs) == 0) {
+    const git_oid* target = git_reference_target(ref);
+    if (target != nullptr) {
+      Object object;
+      if (git_object_lookup(object.out(), repo, target, GIT_OBJECT_ANY) == 0) {
+        if (git_object_type(object.get()) == GIT_OBJECT_TAG) {
+          rc = git_packbuilder_insert(builder.get(), target, nullptr);
+          target = git_tag_target_id(reinterpret_cast<const git_tag*>(object.get()));
+        }
+        if (rc == 0) rc = git_revwalk_push(walk.get(), target);
+      }
+    }
+    git_reference_free(ref);
+  }
+  git_reference_iterator_free(refs);
+  if (rc == 0) rc = git_packbuilder_insert_walk(builder.get(), walk.get());
+  if (rc == 0) rc = git_packbuilder_write(builder.get(), pack_dir.c_str(), 0, nullptr, nullptr);
+  if (rc != 0) return GitError("repack", rc);
+  FoldResult fold;
+  fold.reachable_only = true;
+  fold.new_pack = absl::StrCat("pack-", git_packbuilder_name(builder.get()));
+  for (const PackFile& p : packs) {
+    if (PackName(p.idx) != fold.new_pack) fold.replaced.push_back(PackName(p.idx));
+  }
+  return fold;
+}
+
+// Writes the packfile that replaces the smallest packs of `mirror_dir`, as many as keep the
+// packs a geometric progression (each at least twice the objects of all smaller ones
+// together), so a fold costs what was written since, not the whole history: every object is
+// rewritten about log2(history) times in all. When every pack would be merged, the new pack
+// holds only what the refs reach (objects nothing refers to any more go), unless
+// `keep_unreachable`. Removes nothing (FoldResult says what goes).
+absl::StatusOr<FoldResult> FoldPacks(git_repository* repo, const std::string& mirror_dir,
+                                     bool keep_unreachable) {
   // What stays is compressed with libgit2's full delta window, unlike the packs of single
   // writes.
   DefaultPackConfig deltas(repo);
@@ -894,8 +899,8 @@ absl::Status FoldPacks(git_repository* repo, const std::string& mirror_dir) {
     for (const PackFile& p : packs) sizes.push_back(p.objects);
     return sizes;
   }());
-  if (count < 2) return absl::OkStatus();
-  if (count == packs.size()) return PackEverything(repo, mirror_dir);
+  if (count < 2) return FoldResult{};
+  if (count == packs.size() && !keep_unreachable) return PackEverything(repo, pack_dir, packs);
   Packbuilder builder;
   if (int rc = git_packbuilder_new(builder.out(), repo); rc != 0) return GitError("repack", rc);
   git_packbuilder_set_threads(builder.get(), 1);
@@ -906,24 +911,26 @@ absl::Status FoldPacks(git_repository* repo, const std::string& mirror_dir) {
       rc != 0) {
     return GitError("repack", rc);
   }
-  const std::string kept = absl::StrCat("pack-", git_packbuilder_name(builder.get()));
-  std::error_code ec;
+  FoldResult fold;
+  fold.new_pack = absl::StrCat("pack-", git_packbuilder_name(builder.get()));
   for (size_t i = 0; i < count; ++i) {
-    if (absl::StartsWith(packs[i].idx.filename().string(), kept)) continue;
-    fs::remove(fs::path(packs[i].idx).replace_extension(".pack"), ec);
-    fs::remove(packs[i].idx, ec);
+    if (PackName(packs[i].idx) != fold.new_pack) fold.replaced.push_back(PackName(packs[i].idx));
   }
-  return absl::OkStatus();
+  return fold;
 }
 
-// Runs `program --repack_mirror=<mirror_dir>` and waits for it, at most `timeout`. Its
-// stderr (the first 4 KiB) becomes the error message when it fails.
-absl::Status RunRepackProgram(const std::string& program, const std::string& mirror_dir,
-                              absl::Duration timeout) {
+// Runs `program --repack_mirror=<mirror_dir>` and waits for it, at most `timeout`; its
+// stdout is the FoldResult. Its stderr (the first 4 KiB) becomes the error message when it
+// fails.
+absl::StatusOr<FoldResult> RunRepackProgram(const std::string& program,
+                                            const std::string& mirror_dir, bool keep_unreachable,
+                                            absl::Duration timeout) {
   process::RunOptions run;
   run.argv = {program, absl::StrCat("--repack_mirror=", mirror_dir)};
+  if (keep_unreachable) run.argv.push_back("--repack_keep_unreachable");
   for (char** e = environ; *e != nullptr; ++e) run.env.emplace_back(*e);
   run.timeout = timeout;
+  run.max_stdout_bytes = 1 << 20;
   run.max_stderr_bytes = 4096;
   absl::StatusOr<process::RunResult> result = process::Run(run);
   if (!result.ok()) {
@@ -933,14 +940,13 @@ absl::Status RunRepackProgram(const std::string& program, const std::string& mir
     }
     return absl::InternalError(absl::StrCat("repack: ", result.status().message()));
   }
-  if (result->exit_code == 0) return absl::OkStatus();
+  if (result->exit_code == 0) return FoldResult::Parse(result->out);
   return absl::InternalError(
       absl::StrCat("repack: ", program, " ended with ",
                    result->signal == 0 ? absl::StrCat("exit code ", result->exit_code)
                                        : absl::StrCat("signal ", result->signal),
                    result->err.empty() ? "" : ": ", absl::StripAsciiWhitespace(result->err)));
 }
-
 }  // namespace
 
 size_t PacksToFold(const std::vector<uint32_t>& sorted_sizes) {
@@ -963,29 +969,152 @@ size_t PacksToFold(const std::vector<uint32_t>& sorted_sizes) {
   return count;
 }
 
-absl::Status Libgit2Repository::RepackMirror(const std::string& mirror_dir) {
+std::string FoldResult::Serialize() const {
+  std::string out = absl::StrCat(reachable_only ? "reachable" : "all", "\n");
+  if (!new_pack.empty()) absl::StrAppend(&out, "new ", new_pack, "\n");
+  for (const std::string& name : replaced) absl::StrAppend(&out, "replaces ", name, "\n");
+  return out;
+}
+
+absl::StatusOr<FoldResult> FoldResult::Parse(absl::string_view text) {
+  // A pack's name as libgit2 writes it: "pack-" and the SHA-1 of its object ids.
+  auto valid = [](absl::string_view name) {
+    if (!absl::ConsumePrefix(&name, "pack-") || name.size() != 2 * GIT_OID_RAWSZ) return false;
+    return std::all_of(name.begin(), name.end(),
+                       [](char c) { return absl::ascii_isdigit(c) || (c >= 'a' && c <= 'f'); });
+  };
+  FoldResult fold;
+  bool first = true;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    if (first) {
+      first = false;
+      if (line == "reachable" || line == "all") {
+        fold.reachable_only = line == "reachable";
+        continue;
+      }
+    } else if (absl::ConsumePrefix(&line, "new ") && valid(line) && fold.new_pack.empty()) {
+      fold.new_pack = std::string(line);
+      continue;
+    } else if (absl::ConsumePrefix(&line, "replaces ") && valid(line)) {
+      fold.replaced.emplace_back(line);
+      continue;
+    }
+    return absl::InternalError(absl::StrCat("repack: the child's answer is not a fold: \"",
+                                            absl::CHexEscape(line.substr(0, 100)), "\""));
+  }
+  if (first) return absl::InternalError("repack: the child gave no answer");
+  if (fold.new_pack.empty() && !fold.replaced.empty()) {
+    return absl::InternalError("repack: the child named packs to replace but no new one");
+  }
+  return fold;
+}
+
+absl::StatusOr<std::string> Libgit2Repository::RepackMirror(const std::string& mirror_dir,
+                                                            bool keep_unreachable) {
   git_libgit2_init();
   git_libgit2_opts(GIT_OPT_ENABLE_CACHING, 0);
   git_repository* repo = nullptr;
-  absl::Status status;
+  absl::StatusOr<FoldResult> fold;
   if (int rc = git_repository_open_bare(&repo, mirror_dir.c_str()); rc != 0) {
-    status = GitError("opening the mirror " + mirror_dir, rc);
+    fold = GitError("opening the mirror " + mirror_dir, rc);
   } else {
-    status = FoldPacks(repo, mirror_dir);
+    fold = FoldPacks(repo, mirror_dir, keep_unreachable);
     git_repository_free(repo);
   }
   git_libgit2_shutdown();
-  return status;
+  if (!fold.ok()) return fold.status();
+  return fold->Serialize();
 }
 
-absl::Status Libgit2Repository::Repack() {
-  packs_written_ = 0;
-  if (options_.repack_program.empty()) {
-    FERRY_RETURN_IF_ERROR(FoldPacks(repo_, options_.mirror_dir));
-  } else {
-    FERRY_RETURN_IF_ERROR(
-        RunRepackProgram(options_.repack_program, options_.mirror_dir, kRepackTimeout));
+// A fold of the mirror's packs: the new pack written by Run, in a child process (the repack
+// program) or on a handle of its own, while the service goes on; the old packs removed and
+// the object database reopened by Finish.
+class Libgit2Repository::PackFold final : public Maintenance {
+ public:
+  PackFold(Libgit2Repository& repo, int writes, bool keep_unreachable)
+      : repo_(repo),
+        mirror_dir_(repo.options_.mirror_dir),
+        program_(repo.options_.repack_program),
+        writes_(writes),
+        keep_unreachable_(keep_unreachable) {}
+
+  absl::Status Run() override {
+    const auto start = std::chrono::steady_clock::now();
+    absl::StatusOr<FoldResult> fold;
+    if (!program_.empty()) {
+      fold = RunRepackProgram(program_, mirror_dir_, keep_unreachable_, kRepackTimeout);
+    } else {
+      git_repository* repo = nullptr;
+      if (int rc = git_repository_open_bare(&repo, mirror_dir_.c_str()); rc != 0) {
+        fold = GitError("opening the mirror " + mirror_dir_, rc);
+      } else {
+        fold = FoldPacks(repo, mirror_dir_, keep_unreachable_);
+        git_repository_free(repo);
+      }
+    }
+    run_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - start)
+                  .count();
+    if (!fold.ok()) return fold.status();
+    fold_ = *std::move(fold);
+    return absl::OkStatus();
   }
+
+  absl::Status Finish() override { return repo_.FinishFold(fold_, writes_, run_ms_); }
+
+ private:
+  Libgit2Repository& repo_;
+  const std::string mirror_dir_;
+  const std::string program_;
+  const int writes_;  // the writes it folds (Libgit2Repository::packs_written_)
+  const bool keep_unreachable_;
+  FoldResult fold_;
+  int64_t run_ms_ = 0;
+};
+
+std::unique_ptr<Maintenance> Libgit2Repository::DueMaintenance() {
+  if (packs_written_ < kPacksBeforeRepack) return nullptr;
+  return std::make_unique<PackFold>(*this, packs_written_, keep_unreachable_);
+}
+
+absl::Status Libgit2Repository::FinishFold(const FoldResult& fold, int writes, int64_t run_ms) {
+  const fs::path pack_dir = fs::path(options_.mirror_dir) / "objects" / "pack";
+  std::error_code ec;
+  auto remove = [&](const std::string& name) {
+    // The index first: a pack is found by its index, so none is ever found without its data.
+    fs::remove(pack_dir / (name + ".idx"), ec);
+    fs::remove(pack_dir / (name + ".pack"), ec);
+  };
+  if (fold.new_pack.empty()) {  // nothing was worth folding
+    packs_written_ = std::max(0, packs_written_ - writes);
+    return absl::OkStatus();
+  }
+  // Objects made in memory and not yet written would go with the object database: the new
+  // pack stays beside the old ones (copies of their objects) until a later fold.
+  if (!new_roots_.empty()) return absl::OkStatus();
+  if (fold.reachable_only) {
+    // What the refs reached when Run began. A write or a fetch since then (a pack that is
+    // neither the new one nor one it replaces) may refer to an object on disk that was not
+    // reachable then, and left out: the new pack goes instead, and the next fold keeps
+    // every object.
+    std::set<std::string> known(fold.replaced.begin(), fold.replaced.end());
+    known.insert(fold.new_pack);
+    for (const PackFile& p : ListPacks(pack_dir)) {
+      if (known.count(PackName(p.idx)) == 0) {
+        remove(fold.new_pack);
+        keep_unreachable_ = true;
+        log::Info("mirror fold set aside: the mirror was written to meanwhile",
+                  {{"run_ms", run_ms}});
+        return absl::OkStatus();
+      }
+    }
+  }
+  for (const std::string& name : fold.replaced) remove(name);
+  keep_unreachable_ = false;
+  packs_written_ = std::max(0, packs_written_ - writes);
+  log::Info("mirror packs folded", {{"packs", static_cast<int>(fold.replaced.size())},
+                                    {"reachable_only", fold.reachable_only},
+                                    {"run_ms", run_ms}});
   // A fresh object database on the same folder: libgit2 drops a pack's index, map and
   // file only with the database that opened it. (Reopening the whole repository would
   // read its config again, which leaks in libgit2 1.5.)
@@ -1103,19 +1232,10 @@ absl::Status Libgit2Repository::WritePack(const std::vector<git_oid>& roots) {
     last_pack_ids_ = std::move(ids);
   }
   // One small pack per write would pile up: libgit2 keeps every pack open, mapped and
-  // indexed in memory (some 30 KB each). Every so often they are folded (FoldIfDue), once
-  // a ref names what was just written.
+  // indexed in memory (some 30 KB each). Every kPacksBeforeRepack writes they are folded
+  // (DueMaintenance).
   ++packs_written_;
   return absl::OkStatus();
-}
-
-void Libgit2Repository::FoldIfDue() {
-  // Only between writes: a fold may keep only what the refs reach, and it replaces the
-  // object database, in-memory objects included.
-  if (packs_written_ < kPacksBeforeRepack || !new_roots_.empty()) return;
-  if (absl::Status repacked = Repack(); !repacked.ok()) {
-    log::Warn("repacking the mirror failed", {{"error", std::string(repacked.message())}});
-  }
 }
 
 void Libgit2Repository::DiscardObjects() {
@@ -1824,7 +1944,6 @@ absl::Status Libgit2Repository::PushCommit(const git_oid& oid, bool with_notes,
       rc != 0) {
     return GitError("updating " + remote_ref, rc);
   }
-  FoldIfDue();
   return absl::OkStatus();
 }
 
@@ -2110,7 +2229,6 @@ absl::Status Libgit2Repository::PushTo(const std::string& branch, const std::str
       rc != 0) {
     return GitError("updating " + remote_ref, rc);
   }
-  FoldIfDue();
   return absl::OkStatus();
 }
 
@@ -2139,7 +2257,6 @@ absl::Status Libgit2Repository::AddNote(const std::string& commit, const std::st
     before.Restore();
     return pushed;
   }
-  FoldIfDue();
   return pushed;
 }
 

@@ -90,6 +90,19 @@ size_t PacksToFold(const std::vector<uint32_t>& sorted_sizes);
 // An object id's raw bytes, as a key of ordered sets (no allocation per id).
 using RawOid = std::array<unsigned char, GIT_OID_RAWSZ>;
 
+// A fold of the mirror's packs: the pack it wrote and the packs that pack replaces (names
+// "pack-<hex>"), as the repack child tells its parent.
+struct FoldResult {
+  // The new pack holds only what the refs reached, not every object of `replaced`.
+  bool reachable_only = false;
+  std::string new_pack;               // empty: nothing was worth folding
+  std::vector<std::string> replaced;  // never `new_pack`
+  // One line "reachable" or "all", then "new NAME" and "replaces NAME" lines.
+  std::string Serialize() const;
+  // Internal for text that is not what Serialize writes.
+  static absl::StatusOr<FoldResult> Parse(absl::string_view text);
+};
+
 class Libgit2Repository final : public Repository {
  public:
   // Opens the mirror, creating it (bare, with remote "origin") when missing, and points
@@ -139,12 +152,17 @@ class Libgit2Repository final : public Repository {
   static absl::Status ValidateBranchName(const std::string& branch);
   static constexpr size_t kMaxBranchNameBytes = 200;
 
-  // Folds the packs of the bare repository in `mirror_dir` (PacksToFold: the small ones into
-  // one; all of them into a pack of what the refs reach when the progression calls for every
-  // pack): what a git-writer started with --repack_mirror does (see
-  // Libgit2Options::repack_program). Safe while the service has the mirror open: the new
-  // pack is complete before any old one goes.
-  static absl::Status RepackMirror(const std::string& mirror_dir);
+  // Writes the pack that folds those of the bare repository in `mirror_dir` (PacksToFold:
+  // the small ones into one; all of them into a pack of what the refs reach when the
+  // progression calls for every pack, unless `keep_unreachable`) and returns
+  // FoldResult::Serialize() of it. Removes nothing: the service does (DueMaintenance's
+  // Finish). What a git-writer started with --repack_mirror does (see
+  // Libgit2Options::repack_program). Safe while the service writes to the mirror.
+  static absl::StatusOr<std::string> RepackMirror(const std::string& mirror_dir,
+                                                  bool keep_unreachable);
+
+  // Housekeeping: the fold of the mirror's packs once kPacksBeforeRepack writes were made.
+  std::unique_ptr<Maintenance> DueMaintenance() override;
 
  private:
   Libgit2Repository(Libgit2Options options, git_repository* repo);
@@ -167,15 +185,16 @@ class Libgit2Repository final : public Repository {
   void DiscardObjects();
   // Looks up the remote and adds the in-memory object backend to a freshly opened repo_.
   absl::Status AttachHandles();
-  // Folds the packs (RepackMirror, in the repack program when there is one) and opens a
-  // fresh object database. Called after kPacksBeforeRepack writes.
-  absl::Status Repack();
-  // Repack() when kPacksBeforeRepack writes were made and nothing unreferenced is pending:
-  // called after a write's refs are in place (a push, a note).
-  void FoldIfDue();
+  // DueMaintenance's fold, and the end of it: the packs `fold` replaces removed and a fresh
+  // object database opened, `writes` taken off packs_written_. A fold of what the refs
+  // reach is set aside instead when the mirror was written to meanwhile (keep_unreachable_).
+  class PackFold;
+  absl::Status FinishFold(const FoldResult& fold, int writes, int64_t run_ms);
   static constexpr int kPacksBeforeRepack = 32;
   static constexpr absl::Duration kRepackTimeout = absl::Minutes(10);
   int packs_written_ = 0;
+  // The next fold keeps every object: the last one of what the refs reach was set aside.
+  bool keep_unreachable_ = false;
   absl::StatusOr<std::string> CreateCommitObjects(const CommitSpec& spec);
   absl::StatusOr<ReplayResult> ReplayObjects(const std::string& commit, const std::string& onto,
                                              const Signature& committer);

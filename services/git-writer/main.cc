@@ -20,7 +20,8 @@
 
 namespace {
 
-// With --repack_mirror this process is the child of Libgit2Repository::Repack: it repacks and
+// With --repack_mirror this process is the child of a fold of the mirror's packs
+// (Libgit2Repository::DueMaintenance): it writes the new pack, prints what it replaces and
 // exits (0, or 1 with the error on stderr), and the service's flags do not apply. A stop ends
 // it (signals unblocked), and so does its parent's death.
 std::optional<int> RunRepackChild(const ferry::git_writer::Flags& flags) {
@@ -31,9 +32,14 @@ std::optional<int> RunRepackChild(const ferry::git_writer::Flags& flags) {
   sigaddset(&shutdown, SIGINT);
   pthread_sigmask(SIG_UNBLOCK, &shutdown, nullptr);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  absl::Status s = ferry::git_writer::Libgit2Repository::RepackMirror(flags.repack_mirror);
-  if (!s.ok()) std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
-  return s.ok() ? 0 : 1;
+  absl::StatusOr<std::string> fold = ferry::git_writer::Libgit2Repository::RepackMirror(
+      flags.repack_mirror, flags.repack_keep_unreachable);
+  if (!fold.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(fold.status().message()).c_str());
+    return 1;
+  }
+  std::fwrite(fold->data(), 1, fold->size(), stdout);
+  return std::fflush(stdout) == 0 ? 0 : 1;
 }
 
 }  // namespace

@@ -5,9 +5,11 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
@@ -62,11 +64,29 @@ struct ReplayResult {
   std::string reason;     // why, when `conflict` ("commit abc conflicts with def in a.yaml")
 };
 
+// Housekeeping of a mirror that takes long on a big repository (folding its packs: seconds
+// at 10,000 workloads), in two parts so that no write waits for the long one.
+class Maintenance {
+ public:
+  virtual ~Maintenance() = default;
+  // The long part. It uses nothing the Repository's methods use: it may run on any thread
+  // while they are called. A failure leaves the mirror as it was.
+  virtual absl::Status Run() = 0;
+  // Puts what Run made in place; quick. Called once, after a Run that succeeded, while the
+  // Repository lives, serialized with its methods as they are with each other. A
+  // Maintenance dropped without it leaves the mirror as it was, but for a file Run wrote.
+  virtual absl::Status Finish() = 0;
+};
+
 // A git mirror. Methods of one instance are not safe to call concurrently; callers
 // serialize them.
 class Repository {
  public:
   virtual ~Repository() = default;
+
+  // The housekeeping due now, or null when none is. Asked after each write; asked again only
+  // once the Maintenance it returned before is finished or dropped.
+  virtual std::unique_ptr<Maintenance> DueMaintenance() { return nullptr; }
 
   // Fetches the branch, the job notes and the sync tag from upstream. Returns the upstream
   // head. Unavailable when upstream cannot be reached (the mirror keeps what it had),

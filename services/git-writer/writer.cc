@@ -792,7 +792,12 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
   metrics_.queue_length.Decrement();
   metrics_.queue_wait_seconds.Observe(Since(queued));
   absl::MutexLock lock(&repo_mu_);
+  absl::StatusOr<ApplyOutcome> out = ApplyLocked(request);
+  StartMaintenanceIfDue();
+  return out;
+}
 
+absl::StatusOr<ApplyOutcome> Writer::ApplyLocked(const ApplyRequest& request) {
   ApplyOutcome out;
   for (int attempt = 0;; ++attempt) {
     // Where the time goes, in the "pushed" line: fetch, index, edit, commit, push (with the
@@ -1616,8 +1621,46 @@ absl::Status Writer::SetSyncMarker(const std::string& tag, const std::string& re
   absl::MutexLock lock(&repo_mu_);
   FERRY_RETURN_IF_ERROR(CheckMarkerMovesForward(tag, revision));
   FERRY_RETURN_IF_ERROR(MayWrite());  // again: the lock may have been waited for
-  return repo_.SetTag(tag, revision, "Synced by Ferry", options_.committer);
+  absl::Status set = repo_.SetTag(tag, revision, "Synced by Ferry", options_.committer);
+  StartMaintenanceIfDue();
+  return set;
 }
+
+void Writer::StartMaintenanceIfDue() {
+  if (maintaining_) return;
+  std::unique_ptr<Maintenance> due = repo_.DueMaintenance();
+  if (due == nullptr) return;
+  maintaining_ = true;
+  // The last one has ended (maintaining_ was false): its thread only remains to be joined.
+  if (maintenance_.joinable()) maintenance_.join();
+  maintenance_ = std::thread([this, work = std::move(due)]() mutable {
+    while (work != nullptr) {
+      absl::Status status = work->Run();
+      absl::MutexLock lock(&repo_mu_);
+      if (status.ok()) status = work->Finish();
+      work = nullptr;
+      if (status.ok()) {
+        // Due again at once when the writes went on meanwhile, or when the fold was set
+        // aside (the next one keeps every object, and is put in place whatever comes).
+        work = repo_.DueMaintenance();
+      } else {
+        log::Warn("repacking the mirror failed", {{"error", std::string(status.message())}});
+      }
+      if (work == nullptr) maintaining_ = false;
+    }
+  });
+}
+
+void Writer::WaitForMaintenance() {
+  std::thread running;
+  {
+    absl::MutexLock lock(&repo_mu_);
+    running = std::move(maintenance_);
+  }
+  if (running.joinable()) running.join();
+}
+
+Writer::~Writer() { WaitForMaintenance(); }
 
 absl::Status Writer::MayWrite() const {
   if (!options_.write_permit) return absl::OkStatus();

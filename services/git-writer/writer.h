@@ -15,6 +15,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/call_once.h"
@@ -316,11 +317,21 @@ class Writer {
   // Job notes, newest first.
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListNotes(int limit);
 
+  // Waits until the housekeeping a write started is over. After a write (Apply,
+  // SetSyncMarker) the repository's due housekeeping (Repository::DueMaintenance: folding
+  // the mirror's packs) runs its long part on a thread of its own, so no request waits for
+  // it, and is finished under the lock of the repository's calls. The destructor waits too.
+  void WaitForMaintenance() ABSL_LOCKS_EXCLUDED(repo_mu_);
+  ~Writer();
+
  private:
   // A file being edited (defined in writer.cc), by path.
   struct FileState;
   using EditedFiles = std::map<std::string, FileState>;
 
+  // Apply under repo_mu_ (and apply_mu_).
+  absl::StatusOr<ApplyOutcome> ApplyLocked(const ApplyRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
   // Apply's steps, on the head `revision` whose index is `index`.
   // Applies every edit to its file in `files`, each edit's own failure in its outcome; an
   // error is returned only when an edited document cannot be re-indexed (then nothing is
@@ -500,6 +511,10 @@ class Writer {
   absl::Mutex apply_mu_;
   // Serializes every Repository call.
   absl::Mutex repo_mu_;
+  // WaitForMaintenance's wait: the housekeeping thread, and whether it still runs.
+  void StartMaintenanceIfDue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  bool maintaining_ ABSL_GUARDED_BY(repo_mu_) = false;
+  std::thread maintenance_ ABSL_GUARDED_BY(repo_mu_);
   // The indexes of the last revisions read or committed. A lock of their own: a read of an
   // index that is already built never waits for a fetch, commit or push under repo_mu_.
   // Holds only revisions that passed CheckSigned (IndexAt serves them without a check).

@@ -124,6 +124,7 @@ class HookedRepository : public Repository {
   absl::StatusOr<bool> IsAncestor(const std::string& a, const std::string& c) override {
     return inner_.IsAncestor(a, c);
   }
+  std::unique_ptr<Maintenance> DueMaintenance() override { return inner_.DueMaintenance(); }
 
  private:
   Repository& inner_;
@@ -1284,6 +1285,8 @@ TEST_F(WriterTest, ManyWritesKeepFewPacksAndEveryRef) {
     ASSERT_EQ(out->revision, upstream_->Head()) << i;
   }
   FERRY_ASSERT_OK(writer_->SetSyncMarker("ferry-sync", upstream_->Head()));
+  // The fold runs beside the writes; its end is waited for.
+  writer_->WaitForMaintenance();
   const std::set<std::string> packs = PackFiles(upstream_->dir() + "/mirror.git");
   EXPECT_LT(packs.size(), 40u);  // 41 writes (a commit with its note each, a tag), folded every 32
   EXPECT_EQ(*writer_->GetSyncMarker("ferry-sync"), upstream_->Head());
@@ -1297,6 +1300,82 @@ TEST_F(WriterTest, ManyWritesKeepFewPacksAndEveryRef) {
   OpenWriter({});
   FERRY_ASSERT_OK(writer_->Refresh());
   EXPECT_EQ(writer_->ListNotes(100)->size(), 40u);
+}
+
+// A commit of `image` for apps/web.yaml on the mirror's head, pushed by the mirror alone: no
+// Writer, so no fold starts on its own.
+void PushWithoutWriter(Libgit2Repository& repo, const std::string& image) {
+  CommitSpec spec;
+  spec.parent = *repo.Head();
+  spec.files = {{"apps/web.yaml", Deployment("web", image)}};
+  spec.message = "release " + image;
+  spec.author = spec.committer = {"Ferry", "ferry@example.com"};
+  absl::StatusOr<std::string> commit = repo.CreateCommit(spec);
+  FERRY_ASSERT_OK(commit);
+  FERRY_ASSERT_OK(repo.PushBranch(*commit));
+}
+
+// A fold's long part runs while the mirror is written to. A fold of what the refs reach is
+// set aside when a write came meanwhile (that write may rely on an object the fold left
+// out); the fold after it keeps every object and is put in place whatever came meanwhile.
+TEST_F(WriterTest, AFoldOfWhatTheRefsReachIsSetAsideWhenTheMirrorWasWrittenMeanwhile) {
+  const std::string mirror = upstream_->dir() + "/mirror.git";
+  FERRY_ASSERT_OK(repo_->Fetch());
+  EXPECT_EQ(repo_->DueMaintenance(), nullptr);  // nothing written yet
+  for (int i = 0; i < 32; ++i) PushWithoutWriter(*repo_, absl::StrCat("nginx:2.", i));
+  std::unique_ptr<Maintenance> fold = repo_->DueMaintenance();
+  ASSERT_NE(fold, nullptr);
+  const std::set<std::string> before = PackFiles(mirror);
+  FERRY_ASSERT_OK(fold->Run());  // a small repo: every pack merges, into what the refs reach
+  const std::set<std::string> written = PacksSince(mirror, before);
+  ASSERT_EQ(written.size(), 1u);
+  EXPECT_EQ(PackFiles(mirror).size(), before.size() + 1);  // Run removes nothing
+  PushWithoutWriter(*repo_, "nginx:3.0");
+  const std::set<std::string> meanwhile = PacksSince(mirror, before);
+  FERRY_ASSERT_OK(fold->Finish());
+  std::set<std::string> kept = before;
+  for (const std::string& p : meanwhile) {
+    if (!written.count(p)) kept.insert(p);
+  }
+  EXPECT_EQ(PackFiles(mirror), kept) << "the fold was put in place, or the old packs went";
+
+  fold = repo_->DueMaintenance();  // due at once, keeping every object
+  ASSERT_NE(fold, nullptr);
+  FERRY_ASSERT_OK(fold->Run());
+  PushWithoutWriter(*repo_, "nginx:3.1");
+  FERRY_ASSERT_OK(fold->Finish());
+  EXPECT_EQ(PackFiles(mirror).size(), 2u);  // the fold's pack and the last write's
+  EXPECT_EQ(repo_->DueMaintenance(), nullptr);
+  // Nothing was lost: git reads every object, and the mirror serves the last release.
+  int rc = -1;
+  const std::string fsck =
+      testing::RunCommand("git --git-dir=" + mirror + " fsck --no-dangling 2>&1", &rc);
+  EXPECT_EQ(rc, 0) << fsck;
+  auto files = repo_->ReadManifests(*repo_->Head(), {"apps"});
+  FERRY_ASSERT_OK(files);
+  ASSERT_FALSE(files->empty());
+  EXPECT_EQ(files->back().content, Deployment("web", "nginx:3.1"));
+}
+
+// What the repack child prints is what its parent reads back; anything else is refused.
+TEST(FoldResultTest, TheChildsAnswerReadsBackAndNothingElseIsTakenForOne) {
+  FoldResult fold;
+  fold.reachable_only = true;
+  fold.new_pack = "pack-" + std::string(40, 'a');
+  fold.replaced = {"pack-" + std::string(40, '1'), "pack-" + std::string(40, 'f')};
+  absl::StatusOr<FoldResult> read = FoldResult::Parse(fold.Serialize());
+  FERRY_ASSERT_OK(read);
+  EXPECT_TRUE(read->reachable_only);
+  EXPECT_EQ(read->new_pack, fold.new_pack);
+  EXPECT_EQ(read->replaced, fold.replaced);
+  FERRY_ASSERT_OK(FoldResult::Parse("all\n"));  // nothing worth folding
+  for (const std::string& bad :
+       std::vector<std::string>{"", "all\nreplaces pack-" + std::string(40, 'a') + "\n",
+                                "all\nnew ../pack-" + std::string(40, 'a') + "\n",
+                                "all\nnew pack-" + std::string(39, 'a') + "\n", "some\n",
+                                "all\nnew pack-" + std::string(40, 'A') + "\n"}) {
+    EXPECT_THAT(FoldResult::Parse(bad), StatusIs(absl::StatusCode::kInternal)) << bad;
+  }
 }
 
 // The ids every caller takes or refuses alike (lib/manifest/workload_id_test_cases.h), through
