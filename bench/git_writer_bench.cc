@@ -262,6 +262,43 @@ std::string JobNote(const std::string& id, const std::vector<std::string>& relea
                       R"("cause":{"user":"Bench <bench@example.com>"},"results":[)", results, "]}");
 }
 
+// The release of `released` to version 2.0.`version` of image 0 as the api asks for one (a
+// job note, no diff).
+ferry::git_writer::ApplyRequest ScaleRelease(const std::vector<std::string>& released,
+                                             int version) {
+  ferry::git_writer::ApplyRequest request =
+      ImageRelease(released, absl::StrCat(kScaleRegistry, "/bench/app-0:2.0.", version));
+  request.job_id = absl::StrCat("job-", version);
+  request.job_kind = "release";
+  request.omit_diff = true;  // as the api asks
+  request.note = JobNote(request.job_id, released);
+  return request;
+}
+
+// Apply of `request`, timed as the iteration's time (and then, when `wait_for_fold`, the
+// end of the fold it started, if any). False (and the benchmark skipped) when it failed.
+bool TimedRelease(benchmark::State& state, ferry::git_writer::Writer& writer,
+                  const ferry::git_writer::ApplyRequest& request, bool wait_for_fold, double* ms) {
+  const auto start = std::chrono::steady_clock::now();
+  auto out = writer.Apply(request);
+  if (wait_for_fold) writer.WaitForMaintenance();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  state.SetIterationTime(seconds);
+  if (ms != nullptr) *ms = seconds * 1e3;
+  if (!out.ok() || out->revision.empty()) {
+    state.SkipWithError("release failed");
+    return false;
+  }
+  for (const auto& edit : out->edits) {
+    if (!edit.status.ok()) {
+      state.SkipWithError(std::string(edit.status.message()).c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
 // A release of 100 workloads of the scale benchmarks' repo (a file per workload in one
 // folder, so each commit writes a tree of N entries) of 1,000 and of 10,000 workloads, as
 // the api asks for one (a job note, no diff): request -> commit and note pushed.
@@ -272,23 +309,8 @@ void BM_Ferry_ReleaseInTheScaleRepo(benchmark::State& state) {
   const std::vector<std::string> released = ScaleReleased();
   int version = 1;
   for (auto _ : state) {
-    ferry::git_writer::ApplyRequest request =
-        ImageRelease(released, absl::StrCat(kScaleRegistry, "/bench/app-0:2.0.", version));
-    request.job_id = absl::StrCat("job-", version);
-    request.job_kind = "release";
-    request.omit_diff = true;  // as the api asks
-    request.note = JobNote(request.job_id, released);
-    ++version;
-    const auto start = std::chrono::steady_clock::now();
-    auto out = warm->writer->Apply(request);
-    state.SetIterationTime(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    if (!out.ok() || out->revision.empty()) {
-      state.SkipWithError("release failed");
+    if (!TimedRelease(state, *warm->writer, ScaleRelease(released, version++), false, nullptr)) {
       break;
-    }
-    for (const auto& edit : out->edits) {
-      if (!edit.status.ok()) return state.SkipWithError(std::string(edit.status.message()).c_str());
     }
   }
   state.counters["workloads"] = workloads;
@@ -299,6 +321,37 @@ BENCHMARK(BM_Ferry_ReleaseInTheScaleRepo)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(10);
+
+// 40 releases of 100 workloads of the 10,000-workload scale repo, each a write (the commit
+// with its note): the 32nd makes the fold of the mirror's packs due. Arg 0, as git-writer
+// does: the fold runs beside the releases that follow. Arg 1, the alternative: each release
+// also waits for the fold it started, as when the fold ran inside the push. max_ms is the
+// slowest release of the 40.
+void BM_Ferry_ReleasesAcrossAFold(benchmark::State& state) {
+  const bool wait_for_fold = state.range(0) == 1;
+  std::unique_ptr<WarmWriter> warm = StartWarmWriter(state, ScaleRepo(10000));
+  if (warm == nullptr) return;
+  const std::vector<std::string> released = ScaleReleased();
+  int version = 1;
+  double max_ms = 0;
+  for (auto _ : state) {
+    double ms = 0;
+    if (!TimedRelease(state, *warm->writer, ScaleRelease(released, version++), wait_for_fold,
+                      &ms)) {
+      break;
+    }
+    max_ms = std::max(max_ms, ms);
+  }
+  warm->writer->WaitForMaintenance();
+  state.counters["max_ms"] = max_ms;
+  state.counters["fold_waited_for"] = wait_for_fold ? 1 : 0;
+}
+BENCHMARK(BM_Ferry_ReleasesAcrossAFold)
+    ->Arg(0)
+    ->Arg(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(40);
 
 // The index of Ferry's own release commit, carried over from the index it was made on when
 // the commit is first read (as the syncer's read of the new head does): a release of 100

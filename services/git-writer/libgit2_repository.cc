@@ -581,7 +581,7 @@ class TreeExporter {
 // write leaves no ref pointing at objects that were never written or pushed.
 class RefSnapshot {
  public:
-  // `repo` is read at each use: it may be reopened while the snapshot lives.
+  // `repo` is read at each use.
   RefSnapshot(git_repository*& repo, std::string name) : repo_(repo), name_(std::move(name)) {
     existed_ = git_reference_name_to_id(&oid_, repo_, name_.c_str()) == 0;
   }
@@ -854,21 +854,29 @@ absl::StatusOr<FoldResult> PackEverything(git_repository* repo, const fs::path& 
   if (int rc = git_reference_iterator_new(&refs, repo); rc != 0) return GitError("repack", rc);
   git_reference* ref = nullptr;
   int rc = 0;
+  std::string unreadable;  // a ref whose object is not on disk
   while (rc == 0 && git_reference_next(&ref, refs) == 0) {
     const git_oid* target = git_reference_target(ref);
     if (target != nullptr) {
+      // Not on disk: a write in progress moved the ref before writing its objects (and may
+      // yet move it back). Leaving the ref out would drop what it named before: Aborted,
+      // and the fold keeps every object instead (FoldPacks).
       Object object;
-      if (git_object_lookup(object.out(), repo, target, GIT_OBJECT_ANY) == 0) {
-        if (git_object_type(object.get()) == GIT_OBJECT_TAG) {
-          rc = git_packbuilder_insert(builder.get(), target, nullptr);
-          target = git_tag_target_id(reinterpret_cast<const git_tag*>(object.get()));
-        }
-        if (rc == 0) rc = git_revwalk_push(walk.get(), target);
+      rc = git_object_lookup(object.out(), repo, target, GIT_OBJECT_ANY);
+      if (rc != 0) unreadable = git_reference_name(ref);
+      if (rc == 0 && git_object_type(object.get()) == GIT_OBJECT_TAG) {
+        rc = git_packbuilder_insert(builder.get(), target, nullptr);
+        target = git_tag_target_id(reinterpret_cast<const git_tag*>(object.get()));
       }
+      if (rc == 0) rc = git_revwalk_push(walk.get(), target);
     }
     git_reference_free(ref);
   }
   git_reference_iterator_free(refs);
+  if (!unreadable.empty()) {
+    return absl::AbortedError(
+        absl::StrCat("repack: ", unreadable, " names an object that is not written yet"));
+  }
   if (rc == 0) rc = git_packbuilder_insert_walk(builder.get(), walk.get());
   if (rc == 0) rc = git_packbuilder_write(builder.get(), pack_dir.c_str(), 0, nullptr, nullptr);
   if (rc != 0) return GitError("repack", rc);
@@ -876,7 +884,11 @@ absl::StatusOr<FoldResult> PackEverything(git_repository* repo, const fs::path& 
   fold.reachable_only = true;
   fold.new_pack = absl::StrCat("pack-", git_packbuilder_name(builder.get()));
   for (const PackFile& p : packs) {
-    if (PackName(p.idx) != fold.new_pack) fold.replaced.push_back(PackName(p.idx));
+    if (PackName(p.idx) == fold.new_pack) {
+      fold.new_pack_existed = true;
+    } else {
+      fold.replaced.push_back(PackName(p.idx));
+    }
   }
   return fold;
 }
@@ -886,7 +898,8 @@ absl::StatusOr<FoldResult> PackEverything(git_repository* repo, const fs::path& 
 // together), so a fold costs what was written since, not the whole history: every object is
 // rewritten about log2(history) times in all. When every pack would be merged, the new pack
 // holds only what the refs reach (objects nothing refers to any more go), unless
-// `keep_unreachable`. Removes nothing (FoldResult says what goes).
+// `keep_unreachable` or a ref names an object not on disk yet (a write in progress): then
+// every object of every pack. Removes nothing (FoldResult says what goes).
 absl::StatusOr<FoldResult> FoldPacks(git_repository* repo, const std::string& mirror_dir,
                                      bool keep_unreachable) {
   // What stays is compressed with libgit2's full delta window, unlike the packs of single
@@ -900,7 +913,10 @@ absl::StatusOr<FoldResult> FoldPacks(git_repository* repo, const std::string& mi
     return sizes;
   }());
   if (count < 2) return FoldResult{};
-  if (count == packs.size() && !keep_unreachable) return PackEverything(repo, pack_dir, packs);
+  if (count == packs.size() && !keep_unreachable) {
+    absl::StatusOr<FoldResult> reachable = PackEverything(repo, pack_dir, packs);
+    if (reachable.status().code() != absl::StatusCode::kAborted) return reachable;
+  }
   Packbuilder builder;
   if (int rc = git_packbuilder_new(builder.out(), repo); rc != 0) return GitError("repack", rc);
   git_packbuilder_set_threads(builder.get(), 1);
@@ -913,6 +929,9 @@ absl::StatusOr<FoldResult> FoldPacks(git_repository* repo, const std::string& mi
   }
   FoldResult fold;
   fold.new_pack = absl::StrCat("pack-", git_packbuilder_name(builder.get()));
+  for (const PackFile& p : packs) {
+    if (PackName(p.idx) == fold.new_pack) fold.new_pack_existed = true;
+  }
   for (size_t i = 0; i < count; ++i) {
     if (PackName(packs[i].idx) != fold.new_pack) fold.replaced.push_back(PackName(packs[i].idx));
   }
@@ -971,7 +990,9 @@ size_t PacksToFold(const std::vector<uint32_t>& sorted_sizes) {
 
 std::string FoldResult::Serialize() const {
   std::string out = absl::StrCat(reachable_only ? "reachable" : "all", "\n");
-  if (!new_pack.empty()) absl::StrAppend(&out, "new ", new_pack, "\n");
+  if (!new_pack.empty()) {
+    absl::StrAppend(&out, new_pack_existed ? "existing " : "new ", new_pack, "\n");
+  }
   for (const std::string& name : replaced) absl::StrAppend(&out, "replaces ", name, "\n");
   return out;
 }
@@ -992,9 +1013,13 @@ absl::StatusOr<FoldResult> FoldResult::Parse(absl::string_view text) {
         fold.reachable_only = line == "reachable";
         continue;
       }
-    } else if (absl::ConsumePrefix(&line, "new ") && valid(line) && fold.new_pack.empty()) {
-      fold.new_pack = std::string(line);
-      continue;
+    } else if (const bool existed = absl::ConsumePrefix(&line, "existing ");
+               (existed || absl::ConsumePrefix(&line, "new ")) && fold.new_pack.empty()) {
+      if (valid(line)) {
+        fold.new_pack = std::string(line);
+        fold.new_pack_existed = existed;
+        continue;
+      }
     } else if (absl::ConsumePrefix(&line, "replaces ") && valid(line)) {
       fold.replaced.emplace_back(line);
       continue;
@@ -1073,7 +1098,9 @@ class Libgit2Repository::PackFold final : public Maintenance {
 };
 
 std::unique_ptr<Maintenance> Libgit2Repository::DueMaintenance() {
-  if (packs_written_ < kPacksBeforeRepack) return nullptr;
+  // Not while objects made in memory wait for a write: Finish reopens the object database,
+  // which drops them.
+  if (packs_written_ < kPacksBeforeRepack || !new_roots_.empty()) return nullptr;
   return std::make_unique<PackFold>(*this, packs_written_, keep_unreachable_);
 }
 
@@ -1085,13 +1112,20 @@ absl::Status Libgit2Repository::FinishFold(const FoldResult& fold, int writes, i
     fs::remove(pack_dir / (name + ".idx"), ec);
     fs::remove(pack_dir / (name + ".pack"), ec);
   };
+  // A fold not put in place takes its pack back, unless that pack was there before.
+  auto drop_new = [&] {
+    if (!fold.new_pack_existed) remove(fold.new_pack);
+  };
   if (fold.new_pack.empty()) {  // nothing was worth folding
     packs_written_ = std::max(0, packs_written_ - writes);
     return absl::OkStatus();
   }
-  // Objects made in memory and not yet written would go with the object database: the new
-  // pack stays beside the old ones (copies of their objects) until a later fold.
-  if (!new_roots_.empty()) return absl::OkStatus();
+  // Objects made in memory and not yet written would go with the object database: the
+  // fold is made again after the write that flushes them.
+  if (!new_roots_.empty()) {
+    drop_new();
+    return absl::OkStatus();
+  }
   if (fold.reachable_only) {
     // What the refs reached when Run began. A write or a fetch since then (a pack that is
     // neither the new one nor one it replaces) may refer to an object on disk that was not
@@ -1101,7 +1135,7 @@ absl::Status Libgit2Repository::FinishFold(const FoldResult& fold, int writes, i
     known.insert(fold.new_pack);
     for (const PackFile& p : ListPacks(pack_dir)) {
       if (known.count(PackName(p.idx)) == 0) {
-        remove(fold.new_pack);
+        drop_new();
         keep_unreachable_ = true;
         log::Info("mirror fold set aside: the mirror was written to meanwhile",
                   {{"run_ms", run_ms}});

@@ -95,9 +95,12 @@ using RawOid = std::array<unsigned char, GIT_OID_RAWSZ>;
 struct FoldResult {
   // The new pack holds only what the refs reached, not every object of `replaced`.
   bool reachable_only = false;
-  std::string new_pack;               // empty: nothing was worth folding
+  std::string new_pack;  // empty: nothing was worth folding
+  // `new_pack` was there before the fold (its objects are exactly those of a pack it found).
+  bool new_pack_existed = false;
   std::vector<std::string> replaced;  // never `new_pack`
-  // One line "reachable" or "all", then "new NAME" and "replaces NAME" lines.
+  // One line "reachable" or "all", then "new NAME" (or "existing NAME") and "replaces NAME"
+  // lines.
   std::string Serialize() const;
   // Internal for text that is not what Serialize writes.
   static absl::StatusOr<FoldResult> Parse(absl::string_view text);

@@ -74,7 +74,8 @@ class Maintenance {
   virtual absl::Status Run() = 0;
   // Puts what Run made in place; quick. Called once, after a Run that succeeded, while the
   // Repository lives, serialized with its methods as they are with each other. A
-  // Maintenance dropped without it leaves the mirror as it was, but for a file Run wrote.
+  // Maintenance dropped without it leaves the mirror as it was, but for what Run wrote
+  // beside it (a pack of copies of objects the mirror has, folded by a later fold).
   virtual absl::Status Finish() = 0;
 };
 

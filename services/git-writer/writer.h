@@ -511,7 +511,8 @@ class Writer {
   absl::Mutex apply_mu_;
   // Serializes every Repository call.
   absl::Mutex repo_mu_;
-  // WaitForMaintenance's wait: the housekeeping thread, and whether it still runs.
+  // Starts the repository's due housekeeping on maintenance_, unless some runs
+  // (maintaining_).
   void StartMaintenanceIfDue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
   bool maintaining_ ABSL_GUARDED_BY(repo_mu_) = false;
   std::thread maintenance_ ABSL_GUARDED_BY(repo_mu_);

@@ -1315,6 +1315,26 @@ void PushWithoutWriter(Libgit2Repository& repo, const std::string& image) {
   FERRY_ASSERT_OK(repo.PushBranch(*commit));
 }
 
+// The due fold of `repo` (whose mirror is `mirror`), with `after_run` and then a release of
+// `image` between its Run and its Finish, is put in place: the mirror holds its pack and the
+// release's, nothing more is due, and git reads every object.
+void ExpectFoldPutInPlaceBesideAWrite(Libgit2Repository& repo, const std::string& mirror,
+                                      const std::string& image,
+                                      const std::function<void()>& after_run) {
+  std::unique_ptr<Maintenance> fold = repo.DueMaintenance();
+  ASSERT_NE(fold, nullptr);
+  FERRY_ASSERT_OK(fold->Run());
+  after_run();
+  PushWithoutWriter(repo, image);
+  FERRY_ASSERT_OK(fold->Finish());
+  EXPECT_EQ(PackFiles(mirror).size(), 2u);
+  EXPECT_EQ(repo.DueMaintenance(), nullptr);
+  int rc = -1;
+  const std::string fsck =
+      testing::RunCommand("git --git-dir=" + mirror + " fsck --no-dangling 2>&1", &rc);
+  EXPECT_EQ(rc, 0) << fsck;
+}
+
 // A fold's long part runs while the mirror is written to. A fold of what the refs reach is
 // set aside when a write came meanwhile (that write may rely on an object the fold left
 // out); the fold after it keeps every object and is put in place whatever came meanwhile.
@@ -1339,22 +1359,26 @@ TEST_F(WriterTest, AFoldOfWhatTheRefsReachIsSetAsideWhenTheMirrorWasWrittenMeanw
   }
   EXPECT_EQ(PackFiles(mirror), kept) << "the fold was put in place, or the old packs went";
 
-  fold = repo_->DueMaintenance();  // due at once, keeping every object
-  ASSERT_NE(fold, nullptr);
-  FERRY_ASSERT_OK(fold->Run());
-  PushWithoutWriter(*repo_, "nginx:3.1");
-  FERRY_ASSERT_OK(fold->Finish());
-  EXPECT_EQ(PackFiles(mirror).size(), 2u);  // the fold's pack and the last write's
-  EXPECT_EQ(repo_->DueMaintenance(), nullptr);
-  // Nothing was lost: git reads every object, and the mirror serves the last release.
-  int rc = -1;
-  const std::string fsck =
-      testing::RunCommand("git --git-dir=" + mirror + " fsck --no-dangling 2>&1", &rc);
-  EXPECT_EQ(rc, 0) << fsck;
+  // Due at once, keeping every object.
+  ExpectFoldPutInPlaceBesideAWrite(*repo_, mirror, "nginx:3.1", [] {});
+  // The mirror serves the last release.
   auto files = repo_->ReadManifests(*repo_->Head(), {"apps"});
   FERRY_ASSERT_OK(files);
   ASSERT_FALSE(files->empty());
   EXPECT_EQ(files->back().content, Deployment("web", "nginx:3.1"));
+}
+
+// A ref naming an object that is not on disk (as while a write moved the ref and has not
+// written its objects yet) turns a fold of what the refs reach into one of every object,
+// which is put in place whatever was written meanwhile.
+TEST_F(WriterTest, AFoldMeetingARefToAnObjectNotWrittenYetKeepsEveryObject) {
+  const std::string mirror = upstream_->dir() + "/mirror.git";
+  FERRY_ASSERT_OK(repo_->Fetch());
+  for (int i = 0; i < 32; ++i) PushWithoutWriter(*repo_, absl::StrCat("nginx:2.", i));
+  const std::string ref = mirror + "/refs/heads/in-progress";
+  { std::ofstream(ref) << std::string(40, '7') << "\n"; }
+  ExpectFoldPutInPlaceBesideAWrite(*repo_, mirror, "nginx:3.0",
+                                   [&] { std::filesystem::remove(ref); });
 }
 
 // What the repack child prints is what its parent reads back; anything else is refused.
@@ -1368,10 +1392,18 @@ TEST(FoldResultTest, TheChildsAnswerReadsBackAndNothingElseIsTakenForOne) {
   EXPECT_TRUE(read->reachable_only);
   EXPECT_EQ(read->new_pack, fold.new_pack);
   EXPECT_EQ(read->replaced, fold.replaced);
+  EXPECT_FALSE(read->new_pack_existed);
+  fold.new_pack_existed = true;  // a pack the fold found again: never removed
+  read = FoldResult::Parse(fold.Serialize());
+  FERRY_ASSERT_OK(read);
+  EXPECT_TRUE(read->new_pack_existed);
+  EXPECT_EQ(read->new_pack, fold.new_pack);
   FERRY_ASSERT_OK(FoldResult::Parse("all\n"));  // nothing worth folding
   for (const std::string& bad :
        std::vector<std::string>{"", "all\nreplaces pack-" + std::string(40, 'a') + "\n",
                                 "all\nnew ../pack-" + std::string(40, 'a') + "\n",
+                                "all\nnew pack-" + std::string(40, 'a') + "\nexisting pack-" +
+                                    std::string(40, 'b') + "\n",
                                 "all\nnew pack-" + std::string(39, 'a') + "\n", "some\n",
                                 "all\nnew pack-" + std::string(40, 'A') + "\n"}) {
     EXPECT_THAT(FoldResult::Parse(bad), StatusIs(absl::StatusCode::kInternal)) << bad;
