@@ -34,8 +34,9 @@
 //   `cpu_ms_pushed_to_done_<process>`, and `cluster_cores_share_pushed_to_done`, the share of
 //   the machine's cores the cluster's processes held meanwhile (near 1: the apply waits for
 //   the API server and etcd, not for Ferry).
-//   BM_Scale_Ferry_ReadLoad       16 clients reading from the api (ListWorkloads' first page,
-//                                 ListImages of one workload, GetVersion) for
+//   BM_Scale_Ferry_ReadLoad       FERRY_SCALE_LOAD_CLIENTS (default 16) clients reading from
+//                                 the api (ListWorkloads' first page, ListImages of one
+//                                 workload, GetVersion) for
 //                                 FERRY_SCALE_LOAD_SECONDS (default 10 s) with a release
 //                                 submitted meanwhile: requests/s, p50/p99 per kind, release time
 //   BM_Scale_GitCli_Release       the manual path with the git CLI on a bare repo with the same
@@ -708,6 +709,15 @@ double Percentile(std::vector<double>& values, double p) {
   return values[i];
 }
 
+// FERRY_SCALE_LOAD_CLIENTS: ReadLoad's clients (default 16, 1 to 64).
+int LoadClients() {
+  int clients = 16;
+  if (const char* env = std::getenv("FERRY_SCALE_LOAD_CLIENTS"); env != nullptr) {
+    if (!absl::SimpleAtoi(env, &clients)) clients = 16;
+  }
+  return std::clamp(clients, 1, 64);
+}
+
 int LoadSeconds() {
   int seconds = 10;
   if (const char* env = std::getenv("FERRY_SCALE_LOAD_SECONDS"); env != nullptr) {
@@ -716,13 +726,13 @@ int LoadSeconds() {
   return std::clamp(seconds, 1, 120);
 }
 
-// 16 clients, each on a channel of its own, read from the api for FERRY_SCALE_LOAD_SECONDS
-// (default 10, at most 120) in turn: the first page of ListWorkloads, ListImages of one
-// workload (a different one each time), GetVersion. A release of bench/app-0 is submitted a
-// third of the way in. Time = the load's duration; counters: requests per second in all, p50
-// and p99 per kind, errors, and the release's times under the load.
+// LoadClients() clients, each on a channel of its own, read from the api for
+// FERRY_SCALE_LOAD_SECONDS (default 10, at most 120) in turn: the first page of ListWorkloads,
+// ListImages of one workload (a different one each time), GetVersion. A release of bench/app-0 is
+// submitted a third of the way in. Time = the load's duration; counters: requests per second in
+// all, p50 and p99 per kind, errors, and the release's times under the load.
 void BM_Scale_Ferry_ReadLoad(benchmark::State& state) {
-  constexpr int kClients = 16;
+  const int client_count = LoadClients();
   Scale& scale = Scale::Get();
   absl::StatusOr<ferry::v1::Ferry::Stub*> api = scale.Api();
   if (!api.ok()) return state.SkipWithError(api.status().ToString().c_str());
@@ -750,7 +760,7 @@ void BM_Scale_Ferry_ReadLoad(benchmark::State& state) {
     const absl::Time end = start + duration;
     absl::Time last_answer = start;  // under mu
     std::vector<std::thread> clients;
-    for (int c = 0; c < kClients; ++c) {
+    for (int c = 0; c < client_count; ++c) {
       clients.emplace_back([&, c] {
         auto stub = ferry::v1::Ferry::NewStub(scale.NewApiChannel());
         std::vector<double> mine[kKinds];
@@ -807,7 +817,7 @@ void BM_Scale_Ferry_ReadLoad(benchmark::State& state) {
     state.counters[absl::StrCat(names[k], "_p50_ms")] = Percentile(latencies[k], 50);
     state.counters[absl::StrCat(names[k], "_p99_ms")] = Percentile(latencies[k], 99);
   }
-  state.counters["clients"] = kClients;
+  state.counters["clients"] = client_count;
   state.counters["requests_per_s"] = static_cast<double>(requests) / elapsed;
   state.counters["errors"] = errors;
   std::string label;
