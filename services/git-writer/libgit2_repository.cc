@@ -916,6 +916,8 @@ absl::StatusOr<FoldResult> FoldPacks(git_repository* repo, const std::string& mi
   if (count == packs.size() && !keep_unreachable) {
     absl::StatusOr<FoldResult> reachable = PackEverything(repo, pack_dir, packs);
     if (reachable.status().code() != absl::StatusCode::kAborted) return reachable;
+    log::Info("mirror fold keeps every object",
+              {{"reason", std::string(reachable.status().message())}});
   }
   Packbuilder builder;
   if (int rc = git_packbuilder_new(builder.out(), repo); rc != 0) return GitError("repack", rc);
@@ -1031,6 +1033,10 @@ absl::StatusOr<FoldResult> FoldResult::Parse(absl::string_view text) {
   if (fold.new_pack.empty() && !fold.replaced.empty()) {
     return absl::InternalError("repack: the child named packs to replace but no new one");
   }
+  std::set<std::string> named(fold.replaced.begin(), fold.replaced.end());
+  if (named.size() != fold.replaced.size() || named.count(fold.new_pack) > 0) {
+    return absl::InternalError("repack: the child named a pack twice");
+  }
   return fold;
 }
 
@@ -1056,12 +1062,21 @@ absl::StatusOr<std::string> Libgit2Repository::RepackMirror(const std::string& m
 // the object database reopened by Finish.
 class Libgit2Repository::PackFold final : public Maintenance {
  public:
+  // `keep_unreachable`: the fold keeps every object of the packs it merges; otherwise, when
+  // it merges every pack, it keeps only what the refs reach, and must then be exclusive.
   PackFold(Libgit2Repository& repo, int writes, bool keep_unreachable)
       : repo_(repo),
         mirror_dir_(repo.options_.mirror_dir),
         program_(repo.options_.repack_program),
         writes_(writes),
         keep_unreachable_(keep_unreachable) {}
+
+  // A fold that may keep only what the refs reach reads the refs and then drops the objects
+  // they do not reach: a write meanwhile could move a ref (or move it back, when it fails)
+  // to an object left out, and no later check can see every such move. So it runs while
+  // the writes wait; every other fold copies all objects of what it merges, and runs beside
+  // them.
+  bool exclusive() const override { return !keep_unreachable_; }
 
   absl::Status Run() override {
     const auto start = std::chrono::steady_clock::now();
@@ -1101,7 +1116,15 @@ std::unique_ptr<Maintenance> Libgit2Repository::DueMaintenance() {
   // Not while objects made in memory wait for a write: Finish reopens the object database,
   // which drops them.
   if (packs_written_ < kPacksBeforeRepack || !new_roots_.empty()) return nullptr;
-  return std::make_unique<PackFold>(*this, packs_written_, keep_unreachable_);
+  // Will it merge every pack (and then keep only what the refs reach)? Only such a fold is
+  // exclusive; any other is told to keep every object, so that it never becomes one even
+  // when packs come before it lists them.
+  const std::vector<PackFile> packs = ListPacks(fs::path(options_.mirror_dir) / "objects" / "pack");
+  std::vector<uint32_t> sizes;
+  for (const PackFile& p : packs) sizes.push_back(p.objects);
+  const size_t count = PacksToFold(sizes);
+  const bool everything = count >= 2 && count == packs.size() && !keep_unreachable_;
+  return std::make_unique<PackFold>(*this, packs_written_, /*keep_unreachable=*/!everything);
 }
 
 absl::Status Libgit2Repository::FinishFold(const FoldResult& fold, int writes, int64_t run_ms) {
@@ -1120,6 +1143,12 @@ absl::Status Libgit2Repository::FinishFold(const FoldResult& fold, int writes, i
     packs_written_ = std::max(0, packs_written_ - writes);
     return absl::OkStatus();
   }
+  const std::vector<PackFile> packs = ListPacks(pack_dir);
+  if (std::none_of(packs.begin(), packs.end(),
+                   [&](const PackFile& p) { return PackName(p.idx) == fold.new_pack; })) {
+    return absl::InternalError(
+        absl::StrCat("repack: the folded pack ", fold.new_pack, " is not in the mirror"));
+  }
   // Objects made in memory and not yet written would go with the object database: the
   // fold is made again after the write that flushes them.
   if (!new_roots_.empty()) {
@@ -1127,13 +1156,12 @@ absl::Status Libgit2Repository::FinishFold(const FoldResult& fold, int writes, i
     return absl::OkStatus();
   }
   if (fold.reachable_only) {
-    // What the refs reached when Run began. A write or a fetch since then (a pack that is
-    // neither the new one nor one it replaces) may refer to an object on disk that was not
-    // reachable then, and left out: the new pack goes instead, and the next fold keeps
-    // every object.
+    // Such a fold is exclusive (PackFold::exclusive). Should a pack have come meanwhile
+    // nonetheless (a caller that did not hold the writes off), a write may refer to an object
+    // the fold left out: the new pack goes instead, and the next fold keeps every object.
     std::set<std::string> known(fold.replaced.begin(), fold.replaced.end());
     known.insert(fold.new_pack);
-    for (const PackFile& p : ListPacks(pack_dir)) {
+    for (const PackFile& p : packs) {
       if (known.count(PackName(p.idx)) == 0) {
         drop_new();
         keep_unreachable_ = true;
@@ -1573,7 +1601,8 @@ absl::StatusOr<git_oid> Libgit2Repository::WriteTag(const std::string& name, con
                                                     const std::string& message,
                                                     const git_signature* who) {
   git_oid tag_oid;
-  // Released before the push, which may reopen the repository.
+  // Released when the tag is written: no object outlives a call (a fold reopens the object
+  // database between calls).
   Object object;
   if (int rc = git_object_lookup(object.out(), repo_, &target, GIT_OBJECT_COMMIT); rc != 0) {
     return GitError("revision " + OidString(target), rc);

@@ -1627,7 +1627,7 @@ absl::Status Writer::SetSyncMarker(const std::string& tag, const std::string& re
 }
 
 void Writer::StartMaintenanceIfDue() {
-  if (maintaining_) return;
+  if (maintaining_ || stopping_) return;
   std::unique_ptr<Maintenance> due = repo_.DueMaintenance();
   if (due == nullptr) return;
   maintaining_ = true;
@@ -1635,16 +1635,19 @@ void Writer::StartMaintenanceIfDue() {
   if (maintenance_.joinable()) maintenance_.join();
   maintenance_ = std::thread([this, work = std::move(due)]() mutable {
     while (work != nullptr) {
-      absl::Status status = work->Run();
+      absl::Status status;
+      const bool exclusive = work->exclusive();
+      if (!exclusive) status = work->Run();  // beside the writes
       absl::MutexLock lock(&repo_mu_);
+      if (exclusive) status = work->Run();  // the writes wait
       if (status.ok()) status = work->Finish();
       work = nullptr;
-      if (status.ok()) {
-        // Due again at once when the writes went on meanwhile, or when the fold was set
-        // aside (the next one keeps every object, and is put in place whatever comes).
-        work = repo_.DueMaintenance();
-      } else {
+      if (!status.ok()) {
         log::Warn("repacking the mirror failed", {{"error", std::string(status.message())}});
+      } else if (!stopping_) {
+        // Due again at once when 32 more writes came meanwhile, or when the fold was set
+        // aside (the next one keeps every object).
+        work = repo_.DueMaintenance();
       }
       if (work == nullptr) maintaining_ = false;
     }
@@ -1660,7 +1663,14 @@ void Writer::WaitForMaintenance() {
   if (running.joinable()) running.join();
 }
 
-Writer::~Writer() { WaitForMaintenance(); }
+Writer::~Writer() {
+  {
+    // The one running ends (a fold at 10,000 workloads: seconds); no other starts.
+    absl::MutexLock lock(&repo_mu_);
+    stopping_ = true;
+  }
+  WaitForMaintenance();
+}
 
 absl::Status Writer::MayWrite() const {
   if (!options_.write_permit) return absl::OkStatus();

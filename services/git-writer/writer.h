@@ -248,6 +248,7 @@ struct WriterMetrics {
 class Writer {
  public:
   Writer(Repository& repo, WriterOptions options, WriterMetrics& metrics);
+  ~Writer();
 
   // Fetches upstream now. On failure the last known head stays and the error is recorded
   // (Unavailable etc. returned).
@@ -319,10 +320,10 @@ class Writer {
 
   // Waits until the housekeeping a write started is over. After a write (Apply,
   // SetSyncMarker) the repository's due housekeeping (Repository::DueMaintenance: folding
-  // the mirror's packs) runs its long part on a thread of its own, so no request waits for
-  // it, and is finished under the lock of the repository's calls. The destructor waits too.
+  // the mirror's packs) runs on a thread of its own, so the write that made it due does not
+  // wait for it: beside the next writes, or before them when it is exclusive(). The
+  // destructor waits for the one running and starts no other.
   void WaitForMaintenance() ABSL_LOCKS_EXCLUDED(repo_mu_);
-  ~Writer();
 
  private:
   // A file being edited (defined in writer.cc), by path.
@@ -332,6 +333,9 @@ class Writer {
   // Apply under repo_mu_ (and apply_mu_).
   absl::StatusOr<ApplyOutcome> ApplyLocked(const ApplyRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  // Starts the repository's due housekeeping on maintenance_, unless some runs
+  // (maintaining_) or the Writer is going away.
+  void StartMaintenanceIfDue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
   // Apply's steps, on the head `revision` whose index is `index`.
   // Applies every edit to its file in `files`, each edit's own failure in its outcome; an
   // error is returned only when an edited document cannot be re-indexed (then nothing is
@@ -511,10 +515,9 @@ class Writer {
   absl::Mutex apply_mu_;
   // Serializes every Repository call.
   absl::Mutex repo_mu_;
-  // Starts the repository's due housekeeping on maintenance_, unless some runs
-  // (maintaining_).
-  void StartMaintenanceIfDue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(repo_mu_);
+  // The housekeeping thread, whether it still runs, and whether the Writer is going away.
   bool maintaining_ ABSL_GUARDED_BY(repo_mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(repo_mu_) = false;
   std::thread maintenance_ ABSL_GUARDED_BY(repo_mu_);
   // The indexes of the last revisions read or committed. A lock of their own: a read of an
   // index that is already built never waits for a fetch, commit or push under repo_mu_.

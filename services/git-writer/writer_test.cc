@@ -1335,9 +1335,10 @@ void ExpectFoldPutInPlaceBesideAWrite(Libgit2Repository& repo, const std::string
   EXPECT_EQ(rc, 0) << fsck;
 }
 
-// A fold's long part runs while the mirror is written to. A fold of what the refs reach is
-// set aside when a write came meanwhile (that write may rely on an object the fold left
-// out); the fold after it keeps every object and is put in place whatever came meanwhile.
+// A fold that merges every pack keeps what the refs reach, so the writes wait for it
+// (exclusive). Should one come meanwhile all the same (a caller breaking that contract, as
+// here), the fold is set aside, for that write may rely on an object the fold left out;
+// the fold after it keeps every object, runs beside the writes and is put in place.
 TEST_F(WriterTest, AFoldOfWhatTheRefsReachIsSetAsideWhenTheMirrorWasWrittenMeanwhile) {
   const std::string mirror = upstream_->dir() + "/mirror.git";
   FERRY_ASSERT_OK(repo_->Fetch());
@@ -1345,6 +1346,7 @@ TEST_F(WriterTest, AFoldOfWhatTheRefsReachIsSetAsideWhenTheMirrorWasWrittenMeanw
   for (int i = 0; i < 32; ++i) PushWithoutWriter(*repo_, absl::StrCat("nginx:2.", i));
   std::unique_ptr<Maintenance> fold = repo_->DueMaintenance();
   ASSERT_NE(fold, nullptr);
+  EXPECT_TRUE(fold->exclusive());
   const std::set<std::string> before = PackFiles(mirror);
   FERRY_ASSERT_OK(fold->Run());  // a small repo: every pack merges, into what the refs reach
   const std::set<std::string> written = PacksSince(mirror, before);
@@ -1359,7 +1361,11 @@ TEST_F(WriterTest, AFoldOfWhatTheRefsReachIsSetAsideWhenTheMirrorWasWrittenMeanw
   }
   EXPECT_EQ(PackFiles(mirror), kept) << "the fold was put in place, or the old packs went";
 
-  // Due at once, keeping every object.
+  // Due at once, keeping every object, beside the writes.
+  std::unique_ptr<Maintenance> next = repo_->DueMaintenance();
+  ASSERT_NE(next, nullptr);
+  EXPECT_FALSE(next->exclusive());
+  next.reset();  // dropped: the mirror stays as it was
   ExpectFoldPutInPlaceBesideAWrite(*repo_, mirror, "nginx:3.1", [] {});
   // The mirror serves the last release.
   auto files = repo_->ReadManifests(*repo_->Head(), {"apps"});
@@ -1375,10 +1381,22 @@ TEST_F(WriterTest, AFoldMeetingARefToAnObjectNotWrittenYetKeepsEveryObject) {
   const std::string mirror = upstream_->dir() + "/mirror.git";
   FERRY_ASSERT_OK(repo_->Fetch());
   for (int i = 0; i < 32; ++i) PushWithoutWriter(*repo_, absl::StrCat("nginx:2.", i));
+  // An object no ref reaches, in a pack of its own.
+  int rc = -1;
+  const std::string blob(absl::StripAsciiWhitespace(testing::RunCommand(
+      "echo unreachable | git --git-dir=" + mirror + " hash-object -w --stdin", &rc)));
+  ASSERT_EQ(rc, 0);
+  testing::RunCommand(absl::StrCat("echo ", blob, " | git --git-dir=", mirror, " pack-objects -q ",
+                                   mirror, "/objects/pack/pack"),
+                      &rc);
+  ASSERT_EQ(rc, 0);
+  std::filesystem::remove(mirror + "/objects/" + blob.substr(0, 2) + "/" + blob.substr(2));
   const std::string ref = mirror + "/refs/heads/in-progress";
   { std::ofstream(ref) << std::string(40, '7') << "\n"; }
   ExpectFoldPutInPlaceBesideAWrite(*repo_, mirror, "nginx:3.0",
                                    [&] { std::filesystem::remove(ref); });
+  testing::RunCommand("git --git-dir=" + mirror + " cat-file -e " + blob, &rc);
+  EXPECT_EQ(rc, 0) << "the fold dropped an object";
 }
 
 // What the repack child prints is what its parent reads back; anything else is refused.
@@ -1399,13 +1417,17 @@ TEST(FoldResultTest, TheChildsAnswerReadsBackAndNothingElseIsTakenForOne) {
   EXPECT_TRUE(read->new_pack_existed);
   EXPECT_EQ(read->new_pack, fold.new_pack);
   FERRY_ASSERT_OK(FoldResult::Parse("all\n"));  // nothing worth folding
-  for (const std::string& bad :
-       std::vector<std::string>{"", "all\nreplaces pack-" + std::string(40, 'a') + "\n",
-                                "all\nnew ../pack-" + std::string(40, 'a') + "\n",
-                                "all\nnew pack-" + std::string(40, 'a') + "\nexisting pack-" +
-                                    std::string(40, 'b') + "\n",
-                                "all\nnew pack-" + std::string(39, 'a') + "\n", "some\n",
-                                "all\nnew pack-" + std::string(40, 'A') + "\n"}) {
+  for (const std::string& bad : std::vector<std::string>{
+           "", "all\nreplaces pack-" + std::string(40, 'a') + "\n",
+           "all\nnew ../pack-" + std::string(40, 'a') + "\n",
+           "all\nnew pack-" + std::string(40, 'a') + "\nexisting pack-" + std::string(40, 'b') +
+               "\n",
+           "all\nnew pack-" + std::string(39, 'a') + "\n", "some\n",
+           "all\nnew pack-" + std::string(40, 'a') + "\nreplaces pack-" + std::string(40, 'a') +
+               "\n",
+           "all\nnew pack-" + std::string(40, 'a') + "\nreplaces pack-" + std::string(40, 'b') +
+               "\nreplaces pack-" + std::string(40, 'b') + "\n",
+           "all\nnew pack-" + std::string(40, 'A') + "\n"}) {
     EXPECT_THAT(FoldResult::Parse(bad), StatusIs(absl::StatusCode::kInternal)) << bad;
   }
 }
