@@ -12,6 +12,8 @@
 // - BM_Syncer_ReleaseOf100: the sync of a revision that changed the image of 100 workloads of
 //   the scale benchmarks' repo (bench/scale_repo.h) of 1,000 and of 10,000 workloads, every
 //   other file named as known (as git-writer serves it), from the record of the sync before.
+// - BM_Syncer_ParseListPage: a list page of 500 Deployments' metadata parsed as the syncer
+//   does (managedFields dropped as they are read) and with a plain parse.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -208,6 +210,65 @@ BENCHMARK(BM_Syncer_ReleaseOf100)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(10);
+
+// A page of 500 Deployments as the syncer lists them (a PartialObjectMetadataList), each with
+// the managedFields an API server keeps for Ferry's apply and the controller manager's status
+// updates.
+std::string ListPage() {
+  std::string page = R"({"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1",)"
+                     R"("metadata":{"resourceVersion":"1","continue":"c"},"items":[)";
+  for (int i = 0; i < 500; ++i) {
+    const std::string name = absl::StrCat("app-", i);
+    absl::StrAppend(
+        &page, i == 0 ? "" : ",",
+        R"({"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":{"name":")",
+        name, R"(","namespace":"team-3","uid":"0b7c1d3e-5f1a-4c2e-9d7b-1a2b3c4d5e6f",)",
+        R"("resourceVersion":"123456","generation":2,"creationTimestamp":"2026-12-05T08:00:00Z",)",
+        R"("labels":{"app":")", name,
+        R"("},"annotations":{"deployment.kubernetes.io/revision":"2",)",
+        R"("ferry.dev/checksum":"9f86d081884c7d65"},"managedFields":[{"manager":"ferry",)",
+        R"("operation":"Apply","apiVersion":"apps/v1","time":"2026-12-05T08:00:00Z",)",
+        R"("fieldsType":"FieldsV1","fieldsV1":{"f:metadata":{"f:annotations":)",
+        R"({"f:ferry.dev/checksum":{}},"f:labels":{"f:app":{}}},"f:spec":{"f:replicas":{},)",
+        R"("f:selector":{},"f:template":{"f:metadata":{"f:labels":{"f:app":{}}},"f:spec":)",
+        R"({"f:containers":{"k:{\"name\":\"app\"}":{".":{},"f:image":{},"f:name":{},"f:ports":)",
+        R"({"k:{\"containerPort\":8080,\"protocol\":\"TCP\"}":{".":{},"f:containerPort":{}}},)",
+        R"("f:resources":{"f:requests":{"f:cpu":{},"f:memory":{}}}}}}}}}},)",
+        R"({"manager":"kube-controller-manager","operation":"Update","apiVersion":"apps/v1",)",
+        R"("time":"2026-12-05T08:00:01Z","fieldsType":"FieldsV1","fieldsV1":{"f:metadata":)",
+        R"({"f:annotations":{".":{},"f:deployment.kubernetes.io/revision":{}}},"f:status":)",
+        R"({"f:conditions":{".":{},"k:{\"type\":\"Available\"}":{".":{},)",
+        R"("f:lastTransitionTime":{},"f:lastUpdateTime":{},"f:message":{},"f:reason":{},)",
+        R"("f:status":{},"f:type":{}},"k:{\"type\":\"Progressing\"}":{".":{},)",
+        R"("f:lastTransitionTime":{},"f:lastUpdateTime":{},"f:message":{},"f:reason":{},)",
+        R"("f:status":{},"f:type":{}}},"f:observedGeneration":{},"f:replicas":{},)",
+        R"("f:unavailableReplicas":{},"f:updatedReplicas":{}}}}]}})");
+  }
+  return page + "]}";
+}
+
+// One list page read as the syncer reads it (kube::ParseAnswer, which drops each object's
+// metadata.managedFields as it parses: arg 1) against the plain parse it replaced (arg 0),
+// the parsed page freed within the time as it is in a sync.
+void BM_Syncer_ParseListPage(benchmark::State& state) {
+  const bool as_syncer = state.range(0) == 1;
+  const std::string page = ListPage();
+  size_t items = 0;
+  for (auto _ : state) {
+    if (as_syncer) {
+      absl::StatusOr<nlohmann::json> parsed = kube::ParseAnswer(page, "GET /x", "an answer");
+      if (!parsed.ok()) return state.SkipWithError(parsed.status().ToString().c_str());
+      items = (*parsed)["items"].size();
+    } else {
+      nlohmann::json parsed = nlohmann::json::parse(page, nullptr, false);
+      items = parsed["items"].size();
+    }
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * page.size()));
+  state.counters["items"] = static_cast<double>(items);
+  state.counters["page_kb"] = static_cast<double>(page.size()) / 1024;
+}
+BENCHMARK(BM_Syncer_ParseListPage)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

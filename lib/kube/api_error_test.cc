@@ -50,5 +50,27 @@ TEST(ParseAnswer, TooDeepOrNotJsonFailsWithWhatWasAsked) {
   EXPECT_TRUE(ParseAnswer(fine, "GET /api", "an answer").ok());
 }
 
+// An object's metadata.managedFields is dropped as the answer is parsed, in an object, in
+// each item of a list and in a watch event's object; a member of that name anywhere else
+// (a custom resource's own field, an array under a "metadata" key) stays.
+TEST(ParseAnswer, DropsTheManagedFieldsOfMetadataAndNothingElse) {
+  const std::string managed = R"([{"manager":"ferry","fieldsV1":{"f:spec":{}}}])";
+  const std::string answer = R"({"metadata":{"name":"a","managedFields":)" + managed +
+                             R"(},"items":[{"metadata":{"managedFields":)" + managed +
+                             R"(,"name":"b"}}],"object":{"metadata":{"managedFields":)" + managed +
+                             R"(}},"spec":{"managedFields":1,"metadata":[{"managedFields":2}],)" +
+                             R"("template":{"x":{"metadata":0},"managedFields":3}}})";
+  absl::StatusOr<nlohmann::json> parsed = ParseAnswer(answer, "GET /x", "an answer");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(*parsed,
+            nlohmann::json::parse(R"({"metadata":{"name":"a"},)"
+                                  R"("items":[{"metadata":{"name":"b"}}],)"
+                                  R"("object":{"metadata":{}},)"
+                                  R"("spec":{"managedFields":1,)"
+                                  R"("metadata":[{"managedFields":2}],)"
+                                  R"("template":{"x":{"metadata":0},"managedFields":3}}})"))
+      << parsed->dump();
+}
+
 }  // namespace
 }  // namespace ferry::kube

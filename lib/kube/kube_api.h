@@ -18,7 +18,9 @@ namespace ferry::kube {
 // document such as "/apis"), with a query string where the call takes one. Errors are the
 // API's, mapped as ApiError (kube_client.h) says: NotFound, AlreadyExists, InvalidArgument,
 // PermissionDenied, Unauthenticated, Aborted (conflict), ResourceExhausted, Internal; and
-// Unavailable when the API server cannot be reached. Implementations are thread-safe.
+// Unavailable when the API server cannot be reached. Objects in answers may come without
+// their metadata.managedFields (KubeClient drops them: Ferry reads none). Implementations are
+// thread-safe.
 class KubeApi {
  public:
   virtual ~KubeApi() = default;

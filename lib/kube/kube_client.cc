@@ -63,7 +63,28 @@ absl::StatusOr<nlohmann::json> ParseAnswer(std::string_view text, const std::str
         limits::OverLimit(what, limits::kKubeJsonDepth, limits::kKubeJsonDepth.default_value),
         " in ", kind, "; Ferry reads no object nested that deep"));
   }
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  // metadata.managedFields (server-side apply's record of who set which field) is most of the
+  // bytes of a listed or watched object, and Ferry reads none of it: it is dropped as it is
+  // parsed. keys[d] is the key of the member being read at depth d ("" inside an array).
+  std::vector<std::string> keys;
+  auto drop_managed_fields = [&keys](int depth, nlohmann::json::parse_event_t event,
+                                     nlohmann::json& parsed) {
+    const size_t d = static_cast<size_t>(depth);
+    if (event == nlohmann::json::parse_event_t::key) {
+      if (keys.size() <= d) keys.resize(d + 1);
+      const std::string* key = parsed.get_ptr<const std::string*>();
+      if (key == nullptr) return true;
+      if (*key == "managedFields" && d >= 1 && keys[d - 1] == "metadata") return false;
+      keys[d] = *key;
+    } else if (event == nlohmann::json::parse_event_t::object_start ||
+               event == nlohmann::json::parse_event_t::array_start) {
+      // Its members' keys go one level down; an array's elements have none.
+      if (keys.size() <= d + 1) keys.resize(d + 2);
+      keys[d + 1].clear();
+    }
+    return true;
+  };
+  nlohmann::json j = nlohmann::json::parse(text, drop_managed_fields, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     return absl::InternalError(absl::StrCat(what, ": the API sent ", kind, " that is not JSON"));
   }

@@ -104,8 +104,10 @@ class KubeClient final : public KubeApi {
 absl::Status ApiError(long status, const std::string& body, const std::string& what);
 
 // The JSON of an answer (`kind`: "an answer", "a watch event") to the call `what`
-// ("GET /api/v1/pods"). ResourceExhausted when it nests deeper than limits::kKubeJsonDepth
-// (checked before parsing, so nothing recurses that deep); Internal when it is not JSON.
+// ("GET /api/v1/pods"), without the metadata.managedFields of the objects in it (Ferry reads
+// none, and they are most of a listed object's bytes). ResourceExhausted when it nests
+// deeper than limits::kKubeJsonDepth (checked before parsing, so nothing recurses that
+// deep); Internal when it is not JSON.
 absl::StatusOr<nlohmann::json> ParseAnswer(std::string_view text, const std::string& what,
                                            const char* kind);
 
