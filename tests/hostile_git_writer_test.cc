@@ -511,9 +511,8 @@ TEST(HostileGitWriterTest, ReleasesAreFoldedByAChildProcessWithoutRewritingTheHi
 
 TEST(HostileGitWriterTest, AFoldOfEveryPackNeverDropsTheReleaseBeingPushed) {
   // A small repo and releases without notes: after the 32nd write the fold merges every
-  // pack (keeping what the refs reach) while the next releases are pushed. When one landed
-  // meanwhile, that fold is set aside and one keeping every object follows: no release is
-  // ever dropped.
+  // pack, keeping what the refs reach, on its own thread; the next releases wait for it, and
+  // none is ever dropped.
   GitWriter git;
   ASSERT_TRUE(git.ok());
   for (int i = 0; i < 40; ++i) {

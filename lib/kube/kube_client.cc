@@ -65,7 +65,8 @@ absl::StatusOr<nlohmann::json> ParseAnswer(std::string_view text, const std::str
   }
   // metadata.managedFields (server-side apply's record of who set which field) is most of the
   // bytes of a listed or watched object, and Ferry reads none of it: it is dropped as it is
-  // parsed. keys[d] is the key of the member being read at depth d ("" inside an array).
+  // parsed (with any other metadata's, such as a pod template's, which the API never
+  // fills). keys[d] is the key of the member being read at depth d ("" inside an array).
   std::vector<std::string> keys;
   auto drop_managed_fields = [&keys](int depth, nlohmann::json::parse_event_t event,
                                      nlohmann::json& parsed) {

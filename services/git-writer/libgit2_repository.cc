@@ -1124,6 +1124,9 @@ std::unique_ptr<Maintenance> Libgit2Repository::DueMaintenance() {
   for (const PackFile& p : packs) sizes.push_back(p.objects);
   const size_t count = PacksToFold(sizes);
   const bool everything = count >= 2 && count == packs.size() && !keep_unreachable_;
+  // Until it is put in place (FinishFold), the next fold keeps every object: one that fails
+  // is not tried again with the writes held off.
+  if (everything) keep_unreachable_ = true;
   return std::make_unique<PackFold>(*this, packs_written_, /*keep_unreachable=*/!everything);
 }
 

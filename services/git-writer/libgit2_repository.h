@@ -196,7 +196,8 @@ class Libgit2Repository final : public Repository {
   static constexpr int kPacksBeforeRepack = 32;
   static constexpr absl::Duration kRepackTimeout = absl::Minutes(10);
   int packs_written_ = 0;
-  // The next fold keeps every object: the last one of what the refs reach was set aside.
+  // The next fold keeps every object: the last one of what the refs reach was set aside,
+  // failed or is not finished yet.
   bool keep_unreachable_ = false;
   absl::StatusOr<std::string> CreateCommitObjects(const CommitSpec& spec);
   absl::StatusOr<ReplayResult> ReplayObjects(const std::string& commit, const std::string& onto,

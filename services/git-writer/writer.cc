@@ -1639,6 +1639,10 @@ void Writer::StartMaintenanceIfDue() {
       const bool exclusive = work->exclusive();
       if (!exclusive) status = work->Run();  // beside the writes
       absl::MutexLock lock(&repo_mu_);
+      if (exclusive && stopping_) {  // dropped: the mirror stays as it was
+        maintaining_ = false;
+        return;
+      }
       if (exclusive) status = work->Run();  // the writes wait
       if (status.ok()) status = work->Finish();
       work = nullptr;
