@@ -102,7 +102,7 @@ struct FoldResult {
   // One line "reachable" or "all", then "new NAME" (or "existing NAME") and "replaces NAME"
   // lines.
   std::string Serialize() const;
-  // Internal for text that is not what Serialize writes.
+  // Internal for text that is not what Serialize writes, or that names a pack twice.
   static absl::StatusOr<FoldResult> Parse(absl::string_view text);
 };
 
@@ -160,7 +160,8 @@ class Libgit2Repository final : public Repository {
   // progression calls for every pack, unless `keep_unreachable`) and returns
   // FoldResult::Serialize() of it. Removes nothing: the service does (DueMaintenance's
   // Finish). What a git-writer started with --repack_mirror does (see
-  // Libgit2Options::repack_program). Safe while the service writes to the mirror.
+  // Libgit2Options::repack_program). With `keep_unreachable` it is safe while the service
+  // writes to the mirror; without it, only while no write does (PackFold::exclusive).
   static absl::StatusOr<std::string> RepackMirror(const std::string& mirror_dir,
                                                   bool keep_unreachable);
 
