@@ -840,6 +840,29 @@ absl::Status InsertPackObjects(git_packbuilder* builder, const fs::path& idx) {
 // A pack's name: "pack-" and its hash, as FoldResult holds them.
 std::string PackName(const fs::path& idx) { return idx.stem().string(); }
 
+// How many of `packs` (sorted by ListPacks) a fold merges (PacksToFold).
+size_t PacksToMerge(const std::vector<PackFile>& packs) {
+  std::vector<uint32_t> sizes;
+  for (const PackFile& p : packs) sizes.push_back(p.objects);
+  return PacksToFold(sizes);
+}
+
+// The fold `builder` wrote, replacing the first `merged` of `packs`.
+FoldResult FoldOf(git_packbuilder* builder, const std::vector<PackFile>& packs, size_t merged,
+                  bool reachable_only) {
+  FoldResult fold;
+  fold.reachable_only = reachable_only;
+  fold.new_pack = absl::StrCat("pack-", git_packbuilder_name(builder));
+  for (size_t i = 0; i < packs.size(); ++i) {
+    if (PackName(packs[i].idx) == fold.new_pack) {
+      fold.new_pack_existed = true;
+    } else if (i < merged) {
+      fold.replaced.push_back(PackName(packs[i].idx));
+    }
+  }
+  return fold;
+}
+
 // Writes everything the refs of `repo` reach (the branch, its upstream copy, the notes and
 // the tags) as one packfile in `pack_dir`, to replace every pack of `packs` (listed before
 // the refs are read: a pack written after it stays).
@@ -880,17 +903,7 @@ absl::StatusOr<FoldResult> PackEverything(git_repository* repo, const fs::path& 
   if (rc == 0) rc = git_packbuilder_insert_walk(builder.get(), walk.get());
   if (rc == 0) rc = git_packbuilder_write(builder.get(), pack_dir.c_str(), 0, nullptr, nullptr);
   if (rc != 0) return GitError("repack", rc);
-  FoldResult fold;
-  fold.reachable_only = true;
-  fold.new_pack = absl::StrCat("pack-", git_packbuilder_name(builder.get()));
-  for (const PackFile& p : packs) {
-    if (PackName(p.idx) == fold.new_pack) {
-      fold.new_pack_existed = true;
-    } else {
-      fold.replaced.push_back(PackName(p.idx));
-    }
-  }
-  return fold;
+  return FoldOf(builder.get(), packs, packs.size(), /*reachable_only=*/true);
 }
 
 // Writes the packfile that replaces the smallest packs of `mirror_dir`, as many as keep the
@@ -907,11 +920,7 @@ absl::StatusOr<FoldResult> FoldPacks(git_repository* repo, const std::string& mi
   DefaultPackConfig deltas(repo);
   const fs::path pack_dir = fs::path(mirror_dir) / "objects" / "pack";
   const std::vector<PackFile> packs = ListPacks(pack_dir);
-  const size_t count = PacksToFold([&] {
-    std::vector<uint32_t> sizes;
-    for (const PackFile& p : packs) sizes.push_back(p.objects);
-    return sizes;
-  }());
+  const size_t count = PacksToMerge(packs);
   if (count < 2) return FoldResult{};
   if (count == packs.size() && !keep_unreachable) {
     absl::StatusOr<FoldResult> reachable = PackEverything(repo, pack_dir, packs);
@@ -929,14 +938,17 @@ absl::StatusOr<FoldResult> FoldPacks(git_repository* repo, const std::string& mi
       rc != 0) {
     return GitError("repack", rc);
   }
-  FoldResult fold;
-  fold.new_pack = absl::StrCat("pack-", git_packbuilder_name(builder.get()));
-  for (const PackFile& p : packs) {
-    if (PackName(p.idx) == fold.new_pack) fold.new_pack_existed = true;
+  return FoldOf(builder.get(), packs, count, /*reachable_only=*/false);
+}
+
+// FoldPacks on a handle of its own on the bare repository in `mirror_dir`.
+absl::StatusOr<FoldResult> FoldMirror(const std::string& mirror_dir, bool keep_unreachable) {
+  git_repository* repo = nullptr;
+  if (int rc = git_repository_open_bare(&repo, mirror_dir.c_str()); rc != 0) {
+    return GitError("opening the mirror " + mirror_dir, rc);
   }
-  for (size_t i = 0; i < count; ++i) {
-    if (PackName(packs[i].idx) != fold.new_pack) fold.replaced.push_back(PackName(packs[i].idx));
-  }
+  absl::StatusOr<FoldResult> fold = FoldPacks(repo, mirror_dir, keep_unreachable);
+  git_repository_free(repo);
   return fold;
 }
 
@@ -1044,14 +1056,7 @@ absl::StatusOr<std::string> Libgit2Repository::RepackMirror(const std::string& m
                                                             bool keep_unreachable) {
   git_libgit2_init();
   git_libgit2_opts(GIT_OPT_ENABLE_CACHING, 0);
-  git_repository* repo = nullptr;
-  absl::StatusOr<FoldResult> fold;
-  if (int rc = git_repository_open_bare(&repo, mirror_dir.c_str()); rc != 0) {
-    fold = GitError("opening the mirror " + mirror_dir, rc);
-  } else {
-    fold = FoldPacks(repo, mirror_dir, keep_unreachable);
-    git_repository_free(repo);
-  }
+  absl::StatusOr<FoldResult> fold = FoldMirror(mirror_dir, keep_unreachable);
   git_libgit2_shutdown();
   if (!fold.ok()) return fold.status();
   return fold->Serialize();
@@ -1080,18 +1085,10 @@ class Libgit2Repository::PackFold final : public Maintenance {
 
   absl::Status Run() override {
     const auto start = std::chrono::steady_clock::now();
-    absl::StatusOr<FoldResult> fold;
-    if (!program_.empty()) {
-      fold = RunRepackProgram(program_, mirror_dir_, keep_unreachable_, kRepackTimeout);
-    } else {
-      git_repository* repo = nullptr;
-      if (int rc = git_repository_open_bare(&repo, mirror_dir_.c_str()); rc != 0) {
-        fold = GitError("opening the mirror " + mirror_dir_, rc);
-      } else {
-        fold = FoldPacks(repo, mirror_dir_, keep_unreachable_);
-        git_repository_free(repo);
-      }
-    }
+    absl::StatusOr<FoldResult> fold =
+        program_.empty()
+            ? FoldMirror(mirror_dir_, keep_unreachable_)
+            : RunRepackProgram(program_, mirror_dir_, keep_unreachable_, kRepackTimeout);
     run_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
                   std::chrono::steady_clock::now() - start)
                   .count();
@@ -1120,9 +1117,7 @@ std::unique_ptr<Maintenance> Libgit2Repository::DueMaintenance() {
   // exclusive; any other is told to keep every object, so that it never becomes one even
   // when packs come before it lists them.
   const std::vector<PackFile> packs = ListPacks(fs::path(options_.mirror_dir) / "objects" / "pack");
-  std::vector<uint32_t> sizes;
-  for (const PackFile& p : packs) sizes.push_back(p.objects);
-  const size_t count = PacksToFold(sizes);
+  const size_t count = PacksToMerge(packs);
   const bool everything = count >= 2 && count == packs.size() && !keep_unreachable_;
   // Until it is put in place (FinishFold), the next fold keeps every object: one that fails
   // is not tried again with the writes held off.
