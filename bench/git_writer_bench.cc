@@ -16,12 +16,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "bench/scale_repo.h"
 #include "services/git-writer/git_writer_service.h"
 #include "services/git-writer/libgit2_repository.h"
@@ -322,15 +324,52 @@ BENCHMARK(BM_Ferry_ReleaseInTheScaleRepo)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(10);
 
+// Splits the mirror of `warm` (one pack, as fetched) into two packs of half its objects each,
+// with the git CLI, and opens it again: the next fold then merges every pack, into a pack of
+// what the refs reach. False when git fails.
+bool SplitMirrorInTwo(WarmWriter& warm) {
+  warm.writer.reset();
+  warm.repo.reset();
+  const std::string mirror = warm.upstream->dir() + "/mirror.git";
+  const std::string git = "git --git-dir=" + mirror + " ";
+  int rc = -1;
+  const std::string old_packs = ferry::testing::RunCommand("ls " + mirror + "/objects/pack", &rc);
+  if (rc != 0) return false;
+  const std::string list = warm.upstream->dir() + "/objects.txt";
+  ferry::testing::RunCommand(git + "rev-list --objects --all | cut -d' ' -f1 > " + list, &rc);
+  if (rc != 0) return false;
+  for (const char* half : {"NR % 2 == 0", "NR % 2 == 1"}) {
+    ferry::testing::RunCommand(absl::StrCat("awk '", half, "' ", list, " | ", git,
+                                            "pack-objects -q ", mirror, "/objects/pack/pack"),
+                               &rc);
+    if (rc != 0) return false;
+  }
+  for (absl::string_view name : absl::StrSplit(old_packs, '\n', absl::SkipEmpty())) {
+    std::filesystem::remove(absl::StrCat(mirror, "/objects/pack/", name));
+  }
+  ferry::git_writer::Libgit2Options o;
+  o.url = warm.upstream->url();
+  o.mirror_dir = mirror;
+  auto repo = ferry::git_writer::Libgit2Repository::Open(o);
+  if (!repo.ok()) return false;
+  warm.repo = *std::move(repo);
+  warm.NewWriter();
+  return warm.writer->Refresh().ok() && warm.writer->IndexAt("").ok();
+}
+
 // 40 releases of 100 workloads of the 10,000-workload scale repo, each a write (the commit
-// with its note): the 32nd makes the fold of the mirror's packs due. Arg 0, as git-writer
-// does: the fold runs beside the releases that follow. Arg 1, the alternative: each release
-// also waits for the fold it started, as when the fold ran inside the push. max_ms is the
-// slowest release of the 40.
+// with its note): the 32nd makes the fold of the mirror's packs due. First argument 0: a
+// fold of the 32 small packs (every object of them kept); 1: of every pack, keeping what
+// the refs reach (the mirror split in two first). Second argument 0, as git-writer does: the
+// fold runs beside the releases that follow. 1, the alternative: each release also waits for
+// the fold it started, as when the fold ran inside the push (or, for a fold of every pack,
+// as when it held the writes off). max_ms is the slowest release of the 40.
 void BM_Ferry_ReleasesAcrossAFold(benchmark::State& state) {
-  const bool wait_for_fold = state.range(0) == 1;
+  const bool every_pack = state.range(0) == 1;
+  const bool wait_for_fold = state.range(1) == 1;
   std::unique_ptr<WarmWriter> warm = StartWarmWriter(state, ScaleRepo(10000));
   if (warm == nullptr) return;
+  if (every_pack && !SplitMirrorInTwo(*warm)) return state.SkipWithError("splitting the mirror");
   const std::vector<std::string> released = ScaleReleased();
   int version = 1;
   double max_ms = 0;
@@ -345,10 +384,13 @@ void BM_Ferry_ReleasesAcrossAFold(benchmark::State& state) {
   warm->writer->WaitForMaintenance();
   state.counters["max_ms"] = max_ms;
   state.counters["fold_waited_for"] = wait_for_fold ? 1 : 0;
+  state.counters["every_pack"] = every_pack ? 1 : 0;
 }
 BENCHMARK(BM_Ferry_ReleasesAcrossAFold)
-    ->Arg(0)
-    ->Arg(1)
+    ->Args({0, 0})
+    ->Args({0, 1})
+    ->Args({1, 0})
+    ->Args({1, 1})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(40);

@@ -863,9 +863,33 @@ FoldResult FoldOf(git_packbuilder* builder, const std::vector<PackFile>& packs, 
   return fold;
 }
 
+// Every ref of a repository that names an object (symbolic ones aside): full name -> id, in
+// hex.
+using RefTargets = std::map<std::string, std::string>;
+
+absl::StatusOr<RefTargets> DirectRefs(git_repository* repo) {
+  git_reference_iterator* refs = nullptr;
+  if (int rc = git_reference_iterator_new(&refs, repo); rc != 0) {
+    return GitError("reading the refs", rc);
+  }
+  RefTargets out;
+  git_reference* ref = nullptr;
+  int rc = 0;
+  while ((rc = git_reference_next(&ref, refs)) == 0) {
+    if (const git_oid* target = git_reference_target(ref); target != nullptr) {
+      out[git_reference_name(ref)] = git_oid_tostr_s(target);
+    }
+    git_reference_free(ref);
+  }
+  git_reference_iterator_free(refs);
+  if (rc != GIT_ITEROVER) return GitError("reading the refs", rc);
+  return out;
+}
+
 // Writes everything the refs of `repo` reach (the branch, its upstream copy, the notes and
 // the tags) as one packfile in `pack_dir`, to replace every pack of `packs` (listed before
-// the refs are read: a pack written after it stays).
+// the refs are read: a pack written after it stays). The refs it started from are the
+// fold's roots.
 absl::StatusOr<FoldResult> PackEverything(git_repository* repo, const fs::path& pack_dir,
                                           const std::vector<PackFile>& packs) {
   Packbuilder builder;
@@ -873,37 +897,32 @@ absl::StatusOr<FoldResult> PackEverything(git_repository* repo, const fs::path& 
   if (int rc = git_packbuilder_new(builder.out(), repo); rc != 0) return GitError("repack", rc);
   git_packbuilder_set_threads(builder.get(), 1);
   if (int rc = git_revwalk_new(walk.out(), repo); rc != 0) return GitError("repack", rc);
-  git_reference_iterator* refs = nullptr;
-  if (int rc = git_reference_iterator_new(&refs, repo); rc != 0) return GitError("repack", rc);
-  git_reference* ref = nullptr;
-  int rc = 0;
-  std::string unreadable;  // a ref whose object is not on disk
-  while (rc == 0 && git_reference_next(&ref, refs) == 0) {
-    const git_oid* target = git_reference_target(ref);
-    if (target != nullptr) {
-      // Not on disk: a write in progress moved the ref before writing its objects (and may
-      // yet move it back). Leaving the ref out would drop what it named before: Aborted,
-      // and the fold keeps every object instead (FoldPacks).
-      Object object;
-      rc = git_object_lookup(object.out(), repo, target, GIT_OBJECT_ANY);
-      if (rc != 0) unreadable = git_reference_name(ref);
-      if (rc == 0 && git_object_type(object.get()) == GIT_OBJECT_TAG) {
-        rc = git_packbuilder_insert(builder.get(), target, nullptr);
-        target = git_tag_target_id(reinterpret_cast<const git_tag*>(object.get()));
-      }
-      if (rc == 0) rc = git_revwalk_push(walk.get(), target);
+  FERRY_ASSIGN_OR_RETURN(RefTargets roots, DirectRefs(repo));
+  for (const auto& [name, hex] : roots) {
+    git_oid target;
+    if (int rc = git_oid_fromstr(&target, hex.c_str()); rc != 0) return GitError("repack", rc);
+    // Not on disk: a write in progress moved the ref before writing its objects (and may
+    // yet move it back). Leaving the ref out would drop what it named before: Aborted,
+    // and the fold keeps every object instead (FoldPacks).
+    Object object;
+    if (git_object_lookup(object.out(), repo, &target, GIT_OBJECT_ANY) != 0) {
+      return absl::AbortedError(
+          absl::StrCat("repack: ", name, " names an object that is not written yet"));
     }
-    git_reference_free(ref);
+    int rc = 0;
+    if (git_object_type(object.get()) == GIT_OBJECT_TAG) {
+      rc = git_packbuilder_insert(builder.get(), &target, nullptr);
+      target = *git_tag_target_id(reinterpret_cast<const git_tag*>(object.get()));
+    }
+    if (rc == 0) rc = git_revwalk_push(walk.get(), &target);
+    if (rc != 0) return GitError("repack", rc);
   }
-  git_reference_iterator_free(refs);
-  if (!unreadable.empty()) {
-    return absl::AbortedError(
-        absl::StrCat("repack: ", unreadable, " names an object that is not written yet"));
-  }
-  if (rc == 0) rc = git_packbuilder_insert_walk(builder.get(), walk.get());
+  int rc = git_packbuilder_insert_walk(builder.get(), walk.get());
   if (rc == 0) rc = git_packbuilder_write(builder.get(), pack_dir.c_str(), 0, nullptr, nullptr);
   if (rc != 0) return GitError("repack", rc);
-  return FoldOf(builder.get(), packs, packs.size(), /*reachable_only=*/true);
+  FoldResult fold = FoldOf(builder.get(), packs, packs.size(), /*reachable_only=*/true);
+  fold.roots = std::move(roots);
+  return fold;
 }
 
 // Writes the packfile that replaces the smallest packs of `mirror_dir`, as many as keep the
@@ -1008,15 +1027,25 @@ std::string FoldResult::Serialize() const {
     absl::StrAppend(&out, new_pack_existed ? "existing " : "new ", new_pack, "\n");
   }
   for (const std::string& name : replaced) absl::StrAppend(&out, "replaces ", name, "\n");
+  for (const auto& [ref, id] : roots) absl::StrAppend(&out, "root ", ref, " ", id, "\n");
   return out;
 }
 
 absl::StatusOr<FoldResult> FoldResult::Parse(absl::string_view text) {
   // A pack's name as libgit2 writes it: "pack-" and the SHA-1 of its object ids.
-  auto valid = [](absl::string_view name) {
-    if (!absl::ConsumePrefix(&name, "pack-") || name.size() != 2 * GIT_OID_RAWSZ) return false;
-    return std::all_of(name.begin(), name.end(),
-                       [](char c) { return absl::ascii_isdigit(c) || (c >= 'a' && c <= 'f'); });
+  auto hex_id = [](absl::string_view id) {
+    return id.size() == 2 * GIT_OID_RAWSZ && std::all_of(id.begin(), id.end(), [](char c) {
+             return absl::ascii_isdigit(c) || (c >= 'a' && c <= 'f');
+           });
+  };
+  auto valid = [&](absl::string_view name) {
+    return absl::ConsumePrefix(&name, "pack-") && hex_id(name);
+  };
+  // "refs/..." without spaces or control characters (git refuses them in ref names).
+  auto ref_name = [](absl::string_view name) {
+    return absl::StartsWith(name, "refs/") && name.size() <= 4096 &&
+           std::none_of(name.begin(), name.end(),
+                        [](char c) { return static_cast<unsigned char>(c) <= ' ' || c == '\x7f'; });
   };
   FoldResult fold;
   bool first = true;
@@ -1037,6 +1066,13 @@ absl::StatusOr<FoldResult> FoldResult::Parse(absl::string_view text) {
     } else if (absl::ConsumePrefix(&line, "replaces ") && valid(line)) {
       fold.replaced.emplace_back(line);
       continue;
+    } else if (absl::ConsumePrefix(&line, "root ")) {
+      const std::pair<absl::string_view, absl::string_view> ref =
+          absl::StrSplit(line, absl::MaxSplits(' ', 1));
+      if (ref_name(ref.first) && hex_id(ref.second) &&
+          fold.roots.emplace(ref.first, ref.second).second) {
+        continue;
+      }
     }
     return absl::InternalError(absl::StrCat("repack: the child's answer is not a fold: \"",
                                             absl::CHexEscape(line.substr(0, 100)), "\""));
@@ -1048,6 +1084,9 @@ absl::StatusOr<FoldResult> FoldResult::Parse(absl::string_view text) {
   std::set<std::string> named(fold.replaced.begin(), fold.replaced.end());
   if (named.size() != fold.replaced.size() || named.count(fold.new_pack) > 0) {
     return absl::InternalError("repack: the child named a pack twice");
+  }
+  if (!fold.reachable_only && !fold.roots.empty()) {
+    return absl::InternalError("repack: the child named roots of a fold of every object");
   }
   return fold;
 }
@@ -1068,20 +1107,13 @@ absl::StatusOr<std::string> Libgit2Repository::RepackMirror(const std::string& m
 class Libgit2Repository::PackFold final : public Maintenance {
  public:
   // `keep_unreachable`: the fold keeps every object of the packs it merges; otherwise, when
-  // it merges every pack, it keeps only what the refs reach, and must then be exclusive.
+  // it merges every pack, it keeps only what the refs reach.
   PackFold(Libgit2Repository& repo, int writes, bool keep_unreachable)
       : repo_(repo),
         mirror_dir_(repo.options_.mirror_dir),
         program_(repo.options_.repack_program),
         writes_(writes),
         keep_unreachable_(keep_unreachable) {}
-
-  // A fold that may keep only what the refs reach reads the refs and then drops the objects
-  // they do not reach: a write meanwhile could move a ref (or move it back, when it fails)
-  // to an object left out, and no later check can see every such move. So it runs while
-  // the writes wait; every other fold copies all objects of what it merges, and runs beside
-  // them.
-  bool exclusive() const override { return !keep_unreachable_; }
 
   absl::Status Run() override {
     const auto start = std::chrono::steady_clock::now();
@@ -1113,14 +1145,14 @@ std::unique_ptr<Maintenance> Libgit2Repository::DueMaintenance() {
   // Not while objects made in memory wait for a write: Finish reopens the object database,
   // which drops them.
   if (packs_written_ < kPacksBeforeRepack || !new_roots_.empty()) return nullptr;
-  // Will it merge every pack (and then keep only what the refs reach)? Only such a fold is
-  // exclusive; any other is told to keep every object, so that it never becomes one even
-  // when packs come before it lists them.
+  // Will it merge every pack (and then keep only what the refs reach)? Any other is told to
+  // keep every object, so that it never becomes one even when packs come before it lists
+  // them.
   const std::vector<PackFile> packs = ListPacks(fs::path(options_.mirror_dir) / "objects" / "pack");
   const size_t count = PacksToMerge(packs);
   const bool everything = count >= 2 && count == packs.size() && !keep_unreachable_;
   // Until it is put in place (FinishFold), the next fold keeps every object: one that fails
-  // is not tried again with the writes held off.
+  // or is set aside is not tried again at once.
   if (everything) keep_unreachable_ = true;
   return std::make_unique<PackFold>(*this, packs_written_, /*keep_unreachable=*/!everything);
 }
@@ -1154,19 +1186,30 @@ absl::Status Libgit2Repository::FinishFold(const FoldResult& fold, int writes, i
     return absl::OkStatus();
   }
   if (fold.reachable_only) {
-    // Such a fold is exclusive (PackFold::exclusive). Should a pack have come meanwhile
-    // nonetheless (a caller that did not hold the writes off), a write may refer to an object
-    // the fold left out: the new pack goes instead, and the next fold keeps every object.
+    // It ran beside the writes, and dropped what the refs it read did not reach. A write
+    // meanwhile may rely on such an object: a pack came (new objects may refer to old
+    // ones), or a ref moved, even without a pack (a failed push's refs put back, a fetch of
+    // a branch that went back). Then the new pack goes instead, and the next fold keeps
+    // every object. No write is half done here: this runs between them.
+    const char* meanwhile = nullptr;
     std::set<std::string> known(fold.replaced.begin(), fold.replaced.end());
     known.insert(fold.new_pack);
     for (const PackFile& p : packs) {
-      if (known.count(PackName(p.idx)) == 0) {
-        drop_new();
-        keep_unreachable_ = true;
-        log::Info("mirror fold set aside: the mirror was written to meanwhile",
-                  {{"run_ms", run_ms}});
-        return absl::OkStatus();
+      if (known.count(PackName(p.idx)) == 0) meanwhile = "the mirror was written to";
+    }
+    if (meanwhile == nullptr) {
+      absl::StatusOr<RefTargets> refs = DirectRefs(repo_);
+      if (!refs.ok()) {
+        meanwhile = "its refs could not be read again";
+      } else if (*refs != fold.roots) {
+        meanwhile = "a ref moved";
       }
+    }
+    if (meanwhile != nullptr) {
+      drop_new();
+      keep_unreachable_ = true;
+      log::Info("mirror fold set aside", {{"reason", meanwhile}, {"run_ms", run_ms}});
+      return absl::OkStatus();
     }
   }
   for (const std::string& name : fold.replaced) remove(name);

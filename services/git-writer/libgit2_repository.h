@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -99,10 +100,14 @@ struct FoldResult {
   // `new_pack` was there before the fold (its objects are exactly those of a pack it found).
   bool new_pack_existed = false;
   std::vector<std::string> replaced;  // never `new_pack`
-  // One line "reachable" or "all", then "new NAME" (or "existing NAME") and "replaces NAME"
-  // lines.
+  // With `reachable_only`: the refs the fold started from, full name -> object id (hex). The
+  // fold is put in place only if the mirror's refs are exactly these then.
+  std::map<std::string, std::string> roots;
+  // One line "reachable" or "all", then "new NAME" (or "existing NAME"), "replaces NAME" and
+  // "root REF ID" lines.
   std::string Serialize() const;
-  // Internal for text that is not what Serialize writes, or that names a pack twice.
+  // Internal for text that is not what Serialize writes, that names a pack or a ref twice,
+  // or that gives roots to a fold of every object.
   static absl::StatusOr<FoldResult> Parse(absl::string_view text);
 };
 
@@ -161,7 +166,8 @@ class Libgit2Repository final : public Repository {
   // FoldResult::Serialize() of it. Removes nothing: the service does (DueMaintenance's
   // Finish). What a git-writer started with --repack_mirror does (see
   // Libgit2Options::repack_program). With `keep_unreachable` it is safe while the service
-  // writes to the mirror; without it, only while no write does (PackFold::exclusive).
+  // writes to the mirror; without it too, for a fold of what the refs reach is put in place
+  // only when no pack came and no ref moved since it read them (FinishFold).
   static absl::StatusOr<std::string> RepackMirror(const std::string& mirror_dir,
                                                   bool keep_unreachable);
 
@@ -191,7 +197,8 @@ class Libgit2Repository final : public Repository {
   absl::Status AttachHandles();
   // DueMaintenance's fold, and the end of it: the packs `fold` replaces removed and a fresh
   // object database opened, `writes` taken off packs_written_. A fold of what the refs
-  // reach is set aside instead when the mirror was written to meanwhile (keep_unreachable_).
+  // reach is set aside instead when the mirror was written to or a ref moved meanwhile
+  // (keep_unreachable_).
   class PackFold;
   absl::Status FinishFold(const FoldResult& fold, int writes, int64_t run_ms);
   static constexpr int kPacksBeforeRepack = 32;

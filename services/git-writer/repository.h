@@ -69,12 +69,9 @@ struct ReplayResult {
 class Maintenance {
  public:
   virtual ~Maintenance() = default;
-  // The long part. Unless exclusive(), it uses nothing the Repository's methods use: it may
-  // run on any thread while they are called. A failure leaves the mirror as it was.
+  // The long part. It uses nothing the Repository's methods use: it may run on any thread
+  // while they are called. A failure leaves the mirror as it was.
   virtual absl::Status Run() = 0;
-  // Run must not overlap the Repository's other calls: the caller holds them off from the
-  // start of Run until Finish returns.
-  virtual bool exclusive() const { return false; }
   // Puts what Run made in place; quick. Called once, after a Run that succeeded, while the
   // Repository lives, serialized with its methods as they are with each other. A
   // Maintenance dropped without it leaves the mirror as it was, but for what Run wrote

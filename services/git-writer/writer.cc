@@ -1635,15 +1635,8 @@ void Writer::StartMaintenanceIfDue() {
   if (maintenance_.joinable()) maintenance_.join();
   maintenance_ = std::thread([this, work = std::move(due)]() mutable {
     while (work != nullptr) {
-      absl::Status status;
-      const bool exclusive = work->exclusive();
-      if (!exclusive) status = work->Run();  // beside the writes
+      absl::Status status = work->Run();  // beside the writes
       absl::MutexLock lock(&repo_mu_);
-      if (exclusive && stopping_) {  // dropped: the mirror stays as it was
-        maintaining_ = false;
-        return;
-      }
-      if (exclusive) status = work->Run();  // the writes wait
       if (status.ok()) status = work->Finish();
       work = nullptr;
       if (!status.ok()) {

@@ -321,7 +321,7 @@ class Writer {
   // Waits until the housekeeping a write started is over. After a write (Apply,
   // SetSyncMarker) the repository's due housekeeping (Repository::DueMaintenance: folding
   // the mirror's packs) runs on a thread of its own, so the write that made it due does not
-  // wait for it: beside the next writes, or before them when it is exclusive(). The
+  // wait for it, nor do the next writes (only its quick Finish takes the writes' lock). The
   // destructor waits for the one running and starts no other.
   void WaitForMaintenance() ABSL_LOCKS_EXCLUDED(repo_mu_);
 

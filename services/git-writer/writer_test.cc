@@ -124,9 +124,31 @@ class HookedRepository : public Repository {
   absl::StatusOr<bool> IsAncestor(const std::string& a, const std::string& c) override {
     return inner_.IsAncestor(a, c);
   }
-  std::unique_ptr<Maintenance> DueMaintenance() override { return inner_.DueMaintenance(); }
+  // Called on the housekeeping's thread after each Run of the inner repository's
+  // housekeeping, before its Finish.
+  std::function<void()> after_maintenance_run;
+  std::unique_ptr<Maintenance> DueMaintenance() override {
+    std::unique_ptr<Maintenance> due = inner_.DueMaintenance();
+    if (due == nullptr || !after_maintenance_run) return due;
+    return std::make_unique<HookedMaintenance>(std::move(due), after_maintenance_run);
+  }
 
  private:
+  class HookedMaintenance : public Maintenance {
+   public:
+    HookedMaintenance(std::unique_ptr<Maintenance> inner, std::function<void()> after_run)
+        : inner_(std::move(inner)), after_run_(std::move(after_run)) {}
+    absl::Status Run() override {
+      absl::Status status = inner_->Run();
+      after_run_();
+      return status;
+    }
+    absl::Status Finish() override { return inner_->Finish(); }
+
+   private:
+    std::unique_ptr<Maintenance> inner_;
+    std::function<void()> after_run_;
+  };
   Repository& inner_;
 };
 
@@ -1302,6 +1324,44 @@ TEST_F(WriterTest, ManyWritesKeepFewPacksAndEveryRef) {
   EXPECT_EQ(writer_->ListNotes(100)->size(), 40u);
 }
 
+// The Writer's fold of every pack (what the refs reach) runs beside the writes: a release
+// made while it runs is not held off. The fold is then set aside, the one after it (every
+// object kept) is put in place, and the mirror serves every release.
+TEST_F(WriterTest, AReleaseIsNotHeldOffByAFoldOfEveryPack) {
+  absl::Notification fold_ran, release_made;
+  std::atomic<int> runs{0};
+  hooked_->after_maintenance_run = [&] {
+    if (++runs > 1) return;
+    fold_ran.Notify();
+    // At most a minute: without the release, the test fails below rather than hangs.
+    release_made.WaitForNotificationWithTimeout(absl::Minutes(1));
+  };
+  auto release = [&](const std::string& image) {
+    ApplyRequest req;
+    req.edits = {ImageEdit("apps:deployment/web", "web", image)};
+    return writer_->Apply(req);
+  };
+  for (int i = 0; i < 32; ++i) FERRY_ASSERT_OK(release(absl::StrCat("nginx:2.", i))) << i;
+  ASSERT_TRUE(fold_ran.WaitForNotificationWithTimeout(absl::Minutes(1)));
+  // The fold's Run is over and its thread held before Finish: a write now must not wait.
+  absl::StatusOr<ApplyOutcome> during = release("nginx:3.0");
+  release_made.Notify();
+  FERRY_ASSERT_OK(during);
+  EXPECT_EQ(during->revision, upstream_->Head());
+  writer_->WaitForMaintenance();
+  EXPECT_EQ(runs.load(), 2) << "the fold set aside was not followed by one keeping every object";
+  const std::string mirror = upstream_->dir() + "/mirror.git";
+  EXPECT_LE(PackFiles(mirror).size(), 2u);
+  int rc = -1;
+  const std::string fsck =
+      testing::RunCommand("git --git-dir=" + mirror + " fsck --no-dangling 2>&1", &rc);
+  EXPECT_EQ(rc, 0) << fsck;
+  auto files = writer_->ReadManifests("", {"apps/web.yaml"});
+  FERRY_ASSERT_OK(files);
+  ASSERT_EQ(files->size(), 1u);
+  EXPECT_EQ((*files)[0].content, Deployment("web", "nginx:3.0"));
+}
+
 // A commit of `image` for apps/web.yaml on the mirror's head, pushed by the mirror alone: no
 // Writer, so no fold starts on its own.
 void PushWithoutWriter(Libgit2Repository& repo, const std::string& image) {
@@ -1335,10 +1395,9 @@ void ExpectFoldPutInPlaceBesideAWrite(Libgit2Repository& repo, const std::string
   EXPECT_EQ(rc, 0) << fsck;
 }
 
-// A fold that merges every pack keeps what the refs reach, so the writes wait for it
-// (exclusive). Should one come meanwhile all the same (a caller breaking that contract, as
-// here), the fold is set aside, for that write may rely on an object the fold left out;
-// the fold after it keeps every object, runs beside the writes and is put in place.
+// A fold that merges every pack keeps what the refs reach, and runs beside the writes like
+// any other. Should one come meanwhile, the fold is set aside, for that write may rely on an
+// object the fold left out; the fold after it keeps every object and is put in place.
 TEST_F(WriterTest, AFoldOfWhatTheRefsReachIsSetAsideWhenTheMirrorWasWrittenMeanwhile) {
   const std::string mirror = upstream_->dir() + "/mirror.git";
   FERRY_ASSERT_OK(repo_->Fetch());
@@ -1346,7 +1405,6 @@ TEST_F(WriterTest, AFoldOfWhatTheRefsReachIsSetAsideWhenTheMirrorWasWrittenMeanw
   for (int i = 0; i < 32; ++i) PushWithoutWriter(*repo_, absl::StrCat("nginx:2.", i));
   std::unique_ptr<Maintenance> fold = repo_->DueMaintenance();
   ASSERT_NE(fold, nullptr);
-  EXPECT_TRUE(fold->exclusive());
   const std::set<std::string> before = PackFiles(mirror);
   FERRY_ASSERT_OK(fold->Run());  // a small repo: every pack merges, into what the refs reach
   const std::set<std::string> written = PacksSince(mirror, before);
@@ -1364,7 +1422,6 @@ TEST_F(WriterTest, AFoldOfWhatTheRefsReachIsSetAsideWhenTheMirrorWasWrittenMeanw
   // Due at once, keeping every object, beside the writes.
   std::unique_ptr<Maintenance> next = repo_->DueMaintenance();
   ASSERT_NE(next, nullptr);
-  EXPECT_FALSE(next->exclusive());
   next.reset();  // dropped: the mirror stays as it was
   ExpectFoldPutInPlaceBesideAWrite(*repo_, mirror, "nginx:3.1", [] {});
   // The mirror serves the last release.
@@ -1374,6 +1431,69 @@ TEST_F(WriterTest, AFoldOfWhatTheRefsReachIsSetAsideWhenTheMirrorWasWrittenMeanw
   EXPECT_EQ(files->back().content, Deployment("web", "nginx:3.1"));
 }
 
+// An object no ref of `mirror` reaches, in a pack of its own (not loose): its id.
+std::string UnreachableBlobInAPack(const std::string& mirror, const std::string& text) {
+  int rc = -1;
+  const std::string blob(absl::StripAsciiWhitespace(testing::RunCommand(
+      "echo " + text + " | git --git-dir=" + mirror + " hash-object -w --stdin", &rc)));
+  EXPECT_EQ(rc, 0);
+  testing::RunCommand(absl::StrCat("echo ", blob, " | git --git-dir=", mirror, " pack-objects -q ",
+                                   mirror, "/objects/pack/pack"),
+                      &rc);
+  EXPECT_EQ(rc, 0);
+  std::filesystem::remove(mirror + "/objects/" + blob.substr(0, 2) + "/" + blob.substr(2));
+  return blob;
+}
+
+// A ref that moves while a fold of what the refs reach runs, even with no pack written (a
+// failed push's refs put back, a fetch of a branch that went back), may name an object the
+// fold left out: the fold is set aside, the object stays, and the next fold keeps every
+// object.
+TEST_F(WriterTest, AFoldOfWhatTheRefsReachIsSetAsideWhenARefMovedMeanwhile) {
+  const std::string mirror = upstream_->dir() + "/mirror.git";
+  FERRY_ASSERT_OK(repo_->Fetch());
+  for (int i = 0; i < 32; ++i) PushWithoutWriter(*repo_, absl::StrCat("nginx:2.", i));
+  const std::string blob = UnreachableBlobInAPack(mirror, "left-out");
+  std::unique_ptr<Maintenance> fold = repo_->DueMaintenance();
+  ASSERT_NE(fold, nullptr);
+  const std::set<std::string> before = PackFiles(mirror);
+  FERRY_ASSERT_OK(fold->Run());  // every pack merges, into what the refs reach: not the blob
+  ASSERT_EQ(PacksSince(mirror, before).size(), 1u);
+  { std::ofstream(mirror + "/refs/tags/moved") << blob << "\n"; }  // no pack written
+  FERRY_ASSERT_OK(fold->Finish());
+  EXPECT_EQ(PackFiles(mirror), before) << "the fold was put in place";
+  int rc = -1;
+  testing::RunCommand("git --git-dir=" + mirror + " cat-file -e " + blob, &rc);
+  EXPECT_EQ(rc, 0) << "the fold dropped an object a ref names";
+  // The next one keeps every object (the blob too), and is put in place.
+  ExpectFoldPutInPlaceBesideAWrite(*repo_, mirror, "nginx:3.0", [] {});
+  testing::RunCommand("git --git-dir=" + mirror + " cat-file -e " + blob, &rc);
+  EXPECT_EQ(rc, 0) << "the fold dropped an object a ref names";
+}
+
+// With nothing written and no ref moved meanwhile, a fold of what the refs reach is put in
+// place, and what no ref reaches is gone.
+TEST_F(WriterTest, AFoldOfWhatTheRefsReachDropsWhatNoRefReaches) {
+  const std::string mirror = upstream_->dir() + "/mirror.git";
+  FERRY_ASSERT_OK(repo_->Fetch());
+  for (int i = 0; i < 32; ++i) PushWithoutWriter(*repo_, absl::StrCat("nginx:2.", i));
+  const std::string blob = UnreachableBlobInAPack(mirror, "garbage");
+  std::unique_ptr<Maintenance> fold = repo_->DueMaintenance();
+  ASSERT_NE(fold, nullptr);
+  const std::set<std::string> before = PackFiles(mirror);
+  FERRY_ASSERT_OK(fold->Run());
+  const std::set<std::string> written = PacksSince(mirror, before);
+  FERRY_ASSERT_OK(fold->Finish());
+  EXPECT_EQ(PackFiles(mirror), written);
+  int rc = -1;
+  testing::RunCommand("git --git-dir=" + mirror + " cat-file -e " + blob + " 2>/dev/null", &rc);
+  EXPECT_NE(rc, 0) << "the unreachable object was kept";
+  const std::string fsck =
+      testing::RunCommand("git --git-dir=" + mirror + " fsck --no-dangling 2>&1", &rc);
+  EXPECT_EQ(rc, 0) << fsck;
+  EXPECT_EQ(repo_->DueMaintenance(), nullptr);
+}
+
 // A ref naming an object that is not on disk (as while a write moved the ref and has not
 // written its objects yet) turns a fold of what the refs reach into one of every object,
 // which is put in place whatever was written meanwhile.
@@ -1381,20 +1501,12 @@ TEST_F(WriterTest, AFoldMeetingARefToAnObjectNotWrittenYetKeepsEveryObject) {
   const std::string mirror = upstream_->dir() + "/mirror.git";
   FERRY_ASSERT_OK(repo_->Fetch());
   for (int i = 0; i < 32; ++i) PushWithoutWriter(*repo_, absl::StrCat("nginx:2.", i));
-  // An object no ref reaches, in a pack of its own.
-  int rc = -1;
-  const std::string blob(absl::StripAsciiWhitespace(testing::RunCommand(
-      "echo unreachable | git --git-dir=" + mirror + " hash-object -w --stdin", &rc)));
-  ASSERT_EQ(rc, 0);
-  testing::RunCommand(absl::StrCat("echo ", blob, " | git --git-dir=", mirror, " pack-objects -q ",
-                                   mirror, "/objects/pack/pack"),
-                      &rc);
-  ASSERT_EQ(rc, 0);
-  std::filesystem::remove(mirror + "/objects/" + blob.substr(0, 2) + "/" + blob.substr(2));
+  const std::string blob = UnreachableBlobInAPack(mirror, "unreachable");
   const std::string ref = mirror + "/refs/heads/in-progress";
   { std::ofstream(ref) << std::string(40, '7') << "\n"; }
   ExpectFoldPutInPlaceBesideAWrite(*repo_, mirror, "nginx:3.0",
                                    [&] { std::filesystem::remove(ref); });
+  int rc = -1;
   testing::RunCommand("git --git-dir=" + mirror + " cat-file -e " + blob, &rc);
   EXPECT_EQ(rc, 0) << "the fold dropped an object";
 }
@@ -1416,6 +1528,11 @@ TEST(FoldResultTest, TheChildsAnswerReadsBackAndNothingElseIsTakenForOne) {
   FERRY_ASSERT_OK(read);
   EXPECT_TRUE(read->new_pack_existed);
   EXPECT_EQ(read->new_pack, fold.new_pack);
+  fold.roots = {{"refs/heads/main", std::string(40, 'c')},
+                {"refs/notes/ferry", std::string(40, 'd')}};
+  read = FoldResult::Parse(fold.Serialize());
+  FERRY_ASSERT_OK(read);
+  EXPECT_EQ(read->roots, fold.roots);
   FERRY_ASSERT_OK(FoldResult::Parse("all\n"));  // nothing worth folding
   for (const std::string& bad : std::vector<std::string>{
            "", "all\nreplaces pack-" + std::string(40, 'a') + "\n",
@@ -1427,7 +1544,14 @@ TEST(FoldResultTest, TheChildsAnswerReadsBackAndNothingElseIsTakenForOne) {
                "\n",
            "all\nnew pack-" + std::string(40, 'a') + "\nreplaces pack-" + std::string(40, 'b') +
                "\nreplaces pack-" + std::string(40, 'b') + "\n",
-           "all\nnew pack-" + std::string(40, 'A') + "\n"}) {
+           "all\nnew pack-" + std::string(40, 'A') + "\n",
+           "all\nroot refs/heads/main " + std::string(40, 'c') + "\n",
+           "reachable\nroot refs/heads/main " + std::string(40, 'c') + "\nroot refs/heads/main " +
+               std::string(40, 'd') + "\n",
+           "reachable\nroot HEAD " + std::string(40, 'c') + "\n",
+           "reachable\nroot refs/heads/a b " + std::string(40, 'c') + "\n",
+           "reachable\nroot refs/heads/main " + std::string(39, 'c') + "\n",
+           "reachable\nroot refs/heads/main\n"}) {
     EXPECT_THAT(FoldResult::Parse(bad), StatusIs(absl::StatusCode::kInternal)) << bad;
   }
 }
