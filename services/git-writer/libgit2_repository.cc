@@ -1145,6 +1145,11 @@ std::unique_ptr<Maintenance> Libgit2Repository::DueMaintenance() {
   // Not while objects made in memory wait for a write: Finish reopens the object database,
   // which drops them.
   if (packs_written_ < kPacksBeforeRepack || !new_roots_.empty()) return nullptr;
+  // The last one failed or was dropped (never finished): the next waits for as many writes
+  // again, rather than follow at every write.
+  if (fold_unfinished_ && packs_written_ < fold_handed_out_at_ + kPacksBeforeRepack) {
+    return nullptr;
+  }
   // Will it merge every pack (and then keep only what the refs reach)? Any other is told to
   // keep every object, so that it never becomes one even when packs come before it lists
   // them.
@@ -1154,11 +1159,19 @@ std::unique_ptr<Maintenance> Libgit2Repository::DueMaintenance() {
   // Until it is put in place (FinishFold), the next fold keeps every object: one that fails
   // or is set aside is not tried again at once.
   if (everything) keep_unreachable_ = true;
+  fold_unfinished_ = true;
+  fold_handed_out_at_ = packs_written_;
   return std::make_unique<PackFold>(*this, packs_written_, /*keep_unreachable=*/!everything);
 }
 
 absl::Status Libgit2Repository::FinishFold(const FoldResult& fold, int writes, int64_t run_ms) {
   const fs::path pack_dir = fs::path(options_.mirror_dir) / "objects" / "pack";
+  // An error below leaves it unfinished, as a Run that failed would.
+  fold_unfinished_ = false;
+  auto fail = [&](absl::Status status) {
+    fold_unfinished_ = true;
+    return status;
+  };
   std::error_code ec;
   auto remove = [&](const std::string& name) {
     // The index first: a pack is found by its index, so none is ever found without its data.
@@ -1176,8 +1189,8 @@ absl::Status Libgit2Repository::FinishFold(const FoldResult& fold, int writes, i
   const std::vector<PackFile> packs = ListPacks(pack_dir);
   if (std::none_of(packs.begin(), packs.end(),
                    [&](const PackFile& p) { return PackName(p.idx) == fold.new_pack; })) {
-    return absl::InternalError(
-        absl::StrCat("repack: the folded pack ", fold.new_pack, " is not in the mirror"));
+    return fail(absl::InternalError(
+        absl::StrCat("repack: the folded pack ", fold.new_pack, " is not in the mirror")));
   }
   // Objects made in memory and not yet written would go with the object database: the
   // fold is made again after the write that flushes them.
@@ -1224,10 +1237,10 @@ absl::Status Libgit2Repository::FinishFold(const FoldResult& fold, int writes, i
   Odb fresh;
   const std::string objects_dir = (fs::path(options_.mirror_dir) / "objects").string();
   if (int rc = git_odb_open(fresh.out(), objects_dir.c_str()); rc != 0) {
-    return GitError("reopening the object database", rc);
+    return fail(GitError("reopening the object database", rc));
   }
   if (int rc = git_repository_set_odb(repo_, fresh.get()); rc != 0) {
-    return GitError("reopening the object database", rc);
+    return fail(GitError("reopening the object database", rc));
   }
   mempack_ = nullptr;  // went with the old database
   if (git_mempack_new(&mempack_) == 0 &&

@@ -171,7 +171,8 @@ class Libgit2Repository final : public Repository {
   static absl::StatusOr<std::string> RepackMirror(const std::string& mirror_dir,
                                                   bool keep_unreachable);
 
-  // Housekeeping: the fold of the mirror's packs once kPacksBeforeRepack writes were made.
+  // Housekeeping: the fold of the mirror's packs once kPacksBeforeRepack writes were made
+  // (after a fold that failed or was dropped, kPacksBeforeRepack more).
   std::unique_ptr<Maintenance> DueMaintenance() override;
 
  private:
@@ -207,6 +208,10 @@ class Libgit2Repository final : public Repository {
   // The next fold keeps every object: the last one of what the refs reach was set aside,
   // failed or is not finished yet.
   bool keep_unreachable_ = false;
+  // The last fold handed out has not been finished (FinishFold without an error), and
+  // packs_written_ then.
+  bool fold_unfinished_ = false;
+  int fold_handed_out_at_ = 0;
   absl::StatusOr<std::string> CreateCommitObjects(const CommitSpec& spec);
   absl::StatusOr<ReplayResult> ReplayObjects(const std::string& commit, const std::string& onto,
                                              const Signature& committer);
