@@ -175,6 +175,7 @@ void SyncLoop::Work() {
       report =
           RunSync(revision, false, false, due ? Syncer::Live::kList : Syncer::Live::kFromRecord);
     }
+    ReturnSyncMemory();
     if (report.error.empty()) {
       backoff = absl::Seconds(1);
       // A sync from the record leaves the next listing where it was.
@@ -197,19 +198,32 @@ SyncReport SyncLoop::SyncNow(const std::string& revision, bool dry_run, bool ski
     refused.error_code = permit.code();
     return refused;
   }
-  absl::MutexLock lock(&sync_mu_);
-  if (skip_if_applied && !dry_run && !revision.empty()) {
-    // A release job asks for the revision it pushed, which WatchHead has usually brought here
-    // already: the sync that applied it (or the one in progress, waited for above through
-    // sync_mu_) is the answer, not a second sync of the same files.
-    absl::MutexLock state(&mu_);
-    if (last_ && last_->revision == revision && last_->error.empty() && last_->failed == 0) {
-      return *last_;
+  SyncReport report;
+  {
+    absl::MutexLock lock(&sync_mu_);
+    if (skip_if_applied && !dry_run && !revision.empty()) {
+      // A release job asks for the revision it pushed, which WatchHead has usually brought
+      // here already: the sync that applied it (or the one in progress, waited for above
+      // through sync_mu_) is the answer, not a second sync of the same files.
+      absl::MutexLock state(&mu_);
+      if (last_ && last_->revision == revision && last_->error.empty() && last_->failed == 0) {
+        return *last_;
+      }
     }
+    // A release's own revision is written from the record, as WatchHead's sync of it would.
+    report = RunSync(revision, dry_run, revision.empty(),
+                     skip_if_applied ? Syncer::Live::kFromRecord : Syncer::Live::kList);
   }
-  // A release's own revision is written from the record, as WatchHead's sync of it would.
-  return RunSync(revision, dry_run, revision.empty(),
-                 skip_if_applied ? Syncer::Live::kFromRecord : Syncer::Live::kList);
+  ReturnSyncMemory();
+  return report;
+}
+
+void SyncLoop::ReturnSyncMemory() {
+  // The sync's files, objects and listings are freed by now: give their pages back, so that
+  // the resident size between syncs is what the syncer keeps rather than its high-water mark.
+  // Outside sync_mu_: a SyncNow waiting for the sync's result (a release job's) has it
+  // without waiting for this too.
+  runtime::ReturnFreeMemory();
 }
 
 SyncReport SyncLoop::RunSync(const std::string& wanted, bool dry_run, bool fetch_first,
@@ -245,9 +259,6 @@ SyncReport SyncLoop::RunSync(const std::string& wanted, bool dry_run, bool fetch
       fail(files.status());
     }
   }
-  // The sync's files, objects and listings are freed by now: give their pages back, so that
-  // the resident size between syncs is what the syncer keeps rather than its high-water mark.
-  runtime::ReturnFreeMemory();
   report.revision = revision;
   if (dry_run) return report;
   // Leadership lost during the sync: the new leader records its own syncs.

@@ -91,6 +91,9 @@ class SyncLoop {
  private:
   void WatchHeads();
   void Work();
+  // Gives the pages a sync freed back to the system; called after each sync, outside
+  // sync_mu_.
+  void ReturnSyncMemory() ABSL_LOCKS_EXCLUDED(sync_mu_);
   // One sync.
   SyncReport RunSync(const std::string& revision, bool dry_run, bool fetch_first,
                      Syncer::Live live = Syncer::Live::kList)
