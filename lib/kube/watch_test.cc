@@ -84,9 +84,8 @@ Watched Watch(const std::string& body) {
 
 TEST(KubeClientWatch, AnEventNestedTooDeepEndsTheWatchAfterTheGoodOnes) {
   const int depth = static_cast<int>(limits::kKubeJsonDepth.default_value) + 1;
-  const std::string deep =
-      absl::StrCat(R"({"type":"ADDED","object":)", std::string(depth, '['),
-                   std::string(depth, ']'), "}");
+  const std::string deep = absl::StrCat(R"({"type":"ADDED","object":)", std::string(depth, '['),
+                                        std::string(depth, ']'), "}");
   Watched w = Watch(absl::StrCat(kGood, "\n", deep, "\n", kGood, "\n"));
   EXPECT_EQ(w.status.code(), absl::StatusCode::kResourceExhausted) << w.status;
   EXPECT_TRUE(absl::StrContains(w.status.message(), "nesting depth")) << w.status;
@@ -131,8 +130,7 @@ TEST(KubeClientWatch, AnEventTheCallerCannotReadIsInternal) {
 TEST(KubeClientWatch, EveryGoodEventIsReadUntilTheStreamEnds) {
   std::string body;
   for (int i = 0; i < 1000; ++i) {
-    absl::StrAppend(&body, R"({"type":"MODIFIED","object":{"metadata":{"name":"w)", i,
-                    "\"}}}\n");
+    absl::StrAppend(&body, R"({"type":"MODIFIED","object":{"metadata":{"name":"w)", i, "\"}}}\n");
   }
   Watched w = Watch(body);
   EXPECT_TRUE(w.status.ok()) << w.status;

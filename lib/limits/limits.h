@@ -99,6 +99,11 @@ inline constexpr Limit kWebhookBody{"webhook body size", "bytes", 1 * kMiB,
 // the process. The API server refuses requests nested deeper than 10,000 levels; real objects
 // (CRD schemas) stay under 50.
 inline constexpr Limit kKubeJsonDepth{"Kubernetes API answer nesting depth", "levels", 1000, ""};
+// Pages of one list (`limit` + `continue`). An API server ends a list with its last page; one
+// that kept handing out continue tokens (a broken proxy or aggregated API) would keep the
+// listing going, and its caller waiting, without end. 10,000 pages of 500 objects are five
+// million objects.
+inline constexpr Limit kKubeListPages{"Kubernetes API list", "pages", 10'000, ""};
 
 // ---- Messages between services and from clients (lib/runtime) ----
 

@@ -7,7 +7,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lib/convert/json.h"
+#include "lib/http/url.h"
 #include "lib/kube/json_fields.h"
+#include "lib/limits/limits.h"
 #include "lib/log/log.h"
 #include "lib/runtime/proto_time.h"
 #include "lib/status/status_macros.h"
@@ -157,7 +159,13 @@ absl::StatusOr<ferry::v1::Job> ConfigMapJobRecords::Get(const std::string& id) {
 absl::StatusOr<std::vector<JobRecordSummary>> ConfigMapJobRecords::ListSummaries() {
   std::vector<JobRecordSummary> out;
   std::string next;
+  uint64_t pages = 0;
   do {
+    if (++pages > limits::kKubeListPages.default_value) {
+      return Failed("list", absl::ResourceExhaustedError(
+                                limits::OverLimit("listing the job records", limits::kKubeListPages,
+                                                  limits::kKubeListPages.default_value)));
+    }
     std::string path =
         absl::StrCat("/api/v1/namespaces/", ns_, "/configmaps?labelSelector=", kManagedBy, "%3D",
                      kManager, "&limit=", kJobRecordPage);
@@ -187,18 +195,8 @@ absl::StatusOr<std::vector<JobRecordSummary>> ConfigMapJobRecords::ListSummaries
         out.push_back(std::move(summary));
       }
     }
-    // The token is opaque base64: '+', '/' and '=' escaped make it a query value.
-    for (char c : kube::StringField(kube::Field(*page, "metadata"), "continue")) {
-      if (c == '+') {
-        next += "%2B";
-      } else if (c == '/') {
-        next += "%2F";
-      } else if (c == '=') {
-        next += "%3D";
-      } else {
-        next += c;
-      }
-    }
+    // The token is opaque: encoded, it is one query value whatever it holds.
+    next = http::UrlEncode(kube::StringField(kube::Field(*page, "metadata"), "continue"));
   } while (!next.empty() && out.size() < kMaxJobRecordsListed);
   return out;
 }

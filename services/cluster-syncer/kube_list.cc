@@ -1,26 +1,10 @@
 #include "services/cluster-syncer/kube_list.h"
 
-#include <cctype>
-
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "lib/limits/limits.h"
 
 namespace ferry::cluster_syncer {
-
-std::string UrlEncode(const std::string& s) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
 
 absl::Status ForEachListItem(kube::KubeApi& client, const std::string& path, bool metadata_only,
                              const std::function<void(const nlohmann::json&)>& fn, int page_size,
@@ -28,7 +12,12 @@ absl::Status ForEachListItem(kube::KubeApi& client, const std::string& path, boo
   const std::string first =
       absl::StrCat(path, path.find('?') == std::string::npos ? "?" : "&", "limit=", page_size);
   std::string next;  // the continue token of the page to read; empty for the first
+  uint64_t pages = 0;
   do {
+    if (++pages > limits::kKubeListPages.default_value) {
+      return absl::ResourceExhaustedError(limits::OverLimit("GET " + path, limits::kKubeListPages,
+                                                            limits::kKubeListPages.default_value));
+    }
     const std::string page_path = next.empty() ? first : first + "&continue=" + UrlEncode(next);
     absl::StatusOr<nlohmann::json> page =
         metadata_only ? client.ListMetadata(page_path) : client.Get(page_path, "list");

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "lib/http/url.h"
 #include "lib/kube/kube_api.h"
 
 namespace ferry::cluster_syncer {
@@ -16,15 +17,15 @@ namespace ferry::cluster_syncer {
 // it; 500 is what kubectl asks for.
 inline constexpr int kKubeListPageSize = 500;
 
-// `s` as one query-string value (RFC 3986 unreserved characters kept, the rest %XX).
-std::string UrlEncode(const std::string& s);
+using http::UrlEncode;
 
 // Calls `fn` with each item of the collection at `path` (which may carry a query string
 // already), page after page. `metadata_only` lists with KubeApi::ListMetadata, else with
 // KubeApi::Get (verb "list"). The first error of a page request, as KubeApi answers it
-// (the items before it have been passed to `fn`). `resource_version` (optional) receives the
-// list's metadata.resourceVersion (the snapshot every page was read from), where a watch of
-// the collection starts.
+// (the items before it have been passed to `fn`); ResourceExhausted after
+// limits::kKubeListPages pages that all handed out a continue token. `resource_version` (optional)
+// receives the list's metadata.resourceVersion (the snapshot every page was read from), where a
+// watch of the collection starts.
 absl::Status ForEachListItem(kube::KubeApi& client, const std::string& path, bool metadata_only,
                              const std::function<void(const nlohmann::json&)>& fn,
                              int page_size = kKubeListPageSize,

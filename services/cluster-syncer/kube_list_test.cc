@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "lib/limits/limits.h"
 #include "lib/status/status_matchers.h"
 #include "services/cluster-syncer/fake_kube_api.h"
 
@@ -72,8 +73,37 @@ TEST(ForEachListItemTest, AFailedPageIsTheError) {
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("connection refused")));
 }
 
-TEST(UrlEncodeTest, KeepsUnreservedAndEscapesTheRest) {
-  EXPECT_EQ(UrlEncode("ferry.dev/sync-set=a_b~c"), "ferry.dev%2Fsync-set%3Da_b~c");
+// An API that hands out a continue token with every page, and no items.
+class EndlessListApi final : public kube::KubeApi {
+ public:
+  absl::StatusOr<nlohmann::json> ListMetadata(const std::string& path) override {
+    paths.push_back(path);
+    return nlohmann::json{{"items", nlohmann::json::array()},
+                          {"metadata", {{"continue", "more&limit=1"}}}};
+  }
+  absl::StatusOr<nlohmann::json> Get(const std::string& path, const std::string&) override {
+    return ListMetadata(path);
+  }
+  absl::StatusOr<nlohmann::json> Apply(const std::string&, const nlohmann::json&,
+                                       const std::string&, bool, bool) override {
+    return absl::UnimplementedError("not a list");
+  }
+  absl::Status Delete(const std::string&, bool) override {
+    return absl::UnimplementedError("not a list");
+  }
+  std::vector<std::string> paths;
+};
+
+// A list that never ends stops at limits::kKubeListPages; each token is one query value.
+TEST(ForEachListItemTest, AListThatNeverEndsStopsAtThePageLimit) {
+  EndlessListApi api;
+  absl::Status status = ForEachListItem(
+      api, kConfigMaps, /*metadata_only=*/true, [](const nlohmann::json&) {}, 2);
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kResourceExhausted,
+                               HasSubstr("list over the limit of 10000 pages")));
+  EXPECT_EQ(api.paths.size(), limits::kKubeListPages.default_value);
+  ASSERT_GE(api.paths.size(), 2u);
+  EXPECT_EQ(api.paths[1], absl::StrCat(kConfigMaps, "?limit=2&continue=more%26limit%3D1"));
 }
 
 }  // namespace

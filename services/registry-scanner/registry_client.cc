@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "lib/http/url.h"
 #include "lib/image/reference.h"
 
 namespace ferry::registry_scanner {
@@ -67,18 +68,6 @@ std::map<std::string, std::string> ChallengeParams(absl::string_view header) {
     if (!rest.empty() && rest[0] == ',') rest = rest.substr(1);
   }
   return params;
-}
-
-std::string UrlEncode(absl::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += absl::StrCat("%", absl::Hex(c, absl::kZeroPad2));
-    }
-  }
-  return out;
 }
 
 }  // namespace
@@ -227,8 +216,8 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(const std::string& regist
   req.url = realm;
   req.priority = priority;
   std::vector<std::string> query;
-  if (!params["service"].empty()) query.push_back("service=" + UrlEncode(params["service"]));
-  if (!params["scope"].empty()) query.push_back("scope=" + UrlEncode(params["scope"]));
+  if (!params["service"].empty()) query.push_back("service=" + http::UrlEncode(params["service"]));
+  if (!params["scope"].empty()) query.push_back("scope=" + http::UrlEncode(params["scope"]));
   if (!query.empty()) {
     req.url += (req.url.find('?') == std::string::npos ? "?" : "&") + absl::StrJoin(query, "&");
   }

@@ -323,7 +323,7 @@ TEST_F(PagedScannerUnitTest, TagListIsFollowedAcrossPages) {
 class BearerScannerUnitTest : public ScannerUnitTest {
  protected:
   static constexpr char kTokenUrl[] =
-      "http://reg.test/token?service=reg.test&scope=repository%3ateam%2fapp%3apull";
+      "http://reg.test/token?service=reg.test&scope=repository%3Ateam%2Fapp%3Apull";
 
   void ServeBearer(nlohmann::json expires_in) {
     http_.Set("GET", kTokenUrl, [this, expires_in](const http::Request&) {
@@ -506,7 +506,7 @@ TEST_F(ScannerUnitTest, ListTagsOfARepositoryNeverScannedScansItAheadOfScans) {
 // interactive lookup does not wait behind the scans for its token either.
 TEST_F(ScannerUnitTest, ATokenIsFetchedWithThePriorityOfTheRequestThatNeedsIt) {
   const std::string token_url =
-      "http://reg.test/token?service=reg.test&scope=repository%3ateam%2fapp%3apull";
+      "http://reg.test/token?service=reg.test&scope=repository%3Ateam%2Fapp%3Apull";
   http_.Set("GET", token_url,
             http::Response{200, {}, nlohmann::json{{"token", "t"}, {"expires_in", 60}}.dump()});
   http_.Set("GET", repo_.FirstPageUrl(),
