@@ -5,6 +5,7 @@
 #include <git2/sys/mempack.h>
 #include <git2/sys/odb_backend.h>
 #include <git2/sys/repository.h>
+#include <openssl/evp.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -867,6 +868,9 @@ FoldResult FoldOf(git_packbuilder* builder, const std::vector<PackFile>& packs, 
 // hex.
 using RefTargets = std::map<std::string, std::string>;
 
+// Tags of tags followed this deep at most, as git does.
+constexpr int kMaxTagDepth = 8;
+
 absl::StatusOr<RefTargets> DirectRefs(git_repository* repo) {
   git_reference_iterator* refs = nullptr;
   if (int rc = git_reference_iterator_new(&refs, repo); rc != 0) {
@@ -909,19 +913,35 @@ absl::StatusOr<FoldResult> PackEverything(git_repository* repo, const fs::path& 
       return absl::AbortedError(
           absl::StrCat("repack: ", name, " names an object that is not written yet"));
     }
+    // Annotated tags, a tag of a tag included, are packed on the way to what they name; a
+    // commit is walked with its history, a tree or blob packed with what it holds.
     int rc = 0;
-    if (git_object_type(object.get()) == GIT_OBJECT_TAG) {
+    for (int depth = 0; rc == 0 && git_object_type(object.get()) == GIT_OBJECT_TAG; ++depth) {
+      if (depth == kMaxTagDepth) {
+        return absl::AbortedError(
+            absl::StrCat("repack: ", name, " names tags nested over ", kMaxTagDepth, " deep"));
+      }
       rc = git_packbuilder_insert(builder.get(), &target, nullptr);
       target = *git_tag_target_id(reinterpret_cast<const git_tag*>(object.get()));
+      Object inner;
+      if (rc == 0 && git_object_lookup(inner.out(), repo, &target, GIT_OBJECT_ANY) != 0) {
+        return absl::AbortedError(
+            absl::StrCat("repack: ", name, " names a tag of an object that is not written yet"));
+      }
+      std::swap(object.ptr, inner.ptr);  // the tag goes with `inner`
     }
-    if (rc == 0) rc = git_revwalk_push(walk.get(), &target);
+    if (rc == 0) {
+      rc = git_object_type(object.get()) == GIT_OBJECT_COMMIT
+               ? git_revwalk_push(walk.get(), &target)
+               : git_packbuilder_insert_recur(builder.get(), &target, nullptr);
+    }
     if (rc != 0) return GitError("repack", rc);
   }
   int rc = git_packbuilder_insert_walk(builder.get(), walk.get());
   if (rc == 0) rc = git_packbuilder_write(builder.get(), pack_dir.c_str(), 0, nullptr, nullptr);
   if (rc != 0) return GitError("repack", rc);
   FoldResult fold = FoldOf(builder.get(), packs, packs.size(), /*reachable_only=*/true);
-  fold.roots = std::move(roots);
+  fold.roots_digest = RootsDigest(roots);
   return fold;
 }
 
@@ -1001,6 +1021,15 @@ absl::StatusOr<FoldResult> RunRepackProgram(const std::string& program,
 }
 }  // namespace
 
+std::string RootsDigest(const std::map<std::string, std::string>& refs) {
+  std::string lines;
+  for (const auto& [name, id] : refs) absl::StrAppend(&lines, name, " ", id, "\n");
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_Digest(lines.data(), lines.size(), digest, &size, EVP_sha256(), nullptr);
+  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), size));
+}
+
 size_t PacksToFold(const std::vector<uint32_t>& sorted_sizes) {
   // The highest place where the progression breaks (a pack under twice the one below it):
   // everything up to there merges, whatever small pack lies under it.
@@ -1027,7 +1056,7 @@ std::string FoldResult::Serialize() const {
     absl::StrAppend(&out, new_pack_existed ? "existing " : "new ", new_pack, "\n");
   }
   for (const std::string& name : replaced) absl::StrAppend(&out, "replaces ", name, "\n");
-  for (const auto& [ref, id] : roots) absl::StrAppend(&out, "root ", ref, " ", id, "\n");
+  if (!roots_digest.empty()) absl::StrAppend(&out, "roots ", roots_digest, "\n");
   return out;
 }
 
@@ -1041,11 +1070,10 @@ absl::StatusOr<FoldResult> FoldResult::Parse(absl::string_view text) {
   auto valid = [&](absl::string_view name) {
     return absl::ConsumePrefix(&name, "pack-") && hex_id(name);
   };
-  // "refs/..." without spaces or control characters (git refuses them in ref names).
-  auto ref_name = [](absl::string_view name) {
-    return absl::StartsWith(name, "refs/") && name.size() <= 4096 &&
-           std::none_of(name.begin(), name.end(),
-                        [](char c) { return static_cast<unsigned char>(c) <= ' ' || c == '\x7f'; });
+  auto sha256_hex = [](absl::string_view digest) {
+    return digest.size() == 64 &&  // SHA-256 in hex
+           std::all_of(digest.begin(), digest.end(),
+                       [](char c) { return absl::ascii_isdigit(c) || (c >= 'a' && c <= 'f'); });
   };
   FoldResult fold;
   bool first = true;
@@ -1066,13 +1094,10 @@ absl::StatusOr<FoldResult> FoldResult::Parse(absl::string_view text) {
     } else if (absl::ConsumePrefix(&line, "replaces ") && valid(line)) {
       fold.replaced.emplace_back(line);
       continue;
-    } else if (absl::ConsumePrefix(&line, "root ")) {
-      const std::pair<absl::string_view, absl::string_view> ref =
-          absl::StrSplit(line, absl::MaxSplits(' ', 1));
-      if (ref_name(ref.first) && hex_id(ref.second) &&
-          fold.roots.emplace(ref.first, ref.second).second) {
-        continue;
-      }
+    } else if (absl::ConsumePrefix(&line, "roots ") && fold.roots_digest.empty() &&
+               sha256_hex(line)) {
+      fold.roots_digest = std::string(line);
+      continue;
     }
     return absl::InternalError(absl::StrCat("repack: the child's answer is not a fold: \"",
                                             absl::CHexEscape(line.substr(0, 100)), "\""));
@@ -1085,7 +1110,7 @@ absl::StatusOr<FoldResult> FoldResult::Parse(absl::string_view text) {
   if (named.size() != fold.replaced.size() || named.count(fold.new_pack) > 0) {
     return absl::InternalError("repack: the child named a pack twice");
   }
-  if (!fold.reachable_only && !fold.roots.empty()) {
+  if (!fold.reachable_only && !fold.roots_digest.empty()) {
     return absl::InternalError("repack: the child named roots of a fold of every object");
   }
   return fold;
@@ -1214,7 +1239,7 @@ absl::Status Libgit2Repository::FinishFold(const FoldResult& fold, int writes, i
       absl::StatusOr<RefTargets> refs = DirectRefs(repo_);
       if (!refs.ok()) {
         meanwhile = "its refs could not be read again";
-      } else if (*refs != fold.roots) {
+      } else if (fold.roots_digest.empty() || RootsDigest(*refs) != fold.roots_digest) {
         meanwhile = "a ref moved";
       }
     }

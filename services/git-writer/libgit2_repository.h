@@ -100,16 +100,22 @@ struct FoldResult {
   // `new_pack` was there before the fold (its objects are exactly those of a pack it found).
   bool new_pack_existed = false;
   std::vector<std::string> replaced;  // never `new_pack`
-  // With `reachable_only`: the refs the fold started from, full name -> object id (hex). The
-  // fold is put in place only if the mirror's refs are exactly these then.
-  std::map<std::string, std::string> roots;
+  // With `reachable_only`: RootsDigest of the refs the fold started from. The fold is put in
+  // place only if the mirror's refs then have the same digest (a digest rather than the refs,
+  // so that the child's answer stays small whatever the number of refs).
+  std::string roots_digest;
   // One line "reachable" or "all", then "new NAME" (or "existing NAME"), "replaces NAME" and
-  // "root REF ID" lines.
+  // "roots DIGEST" lines.
   std::string Serialize() const;
-  // Internal for text that is not what Serialize writes, that names a pack or a ref twice,
-  // or that gives roots to a fold of every object.
+  // Internal for text that is not what Serialize writes, that names a pack twice, or that
+  // gives roots to a fold of every object.
   static absl::StatusOr<FoldResult> Parse(absl::string_view text);
 };
+
+// A digest of a mirror's refs that name an object (full name -> id, in hex): SHA-256 of
+// their "NAME ID\n" lines in name order, in hex. Equal digests: the same refs naming the same
+// objects.
+std::string RootsDigest(const std::map<std::string, std::string>& refs);
 
 class Libgit2Repository final : public Repository {
  public:

@@ -1328,13 +1328,20 @@ TEST_F(WriterTest, ManyWritesKeepFewPacksAndEveryRef) {
 // made while it runs is not held off. The fold is then set aside, the one after it (every
 // object kept) is put in place, and the mirror serves every release.
 TEST_F(WriterTest, AReleaseIsNotHeldOffByAFoldOfEveryPack) {
-  absl::Notification fold_ran, release_made;
-  std::atomic<int> runs{0};
-  hooked_->after_maintenance_run = [&] {
-    if (++runs > 1) return;
-    fold_ran.Notify();
+  // Shared with the fold's thread, which may outlive a test that failed early.
+  struct Hold {
+    absl::Notification fold_ran, release_made;
+    std::atomic<int> runs{0};
+  };
+  auto hold = std::make_shared<Hold>();
+  absl::Notification& fold_ran = hold->fold_ran;
+  absl::Notification& release_made = hold->release_made;
+  std::atomic<int>& runs = hold->runs;
+  hooked_->after_maintenance_run = [hold] {
+    if (++hold->runs > 1) return;
+    hold->fold_ran.Notify();
     // At most a minute: without the release, the test fails below rather than hangs.
-    release_made.WaitForNotificationWithTimeout(absl::Minutes(1));
+    hold->release_made.WaitForNotificationWithTimeout(absl::Minutes(1));
   };
   auto release = [&](const std::string& image) {
     ApplyRequest req;
@@ -1440,6 +1447,47 @@ std::string UnreachableBlobInAPack(const std::string& mirror, const std::string&
   EXPECT_EQ(rc, 0);
   std::filesystem::remove(mirror + "/objects/" + blob.substr(0, 2) + "/" + blob.substr(2));
   return blob;
+}
+
+// Tags of tags, and refs to a blob and a tree, survive a fold of every pack: each tag on the
+// way is packed, and what a ref names is packed with what it holds, commit or not.
+TEST_F(WriterTest, AFoldOfWhatTheRefsReachKeepsTagsOfTagsAndRefsToBlobsAndTrees) {
+  const std::string mirror = upstream_->dir() + "/mirror.git";
+  const std::string git = "git --git-dir=" + mirror + " -c user.name=t -c user.email=t@e ";
+  FERRY_ASSERT_OK(repo_->Fetch());
+  for (int i = 0; i < 32; ++i) PushWithoutWriter(*repo_, absl::StrCat("nginx:2.", i));
+  int rc = -1;
+  // outer -> inner -> the head commit; refs/tags/inner then deleted, so only outer names it.
+  testing::RunCommand(git + "tag -a -m inner inner refs/heads/main", &rc);
+  ASSERT_EQ(rc, 0);
+  testing::RunCommand(git + "tag -a -m outer outer inner", &rc);
+  ASSERT_EQ(rc, 0);
+  const std::string inner(
+      absl::StripAsciiWhitespace(testing::RunCommand(git + "rev-parse refs/tags/inner", &rc)));
+  testing::RunCommand(git + "update-ref -d refs/tags/inner", &rc);
+  ASSERT_EQ(rc, 0);
+  const std::string blob = UnreachableBlobInAPack(mirror, "named-by-a-ref");
+  testing::RunCommand(git + "update-ref refs/tags/a-blob " + blob, &rc);
+  ASSERT_EQ(rc, 0);
+  testing::RunCommand(git + "update-ref refs/tags/a-tree refs/heads/main^{tree}", &rc);
+  ASSERT_EQ(rc, 0);
+  // Objects git wrote loose go into packs, so that the fold merges every one.
+  testing::RunCommand(git + "repack -q", &rc);
+  ASSERT_EQ(rc, 0);
+  std::unique_ptr<Maintenance> fold = repo_->DueMaintenance();
+  ASSERT_NE(fold, nullptr);
+  const std::set<std::string> before = PackFiles(mirror);
+  FERRY_ASSERT_OK(fold->Run());
+  const std::set<std::string> written = PacksSince(mirror, before);
+  FERRY_ASSERT_OK(fold->Finish());
+  EXPECT_EQ(PackFiles(mirror), written) << "the fold of every pack was not put in place";
+  for (const std::string& id : {inner, blob}) {
+    testing::RunCommand("git --git-dir=" + mirror + " cat-file -e " + id, &rc);
+    EXPECT_EQ(rc, 0) << "the fold dropped " << id;
+  }
+  const std::string fsck =
+      testing::RunCommand("git --git-dir=" + mirror + " fsck --no-dangling 2>&1", &rc);
+  EXPECT_EQ(rc, 0) << fsck;
 }
 
 // A ref that moves while a fold of what the refs reach runs, even with no pack written (a
@@ -1549,11 +1597,15 @@ TEST(FoldResultTest, TheChildsAnswerReadsBackAndNothingElseIsTakenForOne) {
   FERRY_ASSERT_OK(read);
   EXPECT_TRUE(read->new_pack_existed);
   EXPECT_EQ(read->new_pack, fold.new_pack);
-  fold.roots = {{"refs/heads/main", std::string(40, 'c')},
-                {"refs/notes/ferry", std::string(40, 'd')}};
+  fold.roots_digest = RootsDigest(
+      {{"refs/heads/main", std::string(40, 'c')}, {"refs/notes/ferry", std::string(40, 'd')}});
+  EXPECT_EQ(fold.roots_digest.size(), 64u);
+  EXPECT_NE(fold.roots_digest, RootsDigest({{"refs/heads/main", std::string(40, 'c')}}));
+  EXPECT_NE(fold.roots_digest, RootsDigest({{"refs/heads/main", std::string(40, 'c')},
+                                            {"refs/notes/ferry", std::string(40, 'e')}}));
   read = FoldResult::Parse(fold.Serialize());
   FERRY_ASSERT_OK(read);
-  EXPECT_EQ(read->roots, fold.roots);
+  EXPECT_EQ(read->roots_digest, fold.roots_digest);
   FERRY_ASSERT_OK(FoldResult::Parse("all\n"));  // nothing worth folding
   for (const std::string& bad : std::vector<std::string>{
            "", "all\nreplaces pack-" + std::string(40, 'a') + "\n",
@@ -1566,13 +1618,10 @@ TEST(FoldResultTest, TheChildsAnswerReadsBackAndNothingElseIsTakenForOne) {
            "all\nnew pack-" + std::string(40, 'a') + "\nreplaces pack-" + std::string(40, 'b') +
                "\nreplaces pack-" + std::string(40, 'b') + "\n",
            "all\nnew pack-" + std::string(40, 'A') + "\n",
-           "all\nroot refs/heads/main " + std::string(40, 'c') + "\n",
-           "reachable\nroot refs/heads/main " + std::string(40, 'c') + "\nroot refs/heads/main " +
-               std::string(40, 'd') + "\n",
-           "reachable\nroot HEAD " + std::string(40, 'c') + "\n",
-           "reachable\nroot refs/heads/a b " + std::string(40, 'c') + "\n",
-           "reachable\nroot refs/heads/main " + std::string(39, 'c') + "\n",
-           "reachable\nroot refs/heads/main\n"}) {
+           "all\nroots " + std::string(64, 'c') + "\n",
+           "reachable\nroots " + std::string(64, 'c') + "\nroots " + std::string(64, 'd') + "\n",
+           "reachable\nroots " + std::string(63, 'c') + "\n",
+           "reachable\nroots " + std::string(64, 'C') + "\n", "reachable\nroots\n"}) {
     EXPECT_THAT(FoldResult::Parse(bad), StatusIs(absl::StatusCode::kInternal)) << bad;
   }
 }
