@@ -1449,6 +1449,18 @@ std::string UnreachableBlobInAPack(const std::string& mirror, const std::string&
   return blob;
 }
 
+// The due fold of `repo` (whose mirror is `mirror`), run and finished with nothing written
+// between, replaces every pack: the mirror holds only the pack it wrote.
+void ExpectFoldOfEveryPackPutInPlace(Libgit2Repository& repo, const std::string& mirror) {
+  std::unique_ptr<Maintenance> fold = repo.DueMaintenance();
+  ASSERT_NE(fold, nullptr);
+  const std::set<std::string> before = PackFiles(mirror);
+  FERRY_ASSERT_OK(fold->Run());
+  const std::set<std::string> written = PacksSince(mirror, before);
+  FERRY_ASSERT_OK(fold->Finish());
+  EXPECT_EQ(PackFiles(mirror), written) << "the fold of every pack was not put in place";
+}
+
 // Tags of tags, and refs to a blob and a tree, survive a fold of every pack: each tag on the
 // way is packed, and what a ref names is packed with what it holds, commit or not.
 TEST_F(WriterTest, AFoldOfWhatTheRefsReachKeepsTagsOfTagsAndRefsToBlobsAndTrees) {
@@ -1474,13 +1486,7 @@ TEST_F(WriterTest, AFoldOfWhatTheRefsReachKeepsTagsOfTagsAndRefsToBlobsAndTrees)
   // Objects git wrote loose go into packs, so that the fold merges every one.
   testing::RunCommand(git + "repack -q", &rc);
   ASSERT_EQ(rc, 0);
-  std::unique_ptr<Maintenance> fold = repo_->DueMaintenance();
-  ASSERT_NE(fold, nullptr);
-  const std::set<std::string> before = PackFiles(mirror);
-  FERRY_ASSERT_OK(fold->Run());
-  const std::set<std::string> written = PacksSince(mirror, before);
-  FERRY_ASSERT_OK(fold->Finish());
-  EXPECT_EQ(PackFiles(mirror), written) << "the fold of every pack was not put in place";
+  ExpectFoldOfEveryPackPutInPlace(*repo_, mirror);
   for (const std::string& id : {inner, blob}) {
     testing::RunCommand("git --git-dir=" + mirror + " cat-file -e " + id, &rc);
     EXPECT_EQ(rc, 0) << "the fold dropped " << id;
@@ -1523,13 +1529,7 @@ TEST_F(WriterTest, AFoldOfWhatTheRefsReachDropsWhatNoRefReaches) {
   FERRY_ASSERT_OK(repo_->Fetch());
   for (int i = 0; i < 32; ++i) PushWithoutWriter(*repo_, absl::StrCat("nginx:2.", i));
   const std::string blob = UnreachableBlobInAPack(mirror, "garbage");
-  std::unique_ptr<Maintenance> fold = repo_->DueMaintenance();
-  ASSERT_NE(fold, nullptr);
-  const std::set<std::string> before = PackFiles(mirror);
-  FERRY_ASSERT_OK(fold->Run());
-  const std::set<std::string> written = PacksSince(mirror, before);
-  FERRY_ASSERT_OK(fold->Finish());
-  EXPECT_EQ(PackFiles(mirror), written);
+  ExpectFoldOfEveryPackPutInPlace(*repo_, mirror);
   int rc = -1;
   testing::RunCommand("git --git-dir=" + mirror + " cat-file -e " + blob + " 2>/dev/null", &rc);
   EXPECT_NE(rc, 0) << "the unreachable object was kept";
