@@ -2115,6 +2115,7 @@ absl::StatusOr<ReplayResult> Repository::Replay(const std::string&, const std::s
 absl::Status Repository::PushTo(const std::string&, const std::string&, const std::string&) {
   return absl::UnimplementedError("this repository has no release branches");
 }
+void Repository::ForgetBranch(const std::string&) {}
 
 absl::Status Libgit2Repository::ValidateBranchName(const std::string& branch) {
   git_libgit2_init();  // counted: callable before any repository is open
@@ -2372,6 +2373,16 @@ absl::Status Libgit2Repository::PushTo(const std::string& branch, const std::str
     return GitError("updating " + remote_ref, rc);
   }
   return absl::OkStatus();
+}
+
+void Libgit2Repository::ForgetBranch(const std::string& branch) {
+  if (branch == options_.branch || !ValidateBranchName(branch).ok()) return;
+  for (const std::string& name :
+       {absl::StrCat("refs/heads/", branch), absl::StrCat("refs/remotes/origin/", branch)}) {
+    if (Reference ref; git_reference_lookup(ref.out(), repo_, name.c_str()) == 0) {
+      (void)git_reference_delete(ref.get());
+    }
+  }
 }
 
 absl::Status Libgit2Repository::WriteNoteBy(const git_oid& target, const std::string& text,

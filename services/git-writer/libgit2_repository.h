@@ -156,6 +156,7 @@ class Libgit2Repository final : public Repository {
                                       const Signature& committer) override;
   absl::Status PushTo(const std::string& branch, const std::string& commit,
                       const std::string& expected) override;
+  void ForgetBranch(const std::string& branch) override;
 
   // Checks a path given in a request: relative, no "..", inside the tree, UTF-8 without
   // control characters (names::ValidatePath).

@@ -9,6 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "lib/status/status_matchers.h"
@@ -107,6 +108,7 @@ class HookedRepository : public Repository {
     }
     return inner_.PushTo(b, c, e);
   }
+  void ForgetBranch(const std::string& b) override { inner_.ForgetBranch(b); }
 
  private:
   Repository& inner_;
@@ -196,6 +198,24 @@ class PushBranchTest : public ::testing::Test {
     EXPECT_EQ(status, 0) << out;
     std::filesystem::remove_all(work);
     return out;
+  }
+
+  // The mirror's branch refs (refs/heads/, refs/remotes/) other than the source branch's.
+  std::string MirrorRefsBesidesMain() {
+    int status = 0;
+    const std::string out = RunCommand(
+        absl::StrCat("git --git-dir=", upstream_->dir(),
+                     "/mirror.git for-each-ref --format='%(refname)' refs/heads refs/remotes"),
+        &status);
+    EXPECT_EQ(status, 0) << out;
+    EXPECT_THAT(out, HasSubstr("refs/remotes/origin/main\n"));  // the listing works
+    std::string others;
+    for (absl::string_view line : absl::StrSplit(out, '\n', absl::SkipEmpty())) {
+      if (line != "refs/heads/main" && line != "refs/remotes/origin/main") {
+        absl::StrAppend(&others, line, "\n");
+      }
+    }
+    return others;
   }
 
   std::string RevParse(const std::string& rev) {
@@ -363,6 +383,7 @@ TEST_F(PushBranchTest, SomeoneElsesCommitIsNeverOverwrittenWithoutForce) {
   EXPECT_THAT(refused.status().message(), HasSubstr("--git_push_branch_force"));
   EXPECT_EQ(RevParse(kBranch), foreign);
   EXPECT_EQ(metrics_.push_branch_writes.Add({{"outcome", "refused"}}).Value(), 1);
+  EXPECT_EQ(MirrorRefsBesidesMain(), "");  // nor after a refused write
 
   OpenWriter(/*force=*/true);
   absl::StatusOr<ApplyOutcome> forced =
@@ -491,6 +512,8 @@ TEST_F(PushBranchTest, AJobFieldMakesOneBranchPerJob) {
   EXPECT_THAT(upstream_->Show("ferry/release-job-2", "apps/web.yaml"),
               HasSubstr("image: nginx:1.25"));
   EXPECT_EQ(RevParse("main"), main_before);
+  // Upstream holds the branches; the mirror keeps no ref of either (one per job would pile up).
+  EXPECT_EQ(MirrorRefsBesidesMain(), "");
 
   EXPECT_THAT(Release("apps:deployment/web", "nginx:1.27", "nginx:1.25", ""),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("without a job id")));

@@ -214,6 +214,13 @@ class Repository {
   // the mirror as it was (PushBranch).
   virtual absl::Status PushTo(const std::string& branch, const std::string& commit,
                               const std::string& expected);
+
+  // Drops the mirror's refs for `branch`: the push source PushTo made (refs/heads/) and the
+  // copy of upstream's (refs/remotes/origin/, FetchBranch's). Both are made again by the
+  // next FetchBranch and PushTo, so a write to a push branch drops them when it is done and
+  // one branch per job does not pile up refs in the mirror. Never the source branch; a ref
+  // that cannot be deleted stays (harmless: the next write replaces it).
+  virtual void ForgetBranch(const std::string& branch);
 };
 
 }  // namespace ferry::git_writer

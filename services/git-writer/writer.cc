@@ -793,6 +793,13 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
   metrics_.queue_wait_seconds.Observe(Since(queued));
   absl::MutexLock lock(&repo_mu_);
   absl::StatusOr<ApplyOutcome> out = ApplyLocked(request);
+  // Whatever the outcome, the mirror keeps no refs of a push branch (one per job would pile
+  // up): upstream holds it, and the next write to it fetches it again.
+  if (!options_.push_branch.empty()) {
+    if (absl::StatusOr<std::string> branch = PushBranchOf(request); branch.ok()) {
+      repo_.ForgetBranch(*branch);
+    }
+  }
   StartMaintenanceIfDue();
   return out;
 }
