@@ -40,6 +40,23 @@ class KubeApi {
   // DELETE with background propagation; `dry_run` deletes nothing.
   virtual absl::Status Delete(const std::string& path, bool dry_run) = 0;
 
+  // How long a call may take when the caller gives no timeout.
+  static constexpr absl::Duration kDefaultCallTimeout = absl::Seconds(60);
+
+  // Get and ListMetadata given up after `timeout` (DeadlineExceeded or Unavailable), for
+  // reads that must be over by a deadline (a Lease's renewal, a page of a list). The default
+  // ignores `timeout`, as ApplyWithin's does.
+  virtual absl::StatusOr<nlohmann::json> GetWithin(const std::string& path, const std::string& verb,
+                                                   absl::Duration timeout) {
+    (void)timeout;
+    return Get(path, verb);
+  }
+  virtual absl::StatusOr<nlohmann::json> ListMetadataWithin(const std::string& path,
+                                                            absl::Duration timeout) {
+    (void)timeout;
+    return ListMetadata(path);
+  }
+
   // Apply and Delete given up after `timeout` (DeadlineExceeded or Unavailable), for writes
   // that must be over by a deadline (a leader's, FencedKubeApi). The default ignores
   // `timeout`: right for implementations that answer at once (in memory); those that talk to

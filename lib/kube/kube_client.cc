@@ -19,7 +19,7 @@ namespace ferry::kube {
 namespace {
 
 // A request's timeout unless the caller bounds it.
-constexpr absl::Duration kDefaultTimeout = absl::Seconds(60);
+constexpr absl::Duration kDefaultTimeout = KubeApi::kDefaultCallTimeout;
 
 prometheus::Histogram::BucketBoundaries LatencyBuckets() {
   return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};

@@ -41,7 +41,7 @@ class KubeClient final : public KubeApi {
   absl::StatusOr<nlohmann::json> ListMetadata(const std::string& path) override;
   // ListMetadata bounded by `timeout` rather than 60 s.
   absl::StatusOr<nlohmann::json> ListMetadataWithin(const std::string& path,
-                                                    absl::Duration timeout);
+                                                    absl::Duration timeout) override;
   // Server-side apply of `object` at `path` (the object's own URL) with field manager
   // `manager`; `force` takes over fields owned by other managers; `dry_run` writes nothing.
   absl::StatusOr<nlohmann::json> Apply(const std::string& path, const nlohmann::json& object,
@@ -60,7 +60,7 @@ class KubeClient final : public KubeApi {
   // renew deadline): GET `path`; POST `object` to the collection `path` (AlreadyExists when
   // it exists); PUT `object` at `path` (Aborted when its metadata.resourceVersion is stale).
   absl::StatusOr<nlohmann::json> GetWithin(const std::string& path, const std::string& verb,
-                                           absl::Duration timeout);
+                                           absl::Duration timeout) override;
   absl::StatusOr<nlohmann::json> Create(const std::string& path, const nlohmann::json& object,
                                         const std::string& verb, absl::Duration timeout);
   absl::StatusOr<nlohmann::json> Replace(const std::string& path, const nlohmann::json& object,

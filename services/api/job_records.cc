@@ -7,9 +7,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lib/convert/json.h"
-#include "lib/http/url.h"
 #include "lib/kube/json_fields.h"
-#include "lib/limits/limits.h"
+#include "lib/kube/list.h"
 #include "lib/log/log.h"
 #include "lib/runtime/proto_time.h"
 #include "lib/status/status_macros.h"
@@ -158,28 +157,19 @@ absl::StatusOr<ferry::v1::Job> ConfigMapJobRecords::Get(const std::string& id) {
 
 absl::StatusOr<std::vector<JobRecordSummary>> ConfigMapJobRecords::ListSummaries() {
   std::vector<JobRecordSummary> out;
-  std::string next;
-  uint64_t pages = 0;
-  do {
-    if (++pages > limits::kKubeListPages.default_value) {
-      return Failed("list", absl::ResourceExhaustedError(
-                                limits::OverLimit("listing the job records", limits::kKubeListPages,
-                                                  limits::kKubeListPages.default_value)));
-    }
-    std::string path =
-        absl::StrCat("/api/v1/namespaces/", ns_, "/configmaps?labelSelector=", kManagedBy, "%3D",
-                     kManager, "&limit=", kJobRecordPage);
-    if (!next.empty()) absl::StrAppend(&path, "&continue=", next);
-    absl::StatusOr<nlohmann::json> page = client_.ListMetadataWithin(path, kJobRecordCallTimeout);
-    if (!page.ok()) return Failed("list", page.status());
-    next.clear();
-    if (auto items = page->find("items"); items != page->end() && items->is_array()) {
-      for (const nlohmann::json& item : *items) {
-        if (out.size() >= kMaxJobRecordsListed) break;
+  const std::string path = absl::StrCat("/api/v1/namespaces/", ns_,
+                                        "/configmaps?labelSelector=", kManagedBy, "%3D", kManager);
+  absl::Status listed = kube::ForEachListItem(
+      client_, path,
+      {.metadata_only = true,
+       .page_size = static_cast<int>(kJobRecordPage),
+       .page_timeout = kJobRecordCallTimeout,
+       .deadline = absl::Now() + kJobRecordListTimeout},
+      [&](const nlohmann::json& item) {
         const nlohmann::json& meta = kube::Field(item, "metadata");
         const nlohmann::json& annotations = kube::Field(meta, "annotations");
         const std::string name = kube::StringField(meta, "name");
-        if (!absl::StartsWith(name, JobRecordName(""))) continue;
+        if (!absl::StartsWith(name, JobRecordName(""))) return true;
         JobRecordSummary summary;
         summary.id = name.substr(JobRecordName("").size());
         std::string error;
@@ -193,11 +183,9 @@ absl::StatusOr<std::vector<JobRecordSummary>> ConfigMapJobRecords::ListSummaries
           summary.finished = t;
         }
         out.push_back(std::move(summary));
-      }
-    }
-    // The token is opaque: encoded, it is one query value whatever it holds.
-    next = http::UrlEncode(kube::StringField(kube::Field(*page, "metadata"), "continue"));
-  } while (!next.empty() && out.size() < kMaxJobRecordsListed);
+        return out.size() < kMaxJobRecordsListed;
+      });
+  if (!listed.ok()) return Failed("list", listed);
   return out;
 }
 

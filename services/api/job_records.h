@@ -55,6 +55,9 @@ inline constexpr absl::Duration kJobRecordCallTimeout = absl::Seconds(10);
 // the records of the newest it asks for, one by one (ListJobs' limit: at most 1000).
 inline constexpr size_t kMaxJobRecordsListed = 5000;
 inline constexpr size_t kJobRecordPage = 500;
+// The whole listing of the records' metadata (a server that hands out empty pages without
+// end is not waited for 10,000 times kJobRecordCallTimeout).
+inline constexpr absl::Duration kJobRecordListTimeout = absl::Seconds(60);
 // WatchJob of another replica's job reads its record this often, for at most this long.
 inline constexpr absl::Duration kJobRecordPoll = absl::Milliseconds(500);
 // How long a reader looks for the record of a job that another replica has just accepted.

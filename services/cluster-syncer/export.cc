@@ -6,10 +6,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "lib/kube/json_fields.h"
+#include "lib/kube/list.h"
 #include "lib/manifest/resource.h"
 #include "lib/manifest/yaml_json.h"
 #include "lib/status/status_macros.h"
-#include "services/cluster-syncer/kube_list.h"
 #include "services/cluster-syncer/syncer.h"
 #include "services/cluster-syncer/workloads.h"
 
@@ -122,25 +122,26 @@ absl::Status ExportResources(
         for (const std::string& ns : namespaces) lists.push_back(api.CollectionPath(ns));
       }
       for (const std::string& path : lists) {
-        FERRY_RETURN_IF_ERROR(ForEachListItem(
-            client, path, /*metadata_only=*/false, [&](const nlohmann::json& listed) {
-              if (!listed.is_object() || IsClusterAddon(listed)) return;
+        FERRY_RETURN_IF_ERROR(
+            kube::ForEachListItem(client, path, {}, [&](const nlohmann::json& listed) {
+              if (!listed.is_object() || IsClusterAddon(listed)) return true;
               const nlohmann::json& meta = kube::Field(listed, "metadata");
               const nlohmann::json& owners = kube::Field(meta, "ownerReferences");
-              if ((owners.is_array() || owners.is_object()) && !owners.empty()) return;
+              if ((owners.is_array() || owners.is_object()) && !owners.empty()) return true;
               const std::string name = kube::StringField(meta, "name");
               const std::string ns = kube::StringField(meta, "namespace");
-              if (name.empty()) return;  // nothing a manifest could be written for
+              if (name.empty()) return true;  // nothing a manifest could be written for
               if (!api.namespaced && api.kind == "Namespace" && !namespaces.empty() &&
                   !namespaces.count(name)) {
-                return;
+                return true;
               }
-              if (!api.namespaced && api.kind != "Namespace" && !options.allow.empty()) return;
+              if (!api.namespaced && api.kind != "Namespace" && !options.allow.empty()) return true;
               nlohmann::json obj = listed;
               obj["apiVersion"] = api.ApiVersion();
               obj["kind"] = api.kind;
               CleanForExport(api.kind, obj);
               out[manifest::ResourceId(ns, api.kind, name)] = manifest::JsonToYaml(obj);
+              return true;
             }));
       }
     }

@@ -17,6 +17,17 @@ absl::StatusOr<nlohmann::json> FencedKubeApi::ListMetadata(const std::string& pa
   return inner_.ListMetadata(path);
 }
 
+absl::StatusOr<nlohmann::json> FencedKubeApi::GetWithin(const std::string& path,
+                                                        const std::string& verb,
+                                                        absl::Duration timeout) {
+  return inner_.GetWithin(path, verb, timeout);
+}
+
+absl::StatusOr<nlohmann::json> FencedKubeApi::ListMetadataWithin(const std::string& path,
+                                                                 absl::Duration timeout) {
+  return inner_.ListMetadataWithin(path, timeout);
+}
+
 absl::StatusOr<nlohmann::json> FencedKubeApi::Apply(const std::string& path,
                                                     const nlohmann::json& object,
                                                     const std::string& manager, bool force,

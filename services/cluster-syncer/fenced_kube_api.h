@@ -28,6 +28,10 @@ class FencedKubeApi final : public kube::KubeApi {
 
   absl::StatusOr<nlohmann::json> Get(const std::string& path, const std::string& verb) override;
   absl::StatusOr<nlohmann::json> ListMetadata(const std::string& path) override;
+  absl::StatusOr<nlohmann::json> GetWithin(const std::string& path, const std::string& verb,
+                                           absl::Duration timeout) override;
+  absl::StatusOr<nlohmann::json> ListMetadataWithin(const std::string& path,
+                                                    absl::Duration timeout) override;
   absl::StatusOr<nlohmann::json> Apply(const std::string& path, const nlohmann::json& object,
                                        const std::string& manager, bool force,
                                        bool dry_run) override;

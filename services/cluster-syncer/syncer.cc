@@ -8,7 +8,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "lib/http/url.h"
 #include "lib/kube/json_fields.h"
+#include "lib/kube/list.h"
 #include "lib/log/laps.h"
 #include "lib/log/log.h"
 #include "lib/manifest/policy.h"
@@ -16,7 +18,6 @@
 #include "lib/manifest/yaml_json.h"
 #include "lib/runtime/parallel.h"
 #include "lib/status/status_macros.h"
-#include "services/cluster-syncer/kube_list.h"
 
 namespace ferry::cluster_syncer {
 namespace {
@@ -304,13 +305,14 @@ absl::StatusOr<LiveObjects::Listing> LiveObjects::List(const kube::ApiResource& 
   auto out = std::make_shared<std::vector<LiveObject>>();
   auto shared_api = std::make_shared<const kube::ApiResource>(api);
   const std::string selector =
-      "?labelSelector=" + UrlEncode(absl::StrCat(kSyncSetLabel, "=", options_.sync_set));
+      "?labelSelector=" + http::UrlEncode(absl::StrCat(kSyncSetLabel, "=", options_.sync_set));
   for (const std::string& ns : namespaces) {
-    FERRY_RETURN_IF_ERROR(
-        ForEachListItem(client_, api.CollectionPath(ns) + selector,
-                        /*metadata_only=*/true, [&](const nlohmann::json& obj) {
-                          out->push_back(FromMetadata(shared_api, kube::Field(obj, "metadata")));
-                        }));
+    FERRY_RETURN_IF_ERROR(kube::ForEachListItem(
+        client_, api.CollectionPath(ns) + selector, {.metadata_only = true},
+        [&](const nlohmann::json& obj) {
+          out->push_back(FromMetadata(shared_api, kube::Field(obj, "metadata")));
+          return true;
+        }));
   }
   absl::MutexLock lock(&mu_);
   by_resource_[cache_key] = out;

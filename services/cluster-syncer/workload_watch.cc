@@ -5,10 +5,11 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "lib/http/url.h"
 #include "lib/kube/json_fields.h"
+#include "lib/kube/list.h"
 #include "lib/log/log.h"
 #include "lib/status/status_macros.h"
-#include "services/cluster-syncer/kube_list.h"
 
 namespace ferry::cluster_syncer {
 namespace {
@@ -212,21 +213,21 @@ absl::Status WorkloadWatch::List(size_t k, const kube::ApiResource& api,
   const std::string& group = WorkloadKinds()[k].first;
   const std::string& kind = WorkloadKinds()[k].second;
   std::map<std::string, Entry> listed;
-  FERRY_RETURN_IF_ERROR(ForEachListItem(
-      client_, api.CollectionPath(""), /*metadata_only=*/false,
+  FERRY_RETURN_IF_ERROR(kube::ForEachListItem(
+      client_, api.CollectionPath(""), {.resource_version = &resource_version},
       [&](const nlohmann::json& object) {
         try {
-          if (!object.is_object() || !Listed(kind, object)) return;
+          if (!object.is_object() || !Listed(kind, object)) return true;
           ClusterWorkloadInfo w = WorkloadOf(kind, object);
-          if (w.name.empty()) return;
+          if (w.name.empty()) return true;
           std::string key = KeyOf(w.id, group);
           std::string ns = w.namespace_;
           listed.emplace(std::move(key), Entry{k, std::move(ns), to_listed_(std::move(w))});
         } catch (const nlohmann::json::exception& e) {  // an object not of its kind's shape
           log::Warn("workload watch skips an object", {{"kind", kind}, {"error", e.what()}});
         }
-      },
-      kKubeListPageSize, &resource_version));
+        return true;
+      }));
   ++listings_;
   absl::MutexLock lock(&mu_);
   EraseKind(k);
@@ -240,7 +241,7 @@ absl::Status WorkloadWatch::Watch(size_t k, const kube::ApiResource& api,
                                   std::string& resource_version, int64_t& events) {
   const std::string path = absl::StrCat(
       api.CollectionPath(""),
-      "?watch=1&allowWatchBookmarks=true&resourceVersion=", UrlEncode(resource_version),
+      "?watch=1&allowWatchBookmarks=true&resourceVersion=", http::UrlEncode(resource_version),
       "&timeoutSeconds=", absl::ToInt64Seconds(kWatchRequestTimeout));
   absl::Status gone;
   absl::Status watched = client_.Watch(

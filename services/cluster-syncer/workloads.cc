@@ -7,12 +7,13 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lib/http/url.h"
 #include "lib/kube/json_fields.h"
+#include "lib/kube/list.h"
 #include "lib/manifest/resource.h"
 #include "lib/manifest/workload_id.h"
 #include "lib/runtime/parallel.h"
 #include "lib/status/status_macros.h"
-#include "services/cluster-syncer/kube_list.h"
 
 namespace ferry::cluster_syncer {
 namespace {
@@ -127,7 +128,7 @@ std::string CurrentRevisionTerm(kube::KubeApi& client, const nlohmann::json& obj
   if (revision == w.annotations.end() || uid.empty()) return "";
   absl::StatusOr<nlohmann::json> sets =
       client.Get(absl::StrCat("/apis/apps/v1/namespaces/", w.namespace_,
-                              "/replicasets?labelSelector=", UrlEncode(selector),
+                              "/replicasets?labelSelector=", http::UrlEncode(selector),
                               "&limit=", kRolloutPodsListed),
                  "list");
   if (!sets.ok() || !Field(*sets, {"items"}).is_array()) return "";
@@ -159,8 +160,9 @@ void CheckPods(kube::KubeApi& client, const nlohmann::json& object, ClusterWorkl
   const std::string revision = CurrentRevisionTerm(client, object, w, selector);
   if (revision.empty()) return;  // which pods are the new ones is unknown: conditions decide
   absl::StatusOr<nlohmann::json> pods = client.Get(
-      absl::StrCat("/api/v1/namespaces/", w.namespace_, "/pods?labelSelector=",
-                   UrlEncode(absl::StrCat(selector, ",", revision)), "&limit=", kRolloutPodsListed),
+      absl::StrCat("/api/v1/namespaces/", w.namespace_,
+                   "/pods?labelSelector=", http::UrlEncode(absl::StrCat(selector, ",", revision)),
+                   "&limit=", kRolloutPodsListed),
       "list");
   if (!pods.ok()) return;  // e.g. no RBAC for pods: the conditions alone decide
   std::vector<std::string> failing = FailingPods(w, *pods);
@@ -435,10 +437,11 @@ absl::Status ForEachClusterWorkload(kube::KubeApi& client, kube::Discovery& disc
       return api.status();
     }
     for (const std::string& n : namespaces) {
-      FERRY_RETURN_IF_ERROR(ForEachListItem(client, api->CollectionPath(n), /*metadata_only=*/false,
-                                            [&](const nlohmann::json& obj) {
-                                              if (Listed(kind, obj)) fn(WorkloadOf(kind, obj));
-                                            }));
+      FERRY_RETURN_IF_ERROR(
+          kube::ForEachListItem(client, api->CollectionPath(n), {}, [&](const nlohmann::json& obj) {
+            if (Listed(kind, obj)) fn(WorkloadOf(kind, obj));
+            return true;
+          }));
     }
   }
   return absl::OkStatus();
