@@ -20,6 +20,7 @@
 #include "lib/status/status_matchers.h"
 #include "tests/binaries.h"
 #include "tests/stack.h"
+#include "tests/support/loopback_http_server.h"
 #include "tests/support/registry.h"
 
 namespace ferry {
@@ -36,20 +37,15 @@ constexpr char kPath[] = "/services/T000/B000/secret-webhook-path";
 class Receiver {
  public:
   Receiver() {
-    server_.Post(kPath, [this](const httplib::Request& req, httplib::Response& res) {
+    http_.server().Post(kPath, [this](const httplib::Request& req, httplib::Response& res) {
       absl::MutexLock lock(&mu_);
       bodies_.push_back(req.body);
       auth_.push_back(req.get_header_value("Authorization"));
       res.status = 200;
     });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    EXPECT_TRUE(http_.Start().ok());
   }
-  ~Receiver() {
-    server_.stop();
-    thread_.join();
-  }
-  std::string Url() const { return absl::StrCat("http://127.0.0.1:", port_, kPath); }
+  std::string Url() const { return absl::StrCat("http://", http_.host(), kPath); }
 
   // Waits up to 60 s for `n` events; returns those received.
   std::vector<nlohmann::json> Await(size_t n) {
@@ -75,13 +71,12 @@ class Receiver {
  private:
   bool HasWanted() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return bodies_.size() >= want_; }
 
-  httplib::Server server_;
-  int port_ = -1;
-  std::thread thread_;
   absl::Mutex mu_;
   size_t want_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::string> bodies_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> auth_ ABSL_GUARDED_BY(mu_);
+  // Last: stopped before the members its handler uses go.
+  testing::LoopbackHttpServer http_;
 };
 
 // Waits (60 s at most) until cluster-syncer has synced `revision`, as its WatchSync says.

@@ -33,9 +33,9 @@ absl::Status ForEachListItem(KubeApi& client, const std::string& path, const Lis
       }
       timeout = std::min(timeout, left);
     }
-    absl::StatusOr<nlohmann::json> page =
-        options.metadata_only ? client.ListMetadataWithin(page_path, timeout)
-                              : client.GetWithin(page_path, "list", timeout);
+    absl::StatusOr<nlohmann::json> page = options.metadata_only
+                                              ? client.ListMetadataWithin(page_path, timeout)
+                                              : client.GetWithin(page_path, "list", timeout);
     if (!page.ok()) return page.status();
     if (auto items = page->find("items"); items != page->end() && items->is_array()) {
       for (const nlohmann::json& item : *items) {

@@ -5,15 +5,15 @@
 #include <httplib.h>
 
 #include <atomic>
-#include <chrono>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lib/kube/kube_client.h"
 #include "lib/limits/limits.h"
+#include "lib/status/status_matchers.h"
+#include "tests/support/loopback_http_server.h"
 
 namespace ferry::kube {
 namespace {
@@ -24,7 +24,7 @@ constexpr char kGood[] = R"({"type":"ADDED","object":{"metadata":{"name":"web"}}
 class WatchServer {
  public:
   explicit WatchServer(std::string body) : body_(std::move(body)) {
-    server_.Get("/api/v1/pods", [this](const httplib::Request&, httplib::Response& res) {
+    http_.server().Get("/api/v1/pods", [this](const httplib::Request&, httplib::Response& res) {
       res.set_chunked_content_provider(
           "application/json", [this](size_t offset, httplib::DataSink& sink) {
             if (offset >= body_.size()) {
@@ -35,27 +35,13 @@ class WatchServer {
             return sink.write(body_.data() + offset, n);
           });
     });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    EXPECT_GT(port_, 0);
-    // Bound and listening already: the client's connection waits in the backlog until the
-    // loop accepts it.
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    FERRY_EXPECT_OK(http_.Start());
   }
-  ~WatchServer() {
-    // stop() before the loop runs would not end it: wait for it to run (5 s at most).
-    for (int i = 0; i < 5000 && !server_.is_running(); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    server_.stop();
-    thread_.join();
-  }
-  std::string host() const { return absl::StrCat("127.0.0.1:", port_); }
+  std::string host() const { return http_.host(); }
 
  private:
   const std::string body_;
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
+  ferry::testing::LoopbackHttpServer http_;
 };
 
 struct Watched {

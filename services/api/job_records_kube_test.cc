@@ -5,10 +5,8 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
-#include <chrono>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -16,6 +14,7 @@
 #include "lib/limits/limits.h"
 #include "lib/status/status_matchers.h"
 #include "services/api/job_records.h"
+#include "tests/support/loopback_http_server.h"
 
 namespace ferry::api {
 namespace {
@@ -29,35 +28,24 @@ class ListServer {
  public:
   using Page = std::function<std::string(int, const std::string&)>;
   explicit ListServer(Page page) : page_(std::move(page)) {
-    server_.Get("/api/v1/namespaces/ferry/configmaps",
-                [this](const httplib::Request& req, httplib::Response& res) {
-                  // Each parameter as the server decoded it: "key=value", one line each.
-                  std::string query;
-                  for (const auto& [key, value] : req.params) {
-                    absl::StrAppend(&query, key, "=", value, "\n");
-                  }
-                  int n;
-                  {
-                    std::lock_guard<std::mutex> lock(mu_);
-                    queries_.push_back(query);
-                    n = static_cast<int>(queries_.size());
-                  }
-                  res.set_content(page_(n, query), "application/json");
-                });
-    server_.set_tcp_nodelay(true);  // no delayed-ACK wait per answer: 10,000 of them are asked
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    EXPECT_GT(port_, 0);
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    http_.server().Get("/api/v1/namespaces/ferry/configmaps",
+                       [this](const httplib::Request& req, httplib::Response& res) {
+                         // Each parameter as the server decoded it: "key=value", one line each.
+                         std::string query;
+                         for (const auto& [key, value] : req.params) {
+                           absl::StrAppend(&query, key, "=", value, "\n");
+                         }
+                         int n;
+                         {
+                           std::lock_guard<std::mutex> lock(mu_);
+                           queries_.push_back(query);
+                           n = static_cast<int>(queries_.size());
+                         }
+                         res.set_content(page_(n, query), "application/json");
+                       });
+    FERRY_EXPECT_OK(http_.Start());
   }
-  ~ListServer() {
-    // stop() before the loop runs would not end it: wait for it to run (5 s at most).
-    for (int i = 0; i < 5000 && !server_.is_running(); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    server_.stop();
-    thread_.join();
-  }
-  std::string host() const { return absl::StrCat("127.0.0.1:", port_); }
+  std::string host() const { return http_.host(); }
   std::vector<std::string> queries() {
     std::lock_guard<std::mutex> lock(mu_);
     return queries_;
@@ -65,11 +53,10 @@ class ListServer {
 
  private:
   const Page page_;
-  httplib::Server server_;
-  int port_ = 0;
-  std::thread thread_;
   std::mutex mu_;
   std::vector<std::string> queries_;
+  // Last: stopped before the members its handler uses go.
+  ferry::testing::LoopbackHttpServer http_;
 };
 
 struct Listed {

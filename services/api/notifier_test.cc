@@ -25,6 +25,7 @@
 #include "lib/runtime/proto_time.h"
 #include "lib/status/status_matchers.h"
 #include "services/api/jobs.h"
+#include "tests/support/loopback_http_server.h"
 #include "tests/support/metrics.h"
 #include "tests/support/subprocess.h"
 
@@ -458,35 +459,27 @@ class Receiver {
       std::function<int(int)> answer = [](int) { return 200; }, int port = 0)
       : answer_(std::move(answer)) {
     // Also at "/": a URL whose query follows the host ("http://h:1?key=...").
-    server_.Post("/(hooks/secret-path)?",
-                 [this](const httplib::Request& req, httplib::Response& res) {
-                   int n;
-                   {
-                     absl::MutexLock lock(&mu_);
-                     n = requests_++;
-                   }
-                   const int status = answer_(n);
-                   res.status = status;
-                   if (status >= 200 && status < 300) {
-                     absl::MutexLock lock(&mu_);
-                     bodies_.push_back(req.body);
-                     auth_.push_back(req.get_header_value("Authorization"));
-                   }
-                 });
-    port_ = port == 0 ? server_.bind_to_any_port("127.0.0.1")
-                      : (server_.bind_to_port("127.0.0.1", port) ? port : -1);
-    EXPECT_GT(port_, 0);
-    // Bound and listening already: connections wait in the backlog until the loop accepts.
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-  }
-  ~Receiver() {
-    server_.stop();
-    thread_.join();
+    http_.server().Post("/(hooks/secret-path)?",
+                        [this](const httplib::Request& req, httplib::Response& res) {
+                          int n;
+                          {
+                            absl::MutexLock lock(&mu_);
+                            n = requests_++;
+                          }
+                          const int status = answer_(n);
+                          res.status = status;
+                          if (status >= 200 && status < 300) {
+                            absl::MutexLock lock(&mu_);
+                            bodies_.push_back(req.body);
+                            auth_.push_back(req.get_header_value("Authorization"));
+                          }
+                        });
+    FERRY_EXPECT_OK(http_.Start(port));
   }
 
-  std::string Url() const { return absl::StrCat("http://127.0.0.1:", port_, "/hooks/secret-path"); }
+  std::string Url() const { return absl::StrCat("http://", http_.host(), "/hooks/secret-path"); }
   NotifyTarget Target(size_t index, const std::string& token = "") const {
-    return {Url(), absl::StrCat("127.0.0.1:", port_), token, index};
+    return {Url(), http_.host(), token, index};
   }
   // Waits until `n` bodies were received (20 s at most); returns them all.
   std::vector<std::string> Await(size_t n) {
@@ -504,7 +497,7 @@ class Receiver {
     absl::MutexLock lock(&mu_);
     return auth_;
   }
-  int port() const { return port_; }
+  int port() const { return http_.port(); }
   int requests() {
     absl::MutexLock lock(&mu_);
     return requests_;
@@ -512,14 +505,13 @@ class Receiver {
 
  private:
   std::function<int(int)> answer_;
-  httplib::Server server_;
-  int port_ = -1;
-  std::thread thread_;
   absl::Mutex mu_;
   int requests_ ABSL_GUARDED_BY(mu_) = 0;
   size_t want_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::string> bodies_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> auth_ ABSL_GUARDED_BY(mu_);
+  // Last: stopped before the members its handler uses go.
+  testing::LoopbackHttpServer http_;
 };
 
 // The notifier as main() builds it: CurlHttpClient, plain http allowed for the targets'

@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "tests/support/loopback_http_server.h"
 
 namespace ferry::testing {
 
@@ -13,7 +14,7 @@ absl::StatusOr<std::unique_ptr<FaultProxy>> FaultProxy::Start(const std::string&
   http::CurlOptions options;
   options.insecure_hosts = {upstream_host};
   p->client_ = std::make_unique<http::CurlHttpClient>(options);
-  p->server_ = std::make_unique<httplib::Server>();
+  p->http_ = std::make_unique<LoopbackHttpServer>();
   FaultProxy* self = p.get();
   auto handler = [self](const httplib::Request& req, httplib::Response& res) {
     {
@@ -77,21 +78,17 @@ absl::StatusOr<std::unique_ptr<FaultProxy>> FaultProxy::Start(const std::string&
     res.set_content(up->body, content_type.empty() ? "application/octet-stream" : content_type);
   };
   // cpp-httplib serves HEAD through the GET handlers; the method is forwarded as is.
-  p->server_->Get(".*", handler);
-  p->port_ = p->server_->bind_to_any_port("127.0.0.1");
-  if (p->port_ <= 0) return absl::InternalError("fault proxy could not bind");
-  httplib::Server* server = p->server_.get();
-  p->thread_ = std::thread([server] { server->listen_after_bind(); });
+  p->http_->server().Get(".*", handler);
+  if (absl::Status started = p->http_->Start(); !started.ok()) return started;
   return p;
 }
 
 FaultProxy::~FaultProxy() {
   Release();
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
+  http_.reset();  // stops serving before the members its handler uses go
 }
 
-std::string FaultProxy::host() const { return absl::StrCat("127.0.0.1:", port_); }
+std::string FaultProxy::host() const { return http_->host(); }
 
 void FaultProxy::Fail(int count, int status, const std::string& path_part,
                       const std::string& retry_after) {

@@ -9,17 +9,14 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "lib/http/curl_http_client.h"
 
-namespace httplib {
-class Server;
-}
-
 namespace ferry::testing {
+
+class LoopbackHttpServer;
 
 class FaultProxy {
  public:
@@ -50,9 +47,7 @@ class FaultProxy {
   FaultProxy() = default;
   std::string upstream_;
   std::unique_ptr<http::CurlHttpClient> client_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
-  int port_ = 0;
+  std::unique_ptr<LoopbackHttpServer> http_;
   std::mutex mu_;
   int fail_count_ = 0;
   int fail_status_ = 0;
