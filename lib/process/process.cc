@@ -192,6 +192,9 @@ void KillAndReap(pid_t pid) {
   Reap(pid);
 }
 
+// How often a Run with RunOptions::cancel looks at it.
+constexpr int kCancelCheckMs = 100;
+
 int MillisUntil(SteadyTime deadline) {
   const auto left =
       std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
@@ -205,14 +208,16 @@ class OutputReader {
   OutputReader(const RunOptions& options, Fd& in, Fd& out, Fd& err, RunResult& result)
       : options_(options), in_(in), out_(out), err_(err), result_(result) {}
 
-  // OK once both pipes are closed; DeadlineExceeded or ResourceExhausted (the child is
-  // still running then); Internal when poll fails.
+  // OK once both pipes are closed; DeadlineExceeded, Cancelled or ResourceExhausted (the
+  // child is still running then); Internal when poll fails.
   absl::Status ReadAll(SteadyTime deadline) {
     char buffer[65536];
     while (out_.get() >= 0 || err_.get() >= 0) {
       pollfd fds[3] = {{out_.get(), POLLIN, 0}, {err_.get(), POLLIN, 0}, {in_.get(), POLLOUT, 0}};
-      const int wait_ms = MillisUntil(deadline);
+      int wait_ms = MillisUntil(deadline);
       if (wait_ms == 0) return TimedOut();
+      if (Cancelled()) return CancelledError();
+      if (options_.cancel != nullptr) wait_ms = std::min(wait_ms, kCancelCheckMs);
       const int ready = ::poll(fds, 3, wait_ms);
       if (ready < 0) {
         if (errno == EINTR) continue;
@@ -232,6 +237,11 @@ class OutputReader {
     }
     in_.Close();
     return absl::OkStatus();
+  }
+
+  bool Cancelled() const { return options_.cancel != nullptr && options_.cancel->load(); }
+  absl::Status CancelledError() const {
+    return absl::CancelledError(absl::StrCat(options_.argv[0], " was cancelled"));
   }
 
   absl::Status TimedOut() const {
@@ -289,14 +299,16 @@ class OutputReader {
 
 // Waits for the child to exit after its pipes closed. No descriptor tells when that
 // happens, so this polls, starting at 1 ms: a child that closes its output exits at once in
-// practice. DeadlineExceeded (the child still running) when the deadline passes first.
-absl::StatusOr<int> WaitForExit(pid_t pid, SteadyTime deadline) {
+// practice. DeadlineExceeded (the child still running) when the deadline passes first,
+// Cancelled when `cancel` becomes true first.
+absl::StatusOr<int> WaitForExit(pid_t pid, SteadyTime deadline, const std::atomic<bool>* cancel) {
   auto pause = std::chrono::milliseconds(1);
   while (true) {
     int status = 0;
     const pid_t done = ::waitpid(pid, &status, WNOHANG);
     if (done == pid) return status;
     if (done < 0 && errno != EINTR) return ErrnoStatus("waitpid", errno);
+    if (cancel != nullptr && cancel->load()) return absl::CancelledError("");
     const auto left = deadline - std::chrono::steady_clock::now();
     if (left <= std::chrono::steady_clock::duration::zero()) {
       return absl::DeadlineExceededError("");
@@ -387,10 +399,11 @@ absl::StatusOr<RunResult> Run(const RunOptions& options) {
     KillAndReap(pid);
     return read;
   }
-  absl::StatusOr<int> status = WaitForExit(pid, deadline);
+  absl::StatusOr<int> status = WaitForExit(pid, deadline, options.cancel);
   if (!status.ok()) {
     KillAndReap(pid);
     if (absl::IsDeadlineExceeded(status.status())) return reader.TimedOut();
+    if (absl::IsCancelled(status.status())) return reader.CancelledError();
     return status.status();
   }
   if (WIFSIGNALED(*status)) {

@@ -8,6 +8,7 @@
 // children.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -37,6 +38,10 @@ struct RunOptions {
   // read, so a child that answers as it reads never deadlocks; a child that exits or closes
   // stdin before reading all of them is not an error). Unset: stdin is /dev/null.
   std::optional<std::string> input;
+  // When set and it becomes true, the child's process group is killed and Run fails with
+  // Cancelled (looked at every 100 ms at most): for a caller that must end sooner than
+  // `timeout` (a service shutting down).
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct RunResult {
@@ -53,9 +58,11 @@ struct RunResult {
 //                     a directory;
 //   NotFound          argv[0] not found on PATH, or not executable (names the program);
 //   DeadlineExceeded  not done within `timeout` ("... did not finish within 30s");
+//   Cancelled         `cancel` became true first ("... was cancelled");
 //   ResourceExhausted stdout over `max_stdout_bytes` (names the limit);
 //   Internal          pipes or spawning failed.
-// On DeadlineExceeded and ResourceExhausted the child's process group is SIGKILLed first.
+// On DeadlineExceeded, Cancelled and ResourceExhausted the child's process group is
+// SIGKILLed first.
 // In every path the child is reaped (no zombie is left). A non-zero exit or a signal is not an
 // error status: the caller reads exit_code, signal and err.
 absl::StatusOr<RunResult> Run(const RunOptions& options);

@@ -8,10 +8,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -165,6 +167,38 @@ TEST(RunTest, TimeoutKillsTheChild) {
   EXPECT_THAT(process::Run(options), StatusIs(absl::StatusCode::kDeadlineExceeded,
                                               HasSubstr("/bin/sleep did not finish within 200ms")));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
+// `script` run with a cancel flag that a thread sets once the script has created the file
+// "started" in a scratch directory (given to the script as $1); Run's result.
+absl::StatusOr<RunResult> RunCancelledOnceStarted(const std::string& script) {
+  const std::string dir = MakeTempDir();
+  RunOptions options = Shell(script);
+  options.argv.push_back("sh");
+  options.argv.push_back(dir);
+  std::atomic<bool> cancel{false};
+  options.cancel = &cancel;
+  std::thread canceller([&] {
+    // The script's start, waited for (30 s at most on a loaded machine).
+    for (int i = 0; i < 3000 && ::access((dir + "/started").c_str(), F_OK) != 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    cancel = true;
+  });
+  absl::StatusOr<RunResult> result = process::Run(options);
+  canceller.join();
+  EXPECT_EQ(::access((dir + "/finished").c_str(), F_OK), -1) << "the script ran to its end";
+  return result;
+}
+
+// Cancelled while its output is read, and while it runs after closing its output: the child
+// is killed either way, long before its end (the script would write "finished" after 30 s).
+TEST(RunTest, CancelKillsTheChild) {
+  EXPECT_THAT(RunCancelledOnceStarted("touch \"$1/started\"; sleep 30; touch \"$1/finished\""),
+              StatusIs(absl::StatusCode::kCancelled, HasSubstr("/bin/sh was cancelled")));
+  EXPECT_THAT(RunCancelledOnceStarted(
+                  "exec >&- 2>&-; touch \"$1/started\"; sleep 30; touch \"$1/finished\""),
+              StatusIs(absl::StatusCode::kCancelled, HasSubstr("/bin/sh was cancelled")));
 }
 
 // A process the child started is in its group and dies with it. This test process becomes

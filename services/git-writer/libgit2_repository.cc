@@ -996,8 +996,10 @@ absl::StatusOr<FoldResult> FoldMirror(const std::string& mirror_dir, bool keep_u
 // fails.
 absl::StatusOr<FoldResult> RunRepackProgram(const std::string& program,
                                             const std::string& mirror_dir, bool keep_unreachable,
-                                            absl::Duration timeout) {
+                                            absl::Duration timeout,
+                                            const std::atomic<bool>& cancel) {
   process::RunOptions run;
+  run.cancel = &cancel;
   run.argv = {program, absl::StrCat("--repack_mirror=", mirror_dir)};
   if (keep_unreachable) run.argv.push_back("--repack_keep_unreachable");
   for (char** e = environ; *e != nullptr; ++e) run.env.emplace_back(*e);
@@ -1010,6 +1012,7 @@ absl::StatusOr<FoldResult> RunRepackProgram(const std::string& program,
       return absl::DeadlineExceededError(
           absl::StrCat("repack: still running after ", absl::FormatDuration(timeout), "; stopped"));
     }
+    if (absl::IsCancelled(result.status())) return absl::CancelledError("repack: cancelled");
     return absl::InternalError(absl::StrCat("repack: ", result.status().message()));
   }
   if (result->exit_code == 0) return FoldResult::Parse(result->out);
@@ -1143,9 +1146,9 @@ class Libgit2Repository::PackFold final : public Maintenance {
   absl::Status Run() override {
     const auto start = std::chrono::steady_clock::now();
     absl::StatusOr<FoldResult> fold =
-        program_.empty()
-            ? FoldMirror(mirror_dir_, keep_unreachable_)
-            : RunRepackProgram(program_, mirror_dir_, keep_unreachable_, kRepackTimeout);
+        program_.empty() ? FoldMirror(mirror_dir_, keep_unreachable_)
+                         : RunRepackProgram(program_, mirror_dir_, keep_unreachable_,
+                                            kRepackTimeout, cancelled_);
     run_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
                   std::chrono::steady_clock::now() - start)
                   .count();
@@ -1156,6 +1159,9 @@ class Libgit2Repository::PackFold final : public Maintenance {
 
   absl::Status Finish() override { return repo_.FinishFold(fold_, writes_, run_ms_); }
 
+  // Kills the repack child; a fold in this process (no repack program) runs to its end.
+  void Cancel() override { cancelled_ = true; }
+
  private:
   Libgit2Repository& repo_;
   const std::string mirror_dir_;
@@ -1164,6 +1170,7 @@ class Libgit2Repository::PackFold final : public Maintenance {
   const bool keep_unreachable_;
   FoldResult fold_;
   int64_t run_ms_ = 0;
+  std::atomic<bool> cancelled_{false};
 };
 
 std::unique_ptr<Maintenance> Libgit2Repository::DueMaintenance() {

@@ -77,6 +77,10 @@ class Maintenance {
   // Maintenance dropped without it leaves the mirror as it was, but for what Run wrote
   // beside it (a pack of copies of objects the mirror has, folded by a later fold).
   virtual absl::Status Finish() = 0;
+  // Asks a Run in progress, from another thread, to end soon: it then fails (Cancelled)
+  // and leaves the mirror as a failed Run does. For a service shutting down. The default
+  // does nothing (a Run that cannot be cancelled ends in its own time).
+  virtual void Cancel() {}
 };
 
 // A git mirror. Methods of one instance are not safe to call concurrently; callers

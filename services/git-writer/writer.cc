@@ -1638,6 +1638,7 @@ void Writer::StartMaintenanceIfDue() {
   std::unique_ptr<Maintenance> due = repo_.DueMaintenance();
   if (due == nullptr) return;
   maintaining_ = true;
+  running_maintenance_ = due.get();
   // The last one has ended (maintaining_ was false): its thread only remains to be joined.
   if (maintenance_.joinable()) maintenance_.join();
   maintenance_ = std::thread([this, work = std::move(due)]() mutable {
@@ -1645,13 +1646,17 @@ void Writer::StartMaintenanceIfDue() {
       absl::Status status = work->Run();  // beside the writes
       absl::MutexLock lock(&repo_mu_);
       if (status.ok()) status = work->Finish();
+      running_maintenance_ = nullptr;
       work = nullptr;
-      if (!status.ok()) {
+      if (absl::IsCancelled(status)) {
+        log::Info("mirror fold cancelled: git-writer is stopping");
+      } else if (!status.ok()) {
         log::Warn("repacking the mirror failed", {{"error", std::string(status.message())}});
       } else if (!stopping_) {
         // Due again at once when 32 more writes came meanwhile, or when the fold was set
         // aside (the next one keeps every object).
         work = repo_.DueMaintenance();
+        running_maintenance_ = work.get();
       }
       if (work == nullptr) maintaining_ = false;
     }
@@ -1669,9 +1674,11 @@ void Writer::WaitForMaintenance() {
 
 Writer::~Writer() {
   {
-    // The one running ends (a fold at 10,000 workloads: seconds); no other starts.
+    // The one running is cancelled (a fold at 10,000 workloads takes seconds, and may take
+    // up to kRepackTimeout); no other starts.
     absl::MutexLock lock(&repo_mu_);
     stopping_ = true;
+    if (running_maintenance_ != nullptr) running_maintenance_->Cancel();
   }
   WaitForMaintenance();
 }

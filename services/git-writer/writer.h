@@ -322,7 +322,8 @@ class Writer {
   // SetSyncMarker) the repository's due housekeeping (Repository::DueMaintenance: folding
   // the mirror's packs) runs on a thread of its own, so the write that made it due does not
   // wait for it, nor do the next writes (only its quick Finish takes the writes' lock). The
-  // destructor waits for the one running and starts no other.
+  // destructor cancels the one running (Maintenance::Cancel: its repack child is killed),
+  // waits for it to end and starts no other.
   void WaitForMaintenance() ABSL_LOCKS_EXCLUDED(repo_mu_);
 
  private:
@@ -519,6 +520,9 @@ class Writer {
   bool maintaining_ ABSL_GUARDED_BY(repo_mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(repo_mu_) = false;
   std::thread maintenance_ ABSL_GUARDED_BY(repo_mu_);
+  // The Maintenance of maintenance_ while its Run may be in progress: the destructor cancels
+  // it. Set and cleared under repo_mu_, before the Maintenance goes.
+  Maintenance* running_maintenance_ ABSL_GUARDED_BY(repo_mu_) = nullptr;
   // The indexes of the last revisions read or committed. A lock of their own: a read of an
   // index that is already built never waits for a fetch, commit or push under repo_mu_.
   // Holds only revisions that passed CheckSigned (IndexAt serves them without a check).

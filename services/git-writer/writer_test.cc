@@ -3,8 +3,10 @@
 #include "services/git-writer/writer.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -144,6 +146,7 @@ class HookedRepository : public Repository {
       return status;
     }
     absl::Status Finish() override { return inner_->Finish(); }
+    void Cancel() override { inner_->Cancel(); }
 
    private:
     std::unique_ptr<Maintenance> inner_;
@@ -1561,6 +1564,53 @@ TEST_F(WriterTest, AFoldThatFailedWaitsForAsManyWritesAgain) {
   }
   PushWithoutWriter(**repo, "nginx:4.0");
   EXPECT_NE((*repo)->DueMaintenance(), nullptr);
+}
+
+// A Writer that goes while a fold runs cancels it: the repack child is killed rather than
+// waited for (up to kRepackTimeout), so a git-writer shutting down is not held by a fold.
+TEST_F(WriterTest, AWriterThatGoesCancelsTheFoldItRuns) {
+  const std::string dir = upstream_->dir() + "/slow-repack";
+  std::filesystem::create_directories(dir);
+  const std::string program = dir + "/repack";
+  {
+    std::ofstream script(program);
+    script << "#!/bin/sh\necho $$ > " << dir << "/pid\ntouch " << dir << "/started\nsleep 30\n"
+           << "touch " << dir << "/finished\nexit 1\n";
+  }
+  std::filesystem::permissions(program, std::filesystem::perms::owner_all);
+  Libgit2Options o;
+  o.url = upstream_->url();
+  o.branch = "main";
+  o.mirror_dir = upstream_->dir() + "/cancelled-mirror.git";
+  o.repack_program = program;
+  auto repo = Libgit2Repository::Open(o);
+  FERRY_ASSERT_OK(repo);
+  WriterOptions options;
+  options.committer = {"Ferry", "ferry@example.com"};
+  auto writer = std::make_unique<Writer>(**repo, options, metrics_);
+  for (int i = 0; i < 32; ++i) {
+    ApplyRequest req;
+    req.edits = {ImageEdit("apps:deployment/web", "web", absl::StrCat("nginx:2.", i))};
+    FERRY_ASSERT_OK(writer->Apply(req)) << i;
+  }
+  // The fold's child has started (30 s at most on a loaded machine).
+  for (int i = 0; i < 3000 && !std::filesystem::exists(dir + "/started"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(std::filesystem::exists(dir + "/started")) << "no fold started";
+  writer.reset();
+  EXPECT_FALSE(std::filesystem::exists(dir + "/finished")) << "the fold was waited for";
+  std::ifstream pid_file(dir + "/pid");
+  pid_t pid = 0;
+  pid_file >> pid;
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(::kill(pid, 0), -1) << "the repack child still runs";
+  // The mirror is whole.
+  FERRY_EXPECT_OK((*repo)->Fetch());
+  int rc = -1;
+  const std::string fsck =
+      testing::RunCommand("git --git-dir=" + o.mirror_dir + " fsck --no-dangling 2>&1", &rc);
+  EXPECT_EQ(rc, 0) << fsck;
 }
 
 // A ref naming an object that is not on disk (as while a write moved the ref and has not
