@@ -172,6 +172,9 @@ struct CallbackState {
   // started with runs out; a callback after it aborts the push and sets `fenced`.
   std::optional<std::chrono::steady_clock::time_point> push_deadline;
   bool fenced = false;
+  // fetch: objects received (its indexer's progress; git_remote_stats keeps the last
+  // download's figures through a fetch that downloads nothing).
+  unsigned int received_objects = 0;
 };
 
 // Whether a fenced push must stop now (its leadership ran out): then the callback returns
@@ -287,8 +290,14 @@ int PushUpdateReference(const char* refname, const char* status, void* payload) 
   return 0;
 }
 
+int TransferProgress(const git_indexer_progress* stats, void* payload) {
+  static_cast<CallbackState*>(payload)->received_objects = stats->received_objects;
+  return 0;
+}
+
 git_remote_callbacks Callbacks(CallbackState* state) {
   git_remote_callbacks cb = GIT_REMOTE_CALLBACKS_INIT;
+  cb.transfer_progress = TransferProgress;
   cb.credentials = Credentials;
   cb.certificate_check = CertificateCheck;
   cb.push_update_reference = PushUpdateReference;
@@ -1386,6 +1395,13 @@ absl::Status Libgit2Repository::WritePack(const std::vector<git_oid>& roots) {
   return absl::OkStatus();
 }
 
+void Libgit2Repository::CountFetchedPack(unsigned int received_objects) {
+  // A fetch keeps what it received as one pack (libgit2 never unpacks it into loose objects):
+  // those count towards a fold too, or a mirror that only fetches (--git_readonly, or an
+  // upstream that others write to) would gather a pack per fetch without end.
+  if (received_objects > 0) ++packs_written_;
+}
+
 void Libgit2Repository::DiscardObjects() {
   new_roots_.clear();
   if (mempack_ != nullptr) git_mempack_reset(mempack_);
@@ -1413,6 +1429,7 @@ absl::StatusOr<std::string> Libgit2Repository::Fetch() {
     }
     return WithCertificateContext(s, state);
   }
+  CountFetchedPack(state.received_objects);
   absl::StatusOr<std::string> head = Head();
   if (!head.ok() && head.status().code() == absl::StatusCode::kNotFound) {
     return absl::NotFoundError(
@@ -2162,6 +2179,7 @@ absl::StatusOr<std::string> Libgit2Repository::FetchBranch(const std::string& br
     }
     return WithCertificateContext(s, state);
   }
+  CountFetchedPack(state.received_objects);
   git_oid oid;
   if (git_reference_name_to_id(&oid, repo_, tracking.c_str()) != 0) {
     return absl::NotFoundError(

@@ -211,7 +211,10 @@ class Libgit2Repository final : public Repository {
   absl::Status FinishFold(const FoldResult& fold, int writes, int64_t run_ms);
   static constexpr int kPacksBeforeRepack = 32;
   static constexpr absl::Duration kRepackTimeout = absl::Minutes(10);
+  // Packs added to the mirror since the last fold: one per write of Ferry's (FlushObjects)
+  // and one per fetch that received objects (CountFetchedPack, given how many it received).
   int packs_written_ = 0;
+  void CountFetchedPack(unsigned int received_objects);
   // The next fold keeps every object: the last one of what the refs reach was set aside,
   // failed or is not finished yet.
   bool keep_unreachable_ = false;

@@ -368,7 +368,11 @@ HeadInfo Writer::WaitForHeadChange(const std::string& known, absl::Duration time
 
 absl::StatusOr<HeadInfo> Writer::Refresh() {
   absl::MutexLock lock(&repo_mu_);
-  return RefreshLocked();
+  absl::StatusOr<HeadInfo> head = RefreshLocked();
+  // Fetched packs count towards a fold as written ones do (a read-only git-writer only
+  // fetches).
+  StartMaintenanceIfDue();
+  return head;
 }
 
 absl::StatusOr<HeadInfo> Writer::ServedHead(absl::Time deadline,

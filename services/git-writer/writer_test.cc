@@ -1613,6 +1613,40 @@ TEST_F(WriterTest, AWriterThatGoesCancelsTheFoldItRuns) {
   EXPECT_EQ(rc, 0) << fsck;
 }
 
+// A git-writer that only fetches (read-only here; the same for an upstream others write
+// to) folds the packs its fetches bring, as it does those of its own writes; a fetch that
+// brings nothing counts for nothing.
+TEST_F(WriterTest, PacksThatFetchesBringAreFoldedToo) {
+  WriterOptions options;
+  options.readonly = true;
+  OpenWriter(options);
+  const std::string mirror = upstream_->dir() + "/mirror.git";
+  auto folds = std::make_shared<std::atomic<int>>(0);  // shared with the fold's thread
+  hooked_->after_maintenance_run = [folds] { ++*folds; };
+  for (int i = 0; i < 32; ++i) {
+    FERRY_ASSERT_OK(upstream_->CommitWithCli(
+        {{"apps/web.yaml", Deployment("web", absl::StrCat("nginx:2.", i))}}, "someone else"));
+    absl::StatusOr<HeadInfo> head = writer_->Refresh();
+    FERRY_ASSERT_OK(head) << i;
+    ASSERT_EQ(head->revision, upstream_->Head()) << i;
+  }
+  writer_->WaitForMaintenance();
+  EXPECT_GE(folds->load(), 1);
+  EXPECT_LE(PackFiles(mirror).size(), 2u) << "the fetched packs were not folded";
+  *folds = 0;
+  for (int i = 0; i < 40; ++i) FERRY_ASSERT_OK(writer_->Refresh());
+  writer_->WaitForMaintenance();
+  EXPECT_EQ(folds->load(), 0) << "fetches that brought nothing counted";
+  int rc = -1;
+  const std::string fsck =
+      testing::RunCommand("git --git-dir=" + mirror + " fsck --no-dangling 2>&1", &rc);
+  EXPECT_EQ(rc, 0) << fsck;
+  auto files = writer_->ReadManifests("", {"apps/web.yaml"});
+  FERRY_ASSERT_OK(files);
+  ASSERT_EQ(files->size(), 1u);
+  EXPECT_EQ((*files)[0].content, Deployment("web", "nginx:2.31"));
+}
+
 // A ref naming an object that is not on disk (as while a write moved the ref and has not
 // written its objects yet) turns a fold of what the refs reach into one of every object,
 // which is put in place whatever was written meanwhile.
