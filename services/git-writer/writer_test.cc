@@ -513,6 +513,14 @@ std::set<std::string> PackFiles(const std::string& git_dir) {
   return packs;
 }
 
+// `git fsck` finds every object the refs of the bare repo `git_dir` need.
+void ExpectFsckClean(const std::string& git_dir) {
+  int rc = -1;
+  const std::string fsck =
+      testing::RunCommand("git --git-dir=" + git_dir + " fsck --no-dangling 2>&1", &rc);
+  EXPECT_EQ(rc, 0) << fsck;
+}
+
 // The packs of `git_dir` that are not in `before`.
 std::set<std::string> PacksSince(const std::string& git_dir, const std::set<std::string>& before) {
   std::set<std::string> added;
@@ -1362,10 +1370,7 @@ TEST_F(WriterTest, AReleaseIsNotHeldOffByAFoldOfEveryPack) {
   EXPECT_EQ(runs.load(), 2) << "the fold set aside was not followed by one keeping every object";
   const std::string mirror = upstream_->dir() + "/mirror.git";
   EXPECT_LE(PackFiles(mirror).size(), 2u);
-  int rc = -1;
-  const std::string fsck =
-      testing::RunCommand("git --git-dir=" + mirror + " fsck --no-dangling 2>&1", &rc);
-  EXPECT_EQ(rc, 0) << fsck;
+  ExpectFsckClean(mirror);
   auto files = writer_->ReadManifests("", {"apps/web.yaml"});
   FERRY_ASSERT_OK(files);
   ASSERT_EQ(files->size(), 1u);
@@ -1399,10 +1404,7 @@ void ExpectFoldPutInPlaceBesideAWrite(Libgit2Repository& repo, const std::string
   FERRY_ASSERT_OK(fold->Finish());
   EXPECT_EQ(PackFiles(mirror).size(), 2u);
   EXPECT_EQ(repo.DueMaintenance(), nullptr);
-  int rc = -1;
-  const std::string fsck =
-      testing::RunCommand("git --git-dir=" + mirror + " fsck --no-dangling 2>&1", &rc);
-  EXPECT_EQ(rc, 0) << fsck;
+  ExpectFsckClean(mirror);
 }
 
 // A fold that merges every pack keeps what the refs reach, and runs beside the writes like
@@ -1494,9 +1496,7 @@ TEST_F(WriterTest, AFoldOfWhatTheRefsReachKeepsTagsOfTagsAndRefsToBlobsAndTrees)
     testing::RunCommand("git --git-dir=" + mirror + " cat-file -e " + id, &rc);
     EXPECT_EQ(rc, 0) << "the fold dropped " << id;
   }
-  const std::string fsck =
-      testing::RunCommand("git --git-dir=" + mirror + " fsck --no-dangling 2>&1", &rc);
-  EXPECT_EQ(rc, 0) << fsck;
+  ExpectFsckClean(mirror);
 }
 
 // A ref that moves while a fold of what the refs reach runs, even with no pack written (a
@@ -1536,9 +1536,7 @@ TEST_F(WriterTest, AFoldOfWhatTheRefsReachDropsWhatNoRefReaches) {
   int rc = -1;
   testing::RunCommand("git --git-dir=" + mirror + " cat-file -e " + blob + " 2>/dev/null", &rc);
   EXPECT_NE(rc, 0) << "the unreachable object was kept";
-  const std::string fsck =
-      testing::RunCommand("git --git-dir=" + mirror + " fsck --no-dangling 2>&1", &rc);
-  EXPECT_EQ(rc, 0) << fsck;
+  ExpectFsckClean(mirror);
   EXPECT_EQ(repo_->DueMaintenance(), nullptr);
 }
 
@@ -1607,10 +1605,7 @@ TEST_F(WriterTest, AWriterThatGoesCancelsTheFoldItRuns) {
   EXPECT_EQ(::kill(pid, 0), -1) << "the repack child still runs";
   // The mirror is whole.
   FERRY_EXPECT_OK((*repo)->Fetch());
-  int rc = -1;
-  const std::string fsck =
-      testing::RunCommand("git --git-dir=" + o.mirror_dir + " fsck --no-dangling 2>&1", &rc);
-  EXPECT_EQ(rc, 0) << fsck;
+  ExpectFsckClean(o.mirror_dir);
 }
 
 // A git-writer that only fetches (read-only here; the same for an upstream others write
@@ -1637,10 +1632,7 @@ TEST_F(WriterTest, PacksThatFetchesBringAreFoldedToo) {
   for (int i = 0; i < 40; ++i) FERRY_ASSERT_OK(writer_->Refresh());
   writer_->WaitForMaintenance();
   EXPECT_EQ(folds->load(), 0) << "fetches that brought nothing counted";
-  int rc = -1;
-  const std::string fsck =
-      testing::RunCommand("git --git-dir=" + mirror + " fsck --no-dangling 2>&1", &rc);
-  EXPECT_EQ(rc, 0) << fsck;
+  ExpectFsckClean(mirror);
   auto files = writer_->ReadManifests("", {"apps/web.yaml"});
   FERRY_ASSERT_OK(files);
   ASSERT_EQ(files->size(), 1u);
