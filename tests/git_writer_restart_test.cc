@@ -66,7 +66,7 @@ void ExpectAReleaseWorks(GitWriterProcess& git, const std::string& image) {
   EXPECT_EQ(status, 0);
 }
 
-TEST(GitWriterRestartTest, StaleLockFilesAreRemovedAtStartAndAReleaseThenCommits) {
+TEST(GitWriterRestartTest, StaleLockAndTemporaryPackFilesAreRemovedAtStartAndAReleaseThenCommits) {
   GitWriterProcess git;
   ReleaseOnceAndKill(git);
   if (HasFatalFailure()) return;
@@ -79,11 +79,16 @@ TEST(GitWriterRestartTest, StaleLockFilesAreRemovedAtStartAndAReleaseThenCommits
     std::ofstream(mirror + "/" + lock) << "left by a killed process\n";
   }
   ASSERT_EQ(LockFiles(mirror).size(), planted.size());
+  // What a repack child killed with its git-writer leaves: libgit2's temporary pack.
+  const std::string temporary_pack = mirror + "/objects/pack/pack_git2_a1B2c3";
+  std::ofstream(temporary_pack) << std::string(4096, 'P');
 
   ASSERT_TRUE(git.Start());
   ExpectAReleaseWorks(git, "nginx:1.27");
   EXPECT_TRUE(LockFiles(mirror).empty());
-  EXPECT_TRUE(absl::StrContains(git.Output(), "removed stale lock files")) << git.Output();
+  EXPECT_FALSE(fs::exists(temporary_pack));
+  EXPECT_TRUE(absl::StrContains(git.Output(), "removed stale lock and temporary pack files"))
+      << git.Output();
 }
 
 // A lock that appears while git-writer runs is not stale, and is not removed: the release

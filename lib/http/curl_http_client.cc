@@ -201,8 +201,11 @@ absl::StatusOr<Response> CurlHttpClient::Send(const Request& request) {
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, WriteHeader);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response.headers);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
-                   static_cast<long>(absl::ToInt64Milliseconds(request.timeout)));
+  // Rounded up, and at least 1 ms: 0 is "no timeout" to curl.
+  curl_easy_setopt(
+      curl, CURLOPT_TIMEOUT_MS,
+      static_cast<long>(std::max<int64_t>(
+          1, absl::ToInt64Milliseconds(absl::Ceil(request.timeout, absl::Milliseconds(1))))));
   const int64_t idle_seconds = IdleSeconds(request);
   if (idle_seconds > 0) {
     // Below 1 byte/s for that long, as curl measures it (over its last few seconds, sampled

@@ -114,6 +114,23 @@ TEST(CurlHttpClientTest, CancellingAbortsAStalledTransferAndRefusesNewOnes) {
   EXPECT_EQ(listener.Accepted(), 0);  // no new connection once cancelled
 }
 
+// A timeout under a millisecond is a timeout, not "none" (curl's 0): a peer that never
+// answers fails the request at once, not at the idle timeout.
+TEST(CurlHttpClientTest, ATimeoutUnderAMillisecondStillEndsTheRequest) {
+  CountingListener listener;  // never answers
+  CurlOptions options;
+  options.insecure_hosts = {absl::StrCat("127.0.0.1:", listener.port())};
+  CurlHttpClient client(options);
+  Request request;
+  request.url = absl::StrCat("http://127.0.0.1:", listener.port(), "/v2/");
+  request.timeout = absl::Microseconds(300);
+  request.idle_timeout = absl::Seconds(30);
+  const absl::Time start = absl::Now();
+  EXPECT_THAT(client.Send(request),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("timed out")));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(20)) << "ended by the idle timeout";
+}
+
 TEST(CurlHttpClientTest, AllowedAddressesConnect) {
   CountingListener listener;
   CurlOptions options;

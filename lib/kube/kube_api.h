@@ -45,7 +45,8 @@ class KubeApi {
 
   // Get and ListMetadata given up after `timeout` (DeadlineExceeded or Unavailable), for
   // reads that must be over by a deadline (a Lease's renewal, a page of a list). The default
-  // ignores `timeout`, as ApplyWithin's does.
+  // ignores `timeout`, as ApplyWithin's does: a decorator around a client that talks to a
+  // server forwards these too (FencedKubeApi), or the timeout is lost.
   virtual absl::StatusOr<nlohmann::json> GetWithin(const std::string& path, const std::string& verb,
                                                    absl::Duration timeout) {
     (void)timeout;

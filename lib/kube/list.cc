@@ -24,19 +24,27 @@ absl::Status ForEachListItem(KubeApi& client, const std::string& path, const Lis
     // The token is opaque: encoded, it is one query value whatever it holds.
     const std::string page_path =
         next.empty() ? first : absl::StrCat(first, "&continue=", http::UrlEncode(next));
+    auto past_deadline = [&] {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "GET ", path, ": the list did not end by its deadline (", pages - 1, " pages read)"));
+    };
     absl::Duration timeout = options.page_timeout;
     if (options.deadline != absl::InfiniteFuture()) {
       const absl::Duration left = options.deadline - absl::Now();
-      if (left <= absl::ZeroDuration()) {
-        return absl::DeadlineExceededError(absl::StrCat(
-            "GET ", path, ": the list did not end by its deadline (", pages - 1, " pages read)"));
-      }
+      // Less than a millisecond is no time for a request (and no timeout at all to some
+      // clients).
+      if (left < absl::Milliseconds(1)) return past_deadline();
       timeout = std::min(timeout, left);
     }
     absl::StatusOr<nlohmann::json> page = options.metadata_only
                                               ? client.ListMetadataWithin(page_path, timeout)
                                               : client.GetWithin(page_path, "list", timeout);
-    if (!page.ok()) return page.status();
+    if (!page.ok()) {
+      if (options.deadline != absl::InfiniteFuture() && absl::Now() >= options.deadline) {
+        return past_deadline();
+      }
+      return page.status();
+    }
     if (auto items = page->find("items"); items != page->end() && items->is_array()) {
       for (const nlohmann::json& item : *items) {
         if (!fn(item)) return absl::OkStatus();

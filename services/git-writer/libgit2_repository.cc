@@ -682,8 +682,10 @@ Libgit2Repository::~Libgit2Repository() {
 }
 
 // A process killed in the middle of a ref or config update leaves "*.lock" files that
-// would block every later update. The mirror has one writer (this process), so at start
-// any lock file is stale.
+// would block every later update; one killed while it wrote a pack (a repack child stopped
+// with git-writer, a fetch cut off) leaves libgit2's temporary "objects/pack/pack_git2_*",
+// as large as that pack. The mirror has one writer (this process, and the repack child it
+// starts), so at start any such file is stale.
 static int RemoveStaleLocks(const std::string& mirror_dir) {
   std::error_code ec;
   int removed = 0;
@@ -691,7 +693,10 @@ static int RemoveStaleLocks(const std::string& mirror_dir) {
   for (auto it = fs::recursive_directory_iterator(mirror_dir, ec);
        it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
-    if (it->is_regular_file(ec) && absl::EndsWith(it->path().filename().string(), ".lock")) {
+    const std::string name = it->path().filename().string();
+    const bool temporary_pack =
+        it->path().parent_path().filename() == "pack" && absl::StartsWith(name, "pack_git2_");
+    if (it->is_regular_file(ec) && (absl::EndsWith(name, ".lock") || temporary_pack)) {
       fs::remove(it->path(), ec);
       ++removed;
     }
@@ -718,7 +723,7 @@ absl::StatusOr<std::unique_ptr<Libgit2Repository>> Libgit2Repository::Open(
   git_libgit2_opts(GIT_OPT_SET_MWINDOW_MAPPED_LIMIT, static_cast<size_t>(128 * limits::kMiB));
   git_libgit2_opts(GIT_OPT_SET_MWINDOW_FILE_LIMIT, static_cast<size_t>(128));
   if (int removed = RemoveStaleLocks(options.mirror_dir); removed > 0) {
-    log::Warn("removed stale lock files from the mirror", {{"count", removed}});
+    log::Warn("removed stale lock and temporary pack files from the mirror", {{"count", removed}});
   }
   int rc = git_repository_open_bare(&repo, options.mirror_dir.c_str());
   if (rc != 0 && fs::exists(options.mirror_dir)) {

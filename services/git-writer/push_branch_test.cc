@@ -255,6 +255,8 @@ TEST_F(PushBranchTest, AReleaseLandsOnThePushBranchAndMainStays) {
   EXPECT_EQ(RevParse(kBranch), second->revision);
   EXPECT_EQ(RevParse(absl::StrCat(kBranch, "^")), out->revision);
   EXPECT_EQ(RevParse("main"), main_before);
+  EXPECT_EQ(MirrorRefsBesidesMain(),
+            absl::StrCat("refs/heads/", kBranch, "\nrefs/remotes/origin/", kBranch, "\n"));
   EXPECT_EQ(metrics_.push_branch_writes.Add({{"outcome", "created"}}).Value(), 1);
   EXPECT_EQ(metrics_.push_branch_writes.Add({{"outcome", "fast_forward"}}).Value(), 1);
   EXPECT_THAT(upstream_->Show(kBranch, "apps/web.yaml"), HasSubstr("image: nginx:1.26"));
@@ -383,7 +385,6 @@ TEST_F(PushBranchTest, SomeoneElsesCommitIsNeverOverwrittenWithoutForce) {
   EXPECT_THAT(refused.status().message(), HasSubstr("--git_push_branch_force"));
   EXPECT_EQ(RevParse(kBranch), foreign);
   EXPECT_EQ(metrics_.push_branch_writes.Add({{"outcome", "refused"}}).Value(), 1);
-  EXPECT_EQ(MirrorRefsBesidesMain(), "");  // nor after a refused write
 
   OpenWriter(/*force=*/true);
   absl::StatusOr<ApplyOutcome> forced =
@@ -512,7 +513,8 @@ TEST_F(PushBranchTest, AJobFieldMakesOneBranchPerJob) {
   EXPECT_THAT(upstream_->Show("ferry/release-job-2", "apps/web.yaml"),
               HasSubstr("image: nginx:1.25"));
   EXPECT_EQ(RevParse("main"), main_before);
-  // Upstream holds the branches; the mirror keeps no ref of either (one per job would pile up).
+  // Upstream holds the branches; the mirror keeps no ref of either (one per job would pile
+  // up), while a fixed push branch keeps its own (AReleaseLandsOnThePushBranchAndMainStays).
   EXPECT_EQ(MirrorRefsBesidesMain(), "");
 
   EXPECT_THAT(Release("apps:deployment/web", "nginx:1.27", "nginx:1.25", ""),

@@ -221,8 +221,8 @@ class Repository {
 
   // Drops the mirror's refs for `branch`: the push source PushTo made (refs/heads/) and the
   // copy of upstream's (refs/remotes/origin/, FetchBranch's). Both are made again by the
-  // next FetchBranch and PushTo, so a write to a push branch drops them when it is done and
-  // one branch per job does not pile up refs in the mirror. Never the source branch; a ref
+  // next FetchBranch and PushTo, so a write to a branch per job drops them when it is done
+  // and such branches do not pile up refs in the mirror. Never the source branch; a ref
   // that cannot be deleted stays (harmless: the next write replaces it).
   virtual void ForgetBranch(const std::string& branch);
 };

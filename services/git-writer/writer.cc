@@ -797,9 +797,10 @@ absl::StatusOr<ApplyOutcome> Writer::Apply(const ApplyRequest& request) {
   metrics_.queue_wait_seconds.Observe(Since(queued));
   absl::MutexLock lock(&repo_mu_);
   absl::StatusOr<ApplyOutcome> out = ApplyLocked(request);
-  // Whatever the outcome, the mirror keeps no refs of a push branch (one per job would pile
-  // up): upstream holds it, and the next write to it fetches it again.
-  if (!options_.push_branch.empty()) {
+  // Whatever the outcome, the mirror keeps no refs of a branch per job (they would pile up):
+  // upstream holds it. A fixed push branch keeps its two, so that the next write to it need
+  // not download Ferry's pending commits again.
+  if (absl::StrContains(options_.push_branch, kJobField)) {
     if (absl::StatusOr<std::string> branch = PushBranchOf(request); branch.ok()) {
       repo_.ForgetBranch(*branch);
     }
@@ -1642,7 +1643,8 @@ void Writer::StartMaintenanceIfDue() {
   std::unique_ptr<Maintenance> due = repo_.DueMaintenance();
   if (due == nullptr) return;
   maintaining_ = true;
-  running_maintenance_ = due.get();
+  // Set once the thread holds it; the thread clears it under repo_mu_, held here.
+  Maintenance* const running = due.get();
   // The last one has ended (maintaining_ was false): its thread only remains to be joined.
   if (maintenance_.joinable()) maintenance_.join();
   maintenance_ = std::thread([this, work = std::move(due)]() mutable {
@@ -1665,6 +1667,7 @@ void Writer::StartMaintenanceIfDue() {
       if (work == nullptr) maintaining_ = false;
     }
   });
+  running_maintenance_ = running;
 }
 
 void Writer::WaitForMaintenance() {

@@ -251,7 +251,8 @@ class Writer {
   ~Writer();
 
   // Fetches upstream now. On failure the last known head stays and the error is recorded
-  // (Unavailable etc. returned).
+  // (Unavailable etc. returned). Starts the housekeeping a fetch made due (fetched packs
+  // count towards a fold), as a write does.
   absl::StatusOr<HeadInfo> Refresh();
 
   // The last known head (no network).
