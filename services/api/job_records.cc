@@ -92,8 +92,13 @@ JobRecordMetrics::JobRecordMetrics(prometheus::Registry& registry)
                   .Register(registry)) {}
 
 ConfigMapJobRecords::ConfigMapJobRecords(kube::KubeClient& client, std::string ns,
-                                         std::string replica, JobRecordMetrics& metrics)
-    : client_(client), ns_(std::move(ns)), replica_(std::move(replica)), metrics_(metrics) {}
+                                         std::string replica, JobRecordMetrics& metrics,
+                                         absl::Duration list_timeout)
+    : client_(client),
+      ns_(std::move(ns)),
+      replica_(std::move(replica)),
+      metrics_(metrics),
+      list_timeout_(list_timeout) {}
 
 std::string ConfigMapJobRecords::Path(const std::string& id) const {
   return absl::StrCat("/api/v1/namespaces/", ns_, "/configmaps/", JobRecordName(id));
@@ -164,7 +169,7 @@ absl::StatusOr<std::vector<JobRecordSummary>> ConfigMapJobRecords::ListSummaries
       {.metadata_only = true,
        .page_size = static_cast<int>(kJobRecordPage),
        .page_timeout = kJobRecordCallTimeout,
-       .deadline = absl::Now() + kJobRecordListTimeout},
+       .deadline = absl::Now() + list_timeout_},
       [&](const nlohmann::json& item) {
         const nlohmann::json& meta = kube::Field(item, "metadata");
         const nlohmann::json& annotations = kube::Field(meta, "annotations");

@@ -126,8 +126,10 @@ class JobRecordMetrics {
 // message, never a credential) and counted, and returned.
 class ConfigMapJobRecords final : public JobRecordStore {
  public:
+  // `list_timeout` bounds each ListSummaries as a whole (tests shorten or lengthen it).
   ConfigMapJobRecords(kube::KubeClient& client, std::string ns, std::string replica,
-                      JobRecordMetrics& metrics);
+                      JobRecordMetrics& metrics,
+                      absl::Duration list_timeout = kJobRecordListTimeout);
 
   absl::Status Put(const ferry::v1::Job& job) override;
   absl::Status Delete(const std::string& id) override;
@@ -144,6 +146,7 @@ class ConfigMapJobRecords final : public JobRecordStore {
   const std::string ns_;
   const std::string replica_;
   JobRecordMetrics& metrics_;
+  const absl::Duration list_timeout_;
 };
 
 // Writes the changes of a JobStore (as its JobListener) to `records` from a thread of its

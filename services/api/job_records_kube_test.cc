@@ -65,7 +65,7 @@ struct Listed {
   double list_errors = 0;
 };
 
-Listed List(const ListServer::Page& page) {
+Listed List(const ListServer::Page& page, absl::Duration list_timeout = absl::Hours(1)) {
   ListServer server(page);
   kube::ClusterAccess access;
   access.server = "http://" + server.host();
@@ -73,7 +73,7 @@ Listed List(const ListServer::Page& page) {
   prometheus::Registry registry;
   kube::KubeClient client(access, registry);
   JobRecordMetrics metrics(registry);
-  ConfigMapJobRecords records(client, "ferry", "api-0", metrics);
+  ConfigMapJobRecords records(client, "ferry", "api-0", metrics, list_timeout);
   Listed out;
   out.summaries = records.ListSummaries();
   out.queries = server.queries();
@@ -132,6 +132,19 @@ TEST(ConfigMapJobRecordsTest, AListThatNeverEndsStopsAtThePageLimit) {
   EXPECT_THAT(listed.summaries, StatusIs(absl::StatusCode::kResourceExhausted,
                                          HasSubstr("list over the limit of 10000 pages")));
   EXPECT_EQ(listed.queries.size(), limits::kKubeListPages.default_value);
+  EXPECT_EQ(listed.list_errors, 1);
+}
+
+// The listing as a whole ends at its timeout, long before the page limit.
+TEST(ConfigMapJobRecordsTest, AListThatNeverEndsStopsAtTheListingTimeout) {
+  Listed listed = List(
+      [](int, const std::string&) -> std::string {
+        return R"({"items":[],"metadata":{"continue":"again"}})";
+      },
+      absl::Milliseconds(100));
+  EXPECT_THAT(listed.summaries, StatusIs(absl::StatusCode::kDeadlineExceeded));
+  EXPECT_GT(listed.queries.size(), 0u);
+  EXPECT_LT(listed.queries.size(), limits::kKubeListPages.default_value);
   EXPECT_EQ(listed.list_errors, 1);
 }
 

@@ -15,14 +15,18 @@ absl::Status LoopbackHttpServer::Start(int port) {
     port_ = 0;
     return absl::UnavailableError(absl::StrCat("cannot bind 127.0.0.1:", port));
   }
-  thread_ = std::thread([this] { server_.listen_after_bind(); });
+  thread_ = std::thread([this] {
+    server_.listen_after_bind();
+    loop_ended_ = true;
+  });
   return absl::OkStatus();
 }
 
 LoopbackHttpServer::~LoopbackHttpServer() {
   if (!thread_.joinable()) return;
-  // stop() before the loop runs would not end it: wait for it to run (5 s at most).
-  for (int i = 0; i < 5000 && !server_.is_running(); ++i) {
+  // stop() before the loop runs would not end it: wait for it to run (5 s at most), unless it
+  // has already ended (it failed).
+  for (int i = 0; i < 5000 && !server_.is_running() && !loop_ended_; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   server_.stop();

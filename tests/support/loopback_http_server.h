@@ -5,6 +5,7 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <string>
 #include <thread>
 
@@ -34,6 +35,7 @@ class LoopbackHttpServer {
  private:
   httplib::Server server_;
   int port_ = 0;
+  std::atomic<bool> loop_ended_{false};  // the serving loop has returned
   std::thread thread_;
 };
 
