@@ -24,9 +24,9 @@ absl::Status LoopbackHttpServer::Start(int port) {
 
 LoopbackHttpServer::~LoopbackHttpServer() {
   if (!thread_.joinable()) return;
-  // stop() before the loop runs would not end it: wait for it to run (5 s at most), unless it
-  // has already ended (it failed).
-  for (int i = 0; i < 5000 && !server_.is_running() && !loop_ended_; ++i) {
+  // stop() before the loop runs would not end it: wait until it runs, or has ended (it
+  // failed). One of the two comes: the thread only runs the loop.
+  while (!server_.is_running() && !loop_ended_) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   server_.stop();
