@@ -12,10 +12,11 @@ for the ways a client could write it, side by side in one run against the tests'
   merge-patch   a strategic merge patch of the image alone (not server-side apply)
 
 For each: the API server's CPU while the writes run, then the CPU of the API server, the
-controller manager and etcd until every Deployment's status has caught up with the write
-(observedGeneration; the new ReplicaSet is made by then), all per Deployment, with the CPU
-the three spend when nobody writes (measured first, over 5 s) subtracted, and the ratios to
-ssa-json. Writes run one at a time on one keep-alive connection; the CPU figures do not
+controller manager and etcd from the first write until every Deployment's status has caught
+up with it (observedGeneration; the new ReplicaSet is made by then) and their CPU rate is
+back near idle, all per Deployment, with the CPU the three spend when nobody writes
+(measured first, over 10 s, once the cluster is quiet) subtracted, and the ratios to
+ssa-json. The order of the variants turns each round. Writes run one at a time on one keep-alive connection; the CPU figures do not
 depend on that, the wall times do.
 
 Usage: python3 bench/kube_write_cost.py [--deployments N] [--rounds R]
@@ -46,21 +47,19 @@ def process_cpu_ms(pid):
     return (int(fields[11]) + int(fields[12])) * 1000.0 / os.sysconf("SC_CLK_TCK")
 
 
-def pid_of(name, cluster_dir):
-    """The pid of the process called `name` (as /proc shows it, at most 15 characters) that
-    runs in `cluster_dir`: cluster.sh starts its processes there."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/comm") as f:
-                comm = f.read().strip()
-            cwd = os.readlink(f"/proc/{entry}/cwd")
-        except OSError:
-            continue
-        if comm == name and os.path.realpath(cwd) == os.path.realpath(cluster_dir):
-            return int(entry)
-    raise SystemExit(f"no {name} process of the cluster in {cluster_dir}")
+def cluster_pids(cluster_dir):
+    """The pids that cluster.sh writes to DIR/pids once the API is ready ("name pid" lines)."""
+    names = {"etcd": "etcd", "kube-apiserver": "apiserver",
+             "kube-controller-manager": "controller-manager"}
+    pids = {}
+    with open(os.path.join(cluster_dir, "pids")) as f:
+        for line in f:
+            name, _, pid = line.strip().partition(" ")
+            if name in names and pid.isdigit():
+                pids[names[name]] = int(pid)
+    if len(pids) != len(names):
+        raise SystemExit(f"{cluster_dir}/pids does not name the cluster's three processes")
+    return pids
 
 
 class Api:
@@ -135,20 +134,35 @@ def wait_settled(api, n, deadline_s=120):
             if len(items) == n and all(settled(json.dumps(d)) for d in items):
                 return
         time.sleep(0.25)
-    raise SystemExit("the controller manager did not catch up within 120 s")
+    raise SystemExit(f"the controller manager did not catch up within {deadline_s} s")
 
 
 def cluster_cpu_ms(pids):
     return {k: process_cpu_ms(p) for k, p in pids.items()}
 
 
-def idle_rate(pids, seconds=5.0):
-    """The cluster's CPU per second of wall time when nobody writes (leases, controllers'
-    resyncs): subtracted from what the writes cost."""
+def cpu_rate(pids, seconds):
+    """The cluster's CPU per second of wall time over the next `seconds`, per process."""
     cpu0, start = cluster_cpu_ms(pids), time.monotonic()
     time.sleep(seconds)
     cpu1, elapsed = cluster_cpu_ms(pids), time.monotonic() - start
     return {k: (cpu1[k] - cpu0[k]) / elapsed for k in pids}
+
+
+def wait_quiet(pids, idle=None, limit_s=60):
+    """Waits until the cluster's CPU rate over 1 s is back near `idle` (at most 1.5 times it,
+    plus 5 ms/s), or, without `idle`, until two such seconds in a row differ by under 20%:
+    the controller manager's reaction to a write goes on after the statuses have caught up."""
+    end = time.monotonic() + limit_s
+    last = None
+    while time.monotonic() < end:
+        rate = sum(cpu_rate(pids, 1.0).values())
+        if idle is not None and rate <= 1.5 * sum(idle.values()) + 5:
+            return
+        if idle is None and last is not None and abs(rate - last) <= 0.2 * max(last, 1):
+            return
+        last = rate
+    # Never quiet within the limit: measured as it is (the figures then include more).
 
 
 def measure(api, pids, idle, variant, n, tag):
@@ -158,10 +172,15 @@ def measure(api, pids, idle, variant, n, tag):
     wall = time.monotonic() - start
     during = process_cpu_ms(pids["apiserver"]) - cpu0["apiserver"] - idle["apiserver"] * wall
     wait_settled(api, n)
+    wait_quiet(pids, idle)
     elapsed, cpu1 = time.monotonic() - start, cluster_cpu_ms(pids)
     out = {k: (cpu1[k] - cpu0[k] - idle[k] * elapsed) / n for k in pids}
     out.update(wall=1000 * wall / n, during=during / n, total=sum(out[k] for k in pids))
     return out
+
+
+def ratio(value, base):
+    return f"{value / base:.2f}x" if base > 0 else "n/a"
 
 
 def main():
@@ -189,51 +208,61 @@ def main():
         else:
             raise SystemExit(f"the cluster was not ready in 10 min; see {workdir}/log")
         api = Api(cluster_dir)
-        pids = {"apiserver": pid_of("kube-apiserver", cluster_dir),
-                "controller-manager": pid_of("kube-controller", cluster_dir),
-                "etcd": pid_of("etcd", cluster_dir)}
+        pids = cluster_pids(cluster_dir)
         n = args.deployments
         for i in range(n):
             write(api, "ssa-json", i, "v0")
         wait_settled(api, n)
-        idle = idle_rate(pids)
+        wait_quiet(pids)
+        idle = cpu_rate(pids, 10.0)
 
-        # ssa-no-change comes right after ssa-json and applies the same object again.
+        # ssa-no-change comes right after ssa-json and applies the same object again. The
+        # order turns each round, so that no variant always follows the same one.
         variants = ["ssa-json", "ssa-no-change", "ssa-meta", "merge-patch"]
+        blocks = [["ssa-json", "ssa-no-change"], ["ssa-meta"], ["merge-patch"]]
         results = {v: [] for v in variants}
         tag = 0
-        for _ in range(args.rounds):
-            for variant in variants:  # interleaved, so that a slow moment hits every variant
+        for r in range(args.rounds):
+            for variant in sum(blocks[r % 3:] + blocks[:r % 3], []):
                 if variant != "ssa-no-change":
                     tag += 1
                 results[variant].append(measure(api, pids, idle, variant, n, f"v{tag}"))
+        idle_after = cpu_rate(pids, 10.0)
 
         columns = ("wall", "during", "apiserver", "controller-manager", "etcd", "total")
         base = {k: statistics.median(r[k] for r in results["ssa-json"]) for k in columns}
         print(f"{n} Deployments (replicas 0), {args.rounds} rounds, medians per Deployment; "
               f"CPU of the API server alone while writing, then of the API server, controller "
-              f"manager and etcd until the controller has caught up; their idle CPU "
-              f"({sum(idle.values()):.1f} ms/s) subtracted\n")
-        print("| write | wall ms | API server CPU ms while writing | until caught up: API server"
+              f"manager and etcd from the first write until the cluster is quiet again; their idle CPU "
+              f"({sum(idle.values()):.1f} ms/s; {sum(idle_after.values()):.1f} after the "
+              f"rounds) subtracted; medians taken per column\n")
+        print("| write | wall ms | API server CPU ms while writing | until quiet: API server"
               " / controller manager / etcd CPU ms | cluster CPU ms |")
         print("|---|---|---|---|---|")
         for variant in variants:
             med = {k: statistics.median(r[k] for r in results[variant]) for k in base}
             print(f"| {variant} | {med['wall']:.2f} | {med['during']:.2f} "
-                  f"({med['during'] / base['during']:.2f}x) | "
+                  f"({ratio(med['during'], base['during'])}) | "
                   f"{med['apiserver']:.2f} / {med['controller-manager']:.2f} / {med['etcd']:.2f} | "
-                  f"{med['total']:.2f} ({med['total'] / base['total']:.2f}x) |")
+                  f"{med['total']:.2f} ({ratio(med['total'], base['total'])}) |")
         succeeded = True
     finally:
-        os.killpg(cluster.pid, signal.SIGTERM)
+        try:
+            os.killpg(cluster.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass  # cluster.sh has already stopped what it started
         try:
             cluster.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(cluster.pid, signal.SIGKILL)
+            try:
+                os.killpg(cluster.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             cluster.wait()
         if succeeded:
             shutil.rmtree(workdir, ignore_errors=True)
-
+        else:
+            print(f"kube_write_cost: the cluster's logs are in {workdir}", file=sys.stderr)
 
 if __name__ == "__main__":
     sys.exit(main())
