@@ -117,9 +117,9 @@ def write(api, variant, i, tag):
                     json.dumps(deployment(i, tag)), "application/apply-patch+yaml", accept)
 
 
-def settled(deployment_json):
-    d = json.loads(deployment_json)
-    return d.get("status", {}).get("observedGeneration") == d["metadata"]["generation"]
+def settled(deployment):
+    return deployment.get("status", {}).get("observedGeneration") == \
+        deployment["metadata"]["generation"]
 
 
 def wait_settled(api, n, deadline_s=120):
@@ -128,10 +128,10 @@ def wait_settled(api, n, deadline_s=120):
     once."""
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
-        if settled(api.call("GET", path_of(n - 1))):
+        if settled(json.loads(api.call("GET", path_of(n - 1)))):
             items = json.loads(api.call("GET", f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
                                         "?labelSelector=team%3Dbench"))["items"]
-            if len(items) == n and all(settled(json.dumps(d)) for d in items):
+            if len(items) == n and all(settled(d) for d in items):
                 return
         time.sleep(0.25)
     raise SystemExit(f"the controller manager did not catch up within {deadline_s} s")
